@@ -1,0 +1,202 @@
+/*
+ * Buffers, file I/O and encodings shared by the components. Files are
+ * written atomically (temporary + rename) so a crash never leaves half a key
+ * or half a patch behind.
+ */
+#include "common/hp_util.h"
+#include "common/hp_err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int hp_buf_reserve(struct hp_buf *b, size_t extra)
+{
+	size_t need = b->len + extra;
+	size_t cap = b->cap ? b->cap : 256;
+	uint8_t *p = NULL;
+
+	if (need < b->len)
+		return -ENOMEM;
+	if (need <= b->cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int hp_buf_append(struct hp_buf *b, const void *p, size_t n)
+{
+	int rc = hp_buf_reserve(b, n);
+
+	if (rc)
+		return rc;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+int hp_buf_align(struct hp_buf *b, size_t align)
+{
+	size_t pad = HP_ALIGN_UP(b->len, align) - b->len;
+	int rc = hp_buf_reserve(b, pad);
+
+	if (rc || !pad)
+		return rc;
+	memset(b->data + b->len, 0, pad);
+	b->len += pad;
+	return 0;
+}
+
+void hp_buf_release(struct hp_buf *b)
+{
+	free(b->data);
+	*b = (struct hp_buf){0};
+}
+
+int hp_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	uint8_t *data = NULL;
+	struct stat st;
+	size_t done = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rc = -HP_E_TOOBIG;
+		goto out_close;
+	}
+	data = malloc((size_t)st.st_size + 1);
+	if (!data) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, data + done, (size_t)st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			free(data);
+			goto out_close;
+		}
+		done += (size_t)n;
+	}
+	data[done] = 0;
+	*out = data;
+	*len = done;
+out_close:
+	close(fd);
+	return rc;
+}
+
+int hp_write_file(const char *path, const void *p, size_t len,
+		  unsigned int mode, int excl)
+{
+	char *tmp = NULL;
+	size_t done = 0;
+	int fd, rc = 0;
+
+	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	if (fchmod(fd, mode) < 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, (const uint8_t *)p + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto out_unlink;
+		}
+		done += (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	close(fd);
+	fd = -1;
+	if (excl) {
+		/* link() fails with EEXIST instead of replacing the target. */
+		if (link(tmp, path) < 0)
+			rc = -errno;
+		unlink(tmp);
+		goto out_free;
+	}
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	goto out_free;
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+out_free:
+	free(tmp);
+	return rc;
+}
+
+void hp_hex(char *out, const uint8_t *p, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * len] = 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hp_unhex(uint8_t *out, size_t len, const char *hex)
+{
+	for (size_t i = 0; i < len; i++) {
+		int hi = hexval(hex[2 * i]);
+		int lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}

@@ -1,0 +1,87 @@
+/*
+ * Small helpers needed by more than one component: a growable byte buffer,
+ * whole-file reads and atomic writes, hex and little-endian encoding.
+ */
+#ifndef HP_UTIL_H
+#define HP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define HP_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+
+/* Growable buffer; zero-initialise, then hp_buf_release() when done. */
+struct hp_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Return: 0 or -ENOMEM. */
+int hp_buf_reserve(struct hp_buf *b, size_t extra)
+	__attribute__((warn_unused_result));
+int hp_buf_append(struct hp_buf *b, const void *p, size_t n)
+	__attribute__((warn_unused_result));
+/* Appends zero bytes up to a multiple of @align. */
+int hp_buf_align(struct hp_buf *b, size_t align)
+	__attribute__((warn_unused_result));
+void hp_buf_release(struct hp_buf *b);
+
+/*
+ * hp_read_file() - read a whole regular file of at most @max bytes.
+ * On success *@out is malloc'd (caller frees) and NUL-terminated past *@len.
+ * Return: 0, -errno, or -HP_E_TOOBIG.
+ */
+int hp_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
+	__attribute__((warn_unused_result));
+/*
+ * hp_write_file() - write @len bytes to @path through a temporary file and
+ * rename(), so readers never see a partial file. @mode applies to new files;
+ * with @excl an existing @path is an error (-EEXIST).
+ */
+int hp_write_file(const char *path, const void *p, size_t len,
+		  unsigned int mode, int excl)
+	__attribute__((warn_unused_result));
+
+/* Lowercase hex of @len bytes into @out (2*len+1 bytes). */
+void hp_hex(char *out, const uint8_t *p, size_t len);
+/* Parse exactly 2*@len hex digits. Return: 0 or -EINVAL. */
+int hp_unhex(uint8_t *out, size_t len, const char *hex);
+
+static inline void hp_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+}
+
+static inline void hp_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+
+static inline void hp_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = v >> (8 * i);
+}
+
+static inline uint16_t hp_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t hp_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t hp_get_le64(const uint8_t *p)
+{
+	return (uint64_t)hp_get_le32(p) | (uint64_t)hp_get_le32(p + 4) << 32;
+}
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * Unit tests for common/: error texts, JSON/text output, buffers, hex,
+ * atomic file writes and option parsing.
+ */
+#include "hp_test.h"
+
+#include "common/exit.h"
+#include "common/hp_cli.h"
+#include "common/hp_log.h"
+#include "common/hp_out.h"
+#include "common/hp_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void test_strerror(void **state)
+{
+	(void)state;
+	assert_string_equal(hp_strerror(0), "success");
+	assert_string_equal(hp_strerror(-ENOENT), strerror(ENOENT));
+	assert_string_equal(hp_strerror(-HP_E_BUSY),
+			    "function is in use by a thread");
+	assert_string_equal(hp_err_name(-HP_E_BUSY), "HP_E_BUSY");
+	assert_string_equal(hp_err_name(-HP_E_REMOVED), "HP_E_REMOVED");
+	for (int c = HP_E_BASE; c < HP_E_LAST_; c++)
+		assert_non_null(strstr(hp_err_name(-c), "HP_E_"));
+}
+
+static char *render(bool json)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	struct hp_out o;
+	static const uint8_t bytes[] = {0xde, 0xad};
+
+	hp_out_init(&o, fp, json);
+	hp_out_str(&o, "name", "a \"quoted\"\nline\\%d", 1);
+	hp_out_begin_array(&o, "items");
+	hp_out_begin_object(&o, NULL);
+	hp_out_u64(&o, "n", 42);
+	hp_out_bool(&o, "ok", true);
+	hp_out_end_object(&o);
+	hp_out_str(&o, NULL, "x");
+	hp_out_end_array(&o);
+	hp_out_hex(&o, "id", bytes, sizeof(bytes));
+	hp_out_i64(&o, "neg", -3);
+	hp_out_finish(&o);
+	fclose(fp);
+	return buf;
+}
+
+static void test_out_json(void **state)
+{
+	char *s = render(true);
+
+	(void)state;
+	assert_string_equal(
+		s, "{\"schema_version\":1,\"name\":\"a "
+		   "\\\"quoted\\\"\\nline\\\\1\","
+		   "\"items\":[{\"n\":42,\"ok\":true},\"x\"],\"id\":\"dead\","
+		   "\"neg\":-3}\n");
+	free(s);
+}
+
+static void test_out_text(void **state)
+{
+	char *s = render(false);
+
+	(void)state;
+	assert_non_null(
+		strstr(s, "items:\n  -\n    n: 42\n    ok: true\n  - x\n"));
+	assert_non_null(strstr(s, "id: dead\n"));
+	free(s);
+}
+
+static void test_buf(void **state)
+{
+	struct hp_buf b = {0};
+
+	(void)state;
+	assert_hp_ok(hp_buf_append(&b, "abc", 3));
+	assert_hp_ok(hp_buf_align(&b, 8));
+	assert_int_equal(b.len, 8);
+	assert_int_equal(b.data[5], 0);
+	for (int i = 0; i < 1000; i++)
+		assert_hp_ok(hp_buf_append(&b, "0123456789", 10));
+	assert_int_equal(b.len, 10008);
+	assert_memory_equal(b.data + 10000 - 2, "0123456789", 10);
+	hp_buf_release(&b);
+	assert_null(b.data);
+}
+
+static void test_hex(void **state)
+{
+	const uint8_t in[] = {0x00, 0x7f, 0xab, 0xff};
+	uint8_t out[4];
+	char hex[9];
+
+	(void)state;
+	hp_hex(hex, in, sizeof(in));
+	assert_string_equal(hex, "007fabff");
+	assert_hp_ok(hp_unhex(out, sizeof(out), "007FABff"));
+	assert_memory_equal(out, in, sizeof(in));
+	assert_int_equal(hp_unhex(out, 2, "0g"), -EINVAL);
+	assert_int_equal(hp_unhex(out, 2, "01"), -EINVAL); /* too short */
+}
+
+static void test_le(void **state)
+{
+	uint8_t b[8];
+
+	(void)state;
+	hp_put_le64(b, 0x0102030405060708ULL);
+	assert_int_equal(b[0], 8);
+	assert_int_equal(b[7], 1);
+	assert_true(hp_get_le64(b) == 0x0102030405060708ULL);
+	hp_put_le16(b, 0xbeef);
+	assert_int_equal(hp_get_le16(b), 0xbeef);
+}
+
+static void test_files(void **state)
+{
+	char dir[] = "/tmp/hp-test-XXXXXX";
+	char path[64];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	assert_hp_ok(hp_write_file(path, "secret", 6, 0600, 1));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(hp_write_file(path, "x", 1, 0600, 1), -EEXIST);
+	assert_hp_ok(hp_read_file(path, 100, &data, &len));
+	assert_int_equal(len, 6);
+	assert_memory_equal(data, "secret", 6);
+	free(data);
+	assert_hp_err(hp_read_file(path, 5, &data, &len), HP_E_TOOBIG);
+	assert_hp_ok(hp_write_file(path, "new", 3, 0644, 0));
+	assert_hp_ok(hp_read_file(path, 100, &data, &len));
+	assert_memory_equal(data, "new", 3);
+	free(data);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void quiet_sink(enum hp_log_level l, const char *m, void *c)
+{
+	(void)l;
+	(void)m;
+	(void)c;
+}
+
+static void test_cli(void **state)
+{
+	const char *name = NULL;
+	struct hp_strlist pids = {0};
+	bool flag = false;
+	long n = 0;
+	int first = 0;
+	const struct hp_opt table[] = {
+		{"name", 'n', HP_OPT_STR, &name, "NAME", "a name"},
+		{"pid", 'p', HP_OPT_LIST, &pids, "PID", "pids"},
+		{"flag", 0, HP_OPT_FLAG, &flag, NULL, "a flag"},
+		{"num", 0, HP_OPT_LONG, &n, "N", "a number"},
+		{0},
+	};
+	/* Writable copies: getopt may permute argv. */
+#define ARG(s) ((char[]){s})
+	char *argv1[] = {ARG("x"),  ARG("-n"),	    ARG("foo"),	   ARG("-p"),
+			 ARG("1"),  ARG("--pid=2"), ARG("--flag"), ARG("--num"),
+			 ARG("12"), ARG("rest"),    NULL};
+	char *argv2[] = {ARG("x"), ARG("--num"), ARG("12x"), NULL};
+	char *argv3[] = {ARG("x"), ARG("--nope"), NULL};
+#undef ARG
+
+	(void)state;
+	hp_log_set_sink(quiet_sink, NULL);
+	assert_int_equal(hp_cli_parse("t", "", table, 10, argv1, &first), -1);
+	assert_string_equal(name, "foo");
+	assert_int_equal(pids.nr, 2);
+	assert_string_equal(pids.items[1], "2");
+	assert_true(flag);
+	assert_int_equal(n, 12);
+	assert_string_equal(argv1[first], "rest");
+	assert_int_equal(hp_cli_parse("t", "", table, 3, argv2, &first),
+			 HP_EXIT_USAGE);
+	assert_int_equal(hp_cli_parse("t", "", table, 2, argv3, &first),
+			 HP_EXIT_USAGE);
+	hp_log_set_sink(NULL, NULL);
+	hp_strlist_release(&pids);
+}
+
+struct captured {
+	char msg[512];
+	int n;
+};
+
+static void capture_sink(enum hp_log_level l, const char *m, void *c)
+{
+	struct captured *cap = c;
+
+	(void)l;
+	snprintf(cap->msg, sizeof(cap->msg), "%s", m);
+	cap->n++;
+}
+
+static void test_log(void **state)
+{
+	struct captured cap = {0};
+
+	(void)state;
+	hp_log_set_sink(capture_sink, &cap);
+	errno = EBADF;
+	assert_int_equal(hp_error_rc(-ENOENT, "'%s'", "f"), -ENOENT);
+	assert_int_equal(errno, EBADF); /* logging preserves errno */
+	assert_string_equal(cap.msg, "'f': No such file or directory");
+	assert_int_equal(hp_log_set_debug("reloc,bogus"), -EINVAL);
+	assert_string_equal(cap.msg, "--debug: unknown category 'bogus'");
+	hp_log_set_sink(NULL, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_out_json),
+		cmocka_unit_test(test_out_text),
+		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_le),
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_cli),
+		cmocka_unit_test(test_log),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
