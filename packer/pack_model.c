@@ -1,0 +1,150 @@
+/*
+ * The patch model's lifetime, and the checks every patch must pass whether
+ * it is about to be written or has just been read.
+ */
+#include "packer/packer_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hp_patch *hp_patch_new(void)
+{
+	return calloc(1, sizeof(struct hp_patch));
+}
+
+static void module_release(struct hp_module *m)
+{
+	for (uint32_t i = 0; m->funcs && i < m->nr_funcs; i++)
+		free(m->funcs[i].name);
+	for (uint32_t i = 0; m->syms && i < m->nr_syms; i++) {
+		free(m->syms[i].name);
+		free(m->syms[i].version);
+	}
+	free(m->name);
+	free(m->funcs);
+	free(m->relocs);
+	free(m->syms);
+	free(m->text);
+	free(m->data);
+}
+
+void hp_patch_free(struct hp_patch *p)
+{
+	if (!p)
+		return;
+	for (uint32_t i = 0; p->modules && i < p->nr_modules; i++)
+		module_release(&p->modules[i]);
+	free(p->modules);
+	free(p->id);
+	free(p->description);
+	free(p->creator);
+	free(p);
+}
+
+static const uint8_t reloc_width[HP_R_NR_TYPES] = {
+	[HP_R_PC32] = 4,   [HP_R_ABS64] = 8, [HP_R_ABS32] = 4,
+	[HP_R_ABS32S] = 4, [HP_R_PC64] = 8,  [HP_R_TPOFF32] = 4,
+};
+
+static int validate_module(const char *name, const struct hp_module *m,
+			   uint32_t mi)
+{
+	const uint64_t data_off = hp_module_data_off(m);
+
+	if (!m->build_id_len || m->build_id_len > HP_BUILD_ID_MAX)
+		return hp_error(-HP_E_BADFORMAT,
+				"'%s': module %u: build-id length", name, mi);
+	if (!m->name || !m->text_size || !m->text || !m->nr_funcs ||
+	    (m->data_size && !m->data))
+		return hp_error(
+			-HP_E_BADFORMAT,
+			"'%s': module %u: missing name, text or functions",
+			name, mi);
+	if (m->text_size > HP_BLOB_MAX || m->data_size > HP_BLOB_MAX ||
+	    m->bss_size > HP_BLOB_MAX || m->nr_funcs > HP_FUNCS_MAX ||
+	    m->nr_relocs > HP_RELOCS_MAX || m->nr_syms > HP_SYMS_MAX)
+		return hp_error(-HP_E_BADFORMAT,
+				"'%s': module %u: size beyond format limits",
+				name, mi);
+	for (uint32_t i = 0; i < m->nr_funcs; i++) {
+		const struct hp_func *f = &m->funcs[i];
+
+		if (!f->name || !*f->name)
+			return hp_error(
+				-HP_E_BADFORMAT,
+				"'%s': module %u: function %u has no name",
+				name, mi, i);
+		if (f->flags & ~(uint32_t)HP_FUNC_NEW)
+			return hp_error(
+				-HP_E_BADFORMAT,
+				"'%s': module %u: function %u: unknown flags",
+				name, mi, i);
+		if ((uint64_t)f->new_off + f->new_size > m->text_size ||
+		    !f->new_size)
+			return hp_error(-HP_E_BADFORMAT,
+					"'%s': module %u: function %u: code "
+					"outside the text",
+					name, mi, i);
+		if (!(f->flags & HP_FUNC_NEW) && f->old_size < 5)
+			return hp_error(-HP_E_BADFORMAT,
+					"'%s': module %u: function %u: shorter "
+					"than the 5-byte jump",
+					name, mi, i);
+	}
+	for (uint32_t i = 0; i < m->nr_relocs; i++) {
+		const struct hp_reloc *r = &m->relocs[i];
+		const uint8_t w =
+			r->type < HP_R_NR_TYPES ? reloc_width[r->type] : 0;
+		const uint64_t end = (uint64_t)r->offset + w;
+
+		if (!w)
+			return hp_error(
+				-HP_E_BADFORMAT,
+				"'%s': module %u: relocation %u: unknown type",
+				name, mi, i);
+		if (r->base >= HP_RB_NR_BASES)
+			return hp_error(
+				-HP_E_BADFORMAT,
+				"'%s': module %u: relocation %u: unknown base",
+				name, mi, i);
+		if (r->base == HP_RB_SYMBOL ? r->sym >= m->nr_syms
+					    : r->sym != 0)
+			return hp_error(-HP_E_BADFORMAT,
+					"'%s': module %u: relocation %u: bad "
+					"symbol index",
+					name, mi, i);
+		if (!(end <= m->text_size || (r->offset >= data_off &&
+					      end <= data_off + m->data_size)))
+			return hp_error(-HP_E_BADFORMAT,
+					"'%s': module %u: relocation %u: field "
+					"outside the text and data",
+					name, mi, i);
+	}
+	for (uint32_t i = 0; i < m->nr_syms; i++)
+		if (!m->syms[i].name || !*m->syms[i].name)
+			return hp_error(
+				-HP_E_BADFORMAT,
+				"'%s': module %u: symbol %u has no name", name,
+				mi, i);
+	return 0;
+}
+
+int hp_pack_validate(const char *name, const struct hp_patch *p)
+{
+	int rc = 0;
+
+	if (!p->id || !*p->id || strlen(p->id) > HP_ID_MAX)
+		return hp_error(-HP_E_BADFORMAT,
+				"'%s': patch id must be 1 to "
+				"255 bytes",
+				name);
+	if (!p->nr_modules || p->nr_modules > HP_MODULES_MAX)
+		return hp_error(-HP_E_BADFORMAT, "'%s': %u modules", name,
+				p->nr_modules);
+	for (uint32_t i = 0; i < p->nr_modules && !rc; i++)
+		rc = validate_module(name, &p->modules[i], i);
+	return rc;
+}
