@@ -1,0 +1,136 @@
+/*
+ * The differ's report: which functions go into the patch and why, and every
+ * refusal with its code and what to do. Rendered as text or JSON through
+ * the same hp_out calls.
+ */
+#include "differ/differ_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const change_names[] = {
+	[HP_DIFF_CHANGED] = "changed",
+	[HP_DIFF_NEW] = "new",
+};
+
+int hp_report_add_func(struct hp_diff_report *r, const char *name,
+		       const char *object, enum hp_diff_change change,
+		       const char *reason)
+{
+	struct hp_diff_func *f = NULL;
+
+	f = realloc(r->funcs, (r->nr_funcs + 1) * sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	r->funcs = f;
+	f = &r->funcs[r->nr_funcs];
+	*f = (struct hp_diff_func){
+		.name = strdup(name),
+		.object = strdup(object),
+		.change = change,
+		.reason = strdup(reason),
+	};
+	if (!f->name || !f->object || !f->reason) {
+		free(f->name);
+		free(f->object);
+		free(f->reason);
+		return -ENOMEM;
+	}
+	r->nr_funcs++;
+	return 0;
+}
+
+int hp_report_refuse(struct hp_diff_report *r, const char *symbol,
+		     const char *object, int code, const char *hint,
+		     const char *fmt, ...)
+{
+	struct hp_diff_refusal *x = NULL;
+	char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	x = realloc(r->refused, (r->nr_refused + 1) * sizeof(*x));
+	if (!x || !msg) {
+		free(msg);
+		if (x)
+			r->refused = x;
+		return -ENOMEM;
+	}
+	r->refused = x;
+	r->refused[r->nr_refused++] = (struct hp_diff_refusal){
+		.symbol = strdup(symbol ? symbol : ""),
+		.object = strdup(object ? object : ""),
+		.code = code,
+		.message = msg,
+		.hint = hint ? strdup(hint) : NULL,
+	};
+	return 0;
+}
+
+void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
+{
+	if (r->build_id)
+		hp_out_str(o, "build_id", "%s", r->build_id);
+	hp_out_u64(o, "objects_compared", r->nr_objects);
+	hp_out_begin_array(o, "functions");
+	for (uint32_t i = 0; i < r->nr_funcs; i++) {
+		const struct hp_diff_func *f = &r->funcs[i];
+
+		hp_out_begin_object(o, NULL);
+		hp_out_str(o, "name", "%s", f->name);
+		hp_out_str(o, "object", "%s", f->object);
+		hp_out_str(o, "change", "%s", change_names[f->change]);
+		hp_out_str(o, "reason", "%s", f->reason);
+		if (f->src_file) {
+			hp_out_str(o, "file", "%s", f->src_file);
+			hp_out_u64(o, "line", f->src_line);
+		}
+		hp_out_u64(o, "old_size", f->old_size);
+		hp_out_u64(o, "new_size", f->new_size);
+		hp_out_end_object(o);
+	}
+	hp_out_end_array(o);
+	hp_out_begin_array(o, "refused");
+	for (uint32_t i = 0; i < r->nr_refused; i++) {
+		const struct hp_diff_refusal *x = &r->refused[i];
+
+		hp_out_begin_object(o, NULL);
+		hp_out_str(o, "symbol", "%s", x->symbol);
+		hp_out_str(o, "object", "%s", x->object);
+		hp_out_str(o, "code", "%s", hp_err_name(x->code));
+		hp_out_str(o, "message", "%s", x->message);
+		if (x->hint)
+			hp_out_str(o, "hint", "%s", x->hint);
+		hp_out_end_object(o);
+	}
+	hp_out_end_array(o);
+}
+
+void hp_diff_report_free(struct hp_diff_report *r)
+{
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < r->nr_funcs; i++) {
+		free(r->funcs[i].name);
+		free(r->funcs[i].object);
+		free(r->funcs[i].reason);
+		free(r->funcs[i].src_file);
+	}
+	for (uint32_t i = 0; i < r->nr_refused; i++) {
+		free(r->refused[i].symbol);
+		free(r->refused[i].object);
+		free(r->refused[i].message);
+		free(r->refused[i].hint);
+	}
+	free(r->funcs);
+	free(r->refused);
+	free(r->build_id);
+	free(r);
+}

@@ -1,0 +1,263 @@
+/*
+ * hpdiff's driver: pair the old and new objects (two files, or two build
+ * trees matched by relative path), correlate each pair, then build the patch
+ * and fill its metadata. Every refusal is collected before failing once.
+ */
+#include "differ/differ_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct file_list {
+	char **paths; /* relative to the root */
+	size_t nr;
+	size_t root_len;
+};
+
+static struct file_list *walk_list; /* nftw has no context argument */
+
+static int walk_cb(const char *path, const struct stat *st, int flag,
+		   struct FTW *ftw)
+{
+	size_t len = strlen(path);
+	char **paths = NULL;
+
+	(void)st;
+	(void)ftw;
+	if (flag != FTW_F || len < 2 || strcmp(path + len - 2, ".o"))
+		return 0;
+	paths = realloc(walk_list->paths, (walk_list->nr + 1) * sizeof(*paths));
+	if (!paths)
+		return -ENOMEM;
+	walk_list->paths = paths;
+	paths[walk_list->nr] = strdup(path + walk_list->root_len + 1);
+	if (!paths[walk_list->nr])
+		return -ENOMEM;
+	walk_list->nr++;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_objects(const char *root, struct file_list *l)
+{
+	size_t len = strlen(root);
+	int rc;
+
+	while (len > 1 && root[len - 1] == '/')
+		len--;
+	l->root_len = len;
+	walk_list = l;
+	rc = nftw(root, walk_cb, 32, FTW_PHYS);
+	walk_list = NULL;
+	if (rc < 0)
+		return hp_error_rc(-errno, "'%s'", root);
+	if (rc > 0)
+		return -ENOMEM;
+	qsort(l->paths, l->nr, sizeof(*l->paths), cmp_str);
+	return 0;
+}
+
+static void file_list_release(struct file_list *l)
+{
+	for (size_t i = 0; i < l->nr; i++)
+		free(l->paths[i]);
+	free(l->paths);
+}
+
+static int open_pair(const char *old_root, const char *new_root,
+		     const char *old_rel, const char *new_rel,
+		     struct hp_pair *p)
+{
+	char *path = NULL;
+	int rc = 0;
+
+	if (old_rel) {
+		if (asprintf(&path, "%s/%s", old_root, old_rel) < 0)
+			return -ENOMEM;
+		rc = hp_obj_open(path, old_rel, &p->old_obj);
+		free(path);
+		if (rc)
+			return rc;
+	}
+	if (new_rel) {
+		if (asprintf(&path, "%s/%s", new_root, new_rel) < 0)
+			return -ENOMEM;
+		rc = hp_obj_open(path, new_rel, &p->new_obj);
+		free(path);
+	}
+	return rc;
+}
+
+/* Merge two sorted lists of relative paths into pairs. */
+static int pair_trees(const struct hp_diff_opts *opts, struct hp_pair **out,
+		      size_t *nr_out)
+{
+	struct file_list ol = {0}, nl = {0};
+	struct hp_pair *pairs = NULL;
+	size_t i = 0, j = 0, n = 0;
+	int rc;
+
+	rc = list_objects(opts->old_path, &ol);
+	if (!rc)
+		rc = list_objects(opts->new_path, &nl);
+	if (rc)
+		goto out_release;
+	if (!nl.nr) {
+		rc = hp_error(-ENOENT, "'%s': no object files (*.o) in tree",
+			      opts->new_path);
+		goto out_release;
+	}
+	pairs = calloc(ol.nr + nl.nr, sizeof(*pairs));
+	if (!pairs) {
+		rc = -ENOMEM;
+		goto out_release;
+	}
+	while (!rc && (i < ol.nr || j < nl.nr)) {
+		int c = i == ol.nr   ? 1
+			: j == nl.nr ? -1
+				     : strcmp(ol.paths[i], nl.paths[j]);
+
+		rc = open_pair(opts->old_path, opts->new_path,
+			       c <= 0 ? ol.paths[i] : NULL,
+			       c >= 0 ? nl.paths[j] : NULL, &pairs[n++]);
+		i += c <= 0;
+		j += c >= 0;
+	}
+	*out = pairs;
+	*nr_out = n;
+out_release:
+	file_list_release(&ol);
+	file_list_release(&nl);
+	return rc;
+}
+
+static int pair_files(const struct hp_diff_opts *opts, struct hp_pair **out,
+		      size_t *nr_out)
+{
+	struct hp_pair *p = calloc(1, sizeof(*p));
+	const char *slash = strrchr(opts->new_path, '/');
+	const char *rel = slash ? slash + 1 : opts->new_path;
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	*out = p;
+	*nr_out = 1;
+	rc = hp_obj_open(opts->old_path, rel, &p->old_obj);
+	if (!rc)
+		rc = hp_obj_open(opts->new_path, rel, &p->new_obj);
+	return rc;
+}
+
+static int fill_meta(const struct hp_diff_opts *opts, struct hp_patch *p)
+{
+	const struct passwd *pw = getpwuid(getuid());
+	char host[256] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	p->created = (uint64_t)time(NULL);
+	p->sequence = opts->sequence ? opts->sequence : p->created;
+	p->expires = opts->expires;
+	p->id = strdup(opts->patch_id ? opts->patch_id : "patch");
+	p->description = strdup(opts->description ? opts->description : "");
+	if (asprintf(&p->creator, "%s@%s", pw ? pw->pw_name : "?", host) < 0)
+		p->creator = NULL;
+	return p->id && p->description && p->creator ? 0 : -ENOMEM;
+}
+
+static void locate_sources(struct hp_pair *pairs, size_t nr_pairs,
+			   struct hp_diff_report *r)
+{
+	for (size_t i = 0; i < nr_pairs; i++) {
+		struct hp_obj *o = pairs[i].new_obj;
+		uint32_t first = 0, n = 0;
+
+		if (!o)
+			continue;
+		/* Report entries of one object are contiguous. */
+		while (first < r->nr_funcs &&
+		       strcmp(r->funcs[first].object, o->relpath))
+			first++;
+		while (first + n < r->nr_funcs &&
+		       !strcmp(r->funcs[first + n].object, o->relpath))
+			n++;
+		if (n)
+			hp_dwarf_locate(o->path, r->funcs + first, n);
+	}
+}
+
+int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
+		struct hp_patch **patch)
+{
+	struct hp_diff_report *r = calloc(1, sizeof(*r));
+	struct hp_binary *bin = NULL;
+	struct hp_pair *pairs = NULL;
+	size_t nr_pairs = 0;
+	struct stat so, sn;
+	char hex[2 * HP_BUILD_ID_MAX + 1];
+	int rc;
+
+	*report = r;
+	*patch = NULL;
+	if (!r)
+		return -ENOMEM;
+	elf_version(EV_CURRENT);
+	if (stat(opts->old_path, &so) < 0)
+		return hp_error_rc(-errno, "'%s'", opts->old_path);
+	if (stat(opts->new_path, &sn) < 0)
+		return hp_error_rc(-errno, "'%s'", opts->new_path);
+	if (S_ISDIR(so.st_mode) != S_ISDIR(sn.st_mode))
+		return hp_error(-EINVAL,
+				"'%s' and '%s': give two object files or two "
+				"build trees",
+				opts->old_path, opts->new_path);
+	rc = hp_binary_open(opts->binary, opts->debug_file, &bin);
+	if (rc)
+		return rc;
+	hp_hex(hex, bin->build_id, bin->build_id_len);
+	r->build_id = strdup(hex);
+	rc = S_ISDIR(sn.st_mode) ? pair_trees(opts, &pairs, &nr_pairs)
+				 : pair_files(opts, &pairs, &nr_pairs);
+	for (size_t i = 0; !rc && i < nr_pairs; i++)
+		rc = hp_correlate_pair(&pairs[i], r);
+	if (rc)
+		goto out_free;
+	r->nr_objects = (uint32_t)nr_pairs;
+	rc = hp_build_patch(opts, pairs, nr_pairs, bin, r, patch);
+	locate_sources(pairs, nr_pairs, r);
+	if (rc == -HP_E_REFUSED || (!rc && r->nr_refused)) {
+		rc = -HP_E_REFUSED;
+		goto out_free;
+	}
+	if (rc)
+		goto out_free;
+	if (!r->nr_funcs) {
+		rc = -HP_E_NOCHANGE;
+		goto out_free;
+	}
+	rc = fill_meta(opts, *patch);
+out_free:
+	if (rc) {
+		hp_patch_free(*patch);
+		*patch = NULL;
+	}
+	for (size_t i = 0; i < nr_pairs; i++) {
+		hp_obj_free(pairs[i].old_obj);
+		hp_obj_free(pairs[i].new_obj);
+	}
+	free(pairs);
+	hp_binary_free(bin);
+	return rc;
+}

@@ -1,0 +1,75 @@
+/*
+ * hpdiff's engine: compare the old and new builds' relocatable objects, find
+ * exactly the functions that changed, refuse what cannot be patched safely,
+ * and turn the rest into a patch model (packer/packer.h) whose references to
+ * the running program are already resolved against the old linked binary.
+ */
+#ifndef HP_DIFFER_H
+#define HP_DIFFER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/hp_out.h"
+#include "packer/packer.h"
+
+struct hp_diff_opts {
+	const char *old_path;	/* object file or build tree */
+	const char *new_path;	/* same kind as old_path */
+	const char *binary;	/* the old linked binary, as shipped */
+	const char *debug_file; /* its separate debug file, or NULL */
+	const char *patch_id;	/* NULL: derived from the output name */
+	const char *description;
+	uint64_t sequence; /* 0: creation time */
+	uint64_t expires;  /* unix seconds, 0: never */
+};
+
+enum hp_diff_change {
+	HP_DIFF_CHANGED,
+	HP_DIFF_NEW,
+};
+
+struct hp_diff_func {
+	char *name;
+	char *object; /* relative path of the new object */
+	enum hp_diff_change change;
+	char *reason;	/* "body changed", "new", ... */
+	char *src_file; /* from DWARF, or NULL */
+	unsigned int src_line;
+	uint32_t old_size;
+	uint32_t new_size;
+};
+
+struct hp_diff_refusal {
+	char *symbol;
+	char *object;
+	int code; /* -HP_E_* */
+	char *message;
+	char *hint; /* what to do, or NULL */
+};
+
+struct hp_diff_report {
+	struct hp_diff_func *funcs;
+	uint32_t nr_funcs;
+	struct hp_diff_refusal *refused;
+	uint32_t nr_refused;
+	uint32_t nr_objects; /* object pairs compared */
+	char *build_id;	     /* hex, of the old binary */
+};
+
+/*
+ * hp_diff_run() - compare, decide, and build the patch.
+ * *@report is always set (caller frees with hp_diff_report_free) unless
+ * memory runs out; *@patch is set only when the result is 0.
+ * Return: 0 patch built; -HP_E_NOCHANGE nothing changed; -HP_E_REFUSED with
+ * every refusal listed in the report; other -errno/-HP_E_* on input errors
+ * (already reported).
+ */
+int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
+		struct hp_patch **patch) __attribute__((warn_unused_result));
+
+/* Render the report (text or JSON, same path). */
+void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o);
+void hp_diff_report_free(struct hp_diff_report *r);
+
+#endif

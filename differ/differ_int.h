@@ -1,0 +1,171 @@
+/*
+ * hpdiff internals: the in-memory view of relocatable objects and of the old
+ * linked binary, shared by the differ's passes.
+ */
+#ifndef HP_DIFFER_INT_H
+#define HP_DIFFER_INT_H
+
+#include <gelf.h>
+#include <libelf.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/hp_util.h"
+#include "differ/differ.h"
+
+struct hp_osym;
+
+struct hp_orel {
+	uint64_t offset;
+	uint32_t type;
+	struct hp_osym *sym;
+	int64_t addend;
+};
+
+/* What the build pass decided for a section. */
+enum hp_osec_state {
+	HP_SEC_UNUSED = 0, /* not referenced by patch code */
+	HP_SEC_INCLUDED,   /* copied into the image */
+};
+
+struct hp_osec {
+	const char *name; /* borrowed from libelf: lives until elf_end() */
+	size_t index;
+	GElf_Shdr sh;
+	const uint8_t *data; /* NULL for SHT_NOBITS */
+	struct hp_orel *relocs;
+	size_t nr_relocs;
+	struct hp_osym *primary; /* first named func/object defined here */
+	struct hp_obj *obj;
+	struct hp_osec *twin; /* the correlated section of the other build */
+	enum hp_osec_state state;
+	uint32_t image_off; /* valid when included */
+	bool changed;
+};
+
+struct hp_osym {
+	const char *name;
+	size_t index;
+	GElf_Sym st;
+	unsigned char type;
+	unsigned char bind;
+	struct hp_osec *sec; /* NULL: undefined or absolute */
+	struct hp_osym *twin;
+	bool changed;
+	bool is_new;
+};
+
+struct hp_obj {
+	char *path;
+	char *relpath; /* relative to the tree root, for pairing and reports */
+	int fd;
+	Elf *elf;
+	const char *file_sym; /* STT_FILE name, disambiguates statics */
+	struct hp_osec *secs;
+	size_t nr_secs;
+	struct hp_osym *syms;
+	size_t nr_syms;
+	bool has_func_sections;
+};
+
+/* diff_elf.c */
+int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
+	__attribute__((warn_unused_result));
+void hp_obj_free(struct hp_obj *o);
+struct hp_osym *hp_obj_find_sym_by_name(struct hp_obj *o, const char *name);
+bool hp_osym_is_func(const struct hp_osym *s);
+/* A split-off part of a function ("foo.cold"): not an entry point. */
+bool hp_osym_is_fragment(const struct hp_osym *s);
+bool hp_osym_is_data(const struct hp_osym *s);
+bool hp_osec_is_text(const struct hp_osec *s);
+bool hp_osec_is_strings(const struct hp_osec *s);
+const char *hp_reloc_type_name(uint32_t type);
+/* Section offset a relocation's symbol plus addend denote (see comment). */
+int64_t hp_orel_target_off(const struct hp_orel *r);
+
+/* diff_binary.c: the old linked binary. */
+struct hp_bsym {
+	const char *name; /* version suffix stripped; owned by the binary */
+	const char *file; /* STT_FILE group for locals, NULL for globals */
+	uint64_t value;
+	uint64_t size;
+	unsigned char type;
+	unsigned char bind;
+};
+
+struct hp_bslot {
+	const char *name;
+	uint64_t slot; /* vaddr of the GOT slot */
+};
+
+struct hp_binary {
+	char *path;
+	int fd;
+	Elf *elf;
+	bool is_pie;
+	uint8_t build_id[HP_BUILD_ID_MAX];
+	uint32_t build_id_len;
+	struct hp_bsym *syms; /* sorted by name */
+	size_t nr_syms;
+	struct hp_bslot *slots; /* GOT slots bound to symbols, sorted */
+	size_t nr_slots;
+	uint64_t *starts; /* symbol start addresses, sorted, for room checks */
+	size_t nr_starts;
+	struct hp_buf names; /* storage for stripped names */
+};
+
+int hp_binary_open(const char *path, const char *debug_file,
+		   struct hp_binary **out) __attribute__((warn_unused_result));
+void hp_binary_free(struct hp_binary *b);
+/*
+ * Find a symbol: globals by name; locals by name and the STT_FILE of the
+ * object that defines them (@file NULL: globals only).
+ * Return: the symbol, or NULL with *@ambiguous set when several match.
+ */
+const struct hp_bsym *hp_binary_find_sym(const struct hp_binary *b,
+					 const char *name, const char *file,
+					 bool local, bool *ambiguous);
+/*
+ * Bytes from @vaddr to the next symbol or the end of its section: how much
+ * a jump at a function's entry may cover (a short function is followed by
+ * alignment padding that nothing references).
+ */
+uint64_t hp_binary_room(const struct hp_binary *b, uint64_t vaddr);
+/* GOT slot the dynamic linker fills for @name, or 0. */
+uint64_t hp_binary_find_slot(const struct hp_binary *b, const char *name);
+/* Copy @len bytes at link-time address @vaddr. Return: 0 or -HP_E_BADELF. */
+int hp_binary_read(const struct hp_binary *b, uint64_t vaddr, void *buf,
+		   size_t len) __attribute__((warn_unused_result));
+
+/* diff_dwarf.c: source locations for the report (best effort). */
+void hp_dwarf_locate(const char *obj_path, struct hp_diff_func *funcs,
+		     uint32_t nr_funcs);
+
+/* diff_report.c */
+int hp_report_add_func(struct hp_diff_report *r, const char *name,
+		       const char *object, enum hp_diff_change change,
+		       const char *reason) __attribute__((warn_unused_result));
+int hp_report_refuse(struct hp_diff_report *r, const char *symbol,
+		     const char *object, int code, const char *hint,
+		     const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/* diff_correlate.c */
+struct hp_pair {
+	struct hp_obj *old_obj; /* NULL: object is new */
+	struct hp_obj *new_obj; /* NULL: object was removed */
+};
+/*
+ * Correlate and compare one pair; marks changed/new symbols and sections,
+ * adds refusals to @r. Return: 0 or -ENOMEM.
+ */
+int hp_correlate_pair(struct hp_pair *p, struct hp_diff_report *r)
+	__attribute__((warn_unused_result));
+
+/* diff_build.c */
+int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
+		   size_t nr_pairs, struct hp_binary *bin,
+		   struct hp_diff_report *r, struct hp_patch **out)
+	__attribute__((warn_unused_result));
+
+#endif
