@@ -1,0 +1,367 @@
+/*
+ * hpatch: the operator's tool on production hosts. Applies signed patches to
+ * running processes, reverts them, and reports what is applied where.
+ */
+#include "common/exit.h"
+#include "common/hp_cli.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_out.h"
+#include "packer/packer.h"
+#include "runtime/runtime.h"
+#include "signing/signing.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HP_PATCH_FILE_MAX (256u << 20)
+#define HP_TIMEOUT_DEFAULT_MS 5000
+
+static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
+{
+	pid_t *pids = calloc(l->nr ? l->nr : 1, sizeof(*pids));
+
+	if (!pids)
+		return -ENOMEM;
+	for (int i = 0; i < l->nr; i++) {
+		char *end = NULL;
+		long v = strtol(l->items[i], &end, 10);
+
+		if (!*l->items[i] || *end || v <= 0 || v > 0x7fffffff) {
+			free(pids);
+			return -EINVAL;
+		}
+		pids[i] = (pid_t)v;
+	}
+	*out = pids;
+	*nr = (size_t)l->nr;
+	return 0;
+}
+
+/* Read, verify and parse a patch file; refuse expired ones. */
+static int load_patch(const char *path, const char *trust_dir,
+		      unsigned int flags, struct hp_patch **out)
+{
+	struct hp_trust trust = {0};
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = hp_read_file(path, HP_PATCH_FILE_MAX, &data, &len);
+	if (rc)
+		return hp_error_rc(rc, "'%s'", path);
+	rc = hp_trust_load(&trust, trust_dir);
+	if (!rc)
+		rc = hp_pack_read(path, data, len, &trust, flags, out);
+	hp_trust_release(&trust);
+	free(data);
+	if (rc)
+		return rc;
+	if ((*out)->expires && (uint64_t)time(NULL) > (*out)->expires) {
+		const uint64_t expires = (*out)->expires;
+
+		hp_patch_free(*out);
+		*out = NULL;
+		return hp_error(-HP_E_EXPIRED,
+				"'%s': patch expired at %" PRIu64
+				" (unix time)",
+				path, expires);
+	}
+	return 0;
+}
+
+static int exit_for(int rc)
+{
+	switch (rc) {
+	case 0:
+		return HP_EXIT_OK;
+	case -HP_E_APPLIED:
+	case -HP_E_NOTAPPLIED:
+		return HP_EXIT_NOTHING;
+	case -HP_E_BUSY:
+		return HP_EXIT_BUSY;
+	default:
+		return HP_EXIT_ERROR;
+	}
+}
+
+/* Worst result over several processes: error > busy > nothing > ok. */
+static int combine(int status, int rc)
+{
+	static const int rank[] = {[HP_EXIT_OK] = 0,
+				   [HP_EXIT_NOTHING] = 1,
+				   [HP_EXIT_BUSY] = 2,
+				   [HP_EXIT_ERROR] = 3};
+	const int next = exit_for(rc);
+
+	return rank[next] > rank[status] ? next : status;
+}
+
+static void print_result(struct hp_out *o, const char *action,
+			 const struct hp_rt_result *r)
+{
+	hp_out_begin_object(o, NULL);
+	hp_out_i64(o, "pid", r->pid);
+	hp_out_str(o, "action", "%s", action);
+	hp_out_str(o, "result", "%s", r->rc ? hp_err_name(r->rc) : "ok");
+	if (r->rc)
+		hp_out_str(o, "reason", "%s", hp_strerror(r->rc));
+	hp_out_str(o, "module", "%s", r->module);
+	hp_out_u64(o, "functions", r->nr_funcs);
+	hp_out_u64(o, "threads", r->nr_threads);
+	hp_out_u64(o, "pause_us", r->pause_us);
+	hp_out_u64(o, "tries", r->nr_tries);
+	if (r->rc == -HP_E_BUSY) {
+		hp_out_i64(o, "busy_tid", r->busy_tid);
+		hp_out_str(o, "busy_function", "%s", r->busy_func);
+	}
+	hp_out_end_object(o);
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+	struct hp_strlist pid_args = {0};
+	const char *trust_dir = HP_TRUST_DIR_DEFAULT;
+	struct hp_rt_opts opts = {.timeout_ms = HP_TIMEOUT_DEFAULT_MS};
+	bool all = false, json = false, allow_active = false;
+	struct hp_patch *p = NULL;
+	pid_t *pids = NULL;
+	size_t nr = 0;
+	struct hp_out o;
+	int first, rc, status = HP_EXIT_OK;
+	const struct hp_opt table[] = {
+		{"pid", 'p', HP_OPT_LIST, &pid_args, "PID", "process to patch"},
+		{"all", 0, HP_OPT_FLAG, &all, NULL,
+		 "every process that maps the target build"},
+		{"trust", 0, HP_OPT_STR, &trust_dir, "DIR",
+		 "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")"},
+		{"timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		 "give up on busy functions after MS (default 5000)"},
+		{"allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
+		 "apply even while old code runs on a stack"},
+		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
+		{0},
+	};
+
+	rc = hp_cli_parse("apply", "FILE", table, argc, argv, &first);
+	if (rc >= 0)
+		goto out;
+	rc = HP_EXIT_USAGE;
+	if (first != argc - 1) {
+		hp_cli_usage_error("apply", "expected one patch FILE");
+		goto out;
+	}
+	if (!pid_args.nr == !all) {
+		hp_cli_usage_error("apply", "give -p PID or --all");
+		goto out;
+	}
+	if (parse_pids(&pid_args, &pids, &nr)) {
+		hp_cli_usage_error("apply", "-p: not a process id");
+		goto out;
+	}
+	if (opts.timeout_ms < 0) {
+		hp_cli_usage_error("apply", "--timeout must not be negative");
+		goto out;
+	}
+	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
+	rc = HP_EXIT_ERROR;
+	if (load_patch(argv[first], trust_dir, 0, &p))
+		goto out;
+	if (all) {
+		free(pids);
+		pids = NULL;
+		if (hp_rt_find_targets(p, &pids, &nr))
+			goto out;
+		if (!nr) {
+			hp_log(HP_LOG_INFO,
+			       "'%s': no running process maps "
+			       "its target",
+			       argv[first]);
+			rc = HP_EXIT_NOTHING;
+			goto out;
+		}
+	}
+	hp_out_init(&o, stdout, json);
+	hp_out_str(&o, "patch_id", "%s", p->id);
+	hp_out_begin_array(&o, "processes");
+	for (size_t i = 0; i < nr; i++) {
+		struct hp_rt_result res;
+		int arc = hp_rt_apply(p, pids[i], &opts, &res);
+
+		print_result(&o, "apply", &res);
+		if (arc == -HP_E_BUSY)
+			hp_hint("pid %d: retry later, raise --timeout, or use "
+				"--allow-active",
+				(int)pids[i]);
+		status = combine(status, arc);
+	}
+	hp_out_finish(&o);
+	rc = status;
+out:
+	hp_patch_free(p);
+	free(pids);
+	hp_strlist_release(&pid_args);
+	return rc;
+}
+
+static int cmd_revert(int argc, char **argv)
+{
+	struct hp_strlist pid_args = {0};
+	struct hp_rt_opts opts = {.timeout_ms = HP_TIMEOUT_DEFAULT_MS};
+	bool json = false;
+	pid_t *pids = NULL;
+	size_t nr = 0;
+	struct hp_out o;
+	int first, rc, status = HP_EXIT_OK;
+	const struct hp_opt table[] = {
+		{"pid", 'p', HP_OPT_LIST, &pid_args, "PID",
+		 "process to revert"},
+		{"timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		 "give up on busy functions after MS (default 5000)"},
+		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
+		{0},
+	};
+
+	rc = hp_cli_parse("revert", "", table, argc, argv, &first);
+	if (rc >= 0)
+		goto out;
+	rc = HP_EXIT_USAGE;
+	if (first != argc || !pid_args.nr) {
+		hp_cli_usage_error("revert", "give -p PID and no other "
+					     "argument");
+		goto out;
+	}
+	if (parse_pids(&pid_args, &pids, &nr)) {
+		hp_cli_usage_error("revert", "-p: not a process id");
+		goto out;
+	}
+	hp_out_init(&o, stdout, json);
+	hp_out_begin_array(&o, "processes");
+	for (size_t i = 0; i < nr; i++) {
+		struct hp_rt_result res;
+		int rrc = hp_rt_revert(pids[i], &opts, &res);
+
+		print_result(&o, "revert", &res);
+		status = combine(status, rrc);
+	}
+	hp_out_finish(&o);
+	rc = status;
+out:
+	free(pids);
+	hp_strlist_release(&pid_args);
+	return rc;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	long pid = 0;
+	bool json = false;
+	struct hp_out o;
+	int first, rc;
+	const struct hp_opt table[] = {
+		{"pid", 'p', HP_OPT_LONG, &pid, "PID",
+		 "only this process (default: all)"},
+		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
+		{0},
+	};
+
+	rc = hp_cli_parse("status", "", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first != argc || pid < 0 || pid > 0x7fffffff)
+		return hp_cli_usage_error("status", "unexpected argument");
+	hp_out_init(&o, stdout, json);
+	rc = hp_rt_status((pid_t)pid, &o);
+	hp_out_finish(&o);
+	return rc ? HP_EXIT_ERROR : HP_EXIT_OK;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	const char *trust_dir = HP_TRUST_DIR_DEFAULT;
+	struct hp_trust trust = {0};
+	bool json = false, trusted = false;
+	struct hp_patch *p = NULL;
+	char key[HP_KEY_ID_STR_BYTES];
+	struct hp_out o;
+	int first, rc;
+	const struct hp_opt table[] = {
+		{"trust", 0, HP_OPT_STR, &trust_dir, "DIR",
+		 "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")"},
+		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
+		{0},
+	};
+
+	rc = hp_cli_parse("inspect", "FILE", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first != argc - 1)
+		return hp_cli_usage_error("inspect", "expected one FILE");
+	if (load_patch(argv[first], trust_dir, HP_PACK_ALLOW_UNTRUSTED, &p))
+		return HP_EXIT_ERROR;
+	if (!hp_trust_load(&trust, trust_dir))
+		trusted = p->info.is_signed &&
+			  hp_trust_find_by_id(&trust, p->info.key_id);
+	hp_trust_release(&trust);
+	hp_sign_key_id_str(key, p->info.key_id);
+	hp_out_init(&o, stdout, json);
+	hp_out_str(&o, "patch_id", "%s", p->id);
+	hp_out_str(&o, "description", "%s", p->description);
+	hp_out_str(&o, "creator", "%s", p->creator);
+	hp_out_u64(&o, "sequence", p->sequence);
+	hp_out_u64(&o, "created", p->created);
+	hp_out_u64(&o, "expires", p->expires);
+	hp_out_bool(&o, "signed", p->info.is_signed);
+	hp_out_str(&o, "key_id", "%s", p->info.is_signed ? key : "");
+	hp_out_bool(&o, "trusted", trusted);
+	hp_out_u64(&o, "file_size", p->info.file_size);
+	hp_out_u64(&o, "payload_compressed", p->info.payload_csize);
+	hp_out_u64(&o, "payload_uncompressed", p->info.payload_usize);
+	hp_out_begin_array(&o, "modules");
+	for (uint32_t i = 0; i < p->nr_modules; i++) {
+		const struct hp_module *m = &p->modules[i];
+
+		hp_out_begin_object(&o, NULL);
+		hp_out_str(&o, "name", "%s", m->name);
+		hp_out_hex(&o, "build_id", m->build_id, m->build_id_len);
+		hp_out_u64(&o, "relocations", m->nr_relocs);
+		hp_out_u64(&o, "text_size", m->text_size);
+		hp_out_u64(&o, "data_size", m->data_size);
+		hp_out_u64(&o, "bss_size", m->bss_size);
+		hp_out_begin_array(&o, "functions");
+		for (uint32_t j = 0; j < m->nr_funcs; j++) {
+			hp_out_begin_object(&o, NULL);
+			hp_out_str(&o, "name", "%s", m->funcs[j].name);
+			hp_out_u64(&o, "old_size", m->funcs[j].old_size);
+			hp_out_u64(&o, "new_size", m->funcs[j].new_size);
+			hp_out_bool(&o, "new", m->funcs[j].flags & HP_FUNC_NEW);
+			hp_out_end_object(&o);
+		}
+		hp_out_end_array(&o);
+		hp_out_end_object(&o);
+	}
+	hp_out_finish(&o);
+	hp_patch_free(p);
+	return HP_EXIT_OK;
+}
+
+static const struct hp_cmd commands[] = {
+	{"apply", "apply a patch to running processes", cmd_apply},
+	{"revert", "undo the latest patch of a process", cmd_revert},
+	{"status", "list applied patches", cmd_status},
+	{"inspect", "show what a patch file contains", cmd_inspect},
+	{0},
+};
+
+int main(int argc, char **argv)
+{
+	hp_log_set_prog("hpatch");
+	if (hp_sign_init())
+		return HP_EXIT_ERROR;
+	return hp_cli_dispatch("Apply signed live patches to running "
+			       "processes.",
+			       commands, argc, argv);
+}

@@ -1,0 +1,737 @@
+/*
+ * Apply, revert and status: the loader's sequence. Everything that does not
+ * need the target stopped happens before the stop: finding the module by
+ * build-id, checking the original bytes, choosing the hole, relocating the
+ * image, mapping and writing it (through one briefly stopped thread). The
+ * world is stopped only to check that no thread is inside the functions and
+ * to write the 5-byte jumps.
+ */
+#include "runtime/runtime_int.h"
+#include "runtime/arch_x86_64.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+#include "signing/signing.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HP_LOG_PREFIX "rt: "
+#define HP_MAP_TRIES 4
+
+/* One module's patch, prepared in the loader's memory before any stop. */
+struct prep {
+	pid_t pid;
+	const struct hp_module *m;
+	struct hp_rmodule mod;
+	hp_raddr_t region;
+	uint64_t hdr_size;
+	uint64_t region_size;
+	uint64_t text_span;	 /* page-aligned text, mapped read+execute */
+	uint64_t write_len;	 /* bytes written: header, text, data */
+	uint8_t *buf;		 /* region contents */
+	struct hp_rt_func *recs; /* into buf */
+	uint32_t nr_recs;
+	struct hp_busy_range *ranges;
+	hp_raddr_t *sym_addrs; /* bound external symbols */
+	bool mapped;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void build_id_hex(char *out, const uint8_t *id, uint32_t len)
+{
+	hp_hex(out, id, len);
+}
+
+/* Run one system call in the target with only one thread stopped. */
+static int one_thread_syscall(const struct hp_proc *proc, long nr,
+			      const long args[6], long *ret)
+{
+	struct hp_thread t = {.tid = proc->pid};
+	hp_raddr_t insn;
+	int rc;
+
+	rc = hp_proc_find_syscall_insn(proc, &insn);
+	if (rc)
+		return rc;
+	rc = hp_pt_seize(&t);
+	if (!rc)
+		rc = hp_pt_interrupt(&t);
+	if (!rc)
+		rc = hp_pt_wait_stop(&t);
+	if (!rc)
+		rc = hp_pt_syscall(&t, insn, nr, args, ret);
+	hp_pt_release(&t);
+	if (rc == -ESRCH)
+		return -HP_E_GONE;
+	return rc;
+}
+
+static int remote_munmap(const struct hp_proc *proc, hp_raddr_t addr,
+			 uint64_t len)
+{
+	const long args[6] = {(long)addr, (long)len};
+	long ret = 0;
+	int rc = one_thread_syscall(proc, SYS_munmap, args, &ret);
+
+	if (!rc && ret)
+		rc = (int)ret;
+	if (rc)
+		hp_warn("pid %d: cannot unmap patch region 0x%" PRIx64 ": %s",
+			(int)proc->pid, addr, hp_strerror(rc));
+	return rc;
+}
+
+static void prep_release(struct prep *pr)
+{
+	free(pr->buf);
+	free(pr->ranges);
+	free(pr->sym_addrs);
+	*pr = (struct prep){0};
+}
+
+/* Check the running bytes of every function against the patch's pins. */
+static int verify_funcs(const struct hp_proc *proc, const struct prep *pr)
+{
+	const struct hp_module *m = pr->m;
+	uint8_t *buf = NULL;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
+		const struct hp_func *f = &m->funcs[i];
+		uint8_t hash[HP_HASH_BYTES];
+		uint8_t *nb = NULL;
+
+		if (f->flags & HP_FUNC_NEW)
+			continue;
+		if (f->old_size < HP_X86_JMP_REL32_SIZE)
+			return hp_error(-HP_E_BADFORMAT,
+					"patch: function '%s' is %u bytes",
+					f->name, f->old_size);
+		nb = realloc(buf, f->old_size);
+		if (!nb) {
+			rc = -ENOMEM;
+			break;
+		}
+		buf = nb;
+		rc = hp_proc_read(proc, pr->mod.bias + f->old_addr, buf,
+				  f->old_size);
+		if (rc) {
+			hp_error_rc(rc, "pid %d: %s: cannot read '%s'",
+				    (int)proc->pid, pr->mod.path, f->name);
+			break;
+		}
+		hp_hash128(hash, buf, f->old_size);
+		if (memcmp(hash, f->old_hash, sizeof(hash))) {
+			rc = hp_error(-HP_E_MISMATCH,
+				      "pid %d: %s: '%s' at 0x%" PRIx64
+				      " differs from the build the patch was "
+				      "made for",
+				      (int)proc->pid, pr->mod.path, f->name,
+				      pr->mod.bias + f->old_addr);
+			if (buf[0] == HP_X86_JMP_REL32)
+				hp_hint("the function is already redirected, "
+					"by another patch or tool; see "
+					"'hpatch status -p %d'",
+					(int)proc->pid);
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+static int count_redirects(const struct hp_module *m)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < m->nr_funcs; i++)
+		n += !(m->funcs[i].flags & HP_FUNC_NEW);
+	return n;
+}
+
+/* Lay out the region at @region and build its bytes. */
+static int build_region(const struct hp_patch *p, struct prep *pr,
+			hp_raddr_t region)
+{
+	const struct hp_module *m = pr->m;
+	const uint64_t data_off = hp_module_data_off(m);
+	const bool has_data = m->data_size || m->bss_size;
+	const uint64_t image_size =
+		has_data ? data_off + m->data_size + m->bss_size : m->text_size;
+	struct hp_reloc_ctx ctx = {0};
+	struct hp_rt_header *hdr = NULL;
+	uint8_t *image = NULL;
+	uint32_t k = 0;
+	int rc;
+
+	pr->region = region;
+	free(pr->buf);
+	pr->buf = calloc(1, pr->region_size);
+	if (!pr->buf)
+		return -ENOMEM;
+	image = pr->buf + pr->hdr_size;
+	memcpy(image, m->text, m->text_size);
+	if (m->data_size)
+		memcpy(image + data_off, m->data, m->data_size);
+	ctx = (struct hp_reloc_ctx){
+		.image = image,
+		.image_size = (uint32_t)image_size,
+		.bases = {[HP_RB_IMAGE] = region + pr->hdr_size,
+			  [HP_RB_MODULE] = pr->mod.bias},
+		.sym_addrs = pr->sym_addrs,
+		.nr_syms = m->nr_syms,
+	};
+	rc = hp_reloc_apply(&ctx, m);
+	if (rc)
+		return rc;
+
+	hdr = (struct hp_rt_header *)pr->buf;
+	memcpy(hdr->magic, HP_RT_MAGIC, sizeof(hdr->magic));
+	hdr->version = HP_RT_VERSION;
+	hdr->header_size = (uint32_t)pr->hdr_size;
+	hdr->region_size = pr->region_size;
+	hdr->image_addr = region + pr->hdr_size;
+	hdr->module_bias = pr->mod.bias;
+	hdr->sequence = p->sequence;
+	hdr->applied_at = (uint64_t)time(NULL);
+	memcpy(hdr->build_id, m->build_id, m->build_id_len);
+	hdr->build_id_len = m->build_id_len;
+	hdr->nr_funcs = pr->nr_recs;
+	memcpy(hdr->key_id, p->info.key_id, sizeof(hdr->key_id));
+	snprintf(hdr->patch_id, sizeof(hdr->patch_id), "%s", p->id);
+	snprintf(hdr->module, sizeof(hdr->module), "%.127s", pr->mod.path);
+	pr->recs = (struct hp_rt_func *)(pr->buf + sizeof(*hdr));
+	for (uint32_t i = 0; i < m->nr_funcs; i++) {
+		const struct hp_func *f = &m->funcs[i];
+		struct hp_rt_func *rec = NULL;
+
+		if (f->flags & HP_FUNC_NEW)
+			continue;
+		rec = &pr->recs[k];
+		rec->old_addr = pr->mod.bias + f->old_addr;
+		rec->new_addr = region + pr->hdr_size + f->new_off;
+		memcpy(rec->orig, f->old_head, HP_X86_JMP_REL32_SIZE);
+		snprintf(rec->name, sizeof(rec->name), "%s", f->name);
+		if (hp_x86_encode_jmp(rec->jump, rec->old_addr, rec->new_addr))
+			return hp_error(-HP_E_RANGE,
+					"pid %d: '%s': new code beyond jump "
+					"reach",
+					(int)pr->pid, f->name);
+		pr->ranges[k] = (struct hp_busy_range){
+			.start = rec->old_addr,
+			.end = rec->old_addr + f->old_size,
+			.name = f->name,
+		};
+		k++;
+	}
+	pr->write_len = pr->hdr_size +
+			(has_data ? data_off + m->data_size : m->text_size);
+	return 0;
+}
+
+static int prepare(const struct hp_patch *p, const struct hp_proc *proc,
+		   const struct hp_module *m, struct prep *pr)
+{
+	const bool has_data = m->data_size || m->bss_size;
+	uint64_t image_span;
+	hp_raddr_t hole;
+	int rc;
+
+	pr->m = m;
+	pr->pid = proc->pid;
+	pr->nr_recs = (uint32_t)count_redirects(m);
+	pr->ranges = calloc(pr->nr_recs + 1, sizeof(*pr->ranges));
+	if (!pr->ranges)
+		return -ENOMEM;
+	rc = verify_funcs(proc, pr);
+	if (rc)
+		return rc;
+	pr->sym_addrs = calloc(m->nr_syms + 1, sizeof(*pr->sym_addrs));
+	if (!pr->sym_addrs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->nr_syms && !rc; i++)
+		rc = hp_proc_find_symbol(proc, m->syms[i].name,
+					 m->syms[i].version, &pr->sym_addrs[i]);
+	if (rc)
+		return rc;
+	pr->hdr_size =
+		HP_ALIGN_UP(sizeof(struct hp_rt_header) +
+				    pr->nr_recs * sizeof(struct hp_rt_func),
+			    HP_X86_PAGE_SIZE);
+	pr->text_span = HP_ALIGN_UP((uint64_t)m->text_size, HP_X86_PAGE_SIZE);
+	image_span = has_data ? hp_module_data_off(m) +
+					HP_ALIGN_UP((uint64_t)m->data_size +
+							    m->bss_size,
+						    HP_X86_PAGE_SIZE)
+			      : pr->text_span;
+	pr->region_size = pr->hdr_size + image_span;
+	rc = hp_proc_find_hole(proc, &pr->mod, pr->region_size, &hole);
+	if (rc)
+		return hp_error(rc,
+				"pid %d: %s: no free %" PRIu64
+				" bytes within 2 GiB of the module",
+				(int)proc->pid, pr->mod.path, pr->region_size);
+	return build_region(p, pr, hole);
+}
+
+/* Map and fill the region; retried elsewhere if the hole was taken. */
+static int map_region(const struct hp_patch *p, struct hp_proc *proc,
+		      struct prep *pr)
+{
+	const bool has_data = pr->m->data_size || pr->m->bss_size;
+	long ret = 0;
+	int rc = 0;
+
+	for (int tries = 0; tries < HP_MAP_TRIES; tries++) {
+		const long args[6] = {
+			(long)pr->region,
+			(long)pr->region_size,
+			PROT_READ,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			-1,
+			0,
+		};
+		hp_raddr_t hole;
+
+		rc = hp_rt_fault("mmap");
+		if (!rc)
+			rc = one_thread_syscall(proc, SYS_mmap, args, &ret);
+		if (rc)
+			return rc;
+		if ((hp_raddr_t)ret == pr->region)
+			break;
+		if (ret >= 0) { /* kernel without MAP_FIXED_NOREPLACE */
+			remote_munmap(proc, (hp_raddr_t)ret, pr->region_size);
+			return hp_error(-HP_E_NOHOLE,
+					"pid %d: kernel ignored "
+					"MAP_FIXED_NOREPLACE",
+					(int)proc->pid);
+		}
+		if (ret != -EEXIST)
+			return hp_error_rc((int)ret, "pid %d: remote mmap",
+					   (int)proc->pid);
+		/* Someone mapped there since we looked: look again. */
+		rc = hp_proc_read_maps(proc);
+		if (!rc)
+			rc = hp_proc_find_hole(proc, &pr->mod, pr->region_size,
+					       &hole);
+		if (!rc)
+			rc = build_region(p, pr, hole);
+		if (rc)
+			return rc;
+		ret = -EEXIST;
+	}
+	if ((hp_raddr_t)ret != pr->region)
+		return hp_error(-HP_E_NOHOLE,
+				"pid %d: address space keeps "
+				"changing; cannot map the patch",
+				(int)proc->pid);
+	pr->mapped = true;
+	rc = hp_rt_fault("write");
+	if (!rc)
+		rc = hp_proc_write(proc, pr->region, pr->buf, pr->write_len);
+	if (!rc) {
+		const long args[6] = {(long)(pr->region + pr->hdr_size),
+				      (long)pr->text_span,
+				      PROT_READ | PROT_EXEC};
+
+		rc = one_thread_syscall(proc, SYS_mprotect, args, &ret);
+		if (!rc && ret)
+			rc = (int)ret;
+	}
+	if (!rc && has_data) {
+		const long args[6] = {
+			(long)(pr->region + pr->hdr_size + pr->text_span),
+			(long)(pr->region_size - pr->hdr_size - pr->text_span),
+			PROT_READ | PROT_WRITE,
+		};
+
+		rc = one_thread_syscall(proc, SYS_mprotect, args, &ret);
+		if (!rc && ret)
+			rc = (int)ret;
+	}
+	if (rc)
+		hp_error_rc(rc, "pid %d: cannot fill the patch region",
+			    (int)proc->pid);
+	return rc;
+}
+
+/* Write (or with @undo restore) every jump; all or nothing. */
+static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
+		       uint32_t nr, bool undo)
+{
+	uint32_t done = 0;
+	int rc = 0;
+
+	for (; done < nr && !rc; done++) {
+		const struct hp_rt_func *f = &recs[done];
+		const uint8_t *expect = undo ? f->jump : f->orig;
+		const uint8_t *want = undo ? f->orig : f->jump;
+		uint8_t cur[HP_X86_JMP_REL32_SIZE];
+
+		rc = hp_rt_fault(undo ? "unjump" : "jump");
+		if (!rc)
+			rc = hp_proc_read(proc, f->old_addr, cur, sizeof(cur));
+		if (!rc && memcmp(cur, expect, sizeof(cur)))
+			rc = hp_error(-HP_E_MISMATCH,
+				      "pid %d: '%s' at 0x%" PRIx64
+				      " changed while stopped",
+				      (int)proc->pid, f->name, f->old_addr);
+		if (!rc)
+			rc = hp_proc_write(proc, f->old_addr, want,
+					   HP_X86_JMP_REL32_SIZE);
+		if (rc)
+			break;
+	}
+	if (rc) {
+		/* Put back what this call wrote, newest first. */
+		while (done-- > 0) {
+			const struct hp_rt_func *f = &recs[done];
+
+			if (hp_proc_write(proc, f->old_addr,
+					  undo ? f->jump : f->orig,
+					  HP_X86_JMP_REL32_SIZE))
+				hp_error(-EIO,
+					 "pid %d: '%s': cannot restore bytes "
+					 "at 0x%" PRIx64,
+					 (int)proc->pid, f->name, f->old_addr);
+		}
+	}
+	return rc;
+}
+
+/*
+ * Stop the world until no thread is in the way, then run @fn on it.
+ * Busy: resume, back off (1 ms doubling to 64 ms), retry until the timeout.
+ */
+static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
+		      const struct hp_busy_range *ranges, size_t nr_ranges,
+		      struct hp_rt_func *recs, uint32_t nr_recs, bool undo,
+		      struct hp_rt_result *res)
+{
+	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
+	uint64_t backoff = 1000;
+	struct hp_world w;
+	int rc;
+
+	for (;;) {
+		const struct hp_busy_range *busy = NULL;
+		pid_t busy_tid = 0;
+		uint64_t t0 = now_us();
+
+		res->nr_tries++;
+		rc = hp_world_stop(&w, proc->pid);
+		if (rc)
+			return rc;
+		rc = hp_rt_fault("stop");
+		if (!rc)
+			rc = hp_world_check(&w, proc, ranges, nr_ranges,
+					    &busy_tid, &busy);
+		if (rc == -HP_E_BUSY && (opts->flags & HP_RT_ALLOW_ACTIVE)) {
+			hp_warn("pid %d: tid %d is running '%s'; applying "
+				"anyway (--allow-active): it finishes in old "
+				"code",
+				(int)proc->pid, (int)busy_tid, busy->name);
+			/* Only the jump sites themselves must be clear. */
+			rc = 0;
+			for (size_t i = 0; i < nr_recs && !rc; i++) {
+				const struct hp_busy_range site = {
+					recs[i].old_addr,
+					recs[i].old_addr +
+						HP_X86_JMP_REL32_SIZE,
+					recs[i].name,
+					true,
+				};
+
+				rc = hp_world_check(&w, proc, &site, 1,
+						    &busy_tid, &busy);
+			}
+		}
+		if (!rc)
+			rc = write_jumps(proc, recs, nr_recs, undo);
+		res->nr_threads = (uint32_t)w.nr_threads;
+		hp_world_resume(&w);
+		res->pause_us = now_us() - t0;
+		if (rc != -HP_E_BUSY)
+			return rc;
+		res->busy_tid = busy_tid;
+		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
+			 busy->name);
+		if (now_us() + backoff > deadline)
+			return hp_error(-HP_E_BUSY,
+					"pid %d: tid %d: '%s' still in use "
+					"after %ld ms (%u tries)",
+					(int)proc->pid, (int)busy_tid,
+					busy->name, opts->timeout_ms,
+					res->nr_tries);
+		usleep((useconds_t)backoff);
+		if (backoff < 64000)
+			backoff *= 2;
+	}
+}
+
+static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
+			 const struct hp_module *m)
+{
+	struct hp_rt_region *regions = NULL;
+	size_t nr = 0;
+	int rc = hp_rt_find_regions(proc, &regions, &nr);
+
+	for (size_t i = 0; !rc && i < nr; i++) {
+		const struct hp_rt_header *h = &regions[i].hdr;
+
+		if (!regions[i].active || h->build_id_len != m->build_id_len ||
+		    memcmp(h->build_id, m->build_id, m->build_id_len))
+			continue;
+		if (!strcmp(h->patch_id, p->id) && h->sequence == p->sequence)
+			rc = hp_error(-HP_E_APPLIED,
+				      "pid %d: %s: patch '%s' is already "
+				      "applied",
+				      (int)proc->pid, h->module, p->id);
+		else if (h->sequence > p->sequence)
+			rc = hp_error(
+				-HP_E_DOWNGRADE,
+				"pid %d: %s: patch '%s' (sequence %" PRIu64
+				") is older than applied '%s' (%" PRIu64 ")",
+				(int)proc->pid, h->module, p->id, p->sequence,
+				h->patch_id, h->sequence);
+		else
+			rc = hp_error(-HP_E_APPLIED,
+				      "pid %d: %s: patch '%s' is applied; "
+				      "revert it before applying '%s'",
+				      (int)proc->pid, h->module, h->patch_id,
+				      p->id);
+	}
+	hp_rt_regions_free(regions, nr);
+	return rc;
+}
+
+int hp_rt_apply(const struct hp_patch *p, pid_t pid,
+		const struct hp_rt_opts *opts, struct hp_rt_result *res)
+{
+	struct hp_proc proc;
+	struct prep pr = {0};
+	const struct hp_module *m = NULL;
+	int rc;
+
+	*res = (struct hp_rt_result){.pid = pid};
+	rc = hp_proc_open(pid, &proc, false);
+	if (rc)
+		goto out;
+	for (uint32_t i = 0; i < p->nr_modules && !m; i++)
+		if (!hp_proc_find_module(&proc, p->modules[i].build_id,
+					 p->modules[i].build_id_len, &pr.mod))
+			m = &p->modules[i];
+	if (!m) {
+		char hex[2 * HP_BUILD_ID_MAX + 1];
+
+		build_id_hex(hex, p->modules[0].build_id,
+			     p->modules[0].build_id_len);
+		rc = hp_error(-HP_E_NOTARGET,
+			      "pid %d: maps no module with build-id %s "
+			      "('%s')",
+			      (int)pid, hex, p->modules[0].name);
+		goto out_close;
+	}
+	snprintf(res->module, sizeof(res->module), "%s", pr.mod.path);
+	res->nr_funcs = m->nr_funcs;
+	rc = check_applied(p, &proc, m);
+	if (!rc)
+		rc = prepare(p, &proc, m, &pr);
+	if (!rc)
+		rc = map_region(p, &proc, &pr);
+	if (!rc)
+		rc = transition(&proc, opts, pr.ranges, pr.nr_recs, pr.recs,
+				pr.nr_recs, false, res);
+	res->region = pr.region;
+	if (rc && pr.mapped)
+		remote_munmap(&proc, pr.region, pr.region_size);
+out_close:
+	prep_release(&pr);
+	hp_proc_close(&proc);
+out:
+	res->rc = rc;
+	return rc;
+}
+
+int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
+		 struct hp_rt_result *res)
+{
+	struct hp_rt_region *regions = NULL, *r = NULL;
+	struct hp_busy_range *ranges = NULL;
+	struct hp_rt_opts ropts = *opts;
+	struct hp_proc proc;
+	size_t nr = 0;
+	int rc;
+
+	*res = (struct hp_rt_result){.pid = pid};
+	rc = hp_proc_open(pid, &proc, false);
+	if (rc)
+		goto out;
+	rc = hp_rt_find_regions(&proc, &regions, &nr);
+	if (rc)
+		goto out_close;
+	for (size_t i = 0; i < nr; i++)
+		if (regions[i].active &&
+		    (!r || regions[i].hdr.applied_at >= r->hdr.applied_at))
+			r = &regions[i];
+	if (!r) {
+		rc = hp_error(-HP_E_NOTAPPLIED, "pid %d: no patch is applied",
+			      (int)pid);
+		goto out_free;
+	}
+	snprintf(res->module, sizeof(res->module), "%s", r->hdr.module);
+	res->nr_funcs = r->hdr.nr_funcs;
+	res->region = r->addr;
+	ranges = calloc(r->hdr.nr_funcs + 1, sizeof(*ranges));
+	if (!ranges) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	/* The new code gets unmapped: no thread may run or return there. */
+	ranges[0] = (struct hp_busy_range){
+		r->addr, r->addr + r->hdr.region_size, r->hdr.patch_id, false};
+	for (uint32_t i = 0; i < r->hdr.nr_funcs; i++)
+		ranges[i + 1] = (struct hp_busy_range){
+			r->funcs[i].old_addr,
+			r->funcs[i].old_addr + HP_X86_JMP_REL32_SIZE,
+			r->funcs[i].name,
+			true,
+		};
+	ropts.flags &= ~HP_RT_ALLOW_ACTIVE;
+	rc = transition(&proc, &ropts, ranges, r->hdr.nr_funcs + 1, r->funcs,
+			r->hdr.nr_funcs, true, res);
+	if (!rc)
+		remote_munmap(&proc, r->addr, r->hdr.region_size);
+out_free:
+	free(ranges);
+	hp_rt_regions_free(regions, nr);
+out_close:
+	hp_proc_close(&proc);
+out:
+	res->rc = rc;
+	return rc;
+}
+
+static void status_one(const struct hp_proc *proc, struct hp_out *o,
+		       const struct hp_rt_region *regions, size_t nr)
+{
+	hp_out_begin_object(o, NULL);
+	hp_out_i64(o, "pid", proc->pid);
+	hp_out_begin_array(o, "patches");
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_rt_region *r = &regions[i];
+		char hex[2 * HP_BUILD_ID_MAX + 1];
+		char key[HP_KEY_ID_STR_BYTES];
+
+		build_id_hex(hex, r->hdr.build_id,
+			     r->hdr.build_id_len <= HP_BUILD_ID_MAX
+				     ? r->hdr.build_id_len
+				     : 0);
+		hp_sign_key_id_str(key, r->hdr.key_id);
+		hp_out_begin_object(o, NULL);
+		hp_out_str(o, "patch_id", "%s", r->hdr.patch_id);
+		hp_out_str(o, "module", "%s", r->hdr.module);
+		hp_out_str(o, "build_id", "%s", hex);
+		hp_out_u64(o, "sequence", r->hdr.sequence);
+		hp_out_str(o, "key_id", "%s", key);
+		hp_out_u64(o, "applied_at", r->hdr.applied_at);
+		hp_out_str(o, "state", "%s", r->active ? "active" : "inactive");
+		hp_out_str(o, "region", "0x%" PRIx64, r->addr);
+		hp_out_begin_array(o, "functions");
+		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++) {
+			r->funcs[j].name[HP_RT_NAME_MAX - 1] = 0;
+			hp_out_str(o, NULL, "%s", r->funcs[j].name);
+		}
+		hp_out_end_array(o);
+		hp_out_end_object(o);
+	}
+	hp_out_end_array(o);
+	hp_out_end_object(o);
+}
+
+int hp_rt_status(pid_t pid, struct hp_out *o)
+{
+	pid_t *pids = NULL;
+	size_t nr_pids = 0;
+	int rc = 0;
+
+	if (pid) {
+		pids = malloc(sizeof(*pids));
+		if (!pids)
+			return -ENOMEM;
+		pids[nr_pids++] = pid;
+	} else {
+		rc = hp_proc_list_tasks(0, &pids, &nr_pids);
+		if (rc)
+			return rc;
+	}
+	hp_out_begin_array(o, "processes");
+	for (size_t i = 0; i < nr_pids; i++) {
+		struct hp_rt_region *regions = NULL;
+		struct hp_proc proc;
+		size_t nr = 0;
+
+		if (pids[i] == getpid())
+			continue;
+		rc = hp_proc_open(pids[i], &proc, !pid);
+		if (rc && pid)
+			break;
+		if (rc) {
+			rc = 0;
+			continue;
+		}
+		rc = hp_rt_find_regions(&proc, &regions, &nr);
+		if (!rc && (nr || pid))
+			status_one(&proc, o, regions, nr);
+		hp_rt_regions_free(regions, nr);
+		hp_proc_close(&proc);
+		if (rc && pid)
+			break;
+		rc = 0;
+	}
+	hp_out_end_array(o);
+	free(pids);
+	return rc;
+}
+
+int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0, n = 0;
+	int rc = hp_proc_list_tasks(0, &pids, &nr);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nr; i++) {
+		struct hp_proc proc;
+		struct hp_rmodule mod;
+		bool hit = false;
+
+		if (pids[i] == getpid() || hp_proc_open(pids[i], &proc, true))
+			continue;
+		for (uint32_t j = 0; j < p->nr_modules && !hit; j++)
+			hit = !hp_proc_find_module(
+				&proc, p->modules[j].build_id,
+				p->modules[j].build_id_len, &mod);
+		hp_proc_close(&proc);
+		if (hit)
+			pids[n++] = pids[i];
+	}
+	*out = pids;
+	*nr_out = n;
+	return 0;
+}

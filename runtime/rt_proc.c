@@ -1,0 +1,381 @@
+/*
+ * The target seen through /proc: its memory map, bulk reads and writes of
+ * its memory (/proc/PID/mem writes work on read-only pages, unlike
+ * process_vm_writev), its modules identified by GNU build-id read from its
+ * own memory (the file on disk may have been replaced since it started),
+ * and a free hole within rel32 reach of a module.
+ */
+#include "runtime/runtime_int.h"
+#include "runtime/arch_x86_64.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define HP_LOG_PREFIX "rt: "
+
+int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
+{
+	char path[64];
+
+	*proc = (struct hp_proc){.pid = pid, .mem_fd = -1};
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (proc->mem_fd < 0) {
+		int rc = -errno;
+
+		if (quiet)
+			return rc == -ENOENT ? -HP_E_GONE : rc;
+		if (rc == -ENOENT)
+			return hp_error(-HP_E_GONE, "pid %d: no such process",
+					(int)pid);
+		hp_error_rc(rc, "pid %d: cannot open '%s'", (int)pid, path);
+		if (rc == -EACCES || rc == -EPERM)
+			hp_hint("run as root or as the process's user; check "
+				"/proc/sys/kernel/yama/ptrace_scope");
+		return rc;
+	}
+	return hp_proc_read_maps(proc);
+}
+
+void hp_proc_close(struct hp_proc *proc)
+{
+	if (proc->mem_fd >= 0)
+		close(proc->mem_fd);
+	free(proc->maps);
+	proc->maps = NULL;
+	proc->nr_maps = 0;
+	proc->mem_fd = -1;
+}
+
+int hp_proc_read_maps(struct hp_proc *proc)
+{
+	char path[64], line[512];
+	struct hp_map *maps = NULL;
+	size_t nr = 0, cap = 0;
+	FILE *fp = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return errno == ENOENT ? -HP_E_GONE
+				       : hp_error_rc(-errno, "'%s'", path);
+	while (fgets(line, sizeof(line), fp)) {
+		struct hp_map m = {0};
+		char perms[8] = "", *p = NULL;
+		unsigned long long start, end, off;
+		int n = 0;
+
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &start, &end,
+			   perms, &off, &n) < 4)
+			continue;
+		m.start = start;
+		m.end = end;
+		m.offset = off;
+		m.prot = (perms[0] == 'r' ? PROT_READ : 0) |
+			 (perms[1] == 'w' ? PROT_WRITE : 0) |
+			 (perms[2] == 'x' ? PROT_EXEC : 0);
+		m.shared = perms[3] == 's';
+		p = line + n;
+		while (*p == ' ')
+			p++;
+		p[strcspn(p, "\n")] = 0;
+		snprintf(m.path, sizeof(m.path), "%s", p);
+		if (nr == cap) {
+			struct hp_map *nm = NULL;
+
+			cap = cap ? 2 * cap : 64;
+			nm = realloc(maps, cap * sizeof(*nm));
+			if (!nm) {
+				free(maps);
+				fclose(fp);
+				return -ENOMEM;
+			}
+			maps = nm;
+		}
+		maps[nr++] = m;
+	}
+	fclose(fp);
+	free(proc->maps);
+	proc->maps = maps;
+	proc->nr_maps = nr;
+	return nr ? 0 : -HP_E_GONE;
+}
+
+int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		 size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(proc->mem_fd, (uint8_t *)buf + done,
+				  len - done, (off_t)(addr + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ESRCH)
+			return -HP_E_GONE;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
+		  size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(proc->mem_fd, (const uint8_t *)buf + done,
+				   len - done, (off_t)(addr + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ESRCH)
+			return -HP_E_GONE;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
+				      hp_raddr_t addr)
+{
+	for (size_t i = 0; i < proc->nr_maps; i++)
+		if (addr >= proc->maps[i].start && addr < proc->maps[i].end)
+			return &proc->maps[i];
+	return NULL;
+}
+
+/* Build-id and load bias of the ELF image whose header is mapped at @m. */
+static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
+			  uint8_t *id, uint32_t *id_len, hp_raddr_t *bias)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[64];
+	hp_raddr_t first_load = (hp_raddr_t)-1;
+	int rc;
+
+	rc = hp_proc_read(proc, m->start, &eh, sizeof(eh));
+	if (rc || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+	    eh.e_phnum > HP_ARRAY_SIZE(ph))
+		return -ENOENT;
+	rc = hp_proc_read(proc, m->start + eh.e_phoff, ph,
+			  eh.e_phnum * sizeof(ph[0]));
+	if (rc)
+		return -ENOENT;
+	for (int i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_offset == 0)
+			first_load = ph[i].p_vaddr & ~(HP_X86_PAGE_SIZE - 1);
+	if (first_load == (hp_raddr_t)-1)
+		return -ENOENT;
+	*bias = m->start - first_load;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		uint8_t notes[1024];
+		size_t len = ph[i].p_filesz, off = 0;
+
+		if (ph[i].p_type != PT_NOTE)
+			continue;
+		if (len > sizeof(notes))
+			len = sizeof(notes);
+		if (hp_proc_read(proc, *bias + ph[i].p_vaddr, notes, len))
+			continue;
+		while (off + sizeof(Elf64_Nhdr) <= len) {
+			const Elf64_Nhdr *nh = (const void *)(notes + off);
+			size_t name = off + sizeof(*nh);
+			size_t desc = name + HP_ALIGN_UP(nh->n_namesz, 4U);
+			size_t next = desc + HP_ALIGN_UP(nh->n_descsz, 4U);
+
+			if (next > len)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID &&
+			    nh->n_namesz == 4 &&
+			    !memcmp(notes + name, "GNU", 4) &&
+			    nh->n_descsz <= HP_BUILD_ID_MAX) {
+				memcpy(id, notes + desc, nh->n_descsz);
+				*id_len = nh->n_descsz;
+				return 0;
+			}
+			off = next;
+		}
+	}
+	return -ENOENT;
+}
+
+int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
+			uint32_t build_id_len, struct hp_rmodule *mod)
+{
+	for (size_t i = 0; i < proc->nr_maps; i++) {
+		const struct hp_map *m = &proc->maps[i];
+		uint8_t id[HP_BUILD_ID_MAX];
+		uint32_t id_len = 0;
+		hp_raddr_t bias = 0;
+
+		if (m->offset != 0 || m->path[0] != '/' ||
+		    !(m->prot & PROT_READ))
+			continue;
+		if (read_module_id(proc, m, id, &id_len, &bias) ||
+		    id_len != build_id_len || memcmp(id, build_id, id_len))
+			continue;
+		*mod = (struct hp_rmodule){
+			.bias = bias, .start = m->start, .end = m->end};
+		snprintf(mod->path, sizeof(mod->path), "%s", m->path);
+		/* The module's other segments follow with the same path. */
+		for (size_t j = i + 1; j < proc->nr_maps; j++) {
+			if (strcmp(proc->maps[j].path, m->path) ||
+			    !proc->maps[j].offset)
+				break;
+			mod->end = proc->maps[j].end;
+		}
+		return 0;
+	}
+	return -HP_E_NOTARGET;
+}
+
+/*
+ * Prefer the gap just below the module: above an executable lies the brk
+ * heap, which must stay free to grow. Every byte of the region must reach
+ * every byte of the module with a rel32.
+ */
+int hp_proc_find_hole(const struct hp_proc *proc, const struct hp_rmodule *mod,
+		      uint64_t size, hp_raddr_t *out)
+{
+	const uint64_t reach = (uint64_t)HP_X86_REL32_REACH - HP_X86_PAGE_SIZE;
+	const hp_raddr_t lo =
+		mod->end > reach + 0x10000 ? mod->end - reach : 0x10000;
+	const hp_raddr_t hi = mod->start + reach < HP_X86_USER_TOP
+				      ? mod->start + reach
+				      : HP_X86_USER_TOP;
+	hp_raddr_t best = 0, heap_end = 0;
+	uint64_t best_dist = UINT64_MAX;
+
+	for (size_t i = 0; i < proc->nr_maps; i++)
+		if (!strcmp(proc->maps[i].path, "[heap]"))
+			heap_end = proc->maps[i].end;
+	for (size_t i = 0; i <= proc->nr_maps; i++) {
+		/* Gap i lies between map i-1 and map i; leave guard pages. */
+		hp_raddr_t g0 =
+			i ? proc->maps[i - 1].end + HP_X86_PAGE_SIZE : 0x10000;
+		hp_raddr_t g1 = i < proc->nr_maps
+					? proc->maps[i].start - HP_X86_PAGE_SIZE
+					: HP_X86_USER_TOP;
+		hp_raddr_t cand;
+		uint64_t dist;
+
+		if (g0 < lo)
+			g0 = lo;
+		if (g1 > hi)
+			g1 = hi;
+		if (g0 >= g1 || g1 - g0 < size)
+			continue;
+		if (g1 <= mod->start) {
+			cand = (g1 - size) & ~(HP_X86_PAGE_SIZE - 1);
+			dist = mod->start - cand;
+		} else {
+			/* Above: keep clear of brk's growth (1 GiB). */
+			hp_raddr_t floor =
+				heap_end ? heap_end + (1ULL << 30) : 0;
+
+			if (g0 < floor)
+				g0 = floor;
+			cand = HP_ALIGN_UP(g0, HP_X86_PAGE_SIZE);
+			if (cand < g0 || cand + size > g1 || cand + size > hi)
+				continue;
+			dist = cand - mod->end + (1ULL << 40); /* below wins */
+		}
+		if (cand < g0 || cand + size > g1)
+			continue;
+		if (dist < best_dist) {
+			best = cand;
+			best_dist = dist;
+		}
+	}
+	if (!best)
+		return -HP_E_NOHOLE;
+	*out = best;
+	return 0;
+}
+
+int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
+{
+	/* The vDSO first: small, always mapped, never rewritten. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < proc->nr_maps; i++) {
+			const struct hp_map *m = &proc->maps[i];
+			uint8_t buf[65536];
+			size_t len = m->end - m->start;
+
+			if (!(m->prot & PROT_EXEC) ||
+			    (pass == 0) != !strcmp(m->path, "[vdso]"))
+				continue;
+			if (len > sizeof(buf))
+				len = sizeof(buf);
+			if (hp_proc_read(proc, m->start, buf, len))
+				continue;
+			for (size_t j = 0; j + 1 < len; j++)
+				if (buf[j] == HP_X86_SYSCALL_0 &&
+				    buf[j + 1] == HP_X86_SYSCALL_1) {
+					*out = m->start + j;
+					return 0;
+				}
+		}
+	}
+	return hp_error(-HP_E_INJECT,
+			"pid %d: no 'syscall' instruction in executable "
+			"memory",
+			(int)proc->pid);
+}
+
+int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
+{
+	char path[64];
+	struct dirent *de = NULL;
+	pid_t *list = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d = NULL;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc");
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? -HP_E_GONE : -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if (n == cap) {
+			pid_t *nl = NULL;
+
+			cap = cap ? 2 * cap : 32;
+			nl = realloc(list, cap * sizeof(*nl));
+			if (!nl) {
+				free(list);
+				closedir(d);
+				return -ENOMEM;
+			}
+			list = nl;
+		}
+		list[n++] = (pid_t)atoi(de->d_name);
+	}
+	closedir(d);
+	*tids = list;
+	*nr = n;
+	return 0;
+}

@@ -1,0 +1,145 @@
+/*
+ * ptrace primitives: seize and interrupt threads without signals
+ * (PTRACE_SEIZE + PTRACE_INTERRUPT leave no trace a program can see), wait
+ * for their stop, and run one system call through a stopped thread.
+ */
+#include "runtime/runtime_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+
+#define HP_LOG_PREFIX "rt: "
+
+int hp_pt_seize(struct hp_thread *t)
+{
+	if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) < 0)
+		return -errno;
+	t->seized = true;
+	return 0;
+}
+
+int hp_pt_interrupt(struct hp_thread *t)
+{
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * A seized thread stops with PTRACE_EVENT_STOP (status >> 16) for our
+ * interrupt, or first in a signal-delivery-stop when a signal raced us: that
+ * stop is as good, but the signal must be delivered when we let go.
+ */
+int hp_pt_wait_stop(struct hp_thread *t)
+{
+	int status = 0;
+
+	for (;;) {
+		pid_t r = waitpid(t->tid, &status, __WALL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			t->seized = false;
+			return -ESRCH;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		if (status >> 16 == 0 && WSTOPSIG(status) != SIGTRAP)
+			t->pending_sig = WSTOPSIG(status);
+		t->stopped = true;
+		hp_dbg(HP_DBG_PTRACE, "tid %d stopped (status 0x%x)",
+		       (int)t->tid, status);
+		return 0;
+	}
+}
+
+int hp_pt_get_regs(struct hp_thread *t)
+{
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
+		return -errno;
+	return 0;
+}
+
+void hp_pt_release(struct hp_thread *t)
+{
+	if (!t->seized)
+		return;
+	/* Detaching resumes the thread and cancels any pending interrupt. */
+	if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig) <
+		    0 &&
+	    errno != ESRCH)
+		hp_warn("tid %d: detach: %s", (int)t->tid, strerror(errno));
+	t->seized = false;
+	t->stopped = false;
+	t->pending_sig = 0;
+}
+
+/*
+ * orig_rax = -1 keeps the kernel from "restarting" our injected call when
+ * the thread was stopped inside a system call of its own; restoring every
+ * register afterwards (orig_rax and rax = -ERESTART* included) lets the
+ * kernel restart that call exactly as after any ptrace stop.
+ */
+int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
+		  const long args[6], long *ret)
+{
+	struct user_regs_struct saved, regs;
+	int status, rc = 0, tries = 0;
+
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
+		return -errno;
+	regs = saved;
+	regs.rip = insn;
+	regs.rax = (unsigned long long)nr;
+	regs.orig_rax = (unsigned long long)-1;
+	regs.rdi = (unsigned long long)args[0];
+	regs.rsi = (unsigned long long)args[1];
+	regs.rdx = (unsigned long long)args[2];
+	regs.r10 = (unsigned long long)args[3];
+	regs.r8 = (unsigned long long)args[4];
+	regs.r9 = (unsigned long long)args[5];
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0)
+		return -errno;
+	for (;;) {
+		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0) {
+			rc = -errno;
+			break;
+		}
+		if (waitpid(t->tid, &status, __WALL) < 0) {
+			rc = -errno;
+			break;
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			t->seized = false;
+			return -ESRCH;
+		}
+		if (ptrace(PTRACE_GETREGS, t->tid, 0, &regs) < 0) {
+			rc = -errno;
+			break;
+		}
+		if (regs.rip == insn + 2)
+			break;
+		/* A signal arrived before the step: keep it, step again. */
+		if (WSTOPSIG(status) != SIGTRAP)
+			t->pending_sig = WSTOPSIG(status);
+		if (regs.rip != insn || ++tries > 16) {
+			rc = -HP_E_INJECT;
+			break;
+		}
+	}
+	if (!rc)
+		*ret = (long)regs.rax;
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
+		rc = -errno;
+	hp_dbg(HP_DBG_PTRACE, "tid %d: syscall %ld -> %ld (rc %d)", (int)t->tid,
+	       nr, rc ? 0 : *ret, rc);
+	return rc;
+}

@@ -1,0 +1,73 @@
+/*
+ * hpatch's loader: applies a verified patch to live processes through
+ * ptrace and /proc/PID/mem, reverts it, and reports what is applied. Links
+ * only libc (plus packer/ and signing/ to read patches).
+ */
+#ifndef HP_RUNTIME_H
+#define HP_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/hp_out.h"
+#include "packer/packer.h"
+
+enum hp_rt_flags {
+	HP_RT_ALLOW_ACTIVE = 1 << 0, /* apply even if old code is running */
+};
+
+struct hp_rt_opts {
+	unsigned int flags; /* enum hp_rt_flags */
+	long timeout_ms;    /* consistency retries give up after this */
+};
+
+/* What happened to one process; filled even on failure. */
+struct hp_rt_result {
+	pid_t pid;
+	int rc;		   /* 0 or -errno / -HP_E_* */
+	char module[256];  /* path of the patched module */
+	uint64_t pause_us; /* time every thread was stopped (last try) */
+	uint32_t nr_threads;
+	uint32_t nr_funcs;
+	uint32_t nr_tries;
+	char busy_func[128]; /* with -HP_E_BUSY: the function in use */
+	pid_t busy_tid;	     /* ... and the thread using it */
+	uint64_t region;     /* address of the patch region */
+};
+
+/*
+ * hp_rt_apply() - apply @p to process @pid: find the module by build-id,
+ * check every function's original bytes, map and relocate the new code near
+ * it, then redirect each old function while no thread can be inside it.
+ * On any failure the process is left exactly as it was.
+ * Return: 0, -HP_E_NOTARGET, -HP_E_MISMATCH, -HP_E_APPLIED, -HP_E_BUSY,
+ * -HP_E_GONE, -HP_E_NOHOLE, -HP_E_RANGE, -errno. Reports its own errors.
+ */
+int hp_rt_apply(const struct hp_patch *p, pid_t pid,
+		const struct hp_rt_opts *opts, struct hp_rt_result *res)
+	__attribute__((warn_unused_result));
+
+/*
+ * hp_rt_revert() - undo the most recent patch applied to @pid: restore the
+ * original bytes under the same safety check, then unmap its code.
+ * Return: 0, -HP_E_NOTAPPLIED, -HP_E_BUSY, -errno. Reports its own errors.
+ */
+int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
+		 struct hp_rt_result *res) __attribute__((warn_unused_result));
+
+/*
+ * hp_rt_status() - list the patches applied to @pid (0: every process) as
+ * an array "processes" in @o. Return: 0 or -errno.
+ */
+int hp_rt_status(pid_t pid, struct hp_out *o)
+	__attribute__((warn_unused_result));
+
+/*
+ * hp_rt_find_targets() - every process (but this one) that maps a module of
+ * @p. *@pids is malloc'd (caller frees). Return: 0 or -errno.
+ */
+int hp_rt_find_targets(const struct hp_patch *p, pid_t **pids, size_t *nr)
+	__attribute__((warn_unused_result));
+
+#endif

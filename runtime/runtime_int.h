@@ -1,0 +1,213 @@
+/*
+ * Loader internals: the target's memory map, its modules, its threads, and
+ * the in-target record at the start of every patch region.
+ */
+#ifndef HP_RUNTIME_INT_H
+#define HP_RUNTIME_INT_H
+
+#include <assert.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "runtime/runtime.h"
+
+typedef uint64_t hp_raddr_t; /* an address in the target, never a pointer */
+
+/* ---- rt_proc.c: /proc/PID/maps, /proc/PID/mem, modules ---- */
+struct hp_map {
+	hp_raddr_t start;
+	hp_raddr_t end;
+	uint64_t offset;
+	unsigned int prot; /* PROT_* */
+	bool shared;
+	char path[256]; /* "" for anonymous */
+};
+
+struct hp_proc {
+	pid_t pid;
+	int mem_fd; /* /proc/PID/mem, O_RDWR */
+	struct hp_map *maps;
+	size_t nr_maps;
+};
+
+struct hp_rmodule {
+	char path[256];
+	hp_raddr_t bias;  /* load bias: runtime address - link address */
+	hp_raddr_t start; /* lowest mapped address */
+	hp_raddr_t end;	  /* highest mapped address */
+};
+
+/* Open @pid's memory and map; @quiet: no messages (scans of every pid). */
+int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
+	__attribute__((warn_unused_result));
+void hp_proc_close(struct hp_proc *proc);
+int hp_proc_read_maps(struct hp_proc *proc) __attribute__((warn_unused_result));
+/* Return: 0, -HP_E_GONE, or -EIO on a short read. */
+int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		 size_t len) __attribute__((warn_unused_result));
+int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
+		  size_t len) __attribute__((warn_unused_result));
+/* Find the module with @build_id. Return: 0 or -HP_E_NOTARGET. */
+int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
+			uint32_t build_id_len, struct hp_rmodule *mod)
+	__attribute__((warn_unused_result));
+/* A free, page-aligned range of @size bytes from which every byte of @mod
+ * is within rel32 reach. Return: 0 or -HP_E_NOHOLE. */
+int hp_proc_find_hole(const struct hp_proc *proc, const struct hp_rmodule *mod,
+		      uint64_t size, hp_raddr_t *out)
+	__attribute__((warn_unused_result));
+/* Address of a "syscall" instruction in executable memory. */
+int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
+	__attribute__((warn_unused_result));
+/* The mapping containing @addr, or NULL. */
+const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
+				      hp_raddr_t addr);
+/* List thread ids of @pid, or every process when @pid is 0; *@tids is
+ * malloc'd. Return: 0, -HP_E_GONE or -errno. */
+int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
+	__attribute__((warn_unused_result));
+
+/* ---- rt_symbols.c ---- */
+/* Address of @name (@version NULL: the default version) in the modules the
+ * process has loaded, searched in load order. Return: 0 or -HP_E_NOSYM. */
+int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
+			const char *version, hp_raddr_t *out)
+	__attribute__((warn_unused_result));
+
+/* ---- rt_ptrace.c: seize, stop, inject ---- */
+struct hp_thread {
+	pid_t tid;
+	bool seized;
+	bool stopped;
+	int pending_sig; /* a signal that arrived while stopping: re-deliver */
+	struct user_regs_struct regs;
+};
+
+int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
+int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Wait until @t is stopped. Return: 0, -ESRCH if it exited. */
+int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
+int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Resume and forget @t (re-delivering any pending signal). */
+void hp_pt_release(struct hp_thread *t);
+/*
+ * Run one system call in stopped thread @t through the "syscall" at @insn,
+ * then restore every register (an interrupted system call of the thread
+ * restarts as if nothing happened). Return: 0 with *@ret the raw result.
+ */
+int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
+		  const long args[6], long *ret)
+	__attribute__((warn_unused_result));
+
+/* ---- rt_transition.c: stop the world ---- */
+struct hp_world {
+	pid_t pid;
+	struct hp_thread *threads;
+	size_t nr_threads;
+	size_t cap_threads;
+	int old_policy; /* the loader's scheduling, restored on resume */
+	struct sched_param old_param;
+	bool raised;
+};
+
+/* Stop every thread of @pid; stable against threads being born.
+ * Return: 0, -HP_E_GONE, -errno. On failure every thread is resumed. */
+int hp_world_stop(struct hp_world *w, pid_t pid)
+	__attribute__((warn_unused_result));
+void hp_world_resume(struct hp_world *w);
+/* Run a system call in the target through one stopped thread. */
+int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
+		     const long args[6], long *ret)
+	__attribute__((warn_unused_result));
+
+/* A range whose code no thread may be executing, nor return into. */
+struct hp_busy_range {
+	hp_raddr_t start;
+	hp_raddr_t end;
+	const char *name;
+	bool ip_only; /* only the instruction pointer matters (jump sites) */
+};
+
+/*
+ * Check every stopped thread: no IP inside any range, no return address
+ * into a non-ip_only range on its stack. Return: 0, or -HP_E_BUSY with
+ * *@busy_tid and *@busy the first conflict.
+ */
+int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
+		   const struct hp_busy_range *ranges, size_t nr_ranges,
+		   pid_t *busy_tid, const struct hp_busy_range **busy)
+	__attribute__((warn_unused_result));
+
+/* ---- rt_reloc.c ---- */
+struct hp_reloc_ctx {
+	uint8_t *image; /* local copy of the image */
+	uint32_t image_size;
+	hp_raddr_t bases[HP_RB_NR_BASES]; /* HP_RB_SYMBOL unused */
+	const hp_raddr_t *sym_addrs;	  /* per hp_module.syms */
+	uint32_t nr_syms;
+};
+
+/*
+ * Apply every relocation of @m into ctx->image. Errors name the relocation.
+ * Return: 0, -HP_E_RANGE (a target beyond reach), -HP_E_BADFORMAT.
+ */
+int hp_reloc_apply(const struct hp_reloc_ctx *ctx, const struct hp_module *m)
+	__attribute__((warn_unused_result));
+
+/* ---- rt_patch.c: the in-target record ---- */
+#define HP_RT_MAGIC "HPATCHRT"
+#define HP_RT_VERSION 1
+#define HP_RT_NAME_MAX 64
+
+/*
+ * First bytes of every patch region: enough for any later hpatch to list
+ * and revert the patch without the patch file. Little endian, fixed size.
+ */
+struct hp_rt_header {
+	uint8_t magic[8];
+	uint32_t version;
+	uint32_t header_size; /* bytes up to the image, page aligned */
+	uint64_t region_size;
+	uint64_t image_addr;
+	uint64_t module_bias;
+	uint64_t sequence;
+	uint64_t applied_at; /* unix seconds */
+	uint8_t build_id[HP_BUILD_ID_MAX];
+	uint32_t build_id_len;
+	uint32_t nr_funcs;
+	uint8_t key_id[8];
+	char patch_id[HP_RT_NAME_MAX];
+	char module[128];
+};
+static_assert(sizeof(struct hp_rt_header) == 304, "in-target header size");
+
+struct hp_rt_func {
+	uint64_t old_addr; /* absolute */
+	uint64_t new_addr; /* absolute; 0 for new functions */
+	uint8_t orig[8];   /* bytes the jump replaces (first 5 used) */
+	uint8_t jump[8];   /* the jump written (first 5 used) */
+	char name[HP_RT_NAME_MAX];
+};
+static_assert(sizeof(struct hp_rt_func) == 96, "in-target func size");
+
+/* A patch region found in a process. */
+struct hp_rt_region {
+	hp_raddr_t addr;
+	struct hp_rt_header hdr;
+	struct hp_rt_func *funcs;
+	bool active; /* every jump is in place */
+};
+
+/* Find the patch regions of @proc. *@out is malloc'd; free with
+ * hp_rt_regions_free(). */
+int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
+		       size_t *nr) __attribute__((warn_unused_result));
+void hp_rt_regions_free(struct hp_rt_region *r, size_t nr);
+
+/* Fault injection for tests: HPATCH_FAULT=<step> makes that step fail. */
+int hp_rt_fault(const char *step) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,75 @@
+# Shared helpers for end-to-end scenarios (sourced, not run).
+# Needs HP_BUILD (build dir). Each scenario gets a scratch dir in $T and
+# its processes are killed on exit.
+set -euo pipefail
+
+: "${HP_BUILD:?HP_BUILD must name the build directory}"
+HPDIFF=$HP_BUILD/differ/hpdiff
+HPATCH=$HP_BUILD/runtime/hpatch
+HPSIGN=$HP_BUILD/signing/hpsign
+T=$(mktemp -d)
+PIDS=()
+PASSED=0
+FAILED=0
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# ptrace must work; if it cannot, the test is skipped (77), which CI fails.
+require_ptrace() {
+	if [ -r /proc/sys/kernel/yama/ptrace_scope ] &&
+		[ "$(cat /proc/sys/kernel/yama/ptrace_scope)" -ge 2 ] &&
+		[ "$(id -u)" -ne 0 ]; then
+		echo "skip: ptrace_scope forbids attaching" >&2
+		exit 77
+	fi
+}
+
+ok() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*" >&2; }
+check() { # check DESC CMD...
+	local desc=$1; shift
+	if "$@"; then ok "$desc"; else fail "$desc"; fi
+}
+finish() {
+	echo "$(basename "$0" .sh): $PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
+
+# start_target BIN LOG ARGS...: start, wait for "ready pid=N port=P".
+start_target() {
+	local bin=$1 log=$2; shift 2
+	"$bin" "$@" >"$log" 2>&1 &
+	PIDS+=($!)
+	TARGET_PID=$!
+	for _ in $(seq 100); do
+		if grep -q "ready" "$log"; then
+			TARGET_PORT=$(sed -n 's/.*ready pid=[0-9]* port=\([0-9]*\).*/\1/p' "$log" | head -1)
+			return 0
+		fi
+		sleep 0.05
+	done
+	echo "target did not start: $(cat "$log")" >&2
+	return 1
+}
+
+# make_key NAME: a signing key in $T and a trust dir $T/trust holding it.
+make_key() {
+	"$HPSIGN" keygen "$T/$1" >/dev/null
+	mkdir -p "$T/trust"
+	cp "$T/$1.pub" "$T/trust/"
+}
+
+# ask FD REQUEST: send one line on an open connection, print the reply.
+ask() {
+	local fd=$1 line
+	echo "$2" >&"$fd"
+	IFS= read -r -t 5 line <&"$fd"
+	printf '%s\n' "$line"
+}
+
+# log_after LOG MARK: lines of LOG after the first MARK line.
+nr_tasks() { ls "/proc/$1/task" | wc -l; }
