@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything hpatch needs to build and test on Debian bookworm.
+# Idempotent and quick when all is present; run as root (or with sudo).
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config libelf-dev libdwarf-dev libzstd-dev
+      libsodium-dev libcmocka-dev zstd clang procps)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "setup: all ${#pkgs[@]} packages present"
+	exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
