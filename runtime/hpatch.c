@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #define HP_PATCH_FILE_MAX (256u << 20)
@@ -45,7 +46,7 @@ static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
 static int load_patch(const char *path, const char *trust_dir,
 		      unsigned int flags, struct hp_patch **out)
 {
-	struct hp_trust trust = {0};
+	struct hp_trust trust = { 0 };
 	uint8_t *data = NULL;
 	size_t len = 0;
 	int rc;
@@ -83,21 +84,66 @@ static int exit_for(int rc)
 		return HP_EXIT_NOTHING;
 	case -HP_E_BUSY:
 		return HP_EXIT_BUSY;
+	case -HP_E_UNSIGNED:
+		return HP_EXIT_UNSIGNED;
+	case -HP_E_UNTRUSTED:
+		return HP_EXIT_UNTRUSTED;
+	case -HP_E_BADSIG:
+		return HP_EXIT_BADSIG;
+	case -HP_E_EXPIRED:
+		return HP_EXIT_EXPIRED;
+	case -HP_E_NOTARGET:
+		return HP_EXIT_NOTARGET;
+	case -HP_E_DOWNGRADE:
+		return HP_EXIT_DOWNGRADE;
 	default:
 		return HP_EXIT_ERROR;
 	}
 }
 
-/* Worst result over several processes: error > busy > nothing > ok. */
+static int exit_rank(int status)
+{
+	return status == HP_EXIT_OK	   ? 0
+	       : status == HP_EXIT_NOTHING ? 1
+	       : status == HP_EXIT_BUSY	   ? 2
+					   : 3;
+}
+
+/*
+ * Worst result over several processes: a refusal or error outranks busy,
+ * busy outranks "nothing to do", which outranks success.
+ */
 static int combine(int status, int rc)
 {
-	static const int rank[] = {[HP_EXIT_OK] = 0,
-				   [HP_EXIT_NOTHING] = 1,
-				   [HP_EXIT_BUSY] = 2,
-				   [HP_EXIT_ERROR] = 3};
 	const int next = exit_for(rc);
 
-	return rank[next] > rank[status] ? next : status;
+	return exit_rank(next) > exit_rank(status) ? next : status;
+}
+
+/* --on-refuse: run the operator's fallback for a process not patched. */
+static void run_fallback(const char *cmd, const char *file,
+			 const struct hp_rt_result *res)
+{
+	char pid[16], reason[160];
+	int st;
+
+	snprintf(pid, sizeof(pid), "%d", (int)res->pid);
+	snprintf(reason, sizeof(reason), "%s: %s", hp_err_name(res->rc),
+		 hp_strerror(res->rc));
+	setenv("HPATCH_PID", pid, 1);
+	setenv("HPATCH_PATCH", file, 1);
+	setenv("HPATCH_REASON", reason, 1);
+	hp_log(HP_LOG_INFO, "pid %d: not patched (%s); running fallback '%s'",
+	       (int)res->pid, reason, cmd);
+	fflush(stdout);
+	st = system(cmd);
+	if (st != 0)
+		hp_warn("pid %d: fallback '%s' exited with status %d",
+			(int)res->pid, cmd,
+			WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	unsetenv("HPATCH_PID");
+	unsetenv("HPATCH_PATCH");
+	unsetenv("HPATCH_REASON");
 }
 
 static void print_result(struct hp_out *o, const char *action,
@@ -123,27 +169,35 @@ static void print_result(struct hp_out *o, const char *action,
 
 static int cmd_apply(int argc, char **argv)
 {
-	struct hp_strlist pid_args = {0};
+	struct hp_strlist pid_args = { 0 };
 	const char *trust_dir = HP_TRUST_DIR_DEFAULT;
-	struct hp_rt_opts opts = {.timeout_ms = HP_TIMEOUT_DEFAULT_MS};
+	const char *audit_path = NULL, *on_refuse = NULL;
+	struct hp_rt_audit audit = { .fd = -1 };
+	struct hp_rt_opts opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS };
 	bool all = false, json = false, allow_active = false;
 	struct hp_patch *p = NULL;
 	pid_t *pids = NULL;
 	size_t nr = 0;
 	struct hp_out o;
-	int first, rc, status = HP_EXIT_OK;
+	int first, rc, lrc, status = HP_EXIT_OK;
 	const struct hp_opt table[] = {
-		{"pid", 'p', HP_OPT_LIST, &pid_args, "PID", "process to patch"},
-		{"all", 0, HP_OPT_FLAG, &all, NULL,
-		 "every process that maps the target build"},
-		{"trust", 0, HP_OPT_STR, &trust_dir, "DIR",
-		 "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")"},
-		{"timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
-		 "give up on busy functions after MS (default 5000)"},
-		{"allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
-		 "apply even while old code runs on a stack"},
-		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
-		{0},
+		{ "pid", 'p', HP_OPT_LIST, &pid_args, "PID",
+		  "process to patch" },
+		{ "all", 0, HP_OPT_FLAG, &all, NULL,
+		  "every process that maps the target build" },
+		{ "trust", 0, HP_OPT_STR, &trust_dir, "DIR",
+		  "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")" },
+		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		  "give up on busy functions after MS (default 5000)" },
+		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
+		  "apply even while old code runs on a stack" },
+		{ "on-refuse", 0, HP_OPT_STR, &on_refuse, "CMD",
+		  "run CMD for each process not patched (HPATCH_PID, "
+		  "HPATCH_PATCH, HPATCH_REASON set)" },
+		{ "audit-log", 0, HP_OPT_STR, &audit_path, "FILE",
+		  "audit log (default " HP_AUDIT_LOG_DEFAULT ")" },
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
 	};
 
 	rc = hp_cli_parse("apply", "FILE", table, argc, argv, &first);
@@ -168,19 +222,28 @@ static int cmd_apply(int argc, char **argv)
 	}
 	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
 	rc = HP_EXIT_ERROR;
-	if (load_patch(argv[first], trust_dir, 0, &p))
+	if (hp_rt_audit_open(&audit, audit_path))
 		goto out;
+	lrc = load_patch(argv[first], trust_dir, 0, &p);
+	if (lrc) {
+		hp_rt_audit_record(&audit, "apply", argv[first], NULL, NULL,
+				   lrc);
+		rc = exit_for(lrc);
+		goto out;
+	}
 	if (all) {
 		free(pids);
 		pids = NULL;
 		if (hp_rt_find_targets(p, &pids, &nr))
 			goto out;
 		if (!nr) {
-			hp_log(HP_LOG_INFO,
-			       "'%s': no running process maps "
-			       "its target",
-			       argv[first]);
-			rc = HP_EXIT_NOTHING;
+			hp_error(-HP_E_NOTARGET,
+				 "'%s': no running process maps its target "
+				 "('%s')",
+				 argv[first], p->modules[0].name);
+			hp_rt_audit_record(&audit, "apply", argv[first], p,
+					   NULL, -HP_E_NOTARGET);
+			rc = HP_EXIT_NOTARGET;
 			goto out;
 		}
 	}
@@ -192,15 +255,19 @@ static int cmd_apply(int argc, char **argv)
 		int arc = hp_rt_apply(p, pids[i], &opts, &res);
 
 		print_result(&o, "apply", &res);
+		hp_rt_audit_record(&audit, "apply", argv[first], p, &res, arc);
 		if (arc == -HP_E_BUSY)
 			hp_hint("pid %d: retry later, raise --timeout, or use "
 				"--allow-active",
 				(int)pids[i]);
+		if (arc && arc != -HP_E_APPLIED && on_refuse)
+			run_fallback(on_refuse, argv[first], &res);
 		status = combine(status, arc);
 	}
 	hp_out_finish(&o);
 	rc = status;
 out:
+	hp_rt_audit_close(&audit);
 	hp_patch_free(p);
 	free(pids);
 	hp_strlist_release(&pid_args);
@@ -209,20 +276,24 @@ out:
 
 static int cmd_revert(int argc, char **argv)
 {
-	struct hp_strlist pid_args = {0};
-	struct hp_rt_opts opts = {.timeout_ms = HP_TIMEOUT_DEFAULT_MS};
+	struct hp_strlist pid_args = { 0 };
+	struct hp_rt_opts opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS };
+	struct hp_rt_audit audit = { .fd = -1 };
+	const char *audit_path = NULL;
 	bool json = false;
 	pid_t *pids = NULL;
 	size_t nr = 0;
 	struct hp_out o;
 	int first, rc, status = HP_EXIT_OK;
 	const struct hp_opt table[] = {
-		{"pid", 'p', HP_OPT_LIST, &pid_args, "PID",
-		 "process to revert"},
-		{"timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
-		 "give up on busy functions after MS (default 5000)"},
-		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
-		{0},
+		{ "pid", 'p', HP_OPT_LIST, &pid_args, "PID",
+		  "process to revert" },
+		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		  "give up on busy functions after MS (default 5000)" },
+		{ "audit-log", 0, HP_OPT_STR, &audit_path, "FILE",
+		  "audit log (default " HP_AUDIT_LOG_DEFAULT ")" },
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
 	};
 
 	rc = hp_cli_parse("revert", "", table, argc, argv, &first);
@@ -238,6 +309,9 @@ static int cmd_revert(int argc, char **argv)
 		hp_cli_usage_error("revert", "-p: not a process id");
 		goto out;
 	}
+	rc = HP_EXIT_ERROR;
+	if (hp_rt_audit_open(&audit, audit_path))
+		goto out;
 	hp_out_init(&o, stdout, json);
 	hp_out_begin_array(&o, "processes");
 	for (size_t i = 0; i < nr; i++) {
@@ -245,11 +319,13 @@ static int cmd_revert(int argc, char **argv)
 		int rrc = hp_rt_revert(pids[i], &opts, &res);
 
 		print_result(&o, "revert", &res);
+		hp_rt_audit_record(&audit, "revert", NULL, NULL, &res, rrc);
 		status = combine(status, rrc);
 	}
 	hp_out_finish(&o);
 	rc = status;
 out:
+	hp_rt_audit_close(&audit);
 	free(pids);
 	hp_strlist_release(&pid_args);
 	return rc;
@@ -262,10 +338,10 @@ static int cmd_status(int argc, char **argv)
 	struct hp_out o;
 	int first, rc;
 	const struct hp_opt table[] = {
-		{"pid", 'p', HP_OPT_LONG, &pid, "PID",
-		 "only this process (default: all)"},
-		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
-		{0},
+		{ "pid", 'p', HP_OPT_LONG, &pid, "PID",
+		  "only this process (default: all)" },
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
 	};
 
 	rc = hp_cli_parse("status", "", table, argc, argv, &first);
@@ -282,17 +358,17 @@ static int cmd_status(int argc, char **argv)
 static int cmd_inspect(int argc, char **argv)
 {
 	const char *trust_dir = HP_TRUST_DIR_DEFAULT;
-	struct hp_trust trust = {0};
+	struct hp_trust trust = { 0 };
 	bool json = false, trusted = false;
 	struct hp_patch *p = NULL;
 	char key[HP_KEY_ID_STR_BYTES];
 	struct hp_out o;
 	int first, rc;
 	const struct hp_opt table[] = {
-		{"trust", 0, HP_OPT_STR, &trust_dir, "DIR",
-		 "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")"},
-		{"json", 0, HP_OPT_FLAG, &json, NULL, "JSON output"},
-		{0},
+		{ "trust", 0, HP_OPT_STR, &trust_dir, "DIR",
+		  "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")" },
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
 	};
 
 	rc = hp_cli_parse("inspect", "FILE", table, argc, argv, &first);
@@ -349,11 +425,11 @@ static int cmd_inspect(int argc, char **argv)
 }
 
 static const struct hp_cmd commands[] = {
-	{"apply", "apply a patch to running processes", cmd_apply},
-	{"revert", "undo the latest patch of a process", cmd_revert},
-	{"status", "list applied patches", cmd_status},
-	{"inspect", "show what a patch file contains", cmd_inspect},
-	{0},
+	{ "apply", "apply a patch to running processes", cmd_apply },
+	{ "revert", "undo the latest patch of a process", cmd_revert },
+	{ "status", "list applied patches", cmd_status },
+	{ "inspect", "show what a patch file contains", cmd_inspect },
+	{ 0 },
 };
 
 int main(int argc, char **argv)

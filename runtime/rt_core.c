@@ -14,6 +14,7 @@
 #include "signing/signing.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,9 @@ struct prep {
 	uint64_t write_len;	 /* bytes written: header, text, data */
 	uint8_t *buf;		 /* region contents */
 	struct hp_rt_func *recs; /* into buf */
-	uint32_t nr_recs;
-	struct hp_busy_range *ranges;
+	uint32_t nr_recs;	 /* every function, new ones included */
+	struct hp_busy_range *ranges; /* old bodies of redirected functions */
+	uint32_t nr_ranges;
 	hp_raddr_t *sym_addrs; /* bound external symbols */
 	bool mapped;
 };
@@ -56,11 +58,27 @@ static void build_id_hex(char *out, const uint8_t *id, uint32_t len)
 	hp_hex(out, id, len);
 }
 
+static void describe(struct hp_rt_result *res, const uint8_t *id, uint32_t len)
+{
+	build_id_hex(res->build_id, id, len);
+}
+
+/* Append a name to the result's comma-separated list, if it fits. */
+static void add_function(struct hp_rt_result *res, const char *name)
+{
+	size_t used = strlen(res->functions);
+
+	if (used + strlen(name) + 2 > sizeof(res->functions))
+		return;
+	snprintf(res->functions + used, sizeof(res->functions) - used, "%s%s",
+		 used ? "," : "", name);
+}
+
 /* Run one system call in the target with only one thread stopped. */
 static int one_thread_syscall(const struct hp_proc *proc, long nr,
 			      const long args[6], long *ret)
 {
-	struct hp_thread t = {.tid = proc->pid};
+	struct hp_thread t = { .tid = proc->pid };
 	hp_raddr_t insn;
 	int rc;
 
@@ -83,7 +101,7 @@ static int one_thread_syscall(const struct hp_proc *proc, long nr,
 static int remote_munmap(const struct hp_proc *proc, hp_raddr_t addr,
 			 uint64_t len)
 {
-	const long args[6] = {(long)addr, (long)len};
+	const long args[6] = { (long)addr, (long)len };
 	long ret = 0;
 	int rc = one_thread_syscall(proc, SYS_munmap, args, &ret);
 
@@ -100,7 +118,7 @@ static void prep_release(struct prep *pr)
 	free(pr->buf);
 	free(pr->ranges);
 	free(pr->sym_addrs);
-	*pr = (struct prep){0};
+	*pr = (struct prep){ 0 };
 }
 
 /* Check the running bytes of every function against the patch's pins. */
@@ -171,7 +189,7 @@ static int build_region(const struct hp_patch *p, struct prep *pr,
 	const bool has_data = m->data_size || m->bss_size;
 	const uint64_t image_size =
 		has_data ? data_off + m->data_size + m->bss_size : m->text_size;
-	struct hp_reloc_ctx ctx = {0};
+	struct hp_reloc_ctx ctx = { 0 };
 	struct hp_rt_header *hdr = NULL;
 	uint8_t *image = NULL;
 	uint32_t k = 0;
@@ -189,8 +207,8 @@ static int build_region(const struct hp_patch *p, struct prep *pr,
 	ctx = (struct hp_reloc_ctx){
 		.image = image,
 		.image_size = (uint32_t)image_size,
-		.bases = {[HP_RB_IMAGE] = region + pr->hdr_size,
-			  [HP_RB_MODULE] = pr->mod.bias},
+		.bases = { [HP_RB_IMAGE] = region + pr->hdr_size,
+			   [HP_RB_MODULE] = pr->mod.bias },
 		.sym_addrs = pr->sym_addrs,
 		.nr_syms = m->nr_syms,
 	};
@@ -212,19 +230,20 @@ static int build_region(const struct hp_patch *p, struct prep *pr,
 	hdr->nr_funcs = pr->nr_recs;
 	memcpy(hdr->key_id, p->info.key_id, sizeof(hdr->key_id));
 	snprintf(hdr->patch_id, sizeof(hdr->patch_id), "%s", p->id);
-	snprintf(hdr->module, sizeof(hdr->module), "%.127s", pr->mod.path);
+	snprintf(hdr->module, sizeof(hdr->module), "%.119s", pr->mod.path);
 	pr->recs = (struct hp_rt_func *)(pr->buf + sizeof(*hdr));
 	for (uint32_t i = 0; i < m->nr_funcs; i++) {
 		const struct hp_func *f = &m->funcs[i];
 		struct hp_rt_func *rec = NULL;
 
-		if (f->flags & HP_FUNC_NEW)
-			continue;
-		rec = &pr->recs[k];
-		rec->old_addr = pr->mod.bias + f->old_addr;
+		rec = &pr->recs[i];
 		rec->new_addr = region + pr->hdr_size + f->new_off;
-		memcpy(rec->orig, f->old_head, HP_X86_JMP_REL32_SIZE);
+		rec->new_size = f->new_size;
 		snprintf(rec->name, sizeof(rec->name), "%s", f->name);
+		if (f->flags & HP_FUNC_NEW)
+			continue; /* recorded for revert's checks, no jump */
+		rec->old_addr = pr->mod.bias + f->old_addr;
+		memcpy(rec->orig, f->old_head, HP_X86_JMP_REL32_SIZE);
 		if (hp_x86_encode_jmp(rec->jump, rec->old_addr, rec->new_addr))
 			return hp_error(-HP_E_RANGE,
 					"pid %d: '%s': new code beyond jump "
@@ -252,8 +271,9 @@ static int prepare(const struct hp_patch *p, const struct hp_proc *proc,
 
 	pr->m = m;
 	pr->pid = proc->pid;
-	pr->nr_recs = (uint32_t)count_redirects(m);
-	pr->ranges = calloc(pr->nr_recs + 1, sizeof(*pr->ranges));
+	pr->nr_recs = m->nr_funcs;
+	pr->nr_ranges = (uint32_t)count_redirects(m);
+	pr->ranges = calloc(pr->nr_ranges + 1, sizeof(*pr->ranges));
 	if (!pr->ranges)
 		return -ENOMEM;
 	rc = verify_funcs(proc, pr);
@@ -344,9 +364,9 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 	if (!rc)
 		rc = hp_proc_write(proc, pr->region, pr->buf, pr->write_len);
 	if (!rc) {
-		const long args[6] = {(long)(pr->region + pr->hdr_size),
-				      (long)pr->text_span,
-				      PROT_READ | PROT_EXEC};
+		const long args[6] = { (long)(pr->region + pr->hdr_size),
+				       (long)pr->text_span,
+				       PROT_READ | PROT_EXEC };
 
 		rc = one_thread_syscall(proc, SYS_mprotect, args, &ret);
 		if (!rc && ret)
@@ -382,6 +402,8 @@ static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
 		const uint8_t *want = undo ? f->orig : f->jump;
 		uint8_t cur[HP_X86_JMP_REL32_SIZE];
 
+		if (!f->old_addr)
+			continue; /* a new function: no jump */
 		rc = hp_rt_fault(undo ? "unjump" : "jump");
 		if (!rc)
 			rc = hp_proc_read(proc, f->old_addr, cur, sizeof(cur));
@@ -401,6 +423,8 @@ static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
 		while (done-- > 0) {
 			const struct hp_rt_func *f = &recs[done];
 
+			if (!f->old_addr)
+				continue;
 			if (hp_proc_write(proc, f->old_addr,
 					  undo ? f->jump : f->orig,
 					  HP_X86_JMP_REL32_SIZE))
@@ -414,12 +438,16 @@ static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
 }
 
 /*
- * Stop the world until no thread is in the way, then run @fn on it.
- * Busy: resume, back off (1 ms doubling to 64 ms), retry until the timeout.
+ * Stop the world until no thread is in the way of @ranges, then write (or
+ * with @undo restore) the jumps. Busy: resume, back off (1 ms doubling to
+ * 64 ms), retry until the timeout. With @keep, still stopped after the
+ * writes, *@referenced says whether any thread's registers or stack point
+ * into @keep (then its memory must stay mapped).
  */
 static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		      const struct hp_busy_range *ranges, size_t nr_ranges,
 		      struct hp_rt_func *recs, uint32_t nr_recs, bool undo,
+		      const struct hp_busy_range *keep, bool *referenced,
 		      struct hp_rt_result *res)
 {
 	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
@@ -462,6 +490,13 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		}
 		if (!rc)
 			rc = write_jumps(proc, recs, nr_recs, undo);
+		if (!rc && keep) {
+			pid_t tid;
+			const struct hp_busy_range *hit = NULL;
+			int krc = hp_world_check(&w, proc, keep, 1, &tid, &hit);
+
+			*referenced = krc != 0;
+		}
 		res->nr_threads = (uint32_t)w.nr_threads;
 		hp_world_resume(&w);
 		res->pause_us = now_us() - t0;
@@ -481,6 +516,75 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		if (backoff < 64000)
 			backoff *= 2;
 	}
+}
+
+/*
+ * After a revert: unmap the region, or when a thread still points into it
+ * (a return address, or a pointer to its data), keep it and mark it
+ * retired so a later hpatch unmaps it once nothing does.
+ */
+static void release_region(const struct hp_proc *proc,
+			   const struct hp_rt_region *r, bool referenced)
+{
+	uint32_t flags = r->hdr.flags | HP_RT_RETIRED;
+
+	if (!referenced) {
+		remote_munmap(proc, r->addr, r->hdr.region_size);
+		return;
+	}
+	hp_log(HP_LOG_INFO,
+	       "pid %d: patch '%s' reverted; its code stays mapped at "
+	       "0x%" PRIx64 " while a thread may still use it",
+	       (int)proc->pid, r->hdr.patch_id, r->addr);
+	if (hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
+			  &flags, sizeof(flags)))
+		hp_warn("pid %d: cannot mark region 0x%" PRIx64 " retired",
+			(int)proc->pid, r->addr);
+}
+
+/* Unmap retired regions that no thread points into any more. */
+static void collect_retired(struct hp_proc *proc)
+{
+	struct hp_rt_region *regions = NULL;
+	struct hp_world w;
+	bool *unused = NULL;
+	size_t nr = 0, nr_retired = 0;
+
+	if (hp_rt_find_regions(proc, &regions, &nr))
+		return;
+	for (size_t i = 0; i < nr; i++)
+		nr_retired += !regions[i].active &&
+			      (regions[i].hdr.flags & HP_RT_RETIRED);
+	unused = calloc(nr + 1, sizeof(*unused));
+	if (!nr_retired || !unused || hp_world_stop(&w, proc->pid))
+		goto out;
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_rt_region *r = &regions[i];
+		const struct hp_busy_range keep = {
+			r->addr,
+			r->addr + r->hdr.region_size,
+			r->hdr.patch_id,
+			false,
+		};
+		const struct hp_busy_range *hit = NULL;
+		pid_t tid;
+
+		if (!r->active && (r->hdr.flags & HP_RT_RETIRED))
+			unused[i] =
+				!hp_world_check(&w, proc, &keep, 1, &tid, &hit);
+	}
+	hp_world_resume(&w);
+	for (size_t i = 0; i < nr; i++)
+		if (unused[i] && !remote_munmap(proc, regions[i].addr,
+						regions[i].hdr.region_size))
+			hp_log(HP_LOG_INFO,
+			       "pid %d: unmapped retired patch '%s'",
+			       (int)proc->pid, regions[i].hdr.patch_id);
+	if (hp_proc_read_maps(proc))
+		hp_warn("pid %d: cannot re-read the memory map", (int)proc->pid);
+out:
+	free(unused);
+	hp_rt_regions_free(regions, nr);
 }
 
 static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
@@ -523,14 +627,17 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 		const struct hp_rt_opts *opts, struct hp_rt_result *res)
 {
 	struct hp_proc proc;
-	struct prep pr = {0};
+	struct prep pr = { 0 };
 	const struct hp_module *m = NULL;
 	int rc;
 
-	*res = (struct hp_rt_result){.pid = pid};
+	*res = (struct hp_rt_result){ .pid = pid, .sequence = p->sequence };
+	snprintf(res->patch_id, sizeof(res->patch_id), "%s", p->id);
+	describe(res, p->modules[0].build_id, p->modules[0].build_id_len);
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
+	collect_retired(&proc);
 	for (uint32_t i = 0; i < p->nr_modules && !m; i++)
 		if (!hp_proc_find_module(&proc, p->modules[i].build_id,
 					 p->modules[i].build_id_len, &pr.mod))
@@ -548,14 +655,17 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	}
 	snprintf(res->module, sizeof(res->module), "%s", pr.mod.path);
 	res->nr_funcs = m->nr_funcs;
+	describe(res, m->build_id, m->build_id_len);
+	for (uint32_t i = 0; i < m->nr_funcs; i++)
+		add_function(res, m->funcs[i].name);
 	rc = check_applied(p, &proc, m);
 	if (!rc)
 		rc = prepare(p, &proc, m, &pr);
 	if (!rc)
 		rc = map_region(p, &proc, &pr);
 	if (!rc)
-		rc = transition(&proc, opts, pr.ranges, pr.nr_recs, pr.recs,
-				pr.nr_recs, false, res);
+		rc = transition(&proc, opts, pr.ranges, pr.nr_ranges, pr.recs,
+				pr.nr_recs, false, NULL, NULL, res);
 	res->region = pr.region;
 	if (rc && pr.mapped)
 		remote_munmap(&proc, pr.region, pr.region_size);
@@ -571,16 +681,18 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 		 struct hp_rt_result *res)
 {
 	struct hp_rt_region *regions = NULL, *r = NULL;
-	struct hp_busy_range *ranges = NULL;
+	struct hp_busy_range *ranges = NULL, keep;
 	struct hp_rt_opts ropts = *opts;
 	struct hp_proc proc;
-	size_t nr = 0;
+	size_t nr = 0, nr_ranges = 0;
+	bool referenced = false;
 	int rc;
 
-	*res = (struct hp_rt_result){.pid = pid};
+	*res = (struct hp_rt_result){ .pid = pid };
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
+	collect_retired(&proc);
 	rc = hp_rt_find_regions(&proc, &regions, &nr);
 	if (rc)
 		goto out_close;
@@ -595,27 +707,48 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 	}
 	snprintf(res->module, sizeof(res->module), "%s", r->hdr.module);
 	res->nr_funcs = r->hdr.nr_funcs;
+	res->sequence = r->hdr.sequence;
+	snprintf(res->patch_id, sizeof(res->patch_id), "%s", r->hdr.patch_id);
+	describe(res, r->hdr.build_id,
+		 r->hdr.build_id_len <= HP_BUILD_ID_MAX ? r->hdr.build_id_len
+							: 0);
+	for (uint32_t i = 0; i < r->hdr.nr_funcs; i++)
+		add_function(res, r->funcs[i].name);
 	res->region = r->addr;
-	ranges = calloc(r->hdr.nr_funcs + 1, sizeof(*ranges));
+	ranges = calloc(2 * r->hdr.nr_funcs + 1, sizeof(*ranges));
 	if (!ranges) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	/* The new code gets unmapped: no thread may run or return there. */
-	ranges[0] = (struct hp_busy_range){
-		r->addr, r->addr + r->hdr.region_size, r->hdr.patch_id, false};
-	for (uint32_t i = 0; i < r->hdr.nr_funcs; i++)
-		ranges[i + 1] = (struct hp_busy_range){
-			r->funcs[i].old_addr,
-			r->funcs[i].old_addr + HP_X86_JMP_REL32_SIZE,
-			r->funcs[i].name,
-			true,
+	/*
+	 * Consistency, as for apply but reversed: no thread may run or
+	 * return into the new code while it is being switched off, and no
+	 * instruction pointer may sit on a jump being removed.
+	 */
+	for (uint32_t i = 0; i < r->hdr.nr_funcs; i++) {
+		const struct hp_rt_func *f = &r->funcs[i];
+
+		ranges[nr_ranges++] = (struct hp_busy_range){
+			f->new_addr,
+			f->new_addr + f->new_size,
+			f->name,
+			false,
 		};
+		if (f->old_addr)
+			ranges[nr_ranges++] = (struct hp_busy_range){
+				f->old_addr,
+				f->old_addr + HP_X86_JMP_REL32_SIZE,
+				f->name,
+				true,
+			};
+	}
+	keep = (struct hp_busy_range){ r->addr, r->addr + r->hdr.region_size,
+				       r->hdr.patch_id, false };
 	ropts.flags &= ~HP_RT_ALLOW_ACTIVE;
-	rc = transition(&proc, &ropts, ranges, r->hdr.nr_funcs + 1, r->funcs,
-			r->hdr.nr_funcs, true, res);
+	rc = transition(&proc, &ropts, ranges, nr_ranges, r->funcs,
+			r->hdr.nr_funcs, true, &keep, &referenced, res);
 	if (!rc)
-		remote_munmap(&proc, r->addr, r->hdr.region_size);
+		release_region(&proc, r, referenced);
 out_free:
 	free(ranges);
 	hp_rt_regions_free(regions, nr);
@@ -649,11 +782,13 @@ static void status_one(const struct hp_proc *proc, struct hp_out *o,
 		hp_out_u64(o, "sequence", r->hdr.sequence);
 		hp_out_str(o, "key_id", "%s", key);
 		hp_out_u64(o, "applied_at", r->hdr.applied_at);
-		hp_out_str(o, "state", "%s", r->active ? "active" : "inactive");
+		hp_out_str(o, "state", "%s",
+			   r->active			    ? "active"
+			   : (r->hdr.flags & HP_RT_RETIRED) ? "retired"
+							    : "inactive");
 		hp_out_str(o, "region", "0x%" PRIx64, r->addr);
 		hp_out_begin_array(o, "functions");
 		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++) {
-			r->funcs[j].name[HP_RT_NAME_MAX - 1] = 0;
 			hp_out_str(o, NULL, "%s", r->funcs[j].name);
 		}
 		hp_out_end_array(o);

@@ -18,20 +18,32 @@
 #define HP_LOG_PREFIX "rt: "
 #define HP_RT_MAX_FUNCS 65536
 
+/*
+ * HPATCH_FAULT=STEP fails the first time STEP is reached, STEP:N the N-th
+ * time (to fail after some jumps were written). Steps: mmap, write,
+ * stop, jump, unjump.
+ */
 int hp_rt_fault(const char *step)
 {
+	static unsigned int hits;
 	const char *f = getenv("HPATCH_FAULT");
+	size_t len = strlen(step);
+	unsigned long nth = 1;
 
-	if (f && !strcmp(f, step))
-		return hp_error(-HP_E_FAULT, "fault injected at step '%s'",
-				step);
-	return 0;
+	if (!f || strncmp(f, step, len) || (f[len] && f[len] != ':'))
+		return 0;
+	if (f[len] == ':')
+		nth = strtoul(f + len + 1, NULL, 10);
+	if (++hits != nth)
+		return 0;
+	return hp_error(-HP_E_FAULT, "fault injected at step '%s' (#%lu)", step,
+			nth);
 }
 
 static int read_region(const struct hp_proc *proc, const struct hp_map *m,
 		       struct hp_rt_region *out)
 {
-	struct hp_rt_region r = {.addr = m->start};
+	struct hp_rt_region r = { .addr = m->start };
 	size_t len;
 	int rc;
 
@@ -57,14 +69,16 @@ static int read_region(const struct hp_proc *proc, const struct hp_map *m,
 	for (uint32_t i = 0; i < r.hdr.nr_funcs; i++) {
 		uint8_t cur[HP_X86_JMP_REL32_SIZE];
 
-		if (!r.funcs[i].new_addr)
-			continue;
+		if (!r.funcs[i].old_addr)
+			continue; /* a new function: nothing redirected */
 		if (hp_proc_read(proc, r.funcs[i].old_addr, cur, sizeof(cur)) ||
 		    memcmp(cur, r.funcs[i].jump, sizeof(cur)))
 			r.active = false;
 	}
 	r.hdr.patch_id[sizeof(r.hdr.patch_id) - 1] = 0;
 	r.hdr.module[sizeof(r.hdr.module) - 1] = 0;
+	for (uint32_t i = 0; i < r.hdr.nr_funcs; i++)
+		r.funcs[i].name[sizeof(r.funcs[i].name) - 1] = 0;
 	*out = r;
 	return 0;
 }

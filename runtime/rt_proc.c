@@ -28,7 +28,7 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 {
 	char path[64];
 
-	*proc = (struct hp_proc){.pid = pid, .mem_fd = -1};
+	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
 	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (proc->mem_fd < 0) {
@@ -71,7 +71,7 @@ int hp_proc_read_maps(struct hp_proc *proc)
 		return errno == ENOENT ? -HP_E_GONE
 				       : hp_error_rc(-errno, "'%s'", path);
 	while (fgets(line, sizeof(line), fp)) {
-		struct hp_map m = {0};
+		struct hp_map m = { 0 };
 		char perms[8] = "", *p = NULL;
 		unsigned long long start, end, off;
 		int n = 0;
@@ -233,8 +233,9 @@ int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 		if (read_module_id(proc, m, id, &id_len, &bias) ||
 		    id_len != build_id_len || memcmp(id, build_id, id_len))
 			continue;
-		*mod = (struct hp_rmodule){
-			.bias = bias, .start = m->start, .end = m->end};
+		*mod = (struct hp_rmodule){ .bias = bias,
+					    .start = m->start,
+					    .end = m->end };
 		snprintf(mod->path, sizeof(mod->path), "%s", m->path);
 		/* The module's other segments follow with the same path. */
 		for (size_t j = i + 1; j < proc->nr_maps; j++) {

@@ -60,7 +60,7 @@ static int read_dynamic(const struct hp_proc *proc, const struct hp_map *m,
 	    hp_proc_read(proc, m->start + eh.e_phoff, ph,
 			 eh.e_phnum * sizeof(ph[0])))
 		return -ENOENT;
-	*d = (struct dynmod){.start = m->start};
+	*d = (struct dynmod){ .start = m->start };
 	for (int i = 0; i < eh.e_phnum; i++) {
 		if (ph[i].p_type == PT_LOAD && ph[i].p_offset == 0)
 			d->bias = m->start - (ph[i].p_vaddr & ~0xfffULL);

@@ -42,14 +42,14 @@ static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
 		w->threads = t;
 		w->cap_threads = cap;
 	}
-	w->threads[w->nr_threads] = (struct hp_thread){.tid = tid};
+	w->threads[w->nr_threads] = (struct hp_thread){ .tid = tid };
 	*out = &w->threads[w->nr_threads++];
 	return 0;
 }
 
 static void raise_priority(struct hp_world *w)
 {
-	struct sched_param sp = {.sched_priority = 1};
+	struct sched_param sp = { .sched_priority = 1 };
 
 	w->old_policy = sched_getscheduler(0);
 	sched_getparam(0, &w->old_param);
@@ -121,7 +121,7 @@ int hp_world_stop(struct hp_world *w, pid_t pid)
 	size_t nr_new = 0;
 	int rc, rounds = 0;
 
-	*w = (struct hp_world){.pid = pid};
+	*w = (struct hp_world){ .pid = pid };
 	raise_priority(w);
 	do {
 		rc = stop_round(w, &nr_new);

@@ -34,7 +34,39 @@ struct hp_rt_result {
 	char busy_func[128]; /* with -HP_E_BUSY: the function in use */
 	pid_t busy_tid;	     /* ... and the thread using it */
 	uint64_t region;     /* address of the patch region */
+	/* For the audit log: what was (to be) applied or reverted. */
+	char build_id[2 * HP_BUILD_ID_MAX + 1];
+	char patch_id[64];
+	uint64_t sequence;
+	char functions[1024]; /* names, comma-separated */
 };
+
+/* The audit log: one JSON line per attempt, to a file and to syslog. */
+struct hp_rt_audit {
+	int fd;
+	char path[256];
+};
+
+#define HP_AUDIT_LOG_DEFAULT "/var/log/hpatch/audit.log"
+
+/*
+ * hp_rt_audit_open() - open (create, append) the audit log at @path, or
+ * when NULL at $HPATCH_AUDIT_LOG, else HP_AUDIT_LOG_DEFAULT, creating its
+ * directory (0750).
+ * Return: 0 or -errno (reported, with a hint).
+ */
+int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
+	__attribute__((warn_unused_result));
+/*
+ * hp_rt_audit_record() - record one attempt. @res may be NULL for a refusal
+ * before any process was touched (then @rc says why). @p may be NULL when
+ * the patch could not be read. Never fails the caller: a write error is
+ * reported as a warning.
+ */
+void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
+			const char *file, const struct hp_patch *p,
+			const struct hp_rt_result *res, int rc);
+void hp_rt_audit_close(struct hp_rt_audit *a);
 
 /*
  * hp_rt_apply() - apply @p to process @pid: find the module by build-id,

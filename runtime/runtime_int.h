@@ -160,7 +160,7 @@ int hp_reloc_apply(const struct hp_reloc_ctx *ctx, const struct hp_module *m)
 /* ---- rt_patch.c: the in-target record ---- */
 #define HP_RT_MAGIC "HPATCHRT"
 #define HP_RT_VERSION 1
-#define HP_RT_NAME_MAX 64
+#define HP_RT_NAME_MAX 64 /* patch id; function names keep 56 */
 
 /*
  * First bytes of every patch region: enough for any later hpatch to list
@@ -180,16 +180,28 @@ struct hp_rt_header {
 	uint32_t nr_funcs;
 	uint8_t key_id[8];
 	char patch_id[HP_RT_NAME_MAX];
-	char module[128];
+	char module[120];
+	uint32_t flags; /* enum hp_rt_header_flags */
+	uint32_t reserved;
+};
+
+enum hp_rt_header_flags {
+	/*
+	 * Reverted, but a thread's stack may still point into the region:
+	 * kept mapped until a later hpatch finds it unreferenced.
+	 */
+	HP_RT_RETIRED = 1 << 0,
 };
 static_assert(sizeof(struct hp_rt_header) == 304, "in-target header size");
 
 struct hp_rt_func {
-	uint64_t old_addr; /* absolute */
-	uint64_t new_addr; /* absolute; 0 for new functions */
-	uint8_t orig[8];   /* bytes the jump replaces (first 5 used) */
-	uint8_t jump[8];   /* the jump written (first 5 used) */
-	char name[HP_RT_NAME_MAX];
+	uint64_t old_addr; /* absolute; 0 for a new function (no jump) */
+	uint64_t new_addr; /* absolute */
+	uint32_t new_size;
+	uint32_t reserved;
+	uint8_t orig[8]; /* bytes the jump replaces (first 5 used) */
+	uint8_t jump[8]; /* the jump written (first 5 used) */
+	char name[56];
 };
 static_assert(sizeof(struct hp_rt_func) == 96, "in-target func size");
 

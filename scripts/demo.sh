@@ -34,7 +34,7 @@ mkdir -p "$W/trusted.d" && cp "$W/release.pub" "$W/trusted.d/"
 	-d "10% volume discount" -o "$W/discount.hpatch"
 
 say "operator: apply it to the running process (no restart)"
-"$B/runtime/hpatch" apply -p "$pid" --trust "$W/trusted.d" "$W/discount.hpatch"
+"$B/runtime/hpatch" apply -p "$pid" --trust "$W/trusted.d" --audit-log "$W/audit.log" "$W/discount.hpatch"
 say "after: same pid, same threads, same open connection"
 echo "  pid $pid, $(ls /proc/$pid/task | wc -l) threads"
 query 3
@@ -42,7 +42,9 @@ recent
 "$B/runtime/hpatch" status -p "$pid"
 
 say "revert"
-"$B/runtime/hpatch" revert -p "$pid"
+"$B/runtime/hpatch" revert -p "$pid" --audit-log "$W/audit.log"
+say "audit log"
+cat "$W/audit.log"
 query 3
 recent
 exec 3>&-

@@ -1,0 +1,136 @@
+/*
+ * The audit log: who applied or reverted what, where, when, with what
+ * result and how long the process was paused. One JSON object per line,
+ * appended with a single write() so concurrent hpatch runs never interleave
+ * within a line; the same line goes to syslog (authpriv).
+ */
+#include "runtime/runtime.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_out.h"
+#include "common/hp_util.h"
+#include "signing/signing.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
+{
+	char dir[256];
+	char *slash = NULL;
+
+	if (!path)
+		path = getenv("HPATCH_AUDIT_LOG");
+	snprintf(a->path, sizeof(a->path), "%s",
+		 path && *path ? path : HP_AUDIT_LOG_DEFAULT);
+	snprintf(dir, sizeof(dir), "%s", a->path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+			hp_error_rc(-errno, "audit log: cannot create '%s'",
+				    dir);
+			hp_hint("choose another file with --audit-log FILE");
+			return -EACCES;
+		}
+	}
+	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (a->fd < 0) {
+		int rc = -errno;
+
+		hp_error_rc(rc, "audit log: cannot open '%s'", a->path);
+		hp_hint("every attempt must be recorded: fix the permissions "
+			"or "
+			"use --audit-log FILE");
+		return rc;
+	}
+	return 0;
+}
+
+void hp_rt_audit_close(struct hp_rt_audit *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+}
+
+static void put_functions(struct hp_out *o, const char *list)
+{
+	char buf[sizeof(((struct hp_rt_result *)0)->functions)];
+	char *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	hp_out_begin_array(o, "functions");
+	for (char *f = strtok_r(buf, ",", &save); f;
+	     f = strtok_r(NULL, ",", &save))
+		hp_out_str(o, NULL, "%s", f);
+	hp_out_end_array(o);
+}
+
+void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
+			const char *file, const struct hp_patch *p,
+			const struct hp_rt_result *res, int rc)
+{
+	const struct passwd *pw = getpwuid(getuid());
+	char *line = NULL, exe[PATH_MAX] = "", link[64], when[32];
+	char key[HP_KEY_ID_STR_BYTES] = "";
+	size_t len = 0;
+	struct hp_out o;
+	struct tm tm;
+	time_t now = time(NULL);
+	FILE *fp = open_memstream(&line, &len);
+
+	if (!fp)
+		return;
+	if (res) {
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/%d/exe", (int)res->pid);
+		n = readlink(link, exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = 0;
+		rc = res->rc;
+	}
+	if (p && p->info.is_signed)
+		hp_sign_key_id_str(key, p->info.key_id);
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	hp_out_init(&o, fp, true);
+	hp_out_str(&o, "time", "%s", when);
+	hp_out_str(&o, "user", "%s", pw ? pw->pw_name : "?");
+	hp_out_u64(&o, "uid", getuid());
+	hp_out_str(&o, "action", "%s", action);
+	hp_out_i64(&o, "pid", res ? res->pid : 0);
+	hp_out_str(&o, "executable", "%s", exe);
+	hp_out_str(&o, "module", "%s", res ? res->module : "");
+	hp_out_str(&o, "build_id", "%s", res ? res->build_id : "");
+	hp_out_str(&o, "patch_file", "%s", file ? file : "");
+	hp_out_str(&o, "patch_id", "%s",
+		   p && p->id ? p->id
+		   : res      ? res->patch_id
+			      : "");
+	hp_out_str(&o, "key_id", "%s", key);
+	hp_out_u64(&o, "sequence", p ? p->sequence : res ? res->sequence : 0);
+	hp_out_str(&o, "result", "%s", rc ? hp_err_name(rc) : "ok");
+	hp_out_str(&o, "reason", "%s", rc ? hp_strerror(rc) : "");
+	hp_out_u64(&o, "pause_us", res ? res->pause_us : 0);
+	hp_out_u64(&o, "threads", res ? res->nr_threads : 0);
+	put_functions(&o, res ? res->functions : "");
+	hp_out_finish(&o);
+	fclose(fp);
+	if (a->fd >= 0 && write(a->fd, line, len) != (ssize_t)len)
+		hp_warn("audit log '%s': write failed: %s", a->path,
+			strerror(errno));
+	line[len ? len - 1 : 0] = 0;
+	syslog(LOG_AUTHPRIV | (rc ? LOG_WARNING : LOG_NOTICE), "hpatch: %s",
+	       line);
+	free(line);
+}
