@@ -8,6 +8,7 @@ HPDIFF=$HP_BUILD/differ/hpdiff
 HPATCH=$HP_BUILD/runtime/hpatch
 HPSIGN=$HP_BUILD/signing/hpsign
 T=$(mktemp -d)
+export HPATCH_AUDIT_LOG=$T/audit.log
 PIDS=()
 PASSED=0
 FAILED=0
@@ -71,5 +72,23 @@ ask() {
 	printf '%s\n' "$line"
 }
 
-# log_after LOG MARK: lines of LOG after the first MARK line.
 nr_tasks() { ls "/proc/$1/task" | wc -l; }
+
+# open_conn FD PORT: a TCP connection to the target on file descriptor FD.
+open_conn() { eval "exec $1<>/dev/tcp/127.0.0.1/$2"; }
+
+# expect_exit CODE DESC CMD...: run CMD, check its exit status.
+expect_exit() {
+	local want=$1 desc=$2 rc=0; shift 2
+	"$@" >"$T/last.out" 2>"$T/last.err" || rc=$?
+	if [ "$rc" -eq "$want" ]; then ok "$desc (exit $rc)"
+	else fail "$desc: exit $rc, want $want: $(head -c 600 "$T/last.err")"; fi
+}
+
+# build_patch NAME OUT [HPDIFF ARGS...]: signed patch for testdata pair NAME.
+build_patch() {
+	local name=$1 out=$2; shift 2
+	"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/$name-v1.objs.dir" \
+		--new "$HP_BUILD/testdata/CMakeFiles/$name-v2.objs.dir" \
+		--binary "$HP_BUILD/testdata/$name-v1" -o "$out" -q "$@" >/dev/null
+}

@@ -1,0 +1,161 @@
+/*
+ * hpatch test service. A TCP line server on 127.0.0.1 with worker threads
+ * blocked in nanosleep, read and futex waits; v1 and v2 (-DV=1/2) differ
+ * in three functions. Commands, one per line:
+ *   price N   -> price(N)           (changed: v2 adds a discount)
+ *   next      -> next_id()          (changed; a static local counter)
+ *   hold MS   -> hold(MS)           (changed; sleeps MS inside itself)
+ *   eintr     -> system calls that failed with EINTR so far (must stay 0)
+ *   version   -> the version string of the code that answers
+ * usage: svc [WORKERS]   prints "svc: ready pid=N port=P" when listening.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int nr_eintr;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
+
+__attribute__((noinline)) int price(int qty)
+{
+#if V == 1
+	return qty * 10;
+#else
+	return qty * 10 - qty / 2;
+#endif
+}
+
+__attribute__((noinline)) int next_id(void)
+{
+	static int counter;
+
+#if V == 1
+	return ++counter;
+#else
+	counter += 1;
+	return 1000 + counter;
+#endif
+}
+
+__attribute__((noinline)) const char *hold(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		atomic_fetch_add(&nr_eintr, 1);
+#if V == 1
+	return "held v1";
+#else
+	return "held v2";
+#endif
+}
+
+__attribute__((noinline)) const char *version(void)
+{
+#if V == 1
+	return "v1";
+#else
+	return "v2";
+#endif
+}
+
+static void *sleeper(void *arg)
+{
+	const struct timespec tick = { 0, 50 * 1000 * 1000 };
+
+	(void)arg;
+	for (;;)
+		if (nanosleep(&tick, NULL) && errno == EINTR)
+			atomic_fetch_add(&nr_eintr, 1);
+	return NULL;
+}
+
+static void *waiter(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&lock);
+	for (;;)
+		pthread_cond_wait(&never, &lock); /* futex wait, forever */
+	return NULL;
+}
+
+static void *serve(void *arg)
+{
+	FILE *conn = fdopen((int)(long)arg, "r+");
+	char req[128];
+
+	if (!conn)
+		return NULL;
+	setvbuf(conn, NULL, _IOLBF, 0);
+	for (;;) {
+		errno = 0;
+		if (!fgets(req, sizeof(req), conn)) {
+			if (errno == EINTR) {
+				atomic_fetch_add(&nr_eintr, 1);
+				clearerr(conn);
+				continue;
+			}
+			break;
+		}
+		if (!strncmp(req, "price ", 6))
+			fprintf(conn, "%d\n", price(atoi(req + 6)));
+		else if (!strncmp(req, "next", 4))
+			fprintf(conn, "%d\n", next_id());
+		else if (!strncmp(req, "hold ", 5))
+			fprintf(conn, "%s\n", hold(atoi(req + 5)));
+		else if (!strncmp(req, "eintr", 5))
+			fprintf(conn, "%d\n", atomic_load(&nr_eintr));
+		else if (!strncmp(req, "version", 7))
+			fprintf(conn, "%s\n", version());
+		else
+			fprintf(conn, "?\n");
+	}
+	fclose(conn);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	socklen_t len = sizeof(addr);
+	int workers = argc > 1 ? atoi(argv[1]) : 2;
+	pthread_t t;
+	int one = 1, srv;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	srv = socket(AF_INET, SOCK_STREAM, 0);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (srv < 0 || bind(srv, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    listen(srv, 64) ||
+	    getsockname(srv, (struct sockaddr *)&addr, &len)) {
+		perror("svc: listen");
+		return 1;
+	}
+	for (int i = 0; i < workers; i++) {
+		pthread_create(&t, NULL, sleeper, NULL);
+		pthread_create(&t, NULL, waiter, NULL);
+	}
+	printf("svc: ready pid=%d port=%d\n", (int)getpid(),
+	       ntohs(addr.sin_port));
+	for (;;) {
+		int fd = accept(srv, NULL, NULL);
+
+		if (fd < 0 && errno == EINTR) {
+			atomic_fetch_add(&nr_eintr, 1);
+			continue;
+		}
+		if (fd >= 0 && pthread_create(&t, NULL, serve, (void *)(long)fd))
+			close(fd);
+	}
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# A function in use on a thread's stack: apply backs off and retries until
+# --timeout, then refuses with exit 4 naming the thread and the function
+# and runs the --on-refuse fallback; once idle the same apply succeeds.
+# --allow-active applies while the old code is still running.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+build_patch svc "$T/svc.hpatch" --key "$T/k.key"
+start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+open_conn 4 "$TARGET_PORT"
+
+echo "hold 2500" >&4 # a thread now sleeps inside hold()
+sleep 0.3
+expect_exit 4 "busy: refused after the timeout" \
+	"$HPATCH" apply -p "$pid" --trust "$T/trust" --timeout 400 \
+	--on-refuse "echo \"\$HPATCH_PID \$HPATCH_REASON\" > $T/fallback" "$T/svc.hpatch"
+check "message names the function" grep -q "'hold' still in use" "$T/last.err"
+check "message names the thread" grep -q "tid [0-9]" "$T/last.err"
+check "hint says what to do" grep -q "hint: .*--allow-active" "$T/last.err"
+check "fallback ran with pid and reason" grep -q "^$pid HP_E_BUSY" "$T/fallback"
+check "tries were repeated" grep -qE 'tries: ([2-9]|[1-9][0-9]+)' "$T/last.out"
+check "still v1" test "$(ask 3 version)" = v1
+IFS= read -r -t 5 held <&4
+check "the held call finished in v1" test "$held" = "held v1"
+expect_exit 0 "idle now: apply succeeds" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/svc.hpatch"
+check "v2" test "$(ask 3 version)" = v2
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+
+echo "hold 1500" >&4
+sleep 0.3
+expect_exit 0 "--allow-active applies while hold() runs" \
+	"$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/svc.hpatch"
+check "warning names the running thread" grep -q "applying anyway" "$T/last.err"
+check "new calls run v2" test "$(ask 3 version)" = v2
+IFS= read -r -t 5 held <&4
+check "the running call finished in old code" test "$held" = "held v1"
+check "a new hold runs new code" test "$(ask 3 'hold 1')" = "held v2"
+check "no EINTR" test "$(ask 3 eintr)" = 0
+exec 3>&- 4>&-
+finish

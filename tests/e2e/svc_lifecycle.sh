@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Apply and revert a four-function patch on a service whose threads sit in
+# nanosleep, futex waits, accept and read: a static local keeps its state
+# across the patch, no thread sees EINTR, and the audit log records both.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id svc-fix
+start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 2
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+check "v1 before" test "$(ask 3 version)" = v1
+check "counter counts" test "$(ask 3 next)-$(ask 3 next)" = "1-2"
+check "v1 price" test "$(ask 3 'price 10')" = 100
+
+expect_exit 0 "apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/svc.hpatch"
+check "v2 after apply" test "$(ask 3 version)" = v2
+check "v2 price on the same connection" test "$(ask 3 'price 10')" = 95
+check "static local kept its value (3rd call in v2 form)" \
+	test "$(ask 3 next)" = 1003
+check "no system call saw EINTR" test "$(ask 3 eintr)" = 0
+check "audit log records the apply" \
+	grep -q "\"action\":\"apply\",\"pid\":$pid,.*\"patch_id\":\"svc-fix\".*\"result\":\"ok\"" "$T/audit.log"
+check "audit log lists the functions" \
+	grep -q '"functions":\["price","next_id","hold","version"\]' "$T/audit.log"
+check "audit log has the pause" grep -q '"pause_us":[0-9]' "$T/audit.log"
+
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+check "v1 after revert" test "$(ask 3 version)" = v1
+check "counter continues in v1 form" test "$(ask 3 next)" = 4
+check "still no EINTR" test "$(ask 3 eintr)" = 0
+check "audit log records the revert" \
+	grep -q "\"action\":\"revert\",\"pid\":$pid,.*\"result\":\"ok\"" "$T/audit.log"
+expect_exit 3 "revert with nothing applied" "$HPATCH" revert -p "$pid"
+exec 3>&-
+finish
