@@ -581,14 +581,33 @@ static void collect_retired(struct hp_proc *proc)
 			       "pid %d: unmapped retired patch '%s'",
 			       (int)proc->pid, regions[i].hdr.patch_id);
 	if (hp_proc_read_maps(proc))
-		hp_warn("pid %d: cannot re-read the memory map", (int)proc->pid);
+		hp_warn("pid %d: cannot re-read the memory map",
+			(int)proc->pid);
 out:
 	free(unused);
 	hp_rt_regions_free(regions, nr);
 }
 
+/* Anti-rollback across reverts and processes: the host remembers. */
+static int check_rollback(const struct hp_patch *p,
+			  const struct hp_rt_result *res,
+			  const struct hp_rt_opts *opts)
+{
+	const uint64_t seen = hp_rt_state_sequence(res->build_id);
+
+	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
+		return 0;
+	hp_error(-HP_E_DOWNGRADE,
+		 "pid %d: %s: patch '%s' has sequence %" PRIu64
+		 ", lower than %" PRIu64 " already applied on this host",
+		 (int)res->pid, res->module, p->id, p->sequence, seen);
+	hp_hint("use --allow-downgrade to apply an older patch on purpose");
+	return -HP_E_DOWNGRADE;
+}
+
 static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
-			 const struct hp_module *m)
+			 const struct hp_module *m,
+			 const struct hp_rt_opts *opts)
 {
 	struct hp_rt_region *regions = NULL;
 	size_t nr = 0;
@@ -605,7 +624,8 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 				      "pid %d: %s: patch '%s' is already "
 				      "applied",
 				      (int)proc->pid, h->module, p->id);
-		else if (h->sequence > p->sequence)
+		else if (h->sequence > p->sequence &&
+			 !(opts->flags & HP_RT_ALLOW_DOWNGRADE))
 			rc = hp_error(
 				-HP_E_DOWNGRADE,
 				"pid %d: %s: patch '%s' (sequence %" PRIu64
@@ -658,7 +678,9 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	describe(res, m->build_id, m->build_id_len);
 	for (uint32_t i = 0; i < m->nr_funcs; i++)
 		add_function(res, m->funcs[i].name);
-	rc = check_applied(p, &proc, m);
+	rc = check_applied(p, &proc, m, opts);
+	if (!rc)
+		rc = check_rollback(p, res, opts);
 	if (!rc)
 		rc = prepare(p, &proc, m, &pr);
 	if (!rc)
@@ -667,6 +689,10 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 		rc = transition(&proc, opts, pr.ranges, pr.nr_ranges, pr.recs,
 				pr.nr_recs, false, NULL, NULL, res);
 	res->region = pr.region;
+	if (!rc && hp_rt_state_record(res->build_id, p->sequence))
+		hp_warn("pid %d: patched, but the anti-rollback state was not "
+			"recorded",
+			(int)pid);
 	if (rc && pr.mapped)
 		remote_munmap(&proc, pr.region, pr.region_size);
 out_close:

@@ -15,6 +15,8 @@
 
 enum hp_rt_flags {
 	HP_RT_ALLOW_ACTIVE = 1 << 0, /* apply even if old code is running */
+	/* apply a patch older than one applied before (anti-rollback) */
+	HP_RT_ALLOW_DOWNGRADE = 1 << 1,
 };
 
 struct hp_rt_opts {

@@ -219,6 +219,14 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 		       size_t *nr) __attribute__((warn_unused_result));
 void hp_rt_regions_free(struct hp_rt_region *r, size_t nr);
 
+/* ---- rt_state.c: anti-rollback state of the host ---- */
+#define HP_STATE_DIR_DEFAULT "/run/hpatch"
+/* Highest sequence applied to @build_id_hex on this host (0: none). */
+uint64_t hp_rt_state_sequence(const char *build_id_hex);
+/* Raise it to @sequence. Return: 0 or -errno (reported). */
+int hp_rt_state_record(const char *build_id_hex, uint64_t sequence)
+	__attribute__((warn_unused_result));
+
 /* Fault injection for tests: HPATCH_FAULT=<step> makes that step fail. */
 int hp_rt_fault(const char *step) __attribute__((warn_unused_result));
 

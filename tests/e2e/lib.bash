@@ -9,6 +9,7 @@ HPATCH=$HP_BUILD/runtime/hpatch
 HPSIGN=$HP_BUILD/signing/hpsign
 T=$(mktemp -d)
 export HPATCH_AUDIT_LOG=$T/audit.log
+export HPATCH_STATE_DIR=$T/state
 PIDS=()
 PASSED=0
 FAILED=0

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Every refusal of a patch file has its own message and exit code, is
+# recorded in the audit log, and writes nothing to any process: unsigned,
+# untrusted key, bad signature, expired, no matching target, downgrade.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+"$HPSIGN" keygen "$T/other" >/dev/null
+build_patch svc "$T/good.hpatch" --key "$T/k.key" --id fix-2 --sequence 20
+build_patch svc "$T/unsigned.hpatch" --id fix-u --sequence 21
+build_patch svc "$T/other.hpatch" --key "$T/other.key" --id fix-o --sequence 22
+build_patch svc "$T/old.hpatch" --key "$T/k.key" --id fix-1 --sequence 10
+build_patch svc "$T/expired.hpatch" --key "$T/k.key" --id fix-e --sequence 30 --expires 1000
+"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/demo-v1.objs.dir" --new "$HP_BUILD/testdata/CMakeFiles/demo-v2.objs.dir" --binary "$HP_BUILD/testdata/demo-v1" -o "$T/demo.hpatch" -q --key "$T/k.key" --id demo-fix
+cp "$T/good.hpatch" "$T/tampered.hpatch"
+size=$(stat -c %s "$T/tampered.hpatch")
+printf '\x55' | dd of="$T/tampered.hpatch" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+
+start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+cat "/proc/$pid/maps" >"$T/maps.before"
+
+apply() { "$HPATCH" apply -p "$pid" --trust "$T/trust" "$@"; }
+expect_exit 5 "unsigned file refused" apply "$T/unsigned.hpatch"
+check "says not signed, with a hint" grep -q "not signed" "$T/last.err"
+expect_exit 6 "untrusted key refused" apply "$T/other.hpatch"
+check "names the key id" grep -q "untrusted key $("$HPSIGN" keyid "$T/other.pub")" "$T/last.err"
+expect_exit 7 "tampered file refused" apply "$T/tampered.hpatch"
+check "says bad signature" grep -q "bad signature" "$T/last.err"
+expect_exit 8 "expired patch refused" apply "$T/expired.hpatch"
+check "says expired" grep -q "expired" "$T/last.err"
+expect_exit 9 "patch for another build refused" apply "$T/demo.hpatch"
+check "names pid and build-id" grep -q "pid $pid: maps no module with build-id" "$T/last.err"
+cat "/proc/$pid/maps" >"$T/maps.after"
+check "nothing was mapped by any refusal" cmp -s "$T/maps.before" "$T/maps.after"
+check "still v1" test "$(ask 3 version)" = v1
+
+expect_exit 0 "sequence 20 applies" apply "$T/good.hpatch"
+expect_exit 0 "revert it" "$HPATCH" revert -p "$pid"
+expect_exit 10 "older sequence 10 refused after the revert" apply "$T/old.hpatch"
+check "says which sequence was seen" grep -q "sequence 10, lower than 20" "$T/last.err"
+check "still v1 after the downgrade refusal" test "$(ask 3 version)" = v1
+expect_exit 0 "--allow-downgrade applies it" apply --allow-downgrade "$T/old.hpatch"
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+
+for r in HP_E_UNSIGNED HP_E_UNTRUSTED HP_E_BADSIG HP_E_EXPIRED HP_E_NOTARGET HP_E_DOWNGRADE; do
+	check "audit log records $r" grep -q "\"result\":\"$r\"" "$T/audit.log"
+done
+check "signer's key id is in the audit log" \
+	grep -q "\"key_id\":\"$("$HPSIGN" keyid "$T/k.pub")\"" "$T/audit.log"
+exec 3>&-
+finish
