@@ -1,9 +1,19 @@
 /*
- * Ed25519 keys and signatures (libsodium), and the host's trust store.
- * Key files are one text line each:
- *   hpatch-ed25519-public-v1 <key id, 16 hex> <public key, 64 hex>
- *   hpatch-ed25519-secret-v1 <key id, 16 hex> <secret key, 128 hex>
- * Secrets are wiped from memory with sodium_memzero and never logged.
+ * Ed25519 keys, whole-file signatures and the host's trust store, on top of
+ * libsodium. This is the only file that handles secret key material: every
+ * copy of it (raw or hex) is wiped with sodium_memzero and none is logged.
+ *
+ * Key files are one text line each, so they survive copy and paste and can
+ * be checked by eye:
+ *   hpatch-ed25519-public-v1 <key id, 16 hex> <public key, 64 hex>\n
+ *   hpatch-ed25519-secret-v1 <key id, 16 hex> <secret key, 128 hex>\n
+ * The key id is the first 8 bytes of BLAKE2b-256 of the public key; it is
+ * stored so that a corrupt key is caught on load, not as a bad signature
+ * later. The secret key is libsodium's 64 bytes: seed, then public key.
+ *
+ * A signed file is the original bytes followed by an 80-byte trailer:
+ *   key id (8) | Ed25519 signature over every byte before the trailer (64) |
+ *   HP_SIG_MAGIC (8)
  */
 #include "signing/signing.h"
 #include "common/hp_err.h"
@@ -21,11 +31,18 @@
 
 #define PUB_PREFIX "hpatch-ed25519-public-v1 "
 #define SEC_PREFIX "hpatch-ed25519-secret-v1 "
-#define KEY_FILE_MAX 1024
+/* Bytes of a key file line holding a key of @n bytes, newline included. */
+#define KEY_LINE_BYTES(n) \
+	(sizeof(SEC_PREFIX) - 1 + 2 * HP_KEY_ID_BYTES + 1 + 2 * (n) + 1)
+/* Larger than any valid key file: reading stops there. */
+#define KEY_FILE_MAX 256
 
 static_assert(HP_PUBKEY_BYTES == crypto_sign_PUBLICKEYBYTES, "pk size");
 static_assert(HP_SECKEY_BYTES == crypto_sign_SECRETKEYBYTES, "sk size");
 static_assert(HP_SIG_BYTES == crypto_sign_BYTES, "sig size");
+static_assert(HP_SIG_MAGIC_BYTES == sizeof(HP_SIG_MAGIC) - 1, "magic size");
+static_assert(sizeof(PUB_PREFIX) == sizeof(SEC_PREFIX), "prefix sizes");
+static_assert(KEY_LINE_BYTES(HP_SECKEY_BYTES) < KEY_FILE_MAX, "key size");
 
 int hp_sign_init(void)
 {
@@ -63,18 +80,18 @@ static int write_key_file(const char *path, const char *prefix,
 			  const uint8_t id[HP_KEY_ID_BYTES], const uint8_t *key,
 			  size_t key_len, unsigned int mode)
 {
-	/* prefix + id + ' ' + hex key + '\n' */
-	char line[sizeof(SEC_PREFIX) + 2 * HP_KEY_ID_BYTES + 2 +
-		  2 * HP_SECKEY_BYTES + 2];
+	char line[KEY_LINE_BYTES(HP_SECKEY_BYTES) + 1]; /* + snprintf's NUL */
 	char idhex[HP_KEY_ID_STR_BYTES];
 	size_t n;
 	int rc;
 
+	HP_BUG_ON(key_len > HP_SECKEY_BYTES);
 	hp_sign_key_id_str(idhex, id);
 	n = (size_t)snprintf(line, sizeof(line), "%s%s ", prefix, idhex);
 	hp_hex(line + n, key, key_len);
 	n += 2 * key_len;
 	line[n++] = '\n';
+	/* excl: a key is never replaced, even by a race with another keygen. */
 	rc = hp_write_file(path, line, n, mode, 1);
 	sodium_memzero(line, sizeof(line));
 	if (rc == -EEXIST)
@@ -86,111 +103,190 @@ static int write_key_file(const char *path, const char *prefix,
 	return 0;
 }
 
+/* lstat: a dangling symlink is in the way too (link() would fail on it). */
+static bool path_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
 int hp_sign_keygen(const char *base, uint8_t id[HP_KEY_ID_BYTES])
 {
 	uint8_t pk[HP_PUBKEY_BYTES], sk[HP_SECKEY_BYTES];
 	char *sec_path = NULL, *pub_path = NULL;
-	struct stat st;
 	int rc = 0;
 
-	if (asprintf(&sec_path, "%s.key", base) < 0 ||
-	    asprintf(&pub_path, "%s.pub", base) < 0) {
-		rc = -ENOMEM;
+	if (asprintf(&sec_path, "%s.key", base) < 0)
+		return hp_error_rc(-ENOMEM, "'%s.key'", base);
+	if (asprintf(&pub_path, "%s.pub", base) < 0) {
+		pub_path = NULL;
+		rc = hp_error_rc(-ENOMEM, "'%s.pub'", base);
 		goto out_free;
 	}
-	/* Check both first: never leave one new file beside an old one. */
-	if (!stat(sec_path, &st) || !stat(pub_path, &st)) {
+	/* Check both first: never leave a new secret beside an old public. */
+	if (path_exists(sec_path) || path_exists(pub_path)) {
 		rc = hp_error(-HP_E_EXISTS,
 			      "'%s': already exists; not overwriting a key",
-			      !stat(sec_path, &st) ? sec_path : pub_path);
+			      path_exists(sec_path) ? sec_path : pub_path);
 		goto out_free;
 	}
 	crypto_sign_keypair(pk, sk);
 	key_id_of(id, pk);
 	rc = write_key_file(sec_path, SEC_PREFIX, id, sk, sizeof(sk), 0600);
-	if (!rc) {
-		rc = write_key_file(pub_path, PUB_PREFIX, id, pk, sizeof(pk),
-				    0644);
-		if (rc)
-			unlink(sec_path);
-	}
 	sodium_memzero(sk, sizeof(sk));
+	if (rc)
+		goto out_free;
+	rc = write_key_file(pub_path, PUB_PREFIX, id, pk, sizeof(pk), 0644);
+	/* A secret without its public half is useless: don't leave it. */
+	if (rc)
+		unlink(sec_path);
 out_free:
 	free(sec_path);
 	free(pub_path);
 	return rc;
 }
 
-/* Parse "<prefix><id> <hex>\n" into @id and @key. */
+/*
+ * Parse "<prefix><id hex> <key hex>[\n]" into @id and @key. @key may hold
+ * part of a secret on failure: the caller wipes it.
+ */
 static int parse_key_line(const char *path, const char *text, size_t len,
-			  const char *prefix, uint8_t id[HP_KEY_ID_BYTES],
+			  bool is_secret, uint8_t id[HP_KEY_ID_BYTES],
 			  uint8_t *key, size_t key_len)
 {
+	const char *prefix = is_secret ? SEC_PREFIX : PUB_PREFIX;
+	const char *other = is_secret ? PUB_PREFIX : SEC_PREFIX;
+	const char *kind = is_secret ? "secret" : "public";
 	const size_t plen = strlen(prefix);
-	const size_t want = plen + 2 * HP_KEY_ID_BYTES + 1 + 2 * key_len;
+	const size_t want = KEY_LINE_BYTES(key_len) - 1; /* newline optional */
+	bool has_newline;
 
-	if (len < want || memcmp(text, prefix, plen) ||
-	    text[plen + 2 * HP_KEY_ID_BYTES] != ' ' ||
-	    (len > want && !(len == want + 1 && text[want] == '\n')))
-		return hp_error(
-			-HP_E_BADKEY, "'%s': not an hpatch %s key file", path,
-			strcmp(prefix, PUB_PREFIX) ? "secret" : "public");
-	if (hp_unhex(id, HP_KEY_ID_BYTES, text + plen) ||
+	if (len >= plen && !memcmp(text, other, plen))
+		return hp_error(-HP_E_BADKEY,
+				"'%s': is a %s key, expected a %s key", path,
+				is_secret ? "public" : "secret", kind);
+	if (len < plen || memcmp(text, prefix, plen))
+		return hp_error(-HP_E_BADKEY,
+				"'%s': not an hpatch %s key file (no '%.*s')",
+				path, kind, (int)plen - 1, prefix);
+	has_newline = len == want + 1 && text[want] == '\n';
+	if (len != want && !has_newline)
+		return hp_error(-HP_E_BADKEY,
+				"'%s': malformed %s key: %zu bytes, expected "
+				"%zu",
+				path, kind, len, want + 1);
+	if (text[plen + 2 * HP_KEY_ID_BYTES] != ' ' ||
+	    hp_unhex(id, HP_KEY_ID_BYTES, text + plen) ||
 	    hp_unhex(key, key_len, text + plen + 2 * HP_KEY_ID_BYTES + 1))
-		return hp_error(-HP_E_BADKEY, "'%s': malformed key (bad hex)",
-				path);
+		return hp_error(-HP_E_BADKEY,
+				"'%s': malformed %s key: expected %d and %zu "
+				"hex digits",
+				path, kind, 2 * HP_KEY_ID_BYTES, 2 * key_len);
 	return 0;
 }
 
-static int read_key_text(const char *path, uint8_t **text, size_t *len)
+/*
+ * Read a secret key file into @buf and its permission bits into *@mode,
+ * both from one open file so that the file checked is the file read.
+ */
+static int read_secret_text(const char *path, char *buf, size_t cap,
+			    size_t *len, unsigned int *mode)
 {
-	int rc = hp_read_file(path, KEY_FILE_MAX, text, len);
+	struct stat st;
+	size_t done = 0;
+	int fd, rc = 0;
 
-	if (rc == -HP_E_TOOBIG)
-		return hp_error(-HP_E_BADKEY, "'%s': too large for a key file",
-				path);
-	if (rc)
-		return hp_error_rc(rc, "'%s'", path);
-	return 0;
+	/* O_NONBLOCK: a FIFO in place of the key must not hang us. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return hp_error_rc(-errno, "'%s'", path);
+	if (fstat(fd, &st) < 0) {
+		rc = hp_error_rc(-errno, "'%s'", path);
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = hp_error(-HP_E_BADKEY, "'%s': not a regular file", path);
+		goto out_close;
+	}
+	/* Read one byte past @cap - 1 so an oversized file is noticed. */
+	while (done < cap) {
+		ssize_t n = read(fd, buf + done, cap - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = hp_error_rc(-errno, "'%s'", path);
+			goto out_close;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	if (done == cap) {
+		rc = hp_error(-HP_E_BADKEY, "'%s': too large for a key file",
+			      path);
+		goto out_close;
+	}
+	*len = done;
+	*mode = st.st_mode & 07777;
+out_close:
+	close(fd);
+	return rc;
 }
 
 int hp_sign_load_secret(const char *path, struct hp_seckey *key)
 {
 	uint8_t id[HP_KEY_ID_BYTES], pk_id[HP_KEY_ID_BYTES];
-	uint8_t *text = NULL;
+	uint8_t pk[HP_PUBKEY_BYTES], sk[HP_SECKEY_BYTES];
+	char text[KEY_FILE_MAX];
+	unsigned int mode = 0;
 	size_t len = 0;
-	struct stat st;
 	int rc;
 
-	if (stat(path, &st) < 0)
-		return hp_error_rc(-errno, "'%s'", path);
-	if (st.st_mode & 077) {
-		hp_error(-HP_E_KEYPERM,
-			 "'%s': secret key is readable by others (mode %03o)",
-			 path, (unsigned int)(st.st_mode & 0777));
+	rc = read_secret_text(path, text, sizeof(text), &len, &mode);
+	if (rc)
+		goto out_wipe_text;
+	/*
+	 * A public key passed by mistake has mode 0644 too: name the real
+	 * problem. Reading before the check is harmless, the text is wiped.
+	 */
+	if ((mode & 077) && (len < strlen(PUB_PREFIX) ||
+			     memcmp(text, PUB_PREFIX, strlen(PUB_PREFIX)))) {
+		rc = hp_error(-HP_E_KEYPERM,
+			      "'%s': secret key is accessible by group or "
+			      "others (mode %04o)",
+			      path, mode);
 		hp_hint("run 'chmod 600 %s'", path);
-		return -HP_E_KEYPERM;
+		goto out_wipe_text;
 	}
-	rc = read_key_text(path, &text, &len);
+	rc = parse_key_line(path, text, len, true, id, key->sk,
+			    sizeof(key->sk));
 	if (rc)
-		return rc;
-	rc = parse_key_line(path, (const char *)text, len, SEC_PREFIX, id,
-			    key->sk, sizeof(key->sk));
-	sodium_memzero(text, len);
-	free(text);
-	if (rc)
-		goto out_wipe;
-	/* Ed25519 secret keys end with their public key. */
-	key_id_of(pk_id, key->sk + 32);
+		goto out_wipe_key;
+	/* The stored public half must belong to the id... */
+	key_id_of(pk_id, key->sk + crypto_sign_SEEDBYTES);
 	if (memcmp(id, pk_id, sizeof(id))) {
 		rc = hp_error(-HP_E_BADKEY,
 			      "'%s': key id does not match the key", path);
-		goto out_wipe;
+		goto out_wipe_key;
+	}
+	/* ...and to the seed, or every signature made would be bad. */
+	crypto_sign_seed_keypair(pk, sk, key->sk);
+	sodium_memzero(sk, sizeof(sk));
+	if (memcmp(pk, key->sk + crypto_sign_SEEDBYTES, sizeof(pk))) {
+		rc = hp_error(-HP_E_BADKEY,
+			      "'%s': secret key is corrupt (its public half "
+			      "does not match)",
+			      path);
+		goto out_wipe_key;
 	}
 	memcpy(key->id, id, sizeof(id));
-	return 0;
-out_wipe:
+	goto out_wipe_text;
+out_wipe_key:
 	hp_sign_wipe(key);
+out_wipe_text:
+	sodium_memzero(text, sizeof(text));
 	return rc;
 }
 
@@ -201,21 +297,29 @@ int hp_sign_load_public(const char *path, struct hp_pubkey *key)
 	size_t len = 0;
 	int rc;
 
-	rc = read_key_text(path, &text, &len);
+	rc = hp_read_file(path, KEY_FILE_MAX, &text, &len);
+	if (rc == -HP_E_TOOBIG)
+		return hp_error(-HP_E_BADKEY, "'%s': too large for a key file",
+				path);
+	if (rc == -EINVAL)
+		return hp_error(-HP_E_BADKEY, "'%s': not a regular file", path);
 	if (rc)
-		return rc;
-	rc = parse_key_line(path, (const char *)text, len, PUB_PREFIX, id,
-			    key->pk, sizeof(key->pk));
-	free(text);
+		return hp_error_rc(rc, "'%s'", path);
+	rc = parse_key_line(path, (const char *)text, len, false, id, key->pk,
+			    sizeof(key->pk));
 	if (rc)
-		return rc;
+		goto out_free;
 	key_id_of(pk_id, key->pk);
-	if (memcmp(id, pk_id, sizeof(id)))
-		return hp_error(-HP_E_BADKEY,
-				"'%s': key id does not match the key", path);
+	if (memcmp(id, pk_id, sizeof(id))) {
+		rc = hp_error(-HP_E_BADKEY,
+			      "'%s': key id does not match the key", path);
+		goto out_free;
+	}
 	memcpy(key->id, id, sizeof(id));
 	snprintf(key->path, sizeof(key->path), "%s", path);
-	return 0;
+out_free:
+	free(text);
+	return rc;
 }
 
 bool hp_sign_has_trailer(const uint8_t *file, size_t len)
@@ -228,8 +332,10 @@ bool hp_sign_has_trailer(const uint8_t *file, size_t len)
 int hp_sign_append(const struct hp_seckey *key, struct hp_buf *file)
 {
 	uint8_t sig[HP_SIG_BYTES];
-	int rc = hp_buf_reserve(file, HP_SIG_TRAILER_BYTES);
+	int rc;
 
+	/* Reserve first: the appends below cannot fail half-way. */
+	rc = hp_buf_reserve(file, HP_SIG_TRAILER_BYTES);
 	if (rc)
 		return rc;
 	crypto_sign_detached(sig, NULL, file->data, file->len, key->sk);
@@ -259,6 +365,10 @@ int hp_sign_check(const uint8_t *file, size_t len, const struct hp_trust *trust,
 		key = hp_trust_find_by_id(trust, key_id);
 	if (!key)
 		return -HP_E_UNTRUSTED;
+	/*
+	 * The key id lies outside the signed bytes: it only selects the key.
+	 * An altered id names an unknown key, or a key that fails below.
+	 */
 	if (crypto_sign_verify_detached(trailer + HP_KEY_ID_BYTES, file,
 					*signed_len, key->pk))
 		return -HP_E_BADSIG;
@@ -270,15 +380,79 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int hp_trust_load(struct hp_trust *trust, const char *dir)
+static bool is_pub_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	/* Dot files are editor and package-manager leftovers, not keys. */
+	return name[0] != '.' && len > 4 && !strcmp(name + len - 4, ".pub");
+}
+
+/* Names (malloc'd, sorted) of the regular "*.pub" files of @d. */
+static int list_pub_files(DIR *d, const char *dir, char ***out, size_t *nr)
 {
 	struct dirent *de = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	for (;;) {
+		struct stat st;
+		char **grown = NULL;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				rc = hp_error_rc(-errno, "'%s'", dir);
+			break;
+		}
+		if (!is_pub_name(de->d_name))
+			continue;
+		/* stat, not lstat: a symlink to a key is a usual install. */
+		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
+			rc = hp_error_rc(-errno, "'%s/%s'", dir, de->d_name);
+			break;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			hp_warn("'%s/%s': not a regular file; ignored", dir,
+				de->d_name);
+			continue;
+		}
+		grown = realloc(names, (n + 1) * sizeof(*names));
+		if (!grown) {
+			rc = hp_error_rc(-ENOMEM, "'%s'", dir);
+			break;
+		}
+		names = grown;
+		if (asprintf(&names[n], "%s/%s", dir, de->d_name) < 0) {
+			rc = hp_error_rc(-ENOMEM, "'%s'", dir);
+			break;
+		}
+		n++;
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		free(names);
+		return rc;
+	}
+	/* readdir order depends on the file system: sort for determinism. */
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_name);
+	*out = names;
+	*nr = n;
+	return 0;
+}
+
+int hp_trust_load(struct hp_trust *trust, const char *dir)
+{
 	char **names = NULL;
 	size_t nr = 0;
 	DIR *d = NULL;
 	int rc = 0;
 
-	*trust = (struct hp_trust){0};
+	*trust = (struct hp_trust){ 0 };
 	d = opendir(dir);
 	if (!d) {
 		if (errno == ENOENT) {
@@ -289,43 +463,27 @@ int hp_trust_load(struct hp_trust *trust, const char *dir)
 		}
 		return hp_error_rc(-errno, "'%s'", dir);
 	}
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		char **nn = NULL;
-
-		if (len < 5 || strcmp(de->d_name + len - 4, ".pub") ||
-		    de->d_name[0] == '.')
-			continue;
-		nn = realloc(names, (nr + 1) * sizeof(*nn));
-		if (!nn) {
-			rc = -ENOMEM;
-			goto out_free;
-		}
-		names = nn;
-		if (asprintf(&names[nr], "%s/%s", dir, de->d_name) < 0) {
-			rc = -ENOMEM;
-			goto out_free;
-		}
-		nr++;
-	}
-	qsort(names, nr, sizeof(*names), cmp_name);
+	rc = list_pub_files(d, dir, &names, &nr);
+	if (rc)
+		goto out_closedir;
 	trust->keys = calloc(nr ? nr : 1, sizeof(*trust->keys));
 	if (!trust->keys) {
-		rc = -ENOMEM;
-		goto out_free;
+		rc = hp_error_rc(-ENOMEM, "'%s'", dir);
+		goto out_free_names;
 	}
 	for (size_t i = 0; i < nr && !rc; i++) {
 		rc = hp_sign_load_public(names[i], &trust->keys[i]);
 		if (!rc)
 			trust->nr_keys++;
 	}
-out_free:
+	if (rc)
+		hp_trust_release(trust);
+out_free_names:
 	for (size_t i = 0; i < nr; i++)
 		free(names[i]);
 	free(names);
+out_closedir:
 	closedir(d);
-	if (rc)
-		hp_trust_release(trust);
 	return rc;
 }
 
@@ -341,5 +499,5 @@ const struct hp_pubkey *hp_trust_find_by_id(const struct hp_trust *trust,
 void hp_trust_release(struct hp_trust *trust)
 {
 	free(trust->keys);
-	*trust = (struct hp_trust){0};
+	*trust = (struct hp_trust){ 0 };
 }
