@@ -91,8 +91,9 @@ bool hp_debug_on(enum hp_debug_flags cat)
 	return debug_mask & cat;
 }
 
-static void vlog(enum hp_log_level level, const char *prefix, const char *fmt,
-		 va_list ap, int rc)
+__attribute__((format(printf, 3, 0))) static void
+vlog(enum hp_log_level level, const char *prefix, const char *fmt, va_list ap,
+     int rc)
 {
 	char msg[4096];
 	int saved = errno;
