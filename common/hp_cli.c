@@ -15,12 +15,12 @@
 #define HP_CLI_MAX_OPTS 48
 
 static const struct hp_opt common_opts[] = {
-	{"verbose", 'v', HP_OPT_LEVEL, NULL, NULL, "more messages"},
-	{"quiet", 'q', HP_OPT_LEVEL, NULL, NULL, "errors only"},
-	{"debug", 0, HP_OPT_STR, NULL, "CATS",
-	 "debug output: correlate,reloc,ptrace,format"},
-	{"help", 'h', HP_OPT_FLAG, NULL, NULL, "show this help"},
-	{0},
+	{ "verbose", 'v', HP_OPT_LEVEL, NULL, NULL, "more messages" },
+	{ "quiet", 'q', HP_OPT_LEVEL, NULL, NULL, "errors only" },
+	{ "debug", 0, HP_OPT_STR, NULL, "CATS",
+	  "debug output: correlate,reloc,ptrace,format,timing" },
+	{ "help", 'h', HP_OPT_FLAG, NULL, NULL, "show this help" },
+	{ 0 },
 };
 
 static void print_opt(FILE *fp, const struct hp_opt *o)
@@ -118,10 +118,10 @@ int hp_cli_parse(const char *cmd, const char *synopsis,
 
 			HP_BUG_ON(nr >= HP_CLI_MAX_OPTS);
 			all[nr] = o;
-			lopts[nr] = (struct option){o->long_name,
-						    arg ? required_argument
-							: no_argument,
-						    NULL, 0x100 + (int)nr};
+			lopts[nr] = (struct option){ o->long_name,
+						     arg ? required_argument
+							 : no_argument,
+						     NULL, 0x100 + (int)nr };
 			if (o->short_name) {
 				shorts[sl++] = o->short_name;
 				if (arg)
@@ -130,7 +130,7 @@ int hp_cli_parse(const char *cmd, const char *synopsis,
 			nr++;
 		}
 	}
-	lopts[nr] = (struct option){0};
+	lopts[nr] = (struct option){ 0 };
 	shorts[sl] = 0;
 	optind = 1;
 	opterr = 0;
@@ -215,5 +215,5 @@ int hp_cli_dispatch(const char *about, const struct hp_cmd *cmds, int argc,
 void hp_strlist_release(struct hp_strlist *l)
 {
 	free(l->items);
-	*l = (struct hp_strlist){0};
+	*l = (struct hp_strlist){ 0 };
 }

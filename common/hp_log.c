@@ -56,10 +56,9 @@ int hp_log_set_debug(const char *list)
 		const char *name;
 		enum hp_debug_flags flag;
 	} cats[] = {
-		{"correlate", HP_DBG_CORRELATE},
-		{"reloc", HP_DBG_RELOC},
-		{"ptrace", HP_DBG_PTRACE},
-		{"format", HP_DBG_FORMAT},
+		{ "correlate", HP_DBG_CORRELATE }, { "reloc", HP_DBG_RELOC },
+		{ "ptrace", HP_DBG_PTRACE },	   { "format", HP_DBG_FORMAT },
+		{ "timing", HP_DBG_TIMING },
 	};
 	const char *p = list;
 
@@ -91,9 +90,10 @@ bool hp_debug_on(enum hp_debug_flags cat)
 	return debug_mask & cat;
 }
 
-__attribute__((format(printf, 3, 0))) static void
-vlog(enum hp_log_level level, const char *prefix, const char *fmt, va_list ap,
-     int rc)
+__attribute__((format(printf, 3, 0))) static void vlog(enum hp_log_level level,
+						       const char *prefix,
+						       const char *fmt,
+						       va_list ap, int rc)
 {
 	char msg[4096];
 	int saved = errno;

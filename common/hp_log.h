@@ -21,6 +21,7 @@ enum hp_debug_flags {
 	HP_DBG_RELOC = 1 << 1,
 	HP_DBG_PTRACE = 1 << 2,
 	HP_DBG_FORMAT = 1 << 3,
+	HP_DBG_TIMING = 1 << 4, /* time spent in each stage of a stop */
 };
 
 typedef void hp_log_sink_fn(enum hp_log_level level, const char *msg,

@@ -64,7 +64,7 @@ static void key_prefix(struct hp_out *o, const char *key, bool container)
 
 void hp_out_init(struct hp_out *o, FILE *fp, bool json)
 {
-	*o = (struct hp_out){.fp = fp, .json = json, .depth = 1};
+	*o = (struct hp_out){ .fp = fp, .json = json, .depth = 1 };
 	if (json) {
 		fputc('{', fp);
 		hp_out_u64(o, "schema_version", HP_OUT_SCHEMA_VERSION);

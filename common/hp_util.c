@@ -60,7 +60,7 @@ int hp_buf_align(struct hp_buf *b, size_t align)
 void hp_buf_release(struct hp_buf *b)
 {
 	free(b->data);
-	*b = (struct hp_buf){0};
+	*b = (struct hp_buf){ 0 };
 }
 
 int hp_read_file(const char *path, size_t max, uint8_t **out, size_t *len)

@@ -389,12 +389,73 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 	return rc;
 }
 
+/*
+ * Functions close together (the common case: one fix, one file): read the
+ * span once, check every site's expected bytes, patch the copy and write
+ * it back in one system call; the bytes between the sites are rewritten
+ * with what was just read while every thread is stopped. A fault injected
+ * after the write exercises the same undo as a real failure.
+ */
+#define HP_JUMP_SPAN_MAX (64u << 10)
+
+static int write_jump_span(const struct hp_proc *proc, struct hp_rt_func *recs,
+			   uint32_t nr, bool undo, hp_raddr_t lo, hp_raddr_t hi)
+{
+	const size_t len = hi - lo;
+	uint8_t *orig = malloc(len), *want = malloc(len);
+	int rc = orig && want ? 0 : -ENOMEM;
+
+	if (!rc)
+		rc = hp_proc_read(proc, lo, orig, len);
+	if (!rc)
+		memcpy(want, orig, len);
+	for (uint32_t i = 0; i < nr && !rc; i++) {
+		const struct hp_rt_func *f = &recs[i];
+		const uint8_t *expect = undo ? f->jump : f->orig;
+
+		if (!f->old_addr)
+			continue;
+		if (memcmp(orig + (f->old_addr - lo), expect,
+			   HP_X86_JMP_REL32_SIZE))
+			rc = hp_error(-HP_E_MISMATCH,
+				      "pid %d: '%s' at 0x%" PRIx64
+				      " changed while stopped",
+				      (int)proc->pid, f->name, f->old_addr);
+		else
+			memcpy(want + (f->old_addr - lo),
+			       undo ? f->orig : f->jump, HP_X86_JMP_REL32_SIZE);
+	}
+	if (!rc)
+		rc = hp_proc_write(proc, lo, want, len);
+	for (uint32_t i = 0; i < nr && !rc; i++)
+		if (recs[i].old_addr)
+			rc = hp_rt_fault(undo ? "unjump" : "jump");
+	if (rc && orig && hp_proc_write(proc, lo, orig, len))
+		hp_error(-EIO, "pid %d: cannot restore bytes at 0x%" PRIx64,
+			 (int)proc->pid, lo);
+	free(orig);
+	free(want);
+	return rc;
+}
+
 /* Write (or with @undo restore) every jump; all or nothing. */
 static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
 		       uint32_t nr, bool undo)
 {
+	hp_raddr_t lo = UINT64_MAX, hi = 0;
 	uint32_t done = 0;
 	int rc = 0;
+
+	for (uint32_t i = 0; i < nr; i++) {
+		if (!recs[i].old_addr)
+			continue;
+		if (recs[i].old_addr < lo)
+			lo = recs[i].old_addr;
+		if (recs[i].old_addr + HP_X86_JMP_REL32_SIZE > hi)
+			hi = recs[i].old_addr + HP_X86_JMP_REL32_SIZE;
+	}
+	if (hi > lo && hi - lo <= HP_JUMP_SPAN_MAX)
+		return write_jump_span(proc, recs, nr, undo, lo, hi);
 
 	for (; done < nr && !rc; done++) {
 		const struct hp_rt_func *f = &recs[done];
@@ -438,6 +499,28 @@ static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
 }
 
 /*
+ * No instruction pointer on any jump site: one check for all of them.
+ * @sites has room for @nr ranges.
+ */
+static int check_sites(struct hp_world *w, const struct hp_proc *proc,
+		       const struct hp_rt_func *recs, uint32_t nr,
+		       struct hp_busy_range *sites, pid_t *busy_tid,
+		       const struct hp_busy_range **busy)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < nr; i++)
+		if (recs[i].old_addr)
+			sites[n++] = (struct hp_busy_range){
+				recs[i].old_addr,
+				recs[i].old_addr + HP_X86_JMP_REL32_SIZE,
+				recs[i].name,
+				true,
+			};
+	return hp_world_check(w, proc, sites, n, busy_tid, busy);
+}
+
+/*
  * Stop the world until no thread is in the way of @ranges, then write (or
  * with @undo restore) the jumps. Busy: resume, back off (1 ms doubling to
  * 64 ms), retry until the timeout. With @keep, still stopped after the
@@ -453,17 +536,25 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
 	uint64_t backoff = 1000;
 	struct hp_world w;
+	struct hp_busy_range *sites = NULL;
 	int rc;
 
+	sites = calloc(nr_recs + 1, sizeof(*sites));
+	if (!sites)
+		return -ENOMEM;
 	for (;;) {
 		const struct hp_busy_range *busy = NULL;
 		pid_t busy_tid = 0;
-		uint64_t t0 = now_us();
+		uint64_t t0, t_stop, t_check, t_write;
 
 		res->nr_tries++;
-		rc = hp_world_stop(&w, proc->pid);
+		rc = hp_world_prepare(&w, proc->pid);
+		if (!rc)
+			rc = hp_world_stop(&w);
 		if (rc)
-			return rc;
+			break;
+		t0 = w.stopped_at;
+		t_stop = now_us();
 		rc = hp_rt_fault("stop");
 		if (!rc)
 			rc = hp_world_check(&w, proc, ranges, nr_ranges,
@@ -474,22 +565,13 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 				"code",
 				(int)proc->pid, (int)busy_tid, busy->name);
 			/* Only the jump sites themselves must be clear. */
-			rc = 0;
-			for (size_t i = 0; i < nr_recs && !rc; i++) {
-				const struct hp_busy_range site = {
-					recs[i].old_addr,
-					recs[i].old_addr +
-						HP_X86_JMP_REL32_SIZE,
-					recs[i].name,
-					true,
-				};
-
-				rc = hp_world_check(&w, proc, &site, 1,
-						    &busy_tid, &busy);
-			}
+			rc = check_sites(&w, proc, recs, nr_recs, sites,
+					 &busy_tid, &busy);
 		}
+		t_check = now_us();
 		if (!rc)
 			rc = write_jumps(proc, recs, nr_recs, undo);
+		t_write = now_us();
 		if (!rc && keep) {
 			pid_t tid;
 			const struct hp_busy_range *hit = NULL;
@@ -500,22 +582,33 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		res->nr_threads = (uint32_t)w.nr_threads;
 		hp_world_resume(&w);
 		res->pause_us = now_us() - t0;
+		hp_dbg(HP_DBG_TIMING,
+		       "pid %d: %zu threads: stop %llu us, check %llu us, "
+		       "write %llu us, resume %llu us",
+		       (int)proc->pid, (size_t)res->nr_threads,
+		       (unsigned long long)(t_stop - t0),
+		       (unsigned long long)(t_check - t_stop),
+		       (unsigned long long)(t_write - t_check),
+		       (unsigned long long)(t0 + res->pause_us - t_write));
 		if (rc != -HP_E_BUSY)
-			return rc;
+			break;
 		res->busy_tid = busy_tid;
 		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
 			 busy->name);
-		if (now_us() + backoff > deadline)
-			return hp_error(-HP_E_BUSY,
-					"pid %d: tid %d: '%s' still in use "
-					"after %ld ms (%u tries)",
-					(int)proc->pid, (int)busy_tid,
-					busy->name, opts->timeout_ms,
-					res->nr_tries);
+		if (now_us() + backoff > deadline) {
+			rc = hp_error(-HP_E_BUSY,
+				      "pid %d: tid %d: '%s' still in use "
+				      "after %ld ms (%u tries)",
+				      (int)proc->pid, (int)busy_tid, busy->name,
+				      opts->timeout_ms, res->nr_tries);
+			break;
+		}
 		usleep((useconds_t)backoff);
 		if (backoff < 64000)
 			backoff *= 2;
 	}
+	free(sites);
+	return rc;
 }
 
 /*
@@ -556,7 +649,8 @@ static void collect_retired(struct hp_proc *proc)
 		nr_retired += !regions[i].active &&
 			      (regions[i].hdr.flags & HP_RT_RETIRED);
 	unused = calloc(nr + 1, sizeof(*unused));
-	if (!nr_retired || !unused || hp_world_stop(&w, proc->pid))
+	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
+	    hp_world_stop(&w))
 		goto out;
 	for (size_t i = 0; i < nr; i++) {
 		const struct hp_rt_region *r = &regions[i];

@@ -152,12 +152,23 @@ int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
 	return 0;
 }
 
+/* /proc/PID/maps lists mappings in address order: binary search. */
 const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
 				      hp_raddr_t addr)
 {
-	for (size_t i = 0; i < proc->nr_maps; i++)
-		if (addr >= proc->maps[i].start && addr < proc->maps[i].end)
-			return &proc->maps[i];
+	size_t lo = 0, hi = proc->nr_maps;
+
+	while (lo < hi) {
+		const size_t mid = lo + (hi - lo) / 2;
+		const struct hp_map *m = &proc->maps[mid];
+
+		if (addr < m->start)
+			hi = mid;
+		else if (addr >= m->end)
+			lo = mid + 1;
+		else
+			return m;
+	}
 	return NULL;
 }
 

@@ -80,6 +80,7 @@ void hp_pt_release(struct hp_thread *t)
 	t->seized = false;
 	t->stopped = false;
 	t->pending_sig = 0;
+	t->has_regs = false;
 }
 
 /*

@@ -19,9 +19,12 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <time.h>
 
 #define HP_LOG_PREFIX "rt: "
 #define HP_STACK_SCAN_MAX (8u << 20)
+#define HP_IOV_BATCH 512 /* ranges per process_vm_readv, under IOV_MAX */
 
 static struct hp_thread *find_thread(struct hp_world *w, pid_t tid)
 {
@@ -116,21 +119,88 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 	return rc;
 }
 
-int hp_world_stop(struct hp_world *w, pid_t pid)
+static uint64_t now_us(void)
 {
-	size_t nr_new = 0;
-	int rc, rounds = 0;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * Outside the window: raise our priority and seize every listed thread
+ * (PTRACE_SEIZE does not stop it), so the window holds only interrupts,
+ * waits and the work that needs the threads stopped.
+ */
+int hp_world_prepare(struct hp_world *w, pid_t pid)
+{
+	pid_t *tids = NULL;
+	size_t nr = 0;
+	int rc;
 
 	*w = (struct hp_world){ .pid = pid };
 	raise_priority(w);
-	do {
+	rc = hp_proc_list_tasks(pid, &tids, &nr);
+	for (size_t i = 0; i < nr && !rc; i++) {
+		struct hp_thread *t = NULL;
+
+		rc = add_thread(w, tids[i], &t);
+		if (!rc)
+			rc = hp_pt_seize(t);
+		if (rc == -ESRCH) {
+			w->nr_threads--; /* exited meanwhile */
+			rc = 0;
+		} else if (rc) {
+			hp_error_rc(rc, "pid %d: tid %d: cannot attach",
+				    (int)pid, (int)tids[i]);
+			if (rc == -EPERM)
+				hp_hint("is another debugger attached? check "
+					"'TracerPid' in /proc/%d/status",
+					(int)pid);
+		}
+	}
+	free(tids);
+	if (rc)
+		hp_world_resume(w);
+	return rc;
+}
+
+int hp_world_stop(struct hp_world *w)
+{
+	size_t nr_new = 0;
+	int rc = 0, rounds = 0;
+
+	w->stopped_at = now_us();
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		struct hp_thread *t = &w->threads[i];
+		int irc = hp_pt_interrupt(t);
+
+		if (irc == -ESRCH)
+			t->seized = false;
+		else if (irc && !rc)
+			rc = irc;
+	}
+	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
+		struct hp_thread *t = &w->threads[i];
+		int wrc;
+
+		if (!t->seized)
+			continue;
+		wrc = hp_pt_wait_stop(t);
+		if (wrc && wrc != -ESRCH)
+			rc = wrc;
+	}
+	/* Threads born since the listing: catch them, round after round. */
+	while (!rc) {
 		rc = stop_round(w, &nr_new);
+		if (!rc && !nr_new)
+			break;
 		if (++rounds > 100 && !rc)
 			rc = hp_error(-EAGAIN,
 				      "pid %d: threads keep appearing; "
 				      "cannot stop them all",
-				      (int)pid);
-	} while (!rc && nr_new);
+				      (int)w->pid);
+	}
 	if (rc) {
 		hp_world_resume(w);
 		return rc;
@@ -184,57 +254,119 @@ static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
 	return NULL;
 }
 
+/* Bytes of each thread's stack to scan: from its stack pointer to the end
+ * of the mapping holding it (at most HP_STACK_SCAN_MAX). */
+static size_t stack_span(const struct hp_proc *proc, const struct hp_thread *t)
+{
+	const struct hp_map *m = hp_proc_find_map(proc, t->regs.rsp);
+	size_t len;
+
+	if (!m)
+		return 0;
+	len = m->end - (t->regs.rsp & ~7ULL);
+	return len > HP_STACK_SCAN_MAX ? HP_STACK_SCAN_MAX : len;
+}
+
+/*
+ * Read every thread's stack: one process_vm_readv for all of them (one
+ * system call instead of one per thread), falling back to a pread each if
+ * any range cannot be read whole.
+ */
+static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
+		       uint8_t **buf, size_t *lens)
+{
+	struct iovec local[HP_IOV_BATCH], remote[HP_IOV_BATCH];
+	size_t total = 0, off = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < w->nr_threads; i++)
+		total += lens[i] = stack_span(proc, &w->threads[i]);
+	*buf = malloc(total ? total : 1);
+	if (!*buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->nr_threads;) {
+		size_t n = 0, want = 0, first = off;
+		ssize_t got;
+
+		for (; i < w->nr_threads && n < HP_IOV_BATCH; i++) {
+			if (!lens[i])
+				continue;
+			local[n] = (struct iovec){ *buf + off, lens[i] };
+			remote[n] = (struct iovec){
+				(void *)(uintptr_t)(w->threads[i].regs.rsp &
+						    ~7ULL),
+				lens[i],
+			};
+			off += lens[i];
+			want += lens[i];
+			n++;
+		}
+		got = n ? process_vm_readv(proc->pid, local, n, remote, n, 0)
+			: 0;
+		if (got != (ssize_t)want) {
+			/* Fall back: one pread per range of this batch. */
+			for (size_t k = 0; k < n && !rc; k++)
+				rc = hp_proc_read(
+					proc, (uintptr_t)remote[k].iov_base,
+					local[k].iov_base, local[k].iov_len);
+		}
+		(void)first;
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
 int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		   const struct hp_busy_range *ranges, size_t nr_ranges,
 		   pid_t *busy_tid, const struct hp_busy_range **busy)
 {
-	uint64_t *stack = NULL;
-	size_t cap = 0;
+	uint8_t *stacks = NULL;
+	size_t *lens = NULL, off = 0;
 	int rc = 0;
 
+	bool ip_only = true;
+
+	for (size_t i = 0; i < nr_ranges; i++)
+		ip_only &= ranges[i].ip_only;
 	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
 		struct hp_thread *t = &w->threads[i];
-		const struct hp_map *m = NULL;
-		size_t len, n;
 
-		rc = hp_pt_get_regs(t);
-		if (rc)
-			break;
+		if (!t->has_regs) { /* registers read once per stop */
+			rc = hp_pt_get_regs(t);
+			if (rc)
+				return rc;
+			t->has_regs = true;
+		}
 		*busy = in_ranges(ranges, nr_ranges, t->regs.rip, true);
 		if (*busy) {
 			*busy_tid = t->tid;
-			rc = -HP_E_BUSY;
-			break;
+			return -HP_E_BUSY;
 		}
-		m = hp_proc_find_map(proc, t->regs.rsp);
-		if (!m)
-			continue;
-		len = m->end - (t->regs.rsp & ~7ULL);
-		if (len > HP_STACK_SCAN_MAX)
-			len = HP_STACK_SCAN_MAX;
-		if (len > cap) {
-			uint64_t *s = realloc(stack, len);
+	}
+	if (ip_only)
+		return 0; /* jump sites: no stack to read */
+	lens = calloc(w->nr_threads + 1, sizeof(*lens));
+	if (!lens)
+		return -ENOMEM;
+	rc = read_stacks(proc, w, &stacks, lens);
+	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
+		const size_t n = lens[i] / sizeof(uint64_t);
 
-			if (!s) {
-				rc = -ENOMEM;
-				break;
-			}
-			stack = s;
-			cap = len;
-		}
-		rc = hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len);
-		if (rc)
-			break;
-		n = len / sizeof(*stack);
 		for (size_t j = 0; j < n; j++) {
-			*busy = in_ranges(ranges, nr_ranges, stack[j], false);
+			uint64_t v;
+
+			memcpy(&v, stacks + off + j * sizeof(v), sizeof(v));
+			*busy = in_ranges(ranges, nr_ranges, v, false);
 			if (*busy) {
-				*busy_tid = t->tid;
+				*busy_tid = w->threads[i].tid;
 				rc = -HP_E_BUSY;
 				break;
 			}
 		}
+		off += lens[i];
 	}
-	free(stack);
+	free(stacks);
+	free(lens);
 	return rc;
 }

@@ -83,6 +83,7 @@ struct hp_thread {
 	bool seized;
 	bool stopped;
 	int pending_sig; /* a signal that arrived while stopping: re-deliver */
+	bool has_regs;	 /* regs read during this stop */
 	struct user_regs_struct regs;
 };
 
@@ -111,12 +112,17 @@ struct hp_world {
 	int old_policy; /* the loader's scheduling, restored on resume */
 	struct sched_param old_param;
 	bool raised;
+	uint64_t stopped_at; /* CLOCK_MONOTONIC us at the first interrupt */
 };
 
-/* Stop every thread of @pid; stable against threads being born.
- * Return: 0, -HP_E_GONE, -errno. On failure every thread is resumed. */
-int hp_world_stop(struct hp_world *w, pid_t pid)
+/* Before the window: raise our priority, seize (not stop) every thread.
+ * Return: 0 or -errno; on failure everything is released. */
+int hp_world_prepare(struct hp_world *w, pid_t pid)
 	__attribute__((warn_unused_result));
+/* Stop every prepared thread, and any born since; w->stopped_at marks the
+ * start of the window. Return: 0, -HP_E_GONE, -errno; on failure every
+ * thread is resumed. */
+int hp_world_stop(struct hp_world *w) __attribute__((warn_unused_result));
 void hp_world_resume(struct hp_world *w);
 /* Run a system call in the target through one stopped thread. */
 int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,

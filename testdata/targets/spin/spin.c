@@ -1,0 +1,125 @@
+/*
+ * Benchmark target: N threads spin calling ten functions that v1 and v2
+ * (-DV=1/2) differ in, so the patch redirects ten functions while every
+ * thread is busy running them. usage: spin N
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+volatile long sink;
+
+__attribute__((noinline)) long f0(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 0 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f1(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 1 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f2(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 2 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f3(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 3 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f4(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 4 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f5(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 5 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f6(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 6 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f7(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 7 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f8(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 8 + V;
+	return acc;
+}
+
+__attribute__((noinline)) long f9(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 16; i++)
+		acc = acc * 3 + 9 + V;
+	return acc;
+}
+
+static void *spin(void *arg)
+{
+	long x = (long)arg;
+
+	for (;;)
+		sink = f0(x) + f1(x) + f2(x) + f3(x) + f4(x) + f5(x) + f6(x) +
+		       f7(x) + f8(x) + f9(x);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 1;
+	pthread_t t;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (long i = 1; i < n; i++)
+		if (pthread_create(&t, NULL, spin, (void *)i))
+			return 1;
+	printf("spin: ready pid=%d threads=%d\n", (int)getpid(), n);
+	spin(NULL);
+}
