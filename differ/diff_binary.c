@@ -297,7 +297,7 @@ const struct hp_bsym *hp_binary_find_sym(const struct hp_binary *b,
 					 const char *name, const char *file,
 					 bool local, bool *ambiguous)
 {
-	const struct hp_bsym key = {.name = name};
+	const struct hp_bsym key = { .name = name };
 	const struct hp_bsym *hit = NULL, *first = NULL, *found = NULL;
 	size_t nr_found = 0;
 
@@ -328,7 +328,7 @@ const struct hp_bsym *hp_binary_find_sym(const struct hp_binary *b,
 
 uint64_t hp_binary_find_slot(const struct hp_binary *b, const char *name)
 {
-	const struct hp_bslot key = {.name = name};
+	const struct hp_bslot key = { .name = name };
 	const struct hp_bslot *hit = bsearch(&key, b->slots, b->nr_slots,
 					     sizeof(*b->slots), cmp_bslot);
 

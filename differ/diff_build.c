@@ -166,7 +166,7 @@ static int add_sym(struct builder *b, const char *name, uint32_t *idx)
 	if (!syms)
 		return -ENOMEM;
 	m->syms = syms;
-	syms[m->nr_syms] = (struct hp_sym){.name = strdup(name)};
+	syms[m->nr_syms] = (struct hp_sym){ .name = strdup(name) };
 	if (!syms[m->nr_syms].name)
 		return -ENOMEM;
 	/* "memcpy@GLIBC_2.14" in objects using .symver: keep the version. */
@@ -227,8 +227,9 @@ static int reserve_slot(struct builder *b, const struct hp_osym *s,
 /* Pass 2: veneers and slots follow the text sections. */
 static int place_slots(struct builder *b)
 {
-	static const uint8_t veneer[HP_VENEER_SIZE] = {0xff, 0x25, 0,	 0,
-						       0,    0,	   0xcc, 0xcc};
+	static const uint8_t veneer[HP_VENEER_SIZE] = {
+		0xff, 0x25, 0, 0, 0, 0, 0xcc, 0xcc
+	};
 	static const uint8_t zero[8];
 	int rc = 0;
 
@@ -484,7 +485,7 @@ static int slot_target(struct builder *b, struct slot *sl,
 	int rc;
 
 	if (sl->module_got) {
-		*out = (struct target){HP_RB_MODULE, (int64_t)sl->module_got};
+		*out = (struct target){ HP_RB_MODULE, (int64_t)sl->module_got };
 		return 0;
 	}
 	if (!sl->slot_emitted) {
@@ -497,7 +498,7 @@ static int slot_target(struct builder *b, struct slot *sl,
 			return rc;
 		sl->slot_emitted = true;
 	}
-	*out = (struct target){HP_RB_IMAGE, sl->off};
+	*out = (struct target){ HP_RB_IMAGE, sl->off };
 	return 0;
 }
 
@@ -516,7 +517,7 @@ static int veneer_target(struct builder *b, struct slot *sl,
 			return rc;
 		sl->veneer_emitted = true;
 	}
-	*out = (struct target){HP_RB_IMAGE, sl->veneer_off};
+	*out = (struct target){ HP_RB_IMAGE, sl->veneer_off };
 	return 0;
 }
 
@@ -538,7 +539,7 @@ static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r)
 {
 	const uint32_t place = s->image_off + (uint32_t)r->offset;
 	struct hp_osym *sym = r->sym;
-	struct target t = {0};
+	struct target t = { 0 };
 	bool external = false;
 	struct slot *sl = NULL;
 	int rc;
@@ -741,11 +742,11 @@ int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 		   size_t nr_pairs, struct hp_binary *bin,
 		   struct hp_diff_report *r, struct hp_patch **out)
 {
-	struct builder b = {.opts = opts,
-			    .bin = bin,
-			    .r = r,
-			    .pairs = pairs,
-			    .nr_pairs = nr_pairs};
+	struct builder b = { .opts = opts,
+			     .bin = bin,
+			     .r = r,
+			     .pairs = pairs,
+			     .nr_pairs = nr_pairs };
 	struct hp_patch *p = hp_patch_new();
 	struct hp_module *m = NULL;
 	const char *slash = NULL;
@@ -792,8 +793,8 @@ int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 	m->bss_size = b.bss_size;
 	m->text = b.text.data;
 	m->data = b.data.data;
-	b.text = (struct hp_buf){0};
-	b.data = (struct hp_buf){0};
+	b.text = (struct hp_buf){ 0 };
+	b.data = (struct hp_buf){ 0 };
 	*out = p;
 	p = NULL;
 out_free:

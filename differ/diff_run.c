@@ -104,7 +104,7 @@ static int open_pair(const char *old_root, const char *new_root,
 static int pair_trees(const struct hp_diff_opts *opts, struct hp_pair **out,
 		      size_t *nr_out)
 {
-	struct file_list ol = {0}, nl = {0};
+	struct file_list ol = { 0 }, nl = { 0 };
 	struct hp_pair *pairs = NULL;
 	size_t i = 0, j = 0, n = 0;
 	int rc;
@@ -232,6 +232,8 @@ int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
 				 : pair_files(opts, &pairs, &nr_pairs);
 	for (size_t i = 0; !rc && i < nr_pairs; i++)
 		rc = hp_correlate_pair(&pairs[i], r);
+	if (!rc)
+		rc = hp_check_safety(pairs, nr_pairs, r);
 	if (rc)
 		goto out_free;
 	r->nr_objects = (uint32_t)nr_pairs;

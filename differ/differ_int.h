@@ -141,6 +141,44 @@ int hp_binary_read(const struct hp_binary *b, uint64_t vaddr, void *buf,
 void hp_dwarf_locate(const char *obj_path, struct hp_diff_func *funcs,
 		     uint32_t nr_funcs);
 
+/* diff_types.c: DWARF layouts and signatures for the safety checks. */
+struct hp_layout_member {
+	char name[64];
+	uint64_t offset;
+	char type[96];
+};
+
+struct hp_layout {
+	char name[96]; /* "struct conn", or a typedef's name */
+	uint64_t size;
+	uint32_t nr_members;
+	struct hp_layout_member *members;
+};
+
+struct hp_func_types {
+	char name[128];
+	char sig[256]; /* "int (char *, unsigned long, int)" */
+	char **used;   /* structs it uses, by layout name */
+	uint32_t nr_used;
+};
+
+struct hp_dwarf_types {
+	bool has_dwarf;
+	struct hp_layout *layouts;
+	size_t nr_layouts;
+	struct hp_func_types *funcs;
+	size_t nr_funcs;
+};
+
+/* Return: 0 (also with no DWARF: has_dwarf false), -errno or -ENOMEM. */
+int hp_dwarf_types_read(const char *path, struct hp_dwarf_types *t)
+	__attribute__((warn_unused_result));
+void hp_dwarf_types_release(struct hp_dwarf_types *t);
+const struct hp_layout *hp_dwarf_find_layout(const struct hp_dwarf_types *t,
+					     const char *name);
+const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
+					       const char *name);
+
 /* diff_report.c */
 int hp_report_add_func(struct hp_diff_report *r, const char *name,
 		       const char *object, enum hp_diff_change change,
@@ -160,6 +198,11 @@ struct hp_pair {
  * adds refusals to @r. Return: 0 or -ENOMEM.
  */
 int hp_correlate_pair(struct hp_pair *p, struct hp_diff_report *r)
+	__attribute__((warn_unused_result));
+
+/* diff_safety.c: layout, signature and removal checks (adds refusals). */
+int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
+		    struct hp_diff_report *r)
 	__attribute__((warn_unused_result));
 
 /* diff_build.c */

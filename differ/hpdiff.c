@@ -33,7 +33,7 @@ static int write_patch(const char *out, const char *key_path,
 		       struct hp_patch *p)
 {
 	struct hp_seckey key;
-	struct hp_buf buf = {0};
+	struct hp_buf buf = { 0 };
 	int rc = 0;
 
 	if (key_path) {
@@ -61,7 +61,7 @@ out_release:
 
 int main(int argc, char **argv)
 {
-	struct hp_diff_opts opts = {0};
+	struct hp_diff_opts opts = { 0 };
 	const char *out = NULL, *key = NULL;
 	struct hp_diff_report *report = NULL;
 	struct hp_patch *patch = NULL;
@@ -71,29 +71,29 @@ int main(int argc, char **argv)
 	struct hp_out o;
 	int first, rc, status;
 	const struct hp_opt table[] = {
-		{"old", 0, HP_OPT_STR, &opts.old_path, "OLD",
-		 "old build: object file or build tree"},
-		{"new", 0, HP_OPT_STR, &opts.new_path, "NEW",
-		 "new build: same kind as --old"},
-		{"binary", 0, HP_OPT_STR, &opts.binary, "BIN",
-		 "the old linked binary as shipped"},
-		{"debug-file", 0, HP_OPT_STR, &opts.debug_file, "FILE",
-		 "separate debug file of a stripped --binary"},
-		{"output", 'o', HP_OPT_STR, &out, "OUT",
-		 "write the patch here (else report only)"},
-		{"key", 'k', HP_OPT_STR, &key, "KEY",
-		 "sign with this secret key (else unsigned)"},
-		{"id", 0, HP_OPT_STR, &opts.patch_id, "ID",
-		 "patch id (default: OUT's base name)"},
-		{"description", 'd', HP_OPT_STR, &opts.description, "TEXT",
-		 "what the patch fixes"},
-		{"sequence", 0, HP_OPT_LONG, &sequence, "N",
-		 "anti-rollback sequence number (default: now)"},
-		{"expires", 0, HP_OPT_LONG, &expires, "T",
-		 "unix time after which hosts refuse the patch"},
-		{"json", 0, HP_OPT_FLAG, &json, NULL,
-		 "print the report as JSON"},
-		{0},
+		{ "old", 0, HP_OPT_STR, &opts.old_path, "OLD",
+		  "old build: object file or build tree" },
+		{ "new", 0, HP_OPT_STR, &opts.new_path, "NEW",
+		  "new build: same kind as --old" },
+		{ "binary", 0, HP_OPT_STR, &opts.binary, "BIN",
+		  "the old linked binary as shipped" },
+		{ "debug-file", 0, HP_OPT_STR, &opts.debug_file, "FILE",
+		  "separate debug file of a stripped --binary" },
+		{ "output", 'o', HP_OPT_STR, &out, "OUT",
+		  "write the patch here (else report only)" },
+		{ "key", 'k', HP_OPT_STR, &key, "KEY",
+		  "sign with this secret key (else unsigned)" },
+		{ "id", 0, HP_OPT_STR, &opts.patch_id, "ID",
+		  "patch id (default: OUT's base name)" },
+		{ "description", 'd', HP_OPT_STR, &opts.description, "TEXT",
+		  "what the patch fixes" },
+		{ "sequence", 0, HP_OPT_LONG, &sequence, "N",
+		  "anti-rollback sequence number (default: now)" },
+		{ "expires", 0, HP_OPT_LONG, &expires, "T",
+		  "unix time after which hosts refuse the patch" },
+		{ "json", 0, HP_OPT_FLAG, &json, NULL,
+		  "print the report as JSON" },
+		{ 0 },
 	};
 
 	hp_log_set_prog("hpdiff");

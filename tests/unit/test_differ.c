@@ -40,10 +40,10 @@ static int setup(void **state)
 
 static void test_demo_one_change(void **state)
 {
-	const struct hp_diff_opts opts = {.old_path = objs1,
-					  .new_path = objs2,
-					  .binary = bin1,
-					  .patch_id = "t"};
+	const struct hp_diff_opts opts = { .old_path = objs1,
+					   .new_path = objs2,
+					   .binary = bin1,
+					   .patch_id = "t" };
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
 	const struct hp_module *m = NULL;
@@ -91,8 +91,9 @@ static void test_demo_one_change(void **state)
 
 static void test_no_change(void **state)
 {
-	const struct hp_diff_opts opts = {
-		.old_path = objs1, .new_path = objs1, .binary = bin1};
+	const struct hp_diff_opts opts = { .old_path = objs1,
+					   .new_path = objs1,
+					   .binary = bin1 };
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
 
@@ -106,8 +107,9 @@ static void test_no_change(void **state)
 static void test_wrong_binary(void **state)
 {
 	char bin2[600];
-	const struct hp_diff_opts opts = {
-		.old_path = objs1, .new_path = objs2, .binary = objs1};
+	const struct hp_diff_opts opts = { .old_path = objs1,
+					   .new_path = objs2,
+					   .binary = objs1 };
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
 
@@ -118,8 +120,9 @@ static void test_wrong_binary(void **state)
 	/* Mixed kinds: a tree and a file. */
 	snprintf(bin2, sizeof(bin2), "%s/targets/demo/demo_quote.c.o", objs2);
 	{
-		const struct hp_diff_opts o2 = {
-			.old_path = objs1, .new_path = bin2, .binary = bin1};
+		const struct hp_diff_opts o2 = { .old_path = objs1,
+						 .new_path = bin2,
+						 .binary = bin1 };
 
 		r = NULL;
 		assert_true(hp_diff_run(&o2, &r, &p) < 0);
@@ -134,7 +137,8 @@ static int run_case(const char *name, struct hp_diff_report **r,
 	char o[600], n[600], b[600];
 	const char *build = getenv("HP_BUILD");
 	const struct hp_diff_opts opts = {
-		.old_path = o, .new_path = n, .binary = b, .patch_id = name};
+		.old_path = o, .new_path = n, .binary = b, .patch_id = name
+	};
 
 	snprintf(o, sizeof(o), "%s/testdata/CMakeFiles/%s-v1.objs.dir", build,
 		 name);
@@ -292,6 +296,68 @@ static void test_case_too_short(void **state)
 	hp_diff_report_free(r);
 }
 
+static const struct hp_diff_refusal *
+find_refusal(const struct hp_diff_report *r, int code)
+{
+	for (uint32_t i = 0; i < r->nr_refused; i++)
+		if (r->refused[i].code == -code)
+			return &r->refused[i];
+	return NULL;
+}
+
+static void test_case_struct_layout(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_diff_refusal *x = NULL;
+
+	(void)state;
+	assert_hp_err(run_case("struct_layout", &r, &p), HP_E_REFUSED);
+	x = find_refusal(r, HP_E_LAYOUT);
+	assert_non_null(x);
+	assert_string_equal(x->symbol, "struct conn");
+	/* names the member, both layouts and the users */
+	assert_non_null(strstr(x->message, "'int state' at offset 4 -> 'int "
+					   "flags' at offset 4"));
+	assert_non_null(strstr(x->message, "24 bytes, 3 members -> 28 bytes, "
+					   "4 members"));
+	assert_non_null(strstr(x->message, "'conn_state'"));
+	hp_diff_report_free(r);
+}
+
+static void test_case_struct_reorder(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_diff_refusal *x = NULL;
+
+	(void)state;
+	/* Same size, members swapped: caught by the offsets. */
+	assert_hp_err(run_case("struct_reorder", &r, &p), HP_E_REFUSED);
+	x = find_refusal(r, HP_E_LAYOUT);
+	assert_non_null(x);
+	assert_string_equal(x->symbol, "range_t");
+	assert_non_null(strstr(x->message, "8 bytes, 2 members -> 8 bytes"));
+	hp_diff_report_free(r);
+}
+
+static void test_case_signature(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_diff_refusal *x = NULL;
+
+	(void)state;
+	assert_hp_err(run_case("signature", &r, &p), HP_E_REFUSED);
+	x = find_refusal(r, HP_E_SIGNATURE);
+	assert_non_null(x);
+	assert_string_equal(x->symbol, "scale");
+	assert_non_null(strstr(x->message, "'int (int)' to 'int (unsigned "
+					   "int)'"));
+	assert_non_null(strstr(x->message, "unchanged 'use'"));
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +372,9 @@ int main(void)
 		cmocka_unit_test(test_case_inline_callee),
 		cmocka_unit_test(test_case_extcall),
 		cmocka_unit_test(test_case_too_short),
+		cmocka_unit_test(test_case_struct_layout),
+		cmocka_unit_test(test_case_struct_reorder),
+		cmocka_unit_test(test_case_signature),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

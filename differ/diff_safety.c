@@ -1,0 +1,291 @@
+/*
+ * Safety checks after correlation, before anything is built:
+ * 1. Layout: every struct or union a changed function uses (its DWARF
+ *    parameters and variables, through pointers and typedefs) must have the
+ *    same size and the same members at the same offsets in both builds: the
+ *    running process holds objects laid out the old way. A reorder that
+ *    keeps the size is caught by the offsets.
+ * 2. Signature: a changed function whose DWARF signature differs is refused
+ *    when unchanged code still calls it (those callers pass the old
+ *    arguments).
+ * 3. Removed: a function gone from the new build but still referenced by
+ *    unchanged code or data of the old one stays reachable: refused.
+ * Each refusal names the symbol, the object and what to do.
+ */
+#include "differ/differ_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_changed_func(const struct hp_osym *s)
+{
+	return hp_osym_is_func(s) && (s->changed || s->is_new);
+}
+
+/* Describe how @a and @b differ, or return false if they do not. */
+static bool layout_diff(const struct hp_layout *a, const struct hp_layout *b,
+			char *buf, size_t cap)
+{
+	for (uint32_t i = 0; i < a->nr_members || i < b->nr_members; i++) {
+		const struct hp_layout_member *x =
+			i < a->nr_members ? &a->members[i] : NULL;
+		const struct hp_layout_member *y =
+			i < b->nr_members ? &b->members[i] : NULL;
+
+		if (!x || !y) {
+			snprintf(buf, cap, "member '%s' %s",
+				 x ? x->name : y->name,
+				 x ? "removed" : "added");
+			return true;
+		}
+		if (strcmp(x->name, y->name) || x->offset != y->offset ||
+		    strcmp(x->type, y->type)) {
+			snprintf(buf, cap,
+				 "member %u: '%s %s' at offset %llu -> "
+				 "'%s %s' at offset %llu",
+				 i, x->type, x->name,
+				 (unsigned long long)x->offset, y->type,
+				 y->name, (unsigned long long)y->offset);
+			return true;
+		}
+	}
+	if (a->size != b->size) {
+		snprintf(buf, cap, "size %llu -> %llu bytes",
+			 (unsigned long long)a->size,
+			 (unsigned long long)b->size);
+		return true;
+	}
+	return false;
+}
+
+/* The changed functions of @o that use @layout, comma-separated. */
+static void users_of(const struct hp_obj *o, const struct hp_dwarf_types *nt,
+		     const char *layout, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < o->nr_syms && len < cap; i++) {
+		const struct hp_osym *s = &o->syms[i];
+		const struct hp_func_types *f = NULL;
+
+		if (!is_changed_func(s))
+			continue;
+		f = hp_dwarf_find_func(nt, s->name);
+		for (uint32_t j = 0; f && j < f->nr_used; j++)
+			if (!strcmp(f->used[j], layout))
+				len += (size_t)snprintf(
+					buf + len, cap - len, "%s'%s'",
+					len ? ", " : "", s->name);
+	}
+}
+
+static int check_layouts(struct hp_pair *p, const struct hp_dwarf_types *ot,
+			 const struct hp_dwarf_types *nt,
+			 struct hp_diff_report *r)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < p->new_obj->nr_syms && !rc; i++) {
+		const struct hp_osym *s = &p->new_obj->syms[i];
+		const struct hp_func_types *f = NULL;
+
+		if (!is_changed_func(s))
+			continue;
+		f = hp_dwarf_find_func(nt, s->name);
+		for (uint32_t j = 0; f && j < f->nr_used && !rc; j++) {
+			const struct hp_layout *a =
+				hp_dwarf_find_layout(ot, f->used[j]);
+			const struct hp_layout *b =
+				hp_dwarf_find_layout(nt, f->used[j]);
+			char what[768], users[512];
+			bool dup = false;
+
+			if (!a || !b || !layout_diff(a, b, what, sizeof(what)))
+				continue;
+			for (uint32_t k = 0; k < r->nr_refused; k++)
+				dup |= r->refused[k].code == -HP_E_LAYOUT &&
+				       !strcmp(r->refused[k].symbol,
+					       f->used[j]);
+			if (dup)
+				continue;
+			users_of(p->new_obj, nt, f->used[j], users,
+				 sizeof(users));
+			rc = hp_report_refuse(
+				r, f->used[j], p->new_obj->relpath,
+				-HP_E_LAYOUT,
+				"the running process holds objects with the "
+				"old "
+				"layout; keep the layout (add members at the "
+				"end "
+				"of a new struct), or ship a new release",
+				"layout of '%s' changed (%s; %llu bytes, %u "
+				"members -> %llu bytes, %u members), used by "
+				"%s",
+				f->used[j], what, (unsigned long long)a->size,
+				a->nr_members, (unsigned long long)b->size,
+				b->nr_members, users);
+		}
+	}
+	return rc;
+}
+
+/* An unchanged function of any new object that calls @name, or NULL. */
+static const char *unchanged_caller(struct hp_pair *pairs, size_t nr,
+				    const char *name)
+{
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_obj *o = pairs[i].new_obj;
+
+		for (size_t j = 0; o && j < o->nr_syms; j++) {
+			const struct hp_osym *c = &o->syms[j];
+
+			if (!hp_osym_is_func(c) || is_changed_func(c))
+				continue;
+			for (size_t k = 0; k < c->sec->nr_relocs; k++)
+				if (!strcmp(c->sec->relocs[k].sym->name, name))
+					return c->name;
+		}
+	}
+	return NULL;
+}
+
+static int check_signatures(struct hp_pair *pairs, size_t nr, struct hp_pair *p,
+			    const struct hp_dwarf_types *ot,
+			    const struct hp_dwarf_types *nt,
+			    struct hp_diff_report *r)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < p->new_obj->nr_syms && !rc; i++) {
+		const struct hp_osym *s = &p->new_obj->syms[i];
+		const struct hp_func_types *a = NULL, *b = NULL;
+		const char *caller = NULL;
+
+		if (!hp_osym_is_func(s) || !s->changed || !s->twin)
+			continue;
+		a = hp_dwarf_find_func(ot, s->twin->name);
+		b = hp_dwarf_find_func(nt, s->name);
+		if (!a || !b || !strcmp(a->sig, b->sig))
+			continue;
+		caller = unchanged_caller(pairs, nr, s->name);
+		if (!caller)
+			continue; /* every caller is in the patch too */
+		rc = hp_report_refuse(
+			r, s->name, p->new_obj->relpath, -HP_E_SIGNATURE,
+			"keep the signature and add a new function, or change "
+			"the callers too",
+			"signature of '%s' changed from '%s' to '%s' but "
+			"unchanged '%s' still calls it",
+			s->name, a->sig, b->sig, caller);
+	}
+	return rc;
+}
+
+/* Sections of the old object that stay in use: unchanged code and data. */
+static bool is_kept(const struct hp_osec *s)
+{
+	return s->twin && !s->changed && !s->twin->changed;
+}
+
+/* A global defined by some new object: moved, not removed. */
+static bool defined_anywhere(struct hp_pair *pairs, size_t nr,
+			     const struct hp_osym *s)
+{
+	if (s->bind == STB_LOCAL)
+		return false;
+	for (size_t i = 0; i < nr; i++) {
+		struct hp_obj *o = pairs[i].new_obj;
+		const struct hp_osym *d =
+			o ? hp_obj_find_sym_by_name(o, s->name) : NULL;
+
+		if (d && d->bind != STB_LOCAL)
+			return true;
+	}
+	return false;
+}
+
+static int check_removed(struct hp_pair *pairs, size_t nr, struct hp_pair *p,
+			 struct hp_diff_report *r)
+{
+	const struct hp_obj *o = p->old_obj;
+	int rc = 0;
+
+	for (size_t i = 0; i < o->nr_syms && !rc; i++) {
+		const struct hp_osym *gone = &o->syms[i];
+
+		if (!hp_osym_is_func(gone) || gone->twin ||
+		    hp_osym_is_fragment(gone) ||
+		    defined_anywhere(pairs, nr, gone))
+			continue;
+		for (size_t j = 0; j < o->nr_secs && !rc; j++) {
+			const struct hp_osec *s = &o->secs[j];
+
+			if (!is_kept(s))
+				continue;
+			for (size_t k = 0; k < s->nr_relocs; k++) {
+				const struct hp_osym *t = s->relocs[k].sym;
+
+				if (t != gone && !(t->type == STT_SECTION &&
+						   t->sec == gone->sec))
+					continue;
+				rc = hp_report_refuse(
+					r, gone->name, o->relpath,
+					-HP_E_REMOVED,
+					"change the code that refers to it, so "
+					"the patch replaces it too",
+					"'%s' was removed but unchanged '%s' "
+					"still refers to it",
+					gone->name,
+					s->primary ? s->primary->name
+						   : s->name);
+				break;
+			}
+		}
+	}
+	return rc;
+}
+
+static bool has_changes(const struct hp_obj *o)
+{
+	for (size_t i = 0; i < o->nr_syms; i++)
+		if (is_changed_func(&o->syms[i]))
+			return true;
+	return false;
+}
+
+int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
+		    struct hp_diff_report *r)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < nr_pairs && !rc; i++) {
+		struct hp_pair *p = &pairs[i];
+		struct hp_dwarf_types ot, nt;
+
+		if (!p->old_obj || !p->new_obj)
+			continue;
+		rc = check_removed(pairs, nr_pairs, p, r);
+		if (rc || !has_changes(p->new_obj))
+			continue;
+		rc = hp_dwarf_types_read(p->old_obj->path, &ot);
+		if (rc)
+			break;
+		rc = hp_dwarf_types_read(p->new_obj->path, &nt);
+		if (!rc && (!ot.has_dwarf || !nt.has_dwarf))
+			hp_warn("'%s': no DWARF: data layouts and signatures "
+				"not checked; build with -g",
+				p->new_obj->relpath);
+		if (!rc)
+			rc = check_layouts(p, &ot, &nt, r);
+		if (!rc)
+			rc = check_signatures(pairs, nr_pairs, p, &ot, &nt, r);
+		hp_dwarf_types_release(&ot);
+		hp_dwarf_types_release(&nt);
+	}
+	return rc;
+}
