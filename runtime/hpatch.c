@@ -175,7 +175,7 @@ static int cmd_apply(int argc, char **argv)
 	struct hp_rt_audit audit = { .fd = -1 };
 	struct hp_rt_opts opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS };
 	bool all = false, json = false, allow_active = false;
-	bool allow_downgrade = false;
+	bool allow_downgrade = false, stack = false;
 	struct hp_patch *p = NULL;
 	pid_t *pids = NULL;
 	size_t nr = 0;
@@ -192,6 +192,9 @@ static int cmd_apply(int argc, char **argv)
 		  "give up on busy functions after MS (default 5000)" },
 		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
 		  "apply even while old code runs on a stack" },
+		{ "stack", 0, HP_OPT_FLAG, &stack, NULL,
+		  "keep earlier patches' other functions (default: the new "
+		  "patch replaces them)" },
 		{ "allow-downgrade", 0, HP_OPT_FLAG, &allow_downgrade, NULL,
 		  "apply even if older than a patch applied before" },
 		{ "on-refuse", 0, HP_OPT_STR, &on_refuse, "CMD",
@@ -224,7 +227,8 @@ static int cmd_apply(int argc, char **argv)
 		goto out;
 	}
 	opts.flags = (allow_active ? HP_RT_ALLOW_ACTIVE : 0) |
-		     (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0);
+		     (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0) |
+		     (stack ? HP_RT_STACK : 0);
 	rc = HP_EXIT_ERROR;
 	if (hp_rt_audit_open(&audit, audit_path))
 		goto out;

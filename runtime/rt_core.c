@@ -43,6 +43,13 @@ struct prep {
 	uint32_t nr_ranges;
 	hp_raddr_t *sym_addrs; /* bound external symbols */
 	bool mapped;
+	/* Patches already in effect on this module, newest last (borrowed). */
+	struct hp_rt_region *prior;
+	size_t nr_prior;
+	uint8_t (*heads)[HP_X86_JMP_REL32_SIZE]; /* current entry bytes */
+	struct hp_rt_func *restores; /* replace mode: functions to restore */
+	uint32_t nr_restores;
+	bool stack;
 };
 
 static uint64_t now_us(void)
@@ -118,11 +125,45 @@ static void prep_release(struct prep *pr)
 	free(pr->buf);
 	free(pr->ranges);
 	free(pr->sym_addrs);
+	free(pr->heads);
+	free(pr->restores);
 	*pr = (struct prep){ 0 };
 }
 
+/*
+ * The record of an earlier patch, in effect, that wrote @head at @addr:
+ * following these back gives the original bytes and the code a thread
+ * may be running instead of the old function.
+ */
+static const struct hp_rt_func *writer_of(const struct prep *pr,
+					  hp_raddr_t addr, const uint8_t *head)
+{
+	for (size_t i = pr->nr_prior; i-- > 0;) {
+		const struct hp_rt_region *r = &pr->prior[i];
+
+		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++)
+			if (r->in_place[j] && r->funcs[j].old_addr == addr &&
+			    !memcmp(r->funcs[j].jump, head,
+				    HP_X86_JMP_REL32_SIZE))
+				return &r->funcs[j];
+	}
+	return NULL;
+}
+
+/* The bytes at @addr before any patch: undo the chain of writers. */
+static void original_head(const struct prep *pr, hp_raddr_t addr, uint8_t *head)
+{
+	for (int depth = 0; depth < 64; depth++) {
+		const struct hp_rt_func *w = writer_of(pr, addr, head);
+
+		if (!w)
+			return;
+		memcpy(head, w->orig, HP_X86_JMP_REL32_SIZE);
+	}
+}
+
 /* Check the running bytes of every function against the patch's pins. */
-static int verify_funcs(const struct hp_proc *proc, const struct prep *pr)
+static int verify_funcs(const struct hp_proc *proc, struct prep *pr)
 {
 	const struct hp_module *m = pr->m;
 	uint8_t *buf = NULL;
@@ -152,6 +193,9 @@ static int verify_funcs(const struct hp_proc *proc, const struct prep *pr)
 				    (int)proc->pid, pr->mod.path, f->name);
 			break;
 		}
+		/* Earlier patches may have redirected it: pin the original. */
+		memcpy(pr->heads[i], buf, HP_X86_JMP_REL32_SIZE);
+		original_head(pr, pr->mod.bias + f->old_addr, buf);
 		hp_hash128(hash, buf, f->old_size);
 		if (memcmp(hash, f->old_hash, sizeof(hash))) {
 			rc = hp_error(-HP_E_MISMATCH,
@@ -169,15 +213,6 @@ static int verify_funcs(const struct hp_proc *proc, const struct prep *pr)
 	}
 	free(buf);
 	return rc;
-}
-
-static int count_redirects(const struct hp_module *m)
-{
-	int n = 0;
-
-	for (uint32_t i = 0; i < m->nr_funcs; i++)
-		n += !(m->funcs[i].flags & HP_FUNC_NEW);
-	return n;
 }
 
 /* Lay out the region at @region and build its bytes. */
@@ -243,21 +278,94 @@ static int build_region(const struct hp_patch *p, struct prep *pr,
 		if (f->flags & HP_FUNC_NEW)
 			continue; /* recorded for revert's checks, no jump */
 		rec->old_addr = pr->mod.bias + f->old_addr;
-		memcpy(rec->orig, f->old_head, HP_X86_JMP_REL32_SIZE);
+		memcpy(rec->orig, pr->heads[i], HP_X86_JMP_REL32_SIZE);
 		if (hp_x86_encode_jmp(rec->jump, rec->old_addr, rec->new_addr))
 			return hp_error(-HP_E_RANGE,
 					"pid %d: '%s': new code beyond jump "
 					"reach",
 					(int)pr->pid, f->name);
-		pr->ranges[k] = (struct hp_busy_range){
+		pr->ranges[k++] = (struct hp_busy_range){
 			.start = rec->old_addr,
 			.end = rec->old_addr + f->old_size,
 			.name = f->name,
 		};
-		k++;
+		/* A thread in an earlier patch's version is busy too. */
+		{
+			const struct hp_rt_func *w =
+				writer_of(pr, rec->old_addr, rec->orig);
+
+			if (w && w->new_addr)
+				pr->ranges[k++] = (struct hp_busy_range){
+					w->new_addr,
+					w->new_addr + w->new_size,
+					f->name,
+					false,
+				};
+		}
 	}
+	for (uint32_t i = 0; i < pr->nr_restores; i++) {
+		const struct hp_rt_func *w = NULL;
+
+		pr->recs[m->nr_funcs + i] = pr->restores[i];
+		w = writer_of(pr, pr->restores[i].old_addr,
+			      pr->restores[i].orig);
+		if (w && w->new_addr)
+			pr->ranges[k++] = (struct hp_busy_range){
+				w->new_addr,
+				w->new_addr + w->new_size,
+				pr->restores[i].name,
+				false,
+			};
+	}
+	pr->nr_ranges = k;
 	pr->write_len = pr->hdr_size +
 			(has_data ? data_off + m->data_size : m->text_size);
+	return 0;
+}
+
+/*
+ * Replace mode (the default): an earlier patch's redirection of a function
+ * this patch does not carry is undone in the same stop. The newer patch is
+ * cumulative: what it leaves out, the fixed build no longer changes.
+ */
+static int plan_restores(struct prep *pr)
+{
+	const struct hp_module *m = pr->m;
+
+	for (size_t i = 0; i < pr->nr_prior; i++) {
+		const struct hp_rt_region *r = &pr->prior[i];
+
+		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++) {
+			const struct hp_rt_func *f = &r->funcs[j];
+			struct hp_rt_func *rs = NULL;
+			bool carried = false;
+
+			if (!f->old_addr || !r->in_place[j] ||
+			    f->kind == HP_RT_REC_RESTORE)
+				continue;
+			for (uint32_t k = 0; k < m->nr_funcs; k++)
+				carried |=
+					!(m->funcs[k].flags & HP_FUNC_NEW) &&
+					pr->mod.bias + m->funcs[k].old_addr ==
+						f->old_addr;
+			if (carried)
+				continue;
+			rs = realloc(pr->restores,
+				     (pr->nr_restores + 1) * sizeof(*rs));
+			if (!rs)
+				return -ENOMEM;
+			pr->restores = rs;
+			rs = &pr->restores[pr->nr_restores++];
+			*rs = (struct hp_rt_func){
+				.old_addr = f->old_addr,
+				.kind = HP_RT_REC_RESTORE,
+			};
+			memcpy(rs->orig, f->jump, HP_X86_JMP_REL32_SIZE);
+			memcpy(rs->jump, f->jump, HP_X86_JMP_REL32_SIZE);
+			original_head(pr, f->old_addr, rs->jump);
+			memcpy(rs->name, f->name, sizeof(rs->name));
+		}
+	}
 	return 0;
 }
 
@@ -271,14 +379,18 @@ static int prepare(const struct hp_patch *p, const struct hp_proc *proc,
 
 	pr->m = m;
 	pr->pid = proc->pid;
-	pr->nr_recs = m->nr_funcs;
-	pr->nr_ranges = (uint32_t)count_redirects(m);
-	pr->ranges = calloc(pr->nr_ranges + 1, sizeof(*pr->ranges));
-	if (!pr->ranges)
+	pr->heads = calloc(m->nr_funcs + 1, sizeof(*pr->heads));
+	if (!pr->heads)
 		return -ENOMEM;
 	rc = verify_funcs(proc, pr);
+	if (!rc && !pr->stack)
+		rc = plan_restores(pr);
 	if (rc)
 		return rc;
+	pr->nr_recs = m->nr_funcs + pr->nr_restores;
+	pr->ranges = calloc(2 * pr->nr_recs + 1, sizeof(*pr->ranges));
+	if (!pr->ranges)
+		return -ENOMEM;
 	pr->sym_addrs = calloc(m->nr_syms + 1, sizeof(*pr->sym_addrs));
 	if (!pr->sym_addrs)
 		return -ENOMEM;
@@ -635,6 +747,37 @@ static void release_region(const struct hp_proc *proc,
 			(int)proc->pid, r->addr);
 }
 
+/* Set or clear a flag in a region's in-target header. */
+static void set_region_flag(const struct hp_proc *proc,
+			    const struct hp_rt_region *r, uint32_t flag,
+			    bool on)
+{
+	uint32_t flags = on ? r->hdr.flags | flag : r->hdr.flags & ~flag;
+
+	if (flags != r->hdr.flags &&
+	    hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
+			  &flags, sizeof(flags)))
+		hp_warn("pid %d: cannot update region 0x%" PRIx64,
+			(int)proc->pid, r->addr);
+}
+
+/* After a revert: patches it had replaced are in effect again. */
+static void revive_superseded(const struct hp_proc *proc,
+			      const struct hp_rt_region *reverted)
+{
+	struct hp_rt_region *regions = NULL;
+	size_t nr = 0;
+
+	if (hp_rt_find_regions(proc, &regions, &nr))
+		return;
+	for (size_t i = 0; i < nr; i++)
+		if (regions[i].addr != reverted->addr && regions[i].active &&
+		    (regions[i].hdr.flags & HP_RT_SUPERSEDED))
+			set_region_flag(proc, &regions[i], HP_RT_SUPERSEDED,
+					false);
+	hp_rt_regions_free(regions, nr);
+}
+
 /* Unmap retired regions that no thread points into any more. */
 static void collect_retired(struct hp_proc *proc)
 {
@@ -699,41 +842,69 @@ static int check_rollback(const struct hp_patch *p,
 	return -HP_E_DOWNGRADE;
 }
 
+static bool same_module(const struct hp_rt_header *h, const struct hp_module *m)
+{
+	return h->build_id_len == m->build_id_len &&
+	       !memcmp(h->build_id, m->build_id, m->build_id_len);
+}
+
+/*
+ * Keep the regions of patches in effect on @m (any record in place),
+ * oldest first, in *@prior (the caller frees with hp_rt_regions_free).
+ * The newest decides: the same patch again is "already applied", an older
+ * sequence is a downgrade.
+ */
 static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 			 const struct hp_module *m,
-			 const struct hp_rt_opts *opts)
+			 const struct hp_rt_opts *opts,
+			 struct hp_rt_region **prior, size_t *nr_prior)
 {
-	struct hp_rt_region *regions = NULL;
-	size_t nr = 0;
+	struct hp_rt_region *regions = NULL, *top = NULL;
+	size_t nr = 0, n = 0;
 	int rc = hp_rt_find_regions(proc, &regions, &nr);
 
-	for (size_t i = 0; !rc && i < nr; i++) {
-		const struct hp_rt_header *h = &regions[i].hdr;
-
-		if (!regions[i].active || h->build_id_len != m->build_id_len ||
-		    memcmp(h->build_id, m->build_id, m->build_id_len))
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nr; i++) {
+		if (!regions[i].nr_in_place ||
+		    !same_module(&regions[i].hdr, m)) {
+			free(regions[i].funcs);
+			free(regions[i].in_place);
 			continue;
-		if (!strcmp(h->patch_id, p->id) && h->sequence == p->sequence)
-			rc = hp_error(-HP_E_APPLIED,
-				      "pid %d: %s: patch '%s' is already "
-				      "applied",
-				      (int)proc->pid, h->module, p->id);
-		else if (h->sequence > p->sequence &&
-			 !(opts->flags & HP_RT_ALLOW_DOWNGRADE))
-			rc = hp_error(
-				-HP_E_DOWNGRADE,
-				"pid %d: %s: patch '%s' (sequence %" PRIu64
-				") is older than applied '%s' (%" PRIu64 ")",
-				(int)proc->pid, h->module, p->id, p->sequence,
-				h->patch_id, h->sequence);
-		else
-			rc = hp_error(-HP_E_APPLIED,
-				      "pid %d: %s: patch '%s' is applied; "
-				      "revert it before applying '%s'",
-				      (int)proc->pid, h->module, h->patch_id,
-				      p->id);
+		}
+		regions[n++] = regions[i];
 	}
-	hp_rt_regions_free(regions, nr);
+	/* Oldest first: applied_at, then sequence. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i;
+		     j > 0 &&
+		     (regions[j - 1].hdr.applied_at >
+			      regions[j].hdr.applied_at ||
+		      (regions[j - 1].hdr.applied_at ==
+			       regions[j].hdr.applied_at &&
+		       regions[j - 1].hdr.sequence > regions[j].hdr.sequence));
+		     j--) {
+			struct hp_rt_region t = regions[j];
+
+			regions[j] = regions[j - 1];
+			regions[j - 1] = t;
+		}
+	top = n ? &regions[n - 1] : NULL;
+	if (top && !strcmp(top->hdr.patch_id, p->id) &&
+	    top->hdr.sequence == p->sequence)
+		rc = hp_error(-HP_E_APPLIED,
+			      "pid %d: %s: patch '%s' is already applied",
+			      (int)proc->pid, top->hdr.module, p->id);
+	else if (top && top->hdr.sequence > p->sequence &&
+		 !(opts->flags & HP_RT_ALLOW_DOWNGRADE))
+		rc = hp_error(-HP_E_DOWNGRADE,
+			      "pid %d: %s: patch '%s' (sequence %" PRIu64
+			      ") is older than applied '%s' (%" PRIu64 ")",
+			      (int)proc->pid, top->hdr.module, p->id,
+			      p->sequence, top->hdr.patch_id,
+			      top->hdr.sequence);
+	*prior = regions;
+	*nr_prior = n;
 	return rc;
 }
 
@@ -772,7 +943,8 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	describe(res, m->build_id, m->build_id_len);
 	for (uint32_t i = 0; i < m->nr_funcs; i++)
 		add_function(res, m->funcs[i].name);
-	rc = check_applied(p, &proc, m, opts);
+	pr.stack = opts->flags & HP_RT_STACK;
+	rc = check_applied(p, &proc, m, opts, &pr.prior, &pr.nr_prior);
 	if (!rc)
 		rc = check_rollback(p, res, opts);
 	if (!rc)
@@ -783,6 +955,9 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 		rc = transition(&proc, opts, pr.ranges, pr.nr_ranges, pr.recs,
 				pr.nr_recs, false, NULL, NULL, res);
 	res->region = pr.region;
+	/* Replaced patches stay mapped: reverting this one restores them. */
+	for (size_t i = 0; !rc && !pr.stack && i < pr.nr_prior; i++)
+		set_region_flag(&proc, &pr.prior[i], HP_RT_SUPERSEDED, true);
 	if (!rc && hp_rt_state_record(res->build_id, p->sequence))
 		hp_warn("pid %d: patched, but the anti-rollback state was not "
 			"recorded",
@@ -790,6 +965,7 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	if (rc && pr.mapped)
 		remote_munmap(&proc, pr.region, pr.region_size);
 out_close:
+	hp_rt_regions_free(pr.prior, pr.nr_prior);
 	prep_release(&pr);
 	hp_proc_close(&proc);
 out:
@@ -816,9 +992,12 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 	rc = hp_rt_find_regions(&proc, &regions, &nr);
 	if (rc)
 		goto out_close;
+	/* The newest patch fully in effect: applied last, or newer. */
 	for (size_t i = 0; i < nr; i++)
 		if (regions[i].active &&
-		    (!r || regions[i].hdr.applied_at >= r->hdr.applied_at))
+		    (!r || regions[i].hdr.applied_at > r->hdr.applied_at ||
+		     (regions[i].hdr.applied_at == r->hdr.applied_at &&
+		      regions[i].hdr.sequence > r->hdr.sequence)))
 			r = &regions[i];
 	if (!r) {
 		rc = hp_error(-HP_E_NOTAPPLIED, "pid %d: no patch is applied",
@@ -867,8 +1046,10 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 	ropts.flags &= ~HP_RT_ALLOW_ACTIVE;
 	rc = transition(&proc, &ropts, ranges, nr_ranges, r->funcs,
 			r->hdr.nr_funcs, true, &keep, &referenced, res);
-	if (!rc)
+	if (!rc) {
 		release_region(&proc, r, referenced);
+		revive_superseded(&proc, r);
+	}
 out_free:
 	free(ranges);
 	hp_rt_regions_free(regions, nr);
@@ -877,6 +1058,19 @@ out_close:
 out:
 	res->rc = rc;
 	return rc;
+}
+
+static const char *region_state(const struct hp_rt_region *r)
+{
+	if (r->active)
+		return "active";
+	if (r->nr_in_place)
+		return "partly replaced by a newer patch";
+	if (r->hdr.flags & HP_RT_SUPERSEDED)
+		return "superseded";
+	if (r->hdr.flags & HP_RT_RETIRED)
+		return "retired";
+	return "inactive";
 }
 
 static void status_one(const struct hp_proc *proc, struct hp_out *o,
@@ -902,10 +1096,7 @@ static void status_one(const struct hp_proc *proc, struct hp_out *o,
 		hp_out_u64(o, "sequence", r->hdr.sequence);
 		hp_out_str(o, "key_id", "%s", key);
 		hp_out_u64(o, "applied_at", r->hdr.applied_at);
-		hp_out_str(o, "state", "%s",
-			   r->active			    ? "active"
-			   : (r->hdr.flags & HP_RT_RETIRED) ? "retired"
-							    : "inactive");
+		hp_out_str(o, "state", "%s", region_state(r));
 		hp_out_str(o, "region", "0x%" PRIx64, r->addr);
 		hp_out_begin_array(o, "functions");
 		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++) {

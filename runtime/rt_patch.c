@@ -65,15 +65,22 @@ static int read_region(const struct hp_proc *proc, const struct hp_map *m,
 		free(r.funcs);
 		return rc;
 	}
+	r.in_place = calloc(r.hdr.nr_funcs + 1, sizeof(*r.in_place));
+	if (!r.in_place) {
+		free(r.funcs);
+		return -ENOMEM;
+	}
 	r.active = true;
 	for (uint32_t i = 0; i < r.hdr.nr_funcs; i++) {
 		uint8_t cur[HP_X86_JMP_REL32_SIZE];
 
 		if (!r.funcs[i].old_addr)
 			continue; /* a new function: nothing redirected */
-		if (hp_proc_read(proc, r.funcs[i].old_addr, cur, sizeof(cur)) ||
-		    memcmp(cur, r.funcs[i].jump, sizeof(cur)))
-			r.active = false;
+		r.in_place[i] = !hp_proc_read(proc, r.funcs[i].old_addr, cur,
+					      sizeof(cur)) &&
+				!memcmp(cur, r.funcs[i].jump, sizeof(cur));
+		r.nr_in_place += r.in_place[i];
+		r.active &= r.in_place[i];
 	}
 	r.hdr.patch_id[sizeof(r.hdr.patch_id) - 1] = 0;
 	r.hdr.module[sizeof(r.hdr.module) - 1] = 0;
@@ -106,6 +113,7 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 		nl = realloc(list, (n + 1) * sizeof(*nl));
 		if (!nl) {
 			free(r.funcs);
+			free(r.in_place);
 			hp_rt_regions_free(list, n);
 			return -ENOMEM;
 		}
@@ -119,7 +127,9 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 
 void hp_rt_regions_free(struct hp_rt_region *r, size_t nr)
 {
-	for (size_t i = 0; r && i < nr; i++)
+	for (size_t i = 0; r && i < nr; i++) {
 		free(r[i].funcs);
+		free(r[i].in_place);
+	}
 	free(r);
 }

@@ -17,6 +17,8 @@ enum hp_rt_flags {
 	HP_RT_ALLOW_ACTIVE = 1 << 0, /* apply even if old code is running */
 	/* apply a patch older than one applied before (anti-rollback) */
 	HP_RT_ALLOW_DOWNGRADE = 1 << 1,
+	/* keep earlier patches' other functions (default: replace them) */
+	HP_RT_STACK = 1 << 2,
 };
 
 struct hp_rt_opts {

@@ -191,12 +191,29 @@ struct hp_rt_header {
 	uint32_t reserved;
 };
 
+/*
+ * REDIRECT: old_addr jumps to new_addr (or, with old_addr 0, a new function
+ * living at new_addr). RESTORE: a replacing patch puts back the original
+ * bytes of a function an earlier patch redirected and it does not carry;
+ * "jump" then holds those original bytes. Reverting writes "orig" back
+ * either way, which is exactly the state before this patch.
+ */
+enum hp_rt_rec_kind {
+	HP_RT_REC_REDIRECT = 0,
+	HP_RT_REC_RESTORE = 1,
+};
+
 enum hp_rt_header_flags {
 	/*
 	 * Reverted, but a thread's stack may still point into the region:
 	 * kept mapped until a later hpatch finds it unreferenced.
 	 */
 	HP_RT_RETIRED = 1 << 0,
+	/*
+	 * Replaced by a newer patch (hpatch's default, cumulative): kept
+	 * mapped so that reverting the newer one brings this one back.
+	 */
+	HP_RT_SUPERSEDED = 1 << 1,
 };
 static_assert(sizeof(struct hp_rt_header) == 304, "in-target header size");
 
@@ -204,9 +221,9 @@ struct hp_rt_func {
 	uint64_t old_addr; /* absolute; 0 for a new function (no jump) */
 	uint64_t new_addr; /* absolute */
 	uint32_t new_size;
-	uint32_t reserved;
-	uint8_t orig[8]; /* bytes the jump replaces (first 5 used) */
-	uint8_t jump[8]; /* the jump written (first 5 used) */
+	uint32_t kind;	 /* enum hp_rt_rec_kind */
+	uint8_t orig[8]; /* bytes displaced: restored on revert (5 used) */
+	uint8_t jump[8]; /* bytes written (5 used) */
 	char name[56];
 };
 static_assert(sizeof(struct hp_rt_func) == 96, "in-target func size");
@@ -216,6 +233,8 @@ struct hp_rt_region {
 	hp_raddr_t addr;
 	struct hp_rt_header hdr;
 	struct hp_rt_func *funcs;
+	bool *in_place; /* per record: its bytes are what it wrote */
+	uint32_t nr_in_place;
 	bool active; /* every jump is in place */
 };
 

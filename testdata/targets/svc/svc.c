@@ -1,7 +1,8 @@
 /*
  * hpatch test service. A TCP line server on 127.0.0.1 with worker threads
  * blocked in nanosleep, read and futex waits; v1 and v2 (-DV=1/2) differ
- * in three functions. Commands, one per line:
+ * in four functions; v3 changes only price() and version() from v1, so a
+ * v3 patch replacing or stacking on the v2 one can be told apart. Commands, one per line:
  *   price N   -> price(N)           (changed: v2 adds a discount)
  *   next      -> next_id()          (changed; a static local counter)
  *   hold MS   -> hold(MS)           (changed; sleeps MS inside itself)
@@ -30,8 +31,10 @@ __attribute__((noinline)) int price(int qty)
 {
 #if V == 1
 	return qty * 10;
-#else
+#elif V == 2
 	return qty * 10 - qty / 2;
+#else
+	return qty * 9;
 #endif
 }
 
@@ -39,7 +42,7 @@ __attribute__((noinline)) int next_id(void)
 {
 	static int counter;
 
-#if V == 1
+#if V != 2
 	return ++counter;
 #else
 	counter += 1;
@@ -53,7 +56,7 @@ __attribute__((noinline)) const char *hold(int ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		atomic_fetch_add(&nr_eintr, 1);
-#if V == 1
+#if V != 2
 	return "held v1";
 #else
 	return "held v2";
@@ -64,8 +67,10 @@ __attribute__((noinline)) const char *version(void)
 {
 #if V == 1
 	return "v1";
-#else
+#elif V == 2
 	return "v2";
+#else
+	return "v3";
 #endif
 }
 
