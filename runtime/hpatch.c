@@ -209,6 +209,7 @@ static int cmd_apply(int argc, char **argv)
 	rc = hp_cli_parse("apply", "FILE", table, argc, argv, &first);
 	if (rc >= 0)
 		goto out;
+	hp_rt_boost();
 	rc = HP_EXIT_USAGE;
 	if (first != argc - 1) {
 		hp_cli_usage_error("apply", "expected one patch FILE");
@@ -288,7 +289,7 @@ static int cmd_revert(int argc, char **argv)
 	struct hp_rt_opts opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS };
 	struct hp_rt_audit audit = { .fd = -1 };
 	const char *audit_path = NULL;
-	bool json = false;
+	bool json = false, allow_active = false;
 	pid_t *pids = NULL;
 	size_t nr = 0;
 	struct hp_out o;
@@ -298,6 +299,9 @@ static int cmd_revert(int argc, char **argv)
 		  "process to revert" },
 		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
 		  "give up on busy functions after MS (default 5000)" },
+		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
+		  "revert even while the patch's code runs (it stays mapped "
+		  "until unused)" },
 		{ "audit-log", 0, HP_OPT_STR, &audit_path, "FILE",
 		  "audit log (default " HP_AUDIT_LOG_DEFAULT ")" },
 		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
@@ -307,6 +311,7 @@ static int cmd_revert(int argc, char **argv)
 	rc = hp_cli_parse("revert", "", table, argc, argv, &first);
 	if (rc >= 0)
 		goto out;
+	hp_rt_boost();
 	rc = HP_EXIT_USAGE;
 	if (first != argc || !pid_args.nr) {
 		hp_cli_usage_error("revert", "give -p PID and no other "
@@ -317,6 +322,7 @@ static int cmd_revert(int argc, char **argv)
 		hp_cli_usage_error("revert", "-p: not a process id");
 		goto out;
 	}
+	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
 	rc = HP_EXIT_ERROR;
 	if (hp_rt_audit_open(&audit, audit_path))
 		goto out;

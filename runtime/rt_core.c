@@ -14,6 +14,7 @@
 #include "signing/signing.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -81,27 +82,62 @@ static void add_function(struct hp_rt_result *res, const char *name)
 		 used ? "," : "", name);
 }
 
+/*
+ * System calls run in the target through one briefly stopped thread. A
+ * session keeps that thread stopped across several calls: under load every
+ * stop waits for the thread to get a CPU, so fewer stops is faster.
+ */
+struct remote {
+	struct hp_thread t;
+	hp_raddr_t insn;
+	bool open;
+};
+
+static int remote_begin(const struct hp_proc *proc, struct remote *r)
+{
+	int rc;
+
+	*r = (struct remote){ .t = { .tid = proc->pid } };
+	rc = hp_proc_find_syscall_insn(proc, &r->insn);
+	if (!rc)
+		rc = hp_pt_seize(&r->t);
+	if (!rc)
+		rc = hp_pt_interrupt(&r->t);
+	if (!rc)
+		rc = hp_pt_wait_stop(&r->t);
+	if (rc) {
+		hp_pt_release(&r->t);
+		return rc == -ESRCH ? -HP_E_GONE : rc;
+	}
+	r->open = true;
+	return 0;
+}
+
+/* Return: 0 with *@ret the raw result (-errno on failure), or -HP_E_*. */
+static int remote_call(struct remote *r, long nr, const long args[6], long *ret)
+{
+	int rc = hp_pt_syscall(&r->t, r->insn, nr, args, ret);
+
+	return rc == -ESRCH ? -HP_E_GONE : rc;
+}
+
+static void remote_end(struct remote *r)
+{
+	if (r->open)
+		hp_pt_release(&r->t);
+	r->open = false;
+}
+
 /* Run one system call in the target with only one thread stopped. */
 static int one_thread_syscall(const struct hp_proc *proc, long nr,
 			      const long args[6], long *ret)
 {
-	struct hp_thread t = { .tid = proc->pid };
-	hp_raddr_t insn;
-	int rc;
+	struct remote r;
+	int rc = remote_begin(proc, &r);
 
-	rc = hp_proc_find_syscall_insn(proc, &insn);
-	if (rc)
-		return rc;
-	rc = hp_pt_seize(&t);
 	if (!rc)
-		rc = hp_pt_interrupt(&t);
-	if (!rc)
-		rc = hp_pt_wait_stop(&t);
-	if (!rc)
-		rc = hp_pt_syscall(&t, insn, nr, args, ret);
-	hp_pt_release(&t);
-	if (rc == -ESRCH)
-		return -HP_E_GONE;
+		rc = remote_call(&r, nr, args, ret);
+	remote_end(&r);
 	return rc;
 }
 
@@ -424,9 +460,14 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 		      struct prep *pr)
 {
 	const bool has_data = pr->m->data_size || pr->m->bss_size;
+	struct remote rm;
 	long ret = 0;
-	int rc = 0;
+	int rc = hp_rt_fault("mmap");
 
+	if (!rc)
+		rc = remote_begin(proc, &rm);
+	if (rc)
+		return rc;
 	for (int tries = 0; tries < HP_MAP_TRIES; tries++) {
 		const long args[6] = {
 			(long)pr->region,
@@ -438,23 +479,26 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 		};
 		hp_raddr_t hole;
 
-		rc = hp_rt_fault("mmap");
-		if (!rc)
-			rc = one_thread_syscall(proc, SYS_mmap, args, &ret);
+		rc = remote_call(&rm, SYS_mmap, args, &ret);
 		if (rc)
-			return rc;
+			goto out_end;
 		if ((hp_raddr_t)ret == pr->region)
 			break;
 		if (ret >= 0) { /* kernel without MAP_FIXED_NOREPLACE */
-			remote_munmap(proc, (hp_raddr_t)ret, pr->region_size);
-			return hp_error(-HP_E_NOHOLE,
-					"pid %d: kernel ignored "
-					"MAP_FIXED_NOREPLACE",
-					(int)proc->pid);
+			const long un[6] = { ret, (long)pr->region_size };
+
+			remote_call(&rm, SYS_munmap, un, &ret);
+			rc = hp_error(-HP_E_NOHOLE,
+				      "pid %d: kernel ignored "
+				      "MAP_FIXED_NOREPLACE",
+				      (int)proc->pid);
+			goto out_end;
 		}
-		if (ret != -EEXIST)
-			return hp_error_rc((int)ret, "pid %d: remote mmap",
-					   (int)proc->pid);
+		if (ret != -EEXIST) {
+			rc = hp_error_rc((int)ret, "pid %d: remote mmap",
+					 (int)proc->pid);
+			goto out_end;
+		}
 		/* Someone mapped there since we looked: look again. */
 		rc = hp_proc_read_maps(proc);
 		if (!rc)
@@ -463,14 +507,16 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 		if (!rc)
 			rc = build_region(p, pr, hole);
 		if (rc)
-			return rc;
+			goto out_end;
 		ret = -EEXIST;
 	}
-	if ((hp_raddr_t)ret != pr->region)
-		return hp_error(-HP_E_NOHOLE,
-				"pid %d: address space keeps "
-				"changing; cannot map the patch",
-				(int)proc->pid);
+	if ((hp_raddr_t)ret != pr->region) {
+		rc = hp_error(-HP_E_NOHOLE,
+			      "pid %d: address space keeps changing; cannot "
+			      "map the patch",
+			      (int)proc->pid);
+		goto out_end;
+	}
 	pr->mapped = true;
 	rc = hp_rt_fault("write");
 	if (!rc)
@@ -480,7 +526,7 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 				       (long)pr->text_span,
 				       PROT_READ | PROT_EXEC };
 
-		rc = one_thread_syscall(proc, SYS_mprotect, args, &ret);
+		rc = remote_call(&rm, SYS_mprotect, args, &ret);
 		if (!rc && ret)
 			rc = (int)ret;
 	}
@@ -491,13 +537,15 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 			PROT_READ | PROT_WRITE,
 		};
 
-		rc = one_thread_syscall(proc, SYS_mprotect, args, &ret);
+		rc = remote_call(&rm, SYS_mprotect, args, &ret);
 		if (!rc && ret)
 			rc = (int)ret;
 	}
 	if (rc)
 		hp_error_rc(rc, "pid %d: cannot fill the patch region",
 			    (int)proc->pid);
+out_end:
+	remote_end(&rm);
 	return rc;
 }
 
@@ -629,7 +677,8 @@ static int check_sites(struct hp_world *w, const struct hp_proc *proc,
 				recs[i].name,
 				true,
 			};
-	return hp_world_check(w, proc, sites, n, busy_tid, busy);
+	return hp_world_step_out(w, sites, n, busy_tid, busy)
+		       ?: hp_world_check(w, proc, sites, n, busy_tid, busy);
 }
 
 /*
@@ -810,13 +859,19 @@ static void collect_retired(struct hp_proc *proc)
 			unused[i] =
 				!hp_world_check(&w, proc, &keep, 1, &tid, &hit);
 	}
-	hp_world_resume(&w);
-	for (size_t i = 0; i < nr; i++)
-		if (unused[i] && !remote_munmap(proc, regions[i].addr,
-						regions[i].hdr.region_size))
+	/* Unmap while stopped: this stop is no patch's pause. */
+	for (size_t i = 0; i < nr; i++) {
+		const long args[6] = { (long)regions[i].addr,
+				       (long)regions[i].hdr.region_size };
+		long ret = -1;
+
+		if (unused[i] &&
+		    !hp_world_syscall(&w, proc, SYS_munmap, args, &ret) && !ret)
 			hp_log(HP_LOG_INFO,
 			       "pid %d: unmapped retired patch '%s'",
 			       (int)proc->pid, regions[i].hdr.patch_id);
+	}
+	hp_world_resume(&w);
 	if (hp_proc_read_maps(proc))
 		hp_warn("pid %d: cannot re-read the memory map",
 			(int)proc->pid);
@@ -908,13 +963,81 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 	return rc;
 }
 
+/*
+ * The loader's own priority for a whole operation: on a host whose CPUs
+ * are saturated (by the very process being patched, often), a normal
+ * priority loader gets a sliver of a CPU and every step outside the stop
+ * takes milliseconds. Its work is short and bounded, so SCHED_FIFO where
+ * allowed; restored afterwards.
+ */
+struct prio {
+	int policy;
+	struct sched_param param;
+	bool raised;
+};
+
+static void prio_raise(struct prio *pr)
+{
+	const struct sched_param fifo = { .sched_priority = 1 };
+
+	pr->policy = sched_getscheduler(0);
+	sched_getparam(0, &pr->param);
+	pr->raised = pr->policy != SCHED_FIFO &&
+		     !sched_setscheduler(0, SCHED_FIFO, &fifo);
+}
+
+static void prio_restore(struct prio *pr)
+{
+	if (pr->raised)
+		sched_setscheduler(0, pr->policy, &pr->param);
+}
+
+void hp_rt_boost(void)
+{
+	struct prio pr;
+
+	prio_raise(&pr); /* kept until the process exits */
+}
+
+static int apply_one(const struct hp_patch *p, pid_t pid,
+		     const struct hp_rt_opts *opts, struct hp_rt_result *res);
+static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
+		      struct hp_rt_result *res);
+
 int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 		const struct hp_rt_opts *opts, struct hp_rt_result *res)
+{
+	struct prio pr;
+	int rc;
+
+	prio_raise(&pr);
+	rc = apply_one(p, pid, opts, res);
+	prio_restore(&pr);
+	return rc;
+}
+
+int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
+		 struct hp_rt_result *res)
+{
+	struct prio pr;
+	int rc;
+
+	prio_raise(&pr);
+	rc = revert_one(pid, opts, res);
+	prio_restore(&pr);
+	return rc;
+}
+
+static int apply_one(const struct hp_patch *p, pid_t pid,
+		     const struct hp_rt_opts *opts, struct hp_rt_result *res)
 {
 	struct hp_proc proc;
 	struct prep pr = { 0 };
 	const struct hp_module *m = NULL;
 	int rc;
+
+	const uint64_t t_open = now_us();
+	uint64_t t[4] = { 0 };
 
 	*res = (struct hp_rt_result){ .pid = pid, .sequence = p->sequence };
 	snprintf(res->patch_id, sizeof(res->patch_id), "%s", p->id);
@@ -944,16 +1067,27 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	for (uint32_t i = 0; i < m->nr_funcs; i++)
 		add_function(res, m->funcs[i].name);
 	pr.stack = opts->flags & HP_RT_STACK;
+	t[0] = now_us();
 	rc = check_applied(p, &proc, m, opts, &pr.prior, &pr.nr_prior);
 	if (!rc)
 		rc = check_rollback(p, res, opts);
 	if (!rc)
 		rc = prepare(p, &proc, m, &pr);
+	t[1] = now_us();
 	if (!rc)
 		rc = map_region(p, &proc, &pr);
+	t[2] = now_us();
 	if (!rc)
 		rc = transition(&proc, opts, pr.ranges, pr.nr_ranges, pr.recs,
 				pr.nr_recs, false, NULL, NULL, res);
+	t[3] = now_us();
+	hp_dbg(HP_DBG_TIMING,
+	       "pid %d: apply: open %llu us, prepare %llu us, map %llu us, "
+	       "switch %llu us",
+	       (int)pid, (unsigned long long)(t[0] - t_open),
+	       (unsigned long long)(t[1] - t[0]),
+	       (unsigned long long)(t[2] - t[1]),
+	       (unsigned long long)(t[3] - t[2]));
 	res->region = pr.region;
 	/* Replaced patches stay mapped: reverting this one restores them. */
 	for (size_t i = 0; !rc && !pr.stack && i < pr.nr_prior; i++)
@@ -973,8 +1107,8 @@ out:
 	return rc;
 }
 
-int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
-		 struct hp_rt_result *res)
+static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
+		      struct hp_rt_result *res)
 {
 	struct hp_rt_region *regions = NULL, *r = NULL;
 	struct hp_busy_range *ranges = NULL, keep;
@@ -1043,7 +1177,6 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 	}
 	keep = (struct hp_busy_range){ r->addr, r->addr + r->hdr.region_size,
 				       r->hdr.patch_id, false };
-	ropts.flags &= ~HP_RT_ALLOW_ACTIVE;
 	rc = transition(&proc, &ropts, ranges, nr_ranges, r->funcs,
 			r->hdr.nr_funcs, true, &keep, &referenced, res);
 	if (!rc) {

@@ -144,3 +144,28 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	       nr, rc ? 0 : *ret, rc);
 	return rc;
 }
+
+int hp_pt_step(struct hp_thread *t)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		int status;
+
+		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+			return -errno;
+		if (waitpid(t->tid, &status, __WALL) < 0)
+			return -errno;
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			t->seized = false;
+			return -ESRCH;
+		}
+		if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
+			return -errno;
+		t->has_regs = true;
+		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP)
+			return 0;
+		/* A signal came first: keep it for the detach, step again. */
+		if (WIFSTOPPED(status))
+			t->pending_sig = WSTOPSIG(status);
+	}
+	return -HP_E_INJECT;
+}

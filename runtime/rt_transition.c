@@ -370,3 +370,36 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 	free(lens);
 	return rc;
 }
+
+int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
+		      size_t nr_sites, pid_t *busy_tid,
+		      const struct hp_busy_range **busy)
+{
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		struct hp_thread *t = &w->threads[i];
+		int steps = 0, rc;
+
+		if (!t->has_regs) {
+			rc = hp_pt_get_regs(t);
+			if (rc)
+				return rc;
+			t->has_regs = true;
+		}
+		while ((*busy = in_ranges(sites, nr_sites, t->regs.rip,
+					  true))) {
+			*busy_tid = t->tid;
+			/* In a system call there, stepping would block. */
+			if ((long long)t->regs.orig_rax != -1 || ++steps > 64)
+				return -HP_E_BUSY;
+			rc = hp_pt_step(t);
+			if (rc == -ESRCH)
+				break;
+			if (rc)
+				return rc;
+		}
+		hp_dbg(HP_DBG_PTRACE, "tid %d: stepped %d instructions",
+		       (int)t->tid, steps);
+	}
+	*busy = NULL;
+	return 0;
+}

@@ -100,6 +100,14 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 	__attribute__((warn_unused_result));
 
 /*
+ * hp_rt_boost() - run the calling process SCHED_FIFO from now on, where
+ * permitted (silently not otherwise). For tools whose whole run is short:
+ * on a saturated host a normal-priority loader waits for CPU behind the
+ * very threads it is about to stop.
+ */
+void hp_rt_boost(void);
+
+/*
  * hp_rt_find_targets() - every process (but this one) that maps a module of
  * @p. *@pids is malloc'd (caller frees). Return: 0 or -errno.
  */

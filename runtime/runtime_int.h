@@ -92,6 +92,9 @@ int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Wait until @t is stopped. Return: 0, -ESRCH if it exited. */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Execute one instruction of stopped @t; refreshes t->regs.
+ * Return: 0, -ESRCH if it exited, -errno. */
+int hp_pt_step(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Resume and forget @t (re-delivering any pending signal). */
 void hp_pt_release(struct hp_thread *t);
 /*
@@ -136,6 +139,18 @@ struct hp_busy_range {
 	const char *name;
 	bool ip_only; /* only the instruction pointer matters (jump sites) */
 };
+
+/*
+ * Single-step every thread whose instruction pointer lies in one of the
+ * (ip_only) @sites until it leaves them: a thread preempted on the first
+ * bytes of a hot function need not make the whole attempt busy. A thread
+ * stopped inside a system call is never stepped.
+ * Return: 0, or -HP_E_BUSY with the thread and site that would not move.
+ */
+int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
+		      size_t nr_sites, pid_t *busy_tid,
+		      const struct hp_busy_range **busy)
+	__attribute__((warn_unused_result));
 
 /*
  * Check every stopped thread: no IP inside any range, no return address

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# 64 threads call the patched functions and check every result while the
+# patch is applied and reverted 1000 times (HP_STRESS_ROUNDS): no crash,
+# no wrong result, both versions and mixed calls actually observed.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+rounds=${HP_STRESS_ROUNDS:-1000}
+build_patch stress "$T/s.hpatch"
+start_target "$HP_BUILD/testdata/stress-v1" "$T/stress.log" 64
+pid=$TARGET_PID
+start=$(date +%s)
+expect_exit 0 "$rounds apply/revert rounds under 64 checking threads" \
+	"$HP_BUILD/tests/hp_stress" "$pid" "$T/s.hpatch" "$rounds"
+cat "$T/last.out"
+echo "took $(($(date +%s) - start)) s"
+check "target still running" kill -0 "$pid"
+sleep 0.5
+check "no wrong result" bash -c "! grep -q WRONG '$T/stress.log'"
+last=$(grep stats "$T/stress.log" | tail -1)
+echo "$last"
+v1=$(echo "$last" | sed -n 's/.*v1=\([0-9]*\).*/\1/p')
+v2=$(echo "$last" | sed -n 's/.*v2=\([0-9]*\).*/\1/p')
+check "v1 results seen" test "$v1" -gt 0
+check "v2 results seen" test "$v2" -gt 0
+finish
