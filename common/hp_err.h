@@ -44,8 +44,8 @@
 	X(HP_E_CHANGED_DATA, "initialised data changed")                       \
 	X(HP_E_TOO_SHORT, "function is shorter than the 5-byte jump")          \
 	X(HP_E_UNSUPPORTED, "construct not supported by hot-patching")         \
-	X(HP_E_REMOVED, "function removed but still referenced")              \
-	X(HP_E_LAYOUT, "data layout changed")                                 \
+	X(HP_E_REMOVED, "function removed but still referenced")               \
+	X(HP_E_LAYOUT, "data layout changed")                                  \
 	X(HP_E_SIGNATURE, "function signature changed")
 
 enum hp_err {

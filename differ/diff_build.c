@@ -308,7 +308,17 @@ static int resolve_defined(struct builder *b, struct hp_obj *o,
 	}
 	if (s->type == STT_SECTION || s->type == STT_NOTYPE) {
 		/* Label or section symbol in a section the old program has. */
-		HP_BUG_ON(!sec->primary);
+		if (!sec->primary) {
+			/* Pass 1 refused it (anonymous writable or TLS data). */
+			if (!b->nr_errors)
+				hp_report_refuse(
+					b->r, s->name, o->relpath,
+					-HP_E_UNSUPPORTED, NULL,
+					"reference to anonymous section '%s'",
+					sec->name);
+			b->nr_errors++;
+			return -HP_E_UNSUPPORTED;
+		}
 		rc = lookup_old(b, o, sec->primary, &addr);
 		if (rc)
 			return rc;

@@ -53,7 +53,7 @@ static int claim(struct dec *d, uint64_t off, uint64_t size, const char *what)
 	if (!r)
 		return -ENOMEM;
 	d->ranges = r;
-	d->ranges[d->nr_ranges++] = (struct range){off, off + size};
+	d->ranges[d->nr_ranges++] = (struct range){ off, off + size };
 	return 0;
 }
 
@@ -347,7 +347,7 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 		 struct hp_patch **out)
 {
 	struct hp_patch *p = NULL;
-	struct dec d = {.name = name};
+	struct dec d = { .name = name };
 	uint8_t *payload = NULL;
 	size_t body = 0, meta_size, csize, usize, got;
 	unsigned long long fsize;

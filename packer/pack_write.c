@@ -78,7 +78,7 @@ static int encode_module(struct enc *e, const struct hp_module *m,
 	relocs_off = (uint32_t)e->buf.len;
 	for (uint32_t i = 0; i < m->nr_relocs && !rc; i++) {
 		const struct hp_reloc *r = &m->relocs[i];
-		const uint8_t tb[4] = {r->type, r->base, 0, 0};
+		const uint8_t tb[4] = { r->type, r->base, 0, 0 };
 
 		rc = put32(&e->buf, r->offset);
 		rc = rc ?: hp_buf_append(&e->buf, tb, sizeof(tb));
@@ -178,9 +178,9 @@ static int encode_meta(const struct hp_patch *p, struct hp_buf *meta)
 int hp_pack_write(const struct hp_patch *p, const struct hp_seckey *key,
 		  struct hp_buf *out)
 {
-	struct enc e = {0};
-	struct hp_buf meta = {0};
-	uint8_t hdr[sizeof(struct hp_disk_header)] = {0};
+	struct enc e = { 0 };
+	struct hp_buf meta = { 0 };
+	uint8_t hdr[sizeof(struct hp_disk_header)] = { 0 };
 	size_t bound, start = out->len, csize;
 	int rc;
 

@@ -18,4 +18,18 @@ if grep -qE '\*\*\*Skipped|Not Run' "$log"; then
 	echo "test: some tests were skipped; failing (see above)" >&2
 	exit 1
 fi
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+# Style: the committed .clang-format, no diff allowed.
+cd "$src"
+if ! clang-format --dry-run --Werror $(git ls-files '*.c' '*.h') 2>/dev/null; then
+	echo "test: clang-format would change files; run clang-format -i" >&2
+	exit 1
+fi
+
+# AddressSanitizer + UndefinedBehaviorSanitizer: unit and CLI tests.
+asan=${HP_ASAN_BUILD_DIR:-$src/build-asan}
+cmake -S "$src" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DHP_WERROR=ON \
+	-DHP_SANITIZE=address,undefined >/dev/null
+cmake --build "$asan" -j"$(nproc)" >/dev/null
+(cd "$asan" && ctest --output-on-failure -L 'unit|cli')

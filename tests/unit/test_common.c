@@ -36,7 +36,7 @@ static char *render(bool json)
 	size_t len = 0;
 	FILE *fp = open_memstream(&buf, &len);
 	struct hp_out o;
-	static const uint8_t bytes[] = {0xde, 0xad};
+	static const uint8_t bytes[] = { 0xde, 0xad };
 
 	hp_out_init(&o, fp, json);
 	hp_out_str(&o, "name", "a \"quoted\"\nline\\%d", 1);
@@ -80,7 +80,7 @@ static void test_out_text(void **state)
 
 static void test_buf(void **state)
 {
-	struct hp_buf b = {0};
+	struct hp_buf b = { 0 };
 
 	(void)state;
 	assert_hp_ok(hp_buf_append(&b, "abc", 3));
@@ -97,7 +97,7 @@ static void test_buf(void **state)
 
 static void test_hex(void **state)
 {
-	const uint8_t in[] = {0x00, 0x7f, 0xab, 0xff};
+	const uint8_t in[] = { 0x00, 0x7f, 0xab, 0xff };
 	uint8_t out[4];
 	char hex[9];
 
@@ -161,24 +161,25 @@ static void quiet_sink(enum hp_log_level l, const char *m, void *c)
 static void test_cli(void **state)
 {
 	const char *name = NULL;
-	struct hp_strlist pids = {0};
+	struct hp_strlist pids = { 0 };
 	bool flag = false;
 	long n = 0;
 	int first = 0;
 	const struct hp_opt table[] = {
-		{"name", 'n', HP_OPT_STR, &name, "NAME", "a name"},
-		{"pid", 'p', HP_OPT_LIST, &pids, "PID", "pids"},
-		{"flag", 0, HP_OPT_FLAG, &flag, NULL, "a flag"},
-		{"num", 0, HP_OPT_LONG, &n, "N", "a number"},
-		{0},
+		{ "name", 'n', HP_OPT_STR, &name, "NAME", "a name" },
+		{ "pid", 'p', HP_OPT_LIST, &pids, "PID", "pids" },
+		{ "flag", 0, HP_OPT_FLAG, &flag, NULL, "a flag" },
+		{ "num", 0, HP_OPT_LONG, &n, "N", "a number" },
+		{ 0 },
 	};
 	/* Writable copies: getopt may permute argv. */
-#define ARG(s) ((char[]){s})
-	char *argv1[] = {ARG("x"),  ARG("-n"),	    ARG("foo"),	   ARG("-p"),
-			 ARG("1"),  ARG("--pid=2"), ARG("--flag"), ARG("--num"),
-			 ARG("12"), ARG("rest"),    NULL};
-	char *argv2[] = {ARG("x"), ARG("--num"), ARG("12x"), NULL};
-	char *argv3[] = {ARG("x"), ARG("--nope"), NULL};
+#define ARG(s) ((char[]){ s })
+	char *argv1[] = { ARG("x"),	 ARG("-n"),    ARG("foo"),
+			  ARG("-p"),	 ARG("1"),     ARG("--pid=2"),
+			  ARG("--flag"), ARG("--num"), ARG("12"),
+			  ARG("rest"),	 NULL };
+	char *argv2[] = { ARG("x"), ARG("--num"), ARG("12x"), NULL };
+	char *argv3[] = { ARG("x"), ARG("--nope"), NULL };
 #undef ARG
 
 	(void)state;
@@ -214,7 +215,7 @@ static void capture_sink(enum hp_log_level l, const char *m, void *c)
 
 static void test_log(void **state)
 {
-	struct captured cap = {0};
+	struct captured cap = { 0 };
 
 	(void)state;
 	hp_log_set_sink(capture_sink, &cap);

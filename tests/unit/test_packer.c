@@ -70,22 +70,22 @@ static void fill_module(struct hp_module *m, int k)
 		m->text[i] = (uint8_t)(i * 7 + k);
 	m->nr_funcs = 2;
 	m->funcs = calloc(2, sizeof(*m->funcs));
-	m->funcs[0] = (struct hp_func){.name = strdup("format_quote"),
-				       .old_addr = 0x1234,
-				       .old_size = 27,
-				       .new_off = 0,
-				       .new_size = 48};
+	m->funcs[0] = (struct hp_func){ .name = strdup("format_quote"),
+					.old_addr = 0x1234,
+					.old_size = 27,
+					.new_off = 0,
+					.new_size = 48 };
 	memset(m->funcs[0].old_hash, 0xab, 16);
 	memset(m->funcs[0].old_head, 0xcd, 16);
-	m->funcs[1] = (struct hp_func){.name = strdup("helper"),
-				       .flags = HP_FUNC_NEW,
-				       .new_off = 48,
-				       .new_size = 16};
+	m->funcs[1] = (struct hp_func){ .name = strdup("helper"),
+					.flags = HP_FUNC_NEW,
+					.new_off = 48,
+					.new_size = 16 };
 	m->nr_syms = 2;
 	m->syms = calloc(2, sizeof(*m->syms));
-	m->syms[0] = (struct hp_sym){.name = strdup("getppid")};
-	m->syms[1] = (struct hp_sym){.name = strdup("memcpy"),
-				     .version = strdup("GLIBC_2.14")};
+	m->syms[0] = (struct hp_sym){ .name = strdup("getppid") };
+	m->syms[1] = (struct hp_sym){ .name = strdup("memcpy"),
+				      .version = strdup("GLIBC_2.14") };
 	if (k) {
 		m->data_size = 8;
 		m->data = calloc(1, 8);
@@ -93,16 +93,17 @@ static void fill_module(struct hp_module *m, int k)
 	}
 	m->nr_relocs = 5;
 	m->relocs = calloc(5, sizeof(*m->relocs));
-	m->relocs[0] =
-		(struct hp_reloc){2, HP_R_PC32, HP_RB_MODULE, 0, 0, 0x4000 - 4};
-	m->relocs[1] = (struct hp_reloc){8, HP_R_ABS64, HP_RB_SYMBOL, 0, 1, 0};
+	m->relocs[0] = (struct hp_reloc){ 2, HP_R_PC32, HP_RB_MODULE,
+					  0, 0,		0x4000 - 4 };
+	m->relocs[1] =
+		(struct hp_reloc){ 8, HP_R_ABS64, HP_RB_SYMBOL, 0, 1, 0 };
 	m->relocs[2] =
-		(struct hp_reloc){16, HP_R_ABS32S, HP_RB_IMAGE, 0, 0, -8};
-	m->relocs[3] =
-		(struct hp_reloc){24, HP_R_PC64, HP_RB_MODULE, 0, 0, -0x100000};
+		(struct hp_reloc){ 16, HP_R_ABS32S, HP_RB_IMAGE, 0, 0, -8 };
+	m->relocs[3] = (struct hp_reloc){ 24, HP_R_PC64, HP_RB_MODULE,
+					  0,  0,	 -0x100000 };
 	m->relocs[4] =
-		k ? (struct hp_reloc){4096, HP_R_ABS64, HP_RB_IMAGE, 0, 0, 48}
-		  : (struct hp_reloc){32, HP_R_ABS32, HP_RB_IMAGE, 0, 0, 4};
+		k ? (struct hp_reloc){ 4096, HP_R_ABS64, HP_RB_IMAGE, 0, 0, 48 }
+		  : (struct hp_reloc){ 32, HP_R_ABS32, HP_RB_IMAGE, 0, 0, 4 };
 }
 
 static struct hp_patch *make_patch(void)
@@ -168,7 +169,7 @@ static void assert_same(const struct hp_patch *a, const struct hp_patch *b)
 static void test_roundtrip_signed(void **state)
 {
 	struct hp_patch *p = make_patch(), *q = NULL;
-	struct hp_buf buf = {0};
+	struct hp_buf buf = { 0 };
 
 	(void)state;
 	assert_hp_ok(hp_pack_write(p, &sk, &buf));
@@ -186,7 +187,7 @@ static void test_roundtrip_signed(void **state)
 static void test_unsigned(void **state)
 {
 	struct hp_patch *p = make_patch(), *q = NULL;
-	struct hp_buf buf = {0};
+	struct hp_buf buf = { 0 };
 
 	(void)state;
 	assert_hp_ok(hp_pack_write(p, NULL, &buf));
@@ -202,7 +203,7 @@ static void test_unsigned(void **state)
 	hp_buf_release(&buf);
 	assert_hp_ok(hp_pack_write(p, &sk, &buf));
 	{
-		struct hp_trust none = {0};
+		struct hp_trust none = { 0 };
 
 		assert_hp_err(
 			hp_pack_read("t", buf.data, buf.len, &none, 0, &q),
@@ -218,7 +219,7 @@ static void test_unsigned(void **state)
 static void test_truncated_and_flipped(void **state)
 {
 	struct hp_patch *p = make_patch(), *q = NULL;
-	struct hp_buf buf = {0};
+	struct hp_buf buf = { 0 };
 
 	(void)state;
 	assert_hp_ok(hp_pack_write(p, &sk, &buf));
@@ -251,7 +252,7 @@ static void test_truncated_and_flipped(void **state)
 /* Re-encode an unsigned file after @edit changes its payload. */
 static int read_edited(struct hp_patch *p, void (*edit)(uint8_t *pl, size_t n))
 {
-	struct hp_buf buf = {0}, out = {0};
+	struct hp_buf buf = { 0 }, out = { 0 };
 	struct hp_patch *q = NULL;
 	uint8_t *pl = NULL;
 	size_t usize, csize, meta, got;
@@ -348,7 +349,7 @@ static void test_hostile_payloads(void **state)
 static void test_hostile_header(void **state)
 {
 	struct hp_patch *p = make_patch(), *q = NULL;
-	struct hp_buf buf = {0};
+	struct hp_buf buf = { 0 };
 	uint8_t *f = NULL;
 
 	(void)state;
@@ -381,7 +382,7 @@ static void test_hostile_header(void **state)
 static void test_writer_validates(void **state)
 {
 	struct hp_patch *p = make_patch();
-	struct hp_buf buf = {0};
+	struct hp_buf buf = { 0 };
 
 	(void)state;
 	p->modules[0].relocs[0].offset = 62; /* PC32 field past the text */

@@ -41,13 +41,14 @@ static int teardown(void **state)
 static int apply_one(uint8_t *image, uint32_t size, struct hp_reloc r,
 		     const uint64_t *syms, uint32_t nr_syms)
 {
-	struct hp_module m = {
-		.name = (char[]){"m"}, .relocs = &r, .nr_relocs = 1};
+	struct hp_module m = { .name = (char[]){ "m" },
+			       .relocs = &r,
+			       .nr_relocs = 1 };
 	struct hp_reloc_ctx ctx = {
 		.image = image,
 		.image_size = size,
-		.bases = {[HP_RB_IMAGE] = IMAGE_BASE,
-			  [HP_RB_MODULE] = MODULE_BIAS},
+		.bases = { [HP_RB_IMAGE] = IMAGE_BASE,
+			   [HP_RB_MODULE] = MODULE_BIAS },
 		.sym_addrs = syms,
 		.nr_syms = nr_syms,
 	};
@@ -57,61 +58,62 @@ static int apply_one(uint8_t *image, uint32_t size, struct hp_reloc r,
 
 static void test_reloc_types(void **state)
 {
-	uint8_t img[64] = {0};
-	const uint64_t syms[] = {0x7ff000000000ULL};
+	uint8_t img[64] = { 0 };
+	const uint64_t syms[] = { 0x7ff000000000ULL };
 
 	(void)state;
 	/* PC32 into the module: S + A - P. */
 	assert_hp_ok(apply_one(img, sizeof(img),
-			       (struct hp_reloc){.offset = 4,
-						 .type = HP_R_PC32,
-						 .base = HP_RB_MODULE,
-						 .value = 0x1000 - 4},
+			       (struct hp_reloc){ .offset = 4,
+						  .type = HP_R_PC32,
+						  .base = HP_RB_MODULE,
+						  .value = 0x1000 - 4 },
 			       NULL, 0));
 	assert_int_equal(
 		(int32_t)hp_get_le32(img + 4),
 		(int64_t)(MODULE_BIAS + 0x1000 - 4 - (IMAGE_BASE + 4)));
 	/* PC32 within the image. */
 	assert_hp_ok(apply_one(img, sizeof(img),
-			       (struct hp_reloc){.offset = 8,
-						 .type = HP_R_PC32,
-						 .base = HP_RB_IMAGE,
-						 .value = 40 - 4},
+			       (struct hp_reloc){ .offset = 8,
+						  .type = HP_R_PC32,
+						  .base = HP_RB_IMAGE,
+						  .value = 40 - 4 },
 			       NULL, 0));
 	assert_int_equal((int32_t)hp_get_le32(img + 8), 40 - 4 - 8);
 	/* ABS64 of an external symbol. */
 	assert_hp_ok(apply_one(img, sizeof(img),
-			       (struct hp_reloc){.offset = 16,
-						 .type = HP_R_ABS64,
-						 .base = HP_RB_SYMBOL,
-						 .sym = 0,
-						 .value = 8},
+			       (struct hp_reloc){ .offset = 16,
+						  .type = HP_R_ABS64,
+						  .base = HP_RB_SYMBOL,
+						  .sym = 0,
+						  .value = 8 },
 			       syms, 1));
 	assert_true(hp_get_le64(img + 16) == syms[0] + 8);
 	/* PC64. */
 	assert_hp_ok(apply_one(img, sizeof(img),
-			       (struct hp_reloc){.offset = 24,
-						 .type = HP_R_PC64,
-						 .base = HP_RB_MODULE,
-						 .value = 0},
+			       (struct hp_reloc){ .offset = 24,
+						  .type = HP_R_PC64,
+						  .base = HP_RB_MODULE,
+						  .value = 0 },
 			       NULL, 0));
 	assert_true(hp_get_le64(img + 24) == MODULE_BIAS - (IMAGE_BASE + 24));
 	/* ABS32 / ABS32S of small module-relative values (non-PIE). */
 	{
-		struct hp_reloc_ctx ctx = {.image = img,
-					   .image_size = sizeof(img)};
+		struct hp_reloc_ctx ctx = { .image = img,
+					    .image_size = sizeof(img) };
 		struct hp_reloc rs[2] = {
-			{.offset = 32,
-			 .type = HP_R_ABS32,
-			 .base = HP_RB_MODULE,
-			 .value = 0x401000},
-			{.offset = 36,
-			 .type = HP_R_ABS32S,
-			 .base = HP_RB_MODULE,
-			 .value = -16},
+			{ .offset = 32,
+			  .type = HP_R_ABS32,
+			  .base = HP_RB_MODULE,
+			  .value = 0x401000 },
+			{ .offset = 36,
+			  .type = HP_R_ABS32S,
+			  .base = HP_RB_MODULE,
+			  .value = -16 },
 		};
-		struct hp_module m = {
-			.name = (char[]){"m"}, .relocs = rs, .nr_relocs = 2};
+		struct hp_module m = { .name = (char[]){ "m" },
+				       .relocs = rs,
+				       .nr_relocs = 2 };
 
 		assert_hp_ok(hp_reloc_apply(&ctx, &m));
 		assert_int_equal(hp_get_le32(img + 32), 0x401000);
@@ -121,7 +123,7 @@ static void test_reloc_types(void **state)
 
 static void test_reloc_range(void **state)
 {
-	uint8_t img[16] = {0};
+	uint8_t img[16] = { 0 };
 
 	(void)state;
 	/* A module 2 GiB away is out of PC32 reach. */
@@ -131,52 +133,53 @@ static void test_reloc_range(void **state)
 				  .offset = 0,
 				  .type = HP_R_PC32,
 				  .base = HP_RB_MODULE,
-				  .value = -(int64_t)(MODULE_BIAS - 0x10000)},
+				  .value = -(int64_t)(MODULE_BIAS - 0x10000) },
 			  NULL, 0),
 		HP_E_RANGE);
 	/* ABS32 of a PIE address does not fit. */
 	assert_hp_err(apply_one(img, sizeof(img),
-				(struct hp_reloc){.offset = 0,
-						  .type = HP_R_ABS32,
-						  .base = HP_RB_MODULE},
+				(struct hp_reloc){ .offset = 0,
+						   .type = HP_R_ABS32,
+						   .base = HP_RB_MODULE },
 				NULL, 0),
 		      HP_E_RANGE);
 }
 
 static void test_reloc_hostile(void **state)
 {
-	uint8_t img[16] = {0};
+	uint8_t img[16] = { 0 };
 
 	(void)state;
 	/* Field past the image end. */
 	assert_hp_err(
 		apply_one(img, sizeof(img),
-			  (struct hp_reloc){.offset = 13, .type = HP_R_PC32},
+			  (struct hp_reloc){ .offset = 13, .type = HP_R_PC32 },
 			  NULL, 0),
 		HP_E_BADFORMAT);
 	/* Offset near UINT32_MAX must not wrap. */
 	assert_hp_err(apply_one(img, sizeof(img),
-				(struct hp_reloc){.offset = 0xfffffffe,
-						  .type = HP_R_ABS64},
+				(struct hp_reloc){ .offset = 0xfffffffe,
+						   .type = HP_R_ABS64 },
 				NULL, 0),
 		      HP_E_BADFORMAT);
 	assert_hp_err(apply_one(img, sizeof(img),
-				(struct hp_reloc){.type = HP_R_NR_TYPES}, NULL,
+				(struct hp_reloc){ .type = HP_R_NR_TYPES },
+				NULL, 0),
+		      HP_E_BADFORMAT);
+	assert_hp_err(apply_one(img, sizeof(img),
+				(struct hp_reloc){ .type = HP_R_NONE }, NULL,
 				0),
 		      HP_E_BADFORMAT);
 	assert_hp_err(apply_one(img, sizeof(img),
-				(struct hp_reloc){.type = HP_R_NONE}, NULL, 0),
-		      HP_E_BADFORMAT);
-	assert_hp_err(apply_one(img, sizeof(img),
-				(struct hp_reloc){.type = HP_R_ABS64,
-						  .base = HP_RB_NR_BASES},
+				(struct hp_reloc){ .type = HP_R_ABS64,
+						   .base = HP_RB_NR_BASES },
 				NULL, 0),
 		      HP_E_BADFORMAT);
 	/* Symbol index beyond the table. */
 	assert_hp_err(apply_one(img, sizeof(img),
-				(struct hp_reloc){.type = HP_R_ABS64,
-						  .base = HP_RB_SYMBOL,
-						  .sym = 1},
+				(struct hp_reloc){ .type = HP_R_ABS64,
+						   .base = HP_RB_SYMBOL,
+						   .sym = 1 },
 				NULL, 1),
 		      HP_E_BADFORMAT);
 }
@@ -198,16 +201,17 @@ static void test_encode_jmp(void **state)
 static void test_find_hole(void **state)
 {
 	struct hp_map maps[] = {
-		{0x555555554000, 0x555555560000, 0, PROT_READ, false, "/a"},
-		{0x555555560000, 0x555555570000, 0x1000, PROT_EXEC, false,
-		 "/a"},
-		{0x555555580000, 0x5555555a0000, 0, PROT_READ | PROT_WRITE,
-		 false, "[heap]"},
-		{0x7ffff7d00000, 0x7ffff7f00000, 0, PROT_READ, false, "/libc"},
+		{ 0x555555554000, 0x555555560000, 0, PROT_READ, false, "/a" },
+		{ 0x555555560000, 0x555555570000, 0x1000, PROT_EXEC, false,
+		  "/a" },
+		{ 0x555555580000, 0x5555555a0000, 0, PROT_READ | PROT_WRITE,
+		  false, "[heap]" },
+		{ 0x7ffff7d00000, 0x7ffff7f00000, 0, PROT_READ, false,
+		  "/libc" },
 	};
-	struct hp_proc proc = {.pid = 1, .maps = maps, .nr_maps = 4};
-	struct hp_rmodule mod = {.start = 0x555555554000,
-				 .end = 0x555555570000};
+	struct hp_proc proc = { .pid = 1, .maps = maps, .nr_maps = 4 };
+	struct hp_rmodule mod = { .start = 0x555555554000,
+				  .end = 0x555555570000 };
 	hp_raddr_t hole = 0;
 
 	(void)state;

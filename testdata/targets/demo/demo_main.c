@@ -24,7 +24,7 @@ int unit_price = 10;
 static void *worker(void *arg)
 {
 	const int id = (int)(long)arg;
-	const struct timespec tick = {0, 100 * 1000 * 1000};
+	const struct timespec tick = { 0, 100 * 1000 * 1000 };
 	char line[128];
 
 	for (;;) {
@@ -53,7 +53,7 @@ static void *serve(void *arg)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in addr = {.sin_family = AF_INET};
+	struct sockaddr_in addr = { .sin_family = AF_INET };
 	socklen_t len = sizeof(addr);
 	int port = argc > 1 ? atoi(argv[1]) : 0;
 	int workers = argc > 2 ? atoi(argv[2]) : 3;

@@ -160,7 +160,8 @@ int main(int argc, char **argv)
 			atomic_fetch_add(&nr_eintr, 1);
 			continue;
 		}
-		if (fd >= 0 && pthread_create(&t, NULL, serve, (void *)(long)fd))
+		if (fd >= 0 &&
+		    pthread_create(&t, NULL, serve, (void *)(long)fd))
 			close(fd);
 	}
 }
