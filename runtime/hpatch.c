@@ -372,8 +372,7 @@ static int cmd_status(int argc, char **argv)
 static int cmd_inspect(int argc, char **argv)
 {
 	const char *trust_dir = HP_TRUST_DIR_DEFAULT;
-	struct hp_trust trust = { 0 };
-	bool json = false, trusted = false;
+	bool json = false, trusted = false, unverified = false;
 	struct hp_patch *p = NULL;
 	char key[HP_KEY_ID_STR_BYTES];
 	struct hp_out o;
@@ -381,6 +380,8 @@ static int cmd_inspect(int argc, char **argv)
 	const struct hp_opt table[] = {
 		{ "trust", 0, HP_OPT_STR, &trust_dir, "DIR",
 		  "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")" },
+		{ "unverified", 0, HP_OPT_FLAG, &unverified, NULL,
+		  "parse even without a trusted signature (hostile input!)" },
 		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
 		{ 0 },
 	};
@@ -390,12 +391,19 @@ static int cmd_inspect(int argc, char **argv)
 		return rc;
 	if (first != argc - 1)
 		return hp_cli_usage_error("inspect", "expected one FILE");
-	if (load_patch(argv[first], trust_dir, HP_PACK_ALLOW_UNTRUSTED, &p))
-		return HP_EXIT_ERROR;
-	if (!hp_trust_load(&trust, trust_dir))
-		trusted = p->info.is_signed &&
-			  hp_trust_find_by_id(&trust, p->info.key_id);
-	hp_trust_release(&trust);
+	/* Nothing is parsed before its signature verifies, unless asked. */
+	rc = load_patch(argv[first], trust_dir,
+			unverified ? HP_PACK_ALLOW_UNTRUSTED | HP_PACK_NO_VERIFY
+				   : 0,
+			&p);
+	if (rc) {
+		if (rc == -HP_E_UNTRUSTED || rc == -HP_E_UNSIGNED)
+			hp_hint("'hpatch inspect --unverified' parses it "
+				"anyway");
+		return exit_for(rc);
+	}
+	/* Verified against the trust store unless --unverified skipped it. */
+	trusted = !unverified;
 	hp_sign_key_id_str(key, p->info.key_id);
 	hp_out_init(&o, stdout, json);
 	hp_out_str(&o, "patch_id", "%s", p->id);

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libelf-dev libdwarf-dev libzstd-dev
-      libsodium-dev libcmocka-dev zstd clang clang-format git procps)
+      libsodium-dev libcmocka-dev zstd clang libclang-rt-14-dev clang-format git procps)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -33,3 +33,6 @@ cmake -S "$src" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DHP_WERROR=ON \
 	-DHP_SANITIZE=address,undefined >/dev/null
 cmake --build "$asan" -j"$(nproc)" >/dev/null
 (cd "$asan" && ctest --output-on-failure -L 'unit|cli')
+
+# A short fuzz smoke of the patch-file reader (tests/fuzz/run.sh for more).
+bash "$src/tests/fuzz/run.sh" "${HP_FUZZ_SECONDS:-20}" | tail -n 4
