@@ -671,12 +671,8 @@ static int add_func(struct builder *b, struct hp_obj *o, struct hp_osym *s)
 	if (!old)
 		return -ENOMEM;
 	rc = hp_binary_read(b->bin, addr, old, f->old_size);
-	if (!rc) {
+	if (!rc)
 		hp_hash128(f->old_hash, old, f->old_size);
-		memcpy(f->old_head, old,
-		       f->old_size < HP_FUNC_HEAD_BYTES ? f->old_size
-							: HP_FUNC_HEAD_BYTES);
-	}
 	free(old);
 	return rc;
 }

@@ -104,7 +104,6 @@ static int read_funcs(struct dec *d, struct hp_module *m, uint32_t off)
 			return fail(d->name, "function record: reserved field "
 					     "not zero");
 		memcpy(f->old_hash, r + 32, 16);
-		memcpy(f->old_head, r + 48, 16);
 	}
 	return 0;
 }
@@ -383,10 +382,8 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 	usize = hp_get_le64(file + 24);
 	rc = hp_get_le16(file + 10) != sizeof(struct hp_disk_header) ||
 	     hp_get_le32(file + 12);
-	for (size_t i = 32; i < 64; i++)
-		rc |= file[i];
 	if (rc) {
-		rc = fail(name, "header: bad size, flags or reserved bytes");
+		rc = fail(name, "header: bad header size or flags");
 		goto out_free;
 	}
 	if (meta_size < sizeof(struct hp_disk_meta) ||

@@ -73,7 +73,6 @@ static int encode_module(struct enc *e, const struct hp_module *m,
 		rc = rc ?: put32(&e->buf, f->new_size);
 		rc = rc ?: put32(&e->buf, 0);
 		rc = rc ?: hp_buf_append(&e->buf, f->old_hash, 16);
-		rc = rc ?: hp_buf_append(&e->buf, f->old_head, 16);
 	}
 	relocs_off = (uint32_t)e->buf.len;
 	for (uint32_t i = 0; i < m->nr_relocs && !rc; i++) {
@@ -207,7 +206,8 @@ int hp_pack_write(const struct hp_patch *p, const struct hp_seckey *key,
 		ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel,
 				       HP_ZSTD_LEVEL);
 		ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
-		ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+		/* No frame checksum: the signature covers every byte. */
+		ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
 		csize = ZSTD_compress2(
 			cctx, out->data + start + sizeof(hdr) + meta.len, bound,
 			e.buf.data, e.buf.len);

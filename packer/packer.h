@@ -15,7 +15,6 @@
 
 #define HP_FORMAT_VERSION 1
 #define HP_BUILD_ID_MAX 40
-#define HP_FUNC_HEAD_BYTES 16
 /* Writable data starts at the first page boundary after the text. */
 #define HP_IMAGE_PAGE 4096
 
@@ -66,7 +65,6 @@ struct hp_func {
 	uint32_t new_size;
 	uint32_t flags;	      /* enum hp_func_flags */
 	uint8_t old_hash[16]; /* hp_hash128 of the old function's bytes */
-	uint8_t old_head[HP_FUNC_HEAD_BYTES]; /* first bytes, zero padded */
 };
 
 struct hp_sym {

@@ -31,9 +31,8 @@ struct hp_disk_header {
 	uint32_t meta_size;
 	uint32_t payload_csize;
 	uint64_t payload_usize;
-	uint8_t reserved[32];
 };
-static_assert(sizeof(struct hp_disk_header) == 64, "header size");
+static_assert(sizeof(struct hp_disk_header) == 32, "header size");
 
 struct hp_disk_meta {
 	uint64_t sequence;
@@ -73,9 +72,8 @@ struct hp_disk_func {
 	uint32_t new_size;
 	uint32_t reserved;
 	uint8_t old_hash[16];
-	uint8_t old_head[16];
 };
-static_assert(sizeof(struct hp_disk_func) == 64, "function record size");
+static_assert(sizeof(struct hp_disk_func) == 48, "function record size");
 
 struct hp_disk_reloc {
 	uint32_t offset;

@@ -13,7 +13,7 @@ import sys
 
 base_path, hpsign, out, key = sys.argv[1:5]
 base = open(base_path, 'rb').read()
-HDR = 64
+HDR = 32
 meta_size, csize = struct.unpack_from('<II', base, 16)
 usize, = struct.unpack_from('<Q', base, 24)
 meta = base[HDR:HDR + meta_size]

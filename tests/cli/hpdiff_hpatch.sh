@@ -31,8 +31,11 @@ check "inspect: id, sequence, trust" \
 	grep -q '"patch_id":"fix","description":"discount",.*"sequence":7,.*"signed":true,"key_id":"[0-9a-f]*","trusted":true' "$T/last.out"
 check "inspect: function sizes" grep -q '"name":"format_quote","old_size":[0-9]*,"new_size":[0-9]*' "$T/last.out"
 mkdir -p "$T/empty"
-expect_exit 0 "inspect an untrusted file" "$HPATCH" inspect --trust "$T/empty" --json "$T/fix.hpatch"
-check "reported untrusted" grep -q '"trusted":false' "$T/last.out"
+expect_exit 6 "inspect refuses to parse an untrusted file" "$HPATCH" inspect --trust "$T/empty" --json "$T/fix.hpatch"
+check "names the key and offers --unverified" \
+	bash -c "grep -q 'untrusted key' '$T/last.err' && grep -q -- '--unverified' '$T/last.err'"
+expect_exit 0 "inspect --unverified parses it" "$HPATCH" inspect --trust "$T/empty" --unverified --json "$T/fix.hpatch"
+check "reported unverified" grep -q '"trusted":false' "$T/last.out"
 expect_exit 2 "hpatch apply without target" "$HPATCH" apply "$T/fix.hpatch"
 check "says -p or --all" grep -q -- "give -p PID or --all" "$T/last.err"
 expect_exit 2 "hpatch apply -p junk" "$HPATCH" apply -p 12x "$T/fix.hpatch"

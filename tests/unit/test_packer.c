@@ -76,7 +76,6 @@ static void fill_module(struct hp_module *m, int k)
 					.new_off = 0,
 					.new_size = 48 };
 	memset(m->funcs[0].old_hash, 0xab, 16);
-	memset(m->funcs[0].old_head, 0xcd, 16);
 	m->funcs[1] = (struct hp_func){ .name = strdup("helper"),
 					.flags = HP_FUNC_NEW,
 					.new_off = 48,
@@ -148,7 +147,7 @@ static void assert_same(const struct hp_patch *a, const struct hp_patch *b)
 			assert_string_equal(x->funcs[j].name, y->funcs[j].name);
 			assert_memory_equal(
 				&x->funcs[j].old_addr, &y->funcs[j].old_addr,
-				offsetof(struct hp_func, old_head) + 16 -
+				offsetof(struct hp_func, old_hash) + 16 -
 					offsetof(struct hp_func, old_addr));
 		}
 		assert_int_equal(x->nr_relocs, y->nr_relocs);
@@ -263,16 +262,16 @@ static int read_edited(struct hp_patch *p, void (*edit)(uint8_t *pl, size_t n))
 	csize = hp_get_le32(buf.data + 20);
 	usize = hp_get_le64(buf.data + 24);
 	pl = malloc(usize);
-	got = ZSTD_decompress(pl, usize, buf.data + 64 + meta, csize);
+	got = ZSTD_decompress(pl, usize, buf.data + 32 + meta, csize);
 	assert_int_equal(got, usize);
 	edit(pl, usize);
 	assert_hp_ok(
-		hp_buf_reserve(&out, 64 + meta + ZSTD_compressBound(usize)));
-	memcpy(out.data, buf.data, 64 + meta);
-	csize = ZSTD_compress(out.data + 64 + meta, ZSTD_compressBound(usize),
+		hp_buf_reserve(&out, 32 + meta + ZSTD_compressBound(usize)));
+	memcpy(out.data, buf.data, 32 + meta);
+	csize = ZSTD_compress(out.data + 32 + meta, ZSTD_compressBound(usize),
 			      pl, usize, 1);
 	hp_put_le32(out.data + 20, (uint32_t)csize);
-	out.len = 64 + meta + csize;
+	out.len = 32 + meta + csize;
 	rc = hp_pack_read("t", out.data, out.len, NULL, HP_PACK_NO_VERIFY, &q);
 	hp_patch_free(q);
 	free(pl);
