@@ -205,6 +205,72 @@ static int read_slots(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 	return 0;
 }
 
+/*
+ * A stripped binary's symbols from its separate debug file: the one given,
+ * else the one the build-id names under $HP_DEBUG_ROOT (default
+ * /usr/lib/debug), as gdb finds them. Its build-id must match. Bytes and
+ * GOT slots still come from the shipped binary.
+ */
+static int open_debug_file(struct hp_binary *b, const char *given)
+{
+	const char *root = getenv("HP_DEBUG_ROOT");
+	char hex[2 * HP_BUILD_ID_MAX + 1], found[512];
+	struct hp_binary probe = { .fd = -1 };
+	Elf_Scn *scn = NULL;
+	int rc;
+
+	hp_hex(hex, b->build_id, b->build_id_len);
+	if (!given) {
+		snprintf(found, sizeof(found), "%s/.build-id/%.2s/%s.debug",
+			 root && *root ? root : "/usr/lib/debug", hex, hex + 2);
+		if (access(found, R_OK)) {
+			hp_error(-HP_E_NOSYM,
+				 "'%s': no symbol table (stripped), and no "
+				 "debug file at '%s'",
+				 b->path, found);
+			hp_hint("give the unstripped binary, or its debug "
+				"file with --debug-file");
+			return -HP_E_NOSYM;
+		}
+		given = found;
+	}
+	b->debug_path = strdup(given);
+	if (!b->debug_path)
+		return -ENOMEM;
+	b->debug_fd = open(given, O_RDONLY | O_CLOEXEC);
+	if (b->debug_fd < 0)
+		return hp_error_rc(-errno, "'%s'", given);
+	b->debug_elf = elf_begin(b->debug_fd, ELF_C_READ_MMAP, NULL);
+	if (!b->debug_elf || elf_kind(b->debug_elf) != ELF_K_ELF)
+		return elf_err(given, "not an ELF file");
+	probe.path = b->debug_path;
+	probe.elf = b->debug_elf;
+	rc = read_build_id(&probe);
+	if (rc)
+		return rc;
+	if (probe.build_id_len != b->build_id_len ||
+	    memcmp(probe.build_id, b->build_id, b->build_id_len))
+		return hp_error(-HP_E_MISMATCH,
+				"'%s': build-id differs from '%s' (%s): not "
+				"its debug file",
+				given, b->path, hex);
+	while ((scn = elf_nextscn(b->debug_elf, scn))) {
+		GElf_Shdr sh;
+
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB) {
+			/* read_symtab reads names through b->elf */
+			Elf *main_elf = b->elf;
+
+			b->elf = b->debug_elf;
+			rc = read_symtab(b, scn, &sh);
+			b->elf = main_elf;
+			return rc;
+		}
+	}
+	return hp_error(-HP_E_NOSYM, "'%s': no symbol table in debug file",
+			given);
+}
+
 int hp_binary_open(const char *path, const char *debug_file,
 		   struct hp_binary **out)
 {
@@ -214,11 +280,11 @@ int hp_binary_open(const char *path, const char *debug_file,
 	GElf_Ehdr eh;
 	int rc;
 
-	(void)debug_file; /* separate debug files: see issue tracker */
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	b->fd = -1;
+	b->debug_fd = -1;
 	b->path = strdup(path);
 	if (!b->path) {
 		rc = -ENOMEM;
@@ -263,11 +329,9 @@ int hp_binary_open(const char *path, const char *debug_file,
 			goto out_free;
 	}
 	if (!have_symtab) {
-		rc = hp_error(-HP_E_NOSYM, "'%s': no symbol table (stripped)",
-			      path);
-		hp_hint("give the unstripped binary or its debug file with "
-			"--debug-file");
-		goto out_free;
+		rc = open_debug_file(b, debug_file);
+		if (rc)
+			goto out_free;
 	}
 	qsort(b->slots, b->nr_slots, sizeof(*b->slots), cmp_bslot);
 	*out = b;
@@ -284,6 +348,11 @@ void hp_binary_free(struct hp_binary *b)
 	free(b->syms);
 	free(b->slots);
 	free(b->starts);
+	if (b->debug_elf)
+		elf_end(b->debug_elf);
+	if (b->debug_fd >= 0)
+		close(b->debug_fd);
+	free(b->debug_path);
 	hp_buf_release(&b->names);
 	if (b->elf)
 		elf_end(b->elf);

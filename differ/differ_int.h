@@ -102,6 +102,9 @@ struct hp_binary {
 	char *path;
 	int fd;
 	Elf *elf;
+	char *debug_path; /* where the symbols came from, if not @path */
+	int debug_fd;
+	Elf *debug_elf;
 	bool is_pie;
 	uint8_t build_id[HP_BUILD_ID_MAX];
 	uint32_t build_id_len;
