@@ -333,7 +333,8 @@ int hp_binary_open(const char *path, const char *debug_file,
 		if (rc)
 			goto out_free;
 	}
-	qsort(b->slots, b->nr_slots, sizeof(*b->slots), cmp_bslot);
+	if (b->nr_slots)
+		qsort(b->slots, b->nr_slots, sizeof(*b->slots), cmp_bslot);
 	*out = b;
 	return 0;
 out_free:
@@ -398,8 +399,10 @@ const struct hp_bsym *hp_binary_find_sym(const struct hp_binary *b,
 uint64_t hp_binary_find_slot(const struct hp_binary *b, const char *name)
 {
 	const struct hp_bslot key = { .name = name };
-	const struct hp_bslot *hit = bsearch(&key, b->slots, b->nr_slots,
-					     sizeof(*b->slots), cmp_bslot);
+	const struct hp_bslot *hit =
+		b->nr_slots ? bsearch(&key, b->slots, b->nr_slots,
+				      sizeof(*b->slots), cmp_bslot)
+			    : NULL;
 
 	return hit ? hit->slot : 0;
 }

@@ -810,7 +810,8 @@ int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 		rc = -HP_E_REFUSED;
 		goto out_free;
 	}
-	qsort(m->relocs, m->nr_relocs, sizeof(*m->relocs), cmp_reloc);
+	if (m->nr_relocs) /* qsort(NULL, 0) is undefined */
+		qsort(m->relocs, m->nr_relocs, sizeof(*m->relocs), cmp_reloc);
 	m->text_size = (uint32_t)b.text.len;
 	m->data_size = (uint32_t)b.data.len;
 	m->bss_size = b.bss_size;

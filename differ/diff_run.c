@@ -65,7 +65,8 @@ static int list_objects(const char *root, struct file_list *l)
 		return hp_error_rc(-errno, "'%s'", root);
 	if (rc > 0)
 		return -ENOMEM;
-	qsort(l->paths, l->nr, sizeof(*l->paths), cmp_str);
+	if (l->nr)
+		qsort(l->paths, l->nr, sizeof(*l->paths), cmp_str);
 	return 0;
 }
 
