@@ -745,7 +745,9 @@ static int collect_funcs(struct builder *b)
 					b->r, s->name, o->relpath,
 					s->is_new ? HP_DIFF_NEW
 						  : HP_DIFF_CHANGED,
-					s->is_new ? "new" : "body changed");
+					s->is_new   ? "new"
+					: s->reason ? s->reason
+						    : "body changed");
 			if (!rc) {
 				struct hp_diff_func *df =
 					&b->r->funcs[b->r->nr_funcs - 1];

@@ -128,6 +128,11 @@ static bool relocs_equal(const struct hp_osec *a, const struct hp_osec *b,
 	return true;
 }
 
+bool hp_relocs_equal(const struct hp_osec *a, const struct hp_osec *b)
+{
+	return relocs_equal(a, b, 0);
+}
+
 static bool sections_equal(const struct hp_osec *a, const struct hp_osec *b,
 			   int depth)
 {

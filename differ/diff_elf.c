@@ -212,6 +212,8 @@ void hp_obj_free(struct hp_obj *o)
 	if (o->secs)
 		for (size_t i = 0; i < o->nr_secs; i++)
 			free(o->secs[i].relocs);
+	for (size_t i = 0; o->syms && i < o->nr_syms; i++)
+		free(o->syms[i].reason);
 	free(o->secs);
 	free(o->syms);
 	if (o->elf)

@@ -44,6 +44,28 @@ int hp_report_add_func(struct hp_diff_report *r, const char *name,
 	return 0;
 }
 
+int hp_report_add_line_only(struct hp_diff_report *r, const char *name,
+			    const char *object, int delta)
+{
+	struct hp_diff_func *f =
+		realloc(r->line_only, (r->nr_line_only + 1) * sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	r->line_only = f;
+	f = &r->line_only[r->nr_line_only];
+	*f = (struct hp_diff_func){ .name = strdup(name),
+				    .object = strdup(object),
+				    .src_line = (unsigned int)delta };
+	if (!f->name || !f->object) {
+		free(f->name);
+		free(f->object);
+		return -ENOMEM;
+	}
+	r->nr_line_only++;
+	return 0;
+}
+
 int hp_report_refuse(struct hp_diff_report *r, const char *symbol,
 		     const char *object, int code, const char *hint,
 		     const char *fmt, ...)
@@ -97,6 +119,18 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);
+	hp_out_begin_array(o, "line_only");
+	for (uint32_t i = 0; i < r->nr_line_only; i++) {
+		hp_out_begin_object(o, NULL);
+		hp_out_str(o, "name", "%s", r->line_only[i].name);
+		hp_out_str(o, "object", "%s", r->line_only[i].object);
+		hp_out_i64(o, "moved_lines", (int)r->line_only[i].src_line);
+		hp_out_str(o, "note", "%s",
+			   "only __LINE__ values changed: not patched (use "
+			   "--include-line-changes)");
+		hp_out_end_object(o);
+	}
+	hp_out_end_array(o);
 	hp_out_begin_array(o, "refused");
 	for (uint32_t i = 0; i < r->nr_refused; i++) {
 		const struct hp_diff_refusal *x = &r->refused[i];
@@ -129,6 +163,11 @@ void hp_diff_report_free(struct hp_diff_report *r)
 		free(r->refused[i].message);
 		free(r->refused[i].hint);
 	}
+	for (uint32_t i = 0; i < r->nr_line_only; i++) {
+		free(r->line_only[i].name);
+		free(r->line_only[i].object);
+	}
+	free(r->line_only);
 	free(r->funcs);
 	free(r->refused);
 	free(r->build_id);

@@ -234,7 +234,8 @@ int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
 	for (size_t i = 0; !rc && i < nr_pairs; i++)
 		rc = hp_correlate_pair(&pairs[i], r);
 	if (!rc)
-		rc = hp_check_safety(pairs, nr_pairs, r);
+		rc = hp_check_safety(pairs, nr_pairs, r,
+				     opts->include_line_changes);
 	if (rc)
 		goto out_free;
 	r->nr_objects = (uint32_t)nr_pairs;

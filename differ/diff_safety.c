@@ -15,6 +15,7 @@
 #include "differ/differ_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -250,6 +251,101 @@ static int check_removed(struct hp_pair *pairs, size_t nr, struct hp_pair *p,
 	return rc;
 }
 
+/*
+ * Whether @a and @b differ only in 32-bit values that moved by exactly
+ * @delta, the function's own move in the source, and that lie where line
+ * numbers of the function would (from @line on): a __LINE__ passed to an
+ * assert or log call after lines were added above. Relocations must be
+ * identical, so no string, callee or variable changed.
+ */
+static bool line_only_change(const struct hp_osec *a, const struct hp_osec *b,
+			     int delta, unsigned int line)
+{
+	const size_t n = a->sh.sh_size;
+	bool any = false;
+
+	if (!delta || n != b->sh.sh_size || !a->data || !b->data ||
+	    !hp_relocs_equal(a, b))
+		return false;
+	for (size_t i = 0; i < n;) {
+		bool explained = false;
+
+		if (a->data[i] == b->data[i]) {
+			i++;
+			continue;
+		}
+		for (size_t st = i >= 3 ? i - 3 : 0; st <= i && st + 4 <= n;
+		     st++) {
+			const int64_t x = hp_get_le32(a->data + st);
+			const int64_t y = hp_get_le32(b->data + st);
+
+			if (y - x == delta && x >= line && x < line + 100000) {
+				explained = true;
+				i = st + 4;
+				break;
+			}
+		}
+		if (!explained)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
+		       const struct hp_dwarf_types *nt,
+		       struct hp_diff_report *r, bool include)
+{
+	for (size_t i = 0; i < p->new_obj->nr_syms; i++) {
+		struct hp_osym *s = &p->new_obj->syms[i];
+		const struct hp_func_types *a = NULL, *b = NULL;
+		int delta;
+
+		if (!hp_osym_is_func(s) || !s->changed || !s->twin)
+			continue;
+		a = hp_dwarf_find_func(ot, s->twin->name);
+		b = hp_dwarf_find_func(nt, s->name);
+		if (!a || !b)
+			continue;
+		delta = (int)b->decl_line - (int)a->decl_line;
+		if (!line_only_change(s->twin->sec, s->sec, delta,
+				      a->decl_line))
+			continue;
+		s->line_delta = delta;
+		if (include) {
+			if (asprintf(&s->reason,
+				     "line numbers only (moved %+d lines)",
+				     delta) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		s->changed = false;
+		s->sec->changed = false;
+		if (hp_report_add_line_only(r, s->name, p->new_obj->relpath,
+					    delta))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* "body changed; inlines foo, bar": why a function is in, from DWARF. */
+static int note_reasons(struct hp_pair *p, const struct hp_dwarf_types *nt)
+{
+	for (size_t i = 0; i < p->new_obj->nr_syms; i++) {
+		struct hp_osym *s = &p->new_obj->syms[i];
+		const struct hp_func_types *f = NULL;
+
+		if (!hp_osym_is_func(s) || !s->changed || s->reason)
+			continue;
+		f = hp_dwarf_find_func(nt, s->name);
+		if (f && f->inlined[0] &&
+		    asprintf(&s->reason, "body changed; inlines %s",
+			     f->inlined) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static bool has_changes(const struct hp_obj *o)
 {
 	for (size_t i = 0; i < o->nr_syms; i++)
@@ -259,7 +355,7 @@ static bool has_changes(const struct hp_obj *o)
 }
 
 int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
-		    struct hp_diff_report *r)
+		    struct hp_diff_report *r, bool include_line_changes)
 {
 	int rc = 0;
 
@@ -280,6 +376,10 @@ int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
 			hp_warn("'%s': no DWARF: data layouts and signatures "
 				"not checked; build with -g",
 				p->new_obj->relpath);
+		if (!rc)
+			rc = check_lines(p, &ot, &nt, r, include_line_changes);
+		if (!rc)
+			rc = note_reasons(p, &nt);
 		if (!rc)
 			rc = check_layouts(p, &ot, &nt, r);
 		if (!rc)

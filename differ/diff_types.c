@@ -252,6 +252,21 @@ static int note_use(struct walk *w, struct hp_func_types *f, Dwarf_Die die)
 	return rc;
 }
 
+/* Record the name of a callee inlined here (once). */
+static void note_inlined(struct walk *w, struct hp_func_types *f, Dwarf_Die die)
+{
+	Dwarf_Die origin = ref_attr(w->dbg, die, DW_AT_abstract_origin);
+	const char *name = origin ? die_name(origin) : NULL;
+	size_t len = strlen(f->inlined);
+
+	if (name && !strstr(f->inlined, name) &&
+	    len + strlen(name) + 3 < sizeof(f->inlined))
+		snprintf(f->inlined + len, sizeof(f->inlined) - len, "%s%s",
+			 len ? ", " : "", name);
+	if (origin)
+		dwarf_dealloc_die(origin);
+}
+
 static int walk_body(struct walk *w, struct hp_func_types *f, Dwarf_Die die,
 		     int depth)
 {
@@ -268,8 +283,11 @@ static int walk_body(struct walk *w, struct hp_func_types *f, Dwarf_Die die,
 		case DW_TAG_variable:
 			rc = note_use(w, f, child);
 			break;
-		case DW_TAG_lexical_block:
 		case DW_TAG_inlined_subroutine:
+			note_inlined(w, f, child);
+			rc = walk_body(w, f, child, depth + 1);
+			break;
+		case DW_TAG_lexical_block:
 			rc = walk_body(w, f, child, depth + 1);
 			break;
 		}
@@ -323,6 +341,19 @@ static void signature(struct walk *w, Dwarf_Die die, char *buf, size_t cap)
 		snprintf(buf + len, cap - len, ")");
 }
 
+static unsigned int decl_line(Dwarf_Die die)
+{
+	Dwarf_Attribute attr = NULL;
+	Dwarf_Error err = NULL;
+	Dwarf_Unsigned line = 0;
+
+	if (dwarf_attr(die, DW_AT_decl_line, &attr, &err) == DW_DLV_OK) {
+		dwarf_formudata(attr, &line, &err);
+		dwarf_dealloc_attribute(attr);
+	}
+	return (unsigned int)line;
+}
+
 static int add_func(struct walk *w, Dwarf_Die die)
 {
 	struct hp_dwarf_types *t = w->t;
@@ -352,6 +383,7 @@ static int add_func(struct walk *w, Dwarf_Die die)
 	f = &t->funcs[t->nr_funcs++];
 	*f = (struct hp_func_types){ 0 };
 	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->decl_line = decl_line(decl ? decl : die);
 	signature(w, decl ? decl : die, f->sig, sizeof(f->sig));
 	rc = walk_body(w, f, die, 0);
 	if (!rc && decl)

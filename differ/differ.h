@@ -20,8 +20,9 @@ struct hp_diff_opts {
 	const char *debug_file; /* its separate debug file, or NULL */
 	const char *patch_id;	/* NULL: derived from the output name */
 	const char *description;
-	uint64_t sequence; /* 0: creation time */
-	uint64_t expires;  /* unix seconds, 0: never */
+	uint64_t sequence;	   /* 0: creation time */
+	uint64_t expires;	   /* unix seconds, 0: never */
+	bool include_line_changes; /* patch __LINE__-only changes too */
 };
 
 enum hp_diff_change {
@@ -51,6 +52,9 @@ struct hp_diff_refusal {
 struct hp_diff_report {
 	struct hp_diff_func *funcs;
 	uint32_t nr_funcs;
+	/* Changed only by line numbers (a moved assert or log): not patched. */
+	struct hp_diff_func *line_only;
+	uint32_t nr_line_only;
 	struct hp_diff_refusal *refused;
 	uint32_t nr_refused;
 	uint32_t nr_objects; /* object pairs compared */

@@ -53,6 +53,8 @@ struct hp_osym {
 	struct hp_osym *twin;
 	bool changed;
 	bool is_new;
+	char *reason;	/* why it is in the patch, if not "body changed" */
+	int line_delta; /* line-only change: by how many lines it moved */
 };
 
 struct hp_obj {
@@ -161,7 +163,9 @@ struct hp_layout {
 struct hp_func_types {
 	char name[128];
 	char sig[256]; /* "int (char *, unsigned long, int)" */
-	char **used;   /* structs it uses, by layout name */
+	unsigned int decl_line;
+	char inlined[256]; /* callees inlined into it, comma-separated */
+	char **used;	   /* structs it uses, by layout name */
 	uint32_t nr_used;
 };
 
@@ -186,6 +190,9 @@ const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 int hp_report_add_func(struct hp_diff_report *r, const char *name,
 		       const char *object, enum hp_diff_change change,
 		       const char *reason) __attribute__((warn_unused_result));
+int hp_report_add_line_only(struct hp_diff_report *r, const char *name,
+			    const char *object, int delta)
+	__attribute__((warn_unused_result));
 int hp_report_refuse(struct hp_diff_report *r, const char *symbol,
 		     const char *object, int code, const char *hint,
 		     const char *fmt, ...)
@@ -205,8 +212,10 @@ int hp_correlate_pair(struct hp_pair *p, struct hp_diff_report *r)
 
 /* diff_safety.c: layout, signature and removal checks (adds refusals). */
 int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
-		    struct hp_diff_report *r)
+		    struct hp_diff_report *r, bool include_line_changes)
 	__attribute__((warn_unused_result));
+/* diff_correlate.c */
+bool hp_relocs_equal(const struct hp_osec *a, const struct hp_osec *b);
 
 /* diff_build.c */
 int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,

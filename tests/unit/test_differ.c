@@ -358,6 +358,36 @@ static void test_case_signature(void **state)
 	hp_diff_report_free(r);
 }
 
+static void test_case_line_only(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	/* Only __LINE__ moved: nothing to patch, but said so. */
+	assert_hp_err(run_case("line_only", &r, &p), HP_E_NOCHANGE);
+	assert_int_equal(r->nr_funcs, 0);
+	assert_int_equal(r->nr_line_only, 1);
+	assert_string_equal(r->line_only[0].name, "log_state");
+	assert_int_equal((int)r->line_only[0].src_line, 4);
+	hp_diff_report_free(r);
+}
+
+static void test_case_inline_reason(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_diff_func *f = NULL;
+
+	(void)state;
+	assert_hp_ok(run_case("inline_callee", &r, &p));
+	f = find_func(r, "total_a");
+	assert_non_null(f);
+	assert_string_equal(f->reason, "body changed; inlines weight");
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +405,8 @@ int main(void)
 		cmocka_unit_test(test_case_struct_layout),
 		cmocka_unit_test(test_case_struct_reorder),
 		cmocka_unit_test(test_case_signature),
+		cmocka_unit_test(test_case_line_only),
+		cmocka_unit_test(test_case_inline_reason),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
