@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -154,6 +155,22 @@ static int remote_munmap(const struct hp_proc *proc, hp_raddr_t addr,
 		hp_warn("pid %d: cannot unmap patch region 0x%" PRIx64 ": %s",
 			(int)proc->pid, addr, hp_strerror(rc));
 	return rc;
+}
+
+/* Whether @pid is gone (or a zombie): nothing left to patch or undo. */
+static bool process_gone(pid_t pid)
+{
+	char path[64], state = 0;
+	FILE *fp = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return true;
+	if (fscanf(fp, "%*d (%*[^)]) %c", &state) != 1)
+		state = 'X';
+	fclose(fp);
+	return state == 'Z' || state == 'X';
 }
 
 static void prep_release(struct prep *pr)
@@ -1096,7 +1113,12 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		hp_warn("pid %d: patched, but the anti-rollback state was not "
 			"recorded",
 			(int)pid);
-	if (rc && pr.mapped)
+	if (rc && process_gone(pid))
+		rc = hp_error(-HP_E_GONE,
+			      "pid %d: the process exited during the apply; "
+			      "nothing to undo",
+			      (int)pid);
+	else if (rc && pr.mapped)
 		remote_munmap(&proc, pr.region, pr.region_size);
 out_close:
 	hp_rt_regions_free(pr.prior, pr.nr_prior);
