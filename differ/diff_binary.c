@@ -55,6 +55,40 @@ static int add_name(struct hp_buf *names, const char *name, size_t *off)
 	return rc;
 }
 
+/*
+ * Whether the binary is an executable and where its thread-locals live:
+ * on x86-64 the executable's TLS block ends at the thread pointer, at
+ * tls_offset = roundup(memsz - firstbyte, align) + firstbyte below it
+ * (glibc's _dl_determine_tlsoffset; ld computes local-exec offsets alike).
+ */
+static void read_segments(struct hp_binary *b, unsigned int e_type)
+{
+	size_t n = 0;
+
+	b->is_exec = e_type == ET_EXEC;
+	if (elf_getphdrnum(b->elf, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(b->elf, (int)i, &ph))
+			continue;
+		if (ph.p_type == PT_INTERP)
+			b->is_exec = true;
+		if (ph.p_type == PT_TLS) {
+			const uint64_t align = ph.p_align ? ph.p_align : 1;
+			const uint64_t first =
+				(-(ph.p_vaddr & (align - 1))) & (align - 1);
+
+			b->has_tls = true;
+			b->tls_offset =
+				(int64_t)(HP_ALIGN_UP(ph.p_memsz - first,
+						      align) +
+					  first);
+		}
+	}
+}
+
 static int read_build_id(struct hp_binary *b)
 {
 	Elf_Scn *scn = NULL;
@@ -310,6 +344,7 @@ int hp_binary_open(const char *path, const char *debug_file,
 		goto out_free;
 	}
 	b->is_pie = eh.e_type == ET_DYN;
+	read_segments(b, eh.e_type);
 	rc = read_build_id(b);
 	if (rc)
 		goto out_free;

@@ -342,6 +342,17 @@ static int close_over(struct builder *b, struct hp_osec *from,
 	struct hp_osym *s = r->sym;
 	struct hp_osec *ts = s->sec;
 
+	if (r->type == R_X86_64_GOTTPOFF) {
+		/* Always an image slot: it holds a constant offset. */
+		int rc = reserve_slot(b, s, from->obj, false);
+		struct slot *sl = rc ? NULL : find_slot(b, s, from->obj);
+
+		if (sl) {
+			sl->module_got = 0;
+			sl->need_slot = true;
+		}
+		return rc;
+	}
 	if (!ts) {
 		bool ambiguous = false;
 		const struct hp_bsym *bs = NULL;
@@ -544,6 +555,87 @@ static int unsupported_reloc(struct builder *b, struct hp_osec *s,
 		       ?: 0;
 }
 
+/* The thread-pointer offset of TLS symbol @s, for an executable. */
+static int tls_tpoff(struct builder *b, struct hp_osec *from,
+		     const struct hp_osym *s, int64_t *out)
+{
+	const struct hp_osym *named = s;
+	int64_t extra = 0;
+	uint64_t off = 0;
+	int rc;
+
+	if (!b->bin->is_exec || !b->bin->has_tls) {
+		b->nr_errors++;
+		return hp_report_refuse(
+			       b->r, s->name, from->obj->relpath,
+			       -HP_E_UNSUPPORTED_RELOC,
+			       "keep thread-local accesses out of the changed "
+			       "functions of a shared library for now",
+			       "'%s': thread-local '%s' in a shared library "
+			       "(dynamic TLS models are not supported)",
+			       from->name, s->name)
+			       ?: -HP_E_UNSUPPORTED;
+	}
+	if (s->type == STT_SECTION && s->sec && s->sec->primary) {
+		named = s->sec->primary;
+		extra = (int64_t)s->st.st_value - (int64_t)named->st.st_value;
+	}
+	if (named->sec) {
+		rc = lookup_old(b, from->obj, named, &off);
+		if (rc)
+			return rc;
+	} else {
+		bool ambiguous = false;
+		const struct hp_bsym *bs = hp_binary_find_sym(
+			b->bin, named->name, NULL, false, &ambiguous);
+
+		if (!bs || bs->type != STT_TLS) {
+			b->nr_errors++;
+			return hp_report_refuse(b->r, named->name,
+						from->obj->relpath, -HP_E_NOSYM,
+						NULL,
+						"thread-local '%s' is not in "
+						"the old binary",
+						named->name)
+				       ?: -HP_E_NOSYM;
+		}
+		off = bs->value;
+	}
+	*out = (int64_t)off + extra - b->bin->tls_offset;
+	return 0;
+}
+
+/*
+ * Thread-locals of an executable have offsets fixed at link time, so the
+ * patch carries them as constants: local-exec (TPOFF32) written into the
+ * code, initial-exec (GOTTPOFF) into an image slot the code loads.
+ */
+static int emit_tls(struct builder *b, struct hp_osec *s,
+		    const struct hp_orel *r, uint32_t place)
+{
+	struct slot *sl = NULL;
+	int64_t tpoff = 0, v;
+	int rc = tls_tpoff(b, s, r->sym, &tpoff);
+
+	if (rc)
+		return rc < 0 && rc != -ENOMEM ? 0 : rc;
+	if (r->type == R_X86_64_TPOFF32) {
+		v = tpoff + r->addend;
+		if (v != (int32_t)v || place + 4 > b->text.len)
+			return unsupported_reloc(b, s, r);
+		hp_put_le32(b->text.data + place, (uint32_t)v);
+		return 0;
+	}
+	sl = find_slot(b, r->sym, s->obj);
+	HP_BUG_ON(!sl || !sl->need_slot);
+	hp_put_le64(b->text.data + sl->off, (uint64_t)tpoff);
+	{
+		const struct target t = { HP_RB_IMAGE, sl->off };
+
+		return add_reloc(b, place, HP_R_PC32, &t, r->addend);
+	}
+}
+
 /* Pass 3 for one relocation. */
 static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r)
 {
@@ -554,6 +646,8 @@ static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r)
 	struct slot *sl = NULL;
 	int rc;
 
+	if (r->type == R_X86_64_TPOFF32 || r->type == R_X86_64_GOTTPOFF)
+		return emit_tls(b, s, r, place);
 	if (sym->sec)
 		rc = resolve_defined(b, s->obj, sym, &t);
 	else if (sym->type == STT_NOTYPE || sym->type == STT_FUNC ||

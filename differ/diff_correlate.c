@@ -187,6 +187,14 @@ static int compare_data(struct hp_osym *ns, struct hp_obj *newo,
 	struct hp_osym *os = ns->twin;
 
 	if (!os) {
+		if (ns->type == STT_TLS)
+			return hp_report_refuse(
+				r, ns->name, newo->relpath, -HP_E_UNSUPPORTED,
+				"use a new field in existing per-thread state, "
+				"or ship a new release",
+				"new thread-local variable '%s': running "
+				"threads' TLS blocks cannot grow",
+				ns->name);
 		ns->is_new = true;
 		return 0;
 	}

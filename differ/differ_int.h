@@ -108,6 +108,9 @@ struct hp_binary {
 	int debug_fd;
 	Elf *debug_elf;
 	bool is_pie;
+	bool is_exec; /* an executable (ET_EXEC, or PIE with PT_INTERP) */
+	bool has_tls;
+	int64_t tls_offset; /* TP minus the start of its static TLS block */
 	uint8_t build_id[HP_BUILD_ID_MAX];
 	uint32_t build_id_len;
 	struct hp_bsym *syms; /* sorted by name */
