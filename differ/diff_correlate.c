@@ -87,7 +87,9 @@ static bool targets_equal(const struct hp_orel *ra, const struct hp_orel *rb,
 	if (is_label(a) != is_label(b))
 		return false;
 	if (!is_label(a))
-		return ra->addend == rb->addend && names_equal(a, b);
+		/* Correlated symbols match only their own twin. */
+		return ra->addend == rb->addend &&
+		       (a->twin || b->twin ? b->twin == a : names_equal(a, b));
 	if (!sa || !sb)
 		return false;
 	if (hp_osec_is_strings(sa) && hp_osec_is_strings(sb)) {
@@ -146,29 +148,75 @@ static bool sections_equal(const struct hp_osec *a, const struct hp_osec *b,
 	return relocs_equal(a, b, depth);
 }
 
-static struct hp_osym *find_twin(struct hp_obj *old, const struct hp_osym *s)
+/* Members of @s's family in @o: same type, same name up to ".N" suffixes. */
+static size_t family_size(const struct hp_obj *o, const struct hp_osym *s)
+{
+	const size_t blen = base_len(s->name);
+	size_t n = 0;
+
+	for (size_t i = 0; i < o->nr_syms; i++) {
+		const struct hp_osym *x = &o->syms[i];
+
+		n += x->type == s->type && x->bind == STB_LOCAL && x->sec &&
+		     base_len(x->name) == blen &&
+		     !strncmp(x->name, s->name, blen);
+	}
+	return n;
+}
+
+/*
+ * The old symbol @s of the new build corresponds to. Plain names pair by
+ * name. Numbered locals (gcc clones "f.constprop.1", static locals
+ * "count.0") are numbered per build, so a new clone shifts the numbers:
+ * pair by name only when both builds have as many of the family; else a
+ * function by identical code; else the only one; else give up
+ * (*@ambiguous), rather than risk redirecting the wrong clone.
+ */
+static struct hp_osym *find_twin(struct hp_obj *old, struct hp_obj *newo,
+				 const struct hp_osym *s, bool *ambiguous)
 {
 	struct hp_osym *exact = hp_obj_find_sym_by_name(old, s->name);
 	struct hp_osym *cand = NULL;
-	size_t blen;
+	const size_t blen = base_len(s->name);
+	size_t n_old, n_new;
 
-	if (exact && exact->type == s->type)
+	*ambiguous = false;
+	if (exact && (exact->type != s->type || exact->twin))
+		exact = NULL;
+	if (s->bind != STB_LOCAL || blen == strlen(s->name))
 		return exact;
-	if (s->bind != STB_LOCAL)
-		return NULL;
-	blen = base_len(s->name);
-	for (size_t i = 0; i < old->nr_syms; i++) {
+	n_old = family_size(old, s);
+	n_new = family_size(newo, s);
+	if (exact && n_old == n_new)
+		return exact;
+	for (size_t i = 0; hp_osym_is_func(s) && i < old->nr_syms; i++) {
 		struct hp_osym *o = &old->syms[i];
 
 		if (o->type != s->type || o->bind != STB_LOCAL || !o->sec ||
 		    o->twin || base_len(o->name) != blen ||
-		    strncmp(o->name, s->name, blen))
+		    strncmp(o->name, s->name, blen) ||
+		    !sections_equal(o->sec, s->sec, 0))
 			continue;
-		if (cand)
-			return NULL; /* ambiguous: leave uncorrelated */
+		if (cand) {
+			*ambiguous = true;
+			return NULL;
+		}
 		cand = o;
 	}
-	return cand;
+	if (cand)
+		return cand;
+	if (n_old == 1 && n_new == 1) {
+		for (size_t i = 0; i < old->nr_syms; i++) {
+			struct hp_osym *o = &old->syms[i];
+
+			if (o->type == s->type && o->bind == STB_LOCAL &&
+			    o->sec && !o->twin && base_len(o->name) == blen &&
+			    !strncmp(o->name, s->name, blen))
+				return o;
+		}
+	}
+	*ambiguous = n_old > 0;
+	return NULL;
 }
 
 static int refuse_no_sections(struct hp_obj *o, struct hp_diff_report *r)
@@ -267,14 +315,32 @@ int hp_correlate_pair(struct hp_pair *p, struct hp_diff_report *r)
 				return refuse_no_sections(newo, r);
 		return 0;
 	}
+	/* Pass 1: every twin first, so comparisons can follow them. */
+	for (size_t i = 0; oldo && i < newo->nr_syms && !rc; i++) {
+		struct hp_osym *ns = &newo->syms[i];
+		bool ambiguous = false;
+
+		if (!hp_osym_is_func(ns) && !hp_osym_is_data(ns))
+			continue;
+		ns->twin = find_twin(oldo, newo, ns, &ambiguous);
+		if (ns->twin)
+			ns->twin->twin = ns;
+		else if (ambiguous)
+			rc = hp_report_refuse(
+				r, ns->name, newo->relpath, -HP_E_AMBIGSYM,
+				"build both trees with the same compiler and "
+				"flags; give same-named static locals distinct "
+				"names",
+				"cannot tell which old '%.*s.*' is '%s': gcc "
+				"numbered them differently in the two builds",
+				(int)base_len(ns->name), ns->name, ns->name);
+	}
+	/* Pass 2: compare. */
 	for (size_t i = 0; i < newo->nr_syms && !rc; i++) {
 		struct hp_osym *ns = &newo->syms[i];
 
 		if (!hp_osym_is_func(ns) && !hp_osym_is_data(ns))
 			continue;
-		ns->twin = oldo ? find_twin(oldo, ns) : NULL;
-		if (ns->twin)
-			ns->twin->twin = ns;
 		if (hp_osym_is_data(ns)) {
 			rc = compare_data(ns, newo, r);
 			continue;

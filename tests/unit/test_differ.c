@@ -388,6 +388,23 @@ static void test_case_inline_reason(void **state)
 	hp_diff_report_free(r);
 }
 
+static void test_case_clones(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	assert_hp_ok(run_case("clones", &r, &p));
+	assert_non_null(find_func(r, "api"));
+	for (uint32_t i = 0; i < r->nr_funcs; i++)
+		if (strcmp(r->funcs[i].name, "api"))
+			/* anything else must be a new clone, never a
+			 * redirected old one */
+			assert_int_equal(r->funcs[i].change, HP_DIFF_NEW);
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_case_signature),
 		cmocka_unit_test(test_case_line_only),
 		cmocka_unit_test(test_case_inline_reason),
+		cmocka_unit_test(test_case_clones),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
