@@ -18,18 +18,6 @@
 #define IMAGE_SIZE (4u << 20)
 #define RUNS 15
 
-/* hpdiff emits relocations grouped by type and base, offsets ascending. */
-static int cmp_offset(const void *a, const void *b)
-{
-	const struct hp_reloc *x = a, *y = b;
-
-	if (x->type != y->type)
-		return x->type - y->type;
-	if (x->base != y->base)
-		return x->base - y->base;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	const double x = *(const double *)a, y = *(const double *)b;
@@ -90,7 +78,8 @@ int main(void)
 			};
 		}
 	}
-	qsort(relocs, NR_RELOCS, sizeof(*relocs), cmp_offset);
+	/* in the order hpdiff emits them */
+	qsort(relocs, NR_RELOCS, sizeof(*relocs), hp_reloc_cmp);
 	hp_log_set_level(HP_LOG_ERROR);
 	for (int run = 0; run < RUNS; run++) {
 		struct timespec a, b;

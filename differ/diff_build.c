@@ -771,22 +771,6 @@ static int add_func(struct builder *b, struct hp_obj *o, struct hp_osym *s)
 	return rc;
 }
 
-/*
- * The runtime applies relocations in table order: grouped by type and
- * base its dispatch is always predicted, and ascending offsets keep the
- * writes local (bench/reloc). Order does not affect the result.
- */
-static int cmp_reloc(const void *a, const void *b)
-{
-	const struct hp_reloc *x = a, *y = b;
-
-	if (x->type != y->type)
-		return x->type - y->type;
-	if (x->base != y->base)
-		return x->base - y->base;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
 static void builder_release(struct builder *b)
 {
 	free(b->secs);
@@ -907,7 +891,8 @@ int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 		goto out_free;
 	}
 	if (m->nr_relocs) /* qsort(NULL, 0) is undefined */
-		qsort(m->relocs, m->nr_relocs, sizeof(*m->relocs), cmp_reloc);
+		qsort(m->relocs, m->nr_relocs, sizeof(*m->relocs),
+		      hp_reloc_cmp);
 	m->text_size = (uint32_t)b.text.len;
 	m->data_size = (uint32_t)b.data.len;
 	m->bss_size = b.bss_size;

@@ -10,6 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+int hp_reloc_cmp(const void *a, const void *b)
+{
+	const struct hp_reloc *x = a, *y = b;
+
+	if (x->type != y->type)
+		return x->type - y->type;
+	if (x->base != y->base)
+		return x->base - y->base;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
 struct hp_patch *hp_patch_new(void)
 {
 	return calloc(1, sizeof(struct hp_patch));

@@ -120,6 +120,13 @@ struct hp_patch {
 	struct hp_patch_file_info info;
 };
 
+/*
+ * hp_reloc_cmp() - the order hpdiff emits relocations in: by type, then
+ * base, then offset. The runtime accepts any order; grouped, its dispatch
+ * is always predicted (bench/reloc). A qsort comparator.
+ */
+int hp_reloc_cmp(const void *a, const void *b);
+
 /* Allocate an empty patch. Return: NULL on ENOMEM. */
 struct hp_patch *hp_patch_new(void);
 /* Free a patch and everything it owns; NULL is a no-op. */

@@ -112,14 +112,17 @@ int hp_proc_read_maps(struct hp_proc *proc)
 	return nr ? 0 : -HP_E_GONE;
 }
 
-int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
-		 size_t len)
+/* One loop for both directions: short transfers continue, EINTR retries. */
+static int proc_io(const struct hp_proc *proc, hp_raddr_t addr, uint8_t *buf,
+		   size_t len, bool write)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(proc->mem_fd, (uint8_t *)buf + done,
-				  len - done, (off_t)(addr + done));
+		const off_t at = (off_t)(addr + done);
+		ssize_t n =
+			write ? pwrite(proc->mem_fd, buf + done, len - done, at)
+			      : pread(proc->mem_fd, buf + done, len - done, at);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -132,24 +135,17 @@ int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 	return 0;
 }
 
+int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		 size_t len)
+{
+	return proc_io(proc, addr, buf, len, false);
+}
+
 int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
 		  size_t len)
 {
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(proc->mem_fd, (const uint8_t *)buf + done,
-				   len - done, (off_t)(addr + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ESRCH)
-			return -HP_E_GONE;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	/* pwrite does not modify the buffer: the cast only serves proc_io */
+	return proc_io(proc, addr, (uint8_t *)(uintptr_t)buf, len, true);
 }
 
 /* /proc/PID/maps lists mappings in address order: binary search. */
