@@ -128,6 +128,8 @@ int main(int argc, char **argv)
 	}
 	hp_log_set_prog("bench_pause");
 	hp_log_set_level(HP_LOG_ERROR);
+	if (getenv("HP_BENCH_DEBUG")) /* e.g. "timing": stages per stop */
+		hp_log_set_debug(getenv("HP_BENCH_DEBUG"));
 	setenv("HPATCH_STATE_DIR", "/tmp/hp-bench-state", 1);
 	if (hp_sign_init() || hp_read_file(argv[2], 1 << 26, &data, &len) ||
 	    hp_pack_read(argv[2], data, len, NULL, HP_PACK_NO_VERIFY, &p))
