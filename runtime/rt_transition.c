@@ -66,6 +66,22 @@ static void restore_priority(struct hp_world *w)
 	w->raised = false;
 }
 
+/*
+ * Wait for @t's stop and read its registers at once: while this thread's
+ * registers are read, later threads are still on their way to their stop,
+ * so the reads cost the pause little beyond the wait itself.
+ */
+static int wait_and_read(struct hp_thread *t)
+{
+	int rc = hp_pt_wait_stop(t);
+
+	if (!rc)
+		rc = hp_pt_get_regs(t);
+	if (!rc)
+		t->has_regs = true;
+	return rc;
+}
+
 /* One round: seize and interrupt threads not seen before. */
 static int stop_round(struct hp_world *w, size_t *nr_new)
 {
@@ -109,7 +125,7 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 
 		if (!t->seized)
 			continue;
-		wrc = hp_pt_wait_stop(t);
+		wrc = wait_and_read(t);
 		if (wrc == -ESRCH)
 			continue; /* exited while stopping: nothing to check */
 		if (wrc && !rc)
@@ -186,7 +202,7 @@ int hp_world_stop(struct hp_world *w)
 
 		if (!t->seized)
 			continue;
-		wrc = hp_pt_wait_stop(t);
+		wrc = wait_and_read(t);
 		if (wrc && wrc != -ESRCH)
 			rc = wrc;
 	}
