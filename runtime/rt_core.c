@@ -86,10 +86,14 @@ static void add_function(struct hp_rt_result *res, const char *name)
 /*
  * System calls run in the target through one briefly stopped thread. A
  * session keeps that thread stopped across several calls: under load every
- * stop waits for the thread to get a CPU, so fewer stops is faster.
+ * stop waits for the thread to get a CPU, so fewer stops is faster. For
+ * the same reason the thread runs SCHED_FIFO while it runs only our calls
+ * (each a single step), and gets its own scheduling back before it runs
+ * its own code again.
  */
 struct remote {
 	struct hp_thread t;
+	struct hp_prio prio;
 	hp_raddr_t insn;
 	bool open;
 };
@@ -102,11 +106,15 @@ static int remote_begin(const struct hp_proc *proc, struct remote *r)
 	rc = hp_proc_find_syscall_insn(proc, &r->insn);
 	if (!rc)
 		rc = hp_pt_seize(&r->t);
-	if (!rc)
+	if (!rc) {
+		/* Raised first, it also reaches the stop without waiting. */
+		hp_prio_raise(r->t.tid, &r->prio);
 		rc = hp_pt_interrupt(&r->t);
+	}
 	if (!rc)
 		rc = hp_pt_wait_stop(&r->t);
 	if (rc) {
+		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
 		return rc == -ESRCH ? -HP_E_GONE : rc;
 	}
@@ -124,8 +132,10 @@ static int remote_call(struct remote *r, long nr, const long args[6], long *ret)
 
 static void remote_end(struct remote *r)
 {
-	if (r->open)
+	if (r->open) {
+		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
+	}
 	r->open = false;
 }
 
@@ -981,39 +991,14 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 }
 
 /*
- * The loader's own priority for a whole operation: on a host whose CPUs
- * are saturated (by the very process being patched, often), a normal
- * priority loader gets a sliver of a CPU and every step outside the stop
- * takes milliseconds. Its work is short and bounded, so SCHED_FIFO where
- * allowed; restored afterwards.
+ * The loader's own priority for a whole operation (struct hp_prio): its
+ * work is short and bounded, so SCHED_FIFO where allowed.
  */
-struct prio {
-	int policy;
-	struct sched_param param;
-	bool raised;
-};
-
-static void prio_raise(struct prio *pr)
-{
-	const struct sched_param fifo = { .sched_priority = 1 };
-
-	pr->policy = sched_getscheduler(0);
-	sched_getparam(0, &pr->param);
-	pr->raised = pr->policy != SCHED_FIFO &&
-		     !sched_setscheduler(0, SCHED_FIFO, &fifo);
-}
-
-static void prio_restore(struct prio *pr)
-{
-	if (pr->raised)
-		sched_setscheduler(0, pr->policy, &pr->param);
-}
-
 void hp_rt_boost(void)
 {
-	struct prio pr;
+	struct hp_prio pr;
 
-	prio_raise(&pr); /* kept until the process exits */
+	hp_prio_raise(0, &pr); /* kept until the process exits */
 }
 
 static int apply_one(const struct hp_patch *p, pid_t pid,
@@ -1024,24 +1009,24 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 		const struct hp_rt_opts *opts, struct hp_rt_result *res)
 {
-	struct prio pr;
+	struct hp_prio pr;
 	int rc;
 
-	prio_raise(&pr);
+	hp_prio_raise(0, &pr);
 	rc = apply_one(p, pid, opts, res);
-	prio_restore(&pr);
+	hp_prio_restore(0, &pr);
 	return rc;
 }
 
 int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 		 struct hp_rt_result *res)
 {
-	struct prio pr;
+	struct hp_prio pr;
 	int rc;
 
-	prio_raise(&pr);
+	hp_prio_raise(0, &pr);
 	rc = revert_one(pid, opts, res);
-	prio_restore(&pr);
+	hp_prio_restore(0, &pr);
 	return rc;
 }
 

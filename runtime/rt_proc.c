@@ -12,6 +12,7 @@
 #include "common/hp_util.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -386,4 +387,26 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 	*tids = list;
 	*nr = n;
 	return 0;
+}
+
+void hp_prio_raise(pid_t tid, struct hp_prio *pr)
+{
+	const struct sched_param fifo = { .sched_priority = 1 };
+	const int policy = sched_getscheduler(tid);
+
+	*pr = (struct hp_prio){ .policy = policy };
+	/* A real-time thread already runs at least as soon: leave it. */
+	if (policy < 0 || sched_getparam(tid, &pr->param) ||
+	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
+	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
+		return;
+	pr->raised = !sched_setscheduler(tid, SCHED_FIFO, &fifo);
+}
+
+void hp_prio_restore(pid_t tid, struct hp_prio *pr)
+{
+	if (pr->raised && sched_setscheduler(tid, pr->policy, &pr->param))
+		hp_warn("tid %d: cannot restore its scheduling policy %d: %s",
+			(int)tid, pr->policy, strerror(errno));
+	pr->raised = false;
 }

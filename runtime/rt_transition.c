@@ -50,22 +50,6 @@ static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
 	return 0;
 }
 
-static void raise_priority(struct hp_world *w)
-{
-	struct sched_param sp = { .sched_priority = 1 };
-
-	w->old_policy = sched_getscheduler(0);
-	sched_getparam(0, &w->old_param);
-	w->raised = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
-}
-
-static void restore_priority(struct hp_world *w)
-{
-	if (w->raised)
-		sched_setscheduler(0, w->old_policy, &w->old_param);
-	w->raised = false;
-}
-
 /*
  * Wait for @t's stop and read its registers at once: while this thread's
  * registers are read, later threads are still on their way to their stop,
@@ -155,7 +139,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 	int rc;
 
 	*w = (struct hp_world){ .pid = pid };
-	raise_priority(w);
+	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
 	for (size_t i = 0; i < nr && !rc; i++) {
 		struct hp_thread *t = NULL;
@@ -239,7 +223,7 @@ void hp_world_resume(struct hp_world *w)
 {
 	for (size_t i = 0; i < w->nr_threads; i++)
 		hp_pt_release(&w->threads[i]);
-	restore_priority(w);
+	hp_prio_restore(0, &w->prio);
 	free(w->threads);
 	w->threads = NULL;
 	w->nr_threads = w->cap_threads = 0;

@@ -106,15 +106,28 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		  const long args[6], long *ret)
 	__attribute__((warn_unused_result));
 
+/*
+ * A thread's scheduling, raised to SCHED_FIFO for a short, bounded piece of
+ * work and then restored (@tid 0: the calling thread). On a host whose CPUs
+ * are saturated, often by the very process being patched, a thread of
+ * normal priority waits milliseconds for each turn on a CPU.
+ */
+struct hp_prio {
+	int policy;
+	struct sched_param param;
+	bool raised;
+};
+
+void hp_prio_raise(pid_t tid, struct hp_prio *pr);
+void hp_prio_restore(pid_t tid, struct hp_prio *pr);
+
 /* ---- rt_transition.c: stop the world ---- */
 struct hp_world {
 	pid_t pid;
 	struct hp_thread *threads;
 	size_t nr_threads;
 	size_t cap_threads;
-	int old_policy; /* the loader's scheduling, restored on resume */
-	struct sched_param old_param;
-	bool raised;
+	struct hp_prio prio; /* the loader's, restored on resume */
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us at the first interrupt */
 };
 
