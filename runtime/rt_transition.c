@@ -26,12 +26,22 @@
 #define HP_STACK_SCAN_MAX (8u << 20)
 #define HP_IOV_BATCH 512 /* ranges per process_vm_readv, under IOV_MAX */
 
-static struct hp_thread *find_thread(struct hp_world *w, pid_t tid)
+/*
+ * Is @tid known? A listing comes in the order of the previous one, so
+ * *@hint (where the last match was found, plus one) is almost always right:
+ * a round costs one pass, not one pass per thread.
+ */
+static bool known_thread(const struct hp_world *w, pid_t tid, size_t *hint)
 {
-	for (size_t i = 0; i < w->nr_threads; i++)
-		if (w->threads[i].tid == tid)
-			return &w->threads[i];
-	return NULL;
+	for (size_t k = 0; k < w->nr_threads; k++) {
+		const size_t i = (*hint + k) % w->nr_threads;
+
+		if (w->threads[i].tid == tid) {
+			*hint = i + 1;
+			return true;
+		}
+	}
+	return false;
 }
 
 static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
@@ -70,7 +80,7 @@ static int wait_and_read(struct hp_thread *t)
 static int stop_round(struct hp_world *w, size_t *nr_new)
 {
 	pid_t *tids = NULL;
-	size_t nr = 0, first = w->nr_threads;
+	size_t nr = 0, first = w->nr_threads, hint = 0;
 	int rc;
 
 	*nr_new = 0;
@@ -80,7 +90,7 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 	for (size_t i = 0; i < nr && !rc; i++) {
 		struct hp_thread *t = NULL;
 
-		if (find_thread(w, tids[i]))
+		if (known_thread(w, tids[i], &hint))
 			continue;
 		rc = add_thread(w, tids[i], &t);
 		if (rc)
