@@ -840,29 +840,20 @@ static int collect_funcs(struct builder *b)
 	return rc;
 }
 
-int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
-		   size_t nr_pairs, struct hp_binary *bin,
-		   struct hp_diff_report *r, struct hp_patch **out)
+int hp_build_module(const struct hp_diff_opts *opts, struct hp_pair *pairs,
+		    size_t nr_pairs, struct hp_binary *bin,
+		    struct hp_diff_report *r, struct hp_module *m)
 {
 	struct builder b = { .opts = opts,
 			     .bin = bin,
 			     .r = r,
 			     .pairs = pairs,
-			     .nr_pairs = nr_pairs };
-	struct hp_patch *p = hp_patch_new();
-	struct hp_module *m = NULL;
+			     .nr_pairs = nr_pairs,
+			     .m = m };
+	const uint32_t refused_before = r->nr_refused;
 	const char *slash = NULL;
 	int rc;
 
-	if (!p)
-		return -ENOMEM;
-	p->modules = calloc(1, sizeof(*p->modules));
-	if (!p->modules) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	p->nr_modules = 1;
-	m = b.m = &p->modules[0];
 	memcpy(m->build_id, bin->build_id, bin->build_id_len);
 	m->build_id_len = bin->build_id_len;
 	slash = strrchr(bin->path, '/');
@@ -886,7 +877,7 @@ int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 		rc = emit_all(&b);
 	if (rc)
 		goto out_free;
-	if (b.nr_errors || r->nr_refused) {
+	if (b.nr_errors || r->nr_refused > refused_before) {
 		rc = -HP_E_REFUSED;
 		goto out_free;
 	}
@@ -900,10 +891,7 @@ int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 	m->data = b.data.data;
 	b.text = (struct hp_buf){ 0 };
 	b.data = (struct hp_buf){ 0 };
-	*out = p;
-	p = NULL;
 out_free:
 	builder_release(&b);
-	hp_patch_free(p);
 	return rc;
 }

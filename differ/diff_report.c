@@ -17,6 +17,36 @@ static const char *const change_names[] = {
 	[HP_DIFF_NEW] = "new",
 };
 
+/* Entries added from now on belong to the newest module. */
+static const char *cur_module(const struct hp_diff_report *r)
+{
+	return r->nr_modules ? r->modules[r->nr_modules - 1].binary : "";
+}
+
+int hp_report_add_module(struct hp_diff_report *r, const char *binary,
+			 const char *build_id)
+{
+	const char *slash = strrchr(binary, '/');
+	struct hp_diff_report_module *m =
+		realloc(r->modules, (r->nr_modules + 1) * sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	r->modules = m;
+	m = &r->modules[r->nr_modules];
+	*m = (struct hp_diff_report_module){
+		.binary = strdup(slash ? slash + 1 : binary),
+		.build_id = strdup(build_id),
+	};
+	if (!m->binary || !m->build_id) {
+		free(m->binary);
+		free(m->build_id);
+		return -ENOMEM;
+	}
+	r->nr_modules++;
+	return 0;
+}
+
 int hp_report_add_func(struct hp_diff_report *r, const char *name,
 		       const char *object, enum hp_diff_change change,
 		       const char *reason)
@@ -30,6 +60,7 @@ int hp_report_add_func(struct hp_diff_report *r, const char *name,
 	f = &r->funcs[r->nr_funcs];
 	*f = (struct hp_diff_func){
 		.name = strdup(name),
+		.module = cur_module(r),
 		.object = strdup(object),
 		.change = change,
 		.reason = strdup(reason),
@@ -55,6 +86,7 @@ int hp_report_add_line_only(struct hp_diff_report *r, const char *name,
 	r->line_only = f;
 	f = &r->line_only[r->nr_line_only];
 	*f = (struct hp_diff_func){ .name = strdup(name),
+				    .module = cur_module(r),
 				    .object = strdup(object),
 				    .src_line = (unsigned int)delta };
 	if (!f->name || !f->object) {
@@ -88,6 +120,7 @@ int hp_report_refuse(struct hp_diff_report *r, const char *symbol,
 	r->refused = x;
 	r->refused[r->nr_refused++] = (struct hp_diff_refusal){
 		.symbol = strdup(symbol ? symbol : ""),
+		.module = cur_module(r),
 		.object = strdup(object ? object : ""),
 		.code = code,
 		.message = msg,
@@ -101,12 +134,22 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 	if (r->build_id)
 		hp_out_str(o, "build_id", "%s", r->build_id);
 	hp_out_u64(o, "objects_compared", r->nr_objects);
+	hp_out_begin_array(o, "modules");
+	for (uint32_t i = 0; i < r->nr_modules; i++) {
+		hp_out_begin_object(o, NULL);
+		hp_out_str(o, "binary", "%s", r->modules[i].binary);
+		hp_out_str(o, "build_id", "%s", r->modules[i].build_id);
+		hp_out_u64(o, "objects_compared", r->modules[i].nr_objects);
+		hp_out_end_object(o);
+	}
+	hp_out_end_array(o);
 	hp_out_begin_array(o, "functions");
 	for (uint32_t i = 0; i < r->nr_funcs; i++) {
 		const struct hp_diff_func *f = &r->funcs[i];
 
 		hp_out_begin_object(o, NULL);
 		hp_out_str(o, "name", "%s", f->name);
+		hp_out_str(o, "module", "%s", f->module);
 		hp_out_str(o, "object", "%s", f->object);
 		hp_out_str(o, "change", "%s", change_names[f->change]);
 		hp_out_str(o, "reason", "%s", f->reason);
@@ -123,6 +166,7 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 	for (uint32_t i = 0; i < r->nr_line_only; i++) {
 		hp_out_begin_object(o, NULL);
 		hp_out_str(o, "name", "%s", r->line_only[i].name);
+		hp_out_str(o, "module", "%s", r->line_only[i].module);
 		hp_out_str(o, "object", "%s", r->line_only[i].object);
 		hp_out_i64(o, "moved_lines", (int)r->line_only[i].src_line);
 		hp_out_str(o, "note", "%s",
@@ -137,6 +181,7 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 
 		hp_out_begin_object(o, NULL);
 		hp_out_str(o, "symbol", "%s", x->symbol);
+		hp_out_str(o, "module", "%s", x->module);
 		hp_out_str(o, "object", "%s", x->object);
 		hp_out_str(o, "code", "%s", hp_err_name(x->code));
 		hp_out_str(o, "message", "%s", x->message);
@@ -167,6 +212,11 @@ void hp_diff_report_free(struct hp_diff_report *r)
 		free(r->line_only[i].name);
 		free(r->line_only[i].object);
 	}
+	for (uint32_t i = 0; i < r->nr_modules; i++) {
+		free(r->modules[i].binary);
+		free(r->modules[i].build_id);
+	}
+	free(r->modules);
 	free(r->line_only);
 	free(r->funcs);
 	free(r->refused);

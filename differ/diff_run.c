@@ -102,7 +102,7 @@ static int open_pair(const char *old_root, const char *new_root,
 }
 
 /* Merge two sorted lists of relative paths into pairs. */
-static int pair_trees(const struct hp_diff_opts *opts, struct hp_pair **out,
+static int pair_trees(const struct hp_diff_module *opts, struct hp_pair **out,
 		      size_t *nr_out)
 {
 	struct file_list ol = { 0 }, nl = { 0 };
@@ -144,7 +144,7 @@ out_release:
 	return rc;
 }
 
-static int pair_files(const struct hp_diff_opts *opts, struct hp_pair **out,
+static int pair_files(const struct hp_diff_module *opts, struct hp_pair **out,
 		      size_t *nr_out)
 {
 	struct hp_pair *p = calloc(1, sizeof(*p));
@@ -178,12 +178,32 @@ static int fill_meta(const struct hp_diff_opts *opts, struct hp_patch *p)
 	return p->id && p->description && p->creator ? 0 : -ENOMEM;
 }
 
+/* A module none of whose functions changed is left out of the patch. */
+static void drop_unchanged(struct hp_patch *p)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < p->nr_modules; i++) {
+		if (p->modules[i].nr_funcs) {
+			p->modules[n++] = p->modules[i];
+			continue;
+		}
+		hp_log(HP_LOG_INFO,
+		       "'%s': no changed functions; not in the "
+		       "patch",
+		       p->modules[i].name);
+		hp_module_release(&p->modules[i]);
+	}
+	p->nr_modules = n;
+}
+
+/* Source file and line of this module's report entries, from @first on. */
 static void locate_sources(struct hp_pair *pairs, size_t nr_pairs,
-			   struct hp_diff_report *r)
+			   struct hp_diff_report *r, uint32_t from)
 {
 	for (size_t i = 0; i < nr_pairs; i++) {
 		struct hp_obj *o = pairs[i].new_obj;
-		uint32_t first = 0, n = 0;
+		uint32_t first = from, n = 0;
 
 		if (!o)
 			continue;
@@ -199,38 +219,62 @@ static void locate_sources(struct hp_pair *pairs, size_t nr_pairs,
 	}
 }
 
-int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
-		struct hp_patch **patch)
+static void free_pairs(struct hp_pair *pairs, size_t nr_pairs)
 {
-	struct hp_diff_report *r = calloc(1, sizeof(*r));
+	for (size_t i = 0; i < nr_pairs; i++) {
+		hp_obj_free(pairs[i].old_obj);
+		hp_obj_free(pairs[i].new_obj);
+	}
+	free(pairs);
+}
+
+/*
+ * One module: compare its builds and fill @m. Return: 0, -HP_E_REFUSED
+ * (refusals in the report; the other modules are still compared, so that
+ * every refusal is listed), or another error.
+ */
+static int diff_module(const struct hp_diff_opts *opts,
+		       const struct hp_diff_module *mod,
+		       struct hp_diff_report *r, struct hp_module *m)
+{
 	struct hp_binary *bin = NULL;
 	struct hp_pair *pairs = NULL;
 	size_t nr_pairs = 0;
+	const uint32_t first_func = r->nr_funcs, refused = r->nr_refused;
 	struct stat so, sn;
 	char hex[2 * HP_BUILD_ID_MAX + 1];
 	int rc;
 
-	*report = r;
-	*patch = NULL;
-	if (!r)
-		return -ENOMEM;
-	elf_version(EV_CURRENT);
-	if (stat(opts->old_path, &so) < 0)
-		return hp_error_rc(-errno, "'%s'", opts->old_path);
-	if (stat(opts->new_path, &sn) < 0)
-		return hp_error_rc(-errno, "'%s'", opts->new_path);
+	if (stat(mod->old_path, &so) < 0)
+		return hp_error_rc(-errno, "'%s'", mod->old_path);
+	if (stat(mod->new_path, &sn) < 0)
+		return hp_error_rc(-errno, "'%s'", mod->new_path);
 	if (S_ISDIR(so.st_mode) != S_ISDIR(sn.st_mode))
 		return hp_error(-EINVAL,
 				"'%s' and '%s': give two object files or two "
 				"build trees",
-				opts->old_path, opts->new_path);
-	rc = hp_binary_open(opts->binary, opts->debug_file, &bin);
+				mod->old_path, mod->new_path);
+	rc = hp_binary_open(mod->binary, mod->debug_file, &bin);
 	if (rc)
 		return rc;
 	hp_hex(hex, bin->build_id, bin->build_id_len);
-	r->build_id = strdup(hex);
-	rc = S_ISDIR(sn.st_mode) ? pair_trees(opts, &pairs, &nr_pairs)
-				 : pair_files(opts, &pairs, &nr_pairs);
+	for (uint32_t i = 0; i < r->nr_modules; i++)
+		if (!strcmp(r->modules[i].build_id, hex)) {
+			rc = hp_error(-EINVAL,
+				      "'%s': build-id %s is already the "
+				      "patch's module '%s'; give each binary "
+				      "once",
+				      mod->binary, hex, r->modules[i].binary);
+			goto out_free;
+		}
+	rc = hp_report_add_module(r, mod->binary, hex);
+	if (!rc && !r->build_id) {
+		r->build_id = strdup(hex);
+		rc = r->build_id ? 0 : -ENOMEM;
+	}
+	if (!rc)
+		rc = S_ISDIR(sn.st_mode) ? pair_trees(mod, &pairs, &nr_pairs)
+					 : pair_files(mod, &pairs, &nr_pairs);
 	for (size_t i = 0; !rc && i < nr_pairs; i++)
 		rc = hp_correlate_pair(&pairs[i], r);
 	if (!rc)
@@ -238,30 +282,63 @@ int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
 				     opts->include_line_changes);
 	if (rc)
 		goto out_free;
-	r->nr_objects = (uint32_t)nr_pairs;
-	rc = hp_build_patch(opts, pairs, nr_pairs, bin, r, patch);
-	locate_sources(pairs, nr_pairs, r);
-	if (rc == -HP_E_REFUSED || (!rc && r->nr_refused)) {
+	r->modules[r->nr_modules - 1].nr_objects = (uint32_t)nr_pairs;
+	r->nr_objects += (uint32_t)nr_pairs;
+	rc = hp_build_module(opts, pairs, nr_pairs, bin, r, m);
+	locate_sources(pairs, nr_pairs, r, first_func);
+	if (!rc && r->nr_refused > refused)
 		rc = -HP_E_REFUSED;
-		goto out_free;
-	}
-	if (rc)
-		goto out_free;
-	if (!r->nr_funcs) {
-		rc = -HP_E_NOCHANGE;
-		goto out_free;
-	}
-	rc = fill_meta(opts, *patch);
 out_free:
-	if (rc) {
-		hp_patch_free(*patch);
-		*patch = NULL;
-	}
-	for (size_t i = 0; i < nr_pairs; i++) {
-		hp_obj_free(pairs[i].old_obj);
-		hp_obj_free(pairs[i].new_obj);
-	}
-	free(pairs);
+	free_pairs(pairs, nr_pairs);
 	hp_binary_free(bin);
+	return rc;
+}
+
+int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
+		struct hp_patch **patch)
+{
+	struct hp_diff_report *r = calloc(1, sizeof(*r));
+	const uint32_t nr = 1 + opts->nr_more;
+	struct hp_patch *p = NULL;
+	bool refused = false;
+	int rc = 0;
+
+	*report = r;
+	*patch = NULL;
+	if (!r)
+		return -ENOMEM;
+	elf_version(EV_CURRENT);
+	p = hp_patch_new();
+	if (p)
+		p->modules = calloc(nr, sizeof(*p->modules));
+	if (!p || !p->modules) {
+		hp_patch_free(p);
+		return -ENOMEM;
+	}
+	p->nr_modules = nr;
+	for (uint32_t i = 0; i < nr && (!rc || rc == -HP_E_REFUSED); i++) {
+		const struct hp_diff_module first = {
+			opts->old_path,
+			opts->new_path,
+			opts->binary,
+			opts->debug_file,
+		};
+
+		rc = diff_module(opts, i ? &opts->more[i - 1] : &first, r,
+				 &p->modules[i]);
+		refused |= rc == -HP_E_REFUSED;
+	}
+	if (!rc && refused)
+		rc = -HP_E_REFUSED;
+	if (!rc && !r->nr_funcs)
+		rc = -HP_E_NOCHANGE;
+	if (!rc)
+		drop_unchanged(p);
+	if (!rc)
+		rc = fill_meta(opts, p);
+	if (rc)
+		hp_patch_free(p);
+	else
+		*patch = p;
 	return rc;
 }

@@ -13,12 +13,24 @@
 #include "common/hp_out.h"
 #include "packer/packer.h"
 
-struct hp_diff_opts {
+/* One module of a patch (a program or a shared library) and its builds. */
+struct hp_diff_module {
 	const char *old_path;	/* object file or build tree */
 	const char *new_path;	/* same kind as old_path */
 	const char *binary;	/* the old linked binary, as shipped */
 	const char *debug_file; /* its separate debug file, or NULL */
-	const char *patch_id;	/* NULL: derived from the output name */
+};
+
+struct hp_diff_opts {
+	/* The first module (fields as in struct hp_diff_module). */
+	const char *old_path;
+	const char *new_path;
+	const char *binary;
+	const char *debug_file;
+	/* Further modules carried by the same patch, e.g. a library. */
+	const struct hp_diff_module *more;
+	uint32_t nr_more;
+	const char *patch_id; /* NULL: derived from the output name */
 	const char *description;
 	uint64_t sequence;	   /* 0: creation time */
 	uint64_t expires;	   /* unix seconds, 0: never */
@@ -32,7 +44,8 @@ enum hp_diff_change {
 
 struct hp_diff_func {
 	char *name;
-	char *object; /* relative path of the new object */
+	const char *module; /* the binary's file name (report-owned) */
+	char *object;	    /* relative path of the new object */
 	enum hp_diff_change change;
 	char *reason;	/* "body changed", "new", ... */
 	char *src_file; /* from DWARF, or NULL */
@@ -43,13 +56,22 @@ struct hp_diff_func {
 
 struct hp_diff_refusal {
 	char *symbol;
+	const char *module; /* the binary's file name (report-owned) */
 	char *object;
 	int code; /* -HP_E_* */
 	char *message;
 	char *hint; /* what to do, or NULL */
 };
 
+struct hp_diff_report_module {
+	char *binary;	/* file name of the old binary */
+	char *build_id; /* hex */
+	uint32_t nr_objects;
+};
+
 struct hp_diff_report {
+	struct hp_diff_report_module *modules; /* in the patch's order */
+	uint32_t nr_modules;
 	struct hp_diff_func *funcs;
 	uint32_t nr_funcs;
 	/* Changed only by line numbers (a moved assert or log): not patched. */
@@ -57,8 +79,8 @@ struct hp_diff_report {
 	uint32_t nr_line_only;
 	struct hp_diff_refusal *refused;
 	uint32_t nr_refused;
-	uint32_t nr_objects; /* object pairs compared */
-	char *build_id;	     /* hex, of the old binary */
+	uint32_t nr_objects; /* object pairs compared, all modules */
+	char *build_id;	     /* hex, of the first module's old binary */
 };
 
 /*

@@ -189,7 +189,10 @@ const struct hp_layout *hp_dwarf_find_layout(const struct hp_dwarf_types *t,
 const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 					       const char *name);
 
-/* diff_report.c */
+/* diff_report.c: entries added after hp_report_add_module() are its. */
+int hp_report_add_module(struct hp_diff_report *r, const char *binary,
+			 const char *build_id)
+	__attribute__((warn_unused_result));
 int hp_report_add_func(struct hp_diff_report *r, const char *name,
 		       const char *object, enum hp_diff_change change,
 		       const char *reason) __attribute__((warn_unused_result));
@@ -220,10 +223,11 @@ int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
 /* diff_correlate.c */
 bool hp_relocs_equal(const struct hp_osec *a, const struct hp_osec *b);
 
-/* diff_build.c */
-int hp_build_patch(const struct hp_diff_opts *opts, struct hp_pair *pairs,
-		   size_t nr_pairs, struct hp_binary *bin,
-		   struct hp_diff_report *r, struct hp_patch **out)
+/* diff_build.c: fill @m, one module of the patch, from its object pairs.
+ * On failure @m may hold parts; the patch's owner frees them. */
+int hp_build_module(const struct hp_diff_opts *opts, struct hp_pair *pairs,
+		    size_t nr_pairs, struct hp_binary *bin,
+		    struct hp_diff_report *r, struct hp_module *m)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -16,7 +16,73 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char synopsis[] = "--old OLD --new NEW --binary BIN [-o OUT]";
+static const char synopsis[] =
+	"--old OLD --new NEW --binary BIN [--and --old OLD2 --new NEW2 "
+	"--binary LIB ...] [-o OUT]";
+
+#define HP_MAX_MODULES 64 /* the format's limit */
+#define HP_MODULE_OPTS 4  /* table[0..3]: a module's own options */
+
+/*
+ * Each "--and" starts another module of the same patch (say the program
+ * and a library it loads): --old, --new, --binary and --debug-file after
+ * it describe that module; the other options may stand anywhere. @table's
+ * first HP_MODULE_OPTS entries are the module's; *@nr_mods counts them.
+ * Return: -1 parsed, or an exit code.
+ */
+static int parse_args(const struct hp_opt *table, size_t nr_opts, int argc,
+		      char **argv, struct hp_diff_module *mods,
+		      uint32_t *nr_mods)
+{
+	struct hp_opt *t = calloc(nr_opts, sizeof(*t));
+	char **seg = calloc((size_t)argc + 1, sizeof(*seg));
+	int rc = -1;
+
+	if (!t || !seg) {
+		rc = hp_cli_usage_error(NULL, "out of memory");
+		goto out_free;
+	}
+	memcpy(t, table, nr_opts * sizeof(*t));
+	seg[0] = argv[0];
+	for (int i = 1; i <= argc && rc < 0;) {
+		struct hp_diff_module *m = &mods[*nr_mods];
+		int end = i, n = 1, first;
+
+		while (end < argc && strcmp(argv[end], "--and"))
+			end++;
+		if (*nr_mods >= HP_MAX_MODULES) {
+			rc = hp_cli_usage_error(NULL, "at most %d modules",
+						HP_MAX_MODULES);
+			break;
+		}
+		t[0].value = &m->old_path;
+		t[1].value = &m->new_path;
+		t[2].value = &m->binary;
+		t[3].value = &m->debug_file;
+		for (int k = i; k < end; k++)
+			seg[n++] = argv[k];
+		seg[n] = NULL;
+		rc = hp_cli_parse(NULL, synopsis, t, n, seg, &first);
+		if (rc >= 0)
+			break;
+		if (first < n)
+			rc = hp_cli_usage_error(
+				NULL, "unexpected argument '%s'", seg[first]);
+		else if (!m->old_path || !m->new_path || !m->binary)
+			rc = hp_cli_usage_error(
+				NULL, *nr_mods
+					      ? "each --and needs --old, --new "
+						"and --binary"
+					      : "--old, --new and --binary are "
+						"required");
+		(*nr_mods)++;
+		i = end + 1;
+	}
+out_free:
+	free(t);
+	free(seg);
+	return rc;
+}
 
 static char *id_from_output(const char *out)
 {
@@ -62,6 +128,8 @@ out_release:
 int main(int argc, char **argv)
 {
 	struct hp_diff_opts opts = { 0 };
+	static struct hp_diff_module mods[HP_MAX_MODULES];
+	uint32_t nr_mods = 0;
 	const char *out = NULL, *key = NULL;
 	struct hp_diff_report *report = NULL;
 	struct hp_patch *patch = NULL;
@@ -69,15 +137,16 @@ int main(int argc, char **argv)
 	bool json = false;
 	char *id = NULL;
 	struct hp_out o;
-	int first, rc, status;
+	int rc, status;
 	const struct hp_opt table[] = {
-		{ "old", 0, HP_OPT_STR, &opts.old_path, "OLD",
+		/* The module's own (HP_MODULE_OPTS): set by parse_args. */
+		{ "old", 0, HP_OPT_STR, NULL, "OLD",
 		  "old build: object file or build tree" },
-		{ "new", 0, HP_OPT_STR, &opts.new_path, "NEW",
+		{ "new", 0, HP_OPT_STR, NULL, "NEW",
 		  "new build: same kind as --old" },
-		{ "binary", 0, HP_OPT_STR, &opts.binary, "BIN",
-		  "the old linked binary as shipped" },
-		{ "debug-file", 0, HP_OPT_STR, &opts.debug_file, "FILE",
+		{ "binary", 0, HP_OPT_STR, NULL, "BIN",
+		  "the old linked binary (or library) as shipped" },
+		{ "debug-file", 0, HP_OPT_STR, NULL, "FILE",
 		  "separate debug file of a stripped --binary" },
 		{ "output", 'o', HP_OPT_STR, &out, "OUT",
 		  "write the patch here (else report only)" },
@@ -104,15 +173,16 @@ int main(int argc, char **argv)
 		printf("hpdiff %s\n", HP_VERSION);
 		return HP_EXIT_OK;
 	}
-	rc = hp_cli_parse(NULL, synopsis, table, argc, argv, &first);
+	rc = parse_args(table, sizeof(table) / sizeof(*table), argc, argv, mods,
+			&nr_mods);
 	if (rc >= 0)
 		return rc;
-	if (first < argc)
-		return hp_cli_usage_error(NULL, "unexpected argument '%s'",
-					  argv[first]);
-	if (!opts.old_path || !opts.new_path || !opts.binary)
-		return hp_cli_usage_error(NULL, "--old, --new and --binary are "
-						"required");
+	opts.old_path = mods[0].old_path;
+	opts.new_path = mods[0].new_path;
+	opts.binary = mods[0].binary;
+	opts.debug_file = mods[0].debug_file;
+	opts.more = mods + 1;
+	opts.nr_more = nr_mods - 1;
 	if (sequence < 0 || expires < 0)
 		return hp_cli_usage_error(NULL, "--sequence and --expires "
 						"must not be negative");

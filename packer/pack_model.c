@@ -26,7 +26,7 @@ struct hp_patch *hp_patch_new(void)
 	return calloc(1, sizeof(struct hp_patch));
 }
 
-static void module_release(struct hp_module *m)
+void hp_module_release(struct hp_module *m)
 {
 	for (uint32_t i = 0; m->funcs && i < m->nr_funcs; i++)
 		free(m->funcs[i].name);
@@ -47,7 +47,7 @@ void hp_patch_free(struct hp_patch *p)
 	if (!p)
 		return;
 	for (uint32_t i = 0; p->modules && i < p->nr_modules; i++)
-		module_release(&p->modules[i]);
+		hp_module_release(&p->modules[i]);
 	free(p->modules);
 	free(p->id);
 	free(p->description);

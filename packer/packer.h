@@ -131,6 +131,8 @@ int hp_reloc_cmp(const void *a, const void *b);
 struct hp_patch *hp_patch_new(void);
 /* Free a patch and everything it owns; NULL is a no-op. */
 void hp_patch_free(struct hp_patch *p);
+/* Free what @m holds (not @m itself). */
+void hp_module_release(struct hp_module *m);
 
 /* Image offset where a module's writable data starts. */
 static inline uint32_t hp_module_data_off(const struct hp_module *m)

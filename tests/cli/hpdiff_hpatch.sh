@@ -13,7 +13,7 @@ check "help on stdout" grep -q -- "--binary BIN" "$T/last.out"
 expect_exit 0 "hpdiff --version" "$HPDIFF" --version
 expect_exit 3 "no change: exit 3" "$HPDIFF" --old "$O/demo-v1.objs.dir" --new "$O/demo-v1.objs.dir" --binary "$B/demo-v1"
 expect_exit 1 "changed data: exit 1" "$HPDIFF" --old "$O/changed_data-v1.objs.dir" --new "$O/changed_data-v2.objs.dir" --binary "$B/changed_data-v1" --json -o "$T/no.hpatch"
-check "refusal in JSON with its code" grep -q '"refused":\[{"symbol":"limit","object":"cases/changed_data.c.o","code":"HP_E_CHANGED_DATA"' "$T/last.out"
+check "refusal in JSON with its code" grep -q '"refused":\[{"symbol":"limit","module":"changed_data-v1","object":"cases/changed_data.c.o","code":"HP_E_CHANGED_DATA"' "$T/last.out"
 check "stderr says what to do" grep -q "hint:" "$T/last.err"
 check "no patch written when refused" test ! -e "$T/no.hpatch"
 expect_exit 0 "report with source lines" "$HPDIFF" --old "$O/demo-v1.objs.dir" --new "$O/demo-v2.objs.dir" --binary "$B/demo-v1" --json

@@ -9,6 +9,7 @@
 #include "common/hp_log.h"
 #include "differ/differ.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,67 @@ static void test_case_clones(void **state)
 	hp_diff_report_free(r);
 }
 
+/* One patch for a program and the library it loads: a module each, the
+ * report says which function is whose; a module that did not change is
+ * left out. */
+static void test_two_modules(void **state)
+{
+	const char *b = getenv("HP_BUILD");
+	char ho[512], hn[512], hb[512], lo[512], ln[512], lb[512];
+	struct hp_diff_module lib = { lo, ln, lb, NULL };
+	struct hp_diff_opts opts = { .old_path = ho,
+				     .new_path = hn,
+				     .binary = hb,
+				     .patch_id = "t",
+				     .more = &lib,
+				     .nr_more = 1 };
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	snprintf(ho, sizeof(ho),
+		 "%s/testdata/CMakeFiles/greet_host-v1.objs.dir", b);
+	snprintf(hn, sizeof(hn),
+		 "%s/testdata/CMakeFiles/greet_host-v2.objs.dir", b);
+	snprintf(hb, sizeof(hb), "%s/testdata/greet_host", b);
+	snprintf(lo, sizeof(lo), "%s/testdata/CMakeFiles/greet-v1.objs.dir", b);
+	snprintf(ln, sizeof(ln), "%s/testdata/CMakeFiles/greet-v2.objs.dir", b);
+	snprintf(lb, sizeof(lb), "%s/testdata/libgreet-v1.so", b);
+	assert_hp_ok(hp_diff_run(&opts, &r, &p));
+	assert_int_equal(r->nr_modules, 2);
+	assert_string_equal(r->modules[0].binary, "greet_host");
+	assert_string_equal(r->modules[1].binary, "libgreet-v1.so");
+	assert_int_equal(r->nr_funcs, 2);
+	assert_string_equal(r->funcs[0].name, "answer");
+	assert_string_equal(r->funcs[0].module, "greet_host");
+	assert_string_equal(r->funcs[1].name, "greet_reply");
+	assert_string_equal(r->funcs[1].module, "libgreet-v1.so");
+	assert_int_equal(p->nr_modules, 2);
+	assert_string_equal(p->modules[0].name, "greet_host");
+	assert_int_equal(p->modules[0].nr_funcs, 1);
+	assert_string_equal(p->modules[1].name, "libgreet-v1.so");
+	assert_int_equal(p->modules[1].nr_funcs, 1);
+	assert_memory_not_equal(p->modules[0].build_id, p->modules[1].build_id,
+				20);
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+
+	/* The library unchanged: the patch carries the program alone. */
+	lib.new_path = lo;
+	assert_hp_ok(hp_diff_run(&opts, &r, &p));
+	assert_int_equal(r->nr_modules, 2);
+	assert_int_equal(p->nr_modules, 1);
+	assert_string_equal(p->modules[0].name, "greet_host");
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+
+	/* The same binary twice is a mistake. */
+	lib = (struct hp_diff_module){ ho, hn, hb, NULL };
+	assert_int_equal(hp_diff_run(&opts, &r, &p), -EINVAL);
+	assert_null(p);
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_case_line_only),
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
+		cmocka_unit_test(test_two_modules),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

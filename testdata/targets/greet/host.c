@@ -1,6 +1,7 @@
 /*
  * Host program for libgreet: answers each line NAME on a TCP connection
- * with greet_reply(NAME). The library, not this program, gets patched.
+ * with greet_reply(NAME), through answer(). Built in v1 and v2 (-DV=1/2):
+ * v2 changes answer(), so one patch can fix the program and the library.
  * usage: greet_host   prints "greet_host: ready pid=N port=P".
  */
 #define _GNU_SOURCE
@@ -12,6 +13,15 @@
 #include <unistd.h>
 
 int greet_reply(char *buf, size_t cap, const char *name);
+
+__attribute__((noinline)) void answer(FILE *conn, const char *reply)
+{
+#if V == 1
+	fprintf(conn, "%s\n", reply);
+#else
+	fprintf(conn, "%s [host v2]\n", reply);
+#endif
+}
 
 int main(void)
 {
@@ -36,7 +46,7 @@ int main(void)
 		while (fgets(line, sizeof(line), conn)) {
 			line[strcspn(line, "\r\n")] = 0;
 			greet_reply(reply, sizeof(reply), line);
-			fprintf(conn, "%s\n", reply);
+			answer(conn, reply);
 		}
 		fclose(conn);
 	}
