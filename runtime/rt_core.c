@@ -72,15 +72,19 @@ static void describe(struct hp_rt_result *res, const uint8_t *id, uint32_t len)
 	build_id_hex(res->build_id, id, len);
 }
 
-/* Append a name to the result's comma-separated list, if it fits. */
+/* Append @text to the comma-separated list @list of @size bytes. */
+static void add_listed(char *list, size_t size, const char *text)
+{
+	size_t used = strlen(list);
+
+	if (used + strlen(text) + 2 > size)
+		return;
+	snprintf(list + used, size - used, "%s%s", used ? "," : "", text);
+}
+
 static void add_function(struct hp_rt_result *res, const char *name)
 {
-	size_t used = strlen(res->functions);
-
-	if (used + strlen(name) + 2 > sizeof(res->functions))
-		return;
-	snprintf(res->functions + used, sizeof(res->functions) - used, "%s%s",
-		 used ? "," : "", name);
+	add_listed(res->functions, sizeof(res->functions), name);
 }
 
 /*
@@ -711,15 +715,15 @@ static int check_sites(struct hp_world *w, const struct hp_proc *proc,
 /*
  * Stop the world until no thread is in the way of @ranges, then write (or
  * with @undo restore) the jumps. Busy: resume, back off (1 ms doubling to
- * 64 ms), retry until the timeout. With @keep, still stopped after the
- * writes, *@referenced says whether any thread's registers or stack point
- * into @keep (then its memory must stay mapped).
+ * 64 ms), retry until the timeout. With @keep (@nr_keep ranges), still
+ * stopped after the writes, referenced[i] says whether any thread's
+ * registers or stack point into keep[i] (then its memory must stay mapped).
  */
 static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		      const struct hp_busy_range *ranges, size_t nr_ranges,
 		      struct hp_rt_func *recs, uint32_t nr_recs, bool undo,
-		      const struct hp_busy_range *keep, bool *referenced,
-		      struct hp_rt_result *res)
+		      const struct hp_busy_range *keep, size_t nr_keep,
+		      bool *referenced, struct hp_rt_result *res)
 {
 	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
 	uint64_t backoff = 1000;
@@ -760,13 +764,14 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		if (!rc)
 			rc = write_jumps(proc, recs, nr_recs, undo);
 		t_write = now_us();
-		if (!rc && keep) {
+		for (size_t k = 0; !rc && k < nr_keep; k++) {
 			pid_t tid;
 			const struct hp_busy_range *hit = NULL;
-			int krc = hp_world_check(&w, proc, keep, 1, &tid, &hit);
 
-			*referenced = krc != 0;
+			referenced[k] = hp_world_check(&w, proc, &keep[k], 1,
+						       &tid, &hit) != 0;
 		}
+
 		res->nr_threads = (uint32_t)w.nr_threads;
 		hp_world_resume(&w);
 		res->pause_us = now_us() - t0;
@@ -908,18 +913,18 @@ out:
 }
 
 /* Anti-rollback across reverts and processes: the host remembers. */
-static int check_rollback(const struct hp_patch *p,
-			  const struct hp_rt_result *res,
+static int check_rollback(const struct hp_patch *p, pid_t pid,
+			  const char *module, const char *build_id_hex,
 			  const struct hp_rt_opts *opts)
 {
-	const uint64_t seen = hp_rt_state_sequence(res->build_id);
+	const uint64_t seen = hp_rt_state_sequence(build_id_hex);
 
 	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
 		return 0;
 	hp_error(-HP_E_DOWNGRADE,
 		 "pid %d: %s: patch '%s' has sequence %" PRIu64
 		 ", lower than %" PRIu64 " already applied on this host",
-		 (int)res->pid, res->module, p->id, p->sequence, seen);
+		 (int)pid, module, p->id, p->sequence, seen);
 	hp_hint("use --allow-downgrade to apply an older patch on purpose");
 	return -HP_E_DOWNGRADE;
 }
@@ -1030,99 +1035,190 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 	return rc;
 }
 
+/*
+ * Switch every prepared module in one stop, so that a patch for a program
+ * and its library takes effect (or fails) as one.
+ */
+static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
+		      struct prep *prs, uint32_t nr, struct hp_rt_result *res)
+{
+	struct hp_busy_range *ranges = NULL;
+	struct hp_rt_func *recs = NULL;
+	size_t nr_ranges = 0, nr_recs = 0;
+	int rc;
+
+	if (nr == 1)
+		return transition(proc, opts, prs[0].ranges, prs[0].nr_ranges,
+				  prs[0].recs, prs[0].nr_recs, false, NULL, 0,
+				  NULL, res);
+	for (uint32_t i = 0; i < nr; i++) {
+		nr_ranges += prs[i].nr_ranges;
+		nr_recs += prs[i].nr_recs;
+	}
+	ranges = calloc(nr_ranges + 1, sizeof(*ranges));
+	recs = calloc(nr_recs + 1, sizeof(*recs));
+	if (!ranges || !recs) {
+		free(ranges);
+		free(recs);
+		return -ENOMEM;
+	}
+	nr_ranges = nr_recs = 0;
+	for (uint32_t i = 0; i < nr; i++) {
+		memcpy(ranges + nr_ranges, prs[i].ranges,
+		       prs[i].nr_ranges * sizeof(*ranges));
+		nr_ranges += prs[i].nr_ranges;
+		memcpy(recs + nr_recs, prs[i].recs,
+		       prs[i].nr_recs * sizeof(*recs));
+		nr_recs += prs[i].nr_recs;
+	}
+	rc = transition(proc, opts, ranges, nr_ranges, recs, (uint32_t)nr_recs,
+			false, NULL, 0, NULL, res);
+	free(ranges);
+	free(recs);
+	return rc;
+}
+
+/* Everything up to the stop for one module: checks, plan, region. */
+static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
+			  const struct hp_rt_opts *opts, struct prep *pr,
+			  struct hp_rt_result *res)
+{
+	char hex[2 * HP_BUILD_ID_MAX + 1];
+	int rc;
+
+	build_id_hex(hex, pr->m->build_id, pr->m->build_id_len);
+	pr->stack = opts->flags & HP_RT_STACK;
+	rc = check_applied(p, proc, pr->m, opts, &pr->prior, &pr->nr_prior);
+	if (!rc)
+		rc = check_rollback(p, proc->pid, pr->mod.path, hex, opts);
+	if (!rc)
+		rc = prepare(p, proc, pr->m, pr);
+	if (!rc)
+		rc = map_region(p, proc, pr);
+	if (!rc && !res->region)
+		res->region = pr->region;
+	return rc;
+}
+
 static int apply_one(const struct hp_patch *p, pid_t pid,
 		     const struct hp_rt_opts *opts, struct hp_rt_result *res)
 {
 	struct hp_proc proc;
-	struct prep pr = { 0 };
-	const struct hp_module *m = NULL;
+	struct prep *prs = calloc(p->nr_modules, sizeof(*prs));
+	uint32_t nr = 0;
 	int rc;
 
 	const uint64_t t_open = now_us();
-	uint64_t t[4] = { 0 };
+	uint64_t t[3] = { 0 };
 
 	*res = (struct hp_rt_result){ .pid = pid, .sequence = p->sequence };
 	snprintf(res->patch_id, sizeof(res->patch_id), "%s", p->id);
 	describe(res, p->modules[0].build_id, p->modules[0].build_id_len);
+	if (!prs) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
 	collect_retired(&proc);
-	for (uint32_t i = 0; i < p->nr_modules && !m; i++)
+	/* Every module of the patch that this process maps, in its order. */
+	for (uint32_t i = 0; i < p->nr_modules; i++)
 		if (!hp_proc_find_module(&proc, p->modules[i].build_id,
-					 p->modules[i].build_id_len, &pr.mod))
-			m = &p->modules[i];
-	if (!m) {
+					 p->modules[i].build_id_len,
+					 &prs[nr].mod))
+			prs[nr++].m = &p->modules[i];
+	if (!nr) {
 		char hex[2 * HP_BUILD_ID_MAX + 1];
 
 		build_id_hex(hex, p->modules[0].build_id,
 			     p->modules[0].build_id_len);
 		rc = hp_error(-HP_E_NOTARGET,
 			      "pid %d: maps no module with build-id %s "
-			      "('%s')",
-			      (int)pid, hex, p->modules[0].name);
+			      "('%s')%s",
+			      (int)pid, hex, p->modules[0].name,
+			      p->nr_modules > 1
+				      ? " nor any other of the patch's"
+				      : "");
 		goto out_close;
 	}
-	snprintf(res->module, sizeof(res->module), "%s", pr.mod.path);
-	res->nr_funcs = m->nr_funcs;
-	describe(res, m->build_id, m->build_id_len);
-	for (uint32_t i = 0; i < m->nr_funcs; i++)
-		add_function(res, m->funcs[i].name);
-	pr.stack = opts->flags & HP_RT_STACK;
+	describe(res, prs[0].m->build_id, prs[0].m->build_id_len);
+	for (uint32_t k = 0; k < nr; k++) {
+		add_listed(res->module, sizeof(res->module), prs[k].mod.path);
+		res->nr_funcs += prs[k].m->nr_funcs;
+		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)
+			add_function(res, prs[k].m->funcs[i].name);
+	}
 	t[0] = now_us();
-	rc = check_applied(p, &proc, m, opts, &pr.prior, &pr.nr_prior);
-	if (!rc)
-		rc = check_rollback(p, res, opts);
-	if (!rc)
-		rc = prepare(p, &proc, m, &pr);
+	for (uint32_t k = 0; k < nr && !rc; k++)
+		rc = prepare_module(p, &proc, opts, &prs[k], res);
 	t[1] = now_us();
 	if (!rc)
-		rc = map_region(p, &proc, &pr);
+		rc = switch_all(&proc, opts, prs, nr, res);
 	t[2] = now_us();
-	if (!rc)
-		rc = transition(&proc, opts, pr.ranges, pr.nr_ranges, pr.recs,
-				pr.nr_recs, false, NULL, NULL, res);
-	t[3] = now_us();
 	hp_dbg(HP_DBG_TIMING,
-	       "pid %d: apply: open %llu us, prepare %llu us, map %llu us, "
+	       "pid %d: apply: open %llu us, prepare and map %llu us, "
 	       "switch %llu us",
 	       (int)pid, (unsigned long long)(t[0] - t_open),
 	       (unsigned long long)(t[1] - t[0]),
-	       (unsigned long long)(t[2] - t[1]),
-	       (unsigned long long)(t[3] - t[2]));
-	res->region = pr.region;
-	/* Replaced patches stay mapped: reverting this one restores them. */
-	for (size_t i = 0; !rc && !pr.stack && i < pr.nr_prior; i++)
-		set_region_flag(&proc, &pr.prior[i], HP_RT_SUPERSEDED, true);
-	if (!rc && hp_rt_state_record(res->build_id, p->sequence))
-		hp_warn("pid %d: patched, but the anti-rollback state was not "
-			"recorded",
-			(int)pid);
-	if (rc && process_gone(pid))
+	       (unsigned long long)(t[2] - t[1]));
+	for (uint32_t k = 0; k < nr && !rc; k++) {
+		struct prep *pr = &prs[k];
+		char hex[2 * HP_BUILD_ID_MAX + 1];
+
+		/* Replaced patches stay mapped: reverting this restores them. */
+		for (size_t i = 0; !pr->stack && i < pr->nr_prior; i++)
+			set_region_flag(&proc, &pr->prior[i], HP_RT_SUPERSEDED,
+					true);
+		build_id_hex(hex, pr->m->build_id, pr->m->build_id_len);
+		if (hp_rt_state_record(hex, p->sequence))
+			hp_warn("pid %d: patched, but the anti-rollback state "
+				"of %s was not recorded",
+				(int)pid, pr->mod.path);
+	}
+	if (rc && process_gone(pid)) {
 		rc = hp_error(-HP_E_GONE,
 			      "pid %d: the process exited during the apply; "
 			      "nothing to undo",
 			      (int)pid);
-	else if (rc && pr.mapped)
-		remote_munmap(&proc, pr.region, pr.region_size);
+	} else if (rc) {
+		for (uint32_t k = 0; k < nr; k++)
+			if (prs[k].mapped)
+				remote_munmap(&proc, prs[k].region,
+					      prs[k].region_size);
+	}
 out_close:
-	hp_rt_regions_free(pr.prior, pr.nr_prior);
-	prep_release(&pr);
+	for (uint32_t k = 0; k < nr; k++) {
+		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
+		prep_release(&prs[k]);
+	}
 	hp_proc_close(&proc);
 out:
+	free(prs);
 	res->rc = rc;
 	return rc;
+}
+
+/* Regions applied together with @r (one patch, several modules). */
+static bool same_apply(const struct hp_rt_region *a,
+		       const struct hp_rt_region *r)
+{
+	return a->active && a->hdr.sequence == r->hdr.sequence &&
+	       !strncmp(a->hdr.patch_id, r->hdr.patch_id,
+			sizeof(a->hdr.patch_id)) &&
+	       !memcmp(a->hdr.key_id, r->hdr.key_id, sizeof(a->hdr.key_id));
 }
 
 static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 		      struct hp_rt_result *res)
 {
-	struct hp_rt_region *regions = NULL, *r = NULL;
-	struct hp_busy_range *ranges = NULL, keep;
+	struct hp_rt_region *regions = NULL, *r = NULL, **group = NULL;
+	struct hp_busy_range *ranges = NULL, *keep = NULL;
+	struct hp_rt_func *recs = NULL;
 	struct hp_rt_opts ropts = *opts;
 	struct hp_proc proc;
-	size_t nr = 0, nr_ranges = 0;
-	bool referenced = false;
+	size_t nr = 0, nr_ranges = 0, nr_recs = 0, nr_group = 0, nr_funcs = 0;
+	bool *referenced = NULL;
 	int rc;
 
 	*res = (struct hp_rt_result){ .pid = pid };
@@ -1145,53 +1241,77 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 			      (int)pid);
 		goto out_free;
 	}
-	snprintf(res->module, sizeof(res->module), "%s", r->hdr.module);
-	res->nr_funcs = r->hdr.nr_funcs;
+	group = calloc(nr, sizeof(*group));
+	keep = calloc(nr, sizeof(*keep));
+	referenced = calloc(nr, sizeof(*referenced));
+	if (!group || !keep || !referenced) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < nr; i++)
+		if (same_apply(&regions[i], r)) {
+			group[nr_group++] = &regions[i];
+			nr_funcs += regions[i].hdr.nr_funcs;
+		}
 	res->sequence = r->hdr.sequence;
 	snprintf(res->patch_id, sizeof(res->patch_id), "%s", r->hdr.patch_id);
 	describe(res, r->hdr.build_id,
 		 r->hdr.build_id_len <= HP_BUILD_ID_MAX ? r->hdr.build_id_len
 							: 0);
-	for (uint32_t i = 0; i < r->hdr.nr_funcs; i++)
-		add_function(res, r->funcs[i].name);
 	res->region = r->addr;
-	ranges = calloc(2 * r->hdr.nr_funcs + 1, sizeof(*ranges));
-	if (!ranges) {
+	ranges = calloc(2 * nr_funcs + 1, sizeof(*ranges));
+	recs = calloc(nr_funcs + 1, sizeof(*recs));
+	if (!ranges || !recs) {
 		rc = -ENOMEM;
 		goto out_free;
 	}
 	/*
 	 * Consistency, as for apply but reversed: no thread may run or
 	 * return into the new code while it is being switched off, and no
-	 * instruction pointer may sit on a jump being removed.
+	 * instruction pointer may sit on a jump being removed. Every region
+	 * of the patch switches back in the same stop.
 	 */
-	for (uint32_t i = 0; i < r->hdr.nr_funcs; i++) {
-		const struct hp_rt_func *f = &r->funcs[i];
+	for (size_t g = 0; g < nr_group; g++) {
+		const struct hp_rt_region *q = group[g];
 
-		ranges[nr_ranges++] = (struct hp_busy_range){
-			f->new_addr,
-			f->new_addr + f->new_size,
-			f->name,
-			false,
-		};
-		if (f->old_addr)
+		add_listed(res->module, sizeof(res->module), q->hdr.module);
+		res->nr_funcs += q->hdr.nr_funcs;
+		for (uint32_t i = 0; i < q->hdr.nr_funcs; i++) {
+			const struct hp_rt_func *f = &q->funcs[i];
+
+			add_function(res, f->name);
+			recs[nr_recs++] = *f;
 			ranges[nr_ranges++] = (struct hp_busy_range){
-				f->old_addr,
-				f->old_addr + HP_X86_JMP_REL32_SIZE,
+				f->new_addr,
+				f->new_addr + f->new_size,
 				f->name,
-				true,
+				false,
 			};
+			if (f->old_addr)
+				ranges[nr_ranges++] = (struct hp_busy_range){
+					f->old_addr,
+					f->old_addr + HP_X86_JMP_REL32_SIZE,
+					f->name,
+					true,
+				};
+		}
+		keep[g] = (struct hp_busy_range){ q->addr,
+						  q->addr + q->hdr.region_size,
+						  q->hdr.patch_id, false };
 	}
-	keep = (struct hp_busy_range){ r->addr, r->addr + r->hdr.region_size,
-				       r->hdr.patch_id, false };
-	rc = transition(&proc, &ropts, ranges, nr_ranges, r->funcs,
-			r->hdr.nr_funcs, true, &keep, &referenced, res);
-	if (!rc) {
-		release_region(&proc, r, referenced);
-		revive_superseded(&proc, r);
+	rc = transition(&proc, &ropts, ranges, nr_ranges, recs,
+			(uint32_t)nr_recs, true, keep, nr_group, referenced,
+			res);
+	for (size_t g = 0; !rc && g < nr_group; g++) {
+		release_region(&proc, group[g], referenced[g]);
+		revive_superseded(&proc, group[g]);
 	}
 out_free:
 	free(ranges);
+	free(recs);
+	free(group);
+	free(keep);
+	free(referenced);
 	hp_rt_regions_free(regions, nr);
 out_close:
 	hp_proc_close(&proc);

@@ -14,7 +14,7 @@ make_key release
 	-o "$T/fix.hpatch" --json >"$T/report.json"
 check "hpdiff exits 0" true
 check "report lists format_quote as changed" \
-	grep -q '"name":"format_quote","object":"targets/demo/demo_quote.c.o","change":"changed"' "$T/report.json"
+	grep -q '"name":"format_quote","module":"demo-v1","object":"targets/demo/demo_quote.c.o","change":"changed"' "$T/report.json"
 check "report lists only one function" \
 	test "$(grep -o '"name":' "$T/report.json" | wc -l)" -eq 1
 check "report refuses nothing" grep -q '"refused":\[\]' "$T/report.json"
