@@ -51,7 +51,7 @@ static uint64_t floor_once(pid_t pid)
 	struct hp_world w = { .pid = pid };
 	pid_t *tids = NULL;
 	size_t nr = 0;
-	uint64_t t0, t1;
+	uint64_t t0, t1, t_stopped;
 	struct sched_param sp = { .sched_priority = 1 };
 	int policy = sched_getscheduler(0);
 	struct sched_param old;
@@ -75,9 +75,14 @@ static uint64_t floor_once(pid_t pid)
 	for (size_t i = 0; i < nr; i++)
 		if (w.threads[i].seized && hp_pt_wait_stop(&w.threads[i]))
 			w.threads[i].seized = false;
+	t_stopped = now_us();
 	for (size_t i = 0; i < nr; i++)
 		hp_pt_release(&w.threads[i]);
 	t1 = now_us();
+	hp_dbg(HP_DBG_TIMING,
+	       "floor: %zu threads: stop %llu us, resume %llu us", nr,
+	       (unsigned long long)(t_stopped - t0),
+	       (unsigned long long)(t1 - t_stopped));
 	sched_setscheduler(0, policy, &old);
 	free(w.threads);
 	free(tids);

@@ -129,6 +129,7 @@ struct hp_world {
 	size_t cap_threads;
 	struct hp_prio prio; /* the loader's, restored on resume */
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us at the first interrupt */
+	int stat_fd;	     /* /proc/PID/stat, opened before the window */
 };
 
 /* Before the window: raise our priority, seize (not stop) every thread.
