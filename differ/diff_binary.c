@@ -8,6 +8,7 @@
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -196,7 +197,30 @@ out_free:
 	return rc;
 }
 
-/* GOT slots from .rela.dyn (GLOB_DAT) and .rela.plt (JUMP_SLOT). */
+static int add_tls(struct hp_binary *b, Elf_Data *symd, size_t strndx,
+		   const GElf_Rela *rela)
+{
+	struct hp_btls *t = realloc(b->tls, (b->nr_tls + 1) * sizeof(*t));
+	const size_t sym = GELF_R_SYM(rela->r_info);
+	const char *name = NULL;
+	GElf_Sym st;
+
+	if (!t)
+		return -ENOMEM;
+	b->tls = t;
+	if (sym && symd && gelf_getsym(symd, (int)sym, &st))
+		name = elf_strptr(b->elf, strndx, st.st_name);
+	b->tls[b->nr_tls++] = (struct hp_btls){
+		.name = name && *name ? name : NULL,
+		.type = (uint32_t)GELF_R_TYPE(rela->r_info),
+		.slot = rela->r_offset,
+		.addend = rela->r_addend,
+	};
+	return 0;
+}
+
+/* GOT slots from .rela.dyn (GLOB_DAT) and .rela.plt (JUMP_SLOT), and the
+ * entries of dynamic TLS (DTPMOD64, TPOFF64). */
 static int read_slots(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 {
 	Elf_Data *d = elf_getdata(scn, NULL);
@@ -205,6 +229,7 @@ static int read_slots(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 	Elf_Data *symd = NULL;
 	size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
 	struct hp_bslot *slots = NULL;
+	int rc;
 
 	if (!d || !symscn || !gelf_getshdr(symscn, &symsh))
 		return elf_err(b->path, "cannot read dynamic relocations");
@@ -222,6 +247,12 @@ static int read_slots(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 		if (!gelf_getrela(d, (int)i, &rela))
 			return elf_err(b->path, "cannot read a relocation");
 		type = GELF_R_TYPE(rela.r_info);
+		if (type == R_X86_64_DTPMOD64 || type == R_X86_64_TPOFF64) {
+			rc = add_tls(b, symd, symsh.sh_link, &rela);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (type != R_X86_64_GLOB_DAT && type != R_X86_64_JUMP_SLOT)
 			continue;
 		if (!symd ||
@@ -383,6 +414,7 @@ void hp_binary_free(struct hp_binary *b)
 		return;
 	free(b->syms);
 	free(b->slots);
+	free(b->tls);
 	free(b->starts);
 	if (b->debug_elf)
 		elf_end(b->debug_elf);
@@ -440,6 +472,34 @@ uint64_t hp_binary_find_slot(const struct hp_binary *b, const char *name)
 			    : NULL;
 
 	return hit ? hit->slot : 0;
+}
+
+uint64_t hp_binary_find_tls(const struct hp_binary *b, uint32_t type,
+			    const char *name, uint64_t off)
+{
+	for (int by_name = 1; by_name >= 0; by_name--) {
+		for (size_t i = 0; i < b->nr_tls; i++) {
+			const struct hp_btls *t = &b->tls[i];
+			uint64_t word = 0;
+
+			if (t->type != type || !t->name != !by_name)
+				continue;
+			if (by_name) {
+				if (name && !strcmp(t->name, name))
+					return t->slot;
+				continue;
+			}
+			/* File-local: the offset is the TPOFF64 addend, or
+			 * the pair's second word as the linker wrote it. */
+			if (type == R_X86_64_TPOFF64
+				    ? (uint64_t)t->addend == off
+				    : !hp_binary_read(b, t->slot + 8, &word,
+						      sizeof(word)) &&
+					      le64toh(word) == off)
+				return t->slot;
+		}
+	}
+	return 0;
 }
 
 uint64_t hp_binary_room(const struct hp_binary *b, uint64_t vaddr)

@@ -342,7 +342,7 @@ static int close_over(struct builder *b, struct hp_osec *from,
 	struct hp_osym *s = r->sym;
 	struct hp_osec *ts = s->sec;
 
-	if (r->type == R_X86_64_GOTTPOFF) {
+	if (r->type == R_X86_64_GOTTPOFF && b->bin->is_exec) {
 		/* Always an image slot: it holds a constant offset. */
 		int rc = reserve_slot(b, s, from->obj, false);
 		struct slot *sl = rc ? NULL : find_slot(b, s, from->obj);
@@ -555,26 +555,26 @@ static int unsupported_reloc(struct builder *b, struct hp_osec *s,
 		       ?: 0;
 }
 
-/* The thread-pointer offset of TLS symbol @s, for an executable. */
-static int tls_tpoff(struct builder *b, struct hp_osec *from,
-		     const struct hp_osym *s, int64_t *out)
+/*
+ * Where TLS symbol @s lies in the old module's TLS block (its st_value),
+ * and in *@name the name it has there (NULL for a section symbol).
+ */
+static int tls_offset(struct builder *b, struct hp_osec *from,
+		      const struct hp_osym *s, uint64_t *out, const char **name)
 {
 	const struct hp_osym *named = s;
 	int64_t extra = 0;
 	uint64_t off = 0;
 	int rc;
 
-	if (!b->bin->is_exec || !b->bin->has_tls) {
+	if (!b->bin->has_tls) {
 		b->nr_errors++;
-		return hp_report_refuse(
-			       b->r, s->name, from->obj->relpath,
-			       -HP_E_UNSUPPORTED_RELOC,
-			       "keep thread-local accesses out of the changed "
-			       "functions of a shared library for now",
-			       "'%s': thread-local '%s' in a shared library "
-			       "(dynamic TLS models are not supported)",
-			       from->name, s->name)
-			       ?: -HP_E_UNSUPPORTED;
+		return hp_report_refuse(b->r, s->name, from->obj->relpath,
+					-HP_E_NOSYM, NULL,
+					"'%s': thread-local '%s', but '%s' "
+					"has no TLS segment",
+					from->name, s->name, b->bin->path)
+			       ?: -HP_E_NOSYM;
 	}
 	if (s->type == STT_SECTION && s->sec && s->sec->primary) {
 		named = s->sec->primary;
@@ -601,8 +601,72 @@ static int tls_tpoff(struct builder *b, struct hp_osec *from,
 		}
 		off = bs->value;
 	}
-	*out = (int64_t)off + extra - b->bin->tls_offset;
+	*name = named->bind == STB_LOCAL ? NULL : named->name;
+	*out = (uint64_t)((int64_t)off + extra);
 	return 0;
+}
+
+/* The thread-pointer offset of TLS symbol @s, for an executable. */
+static int tls_tpoff(struct builder *b, struct hp_osec *from,
+		     const struct hp_osym *s, int64_t *out)
+{
+	const char *name = NULL;
+	uint64_t off = 0;
+	int rc = tls_offset(b, from, s, &off, &name);
+
+	*out = (int64_t)off - b->bin->tls_offset;
+	return rc;
+}
+
+/*
+ * Thread-locals of a shared library live in a block the dynamic linker
+ * places per thread: the patch uses the old library's own GOT entries for
+ * them (the module id pair of general- and local-dynamic accesses, the
+ * offset slot of initial-exec) and carries the offset within the block
+ * (DTPOFF32) as a constant. An access with no such entry in the old
+ * library (a variable it never accessed that way) is refused.
+ */
+static int emit_dynamic_tls(struct builder *b, struct hp_osec *s,
+			    const struct hp_orel *r, uint32_t place)
+{
+	const uint32_t got_type = r->type == R_X86_64_GOTTPOFF
+					  ? R_X86_64_TPOFF64
+					  : R_X86_64_DTPMOD64;
+	const char *name = NULL;
+	struct target t = { HP_RB_MODULE, 0 };
+	uint64_t off = 0;
+	int rc;
+
+	if (r->type != R_X86_64_TLSLD) {
+		rc = tls_offset(b, s, r->sym, &off, &name);
+		if (rc)
+			return rc < 0 && rc != -ENOMEM ? 0 : rc;
+	}
+	if (r->type == R_X86_64_DTPOFF32) {
+		const int64_t v = (int64_t)off + r->addend;
+
+		if (v != (int32_t)v || place + 4 > b->text.len)
+			return unsupported_reloc(b, s, r);
+		hp_put_le32(b->text.data + place, (uint32_t)v);
+		return 0;
+	}
+	t.value = (int64_t)hp_binary_find_tls(b->bin, got_type, name, off);
+	if (!t.value) {
+		b->nr_errors++;
+		return hp_report_refuse(
+			       b->r, r->sym->name, s->obj->relpath,
+			       -HP_E_UNSUPPORTED_RELOC,
+			       "access the variable as the old library does, "
+			       "or ship the library anew",
+			       "'%s'+0x%llx: %s access to thread-local '%s', "
+			       "which the old '%s' never makes (it has no GOT "
+			       "entry for it)",
+			       s->name, (unsigned long long)r->offset,
+			       hp_reloc_type_name(r->type), r->sym->name,
+			       b->bin->path)
+			       ?: 0;
+	}
+	return add_reloc(b, place, HP_R_PC32, &t, r->addend);
 }
 
 /*
@@ -615,8 +679,11 @@ static int emit_tls(struct builder *b, struct hp_osec *s,
 {
 	struct slot *sl = NULL;
 	int64_t tpoff = 0, v;
-	int rc = tls_tpoff(b, s, r->sym, &tpoff);
+	int rc;
 
+	if (!b->bin->is_exec) /* local-exec: executables only */
+		return unsupported_reloc(b, s, r);
+	rc = tls_tpoff(b, s, r->sym, &tpoff);
 	if (rc)
 		return rc < 0 && rc != -ENOMEM ? 0 : rc;
 	if (r->type == R_X86_64_TPOFF32) {
@@ -646,6 +713,10 @@ static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r)
 	struct slot *sl = NULL;
 	int rc;
 
+	if (!b->bin->is_exec &&
+	    (r->type == R_X86_64_TLSGD || r->type == R_X86_64_TLSLD ||
+	     r->type == R_X86_64_DTPOFF32 || r->type == R_X86_64_GOTTPOFF))
+		return emit_dynamic_tls(b, s, r, place);
 	if (r->type == R_X86_64_TPOFF32 || r->type == R_X86_64_GOTTPOFF)
 		return emit_tls(b, s, r, place);
 	if (sym->sec)

@@ -100,6 +100,18 @@ struct hp_bslot {
 	uint64_t slot; /* vaddr of the GOT slot */
 };
 
+/*
+ * A GOT entry of a shared library's dynamic TLS: a DTPMOD64 pair (module
+ * id, offset) for general- and local-dynamic accesses, or a TPOFF64 slot
+ * for initial-exec. @name is NULL for a file-local variable (symbol 0).
+ */
+struct hp_btls {
+	const char *name;
+	uint32_t type; /* R_X86_64_DTPMOD64 or R_X86_64_TPOFF64 */
+	uint64_t slot; /* vaddr */
+	int64_t addend;
+};
+
 struct hp_binary {
 	char *path;
 	int fd;
@@ -117,6 +129,8 @@ struct hp_binary {
 	size_t nr_syms;
 	struct hp_bslot *slots; /* GOT slots bound to symbols, sorted */
 	size_t nr_slots;
+	struct hp_btls *tls; /* dynamic TLS GOT entries */
+	size_t nr_tls;
 	uint64_t *starts; /* symbol start addresses, sorted, for room checks */
 	size_t nr_starts;
 	struct hp_buf names; /* storage for stripped names */
@@ -141,6 +155,14 @@ const struct hp_bsym *hp_binary_find_sym(const struct hp_binary *b,
 uint64_t hp_binary_room(const struct hp_binary *b, uint64_t vaddr);
 /* GOT slot the dynamic linker fills for @name, or 0. */
 uint64_t hp_binary_find_slot(const struct hp_binary *b, const char *name);
+/*
+ * The GOT entry of type @type (R_X86_64_DTPMOD64: a pair; TPOFF64) for the
+ * thread-local @name at @off in the module's TLS block: by name, else a
+ * file-local entry for that offset. @name NULL with DTPMOD64 and @off 0:
+ * the module's local-dynamic pair. Return: its vaddr, or 0.
+ */
+uint64_t hp_binary_find_tls(const struct hp_binary *b, uint32_t type,
+			    const char *name, uint64_t off);
 /* Copy @len bytes at link-time address @vaddr. Return: 0 or -HP_E_BADELF. */
 int hp_binary_read(const struct hp_binary *b, uint64_t vaddr, void *buf,
 		   size_t len) __attribute__((warn_unused_result));
