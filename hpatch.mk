@@ -13,7 +13,9 @@
 # `make hotpatch` runs hpdiff: it prints what changed and why, and fails
 # (hpdiff exits 1) with every refusal listed when the change cannot be
 # hot-patched safely; exit 3 means nothing changed. HPATCH_FLAGS passes
-# more options (--json, --sequence N, --expires T, -d TEXT, --debug-file).
+# more options (--json, --sequence N, --expires T, -d TEXT, --debug-file),
+# and further modules of the same patch, e.g. a library the program loads:
+#   HPATCH_FLAGS = --and --old lib-old --new lib-new --binary lib-old/libx.so
 
 HPDIFF ?= hpdiff
 HPATCH_OUT ?= hotpatch.hpatch

@@ -1,7 +1,8 @@
 # hpatch_add_hotpatch(NAME OLD dir NEW dir BINARY file OUTPUT file
 #                     [KEY file] [HPDIFF path] [FLAGS ...])
 # A custom target NAME that runs hpdiff on two object trees and writes a
-# (signed, with KEY) .hpatch; the CMake twin of hpatch.mk.
+# (signed, with KEY) .hpatch; the CMake twin of hpatch.mk. FLAGS may add
+# modules: FLAGS --and --old LIBOLD --new LIBNEW --binary LIB.
 function(hpatch_add_hotpatch name)
 	cmake_parse_arguments(H "" "OLD;NEW;BINARY;OUTPUT;KEY;HPDIFF" "FLAGS" ${ARGN})
 	foreach(req OLD NEW BINARY OUTPUT)
