@@ -302,11 +302,18 @@ int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
 	return -HP_E_GONE;
 }
 
+/*
+ * Is @v (an instruction pointer with @ip, else a word of a stack) inside a
+ * range? A stack word equal to a function's first byte is no return
+ * address (a call returns past itself, inside its caller) but a function
+ * pointer, a callback say, and must not keep the function busy forever.
+ */
 static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
 					     size_t nr, uint64_t v, bool ip)
 {
 	for (size_t i = 0; i < nr; i++)
-		if ((ip || !r[i].ip_only) && v >= r[i].start && v < r[i].end)
+		if ((ip || (!r[i].ip_only && v != r[i].start)) &&
+		    v >= r[i].start && v < r[i].end)
 			return &r[i];
 	return NULL;
 }
