@@ -645,8 +645,14 @@ static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
 		if (recs[i].old_addr + HP_X86_JMP_REL32_SIZE > hi)
 			hi = recs[i].old_addr + HP_X86_JMP_REL32_SIZE;
 	}
-	if (hi > lo && hi - lo <= HP_JUMP_SPAN_MAX)
-		return write_jump_span(proc, recs, nr, undo, lo, hi);
+	/* One read and one write when the sites lie close together in one
+	 * mapping (two libraries may be close, with a gap between). */
+	if (hi > lo && hi - lo <= HP_JUMP_SPAN_MAX) {
+		const struct hp_map *m = hp_proc_find_map(proc, lo);
+
+		if (m && hi <= m->end)
+			return write_jump_span(proc, recs, nr, undo, lo, hi);
+	}
 
 	for (; done < nr && !rc; done++) {
 		const struct hp_rt_func *f = &recs[done];
