@@ -944,8 +944,8 @@ static bool same_module(const struct hp_rt_header *h, const struct hp_module *m)
 /*
  * Keep the regions of patches in effect on @m (any record in place),
  * oldest first, in *@prior (the caller frees with hp_rt_regions_free).
- * The newest decides: the same patch again is "already applied", an older
- * sequence is a downgrade.
+ * The newest decides: the same patch again is "already applied"
+ * (-HP_E_APPLIED, not reported), an older sequence is a downgrade.
  */
 static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 			 const struct hp_module *m,
@@ -985,9 +985,7 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 	top = n ? &regions[n - 1] : NULL;
 	if (top && !strcmp(top->hdr.patch_id, p->id) &&
 	    top->hdr.sequence == p->sequence)
-		rc = hp_error(-HP_E_APPLIED,
-			      "pid %d: %s: patch '%s' is already applied",
-			      (int)proc->pid, top->hdr.module, p->id);
+		rc = -HP_E_APPLIED; /* the caller says it, once per process */
 	else if (top && top->hdr.sequence > p->sequence &&
 		 !(opts->flags & HP_RT_ALLOW_DOWNGRADE))
 		rc = hp_error(-HP_E_DOWNGRADE,
@@ -1095,6 +1093,8 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 	build_id_hex(hex, pr->m->build_id, pr->m->build_id_len);
 	pr->stack = opts->flags & HP_RT_STACK;
 	rc = check_applied(p, proc, pr->m, opts, &pr->prior, &pr->nr_prior);
+	if (rc == -HP_E_APPLIED)
+		return rc;
 	if (!rc)
 		rc = check_rollback(p, proc->pid, pr->mod.path, hex, opts);
 	if (!rc)
@@ -1148,17 +1148,36 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 				      : "");
 		goto out_close;
 	}
-	describe(res, prs[0].m->build_id, prs[0].m->build_id_len);
+	t[0] = now_us();
+	for (uint32_t k = 0; k < nr && !rc;) {
+		rc = prepare_module(p, &proc, opts, &prs[k], res);
+		if (rc != -HP_E_APPLIED) {
+			k++;
+			continue;
+		}
+		/* Applied to this module already (say the library was
+		 * loaded since): apply the rest. */
+		hp_log(HP_LOG_INFO, "pid %d: %s: patch '%s' already applied",
+		       (int)pid, prs[k].mod.path, p->id);
+		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
+		prep_release(&prs[k]);
+		memmove(&prs[k], &prs[k + 1], (nr - k - 1) * sizeof(*prs));
+		prs[--nr] = (struct prep){ 0 };
+		rc = nr ? 0
+			: hp_error(-HP_E_APPLIED,
+				   "pid %d: patch '%s' is already applied",
+				   (int)pid, p->id);
+	}
+	t[1] = now_us();
 	for (uint32_t k = 0; k < nr; k++) {
+		if (!k)
+			describe(res, prs[0].m->build_id,
+				 prs[0].m->build_id_len);
 		add_listed(res->module, sizeof(res->module), prs[k].mod.path);
 		res->nr_funcs += prs[k].m->nr_funcs;
 		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)
 			add_function(res, prs[k].m->funcs[i].name);
 	}
-	t[0] = now_us();
-	for (uint32_t k = 0; k < nr && !rc; k++)
-		rc = prepare_module(p, &proc, opts, &prs[k], res);
-	t[1] = now_us();
 	if (!rc)
 		rc = switch_all(&proc, opts, prs, nr, res);
 	t[2] = now_us();

@@ -64,38 +64,45 @@ check "program and library v1 again" \
 expect_exit 3 "nothing left to revert" "$HPATCH" revert -p "$pid"
 exec 3>&-
 
-# A process that maps only the library: it gets the library's part.
-cat >"$T/only_lib.c" <<'C'
-#include <stdio.h>
-#include <unistd.h>
-int greet_reply(char *buf, size_t cap, const char *name);
-int main(void)
-{
-	char line[64], buf[256];
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("only_lib: ready pid=%d port=0\n", (int)getpid());
-	while (fgets(line, sizeof(line), stdin)) {
-		greet_reply(buf, sizeof(buf), "x");
-		printf("%s\n", buf);
-	}
-	return 0;
-}
-C
-cc -O2 -o "$T/only_lib" "$T/only_lib.c" -L"$HP_BUILD/testdata" -lgreet-v1 \
-	-Wl,-rpath,"$HP_BUILD/testdata"
+# A process that maps only the library gets the library's part; once it
+# loads a second library of the patch, applying again adds that one.
+expect_exit 0 "hpdiff: one patch for two libraries" \
+	"$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
+	--binary "$HP_BUILD/testdata/libgreet-v1.so" \
+	--and --old "$O/tlslib-v1.objs.dir" --new "$O/tlslib-v2.objs.dir" \
+	--binary "$HP_BUILD/testdata/libtlslib-v1.so" \
+	--key "$T/k.key" -o "$T/libs.hpatch"
 mkfifo "$T/in"
-"$T/only_lib" <"$T/in" >"$T/only.out" &
-lib_pid=$!
+"$HP_BUILD/testdata/lib_user" <"$T/in" >"$T/user.out" &
+user=$!
 exec 4>"$T/in"
-for _ in $(seq 50); do grep -q ready "$T/only.out" && break; sleep 0.1; done
-expect_exit 0 "apply to a process that maps only the library" \
-	"$HPATCH" apply -p "$lib_pid" --trust "$T/trust" "$T/both.hpatch"
+say() { # say CMD PATTERN: send a command, wait for a line matching PATTERN
+	echo "$1" >&4
+	for _ in $(seq 50); do grep -q "$2" "$T/user.out" && return 0; sleep 0.1; done
+	return 1
+}
+for _ in $(seq 50); do grep -q ready "$T/user.out" && break; sleep 0.1; done
+expect_exit 0 "apply the program+library patch to a library-only process" \
+	"$HPATCH" apply -p "$user" --trust "$T/trust" "$T/both.hpatch"
 check "only the library was patched" grep -q "module: .*libgreet-v1.so" "$T/last.out"
 check "... not the program" bash -c "! grep -q greet_host '$T/last.out'"
-echo >&4
-for _ in $(seq 50); do grep -q HELLO "$T/only.out" && break; sleep 0.1; done
-check "library answers v2" grep -q "HELLO x (lib v2, call 1" "$T/only.out"
+check "library answers v2" say greet "HELLO x (lib v2, call 1"
+expect_exit 0 "revert it" "$HPATCH" revert -p "$user"
+
+expect_exit 0 "apply the two-library patch: one is loaded" \
+	"$HPATCH" apply -p "$user" --trust "$T/trust" "$T/libs.hpatch"
+check "loads the second library" say load loaded
+check "second library still v1 (steps by 1)" say tl "^tl 1001$"
+expect_exit 0 "apply again: the newly loaded library" \
+	"$HPATCH" apply -p "$user" --trust "$T/trust" "$T/libs.hpatch"
+check "says the first was already patched" grep -q "libgreet-v1.so: patch 'libs' already applied" "$T/last.err"
+check "patches the second" grep -q "module: .*libtlslib-v1.so" "$T/last.out"
+check "second library v2 now (steps by 2)" say tl "^tl 1003$"
+expect_exit 3 "apply a third time: all applied" \
+	"$HPATCH" apply -p "$user" --trust "$T/trust" "$T/libs.hpatch"
+expect_exit 0 "one revert takes both libraries back" "$HPATCH" revert -p "$user"
+check "first library v1 again" say greet "hello x (lib v1"
+check "second library v1 again (steps by 1)" say tl "^tl 1004$"
 exec 4>&-
-wait "$lib_pid"
+wait "$user"
 finish
