@@ -7,9 +7,10 @@
  *    new build and "count.0" in the old) when that pairing is unique.
  * 2. Compare each twin function: section size, bytes, and relocations. A
  *    relocation matches when offset, type and normalised target match: a
- *    named symbol by its normalised name and addend; a merged string by its
- *    text (so renumbered .LC labels and shifted string tables compare
- *    equal); an anonymous section by its content, recursively.
+ *    function or object, named or through its section's symbol, by its twin
+ *    and addend; any other symbol by name; a merged string by its text (so
+ *    renumbered .LC labels and shifted string tables compare equal); an
+ *    anonymous section by its content, recursively.
  * 3. Data: a changed initialiser of an existing object is refused; new
  *    objects are marked new for the build pass.
  */
@@ -78,6 +79,23 @@ static bool is_label(const struct hp_osym *s)
 	       (s->type == STT_NOTYPE && s->bind == STB_LOCAL && s->sec);
 }
 
+/*
+ * Whether old @a and new @b are the same function or object: correlated
+ * symbols match only their own twin, and a function or object without one
+ * is new or gone, so it matches nothing ("f.constprop.1" is not the old
+ * "f.constprop.0" because the names look alike). Other symbols (undefined
+ * ones) match by name.
+ */
+static bool same_symbol(const struct hp_osym *a, const struct hp_osym *b)
+{
+	if (a->twin || b->twin)
+		return b->twin == a;
+	if (hp_osym_is_func(a) || hp_osym_is_data(a) || hp_osym_is_func(b) ||
+	    hp_osym_is_data(b))
+		return false;
+	return names_equal(a, b);
+}
+
 static bool targets_equal(const struct hp_orel *ra, const struct hp_orel *rb,
 			  int depth)
 {
@@ -87,9 +105,7 @@ static bool targets_equal(const struct hp_orel *ra, const struct hp_orel *rb,
 	if (is_label(a) != is_label(b))
 		return false;
 	if (!is_label(a))
-		/* Correlated symbols match only their own twin. */
-		return ra->addend == rb->addend &&
-		       (a->twin || b->twin ? b->twin == a : names_equal(a, b));
+		return ra->addend == rb->addend && same_symbol(a, b);
 	if (!sa || !sb)
 		return false;
 	if (hp_osec_is_strings(sa) && hp_osec_is_strings(sb)) {
@@ -106,8 +122,13 @@ static bool targets_equal(const struct hp_orel *ra, const struct hp_orel *rb,
 	}
 	if (a->st.st_value + ra->addend != b->st.st_value + rb->addend)
 		return false;
+	/*
+	 * A section symbol or label in a function's or object's section: gcc
+	 * calls local functions (clones included) this way, so this too must
+	 * go by the twin, not by the name.
+	 */
 	if (sa->primary && sb->primary)
-		return names_equal(sa->primary, sb->primary) &&
+		return same_symbol(sa->primary, sb->primary) &&
 		       sa->primary->st.st_value == sb->primary->st.st_value;
 	if (sa->primary || sb->primary)
 		return false;

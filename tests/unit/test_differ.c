@@ -7,7 +7,9 @@
 #include "hp_test.h"
 
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 #include "differ/differ.h"
+#include "differ/differ_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,19 +390,84 @@ static void test_case_inline_reason(void **state)
 	hp_diff_report_free(r);
 }
 
+/* The function that @bin's @caller jumps or calls to at its entry. */
+static const char *entry_callee(const char *bin, const char *caller,
+				uint64_t *addr)
+{
+	struct hp_binary *b = NULL;
+	const struct hp_bsym *c = NULL;
+	const char *callee = NULL;
+	uint8_t insn[5];
+	bool ambiguous = false;
+	static char name[128];
+
+	assert_hp_ok(hp_binary_open(bin, NULL, &b));
+	c = hp_binary_find_sym(b, caller, NULL, false, &ambiguous);
+	assert_non_null(c);
+	assert_hp_ok(hp_binary_read(b, c->value, insn, sizeof(insn)));
+	assert_true(insn[0] == 0xe8 || insn[0] == 0xe9);
+	*addr = c->value + 5 +
+		(uint64_t)(int64_t)(int32_t)hp_get_le32(insn + 1);
+	for (size_t i = 0; i < b->nr_syms && !callee; i++)
+		if (b->syms[i].value == *addr && b->syms[i].type == STT_FUNC)
+			callee = b->syms[i].name;
+	assert_non_null(callee);
+	snprintf(name, sizeof(name), "%s", callee);
+	hp_binary_free(b);
+	return name;
+}
+
+/*
+ * What a redirect must preserve: @caller, if left out of the patch, still
+ * calls its old callee, so that callee must now run the new code of the
+ * function the new @caller calls.
+ */
+static void assert_caller_consistent(const struct hp_diff_report *r,
+				     const struct hp_patch *p,
+				     const char *caller)
+{
+	char old_bin[600], new_bin[600];
+	const char *build = getenv("HP_BUILD");
+	const char *callee = NULL;
+	uint64_t old_callee = 0, new_callee = 0;
+	bool redirected = false;
+
+	if (find_func(r, caller))
+		return; /* replaced: its new code calls the new callee */
+	snprintf(old_bin, sizeof(old_bin), "%s/testdata/clones-v1", build);
+	snprintf(new_bin, sizeof(new_bin), "%s/testdata/clones-v2", build);
+	entry_callee(old_bin, caller, &old_callee);
+	callee = entry_callee(new_bin, caller, &new_callee);
+	for (uint32_t i = 0; i < p->modules[0].nr_funcs; i++) {
+		const struct hp_func *f = &p->modules[0].funcs[i];
+
+		if (f->old_addr == old_callee) {
+			assert_string_equal(f->name, callee);
+			redirected = true;
+		}
+	}
+	assert_true(redirected);
+}
+
 static void test_case_clones(void **state)
 {
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
+	const struct hp_diff_func *f = NULL;
 
 	(void)state;
+	/* v2 swaps the numbers of the two tier clones and fixes both. */
 	assert_hp_ok(run_case("clones", &r, &p));
-	assert_non_null(find_func(r, "api"));
-	for (uint32_t i = 0; i < r->nr_funcs; i++)
-		if (strcmp(r->funcs[i].name, "api"))
-			/* anything else must be a new clone, never a
-			 * redirected old one */
-			assert_int_equal(r->funcs[i].change, HP_DIFF_NEW);
+	f = find_func(r, "tier_price.constprop.0");
+	assert_non_null(f);
+	assert_int_equal(f->change, HP_DIFF_CHANGED);
+	f = find_func(r, "tier_price.constprop.1");
+	assert_non_null(f);
+	assert_int_equal(f->change, HP_DIFF_CHANGED);
+	/* Never an old clone redirected to another tier's new code while a
+	 * caller left out of the patch still calls it. */
+	assert_caller_consistent(r, p, "price_basic");
+	assert_caller_consistent(r, p, "price_gold");
 	hp_patch_free(p);
 	hp_diff_report_free(r);
 }
