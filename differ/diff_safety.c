@@ -328,20 +328,31 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 	return 0;
 }
 
-/* "body changed; inlines foo, bar": why a function is in, from DWARF. */
+/*
+ * Why a changed function is in, when there is more to say than "body
+ * changed": the name gcc gave it in the old build, if it renumbered it, and
+ * the callees inlined into it (from DWARF).
+ */
 static int note_reasons(struct hp_pair *p, const struct hp_dwarf_types *nt)
 {
 	for (size_t i = 0; i < p->new_obj->nr_syms; i++) {
 		struct hp_osym *s = &p->new_obj->syms[i];
 		const struct hp_func_types *f = NULL;
+		const char *was = NULL, *inl = NULL;
 
 		if (!hp_osym_is_func(s) || !s->changed || s->reason)
 			continue;
 		f = hp_dwarf_find_func(nt, s->name);
-		if (f && f->inlined[0] &&
-		    asprintf(&s->reason, "body changed; inlines %s",
-			     f->inlined) < 0)
+		inl = f && f->inlined[0] ? f->inlined : NULL;
+		was = s->twin && strcmp(s->twin->name, s->name) ? s->twin->name
+								: NULL;
+		if ((was || inl) &&
+		    asprintf(&s->reason, "body changed%s%s%s%s",
+			     was ? "; renumbered from " : "", was ? was : "",
+			     inl ? "; inlines " : "", inl ? inl : "") < 0) {
+			s->reason = NULL;
 			return -ENOMEM;
+		}
 	}
 	return 0;
 }

@@ -449,25 +449,118 @@ static void assert_caller_consistent(const struct hp_diff_report *r,
 	assert_true(redirected);
 }
 
+/* @name is in the report as @change, for @reason. */
+static void assert_func(const struct hp_diff_report *r, const char *name,
+			enum hp_diff_change change, const char *reason)
+{
+	const struct hp_diff_func *f = find_func(r, name);
+
+	if (!f)
+		fail_msg("'%s' is not in the report", name);
+	assert_int_equal(f->change, change);
+	assert_string_equal(f->reason, reason);
+}
+
+/* The patch redirects the old binary's @old_name to the new @name. */
+static void assert_redirects(const struct hp_patch *p, const char *bin,
+			     const char *name, const char *old_name)
+{
+	const struct hp_module *m = &p->modules[0];
+	struct hp_binary *b = NULL;
+	const struct hp_bsym *s = NULL;
+
+	assert_hp_ok(hp_binary_open(bin, NULL, &b));
+	for (size_t i = 0; i < b->nr_syms && !s; i++)
+		if (!strcmp(b->syms[i].name, old_name))
+			s = &b->syms[i];
+	assert_non_null(s);
+	for (uint32_t i = 0; i < m->nr_funcs; i++)
+		if (!strcmp(m->funcs[i].name, name)) {
+			assert_int_equal(m->funcs[i].flags, 0);
+			assert_int_equal(m->funcs[i].old_addr, s->value);
+			hp_binary_free(b);
+			return;
+		}
+	fail_msg("'%s' is not in the patch", name);
+}
+
 static void test_case_clones(void **state)
 {
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
-	const struct hp_diff_func *f = NULL;
+	char bin[600];
 
 	(void)state;
-	/* v2 swaps the numbers of the two tier clones and fixes both. */
+	/* v2 swaps the numbers of the two tier clones and fixes both: each
+	 * replaces the old clone of its own tier, found by who calls it. */
 	assert_hp_ok(run_case("clones", &r, &p));
-	f = find_func(r, "tier_price.constprop.0");
-	assert_non_null(f);
-	assert_int_equal(f->change, HP_DIFF_CHANGED);
-	f = find_func(r, "tier_price.constprop.1");
-	assert_non_null(f);
-	assert_int_equal(f->change, HP_DIFF_CHANGED);
+	assert_int_equal(r->nr_funcs, 2);
+	assert_func(r, "tier_price.constprop.0", HP_DIFF_CHANGED,
+		    "body changed; renumbered from tier_price.constprop.1");
+	assert_func(r, "tier_price.constprop.1", HP_DIFF_CHANGED,
+		    "body changed; renumbered from tier_price.constprop.0");
+	snprintf(bin, sizeof(bin), "%s/testdata/clones-v1", getenv("HP_BUILD"));
+	assert_redirects(p, bin, "tier_price.constprop.0",
+			 "tier_price.constprop.1");
+	assert_redirects(p, bin, "tier_price.constprop.1",
+			 "tier_price.constprop.0");
 	/* Never an old clone redirected to another tier's new code while a
 	 * caller left out of the patch still calls it. */
 	assert_caller_consistent(r, p, "price_basic");
 	assert_caller_consistent(r, p, "price_gold");
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
+/*
+ * targets/clone_svc at -O2: v2 fixes weight.isra.0 and checksum.part.0 and
+ * adds price_staff, a third constant for tier_price (not cloned at -O2).
+ */
+static void test_case_clone_svc(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	char bin[600];
+
+	(void)state;
+	assert_hp_ok(run_case("clone_svc", &r, &p));
+	assert_int_equal(r->nr_funcs, 6);
+	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED, "body changed");
+	/* One more field passed by value: its caller is patched with it. */
+	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "shipment_weight", HP_DIFF_CHANGED, "body changed");
+	/* gcc knows the tiers it is called with: a new one changes its code. */
+	assert_func(r, "tier_price", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "price_staff", HP_DIFF_NEW, "new");
+	assert_func(r, "answer", HP_DIFF_CHANGED, "body changed");
+	snprintf(bin, sizeof(bin), "%s/testdata/clone_svc-v1",
+		 getenv("HP_BUILD"));
+	assert_redirects(p, bin, "weight.isra.0", "weight.isra.0");
+	assert_redirects(p, bin, "checksum.part.0", "checksum.part.0");
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
+/*
+ * The same with -fipa-cp-clone: one tier_price clone per tier, and the new
+ * staff tier's clone takes number 0, so gold's and basic's clones move from
+ * .0 and .1 to .1 and .2, unchanged: they stay out, and so do their
+ * callers, as in clone_svc.
+ */
+static void test_case_clone_svc_cp(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	assert_hp_ok(run_case("clone_svc_cp", &r, &p));
+	assert_int_equal(r->nr_funcs, 6);
+	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "shipment_weight", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "tier_price.constprop.0", HP_DIFF_NEW, "new");
+	assert_func(r, "price_staff", HP_DIFF_NEW, "new");
+	assert_func(r, "answer", HP_DIFF_CHANGED, "body changed");
 	hp_patch_free(p);
 	hp_diff_report_free(r);
 }
@@ -492,6 +585,8 @@ int main(void)
 		cmocka_unit_test(test_case_line_only),
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
+		cmocka_unit_test(test_case_clone_svc),
+		cmocka_unit_test(test_case_clone_svc_cp),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
