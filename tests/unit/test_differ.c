@@ -565,6 +565,27 @@ static void test_case_clone_svc_cp(void **state)
 	hp_diff_report_free(r);
 }
 
+/*
+ * A struct member moves, and the only code that changes is a part gcc split
+ * off: the layout check must see the clone's DWARF (its origin's).
+ */
+static void test_case_clone_layout(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_diff_refusal *x = NULL;
+
+	(void)state;
+	assert_hp_err(run_case("clone_layout", &r, &p), HP_E_REFUSED);
+	assert_null(p);
+	assert_int_equal(r->nr_refused, 1);
+	x = find_refusal(r, HP_E_LAYOUT);
+	assert_non_null(x);
+	assert_string_equal(x->symbol, "struct conn");
+	assert_non_null(strstr(x->message, "used by 'conn_account.part.0'"));
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -587,6 +608,7 @@ int main(void)
 		cmocka_unit_test(test_case_clones),
 		cmocka_unit_test(test_case_clone_svc),
 		cmocka_unit_test(test_case_clone_svc_cp),
+		cmocka_unit_test(test_case_clone_layout),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
