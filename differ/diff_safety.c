@@ -378,25 +378,37 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 }
 
 /*
- * Why a changed function is in, when there is more to say than "body
- * changed": the name gcc gave it in the old build, if it renumbered it, and
- * the callees inlined into it (from DWARF).
+ * Why a changed or new function is in, when there is more to say than
+ * "body changed" or "new": the function gcc cloned or split it from, the
+ * name gcc gave it in the old build if it renumbered it, and the callees
+ * inlined into it (from DWARF; not for a clone whose origin has other
+ * entries there, since any of them may be the clone's).
  */
 static int note_reasons(struct hp_pair *p, const struct hp_dwarf_types *nt)
 {
 	for (size_t i = 0; i < p->new_obj->nr_syms; i++) {
 		struct hp_osym *s = &p->new_obj->syms[i];
 		const struct hp_func_types *f = NULL;
-		const char *was = NULL, *inl = NULL;
+		const char *was = NULL, *inl = NULL, *origin = NULL;
+		size_t nr = 0;
 
-		if (!hp_osym_is_func(s) || !s->changed || s->reason)
+		if (!is_changed_func(s) || s->reason ||
+		    hp_osym_is_fragment(s) || (s->is_new && !is_clone(s)))
 			continue;
-		f = hp_dwarf_find_func(nt, s->name);
-		inl = f && f->inlined[0] ? f->inlined : NULL;
+		f = find_about(nt, s, &nr);
+		inl = f && f->inlined[0] && (nr == 1 || !is_clone(s))
+			      ? f->inlined
+			      : NULL;
 		was = s->twin && strcmp(s->twin->name, s->name) ? s->twin->name
 								: NULL;
-		if ((was || inl) &&
-		    asprintf(&s->reason, "body changed%s%s%s%s",
+		if (is_clone(s))
+			origin = strstr(s->name, ".part.") ? "; split from "
+							   : "; clone of ";
+		if ((origin || was || inl) &&
+		    asprintf(&s->reason, "%s%s%.*s%s%s%s%s",
+			     s->is_new ? "new" : "body changed",
+			     origin ? origin : "",
+			     origin ? (int)hp_origin_len(s->name) : 0, s->name,
 			     was ? "; renumbered from " : "", was ? was : "",
 			     inl ? "; inlines " : "", inl ? inl : "") < 0) {
 			s->reason = NULL;

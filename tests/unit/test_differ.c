@@ -496,9 +496,11 @@ static void test_case_clones(void **state)
 	assert_hp_ok(run_case("clones", &r, &p));
 	assert_int_equal(r->nr_funcs, 2);
 	assert_func(r, "tier_price.constprop.0", HP_DIFF_CHANGED,
-		    "body changed; renumbered from tier_price.constprop.1");
+		    "body changed; clone of tier_price; renumbered from "
+		    "tier_price.constprop.1");
 	assert_func(r, "tier_price.constprop.1", HP_DIFF_CHANGED,
-		    "body changed; renumbered from tier_price.constprop.0");
+		    "body changed; clone of tier_price; renumbered from "
+		    "tier_price.constprop.0");
 	snprintf(bin, sizeof(bin), "%s/testdata/clones-v1", getenv("HP_BUILD"));
 	assert_redirects(p, bin, "tier_price.constprop.0",
 			 "tier_price.constprop.1");
@@ -512,6 +514,26 @@ static void test_case_clones(void **state)
 	hp_diff_report_free(r);
 }
 
+/* The first line of @path that contains @text. */
+static unsigned int source_line(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	unsigned int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		if (strstr(line, text)) {
+			fclose(f);
+			return n;
+		}
+	}
+	fclose(f);
+	fail_msg("'%s' has no '%s'", path, text);
+	return 0;
+}
+
 /*
  * targets/clone_svc at -O2: v2 fixes weight.isra.0 and checksum.part.0 and
  * adds price_staff, a third constant for tier_price (not cloned at -O2).
@@ -520,19 +542,27 @@ static void test_case_clone_svc(void **state)
 {
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
+	const struct hp_diff_func *f = NULL;
 	char bin[600];
 
 	(void)state;
 	assert_hp_ok(run_case("clone_svc", &r, &p));
 	assert_int_equal(r->nr_funcs, 6);
-	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED,
+		    "body changed; split from checksum");
 	/* One more field passed by value: its caller is patched with it. */
-	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED,
+		    "body changed; clone of weight");
 	assert_func(r, "shipment_weight", HP_DIFF_CHANGED, "body changed");
 	/* gcc knows the tiers it is called with: a new one changes its code. */
 	assert_func(r, "tier_price", HP_DIFF_CHANGED, "body changed");
 	assert_func(r, "price_staff", HP_DIFF_NEW, "new");
 	assert_func(r, "answer", HP_DIFF_CHANGED, "body changed");
+	/* A clone is where its origin is in the source. */
+	f = find_func(r, "weight.isra.0");
+	assert_non_null(f->src_file);
+	assert_non_null(strstr(f->src_file, "clone_svc.c"));
+	assert_int_equal(f->src_line, source_line(f->src_file, "long weight("));
 	snprintf(bin, sizeof(bin), "%s/testdata/clone_svc-v1",
 		 getenv("HP_BUILD"));
 	assert_redirects(p, bin, "weight.isra.0", "weight.isra.0");
@@ -555,10 +585,13 @@ static void test_case_clone_svc_cp(void **state)
 	(void)state;
 	assert_hp_ok(run_case("clone_svc_cp", &r, &p));
 	assert_int_equal(r->nr_funcs, 6);
-	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED, "body changed");
-	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED,
+		    "body changed; split from checksum");
+	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED,
+		    "body changed; clone of weight");
 	assert_func(r, "shipment_weight", HP_DIFF_CHANGED, "body changed");
-	assert_func(r, "tier_price.constprop.0", HP_DIFF_NEW, "new");
+	assert_func(r, "tier_price.constprop.0", HP_DIFF_NEW,
+		    "new; clone of tier_price");
 	assert_func(r, "price_staff", HP_DIFF_NEW, "new");
 	assert_func(r, "answer", HP_DIFF_CHANGED, "body changed");
 	hp_patch_free(p);
