@@ -19,8 +19,10 @@
  *       old one gone, so what calls either differs and is patched too;
  *    c. ".cold" parts as their parents: "f.constprop.1.cold" with old
  *       "f.constprop.0.cold" when the parents pair.
- *    Any pairing is consistent, as pass 2 compares through twins; these
- *    rules keep unchanged and renumbered clones and their callers out.
+ *    Any pairing of functions is consistent, as pass 2 compares through
+ *    twins; these rules keep unchanged and renumbered clones and their
+ *    callers out. Not so for a static local: its twin is where the running
+ *    value is, so the referrers rule comes before the name.
  * 2. Compare each twin function: section size, bytes, and relocations. A
  *    relocation matches when offset, type and normalised target match: a
  *    function or object, named or through its section's symbol, by its twin

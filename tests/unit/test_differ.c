@@ -390,29 +390,33 @@ static void test_case_inline_reason(void **state)
 	hp_diff_report_free(r);
 }
 
-/* The function that @bin's @caller jumps or calls to at its entry. */
-static const char *entry_callee(const char *bin, const char *caller,
+/*
+ * What the first instruction of @bin's function @func refers to, when it
+ * is @len bytes long and ends in a PC-relative 32-bit field ("call f",
+ * "mov x(%rip),%eax"): its address in *@addr, and its name.
+ */
+static const char *entry_target(const char *bin, const char *func, size_t len,
 				uint64_t *addr)
 {
 	struct hp_binary *b = NULL;
-	const struct hp_bsym *c = NULL;
-	const char *callee = NULL;
-	uint8_t insn[5];
+	const struct hp_bsym *f = NULL;
+	const char *target = NULL;
+	uint8_t insn[16];
 	bool ambiguous = false;
 	static char name[128];
 
+	assert_true(len >= 5 && len <= sizeof(insn));
 	assert_hp_ok(hp_binary_open(bin, NULL, &b));
-	c = hp_binary_find_sym(b, caller, NULL, false, &ambiguous);
-	assert_non_null(c);
-	assert_hp_ok(hp_binary_read(b, c->value, insn, sizeof(insn)));
-	assert_true(insn[0] == 0xe8 || insn[0] == 0xe9);
-	*addr = c->value + 5 +
-		(uint64_t)(int64_t)(int32_t)hp_get_le32(insn + 1);
-	for (size_t i = 0; i < b->nr_syms && !callee; i++)
-		if (b->syms[i].value == *addr && b->syms[i].type == STT_FUNC)
-			callee = b->syms[i].name;
-	assert_non_null(callee);
-	snprintf(name, sizeof(name), "%s", callee);
+	f = hp_binary_find_sym(b, func, NULL, false, &ambiguous);
+	assert_non_null(f);
+	assert_hp_ok(hp_binary_read(b, f->value, insn, len));
+	*addr = f->value + len +
+		(uint64_t)(int64_t)(int32_t)hp_get_le32(insn + len - 4);
+	for (size_t i = 0; i < b->nr_syms && !target; i++)
+		if (b->syms[i].value == *addr)
+			target = b->syms[i].name;
+	assert_non_null(target);
+	snprintf(name, sizeof(name), "%s", target);
 	hp_binary_free(b);
 	return name;
 }
@@ -436,8 +440,9 @@ static void assert_caller_consistent(const struct hp_diff_report *r,
 		return; /* replaced: its new code calls the new callee */
 	snprintf(old_bin, sizeof(old_bin), "%s/testdata/clones-v1", build);
 	snprintf(new_bin, sizeof(new_bin), "%s/testdata/clones-v2", build);
-	entry_callee(old_bin, caller, &old_callee);
-	callee = entry_callee(new_bin, caller, &new_callee);
+	/* price_*: "jmp tier_price.constprop.N" */
+	entry_target(old_bin, caller, 5, &old_callee);
+	callee = entry_target(new_bin, caller, 5, &new_callee);
 	for (uint32_t i = 0; i < p->modules[0].nr_funcs; i++) {
 		const struct hp_func *f = &p->modules[0].funcs[i];
 
@@ -619,6 +624,41 @@ static void test_case_clone_layout(void **state)
 	hp_diff_report_free(r);
 }
 
+/*
+ * v2 moves next_b above next_a, which swaps the numbers of their static
+ * locals "count", and changes next_a: its new code must use the running
+ * program's next_a counter, not next_b's.
+ */
+static void test_case_statics_moved(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_module *m = NULL;
+	char bin[600];
+	uint64_t counter = 0;
+	uint32_t nr_uses = 0;
+
+	(void)state;
+	assert_hp_ok(run_case("statics_moved", &r, &p));
+	assert_int_equal(r->nr_funcs, 1);
+	assert_func(r, "next_a", HP_DIFF_CHANGED, "body changed");
+	snprintf(bin, sizeof(bin), "%s/testdata/statics_moved-v1",
+		 getenv("HP_BUILD"));
+	/* "mov count.N(%rip),%eax" */
+	entry_target(bin, "next_a", 6, &counter);
+	m = &p->modules[0];
+	assert_int_equal(m->data_size + m->bss_size, 0);
+	for (uint32_t i = 0; i < m->nr_relocs; i++) {
+		if (m->relocs[i].base != HP_RB_MODULE)
+			continue;
+		assert_int_equal(m->relocs[i].value + 4, counter);
+		nr_uses++;
+	}
+	assert_true(nr_uses >= 2);
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -642,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_case_clone_svc),
 		cmocka_unit_test(test_case_clone_svc_cp),
 		cmocka_unit_test(test_case_clone_layout),
+		cmocka_unit_test(test_case_statics_moved),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
