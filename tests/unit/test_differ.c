@@ -571,7 +571,10 @@ static void test_case_clone_svc(void **state)
 	snprintf(bin, sizeof(bin), "%s/testdata/clone_svc-v1",
 		 getenv("HP_BUILD"));
 	assert_redirects(p, bin, "weight.isra.0", "weight.isra.0");
+	/* Its callers, unchanged, call the old entry: the redirect does. */
 	assert_redirects(p, bin, "checksum.part.0", "checksum.part.0");
+	assert_null(find_func(r, "name_sum"));
+	assert_null(find_func(r, "text_sum"));
 	hp_patch_free(p);
 	hp_diff_report_free(r);
 }
@@ -599,6 +602,10 @@ static void test_case_clone_svc_cp(void **state)
 		    "new; clone of tier_price");
 	assert_func(r, "price_staff", HP_DIFF_NEW, "new");
 	assert_func(r, "answer", HP_DIFF_CHANGED, "body changed");
+	assert_null(find_func(r, "tier_price.constprop.1"));
+	assert_null(find_func(r, "tier_price.constprop.2"));
+	assert_null(find_func(r, "price_basic"));
+	assert_null(find_func(r, "price_gold"));
 	hp_patch_free(p);
 	hp_diff_report_free(r);
 }
