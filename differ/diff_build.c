@@ -894,8 +894,8 @@ static int collect_funcs(struct builder *b)
 					b->r, s->name, o->relpath,
 					s->is_new ? HP_DIFF_NEW
 						  : HP_DIFF_CHANGED,
-					s->is_new   ? "new"
-					: s->reason ? s->reason
+					s->reason   ? s->reason
+					: s->is_new ? "new"
 						    : "body changed");
 			if (!rc) {
 				struct hp_diff_func *df =

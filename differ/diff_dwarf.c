@@ -35,7 +35,9 @@ static void note_subprogram(Dwarf_Die die, char **files, Dwarf_Signed nr_files,
 	for (uint32_t i = 0; i < nr_funcs; i++) {
 		struct hp_diff_func *f = &funcs[i];
 
-		if (f->src_file || strcmp(f->name, name))
+		/* A clone ("weight.isra.0") is where its origin is. */
+		if (f->src_file || strlen(name) != hp_origin_len(f->name) ||
+		    strncmp(f->name, name, strlen(name)))
 			continue;
 		if (file >= base && file - base < (Dwarf_Unsigned)nr_files)
 			f->src_file = strdup(files[file - base]);

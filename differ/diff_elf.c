@@ -249,6 +249,11 @@ bool hp_osym_is_fragment(const struct hp_osym *s)
 	return cold && (cold[5] == 0 || cold[5] == '.');
 }
 
+size_t hp_origin_len(const char *name)
+{
+	return strcspn(name, ".");
+}
+
 bool hp_osym_is_data(const struct hp_osym *s)
 {
 	return (s->type == STT_OBJECT || s->type == STT_TLS) && s->sec;

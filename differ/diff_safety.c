@@ -4,10 +4,11 @@
  *    parameters and variables, through pointers and typedefs) must have the
  *    same size and the same members at the same offsets in both builds: the
  *    running process holds objects laid out the old way. A reorder that
- *    keeps the size is caught by the offsets.
+ *    keeps the size is caught by the offsets. A gcc clone
+ *    ("conn_account.part.0") uses what its origin's DWARF entries use.
  * 2. Signature: a changed function whose DWARF signature differs is refused
  *    when unchanged code still calls it (those callers pass the old
- *    arguments).
+ *    arguments). Not a clone: its parameters are gcc's own.
  * 3. Removed: a function gone from the new build but still referenced by
  *    unchanged code or data of the old one stays reachable: refused.
  * Each refusal names the symbol, the object and what to do.
@@ -25,6 +26,52 @@
 static bool is_changed_func(const struct hp_osym *s)
 {
 	return hp_osym_is_func(s) && (s->changed || s->is_new);
+}
+
+/* A function gcc made from another: "weight.isra.0", "checksum.part.0". */
+static bool is_clone(const struct hp_osym *s)
+{
+	return hp_osym_is_func(s) && s->name[hp_origin_len(s->name)];
+}
+
+/*
+ * Whether DWARF entry @f is about function @s. A clone has no name of its
+ * own in DWARF: its entry carries its origin's ("weight") and shares its
+ * types, and nothing there tells it from the origin's other entries, so
+ * each of those may be the clone's.
+ */
+static bool is_about(const struct hp_func_types *f, const struct hp_osym *s)
+{
+	const size_t len = hp_origin_len(s->name);
+
+	return strlen(f->name) == len && !strncmp(f->name, s->name, len);
+}
+
+/* The first DWARF entry about @s, and in *@nr how many there are. */
+static const struct hp_func_types *
+find_about(const struct hp_dwarf_types *t, const struct hp_osym *s, size_t *nr)
+{
+	const struct hp_func_types *first = NULL;
+
+	*nr = 0;
+	for (size_t i = 0; i < t->nr_funcs; i++)
+		if (is_about(&t->funcs[i], s)) {
+			first = first ? first : &t->funcs[i];
+			(*nr)++;
+		}
+	return first;
+}
+
+/* Whether some DWARF entry about @s uses the struct @layout. */
+static bool uses_layout(const struct hp_dwarf_types *t, const struct hp_osym *s,
+			const char *layout)
+{
+	for (size_t i = 0; i < t->nr_funcs; i++)
+		for (uint32_t j = 0;
+		     is_about(&t->funcs[i], s) && j < t->funcs[i].nr_used; j++)
+			if (!strcmp(t->funcs[i].used[j], layout))
+				return true;
+	return false;
 }
 
 /* Describe how @a and @b differ, or return false if they do not. */
@@ -72,19 +119,42 @@ static void users_of(const struct hp_obj *o, const struct hp_dwarf_types *nt,
 	buf[0] = 0;
 	for (size_t i = 0; i < o->nr_syms && len < cap; i++) {
 		const struct hp_osym *s = &o->syms[i];
-		const struct hp_func_types *f = NULL;
 
-		if (!is_changed_func(s))
-			continue;
-		f = hp_dwarf_find_func(nt, s->name);
-		for (uint32_t j = 0; f && j < f->nr_used; j++)
-			if (!strcmp(f->used[j], layout))
-				len += (size_t)snprintf(
-					buf + len, cap - len, "%s'%s'",
-					len ? ", " : "", s->name);
+		if (is_changed_func(s) && uses_layout(nt, s, layout))
+			len += (size_t)snprintf(buf + len, cap - len, "%s'%s'",
+						len ? ", " : "", s->name);
 	}
 }
 
+/* Refuse @l, used by changed code of @p, if its layout changed. */
+static int check_layout(struct hp_pair *p, const char *l,
+			const struct hp_dwarf_types *ot,
+			const struct hp_dwarf_types *nt,
+			struct hp_diff_report *r)
+{
+	const struct hp_layout *a = hp_dwarf_find_layout(ot, l);
+	const struct hp_layout *b = hp_dwarf_find_layout(nt, l);
+	char what[768], users[512];
+
+	if (!a || !b || !layout_diff(a, b, what, sizeof(what)))
+		return 0;
+	for (uint32_t k = 0; k < r->nr_refused; k++)
+		if (r->refused[k].code == -HP_E_LAYOUT &&
+		    !strcmp(r->refused[k].symbol, l))
+			return 0;
+	users_of(p->new_obj, nt, l, users, sizeof(users));
+	return hp_report_refuse(
+		r, l, p->new_obj->relpath, -HP_E_LAYOUT,
+		"the running process holds objects with the old layout; keep "
+		"the layout (add members at the end of a new struct), or ship "
+		"a new release",
+		"layout of '%s' changed (%s; %llu bytes, %u members -> %llu "
+		"bytes, %u members), used by %s",
+		l, what, (unsigned long long)a->size, a->nr_members,
+		(unsigned long long)b->size, b->nr_members, users);
+}
+
+/* Every struct a changed function uses, through each entry about it. */
 static int check_layouts(struct hp_pair *p, const struct hp_dwarf_types *ot,
 			 const struct hp_dwarf_types *nt,
 			 struct hp_diff_report *r)
@@ -93,43 +163,14 @@ static int check_layouts(struct hp_pair *p, const struct hp_dwarf_types *ot,
 
 	for (size_t i = 0; i < p->new_obj->nr_syms && !rc; i++) {
 		const struct hp_osym *s = &p->new_obj->syms[i];
-		const struct hp_func_types *f = NULL;
 
-		if (!is_changed_func(s))
-			continue;
-		f = hp_dwarf_find_func(nt, s->name);
-		for (uint32_t j = 0; f && j < f->nr_used && !rc; j++) {
-			const struct hp_layout *a =
-				hp_dwarf_find_layout(ot, f->used[j]);
-			const struct hp_layout *b =
-				hp_dwarf_find_layout(nt, f->used[j]);
-			char what[768], users[512];
-			bool dup = false;
+		for (size_t k = 0;
+		     is_changed_func(s) && k < nt->nr_funcs && !rc; k++) {
+			const struct hp_func_types *f = &nt->funcs[k];
 
-			if (!a || !b || !layout_diff(a, b, what, sizeof(what)))
-				continue;
-			for (uint32_t k = 0; k < r->nr_refused; k++)
-				dup |= r->refused[k].code == -HP_E_LAYOUT &&
-				       !strcmp(r->refused[k].symbol,
-					       f->used[j]);
-			if (dup)
-				continue;
-			users_of(p->new_obj, nt, f->used[j], users,
-				 sizeof(users));
-			rc = hp_report_refuse(
-				r, f->used[j], p->new_obj->relpath,
-				-HP_E_LAYOUT,
-				"the running process holds objects with the "
-				"old "
-				"layout; keep the layout (add members at the "
-				"end "
-				"of a new struct), or ship a new release",
-				"layout of '%s' changed (%s; %llu bytes, %u "
-				"members -> %llu bytes, %u members), used by "
-				"%s",
-				f->used[j], what, (unsigned long long)a->size,
-				a->nr_members, (unsigned long long)b->size,
-				b->nr_members, users);
+			for (uint32_t j = 0;
+			     is_about(f, s) && j < f->nr_used && !rc; j++)
+				rc = check_layout(p, f->used[j], ot, nt, r);
 		}
 	}
 	return rc;
@@ -167,7 +208,14 @@ static int check_signatures(struct hp_pair *pairs, size_t nr, struct hp_pair *p,
 		const struct hp_func_types *a = NULL, *b = NULL;
 		const char *caller = NULL;
 
-		if (!hp_osym_is_func(s) || !s->changed || !s->twin)
+		/*
+		 * A clone's parameters are gcc's (dropped, passed by value),
+		 * not its declaration's, and its callers are all in this
+		 * object, compared through twins: one left unchanged already
+		 * passes what the new clone takes.
+		 */
+		if (!hp_osym_is_func(s) || !s->changed || !s->twin ||
+		    is_clone(s))
 			continue;
 		a = hp_dwarf_find_func(ot, s->twin->name);
 		b = hp_dwarf_find_func(nt, s->name);
@@ -299,12 +347,13 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 	for (size_t i = 0; i < p->new_obj->nr_syms; i++) {
 		struct hp_osym *s = &p->new_obj->syms[i];
 		const struct hp_func_types *a = NULL, *b = NULL;
+		size_t nr = 0;
 		int delta;
 
 		if (!hp_osym_is_func(s) || !s->changed || !s->twin)
 			continue;
-		a = hp_dwarf_find_func(ot, s->twin->name);
-		b = hp_dwarf_find_func(nt, s->name);
+		a = find_about(ot, s->twin, &nr);
+		b = find_about(nt, s, &nr);
 		if (!a || !b)
 			continue;
 		delta = (int)b->decl_line - (int)a->decl_line;
@@ -328,20 +377,43 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 	return 0;
 }
 
-/* "body changed; inlines foo, bar": why a function is in, from DWARF. */
+/*
+ * Why a changed or new function is in, when there is more to say than
+ * "body changed" or "new": the function gcc cloned or split it from, the
+ * name gcc gave it in the old build if it renumbered it, and the callees
+ * inlined into it (from DWARF; not for a clone whose origin has other
+ * entries there, since any of them may be the clone's).
+ */
 static int note_reasons(struct hp_pair *p, const struct hp_dwarf_types *nt)
 {
 	for (size_t i = 0; i < p->new_obj->nr_syms; i++) {
 		struct hp_osym *s = &p->new_obj->syms[i];
 		const struct hp_func_types *f = NULL;
+		const char *was = NULL, *inl = NULL, *origin = NULL;
+		size_t nr = 0;
 
-		if (!hp_osym_is_func(s) || !s->changed || s->reason)
+		if (!is_changed_func(s) || s->reason ||
+		    hp_osym_is_fragment(s) || (s->is_new && !is_clone(s)))
 			continue;
-		f = hp_dwarf_find_func(nt, s->name);
-		if (f && f->inlined[0] &&
-		    asprintf(&s->reason, "body changed; inlines %s",
-			     f->inlined) < 0)
+		f = find_about(nt, s, &nr);
+		inl = f && f->inlined[0] && (nr == 1 || !is_clone(s))
+			      ? f->inlined
+			      : NULL;
+		was = s->twin && strcmp(s->twin->name, s->name) ? s->twin->name
+								: NULL;
+		if (is_clone(s))
+			origin = strstr(s->name, ".part.") ? "; split from "
+							   : "; clone of ";
+		if ((origin || was || inl) &&
+		    asprintf(&s->reason, "%s%s%.*s%s%s%s%s",
+			     s->is_new ? "new" : "body changed",
+			     origin ? origin : "",
+			     origin ? (int)hp_origin_len(s->name) : 0, s->name,
+			     was ? "; renumbered from " : "", was ? was : "",
+			     inl ? "; inlines " : "", inl ? inl : "") < 0) {
+			s->reason = NULL;
 			return -ENOMEM;
+		}
 	}
 	return 0;
 }

@@ -7,7 +7,9 @@
 #include "hp_test.h"
 
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 #include "differ/differ.h"
+#include "differ/differ_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -389,19 +391,278 @@ static void test_case_inline_reason(void **state)
 	hp_diff_report_free(r);
 }
 
+/*
+ * What the first instruction of @bin's function @func refers to, when it
+ * is @len bytes long and ends in a PC-relative 32-bit field ("call f",
+ * "mov x(%rip),%eax"): its address in *@addr, and its name.
+ */
+static const char *entry_target(const char *bin, const char *func, size_t len,
+				uint64_t *addr)
+{
+	struct hp_binary *b = NULL;
+	const struct hp_bsym *f = NULL;
+	const char *target = NULL;
+	uint8_t insn[16];
+	bool ambiguous = false;
+	static char name[128];
+
+	assert_true(len >= 5 && len <= sizeof(insn));
+	assert_hp_ok(hp_binary_open(bin, NULL, &b));
+	f = hp_binary_find_sym(b, func, NULL, false, &ambiguous);
+	assert_non_null(f);
+	assert_hp_ok(hp_binary_read(b, f->value, insn, len));
+	*addr = f->value + len +
+		(uint64_t)(int64_t)(int32_t)hp_get_le32(insn + len - 4);
+	for (size_t i = 0; i < b->nr_syms && !target; i++)
+		if (b->syms[i].value == *addr)
+			target = b->syms[i].name;
+	assert_non_null(target);
+	snprintf(name, sizeof(name), "%s", target);
+	hp_binary_free(b);
+	return name;
+}
+
+/*
+ * What a redirect must preserve: @caller, if left out of the patch, still
+ * calls its old callee, so that callee must now run the new code of the
+ * function the new @caller calls.
+ */
+static void assert_caller_consistent(const struct hp_diff_report *r,
+				     const struct hp_patch *p,
+				     const char *caller)
+{
+	char old_bin[600], new_bin[600];
+	const char *build = getenv("HP_BUILD");
+	const char *callee = NULL;
+	uint64_t old_callee = 0, new_callee = 0;
+	bool redirected = false;
+
+	if (find_func(r, caller))
+		return; /* replaced: its new code calls the new callee */
+	snprintf(old_bin, sizeof(old_bin), "%s/testdata/clones-v1", build);
+	snprintf(new_bin, sizeof(new_bin), "%s/testdata/clones-v2", build);
+	/* price_*: "jmp tier_price.constprop.N" */
+	entry_target(old_bin, caller, 5, &old_callee);
+	callee = entry_target(new_bin, caller, 5, &new_callee);
+	for (uint32_t i = 0; i < p->modules[0].nr_funcs; i++) {
+		const struct hp_func *f = &p->modules[0].funcs[i];
+
+		if (f->old_addr == old_callee) {
+			assert_string_equal(f->name, callee);
+			redirected = true;
+		}
+	}
+	assert_true(redirected);
+}
+
+/* @name is in the report as @change, for @reason. */
+static void assert_func(const struct hp_diff_report *r, const char *name,
+			enum hp_diff_change change, const char *reason)
+{
+	const struct hp_diff_func *f = find_func(r, name);
+
+	if (!f)
+		fail_msg("'%s' is not in the report", name);
+	assert_int_equal(f->change, change);
+	assert_string_equal(f->reason, reason);
+}
+
+/* The patch redirects the old binary's @old_name to the new @name. */
+static void assert_redirects(const struct hp_patch *p, const char *bin,
+			     const char *name, const char *old_name)
+{
+	const struct hp_module *m = &p->modules[0];
+	struct hp_binary *b = NULL;
+	const struct hp_bsym *s = NULL;
+
+	assert_hp_ok(hp_binary_open(bin, NULL, &b));
+	for (size_t i = 0; i < b->nr_syms && !s; i++)
+		if (!strcmp(b->syms[i].name, old_name))
+			s = &b->syms[i];
+	assert_non_null(s);
+	for (uint32_t i = 0; i < m->nr_funcs; i++)
+		if (!strcmp(m->funcs[i].name, name)) {
+			assert_int_equal(m->funcs[i].flags, 0);
+			assert_int_equal(m->funcs[i].old_addr, s->value);
+			hp_binary_free(b);
+			return;
+		}
+	fail_msg("'%s' is not in the patch", name);
+}
+
 static void test_case_clones(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	char bin[600];
+
+	(void)state;
+	/* v2 swaps the numbers of the two tier clones and fixes both: each
+	 * replaces the old clone of its own tier, found by who calls it. */
+	assert_hp_ok(run_case("clones", &r, &p));
+	assert_int_equal(r->nr_funcs, 2);
+	assert_func(r, "tier_price.constprop.0", HP_DIFF_CHANGED,
+		    "body changed; clone of tier_price; renumbered from "
+		    "tier_price.constprop.1");
+	assert_func(r, "tier_price.constprop.1", HP_DIFF_CHANGED,
+		    "body changed; clone of tier_price; renumbered from "
+		    "tier_price.constprop.0");
+	snprintf(bin, sizeof(bin), "%s/testdata/clones-v1", getenv("HP_BUILD"));
+	assert_redirects(p, bin, "tier_price.constprop.0",
+			 "tier_price.constprop.1");
+	assert_redirects(p, bin, "tier_price.constprop.1",
+			 "tier_price.constprop.0");
+	/* Never an old clone redirected to another tier's new code while a
+	 * caller left out of the patch still calls it. */
+	assert_caller_consistent(r, p, "price_basic");
+	assert_caller_consistent(r, p, "price_gold");
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
+/* The first line of @path that contains @text. */
+static unsigned int source_line(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	unsigned int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		if (strstr(line, text)) {
+			fclose(f);
+			return n;
+		}
+	}
+	fclose(f);
+	fail_msg("'%s' has no '%s'", path, text);
+	return 0;
+}
+
+/*
+ * targets/clone_svc at -O2: v2 fixes weight.isra.0 and checksum.part.0 and
+ * adds price_staff, a third constant for tier_price (not cloned at -O2).
+ */
+static void test_case_clone_svc(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_diff_func *f = NULL;
+	char bin[600];
+
+	(void)state;
+	assert_hp_ok(run_case("clone_svc", &r, &p));
+	assert_int_equal(r->nr_funcs, 6);
+	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED,
+		    "body changed; split from checksum");
+	/* One more field passed by value: its caller is patched with it. */
+	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED,
+		    "body changed; clone of weight");
+	assert_func(r, "shipment_weight", HP_DIFF_CHANGED, "body changed");
+	/* gcc knows the tiers it is called with: a new one changes its code. */
+	assert_func(r, "tier_price", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "price_staff", HP_DIFF_NEW, "new");
+	assert_func(r, "answer", HP_DIFF_CHANGED, "body changed");
+	/* A clone is where its origin is in the source. */
+	f = find_func(r, "weight.isra.0");
+	assert_non_null(f->src_file);
+	assert_non_null(strstr(f->src_file, "clone_svc.c"));
+	assert_int_equal(f->src_line, source_line(f->src_file, "long weight("));
+	snprintf(bin, sizeof(bin), "%s/testdata/clone_svc-v1",
+		 getenv("HP_BUILD"));
+	assert_redirects(p, bin, "weight.isra.0", "weight.isra.0");
+	/* Its callers, unchanged, call the old entry: the redirect does. */
+	assert_redirects(p, bin, "checksum.part.0", "checksum.part.0");
+	assert_null(find_func(r, "name_sum"));
+	assert_null(find_func(r, "text_sum"));
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
+/*
+ * The same with -fipa-cp-clone: one tier_price clone per tier, and the new
+ * staff tier's clone takes number 0, so gold's and basic's clones move from
+ * .0 and .1 to .1 and .2, unchanged: they stay out, and so do their
+ * callers, as in clone_svc.
+ */
+static void test_case_clone_svc_cp(void **state)
 {
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
 
 	(void)state;
-	assert_hp_ok(run_case("clones", &r, &p));
-	assert_non_null(find_func(r, "api"));
-	for (uint32_t i = 0; i < r->nr_funcs; i++)
-		if (strcmp(r->funcs[i].name, "api"))
-			/* anything else must be a new clone, never a
-			 * redirected old one */
-			assert_int_equal(r->funcs[i].change, HP_DIFF_NEW);
+	assert_hp_ok(run_case("clone_svc_cp", &r, &p));
+	assert_int_equal(r->nr_funcs, 6);
+	assert_func(r, "checksum.part.0", HP_DIFF_CHANGED,
+		    "body changed; split from checksum");
+	assert_func(r, "weight.isra.0", HP_DIFF_CHANGED,
+		    "body changed; clone of weight");
+	assert_func(r, "shipment_weight", HP_DIFF_CHANGED, "body changed");
+	assert_func(r, "tier_price.constprop.0", HP_DIFF_NEW,
+		    "new; clone of tier_price");
+	assert_func(r, "price_staff", HP_DIFF_NEW, "new");
+	assert_func(r, "answer", HP_DIFF_CHANGED, "body changed");
+	assert_null(find_func(r, "tier_price.constprop.1"));
+	assert_null(find_func(r, "tier_price.constprop.2"));
+	assert_null(find_func(r, "price_basic"));
+	assert_null(find_func(r, "price_gold"));
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
+/*
+ * A struct member moves, and the only code that changes is a part gcc split
+ * off: the layout check must see the clone's DWARF (its origin's).
+ */
+static void test_case_clone_layout(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_diff_refusal *x = NULL;
+
+	(void)state;
+	assert_hp_err(run_case("clone_layout", &r, &p), HP_E_REFUSED);
+	assert_null(p);
+	assert_int_equal(r->nr_refused, 1);
+	x = find_refusal(r, HP_E_LAYOUT);
+	assert_non_null(x);
+	assert_string_equal(x->symbol, "struct conn");
+	assert_non_null(strstr(x->message, "used by 'conn_account.part.0'"));
+	hp_diff_report_free(r);
+}
+
+/*
+ * v2 moves next_b above next_a, which swaps the numbers of their static
+ * locals "count", and changes next_a: its new code must use the running
+ * program's next_a counter, not next_b's.
+ */
+static void test_case_statics_moved(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_module *m = NULL;
+	char bin[600];
+	uint64_t counter = 0;
+	uint32_t nr_uses = 0;
+
+	(void)state;
+	assert_hp_ok(run_case("statics_moved", &r, &p));
+	assert_int_equal(r->nr_funcs, 1);
+	assert_func(r, "next_a", HP_DIFF_CHANGED, "body changed");
+	snprintf(bin, sizeof(bin), "%s/testdata/statics_moved-v1",
+		 getenv("HP_BUILD"));
+	/* "mov count.N(%rip),%eax" */
+	entry_target(bin, "next_a", 6, &counter);
+	m = &p->modules[0];
+	assert_int_equal(m->data_size + m->bss_size, 0);
+	for (uint32_t i = 0; i < m->nr_relocs; i++) {
+		if (m->relocs[i].base != HP_RB_MODULE)
+			continue;
+		assert_int_equal(m->relocs[i].value + 4, counter);
+		nr_uses++;
+	}
+	assert_true(nr_uses >= 2);
 	hp_patch_free(p);
 	hp_diff_report_free(r);
 }
@@ -488,6 +749,10 @@ int main(void)
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
 		cmocka_unit_test(test_two_modules),
+		cmocka_unit_test(test_case_clone_svc),
+		cmocka_unit_test(test_case_clone_svc_cp),
+		cmocka_unit_test(test_case_clone_layout),
+		cmocka_unit_test(test_case_statics_moved),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
