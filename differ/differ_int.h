@@ -186,6 +186,7 @@ int hp_dwarf_types_read(const char *path, struct hp_dwarf_types *t)
 void hp_dwarf_types_release(struct hp_dwarf_types *t);
 const struct hp_layout *hp_dwarf_find_layout(const struct hp_dwarf_types *t,
 					     const char *name);
+/* By symbol name; gcc's copies ("f.part.0", "f.cold") by the source name. */
 const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 					       const char *name);
 
