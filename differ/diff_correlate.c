@@ -282,19 +282,15 @@ static void mark_fragment_parents(struct hp_obj *o)
 {
 	for (size_t i = 0; i < o->nr_syms; i++) {
 		const struct hp_osym *f = &o->syms[i];
-		const char *cold = NULL;
 
 		if (!hp_osym_is_func(f) || !hp_osym_is_fragment(f) ||
 		    !(f->changed || f->is_new))
 			continue;
-		cold = strstr(f->name, ".cold");
 		for (size_t j = 0; j < o->nr_syms; j++) {
 			struct hp_osym *p = &o->syms[j];
 
 			if (hp_osym_is_func(p) && !hp_osym_is_fragment(p) &&
-			    strlen(p->name) == (size_t)(cold - f->name) &&
-			    !strncmp(p->name, f->name, cold - f->name) &&
-			    !p->is_new) {
+			    hp_osym_is_fragment_of(f, p) && !p->is_new) {
 				p->changed = true;
 				p->sec->changed = true;
 			}

@@ -249,6 +249,15 @@ bool hp_osym_is_fragment(const struct hp_osym *s)
 	return cold && (cold[5] == 0 || cold[5] == '.');
 }
 
+bool hp_osym_is_fragment_of(const struct hp_osym *f, const struct hp_osym *p)
+{
+	const size_t len = strlen(p->name);
+
+	return hp_osym_is_func(f) && !strncmp(f->name, p->name, len) &&
+	       !strncmp(f->name + len, ".cold", 5) &&
+	       (f->name[len + 5] == 0 || f->name[len + 5] == '.');
+}
+
 bool hp_osym_is_data(const struct hp_osym *s)
 {
 	return (s->type == STT_OBJECT || s->type == STT_TLS) && s->sec;

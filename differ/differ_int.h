@@ -78,6 +78,8 @@ struct hp_osym *hp_obj_find_sym_by_name(struct hp_obj *o, const char *name);
 bool hp_osym_is_func(const struct hp_osym *s);
 /* A split-off part of a function ("foo.cold"): not an entry point. */
 bool hp_osym_is_fragment(const struct hp_osym *s);
+/* Whether function @f is a split-off part of function @p. */
+bool hp_osym_is_fragment_of(const struct hp_osym *f, const struct hp_osym *p);
 bool hp_osym_is_data(const struct hp_osym *s);
 bool hp_osec_is_text(const struct hp_osec *s);
 bool hp_osec_is_strings(const struct hp_osec *s);

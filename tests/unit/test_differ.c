@@ -388,6 +388,22 @@ static void test_case_line_only_part(void **state)
 	check_line_only("line_only_part", "report", 4);
 }
 
+static void test_case_line_only_cold(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	/* A function and its .cold part change together or not at all. */
+	assert_hp_ok(run_case("line_only_cold", &r, &p));
+	assert_int_equal(r->nr_funcs, 1);
+	assert_string_equal(r->funcs[0].name, "store");
+	assert_int_equal(r->nr_line_only, 1);
+	assert_string_equal(r->line_only[0].name, "fetch");
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 static void test_case_inline_reason(void **state)
 {
 	struct hp_diff_report *r = NULL;
@@ -439,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_case_signature),
 		cmocka_unit_test(test_case_line_only),
 		cmocka_unit_test(test_case_line_only_part),
+		cmocka_unit_test(test_case_line_only_cold),
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
 	};
