@@ -470,23 +470,14 @@ const struct hp_layout *hp_dwarf_find_layout(const struct hp_dwarf_types *t,
 	return find_layout((struct hp_dwarf_types *)t, name);
 }
 
-/*
- * gcc names the parts and copies it makes of a function f "f.part.0",
- * "f.isra.0", "f.constprop.0" or "f.cold", and DWARF describes them only
- * as f (DW_AT_abstract_origin): find those by the source name, which ends
- * at the first '.' (a C identifier has none).
- */
 const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 					       const char *name)
 {
-	const size_t len = strcspn(name, ".");
-
 	for (size_t i = 0; i < t->nr_funcs; i++)
 		if (!strcmp(t->funcs[i].name, name))
 			return &t->funcs[i];
-	for (size_t i = 0; name[len] && i < t->nr_funcs; i++)
-		if (!strncmp(t->funcs[i].name, name, len) &&
-		    !t->funcs[i].name[len])
+	for (size_t i = 0; i < t->nr_funcs; i++)
+		if (hp_dwarf_names(t->funcs[i].name, name))
 			return &t->funcs[i];
 	return NULL;
 }

@@ -148,6 +148,9 @@ int hp_binary_read(const struct hp_binary *b, uint64_t vaddr, void *buf,
 		   size_t len) __attribute__((warn_unused_result));
 
 /* diff_dwarf.c: source locations for the report (best effort). */
+/* Whether DWARF's function @name is symbol @sym's, or that of a gcc part
+ * or copy of it ("f" for "f.part.0" and "f.cold"). */
+bool hp_dwarf_names(const char *name, const char *sym);
 void hp_dwarf_locate(const char *obj_path, struct hp_diff_func *funcs,
 		     uint32_t nr_funcs);
 
@@ -188,7 +191,7 @@ int hp_dwarf_types_read(const char *path, struct hp_dwarf_types *t)
 void hp_dwarf_types_release(struct hp_dwarf_types *t);
 const struct hp_layout *hp_dwarf_find_layout(const struct hp_dwarf_types *t,
 					     const char *name);
-/* By symbol name; gcc's copies ("f.part.0", "f.cold") by the source name. */
+/* By symbol name, else by source name (hp_dwarf_names). */
 const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 					       const char *name);
 

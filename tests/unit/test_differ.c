@@ -8,6 +8,7 @@
 
 #include "common/hp_log.h"
 #include "differ/differ.h"
+#include "differ/differ_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,18 @@ static void test_case_line_only_cold(void **state)
 	hp_diff_report_free(r);
 }
 
+static void test_dwarf_names(void **state)
+{
+	(void)state;
+	/* The report locates gcc's parts by their function's DWARF. */
+	assert_true(hp_dwarf_names("report", "report"));
+	assert_true(hp_dwarf_names("report", "report.part.0"));
+	assert_true(hp_dwarf_names("report", "report.cold"));
+	assert_false(hp_dwarf_names("report", "reporter"));
+	assert_false(hp_dwarf_names("reporter", "report.part.0"));
+	assert_false(hp_dwarf_names("report", ".Lreport"));
+}
+
 static void test_case_inline_reason(void **state)
 {
 	struct hp_diff_report *r = NULL;
@@ -456,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_case_line_only),
 		cmocka_unit_test(test_case_line_only_part),
 		cmocka_unit_test(test_case_line_only_cold),
+		cmocka_unit_test(test_dwarf_names),
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
 	};
