@@ -67,6 +67,8 @@ struct hp_obj {
 	size_t nr_secs;
 	struct hp_osym *syms;
 	size_t nr_syms;
+	struct hp_osym **by_name; /* defined, named: by name, then index */
+	size_t nr_by_name;
 	bool has_func_sections;
 };
 
