@@ -340,6 +340,7 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 	for (size_t i = 0; i < p->new_obj->nr_syms; i++) {
 		struct hp_osym *s = &p->new_obj->syms[i];
 		const struct hp_func_types *a = NULL, *b = NULL;
+		unsigned int line;
 		int delta;
 
 		/* Parts go with their parent, which their change marked. */
@@ -351,7 +352,11 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 		if (!a || !b)
 			continue;
 		delta = (int)b->decl_line - (int)a->decl_line;
-		if (!only_lines_changed(p->new_obj, s, delta, a->decl_line))
+		/* Callees inlined from above moved with it, or not at all. */
+		line = (int)b->first_line - (int)a->first_line == delta
+			       ? a->first_line
+			       : a->decl_line;
+		if (!only_lines_changed(p->new_obj, s, delta, line))
 			continue;
 		s->line_delta = delta;
 		if (include) {

@@ -174,6 +174,8 @@ struct hp_func_types {
 	char name[128];
 	char sig[256]; /* "int (char *, unsigned long, int)" */
 	unsigned int decl_line;
+	/* decl_line, or that of a callee inlined from above in its file */
+	unsigned int first_line;
 	char inlined[256]; /* callees inlined into it, comma-separated */
 	char **used;	   /* structs it uses, by layout name */
 	uint32_t nr_used;

@@ -389,6 +389,13 @@ static void test_case_line_only_part(void **state)
 	check_line_only("line_only_part", "report", 4);
 }
 
+static void test_case_line_only_inlined(void **state)
+{
+	(void)state;
+	/* step() holds the __LINE__ of trace(), inlined from above it. */
+	check_line_only("line_only_inlined", "step", 3);
+}
+
 static void test_case_line_only_cold(void **state)
 {
 	struct hp_diff_report *r = NULL;
@@ -469,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_case_line_only),
 		cmocka_unit_test(test_case_line_only_part),
 		cmocka_unit_test(test_case_line_only_cold),
+		cmocka_unit_test(test_case_line_only_inlined),
 		cmocka_unit_test(test_dwarf_names),
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
