@@ -213,18 +213,6 @@ static size_t family_size(const struct hp_obj *o, const struct hp_osym *s)
 	return n;
 }
 
-/* Whether @f is a split-off part of @p: "foo.cold" of "foo". */
-static bool is_fragment_of(const struct hp_osym *f, const struct hp_osym *p)
-{
-	const char *cold =
-		hp_osym_is_fragment(f) ? strstr(f->name, ".cold") : NULL;
-
-	return cold && hp_osym_is_func(f) && hp_osym_is_func(p) &&
-	       !hp_osym_is_fragment(p) &&
-	       strlen(p->name) == (size_t)(cold - f->name) &&
-	       !strncmp(p->name, f->name, (size_t)(cold - f->name));
-}
-
 /* The symbol of @o named @prefix followed by @suffix. */
 static struct hp_osym *find_sym_by_parts(struct hp_obj *o, const char *prefix,
 					 const char *suffix)
@@ -249,7 +237,7 @@ static const struct hp_osym *owner(const struct hp_obj *o,
 	const struct hp_osym *p = sec->primary;
 
 	for (size_t i = 0; p && hp_osym_is_fragment(p) && i < o->nr_syms; i++)
-		if (is_fragment_of(p, &o->syms[i]))
+		if (hp_osym_is_fragment_of(p, &o->syms[i]))
 			return &o->syms[i];
 	return p;
 }
@@ -326,20 +314,20 @@ static bool pair_fragments(struct hp_obj *old, struct hp_osym *o,
 	bool all = true;
 
 	for (size_t i = 0; i < old->nr_syms; i++)
-		nr_old += is_fragment_of(&old->syms[i], o);
+		nr_old += hp_osym_is_fragment_of(&old->syms[i], o);
 	for (size_t i = 0; i < newo->nr_syms; i++) {
 		struct hp_osym *nf = &newo->syms[i];
 		struct hp_osym *of = NULL;
 
-		if (!is_fragment_of(nf, n))
+		if (!hp_osym_is_fragment_of(nf, n))
 			continue;
 		nr_new++;
 		of = find_sym_by_parts(old, o->name,
 				       nf->name + strlen(n->name));
 		if (undo && of && of->twin == nf)
 			of->twin = nf->twin = NULL;
-		else if (!undo && of && is_fragment_of(of, o) && !of->twin &&
-			 !nf->twin)
+		else if (!undo && of && hp_osym_is_fragment_of(of, o) &&
+			 !of->twin && !nf->twin)
 			set_twins(of, nf);
 		else
 			all = false;
@@ -361,7 +349,7 @@ static bool same_code(struct hp_obj *old, struct hp_osym *o,
 	eq = pair_fragments(old, o, newo, n, false) &&
 	     sections_equal(o->sec, n->sec, 0);
 	for (size_t i = 0; eq && i < newo->nr_syms; i++)
-		if (is_fragment_of(&newo->syms[i], n))
+		if (hp_osym_is_fragment_of(&newo->syms[i], n))
 			eq = sections_equal(newo->syms[i].twin->sec,
 					    newo->syms[i].sec, 0);
 	pair_fragments(old, o, newo, n, true);
@@ -609,7 +597,7 @@ static void mark_fragment_parents(struct hp_obj *o)
 		for (size_t j = 0; j < o->nr_syms; j++) {
 			struct hp_osym *p = &o->syms[j];
 
-			if (is_fragment_of(f, p) && !p->is_new) {
+			if (hp_osym_is_fragment_of(f, p) && !p->is_new) {
 				p->changed = true;
 				p->sec->changed = true;
 			}

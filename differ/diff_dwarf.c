@@ -35,14 +35,25 @@ static void note_subprogram(Dwarf_Die die, char **files, Dwarf_Signed nr_files,
 	for (uint32_t i = 0; i < nr_funcs; i++) {
 		struct hp_diff_func *f = &funcs[i];
 
-		/* A clone ("weight.isra.0") is where its origin is. */
-		if (f->src_file || strlen(name) != hp_origin_len(f->name) ||
-		    strncmp(f->name, name, strlen(name)))
+		if (f->src_file || !hp_dwarf_names(name, f->name))
 			continue;
 		if (file >= base && file - base < (Dwarf_Unsigned)nr_files)
 			f->src_file = strdup(files[file - base]);
 		f->src_line = (unsigned int)line;
 	}
+}
+
+/*
+ * gcc names the parts and copies it makes of a function f "f.part.0",
+ * "f.isra.0", "f.constprop.0" or "f.cold", and DWARF describes them only
+ * as f (DW_AT_abstract_origin): a symbol's source name ends at the first
+ * '.', which no C identifier contains.
+ */
+bool hp_dwarf_names(const char *name, const char *sym)
+{
+	const size_t len = hp_origin_len(sym);
+
+	return !strncmp(name, sym, len) && !name[len];
 }
 
 void hp_dwarf_locate(const char *obj_path, struct hp_diff_func *funcs,

@@ -105,6 +105,39 @@ static int load_symbols(struct hp_obj *o)
 	return 0;
 }
 
+static bool is_findable(const struct hp_osym *s)
+{
+	return s->type != STT_SECTION && s->type != STT_FILE && s->sec;
+}
+
+static int cmp_by_name(const void *a, const void *b)
+{
+	const struct hp_osym *x = *(struct hp_osym *const *)a;
+	const struct hp_osym *y = *(struct hp_osym *const *)b;
+	const int c = strcmp(x->name, y->name);
+
+	return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/*
+ * Correlation looks up every symbol in the twin object, and the build pass
+ * every undefined reference of the patch code in every object: scanning
+ * made hpdiff quadratic in the size of the program.
+ */
+static int index_symbols(struct hp_obj *o)
+{
+	o->by_name = calloc(o->nr_syms ? o->nr_syms : 1, sizeof(*o->by_name));
+	if (!o->by_name)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->nr_syms; i++)
+		if (is_findable(&o->syms[i]))
+			o->by_name[o->nr_by_name++] = &o->syms[i];
+	if (o->nr_by_name)
+		qsort(o->by_name, o->nr_by_name, sizeof(*o->by_name),
+		      cmp_by_name);
+	return 0;
+}
+
 static int load_relocs(struct hp_obj *o)
 {
 	for (size_t i = 0; i < o->nr_secs; i++) {
@@ -195,6 +228,8 @@ int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 	if (!rc)
 		rc = load_symbols(o);
 	if (!rc)
+		rc = index_symbols(o);
+	if (!rc)
 		rc = load_relocs(o);
 	if (rc)
 		goto out_free;
@@ -216,6 +251,7 @@ void hp_obj_free(struct hp_obj *o)
 		free(o->syms[i].reason);
 	free(o->secs);
 	free(o->syms);
+	free(o->by_name);
 	if (o->elf)
 		elf_end(o->elf);
 	if (o->fd >= 0)
@@ -225,15 +261,21 @@ void hp_obj_free(struct hp_obj *o)
 	free(o);
 }
 
+/* The first in the symbol table, as a scan would find. */
 struct hp_osym *hp_obj_find_sym_by_name(struct hp_obj *o, const char *name)
 {
-	for (size_t i = 0; i < o->nr_syms; i++) {
-		struct hp_osym *s = &o->syms[i];
+	size_t lo = 0, hi = o->nr_by_name;
 
-		if (s->type != STT_SECTION && s->type != STT_FILE && s->sec &&
-		    !strcmp(s->name, name))
-			return s;
+	while (lo < hi) {
+		const size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(o->by_name[mid]->name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	if (lo < o->nr_by_name && !strcmp(o->by_name[lo]->name, name))
+		return o->by_name[lo];
 	return NULL;
 }
 
@@ -252,6 +294,17 @@ bool hp_osym_is_fragment(const struct hp_osym *s)
 size_t hp_origin_len(const char *name)
 {
 	return strcspn(name, ".");
+}
+
+bool hp_osym_is_fragment_of(const struct hp_osym *f, const struct hp_osym *p)
+{
+	const char *cold =
+		hp_osym_is_fragment(f) ? strstr(f->name, ".cold") : NULL;
+
+	return cold && hp_osym_is_func(f) && hp_osym_is_func(p) &&
+	       !hp_osym_is_fragment(p) &&
+	       strlen(p->name) == (size_t)(cold - f->name) &&
+	       !strncmp(p->name, f->name, (size_t)(cold - f->name));
 }
 
 bool hp_osym_is_data(const struct hp_osym *s)

@@ -42,9 +42,7 @@ static bool is_clone(const struct hp_osym *s)
  */
 static bool is_about(const struct hp_func_types *f, const struct hp_osym *s)
 {
-	const size_t len = hp_origin_len(s->name);
-
-	return strlen(f->name) == len && !strncmp(f->name, s->name, len);
+	return hp_dwarf_names(f->name, s->name);
 }
 
 /* The first DWARF entry about @s, and in *@nr how many there are. */
@@ -300,17 +298,17 @@ static int check_removed(struct hp_pair *pairs, size_t nr, struct hp_pair *p,
 }
 
 /*
- * Whether @a and @b differ only in 32-bit values that moved by exactly
- * @delta, the function's own move in the source, and that lie where line
- * numbers of the function would (from @line on): a __LINE__ passed to an
- * assert or log call after lines were added above. Relocations must be
- * identical, so no string, callee or variable changed.
+ * Whether @a and @b are the same but for 32-bit values that moved by
+ * exactly @delta, the function's own move in the source, and that lie
+ * where line numbers of the function would (from @line on): a __LINE__
+ * passed to an assert or log call after lines were added above. Sets
+ * *@moved if any did. Relocations must be identical, so no string, callee
+ * or variable changed.
  */
-static bool line_only_change(const struct hp_osec *a, const struct hp_osec *b,
-			     int delta, unsigned int line)
+static bool same_but_lines(const struct hp_osec *a, const struct hp_osec *b,
+			   int delta, unsigned int line, bool *moved)
 {
 	const size_t n = a->sh.sh_size;
-	bool any = false;
 
 	if (!delta || n != b->sh.sh_size || !a->data || !b->data ||
 	    !hp_relocs_equal(a, b))
@@ -335,9 +333,50 @@ static bool line_only_change(const struct hp_osec *a, const struct hp_osec *b,
 		}
 		if (!explained)
 			return false;
-		any = true;
+		*moved = true;
 	}
-	return any;
+	return true;
+}
+
+/*
+ * A function and the parts gcc split off it ("foo.cold") are one function
+ * of the source: its change is in line numbers only if no part changed
+ * otherwise and one moved. The parent may be the same as before while its
+ * .cold part holds the moved __LINE__, or hold the moved __LINE__ while
+ * its .cold part holds the real change.
+ */
+static bool only_lines_changed(const struct hp_obj *o, const struct hp_osym *s,
+			       int delta, unsigned int line)
+{
+	bool moved = false;
+
+	if (!same_but_lines(s->twin->sec, s->sec, delta, line, &moved))
+		return false;
+	for (size_t i = 0; i < o->nr_syms; i++) {
+		const struct hp_osym *f = &o->syms[i];
+
+		if (!hp_osym_is_fragment_of(f, s) || !(f->changed || f->is_new))
+			continue;
+		if (!f->twin ||
+		    !same_but_lines(f->twin->sec, f->sec, delta, line, &moved))
+			return false;
+	}
+	return moved;
+}
+
+/* @s and its split-off parts stay out of the patch. */
+static void mark_unchanged(struct hp_obj *o, struct hp_osym *s)
+{
+	s->changed = false;
+	s->sec->changed = false;
+	for (size_t i = 0; i < o->nr_syms; i++) {
+		struct hp_osym *f = &o->syms[i];
+
+		if (hp_osym_is_fragment_of(f, s)) {
+			f->changed = false;
+			f->sec->changed = false;
+		}
+	}
 }
 
 static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
@@ -348,17 +387,23 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 		struct hp_osym *s = &p->new_obj->syms[i];
 		const struct hp_func_types *a = NULL, *b = NULL;
 		size_t nr = 0;
+		unsigned int line;
 		int delta;
 
-		if (!hp_osym_is_func(s) || !s->changed || !s->twin)
+		/* Parts go with their parent, which their change marked. */
+		if (!hp_osym_is_func(s) || hp_osym_is_fragment(s) ||
+		    !s->changed || !s->twin)
 			continue;
 		a = find_about(ot, s->twin, &nr);
 		b = find_about(nt, s, &nr);
 		if (!a || !b)
 			continue;
 		delta = (int)b->decl_line - (int)a->decl_line;
-		if (!line_only_change(s->twin->sec, s->sec, delta,
-				      a->decl_line))
+		/* Callees inlined from above moved with it, or not at all. */
+		line = (int)b->first_line - (int)a->first_line == delta
+			       ? a->first_line
+			       : a->decl_line;
+		if (!only_lines_changed(p->new_obj, s, delta, line))
 			continue;
 		s->line_delta = delta;
 		if (include) {
@@ -368,8 +413,7 @@ static int check_lines(struct hp_pair *p, const struct hp_dwarf_types *ot,
 				return -ENOMEM;
 			continue;
 		}
-		s->changed = false;
-		s->sec->changed = false;
+		mark_unchanged(p->new_obj, s);
 		if (hp_report_add_line_only(r, s->name, p->new_obj->relpath,
 					    delta))
 			return -ENOMEM;

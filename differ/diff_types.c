@@ -23,6 +23,7 @@
 struct walk {
 	Dwarf_Debug dbg;
 	struct hp_dwarf_types *t;
+	unsigned int file; /* DW_AT_decl_file of the function being walked */
 	int rc;
 };
 
@@ -252,12 +253,43 @@ static int note_use(struct walk *w, struct hp_func_types *f, Dwarf_Die die)
 	return rc;
 }
 
-/* Record the name of a callee inlined here (once). */
+/*
+ * DW_AT_decl_line or DW_AT_decl_file, 0 when absent. gcc often writes
+ * them as DW_FORM_implicit_const, which libdwarf 20210528 reads only as
+ * signed data.
+ */
+static unsigned int decl_attr(Dwarf_Die die, Dwarf_Half at)
+{
+	Dwarf_Attribute attr = NULL;
+	Dwarf_Error err = NULL;
+	Dwarf_Unsigned v = 0;
+	Dwarf_Signed sv = 0;
+
+	if (dwarf_attr(die, at, &attr, &err) == DW_DLV_OK) {
+		if (dwarf_formudata(attr, &v, &err) != DW_DLV_OK &&
+		    dwarf_formsdata(attr, &sv, &err) == DW_DLV_OK)
+			v = (Dwarf_Unsigned)sv;
+		dwarf_dealloc_attribute(attr);
+	}
+	return (unsigned int)v;
+}
+
+/*
+ * Record the name of a callee inlined here (once), and where in the
+ * function's file it starts if that is above the function: the code holds
+ * the callee's line numbers too.
+ */
 static void note_inlined(struct walk *w, struct hp_func_types *f, Dwarf_Die die)
 {
 	Dwarf_Die origin = ref_attr(w->dbg, die, DW_AT_abstract_origin);
 	const char *name = origin ? die_name(origin) : NULL;
 	size_t len = strlen(f->inlined);
+	const unsigned int line =
+		origin ? decl_attr(origin, DW_AT_decl_line) : 0;
+
+	if (line && line < f->first_line && w->file &&
+	    decl_attr(origin, DW_AT_decl_file) == w->file)
+		f->first_line = line;
 
 	if (name && !strstr(f->inlined, name) &&
 	    len + strlen(name) + 3 < sizeof(f->inlined))
@@ -341,19 +373,6 @@ static void signature(struct walk *w, Dwarf_Die die, char *buf, size_t cap)
 		snprintf(buf + len, cap - len, ")");
 }
 
-static unsigned int decl_line(Dwarf_Die die)
-{
-	Dwarf_Attribute attr = NULL;
-	Dwarf_Error err = NULL;
-	Dwarf_Unsigned line = 0;
-
-	if (dwarf_attr(die, DW_AT_decl_line, &attr, &err) == DW_DLV_OK) {
-		dwarf_formudata(attr, &line, &err);
-		dwarf_dealloc_attribute(attr);
-	}
-	return (unsigned int)line;
-}
-
 static int add_func(struct walk *w, Dwarf_Die die)
 {
 	struct hp_dwarf_types *t = w->t;
@@ -383,7 +402,9 @@ static int add_func(struct walk *w, Dwarf_Die die)
 	f = &t->funcs[t->nr_funcs++];
 	*f = (struct hp_func_types){ 0 };
 	snprintf(f->name, sizeof(f->name), "%s", name);
-	f->decl_line = decl_line(decl ? decl : die);
+	f->decl_line = decl_attr(decl ? decl : die, DW_AT_decl_line);
+	f->first_line = f->decl_line;
+	w->file = decl_attr(decl ? decl : die, DW_AT_decl_file);
 	signature(w, decl ? decl : die, f->sig, sizeof(f->sig));
 	rc = walk_body(w, f, die, 0);
 	if (!rc && decl)
@@ -475,6 +496,9 @@ const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 {
 	for (size_t i = 0; i < t->nr_funcs; i++)
 		if (!strcmp(t->funcs[i].name, name))
+			return &t->funcs[i];
+	for (size_t i = 0; i < t->nr_funcs; i++)
+		if (hp_dwarf_names(t->funcs[i].name, name))
 			return &t->funcs[i];
 	return NULL;
 }

@@ -67,6 +67,8 @@ struct hp_obj {
 	size_t nr_secs;
 	struct hp_osym *syms;
 	size_t nr_syms;
+	struct hp_osym **by_name; /* defined, named: by name, then index */
+	size_t nr_by_name;
 	bool has_func_sections;
 };
 
@@ -83,6 +85,8 @@ bool hp_osym_is_fragment(const struct hp_osym *s);
  * after it, "weight" of "weight.isra.0" (C names have no dots).
  */
 size_t hp_origin_len(const char *name);
+/* Whether @f is a split-off part ("foo.cold") of function @p ("foo"). */
+bool hp_osym_is_fragment_of(const struct hp_osym *f, const struct hp_osym *p);
 bool hp_osym_is_data(const struct hp_osym *s);
 bool hp_osec_is_text(const struct hp_osec *s);
 bool hp_osec_is_strings(const struct hp_osec *s);
@@ -173,6 +177,9 @@ int hp_binary_read(const struct hp_binary *b, uint64_t vaddr, void *buf,
 		   size_t len) __attribute__((warn_unused_result));
 
 /* diff_dwarf.c: source locations for the report (best effort). */
+/* Whether DWARF's function @name is symbol @sym's, or that of a gcc part
+ * or copy of it ("f" for "f.part.0" and "f.cold"). */
+bool hp_dwarf_names(const char *name, const char *sym);
 void hp_dwarf_locate(const char *obj_path, struct hp_diff_func *funcs,
 		     uint32_t nr_funcs);
 
@@ -194,6 +201,8 @@ struct hp_func_types {
 	char name[128];
 	char sig[256]; /* "int (char *, unsigned long, int)" */
 	unsigned int decl_line;
+	/* decl_line, or that of a callee inlined from above in its file */
+	unsigned int first_line;
 	char inlined[256]; /* callees inlined into it, comma-separated */
 	char **used;	   /* structs it uses, by layout name */
 	uint32_t nr_used;
@@ -213,6 +222,7 @@ int hp_dwarf_types_read(const char *path, struct hp_dwarf_types *t)
 void hp_dwarf_types_release(struct hp_dwarf_types *t);
 const struct hp_layout *hp_dwarf_find_layout(const struct hp_dwarf_types *t,
 					     const char *name);
+/* By symbol name, else by source name (hp_dwarf_names). */
 const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 					       const char *name);
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install everything hpatch needs to build and test on Debian bookworm.
 # Idempotent and quick when all is present; run as root (or with sudo).
+# Arguments name more packages to install alike (a benchmark's tools).
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libelf-dev libdwarf-dev libzstd-dev
-      libsodium-dev libcmocka-dev zstd clang libclang-rt-14-dev clang-format git procps)
+      libsodium-dev libcmocka-dev zstd clang libclang-rt-14-dev clang-format git procps
+      "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -361,19 +361,69 @@ static void test_case_signature(void **state)
 	hp_diff_report_free(r);
 }
 
+/* Case @name changes __LINE__ alone, moved by @delta: nothing to patch,
+ * but one function (whose name starts with @prefix) reported. */
+static void check_line_only(const char *name, const char *prefix, int delta)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	assert_hp_err(run_case(name, &r, &p), HP_E_NOCHANGE);
+	assert_int_equal(r->nr_funcs, 0);
+	assert_int_equal(r->nr_line_only, 1);
+	assert_int_equal(strncmp(r->line_only[0].name, prefix, strlen(prefix)),
+			 0);
+	assert_int_equal((int)r->line_only[0].src_line, delta);
+	hp_diff_report_free(r);
+}
+
 static void test_case_line_only(void **state)
+{
+	(void)state;
+	check_line_only("line_only", "log_state", 4);
+}
+
+static void test_case_line_only_part(void **state)
+{
+	(void)state;
+	/* gcc's report.part.0, which DWARF knows as report() only (clang
+	 * keeps report() whole). */
+	check_line_only("line_only_part", "report", 4);
+}
+
+static void test_case_line_only_inlined(void **state)
+{
+	(void)state;
+	/* step() holds the __LINE__ of trace(), inlined from above it. */
+	check_line_only("line_only_inlined", "step", 3);
+}
+
+static void test_case_line_only_cold(void **state)
 {
 	struct hp_diff_report *r = NULL;
 	struct hp_patch *p = NULL;
 
 	(void)state;
-	/* Only __LINE__ moved: nothing to patch, but said so. */
-	assert_hp_err(run_case("line_only", &r, &p), HP_E_NOCHANGE);
-	assert_int_equal(r->nr_funcs, 0);
+	/* A function and its .cold part change together or not at all. */
+	assert_hp_ok(run_case("line_only_cold", &r, &p));
+	assert_int_equal(r->nr_funcs, 1);
+	assert_string_equal(r->funcs[0].name, "store");
 	assert_int_equal(r->nr_line_only, 1);
-	assert_string_equal(r->line_only[0].name, "log_state");
-	assert_int_equal((int)r->line_only[0].src_line, 4);
+	assert_string_equal(r->line_only[0].name, "fetch");
+	hp_patch_free(p);
 	hp_diff_report_free(r);
+}
+
+static void test_dwarf_names(void **state)
+{
+	(void)state;
+	/* The report locates gcc's parts by their function's DWARF. */
+	assert_true(hp_dwarf_names("report", "report"));
+	assert_true(hp_dwarf_names("report", "report.part.0"));
+	assert_true(hp_dwarf_names("report", "report.cold"));
+	assert_false(hp_dwarf_names("report", "reporter"));
+	assert_false(hp_dwarf_names("reporter", "report.part.0"));
+	assert_false(hp_dwarf_names("report", ".Lreport"));
 }
 
 static void test_case_inline_reason(void **state)
@@ -746,6 +796,10 @@ int main(void)
 		cmocka_unit_test(test_case_struct_reorder),
 		cmocka_unit_test(test_case_signature),
 		cmocka_unit_test(test_case_line_only),
+		cmocka_unit_test(test_case_line_only_part),
+		cmocka_unit_test(test_case_line_only_cold),
+		cmocka_unit_test(test_case_line_only_inlined),
+		cmocka_unit_test(test_dwarf_names),
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
 		cmocka_unit_test(test_two_modules),
