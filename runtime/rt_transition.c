@@ -84,25 +84,21 @@ static int wait_and_read(struct hp_thread *t)
 }
 
 /*
- * The kernel's count of the process's threads (field 20 of /proc/PID/stat,
- * after the command name, which may hold spaces and parentheses), or -1.
+ * The kernel's count of the process's threads ("Threads:" in
+ * /proc/PID/status, which the kernel keeps as a number, where /proc/PID/stat
+ * walks every thread to sum their times), or -1.
  */
 static long count_threads(const struct hp_world *w)
 {
-	char buf[1024], *p = NULL, *save = NULL, *tok = NULL;
+	char buf[4096], *p = NULL;
 	ssize_t n = w->stat_fd >= 0 ? pread(w->stat_fd, buf, sizeof(buf) - 1, 0)
 				    : -1;
 
 	if (n <= 0)
 		return -1;
 	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p)
-		return -1;
-	tok = strtok_r(p + 1, " ", &save); /* field 3, the state */
-	for (int field = 3; tok && field < 20; field++)
-		tok = strtok_r(NULL, " ", &save);
-	return tok ? strtol(tok, NULL, 10) : -1;
+	p = strstr(buf, "\nThreads:");
+	return p ? strtol(p + 9, NULL, 10) : -1;
 }
 
 /* One round: seize and interrupt threads not seen before. */
@@ -179,7 +175,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 	int rc;
 
 	*w = (struct hp_world){ .pid = pid };
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	w->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
