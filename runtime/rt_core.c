@@ -732,6 +732,9 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		      bool *referenced, struct hp_rt_result *res)
 {
 	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
+	const bool active = opts->flags & HP_RT_ALLOW_ACTIVE;
+	const struct hp_busy_range *blocked = NULL;
+	pid_t blocked_tid = 0;
 	uint64_t backoff = 1000;
 	struct hp_world w;
 	struct hp_busy_range *sites = NULL;
@@ -740,13 +743,22 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	sites = calloc(nr_recs + 1, sizeof(*sites));
 	if (!sites)
 		return -ENOMEM;
+	/* The stop reads instruction pointers alone then: look for threads
+	 * asleep below the functions now, outside the pause. */
+	if (active && !nr_keep)
+		blocked = hp_world_find_blocked(proc, ranges, nr_ranges,
+						&blocked_tid);
 	for (;;) {
 		const struct hp_busy_range *busy = NULL;
 		pid_t busy_tid = 0;
 		uint64_t t0, t_stop, t_check, t_write;
+		bool warned, ips_only;
 
 		res->nr_tries++;
 		rc = hp_world_prepare(&w, proc->pid);
+		/* Threads may stay in the functions: their instruction
+		 * pointers name them, the sites need no more. */
+		w.ip_only = active && !nr_keep;
 		if (!rc)
 			rc = hp_world_stop(&w);
 		if (rc)
@@ -754,10 +766,14 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		t0 = w.stopped_at;
 		t_stop = now_us();
 		rc = hp_rt_fault("stop");
-		if (!rc)
+		if (!rc && w.ip_only)
+			rc = hp_world_check_ips(&w, ranges, nr_ranges,
+						&busy_tid, &busy);
+		else if (!rc)
 			rc = hp_world_check(&w, proc, ranges, nr_ranges,
 					    &busy_tid, &busy);
-		if (rc == -HP_E_BUSY && (opts->flags & HP_RT_ALLOW_ACTIVE)) {
+		warned = rc == -HP_E_BUSY && active;
+		if (warned) {
 			hp_warn("pid %d: tid %d is running '%s'; applying "
 				"anyway (--allow-active): it finishes in old "
 				"code",
@@ -779,8 +795,15 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		}
 
 		res->nr_threads = (uint32_t)w.nr_threads;
+		ips_only = w.ip_only;
 		hp_world_resume(&w);
 		res->pause_us = now_us() - t0;
+		if (!rc && ips_only && !warned && blocked)
+			hp_warn("pid %d: tid %d is inside '%s', blocked in a "
+				"system call; applied anyway (--allow-active): "
+				"it returns into old code",
+				(int)proc->pid, (int)blocked_tid,
+				blocked->name);
 		hp_dbg(HP_DBG_TIMING,
 		       "pid %d: %zu threads: stop %llu us, check %llu us, "
 		       "write %llu us, resume %llu us",

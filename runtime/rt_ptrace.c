@@ -8,6 +8,7 @@
 #include "common/hp_log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -68,6 +69,19 @@ int hp_pt_get_regs(struct hp_thread *t)
 	return 0;
 }
 
+int hp_pt_get_ip(struct hp_thread *t)
+{
+	long v;
+
+	errno = 0;
+	v = ptrace(PTRACE_PEEKUSER, t->tid,
+		   offsetof(struct user_regs_struct, rip), 0);
+	if (v == -1 && errno)
+		return -errno;
+	t->regs.rip = (unsigned long long)v;
+	return 0;
+}
+
 void hp_pt_release(struct hp_thread *t)
 {
 	if (!t->seized)
@@ -81,6 +95,7 @@ void hp_pt_release(struct hp_thread *t)
 	t->stopped = false;
 	t->pending_sig = 0;
 	t->has_regs = false;
+	t->has_ip = false;
 }
 
 /*

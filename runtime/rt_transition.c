@@ -67,19 +67,36 @@ static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
 	return 0;
 }
 
+/* Every register of stopped @t, read once per stop. */
+static int need_regs(struct hp_thread *t)
+{
+	int rc = t->has_regs ? 0 : hp_pt_get_regs(t);
+
+	t->has_regs = !rc;
+	return rc;
+}
+
+/* The instruction pointer of stopped @t, read once per stop. */
+static int need_ip(struct hp_thread *t)
+{
+	int rc = t->has_regs || t->has_ip ? 0 : hp_pt_get_ip(t);
+
+	t->has_ip = !rc;
+	return rc;
+}
+
 /*
  * Wait for @t's stop and read its registers at once: while this thread's
  * registers are read, later threads are still on their way to their stop,
- * so the reads cost the pause little beyond the wait itself.
+ * so the reads cost the pause little beyond the wait itself. A check of
+ * instruction pointers alone reads one word instead of every register.
  */
-static int wait_and_read(struct hp_thread *t)
+static int wait_and_read(const struct hp_world *w, struct hp_thread *t)
 {
 	int rc = hp_pt_wait_stop(t);
 
 	if (!rc)
-		rc = hp_pt_get_regs(t);
-	if (!rc)
-		t->has_regs = true;
+		rc = w->ip_only ? need_ip(t) : need_regs(t);
 	return rc;
 }
 
@@ -144,7 +161,7 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 
 		if (!t->seized)
 			continue;
-		wrc = wait_and_read(t);
+		wrc = wait_and_read(w, t);
 		if (wrc == -ESRCH)
 			continue; /* exited while stopping: nothing to check */
 		if (wrc && !rc)
@@ -225,7 +242,7 @@ int hp_world_stop(struct hp_world *w)
 
 		if (!t->seized)
 			continue;
-		wrc = wait_and_read(t);
+		wrc = wait_and_read(w, t);
 		if (wrc && wrc != -ESRCH)
 			rc = wrc;
 	}
@@ -316,14 +333,14 @@ static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
 
 /* Bytes of each thread's stack to scan: from its stack pointer to the end
  * of the mapping holding it (at most HP_STACK_SCAN_MAX). */
-static size_t stack_span(const struct hp_proc *proc, const struct hp_thread *t)
+static size_t stack_span(const struct hp_proc *proc, uint64_t sp)
 {
-	const struct hp_map *m = hp_proc_find_map(proc, t->regs.rsp);
+	const struct hp_map *m = hp_proc_find_map(proc, sp);
 	size_t len;
 
 	if (!m)
 		return 0;
-	len = m->end - (t->regs.rsp & ~7ULL);
+	len = m->end - (sp & ~7ULL);
 	return len > HP_STACK_SCAN_MAX ? HP_STACK_SCAN_MAX : len;
 }
 
@@ -340,7 +357,7 @@ static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
 	int rc = 0;
 
 	for (size_t i = 0; i < w->nr_threads; i++)
-		total += lens[i] = stack_span(proc, &w->threads[i]);
+		total += lens[i] = stack_span(proc, w->threads[i].regs.rsp);
 	*buf = malloc(total ? total : 1);
 	if (!*buf)
 		return -ENOMEM;
@@ -377,52 +394,109 @@ static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
 	return rc;
 }
 
-int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
-		   const struct hp_busy_range *ranges, size_t nr_ranges,
-		   pid_t *busy_tid, const struct hp_busy_range **busy)
+/* Whether the @len bytes at @stack hold a return into one of @ranges. */
+static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
+					      const struct hp_busy_range *r,
+					      size_t nr)
 {
-	uint8_t *stacks = NULL;
-	size_t *lens = NULL, off = 0;
-	int rc = 0;
+	const struct hp_busy_range *hit = NULL;
 
-	bool ip_only = true;
+	for (size_t j = 0; j + sizeof(uint64_t) <= len && !hit;
+	     j += sizeof(uint64_t)) {
+		uint64_t v;
 
-	for (size_t i = 0; i < nr_ranges; i++)
-		ip_only &= ranges[i].ip_only;
-	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
+		memcpy(&v, stack + j, sizeof(v));
+		hit = in_ranges(r, nr, v, false);
+	}
+	return hit;
+}
+
+const struct hp_busy_range *
+hp_world_find_blocked(const struct hp_proc *proc,
+		      const struct hp_busy_range *ranges, size_t nr_ranges,
+		      pid_t *tid)
+{
+	const struct hp_busy_range *hit = NULL;
+	pid_t *tids = NULL;
+	size_t nr = 0;
+
+	if (hp_proc_list_tasks(proc->pid, &tids, &nr))
+		return NULL;
+	for (size_t i = 0; i < nr && !hit; i++) {
+		char path[64], line[512];
+		unsigned long long sp = 0;
+		uint8_t *stack = NULL;
+		size_t len;
+		FILE *f = NULL;
+		int n = 0;
+
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall",
+			 (int)proc->pid, (int)tids[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		/* "NR ARG1..ARG6 SP PC" while blocked in a system call,
+		 * "running" or "-1 SP PC" otherwise */
+		if (fgets(line, sizeof(line), f))
+			n = sscanf(line, "%*d %*x %*x %*x %*x %*x %*x %llx",
+				   &sp);
+		fclose(f);
+		len = n == 1 ? stack_span(proc, sp) : 0;
+		stack = len ? malloc(len) : NULL;
+		if (stack && !hp_proc_read(proc, sp & ~7ULL, stack, len))
+			hit = scan_stack(stack, len, ranges, nr_ranges);
+		free(stack);
+		*tid = tids[i];
+	}
+	free(tids);
+	return hit;
+}
+
+int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
+		       size_t nr_ranges, pid_t *busy_tid,
+		       const struct hp_busy_range **busy)
+{
+	for (size_t i = 0; i < w->nr_threads; i++) {
 		struct hp_thread *t = &w->threads[i];
+		int rc = need_ip(t);
 
-		if (!t->has_regs) { /* registers read once per stop */
-			rc = hp_pt_get_regs(t);
-			if (rc)
-				return rc;
-			t->has_regs = true;
-		}
+		if (rc)
+			return rc;
 		*busy = in_ranges(ranges, nr_ranges, t->regs.rip, true);
 		if (*busy) {
 			*busy_tid = t->tid;
 			return -HP_E_BUSY;
 		}
 	}
+	return 0;
+}
+
+int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
+		   const struct hp_busy_range *ranges, size_t nr_ranges,
+		   pid_t *busy_tid, const struct hp_busy_range **busy)
+{
+	uint8_t *stacks = NULL;
+	size_t *lens = NULL, off = 0;
+	bool ip_only = true;
+	int rc = hp_world_check_ips(w, ranges, nr_ranges, busy_tid, busy);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < nr_ranges; i++)
+		ip_only &= ranges[i].ip_only;
 	if (ip_only)
 		return 0; /* jump sites: no stack to read */
-	lens = calloc(w->nr_threads + 1, sizeof(*lens));
+	for (size_t i = 0; i < w->nr_threads && !rc; i++)
+		rc = need_regs(&w->threads[i]); /* the stack pointers */
+	lens = rc ? NULL : calloc(w->nr_threads + 1, sizeof(*lens));
 	if (!lens)
-		return -ENOMEM;
+		return rc ?: -ENOMEM;
 	rc = read_stacks(proc, w, &stacks, lens);
 	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
-		const size_t n = lens[i] / sizeof(uint64_t);
-
-		for (size_t j = 0; j < n; j++) {
-			uint64_t v;
-
-			memcpy(&v, stacks + off + j * sizeof(v), sizeof(v));
-			*busy = in_ranges(ranges, nr_ranges, v, false);
-			if (*busy) {
-				*busy_tid = w->threads[i].tid;
-				rc = -HP_E_BUSY;
-				break;
-			}
+		*busy = scan_stack(stacks + off, lens[i], ranges, nr_ranges);
+		if (*busy) {
+			*busy_tid = w->threads[i].tid;
+			rc = -HP_E_BUSY;
 		}
 		off += lens[i];
 	}
@@ -439,15 +513,15 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 		struct hp_thread *t = &w->threads[i];
 		int steps = 0, rc;
 
-		if (!t->has_regs) {
-			rc = hp_pt_get_regs(t);
-			if (rc)
-				return rc;
-			t->has_regs = true;
-		}
+		rc = need_ip(t);
+		if (rc)
+			return rc;
 		while ((*busy = in_ranges(sites, nr_sites, t->regs.rip,
 					  true))) {
 			*busy_tid = t->tid;
+			rc = need_regs(t);
+			if (rc)
+				return rc;
 			/* In a system call there, stepping would block. */
 			if ((long long)t->regs.orig_rax != -1 || ++steps > 64)
 				return -HP_E_BUSY;

@@ -84,6 +84,7 @@ struct hp_thread {
 	bool stopped;
 	int pending_sig; /* a signal that arrived while stopping: re-deliver */
 	bool has_regs;	 /* regs read during this stop */
+	bool has_ip;	 /* regs.rip alone read during this stop */
 	struct user_regs_struct regs;
 };
 
@@ -92,6 +93,8 @@ int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Wait until @t is stopped. Return: 0, -ESRCH if it exited. */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Read only t->regs.rip (one word, cheaper than every register). */
+int hp_pt_get_ip(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Execute one instruction of stopped @t; refreshes t->regs.
  * Return: 0, -ESRCH if it exited, -errno. */
 int hp_pt_step(struct hp_thread *t) __attribute__((warn_unused_result));
@@ -129,7 +132,8 @@ struct hp_world {
 	size_t cap_threads;
 	struct hp_prio prio; /* the loader's, restored on resume */
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us at the first interrupt */
-	int stat_fd;	     /* /proc/PID/stat, opened before the window */
+	int stat_fd;	     /* /proc/PID/status, opened before the window */
+	bool ip_only;	     /* the check needs no stack: read IPs alone */
 };
 
 /* Before the window: raise our priority, seize (not stop) every thread.
@@ -165,6 +169,23 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 		      size_t nr_sites, pid_t *busy_tid,
 		      const struct hp_busy_range **busy)
 	__attribute__((warn_unused_result));
+
+/* Check the instruction pointers alone: hp_world_check without stacks. */
+int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
+		       size_t nr_ranges, pid_t *busy_tid,
+		       const struct hp_busy_range **busy)
+	__attribute__((warn_unused_result));
+
+/*
+ * The first range below which a thread blocked in a system call sleeps
+ * (its stack holds a return into it), and in *@tid that thread; read from
+ * /proc/PID/task/TID/syscall without stopping anything. For the warning of
+ * --allow-active when instruction pointers alone are checked in the stop.
+ */
+const struct hp_busy_range *
+hp_world_find_blocked(const struct hp_proc *proc,
+		      const struct hp_busy_range *ranges, size_t nr_ranges,
+		      pid_t *tid);
 
 /*
  * Check every stopped thread: no IP inside any range, no return address
