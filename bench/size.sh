@@ -18,8 +18,8 @@ for c in demo svc static_local new_func extcall inline_callee spin; do
 		--binary "$B/testdata/$c-v1" --key "$t/k.key" -o "$t/$c.hpatch" -q \
 		>/dev/null 2>&1 || continue
 	f=$t/$c.hpatch
-	meta=$(od -An -tu4 -j16 -N4 "$f" | tr -d ' ')
-	csize=$(od -An -tu4 -j20 -N4 "$f" | tr -d ' ')
+	meta=$(od -An -tu4 -j12 -N4 "$f" | tr -d ' ')
+	csize=$(od -An -tu4 -j16 -N4 "$f" | tr -d ' ')
 	total=$(stat -c %s "$f")
 	# zstd of the changed functions' new code, cut from the new binary
 	: >"$t/code"
@@ -45,6 +45,6 @@ for c in demo svc static_local new_func extcall inline_callee spin; do
 	zstd -q -19 --patch-from="$B/testdata/$c-v1" "$B/testdata/$c-v2" \
 		-o "$t/$c.zpatch" -f 2>/dev/null
 	zp=$(stat -c %s "$t/$c.zpatch")
-	printf "%-14s %6d %5d %8d %4d %6d | %8s %7s %11d\n" "$c" 32 "$meta" "$csize" 80 \
+	printf "%-14s %6d %5d %8d %4d %6d | %8s %7s %11d\n" "$c" 24 "$meta" "$csize" 80 \
 		"$total" "$codez" "$bsd" "$zp"
 done

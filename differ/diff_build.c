@@ -836,8 +836,12 @@ static int add_func(struct builder *b, struct hp_obj *o, struct hp_osym *s)
 	if (!old)
 		return -ENOMEM;
 	rc = hp_binary_read(b->bin, addr, old, f->old_size);
-	if (!rc)
-		hp_hash128(f->old_hash, old, f->old_size);
+	if (!rc) {
+		uint8_t hash[HP_HASH_BYTES];
+
+		hp_hash128(hash, old, f->old_size);
+		memcpy(f->old_hash, hash, sizeof(f->old_hash));
+	}
 	free(old);
 	return rc;
 }

@@ -1,8 +1,8 @@
 /*
- * Reading .hpatch v1, hostile input assumed. The order is the one in
+ * Reading .hpatch v2, hostile input assumed. The order is the one in
  * docs/FORMAT.md: signature over the whole file first, then header and
  * metadata, then a decompression bounded before allocation, then every
- * count, offset and size against its container. Nothing is trusted.
+ * number, count and size against what is left. Nothing is trusted.
  */
 #include "packer/packer_int.h"
 #include "common/hp_err.h"
@@ -13,19 +13,10 @@
 #include <string.h>
 #include <zstd.h>
 
-struct range {
-	uint64_t start;
-	uint64_t end;
-};
-
 struct dec {
-	const char *name;
-	const uint8_t *pl; /* decompressed payload */
-	size_t len;
+	struct hp_cursor c; /* over the decompressed payload */
 	const char *strtab;
-	uint32_t strtab_size;
-	struct range *ranges;
-	size_t nr_ranges;
+	size_t strtab_size;
 };
 
 static int fail(const char *name, const char *what)
@@ -33,265 +24,252 @@ static int fail(const char *name, const char *what)
 	return hp_error(-HP_E_BADFORMAT, "'%s': %s", name, what);
 }
 
-/* Claim [off, off+size) of the payload; must be inside and not overlap. */
-static int claim(struct dec *d, uint64_t off, uint64_t size, const char *what)
-{
-	struct range *r = NULL;
-
-	if (off > d->len || size > d->len - off)
-		return hp_error(-HP_E_BADFORMAT,
-				"'%s': %s lies outside the payload", d->name,
-				what);
-	if (!size)
-		return 0;
-	for (size_t i = 0; i < d->nr_ranges; i++)
-		if (off < d->ranges[i].end && d->ranges[i].start < off + size)
-			return hp_error(-HP_E_BADFORMAT,
-					"'%s': %s overlaps another range",
-					d->name, what);
-	r = realloc(d->ranges, (d->nr_ranges + 1) * sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	d->ranges = r;
-	d->ranges[d->nr_ranges++] = (struct range){ off, off + size };
-	return 0;
-}
-
-/* A string reference: inside the table, terminated there, not empty. */
-static int get_str(struct dec *d, uint32_t ref, bool optional, char **out)
+/* A string reference: inside the table, terminated there, not empty;
+ * with @optional, 0 is none and others are the reference plus one. */
+static int get_str(struct dec *d, bool optional, const char *what, char **out)
 {
 	const char *s = NULL, *nul = NULL;
+	uint64_t ref;
+	int rc = hp_get_uvarint(&d->c, UINT32_MAX, what, &ref);
 
 	*out = NULL;
-	if (optional && ref == HP_STR_NONE)
-		return 0;
+	if (rc || (optional && !ref))
+		return rc;
+	ref -= optional;
 	if (ref >= d->strtab_size)
-		return fail(d->name, "string reference outside the string "
-				     "table");
+		return hp_error(-HP_E_BADFORMAT,
+				"'%s': %s: string reference outside the "
+				"string table",
+				d->c.name, what);
 	s = d->strtab + ref;
 	nul = memchr(s, 0, d->strtab_size - ref);
 	if (!nul || nul == s)
-		return fail(d->name, "unterminated or empty string");
+		return hp_error(-HP_E_BADFORMAT,
+				"'%s': %s: unterminated or empty string",
+				d->c.name, what);
 	*out = strdup(s);
 	return *out ? 0 : -ENOMEM;
 }
 
-static int read_funcs(struct dec *d, struct hp_module *m, uint32_t off)
+static int get_u32(struct dec *d, uint32_t max, const char *what, uint32_t *out)
 {
-	int rc = claim(d, off,
-		       (uint64_t)m->nr_funcs * sizeof(struct hp_disk_func),
-		       "function table");
+	uint64_t v;
+	int rc = hp_get_uvarint(&d->c, max, what, &v);
 
-	if (rc)
-		return rc;
-	m->funcs = calloc(m->nr_funcs, sizeof(*m->funcs));
-	if (!m->funcs)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < m->nr_funcs; i++) {
-		const uint8_t *r =
-			d->pl + off + i * sizeof(struct hp_disk_func);
+	if (!rc)
+		*out = (uint32_t)v;
+	return rc;
+}
+
+/* Allocate @nr records of @size once the payload left could hold them
+ * (each takes at least @min bytes): a lying count allocates nothing. */
+static int alloc_records(struct dec *d, uint32_t nr, size_t min, size_t size,
+			 const char *what, void **out)
+{
+	if ((uint64_t)nr * min > d->c.len - d->c.pos)
+		return hp_error(-HP_E_BADFORMAT,
+				"'%s': %u %s do not fit in the payload",
+				d->c.name, nr, what);
+	*out = calloc(nr ? nr : 1, size);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int read_funcs(struct dec *d, struct hp_module *m)
+{
+	int rc = alloc_records(d, m->nr_funcs, HP_FUNC_MIN_BYTES,
+			       sizeof(*m->funcs), "functions",
+			       (void **)&m->funcs);
+
+	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
 		struct hp_func *f = &m->funcs[i];
+		const uint8_t *hash = NULL;
 
-		rc = get_str(d, hp_get_le32(r), false, &f->name);
-		if (rc)
-			return rc;
-		f->flags = hp_get_le32(r + 4);
-		f->old_addr = hp_get_le64(r + 8);
-		f->old_size = hp_get_le32(r + 16);
-		f->new_off = hp_get_le32(r + 20);
-		f->new_size = hp_get_le32(r + 24);
-		if (hp_get_le32(r + 28))
-			return fail(d->name, "function record: reserved field "
-					     "not zero");
-		memcpy(f->old_hash, r + 32, 16);
-	}
-	return 0;
-}
-
-static int read_relocs(struct dec *d, struct hp_module *m, uint32_t off)
-{
-	int rc = claim(d, off,
-		       (uint64_t)m->nr_relocs * sizeof(struct hp_disk_reloc),
-		       "relocation table");
-
-	if (rc)
-		return rc;
-	m->relocs = calloc(m->nr_relocs ? m->nr_relocs : 1, sizeof(*m->relocs));
-	if (!m->relocs)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < m->nr_relocs; i++) {
-		const uint8_t *r =
-			d->pl + off + i * sizeof(struct hp_disk_reloc);
-
-		if (hp_get_le16(r + 6) || hp_get_le32(r + 12))
-			return fail(d->name,
-				    "relocation record: reserved field "
-				    "not zero");
-		m->relocs[i] = (struct hp_reloc){
-			.offset = hp_get_le32(r),
-			.type = r[4],
-			.base = r[5],
-			.sym = hp_get_le32(r + 8),
-			.value = (int64_t)hp_get_le64(r + 16),
-		};
-	}
-	return 0;
-}
-
-static int read_syms(struct dec *d, struct hp_module *m, uint32_t off)
-{
-	int rc =
-		claim(d, off, (uint64_t)m->nr_syms * sizeof(struct hp_disk_sym),
-		      "symbol table");
-
-	if (rc)
-		return rc;
-	m->syms = calloc(m->nr_syms ? m->nr_syms : 1, sizeof(*m->syms));
-	if (!m->syms)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < m->nr_syms && !rc; i++) {
-		const uint8_t *r = d->pl + off + i * sizeof(struct hp_disk_sym);
-
-		rc = get_str(d, hp_get_le32(r), false, &m->syms[i].name);
+		rc = get_str(d, false, "function name", &f->name);
+		rc = rc ?: get_u32(d, UINT32_MAX, "function flags", &f->flags);
+		rc = rc
+			     ?: hp_get_uvarint(&d->c, UINT64_MAX,
+					       "function address",
+					       &f->old_addr);
+		rc = rc
+			     ?: get_u32(d, UINT32_MAX, "function size",
+					&f->old_size);
+		rc = rc
+			     ?: get_u32(d, HP_BLOB_MAX, "function offset",
+					&f->new_off);
+		rc = rc
+			     ?: get_u32(d, HP_BLOB_MAX, "function size",
+					&f->new_size);
+		rc = rc
+			     ?: hp_get_bytes(&d->c, sizeof(f->old_hash),
+					     "function hash", &hash);
 		if (!rc)
-			rc = get_str(d, hp_get_le32(r + 4), true,
-				     &m->syms[i].version);
+			memcpy(f->old_hash, hash, sizeof(f->old_hash));
 	}
 	return rc;
 }
 
-static int read_blob(struct dec *d, uint32_t off, uint32_t size,
-		     const char *what, uint8_t **out)
+static int read_relocs(struct dec *d, struct hp_module *m)
 {
-	int rc = claim(d, off, size, what);
+	int rc = alloc_records(d, m->nr_relocs, HP_RELOC_MIN_BYTES,
+			       sizeof(*m->relocs), "relocations",
+			       (void **)&m->relocs);
+	int64_t offset = 0;
+
+	for (uint32_t i = 0; i < m->nr_relocs && !rc; i++) {
+		struct hp_reloc *r = &m->relocs[i];
+		const uint8_t *tb = NULL;
+		int64_t delta = 0;
+
+		rc = hp_get_svarint(&d->c, "relocation offset", &delta);
+		rc = rc ?: hp_get_bytes(&d->c, 1, "relocation type", &tb);
+		if (rc)
+			break;
+		offset += delta;
+		if (offset < 0 || offset > UINT32_MAX)
+			return fail(d->c.name, "relocation offset out of "
+					       "bounds");
+		r->offset = (uint32_t)offset;
+		r->type = *tb & ((1u << HP_RELOC_TYPE_BITS) - 1);
+		r->base = *tb >> HP_RELOC_TYPE_BITS;
+		if (r->base == HP_RB_SYMBOL)
+			rc = get_u32(d, HP_SYMS_MAX, "relocation symbol",
+				     &r->sym);
+		rc = rc ?: hp_get_svarint(&d->c, "relocation value", &r->value);
+	}
+	return rc;
+}
+
+static int read_syms(struct dec *d, struct hp_module *m)
+{
+	int rc = alloc_records(d, m->nr_syms, HP_SYM_MIN_BYTES,
+			       sizeof(*m->syms), "symbols", (void **)&m->syms);
+
+	for (uint32_t i = 0; i < m->nr_syms && !rc; i++) {
+		rc = get_str(d, false, "symbol name", &m->syms[i].name);
+		rc = rc
+			     ?: get_str(d, true, "symbol version",
+					&m->syms[i].version);
+	}
+	return rc;
+}
+
+static int read_blob(struct dec *d, uint32_t size, const char *what,
+		     uint8_t **out)
+{
+	const uint8_t *at = NULL;
+	int rc = hp_get_bytes(&d->c, size, what, &at);
 
 	if (rc || !size)
 		return rc;
 	*out = malloc(size);
 	if (!*out)
 		return -ENOMEM;
-	memcpy(*out, d->pl + off, size);
+	memcpy(*out, at, size);
 	return 0;
 }
 
-static int read_module(struct dec *d, struct hp_module *m, uint32_t i)
+static int read_module(struct dec *d, struct hp_module *m)
 {
-	const uint8_t *r = d->pl + sizeof(struct hp_disk_payload) +
-			   i * sizeof(struct hp_disk_module);
-	int rc;
+	int rc = get_str(d, false, "module name", &m->name);
 
-	for (int k = 48; k < 64; k++)
-		if (r[k])
-			return fail(d->name,
-				    "module record: reserved field not "
-				    "zero");
-	m->nr_funcs = hp_get_le32(r + 4);
-	m->nr_relocs = hp_get_le32(r + 12);
-	m->nr_syms = hp_get_le32(r + 20);
-	m->text_size = hp_get_le32(r + 28);
-	m->data_size = hp_get_le32(r + 36);
-	m->bss_size = hp_get_le32(r + 44);
-	if (!m->nr_funcs || m->nr_funcs > HP_FUNCS_MAX ||
-	    m->nr_relocs > HP_RELOCS_MAX || m->nr_syms > HP_SYMS_MAX ||
-	    !m->text_size || m->text_size > HP_BLOB_MAX ||
-	    m->data_size > HP_BLOB_MAX || m->bss_size > HP_BLOB_MAX)
-		return fail(d->name, "module record: count or size out of "
-				     "bounds");
-	rc = get_str(d, hp_get_le32(r), false, &m->name);
-	rc = rc ?: read_funcs(d, m, hp_get_le32(r + 8));
-	rc = rc ?: read_relocs(d, m, hp_get_le32(r + 16));
-	rc = rc ?: read_syms(d, m, hp_get_le32(r + 24));
-	rc = rc
-		     ?: read_blob(d, hp_get_le32(r + 32), m->text_size, "text",
-				  &m->text);
-	rc = rc
-		     ?: read_blob(d, hp_get_le32(r + 40), m->data_size, "data",
-				  &m->data);
+	rc = rc ?: get_u32(d, HP_FUNCS_MAX, "function count", &m->nr_funcs);
+	rc = rc ?: get_u32(d, HP_RELOCS_MAX, "relocation count", &m->nr_relocs);
+	rc = rc ?: get_u32(d, HP_SYMS_MAX, "symbol count", &m->nr_syms);
+	rc = rc ?: get_u32(d, HP_BLOB_MAX, "text size", &m->text_size);
+	rc = rc ?: get_u32(d, HP_BLOB_MAX, "data size", &m->data_size);
+	rc = rc ?: get_u32(d, HP_BLOB_MAX, "bss size", &m->bss_size);
+	if (!rc && (!m->nr_funcs || !m->text_size))
+		rc = fail(d->c.name, "module without functions or text");
+	rc = rc ?: read_funcs(d, m);
+	rc = rc ?: read_relocs(d, m);
+	rc = rc ?: read_syms(d, m);
+	rc = rc ?: read_blob(d, m->text_size, "text", &m->text);
+	rc = rc ?: read_blob(d, m->data_size, "data", &m->data);
 	return rc;
 }
 
 static int read_payload(struct dec *d, struct hp_patch *p)
 {
-	const uint64_t fixed =
-		sizeof(struct hp_disk_payload) +
-		(uint64_t)p->nr_modules * sizeof(struct hp_disk_module);
-	uint32_t strtab_off;
-	int rc;
+	const uint8_t *strtab = NULL;
+	uint64_t v;
+	int rc = hp_get_uvarint(&d->c, HP_MODULES_MAX, "payload module count",
+				&v);
 
-	if (d->len < fixed)
-		return fail(d->name, "payload shorter than its module records");
-	if (hp_get_le32(d->pl) != p->nr_modules || hp_get_le32(d->pl + 12))
-		return fail(d->name, "payload header disagrees with the "
-				     "metadata");
-	strtab_off = hp_get_le32(d->pl + 4);
-	d->strtab_size = hp_get_le32(d->pl + 8);
-	rc = claim(d, 0, fixed, "module records");
-	rc = rc ?: claim(d, strtab_off, d->strtab_size, "string table");
+	if (!rc && v != p->nr_modules)
+		return fail(d->c.name, "payload header disagrees with the "
+				       "metadata");
+	rc = rc
+		     ?: hp_get_uvarint(&d->c, HP_PAYLOAD_MAX,
+				       "string table size", &v);
+	rc = rc ?: hp_get_bytes(&d->c, v, "string table", &strtab);
 	if (rc)
 		return rc;
-	if (!d->strtab_size || d->pl[strtab_off + d->strtab_size - 1])
-		return fail(d->name, "string table not NUL-terminated");
-	d->strtab = (const char *)d->pl + strtab_off;
+	if (!v || strtab[v - 1])
+		return fail(d->c.name, "string table not NUL-terminated");
+	d->strtab = (const char *)strtab;
+	d->strtab_size = v;
 	for (uint32_t i = 0; i < p->nr_modules && !rc; i++)
-		rc = read_module(d, &p->modules[i], i);
+		rc = read_module(d, &p->modules[i]);
+	if (!rc && d->c.pos != d->c.len)
+		rc = fail(d->c.name, "payload has trailing bytes");
 	return rc;
 }
 
-static int get_str16(const char *name, const uint8_t *meta, size_t len,
-		     size_t *pos, size_t max, char **out)
+static int get_meta_str(struct hp_cursor *c, size_t max, const char *what,
+			char **out)
 {
-	size_t n;
+	const uint8_t *at = NULL;
+	uint64_t n;
+	int rc = hp_get_uvarint(c, max, what, &n);
 
-	if (len - *pos < 2)
-		return fail(name, "metadata truncated");
-	n = hp_get_le16(meta + *pos);
-	*pos += 2;
-	if (n > max || len - *pos < n || memchr(meta + *pos, 0, n))
-		return fail(name, "metadata string malformed");
-	*out = strndup((const char *)meta + *pos, n);
-	*pos += n;
+	rc = rc ?: hp_get_bytes(c, n, what, &at);
+	if (rc)
+		return rc;
+	if (memchr(at, 0, n))
+		return hp_error(-HP_E_BADFORMAT, "'%s': %s holds a NUL byte",
+				c->name, what);
+	*out = strndup((const char *)at, n);
 	return *out ? 0 : -ENOMEM;
 }
 
 static int read_meta(const char *name, const uint8_t *meta, size_t len,
 		     struct hp_patch *p)
 {
-	size_t pos = sizeof(struct hp_disk_meta);
-	int rc;
+	struct hp_cursor c = { .name = name, .p = meta, .len = len };
+	uint64_t nr = 0;
+	int rc = hp_get_uvarint(&c, UINT64_MAX, "sequence", &p->sequence);
 
-	if (len < pos)
-		return fail(name, "metadata truncated");
-	p->sequence = hp_get_le64(meta);
-	p->created = hp_get_le64(meta + 8);
-	p->expires = hp_get_le64(meta + 16);
-	p->nr_modules = hp_get_le32(meta + 24);
-	if (hp_get_le32(meta + 28))
-		return fail(name, "metadata: reserved field not zero");
-	if (!p->nr_modules || p->nr_modules > HP_MODULES_MAX)
-		return fail(name, "metadata: module count out of bounds");
-	p->modules = calloc(p->nr_modules, sizeof(*p->modules));
-	if (!p->modules) {
-		p->nr_modules = 0;
+	rc = rc ?: hp_get_uvarint(&c, UINT64_MAX, "creation time", &p->created);
+	rc = rc ?: hp_get_uvarint(&c, UINT64_MAX, "expiry time", &p->expires);
+	rc = rc ?: hp_get_uvarint(&c, HP_MODULES_MAX, "module count", &nr);
+	if (rc)
+		return rc;
+	if (!nr)
+		return fail(name, "metadata: no module");
+	p->modules = calloc(nr, sizeof(*p->modules));
+	if (!p->modules)
 		return -ENOMEM;
-	}
-	rc = get_str16(name, meta, len, &pos, HP_ID_MAX, &p->id);
-	rc = rc ?: get_str16(name, meta, len, &pos, 0xffff, &p->description);
-	rc = rc ?: get_str16(name, meta, len, &pos, 0xffff, &p->creator);
+	p->nr_modules = (uint32_t)nr;
+	rc = get_meta_str(&c, HP_ID_MAX, "patch id", &p->id);
+	rc = rc ?: get_meta_str(&c, HP_STR_MAX, "description", &p->description);
+	rc = rc ?: get_meta_str(&c, HP_STR_MAX, "creator", &p->creator);
 	if (!rc && !*p->id)
 		rc = fail(name, "metadata: empty patch id");
 	for (uint32_t i = 0; i < p->nr_modules && !rc; i++) {
 		struct hp_module *m = &p->modules[i];
+		const uint8_t *at = NULL;
 
-		if (pos >= len)
-			return fail(name, "metadata truncated");
-		m->build_id_len = meta[pos++];
-		if (!m->build_id_len || m->build_id_len > HP_BUILD_ID_MAX ||
-		    len - pos < m->build_id_len)
+		rc = hp_get_bytes(&c, 1, "build-id length", &at);
+		if (rc)
+			break;
+		m->build_id_len = *at;
+		if (!m->build_id_len || m->build_id_len > HP_BUILD_ID_MAX)
 			return fail(name, "metadata: bad build-id");
-		memcpy(m->build_id, meta + pos, m->build_id_len);
-		pos += m->build_id_len;
+		rc = hp_get_bytes(&c, m->build_id_len, "build-id", &at);
+		if (!rc)
+			memcpy(m->build_id, at, m->build_id_len);
 	}
-	if (!rc && pos != len)
+	if (!rc && c.pos != len)
 		rc = fail(name, "metadata has trailing bytes");
 	return rc;
 }
@@ -346,7 +324,7 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 		 struct hp_patch **out)
 {
 	struct hp_patch *p = NULL;
-	struct dec d = { .name = name };
+	struct dec d = { 0 };
 	uint8_t *payload = NULL;
 	size_t body = 0, meta_size, csize, usize, got;
 	unsigned long long fsize;
@@ -361,10 +339,10 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 	if (rc)
 		goto out_free;
 	p->info.sig_size = len - body;
-	if (body < sizeof(struct hp_disk_header)) {
+	if (body < HP_HEADER_BYTES) {
 		rc = hp_error(-HP_E_BADFORMAT,
-			      "'%s': truncated header (%zu of %zu bytes)", name,
-			      body, sizeof(struct hp_disk_header));
+			      "'%s': truncated header (%zu of %u bytes)", name,
+			      body, HP_HEADER_BYTES);
 		goto out_free;
 	}
 	if (memcmp(file, HP_MAGIC, HP_MAGIC_BYTES)) {
@@ -377,43 +355,38 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 			      name, hp_get_le16(file + 8), HP_FORMAT_VERSION);
 		goto out_free;
 	}
-	meta_size = hp_get_le32(file + 16);
-	csize = hp_get_le32(file + 20);
-	usize = hp_get_le64(file + 24);
-	rc = hp_get_le16(file + 10) != sizeof(struct hp_disk_header) ||
-	     hp_get_le32(file + 12);
-	if (rc) {
-		rc = fail(name, "header: bad header size or flags");
+	if (hp_get_le16(file + 10)) {
+		rc = fail(name, "header: unknown flags");
 		goto out_free;
 	}
-	if (meta_size < sizeof(struct hp_disk_meta) ||
-	    meta_size > HP_META_MAX || !csize ||
-	    sizeof(struct hp_disk_header) + (uint64_t)meta_size + csize !=
-		    body) {
+	meta_size = hp_get_le32(file + 12);
+	csize = hp_get_le32(file + 16);
+	usize = hp_get_le32(file + 20);
+	if (meta_size < HP_META_MIN || meta_size > HP_META_MAX || !csize ||
+	    HP_HEADER_BYTES + (uint64_t)meta_size + csize != body) {
 		rc = hp_error(-HP_E_BADFORMAT,
 			      "'%s': sizes in the header do not add up to the "
 			      "file (%zu bytes)",
 			      name, body);
 		goto out_free;
 	}
-	if (usize < sizeof(struct hp_disk_payload) || usize > HP_PAYLOAD_MAX) {
+	if (!usize || usize > HP_PAYLOAD_MAX) {
 		rc = hp_error(-HP_E_TOOBIG,
 			      "'%s': payload of %zu bytes is beyond the limit",
 			      name, usize);
 		goto out_free;
 	}
-	p->info.header_size = sizeof(struct hp_disk_header);
+	p->info.header_size = HP_HEADER_BYTES;
 	p->info.meta_size = meta_size;
 	p->info.payload_csize = csize;
 	p->info.payload_usize = usize;
-	rc = read_meta(name, file + sizeof(struct hp_disk_header), meta_size,
-		       p);
+	rc = read_meta(name, file + HP_HEADER_BYTES, meta_size, p);
 	if (rc)
 		goto out_free;
 
 	/* The frame's own size claim must agree before we allocate. */
-	fsize = ZSTD_getFrameContentSize(
-		file + sizeof(struct hp_disk_header) + meta_size, csize);
+	fsize = ZSTD_getFrameContentSize(file + HP_HEADER_BYTES + meta_size,
+					 csize);
 	if (fsize != usize) {
 		rc = fail(name, "compressed payload's size disagrees with the "
 				"header");
@@ -425,16 +398,14 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 		goto out_free;
 	}
 	got = ZSTD_decompress(payload, usize,
-			      file + sizeof(struct hp_disk_header) + meta_size,
-			      csize);
+			      file + HP_HEADER_BYTES + meta_size, csize);
 	if (ZSTD_isError(got) || got != usize) {
 		rc = hp_error(-HP_E_BADFORMAT, "'%s': payload: %s", name,
 			      ZSTD_isError(got) ? ZSTD_getErrorName(got)
 						: "wrong size");
 		goto out_free;
 	}
-	d.pl = payload;
-	d.len = usize;
+	d.c = (struct hp_cursor){ .name = name, .p = payload, .len = usize };
 	rc = read_payload(&d, p);
 	rc = rc ?: hp_pack_validate(name, p);
 	if (rc)
@@ -442,7 +413,6 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 	*out = p;
 	p = NULL;
 out_free:
-	free(d.ranges);
 	free(payload);
 	hp_patch_free(p);
 	return rc;

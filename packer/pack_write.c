@@ -1,6 +1,6 @@
 /*
- * Encoding a patch as .hpatch v1: header, metadata, the payload compressed
- * as one zstd frame (content size and checksum recorded), then the
+ * Encoding a patch as .hpatch v2: header, metadata, the payload compressed
+ * as one zstd frame (content size recorded, no checksum), then the
  * signature trailer over every byte before it.
  */
 #include "packer/packer_int.h"
@@ -14,35 +14,17 @@
 
 #define HP_ZSTD_LEVEL 19
 
-/* A payload under construction: fixed part, then appended ranges. */
+/* A payload under construction: the string table, then the records. */
 struct enc {
 	struct hp_buf buf;
 	struct hp_buf strtab;
 };
 
-static int put32(struct hp_buf *b, uint32_t v)
-{
-	uint8_t x[4];
-
-	hp_put_le32(x, v);
-	return hp_buf_append(b, x, sizeof(x));
-}
-
-static int put64(struct hp_buf *b, uint64_t v)
-{
-	uint8_t x[8];
-
-	hp_put_le64(x, v);
-	return hp_buf_append(b, x, sizeof(x));
-}
-
-/* Strings are stored once each; Return: the reference or HP_STR_NONE. */
+/* Strings are stored once each. Return: the reference. */
 static uint32_t add_str(struct enc *e, const char *s, int *rc)
 {
 	size_t off = 0;
 
-	if (*rc || !s)
-		return HP_STR_NONE;
 	while (off < e->strtab.len) {
 		const char *have = (const char *)e->strtab.data + off;
 
@@ -50,119 +32,129 @@ static uint32_t add_str(struct enc *e, const char *s, int *rc)
 			return (uint32_t)off;
 		off += strlen(have) + 1;
 	}
-	*rc = hp_buf_append(&e->strtab, s, strlen(s) + 1);
+	*rc = *rc ?: hp_buf_append(&e->strtab, s, strlen(s) + 1);
 	return (uint32_t)off;
 }
 
-static int encode_module(struct enc *e, const struct hp_module *m,
-			 size_t rec_at)
+static int put_str_ref(struct enc *e, const char *s)
 {
-	uint8_t *rec = NULL;
-	uint32_t funcs_off, relocs_off, syms_off, text_off, data_off;
+	int rc = 0;
+	const uint32_t ref = add_str(e, s, &rc);
+
+	return rc ?: hp_put_uvarint(&e->buf, ref);
+}
+
+static int encode_funcs(struct enc *e, const struct hp_module *m)
+{
 	int rc = 0;
 
-	funcs_off = (uint32_t)e->buf.len;
 	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
 		const struct hp_func *f = &m->funcs[i];
 
-		rc = put32(&e->buf, add_str(e, f->name, &rc));
-		rc = rc ?: put32(&e->buf, f->flags);
-		rc = rc ?: put64(&e->buf, f->old_addr);
-		rc = rc ?: put32(&e->buf, f->old_size);
-		rc = rc ?: put32(&e->buf, f->new_off);
-		rc = rc ?: put32(&e->buf, f->new_size);
-		rc = rc ?: put32(&e->buf, 0);
-		rc = rc ?: hp_buf_append(&e->buf, f->old_hash, 16);
+		rc = put_str_ref(e, f->name);
+		rc = rc ?: hp_put_uvarint(&e->buf, f->flags);
+		rc = rc ?: hp_put_uvarint(&e->buf, f->old_addr);
+		rc = rc ?: hp_put_uvarint(&e->buf, f->old_size);
+		rc = rc ?: hp_put_uvarint(&e->buf, f->new_off);
+		rc = rc ?: hp_put_uvarint(&e->buf, f->new_size);
+		rc = rc
+			     ?: hp_buf_append(&e->buf, f->old_hash,
+					      sizeof(f->old_hash));
 	}
-	relocs_off = (uint32_t)e->buf.len;
+	return rc;
+}
+
+/* Offsets as the difference from the previous one: hpdiff emits them
+ * grouped by type and sorted, so most differences take a byte. */
+static int encode_relocs(struct enc *e, const struct hp_module *m)
+{
+	uint32_t prev = 0;
+	int rc = 0;
+
 	for (uint32_t i = 0; i < m->nr_relocs && !rc; i++) {
 		const struct hp_reloc *r = &m->relocs[i];
-		const uint8_t tb[4] = { r->type, r->base, 0, 0 };
+		const uint8_t tb =
+			(uint8_t)(r->type | r->base << HP_RELOC_TYPE_BITS);
 
-		rc = put32(&e->buf, r->offset);
-		rc = rc ?: hp_buf_append(&e->buf, tb, sizeof(tb));
-		rc = rc ?: put32(&e->buf, r->sym);
-		rc = rc ?: put32(&e->buf, 0);
-		rc = rc ?: put64(&e->buf, (uint64_t)r->value);
+		rc = hp_put_svarint(&e->buf, (int64_t)r->offset - prev);
+		rc = rc ?: hp_buf_append(&e->buf, &tb, 1);
+		if (r->base == HP_RB_SYMBOL)
+			rc = rc ?: hp_put_uvarint(&e->buf, r->sym);
+		rc = rc ?: hp_put_svarint(&e->buf, r->value);
+		prev = r->offset;
 	}
-	syms_off = (uint32_t)e->buf.len;
-	for (uint32_t i = 0; i < m->nr_syms && !rc; i++) {
-		rc = put32(&e->buf, add_str(e, m->syms[i].name, &rc));
-		rc = rc ?: put32(&e->buf, add_str(e, m->syms[i].version, &rc));
-	}
-	text_off = (uint32_t)e->buf.len;
-	rc = rc ?: hp_buf_append(&e->buf, m->text, m->text_size);
-	data_off = (uint32_t)e->buf.len;
-	rc = rc ?: hp_buf_append(&e->buf, m->data, m->data_size);
-	if (rc)
-		return rc;
-	rec = e->buf.data + rec_at;
-	hp_put_le32(rec + 0, add_str(e, m->name, &rc));
-	hp_put_le32(rec + 4, m->nr_funcs);
-	hp_put_le32(rec + 8, funcs_off);
-	hp_put_le32(rec + 12, m->nr_relocs);
-	hp_put_le32(rec + 16, relocs_off);
-	hp_put_le32(rec + 20, m->nr_syms);
-	hp_put_le32(rec + 24, syms_off);
-	hp_put_le32(rec + 28, m->text_size);
-	hp_put_le32(rec + 32, text_off);
-	hp_put_le32(rec + 36, m->data_size);
-	hp_put_le32(rec + 40, data_off);
-	hp_put_le32(rec + 44, m->bss_size);
 	return rc;
 }
 
-static int encode_payload(const struct hp_patch *p, struct enc *e)
+static int encode_module(struct enc *e, const struct hp_module *m)
 {
-	const size_t fixed = sizeof(struct hp_disk_payload) +
-			     p->nr_modules * sizeof(struct hp_disk_module);
-	int rc = hp_buf_reserve(&e->buf, fixed);
+	int rc = put_str_ref(e, m->name);
 
-	if (rc)
-		return rc;
-	memset(e->buf.data, 0, fixed);
-	e->buf.len = fixed;
-	for (uint32_t i = 0; i < p->nr_modules && !rc; i++)
-		rc = encode_module(e, &p->modules[i],
-				   sizeof(struct hp_disk_payload) +
-					   i * sizeof(struct hp_disk_module));
-	if (!e->strtab.len)
-		rc = rc ?: hp_buf_append(&e->strtab, "", 1);
-	if (rc)
-		return rc;
-	hp_put_le32(e->buf.data + 0, p->nr_modules);
-	hp_put_le32(e->buf.data + 4, (uint32_t)e->buf.len);
-	hp_put_le32(e->buf.data + 8, (uint32_t)e->strtab.len);
-	rc = hp_buf_append(&e->buf, e->strtab.data, e->strtab.len);
-	if (!rc && e->buf.len > HP_PAYLOAD_MAX)
-		rc = -HP_E_TOOBIG;
+	rc = rc ?: hp_put_uvarint(&e->buf, m->nr_funcs);
+	rc = rc ?: hp_put_uvarint(&e->buf, m->nr_relocs);
+	rc = rc ?: hp_put_uvarint(&e->buf, m->nr_syms);
+	rc = rc ?: hp_put_uvarint(&e->buf, m->text_size);
+	rc = rc ?: hp_put_uvarint(&e->buf, m->data_size);
+	rc = rc ?: hp_put_uvarint(&e->buf, m->bss_size);
+	rc = rc ?: encode_funcs(e, m);
+	rc = rc ?: encode_relocs(e, m);
+	for (uint32_t i = 0; i < m->nr_syms && !rc; i++) {
+		const struct hp_sym *s = &m->syms[i];
+		int src = 0;
+		const uint32_t ver =
+			s->version ? add_str(e, s->version, &src) : 0;
+
+		rc = src ?: put_str_ref(e, s->name);
+		/* 0: unversioned, else the reference plus one */
+		rc = rc
+			     ?: hp_put_uvarint(&e->buf,
+					       s->version ? (uint64_t)ver + 1
+							  : 0);
+	}
+	rc = rc ?: hp_buf_append(&e->buf, m->text, m->text_size);
+	rc = rc ?: hp_buf_append(&e->buf, m->data, m->data_size);
 	return rc;
 }
 
-static int put_str16(struct hp_buf *b, const char *s)
+/* The records first (they fill the string table), then the payload is
+ * the module count, the string table and the records, in that order. */
+static int encode_payload(const struct hp_patch *p, struct hp_buf *out)
+{
+	struct enc e = { 0 };
+	int rc = 0;
+
+	for (uint32_t i = 0; i < p->nr_modules && !rc; i++)
+		rc = encode_module(&e, &p->modules[i]);
+	rc = rc ?: hp_put_uvarint(out, p->nr_modules);
+	rc = rc ?: hp_put_uvarint(out, e.strtab.len);
+	rc = rc ?: hp_buf_append(out, e.strtab.data, e.strtab.len);
+	rc = rc ?: hp_buf_append(out, e.buf.data, e.buf.len);
+	if (!rc && out->len > HP_PAYLOAD_MAX)
+		rc = -HP_E_TOOBIG;
+	hp_buf_release(&e.buf);
+	hp_buf_release(&e.strtab);
+	return rc;
+}
+
+static int put_str(struct hp_buf *b, const char *s, size_t max)
 {
 	const size_t len = s ? strlen(s) : 0;
-	uint8_t x[2];
-	int rc;
 
-	if (len > 0xffff)
+	if (len > max)
 		return -HP_E_TOOBIG;
-	hp_put_le16(x, (uint16_t)len);
-	rc = hp_buf_append(b, x, sizeof(x));
-	return rc ?: hp_buf_append(b, s, len);
+	return hp_put_uvarint(b, len) ?: hp_buf_append(b, s, len);
 }
 
 static int encode_meta(const struct hp_patch *p, struct hp_buf *meta)
 {
-	int rc = put64(meta, p->sequence);
+	int rc = hp_put_uvarint(meta, p->sequence);
 
-	rc = rc ?: put64(meta, p->created);
-	rc = rc ?: put64(meta, p->expires);
-	rc = rc ?: put32(meta, p->nr_modules);
-	rc = rc ?: put32(meta, 0);
-	rc = rc ?: put_str16(meta, p->id);
-	rc = rc ?: put_str16(meta, p->description);
-	rc = rc ?: put_str16(meta, p->creator);
+	rc = rc ?: hp_put_uvarint(meta, p->created);
+	rc = rc ?: hp_put_uvarint(meta, p->expires);
+	rc = rc ?: hp_put_uvarint(meta, p->nr_modules);
+	rc = rc ?: put_str(meta, p->id, HP_ID_MAX);
+	rc = rc ?: put_str(meta, p->description, HP_STR_MAX);
+	rc = rc ?: put_str(meta, p->creator, HP_STR_MAX);
 	for (uint32_t i = 0; i < p->nr_modules && !rc; i++) {
 		const uint8_t len = (uint8_t)p->modules[i].build_id_len;
 
@@ -177,20 +169,19 @@ static int encode_meta(const struct hp_patch *p, struct hp_buf *meta)
 int hp_pack_write(const struct hp_patch *p, const struct hp_seckey *key,
 		  struct hp_buf *out)
 {
-	struct enc e = { 0 };
-	struct hp_buf meta = { 0 };
-	uint8_t hdr[sizeof(struct hp_disk_header)] = { 0 };
+	struct hp_buf pl = { 0 }, meta = { 0 };
+	uint8_t hdr[HP_HEADER_BYTES] = { 0 };
 	size_t bound, start = out->len, csize;
 	int rc;
 
 	rc = hp_pack_validate("patch", p);
 	if (rc)
 		return rc;
-	rc = encode_payload(p, &e);
+	rc = encode_payload(p, &pl);
 	rc = rc ?: encode_meta(p, &meta);
 	if (rc)
 		goto out_release;
-	bound = ZSTD_compressBound(e.buf.len);
+	bound = ZSTD_compressBound(pl.len);
 	rc = hp_buf_reserve(out, sizeof(hdr) + meta.len + bound +
 					 HP_SIG_TRAILER_BYTES);
 	if (rc)
@@ -210,7 +201,7 @@ int hp_pack_write(const struct hp_patch *p, const struct hp_seckey *key,
 		ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
 		csize = ZSTD_compress2(
 			cctx, out->data + start + sizeof(hdr) + meta.len, bound,
-			e.buf.data, e.buf.len);
+			pl.data, pl.len);
 		ZSTD_freeCCtx(cctx);
 	}
 	if (ZSTD_isError(csize)) {
@@ -220,17 +211,15 @@ int hp_pack_write(const struct hp_patch *p, const struct hp_seckey *key,
 	}
 	memcpy(hdr, HP_MAGIC, HP_MAGIC_BYTES);
 	hp_put_le16(hdr + 8, HP_FORMAT_VERSION);
-	hp_put_le16(hdr + 10, sizeof(hdr));
-	hp_put_le32(hdr + 16, (uint32_t)meta.len);
-	hp_put_le32(hdr + 20, (uint32_t)csize);
-	hp_put_le64(hdr + 24, e.buf.len);
+	hp_put_le32(hdr + 12, (uint32_t)meta.len);
+	hp_put_le32(hdr + 16, (uint32_t)csize);
+	hp_put_le32(hdr + 20, (uint32_t)pl.len);
 	memcpy(out->data + start, hdr, sizeof(hdr));
 	out->len = start + sizeof(hdr) + meta.len + csize;
 	if (key)
 		rc = hp_sign_append(key, out);
 out_release:
-	hp_buf_release(&e.buf);
-	hp_buf_release(&e.strtab);
+	hp_buf_release(&pl);
 	hp_buf_release(&meta);
 	return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * The patch model and its .hpatch v1 encoding (docs/FORMAT.md). hpdiff builds
+ * The patch model and its .hpatch v2 encoding (docs/FORMAT.md). hpdiff builds
  * a struct hp_patch and writes it; hpatch reads one back. The reader checks
  * the signature over the whole file before it decompresses or parses a byte.
  */
@@ -13,8 +13,9 @@
 #include "common/hp_util.h"
 #include "signing/signing.h"
 
-#define HP_FORMAT_VERSION 1
+#define HP_FORMAT_VERSION 2
 #define HP_BUILD_ID_MAX 40
+#define HP_OLD_HASH_BYTES 8
 /* Writable data starts at the first page boundary after the text. */
 #define HP_IMAGE_PAGE 4096
 
@@ -63,8 +64,10 @@ struct hp_func {
 	uint32_t old_size;
 	uint32_t new_off; /* image offset of the replacement code */
 	uint32_t new_size;
-	uint32_t flags;	      /* enum hp_func_flags */
-	uint8_t old_hash[16]; /* hp_hash128 of the old function's bytes */
+	uint32_t flags; /* enum hp_func_flags */
+	/* The first HP_OLD_HASH_BYTES of hp_hash128 of the old bytes: the
+	 * build-id pins the build; this catches live code that differs. */
+	uint8_t old_hash[HP_OLD_HASH_BYTES];
 };
 
 struct hp_sym {
@@ -141,7 +144,7 @@ static inline uint32_t hp_module_data_off(const struct hp_module *m)
 }
 
 /*
- * hp_pack_write() - encode @p as .hpatch v1 into @out (appended), signed
+ * hp_pack_write() - encode @p as .hpatch v2 into @out (appended), signed
  * with @key, or unsigned when @key is NULL (for hpsign sign later).
  * Validates the model first (offsets inside the image, known types).
  * Return: 0, -ENOMEM, -HP_E_BADFORMAT, -HP_E_TOOBIG.

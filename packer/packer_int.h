@@ -1,19 +1,20 @@
 /*
- * On-disk layout of .hpatch v1 (docs/FORMAT.md). These structs document the
- * layout and pin its sizes; the code encodes and decodes each field with
- * explicit little-endian helpers rather than copying structs.
+ * On-disk layout of .hpatch v2 (docs/FORMAT.md): a fixed header, then
+ * metadata and payload as streams of LEB128 varints, so that a one-function
+ * patch carries a few bytes of tables rather than fixed-width records.
  */
 #ifndef HP_PACKER_INT_H
 #define HP_PACKER_INT_H
 
-#include <assert.h>
 #include <stdint.h>
 
 #include "packer/packer.h"
 
 #define HP_MAGIC "\x7fHPATCH"
 #define HP_MAGIC_BYTES 8 /* includes the terminating NUL */
+#define HP_HEADER_BYTES 24
 #define HP_PAYLOAD_MAX (256u << 20)
+#define HP_META_MIN 4 /* four varints, one byte each, and no string */
 #define HP_META_MAX (64u << 10)
 #define HP_MODULES_MAX 64
 #define HP_FUNCS_MAX 65536
@@ -21,76 +22,44 @@
 #define HP_SYMS_MAX 65536
 #define HP_BLOB_MAX (64u << 20)
 #define HP_ID_MAX 255
-#define HP_STR_NONE 0xffffffffu
+#define HP_STR_MAX 0xffff
+#define HP_VARINT_MAX 10 /* bytes of a 64-bit LEB128 value */
 
-struct hp_disk_header {
-	uint8_t magic[8];
-	uint16_t version;
-	uint16_t header_size;
-	uint32_t flags;
-	uint32_t meta_size;
-	uint32_t payload_csize;
-	uint64_t payload_usize;
-};
-static_assert(sizeof(struct hp_disk_header) == 32, "header size");
+/* The fewest payload bytes each record takes: a count claiming more records
+ * than the rest of the payload could hold is refused before allocating. */
+#define HP_FUNC_MIN_BYTES (6 + HP_OLD_HASH_BYTES)
+#define HP_RELOC_MIN_BYTES 3
+#define HP_SYM_MIN_BYTES 2
 
-struct hp_disk_meta {
-	uint64_t sequence;
-	uint64_t created;
-	uint64_t expires;
-	uint32_t nr_modules;
-	uint32_t reserved;
-};
-static_assert(sizeof(struct hp_disk_meta) == 32, "meta size");
+/* Relocation record: type in the low four bits of one byte, base above. */
+#define HP_RELOC_TYPE_BITS 4
 
-struct hp_disk_payload {
-	uint32_t nr_modules;
-	uint32_t strtab_off;
-	uint32_t strtab_size;
-	uint32_t reserved;
-};
-static_assert(sizeof(struct hp_disk_payload) == 16, "payload header size");
+/* LEB128: seven bits a byte, least significant first; zigzag for signed. */
+int hp_put_uvarint(struct hp_buf *b, uint64_t v)
+	__attribute__((warn_unused_result));
+int hp_put_svarint(struct hp_buf *b, int64_t v)
+	__attribute__((warn_unused_result));
 
-struct hp_disk_module {
-	uint32_t name;
-	uint32_t nr_funcs, funcs_off;
-	uint32_t nr_relocs, relocs_off;
-	uint32_t nr_syms, syms_off;
-	uint32_t text_size, text_off;
-	uint32_t data_size, data_off;
-	uint32_t bss_size;
-	uint32_t reserved[4];
+/* A bounded reader over a decoded part; @name names the file in errors. */
+struct hp_cursor {
+	const char *name;
+	const uint8_t *p;
+	size_t len;
+	size_t pos;
 };
-static_assert(sizeof(struct hp_disk_module) == 64, "module record size");
 
-struct hp_disk_func {
-	uint32_t name;
-	uint32_t flags;
-	uint64_t old_addr;
-	uint32_t old_size;
-	uint32_t new_off;
-	uint32_t new_size;
-	uint32_t reserved;
-	uint8_t old_hash[16];
-};
-static_assert(sizeof(struct hp_disk_func) == 48, "function record size");
-
-struct hp_disk_reloc {
-	uint32_t offset;
-	uint8_t type;
-	uint8_t base;
-	uint16_t reserved;
-	uint32_t sym;
-	uint32_t reserved2;
-	int64_t value;
-};
-static_assert(sizeof(struct hp_disk_reloc) == 24, "relocation record size");
-
-struct hp_disk_sym {
-	uint32_t name;
-	uint32_t version;
-};
-static_assert(sizeof(struct hp_disk_sym) == 8, "symbol record size");
+/*
+ * Read a varint (at most 10 bytes, minimal: no redundant high zero bytes)
+ * of at most @max. @what names the field in errors.
+ * Return: 0 or -HP_E_BADFORMAT (reported).
+ */
+int hp_get_uvarint(struct hp_cursor *c, uint64_t max, const char *what,
+		   uint64_t *out) __attribute__((warn_unused_result));
+int hp_get_svarint(struct hp_cursor *c, const char *what, int64_t *out)
+	__attribute__((warn_unused_result));
+/* Take @n bytes at the cursor: *@out points into the buffer. */
+int hp_get_bytes(struct hp_cursor *c, size_t n, const char *what,
+		 const uint8_t **out) __attribute__((warn_unused_result));
 
 /*
  * Model checks shared by the writer and the reader. @name names the file

@@ -264,7 +264,7 @@ static int verify_funcs(const struct hp_proc *proc, struct prep *pr)
 		memcpy(pr->heads[i], buf, HP_X86_JMP_REL32_SIZE);
 		original_head(pr, pr->mod.bias + f->old_addr, buf);
 		hp_hash128(hash, buf, f->old_size);
-		if (memcmp(hash, f->old_hash, sizeof(hash))) {
+		if (memcmp(hash, f->old_hash, sizeof(f->old_hash))) {
 			rc = hp_error(-HP_E_MISMATCH,
 				      "pid %d: %s: '%s' at 0x%" PRIx64
 				      " differs from the build the patch was "

@@ -13,14 +13,95 @@ import sys
 
 base_path, hpsign, out, key = sys.argv[1:5]
 base = open(base_path, 'rb').read()
-HDR = 32
-meta_size, csize = struct.unpack_from('<II', base, 16)
-usize, = struct.unpack_from('<Q', base, 24)
+HDR = 24
+meta_size, csize, usize = struct.unpack_from('<III', base, 12)
 meta = base[HDR:HDR + meta_size]
 frame = base[HDR + meta_size:HDR + meta_size + csize]
 payload = subprocess.run(['zstd', '-d', '-c'], input=frame,
                          capture_output=True, check=True).stdout
 assert len(payload) == usize
+
+
+def uv(v):
+    """LEB128 encoding of unsigned v."""
+    b = bytearray()
+    while True:
+        x = v & 0x7f
+        v >>= 7
+        b.append(x | (0x80 if v else 0))
+        if not v:
+            return bytes(b)
+
+
+def sv(v):
+    return uv(((v << 1) ^ (v >> 63)) & (2**64 - 1))
+
+
+class Reader:
+    def __init__(self, b):
+        self.b, self.pos = b, 0
+
+    def uv(self):
+        v = shift = 0
+        while True:
+            x = self.b[self.pos]
+            self.pos += 1
+            v |= (x & 0x7f) << shift
+            shift += 7
+            if not x & 0x80:
+                return v
+
+    def sv(self):
+        u = self.uv()
+        return (u >> 1) ^ -(u & 1)
+
+    def take(self, n):
+        self.pos += n
+        return self.b[self.pos - n:self.pos]
+
+
+def parse(pl):
+    """The payload as plain values (docs/FORMAT.md), for re-encoding."""
+    r = Reader(pl)
+    nr = r.uv()
+    strtab = r.take(r.uv())
+    mods = []
+    for _ in range(nr):
+        m = dict(name=r.uv(), counts=[r.uv() for _ in range(6)])
+        nf, nrel, ns = m['counts'][:3]
+        m['funcs'] = [([r.uv() for _ in range(6)], r.take(8))
+                      for _ in range(nf)]
+        m['relocs'] = []
+        for _ in range(nrel):
+            off, tb = r.sv(), r.take(1)[0]
+            sym = r.uv() if tb >> 4 == 2 else None
+            m['relocs'].append([off, tb, sym, r.sv()])
+        m['syms'] = [(r.uv(), r.uv()) for _ in range(ns)]
+        m['text'] = r.take(m['counts'][3])
+        m['data'] = r.take(m['counts'][4])
+        mods.append(m)
+    assert r.pos == len(pl)
+    return strtab, mods
+
+
+def encode(strtab, mods, counts_override=None):
+    b = bytearray(uv(len(mods)) + uv(len(strtab)) + strtab)
+    for m in mods:
+        b += uv(m['name'])
+        b += counts_override or b''.join(uv(c) for c in m['counts'])
+        for vals, h in m['funcs']:
+            b += b''.join(uv(v) for v in vals) + h
+        for off, tb, sym, val in m['relocs']:
+            b += sv(off) + bytes([tb]) + (uv(sym) if sym is not None
+                                          else b'') + sv(val)
+        for n, v in m['syms']:
+            b += uv(n) + uv(v)
+        b += m['text'] + m['data']
+    return bytes(b)
+
+
+strtab, mods = parse(payload)
+assert encode(strtab, mods) == payload
 
 
 def assemble(payload_bytes, meta_bytes=meta, usize_claim=None):
@@ -29,8 +110,8 @@ def assemble(payload_bytes, meta_bytes=meta, usize_claim=None):
                        input=payload_bytes,
                        capture_output=True, check=True).stdout
     hdr = bytearray(base[:HDR])
-    struct.pack_into('<II', hdr, 16, len(meta_bytes), len(c))
-    struct.pack_into('<Q', hdr, 24, usize_claim if usize_claim is not None
+    struct.pack_into('<III', hdr, 12, len(meta_bytes), len(c),
+                     usize_claim if usize_claim is not None
                      else len(payload_bytes))
     return bytes(hdr) + meta_bytes + c
 
@@ -58,7 +139,7 @@ write('good', base, True)
 write('unsigned', base, False)
 # Truncated at field boundaries of a signed file: the trailer is gone or
 # cut, so the file is unsigned or its signature bad.
-for name, n in [('trunc-header', 40), ('trunc-meta', HDR + 10),
+for name, n in [('trunc-header', 20), ('trunc-meta', HDR + 10),
                 ('trunc-payload', HDR + meta_size + csize // 2),
                 ('trunc-trailer', len(good) - 30)]:
     write(name, good[:n], False)
@@ -71,22 +152,25 @@ for name, off in [('flip-header', 9), ('flip-meta', HDR + 3),
     b[off] ^= 0x20
     write(name, bytes(b), False)
 # Validly signed, malformed inside.
-MOD = 16  # first module record in the payload
-p = bytearray(payload)
-struct.pack_into('<I', p, MOD + 4, 0x7fffffff)
-write('huge-count', assemble(bytes(p)), True)
-p = bytearray(payload)
-funcs_off, = struct.unpack_from('<I', p, MOD + 8)
-struct.pack_into('<I', p, MOD + 32, funcs_off)  # text over the functions
-write('overlap', assemble(bytes(p)), True)
-p = bytearray(payload)
-relocs_off, = struct.unpack_from('<I', p, MOD + 16)
-struct.pack_into('<I', p, relocs_off, 0x00fffff0)
-write('reloc-out-of-range', assemble(bytes(p)), True)
-p = bytearray(payload)
-strtab_off, strtab_size = struct.unpack_from('<II', p, 4)
-p[strtab_off + strtab_size - 1] = ord('x')
-write('string-unterminated', assemble(bytes(p)), True)
+m0 = mods[0]
+counts = list(m0['counts'])
+counts[0] = 0x7fffffff  # functions, beyond the limit
+write('huge-count', assemble(encode(strtab, mods, b''.join(
+    uv(c) for c in counts))), True)
+counts = list(m0['counts'])
+counts[1] = 100000  # relocations: within the limit, cannot fit
+write('count-lie', assemble(encode(strtab, mods, b''.join(
+    uv(c) for c in counts))), True)
+counts = list(m0['counts'])
+write('overlong', assemble(encode(strtab, mods, uv(counts[0]) + b'\x80\x00'
+    + b''.join(uv(c) for c in counts[1:]))), True)
+saved = m0['relocs'][0][0]
+m0['relocs'][0][0] = 0x00fffff0
+write('reloc-out-of-range', assemble(encode(strtab, mods)), True)
+m0['relocs'][0][0] = saved
+write('string-unterminated',
+      assemble(encode(strtab[:-1] + b'x', mods)), True)
+write('payload-trailing', assemble(payload + b'\0'), True)
 write('bomb', assemble(payload, usize_claim=1 << 30), True)
 write('size-lie', assemble(payload, usize_claim=usize + 100), True)
 b = bytearray(assemble(payload))

@@ -75,7 +75,7 @@ static void fill_module(struct hp_module *m, int k)
 					.old_size = 27,
 					.new_off = 0,
 					.new_size = 48 };
-	memset(m->funcs[0].old_hash, 0xab, 16);
+	memset(m->funcs[0].old_hash, 0xab, HP_OLD_HASH_BYTES);
 	m->funcs[1] = (struct hp_func){ .name = strdup("helper"),
 					.flags = HP_FUNC_NEW,
 					.new_off = 48,
@@ -147,7 +147,8 @@ static void assert_same(const struct hp_patch *a, const struct hp_patch *b)
 			assert_string_equal(x->funcs[j].name, y->funcs[j].name);
 			assert_memory_equal(
 				&x->funcs[j].old_addr, &y->funcs[j].old_addr,
-				offsetof(struct hp_func, old_hash) + 16 -
+				offsetof(struct hp_func, old_hash) +
+					HP_OLD_HASH_BYTES -
 					offsetof(struct hp_func, old_addr));
 		}
 		assert_int_equal(x->nr_relocs, y->nr_relocs);
@@ -248,101 +249,185 @@ static void test_truncated_and_flipped(void **state)
 	hp_buf_release(&buf);
 }
 
-/* Re-encode an unsigned file after @edit changes its payload. */
-static int read_edited(struct hp_patch *p, void (*edit)(uint8_t *pl, size_t n))
+/*
+ * A one-module payload encoded here from docs/FORMAT.md, independently of
+ * the writer, with the fields a hostile file would bend as parameters.
+ */
+struct pl_spec {
+	uint64_t nr_funcs;
+	uint64_t func_name; /* string reference */
+	bool unterminated;  /* string table's last byte not NUL */
+	int64_t reloc_off;
+	uint8_t reloc_tb; /* type | base << 4 */
+	uint64_t new_off;
+	bool overlong; /* relocation count as 0x81 0x00 */
+	bool trailing; /* one byte after the data */
+};
+
+static const struct pl_spec good_spec = {
+	.nr_funcs = 1,
+	.func_name = 5,
+	.reloc_off = 2,
+	.reloc_tb = HP_R_PC32 | HP_RB_MODULE << HP_RELOC_TYPE_BITS,
+};
+
+static void encode_spec(const struct pl_spec *v, struct hp_buf *pl)
 {
-	struct hp_buf buf = { 0 }, out = { 0 };
-	struct hp_patch *q = NULL;
-	uint8_t *pl = NULL;
-	size_t usize, csize, meta, got;
+	static const uint8_t text[16], hash[HP_OLD_HASH_BYTES] = { 1 };
+	const char strtab[] = "demo\0f"; /* 7 bytes with the final NUL */
+
+	assert_hp_ok(hp_put_uvarint(pl, 1)); /* modules */
+	assert_hp_ok(hp_put_uvarint(pl, sizeof(strtab)));
+	assert_hp_ok(hp_buf_append(pl, strtab, sizeof(strtab)));
+	if (v->unterminated)
+		pl->data[pl->len - 1] = 'x';
+	assert_hp_ok(hp_put_uvarint(pl, 0)); /* module name "demo" */
+	assert_hp_ok(hp_put_uvarint(pl, v->nr_funcs));
+	if (v->overlong)
+		assert_hp_ok(hp_buf_append(pl, "\x81\x00", 2));
+	else
+		assert_hp_ok(hp_put_uvarint(pl, 1)); /* relocations */
+	for (int i = 0; i < 4; i++) /* syms, text 16, data, bss */
+		assert_hp_ok(hp_put_uvarint(pl, i == 1 ? 16 : 0));
+	assert_hp_ok(hp_put_uvarint(pl, v->func_name));
+	assert_hp_ok(hp_put_uvarint(pl, 0));	  /* flags */
+	assert_hp_ok(hp_put_uvarint(pl, 0x1234)); /* old_addr */
+	assert_hp_ok(hp_put_uvarint(pl, 8));	  /* old_size */
+	assert_hp_ok(hp_put_uvarint(pl, v->new_off));
+	assert_hp_ok(hp_put_uvarint(pl, 8)); /* new_size */
+	assert_hp_ok(hp_buf_append(pl, hash, sizeof(hash)));
+	assert_hp_ok(hp_put_svarint(pl, v->reloc_off));
+	assert_hp_ok(hp_buf_append(pl, &v->reloc_tb, 1));
+	assert_hp_ok(hp_put_svarint(pl, -4)); /* value */
+	assert_hp_ok(hp_buf_append(pl, text, sizeof(text)));
+	if (v->trailing)
+		assert_hp_ok(hp_buf_append(pl, "", 1));
+}
+
+/* Read an unsigned file carrying the payload of @v. */
+static int read_spec(const struct pl_spec *v)
+{
+	struct hp_patch *p = make_patch(), *q = NULL;
+	struct hp_buf buf = { 0 }, pl = { 0 }, out = { 0 };
+	size_t meta, csize;
 	int rc;
 
+	p->nr_modules = 1; /* the metadata of a one-module patch */
 	assert_hp_ok(hp_pack_write(p, NULL, &buf));
-	meta = hp_get_le32(buf.data + 16);
-	csize = hp_get_le32(buf.data + 20);
-	usize = hp_get_le64(buf.data + 24);
-	pl = malloc(usize);
-	got = ZSTD_decompress(pl, usize, buf.data + 32 + meta, csize);
-	assert_int_equal(got, usize);
-	edit(pl, usize);
-	assert_hp_ok(
-		hp_buf_reserve(&out, 32 + meta + ZSTD_compressBound(usize)));
-	memcpy(out.data, buf.data, 32 + meta);
-	csize = ZSTD_compress(out.data + 32 + meta, ZSTD_compressBound(usize),
-			      pl, usize, 1);
-	hp_put_le32(out.data + 20, (uint32_t)csize);
-	out.len = 32 + meta + csize;
+	p->nr_modules = 2;
+	meta = hp_get_le32(buf.data + 12);
+	encode_spec(v, &pl);
+	assert_hp_ok(hp_buf_reserve(&out, HP_HEADER_BYTES + meta +
+						  ZSTD_compressBound(pl.len)));
+	memcpy(out.data, buf.data, HP_HEADER_BYTES + meta);
+	csize = ZSTD_compress(out.data + HP_HEADER_BYTES + meta,
+			      ZSTD_compressBound(pl.len), pl.data, pl.len, 1);
+	hp_put_le32(out.data + 16, (uint32_t)csize);
+	hp_put_le32(out.data + 20, (uint32_t)pl.len);
+	out.len = HP_HEADER_BYTES + meta + csize;
 	rc = hp_pack_read("t", out.data, out.len, NULL, HP_PACK_NO_VERIFY, &q);
+	if (!rc) {
+		assert_string_equal(q->modules[0].funcs[0].name, "f");
+		assert_int_equal(q->modules[0].relocs[0].offset,
+				 (uint32_t)v->reloc_off);
+		assert_true(q->modules[0].relocs[0].value == -4);
+	}
 	hp_patch_free(q);
-	free(pl);
+	hp_patch_free(p);
 	hp_buf_release(&buf);
+	hp_buf_release(&pl);
 	hp_buf_release(&out);
 	return rc;
 }
 
-#define MOD0 16u /* first module record */
-static void edit_nr_funcs(uint8_t *pl, size_t n)
-{
-	(void)n;
-	hp_put_le32(pl + MOD0 + 4, 0x7fffffff);
-}
-static void edit_funcs_off(uint8_t *pl, size_t n)
-{
-	hp_put_le32(pl + MOD0 + 8, (uint32_t)n - 8);
-}
-static void edit_overlap(uint8_t *pl, size_t n)
-{
-	(void)n;
-	/* text placed over the function table */
-	hp_put_le32(pl + MOD0 + 32, hp_get_le32(pl + MOD0 + 8));
-}
-static void edit_strref(uint8_t *pl, size_t n)
-{
-	(void)n;
-	hp_put_le32(pl + MOD0, 0xfffffff0);
-}
-static void edit_strtab_unterminated(uint8_t *pl, size_t n)
-{
-	(void)n;
-	pl[hp_get_le32(pl + 4) + hp_get_le32(pl + 8) - 1] = 'x';
-}
-static void edit_reloc_offset(uint8_t *pl, size_t n)
-{
-	(void)n;
-	/* a PC32 field at 62 would end past the 64-byte text */
-	hp_put_le32(pl + hp_get_le32(pl + MOD0 + 16), 62);
-}
-static void edit_reloc_type(uint8_t *pl, size_t n)
-{
-	(void)n;
-	pl[hp_get_le32(pl + MOD0 + 16) + 4] = 99;
-}
-static void edit_func_new_off(uint8_t *pl, size_t n)
-{
-	(void)n;
-	hp_put_le32(pl + hp_get_le32(pl + MOD0 + 8) + 20, 60);
-}
-static void edit_reserved(uint8_t *pl, size_t n)
-{
-	(void)n;
-	pl[MOD0 + 60] = 1;
-}
-
 static void test_hostile_payloads(void **state)
 {
-	struct hp_patch *p = make_patch();
+	struct pl_spec v = good_spec;
 
 	(void)state;
-	assert_hp_err(read_edited(p, edit_nr_funcs), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_funcs_off), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_overlap), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_strref), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_strtab_unterminated), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_reloc_offset), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_reloc_type), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_func_new_off), HP_E_BADFORMAT);
-	assert_hp_err(read_edited(p, edit_reserved), HP_E_BADFORMAT);
-	hp_patch_free(p);
+	assert_hp_ok(read_spec(&v)); /* the encoding here is right */
+	v.nr_funcs = 0x7fffffff;     /* beyond the limit */
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v.nr_funcs = 1000; /* within it, but cannot fit */
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v = good_spec;
+	v.func_name = 0xfffffff0;
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v.func_name = 4; /* the NUL ending "demo": empty */
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v = good_spec;
+	v.unterminated = true;
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v = good_spec;
+	v.reloc_off = 14; /* a PC32 field ending past the 16-byte text */
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v.reloc_off = -1;
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v = good_spec;
+	v.reloc_tb = 9;
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v.reloc_tb = HP_R_PC32 | 7 << HP_RELOC_TYPE_BITS;
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v = good_spec;
+	v.new_off = 12; /* code past the text */
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v = good_spec;
+	v.overlong = true;
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v = good_spec;
+	v.trailing = true;
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+}
+
+static void test_varints(void **state)
+{
+	static const uint64_t u[] = { 0,     1,	    127,	128,
+				      16383, 16384, UINT32_MAX, UINT64_MAX };
+	static const int64_t sv[] = { 0, -1, 1, -64, 64, INT64_MIN, INT64_MAX };
+	struct hp_buf b = { 0 };
+	struct hp_cursor c = { .name = "t" };
+
+	(void)state;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(u); i++)
+		assert_hp_ok(hp_put_uvarint(&b, u[i]));
+	for (size_t i = 0; i < HP_ARRAY_SIZE(sv); i++)
+		assert_hp_ok(hp_put_svarint(&b, sv[i]));
+	c.p = b.data;
+	c.len = b.len;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(u); i++) {
+		uint64_t v;
+
+		assert_hp_ok(hp_get_uvarint(&c, UINT64_MAX, "u", &v));
+		assert_true(v == u[i]);
+	}
+	for (size_t i = 0; i < HP_ARRAY_SIZE(sv); i++) {
+		int64_t v;
+
+		assert_hp_ok(hp_get_svarint(&c, "s", &v));
+		assert_true(v == sv[i]);
+	}
+	assert_int_equal(c.pos, b.len);
+	{
+		/* 11 bytes, a tenth byte above 1, a bound, a cut */
+		static const uint8_t bad[][11] = {
+			{ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+			  0x81, 0x00 },
+			{ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+			  0x02 },
+			{ 0x80, 0x01 },
+			{ 0x80 },
+		};
+		static const size_t lens[] = { 11, 10, 2, 1 };
+
+		for (size_t i = 0; i < HP_ARRAY_SIZE(bad); i++) {
+			struct hp_cursor k = { "t", bad[i], lens[i], 0 };
+			uint64_t v;
+
+			assert_hp_err(hp_get_uvarint(&k, 100, "x", &v),
+				      HP_E_BADFORMAT);
+		}
+	}
+	hp_buf_release(&b);
 }
 
 static void test_hostile_header(void **state)
@@ -359,17 +444,21 @@ static void test_hostile_header(void **state)
 		hp_pack_read("t", f, buf.len, NULL, HP_PACK_NO_VERIFY, &q),
 		HP_E_BADFORMAT);
 	f[0] ^= 1;
-	hp_put_le16(f + 8, 2); /* version */
+	hp_put_le16(f + 8, HP_FORMAT_VERSION + 1);
 	assert_hp_err(
 		hp_pack_read("t", f, buf.len, NULL, HP_PACK_NO_VERIFY, &q),
 		HP_E_BADVERSION);
-	hp_put_le16(f + 8, 1);
-	hp_put_le64(f + 24, 1ULL << 40); /* decompression bomb claim */
+	hp_put_le16(f + 8, HP_FORMAT_VERSION);
+	hp_put_le16(f + 10, 1); /* flags */
+	assert_hp_err(
+		hp_pack_read("t", f, buf.len, NULL, HP_PACK_NO_VERIFY, &q),
+		HP_E_BADFORMAT);
+	hp_put_le16(f + 10, 0);
+	hp_put_le32(f + 20, 1u << 30); /* decompression bomb claim */
 	assert_hp_err(
 		hp_pack_read("t", f, buf.len, NULL, HP_PACK_NO_VERIFY, &q),
 		HP_E_TOOBIG);
-	hp_put_le64(f + 24, hp_get_le64(f + 24) >> 40);
-	hp_put_le64(f + 24, 100000); /* disagrees with the frame */
+	hp_put_le32(f + 20, 100000); /* disagrees with the frame */
 	assert_hp_err(
 		hp_pack_read("t", f, buf.len, NULL, HP_PACK_NO_VERIFY, &q),
 		HP_E_BADFORMAT);
@@ -408,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_unsigned),
 		cmocka_unit_test(test_truncated_and_flipped),
 		cmocka_unit_test(test_hostile_payloads),
+		cmocka_unit_test(test_varints),
 		cmocka_unit_test(test_hostile_header),
 		cmocka_unit_test(test_writer_validates),
 	};
