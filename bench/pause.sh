@@ -11,3 +11,29 @@ trap 'rm -rf "$t"' EXIT
 	--new "$B/testdata/CMakeFiles/spin-v2.objs.dir" \
 	--binary "$B/testdata/spin-v1" -o "$t/spin.hpatch" -q >/dev/null
 "$B/bench/bench_pause" "$B/testdata/spin-v1" "$t/spin.hpatch" "$@"
+
+# --all over N idle services (HP_BENCH_NR_PROCS, default 200) of one build.
+n=${HP_BENCH_NR_PROCS:-200}
+"$B/signing/hpsign" keygen "$t/k" >/dev/null
+mkdir "$t/trust" && cp "$t/k.pub" "$t/trust/"
+"$B/differ/hpdiff" --old "$B/testdata/CMakeFiles/svc-v1.objs.dir" \
+	--new "$B/testdata/CMakeFiles/svc-v2.objs.dir" \
+	--binary "$B/testdata/svc-v1" --key "$t/k.key" -o "$t/svc.hpatch" \
+	-q >/dev/null
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$t"' EXIT
+for i in $(seq "$n"); do
+	"$B/testdata/svc-v1" 0 >"$t/svc.$i.log" 2>&1 &
+	pids+=($!)
+done
+for _ in $(seq 200); do
+	[ "$(grep -l ready "$t"/svc.*.log 2>/dev/null | wc -l)" -eq "$n" ] && break
+	sleep 0.05
+done
+export HPATCH_STATE_DIR=$t/state
+start=$(date +%s%N)
+"$B/runtime/hpatch" apply --all --trust "$t/trust" --json "$t/svc.hpatch" \
+	>"$t/all.json" 2>"$t/all.err" || true
+us=$((($(date +%s%N) - start) / 1000))
+ok=$(grep -o '"result":"ok"' "$t/all.json" | wc -l)
+echo "all: processes=$n ok=$ok total_ms=$((us / 1000)) per_process_us=$((us / n))"
