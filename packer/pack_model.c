@@ -6,6 +6,7 @@
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,38 @@ static const uint8_t reloc_width[HP_R_NR_TYPES] = {
 	[HP_R_PC32] = 4,   [HP_R_ABS64] = 8, [HP_R_ABS32] = 4,
 	[HP_R_ABS32S] = 4, [HP_R_PC64] = 8,  [HP_R_TPOFF32] = 4,
 };
+
+static int cmp_u64(const void *a, const void *b)
+{
+	const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* No two relocation fields share a byte: each would clobber the other. */
+static int check_reloc_overlap(const char *name, const struct hp_module *m,
+			       uint32_t mi)
+{
+	/* start << 8 | width: sorted by start, widths are at most 8 */
+	uint64_t *f = malloc((m->nr_relocs ? m->nr_relocs : 1) * sizeof(*f));
+	int rc = 0;
+
+	if (!f)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->nr_relocs; i++)
+		f[i] = (uint64_t)m->relocs[i].offset << 8 |
+		       reloc_width[m->relocs[i].type];
+	qsort(f, m->nr_relocs, sizeof(*f), cmp_u64);
+	for (uint32_t i = 1; i < m->nr_relocs && !rc; i++)
+		if ((f[i - 1] >> 8) + (f[i - 1] & 0xff) > f[i] >> 8)
+			rc = hp_error(-HP_E_BADFORMAT,
+				      "'%s': module %u: relocation fields "
+				      "overlap at image offset 0x%llx",
+				      name, mi,
+				      (unsigned long long)(f[i] >> 8));
+	free(f);
+	return rc;
+}
 
 static int validate_module(const char *name, const struct hp_module *m,
 			   uint32_t mi)
@@ -140,7 +173,7 @@ static int validate_module(const char *name, const struct hp_module *m,
 				-HP_E_BADFORMAT,
 				"'%s': module %u: symbol %u has no name", name,
 				mi, i);
-	return 0;
+	return check_reloc_overlap(name, m, mi);
 }
 
 int hp_pack_validate(const char *name, const struct hp_patch *p)

@@ -72,8 +72,9 @@ def parse(pl):
         m['funcs'] = [([r.uv() for _ in range(6)], r.take(8))
                       for _ in range(nf)]
         m['relocs'] = []
+        off = 0  # offsets are stored as differences; kept absolute here
         for _ in range(nrel):
-            off, tb = r.sv(), r.take(1)[0]
+            off, tb = off + r.sv(), r.take(1)[0]
             sym = r.uv() if tb >> 4 == 2 else None
             m['relocs'].append([off, tb, sym, r.sv()])
         m['syms'] = [(r.uv(), r.uv()) for _ in range(ns)]
@@ -91,9 +92,11 @@ def encode(strtab, mods, counts_override=None):
         b += counts_override or b''.join(uv(c) for c in m['counts'])
         for vals, h in m['funcs']:
             b += b''.join(uv(v) for v in vals) + h
+        prev = 0
         for off, tb, sym, val in m['relocs']:
-            b += sv(off) + bytes([tb]) + (uv(sym) if sym is not None
-                                          else b'') + sv(val)
+            b += sv(off - prev) + bytes([tb]) + (uv(sym) if sym is not None
+                                                 else b'') + sv(val)
+            prev = off
         for n, v in m['syms']:
             b += uv(n) + uv(v)
         b += m['text'] + m['data']
@@ -168,6 +171,10 @@ saved = m0['relocs'][0][0]
 m0['relocs'][0][0] = 0x00fffff0
 write('reloc-out-of-range', assemble(encode(strtab, mods)), True)
 m0['relocs'][0][0] = saved
+saved = m0['relocs'][1][0]
+m0['relocs'][1][0] = m0['relocs'][0][0] + 1  # a byte into the previous field
+write('overlap', assemble(encode(strtab, mods)), True)
+m0['relocs'][1][0] = saved
 write('string-unterminated',
       assemble(encode(strtab[:-1] + b'x', mods)), True)
 write('payload-trailing', assemble(payload + b'\0'), True)

@@ -485,6 +485,9 @@ static void test_writer_validates(void **state)
 	p->modules[1].relocs[1].sym = 2;
 	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
 	p->modules[1].relocs[1].sym = 1;
+	p->modules[1].relocs[2].offset = 10; /* into the field at 8 */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	p->modules[1].relocs[2].offset = 16;
 	assert_hp_ok(hp_pack_write(p, NULL, &buf));
 	hp_buf_release(&buf);
 	hp_patch_free(p);
