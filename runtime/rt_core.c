@@ -733,8 +733,7 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 {
 	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
 	const bool active = opts->flags & HP_RT_ALLOW_ACTIVE;
-	const struct hp_busy_range *blocked = NULL;
-	pid_t blocked_tid = 0;
+	struct hp_who blocked = { 0 }, who;
 	uint64_t backoff = 1000;
 	struct hp_world w;
 	struct hp_busy_range *sites = NULL;
@@ -746,13 +745,12 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	/* The stop reads instruction pointers alone then: look for threads
 	 * asleep below the functions now, outside the pause. */
 	if (active && !nr_keep)
-		blocked = hp_world_find_blocked(proc, ranges, nr_ranges,
-						&blocked_tid);
+		hp_world_find_blocked(proc, ranges, nr_ranges, &blocked);
 	for (;;) {
 		const struct hp_busy_range *busy = NULL;
 		pid_t busy_tid = 0;
 		uint64_t t0, t_stop, t_check, t_write;
-		bool warned, ips_only;
+		bool warned;
 
 		res->nr_tries++;
 		rc = hp_world_prepare(&w, proc->pid);
@@ -773,11 +771,12 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 			rc = hp_world_check(&w, proc, ranges, nr_ranges,
 					    &busy_tid, &busy);
 		warned = rc == -HP_E_BUSY && active;
+		who = blocked;
 		if (warned) {
-			hp_warn("pid %d: tid %d is running '%s'; applying "
-				"anyway (--allow-active): it finishes in old "
-				"code",
-				(int)proc->pid, (int)busy_tid, busy->name);
+			/* Say who runs old code after a switch, not per try. */
+			hp_world_who_ips(&w, ranges, nr_ranges, &who);
+			if (!w.ip_only) /* found on a stack */
+				hp_who_add(&who, busy_tid, busy->name, false);
 			/* Only the jump sites themselves must be clear. */
 			rc = check_sites(&w, proc, recs, nr_recs, sites,
 					 &busy_tid, &busy);
@@ -795,15 +794,14 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		}
 
 		res->nr_threads = (uint32_t)w.nr_threads;
-		ips_only = w.ip_only;
 		hp_world_resume(&w);
 		res->pause_us = now_us() - t0;
-		if (!rc && ips_only && !warned && blocked)
-			hp_warn("pid %d: tid %d is inside '%s', blocked in a "
-				"system call; applied anyway (--allow-active): "
-				"it returns into old code",
-				(int)proc->pid, (int)blocked_tid,
-				blocked->name);
+		if (!rc && who.n)
+			hp_warn("pid %d: applied anyway (--allow-active); %zu "
+				"thread%s still in old code, finishing there: "
+				"%s",
+				(int)proc->pid, who.n, who.n == 1 ? "" : "s",
+				who.text);
 		hp_dbg(HP_DBG_TIMING,
 		       "pid %d: %zu threads: stop %llu us, check %llu us, "
 		       "write %llu us, resume %llu us",

@@ -411,18 +411,33 @@ static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
 	return hit;
 }
 
-const struct hp_busy_range *
-hp_world_find_blocked(const struct hp_proc *proc,
-		      const struct hp_busy_range *ranges, size_t nr_ranges,
-		      pid_t *tid)
+void hp_who_add(struct hp_who *who, pid_t tid, const char *func, bool blocked)
 {
-	const struct hp_busy_range *hit = NULL;
+	const size_t used = strlen(who->text);
+
+	if (who->n++ == HP_WHO_LISTED) {
+		snprintf(who->text + used, sizeof(who->text) - used, ", ...");
+		return;
+	}
+	if (who->n > HP_WHO_LISTED)
+		return;
+	snprintf(who->text + used, sizeof(who->text) - used,
+		 "%stid %d %s '%s'%s", used ? ", " : "", (int)tid,
+		 blocked ? "below" : "in", func,
+		 blocked ? " (blocked in a system call)" : "");
+}
+
+void hp_world_find_blocked(const struct hp_proc *proc,
+			   const struct hp_busy_range *ranges, size_t nr_ranges,
+			   struct hp_who *who)
+{
 	pid_t *tids = NULL;
 	size_t nr = 0;
 
 	if (hp_proc_list_tasks(proc->pid, &tids, &nr))
-		return NULL;
-	for (size_t i = 0; i < nr && !hit; i++) {
+		return;
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_busy_range *hit = NULL;
 		char path[64], line[512];
 		unsigned long long sp = 0;
 		uint8_t *stack = NULL;
@@ -446,10 +461,25 @@ hp_world_find_blocked(const struct hp_proc *proc,
 		if (stack && !hp_proc_read(proc, sp & ~7ULL, stack, len))
 			hit = scan_stack(stack, len, ranges, nr_ranges);
 		free(stack);
-		*tid = tids[i];
+		if (hit)
+			hp_who_add(who, tids[i], hit->name, true);
 	}
 	free(tids);
-	return hit;
+}
+
+void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
+		      size_t nr_ranges, struct hp_who *who)
+{
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		struct hp_thread *t = &w->threads[i];
+		const struct hp_busy_range *hit = NULL;
+
+		if (need_ip(t))
+			continue;
+		hit = in_ranges(ranges, nr_ranges, t->regs.rip, true);
+		if (hit)
+			hp_who_add(who, t->tid, hit->name, false);
+	}
 }
 
 int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,

@@ -176,16 +176,32 @@ int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 		       const struct hp_busy_range **busy)
 	__attribute__((warn_unused_result));
 
+/* Threads still in old code, for the warning of --allow-active. */
+#define HP_WHO_LISTED 16
+struct hp_who {
+	size_t n;	 /* threads counted; the first HP_WHO_LISTED listed */
+	char text[1024]; /* "tid 12 in 'f', tid 13 below 'g' (blocked ...)" */
+};
+
+void hp_who_add(struct hp_who *who, pid_t tid, const char *func, bool blocked);
 /*
- * The first range below which a thread blocked in a system call sleeps
- * (its stack holds a return into it), and in *@tid that thread; read from
- * /proc/PID/task/TID/syscall without stopping anything. For the warning of
- * --allow-active when instruction pointers alone are checked in the stop.
+ * Add each thread blocked in a system call below one of @ranges (its stack
+ * holds a return into it), read from /proc/PID/task/TID/syscall without
+ * stopping anything: a stop that reads instruction pointers alone cannot
+ * see them.
  */
-const struct hp_busy_range *
-hp_world_find_blocked(const struct hp_proc *proc,
-		      const struct hp_busy_range *ranges, size_t nr_ranges,
-		      pid_t *tid);
+void hp_world_find_blocked(const struct hp_proc *proc,
+			   const struct hp_busy_range *ranges, size_t nr_ranges,
+			   struct hp_who *who);
+/* Add each stopped thread whose instruction pointer lies in @ranges. */
+void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
+		      size_t nr_ranges, struct hp_who *who);
+
+/* Check the instruction pointers alone: hp_world_check without stacks. */
+int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
+		       size_t nr_ranges, pid_t *busy_tid,
+		       const struct hp_busy_range **busy)
+	__attribute__((warn_unused_result));
 
 /*
  * Check every stopped thread: no IP inside any range, no return address

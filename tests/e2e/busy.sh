@@ -35,7 +35,7 @@ sleep 0.3
 expect_exit 0 "--allow-active applies while hold() runs" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/svc.hpatch"
 check "warning names the thread inside hold()" \
-	grep -qE "tid [0-9]+ is inside 'hold'.*--allow-active" "$T/last.err"
+	grep -qE "allow-active.*1 thread still in old code.*tid [0-9]+ below 'hold' \(blocked" "$T/last.err"
 check "new calls run v2" test "$(ask 3 version)" = v2
 IFS= read -r -t 5 held <&4
 check "the running call finished in old code" test "$held" = "held v1"
