@@ -124,8 +124,9 @@ static int read_relocs(struct dec *d, struct hp_module *m)
 		rc = rc ?: hp_get_bytes(&d->c, 1, "relocation type", &tb);
 		if (rc)
 			break;
-		offset += delta;
-		if (offset < 0 || offset > UINT32_MAX)
+		/* Both within 32 bits first: the sum cannot overflow. */
+		if (delta < -(int64_t)UINT32_MAX || delta > UINT32_MAX ||
+		    (offset += delta) < 0 || offset > UINT32_MAX)
 			return fail(d->c.name, "relocation offset out of "
 					       "bounds");
 		r->offset = (uint32_t)offset;

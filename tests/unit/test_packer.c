@@ -363,6 +363,8 @@ static void test_hostile_payloads(void **state)
 	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
 	v.reloc_off = -1;
 	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
+	v.reloc_off = INT64_MAX - 2; /* found by the fuzzer: no overflow */
+	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
 	v = good_spec;
 	v.reloc_tb = 9;
 	assert_hp_err(read_spec(&v), HP_E_BADFORMAT);
