@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # 64 threads call the patched functions and check every result while the
 # patch is applied and reverted 1000 times (HP_STRESS_ROUNDS): no crash,
-# no wrong result, both versions and mixed calls actually observed.
+# no wrong result, both versions and mixed calls actually observed. Then
+# the same with 512 threads, the most a target is promised, for fewer
+# rounds (HP_STRESS_ROUNDS_512, default 50).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -23,4 +25,21 @@ v1=$(echo "$last" | sed -n 's/.*v1=\([0-9]*\).*/\1/p')
 v2=$(echo "$last" | sed -n 's/.*v2=\([0-9]*\).*/\1/p')
 check "v1 results seen" test "$v1" -gt 0
 check "v2 results seen" test "$v2" -gt 0
+kill -9 "$pid"
+
+rounds=${HP_STRESS_ROUNDS_512:-50}
+start_target "$HP_BUILD/testdata/stress-v1" "$T/stress512.log" 512
+pid=$TARGET_PID
+expect_exit 0 "$rounds apply/revert rounds under 512 checking threads" \
+	"$HP_BUILD/tests/hp_stress" "$pid" "$T/s.hpatch" "$rounds"
+cat "$T/last.out"
+check "512: target still running" kill -0 "$pid"
+check "512: all threads there" \
+	test "$(ls /proc/$pid/task | wc -l)" -ge 512
+sleep 0.5
+check "512: no wrong result" bash -c "! grep -q WRONG '$T/stress512.log'"
+last=$(grep stats "$T/stress512.log" | tail -1)
+echo "$last"
+check "512: v2 results seen" \
+	test "$(echo "$last" | sed -n 's/.*v2=\([0-9]*\).*/\1/p')" -gt 0
 finish
