@@ -89,6 +89,12 @@ static int load_symbols(struct hp_obj *o)
 			s->name = "";
 		s->type = GELF_ST_TYPE(s->st.st_info);
 		s->bind = GELF_ST_BIND(s->st.st_info);
+		/* An assembler-local label (clang's ".L.str", typed as an
+		 * object, like gcc's untyped ".LC0") names no variable: it
+		 * never reaches the binary, and its number shifts. */
+		if (s->bind == STB_LOCAL && !strncmp(s->name, ".L", 2) &&
+		    s->type == STT_OBJECT)
+			s->type = STT_NOTYPE;
 		if (s->st.st_shndx != SHN_UNDEF &&
 		    s->st.st_shndx < o->nr_secs && s->st.st_shndx != SHN_ABS)
 			s->sec = &o->secs[s->st.st_shndx];
