@@ -265,10 +265,18 @@ static int cmd_apply(int argc, char **argv)
 
 		print_result(&o, "apply", &res);
 		hp_rt_audit_record(&audit, "apply", argv[first], p, &res, arc);
-		if (arc == -HP_E_BUSY)
+		if (arc == -HP_E_BUSY) {
 			hp_hint("pid %d: retry later, raise --timeout, or use "
 				"--allow-active",
 				(int)pids[i]);
+			/* A thread's main loop never returns (dnsmasq's
+			 * DHCP helper lives in create_helper): no retry
+			 * helps, and --allow-active leaves it old. */
+			hp_hint("if '%s' never returns (a thread's main "
+				"loop), only a restart applies the fix there "
+				"(see --on-refuse)",
+				res.busy_func);
+		}
 		if (arc && arc != -HP_E_APPLIED && on_refuse)
 			run_fallback(on_refuse, argv[first], &res);
 		status = combine(status, arc);
