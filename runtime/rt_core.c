@@ -775,8 +775,9 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		if (warned) {
 			/* Say who runs old code after a switch, not per try. */
 			hp_world_who_ips(&w, ranges, nr_ranges, &who);
-			if (!w.ip_only) /* found on a stack */
-				hp_who_add(&who, busy_tid, busy->name, false);
+			if (!who.n) /* found on a stack */
+				hp_who_add(&who, busy_tid, busy->name,
+					   HP_WHO_BELOW);
 			/* Only the jump sites themselves must be clear. */
 			rc = check_sites(&w, proc, recs, nr_recs, sites,
 					 &busy_tid, &busy);

@@ -411,7 +411,8 @@ static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
 	return hit;
 }
 
-void hp_who_add(struct hp_who *who, pid_t tid, const char *func, bool blocked)
+void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
+		enum hp_who_kind kind)
 {
 	const size_t used = strlen(who->text);
 
@@ -423,8 +424,8 @@ void hp_who_add(struct hp_who *who, pid_t tid, const char *func, bool blocked)
 		return;
 	snprintf(who->text + used, sizeof(who->text) - used,
 		 "%stid %d %s '%s'%s", used ? ", " : "", (int)tid,
-		 blocked ? "below" : "in", func,
-		 blocked ? " (blocked in a system call)" : "");
+		 kind == HP_WHO_IN ? "in" : "below", func,
+		 kind == HP_WHO_BLOCKED ? " (blocked in a system call)" : "");
 }
 
 void hp_world_find_blocked(const struct hp_proc *proc,
@@ -462,7 +463,7 @@ void hp_world_find_blocked(const struct hp_proc *proc,
 			hit = scan_stack(stack, len, ranges, nr_ranges);
 		free(stack);
 		if (hit)
-			hp_who_add(who, tids[i], hit->name, true);
+			hp_who_add(who, tids[i], hit->name, HP_WHO_BLOCKED);
 	}
 	free(tids);
 }
@@ -478,7 +479,7 @@ void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 			continue;
 		hit = in_ranges(ranges, nr_ranges, t->regs.rip, true);
 		if (hit)
-			hp_who_add(who, t->tid, hit->name, false);
+			hp_who_add(who, t->tid, hit->name, HP_WHO_IN);
 	}
 }
 

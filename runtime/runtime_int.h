@@ -183,7 +183,14 @@ struct hp_who {
 	char text[1024]; /* "tid 12 in 'f', tid 13 below 'g' (blocked ...)" */
 };
 
-void hp_who_add(struct hp_who *who, pid_t tid, const char *func, bool blocked);
+enum hp_who_kind {
+	HP_WHO_IN,	/* executing the function */
+	HP_WHO_BELOW,	/* a return into it on the stack */
+	HP_WHO_BLOCKED, /* that, and blocked in a system call */
+};
+
+void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
+		enum hp_who_kind kind);
 /*
  * Add each thread blocked in a system call below one of @ranges (its stack
  * holds a return into it), read from /proc/PID/task/TID/syscall without
