@@ -132,6 +132,11 @@ static int validate_module(const char *name, const struct hp_module *m,
 					"'%s': module %u: function %u: code "
 					"outside the text",
 					name, mi, i);
+		if ((f->flags & HP_FUNC_NEW) && (f->old_addr || f->old_size))
+			return hp_error(-HP_E_BADFORMAT,
+					"'%s': module %u: function %u: new, "
+					"yet with old code",
+					name, mi, i);
 		if (!(f->flags & HP_FUNC_NEW) && f->old_size < 5)
 			return hp_error(-HP_E_BADFORMAT,
 					"'%s': module %u: function %u: shorter "

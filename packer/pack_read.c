@@ -83,26 +83,31 @@ static int read_funcs(struct dec *d, struct hp_module *m)
 	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
 		struct hp_func *f = &m->funcs[i];
 		const uint8_t *hash = NULL;
+		bool old;
 
 		rc = get_str(d, false, "function name", &f->name);
 		rc = rc ?: get_u32(d, UINT32_MAX, "function flags", &f->flags);
-		rc = rc
-			     ?: hp_get_uvarint(&d->c, UINT64_MAX,
-					       "function address",
-					       &f->old_addr);
-		rc = rc
-			     ?: get_u32(d, UINT32_MAX, "function size",
-					&f->old_size);
+		old = !(f->flags & HP_FUNC_NEW);
+		if (old) { /* a new function has no old code */
+			rc = rc
+				     ?: hp_get_uvarint(&d->c, UINT64_MAX,
+						       "function address",
+						       &f->old_addr);
+			rc = rc
+				     ?: get_u32(d, UINT32_MAX, "function size",
+						&f->old_size);
+		}
 		rc = rc
 			     ?: get_u32(d, HP_BLOB_MAX, "function offset",
 					&f->new_off);
 		rc = rc
 			     ?: get_u32(d, HP_BLOB_MAX, "function size",
 					&f->new_size);
-		rc = rc
-			     ?: hp_get_bytes(&d->c, sizeof(f->old_hash),
-					     "function hash", &hash);
-		if (!rc)
+		if (old)
+			rc = rc
+				     ?: hp_get_bytes(&d->c, sizeof(f->old_hash),
+						     "function hash", &hash);
+		if (!rc && old)
 			memcpy(f->old_hash, hash, sizeof(f->old_hash));
 	}
 	return rc;

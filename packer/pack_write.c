@@ -50,16 +50,20 @@ static int encode_funcs(struct enc *e, const struct hp_module *m)
 
 	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
 		const struct hp_func *f = &m->funcs[i];
+		const bool old = !(f->flags & HP_FUNC_NEW);
 
 		rc = put_str_ref(e, f->name);
 		rc = rc ?: hp_put_uvarint(&e->buf, f->flags);
-		rc = rc ?: hp_put_uvarint(&e->buf, f->old_addr);
-		rc = rc ?: hp_put_uvarint(&e->buf, f->old_size);
+		if (old) { /* a new function has no old code */
+			rc = rc ?: hp_put_uvarint(&e->buf, f->old_addr);
+			rc = rc ?: hp_put_uvarint(&e->buf, f->old_size);
+		}
 		rc = rc ?: hp_put_uvarint(&e->buf, f->new_off);
 		rc = rc ?: hp_put_uvarint(&e->buf, f->new_size);
-		rc = rc
-			     ?: hp_buf_append(&e->buf, f->old_hash,
-					      sizeof(f->old_hash));
+		if (old)
+			rc = rc
+				     ?: hp_buf_append(&e->buf, f->old_hash,
+						      sizeof(f->old_hash));
 	}
 	return rc;
 }

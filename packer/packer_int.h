@@ -27,7 +27,7 @@
 
 /* The fewest payload bytes each record takes: a count claiming more records
  * than the rest of the payload could hold is refused before allocating. */
-#define HP_FUNC_MIN_BYTES (6 + HP_OLD_HASH_BYTES)
+#define HP_FUNC_MIN_BYTES 4 /* new: no old address, size or hash */
 #define HP_RELOC_MIN_BYTES 3
 #define HP_SYM_MIN_BYTES 2
 

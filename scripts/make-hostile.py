@@ -69,8 +69,13 @@ def parse(pl):
     for _ in range(nr):
         m = dict(name=r.uv(), counts=[r.uv() for _ in range(6)])
         nf, nrel, ns = m['counts'][:3]
-        m['funcs'] = [([r.uv() for _ in range(6)], r.take(8))
-                      for _ in range(nf)]
+        m['funcs'] = []
+        for _ in range(nf):
+            name, flags = r.uv(), r.uv()
+            new = flags & 1  # NEW: no old address, size or hash
+            vals = [name, flags] + ([] if new else [r.uv(), r.uv()])
+            vals += [r.uv(), r.uv()]
+            m['funcs'].append((vals, b'' if new else r.take(8)))
         m['relocs'] = []
         off = 0  # offsets are stored as differences; kept absolute here
         for _ in range(nrel):

@@ -481,6 +481,9 @@ static void test_writer_validates(void **state)
 	p->modules[0].funcs[0].old_size = 4;
 	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
 	p->modules[0].funcs[0].old_size = 27;
+	p->modules[0].funcs[1].old_addr = 0x10; /* NEW, yet with old code */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	p->modules[0].funcs[1].old_addr = 0;
 	p->modules[1].relocs[4].offset = 4096 + 8; /* in bss */
 	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
 	p->modules[1].relocs[4].offset = 4096;
