@@ -129,6 +129,7 @@ static int read_symtab(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 	size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
 	size_t *name_offs = NULL, *file_offs = NULL;
 	size_t cur_file = (size_t)-1;
+	bool anon_file = false; /* ld's group of globals it made local */
 	int rc = 0;
 
 	if (!d)
@@ -155,6 +156,7 @@ static int read_symtab(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 			rc = add_name(&b->names, name ? name : "", &cur_file);
 			if (rc)
 				goto out_free;
+			anon_file = !name || !*name;
 			continue;
 		}
 		if (!name || !*name || st.st_shndx == SHN_UNDEF ||
@@ -168,6 +170,10 @@ static int read_symtab(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 			.size = st.st_size,
 			.type = type,
 			.bind = GELF_ST_BIND(st.st_info),
+			.localised = GELF_ST_BIND(st.st_info) == STB_LOCAL &&
+				     (GELF_ST_VISIBILITY(st.st_other) !=
+					      STV_DEFAULT ||
+				      anon_file),
 		};
 		file_offs[b->nr_syms] = b->syms[b->nr_syms].bind == STB_LOCAL
 						? cur_file
@@ -447,7 +453,9 @@ const struct hp_bsym *hp_binary_find_sym(const struct hp_binary *b,
 		first--;
 	for (const struct hp_bsym *s = first;
 	     s < b->syms + b->nr_syms && !strcmp(s->name, name); s++) {
-		if (local != (s->bind == STB_LOCAL))
+		/* A hidden global is local in the linked output. */
+		if (local ? s->bind != STB_LOCAL
+			  : s->bind == STB_LOCAL && !s->localised)
 			continue;
 		if (local && file && (!s->file || strcmp(s->file, file)))
 			continue;

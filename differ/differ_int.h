@@ -102,6 +102,12 @@ struct hp_bsym {
 	uint64_t size;
 	unsigned char type;
 	unsigned char bind;
+	/*
+	 * A global of hidden or internal visibility, which the linker made
+	 * local: lld keeps its visibility, GNU ld files it under an STT_FILE
+	 * with an empty name. Objects still reference it as a global.
+	 */
+	bool localised;
 };
 
 struct hp_bslot {
@@ -149,8 +155,8 @@ int hp_binary_open(const char *path, const char *debug_file,
 		   struct hp_binary **out) __attribute__((warn_unused_result));
 void hp_binary_free(struct hp_binary *b);
 /*
- * Find a symbol: globals by name; locals by name and the STT_FILE of the
- * object that defines them (@file NULL: globals only).
+ * Find a symbol: globals by name, localised ones included; locals by name
+ * and the STT_FILE of the object that defines them (@file NULL: globals only).
  * Return: the symbol, or NULL with *@ambiguous set when several match.
  */
 const struct hp_bsym *hp_binary_find_sym(const struct hp_binary *b,

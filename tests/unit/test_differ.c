@@ -717,6 +717,43 @@ static void test_case_statics_moved(void **state)
 	hp_diff_report_free(r);
 }
 
+/*
+ * A global of hidden visibility is local in the linked library (GNU ld files
+ * it under an STT_FILE with an empty name): found as the global objects
+ * reference, yet not as a file-local static.
+ */
+static void test_hidden_global(void **state)
+{
+	struct hp_binary *b = NULL;
+	const struct hp_bsym *s = NULL;
+	bool ambiguous = false;
+	char lib[512];
+
+	(void)state;
+	snprintf(lib, sizeof(lib), "%s/testdata/libgreet-v1.so",
+		 getenv("HP_BUILD"));
+	assert_hp_ok(hp_binary_open(lib, NULL, &b));
+	for (int i = 0; i < 2; i++) {
+		s = hp_binary_find_sym(b, i ? "greet_name" : "greet_count",
+				       NULL, false, &ambiguous);
+		assert_non_null(s);
+		assert_false(ambiguous);
+		assert_int_equal(s->bind, STB_LOCAL);
+		assert_true(s->localised);
+		assert_int_equal(s->type, STT_FUNC);
+	}
+	assert_null(hp_binary_find_sym(b, "greet_count", "greet.c", true,
+				       &ambiguous));
+	s = hp_binary_find_sym(b, "calls", "greet.c", true, &ambiguous);
+	assert_non_null(s);
+	assert_false(s->localised);
+	assert_null(hp_binary_find_sym(b, "calls", NULL, false, &ambiguous));
+	s = hp_binary_find_sym(b, "greet_reply", NULL, false, &ambiguous);
+	assert_non_null(s);
+	assert_false(s->localised);
+	hp_binary_free(b);
+}
+
 /* One patch for a program and the library it loads: a module each, the
  * report says which function is whose; a module that did not change is
  * left out. */
@@ -802,6 +839,7 @@ int main(void)
 		cmocka_unit_test(test_dwarf_names),
 		cmocka_unit_test(test_case_inline_reason),
 		cmocka_unit_test(test_case_clones),
+		cmocka_unit_test(test_hidden_global),
 		cmocka_unit_test(test_two_modules),
 		cmocka_unit_test(test_case_clone_svc),
 		cmocka_unit_test(test_case_clone_svc_cp),
