@@ -140,6 +140,8 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 		hp_out_str(o, "binary", "%s", r->modules[i].binary);
 		hp_out_str(o, "build_id", "%s", r->modules[i].build_id);
 		hp_out_u64(o, "objects_compared", r->modules[i].nr_objects);
+		hp_out_u64(o, "objects_added", r->modules[i].nr_added);
+		hp_out_u64(o, "objects_removed", r->modules[i].nr_removed);
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);

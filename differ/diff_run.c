@@ -284,6 +284,21 @@ static int diff_module(const struct hp_diff_opts *opts,
 		goto out_free;
 	r->modules[r->nr_modules - 1].nr_objects = (uint32_t)nr_pairs;
 	r->nr_objects += (uint32_t)nr_pairs;
+	for (size_t i = 0; i < nr_pairs; i++) {
+		struct hp_diff_report_module *rm =
+			&r->modules[r->nr_modules - 1];
+
+		rm->nr_added += !pairs[i].old_obj;
+		rm->nr_removed += !pairs[i].new_obj;
+		/* A failed build leaves objects out, and would pass for
+		 * "no change": say so. */
+		if (!pairs[i].new_obj)
+			hp_warn("'%s' is in '%s' but not in '%s': removed from "
+				"the build? Its code stays in the running "
+				"program, unpatched",
+				pairs[i].old_obj->relpath, mod->old_path,
+				mod->new_path);
+	}
 	rc = hp_build_module(opts, pairs, nr_pairs, bin, r, m);
 	locate_sources(pairs, nr_pairs, r, first_func);
 	if (!rc && r->nr_refused > refused)

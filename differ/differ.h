@@ -67,6 +67,8 @@ struct hp_diff_report_module {
 	char *binary;	/* file name of the old binary */
 	char *build_id; /* hex */
 	uint32_t nr_objects;
+	uint32_t nr_added;   /* objects only in the new tree */
+	uint32_t nr_removed; /* objects only in the old tree (warned about) */
 };
 
 struct hp_diff_report {

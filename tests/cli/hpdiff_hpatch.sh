@@ -19,6 +19,18 @@ check "no patch written when refused" test ! -e "$T/no.hpatch"
 expect_exit 0 "report with source lines" "$HPDIFF" --old "$O/demo-v1.objs.dir" --new "$O/demo-v2.objs.dir" --binary "$B/demo-v1" --json
 check "JSON has schema_version" grep -q '^{"schema_version":1,' "$T/last.out"
 check "function has file and line" grep -q '"file":"[^"]*demo_quote.c","line":[0-9]' "$T/last.out"
+# An object missing from the new tree (a failed build?) is warned about:
+# otherwise it would pass for "no change".
+cp -r "$O/demo-v1.objs.dir" "$T/partial1"
+cp -r "$O/demo-v2.objs.dir" "$T/partial2"
+find "$T/partial1" "$T/partial2" -name 'demo_main*.o' -delete
+expect_exit 3 "new tree without an object, nothing else changed: exit 3" \
+	"$HPDIFF" --old "$O/demo-v1.objs.dir" --new "$T/partial1" --binary "$B/demo-v1"
+check "warns, naming the object" \
+	grep -q "warning: 'targets/demo/demo_main.c.o' is in .* but not in .*removed from the build" "$T/last.err"
+expect_exit 0 "and with a change" "$HPDIFF" --old "$O/demo-v1.objs.dir" \
+	--new "$T/partial2" --binary "$B/demo-v1" --json -o "$T/partial.hpatch"
+check "report counts it" grep -q '"objects_removed":1' "$T/last.out"
 expect_exit 1 "missing binary" "$HPDIFF" --old "$O/demo-v1.objs.dir" --new "$O/demo-v2.objs.dir" --binary "$T/nope"
 check "names the file" grep -q "'$T/nope': No such file" "$T/last.err"
 
