@@ -687,6 +687,28 @@ static void test_case_clone_layout(void **state)
  * locals "count", and changes next_a: its new code must use the running
  * program's next_a counter, not next_b's.
  */
+/*
+ * A new assert() renumbers every __PRETTY_FUNCTION__.N and gives helper's a
+ * new referrer: paired by their bytes, nothing is refused and f, g and
+ * check_b stay out.
+ */
+static void test_case_pretty_function(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	assert_hp_ok(run_case("pretty_function", &r, &p));
+	assert_int_equal(r->nr_refused, 0);
+	assert_int_equal(r->nr_funcs, 2);
+	assert_func(r, "h", HP_DIFF_NEW, "new");
+	assert_non_null(find_func(r, "main"));
+	assert_null(find_func(r, "f"));
+	assert_null(find_func(r, "check_b"));
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 static void test_case_statics_moved(void **state)
 {
 	struct hp_diff_report *r = NULL;
@@ -845,6 +867,7 @@ int main(void)
 		cmocka_unit_test(test_case_clone_svc_cp),
 		cmocka_unit_test(test_case_clone_layout),
 		cmocka_unit_test(test_case_statics_moved),
+		cmocka_unit_test(test_case_pretty_function),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
