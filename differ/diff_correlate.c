@@ -626,12 +626,12 @@ int hp_correlate_pair(struct hp_pair *p, struct hp_diff_report *r)
 
 	if (!newo)
 		return 0; /* removed object: nothing of it can be called */
-	if (!newo->has_func_sections) {
+	/* An object with no functions still has its data compared below
+	 * (a generated table such as nginx's ngx_modules[] may grow). */
+	if (!newo->has_func_sections)
 		for (size_t i = 0; i < newo->nr_syms; i++)
 			if (hp_osym_is_func(&newo->syms[i]))
 				return refuse_no_sections(newo, r);
-		return 0;
-	}
 	rc = oldo ? find_twins(oldo, newo, r) : 0;
 	/* Pass 2: compare. */
 	for (size_t i = 0; i < newo->nr_syms && !rc; i++) {

@@ -239,6 +239,21 @@ static void test_case_changed_data(void **state)
 	hp_diff_report_free(r);
 }
 
+/* A grown table in an object without functions is refused too. */
+static void test_case_data_only(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	assert_hp_err(run_case("data_only", &r, &p), HP_E_REFUSED);
+	assert_null(p);
+	assert_int_equal(r->nr_refused, 1);
+	assert_string_equal(r->refused[0].symbol, "handlers");
+	assert_int_equal(r->refused[0].code, -HP_E_CHANGED_DATA);
+	hp_diff_report_free(r);
+}
+
 static void test_case_strings_only(void **state)
 {
 	struct hp_diff_report *r = NULL;
@@ -847,6 +862,7 @@ int main(void)
 		cmocka_unit_test(test_case_two_statics),
 		cmocka_unit_test(test_case_new_func),
 		cmocka_unit_test(test_case_changed_data),
+		cmocka_unit_test(test_case_data_only),
 		cmocka_unit_test(test_case_strings_only),
 		cmocka_unit_test(test_case_inline_callee),
 		cmocka_unit_test(test_case_extcall),
