@@ -797,12 +797,16 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		res->nr_threads = (uint32_t)w.nr_threads;
 		hp_world_resume(&w);
 		res->pause_us = now_us() - t0;
-		if (!rc && who.n)
+		if (!rc && who.n) {
+			char text[2048];
+
+			hp_who_format(&who, text, sizeof(text));
 			hp_warn("pid %d: applied anyway (--allow-active); %zu "
 				"thread%s still in old code, finishing there: "
 				"%s",
 				(int)proc->pid, who.n, who.n == 1 ? "" : "s",
-				who.text);
+				text);
+		}
 		hp_dbg(HP_DBG_TIMING,
 		       "pid %d: %zu threads: stop %llu us, check %llu us, "
 		       "write %llu us, resume %llu us",

@@ -414,18 +414,32 @@ static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
 void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
 		enum hp_who_kind kind)
 {
-	const size_t used = strlen(who->text);
-
-	if (who->n++ == HP_WHO_LISTED) {
-		snprintf(who->text + used, sizeof(who->text) - used, ", ...");
-		return;
+	if (who->n < HP_WHO_LISTED) {
+		who->e[who->n].tid = tid;
+		who->e[who->n].func = func;
+		who->e[who->n].kind = kind;
 	}
-	if (who->n > HP_WHO_LISTED)
-		return;
-	snprintf(who->text + used, sizeof(who->text) - used,
-		 "%stid %d %s '%s'%s", used ? ", " : "", (int)tid,
-		 kind == HP_WHO_IN ? "in" : "below", func,
-		 kind == HP_WHO_BLOCKED ? " (blocked in a system call)" : "");
+	who->n++;
+}
+
+void hp_who_format(const struct hp_who *who, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < who->n && i < HP_WHO_LISTED && used < size;
+	     i++) {
+		snprintf(buf + used, size - used, "%stid %d %s '%s'%s",
+			 i ? ", " : "", (int)who->e[i].tid,
+			 who->e[i].kind == HP_WHO_IN ? "in" : "below",
+			 who->e[i].func,
+			 who->e[i].kind == HP_WHO_BLOCKED
+				 ? " (blocked in a system call)"
+				 : "");
+		used += strlen(buf + used);
+	}
+	if (who->n > HP_WHO_LISTED && used < size)
+		snprintf(buf + used, size - used, ", ...");
 }
 
 void hp_world_find_blocked(const struct hp_proc *proc,

@@ -178,19 +178,26 @@ int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 
 /* Threads still in old code, for the warning of --allow-active. */
 #define HP_WHO_LISTED 16
-struct hp_who {
-	size_t n;	 /* threads counted; the first HP_WHO_LISTED listed */
-	char text[1024]; /* "tid 12 in 'f', tid 13 below 'g' (blocked ...)" */
-};
-
 enum hp_who_kind {
 	HP_WHO_IN,	/* executing the function */
 	HP_WHO_BELOW,	/* a return into it on the stack */
 	HP_WHO_BLOCKED, /* that, and blocked in a system call */
 };
 
+struct hp_who {
+	size_t n; /* threads counted; the first HP_WHO_LISTED kept */
+	struct {
+		pid_t tid;
+		const char *func; /* a busy range's name */
+		enum hp_who_kind kind;
+	} e[HP_WHO_LISTED];
+};
+
+/* Count a thread (cheap: no formatting, fit for the stop). */
 void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
 		enum hp_who_kind kind);
+/* "tid 12 in 'f', tid 13 below 'g' (blocked in a system call), ..." */
+void hp_who_format(const struct hp_who *who, char *buf, size_t size);
 /*
  * Add each thread blocked in a system call below one of @ranges (its stack
  * holds a return into it), read from /proc/PID/task/TID/syscall without
