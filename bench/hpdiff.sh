@@ -26,22 +26,6 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 bash "$src/scripts/setup.sh" dpkg-dev time binutils patch debian-archive-keyring >&2
 [ -x "$B/differ/hpdiff" ] || HP_BUILD_DIR=$B bash "$src/scripts/build.sh" >&2
 
-# Source: a private sources list and lists dir, so the host's apt is untouched.
-mkdir -p "$C/lists/partial" "$C/src"
-dsc=$(find "$C/src" -name "${PKG}_*.dsc" | head -n1)
-if [ -z "$dsc" ]; then
-	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-		"http://deb.debian.org/debian bookworm main" >"$C/src.list"
-	apt_priv=(-o "Dir::Etc::SourceList=$C/src.list" -o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$C/lists")
-	say "fetching the $PKG source package"
-	apt-get "${apt_priv[@]}" update -qq
-	# apt drops privileges to _apt for downloads
-	! id _apt >/dev/null 2>&1 || chown _apt "$C/src"
-	(cd "$C/src" && apt-get "${apt_priv[@]}" source --download-only -qq "$PKG")
-	dsc=$(find "$C/src" -name "${PKG}_*.dsc" | head -n1)
-fi
-
 # The one-function change: a bounds check in the inline-protocol parser.
 # It moves the lines below it, so later functions differ in __LINE__ only.
 change() {
@@ -64,13 +48,10 @@ change() {
 EOF
 }
 
-# The pristine upstream source (vendored deps, no Debian patches), once.
-# apt-get checked the files against the signed Sources index.
-if [ ! -f "$C/pristine/.hp-stamp" ] || [ "$(cat "$C/pristine/.hp-stamp")" != "$dsc" ]; then
-	rm -rf "$C/pristine"
-	dpkg-source --no-check --no-copy --skip-patches -x "$dsc" "$C/pristine" >/dev/null
-	echo "$dsc" >"$C/pristine/.hp-stamp"
-fi
+# The pristine upstream source (vendored deps, no Debian patches).
+. "$src/scripts/debian-source.bash"
+hp_debian_source "$PKG" "$C"
+dsc=$HP_DSC
 # Reproducible builds: redis stamps its build id with the time unless
 # SOURCE_DATE_EPOCH is set (as dpkg-buildpackage sets it), and with the
 # state of any enclosing git repository.

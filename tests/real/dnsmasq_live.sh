@@ -30,28 +30,10 @@ say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring python3 >&2
 [ -x "$HPDIFF" ] || HP_BUILD_DIR=$HP_BUILD bash "$src/scripts/build.sh" >&2
 
-# Source: a private sources list and lists dir, so the host's apt is untouched.
-mkdir -p "$C/lists/partial" "$C/src"
-dsc=$(find "$C/src" -name "${PKG}_*.dsc" | head -n1)
-if [ -z "$dsc" ]; then
-	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-		"http://deb.debian.org/debian bookworm main" >"$C/src.list"
-	apt_priv=(-o "Dir::Etc::SourceList=$C/src.list" -o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$C/lists")
-	say "fetching the $PKG source package"
-	DEBIAN_FRONTEND=noninteractive apt-get "${apt_priv[@]}" update -qq
-	# apt drops privileges to _apt for downloads
-	! id _apt >/dev/null 2>&1 || chown _apt "$C/src"
-	(cd "$C/src" && apt-get "${apt_priv[@]}" source --download-only -qq "$PKG")
-	dsc=$(find "$C/src" -name "${PKG}_*.dsc" | head -n1)
-fi
-# The upstream source without Debian's patches; apt-get checked the files
-# against the signed Sources index.
-if [ ! -f "$C/pristine/.hp-stamp" ] || [ "$(cat "$C/pristine/.hp-stamp")" != "$dsc" ]; then
-	rm -rf "$C/pristine"
-	dpkg-source --no-check --no-copy --skip-patches -x "$dsc" "$C/pristine" >/dev/null
-	echo "$dsc" >"$C/pristine/.hp-stamp"
-fi
+# The upstream source, and Debian's patches beside it.
+. "$src/scripts/debian-source.bash"
+hp_debian_source "$PKG" "$C"
+dsc=$HP_DSC
 # The security fixes, in the order of Debian's series file.
 cves=$(grep '^CVE-.*\.patch$' "$C/pristine/debian/patches/series" | tr '\n' ' ')
 [ -n "$cves" ] || { say "no CVE patches in $dsc"; exit 1; }
