@@ -171,22 +171,6 @@ static int remote_munmap(const struct hp_proc *proc, hp_raddr_t addr,
 	return rc;
 }
 
-/* Whether @pid is gone (or a zombie): nothing left to patch or undo. */
-static bool process_gone(pid_t pid)
-{
-	char path[64], state = 0;
-	FILE *fp = NULL;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return true;
-	if (fscanf(fp, "%*d (%*[^)]) %c", &state) != 1)
-		state = 'X';
-	fclose(fp);
-	return state == 'Z' || state == 'X';
-}
-
 static void prep_release(struct prep *pr)
 {
 	free(pr->buf);
@@ -719,6 +703,30 @@ static int check_sites(struct hp_world *w, const struct hp_proc *proc,
 }
 
 /*
+ * With --allow-active: record in @who the threads that will go on in old
+ * code (for the warning after the switch, not per try), then check only
+ * that no thread is in the way of the jump sites themselves.
+ */
+static int note_old_code(struct hp_world *w, const struct hp_proc *proc,
+			 const struct hp_busy_range *ranges, size_t nr_ranges,
+			 const struct hp_rt_func *recs, uint32_t nr_recs,
+			 struct hp_busy_range *sites, struct hp_who *who,
+			 pid_t *busy_tid, const struct hp_busy_range **busy)
+{
+	size_t before = who->n;
+	int rc = 0;
+
+	if (!w->ip_only)
+		rc = hp_world_check(w, proc, ranges, nr_ranges, busy_tid, busy);
+	if (rc && rc != -HP_E_BUSY)
+		return rc;
+	hp_world_who_ips(w, ranges, nr_ranges, who);
+	if (rc && who->n == before) /* found on a stack */
+		hp_who_add(who, *busy_tid, (*busy)->name, HP_WHO_BELOW);
+	return check_sites(w, proc, recs, nr_recs, sites, busy_tid, busy);
+}
+
+/*
  * Stop the world until no thread is in the way of @ranges, then write (or
  * with @undo restore) the jumps. Busy: resume, back off (1 ms doubling to
  * 64 ms), retry until the timeout. With @keep (@nr_keep ranges), still
@@ -733,6 +741,11 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 {
 	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
 	const bool active = opts->flags & HP_RT_ALLOW_ACTIVE;
+	/* Threads may stay in the functions: then, without old patch regions
+	 * to keep, their instruction pointers name them, the stop reads no
+	 * more, and threads asleep below the functions are looked for now,
+	 * outside the pause. */
+	const bool ip_only = active && !nr_keep;
 	struct hp_who blocked = { 0 }, who;
 	uint64_t backoff = 1000;
 	struct hp_world w;
@@ -742,21 +755,16 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	sites = calloc(nr_recs + 1, sizeof(*sites));
 	if (!sites)
 		return -ENOMEM;
-	/* The stop reads instruction pointers alone then: look for threads
-	 * asleep below the functions now, outside the pause. */
-	if (active && !nr_keep)
+	if (ip_only)
 		hp_world_find_blocked(proc, ranges, nr_ranges, &blocked);
 	for (;;) {
 		const struct hp_busy_range *busy = NULL;
 		pid_t busy_tid = 0;
 		uint64_t t0, t_stop, t_check, t_write;
-		bool warned;
 
 		res->nr_tries++;
 		rc = hp_world_prepare(&w, proc->pid);
-		/* Threads may stay in the functions: their instruction
-		 * pointers name them, the sites need no more. */
-		w.ip_only = active && !nr_keep;
+		w.ip_only = ip_only;
 		if (!rc)
 			rc = hp_world_stop(&w);
 		if (rc)
@@ -764,24 +772,14 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		t0 = w.stopped_at;
 		t_stop = now_us();
 		rc = hp_rt_fault("stop");
-		if (!rc && w.ip_only)
-			rc = hp_world_check_ips(&w, ranges, nr_ranges,
-						&busy_tid, &busy);
-		else if (!rc)
+		who = blocked;
+		if (!rc && !active)
 			rc = hp_world_check(&w, proc, ranges, nr_ranges,
 					    &busy_tid, &busy);
-		warned = rc == -HP_E_BUSY && active;
-		who = blocked;
-		if (warned) {
-			/* Say who runs old code after a switch, not per try. */
-			hp_world_who_ips(&w, ranges, nr_ranges, &who);
-			if (!who.n) /* found on a stack */
-				hp_who_add(&who, busy_tid, busy->name,
-					   HP_WHO_BELOW);
-			/* Only the jump sites themselves must be clear. */
-			rc = check_sites(&w, proc, recs, nr_recs, sites,
-					 &busy_tid, &busy);
-		}
+		else if (!rc)
+			rc = note_old_code(&w, proc, ranges, nr_ranges, recs,
+					   nr_recs, sites, &who, &busy_tid,
+					   &busy);
 		t_check = now_us();
 		if (!rc)
 			rc = write_jumps(proc, recs, nr_recs, undo);
@@ -1195,10 +1193,9 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 				   (int)pid, p->id);
 	}
 	t[1] = now_us();
+	if (nr)
+		describe(res, prs[0].m->build_id, prs[0].m->build_id_len);
 	for (uint32_t k = 0; k < nr; k++) {
-		if (!k)
-			describe(res, prs[0].m->build_id,
-				 prs[0].m->build_id_len);
 		add_listed(res->module, sizeof(res->module), prs[k].mod.path);
 		res->nr_funcs += prs[k].m->nr_funcs;
 		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)
@@ -1227,7 +1224,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 				"of %s was not recorded",
 				(int)pid, pr->mod.path);
 	}
-	if (rc && process_gone(pid)) {
+	if (rc && hp_task_gone(pid)) {
 		rc = hp_error(-HP_E_GONE,
 			      "pid %d: the process exited during the apply; "
 			      "nothing to undo",

@@ -351,6 +351,26 @@ int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 			(int)proc->pid);
 }
 
+bool hp_task_gone(pid_t tid)
+{
+	char path[48], buf[256], *p = NULL;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	/* The command name may hold ')' itself: the state follows the last. */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 {
 	char path[64];

@@ -8,43 +8,20 @@
 #include "common/hp_log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
-
-/* Whether @tid has exited: gone, or a zombie not yet reaped. */
-static bool has_exited(pid_t tid)
-{
-	char path[48], buf[256], *p = NULL;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
 
 int hp_pt_seize(struct hp_thread *t)
 {
 	if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) < 0) {
 		/* The kernel refuses a thread that is exiting with EPERM,
 		 * as it refuses one that another tracer holds. */
-		if (errno == EPERM && has_exited(t->tid))
+		if (errno == EPERM && hp_task_gone(t->tid))
 			return -ESRCH;
 		return -errno;
 	}

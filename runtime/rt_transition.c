@@ -108,8 +108,9 @@ static int wait_and_read(const struct hp_world *w, struct hp_thread *t)
 static long count_threads(const struct hp_world *w)
 {
 	char buf[4096], *p = NULL;
-	ssize_t n = w->stat_fd >= 0 ? pread(w->stat_fd, buf, sizeof(buf) - 1, 0)
-				    : -1;
+	ssize_t n = w->status_fd >= 0
+			    ? pread(w->status_fd, buf, sizeof(buf) - 1, 0)
+			    : -1;
 
 	if (n <= 0)
 		return -1;
@@ -193,7 +194,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 
 	*w = (struct hp_world){ .pid = pid };
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	w->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+	w->status_fd = open(path, O_RDONLY | O_CLOEXEC);
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
 	for (size_t i = 0; i < nr && !rc; i++) {
@@ -291,9 +292,9 @@ void hp_world_resume(struct hp_world *w)
 	for (size_t i = 0; i < w->nr_threads; i++)
 		hp_pt_release(&w->threads[i]);
 	hp_prio_restore(0, &w->prio);
-	if (w->stat_fd >= 0)
-		close(w->stat_fd);
-	w->stat_fd = -1;
+	if (w->status_fd >= 0)
+		close(w->status_fd);
+	w->status_fd = -1;
 	free(w->threads);
 	w->threads = NULL;
 	w->nr_threads = w->cap_threads = 0;
@@ -497,9 +498,10 @@ void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 	}
 }
 
-int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
-		       size_t nr_ranges, pid_t *busy_tid,
-		       const struct hp_busy_range **busy)
+/* Check the instruction pointers alone: hp_world_check without stacks. */
+static int check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
+		     size_t nr_ranges, pid_t *busy_tid,
+		     const struct hp_busy_range **busy)
 {
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		struct hp_thread *t = &w->threads[i];
@@ -523,7 +525,7 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 	uint8_t *stacks = NULL;
 	size_t *lens = NULL, off = 0;
 	bool ip_only = true;
-	int rc = hp_world_check_ips(w, ranges, nr_ranges, busy_tid, busy);
+	int rc = check_ips(w, ranges, nr_ranges, busy_tid, busy);
 
 	if (rc)
 		return rc;

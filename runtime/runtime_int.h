@@ -70,6 +70,10 @@ const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
 int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 	__attribute__((warn_unused_result));
 
+/* Whether process or thread @tid is gone, or a zombie not yet reaped:
+ * nothing left to patch or undo there. */
+bool hp_task_gone(pid_t tid);
+
 /* ---- rt_symbols.c ---- */
 /* Address of @name (@version NULL: the default version) in the modules the
  * process has loaded, searched in load order. Return: 0 or -HP_E_NOSYM. */
@@ -132,7 +136,7 @@ struct hp_world {
 	size_t cap_threads;
 	struct hp_prio prio; /* the loader's, restored on resume */
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us at the first interrupt */
-	int stat_fd;	     /* /proc/PID/status, opened before the window */
+	int status_fd;	     /* /proc/PID/status, opened before the window */
 	bool ip_only;	     /* the check needs no stack: read IPs alone */
 };
 
@@ -170,12 +174,6 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 		      const struct hp_busy_range **busy)
 	__attribute__((warn_unused_result));
 
-/* Check the instruction pointers alone: hp_world_check without stacks. */
-int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
-		       size_t nr_ranges, pid_t *busy_tid,
-		       const struct hp_busy_range **busy)
-	__attribute__((warn_unused_result));
-
 /* Threads still in old code, for the warning of --allow-active. */
 #define HP_WHO_LISTED 16
 enum hp_who_kind {
@@ -210,12 +208,6 @@ void hp_world_find_blocked(const struct hp_proc *proc,
 /* Add each stopped thread whose instruction pointer lies in @ranges. */
 void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 		      size_t nr_ranges, struct hp_who *who);
-
-/* Check the instruction pointers alone: hp_world_check without stacks. */
-int hp_world_check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
-		       size_t nr_ranges, pid_t *busy_tid,
-		       const struct hp_busy_range **busy)
-	__attribute__((warn_unused_result));
 
 /*
  * Check every stopped thread: no IP inside any range, no return address
