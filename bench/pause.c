@@ -19,18 +19,9 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ROUNDS 21
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -68,17 +59,17 @@ static uint64_t floor_once(pid_t pid)
 			w.threads[i].seized = false;
 	}
 	sched_setscheduler(0, SCHED_FIFO, &sp);
-	t0 = now_us();
+	t0 = hp_now_us();
 	for (size_t i = 0; i < nr; i++)
 		if (w.threads[i].seized && hp_pt_interrupt(&w.threads[i]))
 			w.threads[i].seized = false;
 	for (size_t i = 0; i < nr; i++)
 		if (w.threads[i].seized && hp_pt_wait_stop(&w.threads[i]))
 			w.threads[i].seized = false;
-	t_stopped = now_us();
+	t_stopped = hp_now_us();
 	for (size_t i = 0; i < nr; i++)
 		hp_pt_release(&w.threads[i]);
-	t1 = now_us();
+	t1 = hp_now_us();
 	hp_dbg(HP_DBG_TIMING,
 	       "floor: %zu threads: stop %llu us, resume %llu us", nr,
 	       (unsigned long long)(t_stopped - t0),

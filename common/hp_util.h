@@ -1,6 +1,7 @@
 /*
  * Small helpers needed by more than one component: a growable byte buffer,
- * whole-file reads and atomic writes, hex and little-endian encoding.
+ * whole-file reads and atomic writes, hex and little-endian encoding, the
+ * monotonic clock.
  */
 #ifndef HP_UTIL_H
 #define HP_UTIL_H
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #define HP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define HP_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
@@ -96,6 +98,15 @@ static inline uint64_t hp_get_le64(const uint8_t *p)
 
 	memcpy(&v, p, sizeof(v));
 	return le64toh(v);
+}
+
+/* CLOCK_MONOTONIC in microseconds. */
+static inline uint64_t hp_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 #endif

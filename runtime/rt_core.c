@@ -54,14 +54,6 @@ struct prep {
 	bool stack;
 };
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void build_id_hex(char *out, const uint8_t *id, uint32_t len)
 {
 	hp_hex(out, id, len);
@@ -739,7 +731,8 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		      const struct hp_busy_range *keep, size_t nr_keep,
 		      bool *referenced, struct hp_rt_result *res)
 {
-	const uint64_t deadline = now_us() + (uint64_t)opts->timeout_ms * 1000;
+	const uint64_t deadline =
+		hp_now_us() + (uint64_t)opts->timeout_ms * 1000;
 	const bool active = opts->flags & HP_RT_ALLOW_ACTIVE;
 	/* Threads may stay in the functions: then, without old patch regions
 	 * to keep, their instruction pointers name them, the stop reads no
@@ -770,7 +763,7 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		if (rc)
 			break;
 		t0 = w.stopped_at;
-		t_stop = now_us();
+		t_stop = hp_now_us();
 		rc = hp_rt_fault("stop");
 		who = blocked;
 		if (!rc && !active)
@@ -780,10 +773,10 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 			rc = note_old_code(&w, proc, ranges, nr_ranges, recs,
 					   nr_recs, sites, &who, &busy_tid,
 					   &busy);
-		t_check = now_us();
+		t_check = hp_now_us();
 		if (!rc)
 			rc = write_jumps(proc, recs, nr_recs, undo);
-		t_write = now_us();
+		t_write = hp_now_us();
 		for (size_t k = 0; !rc && k < nr_keep; k++) {
 			pid_t tid;
 			const struct hp_busy_range *hit = NULL;
@@ -794,7 +787,7 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 
 		res->nr_threads = (uint32_t)w.nr_threads;
 		hp_world_resume(&w);
-		res->pause_us = now_us() - t0;
+		res->pause_us = w.resumed_at - t0;
 		if (!rc && who.n) {
 			char text[2048];
 
@@ -818,7 +811,7 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		res->busy_tid = busy_tid;
 		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
 			 busy->name);
-		if (now_us() + backoff > deadline) {
+		if (hp_now_us() + backoff > deadline) {
 			rc = hp_error(-HP_E_BUSY,
 				      "pid %d: tid %d: '%s' still in use "
 				      "after %ld ms (%u tries)",
@@ -1138,7 +1131,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	uint32_t nr = 0;
 	int rc;
 
-	const uint64_t t_open = now_us();
+	const uint64_t t_open = hp_now_us();
 	uint64_t t[3] = { 0 };
 
 	*res = (struct hp_rt_result){ .pid = pid, .sequence = p->sequence };
@@ -1172,7 +1165,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 				      : "");
 		goto out_close;
 	}
-	t[0] = now_us();
+	t[0] = hp_now_us();
 	for (uint32_t k = 0; k < nr && !rc;) {
 		rc = prepare_module(p, &proc, opts, &prs[k], res);
 		if (rc != -HP_E_APPLIED) {
@@ -1192,7 +1185,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 				   "pid %d: patch '%s' is already applied",
 				   (int)pid, p->id);
 	}
-	t[1] = now_us();
+	t[1] = hp_now_us();
 	if (nr)
 		describe(res, prs[0].m->build_id, prs[0].m->build_id_len);
 	for (uint32_t k = 0; k < nr; k++) {
@@ -1203,7 +1196,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	}
 	if (!rc)
 		rc = switch_all(&proc, opts, prs, nr, res);
-	t[2] = now_us();
+	t[2] = hp_now_us();
 	hp_dbg(HP_DBG_TIMING,
 	       "pid %d: apply: open %llu us, prepare and map %llu us, "
 	       "switch %llu us",

@@ -16,6 +16,7 @@
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
+#include "common/hp_util.h"
 #include "common/hp_log.h"
 
 #include <errno.h>
@@ -27,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 
 #define HP_LOG_PREFIX "rt: "
 #define HP_STACK_SCAN_MAX (8u << 20)
@@ -172,14 +172,6 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 	return rc;
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /*
  * Outside the window: raise our priority and seize every listed thread
  * (PTRACE_SEIZE does not stop it), so the window holds only interrupts,
@@ -227,7 +219,7 @@ int hp_world_stop(struct hp_world *w)
 	bool complete = false;
 	int rc = 0, rounds = 0;
 
-	w->stopped_at = now_us();
+	w->stopped_at = hp_now_us();
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		struct hp_thread *t = &w->threads[i];
 		int irc = hp_pt_interrupt(t);
@@ -291,6 +283,9 @@ void hp_world_resume(struct hp_world *w)
 {
 	for (size_t i = 0; i < w->nr_threads; i++)
 		hp_pt_release(&w->threads[i]);
+	/* The window ends here, not after we drop to normal priority, when
+	 * the spinning threads we let go may run before we read the clock. */
+	w->resumed_at = hp_now_us();
 	hp_prio_restore(0, &w->prio);
 	if (w->status_fd >= 0)
 		close(w->status_fd);

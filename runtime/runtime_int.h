@@ -136,6 +136,7 @@ struct hp_world {
 	size_t cap_threads;
 	struct hp_prio prio; /* the loader's, restored on resume */
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us at the first interrupt */
+	uint64_t resumed_at; /* ... and when the last thread was let go */
 	int status_fd;	     /* /proc/PID/status, opened before the window */
 	bool ip_only;	     /* the check needs no stack: read IPs alone */
 };
@@ -145,8 +146,8 @@ struct hp_world {
 int hp_world_prepare(struct hp_world *w, pid_t pid)
 	__attribute__((warn_unused_result));
 /* Stop every prepared thread, and any born since; w->stopped_at marks the
- * start of the window. Return: 0, -HP_E_GONE, -errno; on failure every
- * thread is resumed. */
+ * start of the window, w->resumed_at (set by hp_world_resume) its end.
+ * Return: 0, -HP_E_GONE, -errno; on failure every thread is resumed. */
 int hp_world_stop(struct hp_world *w) __attribute__((warn_unused_result));
 void hp_world_resume(struct hp_world *w);
 /* Run a system call in the target through one stopped thread. */
