@@ -138,7 +138,8 @@ struct hp_world {
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us at the first interrupt */
 	uint64_t resumed_at; /* ... and when the last thread was let go */
 	int status_fd;	     /* /proc/PID/status, opened before the window */
-	bool ip_only;	     /* the check needs no stack: read IPs alone */
+	int task_fd;  /* /proc/PID/task, when its link count counts threads */
+	bool ip_only; /* the check needs no stack: read IPs alone */
 };
 
 /* Before the window: raise our priority, seize (not stop) every thread.
