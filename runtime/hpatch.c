@@ -155,6 +155,8 @@ static void print_result(struct hp_out *o, const char *action,
 	hp_out_str(o, "result", "%s", r->rc ? hp_err_name(r->rc) : "ok");
 	if (r->rc)
 		hp_out_str(o, "reason", "%s", hp_strerror(r->rc));
+	if (r->patch_id[0])
+		hp_out_str(o, "patch", "%s", r->patch_id);
 	hp_out_str(o, "module", "%s", r->module);
 	hp_out_u64(o, "functions", r->nr_funcs);
 	hp_out_u64(o, "threads", r->nr_threads);

@@ -48,6 +48,7 @@ struct prep {
 	/* Patches already in effect on this module, newest last (borrowed). */
 	struct hp_rt_region *prior;
 	size_t nr_prior;
+	uint32_t order; /* this patch's place after every region mapped */
 	uint8_t (*heads)[HP_X86_JMP_REL32_SIZE]; /* current entry bytes */
 	struct hp_rt_func *restores; /* replace mode: functions to restore */
 	uint32_t nr_restores;
@@ -303,6 +304,7 @@ static int build_region(const struct hp_patch *p, struct prep *pr,
 	hdr->module_bias = pr->mod.bias;
 	hdr->sequence = p->sequence;
 	hdr->applied_at = (uint64_t)time(NULL);
+	hdr->order = pr->order;
 	memcpy(hdr->build_id, m->build_id, m->build_id_len);
 	hdr->build_id_len = m->build_id_len;
 	hdr->nr_funcs = pr->nr_recs;
@@ -952,6 +954,22 @@ static int check_rollback(const struct hp_patch *p, pid_t pid,
 	return -HP_E_DOWNGRADE;
 }
 
+/*
+ * Was @a applied after @b? By the order each apply wrote (one more than
+ * any region then in the process; 0 from loaders before it), then by time
+ * in seconds, then by sequence: a downgrade applied within the same second
+ * as the patch it replaced is still the newer one.
+ */
+static bool applied_after(const struct hp_rt_header *a,
+			  const struct hp_rt_header *b)
+{
+	if (a->order != b->order)
+		return a->order > b->order;
+	if (a->applied_at != b->applied_at)
+		return a->applied_at > b->applied_at;
+	return a->sequence > b->sequence;
+}
+
 static bool same_module(const struct hp_rt_header *h, const struct hp_module *m)
 {
 	return h->build_id_len == m->build_id_len &&
@@ -959,23 +977,26 @@ static bool same_module(const struct hp_rt_header *h, const struct hp_module *m)
 }
 
 /*
- * Keep the regions of patches in effect on @m (any record in place),
- * oldest first, in *@prior (the caller frees with hp_rt_regions_free).
- * The newest decides: the same patch again is "already applied"
- * (-HP_E_APPLIED, not reported), an older sequence is a downgrade.
+ * Keep the regions of patches in effect on @pr's module (any record in
+ * place), oldest first, in pr->prior (freed with hp_rt_regions_free), and
+ * set pr->order past every region in the process. The newest decides: the
+ * same patch again is "already applied" (-HP_E_APPLIED, not reported), an
+ * older sequence is a downgrade.
  */
 static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
-			 const struct hp_module *m,
-			 const struct hp_rt_opts *opts,
-			 struct hp_rt_region **prior, size_t *nr_prior)
+			 const struct hp_rt_opts *opts, struct prep *pr)
 {
+	const struct hp_module *m = pr->m;
 	struct hp_rt_region *regions = NULL, *top = NULL;
 	size_t nr = 0, n = 0;
 	int rc = hp_rt_find_regions(proc, &regions, &nr);
 
 	if (rc)
 		return rc;
+	pr->order = 1;
 	for (size_t i = 0; i < nr; i++) {
+		if (regions[i].hdr.order >= pr->order)
+			pr->order = regions[i].hdr.order + 1;
 		if (!regions[i].nr_in_place ||
 		    !same_module(&regions[i].hdr, m)) {
 			free(regions[i].funcs);
@@ -984,15 +1005,10 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 		}
 		regions[n++] = regions[i];
 	}
-	/* Oldest first: applied_at, then sequence. */
+	/* Oldest first. */
 	for (size_t i = 1; i < n; i++)
-		for (size_t j = i;
-		     j > 0 &&
-		     (regions[j - 1].hdr.applied_at >
-			      regions[j].hdr.applied_at ||
-		      (regions[j - 1].hdr.applied_at ==
-			       regions[j].hdr.applied_at &&
-		       regions[j - 1].hdr.sequence > regions[j].hdr.sequence));
+		for (size_t j = i; j > 0 && applied_after(&regions[j - 1].hdr,
+							  &regions[j].hdr);
 		     j--) {
 			struct hp_rt_region t = regions[j];
 
@@ -1011,8 +1027,8 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 			      (int)proc->pid, top->hdr.module, p->id,
 			      p->sequence, top->hdr.patch_id,
 			      top->hdr.sequence);
-	*prior = regions;
-	*nr_prior = n;
+	pr->prior = regions;
+	pr->nr_prior = n;
 	return rc;
 }
 
@@ -1109,7 +1125,7 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 
 	build_id_hex(hex, pr->m->build_id, pr->m->build_id_len);
 	pr->stack = opts->flags & HP_RT_STACK;
-	rc = check_applied(p, proc, pr->m, opts, &pr->prior, &pr->nr_prior);
+	rc = check_applied(p, proc, opts, pr);
 	if (rc == -HP_E_APPLIED)
 		return rc;
 	if (!rc)
@@ -1273,9 +1289,7 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	/* The newest patch fully in effect: applied last, or newer. */
 	for (size_t i = 0; i < nr; i++)
 		if (regions[i].active &&
-		    (!r || regions[i].hdr.applied_at > r->hdr.applied_at ||
-		     (regions[i].hdr.applied_at == r->hdr.applied_at &&
-		      regions[i].hdr.sequence > r->hdr.sequence)))
+		    (!r || applied_after(&regions[i].hdr, &r->hdr)))
 			r = &regions[i];
 	if (!r) {
 		rc = hp_error(-HP_E_NOTAPPLIED, "pid %d: no patch is applied",

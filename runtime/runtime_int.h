@@ -262,7 +262,7 @@ struct hp_rt_header {
 	char patch_id[HP_RT_NAME_MAX];
 	char module[120];
 	uint32_t flags; /* enum hp_rt_header_flags */
-	uint32_t reserved;
+	uint32_t order; /* 1 + the highest order in the process when applied */
 };
 
 /*

@@ -62,6 +62,7 @@ n=$((n + 1))
 check "program and library v1 again" \
 	test "$(ask 3 ed)" = "hello ed (lib v1, call $n, style 1)"
 expect_exit 3 "nothing left to revert" "$HPATCH" revert -p "$pid"
+
 exec 3>&-
 
 # A process that maps only the library gets the library's part; once it
@@ -105,4 +106,31 @@ check "first library v1 again" say greet "hello x (lib v1"
 check "second library v1 again (steps by 1)" say tl "^tl 1004$"
 exec 4>&-
 wait "$user"
+
+# Two patches of different builds, each with its own sequence (above those
+# of the patches above, which the host recorded): revert takes back the one
+# applied last, whatever the sequences say.
+now=$(date +%s)
+open_conn 3 "$TARGET_PORT"
+"$HPDIFF" --old "$O/greet_host-v1.objs.dir" --new "$O/greet_host-v2.objs.dir" \
+	--binary "$HP_BUILD/testdata/greet_host" --key "$T/k.key" --id host-fix \
+	--sequence $((now + 1000)) -o "$T/host.hpatch" -q >/dev/null
+"$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
+	--binary "$HP_BUILD/testdata/libgreet-v1.so" --key "$T/k.key" \
+	--id lib-fix --sequence $((now + 10)) -o "$T/lib.hpatch" -q >/dev/null
+expect_exit 0 "apply the program's patch (the higher sequence)" \
+	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/host.hpatch"
+expect_exit 0 "then the library's (a lower one)" \
+	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/lib.hpatch"
+n=$((n + 1))
+check "both v2" test "$(ask 3 fa)" = "HELLO fa (lib v2, call $n, style 1) [host v2]"
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+check "it took back the library's patch, the last applied" \
+	grep -q "patch: lib-fix" "$T/last.out"
+n=$((n + 1))
+check "the program still v2, the library v1" \
+	test "$(ask 3 gu)" = "hello gu (lib v1, call $n, style 1) [host v2]"
+expect_exit 0 "revert again: the program's" "$HPATCH" revert -p "$pid"
+check "... host-fix" grep -q "patch: host-fix" "$T/last.out"
+exec 3>&-
 finish

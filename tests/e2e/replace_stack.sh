@@ -39,6 +39,17 @@ check "fix-v2 again" test "$(state)" = "v2 95 held v2"
 expect_exit 0 "revert fix-v2" "$HPATCH" revert -p "$pid"
 check "original again" test "$(state)" = "v1 100 held v1"
 expect_exit 3 "nothing left to revert" "$HPATCH" revert -p "$pid"
+
+# Revert takes back the patch applied last, even an older sequence applied
+# (by downgrade) in the same second as the newer one it stacks on.
+expect_exit 0 "fix-v3 again" apply "$T/p3.hpatch"
+expect_exit 0 "fix-v2 stacked on it, downgrading" apply --stack \
+	--allow-downgrade "$T/p2.hpatch"
+check "v2 everywhere" test "$(state)" = "v2 95 held v2"
+expect_exit 0 "revert: fix-v2, the last applied" "$HPATCH" revert -p "$pid"
+check "fix-v3 again" test "$(state)" = "v3 90 held v1"
+expect_exit 0 "revert fix-v3" "$HPATCH" revert -p "$pid"
+check "original at last" test "$(state)" = "v1 100 held v1"
 check "no EINTR" test "$(ask 3 eintr)" = 0
 exec 3>&-
 finish
