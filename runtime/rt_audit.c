@@ -99,7 +99,9 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 		exe[n > 0 ? n : 0] = 0;
 		rc = res->rc;
 	}
-	if (p && p->info.is_signed)
+	if (res && res->key_id[0])
+		snprintf(key, sizeof(key), "%s", res->key_id);
+	else if (p && p->info.is_signed)
 		hp_sign_key_id_str(key, p->info.key_id);
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);

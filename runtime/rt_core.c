@@ -1152,6 +1152,8 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 
 	*res = (struct hp_rt_result){ .pid = pid, .sequence = p->sequence };
 	snprintf(res->patch_id, sizeof(res->patch_id), "%s", p->id);
+	if (p->info.is_signed)
+		hp_sign_key_id_str(res->key_id, p->info.key_id);
 	describe(res, p->modules[0].build_id, p->modules[0].build_id_len);
 	if (!prs) {
 		rc = -ENOMEM;
@@ -1310,6 +1312,9 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 		}
 	res->sequence = r->hdr.sequence;
 	snprintf(res->patch_id, sizeof(res->patch_id), "%s", r->hdr.patch_id);
+	if (memcmp(r->hdr.key_id, (uint8_t[HP_KEY_ID_BYTES]){ 0 },
+		   HP_KEY_ID_BYTES))
+		hp_sign_key_id_str(res->key_id, r->hdr.key_id);
 	describe(res, r->hdr.build_id,
 		 r->hdr.build_id_len <= HP_BUILD_ID_MAX ? r->hdr.build_id_len
 							: 0);

@@ -41,6 +41,7 @@ struct hp_rt_result {
 	/* For the audit log: what was (to be) applied or reverted. */
 	char build_id[2 * HP_BUILD_ID_MAX + 1];
 	char patch_id[64];
+	char key_id[HP_KEY_ID_STR_BYTES]; /* the signer's, "" if unsigned */
 	uint64_t sequence;
 	char functions[1024]; /* names, comma-separated */
 };

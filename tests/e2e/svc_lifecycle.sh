@@ -25,6 +25,11 @@ check "audit log records the apply" \
 check "audit log lists the functions" \
 	grep -q '"functions":\["price","next_id","hold","version"\]' "$T/audit.log"
 check "audit log has the pause" grep -q '"pause_us":[0-9]' "$T/audit.log"
+key=$("$HPSIGN" keyid "$T/k.pub")
+exe=$(readlink -f "$HP_BUILD/testdata/svc-v1")
+bid=$(readelf -n "$exe" | sed -n 's/.*Build ID: //p')
+check "audit apply line: time, user, executable, build-id, key, sequence" \
+	grep -qE "^\{\"schema_version\":1,\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\",\"user\":\"$(id -un)\",.*\"action\":\"apply\",\"pid\":$pid,\"executable\":\"$exe\",.*\"build_id\":\"$bid\",.*\"key_id\":\"$key\",\"sequence\":[1-9]" "$T/audit.log"
 
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 check "v1 after revert" test "$(ask 3 version)" = v1
@@ -32,6 +37,8 @@ check "counter continues in v1 form" test "$(ask 3 next)" = 4
 check "still no EINTR" test "$(ask 3 eintr)" = 0
 check "audit log records the revert" \
 	grep -q "\"action\":\"revert\",\"pid\":$pid,.*\"result\":\"ok\"" "$T/audit.log"
+check "audit revert line names the patch, its build-id and signer" \
+	grep -q "\"action\":\"revert\",\"pid\":$pid,.*\"build_id\":\"$bid\",.*\"patch_id\":\"svc-fix\",\"key_id\":\"$key\"" "$T/audit.log"
 expect_exit 3 "revert with nothing applied" "$HPATCH" revert -p "$pid"
 exec 3>&-
 finish
