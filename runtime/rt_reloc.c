@@ -28,10 +28,14 @@ static int range_error(const struct hp_module *m, uint32_t i,
 			m->name, i, r->type, r->offset, v);
 }
 
-static int invalid(const struct hp_module *m, uint32_t i)
+static int invalid(const struct hp_module *m, uint32_t i, const char *why)
 {
+	const struct hp_reloc *r = &m->relocs[i];
+
 	return hp_error(-HP_E_BADFORMAT,
-			"module '%s': relocation %u is invalid", m->name, i);
+			"module '%s': relocation %u (type %u, base %u, symbol "
+			"%u at image+0x%x): %s",
+			m->name, i, r->type, r->base, r->sym, r->offset, why);
 }
 
 /*
@@ -53,14 +57,16 @@ apply_run(const struct hp_reloc_ctx *ctx, const struct hp_module *m,
 	const uint64_t limit = (uint64_t)ctx->image_size - reloc_width[type];
 
 	if (ctx->image_size < reloc_width[type])
-		return invalid(m, i);
+		return invalid(m, i, "the image is smaller than its field");
 	for (; i < m->nr_relocs && r->type == type && r->base == base;
 	     i++, r++) {
 		uint8_t *p = ctx->image + r->offset;
 		uint64_t v;
 
-		if (r->offset > limit || (by_sym && r->sym >= ctx->nr_syms))
-			return invalid(m, i);
+		if (r->offset > limit)
+			return invalid(m, i, "its field lies past the image");
+		if (by_sym && r->sym >= ctx->nr_syms)
+			return invalid(m, i, "no such symbol");
 		v = (by_sym ? ctx->sym_addrs[r->sym] : sb) + (uint64_t)r->value;
 		switch (type) {
 		case HP_R_PC32:
@@ -110,7 +116,7 @@ int hp_reloc_apply(const struct hp_reloc_ctx *ctx, const struct hp_module *m)
 		const struct hp_reloc *r = &m->relocs[i];
 
 		if (r->base >= HP_RB_NR_BASES)
-			return invalid(m, i);
+			return invalid(m, i, "unknown base");
 		switch (r->type) {
 		case HP_R_PC32:
 			rc = apply_type(ctx, m, &i, HP_R_PC32);
@@ -131,7 +137,7 @@ int hp_reloc_apply(const struct hp_reloc_ctx *ctx, const struct hp_module *m)
 			rc = apply_type(ctx, m, &i, HP_R_PC64);
 			break;
 		default:
-			return invalid(m, i);
+			return invalid(m, i, "unknown type");
 		}
 	}
 	return rc;

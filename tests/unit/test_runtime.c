@@ -17,17 +17,20 @@
 #define IMAGE_BASE 0x7f0000001000ULL
 #define MODULE_BIAS 0x7f0040000000ULL
 
-static void quiet(enum hp_log_level l, const char *m, void *c)
+/* The last error logged, for the tests of what messages name. */
+static char last_msg[512];
+
+static void keep_last(enum hp_log_level l, const char *m, void *c)
 {
 	(void)l;
-	(void)m;
 	(void)c;
+	snprintf(last_msg, sizeof(last_msg), "%s", m);
 }
 
 static int setup(void **state)
 {
 	(void)state;
-	hp_log_set_sink(quiet, NULL);
+	hp_log_set_sink(keep_last, NULL);
 	return 0;
 }
 
@@ -97,6 +100,19 @@ static void test_reloc_types(void **state)
 						  .value = 0 },
 			       NULL, 0));
 	assert_true(hp_get_le64(img + 24) == MODULE_BIAS - (IMAGE_BASE + 24));
+	/* TPOFF32: S is the variable's offset in the static TLS block,
+	 * negative below the thread pointer. */
+	{
+		const uint64_t tls[] = { (uint64_t)-0x40 };
+
+		assert_hp_ok(apply_one(img, sizeof(img),
+				       (struct hp_reloc){ .offset = 40,
+							  .type = HP_R_TPOFF32,
+							  .base = HP_RB_SYMBOL,
+							  .value = 8 },
+				       tls, 1));
+		assert_int_equal((int32_t)hp_get_le32(img + 40), -0x38);
+	}
 	/* ABS32 / ABS32S of small module-relative values (non-PIE). */
 	{
 		struct hp_reloc_ctx ctx = { .image = img,
@@ -156,6 +172,10 @@ static void test_reloc_hostile(void **state)
 			  (struct hp_reloc){ .offset = 13, .type = HP_R_PC32 },
 			  NULL, 0),
 		HP_E_BADFORMAT);
+	/* The message names the entry and what is wrong with it. */
+	assert_non_null(strstr(last_msg, "relocation 0 (type 1, base 0, "
+					 "symbol 0 at image+0xd)"));
+	assert_non_null(strstr(last_msg, "past the image"));
 	/* Offset near UINT32_MAX must not wrap. */
 	assert_hp_err(apply_one(img, sizeof(img),
 				(struct hp_reloc){ .offset = 0xfffffffe,
@@ -166,6 +186,8 @@ static void test_reloc_hostile(void **state)
 				(struct hp_reloc){ .type = HP_R_NR_TYPES },
 				NULL, 0),
 		      HP_E_BADFORMAT);
+	assert_non_null(strstr(last_msg, "(type 7,"));
+	assert_non_null(strstr(last_msg, "unknown type"));
 	assert_hp_err(apply_one(img, sizeof(img),
 				(struct hp_reloc){ .type = HP_R_NONE }, NULL,
 				0),
