@@ -737,11 +737,11 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		hp_now_us() + (uint64_t)opts->timeout_ms * 1000;
 	const bool active = opts->flags & HP_RT_ALLOW_ACTIVE;
 	/* Threads may stay in the functions: then, without old patch regions
-	 * to keep, their instruction pointers name them, the stop reads no
-	 * more, and threads asleep below the functions are looked for now,
-	 * outside the pause. */
+	 * to keep, the stop reads each thread's instruction and stack
+	 * pointers alone, and the stacks are searched for returns into the
+	 * functions after it, outside the pause. */
 	const bool ip_only = active && !nr_keep;
-	struct hp_who blocked = { 0 }, who;
+	struct hp_who who;
 	uint64_t backoff = 1000;
 	struct hp_world w;
 	struct hp_busy_range *sites = NULL;
@@ -750,8 +750,6 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	sites = calloc(nr_recs + 1, sizeof(*sites));
 	if (!sites)
 		return -ENOMEM;
-	if (ip_only)
-		hp_world_find_blocked(proc, ranges, nr_ranges, &blocked);
 	for (;;) {
 		const struct hp_busy_range *busy = NULL;
 		pid_t busy_tid = 0;
@@ -767,7 +765,7 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		t0 = w.stopped_at;
 		t_stop = hp_now_us();
 		rc = hp_rt_fault("stop");
-		who = blocked;
+		who = (struct hp_who){ 0 };
 		if (!rc && !active)
 			rc = hp_world_check(&w, proc, ranges, nr_ranges,
 					    &busy_tid, &busy);
@@ -788,8 +786,11 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		}
 
 		res->nr_threads = (uint32_t)w.nr_threads;
-		hp_world_resume(&w);
+		hp_world_release(&w);
 		res->pause_us = w.resumed_at - t0;
+		if (!rc && ip_only)
+			hp_world_find_below(&w, proc, ranges, nr_ranges, &who);
+		hp_world_free(&w);
 		if (!rc && who.n) {
 			char text[2048];
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
@@ -74,17 +75,43 @@ int hp_pt_get_regs(struct hp_thread *t)
 	return 0;
 }
 
-int hp_pt_get_ip(struct hp_thread *t)
+static int peek_user(pid_t tid, size_t off, unsigned long long *out)
 {
 	long v;
 
 	errno = 0;
-	v = ptrace(PTRACE_PEEKUSER, t->tid,
-		   offsetof(struct user_regs_struct, rip), 0);
+	v = ptrace(PTRACE_PEEKUSER, tid, off, 0);
 	if (v == -1 && errno)
 		return -errno;
-	t->regs.rip = (unsigned long long)v;
+	*out = (unsigned long long)v;
 	return 0;
+}
+
+int hp_pt_get_ip(struct hp_thread *t)
+{
+	/* The head of struct ptrace_syscall_info, filled at any stop. */
+	struct {
+		uint8_t op;
+		uint8_t pad[3];
+		uint32_t arch;
+		uint64_t ip;
+		uint64_t sp;
+	} si;
+
+	if (ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof(si), &si) >=
+	    0) {
+		t->regs.rip = si.ip;
+		t->regs.rsp = si.sp;
+		return 0;
+	}
+	if (errno != EIO && errno != EINVAL)
+		return -errno;
+	/* Before Linux 5.3: a word at a time. */
+	return peek_user(t->tid, offsetof(struct user_regs_struct, rip),
+			 &t->regs.rip)
+		       ?: peek_user(t->tid,
+				    offsetof(struct user_regs_struct, rsp),
+				    &t->regs.rsp);
 }
 
 void hp_pt_release(struct hp_thread *t)

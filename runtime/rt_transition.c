@@ -318,7 +318,7 @@ int hp_world_stop(struct hp_world *w)
 	return 0;
 }
 
-void hp_world_resume(struct hp_world *w)
+void hp_world_release(struct hp_world *w)
 {
 	for (size_t i = 0; i < w->nr_threads; i++)
 		hp_pt_release(&w->threads[i]);
@@ -331,9 +331,19 @@ void hp_world_resume(struct hp_world *w)
 	if (w->task_fd >= 0)
 		close(w->task_fd);
 	w->status_fd = w->task_fd = -1;
+}
+
+void hp_world_free(struct hp_world *w)
+{
 	free(w->threads);
 	w->threads = NULL;
 	w->nr_threads = w->cap_threads = 0;
+}
+
+void hp_world_resume(struct hp_world *w)
+{
+	hp_world_release(w);
+	hp_world_free(w);
 }
 
 int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
@@ -399,7 +409,7 @@ static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
 	if (!*buf)
 		return -ENOMEM;
 	for (size_t i = 0; i < w->nr_threads;) {
-		size_t n = 0, want = 0, first = off;
+		size_t n = 0, want = 0;
 		ssize_t got;
 
 		for (; i < w->nr_threads && n < HP_IOV_BATCH; i++) {
@@ -424,7 +434,6 @@ static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
 					proc, (uintptr_t)remote[k].iov_base,
 					local[k].iov_base, local[k].iov_len);
 		}
-		(void)first;
 		if (rc)
 			break;
 	}
@@ -479,44 +488,54 @@ void hp_who_format(const struct hp_who *who, char *buf, size_t size)
 		snprintf(buf + used, size - used, ", ...");
 }
 
-void hp_world_find_blocked(const struct hp_proc *proc,
-			   const struct hp_busy_range *ranges, size_t nr_ranges,
-			   struct hp_who *who)
+/* Is @tid blocked in a system call ("NR ARG1..ARG6 SP PC" in
+ * /proc/PID/task/TID/syscall, where "-1 SP PC" or "running" says not)? */
+static bool in_syscall(pid_t pid, pid_t tid)
 {
-	pid_t *tids = NULL;
-	size_t nr = 0;
+	char path[64], line[32] = "";
+	FILE *f = NULL;
 
-	if (hp_proc_list_tasks(proc->pid, &tids, &nr))
-		return;
-	for (size_t i = 0; i < nr; i++) {
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
+		 (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	return line[0] >= '0' && line[0] <= '9';
+}
+
+void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
+			 const struct hp_busy_range *ranges, size_t nr_ranges,
+			 struct hp_who *who)
+{
+	uint8_t *stack = NULL;
+	size_t cap = 0;
+
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		const struct hp_thread *t = &w->threads[i];
 		const struct hp_busy_range *hit = NULL;
-		char path[64], line[512];
-		unsigned long long sp = 0;
-		uint8_t *stack = NULL;
-		size_t len;
-		FILE *f = NULL;
-		int n = 0;
+		const size_t len = stack_span(proc, t->regs.rsp);
 
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall",
-			 (int)proc->pid, (int)tids[i]);
-		f = fopen(path, "re");
-		if (!f)
+		/* (Registers not read at the stop are zero: no stack.) */
+		if (!len || in_ranges(ranges, nr_ranges, t->regs.rip, true))
 			continue;
-		/* "NR ARG1..ARG6 SP PC" while blocked in a system call,
-		 * "running" or "-1 SP PC" otherwise */
-		if (fgets(line, sizeof(line), f))
-			n = sscanf(line, "%*d %*x %*x %*x %*x %*x %*x %llx",
-				   &sp);
-		fclose(f);
-		len = n == 1 ? stack_span(proc, sp) : 0;
-		stack = len ? malloc(len) : NULL;
-		if (stack && !hp_proc_read(proc, sp & ~7ULL, stack, len))
+		if (len > cap) {
+			free(stack);
+			cap = len;
+			stack = malloc(cap);
+			if (!stack)
+				break;
+		}
+		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
 			hit = scan_stack(stack, len, ranges, nr_ranges);
-		free(stack);
 		if (hit)
-			hp_who_add(who, tids[i], hit->name, HP_WHO_BLOCKED);
+			hp_who_add(who, t->tid, hit->name,
+				   in_syscall(w->pid, t->tid) ? HP_WHO_BLOCKED
+							      : HP_WHO_BELOW);
 	}
-	free(tids);
+	free(stack);
 }
 
 void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,

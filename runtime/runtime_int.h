@@ -88,7 +88,7 @@ struct hp_thread {
 	bool stopped;
 	int pending_sig; /* a signal that arrived while stopping: re-deliver */
 	bool has_regs;	 /* regs read during this stop */
-	bool has_ip;	 /* regs.rip alone read during this stop */
+	bool has_ip;	 /* regs.rip and .rsp alone read during this stop */
 	struct user_regs_struct regs;
 };
 
@@ -97,7 +97,8 @@ int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Wait until @t is stopped. Return: 0, -ESRCH if it exited. */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
-/* Read only t->regs.rip (one word, cheaper than every register). */
+/* Read only t->regs.rip and .rsp (one call, as cheap as one word and
+ * cheaper than every register). */
 int hp_pt_get_ip(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Execute one instruction of stopped @t; refreshes t->regs.
  * Return: 0, -ESRCH if it exited, -errno. */
@@ -147,10 +148,14 @@ struct hp_world {
 int hp_world_prepare(struct hp_world *w, pid_t pid)
 	__attribute__((warn_unused_result));
 /* Stop every prepared thread, and any born since; w->stopped_at marks the
- * start of the window, w->resumed_at (set by hp_world_resume) its end.
+ * start of the window, w->resumed_at (set on release) its end.
  * Return: 0, -HP_E_GONE, -errno; on failure every thread is resumed. */
 int hp_world_stop(struct hp_world *w) __attribute__((warn_unused_result));
 void hp_world_resume(struct hp_world *w);
+/* hp_world_resume in two halves: let every thread go (ending the window),
+ * then free what the stop read of them. */
+void hp_world_release(struct hp_world *w);
+void hp_world_free(struct hp_world *w);
 /* Run a system call in the target through one stopped thread. */
 int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
 		     const long args[6], long *ret)
@@ -198,18 +203,18 @@ void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
 		enum hp_who_kind kind);
 /* "tid 12 in 'f', tid 13 below 'g' (blocked in a system call), ..." */
 void hp_who_format(const struct hp_who *who, char *buf, size_t size);
-/*
- * Add each thread blocked in a system call below one of @ranges (its stack
- * holds a return into it), read from /proc/PID/task/TID/syscall without
- * stopping anything: a stop that reads instruction pointers alone cannot
- * see them.
- */
-void hp_world_find_blocked(const struct hp_proc *proc,
-			   const struct hp_busy_range *ranges, size_t nr_ranges,
-			   struct hp_who *who);
 /* Add each stopped thread whose instruction pointer lies in @ranges. */
 void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 		      size_t nr_ranges, struct hp_who *who);
+/*
+ * After hp_world_release (outside the window): add each thread whose
+ * instruction pointer was in none of @ranges but whose stack, read from
+ * where it stood at the stop, holds a return into one: running below old
+ * code, or blocked in a system call there. A thread gone since is skipped.
+ */
+void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
+			 const struct hp_busy_range *ranges, size_t nr_ranges,
+			 struct hp_who *who);
 
 /*
  * Check every stopped thread: no IP inside any range, no return address

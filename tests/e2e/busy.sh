@@ -42,6 +42,18 @@ check "new calls run v2" test "$(ask 3 version)" = v2
 IFS= read -r -t 5 held <&4
 check "the running call finished in old code" test "$held" = "held v1"
 check "a new hold runs new code" test "$(ask 3 'hold 1')" = "held v2"
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+
+# A thread running (not blocked) in a function hold() calls: its
+# instruction pointer is elsewhere, its stack says it returns into hold().
+echo "hold -1500" >&4
+sleep 0.3
+expect_exit 0 "--allow-active applies while a callee of hold() runs" \
+	"$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/svc.hpatch"
+check "warning names the running thread below hold()" \
+	grep -qE "allow-active.*1 thread still in old code.*tid [0-9]+ below 'hold'$" "$T/last.err"
+IFS= read -r -t 5 held <&4
+check "that call finished in old code" test "$held" = "held v1"
 check "no EINTR" test "$(ask 3 eintr)" = 0
 exec 3>&- 4>&-
 finish

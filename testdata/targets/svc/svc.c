@@ -5,7 +5,8 @@
  * v3 patch replacing or stacking on the v2 one can be told apart. Commands, one per line:
  *   price N   -> price(N)           (changed: v2 adds a discount)
  *   next      -> next_id()          (changed; a static local counter)
- *   hold MS   -> hold(MS)           (changed; sleeps MS inside itself)
+ *   hold MS   -> hold(MS)           (changed; sleeps MS inside itself, or
+ *                                   with -MS spins MS in burn(), running)
  *   eintr     -> system calls that failed with EINTR so far (must stay 0)
  *   version   -> the version string of the code that answers
  * usage: svc [WORKERS]   prints "svc: ready pid=N port=P" when listening.
@@ -50,12 +51,29 @@ __attribute__((noinline)) int next_id(void)
 #endif
 }
 
+/* The same in every version: spins @ms on the clock, never in the kernel
+ * for long, so a thread in it runs below its caller. */
+__attribute__((noinline)) void burn(int ms)
+{
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000 +
+		       (b.tv_nsec - a.tv_nsec) / 1000000 <
+	       ms);
+}
+
 __attribute__((noinline)) const char *hold(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		atomic_fetch_add(&nr_eintr, 1);
+	if (ms < 0)
+		burn(-ms);
+	else
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			atomic_fetch_add(&nr_eintr, 1);
 #if V != 2
 	return "held v1";
 #else
