@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every refusal of a patch file has its own message and exit code, is
 # recorded in the audit log, and writes nothing to any process: unsigned,
-# untrusted key, bad signature, expired, no matching target, downgrade.
+# untrusted key, bad signature, expired, no matching target, live code
+# that differs from the build, downgrade.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -37,6 +38,25 @@ cat "/proc/$pid/maps" >"$T/maps.after"
 check "nothing was mapped by any refusal" cmp -s "$T/maps.before" "$T/maps.after"
 check "still v1" test "$(ask 3 version)" = v1
 
+# Live code that differs from the build (changed in memory by someone
+# else): refused before anything is mapped, naming the function.
+exe=$(readlink -f "/proc/$pid/exe")
+base=$(awk -v f="$exe" '$6 == f && $3 == "00000000" { split($1, a, "-"); print a[1]; exit }' "/proc/$pid/maps")
+off=$(nm "$exe" | awk '$3 == "price" { print $1 }')
+at=$((0x$base + 0x$off + 4))
+peek() { dd if="/proc/$pid/mem" bs=1 skip="$at" count=1 2>/dev/null | od -An -tx1 | tr -d ' '; }
+poke() { printf "\\x$1" | dd of="/proc/$pid/mem" bs=1 seek="$at" conv=notrunc 2>/dev/null; }
+orig=$(peek)
+poke cc
+check "the byte changed" test "$(peek)" = cc
+expect_exit 1 "code changed in memory: refused" apply "$T/good.hpatch"
+check "names the function and says it differs" \
+	grep -q "'price' at 0x[0-9a-f]* differs from the build the patch was made for" "$T/last.err"
+cat "/proc/$pid/maps" >"$T/maps.after"
+check "nothing was mapped" cmp -s "$T/maps.before" "$T/maps.after"
+poke "$orig"
+check "still v1" test "$(ask 3 'price 10')" = 100
+
 expect_exit 0 "sequence 20 applies" apply "$T/good.hpatch"
 expect_exit 0 "revert it" "$HPATCH" revert -p "$pid"
 expect_exit 10 "older sequence 10 refused after the revert" apply "$T/old.hpatch"
@@ -45,7 +65,7 @@ check "still v1 after the downgrade refusal" test "$(ask 3 version)" = v1
 expect_exit 0 "--allow-downgrade applies it" apply --allow-downgrade "$T/old.hpatch"
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 
-for r in HP_E_UNSIGNED HP_E_UNTRUSTED HP_E_BADSIG HP_E_EXPIRED HP_E_NOTARGET HP_E_DOWNGRADE; do
+for r in HP_E_UNSIGNED HP_E_UNTRUSTED HP_E_BADSIG HP_E_EXPIRED HP_E_NOTARGET HP_E_MISMATCH HP_E_DOWNGRADE; do
 	check "audit log records $r" grep -q "\"result\":\"$r\"" "$T/audit.log"
 done
 check "signer's key id is in the audit log" \

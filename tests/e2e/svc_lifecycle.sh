@@ -14,7 +14,17 @@ check "v1 before" test "$(ask 3 version)" = v1
 check "counter counts" test "$(ask 3 next)-$(ask 3 next)" = "1-2"
 check "v1 price" test "$(ask 3 'price 10')" = 100
 
+cat "/proc/$pid/maps" >"$T/maps.before"
 expect_exit 0 "apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/svc.hpatch"
+cat "/proc/$pid/maps" >"$T/maps.after"
+grep -vxFf "$T/maps.before" "$T/maps.after" >"$T/maps.new" || true
+check "the patch's code is mapped read+execute" grep -q '^[0-9a-f-]* r-xp' "$T/maps.new"
+check "nothing new is writable and executable" \
+	bash -c "! grep -q '^[0-9a-f-]* .wx' '$T/maps.new'"
+now=$(date +%s)
+"$HPATCH" status --json >"$T/status.json"
+check "status (all processes) lists it, applied just now" \
+	grep -qE "\"pid\":$pid,\"patches\":\[\{\"patch_id\":\"svc-fix\",.*\"applied_at\":($now|$((now - 1))|$((now - 2)))," "$T/status.json"
 check "v2 after apply" test "$(ask 3 version)" = v2
 check "v2 price on the same connection" test "$(ask 3 'price 10')" = 95
 check "static local kept its value (3rd call in v2 form)" \
