@@ -510,8 +510,10 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 const struct hp_busy_range *ranges, size_t nr_ranges,
 			 struct hp_who *who)
 {
+	const size_t first = who->n;
 	uint8_t *stack = NULL;
 	size_t cap = 0;
+	bool waited = false;
 
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		const struct hp_thread *t = &w->threads[i];
@@ -536,6 +538,18 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 							      : HP_WHO_BELOW);
 	}
 	free(stack);
+	/* A thread the stop interrupted in a sleep is restarting it just
+	 * now and reads as running: look once more, a moment later. */
+	for (size_t i = first; i < who->n && i < HP_WHO_LISTED; i++) {
+		if (who->e[i].kind != HP_WHO_BELOW)
+			continue;
+		if (!waited) {
+			usleep(2000);
+			waited = true;
+		}
+		if (in_syscall(w->pid, who->e[i].tid))
+			who->e[i].kind = HP_WHO_BLOCKED;
+	}
 }
 
 void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
