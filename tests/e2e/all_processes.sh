@@ -3,6 +3,7 @@
 # only those), patches each, reports each, and the exit code says whether
 # all succeeded. 200 targets by default (HP_E2E_NR_PROCS to change), one
 # more of them running as another user (nobody): root patches any user's.
+# Then a shared library and a non-PIE executable, two processes each.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -56,4 +57,37 @@ check "audit log has a line per process" \
 	test "$(grep -c '"action":"apply"' "$T/audit.log")" -ge "$n"
 expect_exit 3 "apply --all again: already applied everywhere" \
 	"$HPATCH" apply --all --trust "$T/trust" "$T/svc.hpatch"
+
+# A shared library, found by its build-id in each process that loaded it,
+# and a non-PIE executable: two processes each.
+O=$HP_BUILD/testdata/CMakeFiles
+"$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
+	--binary "$HP_BUILD/testdata/libgreet-v1.so" --key "$T/k.key" \
+	-o "$T/lib.hpatch" -q >/dev/null
+build_patch svc_nopie "$T/nopie.hpatch" --key "$T/k.key"
+hosts=() nopies=()
+for i in 1 2; do
+	start_target "$HP_BUILD/testdata/greet_host" "$T/host.$i.log"
+	hosts+=("$TARGET_PID:$TARGET_PORT")
+	start_target "$HP_BUILD/testdata/svc_nopie-v1" "$T/nopie.$i.log" 1
+	nopies+=("$TARGET_PID:$TARGET_PORT")
+done
+for kind in lib nopie; do
+	"$HPATCH" apply --all --trust "$T/trust" --json "$T/$kind.hpatch" \
+		>"$T/$kind.out" 2>"$T/$kind.err" || true
+done
+for t in "${hosts[@]}"; do
+	check "--all patched the library in pid ${t%:*}" grep -q \
+		"\"pid\":${t%:*},\"action\":\"apply\",\"result\":\"ok\",.*libgreet-v1.so" "$T/lib.out"
+	open_conn 5 "${t#*:}"
+	check "... which answers v2" test "$(ask 5 al)" = "HELLO al (lib v2, call 1, style 1)"
+	exec 5>&-
+done
+for t in "${nopies[@]}"; do
+	check "--all patched non-PIE pid ${t%:*}" grep -q \
+		"\"pid\":${t%:*},\"action\":\"apply\",\"result\":\"ok\"" "$T/nopie.out"
+	open_conn 5 "${t#*:}"
+	check "... which answers v2" test "$(ask 5 version)" = v2
+	exec 5>&-
+done
 finish

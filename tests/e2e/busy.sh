@@ -17,13 +17,14 @@ echo "hold 2500" >&4 # a thread now sleeps inside hold()
 sleep 0.3
 expect_exit 4 "busy: refused after the timeout" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" --timeout 400 \
-	--on-refuse "echo \"\$HPATCH_PID \$HPATCH_REASON\" > $T/fallback" "$T/svc.hpatch"
+	--on-refuse "echo \"\$HPATCH_PID \$HPATCH_REASON \$HPATCH_PATCH\" > $T/fallback" "$T/svc.hpatch"
 check "message names the function" grep -q "'hold' still in use" "$T/last.err"
 check "message names the thread" grep -q "tid [0-9]" "$T/last.err"
 check "hint says what to do" grep -q "hint: .*--allow-active" "$T/last.err"
 check "hint names a restart for a function that never returns" \
 	grep -q "hint: if 'hold' never returns.*restart" "$T/last.err"
-check "fallback ran with pid and reason" grep -q "^$pid HP_E_BUSY" "$T/fallback"
+check "fallback ran with pid, reason and patch file" \
+	grep -q "^$pid HP_E_BUSY.* $T/svc.hpatch$" "$T/fallback"
 check "tries were repeated" grep -qE 'tries: ([2-9]|[1-9][0-9]+)' "$T/last.out"
 check "still v1" test "$(ask 3 version)" = v1
 IFS= read -r -t 5 held <&4
