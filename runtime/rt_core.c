@@ -530,6 +530,8 @@ static int map_region(const struct hp_patch *p, struct hp_proc *proc,
 	rc = hp_rt_fault("write");
 	if (!rc)
 		rc = hp_proc_write(proc, pr->region, pr->buf, pr->write_len);
+	if (!rc)
+		rc = hp_rt_fault("mprotect");
 	if (!rc) {
 		const long args[6] = { (long)(pr->region + pr->hdr_size),
 				       (long)pr->text_span,

@@ -20,8 +20,9 @@
 
 /*
  * HPATCH_FAULT=STEP fails the first time STEP is reached, STEP:N the N-th
- * time (to fail after some jumps were written). Steps: mmap, write,
- * stop, jump, unjump.
+ * time (to fail after some jumps were written). Steps, in order: mmap,
+ * write, mprotect, seize (threads attached, none stopped), stop (all
+ * stopped), jump, unjump.
  */
 int hp_rt_fault(const char *step)
 {

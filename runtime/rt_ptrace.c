@@ -118,6 +118,15 @@ void hp_pt_release(struct hp_thread *t)
 {
 	if (!t->seized)
 		return;
+	/* Only a stopped thread can be detached: a running one gives ESRCH
+	 * and stays ours until we exit (and cannot be seized again, to undo
+	 * a failed apply say). A thread seized but not stopped, on a failure
+	 * path, is stopped first; one that exited meanwhile is done. */
+	if (!t->stopped && (hp_pt_interrupt(t) || hp_pt_wait_stop(t))) {
+		t->seized = false;
+		t->pending_sig = 0;
+		return;
+	}
 	/* Detaching resumes the thread and cancels any pending interrupt. */
 	if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig) <
 		    0 &&

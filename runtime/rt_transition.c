@@ -247,6 +247,8 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 		}
 	}
 	free(tids);
+	if (!rc)
+		rc = hp_rt_fault("seize");
 	if (rc)
 		hp_world_resume(w);
 	return rc;
