@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
 #define HP_RT_MAX_FUNCS 65536
@@ -22,15 +23,18 @@
  * HPATCH_FAULT=STEP fails the first time STEP is reached, STEP:N the N-th
  * time (to fail after some jumps were written). Steps, in order: mmap,
  * write, mprotect, seize (threads attached, none stopped), stop (all
- * stopped), jump, unjump.
+ * stopped), jump, unjump. HPATCH_DELAY=STEP:MS waits MS milliseconds
+ * there first (for a test to act meanwhile: kill the target, say).
  */
 int hp_rt_fault(const char *step)
 {
 	static unsigned int hits;
-	const char *f = getenv("HPATCH_FAULT");
+	const char *f = getenv("HPATCH_FAULT"), *d = getenv("HPATCH_DELAY");
 	size_t len = strlen(step);
 	unsigned long nth = 1;
 
+	if (d && !strncmp(d, step, len) && d[len] == ':')
+		usleep((useconds_t)strtoul(d + len + 1, NULL, 10) * 1000);
 	if (!f || strncmp(f, step, len) || (f[len] && f[len] != ':'))
 		return 0;
 	if (f[len] == ':')

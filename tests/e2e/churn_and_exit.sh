@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Threads born and dying during the stop: apply and revert still work and
-# every result stays right. A target that exits while hpatch works on it:
-# hpatch says so (the pid is gone), exits 1, and does not hang or crash.
+# every result stays right, with and without --allow-active. A target that
+# exits while hpatch works on it, between tries or with every thread
+# stopped: hpatch says so, exits 1, and does not hang or crash.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -14,6 +15,13 @@ for i in 1 2 3 4 5; do
 		"$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/c.hpatch"
 	expect_exit 0 "revert #$i amid thread churn" \
 		"$HPATCH" revert -p "$pid" --allow-active
+done
+# The default path too: every stack read and checked amid the churn.
+for i in 1 2 3; do
+	expect_exit 0 "apply #$i amid thread churn, stacks checked" \
+		"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/c.hpatch"
+	expect_exit 0 "revert #$i amid thread churn, stacks checked" \
+		"$HPATCH" revert -p "$pid"
 done
 expect_exit 0 "apply again" "$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/c.hpatch"
 sleep 0.5
@@ -40,5 +48,24 @@ rc=0
 wait "$hp" || rc=$?
 check "hpatch exits 1 when the target dies (exit $rc)" test "$rc" -eq 1
 check "and says the process is gone" grep -qiE "exited|no such process|gone" "$T/gone.err"
+
+# Exit inside the stop: every thread is stopped when the target is killed;
+# hpatch finds it gone at the write and says so.
+start_target "$HP_BUILD/testdata/svc-v1" "$T/svc3.log" 2
+pid3=$TARGET_PID
+HPATCH_DELAY=stop:800 "$HPATCH" apply -p "$pid3" --trust "$T/trust" \
+	"$T/s.hpatch" >"$T/gone3.out" 2>"$T/gone3.err" &
+hp=$!
+for _ in $(seq 100); do
+	grep -q 'TracerPid:[[:space:]]*[1-9]' "/proc/$pid3/status" 2>/dev/null && break
+	sleep 0.02
+done
+sleep 0.3
+kill -9 "$pid3"
+rc=0
+wait "$hp" || rc=$?
+check "hpatch exits 1 when the target dies in the stop (exit $rc)" test "$rc" -eq 1
+check "and says it exited during the apply" \
+	grep -q "pid $pid3: the process exited during the apply; nothing to undo" "$T/gone3.err"
 exec 3>&-
 finish
