@@ -314,6 +314,23 @@ static void test_case_too_short(void **state)
 	hp_diff_report_free(r);
 }
 
+static void test_case_odd_reloc(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	/* A relocation type no patch carries: refused, named in full. */
+	assert_hp_err(run_case("odd_reloc", &r, &p), HP_E_REFUSED);
+	assert_int_equal(r->nr_refused, 1);
+	assert_int_equal(r->refused[0].code, -HP_E_UNSUPPORTED_RELOC);
+	assert_string_equal(r->refused[0].message,
+			    "'.text.table_bytes'+0x1: relocation type "
+			    "R_X86_64_SIZE32 (32) against 'table'");
+	assert_null(p);
+	hp_diff_report_free(r);
+}
+
 static const struct hp_diff_refusal *
 find_refusal(const struct hp_diff_report *r, int code)
 {
@@ -867,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_case_inline_callee),
 		cmocka_unit_test(test_case_extcall),
 		cmocka_unit_test(test_case_too_short),
+		cmocka_unit_test(test_case_odd_reloc),
 		cmocka_unit_test(test_case_struct_layout),
 		cmocka_unit_test(test_case_struct_reorder),
 		cmocka_unit_test(test_case_signature),
