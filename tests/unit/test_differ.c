@@ -314,6 +314,40 @@ static void test_case_too_short(void **state)
 	hp_diff_report_free(r);
 }
 
+/* How many of @m's relocations have @type and @base. */
+static int count_relocs(const struct hp_module *m, uint8_t type, uint8_t base)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < m->nr_relocs; i++)
+		n += m->relocs[i].type == type && m->relocs[i].base == base;
+	return n;
+}
+
+static void test_case_reloc_kinds(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	const struct hp_module *m = NULL;
+
+	(void)state;
+	assert_hp_ok(run_case("reloc_kinds", &r, &p));
+	assert_int_equal(r->nr_refused, 0);
+	assert_non_null(find_func(r, "kinds"));
+	m = &p->modules[0];
+	/* PC32 and PLT32 (helper is in the module): PC32 to the module. */
+	assert_int_equal(count_relocs(m, HP_R_PC32, HP_RB_MODULE), 2);
+	/* GOTPCREL, GOTPCRELX, REX_GOTPCRELX: PC32 to a slot in the
+	 * patch image, one slot per symbol (table twice, helper once),
+	 * each filled with the symbol's address by an ABS64. */
+	assert_int_equal(count_relocs(m, HP_R_PC32, HP_RB_IMAGE), 3);
+	assert_int_equal(count_relocs(m, HP_R_ABS64, HP_RB_MODULE), 2);
+	assert_int_equal(count_relocs(m, HP_R_PC64, HP_RB_MODULE), 1);
+	assert_int_equal(m->nr_relocs, 8);
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 static void test_case_odd_reloc(void **state)
 {
 	struct hp_diff_report *r = NULL;
@@ -885,6 +919,7 @@ int main(void)
 		cmocka_unit_test(test_case_extcall),
 		cmocka_unit_test(test_case_too_short),
 		cmocka_unit_test(test_case_odd_reloc),
+		cmocka_unit_test(test_case_reloc_kinds),
 		cmocka_unit_test(test_case_struct_layout),
 		cmocka_unit_test(test_case_struct_reorder),
 		cmocka_unit_test(test_case_signature),
