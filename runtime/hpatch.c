@@ -237,8 +237,21 @@ static int cmd_apply(int argc, char **argv)
 		goto out;
 	lrc = load_patch(argv[first], trust_dir, 0, &p);
 	if (lrc) {
-		hp_rt_audit_record(&audit, "apply", argv[first], NULL, NULL,
-				   lrc);
+		/* Refused before any process: each one named is recorded,
+		 * and gets the fallback. (With --all none is: an unverified
+		 * file must not choose which services restart.) */
+		for (size_t i = 0; i < nr; i++) {
+			const struct hp_rt_result res = { .pid = pids[i],
+							  .rc = lrc };
+
+			hp_rt_audit_record(&audit, "apply", argv[first], NULL,
+					   &res, lrc);
+			if (on_refuse)
+				run_fallback(on_refuse, argv[first], &res);
+		}
+		if (!nr)
+			hp_rt_audit_record(&audit, "apply", argv[first], NULL,
+					   NULL, lrc);
 		rc = exit_for(lrc);
 		goto out;
 	}

@@ -26,6 +26,11 @@ cat "/proc/$pid/maps" >"$T/maps.before"
 apply() { "$HPATCH" apply -p "$pid" --trust "$T/trust" "$@"; }
 expect_exit 5 "unsigned file refused" apply "$T/unsigned.hpatch"
 check "says not signed, with a hint" grep -q "not signed" "$T/last.err"
+check "audit line names the process" \
+	grep -q "\"action\":\"apply\",\"pid\":$pid,\"executable\":\"$(readlink -f "/proc/$pid/exe")\",.*\"result\":\"HP_E_UNSIGNED\"" "$T/audit.log"
+expect_exit 7 "tampered file refused, with a fallback" apply \
+	--on-refuse "echo \"\$HPATCH_PID \$HPATCH_REASON\" >> $T/fallback" "$T/tampered.hpatch"
+check "the fallback ran for the process named" grep -q "^$pid HP_E_BADSIG" "$T/fallback"
 expect_exit 6 "untrusted key refused" apply "$T/other.hpatch"
 check "names the key id" grep -q "untrusted key $("$HPSIGN" keyid "$T/other.pub")" "$T/last.err"
 expect_exit 7 "tampered file refused" apply "$T/tampered.hpatch"
