@@ -55,6 +55,32 @@ check "warning names the running thread below hold()" \
 	grep -qE "allow-active.*1 thread still in old code.*tid [0-9]+ below 'hold'$" "$T/last.err"
 IFS= read -r -t 5 held <&4
 check "that call finished in old code" test "$held" = "held v1"
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+
+# A revert while a thread runs the patch's own code: that code stays
+# mapped, marked retired, until a later hpatch finds it unused.
+expect_exit 0 "apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/svc.hpatch"
+echo "hold 1200" >&4 # now sleeping inside the patch's hold()
+sleep 0.3
+expect_exit 0 "revert --allow-active while the patch's hold() runs" \
+	"$HPATCH" revert -p "$pid" --allow-active
+"$HPATCH" status -p "$pid" --json >"$T/status.json"
+region=$(sed -n 's/.*"region":"0x\([0-9a-f]*\)".*/\1/p' "$T/status.json")
+check "status: the patch is retired" grep -q '"state":"retired"' "$T/status.json"
+check "its code is still mapped" grep -q "^$region-" "/proc/$pid/maps"
+check "new calls run v1" test "$(ask 3 version)" = v1
+IFS= read -r -t 5 held <&4
+check "the running call finished in the patch's code" test "$held" = "held v2"
+# That thread may still hold a pointer into the region (the string hold()
+# returned lives there), which keeps it. Once the thread is gone, a later
+# hpatch finds it unused and unmaps it.
+exec 4>&-
+sleep 0.3
+expect_exit 3 "a later hpatch: nothing to revert" "$HPATCH" revert -p "$pid"
+check "... and it unmapped the unused code" \
+	bash -c "! grep -q '^$region-' /proc/$pid/maps"
+check "status lists no patch" \
+	bash -c "! grep -q patch_id <('$HPATCH' status -p $pid --json)"
 check "no EINTR" test "$(ask 3 eintr)" = 0
-exec 3>&- 4>&-
+exec 3>&-
 finish
