@@ -4,7 +4,10 @@
  * median time to interrupt every (already seized) thread, wait for all to
  * stop and resume them; the pause is the median of what hp_rt_apply
  * reports for a ten-function patch (apply and revert alternate).
- * Prints: threads=N pause_us=X floor_us=Y ratio=X/Y tries=T
+ * Prints: threads=N pause_us=X floor_us=Y ratio=X/Y tries=T, then the same
+ * for the last N with "stacks=checked": threads spinning outside the
+ * functions, applied without --allow-active, so every stack is read and
+ * checked in the stop.
  * usage: bench_pause SPIN_BINARY PATCH_FILE [THREADS...]
  */
 #include "common/hp_err.h"
@@ -80,7 +83,7 @@ static uint64_t floor_once(pid_t pid)
 	return t1 - t0;
 }
 
-static pid_t start_spin(const char *bin, int n)
+static pid_t start_spin(const char *bin, int n, bool outside)
 {
 	char arg[16], line[128];
 	int fds[2];
@@ -94,7 +97,7 @@ static pid_t start_spin(const char *bin, int n)
 	if (pid == 0) {
 		dup2(fds[1], 1);
 		close(fds[0]);
-		execl(bin, bin, arg, (char *)NULL);
+		execl(bin, bin, arg, outside ? "outside" : NULL, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -107,15 +110,62 @@ static pid_t start_spin(const char *bin, int n)
 	return pid;
 }
 
+/*
+ * One line: the median pause of @n threads (spinning in the patched
+ * functions, or @outside them) under @opts, beside the median floor.
+ */
+static int measure(const char *bin, const struct hp_patch *p, int n,
+		   bool outside, const struct hp_rt_opts *opts)
+{
+	uint64_t floors[ROUNDS], pauses[ROUNDS], fl, pa;
+	unsigned int tries = 0;
+	pid_t pid = start_spin(bin, n, outside);
+
+	if (pid < 0)
+		return 1;
+	usleep(200000); /* let every thread start spinning */
+	for (int r = 0; r < ROUNDS; r++) {
+		struct hp_rt_result res;
+
+		floors[r] = floor_once(pid);
+		if (hp_rt_apply(p, pid, opts, &res)) {
+			fprintf(stderr, "apply failed: %s\n",
+				hp_strerror(res.rc));
+			kill(pid, SIGKILL);
+			return 1;
+		}
+		pauses[r] = res.pause_us;
+		tries += res.nr_tries;
+		if (hp_rt_revert(pid, opts, &res)) {
+			fprintf(stderr, "revert failed: %s\n",
+				hp_strerror(res.rc));
+			kill(pid, SIGKILL);
+			return 1;
+		}
+	}
+	fl = median(floors, ROUNDS);
+	pa = median(pauses, ROUNDS);
+	printf("threads=%d%s pause_us=%llu floor_us=%llu ratio=%.2f "
+	       "tries=%.1f\n",
+	       n, outside ? " stacks=checked" : "", (unsigned long long)pa,
+	       (unsigned long long)fl, fl ? (double)pa / (double)fl : 0.0,
+	       (double)tries / ROUNDS);
+	fflush(stdout);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const int defaults[] = { 1, 16, 64, 256 };
-	struct hp_rt_opts opts = { .flags = HP_RT_ALLOW_ACTIVE,
-				   .timeout_ms = 10000 };
+	const struct hp_rt_opts active = { .flags = HP_RT_ALLOW_ACTIVE,
+					   .timeout_ms = 10000 };
+	const struct hp_rt_opts checked = { .timeout_ms = 10000 };
 	struct hp_patch *p = NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int nr_counts = argc > 3 ? argc - 3 : 4;
+	int nr_counts = argc > 3 ? argc - 3 : 4, n = 0, rc = 0;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s SPIN_BINARY PATCH [THREADS...]\n",
@@ -130,46 +180,17 @@ int main(int argc, char **argv)
 	if (hp_sign_init() || hp_read_file(argv[2], 1 << 26, &data, &len) ||
 	    hp_pack_read(argv[2], data, len, NULL, HP_PACK_NO_VERIFY, &p))
 		return 1;
-	for (int c = 0; c < nr_counts; c++) {
-		const int n = argc > 3 ? atoi(argv[3 + c]) : defaults[c];
-		uint64_t floors[ROUNDS], pauses[ROUNDS], fl, pa;
-		unsigned int tries = 0;
-		pid_t pid = start_spin(argv[1], n);
-
-		if (pid < 0)
-			return 1;
-		usleep(200000); /* let every thread start spinning */
-		for (int r = 0; r < ROUNDS; r++) {
-			struct hp_rt_result res;
-
-			floors[r] = floor_once(pid);
-			if (hp_rt_apply(p, pid, &opts, &res)) {
-				fprintf(stderr, "apply failed: %s\n",
-					hp_strerror(res.rc));
-				kill(pid, SIGKILL);
-				return 1;
-			}
-			pauses[r] = res.pause_us;
-			tries += res.nr_tries;
-			if (hp_rt_revert(pid, &opts, &res)) {
-				fprintf(stderr, "revert failed: %s\n",
-					hp_strerror(res.rc));
-				kill(pid, SIGKILL);
-				return 1;
-			}
-		}
-		fl = median(floors, ROUNDS);
-		pa = median(pauses, ROUNDS);
-		printf("threads=%d pause_us=%llu floor_us=%llu ratio=%.2f "
-		       "tries=%.1f\n",
-		       n, (unsigned long long)pa, (unsigned long long)fl,
-		       fl ? (double)pa / (double)fl : 0.0,
-		       (double)tries / ROUNDS);
-		fflush(stdout);
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+	/* Threads in the functions: --allow-active, instruction and stack
+	 * pointers read in the stop. */
+	for (int c = 0; c < nr_counts && !rc; c++) {
+		n = argc > 3 ? atoi(argv[3 + c]) : defaults[c];
+		rc = measure(argv[1], p, n, false, &active);
 	}
+	/* The default path at the largest count: threads outside the
+	 * functions, every stack read and checked in the stop. */
+	if (!rc)
+		rc = measure(argv[1], p, n, true, &checked);
 	hp_patch_free(p);
 	free(data);
-	return 0;
+	return rc;
 }

@@ -1,12 +1,15 @@
 /*
  * Benchmark target: N threads spin calling ten functions that v1 and v2
  * (-DV=1/2) differ in, so the patch redirects ten functions while every
- * thread is busy running them. usage: spin N
+ * thread is busy running them; with "outside", they spin in code the patch
+ * leaves alone, so a stop that checks every stack finds none busy.
+ * usage: spin N [outside]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 volatile long sink;
@@ -101,6 +104,23 @@ __attribute__((noinline)) long f9(long x)
 	return acc;
 }
 
+/* The same in every version. */
+__attribute__((noinline)) long g(long x)
+{
+	long acc = x;
+
+	for (int i = 0; i < 160; i++)
+		acc = acc * 5 + 1;
+	return acc;
+}
+
+static void *spin_outside(void *arg)
+{
+	for (long x = (long)arg;; x++)
+		sink = g(x);
+	return NULL;
+}
+
 static void *spin(void *arg)
 {
 	long x = (long)arg;
@@ -116,12 +136,14 @@ static void *spin(void *arg)
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 1;
+	void *(*body)(void *) =
+		argc > 2 && !strcmp(argv[2], "outside") ? spin_outside : spin;
 	pthread_t t;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (long i = 1; i < n; i++)
-		if (pthread_create(&t, NULL, spin, (void *)i))
+		if (pthread_create(&t, NULL, body, (void *)i))
 			return 1;
 	printf("spin: ready pid=%d threads=%d\n", (int)getpid(), n);
-	spin(NULL);
+	body(NULL);
 }
