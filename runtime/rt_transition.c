@@ -448,13 +448,21 @@ static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
 					      size_t nr)
 {
 	const struct hp_busy_range *hit = NULL;
+	uint64_t lo = UINT64_MAX, hi = 0;
 
+	/* Nearly every word (data, stack and library addresses) lies
+	 * outside the span of all ranges: two compares rule it out. */
+	for (size_t i = 0; i < nr; i++) {
+		lo = r[i].start < lo ? r[i].start : lo;
+		hi = r[i].end > hi ? r[i].end : hi;
+	}
 	for (size_t j = 0; j + sizeof(uint64_t) <= len && !hit;
 	     j += sizeof(uint64_t)) {
 		uint64_t v;
 
 		memcpy(&v, stack + j, sizeof(v));
-		hit = in_ranges(r, nr, v, false);
+		if (v >= lo && v < hi)
+			hit = in_ranges(r, nr, v, false);
 	}
 	return hit;
 }
@@ -596,6 +604,7 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 	uint8_t *stacks = NULL;
 	size_t *lens = NULL, off = 0;
 	bool ip_only = true;
+	uint64_t t0, t1;
 	int rc = check_ips(w, ranges, nr_ranges, busy_tid, busy);
 
 	if (rc)
@@ -609,7 +618,9 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 	lens = rc ? NULL : calloc(w->nr_threads + 1, sizeof(*lens));
 	if (!lens)
 		return rc ?: -ENOMEM;
+	t0 = hp_now_us();
 	rc = read_stacks(proc, w, &stacks, lens);
+	t1 = hp_now_us();
 	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
 		*busy = scan_stack(stacks + off, lens[i], ranges, nr_ranges);
 		if (*busy) {
@@ -618,6 +629,10 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		}
 		off += lens[i];
 	}
+	hp_dbg(HP_DBG_TIMING,
+	       "pid %d: %zu stacks, %zu bytes: read %llu us, scan %llu us",
+	       (int)w->pid, w->nr_threads, off, (unsigned long long)(t1 - t0),
+	       (unsigned long long)(hp_now_us() - t1));
 	free(stacks);
 	free(lens);
 	return rc;
