@@ -87,17 +87,18 @@ static int need_ip(struct hp_thread *t)
 }
 
 /*
- * Wait for @t's stop and read its registers at once: while this thread's
- * registers are read, later threads are still on their way to their stop,
- * so the reads cost the pause little beyond the wait itself. A check of
- * instruction pointers alone reads one word instead of every register.
+ * Wait for @t's stop and read what every check needs at once, its
+ * instruction and stack pointers: while this thread's are read, later
+ * threads are still on their way to their stop, so the reads cost the
+ * pause little beyond the wait itself. Every register is read only where
+ * needed (stepping a thread, running a system call through it).
  */
-static int wait_and_read(const struct hp_world *w, struct hp_thread *t)
+static int wait_and_read(struct hp_thread *t)
 {
 	int rc = hp_pt_wait_stop(t);
 
 	if (!rc)
-		rc = w->ip_only ? need_ip(t) : need_regs(t);
+		rc = need_ip(t);
 	return rc;
 }
 
@@ -198,7 +199,7 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 
 		if (!t->seized)
 			continue;
-		wrc = wait_and_read(w, t);
+		wrc = wait_and_read(t);
 		if (wrc == -ESRCH)
 			continue; /* exited while stopping: nothing to check */
 		if (wrc && !rc)
@@ -276,7 +277,7 @@ int hp_world_stop(struct hp_world *w)
 
 		if (!t->seized)
 			continue;
-		wrc = wait_and_read(w, t);
+		wrc = wait_and_read(t);
 		if (wrc && wrc != -ESRCH)
 			rc = wrc;
 	}
@@ -614,7 +615,7 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 	if (ip_only)
 		return 0; /* jump sites: no stack to read */
 	for (size_t i = 0; i < w->nr_threads && !rc; i++)
-		rc = need_regs(&w->threads[i]); /* the stack pointers */
+		rc = need_ip(&w->threads[i]); /* the stack pointers */
 	lens = rc ? NULL : calloc(w->nr_threads + 1, sizeof(*lens));
 	if (!lens)
 		return rc ?: -ENOMEM;

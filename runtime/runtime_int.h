@@ -140,7 +140,7 @@ struct hp_world {
 	uint64_t resumed_at; /* ... and when the last thread was let go */
 	int status_fd;	     /* /proc/PID/status, opened before the window */
 	int task_fd;  /* /proc/PID/task, when its link count counts threads */
-	bool ip_only; /* the check needs no stack: read IPs alone */
+	bool ip_only; /* no stack is read in the window (--allow-active) */
 };
 
 /* Before the window: raise our priority, seize (not stop) every thread.
