@@ -238,15 +238,21 @@ static int cmd_apply(int argc, char **argv)
 	lrc = load_patch(argv[first], trust_dir, 0, &p);
 	if (lrc) {
 		/* Refused before any process: each one named is recorded,
-		 * and gets the fallback. (With --all none is: an unverified
-		 * file must not choose which services restart.) */
+		 * and, when the file itself is refused (not a mistyped
+		 * path), gets the fallback. (With --all none is: an
+		 * unverified file must not choose which services restart.) */
+		const bool refused =
+			lrc == -HP_E_UNSIGNED || lrc == -HP_E_UNTRUSTED ||
+			lrc == -HP_E_BADSIG || lrc == -HP_E_EXPIRED ||
+			lrc == -HP_E_BADFORMAT;
+
 		for (size_t i = 0; i < nr; i++) {
 			const struct hp_rt_result res = { .pid = pids[i],
 							  .rc = lrc };
 
 			hp_rt_audit_record(&audit, "apply", argv[first], NULL,
 					   &res, lrc);
-			if (on_refuse)
+			if (on_refuse && refused)
 				run_fallback(on_refuse, argv[first], &res);
 		}
 		if (!nr)

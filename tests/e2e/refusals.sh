@@ -31,6 +31,9 @@ check "audit line names the process" \
 expect_exit 7 "tampered file refused, with a fallback" apply \
 	--on-refuse "echo \"\$HPATCH_PID \$HPATCH_REASON\" >> $T/fallback" "$T/tampered.hpatch"
 check "the fallback ran for the process named" grep -q "^$pid HP_E_BADSIG" "$T/fallback"
+expect_exit 1 "a mistyped path: an error, not a refusal" apply \
+	--on-refuse "echo \"\$HPATCH_PID \$HPATCH_REASON\" >> $T/fallback" "$T/no-such.hpatch"
+check "... so no fallback ran" test "$(wc -l <"$T/fallback")" -eq 1
 expect_exit 6 "untrusted key refused" apply "$T/other.hpatch"
 check "names the key id" grep -q "untrusted key $("$HPSIGN" keyid "$T/other.pub")" "$T/last.err"
 expect_exit 7 "tampered file refused" apply "$T/tampered.hpatch"
