@@ -99,7 +99,8 @@ static int remote_begin(const struct hp_proc *proc, struct remote *r)
 {
 	int rc;
 
-	*r = (struct remote){ .t = { .tid = proc->pid } };
+	*r = (struct remote){ .t = { .tid = proc->tid,
+				     .leader = proc->tid == proc->pid } };
 	rc = hp_proc_find_syscall_insn(proc, &r->insn);
 	if (!rc)
 		rc = hp_pt_seize(&r->t);
@@ -113,6 +114,7 @@ static int remote_begin(const struct hp_proc *proc, struct remote *r)
 	if (rc) {
 		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
+		hp_pt_reap(&r->t, 1);
 		return rc == -ESRCH ? -HP_E_GONE : rc;
 	}
 	r->open = true;
@@ -132,6 +134,7 @@ static void remote_end(struct remote *r)
 	if (r->open) {
 		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
+		hp_pt_reap(&r->t, 1);
 	}
 	r->open = false;
 }
@@ -765,8 +768,12 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		if (rc)
 			break;
 		t0 = w.stopped_at;
+		/* Stacks read in the window need every stack's mapping
+		 * (else after it, for the warning). */
+		rc = ip_only ? 0 : hp_world_fresh_maps(&w, proc);
 		t_stop = hp_now_us();
-		rc = hp_rt_fault("stop");
+		if (!rc)
+			rc = hp_rt_fault("stop");
 		who = (struct hp_who){ 0 };
 		if (!rc && !active)
 			rc = hp_world_check(&w, proc, ranges, nr_ranges,
@@ -790,7 +797,7 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		res->nr_threads = (uint32_t)w.nr_threads;
 		hp_world_release(&w);
 		res->pause_us = w.resumed_at - t0;
-		if (!rc && ip_only)
+		if (!rc && ip_only && !hp_world_fresh_maps(&w, proc))
 			hp_world_find_below(&w, proc, ranges, nr_ranges, &who);
 		hp_world_free(&w);
 		if (!rc && who.n) {
@@ -904,6 +911,10 @@ static void collect_retired(struct hp_proc *proc)
 	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
 	    hp_world_stop(&w))
 		goto out;
+	if (hp_world_fresh_maps(&w, proc)) {
+		hp_world_resume(&w);
+		goto out;
+	}
 	for (size_t i = 0; i < nr; i++) {
 		const struct hp_rt_region *r = &regions[i];
 		const struct hp_busy_range keep = {
@@ -998,8 +1009,11 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 		return rc;
 	pr->order = 1;
 	for (size_t i = 0; i < nr; i++) {
+		/* (The header is the target's memory: never wrap.) */
 		if (regions[i].hdr.order >= pr->order)
-			pr->order = regions[i].hdr.order + 1;
+			pr->order = regions[i].hdr.order == UINT32_MAX
+					    ? UINT32_MAX
+					    : regions[i].hdr.order + 1;
 		if (!regions[i].nr_in_place ||
 		    !same_module(&regions[i].hdr, m)) {
 			free(regions[i].funcs);

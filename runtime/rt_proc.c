@@ -25,12 +25,34 @@
 
 #define HP_LOG_PREFIX "rt: "
 
+/*
+ * A live thread of @pid: the leader, unless it has exited (pthread_exit in
+ * main leaves it a zombie, without memory, while the others run on).
+ */
+static pid_t live_tid(pid_t pid)
+{
+	pid_t *tids = NULL, tid = pid;
+	size_t nr = 0;
+
+	if (!hp_task_gone(pid) || hp_proc_list_tasks(pid, &tids, &nr))
+		return pid;
+	for (size_t i = 0; i < nr; i++)
+		if (!hp_task_gone(tids[i])) {
+			tid = tids[i];
+			break;
+		}
+	free(tids);
+	return tid;
+}
+
 int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 {
 	char path[64];
 
-	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	*proc = (struct hp_proc){ .pid = pid,
+				  .tid = live_tid(pid),
+				  .mem_fd = -1 };
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
 	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (proc->mem_fd < 0) {
 		int rc = -errno;
@@ -66,7 +88,7 @@ int hp_proc_read_maps(struct hp_proc *proc)
 	size_t nr = 0, cap = 0;
 	FILE *fp = NULL;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->tid);
 	fp = fopen(path, "re");
 	if (!fp)
 		return errno == ENOENT ? -HP_E_GONE

@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -38,17 +40,38 @@ int hp_pt_interrupt(struct hp_thread *t)
 }
 
 /*
+ * Keep @sig, taken from @t while we held it, for when we let go: the first
+ * rides on the detach, any other is sent again right after it.
+ */
+static void keep_signal(struct hp_thread *t, int sig)
+{
+	if (!t->pending_sig || t->pending_sig == sig)
+		t->pending_sig = sig;
+	else if (sig > 0 && sig <= 64)
+		t->more_sigs |= 1ULL << (sig - 1);
+}
+
+/*
  * A seized thread stops with PTRACE_EVENT_STOP (status >> 16) for our
- * interrupt, or first in a signal-delivery-stop when a signal raced us: that
- * stop is as good, but the signal must be delivered when we let go.
+ * interrupt, or first in a signal-delivery-stop (status >> 16 is 0) when a
+ * signal raced us: that stop is as good, but the signal, SIGTRAP included,
+ * must be delivered when we let go. A leader that exited while others
+ * live would never report: waiting for it blocks only while it lives.
  */
 int hp_pt_wait_stop(struct hp_thread *t)
 {
 	int status = 0;
 
 	for (;;) {
-		pid_t r = waitpid(t->tid, &status, __WALL);
+		pid_t r = waitpid(t->tid, &status,
+				  __WALL | (t->leader ? WNOHANG : 0));
 
+		if (r == 0 && hp_task_gone(t->tid)) {
+			t->seized = false;
+			return -ESRCH;
+		}
+		if (r == 0)
+			r = waitpid(t->tid, &status, __WALL);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -59,8 +82,8 @@ int hp_pt_wait_stop(struct hp_thread *t)
 		}
 		if (!WIFSTOPPED(status))
 			continue;
-		if (status >> 16 == 0 && WSTOPSIG(status) != SIGTRAP)
-			t->pending_sig = WSTOPSIG(status);
+		if (status >> 16 == 0)
+			keep_signal(t, WSTOPSIG(status));
 		t->stopped = true;
 		hp_dbg(HP_DBG_PTRACE, "tid %d stopped (status 0x%x)",
 		       (int)t->tid, status);
@@ -122,21 +145,68 @@ void hp_pt_release(struct hp_thread *t)
 	 * and stays ours until we exit (and cannot be seized again, to undo
 	 * a failed apply say). A thread seized but not stopped, on a failure
 	 * path, is stopped first; one that exited meanwhile is done. */
-	if (!t->stopped && (hp_pt_interrupt(t) || hp_pt_wait_stop(t))) {
-		t->seized = false;
-		t->pending_sig = 0;
-		return;
+	if (!t->stopped) {
+		int rc = hp_pt_interrupt(t);
+
+		if (!rc)
+			rc = hp_pt_wait_stop(t);
+		if (rc) {
+			t->dead = t->seized; /* not reaped yet */
+			t->seized = false;
+			t->pending_sig = 0;
+			t->more_sigs = 0;
+			return;
+		}
 	}
-	/* Detaching resumes the thread and cancels any pending interrupt. */
+	/* Detaching resumes the thread and cancels any pending interrupt.
+	 * ESRCH: killed while stopped (SIGKILL needs no tracer), to reap. */
 	if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig) <
-		    0 &&
-	    errno != ESRCH)
-		hp_warn("tid %d: detach: %s", (int)t->tid, strerror(errno));
+	    0) {
+		if (errno == ESRCH)
+			t->dead = true;
+		else
+			hp_warn("tid %d: detach: %s", (int)t->tid,
+				strerror(errno));
+	}
+	for (int sig = 1; !t->dead && t->more_sigs && sig <= 64; sig++)
+		if ((t->more_sigs & (1ULL << (sig - 1))) &&
+		    syscall(SYS_tkill, t->tid, sig) < 0 && errno != ESRCH)
+			hp_warn("tid %d: cannot deliver signal %d again: %s",
+				(int)t->tid, sig, strerror(errno));
+	t->more_sigs = 0;
 	t->seized = false;
 	t->stopped = false;
 	t->pending_sig = 0;
 	t->has_regs = false;
 	t->has_ip = false;
+}
+
+void hp_pt_reap(struct hp_thread *threads, size_t nr)
+{
+	size_t left = 0;
+
+	for (size_t i = 0; i < nr; i++)
+		left += threads[i].dead;
+	/* A dying thread reports its exit within moments; a leader only
+	 * after the others are reaped: a few passes, 100 ms at most. */
+	for (int pass = 0; left && pass < 100; pass++) {
+		if (pass)
+			usleep(1000);
+		for (size_t i = 0; i < nr; i++) {
+			struct hp_thread *t = &threads[i];
+			int status;
+			pid_t r;
+
+			if (!t->dead)
+				continue;
+			r = waitpid(t->tid, &status, __WALL | WNOHANG);
+			if (r < 0 || (r > 0 && (WIFEXITED(status) ||
+						WIFSIGNALED(status)))) {
+				t->dead = false;
+				left--;
+			}
+		}
+	}
 }
 
 /*
@@ -185,8 +255,8 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		if (regs.rip == insn + 2)
 			break;
 		/* A signal arrived before the step: keep it, step again. */
-		if (WSTOPSIG(status) != SIGTRAP)
-			t->pending_sig = WSTOPSIG(status);
+		if (status >> 16 == 0 && WSTOPSIG(status) != SIGTRAP)
+			keep_signal(t, WSTOPSIG(status));
 		if (regs.rip != insn || ++tries > 16) {
 			rc = -HP_E_INJECT;
 			break;
@@ -220,8 +290,8 @@ int hp_pt_step(struct hp_thread *t)
 		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP)
 			return 0;
 		/* A signal came first: keep it for the detach, step again. */
-		if (WIFSTOPPED(status))
-			t->pending_sig = WSTOPSIG(status);
+		if (WIFSTOPPED(status) && status >> 16 == 0)
+			keep_signal(t, WSTOPSIG(status));
 	}
 	return -HP_E_INJECT;
 }

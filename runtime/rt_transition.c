@@ -63,7 +63,8 @@ static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
 		w->threads = t;
 		w->cap_threads = cap;
 	}
-	w->threads[w->nr_threads] = (struct hp_thread){ .tid = tid };
+	w->threads[w->nr_threads] =
+		(struct hp_thread){ .tid = tid, .leader = tid == w->pid };
 	*out = &w->threads[w->nr_threads++];
 	return 0;
 }
@@ -237,6 +238,8 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 			rc = hp_pt_seize(t);
 		if (rc == -ESRCH) {
 			w->nr_threads--; /* exited meanwhile */
+			/* A leader gone before the rest stays counted. */
+			w->leader_gone |= tids[i] == pid;
 			rc = 0;
 		} else if (rc) {
 			hp_error_rc(rc, "pid %d: tid %d: cannot attach",
@@ -287,7 +290,7 @@ int hp_world_stop(struct hp_world *w)
 	if (!rc) {
 		const long counted = count_threads(w);
 
-		complete = counted == (long)held;
+		complete = counted == (long)held + w->leader_gone;
 		hp_dbg(HP_DBG_PTRACE, "pid %d: %ld threads, %zu stopped%s",
 		       (int)w->pid, counted, held,
 		       complete ? "" : ": listing again");
@@ -328,6 +331,7 @@ void hp_world_release(struct hp_world *w)
 	/* The window ends here, not after we drop to normal priority, when
 	 * the spinning threads we let go may run before we read the clock. */
 	w->resumed_at = hp_now_us();
+	hp_pt_reap(w->threads, w->nr_threads);
 	hp_prio_restore(0, &w->prio);
 	if (w->status_fd >= 0)
 		close(w->status_fd);
@@ -394,6 +398,14 @@ static size_t stack_span(const struct hp_proc *proc, uint64_t sp)
 	return len > HP_STACK_SCAN_MAX ? HP_STACK_SCAN_MAX : len;
 }
 
+int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
+{
+	for (size_t i = 0; i < w->nr_threads; i++)
+		if (!hp_proc_find_map(proc, w->threads[i].regs.rsp))
+			return hp_proc_read_maps(proc);
+	return 0;
+}
+
 /*
  * Read every thread's stack: one process_vm_readv for all of them (one
  * system call instead of one per thread), falling back to a pread each if
@@ -406,8 +418,17 @@ static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
 	size_t total = 0, off = 0;
 	int rc = 0;
 
-	for (size_t i = 0; i < w->nr_threads; i++)
+	for (size_t i = 0; i < w->nr_threads; i++) {
 		total += lens[i] = stack_span(proc, w->threads[i].regs.rsp);
+		/* (hp_world_fresh_maps ran after the stop: cannot happen.) */
+		if (!lens[i])
+			return hp_error(-EFAULT,
+					"pid %d: tid %d: stack pointer 0x%llx "
+					"lies in no mapping; cannot check its "
+					"stack",
+					(int)w->pid, (int)w->threads[i].tid,
+					w->threads[i].regs.rsp);
+	}
 	*buf = malloc(total ? total : 1);
 	if (!*buf)
 		return -ENOMEM;

@@ -28,7 +28,8 @@ struct hp_map {
 
 struct hp_proc {
 	pid_t pid;
-	int mem_fd; /* /proc/PID/mem, O_RDWR */
+	pid_t tid;  /* a live thread: the leader, unless it exited */
+	int mem_fd; /* /proc/TID/mem, O_RDWR */
 	struct hp_map *maps;
 	size_t nr_maps;
 };
@@ -86,13 +87,19 @@ struct hp_thread {
 	pid_t tid;
 	bool seized;
 	bool stopped;
+	bool leader;	 /* the thread-group leader (tid == pid) */
+	bool dead;	 /* killed while ours: to reap (hp_pt_reap) */
 	int pending_sig; /* a signal that arrived while stopping: re-deliver */
-	bool has_regs;	 /* regs read during this stop */
-	bool has_ip;	 /* regs.rip and .rsp alone read during this stop */
+	uint64_t more_sigs; /* others (bit n-1 for signal n): sent again */
+	bool has_regs;	    /* regs read during this stop */
+	bool has_ip;	    /* regs.rip and .rsp alone read during this stop */
 	struct user_regs_struct regs;
 };
 
 int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Reap the @nr threads (of @threads) that hp_pt_release found killed, so
+ * their parent can: a tracee that died stays a zombie for its tracer. */
+void hp_pt_reap(struct hp_thread *threads, size_t nr);
 int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Wait until @t is stopped. Return: 0, -ESRCH if it exited. */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
@@ -141,6 +148,7 @@ struct hp_world {
 	int status_fd;	     /* /proc/PID/status, opened before the window */
 	int task_fd;  /* /proc/PID/task, when its link count counts threads */
 	bool ip_only; /* no stack is read in the window (--allow-active) */
+	bool leader_gone; /* exited (a zombie) while its threads run on */
 };
 
 /* Before the window: raise our priority, seize (not stop) every thread.
@@ -203,6 +211,13 @@ void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
 		enum hp_who_kind kind);
 /* "tid 12 in 'f', tid 13 below 'g' (blocked in a system call), ..." */
 void hp_who_format(const struct hp_who *who, char *buf, size_t size);
+/*
+ * After hp_world_stop: re-read @proc's memory map if a thread's stack lies
+ * in none of the mappings read before (a thread born since, a main stack
+ * grown), so every stack is checked. Return: 0 or -errno.
+ */
+int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
+	__attribute__((warn_unused_result));
 /* Add each stopped thread whose instruction pointer lies in @ranges. */
 void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 		      size_t nr_ranges, struct hp_who *who);

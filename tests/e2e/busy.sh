@@ -33,6 +33,22 @@ expect_exit 0 "idle now: apply succeeds" "$HPATCH" apply -p "$pid" --trust "$T/t
 check "v2" test "$(ask 3 version)" = v2
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 
+# A thread born after hpatch read the memory map, its stack in a mapping
+# hpatch had not seen, is checked all the same: busy.
+HPATCH_DELAY=mmap:700 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
+	--timeout 300 "$T/svc.hpatch" >"$T/late.out" 2>"$T/late.err" &
+hp=$!
+sleep 0.3
+open_conn 5 "$TARGET_PORT"
+echo "hold 2000" >&5 # a new thread, asleep inside hold()
+rc=0
+wait "$hp" || rc=$?
+check "a thread born meanwhile in hold(): busy (exit $rc)" test "$rc" -eq 4
+check "... naming hold" grep -q "'hold' still in use" "$T/late.err"
+IFS= read -r -t 5 held <&5
+check "that call finished in v1" test "$held" = "held v1"
+exec 5>&-
+
 echo "hold 1500" >&4
 sleep 0.3
 expect_exit 0 "--allow-active applies while hold() runs" \

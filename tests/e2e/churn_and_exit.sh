@@ -53,7 +53,10 @@ check "and says the process is gone" grep -qiE "exited|no such process|gone" "$T
 # hpatch finds it gone at the write and says so.
 start_target "$HP_BUILD/testdata/svc-v1" "$T/svc3.log" 2
 pid3=$TARGET_PID
+# The fallback runs while hpatch still lives: by then hpatch must have let
+# the dead threads go, so the target's parent (this shell) could reap it.
 HPATCH_DELAY=stop:800 "$HPATCH" apply -p "$pid3" --trust "$T/trust" \
+	--on-refuse "for i in \$(seq 100); do [ -e /proc/$pid3 ] || { echo reaped >$T/reaped; exit 0; }; sleep 0.02; done; echo still there >$T/reaped" \
 	"$T/s.hpatch" >"$T/gone3.out" 2>"$T/gone3.err" &
 hp=$!
 for _ in $(seq 100); do
@@ -67,5 +70,7 @@ wait "$hp" || rc=$?
 check "hpatch exits 1 when the target dies in the stop (exit $rc)" test "$rc" -eq 1
 check "and says it exited during the apply" \
 	grep -q "pid $pid3: the process exited during the apply; nothing to undo" "$T/gone3.err"
+check "its parent could reap it while hpatch ran ($(cat "$T/reaped" 2>/dev/null))" \
+	grep -qx reaped "$T/reaped"
 exec 3>&-
 finish

@@ -51,4 +51,18 @@ check "audit revert line names the patch, its build-id and signer" \
 	grep -q "\"action\":\"revert\",\"pid\":$pid,.*\"build_id\":\"$bid\",.*\"patch_id\":\"svc-fix\",\"key_id\":\"$key\"" "$T/audit.log"
 expect_exit 3 "revert with nothing applied" "$HPATCH" revert -p "$pid"
 exec 3>&-
+
+# A process whose main thread has exited (pthread_exit) while the others
+# serve: its leader is a zombie, the system calls go through a live thread.
+start_target "$HP_BUILD/testdata/svc-v1" "$T/svc2.log" 1 main-exits
+pid2=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+for _ in $(seq 50); do grep -q '^State:.*Z' "/proc/$pid2/status" && break; sleep 0.02; done
+check "its main thread is gone" grep -q '^State:.*Z' "/proc/$pid2/status"
+expect_exit 0 "apply to it" "$HPATCH" apply -p "$pid2" --trust "$T/trust" "$T/svc.hpatch"
+check "v2 there" test "$(ask 3 version)-$(ask 3 'price 10')" = v2-95
+expect_exit 0 "revert it" "$HPATCH" revert -p "$pid2"
+check "v1 there again" test "$(ask 3 version)" = v1
+check "no EINTR there" test "$(ask 3 eintr)" = 0
+exec 3>&-
 finish

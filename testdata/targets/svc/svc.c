@@ -9,7 +9,9 @@
  *                                   with -MS spins MS in burn(), running)
  *   eintr     -> system calls that failed with EINTR so far (must stay 0)
  *   version   -> the version string of the code that answers
- * usage: svc [WORKERS]   prints "svc: ready pid=N port=P" when listening.
+ * usage: svc [WORKERS [main-exits]]   prints "svc: ready pid=N port=P" when
+ * listening; with main-exits the main thread leaves (pthread_exit) and a
+ * thread of its own accepts, as some daemons do.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -147,6 +149,25 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+static void *acceptor(void *arg)
+{
+	const int srv = (int)(long)arg;
+	pthread_t t;
+
+	for (;;) {
+		int fd = accept(srv, NULL, NULL);
+
+		if (fd < 0 && errno == EINTR) {
+			atomic_fetch_add(&nr_eintr, 1);
+			continue;
+		}
+		if (fd >= 0 &&
+		    pthread_create(&t, NULL, serve, (void *)(long)fd))
+			close(fd);
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET };
@@ -171,15 +192,9 @@ int main(int argc, char **argv)
 	}
 	printf("svc: ready pid=%d port=%d\n", (int)getpid(),
 	       ntohs(addr.sin_port));
-	for (;;) {
-		int fd = accept(srv, NULL, NULL);
-
-		if (fd < 0 && errno == EINTR) {
-			atomic_fetch_add(&nr_eintr, 1);
-			continue;
-		}
-		if (fd >= 0 &&
-		    pthread_create(&t, NULL, serve, (void *)(long)fd))
-			close(fd);
+	if (argc > 2 && !strcmp(argv[2], "main-exits")) {
+		pthread_create(&t, NULL, acceptor, (void *)(long)srv);
+		pthread_exit(NULL);
 	}
+	acceptor((void *)(long)srv);
 }
