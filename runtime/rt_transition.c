@@ -251,6 +251,16 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 		}
 	}
 	free(tids);
+	/* The leader last: by its wait it has stopped like the others, and
+	 * the check that it has not exited meanwhile costs nothing. */
+	for (size_t i = 0; i + 1 < w->nr_threads; i++)
+		if (w->threads[i].leader) {
+			const struct hp_thread t = w->threads[i];
+
+			w->threads[i] = w->threads[w->nr_threads - 1];
+			w->threads[w->nr_threads - 1] = t;
+			break;
+		}
 	if (!rc)
 		rc = hp_rt_fault("seize");
 	if (rc)
