@@ -99,8 +99,9 @@ static int remote_begin(const struct hp_proc *proc, struct remote *r)
 {
 	int rc;
 
-	*r = (struct remote){ .t = { .tid = proc->tid,
-				     .leader = proc->tid == proc->pid } };
+	const pid_t tid = hp_proc_live_tid(proc->pid);
+
+	*r = (struct remote){ .t = { .tid = tid, .leader = tid == proc->pid } };
 	rc = hp_proc_find_syscall_insn(proc, &r->insn);
 	if (!rc)
 		rc = hp_pt_seize(&r->t);
@@ -599,12 +600,14 @@ static int write_jump_span(const struct hp_proc *proc, struct hp_rt_func *recs,
 			memcpy(want + (f->old_addr - lo),
 			       undo ? f->orig : f->jump, HP_X86_JMP_REL32_SIZE);
 	}
+	const bool written = !rc; /* from here the span may have changed */
+
 	if (!rc)
 		rc = hp_proc_write(proc, lo, want, len);
 	for (uint32_t i = 0; i < nr && !rc; i++)
 		if (recs[i].old_addr)
 			rc = hp_rt_fault(undo ? "unjump" : "jump");
-	if (rc && orig && hp_proc_write(proc, lo, orig, len))
+	if (rc && written && hp_proc_write(proc, lo, orig, len))
 		hp_error(-EIO, "pid %d: cannot restore bytes at 0x%" PRIx64,
 			 (int)proc->pid, lo);
 	free(orig);
@@ -653,9 +656,12 @@ static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
 				      "pid %d: '%s' at 0x%" PRIx64
 				      " changed while stopped",
 				      (int)proc->pid, f->name, f->old_addr);
-		if (!rc)
+		if (!rc) {
 			rc = hp_proc_write(proc, f->old_addr, want,
 					   HP_X86_JMP_REL32_SIZE);
+			if (rc)
+				done++; /* (a short write: put it back too) */
+		}
 		if (rc)
 			break;
 	}
@@ -1060,6 +1066,25 @@ void hp_rt_boost(void)
 	hp_prio_raise(0, &pr); /* kept until the process exits */
 }
 
+/*
+ * After a failed apply: does any site still jump into @pr's region (an
+ * undo write that failed)? Then the region must stay. Unreadable counts.
+ */
+static bool jumps_into(const struct hp_proc *proc, const struct prep *pr)
+{
+	for (uint32_t i = 0; i < pr->nr_recs; i++) {
+		const struct hp_rt_func *f = &pr->recs[i];
+		uint8_t cur[HP_X86_JMP_REL32_SIZE];
+
+		if (!f->old_addr || f->kind != HP_RT_REC_REDIRECT)
+			continue;
+		if (hp_proc_read(proc, f->old_addr, cur, sizeof(cur)) ||
+		    !memcmp(cur, f->jump, sizeof(cur)))
+			return true;
+	}
+	return false;
+}
+
 static int apply_one(const struct hp_patch *p, pid_t pid,
 		     const struct hp_rt_opts *opts, struct hp_rt_result *res);
 static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
@@ -1252,16 +1277,26 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 				"of %s was not recorded",
 				(int)pid, pr->mod.path);
 	}
-	if (rc && hp_task_gone(pid)) {
+	if (rc && hp_proc_gone(pid)) {
 		rc = hp_error(-HP_E_GONE,
 			      "pid %d: the process exited during the apply; "
 			      "nothing to undo",
 			      (int)pid);
 	} else if (rc) {
-		for (uint32_t k = 0; k < nr; k++)
-			if (prs[k].mapped)
+		for (uint32_t k = 0; k < nr; k++) {
+			if (!prs[k].mapped)
+				continue;
+			if (!jumps_into(&proc, &prs[k]))
 				remote_munmap(&proc, prs[k].region,
 					      prs[k].region_size);
+			else
+				hp_error(-EIO,
+					 "pid %d: a jump into the patch region "
+					 "at 0x%" PRIx64
+					 " could not be undone; "
+					 "left mapped",
+					 (int)pid, prs[k].region);
+		}
 	}
 out_close:
 	for (uint32_t k = 0; k < nr; k++) {

@@ -25,11 +25,7 @@
 
 #define HP_LOG_PREFIX "rt: "
 
-/*
- * A live thread of @pid: the leader, unless it has exited (pthread_exit in
- * main leaves it a zombie, without memory, while the others run on).
- */
-static pid_t live_tid(pid_t pid)
+pid_t hp_proc_live_tid(pid_t pid)
 {
 	pid_t *tids = NULL, tid = pid;
 	size_t nr = 0;
@@ -45,12 +41,17 @@ static pid_t live_tid(pid_t pid)
 	return tid;
 }
 
+bool hp_proc_gone(pid_t pid)
+{
+	return hp_task_gone(hp_proc_live_tid(pid));
+}
+
 int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 {
 	char path[64];
 
 	*proc = (struct hp_proc){ .pid = pid,
-				  .tid = live_tid(pid),
+				  .tid = hp_proc_live_tid(pid),
 				  .mem_fd = -1 };
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
 	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);

@@ -173,6 +173,9 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 
 		if (known_thread(w, tids[i], &hint))
 			continue;
+		/* New, even if it exits at once: it may have started a
+		 * thread first, so this round cannot be the last. */
+		(*nr_new)++;
 		rc = add_thread(w, tids[i], &t);
 		if (rc)
 			break;
@@ -180,8 +183,10 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 		if (!rc)
 			rc = hp_pt_interrupt(t);
 		if (rc == -ESRCH) {
-			/* Exited between listing and seizing: forget it. */
-			w->nr_threads--;
+			/* Exited between listing and stopping: kept known
+			 * (not held), so a later listing does not count it
+			 * new. */
+			t->seized = false;
 			rc = 0;
 		} else if (rc) {
 			hp_error_rc(rc, "pid %d: tid %d: cannot stop thread",
@@ -205,7 +210,6 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 			continue; /* exited while stopping: nothing to check */
 		if (wrc && !rc)
 			rc = wrc;
-		(*nr_new)++;
 	}
 	return rc;
 }
@@ -237,8 +241,9 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 		if (!rc)
 			rc = hp_pt_seize(t);
 		if (rc == -ESRCH) {
-			w->nr_threads--; /* exited meanwhile */
-			/* A leader gone before the rest stays counted. */
+			/* Exited meanwhile: kept known, not held. A leader
+			 * gone before the rest stays counted. */
+			t->seized = false;
 			w->leader_gone |= tids[i] == pid;
 			rc = 0;
 		} else if (rc) {
@@ -277,7 +282,7 @@ int hp_world_stop(struct hp_world *w)
 	w->stopped_at = hp_now_us();
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		struct hp_thread *t = &w->threads[i];
-		int irc = hp_pt_interrupt(t);
+		int irc = t->seized ? hp_pt_interrupt(t) : 0;
 
 		if (irc == -ESRCH)
 			t->seized = false;
