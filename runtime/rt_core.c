@@ -345,10 +345,9 @@ static int build_region(const struct hp_patch *p, struct prep *pr,
 
 			if (w && w->new_addr)
 				pr->ranges[k++] = (struct hp_busy_range){
-					w->new_addr,
-					w->new_addr + w->new_size,
-					f->name,
-					false,
+					w->new_addr, w->new_addr + w->new_size,
+					f->name,     false,
+					NULL,
 				};
 		}
 	}
@@ -364,6 +363,7 @@ static int build_region(const struct hp_patch *p, struct prep *pr,
 				w->new_addr + w->new_size,
 				pr->restores[i].name,
 				false,
+				NULL,
 			};
 	}
 	pr->nr_ranges = k;
@@ -689,7 +689,7 @@ static int write_jumps(const struct hp_proc *proc, struct hp_rt_func *recs,
  * @sites has room for @nr ranges.
  */
 static int check_sites(struct hp_world *w, const struct hp_proc *proc,
-		       const struct hp_rt_func *recs, uint32_t nr,
+		       const struct hp_rt_func *recs, uint32_t nr, bool undo,
 		       struct hp_busy_range *sites, pid_t *busy_tid,
 		       const struct hp_busy_range **busy)
 {
@@ -702,6 +702,7 @@ static int check_sites(struct hp_world *w, const struct hp_proc *proc,
 				recs[i].old_addr + HP_X86_JMP_REL32_SIZE,
 				recs[i].name,
 				true,
+				undo ? recs[i].jump : recs[i].orig,
 			};
 	return hp_world_step_out(w, sites, n, busy_tid, busy)
 		       ?: hp_world_check(w, proc, sites, n, busy_tid, busy);
@@ -715,8 +716,9 @@ static int check_sites(struct hp_world *w, const struct hp_proc *proc,
 static int note_old_code(struct hp_world *w, const struct hp_proc *proc,
 			 const struct hp_busy_range *ranges, size_t nr_ranges,
 			 const struct hp_rt_func *recs, uint32_t nr_recs,
-			 struct hp_busy_range *sites, struct hp_who *who,
-			 pid_t *busy_tid, const struct hp_busy_range **busy)
+			 bool undo, struct hp_busy_range *sites,
+			 struct hp_who *who, pid_t *busy_tid,
+			 const struct hp_busy_range **busy)
 {
 	size_t before = who->n;
 	int rc = 0;
@@ -728,7 +730,7 @@ static int note_old_code(struct hp_world *w, const struct hp_proc *proc,
 	hp_world_who_ips(w, ranges, nr_ranges, who);
 	if (rc && who->n == before) /* found on a stack */
 		hp_who_add(who, *busy_tid, (*busy)->name, HP_WHO_BELOW);
-	return check_sites(w, proc, recs, nr_recs, sites, busy_tid, busy);
+	return check_sites(w, proc, recs, nr_recs, undo, sites, busy_tid, busy);
 }
 
 /*
@@ -786,8 +788,8 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 					    &busy_tid, &busy);
 		else if (!rc)
 			rc = note_old_code(&w, proc, ranges, nr_ranges, recs,
-					   nr_recs, sites, &who, &busy_tid,
-					   &busy);
+					   nr_recs, undo, sites, &who,
+					   &busy_tid, &busy);
 		t_check = hp_now_us();
 		if (!rc)
 			rc = write_jumps(proc, recs, nr_recs, undo);
@@ -928,6 +930,7 @@ static void collect_retired(struct hp_proc *proc)
 			r->addr + r->hdr.region_size,
 			r->hdr.patch_id,
 			false,
+			NULL,
 		};
 		const struct hp_busy_range *hit = NULL;
 		pid_t tid;
@@ -1394,10 +1397,9 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 			add_function(res, f->name);
 			recs[nr_recs++] = *f;
 			ranges[nr_ranges++] = (struct hp_busy_range){
-				f->new_addr,
-				f->new_addr + f->new_size,
-				f->name,
-				false,
+				f->new_addr, f->new_addr + f->new_size,
+				f->name,     false,
+				NULL,
 			};
 			if (f->old_addr)
 				ranges[nr_ranges++] = (struct hp_busy_range){
@@ -1405,11 +1407,13 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 					f->old_addr + HP_X86_JMP_REL32_SIZE,
 					f->name,
 					true,
+					f->jump,
 				};
 		}
-		keep[g] = (struct hp_busy_range){ q->addr,
-						  q->addr + q->hdr.region_size,
-						  q->hdr.patch_id, false };
+		keep[g] =
+			(struct hp_busy_range){ q->addr,
+						q->addr + q->hdr.region_size,
+						q->hdr.patch_id, false, NULL };
 	}
 	rc = transition(&proc, &ropts, ranges, nr_ranges, recs,
 			(uint32_t)nr_recs, true, keep, nr_group, referenced,

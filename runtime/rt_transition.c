@@ -15,6 +15,7 @@
  * the end of its mapping in one read).
  */
 #include "runtime/runtime_int.h"
+#include "runtime/arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_util.h"
 #include "common/hp_log.h"
@@ -390,14 +391,38 @@ int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
  * address (a call returns past itself, inside its caller) but a function
  * pointer, a callback say, and must not keep the function busy forever.
  */
+static bool syscall_at(const struct hp_busy_range *r, uint64_t off);
+
 static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
 					     size_t nr, uint64_t v, bool ip)
 {
-	for (size_t i = 0; i < nr; i++)
+	for (size_t i = 0; i < nr; i++) {
 		if ((ip || (!r[i].ip_only && v != r[i].start)) &&
 		    v >= r[i].start && v < r[i].end)
 			return &r[i];
+		/* Just past a system call that ends the site: a thread
+		 * blocked there restarts it at end - 2, inside the jump. */
+		if (ip && v == r[i].end && syscall_at(&r[i], 3))
+			return &r[i];
+	}
 	return NULL;
+}
+
+/*
+ * Does a system-call instruction (syscall, sysenter, int 0x80) start @off
+ * bytes into jump site @r? One that may run past the site counts.
+ */
+static bool syscall_at(const struct hp_busy_range *r, uint64_t off)
+{
+	const uint8_t *b = r->bytes;
+	const uint64_t last = HP_X86_JMP_REL32_SIZE - 1;
+
+	if (!b || off > last)
+		return false;
+	if (off == last)
+		return b[off] == 0x0f || b[off] == 0xcd;
+	return (b[off] == 0x0f && (b[off + 1] == 0x05 || b[off + 1] == 0x34)) ||
+	       (b[off] == 0xcd && b[off + 1] == 0x80);
 }
 
 /* Bytes of each thread's stack to scan: from its stack pointer to the end
@@ -692,8 +717,11 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 			rc = need_regs(t);
 			if (rc)
 				return rc;
-			/* In a system call there, stepping would block. */
-			if ((long long)t->regs.orig_rax != -1 || ++steps > 64)
+			/* In a system call there, or about to make one,
+			 * stepping would block with every thread stopped. */
+			if ((long long)t->regs.orig_rax != -1 ||
+			    syscall_at(*busy, t->regs.rip - (*busy)->start) ||
+			    ++steps > 64)
 				return -HP_E_BUSY;
 			rc = hp_pt_step(t);
 			if (rc == -ESRCH)

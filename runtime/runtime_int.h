@@ -180,6 +180,10 @@ struct hp_busy_range {
 	hp_raddr_t end;
 	const char *name;
 	bool ip_only; /* only the instruction pointer matters (jump sites) */
+	/* A jump site's bytes there now (HP_X86_JMP_REL32_SIZE), or NULL:
+	 * a system call among them is neither stepped into nor restarted
+	 * into the jump. */
+	const uint8_t *bytes;
 };
 
 /*

@@ -206,6 +206,36 @@ static void test_reloc_hostile(void **state)
 		      HP_E_BADFORMAT);
 }
 
+/*
+ * A jump site whose last two bytes are a syscall: a thread stopped just
+ * past it (blocked in that call) would restart it inside the jump, so it
+ * is in the way; with other bytes there it is not.
+ */
+static void test_site_restart(void **state)
+{
+	const uint8_t with_syscall[5] = { 0x89, 0xf8, 0x90, 0x0f, 0x05 };
+	const uint8_t without[5] = { 0x55, 0x48, 0x89, 0xe5, 0x90 };
+	struct hp_busy_range site = { 0x1000, 0x1005, "f", true, with_syscall };
+	struct hp_thread t = { .tid = 7, .seized = true, .has_ip = true };
+	struct hp_world w = { .pid = 7, .threads = &t, .nr_threads = 1 };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	t.regs.rip = 0x1005; /* after mov, nop, syscall */
+	assert_hp_err(hp_world_check(&w, NULL, &site, 1, &tid, &busy),
+		      HP_E_BUSY);
+	assert_int_equal(tid, 7);
+	assert_ptr_equal(busy, &site);
+	site.bytes = without;
+	assert_hp_ok(hp_world_check(&w, NULL, &site, 1, &tid, &busy));
+	t.regs.rip = 0x1003; /* inside the site: always in the way */
+	assert_hp_err(hp_world_check(&w, NULL, &site, 1, &tid, &busy),
+		      HP_E_BUSY);
+	t.regs.rip = 0x0fff;
+	assert_hp_ok(hp_world_check(&w, NULL, &site, 1, &tid, &busy));
+}
+
 static void test_encode_jmp(void **state)
 {
 	uint8_t j[5];
@@ -272,6 +302,7 @@ int main(void)
 		cmocka_unit_test(test_reloc_types),
 		cmocka_unit_test(test_reloc_range),
 		cmocka_unit_test(test_reloc_hostile),
+		cmocka_unit_test(test_site_restart),
 		cmocka_unit_test(test_encode_jmp),
 		cmocka_unit_test(test_find_hole),
 		cmocka_unit_test(test_fault),
