@@ -799,7 +799,8 @@ static int transition(struct hp_proc *proc, const struct hp_rt_opts *opts,
 			const struct hp_busy_range *hit = NULL;
 
 			referenced[k] = hp_world_check(&w, proc, &keep[k], 1,
-						       &tid, &hit) != 0;
+						       &tid, &hit) != 0 ||
+					hp_world_regs_point(&w, &keep[k]);
 		}
 
 		res->nr_threads = (uint32_t)w.nr_threads;
@@ -936,8 +937,9 @@ static void collect_retired(struct hp_proc *proc)
 		pid_t tid;
 
 		if (!r->active && (r->hdr.flags & HP_RT_RETIRED))
-			unused[i] =
-				!hp_world_check(&w, proc, &keep, 1, &tid, &hit);
+			unused[i] = !hp_world_check(&w, proc, &keep, 1, &tid,
+						    &hit) &&
+				    !hp_world_regs_point(&w, &keep);
 	}
 	/* Unmap while stopped: this stop is no patch's pause. */
 	for (size_t i = 0; i < nr; i++) {

@@ -659,6 +659,30 @@ static int check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 	return 0;
 }
 
+static bool regs_point(const struct user_regs_struct *g,
+		       const struct hp_busy_range *r)
+{
+	const unsigned long long v[] = {
+		g->rax, g->rbx, g->rcx, g->rdx, g->rsi, g->rdi,
+		g->rbp, g->rsp, g->r8,	g->r9,	g->r10, g->r11,
+		g->r12, g->r13, g->r14, g->r15, g->rip,
+	};
+
+	for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+		if (v[k] >= r->start && v[k] < r->end)
+			return true;
+	return false;
+}
+
+bool hp_world_regs_point(struct hp_world *w, const struct hp_busy_range *r)
+{
+	for (size_t i = 0; i < w->nr_threads; i++)
+		if (need_regs(&w->threads[i]) ||
+		    regs_point(&w->threads[i].regs, r))
+			return true;
+	return false;
+}
+
 int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		   const struct hp_busy_range *ranges, size_t nr_ranges,
 		   pid_t *busy_tid, const struct hp_busy_range **busy)

@@ -241,6 +241,13 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 struct hp_who *who);
 
 /*
+ * Does any general register of a stopped thread point into @r (a callback
+ * held only in a register, say)? Reads every register; a thread whose
+ * registers cannot be read counts as pointing.
+ */
+bool hp_world_regs_point(struct hp_world *w, const struct hp_busy_range *r);
+
+/*
  * Check every stopped thread: no IP inside any range, no return address
  * into a non-ip_only range on its stack. Return: 0, or -HP_E_BUSY with
  * *@busy_tid and *@busy the first conflict.

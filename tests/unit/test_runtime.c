@@ -236,6 +236,26 @@ static void test_site_restart(void **state)
 	assert_hp_ok(hp_world_check(&w, NULL, &site, 1, &tid, &busy));
 }
 
+/* A region is in use while any register points into it. */
+static void test_regs_point(void **state)
+{
+	const struct hp_busy_range region = { 0x7000, 0x9000, "p", false,
+					      NULL };
+	struct hp_thread t[2] = { { .tid = 1, .has_regs = true },
+				  { .tid = 2, .has_regs = true } };
+	struct hp_world w = { .pid = 1, .threads = t, .nr_threads = 2 };
+
+	(void)state;
+	t[0].regs.rip = 0x1000;
+	t[1].regs.rip = 0x2000;
+	t[1].regs.rsp = 0x6ff8;
+	assert_false(hp_world_regs_point(&w, &region));
+	t[1].regs.r12 = 0x8010; /* a callback held in a register */
+	assert_true(hp_world_regs_point(&w, &region));
+	t[1].regs.r12 = 0x9000; /* just past the end */
+	assert_false(hp_world_regs_point(&w, &region));
+}
+
 static void test_encode_jmp(void **state)
 {
 	uint8_t j[5];
@@ -303,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_reloc_range),
 		cmocka_unit_test(test_reloc_hostile),
 		cmocka_unit_test(test_site_restart),
+		cmocka_unit_test(test_regs_point),
 		cmocka_unit_test(test_encode_jmp),
 		cmocka_unit_test(test_find_hole),
 		cmocka_unit_test(test_fault),
