@@ -97,9 +97,8 @@ struct remote {
 
 static int remote_begin(const struct hp_proc *proc, struct remote *r)
 {
-	int rc;
-
 	const pid_t tid = hp_proc_live_tid(proc->pid);
+	int rc;
 
 	*r = (struct remote){ .t = { .tid = tid, .leader = tid == proc->pid } };
 	rc = hp_proc_find_syscall_insn(proc, &r->insn);
@@ -1294,13 +1293,18 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 			if (!jumps_into(&proc, &prs[k]))
 				remote_munmap(&proc, prs[k].region,
 					      prs[k].region_size);
-			else
+			else {
 				hp_error(-EIO,
 					 "pid %d: a jump into the patch region "
 					 "at 0x%" PRIx64
 					 " could not be undone; "
-					 "left mapped",
+					 "the region stays mapped",
 					 (int)pid, prs[k].region);
+				hp_hint("the process may run part of the "
+					"patch: restart it, or check with "
+					"'hpatch status -p %d'",
+					(int)pid);
+			}
 		}
 	}
 out_close:

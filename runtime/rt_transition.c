@@ -245,7 +245,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 			/* Exited meanwhile: kept known, not held. A leader
 			 * gone before the rest stays counted. */
 			t->seized = false;
-			w->leader_gone |= tids[i] == pid;
+			w->leader_gone |= t->leader;
 			rc = 0;
 		} else if (rc) {
 			hp_error_rc(rc, "pid %d: tid %d: cannot attach",
@@ -386,29 +386,6 @@ int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
 }
 
 /*
- * Is @v (an instruction pointer with @ip, else a word of a stack) inside a
- * range? A stack word equal to a function's first byte is no return
- * address (a call returns past itself, inside its caller) but a function
- * pointer, a callback say, and must not keep the function busy forever.
- */
-static bool syscall_at(const struct hp_busy_range *r, uint64_t off);
-
-static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
-					     size_t nr, uint64_t v, bool ip)
-{
-	for (size_t i = 0; i < nr; i++) {
-		if ((ip || (!r[i].ip_only && v != r[i].start)) &&
-		    v >= r[i].start && v < r[i].end)
-			return &r[i];
-		/* Just past a system call that ends the site: a thread
-		 * blocked there restarts it at end - 2, inside the jump. */
-		if (ip && v == r[i].end && syscall_at(&r[i], 3))
-			return &r[i];
-	}
-	return NULL;
-}
-
-/*
  * Does a system-call instruction (syscall, sysenter, int 0x80) start @off
  * bytes into jump site @r? One that may run past the site counts.
  */
@@ -423,6 +400,27 @@ static bool syscall_at(const struct hp_busy_range *r, uint64_t off)
 		return b[off] == 0x0f || b[off] == 0xcd;
 	return (b[off] == 0x0f && (b[off + 1] == 0x05 || b[off + 1] == 0x34)) ||
 	       (b[off] == 0xcd && b[off + 1] == 0x80);
+}
+
+/*
+ * Is @v (an instruction pointer with @ip, else a word of a stack) inside a
+ * range? A stack word equal to a function's first byte is no return
+ * address (a call returns past itself, inside its caller) but a function
+ * pointer, a callback say, and must not keep the function busy forever.
+ */
+static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
+					     size_t nr, uint64_t v, bool ip)
+{
+	for (size_t i = 0; i < nr; i++) {
+		if ((ip || (!r[i].ip_only && v != r[i].start)) &&
+		    v >= r[i].start && v < r[i].end)
+			return &r[i];
+		/* Just past a system call that ends the site: a thread
+		 * blocked there restarts it at end - 2, inside the jump. */
+		if (ip && v == r[i].end && syscall_at(&r[i], 3))
+			return &r[i];
+	}
+	return NULL;
 }
 
 /* Bytes of each thread's stack to scan: from its stack pointer to the end
@@ -465,7 +463,7 @@ static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
 			return hp_error(-EFAULT,
 					"pid %d: tid %d: stack pointer 0x%llx "
 					"lies in no mapping; cannot check its "
-					"stack",
+					"stack, so nothing is switched: retry",
 					(int)w->pid, (int)w->threads[i].tid,
 					w->threads[i].regs.rsp);
 	}
@@ -668,7 +666,7 @@ static bool regs_point(const struct user_regs_struct *g,
 		g->r12, g->r13, g->r14, g->r15, g->rip,
 	};
 
-	for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+	for (size_t k = 0; k < HP_ARRAY_SIZE(v); k++)
 		if (v[k] >= r->start && v[k] < r->end)
 			return true;
 	return false;
