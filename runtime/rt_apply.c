@@ -142,9 +142,14 @@ static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	int rc;
 
 	if (nr == 1)
-		return hp_switch(proc, opts, prs[0].ranges, prs[0].nr_ranges,
-				 prs[0].recs, prs[0].nr_recs, false, NULL, 0,
-				 NULL, res);
+		return hp_switch(proc, opts,
+				 &(struct hp_switch){
+					 .ranges = prs[0].ranges,
+					 .nr_ranges = prs[0].nr_ranges,
+					 .recs = prs[0].recs,
+					 .nr_recs = prs[0].nr_recs,
+				 },
+				 res);
 	for (uint32_t i = 0; i < nr; i++) {
 		nr_ranges += prs[i].nr_ranges;
 		nr_recs += prs[i].nr_recs;
@@ -165,8 +170,12 @@ static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		       prs[i].nr_recs * sizeof(*recs));
 		nr_recs += prs[i].nr_recs;
 	}
-	rc = hp_switch(proc, opts, ranges, nr_ranges, recs, (uint32_t)nr_recs,
-		       false, NULL, 0, NULL, res);
+	rc = hp_switch(proc, opts,
+		       &(struct hp_switch){ .ranges = ranges,
+					    .nr_ranges = nr_ranges,
+					    .recs = recs,
+					    .nr_recs = (uint32_t)nr_recs },
+		       res);
 	free(ranges);
 	free(recs);
 	return rc;

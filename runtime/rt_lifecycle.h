@@ -77,11 +77,30 @@ int hp_jumps_write(const struct hp_proc *proc, struct hp_rt_func *recs,
 		   uint32_t nr, bool undo) __attribute__((warn_unused_result));
 
 /* ---- rt_switch.c: stop, check, switch ---- */
+/* What one switch changes, and what it must keep clear of. */
+struct hp_switch {
+	/* No thread may run in these, nor return into a non-ip_only one. */
+	const struct hp_busy_range *ranges;
+	size_t nr_ranges;
+	struct hp_rt_func *recs; /* the jumps to write */
+	uint32_t nr_recs;
+	bool undo; /* restore each record's orig bytes instead */
+	/* Revert: regions to unmap after the switch; still stopped after the
+	 * writes, referenced[i] says whether any thread's registers or stack
+	 * point into keep[i] (then its memory must stay mapped). */
+	const struct hp_busy_range *keep;
+	size_t nr_keep;
+	bool *referenced;
+};
+
+/*
+ * Stop the world until no thread is in the way of sw->ranges, then write
+ * (or with sw->undo restore) the jumps. Busy: resume, back off (1 ms
+ * doubling to 64 ms), retry until the timeout.
+ * Return: 0, -HP_E_BUSY, -HP_E_GONE, -HP_E_MISMATCH, -errno.
+ */
 int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
-	      const struct hp_busy_range *ranges, size_t nr_ranges,
-	      struct hp_rt_func *recs, uint32_t nr_recs, bool undo,
-	      const struct hp_busy_range *keep, size_t nr_keep,
-	      bool *referenced, struct hp_rt_result *res)
+	      const struct hp_switch *sw, struct hp_rt_result *res)
 	__attribute__((warn_unused_result));
 
 /* ---- rt_revert.c ---- */

@@ -223,8 +223,15 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 						q->addr + q->hdr.region_size,
 						q->hdr.patch_id, false, NULL };
 	}
-	rc = hp_switch(&proc, &ropts, ranges, nr_ranges, recs,
-		       (uint32_t)nr_recs, true, keep, nr_group, referenced,
+	rc = hp_switch(&proc, &ropts,
+		       &(struct hp_switch){ .ranges = ranges,
+					    .nr_ranges = nr_ranges,
+					    .recs = recs,
+					    .nr_recs = (uint32_t)nr_recs,
+					    .undo = true,
+					    .keep = keep,
+					    .nr_keep = nr_group,
+					    .referenced = referenced },
 		       res);
 	for (size_t g = 0; !rc && g < nr_group; g++) {
 		release_region(&proc, group[g], referenced[g]);
