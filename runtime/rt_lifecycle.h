@@ -64,6 +64,21 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 		  const struct hp_rt_opts *opts, struct hp_prep *pr)
 	__attribute__((warn_unused_result));
 
+/*
+ * Busy ranges, one builder for apply, revert and collection. A switch of
+ * @nr records @recs (room for 2 * @nr in @out) must keep threads out of:
+ * applying @pr, each redirected function's old body and the code of the
+ * earlier patch running in its place (restores too); reverting (@pr NULL),
+ * each record's new code, and its jump site (the instruction pointer
+ * alone). Return: the number of ranges.
+ */
+size_t hp_busy_ranges(const struct hp_prep *pr, const struct hp_rt_func *recs,
+		      uint32_t nr, struct hp_busy_range *out);
+/* The jump site of @f, its bytes there now (before, or with @undo after). */
+struct hp_busy_range hp_busy_site(const struct hp_rt_func *f, bool undo);
+/* A whole patch region: mapped while any thread points into it. */
+struct hp_busy_range hp_busy_region(const struct hp_rt_region *r);
+
 /* ---- rt_region.c: the patch region ---- */
 int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 		    hp_raddr_t region) __attribute__((warn_unused_result));

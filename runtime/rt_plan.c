@@ -231,3 +231,57 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 	pr->nr_prior = n;
 	return rc;
 }
+
+static struct hp_busy_range busy_code(hp_raddr_t start, uint64_t size,
+				      const char *name)
+{
+	return (struct hp_busy_range){ .start = start,
+				       .end = start + size,
+				       .name = name };
+}
+
+struct hp_busy_range hp_busy_site(const struct hp_rt_func *f, bool undo)
+{
+	return (struct hp_busy_range){
+		.start = f->old_addr,
+		.end = f->old_addr + HP_X86_JMP_REL32_SIZE,
+		.name = f->name,
+		.ip_only = true,
+		.bytes = undo ? f->jump : f->orig,
+	};
+}
+
+struct hp_busy_range hp_busy_region(const struct hp_rt_region *r)
+{
+	return busy_code(r->addr, r->hdr.region_size, r->hdr.patch_id);
+}
+
+size_t hp_busy_ranges(const struct hp_prep *pr, const struct hp_rt_func *recs,
+		      uint32_t nr, struct hp_busy_range *out)
+{
+	size_t k = 0;
+
+	for (uint32_t i = 0; i < nr; i++) {
+		const struct hp_rt_func *f = &recs[i], *w = NULL;
+		const char *name = f->name;
+
+		if (!pr) { /* revert: its new code, its jump site */
+			out[k++] = busy_code(f->new_addr, f->new_size, name);
+			if (f->old_addr)
+				out[k++] = hp_busy_site(f, true);
+			continue;
+		}
+		if (!f->old_addr)
+			continue; /* a new function: nothing replaced */
+		if (f->kind == HP_RT_REC_REDIRECT) {
+			name = pr->m->funcs[i].name;
+			out[k++] = busy_code(f->old_addr,
+					     pr->m->funcs[i].old_size, name);
+		}
+		/* A thread in an earlier patch's version is busy too. */
+		w = hp_plan_writer_of(pr, f->old_addr, f->orig);
+		if (w && w->new_addr)
+			out[k++] = busy_code(w->new_addr, w->new_size, name);
+	}
+	return k;
+}

@@ -22,6 +22,58 @@
 #define HP_LOG_PREFIX "rt: "
 #define HP_MAP_TRIES 4
 
+/* The in-target header of @pr's region at @region. */
+static void fill_header(const struct hp_patch *p, const struct hp_prep *pr,
+			hp_raddr_t region)
+{
+	struct hp_rt_header *hdr = (struct hp_rt_header *)pr->buf;
+	const struct hp_module *m = pr->m;
+
+	memcpy(hdr->magic, HP_RT_MAGIC, sizeof(hdr->magic));
+	hdr->version = HP_RT_VERSION;
+	hdr->header_size = (uint32_t)pr->hdr_size;
+	hdr->region_size = pr->region_size;
+	hdr->image_addr = region + pr->hdr_size;
+	hdr->module_bias = pr->mod.bias;
+	hdr->sequence = p->sequence;
+	hdr->applied_at = (uint64_t)time(NULL);
+	hdr->order = pr->order;
+	memcpy(hdr->build_id, m->build_id, m->build_id_len);
+	hdr->build_id_len = m->build_id_len;
+	hdr->nr_funcs = pr->nr_recs;
+	memcpy(hdr->key_id, p->info.key_id, sizeof(hdr->key_id));
+	snprintf(hdr->patch_id, sizeof(hdr->patch_id), "%s", p->id);
+	snprintf(hdr->module, sizeof(hdr->module), "%.119s", pr->mod.path);
+}
+
+/* One record per function (new ones included), then the restores. */
+static int fill_records(struct hp_prep *pr, hp_raddr_t region)
+{
+	const struct hp_module *m = pr->m;
+
+	pr->recs = (struct hp_rt_func *)(pr->buf + sizeof(struct hp_rt_header));
+	for (uint32_t i = 0; i < m->nr_funcs; i++) {
+		const struct hp_func *f = &m->funcs[i];
+		struct hp_rt_func *rec = &pr->recs[i];
+
+		rec->new_addr = region + pr->hdr_size + f->new_off;
+		rec->new_size = f->new_size;
+		snprintf(rec->name, sizeof(rec->name), "%s", f->name);
+		if (f->flags & HP_FUNC_NEW)
+			continue; /* recorded for revert's checks, no jump */
+		rec->old_addr = pr->mod.bias + f->old_addr;
+		memcpy(rec->orig, pr->heads[i], HP_X86_JMP_REL32_SIZE);
+		if (hp_x86_encode_jmp(rec->jump, rec->old_addr, rec->new_addr))
+			return hp_error(-HP_E_RANGE,
+					"pid %d: '%s': new code beyond jump "
+					"reach",
+					(int)pr->pid, f->name);
+	}
+	for (uint32_t i = 0; i < pr->nr_restores; i++)
+		pr->recs[m->nr_funcs + i] = pr->restores[i];
+	return 0;
+}
+
 /* Lay out the region at @region and build its bytes. */
 int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 		    hp_raddr_t region)
@@ -32,9 +84,7 @@ int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 	const uint64_t image_size =
 		has_data ? data_off + m->data_size + m->bss_size : m->text_size;
 	struct hp_reloc_ctx ctx = { 0 };
-	struct hp_rt_header *hdr = NULL;
 	uint8_t *image = NULL;
-	uint32_t k = 0;
 	int rc;
 
 	pr->region = region;
@@ -57,75 +107,12 @@ int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 	rc = hp_reloc_apply(&ctx, m);
 	if (rc)
 		return rc;
-
-	hdr = (struct hp_rt_header *)pr->buf;
-	memcpy(hdr->magic, HP_RT_MAGIC, sizeof(hdr->magic));
-	hdr->version = HP_RT_VERSION;
-	hdr->header_size = (uint32_t)pr->hdr_size;
-	hdr->region_size = pr->region_size;
-	hdr->image_addr = region + pr->hdr_size;
-	hdr->module_bias = pr->mod.bias;
-	hdr->sequence = p->sequence;
-	hdr->applied_at = (uint64_t)time(NULL);
-	hdr->order = pr->order;
-	memcpy(hdr->build_id, m->build_id, m->build_id_len);
-	hdr->build_id_len = m->build_id_len;
-	hdr->nr_funcs = pr->nr_recs;
-	memcpy(hdr->key_id, p->info.key_id, sizeof(hdr->key_id));
-	snprintf(hdr->patch_id, sizeof(hdr->patch_id), "%s", p->id);
-	snprintf(hdr->module, sizeof(hdr->module), "%.119s", pr->mod.path);
-	pr->recs = (struct hp_rt_func *)(pr->buf + sizeof(*hdr));
-	for (uint32_t i = 0; i < m->nr_funcs; i++) {
-		const struct hp_func *f = &m->funcs[i];
-		struct hp_rt_func *rec = NULL;
-
-		rec = &pr->recs[i];
-		rec->new_addr = region + pr->hdr_size + f->new_off;
-		rec->new_size = f->new_size;
-		snprintf(rec->name, sizeof(rec->name), "%s", f->name);
-		if (f->flags & HP_FUNC_NEW)
-			continue; /* recorded for revert's checks, no jump */
-		rec->old_addr = pr->mod.bias + f->old_addr;
-		memcpy(rec->orig, pr->heads[i], HP_X86_JMP_REL32_SIZE);
-		if (hp_x86_encode_jmp(rec->jump, rec->old_addr, rec->new_addr))
-			return hp_error(-HP_E_RANGE,
-					"pid %d: '%s': new code beyond jump "
-					"reach",
-					(int)pr->pid, f->name);
-		pr->ranges[k++] = (struct hp_busy_range){
-			.start = rec->old_addr,
-			.end = rec->old_addr + f->old_size,
-			.name = f->name,
-		};
-		/* A thread in an earlier patch's version is busy too. */
-		{
-			const struct hp_rt_func *w =
-				hp_plan_writer_of(pr, rec->old_addr, rec->orig);
-
-			if (w && w->new_addr)
-				pr->ranges[k++] = (struct hp_busy_range){
-					w->new_addr, w->new_addr + w->new_size,
-					f->name,     false,
-					NULL,
-				};
-		}
-	}
-	for (uint32_t i = 0; i < pr->nr_restores; i++) {
-		const struct hp_rt_func *w = NULL;
-
-		pr->recs[m->nr_funcs + i] = pr->restores[i];
-		w = hp_plan_writer_of(pr, pr->restores[i].old_addr,
-				      pr->restores[i].orig);
-		if (w && w->new_addr)
-			pr->ranges[k++] = (struct hp_busy_range){
-				w->new_addr,
-				w->new_addr + w->new_size,
-				pr->restores[i].name,
-				false,
-				NULL,
-			};
-	}
-	pr->nr_ranges = k;
+	fill_header(p, pr, region);
+	rc = fill_records(pr, region);
+	if (rc)
+		return rc;
+	pr->nr_ranges =
+		(uint32_t)hp_busy_ranges(pr, pr->recs, pr->nr_recs, pr->ranges);
 	pr->write_len = pr->hdr_size +
 			(has_data ? data_off + m->data_size : m->text_size);
 	return 0;

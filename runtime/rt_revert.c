@@ -84,13 +84,7 @@ void hp_collect_retired(struct hp_proc *proc)
 	}
 	for (size_t i = 0; i < nr; i++) {
 		const struct hp_rt_region *r = &regions[i];
-		const struct hp_busy_range keep = {
-			r->addr,
-			r->addr + r->hdr.region_size,
-			r->hdr.patch_id,
-			false,
-			NULL,
-		};
+		const struct hp_busy_range keep = hp_busy_region(r);
 		const struct hp_busy_range *hit = NULL;
 		pid_t tid;
 
@@ -204,25 +198,10 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 
 			hp_result_add_function(res, f->name);
 			recs[nr_recs++] = *f;
-			ranges[nr_ranges++] = (struct hp_busy_range){
-				f->new_addr, f->new_addr + f->new_size,
-				f->name,     false,
-				NULL,
-			};
-			if (f->old_addr)
-				ranges[nr_ranges++] = (struct hp_busy_range){
-					f->old_addr,
-					f->old_addr + HP_X86_JMP_REL32_SIZE,
-					f->name,
-					true,
-					f->jump,
-				};
 		}
-		keep[g] =
-			(struct hp_busy_range){ q->addr,
-						q->addr + q->hdr.region_size,
-						q->hdr.patch_id, false, NULL };
+		keep[g] = hp_busy_region(q);
 	}
+	nr_ranges = hp_busy_ranges(NULL, recs, (uint32_t)nr_recs, ranges);
 	rc = hp_switch(&proc, &ropts,
 		       &(struct hp_switch){ .ranges = ranges,
 					    .nr_ranges = nr_ranges,
