@@ -129,24 +129,29 @@ void hp_result_build_id(struct hp_rt_result *res, const uint8_t *id,
 void hp_list_add(char *list, size_t size, const char *text);
 void hp_result_add_function(struct hp_rt_result *res, const char *name);
 
-/* ---- rt_remote.c: system calls in the target ---- */
+/* ---- rt_remote.c: the remote-call session ---- */
 /*
- * System calls run in the target through one briefly stopped thread. A
- * session keeps that thread stopped across several calls: under load every
- * stop waits for the thread to get a CPU, so fewer stops is faster. For
- * the same reason the thread runs SCHED_FIFO while it runs only our calls
- * (each a single step), and gets its own scheduling back before it runs
- * its own code again.
+ * System calls run in the target through a stopped thread. A session
+ * keeps that thread stopped across several calls: under load every stop
+ * waits for the thread to get a CPU, so fewer stops is faster. For the
+ * same reason a thread stopped for the session runs SCHED_FIFO while it
+ * runs only our calls (each a single step), and gets its own scheduling
+ * back before it runs its own code again.
  */
 struct hp_remote {
-	struct hp_thread t;
+	struct hp_thread t; /* the thread stopped for the session */
 	struct hp_prio prio;
-	hp_raddr_t insn;
+	hp_raddr_t insn;    /* a "syscall" instruction in the target */
+	struct hp_world *w; /* or a world already stopped (borrowed) */
 	bool open;
 };
 
+/* Stop one thread of @proc for a session. Return: 0, -HP_E_GONE, -errno. */
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	__attribute__((warn_unused_result));
+/* A session through the threads of stopped @w (left stopped at the end). */
+int hp_remote_borrow(struct hp_world *w, const struct hp_proc *proc,
+		     struct hp_remote *r) __attribute__((warn_unused_result));
 /* Return: 0 with *@ret the raw result (-errno on failure), or -HP_E_*. */
 int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret);
 void hp_remote_end(struct hp_remote *r);

@@ -66,6 +66,7 @@ void hp_collect_retired(struct hp_proc *proc)
 {
 	struct hp_rt_region *regions = NULL;
 	struct hp_world w;
+	struct hp_remote rm = { 0 };
 	bool *unused = NULL;
 	size_t nr = 0, nr_retired = 0;
 
@@ -94,17 +95,22 @@ void hp_collect_retired(struct hp_proc *proc)
 				    !hp_world_regs_point(&w, &keep);
 	}
 	/* Unmap while stopped: this stop is no patch's pause. */
-	for (size_t i = 0; i < nr; i++) {
-		const long args[6] = { (long)regions[i].addr,
-				       (long)regions[i].hdr.region_size };
-		long ret = -1;
+	if (!hp_remote_borrow(&w, proc, &rm))
+		for (size_t i = 0; i < nr; i++) {
+			const long args[6] = {
+				(long)regions[i].addr,
+				(long)regions[i].hdr.region_size,
+			};
+			long ret = -1;
 
-		if (unused[i] &&
-		    !hp_world_syscall(&w, proc, SYS_munmap, args, &ret) && !ret)
-			hp_log(HP_LOG_INFO,
-			       "pid %d: unmapped retired patch '%s'",
-			       (int)proc->pid, regions[i].hdr.patch_id);
-	}
+			if (unused[i] &&
+			    !hp_remote_call(&rm, SYS_munmap, args, &ret) &&
+			    !ret)
+				hp_log(HP_LOG_INFO,
+				       "pid %d: unmapped retired patch '%s'",
+				       (int)proc->pid, regions[i].hdr.patch_id);
+		}
+	hp_remote_end(&rm);
 	hp_world_resume(&w);
 	if (hp_proc_read_maps(proc))
 		hp_warn("pid %d: cannot re-read the memory map",

@@ -175,10 +175,6 @@ void hp_world_resume(struct hp_world *w);
  * then free what the stop read of them. */
 void hp_world_release(struct hp_world *w);
 void hp_world_free(struct hp_world *w);
-/* Run a system call in the target through one stopped thread. */
-int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
-		     const long args[6], long *ret)
-	__attribute__((warn_unused_result));
 
 /* ---- rt_check.c: is it safe to switch? ---- */
 /* A range whose code no thread may be executing, nor return into. */
