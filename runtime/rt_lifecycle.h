@@ -65,6 +65,29 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 	__attribute__((warn_unused_result));
 
 /*
+ * Revert goes back exactly one step: the newest patch fully in effect
+ * (hp_plan_applied_after), with every region applied with it (one patch,
+ * several modules), in @regions' order. Borrows @regions.
+ */
+struct hp_revert_plan {
+	const struct hp_rt_region *newest; /* names the patch */
+	const struct hp_rt_region **group;
+	size_t nr_group;
+	struct hp_rt_func *recs; /* every record of the group, to undo */
+	uint32_t nr_recs;
+	struct hp_busy_range *ranges;
+	size_t nr_ranges;
+	struct hp_busy_range *keep; /* per group region: its whole span */
+	bool *referenced;	    /* per group region, set by the switch */
+};
+
+/* Return: 0, -HP_E_NOTAPPLIED (not reported), -ENOMEM. */
+int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
+		   struct hp_revert_plan *rp)
+	__attribute__((warn_unused_result));
+void hp_revert_plan_release(struct hp_revert_plan *rp);
+
+/*
  * Busy ranges, one builder for apply, revert and collection. A switch of
  * @nr records @recs (room for 2 * @nr in @out) must keep threads out of:
  * applying @pr, each redirected function's old body and the code of the
@@ -80,6 +103,17 @@ struct hp_busy_range hp_busy_site(const struct hp_rt_func *f, bool undo);
 struct hp_busy_range hp_busy_region(const struct hp_rt_region *r);
 
 /* ---- rt_region.c: the patch region ---- */
+/*
+ * Everything for module @m of @p before mapping, with pr->mod and
+ * pr->prior set (hp_plan_prior): check the running bytes, plan the
+ * restores, bind symbols, lay out the region in a hole near the module
+ * and build its bytes in pr->buf. Return: 0 or -HP_E_*, -errno, reported.
+ */
+int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
+		 const struct hp_module *m, struct hp_prep *pr)
+	__attribute__((warn_unused_result));
+/* After the switch: mark the patches @pr replaced superseded. */
+void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr);
 int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 		    hp_raddr_t region) __attribute__((warn_unused_result));
 int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
@@ -119,6 +153,9 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	__attribute__((warn_unused_result));
 
 /* ---- rt_revert.c ---- */
+/* After a revert: patches @reverted had replaced are in effect again. */
+void hp_revive_superseded(const struct hp_proc *proc,
+			  const struct hp_rt_region *reverted);
 /* Unmap retired regions that no thread points into any more. */
 void hp_collect_retired(struct hp_proc *proc);
 

@@ -285,3 +285,64 @@ size_t hp_busy_ranges(const struct hp_prep *pr, const struct hp_rt_func *recs,
 	}
 	return k;
 }
+
+/* Regions applied together with @r (one patch, several modules). */
+static bool same_apply(const struct hp_rt_region *a,
+		       const struct hp_rt_region *r)
+{
+	return a->active && a->hdr.sequence == r->hdr.sequence &&
+	       !strncmp(a->hdr.patch_id, r->hdr.patch_id,
+			sizeof(a->hdr.patch_id)) &&
+	       !memcmp(a->hdr.key_id, r->hdr.key_id, sizeof(a->hdr.key_id));
+}
+
+int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
+		   struct hp_revert_plan *rp)
+{
+	const struct hp_rt_region *r = NULL;
+	size_t nr_funcs = 0;
+
+	*rp = (struct hp_revert_plan){ 0 };
+	/* The newest patch fully in effect: applied last, or newer. */
+	for (size_t i = 0; i < nr; i++)
+		if (regions[i].active &&
+		    (!r || hp_plan_applied_after(&regions[i].hdr, &r->hdr)))
+			r = &regions[i];
+	if (!r)
+		return -HP_E_NOTAPPLIED;
+	rp->group = calloc(nr, sizeof(*rp->group));
+	rp->keep = calloc(nr, sizeof(*rp->keep));
+	rp->referenced = calloc(nr, sizeof(*rp->referenced));
+	if (!rp->group || !rp->keep || !rp->referenced)
+		return -ENOMEM;
+	rp->newest = r;
+	for (size_t i = 0; i < nr; i++)
+		if (same_apply(&regions[i], r))
+			rp->group[rp->nr_group++] = &regions[i];
+	for (size_t g = 0; g < rp->nr_group; g++)
+		nr_funcs += rp->group[g]->hdr.nr_funcs;
+	rp->ranges = calloc(2 * nr_funcs + 1, sizeof(*rp->ranges));
+	rp->recs = calloc(nr_funcs + 1, sizeof(*rp->recs));
+	if (!rp->ranges || !rp->recs)
+		return -ENOMEM;
+	for (size_t g = 0; g < rp->nr_group; g++) {
+		const struct hp_rt_region *q = rp->group[g];
+
+		memcpy(rp->recs + rp->nr_recs, q->funcs,
+		       q->hdr.nr_funcs * sizeof(*q->funcs));
+		rp->nr_recs += q->hdr.nr_funcs;
+		rp->keep[g] = hp_busy_region(q);
+	}
+	rp->nr_ranges = hp_busy_ranges(NULL, rp->recs, rp->nr_recs, rp->ranges);
+	return 0;
+}
+
+void hp_revert_plan_release(struct hp_revert_plan *rp)
+{
+	free(rp->group);
+	free(rp->keep);
+	free(rp->referenced);
+	free(rp->ranges);
+	free(rp->recs);
+	*rp = (struct hp_revert_plan){ 0 };
+}
