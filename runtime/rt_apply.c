@@ -36,7 +36,7 @@ static int check_rollback(const struct hp_patch *p, pid_t pid,
 			  const char *module, const char *id_hex,
 			  const struct hp_rt_opts *opts)
 {
-	const uint64_t seen = hp_rt_state_sequence(id_hex);
+	const uint64_t seen = hp_rt_state_sequence(opts->state_dir, id_hex);
 
 	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
 		return 0;
@@ -232,14 +232,15 @@ static void describe_modules(struct hp_rt_result *res,
 
 /* After the switch: earlier patches superseded, the host's state. */
 static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
-		       const struct hp_prep *prs, uint32_t nr)
+		       const struct hp_rt_opts *opts, const struct hp_prep *prs,
+		       uint32_t nr)
 {
 	for (uint32_t k = 0; k < nr; k++) {
 		char hex[2 * HP_BUILD_ID_MAX + 1];
 
 		hp_prep_supersede(proc, &prs[k]);
 		hp_hex(hex, prs[k].m->build_id, prs[k].m->build_id_len);
-		if (hp_rt_state_record(hex, p->sequence))
+		if (hp_rt_state_record(opts->state_dir, hex, p->sequence))
 			hp_warn("pid %d: patched, but the anti-rollback state "
 				"of %s was not recorded",
 				(int)proc->pid, prs[k].mod.path);
@@ -309,7 +310,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	       (unsigned long long)(t[2] - t[1]),
 	       (unsigned long long)(t[3] - t[2]));
 	if (!rc)
-		commit_all(p, &proc, prs, nr);
+		commit_all(p, &proc, opts, prs, nr);
 	else if (nr)
 		rc = undo_all(&proc, prs, nr, rc);
 	for (uint32_t k = 0; k < nr; k++) {

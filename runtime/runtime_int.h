@@ -358,14 +358,15 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 void hp_rt_regions_free(struct hp_rt_region *r, size_t nr);
 
 /* ---- rt_state.c: anti-rollback state of the host ---- */
-#define HP_STATE_DIR_DEFAULT "/run/hpatch"
-/* Highest sequence applied to @build_id_hex on this host (0: none). */
-uint64_t hp_rt_state_sequence(const char *build_id_hex);
+/* Highest sequence applied to @build_id_hex on this host (0: none), as
+ * recorded under @dir (NULL: HP_STATE_DIR_DEFAULT). */
+uint64_t hp_rt_state_sequence(const char *dir, const char *build_id_hex);
 /* Raise it to @sequence. Return: 0 or -errno (reported). */
-int hp_rt_state_record(const char *build_id_hex, uint64_t sequence)
-	__attribute__((warn_unused_result));
+int hp_rt_state_record(const char *dir, const char *build_id_hex,
+		       uint64_t sequence) __attribute__((warn_unused_result));
 
-/* Fault injection for tests: HPATCH_FAULT=<step> makes that step fail. */
+/* Fault injection for tests (hp_rt_set_faults): fails @step if told to.
+ * Return: 0 or -HP_E_FAULT (reported). */
 int hp_rt_fault(const char *step) __attribute__((warn_unused_result));
 
 #endif
