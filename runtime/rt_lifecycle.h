@@ -8,7 +8,7 @@
 #define HP_RT_LIFECYCLE_H
 
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 
 /* One module's patch, prepared in the loader's memory before any stop. */
 struct hp_prep {

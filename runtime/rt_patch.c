@@ -6,7 +6,7 @@
  * revert need neither the patch file nor host state.
  */
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 

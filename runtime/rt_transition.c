@@ -12,7 +12,7 @@
  * costs 50x more (docs/DESIGN.md figures).
  */
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_util.h"
 #include "common/hp_log.h"

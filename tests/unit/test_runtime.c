@@ -7,7 +7,7 @@
 
 #include "common/hp_log.h"
 #include "common/hp_util.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "runtime/runtime_int.h"
 
 #include <stdlib.h>
