@@ -262,6 +262,7 @@ static int diff_module(const struct hp_diff_opts *opts,
 	struct hp_pair *pairs = NULL;
 	size_t nr_pairs = 0;
 	const uint32_t first_func = r->nr_funcs, refused = r->nr_refused;
+	uint32_t before_proof;
 	struct stat so, sn;
 	char hex[2 * HP_BUILD_ID_MAX + 1];
 	int rc;
@@ -328,7 +329,16 @@ static int diff_module(const struct hp_diff_opts *opts,
 				pairs[i].old_obj->relpath, mod->old_path,
 				mod->new_path);
 	}
-	rc = hp_build_module(opts, pairs, nr_pairs, bin, r, m);
+	/* A binary of another build: nothing else is worth saying. */
+	before_proof = r->nr_refused;
+	rc = hp_prove_binary(pairs, nr_pairs, bin, r,
+			     &r->modules[r->nr_modules - 1]);
+	if (!rc && r->nr_refused > before_proof) {
+		rc = -HP_E_REFUSED;
+		goto out_free;
+	}
+	if (!rc)
+		rc = hp_build_module(opts, pairs, nr_pairs, bin, r, m);
 	locate_sources(pairs, nr_pairs, r, first_func);
 	if (!rc && r->nr_refused > refused)
 		rc = -HP_E_REFUSED;
