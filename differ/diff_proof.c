@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Mismatches listed one by one; the rest are counted in one line. */
 #define HP_PROOF_MAX_REPORTED 10
@@ -1240,8 +1241,11 @@ int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 {
 	struct prover p;
 	bool any = false;
-	int rc = prover_init(&p, bin, r);
+	struct timespec t0, t1;
+	int rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = prover_init(&p, bin, r);
 	for (size_t i = 0; !rc && i < nr_pairs; i++) {
 		if (!pairs[i].old_obj)
 			continue;
@@ -1263,8 +1267,12 @@ int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 			"give --binary the binary linked from the --old "
 			"objects",
 			"no function of the old objects is in '%s'", bin->path);
-	hp_log(HP_LOG_INFO, "'%s': %u of %u functions match the old objects",
-	       bin->path, p.nr_matched, p.nr_funcs);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	hp_log(HP_LOG_INFO,
+	       "'%s': %u of %u functions match the old objects (%.1f ms)",
+	       bin->path, p.nr_matched, p.nr_funcs,
+	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 out_release:
 	prover_release(&p);
 	return rc;
