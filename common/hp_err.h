@@ -46,7 +46,9 @@
 	X(HP_E_UNSUPPORTED, "construct not supported by hot-patching")         \
 	X(HP_E_REMOVED, "function removed but still referenced")               \
 	X(HP_E_LAYOUT, "data layout changed")                                  \
-	X(HP_E_SIGNATURE, "function signature changed")
+	X(HP_E_SIGNATURE, "function signature changed")                        \
+	X(HP_E_UNRELATED, "new build has no function in common with the old")  \
+	X(HP_E_FOREIGN_BINARY, "binary was not linked from the old objects")
 
 enum hp_err {
 	HP_E_FIRST_ = HP_E_BASE - 1,

@@ -17,7 +17,9 @@
  *    in pass 1) from offset 0;
  *    writable data from the next page; bss after it.
  * 3. Emit: each ELF relocation becomes one hp_reloc of a runtime type
- *    against IMAGE, MODULE or SYMBOL.
+ *    against IMAGE, MODULE or SYMBOL, reaching its target the way pass 1
+ *    decided for it (struct plan): directly, through a veneer, or through
+ *    a GOT slot. Pass 3 decides nothing of that again.
  * After pass 3 the objects are no longer needed.
  */
 #include "differ/differ_int.h"
@@ -48,6 +50,19 @@ struct slot {
 	bool veneer_emitted;
 };
 
+/* How pass 1 decided a relocation reaches its target; pass 3 obeys. */
+enum plan_kind {
+	PLAN_DIRECT,   /* the target's own address */
+	PLAN_VENEER,   /* a call to another library: the slot's veneer */
+	PLAN_GOT_SLOT, /* a GOT load: the program's slot or the image's */
+	PLAN_TLS_SLOT, /* initial-exec in an executable: an image slot */
+};
+
+struct plan {
+	enum plan_kind kind;
+	size_t slot; /* index in builder.slots, unless PLAN_DIRECT */
+};
+
 struct builder {
 	const struct hp_diff_opts *opts;
 	struct hp_binary *bin;
@@ -61,6 +76,11 @@ struct builder {
 	uint32_t bss_size;
 	struct slot *slots;
 	size_t nr_slots;
+	/* One plan per relocation of each included section, in the order of
+	 * @secs: those of secs[i] start at plan_first[i]. */
+	struct plan *plans;
+	size_t nr_plans;
+	size_t *plan_first;
 	struct hp_module *m;
 	size_t cap_relocs;
 	int nr_errors;
@@ -193,9 +213,13 @@ static struct slot *find_slot(struct builder *b, const struct hp_osym *s,
 	return NULL;
 }
 
-/* Pass 1: note that @s needs an image GOT slot or a call veneer. */
+/*
+ * Pass 1: note that @s is reached through a GOT slot or a call veneer (@p's
+ * kind), and which slot in @p.
+ */
 static int reserve_slot(struct builder *b, const struct hp_osym *s,
-			const struct hp_obj *o, bool veneer)
+			const struct hp_obj *o, enum plan_kind kind,
+			struct plan *p)
 {
 	struct slot *sl = find_slot(b, s, o);
 
@@ -216,11 +240,16 @@ static int reserve_slot(struct builder *b, const struct hp_osym *s,
 					: hp_binary_find_slot(b->bin, s->name),
 		};
 	}
-	if (veneer)
+	if (kind == PLAN_VENEER)
 		sl->need_veneer = true;
+	/* Initial-exec: the slot holds a constant offset, never the
+	 * program's own. */
+	if (kind == PLAN_TLS_SLOT)
+		sl->module_got = 0;
 	/* The program's own slot binds exactly as the process did. */
 	if (!sl->module_got)
 		sl->need_slot = true;
+	*p = (struct plan){ kind, (size_t)(sl - b->slots) };
 	return 0;
 }
 
@@ -252,13 +281,12 @@ static int place_slots(struct builder *b)
  * the old program, or another library (by name).
  */
 static int resolve_undef(struct builder *b, const struct hp_osym *s,
-			 struct target *t, bool *external)
+			 struct target *t)
 {
 	struct hp_osym *inc = find_included_global(b, s->name);
 	const struct hp_bsym *bs = NULL;
 	bool ambiguous = false;
 
-	*external = false;
 	if (inc) {
 		t->base = HP_RB_IMAGE;
 		t->value = inc->sec->image_off + inc->st.st_value;
@@ -271,7 +299,6 @@ static int resolve_undef(struct builder *b, const struct hp_osym *s,
 		return 0;
 	}
 	/* Bound by name only if a slot or field needs the address itself. */
-	*external = true;
 	t->base = HP_RB_SYMBOL;
 	t->value = -1;
 	return 0;
@@ -333,44 +360,38 @@ static int resolve_defined(struct builder *b, struct hp_obj *o,
 	return 0;
 }
 
-/* Pass 1 for one relocation: include what must travel with the patch. */
+/*
+ * Pass 1 for one relocation: include what must travel with the patch, and
+ * decide in @p how the reference reaches its target.
+ */
 static int close_over(struct builder *b, struct hp_osec *from,
-		      struct hp_orel *r)
+		      struct hp_orel *r, struct plan *p)
 {
 	struct hp_osym *s = r->sym;
 	struct hp_osec *ts = s->sec;
 
-	if (r->type == R_X86_64_GOTTPOFF && b->bin->is_exec) {
-		/* Always an image slot: it holds a constant offset. */
-		int rc = reserve_slot(b, s, from->obj, false);
-		struct slot *sl = rc ? NULL : find_slot(b, s, from->obj);
-
-		if (sl) {
-			sl->module_got = 0;
-			sl->need_slot = true;
-		}
-		return rc;
-	}
+	*p = (struct plan){ PLAN_DIRECT, 0 };
+	if (r->type == R_X86_64_GOTTPOFF && b->bin->is_exec)
+		return reserve_slot(b, s, from->obj, PLAN_TLS_SLOT, p);
 	if (!ts) {
 		bool ambiguous = false;
 		const struct hp_bsym *bs = NULL;
 		bool call =
 			r->type == R_X86_64_PLT32 || r->type == R_X86_64_PC32;
 
+		if (is_got_type(r->type))
+			return reserve_slot(b, s, from->obj, PLAN_GOT_SLOT, p);
 		if (find_included_global(b, s->name))
-			return is_got_type(r->type)
-				       ? reserve_slot(b, s, from->obj, false)
-				       : 0;
+			return 0;
 		bs = hp_binary_find_sym(b->bin, s->name, NULL, false,
 					&ambiguous);
-		if (is_got_type(r->type))
-			return reserve_slot(b, s, from->obj, false);
+		/* Another library's function (resolve_undef: external). */
 		if (call && !(bs && bs->value))
-			return reserve_slot(b, s, from->obj, true);
+			return reserve_slot(b, s, from->obj, PLAN_VENEER, p);
 		return 0;
 	}
 	if (is_got_type(r->type)) {
-		int rc = reserve_slot(b, s, from->obj, false);
+		int rc = reserve_slot(b, s, from->obj, PLAN_GOT_SLOT, p);
 
 		if (rc)
 			return rc;
@@ -405,11 +426,25 @@ static int close_all(struct builder *b)
 {
 	int rc = 0;
 
+	/* close_over() may include more sections: b->nr_secs grows. */
 	for (size_t i = 0; i < b->nr_secs && !rc; i++) {
 		struct hp_osec *s = b->secs[i];
+		struct plan *plans =
+			realloc(b->plans, (b->nr_plans + s->nr_relocs + 1) *
+						  sizeof(*plans));
+		size_t *first =
+			realloc(b->plan_first, (i + 1) * sizeof(*first));
 
+		if (plans)
+			b->plans = plans;
+		if (first)
+			b->plan_first = first;
+		if (!plans || !first)
+			return -ENOMEM;
+		b->plan_first[i] = b->nr_plans;
 		for (size_t j = 0; j < s->nr_relocs && !rc; j++)
-			rc = close_over(b, s, &s->relocs[j]);
+			rc = close_over(b, s, &s->relocs[j],
+					&b->plans[b->nr_plans++]);
 	}
 	return rc;
 }
@@ -674,7 +709,8 @@ static int emit_dynamic_tls(struct builder *b, struct hp_osec *s,
  * code, initial-exec (GOTTPOFF) into an image slot the code loads.
  */
 static int emit_tls(struct builder *b, struct hp_osec *s,
-		    const struct hp_orel *r, uint32_t place)
+		    const struct hp_orel *r, uint32_t place,
+		    const struct plan *p)
 {
 	struct slot *sl = NULL;
 	int64_t tpoff = 0, v;
@@ -692,8 +728,8 @@ static int emit_tls(struct builder *b, struct hp_osec *s,
 		hp_put_le32(b->text.data + place, (uint32_t)v);
 		return 0;
 	}
-	sl = find_slot(b, r->sym, s->obj);
-	HP_BUG_ON(!sl || !sl->need_slot);
+	HP_BUG_ON(p->kind != PLAN_TLS_SLOT);
+	sl = &b->slots[p->slot];
 	hp_put_le64(b->text.data + sl->off, (uint64_t)tpoff);
 	{
 		const struct target t = { HP_RB_IMAGE, sl->off };
@@ -702,14 +738,14 @@ static int emit_tls(struct builder *b, struct hp_osec *s,
 	}
 }
 
-/* Pass 3 for one relocation. */
-static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r)
+/* Pass 3 for one relocation, reached as @p says. */
+static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r,
+		const struct plan *p)
 {
 	const uint32_t place = s->image_off + (uint32_t)r->offset;
 	struct hp_osym *sym = r->sym;
 	struct target t = { 0 };
-	bool external = false;
-	struct slot *sl = NULL;
+	struct slot *sl = p->kind == PLAN_DIRECT ? NULL : &b->slots[p->slot];
 	int rc;
 
 	if (!b->bin->is_exec &&
@@ -717,23 +753,21 @@ static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r)
 	     r->type == R_X86_64_DTPOFF32 || r->type == R_X86_64_GOTTPOFF))
 		return emit_dynamic_tls(b, s, r, place);
 	if (r->type == R_X86_64_TPOFF32 || r->type == R_X86_64_GOTTPOFF)
-		return emit_tls(b, s, r, place);
+		return emit_tls(b, s, r, place, p);
 	if (sym->sec)
 		rc = resolve_defined(b, s->obj, sym, &t);
 	else if (sym->type == STT_NOTYPE || sym->type == STT_FUNC ||
 		 sym->type == STT_OBJECT)
-		rc = resolve_undef(b, sym, &t, &external);
+		rc = resolve_undef(b, sym, &t);
 	else
 		return unsupported_reloc(b, s, r);
 	if (rc)
 		return rc < 0 && rc != -ENOMEM ? 0 : rc; /* refusal recorded */
 
-	sl = find_slot(b, sym, s->obj);
 	switch (r->type) {
 	case R_X86_64_PC32:
 	case R_X86_64_PLT32:
-		if (external) {
-			HP_BUG_ON(!sl || !sl->need_veneer);
+		if (p->kind == PLAN_VENEER) {
 			rc = veneer_target(b, sl, &t, &t);
 			if (rc)
 				return rc;
@@ -742,7 +776,7 @@ static int emit(struct builder *b, struct hp_osec *s, const struct hp_orel *r)
 	case R_X86_64_GOTPCREL:
 	case R_X86_64_GOTPCRELX:
 	case R_X86_64_REX_GOTPCRELX:
-		HP_BUG_ON(!sl);
+		HP_BUG_ON(p->kind != PLAN_GOT_SLOT);
 		rc = slot_target(b, sl, &t, &t);
 		if (rc)
 			return rc;
@@ -775,7 +809,8 @@ static int emit_all(struct builder *b)
 		struct hp_osec *s = b->secs[i];
 
 		for (size_t j = 0; j < s->nr_relocs && !rc; j++)
-			rc = emit(b, s, &s->relocs[j]);
+			rc = emit(b, s, &s->relocs[j],
+				  &b->plans[b->plan_first[i] + j]);
 	}
 	return rc;
 }
@@ -850,6 +885,8 @@ static void builder_release(struct builder *b)
 {
 	free(b->secs);
 	free(b->slots);
+	free(b->plans);
+	free(b->plan_first);
 	hp_buf_release(&b->text);
 	hp_buf_release(&b->data);
 }

@@ -134,6 +134,16 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 	if (r->build_id)
 		hp_out_str(o, "build_id", "%s", r->build_id);
 	hp_out_u64(o, "objects_compared", r->nr_objects);
+	{
+		uint32_t proved = 0, funcs = 0;
+
+		for (uint32_t i = 0; i < r->nr_modules; i++) {
+			proved += r->modules[i].nr_proved;
+			funcs += r->modules[i].nr_proof_funcs;
+		}
+		hp_out_str(o, "binary_matches", "%u/%u functions", proved,
+			   funcs);
+	}
 	hp_out_begin_array(o, "modules");
 	for (uint32_t i = 0; i < r->nr_modules; i++) {
 		hp_out_begin_object(o, NULL);
@@ -142,6 +152,9 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 		hp_out_u64(o, "objects_compared", r->modules[i].nr_objects);
 		hp_out_u64(o, "objects_added", r->modules[i].nr_added);
 		hp_out_u64(o, "objects_removed", r->modules[i].nr_removed);
+		hp_out_str(o, "binary_matches", "%u/%u functions",
+			   r->modules[i].nr_proved,
+			   r->modules[i].nr_proof_funcs);
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);

@@ -229,6 +229,27 @@ static void free_pairs(struct hp_pair *pairs, size_t nr_pairs)
 }
 
 /*
+ * Whether the new build shares a function with the old: an unrelated --new
+ * tree would otherwise give a patch of "new" functions, main among them.
+ */
+static bool shares_a_function(const struct hp_pair *pairs, size_t nr_pairs)
+{
+	bool old_funcs = false;
+
+	for (size_t i = 0; i < nr_pairs; i++) {
+		const struct hp_obj *o = pairs[i].old_obj,
+				    *n = pairs[i].new_obj;
+
+		for (size_t j = 0; n && j < n->nr_syms; j++)
+			if (hp_osym_is_func(&n->syms[j]) && n->syms[j].twin)
+				return true;
+		for (size_t j = 0; o && j < o->nr_syms && !old_funcs; j++)
+			old_funcs = hp_osym_is_func(&o->syms[j]);
+	}
+	return !old_funcs;
+}
+
+/*
  * One module: compare its builds and fill @m. Return: 0, -HP_E_REFUSED
  * (refusals in the report; the other modules are still compared, so that
  * every refusal is listed), or another error.
@@ -241,6 +262,7 @@ static int diff_module(const struct hp_diff_opts *opts,
 	struct hp_pair *pairs = NULL;
 	size_t nr_pairs = 0;
 	const uint32_t first_func = r->nr_funcs, refused = r->nr_refused;
+	uint32_t before_proof;
 	struct stat so, sn;
 	char hex[2 * HP_BUILD_ID_MAX + 1];
 	int rc;
@@ -277,6 +299,14 @@ static int diff_module(const struct hp_diff_opts *opts,
 					 : pair_files(mod, &pairs, &nr_pairs);
 	for (size_t i = 0; !rc && i < nr_pairs; i++)
 		rc = hp_correlate_pair(&pairs[i], r);
+	if (!rc && !shares_a_function(pairs, nr_pairs)) {
+		rc = hp_error(-HP_E_UNRELATED,
+			      "'%s' and '%s': no function of the new build "
+			      "pairs with one of the old",
+			      mod->new_path, mod->old_path);
+		hp_hint("give --old and --new two builds of the same program; "
+			"objects pair by relative path, functions by name");
+	}
 	if (!rc)
 		rc = hp_check_safety(pairs, nr_pairs, r,
 				     opts->include_line_changes);
@@ -299,7 +329,16 @@ static int diff_module(const struct hp_diff_opts *opts,
 				pairs[i].old_obj->relpath, mod->old_path,
 				mod->new_path);
 	}
-	rc = hp_build_module(opts, pairs, nr_pairs, bin, r, m);
+	/* A binary of another build: nothing else is worth saying. */
+	before_proof = r->nr_refused;
+	rc = hp_prove_binary(pairs, nr_pairs, bin, r,
+			     &r->modules[r->nr_modules - 1]);
+	if (!rc && r->nr_refused > before_proof) {
+		rc = -HP_E_REFUSED;
+		goto out_free;
+	}
+	if (!rc)
+		rc = hp_build_module(opts, pairs, nr_pairs, bin, r, m);
 	locate_sources(pairs, nr_pairs, r, first_func);
 	if (!rc && r->nr_refused > refused)
 		rc = -HP_E_REFUSED;

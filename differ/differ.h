@@ -69,6 +69,10 @@ struct hp_diff_report_module {
 	uint32_t nr_objects;
 	uint32_t nr_added;   /* objects only in the new tree */
 	uint32_t nr_removed; /* objects only in the old tree (warned about) */
+	/* Functions of the old objects found in the binary, and how many of
+	 * them are there byte for byte (diff_proof.c). */
+	uint32_t nr_proof_funcs;
+	uint32_t nr_proved;
 };
 
 struct hp_diff_report {

@@ -266,6 +266,16 @@ int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
 /* diff_correlate.c */
 bool hp_relocs_equal(const struct hp_osec *a, const struct hp_osec *b);
 
+/*
+ * diff_proof.c: prove that @bin was linked from the old objects of @pairs;
+ * each function that is not is a refusal (-HP_E_FOREIGN_BINARY) in @r, and
+ * the counts go to @rm. Return: 0, or -ENOMEM / -HP_E_BADELF.
+ */
+int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
+		    const struct hp_binary *bin, struct hp_diff_report *r,
+		    struct hp_diff_report_module *rm)
+	__attribute__((warn_unused_result));
+
 /* diff_build.c: fill @m, one module of the patch, from its object pairs.
  * On failure @m may hold parts; the patch's owner frees them. */
 int hp_build_module(const struct hp_diff_opts *opts, struct hp_pair *pairs,

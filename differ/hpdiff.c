@@ -203,15 +203,31 @@ int main(int argc, char **argv)
 		hp_out_finish(&o);
 	}
 	if (rc == -HP_E_REFUSED) {
-		hp_error(rc,
-			 "%s: %u change(s) cannot be hot-patched safely; "
-			 "see 'refused' above",
-			 opts.new_path, report->nr_refused);
+		uint32_t foreign = 0;
+
+		for (uint32_t i = 0; i < report->nr_refused; i++)
+			foreign +=
+				report->refused[i].code == -HP_E_FOREIGN_BINARY;
+		if (foreign)
+			hp_error(rc,
+				 "%s: a binary was not linked from the old "
+				 "objects; no patch written",
+				 opts.new_path);
+		else
+			hp_error(rc,
+				 "%s: %u change(s) cannot be hot-patched "
+				 "safely; see 'refused' above",
+				 opts.new_path, report->nr_refused);
 		for (uint32_t i = 0; i < report->nr_refused; i++) {
 			const struct hp_diff_refusal *x = &report->refused[i];
 
-			hp_error(rc, "%s: '%s': %s [%s]", x->object, x->symbol,
-				 x->message, hp_err_name(x->code));
+			if (*x->symbol)
+				hp_error(rc, "%s: '%s': %s [%s]", x->object,
+					 x->symbol, x->message,
+					 hp_err_name(x->code));
+			else
+				hp_error(rc, "%s: %s [%s]", x->module,
+					 x->message, hp_err_name(x->code));
 			if (x->hint)
 				hp_hint("%s", x->hint);
 		}

@@ -775,6 +775,28 @@ static void test_case_pretty_function(void **state)
 	hp_diff_report_free(r);
 }
 
+/* A --new tree of another program pairs with nothing: no patch of "new"
+ * functions, main among them. */
+static void test_unrelated_new_tree(void **state)
+{
+	const char *b = getenv("HP_BUILD");
+	char other[512];
+	struct hp_diff_opts opts = { .old_path = objs1,
+				     .binary = bin1,
+				     .patch_id = "t" };
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s/testdata/CMakeFiles/svc-v2.objs.dir",
+		 b);
+	opts.new_path = other;
+	assert_hp_err(hp_diff_run(&opts, &r, &p), HP_E_UNRELATED);
+	assert_null(p);
+	assert_int_equal(r->nr_funcs, 0);
+	hp_diff_report_free(r);
+}
+
 static void test_case_statics_moved(void **state)
 {
 	struct hp_diff_report *r = NULL;
@@ -937,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_case_clone_layout),
 		cmocka_unit_test(test_case_statics_moved),
 		cmocka_unit_test(test_case_pretty_function),
+		cmocka_unit_test(test_unrelated_new_tree),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
