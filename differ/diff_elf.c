@@ -55,8 +55,6 @@ static int load_sections(struct hp_obj *o)
 					"split",
 					o->path, s->name);
 		s->data = d->d_buf;
-		if (!strncmp(s->name, ".text.", 6))
-			o->has_func_sections = true;
 	}
 	return 0;
 }
@@ -237,6 +235,8 @@ int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 		rc = index_symbols(o);
 	if (!rc)
 		rc = load_relocs(o);
+	if (!rc)
+		rc = hp_obj_split(o);
 	if (rc)
 		goto out_free;
 	*out = o;
@@ -251,8 +251,13 @@ void hp_obj_free(struct hp_obj *o)
 	if (!o)
 		return;
 	if (o->secs)
-		for (size_t i = 0; i < o->nr_secs; i++)
+		for (size_t i = 0; i < o->nr_secs; i++) {
 			free(o->secs[i].relocs);
+			free(o->secs[i].problem);
+			free(o->secs[i].own_data);
+			free(o->secs[i].own_name);
+		}
+	free(o->piece_syms);
 	for (size_t i = 0; o->syms && i < o->nr_syms; i++)
 		free(o->syms[i].reason);
 	free(o->secs);
@@ -347,7 +352,8 @@ int64_t hp_orel_target_off(const struct hp_orel *r)
 	case R_X86_64_GOTPCRELX:
 	case R_X86_64_REX_GOTPCRELX:
 		if (r->sym->type == STT_SECTION)
-			return (int64_t)r->sym->st.st_value + r->addend + 4;
+			return (int64_t)r->sym->st.st_value + r->addend +
+			       (r->bias ? r->bias : 4);
 		return (int64_t)r->sym->st.st_value;
 	default:
 		return (int64_t)r->sym->st.st_value + r->addend;
