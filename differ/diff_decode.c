@@ -1,7 +1,7 @@
 /*
  * x86-64 instruction decoding for the differ, through libzydis: the
- * PC-relative operands the assembler resolved itself, and code compared
- * instruction by instruction.
+ * PC-relative operands the assembler resolved itself, and branches into a
+ * function's first bytes, which the redirect's 5-byte jump overwrites.
  */
 #include "differ/differ_int.h"
 #include "common/hp_err.h"
@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define HP_JUMP_SIZE 5 /* the redirect: jmp rel32 */
 
 /* The decoder is immutable once initialised: one for every call. */
 static const ZydisDecoder *decoder(void)
@@ -75,6 +77,115 @@ int hp_decode(const uint8_t *code, uint64_t from, uint64_t to,
 		off += zi.length;
 	}
 	return 0;
+}
+
+struct entry_walk {
+	uint64_t entry;
+	uint64_t at; /* the offending instruction */
+	bool found;
+};
+
+static int branch_into_entry(void *ctx, const struct hp_insn *in)
+{
+	struct entry_walk *w = ctx;
+
+	if (in->is_branch && in->target > (int64_t)w->entry &&
+	    in->target < (int64_t)(w->entry + HP_JUMP_SIZE)) {
+		w->at = in->off;
+		w->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* The body of function @s: its bytes in its section, no stubs. */
+static void body_of(const struct hp_osym *s, uint64_t *from, uint64_t *to)
+{
+	*from = s->st.st_value;
+	*to = s->st.st_value + s->st.st_size;
+	if (*to > s->sec->sh.sh_size || !s->st.st_size)
+		*to = s->sec->sh.sh_size;
+}
+
+/*
+ * Whether old function @o's code (or its .cold part's, through a
+ * relocation) branches to its bytes 1-4. Return: 1 (with *@at), 0, or
+ * -HP_E_UNSUPPORTED when its bytes do not decode.
+ */
+static int enters_entry(struct hp_obj *oldo, const struct hp_osym *o,
+			uint64_t *at, const char **from)
+{
+	struct entry_walk w = { .entry = o->st.st_value };
+	uint64_t lo, hi, bad = 0;
+	int rc;
+
+	*from = o->name;
+	if (!o->sec->data)
+		return 0;
+	body_of(o, &lo, &hi);
+	rc = hp_decode(o->sec->data, lo, hi, branch_into_entry, &w, &bad);
+	if (rc < 0) {
+		*at = bad - o->st.st_value;
+		return rc;
+	}
+	if (w.found) {
+		*at = w.at - o->st.st_value;
+		return 1;
+	}
+	for (size_t i = 0; i < oldo->nr_syms; i++) {
+		const struct hp_osym *f = &oldo->syms[i];
+
+		if (!hp_osym_is_fragment_of(f, o))
+			continue;
+		for (size_t j = 0; j < f->sec->nr_relocs; j++) {
+			const struct hp_orel *r = &f->sec->relocs[j];
+			const int64_t t = hp_orel_target_off(r);
+
+			if (r->sym->sec == o->sec && t > (int64_t)w.entry &&
+			    t < (int64_t)(w.entry + HP_JUMP_SIZE)) {
+				*from = f->name;
+				*at = r->offset;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+int hp_check_entries(struct hp_obj *oldo, struct hp_obj *newo,
+		     struct hp_diff_report *r)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < newo->nr_syms && !rc; i++) {
+		const struct hp_osym *n = &newo->syms[i];
+		const char *from = NULL;
+		uint64_t at = 0;
+		int found;
+
+		if (!n->changed || !n->twin || !hp_osym_is_func(n) ||
+		    hp_osym_is_fragment(n))
+			continue;
+		found = enters_entry(oldo, n->twin, &at, &from);
+		if (found < 0)
+			rc = hp_report_refuse(
+				r, n->name, oldo->relpath, -HP_E_UNSUPPORTED,
+				"check the old object's code with objdump -d",
+				"old '%s'+0x%llx: bytes that are no x86-64 "
+				"instruction, so the jump at its entry cannot "
+				"be checked",
+				n->twin->name, (unsigned long long)at);
+		else if (found)
+			rc = hp_report_refuse(
+				r, n->name, oldo->relpath, -HP_E_UNSUPPORTED,
+				"patch the functions that call it instead, or "
+				"ship a new release",
+				"old '%s'+0x%llx branches into bytes 1-4 of "
+				"'%s', which the 5-byte jump to the new code "
+				"overwrites",
+				from, (unsigned long long)at, n->twin->name);
+	}
+	return rc;
 }
 
 struct insn_list {

@@ -280,6 +280,10 @@ static int diff_module(const struct hp_diff_opts *opts,
 	if (!rc)
 		rc = hp_check_safety(pairs, nr_pairs, r,
 				     opts->include_line_changes);
+	for (size_t i = 0; !rc && i < nr_pairs; i++)
+		if (pairs[i].old_obj && pairs[i].new_obj)
+			rc = hp_check_entries(pairs[i].old_obj,
+					      pairs[i].new_obj, r);
 	if (rc)
 		goto out_free;
 	r->modules[r->nr_modules - 1].nr_objects = (uint32_t)nr_pairs;

@@ -165,6 +165,15 @@ bool hp_code_equal(const struct hp_osec *a, const struct hp_osec *b,
 		   bool (*eq)(const struct hp_orel *ra,
 			      const struct hp_orel *rb, void *ctx),
 		   void *ctx);
+/*
+ * Refuse (in @r) each changed function of @newo whose old code in @oldo
+ * branches into bytes 1-4 of its own entry, which the redirect's jump
+ * overwrites. Return: 0 or -ENOMEM.
+ */
+int hp_check_entries(struct hp_obj *oldo, struct hp_obj *newo,
+		     struct hp_diff_report *r)
+	__attribute__((warn_unused_result));
+
 /* diff_binary.c: the old linked binary. */
 struct hp_bsym {
 	const char *name; /* version suffix stripped; owned by the binary */

@@ -903,6 +903,25 @@ static void test_two_modules(void **state)
 	hp_diff_report_free(r);
 }
 
+/* A loop back to bytes 1-4 of its function's entry: refused by name. */
+static void test_case_entry_loop(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	assert_hp_err(run_case("entry_loop", &r, &p), HP_E_REFUSED);
+	assert_int_equal(r->nr_refused, 1);
+	assert_string_equal(r->refused[0].symbol, "count_to");
+	assert_int_equal(r->refused[0].code, -HP_E_UNSUPPORTED);
+	assert_string_equal(r->refused[0].message,
+			    "old 'count_to'+0x7 branches into bytes 1-4 of "
+			    "'count_to', which the 5-byte jump to the new "
+			    "code overwrites");
+	assert_null(p);
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -937,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_case_clone_layout),
 		cmocka_unit_test(test_case_statics_moved),
 		cmocka_unit_test(test_case_pretty_function),
+		cmocka_unit_test(test_case_entry_loop),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
