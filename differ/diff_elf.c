@@ -59,6 +59,30 @@ static int load_sections(struct hp_obj *o)
 	return 0;
 }
 
+/*
+ * An object of a -flto build holds the compiler's intermediate code in
+ * ".gnu.lto_*" sections: the machine code is made only when the program
+ * is linked, across objects, so no object's code is what runs (and with
+ * -ffat-lto-objects, the code it also holds was not linked either).
+ */
+static int refuse_lto(const struct hp_obj *o)
+{
+	for (size_t i = 0; i < o->nr_secs; i++)
+		if (!strncmp(o->secs[i].name, ".gnu.lto_", 9)) {
+			hp_error(-HP_E_UNSUPPORTED,
+				 "'%s': an LTO object (section '%s'): it "
+				 "holds compiler intermediate code, not the "
+				 "machine code the binary was linked from",
+				 o->path, o->secs[i].name);
+			hp_hint("build the release without -flto (for a "
+				"Debian package: DEB_BUILD_MAINT_OPTIONS="
+				"optimize=-lto), ship it, and patch that "
+				"build");
+			return -HP_E_UNSUPPORTED;
+		}
+	return 0;
+}
+
 static int load_symbols(struct hp_obj *o)
 {
 	struct hp_osec *symtab = NULL;
@@ -229,6 +253,8 @@ int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 		goto out_free;
 	}
 	rc = load_sections(o);
+	if (!rc)
+		rc = refuse_lto(o);
 	if (!rc)
 		rc = load_symbols(o);
 	if (!rc)

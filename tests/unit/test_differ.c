@@ -922,6 +922,20 @@ static void test_case_entry_loop(void **state)
 	hp_diff_report_free(r);
 }
 
+/* An LTO object holds no machine code: refused, saying why. */
+static void test_lto_refused(void **state)
+{
+	char path[700];
+	struct hp_obj *o = NULL;
+
+	(void)state;
+	snprintf(path, sizeof(path),
+		 "%s/testdata/CMakeFiles/lto.objs.dir/cases/lto.c.o",
+		 getenv("HP_BUILD"));
+	assert_int_equal(hp_obj_open(path, "lto.c.o", &o), -HP_E_UNSUPPORTED);
+	assert_null(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -957,6 +971,7 @@ int main(void)
 		cmocka_unit_test(test_case_statics_moved),
 		cmocka_unit_test(test_case_pretty_function),
 		cmocka_unit_test(test_case_entry_loop),
+		cmocka_unit_test(test_lto_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
