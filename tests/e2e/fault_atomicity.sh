@@ -10,6 +10,9 @@ build_patch svc "$T/svc.hpatch" --key "$T/k.key"
 start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
+# The connection's thread (and its stack's mapping) exists once it answers:
+# before that, the first map below may be taken without it.
+check "v1 answers" test "$(ask 3 version)" = v1
 
 # jump:2 and jump:4 fail after some jumps were written: they must be undone.
 steps="mmap write mprotect seize stop jump jump:2 jump:4"
