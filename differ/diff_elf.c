@@ -261,8 +261,12 @@ int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 		rc = index_symbols(o);
 	if (!rc)
 		rc = load_relocs(o);
-	if (!rc)
+	if (!rc) {
+		const uint64_t t0 = hp_now_us();
+
 		rc = hp_obj_split(o);
+		o->split_us = hp_now_us() - t0;
+	}
 	if (rc)
 		goto out_free;
 	*out = o;

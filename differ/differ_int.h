@@ -99,6 +99,7 @@ struct hp_obj {
 	size_t nr_by_name;
 	struct hp_osym *piece_syms; /* section symbols of pieces */
 	size_t nr_pieces;
+	uint64_t split_us; /* time hp_obj_split took (decoding, mostly) */
 };
 
 /* diff_elf.c */
