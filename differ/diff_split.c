@@ -90,6 +90,10 @@ struct splitter {
 	struct plan *plans; /* by section index, for the object's own */
 	size_t nr_plans;
 	size_t nr_pieces;
+	/* Symbols by section: section i's are bysec[at[i]] to bysec[at[i+1]]
+	 * (one pass, where a scan per section was quadratic with sections). */
+	struct hp_osym **bysec;
+	size_t *at;
 };
 
 static bool is_code(const struct hp_osec *s)
@@ -190,14 +194,14 @@ static bool is_piece_sym(const struct hp_osym *s, bool code)
 /* Named pieces of @p's section: its functions, or its objects. */
 static int plan_named(struct splitter *sp, struct plan *p, bool code)
 {
-	struct hp_obj *o = sp->o;
+	struct hp_osym *const *in = sp->bysec + sp->at[p->sec->index];
+	const size_t nr_in = sp->at[p->sec->index + 1] - sp->at[p->sec->index];
 	struct hp_osym **syms = NULL;
 	size_t n = 0;
 	int rc = 0;
 
-	for (size_t i = 0; i < o->nr_syms; i++)
-		n += o->syms[i].sec == p->sec &&
-		     is_piece_sym(&o->syms[i], code);
+	for (size_t i = 0; i < nr_in; i++)
+		n += is_piece_sym(in[i], code);
 	if (!n)
 		return 0;
 	syms = calloc(n, sizeof(*syms));
@@ -207,9 +211,9 @@ static int plan_named(struct splitter *sp, struct plan *p, bool code)
 		goto out;
 	}
 	n = 0;
-	for (size_t i = 0; i < o->nr_syms; i++)
-		if (o->syms[i].sec == p->sec && is_piece_sym(&o->syms[i], code))
-			syms[n++] = &o->syms[i];
+	for (size_t i = 0; i < nr_in; i++)
+		if (is_piece_sym(in[i], code))
+			syms[n++] = in[i];
 	qsort(syms, n, sizeof(*syms), cmp_syms);
 	for (size_t i = 0; i < n; i++) {
 		const struct hp_osym *s = syms[i];
@@ -820,6 +824,29 @@ static void splitter_release(struct splitter *sp)
 		free(p->bad);
 	}
 	free(sp->plans);
+	free(sp->bysec);
+	free(sp->at);
+}
+
+/* Fill @sp's symbols by section, in symbol table order. */
+static int bucket_symbols(struct splitter *sp)
+{
+	struct hp_obj *o = sp->o;
+
+	sp->at = calloc(sp->nr_plans + 2, sizeof(*sp->at));
+	sp->bysec = calloc(o->nr_syms ? o->nr_syms : 1, sizeof(*sp->bysec));
+	if (!sp->at || !sp->bysec)
+		return -ENOMEM;
+	for (size_t i = 0; i < o->nr_syms; i++)
+		if (o->syms[i].sec)
+			sp->at[o->syms[i].sec->index + 2]++;
+	for (size_t i = 2; i < sp->nr_plans + 2; i++)
+		sp->at[i] += sp->at[i - 1];
+	for (size_t i = 0; i < o->nr_syms; i++)
+		if (o->syms[i].sec)
+			sp->bysec[sp->at[o->syms[i].sec->index + 1]++] =
+				&o->syms[i];
+	return 0;
 }
 
 static bool needs_split(const struct splitter *sp)
@@ -841,6 +868,7 @@ int hp_obj_split(struct hp_obj *o)
 	if (!sp.plans)
 		return -ENOMEM;
 	sp.nr_plans = nr_old;
+	rc = bucket_symbols(&sp);
 	for (size_t i = 0; i < nr_old && !rc; i++) {
 		sp.plans[i].sec = &o->secs[i];
 		if (is_code(&o->secs[i]))
