@@ -21,6 +21,8 @@ printf '\x55' | dd of="$T/tampered.hpatch" bs=1 seek=$((size / 2)) conv=notrunc 
 start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
+# Once it answers, the connection's thread (and its stack) exists.
+check "v1 answers" test "$(ask 3 version)" = v1
 cat "/proc/$pid/maps" >"$T/maps.before"
 
 apply() { "$HPATCH" apply -p "$pid" --trust "$T/trust" "$@"; }
