@@ -12,8 +12,8 @@ set -euo pipefail
 # compiles its own program (as testdata/CMakeLists.txt does).
 flavour_cflags() {
 	if [ "$HP_FLAVOUR" = debian ]; then
-		echo "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get CFLAGS)" \
-			"$(dpkg-buildflags --get CPPFLAGS) -fstack-clash-protection -fcf-protection"
+		. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/debian-source.bash"
+		echo "$(hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
 	else
 		echo "-O2 -g -ffunction-sections -fdata-sections"
 	fi
