@@ -978,6 +978,8 @@ int hp_build_module(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 	if (!rc)
 		rc = close_all(&b);
 	if (!rc)
+		rc = hp_check_pieces(b.secs, b.nr_secs, r, &b.nr_errors);
+	if (!rc)
 		rc = layout(&b);
 	if (!rc)
 		rc = place_slots(&b);
