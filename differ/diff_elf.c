@@ -220,6 +220,12 @@ static int load_relocs(struct hp_obj *o)
 
 int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 {
+	return hp_obj_open_flags(path, relpath, 0, out);
+}
+
+int hp_obj_open_flags(const char *path, const char *relpath,
+		      enum hp_obj_open_flags flags, struct hp_obj **out)
+{
 	struct hp_obj *o = NULL;
 	GElf_Ehdr eh;
 	int rc;
@@ -261,7 +267,7 @@ int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 		rc = index_symbols(o);
 	if (!rc)
 		rc = load_relocs(o);
-	if (!rc) {
+	if (!rc && !(flags & HP_OBJ_AS_WRITTEN)) {
 		const uint64_t t0 = hp_now_us();
 
 		rc = hp_obj_split(o);

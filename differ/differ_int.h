@@ -103,6 +103,14 @@ struct hp_obj {
 };
 
 /* diff_elf.c */
+enum hp_obj_open_flags {
+	/* As the assembler wrote it: shared sections not cut into pieces,
+	 * no synthetic relocations (what the linker saw, for the proof). */
+	HP_OBJ_AS_WRITTEN = 1 << 0,
+};
+int hp_obj_open_flags(const char *path, const char *relpath,
+		      enum hp_obj_open_flags flags, struct hp_obj **out)
+	__attribute__((warn_unused_result));
 int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 	__attribute__((warn_unused_result));
 void hp_obj_free(struct hp_obj *o);
