@@ -346,3 +346,16 @@ void hp_revert_plan_release(struct hp_revert_plan *rp)
 	free(rp->recs);
 	*rp = (struct hp_revert_plan){ 0 };
 }
+
+size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
+		       bool *retired)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nr; i++) {
+		retired[i] = !regions[i].active &&
+			     (regions[i].hdr.flags & HP_RT_RETIRED);
+		n += retired[i];
+	}
+	return n;
+}

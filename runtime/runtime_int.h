@@ -26,12 +26,31 @@ struct hp_map {
 	char path[256]; /* "" for anonymous */
 };
 
+struct hp_proc;
+
+/*
+ * The seam every read and write of the target's memory goes through:
+ * /proc/PID/mem (hp_proc_mem_ops) for a real process, a buffer in unit
+ * tests, so the lifecycle's rules run on made-up regions. Each returns 0,
+ * -HP_E_GONE, or -errno (-EIO on a short transfer).
+ */
+struct hp_mem_ops {
+	int (*read)(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		    size_t len);
+	int (*write)(const struct hp_proc *proc, hp_raddr_t addr,
+		     const void *buf, size_t len);
+};
+
+extern const struct hp_mem_ops hp_proc_mem_ops;
+
 struct hp_proc {
 	pid_t pid;
 	pid_t tid;  /* a live thread: the leader, unless it exited */
 	int mem_fd; /* /proc/TID/mem, O_RDWR */
 	struct hp_map *maps;
 	size_t nr_maps;
+	const struct hp_mem_ops *mem; /* NULL: hp_proc_mem_ops */
+	void *mem_ctx;		      /* the ops' own, for tests */
 };
 
 struct hp_rmodule {
