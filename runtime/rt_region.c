@@ -284,7 +284,9 @@ void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr)
 {
 	/* Replaced patches stay mapped: reverting this restores them. */
 	for (size_t i = 0; !pr->stack && i < pr->nr_prior; i++)
-		hp_region_set_flag(proc, &pr->prior[i], HP_RT_SUPERSEDED, true);
+		if (pr->prior[i].nr_in_place)
+			hp_region_set_flag(proc, &pr->prior[i],
+					   HP_RT_SUPERSEDED, true);
 }
 
 void hp_region_retire(const struct hp_proc *proc, const struct hp_rt_region *r)

@@ -445,29 +445,52 @@ static void test_rule_crossed_sequences(void **s)
 	assert_hp_ok(apply(patch(1, 10, BIT(F) | BIT(G)), 0));
 	assert_hp_err(apply(patch(1, 10, BIT(F) | BIT(G)), 0), HP_E_APPLIED);
 	assert_hp_err(apply(patch(2, 5, BIT(F)), 0), HP_E_DOWNGRADE);
-	assert_hp_ok(apply(patch(3, 20, BIT(H)), HP_RT_STACK));
+	assert_hp_ok(apply(patch(3, 20, BIT(G) | BIT(H)), HP_RT_STACK));
 	assert_hp_ok(apply(patch(4, 30, BIT(F)), 0));
 	/* Replace over a stack: g and h, both patches', are restored. */
 	assert_int_equal(target(F), code_of(4, F));
 	assert_int_equal(target(G), 0);
 	assert_int_equal(target(H), 0);
-	assert_hp_ok(revert(false)); /* p4: back to p1 under p3 */
-	assert_int_equal(target(F), code_of(1, F));
-	assert_int_equal(target(G), code_of(1, G));
-	assert_int_equal(target(H), code_of(3, H));
 	/* An older patch on purpose: the newest by order, reverted first. */
-	assert_hp_ok(apply(patch(2, 5, BIT(F)),
+	assert_hp_ok(apply(patch(2, 5, BIT(H)),
 			   HP_RT_ALLOW_DOWNGRADE | HP_RT_STACK));
-	assert_int_equal(target(F), code_of(2, F));
+	assert_int_equal(target(H), code_of(2, H));
 	assert_hp_ok(revert(false));
 	assert_string_equal(state(2, F, NULL), "unmapped");
+	assert_int_equal(target(H), 0);
+	assert_hp_ok(revert(false)); /* p4: back to p1 under p3 */
 	assert_int_equal(target(F), code_of(1, F));
+	assert_int_equal(target(G), code_of(3, G));
+	assert_int_equal(target(H), code_of(3, H));
 	assert_hp_ok(revert(false)); /* p3 */
+	assert_int_equal(target(G), code_of(1, G));
 	assert_int_equal(target(H), 0);
 	assert_hp_ok(apply(patch(4, 30, BIT(F)), 0)); /* again, after all */
 	assert_int_equal(target(G), 0);
 	assert_hp_ok(revert(false));
 	assert_int_equal(target(G), code_of(1, G));
+}
+
+/* Rule: each record keeps the bytes it displaced, so a chain of patches
+ * on one function (replaced twice, or stacked twice) still knows the
+ * original bytes: to check the build, and to restore them. */
+static void test_rule_chain_of_three(void **s)
+{
+	(void)s;
+	assert_hp_ok(apply(patch(1, 1, BIT(F)), 0));
+	assert_hp_ok(apply(patch(2, 2, BIT(F)), 0));
+	assert_hp_ok(apply(patch(3, 3, BIT(F)), 0));
+	assert_int_equal(target(F), code_of(3, F));
+	assert_hp_ok(apply(patch(4, 4, BIT(G)), HP_RT_STACK));
+	assert_hp_ok(apply(patch(5, 5, BIT(G)), HP_RT_STACK));
+	assert_hp_ok(apply(patch(6, 6, BIT(H)), 0)); /* restores f and g */
+	assert_int_equal(target(F), 0);
+	assert_int_equal(target(G), 0);
+	assert_int_equal(target(H), code_of(6, H));
+	for (int k = 6; k >= 1; k--)
+		assert_hp_ok(revert(false));
+	for (int i = 0; i < NR_FUNCS; i++)
+		assert_int_equal(target(i), 0);
 }
 
 /* Everything a failed step must leave as it was. */
@@ -612,6 +635,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_crossed_sequences,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rule_chain_of_three, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_rule_failed_write_in_apply,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
