@@ -28,20 +28,10 @@
 static void release_region(const struct hp_proc *proc,
 			   const struct hp_rt_region *r, bool referenced)
 {
-	uint32_t flags = r->hdr.flags | HP_RT_RETIRED;
-
-	if (!referenced) {
+	if (referenced)
+		hp_region_retire(proc, r);
+	else
 		hp_remote_munmap(proc, r->addr, r->hdr.region_size);
-		return;
-	}
-	hp_log(HP_LOG_INFO,
-	       "pid %d: patch '%s' reverted; its code stays mapped at "
-	       "0x%" PRIx64 " while a thread may still use it",
-	       (int)proc->pid, r->hdr.patch_id, r->addr);
-	if (hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
-			  &flags, sizeof(flags)))
-		hp_warn("pid %d: cannot mark region 0x%" PRIx64 " retired",
-			(int)proc->pid, r->addr);
 }
 
 /* After a revert: patches it had replaced are in effect again. */
@@ -72,10 +62,8 @@ void hp_collect_retired(struct hp_proc *proc)
 
 	if (hp_rt_find_regions(proc, &regions, &nr))
 		return;
-	for (size_t i = 0; i < nr; i++)
-		nr_retired += !regions[i].active &&
-			      (regions[i].hdr.flags & HP_RT_RETIRED);
 	unused = calloc(nr + 1, sizeof(*unused));
+	nr_retired = unused ? hp_plan_retired(regions, nr, unused) : 0;
 	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
 	    hp_world_stop(&w))
 		goto out;
@@ -89,7 +77,7 @@ void hp_collect_retired(struct hp_proc *proc)
 		const struct hp_busy_range *hit = NULL;
 		pid_t tid;
 
-		if (!r->active && (r->hdr.flags & HP_RT_RETIRED))
+		if (unused[i])
 			unused[i] = !hp_world_check(&w, proc, &keep, 1, &tid,
 						    &hit) &&
 				    !hp_world_regs_point(&w, &keep);
