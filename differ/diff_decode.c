@@ -23,6 +23,9 @@ static const ZydisDecoder *decoder(void)
 	if (!ready) {
 		ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64,
 				 ZYDIS_STACK_WIDTH_64);
+		/* Lengths and raw fields only: no operand semantics. */
+		ZydisDecoderEnableMode(&dec, ZYDIS_DECODER_MODE_MINIMAL,
+				       ZYAN_TRUE);
 		ready = true;
 	}
 	return &dec;
@@ -42,9 +45,11 @@ static void find_rel(const ZydisDecodedInstruction *zi, struct hp_insn *in)
 			in->target = (int64_t)end + zi->raw.imm[i].value.s;
 			return;
 		}
-	/* mod 00, r/m 101 without SIB is RIP-relative in 64-bit mode. */
-	if ((zi->attributes & ZYDIS_ATTRIB_HAS_MODRM) &&
-	    zi->raw.modrm.mod == 0 && zi->raw.modrm.rm == 5 &&
+	/*
+	 * mod 00, r/m 101 without SIB is RIP-relative in 64-bit mode (the
+	 * raw fields are zero without a ModRM byte).
+	 */
+	if (zi->raw.modrm.mod == 0 && zi->raw.modrm.rm == 5 &&
 	    zi->raw.disp.size == 32) {
 		in->has_rel = true;
 		in->field_off = zi->raw.disp.offset;

@@ -713,6 +713,15 @@ static int retarget(struct splitter *sp, struct hp_osec *from,
 	const int64_t t = target_of(from, r);
 	const struct piece *to = piece_at(p, t);
 
+	/*
+	 * Outside the section: address arithmetic on its first or last
+	 * object, "steps - 8" for a loop that counts from 1.
+	 */
+	if (!to && is_data(p->sec) && p->nr_pieces)
+		to = t < 0 ? &p->pieces[0]
+		     : (uint64_t)t >= p->sec->sh.sh_size
+			     ? &p->pieces[p->nr_pieces - 1]
+			     : NULL;
 	if (!to)
 		return set_problem(from,
 				   "'%s'+0x%llx refers to '%s'+0x%llx, where "

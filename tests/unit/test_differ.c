@@ -1135,6 +1135,42 @@ static void test_lto_refused(void **state)
 	assert_null(o);
 }
 
+/*
+ * gcc addresses a table it walks from index 1 as "steps - 8": before the
+ * start of its section when there are no data sections. The patch refers
+ * to the old program's steps, less 8.
+ */
+static void test_case_array_base(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+	struct hp_binary *b = NULL;
+	const struct hp_bsym *steps = NULL;
+	const struct hp_module *m = NULL;
+	char bin[600];
+	bool found = false;
+
+	(void)state;
+	assert_hp_ok(run_case("array_base", &r, &p));
+	assert_int_equal(r->nr_refused, 0);
+	assert_func(r, "run_steps", HP_DIFF_CHANGED, "body changed");
+	snprintf(bin, sizeof(bin), "%s/array_base-v1", getenv("HP_TD"));
+	assert_hp_ok(hp_binary_open(bin, NULL, &b));
+	for (size_t i = 0; i < b->nr_syms && !steps; i++)
+		if (!strcmp(b->syms[i].name, "steps"))
+			steps = &b->syms[i];
+	assert_non_null(steps);
+	m = &p->modules[0];
+	for (uint32_t i = 0; i < m->nr_relocs; i++)
+		found |= m->relocs[i].base == HP_RB_MODULE &&
+			 m->relocs[i].value >= (int64_t)steps->value - 16 &&
+			 m->relocs[i].value < (int64_t)steps->value;
+	assert_true(found);
+	hp_binary_free(b);
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1175,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_split_data),
 		cmocka_unit_test(test_case_entry_loop),
 		cmocka_unit_test(test_lto_refused),
+		cmocka_unit_test(test_case_array_base),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
