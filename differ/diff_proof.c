@@ -27,6 +27,7 @@
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 
+#include <Zydis/Zydis.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,6 +485,7 @@ struct prover {
 	const struct hp_binary *bin;
 	struct hp_diff_report *r;
 	struct proof_ops ops;
+	ZydisDecoder dec;
 	struct bsec *secs;
 	size_t nr_secs;
 	const char **files; /* STT_FILE names of the binary, sorted */
@@ -617,6 +619,9 @@ static int prover_init(struct prover *p, const struct hp_binary *bin,
 		got = hp_binary_find_sym(bin, "_GLOBAL_OFFSET_TABLE_", NULL,
 					 false, &ambiguous);
 	p->ops.got = got ? got->value : 0;
+	if (!ZYAN_SUCCESS(ZydisDecoderInit(&p->dec, ZYDIS_MACHINE_MODE_LONG_64,
+					   ZYDIS_STACK_WIDTH_64)))
+		return hp_error(-ENOSYS, "cannot set up the x86-64 decoder");
 	if (elf_getshdrnum(bin->elf, &shnum) ||
 	    elf_getshdrstrndx(bin->elf, &shstrndx))
 		return hp_error(-HP_E_BADELF, "'%s': cannot read sections: %s",
@@ -941,7 +946,286 @@ struct text {
 	struct failed *failed; /* per function */
 	uint8_t *exp;
 	const uint8_t *act;
+	struct hp_orel **rels; /* the section's, by offset */
+	size_t nr_rels;
 };
+
+/*
+ * When the bytes differ: instruction by instruction. The objects of the
+ * kpatch model are compiled with function sections, the release without;
+ * where the release's assembler reached a nearby function or label with a
+ * short jump, the object has a near one with a relocation (or the other
+ * way round, as layouts differ), every instruction after it moves, and the
+ * alignment nops before a loop grow or shrink. That is the same code. So a
+ * function whose bytes differ is decoded (libzydis) on both sides and
+ * compared instruction by instruction, nops left out: a branch by its
+ * mnemonic and where it goes, an instruction with a relocation by the
+ * replay above, anything else byte for byte.
+ */
+struct insn {
+	uint64_t off; /* in its function */
+	uint8_t len;
+	bool nop;
+	bool branch; /* a relative immediate (jmp, jcc, call) */
+	int rel_at;  /* its field, or a RIP-relative displacement; -1 */
+	int64_t rel; /* the field's value */
+	ZydisMnemonic mnemonic;
+};
+
+static bool decode(const struct prover *p, const uint8_t *code, size_t len,
+		   uint64_t off, struct insn *in)
+{
+	ZydisDecodedInstruction zi;
+
+	if (off >= len || !ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(
+				  &p->dec, NULL, code + off, len - off, &zi)))
+		return false;
+	*in = (struct insn){ .off = off,
+			     .len = zi.length,
+			     .nop = zi.mnemonic == ZYDIS_MNEMONIC_NOP,
+			     .rel_at = -1,
+			     .mnemonic = zi.mnemonic };
+	for (int i = 0; i < 2; i++)
+		if (zi.raw.imm[i].is_relative) {
+			in->branch = true;
+			in->rel_at = zi.raw.imm[i].offset;
+			in->rel = zi.raw.imm[i].value.s;
+		}
+	if (in->rel_at < 0 && (zi.attributes & ZYDIS_ATTRIB_HAS_MODRM) &&
+	    zi.raw.modrm.mod == 0 && zi.raw.modrm.rm == 5) {
+		in->rel_at = zi.raw.disp.offset;
+		in->rel = zi.raw.disp.value;
+	}
+	return true;
+}
+
+/* One function on both sides: the object's and the binary's code. */
+struct side {
+	const uint8_t *code;
+	size_t len;
+	bool *start; /* [len + 1]: an instruction (or the end) starts here */
+};
+
+struct walk {
+	const struct hp_osym *fn;
+	uint64_t baddr; /* the function in the binary */
+	struct side o, b;
+	uint64_t *po, *pb; /* paired instruction starts, ascending */
+	size_t nr_pairs;
+	uint64_t *jo, *jb; /* branches inside: targets to check at the end */
+	size_t nr_jumps;
+};
+
+/* The first paired start at or after @off, which must start something. */
+static bool paired(const struct side *s, const uint64_t *starts, size_t n,
+		   uint64_t off, size_t *k)
+{
+	size_t lo = 0, hi = n;
+
+	if (off > s->len || !s->start[off])
+		return false;
+	while (lo < hi) {
+		const size_t mid = lo + (hi - lo) / 2;
+
+		if (starts[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*k = lo;
+	return lo < n;
+}
+
+/* Where a relocated PC-relative field of @o points, or false. */
+static bool reloc_target(struct prover *p, const struct hp_orel *r,
+			 const struct insn *o, uint64_t field,
+			 struct ptarget *t, uint64_t *to)
+{
+	target_of(p, r, t);
+	*to = t->S + (uint64_t)r->addend + (o->off + o->len - field);
+	return (r->type == R_X86_64_PC32 || r->type == R_X86_64_PLT32) &&
+	       t->defined;
+}
+
+/* A branch: same mnemonic, and the same place, wherever that is. */
+static bool same_branch(struct prover *p, struct walk *w,
+			const struct hp_orel *r, const struct insn *o,
+			const struct insn *b)
+{
+	const uint64_t bt = w->baddr + b->off + b->len + (uint64_t)b->rel;
+	const uint64_t ot = o->off + o->len + (uint64_t)o->rel;
+	const struct sec_base *base = &p->bases[w->fn->sec->index];
+	struct ptarget t;
+	uint64_t to;
+
+	if (!b->branch || o->mnemonic != b->mnemonic)
+		return false;
+	if (r) {
+		if (reloc_target(p, r, o, r->offset - w->fn->st.st_value, &t,
+				 &to) &&
+		    to == bt)
+			return true;
+		return t.name && p->ops.plt_stub(p, &t, bt);
+	}
+	if (ot <= w->o.len) { /* checked once every instruction is paired */
+		w->jo[w->nr_jumps] = ot;
+		w->jb[w->nr_jumps++] = bt - w->baddr;
+		return bt >= w->baddr && bt - w->baddr <= w->b.len;
+	}
+	/* to a neighbour in the same section (no function sections) */
+	return base->known && base->base + w->fn->st.st_value + ot == bt;
+}
+
+/* An instruction with relocations: replayed as it stands in the binary. */
+static bool same_relocated(struct prover *p, struct walk *w,
+			   struct hp_orel *const *rels, size_t nr,
+			   const struct insn *o, const struct insn *b)
+{
+	uint8_t exp[16];
+	const uint8_t *act = w->b.code + b->off;
+
+	if (o->len != b->len || o->len > sizeof(exp))
+		return false;
+	memcpy(exp, w->o.code + o->off, o->len);
+	for (size_t i = 0; i < nr; i++) {
+		const uint64_t at =
+			rels[i]->offset - w->fn->st.st_value - o->off;
+		const struct site s = { .exp = exp,
+					.act = act,
+					.len = o->len,
+					.off = at,
+					.P = w->baddr + b->off + at,
+					.type = rels[i]->type,
+					.A = rels[i]->addend };
+		const char *why = NULL;
+		size_t end = 0;
+
+		if (replay_reloc(p, &s, rels[i], w->fn, &end, &why) !=
+		    REPLAY_MATCH)
+			return false;
+	}
+	return !memcmp(exp, act, o->len);
+}
+
+static bool same_insn(struct prover *p, struct walk *w,
+		      struct hp_orel *const *rels, size_t nr,
+		      const struct insn *o, const struct insn *b)
+{
+	const struct hp_orel *at_field = NULL;
+
+	for (size_t i = 0; i < nr && o->rel_at >= 0; i++)
+		if (rels[i]->offset - w->fn->st.st_value ==
+		    o->off + (uint64_t)o->rel_at)
+			at_field = rels[i];
+	if (o->branch && (at_field || !nr))
+		return same_branch(p, w, at_field, o, b);
+	if (nr)
+		return same_relocated(p, w, rels, nr, o, b);
+	if (o->len != b->len)
+		return false;
+	if (o->rel_at < 0)
+		return !memcmp(w->o.code + o->off, w->b.code + b->off, o->len);
+	/* RIP-relative without a relocation: inside the section */
+	return b->rel_at == o->rel_at &&
+	       !memcmp(w->o.code + o->off, w->b.code + b->off,
+		       (size_t)o->rel_at) &&
+	       p->bases[w->fn->sec->index].known &&
+	       p->bases[w->fn->sec->index].base + w->fn->st.st_value + o->off +
+			       o->len + (uint64_t)o->rel ==
+		       w->baddr + b->off + b->len + (uint64_t)b->rel;
+}
+
+/* Decode the next instruction that is not a nop; false at a bad byte. */
+static bool next_insn(const struct prover *p, struct side *s, uint64_t *off,
+		      struct insn *in)
+{
+	while (*off < s->len) {
+		if (!decode(p, s->code, s->len, *off, in))
+			return false;
+		s->start[*off] = true;
+		if (!in->nop)
+			return true;
+		*off += in->len;
+	}
+	s->start[s->len] = true;
+	in->len = 0;
+	return true;
+}
+
+static bool walk_insns(struct prover *p, struct text *x, struct walk *w)
+{
+	const uint64_t v = w->fn->st.st_value;
+	uint64_t oo = 0, bo = 0;
+	size_t ri = 0;
+
+	while (ri < x->nr_rels && x->rels[ri]->offset < v)
+		ri++;
+	for (;;) {
+		struct insn o, b;
+		size_t nr = 0;
+
+		if (!next_insn(p, &w->o, &oo, &o) ||
+		    !next_insn(p, &w->b, &bo, &b))
+			return false;
+		if (!o.len || !b.len)
+			return !o.len && !b.len;
+		w->po[w->nr_pairs] = oo;
+		w->pb[w->nr_pairs++] = bo;
+		while (ri < x->nr_rels && x->rels[ri]->offset < v + oo)
+			ri++;
+		while (ri + nr < x->nr_rels &&
+		       x->rels[ri + nr]->offset < v + oo + o.len)
+			nr++;
+		if (!same_insn(p, w, x->rels + ri, nr, &o, &b))
+			return false;
+		oo += o.len;
+		bo += b.len;
+	}
+}
+
+/* Whether function @i is the binary's @bs, instruction by instruction. */
+static bool same_code(struct prover *p, struct text *x, size_t i,
+		      const struct hp_bsym *bs)
+{
+	const struct hp_osym *fn = x->fns[i];
+	struct walk w = {
+		.fn = fn,
+		.baddr = bs->value,
+		.o = { x->sec->data + fn->st.st_value, fn->st.st_size, NULL },
+		.b = { bytes_at(p, bs->value, bs->size), bs->size, NULL },
+	};
+	const size_t n = w.o.len + w.b.len + 2;
+	bool ok = false;
+
+	if (!w.b.code || !x->sec->data)
+		return false;
+	w.o.start = calloc(n, sizeof(bool));
+	w.po = calloc(n, sizeof(*w.po));
+	w.pb = calloc(n, sizeof(*w.pb));
+	w.jo = calloc(n, sizeof(*w.jo));
+	w.jb = calloc(n, sizeof(*w.jb));
+	if (w.o.start && w.po && w.pb && w.jo && w.jb) {
+		w.b.start = w.o.start + w.o.len + 1;
+		ok = walk_insns(p, x, &w);
+	}
+	/* The ends pair too; every inner branch lands on paired places. */
+	if (ok) {
+		w.po[w.nr_pairs] = w.o.len;
+		w.pb[w.nr_pairs++] = w.b.len;
+	}
+	for (size_t j = 0; ok && j < w.nr_jumps; j++) {
+		size_t ko = 0, kb = 0;
+
+		ok = paired(&w.o, w.po, w.nr_pairs, w.jo[j], &ko) &&
+		     paired(&w.b, w.pb, w.nr_pairs, w.jb[j], &kb) && ko == kb;
+	}
+	free(w.o.start);
+	free(w.po);
+	free(w.pb);
+	free(w.jo);
+	free(w.jb);
+	return ok;
+}
 
 static int compare_funcs(struct prover *p, struct text *x)
 {
@@ -969,19 +1253,20 @@ static int compare_funcs(struct prover *p, struct text *x)
 				    "placed elsewhere in its section");
 			continue;
 		}
-		if (bs->size != n) {
+		while (x->act && bs->size == n && d < n &&
+		       x->exp[v + d] == x->act[v + d])
+			d++;
+		if ((x->act && d == n) || same_code(p, x, i, bs)) {
+			p->nr_matched++;
+			p->ok[fn->index] = true;
+			continue;
+		}
+		if (bs->size != n || !x->act) {
 			snprintf(detail, sizeof(detail),
 				 "%llu bytes in the binary, %llu in the object",
 				 (unsigned long long)bs->size,
 				 (unsigned long long)n);
 			rc = report(p, fn, 0, detail);
-			continue;
-		}
-		while (d < n && x->exp[v + d] == x->act[v + d])
-			d++;
-		if (d == n) {
-			p->nr_matched++;
-			p->ok[fn->index] = true;
 			continue;
 		}
 		if (x->failed[i].r && d + 4 >= x->failed[i].r->offset - v &&
@@ -1025,18 +1310,16 @@ static int prove_text(struct prover *p, const struct hp_osec *sec)
 	}
 	if (!x.nr_fns || !b->known) /* none, or none placed: */
 		goto out_free; /* discarded by the linker (--gc-sections) */
-	x.act = bytes_at(p, b->base, sec->sh.sh_size);
-	if (!x.act) {
-		for (size_t i = 0; i < x.nr_fns && rc != -ENOMEM; i++)
-			rc = report(p, x.fns[i], 0,
-				    "outside the binary's code");
-		goto out_free;
-	}
 	memcpy(x.exp, sec->data, sec->sh.sh_size);
 	for (size_t i = 0; i < sec->nr_relocs; i++)
 		rels[i] = &sec->relocs[i];
 	qsort(rels, sec->nr_relocs, sizeof(*rels), cmp_reloc);
-	for (size_t i = 0; i < sec->nr_relocs; i++) {
+	x.rels = rels;
+	x.nr_rels = sec->nr_relocs;
+	/* The last function of a section that shrank in the binary: none of
+	 * it byte for byte, all of it instruction by instruction. */
+	x.act = bytes_at(p, b->base, sec->sh.sh_size);
+	for (size_t i = 0; x.act && i < sec->nr_relocs; i++) {
 		const struct hp_orel *r = rels[i];
 		const size_t k = func_at(x.fns, x.nr_fns, r->offset);
 		const struct hp_osym *fn = k < x.nr_fns ? x.fns[k] : NULL;

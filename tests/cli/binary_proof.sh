@@ -55,6 +55,12 @@ check "the JSON says how many match" grep -qE '"binary_matches":"[0-9]+/[0-9]+ f
 
 # The kpatch model: the release as Debian builds it (no sections), the
 # objects rebuilt with sections added; the same patch either way.
+# The release's assembler resolved the tail call in scaled_next to a short
+# jmp; the rebuilt object has a near one with a relocation (other bytes,
+# other size, the same code).
+check "the release has the short jmp, the object a relocation" bash -c "
+	objdump -d '$T/release' | grep -A3 '<scaled_next>:' | grep -q ':	eb ' &&
+	readelf -rW '$T/sec1/foreign.o' | grep -A2 'text.scaled_next' | grep -q scaled"
 expect_exit 0 "kpatch model: sections added to the release's flags" \
 	diffit sec1 sec2 release -o "$T/km.hpatch"
 check "all functions match" grep -qEx 'binary_matches: ([1-9][0-9]*)/\1 functions' "$T/last.out"
