@@ -27,7 +27,6 @@
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 
-#include <Zydis/Zydis.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,427 +34,6 @@
 
 /* Mismatches listed one by one; the rest are counted in one line. */
 #define HP_PROOF_MAX_REPORTED 10
-
-/* A relocation's target as the binary places it. */
-struct ptarget {
-	const char *name; /* for GOT and PLT slots; NULL: file-local */
-	uint64_t S;	  /* address (TLS: offset in the TLS block) */
-	uint64_t size;	  /* the symbol's size, for R_X86_64_SIZE* */
-	bool defined;	  /* S and size are known */
-	bool weak;	  /* undefined weak: may be 0 */
-};
-
-/* What replaying needs from the binary; unit tests give their own. */
-struct proof_ops {
-	/* @addr is a GOT slot that holds @t's address at run time. */
-	bool (*got_slot)(const void *ctx, const struct ptarget *t,
-			 uint64_t addr);
-	/* @addr is a PLT stub that jumps through such a slot. */
-	bool (*plt_stub)(const void *ctx, const struct ptarget *t,
-			 uint64_t addr);
-	/* @addr is @t's GOT entry of @type (DTPMOD64 pair, TPOFF64). */
-	bool (*tls_slot)(const void *ctx, const struct ptarget *t,
-			 uint32_t type, uint64_t addr);
-	const void *ctx;
-	bool is_exec;
-	int64_t tls_offset; /* as struct hp_binary's */
-	uint64_t got;	    /* _GLOBAL_OFFSET_TABLE_, or 0 */
-};
-
-/*
- * One relocated field: @exp holds the object's bytes and receives the
- * linker's, @act the binary's; both @len long, the field at @off, which
- * the binary maps at @P.
- */
-struct site {
-	uint8_t *exp;
-	const uint8_t *act;
-	size_t len;
-	size_t off;
-	uint64_t P;
-	uint32_t type;
-	int64_t A;
-};
-
-enum replay_result {
-	REPLAY_MATCH,	/* an allowed form is in the binary */
-	REPLAY_DIFFER,	/* none is: @exp holds the preferred form */
-	REPLAY_UNKNOWN, /* a relocation type the proof cannot check */
-};
-
-/* Bytes around a field that a candidate form may rewrite. */
-struct saved {
-	size_t lo, hi;
-	uint8_t b[20];
-};
-
-static void save(const struct site *s, struct saved *sv)
-{
-	sv->lo = s->off >= 4 ? s->off - 4 : 0;
-	sv->hi = s->off + 12 < s->len ? s->off + 12 : s->len;
-	memcpy(sv->b, s->exp + sv->lo, sv->hi - sv->lo);
-}
-
-static void restore(const struct site *s, const struct saved *sv)
-{
-	memcpy(s->exp + sv->lo, sv->b, sv->hi - sv->lo);
-}
-
-/* Whether @exp and @act agree over [off+lo, off+hi). */
-static bool agree(const struct site *s, long lo, long hi)
-{
-	const long a = (long)s->off + lo, b = (long)s->off + hi;
-
-	return a >= 0 && b <= (long)s->len &&
-	       !memcmp(s->exp + a, s->act + a, (size_t)(b - a));
-}
-
-static bool fits(const struct site *s, long lo, long hi)
-{
-	return (long)s->off + lo >= 0 && (long)s->off + hi <= (long)s->len;
-}
-
-static void put8(const struct site *s, long at, uint8_t v)
-{
-	if (fits(s, at, at + 1))
-		s->exp[(long)s->off + at] = v;
-}
-
-static void put32(const struct site *s, long at, uint64_t v)
-{
-	if (fits(s, at, at + 4))
-		hp_put_le32(s->exp + (long)s->off + at, (uint32_t)v);
-}
-
-static uint8_t exp_at(const struct site *s, long at)
-{
-	return fits(s, at, at + 1) ? s->exp[(long)s->off + at] : 0;
-}
-
-/* The address a PC-relative field of the binary points at, less A. */
-static uint64_t implied_pc(const struct site *s, long at)
-{
-	if (!fits(s, at, at + 4))
-		return 0;
-	return s->P + (uint64_t)at +
-	       (uint64_t)(int64_t)(int32_t)hp_get_le32(s->act + s->off + at) -
-	       (uint64_t)s->A;
-}
-
-/* Take the binary's field as it is (its target was checked otherwise). */
-static void take(const struct site *s, long lo, long hi)
-{
-	if (fits(s, lo, hi))
-		memcpy(s->exp + (long)s->off + lo, s->act + (long)s->off + lo,
-		       (size_t)(hi - lo));
-}
-
-/* R_X86_64_PC32 and PLT32: the target itself, or its PLT stub. */
-static enum replay_result replay_pc(const struct proof_ops *ops,
-				    const struct site *s,
-				    const struct ptarget *t)
-{
-	struct saved sv;
-
-	save(s, &sv);
-	if (t->defined) {
-		put32(s, 0, t->S + (uint64_t)s->A - s->P);
-		if (agree(s, 0, 4))
-			return REPLAY_MATCH;
-		restore(s, &sv);
-	}
-	if (t->name && ops->plt_stub(ops->ctx, t, implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (t->weak && !t->defined) {
-		put32(s, 0, (uint64_t)s->A - s->P);
-		if (agree(s, 0, 4))
-			return REPLAY_MATCH;
-		restore(s, &sv);
-	}
-	if (t->defined)
-		put32(s, 0, t->S + (uint64_t)s->A - s->P);
-	return REPLAY_DIFFER;
-}
-
-/* A field of @width bytes that holds @v. */
-static enum replay_result replay_value(const struct site *s, bool known,
-				       uint64_t v, size_t width)
-{
-	if (!known || !fits(s, 0, (long)width))
-		return REPLAY_DIFFER;
-	if (width == 8)
-		hp_put_le64(s->exp + s->off, v);
-	else
-		put32(s, 0, v);
-	return agree(s, 0, (long)width) ? REPLAY_MATCH : REPLAY_DIFFER;
-}
-
-/* The REX prefix ld writes when it moves ModRM.reg to ModRM.rm. */
-static uint8_t rex_reg_to_rm(uint8_t rex)
-{
-	return (uint8_t)((rex & ~0x04) | ((rex & 0x04) >> 2));
-}
-
-/*
- * "op $S, %reg" for "op foo@GOTPCREL(%rip), %reg" (mov: c7 /0, test: f7 /0,
- * binop: 81 /n), which ld writes in executables whose addresses fit 32
- * bits; with or without a REX prefix before the opcode.
- */
-static bool try_imm(const struct site *s, const struct ptarget *t,
-		    uint8_t opcode, uint8_t ext, bool rex)
-{
-	const uint8_t reg = (exp_at(s, -1) >> 3) & 7;
-
-	if (rex) {
-		if ((exp_at(s, -3) & 0xf0) != 0x40)
-			return false;
-		put8(s, -3, rex_reg_to_rm(exp_at(s, -3)));
-	}
-	put8(s, -2, opcode);
-	put8(s, -1, (uint8_t)(0xc0 | (ext << 3) | reg));
-	put32(s, 0, t->S);
-	return agree(s, rex ? -3 : -2, 4);
-}
-
-/*
- * The forms ld relaxes GOTPCRELX (no REX prefix) and REX_GOTPCRELX to,
- * beyond mov -> lea: direct calls and jumps, and immediates.
- */
-static bool relaxed_gotpcrelx(const struct site *s, const struct ptarget *t,
-			      const struct saved *sv)
-{
-	const uint8_t op = exp_at(s, -2), modrm = exp_at(s, -1);
-	const uint64_t rel = t->S + (uint64_t)s->A - s->P;
-	const bool rex = s->type == R_X86_64_REX_GOTPCRELX;
-	bool ok = false;
-
-	if (op == 0xff && (modrm == 0x15 || modrm == 0x25)) {
-		/* call -> addr32 call, nop call, or call; nop. jmp -> jmp; nop */
-		static const uint8_t prefixes[] = { 0x67, 0x90 };
-
-		for (size_t i = 0; modrm == 0x15 && i < 2; i++) {
-			put8(s, -2, prefixes[i]);
-			put8(s, -1, 0xe8);
-			put32(s, 0, rel);
-			if (agree(s, -2, 4))
-				return true;
-			restore(s, sv);
-		}
-		put8(s, -2, modrm == 0x15 ? 0xe8 : 0xe9);
-		put32(s, -1, rel + 1);
-		put8(s, 3, 0x90);
-		if (agree(s, -2, 4))
-			return true;
-		restore(s, sv);
-	}
-	if (op == 0x8b)
-		ok = try_imm(s, t, 0xc7, 0, rex);
-	else if (op == 0x85)
-		ok = try_imm(s, t, 0xf7, 0, rex);
-	else if ((op & 0xc7) == 0x03 && op < 0x40)
-		ok = try_imm(s, t, 0x81, (op >> 3) & 7, rex);
-	if (!ok)
-		restore(s, sv);
-	return ok;
-}
-
-/* GOTPCREL, GOTPCRELX, REX_GOTPCRELX: the slot, or a relaxed form. */
-static enum replay_result replay_got(const struct proof_ops *ops,
-				     const struct site *s,
-				     const struct ptarget *t)
-{
-	const uint8_t op = exp_at(s, -2);
-	const uint64_t rel = t->S + (uint64_t)s->A - s->P;
-	struct saved sv;
-
-	if (agree(s, -2, 0) && ops->got_slot(ops->ctx, t, implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (!t->defined)
-		return REPLAY_DIFFER;
-	save(s, &sv);
-	if (op == 0x8b) { /* mov -> lea, for all three */
-		put8(s, -2, 0x8d);
-		put32(s, 0, rel);
-		if (agree(s, -2, 4))
-			return REPLAY_MATCH;
-		restore(s, &sv);
-	}
-	/* ld relaxes a plain GOTPCREL no further. */
-	if (s->type != R_X86_64_GOTPCREL && relaxed_gotpcrelx(s, t, &sv))
-		return REPLAY_MATCH;
-	if (op == 0x8b) { /* the form a PIE would have */
-		put8(s, -2, 0x8d);
-		put32(s, 0, rel);
-	}
-	return REPLAY_DIFFER;
-}
-
-/* Where an executable's thread-local lies from the thread pointer. */
-static uint64_t tpoff(const struct proof_ops *ops, const struct ptarget *t)
-{
-	return t->S - (uint64_t)ops->tls_offset;
-}
-
-/*
- * R_X86_64_GOTTPOFF: the TPOFF64 slot, or in an executable "mov $tpoff"
- * for a mov, and "lea tpoff(%reg)" (or "add $tpoff" for %rsp and %r12)
- * for an add, as ld relaxes initial-exec to local-exec.
- */
-static enum replay_result replay_gottpoff(const struct proof_ops *ops,
-					  const struct site *s,
-					  const struct ptarget *t)
-{
-	const uint8_t op = exp_at(s, -2), rex = exp_at(s, -3);
-	const uint8_t reg = (exp_at(s, -1) >> 3) & 7;
-	struct saved sv;
-
-	if (agree(s, -2, 0) &&
-	    ops->tls_slot(ops->ctx, t, R_X86_64_TPOFF64, implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (!ops->is_exec || !t->defined)
-		return REPLAY_DIFFER;
-	save(s, &sv);
-	if (op == 0x8b) {
-		put8(s, -3, rex == 0x4c ? 0x49 : rex);
-		put8(s, -2, 0xc7);
-		put8(s, -1, (uint8_t)(0xc0 | reg));
-	} else if (op == 0x03 && reg == 4) {
-		put8(s, -3, rex == 0x4c ? 0x49 : rex);
-		put8(s, -2, 0x81);
-		put8(s, -1, (uint8_t)(0xc0 | reg));
-	} else if (op == 0x03) {
-		put8(s, -3, rex == 0x4c ? 0x4d : rex);
-		put8(s, -2, 0x8d);
-		put8(s, -1, (uint8_t)(0x80 | reg | (reg << 3)));
-	}
-	put32(s, 0, tpoff(ops, t));
-	if (agree(s, -3, 4))
-		return REPLAY_MATCH;
-	return REPLAY_DIFFER;
-}
-
-/* "mov %fs:0, %rax": how ld's relaxed general- and local-dynamic begin. */
-static const uint8_t fs_rax[] = { 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0 };
-
-/*
- * R_X86_64_TLSGD, TLSLD: the GOT pair, or in an executable the whole
- * sequence (lea; call __tls_get_addr) rewritten as ld rewrites it; *@end is
- * then where the sequence ends, and the call's relocation is not replayed.
- */
-static enum replay_result replay_tlsdyn(const struct proof_ops *ops,
-					const struct site *s,
-					const struct ptarget *t, size_t *end)
-{
-	const bool gd = s->type == R_X86_64_TLSGD;
-	const struct ptarget module = { 0 };
-	struct saved sv;
-
-	if (agree(s, gd ? -4 : -3, 0) &&
-	    ops->tls_slot(ops->ctx, gd ? t : &module, R_X86_64_DTPMOD64,
-			  implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (!ops->is_exec)
-		return REPLAY_DIFFER;
-	save(s, &sv);
-	if (!gd) { /* LD -> LE: data16 x3; mov %fs:0, %rax */
-		for (long i = -3; i < 0; i++)
-			put8(s, i, 0x66);
-		for (size_t i = 0; i < sizeof(fs_rax); i++)
-			put8(s, (long)i, fs_rax[i]);
-		*end = s->off + 9;
-		return agree(s, -3, 9) ? REPLAY_MATCH : REPLAY_DIFFER;
-	}
-	*end = s->off + 12;
-	for (size_t i = 0; i < sizeof(fs_rax); i++)
-		put8(s, (long)i - 4, fs_rax[i]);
-	/* GD -> LE: lea tpoff(%rax), %rax */
-	put8(s, 5, 0x48);
-	put8(s, 6, 0x8d);
-	put8(s, 7, 0x80);
-	put32(s, 8, t->defined ? tpoff(ops, t) : 0);
-	if (t->defined && agree(s, -4, 12))
-		return REPLAY_MATCH;
-	/* GD -> IE: add slot(%rip), %rax */
-	put8(s, 6, 0x03);
-	put8(s, 7, 0x05);
-	if (agree(s, -4, 8) &&
-	    ops->tls_slot(ops->ctx, t, R_X86_64_TPOFF64,
-			  implied_pc(s, 8) + (uint64_t)s->A + 4)) {
-		take(s, 8, 12);
-		return REPLAY_MATCH;
-	}
-	restore(s, &sv);
-	*end = 0;
-	return REPLAY_DIFFER;
-}
-
-/*
- * Replay one relocation at @s against @t: write into s->exp the bytes the
- * linker writes for it, in the allowed form the binary has.
- */
-static enum replay_result replay(const struct proof_ops *ops,
-				 const struct site *s, const struct ptarget *t,
-				 size_t *end)
-{
-	const uint64_t A = (uint64_t)s->A;
-
-	*end = 0;
-	switch (s->type) {
-	case R_X86_64_NONE:
-		return REPLAY_MATCH;
-	case R_X86_64_PC32:
-	case R_X86_64_PLT32:
-		return replay_pc(ops, s, t);
-	case R_X86_64_32:
-	case R_X86_64_32S:
-		if (t->weak && !t->defined)
-			return replay_value(s, true, A, 4);
-		return replay_value(s, t->defined, t->S + A, 4);
-	case R_X86_64_64:
-		return replay_value(s, t->defined, t->S + A, 8);
-	case R_X86_64_PC64:
-		return replay_value(s, t->defined, t->S + A - s->P, 8);
-	case R_X86_64_SIZE32:
-		return replay_value(s, t->defined, t->size + A, 4);
-	case R_X86_64_SIZE64:
-		return replay_value(s, t->defined, t->size + A, 8);
-	case R_X86_64_GOTPC32:
-		return replay_value(s, ops->got, ops->got + A - s->P, 4);
-	case R_X86_64_GOTPC64:
-		return replay_value(s, ops->got, ops->got + A - s->P, 8);
-	case R_X86_64_GOTOFF64:
-		return replay_value(s, ops->got && t->defined,
-				    t->S + A - ops->got, 8);
-	case R_X86_64_GOTPCREL:
-	case R_X86_64_GOTPCRELX:
-	case R_X86_64_REX_GOTPCRELX:
-		return replay_got(ops, s, t);
-	case R_X86_64_TPOFF32:
-		return replay_value(s, ops->is_exec && t->defined,
-				    tpoff(ops, t) + A, 4);
-	case R_X86_64_GOTTPOFF:
-		return replay_gottpoff(ops, s, t);
-	case R_X86_64_TLSGD:
-	case R_X86_64_TLSLD:
-		return replay_tlsdyn(ops, s, t, end);
-	case R_X86_64_DTPOFF32:
-		/* an executable's local-dynamic became local-exec */
-		if (ops->is_exec && t->defined &&
-		    replay_value(s, true, tpoff(ops, t) + A, 4) == REPLAY_MATCH)
-			return REPLAY_MATCH;
-		return replay_value(s, t->defined, t->S + A, 4);
-	default:
-		return REPLAY_UNKNOWN;
-	}
-}
 
 /* ---- the binary side ---- */
 
@@ -484,8 +62,7 @@ struct failed {
 struct prover {
 	const struct hp_binary *bin;
 	struct hp_diff_report *r;
-	struct proof_ops ops;
-	ZydisDecoder dec;
+	struct hp_replay_ops ops;
 	struct bsec *secs;
 	size_t nr_secs;
 	const char **files; /* STT_FILE names of the binary, sorted */
@@ -546,7 +123,7 @@ static bool got_holds(const struct prover *p, uint64_t addr, uint64_t value)
 	       hp_get_le64(s->data + (addr - s->addr)) == value;
 }
 
-static bool got_slot(const void *ctx, const struct ptarget *t, uint64_t addr)
+static bool got_slot(const void *ctx, const struct hp_rtarget *t, uint64_t addr)
 {
 	const struct prover *p = ctx;
 	const struct bsec *s = bsec_at(p, addr, 8);
@@ -560,7 +137,7 @@ static bool got_slot(const void *ctx, const struct ptarget *t, uint64_t addr)
 }
 
 /* "[endbr64] [bnd] jmp *slot(%rip)": .plt, .plt.sec and .plt.got stubs. */
-static bool plt_stub(const void *ctx, const struct ptarget *t, uint64_t addr)
+static bool plt_stub(const void *ctx, const struct hp_rtarget *t, uint64_t addr)
 {
 	const struct prover *p = ctx;
 	const struct bsec *s = bsec_at(p, addr, 1);
@@ -583,7 +160,7 @@ static bool plt_stub(const void *ctx, const struct ptarget *t, uint64_t addr)
 			(uint64_t)(int64_t)(int32_t)hp_get_le32(b + i + 2));
 }
 
-static bool tls_slot(const void *ctx, const struct ptarget *t, uint32_t type,
+static bool tls_slot(const void *ctx, const struct hp_rtarget *t, uint32_t type,
 		     uint64_t addr)
 {
 	const struct prover *p = ctx;
@@ -592,7 +169,7 @@ static bool tls_slot(const void *ctx, const struct ptarget *t, uint32_t type,
 		return true;
 	/* An executable's initial-exec slot the linker filled itself. */
 	return type == R_X86_64_TPOFF64 && p->ops.is_exec && t->defined &&
-	       got_holds(p, addr, tpoff(&p->ops, t));
+	       got_holds(p, addr, t->S - (uint64_t)p->ops.tls_offset);
 }
 
 static int prover_init(struct prover *p, const struct hp_binary *bin,
@@ -619,9 +196,6 @@ static int prover_init(struct prover *p, const struct hp_binary *bin,
 		got = hp_binary_find_sym(bin, "_GLOBAL_OFFSET_TABLE_", NULL,
 					 false, &ambiguous);
 	p->ops.got = got ? got->value : 0;
-	if (!ZYAN_SUCCESS(ZydisDecoderInit(&p->dec, ZYDIS_MACHINE_MODE_LONG_64,
-					   ZYDIS_STACK_WIDTH_64)))
-		return hp_error(-ENOSYS, "cannot set up the x86-64 decoder");
 	if (elf_getshdrnum(bin->elf, &shnum) ||
 	    elf_getshdrstrndx(bin->elf, &shstrndx))
 		return hp_error(-HP_E_BADELF, "'%s': cannot read sections: %s",
@@ -735,14 +309,14 @@ static struct sec_base *base_of(struct prover *p, const struct hp_osec *sec)
 }
 
 static void target_of(struct prover *p, const struct hp_orel *r,
-		      struct ptarget *t)
+		      struct hp_rtarget *t)
 {
 	const struct hp_osym *s = r->sym;
 	const struct sec_base *b = s->sec ? base_of(p, s->sec) : NULL;
 	const struct hp_bsym *bs =
 		find_bsym(p, s, b && b->known ? b->base + s->st.st_value : 0);
 
-	*t = (struct ptarget){
+	*t = (struct hp_rtarget){
 		.name = s->bind == STB_LOCAL ? NULL : s->name,
 		.weak = !s->sec && s->bind == STB_WEAK,
 	};
@@ -767,7 +341,7 @@ static bool is_plain(uint32_t type)
 }
 
 /* What a plain relocation's field in the binary says S + A is. */
-static uint64_t implied_value(const struct site *s)
+static uint64_t implied_value(const struct hp_replay_site *s)
 {
 	const uint8_t *f = s->act + s->off;
 
@@ -800,7 +374,7 @@ static size_t field_width(uint32_t type)
  * A reference into a merged section (strings, constants): ld moved the
  * entity, so check that what the field points at is the same entity.
  */
-static bool same_entity(const struct prover *p, const struct site *s,
+static bool same_entity(const struct prover *p, const struct hp_replay_site *s,
 			const struct hp_orel *r)
 {
 	const struct hp_osec *sec = r->sym->sec;
@@ -833,28 +407,29 @@ static bool same_entity(const struct prover *p, const struct site *s,
 }
 
 /* Replay one relocation of a text section; *@why says what failed. */
-static enum replay_result replay_reloc(struct prover *p, const struct site *s,
-				       const struct hp_orel *r,
-				       const struct hp_osym *fn, size_t *end,
-				       const char **why)
+static enum hp_replay_result replay_reloc(struct prover *p,
+					  const struct hp_replay_site *s,
+					  const struct hp_orel *r,
+					  const struct hp_osym *fn, size_t *end,
+					  const char **why)
 {
 	const struct hp_osec *ts = r->sym->sec;
-	struct ptarget t;
-	enum replay_result res;
+	struct hp_rtarget t;
+	enum hp_replay_result res;
 
 	*why = NULL;
 	if (ts && (ts->sh.sh_flags & SHF_MERGE) && is_plain(r->type) &&
-	    fits(s, 0, (long)field_width(r->type))) {
+	    s->off + field_width(r->type) <= s->len) {
 		if (!same_entity(p, s, r)) {
 			*why = "the data it refers to differs";
-			return REPLAY_DIFFER;
+			return HP_REPLAY_DIFFER;
 		}
-		take(s, 0, (long)field_width(r->type));
-		return REPLAY_MATCH;
+		hp_replay_take(s, field_width(r->type));
+		return HP_REPLAY_MATCH;
 	}
 	target_of(p, r, &t);
 	if (!t.defined && ts && is_plain(r->type) &&
-	    fits(s, 0, (long)field_width(r->type))) {
+	    s->off + field_width(r->type) <= s->len) {
 		/* Anonymous data: the first reference places it. */
 		struct sec_base *b = &p->bases[ts->index];
 
@@ -868,10 +443,10 @@ static enum replay_result replay_reloc(struct prover *p, const struct site *s,
 		};
 		target_of(p, r, &t);
 	}
-	res = replay(&p->ops, s, &t, end);
-	if (res == REPLAY_UNKNOWN)
+	res = hp_replay(&p->ops, s, &t, end);
+	if (res == HP_REPLAY_UNKNOWN)
 		*why = "a type the proof cannot check";
-	else if (res == REPLAY_DIFFER)
+	else if (res == HP_REPLAY_DIFFER)
 		*why = t.defined || t.weak ? "the field differs"
 					   : "its target is not in the binary";
 	return res;
@@ -950,237 +525,52 @@ struct text {
 	size_t nr_rels;
 };
 
-/*
- * When the bytes differ: instruction by instruction. The objects of the
- * kpatch model are compiled with function sections, the release without;
- * where the release's assembler reached a nearby function or label with a
- * short jump, the object has a near one with a relocation (or the other
- * way round, as layouts differ), every instruction after it moves, and the
- * alignment nops before a loop grow or shrink. That is the same code. So a
- * function whose bytes differ is decoded (libzydis) on both sides and
- * compared instruction by instruction, nops left out: a branch by its
- * mnemonic and where it goes, an instruction with a relocation by the
- * replay above, anything else byte for byte.
- */
-struct insn {
-	uint64_t off; /* in its function */
-	uint8_t len;
-	bool nop;
-	bool branch; /* a relative immediate (jmp, jcc, call) */
-	int rel_at;  /* its field, or a RIP-relative displacement; -1 */
-	int64_t rel; /* the field's value */
-	ZydisMnemonic mnemonic;
-};
-
-static bool decode(const struct prover *p, const uint8_t *code, size_t len,
-		   uint64_t off, struct insn *in)
-{
-	ZydisDecodedInstruction zi;
-
-	if (off >= len || !ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(
-				  &p->dec, NULL, code + off, len - off, &zi)))
-		return false;
-	*in = (struct insn){ .off = off,
-			     .len = zi.length,
-			     .nop = zi.mnemonic == ZYDIS_MNEMONIC_NOP,
-			     .rel_at = -1,
-			     .mnemonic = zi.mnemonic };
-	for (int i = 0; i < 2; i++)
-		if (zi.raw.imm[i].is_relative) {
-			in->branch = true;
-			in->rel_at = zi.raw.imm[i].offset;
-			in->rel = zi.raw.imm[i].value.s;
-		}
-	if (in->rel_at < 0 && (zi.attributes & ZYDIS_ATTRIB_HAS_MODRM) &&
-	    zi.raw.modrm.mod == 0 && zi.raw.modrm.rm == 5) {
-		in->rel_at = zi.raw.disp.offset;
-		in->rel = zi.raw.disp.value;
-	}
-	return true;
-}
-
-/* One function on both sides: the object's and the binary's code. */
-struct side {
-	const uint8_t *code;
-	size_t len;
-	bool *start; /* [len + 1]: an instruction (or the end) starts here */
-};
-
-struct walk {
+/* The proof's side of hp_insn_same(): one function's replays. */
+struct peer {
+	struct prover *p;
 	const struct hp_osym *fn;
-	uint64_t baddr; /* the function in the binary */
-	struct side o, b;
-	uint64_t *po, *pb; /* paired instruction starts, ascending */
-	size_t nr_pairs;
-	uint64_t *jo, *jb; /* branches inside: targets to check at the end */
-	size_t nr_jumps;
 };
 
-/* The first paired start at or after @off, which must start something. */
-static bool paired(const struct side *s, const uint64_t *starts, size_t n,
-		   uint64_t off, size_t *k)
+static bool branch_reaches(void *ctx, const struct hp_orel *r, uint64_t tail,
+			   uint64_t to)
 {
-	size_t lo = 0, hi = n;
+	struct peer *pe = ctx;
+	struct hp_rtarget t;
 
-	if (off > s->len || !s->start[off])
-		return false;
-	while (lo < hi) {
-		const size_t mid = lo + (hi - lo) / 2;
-
-		if (starts[mid] < off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*k = lo;
-	return lo < n;
+	target_of(pe->p, r, &t);
+	if ((r->type == R_X86_64_PC32 || r->type == R_X86_64_PLT32) &&
+	    t.defined && t.S + (uint64_t)r->addend + tail == to)
+		return true;
+	return t.name && pe->p->ops.plt_stub(pe->p, &t, to);
 }
 
-/* Where a relocated PC-relative field of @o points, or false. */
-static bool reloc_target(struct prover *p, const struct hp_orel *r,
-			 const struct insn *o, uint64_t field,
-			 struct ptarget *t, uint64_t *to)
+static bool replays(void *ctx, struct hp_orel *const *rels, size_t nr,
+		    const uint8_t *obj, uint64_t obj_off, const uint8_t *act,
+		    uint64_t addr, size_t len)
 {
-	target_of(p, r, t);
-	*to = t->S + (uint64_t)r->addend + (o->off + o->len - field);
-	return (r->type == R_X86_64_PC32 || r->type == R_X86_64_PLT32) &&
-	       t->defined;
-}
-
-/* A branch: same mnemonic, and the same place, wherever that is. */
-static bool same_branch(struct prover *p, struct walk *w,
-			const struct hp_orel *r, const struct insn *o,
-			const struct insn *b)
-{
-	const uint64_t bt = w->baddr + b->off + b->len + (uint64_t)b->rel;
-	const uint64_t ot = o->off + o->len + (uint64_t)o->rel;
-	const struct sec_base *base = &p->bases[w->fn->sec->index];
-	struct ptarget t;
-	uint64_t to;
-
-	if (!b->branch || o->mnemonic != b->mnemonic)
-		return false;
-	if (r) {
-		if (reloc_target(p, r, o, r->offset - w->fn->st.st_value, &t,
-				 &to) &&
-		    to == bt)
-			return true;
-		return t.name && p->ops.plt_stub(p, &t, bt);
-	}
-	if (ot <= w->o.len) { /* checked once every instruction is paired */
-		w->jo[w->nr_jumps] = ot;
-		w->jb[w->nr_jumps++] = bt - w->baddr;
-		return bt >= w->baddr && bt - w->baddr <= w->b.len;
-	}
-	/* to a neighbour in the same section (no function sections) */
-	return base->known && base->base + w->fn->st.st_value + ot == bt;
-}
-
-/* An instruction with relocations: replayed as it stands in the binary. */
-static bool same_relocated(struct prover *p, struct walk *w,
-			   struct hp_orel *const *rels, size_t nr,
-			   const struct insn *o, const struct insn *b)
-{
+	struct peer *pe = ctx;
 	uint8_t exp[16];
-	const uint8_t *act = w->b.code + b->off;
 
-	if (o->len != b->len || o->len > sizeof(exp))
+	if (len > sizeof(exp))
 		return false;
-	memcpy(exp, w->o.code + o->off, o->len);
+	memcpy(exp, obj, len);
 	for (size_t i = 0; i < nr; i++) {
-		const uint64_t at =
-			rels[i]->offset - w->fn->st.st_value - o->off;
-		const struct site s = { .exp = exp,
-					.act = act,
-					.len = o->len,
-					.off = at,
-					.P = w->baddr + b->off + at,
-					.type = rels[i]->type,
-					.A = rels[i]->addend };
+		const uint64_t at = rels[i]->offset - obj_off;
+		const struct hp_replay_site s = { .exp = exp,
+						  .act = act,
+						  .len = len,
+						  .off = at,
+						  .P = addr + at,
+						  .type = rels[i]->type,
+						  .A = rels[i]->addend };
 		const char *why = NULL;
 		size_t end = 0;
 
-		if (replay_reloc(p, &s, rels[i], w->fn, &end, &why) !=
-		    REPLAY_MATCH)
+		if (replay_reloc(pe->p, &s, rels[i], pe->fn, &end, &why) !=
+		    HP_REPLAY_MATCH)
 			return false;
 	}
-	return !memcmp(exp, act, o->len);
-}
-
-static bool same_insn(struct prover *p, struct walk *w,
-		      struct hp_orel *const *rels, size_t nr,
-		      const struct insn *o, const struct insn *b)
-{
-	const struct hp_orel *at_field = NULL;
-
-	for (size_t i = 0; i < nr && o->rel_at >= 0; i++)
-		if (rels[i]->offset - w->fn->st.st_value ==
-		    o->off + (uint64_t)o->rel_at)
-			at_field = rels[i];
-	if (o->branch && (at_field || !nr))
-		return same_branch(p, w, at_field, o, b);
-	if (nr)
-		return same_relocated(p, w, rels, nr, o, b);
-	if (o->len != b->len)
-		return false;
-	if (o->rel_at < 0)
-		return !memcmp(w->o.code + o->off, w->b.code + b->off, o->len);
-	/* RIP-relative without a relocation: inside the section */
-	return b->rel_at == o->rel_at &&
-	       !memcmp(w->o.code + o->off, w->b.code + b->off,
-		       (size_t)o->rel_at) &&
-	       p->bases[w->fn->sec->index].known &&
-	       p->bases[w->fn->sec->index].base + w->fn->st.st_value + o->off +
-			       o->len + (uint64_t)o->rel ==
-		       w->baddr + b->off + b->len + (uint64_t)b->rel;
-}
-
-/* Decode the next instruction that is not a nop; false at a bad byte. */
-static bool next_insn(const struct prover *p, struct side *s, uint64_t *off,
-		      struct insn *in)
-{
-	while (*off < s->len) {
-		if (!decode(p, s->code, s->len, *off, in))
-			return false;
-		s->start[*off] = true;
-		if (!in->nop)
-			return true;
-		*off += in->len;
-	}
-	s->start[s->len] = true;
-	in->len = 0;
-	return true;
-}
-
-static bool walk_insns(struct prover *p, struct text *x, struct walk *w)
-{
-	const uint64_t v = w->fn->st.st_value;
-	uint64_t oo = 0, bo = 0;
-	size_t ri = 0;
-
-	while (ri < x->nr_rels && x->rels[ri]->offset < v)
-		ri++;
-	for (;;) {
-		struct insn o, b;
-		size_t nr = 0;
-
-		if (!next_insn(p, &w->o, &oo, &o) ||
-		    !next_insn(p, &w->b, &bo, &b))
-			return false;
-		if (!o.len || !b.len)
-			return !o.len && !b.len;
-		w->po[w->nr_pairs] = oo;
-		w->pb[w->nr_pairs++] = bo;
-		while (ri < x->nr_rels && x->rels[ri]->offset < v + oo)
-			ri++;
-		while (ri + nr < x->nr_rels &&
-		       x->rels[ri + nr]->offset < v + oo + o.len)
-			nr++;
-		if (!same_insn(p, w, x->rels + ri, nr, &o, &b))
-			return false;
-		oo += o.len;
-		bo += b.len;
-	}
+	return !memcmp(exp, act, len);
 }
 
 /* Whether function @i is the binary's @bs, instruction by instruction. */
@@ -1188,43 +578,19 @@ static bool same_code(struct prover *p, struct text *x, size_t i,
 		      const struct hp_bsym *bs)
 {
 	const struct hp_osym *fn = x->fns[i];
-	struct walk w = {
-		.fn = fn,
-		.baddr = bs->value,
-		.o = { x->sec->data + fn->st.st_value, fn->st.st_size, NULL },
-		.b = { bytes_at(p, bs->value, bs->size), bs->size, NULL },
-	};
-	const size_t n = w.o.len + w.b.len + 2;
-	bool ok = false;
+	const struct sec_base *b = &p->bases[x->sec->index];
+	struct peer pe = { p, fn };
+	const struct hp_insn_peer peer = { .branch_reaches = branch_reaches,
+					   .replays = replays,
+					   .ctx = &pe,
+					   .has_base = b->known,
+					   .base = b->base };
+	const struct hp_insn_code obj = { x->sec->data + fn->st.st_value,
+					  fn->st.st_size, fn->st.st_value };
+	const struct hp_insn_code bin = { bytes_at(p, bs->value, bs->size),
+					  bs->size, bs->value };
 
-	if (!w.b.code || !x->sec->data)
-		return false;
-	w.o.start = calloc(n, sizeof(bool));
-	w.po = calloc(n, sizeof(*w.po));
-	w.pb = calloc(n, sizeof(*w.pb));
-	w.jo = calloc(n, sizeof(*w.jo));
-	w.jb = calloc(n, sizeof(*w.jb));
-	if (w.o.start && w.po && w.pb && w.jo && w.jb) {
-		w.b.start = w.o.start + w.o.len + 1;
-		ok = walk_insns(p, x, &w);
-	}
-	/* The ends pair too; every inner branch lands on paired places. */
-	if (ok) {
-		w.po[w.nr_pairs] = w.o.len;
-		w.pb[w.nr_pairs++] = w.b.len;
-	}
-	for (size_t j = 0; ok && j < w.nr_jumps; j++) {
-		size_t ko = 0, kb = 0;
-
-		ok = paired(&w.o, w.po, w.nr_pairs, w.jo[j], &ko) &&
-		     paired(&w.b, w.pb, w.nr_pairs, w.jb[j], &kb) && ko == kb;
-	}
-	free(w.o.start);
-	free(w.po);
-	free(w.pb);
-	free(w.jo);
-	free(w.jb);
-	return ok;
+	return bin.code && hp_insn_same(&peer, &obj, &bin, x->rels, x->nr_rels);
 }
 
 static int compare_funcs(struct prover *p, struct text *x)
@@ -1323,7 +689,7 @@ static int prove_text(struct prover *p, const struct hp_osec *sec)
 		const struct hp_orel *r = rels[i];
 		const size_t k = func_at(x.fns, x.nr_fns, r->offset);
 		const struct hp_osym *fn = k < x.nr_fns ? x.fns[k] : NULL;
-		const struct site s = {
+		const struct hp_replay_site s = {
 			.exp = x.exp,
 			.act = x.act,
 			.len = sec->sh.sh_size,
