@@ -59,6 +59,20 @@ struct failed {
 	const char *why;
 };
 
+/* A function that differs, held until every object is proved. */
+struct mismatch {
+	size_t obj; /* index in the pairs */
+	char *fn;
+	uint64_t off;
+	char *detail;
+};
+
+/* What one old object gave. */
+struct tally {
+	uint32_t nr_funcs, nr_matched;
+	bool dropped; /* another build of its source is the one linked */
+};
+
 struct prover {
 	const struct hp_binary *bin;
 	struct hp_diff_report *r;
@@ -74,7 +88,10 @@ struct prover {
 	 * symbols of section i are by_sec[first[i]] on, count[i] of them. */
 	const struct hp_osym **by_sec;
 	size_t *first, *count;
-	uint32_t nr_funcs, nr_matched, nr_differ;
+	uint32_t nr_funcs, nr_matched;
+	struct mismatch *miss;
+	size_t nr_miss;
+	size_t cur; /* index of @o in the pairs */
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -230,6 +247,11 @@ static int prover_init(struct prover *p, const struct hp_binary *bin,
 
 static void prover_release(struct prover *p)
 {
+	for (size_t i = 0; i < p->nr_miss; i++) {
+		free(p->miss[i].fn);
+		free(p->miss[i].detail);
+	}
+	free(p->miss);
 	free(p->secs);
 	free(p->files);
 }
@@ -452,19 +474,28 @@ static enum hp_replay_result replay_reloc(struct prover *p,
 	return res;
 }
 
+/* Note that @fn differs at @off; refused once every object is proved. */
 static int report(struct prover *p, const struct hp_osym *fn, size_t off,
 		  const char *detail)
 {
-	p->nr_differ++;
-	if (p->nr_differ > HP_PROOF_MAX_REPORTED)
-		return 0;
-	return hp_report_refuse(
-		p->r, fn->name, p->o->relpath, -HP_E_FOREIGN_BINARY,
-		"give --binary the binary linked from exactly the --old "
-		"objects, or rebuild the objects from its sources and flags",
-		"'%s'+0x%zx differs in '%s' (%s): built with other flags, "
-		"or from other sources",
-		fn->name, off, p->bin->path, detail);
+	struct mismatch *m =
+		realloc(p->miss, (p->nr_miss + 1) * sizeof(*p->miss));
+
+	if (!m)
+		return -ENOMEM;
+	p->miss = m;
+	m = &p->miss[p->nr_miss];
+	*m = (struct mismatch){ .obj = p->cur,
+				.fn = strdup(fn->name),
+				.off = off,
+				.detail = strdup(detail) };
+	if (!m->fn || !m->detail) {
+		free(m->fn);
+		free(m->detail);
+		return -ENOMEM;
+	}
+	p->nr_miss++;
+	return 0;
 }
 
 static int cmp_reloc(const void *a, const void *b)
@@ -884,32 +915,114 @@ out_free:
 	return rc;
 }
 
+/* Whether old objects @a and @b define a function of the same name. */
+static bool share_a_function(struct hp_obj *a, struct hp_obj *b)
+{
+	for (size_t i = 0; i < a->nr_syms; i++)
+		if (hp_osym_is_func(&a->syms[i]) &&
+		    hp_obj_find_sym_by_name(b, a->syms[i].name))
+			return true;
+	return false;
+}
+
+/*
+ * A tree may hold two builds of one source (a program's util.o, and a
+ * test's built with -DTEST): both carry the source's name, and only one
+ * is linked into the binary. An object that differs is left out when
+ * another of the same source name, defining the same functions, matched
+ * whole. Two sources of one name in the binary (an embedded library's
+ * sds.c beside the program's) define other functions: both are proved.
+ */
+static void drop_siblings(struct prover *p, struct hp_pair *pairs,
+			  size_t nr_pairs, struct tally *t)
+{
+	for (size_t i = 0; i < nr_pairs; i++) {
+		struct hp_obj *o = pairs[i].old_obj;
+
+		if (!o || t[i].nr_matched == t[i].nr_funcs || !o->file_sym)
+			continue;
+		for (size_t j = 0; j < nr_pairs && !t[i].dropped; j++) {
+			struct hp_obj *s = pairs[j].old_obj;
+
+			if (j == i || !s || !s->file_sym || t[j].dropped ||
+			    !t[j].nr_funcs ||
+			    t[j].nr_matched != t[j].nr_funcs ||
+			    strcmp(s->file_sym, o->file_sym) ||
+			    !share_a_function(o, s))
+				continue;
+			t[i].dropped = true;
+			p->nr_funcs -= t[i].nr_funcs;
+			p->nr_matched -= t[i].nr_matched;
+			hp_log(HP_LOG_INFO,
+			       "'%s': '%s' is the build of '%s' linked into "
+			       "'%s'; not compared",
+			       o->relpath, s->relpath, o->file_sym,
+			       p->bin->path);
+		}
+	}
+}
+
+/* Refuse each function that differs, of the objects not left out. */
+static int refuse(struct prover *p, struct hp_pair *pairs,
+		  const struct tally *t)
+{
+	uint32_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < p->nr_miss && !rc; i++) {
+		const struct mismatch *m = &p->miss[i];
+
+		if (t[m->obj].dropped || ++n > HP_PROOF_MAX_REPORTED)
+			continue;
+		rc = hp_report_refuse(
+			p->r, m->fn, pairs[m->obj].old_obj->relpath,
+			-HP_E_FOREIGN_BINARY,
+			"give --binary the binary linked from exactly the "
+			"--old objects, or rebuild the objects from its "
+			"sources and flags",
+			"'%s'+0x%llx differs in '%s' (%s): built with other "
+			"flags, or from other sources",
+			m->fn, (unsigned long long)m->off, p->bin->path,
+			m->detail);
+	}
+	if (!rc && n > HP_PROOF_MAX_REPORTED)
+		rc = hp_report_refuse(p->r, "", "", -HP_E_FOREIGN_BINARY, NULL,
+				      "%u more functions differ in '%s'",
+				      n - HP_PROOF_MAX_REPORTED, p->bin->path);
+	return rc;
+}
+
 int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 		    const struct hp_binary *bin, struct hp_diff_report *r,
 		    struct hp_diff_report_module *rm)
 {
 	struct prover p;
+	struct tally *t = calloc(nr_pairs ? nr_pairs : 1, sizeof(*t));
 	bool any = false;
 	struct timespec t0, t1;
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = prover_init(&p, bin, r);
+	if (!t && !rc)
+		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < nr_pairs; i++) {
+		const uint32_t funcs = p.nr_funcs, matched = p.nr_matched;
+
 		if (!pairs[i].old_obj)
 			continue;
 		any |= has_funcs(pairs[i].old_obj);
+		p.cur = i;
 		rc = prove_obj(&p, pairs[i].old_obj);
+		t[i] = (struct tally){ p.nr_funcs - funcs,
+				       p.nr_matched - matched, false };
 	}
 	if (rc)
 		goto out_release;
+	drop_siblings(&p, pairs, nr_pairs, t);
 	rm->nr_proved = p.nr_matched;
 	rm->nr_proof_funcs = p.nr_funcs;
-	if (p.nr_differ > HP_PROOF_MAX_REPORTED)
-		rc = hp_report_refuse(r, "", "", -HP_E_FOREIGN_BINARY, NULL,
-				      "%u more functions differ in '%s'",
-				      p.nr_differ - HP_PROOF_MAX_REPORTED,
-				      bin->path);
+	rc = refuse(&p, pairs, t);
 	if (!rc && any && !p.nr_funcs)
 		rc = hp_report_refuse(
 			r, "", "", -HP_E_FOREIGN_BINARY,
@@ -924,5 +1037,6 @@ int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 out_release:
 	prover_release(&p);
+	free(t);
 	return rc;
 }
