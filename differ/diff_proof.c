@@ -81,6 +81,8 @@ struct prover {
 	size_t nr_secs;
 	const char **files; /* STT_FILE names of the binary, sorted */
 	size_t nr_files;
+	GElf_Rela *irel; /* IRELATIVE: GOT slots of ifuncs (addend) */
+	size_t nr_irel;
 	struct hp_obj *o;	/* the object being proved */
 	struct sec_base *bases; /* per section of @o */
 	bool *ok;		/* per symbol of @o: a function that matched */
@@ -149,8 +151,36 @@ static bool got_slot(const void *ctx, const struct hp_rtarget *t, uint64_t addr)
 		return false;
 	/* Bound by name at run time, or filled by the linker itself (a
 	 * RELATIVE slot in a PIE holds the link-time address too). */
-	return slot_named(p->bin, t->name, addr) ||
-	       (t->defined && got_holds(p, addr, t->S));
+	if (slot_named(p->bin, t->name, addr) ||
+	    (t->defined && got_holds(p, addr, t->S)))
+		return true;
+	/* An ifunc's: the loader fills it with what its resolver returns. */
+	for (size_t i = 0; t->defined && i < p->nr_irel; i++)
+		if (p->irel[i].r_offset == addr &&
+		    (uint64_t)p->irel[i].r_addend == t->S)
+			return true;
+	return false;
+}
+
+static int add_irelative(struct prover *p, Elf_Scn *scn, const GElf_Shdr *sh)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	const size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
+
+	for (size_t i = 0; d && i < n; i++) {
+		GElf_Rela rela;
+		GElf_Rela *irel = NULL;
+
+		if (!gelf_getrela(d, (int)i, &rela) ||
+		    GELF_R_TYPE(rela.r_info) != R_X86_64_IRELATIVE)
+			continue;
+		irel = realloc(p->irel, (p->nr_irel + 1) * sizeof(*irel));
+		if (!irel)
+			return -ENOMEM;
+		p->irel = irel;
+		p->irel[p->nr_irel++] = rela;
+	}
+	return 0;
 }
 
 /* "[endbr64] [bnd] jmp *slot(%rip)": .plt, .plt.sec and .plt.got stubs. */
@@ -228,6 +258,8 @@ static int prover_init(struct prover *p, const struct hp_binary *bin,
 
 		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC))
 			continue;
+		if (sh.sh_type == SHT_RELA && add_irelative(p, scn, &sh))
+			return -ENOMEM;
 		name = elf_strptr(bin->elf, shstrndx, sh.sh_name);
 		d = sh.sh_type == SHT_NOBITS ? NULL : elf_getdata(scn, NULL);
 		p->secs[p->nr_secs++] = (struct bsec){
@@ -252,6 +284,7 @@ static void prover_release(struct prover *p)
 		free(p->miss[i].detail);
 	}
 	free(p->miss);
+	free(p->irel);
 	free(p->secs);
 	free(p->files);
 }

@@ -50,9 +50,23 @@ __attribute__((noinline)) int scaled_next(int n)
 	return scaled(n + 1);
 }
 
+/* An ifunc: called through a PLT stub whose GOT slot has no name, only
+ * an IRELATIVE relocation the loader fills from the resolver. */
+static int add_one(int n)
+{
+	return n + 1;
+}
+
+static int (*pick_add(void))(int)
+{
+	return add_one;
+}
+
+int add(int n) __attribute__((ifunc("pick_add")));
+
 int main(int argc, char **argv)
 {
-	const int n = argc > 1 ? atoi(argv[1]) : 1;
+	const int n = add(argc > 1 ? atoi(argv[1]) : 0);
 
 	printf("limit %d scaled %d %d\n", limit_of(&cfg), scaled(n) / 3,
 	       scaled_next(n) / 3);
