@@ -138,11 +138,13 @@ static bool same_insn(struct walk *w, struct hp_orel *const *rels, size_t nr,
 			at_field = rels[i];
 	if (o->branch && (at_field || !nr))
 		return same_branch(w, at_field, o, b);
-	if (nr)
+	if (nr) {
+		const struct hp_insn_twin in = { oc, w->o.c->at + o->off, bc,
+						 w->b.c->at + b->off, o->len };
+
 		return o->len == b->len &&
-		       w->peer->replays(w->peer->ctx, rels, nr, oc,
-					w->o.c->at + o->off, bc,
-					w->b.c->at + b->off, o->len);
+		       w->peer->replays(w->peer->ctx, rels, nr, &in);
+	}
 	if (o->len != b->len)
 		return false;
 	if (o->rel_at < 0)

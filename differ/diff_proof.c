@@ -609,22 +609,21 @@ static bool branch_reaches(void *ctx, const struct hp_orel *r, uint64_t tail,
 }
 
 static bool replays(void *ctx, struct hp_orel *const *rels, size_t nr,
-		    const uint8_t *obj, uint64_t obj_off, const uint8_t *act,
-		    uint64_t addr, size_t len)
+		    const struct hp_insn_twin *in)
 {
 	struct peer *pe = ctx;
 	uint8_t exp[16];
 
-	if (len > sizeof(exp))
+	if (in->len > sizeof(exp))
 		return false;
-	memcpy(exp, obj, len);
+	memcpy(exp, in->obj, in->len);
 	for (size_t i = 0; i < nr; i++) {
-		const uint64_t at = rels[i]->offset - obj_off;
+		const uint64_t at = rels[i]->offset - in->obj_off;
 		const struct hp_replay_site s = { .exp = exp,
-						  .act = act,
-						  .len = len,
+						  .act = in->act,
+						  .len = in->len,
 						  .off = at,
-						  .P = addr + at,
+						  .P = in->addr + at,
 						  .type = rels[i]->type,
 						  .A = rels[i]->addend };
 		const char *why = NULL;
@@ -634,7 +633,7 @@ static bool replays(void *ctx, struct hp_orel *const *rels, size_t nr,
 		    HP_REPLAY_MATCH)
 			return false;
 	}
-	return !memcmp(exp, act, len);
+	return !memcmp(exp, in->act, in->len);
 }
 
 /* Whether function @i is the binary's @bs, instruction by instruction. */

@@ -333,17 +333,24 @@ struct hp_insn_code {
 	uint64_t at; /* the object's: its section offset; the binary's: vaddr */
 };
 
+/* One instruction on both sides, @len bytes each. */
+struct hp_insn_twin {
+	const uint8_t *obj;
+	uint64_t obj_off; /* its section offset in the object */
+	const uint8_t *act;
+	uint64_t addr; /* its vaddr in the binary */
+	size_t len;
+};
+
 struct hp_insn_peer {
 	/* Whether the object's branch with relocation @r, its field @tail
 	 * bytes before the branch's end, lands at @to in the binary. */
 	bool (*branch_reaches)(void *ctx, const struct hp_orel *r,
 			       uint64_t tail, uint64_t to);
-	/* Whether the object's instruction @obj (at section offset
-	 * @obj_off, relocations @rels) replays to @act at @addr in the
-	 * binary; both @len bytes. */
+	/* Whether the object's side of @in, with relocations @rels,
+	 * replays to the binary's. */
 	bool (*replays)(void *ctx, struct hp_orel *const *rels, size_t nr,
-			const uint8_t *obj, uint64_t obj_off,
-			const uint8_t *act, uint64_t addr, size_t len);
+			const struct hp_insn_twin *in);
 	void *ctx;
 	bool has_base;
 	uint64_t base; /* where the object's section is in the binary */

@@ -33,18 +33,15 @@ static bool fake_reaches(void *ctx, const struct hp_orel *r, uint64_t tail,
 }
 
 static bool fake_replays(void *ctx, struct hp_orel *const *rels, size_t nr,
-			 const uint8_t *obj, uint64_t obj_off,
-			 const uint8_t *act, uint64_t addr, size_t len)
+			 const struct hp_insn_twin *in)
 {
 	struct calls *c = ctx;
 
 	(void)rels;
-	(void)obj;
-	(void)act;
 	c->replays++;
-	c->tail = obj_off;
-	c->to = addr;
-	return nr == 1 && len == 7;
+	c->tail = in->obj_off;
+	c->to = in->addr;
+	return nr == 1 && in->len == 7;
 }
 
 static bool same(struct calls *c, const uint8_t *o, size_t on, const uint8_t *b,
