@@ -1,7 +1,7 @@
 # hpatch.mk: a `hotpatch` target for a project's Makefile.
 #
-# Build each release with -g -ffunction-sections -fdata-sections and keep
-# its object tree and the binary as shipped; then, in the Makefile:
+# Build each release with -g (function sections optional) and keep its
+# object tree and the binary as shipped; then, in the Makefile:
 #
 #   HPATCH_OLD    = build-1.4.2          # old object tree (or one .o)
 #   HPATCH_NEW    = build-1.4.2-fix      # new object tree, same layout

@@ -138,7 +138,9 @@ static bool targets_equal(const struct hp_orel *ra, const struct hp_orel *rb,
 			return false;
 		return !strcmp(stra, strb);
 	}
-	if (a->st.st_value + ra->addend != b->st.st_value + rb->addend)
+	/* Offsets from the body: a piece may have stubs before it. */
+	if ((int64_t)(a->st.st_value - sa->lead) + ra->addend !=
+	    (int64_t)(b->st.st_value - sb->lead) + rb->addend)
 		return false;
 	/*
 	 * A section symbol or label in a function's or object's section: gcc
@@ -147,7 +149,8 @@ static bool targets_equal(const struct hp_orel *ra, const struct hp_orel *rb,
 	 */
 	if (sa->primary && sb->primary)
 		return same_symbol(sa->primary, sb->primary) &&
-		       sa->primary->st.st_value == sb->primary->st.st_value;
+		       sa->primary->st.st_value - sa->lead ==
+			       sb->primary->st.st_value - sb->lead;
 	if (sa->primary || sb->primary)
 		return false;
 	return sections_equal(sa, sb, depth + 1);
@@ -174,11 +177,28 @@ bool hp_relocs_equal(const struct hp_osec *a, const struct hp_osec *b)
 	return relocs_equal(a, b, 0);
 }
 
+static bool code_relocs_equal(const struct hp_orel *a, const struct hp_orel *b,
+			      void *ctx)
+{
+	return targets_equal(a, b, *(const int *)ctx);
+}
+
 static bool sections_equal(const struct hp_osec *a, const struct hp_osec *b,
 			   int depth)
 {
 	if (depth > HP_CMP_MAX_DEPTH)
 		return false; /* deep anonymous chains: treat as changed */
+	/*
+	 * Pieces of a shared .text: the assembler picked each branch's size
+	 * by its distance, so a function that only moved may have a short
+	 * jump where it had a long one: compared instruction by instruction.
+	 */
+	if (a->parent && b->parent && hp_osec_is_text(a) &&
+	    hp_osec_is_text(b) &&
+	    (a->sh.sh_size != b->sh.sh_size || a->lead != b->lead ||
+	     memcmp(a->data, b->data, a->sh.sh_size) ||
+	     !relocs_equal(a, b, depth)))
+		return hp_code_equal(a, b, code_relocs_equal, &depth);
 	if (a->sh.sh_size != b->sh.sh_size || a->sh.sh_type != b->sh.sh_type ||
 	    (a->sh.sh_flags & ~SHF_GROUP) != (b->sh.sh_flags & ~SHF_GROUP))
 		return false;
@@ -542,16 +562,6 @@ static int find_twins(struct hp_obj *old, struct hp_obj *newo,
 	return rc;
 }
 
-static int refuse_no_sections(struct hp_obj *o, struct hp_diff_report *r)
-{
-	return hp_report_refuse(r, "", o->relpath, -HP_E_NOSECTIONS,
-				"rebuild both trees with -ffunction-sections "
-				"-fdata-sections",
-				"object has functions in a shared '.text' "
-				"section, so a changed function cannot be "
-				"isolated");
-}
-
 static int compare_data(struct hp_osym *ns, struct hp_obj *newo,
 			struct hp_diff_report *r)
 {
@@ -626,12 +636,6 @@ int hp_correlate_pair(struct hp_pair *p, struct hp_diff_report *r)
 
 	if (!newo)
 		return 0; /* removed object: nothing of it can be called */
-	/* An object with no functions still has its data compared below
-	 * (a generated table such as nginx's ngx_modules[] may grow). */
-	if (!newo->has_func_sections)
-		for (size_t i = 0; i < newo->nr_syms; i++)
-			if (hp_osym_is_func(&newo->syms[i]))
-				return refuse_no_sections(newo, r);
 	rc = oldo ? find_twins(oldo, newo, r) : 0;
 	/* Pass 2: compare. */
 	for (size_t i = 0; i < newo->nr_syms && !rc; i++) {

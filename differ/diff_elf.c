@@ -55,9 +55,31 @@ static int load_sections(struct hp_obj *o)
 					"split",
 					o->path, s->name);
 		s->data = d->d_buf;
-		if (!strncmp(s->name, ".text.", 6))
-			o->has_func_sections = true;
 	}
+	return 0;
+}
+
+/*
+ * An object of a -flto build holds the compiler's intermediate code in
+ * ".gnu.lto_*" sections: the machine code is made only when the program
+ * is linked, across objects, so no object's code is what runs (and with
+ * -ffat-lto-objects, the code it also holds was not linked either).
+ */
+static int refuse_lto(const struct hp_obj *o)
+{
+	for (size_t i = 0; i < o->nr_secs; i++)
+		if (!strncmp(o->secs[i].name, ".gnu.lto_", 9)) {
+			hp_error(-HP_E_UNSUPPORTED,
+				 "'%s': an LTO object (section '%s'): it "
+				 "holds compiler intermediate code, not the "
+				 "machine code the binary was linked from",
+				 o->path, o->secs[i].name);
+			hp_hint("build the release without -flto (for a "
+				"Debian package: DEB_BUILD_MAINT_OPTIONS="
+				"optimize=-lto), ship it, and patch that "
+				"build");
+			return -HP_E_UNSUPPORTED;
+		}
 	return 0;
 }
 
@@ -198,6 +220,12 @@ static int load_relocs(struct hp_obj *o)
 
 int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 {
+	return hp_obj_open_flags(path, relpath, 0, out);
+}
+
+int hp_obj_open_flags(const char *path, const char *relpath,
+		      enum hp_obj_open_flags flags, struct hp_obj **out)
+{
 	struct hp_obj *o = NULL;
 	GElf_Ehdr eh;
 	int rc;
@@ -232,11 +260,19 @@ int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 	}
 	rc = load_sections(o);
 	if (!rc)
+		rc = refuse_lto(o);
+	if (!rc)
 		rc = load_symbols(o);
 	if (!rc)
 		rc = index_symbols(o);
 	if (!rc)
 		rc = load_relocs(o);
+	if (!rc && !(flags & HP_OBJ_AS_WRITTEN)) {
+		const uint64_t t0 = hp_now_us();
+
+		rc = hp_obj_split(o);
+		o->split_us = hp_now_us() - t0;
+	}
 	if (rc)
 		goto out_free;
 	*out = o;
@@ -251,8 +287,13 @@ void hp_obj_free(struct hp_obj *o)
 	if (!o)
 		return;
 	if (o->secs)
-		for (size_t i = 0; i < o->nr_secs; i++)
+		for (size_t i = 0; i < o->nr_secs; i++) {
 			free(o->secs[i].relocs);
+			free(o->secs[i].problem);
+			free(o->secs[i].own_data);
+			free(o->secs[i].own_name);
+		}
+	free(o->piece_syms);
 	for (size_t i = 0; o->syms && i < o->nr_syms; i++)
 		free(o->syms[i].reason);
 	free(o->secs);
@@ -347,7 +388,8 @@ int64_t hp_orel_target_off(const struct hp_orel *r)
 	case R_X86_64_GOTPCRELX:
 	case R_X86_64_REX_GOTPCRELX:
 		if (r->sym->type == STT_SECTION)
-			return (int64_t)r->sym->st.st_value + r->addend + 4;
+			return (int64_t)r->sym->st.st_value + r->addend +
+			       (r->bias ? r->bias : 4);
 		return (int64_t)r->sym->st.st_value;
 	default:
 		return (int64_t)r->sym->st.st_value + r->addend;

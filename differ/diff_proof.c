@@ -947,6 +947,26 @@ out_free:
 	return rc;
 }
 
+/*
+ * A build without function sections was cut into pieces, with the fields
+ * the assembler resolved zeroed and short branches sent to stubs: not the
+ * bytes the linker saw. Such an object is proved as it was written, read
+ * once more (no decoding: a small cost next to the split's).
+ */
+static int prove_obj_as_written(struct prover *p, struct hp_obj *o)
+{
+	struct hp_obj *raw = NULL;
+	int rc;
+
+	if (!o->nr_pieces)
+		return prove_obj(p, o);
+	rc = hp_obj_open_flags(o->path, o->relpath, HP_OBJ_AS_WRITTEN, &raw);
+	if (!rc)
+		rc = prove_obj(p, raw);
+	hp_obj_free(raw);
+	return rc;
+}
+
 /* Whether old objects @a and @b define a function of the same name. */
 static bool share_a_function(struct hp_obj *a, struct hp_obj *b)
 {
@@ -1045,7 +1065,7 @@ int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 			continue;
 		any |= has_funcs(pairs[i].old_obj);
 		p.cur = i;
-		rc = prove_obj(&p, pairs[i].old_obj);
+		rc = prove_obj_as_written(&p, pairs[i].old_obj);
 		t[i] = (struct tally){ p.nr_funcs - funcs,
 				       p.nr_matched - matched, false };
 	}

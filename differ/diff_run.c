@@ -310,8 +310,31 @@ static int diff_module(const struct hp_diff_opts *opts,
 	if (!rc)
 		rc = hp_check_safety(pairs, nr_pairs, r,
 				     opts->include_line_changes);
+	for (size_t i = 0; !rc && i < nr_pairs; i++)
+		if (pairs[i].old_obj && pairs[i].new_obj)
+			rc = hp_check_entries(pairs[i].old_obj,
+					      pairs[i].new_obj, r);
 	if (rc)
 		goto out_free;
+	if (hp_debug_on(HP_DBG_TIMING)) {
+		uint64_t us = 0;
+		size_t n = 0;
+
+		for (size_t i = 0; i < nr_pairs; i++) {
+			const struct hp_obj *o[2] = { pairs[i].old_obj,
+						      pairs[i].new_obj };
+
+			for (int k = 0; k < 2; k++)
+				if (o[k]) {
+					us += o[k]->split_us;
+					n += o[k]->nr_pieces > 0;
+				}
+		}
+		hp_dbg(HP_DBG_TIMING,
+		       "split_ms=%.1f: shared sections of %zu objects cut "
+		       "and decoded",
+		       (double)us / 1000, n);
+	}
 	r->modules[r->nr_modules - 1].nr_objects = (uint32_t)nr_pairs;
 	r->nr_objects += (uint32_t)nr_pairs;
 	for (size_t i = 0; i < nr_pairs; i++) {

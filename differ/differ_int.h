@@ -20,6 +20,13 @@ struct hp_orel {
 	uint32_t type;
 	struct hp_osym *sym;
 	int64_t addend;
+	/*
+	 * For a PC-relative field in code: bytes from the field to the end of
+	 * its instruction, as decoded (0: not decoded, assume 4).
+	 */
+	uint8_t bias;
+	/* Made by hpdiff for a reference the assembler resolved itself. */
+	bool synthetic;
 };
 
 /* What the build pass decided for a section. */
@@ -41,6 +48,27 @@ struct hp_osec {
 	enum hp_osec_state state;
 	uint32_t image_off; /* valid when included */
 	bool changed;
+	/*
+	 * A piece of a shared section (.text, .data, .rodata of a build without
+	 * -ffunction-sections/-fdata-sections): one function or object, or a
+	 * stretch of anonymous data. Its bytes are @parent's from @base on,
+	 * after @lead bytes of branch stubs (see diff_split.c); its symbols'
+	 * values and its relocations' offsets are the piece's own.
+	 */
+	struct hp_osec *parent;
+	uint64_t base;
+	uint32_t lead;
+	uint32_t tail;		/* bytes of branch stubs after the body */
+	struct hp_osym *secsym; /* the piece's section symbol (value 0) */
+	bool split;		/* cut into pieces: nothing refers to it */
+	/*
+	 * Why the patch cannot carry this piece's code, if it cannot: a
+	 * reference to no symbol, a short branch out of reach, bytes that
+	 * do not decode. Reported when the piece is included.
+	 */
+	char *problem;
+	uint8_t *own_data; /* owned copy behind @data, if any */
+	char *own_name;
 };
 
 struct hp_osym {
@@ -69,10 +97,20 @@ struct hp_obj {
 	size_t nr_syms;
 	struct hp_osym **by_name; /* defined, named: by name, then index */
 	size_t nr_by_name;
-	bool has_func_sections;
+	struct hp_osym *piece_syms; /* section symbols of pieces */
+	size_t nr_pieces;
+	uint64_t split_us; /* time hp_obj_split took (decoding, mostly) */
 };
 
 /* diff_elf.c */
+enum hp_obj_open_flags {
+	/* As the assembler wrote it: shared sections not cut into pieces,
+	 * no synthetic relocations (what the linker saw, for the proof). */
+	HP_OBJ_AS_WRITTEN = 1 << 0,
+};
+int hp_obj_open_flags(const char *path, const char *relpath,
+		      enum hp_obj_open_flags flags, struct hp_obj **out)
+	__attribute__((warn_unused_result));
 int hp_obj_open(const char *path, const char *relpath, struct hp_obj **out)
 	__attribute__((warn_unused_result));
 void hp_obj_free(struct hp_obj *o);
@@ -93,6 +131,57 @@ bool hp_osec_is_strings(const struct hp_osec *s);
 const char *hp_reloc_type_name(uint32_t type);
 /* Section offset a relocation's symbol plus addend denote (see comment). */
 int64_t hp_orel_target_off(const struct hp_orel *r);
+
+/* diff_split.c: cut shared sections into one piece per function/object. */
+int hp_obj_split(struct hp_obj *o) __attribute__((warn_unused_result));
+/*
+ * Refuse, by name, every included piece with a problem. Return: 0 or
+ * -ENOMEM; refusals go to @r, their number is added to *@nr_errors.
+ */
+int hp_check_pieces(struct hp_osec *const *secs, size_t nr_secs,
+		    struct hp_diff_report *r, int *nr_errors)
+	__attribute__((warn_unused_result));
+
+/* diff_decode.c: x86-64 instructions, decoded by libzydis. */
+struct hp_insn {
+	uint64_t off; /* in the section */
+	uint8_t len;
+	/* The PC-relative field (branch displacement or RIP-relative
+	 * operand), if any: where and how wide; target = off + len + disp. */
+	bool has_rel;
+	bool is_branch;
+	uint8_t field_off; /* from @off */
+	uint8_t field_size;
+	int64_t target;
+};
+/*
+ * Decode @code[@from, @to) one instruction after another, calling @fn for
+ * each (a nonzero return stops the walk and is returned).
+ * Return: 0, @fn's value, or -HP_E_UNSUPPORTED with *@bad_off set where
+ * the bytes are no instruction.
+ */
+int hp_decode(const uint8_t *code, uint64_t from, uint64_t to,
+	      int (*fn)(void *ctx, const struct hp_insn *insn), void *ctx,
+	      uint64_t *bad_off) __attribute__((warn_unused_result));
+/*
+ * Whether code pieces @a and @b are the same code, instruction by
+ * instruction: a branch out of the function equal in kind and in target
+ * whether the assembler made it short (through a stub) or long, a branch
+ * inside it to the same instruction, anything else the same bytes, and
+ * each relocation equal by @eq.
+ */
+bool hp_code_equal(const struct hp_osec *a, const struct hp_osec *b,
+		   bool (*eq)(const struct hp_orel *ra,
+			      const struct hp_orel *rb, void *ctx),
+		   void *ctx);
+/*
+ * Refuse (in @r) each changed function of @newo whose old code in @oldo
+ * branches into bytes 1-4 of its own entry, which the redirect's jump
+ * overwrites. Return: 0 or -ENOMEM.
+ */
+int hp_check_entries(struct hp_obj *oldo, struct hp_obj *newo,
+		     struct hp_diff_report *r)
+	__attribute__((warn_unused_result));
 
 /* diff_binary.c: the old linked binary. */
 struct hp_bsym {

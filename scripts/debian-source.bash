@@ -1,5 +1,25 @@
 # Sourced by bench/hpdiff.sh and tests/real/*_live.sh, which build a real
-# program from Debian bookworm's source package.
+# program from Debian bookworm's source package, and by tests/e2e/lib.bash
+# and testdata/CMakeLists.txt for Debian's build flags.
+#
+# hp_debian_flags VAR: Debian's flags for VAR (CFLAGS, CPPFLAGS, LDFLAGS),
+# as dpkg-buildflags gives them to a package built with every hardening
+# option (bindnow: -z now), plus what Debian trixie's dpkg (1.22) adds on
+# amd64 and bookworm's (1.21) does not: -fstack-clash-protection
+# -fcf-protection -Werror=implicit-function-declaration. Run it from the
+# source tree, which -ffile-prefix-map names.
+hp_debian_flags() {
+	local f x
+	f=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1") || return
+	if [ "$1" = CFLAGS ]; then
+		for x in -fstack-clash-protection -fcf-protection \
+			-Werror=implicit-function-declaration; do
+			[[ " $f " == *" $x "* ]] || f+=" $x"
+		done
+	fi
+	printf '%s\n' "$f"
+}
+
 #
 # hp_debian_source PKG DIR: download PKG's source package into DIR/src
 # (once; through a private sources list and lists dir, so the host's apt is

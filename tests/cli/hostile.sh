@@ -18,7 +18,7 @@ for f in *.hpatch; do
 	check "$n: expected message" diff -u "$n.err" "$T/$n.err"
 done
 
-"$HP_BUILD/testdata/demo-v1" 0 1 >"$T/demo.log" 2>&1 &
+"$HP_TD/demo-v1" 0 1 >"$T/demo.log" 2>&1 &
 PIDS+=($!)
 pid=$!
 sleep 0.3

@@ -3,8 +3,8 @@
 # report's fields, "no change" exit 3, refusals exit 1 with every refusal
 # listed, and hpatch inspect.
 . "$(dirname "$0")/../e2e/lib.bash"
-O=$HP_BUILD/testdata/CMakeFiles
-B=$HP_BUILD/testdata
+O=$HP_TD/CMakeFiles
+B=$HP_TD
 
 expect_exit 2 "hpdiff without arguments" "$HPDIFF"
 check "names the required options" grep -q -- "--old, --new and --binary are required" "$T/last.err"

@@ -10,7 +10,8 @@ cp -r "$HP_SRC/testdata/make-example" "$HP_SRC/testdata/targets" "$T/src/testdat
 cp "$HP_SRC/hpatch.mk" "$T/src/"
 make_key k
 ex=$T/src/testdata/make-example
-expect_exit 0 "make builds both releases" make -s -C "$ex" all
+expect_exit 0 "make builds both releases" make -s -C "$ex" all \
+	CFLAGS="$(flavour_cflags)"
 expect_exit 0 "make hotpatch" make -s -C "$ex" hotpatch HPDIFF="$HPDIFF" HPATCH_KEY="$T/k.key"
 check "patch written" test -s "$ex/fix.hpatch"
 check "report names the changed function" grep -q "name: format_quote" "$T/last.out"

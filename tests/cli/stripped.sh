@@ -4,8 +4,8 @@
 # the debug root (/usr/lib/debug, or HP_DEBUG_ROOT), and produces the same
 # patch as from the unstripped binary.
 . "$(dirname "$0")/../e2e/lib.bash"
-O=$HP_BUILD/testdata/CMakeFiles
-bin=$HP_BUILD/testdata/demo-v1
+O=$HP_TD/CMakeFiles
+bin=$HP_TD/demo-v1
 objcopy --only-keep-debug "$bin" "$T/demo.debug"
 strip -o "$T/demo-stripped" "$bin"
 diffit() {
@@ -35,7 +35,7 @@ norm "$T/a.hpatch" >"$T/a.json"
 norm "$T/c.hpatch" >"$T/c.json"
 check "same functions, relocations and code as from the unstripped binary" \
 	cmp -s "$T/a.json" "$T/c.json"
-objcopy --only-keep-debug "$HP_BUILD/testdata/svc-v1" "$T/wrong.debug"
+objcopy --only-keep-debug "$HP_TD/svc-v1" "$T/wrong.debug"
 expect_exit 1 "a debug file of another build is refused" diffit --debug-file "$T/wrong.debug"
 check "says build-id differs" grep -q "build-id differs" "$T/last.err"
 finish

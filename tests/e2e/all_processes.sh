@@ -12,18 +12,18 @@ make_key k
 build_patch svc "$T/svc.hpatch" --key "$T/k.key"
 mine=()
 for i in $(seq "$n"); do
-	"$HP_BUILD/testdata/svc-v1" 0 >"$T/svc.$i.log" 2>&1 &
+	"$HP_TD/svc-v1" 0 >"$T/svc.$i.log" 2>&1 &
 	PIDS+=($!)
 	mine+=($!)
 done
 # A copy (same build-id) that nobody can reach wherever the tree lies.
 chmod 755 "$T"
-install -m 755 "$HP_BUILD/testdata/svc-v1" "$T/svc-v1"
+install -m 755 "$HP_TD/svc-v1" "$T/svc-v1"
 setpriv --reuid=nobody --regid=nogroup --clear-groups \
 	"$T/svc-v1" 0 >"$T/svc.nobody.log" 2>&1 &
 PIDS+=($!)
 nobody=$!
-"$HP_BUILD/testdata/demo-v1" 0 1 >"$T/demo.log" 2>&1 & # another build
+"$HP_TD/demo-v1" 0 1 >"$T/demo.log" 2>&1 & # another build
 PIDS+=($!)
 other=$!
 for _ in $(seq 200); do
@@ -60,16 +60,16 @@ expect_exit 3 "apply --all again: already applied everywhere" \
 
 # A shared library, found by its build-id in each process that loaded it,
 # and a non-PIE executable: two processes each.
-O=$HP_BUILD/testdata/CMakeFiles
+O=$HP_TD/CMakeFiles
 "$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libgreet-v1.so" --key "$T/k.key" \
+	--binary "$HP_TD/libgreet-v1.so" --key "$T/k.key" \
 	-o "$T/lib.hpatch" -q >/dev/null
 build_patch svc_nopie "$T/nopie.hpatch" --key "$T/k.key"
 hosts=() nopies=()
 for i in 1 2; do
-	start_target "$HP_BUILD/testdata/greet_host" "$T/host.$i.log"
+	start_target "$HP_TD/greet_host" "$T/host.$i.log"
 	hosts+=("$TARGET_PID:$TARGET_PORT")
-	start_target "$HP_BUILD/testdata/svc_nopie-v1" "$T/nopie.$i.log" 1
+	start_target "$HP_TD/svc_nopie-v1" "$T/nopie.$i.log" 1
 	nopies+=("$TARGET_PID:$TARGET_PORT")
 done
 for kind in lib nopie; do

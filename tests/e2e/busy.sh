@@ -8,7 +8,7 @@ require_ptrace
 
 make_key k
 build_patch svc "$T/svc.hpatch" --key "$T/k.key"
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 open_conn 4 "$TARGET_PORT"

@@ -8,7 +8,7 @@ require_ptrace
 
 make_key k
 build_patch churn "$T/c.hpatch" --key "$T/k.key"
-start_target "$HP_BUILD/testdata/churn-v1" "$T/churn.log" 4
+start_target "$HP_TD/churn-v1" "$T/churn.log" 4
 pid=$TARGET_PID
 for i in 1 2 3 4 5; do
 	expect_exit 0 "apply #$i amid thread churn" \
@@ -33,7 +33,7 @@ check "new threads run v2" test "$(echo "$last" | sed -n 's/.*v2=\([0-9]*\).*/\1
 
 # Exit mid-apply: kill the target while hpatch holds it (a busy function
 # keeps hpatch retrying), then hpatch must report and stop.
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid2=$TARGET_PID
 build_patch svc "$T/s.hpatch" --key "$T/k.key"
 open_conn 3 "$TARGET_PORT"
@@ -51,7 +51,7 @@ check "and says the process is gone" grep -qiE "exited|no such process|gone" "$T
 
 # Exit inside the stop: every thread is stopped when the target is killed;
 # hpatch finds it gone at the write and says so.
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc3.log" 2
+start_target "$HP_TD/svc-v1" "$T/svc3.log" 2
 pid3=$TARGET_PID
 # The fallback runs while hpatch still lives: by then hpatch must have let
 # the dead threads go, so the target's parent (this shell) could reap it.

@@ -7,7 +7,7 @@
 require_ptrace
 
 S=$HP_SRC/testdata/targets/demo
-FLAGS=(-O2 -g -ffunction-sections -fdata-sections -fPIE)
+read -r -a FLAGS <<<"$(flavour_cflags) -fPIE"
 for v in 1 2; do
 	mkdir -p "$T/v$v"
 	for f in demo_main demo_quote; do

@@ -14,7 +14,7 @@ require_ptrace
 start_piped() {
 	local line
 	mkfifo "$T/$1.in" "$T/$1.out"
-	"$HP_BUILD/testdata/$1-v1" <"$T/$1.in" >"$T/$1.out" 2>"$T/$1.err" &
+	"$HP_TD/$1-v1" <"$T/$1.in" >"$T/$1.out" 2>"$T/$1.err" &
 	PIDS+=($!)
 	TARGET_PID=$!
 	exec 3>"$T/$1.in" 4<"$T/$1.out"

@@ -5,12 +5,12 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-OBJS=$HP_BUILD/testdata/CMakeFiles
+OBJS=$HP_TD/CMakeFiles
 make_key release
 
 # hpdiff finds exactly the one changed function.
 "$HPDIFF" --old "$OBJS/demo-v1.objs.dir" --new "$OBJS/demo-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/demo-v1" --key "$T/release.key" \
+	--binary "$HP_TD/demo-v1" --key "$T/release.key" \
 	-o "$T/fix.hpatch" --json >"$T/report.json"
 check "hpdiff exits 0" true
 check "report lists format_quote as changed" \
@@ -20,7 +20,7 @@ check "report lists only one function" \
 check "report refuses nothing" grep -q '"refused":\[\]' "$T/report.json"
 check "patch file written" test -s "$T/fix.hpatch"
 
-start_target "$HP_BUILD/testdata/demo-v1" "$T/demo.log" 0 4
+start_target "$HP_TD/demo-v1" "$T/demo.log" 0 4
 pid=$TARGET_PID
 exec 3<>"/dev/tcp/127.0.0.1/$TARGET_PORT"
 check "v1 answers before the patch" \

@@ -7,9 +7,12 @@ require_ptrace
 
 make_key k
 build_patch svc "$T/svc.hpatch" --key "$T/k.key"
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
+# The connection's thread (and its stack's mapping) exists once it answers:
+# before that, the first map below may be taken without it.
+check "v1 answers" test "$(ask 3 version)" = v1
 
 # jump:2 and jump:4 fail after some jumps were written: they must be undone.
 steps="mmap write mprotect seize stop jump jump:2 jump:4"
@@ -43,9 +46,9 @@ done
 
 # Replacing a patch: a fault at any step, after some of the new jumps and
 # restores were written, leaves the older patch fully in effect.
-"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/svc-v1.objs.dir" \
-	--new "$HP_BUILD/testdata/CMakeFiles/svc-v3.objs.dir" \
-	--binary "$HP_BUILD/testdata/svc-v1" --key "$T/k.key" --id fix-v3 \
+"$HPDIFF" --old "$HP_TD/CMakeFiles/svc-v1.objs.dir" \
+	--new "$HP_TD/CMakeFiles/svc-v3.objs.dir" \
+	--binary "$HP_TD/svc-v1" --key "$T/k.key" --id fix-v3 \
 	--sequence "$(($(date +%s) + 100))" -o "$T/v3.hpatch" -q >/dev/null
 for step in mmap mprotect stop jump jump:2 jump:3 jump:4; do
 	cp "/proc/$pid/maps" "$T/maps.before"

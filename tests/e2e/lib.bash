@@ -4,6 +4,20 @@
 set -euo pipefail
 
 : "${HP_BUILD:?HP_BUILD must name the build directory}"
+# The built testdata of one flavour (see testdata/CMakeLists.txt).
+: "${HP_TD:=$HP_BUILD/testdata}"
+: "${HP_FLAVOUR:=sections}"
+
+# flavour_cflags: the compiler flags of the flavour, for a test that
+# compiles its own program (as testdata/CMakeLists.txt does).
+flavour_cflags() {
+	if [ "$HP_FLAVOUR" = debian ]; then
+		. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/debian-source.bash"
+		echo "$(hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
+	else
+		echo "-O2 -g -ffunction-sections -fdata-sections"
+	fi
+}
 HPDIFF=$HP_BUILD/differ/hpdiff
 HPATCH=$HP_BUILD/runtime/hpatch
 HPSIGN=$HP_BUILD/signing/hpsign
@@ -89,7 +103,7 @@ expect_exit() {
 # build_patch NAME OUT [HPDIFF ARGS...]: signed patch for testdata pair NAME.
 build_patch() {
 	local name=$1 out=$2; shift 2
-	"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/$name-v1.objs.dir" \
-		--new "$HP_BUILD/testdata/CMakeFiles/$name-v2.objs.dir" \
-		--binary "$HP_BUILD/testdata/$name-v1" -o "$out" -q "$@" >/dev/null
+	"$HPDIFF" --old "$HP_TD/CMakeFiles/$name-v1.objs.dir" \
+		--new "$HP_TD/CMakeFiles/$name-v2.objs.dir" \
+		--binary "$HP_TD/$name-v1" -o "$out" -q "$@" >/dev/null
 }

@@ -6,13 +6,13 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-O=$HP_BUILD/testdata/CMakeFiles
+O=$HP_TD/CMakeFiles
 make_key k
 expect_exit 0 "hpdiff builds one patch for two modules" \
 	"$HPDIFF" --old "$O/greet_host-v1.objs.dir" --new "$O/greet_host-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/greet_host" \
+	--binary "$HP_TD/greet_host" \
 	--and --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libgreet-v1.so" \
+	--binary "$HP_TD/libgreet-v1.so" \
 	--key "$T/k.key" -o "$T/both.hpatch" --json
 check "report names each function's module" \
 	grep -q '"name":"answer","module":"greet_host"' "$T/last.out"
@@ -22,7 +22,7 @@ check "... and the library's" \
 check "inspect lists two modules" \
 	test "$(grep -o '"build_id":' "$T/inspect.json" | wc -l)" -eq 2
 
-start_target "$HP_BUILD/testdata/greet_host" "$T/host.log"
+start_target "$HP_TD/greet_host" "$T/host.log"
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 n=1
@@ -69,12 +69,12 @@ exec 3>&-
 # loads a second library of the patch, applying again adds that one.
 expect_exit 0 "hpdiff: one patch for two libraries" \
 	"$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libgreet-v1.so" \
+	--binary "$HP_TD/libgreet-v1.so" \
 	--and --old "$O/tlslib-v1.objs.dir" --new "$O/tlslib-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libtlslib-v1.so" \
+	--binary "$HP_TD/libtlslib-v1.so" \
 	--key "$T/k.key" -o "$T/libs.hpatch"
 mkfifo "$T/in"
-"$HP_BUILD/testdata/lib_user" <"$T/in" >"$T/user.out" &
+"$HP_TD/lib_user" <"$T/in" >"$T/user.out" &
 user=$!
 exec 4>"$T/in"
 say() { # say CMD PATTERN: send a command, wait for a line matching PATTERN
@@ -113,10 +113,10 @@ wait "$user"
 now=$(date +%s)
 open_conn 3 "$TARGET_PORT"
 "$HPDIFF" --old "$O/greet_host-v1.objs.dir" --new "$O/greet_host-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/greet_host" --key "$T/k.key" --id host-fix \
+	--binary "$HP_TD/greet_host" --key "$T/k.key" --id host-fix \
 	--sequence $((now + 1000)) -o "$T/host.hpatch" -q >/dev/null
 "$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libgreet-v1.so" --key "$T/k.key" \
+	--binary "$HP_TD/libgreet-v1.so" --key "$T/k.key" \
 	--id lib-fix --sequence $((now + 10)) -o "$T/lib.hpatch" -q >/dev/null
 expect_exit 0 "apply the program's patch (the higher sequence)" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/host.hpatch"

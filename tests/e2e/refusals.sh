@@ -13,14 +13,16 @@ build_patch svc "$T/unsigned.hpatch" --id fix-u --sequence 21
 build_patch svc "$T/other.hpatch" --key "$T/other.key" --id fix-o --sequence 22
 build_patch svc "$T/old.hpatch" --key "$T/k.key" --id fix-1 --sequence 10
 build_patch svc "$T/expired.hpatch" --key "$T/k.key" --id fix-e --sequence 30 --expires 1000
-"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/demo-v1.objs.dir" --new "$HP_BUILD/testdata/CMakeFiles/demo-v2.objs.dir" --binary "$HP_BUILD/testdata/demo-v1" -o "$T/demo.hpatch" -q --key "$T/k.key" --id demo-fix
+"$HPDIFF" --old "$HP_TD/CMakeFiles/demo-v1.objs.dir" --new "$HP_TD/CMakeFiles/demo-v2.objs.dir" --binary "$HP_TD/demo-v1" -o "$T/demo.hpatch" -q --key "$T/k.key" --id demo-fix
 cp "$T/good.hpatch" "$T/tampered.hpatch"
 size=$(stat -c %s "$T/tampered.hpatch")
 printf '\x55' | dd of="$T/tampered.hpatch" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
 
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
+# Once it answers, the connection's thread (and its stack) exists.
+check "v1 answers" test "$(ask 3 version)" = v1
 cat "/proc/$pid/maps" >"$T/maps.before"
 
 apply() { "$HPATCH" apply -p "$pid" --trust "$T/trust" "$@"; }

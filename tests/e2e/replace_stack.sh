@@ -6,13 +6,13 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-O=$HP_BUILD/testdata/CMakeFiles
+O=$HP_TD/CMakeFiles
 make_key k
 build_patch svc "$T/p2.hpatch" --key "$T/k.key" --id fix-v2 --sequence 2
 "$HPDIFF" --old "$O/svc-v1.objs.dir" --new "$O/svc-v3.objs.dir" \
-	--binary "$HP_BUILD/testdata/svc-v1" --key "$T/k.key" --id fix-v3 \
+	--binary "$HP_TD/svc-v1" --key "$T/k.key" --id fix-v3 \
 	--sequence 3 -o "$T/p3.hpatch" -q >/dev/null
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 state() { echo "$(ask 3 version) $(ask 3 'price 10') $(ask 3 'hold 1')"; }

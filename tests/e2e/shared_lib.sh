@@ -5,11 +5,11 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-O=$HP_BUILD/testdata/CMakeFiles
+O=$HP_TD/CMakeFiles
 make_key k
 "$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libgreet-v1.so" --key "$T/k.key" -o "$T/lib.hpatch" -q
-start_target "$HP_BUILD/testdata/greet_host" "$T/host.log"
+	--binary "$HP_TD/libgreet-v1.so" --key "$T/k.key" -o "$T/lib.hpatch" -q
+start_target "$HP_TD/greet_host" "$T/host.log"
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 check "v1 library answers" test "$(ask 3 ann)" = "hello ann (lib v1, call 1, style 1)"

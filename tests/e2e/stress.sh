@@ -9,7 +9,7 @@ require_ptrace
 
 rounds=${HP_STRESS_ROUNDS:-1000}
 build_patch stress "$T/s.hpatch"
-start_target "$HP_BUILD/testdata/stress-v1" "$T/stress.log" 64
+start_target "$HP_TD/stress-v1" "$T/stress.log" 64
 pid=$TARGET_PID
 start=$(date +%s)
 expect_exit 0 "$rounds apply/revert rounds under 64 checking threads" \
@@ -28,7 +28,7 @@ check "v2 results seen" test "$v2" -gt 0
 kill -9 "$pid"
 
 rounds=${HP_STRESS_ROUNDS_512:-20}
-start_target "$HP_BUILD/testdata/stress-v1" "$T/stress512.log" 512
+start_target "$HP_TD/stress-v1" "$T/stress512.log" 512
 pid=$TARGET_PID
 expect_exit 0 "$rounds apply/revert rounds under 512 checking threads" \
 	"$HP_BUILD/tests/hp_stress" "$pid" "$T/s.hpatch" "$rounds"

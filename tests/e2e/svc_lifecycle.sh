@@ -7,7 +7,7 @@ require_ptrace
 
 make_key k
 build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id svc-fix
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 2
+start_target "$HP_TD/svc-v1" "$T/svc.log" 2
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 check "v1 before" test "$(ask 3 version)" = v1
@@ -36,7 +36,7 @@ check "audit log lists the functions" \
 	grep -q '"functions":\["price","next_id","hold","version"\]' "$T/audit.log"
 check "audit log has the pause" grep -q '"pause_us":[0-9]' "$T/audit.log"
 key=$("$HPSIGN" keyid "$T/k.pub")
-exe=$(readlink -f "$HP_BUILD/testdata/svc-v1")
+exe=$(readlink -f "$HP_TD/svc-v1")
 bid=$(readelf -n "$exe" | sed -n 's/.*Build ID: //p')
 check "audit apply line: time, user, executable, build-id, key, sequence" \
 	grep -qE "^\{\"schema_version\":1,\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\",\"user\":\"$(id -un)\",.*\"action\":\"apply\",\"pid\":$pid,\"executable\":\"$exe\",.*\"build_id\":\"$bid\",.*\"key_id\":\"$key\",\"sequence\":[1-9]" "$T/audit.log"
@@ -54,7 +54,7 @@ exec 3>&-
 
 # A process whose main thread has exited (pthread_exit) while the others
 # serve: its leader is a zombie, the system calls go through a live thread.
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc2.log" 1 main-exits
+start_target "$HP_TD/svc-v1" "$T/svc2.log" 1 main-exits
 pid2=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 for _ in $(seq 50); do grep -q '^State:.*Z' "/proc/$pid2/status" && break; sleep 0.02; done

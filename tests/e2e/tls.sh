@@ -7,7 +7,7 @@ require_ptrace
 
 make_key k
 build_patch tls "$T/t.hpatch" --key "$T/k.key"
-start_target "$HP_BUILD/testdata/tls-v1" "$T/tls.log"
+start_target "$HP_TD/tls-v1" "$T/tls.log"
 pid=$TARGET_PID
 sleep 0.3
 expect_exit 0 "apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/t.hpatch"

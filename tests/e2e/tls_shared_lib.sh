@@ -6,12 +6,12 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-O=$HP_BUILD/testdata/CMakeFiles
+O=$HP_TD/CMakeFiles
 make_key k
 expect_exit 0 "hpdiff accepts dynamic TLS accesses" \
 	"$HPDIFF" --old "$O/tlslib-v1.objs.dir" --new "$O/tlslib-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libtlslib-v1.so" --key "$T/k.key" -o "$T/t.hpatch"
-start_target "$HP_BUILD/testdata/tls_host" "$T/tls.log"
+	--binary "$HP_TD/libtlslib-v1.so" --key "$T/k.key" -o "$T/t.hpatch"
+start_target "$HP_TD/tls_host" "$T/tls.log"
 pid=$TARGET_PID
 sleep 0.3
 expect_exit 0 "apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/t.hpatch"

@@ -15,8 +15,19 @@
 # Checks that the cache and the open connection survive, that the fixes
 # answer only while applied, and reverts. Not part of the suite (it
 # downloads and builds dnsmasq three times, under a minute): run as root
-# after scripts/build.sh.  usage: tests/real/dnsmasq_live.sh
+# after scripts/build.sh.
+# usage: tests/real/dnsmasq_live.sh [--flags sections|debian]
+# --flags debian: all three built with Debian's flags, no function sections.
 src=$(cd "$(dirname "$0")/../.." && pwd)
+flavour=sections
+if [ "${1:-}" = --flags ]; then
+	flavour=${2:?--flags takes sections or debian}
+fi
+case $flavour in
+sections) pfx= ;;
+debian) pfx=debian- ;;
+*) echo "usage: $0 [--flags sections|debian]" >&2; exit 2 ;;
+esac
 export HP_BUILD=${HP_BUILD_DIR:-$src/build}
 . "$src/tests/e2e/lib.bash"
 require_ptrace
@@ -38,6 +49,11 @@ dsc=$HP_DSC
 cves=$(grep '^CVE-.*\.patch$' "$C/pristine/debian/patches/series" | tr '\n' ' ')
 [ -n "$cves" ] || { say "no CVE patches in $dsc"; exit 1; }
 export GIT_CEILING_DIRECTORIES=$C/work
+if [ "$flavour" = debian ]; then
+	mkdir -p "$C/work/$PKG"
+	FLAGS="$(cd "$C/work/$PKG" && hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
+	LDFLAGS="$(hp_debian_flags LDFLAGS) -Wl,--build-id"
+fi
 
 # build NAME PATCHES...: one tree, at the same path each time (debug info
 # records it), cached by flags, source and patches.
@@ -61,23 +77,23 @@ build() {
 	mv "$w" "$C/$name"
 	echo "$stamp" >"$C/$name/.hp-stamp"
 }
-build old
+build "${pfx}old"
 # shellcheck disable=SC2086 # one word per patch
-build full $cves
+build "${pfx}full" $cves
 # shellcheck disable=SC2086
-build new ${cves//CVE-2026-2291.patch/}
-bin=$C/old/src/dnsmasq
+build "${pfx}new" ${cves//CVE-2026-2291.patch/}
+bin=$C/${pfx}old/src/dnsmasq
 
 make_key k
-expect_exit 1 "hpdiff refuses the whole update" "$HPDIFF" --old "$C/old/src" \
-	--new "$C/full/src" --binary "$bin" --key "$T/k.key" -o "$T/full.hpatch"
+expect_exit 1 "hpdiff refuses the whole update" "$HPDIFF" --old "$C/${pfx}old/src" \
+	--new "$C/${pfx}full/src" --binary "$bin" --key "$T/k.key" -o "$T/full.hpatch"
 check "the reason is union bigname's new size (CVE-2026-2291)" \
 	grep -q "HP_E_LAYOUT.*union bigname\|union bigname.*HP_E_LAYOUT" "$T/last.err"
 check "and no patch is written" test ! -e "$T/full.hpatch"
 
 start=$(date +%s%N)
 expect_exit 0 "hpdiff over the update without CVE-2026-2291" "$HPDIFF" \
-	--old "$C/old/src" --new "$C/new/src" --binary "$bin" --key "$T/k.key" \
+	--old "$C/${pfx}old/src" --new "$C/${pfx}new/src" --binary "$bin" --key "$T/k.key" \
 	--id dnsmasq-deb12u2 -o "$T/dnsmasq.hpatch" --json
 hpdiff_ms=$((($(date +%s%N) - start) / 1000000))
 funcs=$(grep -o '"functions":\[[^]]*\]' "$T/last.out" |
@@ -85,7 +101,7 @@ funcs=$(grep -o '"functions":\[[^]]*\]' "$T/last.out" |
 want='"name":"create_helper" "name":"extract_addresses" "name":"process_reply.constprop.0" '
 check "exactly the three fixed functions are in the patch ($funcs)" \
 	test "$funcs" = "$want"
-say "hpdiff ${hpdiff_ms} ms over $(find "$C/old/src" -name '*.o' | wc -l) objects;" \
+say "hpdiff ${hpdiff_ms} ms over $(find "$C/${pfx}old/src" -name '*.o' | wc -l) objects;" \
 	"patch $(stat -c %s "$T/dnsmasq.hpatch") bytes"
 
 # The upstream, and the old dnsmasq forwarding to it. Its address space is

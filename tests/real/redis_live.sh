@@ -6,8 +6,20 @@
 # that a client connected before the patch keeps working, that the fix
 # answers only while applied, and that data written survives both ways.
 # Not part of the suite (it downloads and builds redis twice, minutes):
-# run as root after scripts/build.sh.  usage: tests/real/redis_live.sh
+# run as root after scripts/build.sh.
+# usage: tests/real/redis_live.sh [--flags sections|debian]
+# --flags debian: the trees built with Debian's flags, no function sections
+# (bench/hpdiff.sh builds both).
 src=$(cd "$(dirname "$0")/../.." && pwd)
+flavour=sections
+if [ "${1:-}" = --flags ]; then
+	flavour=${2:?--flags takes sections or debian}
+fi
+case $flavour in
+sections) old_tree=old new_tree=new ;;
+debian) old_tree=debian-old new_tree=debian-new ;;
+*) echo "usage: $0 [--flags sections|debian]" >&2; exit 2 ;;
+esac
 export HP_BUILD=${HP_BUILD_DIR:-$src/build}
 . "$src/tests/e2e/lib.bash"
 require_ptrace
@@ -17,8 +29,9 @@ C=${HP_BENCH_CACHE:-/var/cache/hpatch-bench}
 bash "$src/bench/hpdiff.sh" >"$T/bench.out" 2>"$T/bench.err" ||
 	{ cat "$T/bench.out" "$T/bench.err" >&2; exit 1; }
 make_key k
-expect_exit 0 "hpdiff over redis's src trees" "$HPDIFF" --old "$C/old/src" \
-	--new "$C/new/src" --binary "$C/old/src/redis-server" --key "$T/k.key" \
+expect_exit 0 "hpdiff over redis's src trees ($flavour)" "$HPDIFF" \
+	--old "$C/$old_tree/src" --new "$C/$new_tree/src" \
+	--binary "$C/$old_tree/src/redis-server" --key "$T/k.key" \
 	--id redis-inline-args -o "$T/redis.hpatch" --json
 funcs=$(grep -o '"functions":\[[^]]*\]' "$T/last.out" |
 	grep -o '"name":"[^"]*"' | tr '\n' ' ')
@@ -26,7 +39,7 @@ check "exactly processInlineBuffer is in the patch ($funcs)" \
 	test "$funcs" = '"name":"processInlineBuffer" '
 
 port=$((20000 + $$ % 20000))
-"$C/old/src/redis-server" --port "$port" --save "" --appendonly no \
+"$C/$old_tree/src/redis-server" --port "$port" --save "" --appendonly no \
 	--bind 127.0.0.1 >"$T/redis.log" 2>&1 &
 PIDS+=($!)
 pid=$!
