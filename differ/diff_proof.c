@@ -18,10 +18,15 @@
  *    to it, and its bytes are then compared too.
  * 3. Replay: a copy of the section's bytes gets each relocated field the
  *    value the linker wrote for it (S + A - P and so on, per type), in
- *    whichever of its allowed forms the binary has; then each function is
- *    compared with the binary's bytes. References the assembler resolved
- *    inside one section (no -ffunction-sections) keep their distance, so
- *    those bytes compare as they are.
+ *    whichever of its allowed forms the binary has (diff_replay.c); then
+ *    each function is compared with the binary's bytes. References the
+ *    assembler resolved inside one section (no -ffunction-sections) keep
+ *    their distance, so those bytes compare as they are. A function whose
+ *    bytes differ is compared once more instruction by instruction
+ *    (diff_insn.c), for the assembler's other choice of branch sizes.
+ * 4. Refuse each function that differs, unless its object is a second
+ *    build of a source whose linked build matched (drop_siblings()).
+ * Objects cut into pieces (diff_split.c) are proved as written.
  */
 #include "differ/differ_int.h"
 #include "common/hp_err.h"
