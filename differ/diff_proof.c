@@ -18,10 +18,15 @@
  *    to it, and its bytes are then compared too.
  * 3. Replay: a copy of the section's bytes gets each relocated field the
  *    value the linker wrote for it (S + A - P and so on, per type), in
- *    whichever of its allowed forms the binary has; then each function is
- *    compared with the binary's bytes. References the assembler resolved
- *    inside one section (no -ffunction-sections) keep their distance, so
- *    those bytes compare as they are.
+ *    whichever of its allowed forms the binary has (diff_replay.c); then
+ *    each function is compared with the binary's bytes. References the
+ *    assembler resolved inside one section (no -ffunction-sections) keep
+ *    their distance, so those bytes compare as they are. A function whose
+ *    bytes differ is compared once more instruction by instruction
+ *    (diff_insn.c), for the assembler's other choice of branch sizes.
+ * 4. Refuse each function that differs, unless its object is a second
+ *    build of a source whose linked build matched (drop_siblings()).
+ * Objects cut into pieces (diff_split.c) are proved as written.
  */
 #include "differ/differ_int.h"
 #include "common/hp_err.h"
@@ -34,427 +39,6 @@
 
 /* Mismatches listed one by one; the rest are counted in one line. */
 #define HP_PROOF_MAX_REPORTED 10
-
-/* A relocation's target as the binary places it. */
-struct ptarget {
-	const char *name; /* for GOT and PLT slots; NULL: file-local */
-	uint64_t S;	  /* address (TLS: offset in the TLS block) */
-	uint64_t size;	  /* the symbol's size, for R_X86_64_SIZE* */
-	bool defined;	  /* S and size are known */
-	bool weak;	  /* undefined weak: may be 0 */
-};
-
-/* What replaying needs from the binary; unit tests give their own. */
-struct proof_ops {
-	/* @addr is a GOT slot that holds @t's address at run time. */
-	bool (*got_slot)(const void *ctx, const struct ptarget *t,
-			 uint64_t addr);
-	/* @addr is a PLT stub that jumps through such a slot. */
-	bool (*plt_stub)(const void *ctx, const struct ptarget *t,
-			 uint64_t addr);
-	/* @addr is @t's GOT entry of @type (DTPMOD64 pair, TPOFF64). */
-	bool (*tls_slot)(const void *ctx, const struct ptarget *t,
-			 uint32_t type, uint64_t addr);
-	const void *ctx;
-	bool is_exec;
-	int64_t tls_offset; /* as struct hp_binary's */
-	uint64_t got;	    /* _GLOBAL_OFFSET_TABLE_, or 0 */
-};
-
-/*
- * One relocated field: @exp holds the object's bytes and receives the
- * linker's, @act the binary's; both @len long, the field at @off, which
- * the binary maps at @P.
- */
-struct site {
-	uint8_t *exp;
-	const uint8_t *act;
-	size_t len;
-	size_t off;
-	uint64_t P;
-	uint32_t type;
-	int64_t A;
-};
-
-enum replay_result {
-	REPLAY_MATCH,	/* an allowed form is in the binary */
-	REPLAY_DIFFER,	/* none is: @exp holds the preferred form */
-	REPLAY_UNKNOWN, /* a relocation type the proof cannot check */
-};
-
-/* Bytes around a field that a candidate form may rewrite. */
-struct saved {
-	size_t lo, hi;
-	uint8_t b[20];
-};
-
-static void save(const struct site *s, struct saved *sv)
-{
-	sv->lo = s->off >= 4 ? s->off - 4 : 0;
-	sv->hi = s->off + 12 < s->len ? s->off + 12 : s->len;
-	memcpy(sv->b, s->exp + sv->lo, sv->hi - sv->lo);
-}
-
-static void restore(const struct site *s, const struct saved *sv)
-{
-	memcpy(s->exp + sv->lo, sv->b, sv->hi - sv->lo);
-}
-
-/* Whether @exp and @act agree over [off+lo, off+hi). */
-static bool agree(const struct site *s, long lo, long hi)
-{
-	const long a = (long)s->off + lo, b = (long)s->off + hi;
-
-	return a >= 0 && b <= (long)s->len &&
-	       !memcmp(s->exp + a, s->act + a, (size_t)(b - a));
-}
-
-static bool fits(const struct site *s, long lo, long hi)
-{
-	return (long)s->off + lo >= 0 && (long)s->off + hi <= (long)s->len;
-}
-
-static void put8(const struct site *s, long at, uint8_t v)
-{
-	if (fits(s, at, at + 1))
-		s->exp[(long)s->off + at] = v;
-}
-
-static void put32(const struct site *s, long at, uint64_t v)
-{
-	if (fits(s, at, at + 4))
-		hp_put_le32(s->exp + (long)s->off + at, (uint32_t)v);
-}
-
-static uint8_t exp_at(const struct site *s, long at)
-{
-	return fits(s, at, at + 1) ? s->exp[(long)s->off + at] : 0;
-}
-
-/* The address a PC-relative field of the binary points at, less A. */
-static uint64_t implied_pc(const struct site *s, long at)
-{
-	if (!fits(s, at, at + 4))
-		return 0;
-	return s->P + (uint64_t)at +
-	       (uint64_t)(int64_t)(int32_t)hp_get_le32(s->act + s->off + at) -
-	       (uint64_t)s->A;
-}
-
-/* Take the binary's field as it is (its target was checked otherwise). */
-static void take(const struct site *s, long lo, long hi)
-{
-	if (fits(s, lo, hi))
-		memcpy(s->exp + (long)s->off + lo, s->act + (long)s->off + lo,
-		       (size_t)(hi - lo));
-}
-
-/* R_X86_64_PC32 and PLT32: the target itself, or its PLT stub. */
-static enum replay_result replay_pc(const struct proof_ops *ops,
-				    const struct site *s,
-				    const struct ptarget *t)
-{
-	struct saved sv;
-
-	save(s, &sv);
-	if (t->defined) {
-		put32(s, 0, t->S + (uint64_t)s->A - s->P);
-		if (agree(s, 0, 4))
-			return REPLAY_MATCH;
-		restore(s, &sv);
-	}
-	if (t->name && ops->plt_stub(ops->ctx, t, implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (t->weak && !t->defined) {
-		put32(s, 0, (uint64_t)s->A - s->P);
-		if (agree(s, 0, 4))
-			return REPLAY_MATCH;
-		restore(s, &sv);
-	}
-	if (t->defined)
-		put32(s, 0, t->S + (uint64_t)s->A - s->P);
-	return REPLAY_DIFFER;
-}
-
-/* A field of @width bytes that holds @v. */
-static enum replay_result replay_value(const struct site *s, bool known,
-				       uint64_t v, size_t width)
-{
-	if (!known || !fits(s, 0, (long)width))
-		return REPLAY_DIFFER;
-	if (width == 8)
-		hp_put_le64(s->exp + s->off, v);
-	else
-		put32(s, 0, v);
-	return agree(s, 0, (long)width) ? REPLAY_MATCH : REPLAY_DIFFER;
-}
-
-/* The REX prefix ld writes when it moves ModRM.reg to ModRM.rm. */
-static uint8_t rex_reg_to_rm(uint8_t rex)
-{
-	return (uint8_t)((rex & ~0x04) | ((rex & 0x04) >> 2));
-}
-
-/*
- * "op $S, %reg" for "op foo@GOTPCREL(%rip), %reg" (mov: c7 /0, test: f7 /0,
- * binop: 81 /n), which ld writes in executables whose addresses fit 32
- * bits; with or without a REX prefix before the opcode.
- */
-static bool try_imm(const struct site *s, const struct ptarget *t,
-		    uint8_t opcode, uint8_t ext, bool rex)
-{
-	const uint8_t reg = (exp_at(s, -1) >> 3) & 7;
-
-	if (rex) {
-		if ((exp_at(s, -3) & 0xf0) != 0x40)
-			return false;
-		put8(s, -3, rex_reg_to_rm(exp_at(s, -3)));
-	}
-	put8(s, -2, opcode);
-	put8(s, -1, (uint8_t)(0xc0 | (ext << 3) | reg));
-	put32(s, 0, t->S);
-	return agree(s, rex ? -3 : -2, 4);
-}
-
-/*
- * The forms ld relaxes GOTPCRELX (no REX prefix) and REX_GOTPCRELX to,
- * beyond mov -> lea: direct calls and jumps, and immediates.
- */
-static bool relaxed_gotpcrelx(const struct site *s, const struct ptarget *t,
-			      const struct saved *sv)
-{
-	const uint8_t op = exp_at(s, -2), modrm = exp_at(s, -1);
-	const uint64_t rel = t->S + (uint64_t)s->A - s->P;
-	const bool rex = s->type == R_X86_64_REX_GOTPCRELX;
-	bool ok = false;
-
-	if (op == 0xff && (modrm == 0x15 || modrm == 0x25)) {
-		/* call -> addr32 call, nop call, or call; nop. jmp -> jmp; nop */
-		static const uint8_t prefixes[] = { 0x67, 0x90 };
-
-		for (size_t i = 0; modrm == 0x15 && i < 2; i++) {
-			put8(s, -2, prefixes[i]);
-			put8(s, -1, 0xe8);
-			put32(s, 0, rel);
-			if (agree(s, -2, 4))
-				return true;
-			restore(s, sv);
-		}
-		put8(s, -2, modrm == 0x15 ? 0xe8 : 0xe9);
-		put32(s, -1, rel + 1);
-		put8(s, 3, 0x90);
-		if (agree(s, -2, 4))
-			return true;
-		restore(s, sv);
-	}
-	if (op == 0x8b)
-		ok = try_imm(s, t, 0xc7, 0, rex);
-	else if (op == 0x85)
-		ok = try_imm(s, t, 0xf7, 0, rex);
-	else if ((op & 0xc7) == 0x03 && op < 0x40)
-		ok = try_imm(s, t, 0x81, (op >> 3) & 7, rex);
-	if (!ok)
-		restore(s, sv);
-	return ok;
-}
-
-/* GOTPCREL, GOTPCRELX, REX_GOTPCRELX: the slot, or a relaxed form. */
-static enum replay_result replay_got(const struct proof_ops *ops,
-				     const struct site *s,
-				     const struct ptarget *t)
-{
-	const uint8_t op = exp_at(s, -2);
-	const uint64_t rel = t->S + (uint64_t)s->A - s->P;
-	struct saved sv;
-
-	if (agree(s, -2, 0) && ops->got_slot(ops->ctx, t, implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (!t->defined)
-		return REPLAY_DIFFER;
-	save(s, &sv);
-	if (op == 0x8b) { /* mov -> lea, for all three */
-		put8(s, -2, 0x8d);
-		put32(s, 0, rel);
-		if (agree(s, -2, 4))
-			return REPLAY_MATCH;
-		restore(s, &sv);
-	}
-	/* ld relaxes a plain GOTPCREL no further. */
-	if (s->type != R_X86_64_GOTPCREL && relaxed_gotpcrelx(s, t, &sv))
-		return REPLAY_MATCH;
-	if (op == 0x8b) { /* the form a PIE would have */
-		put8(s, -2, 0x8d);
-		put32(s, 0, rel);
-	}
-	return REPLAY_DIFFER;
-}
-
-/* Where an executable's thread-local lies from the thread pointer. */
-static uint64_t tpoff(const struct proof_ops *ops, const struct ptarget *t)
-{
-	return t->S - (uint64_t)ops->tls_offset;
-}
-
-/*
- * R_X86_64_GOTTPOFF: the TPOFF64 slot, or in an executable "mov $tpoff"
- * for a mov, and "lea tpoff(%reg)" (or "add $tpoff" for %rsp and %r12)
- * for an add, as ld relaxes initial-exec to local-exec.
- */
-static enum replay_result replay_gottpoff(const struct proof_ops *ops,
-					  const struct site *s,
-					  const struct ptarget *t)
-{
-	const uint8_t op = exp_at(s, -2), rex = exp_at(s, -3);
-	const uint8_t reg = (exp_at(s, -1) >> 3) & 7;
-	struct saved sv;
-
-	if (agree(s, -2, 0) &&
-	    ops->tls_slot(ops->ctx, t, R_X86_64_TPOFF64, implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (!ops->is_exec || !t->defined)
-		return REPLAY_DIFFER;
-	save(s, &sv);
-	if (op == 0x8b) {
-		put8(s, -3, rex == 0x4c ? 0x49 : rex);
-		put8(s, -2, 0xc7);
-		put8(s, -1, (uint8_t)(0xc0 | reg));
-	} else if (op == 0x03 && reg == 4) {
-		put8(s, -3, rex == 0x4c ? 0x49 : rex);
-		put8(s, -2, 0x81);
-		put8(s, -1, (uint8_t)(0xc0 | reg));
-	} else if (op == 0x03) {
-		put8(s, -3, rex == 0x4c ? 0x4d : rex);
-		put8(s, -2, 0x8d);
-		put8(s, -1, (uint8_t)(0x80 | reg | (reg << 3)));
-	}
-	put32(s, 0, tpoff(ops, t));
-	if (agree(s, -3, 4))
-		return REPLAY_MATCH;
-	return REPLAY_DIFFER;
-}
-
-/* "mov %fs:0, %rax": how ld's relaxed general- and local-dynamic begin. */
-static const uint8_t fs_rax[] = { 0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0 };
-
-/*
- * R_X86_64_TLSGD, TLSLD: the GOT pair, or in an executable the whole
- * sequence (lea; call __tls_get_addr) rewritten as ld rewrites it; *@end is
- * then where the sequence ends, and the call's relocation is not replayed.
- */
-static enum replay_result replay_tlsdyn(const struct proof_ops *ops,
-					const struct site *s,
-					const struct ptarget *t, size_t *end)
-{
-	const bool gd = s->type == R_X86_64_TLSGD;
-	const struct ptarget module = { 0 };
-	struct saved sv;
-
-	if (agree(s, gd ? -4 : -3, 0) &&
-	    ops->tls_slot(ops->ctx, gd ? t : &module, R_X86_64_DTPMOD64,
-			  implied_pc(s, 0))) {
-		take(s, 0, 4);
-		return REPLAY_MATCH;
-	}
-	if (!ops->is_exec)
-		return REPLAY_DIFFER;
-	save(s, &sv);
-	if (!gd) { /* LD -> LE: data16 x3; mov %fs:0, %rax */
-		for (long i = -3; i < 0; i++)
-			put8(s, i, 0x66);
-		for (size_t i = 0; i < sizeof(fs_rax); i++)
-			put8(s, (long)i, fs_rax[i]);
-		*end = s->off + 9;
-		return agree(s, -3, 9) ? REPLAY_MATCH : REPLAY_DIFFER;
-	}
-	*end = s->off + 12;
-	for (size_t i = 0; i < sizeof(fs_rax); i++)
-		put8(s, (long)i - 4, fs_rax[i]);
-	/* GD -> LE: lea tpoff(%rax), %rax */
-	put8(s, 5, 0x48);
-	put8(s, 6, 0x8d);
-	put8(s, 7, 0x80);
-	put32(s, 8, t->defined ? tpoff(ops, t) : 0);
-	if (t->defined && agree(s, -4, 12))
-		return REPLAY_MATCH;
-	/* GD -> IE: add slot(%rip), %rax */
-	put8(s, 6, 0x03);
-	put8(s, 7, 0x05);
-	if (agree(s, -4, 8) &&
-	    ops->tls_slot(ops->ctx, t, R_X86_64_TPOFF64,
-			  implied_pc(s, 8) + (uint64_t)s->A + 4)) {
-		take(s, 8, 12);
-		return REPLAY_MATCH;
-	}
-	restore(s, &sv);
-	*end = 0;
-	return REPLAY_DIFFER;
-}
-
-/*
- * Replay one relocation at @s against @t: write into s->exp the bytes the
- * linker writes for it, in the allowed form the binary has.
- */
-static enum replay_result replay(const struct proof_ops *ops,
-				 const struct site *s, const struct ptarget *t,
-				 size_t *end)
-{
-	const uint64_t A = (uint64_t)s->A;
-
-	*end = 0;
-	switch (s->type) {
-	case R_X86_64_NONE:
-		return REPLAY_MATCH;
-	case R_X86_64_PC32:
-	case R_X86_64_PLT32:
-		return replay_pc(ops, s, t);
-	case R_X86_64_32:
-	case R_X86_64_32S:
-		if (t->weak && !t->defined)
-			return replay_value(s, true, A, 4);
-		return replay_value(s, t->defined, t->S + A, 4);
-	case R_X86_64_64:
-		return replay_value(s, t->defined, t->S + A, 8);
-	case R_X86_64_PC64:
-		return replay_value(s, t->defined, t->S + A - s->P, 8);
-	case R_X86_64_SIZE32:
-		return replay_value(s, t->defined, t->size + A, 4);
-	case R_X86_64_SIZE64:
-		return replay_value(s, t->defined, t->size + A, 8);
-	case R_X86_64_GOTPC32:
-		return replay_value(s, ops->got, ops->got + A - s->P, 4);
-	case R_X86_64_GOTPC64:
-		return replay_value(s, ops->got, ops->got + A - s->P, 8);
-	case R_X86_64_GOTOFF64:
-		return replay_value(s, ops->got && t->defined,
-				    t->S + A - ops->got, 8);
-	case R_X86_64_GOTPCREL:
-	case R_X86_64_GOTPCRELX:
-	case R_X86_64_REX_GOTPCRELX:
-		return replay_got(ops, s, t);
-	case R_X86_64_TPOFF32:
-		return replay_value(s, ops->is_exec && t->defined,
-				    tpoff(ops, t) + A, 4);
-	case R_X86_64_GOTTPOFF:
-		return replay_gottpoff(ops, s, t);
-	case R_X86_64_TLSGD:
-	case R_X86_64_TLSLD:
-		return replay_tlsdyn(ops, s, t, end);
-	case R_X86_64_DTPOFF32:
-		/* an executable's local-dynamic became local-exec */
-		if (ops->is_exec && t->defined &&
-		    replay_value(s, true, tpoff(ops, t) + A, 4) == REPLAY_MATCH)
-			return REPLAY_MATCH;
-		return replay_value(s, t->defined, t->S + A, 4);
-	default:
-		return REPLAY_UNKNOWN;
-	}
-}
 
 /* ---- the binary side ---- */
 
@@ -480,14 +64,30 @@ struct failed {
 	const char *why;
 };
 
+/* A function that differs, held until every object is proved. */
+struct mismatch {
+	size_t obj; /* index in the pairs */
+	char *fn;
+	uint64_t off;
+	char *detail;
+};
+
+/* What one old object gave. */
+struct tally {
+	uint32_t nr_funcs, nr_matched;
+	bool dropped; /* another build of its source is the one linked */
+};
+
 struct prover {
 	const struct hp_binary *bin;
 	struct hp_diff_report *r;
-	struct proof_ops ops;
+	struct hp_replay_ops ops;
 	struct bsec *secs;
 	size_t nr_secs;
 	const char **files; /* STT_FILE names of the binary, sorted */
 	size_t nr_files;
+	GElf_Rela *irel; /* IRELATIVE: GOT slots of ifuncs (addend) */
+	size_t nr_irel;
 	struct hp_obj *o;	/* the object being proved */
 	struct sec_base *bases; /* per section of @o */
 	bool *ok;		/* per symbol of @o: a function that matched */
@@ -495,7 +95,10 @@ struct prover {
 	 * symbols of section i are by_sec[first[i]] on, count[i] of them. */
 	const struct hp_osym **by_sec;
 	size_t *first, *count;
-	uint32_t nr_funcs, nr_matched, nr_differ;
+	uint32_t nr_funcs, nr_matched;
+	struct mismatch *miss;
+	size_t nr_miss;
+	size_t cur; /* index of @o in the pairs */
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -544,7 +147,7 @@ static bool got_holds(const struct prover *p, uint64_t addr, uint64_t value)
 	       hp_get_le64(s->data + (addr - s->addr)) == value;
 }
 
-static bool got_slot(const void *ctx, const struct ptarget *t, uint64_t addr)
+static bool got_slot(const void *ctx, const struct hp_rtarget *t, uint64_t addr)
 {
 	const struct prover *p = ctx;
 	const struct bsec *s = bsec_at(p, addr, 8);
@@ -553,12 +156,40 @@ static bool got_slot(const void *ctx, const struct ptarget *t, uint64_t addr)
 		return false;
 	/* Bound by name at run time, or filled by the linker itself (a
 	 * RELATIVE slot in a PIE holds the link-time address too). */
-	return slot_named(p->bin, t->name, addr) ||
-	       (t->defined && got_holds(p, addr, t->S));
+	if (slot_named(p->bin, t->name, addr) ||
+	    (t->defined && got_holds(p, addr, t->S)))
+		return true;
+	/* An ifunc's: the loader fills it with what its resolver returns. */
+	for (size_t i = 0; t->defined && i < p->nr_irel; i++)
+		if (p->irel[i].r_offset == addr &&
+		    (uint64_t)p->irel[i].r_addend == t->S)
+			return true;
+	return false;
+}
+
+static int add_irelative(struct prover *p, Elf_Scn *scn, const GElf_Shdr *sh)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	const size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
+
+	for (size_t i = 0; d && i < n; i++) {
+		GElf_Rela rela;
+		GElf_Rela *irel = NULL;
+
+		if (!gelf_getrela(d, (int)i, &rela) ||
+		    GELF_R_TYPE(rela.r_info) != R_X86_64_IRELATIVE)
+			continue;
+		irel = realloc(p->irel, (p->nr_irel + 1) * sizeof(*irel));
+		if (!irel)
+			return -ENOMEM;
+		p->irel = irel;
+		p->irel[p->nr_irel++] = rela;
+	}
+	return 0;
 }
 
 /* "[endbr64] [bnd] jmp *slot(%rip)": .plt, .plt.sec and .plt.got stubs. */
-static bool plt_stub(const void *ctx, const struct ptarget *t, uint64_t addr)
+static bool plt_stub(const void *ctx, const struct hp_rtarget *t, uint64_t addr)
 {
 	const struct prover *p = ctx;
 	const struct bsec *s = bsec_at(p, addr, 1);
@@ -581,7 +212,7 @@ static bool plt_stub(const void *ctx, const struct ptarget *t, uint64_t addr)
 			(uint64_t)(int64_t)(int32_t)hp_get_le32(b + i + 2));
 }
 
-static bool tls_slot(const void *ctx, const struct ptarget *t, uint32_t type,
+static bool tls_slot(const void *ctx, const struct hp_rtarget *t, uint32_t type,
 		     uint64_t addr)
 {
 	const struct prover *p = ctx;
@@ -590,7 +221,7 @@ static bool tls_slot(const void *ctx, const struct ptarget *t, uint32_t type,
 		return true;
 	/* An executable's initial-exec slot the linker filled itself. */
 	return type == R_X86_64_TPOFF64 && p->ops.is_exec && t->defined &&
-	       got_holds(p, addr, tpoff(&p->ops, t));
+	       got_holds(p, addr, t->S - (uint64_t)p->ops.tls_offset);
 }
 
 static int prover_init(struct prover *p, const struct hp_binary *bin,
@@ -632,6 +263,8 @@ static int prover_init(struct prover *p, const struct hp_binary *bin,
 
 		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC))
 			continue;
+		if (sh.sh_type == SHT_RELA && add_irelative(p, scn, &sh))
+			return -ENOMEM;
 		name = elf_strptr(bin->elf, shstrndx, sh.sh_name);
 		d = sh.sh_type == SHT_NOBITS ? NULL : elf_getdata(scn, NULL);
 		p->secs[p->nr_secs++] = (struct bsec){
@@ -651,6 +284,12 @@ static int prover_init(struct prover *p, const struct hp_binary *bin,
 
 static void prover_release(struct prover *p)
 {
+	for (size_t i = 0; i < p->nr_miss; i++) {
+		free(p->miss[i].fn);
+		free(p->miss[i].detail);
+	}
+	free(p->miss);
+	free(p->irel);
 	free(p->secs);
 	free(p->files);
 }
@@ -730,14 +369,14 @@ static struct sec_base *base_of(struct prover *p, const struct hp_osec *sec)
 }
 
 static void target_of(struct prover *p, const struct hp_orel *r,
-		      struct ptarget *t)
+		      struct hp_rtarget *t)
 {
 	const struct hp_osym *s = r->sym;
 	const struct sec_base *b = s->sec ? base_of(p, s->sec) : NULL;
 	const struct hp_bsym *bs =
 		find_bsym(p, s, b && b->known ? b->base + s->st.st_value : 0);
 
-	*t = (struct ptarget){
+	*t = (struct hp_rtarget){
 		.name = s->bind == STB_LOCAL ? NULL : s->name,
 		.weak = !s->sec && s->bind == STB_WEAK,
 	};
@@ -762,7 +401,7 @@ static bool is_plain(uint32_t type)
 }
 
 /* What a plain relocation's field in the binary says S + A is. */
-static uint64_t implied_value(const struct site *s)
+static uint64_t implied_value(const struct hp_replay_site *s)
 {
 	const uint8_t *f = s->act + s->off;
 
@@ -795,7 +434,7 @@ static size_t field_width(uint32_t type)
  * A reference into a merged section (strings, constants): ld moved the
  * entity, so check that what the field points at is the same entity.
  */
-static bool same_entity(const struct prover *p, const struct site *s,
+static bool same_entity(const struct prover *p, const struct hp_replay_site *s,
 			const struct hp_orel *r)
 {
 	const struct hp_osec *sec = r->sym->sec;
@@ -828,28 +467,29 @@ static bool same_entity(const struct prover *p, const struct site *s,
 }
 
 /* Replay one relocation of a text section; *@why says what failed. */
-static enum replay_result replay_reloc(struct prover *p, const struct site *s,
-				       const struct hp_orel *r,
-				       const struct hp_osym *fn, size_t *end,
-				       const char **why)
+static enum hp_replay_result replay_reloc(struct prover *p,
+					  const struct hp_replay_site *s,
+					  const struct hp_orel *r,
+					  const struct hp_osym *fn, size_t *end,
+					  const char **why)
 {
 	const struct hp_osec *ts = r->sym->sec;
-	struct ptarget t;
-	enum replay_result res;
+	struct hp_rtarget t;
+	enum hp_replay_result res;
 
 	*why = NULL;
 	if (ts && (ts->sh.sh_flags & SHF_MERGE) && is_plain(r->type) &&
-	    fits(s, 0, (long)field_width(r->type))) {
+	    s->off + field_width(r->type) <= s->len) {
 		if (!same_entity(p, s, r)) {
 			*why = "the data it refers to differs";
-			return REPLAY_DIFFER;
+			return HP_REPLAY_DIFFER;
 		}
-		take(s, 0, (long)field_width(r->type));
-		return REPLAY_MATCH;
+		hp_replay_take(s, field_width(r->type));
+		return HP_REPLAY_MATCH;
 	}
 	target_of(p, r, &t);
 	if (!t.defined && ts && is_plain(r->type) &&
-	    fits(s, 0, (long)field_width(r->type))) {
+	    s->off + field_width(r->type) <= s->len) {
 		/* Anonymous data: the first reference places it. */
 		struct sec_base *b = &p->bases[ts->index];
 
@@ -863,28 +503,37 @@ static enum replay_result replay_reloc(struct prover *p, const struct site *s,
 		};
 		target_of(p, r, &t);
 	}
-	res = replay(&p->ops, s, &t, end);
-	if (res == REPLAY_UNKNOWN)
+	res = hp_replay(&p->ops, s, &t, end);
+	if (res == HP_REPLAY_UNKNOWN)
 		*why = "a type the proof cannot check";
-	else if (res == REPLAY_DIFFER)
+	else if (res == HP_REPLAY_DIFFER)
 		*why = t.defined || t.weak ? "the field differs"
 					   : "its target is not in the binary";
 	return res;
 }
 
+/* Note that @fn differs at @off; refused once every object is proved. */
 static int report(struct prover *p, const struct hp_osym *fn, size_t off,
 		  const char *detail)
 {
-	p->nr_differ++;
-	if (p->nr_differ > HP_PROOF_MAX_REPORTED)
-		return 0;
-	return hp_report_refuse(
-		p->r, fn->name, p->o->relpath, -HP_E_FOREIGN_BINARY,
-		"give --binary the binary linked from exactly the --old "
-		"objects, or rebuild the objects from its sources and flags",
-		"'%s'+0x%zx differs in '%s' (%s): built with other flags, "
-		"or from other sources",
-		fn->name, off, p->bin->path, detail);
+	struct mismatch *m =
+		realloc(p->miss, (p->nr_miss + 1) * sizeof(*p->miss));
+
+	if (!m)
+		return -ENOMEM;
+	p->miss = m;
+	m = &p->miss[p->nr_miss];
+	*m = (struct mismatch){ .obj = p->cur,
+				.fn = strdup(fn->name),
+				.off = off,
+				.detail = strdup(detail) };
+	if (!m->fn || !m->detail) {
+		free(m->fn);
+		free(m->detail);
+		return -ENOMEM;
+	}
+	p->nr_miss++;
+	return 0;
 }
 
 static int cmp_reloc(const void *a, const void *b)
@@ -941,7 +590,76 @@ struct text {
 	struct failed *failed; /* per function */
 	uint8_t *exp;
 	const uint8_t *act;
+	struct hp_orel **rels; /* the section's, by offset */
+	size_t nr_rels;
 };
+
+/* The proof's side of hp_insn_same(): one function's replays. */
+struct peer {
+	struct prover *p;
+	const struct hp_osym *fn;
+};
+
+static bool branch_reaches(void *ctx, const struct hp_orel *r, uint64_t tail,
+			   uint64_t to)
+{
+	struct peer *pe = ctx;
+	struct hp_rtarget t;
+
+	target_of(pe->p, r, &t);
+	if ((r->type == R_X86_64_PC32 || r->type == R_X86_64_PLT32) &&
+	    t.defined && t.S + (uint64_t)r->addend + tail == to)
+		return true;
+	return t.name && pe->p->ops.plt_stub(pe->p, &t, to);
+}
+
+static bool replays(void *ctx, struct hp_orel *const *rels, size_t nr,
+		    const struct hp_insn_twin *in)
+{
+	struct peer *pe = ctx;
+	uint8_t exp[16];
+
+	if (in->len > sizeof(exp))
+		return false;
+	memcpy(exp, in->obj, in->len);
+	for (size_t i = 0; i < nr; i++) {
+		const uint64_t at = rels[i]->offset - in->obj_off;
+		const struct hp_replay_site s = { .exp = exp,
+						  .act = in->act,
+						  .len = in->len,
+						  .off = at,
+						  .P = in->addr + at,
+						  .type = rels[i]->type,
+						  .A = rels[i]->addend };
+		const char *why = NULL;
+		size_t end = 0;
+
+		if (replay_reloc(pe->p, &s, rels[i], pe->fn, &end, &why) !=
+		    HP_REPLAY_MATCH)
+			return false;
+	}
+	return !memcmp(exp, in->act, in->len);
+}
+
+/* Whether function @i is the binary's @bs, instruction by instruction. */
+static bool same_code(struct prover *p, struct text *x, size_t i,
+		      const struct hp_bsym *bs)
+{
+	const struct hp_osym *fn = x->fns[i];
+	const struct sec_base *b = &p->bases[x->sec->index];
+	struct peer pe = { p, fn };
+	const struct hp_insn_peer peer = { .branch_reaches = branch_reaches,
+					   .replays = replays,
+					   .ctx = &pe,
+					   .has_base = b->known,
+					   .base = b->base };
+	const struct hp_insn_code obj = { x->sec->data + fn->st.st_value,
+					  fn->st.st_size, fn->st.st_value };
+	const struct hp_insn_code bin = { bytes_at(p, bs->value, bs->size),
+					  bs->size, bs->value };
+
+	return bin.code && hp_insn_same(&peer, &obj, &bin, x->rels, x->nr_rels);
+}
 
 static int compare_funcs(struct prover *p, struct text *x)
 {
@@ -969,19 +687,20 @@ static int compare_funcs(struct prover *p, struct text *x)
 				    "placed elsewhere in its section");
 			continue;
 		}
-		if (bs->size != n) {
+		while (x->act && bs->size == n && d < n &&
+		       x->exp[v + d] == x->act[v + d])
+			d++;
+		if ((x->act && d == n) || same_code(p, x, i, bs)) {
+			p->nr_matched++;
+			p->ok[fn->index] = true;
+			continue;
+		}
+		if (bs->size != n || !x->act) {
 			snprintf(detail, sizeof(detail),
 				 "%llu bytes in the binary, %llu in the object",
 				 (unsigned long long)bs->size,
 				 (unsigned long long)n);
 			rc = report(p, fn, 0, detail);
-			continue;
-		}
-		while (d < n && x->exp[v + d] == x->act[v + d])
-			d++;
-		if (d == n) {
-			p->nr_matched++;
-			p->ok[fn->index] = true;
 			continue;
 		}
 		if (x->failed[i].r && d + 4 >= x->failed[i].r->offset - v &&
@@ -1025,22 +744,20 @@ static int prove_text(struct prover *p, const struct hp_osec *sec)
 	}
 	if (!x.nr_fns || !b->known) /* none, or none placed: */
 		goto out_free; /* discarded by the linker (--gc-sections) */
-	x.act = bytes_at(p, b->base, sec->sh.sh_size);
-	if (!x.act) {
-		for (size_t i = 0; i < x.nr_fns && rc != -ENOMEM; i++)
-			rc = report(p, x.fns[i], 0,
-				    "outside the binary's code");
-		goto out_free;
-	}
 	memcpy(x.exp, sec->data, sec->sh.sh_size);
 	for (size_t i = 0; i < sec->nr_relocs; i++)
 		rels[i] = &sec->relocs[i];
 	qsort(rels, sec->nr_relocs, sizeof(*rels), cmp_reloc);
-	for (size_t i = 0; i < sec->nr_relocs; i++) {
+	x.rels = rels;
+	x.nr_rels = sec->nr_relocs;
+	/* The last function of a section that shrank in the binary: none of
+	 * it byte for byte, all of it instruction by instruction. */
+	x.act = bytes_at(p, b->base, sec->sh.sh_size);
+	for (size_t i = 0; x.act && i < sec->nr_relocs; i++) {
 		const struct hp_orel *r = rels[i];
 		const size_t k = func_at(x.fns, x.nr_fns, r->offset);
 		const struct hp_osym *fn = k < x.nr_fns ? x.fns[k] : NULL;
-		const struct site s = {
+		const struct hp_replay_site s = {
 			.exp = x.exp,
 			.act = x.act,
 			.len = sec->sh.sh_size,
@@ -1255,32 +972,114 @@ static int prove_obj_as_written(struct prover *p, struct hp_obj *o)
 	return rc;
 }
 
+/* Whether old objects @a and @b define a function of the same name. */
+static bool share_a_function(struct hp_obj *a, struct hp_obj *b)
+{
+	for (size_t i = 0; i < a->nr_syms; i++)
+		if (hp_osym_is_func(&a->syms[i]) &&
+		    hp_obj_find_sym_by_name(b, a->syms[i].name))
+			return true;
+	return false;
+}
+
+/*
+ * A tree may hold two builds of one source (a program's util.o, and a
+ * test's built with -DTEST): both carry the source's name, and only one
+ * is linked into the binary. An object that differs is left out when
+ * another of the same source name, defining the same functions, matched
+ * whole. Two sources of one name in the binary (an embedded library's
+ * sds.c beside the program's) define other functions: both are proved.
+ */
+static void drop_siblings(struct prover *p, struct hp_pair *pairs,
+			  size_t nr_pairs, struct tally *t)
+{
+	for (size_t i = 0; i < nr_pairs; i++) {
+		struct hp_obj *o = pairs[i].old_obj;
+
+		if (!o || t[i].nr_matched == t[i].nr_funcs || !o->file_sym)
+			continue;
+		for (size_t j = 0; j < nr_pairs && !t[i].dropped; j++) {
+			struct hp_obj *s = pairs[j].old_obj;
+
+			if (j == i || !s || !s->file_sym || t[j].dropped ||
+			    !t[j].nr_funcs ||
+			    t[j].nr_matched != t[j].nr_funcs ||
+			    strcmp(s->file_sym, o->file_sym) ||
+			    !share_a_function(o, s))
+				continue;
+			t[i].dropped = true;
+			p->nr_funcs -= t[i].nr_funcs;
+			p->nr_matched -= t[i].nr_matched;
+			hp_log(HP_LOG_INFO,
+			       "'%s': '%s' is the build of '%s' linked into "
+			       "'%s'; not compared",
+			       o->relpath, s->relpath, o->file_sym,
+			       p->bin->path);
+		}
+	}
+}
+
+/* Refuse each function that differs, of the objects not left out. */
+static int refuse(struct prover *p, struct hp_pair *pairs,
+		  const struct tally *t)
+{
+	uint32_t n = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < p->nr_miss && !rc; i++) {
+		const struct mismatch *m = &p->miss[i];
+
+		if (t[m->obj].dropped || ++n > HP_PROOF_MAX_REPORTED)
+			continue;
+		rc = hp_report_refuse(
+			p->r, m->fn, pairs[m->obj].old_obj->relpath,
+			-HP_E_FOREIGN_BINARY,
+			"give --binary the binary linked from exactly the "
+			"--old objects, or rebuild the objects from its "
+			"sources and flags",
+			"'%s'+0x%llx differs in '%s' (%s): built with other "
+			"flags, or from other sources",
+			m->fn, (unsigned long long)m->off, p->bin->path,
+			m->detail);
+	}
+	if (!rc && n > HP_PROOF_MAX_REPORTED)
+		rc = hp_report_refuse(p->r, "", "", -HP_E_FOREIGN_BINARY, NULL,
+				      "%u more functions differ in '%s'",
+				      n - HP_PROOF_MAX_REPORTED, p->bin->path);
+	return rc;
+}
+
 int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 		    const struct hp_binary *bin, struct hp_diff_report *r,
 		    struct hp_diff_report_module *rm)
 {
 	struct prover p;
+	struct tally *t = calloc(nr_pairs ? nr_pairs : 1, sizeof(*t));
 	bool any = false;
 	struct timespec t0, t1;
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = prover_init(&p, bin, r);
+	if (!t && !rc)
+		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < nr_pairs; i++) {
+		const uint32_t funcs = p.nr_funcs, matched = p.nr_matched;
+
 		if (!pairs[i].old_obj)
 			continue;
 		any |= has_funcs(pairs[i].old_obj);
+		p.cur = i;
 		rc = prove_obj_as_written(&p, pairs[i].old_obj);
+		t[i] = (struct tally){ p.nr_funcs - funcs,
+				       p.nr_matched - matched, false };
 	}
 	if (rc)
 		goto out_release;
+	drop_siblings(&p, pairs, nr_pairs, t);
 	rm->nr_proved = p.nr_matched;
 	rm->nr_proof_funcs = p.nr_funcs;
-	if (p.nr_differ > HP_PROOF_MAX_REPORTED)
-		rc = hp_report_refuse(r, "", "", -HP_E_FOREIGN_BINARY, NULL,
-				      "%u more functions differ in '%s'",
-				      p.nr_differ - HP_PROOF_MAX_REPORTED,
-				      bin->path);
+	rc = refuse(&p, pairs, t);
 	if (!rc && any && !p.nr_funcs)
 		rc = hp_report_refuse(
 			r, "", "", -HP_E_FOREIGN_BINARY,
@@ -1295,5 +1094,6 @@ int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 out_release:
 	prover_release(&p);
+	free(t);
 	return rc;
 }

@@ -250,6 +250,103 @@ static bool shares_a_function(const struct hp_pair *pairs, size_t nr_pairs)
 }
 
 /*
+ * Correlate every pair and run the checks that look at both builds.
+ * Return: 0 (refusals in @r), or an error already reported.
+ */
+static int compare_pairs(const struct hp_diff_opts *opts,
+			 const struct hp_diff_module *mod,
+			 struct hp_pair *pairs, size_t nr_pairs,
+			 struct hp_diff_report *r)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < nr_pairs; i++)
+		rc = hp_correlate_pair(&pairs[i], r);
+	if (!rc && !shares_a_function(pairs, nr_pairs)) {
+		rc = hp_error(-HP_E_UNRELATED,
+			      "'%s' and '%s': no function of the new build "
+			      "pairs with one of the old",
+			      mod->new_path, mod->old_path);
+		hp_hint("give --old and --new two builds of the same program; "
+			"objects pair by relative path, functions by name");
+	}
+	if (!rc)
+		rc = hp_check_safety(pairs, nr_pairs, r,
+				     opts->include_line_changes);
+	for (size_t i = 0; !rc && i < nr_pairs; i++)
+		if (pairs[i].old_obj && pairs[i].new_obj)
+			rc = hp_check_entries(pairs[i].old_obj,
+					      pairs[i].new_obj, r);
+	return rc;
+}
+
+/* --debug timing: what cutting and decoding shared sections cost. */
+static void log_split_time(const struct hp_pair *pairs, size_t nr_pairs)
+{
+	uint64_t us = 0;
+	size_t n = 0;
+
+	if (!hp_debug_on(HP_DBG_TIMING))
+		return;
+	for (size_t i = 0; i < nr_pairs; i++) {
+		const struct hp_obj *o[2] = { pairs[i].old_obj,
+					      pairs[i].new_obj };
+
+		for (int k = 0; k < 2; k++)
+			if (o[k]) {
+				us += o[k]->split_us;
+				n += o[k]->nr_pieces > 0;
+			}
+	}
+	hp_dbg(HP_DBG_TIMING,
+	       "split_ms=%.1f: shared sections of %zu objects cut and decoded",
+	       (double)us / 1000, n);
+}
+
+/* The module's object counts; a removed object is warned about. */
+static void count_objects(const struct hp_diff_module *mod,
+			  const struct hp_pair *pairs, size_t nr_pairs,
+			  struct hp_diff_report *r)
+{
+	r->modules[r->nr_modules - 1].nr_objects = (uint32_t)nr_pairs;
+	r->nr_objects += (uint32_t)nr_pairs;
+	for (size_t i = 0; i < nr_pairs; i++) {
+		struct hp_diff_report_module *rm =
+			&r->modules[r->nr_modules - 1];
+
+		rm->nr_added += !pairs[i].old_obj;
+		rm->nr_removed += !pairs[i].new_obj;
+		/* A failed build leaves objects out, and would pass for
+		 * "no change": say so. */
+		if (!pairs[i].new_obj)
+			hp_warn("'%s' is in '%s' but not in '%s': removed from "
+				"the build? Its code stays in the running "
+				"program, unpatched",
+				pairs[i].old_obj->relpath, mod->old_path,
+				mod->new_path);
+	}
+}
+
+/*
+ * Prove that @bin was linked from the old objects, then build @m. A
+ * binary of another build refuses the patch: nothing else is worth
+ * saying. Return: as hp_build_module(), or -HP_E_REFUSED.
+ */
+static int prove_and_build(const struct hp_diff_opts *opts,
+			   struct hp_pair *pairs, size_t nr_pairs,
+			   struct hp_binary *bin, struct hp_diff_report *r,
+			   struct hp_module *m)
+{
+	const uint32_t before = r->nr_refused;
+	int rc = hp_prove_binary(pairs, nr_pairs, bin, r,
+				 &r->modules[r->nr_modules - 1]);
+
+	if (!rc && r->nr_refused > before)
+		return -HP_E_REFUSED;
+	return rc ? rc : hp_build_module(opts, pairs, nr_pairs, bin, r, m);
+}
+
+/*
  * One module: compare its builds and fill @m. Return: 0, -HP_E_REFUSED
  * (refusals in the report; the other modules are still compared, so that
  * every refusal is listed), or another error.
@@ -262,7 +359,6 @@ static int diff_module(const struct hp_diff_opts *opts,
 	struct hp_pair *pairs = NULL;
 	size_t nr_pairs = 0;
 	const uint32_t first_func = r->nr_funcs, refused = r->nr_refused;
-	uint32_t before_proof;
 	struct stat so, sn;
 	char hex[2 * HP_BUILD_ID_MAX + 1];
 	int rc;
@@ -297,71 +393,13 @@ static int diff_module(const struct hp_diff_opts *opts,
 	if (!rc)
 		rc = S_ISDIR(sn.st_mode) ? pair_trees(mod, &pairs, &nr_pairs)
 					 : pair_files(mod, &pairs, &nr_pairs);
-	for (size_t i = 0; !rc && i < nr_pairs; i++)
-		rc = hp_correlate_pair(&pairs[i], r);
-	if (!rc && !shares_a_function(pairs, nr_pairs)) {
-		rc = hp_error(-HP_E_UNRELATED,
-			      "'%s' and '%s': no function of the new build "
-			      "pairs with one of the old",
-			      mod->new_path, mod->old_path);
-		hp_hint("give --old and --new two builds of the same program; "
-			"objects pair by relative path, functions by name");
-	}
 	if (!rc)
-		rc = hp_check_safety(pairs, nr_pairs, r,
-				     opts->include_line_changes);
-	for (size_t i = 0; !rc && i < nr_pairs; i++)
-		if (pairs[i].old_obj && pairs[i].new_obj)
-			rc = hp_check_entries(pairs[i].old_obj,
-					      pairs[i].new_obj, r);
+		rc = compare_pairs(opts, mod, pairs, nr_pairs, r);
 	if (rc)
 		goto out_free;
-	if (hp_debug_on(HP_DBG_TIMING)) {
-		uint64_t us = 0;
-		size_t n = 0;
-
-		for (size_t i = 0; i < nr_pairs; i++) {
-			const struct hp_obj *o[2] = { pairs[i].old_obj,
-						      pairs[i].new_obj };
-
-			for (int k = 0; k < 2; k++)
-				if (o[k]) {
-					us += o[k]->split_us;
-					n += o[k]->nr_pieces > 0;
-				}
-		}
-		hp_dbg(HP_DBG_TIMING,
-		       "split_ms=%.1f: shared sections of %zu objects cut "
-		       "and decoded",
-		       (double)us / 1000, n);
-	}
-	r->modules[r->nr_modules - 1].nr_objects = (uint32_t)nr_pairs;
-	r->nr_objects += (uint32_t)nr_pairs;
-	for (size_t i = 0; i < nr_pairs; i++) {
-		struct hp_diff_report_module *rm =
-			&r->modules[r->nr_modules - 1];
-
-		rm->nr_added += !pairs[i].old_obj;
-		rm->nr_removed += !pairs[i].new_obj;
-		/* A failed build leaves objects out, and would pass for
-		 * "no change": say so. */
-		if (!pairs[i].new_obj)
-			hp_warn("'%s' is in '%s' but not in '%s': removed from "
-				"the build? Its code stays in the running "
-				"program, unpatched",
-				pairs[i].old_obj->relpath, mod->old_path,
-				mod->new_path);
-	}
-	/* A binary of another build: nothing else is worth saying. */
-	before_proof = r->nr_refused;
-	rc = hp_prove_binary(pairs, nr_pairs, bin, r,
-			     &r->modules[r->nr_modules - 1]);
-	if (!rc && r->nr_refused > before_proof) {
-		rc = -HP_E_REFUSED;
-		goto out_free;
-	}
-	if (!rc)
-		rc = hp_build_module(opts, pairs, nr_pairs, bin, r, m);
+	log_split_time(pairs, nr_pairs);
+	count_objects(mod, pairs, nr_pairs, r);
+	rc = prove_and_build(opts, pairs, nr_pairs, bin, r, m);
 	locate_sources(pairs, nr_pairs, r, first_func);
 	if (!rc && r->nr_refused > refused)
 		rc = -HP_E_REFUSED;

@@ -355,6 +355,106 @@ int hp_check_safety(struct hp_pair *pairs, size_t nr_pairs,
 /* diff_correlate.c */
 bool hp_relocs_equal(const struct hp_osec *a, const struct hp_osec *b);
 
+/* diff_replay.c: what the linker wrote for one relocation (the proof). */
+/* A relocation's target as the binary places it. */
+struct hp_rtarget {
+	const char *name; /* for GOT and PLT slots; NULL: file-local */
+	uint64_t S;	  /* address (TLS: offset in the TLS block) */
+	uint64_t size;	  /* the symbol's size, for R_X86_64_SIZE* */
+	bool defined;	  /* S and size are known */
+	bool weak;	  /* undefined weak: may be 0 */
+};
+
+/* What replaying needs from the binary; unit tests give their own. */
+struct hp_replay_ops {
+	/* @addr is a GOT slot that holds @t's address at run time. */
+	bool (*got_slot)(const void *ctx, const struct hp_rtarget *t,
+			 uint64_t addr);
+	/* @addr is a PLT stub that jumps through such a slot. */
+	bool (*plt_stub)(const void *ctx, const struct hp_rtarget *t,
+			 uint64_t addr);
+	/* @addr is @t's GOT entry of @type (DTPMOD64 pair, TPOFF64). */
+	bool (*tls_slot)(const void *ctx, const struct hp_rtarget *t,
+			 uint32_t type, uint64_t addr);
+	const void *ctx;
+	bool is_exec;
+	int64_t tls_offset; /* as struct hp_binary's */
+	uint64_t got;	    /* _GLOBAL_OFFSET_TABLE_, or 0 */
+};
+
+/*
+ * One relocated field: @exp holds the object's bytes and receives the
+ * linker's, @act the binary's; both @len long, the field at @off, which
+ * the binary maps at @P.
+ */
+struct hp_replay_site {
+	uint8_t *exp;
+	const uint8_t *act;
+	size_t len;
+	size_t off;
+	uint64_t P;
+	uint32_t type;
+	int64_t A;
+};
+
+enum hp_replay_result {
+	HP_REPLAY_MATCH,   /* an allowed form is in the binary */
+	HP_REPLAY_DIFFER,  /* none is: @exp holds the preferred form */
+	HP_REPLAY_UNKNOWN, /* a relocation type the proof cannot check */
+};
+
+/*
+ * hp_replay() - write into s->exp the bytes the linker writes for one
+ * relocation against @t, in whichever of its allowed forms s->act has.
+ * *@end: where a rewritten sequence ends (TLS), whose other relocations
+ * are not to be replayed, else 0.
+ */
+enum hp_replay_result hp_replay(const struct hp_replay_ops *ops,
+				const struct hp_replay_site *s,
+				const struct hp_rtarget *t, size_t *end);
+/* Take the binary's @width-byte field as it is. Return: false if outside. */
+bool hp_replay_take(const struct hp_replay_site *s, size_t width);
+
+/* diff_insn.c: the same code, instruction by instruction (the proof). */
+struct hp_insn_code {
+	const uint8_t *code;
+	size_t len;
+	uint64_t at; /* the object's: its section offset; the binary's: vaddr */
+};
+
+/* One instruction on both sides, @len bytes each. */
+struct hp_insn_twin {
+	const uint8_t *obj;
+	uint64_t obj_off; /* its section offset in the object */
+	const uint8_t *act;
+	uint64_t addr; /* its vaddr in the binary */
+	size_t len;
+};
+
+struct hp_insn_peer {
+	/* Whether the object's branch with relocation @r, its field @tail
+	 * bytes before the branch's end, lands at @to in the binary. */
+	bool (*branch_reaches)(void *ctx, const struct hp_orel *r,
+			       uint64_t tail, uint64_t to);
+	/* Whether the object's side of @in, with relocations @rels,
+	 * replays to the binary's. */
+	bool (*replays)(void *ctx, struct hp_orel *const *rels, size_t nr,
+			const struct hp_insn_twin *in);
+	void *ctx;
+	bool has_base;
+	uint64_t base; /* where the object's section is in the binary */
+};
+
+/*
+ * Whether the object's function @obj and the binary's @bin are the same
+ * code, branch encodings and alignment nops aside. @rels: the relocations
+ * of @obj's section, by offset.
+ */
+bool hp_insn_same(const struct hp_insn_peer *peer,
+		  const struct hp_insn_code *obj,
+		  const struct hp_insn_code *bin, struct hp_orel *const *rels,
+		  size_t nr_rels);
+
 /*
  * diff_proof.c: prove that @bin was linked from the old objects of @pairs;
  * each function that is not is a refusal (-HP_E_FOREIGN_BINARY) in @r, and

@@ -40,10 +40,35 @@ static __attribute__((noinline)) int scaled(int n)
 	return n * 3 + (int)(random() & 1);
 }
 
+/*
+ * A tail call to a neighbour: built without function sections, the
+ * assembler resolves it to a short jmp; with them, a near jmp with a
+ * relocation. The same code, which the proof must accept.
+ */
+__attribute__((noinline)) int scaled_next(int n)
+{
+	return scaled(n + 1);
+}
+
+/* An ifunc: called through a PLT stub whose GOT slot has no name, only
+ * an IRELATIVE relocation the loader fills from the resolver. */
+static int add_one(int n)
+{
+	return n + 1;
+}
+
+static int (*pick_add(void))(int)
+{
+	return add_one;
+}
+
+int add(int n) __attribute__((ifunc("pick_add")));
+
 int main(int argc, char **argv)
 {
-	const int n = argc > 1 ? atoi(argv[1]) : 1;
+	const int n = add(argc > 1 ? atoi(argv[1]) : 0);
 
-	printf("limit %d scaled %d\n", limit_of(&cfg), scaled(n) / 3);
+	printf("limit %d scaled %d %d\n", limit_of(&cfg), scaled(n) / 3,
+	       scaled_next(n) / 3);
 	return 0;
 }

@@ -55,10 +55,17 @@ check "the JSON says how many match" grep -qE '"binary_matches":"[0-9]+/[0-9]+ f
 
 # The kpatch model: the release as Debian builds it (no sections), the
 # objects rebuilt with sections added; the same patch either way.
+# The release's assembler resolved the tail call in scaled_next to a short
+# jmp; the rebuilt object has a near one with a relocation (other bytes,
+# other size, the same code).
+check "the release has the short jmp, the object a relocation" bash -c "
+	objdump -d '$T/release' | grep -A3 '<scaled_next>:' | grep -q ':	eb ' &&
+	readelf -rW '$T/sec1/foreign.o' | grep -A2 'text.scaled_next' | grep -q scaled"
 expect_exit 0 "kpatch model: sections added to the release's flags" \
 	diffit sec1 sec2 release -o "$T/km.hpatch"
 check "all functions match" grep -qEx 'binary_matches: ([1-9][0-9]*)/\1 functions' "$T/last.out"
 check "limit_of is patched" grep -q 'name: limit_of' "$T/last.out"
+km=$(grep -m1 '^binary_matches:' "$T/last.out")
 expect_exit 1 "kpatch model against the -O1 release" diffit sec1 sec2 release-o1
 
 # Stripped: symbols from the debug file, bytes from the binary.
@@ -71,6 +78,19 @@ objcopy --only-keep-debug "$T/release-o1" "$T/o1.debug"
 strip -o "$T/o1-stripped" "$T/release-o1"
 expect_exit 1 "stripped -O1 binary, with its debug file" diffit sec1 sec2 o1-stripped \
 	--debug-file "$T/o1.debug"
+
+# A tree with a second build of the same source (a test's, with one more
+# member): only the build linked into the binary is proved.
+mkdir -p "$T/tree1/test" "$T/tree2/test"
+cp "$T/sec1/foreign.o" "$T/tree1/"
+cp "$T/sec2/foreign.o" "$T/tree2/"
+cp "$T/extra/foreign.o" "$T/tree1/test/"
+cp "$T/extra/foreign.o" "$T/tree2/test/"
+expect_exit 0 "a second build of the source in the tree" \
+	diffit tree1 tree2 release -o "$T/tree.hpatch"
+check "its functions are not counted" grep -qx "$km" "$T/last.out"
+expect_exit 1 "... but not when the linked build differs too" \
+	diffit tree1 tree2 release-o1
 
 # Objects of another program entirely: nothing of theirs is in the binary.
 expect_exit 1 "objects of another program" "$HPDIFF" \
