@@ -931,6 +931,35 @@ static int plan_all(struct splitter *sp)
 	return rc;
 }
 
+/*
+ * Pass 4: the zeros an anonymous data piece ends with that may be the
+ * padding before the next piece, fewer than the next one's alignment (a
+ * jump table moved by 4 bytes loses or gains 4 bytes of it).
+ */
+static void note_padding(struct hp_osec *s)
+{
+	const uint64_t end = s->base + s->sh.sh_size;
+	const uint64_t align = piece_align(s->parent, end);
+	uint64_t hi = 0; /* the end of the last relocated field */
+
+	if (s->primary || !s->data || end >= s->parent->sh.sh_size)
+		return;
+	while (s->pad + 1 < align && s->pad + 1 < s->sh.sh_size &&
+	       !s->data[s->sh.sh_size - s->pad - 1])
+		s->pad++;
+	for (size_t i = 0; i < s->nr_relocs; i++) {
+		const uint32_t t = s->relocs[i].type;
+		const uint64_t w =
+			t == R_X86_64_64 || t == R_X86_64_PC64 ? 8 : 4;
+
+		if (s->relocs[i].offset + w > hi)
+			hi = s->relocs[i].offset + w;
+	}
+	if (hi > s->sh.sh_size - s->pad)
+		s->pad = hi >= s->sh.sh_size ? 0
+					     : (uint32_t)(s->sh.sh_size - hi);
+}
+
 /* Passes 4-6. */
 static int cut_all(struct splitter *sp)
 {
@@ -959,10 +988,13 @@ static int cut_all(struct splitter *sp)
 	for (size_t i = 0; i < nr_old && !rc; i++)
 		if (sp->plans[i].sec->split && is_code(sp->plans[i].sec))
 			rc = resolve_refs(&sp->plans[i], caps);
-	for (size_t i = nr_old; i < o->nr_secs && !rc; i++)
+	for (size_t i = nr_old; i < o->nr_secs && !rc; i++) {
 		if (o->secs[i].nr_relocs)
 			qsort(o->secs[i].relocs, o->secs[i].nr_relocs,
 			      sizeof(*o->secs[i].relocs), cmp_relocs);
+		if (is_data(&o->secs[i]))
+			note_padding(&o->secs[i]);
+	}
 	free(caps);
 	return rc;
 }
