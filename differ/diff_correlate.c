@@ -199,10 +199,13 @@ static bool sections_equal(const struct hp_osec *a, const struct hp_osec *b,
 	     memcmp(a->data, b->data, a->sh.sh_size) ||
 	     !relocs_equal(a, b, depth)))
 		return hp_code_equal(a, b, code_relocs_equal, &depth);
-	if (a->sh.sh_size != b->sh.sh_size || a->sh.sh_type != b->sh.sh_type ||
+	/* An anonymous piece's alignment padding is not its content. */
+	if (a->sh.sh_size - a->pad != b->sh.sh_size - b->pad ||
+	    a->sh.sh_type != b->sh.sh_type ||
 	    (a->sh.sh_flags & ~SHF_GROUP) != (b->sh.sh_flags & ~SHF_GROUP))
 		return false;
-	if (a->data && b->data && memcmp(a->data, b->data, a->sh.sh_size))
+	if (a->data && b->data &&
+	    memcmp(a->data, b->data, a->sh.sh_size - a->pad))
 		return false;
 	return relocs_equal(a, b, depth);
 }

@@ -564,6 +564,75 @@ static uint64_t piece_align(const struct hp_osec *parent, uint64_t start)
 	return a;
 }
 
+/* Pass 4 for one piece @pc of @parent: section @ps, section symbol @ss. */
+static int make_piece(struct hp_obj *o, struct hp_osec *parent,
+		      struct piece *pc, size_t idx, struct hp_osym *ss)
+{
+	struct hp_osec *ps = &o->secs[idx];
+	const uint64_t body = pc->end - pc->start;
+
+	pc->sec = ps;
+	ps->index = idx;
+	ps->obj = o;
+	ps->sh = parent->sh;
+	ps->sh.sh_size = pc->lead + body + pc->tail;
+	ps->sh.sh_addralign = piece_align(parent, pc->start);
+	ps->parent = parent;
+	ps->base = pc->start;
+	ps->lead = pc->lead;
+	ps->tail = pc->tail;
+	ps->primary = pc->primary;
+	ps->secsym = ss;
+	ps->name = pc->primary ? pc->primary->name : NULL;
+	if (!ps->name) {
+		if (asprintf(&ps->own_name, "%s+0x%llx", parent->name,
+			     (unsigned long long)pc->start) < 0) {
+			ps->own_name = NULL;
+			return -ENOMEM;
+		}
+		ps->name = ps->own_name;
+	}
+	if (parent->data && is_code(parent)) {
+		/* [stubs before][body][stubs after], the stubs "e9 rel32" */
+		ps->own_data = malloc(ps->sh.sh_size);
+		if (!ps->own_data)
+			return -ENOMEM;
+		memset(ps->own_data, 0xcc, ps->sh.sh_size);
+		memcpy(ps->own_data + pc->lead, parent->data + pc->start, body);
+		for (size_t m = 0; m < pc->nr_stubs; m++)
+			ps->own_data[pc->stubs[m].off] = 0xe9;
+		ps->data = ps->own_data;
+	} else if (parent->data) {
+		ps->data = parent->data + pc->start;
+	}
+	*ss = (struct hp_osym){
+		.name = ps->name,
+		.index = o->nr_syms + (idx - (o->nr_secs - o->nr_pieces)),
+		.type = STT_SECTION,
+		.bind = STB_LOCAL,
+		.sec = ps,
+	};
+	ss->st.st_info = GELF_ST_INFO(STB_LOCAL, STT_SECTION);
+	return 0;
+}
+
+/* Pass 4: @p's symbols move to their pieces, with values of theirs. */
+static void move_symbols(struct hp_obj *o, const struct plan *p)
+{
+	for (size_t m = 0; m < o->nr_syms; m++) {
+		struct hp_osym *s = &o->syms[m];
+		const struct piece *pc = NULL;
+
+		if (s->sec != p->sec || s->type == STT_SECTION)
+			continue;
+		pc = piece_at(p, (int64_t)s->st.st_value);
+		if (!pc)
+			continue; /* a label in padding */
+		s->sec = pc->sec;
+		s->st.st_value = s->st.st_value - pc->start + pc->lead;
+	}
+}
+
 /* Pass 4: the pieces become sections, and their symbols theirs. */
 static int make_pieces(struct splitter *sp)
 {
@@ -571,6 +640,7 @@ static int make_pieces(struct splitter *sp)
 	const size_t nr_old = o->nr_secs;
 	struct hp_osec *secs = NULL;
 	size_t k = 0;
+	int rc = 0;
 
 	secs = realloc(o->secs, (nr_old + sp->nr_pieces) * sizeof(*secs));
 	if (!secs)
@@ -582,86 +652,23 @@ static int make_pieces(struct splitter *sp)
 		return -ENOMEM;
 	o->nr_pieces = sp->nr_pieces;
 	o->nr_secs = nr_old + sp->nr_pieces;
-	for (size_t i = 0; i < o->nr_syms; i++) {
-		struct hp_osym *s = &o->syms[i];
-
-		if (s->sec)
-			s->sec = &secs[s->st.st_shndx];
-	}
-	for (size_t i = 0; i < nr_old; i++) {
+	for (size_t i = 0; i < o->nr_syms; i++)
+		if (o->syms[i].sec)
+			o->syms[i].sec = &secs[o->syms[i].st.st_shndx];
+	for (size_t i = 0; i < nr_old && !rc; i++) {
 		struct plan *p = &sp->plans[i];
-		struct hp_osec *parent = &secs[i];
 
-		p->sec = parent;
+		p->sec = &secs[i];
 		if (!is_shared(p))
 			continue;
-		parent->split = true;
-		for (size_t j = 0; j < p->nr_pieces; j++, k++) {
-			struct piece *pc = &p->pieces[j];
-			struct hp_osec *ps = &secs[nr_old + k];
-			struct hp_osym *ss = &o->piece_syms[k];
-			const uint64_t body = pc->end - pc->start;
-
-			pc->sec = ps;
-			ps->index = nr_old + k;
-			ps->obj = o;
-			ps->sh = parent->sh;
-			ps->sh.sh_size = pc->lead + body + pc->tail;
-			ps->sh.sh_addralign = piece_align(parent, pc->start);
-			ps->parent = parent;
-			ps->base = pc->start;
-			ps->lead = pc->lead;
-			ps->tail = pc->tail;
-			ps->primary = pc->primary;
-			ps->secsym = ss;
-			if (pc->primary) {
-				ps->name = pc->primary->name;
-			} else {
-				if (asprintf(&ps->own_name, "%s+0x%llx",
-					     parent->name,
-					     (unsigned long long)pc->start) <
-				    0) {
-					ps->own_name = NULL;
-					return -ENOMEM;
-				}
-				ps->name = ps->own_name;
-			}
-			if (parent->data && is_code(parent)) {
-				ps->own_data = malloc(ps->sh.sh_size);
-				if (!ps->own_data)
-					return -ENOMEM;
-				memset(ps->own_data, 0xcc, ps->sh.sh_size);
-				memcpy(ps->own_data + pc->lead,
-				       parent->data + pc->start, body);
-				for (size_t m = 0; m < pc->nr_stubs; m++)
-					ps->own_data[pc->stubs[m].off] = 0xe9;
-				ps->data = ps->own_data;
-			} else if (parent->data) {
-				ps->data = parent->data + pc->start;
-			}
-			*ss = (struct hp_osym){
-				.name = ps->name,
-				.index = o->nr_syms + k,
-				.type = STT_SECTION,
-				.bind = STB_LOCAL,
-				.sec = ps,
-			};
-			ss->st.st_info = GELF_ST_INFO(STB_LOCAL, STT_SECTION);
-		}
-		for (size_t m = 0; m < o->nr_syms; m++) {
-			struct hp_osym *s = &o->syms[m];
-			const struct piece *pc = NULL;
-
-			if (s->sec != parent || s->type == STT_SECTION)
-				continue;
-			pc = piece_at(p, (int64_t)s->st.st_value);
-			if (!pc)
-				continue; /* a label in padding */
-			s->sec = pc->sec;
-			s->st.st_value = s->st.st_value - pc->start + pc->lead;
-		}
+		p->sec->split = true;
+		for (size_t j = 0; j < p->nr_pieces && !rc; j++, k++)
+			rc = make_piece(o, p->sec, &p->pieces[j], nr_old + k,
+					&o->piece_syms[k]);
+		if (!rc)
+			move_symbols(o, p);
 	}
-	return 0;
+	return rc;
 }
 
 static int add_reloc(struct hp_osec *s, size_t *cap, const struct hp_orel *r)
@@ -866,71 +873,107 @@ static bool needs_split(const struct splitter *sp)
 	return false;
 }
 
-int hp_obj_split(struct hp_obj *o)
+/*
+ * Passes 1-3 and the stubs' plan. Return: 0 with sp->nr_pieces 0 when the
+ * object has no shared section, or -ENOMEM.
+ */
+static int plan_all(struct splitter *sp)
 {
-	struct splitter sp = { .o = o };
-	const size_t nr_old = o->nr_secs;
-	size_t *caps = NULL;
-	int rc = 0;
+	struct hp_obj *o = sp->o;
+	const size_t nr = sp->nr_plans;
+	int rc = bucket_symbols(sp);
 
-	sp.plans = calloc(nr_old ? nr_old : 1, sizeof(*sp.plans));
-	if (!sp.plans)
-		return -ENOMEM;
-	sp.nr_plans = nr_old;
-	rc = bucket_symbols(&sp);
-	for (size_t i = 0; i < nr_old && !rc; i++) {
-		sp.plans[i].sec = &o->secs[i];
-		if (is_code(&o->secs[i]))
-			rc = plan_named(&sp, &sp.plans[i], true);
-		else if (is_data(&o->secs[i]))
-			rc = plan_named(&sp, &sp.plans[i], false);
+	for (size_t i = 0; i < nr && !rc; i++) {
+		sp->plans[i].sec = &o->secs[i];
+		if (is_code(&o->secs[i]) || is_data(&o->secs[i]))
+			rc = plan_named(sp, &sp->plans[i],
+					is_code(&o->secs[i]));
 	}
 	/* Pass 3's cuts first, estimated: they decide whether to go on. */
 	if (!rc)
-		rc = note_cuts(&sp);
-	for (size_t i = 0; !rc && i < nr_old; i++)
-		if (sp.plans[i].nr_cuts && !is_shared(&sp.plans[i])) {
-			qsort(sp.plans[i].cuts, sp.plans[i].nr_cuts,
-			      sizeof(uint64_t), cmp_u64);
+		rc = note_cuts(sp);
+	for (size_t i = 0; !rc && i < nr; i++) {
+		struct plan *p = &sp->plans[i];
+
+		if (p->nr_cuts && !is_shared(p)) {
+			qsort(p->cuts, p->nr_cuts, sizeof(uint64_t), cmp_u64);
 			/* One place used, at the start: whole. */
-			if (sp.plans[i].cuts[0] ==
-			    sp.plans[i].cuts[sp.plans[i].nr_cuts - 1])
-				sp.plans[i].nr_cuts = 0;
+			if (p->cuts[0] == p->cuts[p->nr_cuts - 1])
+				p->nr_cuts = 0;
 		}
-	if (rc || !needs_split(&sp))
-		goto out;
-	for (size_t i = 0; i < nr_old && !rc; i++) {
-		sp.plans[i].nr_cuts = 0;
+	}
+	if (rc || !needs_split(sp))
+		return rc;
+	for (size_t i = 0; i < nr && !rc; i++) {
+		sp->plans[i].nr_cuts = 0;
 		if (is_code(&o->secs[i]))
-			rc = decode_code(&sp.plans[i]);
+			rc = decode_code(&sp->plans[i]);
 	}
 	if (!rc)
-		rc = note_cuts(&sp);
-	for (size_t i = 0; i < nr_old && !rc; i++)
-		if (is_data(&o->secs[i]) &&
-		    (sp.plans[i].nr_pieces || sp.plans[i].nr_cuts)) {
-			rc = plan_anonymous(&sp.plans[i]);
-			/* anonymous only, used in one place: whole */
-			if (!rc && sp.plans[i].nr_pieces == 1 &&
-			    !sp.plans[i].pieces[0].primary &&
-			    !is_shared(&sp.plans[i]))
-				sp.plans[i].nr_pieces = 0;
-		}
-	for (size_t i = 0; i < nr_old && !rc; i++)
-		if (is_code(&o->secs[i]) && is_shared(&sp.plans[i]))
-			rc = plan_stubs(&sp.plans[i]);
-	for (size_t i = 0; i < nr_old; i++)
-		if (is_shared(&sp.plans[i]))
-			sp.nr_pieces += sp.plans[i].nr_pieces;
-	if (rc || !sp.nr_pieces)
-		goto out;
-	rc = make_pieces(&sp);
+		rc = note_cuts(sp);
+	for (size_t i = 0; i < nr && !rc; i++) {
+		struct plan *p = &sp->plans[i];
+
+		if (!is_data(&o->secs[i]) || !(p->nr_pieces || p->nr_cuts))
+			continue;
+		rc = plan_anonymous(p);
+		/* anonymous only, used in one place: whole */
+		if (!rc && p->nr_pieces == 1 && !p->pieces[0].primary &&
+		    !is_shared(p))
+			p->nr_pieces = 0;
+	}
+	for (size_t i = 0; i < nr && !rc; i++)
+		if (is_code(&o->secs[i]) && is_shared(&sp->plans[i]))
+			rc = plan_stubs(&sp->plans[i]);
+	for (size_t i = 0; i < nr; i++)
+		if (is_shared(&sp->plans[i]))
+			sp->nr_pieces += sp->plans[i].nr_pieces;
+	return rc;
+}
+
+/*
+ * Pass 4: the zeros an anonymous data piece ends with that may be the
+ * padding before the next piece, fewer than the next one's alignment (a
+ * jump table moved by 4 bytes loses or gains 4 bytes of it).
+ */
+static void note_padding(struct hp_osec *s)
+{
+	const uint64_t end = s->base + s->sh.sh_size;
+	const uint64_t align = piece_align(s->parent, end);
+	uint64_t hi = 0; /* the end of the last relocated field */
+
+	if (s->primary || !s->data || end >= s->parent->sh.sh_size)
+		return;
+	while (s->pad + 1 < align && s->pad + 1 < s->sh.sh_size &&
+	       !s->data[s->sh.sh_size - s->pad - 1])
+		s->pad++;
+	for (size_t i = 0; i < s->nr_relocs; i++) {
+		const uint32_t t = s->relocs[i].type;
+		const uint64_t w =
+			t == R_X86_64_64 || t == R_X86_64_PC64 ? 8 : 4;
+
+		if (s->relocs[i].offset + w > hi)
+			hi = s->relocs[i].offset + w;
+	}
+	if (hi > s->sh.sh_size - s->pad)
+		s->pad = hi >= s->sh.sh_size ? 0
+					     : (uint32_t)(s->sh.sh_size - hi);
+}
+
+/* Passes 4-6. */
+static int cut_all(struct splitter *sp)
+{
+	struct hp_obj *o = sp->o;
+	const size_t nr_old = sp->nr_plans;
+	size_t *caps = NULL;
+	int rc = make_pieces(sp);
+
 	caps = calloc(o->nr_secs, sizeof(*caps));
 	if (!rc && !caps)
 		rc = -ENOMEM;
 	for (size_t i = 0; i < nr_old && !rc; i++)
-		if (sp.plans[i].sec->split)
-			rc = move_relocs(&sp.plans[i], caps);
+		if (sp->plans[i].sec->split)
+			rc = move_relocs(&sp->plans[i], caps);
 	for (size_t i = 0; i < o->nr_secs && !rc; i++) {
 		struct hp_osec *s = &o->secs[i];
 
@@ -940,17 +983,33 @@ int hp_obj_split(struct hp_obj *o)
 			if (s->relocs[j].sym->sec &&
 			    s->relocs[j].sym->sec->split &&
 			    is_label(s->relocs[j].sym))
-				rc = retarget(&sp, s, &s->relocs[j]);
+				rc = retarget(sp, s, &s->relocs[j]);
 	}
 	for (size_t i = 0; i < nr_old && !rc; i++)
-		if (sp.plans[i].sec->split && is_code(sp.plans[i].sec))
-			rc = resolve_refs(&sp.plans[i], caps);
-	for (size_t i = nr_old; i < o->nr_secs && !rc; i++)
+		if (sp->plans[i].sec->split && is_code(sp->plans[i].sec))
+			rc = resolve_refs(&sp->plans[i], caps);
+	for (size_t i = nr_old; i < o->nr_secs && !rc; i++) {
 		if (o->secs[i].nr_relocs)
 			qsort(o->secs[i].relocs, o->secs[i].nr_relocs,
 			      sizeof(*o->secs[i].relocs), cmp_relocs);
-out:
+		if (is_data(&o->secs[i]))
+			note_padding(&o->secs[i]);
+	}
 	free(caps);
+	return rc;
+}
+
+int hp_obj_split(struct hp_obj *o)
+{
+	struct splitter sp = { .o = o, .nr_plans = o->nr_secs };
+	int rc;
+
+	sp.plans = calloc(o->nr_secs ? o->nr_secs : 1, sizeof(*sp.plans));
+	if (!sp.plans)
+		return -ENOMEM;
+	rc = plan_all(&sp);
+	if (!rc && sp.nr_pieces)
+		rc = cut_all(&sp);
 	splitter_release(&sp);
 	return rc;
 }

@@ -58,7 +58,13 @@ struct hp_osec {
 	struct hp_osec *parent;
 	uint64_t base;
 	uint32_t lead;
-	uint32_t tail;		/* bytes of branch stubs after the body */
+	uint32_t tail; /* bytes of branch stubs after the body */
+	/*
+	 * Zero bytes at the end of an anonymous piece that may be the
+	 * alignment of what follows (a jump table's last piece runs up to
+	 * the next object): not compared.
+	 */
+	uint32_t pad;
 	struct hp_osym *secsym; /* the piece's section symbol (value 0) */
 	bool split;		/* cut into pieces: nothing refers to it */
 	/*

@@ -17,8 +17,19 @@
 # across the patch and is patched live. Checks that the fixes answer only
 # while applied and that the open parser's document survives, and reverts.
 # Not part of the suite (it downloads and builds expat three times, a few
-# minutes): run as root after scripts/build.sh.  usage: tests/real/expat_live.sh
+# minutes): run as root after scripts/build.sh.
+# usage: tests/real/expat_live.sh [--flags sections|debian]
+# --flags debian: all three built with Debian's flags, no function sections.
 src=$(cd "$(dirname "$0")/../.." && pwd)
+flavour=sections
+if [ "${1:-}" = --flags ]; then
+	flavour=${2:?--flags takes sections or debian}
+fi
+case $flavour in
+sections) pfx= ;;
+debian) pfx=debian- ;;
+*) echo "usage: $0 [--flags sections|debian]" >&2; exit 2 ;;
+esac
 export HP_BUILD=${HP_BUILD_DIR:-$src/build}
 . "$src/tests/e2e/lib.bash"
 require_ptrace
@@ -42,6 +53,11 @@ cves=$(grep 'CVE-.*\.patch$' "$series" | tr '\n' ' ')
 small=$(grep -E 'CVE-2024-4549[012]|CVE-2024-50602' "$series" | tr '\n' ' ')
 [ "$(wc -w <<<"$small")" -eq 4 ] || { say "CVE patches missing in $dsc"; exit 1; }
 export GIT_CEILING_DIRECTORIES=$C/work
+if [ "$flavour" = debian ]; then
+	mkdir -p "$C/work/$PKG"
+	FLAGS="$(cd "$C/work/$PKG" && hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
+	LDFLAGS="$(hp_debian_flags LDFLAGS) $LDFLAGS"
+fi
 
 # build NAME PATCHES...: the shared library only, at the same path each time
 # (debug info records it), cached by flags, source and patches.
@@ -69,16 +85,16 @@ build() {
 	mv "$w" "$C/$name"
 	echo "$stamp" >"$C/$name/.hp-stamp"
 }
-build old
+build "${pfx}old"
 # shellcheck disable=SC2086 # one word per patch
-build full $cves
+build "${pfx}full" $cves
 # shellcheck disable=SC2086
-build new $small
-lib=$C/old/expat/lib/.libs/libexpat.so.1.8.10
+build "${pfx}new" $small
+lib=$C/${pfx}old/expat/lib/.libs/libexpat.so.1.8.10
 
 make_key k
 expect_exit 1 "hpdiff refuses the whole update" "$HPDIFF" \
-	--old "$C/old/expat/lib/.libs" --new "$C/full/expat/lib/.libs" \
+	--old "$C/${pfx}old/expat/lib/.libs" --new "$C/${pfx}full/expat/lib/.libs" \
 	--binary "$lib" --key "$T/k.key" -o "$T/full.hpatch"
 check "the reason is struct XML_ParserStruct's new size (CVE-2023-52425)" \
 	grep -q "HP_E_LAYOUT.*XML_ParserStruct\|XML_ParserStruct.*HP_E_LAYOUT" "$T/last.err"
@@ -89,7 +105,7 @@ check "yet every hidden function its new code calls is found" \
 
 start=$(date +%s%N)
 expect_exit 0 "hpdiff over the small fixes, the old .so as --binary" "$HPDIFF" \
-	--old "$C/old/expat/lib/.libs" --new "$C/new/expat/lib/.libs" \
+	--old "$C/${pfx}old/expat/lib/.libs" --new "$C/${pfx}new/expat/lib/.libs" \
 	--binary "$lib" --key "$T/k.key" --id expat-deb12u2 -o "$T/expat.hpatch" --json
 hpdiff_ms=$((($(date +%s%N) - start) / 1000000))
 funcs=$(grep -o '"functions":\[[^]]*\]' "$T/last.out" |
@@ -97,13 +113,13 @@ funcs=$(grep -o '"functions":\[[^]]*\]' "$T/last.out" |
 want='"name":"XML_ErrorString" "name":"XML_ParseBuffer" "name":"XML_StopParser" '
 check "exactly the three fixed functions are in the patch ($funcs)" \
 	test "$funcs" = "$want"
-say "hpdiff ${hpdiff_ms} ms over $(find "$C/old/expat/lib/.libs" -name '*.o' | wc -l)" \
+say "hpdiff ${hpdiff_ms} ms over $(find "$C/${pfx}old/expat/lib/.libs" -name '*.o' | wc -l)" \
 	"objects; patch $(stat -c %s "$T/expat.hpatch") bytes"
 
 # The host: a program linked against the old libexpat.so, one command a line.
 gcc -O2 -g -Wall -o "$T/host" "$src/tests/real/expat_host.c" \
-	-I"$C/old/expat/lib" -L"$C/old/expat/lib/.libs" -lexpat \
-	-Wl,-rpath,"$C/old/expat/lib/.libs"
+	-I"$C/${pfx}old/expat/lib" -L"$C/${pfx}old/expat/lib/.libs" -lexpat \
+	-Wl,-rpath,"$C/${pfx}old/expat/lib/.libs"
 coproc HOST { exec "$T/host"; }
 PIDS+=("$HOST_PID")
 pid=$HOST_PID

@@ -12,9 +12,19 @@
 # forked after (a reload) have the fix too, and that revert brings the old
 # behaviour back. Not part of the suite (it downloads and builds nginx three
 # times, a few minutes): run as root after scripts/build.sh.
-# usage: tests/real/nginx_live.sh
+# usage: tests/real/nginx_live.sh [--flags sections|debian]
+# --flags debian: all three built with Debian's flags, no function sections.
 # shellcheck disable=SC2086,SC2206 # lists of pids split on purpose
 src=$(cd "$(dirname "$0")/../.." && pwd)
+flavour=sections
+if [ "${1:-}" = --flags ]; then
+	flavour=${2:?--flags takes sections or debian}
+fi
+case $flavour in
+sections) pfx= ;;
+debian) pfx=debian- ;;
+*) echo "usage: $0 [--flags sections|debian]" >&2; exit 2 ;;
+esac
 export HP_BUILD=${HP_BUILD_DIR:-$src/build}
 . "$src/tests/e2e/lib.bash"
 require_ptrace
@@ -34,6 +44,11 @@ bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring libpcre2-dev 
 hp_debian_source "$PKG" "$C"
 dsc=$HP_DSC
 grep -qx "$FIX" "$C/pristine/debian/patches/series" || { say "no $FIX in $dsc"; exit 1; }
+if [ "$flavour" = debian ]; then
+	mkdir -p "$C/work/$PKG"
+	FLAGS="$(cd "$C/work/$PKG" && hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
+	LDFLAGS="$(hp_debian_flags LDFLAGS) $LDFLAGS"
+fi
 
 # build NAME PATCHES...: one tree, at the same path each time (debug info
 # records it), cached by flags, source and patches. The default modules
@@ -60,32 +75,32 @@ build() {
 	mv "$w" "$C/$name"
 	echo "$stamp" >"$C/$name/.hp-stamp"
 }
-build old
+build "${pfx}old"
 # Debian's whole security update: the CVE patches and FIX-HTTP2bomb, in
 # the order of the series file.
 update=$(grep -E '^(CVE-|FIX-).*\.patch$' "$C/pristine/debian/patches/series" | tr '\n' ' ')
 # shellcheck disable=SC2086 # one word per patch
-build full $update
-build new "$FIX"
-bin=$C/old/objs/nginx
+build "${pfx}full" $update
+build "${pfx}new" "$FIX"
+bin=$C/${pfx}old/objs/nginx
 
 make_key k
-expect_exit 1 "hpdiff refuses the whole update" "$HPDIFF" --old "$C/old/objs" \
-	--new "$C/full/objs" --binary "$bin" --key "$T/k.key" -o "$T/full.hpatch"
+expect_exit 1 "hpdiff refuses the whole update" "$HPDIFF" --old "$C/${pfx}old/objs" \
+	--new "$C/${pfx}full/objs" --binary "$bin" --key "$T/k.key" -o "$T/full.hpatch"
 check "the reason is ngx_modules[]'s new size (FIX-HTTP2bomb adds a module)" \
 	grep -q "'ngx_modules': size of 'ngx_modules' changed.*HP_E_CHANGED_DATA" "$T/last.err"
 check "and no patch is written" test ! -e "$T/full.hpatch"
 
 start=$(date +%s%N)
-expect_exit 0 "hpdiff over nginx's objs trees" "$HPDIFF" --old "$C/old/objs" \
-	--new "$C/new/objs" --binary "$bin" --key "$T/k.key" \
+expect_exit 0 "hpdiff over nginx's objs trees" "$HPDIFF" --old "$C/${pfx}old/objs" \
+	--new "$C/${pfx}new/objs" --binary "$bin" --key "$T/k.key" \
 	--id nginx-cve-2026-42945 -o "$T/nginx.hpatch" --json
 hpdiff_ms=$((($(date +%s%N) - start) / 1000000))
 funcs=$(grep -o '"functions":\[[^]]*\]' "$T/last.out" |
 	grep -o '"name":"[^"]*"' | sort | tr '\n' ' ')
 check "exactly the fixed function is in the patch ($funcs)" \
 	test "$funcs" = '"name":"ngx_http_script_regex_end_code" '
-say "hpdiff ${hpdiff_ms} ms over $(find "$C/old/objs" -name '*.o' | wc -l) objects;" \
+say "hpdiff ${hpdiff_ms} ms over $(find "$C/${pfx}old/objs" -name '*.o' | wc -l) objects;" \
 	"patch $(stat -c %s "$T/nginx.hpatch") bytes"
 
 # The old nginx: a master and two workers (as nobody), each with its own

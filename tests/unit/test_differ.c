@@ -1171,6 +1171,23 @@ static void test_case_array_base(void **state)
 	hp_diff_report_free(r);
 }
 
+/*
+ * A jump table that moved by 4 bytes in a shared .rodata is padded
+ * differently before the next object: its function did not change.
+ */
+static void test_case_table_padding(void **state)
+{
+	struct hp_diff_report *r = NULL;
+	struct hp_patch *p = NULL;
+
+	(void)state;
+	assert_hp_ok(run_case("table_padding", &r, &p));
+	assert_int_equal(r->nr_funcs, 1);
+	assert_func(r, "sw_a", HP_DIFF_CHANGED, "body changed");
+	hp_patch_free(p);
+	hp_diff_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1212,6 +1229,7 @@ int main(void)
 		cmocka_unit_test(test_case_entry_loop),
 		cmocka_unit_test(test_lto_refused),
 		cmocka_unit_test(test_case_array_base),
+		cmocka_unit_test(test_case_table_padding),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
