@@ -2,12 +2,14 @@
  * hpatch: the operator's tool on production hosts. Applies signed patches to
  * running processes, reverts them, and reports what is applied where.
  */
+#include "agent/agent.h"
 #include "common/exit.h"
 #include "common/hp_cli.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_out.h"
 #include "packer/packer.h"
+#include "runtime/hpatch_cmds.h"
 #include "runtime/runtime.h"
 #include "signing/signing.h"
 
@@ -46,32 +48,7 @@ static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
 static int load_patch(const char *path, const char *trust_dir,
 		      unsigned int flags, struct hp_patch **out)
 {
-	struct hp_trust trust = { 0 };
-	uint8_t *data = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = hp_read_file(path, HP_PATCH_FILE_MAX, &data, &len);
-	if (rc)
-		return hp_error_rc(rc, "'%s'", path);
-	rc = hp_trust_load(&trust, trust_dir);
-	if (!rc)
-		rc = hp_pack_read(path, data, len, &trust, flags, out);
-	hp_trust_release(&trust);
-	free(data);
-	if (rc)
-		return rc;
-	if ((*out)->expires && (uint64_t)time(NULL) > (*out)->expires) {
-		const uint64_t expires = (*out)->expires;
-
-		hp_patch_free(*out);
-		*out = NULL;
-		return hp_error(-HP_E_EXPIRED,
-				"'%s': patch expired at %" PRIu64
-				" (unix time)",
-				path, expires);
-	}
-	return 0;
+	return hp_agent_read_patch(path, trust_dir, flags, out);
 }
 
 static int exit_for(int rc)
@@ -118,6 +95,16 @@ static int combine(int status, int rc)
 	const int next = exit_for(rc);
 
 	return exit_rank(next) > exit_rank(status) ? next : status;
+}
+
+int hpatch_exit_for(int rc)
+{
+	return exit_for(rc);
+}
+
+int hpatch_combine(int status, int rc)
+{
+	return combine(status, rc);
 }
 
 /* --on-refuse: run the operator's fallback for a process not patched. */
@@ -480,6 +467,12 @@ static const struct hp_cmd commands[] = {
 	{ "revert", "undo the latest patch of a process", cmd_revert },
 	{ "status", "list applied patches", cmd_status },
 	{ "inspect", "show what a patch file contains", cmd_inspect },
+	{ "install", "verify a patch and add it to the store",
+	  hpatch_cmd_install },
+	{ "uninstall", "remove a patch from the store, revert it everywhere",
+	  hpatch_cmd_uninstall },
+	{ "list", "installed patches and the processes they reach",
+	  hpatch_cmd_list },
 	{ 0 },
 };
 
