@@ -156,6 +156,12 @@ struct hp_world {
 	bool leader_gone; /* exited (a zombie) while its threads run on */
 };
 
+/* Every register of stopped @t, or its instruction and stack pointers
+ * alone: read once per stop. Return: 0 or -errno. */
+int hp_thread_need_regs(struct hp_thread *t)
+	__attribute__((warn_unused_result));
+int hp_thread_need_ip(struct hp_thread *t) __attribute__((warn_unused_result));
+
 /* Before the window: raise our priority, seize (not stop) every thread.
  * Return: 0 or -errno; on failure everything is released. */
 int hp_world_prepare(struct hp_world *w, pid_t pid)
@@ -174,6 +180,7 @@ int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
 		     const long args[6], long *ret)
 	__attribute__((warn_unused_result));
 
+/* ---- rt_check.c: is it safe to switch? ---- */
 /* A range whose code no thread may be executing, nor return into. */
 struct hp_busy_range {
 	hp_raddr_t start;
