@@ -365,11 +365,14 @@ static int cmd_status(int argc, char **argv)
 {
 	long pid = 0;
 	bool json = false;
+	const char *state_dir = hpatch_state_dir();
 	struct hp_out o;
 	int first, rc;
 	const struct hp_opt table[] = {
 		{ "pid", 'p', HP_OPT_LONG, &pid, "PID",
 		  "only this process (default: all)" },
+		{ "state-dir", 0, HP_OPT_STR, &state_dir, "DIR",
+		  "hpatchd's state directory, for its view" },
 		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
 		{ 0 },
 	};
@@ -381,6 +384,7 @@ static int cmd_status(int argc, char **argv)
 		return hp_cli_usage_error("status", "unexpected argument");
 	hp_out_init(&o, stdout, json);
 	rc = hp_rt_status((pid_t)pid, &o);
+	hp_view_out(&o, state_dir); /* what hpatchd has pending, and why */
 	hp_out_finish(&o);
 	return rc ? HP_EXIT_ERROR : HP_EXIT_OK;
 }

@@ -45,7 +45,7 @@
 	}
 
 /* The state directory hpatchd was given (the tests' and the runtime's). */
-static const char *default_state_dir(void)
+const char *hpatch_state_dir(void)
 {
 	const char *d = getenv("HPATCH_STATE_DIR");
 
@@ -67,7 +67,7 @@ static bool daemon_running(const char *state_dir)
 int hpatch_cmd_install(int argc, char **argv)
 {
 	const char *store = HP_STORE_DIR_DEFAULT, *trust = HP_TRUST_DIR_DEFAULT;
-	const char *audit_path = NULL, *state_dir = default_state_dir();
+	const char *audit_path = NULL, *state_dir = hpatch_state_dir();
 	struct hp_rt_audit audit = { .fd = -1 };
 	bool json = false, downgrade = false;
 	struct hp_patch *p = NULL;
@@ -289,7 +289,7 @@ static void list_processes(struct hp_out *o, const struct hp_store_entry *e,
 int hpatch_cmd_list(int argc, char **argv)
 {
 	const char *store = HP_STORE_DIR_DEFAULT, *trust = HP_TRUST_DIR_DEFAULT;
-	const char *state_dir = default_state_dir();
+	const char *state_dir = hpatch_state_dir();
 	char path[PATH_MAX];
 	struct hp_store s = { 0 };
 	struct hp_view v = { 0 };

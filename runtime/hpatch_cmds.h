@@ -9,6 +9,9 @@
 int hpatch_exit_for(int rc);
 int hpatch_combine(int status, int rc);
 
+/* hpatchd's state directory: $HPATCH_STATE_DIR, else the default. */
+const char *hpatch_state_dir(void);
+
 int hpatch_cmd_install(int argc, char **argv);
 int hpatch_cmd_uninstall(int argc, char **argv);
 int hpatch_cmd_list(int argc, char **argv);
