@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libelf-dev libdwarf-dev libzstd-dev
-      libsodium-dev libcmocka-dev libsystemd-dev libinih-dev zstd clang libclang-rt-14-dev clang-format git procps
+      libsodium-dev libcmocka-dev libsystemd-dev libinih-dev systemd zstd clang libclang-rt-14-dev clang-format git procps
       "$@")
 
 missing=()
