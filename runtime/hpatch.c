@@ -477,6 +477,8 @@ static const struct hp_cmd commands[] = {
 	  hpatch_cmd_uninstall },
 	{ "list", "installed patches and the processes they reach",
 	  hpatch_cmd_list },
+	{ "check", "can this host and a patch be applied now? changes nothing",
+	  hpatch_cmd_check },
 	{ 0 },
 };
 

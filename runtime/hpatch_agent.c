@@ -13,6 +13,7 @@
 #include "signing/signing.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -352,4 +353,240 @@ int hpatch_cmd_list(int argc, char **argv)
 	hp_view_release(&v);
 	hp_store_release(&s);
 	return HP_EXIT_OK;
+}
+
+/* A capability in this process's effective set (/proc/self/status). */
+static bool has_cap(int cap)
+{
+	FILE *fp = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long eff = 0;
+
+	if (!fp)
+		return false;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(fp);
+	return eff & (1ull << cap);
+}
+
+/* The first line of a small file, "" if unreadable. */
+static void read_line(const char *path, char *out, size_t cap)
+{
+	FILE *fp = fopen(path, "re");
+
+	out[0] = 0;
+	if (fp && fgets(out, (int)cap, fp))
+		out[strcspn(out, "\n")] = 0;
+	if (fp)
+		fclose(fp);
+}
+
+struct host_check {
+	struct hp_out *o;
+	int nr_problems;
+};
+
+static void problem(struct host_check *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void problem(struct host_check *h, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	hp_out_str(h->o, NULL, "%s", text);
+	h->nr_problems++;
+}
+
+/*
+ * This host: can hpatch patch processes here at all? Each problem is one
+ * line of "problems"; the facts are listed either way.
+ */
+static int check_host(struct hp_out *o, const char *state_dir)
+{
+	struct host_check h = { .o = o };
+	const bool ptrace_cap = has_cap(19); /* CAP_SYS_PTRACE */
+	char scope[16], lsm[256], selinux[16], deny[16];
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	uname(&u);
+	sscanf(u.release, "%d.%d", &major, &minor);
+	read_line("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof(scope));
+	read_line("/sys/kernel/security/lsm", lsm, sizeof(lsm));
+	read_line("/sys/fs/selinux/enforce", selinux, sizeof(selinux));
+	read_line("/sys/fs/selinux/booleans/deny_ptrace", deny, sizeof(deny));
+	hp_out_begin_object(o, "host");
+	hp_out_str(o, "kernel", "%s", u.release);
+	hp_out_str(o, "arch", "%s", u.machine);
+	hp_out_str(o, "ptrace_scope", "%s", scope[0] ? scope : "no yama");
+	hp_out_bool(o, "cap_sys_ptrace", ptrace_cap);
+	hp_out_bool(o, "cap_sys_nice", has_cap(23));
+	hp_out_bool(o, "cap_net_admin", has_cap(12));
+	hp_out_str(o, "lsm", "%s", lsm);
+	hp_out_str(o, "selinux", "%s",
+		   !selinux[0]		   ? "off"
+		   : !strcmp(selinux, "1") ? "enforcing"
+					   : "permissive");
+	hp_out_bool(o, "hpatchd_running", daemon_running(state_dir));
+	hp_out_begin_array(o, "problems");
+	if (strcmp(u.machine, "x86_64"))
+		problem(&h, "architecture %s: hpatch patches x86-64 only",
+			u.machine);
+	if (major < 4 || (major == 4 && minor < 17))
+		problem(&h, "kernel %s: MAP_FIXED_NOREPLACE needs 4.17",
+			u.release);
+	if (!strcmp(scope, "3"))
+		problem(&h, "yama ptrace_scope 3: no process can be attached "
+			    "until reboot");
+	else if (!strcmp(scope, "2") && !ptrace_cap)
+		problem(&h, "yama ptrace_scope 2: attaching needs "
+			    "CAP_SYS_PTRACE");
+	if (!ptrace_cap)
+		problem(&h, "no CAP_SYS_PTRACE: only this user's processes "
+			    "can be patched");
+	if (!strcmp(selinux, "1") && deny[0] == '1')
+		problem(&h, "SELinux deny_ptrace is on: ptrace is refused to "
+			    "every process");
+	hp_out_end_array(o);
+	hp_out_bool(o, "eligible", h.nr_problems == 0);
+	hp_out_end_object(o);
+	return h.nr_problems;
+}
+
+static const char *outcome(int rc)
+{
+	switch (rc) {
+	case 0:
+		return "would apply";
+	case -HP_E_APPLIED:
+		return "already applied";
+	case -HP_E_BUSY:
+		return "busy";
+	default:
+		return "refused";
+	}
+}
+
+/* Every process that maps @p's build: what an apply would do now. */
+static int check_processes(struct hp_out *o, const struct hp_patch *p,
+			   const struct hp_rt_opts *opts,
+			   const struct hp_policy *pol)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0, nr_checked = 0;
+	int status = HP_EXIT_OK;
+
+	if (hp_rt_find_targets(p, &pids, &nr))
+		return HP_EXIT_ERROR;
+	hp_out_begin_array(o, "processes");
+	for (size_t i = 0; i < nr; i++) {
+		struct hp_rt_result res;
+		char exe[256], unit[128];
+		const struct hp_rule *excl = NULL;
+		int rc;
+
+		hp_agent_exe(pids[i], exe, sizeof(exe));
+		hp_agent_unit(pids[i], unit, sizeof(unit));
+		excl = hp_policy_excluded(pol, exe, unit);
+		rc = excl ? 0 : hp_rt_apply(p, pids[i], opts, &res);
+		hp_out_begin_object(o, NULL);
+		hp_out_i64(o, "pid", pids[i]);
+		hp_out_str(o, "executable", "%s", exe);
+		hp_out_str(o, "unit", "%s", unit);
+		if (excl) {
+			hp_out_str(o, "result", "excluded");
+			hp_out_str(o, "reason", "policy: %s", excl->pattern);
+			hp_out_end_object(o);
+			continue;
+		}
+		hp_out_str(o, "result", "%s", outcome(rc));
+		hp_out_str(o, "reason", "%s", rc ? hp_strerror(rc) : "");
+		if (rc)
+			hp_out_str(o, "error", "%s", hp_err_name(rc));
+		if (rc == -HP_E_BUSY) {
+			hp_out_i64(o, "busy_tid", res.busy_tid);
+			hp_out_str(o, "busy_function", "%s", res.busy_func);
+		}
+		hp_out_u64(o, "functions", res.nr_funcs);
+		hp_out_u64(o, "threads", res.nr_threads);
+		hp_out_end_object(o);
+		status = hpatch_combine(status, rc);
+		nr_checked++;
+	}
+	hp_out_end_array(o);
+	free(pids);
+	/* As apply --all: none to patch (excluded ones are not). */
+	return nr_checked ? status : HP_EXIT_NOTARGET;
+}
+
+int hpatch_cmd_check(int argc, char **argv)
+{
+	const char *trust = HP_TRUST_DIR_DEFAULT,
+		   *state_dir = hpatch_state_dir();
+	const char *config = NULL;
+	struct hp_rt_opts opts = { .flags = HP_RT_DRY_RUN };
+	struct hp_policy pol;
+	struct hp_patch *p = NULL;
+	bool json = false, allow_active = false;
+	struct hp_out o;
+	int first, rc, status;
+	const struct hp_opt table[] = {
+		OPT_TRUST(trust),
+		OPT_STATE_DIR(state_dir),
+		{ "config", 0, HP_OPT_STR, &config, "FILE",
+		  "hpatchd's policy, for its exclusions "
+		  "(default " HP_CONFIG_DEFAULT ")" },
+		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		  "retry a busy process for MS (default 0: one look)" },
+		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
+		  "as apply --allow-active would" },
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
+	};
+
+	rc = hp_cli_parse("check", "[FILE]", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first < argc - 1)
+		return hp_cli_usage_error("check", "expected at most one FILE");
+	if (opts.timeout_ms < 0)
+		return hp_cli_usage_error("check",
+					  "--timeout must not be negative");
+	opts.flags |= allow_active ? HP_RT_ALLOW_ACTIVE : 0;
+	if (hp_policy_load(&pol, config ? config : HP_CONFIG_DEFAULT, !config))
+		return HP_EXIT_ERROR;
+	if (first == argc - 1) {
+		rc = hp_agent_read_patch(argv[first], trust, 0, &p);
+		if (rc) {
+			hp_policy_release(&pol);
+			return hpatch_exit_for(rc);
+		}
+	}
+	hp_rt_boost();
+	hp_out_init(&o, stdout, json);
+	status = check_host(&o, state_dir) ? HP_EXIT_ERROR : HP_EXIT_OK;
+	if (p) {
+		char key[HP_KEY_ID_STR_BYTES] = "";
+
+		if (p->info.is_signed)
+			hp_sign_key_id_str(key, p->info.key_id);
+		hp_out_str(&o, "patch_id", "%s", p->id);
+		if (!hp_policy_key_allowed(&pol, key))
+			hp_out_str(&o, "policy",
+				   "signer not in trusted_keys: "
+				   "hpatchd will not apply it");
+		rc = check_processes(&o, p, &opts, &pol);
+		if (status == HP_EXIT_OK)
+			status = rc;
+	}
+	hp_out_finish(&o);
+	hp_patch_free(p);
+	hp_policy_release(&pol);
+	return status;
 }

@@ -15,5 +15,6 @@ const char *hpatch_state_dir(void);
 int hpatch_cmd_install(int argc, char **argv);
 int hpatch_cmd_uninstall(int argc, char **argv);
 int hpatch_cmd_list(int argc, char **argv);
+int hpatch_cmd_check(int argc, char **argv);
 
 #endif

@@ -198,7 +198,7 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 		rc = check_rollback(p, proc->pid, pr->mod.path, hex, opts);
 	if (!rc)
 		rc = prepare(p, proc, pr->m, pr);
-	if (!rc)
+	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
 		rc = hp_region_map(p, proc, pr);
 	if (!rc && !res->region)
 		res->region = pr->region;
@@ -229,7 +229,8 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
-	hp_collect_retired(&proc);
+	if (!(opts->flags & HP_RT_DRY_RUN))
+		hp_collect_retired(&proc);
 	/* Every module of the patch that this process maps, in its order. */
 	for (uint32_t i = 0; i < p->nr_modules; i++)
 		if (!hp_proc_find_module(&proc, p->modules[i].build_id,
@@ -288,7 +289,8 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	       (int)pid, (unsigned long long)(t[0] - t_open),
 	       (unsigned long long)(t[1] - t[0]),
 	       (unsigned long long)(t[2] - t[1]));
-	for (uint32_t k = 0; k < nr && !rc; k++) {
+	for (uint32_t k = 0; k < nr && !rc && !(opts->flags & HP_RT_DRY_RUN);
+	     k++) {
 		struct hp_prep *pr = &prs[k];
 		char hex[2 * HP_BUILD_ID_MAX + 1];
 

@@ -19,6 +19,12 @@ enum hp_rt_flags {
 	HP_RT_ALLOW_DOWNGRADE = 1 << 1,
 	/* keep earlier patches' other functions (default: replace them) */
 	HP_RT_STACK = 1 << 2,
+	/*
+	 * Change nothing (hpatch check): every check of an apply, the plan
+	 * and the hole, then one stop to see whether a thread is in the
+	 * way; nothing is mapped, no jump written, no state recorded.
+	 */
+	HP_RT_DRY_RUN = 1 << 3,
 };
 
 struct hp_rt_opts {
