@@ -17,7 +17,7 @@ build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
 "$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
 	--binary "$HP_BUILD/testdata/libgreet-v1.so" --key "$T/k.key" \
 	--id "$id-greet" -o "$T/greet.hpatch" -q >/dev/null
-agent_policy '[apply]' 'rescan = 1s'
+agent_policy '[apply]' 'rescan = 1s' '[metrics]' "textfile = $T/hpatch.prom"
 # Copies under $T/bin: the same builds (build-ids), reachable by policy.
 cp "$HP_BUILD/testdata/svc-v1" "$HP_BUILD/testdata/lib_user" \
 	"$HP_BUILD/testdata/libgreet-v1.so" "$HP_BUILD/testdata/libtlslib-v1.so" "$T/bin/"
@@ -38,6 +38,11 @@ check "running process a patched" wait_until 5 has_patch "$a" "$id"
 check "running process b patched" wait_until 5 has_patch "$b" "$id"
 check "a answers v2 on its open connection" test "$(ask 3 version)" = v2
 check "a process outside the policy's reach is not" no_patch "$outside"
+metric() { grep -qx "$1" "$T/hpatch.prom" 2>/dev/null; }
+check "metrics: 2 processes applied" wait_until 3 metric "hpatch_processes{patch=\"$id\",state=\"applied\"} 2"
+check "metrics: none pending" metric "hpatch_processes{patch=\"$id\",state=\"pending\"} 0"
+check "metrics: installed, applies counted" \
+	test "$(grep -E '^hpatch_(patches_installed|applied_total) ' "$T/hpatch.prom" | tr '\n' ' ')" = "hpatch_patches_installed 1 hpatch_applied_total 2 "
 
 start_target "$T/bin/svc-v1" "$T/c.log" 1
 c=$TARGET_PID
@@ -78,6 +83,7 @@ check "lib_user keeps its library patches" has_patch "$u1" "$id-tls"
 
 expect_exit 0 "status --json has the daemon's view" "$HPATCH" status -p "$u1" --json
 check "... running, with its pid" grep -q "\"daemon\":{\"running\":true,\"pid\":$AGENT_PID" "$T/last.out"
+check "... and its view of lib_user" grep -q "\"daemon\":.*{\"pid\":$u1,\"patch_id\":\"$id-tls\",\"state\":\"applied\"" "$T/last.out"
 
 kill -TERM "$AGENT_PID"
 rc=0
