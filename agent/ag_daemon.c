@@ -170,13 +170,25 @@ static void full_scan(struct ag_daemon *d, uint64_t now)
 	d->next_full_us = now + (uint64_t)d->pol.rescan_ms * 1000;
 	if (hp_agent_pids(&pids, &nr))
 		return;
+	for (size_t i = 0; i < d->nr_procs; i++)
+		d->procs[i].seen = false;
 	for (size_t i = 0; i < nr; i++) {
 		struct ag_proc *pr = add_proc(d, pids[i]);
 
-		if (pr)
+		if (pr) {
+			pr->seen = true;
 			schedule(pr, now);
+		}
 	}
 	free(pids);
+	/* Gone without an exit event (lost: ENOBUFS in a storm). */
+	for (size_t i = 0; i < d->nr_procs;) {
+		if (d->procs[i].seen) {
+			i++;
+			continue;
+		}
+		forget_proc(d, d->procs[i].pid); /* the last moves to i */
+	}
 	d->sweep_marks = d->store.nr_uninstalled > 0;
 	d->sweep_failed = false;
 }
@@ -311,6 +323,14 @@ static void watch_modules(struct ag_daemon *d, const char *modules)
 	}
 }
 
+/* Exec'd so recently that more rescans are still to come? */
+static bool is_starting(const struct ag_proc *pr, uint64_t now)
+{
+	return pr->exec_us && pr->rescans < HP_ARRAY_SIZE(exec_rescans_us) &&
+	       now - pr->exec_us <
+		       exec_rescans_us[HP_ARRAY_SIZE(exec_rescans_us) - 1];
+}
+
 /* The wait after the @tries-th failed try. */
 static uint32_t retry_delay_ms(const struct hp_policy *pol, uint32_t tries)
 {
@@ -338,6 +358,12 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		if (!rc) {
 			d->view.applied++;
 			d->view.last_pause_us = res.pause_us;
+			if (pr->exec_us)
+				hp_dbg(HP_DBG_TIMING,
+				       "pid %d: exec seen %" PRIu64
+				       " us ago, apply took %" PRIu64 " us",
+				       (int)pr->pid, hp_now_us() - pr->exec_us,
+				       hp_now_us() - now);
 			hp_log(HP_LOG_INFO,
 			       "pid %d: applied '%s' to %s (paused %" PRIu64
 			       " us)",
@@ -345,6 +371,14 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		}
 		watch_modules(d, res.module);
 		set_track(d, t, HP_TRACK_APPLIED, "%s", "");
+		return;
+	}
+	if (is_starting(pr, now) && rc != -HP_E_BUSY) {
+		/* ld.so may not have mapped what the patch binds to yet
+		 * (a library, a symbol): not a failure, the rescans after
+		 * the exec look again. */
+		set_track(d, t, HP_TRACK_PENDING, "process starting: %s",
+			  hp_strerror(rc));
 		return;
 	}
 	d->view.failures++;

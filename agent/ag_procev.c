@@ -30,7 +30,10 @@ int ag_procev_open(int *out)
 
 	if (fd < 0)
 		return hp_error_rc(-errno, "netlink process connector");
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsize, sizeof(bufsize));
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsize,
+		       sizeof(bufsize)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize,
+			   sizeof(bufsize));
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		const int rc = -errno;
 
@@ -67,6 +70,8 @@ int ag_procev_read(struct ag_daemon *d, uint64_t now)
 		ssize_t n = recv(d->nl_fd, buf, sizeof(buf), 0);
 
 		if (n < 0 && errno == ENOBUFS) {
+			hp_dbg(HP_DBG_TIMING,
+			       "process events lost: rescanning");
 			rc = -ENOBUFS;
 			continue;
 		}

@@ -16,6 +16,7 @@ struct ag_proc {
 	uint64_t exec_us;    /* when its exec was seen (0: found by a scan) */
 	uint8_t rescans;     /* post-exec rescans scheduled so far */
 	bool gone;
+	bool seen;			/* listed by the last full scan */
 	const struct hp_rule *excluded; /* borrowed from the policy */
 	char exe[256];
 	char unit[128];

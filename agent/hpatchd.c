@@ -9,10 +9,15 @@
 #include "common/hp_log.h"
 #include "signing/signing.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
+
+#define HP_AGENT_NICE (-10)
 
 static void journal_sink(enum hp_log_level level, const char *msg, void *ctx)
 {
@@ -70,6 +75,13 @@ int main(int argc, char **argv)
 	conf.journal = !foreground;
 	if (conf.journal)
 		hp_log_set_sink(journal_sink, NULL);
+	/* A new process must be patched before it serves: on a saturated
+	 * host, a daemon of normal priority waits behind the very load it
+	 * patches (measured: exec to patched p99 230 ms at load 230).
+	 * Where permitted (CAP_SYS_NICE); each apply is SCHED_FIFO anyway. */
+	if (setpriority(PRIO_PROCESS, 0, HP_AGENT_NICE) < 0)
+		hp_log(HP_LOG_DEBUG, "nice %d: %s", HP_AGENT_NICE,
+		       strerror(errno));
 	/* The runtime keeps its anti-rollback state there. */
 	setenv("HPATCH_STATE_DIR", conf.state_dir, 1);
 	rc = hp_agent_run(&conf);
