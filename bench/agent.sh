@@ -3,7 +3,8 @@
 # from exec to patched (a program) and from dlopen to patched (a library),
 # p50 and p99, then a storm of short-lived processes of a patched build
 # (HP_BENCH_RATE a second, default 500, for HP_BENCH_SECS, default 10):
-# none may be missed, and hpatchd's CPU time over the storm.
+# none may be missed (a process gives up after 10 s), and hpatchd's CPU
+# time over the storm.
 # Goals (2-core VM): p50 <= 5 ms, p99 <= 50 ms, none missed, CPU <= 20 %.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
