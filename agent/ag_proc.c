@@ -153,8 +153,11 @@ uint64_t hp_agent_start_time(pid_t pid)
 
 	if (read_proc(pid, "stat", text, sizeof(text)) < 0)
 		return 0;
-	/* After the command name's ")": field 3 on; starttime is 22. */
+	/* After the command name's ")": field 3 on; starttime is 22. A
+	 * zombie (state Z, X) has nothing left to patch: gone. */
 	p = strrchr(text, ')');
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return 0;
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');
 	return p ? strtoull(p + 1, NULL, 10) : 0;

@@ -180,8 +180,8 @@ void hp_agent_exe(pid_t pid, char *out, size_t cap);
 void hp_agent_unit(pid_t pid, char *out, size_t cap);
 /* The unit in one cgroup file's text (for tests). */
 void hp_agent_unit_of(const char *cgroup_text, char *out, size_t cap);
-/* Start time of @pid in clock ticks since boot (0 if gone): with the pid,
- * it names one process across pid reuse. */
+/* Start time of @pid in clock ticks since boot (0 if gone or a zombie):
+ * with the pid, it names one process across pid reuse. */
 uint64_t hp_agent_start_time(pid_t pid);
 
 /*

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -226,6 +227,24 @@ static void test_unit_of(void **state)
 	assert_string_equal(unit, "");
 }
 
+static void test_start_time(void **state)
+{
+	const pid_t child = fork();
+	struct timespec nap = { 0, 1000000 };
+
+	(void)state;
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_true(hp_agent_start_time(getpid()) > 0);
+	/* Exited, not reaped: a zombie has no process left to patch. */
+	for (int i = 0; i < 1000 && hp_agent_start_time(child); i++)
+		nanosleep(&nap, NULL);
+	assert_int_equal(hp_agent_start_time(child), 0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(hp_agent_start_time(child), 0);
+}
+
 static void test_view_roundtrip(void **state)
 {
 	struct hp_track tracks[] = {
@@ -281,6 +300,7 @@ int main(void)
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_unit_of),
+		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_view_roundtrip),
 	};
 
