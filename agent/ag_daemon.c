@@ -155,6 +155,13 @@ static void set_track(struct ag_daemon *d, struct ag_track *t,
 	snprintf(t->t.reason, sizeof(t->t.reason), "%s", reason);
 }
 
+/* How one try runs: the policy's timeout, the daemon's state directory. */
+static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
+{
+	return (struct hp_rt_opts){ .timeout_ms = d->pol.attempt_timeout_ms,
+				    .state_dir = d->conf->state_dir };
+}
+
 static void schedule(struct ag_proc *pr, uint64_t at)
 {
 	if (!pr->due_us || at < pr->due_us)
@@ -343,8 +350,7 @@ static uint32_t retry_delay_ms(const struct hp_policy *pol, uint32_t tries)
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
-	const struct hp_rt_opts opts = { .timeout_ms =
-						 d->pol.attempt_timeout_ms };
+	const struct hp_rt_opts opts = attempt_opts(d);
 	struct hp_rt_result res;
 	int rc = hp_rt_apply(e->p, pr->pid, &opts, &res);
 
@@ -461,8 +467,7 @@ static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 
 static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 {
-	const struct hp_rt_opts opts = { .timeout_ms =
-						 d->pol.attempt_timeout_ms };
+	const struct hp_rt_opts opts = attempt_opts(d);
 	const uint64_t start = hp_agent_start_time(pr->pid);
 	size_t nr_hit = 0;
 	int rc;

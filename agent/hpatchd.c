@@ -4,6 +4,7 @@
  * build, now and when it starts later; uninstalled ones are reverted.
  */
 #include "agent/agent.h"
+#include "runtime/runtime.h"
 #include "common/exit.h"
 #include "common/hp_cli.h"
 #include "common/hp_log.h"
@@ -82,8 +83,8 @@ int main(int argc, char **argv)
 	if (setpriority(PRIO_PROCESS, 0, HP_AGENT_NICE) < 0)
 		hp_log(HP_LOG_DEBUG, "nice %d: %s", HP_AGENT_NICE,
 		       strerror(errno));
-	/* The runtime keeps its anti-rollback state there. */
-	setenv("HPATCH_STATE_DIR", conf.state_dir, 1);
+	/* Test hooks, read by the tool as hpatch reads them. */
+	hp_rt_set_faults(getenv("HPATCH_FAULT"), getenv("HPATCH_DELAY"));
 	rc = hp_agent_run(&conf);
 	return rc ? HP_EXIT_ERROR : HP_EXIT_OK;
 }

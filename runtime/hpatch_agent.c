@@ -91,6 +91,7 @@ int hpatch_cmd_install(int argc, char **argv)
 		return rc;
 	if (first != argc - 1)
 		return hp_cli_usage_error("install", "expected one patch FILE");
+	hpatch_from_env(&(struct hp_rt_opts){ 0 }, &audit_path);
 	if (hp_rt_audit_open(&audit, audit_path))
 		return HP_EXIT_ERROR;
 	rc = hp_agent_read_patch(argv[first], trust, 0, &p);
@@ -184,6 +185,7 @@ int hpatch_cmd_uninstall(int argc, char **argv)
 		return hp_cli_usage_error("uninstall",
 					  "--timeout must not be negative");
 	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
+	hpatch_from_env(&opts, &audit_path);
 	hp_rt_boost();
 	if (hp_rt_audit_open(&audit, audit_path))
 		return HP_EXIT_ERROR;
@@ -559,6 +561,7 @@ int hpatch_cmd_check(int argc, char **argv)
 		return hp_cli_usage_error("check",
 					  "--timeout must not be negative");
 	opts.flags |= allow_active ? HP_RT_ALLOW_ACTIVE : 0;
+	opts.state_dir = state_dir;
 	if (hp_policy_load(&pol, config ? config : HP_CONFIG_DEFAULT, !config))
 		return HP_EXIT_ERROR;
 	if (first == argc - 1) {

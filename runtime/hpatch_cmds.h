@@ -9,6 +9,11 @@
 int hpatch_exit_for(int rc);
 int hpatch_combine(int status, int rc);
 
+struct hp_rt_opts;
+/* What the tool reads from the environment (the runtime reads none):
+ * the state directory into @opts, the audit log unless given. */
+void hpatch_from_env(struct hp_rt_opts *opts, const char **audit_path);
+
 /* hpatchd's state directory: $HPATCH_STATE_DIR, else the default. */
 const char *hpatch_state_dir(void);
 

@@ -6,7 +6,7 @@
  * thread is inside the functions and to write the jumps.
  */
 #include "runtime/rt_lifecycle.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -31,62 +31,12 @@ void hp_prep_release(struct hp_prep *pr)
 	*pr = (struct hp_prep){ 0 };
 }
 
-static int prepare(const struct hp_patch *p, const struct hp_proc *proc,
-		   const struct hp_module *m, struct hp_prep *pr)
-{
-	const bool has_data = m->data_size || m->bss_size;
-	uint64_t image_span;
-	hp_raddr_t hole;
-	int rc;
-
-	pr->m = m;
-	pr->pid = proc->pid;
-	pr->heads = calloc(m->nr_funcs + 1, sizeof(*pr->heads));
-	if (!pr->heads)
-		return -ENOMEM;
-	rc = hp_plan_verify(proc, pr);
-	if (!rc && !pr->stack)
-		rc = hp_plan_restores(pr);
-	if (rc)
-		return rc;
-	pr->nr_recs = m->nr_funcs + pr->nr_restores;
-	pr->ranges = calloc(2 * pr->nr_recs + 1, sizeof(*pr->ranges));
-	if (!pr->ranges)
-		return -ENOMEM;
-	pr->sym_addrs = calloc(m->nr_syms + 1, sizeof(*pr->sym_addrs));
-	if (!pr->sym_addrs)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < m->nr_syms && !rc; i++)
-		rc = hp_proc_find_symbol(proc, m->syms[i].name,
-					 m->syms[i].version, &pr->sym_addrs[i]);
-	if (rc)
-		return rc;
-	pr->hdr_size =
-		HP_ALIGN_UP(sizeof(struct hp_rt_header) +
-				    pr->nr_recs * sizeof(struct hp_rt_func),
-			    HP_X86_PAGE_SIZE);
-	pr->text_span = HP_ALIGN_UP((uint64_t)m->text_size, HP_X86_PAGE_SIZE);
-	image_span = has_data ? hp_module_data_off(m) +
-					HP_ALIGN_UP((uint64_t)m->data_size +
-							    m->bss_size,
-						    HP_X86_PAGE_SIZE)
-			      : pr->text_span;
-	pr->region_size = pr->hdr_size + image_span;
-	rc = hp_proc_find_hole(proc, &pr->mod, pr->region_size, &hole);
-	if (rc)
-		return hp_error(rc,
-				"pid %d: %s: no free %" PRIu64
-				" bytes within 2 GiB of the module",
-				(int)proc->pid, pr->mod.path, pr->region_size);
-	return hp_region_build(p, pr, hole);
-}
-
 /* Anti-rollback across reverts and processes: the host remembers. */
 static int check_rollback(const struct hp_patch *p, pid_t pid,
-			  const char *module, const char *hp_hex,
+			  const char *module, const char *id_hex,
 			  const struct hp_rt_opts *opts)
 {
-	const uint64_t seen = hp_rt_state_sequence(hp_hex);
+	const uint64_t seen = hp_rt_state_sequence(opts->state_dir, id_hex);
 
 	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
 		return 0;
@@ -197,11 +147,131 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 	if (!rc)
 		rc = check_rollback(p, proc->pid, pr->mod.path, hex, opts);
 	if (!rc)
-		rc = prepare(p, proc, pr->m, pr);
+		rc = hp_prep_plan(p, proc, pr->m, pr);
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
 		rc = hp_region_map(p, proc, pr);
 	if (!rc && !res->region)
 		res->region = pr->region;
+	return rc;
+}
+
+/* Every module of the patch that this process maps, in the patch's order. */
+static int find_modules(const struct hp_patch *p, const struct hp_proc *proc,
+			struct hp_prep *prs, uint32_t *nr)
+{
+	char hex[2 * HP_BUILD_ID_MAX + 1];
+
+	for (uint32_t i = 0; i < p->nr_modules; i++)
+		if (!hp_proc_find_module(proc, p->modules[i].build_id,
+					 p->modules[i].build_id_len,
+					 &prs[*nr].mod))
+			prs[(*nr)++].m = &p->modules[i];
+	if (*nr)
+		return 0;
+	hp_hex(hex, p->modules[0].build_id, p->modules[0].build_id_len);
+	return hp_error(-HP_E_NOTARGET,
+			"pid %d: maps no module with build-id %s ('%s')%s",
+			(int)proc->pid, hex, p->modules[0].name,
+			p->nr_modules > 1 ? " nor any other of the patch's"
+					  : "");
+}
+
+/* Prepare and map every module; one applied already is left out. */
+static int prepare_all(const struct hp_patch *p, struct hp_proc *proc,
+		       const struct hp_rt_opts *opts, struct hp_prep *prs,
+		       uint32_t *nr, struct hp_rt_result *res)
+{
+	int rc = 0;
+
+	for (uint32_t k = 0; k < *nr && !rc;) {
+		rc = prepare_module(p, proc, opts, &prs[k], res);
+		if (rc != -HP_E_APPLIED) {
+			k++;
+			continue;
+		}
+		/* Applied to this module already (say the library was
+		 * loaded since): apply the rest. */
+		hp_log(HP_LOG_INFO, "pid %d: %s: patch '%s' already applied",
+		       (int)proc->pid, prs[k].mod.path, p->id);
+		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
+		hp_prep_release(&prs[k]);
+		memmove(&prs[k], &prs[k + 1], (*nr - k - 1) * sizeof(*prs));
+		prs[--*nr] = (struct hp_prep){ 0 };
+		rc = *nr ? 0
+			 : hp_error(-HP_E_APPLIED,
+				    "pid %d: patch '%s' is already applied",
+				    (int)proc->pid, p->id);
+	}
+	return rc;
+}
+
+static void describe_patch(struct hp_rt_result *res, const struct hp_patch *p)
+{
+	*res = (struct hp_rt_result){ .pid = res->pid,
+				      .sequence = p->sequence };
+	snprintf(res->patch_id, sizeof(res->patch_id), "%s", p->id);
+	if (p->info.is_signed)
+		hp_sign_key_id_str(res->key_id, p->info.key_id);
+	hp_result_build_id(res, p->modules[0].build_id,
+			   p->modules[0].build_id_len);
+}
+
+static void describe_modules(struct hp_rt_result *res,
+			     const struct hp_prep *prs, uint32_t nr)
+{
+	if (nr)
+		hp_result_build_id(res, prs[0].m->build_id,
+				   prs[0].m->build_id_len);
+	for (uint32_t k = 0; k < nr; k++) {
+		hp_list_add(res->module, sizeof(res->module), prs[k].mod.path);
+		res->nr_funcs += prs[k].m->nr_funcs;
+		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)
+			hp_result_add_function(res, prs[k].m->funcs[i].name);
+	}
+}
+
+/* After the switch: earlier patches superseded, the host's state. */
+static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
+		       const struct hp_rt_opts *opts, const struct hp_prep *prs,
+		       uint32_t nr)
+{
+	for (uint32_t k = 0; k < nr; k++) {
+		char hex[2 * HP_BUILD_ID_MAX + 1];
+
+		hp_prep_supersede(proc, &prs[k]);
+		hp_hex(hex, prs[k].m->build_id, prs[k].m->build_id_len);
+		if (hp_rt_state_record(opts->state_dir, hex, p->sequence))
+			hp_warn("pid %d: patched, but the anti-rollback state "
+				"of %s was not recorded",
+				(int)proc->pid, prs[k].mod.path);
+	}
+}
+
+/* After a failure: unmap what was mapped, unless a jump still uses it. */
+static int undo_all(const struct hp_proc *proc, const struct hp_prep *prs,
+		    uint32_t nr, int rc)
+{
+	if (hp_proc_gone(proc->pid))
+		return hp_error(-HP_E_GONE,
+				"pid %d: the process exited during the apply; "
+				"nothing to undo",
+				(int)proc->pid);
+	for (uint32_t k = 0; k < nr; k++) {
+		if (!prs[k].mapped)
+			continue;
+		if (!jumps_into(proc, &prs[k])) {
+			hp_remote_munmap(proc, prs[k].region,
+					 prs[k].region_size);
+			continue;
+		}
+		hp_error(-EIO,
+			 "pid %d: a jump into the patch region at 0x%" PRIx64
+			 " could not be undone; the region stays mapped",
+			 (int)proc->pid, prs[k].region);
+		hp_hint("the process may run part of the patch: restart it, "
+			"or check with 'hpatch status -p %d'",
+			(int)proc->pid);
+	}
 	return rc;
 }
 
@@ -212,16 +282,10 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	struct hp_prep *prs = calloc(p->nr_modules, sizeof(*prs));
 	uint32_t nr = 0;
 	int rc;
+	uint64_t t[4] = { hp_now_us() };
 
-	const uint64_t t_open = hp_now_us();
-	uint64_t t[3] = { 0 };
-
-	*res = (struct hp_rt_result){ .pid = pid, .sequence = p->sequence };
-	snprintf(res->patch_id, sizeof(res->patch_id), "%s", p->id);
-	if (p->info.is_signed)
-		hp_sign_key_id_str(res->key_id, p->info.key_id);
-	hp_result_build_id(res, p->modules[0].build_id,
-			   p->modules[0].build_id_len);
+	res->pid = pid;
+	describe_patch(res, p);
 	if (!prs) {
 		rc = -ENOMEM;
 		goto out;
@@ -231,106 +295,25 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		goto out;
 	if (!(opts->flags & HP_RT_DRY_RUN))
 		hp_collect_retired(&proc);
-	/* Every module of the patch that this process maps, in its order. */
-	for (uint32_t i = 0; i < p->nr_modules; i++)
-		if (!hp_proc_find_module(&proc, p->modules[i].build_id,
-					 p->modules[i].build_id_len,
-					 &prs[nr].mod))
-			prs[nr++].m = &p->modules[i];
-	if (!nr) {
-		char hex[2 * HP_BUILD_ID_MAX + 1];
-
-		hp_hex(hex, p->modules[0].build_id, p->modules[0].build_id_len);
-		rc = hp_error(-HP_E_NOTARGET,
-			      "pid %d: maps no module with build-id %s "
-			      "('%s')%s",
-			      (int)pid, hex, p->modules[0].name,
-			      p->nr_modules > 1
-				      ? " nor any other of the patch's"
-				      : "");
-		goto out_close;
-	}
-	t[0] = hp_now_us();
-	for (uint32_t k = 0; k < nr && !rc;) {
-		rc = prepare_module(p, &proc, opts, &prs[k], res);
-		if (rc != -HP_E_APPLIED) {
-			k++;
-			continue;
-		}
-		/* Applied to this module already (say the library was
-		 * loaded since): apply the rest. */
-		hp_log(HP_LOG_INFO, "pid %d: %s: patch '%s' already applied",
-		       (int)pid, prs[k].mod.path, p->id);
-		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
-		hp_prep_release(&prs[k]);
-		memmove(&prs[k], &prs[k + 1], (nr - k - 1) * sizeof(*prs));
-		prs[--nr] = (struct hp_prep){ 0 };
-		rc = nr ? 0
-			: hp_error(-HP_E_APPLIED,
-				   "pid %d: patch '%s' is already applied",
-				   (int)pid, p->id);
-	}
+	rc = find_modules(p, &proc, prs, &nr);
 	t[1] = hp_now_us();
-	if (nr)
-		hp_result_build_id(res, prs[0].m->build_id,
-				   prs[0].m->build_id_len);
-	for (uint32_t k = 0; k < nr; k++) {
-		hp_list_add(res->module, sizeof(res->module), prs[k].mod.path);
-		res->nr_funcs += prs[k].m->nr_funcs;
-		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)
-			hp_result_add_function(res, prs[k].m->funcs[i].name);
-	}
+	if (!rc)
+		rc = prepare_all(p, &proc, opts, prs, &nr, res);
+	t[2] = hp_now_us();
+	describe_modules(res, prs, nr);
 	if (!rc)
 		rc = switch_all(&proc, opts, prs, nr, res);
-	t[2] = hp_now_us();
+	t[3] = hp_now_us();
 	hp_dbg(HP_DBG_TIMING,
 	       "pid %d: apply: open %llu us, prepare and map %llu us, "
 	       "switch %llu us",
-	       (int)pid, (unsigned long long)(t[0] - t_open),
-	       (unsigned long long)(t[1] - t[0]),
-	       (unsigned long long)(t[2] - t[1]));
-	for (uint32_t k = 0; k < nr && !rc && !(opts->flags & HP_RT_DRY_RUN);
-	     k++) {
-		struct hp_prep *pr = &prs[k];
-		char hex[2 * HP_BUILD_ID_MAX + 1];
-
-		/* Replaced patches stay mapped: reverting this restores them. */
-		for (size_t i = 0; !pr->stack && i < pr->nr_prior; i++)
-			hp_region_set_flag(&proc, &pr->prior[i],
-					   HP_RT_SUPERSEDED, true);
-		hp_hex(hex, pr->m->build_id, pr->m->build_id_len);
-		if (hp_rt_state_record(hex, p->sequence))
-			hp_warn("pid %d: patched, but the anti-rollback state "
-				"of %s was not recorded",
-				(int)pid, pr->mod.path);
-	}
-	if (rc && hp_proc_gone(pid)) {
-		rc = hp_error(-HP_E_GONE,
-			      "pid %d: the process exited during the apply; "
-			      "nothing to undo",
-			      (int)pid);
-	} else if (rc) {
-		for (uint32_t k = 0; k < nr; k++) {
-			if (!prs[k].mapped)
-				continue;
-			if (!jumps_into(&proc, &prs[k]))
-				hp_remote_munmap(&proc, prs[k].region,
-						 prs[k].region_size);
-			else {
-				hp_error(-EIO,
-					 "pid %d: a jump into the patch region "
-					 "at 0x%" PRIx64
-					 " could not be undone; "
-					 "the region stays mapped",
-					 (int)pid, prs[k].region);
-				hp_hint("the process may run part of the "
-					"patch: restart it, or check with "
-					"'hpatch status -p %d'",
-					(int)pid);
-			}
-		}
-	}
-out_close:
+	       (int)pid, (unsigned long long)(t[1] - t[0]),
+	       (unsigned long long)(t[2] - t[1]),
+	       (unsigned long long)(t[3] - t[2]));
+	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
+		commit_all(p, &proc, opts, prs, nr);
+	else if (nr)
+		rc = undo_all(&proc, prs, nr, rc);
 	for (uint32_t k = 0; k < nr; k++) {
 		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
 		hp_prep_release(&prs[k]);

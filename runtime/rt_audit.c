@@ -28,8 +28,6 @@ int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
 	char dir[256];
 	char *slash = NULL;
 
-	if (!path)
-		path = getenv("HPATCH_AUDIT_LOG");
 	snprintf(a->path, sizeof(a->path), "%s",
 		 path && *path ? path : HP_AUDIT_LOG_DEFAULT);
 	snprintf(dir, sizeof(dir), "%s", a->path);

@@ -5,7 +5,7 @@
  * its mapping in one read), and after the window, who still runs old code.
  */
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_util.h"
 #include "common/hp_log.h"
@@ -33,10 +33,7 @@ static bool syscall_at(const struct hp_busy_range *r, uint64_t off)
 
 	if (!b || off > last)
 		return false;
-	if (off == last)
-		return b[off] == 0x0f || b[off] == 0xcd;
-	return (b[off] == 0x0f && (b[off + 1] == 0x05 || b[off + 1] == 0x34)) ||
-	       (b[off] == 0xcd && b[off + 1] == 0x80);
+	return hp_x86_is_syscall(b + off, off == last ? 1 : 2);
 }
 
 /*

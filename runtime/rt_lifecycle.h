@@ -8,7 +8,7 @@
 #define HP_RT_LIFECYCLE_H
 
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 
 /* One module's patch, prepared in the loader's memory before any stop. */
 struct hp_prep {
@@ -65,6 +65,37 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 	__attribute__((warn_unused_result));
 
 /*
+ * Revert goes back exactly one step: the newest patch fully in effect
+ * (hp_plan_applied_after), with every region applied with it (one patch,
+ * several modules), in @regions' order. Borrows @regions.
+ */
+struct hp_revert_plan {
+	const struct hp_rt_region *newest; /* names the patch */
+	const struct hp_rt_region **group;
+	size_t nr_group;
+	struct hp_rt_func *recs; /* every record of the group, to undo */
+	uint32_t nr_recs;
+	struct hp_busy_range *ranges;
+	size_t nr_ranges;
+	struct hp_busy_range *keep; /* per group region: its whole span */
+	bool *referenced;	    /* per group region, set by the switch */
+};
+
+/* Return: 0, -HP_E_NOTAPPLIED (not reported), -ENOMEM. */
+int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
+		   struct hp_revert_plan *rp)
+	__attribute__((warn_unused_result));
+void hp_revert_plan_release(struct hp_revert_plan *rp);
+
+/*
+ * Collection: a retired region no longer in effect is unmapped once no
+ * thread points into it. Sets retired[i] for each such region of @regions.
+ * Return: how many.
+ */
+size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
+		       bool *retired);
+
+/*
  * Busy ranges, one builder for apply, revert and collection. A switch of
  * @nr records @recs (room for 2 * @nr in @out) must keep threads out of:
  * applying @pr, each redirected function's old body and the code of the
@@ -80,6 +111,20 @@ struct hp_busy_range hp_busy_site(const struct hp_rt_func *f, bool undo);
 struct hp_busy_range hp_busy_region(const struct hp_rt_region *r);
 
 /* ---- rt_region.c: the patch region ---- */
+/*
+ * Everything for module @m of @p before mapping, with pr->mod and
+ * pr->prior set (hp_plan_prior): check the running bytes, plan the
+ * restores, bind symbols, lay out the region in a hole near the module
+ * and build its bytes in pr->buf. Return: 0 or -HP_E_*, -errno, reported.
+ */
+int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
+		 const struct hp_module *m, struct hp_prep *pr)
+	__attribute__((warn_unused_result));
+/* After a revert: keep @r mapped, marked retired, while a thread may
+ * still use it (a failed write is warned about). */
+void hp_region_retire(const struct hp_proc *proc, const struct hp_rt_region *r);
+/* After the switch: mark the patches @pr replaced superseded. */
+void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr);
 int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 		    hp_raddr_t region) __attribute__((warn_unused_result));
 int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
@@ -119,34 +164,45 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	__attribute__((warn_unused_result));
 
 /* ---- rt_revert.c ---- */
+/* After a revert: patches @reverted had replaced are in effect again. */
+void hp_revive_superseded(const struct hp_proc *proc,
+			  const struct hp_rt_region *reverted);
 /* Unmap retired regions that no thread points into any more. */
 void hp_collect_retired(struct hp_proc *proc);
 
 /* ---- rt_status.c: describing a result ---- */
+/* "active", "partly replaced by a newer patch", "superseded", "retired"
+ * or "inactive": what `hpatch status` says of @r. */
+const char *hp_region_state(const struct hp_rt_region *r);
 void hp_result_build_id(struct hp_rt_result *res, const uint8_t *id,
 			uint32_t len);
 /* Append @text to the comma-separated list @list of @size bytes. */
 void hp_list_add(char *list, size_t size, const char *text);
 void hp_result_add_function(struct hp_rt_result *res, const char *name);
 
-/* ---- rt_remote.c: system calls in the target ---- */
+/* ---- rt_remote.c: the remote-call session ---- */
 /*
- * System calls run in the target through one briefly stopped thread. A
- * session keeps that thread stopped across several calls: under load every
- * stop waits for the thread to get a CPU, so fewer stops is faster. For
- * the same reason the thread runs SCHED_FIFO while it runs only our calls
- * (each a single step), and gets its own scheduling back before it runs
- * its own code again.
+ * System calls run in the target through a stopped thread. A session
+ * keeps that thread stopped across several calls: under load every stop
+ * waits for the thread to get a CPU, so fewer stops is faster. For the
+ * same reason a thread stopped for the session runs SCHED_FIFO while it
+ * runs only our calls (each a single step), and gets its own scheduling
+ * back before it runs its own code again.
  */
 struct hp_remote {
-	struct hp_thread t;
+	struct hp_thread t; /* the thread stopped for the session */
 	struct hp_prio prio;
-	hp_raddr_t insn;
+	hp_raddr_t insn;    /* a "syscall" instruction in the target */
+	struct hp_world *w; /* or a world already stopped (borrowed) */
 	bool open;
 };
 
+/* Stop one thread of @proc for a session. Return: 0, -HP_E_GONE, -errno. */
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	__attribute__((warn_unused_result));
+/* A session through the threads of stopped @w (left stopped at the end). */
+int hp_remote_borrow(struct hp_world *w, const struct hp_proc *proc,
+		     struct hp_remote *r) __attribute__((warn_unused_result));
 /* Return: 0 with *@ret the raw result (-errno on failure), or -HP_E_*. */
 int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret);
 void hp_remote_end(struct hp_remote *r);

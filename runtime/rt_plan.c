@@ -4,7 +4,7 @@
  * original bytes are under them, and what a replacing patch restores.
  */
 #include "runtime/rt_lifecycle.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -19,9 +19,11 @@
 #define HP_LOG_PREFIX "rt: "
 
 /*
- * The record of an earlier patch, in effect, that wrote @head at @addr:
- * following these back gives the original bytes and the code a thread
- * may be running instead of the old function.
+ * The record of an earlier patch that wrote @head at @addr: with the bytes
+ * there now, the one in effect, whose code a thread may be running instead
+ * of the old function; with the bytes a record displaced, the one before
+ * it, in effect or not (a record stacked over, or replaced), so following
+ * these back gives the original bytes.
  */
 const struct hp_rt_func *hp_plan_writer_of(const struct hp_prep *pr,
 					   hp_raddr_t addr, const uint8_t *head)
@@ -30,7 +32,7 @@ const struct hp_rt_func *hp_plan_writer_of(const struct hp_prep *pr,
 		const struct hp_rt_region *r = &pr->prior[i];
 
 		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++)
-			if (r->in_place[j] && r->funcs[j].old_addr == addr &&
+			if (r->funcs[j].old_addr == addr &&
 			    !memcmp(r->funcs[j].jump, head,
 				    HP_X86_JMP_REL32_SIZE))
 				return &r->funcs[j];
@@ -45,7 +47,8 @@ void hp_plan_original_head(const struct hp_prep *pr, hp_raddr_t addr,
 	for (int depth = 0; depth < 64; depth++) {
 		const struct hp_rt_func *w = hp_plan_writer_of(pr, addr, head);
 
-		if (!w)
+		/* A restore wrote the original bytes back: @head is them. */
+		if (!w || w->kind == HP_RT_REC_RESTORE)
 			return;
 		memcpy(head, w->orig, HP_X86_JMP_REL32_SIZE);
 	}
@@ -173,11 +176,13 @@ static bool same_module(const struct hp_rt_header *h, const struct hp_module *m)
 }
 
 /*
- * Keep the regions of patches in effect on @pr's module (any record in
- * place), oldest first, in pr->prior (freed with hp_rt_regions_free), and
- * set pr->order past every region in the process. The newest decides: the
- * same patch again is "already applied" (-HP_E_APPLIED, not reported), an
- * older sequence is a downgrade.
+ * Keep the regions of every patch on @pr's module, oldest first, in
+ * pr->prior (freed with hp_rt_regions_free): those in effect (any record
+ * in place), and those whose records only a chain still names (every
+ * record stacked over or replaced). Set pr->order past every region in
+ * the process. The newest in effect decides: the same patch again is
+ * "already applied" (-HP_E_APPLIED, not reported), an older sequence is a
+ * downgrade.
  */
 int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 		  const struct hp_rt_opts *opts, struct hp_prep *pr)
@@ -196,8 +201,7 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 			pr->order = regions[i].hdr.order == UINT32_MAX
 					    ? UINT32_MAX
 					    : regions[i].hdr.order + 1;
-		if (!regions[i].nr_in_place ||
-		    !same_module(&regions[i].hdr, m)) {
+		if (!same_module(&regions[i].hdr, m)) {
 			free(regions[i].funcs);
 			free(regions[i].in_place);
 			continue;
@@ -215,7 +219,8 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 			regions[j] = regions[j - 1];
 			regions[j - 1] = t;
 		}
-	top = n ? &regions[n - 1] : NULL;
+	for (size_t i = n; i-- > 0 && !top;)
+		top = regions[i].nr_in_place ? &regions[i] : NULL;
 	if (top && !strcmp(top->hdr.patch_id, p->id) &&
 	    top->hdr.sequence == p->sequence)
 		rc = -HP_E_APPLIED; /* the caller says it, once per process */
@@ -284,4 +289,78 @@ size_t hp_busy_ranges(const struct hp_prep *pr, const struct hp_rt_func *recs,
 			out[k++] = busy_code(w->new_addr, w->new_size, name);
 	}
 	return k;
+}
+
+/* Regions applied together with @r (one patch, several modules). */
+static bool same_apply(const struct hp_rt_region *a,
+		       const struct hp_rt_region *r)
+{
+	return a->active && a->hdr.sequence == r->hdr.sequence &&
+	       !strncmp(a->hdr.patch_id, r->hdr.patch_id,
+			sizeof(a->hdr.patch_id)) &&
+	       !memcmp(a->hdr.key_id, r->hdr.key_id, sizeof(a->hdr.key_id));
+}
+
+int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
+		   struct hp_revert_plan *rp)
+{
+	const struct hp_rt_region *r = NULL;
+	size_t nr_funcs = 0;
+
+	*rp = (struct hp_revert_plan){ 0 };
+	/* The newest patch fully in effect: applied last, or newer. */
+	for (size_t i = 0; i < nr; i++)
+		if (regions[i].active &&
+		    (!r || hp_plan_applied_after(&regions[i].hdr, &r->hdr)))
+			r = &regions[i];
+	if (!r)
+		return -HP_E_NOTAPPLIED;
+	rp->group = calloc(nr, sizeof(*rp->group));
+	rp->keep = calloc(nr, sizeof(*rp->keep));
+	rp->referenced = calloc(nr, sizeof(*rp->referenced));
+	if (!rp->group || !rp->keep || !rp->referenced)
+		return -ENOMEM;
+	rp->newest = r;
+	for (size_t i = 0; i < nr; i++)
+		if (same_apply(&regions[i], r))
+			rp->group[rp->nr_group++] = &regions[i];
+	for (size_t g = 0; g < rp->nr_group; g++)
+		nr_funcs += rp->group[g]->hdr.nr_funcs;
+	rp->ranges = calloc(2 * nr_funcs + 1, sizeof(*rp->ranges));
+	rp->recs = calloc(nr_funcs + 1, sizeof(*rp->recs));
+	if (!rp->ranges || !rp->recs)
+		return -ENOMEM;
+	for (size_t g = 0; g < rp->nr_group; g++) {
+		const struct hp_rt_region *q = rp->group[g];
+
+		memcpy(rp->recs + rp->nr_recs, q->funcs,
+		       q->hdr.nr_funcs * sizeof(*q->funcs));
+		rp->nr_recs += q->hdr.nr_funcs;
+		rp->keep[g] = hp_busy_region(q);
+	}
+	rp->nr_ranges = hp_busy_ranges(NULL, rp->recs, rp->nr_recs, rp->ranges);
+	return 0;
+}
+
+void hp_revert_plan_release(struct hp_revert_plan *rp)
+{
+	free(rp->group);
+	free(rp->keep);
+	free(rp->referenced);
+	free(rp->ranges);
+	free(rp->recs);
+	*rp = (struct hp_revert_plan){ 0 };
+}
+
+size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
+		       bool *retired)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nr; i++) {
+		retired[i] = !regions[i].active &&
+			     (regions[i].hdr.flags & HP_RT_RETIRED);
+		n += retired[i];
+	}
+	return n;
 }

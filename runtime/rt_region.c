@@ -4,7 +4,7 @@
  * the module and filled, never writable and executable at once.
  */
 #include "runtime/rt_lifecycle.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -118,19 +118,66 @@ int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 	return 0;
 }
 
-/* Map and fill the region; retried elsewhere if the hole was taken. */
-int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
-		  struct hp_prep *pr)
+int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
+		 const struct hp_module *m, struct hp_prep *pr)
 {
-	const bool has_data = pr->m->data_size || pr->m->bss_size;
-	struct hp_remote rm;
-	long ret = 0;
-	int rc = hp_rt_fault("mmap");
+	const bool has_data = m->data_size || m->bss_size;
+	uint64_t image_span;
+	hp_raddr_t hole;
+	int rc;
 
-	if (!rc)
-		rc = hp_remote_begin(proc, &rm);
+	pr->m = m;
+	pr->pid = proc->pid;
+	pr->heads = calloc(m->nr_funcs + 1, sizeof(*pr->heads));
+	if (!pr->heads)
+		return -ENOMEM;
+	rc = hp_plan_verify(proc, pr);
+	if (!rc && !pr->stack)
+		rc = hp_plan_restores(pr);
 	if (rc)
 		return rc;
+	pr->nr_recs = m->nr_funcs + pr->nr_restores;
+	pr->ranges = calloc(2 * pr->nr_recs + 1, sizeof(*pr->ranges));
+	if (!pr->ranges)
+		return -ENOMEM;
+	pr->sym_addrs = calloc(m->nr_syms + 1, sizeof(*pr->sym_addrs));
+	if (!pr->sym_addrs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->nr_syms && !rc; i++)
+		rc = hp_proc_find_symbol(proc, m->syms[i].name,
+					 m->syms[i].version, &pr->sym_addrs[i]);
+	if (rc)
+		return rc;
+	pr->hdr_size =
+		HP_ALIGN_UP(sizeof(struct hp_rt_header) +
+				    pr->nr_recs * sizeof(struct hp_rt_func),
+			    HP_X86_PAGE_SIZE);
+	pr->text_span = HP_ALIGN_UP((uint64_t)m->text_size, HP_X86_PAGE_SIZE);
+	image_span = has_data ? hp_module_data_off(m) +
+					HP_ALIGN_UP((uint64_t)m->data_size +
+							    m->bss_size,
+						    HP_X86_PAGE_SIZE)
+			      : pr->text_span;
+	pr->region_size = pr->hdr_size + image_span;
+	rc = hp_proc_find_hole(proc, &pr->mod, pr->region_size, &hole);
+	if (rc)
+		return hp_error(rc,
+				"pid %d: %s: no free %" PRIu64
+				" bytes within 2 GiB of the module",
+				(int)proc->pid, pr->mod.path, pr->region_size);
+	return hp_region_build(p, pr, hole);
+}
+
+/*
+ * mmap the region where it was laid out; retried elsewhere if the hole
+ * was taken since. Return: 0, -HP_E_NOHOLE, -HP_E_GONE, -errno, reported.
+ */
+static int map_at_hole(const struct hp_patch *p, struct hp_proc *proc,
+		       struct hp_prep *pr, struct hp_remote *rm)
+{
+	long ret = -EEXIST;
+	int rc = 0;
+
 	for (int tries = 0; tries < HP_MAP_TRIES; tries++) {
 		const long args[6] = {
 			(long)pr->region,
@@ -142,26 +189,21 @@ int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 		};
 		hp_raddr_t hole;
 
-		rc = hp_remote_call(&rm, SYS_mmap, args, &ret);
-		if (rc)
-			goto out_end;
-		if ((hp_raddr_t)ret == pr->region)
-			break;
+		rc = hp_remote_call(rm, SYS_mmap, args, &ret);
+		if (rc || (hp_raddr_t)ret == pr->region)
+			return rc;
 		if (ret >= 0) { /* kernel without MAP_FIXED_NOREPLACE */
 			const long un[6] = { ret, (long)pr->region_size };
 
-			hp_remote_call(&rm, SYS_munmap, un, &ret);
-			rc = hp_error(-HP_E_NOHOLE,
-				      "pid %d: kernel ignored "
-				      "MAP_FIXED_NOREPLACE",
-				      (int)proc->pid);
-			goto out_end;
+			hp_remote_call(rm, SYS_munmap, un, &ret);
+			return hp_error(-HP_E_NOHOLE,
+					"pid %d: kernel ignored "
+					"MAP_FIXED_NOREPLACE",
+					(int)proc->pid);
 		}
-		if (ret != -EEXIST) {
-			rc = hp_error_rc((int)ret, "pid %d: remote mmap",
-					 (int)proc->pid);
-			goto out_end;
-		}
+		if (ret != -EEXIST)
+			return hp_error_rc((int)ret, "pid %d: remote mmap",
+					   (int)proc->pid);
 		/* Someone mapped there since we looked: look again. */
 		rc = hp_proc_read_maps(proc);
 		if (!rc)
@@ -170,42 +212,53 @@ int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 		if (!rc)
 			rc = hp_region_build(p, pr, hole);
 		if (rc)
-			goto out_end;
-		ret = -EEXIST;
+			return rc;
 	}
-	if ((hp_raddr_t)ret != pr->region) {
-		rc = hp_error(-HP_E_NOHOLE,
-			      "pid %d: address space keeps changing; cannot "
-			      "map the patch",
-			      (int)proc->pid);
+	return hp_error(-HP_E_NOHOLE,
+			"pid %d: address space keeps changing; cannot map "
+			"the patch",
+			(int)proc->pid);
+}
+
+/* mprotect @len bytes at @addr in the target. Return: 0 or -errno. */
+static int protect(struct hp_remote *rm, hp_raddr_t addr, uint64_t len,
+		   int prot)
+{
+	const long args[6] = { (long)addr, (long)len, prot };
+	long ret = 0;
+	int rc = hp_remote_call(rm, SYS_mprotect, args, &ret);
+
+	return rc ?: (int)ret;
+}
+
+/* Map and fill the region: text read+execute, data read+write. */
+int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
+		  struct hp_prep *pr)
+{
+	const bool has_data = pr->m->data_size || pr->m->bss_size;
+	const hp_raddr_t text = pr->region + pr->hdr_size;
+	struct hp_remote rm;
+	int rc = hp_rt_fault("mmap");
+
+	if (!rc)
+		rc = hp_remote_begin(proc, &rm);
+	if (rc)
+		return rc;
+	rc = map_at_hole(p, proc, pr, &rm);
+	if (rc)
 		goto out_end;
-	}
 	pr->mapped = true;
 	rc = hp_rt_fault("write");
 	if (!rc)
 		rc = hp_proc_write(proc, pr->region, pr->buf, pr->write_len);
 	if (!rc)
 		rc = hp_rt_fault("mprotect");
-	if (!rc) {
-		const long args[6] = { (long)(pr->region + pr->hdr_size),
-				       (long)pr->text_span,
-				       PROT_READ | PROT_EXEC };
-
-		rc = hp_remote_call(&rm, SYS_mprotect, args, &ret);
-		if (!rc && ret)
-			rc = (int)ret;
-	}
-	if (!rc && has_data) {
-		const long args[6] = {
-			(long)(pr->region + pr->hdr_size + pr->text_span),
-			(long)(pr->region_size - pr->hdr_size - pr->text_span),
-			PROT_READ | PROT_WRITE,
-		};
-
-		rc = hp_remote_call(&rm, SYS_mprotect, args, &ret);
-		if (!rc && ret)
-			rc = (int)ret;
-	}
+	if (!rc)
+		rc = protect(&rm, text, pr->text_span, PROT_READ | PROT_EXEC);
+	if (!rc && has_data)
+		rc = protect(&rm, text + pr->text_span,
+			     pr->region_size - pr->hdr_size - pr->text_span,
+			     PROT_READ | PROT_WRITE);
 	if (rc)
 		hp_error_rc(rc, "pid %d: cannot fill the patch region",
 			    (int)proc->pid);
@@ -224,5 +277,28 @@ void hp_region_set_flag(const struct hp_proc *proc,
 	    hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
 			  &flags, sizeof(flags)))
 		hp_warn("pid %d: cannot update region 0x%" PRIx64,
+			(int)proc->pid, r->addr);
+}
+
+void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr)
+{
+	/* Replaced patches stay mapped: reverting this restores them. */
+	for (size_t i = 0; !pr->stack && i < pr->nr_prior; i++)
+		if (pr->prior[i].nr_in_place)
+			hp_region_set_flag(proc, &pr->prior[i],
+					   HP_RT_SUPERSEDED, true);
+}
+
+void hp_region_retire(const struct hp_proc *proc, const struct hp_rt_region *r)
+{
+	uint32_t flags = r->hdr.flags | HP_RT_RETIRED;
+
+	hp_log(HP_LOG_INFO,
+	       "pid %d: patch '%s' reverted; its code stays mapped at "
+	       "0x%" PRIx64 " while a thread may still use it",
+	       (int)proc->pid, r->hdr.patch_id, r->addr);
+	if (hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
+			  &flags, sizeof(flags)))
+		hp_warn("pid %d: cannot mark region 0x%" PRIx64 " retired",
 			(int)proc->pid, r->addr);
 }

@@ -1,8 +1,11 @@
 /*
- * System calls run in the target through one briefly stopped thread.
+ * The remote-call session: system calls run in the target through a
+ * stopped thread, either one we stop for the purpose (mapping a region
+ * before the switch, unmapping after a revert) or any thread of a world
+ * already stopped (collecting retired regions).
  */
 #include "runtime/rt_lifecycle.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -44,17 +47,28 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	return 0;
 }
 
-/* Return: 0 with *@ret the raw result (-errno on failure), or -HP_E_*. */
+int hp_remote_borrow(struct hp_world *w, const struct hp_proc *proc,
+		     struct hp_remote *r)
+{
+	*r = (struct hp_remote){ .w = w };
+	return hp_proc_find_syscall_insn(proc, &r->insn);
+}
+
 int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
 {
-	int rc = hp_pt_syscall(&r->t, r->insn, nr, args, ret);
+	int rc = -ESRCH;
 
+	if (!r->w)
+		rc = hp_pt_syscall(&r->t, r->insn, nr, args, ret);
+	/* A borrowed world: any thread of it that has not exited. */
+	for (size_t i = 0; r->w && i < r->w->nr_threads && rc == -ESRCH; i++)
+		rc = hp_pt_syscall(&r->w->threads[i], r->insn, nr, args, ret);
 	return rc == -ESRCH ? -HP_E_GONE : rc;
 }
 
 void hp_remote_end(struct hp_remote *r)
 {
-	if (r->open) {
+	if (r->open && !r->w) {
 		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
 		hp_pt_reap(&r->t, 1);

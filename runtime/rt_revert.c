@@ -4,7 +4,7 @@
  * hpatch once nothing points into it.
  */
 #include "runtime/rt_lifecycle.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -28,25 +28,15 @@
 static void release_region(const struct hp_proc *proc,
 			   const struct hp_rt_region *r, bool referenced)
 {
-	uint32_t flags = r->hdr.flags | HP_RT_RETIRED;
-
-	if (!referenced) {
+	if (referenced)
+		hp_region_retire(proc, r);
+	else
 		hp_remote_munmap(proc, r->addr, r->hdr.region_size);
-		return;
-	}
-	hp_log(HP_LOG_INFO,
-	       "pid %d: patch '%s' reverted; its code stays mapped at "
-	       "0x%" PRIx64 " while a thread may still use it",
-	       (int)proc->pid, r->hdr.patch_id, r->addr);
-	if (hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
-			  &flags, sizeof(flags)))
-		hp_warn("pid %d: cannot mark region 0x%" PRIx64 " retired",
-			(int)proc->pid, r->addr);
 }
 
 /* After a revert: patches it had replaced are in effect again. */
-static void revive_superseded(const struct hp_proc *proc,
-			      const struct hp_rt_region *reverted)
+void hp_revive_superseded(const struct hp_proc *proc,
+			  const struct hp_rt_region *reverted)
 {
 	struct hp_rt_region *regions = NULL;
 	size_t nr = 0;
@@ -66,15 +56,14 @@ void hp_collect_retired(struct hp_proc *proc)
 {
 	struct hp_rt_region *regions = NULL;
 	struct hp_world w;
+	struct hp_remote rm = { 0 };
 	bool *unused = NULL;
 	size_t nr = 0, nr_retired = 0;
 
 	if (hp_rt_find_regions(proc, &regions, &nr))
 		return;
-	for (size_t i = 0; i < nr; i++)
-		nr_retired += !regions[i].active &&
-			      (regions[i].hdr.flags & HP_RT_RETIRED);
 	unused = calloc(nr + 1, sizeof(*unused));
+	nr_retired = unused ? hp_plan_retired(regions, nr, unused) : 0;
 	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
 	    hp_world_stop(&w))
 		goto out;
@@ -88,23 +77,28 @@ void hp_collect_retired(struct hp_proc *proc)
 		const struct hp_busy_range *hit = NULL;
 		pid_t tid;
 
-		if (!r->active && (r->hdr.flags & HP_RT_RETIRED))
+		if (unused[i])
 			unused[i] = !hp_world_check(&w, proc, &keep, 1, &tid,
 						    &hit) &&
 				    !hp_world_regs_point(&w, &keep);
 	}
 	/* Unmap while stopped: this stop is no patch's pause. */
-	for (size_t i = 0; i < nr; i++) {
-		const long args[6] = { (long)regions[i].addr,
-				       (long)regions[i].hdr.region_size };
-		long ret = -1;
+	if (!hp_remote_borrow(&w, proc, &rm))
+		for (size_t i = 0; i < nr; i++) {
+			const long args[6] = {
+				(long)regions[i].addr,
+				(long)regions[i].hdr.region_size,
+			};
+			long ret = -1;
 
-		if (unused[i] &&
-		    !hp_world_syscall(&w, proc, SYS_munmap, args, &ret) && !ret)
-			hp_log(HP_LOG_INFO,
-			       "pid %d: unmapped retired patch '%s'",
-			       (int)proc->pid, regions[i].hdr.patch_id);
-	}
+			if (unused[i] &&
+			    !hp_remote_call(&rm, SYS_munmap, args, &ret) &&
+			    !ret)
+				hp_log(HP_LOG_INFO,
+				       "pid %d: unmapped retired patch '%s'",
+				       (int)proc->pid, regions[i].hdr.patch_id);
+		}
+	hp_remote_end(&rm);
 	hp_world_resume(&w);
 	if (hp_proc_read_maps(proc))
 		hp_warn("pid %d: cannot re-read the memory map",
@@ -114,58 +108,11 @@ out:
 	hp_rt_regions_free(regions, nr);
 }
 
-/* Regions applied together with @r (one patch, several modules). */
-static bool same_apply(const struct hp_rt_region *a,
-		       const struct hp_rt_region *r)
+static void describe_revert(struct hp_rt_result *res,
+			    const struct hp_revert_plan *rp)
 {
-	return a->active && a->hdr.sequence == r->hdr.sequence &&
-	       !strncmp(a->hdr.patch_id, r->hdr.patch_id,
-			sizeof(a->hdr.patch_id)) &&
-	       !memcmp(a->hdr.key_id, r->hdr.key_id, sizeof(a->hdr.key_id));
-}
+	const struct hp_rt_region *r = rp->newest;
 
-static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
-		      struct hp_rt_result *res)
-{
-	struct hp_rt_region *regions = NULL, *r = NULL, **group = NULL;
-	struct hp_busy_range *ranges = NULL, *keep = NULL;
-	struct hp_rt_func *recs = NULL;
-	struct hp_rt_opts ropts = *opts;
-	struct hp_proc proc;
-	size_t nr = 0, nr_ranges = 0, nr_recs = 0, nr_group = 0, nr_funcs = 0;
-	bool *referenced = NULL;
-	int rc;
-
-	*res = (struct hp_rt_result){ .pid = pid };
-	rc = hp_proc_open(pid, &proc, false);
-	if (rc)
-		goto out;
-	hp_collect_retired(&proc);
-	rc = hp_rt_find_regions(&proc, &regions, &nr);
-	if (rc)
-		goto out_close;
-	/* The newest patch fully in effect: applied last, or newer. */
-	for (size_t i = 0; i < nr; i++)
-		if (regions[i].active &&
-		    (!r || hp_plan_applied_after(&regions[i].hdr, &r->hdr)))
-			r = &regions[i];
-	if (!r) {
-		rc = hp_error(-HP_E_NOTAPPLIED, "pid %d: no patch is applied",
-			      (int)pid);
-		goto out_free;
-	}
-	group = calloc(nr, sizeof(*group));
-	keep = calloc(nr, sizeof(*keep));
-	referenced = calloc(nr, sizeof(*referenced));
-	if (!group || !keep || !referenced) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	for (size_t i = 0; i < nr; i++)
-		if (same_apply(&regions[i], r)) {
-			group[nr_group++] = &regions[i];
-			nr_funcs += regions[i].hdr.nr_funcs;
-		}
 	res->sequence = r->hdr.sequence;
 	snprintf(res->patch_id, sizeof(res->patch_id), "%s", r->hdr.patch_id);
 	if (memcmp(r->hdr.key_id, (uint8_t[HP_KEY_ID_BYTES]){ 0 },
@@ -176,54 +123,55 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 				   ? r->hdr.build_id_len
 				   : 0);
 	res->region = r->addr;
-	ranges = calloc(2 * nr_funcs + 1, sizeof(*ranges));
-	recs = calloc(nr_funcs + 1, sizeof(*recs));
-	if (!ranges || !recs) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	/*
-	 * Consistency, as for apply but reversed: no thread may run or
-	 * return into the new code while it is being switched off, and no
-	 * instruction pointer may sit on a jump being removed. Every region
-	 * of the patch switches back in the same stop.
-	 */
-	for (size_t g = 0; g < nr_group; g++) {
-		const struct hp_rt_region *q = group[g];
+	for (size_t g = 0; g < rp->nr_group; g++) {
+		const struct hp_rt_region *q = rp->group[g];
 
 		hp_list_add(res->module, sizeof(res->module), q->hdr.module);
 		res->nr_funcs += q->hdr.nr_funcs;
-		for (uint32_t i = 0; i < q->hdr.nr_funcs; i++) {
-			const struct hp_rt_func *f = &q->funcs[i];
-
-			hp_result_add_function(res, f->name);
-			recs[nr_recs++] = *f;
-		}
-		keep[g] = hp_busy_region(q);
+		for (uint32_t i = 0; i < q->hdr.nr_funcs; i++)
+			hp_result_add_function(res, q->funcs[i].name);
 	}
-	nr_ranges = hp_busy_ranges(NULL, recs, (uint32_t)nr_recs, ranges);
-	rc = hp_switch(&proc, &ropts,
-		       &(struct hp_switch){ .ranges = ranges,
-					    .nr_ranges = nr_ranges,
-					    .recs = recs,
-					    .nr_recs = (uint32_t)nr_recs,
+}
+
+static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
+		      struct hp_rt_result *res)
+{
+	struct hp_rt_region *regions = NULL;
+	struct hp_revert_plan rp = { 0 };
+	struct hp_proc proc;
+	size_t nr = 0;
+	int rc;
+
+	*res = (struct hp_rt_result){ .pid = pid };
+	rc = hp_proc_open(pid, &proc, false);
+	if (rc)
+		goto out;
+	hp_collect_retired(&proc);
+	rc = hp_rt_find_regions(&proc, &regions, &nr);
+	if (!rc)
+		rc = hp_plan_revert(regions, nr, &rp);
+	if (rc == -HP_E_NOTAPPLIED)
+		rc = hp_error(rc, "pid %d: no patch is applied", (int)pid);
+	if (rc)
+		goto out_free;
+	describe_revert(res, &rp);
+	rc = hp_switch(&proc, opts,
+		       &(struct hp_switch){ .ranges = rp.ranges,
+					    .nr_ranges = rp.nr_ranges,
+					    .recs = rp.recs,
+					    .nr_recs = rp.nr_recs,
 					    .undo = true,
-					    .keep = keep,
-					    .nr_keep = nr_group,
-					    .referenced = referenced },
+					    .keep = rp.keep,
+					    .nr_keep = rp.nr_group,
+					    .referenced = rp.referenced },
 		       res);
-	for (size_t g = 0; !rc && g < nr_group; g++) {
-		release_region(&proc, group[g], referenced[g]);
-		revive_superseded(&proc, group[g]);
+	for (size_t g = 0; !rc && g < rp.nr_group; g++) {
+		release_region(&proc, rp.group[g], rp.referenced[g]);
+		hp_revive_superseded(&proc, rp.group[g]);
 	}
 out_free:
-	free(ranges);
-	free(recs);
-	free(group);
-	free(keep);
-	free(referenced);
+	hp_revert_plan_release(&rp);
 	hp_rt_regions_free(regions, nr);
-out_close:
 	hp_proc_close(&proc);
 out:
 	res->rc = rc;

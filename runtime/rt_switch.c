@@ -4,7 +4,7 @@
  * retry until the timeout.
  */
 #include "runtime/rt_lifecycle.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"

@@ -12,7 +12,7 @@
  * costs 50x more (docs/DESIGN.md figures).
  */
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_util.h"
 #include "common/hp_log.h"
@@ -361,20 +361,4 @@ void hp_world_resume(struct hp_world *w)
 {
 	hp_world_release(w);
 	hp_world_free(w);
-}
-
-int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
-		     const long args[6], long *ret)
-{
-	hp_raddr_t insn;
-	int rc = hp_proc_find_syscall_insn(proc, &insn);
-
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		rc = hp_pt_syscall(&w->threads[i], insn, nr, args, ret);
-		if (rc != -ESRCH)
-			return rc;
-	}
-	return -HP_E_GONE;
 }

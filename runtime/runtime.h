@@ -27,9 +27,13 @@ enum hp_rt_flags {
 	HP_RT_DRY_RUN = 1 << 3,
 };
 
+#define HP_STATE_DIR_DEFAULT "/run/hpatch"
+
 struct hp_rt_opts {
 	unsigned int flags; /* enum hp_rt_flags */
 	long timeout_ms;    /* consistency retries give up after this */
+	/* Anti-rollback state of the host (NULL: HP_STATE_DIR_DEFAULT). */
+	const char *state_dir;
 };
 
 /* What happened to one process; filled even on failure. */
@@ -62,8 +66,7 @@ struct hp_rt_audit {
 
 /*
  * hp_rt_audit_open() - open (create, append) the audit log at @path, or
- * when NULL at $HPATCH_AUDIT_LOG, else HP_AUDIT_LOG_DEFAULT, creating its
- * directory (0750).
+ * when NULL or "" at HP_AUDIT_LOG_DEFAULT, creating its directory (0750).
  * Return: 0 or -errno (reported, with a hint).
  */
 int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
@@ -113,6 +116,18 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
  * very threads it is about to stop.
  */
 void hp_rt_boost(void);
+
+/*
+ * hp_rt_set_faults() - for tests only, set by a tool's main: make a step of
+ * apply or revert fail, or wait there. @fault is "STEP" (fail the first
+ * time STEP is reached) or "STEP:N" (the N-th time, to fail after some
+ * jumps were written); @delay is "STEP:MS" (wait MS milliseconds there
+ * first, for a test to act meanwhile: kill the target, say). Steps, in
+ * order: mmap, write, mprotect, seize (threads attached, none stopped),
+ * stop (all stopped), jump, unjump. NULL or "": none. Parsed here, once,
+ * so the stop window only compares a step's name. Not thread-safe.
+ */
+void hp_rt_set_faults(const char *fault, const char *delay);
 
 /*
  * hp_rt_find_targets() - every process (but this one) that maps a module of

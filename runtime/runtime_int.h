@@ -26,12 +26,31 @@ struct hp_map {
 	char path[256]; /* "" for anonymous */
 };
 
+struct hp_proc;
+
+/*
+ * The seam every read and write of the target's memory goes through:
+ * /proc/PID/mem (hp_proc_mem_ops) for a real process, a buffer in unit
+ * tests, so the lifecycle's rules run on made-up regions. Each returns 0,
+ * -HP_E_GONE, or -errno (-EIO on a short transfer).
+ */
+struct hp_mem_ops {
+	int (*read)(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		    size_t len);
+	int (*write)(const struct hp_proc *proc, hp_raddr_t addr,
+		     const void *buf, size_t len);
+};
+
+extern const struct hp_mem_ops hp_proc_mem_ops;
+
 struct hp_proc {
 	pid_t pid;
 	pid_t tid;  /* a live thread: the leader, unless it exited */
 	int mem_fd; /* /proc/TID/mem, O_RDWR */
 	struct hp_map *maps;
 	size_t nr_maps;
+	const struct hp_mem_ops *mem; /* NULL: hp_proc_mem_ops */
+	void *mem_ctx;		      /* the ops' own, for tests */
 };
 
 struct hp_rmodule {
@@ -175,10 +194,6 @@ void hp_world_resume(struct hp_world *w);
  * then free what the stop read of them. */
 void hp_world_release(struct hp_world *w);
 void hp_world_free(struct hp_world *w);
-/* Run a system call in the target through one stopped thread. */
-int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
-		     const long args[6], long *ret)
-	__attribute__((warn_unused_result));
 
 /* ---- rt_check.c: is it safe to switch? ---- */
 /* A range whose code no thread may be executing, nor return into. */
@@ -362,14 +377,15 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 void hp_rt_regions_free(struct hp_rt_region *r, size_t nr);
 
 /* ---- rt_state.c: anti-rollback state of the host ---- */
-#define HP_STATE_DIR_DEFAULT "/run/hpatch"
-/* Highest sequence applied to @build_id_hex on this host (0: none). */
-uint64_t hp_rt_state_sequence(const char *build_id_hex);
+/* Highest sequence applied to @build_id_hex on this host (0: none), as
+ * recorded under @dir (NULL: HP_STATE_DIR_DEFAULT). */
+uint64_t hp_rt_state_sequence(const char *dir, const char *build_id_hex);
 /* Raise it to @sequence. Return: 0 or -errno (reported). */
-int hp_rt_state_record(const char *build_id_hex, uint64_t sequence)
-	__attribute__((warn_unused_result));
+int hp_rt_state_record(const char *dir, const char *build_id_hex,
+		       uint64_t sequence) __attribute__((warn_unused_result));
 
-/* Fault injection for tests: HPATCH_FAULT=<step> makes that step fail. */
+/* Fault injection for tests (hp_rt_set_faults): fails @step if told to.
+ * Return: 0 or -HP_E_FAULT (reported). */
 int hp_rt_fault(const char *step) __attribute__((warn_unused_result));
 
 #endif
