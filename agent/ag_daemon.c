@@ -483,11 +483,8 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
 	}
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
-	if (pr->excluded) {
-		hp_log(HP_LOG_DEBUG, "pid %d (%s, unit '%s'): excluded by %s",
-		       (int)pr->pid, pr->exe, pr->unit, pr->excluded->pattern);
+	if (pr->excluded)
 		return;
-	}
 	if (d->store.nr_uninstalled) {
 		rc = hp_agent_revert_removed(&d->store, pr->pid, &opts,
 					     &d->audit);
@@ -507,8 +504,6 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	if (!d->nr_wanted)
 		return;
 	rc = hp_rt_match(pr->pid, d->wanted, d->store.nr, d->mapped, &nr_hit);
-	hp_log(HP_LOG_DEBUG, "pid %d (%s): maps %zu patch%s (%d)", (int)pr->pid,
-	       pr->exe, nr_hit, nr_hit == 1 ? "" : "es", rc);
 	if (rc) {
 		pr->gone = true;
 		return;
@@ -545,6 +540,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 {
 	int lock = -1;
 	bool any = false;
+	size_t nr_done = 0;
 
 	for (size_t i = 0; i < d->nr_procs && !any; i++)
 		any = d->procs[i].due_us && d->procs[i].due_us <= now;
@@ -560,14 +556,19 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 	}
 	for (size_t i = 0; i < d->nr_procs;) {
 		struct ag_proc *pr = &d->procs[i];
+		const bool was_excluded = pr->excluded;
+		const uint64_t start = pr->start_time;
 
 		if (!pr->due_us || pr->due_us > now) {
 			i++;
 			continue;
 		}
 		pr->due_us = 0;
+		nr_done++;
 		reconcile(d, pr, now);
-		if (!pr->gone && pr->excluded)
+		/* Once per process: excluded ones are not looked at again. */
+		if (!pr->gone && pr->excluded &&
+		    (!was_excluded || start != pr->start_time))
 			note_excluded(d, pr);
 		if (pr->gone) {
 			forget_proc(d, pr->pid);
@@ -582,6 +583,8 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		i++;
 	}
 	close(lock);
+	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
+	       nr_done, hp_now_us() - now);
 	if (d->sweep_marks && !d->sweep_failed)
 		ag_drop_marks(d);
 	d->sweep_marks = false;
