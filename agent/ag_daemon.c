@@ -43,6 +43,11 @@ static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 #define HP_VIEW_EVERY_US 100000	 /* view and metrics rewrites */
 #define HP_WINDOW_RECHECK_US 60000000
 
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
 static struct ag_proc *find_proc(struct ag_daemon *d, pid_t pid)
 {
 	for (size_t i = 0; i < d->nr_procs; i++)
@@ -677,10 +682,14 @@ static void on_inotify(struct ag_daemon *d, uint64_t now)
 			} else if (ev->mask & IN_OPEN) {
 				/* A patched library opened: a dlopen, or a
 				 * program starting (its exec rescans cover
-				 * that). One sweep per interval. */
-				if (!d->sweep_due_us &&
-				    now >= d->last_sweep_us + HP_OPEN_SWEEP_US)
-					d->sweep_due_us = now + 2000;
+				 * that). A sweep soon, at most one per
+				 * interval: an open meanwhile waits for the
+				 * next, it is never dropped. */
+				if (!d->sweep_due_us)
+					d->sweep_due_us = max_u64(
+						now + 2000,
+						d->last_sweep_us +
+							HP_OPEN_SWEEP_US);
 			}
 			p += sizeof(*ev) + ev->len;
 		}
