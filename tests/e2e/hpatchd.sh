@@ -31,7 +31,21 @@ b=$TARGET_PID
 start_target "$HP_BUILD/testdata/svc-v1" "$T/out.log" 1
 outside=$TARGET_PID
 
-start_agent
+# systemd's notify socket, played by a datagram listener (Type=notify).
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[1] + ".ready", "w").close()
+with open(sys.argv[2], "a") as out:
+    while True:
+        out.write(s.recv(4096).decode() + "\n")
+        out.flush()
+' "$T/notify.sock" "$T/notify.log" &
+PIDS+=($!)
+wait_until 3 test -e "$T/notify.sock.ready"
+start_agent NOTIFY_SOCKET="$T/notify.sock"
+check "systemd told READY=1" wait_until 3 grep -q "^READY=1" "$T/notify.log"
 expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
 check "install sees hpatchd running" grep -q "hpatchd_running: true" "$T/last.out"
 check "running process a patched" wait_until 5 has_patch "$a" "$id"
@@ -72,6 +86,8 @@ check "list: pid $u1 has the library patch applied" \
 
 kill -HUP "$AGENT_PID"
 check "SIGHUP reloads" wait_until 3 grep -q "SIGHUP: reloading" "$T/hpatchd.log"
+check "systemd told RELOADING=1, then READY=1 again" \
+	wait_until 3 test "$(grep -c '^RELOADING=1\|^READY=1' "$T/notify.log")" -ge 3
 expect_exit 0 "uninstall" "$HPATCH" uninstall --store "$AGENT_STORE" --trust "$T/trust" "$id"
 for p in "$a" "$b" "$c"; do
 	check "pid $p reverted" no_patch "$p"
@@ -89,6 +105,7 @@ kill -TERM "$AGENT_PID"
 rc=0
 wait "$AGENT_PID" || rc=$?
 check "SIGTERM: clean exit ($rc)" test "$rc" -eq 0
+check "systemd told STOPPING=1" grep -q "^STOPPING=1" "$T/notify.log"
 check "no process left stopped or traced" \
 	test "$(grep -h TracerPid /proc/"$a"/status /proc/"$u1"/status | awk '{s += $2} END {print s}')" -eq 0
 audit=$HPATCH_AUDIT_LOG
