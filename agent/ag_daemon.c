@@ -319,6 +319,64 @@ static bool is_applied(const struct hp_patch *p, uint32_t mapped,
 	return n >= mapped;
 }
 
+/* Is @name the file name of a module of a patch to apply? */
+static bool is_module_name(const struct ag_daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->store.nr; i++)
+		for (uint32_t j = 0;
+		     d->wanted[i] && j < d->wanted[i]->nr_modules; j++) {
+			const char *m = d->wanted[i]->modules[j].name;
+			const char *base = m ? strrchr(m, '/') : NULL;
+
+			if (m && !strcmp(base ? base + 1 : m, name))
+				return true;
+		}
+	return false;
+}
+
+/*
+ * Watch @dir for opens of files named as a patch's module: a library
+ * dlopen()ed for the first time on this host, before any process had it
+ * patched (whose file would be watched itself). A directory already
+ * watched keeps its one watch.
+ */
+static void watch_dir(struct ag_daemon *d, const char *dir)
+{
+	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0)
+		hp_dbg(HP_DBG_TIMING, "watch '%s': %s", dir, strerror(errno));
+}
+
+/* The default library directories, and those a program's $ORIGIN
+ * RUNPATH usually names: beside it, and ../lib. */
+static void watch_lib_dirs(struct ag_daemon *d, const char *exe)
+{
+	static const char *const lib_dirs[] = {
+		"/lib",
+		"/lib64",
+		"/usr/lib",
+		"/usr/lib64",
+		"/usr/local/lib",
+		"/lib/x86_64-linux-gnu",
+		"/usr/lib/x86_64-linux-gnu",
+	};
+	char dir[sizeof(((struct ag_proc *)0)->exe) + 8];
+	char *slash = NULL;
+
+	if (!exe) {
+		for (size_t i = 0; i < HP_ARRAY_SIZE(lib_dirs); i++)
+			watch_dir(d, lib_dirs[i]);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", exe);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = 0;
+	watch_dir(d, dir);
+	snprintf(slash, sizeof(dir) - (size_t)(slash - dir), "/../lib");
+	watch_dir(d, dir);
+}
+
 /* Watch a patched module's file: its opens are dlopen()s to look at. */
 static void watch_modules(struct ag_daemon *d, const char *modules)
 {
@@ -490,6 +548,10 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
 	if (pr->excluded)
 		return;
+	if (pr->start_time != pr->watched_start) {
+		pr->watched_start = pr->start_time;
+		watch_lib_dirs(d, pr->exe);
+	}
 	if (d->store.nr_uninstalled) {
 		rc = hp_agent_revert_removed(&d->store, pr->pid, &opts,
 					     &d->audit);
@@ -679,12 +741,15 @@ static void on_inotify(struct ag_daemon *d, uint64_t now)
 				    !d->store_due_us)
 					d->store_due_us =
 						now + HP_STORE_SETTLE_US;
-			} else if (ev->mask & IN_OPEN) {
-				/* A patched library opened: a dlopen, or a
-				 * program starting (its exec rescans cover
-				 * that). A sweep soon, at most one per
-				 * interval: an open meanwhile waits for the
-				 * next, it is never dropped. */
+			} else if ((ev->mask & IN_OPEN) &&
+				   !(ev->mask & IN_ISDIR) &&
+				   (!ev->len || is_module_name(d, ev->name))) {
+				/* A patched library opened (its own watch,
+				 * or by name in a library directory): a
+				 * dlopen, or a program starting (its exec
+				 * rescans cover that). A sweep soon, at most
+				 * one per interval: an open meanwhile waits
+				 * for the next, it is never dropped. */
 				if (!d->sweep_due_us)
 					d->sweep_due_us = max_u64(
 						now + 2000,
@@ -803,6 +868,7 @@ static int setup(struct ag_daemon *d)
 	if (d->store_wd < 0)
 		return hp_error_rc(-errno, "store '%s': inotify",
 				   d->conf->store_dir);
+	watch_lib_dirs(d, NULL);
 	rc = ag_procev_open(&d->nl_fd);
 	if (rc)
 		return rc;

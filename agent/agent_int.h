@@ -17,6 +17,7 @@ struct ag_proc {
 	uint8_t rescans;     /* post-exec rescans scheduled so far */
 	bool gone;
 	bool seen;			/* listed by the last full scan */
+	uint64_t watched_start;		/* its library directories watched */
 	const struct hp_rule *excluded; /* borrowed from the policy */
 	char exe[256];
 	char unit[128];
