@@ -193,6 +193,7 @@ static void full_scan(struct ag_daemon *d, uint64_t now)
 		}
 	}
 	free(pids);
+	hp_dbg(HP_DBG_TIMING, "full scan: %zu processes", nr);
 	/* Gone without an exit event (lost: ENOBUFS in a storm). */
 	for (size_t i = 0; i < d->nr_procs;) {
 		if (d->procs[i].seen) {
@@ -319,9 +320,15 @@ static bool is_applied(const struct hp_patch *p, uint32_t mapped,
 	return n >= mapped;
 }
 
-/* Is @name the file name of a module of a patch to apply? */
+/*
+ * Is @name the file name of a library module of a patch to apply? Names
+ * of programs do not count: each exec opens its program, and the exec
+ * event already brings the process to look at.
+ */
 static bool is_module_name(const struct ag_daemon *d, const char *name)
 {
+	if (!strstr(name, ".so"))
+		return false;
 	for (size_t i = 0; i < d->store.nr; i++)
 		for (uint32_t j = 0;
 		     d->wanted[i] && j < d->wanted[i]->nr_modules; j++) {
@@ -377,8 +384,10 @@ static void watch_lib_dirs(struct ag_daemon *d, const char *exe)
 	watch_dir(d, dir);
 }
 
-/* Watch a patched module's file: its opens are dlopen()s to look at. */
-static void watch_modules(struct ag_daemon *d, const char *modules)
+/* Watch a patched library's file: its opens are dlopen()s to look at
+ * (not the program @exe: its opens are execs, which have their event). */
+static void watch_modules(struct ag_daemon *d, const char *modules,
+			  const char *exe)
 {
 	char buf[sizeof(((struct hp_rt_result *)0)->module)], *save = NULL;
 
@@ -387,7 +396,8 @@ static void watch_modules(struct ag_daemon *d, const char *modules)
 	     m = strtok_r(NULL, ",", &save)) {
 		while (*m == ' ')
 			m++;
-		if (*m == '/' && inotify_add_watch(d->in_fd, m, IN_OPEN) < 0)
+		if (*m == '/' && strcmp(m, exe) &&
+		    inotify_add_watch(d->in_fd, m, IN_OPEN) < 0)
 			hp_dbg(HP_DBG_PTRACE, "watch '%s': %s", m,
 			       strerror(errno));
 	}
@@ -438,7 +448,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 			       " us)",
 			       (int)pr->pid, e->id, res.module, res.pause_us);
 		}
-		watch_modules(d, res.module);
+		watch_modules(d, res.module, pr->exe);
 		set_track(d, t, HP_TRACK_APPLIED, "%s", "");
 		return;
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Processes come and go: hpatchd patches each short-lived one of the
 # patched build and forgets it when it exits; its memory and file
-# descriptors stay flat from one batch of processes to the next.
+# descriptors stay flat from one batch of processes to the next; an exec
+# of the patched program does not make it look at every process.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -14,6 +15,7 @@ id=flat-$$
 agent_policy
 cp "$HP_BUILD/testdata/quick-v1" "$T/bin/"
 expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/quick.hpatch"
+AGENT_ARGS=(--debug=timing) # says when it scans every process
 start_agent
 
 # batch S: 50 processes a second for S seconds, each waiting (up to 10 s)
@@ -37,5 +39,10 @@ no_tracks() { test "$(tracks)" -eq 0; }
 check "exited processes are forgotten" wait_until 3 no_tracks
 fd2=$(fds) rss2=$(rss)
 check "file descriptors flat ($fd1 -> $fd2)" test "$fd2" -le "$fd1"
+# The first, and one per lost batch of process events (ENOBUFS).
+scans=$(grep -c "full scan:" "$T/hpatchd.log")
+lost=$(grep -c "events lost" "$T/hpatchd.log" || true)
+check "300 execs, yet no scan of every process for them ($scans scans, $lost losses)" \
+	test "$scans" -le $((1 + lost))
 check "memory flat (${rss1} -> ${rss2} KiB)" test "$rss2" -le $((rss1 + 256))
 finish

@@ -106,10 +106,14 @@ agent_policy() { # agent_policy [LINES...]: the policy file
 		printf '%s\n' "$@"
 	} >"$T/hpatch.conf"
 }
-start_agent() { # start_agent [ENV=VALUE...]: start hpatchd, wait for ready
+# start_agent [ENV=VALUE...]: start hpatchd (with ${AGENT_ARGS[@]} too),
+# wait for ready.
+AGENT_ARGS=()
+start_agent() {
 	env "$@" "$HPATCHD" --store "$AGENT_STORE" --trust "$T/trust" \
 		--state-dir "$HPATCH_STATE_DIR" --audit-log "$HPATCH_AUDIT_LOG" \
-		--config "$T/hpatch.conf" --foreground >>"$T/hpatchd.log" 2>&1 &
+		--config "$T/hpatch.conf" --foreground "${AGENT_ARGS[@]}" \
+		>>"$T/hpatchd.log" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
 	for _ in $(seq 100); do
