@@ -25,7 +25,7 @@ void hp_policy_init(struct hp_policy *pol)
 
 	*pol = (struct hp_policy){
 		.auto_apply = true,
-		.attempt_timeout_ms = 500,
+		.attempt_timeout_ms = 100,
 		.rescan_ms = 10000,
 		.window_start = -1,
 		.window_end = -1,

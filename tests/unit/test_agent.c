@@ -62,6 +62,7 @@ static void test_policy_defaults(void **state)
 	assert_true(pol.auto_apply);
 	assert_int_equal(pol.nr_retry, 5);
 	assert_int_equal(pol.retry_ms[0], 1000);
+	assert_int_equal(pol.attempt_timeout_ms, 100);
 	assert_int_equal(pol.window_start, -1);
 	assert_true(hp_policy_in_window(&pol, time(NULL)));
 	assert_true(hp_policy_key_allowed(&pol, "0011223344556677"));
