@@ -2,12 +2,8 @@
 # The policy example in docs/AGENT.md is a valid policy file, and a bad
 # line in one is refused with a message naming it (hpatch check reads
 # hpatchd's policy for its exclusions).
-set -euo pipefail
-: "${HP_BUILD:?}" "${HP_SRC:?}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-check() { local d=$1; shift; if "$@"; then echo "ok: $d"; else echo "FAIL: $d" >&2; fail=1; fi; }
+. "$(dirname "$0")/../e2e/lib.bash" # $T, check, finish
+: "${HP_SRC:?HP_SRC must name the source directory}"
 awk '/^```ini$/ {f = 1; next} /^```$/ {f = 0} f' "$HP_SRC/docs/AGENT.md" >"$T/doc.conf"
 check "the documented example has every section" \
 	test "$(grep -c '^\[\(apply\|metrics\|include\|exclude\|fallback\)\]' "$T/doc.conf")" -eq 5
@@ -19,4 +15,4 @@ rc=0
 "$HP_BUILD/runtime/hpatch" check --config "$T/bad.conf" >/dev/null 2>"$T/err" || rc=$?
 check "a bad line: exit 1" test "$rc" -eq 1
 check "... named" grep -q "\[apply\] retry = 1s later: not valid" "$T/err"
-exit $fail
+finish

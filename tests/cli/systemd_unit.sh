@@ -2,12 +2,8 @@
 # systemd/hpatchd.service is a valid unit (systemd-analyze verify, with
 # ExecStart pointed at this build's hpatchd), Type=notify, holds only the
 # capabilities hpatchd needs, and systemd rates its exposure low.
-set -euo pipefail
-: "${HP_BUILD:?}" "${HP_SRC:?}"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-check() { local d=$1; shift; if "$@"; then echo "ok: $d"; else echo "FAIL: $d" >&2; fail=1; fi; }
+. "$(dirname "$0")/../e2e/lib.bash" # $T, check, finish
+: "${HP_SRC:?HP_SRC must name the source directory}"
 unit=$HP_SRC/systemd/hpatchd.service
 sed "s|/usr/sbin/hpatchd|$HP_BUILD/agent/hpatchd|" "$unit" >"$T/hpatchd.service"
 check "systemd-analyze verify" systemd-analyze verify "$T/hpatchd.service"
@@ -25,4 +21,4 @@ score=$(systemd-analyze security --offline=true "$T/hpatchd.service" 2>/dev/null
 	sed -n 's/.*Overall exposure level for hpatchd.service: \([0-9.]*\).*/\1/p')
 check "exposure rated at most 3.0 (got ${score:-none})" \
 	awk -v s="${score:-99}" 'BEGIN { exit !(s <= 3.0) }'
-exit $fail
+finish
