@@ -209,6 +209,14 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 	return rc;
 }
 
+/* CPUs the loader may run on (1 if unknown). */
+static int loader_cpus(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) ? 1 : CPU_COUNT(&set);
+}
+
 /*
  * Outside the window: raise our priority and seize every listed thread
  * (PTRACE_SEIZE does not stop it), so the window holds only interrupts,
@@ -227,6 +235,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	w->task_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	check_task_links(w);
+	w->nr_cpus = loader_cpus();
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
 	for (size_t i = 0; i < nr && !rc; i++) {

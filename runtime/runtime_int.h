@@ -173,6 +173,7 @@ struct hp_world {
 	int task_fd;  /* /proc/PID/task, when its link count counts threads */
 	bool ip_only; /* no stack is read in the window (--allow-active) */
 	bool leader_gone; /* exited (a zombie) while its threads run on */
+	int nr_cpus;	  /* the loader may run on, read before the window */
 };
 
 /* Every register of stopped @t, or its instruction and stack pointers

@@ -493,6 +493,62 @@ static void test_rule_chain_of_three(void **s)
 		assert_int_equal(target(i), 0);
 }
 
+/* Is [start, start + size) one of @r's ranges, named @name, @ip_only? */
+static bool has_range(const struct hp_busy_range *r, size_t nr,
+		      hp_raddr_t start, uint64_t size, const char *name,
+		      bool ip_only)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (r[i].start == start && r[i].end == start + size &&
+		    !strcmp(r[i].name, name) && r[i].ip_only == ip_only)
+			return true;
+	return false;
+}
+
+/*
+ * Rule: consistency. A switch waits until no thread runs, or would return
+ * into, a function being switched: its old body, or the code of the
+ * earlier patch running in its place (a function restored too). A revert
+ * waits for the new code, and only the instruction pointer matters on the
+ * jump sites it removes.
+ */
+static void test_rule_consistency(void **s)
+{
+	const struct hp_patch *p2 = patch(2, 2, BIT(F));
+	const struct hp_rt_opts opts = { 0 };
+	struct hp_prep pr = { .m = &p2->modules[0], .mod = fk.mod };
+	struct hp_rt_region *regions = NULL;
+	struct hp_revert_plan rp;
+	size_t nr = 0;
+
+	(void)s;
+	assert_hp_ok(apply(patch(1, 1, BIT(F) | BIT(G)), 0));
+	assert_hp_ok(hp_plan_prior(p2, &fk.proc, &opts, &pr));
+	assert_hp_ok(hp_prep_plan(p2, &fk.proc, pr.m, &pr));
+	assert_int_equal(pr.nr_ranges, 3);
+	assert_true(has_range(pr.ranges, pr.nr_ranges, MOD_START + link_addr[F],
+			      FUNC_SIZE, "f", false));
+	assert_true(has_range(pr.ranges, pr.nr_ranges, code_of(1, F), NEW_SIZE,
+			      "f", false));
+	assert_true(has_range(pr.ranges, pr.nr_ranges, code_of(1, G), NEW_SIZE,
+			      "g", false));
+	hp_rt_regions_free(pr.prior, pr.nr_prior);
+	hp_prep_release(&pr);
+
+	assert_hp_ok(hp_rt_find_regions(&fk.proc, &regions, &nr));
+	assert_hp_ok(hp_plan_revert(regions, nr, &rp));
+	assert_int_equal(rp.nr_ranges, 4);
+	for (int i = F; i <= G; i++) {
+		assert_true(has_range(rp.ranges, rp.nr_ranges, code_of(1, i),
+				      NEW_SIZE, names[i], false));
+		assert_true(has_range(rp.ranges, rp.nr_ranges,
+				      MOD_START + link_addr[i],
+				      HP_X86_JMP_REL32_SIZE, names[i], true));
+	}
+	hp_revert_plan_release(&rp);
+	hp_rt_regions_free(regions, nr);
+}
+
 /* Everything a failed step must leave as it was. */
 struct snapshot {
 	uint8_t text[MOD_SIZE];
@@ -636,6 +692,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rule_crossed_sequences,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_chain_of_three, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rule_consistency, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rule_failed_write_in_apply,
 						setup, teardown),
