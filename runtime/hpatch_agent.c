@@ -413,7 +413,7 @@ static int check_host(struct hp_out *o, const char *state_dir)
 {
 	struct host_check h = { .o = o };
 	const bool ptrace_cap = has_cap(19); /* CAP_SYS_PTRACE */
-	char scope[16], lsm[256], selinux[16], deny[16];
+	char scope[16], lsm[256], selinux[16], deny[16], execmem[16];
 	struct utsname u;
 	int major = 0, minor = 0;
 
@@ -423,6 +423,8 @@ static int check_host(struct hp_out *o, const char *state_dir)
 	read_line("/sys/kernel/security/lsm", lsm, sizeof(lsm));
 	read_line("/sys/fs/selinux/enforce", selinux, sizeof(selinux));
 	read_line("/sys/fs/selinux/booleans/deny_ptrace", deny, sizeof(deny));
+	read_line("/sys/fs/selinux/booleans/deny_execmem", execmem,
+		  sizeof(execmem));
 	hp_out_begin_object(o, "host");
 	hp_out_str(o, "kernel", "%s", u.release);
 	hp_out_str(o, "arch", "%s", u.machine);
@@ -455,10 +457,31 @@ static int check_host(struct hp_out *o, const char *state_dir)
 	if (!strcmp(selinux, "1") && deny[0] == '1')
 		problem(&h, "SELinux deny_ptrace is on: ptrace is refused to "
 			    "every process");
+	if (!strcmp(selinux, "1") && execmem[0] == '1')
+		problem(&h,
+			"SELinux deny_execmem is on: no process may map the "
+			"patch's code executable");
 	hp_out_end_array(o);
 	hp_out_bool(o, "eligible", h.nr_problems == 0);
 	hp_out_end_object(o);
 	return h.nr_problems;
+}
+
+/* The Seccomp: mode of /proc/PID/status (2: a filter), -1 unreadable. */
+static int seccomp_mode(pid_t pid)
+{
+	char path[64], line[128];
+	FILE *fp = NULL;
+	int mode = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fp = fopen(path, "re");
+	while (fp && fgets(line, sizeof(line), fp))
+		if (sscanf(line, "Seccomp: %d", &mode) == 1)
+			break;
+	if (fp)
+		fclose(fp);
+	return mode;
 }
 
 static const char *outcome(int rc)
@@ -517,6 +540,12 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 		}
 		hp_out_u64(o, "functions", res.nr_funcs);
 		hp_out_u64(o, "threads", res.nr_threads);
+		/* The dry run maps nothing: say what may refuse the mapping. */
+		if (seccomp_mode(pids[i]) == 2)
+			hp_out_str(o, "warning",
+				   "a seccomp filter (systemd's "
+				   "MemoryDenyWriteExecute=, say) may refuse "
+				   "to make the patch's code executable");
 		hp_out_end_object(o);
 		status = hpatch_combine(status, rc);
 		nr_checked++;

@@ -52,5 +52,28 @@ expect_exit 9 "every process excluded by the policy: none to patch" \
 	"$HPATCH" check --trust "$T/trust" --config "$T/excl.conf" --json "$T/svc.hpatch"
 check "b: excluded, naming the rule" \
 	grep -q "{\"pid\":$b,[^}]*\"result\":\"excluded\",\"reason\":\"policy: $T/bin/svc-v1\"" "$T/last.out"
+
+# Under a seccomp filter (what systemd's MemoryDenyWriteExecute= installs)
+# the mprotect that makes the patch executable may be refused: the dry
+# run maps nothing, so check says so.
+cat >"$T/seccomp.py" <<'PY'
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+prog_bytes = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0x7FFF0000))
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+prog = Prog(1, ctypes.addressof(prog_bytes))  # one rule: allow everything
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.byref(prog), 0, 0) == 0  # SECCOMP_MODE_FILTER
+os.execv(sys.argv[1], sys.argv[1:])
+PY
+start_target python3 "$T/s.log" "$T/seccomp.py" "$T/bin/svc-v1" 1
+s=$TARGET_PID
+check "the target runs under a seccomp filter" grep -q "^Seccomp:.*2" "/proc/$s/status"
+expect_exit 3 "check with it (a: already applied)" "$HPATCH" check "${C[@]}" "$T/svc.hpatch"
+check "it would apply, with a warning about the filter" \
+	grep -q "{\"pid\":$s,[^}]*\"result\":\"would apply\",[^}]*\"warning\":\"a seccomp filter" "$T/last.out"
+check "a process without one has no warning" \
+	grep -q "{\"pid\":$b,[^}]*\"threads\":[0-9]*}" "$T/last.out"
 exec 3>&- 4>&-
 finish
