@@ -613,6 +613,9 @@ static void note_excluded(struct ag_daemon *d, struct ag_proc *pr)
 	}
 }
 
+static bool store_changed(const struct ag_daemon *d);
+static int reload_store(struct ag_daemon *d);
+
 static void run_due(struct ag_daemon *d, uint64_t now)
 {
 	int lock = -1;
@@ -631,6 +634,13 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 				d->procs[i].due_us = now + HP_LOCK_RETRY_US;
 		return;
 	}
+	/*
+	 * Under the lock, the store is what the CLI left: an uninstall
+	 * not yet read (its inotify event waits in the queue, or is
+	 * debounced) would have us apply the patch it just reverted.
+	 */
+	if (store_changed(d) && !reload_store(d))
+		full_scan(d, now);
 	for (size_t i = 0; i < d->nr_procs;) {
 		struct ag_proc *pr = &d->procs[i];
 		const bool was_excluded = pr->excluded;
@@ -667,10 +677,34 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 	d->sweep_marks = false;
 }
 
+/* The store directory's change times: any add, remove or rename. */
+static void store_stamp(const struct ag_daemon *d, struct timespec st[2])
+{
+	struct stat sb;
+
+	if (stat(d->conf->store_dir, &sb) < 0)
+		sb = (struct stat){ 0 };
+	st[0] = sb.st_mtim;
+	st[1] = sb.st_ctim;
+}
+
+/* Has the store changed since it was read? */
+static bool store_changed(const struct ag_daemon *d)
+{
+	struct timespec now[2];
+
+	store_stamp(d, now);
+	return memcmp(now, d->store_stamp, sizeof(now)) != 0;
+}
+
 static int reload_store(struct ag_daemon *d)
 {
 	struct hp_store s;
-	int rc = hp_store_load(&s, d->conf->store_dir, d->conf->trust_dir);
+	int rc;
+
+	/* Stamped before reading: a change meanwhile shows next time. */
+	store_stamp(d, d->store_stamp);
+	rc = hp_store_load(&s, d->conf->store_dir, d->conf->trust_dir);
 
 	if (rc)
 		return rc;
@@ -922,7 +956,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		return rc;
 	}
 	full_scan(&d, hp_now_us());
-	d.view_dirty = true;
+	ag_publish(&d); /* hpatch install says whether hpatchd runs */
 	sd_notifyf(0, "READY=1\nSTATUS=%zu patches to apply", d.nr_wanted);
 	hp_log(HP_LOG_INFO, "ready: store '%s', state '%s'", conf->store_dir,
 	       conf->state_dir);

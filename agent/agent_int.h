@@ -39,6 +39,7 @@ struct ag_daemon {
 	const struct hp_agent_conf *conf;
 	struct hp_policy pol;
 	struct hp_store store;
+	struct timespec store_stamp[2]; /* its directory's mtime, ctime */
 	/* Per store entry: the patch to apply (NULL: superseded or not
 	 * verified), and how many of its modules a process maps. */
 	const struct hp_patch **wanted;

@@ -86,9 +86,22 @@ check "list: pid $u1 has the library patch applied" \
 
 kill -HUP "$AGENT_PID"
 check "SIGHUP reloads" wait_until 3 grep -q "SIGHUP: reloading" "$T/hpatchd.log"
-check "systemd told RELOADING=1, then READY=1 again" \
-	wait_until 3 test "$(grep -c '^RELOADING=1\|^READY=1' "$T/notify.log")" -ge 3
+reloaded() { test "$(grep -c '^RELOADING=1\|^READY=1' "$T/notify.log")" -ge 3; }
+check "systemd told RELOADING=1, then READY=1 again" wait_until 3 reloaded
+# Uninstall while hpatchd sleeps (stopped, not holding the store's lock)
+# past its rescan: when it wakes, the change it has not read yet must not
+# make it apply the uninstalled patch again.
+lock_free() { flock -n "$AGENT_STORE/.lock" true; }
+for _ in $(seq 20); do
+	kill -STOP "$AGENT_PID"
+	lock_free && break
+	kill -CONT "$AGENT_PID"
+	sleep 0.05
+done
 expect_exit 0 "uninstall" "$HPATCH" uninstall --store "$AGENT_STORE" --trust "$T/trust" "$id"
+sleep 1.2
+kill -CONT "$AGENT_PID"
+sleep 0.5
 for p in "$a" "$b" "$c"; do
 	check "pid $p reverted" no_patch "$p"
 done
