@@ -917,6 +917,11 @@ static int setup(struct ag_daemon *d)
 	if (rc)
 		return rc;
 	load_fallbacks(d);
+	/* The lock file exists before the store is stamped: creating it
+	 * later would read as a change of the store. */
+	rc = hp_store_lock(d->conf->store_dir, true);
+	if (rc >= 0)
+		close(rc);
 	return reload_store(d);
 }
 
