@@ -74,7 +74,7 @@ int hpatch_cmd_install(int argc, char **argv)
 	struct hp_patch *p = NULL;
 	char id[HP_PATCH_ID_MAX] = "";
 	struct hp_out o;
-	int first, rc;
+	int first, rc, lock;
 	const struct hp_opt table[] = {
 		OPT_STORE(store),
 		OPT_TRUST(trust),
@@ -95,10 +95,16 @@ int hpatch_cmd_install(int argc, char **argv)
 	if (hp_rt_audit_open(&audit, audit_path))
 		return HP_EXIT_ERROR;
 	rc = hp_agent_read_patch(argv[first], trust, 0, &p);
+	/* Under the store's lock: hpatchd reads the store afresh after. */
+	lock = rc ? -1 : hp_store_lock(store, false);
+	if (!rc && lock < 0)
+		rc = hp_error_rc(lock, "store '%s': lock", store);
 	if (!rc)
 		rc = hp_store_install(store, argv[first], trust,
 				      downgrade ? HP_STORE_ALLOW_DOWNGRADE : 0,
 				      id);
+	if (lock >= 0)
+		close(lock);
 	hp_rt_audit_record(&audit, "install", argv[first], p, NULL, rc);
 	hp_rt_audit_close(&audit);
 	if (rc && rc != -HP_E_APPLIED) {
