@@ -94,7 +94,8 @@ struct stack_job {
 	uint8_t *buf;
 	const size_t *lens;
 	size_t off;
-	size_t hit; /* the first thread with a return into a range, or to */
+	bool cached; /* buf holds the stacks already: scan only */
+	size_t hit;  /* the first thread with a return into a range, or to */
 	const struct hp_busy_range *busy;
 	int rc;
 };
@@ -168,7 +169,7 @@ static void *run_job(void *arg)
 	size_t off = j->off;
 
 	j->hit = j->to;
-	j->rc = read_stacks(j);
+	j->rc = j->cached ? 0 : read_stacks(j);
 	for (size_t i = j->from; i < j->to && !j->rc && !j->busy; i++) {
 		j->busy = scan_stack(j->buf + off, j->lens[i], j->ranges,
 				     j->nr_ranges);
@@ -201,6 +202,31 @@ static size_t stack_lens(const struct hp_proc *proc, const struct hp_world *w,
 		}
 	}
 	return total;
+}
+
+/* Room for every stack of @w, and their lengths. Return: 0 or -errno. */
+static int alloc_stacks(const struct hp_proc *proc, const struct hp_world *w,
+			uint8_t **stacks, size_t **lens, size_t *total)
+{
+	*lens = calloc(w->nr_threads + 1, sizeof(**lens));
+	if (!*lens)
+		return -ENOMEM;
+	*total = stack_lens(proc, w, *lens);
+	*stacks = *total ? malloc(*total) : NULL;
+	if (*stacks)
+		return 0;
+	free(*lens);
+	*lens = NULL;
+	return *total ? -ENOMEM : -EFAULT;
+}
+
+void hp_world_drop_stacks(struct hp_world *w)
+{
+	free(w->stacks);
+	free(w->stack_lens);
+	w->stacks = NULL;
+	w->stack_lens = NULL;
+	w->stacks_total = 0;
 }
 
 /*
@@ -394,8 +420,9 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		   const struct hp_busy_range *ranges, size_t nr_ranges,
 		   pid_t *busy_tid, const struct hp_busy_range **busy)
 {
-	uint8_t *stacks = NULL;
-	size_t *lens = NULL, total;
+	uint8_t *stacks = w->stacks;
+	size_t *lens = w->stack_lens, total = w->stacks_total;
+	const bool cached = stacks;
 	struct stack_job job;
 	bool ip_only = true;
 	uint64_t t0;
@@ -407,17 +434,12 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		ip_only &= ranges[i].ip_only;
 	if (ip_only)
 		return 0; /* jump sites: no stack to read */
-	for (size_t i = 0; i < w->nr_threads && !rc; i++)
+	for (size_t i = 0; i < w->nr_threads && !rc && !cached; i++)
 		rc = hp_thread_need_ip(&w->threads[i]); /* the stack pointers */
-	lens = rc ? NULL : calloc(w->nr_threads + 1, sizeof(*lens));
-	if (!lens)
-		return rc ?: -ENOMEM;
-	total = stack_lens(proc, w, lens);
-	stacks = total ? malloc(total) : NULL;
-	if (!stacks) {
-		free(lens);
-		return total ? -ENOMEM : -EFAULT;
-	}
+	if (!cached)
+		rc = rc ?: alloc_stacks(proc, w, &stacks, &lens, &total);
+	if (rc)
+		return rc;
 	job = (struct stack_job){ .proc = proc,
 				  .w = w,
 				  .ranges = ranges,
@@ -425,20 +447,29 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 				  .to = w->nr_threads,
 				  .buf = stacks,
 				  .lens = lens,
-				  .off = total };
+				  .off = total,
+				  .cached = cached };
 	t0 = hp_now_us();
 	rc = check_stacks(&job);
+	hp_dbg(HP_DBG_TIMING, "pid %d: %zu stacks, %zu bytes: %s %llu us",
+	       (int)w->pid, w->nr_threads, total,
+	       cached ? "scan" : "read and scan",
+	       (unsigned long long)(hp_now_us() - t0));
+	/* Kept for the other checks of this stop (regions to keep after a
+	 * revert, say): stopped threads' stacks do not change. */
+	if (!cached && !rc) {
+		w->stacks = stacks;
+		w->stack_lens = lens;
+		w->stacks_total = total;
+	} else if (!cached) {
+		free(stacks);
+		free(lens);
+	}
 	if (!rc && job.busy) {
 		*busy = job.busy;
 		*busy_tid = w->threads[job.hit].tid;
 		rc = -HP_E_BUSY;
 	}
-	hp_dbg(HP_DBG_TIMING,
-	       "pid %d: %zu stacks, %zu bytes: read and scan %llu us",
-	       (int)w->pid, w->nr_threads, total,
-	       (unsigned long long)(hp_now_us() - t0));
-	free(stacks);
-	free(lens);
 	return rc;
 }
 
@@ -465,6 +496,7 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 			    syscall_at(*busy, t->regs.rip - (*busy)->start) ||
 			    ++steps > 64)
 				return -HP_E_BUSY;
+			hp_world_drop_stacks(w); /* stepping may push */
 			rc = hp_pt_step(t);
 			if (rc == -ESRCH)
 				break;

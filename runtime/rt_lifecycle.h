@@ -56,6 +56,14 @@ int hp_plan_verify(const struct hp_proc *proc, struct hp_prep *pr)
 	__attribute__((warn_unused_result));
 /* Replace mode: plan the restores of functions the patch leaves out. */
 int hp_plan_restores(struct hp_prep *pr) __attribute__((warn_unused_result));
+/*
+ * Anti-rollback across reverts and processes: the host remembers the
+ * highest sequence applied to @pr's build (opts->state_dir). Return: 0, or
+ * -HP_E_DOWNGRADE (reported) for an older @p without HP_RT_ALLOW_DOWNGRADE.
+ */
+int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
+		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
+	__attribute__((warn_unused_result));
 /* Was @a applied after @b? */
 bool hp_plan_applied_after(const struct hp_rt_header *a,
 			   const struct hp_rt_header *b);

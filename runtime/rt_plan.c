@@ -364,3 +364,21 @@ size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
 	}
 	return n;
 }
+
+int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
+		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
+{
+	char hex[2 * HP_BUILD_ID_MAX + 1];
+	uint64_t seen;
+
+	hp_hex(hex, pr->m->build_id, pr->m->build_id_len);
+	seen = hp_rt_state_sequence(opts->state_dir, hex);
+	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
+		return 0;
+	hp_error(-HP_E_DOWNGRADE,
+		 "pid %d: %s: patch '%s' has sequence %" PRIu64
+		 ", lower than %" PRIu64 " already applied on this host",
+		 (int)pid, pr->mod.path, p->id, p->sequence, seen);
+	hp_hint("use --allow-downgrade to apply an older patch on purpose");
+	return -HP_E_DOWNGRADE;
+}

@@ -350,6 +350,7 @@ void hp_world_release(struct hp_world *w)
 	/* The window ends here, not after we drop to normal priority, when
 	 * the spinning threads we let go may run before we read the clock. */
 	w->resumed_at = hp_now_us();
+	hp_world_drop_stacks(w);
 	hp_pt_reap(w->threads, w->nr_threads);
 	hp_prio_restore(0, &w->prio);
 	if (w->status_fd >= 0)
@@ -361,6 +362,7 @@ void hp_world_release(struct hp_world *w)
 
 void hp_world_free(struct hp_world *w)
 {
+	hp_world_drop_stacks(w);
 	free(w->threads);
 	w->threads = NULL;
 	w->nr_threads = w->cap_threads = 0;

@@ -174,6 +174,11 @@ struct hp_world {
 	bool ip_only; /* no stack is read in the window (--allow-active) */
 	bool leader_gone; /* exited (a zombie) while its threads run on */
 	int nr_cpus;	  /* the loader may run on, read before the window */
+	/* Every stack as hp_world_check read it in this stop, for the
+	 * checks after it (hp_world_drop_stacks: when a thread runs). */
+	uint8_t *stacks;
+	size_t *stack_lens;
+	size_t stacks_total;
 };
 
 /* Every register of stopped @t, or its instruction and stack pointers
@@ -262,6 +267,9 @@ void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 const struct hp_busy_range *ranges, size_t nr_ranges,
 			 struct hp_who *who);
+
+/* Forget the stacks read in this stop (a thread ran, or the stop ends). */
+void hp_world_drop_stacks(struct hp_world *w);
 
 /*
  * Does any general register of a stopped thread point into @r (a callback

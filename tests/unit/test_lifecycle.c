@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define MOD_START 0x555555554000ULL
 #define MOD_SIZE 0x40000ULL
@@ -471,6 +472,34 @@ static void test_rule_crossed_sequences(void **s)
 	assert_int_equal(target(G), code_of(1, G));
 }
 
+/*
+ * Rule: older sequence than any patch applied on this host since boot
+ * (the state directory): refused, even once reverted, unless allowed.
+ */
+static void test_rule_host_rollback(void **s)
+{
+	char dir[] = "/tmp/hp-life-XXXXXX", path[128], hex[41];
+	struct hp_rt_opts opts = { 0 };
+	struct hp_prep pr = { .m = &patch(1, 7, BIT(F))->modules[0],
+			      .mod = fk.mod };
+
+	(void)s;
+	assert_non_null(mkdtemp(dir));
+	hp_hex(hex, pr.m->build_id, pr.m->build_id_len);
+	opts.state_dir = dir;
+	assert_hp_ok(hp_plan_rollback(&patches[1], 1, &pr, &opts));
+	assert_hp_ok(hp_rt_state_record(dir, hex, 7));
+	assert_hp_ok(hp_plan_rollback(&patches[1], 1, &pr, &opts));
+	patches[1].sequence = 6;
+	assert_hp_err(hp_plan_rollback(&patches[1], 1, &pr, &opts),
+		      HP_E_DOWNGRADE);
+	opts.flags = HP_RT_ALLOW_DOWNGRADE;
+	assert_hp_ok(hp_plan_rollback(&patches[1], 1, &pr, &opts));
+	snprintf(path, sizeof(path), "%s/%s.seq", dir, hex);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* Rule: each record keeps the bytes it displaced, so a chain of patches
  * on one function (replaced twice, or stacked twice) still knows the
  * original bytes: to check the build, and to restore them. */
@@ -691,6 +720,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_crossed_sequences,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rule_host_rollback, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_rule_chain_of_three, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rule_consistency, setup,

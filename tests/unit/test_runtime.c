@@ -354,19 +354,29 @@ static void test_stacks_checked(void **state)
 		t[i].regs.rip = 0x1000;
 	}
 	assert_hp_ok(hp_world_check(&w, &proc, &range, 1, &tid, &busy));
+	hp_world_drop_stacks(&w); /* a new stop, stacks changed */
 	memcpy(mem + 250 * SPAN + 4096, &ret, sizeof(ret));
 	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
 		      HP_E_BUSY);
 	assert_int_equal(tid, 1250);
+	hp_world_drop_stacks(&w);
 	memcpy(mem + 3 * SPAN + 128, &ret, sizeof(ret));
 	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
 		      HP_E_BUSY);
 	assert_int_equal(tid, 1003);
+	hp_world_drop_stacks(&w);
 	memset(mem + 3 * SPAN + 128, 0, sizeof(ret));
 	w.nr_cpus = 1; /* one CPU: the same answer */
 	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
 		      HP_E_BUSY);
 	assert_int_equal(tid, 1250);
+	/* Later checks of the same stop scan what was read, for a range
+	 * of their own: a word planted since is not seen. */
+	memcpy(mem + 3 * SPAN + 128, &ret, sizeof(ret));
+	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
+		      HP_E_BUSY);
+	assert_int_equal(tid, 1250);
+	hp_world_drop_stacks(&w);
 	free(maps);
 	free(t);
 	free(mem);
