@@ -43,24 +43,24 @@ with open(sys.argv[2], "a") as out:
         out.flush()
 ' "$T/notify.sock" "$T/notify.log" &
 PIDS+=($!)
-wait_until 3 test -e "$T/notify.sock.ready"
+wait_until 10 test -e "$T/notify.sock.ready"
 start_agent NOTIFY_SOCKET="$T/notify.sock"
-check "systemd told READY=1" wait_until 3 grep -q "^READY=1" "$T/notify.log"
+check "systemd told READY=1" wait_until 10 grep -q "^READY=1" "$T/notify.log"
 expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
 check "install sees hpatchd running" grep -q "hpatchd_running: true" "$T/last.out"
-check "running process a patched" wait_until 5 has_patch "$a" "$id"
-check "running process b patched" wait_until 5 has_patch "$b" "$id"
+check "running process a patched" wait_until 10 has_patch "$a" "$id"
+check "running process b patched" wait_until 10 has_patch "$b" "$id"
 check "a answers v2 on its open connection" test "$(ask 3 version)" = v2
 check "a process outside the policy's reach is not" no_patch "$outside"
 metric() { grep -qx "$1" "$T/hpatch.prom" 2>/dev/null; }
-check "metrics: 2 processes applied" wait_until 3 metric "hpatch_processes{patch=\"$id\",state=\"applied\"} 2"
+check "metrics: 2 processes applied" wait_until 10 metric "hpatch_processes{patch=\"$id\",state=\"applied\"} 2"
 check "metrics: none pending" metric "hpatch_processes{patch=\"$id\",state=\"pending\"} 0"
 check "metrics: installed, applies counted" \
 	test "$(grep -E '^hpatch_(patches_installed|applied_total) ' "$T/hpatch.prom" | tr '\n' ' ')" = "hpatch_patches_installed 1 hpatch_applied_total 2 "
 
 start_target "$T/bin/svc-v1" "$T/c.log" 1
 c=$TARGET_PID
-check "a program started afterwards is patched (exec)" wait_until 5 has_patch "$c" "$id"
+check "a program started afterwards is patched (exec)" wait_until 10 has_patch "$c" "$id"
 
 # Libraries: mapped by ld.so at start, and by dlopen later.
 for f in tls greet; do
@@ -72,22 +72,22 @@ mkfifo "$T/in1"
 u1=$!
 PIDS+=("$u1")
 exec 5>"$T/in1"
-check "a library loaded at start is patched" wait_until 5 has_patch "$u1" "$id-greet"
+check "a library loaded at start is patched" wait_until 10 has_patch "$u1" "$id-greet"
 check "lib_user: not yet loaded, so not patched" test "$("$HPATCH" status -p "$u1" | grep -c "$id-tls")" -eq 0
 echo load >&5
-check "a library loaded by dlopen is patched" wait_until 5 has_patch "$u1" "$id-tls"
+check "a library loaded by dlopen is patched" wait_until 10 has_patch "$u1" "$id-tls"
 echo tl >&5
 echo tl >&5
-check "the dlopen'ed library runs v2 (steps by 2)" wait_until 3 \
+check "the dlopen'ed library runs v2 (steps by 2)" wait_until 10 \
 	test "$(awk '$1 == "tl" {print $2}' "$T/u1.log" | tr '\n' ' ')" = "1002 1004 "
 expect_exit 0 "list" "$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" --json
 check "list: pid $u1 has the library patch applied" \
 	grep -q "\"patch_id\":\"$id-tls\".*{\"pid\":$u1,\"state\":\"applied\"" "$T/last.out"
 
 kill -HUP "$AGENT_PID"
-check "SIGHUP reloads" wait_until 3 grep -q "SIGHUP: reloading" "$T/hpatchd.log"
+check "SIGHUP reloads" wait_until 10 grep -q "SIGHUP: reloading" "$T/hpatchd.log"
 reloaded() { test "$(grep -c '^RELOADING=1\|^READY=1' "$T/notify.log")" -ge 3; }
-check "systemd told RELOADING=1, then READY=1 again" wait_until 3 reloaded
+check "systemd told RELOADING=1, then READY=1 again" wait_until 10 reloaded
 # Uninstall while hpatchd sleeps (stopped, not holding the store's lock)
 # past its rescan: when it wakes, the change it has not read yet must not
 # make it apply the uninstalled patch again.

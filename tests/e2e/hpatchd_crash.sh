@@ -21,11 +21,11 @@ for step in stop write; do
 	check "$step: v1 before" test "$(ask 3 version)" = v1
 	start_agent "HPATCH_DELAY=$step:4000"
 	check "$step: hpatchd is inside the apply (tracing pid $pid)" \
-		wait_until 5 traced_by "$pid" "$AGENT_PID"
+		wait_until 10 traced_by "$pid" "$AGENT_PID"
 	sleep 0.3
 	kill -9 "$AGENT_PID"
 	wait "$AGENT_PID" 2>/dev/null || true
-	check "$step: no longer traced" wait_until 3 traced_by "$pid" 0
+	check "$step: no longer traced" wait_until 10 traced_by "$pid" 0
 	check "$step: every thread runs (none stopped)" \
 		test "$(grep -l '^State:.*[tT]' /proc/"$pid"/task/*/status 2>/dev/null | wc -l)" -eq 0
 	check "$step: answers, fully old" test "$(ask 3 version)" = v1
@@ -33,7 +33,7 @@ for step in stop write; do
 		test "$("$HPATCH" status -p "$pid" --json | grep -c '"state":"partly')" -eq 0
 	check "$step: no patch active" no_patch "$pid"
 	start_agent
-	check "$step: restarted hpatchd reconciles: patched" wait_until 5 has_patch "$pid" "$id"
+	check "$step: restarted hpatchd reconciles: patched" wait_until 10 has_patch "$pid" "$id"
 	check "$step: answers v2 on the same connection" test "$(ask 3 version)" = v2
 	kill -TERM "$AGENT_PID"
 	wait "$AGENT_PID" || true

@@ -30,15 +30,15 @@ user() {
 user 1
 sleep 0.6 # past the rescans that follow an exec
 echo load >&11
-check "first user loaded the library" wait_until 3 grep -q loaded "$T/u1.log"
-check "the first dlopen on this host is patched" wait_until 3 has_patch "$U1" "$id"
+check "first user loaded the library" wait_until 10 grep -q loaded "$T/u1.log"
+check "the first dlopen on this host is patched" wait_until 10 has_patch "$U1" "$id"
 user 2
 user 3
 sleep 0.6 # past the rescans that follow an exec
 echo load >&12
 sleep 0.03 # after the sweep for user 2, within its interval
 echo load >&13
-check "a dlopen is patched without the periodic rescan" wait_until 3 has_patch "$U2" "$id"
-check "... and one right after the sweep for it" wait_until 3 has_patch "$U3" "$id"
+check "a dlopen is patched without the periodic rescan" wait_until 10 has_patch "$U2" "$id"
+check "... and one right after the sweep for it" wait_until 10 has_patch "$U3" "$id"
 exec 11>&- 12>&- 13>&-
 finish

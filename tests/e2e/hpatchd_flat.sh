@@ -36,7 +36,7 @@ fd1=$(fds) rss1=$(rss)
 batch 4
 check "second batch: every process patched" test "$(grep -c '^exec [0-9]' "$T/batch.out")" -eq 200
 no_tracks() { test "$(tracks)" -eq 0; }
-check "exited processes are forgotten" wait_until 3 no_tracks
+check "exited processes are forgotten" wait_until 10 no_tracks
 fd2=$(fds) rss2=$(rss)
 check "file descriptors flat ($fd1 -> $fd2)" test "$fd2" -le "$fd1"
 # The first, and one per lost batch of process events (ENOBUFS).

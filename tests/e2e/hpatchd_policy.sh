@@ -28,13 +28,13 @@ reload() { kill -HUP "$AGENT_PID"; }
 agent_policy '[apply]' 'automatic = no'
 start_agent
 check "automatic apply off: pending, saying so" \
-	wait_until 3 reason_is "$a" pending "automatic apply is off in the policy"
+	wait_until 10 reason_is "$a" pending "automatic apply is off in the policy"
 check "... and not applied" no_patch "$a"
 
 agent_policy '[apply]' 'trusted_keys = 0123456789abcdef'
 reload
 check "signer not in trusted_keys: refused, naming it" \
-	wait_until 3 reason_is "$a" refused "signer $key is not in the policy's trusted_keys"
+	wait_until 10 reason_is "$a" refused "signer $key is not in the policy's trusted_keys"
 check "... and not applied" no_patch "$a"
 
 now=$(date +%H:%M)
@@ -42,7 +42,7 @@ later=$(date -d '+2 hours' +%H:%M)
 agent_policy '[apply]' "trusted_keys = $key" "window = $later-$(date -d '+3 hours' +%H:%M)"
 reload
 check "outside the maintenance window: pending" \
-	wait_until 3 reason_is "$a" pending "outside the maintenance window"
+	wait_until 10 reason_is "$a" pending "outside the maintenance window"
 check "... and not applied" no_patch "$a"
 
 echo "[apply]" >"$T/hpatch.conf.bad"
@@ -50,15 +50,15 @@ echo "automatic = perhaps" >>"$T/hpatch.conf.bad"
 cp "$T/hpatch.conf" "$T/hpatch.conf.good"
 cp "$T/hpatch.conf.bad" "$T/hpatch.conf"
 reload
-check "a bad policy is refused on reload" wait_until 3 grep -q "policy not reloaded" "$T/hpatchd.log"
+check "a bad policy is refused on reload" wait_until 10 grep -q "policy not reloaded" "$T/hpatchd.log"
 check "... the one in force stays: still pending" \
 	reason_is "$a" pending "outside the maintenance window"
 
 agent_policy '[apply]' "trusted_keys = $key" "window = $now-$later" \
 	'[exclude]' "exe = $T/bin/keep/*"
 reload
-check "inside the window, key trusted: applied" wait_until 5 has_patch "$a" "$id"
+check "inside the window, key trusted: applied" wait_until 10 has_patch "$a" "$id"
 check "an excluded executable is never patched" no_patch "$kept"
 check "... and listed as excluded by its rule" \
-	wait_until 3 reason_is "$kept" excluded "policy: excluded by $T/bin/keep/\\*"
+	wait_until 10 reason_is "$kept" excluded "policy: excluded by $T/bin/keep/\\*"
 finish
