@@ -2,12 +2,14 @@
  * hpatch: the operator's tool on production hosts. Applies signed patches to
  * running processes, reverts them, and reports what is applied where.
  */
+#include "agent/agent.h"
 #include "common/exit.h"
 #include "common/hp_cli.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_out.h"
 #include "packer/packer.h"
+#include "runtime/hpatch_cmds.h"
 #include "runtime/runtime.h"
 #include "signing/signing.h"
 
@@ -31,6 +33,11 @@ static void from_env(struct hp_rt_opts *opts, const char **audit_path)
 	opts->state_dir = getenv("HPATCH_STATE_DIR");
 	if (!*audit_path)
 		*audit_path = getenv("HPATCH_AUDIT_LOG");
+}
+
+void hpatch_from_env(struct hp_rt_opts *opts, const char **audit_path)
+{
+	from_env(opts, audit_path);
 }
 
 static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
@@ -58,32 +65,7 @@ static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
 static int load_patch(const char *path, const char *trust_dir,
 		      unsigned int flags, struct hp_patch **out)
 {
-	struct hp_trust trust = { 0 };
-	uint8_t *data = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = hp_read_file(path, HP_PATCH_FILE_MAX, &data, &len);
-	if (rc)
-		return hp_error_rc(rc, "'%s'", path);
-	rc = hp_trust_load(&trust, trust_dir);
-	if (!rc)
-		rc = hp_pack_read(path, data, len, &trust, flags, out);
-	hp_trust_release(&trust);
-	free(data);
-	if (rc)
-		return rc;
-	if ((*out)->expires && (uint64_t)time(NULL) > (*out)->expires) {
-		const uint64_t expires = (*out)->expires;
-
-		hp_patch_free(*out);
-		*out = NULL;
-		return hp_error(-HP_E_EXPIRED,
-				"'%s': patch expired at %" PRIu64
-				" (unix time)",
-				path, expires);
-	}
-	return 0;
+	return hp_agent_read_patch(path, trust_dir, flags, out);
 }
 
 static int exit_for(int rc)
@@ -130,6 +112,16 @@ static int combine(int status, int rc)
 	const int next = exit_for(rc);
 
 	return exit_rank(next) > exit_rank(status) ? next : status;
+}
+
+int hpatch_exit_for(int rc)
+{
+	return exit_for(rc);
+}
+
+int hpatch_combine(int status, int rc)
+{
+	return combine(status, rc);
 }
 
 /* --on-refuse: run the operator's fallback for a process not patched. */
@@ -420,11 +412,14 @@ static int cmd_status(int argc, char **argv)
 {
 	long pid = 0;
 	bool json = false;
+	const char *state_dir = hpatch_state_dir();
 	struct hp_out o;
 	int first, rc;
 	const struct hp_opt table[] = {
 		{ "pid", 'p', HP_OPT_LONG, &pid, "PID",
 		  "only this process (default: all)" },
+		{ "state-dir", 0, HP_OPT_STR, &state_dir, "DIR",
+		  "hpatchd's state directory, for its view" },
 		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
 		{ 0 },
 	};
@@ -436,6 +431,7 @@ static int cmd_status(int argc, char **argv)
 		return hp_cli_usage_error("status", "unexpected argument");
 	hp_out_init(&o, stdout, json);
 	rc = hp_rt_status((pid_t)pid, &o);
+	hp_view_out(&o, state_dir); /* what hpatchd has pending, and why */
 	hp_out_finish(&o);
 	return rc ? HP_EXIT_ERROR : HP_EXIT_OK;
 }
@@ -522,6 +518,14 @@ static const struct hp_cmd commands[] = {
 	{ "revert", "undo the latest patch of a process", cmd_revert },
 	{ "status", "list applied patches", cmd_status },
 	{ "inspect", "show what a patch file contains", cmd_inspect },
+	{ "install", "verify a patch and add it to the store",
+	  hpatch_cmd_install },
+	{ "uninstall", "remove a patch from the store, revert it everywhere",
+	  hpatch_cmd_uninstall },
+	{ "list", "installed patches and the processes they reach",
+	  hpatch_cmd_list },
+	{ "check", "can this host and a patch be applied now? changes nothing",
+	  hpatch_cmd_check },
 	{ 0 },
 };
 

@@ -129,7 +129,7 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 		rc = hp_plan_rollback(p, proc->pid, pr, opts);
 	if (!rc)
 		rc = hp_prep_plan(p, proc, pr->m, pr);
-	if (!rc)
+	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
 		rc = hp_region_map(p, proc, pr);
 	if (!rc && !res->region)
 		res->region = pr->region;
@@ -274,7 +274,8 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
-	hp_collect_retired(&proc);
+	if (!(opts->flags & HP_RT_DRY_RUN))
+		hp_collect_retired(&proc);
 	rc = find_modules(p, &proc, prs, &nr);
 	t[1] = hp_now_us();
 	if (!rc)
@@ -290,7 +291,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	       (int)pid, (unsigned long long)(t[1] - t[0]),
 	       (unsigned long long)(t[2] - t[1]),
 	       (unsigned long long)(t[3] - t[2]));
-	if (!rc)
+	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
 		commit_all(p, &proc, opts, prs, nr);
 	else if (nr)
 		rc = undo_all(&proc, prs, nr, rc);

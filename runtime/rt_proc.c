@@ -49,6 +49,7 @@ bool hp_proc_gone(pid_t pid)
 int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 {
 	char path[64];
+	int rc;
 
 	*proc = (struct hp_proc){ .pid = pid,
 				  .tid = hp_proc_live_tid(pid),
@@ -56,7 +57,7 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
 	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (proc->mem_fd < 0) {
-		int rc = -errno;
+		rc = -errno;
 
 		if (quiet)
 			return rc == -ENOENT ? -HP_E_GONE : rc;
@@ -69,7 +70,11 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 				"/proc/sys/kernel/yama/ptrace_scope");
 		return rc;
 	}
-	return hp_proc_read_maps(proc);
+	/* Exited since (a short-lived process): nothing stays open. */
+	rc = hp_proc_read_maps(proc);
+	if (rc)
+		hp_proc_close(proc);
+	return rc;
 }
 
 void hp_proc_close(struct hp_proc *proc)

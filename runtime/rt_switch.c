@@ -27,6 +27,7 @@ struct attempt {
 	const struct hp_busy_range *busy;
 	pid_t busy_tid;
 	uint64_t t_stop, t_check, t_write; /* hp_now_us() after each phase */
+	bool dry_run; /* HP_RT_DRY_RUN: check, write nothing */
 };
 
 /* No instruction pointer on any jump site: one check for all of them. */
@@ -105,7 +106,7 @@ static int switch_stopped(struct attempt *a, struct hp_proc *proc,
 	else if (!rc)
 		rc = note_old_code(a, proc, sw);
 	a->t_check = hp_now_us();
-	if (!rc)
+	if (!rc && !a->dry_run)
 		rc = hp_jumps_write(proc, sw->recs, sw->nr_recs, sw->undo);
 	a->t_write = hp_now_us();
 	if (!rc)
@@ -178,7 +179,7 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	const uint64_t deadline =
 		hp_now_us() + (uint64_t)opts->timeout_ms * 1000;
 	uint64_t backoff = 1000;
-	struct attempt a = { 0 };
+	struct attempt a = { .dry_run = opts->flags & HP_RT_DRY_RUN };
 	int rc;
 
 	a.sites = calloc(sw->nr_recs + 1, sizeof(*a.sites));

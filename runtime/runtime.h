@@ -19,6 +19,12 @@ enum hp_rt_flags {
 	HP_RT_ALLOW_DOWNGRADE = 1 << 1,
 	/* keep earlier patches' other functions (default: replace them) */
 	HP_RT_STACK = 1 << 2,
+	/*
+	 * Change nothing (hpatch check): every check of an apply, the plan
+	 * and the hole, then one stop to see whether a thread is in the
+	 * way; nothing is mapped, no jump written, no state recorded.
+	 */
+	HP_RT_DRY_RUN = 1 << 3,
 };
 
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"
@@ -128,6 +134,36 @@ void hp_rt_set_faults(const char *fault, const char *delay);
  * @p. *@pids is malloc'd (caller frees). Return: 0 or -errno.
  */
 int hp_rt_find_targets(const struct hp_patch *p, pid_t **pids, size_t *nr)
+	__attribute__((warn_unused_result));
+
+/*
+ * hp_rt_match() - how many modules of each of the @nr @patches (NULL
+ * entries skipped) @pid maps, by build-id read from its memory, in
+ * @mapped[i]; *@nr_hit counts the patches with any. Quiet: made for scans
+ * of every process. Return: 0, -HP_E_GONE, -errno.
+ */
+int hp_rt_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
+		uint32_t *mapped, size_t *nr_hit)
+	__attribute__((warn_unused_result));
+
+/* One patch region found in a process (what `hpatch status` lists). */
+struct hp_rt_applied {
+	char patch_id[64];
+	char module[120];
+	char build_id[2 * HP_BUILD_ID_MAX + 1];
+	uint64_t sequence;
+	uint64_t applied_at; /* unix seconds */
+	uint32_t order;	     /* larger: applied later in this process */
+	bool active;	     /* every jump of it in place */
+	bool in_place;	     /* at least one jump in place */
+};
+
+/*
+ * hp_rt_query() - the patch regions of @pid, without output. *@out is
+ * malloc'd (caller frees), NULL when none. Quiet.
+ * Return: 0, -HP_E_GONE, -errno.
+ */
+int hp_rt_query(pid_t pid, struct hp_rt_applied **out, size_t *nr)
 	__attribute__((warn_unused_result));
 
 #endif

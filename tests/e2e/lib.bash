@@ -107,3 +107,47 @@ build_patch() {
 		--new "$HP_TD/CMakeFiles/$name-v2.objs.dir" \
 		--binary "$HP_TD/$name-v1" -o "$out" -q "$@" >/dev/null
 }
+
+# hpatchd in the foreground on its own store, state and audit log in $T,
+# reaching only processes whose executable is under $T/bin (its policy,
+# $T/hpatch.conf, says so: other tests' targets are never touched).
+HPATCHD=$HP_BUILD/agent/hpatchd
+AGENT_STORE=$T/store
+agent_policy() { # agent_policy [LINES...]: the policy file
+	mkdir -p "$T/bin"
+	{
+		printf '[include]\nexe = %s/bin/*\n' "$T"
+		printf '%s\n' "$@"
+	} >"$T/hpatch.conf"
+}
+# start_agent [ENV=VALUE...]: start hpatchd (with ${AGENT_ARGS[@]} too),
+# wait for ready.
+AGENT_ARGS=()
+start_agent() {
+	env "$@" "$HPATCHD" --store "$AGENT_STORE" --trust "$T/trust" \
+		--state-dir "$HPATCH_STATE_DIR" --audit-log "$HPATCH_AUDIT_LOG" \
+		--config "$T/hpatch.conf" --foreground "${AGENT_ARGS[@]}" \
+		>>"$T/hpatchd.log" 2>&1 &
+	AGENT_PID=$!
+	PIDS+=("$AGENT_PID")
+	for _ in $(seq 100); do
+		grep -q "ready:" "$T/hpatchd.log" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "hpatchd did not start: $(cat "$T/hpatchd.log")" >&2
+	return 1
+}
+# wait_until SECONDS CMD...: retry CMD every 20 ms until it succeeds.
+wait_until() {
+	local end=$((SECONDS + $1)); shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.02
+	done
+}
+# has_patch PID ID: patch ID is active in PID.
+has_patch() {
+	"$HPATCH" status -p "$1" --json 2>/dev/null |
+		grep -q "\"patch_id\":\"$2\",[^}]*\"state\":\"active\""
+}
+no_patch() { ! "$HPATCH" status -p "$1" --json 2>/dev/null | grep -q '"state":"active"'; }

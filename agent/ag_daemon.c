@@ -1,0 +1,1019 @@
+/*
+ * hpatchd's loop: keeps every process reconciled with the patch store.
+ * Wakes on the store changing (inotify), on every exec (the kernel's
+ * process-event connector), on a patched library being opened (inotify,
+ * for dlopen), on signals (signalfd) and on its own timers; never mid-way
+ * through an apply: signals are read between operations, so a SIGTERM
+ * never leaves a process stopped or half-patched.
+ *
+ * Per process it keeps a due time; per (process, patch) a track: applied,
+ * or pending / busy / refused with the reason, the tries so far and the
+ * time of the next one (the policy's retry schedule), then the fallback,
+ * at most once (remembered across restarts by pid and start time).
+ */
+#include "agent/agent.h"
+#include "agent/agent_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define HP_LOG_PREFIX "hpatchd: "
+
+/* After an exec, look again for libraries ld.so maps (the exec event
+ * comes before it runs): these delays after the event, in us. */
+static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
+#define HP_STORE_SETTLE_US 20000 /* debounce of store changes */
+#define HP_OPEN_SWEEP_US 100000	 /* at most one library sweep per */
+#define HP_LOCK_RETRY_US 50000	 /* the CLI holds the store's lock */
+#define HP_VIEW_EVERY_US 100000	 /* view and metrics rewrites */
+#define HP_WINDOW_RECHECK_US 60000000
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+static struct ag_proc *find_proc(struct ag_daemon *d, pid_t pid)
+{
+	for (size_t i = 0; i < d->nr_procs; i++)
+		if (d->procs[i].pid == pid)
+			return &d->procs[i];
+	return NULL;
+}
+
+static struct ag_proc *add_proc(struct ag_daemon *d, pid_t pid)
+{
+	struct ag_proc *pr = find_proc(d, pid);
+
+	if (pr)
+		return pr;
+	if (d->nr_procs == d->cap_procs) {
+		size_t cap = d->cap_procs ? 2 * d->cap_procs : 64;
+		struct ag_proc *grown = realloc(d->procs, cap * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		d->procs = grown;
+		d->cap_procs = cap;
+	}
+	pr = &d->procs[d->nr_procs++];
+	*pr = (struct ag_proc){ .pid = pid };
+	return pr;
+}
+
+static void drop_tracks(struct ag_daemon *d, pid_t pid)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nr_tracks; i++)
+		if (d->tracks[i].t.pid != pid)
+			d->tracks[n++] = d->tracks[i];
+	if (n != d->nr_tracks)
+		d->view_dirty = true;
+	d->nr_tracks = n;
+}
+
+/* An exited process is forgotten, so memory stays flat. */
+static void forget_proc(struct ag_daemon *d, pid_t pid)
+{
+	struct ag_proc *pr = find_proc(d, pid);
+
+	drop_tracks(d, pid);
+	if (pr)
+		*pr = d->procs[--d->nr_procs];
+	if (d->nr_procs < d->cap_procs / 4 && d->cap_procs > 64) {
+		struct ag_proc *shrunk =
+			realloc(d->procs, d->cap_procs / 2 * sizeof(*shrunk));
+
+		if (shrunk) {
+			d->procs = shrunk;
+			d->cap_procs /= 2;
+		}
+	}
+}
+
+static struct ag_track *find_track(struct ag_daemon *d, pid_t pid,
+				   const char *id)
+{
+	for (size_t i = 0; i < d->nr_tracks; i++)
+		if (d->tracks[i].t.pid == pid &&
+		    !strcmp(d->tracks[i].t.patch_id, id))
+			return &d->tracks[i];
+	return NULL;
+}
+
+static struct ag_track *add_track(struct ag_daemon *d, pid_t pid,
+				  const char *id)
+{
+	struct ag_track *t = find_track(d, pid, id);
+
+	if (t)
+		return t;
+	if (d->nr_tracks == d->cap_tracks) {
+		size_t cap = d->cap_tracks ? 2 * d->cap_tracks : 64;
+		struct ag_track *grown =
+			realloc(d->tracks, cap * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		d->tracks = grown;
+		d->cap_tracks = cap;
+	}
+	t = &d->tracks[d->nr_tracks++];
+	*t = (struct ag_track){ .t.pid = pid, .t.state = HP_TRACK_PENDING };
+	snprintf(t->t.patch_id, sizeof(t->t.patch_id), "%s", id);
+	d->view_dirty = true;
+	return t;
+}
+
+static void set_track(struct ag_daemon *d, struct ag_track *t,
+		      enum hp_track_state st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void set_track(struct ag_daemon *d, struct ag_track *t,
+		      enum hp_track_state st, const char *fmt, ...)
+{
+	char reason[sizeof(t->t.reason)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	if (t->t.state != st || strcmp(t->t.reason, reason))
+		d->view_dirty = true;
+	t->t.state = st;
+	snprintf(t->t.reason, sizeof(t->t.reason), "%s", reason);
+}
+
+/* How one try runs: the policy's timeout, the daemon's state directory. */
+static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
+{
+	return (struct hp_rt_opts){ .timeout_ms = d->pol.attempt_timeout_ms,
+				    .state_dir = d->conf->state_dir };
+}
+
+static void schedule(struct ag_proc *pr, uint64_t at)
+{
+	if (!pr->due_us || at < pr->due_us)
+		pr->due_us = at;
+}
+
+/* Every process, due now (start, store change, SIGHUP, missed events). */
+static void full_scan(struct ag_daemon *d, uint64_t now)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0;
+
+	d->next_full_us = now + (uint64_t)d->pol.rescan_ms * 1000;
+	if (hp_agent_pids(&pids, &nr))
+		return;
+	for (size_t i = 0; i < d->nr_procs; i++)
+		d->procs[i].seen = false;
+	for (size_t i = 0; i < nr; i++) {
+		struct ag_proc *pr = add_proc(d, pids[i]);
+
+		if (pr) {
+			pr->seen = true;
+			schedule(pr, now);
+		}
+	}
+	free(pids);
+	hp_dbg(HP_DBG_TIMING, "full scan: %zu processes", nr);
+	/* Gone without an exit event (lost: ENOBUFS in a storm). */
+	for (size_t i = 0; i < d->nr_procs;) {
+		if (d->procs[i].seen) {
+			i++;
+			continue;
+		}
+		forget_proc(d, d->procs[i].pid); /* the last moves to i */
+	}
+	d->sweep_marks = d->store.nr_uninstalled > 0;
+	d->sweep_failed = false;
+}
+
+static void load_fallbacks(struct ag_daemon *d)
+{
+	FILE *fp = fopen(d->fallbacks_path, "re");
+	char line[256];
+
+	if (!fp)
+		return;
+	while (fgets(line, sizeof(line), fp)) {
+		struct ag_done f = { 0 }, *grown = NULL;
+		int pid;
+
+		if (sscanf(line, "%d %" SCNu64 " %63s", &pid, &f.start_time,
+			   f.patch_id) != 3)
+			continue;
+		f.pid = pid;
+		/* Only processes still running matter. */
+		if (hp_agent_start_time(f.pid) != f.start_time)
+			continue;
+		grown = realloc(d->done, (d->nr_done + 1) * sizeof(*grown));
+		if (!grown)
+			break;
+		d->done = grown;
+		d->done[d->nr_done++] = f;
+	}
+	fclose(fp);
+}
+
+static bool fallback_done(const struct ag_daemon *d, pid_t pid, uint64_t start,
+			  const char *id)
+{
+	for (size_t i = 0; i < d->nr_done; i++)
+		if (d->done[i].pid == pid && d->done[i].start_time == start &&
+		    !strcmp(d->done[i].patch_id, id))
+			return true;
+	return false;
+}
+
+/* Remember it before running it: a crash must not run it twice. */
+static void note_fallback(struct ag_daemon *d, pid_t pid, uint64_t start,
+			  const char *id)
+{
+	struct ag_done *grown =
+		realloc(d->done, (d->nr_done + 1) * sizeof(*grown));
+	int fd;
+
+	if (grown) {
+		d->done = grown;
+		d->done[d->nr_done] =
+			(struct ag_done){ .pid = pid, .start_time = start };
+		snprintf(d->done[d->nr_done++].patch_id, HP_PATCH_ID_MAX, "%s",
+			 id);
+	}
+	fd = open(d->fallbacks_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		  0600);
+	if (fd < 0 ||
+	    dprintf(fd, "%d %" PRIu64 " %s\n", (int)pid, start, id) < 0 ||
+	    fsync(fd) < 0)
+		hp_warn("'%s': %s", d->fallbacks_path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void run_fallback(struct ag_daemon *d, struct ag_proc *pr,
+			 struct ag_track *t, const struct hp_store_entry *e,
+			 const struct hp_rt_result *res)
+{
+	const struct hp_rule *r =
+		hp_policy_fallback(&d->pol, pr->exe, pr->unit);
+	char reason[sizeof(t->t.reason)];
+	int rc = 0;
+
+	snprintf(reason, sizeof(reason), "%s", t->t.reason);
+	if (!r || r->kind == HP_RULE_FALLBACK_NONE) {
+		set_track(d, t, HP_TRACK_GAVE_UP,
+			  "%s; no fallback in the policy", reason);
+		return;
+	}
+	if (fallback_done(d, pr->pid, pr->start_time, e->id)) {
+		t->t.fallback_done = true;
+		set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback already run",
+			  reason);
+		return;
+	}
+	note_fallback(d, pr->pid, pr->start_time, e->id);
+	t->t.fallback_done = true;
+	d->view.fallbacks++;
+	if (r->kind == HP_RULE_FALLBACK_RESTART)
+		rc = ag_restart_unit(pr->unit);
+	else
+		rc = ag_run_command(r->command, pr->pid, e->path, pr->unit,
+				    reason);
+	hp_rt_audit_record(&d->audit,
+			   r->kind == HP_RULE_FALLBACK_RESTART
+				   ? "fallback-restart"
+				   : "fallback-command",
+			   e->path, e->p, res, rc ? rc : res->rc);
+	set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback %s%s", reason,
+		  r->kind == HP_RULE_FALLBACK_RESTART ? "restart of "
+						      : "command for ",
+		  r->kind == HP_RULE_FALLBACK_RESTART ? pr->unit : "it");
+}
+
+/* Is every module of @p that the process maps patched by @p now? */
+static bool is_applied(const struct hp_patch *p, uint32_t mapped,
+		       const struct hp_rt_applied *list, size_t nr)
+{
+	uint32_t n = 0;
+
+	for (size_t i = 0; i < nr; i++)
+		n += list[i].active && list[i].sequence == p->sequence &&
+		     !strcmp(list[i].patch_id, p->id);
+	return n >= mapped;
+}
+
+/*
+ * Is @name the file name of a library module of a patch to apply? Names
+ * of programs do not count: each exec opens its program, and the exec
+ * event already brings the process to look at.
+ */
+static bool is_module_name(const struct ag_daemon *d, const char *name)
+{
+	if (!strstr(name, ".so"))
+		return false;
+	for (size_t i = 0; i < d->store.nr; i++)
+		for (uint32_t j = 0;
+		     d->wanted[i] && j < d->wanted[i]->nr_modules; j++) {
+			const char *m = d->wanted[i]->modules[j].name;
+			const char *base = m ? strrchr(m, '/') : NULL;
+
+			if (m && !strcmp(base ? base + 1 : m, name))
+				return true;
+		}
+	return false;
+}
+
+/*
+ * Watch @dir for opens of files named as a patch's module: a library
+ * dlopen()ed for the first time on this host, before any process had it
+ * patched (whose file would be watched itself). A directory already
+ * watched keeps its one watch.
+ */
+static void watch_dir(struct ag_daemon *d, const char *dir)
+{
+	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0)
+		hp_dbg(HP_DBG_TIMING, "watch '%s': %s", dir, strerror(errno));
+}
+
+/* The default library directories, and those a program's $ORIGIN
+ * RUNPATH usually names: beside it, and ../lib. */
+static void watch_lib_dirs(struct ag_daemon *d, const char *exe)
+{
+	static const char *const lib_dirs[] = {
+		"/lib",
+		"/lib64",
+		"/usr/lib",
+		"/usr/lib64",
+		"/usr/local/lib",
+		"/lib/x86_64-linux-gnu",
+		"/usr/lib/x86_64-linux-gnu",
+	};
+	char dir[sizeof(((struct ag_proc *)0)->exe) + 8];
+	char *slash = NULL;
+
+	if (!exe) {
+		for (size_t i = 0; i < HP_ARRAY_SIZE(lib_dirs); i++)
+			watch_dir(d, lib_dirs[i]);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", exe);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = 0;
+	watch_dir(d, dir);
+	snprintf(slash, sizeof(dir) - (size_t)(slash - dir), "/../lib");
+	watch_dir(d, dir);
+}
+
+/* Watch a patched library's file: its opens are dlopen()s to look at
+ * (not the program @exe: its opens are execs, which have their event). */
+static void watch_modules(struct ag_daemon *d, const char *modules,
+			  const char *exe)
+{
+	char buf[sizeof(((struct hp_rt_result *)0)->module)], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", modules);
+	for (char *m = strtok_r(buf, ",", &save); m;
+	     m = strtok_r(NULL, ",", &save)) {
+		while (*m == ' ')
+			m++;
+		if (*m == '/' && strcmp(m, exe) &&
+		    inotify_add_watch(d->in_fd, m, IN_OPEN) < 0)
+			hp_dbg(HP_DBG_PTRACE, "watch '%s': %s", m,
+			       strerror(errno));
+	}
+}
+
+/* Exec'd so recently that more rescans are still to come? */
+static bool is_starting(const struct ag_proc *pr, uint64_t now)
+{
+	return pr->exec_us && pr->rescans < HP_ARRAY_SIZE(exec_rescans_us) &&
+	       now - pr->exec_us <
+		       exec_rescans_us[HP_ARRAY_SIZE(exec_rescans_us) - 1];
+}
+
+/* The wait after the @tries-th failed try. */
+static uint32_t retry_delay_ms(const struct hp_policy *pol, uint32_t tries)
+{
+	if (!pol->nr_retry)
+		return (uint32_t)pol->rescan_ms;
+	return pol->retry_ms[tries <= pol->nr_retry ? tries - 1
+						    : pol->nr_retry - 1];
+}
+
+static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
+		    const struct hp_store_entry *e, uint64_t now)
+{
+	const struct hp_rt_opts opts = attempt_opts(d);
+	struct hp_rt_result res;
+	int rc = hp_rt_apply(e->p, pr->pid, &opts, &res);
+
+	if (rc == -HP_E_GONE || (rc && hp_agent_start_time(pr->pid) == 0)) {
+		pr->gone = true;
+		return;
+	}
+	if (rc != -HP_E_APPLIED)
+		hp_rt_audit_record(&d->audit, "apply", e->path, e->p, &res, rc);
+	if (!rc || rc == -HP_E_APPLIED) {
+		if (!rc) {
+			d->view.applied++;
+			d->view.last_pause_us = res.pause_us;
+			if (pr->exec_us)
+				hp_dbg(HP_DBG_TIMING,
+				       "pid %d: exec seen %" PRIu64
+				       " us ago, apply took %" PRIu64 " us",
+				       (int)pr->pid, hp_now_us() - pr->exec_us,
+				       hp_now_us() - now);
+			hp_log(HP_LOG_INFO,
+			       "pid %d: applied '%s' to %s (paused %" PRIu64
+			       " us)",
+			       (int)pr->pid, e->id, res.module, res.pause_us);
+		}
+		watch_modules(d, res.module, pr->exe);
+		set_track(d, t, HP_TRACK_APPLIED, "%s", "");
+		return;
+	}
+	if (is_starting(pr, now) && rc != -HP_E_BUSY) {
+		/* ld.so may not have mapped what the patch binds to yet
+		 * (a library, a symbol): not a failure, the rescans after
+		 * the exec look again. */
+		set_track(d, t, HP_TRACK_PENDING, "process starting: %s",
+			  hp_strerror(rc));
+		return;
+	}
+	d->view.failures++;
+	t->t.tries++;
+	if (rc == -HP_E_BUSY)
+		set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
+			  res.busy_func, (int)res.busy_tid);
+	else
+		set_track(d, t, HP_TRACK_REFUSED, "%s: %s", hp_err_name(rc),
+			  hp_strerror(rc));
+	/* After the schedule, the fallback (once); then still a try every
+	 * last delay: a busy function may return one day. */
+	t->due_us = now + (uint64_t)retry_delay_ms(&d->pol, t->t.tries) * 1000;
+	schedule(pr, t->due_us);
+	if (t->t.tries > d->pol.nr_retry)
+		run_fallback(d, pr, t, e, &res);
+}
+
+/* What the policy keeps from applying @e to @pr now, or NULL. */
+static bool held_by_policy(struct ag_daemon *d, struct ag_proc *pr,
+			   struct ag_track *t, const struct hp_store_entry *e,
+			   uint64_t now)
+{
+	if (!d->pol.auto_apply) {
+		set_track(d, t, HP_TRACK_PENDING,
+			  "automatic apply is off in the policy");
+		return true;
+	}
+	if (!hp_policy_key_allowed(&d->pol, e->key_id)) {
+		set_track(d, t, HP_TRACK_REFUSED,
+			  "signer %s is not in the policy's trusted_keys",
+			  e->key_id[0] ? e->key_id : "(none)");
+		return true;
+	}
+	if (!hp_policy_in_window(&d->pol, time(NULL))) {
+		set_track(d, t, HP_TRACK_PENDING,
+			  "outside the maintenance window");
+		schedule(pr, now + HP_WINDOW_RECHECK_US);
+		return true;
+	}
+	return false;
+}
+
+static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
+			      const uint32_t *mapped, uint64_t now)
+{
+	struct hp_rt_applied *list = NULL;
+	size_t nr = 0;
+
+	if (hp_rt_query(pr->pid, &list, &nr)) {
+		pr->gone = hp_agent_start_time(pr->pid) == 0;
+		return;
+	}
+	for (size_t i = 0; i < d->store.nr && !pr->gone; i++) {
+		const struct hp_store_entry *e = &d->store.entries[i];
+		struct ag_track *t = NULL;
+
+		if (!d->wanted[i] || !mapped[i])
+			continue;
+		t = add_track(d, pr->pid, e->id);
+		if (!t)
+			break;
+		if (is_applied(e->p, mapped[i], list, nr)) {
+			set_track(d, t, HP_TRACK_APPLIED, "%s", "");
+			continue;
+		}
+		if (t->t.state == HP_TRACK_APPLIED)
+			/* Reverted by hand, or a library loaded since. */
+			t->t.state = HP_TRACK_PENDING;
+		if (held_by_policy(d, pr, t, e, now))
+			continue;
+		if (t->due_us > now) {
+			schedule(pr, t->due_us);
+			continue;
+		}
+		attempt(d, pr, t, e, now);
+	}
+	free(list);
+}
+
+static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
+{
+	const struct hp_rt_opts opts = attempt_opts(d);
+	const uint64_t start = hp_agent_start_time(pr->pid);
+	size_t nr_hit = 0;
+	int rc;
+
+	if (!start) {
+		pr->gone = true;
+		return;
+	}
+	if (pr->start_time != start) { /* first sight, or a reused pid */
+		drop_tracks(d, pr->pid);
+		pr->start_time = start;
+		hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
+		hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+	}
+	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
+	if (pr->excluded)
+		return;
+	if (pr->start_time != pr->watched_start) {
+		pr->watched_start = pr->start_time;
+		watch_lib_dirs(d, pr->exe);
+	}
+	if (d->store.nr_uninstalled) {
+		rc = hp_agent_revert_removed(&d->store, pr->pid, &opts,
+					     &d->audit);
+		if (rc > 0) {
+			d->view.reverted += (uint64_t)rc;
+			hp_log(HP_LOG_INFO,
+			       "pid %d: reverted %d uninstalled patch%s",
+			       (int)pr->pid, rc, rc > 1 ? "es" : "");
+		} else if (rc < 0 && hp_agent_start_time(pr->pid)) {
+			d->sweep_failed = true;
+			d->view.failures++;
+			schedule(pr,
+				 now + (uint64_t)retry_delay_ms(&d->pol, 1) *
+						 1000);
+		}
+	}
+	if (!d->nr_wanted)
+		return;
+	rc = hp_rt_match(pr->pid, d->wanted, d->store.nr, d->mapped, &nr_hit);
+	if (rc) {
+		pr->gone = true;
+		return;
+	}
+	if (!nr_hit) {
+		drop_tracks(d, pr->pid);
+		return;
+	}
+	reconcile_patches(d, pr, d->mapped, now);
+}
+
+/* Policy exclusions, shown in the view for processes that map a patch. */
+static void note_excluded(struct ag_daemon *d, struct ag_proc *pr)
+{
+	size_t nr_hit = 0;
+
+	if (!d->nr_wanted ||
+	    hp_rt_match(pr->pid, d->wanted, d->store.nr, d->mapped, &nr_hit))
+		return;
+	for (size_t i = 0; i < d->store.nr; i++) {
+		struct ag_track *t = NULL;
+
+		if (!d->wanted[i] || !d->mapped[i])
+			continue;
+		t = add_track(d, pr->pid, d->store.entries[i].id);
+		if (t)
+			set_track(d, t, HP_TRACK_EXCLUDED,
+				  "policy: excluded by %s",
+				  pr->excluded->pattern);
+	}
+}
+
+static bool store_changed(const struct ag_daemon *d);
+static int reload_store(struct ag_daemon *d);
+
+static void run_due(struct ag_daemon *d, uint64_t now)
+{
+	int lock = -1;
+	bool any = false;
+	size_t nr_done = 0;
+
+	for (size_t i = 0; i < d->nr_procs && !any; i++)
+		any = d->procs[i].due_us && d->procs[i].due_us <= now;
+	if (!any)
+		return;
+	lock = hp_store_lock(d->conf->store_dir, true);
+	if (lock < 0) {
+		/* `hpatch uninstall` is reverting: come back shortly. */
+		for (size_t i = 0; i < d->nr_procs; i++)
+			if (d->procs[i].due_us && d->procs[i].due_us <= now)
+				d->procs[i].due_us = now + HP_LOCK_RETRY_US;
+		return;
+	}
+	/*
+	 * Under the lock, the store is what the CLI left: an uninstall
+	 * not yet read (its inotify event waits in the queue, or is
+	 * debounced) would have us apply the patch it just reverted.
+	 */
+	if (store_changed(d) && !reload_store(d))
+		full_scan(d, now);
+	for (size_t i = 0; i < d->nr_procs;) {
+		struct ag_proc *pr = &d->procs[i];
+		const bool was_excluded = pr->excluded;
+		const uint64_t start = pr->start_time;
+
+		if (!pr->due_us || pr->due_us > now) {
+			i++;
+			continue;
+		}
+		pr->due_us = 0;
+		nr_done++;
+		reconcile(d, pr, now);
+		/* Once per process: excluded ones are not looked at again. */
+		if (!pr->gone && pr->excluded &&
+		    (!was_excluded || start != pr->start_time))
+			note_excluded(d, pr);
+		if (pr->gone) {
+			forget_proc(d, pr->pid);
+			continue; /* the last one moved here */
+		}
+		if (pr->rescans < HP_ARRAY_SIZE(exec_rescans_us) &&
+		    pr->exec_us) {
+			schedule(pr,
+				 pr->exec_us + exec_rescans_us[pr->rescans]);
+			pr->rescans++;
+		}
+		i++;
+	}
+	close(lock);
+	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
+	       nr_done, hp_now_us() - now);
+	if (d->sweep_marks && !d->sweep_failed)
+		ag_drop_marks(d);
+	d->sweep_marks = false;
+}
+
+/* The store directory's change times: any add, remove or rename. */
+static void store_stamp(const struct ag_daemon *d, struct timespec st[2])
+{
+	struct stat sb;
+
+	if (stat(d->conf->store_dir, &sb) < 0)
+		sb = (struct stat){ 0 };
+	st[0] = sb.st_mtim;
+	st[1] = sb.st_ctim;
+}
+
+/* Has the store changed since it was read? */
+static bool store_changed(const struct ag_daemon *d)
+{
+	struct timespec now[2];
+
+	store_stamp(d, now);
+	return memcmp(now, d->store_stamp, sizeof(now)) != 0;
+}
+
+static int reload_store(struct ag_daemon *d)
+{
+	struct hp_store s;
+	int rc;
+
+	/* Stamped before reading: a change meanwhile shows next time. */
+	store_stamp(d, d->store_stamp);
+	rc = hp_store_load(&s, d->conf->store_dir, d->conf->trust_dir);
+
+	if (rc)
+		return rc;
+	hp_store_release(&d->store);
+	d->store = s;
+	free(d->wanted);
+	free(d->mapped);
+	d->wanted = calloc(s.nr ? s.nr : 1, sizeof(*d->wanted));
+	d->mapped = calloc(s.nr ? s.nr : 1, sizeof(*d->mapped));
+	if (!d->wanted || !d->mapped)
+		return -ENOMEM;
+	d->nr_wanted = 0;
+	for (size_t i = 0; i < s.nr; i++)
+		if (s.entries[i].p && !s.entries[i].superseded) {
+			d->wanted[i] = s.entries[i].p;
+			d->nr_wanted++;
+		}
+	/* Tracks of patches no longer wanted go; retries start afresh. */
+	for (size_t i = 0; i < d->nr_tracks;) {
+		const struct hp_store_entry *e =
+			hp_store_find(&s, d->tracks[i].t.patch_id);
+
+		if (!e || !e->p || e->superseded) {
+			d->tracks[i] = d->tracks[--d->nr_tracks];
+			continue;
+		}
+		i++;
+	}
+	d->view_dirty = true;
+	hp_log(HP_LOG_INFO, "store '%s': %zu patch%s installed, %zu to apply",
+	       s.dir, s.nr, s.nr == 1 ? "" : "es", d->nr_wanted);
+	return 0;
+}
+
+static int reload_policy(struct ag_daemon *d)
+{
+	struct hp_policy pol;
+	int rc = hp_policy_load(&pol, d->conf->config_path,
+				d->conf->config_optional);
+
+	if (rc)
+		return rc; /* the old policy stays */
+	hp_policy_release(&d->pol);
+	d->pol = pol;
+	return 0;
+}
+
+static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
+{
+	struct ag_proc *pr = NULL;
+
+	if (!d->nr_wanted)
+		return;
+	pr = add_proc(d, pid);
+	if (!pr)
+		return;
+	pr->start_time = 0; /* a new image: look afresh */
+	pr->exec_us = now;
+	pr->rescans = 0;
+	schedule(pr, now);
+}
+
+static void on_inotify(struct ag_daemon *d, uint64_t now)
+{
+	char buf[4096]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(d->in_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (void *)p;
+
+			if (ev->wd == d->store_wd) {
+				/* Only patches and marks: not the lock, not
+				 * an install's temporary file. */
+				if (ev->len &&
+				    hp_store_is_entry_name(ev->name) &&
+				    !d->store_due_us)
+					d->store_due_us =
+						now + HP_STORE_SETTLE_US;
+			} else if ((ev->mask & IN_OPEN) &&
+				   !(ev->mask & IN_ISDIR) &&
+				   (!ev->len || is_module_name(d, ev->name))) {
+				/* A patched library opened (its own watch,
+				 * or by name in a library directory): a
+				 * dlopen, or a program starting (its exec
+				 * rescans cover that). A sweep soon, at most
+				 * one per interval: an open meanwhile waits
+				 * for the next, it is never dropped. */
+				if (!d->sweep_due_us)
+					d->sweep_due_us = max_u64(
+						now + 2000,
+						d->last_sweep_us +
+							HP_OPEN_SWEEP_US);
+			}
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+static void sweep_libraries(struct ag_daemon *d, uint64_t now)
+{
+	d->sweep_due_us = 0;
+	d->last_sweep_us = now;
+	full_scan(d, now);
+	d->next_full_us = now + (uint64_t)d->pol.rescan_ms * 1000;
+}
+
+static bool on_signal(struct ag_daemon *d, uint64_t now)
+{
+	struct signalfd_siginfo si;
+	bool stop = false;
+
+	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			stop = true;
+			break;
+		case SIGHUP:
+			sd_notify(0, "RELOADING=1");
+			hp_log(HP_LOG_INFO,
+			       "SIGHUP: reloading '%s' and the store",
+			       d->conf->config_path);
+			if (reload_policy(d))
+				hp_warn("policy not reloaded: the previous one "
+					"stays in force");
+			if (reload_store(d))
+				hp_warn("store not reloaded");
+			full_scan(d, now);
+			sd_notify(0, "READY=1");
+			break;
+		case SIGCHLD:
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			break;
+		default:
+			break;
+		}
+	}
+	return stop;
+}
+
+static int next_timeout_ms(const struct ag_daemon *d, uint64_t now)
+{
+	uint64_t next = d->next_full_us;
+
+	for (size_t i = 0; i < d->nr_procs; i++)
+		if (d->procs[i].due_us && d->procs[i].due_us < next)
+			next = d->procs[i].due_us;
+	if (d->store_due_us && d->store_due_us < next)
+		next = d->store_due_us;
+	if (d->sweep_due_us && d->sweep_due_us < next)
+		next = d->sweep_due_us;
+	if (d->view_dirty && d->view_due_us < next)
+		next = d->view_due_us;
+	if (next <= now)
+		return 0;
+	return (int)((next - now + 999) / 1000);
+}
+
+static void publish(struct ag_daemon *d, uint64_t now)
+{
+	if (!d->view_dirty || now < d->view_due_us)
+		return;
+	d->view_dirty = false;
+	d->view_due_us = now + HP_VIEW_EVERY_US;
+	ag_publish(d);
+}
+
+static int setup(struct ag_daemon *d)
+{
+	sigset_t set;
+	int rc;
+
+	snprintf(d->fallbacks_path, sizeof(d->fallbacks_path),
+		 "%s/hpatchd.fallbacks", d->conf->state_dir);
+	snprintf(d->view_path, sizeof(d->view_path), "%s/%s",
+		 d->conf->state_dir, HP_AGENT_VIEW_FILE);
+	if (mkdir(d->conf->state_dir, 0755) < 0 && errno != EEXIST)
+		return hp_error_rc(-errno, "state directory '%s'",
+				   d->conf->state_dir);
+	if (mkdir(d->conf->store_dir, 0755) < 0 && errno != EEXIST)
+		return hp_error_rc(-errno, "store '%s'", d->conf->store_dir);
+	rc = hp_rt_audit_open(&d->audit, d->conf->audit_path);
+	if (rc)
+		return rc;
+	rc = reload_policy(d);
+	if (rc)
+		return rc;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->in_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (d->sig_fd < 0 || d->in_fd < 0)
+		return hp_error_rc(-errno, "signalfd/inotify");
+	d->store_wd =
+		inotify_add_watch(d->in_fd, d->conf->store_dir,
+				  IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+					  IN_DELETE | IN_CREATE);
+	if (d->store_wd < 0)
+		return hp_error_rc(-errno, "store '%s': inotify",
+				   d->conf->store_dir);
+	watch_lib_dirs(d, NULL);
+	rc = ag_procev_open(&d->nl_fd);
+	if (rc)
+		return rc;
+	load_fallbacks(d);
+	/* The lock file exists before the store is stamped: creating it
+	 * later would read as a change of the store. */
+	rc = hp_store_lock(d->conf->store_dir, true);
+	if (rc >= 0)
+		close(rc);
+	return reload_store(d);
+}
+
+static void teardown(struct ag_daemon *d)
+{
+	if (d->nl_fd >= 0)
+		close(d->nl_fd);
+	if (d->in_fd >= 0)
+		close(d->in_fd);
+	if (d->sig_fd >= 0)
+		close(d->sig_fd);
+	hp_rt_audit_close(&d->audit);
+	hp_store_release(&d->store);
+	hp_policy_release(&d->pol);
+	free(d->procs);
+	free(d->tracks);
+	free(d->wanted);
+	free(d->mapped);
+	free(d->done);
+}
+
+int hp_agent_run(const struct hp_agent_conf *conf)
+{
+	struct ag_daemon d = { .conf = conf,
+			       .nl_fd = -1,
+			       .in_fd = -1,
+			       .sig_fd = -1,
+			       .audit = { .fd = -1 } };
+	int rc;
+
+	hp_policy_init(&d.pol);
+	d.view.daemon_pid = getpid();
+	d.view.started = (uint64_t)time(NULL);
+	rc = setup(&d);
+	if (rc) {
+		teardown(&d);
+		return rc;
+	}
+	full_scan(&d, hp_now_us());
+	ag_publish(&d); /* hpatch install says whether hpatchd runs */
+	sd_notifyf(0, "READY=1\nSTATUS=%zu patches to apply", d.nr_wanted);
+	hp_log(HP_LOG_INFO, "ready: store '%s', state '%s'", conf->store_dir,
+	       conf->state_dir);
+	for (;;) {
+		struct pollfd fds[] = {
+			{ d.sig_fd, POLLIN, 0 },
+			{ d.in_fd, POLLIN, 0 },
+			{ d.nl_fd, POLLIN, 0 },
+		};
+		uint64_t now = hp_now_us();
+
+		if (poll(fds, HP_ARRAY_SIZE(fds), next_timeout_ms(&d, now)) <
+			    0 &&
+		    errno != EINTR) {
+			rc = hp_error_rc(-errno, "poll");
+			break;
+		}
+		now = hp_now_us();
+		if ((fds[0].revents & POLLIN) && on_signal(&d, now))
+			break;
+		if (fds[1].revents & POLLIN)
+			on_inotify(&d, now);
+		if (fds[2].revents & POLLIN && ag_procev_read(&d, now) < 0)
+			full_scan(&d, now); /* events lost: look at all */
+		if (d.store_due_us && now >= d.store_due_us) {
+			d.store_due_us = 0;
+			if (!reload_store(&d))
+				full_scan(&d, now);
+		}
+		if (d.sweep_due_us && now >= d.sweep_due_us)
+			sweep_libraries(&d, now);
+		if (now >= d.next_full_us)
+			full_scan(&d, now);
+		run_due(&d, now);
+		publish(&d, hp_now_us());
+	}
+	sd_notify(0, "STOPPING=1");
+	hp_log(HP_LOG_INFO, "stopping: no process is stopped or half-patched");
+	d.view_dirty = true;
+	d.view_due_us = 0;
+	publish(&d, hp_now_us());
+	teardown(&d);
+	return rc;
+}
+
+void ag_on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
+{
+	on_exec(d, pid, now);
+}
+
+void ag_on_exit(struct ag_daemon *d, pid_t pid)
+{
+	if (find_proc(d, pid))
+		forget_proc(d, pid);
+}

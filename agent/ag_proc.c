@@ -1,0 +1,207 @@
+/*
+ * Facts about one process that the policy decides on (its executable, its
+ * systemd unit, its start time), and the revert of uninstalled patches.
+ */
+#include "agent/agent.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HP_REVERT_ROUNDS 16
+
+int hp_agent_pids(pid_t **out, size_t *nr_out)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *de = NULL;
+	pid_t *pids = NULL;
+	size_t nr = 0, cap = 0;
+
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		char *end = NULL;
+		const long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == getpid())
+			continue;
+		if (nr == cap) {
+			pid_t *grown = NULL;
+
+			cap = cap ? 2 * cap : 256;
+			grown = realloc(pids, cap * sizeof(*grown));
+			if (!grown) {
+				free(pids);
+				closedir(dir);
+				return -ENOMEM;
+			}
+			pids = grown;
+		}
+		pids[nr++] = (pid_t)pid;
+	}
+	closedir(dir);
+	*out = pids;
+	*nr_out = nr;
+	return 0;
+}
+
+void hp_agent_exe(pid_t pid, char *out, size_t cap)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, out, cap - 1);
+	out[n > 0 ? n : 0] = 0;
+}
+
+static bool is_unit_name(const char *s, size_t len)
+{
+	static const char *const kinds[] = { ".service", ".scope" };
+
+	for (size_t i = 0; i < HP_ARRAY_SIZE(kinds); i++) {
+		const size_t k = strlen(kinds[i]);
+
+		if (len > k && !memcmp(s + len - k, kinds[i], k))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The deepest path component that names a service or scope, on the
+ * unified (v2) line "0::/system.slice/nginx.service" or, on a v1 host, the
+ * name=systemd line. "" when the process belongs to no unit.
+ */
+void hp_agent_unit_of(const char *text, char *out, size_t cap)
+{
+	const char *line = text;
+
+	out[0] = 0;
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		const size_t len = end ? (size_t)(end - line) : strlen(line);
+		const bool v2 = !strncmp(line, "0::", 3);
+		const bool v1 = memmem(line, len, ":name=systemd:", 14) != NULL;
+
+		if (v2 || (v1 && !out[0])) {
+			const char *path = memchr(line + (v2 ? 3 : 0), '/',
+						  len - (v2 ? 3 : 0));
+
+			for (const char *c = path; c && c < line + len;) {
+				const char *next =
+					memchr(c + 1, '/', line + len - c - 1);
+				const size_t n =
+					(next ? next : line + len) - (c + 1);
+
+				if (is_unit_name(c + 1, n) && n < cap) {
+					memcpy(out, c + 1, n);
+					out[n] = 0;
+				}
+				c = next;
+			}
+		}
+		line = end ? end + 1 : NULL;
+	}
+}
+
+/* A /proc file of @pid, NUL-terminated (they report no size: no
+ * hp_read_file). Return: the length, or -1. */
+static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t cap)
+{
+	char path[64];
+	size_t done = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while (done < cap - 1) {
+		const ssize_t n = read(fd, buf + done, cap - 1 - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	buf[done] = 0;
+	return done ? (ssize_t)done : -1;
+}
+
+void hp_agent_unit(pid_t pid, char *out, size_t cap)
+{
+	char text[4096];
+
+	out[0] = 0;
+	if (read_proc(pid, "cgroup", text, sizeof(text)) > 0)
+		hp_agent_unit_of(text, out, cap);
+}
+
+uint64_t hp_agent_start_time(pid_t pid)
+{
+	char text[1024];
+	const char *p = NULL;
+
+	if (read_proc(pid, "stat", text, sizeof(text)) < 0)
+		return 0;
+	/* After the command name's ")": field 3 on; starttime is 22. A
+	 * zombie (state Z, X) has nothing left to patch: gone. */
+	p = strrchr(text, ')');
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return 0;
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* Is a patch still in place in @pid marked uninstalled? Return: 0 or
+ * the query's failure. */
+static int find_removed(const struct hp_store *s, pid_t pid, bool *found)
+{
+	struct hp_rt_applied *list = NULL;
+	size_t nr = 0;
+	int rc = hp_rt_query(pid, &list, &nr);
+
+	*found = false;
+	for (size_t i = 0; !rc && i < nr && !*found; i++)
+		*found = list[i].in_place &&
+			 hp_store_is_uninstalled(s, list[i].patch_id);
+	free(list);
+	return rc;
+}
+
+int hp_agent_revert_removed(const struct hp_store *s, pid_t pid,
+			    const struct hp_rt_opts *opts,
+			    struct hp_rt_audit *audit)
+{
+	int nr_reverted = 0;
+
+	for (int round = 0; round < HP_REVERT_ROUNDS; round++) {
+		struct hp_rt_result res;
+		bool found = false;
+		int rc = find_removed(s, pid, &found);
+
+		/* Unreadable (a kernel thread, gone): nothing of ours. */
+		if (rc || !found)
+			return nr_reverted;
+		rc = hp_rt_revert(pid, opts, &res);
+		if (audit)
+			hp_rt_audit_record(audit, "revert", NULL, NULL, &res,
+					   rc);
+		/* In place but not fully (a newer patch replaced part of
+		 * it): that newer patch's revert brings it back first. */
+		if (rc)
+			return rc;
+		nr_reverted++;
+	}
+	return nr_reverted;
+}

@@ -1,0 +1,208 @@
+/*
+ * The daemon's view of the host, one small text file in its state
+ * directory, rewritten atomically after each change: what `hpatch list`
+ * and `hpatch status` show of patches still pending, and why.
+ */
+#include "agent/agent.h"
+#include "common/hp_util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HP_VIEW_MAGIC "hpatchd-view 1"
+#define HP_VIEW_MAX (16u << 20)
+
+static const char *const state_names[HP_TRACK_NR] = {
+	[HP_TRACK_APPLIED] = "applied", [HP_TRACK_PENDING] = "pending",
+	[HP_TRACK_BUSY] = "busy",	[HP_TRACK_REFUSED] = "refused",
+	[HP_TRACK_GAVE_UP] = "gave-up", [HP_TRACK_EXCLUDED] = "excluded",
+};
+
+const char *hp_track_state_name(enum hp_track_state st)
+{
+	return st < HP_TRACK_NR ? state_names[st] : "?";
+}
+
+static int state_by_name(const char *name)
+{
+	for (int i = 0; i < HP_TRACK_NR; i++)
+		if (!strcmp(state_names[i], name))
+			return i;
+	return -1;
+}
+
+int hp_view_write(const struct hp_view *v, const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&text, &len);
+	int rc;
+
+	if (!fp)
+		return -ENOMEM;
+	fprintf(fp,
+		HP_VIEW_MAGIC
+		"\ndaemon_pid %d\nstarted %" PRIu64 "\nupdated %" PRIu64
+		"\napplied %" PRIu64 "\nreverted %" PRIu64 "\nfailures %" PRIu64
+		"\nfallbacks %" PRIu64 "\nlast_pause_us %" PRIu64 "\n",
+		(int)v->daemon_pid, v->started, v->updated, v->applied,
+		v->reverted, v->failures, v->fallbacks, v->last_pause_us);
+	for (size_t i = 0; i < v->nr_tracks; i++) {
+		const struct hp_track *t = &v->tracks[i];
+		char reason[sizeof(t->reason)];
+
+		snprintf(reason, sizeof(reason), "%s", t->reason);
+		reason[strcspn(reason, "\n")] = 0;
+		fprintf(fp, "track %d %s %u %d %s %s\n", (int)t->pid,
+			hp_track_state_name(t->state), t->tries,
+			t->fallback_done, t->patch_id, reason);
+	}
+	fclose(fp);
+	rc = hp_write_file(path, text, len, 0644, 0);
+	free(text);
+	return rc;
+}
+
+static int parse_track(struct hp_view *v, const char *line)
+{
+	struct hp_track t = { 0 }, *grown = NULL;
+	char state[32];
+	int pid, fallback, used = 0;
+
+	if (sscanf(line, "track %d %31s %u %d %63s %n", &pid, state, &t.tries,
+		   &fallback, t.patch_id, &used) < 5 ||
+	    state_by_name(state) < 0)
+		return -EINVAL;
+	t.pid = pid;
+	t.state = (enum hp_track_state)state_by_name(state);
+	t.fallback_done = fallback;
+	if (used)
+		snprintf(t.reason, sizeof(t.reason), "%s", line + used);
+	grown = realloc(v->tracks, (v->nr_tracks + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	v->tracks = grown;
+	v->tracks[v->nr_tracks++] = t;
+	return 0;
+}
+
+/* "name value" of one counter of @v. */
+static void read_counter(struct hp_view *v, const char *line)
+{
+	const struct {
+		const char *name;
+		uint64_t *value;
+	} counters[] = {
+		{ "started", &v->started },
+		{ "updated", &v->updated },
+		{ "applied", &v->applied },
+		{ "reverted", &v->reverted },
+		{ "failures", &v->failures },
+		{ "fallbacks", &v->fallbacks },
+		{ "last_pause_us", &v->last_pause_us },
+	};
+	const size_t len = strcspn(line, " ");
+
+	for (size_t i = 0; i < HP_ARRAY_SIZE(counters); i++)
+		if (len == strlen(counters[i].name) &&
+		    !strncmp(line, counters[i].name, len))
+			*counters[i].value = strtoull(line + len, NULL, 10);
+}
+
+static bool is_running(pid_t pid)
+{
+	char path[64], comm[32] = "";
+	FILE *fp = NULL;
+
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	if (!fgets(comm, sizeof(comm), fp))
+		comm[0] = 0;
+	fclose(fp);
+	return !strncmp(comm, "hpatchd", 7);
+}
+
+int hp_view_read(struct hp_view *v, const char *path)
+{
+	uint8_t *text = NULL;
+	size_t len = 0;
+	char *save = NULL;
+	int rc = hp_read_file(path, HP_VIEW_MAX, &text, &len);
+	int pid = 0;
+
+	*v = (struct hp_view){ 0 };
+	if (rc)
+		return rc;
+	if (strncmp((char *)text, HP_VIEW_MAGIC "\n",
+		    strlen(HP_VIEW_MAGIC) + 1))
+		rc = -EINVAL;
+	for (char *l = strtok_r((char *)text, "\n", &save); l && !rc;
+	     l = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(l, "track ", 6))
+			rc = parse_track(v, l);
+		else if (sscanf(l, "daemon_pid %d", &pid) == 1)
+			v->daemon_pid = pid;
+		else
+			read_counter(v, l);
+	}
+	free(text);
+	if (rc) {
+		hp_view_release(v);
+		return rc;
+	}
+	return is_running(v->daemon_pid) ? 0 : -ESRCH;
+}
+
+void hp_view_release(struct hp_view *v)
+{
+	free(v->tracks);
+	*v = (struct hp_view){ 0 };
+}
+
+void hp_view_out(struct hp_out *o, const char *state_dir)
+{
+	char path[PATH_MAX];
+	struct hp_view v;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, HP_AGENT_VIEW_FILE);
+	rc = hp_view_read(&v, path);
+	hp_out_begin_object(o, "daemon");
+	hp_out_bool(o, "running", rc == 0);
+	if (rc && rc != -ESRCH) {
+		hp_out_end_object(o);
+		return;
+	}
+	hp_out_i64(o, "pid", v.daemon_pid);
+	hp_out_u64(o, "started", v.started);
+	hp_out_u64(o, "updated", v.updated);
+	hp_out_u64(o, "applied", v.applied);
+	hp_out_u64(o, "reverted", v.reverted);
+	hp_out_u64(o, "failures", v.failures);
+	hp_out_u64(o, "fallbacks", v.fallbacks);
+	hp_out_u64(o, "last_pause_us", v.last_pause_us);
+	hp_out_begin_array(o, "processes");
+	for (size_t i = 0; i < v.nr_tracks; i++) {
+		const struct hp_track *t = &v.tracks[i];
+
+		hp_out_begin_object(o, NULL);
+		hp_out_i64(o, "pid", t->pid);
+		hp_out_str(o, "patch_id", "%s", t->patch_id);
+		hp_out_str(o, "state", "%s", hp_track_state_name(t->state));
+		hp_out_u64(o, "tries", t->tries);
+		hp_out_bool(o, "fallback_done", t->fallback_done);
+		hp_out_str(o, "reason", "%s", t->reason);
+		hp_out_end_object(o);
+	}
+	hp_out_end_array(o);
+	hp_out_end_object(o);
+	hp_view_release(&v);
+}

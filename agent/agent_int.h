@@ -1,0 +1,89 @@
+/*
+ * hpatchd internals: the daemon's state, shared by its loop (ag_daemon.c),
+ * the process-event connector (ag_procev.c), fallbacks (ag_fallback.c) and
+ * what it publishes (ag_metrics.c).
+ */
+#ifndef HP_AGENT_INT_H
+#define HP_AGENT_INT_H
+
+#include "agent/agent.h"
+
+/* A process hpatchd looks at. */
+struct ag_proc {
+	pid_t pid;
+	uint64_t start_time; /* clock ticks since boot; 0: not yet read */
+	uint64_t due_us;     /* next reconcile (CLOCK_MONOTONIC), 0: none */
+	uint64_t exec_us;    /* when its exec was seen (0: found by a scan) */
+	uint8_t rescans;     /* post-exec rescans scheduled so far */
+	bool gone;
+	bool seen;			/* listed by the last full scan */
+	uint64_t watched_start;		/* its library directories watched */
+	const struct hp_rule *excluded; /* borrowed from the policy */
+	char exe[256];
+	char unit[128];
+};
+
+struct ag_track {
+	struct hp_track t;
+	uint64_t due_us; /* next try after a failure */
+};
+
+/* A fallback already run: never again for this process and patch. */
+struct ag_done {
+	pid_t pid;
+	uint64_t start_time;
+	char patch_id[HP_PATCH_ID_MAX];
+};
+
+struct ag_daemon {
+	const struct hp_agent_conf *conf;
+	struct hp_policy pol;
+	struct hp_store store;
+	struct timespec store_stamp[2]; /* its directory's mtime, ctime */
+	/* Per store entry: the patch to apply (NULL: superseded or not
+	 * verified), and how many of its modules a process maps. */
+	const struct hp_patch **wanted;
+	uint32_t *mapped;
+	size_t nr_wanted;
+	struct hp_rt_audit audit;
+	int nl_fd, in_fd, sig_fd, store_wd;
+	struct ag_proc *procs;
+	size_t nr_procs, cap_procs;
+	struct ag_track *tracks;
+	size_t nr_tracks, cap_tracks;
+	struct ag_done *done;
+	size_t nr_done;
+	uint64_t next_full_us; /* periodic rescan of every process */
+	uint64_t store_due_us; /* reload after the store changed */
+	uint64_t sweep_due_us; /* rescan after a patched library opened */
+	uint64_t last_sweep_us;
+	bool sweep_marks;  /* this scan may drop the uninstall marks */
+	bool sweep_failed; /* ... unless a revert failed */
+	bool view_dirty;
+	uint64_t view_due_us;
+	struct hp_view view; /* counters; tracks filled when published */
+	char view_path[PATH_MAX];
+	char fallbacks_path[PATH_MAX];
+};
+
+/* ag_procev.c: the netlink process-event connector. */
+int ag_procev_open(int *fd) __attribute__((warn_unused_result));
+/* Read every pending event. Return: 0, or -ENOBUFS when some were lost
+ * (the caller rescans every process). */
+int ag_procev_read(struct ag_daemon *d, uint64_t now);
+
+/* ag_daemon.c, for ag_procev.c */
+void ag_on_exec(struct ag_daemon *d, pid_t pid, uint64_t now);
+void ag_on_exit(struct ag_daemon *d, pid_t pid);
+
+/* ag_fallback.c. Return: 0 or -errno / -HP_E_* (reported). */
+int ag_restart_unit(const char *unit);
+int ag_run_command(const char *cmd, pid_t pid, const char *patch,
+		   const char *unit, const char *reason);
+
+/* ag_metrics.c: the view file and the Prometheus textfile. */
+void ag_publish(struct ag_daemon *d);
+/* Remove the uninstall marks: every process is reverted. */
+void ag_drop_marks(struct ag_daemon *d);
+
+#endif

@@ -1,0 +1,630 @@
+/*
+ * hpatch install, uninstall, list and check: the operator's side of the
+ * patch store that hpatchd keeps every process reconciled with.
+ */
+#include "agent/agent.h"
+#include "common/exit.h"
+#include "common/hp_cli.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_out.h"
+#include "runtime/hpatch_cmds.h"
+#include "runtime/runtime.h"
+#include "signing/signing.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#define HP_TIMEOUT_DEFAULT_MS 5000
+
+/* Options every store subcommand has. */
+#define OPT_STORE(var)                                                 \
+	{                                                              \
+		"store", 0, HP_OPT_STR, &(var), "DIR",                 \
+			"the store (default " HP_STORE_DIR_DEFAULT ")" \
+	}
+#define OPT_TRUST(var)                                                       \
+	{                                                                    \
+		"trust", 0, HP_OPT_STR, &(var), "DIR",                       \
+			"trusted public keys (default " HP_TRUST_DIR_DEFAULT \
+			")"                                                  \
+	}
+#define OPT_STATE_DIR(var)                                         \
+	{                                                          \
+		"state-dir", 0, HP_OPT_STR, &(var), "DIR",         \
+			"hpatchd's state directory "               \
+			"(default " HP_AGENT_STATE_DIR_DEFAULT ")" \
+	}
+#define OPT_AUDIT_LOG(var)                                             \
+	{                                                              \
+		"audit-log", 0, HP_OPT_STR, &(var), "FILE",            \
+			"audit log (default " HP_AUDIT_LOG_DEFAULT ")" \
+	}
+
+/* The state directory hpatchd was given (the tests' and the runtime's). */
+const char *hpatch_state_dir(void)
+{
+	const char *d = getenv("HPATCH_STATE_DIR");
+
+	return d && *d ? d : HP_AGENT_STATE_DIR_DEFAULT;
+}
+
+static bool daemon_running(const char *state_dir)
+{
+	char path[PATH_MAX];
+	struct hp_view v;
+	const bool running = (snprintf(path, sizeof(path), "%s/%s", state_dir,
+				       HP_AGENT_VIEW_FILE),
+			      hp_view_read(&v, path) == 0);
+
+	hp_view_release(&v);
+	return running;
+}
+
+int hpatch_cmd_install(int argc, char **argv)
+{
+	const char *store = HP_STORE_DIR_DEFAULT, *trust = HP_TRUST_DIR_DEFAULT;
+	const char *audit_path = NULL, *state_dir = hpatch_state_dir();
+	struct hp_rt_audit audit = { .fd = -1 };
+	bool json = false, downgrade = false;
+	struct hp_patch *p = NULL;
+	char id[HP_PATCH_ID_MAX] = "";
+	struct hp_out o;
+	int first, rc, lock;
+	const struct hp_opt table[] = {
+		OPT_STORE(store),
+		OPT_TRUST(trust),
+		{ "allow-downgrade", 0, HP_OPT_FLAG, &downgrade, NULL,
+		  "install even if older than an installed patch" },
+		OPT_AUDIT_LOG(audit_path),
+		OPT_STATE_DIR(state_dir),
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
+	};
+
+	rc = hp_cli_parse("install", "FILE", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first != argc - 1)
+		return hp_cli_usage_error("install", "expected one patch FILE");
+	hpatch_from_env(&(struct hp_rt_opts){ 0 }, &audit_path);
+	if (hp_rt_audit_open(&audit, audit_path))
+		return HP_EXIT_ERROR;
+	rc = hp_agent_read_patch(argv[first], trust, 0, &p);
+	/* Under the store's lock: hpatchd reads the store afresh after. */
+	lock = rc ? -1 : hp_store_lock(store, false);
+	if (!rc && lock < 0)
+		rc = hp_error_rc(lock, "store '%s': lock", store);
+	if (!rc)
+		rc = hp_store_install(store, argv[first], trust,
+				      downgrade ? HP_STORE_ALLOW_DOWNGRADE : 0,
+				      id);
+	if (lock >= 0)
+		close(lock);
+	hp_rt_audit_record(&audit, "install", argv[first], p, NULL, rc);
+	hp_rt_audit_close(&audit);
+	if (rc && rc != -HP_E_APPLIED) {
+		hp_patch_free(p);
+		return hpatch_exit_for(rc);
+	}
+	hp_out_init(&o, stdout, json);
+	hp_out_str(&o, "patch_id", "%s", id);
+	hp_out_u64(&o, "sequence", p->sequence);
+	hp_out_str(&o, "store", "%s", store);
+	hp_out_str(&o, "result", "%s", rc ? "already installed" : "installed");
+	hp_out_bool(&o, "hpatchd_running", daemon_running(state_dir));
+	hp_out_finish(&o);
+	if (!daemon_running(state_dir))
+		hp_hint("hpatchd is not running: it applies the store when it "
+			"starts ('hpatch apply --all FILE' applies it now)");
+	hp_patch_free(p);
+	return rc ? HP_EXIT_NOTHING : HP_EXIT_OK;
+}
+
+/* Revert every patch marked uninstalled in @s, in every process. */
+static int revert_everywhere(const struct hp_store *s,
+			     const struct hp_rt_opts *opts,
+			     struct hp_rt_audit *audit, struct hp_out *o)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0;
+	int status = HP_EXIT_OK;
+
+	if (hp_agent_pids(&pids, &nr))
+		return HP_EXIT_ERROR;
+	hp_out_begin_array(o, "processes");
+	for (size_t i = 0; i < nr; i++) {
+		const int rc = hp_agent_revert_removed(s, pids[i], opts, audit);
+
+		if (rc == 0 || rc == -HP_E_GONE ||
+		    (rc < 0 && !hp_agent_start_time(pids[i])))
+			continue;
+		hp_out_begin_object(o, NULL);
+		hp_out_i64(o, "pid", pids[i]);
+		hp_out_str(o, "result", "%s", rc > 0 ? "ok" : hp_err_name(rc));
+		if (rc > 0)
+			hp_out_u64(o, "reverted", (uint64_t)rc);
+		else
+			hp_out_str(o, "reason", "%s", hp_strerror(rc));
+		hp_out_end_object(o);
+		if (rc < 0)
+			status = hpatch_combine(status, rc);
+	}
+	hp_out_end_array(o);
+	free(pids);
+	return status;
+}
+
+int hpatch_cmd_uninstall(int argc, char **argv)
+{
+	const char *store = HP_STORE_DIR_DEFAULT, *trust = HP_TRUST_DIR_DEFAULT;
+	const char *audit_path = NULL;
+	struct hp_rt_opts opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS };
+	struct hp_rt_audit audit = { .fd = -1 };
+	struct hp_store s = { 0 };
+	struct hp_rt_result res = { 0 };
+	bool json = false, allow_active = false;
+	struct hp_out o;
+	int first, rc, lock = -1, status;
+	const struct hp_opt table[] = {
+		OPT_STORE(store),
+		OPT_TRUST(trust),
+		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		  "give up on busy functions after MS (default 5000)" },
+		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
+		  "revert even while the patch's code runs" },
+		OPT_AUDIT_LOG(audit_path),
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
+	};
+
+	rc = hp_cli_parse("uninstall", "ID", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first != argc - 1)
+		return hp_cli_usage_error("uninstall", "expected one patch ID");
+	if (opts.timeout_ms < 0)
+		return hp_cli_usage_error("uninstall",
+					  "--timeout must not be negative");
+	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
+	hpatch_from_env(&opts, &audit_path);
+	hp_rt_boost();
+	if (hp_rt_audit_open(&audit, audit_path))
+		return HP_EXIT_ERROR;
+	/* hpatchd waits while we revert: one writer per process. */
+	lock = hp_store_lock(store, false);
+	if (lock < 0) {
+		hp_error_rc(lock, "store '%s': lock", store);
+		status = HP_EXIT_ERROR;
+		goto out;
+	}
+	rc = hp_store_uninstall(store, argv[first]);
+	if (!rc || rc == -HP_E_NOTAPPLIED)
+		rc = hp_store_load(&s, store, trust) ? -EIO : rc;
+	/* Not installed, but marked: a revert left to finish. */
+	if (rc == -HP_E_NOTAPPLIED && hp_store_is_uninstalled(&s, argv[first]))
+		rc = 0;
+	res.rc = rc;
+	snprintf(res.patch_id, sizeof(res.patch_id), "%s", argv[first]);
+	hp_rt_audit_record(&audit, "uninstall", NULL, NULL, &res, rc);
+	if (rc) {
+		status = hpatch_exit_for(rc);
+		goto out;
+	}
+	hp_out_init(&o, stdout, json);
+	hp_out_str(&o, "patch_id", "%s", argv[first]);
+	status = revert_everywhere(&s, &opts, &audit, &o);
+	hp_out_finish(&o);
+	if (status == HP_EXIT_OK)
+		hp_store_drop_mark(store, argv[first]);
+	else
+		hp_hint("hpatchd retries the reverts; 'hpatch uninstall %s' "
+			"does too",
+			argv[first]);
+out:
+	if (lock >= 0)
+		close(lock);
+	hp_store_release(&s);
+	hp_rt_audit_close(&audit);
+	return status;
+}
+
+static const struct hp_track *find_track(const struct hp_view *v, pid_t pid,
+					 const char *id)
+{
+	for (size_t i = 0; i < v->nr_tracks; i++)
+		if (v->tracks[i].pid == pid &&
+		    !strcmp(v->tracks[i].patch_id, id))
+			return &v->tracks[i];
+	return NULL;
+}
+
+static bool is_applied_in(pid_t pid, const struct hp_patch *p)
+{
+	struct hp_rt_applied *list = NULL;
+	size_t nr = 0;
+	bool yes = false;
+
+	if (hp_rt_query(pid, &list, &nr))
+		return false;
+	for (size_t i = 0; i < nr; i++)
+		yes |= list[i].active && list[i].sequence == p->sequence &&
+		       !strcmp(list[i].patch_id, p->id);
+	free(list);
+	return yes;
+}
+
+/* Each process mapping @e's build: applied, or pending and why. */
+static void list_processes(struct hp_out *o, const struct hp_store_entry *e,
+			   const struct hp_view *v, bool running)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0;
+
+	hp_out_begin_array(o, "processes");
+	if (e->p && !hp_rt_find_targets(e->p, &pids, &nr)) {
+		for (size_t i = 0; i < nr; i++) {
+			const struct hp_track *t =
+				find_track(v, pids[i], e->id);
+			const bool applied = is_applied_in(pids[i], e->p);
+
+			hp_out_begin_object(o, NULL);
+			hp_out_i64(o, "pid", pids[i]);
+			hp_out_str(o, "state", "%s",
+				   applied ? "applied"
+				   : t	   ? hp_track_state_name(t->state)
+					   : "pending");
+			hp_out_str(o, "reason", "%s",
+				   applied    ? ""
+				   : t	      ? t->reason
+				   : !running ? "hpatchd is not running"
+				   : e->superseded
+					   ? "superseded by a newer installed "
+					     "patch"
+					   : "not yet seen by hpatchd");
+			if (t)
+				hp_out_u64(o, "tries", t->tries);
+			hp_out_end_object(o);
+		}
+	}
+	hp_out_end_array(o);
+	free(pids);
+}
+
+int hpatch_cmd_list(int argc, char **argv)
+{
+	const char *store = HP_STORE_DIR_DEFAULT, *trust = HP_TRUST_DIR_DEFAULT;
+	const char *state_dir = hpatch_state_dir();
+	char path[PATH_MAX];
+	struct hp_store s = { 0 };
+	struct hp_view v = { 0 };
+	bool json = false, running;
+	struct hp_out o;
+	int first, rc;
+	const struct hp_opt table[] = {
+		OPT_STORE(store),
+		OPT_TRUST(trust),
+		OPT_STATE_DIR(state_dir),
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
+	};
+
+	rc = hp_cli_parse("list", "", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first != argc)
+		return hp_cli_usage_error("list", "unexpected argument");
+	rc = hp_store_load(&s, store, trust);
+	if (rc)
+		return HP_EXIT_ERROR;
+	snprintf(path, sizeof(path), "%s/%s", state_dir, HP_AGENT_VIEW_FILE);
+	running = hp_view_read(&v, path) == 0;
+	hp_out_init(&o, stdout, json);
+	hp_out_str(&o, "store", "%s", store);
+	hp_out_bool(&o, "hpatchd_running", running);
+	hp_out_begin_array(&o, "patches");
+	for (size_t i = 0; i < s.nr; i++) {
+		const struct hp_store_entry *e = &s.entries[i];
+
+		hp_out_begin_object(&o, NULL);
+		hp_out_str(&o, "patch_id", "%s", e->id);
+		hp_out_str(&o, "file", "%s", e->path);
+		hp_out_str(&o, "state", "%s",
+			   e->rc	   ? hp_err_name(e->rc)
+			   : e->superseded ? "superseded"
+					   : "installed");
+		if (e->rc)
+			hp_out_str(&o, "reason", "%s", hp_strerror(e->rc));
+		if (e->p) {
+			hp_out_u64(&o, "sequence", e->p->sequence);
+			hp_out_str(&o, "key_id", "%s", e->key_id);
+			hp_out_begin_array(&o, "modules");
+			for (uint32_t j = 0; j < e->p->nr_modules; j++)
+				hp_out_str(&o, NULL, "%s",
+					   e->p->modules[j].name);
+			hp_out_end_array(&o);
+		}
+		list_processes(&o, e, &v, running);
+		hp_out_end_object(&o);
+	}
+	hp_out_end_array(&o);
+	hp_out_begin_array(&o, "uninstalled_pending");
+	for (size_t i = 0; i < s.nr_uninstalled; i++)
+		if (hp_store_is_uninstalled(&s, s.uninstalled[i]))
+			hp_out_str(&o, NULL, "%s", s.uninstalled[i]);
+	hp_out_end_array(&o);
+	hp_out_finish(&o);
+	hp_view_release(&v);
+	hp_store_release(&s);
+	return HP_EXIT_OK;
+}
+
+/* A capability in this process's effective set (/proc/self/status). */
+static bool has_cap(int cap)
+{
+	FILE *fp = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long eff = 0;
+
+	if (!fp)
+		return false;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(fp);
+	return eff & (1ull << cap);
+}
+
+/* The first line of a small file, "" if unreadable. */
+static void read_line(const char *path, char *out, size_t cap)
+{
+	FILE *fp = fopen(path, "re");
+
+	out[0] = 0;
+	if (fp && fgets(out, (int)cap, fp))
+		out[strcspn(out, "\n")] = 0;
+	if (fp)
+		fclose(fp);
+}
+
+struct host_check {
+	struct hp_out *o;
+	int nr_problems;
+};
+
+static void problem(struct host_check *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void problem(struct host_check *h, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	hp_out_str(h->o, NULL, "%s", text);
+	h->nr_problems++;
+}
+
+/*
+ * This host: can hpatch patch processes here at all? Each problem is one
+ * line of "problems"; the facts are listed either way.
+ */
+static int check_host(struct hp_out *o, const char *state_dir)
+{
+	struct host_check h = { .o = o };
+	const bool ptrace_cap = has_cap(19); /* CAP_SYS_PTRACE */
+	char scope[16], lsm[256], selinux[16], deny[16], execmem[16];
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	uname(&u);
+	sscanf(u.release, "%d.%d", &major, &minor);
+	read_line("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof(scope));
+	read_line("/sys/kernel/security/lsm", lsm, sizeof(lsm));
+	read_line("/sys/fs/selinux/enforce", selinux, sizeof(selinux));
+	read_line("/sys/fs/selinux/booleans/deny_ptrace", deny, sizeof(deny));
+	read_line("/sys/fs/selinux/booleans/deny_execmem", execmem,
+		  sizeof(execmem));
+	hp_out_begin_object(o, "host");
+	hp_out_str(o, "kernel", "%s", u.release);
+	hp_out_str(o, "arch", "%s", u.machine);
+	hp_out_str(o, "ptrace_scope", "%s", scope[0] ? scope : "no yama");
+	hp_out_bool(o, "cap_sys_ptrace", ptrace_cap);
+	hp_out_bool(o, "cap_sys_nice", has_cap(23));
+	hp_out_bool(o, "cap_net_admin", has_cap(12));
+	hp_out_str(o, "lsm", "%s", lsm);
+	hp_out_str(o, "selinux", "%s",
+		   !selinux[0]		   ? "off"
+		   : !strcmp(selinux, "1") ? "enforcing"
+					   : "permissive");
+	hp_out_bool(o, "hpatchd_running", daemon_running(state_dir));
+	hp_out_begin_array(o, "problems");
+	if (strcmp(u.machine, "x86_64"))
+		problem(&h, "architecture %s: hpatch patches x86-64 only",
+			u.machine);
+	if (major < 4 || (major == 4 && minor < 17))
+		problem(&h, "kernel %s: MAP_FIXED_NOREPLACE needs 4.17",
+			u.release);
+	if (!strcmp(scope, "3"))
+		problem(&h, "yama ptrace_scope 3: no process can be attached "
+			    "until reboot");
+	else if (!strcmp(scope, "2") && !ptrace_cap)
+		problem(&h, "yama ptrace_scope 2: attaching needs "
+			    "CAP_SYS_PTRACE");
+	if (!ptrace_cap)
+		problem(&h, "no CAP_SYS_PTRACE: only this user's processes "
+			    "can be patched");
+	if (!strcmp(selinux, "1") && deny[0] == '1')
+		problem(&h, "SELinux deny_ptrace is on: ptrace is refused to "
+			    "every process");
+	if (!strcmp(selinux, "1") && execmem[0] == '1')
+		problem(&h,
+			"SELinux deny_execmem is on: no process may map the "
+			"patch's code executable");
+	hp_out_end_array(o);
+	hp_out_bool(o, "eligible", h.nr_problems == 0);
+	hp_out_end_object(o);
+	return h.nr_problems;
+}
+
+/* The Seccomp: mode of /proc/PID/status (2: a filter), -1 unreadable. */
+static int seccomp_mode(pid_t pid)
+{
+	char path[64], line[128];
+	FILE *fp = NULL;
+	int mode = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fp = fopen(path, "re");
+	while (fp && fgets(line, sizeof(line), fp))
+		if (sscanf(line, "Seccomp: %d", &mode) == 1)
+			break;
+	if (fp)
+		fclose(fp);
+	return mode;
+}
+
+static const char *outcome(int rc)
+{
+	switch (rc) {
+	case 0:
+		return "would apply";
+	case -HP_E_APPLIED:
+		return "already applied";
+	case -HP_E_BUSY:
+		return "busy";
+	default:
+		return "refused";
+	}
+}
+
+/* Every process that maps @p's build: what an apply would do now. */
+static int check_processes(struct hp_out *o, const struct hp_patch *p,
+			   const struct hp_rt_opts *opts,
+			   const struct hp_policy *pol)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0, nr_checked = 0;
+	int status = HP_EXIT_OK;
+
+	if (hp_rt_find_targets(p, &pids, &nr))
+		return HP_EXIT_ERROR;
+	hp_out_begin_array(o, "processes");
+	for (size_t i = 0; i < nr; i++) {
+		struct hp_rt_result res;
+		char exe[256], unit[128];
+		const struct hp_rule *excl = NULL;
+		int rc;
+
+		hp_agent_exe(pids[i], exe, sizeof(exe));
+		hp_agent_unit(pids[i], unit, sizeof(unit));
+		excl = hp_policy_excluded(pol, exe, unit);
+		rc = excl ? 0 : hp_rt_apply(p, pids[i], opts, &res);
+		hp_out_begin_object(o, NULL);
+		hp_out_i64(o, "pid", pids[i]);
+		hp_out_str(o, "executable", "%s", exe);
+		hp_out_str(o, "unit", "%s", unit);
+		if (excl) {
+			hp_out_str(o, "result", "excluded");
+			hp_out_str(o, "reason", "policy: %s", excl->pattern);
+			hp_out_end_object(o);
+			continue;
+		}
+		hp_out_str(o, "result", "%s", outcome(rc));
+		hp_out_str(o, "reason", "%s", rc ? hp_strerror(rc) : "");
+		if (rc)
+			hp_out_str(o, "error", "%s", hp_err_name(rc));
+		if (rc == -HP_E_BUSY) {
+			hp_out_i64(o, "busy_tid", res.busy_tid);
+			hp_out_str(o, "busy_function", "%s", res.busy_func);
+		}
+		hp_out_u64(o, "functions", res.nr_funcs);
+		hp_out_u64(o, "threads", res.nr_threads);
+		/* The dry run maps nothing: say what may refuse the mapping. */
+		if (seccomp_mode(pids[i]) == 2)
+			hp_out_str(o, "warning",
+				   "a seccomp filter (systemd's "
+				   "MemoryDenyWriteExecute=, say) may refuse "
+				   "to make the patch's code executable");
+		hp_out_end_object(o);
+		status = hpatch_combine(status, rc);
+		nr_checked++;
+	}
+	hp_out_end_array(o);
+	free(pids);
+	/* As apply --all: none to patch (excluded ones are not). */
+	return nr_checked ? status : HP_EXIT_NOTARGET;
+}
+
+int hpatch_cmd_check(int argc, char **argv)
+{
+	const char *trust = HP_TRUST_DIR_DEFAULT,
+		   *state_dir = hpatch_state_dir();
+	const char *config = NULL;
+	struct hp_rt_opts opts = { .flags = HP_RT_DRY_RUN };
+	struct hp_policy pol;
+	struct hp_patch *p = NULL;
+	bool json = false, allow_active = false;
+	struct hp_out o;
+	int first, rc, status;
+	const struct hp_opt table[] = {
+		OPT_TRUST(trust),
+		OPT_STATE_DIR(state_dir),
+		{ "config", 0, HP_OPT_STR, &config, "FILE",
+		  "hpatchd's policy, for its exclusions "
+		  "(default " HP_CONFIG_DEFAULT ")" },
+		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		  "retry a busy process for MS (default 0: one look)" },
+		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
+		  "as apply --allow-active would" },
+		{ "json", 0, HP_OPT_FLAG, &json, NULL, "JSON output" },
+		{ 0 },
+	};
+
+	rc = hp_cli_parse("check", "[FILE]", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first < argc - 1)
+		return hp_cli_usage_error("check", "expected at most one FILE");
+	if (opts.timeout_ms < 0)
+		return hp_cli_usage_error("check",
+					  "--timeout must not be negative");
+	opts.flags |= allow_active ? HP_RT_ALLOW_ACTIVE : 0;
+	opts.state_dir = state_dir;
+	if (hp_policy_load(&pol, config ? config : HP_CONFIG_DEFAULT, !config))
+		return HP_EXIT_ERROR;
+	if (first == argc - 1) {
+		rc = hp_agent_read_patch(argv[first], trust, 0, &p);
+		if (rc) {
+			hp_policy_release(&pol);
+			return hpatch_exit_for(rc);
+		}
+	}
+	hp_rt_boost();
+	hp_out_init(&o, stdout, json);
+	status = check_host(&o, state_dir) ? HP_EXIT_ERROR : HP_EXIT_OK;
+	if (p) {
+		char key[HP_KEY_ID_STR_BYTES] = "";
+
+		if (p->info.is_signed)
+			hp_sign_key_id_str(key, p->info.key_id);
+		hp_out_str(&o, "patch_id", "%s", p->id);
+		if (!hp_policy_key_allowed(&pol, key))
+			hp_out_str(&o, "policy",
+				   "signer not in trusted_keys: "
+				   "hpatchd will not apply it");
+		rc = check_processes(&o, p, &opts, &pol);
+		if (status == HP_EXIT_OK)
+			status = rc;
+	}
+	hp_out_finish(&o);
+	hp_patch_free(p);
+	hp_policy_release(&pol);
+	return status;
+}

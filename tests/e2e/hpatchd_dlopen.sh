@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# dlopen of a patched library: the first on this host (its name opened in
+# a library directory: beside the program, as its $ORIGIN RUNPATH says),
+# then in others (its file, patched once, is watched): each process that
+# opens it is looked at within the sweep interval (0.1 s), long before
+# the periodic rescan (60 s here), including a second dlopen right after
+# the sweep for the first.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+O=$HP_BUILD/testdata/CMakeFiles
+make_key k
+id=dlopen-$$
+"$HPDIFF" --old "$O/tlslib-v1.objs.dir" --new "$O/tlslib-v2.objs.dir" \
+	--binary "$HP_BUILD/testdata/libtlslib-v1.so" --key "$T/k.key" \
+	--id "$id" -o "$T/tls.hpatch" -q >/dev/null
+agent_policy '[apply]' 'rescan = 60s'
+cp "$HP_BUILD/testdata/lib_user" "$HP_BUILD/testdata/libgreet-v1.so" \
+	"$HP_BUILD/testdata/libtlslib-v1.so" "$T/bin/"
+expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/tls.hpatch"
+start_agent
+# user N: a lib_user reading commands from fd 10+N.
+user() {
+	mkfifo "$T/in$1"
+	"$T/bin/lib_user" <"$T/in$1" >"$T/u$1.log" 2>&1 &
+	PIDS+=($!)
+	eval "U$1=$!"
+	eval "exec $((10 + $1))>\"$T/in$1\""
+}
+user 1
+sleep 0.6 # past the rescans that follow an exec
+echo load >&11
+check "first user loaded the library" wait_until 10 grep -q loaded "$T/u1.log"
+check "the first dlopen on this host is patched" wait_until 10 has_patch "$U1" "$id"
+user 2
+user 3
+sleep 0.6 # past the rescans that follow an exec
+echo load >&12
+sleep 0.03 # after the sweep for user 2, within its interval
+echo load >&13
+check "a dlopen is patched without the periodic rescan" wait_until 10 has_patch "$U2" "$id"
+check "... and one right after the sweep for it" wait_until 10 has_patch "$U3" "$id"
+exec 11>&- 12>&- 13>&-
+finish

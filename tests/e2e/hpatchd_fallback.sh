@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A process whose patched function stays in use: hpatchd retries on the
+# policy's schedule, then runs the policy's fallback exactly once for that
+# process and patch (not again on later tries, nor after a restart of
+# hpatchd), keeps trying, and patches it once the function is free. A
+# process no fallback rule matches gets none.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+id=fallback-$$
+build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+mkdir -p "$T/bin/other"
+cp "$HP_BUILD/testdata/svc-v1" "$T/bin/"
+cp "$HP_BUILD/testdata/svc-v1" "$T/bin/other/"
+agent_policy '[apply]' 'retry = 200ms 200ms' 'attempt_timeout = 100ms' \
+	'[fallback]' "exe $T/bin/other/* = none" \
+	"exe $T/bin/* = command echo \"\$HPATCH_PID \$HPATCH_REASON\" >>$T/fallback.log"
+expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+
+start_target "$T/bin/svc-v1" "$T/svc.log" 1
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+open_conn 4 "$TARGET_PORT"
+start_target "$T/bin/other/svc-v1" "$T/other.log" 1
+other=$TARGET_PID
+open_conn 5 "$TARGET_PORT"
+echo "hold -15000" >&4 # a thread spins 15 s below hold(): busy
+echo "hold -15000" >&5
+sleep 0.2
+start_agent
+lines() { cat "$T/fallback.log" 2>/dev/null | wc -l; }
+ran() { test "$(lines)" -ge 1; }
+check "the fallback ran after the retries" wait_until 10 ran
+check "... for pid $pid, saying why" grep -q "^$pid HP_E_BUSY.*'hold' in use\|^$pid .*hold" "$T/fallback.log"
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || true
+start_agent
+sleep 1.5 # more tries, by a new hpatchd: all busy
+check "still exactly once (across tries and a restart)" test "$(lines)" -eq 1
+check "still v1" test "$(ask 3 version)" = v1
+listed() { # listed PATTERN: hpatch list --json shows it
+	"$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" --json 2>/dev/null | grep -q "$1"
+}
+check "list: gave up, fallback already run" wait_until 10 listed \
+	"{\"pid\":$pid,\"state\":\"gave-up\",\"reason\":\"hold in use by thread [0-9]*; fallback already run\""
+check "list: no fallback in the policy for the other" wait_until 10 listed \
+	"{\"pid\":$other,\"state\":\"gave-up\",\"reason\":\"[^\"]*; no fallback in the policy\""
+check "patched once hold() returns" wait_until 25 has_patch "$pid" "$id"
+check "v2" test "$(ask 3 version)" = v2
+check "the fallback never ran again" test "$(lines)" -eq 1
+check "audit: one fallback line" \
+	test "$(grep -c '"action":"fallback-command"' "$HPATCH_AUDIT_LOG")" -eq 1
+check "audit: busy tries recorded" grep -q "\"action\":\"apply\",\"pid\":$pid,.*\"result\":\"HP_E_BUSY\"" "$HPATCH_AUDIT_LOG"
+exec 3>&- 4>&- 5>&-
+finish

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# hpatchd does only what its policy allows, and says why a process waits:
+# automatic apply off, a signer not in trusted_keys, outside the
+# maintenance window, an excluded executable; SIGHUP reloads the policy,
+# and a bad policy file keeps the one in force.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+id=policy-$$
+build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+key=$("$HPATCH" inspect --trust "$T/trust" --json "$T/svc.hpatch" | sed -n 's/.*"key_id":"\([0-9a-f]*\)".*/\1/p')
+mkdir -p "$T/bin/keep"
+cp "$HP_BUILD/testdata/svc-v1" "$T/bin/"
+cp "$HP_BUILD/testdata/svc-v1" "$T/bin/keep/"
+expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+start_target "$T/bin/svc-v1" "$T/a.log" 1
+a=$TARGET_PID
+start_target "$T/bin/keep/svc-v1" "$T/k.log" 1
+kept=$TARGET_PID
+# view_reason PID: the daemon's reason for PID, from hpatch list.
+reason_is() {
+	"$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" --json 2>/dev/null |
+		grep -q "{\"pid\":$1,\"state\":\"$2\",\"reason\":\"$3\""
+}
+reload() { kill -HUP "$AGENT_PID"; }
+
+agent_policy '[apply]' 'automatic = no'
+start_agent
+check "automatic apply off: pending, saying so" \
+	wait_until 10 reason_is "$a" pending "automatic apply is off in the policy"
+check "... and not applied" no_patch "$a"
+
+agent_policy '[apply]' 'trusted_keys = 0123456789abcdef'
+reload
+check "signer not in trusted_keys: refused, naming it" \
+	wait_until 10 reason_is "$a" refused "signer $key is not in the policy's trusted_keys"
+check "... and not applied" no_patch "$a"
+
+now=$(date +%H:%M)
+later=$(date -d '+2 hours' +%H:%M)
+agent_policy '[apply]' "trusted_keys = $key" "window = $later-$(date -d '+3 hours' +%H:%M)"
+reload
+check "outside the maintenance window: pending" \
+	wait_until 10 reason_is "$a" pending "outside the maintenance window"
+check "... and not applied" no_patch "$a"
+
+echo "[apply]" >"$T/hpatch.conf.bad"
+echo "automatic = perhaps" >>"$T/hpatch.conf.bad"
+cp "$T/hpatch.conf" "$T/hpatch.conf.good"
+cp "$T/hpatch.conf.bad" "$T/hpatch.conf"
+reload
+check "a bad policy is refused on reload" wait_until 10 grep -q "policy not reloaded" "$T/hpatchd.log"
+check "... the one in force stays: still pending" \
+	reason_is "$a" pending "outside the maintenance window"
+
+agent_policy '[apply]' "trusted_keys = $key" "window = $now-$later" \
+	'[exclude]' "exe = $T/bin/keep/*"
+reload
+check "inside the window, key trusted: applied" wait_until 10 has_patch "$a" "$id"
+check "an excluded executable is never patched" no_patch "$kept"
+check "... and listed as excluded by its rule" \
+	wait_until 10 reason_is "$kept" excluded "policy: excluded by $T/bin/keep/\\*"
+finish

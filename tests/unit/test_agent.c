@@ -1,0 +1,309 @@
+/*
+ * Unit tests for agent/: the policy file, the systemd unit of a cgroup
+ * line, and the daemon's view file read back as written.
+ */
+#include "hp_test.h"
+
+#include "agent/agent.h"
+#include "common/hp_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/hp_agent_XXXXXX";
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[64];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static int load_text(struct hp_policy *pol, const char *text)
+{
+	char path[128];
+	FILE *fp = NULL;
+
+	snprintf(path, sizeof(path), "%s/hpatch.conf", dir);
+	fp = fopen(path, "w");
+	fputs(text, fp);
+	fclose(fp);
+	return hp_policy_load(pol, path, false);
+}
+
+static void quiet(enum hp_log_level level, const char *msg, void *ctx)
+{
+	(void)level;
+	(void)msg;
+	++*(int *)ctx;
+}
+
+static void test_policy_defaults(void **state)
+{
+	struct hp_policy pol;
+	char path[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/missing.conf", dir);
+	assert_hp_ok(hp_policy_load(&pol, path, true));
+	assert_true(pol.auto_apply);
+	assert_int_equal(pol.nr_retry, 5);
+	assert_int_equal(pol.retry_ms[0], 1000);
+	assert_int_equal(pol.attempt_timeout_ms, 100);
+	assert_int_equal(pol.window_start, -1);
+	assert_true(hp_policy_in_window(&pol, time(NULL)));
+	assert_true(hp_policy_key_allowed(&pol, "0011223344556677"));
+	assert_null(hp_policy_excluded(&pol, "/usr/bin/x", ""));
+	assert_null(hp_policy_fallback(&pol, "/usr/bin/x", "x.service"));
+	hp_policy_release(&pol);
+	/* Named on the command line, a missing file is an error. */
+	hp_log_set_sink(quiet, &(int){ 0 });
+	assert_int_equal(hp_policy_load(&pol, path, false), -ENOENT);
+	hp_log_set_sink(NULL, NULL);
+}
+
+static void test_policy_full(void **state)
+{
+	struct hp_policy pol;
+	const struct hp_rule *r = NULL;
+
+	(void)state;
+	assert_hp_ok(load_text(
+		&pol, "[apply]\n"
+		      "automatic = no\n"
+		      "trusted_keys = 00112233AABBCCDD, 0123456789abcdef\n"
+		      "retry = 500ms 2s 1m\n"
+		      "attempt_timeout = 250ms\n"
+		      "rescan = 30s\n"
+		      "window = 22:30-02:00\n"
+		      "[metrics]\n"
+		      "textfile = /var/lib/node_exporter/hpatch.prom\n"
+		      "[exclude]\n"
+		      "unit = sshd.service\n"
+		      "exe = /usr/sbin/*\n"
+		      "[fallback]\n"
+		      "unit nginx.service = restart\n"
+		      "exe /opt/app/* = command /usr/local/bin/page-ops\n"
+		      "exe /opt/* = none\n"));
+	assert_false(pol.auto_apply);
+	assert_int_equal(pol.nr_keys, 2);
+	assert_true(hp_policy_key_allowed(&pol, "00112233aabbccdd"));
+	assert_false(hp_policy_key_allowed(&pol, "ffffffffffffffff"));
+	assert_int_equal(pol.nr_retry, 3);
+	assert_int_equal(pol.retry_ms[2], 60000);
+	assert_int_equal(pol.attempt_timeout_ms, 250);
+	assert_int_equal(pol.rescan_ms, 30000);
+	assert_int_equal(pol.window_start, 22 * 60 + 30);
+	assert_int_equal(pol.window_end, 120);
+	assert_string_equal(pol.metrics_path,
+			    "/var/lib/node_exporter/hpatch.prom");
+	r = hp_policy_excluded(&pol, "/usr/bin/x", "sshd.service");
+	assert_non_null(r);
+	assert_string_equal(r->pattern, "sshd.service");
+	assert_non_null(hp_policy_excluded(&pol, "/usr/sbin/cron", ""));
+	assert_null(hp_policy_excluded(&pol, "/usr/bin/cron", "cron.service"));
+	r = hp_policy_fallback(&pol, "/usr/sbin/nginx", "nginx.service");
+	assert_int_equal(r->kind, HP_RULE_FALLBACK_RESTART);
+	r = hp_policy_fallback(&pol, "/opt/app/bin/srv", "app.service");
+	assert_int_equal(r->kind, HP_RULE_FALLBACK_COMMAND);
+	assert_string_equal(r->command, "/usr/local/bin/page-ops");
+	/* First match wins: /opt/app/ above /opt/. */
+	r = hp_policy_fallback(&pol, "/opt/other/srv", "");
+	assert_int_equal(r->kind, HP_RULE_FALLBACK_NONE);
+	assert_null(hp_policy_fallback(&pol, "/usr/bin/x", "x.service"));
+	hp_policy_release(&pol);
+}
+
+static void test_policy_include(void **state)
+{
+	struct hp_policy pol;
+
+	(void)state;
+	assert_hp_ok(load_text(&pol, "[include]\nexe = /srv/*\n"
+				     "[exclude]\nexe = /srv/legacy/*\n"));
+	assert_null(hp_policy_excluded(&pol, "/srv/api", ""));
+	assert_non_null(hp_policy_excluded(&pol, "/usr/bin/api", ""));
+	assert_non_null(hp_policy_excluded(&pol, "/srv/legacy/x", ""));
+	/* Unreadable executable (a kernel thread): never included. */
+	assert_non_null(hp_policy_excluded(&pol, "", ""));
+	hp_policy_release(&pol);
+}
+
+static void test_policy_window(void **state)
+{
+	struct hp_policy pol;
+	struct tm tm = {
+		.tm_year = 126, .tm_mon = 0, .tm_mday = 5, .tm_isdst = -1
+	};
+
+	(void)state;
+	assert_hp_ok(load_text(&pol, "[apply]\nwindow = 22:00-02:00\n"));
+	tm.tm_hour = 23;
+	assert_true(hp_policy_in_window(&pol, mktime(&tm)));
+	tm.tm_hour = 1;
+	assert_true(hp_policy_in_window(&pol, mktime(&tm)));
+	tm.tm_hour = 12;
+	assert_false(hp_policy_in_window(&pol, mktime(&tm)));
+	hp_policy_release(&pol);
+}
+
+static void test_policy_errors(void **state)
+{
+	struct hp_policy pol;
+	int nr = 0;
+
+	(void)state;
+	hp_log_set_sink(quiet, &nr);
+	assert_int_equal(load_text(&pol, "[apply]\n"
+					 "automatic = maybe\n"
+					 "retry = 1s soon\n"
+					 "window = 25:00-26:00\n"
+					 "trusted_keys = xyz\n"
+					 "colour = blue\n"
+					 "[fallback]\n"
+					 "exe /x = reboot\n"
+					 "pid 1 = restart\n"
+					 "[metrics]\n"
+					 "textfile = relative.prom\n"),
+			 -EINVAL);
+	hp_log_set_sink(NULL, NULL);
+	/* Each of the 8 bad lines reported, then a hint and a summary. */
+	assert_int_equal(nr, 10);
+	assert_true(pol.auto_apply); /* the defaults, nothing half-read */
+	assert_int_equal(pol.nr_rules, 0);
+}
+
+static void test_duration(void **state)
+{
+	long ms = 0;
+
+	(void)state;
+	assert_hp_ok(hp_policy_parse_duration("1.5s", &ms));
+	assert_int_equal(ms, 1500);
+	assert_hp_ok(hp_policy_parse_duration("10", &ms));
+	assert_int_equal(ms, 10000);
+	assert_hp_ok(hp_policy_parse_duration("2h", &ms));
+	assert_int_equal(ms, 7200000);
+	assert_int_equal(hp_policy_parse_duration("-1s", &ms), -EINVAL);
+	assert_int_equal(hp_policy_parse_duration("1 week", &ms), -EINVAL);
+	assert_int_equal(hp_policy_parse_duration("999h", &ms), -EINVAL);
+}
+
+static void test_unit_of(void **state)
+{
+	char unit[64];
+
+	(void)state;
+	hp_agent_unit_of("0::/system.slice/nginx.service\n", unit,
+			 sizeof(unit));
+	assert_string_equal(unit, "nginx.service");
+	hp_agent_unit_of("0::/system.slice/docker-1.scope/init.scope\n", unit,
+			 sizeof(unit));
+	assert_string_equal(unit, "init.scope");
+	hp_agent_unit_of("0::/user.slice/user-0.slice/session-3.scope\n", unit,
+			 sizeof(unit));
+	assert_string_equal(unit, "session-3.scope");
+	hp_agent_unit_of("12:cpu:/x\n1:name=systemd:/system.slice/"
+			 "cron.service\n0::/\n",
+			 unit, sizeof(unit));
+	assert_string_equal(unit, "cron.service");
+	hp_agent_unit_of("0::/\n", unit, sizeof(unit));
+	assert_string_equal(unit, "");
+	hp_agent_unit_of("0::/system.slice/a-very-long-name-that-does-not-fit-"
+			 "in-the-buffer-at-all.service\n",
+			 unit, 16);
+	assert_string_equal(unit, "");
+}
+
+static void test_start_time(void **state)
+{
+	const pid_t child = fork();
+	struct timespec nap = { 0, 1000000 };
+
+	(void)state;
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(0);
+	assert_true(hp_agent_start_time(getpid()) > 0);
+	/* Exited, not reaped: a zombie has no process left to patch. */
+	for (int i = 0; i < 1000 && hp_agent_start_time(child); i++)
+		nanosleep(&nap, NULL);
+	assert_int_equal(hp_agent_start_time(child), 0);
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(hp_agent_start_time(child), 0);
+}
+
+static void test_view_roundtrip(void **state)
+{
+	struct hp_track tracks[] = {
+		{ .pid = 42,
+		  .patch_id = "CVE-1",
+		  .state = HP_TRACK_BUSY,
+		  .tries = 3,
+		  .reason = "hold in use by thread 43" },
+		{ .pid = 7,
+		  .patch_id = "CVE-2",
+		  .state = HP_TRACK_GAVE_UP,
+		  .fallback_done = true,
+		  .reason = "x\ny" },
+		{ .pid = 8, .patch_id = "CVE-2", .state = HP_TRACK_APPLIED },
+	};
+	const struct hp_view v = { .daemon_pid = getpid(),
+				   .started = 100,
+				   .applied = 5,
+				   .fallbacks = 1,
+				   .last_pause_us = 77,
+				   .tracks = tracks,
+				   .nr_tracks = 3 };
+	struct hp_view r;
+	char path[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/view", dir);
+	assert_hp_ok(hp_view_write(&v, path));
+	/* This test's process is not hpatchd: read, but "not running". */
+	assert_int_equal(hp_view_read(&r, path), -ESRCH);
+	assert_int_equal(r.daemon_pid, getpid());
+	assert_int_equal(r.applied, 5);
+	assert_int_equal(r.fallbacks, 1);
+	assert_int_equal(r.last_pause_us, 77);
+	assert_int_equal(r.nr_tracks, 3);
+	assert_int_equal(r.tracks[0].state, HP_TRACK_BUSY);
+	assert_int_equal(r.tracks[0].tries, 3);
+	assert_string_equal(r.tracks[0].reason, "hold in use by thread 43");
+	assert_true(r.tracks[1].fallback_done);
+	assert_string_equal(r.tracks[1].reason, "x"); /* one line only */
+	assert_string_equal(r.tracks[2].patch_id, "CVE-2");
+	assert_string_equal(r.tracks[2].reason, "");
+	hp_view_release(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policy_defaults),
+		cmocka_unit_test(test_policy_full),
+		cmocka_unit_test(test_policy_include),
+		cmocka_unit_test(test_policy_window),
+		cmocka_unit_test(test_policy_errors),
+		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_unit_of),
+		cmocka_unit_test(test_start_time),
+		cmocka_unit_test(test_view_roundtrip),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
