@@ -13,7 +13,7 @@ build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
 build_patch svc "$T/other.hpatch" --key "$T/other.key" --id "$id-o"
 build_patch static_local "$T/none.hpatch" --key "$T/k.key" --id "$id-n"
 agent_policy # other tests' processes of the same build: excluded
-cp "$HP_BUILD/testdata/svc-v1" "$T/bin/"
+cp "$HP_TD/svc-v1" "$T/bin/"
 C=(--trust "$T/trust" --config "$T/hpatch.conf" --json)
 
 expect_exit 0 "the host is eligible" "$HPATCH" check "${C[@]}"

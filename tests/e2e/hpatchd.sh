@@ -7,20 +7,20 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-O=$HP_BUILD/testdata/CMakeFiles
+O=$HP_TD/CMakeFiles
 make_key k
 id=agent-$$
 build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
 "$HPDIFF" --old "$O/tlslib-v1.objs.dir" --new "$O/tlslib-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libtlslib-v1.so" --key "$T/k.key" \
+	--binary "$HP_TD/libtlslib-v1.so" --key "$T/k.key" \
 	--id "$id-tls" -o "$T/tls.hpatch" -q >/dev/null
 "$HPDIFF" --old "$O/greet-v1.objs.dir" --new "$O/greet-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libgreet-v1.so" --key "$T/k.key" \
+	--binary "$HP_TD/libgreet-v1.so" --key "$T/k.key" \
 	--id "$id-greet" -o "$T/greet.hpatch" -q >/dev/null
 agent_policy '[apply]' 'rescan = 1s' '[metrics]' "textfile = $T/hpatch.prom"
 # Copies under $T/bin: the same builds (build-ids), reachable by policy.
-cp "$HP_BUILD/testdata/svc-v1" "$HP_BUILD/testdata/lib_user" \
-	"$HP_BUILD/testdata/libgreet-v1.so" "$HP_BUILD/testdata/libtlslib-v1.so" "$T/bin/"
+cp "$HP_TD/svc-v1" "$HP_TD/lib_user" \
+	"$HP_TD/libgreet-v1.so" "$HP_TD/libtlslib-v1.so" "$T/bin/"
 
 start_target "$T/bin/svc-v1" "$T/a.log" 1
 a=$TARGET_PID
@@ -28,7 +28,7 @@ open_conn 3 "$TARGET_PORT"
 start_target "$T/bin/svc-v1" "$T/b.log" 1
 b=$TARGET_PID
 # Another test's process of the same build, outside $T/bin: never touched.
-start_target "$HP_BUILD/testdata/svc-v1" "$T/out.log" 1
+start_target "$HP_TD/svc-v1" "$T/out.log" 1
 outside=$TARGET_PID
 
 # systemd's notify socket, played by a datagram listener (Type=notify).

@@ -10,7 +10,7 @@ make_key k
 id=crash-$$
 build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
 agent_policy
-cp "$HP_BUILD/testdata/svc-v1" "$T/bin/"
+cp "$HP_TD/svc-v1" "$T/bin/"
 traced_by() { test "$(awk '/^TracerPid/ {print $2}' "/proc/$1/status")" = "$2"; }
 expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
 

@@ -8,15 +8,15 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-O=$HP_BUILD/testdata/CMakeFiles
+O=$HP_TD/CMakeFiles
 make_key k
 id=dlopen-$$
 "$HPDIFF" --old "$O/tlslib-v1.objs.dir" --new "$O/tlslib-v2.objs.dir" \
-	--binary "$HP_BUILD/testdata/libtlslib-v1.so" --key "$T/k.key" \
+	--binary "$HP_TD/libtlslib-v1.so" --key "$T/k.key" \
 	--id "$id" -o "$T/tls.hpatch" -q >/dev/null
 agent_policy '[apply]' 'rescan = 60s'
-cp "$HP_BUILD/testdata/lib_user" "$HP_BUILD/testdata/libgreet-v1.so" \
-	"$HP_BUILD/testdata/libtlslib-v1.so" "$T/bin/"
+cp "$HP_TD/lib_user" "$HP_TD/libgreet-v1.so" \
+	"$HP_TD/libtlslib-v1.so" "$T/bin/"
 expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/tls.hpatch"
 start_agent
 # user N: a lib_user reading commands from fd 10+N.

@@ -11,8 +11,8 @@ make_key k
 id=fallback-$$
 build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
 mkdir -p "$T/bin/other"
-cp "$HP_BUILD/testdata/svc-v1" "$T/bin/"
-cp "$HP_BUILD/testdata/svc-v1" "$T/bin/other/"
+cp "$HP_TD/svc-v1" "$T/bin/"
+cp "$HP_TD/svc-v1" "$T/bin/other/"
 agent_policy '[apply]' 'retry = 200ms 200ms' 'attempt_timeout = 100ms' \
 	'[fallback]' "exe $T/bin/other/* = none" \
 	"exe $T/bin/* = command echo \"\$HPATCH_PID \$HPATCH_REASON\" >>$T/fallback.log"

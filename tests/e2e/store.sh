@@ -31,10 +31,10 @@ check "... naming the installed patch" grep -q "older than installed '$id'" "$T/
 expect_exit 0 "--allow-downgrade installs it" \
 	"$HPATCH" install --store "$S" --trust "$T/trust" --allow-downgrade "$T/old.hpatch"
 
-start_target "$HP_BUILD/testdata/svc-v1" "$T/a.log" 1
+start_target "$HP_TD/svc-v1" "$T/a.log" 1
 a=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
-start_target "$HP_BUILD/testdata/svc-v1" "$T/b.log" 1
+start_target "$HP_TD/svc-v1" "$T/b.log" 1
 b=$TARGET_PID
 open_conn 4 "$TARGET_PORT"
 expect_exit 0 "apply the installed file to one process" \
