@@ -12,9 +12,11 @@ start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 open_conn 4 "$TARGET_PORT"
+ask 4 version >/dev/null # its thread exists
+htid=$(newest_tid "$pid")
 
 echo "hold 2500" >&4 # a thread now sleeps inside hold()
-sleep 0.3
+wait_thread "$pid" "$htid" sleep
 expect_exit 4 "busy: refused after the timeout" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" --timeout 400 \
 	--on-refuse "echo \"\$HPATCH_PID \$HPATCH_REASON \$HPATCH_PATCH\" > $T/fallback" "$T/svc.hpatch"
@@ -50,7 +52,7 @@ check "that call finished in v1" test "$held" = "held v1"
 exec 5>&-
 
 echo "hold 1500" >&4
-sleep 0.3
+wait_thread "$pid" "$htid" sleep
 expect_exit 0 "--allow-active applies while hold() runs" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/svc.hpatch"
 check "warning names the thread inside hold()" \
@@ -64,7 +66,7 @@ expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 # A thread running (not blocked) in a function hold() calls: its
 # instruction pointer is elsewhere, its stack says it returns into hold().
 echo "hold -1500" >&4
-sleep 0.3
+wait_thread "$pid" "$htid" run
 expect_exit 0 "--allow-active applies while a callee of hold() runs" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/svc.hpatch"
 check "warning names the running thread below hold()" \
@@ -77,7 +79,7 @@ expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 # mapped, marked retired, until a later hpatch finds it unused.
 expect_exit 0 "apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/svc.hpatch"
 echo "hold 1200" >&4 # now sleeping inside the patch's hold()
-sleep 0.3
+wait_thread "$pid" "$htid" sleep
 expect_exit 0 "revert --allow-active while the patch's hold() runs" \
 	"$HPATCH" revert -p "$pid" --allow-active
 "$HPATCH" status -p "$pid" --json >"$T/status.json"

@@ -88,6 +88,23 @@ ask() {
 }
 
 nr_tasks() { ls "/proc/$1/task" | wc -l; }
+# newest_tid PID: the thread started last (a connection's, right after
+# the connection answered once).
+newest_tid() { ls "/proc/$1/task" | sort -n | tail -n 1; }
+# wait_thread PID TID sleep|run: until that thread sleeps in nanosleep
+# (a held call blocked) or runs in user space (a held call burning), so a
+# test does not guess how long a loaded host takes to get it there.
+wait_thread() {
+	local nr _ i
+	for i in $(seq 250); do
+		read -r nr _ <"/proc/$1/task/$2/syscall" 2>/dev/null || return 1
+		case "$3:$nr" in
+		sleep:35 | sleep:230 | run:running) return 0 ;;
+		esac
+		sleep 0.02
+	done
+	return 1
+}
 
 # open_conn FD PORT: a TCP connection to the target on file descriptor FD.
 open_conn() { eval "exec $1<>/dev/tcp/127.0.0.1/$2"; }
