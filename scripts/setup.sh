@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libelf-dev libdwarf-dev libzstd-dev
       libsodium-dev libcmocka-dev zstd clang libclang-rt-14-dev clang-format git procps
-      scdoc python3 man-db dpkg-dev debhelper lintian
+      scdoc python3 man-db dpkg-dev debhelper lintian ansible-core
       "$@")
 
 missing=()
