@@ -15,14 +15,23 @@ export ANSIBLE_COLLECTIONS_PATH=$HP_SRC/ansible ANSIBLE_HOME=$T/ansible-home
 export ANSIBLE_LOCAL_TEMP=$T/ansible-tmp ANSIBLE_REMOTE_TEMP=$T/ansible-tmp
 export ANSIBLE_NOCOLOR=1 ANSIBLE_DEPRECATION_WARNINGS=0 ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3
 make_key k
-# A patch id of this test's own: other processes on the machine may carry
-# patches of the same build.
+# The services run a copy of svc-v1 with a build-id of this test's own, and
+# the patch is made for it: the rollout takes tens of seconds, and another
+# test's `hpatch apply --all` of svc-v1 (all_processes) must not reach
+# these hosts' processes meanwhile.
+python3 -c 'import os, struct, sys
+sys.stdout.buffer.write(struct.pack("<III", 4, 20, 3) + b"GNU\0" + os.urandom(20))' >"$T/build-id.note"
+objcopy --update-section .note.gnu.build-id="$T/build-id.note" \
+	"$HP_BUILD/testdata/svc-v1" "$T/svc-v1"
+# A patch id of this test's own too.
 id=ansible-$$
-build_patch svc "$T/fix.hpatch" --key "$T/k.key" --id "$id"
+"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/svc-v1.objs.dir" \
+	--new "$HP_BUILD/testdata/CMakeFiles/svc-v2.objs.dir" --binary "$T/svc-v1" \
+	-o "$T/fix.hpatch" -q --key "$T/k.key" --id "$id" >/dev/null
 
 declare -A PID PORT
 for h in h1 h2 h3 h4 h5; do
-	start_target "$HP_BUILD/testdata/svc-v1" "$T/$h.log" 1
+	start_target "$T/svc-v1" "$T/$h.log" 1
 	PID[$h]=$TARGET_PID PORT[$h]=$TARGET_PORT
 done
 version() { exec 7<>"/dev/tcp/127.0.0.1/${PORT[$1]}"; ask 7 version; exec 7>&-; }
