@@ -3,6 +3,8 @@
 # A custom target NAME that runs hpdiff on two object trees and writes a
 # (signed, with KEY) .hpatch; the CMake twin of hpatch.mk. FLAGS may add
 # modules: FLAGS --and --old LIBOLD --new LIBNEW --binary LIB.
+# hpdiff is HPDIFF if given, else the one find_package(hpatch) found
+# (hpatch::hpdiff), else the one on PATH.
 function(hpatch_add_hotpatch name)
 	cmake_parse_arguments(H "" "OLD;NEW;BINARY;OUTPUT;KEY;HPDIFF" "FLAGS" ${ARGN})
 	foreach(req OLD NEW BINARY OUTPUT)
@@ -10,7 +12,9 @@ function(hpatch_add_hotpatch name)
 			message(FATAL_ERROR "hpatch_add_hotpatch(${name}): ${req} is required")
 		endif()
 	endforeach()
-	if(NOT H_HPDIFF)
+	if(NOT H_HPDIFF AND TARGET hpatch::hpdiff)
+		set(H_HPDIFF $<TARGET_FILE:hpatch::hpdiff>)
+	elseif(NOT H_HPDIFF)
 		set(H_HPDIFF hpdiff)
 	endif()
 	set(key_args)

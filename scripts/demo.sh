@@ -8,6 +8,20 @@ bash "$src/scripts/setup.sh"
 export HP_BUILD_DIR=${HP_BUILD_DIR:-$src/build}
 bash "$src/scripts/build.sh" >/dev/null
 B=$HP_BUILD_DIR
+# HP_TOOLS=installed: the hpdiff, hpsign and hpatch on PATH (the .deb, or
+# `cmake --install`) instead of the build tree's; the demo service and its
+# object trees still come from the build tree.
+if [ "${HP_TOOLS:-build}" = installed ]; then
+	for t in hpdiff hpsign hpatch; do
+		command -v "$t" >/dev/null || {
+			echo "demo: HP_TOOLS=installed, but '$t' is not on PATH" >&2
+			exit 1
+		}
+	done
+	HPDIFF=$(command -v hpdiff) HPSIGN=$(command -v hpsign) HPATCH=$(command -v hpatch)
+else
+	HPDIFF=$B/differ/hpdiff HPSIGN=$B/signing/hpsign HPATCH=$B/runtime/hpatch
+fi
 W=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$W"' EXIT
 
@@ -15,6 +29,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 query() { echo "$1" >&3; IFS= read -r -t 5 line <&3; echo "  reply to '$1': $line"; }
 recent() { sleep 0.35; tail -n 3 "$W/demo.log" | sed 's/^/  log: /'; }
 
+say "tools: $HPDIFF, $HPSIGN, $HPATCH"
 say "start demo v1 (3 worker threads + TCP server)"
 "$B/testdata/demo-v1" 0 3 >"$W/demo.log" 2>&1 &
 pid=$!
@@ -26,23 +41,23 @@ query 3
 recent
 
 say "release engineer: make a key, diff the builds, sign the patch"
-"$B/signing/hpsign" keygen "$W/release"
+"$HPSIGN" keygen "$W/release"
 mkdir -p "$W/trusted.d" && cp "$W/release.pub" "$W/trusted.d/"
-"$B/differ/hpdiff" --old "$B/testdata/CMakeFiles/demo-v1.objs.dir" \
+"$HPDIFF" --old "$B/testdata/CMakeFiles/demo-v1.objs.dir" \
 	--new "$B/testdata/CMakeFiles/demo-v2.objs.dir" \
 	--binary "$B/testdata/demo-v1" --key "$W/release.key" \
 	-d "10% volume discount" -o "$W/discount.hpatch"
 
 say "operator: apply it to the running process (no restart)"
-"$B/runtime/hpatch" apply -p "$pid" --trust "$W/trusted.d" --audit-log "$W/audit.log" "$W/discount.hpatch"
+"$HPATCH" apply -p "$pid" --trust "$W/trusted.d" --audit-log "$W/audit.log" "$W/discount.hpatch"
 say "after: same pid, same threads, same open connection"
 echo "  pid $pid, $(ls /proc/$pid/task | wc -l) threads"
 query 3
 recent
-"$B/runtime/hpatch" status -p "$pid"
+"$HPATCH" status -p "$pid"
 
 say "revert"
-"$B/runtime/hpatch" revert -p "$pid" --audit-log "$W/audit.log"
+"$HPATCH" revert -p "$pid" --audit-log "$W/audit.log"
 say "audit log"
 cat "$W/audit.log"
 query 3

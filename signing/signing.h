@@ -22,7 +22,11 @@
 #define HP_SIG_TRAILER_BYTES \
 	(HP_KEY_ID_BYTES + HP_SIG_BYTES + HP_SIG_MAGIC_BYTES)
 #define HP_KEY_ID_STR_BYTES (2 * HP_KEY_ID_BYTES + 1)
+/* The host's trust store; the build sets it from CMake's HP_TRUST_DIR, the
+ * same path `cmake --install` creates. */
+#ifndef HP_TRUST_DIR_DEFAULT
 #define HP_TRUST_DIR_DEFAULT "/etc/hpatch/trusted.d"
+#endif
 
 /* Key id: the first 8 bytes of BLAKE2b-256 of the public key. */
 struct hp_pubkey {
