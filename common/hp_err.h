@@ -46,7 +46,8 @@
 	X(HP_E_UNSUPPORTED, "construct not supported by hot-patching")         \
 	X(HP_E_REMOVED, "function removed but still referenced")               \
 	X(HP_E_LAYOUT, "data layout changed")                                  \
-	X(HP_E_SIGNATURE, "function signature changed")
+	X(HP_E_SIGNATURE, "function signature changed")                        \
+	X(HP_E_INSECURE, "file or directory others could write")
 
 enum hp_err {
 	HP_E_FIRST_ = HP_E_BASE - 1,

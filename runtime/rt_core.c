@@ -966,8 +966,11 @@ static int check_rollback(const struct hp_patch *p, pid_t pid,
 			  const char *module, const char *build_id_hex,
 			  const struct hp_rt_opts *opts)
 {
-	const uint64_t seen = hp_rt_state_sequence(build_id_hex);
+	uint64_t seen = 0;
+	const int rc = hp_rt_state_sequence(build_id_hex, &seen);
 
+	if (rc)
+		return rc;
 	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
 		return 0;
 	hp_error(-HP_E_DOWNGRADE,

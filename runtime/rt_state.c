@@ -3,19 +3,23 @@
  * sequence number ever applied on this host since boot, one small file per
  * build-id under the state directory (default /run/hpatch, a tmpfs: it
  * resets with the processes it describes). Reverting does not lower it: a
- * revert is not permission to apply an older patch.
+ * revert is not permission to apply an older patch. The directory and its
+ * files must be root's alone (common/hp_secure.h), else nothing applies.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_secure.h"
 #include "common/hp_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *state_dir(void)
 {
@@ -29,34 +33,68 @@ static void state_path(char *out, size_t cap, const char *build_id_hex)
 	snprintf(out, cap, "%s/%s.seq", state_dir(), build_id_hex);
 }
 
-uint64_t hp_rt_state_sequence(const char *build_id_hex)
+/*
+ * Whoever can write the state decides every later apply: pin a build's
+ * sequence to the maximum (every patch refused) or lower it (rollback).
+ * Return: 0, -ENOENT (nothing recorded yet), or an error (reported).
+ */
+static int check_dir(void)
 {
-	char path[512];
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t seq = 0;
+	int rc = hp_secure_dir(state_dir(), "state directory");
 
+	if (rc && rc != -ENOENT && rc != -HP_E_INSECURE)
+		return hp_error_rc(rc, "state directory '%s'", state_dir());
+	return rc;
+}
+
+int hp_rt_state_sequence(const char *build_id_hex, uint64_t *seq)
+{
+	char path[512], text[32];
+	char *end = NULL;
+	ssize_t n;
+	int fd, rc;
+
+	*seq = 0;
+	rc = check_dir();
+	if (rc)
+		return rc == -ENOENT ? 0 : rc;
 	state_path(path, sizeof(path), build_id_hex);
-	if (hp_read_file(path, 64, &data, &len))
+	fd = hp_secure_open(path, O_RDONLY, 0, "state file", HP_LOG_ERROR,
+			    false);
+	if (fd == -ENOENT)
 		return 0;
-	seq = strtoull((const char *)data, NULL, 10);
-	free(data);
-	return seq;
+	if (fd < 0)
+		return fd;
+	n = read(fd, text, sizeof(text) - 1);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (rc)
+		return hp_error_rc(rc, "state file '%s'", path);
+	text[n] = 0;
+	errno = 0;
+	*seq = strtoull(text, &end, 10);
+	if (end == text || (*end && *end != '\n') || errno)
+		return hp_error(-HP_E_INSECURE,
+				"state file '%s': not a sequence number", path);
+	return 0;
 }
 
 int hp_rt_state_record(const char *build_id_hex, uint64_t sequence)
 {
 	char path[512], text[32];
+	uint64_t seen = 0;
 	int rc;
 
-	if (hp_rt_state_sequence(build_id_hex) >= sequence)
-		return 0;
 	if (mkdir(state_dir(), 0700) < 0 && errno != EEXIST)
 		return hp_error_rc(-errno, "state directory '%s'", state_dir());
+	rc = hp_rt_state_sequence(build_id_hex, &seen);
+	if (rc || seen >= sequence)
+		return rc;
 	state_path(path, sizeof(path), build_id_hex);
 	snprintf(text, sizeof(text), "%" PRIu64 "\n", sequence);
+	/* A new file renamed over the old: never written through a link. */
 	rc = hp_write_file(path, text, strlen(text), 0600, 0);
 	if (rc)
-		return hp_error_rc(rc, "'%s'", path);
+		return hp_error_rc(rc, "state file '%s'", path);
 	return 0;
 }

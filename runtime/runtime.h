@@ -57,8 +57,9 @@ struct hp_rt_audit {
 /*
  * hp_rt_audit_open() - open (create, append) the audit log at @path, or
  * when NULL at $HPATCH_AUDIT_LOG, else HP_AUDIT_LOG_DEFAULT, creating its
- * directory (0750).
- * Return: 0 or -errno (reported, with a hint).
+ * directory (0750). The file (never a symbolic link) and every directory
+ * above it must be root's (or ours) alone (common/hp_secure.h).
+ * Return: 0, -HP_E_INSECURE or -errno (reported, with a hint).
  */
 int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
 	__attribute__((warn_unused_result));

@@ -356,8 +356,11 @@ void hp_rt_regions_free(struct hp_rt_region *r, size_t nr);
 
 /* ---- rt_state.c: anti-rollback state of the host ---- */
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"
-/* Highest sequence applied to @build_id_hex on this host (0: none). */
-uint64_t hp_rt_state_sequence(const char *build_id_hex);
+/* Highest sequence applied to @build_id_hex on this host (0: none).
+ * Return: 0, or -HP_E_INSECURE / -errno (reported) when the state is
+ * writable by others or unreadable: then it cannot be trusted. */
+int hp_rt_state_sequence(const char *build_id_hex, uint64_t *seq)
+	__attribute__((warn_unused_result));
 /* Raise it to @sequence. Return: 0 or -errno (reported). */
 int hp_rt_state_record(const char *build_id_hex, uint64_t sequence)
 	__attribute__((warn_unused_result));
