@@ -20,6 +20,20 @@
 
 #define HP_PATCH_FILE_MAX (256u << 20)
 #define HP_TIMEOUT_DEFAULT_MS 5000
+/* A day: more is a typo, and microseconds of it must not overflow. */
+#define HP_TIMEOUT_MAX_MS 86400000L
+
+/* --timeout: a usage error unless 0 <= ms <= a day. */
+static bool timeout_ok(const char *cmd, long ms)
+{
+	if (ms >= 0 && ms <= HP_TIMEOUT_MAX_MS)
+		return true;
+	hp_cli_usage_error(cmd,
+			   "--timeout must be at least 0 and at most %ld ms "
+			   "(a day)",
+			   HP_TIMEOUT_MAX_MS);
+	return false;
+}
 
 static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
 {
@@ -52,6 +66,8 @@ static int load_patch(const char *path, const char *trust_dir,
 	int rc;
 
 	rc = hp_read_file(path, HP_PATCH_FILE_MAX, &data, &len);
+	if (rc == -EINVAL)
+		return hp_error(rc, "'%s': not a regular file", path);
 	if (rc)
 		return hp_error_rc(rc, "'%s'", path);
 	rc = hp_trust_load(&trust, trust_dir);
@@ -225,15 +241,13 @@ static int cmd_apply(int argc, char **argv)
 		hp_cli_usage_error("apply", "-p: not a process id");
 		goto out;
 	}
-	if (opts.timeout_ms < 0) {
-		hp_cli_usage_error("apply", "--timeout must not be negative");
+	if (!timeout_ok("apply", opts.timeout_ms))
 		goto out;
-	}
 	opts.flags = (allow_active ? HP_RT_ALLOW_ACTIVE : 0) |
 		     (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0) |
-		     (stack ? HP_RT_STACK : 0);
+		     (stack ? HP_RT_STACK : 0) | (all ? HP_RT_SCANNED : 0);
 	rc = HP_EXIT_ERROR;
-	if (hp_rt_audit_open(&audit, audit_path))
+	if (hp_rt_audit_open(&audit, audit_path) || hp_rt_records_ready(&audit))
 		goto out;
 	lrc = load_patch(argv[first], trust_dir, 0, &p);
 	if (lrc) {
@@ -286,6 +300,10 @@ static int cmd_apply(int argc, char **argv)
 
 		print_result(&o, "apply", &res);
 		hp_rt_audit_record(&audit, "apply", argv[first], p, &res, arc);
+		/* Found by --all, exited since: nothing was there to patch
+		 * (a service's short-lived children), no failure. */
+		if (arc == -HP_E_GONE && all)
+			continue;
 		if (arc == -HP_E_BUSY) {
 			hp_hint("pid %d: retry later, raise --timeout, or use "
 				"--allow-active",
@@ -351,6 +369,8 @@ static int cmd_revert(int argc, char **argv)
 		hp_cli_usage_error("revert", "-p: not a process id");
 		goto out;
 	}
+	if (!timeout_ok("revert", opts.timeout_ms))
+		goto out;
 	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
 	rc = HP_EXIT_ERROR;
 	if (hp_rt_audit_open(&audit, audit_path))

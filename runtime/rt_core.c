@@ -1193,6 +1193,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 {
 	struct hp_proc proc;
 	struct prep *prs = calloc(p->nr_modules, sizeof(*prs));
+	const bool scanned = opts->flags & HP_RT_SCANNED;
 	uint32_t nr = 0;
 	int rc;
 
@@ -1208,7 +1209,10 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = hp_proc_open(pid, &proc, false);
+	rc = hp_proc_open(pid, &proc, scanned);
+	if (rc == -HP_E_GONE && scanned)
+		hp_log(HP_LOG_INFO, "pid %d: exited before it was patched",
+		       (int)pid);
 	if (rc)
 		goto out;
 	collect_retired(&proc);
@@ -1285,10 +1289,11 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 				(int)pid, pr->mod.path);
 	}
 	if (rc && hp_proc_gone(pid)) {
-		rc = hp_error(-HP_E_GONE,
-			      "pid %d: the process exited during the apply; "
-			      "nothing to undo",
-			      (int)pid);
+		hp_log(scanned ? HP_LOG_INFO : HP_LOG_ERROR,
+		       "pid %d: the process exited during the apply; nothing "
+		       "to undo",
+		       (int)pid);
+		rc = -HP_E_GONE;
 	} else if (rc) {
 		for (uint32_t k = 0; k < nr; k++) {
 			if (!prs[k].mapped)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -53,6 +54,19 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	*proc = (struct hp_proc){ .pid = pid,
 				  .tid = hp_proc_live_tid(pid),
 				  .mem_fd = -1 };
+	/* A zombie (every thread exited, the parent has not reaped it) keeps
+	 * its /proc entry but no memory: gone, like a process reaped. */
+	if (hp_task_gone(proc->tid)) {
+		if (quiet)
+			return -HP_E_GONE;
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			return hp_error(-HP_E_GONE, "pid %d: no such process",
+					(int)pid);
+		return hp_error(-HP_E_GONE,
+				"pid %d: the process has exited (a zombie its "
+				"parent has not reaped)",
+				(int)pid);
+	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
 	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (proc->mem_fd < 0) {
@@ -394,6 +408,51 @@ bool hp_task_gone(pid_t tid)
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
+/* The value of "@key" in /proc/@tid/status (a number), or -1. */
+static long status_field(pid_t tid, const char *key)
+{
+	char path[48], buf[4096], *p = NULL;
+	const size_t klen = strlen(key);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	for (p = buf; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, key, klen))
+			return strtol(p + klen, NULL, 10);
+	return -1;
+}
+
+pid_t hp_task_tracer(pid_t tid)
+{
+	return (pid_t)status_field(tid, "TracerPid:");
+}
+
+void hp_task_comm(pid_t pid, char *buf, size_t size)
+{
+	char path[48];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, size - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		n = snprintf(buf, size, "?");
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+}
+
 int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 {
 	char path[64];
@@ -436,6 +495,10 @@ void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 {
 	const struct sched_param fifo = { .sched_priority = 1 };
 	const int policy = sched_getscheduler(tid);
+	/* Reset on fork: what the raised thread starts (the operator's
+	 * --on-refuse fallback, a service restart) runs at normal priority,
+	 * never SCHED_FIFO beside the threads it competes with. */
+	const int raised = SCHED_FIFO | SCHED_RESET_ON_FORK;
 
 	*pr = (struct hp_prio){ .policy = policy };
 	/* A real-time thread already runs at least as soon: leave it. */
@@ -443,7 +506,7 @@ void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
 	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
 		return;
-	pr->raised = !sched_setscheduler(tid, SCHED_FIFO, &fifo);
+	pr->raised = !sched_setscheduler(tid, raised, &fifo);
 }
 
 void hp_prio_restore(pid_t tid, struct hp_prio *pr)

@@ -21,15 +21,34 @@
 
 int hp_pt_seize(struct hp_thread *t)
 {
-	if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) < 0) {
-		/* The kernel refuses a thread that is exiting with EPERM,
-		 * as it refuses one that another tracer holds. */
-		if (errno == EPERM && hp_task_gone(t->tid))
-			return -ESRCH;
-		return -errno;
+	pid_t tracer;
+	int rc;
+
+	if (!ptrace(PTRACE_SEIZE, t->tid, 0, 0)) {
+		t->seized = true;
+		return 0;
 	}
-	t->seized = true;
-	return 0;
+	rc = -errno;
+	/* The kernel refuses a thread that is exiting with EPERM, as it
+	 * refuses one that another tracer holds: tell them apart. */
+	if (rc == -ESRCH || (rc == -EPERM && hp_task_gone(t->tid)))
+		return -ESRCH;
+	tracer = rc == -EPERM ? hp_task_tracer(t->tid) : 0;
+	if (tracer > 0) {
+		char comm[32];
+
+		hp_task_comm(tracer, comm, sizeof(comm));
+		hp_error(rc, "tid %d: traced by pid %d ('%s'); cannot attach",
+			 (int)t->tid, (int)tracer, comm);
+		hp_hint("a debugger, strace or another patcher holds it: "
+			"detach it (or let it finish) and retry");
+		return rc;
+	}
+	hp_error_rc(rc, "tid %d: cannot attach", (int)t->tid);
+	if (rc == -EPERM)
+		hp_hint("run as root or as the process's user; check "
+			"/proc/sys/kernel/yama/ptrace_scope");
+	return rc;
 }
 
 int hp_pt_interrupt(struct hp_thread *t)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static const char *state_dir(void)
@@ -44,6 +45,60 @@ static int check_dir(void)
 
 	if (rc && rc != -ENOENT && rc != -HP_E_INSECURE)
 		return hp_error_rc(rc, "state directory '%s'", state_dir());
+	return rc;
+}
+
+/* Bytes and inodes an apply's records need, with a margin: an audit line
+ * is under 2 KiB, a state file one block, written through a temporary. */
+#define HP_ROOM_BYTES (64u << 10)
+#define HP_ROOM_INODES 16
+
+/*
+ * Room for the records of an apply on the file system of @fd: else the
+ * audit line or the anti-rollback state would be lost after the process
+ * was patched. Return: 0, or -ENOSPC reported naming @what and @path.
+ */
+static int room(int fd, const char *what, const char *path)
+{
+	struct statvfs sv;
+	uint64_t bytes;
+
+	if (fstatvfs(fd, &sv) < 0)
+		return 0; /* cannot tell: the write will say */
+	bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (bytes >= HP_ROOM_BYTES &&
+	    (!sv.f_files || sv.f_favail >= HP_ROOM_INODES))
+		return 0;
+	hp_error(-ENOSPC,
+		 "%s '%s': no space left for the record of an apply (%" PRIu64
+		 " bytes, %llu inodes free); nothing patched",
+		 what, path, bytes, (unsigned long long)sv.f_favail);
+	hp_hint("free some space there: every apply is recorded before it "
+		"is made");
+	return -ENOSPC;
+}
+
+int hp_rt_records_ready(const struct hp_rt_audit *a)
+{
+	int fd, rc;
+
+	if (a->fd >= 0) {
+		rc = room(a->fd, "audit log", a->path);
+		if (rc)
+			return rc;
+	}
+	if (mkdir(state_dir(), 0700) < 0 && errno != EEXIST)
+		return hp_error_rc(-errno, "state directory '%s'", state_dir());
+	rc = check_dir();
+	if (rc)
+		return rc == -ENOENT ? hp_error_rc(rc, "state directory '%s'",
+						   state_dir())
+				     : rc;
+	fd = open(state_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return hp_error_rc(-errno, "state directory '%s'", state_dir());
+	rc = room(fd, "state directory", state_dir());
+	close(fd);
 	return rc;
 }
 

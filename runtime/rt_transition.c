@@ -183,6 +183,8 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 		rc = hp_pt_seize(t);
 		if (!rc)
 			rc = hp_pt_interrupt(t);
+		else if (rc != -ESRCH)
+			break; /* reported */
 		if (rc == -ESRCH) {
 			/* Exited between listing and stopping: kept known
 			 * (not held), so a later listing does not count it
@@ -192,10 +194,6 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 		} else if (rc) {
 			hp_error_rc(rc, "pid %d: tid %d: cannot stop thread",
 				    (int)w->pid, (int)tids[i]);
-			if (rc == -EPERM)
-				hp_hint("is another debugger attached? check "
-					"'TracerPid' in /proc/%d/status",
-					(int)w->pid);
 		}
 	}
 	free(tids);
@@ -247,13 +245,6 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 			t->seized = false;
 			w->leader_gone |= t->leader;
 			rc = 0;
-		} else if (rc) {
-			hp_error_rc(rc, "pid %d: tid %d: cannot attach",
-				    (int)pid, (int)tids[i]);
-			if (rc == -EPERM)
-				hp_hint("is another debugger attached? check "
-					"'TracerPid' in /proc/%d/status",
-					(int)pid);
 		}
 	}
 	free(tids);

@@ -19,6 +19,12 @@ enum hp_rt_flags {
 	HP_RT_ALLOW_DOWNGRADE = 1 << 1,
 	/* keep earlier patches' other functions (default: replace them) */
 	HP_RT_STACK = 1 << 2,
+	/*
+	 * The pid came from a scan (apply --all): a process that exits
+	 * before or while it is patched had nothing left to patch, which is
+	 * no error (said at info level; the result is still -HP_E_GONE).
+	 */
+	HP_RT_SCANNED = 1 << 3,
 };
 
 struct hp_rt_opts {
@@ -73,6 +79,17 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 			const char *file, const struct hp_patch *p,
 			const struct hp_rt_result *res, int rc);
 void hp_rt_audit_close(struct hp_rt_audit *a);
+
+/*
+ * hp_rt_records_ready() - before applying anything: room for the audit
+ * line in @a's file system, and an anti-rollback state directory (created
+ * if missing) that is root's alone and has room for the record. An apply
+ * the host would forget or could not audit is not made. (A revert is
+ * never held back so: it takes code out.)
+ * Return: 0, -HP_E_INSECURE, -ENOSPC or -errno (reported).
+ */
+int hp_rt_records_ready(const struct hp_rt_audit *a)
+	__attribute__((warn_unused_result));
 
 /*
  * hp_rt_apply() - apply @p to process @pid: find the module by build-id,

@@ -79,6 +79,10 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 /* Whether process or thread @tid is gone, or a zombie not yet reaped:
  * nothing left to patch or undo there. */
 bool hp_task_gone(pid_t tid);
+/* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
+pid_t hp_task_tracer(pid_t tid);
+/* The command name of @pid, "?" if unknown. */
+void hp_task_comm(pid_t pid, char *buf, size_t size);
 
 /* ---- rt_symbols.c ---- */
 /* Address of @name (@version NULL: the default version) in the modules the
@@ -101,6 +105,8 @@ struct hp_thread {
 	struct user_regs_struct regs;
 };
 
+/* Return: 0, -ESRCH (exiting), or -errno reported naming the tracer
+ * that holds the thread, if any. */
 int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Reap the @nr threads (of @threads) that hp_pt_release found killed, so
  * their parent can: a tracee that died stays a zombie for its tracer. */

@@ -93,3 +93,17 @@ build_patch() {
 		--new "$HP_BUILD/testdata/CMakeFiles/$name-v2.objs.dir" \
 		--binary "$HP_BUILD/testdata/$name-v1" -o "$out" -q "$@" >/dev/null
 }
+
+# unique_build NAME BIN PATCH [HPDIFF ARGS...]: a copy BIN of NAME-v1 with
+# a build-id of its own (4 random bytes), and a signed PATCH for it, so
+# that 'apply --all' finds this test's processes and no other test's.
+unique_build() {
+	local name=$1 bin=$2 out=$3 id at; shift 3
+	cp "$HP_BUILD/testdata/$name-v1" "$bin"
+	id=$(readelf -n "$bin" | sed -n 's/.*Build ID: \([0-9a-f]\{16\}\).*/\1/p')
+	at=$(LC_ALL=C grep -obUaP "$(echo "$id" | sed 's/../\\x&/g')" "$bin" | head -1 | cut -d: -f1)
+	head -c 4 /dev/urandom | dd of="$bin" bs=1 seek="$at" conv=notrunc 2>/dev/null
+	"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/$name-v1.objs.dir" \
+		--new "$HP_BUILD/testdata/CMakeFiles/$name-v2.objs.dir" \
+		--binary "$bin" -o "$out" -q "$@" >/dev/null
+}
