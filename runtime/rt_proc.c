@@ -206,9 +206,14 @@ const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
 	return NULL;
 }
 
-/* Build-id and load bias of the ELF image whose header is mapped at @m. */
+/*
+ * Build-id and load bias of the ELF image whose header is mapped at @m,
+ * and where its (first) executable segment would be if it were loaded:
+ * *@text at page offset *@text_off of the file.
+ */
 static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
-			  uint8_t *id, uint32_t *id_len, hp_raddr_t *bias)
+			  uint8_t *id, uint32_t *id_len, hp_raddr_t *bias,
+			  hp_raddr_t *text, uint64_t *text_off)
 {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
@@ -231,6 +236,13 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 	if (first_load == (hp_raddr_t)-1)
 		return -ENOENT;
 	*bias = m->start - first_load;
+	*text = 0;
+	for (int i = eh.e_phnum - 1; i >= 0; i--)
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+			*text = *bias +
+				(ph[i].p_vaddr & ~(HP_X86_PAGE_SIZE - 1));
+			*text_off = ph[i].p_offset & ~(HP_X86_PAGE_SIZE - 1);
+		}
 	for (int i = 0; i < eh.e_phnum; i++) {
 		uint8_t notes[1024];
 		size_t len = ph[i].p_filesz, off = 0;
@@ -263,6 +275,23 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 	return -ENOENT;
 }
 
+/*
+ * Is the text of the image whose header is @m loaded: an executable
+ * mapping of the same file, at the address and file offset its segment
+ * says? A process that merely maps the file (Python's mmap, libelf, gdb,
+ * perf) has its header and a copy of its code, but runs none of it:
+ * patching that copy would report "ok" for a process that was never a
+ * running instance.
+ */
+static bool text_loaded(const struct hp_proc *proc, const struct hp_map *m,
+			hp_raddr_t text, uint64_t text_off)
+{
+	const struct hp_map *x = text ? hp_proc_find_map(proc, text) : NULL;
+
+	return x && x->start == text && (x->prot & PROT_EXEC) && !x->shared &&
+	       x->offset == text_off && !strcmp(x->path, m->path);
+}
+
 int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 			uint32_t build_id_len, struct hp_rmodule *mod)
 {
@@ -270,13 +299,16 @@ int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 		const struct hp_map *m = &proc->maps[i];
 		uint8_t id[HP_BUILD_ID_MAX];
 		uint32_t id_len = 0;
-		hp_raddr_t bias = 0;
+		hp_raddr_t bias = 0, text = 0;
+		uint64_t text_off = 0;
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ))
 			continue;
-		if (read_module_id(proc, m, id, &id_len, &bias) ||
-		    id_len != build_id_len || memcmp(id, build_id, id_len))
+		if (read_module_id(proc, m, id, &id_len, &bias, &text,
+				   &text_off) ||
+		    id_len != build_id_len || memcmp(id, build_id, id_len) ||
+		    !text_loaded(proc, m, text, text_off))
 			continue;
 		*mod = (struct hp_rmodule){ .bias = bias,
 					    .start = m->start,
