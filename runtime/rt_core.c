@@ -1046,8 +1046,10 @@ static int check_applied(const struct hp_patch *p, const struct hp_proc *proc,
 			regions[j - 1] = t;
 		}
 	top = n ? &regions[n - 1] : NULL;
+	/* "Applied" is read from the code, never from the record alone. */
 	if (top && !strcmp(top->hdr.patch_id, p->id) &&
-	    top->hdr.sequence == p->sequence)
+	    top->hdr.sequence == p->sequence &&
+	    hp_rt_region_redirects(proc, top, m, pr->mod.bias))
 		rc = -HP_E_APPLIED; /* the caller says it, once per process */
 	else if (top && top->hdr.sequence > p->sequence &&
 		 !(opts->flags & HP_RT_ALLOW_DOWNGRADE))
@@ -1452,6 +1454,8 @@ out:
 
 static const char *region_state(const struct hp_rt_region *r)
 {
+	if (r->nr_invalid)
+		return "damaged (records hpatch did not write)";
 	if (r->active)
 		return "active";
 	if (r->nr_in_place)

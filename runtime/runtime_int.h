@@ -351,7 +351,8 @@ struct hp_rt_region {
 	struct hp_rt_func *funcs;
 	bool *in_place; /* per record: its bytes are what it wrote */
 	uint32_t nr_in_place;
-	bool active; /* every jump is in place */
+	uint32_t nr_invalid; /* records hpatch would not write: forged */
+	bool active;	     /* every jump is in place, none forged */
 };
 
 /* Find the patch regions of @proc. *@out is malloc'd; free with
@@ -359,6 +360,14 @@ struct hp_rt_region {
 int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 		       size_t *nr) __attribute__((warn_unused_result));
 void hp_rt_regions_free(struct hp_rt_region *r, size_t nr);
+/*
+ * Does every function of @m (loaded at @bias) jump into @r's image now?
+ * Read from the code itself, never from a record the target could write:
+ * only this says a patch is applied.
+ */
+bool hp_rt_region_redirects(const struct hp_proc *proc,
+			    const struct hp_rt_region *r,
+			    const struct hp_module *m, hp_raddr_t bias);
 
 /* ---- rt_state.c: anti-rollback state of the host ---- */
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"

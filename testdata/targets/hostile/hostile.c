@@ -4,6 +4,9 @@
  * and waits to be killed.
  *   trace PID     hold PID with PTRACE_SEIZE (a debugger, another patcher)
  *   mapfile PATH  map PATH read-only (a Python mmap, libelf, perf, gdb)
+ *   forge N       plant N fake patch records in its own memory, each as
+ *                 large as the format allows, with escape sequences in
+ *                 every name and nothing redirected
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -15,9 +18,43 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/runtime_int.h"
+
+/* One region that claims to be a patch: hpatch must not believe it. */
+static int forge(void)
+{
+	const uint32_t nr = 65535;
+	const size_t hdr = (sizeof(struct hp_rt_header) +
+			    nr * sizeof(struct hp_rt_func) + 4095) &
+			   ~(size_t)4095;
+	/* A page more, left inaccessible: regions side by side would merge
+	 * into one mapping. */
+	uint8_t *p = mmap(NULL, hdr + 8192, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct hp_rt_header *h = (struct hp_rt_header *)p;
+	struct hp_rt_func *f = (struct hp_rt_func *)(p + sizeof(*h));
+
+	if (p == MAP_FAILED)
+		return -1;
+	memcpy(h->magic, HP_RT_MAGIC, sizeof(h->magic));
+	h->version = HP_RT_VERSION;
+	h->header_size = (uint32_t)hdr;
+	h->region_size = hdr + 4096;
+	h->image_addr = (uint64_t)(uintptr_t)p + hdr;
+	h->nr_funcs = nr;
+	h->sequence = 99;
+	snprintf(h->patch_id, sizeof(h->patch_id),
+		 "\033[2J\033]0;owned\007fake");
+	snprintf(h->module, sizeof(h->module), "/usr/sbin/sshd\033[8m");
+	for (uint32_t i = 0; i < nr; i++)
+		snprintf(f[i].name, sizeof(f[i].name), "f\033[1m%u", i);
+	return mprotect(p, hdr + 4096, PROT_READ)
+		       ?: mprotect(p + hdr + 4096, 4096, PROT_NONE);
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: hostile trace PID | mapfile PATH\n");
+	fprintf(stderr, "usage: hostile trace PID | mapfile PATH | forge N\n");
 	return 2;
 }
 
@@ -45,6 +82,12 @@ int main(int argc, char **argv)
 			perror("hostile: mmap");
 			return 1;
 		}
+	} else if (!strcmp(argv[1], "forge")) {
+		for (int i = 0; i < atoi(argv[2]); i++)
+			if (forge() < 0) {
+				perror("hostile: forge");
+				return 1;
+			}
 	} else {
 		return usage();
 	}
