@@ -159,9 +159,12 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 int main(int argc, char **argv)
 {
 	static const int defaults[] = { 1, 16, 64, 256 };
+	const char *state = "/tmp/hp-bench-state";
 	const struct hp_rt_opts active = { .flags = HP_RT_ALLOW_ACTIVE,
-					   .timeout_ms = 10000 };
-	const struct hp_rt_opts checked = { .timeout_ms = 10000 };
+					   .timeout_ms = 10000,
+					   .state_dir = state };
+	const struct hp_rt_opts checked = { .timeout_ms = 10000,
+					    .state_dir = state };
 	struct hp_patch *p = NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -176,7 +179,6 @@ int main(int argc, char **argv)
 	hp_log_set_level(HP_LOG_ERROR);
 	if (getenv("HP_BENCH_DEBUG")) /* e.g. "timing": stages per stop */
 		hp_log_set_debug(getenv("HP_BENCH_DEBUG"));
-	setenv("HPATCH_STATE_DIR", "/tmp/hp-bench-state", 1);
 	if (hp_sign_init() || hp_read_file(argv[2], 1 << 26, &data, &len) ||
 	    hp_pack_read(argv[2], data, len, NULL, HP_PACK_NO_VERIFY, &p))
 		return 1;

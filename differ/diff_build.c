@@ -21,6 +21,7 @@
  * After pass 3 the objects are no longer needed.
  */
 #include "differ/differ_int.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "signing/signing.h"
@@ -30,7 +31,6 @@
 #include <string.h>
 
 #define HP_FUNC_ALIGN 16
-#define HP_VENEER_SIZE 8 /* ff 25 rel32, padded with int3 */
 
 /*
  * An image GOT slot and/or veneer for one symbol, reserved in pass 1 and
@@ -227,9 +227,7 @@ static int reserve_slot(struct builder *b, const struct hp_osym *s,
 /* Pass 2: veneers and slots follow the text sections. */
 static int place_slots(struct builder *b)
 {
-	static const uint8_t veneer[HP_VENEER_SIZE] = {
-		0xff, 0x25, 0, 0, 0, 0, 0xcc, 0xcc
-	};
+	static const uint8_t veneer[HP_X86_VENEER_SIZE] = HP_X86_VENEER_BYTES;
 	static const uint8_t zero[8];
 	int rc = 0;
 
@@ -533,7 +531,8 @@ static int veneer_target(struct builder *b, struct slot *sl,
 	if (rc)
 		return rc;
 	if (!sl->veneer_emitted) {
-		rc = add_reloc(b, sl->veneer_off + 2, HP_R_PC32, &st, -4);
+		rc = add_reloc(b, sl->veneer_off + HP_X86_VENEER_REL32_OFF,
+			       HP_R_PC32, &st, -HP_X86_REL32_SIZE);
 		if (rc)
 			return rc;
 		sl->veneer_emitted = true;
@@ -645,7 +644,7 @@ static int emit_dynamic_tls(struct builder *b, struct hp_osec *s,
 	if (r->type == R_X86_64_DTPOFF32) {
 		const int64_t v = (int64_t)off + r->addend;
 
-		if (v != (int32_t)v || place + 4 > b->text.len)
+		if (v != (int32_t)v || place + HP_X86_REL32_SIZE > b->text.len)
 			return unsupported_reloc(b, s, r);
 		hp_put_le32(b->text.data + place, (uint32_t)v);
 		return 0;
@@ -688,7 +687,7 @@ static int emit_tls(struct builder *b, struct hp_osec *s,
 		return rc < 0 && rc != -ENOMEM ? 0 : rc;
 	if (r->type == R_X86_64_TPOFF32) {
 		v = tpoff + r->addend;
-		if (v != (int32_t)v || place + 4 > b->text.len)
+		if (v != (int32_t)v || place + HP_X86_REL32_SIZE > b->text.len)
 			return unsupported_reloc(b, s, r);
 		hp_put_le32(b->text.data + place, (uint32_t)v);
 		return 0;
@@ -820,9 +819,10 @@ static int add_func(struct builder *b, struct hp_obj *o, struct hp_osym *s)
 	 * up to the next symbol: the jump may cover it. The hash below pins
 	 * the padding too, so the runtime refuses if it is not there.
 	 */
-	if (f->old_size && f->old_size < 5 && hp_binary_room(b->bin, addr) >= 5)
-		f->old_size = 5;
-	if (f->old_size < 5) {
+	if (f->old_size && f->old_size < HP_X86_JMP_REL32_SIZE &&
+	    hp_binary_room(b->bin, addr) >= HP_X86_JMP_REL32_SIZE)
+		f->old_size = HP_X86_JMP_REL32_SIZE;
+	if (f->old_size < HP_X86_JMP_REL32_SIZE) {
 		b->nr_errors++;
 		return hp_report_refuse(
 			b->r, s->name, o->relpath, -HP_E_TOO_SHORT,

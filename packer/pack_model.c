@@ -56,11 +56,6 @@ void hp_patch_free(struct hp_patch *p)
 	free(p);
 }
 
-static const uint8_t reloc_width[HP_R_NR_TYPES] = {
-	[HP_R_PC32] = 4,   [HP_R_ABS64] = 8, [HP_R_ABS32] = 4,
-	[HP_R_ABS32S] = 4, [HP_R_PC64] = 8,  [HP_R_TPOFF32] = 4,
-};
-
 static int cmp_u64(const void *a, const void *b)
 {
 	const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -80,7 +75,7 @@ static int check_reloc_overlap(const char *name, const struct hp_module *m,
 		return -ENOMEM;
 	for (uint32_t i = 0; i < m->nr_relocs; i++)
 		f[i] = (uint64_t)m->relocs[i].offset << 8 |
-		       reloc_width[m->relocs[i].type];
+		       hp_reloc_width(m->relocs[i].type);
 	qsort(f, m->nr_relocs, sizeof(*f), cmp_u64);
 	for (uint32_t i = 1; i < m->nr_relocs && !rc; i++)
 		if ((f[i - 1] >> 8) + (f[i - 1] & 0xff) > f[i] >> 8)
@@ -137,7 +132,8 @@ static int validate_module(const char *name, const struct hp_module *m,
 					"'%s': module %u: function %u: new, "
 					"yet with old code",
 					name, mi, i);
-		if (!(f->flags & HP_FUNC_NEW) && f->old_size < 5)
+		if (!(f->flags & HP_FUNC_NEW) &&
+		    f->old_size < HP_X86_JMP_REL32_SIZE)
 			return hp_error(-HP_E_BADFORMAT,
 					"'%s': module %u: function %u: shorter "
 					"than the 5-byte jump",
@@ -145,8 +141,7 @@ static int validate_module(const char *name, const struct hp_module *m,
 	}
 	for (uint32_t i = 0; i < m->nr_relocs; i++) {
 		const struct hp_reloc *r = &m->relocs[i];
-		const uint8_t w =
-			r->type < HP_R_NR_TYPES ? reloc_width[r->type] : 0;
+		const unsigned int w = hp_reloc_width(r->type);
 		const uint64_t end = (uint64_t)r->offset + w;
 
 		if (!w)

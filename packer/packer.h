@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_util.h"
 #include "signing/signing.h"
 
@@ -36,6 +37,21 @@ enum hp_reloc_type {
 		6, /* s32 at P = S + A (S: offset in the static TLS block) */
 	HP_R_NR_TYPES
 };
+
+/* Width of a type's field in bytes; 0 for an invalid type. */
+static inline unsigned int hp_reloc_width(uint32_t type)
+{
+	static const uint8_t width[HP_R_NR_TYPES] = {
+		[HP_R_PC32] = HP_X86_REL32_SIZE,
+		[HP_R_ABS64] = HP_X86_ABS64_SIZE,
+		[HP_R_ABS32] = HP_X86_ABS32_SIZE,
+		[HP_R_ABS32S] = HP_X86_ABS32_SIZE,
+		[HP_R_PC64] = HP_X86_ABS64_SIZE,
+		[HP_R_TPOFF32] = HP_X86_ABS32_SIZE,
+	};
+
+	return type < HP_R_NR_TYPES ? width[type] : 0;
+}
 
 /* What S is relative to. Values are part of the file format. */
 enum hp_reloc_base {

@@ -35,6 +35,18 @@ static bool timeout_ok(const char *cmd, long ms)
 	return false;
 }
 
+/*
+ * The environment the tool reads, and only the tool (the runtime library
+ * reads none): HPATCH_STATE_DIR, HPATCH_AUDIT_LOG (under --audit-log),
+ * and for tests HPATCH_FAULT and HPATCH_DELAY (hp_rt_set_faults).
+ */
+static void from_env(struct hp_rt_opts *opts, const char **audit_path)
+{
+	opts->state_dir = getenv("HPATCH_STATE_DIR");
+	if (!*audit_path)
+		*audit_path = getenv("HPATCH_AUDIT_LOG");
+}
+
 static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
 {
 	pid_t *pids = calloc(l->nr ? l->nr : 1, sizeof(*pids));
@@ -247,7 +259,9 @@ static int cmd_apply(int argc, char **argv)
 		     (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0) |
 		     (stack ? HP_RT_STACK : 0) | (all ? HP_RT_SCANNED : 0);
 	rc = HP_EXIT_ERROR;
-	if (hp_rt_audit_open(&audit, audit_path) || hp_rt_records_ready(&audit))
+	from_env(&opts, &audit_path);
+	if (hp_rt_audit_open(&audit, audit_path) ||
+	    hp_rt_records_ready(&audit, opts.state_dir))
 		goto out;
 	lrc = load_patch(argv[first], trust_dir, 0, &p);
 	if (lrc) {
@@ -373,6 +387,7 @@ static int cmd_revert(int argc, char **argv)
 		goto out;
 	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
 	rc = HP_EXIT_ERROR;
+	from_env(&opts, &audit_path);
 	if (hp_rt_audit_open(&audit, audit_path))
 		goto out;
 	hp_out_init(&o, stdout, json);
@@ -506,6 +521,7 @@ static const struct hp_cmd commands[] = {
 int main(int argc, char **argv)
 {
 	hp_log_set_prog("hpatch");
+	hp_rt_set_faults(getenv("HPATCH_FAULT"), getenv("HPATCH_DELAY"));
 	if (hp_sign_init())
 		return HP_EXIT_ERROR;
 	return hp_cli_dispatch("Apply signed live patches to running "

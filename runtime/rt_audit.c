@@ -30,8 +30,6 @@ int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
 	char *slash = NULL;
 	int rc;
 
-	if (!path)
-		path = getenv("HPATCH_AUDIT_LOG");
 	snprintf(a->path, sizeof(a->path), "%s",
 		 path && *path ? path : HP_AUDIT_LOG_DEFAULT);
 	snprintf(dir, sizeof(dir), "%s", a->path);

@@ -6,7 +6,7 @@
  * revert need neither the patch file nor host state.
  */
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -21,30 +21,51 @@
 #define HP_LOG_PREFIX "rt: "
 #define HP_RT_MAX_FUNCS 65536
 
-/*
- * HPATCH_FAULT=STEP fails the first time STEP is reached, STEP:N the N-th
- * time (to fail after some jumps were written). Steps, in order: mmap,
- * write, mprotect, seize (threads attached, none stopped), stop (all
- * stopped), jump, unjump. HPATCH_DELAY=STEP:MS waits MS milliseconds
- * there first (for a test to act meanwhile: kill the target, say).
- */
+/* What hp_rt_set_faults asked for: parsed once, before any stop. */
+static struct {
+	char step[16]; /* "": none */
+	unsigned long nth;
+	unsigned long hits;
+	char delay_step[16];
+	unsigned long delay_ms;
+} faults;
+
+/* Split "STEP[:N]" into @step (of @cap bytes) and N (else @dflt). */
+static unsigned long parse_step(const char *spec, char *step, size_t cap,
+				unsigned long dflt)
+{
+	const char *colon = spec ? strchr(spec, ':') : NULL;
+	const size_t len = colon  ? (size_t)(colon - spec)
+			   : spec ? strlen(spec)
+				  : 0;
+
+	step[0] = 0;
+	if (!len || len >= cap)
+		return dflt;
+	memcpy(step, spec, len);
+	step[len] = 0;
+	return colon ? strtoul(colon + 1, NULL, 10) : dflt;
+}
+
+void hp_rt_set_faults(const char *fault, const char *delay)
+{
+	faults.hits = 0;
+	faults.nth = parse_step(fault, faults.step, sizeof(faults.step), 1);
+	faults.delay_ms = parse_step(delay, faults.delay_step,
+				     sizeof(faults.delay_step), 0);
+	if (!faults.delay_ms)
+		faults.delay_step[0] = 0;
+}
+
 int hp_rt_fault(const char *step)
 {
-	static unsigned int hits;
-	const char *f = getenv("HPATCH_FAULT"), *d = getenv("HPATCH_DELAY");
-	size_t len = strlen(step);
-	unsigned long nth = 1;
-
-	if (d && !strncmp(d, step, len) && d[len] == ':')
-		usleep((useconds_t)strtoul(d + len + 1, NULL, 10) * 1000);
-	if (!f || strncmp(f, step, len) || (f[len] && f[len] != ':'))
-		return 0;
-	if (f[len] == ':')
-		nth = strtoul(f + len + 1, NULL, 10);
-	if (++hits != nth)
+	if (faults.delay_step[0] && !strcmp(faults.delay_step, step))
+		usleep((useconds_t)faults.delay_ms * 1000);
+	if (!faults.step[0] || strcmp(faults.step, step) ||
+	    ++faults.hits != faults.nth)
 		return 0;
 	return hp_error(-HP_E_FAULT, "fault injected at step '%s' (#%lu)", step,
-			nth);
+			faults.nth);
 }
 
 /*

@@ -6,7 +6,7 @@
  * and a free hole within rel32 reach of a module.
  */
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"

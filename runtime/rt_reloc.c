@@ -13,12 +13,6 @@
 
 #define HP_LOG_PREFIX "rt: "
 
-/* Width of each runtime type's field, in bytes; 0 = invalid. */
-static const uint8_t reloc_width[HP_R_NR_TYPES] = {
-	[HP_R_PC32] = 4,   [HP_R_ABS64] = 8, [HP_R_ABS32] = 4,
-	[HP_R_ABS32S] = 4, [HP_R_PC64] = 8,  [HP_R_TPOFF32] = 4,
-};
-
 static int range_error(const struct hp_module *m, uint32_t i,
 		       const struct hp_reloc *r, uint64_t v)
 {
@@ -54,9 +48,9 @@ apply_run(const struct hp_reloc_ctx *ctx, const struct hp_module *m,
 	const uint8_t base = r->base;
 	const uint64_t sb = by_sym ? 0 : ctx->bases[base];
 	const uint64_t here = ctx->bases[HP_RB_IMAGE];
-	const uint64_t limit = (uint64_t)ctx->image_size - reloc_width[type];
+	const uint64_t limit = (uint64_t)ctx->image_size - hp_reloc_width(type);
 
-	if (ctx->image_size < reloc_width[type])
+	if (ctx->image_size < hp_reloc_width(type))
 		return invalid(m, i, "the image is smaller than its field");
 	for (; i < m->nr_relocs && r->type == type && r->base == base;
 	     i++, r++) {

@@ -22,16 +22,15 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-static const char *state_dir(void)
+static const char *state_dir(const char *dir)
 {
-	const char *d = getenv("HPATCH_STATE_DIR");
-
-	return d && *d ? d : HP_STATE_DIR_DEFAULT;
+	return dir && *dir ? dir : HP_STATE_DIR_DEFAULT;
 }
 
-static void state_path(char *out, size_t cap, const char *build_id_hex)
+static void state_path(char *out, size_t cap, const char *dir,
+		       const char *build_id_hex)
 {
-	snprintf(out, cap, "%s/%s.seq", state_dir(), build_id_hex);
+	snprintf(out, cap, "%s/%s.seq", state_dir(dir), build_id_hex);
 }
 
 /*
@@ -39,12 +38,12 @@ static void state_path(char *out, size_t cap, const char *build_id_hex)
  * sequence to the maximum (every patch refused) or lower it (rollback).
  * Return: 0, -ENOENT (nothing recorded yet), or an error (reported).
  */
-static int check_dir(void)
+static int check_dir(const char *dir)
 {
-	int rc = hp_secure_dir(state_dir(), "state directory");
+	int rc = hp_secure_dir(state_dir(dir), "state directory");
 
 	if (rc && rc != -ENOENT && rc != -HP_E_INSECURE)
-		return hp_error_rc(rc, "state directory '%s'", state_dir());
+		return hp_error_rc(rc, "state directory '%s'", state_dir(dir));
 	return rc;
 }
 
@@ -78,7 +77,7 @@ static int room(int fd, const char *what, const char *path)
 	return -ENOSPC;
 }
 
-int hp_rt_records_ready(const struct hp_rt_audit *a)
+int hp_rt_records_ready(const struct hp_rt_audit *a, const char *dir)
 {
 	int fd, rc;
 
@@ -87,22 +86,25 @@ int hp_rt_records_ready(const struct hp_rt_audit *a)
 		if (rc)
 			return rc;
 	}
-	if (mkdir(state_dir(), 0700) < 0 && errno != EEXIST)
-		return hp_error_rc(-errno, "state directory '%s'", state_dir());
-	rc = check_dir();
+	if (mkdir(state_dir(dir), 0700) < 0 && errno != EEXIST)
+		return hp_error_rc(-errno, "state directory '%s'",
+				   state_dir(dir));
+	rc = check_dir(dir);
 	if (rc)
 		return rc == -ENOENT ? hp_error_rc(rc, "state directory '%s'",
-						   state_dir())
+						   state_dir(dir))
 				     : rc;
-	fd = open(state_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(state_dir(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return hp_error_rc(-errno, "state directory '%s'", state_dir());
-	rc = room(fd, "state directory", state_dir());
+		return hp_error_rc(-errno, "state directory '%s'",
+				   state_dir(dir));
+	rc = room(fd, "state directory", state_dir(dir));
 	close(fd);
 	return rc;
 }
 
-int hp_rt_state_sequence(const char *build_id_hex, uint64_t *seq)
+int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
+			 uint64_t *seq)
 {
 	char path[512], text[32];
 	char *end = NULL;
@@ -110,10 +112,10 @@ int hp_rt_state_sequence(const char *build_id_hex, uint64_t *seq)
 	int fd, rc;
 
 	*seq = 0;
-	rc = check_dir();
+	rc = check_dir(dir);
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
-	state_path(path, sizeof(path), build_id_hex);
+	state_path(path, sizeof(path), dir, build_id_hex);
 	fd = hp_secure_open(path, O_RDONLY, 0, "state file", HP_LOG_ERROR,
 			    false);
 	if (fd == -ENOENT)
@@ -134,18 +136,20 @@ int hp_rt_state_sequence(const char *build_id_hex, uint64_t *seq)
 	return 0;
 }
 
-int hp_rt_state_record(const char *build_id_hex, uint64_t sequence)
+int hp_rt_state_record(const char *dir, const char *build_id_hex,
+		       uint64_t sequence)
 {
 	char path[512], text[32];
 	uint64_t seen = 0;
 	int rc;
 
-	if (mkdir(state_dir(), 0700) < 0 && errno != EEXIST)
-		return hp_error_rc(-errno, "state directory '%s'", state_dir());
-	rc = hp_rt_state_sequence(build_id_hex, &seen);
+	if (mkdir(state_dir(dir), 0700) < 0 && errno != EEXIST)
+		return hp_error_rc(-errno, "state directory '%s'",
+				   state_dir(dir));
+	rc = hp_rt_state_sequence(dir, build_id_hex, &seen);
 	if (rc || seen >= sequence)
 		return rc;
-	state_path(path, sizeof(path), build_id_hex);
+	state_path(path, sizeof(path), dir, build_id_hex);
 	snprintf(text, sizeof(text), "%" PRIu64 "\n", sequence);
 	/* A new file renamed over the old: never written through a link. */
 	rc = hp_write_file(path, text, strlen(text), 0600, 0);

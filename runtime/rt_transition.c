@@ -1,5 +1,5 @@
 /*
- * Stopping the world and deciding whether it is safe to switch.
+ * Stopping the world (the checks made while it is stopped are rt_check.c).
  *
  * Stop: seize and interrupt every thread listed in /proc/PID/task, wait for
  * each, then count the process's threads (the link count of /proc/PID/task):
@@ -10,12 +10,9 @@
  * threads costs 70-300 us inside the pause. The loader runs SCHED_FIFO for
  * the window where it may: resuming many spinning threads at normal priority
  * costs 50x more (docs/DESIGN.md figures).
- * Check: no thread's instruction pointer inside a range being replaced, and
- * no return address into one on its stack (read from the stack pointer to
- * the end of its mapping in one read).
  */
 #include "runtime/runtime_int.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_util.h"
 #include "common/hp_log.h"
@@ -29,11 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 
 #define HP_LOG_PREFIX "rt: "
-#define HP_STACK_SCAN_MAX (8u << 20)
-#define HP_IOV_BATCH 512 /* ranges per process_vm_readv, under IOV_MAX */
 
 /*
  * Is @tid known? A listing comes in the order of the previous one, so
@@ -71,7 +65,7 @@ static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
 }
 
 /* Every register of stopped @t, read once per stop. */
-static int need_regs(struct hp_thread *t)
+int hp_thread_need_regs(struct hp_thread *t)
 {
 	int rc = t->has_regs ? 0 : hp_pt_get_regs(t);
 
@@ -80,7 +74,7 @@ static int need_regs(struct hp_thread *t)
 }
 
 /* The instruction pointer of stopped @t, read once per stop. */
-static int need_ip(struct hp_thread *t)
+int hp_thread_need_ip(struct hp_thread *t)
 {
 	int rc = t->has_regs || t->has_ip ? 0 : hp_pt_get_ip(t);
 
@@ -100,7 +94,7 @@ static int wait_and_read(struct hp_thread *t)
 	int rc = hp_pt_wait_stop(t);
 
 	if (!rc)
-		rc = need_ip(t);
+		rc = hp_thread_need_ip(t);
 	return rc;
 }
 
@@ -358,393 +352,4 @@ void hp_world_resume(struct hp_world *w)
 {
 	hp_world_release(w);
 	hp_world_free(w);
-}
-
-int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
-		     const long args[6], long *ret)
-{
-	hp_raddr_t insn;
-	int rc = hp_proc_find_syscall_insn(proc, &insn);
-
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		rc = hp_pt_syscall(&w->threads[i], insn, nr, args, ret);
-		if (rc != -ESRCH)
-			return rc;
-	}
-	return -HP_E_GONE;
-}
-
-/*
- * Does a system-call instruction (syscall, sysenter, int 0x80) start @off
- * bytes into jump site @r? One that may run past the site counts.
- */
-static bool syscall_at(const struct hp_busy_range *r, uint64_t off)
-{
-	const uint8_t *b = r->bytes;
-	const uint64_t last = HP_X86_JMP_REL32_SIZE - 1;
-
-	if (!b || off > last)
-		return false;
-	if (off == last)
-		return b[off] == 0x0f || b[off] == 0xcd;
-	return (b[off] == 0x0f && (b[off + 1] == 0x05 || b[off + 1] == 0x34)) ||
-	       (b[off] == 0xcd && b[off + 1] == 0x80);
-}
-
-/*
- * Is @v (an instruction pointer with @ip, else a word of a stack) inside a
- * range? A stack word equal to a function's first byte is no return
- * address (a call returns past itself, inside its caller) but a function
- * pointer, a callback say, and must not keep the function busy forever.
- */
-static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
-					     size_t nr, uint64_t v, bool ip)
-{
-	for (size_t i = 0; i < nr; i++) {
-		if ((ip || (!r[i].ip_only && v != r[i].start)) &&
-		    v >= r[i].start && v < r[i].end)
-			return &r[i];
-		/* Just past a system call that ends the site: a thread
-		 * blocked there restarts it at end - 2, inside the jump. */
-		if (ip && v == r[i].end && syscall_at(&r[i], 3))
-			return &r[i];
-	}
-	return NULL;
-}
-
-/* Bytes of each thread's stack to scan: from its stack pointer to the end
- * of the mapping holding it (at most HP_STACK_SCAN_MAX). */
-static size_t stack_span(const struct hp_proc *proc, uint64_t sp)
-{
-	const struct hp_map *m = hp_proc_find_map(proc, sp);
-	size_t len;
-
-	if (!m)
-		return 0;
-	len = m->end - (sp & ~7ULL);
-	return len > HP_STACK_SCAN_MAX ? HP_STACK_SCAN_MAX : len;
-}
-
-int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
-{
-	for (size_t i = 0; i < w->nr_threads; i++)
-		if (!hp_proc_find_map(proc, w->threads[i].regs.rsp))
-			return hp_proc_read_maps(proc);
-	return 0;
-}
-
-/*
- * Read every thread's stack: one process_vm_readv for all of them (one
- * system call instead of one per thread), falling back to a pread each if
- * any range cannot be read whole.
- */
-static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
-		       uint8_t **buf, size_t *lens)
-{
-	struct iovec local[HP_IOV_BATCH], remote[HP_IOV_BATCH];
-	size_t total = 0, off = 0;
-	int rc = 0;
-
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		total += lens[i] = stack_span(proc, w->threads[i].regs.rsp);
-		/* (hp_world_fresh_maps ran after the stop: cannot happen.) */
-		if (!lens[i])
-			return hp_error(-EFAULT,
-					"pid %d: tid %d: stack pointer 0x%llx "
-					"lies in no mapping; cannot check its "
-					"stack, so nothing is switched: retry",
-					(int)w->pid, (int)w->threads[i].tid,
-					w->threads[i].regs.rsp);
-	}
-	*buf = malloc(total ? total : 1);
-	if (!*buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < w->nr_threads;) {
-		size_t n = 0, want = 0;
-		ssize_t got;
-
-		for (; i < w->nr_threads && n < HP_IOV_BATCH; i++) {
-			if (!lens[i])
-				continue;
-			local[n] = (struct iovec){ *buf + off, lens[i] };
-			remote[n] = (struct iovec){
-				(void *)(uintptr_t)(w->threads[i].regs.rsp &
-						    ~7ULL),
-				lens[i],
-			};
-			off += lens[i];
-			want += lens[i];
-			n++;
-		}
-		got = n ? process_vm_readv(proc->pid, local, n, remote, n, 0)
-			: 0;
-		if (got != (ssize_t)want) {
-			/* Fall back: one pread per range of this batch. */
-			for (size_t k = 0; k < n && !rc; k++)
-				rc = hp_proc_read(
-					proc, (uintptr_t)remote[k].iov_base,
-					local[k].iov_base, local[k].iov_len);
-		}
-		if (rc)
-			break;
-	}
-	return rc;
-}
-
-/* Whether the @len bytes at @stack hold a return into one of @ranges. */
-static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
-					      const struct hp_busy_range *r,
-					      size_t nr)
-{
-	const struct hp_busy_range *hit = NULL;
-	uint64_t lo = UINT64_MAX, hi = 0;
-
-	/* Nearly every word (data, stack and library addresses) lies
-	 * outside the span of all ranges: two compares rule it out. */
-	for (size_t i = 0; i < nr; i++) {
-		lo = r[i].start < lo ? r[i].start : lo;
-		hi = r[i].end > hi ? r[i].end : hi;
-	}
-	for (size_t j = 0; j + sizeof(uint64_t) <= len && !hit;
-	     j += sizeof(uint64_t)) {
-		uint64_t v;
-
-		memcpy(&v, stack + j, sizeof(v));
-		if (v >= lo && v < hi)
-			hit = in_ranges(r, nr, v, false);
-	}
-	return hit;
-}
-
-void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
-		enum hp_who_kind kind)
-{
-	if (who->n < HP_WHO_LISTED) {
-		who->e[who->n].tid = tid;
-		who->e[who->n].func = func;
-		who->e[who->n].kind = kind;
-	}
-	who->n++;
-}
-
-void hp_who_format(const struct hp_who *who, char *buf, size_t size)
-{
-	size_t used = 0;
-
-	buf[0] = 0;
-	for (size_t i = 0; i < who->n && i < HP_WHO_LISTED && used < size;
-	     i++) {
-		snprintf(buf + used, size - used, "%stid %d %s '%s'%s",
-			 i ? ", " : "", (int)who->e[i].tid,
-			 who->e[i].kind == HP_WHO_IN ? "in" : "below",
-			 who->e[i].func,
-			 who->e[i].kind == HP_WHO_BLOCKED
-				 ? " (blocked in a system call)"
-				 : "");
-		used += strlen(buf + used);
-	}
-	if (who->n > HP_WHO_LISTED && used < size)
-		snprintf(buf + used, size - used, ", ...");
-}
-
-/* Is @tid blocked in a system call ("NR ARG1..ARG6 SP PC" in
- * /proc/PID/task/TID/syscall, where "-1 SP PC" or "running" says not)? */
-static bool in_syscall(pid_t pid, pid_t tid)
-{
-	char path[64], line[32] = "";
-	FILE *f = NULL;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
-		 (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (!fgets(line, sizeof(line), f))
-		line[0] = 0;
-	fclose(f);
-	return line[0] >= '0' && line[0] <= '9';
-}
-
-void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
-			 const struct hp_busy_range *ranges, size_t nr_ranges,
-			 struct hp_who *who)
-{
-	const size_t first = who->n;
-	uint8_t *stack = NULL;
-	size_t cap = 0;
-	bool waited = false;
-
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		const struct hp_thread *t = &w->threads[i];
-		const struct hp_busy_range *hit = NULL;
-		const size_t len = stack_span(proc, t->regs.rsp);
-
-		/* (Registers not read at the stop are zero: no stack.) */
-		if (!len || in_ranges(ranges, nr_ranges, t->regs.rip, true))
-			continue;
-		if (len > cap) {
-			free(stack);
-			cap = len;
-			stack = malloc(cap);
-			if (!stack)
-				break;
-		}
-		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
-			hit = scan_stack(stack, len, ranges, nr_ranges);
-		if (hit)
-			hp_who_add(who, t->tid, hit->name,
-				   in_syscall(w->pid, t->tid) ? HP_WHO_BLOCKED
-							      : HP_WHO_BELOW);
-	}
-	free(stack);
-	/* A thread the stop interrupted in a sleep is restarting it just
-	 * now and reads as running: look once more, a moment later. */
-	for (size_t i = first; i < who->n && i < HP_WHO_LISTED; i++) {
-		if (who->e[i].kind != HP_WHO_BELOW)
-			continue;
-		if (!waited) {
-			usleep(2000);
-			waited = true;
-		}
-		if (in_syscall(w->pid, who->e[i].tid))
-			who->e[i].kind = HP_WHO_BLOCKED;
-	}
-}
-
-void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
-		      size_t nr_ranges, struct hp_who *who)
-{
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		struct hp_thread *t = &w->threads[i];
-		const struct hp_busy_range *hit = NULL;
-
-		if (need_ip(t))
-			continue;
-		hit = in_ranges(ranges, nr_ranges, t->regs.rip, true);
-		if (hit)
-			hp_who_add(who, t->tid, hit->name, HP_WHO_IN);
-	}
-}
-
-/* Check the instruction pointers alone: hp_world_check without stacks. */
-static int check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
-		     size_t nr_ranges, pid_t *busy_tid,
-		     const struct hp_busy_range **busy)
-{
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		struct hp_thread *t = &w->threads[i];
-		int rc = need_ip(t);
-
-		if (rc)
-			return rc;
-		*busy = in_ranges(ranges, nr_ranges, t->regs.rip, true);
-		if (*busy) {
-			*busy_tid = t->tid;
-			return -HP_E_BUSY;
-		}
-	}
-	return 0;
-}
-
-static bool regs_point(const struct user_regs_struct *g,
-		       const struct hp_busy_range *r)
-{
-	const unsigned long long v[] = {
-		g->rax, g->rbx, g->rcx, g->rdx, g->rsi, g->rdi,
-		g->rbp, g->rsp, g->r8,	g->r9,	g->r10, g->r11,
-		g->r12, g->r13, g->r14, g->r15, g->rip,
-	};
-
-	for (size_t k = 0; k < HP_ARRAY_SIZE(v); k++)
-		if (v[k] >= r->start && v[k] < r->end)
-			return true;
-	return false;
-}
-
-bool hp_world_regs_point(struct hp_world *w, const struct hp_busy_range *r)
-{
-	for (size_t i = 0; i < w->nr_threads; i++)
-		if (need_regs(&w->threads[i]) ||
-		    regs_point(&w->threads[i].regs, r))
-			return true;
-	return false;
-}
-
-int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
-		   const struct hp_busy_range *ranges, size_t nr_ranges,
-		   pid_t *busy_tid, const struct hp_busy_range **busy)
-{
-	uint8_t *stacks = NULL;
-	size_t *lens = NULL, off = 0;
-	bool ip_only = true;
-	uint64_t t0, t1;
-	int rc = check_ips(w, ranges, nr_ranges, busy_tid, busy);
-
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < nr_ranges; i++)
-		ip_only &= ranges[i].ip_only;
-	if (ip_only)
-		return 0; /* jump sites: no stack to read */
-	for (size_t i = 0; i < w->nr_threads && !rc; i++)
-		rc = need_ip(&w->threads[i]); /* the stack pointers */
-	lens = rc ? NULL : calloc(w->nr_threads + 1, sizeof(*lens));
-	if (!lens)
-		return rc ?: -ENOMEM;
-	t0 = hp_now_us();
-	rc = read_stacks(proc, w, &stacks, lens);
-	t1 = hp_now_us();
-	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
-		*busy = scan_stack(stacks + off, lens[i], ranges, nr_ranges);
-		if (*busy) {
-			*busy_tid = w->threads[i].tid;
-			rc = -HP_E_BUSY;
-		}
-		off += lens[i];
-	}
-	hp_dbg(HP_DBG_TIMING,
-	       "pid %d: %zu stacks, %zu bytes: read %llu us, scan %llu us",
-	       (int)w->pid, w->nr_threads, off, (unsigned long long)(t1 - t0),
-	       (unsigned long long)(hp_now_us() - t1));
-	free(stacks);
-	free(lens);
-	return rc;
-}
-
-int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
-		      size_t nr_sites, pid_t *busy_tid,
-		      const struct hp_busy_range **busy)
-{
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		struct hp_thread *t = &w->threads[i];
-		int steps = 0, rc;
-
-		rc = need_ip(t);
-		if (rc)
-			return rc;
-		while ((*busy = in_ranges(sites, nr_sites, t->regs.rip,
-					  true))) {
-			*busy_tid = t->tid;
-			rc = need_regs(t);
-			if (rc)
-				return rc;
-			/* In a system call there, or about to make one,
-			 * stepping would block with every thread stopped. */
-			if ((long long)t->regs.orig_rax != -1 ||
-			    syscall_at(*busy, t->regs.rip - (*busy)->start) ||
-			    ++steps > 64)
-				return -HP_E_BUSY;
-			rc = hp_pt_step(t);
-			if (rc == -ESRCH)
-				break;
-			if (rc)
-				return rc;
-		}
-		hp_dbg(HP_DBG_PTRACE, "tid %d: stepped %d instructions",
-		       (int)t->tid, steps);
-	}
-	*busy = NULL;
-	return 0;
 }

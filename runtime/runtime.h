@@ -27,9 +27,13 @@ enum hp_rt_flags {
 	HP_RT_SCANNED = 1 << 3,
 };
 
+#define HP_STATE_DIR_DEFAULT "/run/hpatch"
+
 struct hp_rt_opts {
 	unsigned int flags; /* enum hp_rt_flags */
 	long timeout_ms;    /* consistency retries give up after this */
+	/* Anti-rollback state of the host (NULL: HP_STATE_DIR_DEFAULT). */
+	const char *state_dir;
 };
 
 /* What happened to one process; filled even on failure. */
@@ -62,9 +66,9 @@ struct hp_rt_audit {
 
 /*
  * hp_rt_audit_open() - open (create, append) the audit log at @path, or
- * when NULL at $HPATCH_AUDIT_LOG, else HP_AUDIT_LOG_DEFAULT, creating its
- * directory (0750). The file (never a symbolic link) and every directory
- * above it must be root's (or ours) alone (common/hp_secure.h).
+ * when NULL or "" at HP_AUDIT_LOG_DEFAULT, creating its directory (0750).
+ * The file (never a symbolic link) and every directory above it must be
+ * root's (or ours) alone (common/hp_secure.h).
  * Return: 0, -HP_E_INSECURE or -errno (reported, with a hint).
  */
 int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
@@ -82,13 +86,13 @@ void hp_rt_audit_close(struct hp_rt_audit *a);
 
 /*
  * hp_rt_records_ready() - before applying anything: room for the audit
- * line in @a's file system, and an anti-rollback state directory (created
- * if missing) that is root's alone and has room for the record. An apply
+ * line in @a's file system, and an anti-rollback state directory
+ * @state_dir (NULL: HP_STATE_DIR_DEFAULT; created if missing) that is root's alone and has room for the record. An apply
  * the host would forget or could not audit is not made. (A revert is
  * never held back so: it takes code out.)
  * Return: 0, -HP_E_INSECURE, -ENOSPC or -errno (reported).
  */
-int hp_rt_records_ready(const struct hp_rt_audit *a)
+int hp_rt_records_ready(const struct hp_rt_audit *a, const char *state_dir)
 	__attribute__((warn_unused_result));
 
 /*
@@ -125,6 +129,18 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
  * very threads it is about to stop.
  */
 void hp_rt_boost(void);
+
+/*
+ * hp_rt_set_faults() - for tests only, set by a tool's main: make a step of
+ * apply or revert fail, or wait there. @fault is "STEP" (fail the first
+ * time STEP is reached) or "STEP:N" (the N-th time, to fail after some
+ * jumps were written); @delay is "STEP:MS" (wait MS milliseconds there
+ * first, for a test to act meanwhile: kill the target, say). Steps, in
+ * order: mmap, write, mprotect, seize (threads attached, none stopped),
+ * stop (all stopped), jump, unjump. NULL or "": none. Parsed here, once,
+ * so the stop window only compares a step's name. Not thread-safe.
+ */
+void hp_rt_set_faults(const char *fault, const char *delay);
 
 /*
  * hp_rt_find_targets() - every process (but this one) that maps a module of

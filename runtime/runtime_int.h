@@ -162,6 +162,12 @@ struct hp_world {
 	bool leader_gone; /* exited (a zombie) while its threads run on */
 };
 
+/* Every register of stopped @t, or its instruction and stack pointers
+ * alone: read once per stop. Return: 0 or -errno. */
+int hp_thread_need_regs(struct hp_thread *t)
+	__attribute__((warn_unused_result));
+int hp_thread_need_ip(struct hp_thread *t) __attribute__((warn_unused_result));
+
 /* Before the window: raise our priority, seize (not stop) every thread.
  * Return: 0 or -errno; on failure everything is released. */
 int hp_world_prepare(struct hp_world *w, pid_t pid)
@@ -175,11 +181,8 @@ void hp_world_resume(struct hp_world *w);
  * then free what the stop read of them. */
 void hp_world_release(struct hp_world *w);
 void hp_world_free(struct hp_world *w);
-/* Run a system call in the target through one stopped thread. */
-int hp_world_syscall(struct hp_world *w, const struct hp_proc *proc, long nr,
-		     const long args[6], long *ret)
-	__attribute__((warn_unused_result));
 
+/* ---- rt_check.c: is it safe to switch? ---- */
 /* A range whose code no thread may be executing, nor return into. */
 struct hp_busy_range {
 	hp_raddr_t start;
@@ -370,17 +373,18 @@ bool hp_rt_region_redirects(const struct hp_proc *proc,
 			    const struct hp_module *m, hp_raddr_t bias);
 
 /* ---- rt_state.c: anti-rollback state of the host ---- */
-#define HP_STATE_DIR_DEFAULT "/run/hpatch"
-/* Highest sequence applied to @build_id_hex on this host (0: none).
+/* Highest sequence applied to @build_id_hex on this host (0: none), as
+ * recorded under @dir (NULL: HP_STATE_DIR_DEFAULT).
  * Return: 0, or -HP_E_INSECURE / -errno (reported) when the state is
  * writable by others or unreadable: then it cannot be trusted. */
-int hp_rt_state_sequence(const char *build_id_hex, uint64_t *seq)
-	__attribute__((warn_unused_result));
+int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
+			 uint64_t *seq) __attribute__((warn_unused_result));
 /* Raise it to @sequence. Return: 0 or -errno (reported). */
-int hp_rt_state_record(const char *build_id_hex, uint64_t sequence)
-	__attribute__((warn_unused_result));
+int hp_rt_state_record(const char *dir, const char *build_id_hex,
+		       uint64_t sequence) __attribute__((warn_unused_result));
 
-/* Fault injection for tests: HPATCH_FAULT=<step> makes that step fail. */
+/* Fault injection for tests (hp_rt_set_faults): fails @step if told to.
+ * Return: 0 or -HP_E_FAULT (reported). */
 int hp_rt_fault(const char *step) __attribute__((warn_unused_result));
 
 #endif

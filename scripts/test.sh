@@ -27,6 +27,10 @@ if ! clang-format --dry-run --Werror $(git ls-files '*.c' '*.h') 2>/dev/null; th
 	exit 1
 fi
 
+# A report, not a gate: the longest functions, and any over 80 lines or 6
+# parameters (the aim for runtime/ and differ/).
+python3 "$src/scripts/fn-lengths.py" --top 8 "$src"/runtime/*.c "$src"/differ/*.c || true
+
 # AddressSanitizer + UndefinedBehaviorSanitizer: unit and CLI tests.
 asan=${HP_ASAN_BUILD_DIR:-$src/build-asan}
 cmake -S "$src" -B "$asan" -DCMAKE_BUILD_TYPE=Debug -DHP_WERROR=ON \

@@ -10,6 +10,7 @@ build_patch svc "$T/svc.hpatch" --key "$T/k.key"
 start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
+ask 3 version >/dev/null # its thread (and stack) exist before maps.before
 
 # jump:2 and jump:4 fail after some jumps were written: they must be undone.
 steps="mmap write mprotect seize stop jump jump:2 jump:4"

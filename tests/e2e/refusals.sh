@@ -21,6 +21,7 @@ printf '\x55' | dd of="$T/tampered.hpatch" bs=1 seek=$((size / 2)) conv=notrunc 
 start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
+ask 3 version >/dev/null # its thread (and stack) exist before maps.before
 cat "/proc/$pid/maps" >"$T/maps.before"
 
 apply() { "$HPATCH" apply -p "$pid" --trust "$T/trust" "$@"; }

@@ -23,7 +23,8 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	struct hp_rt_opts opts = { .flags = HP_RT_ALLOW_ACTIVE,
-				   .timeout_ms = 10000 };
+				   .timeout_ms = 10000,
+				   .state_dir = getenv("HPATCH_STATE_DIR") };
 	struct hp_patch *p = NULL;
 	uint64_t *pauses = NULL;
 	uint8_t *data = NULL;

@@ -7,12 +7,14 @@
 
 #include "common/hp_log.h"
 #include "common/hp_util.h"
-#include "runtime/arch_x86_64.h"
+#include "common/hp_arch_x86_64.h"
 #include "runtime/runtime_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define IMAGE_BASE 0x7f0000001000ULL
 #define MODULE_BIAS 0x7f0040000000ULL
@@ -309,11 +311,44 @@ static void test_find_hole(void **state)
 static void test_fault(void **state)
 {
 	(void)state;
-	setenv("HPATCH_FAULT", "jump", 1);
+	hp_rt_set_faults("jump", NULL);
 	assert_hp_err(hp_rt_fault("jump"), HP_E_FAULT);
 	assert_hp_ok(hp_rt_fault("mmap"));
-	unsetenv("HPATCH_FAULT");
+	assert_hp_ok(hp_rt_fault("jump")); /* the first time only */
+	hp_rt_set_faults("jump:2", NULL);
 	assert_hp_ok(hp_rt_fault("jump"));
+	assert_hp_err(hp_rt_fault("jump"), HP_E_FAULT);
+	hp_rt_set_faults("jumping", NULL); /* a name, not a prefix */
+	assert_hp_ok(hp_rt_fault("jump"));
+	hp_rt_set_faults(NULL, NULL);
+	assert_hp_ok(hp_rt_fault("jump"));
+}
+
+/* The state directory comes from the options, never the environment. */
+static void test_state_dir(void **state)
+{
+	char dir[] = "/tmp/hp-state-XXXXXX", path[64];
+	uint64_t seq = 1;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	setenv("HPATCH_STATE_DIR", "/nonexistent/hp-state", 1);
+	assert_hp_ok(hp_rt_state_sequence(dir, "ab12", &seq));
+	assert_int_equal(seq, 0);
+	assert_hp_ok(hp_rt_state_record(dir, "ab12", 7));
+	assert_hp_ok(hp_rt_state_sequence(dir, "ab12", &seq));
+	assert_int_equal(seq, 7);
+	assert_hp_ok(hp_rt_state_record(dir, "ab12", 5)); /* never lowered */
+	assert_hp_ok(hp_rt_state_sequence(dir, "ab12", &seq));
+	assert_int_equal(seq, 7);
+	/* Others could write it: not trusted, not read. */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_hp_err(hp_rt_state_sequence(dir, "ab12", &seq), HP_E_INSECURE);
+	assert_int_equal(chmod(dir, 0700), 0);
+	unsetenv("HPATCH_STATE_DIR");
+	snprintf(path, sizeof(path), "%s/ab12.seq", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
 }
 
 int main(void)
@@ -327,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_encode_jmp),
 		cmocka_unit_test(test_find_hole),
 		cmocka_unit_test(test_fault),
+		cmocka_unit_test(test_state_dir),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

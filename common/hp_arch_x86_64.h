@@ -1,0 +1,76 @@
+/*
+ * x86-64 facts shared by the differ, the packer and the runtime: the
+ * instructions we write (the 5-byte jump, the GOT veneer), the ones we
+ * look for (system calls), relocation field widths, and the address-space
+ * limits. Written once here: a second copy would drift.
+ */
+#ifndef HP_ARCH_X86_64_H
+#define HP_ARCH_X86_64_H
+
+#include <stdint.h>
+
+#define HP_X86_PAGE_SIZE 4096ULL
+/* User space ends below this on 4-level paging (mmap never goes higher). */
+#define HP_X86_USER_TOP 0x7ffffffff000ULL
+/* rel32 reach: a PC-relative target must lie within +-2 GiB. */
+#define HP_X86_REL32_REACH 0x7fffffffLL
+
+/* Relocation fields: a rel32 (its addend is -4 from the next
+ * instruction when it ends one), an absolute 32 or 64 bits. */
+#define HP_X86_REL32_SIZE 4
+#define HP_X86_ABS32_SIZE 4
+#define HP_X86_ABS64_SIZE 8
+
+/* jmp rel32: what redirects an old function to its new code. */
+#define HP_X86_JMP_REL32 0xe9
+#define HP_X86_JMP_REL32_SIZE (1 + HP_X86_REL32_SIZE)
+
+/*
+ * The veneer through which patch code calls another library: jmp
+ * *rel32(%rip) reading a GOT slot, padded with int3 to 8 bytes. The rel32
+ * is at HP_X86_VENEER_REL32_OFF and ends the instruction.
+ */
+#define HP_X86_VENEER_SIZE 8
+#define HP_X86_VENEER_REL32_OFF 2
+#define HP_X86_VENEER_BYTES                        \
+	{                                          \
+		0xff, 0x25, 0, 0, 0, 0, 0xcc, 0xcc \
+	}
+
+/* System-call instructions: syscall (0f 05), sysenter (0f 34), int 0x80
+ * (cd 80). */
+#define HP_X86_SYSCALL_0 0x0f
+#define HP_X86_SYSCALL_1 0x05
+#define HP_X86_SYSENTER_1 0x34
+#define HP_X86_INT 0xcd
+#define HP_X86_INT_LINUX 0x80
+#define HP_X86_SYSCALL_SIZE 2
+
+/* Encode "jmp rel32" at @from to @to. Return: 0, or -1 if out of reach. */
+static inline int hp_x86_encode_jmp(uint8_t out[HP_X86_JMP_REL32_SIZE],
+				    uint64_t from, uint64_t to)
+{
+	const int64_t rel = (int64_t)(to - (from + HP_X86_JMP_REL32_SIZE));
+
+	if (rel > HP_X86_REL32_REACH || rel < -HP_X86_REL32_REACH - 1)
+		return -1;
+	out[0] = HP_X86_JMP_REL32;
+	for (int i = 0; i < 4; i++)
+		out[1 + i] = (uint8_t)((uint64_t)rel >> (8 * i));
+	return 0;
+}
+
+/*
+ * Does a system-call instruction start at @b[0], given @n readable bytes?
+ * With one byte only, one that may start there counts.
+ */
+static inline int hp_x86_is_syscall(const uint8_t *b, uint64_t n)
+{
+	if (n == 1)
+		return b[0] == HP_X86_SYSCALL_0 || b[0] == HP_X86_INT;
+	return (b[0] == HP_X86_SYSCALL_0 &&
+		(b[1] == HP_X86_SYSCALL_1 || b[1] == HP_X86_SYSENTER_1)) ||
+	       (b[0] == HP_X86_INT && b[1] == HP_X86_INT_LINUX);
+}
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * Apply: everything that does not need the target stopped happens before
+ * the stop (finding the module by build-id, checking the original bytes,
+ * choosing the hole, relocating, mapping and writing the image through one
+ * briefly stopped thread); the world is stopped only to check that no
+ * thread is inside the functions and to write the jumps.
+ */
+#include "runtime/rt_lifecycle.h"
+#include "common/hp_arch_x86_64.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+#include "signing/signing.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HP_LOG_PREFIX "rt: "
+
+void hp_prep_release(struct hp_prep *pr)
+{
+	free(pr->buf);
+	free(pr->ranges);
+	free(pr->sym_addrs);
+	free(pr->heads);
+	free(pr->restores);
+	*pr = (struct hp_prep){ 0 };
+}
+
+/* Anti-rollback across reverts and processes: the host remembers. */
+static int check_rollback(const struct hp_patch *p, pid_t pid,
+			  const char *module, const char *id_hex,
+			  const struct hp_rt_opts *opts)
+{
+	uint64_t seen = 0;
+	const int rc = hp_rt_state_sequence(opts->state_dir, id_hex, &seen);
+
+	if (rc)
+		return rc;
+	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
+		return 0;
+	hp_error(-HP_E_DOWNGRADE,
+		 "pid %d: %s: patch '%s' has sequence %" PRIu64
+		 ", lower than %" PRIu64 " already applied on this host",
+		 (int)pid, module, p->id, p->sequence, seen);
+	hp_hint("use --allow-downgrade to apply an older patch on purpose");
+	return -HP_E_DOWNGRADE;
+}
+
+/*
+ * The loader's own priority for a whole operation (struct hp_prio): its
+ * work is short and bounded, so SCHED_FIFO where allowed.
+ */
+void hp_rt_boost(void)
+{
+	struct hp_prio pr;
+
+	hp_prio_raise(0, &pr); /* kept until the process exits */
+}
+
+/*
+ * After a failed apply: does any site still jump into @pr's region (an
+ * undo write that failed)? Then the region must stay. Unreadable counts.
+ */
+static bool jumps_into(const struct hp_proc *proc, const struct hp_prep *pr)
+{
+	for (uint32_t i = 0; i < pr->nr_recs; i++) {
+		const struct hp_rt_func *f = &pr->recs[i];
+		uint8_t cur[HP_X86_JMP_REL32_SIZE];
+
+		if (!f->old_addr || f->kind != HP_RT_REC_REDIRECT)
+			continue;
+		if (hp_proc_read(proc, f->old_addr, cur, sizeof(cur)) ||
+		    !memcmp(cur, f->jump, sizeof(cur)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Switch every prepared module in one stop, so that a patch for a program
+ * and its library takes effect (or fails) as one.
+ */
+static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
+		      struct hp_prep *prs, uint32_t nr,
+		      struct hp_rt_result *res)
+{
+	struct hp_busy_range *ranges = NULL;
+	struct hp_rt_func *recs = NULL;
+	size_t nr_ranges = 0, nr_recs = 0;
+	int rc;
+
+	if (nr == 1)
+		return hp_switch(proc, opts,
+				 &(struct hp_switch){
+					 .ranges = prs[0].ranges,
+					 .nr_ranges = prs[0].nr_ranges,
+					 .recs = prs[0].recs,
+					 .nr_recs = prs[0].nr_recs,
+				 },
+				 res);
+	for (uint32_t i = 0; i < nr; i++) {
+		nr_ranges += prs[i].nr_ranges;
+		nr_recs += prs[i].nr_recs;
+	}
+	ranges = calloc(nr_ranges + 1, sizeof(*ranges));
+	recs = calloc(nr_recs + 1, sizeof(*recs));
+	if (!ranges || !recs) {
+		free(ranges);
+		free(recs);
+		return -ENOMEM;
+	}
+	nr_ranges = nr_recs = 0;
+	for (uint32_t i = 0; i < nr; i++) {
+		memcpy(ranges + nr_ranges, prs[i].ranges,
+		       prs[i].nr_ranges * sizeof(*ranges));
+		nr_ranges += prs[i].nr_ranges;
+		memcpy(recs + nr_recs, prs[i].recs,
+		       prs[i].nr_recs * sizeof(*recs));
+		nr_recs += prs[i].nr_recs;
+	}
+	rc = hp_switch(proc, opts,
+		       &(struct hp_switch){ .ranges = ranges,
+					    .nr_ranges = nr_ranges,
+					    .recs = recs,
+					    .nr_recs = (uint32_t)nr_recs },
+		       res);
+	free(ranges);
+	free(recs);
+	return rc;
+}
+
+/* Everything up to the stop for one module: checks, plan, region. */
+static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
+			  const struct hp_rt_opts *opts, struct hp_prep *pr,
+			  struct hp_rt_result *res)
+{
+	char hex[2 * HP_BUILD_ID_MAX + 1];
+	int rc;
+
+	hp_hex(hex, pr->m->build_id, pr->m->build_id_len);
+	pr->stack = opts->flags & HP_RT_STACK;
+	rc = hp_plan_prior(p, proc, opts, pr);
+	if (rc == -HP_E_APPLIED)
+		return rc;
+	if (!rc)
+		rc = check_rollback(p, proc->pid, pr->mod.path, hex, opts);
+	if (!rc)
+		rc = hp_prep_plan(p, proc, pr->m, pr);
+	if (!rc)
+		rc = hp_region_map(p, proc, pr);
+	if (!rc && !res->region)
+		res->region = pr->region;
+	return rc;
+}
+
+/* Every module of the patch that this process maps, in the patch's order. */
+static int find_modules(const struct hp_patch *p, const struct hp_proc *proc,
+			struct hp_prep *prs, uint32_t *nr)
+{
+	char hex[2 * HP_BUILD_ID_MAX + 1];
+
+	for (uint32_t i = 0; i < p->nr_modules; i++)
+		if (!hp_proc_find_module(proc, p->modules[i].build_id,
+					 p->modules[i].build_id_len,
+					 &prs[*nr].mod))
+			prs[(*nr)++].m = &p->modules[i];
+	if (*nr)
+		return 0;
+	hp_hex(hex, p->modules[0].build_id, p->modules[0].build_id_len);
+	return hp_error(-HP_E_NOTARGET,
+			"pid %d: maps no module with build-id %s ('%s')%s",
+			(int)proc->pid, hex, p->modules[0].name,
+			p->nr_modules > 1 ? " nor any other of the patch's"
+					  : "");
+}
+
+/* Prepare and map every module; one applied already is left out. */
+static int prepare_all(const struct hp_patch *p, struct hp_proc *proc,
+		       const struct hp_rt_opts *opts, struct hp_prep *prs,
+		       uint32_t *nr, struct hp_rt_result *res)
+{
+	int rc = 0;
+
+	for (uint32_t k = 0; k < *nr && !rc;) {
+		rc = prepare_module(p, proc, opts, &prs[k], res);
+		if (rc != -HP_E_APPLIED) {
+			k++;
+			continue;
+		}
+		/* Applied to this module already (say the library was
+		 * loaded since): apply the rest. */
+		hp_log(HP_LOG_INFO, "pid %d: %s: patch '%s' already applied",
+		       (int)proc->pid, prs[k].mod.path, p->id);
+		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
+		hp_prep_release(&prs[k]);
+		memmove(&prs[k], &prs[k + 1], (*nr - k - 1) * sizeof(*prs));
+		prs[--*nr] = (struct hp_prep){ 0 };
+		rc = *nr ? 0
+			 : hp_error(-HP_E_APPLIED,
+				    "pid %d: patch '%s' is already applied",
+				    (int)proc->pid, p->id);
+	}
+	return rc;
+}
+
+static void describe_patch(struct hp_rt_result *res, const struct hp_patch *p)
+{
+	*res = (struct hp_rt_result){ .pid = res->pid,
+				      .sequence = p->sequence };
+	snprintf(res->patch_id, sizeof(res->patch_id), "%s", p->id);
+	if (p->info.is_signed)
+		hp_sign_key_id_str(res->key_id, p->info.key_id);
+	hp_result_build_id(res, p->modules[0].build_id,
+			   p->modules[0].build_id_len);
+}
+
+static void describe_modules(struct hp_rt_result *res,
+			     const struct hp_prep *prs, uint32_t nr)
+{
+	if (nr)
+		hp_result_build_id(res, prs[0].m->build_id,
+				   prs[0].m->build_id_len);
+	for (uint32_t k = 0; k < nr; k++) {
+		hp_list_add(res->module, sizeof(res->module), prs[k].mod.path);
+		res->nr_funcs += prs[k].m->nr_funcs;
+		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)
+			hp_result_add_function(res, prs[k].m->funcs[i].name);
+	}
+}
+
+/* After the switch: earlier patches superseded, the host's state. */
+static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
+		       const struct hp_rt_opts *opts, const struct hp_prep *prs,
+		       uint32_t nr)
+{
+	for (uint32_t k = 0; k < nr; k++) {
+		char hex[2 * HP_BUILD_ID_MAX + 1];
+
+		hp_prep_supersede(proc, &prs[k]);
+		hp_hex(hex, prs[k].m->build_id, prs[k].m->build_id_len);
+		if (hp_rt_state_record(opts->state_dir, hex, p->sequence))
+			hp_warn("pid %d: patched, but the anti-rollback state "
+				"of %s was not recorded",
+				(int)proc->pid, prs[k].mod.path);
+	}
+}
+
+/* After a failure: unmap what was mapped, unless a jump still uses it. */
+static int undo_all(const struct hp_proc *proc, const struct hp_prep *prs,
+		    uint32_t nr, bool scanned, int rc)
+{
+	if (hp_proc_gone(proc->pid)) {
+		/* (Found by a scan: nothing was left to patch, no error.) */
+		hp_log(scanned ? HP_LOG_INFO : HP_LOG_ERROR,
+		       "pid %d: the process exited during the apply; nothing "
+		       "to undo",
+		       (int)proc->pid);
+		return -HP_E_GONE;
+	}
+	for (uint32_t k = 0; k < nr; k++) {
+		if (!prs[k].mapped)
+			continue;
+		if (!jumps_into(proc, &prs[k])) {
+			hp_remote_munmap(proc, prs[k].region,
+					 prs[k].region_size);
+			continue;
+		}
+		hp_error(-EIO,
+			 "pid %d: a jump into the patch region at 0x%" PRIx64
+			 " could not be undone; the region stays mapped",
+			 (int)proc->pid, prs[k].region);
+		hp_hint("the process may run part of the patch: restart it, "
+			"or check with 'hpatch status -p %d'",
+			(int)proc->pid);
+	}
+	return rc;
+}
+
+static int apply_one(const struct hp_patch *p, pid_t pid,
+		     const struct hp_rt_opts *opts, struct hp_rt_result *res)
+{
+	struct hp_proc proc;
+	struct hp_prep *prs = calloc(p->nr_modules, sizeof(*prs));
+	const bool scanned = opts->flags & HP_RT_SCANNED;
+	uint32_t nr = 0;
+	int rc;
+	uint64_t t[4] = { hp_now_us() };
+
+	res->pid = pid;
+	describe_patch(res, p);
+	if (!prs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = hp_proc_open(pid, &proc, scanned);
+	if (rc == -HP_E_GONE && scanned)
+		hp_log(HP_LOG_INFO, "pid %d: exited before it was patched",
+		       (int)pid);
+	if (rc)
+		goto out;
+	hp_collect_retired(&proc);
+	rc = find_modules(p, &proc, prs, &nr);
+	t[1] = hp_now_us();
+	if (!rc)
+		rc = prepare_all(p, &proc, opts, prs, &nr, res);
+	t[2] = hp_now_us();
+	describe_modules(res, prs, nr);
+	if (!rc)
+		rc = switch_all(&proc, opts, prs, nr, res);
+	t[3] = hp_now_us();
+	hp_dbg(HP_DBG_TIMING,
+	       "pid %d: apply: open %llu us, prepare and map %llu us, "
+	       "switch %llu us",
+	       (int)pid, (unsigned long long)(t[1] - t[0]),
+	       (unsigned long long)(t[2] - t[1]),
+	       (unsigned long long)(t[3] - t[2]));
+	if (!rc)
+		commit_all(p, &proc, opts, prs, nr);
+	else if (nr)
+		rc = undo_all(&proc, prs, nr, scanned, rc);
+	for (uint32_t k = 0; k < nr; k++) {
+		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
+		hp_prep_release(&prs[k]);
+	}
+	hp_proc_close(&proc);
+out:
+	free(prs);
+	res->rc = rc;
+	return rc;
+}
+
+int hp_rt_apply(const struct hp_patch *p, pid_t pid,
+		const struct hp_rt_opts *opts, struct hp_rt_result *res)
+{
+	struct hp_prio pr;
+	int rc;
+
+	hp_prio_raise(0, &pr);
+	rc = apply_one(p, pid, opts, res);
+	hp_prio_restore(0, &pr);
+	return rc;
+}

@@ -1,0 +1,198 @@
+/*
+ * The lifecycle's parts, one file each: the chain rules (rt_plan.c), the
+ * patch region (rt_region.c), the jumps (rt_jump.c), the switch
+ * (rt_switch.c), the remote-call session (rt_remote.c), and the drivers
+ * that use them (rt_apply.c, rt_revert.c, rt_status.c).
+ */
+#ifndef HP_RT_LIFECYCLE_H
+#define HP_RT_LIFECYCLE_H
+
+#include "runtime/runtime_int.h"
+#include "common/hp_arch_x86_64.h"
+
+/* One module's patch, prepared in the loader's memory before any stop. */
+struct hp_prep {
+	pid_t pid;
+	const struct hp_module *m;
+	struct hp_rmodule mod;
+	hp_raddr_t region;
+	uint64_t hdr_size;
+	uint64_t region_size;
+	uint64_t text_span;	 /* page-aligned text, mapped read+execute */
+	uint64_t write_len;	 /* bytes written: header, text, data */
+	uint8_t *buf;		 /* region contents */
+	struct hp_rt_func *recs; /* into buf */
+	uint32_t nr_recs;	 /* every function, new ones included */
+	struct hp_busy_range *ranges; /* old bodies of redirected functions */
+	uint32_t nr_ranges;
+	hp_raddr_t *sym_addrs; /* bound external symbols */
+	bool mapped;
+	/* Patches already in effect on this module, newest last (borrowed). */
+	struct hp_rt_region *prior;
+	size_t nr_prior;
+	uint32_t order; /* this patch's place after every region mapped */
+	uint8_t (*heads)[HP_X86_JMP_REL32_SIZE]; /* current entry bytes */
+	struct hp_rt_func *restores; /* replace mode: functions to restore */
+	uint32_t nr_restores;
+	bool stack;
+};
+
+void hp_prep_release(struct hp_prep *pr);
+
+/* ---- rt_plan.c: the chain rules ---- */
+/*
+ * The record of an earlier patch, in effect, that wrote @head at @addr:
+ * following these back gives the original bytes and the code a thread
+ * may be running instead of the old function.
+ */
+const struct hp_rt_func *hp_plan_writer_of(const struct hp_prep *pr,
+					   hp_raddr_t addr,
+					   const uint8_t *head);
+/* The bytes at @addr before any patch: undo the chain of writers. */
+void hp_plan_original_head(const struct hp_prep *pr, hp_raddr_t addr,
+			   uint8_t *head);
+/* Check the running bytes of every function against the patch's pins. */
+int hp_plan_verify(const struct hp_proc *proc, struct hp_prep *pr)
+	__attribute__((warn_unused_result));
+/* Replace mode: plan the restores of functions the patch leaves out. */
+int hp_plan_restores(struct hp_prep *pr) __attribute__((warn_unused_result));
+/* Was @a applied after @b? */
+bool hp_plan_applied_after(const struct hp_rt_header *a,
+			   const struct hp_rt_header *b);
+/* The patches in effect on @pr's module, oldest first, into pr->prior. */
+int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
+		  const struct hp_rt_opts *opts, struct hp_prep *pr)
+	__attribute__((warn_unused_result));
+
+/*
+ * Revert goes back exactly one step: the newest patch fully in effect
+ * (hp_plan_applied_after), with every region applied with it (one patch,
+ * several modules), in @regions' order. Borrows @regions.
+ */
+struct hp_revert_plan {
+	const struct hp_rt_region *newest; /* names the patch */
+	const struct hp_rt_region **group;
+	size_t nr_group;
+	struct hp_rt_func *recs; /* every record of the group, to undo */
+	uint32_t nr_recs;
+	struct hp_busy_range *ranges;
+	size_t nr_ranges;
+	struct hp_busy_range *keep; /* per group region: its whole span */
+	bool *referenced;	    /* per group region, set by the switch */
+};
+
+/* Return: 0, -HP_E_NOTAPPLIED (not reported), -ENOMEM. */
+int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
+		   struct hp_revert_plan *rp)
+	__attribute__((warn_unused_result));
+void hp_revert_plan_release(struct hp_revert_plan *rp);
+
+/*
+ * Busy ranges, one builder for apply, revert and collection. A switch of
+ * @nr records @recs (room for 2 * @nr in @out) must keep threads out of:
+ * applying @pr, each redirected function's old body and the code of the
+ * earlier patch running in its place (restores too); reverting (@pr NULL),
+ * each record's new code, and its jump site (the instruction pointer
+ * alone). Return: the number of ranges.
+ */
+size_t hp_busy_ranges(const struct hp_prep *pr, const struct hp_rt_func *recs,
+		      uint32_t nr, struct hp_busy_range *out);
+/* The jump site of @f, its bytes there now (before, or with @undo after). */
+struct hp_busy_range hp_busy_site(const struct hp_rt_func *f, bool undo);
+/* A whole patch region: mapped while any thread points into it. */
+struct hp_busy_range hp_busy_region(const struct hp_rt_region *r);
+
+/* ---- rt_region.c: the patch region ---- */
+/*
+ * Everything for module @m of @p before mapping, with pr->mod and
+ * pr->prior set (hp_plan_prior): check the running bytes, plan the
+ * restores, bind symbols, lay out the region in a hole near the module
+ * and build its bytes in pr->buf. Return: 0 or -HP_E_*, -errno, reported.
+ */
+int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
+		 const struct hp_module *m, struct hp_prep *pr)
+	__attribute__((warn_unused_result));
+/* After the switch: mark the patches @pr replaced superseded. */
+void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr);
+int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
+		    hp_raddr_t region) __attribute__((warn_unused_result));
+int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
+		  struct hp_prep *pr) __attribute__((warn_unused_result));
+void hp_region_set_flag(const struct hp_proc *proc,
+			const struct hp_rt_region *r, uint32_t flag, bool on);
+
+/* ---- rt_jump.c: jumps and their undo ---- */
+int hp_jumps_write(const struct hp_proc *proc, struct hp_rt_func *recs,
+		   uint32_t nr, bool undo) __attribute__((warn_unused_result));
+
+/* ---- rt_switch.c: stop, check, switch ---- */
+/* What one switch changes, and what it must keep clear of. */
+struct hp_switch {
+	/* No thread may run in these, nor return into a non-ip_only one. */
+	const struct hp_busy_range *ranges;
+	size_t nr_ranges;
+	struct hp_rt_func *recs; /* the jumps to write */
+	uint32_t nr_recs;
+	bool undo; /* restore each record's orig bytes instead */
+	/* Revert: regions to unmap after the switch; still stopped after the
+	 * writes, referenced[i] says whether any thread's registers or stack
+	 * point into keep[i] (then its memory must stay mapped). */
+	const struct hp_busy_range *keep;
+	size_t nr_keep;
+	bool *referenced;
+};
+
+/*
+ * Stop the world until no thread is in the way of sw->ranges, then write
+ * (or with sw->undo restore) the jumps. Busy: resume, back off (1 ms
+ * doubling to 64 ms), retry until the timeout.
+ * Return: 0, -HP_E_BUSY, -HP_E_GONE, -HP_E_MISMATCH, -errno.
+ */
+int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
+	      const struct hp_switch *sw, struct hp_rt_result *res)
+	__attribute__((warn_unused_result));
+
+/* ---- rt_revert.c ---- */
+/* After a revert: patches @reverted had replaced are in effect again. */
+void hp_revive_superseded(const struct hp_proc *proc,
+			  const struct hp_rt_region *reverted);
+/* Unmap retired regions that no thread points into any more. */
+void hp_collect_retired(struct hp_proc *proc);
+
+/* ---- rt_status.c: describing a result ---- */
+void hp_result_build_id(struct hp_rt_result *res, const uint8_t *id,
+			uint32_t len);
+/* Append @text to the comma-separated list @list of @size bytes. */
+void hp_list_add(char *list, size_t size, const char *text);
+void hp_result_add_function(struct hp_rt_result *res, const char *name);
+
+/* ---- rt_remote.c: the remote-call session ---- */
+/*
+ * System calls run in the target through a stopped thread. A session
+ * keeps that thread stopped across several calls: under load every stop
+ * waits for the thread to get a CPU, so fewer stops is faster. For the
+ * same reason a thread stopped for the session runs SCHED_FIFO while it
+ * runs only our calls (each a single step), and gets its own scheduling
+ * back before it runs its own code again.
+ */
+struct hp_remote {
+	struct hp_thread t; /* the thread stopped for the session */
+	struct hp_prio prio;
+	hp_raddr_t insn;    /* a "syscall" instruction in the target */
+	struct hp_world *w; /* or a world already stopped (borrowed) */
+	bool open;
+};
+
+/* Stop one thread of @proc for a session. Return: 0, -HP_E_GONE, -errno. */
+int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
+	__attribute__((warn_unused_result));
+/* A session through the threads of stopped @w (left stopped at the end). */
+int hp_remote_borrow(struct hp_world *w, const struct hp_proc *proc,
+		     struct hp_remote *r) __attribute__((warn_unused_result));
+/* Return: 0 with *@ret the raw result (-errno on failure), or -HP_E_*. */
+int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret);
+void hp_remote_end(struct hp_remote *r);
+/* munmap in the target (one thread stopped); failures are warned about. */
+int hp_remote_munmap(const struct hp_proc *proc, hp_raddr_t addr, uint64_t len);
+
+#endif

@@ -1,0 +1,350 @@
+/*
+ * The patch chain's rules, decided before any stop: which earlier patches
+ * are in effect on a module and in which order, what each function's
+ * original bytes are under them, and what a replacing patch restores.
+ */
+#include "runtime/rt_lifecycle.h"
+#include "common/hp_arch_x86_64.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HP_LOG_PREFIX "rt: "
+
+/*
+ * The record of an earlier patch, in effect, that wrote @head at @addr:
+ * following these back gives the original bytes and the code a thread
+ * may be running instead of the old function.
+ */
+const struct hp_rt_func *hp_plan_writer_of(const struct hp_prep *pr,
+					   hp_raddr_t addr, const uint8_t *head)
+{
+	for (size_t i = pr->nr_prior; i-- > 0;) {
+		const struct hp_rt_region *r = &pr->prior[i];
+
+		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++)
+			if (r->in_place[j] && r->funcs[j].old_addr == addr &&
+			    !memcmp(r->funcs[j].jump, head,
+				    HP_X86_JMP_REL32_SIZE))
+				return &r->funcs[j];
+	}
+	return NULL;
+}
+
+/* The bytes at @addr before any patch: undo the chain of writers. */
+void hp_plan_original_head(const struct hp_prep *pr, hp_raddr_t addr,
+			   uint8_t *head)
+{
+	for (int depth = 0; depth < 64; depth++) {
+		const struct hp_rt_func *w = hp_plan_writer_of(pr, addr, head);
+
+		if (!w)
+			return;
+		memcpy(head, w->orig, HP_X86_JMP_REL32_SIZE);
+	}
+}
+
+/* Check the running bytes of every function against the patch's pins. */
+int hp_plan_verify(const struct hp_proc *proc, struct hp_prep *pr)
+{
+	const struct hp_module *m = pr->m;
+	uint8_t *buf = NULL;
+	int rc = 0;
+
+	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
+		const struct hp_func *f = &m->funcs[i];
+		uint8_t hash[HP_HASH_BYTES];
+		uint8_t *nb = NULL;
+
+		if (f->flags & HP_FUNC_NEW)
+			continue;
+		if (f->old_size < HP_X86_JMP_REL32_SIZE)
+			return hp_error(-HP_E_BADFORMAT,
+					"patch: function '%s' is %u bytes",
+					f->name, f->old_size);
+		nb = realloc(buf, f->old_size);
+		if (!nb) {
+			rc = -ENOMEM;
+			break;
+		}
+		buf = nb;
+		rc = hp_proc_read(proc, pr->mod.bias + f->old_addr, buf,
+				  f->old_size);
+		if (rc) {
+			hp_error_rc(rc, "pid %d: %s: cannot read '%s'",
+				    (int)proc->pid, pr->mod.path, f->name);
+			break;
+		}
+		/* Earlier patches may have redirected it: pin the original. */
+		memcpy(pr->heads[i], buf, HP_X86_JMP_REL32_SIZE);
+		hp_plan_original_head(pr, pr->mod.bias + f->old_addr, buf);
+		hp_hash128(hash, buf, f->old_size);
+		if (memcmp(hash, f->old_hash, sizeof(f->old_hash))) {
+			rc = hp_error(-HP_E_MISMATCH,
+				      "pid %d: %s: '%s' at 0x%" PRIx64
+				      " differs from the build the patch was "
+				      "made for",
+				      (int)proc->pid, pr->mod.path, f->name,
+				      pr->mod.bias + f->old_addr);
+			if (buf[0] == HP_X86_JMP_REL32)
+				hp_hint("the function is already redirected, "
+					"by another patch or tool; see "
+					"'hpatch status -p %d'",
+					(int)proc->pid);
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * Replace mode (the default): an earlier patch's redirection of a function
+ * this patch does not carry is undone in the same stop. The newer patch is
+ * cumulative: what it leaves out, the fixed build no longer changes.
+ */
+int hp_plan_restores(struct hp_prep *pr)
+{
+	const struct hp_module *m = pr->m;
+
+	for (size_t i = 0; i < pr->nr_prior; i++) {
+		const struct hp_rt_region *r = &pr->prior[i];
+
+		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++) {
+			const struct hp_rt_func *f = &r->funcs[j];
+			struct hp_rt_func *rs = NULL;
+			bool carried = false;
+
+			if (!f->old_addr || !r->in_place[j] ||
+			    f->kind == HP_RT_REC_RESTORE)
+				continue;
+			for (uint32_t k = 0; k < m->nr_funcs; k++)
+				carried |=
+					!(m->funcs[k].flags & HP_FUNC_NEW) &&
+					pr->mod.bias + m->funcs[k].old_addr ==
+						f->old_addr;
+			if (carried)
+				continue;
+			rs = realloc(pr->restores,
+				     (pr->nr_restores + 1) * sizeof(*rs));
+			if (!rs)
+				return -ENOMEM;
+			pr->restores = rs;
+			rs = &pr->restores[pr->nr_restores++];
+			*rs = (struct hp_rt_func){
+				.old_addr = f->old_addr,
+				.kind = HP_RT_REC_RESTORE,
+			};
+			memcpy(rs->orig, f->jump, HP_X86_JMP_REL32_SIZE);
+			memcpy(rs->jump, f->jump, HP_X86_JMP_REL32_SIZE);
+			hp_plan_original_head(pr, f->old_addr, rs->jump);
+			memcpy(rs->name, f->name, sizeof(rs->name));
+		}
+	}
+	return 0;
+}
+
+/*
+ * Was @a applied after @b? By the order each apply wrote (one more than
+ * any region then in the process; 0 from loaders before it), then by time
+ * in seconds, then by sequence: a downgrade applied within the same second
+ * as the patch it replaced is still the newer one.
+ */
+bool hp_plan_applied_after(const struct hp_rt_header *a,
+			   const struct hp_rt_header *b)
+{
+	if (a->order != b->order)
+		return a->order > b->order;
+	if (a->applied_at != b->applied_at)
+		return a->applied_at > b->applied_at;
+	return a->sequence > b->sequence;
+}
+
+static bool same_module(const struct hp_rt_header *h, const struct hp_module *m)
+{
+	return h->build_id_len == m->build_id_len &&
+	       !memcmp(h->build_id, m->build_id, m->build_id_len);
+}
+
+/*
+ * Keep the regions of patches in effect on @pr's module (any record in
+ * place), oldest first, in pr->prior (freed with hp_rt_regions_free), and
+ * set pr->order past every region in the process. The newest decides: the
+ * same patch again is "already applied" (-HP_E_APPLIED, not reported), an
+ * older sequence is a downgrade.
+ */
+int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
+		  const struct hp_rt_opts *opts, struct hp_prep *pr)
+{
+	const struct hp_module *m = pr->m;
+	struct hp_rt_region *regions = NULL, *top = NULL;
+	size_t nr = 0, n = 0;
+	int rc = hp_rt_find_regions(proc, &regions, &nr);
+
+	if (rc)
+		return rc;
+	pr->order = 1;
+	for (size_t i = 0; i < nr; i++) {
+		/* (The header is the target's memory: never wrap.) */
+		if (regions[i].hdr.order >= pr->order)
+			pr->order = regions[i].hdr.order == UINT32_MAX
+					    ? UINT32_MAX
+					    : regions[i].hdr.order + 1;
+		if (!regions[i].nr_in_place ||
+		    !same_module(&regions[i].hdr, m)) {
+			free(regions[i].funcs);
+			free(regions[i].in_place);
+			continue;
+		}
+		regions[n++] = regions[i];
+	}
+	/* Oldest first. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i;
+		     j > 0 && hp_plan_applied_after(&regions[j - 1].hdr,
+						    &regions[j].hdr);
+		     j--) {
+			struct hp_rt_region t = regions[j];
+
+			regions[j] = regions[j - 1];
+			regions[j - 1] = t;
+		}
+	top = n ? &regions[n - 1] : NULL;
+	/* "Applied" is read from the code, never from the record alone. */
+	if (top && !strcmp(top->hdr.patch_id, p->id) &&
+	    top->hdr.sequence == p->sequence &&
+	    hp_rt_region_redirects(proc, top, m, pr->mod.bias))
+		rc = -HP_E_APPLIED; /* the caller says it, once per process */
+	else if (top && top->hdr.sequence > p->sequence &&
+		 !(opts->flags & HP_RT_ALLOW_DOWNGRADE))
+		rc = hp_error(-HP_E_DOWNGRADE,
+			      "pid %d: %s: patch '%s' (sequence %" PRIu64
+			      ") is older than applied '%s' (%" PRIu64 ")",
+			      (int)proc->pid, top->hdr.module, p->id,
+			      p->sequence, top->hdr.patch_id,
+			      top->hdr.sequence);
+	pr->prior = regions;
+	pr->nr_prior = n;
+	return rc;
+}
+
+static struct hp_busy_range busy_code(hp_raddr_t start, uint64_t size,
+				      const char *name)
+{
+	return (struct hp_busy_range){ .start = start,
+				       .end = start + size,
+				       .name = name };
+}
+
+struct hp_busy_range hp_busy_site(const struct hp_rt_func *f, bool undo)
+{
+	return (struct hp_busy_range){
+		.start = f->old_addr,
+		.end = f->old_addr + HP_X86_JMP_REL32_SIZE,
+		.name = f->name,
+		.ip_only = true,
+		.bytes = undo ? f->jump : f->orig,
+	};
+}
+
+struct hp_busy_range hp_busy_region(const struct hp_rt_region *r)
+{
+	return busy_code(r->addr, r->hdr.region_size, r->hdr.patch_id);
+}
+
+size_t hp_busy_ranges(const struct hp_prep *pr, const struct hp_rt_func *recs,
+		      uint32_t nr, struct hp_busy_range *out)
+{
+	size_t k = 0;
+
+	for (uint32_t i = 0; i < nr; i++) {
+		const struct hp_rt_func *f = &recs[i], *w = NULL;
+		const char *name = f->name;
+
+		if (!pr) { /* revert: its new code, its jump site */
+			out[k++] = busy_code(f->new_addr, f->new_size, name);
+			if (f->old_addr)
+				out[k++] = hp_busy_site(f, true);
+			continue;
+		}
+		if (!f->old_addr)
+			continue; /* a new function: nothing replaced */
+		if (f->kind == HP_RT_REC_REDIRECT) {
+			name = pr->m->funcs[i].name;
+			out[k++] = busy_code(f->old_addr,
+					     pr->m->funcs[i].old_size, name);
+		}
+		/* A thread in an earlier patch's version is busy too. */
+		w = hp_plan_writer_of(pr, f->old_addr, f->orig);
+		if (w && w->new_addr)
+			out[k++] = busy_code(w->new_addr, w->new_size, name);
+	}
+	return k;
+}
+
+/* Regions applied together with @r (one patch, several modules). */
+static bool same_apply(const struct hp_rt_region *a,
+		       const struct hp_rt_region *r)
+{
+	return a->active && a->hdr.sequence == r->hdr.sequence &&
+	       !strncmp(a->hdr.patch_id, r->hdr.patch_id,
+			sizeof(a->hdr.patch_id)) &&
+	       !memcmp(a->hdr.key_id, r->hdr.key_id, sizeof(a->hdr.key_id));
+}
+
+int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
+		   struct hp_revert_plan *rp)
+{
+	const struct hp_rt_region *r = NULL;
+	size_t nr_funcs = 0;
+
+	*rp = (struct hp_revert_plan){ 0 };
+	/* The newest patch fully in effect: applied last, or newer. */
+	for (size_t i = 0; i < nr; i++)
+		if (regions[i].active &&
+		    (!r || hp_plan_applied_after(&regions[i].hdr, &r->hdr)))
+			r = &regions[i];
+	if (!r)
+		return -HP_E_NOTAPPLIED;
+	rp->group = calloc(nr, sizeof(*rp->group));
+	rp->keep = calloc(nr, sizeof(*rp->keep));
+	rp->referenced = calloc(nr, sizeof(*rp->referenced));
+	if (!rp->group || !rp->keep || !rp->referenced)
+		return -ENOMEM;
+	rp->newest = r;
+	for (size_t i = 0; i < nr; i++)
+		if (same_apply(&regions[i], r))
+			rp->group[rp->nr_group++] = &regions[i];
+	for (size_t g = 0; g < rp->nr_group; g++)
+		nr_funcs += rp->group[g]->hdr.nr_funcs;
+	rp->ranges = calloc(2 * nr_funcs + 1, sizeof(*rp->ranges));
+	rp->recs = calloc(nr_funcs + 1, sizeof(*rp->recs));
+	if (!rp->ranges || !rp->recs)
+		return -ENOMEM;
+	for (size_t g = 0; g < rp->nr_group; g++) {
+		const struct hp_rt_region *q = rp->group[g];
+
+		memcpy(rp->recs + rp->nr_recs, q->funcs,
+		       q->hdr.nr_funcs * sizeof(*q->funcs));
+		rp->nr_recs += q->hdr.nr_funcs;
+		rp->keep[g] = hp_busy_region(q);
+	}
+	rp->nr_ranges = hp_busy_ranges(NULL, rp->recs, rp->nr_recs, rp->ranges);
+	return 0;
+}
+
+void hp_revert_plan_release(struct hp_revert_plan *rp)
+{
+	free(rp->group);
+	free(rp->keep);
+	free(rp->referenced);
+	free(rp->ranges);
+	free(rp->recs);
+	*rp = (struct hp_revert_plan){ 0 };
+}

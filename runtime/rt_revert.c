@@ -1,0 +1,203 @@
+/*
+ * Revert goes back exactly one step; a reverted region is unmapped, or
+ * kept retired while a thread may still use it and collected by a later
+ * hpatch once nothing points into it.
+ */
+#include "runtime/rt_lifecycle.h"
+#include "common/hp_arch_x86_64.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+#include "signing/signing.h"
+#include <sys/syscall.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HP_LOG_PREFIX "rt: "
+
+/*
+ * After a revert: unmap the region, or when a thread still points into it
+ * (a return address, or a pointer to its data), keep it and mark it
+ * retired so a later hpatch unmaps it once nothing does.
+ */
+static void release_region(const struct hp_proc *proc,
+			   const struct hp_rt_region *r, bool referenced)
+{
+	uint32_t flags = r->hdr.flags | HP_RT_RETIRED;
+
+	if (!referenced) {
+		hp_remote_munmap(proc, r->addr, r->hdr.region_size);
+		return;
+	}
+	hp_log(HP_LOG_INFO,
+	       "pid %d: patch '%s' reverted; its code stays mapped at "
+	       "0x%" PRIx64 " while a thread may still use it",
+	       (int)proc->pid, r->hdr.patch_id, r->addr);
+	if (hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
+			  &flags, sizeof(flags)))
+		hp_warn("pid %d: cannot mark region 0x%" PRIx64 " retired",
+			(int)proc->pid, r->addr);
+}
+
+/* After a revert: patches it had replaced are in effect again. */
+void hp_revive_superseded(const struct hp_proc *proc,
+			  const struct hp_rt_region *reverted)
+{
+	struct hp_rt_region *regions = NULL;
+	size_t nr = 0;
+
+	if (hp_rt_find_regions(proc, &regions, &nr))
+		return;
+	for (size_t i = 0; i < nr; i++)
+		if (regions[i].addr != reverted->addr && regions[i].active &&
+		    (regions[i].hdr.flags & HP_RT_SUPERSEDED))
+			hp_region_set_flag(proc, &regions[i], HP_RT_SUPERSEDED,
+					   false);
+	hp_rt_regions_free(regions, nr);
+}
+
+/* Unmap retired regions that no thread points into any more. */
+void hp_collect_retired(struct hp_proc *proc)
+{
+	struct hp_rt_region *regions = NULL;
+	struct hp_world w;
+	struct hp_remote rm = { 0 };
+	bool *unused = NULL;
+	size_t nr = 0, nr_retired = 0;
+
+	if (hp_rt_find_regions(proc, &regions, &nr))
+		return;
+	for (size_t i = 0; i < nr; i++)
+		nr_retired += !regions[i].active &&
+			      (regions[i].hdr.flags & HP_RT_RETIRED);
+	unused = calloc(nr + 1, sizeof(*unused));
+	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
+	    hp_world_stop(&w))
+		goto out;
+	if (hp_world_fresh_maps(&w, proc)) {
+		hp_world_resume(&w);
+		goto out;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_rt_region *r = &regions[i];
+		const struct hp_busy_range keep = hp_busy_region(r);
+		const struct hp_busy_range *hit = NULL;
+		pid_t tid;
+
+		if (!r->active && (r->hdr.flags & HP_RT_RETIRED))
+			unused[i] = !hp_world_check(&w, proc, &keep, 1, &tid,
+						    &hit) &&
+				    !hp_world_regs_point(&w, &keep);
+	}
+	/* Unmap while stopped: this stop is no patch's pause. */
+	if (!hp_remote_borrow(&w, proc, &rm))
+		for (size_t i = 0; i < nr; i++) {
+			const long args[6] = {
+				(long)regions[i].addr,
+				(long)regions[i].hdr.region_size,
+			};
+			long ret = -1;
+
+			if (unused[i] &&
+			    !hp_remote_call(&rm, SYS_munmap, args, &ret) &&
+			    !ret)
+				hp_log(HP_LOG_INFO,
+				       "pid %d: unmapped retired patch '%s'",
+				       (int)proc->pid, regions[i].hdr.patch_id);
+		}
+	hp_remote_end(&rm);
+	hp_world_resume(&w);
+	if (hp_proc_read_maps(proc))
+		hp_warn("pid %d: cannot re-read the memory map",
+			(int)proc->pid);
+out:
+	free(unused);
+	hp_rt_regions_free(regions, nr);
+}
+
+static void describe_revert(struct hp_rt_result *res,
+			    const struct hp_revert_plan *rp)
+{
+	const struct hp_rt_region *r = rp->newest;
+
+	res->sequence = r->hdr.sequence;
+	snprintf(res->patch_id, sizeof(res->patch_id), "%s", r->hdr.patch_id);
+	if (memcmp(r->hdr.key_id, (uint8_t[HP_KEY_ID_BYTES]){ 0 },
+		   HP_KEY_ID_BYTES))
+		hp_sign_key_id_str(res->key_id, r->hdr.key_id);
+	hp_result_build_id(res, r->hdr.build_id,
+			   r->hdr.build_id_len <= HP_BUILD_ID_MAX
+				   ? r->hdr.build_id_len
+				   : 0);
+	res->region = r->addr;
+	for (size_t g = 0; g < rp->nr_group; g++) {
+		const struct hp_rt_region *q = rp->group[g];
+
+		hp_list_add(res->module, sizeof(res->module), q->hdr.module);
+		res->nr_funcs += q->hdr.nr_funcs;
+		for (uint32_t i = 0; i < q->hdr.nr_funcs; i++)
+			hp_result_add_function(res, q->funcs[i].name);
+	}
+}
+
+static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
+		      struct hp_rt_result *res)
+{
+	struct hp_rt_region *regions = NULL;
+	struct hp_revert_plan rp = { 0 };
+	struct hp_proc proc;
+	size_t nr = 0;
+	int rc;
+
+	*res = (struct hp_rt_result){ .pid = pid };
+	rc = hp_proc_open(pid, &proc, false);
+	if (rc)
+		goto out;
+	hp_collect_retired(&proc);
+	rc = hp_rt_find_regions(&proc, &regions, &nr);
+	if (!rc)
+		rc = hp_plan_revert(regions, nr, &rp);
+	if (rc == -HP_E_NOTAPPLIED)
+		rc = hp_error(rc, "pid %d: no patch is applied", (int)pid);
+	if (rc)
+		goto out_free;
+	describe_revert(res, &rp);
+	rc = hp_switch(&proc, opts,
+		       &(struct hp_switch){ .ranges = rp.ranges,
+					    .nr_ranges = rp.nr_ranges,
+					    .recs = rp.recs,
+					    .nr_recs = rp.nr_recs,
+					    .undo = true,
+					    .keep = rp.keep,
+					    .nr_keep = rp.nr_group,
+					    .referenced = rp.referenced },
+		       res);
+	for (size_t g = 0; !rc && g < rp.nr_group; g++) {
+		release_region(&proc, rp.group[g], rp.referenced[g]);
+		hp_revive_superseded(&proc, rp.group[g]);
+	}
+out_free:
+	hp_revert_plan_release(&rp);
+	hp_rt_regions_free(regions, nr);
+	hp_proc_close(&proc);
+out:
+	res->rc = rc;
+	return rc;
+}
+
+int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
+		 struct hp_rt_result *res)
+{
+	struct hp_prio pr;
+	int rc;
+
+	hp_prio_raise(0, &pr);
+	rc = revert_one(pid, opts, res);
+	hp_prio_restore(0, &pr);
+	return rc;
+}

@@ -1,0 +1,206 @@
+/*
+ * The switch: stop the world, check that no thread is in the way of what
+ * changes, write (or restore) the jumps, resume; busy means back off and
+ * retry until the timeout.
+ */
+#include "runtime/rt_lifecycle.h"
+#include "common/hp_arch_x86_64.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+#include <unistd.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HP_LOG_PREFIX "rt: "
+
+/* One attempt: the world stopped, and what the checks found. */
+struct attempt {
+	struct hp_world w;
+	struct hp_who who; /* --allow-active: threads left in old code */
+	struct hp_busy_range *sites; /* room for every record's jump site */
+	const struct hp_busy_range *busy;
+	pid_t busy_tid;
+	uint64_t t_stop, t_check, t_write; /* hp_now_us() after each phase */
+};
+
+/* No instruction pointer on any jump site: one check for all of them. */
+static int check_sites(struct attempt *a, const struct hp_proc *proc,
+		       const struct hp_switch *sw)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < sw->nr_recs; i++)
+		if (sw->recs[i].old_addr)
+			a->sites[n++] = (struct hp_busy_range){
+				sw->recs[i].old_addr,
+				sw->recs[i].old_addr + HP_X86_JMP_REL32_SIZE,
+				sw->recs[i].name,
+				true,
+				sw->undo ? sw->recs[i].jump : sw->recs[i].orig,
+			};
+	return hp_world_step_out(&a->w, a->sites, n, &a->busy_tid, &a->busy)
+		       ?: hp_world_check(&a->w, proc, a->sites, n, &a->busy_tid,
+					 &a->busy);
+}
+
+/*
+ * With --allow-active: record in a->who the threads that will go on in
+ * old code (for the warning after the switch, not per try), then check
+ * only that no thread is in the way of the jump sites themselves.
+ */
+static int note_old_code(struct attempt *a, const struct hp_proc *proc,
+			 const struct hp_switch *sw)
+{
+	size_t before = a->who.n;
+	int rc = 0;
+
+	if (!a->w.ip_only)
+		rc = hp_world_check(&a->w, proc, sw->ranges, sw->nr_ranges,
+				    &a->busy_tid, &a->busy);
+	if (rc && rc != -HP_E_BUSY)
+		return rc;
+	hp_world_who_ips(&a->w, sw->ranges, sw->nr_ranges, &a->who);
+	if (rc && a->who.n == before) /* found on a stack */
+		hp_who_add(&a->who, a->busy_tid, a->busy->name, HP_WHO_BELOW);
+	return check_sites(a, proc, sw);
+}
+
+/* Still stopped after the writes: which kept regions are referenced? */
+static void note_referenced(struct attempt *a, const struct hp_proc *proc,
+			    const struct hp_switch *sw)
+{
+	for (size_t k = 0; k < sw->nr_keep; k++) {
+		pid_t tid;
+		const struct hp_busy_range *hit = NULL;
+
+		sw->referenced[k] = hp_world_check(&a->w, proc, &sw->keep[k], 1,
+						   &tid, &hit) != 0 ||
+				    hp_world_regs_point(&a->w, &sw->keep[k]);
+	}
+}
+
+/*
+ * Inside the window: check, write the jumps, look at what stays
+ * referenced. Return: 0, -HP_E_BUSY (a->busy says where), -errno.
+ */
+static int switch_stopped(struct attempt *a, struct hp_proc *proc,
+			  const struct hp_switch *sw, bool active)
+{
+	/* Stacks read in the window need every stack's mapping
+	 * (else after it, for the warning). */
+	int rc = a->w.ip_only ? 0 : hp_world_fresh_maps(&a->w, proc);
+
+	a->t_stop = hp_now_us();
+	if (!rc)
+		rc = hp_rt_fault("stop");
+	if (!rc && !active)
+		rc = hp_world_check(&a->w, proc, sw->ranges, sw->nr_ranges,
+				    &a->busy_tid, &a->busy);
+	else if (!rc)
+		rc = note_old_code(a, proc, sw);
+	a->t_check = hp_now_us();
+	if (!rc)
+		rc = hp_jumps_write(proc, sw->recs, sw->nr_recs, sw->undo);
+	a->t_write = hp_now_us();
+	if (!rc)
+		note_referenced(a, proc, sw);
+	return rc;
+}
+
+/* After the window: say who runs on in old code, and what it cost. */
+static void report_attempt(const struct attempt *a, const struct hp_proc *proc,
+			   const struct hp_rt_result *res, int rc)
+{
+	const uint64_t t0 = a->w.stopped_at;
+
+	if (!rc && a->who.n) {
+		char text[2048];
+
+		hp_who_format(&a->who, text, sizeof(text));
+		hp_warn("pid %d: applied anyway (--allow-active); %zu "
+			"thread%s still in old code, finishing there: %s",
+			(int)proc->pid, a->who.n, a->who.n == 1 ? "" : "s",
+			text);
+	}
+	hp_dbg(HP_DBG_TIMING,
+	       "pid %d: %zu threads: stop %llu us, check %llu us, "
+	       "write %llu us, resume %llu us",
+	       (int)proc->pid, (size_t)res->nr_threads,
+	       (unsigned long long)(a->t_stop - t0),
+	       (unsigned long long)(a->t_check - a->t_stop),
+	       (unsigned long long)(a->t_write - a->t_check),
+	       (unsigned long long)(t0 + res->pause_us - a->t_write));
+}
+
+/* Stop, switch, resume: one try. */
+static int try_switch(struct attempt *a, struct hp_proc *proc,
+		      const struct hp_rt_opts *opts, const struct hp_switch *sw,
+		      struct hp_rt_result *res)
+{
+	const bool active = opts->flags & HP_RT_ALLOW_ACTIVE;
+	int rc;
+
+	res->nr_tries++;
+	a->who = (struct hp_who){ 0 };
+	a->busy = NULL;
+	a->busy_tid = 0;
+	rc = hp_world_prepare(&a->w, proc->pid);
+	/* Threads may stay in the functions: then, without old patch
+	 * regions to keep, the stop reads each thread's instruction and
+	 * stack pointers alone, and the stacks are searched for returns
+	 * into the functions after it, outside the pause. */
+	a->w.ip_only = active && !sw->nr_keep;
+	if (!rc)
+		rc = hp_world_stop(&a->w);
+	if (rc)
+		return rc;
+	rc = switch_stopped(a, proc, sw, active);
+	res->nr_threads = (uint32_t)a->w.nr_threads;
+	hp_world_release(&a->w);
+	res->pause_us = a->w.resumed_at - a->w.stopped_at;
+	if (!rc && a->w.ip_only && !hp_world_fresh_maps(&a->w, proc))
+		hp_world_find_below(&a->w, proc, sw->ranges, sw->nr_ranges,
+				    &a->who);
+	hp_world_free(&a->w);
+	report_attempt(a, proc, res, rc);
+	return rc;
+}
+
+int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
+	      const struct hp_switch *sw, struct hp_rt_result *res)
+{
+	const uint64_t deadline =
+		hp_now_us() + (uint64_t)opts->timeout_ms * 1000;
+	uint64_t backoff = 1000;
+	struct attempt a = { 0 };
+	int rc;
+
+	a.sites = calloc(sw->nr_recs + 1, sizeof(*a.sites));
+	if (!a.sites)
+		return -ENOMEM;
+	while ((rc = try_switch(&a, proc, opts, sw, res)) == -HP_E_BUSY) {
+		res->busy_tid = a.busy_tid;
+		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
+			 a.busy->name);
+		if (hp_now_us() + backoff > deadline) {
+			rc = hp_error(-HP_E_BUSY,
+				      "pid %d: tid %d: '%s' still in use "
+				      "after %ld ms (%u tries)",
+				      (int)proc->pid, (int)a.busy_tid,
+				      a.busy->name, opts->timeout_ms,
+				      res->nr_tries);
+			break;
+		}
+		usleep((useconds_t)backoff);
+		if (backoff < 64000)
+			backoff *= 2;
+	}
+	free(a.sites);
+	return rc;
+}
