@@ -318,7 +318,7 @@ static int cmd_apply(int argc, char **argv)
 		 * (a service's short-lived children), no failure. */
 		if (arc == -HP_E_GONE && all)
 			continue;
-		if (arc == -HP_E_BUSY) {
+		if (arc == -HP_E_BUSY && res.busy_func[0]) {
 			hp_hint("pid %d: retry later, raise --timeout, or use "
 				"--allow-active",
 				(int)pids[i]);

@@ -285,6 +285,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		     const struct hp_rt_opts *opts, struct hp_rt_result *res)
 {
 	struct hp_proc proc;
+	struct hp_rt_lock lk = { .fd = -1 };
 	struct hp_prep *prs = calloc(p->nr_modules, sizeof(*prs));
 	const bool scanned = opts->flags & HP_RT_SCANNED;
 	uint32_t nr = 0;
@@ -297,6 +298,9 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		rc = -ENOMEM;
 		goto out;
 	}
+	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	if (rc)
+		goto out;
 	rc = hp_proc_open(pid, &proc, scanned);
 	if (rc == -HP_E_GONE && scanned)
 		hp_log(HP_LOG_INFO, "pid %d: exited before it was patched",
@@ -329,6 +333,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	}
 	hp_proc_close(&proc);
 out:
+	hp_rt_unlock(&lk);
 	free(prs);
 	res->rc = rc;
 	return rc;

@@ -151,10 +151,14 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	struct hp_rt_region *regions = NULL;
 	struct hp_revert_plan rp = { 0 };
 	struct hp_proc proc;
+	struct hp_rt_lock lk = { .fd = -1 };
 	size_t nr = 0;
 	int rc;
 
 	*res = (struct hp_rt_result){ .pid = pid };
+	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	if (rc)
+		goto out;
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
@@ -186,6 +190,7 @@ out_free:
 	hp_rt_regions_free(regions, nr);
 	hp_proc_close(&proc);
 out:
+	hp_rt_unlock(&lk);
 	res->rc = rc;
 	return rc;
 }

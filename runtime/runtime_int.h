@@ -383,6 +383,24 @@ int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
 int hp_rt_state_record(const char *dir, const char *build_id_hex,
 		       uint64_t sequence) __attribute__((warn_unused_result));
 
+/* ---- rt_lock.c: one patcher per process ---- */
+struct hp_rt_lock {
+	int fd; /* flock()ed, -1: none held */
+	char path[320];
+};
+
+/*
+ * Lock process @pid against any other hpatch (or hpatchd) for an apply or
+ * revert, waiting up to @timeout_ms for a holder to finish. Keyed by pid
+ * and start time under @state_dir (NULL: HP_STATE_DIR_DEFAULT)/locks.
+ * A process already gone is not locked (0: its apply says so).
+ * Return: 0, -HP_E_BUSY (reported, naming the holder), -HP_E_INSECURE,
+ * -errno (reported).
+ */
+int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
+	       struct hp_rt_lock *lk) __attribute__((warn_unused_result));
+void hp_rt_unlock(struct hp_rt_lock *lk);
+
 /* Fault injection for tests (hp_rt_set_faults): fails @step if told to.
  * Return: 0 or -HP_E_FAULT (reported). */
 int hp_rt_fault(const char *step) __attribute__((warn_unused_result));
