@@ -12,11 +12,14 @@
 #include "signing/signing.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define HP_PATCH_FILE_MAX (256u << 20)
 #define HP_TIMEOUT_DEFAULT_MS 5000
@@ -45,6 +48,63 @@ static void from_env(struct hp_rt_opts *opts, const char **audit_path)
 	opts->state_dir = getenv("HPATCH_STATE_DIR");
 	if (!*audit_path)
 		*audit_path = getenv("HPATCH_AUDIT_LOG");
+}
+
+/*
+ * While hpatch holds a process (its threads stopped, a system call
+ * injected, jumps half written), dying would leave it worse than it was:
+ * a region mapped for nothing, or a thread whose single-step trap is
+ * delivered to it as SIGTRAP once no tracer catches it. So the signals
+ * that end a session politely (a supervisor's SIGTERM, the SIGHUP of a
+ * dropped ssh session, ^C, ^\\, a closed pipe, job control) wait until
+ * the process is let go and its attempt recorded; then they act as ever.
+ * The OOM killer is told to look elsewhere meanwhile. SIGKILL and SIGSTOP
+ * cannot be held back.
+ */
+struct hold {
+	sigset_t old;
+	char oom[16]; /* oom_score_adj before, "" if unknown */
+};
+
+static void set_oom_adj(const char *value)
+{
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, value, strlen(value)) < 0)
+		hp_dbg(HP_DBG_PTRACE, "oom_score_adj %s: %s", value,
+		       strerror(errno));
+	close(fd);
+}
+
+static void hold_begin(struct hold *h)
+{
+	const int sigs[] = { SIGTERM, SIGHUP,  SIGINT,	SIGQUIT,
+			     SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
+	sigset_t set;
+	ssize_t n;
+	int fd;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, &h->old);
+	h->oom[0] = 0;
+	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, h->oom, sizeof(h->oom) - 1);
+	if (fd >= 0)
+		close(fd);
+	h->oom[n > 0 ? n : 0] = 0;
+	set_oom_adj("-1000");
+}
+
+/* After the attempt is recorded: a signal held back acts now. */
+static void hold_end(struct hold *h)
+{
+	if (h->oom[0])
+		set_oom_adj(h->oom);
+	sigprocmask(SIG_SETMASK, &h->old, NULL);
 }
 
 static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
@@ -310,10 +370,14 @@ static int cmd_apply(int argc, char **argv)
 	hp_out_begin_array(&o, "processes");
 	for (size_t i = 0; i < nr; i++) {
 		struct hp_rt_result res;
-		int arc = hp_rt_apply(p, pids[i], &opts, &res);
+		struct hold h;
+		int arc;
 
-		print_result(&o, "apply", &res);
+		hold_begin(&h);
+		arc = hp_rt_apply(p, pids[i], &opts, &res);
 		hp_rt_audit_record(&audit, "apply", argv[first], p, &res, arc);
+		hold_end(&h);
+		print_result(&o, "apply", &res);
 		/* Found by --all, exited since: nothing was there to patch
 		 * (a service's short-lived children), no failure. */
 		if (arc == -HP_E_GONE && all)
@@ -394,10 +458,14 @@ static int cmd_revert(int argc, char **argv)
 	hp_out_begin_array(&o, "processes");
 	for (size_t i = 0; i < nr; i++) {
 		struct hp_rt_result res;
-		int rrc = hp_rt_revert(pids[i], &opts, &res);
+		struct hold h;
+		int rrc;
 
-		print_result(&o, "revert", &res);
+		hold_begin(&h);
+		rrc = hp_rt_revert(pids[i], &opts, &res);
 		hp_rt_audit_record(&audit, "revert", NULL, NULL, &res, rrc);
+		hold_end(&h);
+		print_result(&o, "revert", &res);
 		status = combine(status, rrc);
 	}
 	hp_out_finish(&o);
