@@ -47,7 +47,8 @@
 	X(HP_E_REMOVED, "function removed but still referenced")               \
 	X(HP_E_LAYOUT, "data layout changed")                                  \
 	X(HP_E_SIGNATURE, "function signature changed")                        \
-	X(HP_E_INSECURE, "file or directory others could write")
+	X(HP_E_INSECURE, "file or directory others could write")               \
+	X(HP_E_SECCOMP, "a seccomp filter forbids what hpatch must inject")
 
 enum hp_err {
 	HP_E_FIRST_ = HP_E_BASE - 1,

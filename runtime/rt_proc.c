@@ -440,8 +440,7 @@ bool hp_task_gone(pid_t tid)
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
-/* The value of "@key" in /proc/@tid/status (a number), or -1. */
-static long status_field(pid_t tid, const char *key)
+long hp_task_status_field(pid_t tid, const char *key)
 {
 	char path[48], buf[4096], *p = NULL;
 	const size_t klen = strlen(key);
@@ -465,7 +464,7 @@ static long status_field(pid_t tid, const char *key)
 
 pid_t hp_task_tracer(pid_t tid)
 {
-	return (pid_t)status_field(tid, "TracerPid:");
+	return (pid_t)hp_task_status_field(tid, "TracerPid:");
 }
 
 void hp_task_comm(pid_t pid, char *buf, size_t size)

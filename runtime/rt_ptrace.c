@@ -240,6 +240,9 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	struct user_regs_struct saved, regs;
 	int status, rc = 0, tries = 0;
 
+	rc = hp_seccomp_check(t->tid, insn, nr, args);
+	if (rc)
+		return rc;
 	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
 		return -errno;
 	regs = saved;

@@ -79,6 +79,8 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 /* Whether process or thread @tid is gone, or a zombie not yet reaped:
  * nothing left to patch or undo there. */
 bool hp_task_gone(pid_t tid);
+/* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
+long hp_task_status_field(pid_t tid, const char *key);
 /* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
 pid_t hp_task_tracer(pid_t tid);
 /* The command name of @pid, "?" if unknown. */
@@ -382,6 +384,15 @@ int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
 /* Raise it to @sequence. Return: 0 or -errno (reported). */
 int hp_rt_state_record(const char *dir, const char *build_id_hex,
 		       uint64_t sequence) __attribute__((warn_unused_result));
+
+/* ---- rt_seccomp.c ---- */
+/*
+ * Would stopped thread @tid survive system call @nr(@args) run from @ip?
+ * Runs its seccomp filters on it. Return: 0, or -HP_E_SECCOMP reported
+ * naming the thread, the call and what the filter would do.
+ */
+int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
+	__attribute__((warn_unused_result));
 
 /* ---- rt_lock.c: one patcher per process ---- */
 struct hp_rt_lock {

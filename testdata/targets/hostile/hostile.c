@@ -7,6 +7,12 @@
  *   forge N       plant N fake patch records in its own memory, each as
  *                 large as the format allows, with escape sequences in
  *                 every name and nothing redirected
+ *   seccomp RULE PROG ARGS...  run PROG under a seccomp filter: RULE is
+ *                 kill-process or kill-thread (for an mmap with
+ *                 MAP_FIXED_NOREPLACE, which only hpatch makes), mdwe
+ *                 (EPERM for mprotect with PROT_EXEC, as systemd's
+ *                 MemoryDenyWriteExecute=yes), or other (kill on
+ *                 kexec_load, a call hpatch never makes)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -19,6 +25,57 @@
 #include <unistd.h>
 
 #include "runtime/runtime_int.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#define ARG_LO(n) (offsetof(struct seccomp_data, args) + 8 * (n))
+
+/* Install the filter RULE names, then exec @argv. */
+static int seccomp_exec(const char *rule, char **argv)
+{
+	long nr = SYS_mmap, arg = 3, bits = 0x100000; /* MAP_FIXED_NOREPLACE */
+	unsigned int action = SECCOMP_RET_KILL_PROCESS;
+
+	if (!strcmp(rule, "kill-thread")) {
+		action = SECCOMP_RET_KILL_THREAD;
+	} else if (!strcmp(rule, "mdwe")) {
+		nr = SYS_mprotect, arg = 2, bits = PROT_EXEC;
+		action = SECCOMP_RET_ERRNO | EPERM;
+	} else if (!strcmp(rule, "other")) {
+		nr = SYS_kexec_load, arg = 0, bits = 0;
+	} else if (strcmp(rule, "kill-process")) {
+		return -1;
+	}
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nr, 0, 4),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg)),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (unsigned int)bits, 1,
+			 bits ? 0 : 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, action),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
+				   .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -1;
+	execv(argv[0], argv);
+	return -1;
+}
 
 /* One region that claims to be a patch: hpatch must not believe it. */
 static int forge(void)
@@ -60,6 +117,11 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
+	if (argc > 3 && !strcmp(argv[1], "seccomp")) {
+		seccomp_exec(argv[2], argv + 3);
+		perror("hostile: seccomp");
+		return 1;
+	}
 	if (argc != 3)
 		return usage();
 	if (!strcmp(argv[1], "trace")) {
