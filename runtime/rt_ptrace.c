@@ -6,18 +6,84 @@
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define HP_LOG_PREFIX "rt: "
+
+/*
+ * Every wait for a tracee has a bound: by default HP_PT_WAIT_MAX_US from
+ * its start, or the deadline a caller set for a whole stop
+ * (hp_pt_set_deadline). A thread in a wait no interrupt ends (a vfork
+ * child's, a hung file system's) would otherwise keep every other
+ * thread stopped for as long as it sleeps.
+ */
+#define HP_PT_WAIT_MAX_US 2000000
+static uint64_t pt_deadline; /* CLOCK_MONOTONIC us, 0: the default */
+
+void hp_pt_set_deadline(uint64_t deadline_us)
+{
+	pt_deadline = deadline_us;
+}
+
+/*
+ * waitpid(@tid) until the deadline. Most waits of a stop find the thread
+ * stopped already (every thread was interrupted first): one WNOHANG. Else
+ * SIGCHLD, which every stop of a tracee sends its tracer, wakes a
+ * sigtimedwait (blocked meanwhile, so none is lost between the check and
+ * the wait). A leader that exited while others live never reports: it is
+ * looked at every 10 ms. Return: the pid, 0 at the deadline, -errno.
+ */
+static pid_t wait_bounded(const struct hp_thread *t, int *status)
+{
+	const uint64_t deadline =
+		pt_deadline ? pt_deadline : hp_now_us() + HP_PT_WAIT_MAX_US;
+	sigset_t chld, old;
+	pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+	int saved;
+
+	if (r != 0)
+		return r;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+	for (;;) {
+		uint64_t now, left;
+		struct timespec ts;
+
+		r = waitpid(t->tid, status, __WALL | WNOHANG);
+		if (r < 0 && errno == EINTR)
+			continue;
+		now = hp_now_us();
+		if (r != 0 || now >= deadline)
+			break;
+		if (t->leader && hp_task_gone(t->tid)) {
+			r = -1;
+			errno = ESRCH;
+			break;
+		}
+		left = deadline - now;
+		if (t->leader && left > 10000)
+			left = 10000;
+		ts = (struct timespec){ (time_t)(left / 1000000),
+					(long)(left % 1000000) * 1000 };
+		sigtimedwait(&chld, NULL, &ts);
+	}
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return r;
+}
 
 int hp_pt_seize(struct hp_thread *t)
 {
@@ -34,6 +100,12 @@ int hp_pt_seize(struct hp_thread *t)
 	if (rc == -ESRCH || (rc == -EPERM && hp_task_gone(t->tid)))
 		return -ESRCH;
 	tracer = rc == -EPERM ? hp_task_tracer(t->tid) : 0;
+	/* Ours still: a thread an earlier try could not stop in time
+	 * (hp_pt_release left it attached). */
+	if (tracer == getpid()) {
+		t->seized = true;
+		return 0;
+	}
 	if (tracer > 0) {
 		char comm[32];
 
@@ -82,17 +154,14 @@ int hp_pt_wait_stop(struct hp_thread *t)
 	int status = 0;
 
 	for (;;) {
-		pid_t r = waitpid(t->tid, &status,
-				  __WALL | (t->leader ? WNOHANG : 0));
+		pid_t r = wait_bounded(t, &status);
 
-		if (r == 0 && hp_task_gone(t->tid)) {
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno == ESRCH && t->leader) {
 			t->seized = false;
 			return -ESRCH;
 		}
-		if (r == 0)
-			r = waitpid(t->tid, &status, __WALL);
-		if (r < 0 && errno == EINTR)
-			continue;
 		if (r < 0)
 			return -errno;
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -165,10 +234,27 @@ void hp_pt_release(struct hp_thread *t)
 	 * a failed apply say). A thread seized but not stopped, on a failure
 	 * path, is stopped first; one that exited meanwhile is done. */
 	if (!t->stopped) {
+		const uint64_t saved = pt_deadline;
 		int rc = hp_pt_interrupt(t);
 
+		/* A thread that did not stop in time is not waited for
+		 * again: if it stops now, it is let go; else it stays
+		 * attached, its interrupt pending, until a later try stops
+		 * it or hpatch exits (the kernel lets it go then). */
+		pt_deadline = hp_now_us() + 10000;
 		if (!rc)
 			rc = hp_pt_wait_stop(t);
+		pt_deadline = saved;
+		if (rc == -ETIMEDOUT) {
+			hp_dbg(HP_DBG_PTRACE,
+			       "tid %d: not stopped; left "
+			       "attached",
+			       (int)t->tid);
+			t->seized = false;
+			t->pending_sig = 0;
+			t->more_sigs = 0;
+			return;
+		}
 		if (rc) {
 			t->dead = t->seized; /* not reaped yet */
 			t->seized = false;

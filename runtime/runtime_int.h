@@ -114,8 +114,12 @@ int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
  * their parent can: a tracee that died stays a zombie for its tracer. */
 void hp_pt_reap(struct hp_thread *threads, size_t nr);
 int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
-/* Wait until @t is stopped. Return: 0, -ESRCH if it exited. */
+/* Wait until @t is stopped, or the deadline (hp_pt_set_deadline).
+ * Return: 0, -ESRCH if it exited, -ETIMEDOUT. */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Bound every wait for a stop until @deadline_us (CLOCK_MONOTONIC us; 0:
+ * each wait's own default, a few seconds). */
+void hp_pt_set_deadline(uint64_t deadline_us);
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Read only t->regs.rip and .rsp (one call, as cheap as one word and
  * cheaper than every register). */
@@ -162,7 +166,11 @@ struct hp_world {
 	int task_fd;  /* /proc/PID/task, when its link count counts threads */
 	bool ip_only; /* no stack is read in the window (--allow-active) */
 	bool leader_gone; /* exited (a zombie) while its threads run on */
+	pid_t stuck_tid;  /* with -HP_E_BUSY from the stop: would not stop */
 };
+
+/* "state D, uninterruptible, in nfs_wait_bit_killable" of w->stuck_tid. */
+void hp_world_stuck_state(const struct hp_world *w, char *buf, size_t size);
 
 /* Every register of stopped @t, or its instruction and stack pointers
  * alone: read once per stop. Return: 0 or -errno. */

@@ -9,6 +9,9 @@
  *                                   with -MS spins MS in burn(), running)
  *   eintr     -> system calls that failed with EINTR so far (must stay 0)
  *   version   -> the version string of the code that answers
+ *   vfork MS  -> vfork(); the child sleeps MS and exits, the thread waits
+ *                for it meanwhile (where no ptrace interrupt stops it,
+ *                sharing its memory with the child); then its pid
  * usage: svc [WORKERS [main-exits]]   prints "svc: ready pid=N port=P" when
  * listening; with main-exits the main thread leaves (pthread_exit) and a
  * thread of its own accepts, as some daemons do.
@@ -23,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +99,21 @@ __attribute__((noinline)) const char *version(void)
 #endif
 }
 
+/* The same in every version (issue 14: a thread no interrupt stops). */
+static int vfork_wait(int ms)
+{
+	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	pid_t child = vfork();
+
+	if (child == 0) {
+		syscall(SYS_nanosleep, &ts, NULL);
+		syscall(SYS_exit, 0);
+	}
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	return (int)child;
+}
+
 static void *sleeper(void *arg)
 {
 	const struct timespec tick = { 0, 50 * 1000 * 1000 };
@@ -140,6 +160,8 @@ static void *serve(void *arg)
 			fprintf(conn, "%s\n", hold(atoi(req + 5)));
 		else if (!strncmp(req, "eintr", 5))
 			fprintf(conn, "%d\n", atomic_load(&nr_eintr));
+		else if (!strncmp(req, "vfork ", 6))
+			fprintf(conn, "%d\n", vfork_wait(atoi(req + 6)));
 		else if (!strncmp(req, "version", 7))
 			fprintf(conn, "%s\n", version());
 		else
