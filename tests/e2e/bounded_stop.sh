@@ -7,11 +7,7 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
-pid=$TARGET_PID
-open_conn 3 "$TARGET_PORT"
+svc_and_patch
 open_conn 4 "$TARGET_PORT"
 
 echo "vfork 4000" >&3 # a thread of the target waits 4 s for its child

@@ -7,11 +7,7 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
-pid=$TARGET_PID
-open_conn 3 "$TARGET_PORT"
+svc_and_patch
 regions() { "$HPATCH" status -p "$pid" --json | grep -o '"state":"[a-z ]*"' | grep -v retired | sort | uniq -c | tr -s ' ' | tr '\n' ';'; }
 # (Some containers forbid lowering oom_score_adj even to root.)
 oom_ok=$(bash -c 'echo -1 >/proc/self/oom_score_adj' 2>/dev/null && echo yes || echo no)

@@ -107,3 +107,14 @@ unique_build() {
 		--new "$HP_BUILD/testdata/CMakeFiles/$name-v2.objs.dir" \
 		--binary "$bin" -o "$out" -q "$@" >/dev/null
 }
+
+# svc_and_patch: key k (trusted in $T/trust), a signed svc v1 -> v2 patch
+# $T/p.hpatch (id p), svc-v1 running with one worker as $pid, and a
+# connection to it on file descriptor 3.
+svc_and_patch() {
+	make_key k
+	build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
+	start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
+	pid=$TARGET_PID
+	open_conn 3 "$TARGET_PORT"
+}

@@ -7,11 +7,7 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
-start_target "$HP_BUILD/testdata/svc-v1" "$T/svc.log" 1
-pid=$TARGET_PID
-open_conn 3 "$TARGET_PORT"
+svc_and_patch
 
 # The first holds the process 1.5 s (in its apply, before the stop).
 HPATCH_DELAY=mmap:1500 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
