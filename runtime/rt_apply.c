@@ -299,6 +299,8 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		goto out;
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	if (!rc)
+		rc = hp_proc_check_alone(pid);
 	if (rc)
 		goto out;
 	rc = hp_proc_open(pid, &proc, scanned);

@@ -10,7 +10,7 @@ require_ptrace
 svc_and_patch
 open_conn 4 "$TARGET_PORT"
 
-echo "vfork 4000" >&3 # a thread of the target waits 4 s for its child
+echo "waitchild 4000" >&3 # a thread of the target waits 4 s for a child
 sleep 0.3
 start=$(date +%s%N)
 "$HPATCH" apply -p "$pid" --trust "$T/trust" --timeout 1000 "$T/p.hpatch" \

@@ -12,6 +12,8 @@
  *   vfork MS  -> vfork(); the child sleeps MS and exits, the thread waits
  *                for it meanwhile (where no ptrace interrupt stops it,
  *                sharing its memory with the child); then its pid
+ *   waitchild MS -> the same wait for a child with its own copy of the
+ *                memory (clone(CLONE_VFORK) without CLONE_VM)
  * usage: svc [WORKERS [main-exits]]   prints "svc: ready pid=N port=P" when
  * listening; with main-exits the main thread leaves (pthread_exit) and a
  * thread of its own accepts, as some daemons do.
@@ -21,6 +23,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,10 +105,12 @@ __attribute__((noinline)) const char *version(void)
 }
 
 /* The same in every version (issue 14: a thread no interrupt stops). */
-static int vfork_wait(int ms)
+static int vfork_wait(int ms, bool share)
 {
 	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-	pid_t child = vfork();
+	pid_t child = share ? vfork()
+			    : (pid_t)syscall(SYS_clone, CLONE_VFORK | SIGCHLD,
+					     NULL, NULL, NULL, NULL);
 
 	if (child == 0) {
 		syscall(SYS_nanosleep, &ts, NULL);
@@ -161,7 +168,10 @@ static void *serve(void *arg)
 		else if (!strncmp(req, "eintr", 5))
 			fprintf(conn, "%d\n", atomic_load(&nr_eintr));
 		else if (!strncmp(req, "vfork ", 6))
-			fprintf(conn, "%d\n", vfork_wait(atoi(req + 6)));
+			fprintf(conn, "%d\n", vfork_wait(atoi(req + 6), true));
+		else if (!strncmp(req, "waitchild ", 10))
+			fprintf(conn, "%d\n",
+				vfork_wait(atoi(req + 10), false));
 		else if (!strncmp(req, "version", 7))
 			fprintf(conn, "%s\n", version());
 		else
