@@ -131,23 +131,15 @@ int hp_pt_interrupt(struct hp_thread *t)
 }
 
 /*
- * Keep @sig, taken from @t while we held it, for when we let go: the first
- * rides on the detach, any other is sent again right after it.
- */
-static void keep_signal(struct hp_thread *t, int sig)
-{
-	if (!t->pending_sig || t->pending_sig == sig)
-		t->pending_sig = sig;
-	else if (sig > 0 && sig <= 64)
-		t->more_sigs |= 1ULL << (sig - 1);
-}
-
-/*
  * A seized thread stops with PTRACE_EVENT_STOP (status >> 16) for our
  * interrupt, or first in a signal-delivery-stop (status >> 16 is 0) when a
- * signal raced us: that stop is as good, but the signal, SIGTRAP included,
- * must be delivered when we let go. A leader that exited while others
- * live would never report: waiting for it blocks only while it lives.
+ * signal raced us. That signal is delivered at once, from that very stop
+ * (PTRACE_CONT with it: the kernel keeps its siginfo, si_value and
+ * si_code), and the interrupt, still pending, stops the thread right
+ * after, at its handler. Keeping it for later lost it or its siginfo (a
+ * detach from another stop re-sends it as from the tracer), and several
+ * kept ones were merged into one of each number. A leader that exited
+ * while others live would never report: see wait_bounded.
  */
 int hp_pt_wait_stop(struct hp_thread *t)
 {
@@ -170,8 +162,12 @@ int hp_pt_wait_stop(struct hp_thread *t)
 		}
 		if (!WIFSTOPPED(status))
 			continue;
-		if (status >> 16 == 0)
-			keep_signal(t, WSTOPSIG(status));
+		if (status >> 16 == 0) {
+			if (ptrace(PTRACE_CONT, t->tid, 0,
+				   (void *)(long)WSTOPSIG(status)) < 0)
+				return errno == ESRCH ? -ESRCH : -errno;
+			continue;
+		}
 		t->stopped = true;
 		hp_dbg(HP_DBG_PTRACE, "tid %d stopped (status 0x%x)",
 		       (int)t->tid, status);
@@ -247,41 +243,28 @@ void hp_pt_release(struct hp_thread *t)
 		pt_deadline = saved;
 		if (rc == -ETIMEDOUT) {
 			hp_dbg(HP_DBG_PTRACE,
-			       "tid %d: not stopped; left "
-			       "attached",
+			       "tid %d: not stopped; left attached",
 			       (int)t->tid);
 			t->seized = false;
-			t->pending_sig = 0;
-			t->more_sigs = 0;
 			return;
 		}
 		if (rc) {
 			t->dead = t->seized; /* not reaped yet */
 			t->seized = false;
-			t->pending_sig = 0;
-			t->more_sigs = 0;
 			return;
 		}
 	}
 	/* Detaching resumes the thread and cancels any pending interrupt.
 	 * ESRCH: killed while stopped (SIGKILL needs no tracer), to reap. */
-	if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig) <
-	    0) {
+	if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0) {
 		if (errno == ESRCH)
 			t->dead = true;
 		else
 			hp_warn("tid %d: detach: %s", (int)t->tid,
 				strerror(errno));
 	}
-	for (int sig = 1; !t->dead && t->more_sigs && sig <= 64; sig++)
-		if ((t->more_sigs & (1ULL << (sig - 1))) &&
-		    syscall(SYS_tkill, t->tid, sig) < 0 && errno != ESRCH)
-			hp_warn("tid %d: cannot deliver signal %d again: %s",
-				(int)t->tid, sig, strerror(errno));
-	t->more_sigs = 0;
 	t->seized = false;
 	t->stopped = false;
-	t->pending_sig = 0;
 	t->has_regs = false;
 	t->has_ip = false;
 }
@@ -315,6 +298,59 @@ void hp_pt_reap(struct hp_thread *threads, size_t nr)
 }
 
 /*
+ * While a thread runs only our instructions (an injected call, steps out
+ * of a jump site), every signal sent to it waits, queued as it was sent
+ * (real-time ones not merged, each with its siginfo): its mask blocks all
+ * (PTRACE_SETSIGMASK, SIGKILL and SIGSTOP aside) and is restored after.
+ * A signal the steps themselves raise (SIGSEGV, SIGILL, SIGBUS: the code
+ * was not what we took it for, or an exec replaced it) is hpatch's doing,
+ * not the program's: it is never delivered (we resume with signal 0).
+ */
+static int block_signals(const struct hp_thread *t, uint64_t *saved)
+{
+	uint64_t all = ~0ULL;
+
+	if (ptrace(PTRACE_GETSIGMASK, t->tid, (void *)sizeof(*saved), saved) <
+		    0 ||
+	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
+		return -errno;
+	return 0;
+}
+
+static void restore_signals(const struct hp_thread *t, uint64_t *saved)
+{
+	if (ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(*saved), saved) <
+		    0 &&
+	    errno != ESRCH)
+		hp_warn("tid %d: cannot restore its signal mask: %s",
+			(int)t->tid, strerror(errno));
+}
+
+/*
+ * One single step of @t. Return: 0 (stopped by the step's trap, or by a
+ * stop that ran nothing), -ESRCH, -errno, or -HP_E_INJECT with *@sig the
+ * signal the step raised.
+ */
+static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
+		     int *sig)
+{
+	int status;
+
+	if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+		return -errno;
+	if (waitpid(t->tid, &status, __WALL) < 0)
+		return -errno;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->seized = false;
+		return -ESRCH;
+	}
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, regs) < 0)
+		return -errno;
+	*sig = WIFSTOPPED(status) && status >> 16 == 0 ? WSTOPSIG(status) : 0;
+	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
+}
+
+/*
  * orig_rax = -1 keeps the kernel from "restarting" our injected call when
  * the thread was stopped inside a system call of its own; restoring every
  * register afterwards (orig_rax and rax = -ERESTART* included) lets the
@@ -324,13 +360,17 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		  const long args[6], long *ret)
 {
 	struct user_regs_struct saved, regs;
-	int status, rc = 0, tries = 0;
+	uint64_t mask = 0;
+	int rc, sig = 0, tries = 0;
 
 	rc = hp_seccomp_check(t->tid, insn, nr, args);
 	if (rc)
 		return rc;
 	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
 		return -errno;
+	rc = block_signals(t, &mask);
+	if (rc)
+		return rc;
 	regs = saved;
 	regs.rip = insn;
 	regs.rax = (unsigned long long)nr;
@@ -341,39 +381,35 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	regs.r10 = (unsigned long long)args[3];
 	regs.r8 = (unsigned long long)args[4];
 	regs.r9 = (unsigned long long)args[5];
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0)
-		return -errno;
-	for (;;) {
-		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0) {
-			rc = -errno;
-			break;
-		}
-		if (waitpid(t->tid, &status, __WALL) < 0) {
-			rc = -errno;
-			break;
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			t->seized = false;
-			return -ESRCH;
-		}
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, &regs) < 0) {
-			rc = -errno;
-			break;
-		}
-		if (regs.rip == insn + 2)
-			break;
-		/* A signal arrived before the step: keep it, step again. */
-		if (status >> 16 == 0 && WSTOPSIG(status) != SIGTRAP)
-			keep_signal(t, WSTOPSIG(status));
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0) {
+		rc = -errno;
+		goto out_mask;
+	}
+	/* A stop that ran nothing (a group stop) leaves rip at insn. */
+	while (!(rc = step_once(t, &regs, &sig)) && regs.rip != insn + 2)
 		if (regs.rip != insn || ++tries > 16) {
 			rc = -HP_E_INJECT;
 			break;
 		}
-	}
+	if (rc == -ESRCH)
+		return rc;
+	if (rc == -HP_E_INJECT)
+		hp_error(rc,
+			 "tid %d: the injected system call %ld %s at 0x%llx "
+			 "(signal %d, not delivered); its registers are "
+			 "restored",
+			 (int)t->tid, nr, sig ? "faulted" : "went astray",
+			 regs.rip, sig);
+	else if (rc)
+		hp_error_rc(rc, "tid %d: injected system call %ld", (int)t->tid,
+			    nr);
 	if (!rc)
 		*ret = (long)regs.rax;
 	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
-		rc = -errno;
+		rc = hp_error_rc(-errno, "tid %d: cannot restore registers",
+				 (int)t->tid);
+out_mask:
+	restore_signals(t, &mask);
 	hp_dbg(HP_DBG_PTRACE, "tid %d: syscall %ld -> %ld (rc %d)", (int)t->tid,
 	       nr, rc ? 0 : *ret, rc);
 	return rc;
@@ -381,25 +417,26 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 
 int hp_pt_step(struct hp_thread *t)
 {
-	for (int tries = 0; tries < 16; tries++) {
-		int status;
+	uint64_t mask = 0;
+	int rc = block_signals(t, &mask), sig = 0;
 
-		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
-			return -errno;
-		if (waitpid(t->tid, &status, __WALL) < 0)
-			return -errno;
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			t->seized = false;
-			return -ESRCH;
-		}
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
-			return -errno;
-		t->has_regs = true;
-		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP)
-			return 0;
-		/* A signal came first: keep it for the detach, step again. */
-		if (WIFSTOPPED(status) && status >> 16 == 0)
-			keep_signal(t, WSTOPSIG(status));
+	if (rc)
+		return rc;
+	/* A stop that ran nothing (a group stop) is stepped again. */
+	for (int tries = 0; tries < 16; tries++) {
+		rc = step_once(t, &t->regs, &sig);
+		t->has_regs = !rc;
+		if (rc || sig == SIGTRAP)
+			break;
+		rc = -HP_E_INJECT;
 	}
-	return -HP_E_INJECT;
+	if (rc == -HP_E_INJECT)
+		hp_error(rc,
+			 "tid %d: stepping out of a jump site %s at 0x%llx "
+			 "(signal %d, not delivered)",
+			 (int)t->tid, sig ? "faulted" : "made no progress",
+			 t->regs.rip, sig);
+	if (rc != -ESRCH)
+		restore_signals(t, &mask);
+	return rc;
 }

@@ -61,7 +61,45 @@ void hp_revive_superseded(const struct hp_proc *proc,
 	hp_rt_regions_free(regions, nr);
 }
 
-/* Unmap retired regions that no thread points into any more. */
+/* Would reverting a record of @regions write a jump into @r again? */
+static bool revert_needs(const struct hp_rt_region *regions, size_t nr,
+			 const struct hp_rt_region *r)
+{
+	const hp_raddr_t lo = r->addr, hi = r->addr + r->hdr.region_size;
+
+	for (size_t i = 0; i < nr; i++)
+		for (uint32_t j = 0; j < regions[i].hdr.nr_funcs; j++) {
+			const struct hp_rt_func *f = &regions[i].funcs[j];
+			hp_raddr_t to;
+
+			if (&regions[i] == r || !f->old_addr ||
+			    f->orig[0] != HP_X86_JMP_REL32)
+				continue;
+			to = f->old_addr + HP_X86_JMP_REL32_SIZE +
+			     (int64_t)(int32_t)hp_get_le32(f->orig + 1);
+			if (to >= lo && to < hi)
+				return true;
+		}
+	return false;
+}
+
+/*
+ * A region nothing jumps into that no revert can bring back: retired, or
+ * left by an apply that failed after mapping it (and could not unmap it)
+ * or was killed. Superseded ones wait for the revert of what replaced
+ * them, stacked-over ones for the revert of what stacks on them; damaged
+ * ones (records hpatch did not write) are not ours.
+ */
+static bool collectable(const struct hp_rt_region *regions, size_t nr,
+			const struct hp_rt_region *r)
+{
+	return !r->active && !r->nr_in_place && !r->nr_invalid &&
+	       ((r->hdr.flags & HP_RT_RETIRED) ||
+		(!(r->hdr.flags & HP_RT_SUPERSEDED) &&
+		 !revert_needs(regions, nr, r)));
+}
+
+/* Unmap collectable regions that no thread points into any more. */
 void hp_collect_retired(struct hp_proc *proc)
 {
 	struct hp_rt_region *regions = NULL;
@@ -73,8 +111,7 @@ void hp_collect_retired(struct hp_proc *proc)
 	if (hp_rt_find_regions(proc, &regions, &nr))
 		return;
 	for (size_t i = 0; i < nr; i++)
-		nr_retired += !regions[i].active &&
-			      (regions[i].hdr.flags & HP_RT_RETIRED);
+		nr_retired += collectable(regions, nr, &regions[i]);
 	unused = calloc(nr + 1, sizeof(*unused));
 	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
 	    hp_world_stop(&w))
@@ -89,7 +126,7 @@ void hp_collect_retired(struct hp_proc *proc)
 		const struct hp_busy_range *hit = NULL;
 		pid_t tid;
 
-		if (!r->active && (r->hdr.flags & HP_RT_RETIRED))
+		if (collectable(regions, nr, r))
 			unused[i] = !hp_world_check(&w, proc, &keep, 1, &tid,
 						    &hit) &&
 				    !hp_world_regs_point(&w, &keep);
@@ -107,7 +144,8 @@ void hp_collect_retired(struct hp_proc *proc)
 			    !hp_remote_call(&rm, SYS_munmap, args, &ret) &&
 			    !ret)
 				hp_log(HP_LOG_INFO,
-				       "pid %d: unmapped retired patch '%s'",
+				       "pid %d: unmapped unused patch region "
+				       "'%s'",
 				       (int)proc->pid, regions[i].hdr.patch_id);
 		}
 	hp_remote_end(&rm);

@@ -102,12 +102,10 @@ struct hp_thread {
 	pid_t tid;
 	bool seized;
 	bool stopped;
-	bool leader;	 /* the thread-group leader (tid == pid) */
-	bool dead;	 /* killed while ours: to reap (hp_pt_reap) */
-	int pending_sig; /* a signal that arrived while stopping: re-deliver */
-	uint64_t more_sigs; /* others (bit n-1 for signal n): sent again */
-	bool has_regs;	    /* regs read during this stop */
-	bool has_ip;	    /* regs.rip and .rsp alone read during this stop */
+	bool leader;   /* the thread-group leader (tid == pid) */
+	bool dead;     /* killed while ours: to reap (hp_pt_reap) */
+	bool has_regs; /* regs read during this stop */
+	bool has_ip;   /* regs.rip and .rsp alone read during this stop */
 	struct user_regs_struct regs;
 };
 

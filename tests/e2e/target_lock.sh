@@ -13,9 +13,9 @@ svc_and_patch
 HPATCH_DELAY=mmap:1500 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
 	"$T/p.hpatch" >"$T/first.out" 2>"$T/first.err" &
 first=$!
-sleep 0.4
-check "the lock is a file keyed by pid and start time" \
-	test -e "$HPATCH_STATE_DIR/locks/$pid-$(awk '{ print $22 }' "/proc/$pid/stat").lock"
+lock=$HPATCH_STATE_DIR/locks/$pid-$(awk '{ print $22 }' "/proc/$pid/stat").lock
+for _ in $(seq 100); do [ -s "$lock" ] && break; sleep 0.05; done
+check "the lock is a file keyed by pid and start time" test -s "$lock"
 expect_exit 4 "a second apply meanwhile: busy after --timeout" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" --timeout 300 "$T/p.hpatch"
 check "names the holder" grep -q "pid $pid: held by hpatch (pid $first)" "$T/last.err"

@@ -7,6 +7,8 @@
  *   forge N       plant N fake patch records in its own memory, each as
  *                 large as the format allows, with escape sequences in
  *                 every name and nothing redirected
+ *   sigqueue PID N  send PID N SIGRTMIN+1 signals with values 1..N, as
+ *                 fast as its queue takes them, then print "sent N"
  *   seccomp RULE PROG ARGS...  run PROG under a seccomp filter: RULE is
  *                 kill-process or kill-thread (for an mmap with
  *                 MAP_FIXED_NOREPLACE, which only hpatch makes), mdwe
@@ -31,6 +33,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -104,7 +107,7 @@ static int forge(void)
 		 "\033[2J\033]0;owned\007fake");
 	snprintf(h->module, sizeof(h->module), "/usr/sbin/sshd\033[8m");
 	for (uint32_t i = 0; i < nr; i++)
-		snprintf(f[i].name, sizeof(f[i].name), "f\033[1m%u", i);
+		memcpy(f[i].name, "f\033[1mx", 7);
 	return mprotect(p, hdr + 4096, PROT_READ)
 		       ?: mprotect(p + hdr + 4096, 4096, PROT_NONE);
 }
@@ -121,6 +124,22 @@ int main(int argc, char **argv)
 		seccomp_exec(argv[2], argv + 3);
 		perror("hostile: seccomp");
 		return 1;
+	}
+	if (argc == 4 && !strcmp(argv[1], "sigqueue")) {
+		const pid_t pid = atoi(argv[2]);
+		const int n = atoi(argv[3]);
+
+		for (int i = 1; i <= n;) {
+			if (!sigqueue(pid, SIGRTMIN + 1,
+				      (union sigval){ .sival_int = i }))
+				i++;
+			else if (errno == EAGAIN)
+				usleep(100); /* its queue is full */
+			else
+				return perror("hostile: sigqueue"), 1;
+		}
+		printf("sent %d\n", n);
+		return 0;
 	}
 	if (argc != 3)
 		return usage();

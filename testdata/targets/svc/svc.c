@@ -14,6 +14,8 @@
  *                sharing its memory with the child); then its pid
  *   waitchild MS -> the same wait for a child with its own copy of the
  *                memory (clone(CLONE_VFORK) without CLONE_VM)
+ *   rtstats   -> "n=N sum=S bad=B": SIGRTMIN+1 signals received, the sum
+ *                of their si_value, and how many came without SI_QUEUE
  * usage: svc [WORKERS [main-exits]]   prints "svc: ready pid=N port=P" when
  * listening; with main-exits the main thread leaves (pthread_exit) and a
  * thread of its own accepts, as some daemons do.
@@ -104,6 +106,20 @@ __attribute__((noinline)) const char *version(void)
 #endif
 }
 
+/* Real-time signals, as sigqueue sends them (issue 14): each one must
+ * arrive, once, with its value and code. */
+static atomic_long rt_n, rt_sum, rt_bad;
+
+static void on_rt(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	atomic_fetch_add(&rt_n, 1);
+	atomic_fetch_add(&rt_sum, si->si_value.sival_int);
+	if (si->si_code != SI_QUEUE)
+		atomic_fetch_add(&rt_bad, 1);
+}
+
 /* The same in every version (issue 14: a thread no interrupt stops). */
 static int vfork_wait(int ms, bool share)
 {
@@ -172,6 +188,10 @@ static void *serve(void *arg)
 		else if (!strncmp(req, "waitchild ", 10))
 			fprintf(conn, "%d\n",
 				vfork_wait(atoi(req + 10), false));
+		else if (!strncmp(req, "rtstats", 7))
+			fprintf(conn, "n=%ld sum=%ld bad=%ld\n",
+				atomic_load(&rt_n), atomic_load(&rt_sum),
+				atomic_load(&rt_bad));
 		else if (!strncmp(req, "version", 7))
 			fprintf(conn, "%s\n", version());
 		else
@@ -208,6 +228,10 @@ int main(int argc, char **argv)
 	pthread_t t;
 	int one = 1, srv;
 
+	struct sigaction sa = { .sa_sigaction = on_rt,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+
+	sigaction(SIGRTMIN + 1, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srv = socket(AF_INET, SOCK_STREAM, 0);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
