@@ -254,6 +254,16 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 static int undo_all(const struct hp_proc *proc, const struct hp_prep *prs,
 		    uint32_t nr, bool scanned, int rc)
 {
+	/* (Even found by a scan: the new program may be the old build.) */
+	if (hp_proc_execd(proc)) {
+		hp_error(-HP_E_EXEC,
+			 "pid %d: executed a new program during the apply; "
+			 "the image prepared for went with it, nothing to undo "
+			 "and nothing changed in the new one",
+			 (int)proc->pid);
+		hp_hint("apply again to patch the new program");
+		return -HP_E_EXEC;
+	}
 	if (hp_proc_gone(proc->pid)) {
 		/* (Found by a scan: nothing was left to patch, no error.) */
 		hp_log(scanned ? HP_LOG_INFO : HP_LOG_ERROR,

@@ -49,6 +49,16 @@ bool hp_proc_gone(pid_t pid)
 	return hp_task_gone(hp_proc_live_tid(pid));
 }
 
+bool hp_proc_execd(const struct hp_proc *proc)
+{
+	uint8_t b;
+
+	/* /proc/PID/mem, once open, reads the memory it was opened on: an
+	 * exec leaves it reading nothing. */
+	return proc->nr_maps && !hp_proc_gone(proc->pid) &&
+	       pread(proc->mem_fd, &b, 1, (off_t)proc->maps[0].start) != 1;
+}
+
 int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 {
 	char path[64];

@@ -90,7 +90,10 @@ int hp_pt_seize(struct hp_thread *t)
 	pid_t tracer;
 	int rc;
 
-	if (!ptrace(PTRACE_SEIZE, t->tid, 0, 0)) {
+	/* TRACEEXEC: a thread of ours that execs reports an event stop,
+	 * not the SIGTRAP the kernel otherwise sends it (which, delivered,
+	 * would kill the new program). */
+	if (!ptrace(PTRACE_SEIZE, t->tid, 0, (void *)PTRACE_O_TRACEEXEC)) {
 		t->seized = true;
 		return 0;
 	}
@@ -169,6 +172,8 @@ int hp_pt_wait_stop(struct hp_thread *t)
 			continue;
 		}
 		t->stopped = true;
+		if (status >> 16 == PTRACE_EVENT_EXEC)
+			return -HP_E_EXEC; /* stopped: let go as any other */
 		hp_dbg(HP_DBG_PTRACE, "tid %d stopped (status 0x%x)",
 		       (int)t->tid, status);
 		return 0;

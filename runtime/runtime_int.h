@@ -46,6 +46,9 @@ struct hp_rmodule {
 pid_t hp_proc_live_tid(pid_t pid);
 /* Has every thread of @pid exited? */
 bool hp_proc_gone(pid_t pid);
+/* Has @proc executed a new program since it was opened (its memory, as
+ * hp_proc_open found it, is gone while the process lives on)? */
+bool hp_proc_execd(const struct hp_proc *proc);
 /* Open @pid's memory and map; @quiet: no messages (scans of every pid). */
 int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	__attribute__((warn_unused_result));
@@ -117,7 +120,8 @@ int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
 void hp_pt_reap(struct hp_thread *threads, size_t nr);
 int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Wait until @t is stopped, or the deadline (hp_pt_set_deadline).
- * Return: 0, -ESRCH if it exited, -ETIMEDOUT. */
+ * Return: 0, -ESRCH if it exited, -ETIMEDOUT, -HP_E_EXEC (stopped after
+ * an exec: the image we prepared for is gone). */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Bound every wait for a stop until @deadline_us (CLOCK_MONOTONIC us; 0:
  * each wait's own default, a few seconds). */

@@ -80,8 +80,12 @@ check "says it is not a regular file" grep -q "'$T/fifo': not a regular file" "$
 bash -c "\"$T/svc\" 0 >/dev/null 2>&1 & exec sleep 100" &
 parent=$!
 PIDS+=($parent)
-sleep 0.3
-zombie=$(pgrep -P "$parent" | head -1)
+for _ in $(seq 100); do
+	zombie=$(pgrep -P "$parent" | head -1)
+	[ -n "$zombie" ] && break
+	sleep 0.05
+done
+sleep 0.2
 kill -9 "$zombie"
 sleep 0.2
 check "the child is a zombie" grep -q '^State:.*Z' "/proc/$zombie/status"

@@ -14,6 +14,8 @@
  *                sharing its memory with the child); then its pid
  *   waitchild MS -> the same wait for a child with its own copy of the
  *                memory (clone(CLONE_VFORK) without CLONE_VM)
+ *   reexec    -> "ok", then the thread execs the program again (one
+ *                worker), which prints a new ready line
  *   rtstats   -> "n=N sum=S bad=B": SIGRTMIN+1 signals received, the sum
  *                of their si_value, and how many came without SI_QUEUE
  * usage: svc [WORKERS [main-exits]]   prints "svc: ready pid=N port=P" when
@@ -109,6 +111,7 @@ __attribute__((noinline)) const char *version(void)
 /* Real-time signals, as sigqueue sends them (issue 14): each one must
  * arrive, once, with its value and code. */
 static atomic_long rt_n, rt_sum, rt_bad;
+static const char *self_path; /* argv[0], for reexec */
 
 static void on_rt(int sig, siginfo_t *si, void *uc)
 {
@@ -188,7 +191,12 @@ static void *serve(void *arg)
 		else if (!strncmp(req, "waitchild ", 10))
 			fprintf(conn, "%d\n",
 				vfork_wait(atoi(req + 10), false));
-		else if (!strncmp(req, "rtstats", 7))
+		else if (!strncmp(req, "reexec", 6)) {
+			fprintf(conn, "ok\n");
+			fflush(conn);
+			execl("/proc/self/exe", self_path, "1", (char *)NULL);
+			fprintf(conn, "exec failed\n");
+		} else if (!strncmp(req, "rtstats", 7))
 			fprintf(conn, "n=%ld sum=%ld bad=%ld\n",
 				atomic_load(&rt_n), atomic_load(&rt_sum),
 				atomic_load(&rt_bad));
@@ -232,6 +240,7 @@ int main(int argc, char **argv)
 				.sa_flags = SA_SIGINFO | SA_RESTART };
 
 	sigaction(SIGRTMIN + 1, &sa, NULL);
+	self_path = argv[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srv = socket(AF_INET, SOCK_STREAM, 0);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
