@@ -276,15 +276,22 @@ static int read_slots(struct hp_binary *b, Elf_Scn *scn, GElf_Shdr *sh)
 	return 0;
 }
 
+static const char *debug_root; /* hp_diff_set_debug_root */
+
+void hp_diff_set_debug_root(const char *dir)
+{
+	debug_root = dir;
+}
+
 /*
  * A stripped binary's symbols from its separate debug file: the one given,
- * else the one the build-id names under $HP_DEBUG_ROOT (default
+ * else the one the build-id names under the debug root (default
  * /usr/lib/debug), as gdb finds them. Its build-id must match. Bytes and
  * GOT slots still come from the shipped binary.
  */
 static int open_debug_file(struct hp_binary *b, const char *given)
 {
-	const char *root = getenv("HP_DEBUG_ROOT");
+	const char *root = debug_root;
 	char hex[2 * HP_BUILD_ID_MAX + 1], found[512];
 	struct hp_binary probe = { .fd = -1 };
 	Elf_Scn *scn = NULL;

@@ -86,6 +86,14 @@ struct hp_diff_report {
 };
 
 /*
+ * hp_diff_set_debug_root() - where a stripped binary's separate debug file
+ * is looked for by build-id (@dir/.build-id/xx/rest.debug), when none is
+ * given; NULL or "": /usr/lib/debug. Set by the tool (hpdiff reads
+ * $HP_DEBUG_ROOT): the library reads no environment. Not thread-safe.
+ */
+void hp_diff_set_debug_root(const char *dir);
+
+/*
  * hp_diff_run() - compare, decide, and build the patch.
  * *@report is always set (caller frees with hp_diff_report_free) unless
  * memory runs out; *@patch is set only when the result is 0.

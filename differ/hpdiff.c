@@ -195,6 +195,7 @@ int main(int argc, char **argv)
 		opts.patch_id = id;
 	}
 
+	hp_diff_set_debug_root(getenv("HP_DEBUG_ROOT"));
 	rc = hp_diff_run(&opts, &report, &patch);
 	if (report &&
 	    (rc == 0 || rc == -HP_E_REFUSED || rc == -HP_E_NOCHANGE)) {

@@ -257,19 +257,115 @@ static void print_result(struct hp_out *o, const char *action,
 	hp_out_end_object(o);
 }
 
+/* One apply command's run: where its results go. */
+struct apply_run {
+	struct hp_out o;
+	struct hp_rt_audit audit;
+	const char *file;
+	const char *on_refuse; /* --on-refuse CMD, or NULL */
+	struct hp_rt_opts opts;
+	const struct hp_patch *p;
+};
+
+/*
+ * The file was refused before any process was touched: each process named
+ * is recorded, and, when the file itself is refused (not a mistyped
+ * path), gets the fallback. (With --all none is: an unverified file must
+ * not choose which services restart.)
+ */
+static void refuse_file(struct apply_run *run, const pid_t *pids, size_t nr,
+			int lrc)
+{
+	const bool refused = lrc == -HP_E_UNSIGNED || lrc == -HP_E_UNTRUSTED ||
+			     lrc == -HP_E_BADSIG || lrc == -HP_E_EXPIRED ||
+			     lrc == -HP_E_BADFORMAT;
+
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_rt_result res = { .pid = pids[i], .rc = lrc };
+
+		hp_rt_audit_record(&run->audit, "apply", run->file, NULL, &res,
+				   lrc);
+		if (run->on_refuse && refused)
+			run_fallback(run->on_refuse, run->file, &res);
+	}
+	if (!nr)
+		hp_rt_audit_record(&run->audit, "apply", run->file, NULL, NULL,
+				   lrc);
+}
+
+/* --all: every process that maps a module of the patch. Return: exit. */
+static int find_all(struct apply_run *run, pid_t **pids, size_t *nr)
+{
+	free(*pids);
+	*pids = NULL;
+	if (hp_rt_find_targets(run->p, pids, nr))
+		return HP_EXIT_ERROR;
+	if (*nr)
+		return HP_EXIT_OK;
+	hp_error(-HP_E_NOTARGET,
+		 "'%s': no running process maps its target ('%s')", run->file,
+		 run->p->modules[0].name);
+	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, NULL,
+			   -HP_E_NOTARGET);
+	return HP_EXIT_NOTARGET;
+}
+
+/* Apply to @pid: print, record, hint, fall back. Return: its rc. */
+static int apply_one(struct apply_run *run, pid_t pid)
+{
+	struct hp_rt_result res;
+	struct hold h;
+	int arc;
+
+	hold_begin(&h);
+	arc = hp_rt_apply(run->p, pid, &run->opts, &res);
+	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, &res, arc);
+	hold_end(&h);
+	print_result(&run->o, "apply", &res);
+	/* Found by --all, exited since: nothing was there to patch (a
+	 * service's short-lived children), no failure. */
+	if (arc == -HP_E_GONE && (run->opts.flags & HP_RT_SCANNED))
+		return 0;
+	if (arc == -HP_E_BUSY && res.busy_func[0]) {
+		hp_hint("pid %d: retry later, raise --timeout, or use "
+			"--allow-active",
+			(int)pid);
+		/* A thread's main loop never returns (dnsmasq's DHCP helper
+		 * lives in create_helper): no retry helps, and
+		 * --allow-active leaves it old. */
+		hp_hint("if '%s' never returns (a thread's main loop), only a "
+			"restart applies the fix there (see --on-refuse)",
+			res.busy_func);
+	}
+	if (arc && arc != -HP_E_APPLIED && run->on_refuse)
+		run_fallback(run->on_refuse, run->file, &res);
+	return arc;
+}
+
+/* The rest of apply's usage checks. Return: 0, or HP_EXIT_USAGE. */
+static int apply_usage(int first, int argc, const struct hp_strlist *pid_args,
+		       bool all, long timeout_ms)
+{
+	if (first != argc - 1)
+		return hp_cli_usage_error("apply", "expected one patch FILE");
+	if (!pid_args->nr == !all)
+		return hp_cli_usage_error("apply", "give -p PID or --all");
+	return timeout_ok("apply", timeout_ms) ? 0 : HP_EXIT_USAGE;
+}
+
 static int cmd_apply(int argc, char **argv)
 {
 	struct hp_strlist pid_args = { 0 };
-	const char *trust_dir = HP_TRUST_DIR_DEFAULT;
-	const char *audit_path = NULL, *on_refuse = NULL;
-	struct hp_rt_audit audit = { .fd = -1 };
-	struct hp_rt_opts opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS };
+	const char *trust_dir = HP_TRUST_DIR_DEFAULT, *audit_path = NULL;
+	struct apply_run run = {
+		.audit = { .fd = -1 },
+		.opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS },
+	};
 	bool all = false, json = false, allow_active = false;
 	bool allow_downgrade = false, stack = false;
 	struct hp_patch *p = NULL;
 	pid_t *pids = NULL;
 	size_t nr = 0;
-	struct hp_out o;
 	int first, rc, lrc, status = HP_EXIT_OK;
 	const struct hp_opt table[] = {
 		{ "pid", 'p', HP_OPT_LIST, &pid_args, "PID",
@@ -278,7 +374,7 @@ static int cmd_apply(int argc, char **argv)
 		  "every process that maps the target build" },
 		{ "trust", 0, HP_OPT_STR, &trust_dir, "DIR",
 		  "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")" },
-		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
+		{ "timeout", 0, HP_OPT_LONG, &run.opts.timeout_ms, "MS",
 		  "give up on busy functions after MS (default 5000)" },
 		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
 		  "apply even while old code runs on a stack" },
@@ -287,7 +383,7 @@ static int cmd_apply(int argc, char **argv)
 		  "patch replaces them)" },
 		{ "allow-downgrade", 0, HP_OPT_FLAG, &allow_downgrade, NULL,
 		  "apply even if older than a patch applied before" },
-		{ "on-refuse", 0, HP_OPT_STR, &on_refuse, "CMD",
+		{ "on-refuse", 0, HP_OPT_STR, &run.on_refuse, "CMD",
 		  "run CMD for each process not patched (HPATCH_PID, "
 		  "HPATCH_PATCH, HPATCH_REASON set)" },
 		{ "audit-log", 0, HP_OPT_STR, &audit_path, "FILE",
@@ -300,108 +396,39 @@ static int cmd_apply(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	hp_rt_boost();
-	rc = HP_EXIT_USAGE;
-	if (first != argc - 1) {
-		hp_cli_usage_error("apply", "expected one patch FILE");
+	rc = apply_usage(first, argc, &pid_args, all, run.opts.timeout_ms);
+	if (!rc && parse_pids(&pid_args, &pids, &nr))
+		rc = hp_cli_usage_error("apply", "-p: not a process id");
+	if (rc)
 		goto out;
-	}
-	if (!pid_args.nr == !all) {
-		hp_cli_usage_error("apply", "give -p PID or --all");
-		goto out;
-	}
-	if (parse_pids(&pid_args, &pids, &nr)) {
-		hp_cli_usage_error("apply", "-p: not a process id");
-		goto out;
-	}
-	if (!timeout_ok("apply", opts.timeout_ms))
-		goto out;
-	opts.flags = (allow_active ? HP_RT_ALLOW_ACTIVE : 0) |
-		     (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0) |
-		     (stack ? HP_RT_STACK : 0) | (all ? HP_RT_SCANNED : 0);
+	run.file = argv[first];
+	run.opts.flags = (allow_active ? HP_RT_ALLOW_ACTIVE : 0) |
+			 (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0) |
+			 (stack ? HP_RT_STACK : 0) | (all ? HP_RT_SCANNED : 0);
 	rc = HP_EXIT_ERROR;
-	from_env(&opts, &audit_path);
-	if (hp_rt_audit_open(&audit, audit_path) ||
-	    hp_rt_records_ready(&audit, opts.state_dir))
+	from_env(&run.opts, &audit_path);
+	if (hp_rt_audit_open(&run.audit, audit_path) ||
+	    hp_rt_records_ready(&run.audit, run.opts.state_dir))
 		goto out;
-	lrc = load_patch(argv[first], trust_dir, 0, &p);
+	lrc = load_patch(run.file, trust_dir, 0, &p);
 	if (lrc) {
-		/* Refused before any process: each one named is recorded,
-		 * and, when the file itself is refused (not a mistyped
-		 * path), gets the fallback. (With --all none is: an
-		 * unverified file must not choose which services restart.) */
-		const bool refused =
-			lrc == -HP_E_UNSIGNED || lrc == -HP_E_UNTRUSTED ||
-			lrc == -HP_E_BADSIG || lrc == -HP_E_EXPIRED ||
-			lrc == -HP_E_BADFORMAT;
-
-		for (size_t i = 0; i < nr; i++) {
-			const struct hp_rt_result res = { .pid = pids[i],
-							  .rc = lrc };
-
-			hp_rt_audit_record(&audit, "apply", argv[first], NULL,
-					   &res, lrc);
-			if (on_refuse && refused)
-				run_fallback(on_refuse, argv[first], &res);
-		}
-		if (!nr)
-			hp_rt_audit_record(&audit, "apply", argv[first], NULL,
-					   NULL, lrc);
+		refuse_file(&run, pids, nr, lrc);
 		rc = exit_for(lrc);
 		goto out;
 	}
-	if (all) {
-		free(pids);
-		pids = NULL;
-		if (hp_rt_find_targets(p, &pids, &nr))
-			goto out;
-		if (!nr) {
-			hp_error(-HP_E_NOTARGET,
-				 "'%s': no running process maps its target "
-				 "('%s')",
-				 argv[first], p->modules[0].name);
-			hp_rt_audit_record(&audit, "apply", argv[first], p,
-					   NULL, -HP_E_NOTARGET);
-			rc = HP_EXIT_NOTARGET;
-			goto out;
-		}
-	}
-	hp_out_init(&o, stdout, json);
-	hp_out_str(&o, "patch_id", "%s", p->id);
-	hp_out_begin_array(&o, "processes");
-	for (size_t i = 0; i < nr; i++) {
-		struct hp_rt_result res;
-		struct hold h;
-		int arc;
-
-		hold_begin(&h);
-		arc = hp_rt_apply(p, pids[i], &opts, &res);
-		hp_rt_audit_record(&audit, "apply", argv[first], p, &res, arc);
-		hold_end(&h);
-		print_result(&o, "apply", &res);
-		/* Found by --all, exited since: nothing was there to patch
-		 * (a service's short-lived children), no failure. */
-		if (arc == -HP_E_GONE && all)
-			continue;
-		if (arc == -HP_E_BUSY && res.busy_func[0]) {
-			hp_hint("pid %d: retry later, raise --timeout, or use "
-				"--allow-active",
-				(int)pids[i]);
-			/* A thread's main loop never returns (dnsmasq's
-			 * DHCP helper lives in create_helper): no retry
-			 * helps, and --allow-active leaves it old. */
-			hp_hint("if '%s' never returns (a thread's main "
-				"loop), only a restart applies the fix there "
-				"(see --on-refuse)",
-				res.busy_func);
-		}
-		if (arc && arc != -HP_E_APPLIED && on_refuse)
-			run_fallback(on_refuse, argv[first], &res);
-		status = combine(status, arc);
-	}
-	hp_out_finish(&o);
+	run.p = p;
+	rc = all ? find_all(&run, &pids, &nr) : HP_EXIT_OK;
+	if (rc)
+		goto out;
+	hp_out_init(&run.o, stdout, json);
+	hp_out_str(&run.o, "patch_id", "%s", p->id);
+	hp_out_begin_array(&run.o, "processes");
+	for (size_t i = 0; i < nr; i++)
+		status = combine(status, apply_one(&run, pids[i]));
+	hp_out_finish(&run.o);
 	rc = status;
 out:
-	hp_rt_audit_close(&audit);
+	hp_rt_audit_close(&run.audit);
 	hp_patch_free(p);
 	free(pids);
 	hp_strlist_release(&pid_args);

@@ -31,26 +31,6 @@ void hp_prep_release(struct hp_prep *pr)
 	*pr = (struct hp_prep){ 0 };
 }
 
-/* Anti-rollback across reverts and processes: the host remembers. */
-static int check_rollback(const struct hp_patch *p, pid_t pid,
-			  const char *module, const char *id_hex,
-			  const struct hp_rt_opts *opts)
-{
-	uint64_t seen = 0;
-	const int rc = hp_rt_state_sequence(opts->state_dir, id_hex, &seen);
-
-	if (rc)
-		return rc;
-	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
-		return 0;
-	hp_error(-HP_E_DOWNGRADE,
-		 "pid %d: %s: patch '%s' has sequence %" PRIu64
-		 ", lower than %" PRIu64 " already applied on this host",
-		 (int)pid, module, p->id, p->sequence, seen);
-	hp_hint("use --allow-downgrade to apply an older patch on purpose");
-	return -HP_E_DOWNGRADE;
-}
-
 /*
  * The loader's own priority for a whole operation (struct hp_prio): its
  * work is short and bounded, so SCHED_FIFO where allowed.
@@ -139,16 +119,14 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 			  const struct hp_rt_opts *opts, struct hp_prep *pr,
 			  struct hp_rt_result *res)
 {
-	char hex[2 * HP_BUILD_ID_MAX + 1];
 	int rc;
 
-	hp_hex(hex, pr->m->build_id, pr->m->build_id_len);
 	pr->stack = opts->flags & HP_RT_STACK;
 	rc = hp_plan_prior(p, proc, opts, pr);
 	if (rc == -HP_E_APPLIED)
 		return rc;
 	if (!rc)
-		rc = check_rollback(p, proc->pid, pr->mod.path, hex, opts);
+		rc = hp_plan_rollback(p, proc->pid, pr, opts);
 	if (!rc)
 		rc = hp_prep_plan(p, proc, pr->m, pr);
 	if (!rc)

@@ -16,11 +16,14 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/uio.h>
 
 #define HP_LOG_PREFIX "rt: "
 #define HP_STACK_SCAN_MAX (8u << 20)
 #define HP_IOV_BATCH 512 /* ranges per process_vm_readv, under IOV_MAX */
+/* Below this, a second thread costs more than it saves (~30 us to start). */
+#define HP_STACKS_SPLIT_MIN (256u << 10)
 
 /*
  * Does a system-call instruction (syscall, sysenter, int 0x80) start @off
@@ -79,59 +82,58 @@ int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
 }
 
 /*
- * Read every thread's stack: one process_vm_readv for all of them (one
- * system call instead of one per thread), falling back to a pread each if
- * any range cannot be read whole.
+ * The stacks of threads [from, to) of one stop, read into buf + off and
+ * scanned: one share of the check, for one CPU.
  */
-static int read_stacks(const struct hp_proc *proc, struct hp_world *w,
-		       uint8_t **buf, size_t *lens)
+struct stack_job {
+	const struct hp_proc *proc;
+	const struct hp_world *w;
+	const struct hp_busy_range *ranges;
+	size_t nr_ranges;
+	size_t from, to;
+	uint8_t *buf;
+	const size_t *lens;
+	size_t off;
+	bool cached; /* buf holds the stacks already: scan only */
+	size_t hit;  /* the first thread with a return into a range, or to */
+	const struct hp_busy_range *busy;
+	int rc;
+};
+
+/*
+ * Read the job's stacks: one process_vm_readv per HP_IOV_BATCH threads
+ * (one system call instead of one per thread), falling back to a pread
+ * each if any range cannot be read whole.
+ */
+static int read_stacks(const struct stack_job *j)
 {
 	struct iovec local[HP_IOV_BATCH], remote[HP_IOV_BATCH];
-	size_t total = 0, off = 0;
+	size_t off = j->off;
 	int rc = 0;
 
-	for (size_t i = 0; i < w->nr_threads; i++) {
-		total += lens[i] = stack_span(proc, w->threads[i].regs.rsp);
-		/* (hp_world_fresh_maps ran after the stop: cannot happen.) */
-		if (!lens[i])
-			return hp_error(-EFAULT,
-					"pid %d: tid %d: stack pointer 0x%llx "
-					"lies in no mapping; cannot check its "
-					"stack, so nothing is switched: retry",
-					(int)w->pid, (int)w->threads[i].tid,
-					w->threads[i].regs.rsp);
-	}
-	*buf = malloc(total ? total : 1);
-	if (!*buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < w->nr_threads;) {
+	for (size_t i = j->from; i < j->to && !rc;) {
 		size_t n = 0, want = 0;
 		ssize_t got;
 
-		for (; i < w->nr_threads && n < HP_IOV_BATCH; i++) {
-			if (!lens[i])
-				continue;
-			local[n] = (struct iovec){ *buf + off, lens[i] };
+		for (; i < j->to && n < HP_IOV_BATCH; i++) {
+			local[n] = (struct iovec){ j->buf + off, j->lens[i] };
 			remote[n] = (struct iovec){
-				(void *)(uintptr_t)(w->threads[i].regs.rsp &
+				(void *)(uintptr_t)(j->w->threads[i].regs.rsp &
 						    ~7ULL),
-				lens[i],
+				j->lens[i],
 			};
-			off += lens[i];
-			want += lens[i];
+			off += j->lens[i];
+			want += j->lens[i];
 			n++;
 		}
-		got = n ? process_vm_readv(proc->pid, local, n, remote, n, 0)
-			: 0;
-		if (got != (ssize_t)want) {
-			/* Fall back: one pread per range of this batch. */
-			for (size_t k = 0; k < n && !rc; k++)
-				rc = hp_proc_read(
-					proc, (uintptr_t)remote[k].iov_base,
-					local[k].iov_base, local[k].iov_len);
-		}
-		if (rc)
-			break;
+		got = process_vm_readv(j->proc->pid, local, n, remote, n, 0);
+		if (got == (ssize_t)want)
+			continue;
+		/* Fall back: one pread per range of this batch. */
+		for (size_t k = 0; k < n && !rc; k++)
+			rc = hp_proc_read(j->proc,
+					  (uintptr_t)remote[k].iov_base,
+					  local[k].iov_base, local[k].iov_len);
 	}
 	return rc;
 }
@@ -159,6 +161,105 @@ static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
 			hit = in_ranges(r, nr, v, false);
 	}
 	return hit;
+}
+
+static void *run_job(void *arg)
+{
+	struct stack_job *j = arg;
+	size_t off = j->off;
+
+	j->hit = j->to;
+	j->rc = j->cached ? 0 : read_stacks(j);
+	for (size_t i = j->from; i < j->to && !j->rc && !j->busy; i++) {
+		j->busy = scan_stack(j->buf + off, j->lens[i], j->ranges,
+				     j->nr_ranges);
+		j->hit = i;
+		off += j->lens[i];
+	}
+	return NULL;
+}
+
+/*
+ * Each stack's length (from its stack pointer to the end of its mapping),
+ * into @lens. Return: the total, or 0 with a thread's stack in no mapping
+ * (reported: hp_world_fresh_maps ran after the stop, so it cannot be).
+ */
+static size_t stack_lens(const struct hp_proc *proc, const struct hp_world *w,
+			 size_t *lens)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		total += lens[i] = stack_span(proc, w->threads[i].regs.rsp);
+		if (!lens[i]) {
+			hp_error(-EFAULT,
+				 "pid %d: tid %d: stack pointer 0x%llx lies in "
+				 "no mapping; cannot check its stack, so "
+				 "nothing is switched: retry",
+				 (int)w->pid, (int)w->threads[i].tid,
+				 w->threads[i].regs.rsp);
+			return 0;
+		}
+	}
+	return total;
+}
+
+/* Room for every stack of @w, and their lengths. Return: 0 or -errno. */
+static int alloc_stacks(const struct hp_proc *proc, const struct hp_world *w,
+			uint8_t **stacks, size_t **lens, size_t *total)
+{
+	*lens = calloc(w->nr_threads + 1, sizeof(**lens));
+	if (!*lens)
+		return -ENOMEM;
+	*total = stack_lens(proc, w, *lens);
+	*stacks = *total ? malloc(*total) : NULL;
+	if (*stacks)
+		return 0;
+	free(*lens);
+	*lens = NULL;
+	return *total ? -ENOMEM : -EFAULT;
+}
+
+void hp_world_drop_stacks(struct hp_world *w)
+{
+	free(w->stacks);
+	free(w->stack_lens);
+	w->stacks = NULL;
+	w->stack_lens = NULL;
+	w->stacks_total = 0;
+}
+
+/*
+ * Read and scan every stack: on a host with several CPUs (and stacks
+ * enough to pay for a thread), half of them on a second thread, since the
+ * read (page walks and copies, ~0.4 us per page) is most of the check and
+ * every thread of the target is stopped, its CPUs idle.
+ */
+static int check_stacks(struct stack_job *all)
+{
+	struct stack_job half = *all;
+	size_t part = 0, total = all->off;
+	pthread_t helper;
+	bool two = false;
+
+	all->off = 0;
+	if (all->w->nr_cpus > 1 && total >= HP_STACKS_SPLIT_MIN) {
+		while (half.from < all->to && 2 * part < total)
+			part += all->lens[half.from++];
+		half.off = part;
+		all->to = half.from;
+		two = !pthread_create(&helper, NULL, run_job, &half);
+		if (!two) /* no thread: one after the other */
+			run_job(&half);
+	}
+	run_job(all);
+	if (two)
+		pthread_join(helper, NULL);
+	if (half.from != all->from && (all->rc || !all->busy))
+		*all = (struct stack_job){ .rc = all->rc ?: half.rc,
+					   .busy = all->rc ? NULL : half.busy,
+					   .hit = half.hit };
+	return all->rc;
 }
 
 void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
@@ -319,10 +420,12 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		   const struct hp_busy_range *ranges, size_t nr_ranges,
 		   pid_t *busy_tid, const struct hp_busy_range **busy)
 {
-	uint8_t *stacks = NULL;
-	size_t *lens = NULL, off = 0;
+	uint8_t *stacks = w->stacks;
+	size_t *lens = w->stack_lens, total = w->stacks_total;
+	const bool cached = stacks;
+	struct stack_job job;
 	bool ip_only = true;
-	uint64_t t0, t1;
+	uint64_t t0;
 	int rc = check_ips(w, ranges, nr_ranges, busy_tid, busy);
 
 	if (rc)
@@ -331,28 +434,42 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		ip_only &= ranges[i].ip_only;
 	if (ip_only)
 		return 0; /* jump sites: no stack to read */
-	for (size_t i = 0; i < w->nr_threads && !rc; i++)
+	for (size_t i = 0; i < w->nr_threads && !rc && !cached; i++)
 		rc = hp_thread_need_ip(&w->threads[i]); /* the stack pointers */
-	lens = rc ? NULL : calloc(w->nr_threads + 1, sizeof(*lens));
-	if (!lens)
-		return rc ?: -ENOMEM;
+	if (!cached)
+		rc = rc ?: alloc_stacks(proc, w, &stacks, &lens, &total);
+	if (rc)
+		return rc;
+	job = (struct stack_job){ .proc = proc,
+				  .w = w,
+				  .ranges = ranges,
+				  .nr_ranges = nr_ranges,
+				  .to = w->nr_threads,
+				  .buf = stacks,
+				  .lens = lens,
+				  .off = total,
+				  .cached = cached };
 	t0 = hp_now_us();
-	rc = read_stacks(proc, w, &stacks, lens);
-	t1 = hp_now_us();
-	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
-		*busy = scan_stack(stacks + off, lens[i], ranges, nr_ranges);
-		if (*busy) {
-			*busy_tid = w->threads[i].tid;
-			rc = -HP_E_BUSY;
-		}
-		off += lens[i];
+	rc = check_stacks(&job);
+	hp_dbg(HP_DBG_TIMING, "pid %d: %zu stacks, %zu bytes: %s %llu us",
+	       (int)w->pid, w->nr_threads, total,
+	       cached ? "scan" : "read and scan",
+	       (unsigned long long)(hp_now_us() - t0));
+	/* Kept for the other checks of this stop (regions to keep after a
+	 * revert, say): stopped threads' stacks do not change. */
+	if (!cached && !rc) {
+		w->stacks = stacks;
+		w->stack_lens = lens;
+		w->stacks_total = total;
+	} else if (!cached) {
+		free(stacks);
+		free(lens);
 	}
-	hp_dbg(HP_DBG_TIMING,
-	       "pid %d: %zu stacks, %zu bytes: read %llu us, scan %llu us",
-	       (int)w->pid, w->nr_threads, off, (unsigned long long)(t1 - t0),
-	       (unsigned long long)(hp_now_us() - t1));
-	free(stacks);
-	free(lens);
+	if (!rc && job.busy) {
+		*busy = job.busy;
+		*busy_tid = w->threads[job.hit].tid;
+		rc = -HP_E_BUSY;
+	}
 	return rc;
 }
 
@@ -379,6 +496,7 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 			    syscall_at(*busy, t->regs.rip - (*busy)->start) ||
 			    ++steps > 64)
 				return -HP_E_BUSY;
+			hp_world_drop_stacks(w); /* stepping may push */
 			rc = hp_pt_step(t);
 			if (rc == -ESRCH)
 				break;

@@ -56,6 +56,14 @@ int hp_plan_verify(const struct hp_proc *proc, struct hp_prep *pr)
 	__attribute__((warn_unused_result));
 /* Replace mode: plan the restores of functions the patch leaves out. */
 int hp_plan_restores(struct hp_prep *pr) __attribute__((warn_unused_result));
+/*
+ * Anti-rollback across reverts and processes: the host remembers the
+ * highest sequence applied to @pr's build (opts->state_dir). Return: 0, or
+ * -HP_E_DOWNGRADE (reported) for an older @p without HP_RT_ALLOW_DOWNGRADE.
+ */
+int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
+		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
+	__attribute__((warn_unused_result));
 /* Was @a applied after @b? */
 bool hp_plan_applied_after(const struct hp_rt_header *a,
 			   const struct hp_rt_header *b);
@@ -88,6 +96,15 @@ int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
 void hp_revert_plan_release(struct hp_revert_plan *rp);
 
 /*
+ * Collection: a region no longer in effect that no revert can bring back
+ * (retired, or left behind by an apply that failed or was killed) is
+ * unmapped once no thread points into it. Sets retired[i] for each such
+ * region of @regions. Return: how many.
+ */
+size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
+		       bool *retired);
+
+/*
  * Busy ranges, one builder for apply, revert and collection. A switch of
  * @nr records @recs (room for 2 * @nr in @out) must keep threads out of:
  * applying @pr, each redirected function's old body and the code of the
@@ -112,6 +129,9 @@ struct hp_busy_range hp_busy_region(const struct hp_rt_region *r);
 int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
 		 const struct hp_module *m, struct hp_prep *pr)
 	__attribute__((warn_unused_result));
+/* After a revert: keep @r mapped, marked retired, while a thread may
+ * still use it (a failed write is warned about). */
+void hp_region_retire(const struct hp_proc *proc, const struct hp_rt_region *r);
 /* After the switch: mark the patches @pr replaced superseded. */
 void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr);
 int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
@@ -160,6 +180,9 @@ void hp_revive_superseded(const struct hp_proc *proc,
 void hp_collect_retired(struct hp_proc *proc);
 
 /* ---- rt_status.c: describing a result ---- */
+/* "active", "partly replaced by a newer patch", "superseded", "retired"
+ * or "inactive": what `hpatch status` says of @r. */
+const char *hp_region_state(const struct hp_rt_region *r);
 void hp_result_build_id(struct hp_rt_result *res, const uint8_t *id,
 			uint32_t len);
 /* Append @text to the comma-separated list @list of @size bytes. */

@@ -19,9 +19,11 @@
 #define HP_LOG_PREFIX "rt: "
 
 /*
- * The record of an earlier patch, in effect, that wrote @head at @addr:
- * following these back gives the original bytes and the code a thread
- * may be running instead of the old function.
+ * The record of an earlier patch that wrote @head at @addr: with the bytes
+ * there now, the one in effect, whose code a thread may be running instead
+ * of the old function; with the bytes a record displaced, the one before
+ * it, in effect or not (a record stacked over, or replaced), so following
+ * these back gives the original bytes.
  */
 const struct hp_rt_func *hp_plan_writer_of(const struct hp_prep *pr,
 					   hp_raddr_t addr, const uint8_t *head)
@@ -30,7 +32,7 @@ const struct hp_rt_func *hp_plan_writer_of(const struct hp_prep *pr,
 		const struct hp_rt_region *r = &pr->prior[i];
 
 		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++)
-			if (r->in_place[j] && r->funcs[j].old_addr == addr &&
+			if (r->funcs[j].old_addr == addr &&
 			    !memcmp(r->funcs[j].jump, head,
 				    HP_X86_JMP_REL32_SIZE))
 				return &r->funcs[j];
@@ -45,7 +47,8 @@ void hp_plan_original_head(const struct hp_prep *pr, hp_raddr_t addr,
 	for (int depth = 0; depth < 64; depth++) {
 		const struct hp_rt_func *w = hp_plan_writer_of(pr, addr, head);
 
-		if (!w)
+		/* A restore wrote the original bytes back: @head is them. */
+		if (!w || w->kind == HP_RT_REC_RESTORE)
 			return;
 		memcpy(head, w->orig, HP_X86_JMP_REL32_SIZE);
 	}
@@ -173,11 +176,13 @@ static bool same_module(const struct hp_rt_header *h, const struct hp_module *m)
 }
 
 /*
- * Keep the regions of patches in effect on @pr's module (any record in
- * place), oldest first, in pr->prior (freed with hp_rt_regions_free), and
- * set pr->order past every region in the process. The newest decides: the
- * same patch again is "already applied" (-HP_E_APPLIED, not reported), an
- * older sequence is a downgrade.
+ * Keep the regions of every patch on @pr's module, oldest first, in
+ * pr->prior (freed with hp_rt_regions_free): those in effect (any record
+ * in place), and those whose records only a chain still names (every
+ * record stacked over or replaced). Set pr->order past every region in
+ * the process. The newest in effect decides: the same patch again is
+ * "already applied" (-HP_E_APPLIED, not reported), an older sequence is a
+ * downgrade.
  */
 int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 		  const struct hp_rt_opts *opts, struct hp_prep *pr)
@@ -196,8 +201,7 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 			pr->order = regions[i].hdr.order == UINT32_MAX
 					    ? UINT32_MAX
 					    : regions[i].hdr.order + 1;
-		if (!regions[i].nr_in_place ||
-		    !same_module(&regions[i].hdr, m)) {
+		if (!same_module(&regions[i].hdr, m)) {
 			free(regions[i].funcs);
 			free(regions[i].in_place);
 			continue;
@@ -215,7 +219,8 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 			regions[j] = regions[j - 1];
 			regions[j - 1] = t;
 		}
-	top = n ? &regions[n - 1] : NULL;
+	for (size_t i = n; i-- > 0 && !top;)
+		top = regions[i].nr_in_place ? &regions[i] : NULL;
 	/* "Applied" is read from the code, never from the record alone. */
 	if (top && !strcmp(top->hdr.patch_id, p->id) &&
 	    top->hdr.sequence == p->sequence &&
@@ -347,4 +352,71 @@ void hp_revert_plan_release(struct hp_revert_plan *rp)
 	free(rp->ranges);
 	free(rp->recs);
 	*rp = (struct hp_revert_plan){ 0 };
+}
+
+/* Would reverting a record of @regions write a jump into @r again? */
+static bool revert_needs(const struct hp_rt_region *regions, size_t nr,
+			 const struct hp_rt_region *r)
+{
+	const hp_raddr_t lo = r->addr, hi = r->addr + r->hdr.region_size;
+
+	for (size_t i = 0; i < nr; i++)
+		for (uint32_t j = 0; j < regions[i].hdr.nr_funcs; j++) {
+			const struct hp_rt_func *f = &regions[i].funcs[j];
+			hp_raddr_t to;
+
+			if (&regions[i] == r || !f->old_addr ||
+			    f->orig[0] != HP_X86_JMP_REL32)
+				continue;
+			to = f->old_addr + HP_X86_JMP_REL32_SIZE +
+			     (int64_t)(int32_t)hp_get_le32(f->orig + 1);
+			if (to >= lo && to < hi)
+				return true;
+		}
+	return false;
+}
+
+/*
+ * A region nothing jumps into that no revert can bring back: retired, or
+ * left by an apply that failed after mapping it (and could not unmap it)
+ * or was killed. Superseded ones wait for the revert of what replaced
+ * them, stacked-over ones for the revert of what stacks on them; damaged
+ * ones (records hpatch did not write) are not ours.
+ */
+size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
+		       bool *retired)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_rt_region *r = &regions[i];
+
+		retired[i] = !r->active && !r->nr_in_place && !r->nr_invalid &&
+			     ((r->hdr.flags & HP_RT_RETIRED) ||
+			      (!(r->hdr.flags & HP_RT_SUPERSEDED) &&
+			       !revert_needs(regions, nr, r)));
+		n += retired[i];
+	}
+	return n;
+}
+
+int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
+		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
+{
+	char hex[2 * HP_BUILD_ID_MAX + 1];
+	uint64_t seen = 0;
+	int rc;
+
+	hp_hex(hex, pr->m->build_id, pr->m->build_id_len);
+	rc = hp_rt_state_sequence(opts->state_dir, hex, &seen);
+	if (rc)
+		return rc;
+	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
+		return 0;
+	hp_error(-HP_E_DOWNGRADE,
+		 "pid %d: %s: patch '%s' has sequence %" PRIu64
+		 ", lower than %" PRIu64 " already applied on this host",
+		 (int)pid, pr->mod.path, p->id, p->sequence, seen);
+	hp_hint("use --allow-downgrade to apply an older patch on purpose");
+	return -HP_E_DOWNGRADE;
 }

@@ -185,17 +185,36 @@ static int proc_io(const struct hp_proc *proc, hp_raddr_t addr, uint8_t *buf,
 	return 0;
 }
 
+static int mem_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		    size_t len)
+{
+	return proc_io(proc, addr, buf, len, false);
+}
+
+static int mem_write(const struct hp_proc *proc, hp_raddr_t addr,
+		     const void *buf, size_t len)
+{
+	/* pwrite does not modify the buffer: the cast only serves proc_io */
+	return proc_io(proc, addr, (uint8_t *)(uintptr_t)buf, len, true);
+}
+
+const struct hp_mem_ops hp_proc_mem_ops = {
+	.read = mem_read,
+	.write = mem_write,
+};
+
 int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		 size_t len)
 {
-	return proc_io(proc, addr, buf, len, false);
+	return (proc->mem ? proc->mem : &hp_proc_mem_ops)
+		->read(proc, addr, buf, len);
 }
 
 int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
 		  size_t len)
 {
-	/* pwrite does not modify the buffer: the cast only serves proc_io */
-	return proc_io(proc, addr, (uint8_t *)(uintptr_t)buf, len, true);
+	return (proc->mem ? proc->mem : &hp_proc_mem_ops)
+		->write(proc, addr, buf, len);
 }
 
 /* /proc/PID/maps lists mappings in address order: binary search. */

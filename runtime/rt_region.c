@@ -284,5 +284,21 @@ void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr)
 {
 	/* Replaced patches stay mapped: reverting this restores them. */
 	for (size_t i = 0; !pr->stack && i < pr->nr_prior; i++)
-		hp_region_set_flag(proc, &pr->prior[i], HP_RT_SUPERSEDED, true);
+		if (pr->prior[i].nr_in_place)
+			hp_region_set_flag(proc, &pr->prior[i],
+					   HP_RT_SUPERSEDED, true);
+}
+
+void hp_region_retire(const struct hp_proc *proc, const struct hp_rt_region *r)
+{
+	uint32_t flags = r->hdr.flags | HP_RT_RETIRED;
+
+	hp_log(HP_LOG_INFO,
+	       "pid %d: patch '%s' reverted; its code stays mapped at "
+	       "0x%" PRIx64 " while a thread may still use it",
+	       (int)proc->pid, r->hdr.patch_id, r->addr);
+	if (hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
+			  &flags, sizeof(flags)))
+		hp_warn("pid %d: cannot mark region 0x%" PRIx64 " retired",
+			(int)proc->pid, r->addr);
 }

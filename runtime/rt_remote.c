@@ -60,6 +60,8 @@ int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
 
 	if (!r->w)
 		rc = hp_pt_syscall(&r->t, r->insn, nr, args, ret);
+	if (r->w) /* a thread runs: its stack may change */
+		hp_world_drop_stacks(r->w);
 	/* A borrowed world: any thread of it that has not exited. */
 	for (size_t i = 0; r->w && i < r->w->nr_threads && rc == -ESRCH; i++)
 		rc = hp_pt_syscall(&r->w->threads[i], r->insn, nr, args, ret);

@@ -28,20 +28,10 @@
 static void release_region(const struct hp_proc *proc,
 			   const struct hp_rt_region *r, bool referenced)
 {
-	uint32_t flags = r->hdr.flags | HP_RT_RETIRED;
-
-	if (!referenced) {
+	if (referenced)
+		hp_region_retire(proc, r);
+	else
 		hp_remote_munmap(proc, r->addr, r->hdr.region_size);
-		return;
-	}
-	hp_log(HP_LOG_INFO,
-	       "pid %d: patch '%s' reverted; its code stays mapped at "
-	       "0x%" PRIx64 " while a thread may still use it",
-	       (int)proc->pid, r->hdr.patch_id, r->addr);
-	if (hp_proc_write(proc, r->addr + offsetof(struct hp_rt_header, flags),
-			  &flags, sizeof(flags)))
-		hp_warn("pid %d: cannot mark region 0x%" PRIx64 " retired",
-			(int)proc->pid, r->addr);
 }
 
 /* After a revert: patches it had replaced are in effect again. */
@@ -61,44 +51,6 @@ void hp_revive_superseded(const struct hp_proc *proc,
 	hp_rt_regions_free(regions, nr);
 }
 
-/* Would reverting a record of @regions write a jump into @r again? */
-static bool revert_needs(const struct hp_rt_region *regions, size_t nr,
-			 const struct hp_rt_region *r)
-{
-	const hp_raddr_t lo = r->addr, hi = r->addr + r->hdr.region_size;
-
-	for (size_t i = 0; i < nr; i++)
-		for (uint32_t j = 0; j < regions[i].hdr.nr_funcs; j++) {
-			const struct hp_rt_func *f = &regions[i].funcs[j];
-			hp_raddr_t to;
-
-			if (&regions[i] == r || !f->old_addr ||
-			    f->orig[0] != HP_X86_JMP_REL32)
-				continue;
-			to = f->old_addr + HP_X86_JMP_REL32_SIZE +
-			     (int64_t)(int32_t)hp_get_le32(f->orig + 1);
-			if (to >= lo && to < hi)
-				return true;
-		}
-	return false;
-}
-
-/*
- * A region nothing jumps into that no revert can bring back: retired, or
- * left by an apply that failed after mapping it (and could not unmap it)
- * or was killed. Superseded ones wait for the revert of what replaced
- * them, stacked-over ones for the revert of what stacks on them; damaged
- * ones (records hpatch did not write) are not ours.
- */
-static bool collectable(const struct hp_rt_region *regions, size_t nr,
-			const struct hp_rt_region *r)
-{
-	return !r->active && !r->nr_in_place && !r->nr_invalid &&
-	       ((r->hdr.flags & HP_RT_RETIRED) ||
-		(!(r->hdr.flags & HP_RT_SUPERSEDED) &&
-		 !revert_needs(regions, nr, r)));
-}
-
 /* Unmap collectable regions that no thread points into any more. */
 void hp_collect_retired(struct hp_proc *proc)
 {
@@ -110,9 +62,8 @@ void hp_collect_retired(struct hp_proc *proc)
 
 	if (hp_rt_find_regions(proc, &regions, &nr))
 		return;
-	for (size_t i = 0; i < nr; i++)
-		nr_retired += collectable(regions, nr, &regions[i]);
 	unused = calloc(nr + 1, sizeof(*unused));
+	nr_retired = unused ? hp_plan_retired(regions, nr, unused) : 0;
 	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
 	    hp_world_stop(&w))
 		goto out;
@@ -126,7 +77,7 @@ void hp_collect_retired(struct hp_proc *proc)
 		const struct hp_busy_range *hit = NULL;
 		pid_t tid;
 
-		if (collectable(regions, nr, r))
+		if (unused[i])
 			unused[i] = !hp_world_check(&w, proc, &keep, 1, &tid,
 						    &hit) &&
 				    !hp_world_regs_point(&w, &keep);

@@ -41,7 +41,7 @@ void hp_result_add_function(struct hp_rt_result *res, const char *name)
 	hp_list_add(res->functions, sizeof(res->functions), name);
 }
 
-static const char *region_state(const struct hp_rt_region *r)
+const char *hp_region_state(const struct hp_rt_region *r)
 {
 	if (r->nr_invalid)
 		return "damaged (records hpatch did not write)";
@@ -79,7 +79,7 @@ static void status_one(const struct hp_proc *proc, struct hp_out *o,
 		hp_out_u64(o, "sequence", r->hdr.sequence);
 		hp_out_str(o, "key_id", "%s", key);
 		hp_out_u64(o, "applied_at", r->hdr.applied_at);
-		hp_out_str(o, "state", "%s", region_state(r));
+		hp_out_str(o, "state", "%s", hp_region_state(r));
 		hp_out_str(o, "region", "0x%" PRIx64, r->addr);
 		hp_out_begin_array(o, "functions");
 		for (uint32_t j = 0; j < r->hdr.nr_funcs; j++) {

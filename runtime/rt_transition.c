@@ -248,6 +248,14 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 	return rc;
 }
 
+/* CPUs the loader may run on (1 if unknown). */
+static int loader_cpus(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) ? 1 : CPU_COUNT(&set);
+}
+
 /*
  * Outside the window: raise our priority and seize every listed thread
  * (PTRACE_SEIZE does not stop it), so the window holds only interrupts,
@@ -266,6 +274,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	w->task_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	check_task_links(w);
+	w->nr_cpus = loader_cpus();
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
 	for (size_t i = 0; i < nr && !rc; i++) {
@@ -375,6 +384,7 @@ void hp_world_release(struct hp_world *w)
 	/* The window ends here, not after we drop to normal priority, when
 	 * the spinning threads we let go may run before we read the clock. */
 	w->resumed_at = hp_now_us();
+	hp_world_drop_stacks(w);
 	hp_pt_reap(w->threads, w->nr_threads);
 	hp_prio_restore(0, &w->prio);
 	if (w->status_fd >= 0)
@@ -386,6 +396,7 @@ void hp_world_release(struct hp_world *w)
 
 void hp_world_free(struct hp_world *w)
 {
+	hp_world_drop_stacks(w);
 	free(w->threads);
 	w->threads = NULL;
 	w->nr_threads = w->cap_threads = 0;

@@ -26,12 +26,31 @@ struct hp_map {
 	char path[256]; /* "" for anonymous */
 };
 
+struct hp_proc;
+
+/*
+ * The seam every read and write of the target's memory goes through:
+ * /proc/PID/mem (hp_proc_mem_ops) for a real process, a buffer in unit
+ * tests, so the lifecycle's rules run on made-up regions. Each returns 0,
+ * -HP_E_GONE, or -errno (-EIO on a short transfer).
+ */
+struct hp_mem_ops {
+	int (*read)(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		    size_t len);
+	int (*write)(const struct hp_proc *proc, hp_raddr_t addr,
+		     const void *buf, size_t len);
+};
+
+extern const struct hp_mem_ops hp_proc_mem_ops;
+
 struct hp_proc {
 	pid_t pid;
 	pid_t tid;  /* a live thread: the leader, unless it exited */
 	int mem_fd; /* /proc/TID/mem, O_RDWR */
 	struct hp_map *maps;
 	size_t nr_maps;
+	const struct hp_mem_ops *mem; /* NULL: hp_proc_mem_ops */
+	void *mem_ctx;		      /* the ops' own, for tests */
 };
 
 struct hp_rmodule {
@@ -173,6 +192,12 @@ struct hp_world {
 	bool ip_only; /* no stack is read in the window (--allow-active) */
 	bool leader_gone; /* exited (a zombie) while its threads run on */
 	pid_t stuck_tid;  /* with -HP_E_BUSY from the stop: would not stop */
+	int nr_cpus;	  /* the loader may run on, read before the window */
+	/* Every stack as hp_world_check read it in this stop, for the
+	 * checks after it (hp_world_drop_stacks: when a thread runs). */
+	uint8_t *stacks;
+	size_t *stack_lens;
+	size_t stacks_total;
 };
 
 /* "state D, uninterruptible, in nfs_wait_bit_killable" of w->stuck_tid. */
@@ -264,6 +289,9 @@ void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 const struct hp_busy_range *ranges, size_t nr_ranges,
 			 struct hp_who *who);
+
+/* Forget the stacks read in this stop (a thread ran, or the stop ends). */
+void hp_world_drop_stacks(struct hp_world *w);
 
 /*
  * Does any general register of a stopped thread point into @r (a callback

@@ -50,6 +50,21 @@ expect_exit 0 "revert: fix-v2, the last applied" "$HPATCH" revert -p "$pid"
 check "fix-v3 again" test "$(state)" = "v3 90 held v1"
 expect_exit 0 "revert fix-v3" "$HPATCH" revert -p "$pid"
 check "original at last" test "$(state)" = "v1 100 held v1"
+
+# A chain on one function: a third patch carries a function the second
+# restored (the original bytes came back through fix-v2's record), and
+# reverts go back one step each.
+build_patch svc "$T/p4.hpatch" --key "$T/k.key" --id fix-v2b --sequence 4
+expect_exit 0 "fix-v2 (downgrade on purpose)" apply --allow-downgrade "$T/p2.hpatch"
+expect_exit 0 "fix-v3 replaces it" apply "$T/p3.hpatch"
+expect_exit 0 "fix-v2b over what fix-v3 restored" apply "$T/p4.hpatch"
+check "v2 everywhere again" test "$(state)" = "v2 95 held v2"
+expect_exit 0 "revert fix-v2b" "$HPATCH" revert -p "$pid"
+check "fix-v3 back" test "$(state)" = "v3 90 held v1"
+expect_exit 0 "revert fix-v3" "$HPATCH" revert -p "$pid"
+check "fix-v2 back" test "$(state)" = "v2 95 held v2"
+expect_exit 0 "revert fix-v2" "$HPATCH" revert -p "$pid"
+check "original once more" test "$(state)" = "v1 100 held v1"
 check "no EINTR" test "$(ask 3 eintr)" = 0
 exec 3>&-
 finish
