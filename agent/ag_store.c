@@ -32,6 +32,8 @@ int hp_agent_read_patch(const char *path, const char *trust_dir,
 	int rc;
 
 	rc = hp_read_file(path, HP_PATCH_FILE_MAX, &data, &len);
+	if (rc == -EINVAL)
+		return hp_error(rc, "'%s': not a regular file", path);
 	if (rc)
 		return hp_error_rc(rc, "'%s'", path);
 	rc = hp_trust_load(&trust, trust_dir);

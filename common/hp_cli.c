@@ -105,8 +105,10 @@ int hp_cli_parse(const char *cmd, const char *synopsis,
 {
 	const struct hp_opt *all[HP_CLI_MAX_OPTS];
 	struct option lopts[HP_CLI_MAX_OPTS + 1];
-	char shorts[2 * HP_CLI_MAX_OPTS + 2] = "+";
-	size_t nr = 0, sl = 1;
+	/* No leading '+': options may follow the operands ("apply FILE -p
+	 * PID"), as with most tools; "--" still ends them. */
+	char shorts[2 * HP_CLI_MAX_OPTS + 2] = "";
+	size_t nr = 0, sl = 0;
 	int c, idx;
 
 	for (int pass = 0; pass < 2; pass++) {

@@ -48,7 +48,10 @@
 	X(HP_E_LAYOUT, "data layout changed")                                  \
 	X(HP_E_SIGNATURE, "function signature changed")                        \
 	X(HP_E_UNRELATED, "new build has no function in common with the old")  \
-	X(HP_E_FOREIGN_BINARY, "binary was not linked from the old objects")
+	X(HP_E_FOREIGN_BINARY, "binary was not linked from the old objects")   \
+	X(HP_E_INSECURE, "file or directory others could write")               \
+	X(HP_E_SECCOMP, "a seccomp filter forbids what hpatch must inject")    \
+	X(HP_E_EXEC, "the process executed a new program meanwhile")
 
 enum hp_err {
 	HP_E_FIRST_ = HP_E_BASE - 1,

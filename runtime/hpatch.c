@@ -14,14 +14,31 @@
 #include "signing/signing.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define HP_PATCH_FILE_MAX (256u << 20)
 #define HP_TIMEOUT_DEFAULT_MS 5000
+/* A day: more is a typo, and microseconds of it must not overflow. */
+#define HP_TIMEOUT_MAX_MS 86400000L
+
+/* --timeout: a usage error unless 0 <= ms <= a day. */
+static bool timeout_ok(const char *cmd, long ms)
+{
+	if (ms >= 0 && ms <= HP_TIMEOUT_MAX_MS)
+		return true;
+	hp_cli_usage_error(cmd,
+			   "--timeout must be at least 0 and at most %ld ms "
+			   "(a day)",
+			   HP_TIMEOUT_MAX_MS);
+	return false;
+}
 
 /*
  * The environment the tool reads, and only the tool (the runtime library
@@ -38,6 +55,63 @@ static void from_env(struct hp_rt_opts *opts, const char **audit_path)
 void hpatch_from_env(struct hp_rt_opts *opts, const char **audit_path)
 {
 	from_env(opts, audit_path);
+}
+
+/*
+ * While hpatch holds a process (its threads stopped, a system call
+ * injected, jumps half written), dying would leave it worse than it was:
+ * a region mapped for nothing, or a thread whose single-step trap is
+ * delivered to it as SIGTRAP once no tracer catches it. So the signals
+ * that end a session politely (a supervisor's SIGTERM, the SIGHUP of a
+ * dropped ssh session, ^C, ^\\, a closed pipe, job control) wait until
+ * the process is let go and its attempt recorded; then they act as ever.
+ * The OOM killer is told to look elsewhere meanwhile. SIGKILL and SIGSTOP
+ * cannot be held back.
+ */
+struct hold {
+	sigset_t old;
+	char oom[16]; /* oom_score_adj before, "" if unknown */
+};
+
+static void set_oom_adj(const char *value)
+{
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (write(fd, value, strlen(value)) < 0)
+		hp_dbg(HP_DBG_PTRACE, "oom_score_adj %s: %s", value,
+		       strerror(errno));
+	close(fd);
+}
+
+static void hold_begin(struct hold *h)
+{
+	const int sigs[] = { SIGTERM, SIGHUP,  SIGINT,	SIGQUIT,
+			     SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
+	sigset_t set;
+	ssize_t n;
+	int fd;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, &h->old);
+	h->oom[0] = 0;
+	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, h->oom, sizeof(h->oom) - 1);
+	if (fd >= 0)
+		close(fd);
+	h->oom[n > 0 ? n : 0] = 0;
+	set_oom_adj("-1000");
+}
+
+/* After the attempt is recorded: a signal held back acts now. */
+static void hold_end(struct hold *h)
+{
+	if (h->oom[0])
+		set_oom_adj(h->oom);
+	sigprocmask(SIG_SETMASK, &h->old, NULL);
 }
 
 static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
@@ -230,11 +304,19 @@ static int find_all(struct apply_run *run, pid_t **pids, size_t *nr)
 static int apply_one(struct apply_run *run, pid_t pid)
 {
 	struct hp_rt_result res;
-	int arc = hp_rt_apply(run->p, pid, &run->opts, &res);
+	struct hold h;
+	int arc;
 
-	print_result(&run->o, "apply", &res);
+	hold_begin(&h);
+	arc = hp_rt_apply(run->p, pid, &run->opts, &res);
 	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, &res, arc);
-	if (arc == -HP_E_BUSY) {
+	hold_end(&h);
+	print_result(&run->o, "apply", &res);
+	/* Found by --all, exited since: nothing was there to patch (a
+	 * service's short-lived children), no failure. */
+	if (arc == -HP_E_GONE && (run->opts.flags & HP_RT_SCANNED))
+		return 0;
+	if (arc == -HP_E_BUSY && res.busy_func[0]) {
 		hp_hint("pid %d: retry later, raise --timeout, or use "
 			"--allow-active",
 			(int)pid);
@@ -258,10 +340,7 @@ static int apply_usage(int first, int argc, const struct hp_strlist *pid_args,
 		return hp_cli_usage_error("apply", "expected one patch FILE");
 	if (!pid_args->nr == !all)
 		return hp_cli_usage_error("apply", "give -p PID or --all");
-	if (timeout_ms < 0)
-		return hp_cli_usage_error("apply",
-					  "--timeout must not be negative");
-	return 0;
+	return timeout_ok("apply", timeout_ms) ? 0 : HP_EXIT_USAGE;
 }
 
 static int cmd_apply(int argc, char **argv)
@@ -315,10 +394,11 @@ static int cmd_apply(int argc, char **argv)
 	run.file = argv[first];
 	run.opts.flags = (allow_active ? HP_RT_ALLOW_ACTIVE : 0) |
 			 (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0) |
-			 (stack ? HP_RT_STACK : 0);
+			 (stack ? HP_RT_STACK : 0) | (all ? HP_RT_SCANNED : 0);
 	rc = HP_EXIT_ERROR;
 	from_env(&run.opts, &audit_path);
-	if (hp_rt_audit_open(&run.audit, audit_path))
+	if (hp_rt_audit_open(&run.audit, audit_path) ||
+	    hp_rt_records_ready(&run.audit, run.opts.state_dir))
 		goto out;
 	lrc = load_patch(run.file, trust_dir, 0, &p);
 	if (lrc) {
@@ -384,6 +464,8 @@ static int cmd_revert(int argc, char **argv)
 		hp_cli_usage_error("revert", "-p: not a process id");
 		goto out;
 	}
+	if (!timeout_ok("revert", opts.timeout_ms))
+		goto out;
 	opts.flags = allow_active ? HP_RT_ALLOW_ACTIVE : 0;
 	rc = HP_EXIT_ERROR;
 	from_env(&opts, &audit_path);
@@ -393,10 +475,14 @@ static int cmd_revert(int argc, char **argv)
 	hp_out_begin_array(&o, "processes");
 	for (size_t i = 0; i < nr; i++) {
 		struct hp_rt_result res;
-		int rrc = hp_rt_revert(pids[i], &opts, &res);
+		struct hold h;
+		int rrc;
 
-		print_result(&o, "revert", &res);
+		hold_begin(&h);
+		rrc = hp_rt_revert(pids[i], &opts, &res);
 		hp_rt_audit_record(&audit, "revert", NULL, NULL, &res, rrc);
+		hold_end(&h);
+		print_result(&o, "revert", &res);
 		status = combine(status, rrc);
 	}
 	hp_out_finish(&o);

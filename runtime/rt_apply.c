@@ -230,13 +230,26 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 
 /* After a failure: unmap what was mapped, unless a jump still uses it. */
 static int undo_all(const struct hp_proc *proc, const struct hp_prep *prs,
-		    uint32_t nr, int rc)
+		    uint32_t nr, bool scanned, int rc)
 {
-	if (hp_proc_gone(proc->pid))
-		return hp_error(-HP_E_GONE,
-				"pid %d: the process exited during the apply; "
-				"nothing to undo",
-				(int)proc->pid);
+	/* (Even found by a scan: the new program may be the old build.) */
+	if (hp_proc_execd(proc)) {
+		hp_error(-HP_E_EXEC,
+			 "pid %d: executed a new program during the apply; "
+			 "the image prepared for went with it, nothing to undo "
+			 "and nothing changed in the new one",
+			 (int)proc->pid);
+		hp_hint("apply again to patch the new program");
+		return -HP_E_EXEC;
+	}
+	if (hp_proc_gone(proc->pid)) {
+		/* (Found by a scan: nothing was left to patch, no error.) */
+		hp_log(scanned ? HP_LOG_INFO : HP_LOG_ERROR,
+		       "pid %d: the process exited during the apply; nothing "
+		       "to undo",
+		       (int)proc->pid);
+		return -HP_E_GONE;
+	}
 	for (uint32_t k = 0; k < nr; k++) {
 		if (!prs[k].mapped)
 			continue;
@@ -260,7 +273,9 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		     const struct hp_rt_opts *opts, struct hp_rt_result *res)
 {
 	struct hp_proc proc;
+	struct hp_rt_lock lk = { .fd = -1 };
 	struct hp_prep *prs = calloc(p->nr_modules, sizeof(*prs));
+	const bool scanned = opts->flags & HP_RT_SCANNED;
 	uint32_t nr = 0;
 	int rc;
 	uint64_t t[4] = { hp_now_us() };
@@ -271,7 +286,15 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = hp_proc_open(pid, &proc, false);
+	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	if (!rc)
+		rc = hp_proc_check_alone(pid);
+	if (rc)
+		goto out;
+	rc = hp_proc_open(pid, &proc, scanned);
+	if (rc == -HP_E_GONE && scanned)
+		hp_log(HP_LOG_INFO, "pid %d: exited before it was patched",
+		       (int)pid);
 	if (rc)
 		goto out;
 	if (!(opts->flags & HP_RT_DRY_RUN))
@@ -294,13 +317,14 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
 		commit_all(p, &proc, opts, prs, nr);
 	else if (nr)
-		rc = undo_all(&proc, prs, nr, rc);
+		rc = undo_all(&proc, prs, nr, scanned, rc);
 	for (uint32_t k = 0; k < nr; k++) {
 		hp_rt_regions_free(prs[k].prior, prs[k].nr_prior);
 		hp_prep_release(&prs[k]);
 	}
 	hp_proc_close(&proc);
 out:
+	hp_rt_unlock(&lk);
 	free(prs);
 	res->rc = rc;
 	return rc;

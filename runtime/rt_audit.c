@@ -8,6 +8,7 @@
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_out.h"
+#include "common/hp_secure.h"
 #include "common/hp_util.h"
 #include "signing/signing.h"
 
@@ -27,30 +28,35 @@ int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
 {
 	char dir[256];
 	char *slash = NULL;
+	int rc;
 
 	snprintf(a->path, sizeof(a->path), "%s",
 		 path && *path ? path : HP_AUDIT_LOG_DEFAULT);
 	snprintf(dir, sizeof(dir), "%s", a->path);
 	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
+	if (slash && slash != dir)
 		*slash = 0;
-		if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-			hp_error_rc(-errno, "audit log: cannot create '%s'",
-				    dir);
-			hp_hint("choose another file with --audit-log FILE");
-			return -EACCES;
-		}
+	else
+		snprintf(dir, sizeof(dir), "%s", slash ? "/" : ".");
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		hp_error_rc(-errno, "audit log: cannot create '%s'", dir);
+		hp_hint("choose another file with --audit-log FILE");
+		return -EACCES;
 	}
-	a->fd = open(a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (a->fd < 0) {
-		int rc = -errno;
-
-		hp_error_rc(rc, "audit log: cannot open '%s'", a->path);
+	/* Root appends to it: a link or a directory another user can write
+	 * would let them choose which file grows, or rewrite the record. */
+	rc = hp_secure_dir(dir, "audit log directory");
+	if (rc && rc != -HP_E_INSECURE)
+		hp_error_rc(rc, "audit log directory '%s'", dir);
+	if (!rc)
+		rc = hp_secure_open(a->path, O_WRONLY | O_APPEND | O_CREAT,
+				    0640, "audit log", HP_LOG_ERROR, true);
+	if (rc < 0) {
 		hp_hint("every attempt must be recorded: fix the permissions "
-			"or "
-			"use --audit-log FILE");
+			"or use --audit-log FILE");
 		return rc;
 	}
+	a->fd = rc;
 	return 0;
 }
 

@@ -96,9 +96,10 @@ int hp_plan_revert(const struct hp_rt_region *regions, size_t nr,
 void hp_revert_plan_release(struct hp_revert_plan *rp);
 
 /*
- * Collection: a retired region no longer in effect is unmapped once no
- * thread points into it. Sets retired[i] for each such region of @regions.
- * Return: how many.
+ * Collection: a region no longer in effect that no revert can bring back
+ * (retired, or left behind by an apply that failed or was killed) is
+ * unmapped once no thread points into it. Sets retired[i] for each such
+ * region of @regions. Return: how many.
  */
 size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
 		       bool *retired);

@@ -9,8 +9,10 @@
 #include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -66,24 +68,102 @@ int hp_rt_fault(const char *step)
 			faults.nth);
 }
 
+/*
+ * The target's memory is the target's: a process can plant records that
+ * look like ours (by mistake, or to mislead root's hpatch). Everything
+ * read from a region is checked against what hpatch writes, and bounded:
+ * a record that fails is never "in place", a region with no valid record
+ * is no region, names are made printable, and a process is read for at
+ * most HP_RT_MAX_RECORDS records (hpatch never writes nearly as many).
+ */
+#define HP_RT_MAX_RECORDS (1u << 17)
+#define HP_RT_MAX_REGIONS 4096
+
+/* Make a name from the target printable: no terminal escape survives. */
+static void sanitize(char *s, size_t size)
+{
+	s[size - 1] = 0;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+/* End of the run of private anonymous mappings that starts with @m. */
+static hp_raddr_t anon_end(const struct hp_proc *proc, const struct hp_map *m)
+{
+	hp_raddr_t end = m->end;
+
+	for (const struct hp_map *n = m + 1;
+	     n < proc->maps + proc->nr_maps && n->start == end && !n->path[0] &&
+	     !n->shared;
+	     n++)
+		end = n->end;
+	return end;
+}
+
+/* Is the header of a region at @m what hpatch writes? */
+static bool header_valid(const struct hp_proc *proc, const struct hp_map *m,
+			 const struct hp_rt_header *h)
+{
+	const uint64_t page = HP_X86_PAGE_SIZE;
+
+	return h->version == HP_RT_VERSION && h->nr_funcs &&
+	       h->nr_funcs <= HP_RT_MAX_FUNCS &&
+	       sizeof(*h) + (uint64_t)h->nr_funcs * sizeof(struct hp_rt_func) <=
+		       h->header_size &&
+	       h->header_size % page == 0 && h->region_size % page == 0 &&
+	       h->region_size > h->header_size &&
+	       h->header_size <= m->end - m->start &&
+	       h->image_addr == m->start + h->header_size &&
+	       h->region_size <= anon_end(proc, m) - m->start &&
+	       h->build_id_len <= HP_BUILD_ID_MAX;
+}
+
+/*
+ * Is @f a record hpatch writes for region @r? Its new code inside the
+ * region's image; its site (if any) in a module's executable text, outside
+ * the region; a redirect's jump the jmp rel32 from the site to its code.
+ */
+static bool record_valid(const struct hp_proc *proc,
+			 const struct hp_rt_region *r,
+			 const struct hp_rt_func *f)
+{
+	const hp_raddr_t lo = r->hdr.image_addr,
+			 hi = r->addr + r->hdr.region_size;
+	const struct hp_map *site = NULL;
+	uint8_t jump[HP_X86_JMP_REL32_SIZE];
+
+	if (f->kind == HP_RT_REC_RESTORE)
+		return f->old_addr && !f->new_addr && !f->new_size &&
+		       f->orig[0] == HP_X86_JMP_REL32;
+	if (f->kind != HP_RT_REC_REDIRECT || f->new_addr < lo ||
+	    f->new_addr >= hi || f->new_size > hi - f->new_addr)
+		return false;
+	if (!f->old_addr)
+		return true; /* a new function */
+	site = hp_proc_find_map(proc, f->old_addr);
+	if (site && (!(site->prot & PROT_EXEC) || site->path[0] != '/'))
+		return false; /* (none: a library unloaded since) */
+	return !hp_x86_encode_jmp(jump, f->old_addr, f->new_addr) &&
+	       !memcmp(jump, f->jump, sizeof(jump));
+}
+
 static int read_region(const struct hp_proc *proc, const struct hp_map *m,
-		       struct hp_rt_region *out)
+		       size_t budget, struct hp_rt_region *out)
 {
 	struct hp_rt_region r = { .addr = m->start };
+	uint32_t nr_valid = 0, nr_redirects = 0;
 	size_t len;
 	int rc;
 
 	if (hp_proc_read(proc, m->start, &r.hdr, sizeof(r.hdr)) ||
-	    memcmp(r.hdr.magic, HP_RT_MAGIC, sizeof(r.hdr.magic)))
+	    memcmp(r.hdr.magic, HP_RT_MAGIC, sizeof(r.hdr.magic)) ||
+	    !header_valid(proc, m, &r.hdr))
 		return -ENOENT;
-	if (r.hdr.version != HP_RT_VERSION ||
-	    r.hdr.nr_funcs > HP_RT_MAX_FUNCS ||
-	    sizeof(r.hdr) + (uint64_t)r.hdr.nr_funcs * sizeof(*r.funcs) >
-		    r.hdr.header_size ||
-	    r.hdr.header_size > m->end - m->start)
-		return -ENOENT;
+	if (r.hdr.nr_funcs > budget)
+		return -E2BIG;
 	len = r.hdr.nr_funcs * sizeof(*r.funcs);
-	r.funcs = malloc(len ? len : 1);
+	r.funcs = malloc(len);
 	if (!r.funcs)
 		return -ENOMEM;
 	rc = hp_proc_read(proc, m->start + sizeof(r.hdr), r.funcs, len);
@@ -91,27 +171,44 @@ static int read_region(const struct hp_proc *proc, const struct hp_map *m,
 		free(r.funcs);
 		return rc;
 	}
-	r.in_place = calloc(r.hdr.nr_funcs + 1, sizeof(*r.in_place));
+	r.in_place = calloc(r.hdr.nr_funcs, sizeof(*r.in_place));
 	if (!r.in_place) {
 		free(r.funcs);
 		return -ENOMEM;
 	}
-	r.active = true;
 	for (uint32_t i = 0; i < r.hdr.nr_funcs; i++) {
+		struct hp_rt_func *f = &r.funcs[i];
 		uint8_t cur[HP_X86_JMP_REL32_SIZE];
 
-		if (!r.funcs[i].old_addr)
+		sanitize(f->name, sizeof(f->name));
+		if (!record_valid(proc, &r, f)) {
+			r.nr_invalid++;
+			continue;
+		}
+		nr_valid++;
+		if (!f->old_addr)
 			continue; /* a new function: nothing redirected */
-		r.in_place[i] = !hp_proc_read(proc, r.funcs[i].old_addr, cur,
-					      sizeof(cur)) &&
-				!memcmp(cur, r.funcs[i].jump, sizeof(cur));
+		nr_redirects += f->kind == HP_RT_REC_REDIRECT;
+		r.in_place[i] =
+			!hp_proc_read(proc, f->old_addr, cur, sizeof(cur)) &&
+			!memcmp(cur, f->jump, sizeof(cur));
 		r.nr_in_place += r.in_place[i];
-		r.active &= r.in_place[i];
 	}
-	r.hdr.patch_id[sizeof(r.hdr.patch_id) - 1] = 0;
-	r.hdr.module[sizeof(r.hdr.module) - 1] = 0;
-	for (uint32_t i = 0; i < r.hdr.nr_funcs; i++)
-		r.funcs[i].name[sizeof(r.funcs[i].name) - 1] = 0;
+	if (!nr_valid) {
+		free(r.funcs);
+		free(r.in_place);
+		hp_dbg(HP_DBG_FORMAT,
+		       "pid %d: 0x%" PRIx64 ": records hpatch did not write "
+		       "(ignored)",
+		       (int)proc->pid, r.addr);
+		return -ENOENT;
+	}
+	/* Every jump in place, at least one, and nothing forged. */
+	r.active = nr_redirects && !r.nr_invalid;
+	for (uint32_t i = 0; i < r.hdr.nr_funcs && r.active; i++)
+		r.active = !r.funcs[i].old_addr || r.in_place[i];
+	sanitize(r.hdr.patch_id, sizeof(r.hdr.patch_id));
+	sanitize(r.hdr.module, sizeof(r.hdr.module));
 	*out = r;
 	return 0;
 }
@@ -120,7 +217,7 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 		       size_t *nr)
 {
 	struct hp_rt_region *list = NULL;
-	size_t n = 0;
+	size_t n = 0, budget = HP_RT_MAX_RECORDS;
 
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
@@ -129,9 +226,17 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 
 		if (m->path[0] || m->shared || m->prot != PROT_READ)
 			continue;
-		rc = read_region(proc, m, &r);
+		rc = n < HP_RT_MAX_REGIONS ? read_region(proc, m, budget, &r)
+					   : -E2BIG;
 		if (rc == -ENOENT)
 			continue;
+		if (rc == -E2BIG) {
+			hp_warn("pid %d: more patch records than hpatch ever "
+				"writes; the regions from 0x%" PRIx64
+				" on are ignored",
+				(int)proc->pid, m->start);
+			break;
+		}
 		if (rc) {
 			hp_rt_regions_free(list, n);
 			return rc;
@@ -145,10 +250,38 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 		}
 		list = nl;
 		list[n++] = r;
+		budget -= r.hdr.nr_funcs;
 	}
 	*out = list;
 	*nr = n;
 	return 0;
+}
+
+bool hp_rt_region_redirects(const struct hp_proc *proc,
+			    const struct hp_rt_region *r,
+			    const struct hp_module *m, hp_raddr_t bias)
+{
+	const hp_raddr_t lo = r->hdr.image_addr,
+			 hi = r->addr + r->hdr.region_size;
+	uint32_t nr_sites = 0;
+
+	for (uint32_t i = 0; i < m->nr_funcs; i++) {
+		const hp_raddr_t at = bias + m->funcs[i].old_addr;
+		uint8_t cur[HP_X86_JMP_REL32_SIZE];
+		hp_raddr_t to;
+
+		if (m->funcs[i].flags & HP_FUNC_NEW)
+			continue;
+		if (hp_proc_read(proc, at, cur, sizeof(cur)) ||
+		    cur[0] != HP_X86_JMP_REL32)
+			return false;
+		to = at + HP_X86_JMP_REL32_SIZE +
+		     (int64_t)(int32_t)hp_get_le32(cur + 1);
+		if (to < lo || to >= hi)
+			return false;
+		nr_sites++;
+	}
+	return nr_sites > 0;
 }
 
 void hp_rt_regions_free(struct hp_rt_region *r, size_t nr)

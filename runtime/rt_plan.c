@@ -221,8 +221,10 @@ int hp_plan_prior(const struct hp_patch *p, const struct hp_proc *proc,
 		}
 	for (size_t i = n; i-- > 0 && !top;)
 		top = regions[i].nr_in_place ? &regions[i] : NULL;
+	/* "Applied" is read from the code, never from the record alone. */
 	if (top && !strcmp(top->hdr.patch_id, p->id) &&
-	    top->hdr.sequence == p->sequence)
+	    top->hdr.sequence == p->sequence &&
+	    hp_rt_region_redirects(proc, top, m, pr->mod.bias))
 		rc = -HP_E_APPLIED; /* the caller says it, once per process */
 	else if (top && top->hdr.sequence > p->sequence &&
 		 !(opts->flags & HP_RT_ALLOW_DOWNGRADE))
@@ -352,14 +354,47 @@ void hp_revert_plan_release(struct hp_revert_plan *rp)
 	*rp = (struct hp_revert_plan){ 0 };
 }
 
+/* Would reverting a record of @regions write a jump into @r again? */
+static bool revert_needs(const struct hp_rt_region *regions, size_t nr,
+			 const struct hp_rt_region *r)
+{
+	const hp_raddr_t lo = r->addr, hi = r->addr + r->hdr.region_size;
+
+	for (size_t i = 0; i < nr; i++)
+		for (uint32_t j = 0; j < regions[i].hdr.nr_funcs; j++) {
+			const struct hp_rt_func *f = &regions[i].funcs[j];
+			hp_raddr_t to;
+
+			if (&regions[i] == r || !f->old_addr ||
+			    f->orig[0] != HP_X86_JMP_REL32)
+				continue;
+			to = f->old_addr + HP_X86_JMP_REL32_SIZE +
+			     (int64_t)(int32_t)hp_get_le32(f->orig + 1);
+			if (to >= lo && to < hi)
+				return true;
+		}
+	return false;
+}
+
+/*
+ * A region nothing jumps into that no revert can bring back: retired, or
+ * left by an apply that failed after mapping it (and could not unmap it)
+ * or was killed. Superseded ones wait for the revert of what replaced
+ * them, stacked-over ones for the revert of what stacks on them; damaged
+ * ones (records hpatch did not write) are not ours.
+ */
 size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
 		       bool *retired)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < nr; i++) {
-		retired[i] = !regions[i].active &&
-			     (regions[i].hdr.flags & HP_RT_RETIRED);
+		const struct hp_rt_region *r = &regions[i];
+
+		retired[i] = !r->active && !r->nr_in_place && !r->nr_invalid &&
+			     ((r->hdr.flags & HP_RT_RETIRED) ||
+			      (!(r->hdr.flags & HP_RT_SUPERSEDED) &&
+			       !revert_needs(regions, nr, r)));
 		n += retired[i];
 	}
 	return n;
@@ -369,10 +404,13 @@ int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
 		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
 {
 	char hex[2 * HP_BUILD_ID_MAX + 1];
-	uint64_t seen;
+	uint64_t seen = 0;
+	int rc;
 
 	hp_hex(hex, pr->m->build_id, pr->m->build_id_len);
-	seen = hp_rt_state_sequence(opts->state_dir, hex);
+	rc = hp_rt_state_sequence(opts->state_dir, hex, &seen);
+	if (rc)
+		return rc;
 	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
 		return 0;
 	hp_error(-HP_E_DOWNGRADE,

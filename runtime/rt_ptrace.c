@@ -6,12 +6,14 @@
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -19,17 +21,109 @@
 
 #define HP_LOG_PREFIX "rt: "
 
+/*
+ * Every wait for a tracee has a bound: by default HP_PT_WAIT_MAX_US from
+ * its start, or the deadline a caller set for a whole stop
+ * (hp_pt_set_deadline). A thread in a wait no interrupt ends (a vfork
+ * child's, a hung file system's) would otherwise keep every other
+ * thread stopped for as long as it sleeps.
+ */
+#define HP_PT_WAIT_MAX_US 2000000
+static uint64_t pt_deadline; /* CLOCK_MONOTONIC us, 0: the default */
+
+void hp_pt_set_deadline(uint64_t deadline_us)
+{
+	pt_deadline = deadline_us;
+}
+
+/*
+ * waitpid(@tid) until the deadline. Most waits of a stop find the thread
+ * stopped already (every thread was interrupted first): one WNOHANG. Else
+ * SIGCHLD, which every stop of a tracee sends its tracer, wakes a
+ * sigtimedwait (blocked meanwhile, so none is lost between the check and
+ * the wait). A leader that exited while others live never reports: it is
+ * looked at every 10 ms. Return: the pid, 0 at the deadline, -errno.
+ */
+static pid_t wait_bounded(const struct hp_thread *t, int *status)
+{
+	const uint64_t deadline =
+		pt_deadline ? pt_deadline : hp_now_us() + HP_PT_WAIT_MAX_US;
+	sigset_t chld, old;
+	pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+	int saved;
+
+	if (r != 0)
+		return r;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old);
+	for (;;) {
+		uint64_t now, left;
+		struct timespec ts;
+
+		r = waitpid(t->tid, status, __WALL | WNOHANG);
+		if (r < 0 && errno == EINTR)
+			continue;
+		now = hp_now_us();
+		if (r != 0 || now >= deadline)
+			break;
+		if (t->leader && hp_task_gone(t->tid)) {
+			r = -1;
+			errno = ESRCH;
+			break;
+		}
+		left = deadline - now;
+		if (t->leader && left > 10000)
+			left = 10000;
+		ts = (struct timespec){ (time_t)(left / 1000000),
+					(long)(left % 1000000) * 1000 };
+		sigtimedwait(&chld, NULL, &ts);
+	}
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return r;
+}
+
 int hp_pt_seize(struct hp_thread *t)
 {
-	if (ptrace(PTRACE_SEIZE, t->tid, 0, 0) < 0) {
-		/* The kernel refuses a thread that is exiting with EPERM,
-		 * as it refuses one that another tracer holds. */
-		if (errno == EPERM && hp_task_gone(t->tid))
-			return -ESRCH;
-		return -errno;
+	pid_t tracer;
+	int rc;
+
+	/* TRACEEXEC: a thread of ours that execs reports an event stop,
+	 * not the SIGTRAP the kernel otherwise sends it (which, delivered,
+	 * would kill the new program). */
+	if (!ptrace(PTRACE_SEIZE, t->tid, 0, (void *)PTRACE_O_TRACEEXEC)) {
+		t->seized = true;
+		return 0;
 	}
-	t->seized = true;
-	return 0;
+	rc = -errno;
+	/* The kernel refuses a thread that is exiting with EPERM, as it
+	 * refuses one that another tracer holds: tell them apart. */
+	if (rc == -ESRCH || (rc == -EPERM && hp_task_gone(t->tid)))
+		return -ESRCH;
+	tracer = rc == -EPERM ? hp_task_tracer(t->tid) : 0;
+	/* Ours still: a thread an earlier try could not stop in time
+	 * (hp_pt_release left it attached). */
+	if (tracer == getpid()) {
+		t->seized = true;
+		return 0;
+	}
+	if (tracer > 0) {
+		char comm[32];
+
+		hp_task_comm(tracer, comm, sizeof(comm));
+		hp_error(rc, "tid %d: traced by pid %d ('%s'); cannot attach",
+			 (int)t->tid, (int)tracer, comm);
+		hp_hint("a debugger, strace or another patcher holds it: "
+			"detach it (or let it finish) and retry");
+		return rc;
+	}
+	hp_error_rc(rc, "tid %d: cannot attach", (int)t->tid);
+	if (rc == -EPERM)
+		hp_hint("run as root or as the process's user; check "
+			"/proc/sys/kernel/yama/ptrace_scope");
+	return rc;
 }
 
 int hp_pt_interrupt(struct hp_thread *t)
@@ -40,40 +134,29 @@ int hp_pt_interrupt(struct hp_thread *t)
 }
 
 /*
- * Keep @sig, taken from @t while we held it, for when we let go: the first
- * rides on the detach, any other is sent again right after it.
- */
-static void keep_signal(struct hp_thread *t, int sig)
-{
-	if (!t->pending_sig || t->pending_sig == sig)
-		t->pending_sig = sig;
-	else if (sig > 0 && sig <= 64)
-		t->more_sigs |= 1ULL << (sig - 1);
-}
-
-/*
  * A seized thread stops with PTRACE_EVENT_STOP (status >> 16) for our
  * interrupt, or first in a signal-delivery-stop (status >> 16 is 0) when a
- * signal raced us: that stop is as good, but the signal, SIGTRAP included,
- * must be delivered when we let go. A leader that exited while others
- * live would never report: waiting for it blocks only while it lives.
+ * signal raced us. That signal is delivered at once, from that very stop
+ * (PTRACE_CONT with it: the kernel keeps its siginfo, si_value and
+ * si_code), and the interrupt, still pending, stops the thread right
+ * after, at its handler. Keeping it for later lost it or its siginfo (a
+ * detach from another stop re-sends it as from the tracer), and several
+ * kept ones were merged into one of each number. A leader that exited
+ * while others live would never report: see wait_bounded.
  */
 int hp_pt_wait_stop(struct hp_thread *t)
 {
 	int status = 0;
 
 	for (;;) {
-		pid_t r = waitpid(t->tid, &status,
-				  __WALL | (t->leader ? WNOHANG : 0));
+		pid_t r = wait_bounded(t, &status);
 
-		if (r == 0 && hp_task_gone(t->tid)) {
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno == ESRCH && t->leader) {
 			t->seized = false;
 			return -ESRCH;
 		}
-		if (r == 0)
-			r = waitpid(t->tid, &status, __WALL);
-		if (r < 0 && errno == EINTR)
-			continue;
 		if (r < 0)
 			return -errno;
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -82,9 +165,15 @@ int hp_pt_wait_stop(struct hp_thread *t)
 		}
 		if (!WIFSTOPPED(status))
 			continue;
-		if (status >> 16 == 0)
-			keep_signal(t, WSTOPSIG(status));
+		if (status >> 16 == 0) {
+			if (ptrace(PTRACE_CONT, t->tid, 0,
+				   (void *)(long)WSTOPSIG(status)) < 0)
+				return errno == ESRCH ? -ESRCH : -errno;
+			continue;
+		}
 		t->stopped = true;
+		if (status >> 16 == PTRACE_EVENT_EXEC)
+			return -HP_E_EXEC; /* stopped: let go as any other */
 		hp_dbg(HP_DBG_PTRACE, "tid %d stopped (status 0x%x)",
 		       (int)t->tid, status);
 		return 0;
@@ -146,37 +235,41 @@ void hp_pt_release(struct hp_thread *t)
 	 * a failed apply say). A thread seized but not stopped, on a failure
 	 * path, is stopped first; one that exited meanwhile is done. */
 	if (!t->stopped) {
+		const uint64_t saved = pt_deadline;
 		int rc = hp_pt_interrupt(t);
 
+		/* A thread that did not stop in time is not waited for
+		 * again: if it stops now, it is let go; else it stays
+		 * attached, its interrupt pending, until a later try stops
+		 * it or hpatch exits (the kernel lets it go then). */
+		pt_deadline = hp_now_us() + 10000;
 		if (!rc)
 			rc = hp_pt_wait_stop(t);
+		pt_deadline = saved;
+		if (rc == -ETIMEDOUT) {
+			hp_dbg(HP_DBG_PTRACE,
+			       "tid %d: not stopped; left attached",
+			       (int)t->tid);
+			t->seized = false;
+			return;
+		}
 		if (rc) {
 			t->dead = t->seized; /* not reaped yet */
 			t->seized = false;
-			t->pending_sig = 0;
-			t->more_sigs = 0;
 			return;
 		}
 	}
 	/* Detaching resumes the thread and cancels any pending interrupt.
 	 * ESRCH: killed while stopped (SIGKILL needs no tracer), to reap. */
-	if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)t->pending_sig) <
-	    0) {
+	if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0) {
 		if (errno == ESRCH)
 			t->dead = true;
 		else
 			hp_warn("tid %d: detach: %s", (int)t->tid,
 				strerror(errno));
 	}
-	for (int sig = 1; !t->dead && t->more_sigs && sig <= 64; sig++)
-		if ((t->more_sigs & (1ULL << (sig - 1))) &&
-		    syscall(SYS_tkill, t->tid, sig) < 0 && errno != ESRCH)
-			hp_warn("tid %d: cannot deliver signal %d again: %s",
-				(int)t->tid, sig, strerror(errno));
-	t->more_sigs = 0;
 	t->seized = false;
 	t->stopped = false;
-	t->pending_sig = 0;
 	t->has_regs = false;
 	t->has_ip = false;
 }
@@ -210,6 +303,59 @@ void hp_pt_reap(struct hp_thread *threads, size_t nr)
 }
 
 /*
+ * While a thread runs only our instructions (an injected call, steps out
+ * of a jump site), every signal sent to it waits, queued as it was sent
+ * (real-time ones not merged, each with its siginfo): its mask blocks all
+ * (PTRACE_SETSIGMASK, SIGKILL and SIGSTOP aside) and is restored after.
+ * A signal the steps themselves raise (SIGSEGV, SIGILL, SIGBUS: the code
+ * was not what we took it for, or an exec replaced it) is hpatch's doing,
+ * not the program's: it is never delivered (we resume with signal 0).
+ */
+static int block_signals(const struct hp_thread *t, uint64_t *saved)
+{
+	uint64_t all = ~0ULL;
+
+	if (ptrace(PTRACE_GETSIGMASK, t->tid, (void *)sizeof(*saved), saved) <
+		    0 ||
+	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
+		return -errno;
+	return 0;
+}
+
+static void restore_signals(const struct hp_thread *t, uint64_t *saved)
+{
+	if (ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(*saved), saved) <
+		    0 &&
+	    errno != ESRCH)
+		hp_warn("tid %d: cannot restore its signal mask: %s",
+			(int)t->tid, strerror(errno));
+}
+
+/*
+ * One single step of @t. Return: 0 (stopped by the step's trap, or by a
+ * stop that ran nothing), -ESRCH, -errno, or -HP_E_INJECT with *@sig the
+ * signal the step raised.
+ */
+static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
+		     int *sig)
+{
+	int status;
+
+	if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+		return -errno;
+	if (waitpid(t->tid, &status, __WALL) < 0)
+		return -errno;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->seized = false;
+		return -ESRCH;
+	}
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, regs) < 0)
+		return -errno;
+	*sig = WIFSTOPPED(status) && status >> 16 == 0 ? WSTOPSIG(status) : 0;
+	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
+}
+
+/*
  * orig_rax = -1 keeps the kernel from "restarting" our injected call when
  * the thread was stopped inside a system call of its own; restoring every
  * register afterwards (orig_rax and rax = -ERESTART* included) lets the
@@ -219,10 +365,17 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		  const long args[6], long *ret)
 {
 	struct user_regs_struct saved, regs;
-	int status, rc = 0, tries = 0;
+	uint64_t mask = 0;
+	int rc, sig = 0, tries = 0;
 
+	rc = hp_seccomp_check(t->tid, insn, nr, args);
+	if (rc)
+		return rc;
 	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
 		return -errno;
+	rc = block_signals(t, &mask);
+	if (rc)
+		return rc;
 	regs = saved;
 	regs.rip = insn;
 	regs.rax = (unsigned long long)nr;
@@ -233,39 +386,35 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	regs.r10 = (unsigned long long)args[3];
 	regs.r8 = (unsigned long long)args[4];
 	regs.r9 = (unsigned long long)args[5];
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0)
-		return -errno;
-	for (;;) {
-		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0) {
-			rc = -errno;
-			break;
-		}
-		if (waitpid(t->tid, &status, __WALL) < 0) {
-			rc = -errno;
-			break;
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			t->seized = false;
-			return -ESRCH;
-		}
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, &regs) < 0) {
-			rc = -errno;
-			break;
-		}
-		if (regs.rip == insn + 2)
-			break;
-		/* A signal arrived before the step: keep it, step again. */
-		if (status >> 16 == 0 && WSTOPSIG(status) != SIGTRAP)
-			keep_signal(t, WSTOPSIG(status));
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0) {
+		rc = -errno;
+		goto out_mask;
+	}
+	/* A stop that ran nothing (a group stop) leaves rip at insn. */
+	while (!(rc = step_once(t, &regs, &sig)) && regs.rip != insn + 2)
 		if (regs.rip != insn || ++tries > 16) {
 			rc = -HP_E_INJECT;
 			break;
 		}
-	}
+	if (rc == -ESRCH)
+		return rc;
+	if (rc == -HP_E_INJECT)
+		hp_error(rc,
+			 "tid %d: the injected system call %ld %s at 0x%llx "
+			 "(signal %d, not delivered); its registers are "
+			 "restored",
+			 (int)t->tid, nr, sig ? "faulted" : "went astray",
+			 regs.rip, sig);
+	else if (rc)
+		hp_error_rc(rc, "tid %d: injected system call %ld", (int)t->tid,
+			    nr);
 	if (!rc)
 		*ret = (long)regs.rax;
 	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
-		rc = -errno;
+		rc = hp_error_rc(-errno, "tid %d: cannot restore registers",
+				 (int)t->tid);
+out_mask:
+	restore_signals(t, &mask);
 	hp_dbg(HP_DBG_PTRACE, "tid %d: syscall %ld -> %ld (rc %d)", (int)t->tid,
 	       nr, rc ? 0 : *ret, rc);
 	return rc;
@@ -273,25 +422,26 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 
 int hp_pt_step(struct hp_thread *t)
 {
-	for (int tries = 0; tries < 16; tries++) {
-		int status;
+	uint64_t mask = 0;
+	int rc = block_signals(t, &mask), sig = 0;
 
-		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
-			return -errno;
-		if (waitpid(t->tid, &status, __WALL) < 0)
-			return -errno;
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			t->seized = false;
-			return -ESRCH;
-		}
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->regs) < 0)
-			return -errno;
-		t->has_regs = true;
-		if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP)
-			return 0;
-		/* A signal came first: keep it for the detach, step again. */
-		if (WIFSTOPPED(status) && status >> 16 == 0)
-			keep_signal(t, WSTOPSIG(status));
+	if (rc)
+		return rc;
+	/* A stop that ran nothing (a group stop) is stepped again. */
+	for (int tries = 0; tries < 16; tries++) {
+		rc = step_once(t, &t->regs, &sig);
+		t->has_regs = !rc;
+		if (rc || sig == SIGTRAP)
+			break;
+		rc = -HP_E_INJECT;
 	}
-	return -HP_E_INJECT;
+	if (rc == -HP_E_INJECT)
+		hp_error(rc,
+			 "tid %d: stepping out of a jump site %s at 0x%llx "
+			 "(signal %d, not delivered)",
+			 (int)t->tid, sig ? "faulted" : "made no progress",
+			 t->regs.rip, sig);
+	if (rc != -ESRCH)
+		restore_signals(t, &mask);
+	return rc;
 }

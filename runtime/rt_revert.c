@@ -51,7 +51,7 @@ void hp_revive_superseded(const struct hp_proc *proc,
 	hp_rt_regions_free(regions, nr);
 }
 
-/* Unmap retired regions that no thread points into any more. */
+/* Unmap collectable regions that no thread points into any more. */
 void hp_collect_retired(struct hp_proc *proc)
 {
 	struct hp_rt_region *regions = NULL;
@@ -95,7 +95,8 @@ void hp_collect_retired(struct hp_proc *proc)
 			    !hp_remote_call(&rm, SYS_munmap, args, &ret) &&
 			    !ret)
 				hp_log(HP_LOG_INFO,
-				       "pid %d: unmapped retired patch '%s'",
+				       "pid %d: unmapped unused patch region "
+				       "'%s'",
 				       (int)proc->pid, regions[i].hdr.patch_id);
 		}
 	hp_remote_end(&rm);
@@ -139,10 +140,16 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	struct hp_rt_region *regions = NULL;
 	struct hp_revert_plan rp = { 0 };
 	struct hp_proc proc;
+	struct hp_rt_lock lk = { .fd = -1 };
 	size_t nr = 0;
 	int rc;
 
 	*res = (struct hp_rt_result){ .pid = pid };
+	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	if (!rc)
+		rc = hp_proc_check_alone(pid);
+	if (rc)
+		goto out;
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
@@ -174,6 +181,7 @@ out_free:
 	hp_rt_regions_free(regions, nr);
 	hp_proc_close(&proc);
 out:
+	hp_rt_unlock(&lk);
 	res->rc = rc;
 	return rc;
 }

@@ -43,6 +43,8 @@ void hp_result_add_function(struct hp_rt_result *res, const char *name)
 
 const char *hp_region_state(const struct hp_rt_region *r)
 {
+	if (r->nr_invalid)
+		return "damaged (records hpatch did not write)";
 	if (r->active)
 		return "active";
 	if (r->nr_in_place)

@@ -186,9 +186,23 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	if (!a.sites)
 		return -ENOMEM;
 	while ((rc = try_switch(&a, proc, opts, sw, res)) == -HP_E_BUSY) {
-		res->busy_tid = a.busy_tid;
+		res->busy_tid = a.busy ? a.busy_tid : a.w.stuck_tid;
 		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
-			 a.busy->name);
+			 a.busy ? a.busy->name : "");
+		if (!a.busy && hp_now_us() + backoff > deadline) {
+			char state[160];
+
+			hp_world_stuck_state(&a.w, state, sizeof(state));
+			rc = hp_error(-HP_E_BUSY,
+				      "pid %d: tid %d would not stop (%s) "
+				      "within %ld ms (%u tries); every thread "
+				      "was let go, nothing changed",
+				      (int)proc->pid, (int)a.w.stuck_tid, state,
+				      opts->timeout_ms, res->nr_tries);
+			hp_hint("it waits in the kernel (for a vfork child, a "
+				"hung file system...): retry when it is back");
+			break;
+		}
 		if (hp_now_us() + backoff > deadline) {
 			rc = hp_error(-HP_E_BUSY,
 				      "pid %d: tid %d: '%s' still in use "

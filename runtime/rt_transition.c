@@ -28,6 +28,14 @@
 #include <sys/stat.h>
 
 #define HP_LOG_PREFIX "rt: "
+/*
+ * The longest a stop waits for every thread to reach it (interrupts
+ * reach a running or sleeping thread in microseconds; 256 threads of a
+ * saturated host in milliseconds). A thread still not stopped sleeps
+ * where no interrupt wakes it: every thread is let go, and the switch
+ * retries until --timeout (hp_switch).
+ */
+#define HP_STOP_MAX_US 250000
 
 /*
  * Is @tid known? A listing comes in the order of the previous one, so
@@ -89,13 +97,46 @@ int hp_thread_need_ip(struct hp_thread *t)
  * pause little beyond the wait itself. Every register is read only where
  * needed (stepping a thread, running a system call through it).
  */
-static int wait_and_read(struct hp_thread *t)
+static int wait_and_read(struct hp_world *w, struct hp_thread *t)
 {
 	int rc = hp_pt_wait_stop(t);
 
+	if (rc == -ETIMEDOUT) {
+		/* It sleeps where no interrupt reaches it: let every thread
+		 * go now rather than freeze them while it sleeps. */
+		w->stuck_tid = t->tid;
+		return -HP_E_BUSY;
+	}
 	if (!rc)
 		rc = hp_thread_need_ip(t);
 	return rc;
+}
+
+void hp_world_stuck_state(const struct hp_world *w, char *buf, size_t size)
+{
+	char path[64], stat[512] = "", wchan[64] = "", *p = NULL;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)w->pid,
+		 (int)w->stuck_tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, stat, sizeof(stat) - 1);
+	if (fd >= 0)
+		close(fd);
+	stat[n > 0 ? n : 0] = 0;
+	p = strrchr(stat, ')');
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)w->pid,
+		 (int)w->stuck_tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, wchan, sizeof(wchan) - 1);
+	if (fd >= 0)
+		close(fd);
+	wchan[n > 0 ? n : 0] = 0;
+	snprintf(buf, size, "state %c%s%s%s", p && p[1] ? p[2] : '?',
+		 p && p[2] == 'D' ? ", uninterruptible" : "",
+		 wchan[0] && strcmp(wchan, "0") ? ", in " : "",
+		 wchan[0] && strcmp(wchan, "0") ? wchan : "");
 }
 
 /*
@@ -177,6 +218,8 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 		rc = hp_pt_seize(t);
 		if (!rc)
 			rc = hp_pt_interrupt(t);
+		else if (rc != -ESRCH)
+			break; /* reported */
 		if (rc == -ESRCH) {
 			/* Exited between listing and stopping: kept known
 			 * (not held), so a later listing does not count it
@@ -186,10 +229,6 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 		} else if (rc) {
 			hp_error_rc(rc, "pid %d: tid %d: cannot stop thread",
 				    (int)w->pid, (int)tids[i]);
-			if (rc == -EPERM)
-				hp_hint("is another debugger attached? check "
-					"'TracerPid' in /proc/%d/status",
-					(int)w->pid);
 		}
 	}
 	free(tids);
@@ -200,7 +239,7 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 
 		if (!t->seized)
 			continue;
-		wrc = wait_and_read(t);
+		wrc = wait_and_read(w, t);
 		if (wrc == -ESRCH)
 			continue; /* exited while stopping: nothing to check */
 		if (wrc && !rc)
@@ -250,13 +289,6 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 			t->seized = false;
 			w->leader_gone |= t->leader;
 			rc = 0;
-		} else if (rc) {
-			hp_error_rc(rc, "pid %d: tid %d: cannot attach",
-				    (int)pid, (int)tids[i]);
-			if (rc == -EPERM)
-				hp_hint("is another debugger attached? check "
-					"'TracerPid' in /proc/%d/status",
-					(int)pid);
 		}
 	}
 	free(tids);
@@ -284,6 +316,7 @@ int hp_world_stop(struct hp_world *w)
 	int rc = 0, rounds = 0;
 
 	w->stopped_at = hp_now_us();
+	hp_pt_set_deadline(w->stopped_at + HP_STOP_MAX_US);
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		struct hp_thread *t = &w->threads[i];
 		int irc = t->seized ? hp_pt_interrupt(t) : 0;
@@ -299,7 +332,7 @@ int hp_world_stop(struct hp_world *w)
 
 		if (!t->seized)
 			continue;
-		wrc = wait_and_read(t);
+		wrc = wait_and_read(w, t);
 		if (wrc && wrc != -ESRCH)
 			rc = wrc;
 	}
@@ -325,6 +358,7 @@ int hp_world_stop(struct hp_world *w)
 				      "cannot stop them all",
 				      (int)w->pid);
 	}
+	hp_pt_set_deadline(0);
 	if (rc) {
 		hp_world_resume(w);
 		return rc;

@@ -25,6 +25,12 @@ enum hp_rt_flags {
 	 * way; nothing is mapped, no jump written, no state recorded.
 	 */
 	HP_RT_DRY_RUN = 1 << 3,
+	/*
+	 * The pid came from a scan (apply --all): a process that exits
+	 * before or while it is patched had nothing left to patch, which is
+	 * no error (said at info level; the result is still -HP_E_GONE).
+	 */
+	HP_RT_SCANNED = 1 << 4,
 };
 
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"
@@ -67,7 +73,9 @@ struct hp_rt_audit {
 /*
  * hp_rt_audit_open() - open (create, append) the audit log at @path, or
  * when NULL or "" at HP_AUDIT_LOG_DEFAULT, creating its directory (0750).
- * Return: 0 or -errno (reported, with a hint).
+ * The file (never a symbolic link) and every directory above it must be
+ * root's (or ours) alone (common/hp_secure.h).
+ * Return: 0, -HP_E_INSECURE or -errno (reported, with a hint).
  */
 int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
 	__attribute__((warn_unused_result));
@@ -81,6 +89,17 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 			const char *file, const struct hp_patch *p,
 			const struct hp_rt_result *res, int rc);
 void hp_rt_audit_close(struct hp_rt_audit *a);
+
+/*
+ * hp_rt_records_ready() - before applying anything: room for the audit
+ * line in @a's file system, and an anti-rollback state directory
+ * @state_dir (NULL: HP_STATE_DIR_DEFAULT; created if missing) that is root's alone and has room for the record. An apply
+ * the host would forget or could not audit is not made. (A revert is
+ * never held back so: it takes code out.)
+ * Return: 0, -HP_E_INSECURE, -ENOSPC or -errno (reported).
+ */
+int hp_rt_records_ready(const struct hp_rt_audit *a, const char *state_dir)
+	__attribute__((warn_unused_result));
 
 /*
  * hp_rt_apply() - apply @p to process @pid: find the module by build-id,

@@ -65,6 +65,9 @@ struct hp_rmodule {
 pid_t hp_proc_live_tid(pid_t pid);
 /* Has every thread of @pid exited? */
 bool hp_proc_gone(pid_t pid);
+/* Has @proc executed a new program since it was opened (its memory, as
+ * hp_proc_open found it, is gone while the process lives on)? */
+bool hp_proc_execd(const struct hp_proc *proc);
 /* Open @pid's memory and map; @quiet: no messages (scans of every pid). */
 int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	__attribute__((warn_unused_result));
@@ -98,6 +101,16 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 /* Whether process or thread @tid is gone, or a zombie not yet reaped:
  * nothing left to patch or undo there. */
 bool hp_task_gone(pid_t tid);
+/* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
+long hp_task_status_field(pid_t tid, const char *key);
+/* Refuse a process that shares its memory with another process (vfork,
+ * clone(CLONE_VM)): hpatch stops one process's threads, not the other's.
+ * Return: 0, -HP_E_BUSY (reported, naming them), -errno. */
+int hp_proc_check_alone(pid_t pid) __attribute__((warn_unused_result));
+/* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
+pid_t hp_task_tracer(pid_t tid);
+/* The command name of @pid, "?" if unknown. */
+void hp_task_comm(pid_t pid, char *buf, size_t size);
 
 /* ---- rt_symbols.c ---- */
 /* Address of @name (@version NULL: the default version) in the modules the
@@ -111,22 +124,27 @@ struct hp_thread {
 	pid_t tid;
 	bool seized;
 	bool stopped;
-	bool leader;	 /* the thread-group leader (tid == pid) */
-	bool dead;	 /* killed while ours: to reap (hp_pt_reap) */
-	int pending_sig; /* a signal that arrived while stopping: re-deliver */
-	uint64_t more_sigs; /* others (bit n-1 for signal n): sent again */
-	bool has_regs;	    /* regs read during this stop */
-	bool has_ip;	    /* regs.rip and .rsp alone read during this stop */
+	bool leader;   /* the thread-group leader (tid == pid) */
+	bool dead;     /* killed while ours: to reap (hp_pt_reap) */
+	bool has_regs; /* regs read during this stop */
+	bool has_ip;   /* regs.rip and .rsp alone read during this stop */
 	struct user_regs_struct regs;
 };
 
+/* Return: 0, -ESRCH (exiting), or -errno reported naming the tracer
+ * that holds the thread, if any. */
 int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Reap the @nr threads (of @threads) that hp_pt_release found killed, so
  * their parent can: a tracee that died stays a zombie for its tracer. */
 void hp_pt_reap(struct hp_thread *threads, size_t nr);
 int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
-/* Wait until @t is stopped. Return: 0, -ESRCH if it exited. */
+/* Wait until @t is stopped, or the deadline (hp_pt_set_deadline).
+ * Return: 0, -ESRCH if it exited, -ETIMEDOUT, -HP_E_EXEC (stopped after
+ * an exec: the image we prepared for is gone). */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Bound every wait for a stop until @deadline_us (CLOCK_MONOTONIC us; 0:
+ * each wait's own default, a few seconds). */
+void hp_pt_set_deadline(uint64_t deadline_us);
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Read only t->regs.rip and .rsp (one call, as cheap as one word and
  * cheaper than every register). */
@@ -173,6 +191,7 @@ struct hp_world {
 	int task_fd;  /* /proc/PID/task, when its link count counts threads */
 	bool ip_only; /* no stack is read in the window (--allow-active) */
 	bool leader_gone; /* exited (a zombie) while its threads run on */
+	pid_t stuck_tid;  /* with -HP_E_BUSY from the stop: would not stop */
 	int nr_cpus;	  /* the loader may run on, read before the window */
 	/* Every stack as hp_world_check read it in this stop, for the
 	 * checks after it (hp_world_drop_stacks: when a thread runs). */
@@ -180,6 +199,9 @@ struct hp_world {
 	size_t *stack_lens;
 	size_t stacks_total;
 };
+
+/* "state D, uninterruptible, in nfs_wait_bit_killable" of w->stuck_tid. */
+void hp_world_stuck_state(const struct hp_world *w, char *buf, size_t size);
 
 /* Every register of stopped @t, or its instruction and stack pointers
  * alone: read once per stop. Return: 0 or -errno. */
@@ -376,7 +398,8 @@ struct hp_rt_region {
 	struct hp_rt_func *funcs;
 	bool *in_place; /* per record: its bytes are what it wrote */
 	uint32_t nr_in_place;
-	bool active; /* every jump is in place */
+	uint32_t nr_invalid; /* records hpatch would not write: forged */
+	bool active;	     /* every jump is in place, none forged */
 };
 
 /* Find the patch regions of @proc. *@out is malloc'd; free with
@@ -384,14 +407,52 @@ struct hp_rt_region {
 int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 		       size_t *nr) __attribute__((warn_unused_result));
 void hp_rt_regions_free(struct hp_rt_region *r, size_t nr);
+/*
+ * Does every function of @m (loaded at @bias) jump into @r's image now?
+ * Read from the code itself, never from a record the target could write:
+ * only this says a patch is applied.
+ */
+bool hp_rt_region_redirects(const struct hp_proc *proc,
+			    const struct hp_rt_region *r,
+			    const struct hp_module *m, hp_raddr_t bias);
 
 /* ---- rt_state.c: anti-rollback state of the host ---- */
 /* Highest sequence applied to @build_id_hex on this host (0: none), as
- * recorded under @dir (NULL: HP_STATE_DIR_DEFAULT). */
-uint64_t hp_rt_state_sequence(const char *dir, const char *build_id_hex);
+ * recorded under @dir (NULL: HP_STATE_DIR_DEFAULT).
+ * Return: 0, or -HP_E_INSECURE / -errno (reported) when the state is
+ * writable by others or unreadable: then it cannot be trusted. */
+int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
+			 uint64_t *seq) __attribute__((warn_unused_result));
 /* Raise it to @sequence. Return: 0 or -errno (reported). */
 int hp_rt_state_record(const char *dir, const char *build_id_hex,
 		       uint64_t sequence) __attribute__((warn_unused_result));
+
+/* ---- rt_seccomp.c ---- */
+/*
+ * Would stopped thread @tid survive system call @nr(@args) run from @ip?
+ * Runs its seccomp filters on it. Return: 0, or -HP_E_SECCOMP reported
+ * naming the thread, the call and what the filter would do.
+ */
+int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
+	__attribute__((warn_unused_result));
+
+/* ---- rt_lock.c: one patcher per process ---- */
+struct hp_rt_lock {
+	int fd; /* flock()ed, -1: none held */
+	char path[320];
+};
+
+/*
+ * Lock process @pid against any other hpatch (or hpatchd) for an apply or
+ * revert, waiting up to @timeout_ms for a holder to finish. Keyed by pid
+ * and start time under @state_dir (NULL: HP_STATE_DIR_DEFAULT)/locks.
+ * A process already gone is not locked (0: its apply says so).
+ * Return: 0, -HP_E_BUSY (reported, naming the holder), -HP_E_INSECURE,
+ * -errno (reported).
+ */
+int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
+	       struct hp_rt_lock *lk) __attribute__((warn_unused_result));
+void hp_rt_unlock(struct hp_rt_lock *lk);
 
 /* Fault injection for tests (hp_rt_set_faults): fails @step if told to.
  * Return: 0 or -HP_E_FAULT (reported). */

@@ -18,6 +18,7 @@
 #include "signing/signing.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_secure.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -148,12 +149,13 @@ out_free:
 }
 
 /*
- * Parse "<prefix><id hex> <key hex>[\n]" into @id and @key. @key may hold
+ * Parse "<prefix><id hex> <key hex>[\n]" into @id and @key, reporting at
+ * @level (a warning for a trusted key that is then skipped). @key may hold
  * part of a secret on failure: the caller wipes it.
  */
 static int parse_key_line(const char *path, const char *text, size_t len,
 			  bool is_secret, uint8_t id[HP_KEY_ID_BYTES],
-			  uint8_t *key, size_t key_len)
+			  uint8_t *key, size_t key_len, enum hp_log_level level)
 {
 	const char *prefix = is_secret ? SEC_PREFIX : PUB_PREFIX;
 	const char *other = is_secret ? PUB_PREFIX : SEC_PREFIX;
@@ -162,27 +164,31 @@ static int parse_key_line(const char *path, const char *text, size_t len,
 	const size_t want = KEY_LINE_BYTES(key_len) - 1; /* newline optional */
 	bool has_newline;
 
-	if (len >= plen && !memcmp(text, other, plen))
-		return hp_error(-HP_E_BADKEY,
-				"'%s': is a %s key, expected a %s key", path,
-				is_secret ? "public" : "secret", kind);
-	if (len < plen || memcmp(text, prefix, plen))
-		return hp_error(-HP_E_BADKEY,
-				"'%s': not an hpatch %s key file (no '%.*s')",
-				path, kind, (int)plen - 1, prefix);
+	if (len >= plen && !memcmp(text, other, plen)) {
+		hp_log(level, "'%s': is a %s key, expected a %s key", path,
+		       is_secret ? "public" : "secret", kind);
+		return -HP_E_BADKEY;
+	}
+	if (len < plen || memcmp(text, prefix, plen)) {
+		hp_log(level, "'%s': not an hpatch %s key file (no '%.*s')",
+		       path, kind, (int)plen - 1, prefix);
+		return -HP_E_BADKEY;
+	}
 	has_newline = len == want + 1 && text[want] == '\n';
-	if (len != want && !has_newline)
-		return hp_error(-HP_E_BADKEY,
-				"'%s': malformed %s key: %zu bytes, expected "
-				"%zu",
-				path, kind, len, want + 1);
+	if (len != want && !has_newline) {
+		hp_log(level, "'%s': malformed %s key: %zu bytes, expected %zu",
+		       path, kind, len, want + 1);
+		return -HP_E_BADKEY;
+	}
 	if (text[plen + 2 * HP_KEY_ID_BYTES] != ' ' ||
 	    hp_unhex(id, HP_KEY_ID_BYTES, text + plen) ||
-	    hp_unhex(key, key_len, text + plen + 2 * HP_KEY_ID_BYTES + 1))
-		return hp_error(-HP_E_BADKEY,
-				"'%s': malformed %s key: expected %d and %zu "
-				"hex digits",
-				path, kind, 2 * HP_KEY_ID_BYTES, 2 * key_len);
+	    hp_unhex(key, key_len, text + plen + 2 * HP_KEY_ID_BYTES + 1)) {
+		hp_log(level,
+		       "'%s': malformed %s key: expected %d and %zu hex "
+		       "digits",
+		       path, kind, 2 * HP_KEY_ID_BYTES, 2 * key_len);
+		return -HP_E_BADKEY;
+	}
 	return 0;
 }
 
@@ -260,8 +266,8 @@ int hp_sign_load_secret(const char *path, struct hp_seckey *key)
 		hp_hint("run 'chmod 600 %s'", path);
 		goto out_wipe_text;
 	}
-	rc = parse_key_line(path, text, len, true, id, key->sk,
-			    sizeof(key->sk));
+	rc = parse_key_line(path, text, len, true, id, key->sk, sizeof(key->sk),
+			    HP_LOG_ERROR);
 	if (rc)
 		goto out_wipe_key;
 	/* The stored public half must belong to the id... */
@@ -290,9 +296,28 @@ out_wipe_text:
 	return rc;
 }
 
-int hp_sign_load_public(const char *path, struct hp_pubkey *key)
+/* Parse public key file text of @path into @key; report at @level. */
+static int parse_public(const char *path, const uint8_t *text, size_t len,
+			struct hp_pubkey *key, enum hp_log_level level)
 {
 	uint8_t id[HP_KEY_ID_BYTES], pk_id[HP_KEY_ID_BYTES];
+	int rc = parse_key_line(path, (const char *)text, len, false, id,
+				key->pk, sizeof(key->pk), level);
+
+	if (rc)
+		return rc;
+	key_id_of(pk_id, key->pk);
+	if (memcmp(id, pk_id, sizeof(id))) {
+		hp_log(level, "'%s': key id does not match the key", path);
+		return -HP_E_BADKEY;
+	}
+	memcpy(key->id, id, sizeof(id));
+	snprintf(key->path, sizeof(key->path), "%s", path);
+	return 0;
+}
+
+int hp_sign_load_public(const char *path, struct hp_pubkey *key)
+{
 	uint8_t *text = NULL;
 	size_t len = 0;
 	int rc;
@@ -305,19 +330,7 @@ int hp_sign_load_public(const char *path, struct hp_pubkey *key)
 		return hp_error(-HP_E_BADKEY, "'%s': not a regular file", path);
 	if (rc)
 		return hp_error_rc(rc, "'%s'", path);
-	rc = parse_key_line(path, (const char *)text, len, false, id, key->pk,
-			    sizeof(key->pk));
-	if (rc)
-		goto out_free;
-	key_id_of(pk_id, key->pk);
-	if (memcmp(id, pk_id, sizeof(id))) {
-		rc = hp_error(-HP_E_BADKEY,
-			      "'%s': key id does not match the key", path);
-		goto out_free;
-	}
-	memcpy(key->id, id, sizeof(id));
-	snprintf(key->path, sizeof(key->path), "%s", path);
-out_free:
+	rc = parse_public(path, text, len, key, HP_LOG_ERROR);
 	free(text);
 	return rc;
 }
@@ -388,7 +401,11 @@ static bool is_pub_name(const char *name)
 	return name[0] != '.' && len > 4 && !strcmp(name + len - 4, ".pub");
 }
 
-/* Names (malloc'd, sorted) of the regular "*.pub" files of @d. */
+/*
+ * Names (malloc'd, sorted) of the "*.pub" entries of @d but directories:
+ * symbolic links and other odd files are listed, to be refused by name
+ * when loaded.
+ */
 static int list_pub_files(DIR *d, const char *dir, char ***out, size_t *nr)
 {
 	struct dirent *de = NULL;
@@ -409,12 +426,9 @@ static int list_pub_files(DIR *d, const char *dir, char ***out, size_t *nr)
 		}
 		if (!is_pub_name(de->d_name))
 			continue;
-		/* stat, not lstat: a symlink to a key is a usual install. */
-		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
-			rc = hp_error_rc(-errno, "'%s/%s'", dir, de->d_name);
-			break;
-		}
-		if (!S_ISREG(st.st_mode)) {
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* gone since readdir */
+		if (S_ISDIR(st.st_mode)) {
 			hp_warn("'%s/%s': not a regular file; ignored", dir,
 				de->d_name);
 			continue;
@@ -445,6 +459,40 @@ static int list_pub_files(DIR *d, const char *dir, char ***out, size_t *nr)
 	return 0;
 }
 
+/*
+ * One key of the store: a regular file, never a link, that only root (or
+ * we) can write. Anything less is skipped with a warning that names it: a
+ * key nobody may trust must not block the keys that are fine.
+ */
+static int load_trusted(const char *dir, const char *path,
+			struct hp_pubkey *key)
+{
+	char text[KEY_FILE_MAX];
+	ssize_t len;
+	int fd, rc;
+
+	fd = hp_secure_open(path, O_RDONLY, 0, "trusted key", HP_LOG_WARN,
+			    true);
+	if (fd < 0)
+		goto out_skipped;
+	len = read(fd, text, sizeof(text));
+	close(fd);
+	if (len < 0 || (size_t)len == sizeof(text)) {
+		hp_warn("'%s': %s; ignored", path,
+			len < 0 ? strerror(errno) : "too large for a key file");
+		goto out_skipped;
+	}
+	rc = parse_public(path, (const uint8_t *)text, (size_t)len, key,
+			  HP_LOG_WARN);
+	if (!rc)
+		return 0;
+out_skipped:
+	hp_warn("trust store '%s': key file '%s' skipped; patches signed by "
+		"it are not trusted",
+		dir, path);
+	return -HP_E_BADKEY;
+}
+
 int hp_trust_load(struct hp_trust *trust, const char *dir)
 {
 	char **names = NULL;
@@ -453,16 +501,20 @@ int hp_trust_load(struct hp_trust *trust, const char *dir)
 	int rc = 0;
 
 	*trust = (struct hp_trust){ 0 };
-	d = opendir(dir);
-	if (!d) {
-		if (errno == ENOENT) {
-			hp_warn("'%s': no trusted keys directory; no patch "
-				"will be trusted",
-				dir);
-			return 0;
-		}
-		return hp_error_rc(-errno, "'%s'", dir);
+	rc = hp_secure_dir(dir, "trust store");
+	if (rc == -ENOENT) {
+		hp_warn("'%s': no trusted keys directory; no patch will be "
+			"trusted",
+			dir);
+		return 0;
 	}
+	if (rc == -HP_E_INSECURE)
+		return rc;
+	if (rc)
+		return hp_error_rc(rc, "trust store '%s'", dir);
+	d = opendir(dir);
+	if (!d)
+		return hp_error_rc(-errno, "trust store '%s'", dir);
 	rc = list_pub_files(d, dir, &names, &nr);
 	if (rc)
 		goto out_closedir;
@@ -471,13 +523,9 @@ int hp_trust_load(struct hp_trust *trust, const char *dir)
 		rc = hp_error_rc(-ENOMEM, "'%s'", dir);
 		goto out_free_names;
 	}
-	for (size_t i = 0; i < nr && !rc; i++) {
-		rc = hp_sign_load_public(names[i], &trust->keys[i]);
-		if (!rc)
+	for (size_t i = 0; i < nr; i++)
+		if (!load_trusted(dir, names[i], &trust->keys[trust->nr_keys]))
 			trust->nr_keys++;
-	}
-	if (rc)
-		hp_trust_release(trust);
 out_free_names:
 	for (size_t i = 0; i < nr; i++)
 		free(names[i]);

@@ -96,10 +96,14 @@ int hp_sign_check(const uint8_t *file, size_t len, const struct hp_trust *trust,
 		  size_t *signed_len) __attribute__((warn_unused_result));
 
 /*
- * hp_trust_load() - load every "*.pub" file of @dir. A missing directory
- * yields an empty store (and a warning); an unreadable or malformed key file
- * is an error naming it.
- * Return: 0, -errno or -HP_E_BADKEY.
+ * hp_trust_load() - load every "*.pub" file of @dir. @dir and every
+ * directory above it must be owned by root (or us) and writable by nobody
+ * else (see common/hp_secure.h), else nothing is trusted. A missing
+ * directory yields an empty store (and a warning). A key file that is a
+ * symbolic link, writable by others, unreadable or malformed is skipped
+ * with a warning naming it: it cannot make a patch trusted, and it does
+ * not stop the other keys from working.
+ * Return: 0, -errno or -HP_E_INSECURE.
  */
 int hp_trust_load(struct hp_trust *trust, const char *dir)
 	__attribute__((warn_unused_result));

@@ -22,11 +22,11 @@ make_key k
 python3 -c 'import os, struct, sys
 sys.stdout.buffer.write(struct.pack("<III", 4, 20, 3) + b"GNU\0" + os.urandom(20))' >"$T/build-id.note"
 objcopy --update-section .note.gnu.build-id="$T/build-id.note" \
-	"$HP_BUILD/testdata/svc-v1" "$T/svc-v1"
+	"$HP_TD/svc-v1" "$T/svc-v1"
 # A patch id of this test's own too.
 id=ansible-$$
-"$HPDIFF" --old "$HP_BUILD/testdata/CMakeFiles/svc-v1.objs.dir" \
-	--new "$HP_BUILD/testdata/CMakeFiles/svc-v2.objs.dir" --binary "$T/svc-v1" \
+"$HPDIFF" --old "$HP_TD/CMakeFiles/svc-v1.objs.dir" \
+	--new "$HP_TD/CMakeFiles/svc-v2.objs.dir" --binary "$T/svc-v1" \
 	-o "$T/fix.hpatch" -q --key "$T/k.key" --id "$id" >/dev/null
 
 declare -A PID PORT

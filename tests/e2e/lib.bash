@@ -61,7 +61,7 @@ start_target() {
 	"$bin" "$@" >"$log" 2>&1 &
 	PIDS+=($!)
 	TARGET_PID=$!
-	for _ in $(seq 100); do
+	for _ in $(seq 200); do # 10 s: a loaded host is slow to start
 		if grep -q "ready" "$log"; then
 			TARGET_PORT=$(sed -n 's/.*ready pid=[0-9]* port=\([0-9]*\).*/\1/p' "$log" | head -1)
 			return 0
@@ -168,3 +168,28 @@ has_patch() {
 		grep -q "\"patch_id\":\"$2\",[^}]*\"state\":\"active\""
 }
 no_patch() { ! "$HPATCH" status -p "$1" --json 2>/dev/null | grep -q '"state":"active"'; }
+
+# unique_build NAME BIN PATCH [HPDIFF ARGS...]: a copy BIN of NAME-v1 with
+# a build-id of its own (4 random bytes), and a signed PATCH for it, so
+# that 'apply --all' finds this test's processes and no other test's.
+unique_build() {
+	local name=$1 bin=$2 out=$3 id at; shift 3
+	cp "$HP_TD/$name-v1" "$bin"
+	id=$(readelf -n "$bin" | sed -n 's/.*Build ID: \([0-9a-f]\{16\}\).*/\1/p')
+	at=$(LC_ALL=C grep -obUaP "$(echo "$id" | sed 's/../\\x&/g')" "$bin" | head -1 | cut -d: -f1)
+	head -c 4 /dev/urandom | dd of="$bin" bs=1 seek="$at" conv=notrunc 2>/dev/null
+	"$HPDIFF" --old "$HP_TD/CMakeFiles/$name-v1.objs.dir" \
+		--new "$HP_TD/CMakeFiles/$name-v2.objs.dir" \
+		--binary "$bin" -o "$out" -q "$@" >/dev/null
+}
+
+# svc_and_patch: key k (trusted in $T/trust), a signed svc v1 -> v2 patch
+# $T/p.hpatch (id p), svc-v1 running with one worker as $pid, and a
+# connection to it on file descriptor 3.
+svc_and_patch() {
+	make_key k
+	build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
+	start_target "$HP_TD/svc-v1" "$T/svc.log" 1
+	pid=$TARGET_PID
+	open_conn 3 "$TARGET_PORT"
+}

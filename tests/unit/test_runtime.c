@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define IMAGE_BASE 0x7f0000001000ULL
@@ -386,15 +387,23 @@ static void test_stacks_checked(void **state)
 static void test_state_dir(void **state)
 {
 	char dir[] = "/tmp/hp-state-XXXXXX", path[64];
+	uint64_t seq = 1;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	setenv("HPATCH_STATE_DIR", "/nonexistent/hp-state", 1);
-	assert_int_equal(hp_rt_state_sequence(dir, "ab12"), 0);
+	assert_hp_ok(hp_rt_state_sequence(dir, "ab12", &seq));
+	assert_int_equal(seq, 0);
 	assert_hp_ok(hp_rt_state_record(dir, "ab12", 7));
-	assert_int_equal(hp_rt_state_sequence(dir, "ab12"), 7);
+	assert_hp_ok(hp_rt_state_sequence(dir, "ab12", &seq));
+	assert_int_equal(seq, 7);
 	assert_hp_ok(hp_rt_state_record(dir, "ab12", 5)); /* never lowered */
-	assert_int_equal(hp_rt_state_sequence(dir, "ab12"), 7);
+	assert_hp_ok(hp_rt_state_sequence(dir, "ab12", &seq));
+	assert_int_equal(seq, 7);
+	/* Others could write it: not trusted, not read. */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_hp_err(hp_rt_state_sequence(dir, "ab12", &seq), HP_E_INSECURE);
+	assert_int_equal(chmod(dir, 0700), 0);
 	unsetenv("HPATCH_STATE_DIR");
 	snprintf(path, sizeof(path), "%s/ab12.seq", dir);
 	assert_int_equal(unlink(path), 0);

@@ -584,12 +584,32 @@ static void test_trust_dir(void **state)
 	assert_logged(path);
 	hp_trust_release(&t);
 
-	/* A bad key file is an error naming it, and leaves no keys. */
+	/*
+	 * A bad key file, one others can write and a symbolic link are each
+	 * skipped with a warning naming them; the good keys still count.
+	 */
 	snprintf(path, sizeof(path), "%s/c.pub", tdir);
 	write_text(path, "junk\n", 0644);
+	snprintf(path, sizeof(path), "%s/d.pub", tdir);
+	assert_int_equal(chmod(path, 0666), 0);
+	snprintf(path, sizeof(path), "%s/e.pub", tdir);
+	assert_int_equal(symlink("a.pub", path), 0);
 	log_reset();
-	assert_hp_err(hp_trust_load(&t, tdir), HP_E_BADKEY);
-	assert_logged(path);
+	assert_hp_ok(hp_trust_load(&t, tdir));
+	assert_int_equal(t.nr_keys, 2);
+	assert_string_equal(t.keys[1].path + strlen(tdir), "/b.pub");
+	assert_logged("c.pub': not an hpatch public key file");
+	assert_logged("d.pub' is writable by group or others (mode 0666)");
+	assert_logged("e.pub': is a symbolic link");
+	assert_logged("skipped; patches signed by it are not trusted");
+	hp_trust_release(&t);
+
+	/* A store others can write trusts nothing, and says how to fix it. */
+	assert_int_equal(chmod(tdir, 0777), 0);
+	log_reset();
+	assert_hp_err(hp_trust_load(&t, tdir), HP_E_INSECURE);
+	assert_logged("is writable by group or others (mode 0777)");
+	assert_logged("chmod go-w");
 	assert_int_equal(t.nr_keys, 0);
 	assert_null(t.keys);
 }

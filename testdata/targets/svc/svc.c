@@ -9,6 +9,15 @@
  *                                   with -MS spins MS in burn(), running)
  *   eintr     -> system calls that failed with EINTR so far (must stay 0)
  *   version   -> the version string of the code that answers
+ *   vfork MS  -> vfork(); the child sleeps MS and exits, the thread waits
+ *                for it meanwhile (where no ptrace interrupt stops it,
+ *                sharing its memory with the child); then its pid
+ *   waitchild MS -> the same wait for a child with its own copy of the
+ *                memory (clone(CLONE_VFORK) without CLONE_VM)
+ *   reexec    -> "ok", then the thread execs the program again (one
+ *                worker), which prints a new ready line
+ *   rtstats   -> "n=N sum=S bad=B": SIGRTMIN+1 signals received, the sum
+ *                of their si_value, and how many came without SI_QUEUE
  * usage: svc [WORKERS [main-exits]]   prints "svc: ready pid=N port=P" when
  * listening; with main-exits the main thread leaves (pthread_exit) and a
  * thread of its own accepts, as some daemons do.
@@ -18,11 +27,16 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,6 +108,38 @@ __attribute__((noinline)) const char *version(void)
 #endif
 }
 
+/* Real-time signals, as sigqueue sends them (issue 14): each one must
+ * arrive, once, with its value and code. */
+static atomic_long rt_n, rt_sum, rt_bad;
+static const char *self_path; /* argv[0], for reexec */
+
+static void on_rt(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	atomic_fetch_add(&rt_n, 1);
+	atomic_fetch_add(&rt_sum, si->si_value.sival_int);
+	if (si->si_code != SI_QUEUE)
+		atomic_fetch_add(&rt_bad, 1);
+}
+
+/* The same in every version (issue 14: a thread no interrupt stops). */
+static int vfork_wait(int ms, bool share)
+{
+	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	pid_t child = share ? vfork()
+			    : (pid_t)syscall(SYS_clone, CLONE_VFORK | SIGCHLD,
+					     NULL, NULL, NULL, NULL);
+
+	if (child == 0) {
+		syscall(SYS_nanosleep, &ts, NULL);
+		syscall(SYS_exit, 0);
+	}
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	return (int)child;
+}
+
 static void *sleeper(void *arg)
 {
 	const struct timespec tick = { 0, 50 * 1000 * 1000 };
@@ -140,6 +186,20 @@ static void *serve(void *arg)
 			fprintf(conn, "%s\n", hold(atoi(req + 5)));
 		else if (!strncmp(req, "eintr", 5))
 			fprintf(conn, "%d\n", atomic_load(&nr_eintr));
+		else if (!strncmp(req, "vfork ", 6))
+			fprintf(conn, "%d\n", vfork_wait(atoi(req + 6), true));
+		else if (!strncmp(req, "waitchild ", 10))
+			fprintf(conn, "%d\n",
+				vfork_wait(atoi(req + 10), false));
+		else if (!strncmp(req, "reexec", 6)) {
+			fprintf(conn, "ok\n");
+			fflush(conn);
+			execl("/proc/self/exe", self_path, "1", (char *)NULL);
+			fprintf(conn, "exec failed\n");
+		} else if (!strncmp(req, "rtstats", 7))
+			fprintf(conn, "n=%ld sum=%ld bad=%ld\n",
+				atomic_load(&rt_n), atomic_load(&rt_sum),
+				atomic_load(&rt_bad));
 		else if (!strncmp(req, "version", 7))
 			fprintf(conn, "%s\n", version());
 		else
@@ -176,6 +236,11 @@ int main(int argc, char **argv)
 	pthread_t t;
 	int one = 1, srv;
 
+	struct sigaction sa = { .sa_sigaction = on_rt,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+
+	sigaction(SIGRTMIN + 1, &sa, NULL);
+	self_path = argv[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srv = socket(AF_INET, SOCK_STREAM, 0);
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

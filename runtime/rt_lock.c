@@ -1,0 +1,147 @@
+/*
+ * One patcher per process at a time: a lock file per target under the
+ * state directory, "locks/PID-STARTTIME.lock", held with flock() for the
+ * whole apply or revert. The start time (field 22 of /proc/PID/stat, in
+ * clock ticks since boot) makes a reused pid another lock; flock() dies
+ * with its holder, so a killed hpatch never leaves a process locked; the
+ * file names its holder, so a second hpatch (or hpatchd) can say who.
+ */
+#include "runtime/runtime_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_secure.h"
+#include "common/hp_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HP_LOG_PREFIX "rt: "
+#define HP_LOCK_POLL_US 2000
+
+/* Start time of @pid in clock ticks since boot, 0 if gone. */
+static uint64_t start_time(pid_t pid)
+{
+	char path[48], buf[1024], *p = NULL;
+	unsigned long long t = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* After the command name (which may hold spaces and ')'): state is
+	 * field 3, start time field 22. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+			 "%*s %*s %*s %*s %*s %*s %*s %*s %llu",
+			 &t) != 1)
+		return 0;
+	return t;
+}
+
+/* Who holds the lock, as its file says ("hpatch (pid N)"). */
+static void holder(int fd, char *buf, size_t size)
+{
+	ssize_t n = pread(fd, buf, size - 1, 0);
+
+	if (n <= 0)
+		n = snprintf(buf, size, "another process");
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+}
+
+/* Open the lock file, and lock it unless another holds it (-EWOULDBLOCK).
+ * A file unlinked by its last holder meanwhile is no lock: open again. */
+static int try_lock(const char *path, int *fd_out)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		struct stat a, b;
+		int fd = hp_secure_open(path, O_RDWR | O_CREAT, 0600,
+					"lock file", HP_LOG_ERROR, true);
+
+		if (fd < 0)
+			return fd;
+		*fd_out = fd;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+			return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+		if (!fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev)
+			return 0;
+		close(fd);
+	}
+	return -EAGAIN;
+}
+
+int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
+	       struct hp_rt_lock *lk)
+{
+	const char *dir =
+		state_dir && *state_dir ? state_dir : HP_STATE_DIR_DEFAULT;
+	const uint64_t deadline = hp_now_us() + (uint64_t)timeout_ms * 1000;
+	const uint64_t since = start_time(pid);
+	char locks[256], who[128], me[64];
+	int fd = -1, rc;
+
+	*lk = (struct hp_rt_lock){ .fd = -1 };
+	if (!since)
+		return 0; /* gone: the apply itself says so */
+	snprintf(locks, sizeof(locks), "%s/locks", dir);
+	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) ||
+	    (mkdir(locks, 0700) < 0 && errno != EEXIST))
+		return hp_error_rc(-errno, "state directory '%s'", dir);
+	rc = hp_secure_dir(locks, "lock directory");
+	if (rc)
+		return rc == -HP_E_INSECURE
+			       ? rc
+			       : hp_error_rc(rc, "lock directory '%s'", locks);
+	snprintf(lk->path, sizeof(lk->path), "%s/%d-%" PRIu64 ".lock", locks,
+		 (int)pid, since);
+	for (;;) {
+		rc = try_lock(lk->path, &fd);
+		if (rc != -EWOULDBLOCK || hp_now_us() >= deadline)
+			break;
+		close(fd);
+		usleep(HP_LOCK_POLL_US);
+	}
+	if (rc == -EWOULDBLOCK) {
+		holder(fd, who, sizeof(who));
+		close(fd);
+		hp_error(-HP_E_BUSY, "pid %d: held by %s; gave up after %ld ms",
+			 (int)pid, who, timeout_ms);
+		hp_hint("one patcher at a time: retry when it is done, or "
+			"raise --timeout");
+		return -HP_E_BUSY;
+	}
+	if (rc)
+		return rc == -EAGAIN ? hp_error_rc(rc, "'%s'", lk->path) : rc;
+	snprintf(me, sizeof(me), "%s (pid %d)\n", hp_log_prog(), (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, me, strlen(me), 0) < 0)
+		hp_dbg(HP_DBG_PTRACE, "'%s': cannot name the holder", lk->path);
+	lk->fd = fd;
+	return 0;
+}
+
+void hp_rt_unlock(struct hp_rt_lock *lk)
+{
+	if (lk->fd < 0)
+		return;
+	/* Unlinked while held: whoever opened it meanwhile sees a stale
+	 * inode after its flock and opens the path again (try_lock). */
+	unlink(lk->path);
+	close(lk->fd);
+	lk->fd = -1;
+}

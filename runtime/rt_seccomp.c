@@ -1,0 +1,289 @@
+/*
+ * Seccomp: will a system call hpatch injects survive the target's filters?
+ * A filter that kills on mmap kills the process (KILL_PROCESS) or the
+ * thread that runs our call (KILL_THREAD, strict mode), a TRAP sends it
+ * SIGSYS, a USER_NOTIF waits for a supervisor that may never answer.
+ * So before each injected call, the thread's filters (read with
+ * PTRACE_SECCOMP_GET_FILTER) are run on that exact call, as the kernel
+ * would run them, and anything but ALLOW or LOG refuses it with the
+ * reason. A filter that allows what hpatch needs (systemd's
+ * SystemCallFilter=@system-service does) is no obstacle; one that returns
+ * an error (MemoryDenyWriteExecute=yes: EPERM for mprotect with
+ * PROT_EXEC) is said up front instead of as a failed mprotect.
+ */
+#include "runtime/runtime_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HP_LOG_PREFIX "rt: "
+#define HP_BPF_MAX 4096 /* BPF_MAXINSNS */
+#define HP_FILTERS_MAX 64
+
+#ifndef PTRACE_SECCOMP_GET_FILTER
+#define PTRACE_SECCOMP_GET_FILTER 0x420c
+#endif
+
+/*
+ * Run classic BPF program @f (@n instructions) on @d, as seccomp does
+ * (seccomp_check_filter admits only these instructions).
+ * Return: the action, or SECCOMP_RET_KILL_PROCESS for anything odd.
+ */
+static uint32_t run_bpf(const struct sock_filter *f, size_t n,
+			const struct seccomp_data *d)
+{
+	uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = { 0 };
+
+	for (size_t pc = 0; pc < n; pc++) {
+		const struct sock_filter *i = &f[pc];
+		const uint32_t k = i->k;
+		const uint32_t src = BPF_SRC(i->code) == BPF_X ? x : k;
+		bool jump = false;
+
+		switch (BPF_CLASS(i->code)) {
+		case BPF_LD:
+			if (i->code == (BPF_LD | BPF_W | BPF_ABS) &&
+			    k % 4 == 0 && k + 4 <= sizeof(*d))
+				memcpy(&a, (const uint8_t *)d + k, 4);
+			else if (i->code == (BPF_LD | BPF_W | BPF_LEN))
+				a = sizeof(*d);
+			else if (i->code == (BPF_LD | BPF_IMM))
+				a = k;
+			else if (i->code == (BPF_LD | BPF_MEM) &&
+				 k < BPF_MEMWORDS)
+				a = mem[k];
+			else
+				return SECCOMP_RET_KILL_PROCESS;
+			break;
+		case BPF_LDX:
+			if (i->code == (BPF_LDX | BPF_W | BPF_LEN))
+				x = sizeof(*d);
+			else if (i->code == (BPF_LDX | BPF_IMM))
+				x = k;
+			else if (i->code == (BPF_LDX | BPF_MEM) &&
+				 k < BPF_MEMWORDS)
+				x = mem[k];
+			else
+				return SECCOMP_RET_KILL_PROCESS;
+			break;
+		case BPF_ST:
+		case BPF_STX:
+			if (k >= BPF_MEMWORDS)
+				return SECCOMP_RET_KILL_PROCESS;
+			mem[k] = BPF_CLASS(i->code) == BPF_ST ? a : x;
+			break;
+		case BPF_ALU:
+			switch (BPF_OP(i->code)) {
+			case BPF_ADD:
+				a += src;
+				break;
+			case BPF_SUB:
+				a -= src;
+				break;
+			case BPF_MUL:
+				a *= src;
+				break;
+			case BPF_DIV:
+				if (!src)
+					return SECCOMP_RET_KILL_PROCESS;
+				a /= src;
+				break;
+			case BPF_MOD:
+				if (!src)
+					return SECCOMP_RET_KILL_PROCESS;
+				a %= src;
+				break;
+			case BPF_AND:
+				a &= src;
+				break;
+			case BPF_OR:
+				a |= src;
+				break;
+			case BPF_XOR:
+				a ^= src;
+				break;
+			case BPF_LSH:
+				a = src < 32 ? a << src : 0;
+				break;
+			case BPF_RSH:
+				a = src < 32 ? a >> src : 0;
+				break;
+			case BPF_NEG:
+				a = -a;
+				break;
+			default:
+				return SECCOMP_RET_KILL_PROCESS;
+			}
+			break;
+		case BPF_JMP:
+			if (BPF_OP(i->code) == BPF_JA) {
+				pc += k;
+				break;
+			}
+			switch (BPF_OP(i->code)) {
+			case BPF_JEQ:
+				jump = a == src;
+				break;
+			case BPF_JGT:
+				jump = a > src;
+				break;
+			case BPF_JGE:
+				jump = a >= src;
+				break;
+			case BPF_JSET:
+				jump = a & src;
+				break;
+			default:
+				return SECCOMP_RET_KILL_PROCESS;
+			}
+			pc += jump ? i->jt : i->jf;
+			break;
+		case BPF_RET:
+			return BPF_RVAL(i->code) == BPF_A ? a : k;
+		case BPF_MISC:
+			if (BPF_MISCOP(i->code) == BPF_TAX)
+				x = a;
+			else
+				a = x;
+			break;
+		default:
+			return SECCOMP_RET_KILL_PROCESS;
+		}
+	}
+	return SECCOMP_RET_KILL_PROCESS; /* ran off the end: never valid */
+}
+
+/* How bad an action is: the kernel applies the worst of all filters. */
+static int severity(uint32_t action)
+{
+	switch (action & SECCOMP_RET_ACTION_FULL) {
+	case SECCOMP_RET_KILL_PROCESS:
+		return 7;
+	case SECCOMP_RET_KILL_THREAD:
+		return 6;
+	case SECCOMP_RET_TRAP:
+		return 5;
+	case SECCOMP_RET_ERRNO:
+		return 4;
+	case SECCOMP_RET_USER_NOTIF:
+		return 3;
+	case SECCOMP_RET_TRACE:
+		return 2;
+	case SECCOMP_RET_LOG:
+		return 1;
+	case SECCOMP_RET_ALLOW:
+		return 0;
+	default:
+		return 7; /* unknown: the kernel kills */
+	}
+}
+
+static const char *syscall_name(long nr)
+{
+	return nr == SYS_mmap	    ? "mmap"
+	       : nr == SYS_mprotect ? "mprotect"
+	       : nr == SYS_munmap   ? "munmap"
+				    : "a system call";
+}
+
+/* The worst action of @tid's filters for @d. Return: 0 or -errno. */
+static int run_filters(pid_t tid, const struct seccomp_data *d, uint32_t *worst)
+{
+	struct sock_filter *f = malloc(HP_BPF_MAX * sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	*worst = SECCOMP_RET_ALLOW;
+	for (long i = 0; i < HP_FILTERS_MAX; i++) {
+		long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, (void *)i, f);
+		uint32_t act;
+
+		if (n < 0 && errno == ENOENT)
+			break; /* past the last filter */
+		if (n <= 0 || n > HP_BPF_MAX) {
+			int rc = n < 0 ? -errno : -EINVAL;
+
+			free(f);
+			return rc;
+		}
+		act = run_bpf(f, (size_t)n, d);
+		if (severity(act) > severity(*worst))
+			*worst = act;
+	}
+	free(f);
+	return 0;
+}
+
+int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
+{
+	struct seccomp_data d = { .nr = (int)nr,
+				  .arch = AUDIT_ARCH_X86_64,
+				  .instruction_pointer = ip };
+	/* (No line, or unreadable: a kernel without seccomp, or a thread
+	 * gone, which the call itself will find.) */
+	const long mode = hp_task_status_field(tid, "Seccomp:");
+	uint32_t act = SECCOMP_RET_ALLOW;
+	int rc;
+
+	if (mode <= 0)
+		return 0;
+	if (mode == SECCOMP_MODE_STRICT) {
+		hp_error(-HP_E_SECCOMP,
+			 "tid %d: runs in seccomp strict mode: any system call "
+			 "hpatch injects (%s) would kill it",
+			 (int)tid, syscall_name(nr));
+		return -HP_E_SECCOMP;
+	}
+	for (int i = 0; i < 6; i++)
+		d.args[i] = (uint64_t)args[i];
+	rc = mode == SECCOMP_MODE_FILTER ? run_filters(tid, &d, &act) : -EINVAL;
+	if (rc) {
+		hp_error_rc(-HP_E_SECCOMP,
+			    "tid %d: under a seccomp filter hpatch cannot read "
+			    "(%s), so %s might kill it",
+			    (int)tid, strerror(-rc), syscall_name(nr));
+		hp_hint("hpatch reads filters with PTRACE_SECCOMP_GET_FILTER: "
+			"run it as root (CAP_SYS_ADMIN)");
+		return -HP_E_SECCOMP;
+	}
+	switch (act & SECCOMP_RET_ACTION_FULL) {
+	case SECCOMP_RET_ALLOW:
+	case SECCOMP_RET_LOG:
+		return 0;
+	case SECCOMP_RET_ERRNO:
+		hp_error(-HP_E_SECCOMP,
+			 "tid %d: a seccomp filter would make %s fail with "
+			 "'%s'",
+			 (int)tid, syscall_name(nr),
+			 strerror((int)(act & SECCOMP_RET_DATA)));
+		if (nr == SYS_mprotect)
+			hp_hint("mapping patch code executable is forbidden "
+				"there (systemd's "
+				"MemoryDenyWriteExecute=yes?): "
+				"only a restart applies the fix");
+		return -HP_E_SECCOMP;
+	default:
+		hp_error(-HP_E_SECCOMP,
+			 "tid %d: a seccomp filter would %s on %s; nothing "
+			 "injected",
+			 (int)tid,
+			 severity(act) >= 6   ? "kill it"
+			 : severity(act) == 5 ? "send it SIGSYS"
+			 : severity(act) == 3 ? "wait for its supervisor"
+					      : "refuse it (a seccomp tracer)",
+			 syscall_name(nr));
+		hp_hint("only a restart applies the fix to this process");
+		return -HP_E_SECCOMP;
+	}
+}

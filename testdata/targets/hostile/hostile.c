@@ -1,0 +1,179 @@
+/*
+ * Helpers for the hostile-host tests (issue 14): each mode does one thing a
+ * production host may do next to a target, prints "hostile: ready pid=N"
+ * and waits to be killed.
+ *   trace PID     hold PID with PTRACE_SEIZE (a debugger, another patcher)
+ *   mapfile PATH  map PATH read-only (a Python mmap, libelf, perf, gdb)
+ *   forge N       plant N fake patch records in its own memory, each as
+ *                 large as the format allows, with escape sequences in
+ *                 every name and nothing redirected
+ *   sigqueue PID N  send PID N SIGRTMIN+1 signals with values 1..N, as
+ *                 fast as its queue takes them, then print "sent N"
+ *   seccomp RULE PROG ARGS...  run PROG under a seccomp filter: RULE is
+ *                 kill-process or kill-thread (for an mmap with
+ *                 MAP_FIXED_NOREPLACE, which only hpatch makes), mdwe
+ *                 (EPERM for mprotect with PROT_EXEC, as systemd's
+ *                 MemoryDenyWriteExecute=yes), or other (kill on
+ *                 kexec_load, a call hpatch never makes)
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/runtime_int.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#define ARG_LO(n) (offsetof(struct seccomp_data, args) + 8 * (n))
+
+/* Install the filter RULE names, then exec @argv. */
+static int seccomp_exec(const char *rule, char **argv)
+{
+	long nr = SYS_mmap, arg = 3, bits = 0x100000; /* MAP_FIXED_NOREPLACE */
+	unsigned int action = SECCOMP_RET_KILL_PROCESS;
+
+	if (!strcmp(rule, "kill-thread")) {
+		action = SECCOMP_RET_KILL_THREAD;
+	} else if (!strcmp(rule, "mdwe")) {
+		nr = SYS_mprotect, arg = 2, bits = PROT_EXEC;
+		action = SECCOMP_RET_ERRNO | EPERM;
+	} else if (!strcmp(rule, "other")) {
+		nr = SYS_kexec_load, arg = 0, bits = 0;
+	} else if (strcmp(rule, "kill-process")) {
+		return -1;
+	}
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned int)nr, 0, 4),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(arg)),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, (unsigned int)bits, 1,
+			 bits ? 0 : 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, action),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
+				   .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -1;
+	execv(argv[0], argv);
+	return -1;
+}
+
+/* One region that claims to be a patch: hpatch must not believe it. */
+static int forge(void)
+{
+	const uint32_t nr = 65535;
+	const size_t hdr = (sizeof(struct hp_rt_header) +
+			    nr * sizeof(struct hp_rt_func) + 4095) &
+			   ~(size_t)4095;
+	/* A page more, left inaccessible: regions side by side would merge
+	 * into one mapping. */
+	uint8_t *p = mmap(NULL, hdr + 8192, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct hp_rt_header *h = (struct hp_rt_header *)p;
+	struct hp_rt_func *f = (struct hp_rt_func *)(p + sizeof(*h));
+
+	if (p == MAP_FAILED)
+		return -1;
+	memcpy(h->magic, HP_RT_MAGIC, sizeof(h->magic));
+	h->version = HP_RT_VERSION;
+	h->header_size = (uint32_t)hdr;
+	h->region_size = hdr + 4096;
+	h->image_addr = (uint64_t)(uintptr_t)p + hdr;
+	h->nr_funcs = nr;
+	h->sequence = 99;
+	snprintf(h->patch_id, sizeof(h->patch_id),
+		 "\033[2J\033]0;owned\007fake");
+	snprintf(h->module, sizeof(h->module), "/usr/sbin/sshd\033[8m");
+	for (uint32_t i = 0; i < nr; i++)
+		memcpy(f[i].name, "f\033[1mx", 7);
+	return mprotect(p, hdr + 4096, PROT_READ)
+		       ?: mprotect(p + hdr + 4096, 4096, PROT_NONE);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: hostile trace PID | mapfile PATH | forge N\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 3 && !strcmp(argv[1], "seccomp")) {
+		seccomp_exec(argv[2], argv + 3);
+		perror("hostile: seccomp");
+		return 1;
+	}
+	if (argc == 4 && !strcmp(argv[1], "sigqueue")) {
+		const pid_t pid = atoi(argv[2]);
+		const int n = atoi(argv[3]);
+
+		for (int i = 1; i <= n;) {
+			if (!sigqueue(pid, SIGRTMIN + 1,
+				      (union sigval){ .sival_int = i }))
+				i++;
+			else if (errno == EAGAIN)
+				usleep(100); /* its queue is full */
+			else
+				return perror("hostile: sigqueue"), 1;
+		}
+		printf("sent %d\n", n);
+		return 0;
+	}
+	if (argc != 3)
+		return usage();
+	if (!strcmp(argv[1], "trace")) {
+		if (ptrace(PTRACE_SEIZE, atoi(argv[2]), 0, 0) < 0) {
+			perror("hostile: PTRACE_SEIZE");
+			return 1;
+		}
+	} else if (!strcmp(argv[1], "mapfile")) {
+		struct stat st;
+		int fd = open(argv[2], O_RDONLY);
+		void *p = NULL;
+
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			perror("hostile: open");
+			return 1;
+		}
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
+			 0);
+		if (p == MAP_FAILED) {
+			perror("hostile: mmap");
+			return 1;
+		}
+	} else if (!strcmp(argv[1], "forge")) {
+		for (int i = 0; i < atoi(argv[2]); i++)
+			if (forge() < 0) {
+				perror("hostile: forge");
+				return 1;
+			}
+	} else {
+		return usage();
+	}
+	printf("hostile: ready pid=%d\n", (int)getpid());
+	fflush(stdout);
+	for (;;)
+		pause();
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Issue 14, case 3: targets under seccomp. hpatch reads each filter and
+# runs it on every system call it would inject: where the filter would
+# kill the process or the thread (or trap, or wait for a supervisor),
+# it refuses before injecting, naming the thread, the call and why; a
+# filter that forbids the call with an error (MemoryDenyWriteExecute=)
+# is said up front; a filter that allows what hpatch needs is no
+# obstacle. Nothing waits without a bound.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
+apply() { timeout -s KILL 30 "$HPATCH" apply -p "$1" --trust "$T/trust" "$T/p.hpatch"; }
+
+for rule in kill-process kill-thread mdwe other; do
+	start_target "$HP_TD/hostile" "$T/$rule.log" seccomp "$rule" \
+		"$HP_TD/svc-v1" 1
+	pid=$TARGET_PID
+	open_conn 3 "$TARGET_PORT"
+	check "$rule: the target runs under a filter" grep -q '^Seccomp:.*2' "/proc/$pid/status"
+	cat "/proc/$pid/maps" >"$T/maps.before"
+	threads=$(nr_tasks "$pid")
+	if [ "$rule" = other ]; then
+		expect_exit 0 "$rule: a filter that allows what hpatch needs: applied" apply "$pid"
+		check "$rule: v2" test "$(ask 3 version)" = v2
+		expect_exit 0 "$rule: revert" timeout -s KILL 30 "$HPATCH" revert -p "$pid"
+	else
+		expect_exit 1 "$rule: refused" apply "$pid"
+		check "$rule: names the thread, the call and the filter" \
+			grep -qE "tid $pid: a seccomp filter would .* (mmap|mprotect)" "$T/last.err"
+		cat "/proc/$pid/maps" >"$T/maps.after" 2>/dev/null || true
+		check "$rule: nothing was mapped" cmp -s "$T/maps.before" "$T/maps.after"
+	fi
+	check "$rule: the target still runs" kill -0 "$pid"
+	check "$rule: every thread too ($threads)" test "$(nr_tasks "$pid" 2>/dev/null)" -eq "$threads"
+	check "$rule: answers v1" test "$(ask 3 version)" = v1
+	exec 3>&-
+	kill -9 "$pid" 2>/dev/null || true
+done
+finish

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Issue 14, case 1: processes that share memory without being threads of
+# one process (a vfork child, any clone(CLONE_VM) child). Patching one of
+# them writes the memory of all while only its own threads are stopped:
+# hpatch must refuse, naming the others, and -p CHILD, -p PARENT and
+# --all alike leave the code untouched until they part.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+unique_build svc "$T/svc" "$T/p.hpatch" --key "$T/k.key" --id p
+start_target "$T/svc" "$T/svc.log" 1
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+open_conn 4 "$TARGET_PORT"
+apply() { "$HPATCH" apply --trust "$T/trust" --timeout 300 "$@" "$T/p.hpatch"; }
+
+echo "vfork 3000" >&3 # a vfork child that shares the memory for 3 s
+for _ in $(seq 50); do
+	child=$(pgrep -P "$pid" | head -1)
+	[ -n "$child" ] && break
+	sleep 0.02
+done
+check "the vfork child is there ($child)" test -n "$child"
+cat "/proc/$pid/maps" >"$T/maps.before"
+expect_exit 4 "-p CHILD: refused, busy" apply -p "$child"
+check "names the process it shares memory with" \
+	grep -q "pid $child: shares its memory with pid $pid" "$T/last.err"
+expect_exit 4 "-p PARENT: refused, busy" apply -p "$pid"
+check "names the child" grep -q "pid $pid: shares its memory with pid $child" "$T/last.err"
+expect_exit 4 "--all: refused, busy" apply --all
+check "the service's code is untouched" test "$(ask 4 version)" = v1
+cat "/proc/$pid/maps" >"$T/maps.after"
+check "nothing was mapped" cmp -s "$T/maps.before" "$T/maps.after"
+IFS= read -r -t 6 _ <&3
+expect_exit 0 "once the child has exited: applied" apply -p "$pid"
+check "v2" test "$(ask 4 version)" = v2
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+exec 3>&- 4>&-
+finish
