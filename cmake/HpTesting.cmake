@@ -23,8 +23,16 @@ endfunction()
 # objects built with function sections, NAME_debian against those built
 # with Debian's flags (HP_TD names the built testdata, HP_FLAVOUR which).
 # Exit 77 means skipped (no ptrace); CI treats skips as failures.
+# A script that reads no testdata (the packages, the man pages) runs once:
+# add ONE_FLAVOUR, or list it in HP_ONE_FLAVOUR_TESTS.
+set(HP_ONE_FLAVOUR_TESTS cli_hpsign cli_man_options cli_completion
+	cli_ansible_sanity cli_systemd_unit cli_agent_policy_doc)
 function(hp_add_shell_test name script label)
-	foreach(flavour sections debian)
+	set(flavours sections debian)
+	if("ONE_FLAVOUR" IN_LIST ARGN OR name IN_LIST HP_ONE_FLAVOUR_TESTS)
+		set(flavours sections)
+	endif()
+	foreach(flavour ${flavours})
 		set(n ${name})
 		set(td ${PROJECT_BINARY_DIR}/testdata)
 		if(flavour STREQUAL "debian")
