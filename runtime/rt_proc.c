@@ -450,6 +450,9 @@ int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 				}
 		}
 	}
+	/* (Its memory reads nothing because it exited: no error of ours.) */
+	if (hp_proc_gone(proc->pid))
+		return -HP_E_GONE;
 	return hp_error(-HP_E_INJECT,
 			"pid %d: no 'syscall' instruction in executable "
 			"memory",
