@@ -20,6 +20,22 @@ hp_debian_flags() {
 	printf '%s\n' "$f"
 }
 
+
+# hp_real_flags [--flags sections|debian]: the build flavour a
+# tests/real script was asked for; sets flavour and pfx (the prefix of its
+# build trees: "" or "debian-"). Exits 2 on anything else.
+hp_real_flags() {
+	flavour=sections
+	if [ "${1:-}" = --flags ]; then
+		flavour=${2:?--flags takes sections or debian}
+	fi
+	case $flavour in
+	sections) pfx= ;;
+	debian) pfx=debian- ;;
+	*) echo "usage: $0 [--flags sections|debian]" >&2; exit 2 ;;
+	esac
+}
+
 #
 # hp_debian_source PKG DIR: download PKG's source package into DIR/src
 # (once; through a private sources list and lists dir, so the host's apt is

@@ -19,15 +19,8 @@
 # usage: tests/real/dnsmasq_live.sh [--flags sections|debian]
 # --flags debian: all three built with Debian's flags, no function sections.
 src=$(cd "$(dirname "$0")/../.." && pwd)
-flavour=sections
-if [ "${1:-}" = --flags ]; then
-	flavour=${2:?--flags takes sections or debian}
-fi
-case $flavour in
-sections) pfx= ;;
-debian) pfx=debian- ;;
-*) echo "usage: $0 [--flags sections|debian]" >&2; exit 2 ;;
-esac
+. "$src/scripts/debian-source.bash"
+hp_real_flags "$@"
 export HP_BUILD=${HP_BUILD_DIR:-$src/build}
 . "$src/tests/e2e/lib.bash"
 require_ptrace
@@ -42,7 +35,6 @@ bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring python3 >&2
 [ -x "$HPDIFF" ] || HP_BUILD_DIR=$HP_BUILD bash "$src/scripts/build.sh" >&2
 
 # The upstream source, and Debian's patches beside it.
-. "$src/scripts/debian-source.bash"
 hp_debian_source "$PKG" "$C"
 dsc=$HP_DSC
 # The security fixes, in the order of Debian's series file.

@@ -16,15 +16,8 @@
 # --flags debian: all three built with Debian's flags, no function sections.
 # shellcheck disable=SC2086,SC2206 # lists of pids split on purpose
 src=$(cd "$(dirname "$0")/../.." && pwd)
-flavour=sections
-if [ "${1:-}" = --flags ]; then
-	flavour=${2:?--flags takes sections or debian}
-fi
-case $flavour in
-sections) pfx= ;;
-debian) pfx=debian- ;;
-*) echo "usage: $0 [--flags sections|debian]" >&2; exit 2 ;;
-esac
+. "$src/scripts/debian-source.bash"
+hp_real_flags "$@"
 export HP_BUILD=${HP_BUILD_DIR:-$src/build}
 . "$src/tests/e2e/lib.bash"
 require_ptrace
@@ -40,7 +33,6 @@ bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring libpcre2-dev 
 [ -x "$HPDIFF" ] || HP_BUILD_DIR=$HP_BUILD bash "$src/scripts/build.sh" >&2
 
 # The upstream source, and Debian's patches beside it.
-. "$src/scripts/debian-source.bash"
 hp_debian_source "$PKG" "$C"
 dsc=$HP_DSC
 grep -qx "$FIX" "$C/pristine/debian/patches/series" || { say "no $FIX in $dsc"; exit 1; }
