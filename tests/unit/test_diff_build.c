@@ -1,8 +1,8 @@
 /*
- * Unit tests for the differ's build pass (differ/diff_build.c) on the real
- * objects of testdata/: pass 1 decides once, per relocation, how patch code
- * reaches its target (directly, through a veneer, through a GOT slot), and
- * pass 3 emits exactly that: a call to another library goes to its veneer,
+ * Unit tests for the differ's build passes (diff_build.c, diff_emit.c) on
+ * the real objects of testdata/: pass 1 decides once, per relocation, how
+ * patch code reaches its target (directly, through a veneer, through a GOT
+ * slot), and pass 3 emits exactly that: a call to another library goes to its veneer,
  * a GOT load to its slot, initial-exec to an image slot of constants.
  */
 #include "hp_test.h"
@@ -61,7 +61,7 @@ static void build(struct built *x, const char *name, const char *obj)
 	assert_hp_ok(place_slots(&x->b));
 	assert_hp_ok(finish_layout(&x->b));
 	assert_hp_ok(collect_funcs(&x->b));
-	assert_hp_ok(emit_all(&x->b));
+	assert_hp_ok(hp_build_emit(&x->b));
 	assert_int_equal(x->b.nr_errors, 0);
 }
 
