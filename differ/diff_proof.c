@@ -28,7 +28,7 @@
  *    build of a source whose linked build matched (drop_siblings()).
  * Objects cut into pieces (diff_split.c) are proved as written.
  */
-#include "differ/differ_int.h"
+#include "differ/diff_proof_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 
@@ -39,309 +39,6 @@
 
 /* Mismatches listed one by one; the rest are counted in one line. */
 #define HP_PROOF_MAX_REPORTED 10
-
-/* ---- the binary side ---- */
-
-struct bsec {
-	uint64_t addr, size;
-	const uint8_t *data; /* NULL: SHT_NOBITS */
-	const char *name;
-};
-
-/* Where an object section landed in the binary. */
-struct sec_base {
-	uint64_t base;
-	bool known;
-	bool tried;		  /* base_of() looked at its symbols */
-	bool derived;		  /* from a reference: its bytes to check */
-	const struct hp_osym *by; /* the function whose reference it was */
-	uint64_t by_off;	  /* offset of that reference in it */
-};
-
-/* The first failed relocation in a function, for the message. */
-struct failed {
-	const struct hp_orel *r;
-	const char *why;
-};
-
-/* A function that differs, held until every object is proved. */
-struct mismatch {
-	size_t obj; /* index in the pairs */
-	char *fn;
-	uint64_t off;
-	char *detail;
-};
-
-/* What one old object gave. */
-struct tally {
-	uint32_t nr_funcs, nr_matched;
-	bool dropped; /* another build of its source is the one linked */
-};
-
-struct prover {
-	const struct hp_binary *bin;
-	struct hp_diff_report *r;
-	struct hp_replay_ops ops;
-	struct bsec *secs;
-	size_t nr_secs;
-	const char **files; /* STT_FILE names of the binary, sorted */
-	size_t nr_files;
-	GElf_Rela *irel; /* IRELATIVE: GOT slots of ifuncs (addend) */
-	size_t nr_irel;
-	struct hp_obj *o;	/* the object being proved */
-	struct sec_base *bases; /* per section of @o */
-	bool *ok;		/* per symbol of @o: a function that matched */
-	/* @o's symbols defined in a section, by section then value; the
-	 * symbols of section i are by_sec[first[i]] on, count[i] of them. */
-	const struct hp_osym **by_sec;
-	size_t *first, *count;
-	uint32_t nr_funcs, nr_matched;
-	struct mismatch *miss;
-	size_t nr_miss;
-	size_t cur; /* index of @o in the pairs */
-};
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static const struct bsec *bsec_at(const struct prover *p, uint64_t addr,
-				  size_t len)
-{
-	for (size_t i = 0; i < p->nr_secs; i++)
-		if (addr >= p->secs[i].addr &&
-		    addr + len <= p->secs[i].addr + p->secs[i].size)
-			return &p->secs[i];
-	return NULL;
-}
-
-/* Bytes at @addr, or NULL when no section with contents holds them. */
-static const uint8_t *bytes_at(const struct prover *p, uint64_t addr,
-			       size_t len)
-{
-	const struct bsec *s = bsec_at(p, addr, len);
-
-	return s && s->data ? s->data + (addr - s->addr) : NULL;
-}
-
-static bool slot_named(const struct hp_binary *b, const char *name,
-		       uint64_t addr)
-{
-	const size_t len = name ? strcspn(name, "@") : 0;
-
-	for (size_t i = 0; name && i < b->nr_slots; i++)
-		if (b->slots[i].slot == addr &&
-		    strlen(b->slots[i].name) == len &&
-		    !strncmp(b->slots[i].name, name, len))
-			return true;
-	return false;
-}
-
-/* Whether @addr is a word of a GOT section that holds @value. */
-static bool got_holds(const struct prover *p, uint64_t addr, uint64_t value)
-{
-	const struct bsec *s = bsec_at(p, addr, 8);
-
-	return s && s->data && !strncmp(s->name, ".got", 4) &&
-	       hp_get_le64(s->data + (addr - s->addr)) == value;
-}
-
-static bool got_slot(const void *ctx, const struct hp_rtarget *t, uint64_t addr)
-{
-	const struct prover *p = ctx;
-	const struct bsec *s = bsec_at(p, addr, 8);
-
-	if (!s || strncmp(s->name, ".got", 4))
-		return false;
-	/* Bound by name at run time, or filled by the linker itself (a
-	 * RELATIVE slot in a PIE holds the link-time address too). */
-	if (slot_named(p->bin, t->name, addr) ||
-	    (t->defined && got_holds(p, addr, t->S)))
-		return true;
-	/* An ifunc's: the loader fills it with what its resolver returns. */
-	for (size_t i = 0; t->defined && i < p->nr_irel; i++)
-		if (p->irel[i].r_offset == addr &&
-		    (uint64_t)p->irel[i].r_addend == t->S)
-			return true;
-	return false;
-}
-
-static int add_irelative(struct prover *p, Elf_Scn *scn, const GElf_Shdr *sh)
-{
-	Elf_Data *d = elf_getdata(scn, NULL);
-	const size_t n = sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
-
-	for (size_t i = 0; d && i < n; i++) {
-		GElf_Rela rela;
-		GElf_Rela *irel = NULL;
-
-		if (!gelf_getrela(d, (int)i, &rela) ||
-		    GELF_R_TYPE(rela.r_info) != R_X86_64_IRELATIVE)
-			continue;
-		irel = realloc(p->irel, (p->nr_irel + 1) * sizeof(*irel));
-		if (!irel)
-			return -ENOMEM;
-		p->irel = irel;
-		p->irel[p->nr_irel++] = rela;
-	}
-	return 0;
-}
-
-/* "[endbr64] [bnd] jmp *slot(%rip)": .plt, .plt.sec and .plt.got stubs. */
-static bool plt_stub(const void *ctx, const struct hp_rtarget *t, uint64_t addr)
-{
-	const struct prover *p = ctx;
-	const struct bsec *s = bsec_at(p, addr, 1);
-	const uint8_t *b = bytes_at(p, addr, 1);
-	size_t i = 0, n;
-
-	if (!s || !b || strncmp(s->name, ".plt", 4))
-		return false;
-	/* .plt.got stubs are 8 bytes: the last one ends its section. */
-	n = s->addr + s->size - addr;
-	if (n >= 4 && !memcmp(b, "\xf3\x0f\x1e\xfa", 4))
-		i = 4;
-	if (i < n && b[i] == 0xf2)
-		i++;
-	if (i + 6 > n || b[i] != 0xff || b[i + 1] != 0x25)
-		return false;
-	return got_slot(
-		ctx, t,
-		addr + i + 6 +
-			(uint64_t)(int64_t)(int32_t)hp_get_le32(b + i + 2));
-}
-
-static bool tls_slot(const void *ctx, const struct hp_rtarget *t, uint32_t type,
-		     uint64_t addr)
-{
-	const struct prover *p = ctx;
-
-	if (addr && hp_binary_find_tls(p->bin, type, t->name, t->S) == addr)
-		return true;
-	/* An executable's initial-exec slot the linker filled itself. */
-	return type == R_X86_64_TPOFF64 && p->ops.is_exec && t->defined &&
-	       got_holds(p, addr, t->S - (uint64_t)p->ops.tls_offset);
-}
-
-static int prover_init(struct prover *p, const struct hp_binary *bin,
-		       struct hp_diff_report *r)
-{
-	size_t shnum = 0, shstrndx = 0;
-	Elf_Scn *scn = NULL;
-	bool ambiguous = false;
-	const struct hp_bsym *got = NULL;
-
-	*p = (struct prover){
-		.bin = bin,
-		.r = r,
-		.ops = { .got_slot = got_slot,
-			 .plt_stub = plt_stub,
-			 .tls_slot = tls_slot,
-			 .ctx = p,
-			 .is_exec = bin->is_exec,
-			 .tls_offset = bin->tls_offset },
-	};
-	got = hp_binary_find_sym(bin, "_GLOBAL_OFFSET_TABLE_", NULL, true,
-				 &ambiguous);
-	if (!got)
-		got = hp_binary_find_sym(bin, "_GLOBAL_OFFSET_TABLE_", NULL,
-					 false, &ambiguous);
-	p->ops.got = got ? got->value : 0;
-	if (elf_getshdrnum(bin->elf, &shnum) ||
-	    elf_getshdrstrndx(bin->elf, &shstrndx))
-		return hp_error(-HP_E_BADELF, "'%s': cannot read sections: %s",
-				bin->path, elf_errmsg(-1));
-	p->secs = calloc(shnum ? shnum : 1, sizeof(*p->secs));
-	p->files = calloc(bin->nr_syms ? bin->nr_syms : 1, sizeof(*p->files));
-	if (!p->secs || !p->files)
-		return -ENOMEM;
-	while ((scn = elf_nextscn(bin->elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *d = NULL;
-		const char *name = NULL;
-
-		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC))
-			continue;
-		if (sh.sh_type == SHT_RELA && add_irelative(p, scn, &sh))
-			return -ENOMEM;
-		name = elf_strptr(bin->elf, shstrndx, sh.sh_name);
-		d = sh.sh_type == SHT_NOBITS ? NULL : elf_getdata(scn, NULL);
-		p->secs[p->nr_secs++] = (struct bsec){
-			.addr = sh.sh_addr,
-			.size = sh.sh_size,
-			.data = d && d->d_size == sh.sh_size ? d->d_buf : NULL,
-			.name = name ? name : "",
-		};
-	}
-	for (size_t i = 0; i < bin->nr_syms; i++)
-		if (bin->syms[i].file && *bin->syms[i].file)
-			p->files[p->nr_files++] = bin->syms[i].file;
-	if (p->nr_files)
-		qsort(p->files, p->nr_files, sizeof(*p->files), cmp_str);
-	return 0;
-}
-
-static void prover_release(struct prover *p)
-{
-	for (size_t i = 0; i < p->nr_miss; i++) {
-		free(p->miss[i].fn);
-		free(p->miss[i].detail);
-	}
-	free(p->miss);
-	free(p->irel);
-	free(p->secs);
-	free(p->files);
-}
-
-/* ---- the object side ---- */
-
-static int cmp_bsym_name(const void *key, const void *elem)
-{
-	return strcmp(key, ((const struct hp_bsym *)elem)->name);
-}
-
-/*
- * The binary's symbol for @s of the object being proved: a global by name,
- * a local by name and source file. Two sources of one name ("sds.c" of a
- * program and of a library it embeds) may both define a local: then the
- * one at @at, if not 0.
- */
-static const struct hp_bsym *find_bsym(const struct prover *p,
-				       const struct hp_osym *s, uint64_t at)
-{
-	const struct hp_binary *b = p->bin;
-	const struct hp_bsym *hit = NULL, *found = NULL;
-	size_t len = strcspn(s->name, "@"), nr = 0;
-	char name[256];
-	bool ambiguous = false;
-
-	if (!*s->name || s->type == STT_SECTION || s->type == STT_FILE ||
-	    len >= sizeof(name))
-		return NULL;
-	/* "memcpy@GLIBC_2.14" from .symver: the binary strips versions. */
-	memcpy(name, s->name, len);
-	name[len] = 0;
-	if (s->bind != STB_LOCAL)
-		return hp_binary_find_sym(b, name, NULL, false, &ambiguous);
-	hit = b->nr_syms ? bsearch(name, b->syms, b->nr_syms, sizeof(*b->syms),
-				   cmp_bsym_name)
-			 : NULL;
-	while (hit && hit > b->syms && !strcmp(hit[-1].name, name))
-		hit--;
-	for (; hit && hit < b->syms + b->nr_syms && !strcmp(hit->name, name);
-	     hit++) {
-		if (hit->bind != STB_LOCAL || !hit->file || !p->o->file_sym ||
-		    strcmp(hit->file, p->o->file_sym))
-			continue;
-		if (at && hit->value == at)
-			return hit;
-		if (!found || found->value != hit->value)
-			nr++;
-		found = hit;
-	}
-	return nr == 1 ? found : NULL;
-}
 
 /* Where section @sec landed, from the named symbols in it (pass 2). */
 static struct sec_base *base_of(struct prover *p, const struct hp_osec *sec)
@@ -358,7 +55,7 @@ static struct sec_base *base_of(struct prover *p, const struct hp_osec *sec)
 			continue;
 		/* A global may be another object's definition (a weak one
 		 * overridden); only a local is surely this section's. */
-		bs = find_bsym(p, s, 0);
+		bs = hp_proof_find_bsym(p, s, 0);
 		if (!bs || (s->bind != STB_LOCAL && s->bind != bs->bind))
 			continue;
 		b->base = bs->value - s->st.st_value;
@@ -373,8 +70,8 @@ static void target_of(struct prover *p, const struct hp_orel *r,
 {
 	const struct hp_osym *s = r->sym;
 	const struct sec_base *b = s->sec ? base_of(p, s->sec) : NULL;
-	const struct hp_bsym *bs =
-		find_bsym(p, s, b && b->known ? b->base + s->st.st_value : 0);
+	const struct hp_bsym *bs = hp_proof_find_bsym(
+		p, s, b && b->known ? b->base + s->st.st_value : 0);
 
 	*t = (struct hp_rtarget){
 		.name = s->bind == STB_LOCAL ? NULL : s->name,
@@ -462,7 +159,7 @@ static bool same_entity(const struct prover *p, const struct hp_replay_site *s,
 				     ? ent
 				     : sec->sh.sh_size - off);
 	}
-	b = bytes_at(p, at, n);
+	b = hp_proof_bytes_at(p, at, n);
 	return b && !memcmp(b, sec->data + off, n);
 }
 
@@ -579,7 +276,7 @@ static bool provable(struct prover *p, const struct hp_osym *s,
 	if (!hp_osym_is_func(s) || !s->st.st_size)
 		return false;
 	b = base_of(p, s->sec);
-	*bs = find_bsym(p, s, b->known ? b->base + s->st.st_value : 0);
+	*bs = hp_proof_find_bsym(p, s, b->known ? b->base + s->st.st_value : 0);
 	return !(*bs && s->bind == STB_WEAK && (*bs)->bind != STB_WEAK);
 }
 
@@ -655,8 +352,9 @@ static bool same_code(struct prover *p, struct text *x, size_t i,
 					   .base = b->base };
 	const struct hp_insn_code obj = { x->sec->data + fn->st.st_value,
 					  fn->st.st_size, fn->st.st_value };
-	const struct hp_insn_code bin = { bytes_at(p, bs->value, bs->size),
-					  bs->size, bs->value };
+	const struct hp_insn_code bin = {
+		hp_proof_bytes_at(p, bs->value, bs->size), bs->size, bs->value
+	};
 
 	return bin.code && hp_insn_same(&peer, &obj, &bin, x->rels, x->nr_rels);
 }
@@ -752,7 +450,7 @@ static int prove_text(struct prover *p, const struct hp_osec *sec)
 	x.nr_rels = sec->nr_relocs;
 	/* The last function of a section that shrank in the binary: none of
 	 * it byte for byte, all of it instruction by instruction. */
-	x.act = bytes_at(p, b->base, sec->sh.sh_size);
+	x.act = hp_proof_bytes_at(p, b->base, sec->sh.sh_size);
 	for (size_t i = 0; x.act && i < sec->nr_relocs; i++) {
 		const struct hp_orel *r = rels[i];
 		const size_t k = func_at(x.fns, x.nr_fns, r->offset);
@@ -807,7 +505,7 @@ static int check_derived(struct prover *p)
 
 		if (!b->derived || !sec->data)
 			continue;
-		act = bytes_at(p, b->base, sec->sh.sh_size);
+		act = hp_proof_bytes_at(p, b->base, sec->sh.sh_size);
 		for (; act && d < sec->sh.sh_size; d++) {
 			bool masked = false;
 
@@ -853,7 +551,8 @@ static bool is_linked(struct prover *p)
 	size_t nr_global = 0;
 
 	if (file && *file && p->nr_files &&
-	    bsearch(&file, p->files, p->nr_files, sizeof(*p->files), cmp_str))
+	    bsearch(&file, p->files, p->nr_files, sizeof(*p->files),
+		    hp_proof_cmp_str))
 		return true;
 	for (size_t i = 0; i < p->o->nr_syms; i++) {
 		const struct hp_osym *s = &p->o->syms[i];
@@ -866,7 +565,7 @@ static bool is_linked(struct prover *p)
 		}
 		if (!hp_osym_is_func(s) || !s->st.st_size)
 			continue;
-		if (!find_bsym(p, s, 0))
+		if (!hp_proof_find_bsym(p, s, 0))
 			return false;
 		nr_global++;
 	}
@@ -1060,7 +759,7 @@ int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = prover_init(&p, bin, r);
+	rc = hp_prover_init(&p, bin, r);
 	if (!t && !rc)
 		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < nr_pairs; i++) {
@@ -1093,7 +792,7 @@ int hp_prove_binary(struct hp_pair *pairs, size_t nr_pairs,
 	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 		       (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 out_release:
-	prover_release(&p);
+	hp_prover_release(&p);
 	free(t);
 	return rc;
 }
