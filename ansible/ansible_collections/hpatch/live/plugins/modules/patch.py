@@ -30,7 +30,7 @@ description:
     C(hpatch list) and C(hpatch status).
   - With C(--diff), the store's membership and each process's state,
     before and after.
-author: hpatch maintainers
+author: hpatch maintainers (!UNKNOWN)
 options:
   src:
     description: The patch file on the host.
@@ -247,8 +247,8 @@ def describe(store, installed, effect, patch_id, pids):
     lines = ['store %s: %s\n' % (store or 'default',
                                  patch_id if installed else '(not installed)')]
     for pid in sorted(set(pids)):
-        lines.append('pid %d: %s\n' % (pid, patch_id if patch_id in effect.get(pid, [])
-                                         else '(not applied)'))
+        here = patch_id if patch_id in effect.get(pid, []) else '(not applied)'
+        lines.append('pid %d: %s\n' % (pid, here))
     return ''.join(lines)
 
 

@@ -15,7 +15,7 @@ description:
   - Sets C(hpatch_installed), the store's patches; C(hpatch_processes),
     every process with a patch and each patch's state there; and
     C(hpatch_patches), per patch id the pids in each state, from both.
-author: hpatch maintainers
+author: hpatch maintainers (!UNKNOWN)
 options:
   store:
     description: The host's patch store (C(hpatch list --store)); default
