@@ -4,7 +4,7 @@
 # with its own service, build, patch and store: ansible_lib.bash), rings of
 # 1, 2 and 2 hosts. First the playbook in check mode: `hpatch check` on
 # every host says "would apply", and nothing changes (no process, no
-# store). Then h3's health check fails: h3 is reverted and its patch taken
+# store); a host where the apply would fail fails the dry run. Then h3's health check fails: h3 is reverted and its patch taken
 # out of its store, its fallback runs, and the rollout stops after h3's
 # ring with max_fail_percentage 0 (h4 and h5 untouched), or goes on with 50
 # (h4 and h5 patched, h1 and h2 unchanged the second time). A last run
@@ -50,6 +50,11 @@ for h in h1 h2 h3 h4 h5; do
 		bash -c "[ \"\$1\" = v1 ] && [ -z \"\$2\" ] && ! grep -q '\"pid\":${PID[$h]},' '$T/audit.log' 2>/dev/null" - "$(version $h)" "$(stored $h)"
 done
 check "no fallback ran" test ! -e "$T/fallbacks"
+expect_exit 2 "rollout --check on h1 for pid 1 (not of the build): fails" \
+	rollout "$T/sum0f" 0 --check --limit h1 -e '{"hpatch_pids": [1]}'
+check "... h1 would fail" grep -qx "h1: would fail: Install and apply the live patch failed" "$T/sum0f"
+check "... nothing reverted, no fallback: h1 v1, nothing recorded" \
+	bash -c "[ '$(version h1)' = v1 ] && [ ! -e '$T/fallbacks' ] && ! grep -q '\"pid\":${PID[h1]},' '$T/audit.log' 2>/dev/null"
 
 # max_fail_percentage 0: h3's ring has a failure, so the rollout stops there.
 expect_exit 2 "rollout, max_fail_percentage 0: stops with failed hosts" rollout "$T/sum1" 0

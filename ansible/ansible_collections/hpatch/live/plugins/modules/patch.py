@@ -43,7 +43,9 @@ options:
         is touched by the module.
       - C(applied) installs it, then applies it now to I(pids), or to every
         running process that maps its target build. None running is not
-        an error, C(hpatchd) applies it to those started later.
+        an error, C(hpatchd) applies it to those started later. If the
+        apply fails, the patch stays installed (C(hpatchd) retries it under
+        its policy) and the task fails; C(absent) takes it out.
       - C(absent) removes it from the store (C(hpatch uninstall), which
         reverts it in every process) and reverts it where it is still in
         effect, applied by hand outside the store (only in I(pids) if
@@ -296,6 +298,8 @@ def main():
     p = module.params
     hp = Hpatch(module)
     check = module.check_mode
+    if p['state'] == 'installed' and p['pids'] is not None:
+        module.warn("pids has no effect with state=installed: the store is host-wide")
 
     # The patch's id, verified against the trust store before anything else.
     rc, info, err = hp.run(hp.trust + [p['src']], 'inspect')
