@@ -89,7 +89,7 @@ expect_exit 0 "h2: installed, hpatchd running" mod h2 installed
 refused() {
 	"$HPATCH" list --store "$T/h2/store" --trust "$T/trust" --json | grep -q "{\"pid\":${PID[h2]},\"state\":\"refused\""
 }
-check "hpatchd refuses h2's process" wait_until 10 refused
+check "hpatchd refuses h2's process" wait_until 60 refused
 expect_exit 0 "h2: facts" facts h2
 check "... hpatchd runs; h2's process refused, with hpatchd's reason" \
 	result "r['ansible_facts']['hpatchd_running'] and r['ansible_facts']['hpatch_patches']['$id-h2']['refused'] == [${PID[h2]}] and 'trusted_keys' in r['ansible_facts']['hpatch_patches']['$id-h2']['reasons']['${PID[h2]}']"
