@@ -75,6 +75,14 @@ struct hp_osec {
 	char *problem;
 	uint8_t *own_data; /* owned copy behind @data, if any */
 	char *own_name;
+	/*
+	 * The signature of the COMDAT group (SHT_GROUP, GRP_COMDAT) the
+	 * section belongs to, or NULL: an inline function, a template
+	 * instance, a vtable or typeinfo of C++, emitted by every object
+	 * that uses it; the linker keeps the first group of each signature
+	 * and drops the others whole. Borrowed from libelf.
+	 */
+	const char *comdat;
 };
 
 struct hp_osym {

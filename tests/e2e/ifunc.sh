@@ -19,23 +19,13 @@ make_key k
 build_patch ifunc "$T/fix.hpatch" --key "$T/k.key"
 check "the patch was built" test -s "$T/fix.hpatch"
 
-# wait_line LOG N TEXT: until the N-th "result" line of LOG is TEXT.
-wait_line() {
-	for _ in $(seq 250); do
-		[ "$(grep '^result' "$1" | sed -n "$2p")" = "$3" ] && return 0
-		sleep 0.02
-	done
-	echo "$1: $(cat "$1")" >&2
-	return 1
-}
-
 start_target "$V1" "$T/t.log"
 pid=$TARGET_PID
-check "v1 runs" wait_line "$T/t.log" 1 "result 1 KEY"
+check "v1 runs" wait_result "$T/t.log" 1 "result 1 KEY"
 expect_exit 0 "apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" \
 	--debug=reloc -v "$T/fix.hpatch"
 check "the new code runs: value after '=', 'rest' found" \
-	wait_line "$T/t.log" 2 "result 2 value;rest"
+	wait_result "$T/t.log" 2 "result 2 value;rest"
 for f in memcpy strlen strchr; do
 	check "'$f' bound from libc's own slot" \
 		grep -q "IFUNC '$f' bound from the slot" "$T/last.err"
@@ -43,13 +33,13 @@ done
 check "'strstr' bound by the resolver of the same libc" \
 	grep -q "IFUNC 'strstr' bound by the resolver" "$T/last.err"
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
-check "v1 again" wait_line "$T/t.log" 3 "result 1 KEY"
+check "v1 again" wait_result "$T/t.log" 3 "result 1 KEY"
 check "still alive" kill -0 "$pid"
 
 # Tuned otherwise than hpatch: hpatch cannot know the resolver's choice.
 GLIBC_TUNABLES=glibc.malloc.check=0 start_target "$V1" "$T/tuned.log"
 tuned=$TARGET_PID
-check "the tuned target runs v1" wait_line "$T/tuned.log" 1 "result 1 KEY"
+check "the tuned target runs v1" wait_result "$T/tuned.log" 1 "result 1 KEY"
 expect_exit 1 "refused: IFUNC the process never bound, other tunables" \
 	"$HPATCH" apply -p "$tuned" --trust "$T/trust" "$T/fix.hpatch"
 check "the refusal names the first such function" \
