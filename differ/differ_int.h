@@ -336,6 +336,8 @@ const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 					       const char *name);
 
 /* diff_report.c: entries added after hp_report_add_module() are its. */
+/* The source name of C++ symbol @name (malloc'd), or NULL for a C name. */
+char *hp_demangle(const char *name);
 int hp_report_add_module(struct hp_diff_report *r, const char *binary,
 			 const char *build_id)
 	__attribute__((warn_unused_result));
