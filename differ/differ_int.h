@@ -300,15 +300,18 @@ struct hp_layout_member {
 };
 
 struct hp_layout {
-	char name[96]; /* "struct conn", or a typedef's name */
+	char name[96]; /* "struct conn", "class Rect", or a typedef's name */
 	uint64_t size;
-	uint32_t nr_members;
+	uint32_t nr_members; /* C++ base classes too, named "(base)" */
 	struct hp_layout_member *members;
+	/* C++: the virtual methods it declares, "SLOT name SIGNATURE; ..."
+	 * in declaration order; NULL if none (malloc'd) */
+	char *vtable;
 };
 
 struct hp_func_types {
-	char name[128];
-	char sig[256]; /* "int (char *, unsigned long, int)" */
+	char name[512]; /* C++: the mangled name */
+	char sig[256];	/* "int (char *, unsigned long, int)" */
 	unsigned int decl_line;
 	/* decl_line, or that of a callee inlined from above in its file */
 	unsigned int first_line;
