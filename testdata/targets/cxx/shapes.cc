@@ -1,7 +1,47 @@
-/* C++ target: the classes' out-of-line methods (see shapes.h). */
+/* C++ target: the classes' out-of-line methods (see shapes.h), and
+ * function-local statics whose initialisation a guard variable protects. */
 #include "shapes.h"
 
 #include <cstdio>
+#include <cstdlib>
+
+static int nr_inits; /* how many times a Cfg was constructed */
+
+struct Cfg {
+	int v;
+	Cfg() : v(std::atoi("7"))
+	{
+		nr_inits++;
+	}
+};
+
+#if V == 2
+struct Fresh {
+	int v;
+	Fresh() : v(std::atoi("5"))
+	{
+	}
+};
+#endif
+
+/*
+ * v2 changes it: its code must use the running program's static and guard
+ * (constructed once, by v1: nr_inits stays 1), and v2's new static, in
+ * the patch, is constructed on its first call after the patch is applied.
+ */
+__attribute__((noinline)) void config(int *inits, int *fresh)
+{
+	static Cfg c;
+
+	*inits = nr_inits + c.v - 7;
+#if V == 1
+	*fresh = 0;
+#else
+	static Fresh f;
+
+	*fresh = f.v;
+#endif
+}
 
 Shape::~Shape() = default;
 
@@ -27,7 +67,10 @@ const char *Rect::name() const
 int measure(const Shape &s, char *buf, int cap)
 {
 	const int a = clampv<int>(s.area(), 0, 1000);
+	int inits = 0, fresh = 0;
 
-	return std::snprintf(buf, (size_t)cap, "%s area=%d scaled=%d u=%d",
-			     s.name(), a, scaled(a), unchanged_inline(a));
+	config(&inits, &fresh);
+	return std::snprintf(
+		buf, (size_t)cap, "%s area=%d scaled=%d u=%d inits=%d fresh=%d",
+		s.name(), a, scaled(a), unchanged_inline(a), inits, fresh);
 }
