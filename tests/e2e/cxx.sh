@@ -7,12 +7,14 @@
 # unchanged inline function (unchanged_inline) is left alone. config()
 # changes too: it keeps using the program's function-local static and its
 # guard (constructed once: inits=1), and its new static, in the patch, is
-# constructed on its first call (fresh=5).
+# constructed on its first call (fresh=5). v2's measure() constructs a
+# Rect (the program's vtable: probe=7, through the patched Rect::area) and
+# dynamic_casts (the program's typeinfo: cast=1).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
 V1_LINE="result rect area=1000 scaled=10000 u=3001 inits=1 fresh=0"
-V2_LINE="result rect area=999 scaled=99900 u=2998 inits=1 fresh=5"
+V2_LINE="result rect area=999 scaled=99900 u=2998 inits=1 fresh=5 probe=7 cast=1"
 
 # live NAME BINARY OLD NEW: patch a running BINARY from OLD/NEW objects.
 live() {

@@ -12,6 +12,11 @@
 
 static volatile int side = 40;
 
+__attribute__((noinline)) int area_of(const Shape &s)
+{
+	return s.area();
+}
+
 int main()
 {
 	char buf[128], last[128] = "";

@@ -69,8 +69,24 @@ int measure(const Shape &s, char *buf, int cap)
 	const int a = clampv<int>(s.area(), 0, 1000);
 	int inits = 0, fresh = 0;
 
+	int n;
+
 	config(&inits, &fresh);
-	return std::snprintf(
+	n = std::snprintf(
 		buf, (size_t)cap, "%s area=%d scaled=%d u=%d inits=%d fresh=%d",
 		s.name(), a, scaled(a), unchanged_inline(a), inits, fresh);
+#if V == 2
+	{
+		/* new code that uses the program's vtable (Rect's
+		 * constructor) and typeinfo (dynamic_cast) */
+		Rect probe;
+
+		probe.w = 2;
+		probe.h = 3;
+		n += std::snprintf(buf + n, (size_t)(cap - n),
+				   " probe=%d cast=%d", area_of(probe),
+				   dynamic_cast<const Rect *>(&s) != nullptr);
+	}
+#endif
+	return n;
 }

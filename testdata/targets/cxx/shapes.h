@@ -44,6 +44,8 @@ __attribute__((noinline)) inline int unchanged_inline(int x)
 	return x * 3 + 1;
 }
 
+/* in cxx_main.cc: a shape's area, through its vtable */
+int area_of(const Shape &s);
 /* in shapes.cc: one report line from a shape */
 int measure(const Shape &s, char *buf, int cap);
 
