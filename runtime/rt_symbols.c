@@ -369,7 +369,8 @@ typedef uint64_t hp_ifunc_resolver(uint64_t hwcap, void *arg);
  * Return: 0 and *@out, or -ENOENT.
  */
 static int resolve_here(const struct hp_proc *proc, const struct hp_map *m,
-			const struct dynmod *d, hp_raddr_t resolver,
+			const struct dynmod *d, const char *name,
+			const char *version, hp_raddr_t resolver,
 			hp_raddr_t *out)
 {
 	struct hp_proc self = { .pid = getpid(),
@@ -386,16 +387,21 @@ static int resolve_here(const struct hp_proc *proc, const struct hp_map *m,
 		const struct hp_map *sm = &self.maps[i];
 		struct dynmod sd;
 		uint64_t choice = 0;
+		hp_raddr_t mine = 0;
+		bool ifunc = false;
 		hp_ifunc_resolver *fn = NULL;
 
+		/* The resolver hpatch calls is found in hpatch's own copy,
+		 * by name: the target's memory, which says where its own is,
+		 * never chooses what hpatch runs. */
 		if (sm->offset != 0 || strcmp(sm->path, m->path) ||
 		    map_file_id(self.pid, sm->start, id, sizeof(id)) ||
-		    strcmp(id, want) || read_dynamic(&self, sm, &sd))
+		    strcmp(id, want) || read_dynamic(&self, sm, &sd) ||
+		    lookup_in(&self, &sd, name, version, &mine, &ifunc) ||
+		    !ifunc || mine - sd.bias != resolver - d->bias ||
+		    !is_code_of(&self, mine, sm->path))
 			continue;
-		fn = (hp_ifunc_resolver *)(uintptr_t)(sd.bias +
-						      (resolver - d->bias));
-		if (!is_code_of(&self, (uintptr_t)fn, sm->path))
-			continue;
+		fn = (hp_ifunc_resolver *)(uintptr_t)mine;
 		choice = fn(0, NULL);
 		if (!is_code_of(&self, choice, sm->path))
 			continue;
@@ -410,7 +416,7 @@ static int resolve_here(const struct hp_proc *proc, const struct hp_map *m,
  * target) to the implementation the process uses. */
 static int bind_ifunc(const struct hp_proc *proc, const struct hp_map *m,
 		      const struct dynmod *d, const char *name,
-		      hp_raddr_t resolver, hp_raddr_t *out)
+		      const char *version, hp_raddr_t resolver, hp_raddr_t *out)
 {
 	int rc = irelative_slot(proc, d, m->path, resolver, out);
 
@@ -422,7 +428,7 @@ static int bind_ifunc(const struct hp_proc *proc, const struct hp_map *m,
 		       (int)proc->pid, name, m->path);
 		return 0;
 	}
-	if (!resolve_here(proc, m, d, resolver, out)) {
+	if (!resolve_here(proc, m, d, name, version, resolver, out)) {
 		hp_dbg(HP_DBG_RELOC,
 		       "pid %d: IFUNC '%s' bound by the resolver of "
 		       "hpatch's own %s",
@@ -453,7 +459,8 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 			continue;
 		if (lookup_in(proc, &d, name, version, out, &ifunc))
 			continue;
-		return ifunc ? bind_ifunc(proc, m, &d, name, *out, out) : 0;
+		return ifunc ? bind_ifunc(proc, m, &d, name, version, *out, out)
+			     : 0;
 	}
 	return hp_error(-HP_E_NOSYM,
 			"pid %d: no loaded module defines '%s'%s%s",

@@ -6,7 +6,8 @@
 # strchr), else the resolver of hpatch's own copy of the same libc file
 # (strstr, __memcpy_chk), never the resolver. A target running with other
 # GLIBC_TUNABLES than hpatch (its resolvers may choose otherwise) is
-# refused, naming the function, with nothing applied.
+# refused, naming the function, with nothing applied; so is a target that
+# forged where its resolver is (hpatch runs only its own copy's).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -48,4 +49,14 @@ check "the refusal names the first such function" \
 check "the hint names GLIBC_TUNABLES" grep -q "hint:.*GLIBC_TUNABLES" "$T/last.err"
 sleep 0.1
 check "nothing applied: still v1" test "$(grep -c '^result' "$T/tuned.log")" -eq 1
+
+# A hostile target whose libc's .dynsym (its own memory) says strstr's
+# resolver is _exit: hpatch calls only the resolver its own copy names.
+start_target "$V1" "$T/forged.log" forge
+forged=$TARGET_PID
+check "the forged target runs v1" wait_result "$T/forged.log" 1 "result 1 KEY"
+expect_exit 1 "forged resolver: refused, hpatch runs nothing it names" \
+	"$HPATCH" apply -p "$forged" --trust "$T/trust" "$T/fix.hpatch"
+check "the refusal names strstr" grep -q "'strstr' in '.*libc.so.6' is an IFUNC" \
+	"$T/last.err"
 finish
