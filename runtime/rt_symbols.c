@@ -356,6 +356,15 @@ static bool same_tunables(pid_t pid)
 
 typedef uint64_t hp_ifunc_resolver(uint64_t hwcap, void *arg);
 
+/* An IFUNC symbol of a module the target maps. */
+struct ifunc {
+	const struct hp_map *m; /* the module's first mapping */
+	const struct dynmod *d;
+	const char *name;
+	const char *version; /* NULL: the default */
+	hp_raddr_t resolver; /* in the target, as its symbol table says */
+};
+
 /*
  * Way 2: the resolver's choice computed here. glibc's x86-64 resolvers are
  * pure functions of the CPU's features (GLRO(dl_x86_cpu_features)) and the
@@ -368,11 +377,11 @@ typedef uint64_t hp_ifunc_resolver(uint64_t hwcap, void *arg);
  * resolver of an unknown library is not known to take no lock.
  * Return: 0 and *@out, or -ENOENT.
  */
-static int resolve_here(const struct hp_proc *proc, const struct hp_map *m,
-			const struct dynmod *d, const char *name,
-			const char *version, hp_raddr_t resolver,
+static int resolve_here(const struct hp_proc *proc, const struct ifunc *f,
 			hp_raddr_t *out)
 {
+	const struct hp_map *m = f->m;
+	const struct dynmod *d = f->d;
 	struct hp_proc self = { .pid = getpid(),
 				.tid = getpid(),
 				.mem_fd = -1,
@@ -397,8 +406,8 @@ static int resolve_here(const struct hp_proc *proc, const struct hp_map *m,
 		if (sm->offset != 0 || strcmp(sm->path, m->path) ||
 		    map_file_id(self.pid, sm->start, id, sizeof(id)) ||
 		    strcmp(id, want) || read_dynamic(&self, sm, &sd) ||
-		    lookup_in(&self, &sd, name, version, &mine, &ifunc) ||
-		    !ifunc || mine - sd.bias != resolver - d->bias ||
+		    lookup_in(&self, &sd, f->name, f->version, &mine, &ifunc) ||
+		    !ifunc || mine - sd.bias != f->resolver - d->bias ||
 		    !is_code_of(&self, mine, sm->path))
 			continue;
 		fn = (hp_ifunc_resolver *)(uintptr_t)mine;
@@ -412,33 +421,32 @@ static int resolve_here(const struct hp_proc *proc, const struct hp_map *m,
 	return rc;
 }
 
-/* Bind IFUNC @name of module @m whose resolver is at @resolver (in the
- * target) to the implementation the process uses. */
-static int bind_ifunc(const struct hp_proc *proc, const struct hp_map *m,
-		      const struct dynmod *d, const char *name,
-		      const char *version, hp_raddr_t resolver, hp_raddr_t *out)
+/* Bind IFUNC @f to the implementation the process uses. */
+static int bind_ifunc(const struct hp_proc *proc, const struct ifunc *f,
+		      hp_raddr_t *out)
 {
-	int rc = irelative_slot(proc, d, m->path, resolver, out);
+	const char *name = f->name, *path = f->m->path;
+	int rc = irelative_slot(proc, f->d, path, f->resolver, out);
 
 	if (rc == -ENOMEM)
 		return rc;
 	if (!rc) {
 		hp_dbg(HP_DBG_RELOC,
 		       "pid %d: IFUNC '%s' bound from the slot %s fills",
-		       (int)proc->pid, name, m->path);
+		       (int)proc->pid, name, path);
 		return 0;
 	}
-	if (!resolve_here(proc, m, d, name, version, resolver, out)) {
+	if (!resolve_here(proc, f, out)) {
 		hp_dbg(HP_DBG_RELOC,
 		       "pid %d: IFUNC '%s' bound by the resolver of "
 		       "hpatch's own %s",
-		       (int)proc->pid, name, m->path);
+		       (int)proc->pid, name, path);
 		return 0;
 	}
 	hp_error(-HP_E_NOSYM,
 		 "pid %d: '%s' in '%s' is an IFUNC the process has not bound, "
 		 "and hpatch does not map the same file to choose for it",
-		 (int)proc->pid, name, m->path);
+		 (int)proc->pid, name, path);
 	hp_hint("the library was replaced on disk since the process started, "
 		"or the process runs with other GLIBC_TUNABLES: restart it, "
 		"or have the old program reference '%s'",
@@ -459,8 +467,12 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 			continue;
 		if (lookup_in(proc, &d, name, version, out, &ifunc))
 			continue;
-		return ifunc ? bind_ifunc(proc, m, &d, name, version, *out, out)
-			     : 0;
+		if (ifunc) {
+			const struct ifunc f = { m, &d, name, version, *out };
+
+			return bind_ifunc(proc, &f, out);
+		}
+		return 0;
 	}
 	return hp_error(-HP_E_NOSYM,
 			"pid %d: no loaded module defines '%s'%s%s",
