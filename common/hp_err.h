@@ -51,7 +51,8 @@
 	X(HP_E_FOREIGN_BINARY, "binary was not linked from the old objects")   \
 	X(HP_E_INSECURE, "file or directory others could write")               \
 	X(HP_E_SECCOMP, "a seccomp filter forbids what hpatch must inject")    \
-	X(HP_E_EXEC, "the process executed a new program meanwhile")
+	X(HP_E_EXEC, "the process executed a new program meanwhile")           \
+	X(HP_E_VTABLE, "virtual methods of a class changed")
 
 enum hp_err {
 	HP_E_FIRST_ = HP_E_BASE - 1,

@@ -47,6 +47,35 @@ struct hp_osym *hp_build_find_included(struct builder *b, const char *name)
 	return NULL;
 }
 
+/*
+ * Whether @sec is a copy of a COMDAT group that another object's copy
+ * stands for. The binary holds one copy of each group (the linker kept the
+ * first and dropped the others whole), which every object reaches through
+ * the group's global symbols; the patch carries one new copy, that of the
+ * first object (in pair order) defining the group, and redirects the
+ * binary's copy once. Example: scaled(int), inline in a header, changed
+ * in a.o and b.o: b.o's copy stays out, b.o's callers reach a.o's.
+ */
+bool hp_build_is_comdat_dup(struct builder *b, const struct hp_osec *sec)
+{
+	if (!sec || !sec->comdat)
+		return false;
+	for (size_t i = 0; i < b->nr_pairs; i++) {
+		struct hp_obj *o = b->pairs[i].new_obj;
+		const struct hp_osym *s = NULL;
+
+		if (!o)
+			continue;
+		if (o == sec->obj)
+			return false;
+		s = hp_obj_find_sym_by_name(o, sec->comdat);
+		if (s && s->sec && s->sec->comdat &&
+		    !strcmp(s->sec->comdat, sec->comdat))
+			return true;
+	}
+	return false;
+}
+
 static int include_sec(struct builder *b, struct hp_osec *s)
 {
 	struct hp_osec **secs = NULL;
@@ -224,6 +253,8 @@ static int close_over(struct builder *b, struct hp_osec *from,
 		return 0;
 	if (ts->primary) {
 		/* A parent's .cold part assumes the parent's frame layout. */
+		if (hp_build_is_comdat_dup(b, ts))
+			return 0;
 		if (ts->primary->changed || ts->primary->is_new ||
 		    hp_osym_is_fragment(ts->primary))
 			return include_sec(b, ts);
@@ -416,7 +447,8 @@ static int seed(struct builder *b)
 		for (size_t j = 0; o && j < o->nr_syms && !rc; j++) {
 			struct hp_osym *s = &o->syms[j];
 
-			if (!(s->changed || s->is_new) || !s->sec)
+			if (!(s->changed || s->is_new) || !s->sec ||
+			    hp_build_is_comdat_dup(b, s->sec))
 				continue;
 			if (hp_osym_is_func(s) || s->is_new)
 				rc = include_sec(b, s->sec);
@@ -435,7 +467,8 @@ static int collect_funcs(struct builder *b)
 		for (size_t j = 0; o && j < o->nr_syms && !rc; j++) {
 			struct hp_osym *s = &o->syms[j];
 
-			if (!hp_osym_is_func(s) || !(s->changed || s->is_new))
+			if (!hp_osym_is_func(s) || !(s->changed || s->is_new) ||
+			    hp_build_is_comdat_dup(b, s->sec))
 				continue;
 			/*
 			 * A .cold part travels with its parent (pass 1 pulls

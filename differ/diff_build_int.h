@@ -73,6 +73,9 @@ static inline bool hp_sym_included(const struct hp_osym *s)
 /* A global function or new object included from another object. */
 struct hp_osym *hp_build_find_included(struct builder *b, const char *name);
 
+/* Whether @sec is a COMDAT group's copy another object's stands for. */
+bool hp_build_is_comdat_dup(struct builder *b, const struct hp_osec *sec);
+
 /* The address in the old binary of the symbol @s of @o stands for. */
 int hp_build_lookup_old(struct builder *b, struct hp_obj *o,
 			const struct hp_osym *s, uint64_t *addr);

@@ -133,6 +133,44 @@ static int load_symbols(struct hp_obj *o)
 	return 0;
 }
 
+/*
+ * Mark each member of a COMDAT group with the group's signature (the name
+ * of symbol sh_info). A group is an array of 32-bit words: the flags
+ * (GRP_COMDAT), then the member sections' indices.
+ */
+static int load_groups(struct hp_obj *o)
+{
+	for (size_t i = 0; i < o->nr_secs; i++) {
+		const struct hp_osec *g = &o->secs[i];
+		Elf_Data *d = NULL;
+		const uint32_t *w = NULL;
+		size_t n;
+
+		if (g->sh.sh_type != SHT_GROUP)
+			continue;
+		d = elf_getdata(elf_getscn(o->elf, i), NULL);
+		if (!d || !d->d_buf || d->d_size < 4 ||
+		    g->sh.sh_info >= o->nr_syms)
+			return hp_error(-HP_E_BADELF,
+					"'%s': section group '%s' is malformed",
+					o->path, g->name);
+		w = d->d_buf;
+		n = d->d_size / 4;
+		if (!(w[0] & GRP_COMDAT))
+			continue;
+		for (size_t k = 1; k < n; k++) {
+			if (w[k] >= o->nr_secs)
+				return hp_error(-HP_E_BADELF,
+						"'%s': section group '%s' "
+						"names section %u of %zu",
+						o->path, g->name, w[k],
+						o->nr_secs);
+			o->secs[w[k]].comdat = o->syms[g->sh.sh_info].name;
+		}
+	}
+	return 0;
+}
+
 static bool is_findable(const struct hp_osym *s)
 {
 	return s->type != STT_SECTION && s->type != STT_FILE && s->sec;
@@ -263,6 +301,8 @@ int hp_obj_open_flags(const char *path, const char *relpath,
 		rc = refuse_lto(o);
 	if (!rc)
 		rc = load_symbols(o);
+	if (!rc)
+		rc = load_groups(o);
 	if (!rc)
 		rc = index_symbols(o);
 	if (!rc)

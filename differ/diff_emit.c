@@ -98,6 +98,16 @@ static int resolve_defined(struct builder *b, struct hp_obj *o,
 		t->value = sec->image_off + (int64_t)s->st.st_value;
 		return 0;
 	}
+	/* Another object's copy of the same COMDAT group, if it travels. */
+	if (s->bind != STB_LOCAL && hp_build_is_comdat_dup(b, sec)) {
+		const struct hp_osym *inc = hp_build_find_included(b, s->name);
+
+		if (inc) {
+			t->base = HP_RB_IMAGE;
+			t->value = inc->sec->image_off + inc->st.st_value;
+			return 0;
+		}
+	}
 	if (s->type == STT_SECTION || s->type == STT_NOTYPE) {
 		/* Label or section symbol in a section the old program has. */
 		if (!sec->primary) {

@@ -11,11 +11,28 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <demangle.h> /* libiberty-dev: the demangler of binutils and gcc */
 
 static const char *const change_names[] = {
 	[HP_DIFF_CHANGED] = "changed",
 	[HP_DIFF_NEW] = "new",
 };
+
+/*
+ * The source-level name of a C++ symbol ("_ZNK4Rect4areaEv" is
+ * "Rect::area() const"; a gcc clone "foo(int) [clone .constprop.0]"), or
+ * NULL for a C name or when memory runs out: the report then shows the
+ * mangled name alone. The Itanium C++ ABI's grammar (templates,
+ * substitutions, ABI tags, lambdas) is libiberty's, as c++filt uses it.
+ */
+char *hp_demangle(const char *name)
+{
+	if (strncmp(name, "_Z", 2))
+		return NULL;
+	return cplus_demangle(name, DMGL_PARAMS | DMGL_ANSI);
+}
 
 /* Entries added from now on belong to the newest module. */
 static const char *cur_module(const struct hp_diff_report *r)
@@ -60,6 +77,7 @@ int hp_report_add_func(struct hp_diff_report *r, const char *name,
 	f = &r->funcs[r->nr_funcs];
 	*f = (struct hp_diff_func){
 		.name = strdup(name),
+		.demangled = hp_demangle(name),
 		.module = cur_module(r),
 		.object = strdup(object),
 		.change = change,
@@ -67,6 +85,7 @@ int hp_report_add_func(struct hp_diff_report *r, const char *name,
 	};
 	if (!f->name || !f->object || !f->reason) {
 		free(f->name);
+		free(f->demangled);
 		free(f->object);
 		free(f->reason);
 		return -ENOMEM;
@@ -86,11 +105,13 @@ int hp_report_add_line_only(struct hp_diff_report *r, const char *name,
 	r->line_only = f;
 	f = &r->line_only[r->nr_line_only];
 	*f = (struct hp_diff_func){ .name = strdup(name),
+				    .demangled = hp_demangle(name),
 				    .module = cur_module(r),
 				    .object = strdup(object),
 				    .src_line = (unsigned int)delta };
 	if (!f->name || !f->object) {
 		free(f->name);
+		free(f->demangled);
 		free(f->object);
 		return -ENOMEM;
 	}
@@ -120,6 +141,7 @@ int hp_report_refuse(struct hp_diff_report *r, const char *symbol,
 	r->refused = x;
 	r->refused[r->nr_refused++] = (struct hp_diff_refusal){
 		.symbol = strdup(symbol ? symbol : ""),
+		.demangled = symbol ? hp_demangle(symbol) : NULL,
 		.module = cur_module(r),
 		.object = strdup(object ? object : ""),
 		.code = code,
@@ -164,6 +186,8 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 
 		hp_out_begin_object(o, NULL);
 		hp_out_str(o, "name", "%s", f->name);
+		if (f->demangled)
+			hp_out_str(o, "demangled", "%s", f->demangled);
 		hp_out_str(o, "module", "%s", f->module);
 		hp_out_str(o, "object", "%s", f->object);
 		hp_out_str(o, "change", "%s", change_names[f->change]);
@@ -181,6 +205,9 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 	for (uint32_t i = 0; i < r->nr_line_only; i++) {
 		hp_out_begin_object(o, NULL);
 		hp_out_str(o, "name", "%s", r->line_only[i].name);
+		if (r->line_only[i].demangled)
+			hp_out_str(o, "demangled", "%s",
+				   r->line_only[i].demangled);
 		hp_out_str(o, "module", "%s", r->line_only[i].module);
 		hp_out_str(o, "object", "%s", r->line_only[i].object);
 		hp_out_i64(o, "moved_lines", (int)r->line_only[i].src_line);
@@ -196,6 +223,8 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 
 		hp_out_begin_object(o, NULL);
 		hp_out_str(o, "symbol", "%s", x->symbol);
+		if (x->demangled)
+			hp_out_str(o, "demangled", "%s", x->demangled);
 		hp_out_str(o, "module", "%s", x->module);
 		hp_out_str(o, "object", "%s", x->object);
 		hp_out_str(o, "code", "%s", hp_err_name(x->code));
@@ -213,18 +242,21 @@ void hp_diff_report_free(struct hp_diff_report *r)
 		return;
 	for (uint32_t i = 0; i < r->nr_funcs; i++) {
 		free(r->funcs[i].name);
+		free(r->funcs[i].demangled);
 		free(r->funcs[i].object);
 		free(r->funcs[i].reason);
 		free(r->funcs[i].src_file);
 	}
 	for (uint32_t i = 0; i < r->nr_refused; i++) {
 		free(r->refused[i].symbol);
+		free(r->refused[i].demangled);
 		free(r->refused[i].object);
 		free(r->refused[i].message);
 		free(r->refused[i].hint);
 	}
 	for (uint32_t i = 0; i < r->nr_line_only; i++) {
 		free(r->line_only[i].name);
+		free(r->line_only[i].demangled);
 		free(r->line_only[i].object);
 	}
 	for (uint32_t i = 0; i < r->nr_modules; i++) {

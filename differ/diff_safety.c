@@ -118,9 +118,14 @@ static void users_of(const struct hp_obj *o, const struct hp_dwarf_types *nt,
 	for (size_t i = 0; i < o->nr_syms && len < cap; i++) {
 		const struct hp_osym *s = &o->syms[i];
 
-		if (is_changed_func(s) && uses_layout(nt, s, layout))
+		if (is_changed_func(s) && uses_layout(nt, s, layout)) {
+			char *pretty = hp_demangle(s->name);
+
 			len += (size_t)snprintf(buf + len, cap - len, "%s'%s'",
-						len ? ", " : "", s->name);
+						len ? ", " : "",
+						pretty ? pretty : s->name);
+			free(pretty);
+		}
 	}
 }
 
@@ -134,13 +139,28 @@ static int check_layout(struct hp_pair *p, const char *l,
 	const struct hp_layout *b = hp_dwarf_find_layout(nt, l);
 	char what[768], users[512];
 
-	if (!a || !b || !layout_diff(a, b, what, sizeof(what)))
+	if (!a || !b)
 		return 0;
 	for (uint32_t k = 0; k < r->nr_refused; k++)
-		if (r->refused[k].code == -HP_E_LAYOUT &&
+		if ((r->refused[k].code == -HP_E_LAYOUT ||
+		     r->refused[k].code == -HP_E_VTABLE) &&
 		    !strcmp(r->refused[k].symbol, l))
 			return 0;
 	users_of(p->new_obj, nt, l, users, sizeof(users));
+	/* A vtable first: a new virtual method moves no data member. */
+	if (strcmp(a->vtable ? a->vtable : "", b->vtable ? b->vtable : ""))
+		return hp_report_refuse(
+			r, l, p->new_obj->relpath, -HP_E_VTABLE,
+			"the running process holds objects whose vtable "
+			"pointers point at the old table; keep the virtual "
+			"methods as they are (add a non-virtual one), or ship "
+			"a new release",
+			"virtual methods of '%s' changed (vtable slots '%s' -> "
+			"'%s'), used by %s",
+			l, a->vtable ? a->vtable : "",
+			b->vtable ? b->vtable : "", users);
+	if (!layout_diff(a, b, what, sizeof(what)))
+		return 0;
 	return hp_report_refuse(
 		r, l, p->new_obj->relpath, -HP_E_LAYOUT,
 		"the running process holds objects with the old layout; keep "

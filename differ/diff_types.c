@@ -1,6 +1,7 @@
 /*
  * DWARF types for hpdiff's safety checks: the layout (size, member offsets
- * and types) of every struct and union an object defines, and for every
+ * and types, C++ base classes, and the virtual methods in vtable order) of
+ * every struct, class and union an object defines, and for every
  * function its signature and the structs it uses through its parameters
  * and variables (through pointers, typedefs, qualifiers, arrays and
  * inlined callees). Read with libdwarf; everything is copied out before
@@ -90,6 +91,9 @@ static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *buf, size_t cap,
 	case DW_TAG_structure_type:
 		snprintf(buf, cap, "struct %s", name ? name : "<anon>");
 		return;
+	case DW_TAG_class_type:
+		snprintf(buf, cap, "class %s", name ? name : "<anon>");
+		return;
 	case DW_TAG_union_type:
 		snprintf(buf, cap, "union %s", name ? name : "<anon>");
 		return;
@@ -97,6 +101,8 @@ static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *buf, size_t cap,
 		snprintf(buf, cap, "enum %s", name ? name : "<anon>");
 		return;
 	case DW_TAG_pointer_type:
+	case DW_TAG_reference_type:
+	case DW_TAG_rvalue_reference_type:
 	case DW_TAG_const_type:
 	case DW_TAG_volatile_type:
 	case DW_TAG_array_type:
@@ -110,9 +116,11 @@ static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *buf, size_t cap,
 			 : die_tag(die) == DW_TAG_volatile_type ? "volatile "
 								: "",
 			 inner,
-			 die_tag(die) == DW_TAG_pointer_type ? " *"
-			 : die_tag(die) == DW_TAG_array_type ? "[]"
-							     : "");
+			 die_tag(die) == DW_TAG_pointer_type		? " *"
+			 : die_tag(die) == DW_TAG_reference_type	? " &"
+			 : die_tag(die) == DW_TAG_rvalue_reference_type ? " &&"
+			 : die_tag(die) == DW_TAG_array_type		? "[]"
+									: "");
 		return;
 	case DW_TAG_subroutine_type:
 		snprintf(buf, cap, "function");
@@ -122,7 +130,13 @@ static void type_name(Dwarf_Debug dbg, Dwarf_Die die, char *buf, size_t cap,
 	}
 }
 
-/* The struct or union a type leads to, and the name to know it by. */
+static bool is_record(Dwarf_Half tag)
+{
+	return tag == DW_TAG_structure_type || tag == DW_TAG_union_type ||
+	       tag == DW_TAG_class_type;
+}
+
+/* The struct, class or union a type leads to, and the name to know it by. */
 static Dwarf_Die struct_of(Dwarf_Debug dbg, Dwarf_Die die, char *name,
 			   size_t cap, int depth)
 {
@@ -131,14 +145,16 @@ static Dwarf_Die struct_of(Dwarf_Debug dbg, Dwarf_Die die, char *name,
 
 	if (!die || depth > HP_TYPE_DEPTH)
 		return NULL;
-	if (tag == DW_TAG_structure_type || tag == DW_TAG_union_type) {
+	if (is_record(tag)) {
 		if (die_name(die) || !*name)
 			type_name(dbg, die, name, cap, 0);
 		return die;
 	}
 	if (tag != DW_TAG_typedef && tag != DW_TAG_pointer_type &&
-	    tag != DW_TAG_const_type && tag != DW_TAG_volatile_type &&
-	    tag != DW_TAG_array_type && tag != DW_TAG_restrict_type)
+	    tag != DW_TAG_reference_type &&
+	    tag != DW_TAG_rvalue_reference_type && tag != DW_TAG_const_type &&
+	    tag != DW_TAG_volatile_type && tag != DW_TAG_array_type &&
+	    tag != DW_TAG_restrict_type)
 		return NULL;
 	if (tag == DW_TAG_typedef && die_name(die))
 		snprintf(name, cap, "%s", die_name(die));
@@ -157,6 +173,63 @@ static struct hp_layout *find_layout(struct hp_dwarf_types *t, const char *name)
 	return NULL;
 }
 
+static void signature(struct walk *w, Dwarf_Die die, char *buf, size_t cap);
+
+/*
+ * The vtable slot of a virtual method's declaration: its
+ * DW_AT_vtable_elem_location, "DW_OP_constu N". Return: N, or -1.
+ */
+static long vtable_slot(Dwarf_Die die)
+{
+	Dwarf_Attribute attr = NULL;
+	Dwarf_Error err = NULL;
+	Dwarf_Unsigned len = 0, n = 0;
+	Dwarf_Ptr expr = NULL;
+	long slot = -1;
+
+	if (dwarf_attr(die, DW_AT_vtable_elem_location, &attr, &err) !=
+	    DW_DLV_OK)
+		return -1;
+	if (dwarf_formexprloc(attr, &len, &expr, &err) == DW_DLV_OK &&
+	    len >= 2 && ((const uint8_t *)expr)[0] == DW_OP_constu) {
+		const uint8_t *p = (const uint8_t *)expr + 1;
+		unsigned int shift = 0;
+
+		for (; p < (const uint8_t *)expr + len && shift < 63;
+		     p++, shift += 7) {
+			n |= (Dwarf_Unsigned)(*p & 0x7f) << shift;
+			if (!(*p & 0x80)) {
+				slot = (long)n;
+				break;
+			}
+		}
+	}
+	dwarf_dealloc_attribute(attr);
+	return slot;
+}
+
+/*
+ * Add the virtual method @die declares to @l's vtable description,
+ * "slot name(params)" in declaration order: a method added, removed or
+ * moved changes it (objects of the running program carry the old table).
+ */
+static int add_virtual(struct walk *w, struct hp_layout *l, Dwarf_Die die)
+{
+	const long slot = vtable_slot(die);
+	const char *name = die_name(die);
+	char sig[256], *v = NULL;
+
+	if (slot < 0)
+		return 0;
+	signature(w, die, sig, sizeof(sig));
+	if (asprintf(&v, "%s%s%ld %s %s", l->vtable ? l->vtable : "",
+		     l->vtable ? "; " : "", slot, name ? name : "?", sig) < 0)
+		return -ENOMEM;
+	free(l->vtable);
+	l->vtable = v;
+	return 0;
+}
+
 static int add_layout(struct walk *w, Dwarf_Die sdie, const char *name)
 {
 	struct hp_dwarf_types *t = w->t;
@@ -164,6 +237,7 @@ static int add_layout(struct walk *w, Dwarf_Die sdie, const char *name)
 	Dwarf_Unsigned size = 0;
 	Dwarf_Error err = NULL;
 	Dwarf_Die child = NULL, sib = NULL;
+	int rc = 0;
 
 	if (find_layout(t, name) ||
 	    dwarf_bytesize(sdie, &size, &err) != DW_DLV_OK)
@@ -178,7 +252,11 @@ static int add_layout(struct walk *w, Dwarf_Die sdie, const char *name)
 	if (dwarf_child(sdie, &child, &err) != DW_DLV_OK)
 		return 0;
 	for (;;) {
-		if (die_tag(child) == DW_TAG_member) {
+		const Dwarf_Half tag = die_tag(child);
+
+		if (tag == DW_TAG_subprogram && (rc = add_virtual(w, l, child)))
+			break;
+		if (tag == DW_TAG_member || tag == DW_TAG_inheritance) {
 			struct hp_layout_member *m = realloc(
 				l->members, (l->nr_members + 1) * sizeof(*m));
 			Dwarf_Attribute attr = NULL;
@@ -191,7 +269,9 @@ static int add_layout(struct walk *w, Dwarf_Die sdie, const char *name)
 			m = &l->members[l->nr_members++];
 			*m = (struct hp_layout_member){ 0 };
 			snprintf(m->name, sizeof(m->name), "%s",
-				 die_name(child) ? die_name(child) : "<anon>");
+				 tag == DW_TAG_inheritance ? "(base)"
+				 : die_name(child)	   ? die_name(child)
+							   : "<anon>");
 			if (dwarf_attr(child, DW_AT_data_member_location, &attr,
 				       &err) == DW_DLV_OK) {
 				dwarf_formudata(attr, &off, &err);
@@ -209,7 +289,7 @@ static int add_layout(struct walk *w, Dwarf_Die sdie, const char *name)
 		child = sib;
 	}
 	dwarf_dealloc_die(child);
-	return 0;
+	return rc;
 }
 
 /* Note the struct a typed DIE (variable, parameter, member) leads to. */
@@ -373,6 +453,21 @@ static void signature(struct walk *w, Dwarf_Die die, char *buf, size_t cap)
 		snprintf(buf + len, cap - len, ")");
 }
 
+static const char *linkage_name(Dwarf_Die die)
+{
+	Dwarf_Attribute attr = NULL;
+	Dwarf_Error err = NULL;
+	char *name = NULL;
+
+	if (dwarf_attr(die, DW_AT_linkage_name, &attr, &err) != DW_DLV_OK &&
+	    dwarf_attr(die, DW_AT_MIPS_linkage_name, &attr, &err) != DW_DLV_OK)
+		return NULL;
+	if (dwarf_formstring(attr, &name, &err) != DW_DLV_OK)
+		name = NULL;
+	dwarf_dealloc_attribute(attr);
+	return name;
+}
+
 static int add_func(struct walk *w, Dwarf_Die die)
 {
 	struct hp_dwarf_types *t = w->t;
@@ -385,7 +480,14 @@ static int add_func(struct walk *w, Dwarf_Die die)
 
 	if (!decl)
 		decl = ref_attr(w->dbg, die, DW_AT_specification);
-	name = die_name(die) ? die_name(die) : decl ? die_name(decl) : NULL;
+	/* C++: the symbol's (mangled) name, which DW_AT_name is not */
+	name = linkage_name(die);
+	if (!name && decl)
+		name = linkage_name(decl);
+	if (!name)
+		name = die_name(die) ? die_name(die)
+		       : decl	     ? die_name(decl)
+				     : NULL;
 	/* Only functions with code in this object (low_pc or ranges). */
 	if (!name ||
 	    (dwarf_hasattr(die, DW_AT_low_pc, &has_low, &err) == DW_DLV_OK &&
@@ -448,8 +550,7 @@ int hp_dwarf_types_read(const char *path, struct hp_dwarf_types *t)
 
 				if (tag == DW_TAG_subprogram)
 					add_func(&w, die);
-				else if ((tag == DW_TAG_structure_type ||
-					  tag == DW_TAG_union_type ||
+				else if ((is_record(tag) ||
 					  tag == DW_TAG_typedef) &&
 					 struct_of(w.dbg, die, name,
 						   sizeof(name), 0) == die &&
@@ -473,8 +574,10 @@ int hp_dwarf_types_read(const char *path, struct hp_dwarf_types *t)
 
 void hp_dwarf_types_release(struct hp_dwarf_types *t)
 {
-	for (size_t i = 0; i < t->nr_layouts; i++)
+	for (size_t i = 0; i < t->nr_layouts; i++) {
 		free(t->layouts[i].members);
+		free(t->layouts[i].vtable);
+	}
 	for (size_t i = 0; i < t->nr_funcs; i++) {
 		for (uint32_t j = 0; j < t->funcs[i].nr_used; j++)
 			free(t->funcs[i].used[j]);

@@ -44,6 +44,7 @@ enum hp_diff_change {
 
 struct hp_diff_func {
 	char *name;
+	char *demangled;    /* C++: "Rect::area() const"; NULL for C names */
 	const char *module; /* the binary's file name (report-owned) */
 	char *object;	    /* relative path of the new object */
 	enum hp_diff_change change;
@@ -56,6 +57,7 @@ struct hp_diff_func {
 
 struct hp_diff_refusal {
 	char *symbol;
+	char *demangled;    /* as hp_diff_func's */
 	const char *module; /* the binary's file name (report-owned) */
 	char *object;
 	int code; /* -HP_E_* */

@@ -75,6 +75,14 @@ struct hp_osec {
 	char *problem;
 	uint8_t *own_data; /* owned copy behind @data, if any */
 	char *own_name;
+	/*
+	 * The signature of the COMDAT group (SHT_GROUP, GRP_COMDAT) the
+	 * section belongs to, or NULL: an inline function, a template
+	 * instance, a vtable or typeinfo of C++, emitted by every object
+	 * that uses it; the linker keeps the first group of each signature
+	 * and drops the others whole. Borrowed from libelf.
+	 */
+	const char *comdat;
 };
 
 struct hp_osym {
@@ -292,15 +300,18 @@ struct hp_layout_member {
 };
 
 struct hp_layout {
-	char name[96]; /* "struct conn", or a typedef's name */
+	char name[96]; /* "struct conn", "class Rect", or a typedef's name */
 	uint64_t size;
-	uint32_t nr_members;
+	uint32_t nr_members; /* C++ base classes too, named "(base)" */
 	struct hp_layout_member *members;
+	/* C++: the virtual methods it declares, "SLOT name SIGNATURE; ..."
+	 * in declaration order; NULL if none (malloc'd) */
+	char *vtable;
 };
 
 struct hp_func_types {
-	char name[128];
-	char sig[256]; /* "int (char *, unsigned long, int)" */
+	char name[512]; /* C++: the mangled name */
+	char sig[256];	/* "int (char *, unsigned long, int)" */
 	unsigned int decl_line;
 	/* decl_line, or that of a callee inlined from above in its file */
 	unsigned int first_line;
@@ -328,6 +339,8 @@ const struct hp_func_types *hp_dwarf_find_func(const struct hp_dwarf_types *t,
 					       const char *name);
 
 /* diff_report.c: entries added after hp_report_add_module() are its. */
+/* The source name of C++ symbol @name (malloc'd), or NULL for a C name. */
+char *hp_demangle(const char *name);
 int hp_report_add_module(struct hp_diff_report *r, const char *binary,
 			 const char *build_id)
 	__attribute__((warn_unused_result));

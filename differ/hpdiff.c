@@ -222,7 +222,11 @@ int main(int argc, char **argv)
 		for (uint32_t i = 0; i < report->nr_refused; i++) {
 			const struct hp_diff_refusal *x = &report->refused[i];
 
-			if (*x->symbol)
+			if (x->demangled)
+				hp_error(rc, "%s: '%s' (%s): %s [%s]",
+					 x->object, x->demangled, x->symbol,
+					 x->message, hp_err_name(x->code));
+			else if (*x->symbol)
 				hp_error(rc, "%s: '%s': %s [%s]", x->object,
 					 x->symbol, x->message,
 					 hp_err_name(x->code));

@@ -4,15 +4,24 @@
  * table and dynamic symbol table, read from the process's own memory. Used
  * only for functions the old program never referenced; everything else was
  * resolved by hpdiff or goes through the program's own GOT.
+ *
+ * An IFUNC (most of libc's string and memory functions) binds to the
+ * implementation its resolver chose for this process, never to the
+ * resolver: see bind_ifunc and docs/LIFECYCLE.md, "Library functions".
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <elf.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
 #define HP_SYM_NAME_MAX 256
@@ -28,7 +37,12 @@ struct dynmod {
 	hp_raddr_t versym;
 	hp_raddr_t verdef;
 	uint64_t verdefnum;
+	hp_raddr_t rela, jmprel; /* .rela.dyn, .rela.plt */
+	uint64_t relasz, pltrelsz;
 };
+
+#define HP_ENVIRON_MAX 65536   /* bytes of /proc/PID/environ we read */
+#define HP_RELA_MAX (1U << 20) /* bytes of one relocation table we read */
 
 static uint32_t gnu_hash(const char *s)
 {
@@ -100,6 +114,18 @@ static int read_dynamic(const struct hp_proc *proc, const struct hp_map *m,
 			break;
 		case DT_VERDEFNUM:
 			d->verdefnum = e.d_un.d_val;
+			break;
+		case DT_RELA:
+			d->rela = dyn_addr(d, e.d_un.d_ptr);
+			break;
+		case DT_RELASZ:
+			d->relasz = e.d_un.d_val;
+			break;
+		case DT_JMPREL:
+			d->jmprel = dyn_addr(d, e.d_un.d_ptr);
+			break;
+		case DT_PLTRELSZ:
+			d->pltrelsz = e.d_un.d_val;
 			break;
 		}
 	}
@@ -201,6 +227,233 @@ static int lookup_in(const struct hp_proc *proc, const struct dynmod *d,
 	return -ENOENT;
 }
 
+/* Is @addr code of the module mapped from @path (not its PLT's caller, not
+ * another module's): where a bound slot of that module's function points. */
+static bool is_code_of(const struct hp_proc *proc, hp_raddr_t addr,
+		       const char *path)
+{
+	const struct hp_map *x = hp_proc_find_map(proc, addr);
+
+	return x && (x->prot & PROT_EXEC) && !strcmp(x->path, path);
+}
+
+/*
+ * Way 1: the slot the dynamic linker itself filled with this resolver's
+ * choice. A module that calls its own IFUNC (libc calls memcpy, strlen,
+ * strchr, ...) carries an R_X86_64_IRELATIVE relocation whose addend is the
+ * resolver; ld.so called the resolver when it loaded the module, in this
+ * process, and wrote the result there. Return: 0 and *@out, or -ENOENT.
+ */
+static int irelative_slot(const struct hp_proc *proc, const struct dynmod *d,
+			  const char *path, hp_raddr_t resolver,
+			  hp_raddr_t *out)
+{
+	const struct {
+		hp_raddr_t at;
+		uint64_t size;
+	} tabs[] = { { d->rela, d->relasz }, { d->jmprel, d->pltrelsz } };
+
+	for (size_t t = 0; t < HP_ARRAY_SIZE(tabs); t++) {
+		const uint64_t n = tabs[t].size / sizeof(Elf64_Rela);
+		Elf64_Rela *r = NULL;
+
+		if (!tabs[t].at || !n || tabs[t].size > HP_RELA_MAX)
+			continue;
+		r = malloc(n * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		if (hp_proc_read(proc, tabs[t].at, r, n * sizeof(*r))) {
+			free(r);
+			continue;
+		}
+		for (uint64_t i = 0; i < n; i++) {
+			hp_raddr_t v = 0;
+
+			if (ELF64_R_TYPE(r[i].r_info) != R_X86_64_IRELATIVE ||
+			    d->bias + (uint64_t)r[i].r_addend != resolver ||
+			    hp_proc_read(proc, d->bias + r[i].r_offset, &v,
+					 sizeof(v)) ||
+			    !is_code_of(proc, v, path))
+				continue;
+			free(r);
+			*out = v;
+			return 0;
+		}
+		free(r);
+	}
+	return -ENOENT;
+}
+
+/* "dev inode" of the mapping at @start in /proc/@pid/maps: the identity of
+ * the file mapped, even one deleted or replaced on disk since. */
+static int map_file_id(pid_t pid, hp_raddr_t start, char *id, size_t cap)
+{
+	char path[64], line[512];
+	FILE *fp = NULL;
+	int rc = -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return -errno;
+	while (rc && fgets(line, sizeof(line), fp)) {
+		unsigned long long s = 0;
+		char dev[32], ino[32];
+
+		if (sscanf(line, "%llx-%*x %*s %*s %31s %31s", &s, dev, ino) ==
+			    3 &&
+		    s == start && strcmp(ino, "0")) {
+			snprintf(id, cap, "%s %s", dev, ino);
+			rc = 0;
+		}
+	}
+	fclose(fp);
+	return rc;
+}
+
+static int self_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		     size_t len)
+{
+	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
+
+	(void)proc;
+	return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)len
+		       ? 0
+		       : -EIO;
+}
+
+static const struct hp_mem_ops self_mem_ops = { .read = self_read };
+
+/* Is the dynamic linker of @pid tuned as ours is (GLIBC_TUNABLES chooses
+ * among implementations: glibc.cpu.hwcaps)? */
+static bool same_tunables(pid_t pid)
+{
+	const char *mine = getenv("GLIBC_TUNABLES");
+	char path[64], *env = NULL, *p = NULL;
+	const char *theirs = NULL;
+	size_t len = 0;
+	bool same = false;
+	FILE *fp = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	env = malloc(HP_ENVIRON_MAX + 1);
+	if (env)
+		len = fread(env, 1, HP_ENVIRON_MAX, fp);
+	fclose(fp);
+	if (!env)
+		return false;
+	env[len] = 0;
+	for (p = env; p < env + len; p += strlen(p) + 1)
+		if (!strncmp(p, "GLIBC_TUNABLES=", 15))
+			theirs = p + 15;
+	same = theirs ? mine && !strcmp(mine, theirs) : !mine;
+	free(env);
+	return same;
+}
+
+typedef uint64_t hp_ifunc_resolver(uint64_t hwcap, void *arg);
+
+/* An IFUNC symbol of a module the target maps. */
+struct ifunc {
+	const struct hp_map *m; /* the module's first mapping */
+	const struct dynmod *d;
+	const char *name;
+	const char *version; /* NULL: the default */
+	hp_raddr_t resolver; /* in the target, as its symbol table says */
+};
+
+/*
+ * Way 2: the resolver's choice computed here. glibc's x86-64 resolvers are
+ * pure functions of the CPU's features (GLRO(dl_x86_cpu_features)) and the
+ * tunables: the same file, on the same CPU, with the same GLIBC_TUNABLES,
+ * chooses the same implementation in hpatch as in the target. So when
+ * hpatch maps the very file the target maps (same device and inode, which
+ * a library replaced on disk since the target started is not), call the
+ * resolver of hpatch's own copy and carry its choice over by offset. Never
+ * called in the target: nothing runs there while it is planned, and a
+ * resolver of an unknown library is not known to take no lock.
+ * Return: 0 and *@out, or -ENOENT.
+ */
+static int resolve_here(const struct hp_proc *proc, const struct ifunc *f,
+			hp_raddr_t *out)
+{
+	const struct hp_map *m = f->m;
+	const struct dynmod *d = f->d;
+	struct hp_proc self = { .pid = getpid(),
+				.tid = getpid(),
+				.mem_fd = -1,
+				.mem = &self_mem_ops };
+	char want[80], id[80];
+	int rc = -ENOENT;
+
+	if (map_file_id(proc->pid, m->start, want, sizeof(want)) ||
+	    !same_tunables(proc->pid) || hp_proc_read_maps(&self))
+		return -ENOENT;
+	for (size_t i = 0; i < self.nr_maps && rc; i++) {
+		const struct hp_map *sm = &self.maps[i];
+		struct dynmod sd;
+		uint64_t choice = 0;
+		hp_raddr_t mine = 0;
+		bool ifunc = false;
+		hp_ifunc_resolver *fn = NULL;
+
+		/* The resolver hpatch calls is found in hpatch's own copy,
+		 * by name: the target's memory, which says where its own is,
+		 * never chooses what hpatch runs. */
+		if (sm->offset != 0 || strcmp(sm->path, m->path) ||
+		    map_file_id(self.pid, sm->start, id, sizeof(id)) ||
+		    strcmp(id, want) || read_dynamic(&self, sm, &sd) ||
+		    lookup_in(&self, &sd, f->name, f->version, &mine, &ifunc) ||
+		    !ifunc || mine - sd.bias != f->resolver - d->bias ||
+		    !is_code_of(&self, mine, sm->path))
+			continue;
+		fn = (hp_ifunc_resolver *)(uintptr_t)mine;
+		choice = fn(0, NULL);
+		if (!is_code_of(&self, choice, sm->path))
+			continue;
+		*out = d->bias + (choice - sd.bias);
+		rc = is_code_of(proc, *out, m->path) ? 0 : -ENOENT;
+	}
+	hp_proc_close(&self);
+	return rc;
+}
+
+/* Bind IFUNC @f to the implementation the process uses. */
+static int bind_ifunc(const struct hp_proc *proc, const struct ifunc *f,
+		      hp_raddr_t *out)
+{
+	const char *name = f->name, *path = f->m->path;
+	int rc = irelative_slot(proc, f->d, path, f->resolver, out);
+
+	if (rc == -ENOMEM)
+		return rc;
+	if (!rc) {
+		hp_dbg(HP_DBG_RELOC,
+		       "pid %d: IFUNC '%s' bound from the slot %s fills",
+		       (int)proc->pid, name, path);
+		return 0;
+	}
+	if (!resolve_here(proc, f, out)) {
+		hp_dbg(HP_DBG_RELOC,
+		       "pid %d: IFUNC '%s' bound by the resolver of "
+		       "hpatch's own %s",
+		       (int)proc->pid, name, path);
+		return 0;
+	}
+	hp_error(-HP_E_NOSYM,
+		 "pid %d: '%s' in '%s' is an IFUNC the process has not bound, "
+		 "and hpatch does not map the same file to choose for it",
+		 (int)proc->pid, name, path);
+	hp_hint("the library was replaced on disk since the process started, "
+		"or the process runs with other GLIBC_TUNABLES: restart it, "
+		"or have the old program reference '%s'",
+		name);
+	return -HP_E_NOSYM;
+}
+
 int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 			const char *version, hp_raddr_t *out)
 {
@@ -215,15 +468,9 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 		if (lookup_in(proc, &d, name, version, out, &ifunc))
 			continue;
 		if (ifunc) {
-			hp_error(
-				-HP_E_NOSYM,
-				"pid %d: '%s' in '%s' is an IFUNC: its address "
-				"is chosen at load time",
-				(int)proc->pid, name, m->path);
-			hp_hint("have the old program reference '%s' (it then "
-				"has a GOT slot hpdiff can reuse)",
-				name);
-			return -HP_E_NOSYM;
+			const struct ifunc f = { m, &d, name, version, *out };
+
+			return bind_ifunc(proc, &f, out);
 		}
 		return 0;
 	}

@@ -2,21 +2,24 @@
 # program from Debian bookworm's source package, and by tests/e2e/lib.bash
 # and testdata/CMakeLists.txt for Debian's build flags.
 #
-# hp_debian_flags VAR: Debian's flags for VAR (CFLAGS, CPPFLAGS, LDFLAGS),
-# as dpkg-buildflags gives them to a package built with every hardening
-# option (bindnow: -z now), plus what Debian trixie's dpkg (1.22) adds on
-# amd64 and bookworm's (1.21) does not: -fstack-clash-protection
-# -fcf-protection -Werror=implicit-function-declaration. Run it from the
-# source tree, which -ffile-prefix-map names.
+# hp_debian_flags VAR: Debian's flags for VAR (CFLAGS, CXXFLAGS, CPPFLAGS,
+# LDFLAGS), as dpkg-buildflags gives them to a package built with every
+# hardening option (bindnow: -z now), plus what Debian trixie's dpkg (1.22)
+# adds on amd64 and bookworm's (1.21) does not: -fstack-clash-protection
+# -fcf-protection, and for C -Werror=implicit-function-declaration. Run it
+# from the source tree, which -ffile-prefix-map names.
 hp_debian_flags() {
-	local f x
+	local f a x
 	f=$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1") || return
-	if [ "$1" = CFLAGS ]; then
-		for x in -fstack-clash-protection -fcf-protection \
-			-Werror=implicit-function-declaration; do
-			[[ " $f " == *" $x "* ]] || f+=" $x"
-		done
-	fi
+	case $1 in
+	CFLAGS) x=(-fstack-clash-protection -fcf-protection
+		-Werror=implicit-function-declaration) ;;
+	CXXFLAGS) x=(-fstack-clash-protection -fcf-protection) ;;
+	*) x=() ;;
+	esac
+	for a in "${x[@]}"; do
+		[[ " $f " == *" $a "* ]] || f+=" $a"
+	done
 	printf '%s\n' "$f"
 }
 

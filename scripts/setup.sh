@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libelf-dev libdwarf-dev libzstd-dev
-      libsodium-dev libcmocka-dev libzydis-dev libsystemd-dev libinih-dev systemd
+      libsodium-dev libcmocka-dev libzydis-dev libsystemd-dev libinih-dev libiberty-dev systemd
       zstd clang libclang-rt-14-dev clang-format git procps dpkg-dev
       scdoc python3 man-db debhelper lintian ansible-core
       pylint python3-pycodestyle yamllint python3-voluptuous python3-venv

@@ -72,6 +72,17 @@ start_target() {
 	return 1
 }
 
+# wait_result LOG N TEXT: until the N-th "result" line of LOG is TEXT (a
+# target that prints a line whenever its answer changes).
+wait_result() {
+	for _ in $(seq 250); do
+		[ "$(grep '^result' "$1" | sed -n "$2p")" = "$3" ] && return 0
+		sleep 0.02
+	done
+	echo "$1: $(cat "$1")" >&2
+	return 1
+}
+
 # make_key NAME: a signing key in $T and a trust dir $T/trust holding it.
 make_key() {
 	"$HPSIGN" keygen "$T/$1" >/dev/null
