@@ -112,7 +112,7 @@ out_close:
 }
 
 int hp_write_file(const char *path, const void *p, size_t len,
-		  unsigned int mode, int excl)
+		  unsigned int mode, unsigned int flags)
 {
 	char *tmp = NULL;
 	size_t done = 0;
@@ -140,13 +140,13 @@ int hp_write_file(const char *path, const void *p, size_t len,
 		}
 		done += (size_t)n;
 	}
-	if (fsync(fd) < 0) {
+	if (!(flags & HP_WRITE_NOSYNC) && fsync(fd) < 0) {
 		rc = -errno;
 		goto out_unlink;
 	}
 	close(fd);
 	fd = -1;
-	if (excl) {
+	if (flags & HP_WRITE_EXCL) {
 		/* link() fails with EEXIST instead of replacing the target. */
 		if (link(tmp, path) < 0)
 			rc = -errno;
