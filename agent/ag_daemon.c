@@ -17,6 +17,7 @@
 #include "common/hp_log.h"
 #include "common/hp_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -42,6 +43,8 @@ static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 #define HP_LOCK_RETRY_US 50000	 /* the CLI holds the store's lock */
 #define HP_VIEW_EVERY_US 100000	 /* view and metrics rewrites */
 #define HP_WINDOW_RECHECK_US 60000000
+#define HP_LOADING_MAX_US 10000000 /* a library held open, looked at for */
+#define HP_LOADING_LOOK_MAX 7	   /* ... every 1, 2, 4 ... 128 ms */
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
@@ -339,6 +342,65 @@ static bool is_module_name(const struct ag_daemon *d, const char *name)
 				return true;
 		}
 	return false;
+}
+
+/*
+ * Does @pid hold open a file named as a patch's library module? A loader
+ * (ld.so for dlopen) opens the library, maps its segments, then closes
+ * it: while it holds it open, the mapping may be partial or not there
+ * yet (on a loaded host, long after the open that woke us); once closed,
+ * every segment is mapped. So such a process is looked at again until it
+ * closes the file (no close event helps: the mapping keeps the file open
+ * in the kernel, and inotify says nothing until it is unmapped).
+ */
+static bool holds_module(const struct ag_daemon *d, pid_t pid)
+{
+	char path[64], fd_path[64 + sizeof(((struct dirent *)0)->d_name)];
+	char link[PATH_MAX];
+	struct dirent *de = NULL;
+	DIR *dir = NULL;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	while (dir && !found && (de = readdir(dir))) {
+		const char *base = NULL;
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, de->d_name);
+		n = readlink(fd_path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		base = strrchr(link, '/');
+		found = base && is_module_name(d, base + 1);
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+/* After a library's open woke a sweep: look at @pr again soon while it
+ * holds one open (checked before its mappings are read: a close after
+ * the check means the mapping read next is whole). */
+static void follow_loader(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
+{
+	if (!d->sweep_fds && !pr->loading_us)
+		return;
+	if (!holds_module(d, pr->pid)) {
+		pr->loading_us = 0;
+		pr->loading_looks = 0;
+		return;
+	}
+	if (!pr->loading_us)
+		pr->loading_us = now;
+	if (now - pr->loading_us < HP_LOADING_MAX_US) {
+		schedule(pr, now + (1000ULL << pr->loading_looks));
+		if (pr->loading_looks < HP_LOADING_LOOK_MAX)
+			pr->loading_looks++;
+	}
 }
 
 /*
@@ -652,6 +714,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		}
 		pr->due_us = 0;
 		nr_done++;
+		follow_loader(d, pr, now);
 		reconcile(d, pr, now);
 		/* Once per process: excluded ones are not looked at again. */
 		if (!pr->gone && pr->excluded &&
@@ -670,6 +733,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		i++;
 	}
 	close(lock);
+	d->sweep_fds = false;
 	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
 	       nr_done, hp_now_us() - now);
 	if (d->sweep_marks && !d->sweep_failed)
@@ -809,6 +873,7 @@ static void sweep_libraries(struct ag_daemon *d, uint64_t now)
 {
 	d->sweep_due_us = 0;
 	d->last_sweep_us = now;
+	d->sweep_fds = true;
 	full_scan(d, now);
 	d->next_full_us = now + (uint64_t)d->pol.rescan_ms * 1000;
 }

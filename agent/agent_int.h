@@ -11,10 +11,12 @@
 /* A process hpatchd looks at. */
 struct ag_proc {
 	pid_t pid;
-	uint64_t start_time; /* clock ticks since boot; 0: not yet read */
-	uint64_t due_us;     /* next reconcile (CLOCK_MONOTONIC), 0: none */
-	uint64_t exec_us;    /* when its exec was seen (0: found by a scan) */
-	uint8_t rescans;     /* post-exec rescans scheduled so far */
+	uint64_t start_time;   /* clock ticks since boot; 0: not yet read */
+	uint64_t due_us;       /* next reconcile (CLOCK_MONOTONIC), 0: none */
+	uint64_t exec_us;      /* when its exec was seen (0: found by a scan) */
+	uint8_t rescans;       /* post-exec rescans scheduled so far */
+	uint8_t loading_looks; /* looks while it holds a library open */
+	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
 	bool seen;			/* listed by the last full scan */
 	uint64_t watched_start;		/* its library directories watched */
@@ -57,6 +59,7 @@ struct ag_daemon {
 	uint64_t store_due_us; /* reload after the store changed */
 	uint64_t sweep_due_us; /* rescan after a patched library opened */
 	uint64_t last_sweep_us;
+	bool sweep_fds;	   /* this pass looks for libraries held open */
 	bool sweep_marks;  /* this scan may drop the uninstall marks */
 	bool sweep_failed; /* ... unless a revert failed */
 	bool view_dirty;

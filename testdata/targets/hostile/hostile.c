@@ -4,6 +4,9 @@
  * and waits to be killed.
  *   trace PID     hold PID with PTRACE_SEIZE (a debugger, another patcher)
  *   mapfile PATH  map PATH read-only (a Python mmap, libelf, perf, gdb)
+ *   slowload LIB MS  open LIB, wait MS, then map its segments as ld.so
+ *                 does and close it (a loader slow between the open and
+ *                 the mapping, as ld.so is on a loaded host)
  *   forge N       plant N fake patch records in its own memory, each as
  *                 large as the format allows, with escape sequences in
  *                 every name and nothing redirected
@@ -21,6 +24,7 @@
  *                 makes)
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,9 +195,55 @@ static int forge(void)
 		       ?: mprotect(p + hdr + 4096, 4096, PROT_NONE);
 }
 
+/* Map @path as ld.so does (a reservation, each PT_LOAD over it), @ms
+ * after opening it; then close it. Nothing is relocated or run. */
+static int slowload(const char *path, int ms)
+{
+	const struct timespec nap = { ms / 1000, (ms % 1000) * 1000000L };
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t lo = UINT64_MAX, hi = 0;
+	Elf64_Phdr ph[16];
+	Elf64_Ehdr eh;
+	uint8_t *base = NULL;
+
+	if (fd < 0 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    eh.e_phnum > 16 ||
+	    pread(fd, ph, eh.e_phnum * sizeof(ph[0]), (off_t)eh.e_phoff) !=
+		    (ssize_t)(eh.e_phnum * sizeof(ph[0])))
+		return -1;
+	nanosleep(&nap, NULL);
+	for (int i = 0; i < eh.e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		if ((ph[i].p_vaddr & ~4095ULL) < lo)
+			lo = ph[i].p_vaddr & ~4095ULL;
+		if (ph[i].p_vaddr + ph[i].p_memsz > hi)
+			hi = ph[i].p_vaddr + ph[i].p_memsz;
+	}
+	base = mmap(NULL, hi - lo, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		    0);
+	if (base == MAP_FAILED)
+		return -1;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		const uint64_t page = ph[i].p_vaddr & ~4095ULL;
+		const int prot = (ph[i].p_flags & PF_R ? PROT_READ : 0) |
+				 (ph[i].p_flags & PF_W ? PROT_WRITE : 0) |
+				 (ph[i].p_flags & PF_X ? PROT_EXEC : 0);
+
+		if (ph[i].p_type == PT_LOAD &&
+		    mmap(base + page - lo,
+			 ph[i].p_filesz + (ph[i].p_vaddr & 4095), prot,
+			 MAP_PRIVATE | MAP_FIXED, fd,
+			 (off_t)(ph[i].p_offset & ~4095ULL)) == MAP_FAILED)
+			return -1;
+	}
+	return close(fd);
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: hostile trace PID | mapfile PATH | forge N\n");
+	fprintf(stderr, "usage: hostile trace PID | mapfile PATH | forge N | "
+			"slowload LIB MS\n");
 	return 2;
 }
 
@@ -220,9 +270,14 @@ int main(int argc, char **argv)
 		printf("sent %d\n", n);
 		return 0;
 	}
-	if (argc != 3)
+	if (argc == 4 && !strcmp(argv[1], "slowload")) {
+		if (slowload(argv[2], atoi(argv[3]))) {
+			perror("hostile: slowload");
+			return 1;
+		}
+	} else if (argc != 3) {
 		return usage();
-	if (!strcmp(argv[1], "trace")) {
+	} else if (!strcmp(argv[1], "trace")) {
 		if (ptrace(PTRACE_SEIZE, atoi(argv[2]), 0, 0) < 0) {
 			perror("hostile: PTRACE_SEIZE");
 			return 1;
