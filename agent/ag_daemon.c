@@ -176,6 +176,16 @@ static void schedule(struct ag_proc *pr, uint64_t at)
 		pr->due_us = at;
 }
 
+/* Which patches to apply @pid maps the build of: d->mapped, *@nr_hit. */
+static int match(struct ag_daemon *d, pid_t pid, size_t *nr_hit)
+{
+	const int rc = ag_match(pid, d->wanted, d->store.nr, d->mapped, nr_hit);
+
+	if (rc != -EAGAIN)
+		return rc;
+	return hp_rt_match(pid, d->wanted, d->store.nr, d->mapped, nr_hit);
+}
+
 /* Every process, due now (start, store change, SIGHUP, missed events). */
 static void full_scan(struct ag_daemon *d, uint64_t now)
 {
@@ -642,7 +652,7 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	}
 	if (!d->nr_wanted)
 		return;
-	rc = hp_rt_match(pr->pid, d->wanted, d->store.nr, d->mapped, &nr_hit);
+	rc = match(d, pr->pid, &nr_hit);
 	if (rc) {
 		pr->gone = true;
 		return;
@@ -659,8 +669,7 @@ static void note_excluded(struct ag_daemon *d, struct ag_proc *pr)
 {
 	size_t nr_hit = 0;
 
-	if (!d->nr_wanted ||
-	    hp_rt_match(pr->pid, d->wanted, d->store.nr, d->mapped, &nr_hit))
+	if (!d->nr_wanted || match(d, pr->pid, &nr_hit))
 		return;
 	for (size_t i = 0; i < d->store.nr; i++) {
 		struct ag_track *t = NULL;
@@ -1006,6 +1015,7 @@ static void teardown(struct ag_daemon *d)
 	free(d->wanted);
 	free(d->mapped);
 	free(d->done);
+	ag_match_reset();
 }
 
 int hp_agent_run(const struct hp_agent_conf *conf)

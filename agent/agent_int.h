@@ -69,6 +69,24 @@ struct ag_daemon {
 	char fallbacks_path[PATH_MAX];
 };
 
+/* ag_match.c: which patches a process maps, from its maps and a cache of
+ * each mapped file's build-id. */
+struct ag_maps_line {
+	uint64_t start, end, offset;
+	unsigned long ino;
+	bool readable, exec, shared;
+	const char *path; /* into the line, not NUL-terminated */
+	size_t path_len;
+};
+/* One line of /proc/PID/maps. Return: 0 or -EINVAL. */
+int ag_maps_parse_line(const char *line, struct ag_maps_line *m);
+/* As hp_rt_match. Return: 0, -HP_E_GONE, or -EAGAIN when a mapped file
+ * is no longer at its path (replaced, deleted): ask hp_rt_match. */
+int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
+	     uint32_t *mapped, size_t *nr_hit);
+/* Forget every cached file. */
+void ag_match_reset(void);
+
 /* ag_procev.c: the netlink process-event connector. */
 int ag_procev_open(int *fd) __attribute__((warn_unused_result));
 /* Read every pending event. Return: 0, or -ENOBUFS when some were lost

@@ -56,6 +56,13 @@ int hp_write_file(const char *path, const void *p, size_t len,
 
 /* Lowercase hex of @len bytes into @out (2*len+1 bytes). */
 void hp_hex(char *out, const uint8_t *p, size_t len);
+/*
+ * hp_note_build_id() - the GNU build-id in @len bytes of ELF notes (a
+ * PT_NOTE segment's content), copied to @id (@cap bytes at most).
+ * Return: its length, or 0 when there is none (or it exceeds @cap).
+ */
+uint32_t hp_note_build_id(const uint8_t *notes, size_t len, uint8_t *id,
+			  size_t cap);
 /* Parse exactly 2*@len hex digits. Return: 0 or -EINVAL. */
 int hp_unhex(uint8_t *out, size_t len, const char *hex);
 
