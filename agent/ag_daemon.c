@@ -281,15 +281,26 @@ static void note_fallback(struct ag_daemon *d, pid_t pid, uint64_t start,
 		close(fd);
 }
 
+/* The process's unit, read once per image, when first needed (a rule
+ * that names units, a fallback): most processes never need it. */
+static void read_unit(struct ag_proc *pr)
+{
+	if (pr->unit_read)
+		return;
+	hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+	pr->unit_read = true;
+}
+
 static void run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 			 struct ag_track *t, const struct hp_store_entry *e,
 			 const struct hp_rt_result *res)
 {
-	const struct hp_rule *r =
-		hp_policy_fallback(&d->pol, pr->exe, pr->unit);
+	const struct hp_rule *r = NULL;
 	char reason[sizeof(t->t.reason)];
 	int rc = 0;
 
+	read_unit(pr);
+	r = hp_policy_fallback(&d->pol, pr->exe, pr->unit);
 	snprintf(reason, sizeof(reason), "%s", t->t.reason);
 	if (!r || r->kind == HP_RULE_FALLBACK_NONE) {
 		set_track(d, t, HP_TRACK_GAVE_UP,
@@ -421,8 +432,18 @@ static void follow_loader(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
  */
 static void watch_dir(struct ag_daemon *d, const char *dir)
 {
-	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0)
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const char *c = dir; *c; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(d->watched); i++)
+		if (d->watched[i] == h)
+			return;
+	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0) {
 		hp_dbg(HP_DBG_TIMING, "watch '%s': %s", dir, strerror(errno));
+		return;
+	}
+	d->watched[d->next_watched++ % HP_ARRAY_SIZE(d->watched)] = h;
 }
 
 /* The default library directories, and those a program's $ORIGIN
@@ -579,7 +600,10 @@ static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 	struct hp_rt_applied *list = NULL;
 	size_t nr = 0;
 
-	if (hp_rt_query(pr->pid, &list, &nr)) {
+	/* The first look at a new image: nothing of ours in it yet (should
+	 * another patcher have been faster, apply says so); no query. */
+	if (!(pr->exec_us && !pr->rescans) &&
+	    hp_rt_query(pr->pid, &list, &nr)) {
 		pr->gone = hp_agent_start_time(pr->pid) == 0;
 		return;
 	}
@@ -625,8 +649,10 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		drop_tracks(d, pr->pid);
 		pr->start_time = start;
 		hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
-		hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+		pr->unit_read = false;
 	}
+	if (hp_policy_uses_units(&d->pol))
+		read_unit(pr);
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
 	if (pr->excluded)
 		return;
@@ -849,6 +875,11 @@ static void on_inotify(struct ag_daemon *d, uint64_t now)
 	while ((n = read(d->in_fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (void *)p;
+
+			/* A watch gone (its directory removed): any may be
+			 * added again. */
+			if (ev->mask & IN_IGNORED)
+				memset(d->watched, 0, sizeof(d->watched));
 
 			if (ev->wd == d->store_wd) {
 				/* Only patches and marks: not the lock, not

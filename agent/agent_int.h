@@ -18,7 +18,8 @@ struct ag_proc {
 	uint8_t loading_looks; /* looks while it holds a library open */
 	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
-	bool seen;			/* listed by the last full scan */
+	bool unit_read; /* unit read (only when a rule or fallback needs it) */
+	bool seen;	/* listed by the last full scan */
 	uint64_t watched_start;		/* its library directories watched */
 	const struct hp_rule *excluded; /* borrowed from the policy */
 	char exe[256];
@@ -59,7 +60,11 @@ struct ag_daemon {
 	uint64_t store_due_us; /* reload after the store changed */
 	uint64_t sweep_due_us; /* rescan after a patched library opened */
 	uint64_t last_sweep_us;
-	bool sweep_fds;	   /* this pass looks for libraries held open */
+	bool sweep_fds; /* this pass looks for libraries held open */
+	/* Directories recently watched (FNV-1a hashes of their paths): an
+	 * exec of the same program watches nothing again. */
+	uint64_t watched[64];
+	size_t next_watched;
 	bool sweep_marks;  /* this scan may drop the uninstall marks */
 	bool sweep_failed; /* ... unless a revert failed */
 	bool view_dirty;

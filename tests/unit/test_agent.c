@@ -128,6 +128,7 @@ static void test_policy_full(void **state)
 	r = hp_policy_fallback(&pol, "/opt/other/srv", "");
 	assert_int_equal(r->kind, HP_RULE_FALLBACK_NONE);
 	assert_null(hp_policy_fallback(&pol, "/usr/bin/x", "x.service"));
+	assert_true(hp_policy_uses_units(&pol));
 	hp_policy_release(&pol);
 }
 
@@ -143,6 +144,8 @@ static void test_policy_include(void **state)
 	assert_non_null(hp_policy_excluded(&pol, "/srv/legacy/x", ""));
 	/* Unreadable executable (a kernel thread): never included. */
 	assert_non_null(hp_policy_excluded(&pol, "", ""));
+	/* No rule names a unit: hpatchd need not read any. */
+	assert_false(hp_policy_uses_units(&pol));
 	hp_policy_release(&pol);
 }
 
