@@ -27,8 +27,16 @@ mkdir "$t/trust" "$t/bin" && cp "$t/k.pub" "$t/trust/"
 # Copies under $t/bin: hpatchd's policy reaches only those.
 cp "$B/testdata/quick-v1" "$B/testdata/tls_host" "$t/bin/"
 printf '[include]\nexe = %s/bin/*\n[apply]\nretry = 20ms 50ms 100ms 500ms\n' "$t" >"$t/hpatch.conf"
-export HPATCH_STATE_DIR=$t/state
-"$B/agent/hpatchd" --store "$t/store" --trust "$t/trust" --state-dir "$t/state" \
+# The state directory on tmpfs, as the unit's RuntimeDirectory (/run) is:
+# on a disk, the view's rewrites and the lock files wait for the disk.
+state=$t/state
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	state=$(mktemp -d /dev/shm/hpatch-bench.XXXXXX)
+	trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$t" "$state"' EXIT
+fi
+echo "state directory: $state ($(stat -f -c %T "$state" 2>/dev/null || echo ?))"
+export HPATCH_STATE_DIR=$state
+"$B/agent/hpatchd" --store "$t/store" --trust "$t/trust" --state-dir "$state" \
 	--audit-log "$t/audit.log" --config "$t/hpatch.conf" --foreground \
 	>"$t/hpatchd.log" 2>&1 &
 daemon=$!
