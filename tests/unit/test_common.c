@@ -137,7 +137,8 @@ static void test_files(void **state)
 	assert_hp_ok(hp_write_file(path, "secret", 6, 0600, HP_WRITE_EXCL));
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(hp_write_file(path, "x", 1, 0600, HP_WRITE_EXCL), -EEXIST);
+	assert_int_equal(hp_write_file(path, "x", 1, 0600, HP_WRITE_EXCL),
+			 -EEXIST);
 	assert_hp_ok(hp_read_file(path, 100, &data, &len));
 	assert_int_equal(len, 6);
 	assert_memory_equal(data, "secret", 6);
