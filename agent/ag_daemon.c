@@ -17,6 +17,7 @@
 #include "common/hp_log.h"
 #include "common/hp_util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -42,6 +43,8 @@ static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 #define HP_LOCK_RETRY_US 50000	 /* the CLI holds the store's lock */
 #define HP_VIEW_EVERY_US 100000	 /* view and metrics rewrites */
 #define HP_WINDOW_RECHECK_US 60000000
+#define HP_LOADING_MAX_US 10000000 /* a library held open, looked at for */
+#define HP_LOADING_LOOK_MAX 7	   /* ... every 1, 2, 4 ... 128 ms */
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
@@ -173,6 +176,16 @@ static void schedule(struct ag_proc *pr, uint64_t at)
 		pr->due_us = at;
 }
 
+/* Which patches to apply @pid maps the build of: d->mapped, *@nr_hit. */
+static int match(struct ag_daemon *d, pid_t pid, size_t *nr_hit)
+{
+	const int rc = ag_match(pid, d->wanted, d->store.nr, d->mapped, nr_hit);
+
+	if (rc != -EAGAIN)
+		return rc;
+	return hp_rt_match(pid, d->wanted, d->store.nr, d->mapped, nr_hit);
+}
+
 /* Every process, due now (start, store change, SIGHUP, missed events). */
 static void full_scan(struct ag_daemon *d, uint64_t now)
 {
@@ -268,15 +281,26 @@ static void note_fallback(struct ag_daemon *d, pid_t pid, uint64_t start,
 		close(fd);
 }
 
+/* The process's unit, read once per image, when first needed (a rule
+ * that names units, a fallback): most processes never need it. */
+static void read_unit(struct ag_proc *pr)
+{
+	if (pr->unit_read)
+		return;
+	hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+	pr->unit_read = true;
+}
+
 static void run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 			 struct ag_track *t, const struct hp_store_entry *e,
 			 const struct hp_rt_result *res)
 {
-	const struct hp_rule *r =
-		hp_policy_fallback(&d->pol, pr->exe, pr->unit);
+	const struct hp_rule *r = NULL;
 	char reason[sizeof(t->t.reason)];
 	int rc = 0;
 
+	read_unit(pr);
+	r = hp_policy_fallback(&d->pol, pr->exe, pr->unit);
 	snprintf(reason, sizeof(reason), "%s", t->t.reason);
 	if (!r || r->kind == HP_RULE_FALLBACK_NONE) {
 		set_track(d, t, HP_TRACK_GAVE_UP,
@@ -342,6 +366,65 @@ static bool is_module_name(const struct ag_daemon *d, const char *name)
 }
 
 /*
+ * Does @pid hold open a file named as a patch's library module? A loader
+ * (ld.so for dlopen) opens the library, maps its segments, then closes
+ * it: while it holds it open, the mapping may be partial or not there
+ * yet (on a loaded host, long after the open that woke us); once closed,
+ * every segment is mapped. So such a process is looked at again until it
+ * closes the file (no close event helps: the mapping keeps the file open
+ * in the kernel, and inotify says nothing until it is unmapped).
+ */
+static bool holds_module(const struct ag_daemon *d, pid_t pid)
+{
+	char path[64], fd_path[64 + sizeof(((struct dirent *)0)->d_name)];
+	char link[PATH_MAX];
+	struct dirent *de = NULL;
+	DIR *dir = NULL;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	while (dir && !found && (de = readdir(dir))) {
+		const char *base = NULL;
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, de->d_name);
+		n = readlink(fd_path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		base = strrchr(link, '/');
+		found = base && is_module_name(d, base + 1);
+	}
+	if (dir)
+		closedir(dir);
+	return found;
+}
+
+/* After a library's open woke a sweep: look at @pr again soon while it
+ * holds one open (checked before its mappings are read: a close after
+ * the check means the mapping read next is whole). */
+static void follow_loader(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
+{
+	if (!d->sweep_fds && !pr->loading_us)
+		return;
+	if (!holds_module(d, pr->pid)) {
+		pr->loading_us = 0;
+		pr->loading_looks = 0;
+		return;
+	}
+	if (!pr->loading_us)
+		pr->loading_us = now;
+	if (now - pr->loading_us < HP_LOADING_MAX_US) {
+		schedule(pr, now + (1000ULL << pr->loading_looks));
+		if (pr->loading_looks < HP_LOADING_LOOK_MAX)
+			pr->loading_looks++;
+	}
+}
+
+/*
  * Watch @dir for opens of files named as a patch's module: a library
  * dlopen()ed for the first time on this host, before any process had it
  * patched (whose file would be watched itself). A directory already
@@ -349,8 +432,18 @@ static bool is_module_name(const struct ag_daemon *d, const char *name)
  */
 static void watch_dir(struct ag_daemon *d, const char *dir)
 {
-	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0)
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const char *c = dir; *c; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(d->watched); i++)
+		if (d->watched[i] == h)
+			return;
+	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0) {
 		hp_dbg(HP_DBG_TIMING, "watch '%s': %s", dir, strerror(errno));
+		return;
+	}
+	d->watched[d->next_watched++ % HP_ARRAY_SIZE(d->watched)] = h;
 }
 
 /* The default library directories, and those a program's $ORIGIN
@@ -507,7 +600,10 @@ static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 	struct hp_rt_applied *list = NULL;
 	size_t nr = 0;
 
-	if (hp_rt_query(pr->pid, &list, &nr)) {
+	/* The first look at a new image: nothing of ours in it yet (should
+	 * another patcher have been faster, apply says so); no query. */
+	if (!(pr->exec_us && !pr->rescans) &&
+	    hp_rt_query(pr->pid, &list, &nr)) {
 		pr->gone = hp_agent_start_time(pr->pid) == 0;
 		return;
 	}
@@ -553,8 +649,10 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		drop_tracks(d, pr->pid);
 		pr->start_time = start;
 		hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
-		hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+		pr->unit_read = false;
 	}
+	if (hp_policy_uses_units(&d->pol))
+		read_unit(pr);
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
 	if (pr->excluded)
 		return;
@@ -580,7 +678,7 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	}
 	if (!d->nr_wanted)
 		return;
-	rc = hp_rt_match(pr->pid, d->wanted, d->store.nr, d->mapped, &nr_hit);
+	rc = match(d, pr->pid, &nr_hit);
 	if (rc) {
 		pr->gone = true;
 		return;
@@ -597,8 +695,7 @@ static void note_excluded(struct ag_daemon *d, struct ag_proc *pr)
 {
 	size_t nr_hit = 0;
 
-	if (!d->nr_wanted ||
-	    hp_rt_match(pr->pid, d->wanted, d->store.nr, d->mapped, &nr_hit))
+	if (!d->nr_wanted || match(d, pr->pid, &nr_hit))
 		return;
 	for (size_t i = 0; i < d->store.nr; i++) {
 		struct ag_track *t = NULL;
@@ -652,6 +749,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		}
 		pr->due_us = 0;
 		nr_done++;
+		follow_loader(d, pr, now);
 		reconcile(d, pr, now);
 		/* Once per process: excluded ones are not looked at again. */
 		if (!pr->gone && pr->excluded &&
@@ -670,6 +768,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		i++;
 	}
 	close(lock);
+	d->sweep_fds = false;
 	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
 	       nr_done, hp_now_us() - now);
 	if (d->sweep_marks && !d->sweep_failed)
@@ -777,6 +876,11 @@ static void on_inotify(struct ag_daemon *d, uint64_t now)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (void *)p;
 
+			/* A watch gone (its directory removed): any may be
+			 * added again. */
+			if (ev->mask & IN_IGNORED)
+				memset(d->watched, 0, sizeof(d->watched));
+
 			if (ev->wd == d->store_wd) {
 				/* Only patches and marks: not the lock, not
 				 * an install's temporary file. */
@@ -809,6 +913,7 @@ static void sweep_libraries(struct ag_daemon *d, uint64_t now)
 {
 	d->sweep_due_us = 0;
 	d->last_sweep_us = now;
+	d->sweep_fds = true;
 	full_scan(d, now);
 	d->next_full_us = now + (uint64_t)d->pol.rescan_ms * 1000;
 }
@@ -941,6 +1046,7 @@ static void teardown(struct ag_daemon *d)
 	free(d->wanted);
 	free(d->mapped);
 	free(d->done);
+	ag_match_reset();
 }
 
 int hp_agent_run(const struct hp_agent_conf *conf)

@@ -67,7 +67,8 @@ static void write_metrics(const struct ag_daemon *d)
 		d->view.applied, d->view.reverted, d->view.failures,
 		d->view.fallbacks, d->view.last_pause_us);
 	fclose(fp);
-	rc = hp_write_file(d->pol.metrics_path, text, len, 0644, 0);
+	rc = hp_write_file(d->pol.metrics_path, text, len, 0644,
+			   HP_WRITE_NOSYNC);
 	if (rc)
 		hp_warn("metrics '%s': %s", d->pol.metrics_path, strerror(-rc));
 	free(text);

@@ -323,6 +323,14 @@ const struct hp_rule *hp_policy_fallback(const struct hp_policy *pol,
 	return NULL;
 }
 
+bool hp_policy_uses_units(const struct hp_policy *pol)
+{
+	for (size_t i = 0; i < pol->nr_rules; i++)
+		if (pol->rules[i].by_unit)
+			return true;
+	return false;
+}
+
 const struct hp_rule *hp_policy_excluded(const struct hp_policy *pol,
 					 const char *exe, const char *unit)
 {

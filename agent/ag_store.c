@@ -365,7 +365,10 @@ int hp_store_lock(const char *dir, bool try)
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	snprintf(path, sizeof(path), "%s/.lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Read-only: the close of a file opened for writing would wake
+	 * hpatchd's own inotify watch of the store (IN_CLOSE_WRITE) at
+	 * every lock it takes. */
+	fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	while (flock(fd, LOCK_EX | (try ? LOCK_NB : 0)) < 0) {

@@ -62,7 +62,7 @@ int hp_view_write(const struct hp_view *v, const char *path)
 			t->fallback_done, t->patch_id, reason);
 	}
 	fclose(fp);
-	rc = hp_write_file(path, text, len, 0644, 0);
+	rc = hp_write_file(path, text, len, 0644, HP_WRITE_NOSYNC);
 	free(text);
 	return rc;
 }

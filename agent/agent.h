@@ -160,6 +160,8 @@ void hp_policy_release(struct hp_policy *pol);
  * match, or no [include] match when there are any), or NULL. */
 const struct hp_rule *hp_policy_excluded(const struct hp_policy *pol,
 					 const char *exe, const char *unit);
+/* Does a rule name units (else a process's unit need not be read)? */
+bool hp_policy_uses_units(const struct hp_policy *pol);
 /* The first [fallback] rule matching the process, or NULL. */
 const struct hp_rule *hp_policy_fallback(const struct hp_policy *pol,
 					 const char *exe, const char *unit);

@@ -11,12 +11,15 @@
 /* A process hpatchd looks at. */
 struct ag_proc {
 	pid_t pid;
-	uint64_t start_time; /* clock ticks since boot; 0: not yet read */
-	uint64_t due_us;     /* next reconcile (CLOCK_MONOTONIC), 0: none */
-	uint64_t exec_us;    /* when its exec was seen (0: found by a scan) */
-	uint8_t rescans;     /* post-exec rescans scheduled so far */
+	uint64_t start_time;   /* clock ticks since boot; 0: not yet read */
+	uint64_t due_us;       /* next reconcile (CLOCK_MONOTONIC), 0: none */
+	uint64_t exec_us;      /* when its exec was seen (0: found by a scan) */
+	uint8_t rescans;       /* post-exec rescans scheduled so far */
+	uint8_t loading_looks; /* looks while it holds a library open */
+	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
-	bool seen;			/* listed by the last full scan */
+	bool unit_read; /* unit read (only when a rule or fallback needs it) */
+	bool seen;	/* listed by the last full scan */
 	uint64_t watched_start;		/* its library directories watched */
 	const struct hp_rule *excluded; /* borrowed from the policy */
 	char exe[256];
@@ -57,6 +60,11 @@ struct ag_daemon {
 	uint64_t store_due_us; /* reload after the store changed */
 	uint64_t sweep_due_us; /* rescan after a patched library opened */
 	uint64_t last_sweep_us;
+	bool sweep_fds; /* this pass looks for libraries held open */
+	/* Directories recently watched (FNV-1a hashes of their paths): an
+	 * exec of the same program watches nothing again. */
+	uint64_t watched[64];
+	size_t next_watched;
 	bool sweep_marks;  /* this scan may drop the uninstall marks */
 	bool sweep_failed; /* ... unless a revert failed */
 	bool view_dirty;
@@ -65,6 +73,24 @@ struct ag_daemon {
 	char view_path[PATH_MAX];
 	char fallbacks_path[PATH_MAX];
 };
+
+/* ag_match.c: which patches a process maps, from its maps and a cache of
+ * each mapped file's build-id. */
+struct ag_maps_line {
+	uint64_t start, end, offset;
+	unsigned long ino;
+	bool readable, exec, shared;
+	const char *path; /* into the line, not NUL-terminated */
+	size_t path_len;
+};
+/* One line of /proc/PID/maps. Return: 0 or -EINVAL. */
+int ag_maps_parse_line(const char *line, struct ag_maps_line *m);
+/* As hp_rt_match. Return: 0, -HP_E_GONE, or -EAGAIN when a mapped file
+ * is no longer at its path (replaced, deleted): ask hp_rt_match. */
+int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
+	     uint32_t *mapped, size_t *nr_hit);
+/* Forget every cached file. */
+void ag_match_reset(void);
 
 /* ag_procev.c: the netlink process-event connector. */
 int ag_procev_open(int *fd) __attribute__((warn_unused_result));

@@ -6,6 +6,7 @@
 #include "common/hp_util.h"
 #include "common/hp_err.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -112,7 +113,7 @@ out_close:
 }
 
 int hp_write_file(const char *path, const void *p, size_t len,
-		  unsigned int mode, int excl)
+		  unsigned int mode, unsigned int flags)
 {
 	char *tmp = NULL;
 	size_t done = 0;
@@ -140,13 +141,13 @@ int hp_write_file(const char *path, const void *p, size_t len,
 		}
 		done += (size_t)n;
 	}
-	if (fsync(fd) < 0) {
+	if (!(flags & HP_WRITE_NOSYNC) && fsync(fd) < 0) {
 		rc = -errno;
 		goto out_unlink;
 	}
 	close(fd);
 	fd = -1;
-	if (excl) {
+	if (flags & HP_WRITE_EXCL) {
 		/* link() fails with EEXIST instead of replacing the target. */
 		if (link(tmp, path) < 0)
 			rc = -errno;
@@ -165,6 +166,31 @@ out_unlink:
 out_free:
 	free(tmp);
 	return rc;
+}
+
+uint32_t hp_note_build_id(const uint8_t *notes, size_t len, uint8_t *id,
+			  size_t cap)
+{
+	size_t off = 0;
+
+	while (off + sizeof(Elf64_Nhdr) <= len) {
+		Elf64_Nhdr nh;
+		size_t name, desc, next;
+
+		memcpy(&nh, notes + off, sizeof(nh));
+		name = off + sizeof(nh);
+		desc = name + HP_ALIGN_UP((size_t)nh.n_namesz, 4U);
+		next = desc + HP_ALIGN_UP((size_t)nh.n_descsz, 4U);
+		if (next > len)
+			break;
+		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+		    !memcmp(notes + name, "GNU", 4) && nh.n_descsz <= cap) {
+			memcpy(id, notes + desc, nh.n_descsz);
+			return nh.n_descsz;
+		}
+		off = next;
+	}
+	return 0;
 }
 
 void hp_hex(char *out, const uint8_t *p, size_t len)

@@ -42,14 +42,27 @@ int hp_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 /*
  * hp_write_file() - write @len bytes to @path through a temporary file and
  * rename(), so readers never see a partial file. @mode applies to new files;
- * with @excl an existing @path is an error (-EEXIST).
+ * @flags: HP_WRITE_EXCL, an existing @path is an error (-EEXIST);
+ * HP_WRITE_NOSYNC, no fsync (a snapshot rewritten often, that a crash may
+ * lose: fsync would wait for the disk on every rewrite).
  */
+enum hp_write_flags {
+	HP_WRITE_EXCL = 1 << 0,
+	HP_WRITE_NOSYNC = 1 << 1,
+};
 int hp_write_file(const char *path, const void *p, size_t len,
-		  unsigned int mode, int excl)
+		  unsigned int mode, unsigned int flags)
 	__attribute__((warn_unused_result));
 
 /* Lowercase hex of @len bytes into @out (2*len+1 bytes). */
 void hp_hex(char *out, const uint8_t *p, size_t len);
+/*
+ * hp_note_build_id() - the GNU build-id in @len bytes of ELF notes (a
+ * PT_NOTE segment's content), copied to @id (@cap bytes at most).
+ * Return: its length, or 0 when there is none (or it exceeds @cap).
+ */
+uint32_t hp_note_build_id(const uint8_t *notes, size_t len, uint8_t *id,
+			  size_t cap);
 /* Parse exactly 2*@len hex digits. Return: 0 or -EINVAL. */
 int hp_unhex(uint8_t *out, size_t len, const char *hex);
 

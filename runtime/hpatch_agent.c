@@ -546,12 +546,13 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 		}
 		hp_out_u64(o, "functions", res.nr_funcs);
 		hp_out_u64(o, "threads", res.nr_threads);
-		/* The dry run maps nothing: say what may refuse the mapping. */
+		/* The dry run injects nothing: say what may refuse it. */
 		if (seccomp_mode(pids[i]) == 2)
 			hp_out_str(o, "warning",
-				   "a seccomp filter (systemd's "
-				   "MemoryDenyWriteExecute=, say) may refuse "
-				   "to make the patch's code executable");
+				   "a seccomp filter: the mmap and mprotect "
+				   "hpatch injects are run through it at "
+				   "apply time (MemoryDenyWriteExecute= "
+				   "allows them)");
 		hp_out_end_object(o);
 		status = hpatch_combine(status, rc);
 		nr_checked++;

@@ -4,7 +4,8 @@
  * whole apply or revert. The start time (field 22 of /proc/PID/stat, in
  * clock ticks since boot) makes a reused pid another lock; flock() dies
  * with its holder, so a killed hpatch never leaves a process locked; the
- * file names its holder, so a second hpatch (or hpatchd) can say who.
+ * kernel names its holder (/proc/locks), so a second hpatch (or hpatchd)
+ * can say who.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -53,15 +55,44 @@ static uint64_t start_time(pid_t pid)
 	return t;
 }
 
-/* Who holds the lock, as its file says ("hpatch (pid N)"). */
+/*
+ * Who holds the lock: the process /proc/locks names for the file's inode,
+ * as "COMM (pid N)". The file itself stays empty: a page written to it
+ * would make its unlink wait for that page's writeback on a disk-backed
+ * state directory (hundreds of ms on a busy disk, at every apply).
+ */
 static void holder(int fd, char *buf, size_t size)
 {
-	ssize_t n = pread(fd, buf, size - 1, 0);
+	FILE *fp = fopen("/proc/locks", "re");
+	char line[256], comm[64] = "";
+	struct stat sb;
+	int pid = 0;
 
-	if (n <= 0)
-		n = snprintf(buf, size, "another process");
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
+	snprintf(buf, size, "another process");
+	if (!fp)
+		return;
+	while (!pid && !fstat(fd, &sb) && fgets(line, sizeof(line), fp)) {
+		char kind[16];
+		unsigned int maj, min;
+		unsigned long ino;
+		int who;
+
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &who,
+			   &maj, &min, &ino) == 5 &&
+		    !strcmp(kind, "FLOCK") && ino == sb.st_ino &&
+		    maj == major(sb.st_dev) && min == minor(sb.st_dev))
+			pid = who;
+	}
+	fclose(fp);
+	if (pid <= 0)
+		return;
+	snprintf(line, sizeof(line), "/proc/%d/comm", pid);
+	fp = fopen(line, "re");
+	if (fp && fgets(comm, sizeof(comm), fp))
+		comm[strcspn(comm, "\n")] = 0;
+	if (fp)
+		fclose(fp);
+	snprintf(buf, size, "%s (pid %d)", comm[0] ? comm : "a process", pid);
 }
 
 /* Open the lock file, and lock it unless another holds it (-EWOULDBLOCK).
@@ -93,7 +124,7 @@ int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
 		state_dir && *state_dir ? state_dir : HP_STATE_DIR_DEFAULT;
 	const uint64_t deadline = hp_now_us() + (uint64_t)timeout_ms * 1000;
 	const uint64_t since = start_time(pid);
-	char locks[256], who[128], me[64];
+	char locks[256], who[128];
 	int fd = -1, rc;
 
 	*lk = (struct hp_rt_lock){ .fd = -1 };
@@ -128,9 +159,6 @@ int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
 	}
 	if (rc)
 		return rc == -EAGAIN ? hp_error_rc(rc, "'%s'", lk->path) : rc;
-	snprintf(me, sizeof(me), "%s (pid %d)\n", hp_log_prog(), (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, me, strlen(me), 0) < 0)
-		hp_dbg(HP_DBG_PTRACE, "'%s': cannot name the holder", lk->path);
 	lk->fd = fd;
 	return 0;
 }

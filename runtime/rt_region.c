@@ -2,6 +2,15 @@
  * The patch region: its layout and bytes (header, records, relocated
  * image), built in the loader's memory, then mapped in the target next to
  * the module and filled, never writable and executable at once.
+ *
+ * The target may forbid making memory executable after the fact:
+ * systemd's MemoryDenyWriteExecute=yes refuses mprotect() with PROT_EXEC
+ * and mmap() with PROT_WRITE|PROT_EXEC (a seccomp filter), the kernel's
+ * PR_SET_MDWE refuses any mapping gaining exec. So the region is mapped
+ * read+execute from the start and never made writable: its bytes go in
+ * through /proc/PID/mem (a forced write to a private mapping, as a
+ * debugger plants breakpoints); then the header loses exec and the data
+ * gains write, which neither refuses.
  */
 #include "runtime/rt_lifecycle.h"
 #include "common/hp_arch_x86_64.h"
@@ -182,7 +191,7 @@ static int map_at_hole(const struct hp_patch *p, struct hp_proc *proc,
 		const long args[6] = {
 			(long)pr->region,
 			(long)pr->region_size,
-			PROT_READ,
+			PROT_READ | PROT_EXEC,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
 			-1,
 			0,
@@ -231,7 +240,12 @@ static int protect(struct hp_remote *rm, hp_raddr_t addr, uint64_t len,
 	return rc ?: (int)ret;
 }
 
-/* Map and fill the region: text read+execute, data read+write. */
+/*
+ * Map and fill the region: header read-only, text read+execute, data
+ * read+write. The header is read-only before its bytes are written: a
+ * region is found by its read-only header (a kill of the loader after the
+ * write leaves one found, inactive, as any interrupted apply).
+ */
 int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 		  struct hp_prep *pr)
 {
@@ -248,17 +262,17 @@ int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 	if (rc)
 		goto out_end;
 	pr->mapped = true;
-	rc = hp_rt_fault("write");
+	rc = hp_rt_fault("mprotect");
 	if (!rc)
-		rc = hp_proc_write(proc, pr->region, pr->buf, pr->write_len);
-	if (!rc)
-		rc = hp_rt_fault("mprotect");
-	if (!rc)
-		rc = protect(&rm, text, pr->text_span, PROT_READ | PROT_EXEC);
+		rc = protect(&rm, pr->region, pr->hdr_size, PROT_READ);
 	if (!rc && has_data)
 		rc = protect(&rm, text + pr->text_span,
 			     pr->region_size - pr->hdr_size - pr->text_span,
 			     PROT_READ | PROT_WRITE);
+	if (!rc)
+		rc = hp_rt_fault("write");
+	if (!rc)
+		rc = hp_proc_write(proc, pr->region, pr->buf, pr->write_len);
 	if (rc)
 		hp_error_rc(rc, "pid %d: cannot fill the patch region",
 			    (int)proc->pid);

@@ -7,9 +7,10 @@
  * PTRACE_SECCOMP_GET_FILTER) are run on that exact call, as the kernel
  * would run them, and anything but ALLOW or LOG refuses it with the
  * reason. A filter that allows what hpatch needs (systemd's
- * SystemCallFilter=@system-service does) is no obstacle; one that returns
- * an error (MemoryDenyWriteExecute=yes: EPERM for mprotect with
- * PROT_EXEC) is said up front instead of as a failed mprotect.
+ * SystemCallFilter=@system-service does, and MemoryDenyWriteExecute=yes:
+ * the region is mapped executable, never writable, see rt_region.c) is no
+ * obstacle; one that returns an error is said up front instead of as a
+ * failed call.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -267,11 +269,12 @@ int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
 			 "'%s'",
 			 (int)tid, syscall_name(nr),
 			 strerror((int)(act & SECCOMP_RET_DATA)));
-		if (nr == SYS_mprotect)
+		if ((nr == SYS_mmap || nr == SYS_mprotect) &&
+		    (args[2] & PROT_EXEC))
 			hp_hint("mapping patch code executable is forbidden "
-				"there (systemd's "
-				"MemoryDenyWriteExecute=yes?): "
-				"only a restart applies the fix");
+				"there (systemd's MemoryDenyWriteExecute=yes "
+				"is not: hpatch maps it executable, never "
+				"writable): only a restart applies the fix");
 		return -HP_E_SECCOMP;
 	default:
 		hp_error(-HP_E_SECCOMP,

@@ -142,7 +142,7 @@ void hp_rt_boost(void);
  * time STEP is reached) or "STEP:N" (the N-th time, to fail after some
  * jumps were written); @delay is "STEP:MS" (wait MS milliseconds there
  * first, for a test to act meanwhile: kill the target, say). Steps, in
- * order: mmap, write, mprotect, seize (threads attached, none stopped),
+ * order: mmap, mprotect, write, seize (threads attached, none stopped),
  * stop (all stopped), jump, unjump. NULL or "": none. Parsed here, once,
  * so the stop window only compares a step's name. Not thread-safe.
  */

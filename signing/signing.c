@@ -93,7 +93,7 @@ static int write_key_file(const char *path, const char *prefix,
 	n += 2 * key_len;
 	line[n++] = '\n';
 	/* excl: a key is never replaced, even by a race with another keygen. */
-	rc = hp_write_file(path, line, n, mode, 1);
+	rc = hp_write_file(path, line, n, mode, HP_WRITE_EXCL);
 	sodium_memzero(line, sizeof(line));
 	if (rc == -EEXIST)
 		return hp_error(-HP_E_EXISTS,

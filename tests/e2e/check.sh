@@ -53,9 +53,8 @@ expect_exit 9 "every process excluded by the policy: none to patch" \
 check "b: excluded, naming the rule" \
 	grep -q "{\"pid\":$b,[^}]*\"result\":\"excluded\",\"reason\":\"policy: $T/bin/svc-v1\"" "$T/last.out"
 
-# Under a seccomp filter (what systemd's MemoryDenyWriteExecute= installs)
-# the mprotect that makes the patch executable may be refused: the dry
-# run maps nothing, so check says so.
+# Under a seccomp filter the calls an apply injects (mmap, mprotect) may
+# be refused: the dry run injects nothing, so check says so.
 cat >"$T/seccomp.py" <<'PY'
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)

@@ -4,7 +4,10 @@
 # then in others (its file, patched once, is watched): each process that
 # opens it is looked at within the sweep interval (0.1 s), long before
 # the periodic rescan (60 s here), including a second dlopen right after
-# the sweep for the first.
+# the sweep for the first. The sweep follows the library's close, which
+# a loader does once every segment is mapped, not its open: on a loaded
+# host the mapping comes long after the open (a loader 1 s slow between
+# the two is patched all the same).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -16,7 +19,7 @@ id=dlopen-$$
 	--id "$id" -o "$T/tls.hpatch" -q >/dev/null
 agent_policy '[apply]' 'rescan = 60s'
 cp "$HP_TD/lib_user" "$HP_TD/libgreet-v1.so" \
-	"$HP_TD/libtlslib-v1.so" "$T/bin/"
+	"$HP_TD/libtlslib-v1.so" "$HP_TD/hostile" "$T/bin/"
 expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/tls.hpatch"
 start_agent
 # user N: a lib_user reading commands from fd 10+N.
@@ -40,5 +43,7 @@ sleep 0.03 # after the sweep for user 2, within its interval
 echo load >&13
 check "a dlopen is patched without the periodic rescan" wait_until 10 has_patch "$U2" "$id"
 check "... and one right after the sweep for it" wait_until 10 has_patch "$U3" "$id"
+start_target "$T/bin/hostile" "$T/slow.log" slowload "$T/bin/libtlslib-v1.so" 1000
+check "a library mapped 1 s after its open is patched" wait_until 10 has_patch "$TARGET_PID" "$id"
 exec 11>&- 12>&- 13>&-
 finish

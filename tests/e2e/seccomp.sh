@@ -3,9 +3,10 @@
 # runs it on every system call it would inject: where the filter would
 # kill the process or the thread (or trap, or wait for a supervisor),
 # it refuses before injecting, naming the thread, the call and why; a
-# filter that forbids the call with an error (MemoryDenyWriteExecute=)
-# is said up front; a filter that allows what hpatch needs is no
-# obstacle. Nothing waits without a bound.
+# filter that allows what hpatch needs is no obstacle: systemd's
+# MemoryDenyWriteExecute=yes (its seccomp filter, and the kernel's
+# PR_SET_MDWE) among them, as hpatch maps the patch's code executable and
+# never writable. Nothing waits without a bound.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -21,7 +22,11 @@ for rule in kill-process kill-thread mdwe other; do
 	check "$rule: the target runs under a filter" grep -q '^Seccomp:.*2' "/proc/$pid/status"
 	cat "/proc/$pid/maps" >"$T/maps.before"
 	threads=$(nr_tasks "$pid")
-	if [ "$rule" = other ]; then
+	if [ "$rule" = mdwe ]; then
+		check "$rule: an mprotect adding exec is refused there" \
+			grep -q "mprotect(PROT_EXEC): refused" "$T/$rule.log"
+	fi
+	if [ "$rule" = other ] || [ "$rule" = mdwe ]; then
 		expect_exit 0 "$rule: a filter that allows what hpatch needs: applied" apply "$pid"
 		check "$rule: v2" test "$(ask 3 version)" = v2
 		expect_exit 0 "$rule: revert" timeout -s KILL 30 "$HPATCH" revert -p "$pid"

@@ -5,9 +5,13 @@
 #include "hp_test.h"
 
 #include "agent/agent.h"
+#include "agent/agent_int.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +128,7 @@ static void test_policy_full(void **state)
 	r = hp_policy_fallback(&pol, "/opt/other/srv", "");
 	assert_int_equal(r->kind, HP_RULE_FALLBACK_NONE);
 	assert_null(hp_policy_fallback(&pol, "/usr/bin/x", "x.service"));
+	assert_true(hp_policy_uses_units(&pol));
 	hp_policy_release(&pol);
 }
 
@@ -139,6 +144,8 @@ static void test_policy_include(void **state)
 	assert_non_null(hp_policy_excluded(&pol, "/srv/legacy/x", ""));
 	/* Unreadable executable (a kernel thread): never included. */
 	assert_non_null(hp_policy_excluded(&pol, "", ""));
+	/* No rule names a unit: hpatchd need not read any. */
+	assert_false(hp_policy_uses_units(&pol));
 	hp_policy_release(&pol);
 }
 
@@ -246,6 +253,77 @@ static void test_start_time(void **state)
 	assert_int_equal(hp_agent_start_time(child), 0);
 }
 
+static void test_maps_line(void **state)
+{
+	struct ag_maps_line m;
+
+	(void)state;
+	assert_int_equal(
+		ag_maps_parse_line(
+			"55d0a1200000-55d0a1201000 r-xp 00001000 fd:01 "
+			"1311272                    /usr/bin/cat\n",
+			&m),
+		0);
+	assert_true(m.start == 0x55d0a1200000 && m.end == 0x55d0a1201000);
+	assert_true(m.offset == 0x1000 && m.ino == 1311272);
+	assert_true(m.readable && m.exec && !m.shared);
+	assert_int_equal(m.path_len, strlen("/usr/bin/cat"));
+	assert_memory_equal(m.path, "/usr/bin/cat", m.path_len);
+	assert_int_equal(ag_maps_parse_line("7ffd1000-7ffd2000 rw-s 00000000 "
+					    "00:00 0\n",
+					    &m),
+			 0);
+	assert_true(m.shared && !m.exec && m.ino == 0 && m.path_len == 0);
+	assert_int_equal(ag_maps_parse_line("garbage\n", &m), -EINVAL);
+}
+
+/* This test program's build-id, from its PT_NOTE in memory. */
+static int own_id(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct hp_module *m = data;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum && !m->build_id_len; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const uint8_t *p =
+			(const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+
+		if (ph->p_type == PT_NOTE)
+			m->build_id_len =
+				hp_note_build_id(p, ph->p_filesz, m->build_id,
+						 sizeof(m->build_id));
+	}
+	return 1; /* the first object is the program */
+}
+
+/* ag_match finds what hp_rt_match finds, the second time from its cache. */
+static void test_match_self(void **state)
+{
+	struct hp_module mod = { 0 }, other = { 0 };
+	struct hp_patch p = { .modules = &mod, .nr_modules = 1 };
+	struct hp_patch q = { .modules = &other, .nr_modules = 1 };
+	const struct hp_patch *const both[] = { &p, NULL, &q };
+	uint32_t mapped[3], want[3];
+	size_t hit = 0, want_hit = 0;
+
+	(void)state;
+	dl_iterate_phdr(own_id, &mod);
+	assert_true(mod.build_id_len > 0);
+	other = mod;
+	other.build_id[0] ^= 0xff;
+	assert_int_equal(hp_rt_match(getpid(), both, 3, want, &want_hit), 0);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(ag_match(getpid(), both, 3, mapped, &hit), 0);
+		assert_int_equal(hit, want_hit);
+		assert_memory_equal(mapped, want, sizeof(want));
+	}
+	assert_int_equal(mapped[0], 1);
+	assert_int_equal(mapped[2], 0);
+	assert_int_equal(ag_match(999999999, both, 3, mapped, &hit),
+			 -HP_E_GONE);
+	ag_match_reset();
+}
+
 static void test_view_roundtrip(void **state)
 {
 	struct hp_track tracks[] = {
@@ -303,6 +381,8 @@ int main(void)
 		cmocka_unit_test(test_unit_of),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_view_roundtrip),
+		cmocka_unit_test(test_maps_line),
+		cmocka_unit_test(test_match_self),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

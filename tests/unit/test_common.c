@@ -134,10 +134,11 @@ static void test_files(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/f", dir);
-	assert_hp_ok(hp_write_file(path, "secret", 6, 0600, 1));
+	assert_hp_ok(hp_write_file(path, "secret", 6, 0600, HP_WRITE_EXCL));
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(hp_write_file(path, "x", 1, 0600, 1), -EEXIST);
+	assert_int_equal(hp_write_file(path, "x", 1, 0600, HP_WRITE_EXCL),
+			 -EEXIST);
 	assert_hp_ok(hp_read_file(path, 100, &data, &len));
 	assert_int_equal(len, 6);
 	assert_memory_equal(data, "secret", 6);
@@ -146,6 +147,12 @@ static void test_files(void **state)
 	assert_hp_ok(hp_write_file(path, "new", 3, 0644, 0));
 	assert_hp_ok(hp_read_file(path, 100, &data, &len));
 	assert_memory_equal(data, "new", 3);
+	free(data);
+	/* Without fsync: the same content, the same atomic replace. */
+	assert_hp_ok(hp_write_file(path, "snap", 4, 0644, HP_WRITE_NOSYNC));
+	assert_hp_ok(hp_read_file(path, 100, &data, &len));
+	assert_int_equal(len, 4);
+	assert_memory_equal(data, "snap", 4);
 	free(data);
 	unlink(path);
 	rmdir(dir);

@@ -1,0 +1,332 @@
+/*
+ * Which installed patches a process maps the build of, cheaply: hpatchd
+ * asks this at every exec on the host, most of them of programs no patch
+ * is for. The runtime's hp_rt_match reads each mapped file's ELF header,
+ * program headers and build-id note from the process's memory (three
+ * reads of /proc/PID/mem per file, every time). Here the process's maps
+ * are read once, and each mapped file's identity is cached by (device,
+ * inode, size, mtime, ctime) as stat() gives it for the mapping's path:
+ * a file rewritten in place changes its ctime, so its build-id is read
+ * again; only a new file is read, from the file itself.
+ *
+ * When the path no longer names the mapped inode (a file replaced or
+ * deleted since it was mapped) the answer is "unknown" and the caller
+ * asks the runtime, which reads the process's memory. Each apply checks
+ * the build-id and every function's bytes in memory again anyway.
+ */
+#include "agent/agent_int.h"
+#include "common/hp_err.h"
+#include "common/hp_util.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define AG_FILES_MAX 4096      /* cached files; then the cache restarts */
+#define AG_MAPS_MAX (4u << 20) /* bytes of /proc/PID/maps read at most */
+
+/* What a mapped file's ELF headers say, as ld.so would load it. */
+struct ag_file {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	bool elf; /* an ELF image with a build-id */
+	uint8_t build_id[HP_BUILD_ID_MAX];
+	uint32_t build_id_len;
+	uint64_t first_load; /* page of the PT_LOAD at file offset 0 */
+	uint64_t text_vaddr; /* page of its first executable PT_LOAD */
+	uint64_t text_off;   /* ... and its file offset */
+};
+
+static struct ag_file *files;
+static size_t nr_files;
+
+void ag_match_reset(void)
+{
+	free(files);
+	files = NULL;
+	nr_files = 0;
+}
+
+static bool same_file(const struct ag_file *f, const struct stat *st)
+{
+	return f->dev == st->st_dev && f->ino == st->st_ino &&
+	       f->size == st->st_size &&
+	       !memcmp(&f->mtime, &st->st_mtim, sizeof(f->mtime)) &&
+	       !memcmp(&f->ctime, &st->st_ctim, sizeof(f->ctime));
+}
+
+/* The build-id note among @ph's PT_NOTEs of open file @fd. */
+static void read_build_id(int fd, const Elf64_Phdr *ph, int nr,
+			  struct ag_file *f)
+{
+	for (int i = 0; i < nr && !f->elf; i++) {
+		uint8_t notes[1024];
+		const size_t len = ph[i].p_filesz < sizeof(notes)
+					   ? ph[i].p_filesz
+					   : sizeof(notes);
+
+		if (ph[i].p_type != PT_NOTE ||
+		    pread(fd, notes, len, (off_t)ph[i].p_offset) !=
+			    (ssize_t)len)
+			continue;
+		f->build_id_len = hp_note_build_id(notes, len, f->build_id,
+						   sizeof(f->build_id));
+		f->elf = f->build_id_len > 0;
+	}
+}
+
+/* Read @path's ELF headers into @f (f->elf false: not an image of ours). */
+static void read_file(const char *path, struct ag_file *f)
+{
+	Elf64_Phdr ph[64];
+	Elf64_Ehdr eh;
+	bool first = false, text = false;
+	const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return;
+	if (pread(fd, &eh, sizeof(eh), 0) == sizeof(eh) &&
+	    !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
+	    eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+	    eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum > 0 &&
+	    eh.e_phnum <= HP_ARRAY_SIZE(ph) &&
+	    pread(fd, ph, eh.e_phnum * sizeof(ph[0]), (off_t)eh.e_phoff) ==
+		    (ssize_t)(eh.e_phnum * sizeof(ph[0]))) {
+		for (int i = 0; i < eh.e_phnum; i++) {
+			if (ph[i].p_type != PT_LOAD)
+				continue;
+			if (ph[i].p_offset == 0) {
+				f->first_load = ph[i].p_vaddr & ~4095ULL;
+				first = true;
+			}
+			if ((ph[i].p_flags & PF_X) && !text) {
+				f->text_vaddr = ph[i].p_vaddr & ~4095ULL;
+				f->text_off = ph[i].p_offset & ~4095ULL;
+				text = true;
+			}
+		}
+		if (first && text)
+			read_build_id(fd, ph, eh.e_phnum, f);
+	}
+	close(fd);
+}
+
+/* The cached identity of the file at @path, if it is the mapped inode
+ * @ino; NULL when it is not (replaced, deleted, unreadable). */
+static const struct ag_file *lookup(const char *path, unsigned long ino)
+{
+	struct stat st;
+	struct ag_file *grown = NULL;
+
+	if (stat(path, &st) < 0 || st.st_ino != ino)
+		return NULL;
+	for (size_t i = 0; i < nr_files; i++)
+		if (same_file(&files[i], &st))
+			return &files[i];
+	if (nr_files == AG_FILES_MAX)
+		nr_files = 0; /* a host with more: start again */
+	grown = nr_files ? files
+			 : realloc(files, AG_FILES_MAX * sizeof(*grown));
+	if (!grown)
+		return NULL;
+	files = grown;
+	files[nr_files] = (struct ag_file){ .dev = st.st_dev,
+					    .ino = st.st_ino,
+					    .size = st.st_size,
+					    .mtime = st.st_mtim,
+					    .ctime = st.st_ctim };
+	read_file(path, &files[nr_files]);
+	return &files[nr_files++];
+}
+
+int ag_maps_parse_line(const char *line, struct ag_maps_line *m)
+{
+	const char *p = line;
+	char *end = NULL;
+
+	*m = (struct ag_maps_line){ 0 };
+	m->start = strtoull(p, &end, 16);
+	if (end == p || *end != '-')
+		return -EINVAL;
+	p = end + 1;
+	m->end = strtoull(p, &end, 16);
+	if (end == p || *end != ' ' || strnlen(end + 1, 5) < 5 || end[5] != ' ')
+		return -EINVAL;
+	m->readable = end[1] == 'r';
+	m->exec = end[3] == 'x';
+	m->shared = end[4] == 's';
+	p = end + 6;
+	m->offset = strtoull(p, &end, 16);
+	if (end == p || *end != ' ')
+		return -EINVAL;
+	p = strchr(end + 1, ' '); /* past the device */
+	if (!p)
+		return -EINVAL;
+	m->ino = strtoul(p + 1, &end, 10);
+	if (end == p + 1)
+		return -EINVAL;
+	while (*end == ' ')
+		end++;
+	m->path = end;
+	m->path_len = strcspn(end, "\n");
+	return 0;
+}
+
+/* /proc/PID/maps, whole and NUL-terminated (malloc'd), or NULL. */
+static char *read_maps(pid_t pid)
+{
+	char path[64], *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 4096) {
+			char *grown =
+				cap < AG_MAPS_MAX
+					? realloc(buf, cap ? 2 * cap : 16384)
+					: NULL;
+
+			if (!grown)
+				break;
+			buf = grown;
+			cap = cap ? 2 * cap : 16384;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0)
+				len = 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!len) {
+		free(buf);
+		return NULL;
+	}
+	buf[len] = 0;
+	return buf;
+}
+
+/* Is @f's text loaded where its header @hdr says (not merely the file
+ * mapped: a reader's mmap, gdb's)? As the runtime's text_loaded. */
+static bool text_loaded(const struct ag_maps_line *maps, size_t nr,
+			const struct ag_maps_line *hdr, const struct ag_file *f)
+{
+	const uint64_t text = hdr->start - f->first_load + f->text_vaddr;
+
+	for (size_t i = 0; i < nr; i++)
+		if (maps[i].start == text && maps[i].exec && !maps[i].shared &&
+		    maps[i].offset == f->text_off && maps[i].ino == hdr->ino &&
+		    maps[i].path_len == hdr->path_len &&
+		    !memcmp(maps[i].path, hdr->path, hdr->path_len))
+			return true;
+	return false;
+}
+
+/* Has the file of @hdr an executable mapping? Only such a file can be a
+ * loaded module: the rest (locale archives, data files the program maps)
+ * costs no system call. */
+static bool has_exec_mapping(const struct ag_maps_line *maps, size_t nr,
+			     const struct ag_maps_line *hdr)
+{
+	for (size_t i = 0; i < nr; i++)
+		if (maps[i].exec && maps[i].ino == hdr->ino &&
+		    maps[i].path_len == hdr->path_len &&
+		    !memcmp(maps[i].path, hdr->path, hdr->path_len))
+			return true;
+	return false;
+}
+
+/* Count in @mapped[i] the modules of @patches[i] that @f is, loaded. */
+static void count_modules(const struct hp_patch *const *patches, size_t nr,
+			  const struct ag_file *f,
+			  const struct ag_maps_line *maps, size_t nr_maps,
+			  const struct ag_maps_line *hdr, uint32_t *mapped)
+{
+	for (size_t i = 0; i < nr; i++)
+		for (uint32_t j = 0; patches[i] && j < patches[i]->nr_modules;
+		     j++) {
+			const struct hp_module *m = &patches[i]->modules[j];
+
+			if (m->build_id_len == f->build_id_len &&
+			    !memcmp(m->build_id, f->build_id,
+				    f->build_id_len) &&
+			    text_loaded(maps, nr_maps, hdr, f))
+				mapped[i]++;
+		}
+}
+
+/* The lines of @text parsed (malloc'd). Return: their number, -ENOMEM. */
+static ssize_t parse_maps(const char *text, struct ag_maps_line **out)
+{
+	size_t nr = 0, cap = 1;
+
+	for (const char *c = text; *c; c++)
+		cap += *c == '\n';
+	*out = malloc(cap * sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (const char *l = text; l && *l;) {
+		const char *next = strchr(l, '\n');
+
+		if (!ag_maps_parse_line(l, &(*out)[nr]))
+			nr++;
+		l = next ? next + 1 : NULL;
+	}
+	return (ssize_t)nr;
+}
+
+int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
+	     uint32_t *mapped, size_t *nr_hit)
+{
+	char *text = read_maps(pid);
+	struct ag_maps_line *maps = NULL;
+	const ssize_t nr_maps = text ? parse_maps(text, &maps) : -HP_E_GONE;
+	int rc = nr_maps < 0 ? (int)nr_maps : 0;
+
+	*nr_hit = 0;
+	memset(mapped, 0, nr * sizeof(*mapped));
+	for (ssize_t i = 0; !rc && i < nr_maps; i++) {
+		const struct ag_maps_line *m = &maps[i];
+		const struct ag_file *f = NULL;
+		char path[PATH_MAX];
+
+		if (m->offset || !m->ino || !m->readable || m->path[0] != '/' ||
+		    m->path_len >= sizeof(path) ||
+		    !has_exec_mapping(maps, (size_t)nr_maps, m))
+			continue;
+		memcpy(path, m->path, m->path_len);
+		path[m->path_len] = 0;
+		f = lookup(path, m->ino);
+		if (!f)
+			rc = -EAGAIN; /* the process's memory knows */
+		else if (f->elf)
+			count_modules(patches, nr, f, maps, (size_t)nr_maps, m,
+				      mapped);
+	}
+	free(maps);
+	free(text);
+	for (size_t i = 0; !rc && i < nr; i++) {
+		/* A module loaded twice (dlmopen) counts once, as the
+		 * runtime counts it. */
+		if (patches[i] && mapped[i] > patches[i]->nr_modules)
+			mapped[i] = patches[i]->nr_modules;
+		*nr_hit += mapped[i] > 0;
+	}
+	return rc;
+}
