@@ -11,7 +11,9 @@
 #      behaviour is back; a second run comes from the cache;
 #   3. .debs built from a locally modified source are refused before any
 #      patch is written, naming the ELF and the function that differs;
-#   4. debian/rules asking for LTO is refused before building.
+#   4. the same package with debian/rules that do not use dh (stripped by
+#      hand, no debug package) is patched alike;
+#   5. debian/rules asking for LTO is refused before building.
 # Reads no testdata flavour (the package's own flags): ONE_FLAVOUR.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
@@ -19,13 +21,13 @@ PKG=$HP_TESTDATA/debian-pkg
 DEB=$HP_SRC/scripts/hpatch-deb
 export HP_BUILD_DIR=$HP_BUILD
 
-# official NAME [PATCH]: the source (+ PATCH) built as Debian would, in
-# $T/NAME; its .debs unpacked into $T/NAME/root.
+# official NAME SRC [PATCH]: the source tree SRC (+ PATCH) built as Debian
+# would, in $T/NAME; its .debs unpacked into $T/NAME/root.
 official() {
 	local d=$T/$1
 	mkdir -p "$d"
-	cp -a "$PKG/hptoy" "$d/hptoy-1.0"
-	[ -z "${2:-}" ] || patch -d "$d/hptoy-1.0" -p1 -s <"$2"
+	cp -a "$2" "$d/hptoy-1.0"
+	[ -z "${3:-}" ] || patch -d "$d/hptoy-1.0" -p1 -s <"$3"
 	(cd "$d/hptoy-1.0" && dpkg-buildpackage -B -us -uc -ui) >"$d/build.log" 2>&1 || {
 		tail -n 20 "$d/build.log" >&2
 		return 1
@@ -34,7 +36,7 @@ official() {
 		[[ $deb == *-dbgsym_* ]] || dpkg-deb -x "$deb" "$d/root"
 	done
 }
-check "the official build of hptoy 1.0" official debian
+check "the official build of hptoy 1.0" official debian "$PKG/hptoy"
 cp -a "$PKG/hptoy" "$T/src"
 (cd "$T" && dpkg-source -b src >/dev/null 2>&1)
 check "its source package" test -f "$T/hptoy_1.0.dsc"
@@ -90,7 +92,7 @@ check "the process still runs" kill -0 "$pid"
 
 # Not reproducible: the .debs on the host came from a modified source.
 check "an official build from a locally modified source" \
-	official modified "$PKG/local.patch"
+	official modified "$PKG/hptoy" "$PKG/local.patch"
 expect_exit 1 "hpatch-deb refuses it" "$DEB" --cache "$T/cache" \
 	--key "$T/k.key" -o "$T/bad.hpatch" --old-source "$T/hptoy_1.0.dsc" \
 	--fix "$PKG/fix.patch" --shipped "$T/modified/root"
@@ -98,6 +100,19 @@ check "naming the ELF" grep -q "libhptoy.so.1'.*not reproducible" "$T/last.err"
 check "and what differs: toy_version's code" \
 	grep -q "section '.text' differs .*'toy_version'" "$T/last.err"
 check "before any patch is written" test ! -e "$T/bad.hpatch"
+
+# debian/rules without debhelper: no debug package, stripped by hand; the
+# unstripped ELFs are found in the build tree by build-id.
+cp -a "$PKG/hptoy" "$T/nodh-src"
+cp "$PKG/rules.nodh" "$T/nodh-src/debian/rules"
+check "an official build with rules that do not use dh" \
+	official nodh "$T/nodh-src"
+expect_exit 0 "hpatch-deb on it" "$DEB" --cache "$T/cache" --key "$T/k.key" \
+	-o "$T/nodh.hpatch" --old-source "$T/nodh-src" --fix "$PKG/fix.patch" \
+	--shipped "$T/nodh/root"
+check "both ELFs proved and both fixes in" bash -c \
+	"test \$(grep -c ': build-id equal ' '$T/last.out') -eq 2 &&
+	 grep -q 'name: echo_len' '$T/last.out' && grep -q 'name: toy_get' '$T/last.out'"
 
 # LTO: refused before a build.
 cp -a "$PKG/hptoy" "$T/lto"
