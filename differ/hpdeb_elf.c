@@ -9,6 +9,7 @@
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
+#include "differ/differ.h"
 
 #include <dwarf.h>
 #include <errno.h>
@@ -353,8 +354,9 @@ out:
 
 struct unit {
 	char *comp_dir, *name, *producer;
-	char *object; /* relative path of the matching .o, or NULL */
-	bool ambiguous;
+	char **cands; /* relative paths of the matching .o files */
+	size_t nr_cands;
+	const char *object; /* the one chosen, one of cands, or NULL */
 };
 
 struct units {
@@ -384,7 +386,9 @@ static void units_release(struct units *u)
 		free(u->v[i].comp_dir);
 		free(u->v[i].name);
 		free(u->v[i].producer);
-		free(u->v[i].object);
+		for (size_t k = 0; k < u->v[i].nr_cands; k++)
+			free(u->v[i].cands[k]);
+		free(u->v[i].cands);
 	}
 	free(u->v);
 	u->v = NULL;
@@ -477,16 +481,20 @@ static int walk_object(const char *path, const struct stat *st, int flag,
 	for (size_t i = 0; i < ou.nr; i++) {
 		for (size_t j = 0; j < walk.elf_units->nr; j++) {
 			struct unit *e = &walk.elf_units->v[j];
+			char **c;
 
 			if (!same_unit(&ou.v[i], e))
 				continue;
-			if (e->object) {
-				e->ambiguous = true;
+			c = realloc(e->cands, (e->nr_cands + 1) * sizeof(*c));
+			if (!c || !(c[e->nr_cands] =
+					    strdup(path + walk.root_len + 1))) {
+				if (c)
+					e->cands = c;
+				walk.rc = -ENOMEM;
 				continue;
 			}
-			e->object = strdup(path + walk.root_len + 1);
-			if (!e->object)
-				walk.rc = -ENOMEM;
+			e->cands = c;
+			e->nr_cands++;
 		}
 	}
 	units_release(&ou);
@@ -498,11 +506,50 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/*
+ * One source file compiled twice with the same switches but other macros
+ * (xz's xzdec.c, as xzdec and with -DLZMADEC as lzmadec): DWARF names
+ * both objects alike, gcc records no -D. Take the one hpdiff's proof finds
+ * in @elf: every function there, the data each refers to included (the
+ * two often differ only in a string). A tie (the same object twice) takes
+ * the first; hpdiff proves the choice again.
+ */
+static int choose_object(struct unit *e, const char *elf, const char *tree)
+{
+	size_t best = 0;
+	int64_t best_score = -1;
+
+	for (size_t k = 0; k < e->nr_cands; k++) {
+		uint32_t proved = 0, funcs = 0, refused = 0;
+		char *path = NULL;
+		int rc;
+
+		if (asprintf(&path, "%s/%s", tree, e->cands[k]) < 0)
+			return -ENOMEM;
+		rc = hp_diff_prove_object(path, elf, &proved, &funcs, &refused);
+		free(path);
+		if (rc == -ENOMEM)
+			return rc;
+		/* funcs == 0: none of its functions is linked in (the
+		 * proof refuses that); nothing to tell them apart by */
+		if (!rc && (!refused || !funcs) && proved > best_score) {
+			best = k;
+			best_score = proved;
+		}
+	}
+	if (best_score < 0)
+		hp_warn("'%s': unit '%s' (in '%s') matches %zu objects, none "
+			"proved; taking '%s'",
+			elf, e->name, e->comp_dir, e->nr_cands, e->cands[best]);
+	e->object = e->cands[best];
+	return 0;
+}
+
 static int cmd_objects(int argc, char **argv)
 {
 	struct units u = { 0 };
 	const char *elf, *tree;
-	char **objs = NULL;
+	const char **objs = NULL;
 	size_t nr_objs = 0, unmatched = 0, lto = 0;
 	int first, rc;
 	const struct hp_opt table[] = { { 0 } };
@@ -553,7 +600,13 @@ static int cmd_objects(int argc, char **argv)
 		rc = hp_error_rc(walk.rc, "'%s'", tree);
 		goto out;
 	}
-	objs = calloc(u.nr, sizeof(*objs));
+	for (size_t i = 0; i < u.nr && !rc; i++) {
+		if (u.v[i].nr_cands == 1)
+			u.v[i].object = u.v[i].cands[0];
+		else if (u.v[i].nr_cands > 1)
+			rc = choose_object(&u.v[i], elf, tree);
+	}
+	objs = rc ? NULL : calloc(u.nr, sizeof(*objs));
 	if (!objs) {
 		rc = -ENOMEM;
 		goto out;
@@ -570,10 +623,6 @@ static int cmd_objects(int argc, char **argv)
 			unmatched++;
 			continue;
 		}
-		if (e->ambiguous)
-			hp_warn("'%s': unit '%s' (in '%s') matches several "
-				"objects; taking '%s', the proof checks it",
-				elf, e->name, e->comp_dir, e->object);
 		objs[nr_objs++] = e->object;
 	}
 	if (!nr_objs) {

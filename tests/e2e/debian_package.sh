@@ -13,6 +13,8 @@
 #      patch is written, naming the ELF and the function that differs;
 #   4. the same package with debian/rules that do not use dh (stripped by
 #      hand, no debug package) is patched alike;
+# The package has a second program built from the same source file with
+# another -D (hptoy-alt): DWARF cannot tell their objects apart.
 #   5. debian/rules asking for LTO is refused before building.
 # Reads no testdata flavour (the package's own flags): ONE_FLAVOUR.
 . "$(dirname "$0")/lib.bash"
@@ -49,13 +51,15 @@ expect_exit 0 "hpatch-deb: hptoy 1.0 and fix.patch" "$DEB" --cache "$T/cache" \
 	--shipped "$T/debian/root"
 say_time=$(($(date +%s) - start))
 echo "hpatch-deb: ${say_time}s, two builds"
-check "both shipped ELFs proved: build-id equal" \
-	test "$(grep -c ': build-id equal ' "$T/last.out")" -eq 2
+check "the three shipped ELFs proved: build-id equal" \
+	test "$(grep -c ': build-id equal ' "$T/last.out")" -eq 3
 check "the program's fix is in (echo_len)" grep -q 'name: echo_len' "$T/last.out"
 check "the library's fix is in (toy_get)" grep -q 'name: toy_get' "$T/last.out"
 check "progress lines for the builds" grep -q 'dpkg-buildpackage -B hptoy 1.0' "$T/last.err"
-check "one signed patch, two modules" bash -c \
-	"'$HPATCH' inspect --trust '$T/trust' '$T/fix.hpatch' | grep -c 'build_id:' | grep -qx 2 &&
+# hptoy-alt is toy_main.c again with -DTOY_ALT: the same DWARF unit as
+# hptoy's; each program must get its own object, by its symbols' sizes.
+check "one signed patch, three modules" bash -c \
+	"'$HPATCH' inspect --trust '$T/trust' '$T/fix.hpatch' | grep -c 'build_id:' | grep -qx 3 &&
 	 '$HPSIGN' verify --pub '$T/k.pub' '$T/fix.hpatch'"
 check "its modules are pinned to the shipped build-ids" bash -c \
 	"'$HPATCH' inspect --trust '$T/trust' '$T/fix.hpatch' | grep -q \
@@ -110,8 +114,8 @@ check "an official build with rules that do not use dh" \
 expect_exit 0 "hpatch-deb on it" "$DEB" --cache "$T/cache" --key "$T/k.key" \
 	-o "$T/nodh.hpatch" --old-source "$T/nodh-src" --fix "$PKG/fix.patch" \
 	--shipped "$T/nodh/root"
-check "both ELFs proved and both fixes in" bash -c \
-	"test \$(grep -c ': build-id equal ' '$T/last.out') -eq 2 &&
+check "all ELFs proved and both fixes in" bash -c \
+	"test \$(grep -c ': build-id equal ' '$T/last.out') -eq 3 &&
 	 grep -q 'name: echo_len' '$T/last.out' && grep -q 'name: toy_get' '$T/last.out'"
 
 # LTO: refused before a build.

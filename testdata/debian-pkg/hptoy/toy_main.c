@@ -19,7 +19,11 @@ int main(void)
 	char line[256];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+#ifdef TOY_ALT
+	printf("ready hptoy-alt lib %d\n", toy_version());
+#else
 	printf("ready hptoy lib %d\n", toy_version());
+#endif
 	while (fgets(line, sizeof(line), stdin)) {
 		int idx;
 
