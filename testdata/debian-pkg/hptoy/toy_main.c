@@ -33,7 +33,8 @@ int main(void)
 
 			printf("slot %d %s\n", idx, s ? s : "refused");
 		} else if (!strncmp(line, "echo ", 5)) {
-			printf("echo %.*s\n", (int)echo_len(line + 5), line + 5);
+			printf("echo %.*s\n", (int)echo_len(line + 5),
+			       line + 5);
 		} else {
 			printf("unknown\n");
 		}
