@@ -40,11 +40,12 @@ static void counting_free(void *opaque, void *ptr)
 
 static void probe(void)
 {
-	static const lzma_allocator allocator = { counting_alloc,
-						  counting_free, NULL };
+	static const lzma_allocator allocator = { counting_alloc, counting_free,
+						  NULL };
 	/* .lzma header: lc=3 lp=0 pb=2, 8 MiB dictionary, size unknown */
-	static const uint8_t in[32] = { 0x5d, 0, 0, 0x80, 0, 0xff, 0xff,
-					0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t in[32] = { 0x5d, 0,    0,	  0x80, 0,
+					0xff, 0xff, 0xff, 0xff, 0xff,
+					0xff, 0xff, 0xff };
 	uint8_t out[64];
 	lzma_stream strm = LZMA_STREAM_INIT;
 	lzma_ret ret;
