@@ -78,7 +78,8 @@ if(HP_SYSTEMD_UNITS)
 endif()
 
 # hpatch-deb (the Debian source packages' front end) and its ELF helper,
-# which is no user's command: lib/hpatch/, where the script looks for it.
+# which is no user's command: libexec/hpatch/, where the script looks for
+# it (/usr/lib/hpatch would be lintian's executable-in-usr-lib).
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/hpatch-deb
 	DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS hpdeb-elf DESTINATION lib/hpatch)
+install(TARGETS hpdeb-elf DESTINATION libexec/hpatch)
