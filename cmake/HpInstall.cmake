@@ -76,3 +76,10 @@ if(HP_SYSTEMD_UNITS)
 	endif()
 	install(FILES ${HP_SYSTEMD_UNITS} DESTINATION ${HP_SYSTEMD_UNIT_DIR})
 endif()
+
+# hpatch-deb (the Debian source packages' front end) and its ELF helper,
+# which is no user's command: libexec/hpatch/, where the script looks for
+# it (/usr/lib/hpatch would be lintian's executable-in-usr-lib).
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/hpatch-deb
+	DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS hpdeb-elf DESTINATION libexec/hpatch)

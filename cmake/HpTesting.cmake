@@ -26,7 +26,8 @@ endfunction()
 # A script that reads no testdata (the packages, the man pages) runs once:
 # add ONE_FLAVOUR, or list it in HP_ONE_FLAVOUR_TESTS.
 set(HP_ONE_FLAVOUR_TESTS cli_hpsign cli_man_options cli_completion
-	cli_ansible_sanity cli_systemd_unit cli_agent_policy_doc)
+	cli_ansible_sanity cli_systemd_unit cli_agent_policy_doc
+	e2e_debian_package)
 function(hp_add_shell_test name script label)
 	set(flavours sections debian)
 	if("ONE_FLAVOUR" IN_LIST ARGN OR name IN_LIST HP_ONE_FLAVOUR_TESTS)

@@ -110,6 +110,19 @@ void hp_diff_set_debug_root(const char *dir);
 int hp_diff_run(const struct hp_diff_opts *opts, struct hp_diff_report **report,
 		struct hp_patch **patch) __attribute__((warn_unused_result));
 
+/*
+ * hp_diff_prove_object() - how much of the object @obj_path the linked
+ * @binary (unstripped) holds as the proof sees it: *@nr_proved of its
+ * *@nr_funcs functions match, *@nr_refused differ (hpdiff's binary proof,
+ * run on this one object). For a tool choosing among objects DWARF cannot
+ * tell apart (one source file built twice with other macros). Quiet but
+ * for errors. Return: 0, or -errno / -HP_E_* (reported).
+ */
+int hp_diff_prove_object(const char *obj_path, const char *binary,
+			 uint32_t *nr_proved, uint32_t *nr_funcs,
+			 uint32_t *nr_refused)
+	__attribute__((warn_unused_result));
+
 /* Render the report (text or JSON, same path). */
 void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o);
 void hp_diff_report_free(struct hp_diff_report *r);

@@ -98,6 +98,16 @@ ask() {
 	printf '%s\n' "$line"
 }
 
+# ask_coproc NAME REQUEST: send one line to bash's coprocess NAME, print
+# its one-line answer ("none" after 10 s).
+ask_coproc() {
+	local -n cp=$1
+	local line
+	echo "$2" >&"${cp[1]}"
+	IFS= read -r -t 10 line <&"${cp[0]}" || line=none
+	printf '%s\n' "$line"
+}
+
 nr_tasks() { ls "/proc/$1/task" | wc -l; }
 # newest_tid PID: the thread started last (a connection's, right after
 # the connection answered once).

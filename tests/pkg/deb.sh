@@ -71,12 +71,15 @@ check "hpdiff is /usr/bin/hpdiff" test "$(command -v hpdiff)" = /usr/bin/hpdiff
 expect_exit 0 "hpatch --help" hpatch --help
 check "it lists apply" grep -q "apply" "$T/last.out"
 expect_exit 0 "hpatch --version" hpatch --version
-for p in hpatch:8 hpatch-format:5 hpdiff:1 hpsign:1; do
+for p in hpatch:8 hpatch-format:5 hpdiff:1 hpsign:1 hpatch-deb:1; do
 	check "man -w ${p%:*}" test "$(man -w "${p%:*}")" = "/usr/share/man/man${p#*:}/${p%:*}.${p#*:}.gz"
 done
 check "/etc/hpatch/trusted.d: root, 755, empty" test \
 	"$(stat -c '%U %a' /etc/hpatch/trusted.d) $(ls -A /etc/hpatch/trusted.d)" = "root 755 "
 check "bash completion for hpatch" test -f /usr/share/bash-completion/completions/hpatch
+check "hpatch-deb and its ELF helper (/usr/libexec/hpatch) run" bash -c \
+	"hpatch-deb --help >/dev/null &&
+	 /usr/libexec/hpatch/hpdeb-elf build-id /usr/bin/hpdiff >/dev/null"
 mkdir "$T/proj"
 printf '%s\n' 'cmake_minimum_required(VERSION 3.20)' 'project(p NONE)' \
 	'find_package(hpatch REQUIRED)' \

@@ -116,12 +116,7 @@ coproc HOST { exec "$T/host"; }
 PIDS+=("$HOST_PID")
 pid=$HOST_PID
 # host CMD: one result line.
-host() {
-	local l
-	echo "$1" >&"${HOST[1]}"
-	IFS= read -r -t 5 l <&"${HOST[0]}" || l=none
-	printf '%s\n' "$l"
-}
+host() { ask_coproc HOST "$1"; }
 read -r -t 5 ready <&"${HOST[0]}"
 check "the host runs the old libexpat ($ready)" test "$ready" = "ready expat_2.5.0"
 check "and maps it from the old build" grep -q "$lib" "/proc/$pid/maps"
