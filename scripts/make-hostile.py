@@ -15,6 +15,8 @@ base_path, hpsign, out, key = sys.argv[1:5]
 base = open(base_path, 'rb').read()
 HDR = 24
 meta_size, csize, usize = struct.unpack_from('<III', base, 12)
+# Header flag UNWIND (bit 0): module records carry eh_off and eh_size.
+UNWIND = struct.unpack_from('<H', base, 10)[0] & 1
 meta = base[HDR:HDR + meta_size]
 frame = base[HDR + meta_size:HDR + meta_size + csize]
 payload = subprocess.run(['zstd', '-d', '-c'], input=frame,
@@ -67,7 +69,8 @@ def parse(pl):
     strtab = r.take(r.uv())
     mods = []
     for _ in range(nr):
-        m = dict(name=r.uv(), counts=[r.uv() for _ in range(6)])
+        m = dict(name=r.uv(),
+                 counts=[r.uv() for _ in range(8 if UNWIND else 6)])
         nf, nrel, ns = m['counts'][:3]
         m['funcs'] = []
         for _ in range(nf):
