@@ -75,6 +75,10 @@ struct hp_osec {
 	char *problem;
 	uint8_t *own_data; /* owned copy behind @data, if any */
 	char *own_name;
+	/* Unwind tables (diff_unwind.c): an included code section whose
+	 * FDEs were copied, and a section of copied CIEs and FDEs. */
+	bool has_unwind;
+	bool is_unwind;
 };
 
 struct hp_osym {
