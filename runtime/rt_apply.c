@@ -224,6 +224,7 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 		char hex[2 * HP_BUILD_ID_MAX + 1];
 
 		hp_prep_supersede(proc, &prs[k]);
+		hp_perfmap_add(proc, p->id, &prs[k]);
 		hp_hex(hex, prs[k].m->build_id, prs[k].m->build_id_len);
 		if (hp_rt_state_record(opts->state_dir, hex, p->sequence))
 			hp_warn("pid %d: patched, but the anti-rollback state "

@@ -214,6 +214,16 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 			 const struct hp_rt_unwind *u)
 	__attribute__((warn_unused_result));
 
+/* ---- rt_perfmap.c: perf's map of code without an ELF file ---- */
+/*
+ * After a switch: append a line per function of @pr, "START SIZE name
+ * [hpatch:@patch_id]", to /tmp/perf-PID.map, created for the process's
+ * user if missing; a link or another user's file there is left alone.
+ * Failures are warned about: perf's names are no reason to fail a patch.
+ */
+void hp_perfmap_add(const struct hp_proc *proc, const char *patch_id,
+		    const struct hp_prep *pr);
+
 /* ---- rt_remote.c: the remote-call session ---- */
 /*
  * System calls run in the target through a stopped thread. A session

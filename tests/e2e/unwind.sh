@@ -56,6 +56,28 @@ check "patched function catches ($new)" grep -q 'catcher=20' <<<"$new"
 check "backtrace() in patched code lists every frame ($frames before)" \
 	test "$(field frames "$new")" = $((1000 + frames))
 check "the unwinder finds the patched code's FDE" grep -q 'fde=1' <<<"$new"
+# perf's map of the process: each patched function's new code, by name.
+map=/tmp/perf-$pid.map
+check "perf map has the 5 functions" \
+	test "$(grep -c ' \[hpatch:u\]$' "$map" 2>/dev/null)" = 5
+check "perf map names _Z7throweri at its new code" \
+	grep -Eq '^[0-9a-f]+ [0-9a-f]+ _Z7throweri \[hpatch:u\]$' "$map"
+start=$(awk '$3 == "_Z7throweri" {print $1}' "$map")
+# in_anon_map PID ADDR: ADDR (hex) lies in an anonymous mapping of PID.
+in_anon_map() {
+	local range _ path
+	while read -r range _ _ _ _ path; do
+		[ -z "$path" ] || continue
+		if ((16#$2 >= 16#${range%-*} && 16#$2 < 16#${range#*-})); then
+			return 0
+		fi
+	done <"/proc/$1/maps"
+	return 1
+}
+check "that code is in an anonymous region of the process" \
+	in_anon_map "$pid" "$start"
+check "perf map owned by the process's user" \
+	test "$(stat -c %u "$map")" = "$(stat -c %u "/proc/$pid")"
 
 kill -USR1 "$pid"
 for _ in $(seq 100); do grep -q 'worker joined' "$T/u.log" && break; sleep 0.05; done
