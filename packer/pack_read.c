@@ -192,8 +192,6 @@ static int read_module(struct dec *d, struct hp_module *m)
 		rc = rc
 			     ?: get_u32(d, HP_BLOB_MAX, "unwind table size",
 					&m->eh_size);
-		if (!rc && !m->eh_size)
-			rc = fail(d->c.name, "unwind flag without a table");
 	}
 	if (!rc && (!m->nr_funcs || !m->text_size))
 		rc = fail(d->c.name, "module without functions or text");

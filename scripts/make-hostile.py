@@ -193,3 +193,12 @@ b[8] = 9  # format version
 write('version', bytes(b), True)
 write('meta-trailing', assemble(payload, meta + b'\0'), True)
 write('not-hpatch', b'\x7fELF' + b'\0' * 200, True)
+# An unwind table (header flag UNWIND) whose first record claims more
+# bytes than the table has: libgcc would walk off it.
+if UNWIND:
+    m = next(m for m in mods if m['counts'][7])
+    text = bytearray(m['text'])
+    struct.pack_into('<I', text, m['counts'][6], 0x7ffffff0)
+    saved, m['text'] = m['text'], bytes(text)
+    write('unwind-table', assemble(encode(strtab, mods)), True)
+    m['text'] = saved
