@@ -38,6 +38,13 @@ static int cmp_rel_off(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+/* An object's .eh_frame, with its relocations sorted by offset. */
+struct eh_in {
+	const struct hp_osec *sec;
+	struct hp_orel *rels;
+	size_t nr;
+};
+
 /* A copy of a .eh_frame being built, with its relocations. */
 struct eh_out {
 	struct hp_buf bytes;
@@ -49,16 +56,16 @@ struct eh_out {
 	size_t nr_cies;
 };
 
-/* Copy record [@from, @to) of @eh and its relocations (@rels sorted). */
-static int copy_record(struct eh_out *e, const struct hp_osec *eh,
-		       const struct hp_orel *rels, size_t nr, uint64_t from,
+/* Copy record [@from, @to) of @in and its relocations. */
+static int copy_record(struct eh_out *e, const struct eh_in *in, uint64_t from,
 		       uint64_t to, uint32_t *at)
 {
+	const struct hp_orel *rels = in->rels;
 	int rc;
 
 	*at = (uint32_t)e->bytes.len;
-	rc = hp_buf_append(&e->bytes, eh->data + from, to - from);
-	for (size_t i = 0; i < nr && !rc; i++) {
+	rc = hp_buf_append(&e->bytes, in->sec->data + from, to - from);
+	for (size_t i = 0; i < in->nr && !rc; i++) {
 		if (rels[i].offset < from || rels[i].offset >= to)
 			continue;
 		if (e->nr_relocs == e->cap_relocs) {
@@ -78,10 +85,10 @@ static int copy_record(struct eh_out *e, const struct hp_osec *eh,
 }
 
 /* The copy's offset of the CIE at @cie of the object, copied on first use. */
-static int use_cie(struct eh_out *e, const struct hp_osec *eh,
-		   const struct hp_orel *rels, size_t nr, uint64_t cie,
+static int use_cie(struct eh_out *e, const struct eh_in *src, uint64_t cie,
 		   uint32_t *out)
 {
+	const struct hp_osec *eh = src->sec;
 	uint64_t *in = NULL;
 	uint32_t *o = NULL, len;
 	int rc;
@@ -104,7 +111,7 @@ static int use_cie(struct eh_out *e, const struct hp_osec *eh,
 		e->cie_out = o;
 	if (!in || !o)
 		return -ENOMEM;
-	rc = copy_record(e, eh, rels, nr, cie, cie + 4 + len, out);
+	rc = copy_record(e, src, cie, cie + 4 + len, out);
 	if (rc)
 		return rc;
 	e->cie_in[e->nr_cies] = cie;
@@ -168,16 +175,16 @@ static int add_section(struct builder *b, struct hp_obj *o, struct eh_out *e)
 static int copy_object(struct builder *b, struct hp_obj *o,
 		       const struct hp_osec *eh, bool *added)
 {
-	struct hp_orel *rels = NULL;
+	struct eh_in in = { .sec = eh, .nr = eh->nr_relocs };
 	struct eh_out e = { 0 };
 	uint64_t off = 0;
 	int rc = 0;
 
-	rels = malloc((eh->nr_relocs + 1) * sizeof(*rels));
-	if (!rels)
+	in.rels = malloc((eh->nr_relocs + 1) * sizeof(*in.rels));
+	if (!in.rels)
 		return -ENOMEM;
-	memcpy(rels, eh->relocs, eh->nr_relocs * sizeof(*rels));
-	qsort(rels, eh->nr_relocs, sizeof(*rels), cmp_rel_off);
+	memcpy(in.rels, eh->relocs, eh->nr_relocs * sizeof(*in.rels));
+	qsort(in.rels, in.nr, sizeof(*in.rels), cmp_rel_off);
 	while (!rc && off + 4 <= eh->sh.sh_size) {
 		const uint32_t len = hp_get_le32(eh->data + off);
 		const uint64_t end = off + 4 + (uint64_t)len;
@@ -191,18 +198,15 @@ static int copy_object(struct builder *b, struct hp_obj *o,
 			break;
 		}
 		id = hp_get_le32(eh->data + off + 4);
-		code = id ? fde_target(rels, eh->nr_relocs, off) : NULL;
+		code = id ? fde_target(in.rels, in.nr, off) : NULL;
 		if (code && code->state == HP_SEC_INCLUDED &&
 		    !code->has_unwind && hp_osec_is_text(code)) {
 			if (id > off + 4) {
 				rc = unwind_error(o, off, "bad CIE pointer");
 				break;
 			}
-			rc = use_cie(&e, eh, rels, eh->nr_relocs, off + 4 - id,
-				     &cie_at);
-			rc = rc
-				     ?: copy_record(&e, eh, rels, eh->nr_relocs,
-						    off, end, &fde_at);
+			rc = use_cie(&e, &in, off + 4 - id, &cie_at);
+			rc = rc ?: copy_record(&e, &in, off, end, &fde_at);
 			if (!rc)
 				hp_put_le32(e.bytes.data + fde_at + 4,
 					    fde_at + 4 - cie_at);
@@ -222,7 +226,7 @@ static int copy_object(struct builder *b, struct hp_obj *o,
 		rc = add_section(b, o, &e);
 	}
 	eh_out_release(&e);
-	free(rels);
+	free(in.rels);
 	return rc;
 }
 
