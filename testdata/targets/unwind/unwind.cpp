@@ -163,7 +163,10 @@ NOINLINE static int outer(int x)
 // out of main's frame: a copy there would keep the region mapped.)
 NOINLINE static int fde_of_last(void)
 {
-	struct dwarf_eh_bases bases;
+	// Static: the unwinder writes the function's start into it, which on
+	// the stack would stay behind in a dead word that hpatch's
+	// conservative scan takes for a reference, keeping the region.
+	static struct dwarf_eh_bases bases;
 	char *where = (char *)g_where;
 
 	return where && _Unwind_Find_FDE(where - 1, &bases) ? 1 : 0;
