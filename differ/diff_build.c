@@ -76,7 +76,7 @@ bool hp_build_is_comdat_dup(struct builder *b, const struct hp_osec *sec)
 	return false;
 }
 
-static int include_sec(struct builder *b, struct hp_osec *s)
+int hp_build_include(struct builder *b, struct hp_osec *s)
 {
 	struct hp_osec **secs = NULL;
 
@@ -257,7 +257,7 @@ static int close_over(struct builder *b, struct hp_osec *from,
 			return 0;
 		if (ts->primary->changed || ts->primary->is_new ||
 		    hp_osym_is_fragment(ts->primary))
-			return include_sec(b, ts);
+			return hp_build_include(b, ts);
 		return 0;
 	}
 	if (!(ts->sh.sh_flags & SHF_ALLOC) || (ts->sh.sh_flags & SHF_TLS) ||
@@ -274,7 +274,7 @@ static int close_over(struct builder *b, struct hp_osec *from,
 							: "non-allocated",
 			ts->name);
 	}
-	return include_sec(b, ts);
+	return hp_build_include(b, ts);
 }
 
 static int close_all(struct builder *b)
@@ -282,7 +282,7 @@ static int close_all(struct builder *b)
 	int rc = 0;
 
 	/* close_over() may include more sections: b->nr_secs grows. */
-	for (size_t i = 0; i < b->nr_secs && !rc; i++) {
+	for (size_t i = b->nr_closed; i < b->nr_secs && !rc; i++) {
 		struct hp_osec *s = b->secs[i];
 		struct plan *plans =
 			realloc(b->plans, (b->nr_plans + s->nr_relocs + 1) *
@@ -300,6 +300,22 @@ static int close_all(struct builder *b)
 		for (size_t j = 0; j < s->nr_relocs && !rc; j++)
 			rc = close_over(b, s, &s->relocs[j],
 					&b->plans[b->nr_plans++]);
+		b->nr_closed = i + 1;
+	}
+	return rc;
+}
+
+/* Pass 1 with the unwind tables of the code it includes (pass 1b), until
+ * they include no more code. */
+static int close_with_unwind(struct builder *b)
+{
+	bool added = true;
+	int rc = close_all(b);
+
+	while (!rc && added) {
+		rc = hp_build_unwind(b, &added);
+		if (!rc && added)
+			rc = close_all(b);
 	}
 	return rc;
 }
@@ -315,7 +331,9 @@ static int layout(struct builder *b)
 
 		if (hp_osec_is_text(s) && align < HP_FUNC_ALIGN)
 			align = HP_FUNC_ALIGN;
-		if (s->sh.sh_type == SHT_NOBITS) {
+		if (s->is_unwind) {
+			continue; /* one table: hp_build_unwind_layout */
+		} else if (s->sh.sh_type == SHT_NOBITS) {
 			continue; /* bss: placed after data below */
 		} else if (s->sh.sh_flags & SHF_WRITE) {
 			rc = hp_buf_align(&b->data, align);
@@ -358,6 +376,9 @@ static int finish_layout(struct builder *b)
 	b->bss_size = bss ? HP_ALIGN_UP((uint32_t)b->data.len, 16) -
 				      (uint32_t)b->data.len + bss
 			  : 0;
+	/* The unwinder's object (hp_module_unwind_obj_off), aligned down. */
+	if (b->m->eh_size)
+		b->bss_size += HP_UNWIND_OBJECT_SIZE + 16;
 	return 0;
 }
 
@@ -435,6 +456,7 @@ static void builder_release(struct builder *b)
 	free(b->plan_first);
 	hp_buf_release(&b->text);
 	hp_buf_release(&b->data);
+	hp_build_unwind_release(b);
 }
 
 static int seed(struct builder *b)
@@ -451,7 +473,7 @@ static int seed(struct builder *b)
 			    hp_build_is_comdat_dup(b, s->sec))
 				continue;
 			if (hp_osym_is_func(s) || s->is_new)
-				rc = include_sec(b, s->sec);
+				rc = hp_build_include(b, s->sec);
 		}
 	}
 	return rc;
@@ -524,13 +546,15 @@ int hp_build_module(const struct hp_diff_opts *opts, struct hp_pair *pairs,
 	}
 	rc = seed(&b);
 	if (!rc)
-		rc = close_all(&b);
+		rc = close_with_unwind(&b);
 	if (!rc)
 		rc = hp_check_pieces(b.secs, b.nr_secs, r, &b.nr_errors);
 	if (!rc)
 		rc = layout(&b);
 	if (!rc)
 		rc = place_slots(&b);
+	if (!rc)
+		rc = hp_build_unwind_layout(&b);
 	if (!rc)
 		rc = finish_layout(&b);
 	if (!rc)

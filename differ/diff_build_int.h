@@ -58,6 +58,10 @@ struct builder {
 	struct hp_module *m;
 	size_t cap_relocs;
 	int nr_errors;
+	size_t nr_closed; /* sections of @secs whose relocations pass 1 saw */
+	/* Sections of copied CIEs and FDEs (diff_unwind.c), owned here. */
+	struct hp_osec **unwind;
+	size_t nr_unwind;
 };
 
 struct target {
@@ -79,6 +83,24 @@ bool hp_build_is_comdat_dup(struct builder *b, const struct hp_osec *sec);
 /* The address in the old binary of the symbol @s of @o stands for. */
 int hp_build_lookup_old(struct builder *b, struct hp_obj *o,
 			const struct hp_osym *s, uint64_t *addr);
+
+/*
+ * Pass 1b (diff_unwind.c): copy the CIEs and FDEs of every included code
+ * section not yet covered into new sections, and include them (their
+ * relocations reach the code, its LSDA and the personality routine).
+ * Return: 0, -ENOMEM, or -HP_E_BADELF (reported) for a malformed
+ * .eh_frame; *@added says whether any section was added.
+ */
+int hp_build_unwind(struct builder *b, bool *added)
+	__attribute__((warn_unused_result));
+/* Pass 2b: place the unwind sections one after another, then the zero
+ * word that ends the table, and reserve the unwinder's object in bss. */
+int hp_build_unwind_layout(struct builder *b)
+	__attribute__((warn_unused_result));
+void hp_build_unwind_release(struct builder *b);
+/* Add @s to the included sections. Return: 0 or -ENOMEM. */
+int hp_build_include(struct builder *b, struct hp_osec *s)
+	__attribute__((warn_unused_result));
 
 /* Pass 3: every relocation of every included section, as pass 1 planned. */
 int hp_build_emit(struct builder *b);

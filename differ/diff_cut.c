@@ -356,8 +356,11 @@ int hp_split_cut(struct splitter *sp)
 	for (size_t i = 0; i < o->nr_secs && !rc; i++) {
 		struct hp_osec *s = &o->secs[i];
 
-		if (!hp_split_is_code(s) && !hp_split_is_data(s))
-			continue; /* .eh_frame, debugging: never in a patch */
+		/* .eh_frame: its FDEs travel with the code (diff_unwind.c);
+		 * debugging sections never go into a patch. */
+		if (!hp_split_is_code(s) && !hp_split_is_data(s) &&
+		    strcmp(s->name, ".eh_frame"))
+			continue;
 		for (size_t j = 0; j < s->nr_relocs && !rc; j++)
 			if (s->relocs[j].sym->sec &&
 			    s->relocs[j].sym->sec->split &&

@@ -292,6 +292,9 @@ int64_t hp_split_target_of(const struct hp_osec *from, const struct hp_orel *r)
 {
 	const int64_t v = (int64_t)r->sym->st.st_value + r->addend;
 
+	/* An FDE's fields (pc_begin, LSDA) name their target exactly. */
+	if (!strcmp(from->name, ".eh_frame"))
+		return v;
 	if (r->type == R_X86_64_PC64 ||
 	    (is_pcrel(r->type) && !hp_osec_is_text(from)))
 		/*

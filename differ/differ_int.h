@@ -83,6 +83,10 @@ struct hp_osec {
 	 * and drops the others whole. Borrowed from libelf.
 	 */
 	const char *comdat;
+	/* Unwind tables (diff_unwind.c): an included code section whose
+	 * FDEs were copied, and a section of copied CIEs and FDEs. */
+	bool has_unwind;
+	bool is_unwind;
 };
 
 struct hp_osym {

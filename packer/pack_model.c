@@ -5,8 +5,10 @@
 #include "packer/packer_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +178,84 @@ static int validate_module(const char *name, const struct hp_module *m,
 	return check_reloc_overlap(name, m, mi);
 }
 
+static int bad_unwind(const char *name, uint32_t mi, const char *what,
+		      uint64_t off)
+{
+	return hp_error(-HP_E_BADFORMAT,
+			"'%s': module %u: unwind table+0x%llx: %s", name, mi,
+			(unsigned long long)off, what);
+}
+
+/*
+ * The unwind table as the target's unwinder will walk it, which trusts
+ * it: records (a 4-byte length, 0xffffffff not allowed, then a 4-byte CIE
+ * id, 0, or an FDE's distance back to its CIE) that tile the table exactly
+ * up to the zero word that ends it, every FDE pointing at a CIE of the
+ * table, and no relocation rewriting a length or an id. The unwinder's
+ * object area must fit in the bss.
+ */
+static int validate_unwind(const char *name, const struct hp_module *m,
+			   uint32_t mi)
+{
+	const uint64_t start = m->eh_off, end = start + m->eh_size;
+	const uint8_t *t = m->text;
+	bool *head = NULL; /* per word of the table: a length or an id */
+	uint64_t off = start;
+	int rc = 0;
+
+	if (!m->eh_size)
+		return 0;
+	if (end > m->text_size || start % 4 || m->eh_size % 4 || m->eh_size < 4)
+		return bad_unwind(name, mi, "outside the text or misaligned",
+				  0);
+	if (m->bss_size < HP_UNWIND_OBJECT_SIZE + 16)
+		return bad_unwind(name, mi, "no room for the unwinder's object",
+				  0);
+	head = calloc(m->eh_size / 4, sizeof(*head));
+	if (!head)
+		return -ENOMEM;
+	while (!rc) {
+		const uint32_t len = hp_get_le32(t + off);
+		uint32_t id;
+
+		if (!len) {
+			if (off + 4 != end)
+				rc = bad_unwind(name, mi,
+						"ends before its last word",
+						off - start);
+			break;
+		}
+		if (len % 4 || len < 8 || off + 4 + (uint64_t)len + 4 > end) {
+			rc = bad_unwind(name, mi, "record length", off - start);
+			break;
+		}
+		id = hp_get_le32(t + off + 4);
+		head[(off - start) / 4] = head[(off - start) / 4 + 1] = true;
+		/* An FDE's CIE: a record start before it whose id is 0. */
+		if (id && (id > off + 4 - start || (off + 4 - id - start) % 4 ||
+			   !head[(off + 4 - id - start) / 4] ||
+			   hp_get_le32(t + off + 8 - id) != 0))
+			rc = bad_unwind(name, mi, "FDE's CIE pointer",
+					off - start);
+		off += 4 + (uint64_t)len;
+	}
+	for (uint32_t i = 0; i < m->nr_relocs && !rc; i++) {
+		const struct hp_reloc *r = &m->relocs[i];
+		const uint64_t w = hp_reloc_width(r->type);
+
+		for (uint64_t b = r->offset & ~3ULL; b < r->offset + w && !rc;
+		     b += 4)
+			if (b >= start && b < end &&
+			    (b >= end - 4 || head[(b - start) / 4]))
+				rc = bad_unwind(
+					name, mi,
+					"relocation over a record header",
+					b - start);
+	}
+	free(head);
+	return rc;
+}
+
 int hp_pack_validate(const char *name, const struct hp_patch *p)
 {
 	int rc = 0;
@@ -188,7 +268,9 @@ int hp_pack_validate(const char *name, const struct hp_patch *p)
 	if (!p->nr_modules || p->nr_modules > HP_MODULES_MAX)
 		return hp_error(-HP_E_BADFORMAT, "'%s': %u modules", name,
 				p->nr_modules);
-	for (uint32_t i = 0; i < p->nr_modules && !rc; i++)
+	for (uint32_t i = 0; i < p->nr_modules && !rc; i++) {
 		rc = validate_module(name, &p->modules[i], i);
+		rc = rc ?: validate_unwind(name, &p->modules[i], i);
+	}
 	return rc;
 }

@@ -17,6 +17,7 @@ struct dec {
 	struct hp_cursor c; /* over the decompressed payload */
 	const char *strtab;
 	size_t strtab_size;
+	bool unwind; /* HP_HDR_UNWIND: records carry unwind tables */
 };
 
 static int fail(const char *name, const char *what)
@@ -184,6 +185,14 @@ static int read_module(struct dec *d, struct hp_module *m)
 	rc = rc ?: get_u32(d, HP_BLOB_MAX, "text size", &m->text_size);
 	rc = rc ?: get_u32(d, HP_BLOB_MAX, "data size", &m->data_size);
 	rc = rc ?: get_u32(d, HP_BLOB_MAX, "bss size", &m->bss_size);
+	if (d->unwind) {
+		rc = rc
+			     ?: get_u32(d, HP_BLOB_MAX, "unwind table offset",
+					&m->eh_off);
+		rc = rc
+			     ?: get_u32(d, HP_BLOB_MAX, "unwind table size",
+					&m->eh_size);
+	}
 	if (!rc && (!m->nr_funcs || !m->text_size))
 		rc = fail(d->c.name, "module without functions or text");
 	rc = rc ?: read_funcs(d, m);
@@ -361,10 +370,14 @@ int hp_pack_read(const char *name, const uint8_t *file, size_t len,
 			      name, hp_get_le16(file + 8), HP_FORMAT_VERSION);
 		goto out_free;
 	}
-	if (hp_get_le16(file + 10)) {
-		rc = fail(name, "header: unknown flags");
+	if (hp_get_le16(file + 10) & ~HP_HDR_KNOWN_FLAGS) {
+		rc = hp_error(-HP_E_BADFORMAT,
+			      "'%s': header: unknown flags 0x%x; this hpatch "
+			      "knows 0x%x",
+			      name, hp_get_le16(file + 10), HP_HDR_KNOWN_FLAGS);
 		goto out_free;
 	}
+	d.unwind = hp_get_le16(file + 10) & HP_HDR_UNWIND;
 	meta_size = hp_get_le32(file + 12);
 	csize = hp_get_le32(file + 16);
 	usize = hp_get_le32(file + 20);

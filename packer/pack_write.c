@@ -8,6 +8,7 @@
 #include "common/hp_log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -18,7 +19,18 @@
 struct enc {
 	struct hp_buf buf;
 	struct hp_buf strtab;
+	bool unwind; /* HP_HDR_UNWIND: records carry unwind tables */
 };
+
+/* The header's flags for @p: unwind tables only when a module has one, so
+ * that a patch without them stays readable by readers that know none. */
+static uint16_t header_flags(const struct hp_patch *p)
+{
+	for (uint32_t i = 0; i < p->nr_modules; i++)
+		if (p->modules[i].eh_size)
+			return HP_HDR_UNWIND;
+	return 0;
+}
 
 /* Strings are stored once each. Return: the reference. */
 static uint32_t add_str(struct enc *e, const char *s, int *rc)
@@ -100,6 +112,10 @@ static int encode_module(struct enc *e, const struct hp_module *m)
 	rc = rc ?: hp_put_uvarint(&e->buf, m->text_size);
 	rc = rc ?: hp_put_uvarint(&e->buf, m->data_size);
 	rc = rc ?: hp_put_uvarint(&e->buf, m->bss_size);
+	if (e->unwind) {
+		rc = rc ?: hp_put_uvarint(&e->buf, m->eh_off);
+		rc = rc ?: hp_put_uvarint(&e->buf, m->eh_size);
+	}
 	rc = rc ?: encode_funcs(e, m);
 	rc = rc ?: encode_relocs(e, m);
 	for (uint32_t i = 0; i < m->nr_syms && !rc; i++) {
@@ -124,7 +140,7 @@ static int encode_module(struct enc *e, const struct hp_module *m)
  * the module count, the string table and the records, in that order. */
 static int encode_payload(const struct hp_patch *p, struct hp_buf *out)
 {
-	struct enc e = { 0 };
+	struct enc e = { .unwind = header_flags(p) & HP_HDR_UNWIND };
 	int rc = 0;
 
 	for (uint32_t i = 0; i < p->nr_modules && !rc; i++)
@@ -215,6 +231,7 @@ int hp_pack_write(const struct hp_patch *p, const struct hp_seckey *key,
 	}
 	memcpy(hdr, HP_MAGIC, HP_MAGIC_BYTES);
 	hp_put_le16(hdr + 8, HP_FORMAT_VERSION);
+	hp_put_le16(hdr + 10, header_flags(p));
 	hp_put_le32(hdr + 12, (uint32_t)meta.len);
 	hp_put_le32(hdr + 16, (uint32_t)csize);
 	hp_put_le32(hdr + 20, (uint32_t)pl.len);

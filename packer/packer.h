@@ -21,6 +21,23 @@
 #define HP_IMAGE_PAGE 4096
 
 /*
+ * Header flags. Each marks a feature a reader must understand to apply the
+ * file right: a reader refuses every bit it does not know (docs/FORMAT.md).
+ */
+enum hp_header_flags {
+	/* Module records carry unwind tables (docs/UNWIND.md). */
+	HP_HDR_UNWIND = 1 << 0,
+};
+#define HP_HDR_KNOWN_FLAGS HP_HDR_UNWIND
+
+/*
+ * Bytes at the end of a module's bss, 16-aligned, that belong to the
+ * target's unwinder while the patch's unwind table is registered (libgcc's
+ * struct object: 48 bytes in gcc 12, kept well above).
+ */
+#define HP_UNWIND_OBJECT_SIZE 256
+
+/*
  * Relocation types as the runtime applies them. The differ reduces every
  * ELF type to one of these (GOT references become PC32 to a GOT slot in the
  * image plus an ABS64 filling that slot), so the runtime's table is tiny.
@@ -112,6 +129,13 @@ struct hp_module {
 	uint8_t *data;
 	uint32_t data_size;
 	uint32_t bss_size;
+	/*
+	 * Unwind table (0 size: none): an .eh_frame, CIEs and FDEs ended by a
+	 * zero word, at image offset @eh_off in the text, relocated like the
+	 * rest; its FDEs cover the patch's code (docs/UNWIND.md).
+	 */
+	uint32_t eh_off;
+	uint32_t eh_size;
 };
 
 /* Facts the reader learnt about the file itself (zero when writing). */
@@ -157,6 +181,14 @@ void hp_module_release(struct hp_module *m);
 static inline uint32_t hp_module_data_off(const struct hp_module *m)
 {
 	return HP_ALIGN_UP(m->text_size, (uint32_t)HP_IMAGE_PAGE);
+}
+
+/* Image offset of the unwinder's object area (HP_UNWIND_OBJECT_SIZE). */
+static inline uint32_t hp_module_unwind_obj_off(const struct hp_module *m)
+{
+	return (hp_module_data_off(m) + m->data_size + m->bss_size -
+		HP_UNWIND_OBJECT_SIZE) &
+	       ~(uint32_t)15;
 }
 
 /*

@@ -131,6 +131,10 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 		rc = hp_prep_plan(p, proc, pr->m, pr);
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
 		rc = hp_region_map(p, proc, pr);
+	/* Before the switch: the unwinder knows the code before any thread
+	 * can run it, and the call needs the other threads running. */
+	if (!rc && pr->mapped)
+		rc = hp_unwind_register(proc, pr);
 	if (!rc && !res->region)
 		res->region = pr->region;
 	return rc;
@@ -220,6 +224,7 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 		char hex[2 * HP_BUILD_ID_MAX + 1];
 
 		hp_prep_supersede(proc, &prs[k]);
+		hp_perfmap_add(proc, p->id, &prs[k]);
 		hp_hex(hex, prs[k].m->build_id, prs[k].m->build_id_len);
 		if (hp_rt_state_record(opts->state_dir, hex, p->sequence))
 			hp_warn("pid %d: patched, but the anti-rollback state "
@@ -229,7 +234,7 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 }
 
 /* After a failure: unmap what was mapped, unless a jump still uses it. */
-static int undo_all(const struct hp_proc *proc, const struct hp_prep *prs,
+static int undo_all(struct hp_proc *proc, const struct hp_prep *prs,
 		    uint32_t nr, bool scanned, int rc)
 {
 	/* (Even found by a scan: the new program may be the old build.) */
@@ -254,6 +259,14 @@ static int undo_all(const struct hp_proc *proc, const struct hp_prep *prs,
 		if (!prs[k].mapped)
 			continue;
 		if (!jumps_into(proc, &prs[k])) {
+			const struct hp_rt_header *hdr =
+				(const struct hp_rt_header *)prs[k].buf;
+
+			/* Deregistered first, or kept (never a stale FDE). */
+			if (prs[k].unwind_registered &&
+			    hp_unwind_deregister(proc, prs[k].region, hdr,
+						 prs[k].unwind))
+				continue;
 			hp_remote_munmap(proc, prs[k].region,
 					 prs[k].region_size);
 			continue;

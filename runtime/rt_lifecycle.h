@@ -35,6 +35,10 @@ struct hp_prep {
 	struct hp_rt_func *restores; /* replace mode: functions to restore */
 	uint32_t nr_restores;
 	bool stack;
+	/* The region's unwind record (into buf), and whether the unwind
+	 * table is registered in the target (rt_unwind.c). */
+	struct hp_rt_unwind *unwind;
+	bool unwind_registered;
 };
 
 void hp_prep_release(struct hp_prep *pr);
@@ -188,6 +192,37 @@ void hp_result_build_id(struct hp_rt_result *res, const uint8_t *id,
 /* Append @text to the comma-separated list @list of @size bytes. */
 void hp_list_add(char *list, size_t size, const char *text);
 void hp_result_add_function(struct hp_rt_result *res, const char *name);
+
+/* ---- rt_unwind.c: the patch's unwind table in the target's unwinder ---- */
+/*
+ * Register @pr's unwind table with the unwinder the process has loaded
+ * (libgcc_s's __register_frame_info), through one thread stopped while the
+ * others run, and note it in the region's record. None loaded: nothing to
+ * do (logged). Return: 0, -HP_E_BUSY (no thread fit to make the call),
+ * -HP_E_GONE, -errno; reported.
+ */
+int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr)
+	__attribute__((warn_unused_result));
+/*
+ * Deregister the unwind table of the region at @addr whose record is @u
+ * (nothing if it is not registered), before the region is unmapped, and
+ * clear the record. Return: 0, or -HP_E_* / -errno reported: then the
+ * region must stay mapped.
+ */
+int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
+			 const struct hp_rt_header *hdr,
+			 const struct hp_rt_unwind *u)
+	__attribute__((warn_unused_result));
+
+/* ---- rt_perfmap.c: perf's map of code without an ELF file ---- */
+/*
+ * After a switch: append a line per function of @pr, "START SIZE name
+ * [hpatch:@patch_id]", to /tmp/perf-PID.map, created for the process's
+ * user if missing; a link or another user's file there is left alone.
+ * Failures are warned about: perf's names are no reason to fail a patch.
+ */
+void hp_perfmap_add(const struct hp_proc *proc, const char *patch_id,
+		    const struct hp_prep *pr);
 
 /* ---- rt_remote.c: the remote-call session ---- */
 /*

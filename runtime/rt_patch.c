@@ -107,9 +107,13 @@ static bool header_valid(const struct hp_proc *proc, const struct hp_map *m,
 {
 	const uint64_t page = HP_X86_PAGE_SIZE;
 
-	return h->version == HP_RT_VERSION && h->nr_funcs &&
-	       h->nr_funcs <= HP_RT_MAX_FUNCS &&
-	       sizeof(*h) + (uint64_t)h->nr_funcs * sizeof(struct hp_rt_func) <=
+	const bool unwind = h->flags & HP_RT_UNWIND;
+
+	return (unwind ? h->version == HP_RT_VERSION_UNWIND
+		       : h->version == HP_RT_VERSION) &&
+	       h->nr_funcs && h->nr_funcs <= HP_RT_MAX_FUNCS &&
+	       sizeof(*h) + (uint64_t)h->nr_funcs * sizeof(struct hp_rt_func) +
+			       (unwind ? sizeof(struct hp_rt_unwind) : 0) <=
 		       h->header_size &&
 	       h->header_size % page == 0 && h->region_size % page == 0 &&
 	       h->region_size > h->header_size &&
@@ -148,6 +152,24 @@ static bool record_valid(const struct hp_proc *proc,
 	       !memcmp(jump, f->jump, sizeof(jump));
 }
 
+/* The unwind record of @r, if its addresses lie in @r's image (else none:
+ * a record the target forged is never acted on). */
+static int read_unwind(const struct hp_proc *proc, struct hp_rt_region *r)
+{
+	const hp_raddr_t lo = r->hdr.image_addr,
+			 hi = r->addr + r->hdr.region_size;
+	struct hp_rt_unwind *u = &r->unwind;
+	int rc = hp_proc_read(proc,
+			      r->addr + sizeof(r->hdr) +
+				      r->hdr.nr_funcs * sizeof(*r->funcs),
+			      u, sizeof(*u));
+
+	if (!rc && (u->eh_addr < lo || u->eh_addr >= hi || u->obj_addr < lo ||
+		    u->obj_addr > hi - HP_UNWIND_OBJECT_SIZE))
+		*u = (struct hp_rt_unwind){ 0 };
+	return rc;
+}
+
 static int read_region(const struct hp_proc *proc, const struct hp_map *m,
 		       size_t budget, struct hp_rt_region *out)
 {
@@ -167,6 +189,8 @@ static int read_region(const struct hp_proc *proc, const struct hp_map *m,
 	if (!r.funcs)
 		return -ENOMEM;
 	rc = hp_proc_read(proc, m->start + sizeof(r.hdr), r.funcs, len);
+	if (!rc && (r.hdr.flags & HP_RT_UNWIND))
+		rc = read_unwind(proc, &r);
 	if (rc) {
 		free(r.funcs);
 		return rc;

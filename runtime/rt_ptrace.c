@@ -9,6 +9,7 @@
 #include "common/hp_util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -443,5 +444,133 @@ int hp_pt_step(struct hp_thread *t)
 			 t->regs.rip, sig);
 	if (rc != -ESRCH)
 		restore_signals(t, &mask);
+	return rc;
+}
+
+/*
+ * Until the call hp_pt_call started in @t returns (to address 0), faults,
+ * or runs past @timeout_us (and, unless then waiting on a futex, ten times
+ * that); *@regs as it stopped. Return: 0, -HP_E_INJECT, -ETIMEDOUT,
+ * -ESRCH, -errno (a ptrace or wait failure).
+ */
+static int wait_call(struct hp_thread *t, uint64_t timeout_us,
+		     struct user_regs_struct *regs, int *status)
+{
+	uint64_t deadline = hp_now_us() + timeout_us;
+	bool extended = false;
+	int rc = 0;
+
+	for (;;) {
+		pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) {
+			if (hp_now_us() < deadline) {
+				usleep(50);
+				continue;
+			}
+			/* Too long: stop it where it is. */
+			if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
+			    waitpid(t->tid, status, __WALL) < 0)
+				return -errno;
+			rc = -ETIMEDOUT;
+		}
+		if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
+			t->seized = false;
+			return -ESRCH;
+		}
+		if (ptrace(PTRACE_GETREGS, t->tid, 0, regs) < 0)
+			return -errno;
+		/* Midway through the call, not waiting for a lock: abandoning
+		 * it could leave one held. It gets ten times longer. */
+		if (rc == -ETIMEDOUT && regs->orig_rax != SYS_futex &&
+		    !extended) {
+			extended = true;
+			deadline = hp_now_us() + 10 * timeout_us;
+			rc = 0;
+			if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+				return -errno;
+			continue;
+		}
+		if (rc == -ETIMEDOUT)
+			return rc;
+		if (WIFSTOPPED(*status) && WSTOPSIG(*status) == SIGSEGV &&
+		    regs->rip == 0)
+			return 0; /* returned */
+		if (WIFSTOPPED(*status) && *status >> 16 == 0 &&
+		    WSTOPSIG(*status) != SIGTRAP &&
+		    WSTOPSIG(*status) != SIGSTOP)
+			return -HP_E_INJECT;
+		/* A group stop or event: let the call go on. */
+		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+			return -errno;
+	}
+}
+
+/*
+ * A function call in stopped @t while the process's other threads run:
+ * @fn(@args[0], @args[1]) on the thread's stack below its red zone,
+ * returning to address 0, whose fault (never delivered) ends the call.
+ * Every register is restored after, so an interrupted system call of the
+ * thread restarts as after any stop (orig_rax = -1 keeps the kernel from
+ * restarting it into our call). Signals wait, blocked, as for a system
+ * call. Bounded by @timeout_us: a call still running then is interrupted
+ * and, unless it was waiting on a futex (a lock it does not hold yet),
+ * left to finish by letting the thread go with its registers.
+ * Return: 0 with *@ret the function's rax, -HP_E_INJECT (it faulted),
+ * -ETIMEDOUT, -ESRCH, -errno.
+ */
+int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
+	       uint64_t timeout_us, long *ret)
+{
+	struct user_regs_struct saved, regs;
+	uint64_t mask = 0, zero = 0;
+	int rc, status = 0;
+
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
+		return -errno;
+	rc = block_signals(t, &mask);
+	if (rc)
+		return rc;
+	regs = saved;
+	regs.rsp = ((saved.rsp - 256) & ~15ULL) - 8; /* as after a call */
+	regs.rip = fn;
+	regs.rdi = (unsigned long long)args[0];
+	regs.rsi = (unsigned long long)args[1];
+	regs.rax = 0;
+	regs.orig_rax = (unsigned long long)-1;
+	if (ptrace(PTRACE_POKEDATA, t->tid, (void *)regs.rsp, (void *)zero) <
+		    0 ||
+	    ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0 ||
+	    ptrace(PTRACE_CONT, t->tid, 0, 0) < 0) {
+		rc = -errno;
+		goto out_restore;
+	}
+	rc = wait_call(t, timeout_us, &regs, &status);
+	if (rc && rc != -ETIMEDOUT && rc != -HP_E_INJECT)
+		return rc;
+	if (rc == -ETIMEDOUT)
+		hp_error(rc,
+			 "tid %d: the injected call of 0x%llx did not return "
+			 "(at 0x%llx%s); abandoned, registers restored",
+			 (int)t->tid, (unsigned long long)fn, regs.rip,
+			 regs.orig_rax == SYS_futex ? ", waiting for a lock"
+						    : ", running");
+	if (!rc)
+		*ret = (long)regs.rax;
+	else if (rc == -HP_E_INJECT)
+		hp_error(rc,
+			 "tid %d: the injected call of 0x%llx faulted at "
+			 "0x%llx (signal %d, not delivered); its registers "
+			 "are restored",
+			 (int)t->tid, (unsigned long long)fn, regs.rip,
+			 WSTOPSIG(status));
+out_restore:
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
+		rc = -errno;
+	restore_signals(t, &mask);
 	return rc;
 }

@@ -39,7 +39,8 @@ static void fill_header(const struct hp_patch *p, const struct hp_prep *pr,
 	const struct hp_module *m = pr->m;
 
 	memcpy(hdr->magic, HP_RT_MAGIC, sizeof(hdr->magic));
-	hdr->version = HP_RT_VERSION;
+	hdr->version = m->eh_size ? HP_RT_VERSION_UNWIND : HP_RT_VERSION;
+	hdr->flags = m->eh_size ? HP_RT_UNWIND : 0;
 	hdr->header_size = (uint32_t)pr->hdr_size;
 	hdr->region_size = pr->region_size;
 	hdr->image_addr = region + pr->hdr_size;
@@ -80,6 +81,16 @@ static int fill_records(struct hp_prep *pr, hp_raddr_t region)
 	}
 	for (uint32_t i = 0; i < pr->nr_restores; i++)
 		pr->recs[m->nr_funcs + i] = pr->restores[i];
+	/* Registered later (hp_unwind_register), which fills deregister. */
+	pr->unwind = NULL;
+	if (m->eh_size) {
+		pr->unwind = (struct hp_rt_unwind *)(pr->recs + pr->nr_recs);
+		*pr->unwind = (struct hp_rt_unwind){
+			.eh_addr = region + pr->hdr_size + m->eh_off,
+			.obj_addr = region + pr->hdr_size +
+				    hp_module_unwind_obj_off(m),
+		};
+	}
 	return 0;
 }
 
@@ -157,10 +168,11 @@ int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
 					 m->syms[i].version, &pr->sym_addrs[i]);
 	if (rc)
 		return rc;
-	pr->hdr_size =
-		HP_ALIGN_UP(sizeof(struct hp_rt_header) +
-				    pr->nr_recs * sizeof(struct hp_rt_func),
-			    HP_X86_PAGE_SIZE);
+	pr->hdr_size = HP_ALIGN_UP(
+		sizeof(struct hp_rt_header) +
+			pr->nr_recs * sizeof(struct hp_rt_func) +
+			(m->eh_size ? sizeof(struct hp_rt_unwind) : 0),
+		HP_X86_PAGE_SIZE);
 	pr->text_span = HP_ALIGN_UP((uint64_t)m->text_size, HP_X86_PAGE_SIZE);
 	image_span = has_data ? hp_module_data_off(m) +
 					HP_ALIGN_UP((uint64_t)m->data_size +

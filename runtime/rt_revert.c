@@ -25,10 +25,13 @@
  * (a return address, or a pointer to its data), keep it and mark it
  * retired so a later hpatch unmaps it once nothing does.
  */
-static void release_region(const struct hp_proc *proc,
-			   const struct hp_rt_region *r, bool referenced)
+static void release_region(struct hp_proc *proc, const struct hp_rt_region *r,
+			   bool referenced)
 {
-	if (referenced)
+	/* Unmapped only once the unwinder forgot it (docs/UNWIND.md); a
+	 * failed deregistration keeps it, retired, for a later try. */
+	if (referenced ||
+	    hp_unwind_deregister(proc, r->addr, &r->hdr, &r->unwind))
 		hp_region_retire(proc, r);
 	else
 		hp_remote_munmap(proc, r->addr, r->hdr.region_size);
@@ -82,9 +85,15 @@ void hp_collect_retired(struct hp_proc *proc)
 						    &hit) &&
 				    !hp_world_regs_point(&w, &keep);
 	}
-	/* Unmap while stopped: this stop is no patch's pause. */
+	/*
+	 * Unmap while stopped: this stop is no patch's pause. A registered
+	 * unwind table is deregistered first, which needs the other threads
+	 * running: those regions wait until after the resume.
+	 */
 	if (!hp_remote_borrow(&w, proc, &rm))
 		for (size_t i = 0; i < nr; i++) {
+			if (regions[i].unwind.deregister)
+				continue;
 			const long args[6] = {
 				(long)regions[i].addr,
 				(long)regions[i].hdr.region_size,
@@ -101,6 +110,13 @@ void hp_collect_retired(struct hp_proc *proc)
 		}
 	hp_remote_end(&rm);
 	hp_world_resume(&w);
+	/* No jump leads into a collected region: nothing enters it again. */
+	for (size_t i = 0; i < nr; i++)
+		if (unused[i] && regions[i].unwind.deregister &&
+		    !hp_unwind_deregister(proc, regions[i].addr,
+					  &regions[i].hdr, &regions[i].unwind))
+			hp_remote_munmap(proc, regions[i].addr,
+					 regions[i].hdr.region_size);
 	if (hp_proc_read_maps(proc))
 		hp_warn("pid %d: cannot re-read the memory map",
 			(int)proc->pid);

@@ -164,6 +164,17 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	__attribute__((warn_unused_result));
 
 /*
+ * Call function @fn(@args[0], @args[1]) in stopped @t while the other
+ * threads of its process run, within @timeout_us (see rt_ptrace.c). The
+ * caller picks a thread that cannot hold a lock @fn takes.
+ * Return: 0 with *@ret its result, -HP_E_INJECT, -ETIMEDOUT, -ESRCH,
+ * -errno; a fault or a timeout is reported.
+ */
+int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
+	       uint64_t timeout_us, long *ret)
+	__attribute__((warn_unused_result));
+
+/*
  * A thread's scheduling, raised to SCHED_FIFO for a short, bounded piece of
  * work and then restored (@tid 0: the calling thread). On a host whose CPUs
  * are saturated, often by the very process being patched, a thread of
@@ -329,6 +340,9 @@ int hp_reloc_apply(const struct hp_reloc_ctx *ctx, const struct hp_module *m)
 /* ---- rt_patch.c: the in-target record ---- */
 #define HP_RT_MAGIC "HPATCHRT"
 #define HP_RT_VERSION 1
+/* A region whose unwind table may be registered: an hpatch that predates
+ * them would unmap it without deregistering, so it must not see it. */
+#define HP_RT_VERSION_UNWIND 2
 #define HP_RT_NAME_MAX 64 /* patch id; function names keep 56 */
 
 /*
@@ -377,6 +391,8 @@ enum hp_rt_header_flags {
 	 * mapped so that reverting the newer one brings this one back.
 	 */
 	HP_RT_SUPERSEDED = 1 << 1,
+	/* A struct hp_rt_unwind follows the records (version 2). */
+	HP_RT_UNWIND = 1 << 2,
 };
 static_assert(sizeof(struct hp_rt_header) == 304, "in-target header size");
 
@@ -391,11 +407,25 @@ struct hp_rt_func {
 };
 static_assert(sizeof(struct hp_rt_func) == 96, "in-target func size");
 
+/*
+ * The patch's unwind table and whether it is registered with the target's
+ * unwinder (docs/UNWIND.md): it must be deregistered, with the function
+ * named here, before the region is unmapped.
+ */
+struct hp_rt_unwind {
+	uint64_t eh_addr;    /* the .eh_frame copy in the image */
+	uint64_t obj_addr;   /* the unwinder's object, in the region's bss */
+	uint64_t deregister; /* __deregister_frame_info; 0: not registered */
+	uint64_t reserved;
+};
+static_assert(sizeof(struct hp_rt_unwind) == 32, "in-target unwind size");
+
 /* A patch region found in a process. */
 struct hp_rt_region {
 	hp_raddr_t addr;
 	struct hp_rt_header hdr;
 	struct hp_rt_func *funcs;
+	struct hp_rt_unwind unwind; /* zero unless hdr.flags & HP_RT_UNWIND */
 	bool *in_place; /* per record: its bytes are what it wrote */
 	uint32_t nr_in_place;
 	uint32_t nr_invalid; /* records hpatch would not write: forged */

@@ -15,6 +15,8 @@ base_path, hpsign, out, key = sys.argv[1:5]
 base = open(base_path, 'rb').read()
 HDR = 24
 meta_size, csize, usize = struct.unpack_from('<III', base, 12)
+# Header flag UNWIND (bit 0): module records carry eh_off and eh_size.
+UNWIND = struct.unpack_from('<H', base, 10)[0] & 1
 meta = base[HDR:HDR + meta_size]
 frame = base[HDR + meta_size:HDR + meta_size + csize]
 payload = subprocess.run(['zstd', '-d', '-c'], input=frame,
@@ -67,7 +69,8 @@ def parse(pl):
     strtab = r.take(r.uv())
     mods = []
     for _ in range(nr):
-        m = dict(name=r.uv(), counts=[r.uv() for _ in range(6)])
+        m = dict(name=r.uv(),
+                 counts=[r.uv() for _ in range(8 if UNWIND else 6)])
         nf, nrel, ns = m['counts'][:3]
         m['funcs'] = []
         for _ in range(nf):
@@ -190,3 +193,12 @@ b[8] = 9  # format version
 write('version', bytes(b), True)
 write('meta-trailing', assemble(payload, meta + b'\0'), True)
 write('not-hpatch', b'\x7fELF' + b'\0' * 200, True)
+# An unwind table (header flag UNWIND) whose first record claims more
+# bytes than the table has: libgcc would walk off it.
+if UNWIND:
+    m = next(m for m in mods if m['counts'][7])
+    text = bytearray(m['text'])
+    struct.pack_into('<I', text, m['counts'][6], 0x7ffffff0)
+    saved, m['text'] = m['text'], bytes(text)
+    write('unwind-table', assemble(encode(strtab, mods)), True)
+    m['text'] = saved

@@ -30,6 +30,8 @@ FAILED=0
 
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	# The perf maps hpatch wrote for them (runtime/rt_perfmap.c).
+	for p in "${PIDS[@]}"; do rm -f "/tmp/perf-$p.map"; done
 	rm -rf "$T"
 }
 trap cleanup EXIT

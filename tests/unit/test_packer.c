@@ -142,6 +142,8 @@ static void assert_same(const struct hp_patch *a, const struct hp_patch *b)
 		if (x->data_size)
 			assert_memory_equal(x->data, y->data, x->data_size);
 		assert_int_equal(x->bss_size, y->bss_size);
+		assert_int_equal(x->eh_off, y->eh_off);
+		assert_int_equal(x->eh_size, y->eh_size);
 		assert_int_equal(x->nr_funcs, y->nr_funcs);
 		for (uint32_t j = 0; j < x->nr_funcs; j++) {
 			assert_string_equal(x->funcs[j].name, y->funcs[j].name);
@@ -451,7 +453,7 @@ static void test_hostile_header(void **state)
 		hp_pack_read("t", f, buf.len, NULL, HP_PACK_NO_VERIFY, &q),
 		HP_E_BADVERSION);
 	hp_put_le16(f + 8, HP_FORMAT_VERSION);
-	hp_put_le16(f + 10, 1); /* flags */
+	hp_put_le16(f + 10, 2); /* flags: a bit no reader knows */
 	assert_hp_err(
 		hp_pack_read("t", f, buf.len, NULL, HP_PACK_NO_VERIFY, &q),
 		HP_E_BADFORMAT);
@@ -498,6 +500,70 @@ static void test_writer_validates(void **state)
 	hp_patch_free(p);
 }
 
+/* Module 0 with an unwind table at text+36: a CIE, an FDE, the end. */
+static void add_unwind(struct hp_module *m)
+{
+	static const uint8_t eh[28] = {
+		8, 0, 0, 0, 0,	0, 0, 0, 1, 'z', 'R', 0, /* CIE at 36 */
+		8, 0, 0, 0, 16, 0, 0, 0, 0, 0,	 0,   0, /* FDE at 48 */
+		0, 0, 0, 0,				 /* end at 60 */
+	};
+
+	memcpy(m->text + 36, eh, sizeof(eh));
+	m->eh_off = 36;
+	m->eh_size = sizeof(eh);
+	m->bss_size = HP_UNWIND_OBJECT_SIZE + 16;
+}
+
+static void test_unwind_table(void **state)
+{
+	struct hp_patch *p = make_patch(), *q = NULL;
+	struct hp_module *m = &p->modules[0];
+	struct hp_buf buf = { 0 };
+
+	(void)state;
+	add_unwind(m);
+	assert_hp_ok(hp_pack_write(p, NULL, &buf));
+	/* Marked in the header, so that older readers refuse the file. */
+	assert_int_equal(hp_get_le16(buf.data + 10), HP_HDR_UNWIND);
+	assert_hp_ok(hp_pack_read("t", buf.data, buf.len, NULL,
+				  HP_PACK_NO_VERIFY, &q));
+	assert_same(p, q);
+	assert_int_equal(q->modules[0].eh_off, 36);
+	assert_int_equal(q->modules[0].eh_size, 28);
+	assert_int_equal(q->modules[1].eh_size, 0);
+	hp_patch_free(q);
+	q = NULL;
+	/* Without the flag the records are shorter: not readable as such. */
+	hp_put_le16(buf.data + 10, 0);
+	assert_hp_err(hp_pack_read("t", buf.data, buf.len, NULL,
+				   HP_PACK_NO_VERIFY, &q),
+		      HP_E_BADFORMAT);
+	hp_buf_release(&buf);
+
+	m->text[48] = 12; /* FDE runs over the end word */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	m->text[48] = 8;
+	m->text[52] = 12; /* CIE pointer to the CIE's id, not its start */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	m->text[52] = 16;
+	m->text[60] = 1; /* no end word */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	m->text[60] = 0;
+	m->relocs[4].offset = 46; /* ABS32 into the FDE's length */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	m->relocs[4].offset = 56;	     /* into the FDE's body: fine */
+	m->bss_size = HP_UNWIND_OBJECT_SIZE; /* no room for the object */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	m->bss_size = HP_UNWIND_OBJECT_SIZE + 16;
+	m->eh_off = 38; /* misaligned */
+	assert_hp_err(hp_pack_write(p, NULL, &buf), HP_E_BADFORMAT);
+	m->eh_off = 36;
+	assert_hp_ok(hp_pack_write(p, NULL, &buf));
+	hp_buf_release(&buf);
+	hp_patch_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_varints),
 		cmocka_unit_test(test_hostile_header),
 		cmocka_unit_test(test_writer_validates),
+		cmocka_unit_test(test_unwind_table),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,237 @@
+/*
+ * The patch's unwind table in the target's unwinder (docs/UNWIND.md):
+ * registered with libgcc's __register_frame_info before the switch makes
+ * the code reachable, deregistered before the region is unmapped. Both
+ * take libgcc's object mutex, so the call runs in one thread while the
+ * others run (never in a stopped world), in a thread that cannot hold it.
+ */
+#include "runtime/rt_lifecycle.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define HP_LOG_PREFIX "rt: "
+/* A call takes microseconds; a holder of the mutex releases it as soon. */
+#define HP_UNWIND_CALL_US 1000000
+/* Stack words scanned for a return into the unwinder, from the SP. */
+#define HP_UNWIND_SCAN_BYTES (512u << 10)
+#define HP_UNWIND_VERSION "GCC_3.0"
+
+struct unwinder {
+	hp_raddr_t reg;	  /* __register_frame_info */
+	hp_raddr_t dereg; /* __deregister_frame_info */
+	hp_raddr_t lo;	  /* its module's mapped range */
+	hp_raddr_t hi;
+	char path[256];
+};
+
+/* Is libgcc_s mapped? Its basename, as ld.so loads it. */
+static const struct hp_map *find_libgcc(const struct hp_proc *proc)
+{
+	for (size_t i = 0; i < proc->nr_maps; i++) {
+		const char *slash = strrchr(proc->maps[i].path, '/');
+
+		if (slash && !strncmp(slash + 1, "libgcc_s.so", 11))
+			return &proc->maps[i];
+	}
+	return NULL;
+}
+
+/* The unwinder the process has loaded. Return: 0, 1 (none), -HP_E_NOSYM. */
+static int find_unwinder(const struct hp_proc *proc, struct unwinder *u)
+{
+	const struct hp_map *lib = find_libgcc(proc);
+	int rc;
+
+	*u = (struct unwinder){ 0 };
+	if (!lib)
+		return 1;
+	rc = hp_proc_find_symbol(proc, "__register_frame_info",
+				 HP_UNWIND_VERSION, &u->reg);
+	rc = rc
+		     ?: hp_proc_find_symbol(proc, "__deregister_frame_info",
+					    HP_UNWIND_VERSION, &u->dereg);
+	if (rc)
+		return rc;
+	snprintf(u->path, sizeof(u->path), "%s", lib->path);
+	u->lo = UINT64_MAX;
+	for (size_t i = 0; i < proc->nr_maps; i++)
+		if (!strcmp(proc->maps[i].path, lib->path)) {
+			if (proc->maps[i].start < u->lo)
+				u->lo = proc->maps[i].start;
+			if (proc->maps[i].end > u->hi)
+				u->hi = proc->maps[i].end;
+		}
+	return 0;
+}
+
+/*
+ * Can stopped @t make the call? It must wait in a system call (so it is in
+ * none of the unwinder's or the allocator's critical sections: a thread
+ * interrupted while running might hold the object mutex, or the malloc
+ * lock free() in deregistration takes) and hold no return address into
+ * the unwinder on its stack (conservative: every word that looks like one
+ * counts, so a thread blocked under a lookup is never chosen).
+ */
+static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
+			const struct unwinder *u)
+{
+	const struct hp_map *stack = NULL;
+	uint64_t *words = NULL;
+	size_t len;
+	bool fit = true;
+
+	if (hp_pt_get_regs(t) || (long long)t->regs.orig_rax < 0 ||
+	    (t->regs.rip >= u->lo && t->regs.rip < u->hi))
+		return false;
+	stack = hp_proc_find_map(proc, t->regs.rsp);
+	if (!stack)
+		return false;
+	len = stack->end - t->regs.rsp;
+	if (len > HP_UNWIND_SCAN_BYTES)
+		len = HP_UNWIND_SCAN_BYTES;
+	len &= ~(size_t)7;
+	words = malloc(len + 8);
+	if (!words || hp_proc_read(proc, t->regs.rsp, words, len)) {
+		free(words);
+		return false;
+	}
+	for (size_t i = 0; i < len / 8 && fit; i++)
+		fit = !(words[i] >= u->lo && words[i] < u->hi);
+	free(words);
+	return fit;
+}
+
+/*
+ * @fn(@a0, @a1) in the first thread fit to call it (fit_to_call), while
+ * every other thread runs. Return: 0, -HP_E_BUSY (none fit, reported),
+ * -HP_E_GONE, -errno.
+ */
+static int call_in_target(struct hp_proc *proc, const struct unwinder *u,
+			  hp_raddr_t fn, long a0, long a1, long *ret)
+{
+	const long args[2] = { a0, a1 };
+	pid_t *tids = NULL;
+	size_t nr = 0;
+	int rc = hp_proc_read_maps(proc);
+
+	rc = rc ?: hp_proc_list_tasks(proc->pid, &tids, &nr);
+	if (rc)
+		return rc;
+	rc = 1;
+	for (size_t i = 0; i < nr && rc == 1; i++) {
+		struct hp_thread t = { .tid = tids[i],
+				       .leader = tids[i] == proc->pid };
+
+		if (hp_pt_seize(&t))
+			continue;
+		if (!hp_pt_interrupt(&t) && !hp_pt_wait_stop(&t) &&
+		    fit_to_call(proc, &t, u))
+			rc = hp_pt_call(&t, fn, args, HP_UNWIND_CALL_US, ret);
+		hp_pt_release(&t);
+		hp_pt_reap(&t, 1);
+	}
+	free(tids);
+	if (rc == 1) {
+		rc = hp_error(-HP_E_BUSY,
+			      "pid %d: no thread waits in a system call clear "
+			      "of '%s', to call its unwinder",
+			      (int)proc->pid, u->path);
+		hp_hint("patch code carries unwind tables, registered through "
+			"a thread that is blocked (in read, poll, sleep, a "
+			"lock...): try again when the process is less busy");
+	}
+	return rc == -ESRCH ? -HP_E_GONE : rc;
+}
+
+int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr)
+{
+	struct unwinder u;
+	size_t at;
+	long ret = 0;
+	int rc;
+
+	if (!pr->unwind)
+		return 0;
+	at = (size_t)((uint8_t *)pr->unwind - pr->buf);
+	rc = hp_rt_fault("unwind");
+	rc = rc ?: find_unwinder(proc, &u);
+	if (rc == 1) {
+		hp_log(HP_LOG_INFO,
+		       "pid %d: no unwinder loaded (libgcc_s): patched frames "
+		       "stay opaque to one loaded later",
+		       (int)proc->pid);
+		return 0;
+	}
+	rc = rc
+		     ?: call_in_target(proc, &u, u.reg,
+				       (long)pr->unwind->eh_addr,
+				       (long)pr->unwind->obj_addr, &ret);
+	if (rc)
+		return hp_error_rc(rc,
+				   "pid %d: cannot register the patch's "
+				   "unwind table",
+				   (int)proc->pid);
+	pr->unwind_registered = true;
+	pr->unwind->deregister = u.dereg;
+	rc = hp_proc_write(proc,
+			   pr->region + at +
+				   offsetof(struct hp_rt_unwind, deregister),
+			   &u.dereg, sizeof(u.dereg));
+	if (rc)
+		return hp_error_rc(rc,
+				   "pid %d: cannot record the unwind "
+				   "registration",
+				   (int)proc->pid);
+	hp_dbg(HP_DBG_PTRACE, "pid %d: unwind table 0x%" PRIx64 " registered",
+	       (int)proc->pid, pr->unwind->eh_addr);
+	return 0;
+}
+
+int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
+			 const struct hp_rt_header *hdr,
+			 const struct hp_rt_unwind *u)
+{
+	const hp_raddr_t field = addr + sizeof(*hdr) +
+				 hdr->nr_funcs * sizeof(struct hp_rt_func) +
+				 offsetof(struct hp_rt_unwind, deregister);
+	const uint64_t zero = 0;
+	struct unwinder uw;
+	long ret = 0;
+	int rc;
+
+	if (!(hdr->flags & HP_RT_UNWIND) || !u->deregister)
+		return 0;
+	rc = find_unwinder(proc, &uw);
+	/* libgcc aborts the process on a table it does not know: only the
+	 * function it was registered with may be asked. */
+	if (rc == 1 || (!rc && uw.dereg != u->deregister))
+		rc = hp_error(-HP_E_NOSYM,
+			      "pid %d: the unwinder patch '%s' registered with "
+			      "is gone",
+			      (int)proc->pid, hdr->patch_id);
+	rc = rc
+		     ?: call_in_target(proc, &uw, uw.dereg, (long)u->eh_addr, 0,
+				       &ret);
+	if (!rc && (hp_raddr_t)ret != u->obj_addr)
+		hp_warn("pid %d: the unwinder returned 0x%lx for patch '%s', "
+			"not its object 0x%" PRIx64,
+			(int)proc->pid, (unsigned long)ret, hdr->patch_id,
+			u->obj_addr);
+	if (!rc)
+		rc = hp_proc_write(proc, field, &zero, sizeof(zero));
+	if (rc)
+		return hp_error_rc(rc,
+				   "pid %d: cannot deregister the unwind "
+				   "table of patch '%s'; its region stays "
+				   "mapped",
+				   (int)proc->pid, hdr->patch_id);
+	return 0;
+}
