@@ -288,7 +288,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
 	if (!rc)
-		rc = hp_proc_check_alone(pid);
+		rc = hp_proc_check_alone(pid, opts->sharers);
 	if (rc)
 		goto out;
 	rc = hp_proc_open(pid, &proc, scanned);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
@@ -521,53 +520,6 @@ void hp_task_comm(pid_t pid, char *buf, size_t size)
 		n = snprintf(buf, size, "?");
 	buf[n] = 0;
 	buf[strcspn(buf, "\n")] = 0;
-}
-
-/* Do processes @a and @b share one address space (kcmp KCMP_VM)? */
-static bool same_mm(pid_t a, pid_t b)
-{
-	return a != b && syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0;
-}
-
-/*
- * Processes that share @pid's memory without being its threads: a vfork
- * child and its parent (until the child execs or exits), any process
- * made with clone(CLONE_VM). kcmp asks the kernel about each process:
- * one system call each, 0.4 ms for 400 processes (no /proc file read).
- */
-int hp_proc_check_alone(pid_t pid)
-{
-	/* A live thread: a leader gone (pthread_exit in main) has no
-	 * memory, and would compare equal to every kernel thread. */
-	const pid_t self = hp_proc_live_tid(pid);
-	pid_t *all = NULL, sharers[8];
-	size_t nr = 0, n = 0;
-	char list[128] = "";
-	int rc;
-
-	if (hp_task_gone(self))
-		return 0; /* no memory left to share: the open says gone */
-	rc = hp_proc_list_tasks(0, &all, &nr);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < nr && n < HP_ARRAY_SIZE(sharers); i++) {
-		if (all[i] != pid && same_mm(self, all[i]))
-			sharers[n++] = all[i];
-	}
-	free(all);
-	if (!n)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		snprintf(list + strlen(list), sizeof(list) - strlen(list),
-			 "%s%d", i ? ", " : "", (int)sharers[i]);
-	hp_error(-HP_E_BUSY,
-		 "pid %d: shares its memory with pid %s (a vfork child, or "
-		 "clone(CLONE_VM)), whose threads hpatch would not stop; "
-		 "nothing changed",
-		 (int)pid, list);
-	hp_hint("a vfork child shares only until it execs or exits: retry "
-		"then");
-	return -HP_E_BUSY;
 }
 
 int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)

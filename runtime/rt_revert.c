@@ -147,7 +147,7 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	*res = (struct hp_rt_result){ .pid = pid };
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
 	if (!rc)
-		rc = hp_proc_check_alone(pid);
+		rc = hp_proc_check_alone(pid, opts->sharers);
 	if (rc)
 		goto out;
 	rc = hp_proc_open(pid, &proc, false);

@@ -103,14 +103,19 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 bool hp_task_gone(pid_t tid);
 /* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
 long hp_task_status_field(pid_t tid, const char *key);
-/* Refuse a process that shares its memory with another process (vfork,
- * clone(CLONE_VM)): hpatch stops one process's threads, not the other's.
- * Return: 0, -HP_E_BUSY (reported, naming them), -errno. */
-int hp_proc_check_alone(pid_t pid) __attribute__((warn_unused_result));
 /* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
 pid_t hp_task_tracer(pid_t tid);
 /* The command name of @pid, "?" if unknown. */
 void hp_task_comm(pid_t pid, char *buf, size_t size);
+
+/* ---- rt_sharers.c: processes sharing an address space ---- */
+/* Refuse a process that shares its memory with another process (vfork,
+ * clone(CLONE_VM)): hpatch stops one process's threads, not the other's.
+ * @s: an index of the host's processes (hp_rt_sharers_new) to look in,
+ * or NULL to ask every process. Return: 0, -HP_E_BUSY (reported, naming
+ * them), -errno. */
+int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
+	__attribute__((warn_unused_result));
 
 /* ---- rt_symbols.c ---- */
 /* Address of @name (@version NULL: the default version) in the modules the

@@ -3,7 +3,9 @@
 # one process (a vfork child, any clone(CLONE_VM) child). Patching one of
 # them writes the memory of all while only its own threads are stopped:
 # hpatch must refuse, naming the others, and -p CHILD, -p PARENT and
-# --all alike leave the code untouched until they part.
+# --all alike leave the code untouched until they part, whether each
+# target asks every process (a few targets) or a run over many looks in
+# one index of the host built for it (8 targets or more).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -30,6 +32,16 @@ expect_exit 4 "-p PARENT: refused, busy" apply -p "$pid"
 check "names the child" grep -q "pid $pid: shares its memory with pid $child" "$T/last.err"
 expect_exit 4 "--all: refused, busy" apply --all
 check "the service's code is untouched" test "$(ask 4 version)" = v1
+others=()
+for i in $(seq 7); do
+	start_target "$T/svc" "$T/other.$i.log" 0
+	others+=("$TARGET_PID")
+done
+expect_exit 4 "--all over 9 (the index): the pair refused" apply --all --json
+check "names both, once each" test "$(grep -c 'shares its memory' "$T/last.err")" = 2
+check "the 7 others applied" test "$(grep -o '"result":"ok"' "$T/last.out" | wc -l)" = 7
+check "the service's code is still untouched" test "$(ask 4 version)" = v1
+for o in "${others[@]}"; do kill "$o"; done
 cat "/proc/$pid/maps" >"$T/maps.after"
 check "nothing was mapped" cmp -s "$T/maps.before" "$T/maps.after"
 IFS= read -r -t 6 _ <&3
