@@ -292,6 +292,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 		}
 	}
 	free(tids);
+	hp_world_reserve_stacks(w->nr_threads);
 	/* The leader last: by its wait it has stopped like the others, and
 	 * the check that it has not exited meanwhile costs nothing. */
 	for (size_t i = 0; i + 1 < w->nr_threads; i++)

@@ -295,6 +295,9 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 const struct hp_busy_range *ranges, size_t nr_ranges,
 			 struct hp_who *who);
 
+/* Before the window: make room, pages touched, for the stacks of about
+ * @nr_threads threads, kept for later stops of this process. */
+void hp_world_reserve_stacks(size_t nr_threads);
 /* Forget the stacks read in this stop (a thread ran, or the stop ends). */
 void hp_world_drop_stacks(struct hp_world *w);
 
