@@ -337,7 +337,9 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	int rc;
 
 	hp_prio_raise(0, &pr);
+	hp_pt_set_call_bound(opts->timeout_ms);
 	rc = apply_one(p, pid, opts, res);
+	hp_pt_wake_release();
 	hp_prio_restore(0, &pr);
 	return rc;
 }

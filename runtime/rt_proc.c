@@ -500,6 +500,33 @@ long hp_task_status_field(pid_t tid, const char *key)
 	return -1;
 }
 
+/* Read @path into @buf (NUL-terminated, "" on failure). */
+static void read_small(const char *path, char *buf, size_t size)
+{
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+}
+
+void hp_task_state(pid_t tid, char *buf, size_t size)
+{
+	char path[64], stat[512], wchan[64], *p = NULL;
+	bool in = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	read_small(path, stat, sizeof(stat));
+	p = strrchr(stat, ')');
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)tid);
+	read_small(path, wchan, sizeof(wchan));
+	in = wchan[0] && strcmp(wchan, "0");
+	snprintf(buf, size, "state %c%s%s%s", p && p[1] ? p[2] : '?',
+		 p && p[2] == 'D' ? ", uninterruptible" : "", in ? ", in " : "",
+		 in ? wchan : "");
+}
+
 pid_t hp_task_tracer(pid_t tid)
 {
 	return (pid_t)hp_task_status_field(tid, "TracerPid:");

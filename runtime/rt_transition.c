@@ -114,29 +114,7 @@ static int wait_and_read(struct hp_world *w, struct hp_thread *t)
 
 void hp_world_stuck_state(const struct hp_world *w, char *buf, size_t size)
 {
-	char path[64], stat[512] = "", wchan[64] = "", *p = NULL;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)w->pid,
-		 (int)w->stuck_tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, stat, sizeof(stat) - 1);
-	if (fd >= 0)
-		close(fd);
-	stat[n > 0 ? n : 0] = 0;
-	p = strrchr(stat, ')');
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)w->pid,
-		 (int)w->stuck_tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, wchan, sizeof(wchan) - 1);
-	if (fd >= 0)
-		close(fd);
-	wchan[n > 0 ? n : 0] = 0;
-	snprintf(buf, size, "state %c%s%s%s", p && p[1] ? p[2] : '?',
-		 p && p[2] == 'D' ? ", uninterruptible" : "",
-		 wchan[0] && strcmp(wchan, "0") ? ", in " : "",
-		 wchan[0] && strcmp(wchan, "0") ? wchan : "");
+	hp_task_state(w->stuck_tid, buf, size);
 }
 
 /*

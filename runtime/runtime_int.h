@@ -103,6 +103,8 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 bool hp_task_gone(pid_t tid);
 /* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
 long hp_task_status_field(pid_t tid, const char *key);
+/* "state D, uninterruptible, in nfs_wait_bit_killable" of thread @tid. */
+void hp_task_state(pid_t tid, char *buf, size_t size);
 /* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
 pid_t hp_task_tracer(pid_t tid);
 /* The command name of @pid, "?" if unknown. */
@@ -134,6 +136,12 @@ struct hp_thread {
 	bool has_regs; /* regs read during this stop */
 	bool has_ip;   /* regs.rip and .rsp alone read during this stop */
 	struct user_regs_struct regs;
+	/* Left running our instruction (an injected call or a step that
+	 * outlived its bound): what hp_pt_release puts back if it stops. */
+	bool owes_regs;
+	bool owes_mask;
+	struct user_regs_struct owed_regs;
+	uint64_t owed_mask;
 };
 
 /* Return: 0, -ESRCH (exiting), or -errno reported naming the tracer
@@ -150,6 +158,12 @@ int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Bound every wait for a stop until @deadline_us (CLOCK_MONOTONIC us; 0:
  * each wait's own default, a few seconds). */
 void hp_pt_set_deadline(uint64_t deadline_us);
+/* Bound each wait for an injected system call or a single step to
+ * @bound_ms (at least 2 s). */
+void hp_pt_set_call_bound(long bound_ms);
+/* Give back the signal and mask the bounded waits used (every operation
+ * on a target calls it when done; a later wait takes them again). */
+void hp_pt_wake_release(void);
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Read only t->regs.rip and .rsp (one call, as cheap as one word and
  * cheaper than every register). */
