@@ -64,7 +64,7 @@ void hp_collect_retired(struct hp_proc *proc)
 		return;
 	unused = calloc(nr + 1, sizeof(*unused));
 	nr_retired = unused ? hp_plan_retired(regions, nr, unused) : 0;
-	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
+	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid, 0) ||
 	    hp_world_stop(&w))
 		goto out;
 	if (hp_world_fresh_maps(&w, proc)) {

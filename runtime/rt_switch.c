@@ -27,6 +27,7 @@ struct attempt {
 	const struct hp_busy_range *busy;
 	pid_t busy_tid;
 	uint64_t t_stop, t_check, t_write; /* hp_now_us() after each phase */
+	uint64_t deadline;		   /* --timeout, as hp_now_us() */
 	bool dry_run; /* HP_RT_DRY_RUN: check, write nothing */
 };
 
@@ -151,7 +152,7 @@ static int try_switch(struct attempt *a, struct hp_proc *proc,
 	a->who = (struct hp_who){ 0 };
 	a->busy = NULL;
 	a->busy_tid = 0;
-	rc = hp_world_prepare(&a->w, proc->pid);
+	rc = hp_world_prepare(&a->w, proc->pid, a->deadline);
 	/* Threads may stay in the functions: then, without old patch
 	 * regions to keep, the stop reads each thread's instruction and
 	 * stack pointers alone, and the stacks are searched for returns
@@ -179,7 +180,8 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	const uint64_t deadline =
 		hp_now_us() + (uint64_t)opts->timeout_ms * 1000;
 	uint64_t backoff = 1000;
-	struct attempt a = { .dry_run = opts->flags & HP_RT_DRY_RUN };
+	struct attempt a = { .dry_run = opts->flags & HP_RT_DRY_RUN,
+			     .deadline = deadline };
 	int rc;
 
 	a.sites = calloc(sw->nr_recs + 1, sizeof(*a.sites));

@@ -212,6 +212,8 @@ struct hp_world {
 	bool leader_gone; /* exited (a zombie) while its threads run on */
 	pid_t stuck_tid;  /* with -HP_E_BUSY from the stop: would not stop */
 	int nr_cpus;	  /* the loader may run on, read before the window */
+	long nr_runnable; /* tasks runnable on the host, likewise */
+	uint64_t until;	  /* CLOCK_MONOTONIC us: no stop waits past it */
 	/* Every stack as hp_world_check read it in this stop, for the
 	 * checks after it (hp_world_drop_stacks: when a thread runs). */
 	uint8_t *stacks;
@@ -219,6 +221,9 @@ struct hp_world {
 	size_t stacks_total;
 };
 
+/* How long a stop of @w, from w->stopped_at, waits for its threads: more
+ * on a loaded host, never past w->until (rt_transition.c). In us. */
+uint64_t hp_world_stop_bound(const struct hp_world *w);
 /* "state D, uninterruptible, in nfs_wait_bit_killable" of w->stuck_tid. */
 void hp_world_stuck_state(const struct hp_world *w, char *buf, size_t size);
 
@@ -228,9 +233,11 @@ int hp_thread_need_regs(struct hp_thread *t)
 	__attribute__((warn_unused_result));
 int hp_thread_need_ip(struct hp_thread *t) __attribute__((warn_unused_result));
 
-/* Before the window: raise our priority, seize (not stop) every thread.
- * Return: 0 or -errno; on failure everything is released. */
-int hp_world_prepare(struct hp_world *w, pid_t pid)
+/* Before the window: raise our priority, seize (not stop) every thread;
+ * no stop of this world will wait past @until (CLOCK_MONOTONIC us, 0: no
+ * limit but its own). Return: 0 or -errno; on failure everything is
+ * released. */
+int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 	__attribute__((warn_unused_result));
 /* Stop every prepared thread, and any born since; w->stopped_at marks the
  * start of the window, w->resumed_at (set on release) its end.

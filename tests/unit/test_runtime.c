@@ -416,6 +416,33 @@ static void test_state_dir(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * A stop waits 250 ms for its threads on an idle host, a scheduler slice
+ * per turn its threads need on a loaded one (issue 14: 512 threads at a
+ * load of 300 on 2 CPUs did not stop in 250 ms tries), never past the
+ * caller's deadline, and never less than 250 ms.
+ */
+static void test_stop_bound(void **state)
+{
+	struct hp_world w = { .nr_cpus = 2,
+			      .nr_threads = 4,
+			      .nr_runnable = 1,
+			      .stopped_at = 1000000 };
+
+	(void)state;
+	assert_int_equal(hp_world_stop_bound(&w), 250000);
+	w.nr_threads = 512;
+	w.nr_runnable = 300;
+	assert_int_equal(hp_world_stop_bound(&w), 406 * 3000);
+	w.nr_cpus = 0; /* unknown: one */
+	assert_int_equal(hp_world_stop_bound(&w), 812 * 3000);
+	w.nr_cpus = 2;
+	w.until = w.stopped_at + 700000; /* --timeout */
+	assert_int_equal(hp_world_stop_bound(&w), 700000);
+	w.until = w.stopped_at + 1000;
+	assert_int_equal(hp_world_stop_bound(&w), 250000);
+}
+
 /* A clone(CLONE_VM) child: it shares our memory, and only waits. */
 static int share_and_wait(void *arg)
 {
@@ -514,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_stacks_checked),
 		cmocka_unit_test(test_sharers),
+		cmocka_unit_test(test_stop_bound),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
