@@ -73,37 +73,59 @@ struct hold {
 	char oom[16]; /* oom_score_adj before, "" if unknown */
 };
 
-static void set_oom_adj(const char *value)
+static bool set_oom_adj(const char *value)
 {
 	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0;
 
-	if (fd < 0)
-		return;
-	if (write(fd, value, strlen(value)) < 0)
+	if (ok && write(fd, value, strlen(value)) < 0) {
 		hp_dbg(HP_DBG_PTRACE, "oom_score_adj %s: %s", value,
 		       strerror(errno));
-	close(fd);
+		ok = false;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* oom_score_adj as hpatch started, read once (a run over many processes
+ * holds each in turn); "" if unknown. */
+static const char *oom_before(void)
+{
+	static char before[16];
+	static bool read_once;
+	ssize_t n;
+	int fd;
+
+	if (read_once)
+		return before;
+	read_once = true;
+	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, before, sizeof(before) - 1);
+	if (fd >= 0)
+		close(fd);
+	before[n > 0 ? n : 0] = 0;
+	return before;
 }
 
 static void hold_begin(struct hold *h)
 {
 	const int sigs[] = { SIGTERM, SIGHUP,  SIGINT,	SIGQUIT,
 			     SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
+	/* (Some containers forbid lowering it even to root: once
+	 * refused, not tried again.) */
+	static bool refused;
 	sigset_t set;
-	ssize_t n;
-	int fd;
 
 	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(&set, sigs[i]);
 	sigprocmask(SIG_BLOCK, &set, &h->old);
-	h->oom[0] = 0;
-	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, h->oom, sizeof(h->oom) - 1);
-	if (fd >= 0)
-		close(fd);
-	h->oom[n > 0 ? n : 0] = 0;
-	set_oom_adj("-1000");
+	snprintf(h->oom, sizeof(h->oom), "%s", refused ? "" : oom_before());
+	if (h->oom[0] && !set_oom_adj("-1000")) {
+		refused = true;
+		h->oom[0] = 0;
+	}
 }
 
 /* After the attempt is recorded: a signal held back acts now. */
