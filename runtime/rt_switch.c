@@ -192,15 +192,24 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
 			 a.busy ? a.busy->name : "");
 		if (!a.busy && hp_now_us() + backoff > deadline) {
-			char state[160];
+			const pid_t sharer =
+				hp_proc_vfork_sharer(proc->pid, a.w.stuck_tid);
+			char state[160], why[96] = "";
 
 			hp_world_stuck_state(&a.w, state, sizeof(state));
+			/* Begun since the check for sharers, or missed by an
+			 * index built before it. */
+			if (sharer)
+				snprintf(why, sizeof(why),
+					 ": it waits for pid %d, its vfork "
+					 "child, which shares its memory",
+					 (int)sharer);
 			rc = hp_error(-HP_E_BUSY,
 				      "pid %d: tid %d would not stop (%s) "
-				      "within %ld ms (%u tries); every thread "
-				      "was let go, nothing changed",
+				      "within %ld ms (%u tries)%s; every "
+				      "thread was let go, nothing changed",
 				      (int)proc->pid, (int)a.w.stuck_tid, state,
-				      opts->timeout_ms, res->nr_tries);
+				      opts->timeout_ms, res->nr_tries, why);
 			hp_hint("it waits in the kernel (for a vfork child, a "
 				"hung file system...): retry when it is back");
 			break;

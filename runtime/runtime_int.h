@@ -119,6 +119,10 @@ void hp_task_comm(pid_t pid, char *buf, size_t size);
 int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 	__attribute__((warn_unused_result));
 
+/* The process sharing @pid's memory that thread @tid waits for, in
+ * vfork() or clone(CLONE_VFORK) (where no interrupt reaches it), or 0. */
+pid_t hp_proc_vfork_sharer(pid_t pid, pid_t tid);
+
 /* ---- rt_symbols.c ---- */
 /* Address of @name (@version NULL: the default version) in the modules the
  * process has loaded, searched in load order. Return: 0 or -HP_E_NOSYM. */

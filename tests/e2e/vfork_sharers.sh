@@ -45,6 +45,24 @@ for o in "${others[@]}"; do kill "$o"; done
 cat "/proc/$pid/maps" >"$T/maps.after"
 check "nothing was mapped" cmp -s "$T/maps.before" "$T/maps.after"
 IFS= read -r -t 6 _ <&3
+# A vfork begun after the check, while hpatch holds the threads (600 ms
+# at the seize, before the stop): the thread in it stops for no
+# interrupt, and the bounded stop names the child it waits for.
+HPATCH_DELAY=seize:600 "$HPATCH" apply --trust "$T/trust" --timeout 1000 \
+	-p "$pid" "$T/p.hpatch" >"$T/hp.out" 2>"$T/hp.err" &
+hp=$!
+for _ in $(seq 200); do # until hpatch holds every thread, for the stop
+	[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$(newest_tid "$pid")/status")" = "$hp" ] &&
+		[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status")" = "$hp" ] && break
+	sleep 0.01
+done
+echo "vfork 2500" >&3
+wait "$hp" && rc=0 || rc=$?
+check "a vfork begun meanwhile: busy (exit $rc)" test "$rc" -eq 4
+child=$(sed -n 's/.*it waits for pid \([0-9]*\), its vfork child.*/\1/p' "$T/hp.err")
+check "names the vfork child that shares its memory ($child)" test -n "$child"
+check "still v1" test "$(ask 4 version)" = v1
+IFS= read -r -t 6 _ <&3
 expect_exit 0 "once the child has exited: applied" apply -p "$pid"
 check "v2" test "$(ask 4 version)" = v2
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
