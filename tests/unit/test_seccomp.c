@@ -6,6 +6,7 @@
 #include "hp_test.h"
 
 #include "runtime/rt_seccomp.c"
+#include "common/hp_util.h"
 
 #include <sys/mman.h>
 
@@ -24,26 +25,20 @@ static void test_bpf(void **state)
 	struct seccomp_data d = { .nr = SYS_mmap,
 				  .arch = AUDIT_ARCH_X86_64,
 				  .args = { 0, 4096, PROT_READ, 0x100022 } };
-	const uint32_t nr = offsetof(struct seccomp_data, nr);
-	const uint32_t arg3 = offsetof(struct seccomp_data, args) + 24;
+	/* The hostile target's filter: kill an mmap with bit 0x100000. */
+	const struct sock_filter hostile[] = {
+		LD_ABS(offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 3),
+		LD_ABS(offsetof(struct seccomp_data, args) + 24),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x100000, 0, 1),
+		RET(KILL),
+		RET(ALLOW),
+	};
 
 	(void)state;
-	/* The hostile target's filter: kill an mmap with bit 0x100000. */
-	assert_int_equal(
-		RUN(&d, LD_ABS(nr),
-		    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 3),
-		    LD_ABS(arg3),
-		    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x100000, 0, 1),
-		    RET(KILL), RET(ALLOW)),
-		KILL);
+	assert_int_equal(run_bpf(hostile, HP_ARRAY_SIZE(hostile), &d), KILL);
 	d.args[3] = 0x22;
-	assert_int_equal(
-		RUN(&d, LD_ABS(nr),
-		    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 3),
-		    LD_ABS(arg3),
-		    BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x100000, 0, 1),
-		    RET(KILL), RET(ALLOW)),
-		ALLOW);
+	assert_int_equal(run_bpf(hostile, HP_ARRAY_SIZE(hostile), &d), ALLOW);
 	/* ALU, the scratch memory, X, JGT/JGE, JA, RET A. */
 	assert_int_equal(RUN(&d, BPF_STMT(BPF_LD | BPF_IMM, 6),
 			     BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 7),
