@@ -241,15 +241,25 @@ const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
 	return NULL;
 }
 
-/*
- * Build-id and load bias of the ELF image whose header is mapped at @m,
- * and where its (first) executable segment would be if it were loaded:
- * *@text at page offset *@text_off of the file.
- */
+/* What the header of an ELF image mapped in a process says of it. */
+struct module_id {
+	uint8_t id[HP_BUILD_ID_MAX]; /* GNU build-id */
+	uint32_t id_len;
+	hp_raddr_t bias; /* load bias */
+	/* Where its (first) executable segment would be if it were loaded:
+	 * at @text, from page offset @text_off of the file. */
+	hp_raddr_t text;
+	uint64_t text_off;
+};
+
+/* Read @out from the ELF image whose header is mapped at @m. */
 static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
-			  uint8_t *id, uint32_t *id_len, hp_raddr_t *bias,
-			  hp_raddr_t *text, uint64_t *text_off)
+			  struct module_id *out)
 {
+	uint8_t *id = out->id;
+	uint32_t *id_len = &out->id_len;
+	hp_raddr_t *bias = &out->bias, *text = &out->text;
+	uint64_t *text_off = &out->text_off;
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
 	hp_raddr_t first_load = (hp_raddr_t)-1;
@@ -319,12 +329,14 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
  * running instance.
  */
 static bool text_loaded(const struct hp_proc *proc, const struct hp_map *m,
-			hp_raddr_t text, uint64_t text_off)
+			const struct module_id *mi)
 {
-	const struct hp_map *x = text ? hp_proc_find_map(proc, text) : NULL;
+	const struct hp_map *x =
+		mi->text ? hp_proc_find_map(proc, mi->text) : NULL;
 
-	return x && x->start == text && (x->prot & PROT_EXEC) && !x->shared &&
-	       x->offset == text_off && !strcmp(x->path, m->path);
+	return x && x->start == mi->text && (x->prot & PROT_EXEC) &&
+	       !x->shared && x->offset == mi->text_off &&
+	       !strcmp(x->path, m->path);
 }
 
 int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
@@ -332,20 +344,16 @@ int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 {
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
-		uint8_t id[HP_BUILD_ID_MAX];
-		uint32_t id_len = 0;
-		hp_raddr_t bias = 0, text = 0;
-		uint64_t text_off = 0;
+		struct module_id mi = { 0 };
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ))
 			continue;
-		if (read_module_id(proc, m, id, &id_len, &bias, &text,
-				   &text_off) ||
-		    id_len != build_id_len || memcmp(id, build_id, id_len) ||
-		    !text_loaded(proc, m, text, text_off))
+		if (read_module_id(proc, m, &mi) || mi.id_len != build_id_len ||
+		    memcmp(mi.id, build_id, mi.id_len) ||
+		    !text_loaded(proc, m, &mi))
 			continue;
-		*mod = (struct hp_rmodule){ .bias = bias,
+		*mod = (struct hp_rmodule){ .bias = mi.bias,
 					    .start = m->start,
 					    .end = m->end };
 		snprintf(mod->path, sizeof(mod->path), "%s", m->path);
