@@ -63,6 +63,7 @@ static uint64_t floor_once(pid_t pid)
 	}
 	sched_setscheduler(0, SCHED_FIFO, &sp);
 	t0 = hp_now_us();
+	hp_pt_set_deadline(t0 + 250000); /* bounded as hp_world_stop is */
 	for (size_t i = 0; i < nr; i++)
 		if (w.threads[i].seized && hp_pt_interrupt(&w.threads[i]))
 			w.threads[i].seized = false;
@@ -70,6 +71,7 @@ static uint64_t floor_once(pid_t pid)
 		if (w.threads[i].seized && hp_pt_wait_stop(&w.threads[i]))
 			w.threads[i].seized = false;
 	t_stopped = hp_now_us();
+	hp_pt_set_deadline(0);
 	for (size_t i = 0; i < nr; i++)
 		hp_pt_release(&w.threads[i]);
 	t1 = hp_now_us();

@@ -8,6 +8,7 @@
 #include "common/hp_secure.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,7 +57,73 @@ static int judge(const struct stat *st, const char *what, const char *path,
 	return 0;
 }
 
+/*
+ * A directory found secure is not walked again for HP_SECURE_TTL_US while
+ * one stat of it finds the same directory (device, inode) with the same
+ * owner and mode: a run over many processes checks its lock and state
+ * directories once, not twice per process (a walk is a readlink and a
+ * stat per component), and a chmod or a replaced directory is still seen
+ * at once. Not seen for up to that long: a change of mode higher up,
+ * which only root or the owner could make (the walk found every directory
+ * above theirs and writable by nobody else).
+ */
+#define HP_SECURE_TTL_US 1000000
+#define HP_SECURE_SEEN 4
+
+static struct seen_dir {
+	char dir[256];
+	struct stat st;
+	uint64_t until;
+} seen[HP_SECURE_SEEN];
+
+static struct seen_dir *seen_find(const char *dir, const struct stat *st)
+{
+	for (size_t i = 0; i < HP_SECURE_SEEN; i++) {
+		struct seen_dir *d = &seen[i];
+
+		if (!strcmp(d->dir, dir) && d->st.st_dev == st->st_dev &&
+		    d->st.st_ino == st->st_ino && d->st.st_uid == st->st_uid &&
+		    d->st.st_mode == st->st_mode)
+			return d;
+	}
+	return NULL;
+}
+
+static void seen_add(const char *dir, const struct stat *st, uint64_t now)
+{
+	struct seen_dir *oldest = &seen[0];
+
+	if (strlen(dir) >= sizeof(oldest->dir))
+		return;
+	for (size_t i = 1; i < HP_SECURE_SEEN; i++)
+		if (seen[i].until < oldest->until)
+			oldest = &seen[i];
+	snprintf(oldest->dir, sizeof(oldest->dir), "%s", dir);
+	oldest->st = *st;
+	oldest->until = now + HP_SECURE_TTL_US;
+}
+
+static int walk_dir(const char *dir, const char *what);
+
 int hp_secure_dir(const char *dir, const char *what)
+{
+	const uint64_t now = hp_now_us();
+	const struct seen_dir *d = NULL;
+	struct stat st;
+	int rc;
+
+	if (stat(dir, &st) < 0)
+		return -errno;
+	d = seen_find(dir, &st);
+	if (d && now < d->until)
+		return 0;
+	rc = walk_dir(dir, what);
+	if (!rc)
+		seen_add(dir, &st, now);
+	return rc;
+}
+
+static int walk_dir(const char *dir, const char *what)
 {
 	char real[PATH_MAX];
 	char *slash = NULL;

@@ -73,37 +73,59 @@ struct hold {
 	char oom[16]; /* oom_score_adj before, "" if unknown */
 };
 
-static void set_oom_adj(const char *value)
+static bool set_oom_adj(const char *value)
 {
 	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0;
 
-	if (fd < 0)
-		return;
-	if (write(fd, value, strlen(value)) < 0)
+	if (ok && write(fd, value, strlen(value)) < 0) {
 		hp_dbg(HP_DBG_PTRACE, "oom_score_adj %s: %s", value,
 		       strerror(errno));
-	close(fd);
+		ok = false;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* oom_score_adj as hpatch started, read once (a run over many processes
+ * holds each in turn); "" if unknown. */
+static const char *oom_before(void)
+{
+	static char before[16];
+	static bool read_once;
+	ssize_t n;
+	int fd;
+
+	if (read_once)
+		return before;
+	read_once = true;
+	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, before, sizeof(before) - 1);
+	if (fd >= 0)
+		close(fd);
+	before[n > 0 ? n : 0] = 0;
+	return before;
 }
 
 static void hold_begin(struct hold *h)
 {
 	const int sigs[] = { SIGTERM, SIGHUP,  SIGINT,	SIGQUIT,
 			     SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
+	/* (Some containers forbid lowering it even to root: once
+	 * refused, not tried again.) */
+	static bool refused;
 	sigset_t set;
-	ssize_t n;
-	int fd;
 
 	sigemptyset(&set);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(&set, sigs[i]);
 	sigprocmask(SIG_BLOCK, &set, &h->old);
-	h->oom[0] = 0;
-	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, h->oom, sizeof(h->oom) - 1);
-	if (fd >= 0)
-		close(fd);
-	h->oom[n > 0 ? n : 0] = 0;
-	set_oom_adj("-1000");
+	snprintf(h->oom, sizeof(h->oom), "%s", refused ? "" : oom_before());
+	if (h->oom[0] && !set_oom_adj("-1000")) {
+		refused = true;
+		h->oom[0] = 0;
+	}
 }
 
 /* After the attempt is recorded: a signal held back acts now. */
@@ -332,6 +354,39 @@ static int apply_one(struct apply_run *run, pid_t pid)
 	return arc;
 }
 
+/*
+ * For a run over many processes, one index of which processes share an
+ * address space: building it costs about log2(host processes) kcmp calls
+ * per process of the host, where each target checked alone costs one per
+ * process, so it pays from about 8 targets. NULL: each asks the host.
+ */
+#define HPATCH_SHARERS_MIN_TARGETS 8
+
+static struct hp_rt_sharers *sharers_for(size_t nr_targets)
+{
+	struct hp_rt_sharers *s = NULL;
+
+	if (nr_targets < HPATCH_SHARERS_MIN_TARGETS || hp_rt_sharers_new(&s))
+		return NULL;
+	return s;
+}
+
+/* Apply to every one of @pids, output in one array. Return: the exit. */
+static int apply_each(struct apply_run *run, const pid_t *pids, size_t nr)
+{
+	int status = HP_EXIT_OK;
+
+	run->opts.sharers = sharers_for(nr);
+	hp_out_str(&run->o, "patch_id", "%s", run->p->id);
+	hp_out_begin_array(&run->o, "processes");
+	for (size_t i = 0; i < nr; i++)
+		status = combine(status, apply_one(run, pids[i]));
+	hp_out_finish(&run->o);
+	hp_rt_sharers_free(run->opts.sharers);
+	run->opts.sharers = NULL;
+	return status;
+}
+
 /* The rest of apply's usage checks. Return: 0, or HP_EXIT_USAGE. */
 static int apply_usage(int first, int argc, const struct hp_strlist *pid_args,
 		       bool all, long timeout_ms)
@@ -356,7 +411,7 @@ static int cmd_apply(int argc, char **argv)
 	struct hp_patch *p = NULL;
 	pid_t *pids = NULL;
 	size_t nr = 0;
-	int first, rc, lrc, status = HP_EXIT_OK;
+	int first, rc, lrc;
 	const struct hp_opt table[] = {
 		{ "pid", 'p', HP_OPT_LIST, &pid_args, "PID",
 		  "process to patch" },
@@ -411,12 +466,7 @@ static int cmd_apply(int argc, char **argv)
 	if (rc)
 		goto out;
 	hp_out_init(&run.o, stdout, json);
-	hp_out_str(&run.o, "patch_id", "%s", p->id);
-	hp_out_begin_array(&run.o, "processes");
-	for (size_t i = 0; i < nr; i++)
-		status = combine(status, apply_one(&run, pids[i]));
-	hp_out_finish(&run.o);
-	rc = status;
+	rc = apply_each(&run, pids, nr);
 out:
 	hp_rt_audit_close(&run.audit);
 	hp_patch_free(p);
@@ -473,6 +523,7 @@ static int cmd_revert(int argc, char **argv)
 		goto out;
 	hp_out_init(&o, stdout, json);
 	hp_out_begin_array(&o, "processes");
+	opts.sharers = sharers_for(nr);
 	for (size_t i = 0; i < nr; i++) {
 		struct hp_rt_result res;
 		struct hold h;
@@ -486,6 +537,7 @@ static int cmd_revert(int argc, char **argv)
 		status = combine(status, rrc);
 	}
 	hp_out_finish(&o);
+	hp_rt_sharers_free(opts.sharers);
 	rc = status;
 out:
 	hp_rt_audit_close(&audit);

@@ -301,7 +301,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
 	if (!rc)
-		rc = hp_proc_check_alone(pid);
+		rc = hp_proc_check_alone(pid, opts->sharers);
 	if (rc)
 		goto out;
 	rc = hp_proc_open(pid, &proc, scanned);
@@ -350,7 +350,9 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	int rc;
 
 	hp_prio_raise(0, &pr);
+	hp_pt_set_call_bound(opts->timeout_ms);
 	rc = apply_one(p, pid, opts, res);
+	hp_pt_wake_release();
 	hp_prio_restore(0, &pr);
 	return rc;
 }

@@ -80,11 +80,32 @@ static void put_functions(struct hp_out *o, const char *list)
 	hp_out_end_array(o);
 }
 
+/*
+ * The name of the user we run as, looked up once per uid: a run over
+ * many processes writes a line for each, and each lookup reads
+ * /etc/nsswitch.conf and /etc/passwd.
+ */
+static const char *user_name(uid_t uid)
+{
+	static char name[64];
+	static uid_t named = (uid_t)-1;
+	const struct passwd *pw = NULL;
+
+	if (uid == named)
+		return name;
+	pw = getpwuid(uid);
+	if (!pw)
+		return "?";
+	snprintf(name, sizeof(name), "%s", pw->pw_name);
+	named = uid;
+	return name;
+}
+
 void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 			const char *file, const struct hp_patch *p,
 			const struct hp_rt_result *res, int rc)
 {
-	const struct passwd *pw = getpwuid(getuid());
+	const uid_t uid = getuid();
 	char *line = NULL, exe[PATH_MAX] = "", link[64], when[32];
 	char key[HP_KEY_ID_STR_BYTES] = "";
 	size_t len = 0;
@@ -111,8 +132,8 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	hp_out_init(&o, fp, true);
 	hp_out_str(&o, "time", "%s", when);
-	hp_out_str(&o, "user", "%s", pw ? pw->pw_name : "?");
-	hp_out_u64(&o, "uid", getuid());
+	hp_out_str(&o, "user", "%s", user_name(uid));
+	hp_out_u64(&o, "uid", uid);
 	hp_out_str(&o, "action", "%s", action);
 	hp_out_i64(&o, "pid", res ? res->pid : 0);
 	hp_out_str(&o, "executable", "%s", exe);

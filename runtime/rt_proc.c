@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/kcmp.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
@@ -242,15 +241,25 @@ const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
 	return NULL;
 }
 
-/*
- * Build-id and load bias of the ELF image whose header is mapped at @m,
- * and where its (first) executable segment would be if it were loaded:
- * *@text at page offset *@text_off of the file.
- */
+/* What the header of an ELF image mapped in a process says of it. */
+struct module_id {
+	uint8_t id[HP_BUILD_ID_MAX]; /* GNU build-id */
+	uint32_t id_len;
+	hp_raddr_t bias; /* load bias */
+	/* Where its (first) executable segment would be if it were loaded:
+	 * at @text, from page offset @text_off of the file. */
+	hp_raddr_t text;
+	uint64_t text_off;
+};
+
+/* Read @out from the ELF image whose header is mapped at @m. */
 static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
-			  uint8_t *id, uint32_t *id_len, hp_raddr_t *bias,
-			  hp_raddr_t *text, uint64_t *text_off)
+			  struct module_id *out)
 {
+	uint8_t *id = out->id;
+	uint32_t *id_len = &out->id_len;
+	hp_raddr_t *bias = &out->bias, *text = &out->text;
+	uint64_t *text_off = &out->text_off;
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
 	hp_raddr_t first_load = (hp_raddr_t)-1;
@@ -320,12 +329,14 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
  * running instance.
  */
 static bool text_loaded(const struct hp_proc *proc, const struct hp_map *m,
-			hp_raddr_t text, uint64_t text_off)
+			const struct module_id *mi)
 {
-	const struct hp_map *x = text ? hp_proc_find_map(proc, text) : NULL;
+	const struct hp_map *x =
+		mi->text ? hp_proc_find_map(proc, mi->text) : NULL;
 
-	return x && x->start == text && (x->prot & PROT_EXEC) && !x->shared &&
-	       x->offset == text_off && !strcmp(x->path, m->path);
+	return x && x->start == mi->text && (x->prot & PROT_EXEC) &&
+	       !x->shared && x->offset == mi->text_off &&
+	       !strcmp(x->path, m->path);
 }
 
 int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
@@ -333,20 +344,16 @@ int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 {
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
-		uint8_t id[HP_BUILD_ID_MAX];
-		uint32_t id_len = 0;
-		hp_raddr_t bias = 0, text = 0;
-		uint64_t text_off = 0;
+		struct module_id mi = { 0 };
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ))
 			continue;
-		if (read_module_id(proc, m, id, &id_len, &bias, &text,
-				   &text_off) ||
-		    id_len != build_id_len || memcmp(id, build_id, id_len) ||
-		    !text_loaded(proc, m, text, text_off))
+		if (read_module_id(proc, m, &mi) || mi.id_len != build_id_len ||
+		    memcmp(mi.id, build_id, mi.id_len) ||
+		    !text_loaded(proc, m, &mi))
 			continue;
-		*mod = (struct hp_rmodule){ .bias = bias,
+		*mod = (struct hp_rmodule){ .bias = mi.bias,
 					    .start = m->start,
 					    .end = m->end };
 		snprintf(mod->path, sizeof(mod->path), "%s", m->path);
@@ -501,6 +508,33 @@ long hp_task_status_field(pid_t tid, const char *key)
 	return -1;
 }
 
+/* Read @path into @buf (NUL-terminated, "" on failure). */
+static void read_small(const char *path, char *buf, size_t size)
+{
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+}
+
+void hp_task_state(pid_t tid, char *buf, size_t size)
+{
+	char path[64], stat[512], wchan[64], *p = NULL;
+	bool in = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	read_small(path, stat, sizeof(stat));
+	p = strrchr(stat, ')');
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)tid);
+	read_small(path, wchan, sizeof(wchan));
+	in = wchan[0] && strcmp(wchan, "0");
+	snprintf(buf, size, "state %c%s%s%s", p && p[1] ? p[2] : '?',
+		 p && p[2] == 'D' ? ", uninterruptible" : "", in ? ", in " : "",
+		 in ? wchan : "");
+}
+
 pid_t hp_task_tracer(pid_t tid)
 {
 	return (pid_t)hp_task_status_field(tid, "TracerPid:");
@@ -521,53 +555,6 @@ void hp_task_comm(pid_t pid, char *buf, size_t size)
 		n = snprintf(buf, size, "?");
 	buf[n] = 0;
 	buf[strcspn(buf, "\n")] = 0;
-}
-
-/* Do processes @a and @b share one address space (kcmp KCMP_VM)? */
-static bool same_mm(pid_t a, pid_t b)
-{
-	return a != b && syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0;
-}
-
-/*
- * Processes that share @pid's memory without being its threads: a vfork
- * child and its parent (until the child execs or exits), any process
- * made with clone(CLONE_VM). kcmp asks the kernel about each process:
- * one system call each, 0.4 ms for 400 processes (no /proc file read).
- */
-int hp_proc_check_alone(pid_t pid)
-{
-	/* A live thread: a leader gone (pthread_exit in main) has no
-	 * memory, and would compare equal to every kernel thread. */
-	const pid_t self = hp_proc_live_tid(pid);
-	pid_t *all = NULL, sharers[8];
-	size_t nr = 0, n = 0;
-	char list[128] = "";
-	int rc;
-
-	if (hp_task_gone(self))
-		return 0; /* no memory left to share: the open says gone */
-	rc = hp_proc_list_tasks(0, &all, &nr);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < nr && n < HP_ARRAY_SIZE(sharers); i++) {
-		if (all[i] != pid && same_mm(self, all[i]))
-			sharers[n++] = all[i];
-	}
-	free(all);
-	if (!n)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		snprintf(list + strlen(list), sizeof(list) - strlen(list),
-			 "%s%d", i ? ", " : "", (int)sharers[i]);
-	hp_error(-HP_E_BUSY,
-		 "pid %d: shares its memory with pid %s (a vfork child, or "
-		 "clone(CLONE_VM)), whose threads hpatch would not stop; "
-		 "nothing changed",
-		 (int)pid, list);
-	hp_hint("a vfork child shares only until it execs or exits: retry "
-		"then");
-	return -HP_E_BUSY;
 }
 
 int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)

@@ -9,6 +9,7 @@
 #include "common/hp_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stddef.h>
@@ -32,59 +33,166 @@
 #define HP_PT_WAIT_MAX_US 2000000
 static uint64_t pt_deadline; /* CLOCK_MONOTONIC us, 0: the default */
 
+/*
+ * A bounded wait costs one blocking waitpid, as an unbounded one: the
+ * kernel wakes a waiter for one pid only when that pid reports, and a
+ * timer (CLOCK_MONOTONIC, HP_PT_WAKE_SIG to this thread alone, a handler
+ * that does nothing, installed without SA_RESTART) ends the wait with
+ * EINTR at the deadline. It is armed once per deadline, not per wait.
+ * (A sigtimedwait on SIGCHLD, the first bounded design, woke the loader
+ * at every thread's stop, not only the one it waited for: 256 threads
+ * stopped in 1.5x the time; and it took SIGCHLD from a daemon waiting for
+ * children of its own.) The signal's disposition and this thread's mask
+ * are hpatch's only while a wait needs them (hp_pt_wake_release).
+ */
+#define HP_PT_WAKE_SIG (SIGRTMAX - 3)
+
+static struct {
+	bool installed; /* handler and mask ours; timer created */
+	struct sigaction old_action;
+	sigset_t old_mask;
+	timer_t timer;
+	uint64_t armed; /* CLOCK_MONOTONIC us it fires at, 0: disarmed */
+} wake;
+
+static void wake_nop(int sig)
+{
+	(void)sig;
+}
+
+static int wake_install(void)
+{
+	struct sigaction sa = { .sa_handler = wake_nop };
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
+				.sigev_signo = HP_PT_WAKE_SIG };
+	sigset_t set;
+
+	if (wake.installed)
+		return 0;
+	sev._sigev_un._tid =
+		(pid_t)syscall(SYS_gettid); /* sigev_notify_thread_id */
+	if (timer_create(CLOCK_MONOTONIC, &sev, &wake.timer) < 0)
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&set);
+	sigaddset(&set, HP_PT_WAKE_SIG);
+	sigaction(HP_PT_WAKE_SIG, &sa, &wake.old_action);
+	pthread_sigmask(SIG_UNBLOCK, &set, &wake.old_mask);
+	wake.installed = true;
+	wake.armed = 0;
+	return 0;
+}
+
+void hp_pt_wake_release(void)
+{
+	if (!wake.installed)
+		return;
+	/* Deleted first: a signal it raised was delivered by the time the
+	 * call returns (it is not blocked), never after the restore. */
+	timer_delete(wake.timer);
+	pthread_sigmask(SIG_SETMASK, &wake.old_mask, NULL);
+	sigaction(HP_PT_WAKE_SIG, &wake.old_action, NULL);
+	wake.installed = false;
+}
+
+/* Interrupt this thread's blocking call at @at_us. Return: 0 or -errno. */
+static int wake_at(uint64_t at_us)
+{
+	struct itimerspec its = { 0 };
+	int rc = wake_install();
+
+	if (rc || wake.armed == at_us)
+		return rc;
+	its.it_value.tv_sec = (time_t)(at_us / 1000000);
+	its.it_value.tv_nsec = (long)(at_us % 1000000) * 1000;
+	if (timer_settime(wake.timer, TIMER_ABSTIME, &its, NULL) < 0)
+		return -errno;
+	wake.armed = at_us;
+	return 0;
+}
+
+/* No signal of ours after this: it would end a sleep of someone else's
+ * (a backoff's usleep) with EINTR. */
+static void wake_disarm(void)
+{
+	const struct itimerspec off = { 0 };
+
+	if (wake.armed && !timer_settime(wake.timer, 0, &off, NULL))
+		wake.armed = 0;
+}
+
 void hp_pt_set_deadline(uint64_t deadline_us)
 {
 	pt_deadline = deadline_us;
+	if (!deadline_us)
+		wake_disarm();
 }
 
 /*
- * waitpid(@tid) until the deadline. Most waits of a stop find the thread
- * stopped already (every thread was interrupted first): one WNOHANG. Else
- * SIGCHLD, which every stop of a tracee sends its tracer, wakes a
- * sigtimedwait (blocked meanwhile, so none is lost between the check and
- * the wait). A leader that exited while others live never reports: it is
- * looked at every 10 ms. Return: the pid, 0 at the deadline, -errno.
+ * The bound of a wait for our own instructions (an injected system call,
+ * a single step), which normally take microseconds: a call can sleep in
+ * the kernel (mmap waiting for the address-space lock that a thread
+ * faulting on a hung file system holds), and a bound shorter than the
+ * operation's --timeout would give up on it sooner than the operator said.
  */
-static pid_t wait_bounded(const struct hp_thread *t, int *status)
+static uint64_t pt_call_max_us = HP_PT_WAIT_MAX_US;
+
+void hp_pt_set_call_bound(long bound_ms)
 {
-	const uint64_t deadline =
-		pt_deadline ? pt_deadline : hp_now_us() + HP_PT_WAIT_MAX_US;
-	sigset_t chld, old;
+	const uint64_t us = bound_ms > 0 ? (uint64_t)bound_ms * 1000 : 0;
+
+	pt_call_max_us = us > HP_PT_WAIT_MAX_US ? us : HP_PT_WAIT_MAX_US;
+}
+
+/*
+ * waitpid(@tid) until @deadline: one WNOHANG (most waits of a stop find
+ * the thread stopped already: every thread was interrupted first), else
+ * one blocking waitpid that the timer ends. A leader that exited while
+ * others live never reports: it is looked at every 10 ms. Without a
+ * timer (timer_create refused) the wait polls every 100 us.
+ * Return: the pid, 0 at the deadline, -1 with errno.
+ */
+static pid_t wait_until(const struct hp_thread *t, int *status,
+			uint64_t deadline)
+{
 	pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
-	int saved;
 
-	if (r != 0)
-		return r;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &old);
-	for (;;) {
-		uint64_t now, left;
-		struct timespec ts;
+	while (r == 0 || (r < 0 && errno == EINTR)) {
+		const uint64_t now = hp_now_us();
+		uint64_t until = deadline;
 
-		r = waitpid(t->tid, status, __WALL | WNOHANG);
-		if (r < 0 && errno == EINTR)
-			continue;
-		now = hp_now_us();
-		if (r != 0 || now >= deadline)
-			break;
+		if (now >= deadline)
+			return 0;
 		if (t->leader && hp_task_gone(t->tid)) {
-			r = -1;
 			errno = ESRCH;
-			break;
+			return -1;
 		}
-		left = deadline - now;
-		if (t->leader && left > 10000)
-			left = 10000;
-		ts = (struct timespec){ (time_t)(left / 1000000),
-					(long)(left % 1000000) * 1000 };
-		sigtimedwait(&chld, NULL, &ts);
+		if (t->leader && until > now + 10000)
+			until = now + 10000;
+		if (wake_at(until)) {
+			usleep(100);
+			r = waitpid(t->tid, status, __WALL | WNOHANG);
+			continue;
+		}
+		r = waitpid(t->tid, status, __WALL);
 	}
-	saved = errno;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	errno = saved;
 	return r;
 }
+
+/* A wait within a stop's deadline (the timer stays armed for the next
+ * wait, disarmed by hp_pt_set_deadline(0)), or alone. */
+static pid_t wait_bounded(const struct hp_thread *t, int *status)
+{
+	pid_t r;
+
+	if (pt_deadline)
+		return wait_until(t, status, pt_deadline);
+	r = wait_until(t, status, hp_now_us() + HP_PT_WAIT_MAX_US);
+	wake_disarm();
+	return r;
+}
+
+static void restore_signals(const struct hp_thread *t, uint64_t *saved);
 
 int hp_pt_seize(struct hp_thread *t)
 {
@@ -243,10 +351,12 @@ void hp_pt_release(struct hp_thread *t)
 		 * again: if it stops now, it is let go; else it stays
 		 * attached, its interrupt pending, until a later try stops
 		 * it or hpatch exits (the kernel lets it go then). */
-		pt_deadline = hp_now_us() + 10000;
+		/* One left inside our instruction gets longer: caught on
+		 * its way back, it gets its own registers again. */
+		pt_deadline = hp_now_us() + (t->owes_mask ? 500000 : 10000);
 		if (!rc)
 			rc = hp_pt_wait_stop(t);
-		pt_deadline = saved;
+		hp_pt_set_deadline(saved); /* (0: disarmed) */
 		if (rc == -ETIMEDOUT) {
 			hp_dbg(HP_DBG_PTRACE,
 			       "tid %d: not stopped; left attached",
@@ -254,6 +364,14 @@ void hp_pt_release(struct hp_thread *t)
 			t->seized = false;
 			return;
 		}
+		/* Back from our call at last: its own registers again. */
+		if (!rc && t->owes_regs &&
+		    ptrace(PTRACE_SETREGS, t->tid, 0, &t->owed_regs) < 0)
+			hp_warn("tid %d: cannot restore registers: %s",
+				(int)t->tid, strerror(errno));
+		if (!rc && t->owes_mask)
+			restore_signals(t, &t->owed_mask);
+		t->owes_regs = t->owes_mask = false;
 		if (rc) {
 			t->dead = t->seized; /* not reaped yet */
 			t->seized = false;
@@ -340,11 +458,26 @@ static void restore_signals(const struct hp_thread *t, uint64_t *saved)
 static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		     int *sig)
 {
+	uint64_t deadline = hp_now_us() + pt_call_max_us;
 	int status;
+	pid_t r;
 
+	if (hp_rt_fault("call"))
+		deadline = 0; /* for tests: as if the bound had passed */
 	if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 		return -errno;
-	if (waitpid(t->tid, &status, __WALL) < 0)
+	r = deadline ? wait_until(t, &status, deadline) : 0;
+	wake_disarm();
+	if (r == 0) {
+		/* Still running our instruction, in the kernel: it stops
+		 * on its way back to user space, if we are still there. */
+		t->stopped = false;
+		return ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 &&
+				       errno == ESRCH
+			       ? -ESRCH
+			       : -ETIMEDOUT;
+	}
+	if (r < 0)
 		return -errno;
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
 		t->seized = false;
@@ -354,6 +487,40 @@ static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		return -errno;
 	*sig = WIFSTOPPED(status) && status >> 16 == 0 ? WSTOPSIG(status) : 0;
 	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
+}
+
+/*
+ * A call or step that outlived its bound: the thread sleeps in the kernel
+ * inside our instruction, and only a stopped thread's registers and mask
+ * can be set. It stays attached with an interrupt pending; should it come
+ * back before hpatch lets go (hp_pt_release waits half a second more for
+ * it), @regs (NULL: its registers are its own, a step's) and @mask are put
+ * back. Else, once hpatch exits, it
+ * runs on from our instruction with our registers (the injected call's
+ * result lost) and every signal blocked: said, naming it, as busy (exit 4),
+ * never waited for without end.
+ */
+static int owed(struct hp_thread *t, const struct user_regs_struct *regs,
+		uint64_t mask, const char *what)
+{
+	char state[160];
+
+	t->owes_regs = regs != NULL;
+	if (regs)
+		t->owed_regs = *regs;
+	t->owes_mask = true;
+	t->owed_mask = mask;
+	hp_task_state(t->tid, state, sizeof(state));
+	hp_error(-HP_E_BUSY,
+		 "tid %d: still inside hpatch's %s after %llu ms (%s); its "
+		 "registers and signal mask are put back only if it returns "
+		 "before hpatch exits",
+		 (int)t->tid, what, (unsigned long long)(pt_call_max_us / 1000),
+		 state);
+	hp_hint("it waits in the kernel (a hung file system, memory "
+		"pressure?): if it returns after hpatch has exited, it runs "
+		"on with hpatch's registers; restart the process then");
+	return -HP_E_BUSY;
 }
 
 /*
@@ -399,6 +566,8 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		}
 	if (rc == -ESRCH)
 		return rc;
+	if (rc == -ETIMEDOUT)
+		return owed(t, &saved, mask, "injected system call");
 	if (rc == -HP_E_INJECT)
 		hp_error(rc,
 			 "tid %d: the injected system call %ld %s at 0x%llx "
@@ -431,6 +600,8 @@ int hp_pt_step(struct hp_thread *t)
 	/* A stop that ran nothing (a group stop) is stepped again. */
 	for (int tries = 0; tries < 16; tries++) {
 		rc = step_once(t, &t->regs, &sig);
+		if (rc == -ETIMEDOUT)
+			return owed(t, NULL, mask, "single step");
 		t->has_regs = !rc;
 		if (rc || sig == SIGTRAP)
 			break;

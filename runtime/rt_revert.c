@@ -67,7 +67,7 @@ void hp_collect_retired(struct hp_proc *proc)
 		return;
 	unused = calloc(nr + 1, sizeof(*unused));
 	nr_retired = unused ? hp_plan_retired(regions, nr, unused) : 0;
-	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid) ||
+	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid, 0) ||
 	    hp_world_stop(&w))
 		goto out;
 	if (hp_world_fresh_maps(&w, proc)) {
@@ -163,7 +163,7 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	*res = (struct hp_rt_result){ .pid = pid };
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
 	if (!rc)
-		rc = hp_proc_check_alone(pid);
+		rc = hp_proc_check_alone(pid, opts->sharers);
 	if (rc)
 		goto out;
 	rc = hp_proc_open(pid, &proc, false);
@@ -209,7 +209,9 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 	int rc;
 
 	hp_prio_raise(0, &pr);
+	hp_pt_set_call_bound(opts->timeout_ms);
 	rc = revert_one(pid, opts, res);
+	hp_pt_wake_release();
 	hp_prio_restore(0, &pr);
 	return rc;
 }

@@ -37,6 +37,99 @@
 #define PTRACE_SECCOMP_GET_FILTER 0x420c
 #endif
 
+/* The machine a classic BPF program runs on: A, X and scratch memory. */
+struct bpf_vm {
+	uint32_t a, x, mem[BPF_MEMWORDS];
+};
+
+/* BPF_LD, BPF_LDX into A or X. Return: false for what seccomp refuses. */
+static bool bpf_load(struct bpf_vm *vm, const struct sock_filter *i,
+		     const struct seccomp_data *d)
+{
+	const bool ldx = BPF_CLASS(i->code) == BPF_LDX;
+	const uint16_t mode = i->code & ~BPF_CLASS(i->code);
+	uint32_t *reg = ldx ? &vm->x : &vm->a;
+
+	if (!ldx && i->code == (BPF_LD | BPF_W | BPF_ABS)) {
+		if (i->k % 4 || i->k + 4 > sizeof(*d))
+			return false;
+		memcpy(reg, (const uint8_t *)d + i->k, 4);
+	} else if (mode == (BPF_W | BPF_LEN)) {
+		*reg = sizeof(*d);
+	} else if (mode == BPF_IMM) {
+		*reg = i->k;
+	} else if (mode == BPF_MEM && i->k < BPF_MEMWORDS) {
+		*reg = vm->mem[i->k];
+	} else {
+		return false;
+	}
+	return true;
+}
+
+/* BPF_ALU on A. Return: false for a division by zero or an unknown op. */
+static bool bpf_alu(uint32_t *a, uint16_t op, uint32_t src)
+{
+	switch (op) {
+	case BPF_ADD:
+		*a += src;
+		return true;
+	case BPF_SUB:
+		*a -= src;
+		return true;
+	case BPF_MUL:
+		*a *= src;
+		return true;
+	case BPF_DIV:
+	case BPF_MOD:
+		if (!src)
+			return false;
+		*a = op == BPF_DIV ? *a / src : *a % src;
+		return true;
+	case BPF_AND:
+		*a &= src;
+		return true;
+	case BPF_OR:
+		*a |= src;
+		return true;
+	case BPF_XOR:
+		*a ^= src;
+		return true;
+	case BPF_LSH:
+	case BPF_RSH:
+		*a = src >= 32 ? 0 : op == BPF_LSH ? *a << src : *a >> src;
+		return true;
+	case BPF_NEG:
+		*a = -*a;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* How far conditional jump @op skips from @a and @src, or -1 unknown. */
+static int bpf_jump(const struct sock_filter *i, uint32_t a, uint32_t src)
+{
+	bool taken;
+
+	switch (BPF_OP(i->code)) {
+	case BPF_JEQ:
+		taken = a == src;
+		break;
+	case BPF_JGT:
+		taken = a > src;
+		break;
+	case BPF_JGE:
+		taken = a >= src;
+		break;
+	case BPF_JSET:
+		taken = a & src;
+		break;
+	default:
+		return -1;
+	}
+	return taken ? i->jt : i->jf;
+}
+
 /*
  * Run classic BPF program @f (@n instructions) on @d, as seccomp does
  * (seccomp_check_filter admits only these instructions).
@@ -45,119 +138,45 @@
 static uint32_t run_bpf(const struct sock_filter *f, size_t n,
 			const struct seccomp_data *d)
 {
-	uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = { 0 };
+	struct bpf_vm vm = { 0 };
 
 	for (size_t pc = 0; pc < n; pc++) {
 		const struct sock_filter *i = &f[pc];
-		const uint32_t k = i->k;
-		const uint32_t src = BPF_SRC(i->code) == BPF_X ? x : k;
-		bool jump = false;
+		const uint32_t src = BPF_SRC(i->code) == BPF_X ? vm.x : i->k;
+		int skip;
 
 		switch (BPF_CLASS(i->code)) {
 		case BPF_LD:
-			if (i->code == (BPF_LD | BPF_W | BPF_ABS) &&
-			    k % 4 == 0 && k + 4 <= sizeof(*d))
-				memcpy(&a, (const uint8_t *)d + k, 4);
-			else if (i->code == (BPF_LD | BPF_W | BPF_LEN))
-				a = sizeof(*d);
-			else if (i->code == (BPF_LD | BPF_IMM))
-				a = k;
-			else if (i->code == (BPF_LD | BPF_MEM) &&
-				 k < BPF_MEMWORDS)
-				a = mem[k];
-			else
-				return SECCOMP_RET_KILL_PROCESS;
-			break;
 		case BPF_LDX:
-			if (i->code == (BPF_LDX | BPF_W | BPF_LEN))
-				x = sizeof(*d);
-			else if (i->code == (BPF_LDX | BPF_IMM))
-				x = k;
-			else if (i->code == (BPF_LDX | BPF_MEM) &&
-				 k < BPF_MEMWORDS)
-				x = mem[k];
-			else
+			if (!bpf_load(&vm, i, d))
 				return SECCOMP_RET_KILL_PROCESS;
 			break;
 		case BPF_ST:
 		case BPF_STX:
-			if (k >= BPF_MEMWORDS)
+			if (i->k >= BPF_MEMWORDS)
 				return SECCOMP_RET_KILL_PROCESS;
-			mem[k] = BPF_CLASS(i->code) == BPF_ST ? a : x;
+			vm.mem[i->k] =
+				BPF_CLASS(i->code) == BPF_ST ? vm.a : vm.x;
 			break;
 		case BPF_ALU:
-			switch (BPF_OP(i->code)) {
-			case BPF_ADD:
-				a += src;
-				break;
-			case BPF_SUB:
-				a -= src;
-				break;
-			case BPF_MUL:
-				a *= src;
-				break;
-			case BPF_DIV:
-				if (!src)
-					return SECCOMP_RET_KILL_PROCESS;
-				a /= src;
-				break;
-			case BPF_MOD:
-				if (!src)
-					return SECCOMP_RET_KILL_PROCESS;
-				a %= src;
-				break;
-			case BPF_AND:
-				a &= src;
-				break;
-			case BPF_OR:
-				a |= src;
-				break;
-			case BPF_XOR:
-				a ^= src;
-				break;
-			case BPF_LSH:
-				a = src < 32 ? a << src : 0;
-				break;
-			case BPF_RSH:
-				a = src < 32 ? a >> src : 0;
-				break;
-			case BPF_NEG:
-				a = -a;
-				break;
-			default:
+			if (!bpf_alu(&vm.a, BPF_OP(i->code), src))
 				return SECCOMP_RET_KILL_PROCESS;
-			}
 			break;
 		case BPF_JMP:
-			if (BPF_OP(i->code) == BPF_JA) {
-				pc += k;
-				break;
-			}
-			switch (BPF_OP(i->code)) {
-			case BPF_JEQ:
-				jump = a == src;
-				break;
-			case BPF_JGT:
-				jump = a > src;
-				break;
-			case BPF_JGE:
-				jump = a >= src;
-				break;
-			case BPF_JSET:
-				jump = a & src;
-				break;
-			default:
+			skip = BPF_OP(i->code) == BPF_JA
+				       ? (int)i->k
+				       : bpf_jump(i, vm.a, src);
+			if (skip < 0)
 				return SECCOMP_RET_KILL_PROCESS;
-			}
-			pc += jump ? i->jt : i->jf;
+			pc += (size_t)skip;
 			break;
 		case BPF_RET:
-			return BPF_RVAL(i->code) == BPF_A ? a : k;
+			return BPF_RVAL(i->code) == BPF_A ? vm.a : i->k;
 		case BPF_MISC:
 			if (BPF_MISCOP(i->code) == BPF_TAX)
-				x = a;
+				vm.x = vm.a;
 			else
-				a = x;
+				vm.a = vm.x;
 			break;
 		default:
 			return SECCOMP_RET_KILL_PROCESS;

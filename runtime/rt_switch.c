@@ -27,6 +27,7 @@ struct attempt {
 	const struct hp_busy_range *busy;
 	pid_t busy_tid;
 	uint64_t t_stop, t_check, t_write; /* hp_now_us() after each phase */
+	uint64_t deadline;		   /* --timeout, as hp_now_us() */
 	bool dry_run; /* HP_RT_DRY_RUN: check, write nothing */
 };
 
@@ -151,7 +152,7 @@ static int try_switch(struct attempt *a, struct hp_proc *proc,
 	a->who = (struct hp_who){ 0 };
 	a->busy = NULL;
 	a->busy_tid = 0;
-	rc = hp_world_prepare(&a->w, proc->pid);
+	rc = hp_world_prepare(&a->w, proc->pid, a->deadline);
 	/* Threads may stay in the functions: then, without old patch
 	 * regions to keep, the stop reads each thread's instruction and
 	 * stack pointers alone, and the stacks are searched for returns
@@ -179,7 +180,8 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	const uint64_t deadline =
 		hp_now_us() + (uint64_t)opts->timeout_ms * 1000;
 	uint64_t backoff = 1000;
-	struct attempt a = { .dry_run = opts->flags & HP_RT_DRY_RUN };
+	struct attempt a = { .dry_run = opts->flags & HP_RT_DRY_RUN,
+			     .deadline = deadline };
 	int rc;
 
 	a.sites = calloc(sw->nr_recs + 1, sizeof(*a.sites));
@@ -190,15 +192,24 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
 			 a.busy ? a.busy->name : "");
 		if (!a.busy && hp_now_us() + backoff > deadline) {
-			char state[160];
+			const pid_t sharer =
+				hp_proc_vfork_sharer(proc->pid, a.w.stuck_tid);
+			char state[160], why[96] = "";
 
 			hp_world_stuck_state(&a.w, state, sizeof(state));
+			/* Begun since the check for sharers, or missed by an
+			 * index built before it. */
+			if (sharer)
+				snprintf(why, sizeof(why),
+					 ": it waits for pid %d, its vfork "
+					 "child, which shares its memory",
+					 (int)sharer);
 			rc = hp_error(-HP_E_BUSY,
 				      "pid %d: tid %d would not stop (%s) "
-				      "within %ld ms (%u tries); every thread "
-				      "was let go, nothing changed",
+				      "within %ld ms (%u tries)%s; every "
+				      "thread was let go, nothing changed",
 				      (int)proc->pid, (int)a.w.stuck_tid, state,
-				      opts->timeout_ms, res->nr_tries);
+				      opts->timeout_ms, res->nr_tries, why);
 			hp_hint("it waits in the kernel (for a vfork child, a "
 				"hung file system...): retry when it is back");
 			break;

@@ -29,13 +29,51 @@
 
 #define HP_LOG_PREFIX "rt: "
 /*
- * The longest a stop waits for every thread to reach it (interrupts
- * reach a running or sleeping thread in microseconds; 256 threads of a
- * saturated host in milliseconds). A thread still not stopped sleeps
- * where no interrupt wakes it: every thread is let go, and the switch
- * retries until --timeout (hp_switch).
+ * The longest a stop waits for every thread to reach it: interrupts reach
+ * a running or sleeping thread in microseconds, but each thread must
+ * first get a turn on a CPU, behind everything else runnable on the host.
+ * So a stop waits HP_STOP_MAX_US, or HP_STOP_TURN_US per turn that the
+ * runnable tasks (from /proc/loadavg, read before the window) and the
+ * target's threads need of the loader's CPUs, if longer (512 threads at a
+ * load of 300 on 2 CPUs: 406 turns, 1.2 s), but never past the caller's
+ * deadline (--timeout). A thread still not stopped sleeps where no
+ * interrupt wakes it: every thread is let go, and the switch retries
+ * until --timeout (hp_switch).
  */
 #define HP_STOP_MAX_US 250000
+#define HP_STOP_TURN_US 3000 /* a scheduler slice, at most */
+
+/* Tasks runnable on the host now (4th field of /proc/loadavg: "R/T"). */
+static long runnable_tasks(void)
+{
+	char buf[128] = "", *slash = NULL;
+	const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	const ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	slash = strchr(buf, '/');
+	while (slash && slash > buf && slash[-1] != ' ')
+		slash--;
+	return slash ? strtol(slash, NULL, 10) : 0;
+}
+
+uint64_t hp_world_stop_bound(const struct hp_world *w)
+{
+	const uint64_t cpus = w->nr_cpus > 0 ? (uint64_t)w->nr_cpus : 1;
+	const uint64_t turns =
+		((uint64_t)w->nr_runnable + w->nr_threads + cpus - 1) / cpus;
+	uint64_t bound = turns * HP_STOP_TURN_US;
+
+	if (bound < HP_STOP_MAX_US)
+		bound = HP_STOP_MAX_US;
+	if (w->until && w->stopped_at + bound > w->until)
+		bound = w->until > w->stopped_at + HP_STOP_MAX_US
+				? w->until - w->stopped_at
+				: HP_STOP_MAX_US;
+	return bound;
+}
 
 /*
  * Is @tid known? A listing comes in the order of the previous one, so
@@ -114,29 +152,7 @@ static int wait_and_read(struct hp_world *w, struct hp_thread *t)
 
 void hp_world_stuck_state(const struct hp_world *w, char *buf, size_t size)
 {
-	char path[64], stat[512] = "", wchan[64] = "", *p = NULL;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)w->pid,
-		 (int)w->stuck_tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, stat, sizeof(stat) - 1);
-	if (fd >= 0)
-		close(fd);
-	stat[n > 0 ? n : 0] = 0;
-	p = strrchr(stat, ')');
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)w->pid,
-		 (int)w->stuck_tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, wchan, sizeof(wchan) - 1);
-	if (fd >= 0)
-		close(fd);
-	wchan[n > 0 ? n : 0] = 0;
-	snprintf(buf, size, "state %c%s%s%s", p && p[1] ? p[2] : '?',
-		 p && p[2] == 'D' ? ", uninterruptible" : "",
-		 wchan[0] && strcmp(wchan, "0") ? ", in " : "",
-		 wchan[0] && strcmp(wchan, "0") ? wchan : "");
+	hp_task_state(w->stuck_tid, buf, size);
 }
 
 /*
@@ -261,20 +277,21 @@ static int loader_cpus(void)
  * (PTRACE_SEIZE does not stop it), so the window holds only interrupts,
  * waits and the work that needs the threads stopped.
  */
-int hp_world_prepare(struct hp_world *w, pid_t pid)
+int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 {
 	pid_t *tids = NULL;
 	size_t nr = 0;
 	char path[64];
 	int rc;
 
-	*w = (struct hp_world){ .pid = pid };
+	*w = (struct hp_world){ .pid = pid, .until = until };
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	w->status_fd = open(path, O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	w->task_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	check_task_links(w);
 	w->nr_cpus = loader_cpus();
+	w->nr_runnable = runnable_tasks();
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
 	for (size_t i = 0; i < nr && !rc; i++) {
@@ -292,6 +309,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid)
 		}
 	}
 	free(tids);
+	hp_world_reserve_stacks(w->nr_threads);
 	/* The leader last: by its wait it has stopped like the others, and
 	 * the check that it has not exited meanwhile costs nothing. */
 	for (size_t i = 0; i + 1 < w->nr_threads; i++)
@@ -316,7 +334,7 @@ int hp_world_stop(struct hp_world *w)
 	int rc = 0, rounds = 0;
 
 	w->stopped_at = hp_now_us();
-	hp_pt_set_deadline(w->stopped_at + HP_STOP_MAX_US);
+	hp_pt_set_deadline(w->stopped_at + hp_world_stop_bound(w));
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		struct hp_thread *t = &w->threads[i];
 		int irc = t->seized ? hp_pt_interrupt(t) : 0;

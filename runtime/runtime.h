@@ -35,11 +35,16 @@ enum hp_rt_flags {
 
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"
 
+struct hp_rt_sharers; /* hp_rt_sharers_new */
+
 struct hp_rt_opts {
 	unsigned int flags; /* enum hp_rt_flags */
 	long timeout_ms;    /* consistency retries give up after this */
 	/* Anti-rollback state of the host (NULL: HP_STATE_DIR_DEFAULT). */
 	const char *state_dir;
+	/* Which processes share an address space, for a run over many
+	 * (hp_rt_sharers_new); NULL: each apply or revert asks the host. */
+	struct hp_rt_sharers *sharers;
 };
 
 /* What happened to one process; filled even on failure. */
@@ -147,6 +152,20 @@ void hp_rt_boost(void);
  * so the stop window only compares a step's name. Not thread-safe.
  */
 void hp_rt_set_faults(const char *fault, const char *delay);
+
+/*
+ * hp_rt_sharers_new() - an index of the host's processes by address
+ * space, for a run over many: each apply or revert given it in
+ * hp_rt_opts.sharers finds the processes sharing its target's memory (a
+ * vfork child, a clone(CLONE_VM) child) in a few kcmp calls, where alone
+ * it asks every process of the host. Build it when the targets are
+ * known: a process that starts sharing memory with a target after that
+ * is not in it (a vfork parent then waits in the kernel, where no stop
+ * reaches it: the bounded stop says so). Return: 0 or -errno.
+ */
+int hp_rt_sharers_new(struct hp_rt_sharers **out)
+	__attribute__((warn_unused_result));
+void hp_rt_sharers_free(struct hp_rt_sharers *s);
 
 /*
  * hp_rt_find_targets() - every process (but this one) that maps a module of

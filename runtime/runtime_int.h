@@ -103,14 +103,25 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 bool hp_task_gone(pid_t tid);
 /* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
 long hp_task_status_field(pid_t tid, const char *key);
-/* Refuse a process that shares its memory with another process (vfork,
- * clone(CLONE_VM)): hpatch stops one process's threads, not the other's.
- * Return: 0, -HP_E_BUSY (reported, naming them), -errno. */
-int hp_proc_check_alone(pid_t pid) __attribute__((warn_unused_result));
+/* "state D, uninterruptible, in nfs_wait_bit_killable" of thread @tid. */
+void hp_task_state(pid_t tid, char *buf, size_t size);
 /* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
 pid_t hp_task_tracer(pid_t tid);
 /* The command name of @pid, "?" if unknown. */
 void hp_task_comm(pid_t pid, char *buf, size_t size);
+
+/* ---- rt_sharers.c: processes sharing an address space ---- */
+/* Refuse a process that shares its memory with another process (vfork,
+ * clone(CLONE_VM)): hpatch stops one process's threads, not the other's.
+ * @s: an index of the host's processes (hp_rt_sharers_new) to look in,
+ * or NULL to ask every process. Return: 0, -HP_E_BUSY (reported, naming
+ * them), -errno. */
+int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
+	__attribute__((warn_unused_result));
+
+/* The process sharing @pid's memory that thread @tid waits for, in
+ * vfork() or clone(CLONE_VFORK) (where no interrupt reaches it), or 0. */
+pid_t hp_proc_vfork_sharer(pid_t pid, pid_t tid);
 
 /* ---- rt_symbols.c ---- */
 /* Address of @name (@version NULL: the default version) in the modules the
@@ -129,6 +140,12 @@ struct hp_thread {
 	bool has_regs; /* regs read during this stop */
 	bool has_ip;   /* regs.rip and .rsp alone read during this stop */
 	struct user_regs_struct regs;
+	/* Left running our instruction (an injected call or a step that
+	 * outlived its bound): what hp_pt_release puts back if it stops. */
+	bool owes_regs;
+	bool owes_mask;
+	struct user_regs_struct owed_regs;
+	uint64_t owed_mask;
 };
 
 /* Return: 0, -ESRCH (exiting), or -errno reported naming the tracer
@@ -145,6 +162,12 @@ int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Bound every wait for a stop until @deadline_us (CLOCK_MONOTONIC us; 0:
  * each wait's own default, a few seconds). */
 void hp_pt_set_deadline(uint64_t deadline_us);
+/* Bound each wait for an injected system call or a single step to
+ * @bound_ms (at least 2 s). */
+void hp_pt_set_call_bound(long bound_ms);
+/* Give back the signal and mask the bounded waits used (every operation
+ * on a target calls it when done; a later wait takes them again). */
+void hp_pt_wake_release(void);
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Read only t->regs.rip and .rsp (one call, as cheap as one word and
  * cheaper than every register). */
@@ -204,6 +227,8 @@ struct hp_world {
 	bool leader_gone; /* exited (a zombie) while its threads run on */
 	pid_t stuck_tid;  /* with -HP_E_BUSY from the stop: would not stop */
 	int nr_cpus;	  /* the loader may run on, read before the window */
+	long nr_runnable; /* tasks runnable on the host, likewise */
+	uint64_t until;	  /* CLOCK_MONOTONIC us: no stop waits past it */
 	/* Every stack as hp_world_check read it in this stop, for the
 	 * checks after it (hp_world_drop_stacks: when a thread runs). */
 	uint8_t *stacks;
@@ -211,6 +236,9 @@ struct hp_world {
 	size_t stacks_total;
 };
 
+/* How long a stop of @w, from w->stopped_at, waits for its threads: more
+ * on a loaded host, never past w->until (rt_transition.c). In us. */
+uint64_t hp_world_stop_bound(const struct hp_world *w);
 /* "state D, uninterruptible, in nfs_wait_bit_killable" of w->stuck_tid. */
 void hp_world_stuck_state(const struct hp_world *w, char *buf, size_t size);
 
@@ -220,9 +248,11 @@ int hp_thread_need_regs(struct hp_thread *t)
 	__attribute__((warn_unused_result));
 int hp_thread_need_ip(struct hp_thread *t) __attribute__((warn_unused_result));
 
-/* Before the window: raise our priority, seize (not stop) every thread.
- * Return: 0 or -errno; on failure everything is released. */
-int hp_world_prepare(struct hp_world *w, pid_t pid)
+/* Before the window: raise our priority, seize (not stop) every thread;
+ * no stop of this world will wait past @until (CLOCK_MONOTONIC us, 0: no
+ * limit but its own). Return: 0 or -errno; on failure everything is
+ * released. */
+int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 	__attribute__((warn_unused_result));
 /* Stop every prepared thread, and any born since; w->stopped_at marks the
  * start of the window, w->resumed_at (set on release) its end.
@@ -301,6 +331,9 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 const struct hp_busy_range *ranges, size_t nr_ranges,
 			 struct hp_who *who);
 
+/* Before the window: make room, pages touched, for the stacks of about
+ * @nr_threads threads, kept for later stops of this process. */
+void hp_world_reserve_stacks(size_t nr_threads);
 /* Forget the stacks read in this stop (a thread ran, or the stop ends). */
 void hp_world_drop_stacks(struct hp_world *w);
 

@@ -20,6 +20,7 @@ for rule in kill-process kill-thread mdwe other; do
 	pid=$TARGET_PID
 	open_conn 3 "$TARGET_PORT"
 	check "$rule: the target runs under a filter" grep -q '^Seccomp:.*2' "/proc/$pid/status"
+	ask 3 version >/dev/null # the connection's thread (and stack) exists
 	cat "/proc/$pid/maps" >"$T/maps.before"
 	threads=$(nr_tasks "$pid")
 	if [ "$rule" = mdwe ]; then
@@ -43,4 +44,28 @@ for rule in kill-process kill-thread mdwe other; do
 	exec 3>&-
 	kill -9 "$pid" 2>/dev/null || true
 done
+
+# Strict mode (read, write, exit only: anything else kills the thread):
+# the main thread enters it while a thread of its own serves. The thread
+# hpatch runs its calls through is that main thread: refused, up front.
+start_target "$HP_TD/svc-v1" "$T/strict.log" 1 main-strict
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+for _ in $(seq 100); do
+	grep -q '^Seccomp:.*1' "/proc/$pid/status" && break
+	sleep 0.02
+done
+check "strict: the main thread runs in strict mode" grep -q '^Seccomp:.*1' "/proc/$pid/status"
+ask 3 version >/dev/null
+cat "/proc/$pid/maps" >"$T/maps.before"
+threads=$(nr_tasks "$pid")
+expect_exit 1 "strict: refused" apply "$pid"
+check "strict: names the thread and the mode" \
+	grep -q "tid $pid: runs in seccomp strict mode" "$T/last.err"
+cat "/proc/$pid/maps" >"$T/maps.after" 2>/dev/null || true
+check "strict: nothing was mapped" cmp -s "$T/maps.before" "$T/maps.after"
+check "strict: the target still runs" kill -0 "$pid"
+check "strict: every thread too ($threads)" test "$(nr_tasks "$pid" 2>/dev/null)" -eq "$threads"
+check "strict: answers v1" test "$(ask 3 version)" = v1
+exec 3>&-
 finish

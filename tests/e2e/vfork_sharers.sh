@@ -3,7 +3,9 @@
 # one process (a vfork child, any clone(CLONE_VM) child). Patching one of
 # them writes the memory of all while only its own threads are stopped:
 # hpatch must refuse, naming the others, and -p CHILD, -p PARENT and
-# --all alike leave the code untouched until they part.
+# --all alike leave the code untouched until they part, whether each
+# target asks every process (a few targets) or a run over many looks in
+# one index of the host built for it (8 targets or more).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -30,8 +32,36 @@ expect_exit 4 "-p PARENT: refused, busy" apply -p "$pid"
 check "names the child" grep -q "pid $pid: shares its memory with pid $child" "$T/last.err"
 expect_exit 4 "--all: refused, busy" apply --all
 check "the service's code is untouched" test "$(ask 4 version)" = v1
+others=()
+for i in $(seq 7); do
+	start_target "$T/svc" "$T/other.$i.log" 0
+	others+=("$TARGET_PID")
+done
+expect_exit 4 "--all over 9 (the index): the pair refused" apply --all --json
+check "names both, once each" test "$(grep -c 'shares its memory' "$T/last.err")" = 2
+check "the 7 others applied" test "$(grep -o '"result":"ok"' "$T/last.out" | wc -l)" = 7
+check "the service's code is still untouched" test "$(ask 4 version)" = v1
+for o in "${others[@]}"; do kill "$o"; done
 cat "/proc/$pid/maps" >"$T/maps.after"
 check "nothing was mapped" cmp -s "$T/maps.before" "$T/maps.after"
+IFS= read -r -t 6 _ <&3
+# A vfork begun after the check, while hpatch holds the threads (600 ms
+# at the seize, before the stop): the thread in it stops for no
+# interrupt, and the bounded stop names the child it waits for.
+HPATCH_DELAY=seize:600 "$HPATCH" apply --trust "$T/trust" --timeout 1000 \
+	-p "$pid" "$T/p.hpatch" >"$T/hp.out" 2>"$T/hp.err" &
+hp=$!
+for _ in $(seq 200); do # until hpatch holds every thread, for the stop
+	[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$(newest_tid "$pid")/status")" = "$hp" ] &&
+		[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status")" = "$hp" ] && break
+	sleep 0.01
+done
+echo "vfork 2500" >&3
+wait "$hp" && rc=0 || rc=$?
+check "a vfork begun meanwhile: busy (exit $rc)" test "$rc" -eq 4
+child=$(sed -n 's/.*it waits for pid \([0-9]*\), its vfork child.*/\1/p' "$T/hp.err")
+check "names the vfork child that shares its memory ($child)" test -n "$child"
+check "still v1" test "$(ask 4 version)" = v1
 IFS= read -r -t 6 _ <&3
 expect_exit 0 "once the child has exited: applied" apply -p "$pid"
 check "v2" test "$(ask 4 version)" = v2

@@ -1,6 +1,6 @@
 /*
  * Unit tests for common/: error texts, JSON/text output, buffers, hex,
- * atomic file writes and option parsing.
+ * atomic file writes, option parsing and the checks of trusted paths.
  */
 #include "hp_test.h"
 
@@ -8,6 +8,7 @@
 #include "common/hp_cli.h"
 #include "common/hp_log.h"
 #include "common/hp_out.h"
+#include "common/hp_secure.h"
 #include "common/hp_util.h"
 
 #include <errno.h>
@@ -235,6 +236,36 @@ static void test_log(void **state)
 	hp_log_set_sink(NULL, NULL);
 }
 
+/*
+ * A directory found secure is not walked again for a moment, but a
+ * change to it (its mode, its owner, another directory in its place) is
+ * seen at once.
+ */
+static void test_secure_dir_seen(void **state)
+{
+	char dir[] = "/tmp/hp-secure-XXXXXX", sub[64];
+
+	(void)state;
+	hp_log_set_sink(NULL, NULL);
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/d", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_hp_ok(hp_secure_dir(sub, "test directory"));
+	assert_hp_ok(hp_secure_dir(sub, "test directory")); /* seen */
+	assert_int_equal(chmod(sub, 0777), 0);
+	assert_hp_err(hp_secure_dir(sub, "test directory"), HP_E_INSECURE);
+	assert_int_equal(chmod(sub, 0700), 0);
+	assert_hp_ok(hp_secure_dir(sub, "test directory"));
+	/* Another in its place, writable by others: walked again. */
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(chmod(sub, 0770), 0);
+	assert_hp_err(hp_secure_dir(sub, "test directory"), HP_E_INSECURE);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(hp_secure_dir(sub, "test directory"), -ENOENT);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_log),
+		cmocka_unit_test(test_secure_dir_seen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,9 +18,11 @@
  *                worker), which prints a new ready line
  *   rtstats   -> "n=N sum=S bad=B": SIGRTMIN+1 signals received, the sum
  *                of their si_value, and how many came without SI_QUEUE
- * usage: svc [WORKERS [main-exits]]   prints "svc: ready pid=N port=P" when
- * listening; with main-exits the main thread leaves (pthread_exit) and a
- * thread of its own accepts, as some daemons do.
+ * usage: svc [WORKERS [main-exits|main-strict]]   prints "svc: ready pid=N
+ * port=P" when listening; with main-exits the main thread leaves
+ * (pthread_exit) and a thread of its own accepts, as some daemons do; with
+ * main-strict a thread of its own accepts and the main thread enters
+ * seccomp strict mode (read, write, exit only), waiting in a read.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -34,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -260,6 +264,19 @@ int main(int argc, char **argv)
 	if (argc > 2 && !strcmp(argv[2], "main-exits")) {
 		pthread_create(&t, NULL, acceptor, (void *)(long)srv);
 		pthread_exit(NULL);
+	}
+	if (argc > 2 && !strcmp(argv[2], "main-strict")) {
+		int never_written[2];
+		char c;
+
+		pthread_create(&t, NULL, acceptor, (void *)(long)srv);
+		if (pipe(never_written) ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0))
+			return 1;
+		for (;;)
+			if (read(never_written[0], &c, 1) <= 0)
+				syscall(SYS_exit,
+					0); /* all strict mode allows */
 	}
 	acceptor((void *)(long)srv);
 }
