@@ -622,7 +622,8 @@ int hp_pt_step(struct hp_thread *t)
  * Until the call hp_pt_call started in @t returns (to address 0), faults,
  * or runs past @timeout_us (and, unless then waiting on a futex, ten times
  * that); *@regs as it stopped. Return: 0, -HP_E_INJECT, -ETIMEDOUT,
- * -ESRCH, -errno (a ptrace or wait failure).
+ * -EINPROGRESS (interrupted, it would not stop either: still in the
+ * kernel), -ESRCH, -errno (a ptrace or wait failure).
  */
 static int wait_call(struct hp_thread *t, uint64_t timeout_us,
 		     struct user_regs_struct *regs, int *status)
@@ -643,10 +644,19 @@ static int wait_call(struct hp_thread *t, uint64_t timeout_us,
 				usleep(50);
 				continue;
 			}
-			/* Too long: stop it where it is. */
-			if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
-			    waitpid(t->tid, status, __WALL) < 0)
+			/* Too long: stop it where it is, within a bound too
+			 * (asleep in the kernel, it stops only on its way
+			 * out). */
+			if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
 				return -errno;
+			r = wait_until(t, status, hp_now_us() + pt_call_max_us);
+			wake_disarm();
+			if (r < 0)
+				return -errno;
+			if (r == 0) {
+				t->stopped = false;
+				return -EINPROGRESS;
+			}
 			rc = -ETIMEDOUT;
 		}
 		if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
@@ -721,6 +731,8 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 		goto out_restore;
 	}
 	rc = wait_call(t, timeout_us, &regs, &status);
+	if (rc == -EINPROGRESS)
+		return owed(t, &saved, mask, "injected call");
 	if (rc && rc != -ETIMEDOUT && rc != -HP_E_INJECT)
 		return rc;
 	if (rc == -ETIMEDOUT)
