@@ -519,6 +519,31 @@ static void read_small(const char *path, char *buf, size_t size)
 	buf[n > 0 ? n : 0] = 0;
 }
 
+/* Whether a /proc/TID/stat line is of a task with memory of its own: not a
+ * kernel thread (PF_KTHREAD), not exiting (PF_EXITING: its memory is being
+ * or has been let go). Either has none, and kcmp(KCMP_VM) finds every
+ * such task "sharing" it. */
+bool hp_stat_has_mm(const char *stat)
+{
+	const unsigned long pf_exiting = 0x4, pf_kthread = 0x200000;
+	const char *p = strrchr(stat, ')');
+	unsigned long flags = 0;
+
+	/* After the name: state ppid pgrp session tty_nr tpgid flags. */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+		return false;
+	return !(flags & (pf_exiting | pf_kthread));
+}
+
+bool hp_task_has_mm(pid_t tid)
+{
+	char path[48], buf[512];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	read_small(path, buf, sizeof(buf));
+	return hp_stat_has_mm(buf);
+}
+
 void hp_task_state(pid_t tid, char *buf, size_t size)
 {
 	char path[64], stat[512], wchan[64], *p = NULL;

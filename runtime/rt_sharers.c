@@ -245,6 +245,10 @@ int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 	rc = find_sharers(s, pid, self, sharers, HP_ARRAY_SIZE(sharers), &n);
 	if (rc || !n)
 		return rc;
+	/* Exiting since (its memory let go): it compared equal to every
+	 * kernel thread. Nothing to share: the open says gone. */
+	if (!hp_task_has_mm(self))
+		return 0;
 	for (size_t i = 0; i < n; i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list),
 			 "%s%d", i ? ", " : "", (int)sharers[i]);

@@ -11,7 +11,9 @@
 #include "common/hp_arch_x86_64.h"
 #include "runtime/runtime_int.h"
 
+#include <dirent.h>
 #include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,6 +529,48 @@ static void test_sharers(void **state)
 	free(stack);
 }
 
+/*
+ * A task with no memory of its own (a kernel thread, or a process exiting,
+ * its memory let go) compares equal under kcmp(KCMP_VM) to every other:
+ * never a sharer, never shared with. Seen in hpatchd's storm: a target
+ * exiting between the list and the check was refused as "shares its memory
+ * with pid 2, 3, 4" (kthreadd and its children).
+ */
+static void test_sharers_no_memory(void **state)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e = NULL;
+
+	(void)state;
+	assert_true(hp_stat_has_mm("1 (init) S 0 1 1 0 -1 4194560 0 0"));
+	assert_false(hp_stat_has_mm("2 (kthreadd) S 0 0 0 0 -1 2129984 0"));
+	assert_false(hp_stat_has_mm("9 (a) b) R 1 9 9 0 -1 4194564 0 0"));
+	assert_true(hp_stat_has_mm("9 (a) 1 2 3 4 5 6) S 1 9 9 0 -1 64 0"));
+	assert_false(hp_stat_has_mm("9 (truncated"));
+	assert_true(hp_task_has_mm(getpid()));
+	/* Where this host shows kernel threads: none is refused as sharing
+	 * the (absent) memory of the others. */
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		const pid_t pid = (pid_t)atoi(e->d_name);
+		char path[64], buf[512] = "";
+		FILE *f = NULL;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		f = pid > 0 ? fopen(path, "r") : NULL;
+		if (!f)
+			continue;
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+		if (buf[0] && !hp_stat_has_mm(buf) && !hp_task_gone(pid)) {
+			assert_hp_ok(check_alone(pid, NULL));
+			break;
+		}
+	}
+	closedir(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -541,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_stacks_checked),
 		cmocka_unit_test(test_sharers),
+		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_stop_bound),
 	};
 
