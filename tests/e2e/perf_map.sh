@@ -8,8 +8,12 @@ require_ptrace
 
 make_key k
 build_patch svc "$T/svc.hpatch" --key "$T/k.key"
+# A map left by an earlier process of the same pid (not every test's
+# targets are cleaned up after) is not this one's.
+fresh() { rm -f "/tmp/perf-$1.map"; }
 plant() { # plant PID: a link where the map of PID goes, to a victim file
 	printf 'victim\n' >"$T/victim"
+	fresh "$1"
 	ln -s "$T/victim" "/tmp/perf-$1.map"
 }
 
@@ -23,6 +27,7 @@ check "the link is still a link" test -L "/tmp/perf-$a.map"
 
 start_target "$HP_TD/svc-v1" "$T/b.log" 1
 b=$TARGET_PID
+fresh "$b"
 printf 'theirs\n' >"/tmp/perf-$b.map"
 chown nobody "/tmp/perf-$b.map"
 expect_exit 0 "apply with another user's file there" "$HPATCH" apply -p "$b" --trust "$T/trust" "$T/svc.hpatch"
@@ -30,6 +35,7 @@ check "another user's file not written" test "$(cat "/tmp/perf-$b.map")" = their
 
 start_target "$HP_TD/svc-v1" "$T/c.log" 1
 c=$TARGET_PID
+fresh "$c"
 expect_exit 0 "apply" "$HPATCH" apply -p "$c" --trust "$T/trust" "$T/svc.hpatch"
 nr=$(sed -n 's/^ *functions: \([0-9]*\)$/\1/p' "$T/last.out")
 check "a map line per patched function ($nr)" \
