@@ -9,11 +9,13 @@
 #include "common/hp_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -253,6 +255,18 @@ int hp_pt_interrupt(struct hp_thread *t)
  * kept ones were merged into one of each number. A leader that exited
  * while others live would never report: see wait_bounded.
  */
+/* Whether @sig, stopping a thread owed back from an injected step or
+ * call, is that step's trap or that call's return (a fault at 0). */
+static bool own_signal(struct hp_thread *t, int sig)
+{
+	struct user_regs_struct regs;
+
+	if (sig == SIGTRAP)
+		return true;
+	return sig == SIGSEGV && t->owes_regs &&
+	       !ptrace(PTRACE_GETREGS, t->tid, 0, &regs) && regs.rip == 0;
+}
+
 int hp_pt_wait_stop(struct hp_thread *t)
 {
 	int status = 0;
@@ -275,6 +289,13 @@ int hp_pt_wait_stop(struct hp_thread *t)
 		if (!WIFSTOPPED(status))
 			continue;
 		if (status >> 16 == 0) {
+			/* The trap of our own step (or the return of our own
+			 * call to address 0), come in after its bound: the
+			 * stop we wait for. Detaching from it drops it. */
+			if (t->owes_mask && own_signal(t, WSTOPSIG(status))) {
+				t->stopped = true;
+				return 0;
+			}
 			if (ptrace(PTRACE_CONT, t->tid, 0,
 				   (void *)(long)WSTOPSIG(status)) < 0)
 				return errno == ESRCH ? -ESRCH : -errno;
@@ -335,6 +356,29 @@ int hp_pt_get_ip(struct hp_thread *t)
 				    &t->regs.rsp);
 }
 
+/* Whether @tid has a SIGTRAP or SIGSEGV of its own pending (SigPnd). */
+static bool own_pending(pid_t tid)
+{
+	char path[48], buf[4096], *p = NULL;
+	unsigned long long pnd = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strstr(buf, "\nSigPnd:");
+	if (!p || sscanf(p + 8, "%llx", &pnd) != 1)
+		return false;
+	return pnd & ((1ULL << (SIGTRAP - 1)) | (1ULL << (SIGSEGV - 1)));
+}
+
 void hp_pt_release(struct hp_thread *t)
 {
 	if (!t->seized)
@@ -356,6 +400,15 @@ void hp_pt_release(struct hp_thread *t)
 		pt_deadline = hp_now_us() + (t->owes_mask ? 500000 : 10000);
 		if (!rc)
 			rc = hp_pt_wait_stop(t);
+		/* Our step's trap, queued but not yet taken when the
+		 * interrupt stopped it: taken now (and dropped), lest it
+		 * be delivered after the detach. */
+		if (!rc && t->owes_mask && own_pending(t->tid)) {
+			rc = ptrace(PTRACE_CONT, t->tid, 0, 0) < 0 ? -errno : 0;
+			t->stopped = false;
+			if (!rc)
+				rc = hp_pt_wait_stop(t);
+		}
 		hp_pt_set_deadline(saved); /* (0: disarmed) */
 		if (rc == -ETIMEDOUT) {
 			hp_dbg(HP_DBG_PTRACE,
