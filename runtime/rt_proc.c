@@ -486,26 +486,44 @@ bool hp_task_gone(pid_t tid)
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
-long hp_task_status_field(pid_t tid, const char *key)
+/* The value after @key in /proc/TID/status, in @buf; NULL if none. */
+static const char *status_value(pid_t tid, const char *key, char *buf,
+				size_t size)
 {
-	char path[48], buf[4096], *p = NULL;
 	const size_t klen = strlen(key);
+	char path[48], *p = NULL;
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	n = read(fd, buf, size - 1);
 	close(fd);
 	if (n <= 0)
-		return -1;
+		return NULL;
 	buf[n] = 0;
 	for (p = buf; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
 		if (!strncmp(p, key, klen))
-			return strtol(p + klen, NULL, 10);
-	return -1;
+			return p + klen;
+	return NULL;
+}
+
+long hp_task_status_field(pid_t tid, const char *key)
+{
+	char buf[4096];
+	const char *v = status_value(tid, key, buf, sizeof(buf));
+
+	return v ? strtol(v, NULL, 10) : -1;
+}
+
+uint64_t hp_task_status_mask(pid_t tid, const char *key)
+{
+	char buf[4096];
+	const char *v = status_value(tid, key, buf, sizeof(buf));
+
+	return v ? strtoull(v, NULL, 16) : 0;
 }
 
 /* Read @path into @buf (NUL-terminated, "" on failure). */

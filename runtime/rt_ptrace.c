@@ -9,7 +9,6 @@
 #include "common/hp_util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -356,27 +355,11 @@ int hp_pt_get_ip(struct hp_thread *t)
 				    &t->regs.rsp);
 }
 
-/* Whether @tid has a SIGTRAP or SIGSEGV of its own pending (SigPnd). */
+/* Whether @tid has a SIGTRAP or SIGSEGV of its own pending. */
 static bool own_pending(pid_t tid)
 {
-	char path[48], buf[4096], *p = NULL;
-	unsigned long long pnd = 0;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	p = strstr(buf, "\nSigPnd:");
-	if (!p || sscanf(p + 8, "%llx", &pnd) != 1)
-		return false;
-	return pnd & ((1ULL << (SIGTRAP - 1)) | (1ULL << (SIGSEGV - 1)));
+	return hp_task_status_mask(tid, "SigPnd:") &
+	       ((1ULL << (SIGTRAP - 1)) | (1ULL << (SIGSEGV - 1)));
 }
 
 void hp_pt_release(struct hp_thread *t)
