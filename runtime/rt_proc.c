@@ -290,7 +290,7 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 		}
 	for (int i = 0; i < eh.e_phnum; i++) {
 		uint8_t notes[1024];
-		size_t len = ph[i].p_filesz, off = 0;
+		size_t len = ph[i].p_filesz;
 
 		if (ph[i].p_type != PT_NOTE)
 			continue;
@@ -298,24 +298,9 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 			len = sizeof(notes);
 		if (hp_proc_read(proc, *bias + ph[i].p_vaddr, notes, len))
 			continue;
-		while (off + sizeof(Elf64_Nhdr) <= len) {
-			const Elf64_Nhdr *nh = (const void *)(notes + off);
-			size_t name = off + sizeof(*nh);
-			size_t desc = name + HP_ALIGN_UP(nh->n_namesz, 4U);
-			size_t next = desc + HP_ALIGN_UP(nh->n_descsz, 4U);
-
-			if (next > len)
-				break;
-			if (nh->n_type == NT_GNU_BUILD_ID &&
-			    nh->n_namesz == 4 &&
-			    !memcmp(notes + name, "GNU", 4) &&
-			    nh->n_descsz <= HP_BUILD_ID_MAX) {
-				memcpy(id, notes + desc, nh->n_descsz);
-				*id_len = nh->n_descsz;
-				return 0;
-			}
-			off = next;
-		}
+		*id_len = hp_note_build_id(notes, len, id, HP_BUILD_ID_MAX);
+		if (*id_len)
+			return 0;
 	}
 	return -ENOENT;
 }
