@@ -486,6 +486,69 @@ static void restore_signals(const struct hp_thread *t, uint64_t *saved)
 			(int)t->tid, strerror(errno));
 }
 
+/* Whether the instruction at @t's rip is a syscall (0f 05). */
+static bool at_syscall(const struct hp_thread *t)
+{
+	unsigned long long ip = 0;
+	long word;
+
+	if (peek_user(t->tid, offsetof(struct user_regs_struct, rip), &ip))
+		return false;
+	errno = 0;
+	word = ptrace(PTRACE_PEEKTEXT, t->tid, (void *)ip, 0);
+	return !errno && (word & 0xffff) == 0x050f;
+}
+
+/*
+ * For tests (hp_rt_set_faults): start the step of @t as one that outlives
+ * its bound. "call": the bound passes at once, the step just started;
+ * "call-late": it passes just after the step ended, its trap reported
+ * but not yet waited for; "call-queued" (a system call's step): it passes
+ * while the call runs in the kernel, so that the step's trap is queued
+ * behind the interrupt's stop. Return: 1 (the bound has passed; the step
+ * runs, or ran), 0 (no fault: step as usual), -errno.
+ */
+static int step_fault(struct hp_thread *t)
+{
+	const uint64_t deadline = hp_now_us() + pt_call_max_us;
+	siginfo_t si = { 0 };
+	int status;
+	pid_t r;
+
+	if (hp_rt_fault("call"))
+		return ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0 ? -errno : 1;
+	if (hp_rt_fault("call-late")) {
+		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+			return -errno;
+		/* Seen, not waited for: the stop stays to be reported. */
+		while (!waitid(P_PID, (id_t)t->tid, &si,
+			       WSTOPPED | WEXITED | WNOWAIT | WNOHANG |
+				       __WALL) &&
+		       !si.si_pid && hp_now_us() < deadline)
+			usleep(100);
+		return 1;
+	}
+	if (!hp_rt_fault("call-queued"))
+		return 0;
+	if (!at_syscall(t))
+		return -EINVAL; /* no call to hold at its entry */
+	/* Held at the call's entry, the interrupt is pending before the
+	 * call runs: it stops the thread on its way out, ahead of the
+	 * step's trap, which the call's end queues. */
+	if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) < 0)
+		return -errno;
+	r = wait_until(t, &status, deadline);
+	wake_disarm();
+	if (r <= 0)
+		return r < 0 ? -errno : -ETIMEDOUT;
+	if (!WIFSTOPPED(status) || (WSTOPSIG(status) & 0x7f) != SIGTRAP)
+		return -EPROTO;
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
+	    ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+		return -errno;
+	return 1;
+}
+
 /*
  * One single step of @t. Return: 0 (stopped by the step's trap, or by a
  * stop that ran nothing), -ESRCH, -errno, or -HP_E_INJECT with *@sig the
@@ -494,15 +557,15 @@ static void restore_signals(const struct hp_thread *t, uint64_t *saved)
 static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		     int *sig)
 {
-	uint64_t deadline = hp_now_us() + pt_call_max_us;
-	int status;
+	const uint64_t deadline = hp_now_us() + pt_call_max_us;
+	int status, rc = step_fault(t);
 	pid_t r;
 
-	if (hp_rt_fault("call"))
-		deadline = 0; /* for tests: as if the bound had passed */
-	if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+	if (rc < 0)
+		return rc;
+	if (!rc && ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 		return -errno;
-	r = deadline ? wait_until(t, &status, deadline) : 0;
+	r = !rc ? wait_until(t, &status, deadline) : 0;
 	wake_disarm();
 	if (r == 0) {
 		/* Still running our instruction, in the kernel: it stops
