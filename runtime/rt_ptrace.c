@@ -255,15 +255,13 @@ int hp_pt_interrupt(struct hp_thread *t)
  * while others live would never report: see wait_bounded.
  */
 /* Whether @sig, stopping a thread owed back from an injected step or
- * call, is that step's trap or that call's return (a fault at 0). */
-static bool own_signal(struct hp_thread *t, int sig)
+ * call, is of hpatch's making: that step's trap, that call's return (a
+ * fault at 0) or fault. All else is blocked while it is owed: only a
+ * signal its own instruction forces on it (which unblocks it) or SIGSTOP
+ * can stop it. */
+static bool own_signal(const struct hp_thread *t, int sig)
 {
-	struct user_regs_struct regs;
-
-	if (sig == SIGTRAP)
-		return true;
-	return sig == SIGSEGV && t->owes_regs &&
-	       !ptrace(PTRACE_GETREGS, t->tid, 0, &regs) && regs.rip == 0;
+	return t->owes_mask && sig != SIGSTOP;
 }
 
 int hp_pt_wait_stop(struct hp_thread *t)
@@ -291,7 +289,7 @@ int hp_pt_wait_stop(struct hp_thread *t)
 			/* The trap of our own step (or the return of our own
 			 * call to address 0), come in after its bound: the
 			 * stop we wait for. Detaching from it drops it. */
-			if (t->owes_mask && own_signal(t, WSTOPSIG(status))) {
+			if (own_signal(t, WSTOPSIG(status))) {
 				t->stopped = true;
 				return 0;
 			}
@@ -355,11 +353,19 @@ int hp_pt_get_ip(struct hp_thread *t)
 				    &t->regs.rsp);
 }
 
-/* Whether @tid has a SIGTRAP or SIGSEGV of its own pending. */
-static bool own_pending(pid_t tid)
+/* Whether @t, owed and stopped, has a signal of hpatch's making pending
+ * (see own_signal): one pending and not blocked, SIGKILL and SIGSTOP
+ * aside. A signal of the program's, blocked, waits for its own mask. */
+static bool own_pending(const struct hp_thread *t)
 {
-	return hp_task_status_mask(tid, "SigPnd:") &
-	       ((1ULL << (SIGTRAP - 1)) | (1ULL << (SIGSEGV - 1)));
+	const uint64_t kill_stop =
+		(1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
+	uint64_t blocked = 0;
+
+	if (ptrace(PTRACE_GETSIGMASK, t->tid, (void *)sizeof(blocked),
+		   &blocked) < 0)
+		return false;
+	return hp_task_status_mask(t->tid, "SigPnd:") & ~blocked & ~kill_stop;
 }
 
 void hp_pt_release(struct hp_thread *t)
@@ -385,8 +391,12 @@ void hp_pt_release(struct hp_thread *t)
 			rc = hp_pt_wait_stop(t);
 		/* Our step's trap, queued but not yet taken when the
 		 * interrupt stopped it: taken now (and dropped), lest it
-		 * be delivered after the detach. */
-		if (!rc && t->owes_mask && own_pending(t->tid)) {
+		 * be delivered after the detach. An interrupt of ours
+		 * that came while it was stopped stops it once more first
+		 * (the kernel keeps one pending stop): a few turns. */
+		for (int turn = 0;
+		     !rc && t->owes_mask && turn < 4 && own_pending(t);
+		     turn++) {
 			rc = ptrace(PTRACE_CONT, t->tid, 0, 0) < 0 ? -errno : 0;
 			t->stopped = false;
 			if (!rc)

@@ -3,15 +3,19 @@
 # that outlives its bound is interrupted and its thread owed its registers
 # and signal mask. If the step ended meanwhile, its SIGTRAP is hpatch's,
 # not the program's: it must never reach the target (delivered, it kills
-# it). The fault hook call-late makes the order certain: the step's trap
-# stop was reported just before the bound passed (once a raced signal,
-# passed on to the target). The target must run on, unharmed, its own
-# mask back.
+# it). Two orders, each made certain by a fault hook:
+#   call-late:   the step's trap stop was reported just before the bound
+#                passed (once a raced signal, passed on to the target);
+#   call-queued: the bound passed while the call ran in the kernel, so its
+#                trap was queued behind the interrupt's stop, and our
+#                next interrupt stopped it once more ahead of the trap
+#                (once taken by the target right after the detach).
+# Either way the target must run on, unharmed, its own mask back.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
 svc_and_patch
-for fault in call-late call-late; do
+for fault in call-late call-queued call-late call-queued; do
 	HPATCH_FAULT=$fault expect_exit 4 "$fault: an injected call past its bound: busy" \
 		"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
 	check "$fault: names the thread, inside hpatch's call" \
