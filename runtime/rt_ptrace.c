@@ -509,19 +509,31 @@ static bool at_syscall(const struct hp_thread *t)
 	return !errno && (word & 0xffff) == 0x050f;
 }
 
+/* Until @t has a stop to report (seen, not waited for: it stays to be
+ * reported), or @deadline. */
+static void until_reported(const struct hp_thread *t, uint64_t deadline)
+{
+	siginfo_t si = { 0 };
+
+	while (!waitid(P_PID, (id_t)t->tid, &si,
+		       WSTOPPED | WEXITED | WNOWAIT | WNOHANG | __WALL) &&
+	       !si.si_pid && hp_now_us() < deadline)
+		usleep(100);
+}
+
 /*
  * For tests (hp_rt_set_faults): start the step of @t as one that outlives
  * its bound. "call": the bound passes at once, the step just started;
  * "call-late": it passes just after the step ended, its trap reported
  * but not yet waited for; "call-queued" (a system call's step): it passes
  * while the call runs in the kernel, so that the step's trap is queued
- * behind the interrupt's stop. Return: 1 (the bound has passed; the step
- * runs, or ran), 0 (no fault: step as usual), -errno.
+ * behind the interrupt's stop, reported (not waited for) when the bound
+ * has passed. Return: 1 (the bound has passed; the step runs, or ran),
+ * 0 (no fault: step as usual), -errno.
  */
 static int step_fault(struct hp_thread *t)
 {
 	const uint64_t deadline = hp_now_us() + pt_call_max_us;
-	siginfo_t si = { 0 };
 	int status;
 	pid_t r;
 
@@ -530,12 +542,7 @@ static int step_fault(struct hp_thread *t)
 	if (hp_rt_fault("call-late")) {
 		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 			return -errno;
-		/* Seen, not waited for: the stop stays to be reported. */
-		while (!waitid(P_PID, (id_t)t->tid, &si,
-			       WSTOPPED | WEXITED | WNOWAIT | WNOHANG |
-				       __WALL) &&
-		       !si.si_pid && hp_now_us() < deadline)
-			usleep(100);
+		until_reported(t, deadline);
 		return 1;
 	}
 	if (!hp_rt_fault("call-queued"))
@@ -556,6 +563,7 @@ static int step_fault(struct hp_thread *t)
 	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
 	    ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 		return -errno;
+	until_reported(t, deadline); /* back from the kernel, stopped */
 	return 1;
 }
 
