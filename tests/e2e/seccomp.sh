@@ -13,6 +13,13 @@ require_ptrace
 make_key k
 build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
 apply() { timeout -s KILL 30 "$HPATCH" apply -p "$1" --trust "$T/trust" "$T/p.hpatch"; }
+# wait_strict PID: until PID's main thread has entered seccomp strict mode.
+wait_strict() {
+	for _ in $(seq 100); do
+		grep -q '^Seccomp:.*1' "/proc/$1/status" && return
+		sleep 0.02
+	done
+}
 
 for rule in kill-process kill-thread mdwe other; do
 	start_target "$HP_TD/hostile" "$T/$rule.log" seccomp "$rule" \
@@ -52,10 +59,7 @@ done
 start_target "$HP_TD/svc-v1" "$T/strict.log" 1 main-strict
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
-for _ in $(seq 100); do
-	grep -q '^Seccomp:.*1' "/proc/$pid/status" && break
-	sleep 0.02
-done
+wait_strict "$pid"
 check "strict: the main thread runs in strict mode" grep -q '^Seccomp:.*1' "/proc/$pid/status"
 ask 3 version >/dev/null
 threads=$(nr_tasks "$pid")
@@ -76,10 +80,7 @@ kill -9 "$pid" 2>/dev/null || true
 # Every thread strict: none can run a call. Refused up front, naming it.
 start_target "$HP_TD/svc-v1" "$T/all-strict.log" 0 all-strict
 pid=$TARGET_PID
-for _ in $(seq 100); do
-	grep -q '^Seccomp:.*1' "/proc/$pid/status" && break
-	sleep 0.02
-done
+wait_strict "$pid"
 check "all strict: one thread, in strict mode" \
 	test "$(nr_tasks "$pid")-$(awk '/^Seccomp:/ { print $2 }' "/proc/$pid/status")" = 1-1
 cat "/proc/$pid/maps" >"$T/maps.before"
