@@ -255,15 +255,13 @@ int hp_pt_interrupt(struct hp_thread *t)
  * while others live would never report: see wait_bounded.
  */
 /* Whether @sig, stopping a thread owed back from an injected step or
- * call, is that step's trap or that call's return (a fault at 0). */
-static bool own_signal(struct hp_thread *t, int sig)
+ * call, is of hpatch's making: that step's trap, that call's return (a
+ * fault at 0) or fault. All else is blocked while it is owed: only a
+ * signal its own instruction forces on it (which unblocks it) or SIGSTOP
+ * can stop it. */
+static bool own_signal(const struct hp_thread *t, int sig)
 {
-	struct user_regs_struct regs;
-
-	if (sig == SIGTRAP)
-		return true;
-	return sig == SIGSEGV && t->owes_regs &&
-	       !ptrace(PTRACE_GETREGS, t->tid, 0, &regs) && regs.rip == 0;
+	return t->owes_mask && sig != SIGSTOP;
 }
 
 int hp_pt_wait_stop(struct hp_thread *t)
@@ -291,7 +289,7 @@ int hp_pt_wait_stop(struct hp_thread *t)
 			/* The trap of our own step (or the return of our own
 			 * call to address 0), come in after its bound: the
 			 * stop we wait for. Detaching from it drops it. */
-			if (t->owes_mask && own_signal(t, WSTOPSIG(status))) {
+			if (own_signal(t, WSTOPSIG(status))) {
 				t->stopped = true;
 				return 0;
 			}
@@ -355,11 +353,19 @@ int hp_pt_get_ip(struct hp_thread *t)
 				    &t->regs.rsp);
 }
 
-/* Whether @tid has a SIGTRAP or SIGSEGV of its own pending. */
-static bool own_pending(pid_t tid)
+/* Whether @t, owed and stopped, has a signal of hpatch's making pending
+ * (see own_signal): one pending and not blocked, SIGKILL and SIGSTOP
+ * aside. A signal of the program's, blocked, waits for its own mask. */
+static bool own_pending(const struct hp_thread *t)
 {
-	return hp_task_status_mask(tid, "SigPnd:") &
-	       ((1ULL << (SIGTRAP - 1)) | (1ULL << (SIGSEGV - 1)));
+	const uint64_t kill_stop =
+		(1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1));
+	uint64_t blocked = 0;
+
+	if (ptrace(PTRACE_GETSIGMASK, t->tid, (void *)sizeof(blocked),
+		   &blocked) < 0)
+		return false;
+	return hp_task_status_mask(t->tid, "SigPnd:") & ~blocked & ~kill_stop;
 }
 
 void hp_pt_release(struct hp_thread *t)
@@ -385,8 +391,12 @@ void hp_pt_release(struct hp_thread *t)
 			rc = hp_pt_wait_stop(t);
 		/* Our step's trap, queued but not yet taken when the
 		 * interrupt stopped it: taken now (and dropped), lest it
-		 * be delivered after the detach. */
-		if (!rc && t->owes_mask && own_pending(t->tid)) {
+		 * be delivered after the detach. An interrupt of ours
+		 * that came while it was stopped stops it once more first
+		 * (the kernel keeps one pending stop): a few turns. */
+		for (int turn = 0;
+		     !rc && t->owes_mask && turn < 4 && own_pending(t);
+		     turn++) {
 			rc = ptrace(PTRACE_CONT, t->tid, 0, 0) < 0 ? -errno : 0;
 			t->stopped = false;
 			if (!rc)
@@ -486,6 +496,77 @@ static void restore_signals(const struct hp_thread *t, uint64_t *saved)
 			(int)t->tid, strerror(errno));
 }
 
+/* Whether the instruction at @t's rip is a syscall (0f 05). */
+static bool at_syscall(const struct hp_thread *t)
+{
+	unsigned long long ip = 0;
+	long word;
+
+	if (peek_user(t->tid, offsetof(struct user_regs_struct, rip), &ip))
+		return false;
+	errno = 0;
+	word = ptrace(PTRACE_PEEKTEXT, t->tid, (void *)ip, 0);
+	return !errno && (word & 0xffff) == 0x050f;
+}
+
+/* Until @t has a stop to report (seen, not waited for: it stays to be
+ * reported), or @deadline. */
+static void until_reported(const struct hp_thread *t, uint64_t deadline)
+{
+	siginfo_t si = { 0 };
+
+	while (!waitid(P_PID, (id_t)t->tid, &si,
+		       WSTOPPED | WEXITED | WNOWAIT | WNOHANG | __WALL) &&
+	       !si.si_pid && hp_now_us() < deadline)
+		usleep(100);
+}
+
+/*
+ * For tests (hp_rt_set_faults): start the step of @t as one that outlives
+ * its bound. "call": the bound passes at once, the step just started;
+ * "call-late": it passes just after the step ended, its trap reported
+ * but not yet waited for; "call-queued" (a system call's step): it passes
+ * while the call runs in the kernel, so that the step's trap is queued
+ * behind the interrupt's stop, reported (not waited for) when the bound
+ * has passed. Return: 1 (the bound has passed; the step runs, or ran),
+ * 0 (no fault: step as usual), -errno.
+ */
+static int step_fault(struct hp_thread *t)
+{
+	const uint64_t deadline = hp_now_us() + pt_call_max_us;
+	int status;
+	pid_t r;
+
+	if (hp_rt_fault("call"))
+		return ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0 ? -errno : 1;
+	if (hp_rt_fault("call-late")) {
+		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+			return -errno;
+		until_reported(t, deadline);
+		return 1;
+	}
+	if (!hp_rt_fault("call-queued"))
+		return 0;
+	if (!at_syscall(t))
+		return -EINVAL; /* no call to hold at its entry */
+	/* Held at the call's entry, the interrupt is pending before the
+	 * call runs: it stops the thread on its way out, ahead of the
+	 * step's trap, which the call's end queues. */
+	if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) < 0)
+		return -errno;
+	r = wait_until(t, &status, deadline);
+	wake_disarm();
+	if (r <= 0)
+		return r < 0 ? -errno : -ETIMEDOUT;
+	if (!WIFSTOPPED(status) || (WSTOPSIG(status) & 0x7f) != SIGTRAP)
+		return -EPROTO;
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
+	    ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+		return -errno;
+	until_reported(t, deadline); /* back from the kernel, stopped */
+	return 1;
+}
+
 /*
  * One single step of @t. Return: 0 (stopped by the step's trap, or by a
  * stop that ran nothing), -ESRCH, -errno, or -HP_E_INJECT with *@sig the
@@ -494,15 +575,15 @@ static void restore_signals(const struct hp_thread *t, uint64_t *saved)
 static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		     int *sig)
 {
-	uint64_t deadline = hp_now_us() + pt_call_max_us;
-	int status;
+	const uint64_t deadline = hp_now_us() + pt_call_max_us;
+	int status, rc = step_fault(t);
 	pid_t r;
 
-	if (hp_rt_fault("call"))
-		deadline = 0; /* for tests: as if the bound had passed */
-	if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+	if (rc < 0)
+		return rc;
+	if (!rc && ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 		return -errno;
-	r = deadline ? wait_until(t, &status, deadline) : 0;
+	r = !rc ? wait_until(t, &status, deadline) : 0;
 	wake_disarm();
 	if (r == 0) {
 		/* Still running our instruction, in the kernel: it stops

@@ -20,9 +20,32 @@
 
 #define HP_LOG_PREFIX "rt: "
 
+/*
+ * The thread of @pid to run system calls through: the first alive that is
+ * not in seccomp strict mode (a main thread that entered it while threads
+ * of its own serve, say), else the first alive (refused, named, by
+ * hp_pt_syscall). Strict mode is a thread's own; filters, which are
+ * normally the whole process's, are checked call by call.
+ */
+static pid_t call_tid(pid_t pid)
+{
+	pid_t *tids = NULL, tid = hp_proc_live_tid(pid);
+	size_t nr = 0;
+
+	if (!hp_seccomp_strict(tid) || hp_proc_list_tasks(pid, &tids, &nr))
+		return tid;
+	for (size_t i = 0; i < nr; i++)
+		if (!hp_task_gone(tids[i]) && !hp_seccomp_strict(tids[i])) {
+			tid = tids[i];
+			break;
+		}
+	free(tids);
+	return tid;
+}
+
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 {
-	const pid_t tid = hp_proc_live_tid(proc->pid);
+	const pid_t tid = call_tid(proc->pid);
 	int rc;
 
 	*r = (struct hp_remote){ .t = { .tid = tid,
@@ -62,9 +85,13 @@ int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
 		rc = hp_pt_syscall(&r->t, r->insn, nr, args, ret);
 	if (r->w) /* a thread runs: its stack may change */
 		hp_world_drop_stacks(r->w);
-	/* A borrowed world: any thread of it that has not exited. */
-	for (size_t i = 0; r->w && i < r->w->nr_threads && rc == -ESRCH; i++)
-		rc = hp_pt_syscall(&r->w->threads[i], r->insn, nr, args, ret);
+	/* A borrowed world: any thread of it that has not exited, one in
+	 * seccomp strict mode last (see call_tid). */
+	for (int strict = 0; r->w && strict < 2 && rc == -ESRCH; strict++)
+		for (size_t i = 0; i < r->w->nr_threads && rc == -ESRCH; i++)
+			if (hp_seccomp_strict(r->w->threads[i].tid) == strict)
+				rc = hp_pt_syscall(&r->w->threads[i], r->insn,
+						   nr, args, ret);
 	return rc == -ESRCH ? -HP_E_GONE : rc;
 }
 

@@ -246,6 +246,11 @@ static int run_filters(pid_t tid, const struct seccomp_data *d, uint32_t *worst)
 	return 0;
 }
 
+bool hp_seccomp_strict(pid_t tid)
+{
+	return hp_task_status_field(tid, "Seccomp:") == SECCOMP_MODE_STRICT;
+}
+
 int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
 {
 	struct seccomp_data d = { .nr = (int)nr,

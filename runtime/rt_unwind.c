@@ -78,7 +78,8 @@ static int find_unwinder(const struct hp_proc *proc, struct unwinder *u)
  * interrupted while running might hold the object mutex, or the malloc
  * lock free() in deregistration takes) and hold no return address into
  * the unwinder on its stack (conservative: every word that looks like one
- * counts, so a thread blocked under a lookup is never chosen).
+ * counts, so a thread blocked under a lookup is never chosen). Not one in
+ * seccomp strict mode: the call's first allocation would kill it.
  */
 static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 			const struct unwinder *u)
@@ -88,7 +89,8 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 	size_t len;
 	bool fit = true;
 
-	if (hp_pt_get_regs(t) || (long long)t->regs.orig_rax < 0 ||
+	if (hp_seccomp_strict(t->tid) || hp_pt_get_regs(t) ||
+	    (long long)t->regs.orig_rax < 0 ||
 	    (t->regs.rip >= u->lo && t->regs.rip < u->hi))
 		return false;
 	stack = hp_proc_find_map(proc, t->regs.rsp);

@@ -148,8 +148,11 @@ void hp_rt_boost(void);
  * jumps were written); @delay is "STEP:MS" (wait MS milliseconds there
  * first, for a test to act meanwhile: kill the target, say). Steps, in
  * order: mmap, mprotect, write, seize (threads attached, none stopped),
- * stop (all stopped), jump, unjump. NULL or "": none. Parsed here, once,
- * so the stop window only compares a step's name. Not thread-safe.
+ * stop (all stopped), jump, unjump. And the bound of an injected system
+ * call's step passing: call (at once), call-late (just after the step's
+ * trap stop), call-queued (while the call runs in the kernel). NULL or
+ * "": none. Parsed here, once, so the stop window only compares a step's
+ * name. Not thread-safe.
  */
 void hp_rt_set_faults(const char *fault, const char *delay);
 

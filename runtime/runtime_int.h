@@ -503,6 +503,9 @@ int hp_rt_state_record(const char *dir, const char *build_id_hex,
  */
 int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
 	__attribute__((warn_unused_result));
+/* Is thread @tid in seccomp strict mode (any call but read, write, exit
+ * and sigreturn kills it, whatever the other threads may do)? */
+bool hp_seccomp_strict(pid_t tid);
 
 /* ---- rt_lock.c: one patcher per process ---- */
 struct hp_rt_lock {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every refusal of a patch file has its own message and exit code, is
 # recorded in the audit log, and writes nothing to any process: unsigned,
-# untrusted key, bad signature, expired, no matching target, live code
-# that differs from the build, downgrade.
+# untrusted key, bad signature, an unknown header flag, expired, no
+# matching target, live code that differs from the build, downgrade.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -14,6 +14,12 @@ build_patch svc "$T/other.hpatch" --key "$T/other.key" --id fix-o --sequence 22
 build_patch svc "$T/old.hpatch" --key "$T/k.key" --id fix-1 --sequence 10
 build_patch svc "$T/expired.hpatch" --key "$T/k.key" --id fix-e --sequence 30 --expires 1000
 "$HPDIFF" --old "$HP_TD/CMakeFiles/demo-v1.objs.dir" --new "$HP_TD/CMakeFiles/demo-v2.objs.dir" --binary "$HP_TD/demo-v1" -o "$T/demo.hpatch" -q --key "$T/k.key" --id demo-fix
+# A header flag this hpatch does not know (bit 1), signed by a trusted
+# key: refused as docs/FORMAT.md says, whatever else the file holds.
+cp "$T/good.hpatch" "$T/newflag.hpatch"
+flags=$(od -An -tu1 -j10 -N1 "$T/newflag.hpatch" | tr -d ' ')
+printf "\\x$(printf %02x $((flags | 2)))" | dd of="$T/newflag.hpatch" bs=1 seek=10 conv=notrunc 2>/dev/null
+"$HPSIGN" sign --key "$T/k.key" -q "$T/newflag.hpatch" >/dev/null
 cp "$T/good.hpatch" "$T/tampered.hpatch"
 size=$(stat -c %s "$T/tampered.hpatch")
 printf '\x55' | dd of="$T/tampered.hpatch" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
@@ -42,6 +48,10 @@ expect_exit 7 "tampered file refused" apply "$T/tampered.hpatch"
 check "says bad signature" grep -q "bad signature" "$T/last.err"
 expect_exit 8 "expired patch refused" apply "$T/expired.hpatch"
 check "says expired" grep -q "expired" "$T/last.err"
+expect_exit 1 "an unknown header flag refused" apply "$T/newflag.hpatch"
+check "names the flags set and known" \
+	grep -q "'$T/newflag.hpatch': header: unknown flags 0x$(printf %x $((flags | 2))); this hpatch knows 0x1" "$T/last.err"
+check "audit line says malformed" grep -q "\"patch_file\":\"$T/newflag.hpatch\",.*\"result\":\"HP_E_BADFORMAT\"" "$T/audit.log"
 expect_exit 9 "patch for another build refused" apply "$T/demo.hpatch"
 check "names pid and build-id" grep -q "pid $pid: maps no module with build-id" "$T/last.err"
 cat "/proc/$pid/maps" >"$T/maps.after"

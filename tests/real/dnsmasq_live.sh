@@ -18,57 +18,18 @@
 # after scripts/build.sh.
 # usage: tests/real/dnsmasq_live.sh [--flags sections|debian]
 # --flags debian: all three built with Debian's flags, no function sections.
-src=$(cd "$(dirname "$0")/../.." && pwd)
-. "$src/scripts/debian-source.bash"
-hp_real_flags "$@"
-export HP_BUILD=${HP_BUILD_DIR:-$src/build}
-. "$src/tests/e2e/lib.bash"
-require_ptrace
-C=${HP_BENCH_CACHE:-/var/cache/hpatch-bench}/dnsmasq
-PKG=dnsmasq
-FLAGS="-O2 -g -ffunction-sections -fdata-sections"
-LDFLAGS="-Wl,--build-id"
+. "$(dirname "$0")/lib.bash" "$@"
 PEER=$src/tests/real/dnsmasq_peer.py
-say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 
-bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring python3 >&2
-[ -x "$HPDIFF" ] || HP_BUILD_DIR=$HP_BUILD bash "$src/scripts/build.sh" >&2
-
-# The upstream source, and Debian's patches beside it.
-hp_debian_source "$PKG" "$C"
-dsc=$HP_DSC
+real_source dnsmasq python3
 # The security fixes, in the order of Debian's series file.
-cves=$(grep '^CVE-.*\.patch$' "$C/pristine/debian/patches/series" | tr '\n' ' ')
+cves=$(grep '^CVE-.*\.patch$' "$series" | tr '\n' ' ')
 [ -n "$cves" ] || { say "no CVE patches in $dsc"; exit 1; }
-export GIT_CEILING_DIRECTORIES=$C/work
-if [ "$flavour" = debian ]; then
-	mkdir -p "$C/work/$PKG"
-	FLAGS="$(cd "$C/work/$PKG" && hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
-	LDFLAGS="$(hp_debian_flags LDFLAGS) -Wl,--build-id"
-fi
+real_flavour CFLAGS
 
-# build NAME PATCHES...: one tree, at the same path each time (debug info
-# records it), cached by flags, source and patches.
-build() {
-	local name=$1 w=$C/work/$PKG p
-	shift
-	local stamp="$FLAGS $LDFLAGS $dsc $*"
-	if [ -f "$C/$name/.hp-stamp" ] && [ "$(cat "$C/$name/.hp-stamp")" = "$stamp" ]; then
-		return
-	fi
-	say "building $name"
-	rm -rf "$C/work" "${C:?}/$name"
-	mkdir -p "$C/work"
-	cp -a "$C/pristine" "$w"
-	for p in "$@"; do
-		patch -d "$w" -p1 --forward --no-backup-if-mismatch -s \
-			<"$w/debian/patches/$p"
-	done
-	make -C "$w" -j2 -s CFLAGS="$FLAGS" LDFLAGS="$LDFLAGS" >"$C/work/build.log" 2>&1 ||
-		{ tail -n 30 "$C/work/build.log" >&2; exit 1; }
-	mv "$w" "$C/$name"
-	echo "$stamp" >"$C/$name/.hp-stamp"
-}
+# One tree, as upstream's Makefile builds it.
+compile() { make -j2 -s CFLAGS="$FLAGS" LDFLAGS="$LDFLAGS"; }
+build() { real_build "$1" compile "${@:2}"; }
 build "${pfx}old"
 # shellcheck disable=SC2086 # one word per patch
 build "${pfx}full" $cves

@@ -20,63 +20,24 @@
 # minutes): run as root after scripts/build.sh.
 # usage: tests/real/expat_live.sh [--flags sections|debian]
 # --flags debian: all three built with Debian's flags, no function sections.
-src=$(cd "$(dirname "$0")/../.." && pwd)
-. "$src/scripts/debian-source.bash"
-hp_real_flags "$@"
-export HP_BUILD=${HP_BUILD_DIR:-$src/build}
-. "$src/tests/e2e/lib.bash"
-require_ptrace
-C=${HP_BENCH_CACHE:-/var/cache/hpatch-bench}/expat
-PKG=expat
-FLAGS="-O2 -g -ffunction-sections -fdata-sections"
-LDFLAGS="-Wl,-Bsymbolic-functions -Wl,--build-id" # as debian/rules
-say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+. "$(dirname "$0")/lib.bash" "$@"
+LDFLAGS="-Wl,-Bsymbolic-functions $LDFLAGS" # as debian/rules
 
-bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring autoconf \
-	automake libtool >&2
-[ -x "$HPDIFF" ] || HP_BUILD_DIR=$HP_BUILD bash "$src/scripts/build.sh" >&2
-
-# The upstream source, and Debian's patches beside it.
-hp_debian_source "$PKG" "$C"
-dsc=$HP_DSC
-series=$C/pristine/debian/patches/series
+real_source expat autoconf automake libtool
 # The security fixes, in the order of Debian's series file.
 cves=$(grep 'CVE-.*\.patch$' "$series" | tr '\n' ' ')
 small=$(grep -E 'CVE-2024-4549[012]|CVE-2024-50602' "$series" | tr '\n' ' ')
 [ "$(wc -w <<<"$small")" -eq 4 ] || { say "CVE patches missing in $dsc"; exit 1; }
-export GIT_CEILING_DIRECTORIES=$C/work
-if [ "$flavour" = debian ]; then
-	mkdir -p "$C/work/$PKG"
-	FLAGS="$(cd "$C/work/$PKG" && hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
-	LDFLAGS="$(hp_debian_flags LDFLAGS) $LDFLAGS"
-fi
+real_flavour CFLAGS
 
-# build NAME PATCHES...: the shared library only, at the same path each time
-# (debug info records it), cached by flags, source and patches.
-build() {
-	local name=$1 w=$C/work/$PKG p
-	shift
-	local stamp="$FLAGS $LDFLAGS $dsc $*"
-	if [ -f "$C/$name/.hp-stamp" ] && [ "$(cat "$C/$name/.hp-stamp")" = "$stamp" ]; then
-		return
-	fi
-	say "building $name"
-	rm -rf "$C/work" "${C:?}/$name"
-	mkdir -p "$C/work"
-	cp -a "$C/pristine" "$w"
-	for p in "$@"; do
-		patch -d "$w" -p1 --forward --no-backup-if-mismatch -s \
-			<"$w/debian/patches/$p"
-	done
-	(
-		cd "$w/expat" && ./buildconf.sh && ./configure --disable-static \
-			--without-docbook --without-xmlwf --without-examples \
-			--without-tests CFLAGS="$FLAGS" LDFLAGS="$LDFLAGS" &&
-			make -C lib -j2
-	) >"$C/work/build.log" 2>&1 || { tail -n 30 "$C/work/build.log" >&2; exit 1; }
-	mv "$w" "$C/$name"
-	echo "$stamp" >"$C/$name/.hp-stamp"
+# The shared library only.
+compile() {
+	cd expat && ./buildconf.sh && ./configure --disable-static \
+		--without-docbook --without-xmlwf --without-examples \
+		--without-tests CFLAGS="$FLAGS" LDFLAGS="$LDFLAGS" &&
+		make -C lib -j2
 }
+build() { real_build "$1" compile "${@:2}"; }
 build "${pfx}old"
 # shellcheck disable=SC2086 # one word per patch
 build "${pfx}full" $cves

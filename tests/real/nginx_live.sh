@@ -15,58 +15,19 @@
 # usage: tests/real/nginx_live.sh [--flags sections|debian]
 # --flags debian: all three built with Debian's flags, no function sections.
 # shellcheck disable=SC2086,SC2206 # lists of pids split on purpose
-src=$(cd "$(dirname "$0")/../.." && pwd)
-. "$src/scripts/debian-source.bash"
-hp_real_flags "$@"
-export HP_BUILD=${HP_BUILD_DIR:-$src/build}
-. "$src/tests/e2e/lib.bash"
-require_ptrace
-C=${HP_BENCH_CACHE:-/var/cache/hpatch-bench}/nginx
-PKG=nginx
+. "$(dirname "$0")/lib.bash" "$@"
 FIX=CVE-2026-42945.patch
-FLAGS="-O2 -g -ffunction-sections -fdata-sections"
-LDFLAGS="-Wl,--build-id"
-say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 
-bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring libpcre2-dev \
-	zlib1g-dev >&2
-[ -x "$HPDIFF" ] || HP_BUILD_DIR=$HP_BUILD bash "$src/scripts/build.sh" >&2
+real_source nginx libpcre2-dev zlib1g-dev
+grep -qx "$FIX" "$series" || { say "no $FIX in $dsc"; exit 1; }
+real_flavour CFLAGS
 
-# The upstream source, and Debian's patches beside it.
-hp_debian_source "$PKG" "$C"
-dsc=$HP_DSC
-grep -qx "$FIX" "$C/pristine/debian/patches/series" || { say "no $FIX in $dsc"; exit 1; }
-if [ "$flavour" = debian ]; then
-	mkdir -p "$C/work/$PKG"
-	FLAGS="$(cd "$C/work/$PKG" && hp_debian_flags CFLAGS) $(hp_debian_flags CPPFLAGS)"
-	LDFLAGS="$(hp_debian_flags LDFLAGS) $LDFLAGS"
-fi
-
-# build NAME PATCHES...: one tree, at the same path each time (debug info
-# records it), cached by flags, source and patches. The default modules
-# (rewrite, proxy, ...) but gzip; no TLS.
-build() {
-	local name=$1 w=$C/work/$PKG p
-	shift
-	local stamp="$FLAGS $LDFLAGS $dsc $*"
-	if [ -f "$C/$name/.hp-stamp" ] && [ "$(cat "$C/$name/.hp-stamp")" = "$stamp" ]; then
-		return
-	fi
-	say "building $name"
-	rm -rf "$C/work" "${C:?}/$name"
-	mkdir -p "$C/work"
-	cp -a "$C/pristine" "$w"
-	for p in "$@"; do
-		patch -d "$w" -p1 --forward --no-backup-if-mismatch -s \
-			<"$w/debian/patches/$p"
-	done
-	(cd "$w" && ./configure --prefix=/nonexistent --without-http_gzip_module \
-		--with-cc-opt="$FLAGS" --with-ld-opt="$LDFLAGS" &&
-		make -j2 -s) >"$C/work/build.log" 2>&1 ||
-		{ tail -n 30 "$C/work/build.log" >&2; exit 1; }
-	mv "$w" "$C/$name"
-	echo "$stamp" >"$C/$name/.hp-stamp"
+# The default modules (rewrite, proxy, ...) but gzip; no TLS.
+compile() {
+	./configure --prefix=/nonexistent --without-http_gzip_module \
+		--with-cc-opt="$FLAGS" --with-ld-opt="$LDFLAGS" && make -j2 -s
 }
+build() { real_build "$1" compile "${@:2}"; }
 build "${pfx}old"
 # Debian's whole security update: the CVE patches and FIX-HTTP2bomb, in
 # the order of the series file.

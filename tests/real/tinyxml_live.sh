@@ -17,69 +17,29 @@
 # scripts/build.sh.
 # usage: tests/real/tinyxml_live.sh [--flags sections|debian]
 # --flags debian: both built with Debian's flags, no function sections.
-src=$(cd "$(dirname "$0")/../.." && pwd)
-. "$src/scripts/debian-source.bash"
-hp_real_flags "$@"
-export HP_BUILD=${HP_BUILD_DIR:-$src/build}
-. "$src/tests/e2e/lib.bash"
-require_ptrace
-C=${HP_BENCH_CACHE:-/var/cache/hpatch-bench}/tinyxml
-PKG=tinyxml
-FLAGS="-O2 -g -ffunction-sections -fdata-sections"
-LDFLAGS="-Wl,--build-id"
+. "$(dirname "$0")/lib.bash" "$@"
 OBJS="tinyxml tinyxmlparser tinyxmlerror" # debian/rules' OBJ_FILES
-say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 
-bash "$src/scripts/setup.sh" dpkg-dev patch debian-archive-keyring g++ >&2
-[ -x "$HPDIFF" ] || HP_BUILD_DIR=$HP_BUILD bash "$src/scripts/build.sh" >&2
-
-hp_debian_source "$PKG" "$C"
-dsc=$HP_DSC
-series=$C/pristine/debian/patches/series
+real_source tinyxml g++
 fix=CVE-2023-34194.patch
 grep -qx "$fix" "$series" || { say "$fix missing in $dsc"; exit 1; }
 # bookworm's 2.6.2-6: every patch of the series but the update's
 released=$(grep -v -x "$fix" "$series" | tr '\n' ' ')
-export GIT_CEILING_DIRECTORIES=$C/work
-if [ "$flavour" = debian ]; then
-	mkdir -p "$C/work/$PKG"
-	FLAGS="$(cd "$C/work/$PKG" && hp_debian_flags CXXFLAGS) $(hp_debian_flags CPPFLAGS)"
-	LDFLAGS="$(hp_debian_flags LDFLAGS) $LDFLAGS"
-fi
+real_flavour CXXFLAGS
 
-# build NAME PATCHES...: the shared library, at the same path each time
-# (debug info records it), cached by flags, source and patches.
-build() {
-	local name=$1 w=$C/work/$PKG p o t0
-	shift
-	local stamp="$FLAGS $LDFLAGS $dsc $*"
-	if [ -f "$C/$name/.hp-stamp" ] && [ "$(cat "$C/$name/.hp-stamp")" = "$stamp" ]; then
-		return
-	fi
-	say "building $name"
-	t0=$(date +%s%N)
-	rm -rf "$C/work" "${C:?}/$name"
-	mkdir -p "$C/work"
-	cp -a "$C/pristine" "$w"
-	for p in "$@"; do
-		patch -d "$w" -p1 --forward --no-backup-if-mismatch -s \
-			<"$w/debian/patches/$p"
+# The shared library, as debian/rules builds it.
+# shellcheck disable=SC2086 # flags are words
+compile() {
+	local o
+	mkdir -p obj || return 1
+	for o in $OBJS; do
+		nice -n 10 g++ $FLAGS -DTIXML_USE_STL -fPIC -c "$o.cpp" \
+			-o "obj/$o.o" || return 1
 	done
-	(
-		cd "$w" && mkdir -p obj &&
-			for o in $OBJS; do
-				# shellcheck disable=SC2086 # flags are words
-				nice -n 10 g++ $FLAGS -DTIXML_USE_STL -fPIC -c "$o.cpp" \
-					-o "obj/$o.o" || exit 1
-			done &&
-			# shellcheck disable=SC2086
-			g++ -shared -Wl,-soname,libtinyxml.so.2.6.2 \
-				-o obj/libtinyxml.so.2.6.2 $LDFLAGS obj/*.o
-	) >"$C/work/build.log" 2>&1 || { tail -n 30 "$C/work/build.log" >&2; exit 1; }
-	mv "$w" "$C/$name"
-	echo "$stamp" >"$C/$name/.hp-stamp"
-	say "built $name in $((($(date +%s%N) - t0) / 1000000)) ms"
+	g++ -shared -Wl,-soname,libtinyxml.so.2.6.2 \
+		-o obj/libtinyxml.so.2.6.2 $LDFLAGS obj/*.o
 }
+build() { real_build "$1" compile "${@:2}"; }
 # shellcheck disable=SC2086 # one word per patch
 build "${pfx}old" $released
 # shellcheck disable=SC2086

@@ -5,9 +5,11 @@
 # seccomp filter that allows what hpatch needs and one under a filter
 # that would kill it; one that re-execs itself; one whose threads are
 # born and die; a process that only maps the binary; and hpatch itself
-# killed with SIGTERM now and then. Asserts at the end: no target died
-# of a signal, every failure had a message, no patch region leaked,
-# every real-time signal arrived once with its value.
+# killed with SIGTERM now and then, or made to outlive an injected
+# call's bound (the owed step, HPATCH_FAULT=call*). Asserts at the end:
+# no target died (each death printed with its signal), every failure had
+# a message, no patch region leaked, every real-time signal arrived once
+# with its value. Prints the counts and the failures' messages.
 #   usage: HP_BUILD=build bash tests/soak/soak.sh [MINUTES]
 . "$(dirname "$0")/../e2e/lib.bash"
 minutes=${1:-5}
@@ -65,11 +67,18 @@ loops+=($!)
 ) &
 loops+=($!)
 
-rounds=0 ok=0 silent=0 killed=0
-declare -A codes bykind
+rounds=0 ok=0 silent=0 killed=0 owed=0
+declare -A codes bykind tries oks msgs
 attempt() { # attempt PID ACTION ARGS...
-	local pid=$1 rc=0 err; shift
-	"$HPATCH" "$@" >/dev/null 2>"$T/err" &
+	local pid=$1 rc=0 err fault=; shift
+	# Now and then an injected call outlives its bound, in each order.
+	if [ $((RANDOM % 20)) -eq 0 ]; then
+		fault=(call call-late call-queued)
+		fault=${fault[RANDOM % 3]}
+		owed=$((owed + 1))
+	fi
+	tries[$1]=$((${tries[$1]:-0} + 1))
+	HPATCH_FAULT=$fault "$HPATCH" "$@" >/dev/null 2>"$T/err" &
 	local hp=$!
 	if [ $((RANDOM % 25)) -eq 0 ]; then
 		sleep "0.00$((RANDOM % 10))"
@@ -79,8 +88,10 @@ attempt() { # attempt PID ACTION ARGS...
 	rounds=$((rounds + 1))
 	if [ "$rc" -eq 0 ]; then
 		ok=$((ok + 1))
+		oks[$1]=$((${oks[$1]:-0} + 1))
 	elif [ "$rc" -ne 143 ]; then
-		err=$(grep -m1 -o 'error: .*' "$T/err" || true)
+		err=$(grep -v "fault injected" "$T/err" | grep -m1 -o 'error: .*' || true)
+		[ -z "$err" ] || { err=$(sed -E 's/[0-9]+/N/g' <<<"$err"); msgs[$err]=$((${msgs[$err]:-0} + 1)); }
 		if [ -z "$err" ] && [ "$rc" -ne 3 ]; then
 			silent=$((silent + 1))
 			echo "silent failure (exit $rc) on ${kind[$pid]}: $(cat "$T/err")"
@@ -107,7 +118,9 @@ deaths=0 leaked=0
 for pid in "${!kind[@]}" "$mapper"; do
 	if ! kill -0 "$pid" 2>/dev/null; then
 		deaths=$((deaths + 1))
-		echo "DIED: ${kind[$pid]:-mapper} (pid $pid)"
+		rc=0
+		wait "$pid" 2>/dev/null || rc=$?
+		echo "DIED: ${kind[$pid]:-mapper} (pid $pid), exit $rc$([ "$rc" -gt 128 ] && echo ": signal $(kill -l $((rc - 128)))")"
 		continue
 	fi
 	for _ in 1 2 3 4 5; do
@@ -126,9 +139,11 @@ exec 3>&-
 n=${stats#n=}; n=${n%% *}
 bad=${stats##*bad=}
 echo "soak: $((($(date +%s) - T0))) s (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-echo "soak: $rounds applies and reverts, $ok ok, hpatch killed $killed times"
+echo "soak: $rounds rounds: ${tries[apply]:-0} applies (${oks[apply]:-0} ok), ${tries[revert]:-0} reverts (${oks[revert]:-0} ok); hpatch killed $killed times, owed-step faults $owed"
 printf 'soak: failures by exit code:'; for c in "${!codes[@]}"; do printf ' %s=%s' "$c" "${codes[$c]}"; done; echo
 printf 'soak: by target:exit:'; for c in "${!bykind[@]}"; do printf ' %s=%s' "$c" "${bykind[$c]}"; done; echo
+echo "soak: failures' messages (numbers as N):"
+for m in "${!msgs[@]}"; do printf '%6d  %s\n' "${msgs[$m]}" "$m"; done | sort -rn | head -20
 echo "soak: target deaths $deaths, failures without a message $silent, regions leaked $leaked"
 echo "soak: real-time signals sent ${sent}, received $n, without their code $bad (a batch cut short by the end is not counted as sent)"
 check "no target died" test "$deaths" -eq 0

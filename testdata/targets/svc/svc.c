@@ -18,11 +18,13 @@
  *                worker), which prints a new ready line
  *   rtstats   -> "n=N sum=S bad=B": SIGRTMIN+1 signals received, the sum
  *                of their si_value, and how many came without SI_QUEUE
- * usage: svc [WORKERS [main-exits|main-strict]]   prints "svc: ready pid=N
- * port=P" when listening; with main-exits the main thread leaves
- * (pthread_exit) and a thread of its own accepts, as some daemons do; with
- * main-strict a thread of its own accepts and the main thread enters
- * seccomp strict mode (read, write, exit only), waiting in a read.
+ * usage: svc [WORKERS [main-exits|main-strict|all-strict]]   prints "svc:
+ * ready pid=N port=P" when listening; with main-exits the main thread
+ * leaves (pthread_exit) and a thread of its own accepts, as some daemons
+ * do; with main-strict a thread of its own accepts and the main thread
+ * enters seccomp strict mode (read, write, exit only), waiting in a read;
+ * all-strict is main-strict with no thread accepting (with 0 WORKERS,
+ * every thread strict).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -265,11 +267,13 @@ int main(int argc, char **argv)
 		pthread_create(&t, NULL, acceptor, (void *)(long)srv);
 		pthread_exit(NULL);
 	}
-	if (argc > 2 && !strcmp(argv[2], "main-strict")) {
+	if (argc > 2 && (!strcmp(argv[2], "main-strict") ||
+			 !strcmp(argv[2], "all-strict"))) {
 		int never_written[2];
 		char c;
 
-		pthread_create(&t, NULL, acceptor, (void *)(long)srv);
+		if (!strcmp(argv[2], "main-strict"))
+			pthread_create(&t, NULL, acceptor, (void *)(long)srv);
 		if (pipe(never_written) ||
 		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0))
 			return 1;
