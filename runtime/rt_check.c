@@ -22,6 +22,8 @@
 #define HP_LOG_PREFIX "rt: "
 #define HP_STACK_SCAN_MAX (8u << 20)
 #define HP_IOV_BATCH 512 /* ranges per process_vm_readv, under IOV_MAX */
+/* Stacks read per system call, then scanned while in the CPU's cache. */
+#define HP_STACK_CHUNK (64u << 10)
 /* Below this, a second thread costs more than it saves (~30 us to start). */
 #define HP_STACKS_SPLIT_MIN (256u << 10)
 
@@ -39,22 +41,16 @@ static bool syscall_at(const struct hp_busy_range *r, uint64_t off)
 	return hp_x86_is_syscall(b + off, off == last ? 1 : 2);
 }
 
-/*
- * Is @v (an instruction pointer with @ip, else a word of a stack) inside a
- * range? A stack word equal to a function's first byte is no return
- * address (a call returns past itself, inside its caller) but a function
- * pointer, a callback say, and must not keep the function busy forever.
- */
+/* Is instruction pointer @ip inside a range? */
 static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
-					     size_t nr, uint64_t v, bool ip)
+					     size_t nr, uint64_t ip)
 {
 	for (size_t i = 0; i < nr; i++) {
-		if ((ip || (!r[i].ip_only && v != r[i].start)) &&
-		    v >= r[i].start && v < r[i].end)
+		if (ip >= r[i].start && ip < r[i].end)
 			return &r[i];
 		/* Just past a system call that ends the site: a thread
 		 * blocked there restarts it at end - 2, inside the jump. */
-		if (ip && v == r[i].end && syscall_at(&r[i], 3))
+		if (ip == r[i].end && syscall_at(&r[i], 3))
 			return &r[i];
 	}
 	return NULL;
@@ -82,14 +78,136 @@ int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
 }
 
 /*
+ * The ranges a stack word can fall in (not ip_only): sorted by start, each
+ * with the largest end up to it, so a word is looked up in O(log n), and
+ * the span of them all, [lo, lo + span), which rules nearly every word
+ * out with one subtraction and one compare.
+ */
+struct range_entry {
+	uint64_t start, end, max_end;
+	size_t idx; /* in the caller's array: the first match is reported */
+};
+
+struct range_index {
+	const struct hp_busy_range *r;
+	struct range_entry *e;
+	size_t nr;
+	uint64_t lo, span;
+};
+
+static int cmp_start(const void *a, const void *b)
+{
+	const struct range_entry *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int index_ranges(const struct hp_busy_range *r, size_t nr,
+			struct range_index *x)
+{
+	uint64_t hi = 0;
+
+	*x = (struct range_index){ .r = r, .lo = UINT64_MAX };
+	x->e = calloc(nr + 1, sizeof(*x->e));
+	if (!x->e)
+		return -ENOMEM;
+	for (size_t i = 0; i < nr; i++)
+		if (!r[i].ip_only && r[i].start < r[i].end)
+			x->e[x->nr++] = (struct range_entry){ r[i].start,
+							      r[i].end, 0, i };
+	qsort(x->e, x->nr, sizeof(*x->e), cmp_start);
+	for (size_t i = 0; i < x->nr; i++) {
+		hi = x->e[i].end > hi ? x->e[i].end : hi;
+		x->e[i].max_end = hi;
+	}
+	if (x->nr) {
+		x->lo = x->e[0].start;
+		x->span = hi - x->lo;
+	}
+	return 0;
+}
+
+/*
+ * The first range (in the caller's order) holding stack word @v. A word
+ * equal to a function's first byte is no return address (a call returns
+ * past itself, inside its caller) but a function pointer, a callback say,
+ * and must not keep the function busy forever.
+ */
+static const struct hp_busy_range *lookup_word(const struct range_index *x,
+					       uint64_t v)
+{
+	size_t lo = 0, hi = x->nr, best = SIZE_MAX;
+
+	while (lo < hi) { /* hi: the number of ranges starting at or below v */
+		const size_t mid = lo + (hi - lo) / 2;
+
+		if (x->e[mid].start <= v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i-- > 0 && x->e[i].max_end > v;)
+		if (v < x->e[i].end && v != x->e[i].start && x->e[i].idx < best)
+			best = x->e[i].idx;
+	return best == SIZE_MAX ? NULL : &x->r[best];
+}
+
+static inline bool in_span(const struct range_index *x, uint64_t v)
+{
+	return v - x->lo < x->span;
+}
+
+static const struct hp_busy_range *scan_words(const uint8_t *p, size_t len,
+					      const struct range_index *x)
+{
+	const struct hp_busy_range *hit = NULL;
+
+	for (size_t j = 0; j + sizeof(uint64_t) <= len && !hit;
+	     j += sizeof(uint64_t)) {
+		uint64_t v;
+
+		memcpy(&v, p + j, sizeof(v));
+		if (in_span(x, v))
+			hit = lookup_word(x, v);
+	}
+	return hit;
+}
+
+/*
+ * The first return into a range on the @len bytes of stack at @p. Words
+ * are tested eight at a time without a branch each (a stack word almost
+ * never lies in the span of the patched functions); only a block with one
+ * that does is looked at word by word.
+ */
+static const struct hp_busy_range *scan_stack(const uint8_t *p, size_t len,
+					      const struct range_index *x)
+{
+	size_t j = 0;
+
+	for (; j + 8 * sizeof(uint64_t) <= len; j += 8 * sizeof(uint64_t)) {
+		const struct hp_busy_range *hit = NULL;
+		uint64_t v[8];
+
+		memcpy(v, p + j, sizeof(v));
+		if (!(in_span(x, v[0]) | in_span(x, v[1]) | in_span(x, v[2]) |
+		      in_span(x, v[3]) | in_span(x, v[4]) | in_span(x, v[5]) |
+		      in_span(x, v[6]) | in_span(x, v[7])))
+			continue;
+		hit = scan_words(p + j, sizeof(v), x);
+		if (hit)
+			return hit;
+	}
+	return scan_words(p + j, len - j, x);
+}
+
+/*
  * The stacks of threads [from, to) of one stop, read into buf + off and
  * scanned: one share of the check, for one CPU.
  */
 struct stack_job {
 	const struct hp_proc *proc;
 	const struct hp_world *w;
-	const struct hp_busy_range *ranges;
-	size_t nr_ranges;
+	const struct range_index *x;
 	size_t from, to;
 	uint8_t *buf;
 	const size_t *lens;
@@ -100,81 +218,83 @@ struct stack_job {
 	int rc;
 };
 
+/* Set once process_vm_readv is refused (a seccomp filter, a hardened
+ * kernel): every later stack is read through /proc/PID/mem. */
+static int vm_readv_refused;
+
 /*
- * Read the job's stacks: one process_vm_readv per HP_IOV_BATCH threads
- * (one system call instead of one per thread), falling back to a pread
- * each if any range cannot be read whole.
+ * Read the stacks of threads [from, to) to buf + off: one process_vm_readv
+ * for all of them, else (refused, or a range not readable whole) through
+ * the memory seam, one read each, so an unreadable stack is an error,
+ * never a stack found clean.
  */
-static int read_stacks(const struct stack_job *j)
+static int read_stacks(const struct stack_job *j, size_t from, size_t to,
+		       size_t off)
 {
 	struct iovec local[HP_IOV_BATCH], remote[HP_IOV_BATCH];
-	size_t off = j->off;
+	const size_t n = to - from;
+	size_t want = 0;
 	int rc = 0;
 
-	for (size_t i = j->from; i < j->to && !rc;) {
-		size_t n = 0, want = 0;
-		ssize_t got;
-
-		for (; i < j->to && n < HP_IOV_BATCH; i++) {
-			local[n] = (struct iovec){ j->buf + off, j->lens[i] };
-			remote[n] = (struct iovec){
-				(void *)(uintptr_t)(j->w->threads[i].regs.rsp &
-						    ~7ULL),
-				j->lens[i],
-			};
-			off += j->lens[i];
-			want += j->lens[i];
-			n++;
-		}
-		got = process_vm_readv(j->proc->pid, local, n, remote, n, 0);
-		if (got == (ssize_t)want)
-			continue;
-		/* Fall back: one pread per range of this batch. */
-		for (size_t k = 0; k < n && !rc; k++)
-			rc = hp_proc_read(j->proc,
-					  (uintptr_t)remote[k].iov_base,
-					  local[k].iov_base, local[k].iov_len);
+	for (size_t i = 0; i < n; i++) {
+		local[i] = (struct iovec){ j->buf + off + want,
+					   j->lens[from + i] };
+		remote[i] = (struct iovec){
+			(void *)(uintptr_t)(j->w->threads[from + i].regs.rsp &
+					    ~7ULL),
+			j->lens[from + i],
+		};
+		want += j->lens[from + i];
 	}
+	/* Tests read through a seam of their own: every read goes there. */
+	if (!j->proc->mem &&
+	    !__atomic_load_n(&vm_readv_refused, __ATOMIC_RELAXED)) {
+		const ssize_t got =
+			process_vm_readv(j->proc->pid, local, n, remote, n, 0);
+
+		if (got == (ssize_t)want)
+			return 0;
+		if (got < 0 && (errno == EPERM || errno == ENOSYS)) {
+			__atomic_store_n(&vm_readv_refused, 1,
+					 __ATOMIC_RELAXED);
+			hp_dbg(HP_DBG_TIMING,
+			       "pid %d: process_vm_readv refused (%s): stacks "
+			       "are read through /proc/PID/mem",
+			       (int)j->proc->pid, strerror(errno));
+		}
+	}
+	for (size_t k = 0; k < n && !rc; k++)
+		rc = hp_proc_read(j->proc, (uintptr_t)remote[k].iov_base,
+				  local[k].iov_base, local[k].iov_len);
 	return rc;
 }
 
-/* Whether the @len bytes at @stack hold a return into one of @ranges. */
-static const struct hp_busy_range *scan_stack(const uint8_t *stack, size_t len,
-					      const struct hp_busy_range *r,
-					      size_t nr)
-{
-	const struct hp_busy_range *hit = NULL;
-	uint64_t lo = UINT64_MAX, hi = 0;
-
-	/* Nearly every word (data, stack and library addresses) lies
-	 * outside the span of all ranges: two compares rule it out. */
-	for (size_t i = 0; i < nr; i++) {
-		lo = r[i].start < lo ? r[i].start : lo;
-		hi = r[i].end > hi ? r[i].end : hi;
-	}
-	for (size_t j = 0; j + sizeof(uint64_t) <= len && !hit;
-	     j += sizeof(uint64_t)) {
-		uint64_t v;
-
-		memcpy(&v, stack + j, sizeof(v));
-		if (v >= lo && v < hi)
-			hit = in_ranges(r, nr, v, false);
-	}
-	return hit;
-}
-
+/*
+ * The job's stacks a chunk at a time: read, then scanned while the chunk
+ * is still in the CPU's cache. After a return is found the rest is read
+ * all the same, for the later checks of this stop, but not scanned.
+ */
 static void *run_job(void *arg)
 {
 	struct stack_job *j = arg;
 	size_t off = j->off;
 
 	j->hit = j->to;
-	j->rc = j->cached ? 0 : read_stacks(j);
-	for (size_t i = j->from; i < j->to && !j->rc && !j->busy; i++) {
-		j->busy = scan_stack(j->buf + off, j->lens[i], j->ranges,
-				     j->nr_ranges);
-		j->hit = i;
-		off += j->lens[i];
+	for (size_t i = j->from; i < j->to && !j->rc;) {
+		size_t end = i, bytes = 0;
+
+		while (end < j->to && end - i < HP_IOV_BATCH &&
+		       (end == i || bytes + j->lens[end] <= HP_STACK_CHUNK))
+			bytes += j->lens[end++];
+		if (!j->cached)
+			j->rc = read_stacks(j, i, end, off);
+		for (; i < end && !j->rc; off += j->lens[i++]) {
+			if (j->busy)
+				continue;
+			j->busy = scan_stack(j->buf + off, j->lens[i], j->x);
+			if (j->busy)
+				j->hit = i;
+		}
 	}
 	return NULL;
 }
@@ -366,17 +486,20 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 struct hp_who *who)
 {
 	const size_t first = who->n;
+	struct range_index x;
 	uint8_t *stack = NULL;
 	size_t cap = 0;
 	bool waited = false;
 
+	if (index_ranges(ranges, nr_ranges, &x))
+		return; /* no memory: the warning lists fewer threads */
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		const struct hp_thread *t = &w->threads[i];
 		const struct hp_busy_range *hit = NULL;
 		const size_t len = stack_span(proc, t->regs.rsp);
 
 		/* (Registers not read at the stop are zero: no stack.) */
-		if (!len || in_ranges(ranges, nr_ranges, t->regs.rip, true))
+		if (!len || in_ranges(ranges, nr_ranges, t->regs.rip))
 			continue;
 		if (len > cap) {
 			free(stack);
@@ -386,13 +509,14 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 				break;
 		}
 		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
-			hit = scan_stack(stack, len, ranges, nr_ranges);
+			hit = scan_stack(stack, len, &x);
 		if (hit)
 			hp_who_add(who, t->tid, hit->name,
 				   in_syscall(w->pid, t->tid) ? HP_WHO_BLOCKED
 							      : HP_WHO_BELOW);
 	}
 	free(stack);
+	free(x.e);
 	/* A thread the stop interrupted in a sleep is restarting it just
 	 * now and reads as running: look once more, a moment later. */
 	for (size_t i = first; i < who->n && i < HP_WHO_LISTED; i++) {
@@ -416,7 +540,7 @@ void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 
 		if (hp_thread_need_ip(t))
 			continue;
-		hit = in_ranges(ranges, nr_ranges, t->regs.rip, true);
+		hit = in_ranges(ranges, nr_ranges, t->regs.rip);
 		if (hit)
 			hp_who_add(who, t->tid, hit->name, HP_WHO_IN);
 	}
@@ -433,7 +557,7 @@ static int check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 
 		if (rc)
 			return rc;
-		*busy = in_ranges(ranges, nr_ranges, t->regs.rip, true);
+		*busy = in_ranges(ranges, nr_ranges, t->regs.rip);
 		if (*busy) {
 			*busy_tid = t->tid;
 			return -HP_E_BUSY;
@@ -474,6 +598,7 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 	size_t *lens = w->stack_lens, total = w->stacks_total;
 	const bool cached = stacks;
 	struct stack_job job;
+	struct range_index x = { 0 };
 	bool ip_only = true;
 	uint64_t t0;
 	int rc = check_ips(w, ranges, nr_ranges, busy_tid, busy);
@@ -486,14 +611,16 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		return 0; /* jump sites: no stack to read */
 	for (size_t i = 0; i < w->nr_threads && !rc && !cached; i++)
 		rc = hp_thread_need_ip(&w->threads[i]); /* the stack pointers */
+	rc = rc ?: index_ranges(ranges, nr_ranges, &x);
 	if (!cached)
 		rc = rc ?: alloc_stacks(proc, w, &stacks, &lens, &total);
-	if (rc)
+	if (rc) {
+		free(x.e);
 		return rc;
+	}
 	job = (struct stack_job){ .proc = proc,
 				  .w = w,
-				  .ranges = ranges,
-				  .nr_ranges = nr_ranges,
+				  .x = &x,
 				  .to = w->nr_threads,
 				  .buf = stacks,
 				  .lens = lens,
@@ -501,6 +628,7 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 				  .cached = cached };
 	t0 = hp_now_us();
 	rc = check_stacks(&job);
+	free(x.e);
 	hp_dbg(HP_DBG_TIMING, "pid %d: %zu stacks, %zu bytes: %s %llu us",
 	       (int)w->pid, w->nr_threads, total,
 	       cached ? "scan" : "read and scan",
@@ -534,8 +662,7 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 		rc = hp_thread_need_ip(t);
 		if (rc)
 			return rc;
-		while ((*busy = in_ranges(sites, nr_sites, t->regs.rip,
-					  true))) {
+		while ((*busy = in_ranges(sites, nr_sites, t->regs.rip))) {
 			*busy_tid = t->tid;
 			rc = hp_thread_need_regs(t);
 			if (rc)

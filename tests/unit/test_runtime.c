@@ -332,65 +332,6 @@ static void test_fault(void **state)
 	assert_hp_ok(hp_rt_fault("jump"));
 }
 
-/*
- * Every stack is checked, whichever CPU reads it: 300 made-up threads of
- * this very process, 8 KiB of stack each (2.4 MB: read on two threads),
- * a return into the range on one stack, then on two (the first reported).
- */
-static void test_stacks_checked(void **state)
-{
-	enum { N = 300, SPAN = 8192 };
-	const struct hp_busy_range range = { 0x5000, 0x6000, "f", false, NULL };
-	uint8_t *mem = calloc(N, SPAN);
-	struct hp_thread *t = calloc(N, sizeof(*t));
-	struct hp_map *maps = calloc(N, sizeof(*maps));
-	struct hp_proc proc = { .pid = getpid(), .maps = maps, .nr_maps = N };
-	struct hp_world w = {
-		.pid = getpid(), .threads = t, .nr_threads = N, .nr_cpus = 2
-	};
-	const struct hp_busy_range *busy = NULL;
-	const uint64_t ret = 0x5010;
-	pid_t tid = 0;
-
-	(void)state;
-	assert_non_null(mem);
-	for (int i = 0; i < N; i++) {
-		const hp_raddr_t at = (uintptr_t)(mem + (size_t)i * SPAN);
-
-		maps[i] = (struct hp_map){ .start = at, .end = at + SPAN };
-		t[i] = (struct hp_thread){ .tid = 1000 + i, .has_ip = true };
-		t[i].regs.rsp = at + 64;
-		t[i].regs.rip = 0x1000;
-	}
-	assert_hp_ok(hp_world_check(&w, &proc, &range, 1, &tid, &busy));
-	hp_world_drop_stacks(&w); /* a new stop, stacks changed */
-	memcpy(mem + 250 * SPAN + 4096, &ret, sizeof(ret));
-	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
-		      HP_E_BUSY);
-	assert_int_equal(tid, 1250);
-	hp_world_drop_stacks(&w);
-	memcpy(mem + 3 * SPAN + 128, &ret, sizeof(ret));
-	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
-		      HP_E_BUSY);
-	assert_int_equal(tid, 1003);
-	hp_world_drop_stacks(&w);
-	memset(mem + 3 * SPAN + 128, 0, sizeof(ret));
-	w.nr_cpus = 1; /* one CPU: the same answer */
-	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
-		      HP_E_BUSY);
-	assert_int_equal(tid, 1250);
-	/* Later checks of the same stop scan what was read, for a range
-	 * of their own: a word planted since is not seen. */
-	memcpy(mem + 3 * SPAN + 128, &ret, sizeof(ret));
-	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
-		      HP_E_BUSY);
-	assert_int_equal(tid, 1250);
-	hp_world_drop_stacks(&w);
-	free(maps);
-	free(t);
-	free(mem);
-}
-
 /* The state directory comes from the options, never the environment. */
 static void test_state_dir(void **state)
 {
@@ -583,7 +524,6 @@ int main(void)
 		cmocka_unit_test(test_find_hole),
 		cmocka_unit_test(test_fault),
 		cmocka_unit_test(test_state_dir),
-		cmocka_unit_test(test_stacks_checked),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_stop_bound),

@@ -1,0 +1,474 @@
+/*
+ * Unit tests for reading and checking every stack in the stop
+ * (rt_check.c): which bytes are read, which words keep a function busy
+ * (compared word for word with the plain rule on random ranges), an
+ * unreadable stack, and process_vm_readv refused by a seccomp filter.
+ */
+#include "hp_test.h"
+
+#include "common/hp_log.h"
+#include "runtime/runtime_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { MAX_THREADS = 320, SPAN = 8192 };
+
+/* Made-up threads, each with a stack mapping of SPAN bytes at a fake
+ * address, read through the memory seam. */
+static struct {
+	uint8_t *mem;
+	struct hp_map maps[MAX_THREADS];
+	struct hp_thread t[MAX_THREADS];
+	struct hp_proc proc;
+	struct hp_world w;
+	size_t nr;
+	int nr_reads;
+	int unreadable; /* thread whose stack cannot be read, or -1 */
+	hp_raddr_t read_at[MAX_THREADS];
+	size_t read_len[MAX_THREADS];
+} fk;
+
+#define FAKE_BASE 0x7e0000000000ULL
+
+static hp_raddr_t map_start(size_t i)
+{
+	return FAKE_BASE + i * 2 * SPAN; /* a gap between mappings */
+}
+
+static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		     size_t len)
+{
+	(void)proc;
+	for (size_t i = 0; i < fk.nr; i++) {
+		if (addr < map_start(i) || addr + len > map_start(i) + SPAN)
+			continue;
+		if ((int)i == fk.unreadable)
+			return -EIO;
+		if (fk.nr_reads < MAX_THREADS) {
+			fk.read_at[fk.nr_reads] = addr;
+			fk.read_len[fk.nr_reads] = len;
+		}
+		fk.nr_reads++;
+		memcpy(buf, fk.mem + i * SPAN + (addr - map_start(i)), len);
+		return 0;
+	}
+	return -EIO;
+}
+
+static const struct hp_mem_ops fake_ops = { fake_read, NULL };
+
+/* @nr threads, each stopped with its stack pointer @sp_off bytes into its
+ * mapping, every stack word zero; @nr_cpus for the split in two. */
+static void fake_world(size_t nr, size_t sp_off, int nr_cpus)
+{
+	free(fk.mem);
+	fk.mem = calloc(nr, SPAN);
+	assert_non_null(fk.mem);
+	fk.nr = nr;
+	fk.nr_reads = 0;
+	fk.unreadable = -1;
+	for (size_t i = 0; i < nr; i++) {
+		fk.maps[i] = (struct hp_map){ .start = map_start(i),
+					      .end = map_start(i) + SPAN };
+		fk.t[i] = (struct hp_thread){ .tid = 1000 + (pid_t)i,
+					      .has_ip = true };
+		fk.t[i].regs.rsp = map_start(i) + sp_off;
+		fk.t[i].regs.rip = 0x1000;
+	}
+	fk.proc = (struct hp_proc){
+		.pid = 1, .maps = fk.maps, .nr_maps = nr, .mem = &fake_ops
+	};
+	fk.w = (struct hp_world){
+		.pid = 1, .threads = fk.t, .nr_threads = nr, .nr_cpus = nr_cpus
+	};
+}
+
+static void put_word(size_t thread, size_t off, uint64_t v)
+{
+	memcpy(fk.mem + thread * SPAN + off, &v, sizeof(v));
+}
+
+/* One stop's check of every stack; the stacks are dropped after it. */
+static int check(const struct hp_busy_range *r, size_t nr, pid_t *tid,
+		 const struct hp_busy_range **busy)
+{
+	int rc;
+
+	*tid = 0;
+	*busy = NULL;
+	rc = hp_world_check(&fk.w, &fk.proc, r, nr, tid, busy);
+	hp_world_drop_stacks(&fk.w);
+	return rc;
+}
+
+static void quiet(enum hp_log_level l, const char *m, void *c)
+{
+	(void)l;
+	(void)m;
+	(void)c;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(fk.mem);
+	fk.mem = NULL;
+	return 0;
+}
+
+/* Each stack is read once, from its stack pointer (rounded down to a
+ * word) to the end of its mapping: never below, never past. */
+static void test_read_span(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	fake_world(3, 4108, 1);
+	assert_hp_ok(check(&r, 1, &tid, &busy));
+	assert_int_equal(fk.nr_reads, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(fk.read_at[i], map_start((size_t)i) + 4104);
+		assert_int_equal(fk.read_len[i], SPAN - 4104);
+	}
+	/* A return just below the stack pointer is no longer on the stack;
+	 * one in the last word of the mapping is. */
+	put_word(1, 4096, 0x5010);
+	assert_hp_ok(check(&r, 1, &tid, &busy));
+	put_word(2, SPAN - 8, 0x5010);
+	assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+	assert_int_equal(tid, 1002);
+	assert_ptr_equal(busy, &r);
+}
+
+/* Which words keep a function busy: inside it, not its first byte (a
+ * function pointer), not its end; never a jump site (ip_only). The lowest
+ * such word on the stack is named, with the first of overlapping ranges
+ * in the caller's order. */
+static void test_word_rule(void **state)
+{
+	const struct hp_busy_range r[] = {
+		{ 0x9000, 0x9100, "late", false, NULL },
+		{ 0x5000, 0x6000, "f", false, NULL },
+		{ 0x7000, 0x7005, "site", true, NULL },
+		{ 0x5800, 0x5900, "inner", false, NULL },
+	};
+	const struct hp_busy_range inner_first[] = { r[3], r[1] };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	fake_world(2, 0, 1);
+	put_word(0, 0, 0x5000);	 /* f's first byte */
+	put_word(0, 8, 0x6000);	 /* just past f */
+	put_word(0, 16, 0x7002); /* inside the jump site */
+	put_word(0, 24, 0x4fff); /* just before f */
+	put_word(0, 32, 0x9100); /* just past late */
+	put_word(0, 40, UINT64_MAX);
+	assert_hp_ok(check(r, 4, &tid, &busy));
+	put_word(1, 4000, 0x5fff); /* f's last byte */
+	assert_hp_err(check(r, 4, &tid, &busy), HP_E_BUSY);
+	assert_int_equal(tid, 1001);
+	assert_ptr_equal(busy, &r[1]);
+	put_word(1, 4000, 0x5810); /* in f and in inner */
+	assert_hp_err(check(r, 4, &tid, &busy), HP_E_BUSY);
+	assert_ptr_equal(busy, &r[1]);
+	assert_hp_err(check(inner_first, 2, &tid, &busy), HP_E_BUSY);
+	assert_ptr_equal(busy, &inner_first[0]);
+	put_word(1, 3992, 0x9001); /* lower on the stack: late */
+	assert_hp_err(check(r, 4, &tid, &busy), HP_E_BUSY);
+	assert_ptr_equal(busy, &r[0]);
+	/* inner's first byte is no call into inner, but a return into f. */
+	put_word(1, 3992, 0);
+	put_word(1, 4000, 0x5800);
+	assert_hp_err(check(r, 4, &tid, &busy), HP_E_BUSY);
+	assert_ptr_equal(busy, &r[1]);
+	assert_hp_ok(check(&r[3], 1, &tid, &busy));
+	/* The first thread with one is named. */
+	put_word(0, 48, 0x9080);
+	assert_hp_err(check(r, 4, &tid, &busy), HP_E_BUSY);
+	assert_int_equal(tid, 1000);
+	assert_ptr_equal(busy, &r[0]);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* The plain rule, word by word: the first thread, its lowest word, and
+ * that word's first range (in the caller's order). */
+static const struct hp_busy_range *reference(const struct hp_busy_range *r,
+					     size_t nr, pid_t *tid)
+{
+	for (size_t i = 0; i < fk.nr; i++)
+		for (size_t off = (fk.t[i].regs.rsp & ~7ULL) - map_start(i);
+		     off < SPAN; off += 8) {
+			uint64_t v;
+
+			memcpy(&v, fk.mem + i * SPAN + off, sizeof(v));
+			for (size_t k = 0; k < nr && v; k++)
+				if (!r[k].ip_only && v != r[k].start &&
+				    v >= r[k].start && v < r[k].end) {
+					*tid = fk.t[i].tid;
+					return &r[k];
+				}
+		}
+	return NULL;
+}
+
+/*
+ * Random functions (overlapping, jump sites among them, in no order) and
+ * random stacks, on one CPU and two, across the read's chunks: the check
+ * finds exactly what the plain rule finds, and names the same.
+ */
+static void test_same_as_plain_rule(void **state)
+{
+	enum { NR = 300 };
+	static struct hp_busy_range r[NR];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+
+	(void)state;
+	for (int round = 0; round < 40; round++) {
+		const struct hp_busy_range *busy = NULL, *want = NULL;
+		const size_t nr = 1 + rnd(&seed) % NR;
+		pid_t tid = 0, want_tid = 0;
+		int rc;
+
+		fake_world(MAX_THREADS, (size_t)round * 12, round % 2 ? 2 : 1);
+		for (size_t k = 0; k < nr; k++) {
+			const uint64_t start =
+				0x400000 + (rnd(&seed) % 0x100000) * 16;
+
+			r[k] = (struct hp_busy_range){
+				start, start + 1 + rnd(&seed) % 0x2000, "fn",
+				rnd(&seed) % 8 == 0, NULL
+			};
+		}
+		/* Mostly words far from the functions, a few near or at
+		 * their edges, on a few stacks. */
+		for (int n = 0; n < 64; n++) {
+			const size_t th = rnd(&seed) % MAX_THREADS;
+			const size_t off = (rnd(&seed) % (SPAN / 8)) * 8;
+			const struct hp_busy_range *k = &r[rnd(&seed) % nr];
+			const uint64_t pick[] = { k->start, k->end, k->end - 1,
+						  k->start - 1,
+						  0x7fff00000000 + off };
+			const size_t j = rnd(&seed) % 5;
+
+			put_word(th, off,
+				 round % 4 == 3 && j < 4 ? pick[4] : pick[j]);
+		}
+		want = reference(r, nr, &want_tid);
+		rc = check(r, nr, &tid, &busy);
+		if (!want) {
+			assert_hp_ok(rc);
+			continue;
+		}
+		assert_hp_err(rc, HP_E_BUSY);
+		assert_int_equal(tid, want_tid);
+		assert_ptr_equal(busy, want);
+	}
+}
+
+/* A stack that cannot be read never counts as clean. */
+static void test_unreadable_is_not_clean(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	hp_log_set_sink(quiet, NULL);
+	for (int cpus = 1; cpus <= 2; cpus++) {
+		fake_world(MAX_THREADS, 64, cpus);
+		fk.unreadable = MAX_THREADS - 3;
+		assert_int_equal(check(&r, 1, &tid, &busy), -EIO);
+		fk.unreadable = 0;
+		assert_int_equal(check(&r, 1, &tid, &busy), -EIO);
+	}
+	hp_log_set_sink(NULL, NULL);
+}
+
+/* @n made-up threads of this very process: each stack SPAN bytes of
+ * @mem, the stack pointer 64 bytes in. */
+static void self_threads(uint8_t *mem, struct hp_thread *t, struct hp_map *maps,
+			 int n)
+{
+	for (int i = 0; i < n; i++) {
+		const hp_raddr_t at = (uintptr_t)(mem + (size_t)i * SPAN);
+
+		maps[i] = (struct hp_map){ .start = at, .end = at + SPAN };
+		t[i] = (struct hp_thread){ .tid = 1000 + i, .has_ip = true };
+		t[i].regs.rsp = at + 64;
+		t[i].regs.rip = 0x1000;
+	}
+}
+
+/*
+ * Every stack is checked, whichever CPU reads it: 300 made-up threads of
+ * this very process, 8 KiB of stack each (2.4 MB: read on two threads),
+ * a return into the range on one stack, then on two (the first reported).
+ */
+static void test_stacks_checked(void **state)
+{
+	enum { N = 300 };
+	const struct hp_busy_range range = { 0x5000, 0x6000, "f", false, NULL };
+	uint8_t *mem = calloc(N, SPAN);
+	struct hp_thread *t = calloc(N, sizeof(*t));
+	struct hp_map *maps = calloc(N, sizeof(*maps));
+	struct hp_proc proc = { .pid = getpid(), .maps = maps, .nr_maps = N };
+	struct hp_world w = {
+		.pid = getpid(), .threads = t, .nr_threads = N, .nr_cpus = 2
+	};
+	const struct hp_busy_range *busy = NULL;
+	const uint64_t ret = 0x5010;
+	pid_t tid = 0;
+
+	(void)state;
+	assert_non_null(mem);
+	self_threads(mem, t, maps, N);
+	assert_hp_ok(hp_world_check(&w, &proc, &range, 1, &tid, &busy));
+	hp_world_drop_stacks(&w); /* a new stop, stacks changed */
+	memcpy(mem + 250 * SPAN + 4096, &ret, sizeof(ret));
+	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
+		      HP_E_BUSY);
+	assert_int_equal(tid, 1250);
+	hp_world_drop_stacks(&w);
+	memcpy(mem + 3 * SPAN + 128, &ret, sizeof(ret));
+	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
+		      HP_E_BUSY);
+	assert_int_equal(tid, 1003);
+	hp_world_drop_stacks(&w);
+	memset(mem + 3 * SPAN + 128, 0, sizeof(ret));
+	w.nr_cpus = 1; /* one CPU: the same answer */
+	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
+		      HP_E_BUSY);
+	assert_int_equal(tid, 1250);
+	/* Later checks of the same stop scan what was read, for a range
+	 * of their own: a word planted since is not seen. */
+	memcpy(mem + 3 * SPAN + 128, &ret, sizeof(ret));
+	assert_hp_err(hp_world_check(&w, &proc, &range, 1, &tid, &busy),
+		      HP_E_BUSY);
+	assert_int_equal(tid, 1250);
+	hp_world_drop_stacks(&w);
+	free(maps);
+	free(t);
+	free(mem);
+}
+
+/* Install a filter making process_vm_readv fail with @err. */
+static int refuse_vm_readv(int err)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_process_vm_readv, 0,
+			 1),
+		BPF_STMT(BPF_RET | BPF_K,
+			 SECCOMP_RET_ERRNO | ((unsigned int)err & 0xffff)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/*
+ * In a child under a filter that refuses process_vm_readv with @err: the
+ * stacks of made-up threads in the child's own memory, read through
+ * /proc/self/mem instead, give the same answers. Return: the child's
+ * failing step, 0 if none.
+ */
+static int child_checks(int err)
+{
+	enum { N = 300 };
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	uint8_t *mem = calloc(N, SPAN), byte = 0;
+	struct hp_thread *t = calloc(N, sizeof(*t));
+	struct hp_map *maps = calloc(N, sizeof(*maps));
+	struct hp_proc proc = { .pid = getpid(), .maps = maps, .nr_maps = N };
+	struct hp_world w = { .pid = getpid(), .threads = t, .nr_threads = N };
+	const uint64_t ret = 0x5010;
+	struct iovec l = { &byte, 1 }, rem = { &byte, 1 };
+	pid_t tid = 0;
+
+	if (!mem || !t || !maps || refuse_vm_readv(err))
+		return 1;
+	if (process_vm_readv(getpid(), &l, 1, &rem, 1, 0) != -1 || errno != err)
+		return 2; /* the filter is not in the way: no test */
+	proc.mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	if (proc.mem_fd < 0)
+		return 3;
+	self_threads(mem, t, maps, N);
+	for (int cpus = 1; cpus <= 2; cpus++) {
+		w.nr_cpus = cpus;
+		memset(mem, 0, (size_t)N * SPAN);
+		if (hp_world_check(&w, &proc, &r, 1, &tid, &busy))
+			return 4;
+		hp_world_drop_stacks(&w);
+		memcpy(mem + 250 * SPAN + 4096, &ret, sizeof(ret));
+		if (hp_world_check(&w, &proc, &r, 1, &tid, &busy) !=
+			    -HP_E_BUSY ||
+		    tid != 1250 || busy != &r)
+			return 5;
+		hp_world_drop_stacks(&w);
+	}
+	return 0;
+}
+
+static void test_vm_readv_refused(void **state)
+{
+	const int errs[] = { EPERM, ENOSYS };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		int status = 0;
+		const pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0)
+			_exit(child_checks(errs[i]));
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_read_span, teardown),
+		cmocka_unit_test_teardown(test_word_rule, teardown),
+		cmocka_unit_test_teardown(test_same_as_plain_rule, teardown),
+		cmocka_unit_test_teardown(test_unreadable_is_not_clean,
+					  teardown),
+		cmocka_unit_test(test_stacks_checked),
+		cmocka_unit_test(test_vm_readv_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
