@@ -149,14 +149,16 @@ void hp_pt_set_call_bound(long bound_ms)
  * waitpid(@tid) until @deadline: one WNOHANG (most waits of a stop find
  * the thread stopped already: every thread was interrupted first), else
  * one blocking waitpid that the timer ends. A leader that exited while
- * others live never reports: it is looked at every 10 ms. Without a
- * timer (timer_create refused) the wait polls every 100 us.
- * Return: the pid, 0 at the deadline, -1 with errno.
+ * others live never reports: it is looked at after 1 ms without a
+ * report, then every 10 ms (not before each wait: reading its state costs
+ * more than the wait). Without a timer (timer_create refused) the wait
+ * polls every 100 us. Return: the pid, 0 at the deadline, -1 with errno.
  */
 static pid_t wait_until(const struct hp_thread *t, int *status,
 			uint64_t deadline)
 {
 	pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+	uint64_t slice = 1000;
 
 	while (r == 0 || (r < 0 && errno == EINTR)) {
 		const uint64_t now = hp_now_us();
@@ -164,12 +166,14 @@ static pid_t wait_until(const struct hp_thread *t, int *status,
 
 		if (now >= deadline)
 			return 0;
-		if (t->leader && hp_task_gone(t->tid)) {
+		if (t->leader && slice > 1000 && hp_task_gone(t->tid)) {
 			errno = ESRCH;
 			return -1;
 		}
-		if (t->leader && until > now + 10000)
-			until = now + 10000;
+		if (t->leader && until > now + slice)
+			until = now + slice;
+		if (t->leader)
+			slice = 10000;
 		if (wake_at(until)) {
 			usleep(100);
 			r = waitpid(t->tid, status, __WALL | WNOHANG);
@@ -366,6 +370,8 @@ void hp_pt_release(struct hp_thread *t)
 {
 	if (!t->seized)
 		return;
+	if (t->injecting && t->stopped)
+		hp_pt_inject_end(t);
 	/* Only a stopped thread can be detached: a running one gives ESRCH
 	 * and stays ours until we exit (and cannot be seized again, to undo
 	 * a failed apply say). A thread seized but not stopped, on a failure
@@ -426,6 +432,7 @@ void hp_pt_release(struct hp_thread *t)
 	t->seized = false;
 	t->stopped = false;
 	t->has_regs = false;
+	t->has_seccomp_mode = false;
 	t->has_ip = false;
 }
 
@@ -560,50 +567,97 @@ static int owed(struct hp_thread *t, const struct user_regs_struct *regs,
 }
 
 /*
- * orig_rax = -1 keeps the kernel from "restarting" our injected call when
- * the thread was stopped inside a system call of its own; restoring every
- * register afterwards (orig_rax and rax = -ERESTART* included) lets the
- * kernel restart that call exactly as after any ptrace stop.
+ * Before our instructions run in @t: its registers and signal mask set
+ * aside, its signals blocked. Return: 0 or -errno.
  */
-int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
-		  const long args[6], long *ret)
+static int save_thread(struct hp_thread *t, struct user_regs_struct *saved,
+		       uint64_t *mask)
 {
-	struct user_regs_struct saved, regs;
-	uint64_t mask = 0;
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, saved) < 0)
+		return -errno;
+	return block_signals(t, mask);
+}
+
+/*
+ * After them: every register and the mask as they were. An exited thread
+ * needs neither. Return: 0 or -errno, reported.
+ */
+static int restore_thread(struct hp_thread *t,
+			  const struct user_regs_struct *saved, uint64_t *mask)
+{
+	int rc = 0;
+
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, saved) < 0 && errno != ESRCH)
+		rc = hp_error_rc(-errno, "tid %d: cannot restore registers",
+				 (int)t->tid);
+	restore_signals(t, mask);
+	return rc;
+}
+
+/*
+ * The registers that run our instructions at @ip: @saved's, with
+ * orig_rax = -1, which keeps the kernel from "restarting" our injected
+ * call when the thread was stopped inside a system call of its own;
+ * restoring every register afterwards (orig_rax and rax = -ERESTART*
+ * included) lets the kernel restart that call exactly as after any stop.
+ */
+static void inject_regs(struct user_regs_struct *regs,
+			const struct user_regs_struct *saved, hp_raddr_t ip,
+			unsigned long long rax)
+{
+	*regs = *saved;
+	regs->rip = ip;
+	regs->rax = rax;
+	regs->orig_rax = (unsigned long long)-1;
+}
+
+int hp_pt_inject_begin(struct hp_thread *t)
+{
+	int rc;
+
+	if (t->injecting)
+		return 0;
+	rc = save_thread(t, &t->inj_regs, &t->inj_mask);
+	t->injecting = !rc;
+	return rc;
+}
+
+int hp_pt_inject_end(struct hp_thread *t)
+{
+	int rc = 0;
+
+	/* (Left owing them: hp_pt_release puts them back if it stops.) */
+	if (t->injecting && !t->owes_mask && t->seized)
+		rc = restore_thread(t, &t->inj_regs, &t->inj_mask);
+	t->injecting = false;
+	return rc;
+}
+
+/* One system call through the "syscall" at @insn, registers not restored. */
+static int syscall_once(struct hp_thread *t,
+			const struct user_regs_struct *saved, uint64_t mask,
+			hp_raddr_t insn, long nr, const long args[6], long *ret)
+{
+	struct user_regs_struct regs;
 	int rc, sig = 0, tries = 0;
 
-	rc = hp_seccomp_check(t->tid, insn, nr, args);
-	if (rc)
-		return rc;
-	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
-		return -errno;
-	rc = block_signals(t, &mask);
-	if (rc)
-		return rc;
-	regs = saved;
-	regs.rip = insn;
-	regs.rax = (unsigned long long)nr;
-	regs.orig_rax = (unsigned long long)-1;
+	inject_regs(&regs, saved, insn, (unsigned long long)nr);
 	regs.rdi = (unsigned long long)args[0];
 	regs.rsi = (unsigned long long)args[1];
 	regs.rdx = (unsigned long long)args[2];
 	regs.r10 = (unsigned long long)args[3];
 	regs.r8 = (unsigned long long)args[4];
 	regs.r9 = (unsigned long long)args[5];
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0) {
-		rc = -errno;
-		goto out_mask;
-	}
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0)
+		return -errno;
 	/* A stop that ran nothing (a group stop) leaves rip at insn. */
 	while (!(rc = step_once(t, &regs, &sig)) && regs.rip != insn + 2)
 		if (regs.rip != insn || ++tries > 16) {
 			rc = -HP_E_INJECT;
 			break;
 		}
-	if (rc == -ESRCH)
-		return rc;
 	if (rc == -ETIMEDOUT)
-		return owed(t, &saved, mask, "injected system call");
+		return owed(t, saved, mask, "injected system call");
 	if (rc == -HP_E_INJECT)
 		hp_error(rc,
 			 "tid %d: the injected system call %ld %s at 0x%llx "
@@ -611,18 +665,35 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 			 "restored",
 			 (int)t->tid, nr, sig ? "faulted" : "went astray",
 			 regs.rip, sig);
-	else if (rc)
+	else if (rc && rc != -ESRCH)
 		hp_error_rc(rc, "tid %d: injected system call %ld", (int)t->tid,
 			    nr);
 	if (!rc)
 		*ret = (long)regs.rax;
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
-		rc = hp_error_rc(-errno, "tid %d: cannot restore registers",
-				 (int)t->tid);
-out_mask:
-	restore_signals(t, &mask);
 	hp_dbg(HP_DBG_PTRACE, "tid %d: syscall %ld -> %ld (rc %d)", (int)t->tid,
 	       nr, rc ? 0 : *ret, rc);
+	return rc;
+}
+
+int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
+		  const long args[6], long *ret)
+{
+	const bool run = t->injecting;
+	int rc = hp_seccomp_check(t, insn, nr, args);
+
+	if (!rc)
+		rc = hp_pt_inject_begin(t);
+	if (rc)
+		return rc;
+	rc = syscall_once(t, &t->inj_regs, t->inj_mask, insn, nr, args, ret);
+	if (rc == -ESRCH)
+		t->injecting = false;
+	if (!run) {
+		const int rrc = hp_pt_inject_end(t);
+
+		if (!rc)
+			rc = rrc;
+	}
 	return rc;
 }
 
@@ -669,17 +740,13 @@ static int wait_call(struct hp_thread *t, uint64_t timeout_us,
 	int rc = 0;
 
 	for (;;) {
-		pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+		/* One blocking wait, ended by the call's stop or the bound. */
+		pid_t r = wait_until(t, status, deadline);
 
-		if (r < 0 && errno == EINTR)
-			continue;
+		wake_disarm();
 		if (r < 0)
 			return -errno;
 		if (r == 0) {
-			if (hp_now_us() < deadline) {
-				usleep(50);
-				continue;
-			}
 			/* Too long: stop it where it is, within a bound too
 			 * (asleep in the kernel, it stops only on its way
 			 * out). */
@@ -745,20 +812,14 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 {
 	struct user_regs_struct saved, regs;
 	uint64_t mask = 0, zero = 0;
-	int rc, status = 0;
+	int rc = save_thread(t, &saved, &mask), rrc, status = 0;
 
-	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
-		return -errno;
-	rc = block_signals(t, &mask);
 	if (rc)
 		return rc;
-	regs = saved;
+	inject_regs(&regs, &saved, fn, 0);
 	regs.rsp = ((saved.rsp - 256) & ~15ULL) - 8; /* as after a call */
-	regs.rip = fn;
 	regs.rdi = (unsigned long long)args[0];
 	regs.rsi = (unsigned long long)args[1];
-	regs.rax = 0;
-	regs.orig_rax = (unsigned long long)-1;
 	if (ptrace(PTRACE_POKEDATA, t->tid, (void *)regs.rsp, (void *)zero) <
 		    0 ||
 	    ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0 ||
@@ -788,8 +849,6 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 			 (int)t->tid, (unsigned long long)fn, regs.rip,
 			 WSTOPSIG(status));
 out_restore:
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
-		rc = -errno;
-	restore_signals(t, &mask);
-	return rc;
+	rrc = restore_thread(t, &saved, &mask);
+	return rc ?: rrc;
 }

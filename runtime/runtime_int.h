@@ -151,6 +151,14 @@ struct hp_thread {
 	bool owes_mask;
 	struct user_regs_struct owed_regs;
 	uint64_t owed_mask;
+	/* Inside a run of injected system calls (hp_pt_inject_begin): its
+	 * own registers and signal mask, put back by hp_pt_inject_end. */
+	bool injecting;
+	struct user_regs_struct inj_regs;
+	uint64_t inj_mask;
+	/* Its seccomp mode ("Seccomp:" in its status), read once a stop. */
+	bool has_seccomp_mode;
+	int seccomp_mode;
 };
 
 /* Return: 0, -ESRCH (exiting), or -errno reported naming the tracer
@@ -185,11 +193,23 @@ void hp_pt_release(struct hp_thread *t);
 /*
  * Run one system call in stopped thread @t through the "syscall" at @insn,
  * then restore every register (an interrupted system call of the thread
- * restarts as if nothing happened). Return: 0 with *@ret the raw result.
+ * restarts as if nothing happened), unless a run of calls is open
+ * (hp_pt_inject_begin): then only hp_pt_inject_end restores them.
+ * Return: 0 with *@ret the raw result.
  */
 int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		  const long args[6], long *ret)
 	__attribute__((warn_unused_result));
+/*
+ * Open a run of system calls in stopped @t: its registers and signal mask
+ * are read and its signals blocked once for every call of the run, not
+ * once per call. Return: 0 or -errno.
+ */
+int hp_pt_inject_begin(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Close it: every register and the mask as they were (nothing if the
+ * thread was left owing them, or has exited). Return: 0 or -errno,
+ * reported. */
+int hp_pt_inject_end(struct hp_thread *t);
 
 /*
  * Call function @fn(@args[0], @args[1]) in stopped @t while the other
@@ -497,12 +517,12 @@ int hp_rt_state_record(const char *dir, const char *build_id_hex,
 
 /* ---- rt_seccomp.c ---- */
 /*
- * Would stopped thread @tid survive system call @nr(@args) run from @ip?
- * Runs its seccomp filters on it. Return: 0, or -HP_E_SECCOMP reported
+ * Would stopped thread @t survive system call @nr(@args) run from @ip?
+ * Runs its seccomp filters on it (its mode read once a stop). Return: 0, or -HP_E_SECCOMP reported
  * naming the thread, the call and what the filter would do.
  */
-int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
-	__attribute__((warn_unused_result));
+int hp_seccomp_check(struct hp_thread *t, hp_raddr_t ip, long nr,
+		     const long args[6]) __attribute__((warn_unused_result));
 
 /* ---- rt_lock.c: one patcher per process ---- */
 struct hp_rt_lock {
