@@ -27,19 +27,33 @@
 
 #define HP_LOG_PREFIX "rt: "
 
-pid_t hp_proc_live_tid(pid_t pid)
+/* A thread of @pid's that has not exited, in *@tid (@pid if none is).
+ * Return: whether one was found. */
+static bool find_live_tid(pid_t pid, pid_t *tid)
 {
-	pid_t *tids = NULL, tid = pid;
+	pid_t *tids = NULL;
 	size_t nr = 0;
+	bool found = false;
 
-	if (!hp_task_gone(pid) || hp_proc_list_tasks(pid, &tids, &nr))
-		return pid;
-	for (size_t i = 0; i < nr; i++)
+	*tid = pid;
+	if (!hp_task_gone(pid))
+		return true;
+	if (hp_proc_list_tasks(pid, &tids, &nr))
+		return false;
+	for (size_t i = 0; i < nr && !found; i++)
 		if (!hp_task_gone(tids[i])) {
-			tid = tids[i];
-			break;
+			*tid = tids[i];
+			found = true;
 		}
 	free(tids);
+	return found;
+}
+
+pid_t hp_proc_live_tid(pid_t pid)
+{
+	pid_t tid;
+
+	find_live_tid(pid, &tid);
 	return tid;
 }
 
@@ -63,12 +77,10 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	char path[64];
 	int rc;
 
-	*proc = (struct hp_proc){ .pid = pid,
-				  .tid = hp_proc_live_tid(pid),
-				  .mem_fd = -1 };
+	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
 	/* A zombie (every thread exited, the parent has not reaped it) keeps
 	 * its /proc entry but no memory: gone, like a process reaped. */
-	if (hp_task_gone(proc->tid)) {
+	if (!find_live_tid(pid, &proc->tid)) {
 		if (quiet)
 			return -HP_E_GONE;
 		if (kill(pid, 0) < 0 && errno == ESRCH)
@@ -112,54 +124,113 @@ void hp_proc_close(struct hp_proc *proc)
 	proc->mem_fd = -1;
 }
 
+/*
+ * The whole of /proc file @path, NUL-terminated, in *@out (malloc'd): in
+ * reads of 64 KiB, where stdio's 1 KiB reads made the kernel format the
+ * file again for each. Return: 0, -errno.
+ */
+static int read_proc_file(const char *path, char **out, size_t *len)
+{
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 0, done = 0;
+	char *buf = NULL;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (cap - done < 65536 + 1) {
+			char *nb = realloc(buf, cap + 65536 + 1);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap += 65536 + 1;
+		}
+		n = read(fd, buf + done, cap - done - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	buf[done] = 0;
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+/* One line of /proc/PID/maps. Return: false if it is not one. */
+static bool parse_map_line(const char *line, struct hp_map *m)
+{
+	char perms[8] = "";
+	const char *p = NULL;
+	unsigned long long start, end, off;
+	int n = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &start, &end, perms,
+		   &off, &n) < 4)
+		return false;
+	*m = (struct hp_map){ .start = start, .end = end, .offset = off };
+	m->prot = (perms[0] == 'r' ? PROT_READ : 0) |
+		  (perms[1] == 'w' ? PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? PROT_EXEC : 0);
+	m->shared = perms[3] == 's';
+	p = line + n;
+	while (*p == ' ')
+		p++;
+	snprintf(m->path, sizeof(m->path), "%s", p);
+	return true;
+}
+
 int hp_proc_read_maps(struct hp_proc *proc)
 {
-	char path[64], line[512];
+	char path[64], *text = NULL, *line = NULL;
 	struct hp_map *maps = NULL;
-	size_t nr = 0, cap = 0;
-	FILE *fp = NULL;
+	size_t nr = 0, cap = 0, len = 0;
+	int rc;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->tid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return errno == ENOENT ? -HP_E_GONE
-				       : hp_error_rc(-errno, "'%s'", path);
-	while (fgets(line, sizeof(line), fp)) {
-		struct hp_map m = { 0 };
-		char perms[8] = "", *p = NULL;
-		unsigned long long start, end, off;
-		int n = 0;
+	rc = read_proc_file(path, &text, &len);
+	if (rc)
+		return rc == -ENOENT || rc == -ESRCH
+			       ? -HP_E_GONE
+			       : hp_error_rc(rc, "'%s'", path);
+	for (line = text; line < text + len;) {
+		char *eol = strchr(line, '\n');
+		struct hp_map m;
 
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &start, &end,
-			   perms, &off, &n) < 4)
-			continue;
-		m.start = start;
-		m.end = end;
-		m.offset = off;
-		m.prot = (perms[0] == 'r' ? PROT_READ : 0) |
-			 (perms[1] == 'w' ? PROT_WRITE : 0) |
-			 (perms[2] == 'x' ? PROT_EXEC : 0);
-		m.shared = perms[3] == 's';
-		p = line + n;
-		while (*p == ' ')
-			p++;
-		p[strcspn(p, "\n")] = 0;
-		snprintf(m.path, sizeof(m.path), "%s", p);
-		if (nr == cap) {
-			struct hp_map *nm = NULL;
+		if (eol)
+			*eol = 0;
+		if (parse_map_line(line, &m)) {
+			if (nr == cap) {
+				struct hp_map *nm = NULL;
 
-			cap = cap ? 2 * cap : 64;
-			nm = realloc(maps, cap * sizeof(*nm));
-			if (!nm) {
-				free(maps);
-				fclose(fp);
-				return -ENOMEM;
+				cap = cap ? 2 * cap : 64;
+				nm = realloc(maps, cap * sizeof(*nm));
+				if (!nm) {
+					free(maps);
+					free(text);
+					return -ENOMEM;
+				}
+				maps = nm;
 			}
-			maps = nm;
+			maps[nr++] = m;
 		}
-		maps[nr++] = m;
+		line = eol ? eol + 1 : text + len;
 	}
-	fclose(fp);
+	free(text);
 	free(proc->maps);
 	proc->maps = maps;
 	proc->nr_maps = nr;

@@ -22,7 +22,9 @@
 
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 {
-	const pid_t tid = hp_proc_live_tid(proc->pid);
+	/* The thread found live when the process was opened, else (it
+	 * exited since) one live now. */
+	pid_t tid = proc->tid ? proc->tid : hp_proc_live_tid(proc->pid);
 	int rc;
 
 	*r = (struct hp_remote){ .t = { .tid = tid,
@@ -30,6 +32,11 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	rc = hp_proc_find_syscall_insn(proc, &r->insn);
 	if (!rc)
 		rc = hp_pt_seize(&r->t);
+	if (rc == -ESRCH && (tid = hp_proc_live_tid(proc->pid)) != r->t.tid) {
+		r->t = (struct hp_thread){ .tid = tid,
+					   .leader = tid == proc->pid };
+		rc = hp_pt_seize(&r->t);
+	}
 	if (!rc) {
 		/* Raised first, it also reaches the stop without waiting. */
 		hp_prio_raise(r->t.tid, &r->prio);
