@@ -418,6 +418,47 @@ static void test_state_dir(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A read remembered for the next sees every change: a record, a file
+ * written over it, one made insecure, one removed. */
+static void test_state_cached(void **state)
+{
+	char dir[] = "/tmp/hp-state-XXXXXX", path[64], tmp[80];
+	uint64_t seq = 0;
+	FILE *fp = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/cd34.seq", dir);
+	snprintf(tmp, sizeof(tmp), "%s/cd34.tmp", dir);
+	assert_hp_ok(hp_rt_state_record(dir, "cd34", 3));
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 3);
+	assert_hp_ok(hp_rt_state_record(dir, "cd34", 4));
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 4);
+	/* Another patcher's record: a new file renamed over it. */
+	fp = fopen(tmp, "w");
+	assert_non_null(fp);
+	fputs("9\n", fp);
+	fclose(fp);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 9);
+	/* The same file, rewritten in place. */
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("12\n", fp);
+	fclose(fp);
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 12);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_hp_err(hp_rt_state_sequence(dir, "cd34", &seq), HP_E_INSECURE);
+	assert_int_equal(unlink(path), 0);
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /*
  * A stop waits 250 ms for its threads on an idle host, a scheduler slice
  * per turn its threads need on a loaded one (issue 14: 512 threads at a
@@ -583,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_find_hole),
 		cmocka_unit_test(test_fault),
 		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_state_cached),
 		cmocka_unit_test(test_stacks_checked),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
