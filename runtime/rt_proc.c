@@ -179,10 +179,17 @@ static bool parse_map_line(const char *line, struct hp_map *m)
 	unsigned long long start, end, off;
 	int n = 0;
 
-	if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &start, &end, perms,
-		   &off, &n) < 4)
+	unsigned int major = 0, minor = 0;
+	unsigned long long inode = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end, perms,
+		   &off, &major, &minor, &inode, &n) < 7)
 		return false;
-	*m = (struct hp_map){ .start = start, .end = end, .offset = off };
+	*m = (struct hp_map){ .start = start,
+			      .end = end,
+			      .offset = off,
+			      .dev = (uint64_t)major << 32 | minor,
+			      .inode = inode };
 	m->prot = (perms[0] == 'r' ? PROT_READ : 0) |
 		  (perms[1] == 'w' ? PROT_WRITE : 0) |
 		  (perms[2] == 'x' ? PROT_EXEC : 0);
@@ -194,7 +201,8 @@ static bool parse_map_line(const char *line, struct hp_map *m)
 	return true;
 }
 
-int hp_proc_read_maps(struct hp_proc *proc)
+/* Read @proc's map; @quiet: no message (a scan of every pid). */
+static int read_maps(struct hp_proc *proc, bool quiet)
 {
 	char path[64], *text = NULL, *line = NULL;
 	struct hp_map *maps = NULL;
@@ -203,10 +211,10 @@ int hp_proc_read_maps(struct hp_proc *proc)
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->tid);
 	rc = read_proc_file(path, &text, &len);
+	if (rc == -ENOENT || rc == -ESRCH)
+		return -HP_E_GONE;
 	if (rc)
-		return rc == -ENOENT || rc == -ESRCH
-			       ? -HP_E_GONE
-			       : hp_error_rc(rc, "'%s'", path);
+		return quiet ? rc : hp_error_rc(rc, "'%s'", path);
 	for (line = text; line < text + len;) {
 		char *eol = strchr(line, '\n');
 		struct hp_map m;
@@ -235,6 +243,11 @@ int hp_proc_read_maps(struct hp_proc *proc)
 	proc->maps = maps;
 	proc->nr_maps = nr;
 	return nr ? 0 : -HP_E_GONE;
+}
+
+int hp_proc_read_maps(struct hp_proc *proc)
+{
+	return read_maps(proc, false);
 }
 
 /* One loop for both directions: short transfers continue, EINTR retries. */
@@ -410,20 +423,92 @@ static bool text_loaded(const struct hp_proc *proc, const struct hp_map *m,
 	       !strcmp(x->path, m->path);
 }
 
-int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
-			uint32_t build_id_len, struct hp_rmodule *mod)
+struct hp_id_hit {
+	uint64_t dev, inode;
+	hp_raddr_t start; /* where the image was mapped when read */
+	struct module_id mi;
+};
+
+void hp_id_hits_release(struct hp_id_hits *h)
+{
+	free(h->v);
+	*h = (struct hp_id_hits){ 0 };
+}
+
+/* @m's image as read at another address: the same, moved. */
+static bool find_hit(const struct hp_id_hits *h, const struct hp_map *m,
+		     const uint8_t *build_id, uint32_t build_id_len,
+		     struct module_id *mi)
+{
+	for (size_t i = 0; h && m->inode && i < h->nr; i++) {
+		const struct hp_id_hit *e = &h->v[i];
+
+		if (e->dev != m->dev || e->inode != m->inode ||
+		    e->mi.id_len != build_id_len ||
+		    memcmp(e->mi.id, build_id, build_id_len))
+			continue;
+		*mi = e->mi;
+		mi->bias += m->start - e->start;
+		if (mi->text)
+			mi->text += m->start - e->start;
+		return true;
+	}
+	return false;
+}
+
+static void add_hit(struct hp_id_hits *h, const struct hp_map *m,
+		    const struct module_id *mi)
+{
+	if (!h || !m->inode)
+		return;
+	if (h->nr == h->cap) {
+		const size_t cap = h->cap ? 2 * h->cap : 8;
+		struct hp_id_hit *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return; /* (a cache: none is as good) */
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->nr++] = (struct hp_id_hit){
+		.dev = m->dev, .inode = m->inode, .start = m->start, .mi = *mi
+	};
+}
+
+/* /proc/TID/mem of a process opened for a scan, when first needed. */
+static int need_mem(const struct hp_proc *proc)
+{
+	struct hp_proc *p = (struct hp_proc *)(uintptr_t)proc;
+	char path[64];
+
+	if (proc->mem_fd >= 0 || proc->mem)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
+	p->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	return p->mem_fd < 0 ? -errno : 0;
+}
+
+static int find_module(const struct hp_proc *proc, struct hp_id_hits *hits,
+		       const uint8_t *build_id, uint32_t build_id_len,
+		       struct hp_rmodule *mod)
 {
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
 		struct module_id mi = { 0 };
+		bool hit = false;
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ))
 			continue;
-		if (read_module_id(proc, m, &mi) || mi.id_len != build_id_len ||
-		    memcmp(mi.id, build_id, mi.id_len) ||
-		    !text_loaded(proc, m, &mi))
+		hit = find_hit(hits, m, build_id, build_id_len, &mi);
+		if (!hit && (need_mem(proc) || read_module_id(proc, m, &mi) ||
+			     mi.id_len != build_id_len ||
+			     memcmp(mi.id, build_id, mi.id_len)))
 			continue;
+		if (!text_loaded(proc, m, &mi))
+			continue;
+		if (!hit)
+			add_hit(hits, m, &mi);
 		*mod = (struct hp_rmodule){ .bias = mi.bias,
 					    .start = m->start,
 					    .end = m->end };
@@ -438,6 +523,35 @@ int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 		return 0;
 	}
 	return -HP_E_NOTARGET;
+}
+
+int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
+			uint32_t build_id_len, struct hp_rmodule *mod)
+{
+	return find_module(proc, NULL, build_id, build_id_len, mod);
+}
+
+int hp_proc_find_module_in(struct hp_proc *proc, struct hp_id_hits *hits,
+			   const uint8_t *build_id, uint32_t build_id_len,
+			   struct hp_rmodule *mod)
+{
+	return find_module(proc, hits, build_id, build_id_len, mod);
+}
+
+int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
+{
+	int rc;
+
+	*proc = (struct hp_proc){ .pid = pid, .tid = pid, .mem_fd = -1 };
+	rc = read_maps(proc, true);
+	if (!rc)
+		return 0;
+	hp_proc_close(proc);
+	/* A leader that exited has no map: a live thread's, if any. (A
+	 * kernel thread has none either, and is not gone.) */
+	return rc == -HP_E_GONE && hp_task_gone(pid)
+		       ? hp_proc_open(pid, proc, true)
+		       : rc;
 }
 
 /*

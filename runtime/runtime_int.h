@@ -23,6 +23,8 @@ struct hp_map {
 	uint64_t offset;
 	unsigned int prot; /* PROT_* */
 	bool shared;
+	uint64_t dev; /* the mapped file's device and inode (0: none) */
+	uint64_t inode;
 	char path[256]; /* "" for anonymous */
 };
 
@@ -78,6 +80,28 @@ int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		 size_t len) __attribute__((warn_unused_result));
 int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
 		  size_t len) __attribute__((warn_unused_result));
+/*
+ * Files (device, inode) whose image one scan of the host found to carry a
+ * patch's build-id: the next process that maps the same file is looked at
+ * through its map alone (it shares the file's pages), where each cost
+ * reads of its memory. Only matches are kept: a process that changed its
+ * own copy of a header can make itself no target, never hide another.
+ * What the scan finds, the apply checks again in each process's memory.
+ */
+struct hp_id_hit;
+struct hp_id_hits {
+	struct hp_id_hit *v;
+	size_t nr, cap;
+};
+void hp_id_hits_release(struct hp_id_hits *h);
+/* Open @pid for a scan: its map only, its memory when first needed
+ * (hp_proc_find_module_in). Return: as hp_proc_open, quiet. */
+int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
+	__attribute__((warn_unused_result));
+/* hp_proc_find_module through @hits (learning from a match). */
+int hp_proc_find_module_in(struct hp_proc *proc, struct hp_id_hits *hits,
+			   const uint8_t *build_id, uint32_t build_id_len,
+			   struct hp_rmodule *mod);
 /* Find the module with @build_id. Return: 0 or -HP_E_NOTARGET. */
 int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 			uint32_t build_id_len, struct hp_rmodule *mod)

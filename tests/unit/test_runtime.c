@@ -283,12 +283,13 @@ static void test_encode_jmp(void **state)
 static void test_find_hole(void **state)
 {
 	struct hp_map maps[] = {
-		{ 0x555555554000, 0x555555560000, 0, PROT_READ, false, "/a" },
-		{ 0x555555560000, 0x555555570000, 0x1000, PROT_EXEC, false,
+		{ 0x555555554000, 0x555555560000, 0, PROT_READ, false, 8, 1,
 		  "/a" },
+		{ 0x555555560000, 0x555555570000, 0x1000, PROT_EXEC, false, 8,
+		  1, "/a" },
 		{ 0x555555580000, 0x5555555a0000, 0, PROT_READ | PROT_WRITE,
-		  false, "[heap]" },
-		{ 0x7ffff7d00000, 0x7ffff7f00000, 0, PROT_READ, false,
+		  false, 0, 0, "[heap]" },
+		{ 0x7ffff7d00000, 0x7ffff7f00000, 0, PROT_READ, false, 8, 2,
 		  "/libc" },
 	};
 	struct hp_proc proc = { .pid = 1, .maps = maps, .nr_maps = 4 };
