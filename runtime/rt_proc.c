@@ -23,6 +23,8 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -433,6 +435,24 @@ void hp_id_hits_release(struct hp_id_hits *h)
 {
 	free(h->v);
 	*h = (struct hp_id_hits){ 0 };
+}
+
+bool hp_id_hits_exe(const struct hp_id_hits *h, pid_t pid)
+{
+	char path[48];
+	struct stat st;
+
+	if (!h->nr)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st))
+		return false;
+	for (size_t i = 0; i < h->nr; i++)
+		if (h->v[i].inode == st.st_ino &&
+		    h->v[i].dev == ((uint64_t)major(st.st_dev) << 32 |
+				    minor(st.st_dev)))
+			return true;
+	return false;
 }
 
 /* @m's image as read at another address: the same, moved. */

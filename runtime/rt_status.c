@@ -151,7 +151,15 @@ int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
 		struct hp_rmodule mod;
 		bool hit = false;
 
-		if (pids[i] == getpid() || hp_proc_open_scan(pids[i], &proc))
+		if (pids[i] == getpid())
+			continue;
+		/* A process of an executable found before: no more to read
+		 * (the apply checks its memory). */
+		if (hp_id_hits_exe(&hits, pids[i])) {
+			pids[n++] = pids[i];
+			continue;
+		}
+		if (hp_proc_open_scan(pids[i], &proc))
 			continue;
 		for (uint32_t j = 0; j < p->nr_modules && !hit; j++)
 			hit = !hp_proc_find_module_in(

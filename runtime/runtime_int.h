@@ -94,6 +94,9 @@ struct hp_id_hits {
 	size_t nr, cap;
 };
 void hp_id_hits_release(struct hp_id_hits *h);
+/* Whether @pid runs an executable that @hits knows (one stat of
+ * /proc/PID/exe: its map need not be read). */
+bool hp_id_hits_exe(const struct hp_id_hits *h, pid_t pid);
 /* Open @pid for a scan: its map only, its memory when first needed
  * (hp_proc_find_module_in). Return: as hp_proc_open, quiet. */
 int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
