@@ -51,7 +51,7 @@ static uint64_t pt_deadline; /* CLOCK_MONOTONIC us, 0: the default */
 static struct {
 	bool installed; /* handler and mask ours; timer created */
 	struct sigaction old_action;
-	sigset_t old_mask;
+	bool was_blocked; /* HP_PT_WAKE_SIG, in this thread's mask before */
 	timer_t timer;
 	uint64_t armed; /* CLOCK_MONOTONIC us it fires at, 0: disarmed */
 } wake;
@@ -66,7 +66,7 @@ static int wake_install(void)
 	struct sigaction sa = { .sa_handler = wake_nop };
 	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
 				.sigev_signo = HP_PT_WAKE_SIG };
-	sigset_t set;
+	sigset_t set, old;
 
 	if (wake.installed)
 		return 0;
@@ -78,7 +78,8 @@ static int wake_install(void)
 	sigemptyset(&set);
 	sigaddset(&set, HP_PT_WAKE_SIG);
 	sigaction(HP_PT_WAKE_SIG, &sa, &wake.old_action);
-	pthread_sigmask(SIG_UNBLOCK, &set, &wake.old_mask);
+	pthread_sigmask(SIG_UNBLOCK, &set, &old);
+	wake.was_blocked = sigismember(&old, HP_PT_WAKE_SIG) == 1;
 	wake.installed = true;
 	wake.armed = 0;
 	return 0;
@@ -86,12 +87,19 @@ static int wake_install(void)
 
 void hp_pt_wake_release(void)
 {
+	sigset_t set;
+
 	if (!wake.installed)
 		return;
 	/* Deleted first: a signal it raised was delivered by the time the
-	 * call returns (it is not blocked), never after the restore. */
+	 * call returns (it is not blocked), never after the restore. Only
+	 * the signal's own bit of the mask is put back: the rest may have
+	 * changed since (a run of operations holds signals around each). */
 	timer_delete(wake.timer);
-	pthread_sigmask(SIG_SETMASK, &wake.old_mask, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, HP_PT_WAKE_SIG);
+	if (wake.was_blocked)
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sigaction(HP_PT_WAKE_SIG, &wake.old_action, NULL);
 	wake.installed = false;
 }
