@@ -853,9 +853,9 @@ void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 	const int raised = SCHED_FIFO | SCHED_RESET_ON_FORK;
 
 	*pr = (struct hp_prio){ .policy = policy };
-	/* A real-time thread already runs at least as soon: leave it. */
-	if (policy < 0 || sched_getparam(tid, &pr->param) ||
-	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
+	/* A real-time thread already runs at least as soon: leave it. (The
+	 * other policies have priority 0: nothing more to read.) */
+	if (policy < 0 || (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
 	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
 		return;
 	pr->raised = !sched_setscheduler(tid, raised, &fifo);
