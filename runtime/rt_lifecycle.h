@@ -249,9 +249,7 @@ int hp_remote_borrow(struct hp_world *w, const struct hp_proc *proc,
 		     struct hp_remote *r) __attribute__((warn_unused_result));
 /* Return: 0 with *@ret the raw result (-errno on failure), or -HP_E_*. */
 int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret);
-/* End the session: the thread's registers and mask restored, the thread
- * let go. Return: 0, or -errno (reported) if they could not be. */
-int hp_remote_end(struct hp_remote *r);
+void hp_remote_end(struct hp_remote *r);
 /* munmap in the target (one thread stopped); failures are warned about. */
 int hp_remote_munmap(const struct hp_proc *proc, hp_raddr_t addr, uint64_t len);
 

@@ -378,8 +378,7 @@ void hp_pt_release(struct hp_thread *t)
 {
 	if (!t->seized)
 		return;
-	if (t->injecting && t->stopped)
-		hp_pt_inject_end(t);
+	hp_pt_inject_end(t);
 	/* Only a stopped thread can be detached: a running one gives ESRCH
 	 * and stays ours until we exit (and cannot be seized again, to undo
 	 * a failed apply say). A thread seized but not stopped, on a failure
@@ -621,27 +620,22 @@ static void inject_regs(struct user_regs_struct *regs,
 
 int hp_pt_inject_begin(struct hp_thread *t)
 {
-	int rc;
-
 	if (t->injecting)
 		return 0;
-	rc = save_thread(t, &t->inj_regs, &t->inj_mask);
-	t->injecting = !rc;
-	return rc;
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->inj_regs) < 0 ||
+	    ptrace(PTRACE_GETSIGMASK, t->tid, (void *)sizeof(t->inj_mask),
+		   &t->inj_mask) < 0)
+		return -errno;
+	t->injecting = true;
+	return 0;
 }
 
-int hp_pt_inject_end(struct hp_thread *t)
+void hp_pt_inject_end(struct hp_thread *t)
 {
-	int rc = 0;
-
-	/* (Left owing them: hp_pt_release puts them back if it stops.) */
-	if (t->injecting && !t->owes_mask && t->seized)
-		rc = restore_thread(t, &t->inj_regs, &t->inj_mask);
 	t->injecting = false;
-	return rc;
 }
 
-/* One system call through the "syscall" at @insn, registers not restored. */
+/* One system call through the "syscall" at @insn; the caller restores. */
 static int syscall_once(struct hp_thread *t,
 			const struct user_regs_struct *saved, uint64_t mask,
 			hp_raddr_t insn, long nr, const long args[6], long *ret)
@@ -683,25 +677,36 @@ static int syscall_once(struct hp_thread *t,
 	return rc;
 }
 
+/*
+ * Every call restores the thread's registers and mask at once, in a run
+ * too: a loader killed (-9) between two calls leaves the thread as it
+ * was, never running on with ours (hpatchd_crash.sh). A run saves only
+ * reading them again.
+ */
 int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		  const long args[6], long *ret)
 {
 	const bool run = t->injecting;
-	int rc = hp_seccomp_check(t, insn, nr, args);
+	const uint64_t all = ~0ULL;
+	int rc = hp_seccomp_check(t, insn, nr, args), rrc;
 
 	if (!rc)
 		rc = hp_pt_inject_begin(t);
+	if (!rc &&
+	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
+		rc = -errno;
 	if (rc)
-		return rc;
+		goto out;
 	rc = syscall_once(t, &t->inj_regs, t->inj_mask, insn, nr, args, ret);
-	if (rc == -ESRCH)
+	if (rc == -ESRCH || t->owes_mask) {
 		t->injecting = false;
-	if (!run) {
-		const int rrc = hp_pt_inject_end(t);
-
-		if (!rc)
-			rc = rrc;
+		return rc;
 	}
+	rrc = restore_thread(t, &t->inj_regs, &t->inj_mask);
+	rc = rc ?: rrc;
+out:
+	if (!run)
+		hp_pt_inject_end(t);
 	return rc;
 }
 

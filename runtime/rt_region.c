@@ -264,7 +264,7 @@ int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 	const bool has_data = pr->m->data_size || pr->m->bss_size;
 	const hp_raddr_t text = pr->region + pr->hdr_size;
 	struct hp_remote rm;
-	int rc = hp_rt_fault("mmap"), erc;
+	int rc = hp_rt_fault("mmap");
 
 	if (!rc)
 		rc = hp_remote_begin(proc, &rm);
@@ -289,8 +289,8 @@ int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 		hp_error_rc(rc, "pid %d: cannot fill the patch region",
 			    (int)proc->pid);
 out_end:
-	erc = hp_remote_end(&rm);
-	return rc ?: erc;
+	hp_remote_end(&rm);
+	return rc;
 }
 
 /* Set or clear a flag in a region's in-target header. */

@@ -44,8 +44,7 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	}
 	if (!rc)
 		rc = hp_pt_wait_stop(&r->t);
-	/* Every call of the session runs between one save and one restore
-	 * of the thread's registers and mask. */
+	/* The thread's registers and mask, read once for every call. */
 	if (!rc)
 		rc = hp_pt_inject_begin(&r->t);
 	if (rc) {
@@ -79,18 +78,15 @@ int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
 	return rc == -ESRCH ? -HP_E_GONE : rc;
 }
 
-int hp_remote_end(struct hp_remote *r)
+void hp_remote_end(struct hp_remote *r)
 {
-	int rc = 0;
-
 	if (r->open && !r->w) {
-		rc = hp_pt_inject_end(&r->t);
+		hp_pt_inject_end(&r->t);
 		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
 		hp_pt_reap(&r->t, 1);
 	}
 	r->open = false;
-	return rc;
 }
 
 /* Run one system call in the target with only one thread stopped. */
@@ -98,12 +94,12 @@ static int one_thread_syscall(const struct hp_proc *proc, long nr,
 			      const long args[6], long *ret)
 {
 	struct hp_remote r;
-	int rc = hp_remote_begin(proc, &r), erc;
+	int rc = hp_remote_begin(proc, &r);
 
 	if (!rc)
 		rc = hp_remote_call(&r, nr, args, ret);
-	erc = hp_remote_end(&r);
-	return rc ?: erc;
+	hp_remote_end(&r);
+	return rc;
 }
 
 int hp_remote_munmap(const struct hp_proc *proc, hp_raddr_t addr, uint64_t len)

@@ -179,7 +179,7 @@ struct hp_thread {
 	struct user_regs_struct owed_regs;
 	uint64_t owed_mask;
 	/* Inside a run of injected system calls (hp_pt_inject_begin): its
-	 * own registers and signal mask, put back by hp_pt_inject_end. */
+	 * own registers and signal mask, which each call puts back. */
 	bool injecting;
 	struct user_regs_struct inj_regs;
 	uint64_t inj_mask;
@@ -219,9 +219,8 @@ int hp_pt_step(struct hp_thread *t) __attribute__((warn_unused_result));
 void hp_pt_release(struct hp_thread *t);
 /*
  * Run one system call in stopped thread @t through the "syscall" at @insn,
- * then restore every register (an interrupted system call of the thread
- * restarts as if nothing happened), unless a run of calls is open
- * (hp_pt_inject_begin): then only hp_pt_inject_end restores them.
+ * then restore every register and the signal mask (an interrupted system
+ * call of the thread restarts as if nothing happened).
  * Return: 0 with *@ret the raw result.
  */
 int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
@@ -229,14 +228,12 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	__attribute__((warn_unused_result));
 /*
  * Open a run of system calls in stopped @t: its registers and signal mask
- * are read and its signals blocked once for every call of the run, not
- * once per call. Return: 0 or -errno.
+ * are read once for every call of the run (each call still restores
+ * them). Return: 0 or -errno.
  */
 int hp_pt_inject_begin(struct hp_thread *t) __attribute__((warn_unused_result));
-/* Close it: every register and the mask as they were (nothing if the
- * thread was left owing them, or has exited). Return: 0 or -errno,
- * reported. */
-int hp_pt_inject_end(struct hp_thread *t);
+/* Close it. */
+void hp_pt_inject_end(struct hp_thread *t);
 
 /*
  * Call function @fn(@args[0], @args[1]) in stopped @t while the other
