@@ -379,8 +379,12 @@ static int apply_each(struct apply_run *run, const pid_t *pids, size_t nr)
 	run->opts.sharers = sharers_for(nr);
 	hp_out_str(&run->o, "patch_id", "%s", run->p->id);
 	hp_out_begin_array(&run->o, "processes");
+	/* What each apply would set up the same way stays for the next. */
+	if (nr > 1)
+		run->opts.flags |= HP_RT_BATCH;
 	for (size_t i = 0; i < nr; i++)
 		status = combine(status, apply_one(run, pids[i]));
+	hp_rt_batch_end();
 	hp_out_finish(&run->o);
 	hp_rt_sharers_free(run->opts.sharers);
 	run->opts.sharers = NULL;

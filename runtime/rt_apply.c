@@ -352,7 +352,13 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	hp_prio_raise(0, &pr);
 	hp_pt_set_call_bound(opts->timeout_ms);
 	rc = apply_one(p, pid, opts, res);
-	hp_pt_wake_release();
+	if (!(opts->flags & HP_RT_BATCH))
+		hp_pt_wake_release();
 	hp_prio_restore(0, &pr);
 	return rc;
+}
+
+void hp_rt_batch_end(void)
+{
+	hp_pt_wake_release();
 }

@@ -96,13 +96,15 @@ static void holder(int fd, char *buf, size_t size)
 }
 
 /* Open the lock file, and lock it unless another holds it (-EWOULDBLOCK).
- * A file unlinked by its last holder meanwhile is no lock: open again. */
-static int try_lock(const char *path, int *fd_out)
+ * A file unlinked by its last holder meanwhile is no lock: open again.
+ * @report_missing: say so if its directory is missing. */
+static int try_lock(const char *path, int *fd_out, bool report_missing)
 {
 	for (int tries = 0; tries < 16; tries++) {
 		struct stat a, b;
 		int fd = hp_secure_open(path, O_RDWR | O_CREAT, 0600,
-					"lock file", HP_LOG_ERROR, true);
+					"lock file", HP_LOG_ERROR,
+					report_missing);
 
 		if (fd < 0)
 			return fd;
@@ -117,20 +119,20 @@ static int try_lock(const char *path, int *fd_out)
 	return -EAGAIN;
 }
 
-int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
-	       struct hp_rt_lock *lk)
-{
-	const char *dir =
-		state_dir && *state_dir ? state_dir : HP_STATE_DIR_DEFAULT;
-	const uint64_t deadline = hp_now_us() + (uint64_t)timeout_ms * 1000;
-	const uint64_t since = start_time(pid);
-	char locks[256], who[128];
-	int fd = -1, rc;
+/*
+ * Make and check the lock directory @locks in @dir. A run over many
+ * processes locks each in turn: the directory made and found root's
+ * alone (only root can change that) is looked at again only when the
+ * lock file cannot be opened (hp_rt_lock forgets it then).
+ */
+static char checked_dir[256];
 
-	*lk = (struct hp_rt_lock){ .fd = -1 };
-	if (!since)
-		return 0; /* gone: the apply itself says so */
-	snprintf(locks, sizeof(locks), "%s/locks", dir);
+static int lock_dir(const char *dir, const char *locks)
+{
+	int rc;
+
+	if (!strcmp(checked_dir, locks))
+		return 0;
 	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) ||
 	    (mkdir(locks, 0700) < 0 && errno != EEXIST))
 		return hp_error_rc(-errno, "state directory '%s'", dir);
@@ -139,10 +141,42 @@ int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
 		return rc == -HP_E_INSECURE
 			       ? rc
 			       : hp_error_rc(rc, "lock directory '%s'", locks);
+	snprintf(checked_dir, sizeof(checked_dir), "%s", locks);
+	return 0;
+}
+
+int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
+	       struct hp_rt_lock *lk)
+{
+	const char *dir =
+		state_dir && *state_dir ? state_dir : HP_STATE_DIR_DEFAULT;
+	const uint64_t deadline = hp_now_us() + (uint64_t)timeout_ms * 1000;
+	const uint64_t since = start_time(pid);
+	char locks[256], who[128];
+	bool fresh = false;
+	int fd = -1, rc;
+
+	*lk = (struct hp_rt_lock){ .fd = -1 };
+	if (!since)
+		return 0; /* gone: the apply itself says so */
+	snprintf(locks, sizeof(locks), "%s/locks", dir);
+	fresh = strcmp(checked_dir, locks) != 0;
+	rc = lock_dir(dir, locks);
+	if (rc)
+		return rc;
 	snprintf(lk->path, sizeof(lk->path), "%s/%d-%" PRIu64 ".lock", locks,
 		 (int)pid, since);
 	for (;;) {
-		rc = try_lock(lk->path, &fd);
+		rc = try_lock(lk->path, &fd, fresh);
+		/* The directory went since it was checked: made again. */
+		if (rc == -ENOENT && !fresh) {
+			fresh = true;
+			checked_dir[0] = 0;
+			rc = lock_dir(dir, locks);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (rc != -EWOULDBLOCK || hp_now_us() >= deadline)
 			break;
 		close(fd);
@@ -157,8 +191,10 @@ int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
 			"raise --timeout");
 		return -HP_E_BUSY;
 	}
-	if (rc)
+	if (rc) {
+		checked_dir[0] = 0;
 		return rc == -EAGAIN ? hp_error_rc(rc, "'%s'", lk->path) : rc;
+	}
 	lk->fd = fd;
 	return 0;
 }

@@ -55,40 +55,89 @@ void hp_plan_original_head(const struct hp_prep *pr, hp_raddr_t addr,
 }
 
 /* Check the running bytes of every function against the patch's pins. */
-int hp_plan_verify(const struct hp_proc *proc, struct hp_prep *pr)
+/*
+ * The bytes of every function @m replaces, in one read when they lie
+ * within HP_VERIFY_SPAN_MAX of each other (they sit side by side in the
+ * module's text): one pread, where one per function cost a system call
+ * each. *@lo: the address of (*@span)[0]. NULL *@span: read each alone.
+ */
+#define HP_VERIFY_SPAN_MAX (256u << 10)
+
+static void read_span(const struct hp_proc *proc, const struct hp_prep *pr,
+		      uint8_t **span, uint64_t *lo)
 {
 	const struct hp_module *m = pr->m;
-	uint8_t *buf = NULL;
-	int rc = 0;
+	uint64_t hi = 0;
 
-	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
+	*span = NULL;
+	*lo = UINT64_MAX;
+	for (uint32_t i = 0; i < m->nr_funcs; i++) {
 		const struct hp_func *f = &m->funcs[i];
-		uint8_t hash[HP_HASH_BYTES];
-		uint8_t *nb = NULL;
 
 		if (f->flags & HP_FUNC_NEW)
 			continue;
-		if (f->old_size < HP_X86_JMP_REL32_SIZE)
-			return hp_error(-HP_E_BADFORMAT,
-					"patch: function '%s' is %u bytes",
-					f->name, f->old_size);
-		nb = realloc(buf, f->old_size);
-		if (!nb) {
-			rc = -ENOMEM;
+		if (f->old_addr < *lo)
+			*lo = f->old_addr;
+		if (f->old_addr + f->old_size > hi)
+			hi = f->old_addr + f->old_size;
+	}
+	if (hi <= *lo || hi - *lo > HP_VERIFY_SPAN_MAX)
+		return;
+	*span = malloc(hi - *lo);
+	if (*span && hp_proc_read(proc, pr->mod.bias + *lo, *span, hi - *lo)) {
+		free(*span);
+		*span = NULL; /* (a gap between them: one by one) */
+	}
+}
+
+/* @f's bytes, alone, into *@buf (grown). Return: 0, or -errno reported. */
+static int read_func(const struct hp_proc *proc, const struct hp_prep *pr,
+		     const struct hp_func *f, uint8_t **buf)
+{
+	uint8_t *nb = realloc(*buf, f->old_size);
+	int rc;
+
+	if (!nb)
+		return -ENOMEM;
+	*buf = nb;
+	rc = hp_proc_read(proc, pr->mod.bias + f->old_addr, nb, f->old_size);
+	if (rc)
+		hp_error_rc(rc, "pid %d: %s: cannot read '%s'", (int)proc->pid,
+			    pr->mod.path, f->name);
+	return rc;
+}
+
+int hp_plan_verify(const struct hp_proc *proc, struct hp_prep *pr)
+{
+	const struct hp_module *m = pr->m;
+	uint8_t *buf = NULL, *span = NULL;
+	uint64_t lo = 0;
+	int rc = 0;
+
+	read_span(proc, pr, &span, &lo);
+	for (uint32_t i = 0; i < m->nr_funcs && !rc; i++) {
+		const struct hp_func *f = &m->funcs[i];
+		uint8_t hash[HP_HASH_BYTES];
+		uint8_t *bytes = NULL;
+
+		if (f->flags & HP_FUNC_NEW)
+			continue;
+		if (f->old_size < HP_X86_JMP_REL32_SIZE) {
+			rc = hp_error(-HP_E_BADFORMAT,
+				      "patch: function '%s' is %u bytes",
+				      f->name, f->old_size);
 			break;
 		}
-		buf = nb;
-		rc = hp_proc_read(proc, pr->mod.bias + f->old_addr, buf,
-				  f->old_size);
-		if (rc) {
-			hp_error_rc(rc, "pid %d: %s: cannot read '%s'",
-				    (int)proc->pid, pr->mod.path, f->name);
+		if (span)
+			bytes = span + (f->old_addr - lo);
+		else if (!(rc = read_func(proc, pr, f, &buf)))
+			bytes = buf;
+		if (rc)
 			break;
-		}
 		/* Earlier patches may have redirected it: pin the original. */
-		memcpy(pr->heads[i], buf, HP_X86_JMP_REL32_SIZE);
-		hp_plan_original_head(pr, pr->mod.bias + f->old_addr, buf);
-		hp_hash128(hash, buf, f->old_size);
+		memcpy(pr->heads[i], bytes, HP_X86_JMP_REL32_SIZE);
+		hp_plan_original_head(pr, pr->mod.bias + f->old_addr, bytes);
+		hp_hash128(hash, bytes, f->old_size);
 		if (memcmp(hash, f->old_hash, sizeof(f->old_hash))) {
 			rc = hp_error(-HP_E_MISMATCH,
 				      "pid %d: %s: '%s' at 0x%" PRIx64
@@ -96,13 +145,14 @@ int hp_plan_verify(const struct hp_proc *proc, struct hp_prep *pr)
 				      "made for",
 				      (int)proc->pid, pr->mod.path, f->name,
 				      pr->mod.bias + f->old_addr);
-			if (buf[0] == HP_X86_JMP_REL32)
+			if (bytes[0] == HP_X86_JMP_REL32)
 				hp_hint("the function is already redirected, "
 					"by another patch or tool; see "
 					"'hpatch status -p %d'",
 					(int)proc->pid);
 		}
 	}
+	free(span);
 	free(buf);
 	return rc;
 }

@@ -23,23 +23,39 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
 
-pid_t hp_proc_live_tid(pid_t pid)
+/* A thread of @pid's that has not exited, in *@tid (@pid if none is).
+ * Return: whether one was found. */
+static bool find_live_tid(pid_t pid, pid_t *tid)
 {
-	pid_t *tids = NULL, tid = pid;
+	pid_t *tids = NULL;
 	size_t nr = 0;
+	bool found = false;
 
-	if (!hp_task_gone(pid) || hp_proc_list_tasks(pid, &tids, &nr))
-		return pid;
-	for (size_t i = 0; i < nr; i++)
+	*tid = pid;
+	if (!hp_task_gone(pid))
+		return true;
+	if (hp_proc_list_tasks(pid, &tids, &nr))
+		return false;
+	for (size_t i = 0; i < nr && !found; i++)
 		if (!hp_task_gone(tids[i])) {
-			tid = tids[i];
-			break;
+			*tid = tids[i];
+			found = true;
 		}
 	free(tids);
+	return found;
+}
+
+pid_t hp_proc_live_tid(pid_t pid)
+{
+	pid_t tid;
+
+	find_live_tid(pid, &tid);
 	return tid;
 }
 
@@ -63,12 +79,10 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	char path[64];
 	int rc;
 
-	*proc = (struct hp_proc){ .pid = pid,
-				  .tid = hp_proc_live_tid(pid),
-				  .mem_fd = -1 };
+	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
 	/* A zombie (every thread exited, the parent has not reaped it) keeps
 	 * its /proc entry but no memory: gone, like a process reaped. */
-	if (hp_task_gone(proc->tid)) {
+	if (!find_live_tid(pid, &proc->tid)) {
 		if (quiet)
 			return -HP_E_GONE;
 		if (kill(pid, 0) < 0 && errno == ESRCH)
@@ -112,58 +126,130 @@ void hp_proc_close(struct hp_proc *proc)
 	proc->mem_fd = -1;
 }
 
-int hp_proc_read_maps(struct hp_proc *proc)
+/*
+ * The whole of /proc file @path, NUL-terminated, in *@out (malloc'd): in
+ * reads of 64 KiB, where stdio's 1 KiB reads made the kernel format the
+ * file again for each. Return: 0, -errno.
+ */
+static int read_proc_file(const char *path, char **out, size_t *len)
 {
-	char path[64], line[512];
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 0, done = 0;
+	char *buf = NULL;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (cap - done < 65536 + 1) {
+			char *nb = realloc(buf, cap + 65536 + 1);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap += 65536 + 1;
+		}
+		n = read(fd, buf + done, cap - done - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	buf[done] = 0;
+	*out = buf;
+	*len = done;
+	return 0;
+}
+
+/* One line of /proc/PID/maps. Return: false if it is not one. */
+static bool parse_map_line(const char *line, struct hp_map *m)
+{
+	char perms[8] = "";
+	const char *p = NULL;
+	unsigned long long start, end, off;
+	int n = 0;
+
+	unsigned int major = 0, minor = 0;
+	unsigned long long inode = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end, perms,
+		   &off, &major, &minor, &inode, &n) < 7)
+		return false;
+	*m = (struct hp_map){ .start = start,
+			      .end = end,
+			      .offset = off,
+			      .dev = (uint64_t)major << 32 | minor,
+			      .inode = inode };
+	m->prot = (perms[0] == 'r' ? PROT_READ : 0) |
+		  (perms[1] == 'w' ? PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? PROT_EXEC : 0);
+	m->shared = perms[3] == 's';
+	p = line + n;
+	while (*p == ' ')
+		p++;
+	snprintf(m->path, sizeof(m->path), "%s", p);
+	return true;
+}
+
+/* Read @proc's map; @quiet: no message (a scan of every pid). */
+static int read_maps(struct hp_proc *proc, bool quiet)
+{
+	char path[64], *text = NULL, *line = NULL;
 	struct hp_map *maps = NULL;
-	size_t nr = 0, cap = 0;
-	FILE *fp = NULL;
+	size_t nr = 0, cap = 0, len = 0;
+	int rc;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->tid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return errno == ENOENT ? -HP_E_GONE
-				       : hp_error_rc(-errno, "'%s'", path);
-	while (fgets(line, sizeof(line), fp)) {
-		struct hp_map m = { 0 };
-		char perms[8] = "", *p = NULL;
-		unsigned long long start, end, off;
-		int n = 0;
+	rc = read_proc_file(path, &text, &len);
+	if (rc == -ENOENT || rc == -ESRCH)
+		return -HP_E_GONE;
+	if (rc)
+		return quiet ? rc : hp_error_rc(rc, "'%s'", path);
+	for (line = text; line < text + len;) {
+		char *eol = strchr(line, '\n');
+		struct hp_map m;
 
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &start, &end,
-			   perms, &off, &n) < 4)
-			continue;
-		m.start = start;
-		m.end = end;
-		m.offset = off;
-		m.prot = (perms[0] == 'r' ? PROT_READ : 0) |
-			 (perms[1] == 'w' ? PROT_WRITE : 0) |
-			 (perms[2] == 'x' ? PROT_EXEC : 0);
-		m.shared = perms[3] == 's';
-		p = line + n;
-		while (*p == ' ')
-			p++;
-		p[strcspn(p, "\n")] = 0;
-		snprintf(m.path, sizeof(m.path), "%s", p);
-		if (nr == cap) {
-			struct hp_map *nm = NULL;
+		if (eol)
+			*eol = 0;
+		if (parse_map_line(line, &m)) {
+			if (nr == cap) {
+				struct hp_map *nm = NULL;
 
-			cap = cap ? 2 * cap : 64;
-			nm = realloc(maps, cap * sizeof(*nm));
-			if (!nm) {
-				free(maps);
-				fclose(fp);
-				return -ENOMEM;
+				cap = cap ? 2 * cap : 64;
+				nm = realloc(maps, cap * sizeof(*nm));
+				if (!nm) {
+					free(maps);
+					free(text);
+					return -ENOMEM;
+				}
+				maps = nm;
 			}
-			maps = nm;
+			maps[nr++] = m;
 		}
-		maps[nr++] = m;
+		line = eol ? eol + 1 : text + len;
 	}
-	fclose(fp);
+	free(text);
 	free(proc->maps);
 	proc->maps = maps;
 	proc->nr_maps = nr;
 	return nr ? 0 : -HP_E_GONE;
+}
+
+int hp_proc_read_maps(struct hp_proc *proc)
+{
+	return read_maps(proc, false);
 }
 
 /* One loop for both directions: short transfers continue, EINTR retries. */
@@ -324,20 +410,110 @@ static bool text_loaded(const struct hp_proc *proc, const struct hp_map *m,
 	       !strcmp(x->path, m->path);
 }
 
-int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
-			uint32_t build_id_len, struct hp_rmodule *mod)
+struct hp_id_hit {
+	uint64_t dev, inode;
+	hp_raddr_t start; /* where the image was mapped when read */
+	struct module_id mi;
+};
+
+void hp_id_hits_release(struct hp_id_hits *h)
+{
+	free(h->v);
+	*h = (struct hp_id_hits){ 0 };
+}
+
+bool hp_id_hits_exe(const struct hp_id_hits *h, pid_t pid)
+{
+	char path[48];
+	struct stat st;
+
+	if (!h->nr)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st))
+		return false;
+	for (size_t i = 0; i < h->nr; i++)
+		if (h->v[i].inode == st.st_ino &&
+		    h->v[i].dev == ((uint64_t)major(st.st_dev) << 32 |
+				    minor(st.st_dev)))
+			return true;
+	return false;
+}
+
+/* @m's image as read at another address: the same, moved. */
+static bool find_hit(const struct hp_id_hits *h, const struct hp_map *m,
+		     const uint8_t *build_id, uint32_t build_id_len,
+		     struct module_id *mi)
+{
+	for (size_t i = 0; h && m->inode && i < h->nr; i++) {
+		const struct hp_id_hit *e = &h->v[i];
+
+		if (e->dev != m->dev || e->inode != m->inode ||
+		    e->mi.id_len != build_id_len ||
+		    memcmp(e->mi.id, build_id, build_id_len))
+			continue;
+		*mi = e->mi;
+		mi->bias += m->start - e->start;
+		if (mi->text)
+			mi->text += m->start - e->start;
+		return true;
+	}
+	return false;
+}
+
+static void add_hit(struct hp_id_hits *h, const struct hp_map *m,
+		    const struct module_id *mi)
+{
+	if (!h || !m->inode)
+		return;
+	if (h->nr == h->cap) {
+		const size_t cap = h->cap ? 2 * h->cap : 8;
+		struct hp_id_hit *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return; /* (a cache: none is as good) */
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->nr++] = (struct hp_id_hit){
+		.dev = m->dev, .inode = m->inode, .start = m->start, .mi = *mi
+	};
+}
+
+/* /proc/TID/mem of a process opened for a scan, when first needed. */
+static int need_mem(const struct hp_proc *proc)
+{
+	struct hp_proc *p = (struct hp_proc *)(uintptr_t)proc;
+	char path[64];
+
+	if (proc->mem_fd >= 0 || proc->mem)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
+	p->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	return p->mem_fd < 0 ? -errno : 0;
+}
+
+static int find_module(const struct hp_proc *proc, struct hp_id_hits *hits,
+		       const uint8_t *build_id, uint32_t build_id_len,
+		       struct hp_rmodule *mod)
 {
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
 		struct module_id mi = { 0 };
+		bool hit = false;
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ))
 			continue;
-		if (read_module_id(proc, m, &mi) || mi.id_len != build_id_len ||
-		    memcmp(mi.id, build_id, mi.id_len) ||
-		    !text_loaded(proc, m, &mi))
+		hit = find_hit(hits, m, build_id, build_id_len, &mi);
+		if (!hit && (need_mem(proc) || read_module_id(proc, m, &mi) ||
+			     mi.id_len != build_id_len ||
+			     memcmp(mi.id, build_id, mi.id_len)))
 			continue;
+		if (!text_loaded(proc, m, &mi))
+			continue;
+		if (!hit)
+			add_hit(hits, m, &mi);
 		*mod = (struct hp_rmodule){ .bias = mi.bias,
 					    .start = m->start,
 					    .end = m->end };
@@ -352,6 +528,35 @@ int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 		return 0;
 	}
 	return -HP_E_NOTARGET;
+}
+
+int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
+			uint32_t build_id_len, struct hp_rmodule *mod)
+{
+	return find_module(proc, NULL, build_id, build_id_len, mod);
+}
+
+int hp_proc_find_module_in(struct hp_proc *proc, struct hp_id_hits *hits,
+			   const uint8_t *build_id, uint32_t build_id_len,
+			   struct hp_rmodule *mod)
+{
+	return find_module(proc, hits, build_id, build_id_len, mod);
+}
+
+int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
+{
+	int rc;
+
+	*proc = (struct hp_proc){ .pid = pid, .tid = pid, .mem_fd = -1 };
+	rc = read_maps(proc, true);
+	if (!rc)
+		return 0;
+	hp_proc_close(proc);
+	/* A leader that exited has no map: a live thread's, if any. (A
+	 * kernel thread has none either, and is not gone.) */
+	return rc == -HP_E_GONE && hp_task_gone(pid)
+		       ? hp_proc_open(pid, proc, true)
+		       : rc;
 }
 
 /*
@@ -633,9 +838,9 @@ void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 	const int raised = SCHED_FIFO | SCHED_RESET_ON_FORK;
 
 	*pr = (struct hp_prio){ .policy = policy };
-	/* A real-time thread already runs at least as soon: leave it. */
-	if (policy < 0 || sched_getparam(tid, &pr->param) ||
-	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
+	/* A real-time thread already runs at least as soon: leave it. (The
+	 * other policies have priority 0: nothing more to read.) */
+	if (policy < 0 || (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
 	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
 		return;
 	pr->raised = !sched_setscheduler(tid, raised, &fifo);

@@ -51,7 +51,7 @@ static uint64_t pt_deadline; /* CLOCK_MONOTONIC us, 0: the default */
 static struct {
 	bool installed; /* handler and mask ours; timer created */
 	struct sigaction old_action;
-	sigset_t old_mask;
+	bool was_blocked; /* HP_PT_WAKE_SIG, in this thread's mask before */
 	timer_t timer;
 	uint64_t armed; /* CLOCK_MONOTONIC us it fires at, 0: disarmed */
 } wake;
@@ -66,7 +66,7 @@ static int wake_install(void)
 	struct sigaction sa = { .sa_handler = wake_nop };
 	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID,
 				.sigev_signo = HP_PT_WAKE_SIG };
-	sigset_t set;
+	sigset_t set, old;
 
 	if (wake.installed)
 		return 0;
@@ -78,7 +78,8 @@ static int wake_install(void)
 	sigemptyset(&set);
 	sigaddset(&set, HP_PT_WAKE_SIG);
 	sigaction(HP_PT_WAKE_SIG, &sa, &wake.old_action);
-	pthread_sigmask(SIG_UNBLOCK, &set, &wake.old_mask);
+	pthread_sigmask(SIG_UNBLOCK, &set, &old);
+	wake.was_blocked = sigismember(&old, HP_PT_WAKE_SIG) == 1;
 	wake.installed = true;
 	wake.armed = 0;
 	return 0;
@@ -86,12 +87,19 @@ static int wake_install(void)
 
 void hp_pt_wake_release(void)
 {
+	sigset_t set;
+
 	if (!wake.installed)
 		return;
 	/* Deleted first: a signal it raised was delivered by the time the
-	 * call returns (it is not blocked), never after the restore. */
+	 * call returns (it is not blocked), never after the restore. Only
+	 * the signal's own bit of the mask is put back: the rest may have
+	 * changed since (a run of operations holds signals around each). */
 	timer_delete(wake.timer);
-	pthread_sigmask(SIG_SETMASK, &wake.old_mask, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, HP_PT_WAKE_SIG);
+	if (wake.was_blocked)
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sigaction(HP_PT_WAKE_SIG, &wake.old_action, NULL);
 	wake.installed = false;
 }
@@ -149,14 +157,16 @@ void hp_pt_set_call_bound(long bound_ms)
  * waitpid(@tid) until @deadline: one WNOHANG (most waits of a stop find
  * the thread stopped already: every thread was interrupted first), else
  * one blocking waitpid that the timer ends. A leader that exited while
- * others live never reports: it is looked at every 10 ms. Without a
- * timer (timer_create refused) the wait polls every 100 us.
- * Return: the pid, 0 at the deadline, -1 with errno.
+ * others live never reports: it is looked at after 1 ms without a
+ * report, then every 10 ms (not before each wait: reading its state costs
+ * more than the wait). Without a timer (timer_create refused) the wait
+ * polls every 100 us. Return: the pid, 0 at the deadline, -1 with errno.
  */
 static pid_t wait_until(const struct hp_thread *t, int *status,
 			uint64_t deadline)
 {
 	pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+	uint64_t slice = 1000;
 
 	while (r == 0 || (r < 0 && errno == EINTR)) {
 		const uint64_t now = hp_now_us();
@@ -164,12 +174,14 @@ static pid_t wait_until(const struct hp_thread *t, int *status,
 
 		if (now >= deadline)
 			return 0;
-		if (t->leader && hp_task_gone(t->tid)) {
+		if (t->leader && slice > 1000 && hp_task_gone(t->tid)) {
 			errno = ESRCH;
 			return -1;
 		}
-		if (t->leader && until > now + 10000)
-			until = now + 10000;
+		if (t->leader && until > now + slice)
+			until = now + slice;
+		if (t->leader)
+			slice = 10000;
 		if (wake_at(until)) {
 			usleep(100);
 			r = waitpid(t->tid, status, __WALL | WNOHANG);
@@ -372,6 +384,7 @@ void hp_pt_release(struct hp_thread *t)
 {
 	if (!t->seized)
 		return;
+	hp_pt_inject_end(t);
 	/* Only a stopped thread can be detached: a running one gives ESRCH
 	 * and stays ours until we exit (and cannot be seized again, to undo
 	 * a failed apply say). A thread seized but not stopped, on a failure
@@ -436,6 +449,7 @@ void hp_pt_release(struct hp_thread *t)
 	t->seized = false;
 	t->stopped = false;
 	t->has_regs = false;
+	t->has_seccomp_mode = false;
 	t->has_ip = false;
 }
 
@@ -641,50 +655,92 @@ static int owed(struct hp_thread *t, const struct user_regs_struct *regs,
 }
 
 /*
- * orig_rax = -1 keeps the kernel from "restarting" our injected call when
- * the thread was stopped inside a system call of its own; restoring every
- * register afterwards (orig_rax and rax = -ERESTART* included) lets the
- * kernel restart that call exactly as after any ptrace stop.
+ * Before our instructions run in @t: its registers and signal mask set
+ * aside, its signals blocked. Return: 0 or -errno.
  */
-int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
-		  const long args[6], long *ret)
+static int save_thread(struct hp_thread *t, struct user_regs_struct *saved,
+		       uint64_t *mask)
 {
-	struct user_regs_struct saved, regs;
-	uint64_t mask = 0;
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, saved) < 0)
+		return -errno;
+	return block_signals(t, mask);
+}
+
+/*
+ * After them: every register and the mask as they were. An exited thread
+ * needs neither. Return: 0 or -errno, reported.
+ */
+static int restore_thread(struct hp_thread *t,
+			  const struct user_regs_struct *saved, uint64_t *mask)
+{
+	int rc = 0;
+
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, saved) < 0 && errno != ESRCH)
+		rc = hp_error_rc(-errno, "tid %d: cannot restore registers",
+				 (int)t->tid);
+	restore_signals(t, mask);
+	return rc;
+}
+
+/*
+ * The registers that run our instructions at @ip: @saved's, with
+ * orig_rax = -1, which keeps the kernel from "restarting" our injected
+ * call when the thread was stopped inside a system call of its own;
+ * restoring every register afterwards (orig_rax and rax = -ERESTART*
+ * included) lets the kernel restart that call exactly as after any stop.
+ */
+static void inject_regs(struct user_regs_struct *regs,
+			const struct user_regs_struct *saved, hp_raddr_t ip,
+			unsigned long long rax)
+{
+	*regs = *saved;
+	regs->rip = ip;
+	regs->rax = rax;
+	regs->orig_rax = (unsigned long long)-1;
+}
+
+int hp_pt_inject_begin(struct hp_thread *t)
+{
+	if (t->injecting)
+		return 0;
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &t->inj_regs) < 0 ||
+	    ptrace(PTRACE_GETSIGMASK, t->tid, (void *)sizeof(t->inj_mask),
+		   &t->inj_mask) < 0)
+		return -errno;
+	t->injecting = true;
+	return 0;
+}
+
+void hp_pt_inject_end(struct hp_thread *t)
+{
+	t->injecting = false;
+}
+
+/* One system call through the "syscall" at @insn; the caller restores. */
+static int syscall_once(struct hp_thread *t,
+			const struct user_regs_struct *saved, uint64_t mask,
+			hp_raddr_t insn, long nr, const long args[6], long *ret)
+{
+	struct user_regs_struct regs;
 	int rc, sig = 0, tries = 0;
 
-	rc = hp_seccomp_check(t->tid, insn, nr, args);
-	if (rc)
-		return rc;
-	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
-		return -errno;
-	rc = block_signals(t, &mask);
-	if (rc)
-		return rc;
-	regs = saved;
-	regs.rip = insn;
-	regs.rax = (unsigned long long)nr;
-	regs.orig_rax = (unsigned long long)-1;
+	inject_regs(&regs, saved, insn, (unsigned long long)nr);
 	regs.rdi = (unsigned long long)args[0];
 	regs.rsi = (unsigned long long)args[1];
 	regs.rdx = (unsigned long long)args[2];
 	regs.r10 = (unsigned long long)args[3];
 	regs.r8 = (unsigned long long)args[4];
 	regs.r9 = (unsigned long long)args[5];
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0) {
-		rc = -errno;
-		goto out_mask;
-	}
+	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0)
+		return -errno;
 	/* A stop that ran nothing (a group stop) leaves rip at insn. */
 	while (!(rc = step_once(t, &regs, &sig)) && regs.rip != insn + 2)
 		if (regs.rip != insn || ++tries > 16) {
 			rc = -HP_E_INJECT;
 			break;
 		}
-	if (rc == -ESRCH)
-		return rc;
 	if (rc == -ETIMEDOUT)
-		return owed(t, &saved, mask, "injected system call");
+		return owed(t, saved, mask, "injected system call");
 	if (rc == -HP_E_INJECT)
 		hp_error(rc,
 			 "tid %d: the injected system call %ld %s at 0x%llx "
@@ -692,18 +748,46 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 			 "restored",
 			 (int)t->tid, nr, sig ? "faulted" : "went astray",
 			 regs.rip, sig);
-	else if (rc)
+	else if (rc && rc != -ESRCH)
 		hp_error_rc(rc, "tid %d: injected system call %ld", (int)t->tid,
 			    nr);
 	if (!rc)
 		*ret = (long)regs.rax;
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
-		rc = hp_error_rc(-errno, "tid %d: cannot restore registers",
-				 (int)t->tid);
-out_mask:
-	restore_signals(t, &mask);
 	hp_dbg(HP_DBG_PTRACE, "tid %d: syscall %ld -> %ld (rc %d)", (int)t->tid,
 	       nr, rc ? 0 : *ret, rc);
+	return rc;
+}
+
+/*
+ * Every call restores the thread's registers and mask at once, in a run
+ * too: a loader killed (-9) between two calls leaves the thread as it
+ * was, never running on with ours (hpatchd_crash.sh). A run saves only
+ * reading them again.
+ */
+int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
+		  const long args[6], long *ret)
+{
+	const bool run = t->injecting;
+	const uint64_t all = ~0ULL;
+	int rc = hp_seccomp_check(t, insn, nr, args), rrc;
+
+	if (!rc)
+		rc = hp_pt_inject_begin(t);
+	if (!rc &&
+	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
+		rc = -errno;
+	if (rc)
+		goto out;
+	rc = syscall_once(t, &t->inj_regs, t->inj_mask, insn, nr, args, ret);
+	if (rc == -ESRCH || t->owes_mask) {
+		t->injecting = false;
+		return rc;
+	}
+	rrc = restore_thread(t, &t->inj_regs, &t->inj_mask);
+	rc = rc ?: rrc;
+out:
+	if (!run)
+		hp_pt_inject_end(t);
 	return rc;
 }
 
@@ -750,17 +834,13 @@ static int wait_call(struct hp_thread *t, uint64_t timeout_us,
 	int rc = 0;
 
 	for (;;) {
-		pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
+		/* One blocking wait, ended by the call's stop or the bound. */
+		pid_t r = wait_until(t, status, deadline);
 
-		if (r < 0 && errno == EINTR)
-			continue;
+		wake_disarm();
 		if (r < 0)
 			return -errno;
 		if (r == 0) {
-			if (hp_now_us() < deadline) {
-				usleep(50);
-				continue;
-			}
 			/* Too long: stop it where it is, within a bound too
 			 * (asleep in the kernel, it stops only on its way
 			 * out). */
@@ -826,20 +906,14 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 {
 	struct user_regs_struct saved, regs;
 	uint64_t mask = 0, zero = 0;
-	int rc, status = 0;
+	int rc = save_thread(t, &saved, &mask), rrc, status = 0;
 
-	if (ptrace(PTRACE_GETREGS, t->tid, 0, &saved) < 0)
-		return -errno;
-	rc = block_signals(t, &mask);
 	if (rc)
 		return rc;
-	regs = saved;
+	inject_regs(&regs, &saved, fn, 0);
 	regs.rsp = ((saved.rsp - 256) & ~15ULL) - 8; /* as after a call */
-	regs.rip = fn;
 	regs.rdi = (unsigned long long)args[0];
 	regs.rsi = (unsigned long long)args[1];
-	regs.rax = 0;
-	regs.orig_rax = (unsigned long long)-1;
 	if (ptrace(PTRACE_POKEDATA, t->tid, (void *)regs.rsp, (void *)zero) <
 		    0 ||
 	    ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0 ||
@@ -869,8 +943,6 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 			 (int)t->tid, (unsigned long long)fn, regs.rip,
 			 WSTOPSIG(status));
 out_restore:
-	if (ptrace(PTRACE_SETREGS, t->tid, 0, &saved) < 0 && !rc)
-		rc = -errno;
-	restore_signals(t, &mask);
-	return rc;
+	rrc = restore_thread(t, &saved, &mask);
+	return rc ?: rrc;
 }

@@ -45,7 +45,11 @@ static pid_t call_tid(pid_t pid)
 
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 {
-	const pid_t tid = call_tid(proc->pid);
+	/* The thread found live when the process was opened, unless it is
+	 * in strict mode, else one fit for calls (call_tid). */
+	pid_t tid = proc->tid && !hp_seccomp_strict(proc->tid)
+			    ? proc->tid
+			    : call_tid(proc->pid);
 	int rc;
 
 	*r = (struct hp_remote){ .t = { .tid = tid,
@@ -53,6 +57,11 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	rc = hp_proc_find_syscall_insn(proc, &r->insn);
 	if (!rc)
 		rc = hp_pt_seize(&r->t);
+	if (rc == -ESRCH && (tid = call_tid(proc->pid)) != r->t.tid) {
+		r->t = (struct hp_thread){ .tid = tid,
+					   .leader = tid == proc->pid };
+		rc = hp_pt_seize(&r->t);
+	}
 	if (!rc) {
 		/* Raised first, it also reaches the stop without waiting. */
 		hp_prio_raise(r->t.tid, &r->prio);
@@ -60,6 +69,9 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	}
 	if (!rc)
 		rc = hp_pt_wait_stop(&r->t);
+	/* The thread's registers and mask, read once for every call. */
+	if (!rc)
+		rc = hp_pt_inject_begin(&r->t);
 	if (rc) {
 		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
@@ -98,6 +110,7 @@ int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
 void hp_remote_end(struct hp_remote *r)
 {
 	if (r->open && !r->w) {
+		hp_pt_inject_end(&r->t);
 		hp_prio_restore(r->t.tid, &r->prio);
 		hp_pt_release(&r->t);
 		hp_pt_reap(&r->t, 1);

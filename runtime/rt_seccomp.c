@@ -251,14 +251,29 @@ bool hp_seccomp_strict(pid_t tid)
 	return hp_task_status_field(tid, "Seccomp:") == SECCOMP_MODE_STRICT;
 }
 
-int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
+/*
+ * @t's seccomp mode, read once a stop: while it is stopped, only another
+ * thread's filter with SECCOMP_FILTER_FLAG_TSYNC could change it, a race
+ * no check before the call closes either. (No line, or unreadable: a
+ * kernel without seccomp, or a thread gone, which the call will find.)
+ */
+static long seccomp_mode(struct hp_thread *t)
+{
+	if (!t->has_seccomp_mode) {
+		t->seccomp_mode = (int)hp_task_status_field(t->tid, "Seccomp:");
+		t->has_seccomp_mode = true;
+	}
+	return t->seccomp_mode;
+}
+
+int hp_seccomp_check(struct hp_thread *t, hp_raddr_t ip, long nr,
+		     const long args[6])
 {
 	struct seccomp_data d = { .nr = (int)nr,
 				  .arch = AUDIT_ARCH_X86_64,
 				  .instruction_pointer = ip };
-	/* (No line, or unreadable: a kernel without seccomp, or a thread
-	 * gone, which the call itself will find.) */
-	const long mode = hp_task_status_field(tid, "Seccomp:");
+	const pid_t tid = t->tid;
+	const long mode = seccomp_mode(t);
 	uint32_t act = SECCOMP_RET_ALLOW;
 	int rc;
 

@@ -103,11 +103,36 @@ int hp_rt_records_ready(const struct hp_rt_audit *a, const char *dir)
 	return rc;
 }
 
+/*
+ * The state file read last, and its number: a run over many processes of
+ * one build reads the same file before and after each. While the path
+ * still names that very file (a record renames a new one over it: a new
+ * inode; the directory is checked as ever), one lstat replaces the open,
+ * checks and read.
+ */
+static struct {
+	char path[512];
+	struct stat st;
+	uint64_t seq;
+} last_read;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_mode == b->st_mode && a->st_uid == b->st_uid &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
 			 uint64_t *seq)
 {
 	char path[512], text[32];
 	char *end = NULL;
+	struct stat st;
 	ssize_t n;
 	int fd, rc;
 
@@ -116,6 +141,12 @@ int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
 	if (rc)
 		return rc == -ENOENT ? 0 : rc;
 	state_path(path, sizeof(path), dir, build_id_hex);
+	if (!strcmp(path, last_read.path) && !lstat(path, &st) &&
+	    same_file(&st, &last_read.st)) {
+		*seq = last_read.seq;
+		return 0;
+	}
+	last_read.path[0] = 0;
 	fd = hp_secure_open(path, O_RDONLY, 0, "state file", HP_LOG_ERROR,
 			    false);
 	if (fd == -ENOENT)
@@ -124,6 +155,8 @@ int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
 		return fd;
 	n = read(fd, text, sizeof(text) - 1);
 	rc = n < 0 ? -errno : 0;
+	if (!rc && fstat(fd, &st))
+		st.st_ino = 0; /* (never the same again) */
 	close(fd);
 	if (rc)
 		return hp_error_rc(rc, "state file '%s'", path);
@@ -133,6 +166,11 @@ int hp_rt_state_sequence(const char *dir, const char *build_id_hex,
 	if (end == text || (*end && *end != '\n') || errno)
 		return hp_error(-HP_E_INSECURE,
 				"state file '%s': not a sequence number", path);
+	if (st.st_ino) {
+		snprintf(last_read.path, sizeof(last_read.path), "%s", path);
+		last_read.st = st;
+		last_read.seq = *seq;
+	}
 	return 0;
 }
 

@@ -139,6 +139,7 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 
 int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
 {
+	struct hp_id_hits hits = { 0 };
 	pid_t *pids = NULL;
 	size_t nr = 0, n = 0;
 	int rc = hp_proc_list_tasks(0, &pids, &nr);
@@ -150,16 +151,25 @@ int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
 		struct hp_rmodule mod;
 		bool hit = false;
 
-		if (pids[i] == getpid() || hp_proc_open(pids[i], &proc, true))
+		if (pids[i] == getpid())
+			continue;
+		/* A process of an executable found before: no more to read
+		 * (the apply checks its memory). */
+		if (hp_id_hits_exe(&hits, pids[i])) {
+			pids[n++] = pids[i];
+			continue;
+		}
+		if (hp_proc_open_scan(pids[i], &proc))
 			continue;
 		for (uint32_t j = 0; j < p->nr_modules && !hit; j++)
-			hit = !hp_proc_find_module(
-				&proc, p->modules[j].build_id,
+			hit = !hp_proc_find_module_in(
+				&proc, &hits, p->modules[j].build_id,
 				p->modules[j].build_id_len, &mod);
 		hp_proc_close(&proc);
 		if (hit)
 			pids[n++] = pids[i];
 	}
+	hp_id_hits_release(&hits);
 	*out = pids;
 	*nr_out = n;
 	return 0;

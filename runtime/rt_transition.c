@@ -273,6 +273,30 @@ static int loader_cpus(void)
 }
 
 /*
+ * The loader's CPUs and the host's runnable tasks, read at most every
+ * HP_LOAD_TTL_US: a run over many processes stops one after another
+ * within milliseconds, and the bound they size moves with the load, not
+ * with each stop.
+ */
+#define HP_LOAD_TTL_US 100000
+
+static void host_load(int *nr_cpus, long *nr_runnable)
+{
+	static uint64_t read_at;
+	static int cpus;
+	static long runnable;
+	const uint64_t now = hp_now_us();
+
+	if (!read_at || now - read_at > HP_LOAD_TTL_US) {
+		cpus = loader_cpus();
+		runnable = runnable_tasks();
+		read_at = now;
+	}
+	*nr_cpus = cpus;
+	*nr_runnable = runnable;
+}
+
+/*
  * Outside the window: raise our priority and seize every listed thread
  * (PTRACE_SEIZE does not stop it), so the window holds only interrupts,
  * waits and the work that needs the threads stopped.
@@ -290,8 +314,7 @@ int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	w->task_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	check_task_links(w);
-	w->nr_cpus = loader_cpus();
-	w->nr_runnable = runnable_tasks();
+	host_load(&w->nr_cpus, &w->nr_runnable);
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
 	for (size_t i = 0; i < nr && !rc; i++) {

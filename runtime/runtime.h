@@ -31,6 +31,12 @@ enum hp_rt_flags {
 	 * no error (said at info level; the result is still -HP_E_GONE).
 	 */
 	HP_RT_SCANNED = 1 << 4,
+	/*
+	 * One of a run of operations (apply --all): what every operation
+	 * sets up the same way (the timer and signal that bound its waits)
+	 * stays for the next, until hp_rt_batch_end().
+	 */
+	HP_RT_BATCH = 1 << 5,
 };
 
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"
@@ -114,6 +120,10 @@ int hp_rt_records_ready(const struct hp_rt_audit *a, const char *state_dir)
  * Return: 0, -HP_E_NOTARGET, -HP_E_MISMATCH, -HP_E_APPLIED, -HP_E_BUSY,
  * -HP_E_GONE, -HP_E_NOHOLE, -HP_E_RANGE, -errno. Reports its own errors.
  */
+/* hp_rt_batch_end() - after a run of HP_RT_BATCH operations: give back
+ * what they kept (the calling thread's timer, signal handler and mask). */
+void hp_rt_batch_end(void);
+
 int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 		const struct hp_rt_opts *opts, struct hp_rt_result *res)
 	__attribute__((warn_unused_result));

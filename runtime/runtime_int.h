@@ -23,6 +23,8 @@ struct hp_map {
 	uint64_t offset;
 	unsigned int prot; /* PROT_* */
 	bool shared;
+	uint64_t dev; /* the mapped file's device and inode (0: none) */
+	uint64_t inode;
 	char path[256]; /* "" for anonymous */
 };
 
@@ -78,6 +80,31 @@ int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		 size_t len) __attribute__((warn_unused_result));
 int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
 		  size_t len) __attribute__((warn_unused_result));
+/*
+ * Files (device, inode) whose image one scan of the host found to carry a
+ * patch's build-id: the next process that maps the same file is looked at
+ * through its map alone (it shares the file's pages), where each cost
+ * reads of its memory. Only matches are kept: a process that changed its
+ * own copy of a header can make itself no target, never hide another.
+ * What the scan finds, the apply checks again in each process's memory.
+ */
+struct hp_id_hit;
+struct hp_id_hits {
+	struct hp_id_hit *v;
+	size_t nr, cap;
+};
+void hp_id_hits_release(struct hp_id_hits *h);
+/* Whether @pid runs an executable that @hits knows (one stat of
+ * /proc/PID/exe: its map need not be read). */
+bool hp_id_hits_exe(const struct hp_id_hits *h, pid_t pid);
+/* Open @pid for a scan: its map only, its memory when first needed
+ * (hp_proc_find_module_in). Return: as hp_proc_open, quiet. */
+int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
+	__attribute__((warn_unused_result));
+/* hp_proc_find_module through @hits (learning from a match). */
+int hp_proc_find_module_in(struct hp_proc *proc, struct hp_id_hits *hits,
+			   const uint8_t *build_id, uint32_t build_id_len,
+			   struct hp_rmodule *mod);
 /* Find the module with @build_id. Return: 0 or -HP_E_NOTARGET. */
 int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 			uint32_t build_id_len, struct hp_rmodule *mod)
@@ -151,6 +178,14 @@ struct hp_thread {
 	bool owes_mask;
 	struct user_regs_struct owed_regs;
 	uint64_t owed_mask;
+	/* Inside a run of injected system calls (hp_pt_inject_begin): its
+	 * own registers and signal mask, which each call puts back. */
+	bool injecting;
+	struct user_regs_struct inj_regs;
+	uint64_t inj_mask;
+	/* Its seccomp mode ("Seccomp:" in its status), read once a stop. */
+	bool has_seccomp_mode;
+	int seccomp_mode;
 };
 
 /* Return: 0, -ESRCH (exiting), or -errno reported naming the tracer
@@ -184,12 +219,21 @@ int hp_pt_step(struct hp_thread *t) __attribute__((warn_unused_result));
 void hp_pt_release(struct hp_thread *t);
 /*
  * Run one system call in stopped thread @t through the "syscall" at @insn,
- * then restore every register (an interrupted system call of the thread
- * restarts as if nothing happened). Return: 0 with *@ret the raw result.
+ * then restore every register and the signal mask (an interrupted system
+ * call of the thread restarts as if nothing happened).
+ * Return: 0 with *@ret the raw result.
  */
 int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		  const long args[6], long *ret)
 	__attribute__((warn_unused_result));
+/*
+ * Open a run of system calls in stopped @t: its registers and signal mask
+ * are read once for every call of the run (each call still restores
+ * them). Return: 0 or -errno.
+ */
+int hp_pt_inject_begin(struct hp_thread *t) __attribute__((warn_unused_result));
+/* Close it. */
+void hp_pt_inject_end(struct hp_thread *t);
 
 /*
  * Call function @fn(@args[0], @args[1]) in stopped @t while the other
@@ -497,12 +541,12 @@ int hp_rt_state_record(const char *dir, const char *build_id_hex,
 
 /* ---- rt_seccomp.c ---- */
 /*
- * Would stopped thread @tid survive system call @nr(@args) run from @ip?
- * Runs its seccomp filters on it. Return: 0, or -HP_E_SECCOMP reported
+ * Would stopped thread @t survive system call @nr(@args) run from @ip?
+ * Runs its seccomp filters on it (its mode read once a stop). Return: 0, or -HP_E_SECCOMP reported
  * naming the thread, the call and what the filter would do.
  */
-int hp_seccomp_check(pid_t tid, hp_raddr_t ip, long nr, const long args[6])
-	__attribute__((warn_unused_result));
+int hp_seccomp_check(struct hp_thread *t, hp_raddr_t ip, long nr,
+		     const long args[6]) __attribute__((warn_unused_result));
 /* Is thread @tid in seccomp strict mode (any call but read, write, exit
  * and sigreturn kills it, whatever the other threads may do)? */
 bool hp_seccomp_strict(pid_t tid);

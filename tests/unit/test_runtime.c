@@ -283,12 +283,13 @@ static void test_encode_jmp(void **state)
 static void test_find_hole(void **state)
 {
 	struct hp_map maps[] = {
-		{ 0x555555554000, 0x555555560000, 0, PROT_READ, false, "/a" },
-		{ 0x555555560000, 0x555555570000, 0x1000, PROT_EXEC, false,
+		{ 0x555555554000, 0x555555560000, 0, PROT_READ, false, 8, 1,
 		  "/a" },
+		{ 0x555555560000, 0x555555570000, 0x1000, PROT_EXEC, false, 8,
+		  1, "/a" },
 		{ 0x555555580000, 0x5555555a0000, 0, PROT_READ | PROT_WRITE,
-		  false, "[heap]" },
-		{ 0x7ffff7d00000, 0x7ffff7f00000, 0, PROT_READ, false,
+		  false, 0, 0, "[heap]" },
+		{ 0x7ffff7d00000, 0x7ffff7f00000, 0, PROT_READ, false, 8, 2,
 		  "/libc" },
 	};
 	struct hp_proc proc = { .pid = 1, .maps = maps, .nr_maps = 4 };
@@ -356,6 +357,47 @@ static void test_state_dir(void **state)
 	unsetenv("HPATCH_STATE_DIR");
 	snprintf(path, sizeof(path), "%s/ab12.seq", dir);
 	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+/* A read remembered for the next sees every change: a record, a file
+ * written over it, one made insecure, one removed. */
+static void test_state_cached(void **state)
+{
+	char dir[] = "/tmp/hp-state-XXXXXX", path[64], tmp[80];
+	uint64_t seq = 0;
+	FILE *fp = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/cd34.seq", dir);
+	snprintf(tmp, sizeof(tmp), "%s/cd34.tmp", dir);
+	assert_hp_ok(hp_rt_state_record(dir, "cd34", 3));
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 3);
+	assert_hp_ok(hp_rt_state_record(dir, "cd34", 4));
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 4);
+	/* Another patcher's record: a new file renamed over it. */
+	fp = fopen(tmp, "w");
+	assert_non_null(fp);
+	fputs("9\n", fp);
+	fclose(fp);
+	assert_int_equal(rename(tmp, path), 0);
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 9);
+	/* The same file, rewritten in place. */
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("12\n", fp);
+	fclose(fp);
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 12);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_hp_err(hp_rt_state_sequence(dir, "cd34", &seq), HP_E_INSECURE);
+	assert_int_equal(unlink(path), 0);
+	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
+	assert_int_equal(seq, 0);
 	assert_int_equal(rmdir(dir), 0);
 }
 
@@ -524,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_find_hole),
 		cmocka_unit_test(test_fault),
 		cmocka_unit_test(test_state_dir),
+		cmocka_unit_test(test_state_cached),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_stop_bound),
