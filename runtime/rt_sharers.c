@@ -295,10 +295,14 @@ int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 
 	if (rc < 0 || (rc == 0 && !nr_born))
 		return rc; /* nothing created since its exec: alone */
-	self = hp_proc_live_tid(pid);
-	if (hp_task_gone(self)) {
-		free(born);
-		return 0; /* no memory left to share: the open says gone */
+	/* (Its leader read once when it lives, as it mostly does.) */
+	if (hp_task_gone(pid)) {
+		self = hp_proc_live_tid(pid);
+		if (self == pid || hp_task_gone(self)) {
+			free(born);
+			return 0; /* no memory left to share: the open
+				   * says gone */
+		}
 	}
 	if (rc == 0) {
 		n = pick_born(born, nr_born, pid, self, sharers,
