@@ -175,25 +175,26 @@ static void forget_all(struct ag_events *ev)
 	ev->nr_tab = ev->cap_tab = 0;
 }
 
-static void queue_event(struct ag_events *ev, pid_t pid, bool exec,
+/* Return: false when out of memory (as if the socket had lost it). */
+static bool queue_event(struct ag_events *ev, pid_t pid, bool exec,
 			uint64_t now)
 {
 	if (ev->nr_queue == ev->cap_queue) {
 		const size_t cap = ev->cap_queue ? 2 * ev->cap_queue : 64;
 		struct ag_event *q = realloc(ev->queue, cap * sizeof(*q));
 
-		if (!q) {
-			ev->lost = true; /* as if the socket had lost it */
-			return;
-		}
+		if (!q)
+			return false;
 		ev->queue = q;
 		ev->cap_queue = cap;
 	}
 	ev->queue[ev->nr_queue++] =
 		(struct ag_event){ .pid = pid, .exec = exec, .at_us = now };
+	return true;
 }
 
-static void on_event(struct ag_events *ev, const struct proc_event *pe,
+/* Return: false when it could not be kept (out of memory). */
+static bool on_event(struct ag_events *ev, const struct proc_event *pe,
 		     uint64_t now)
 {
 	struct ag_pidinfo *e = NULL;
@@ -203,28 +204,27 @@ static void on_event(struct ag_events *ev, const struct proc_event *pe,
 	case PROC_EVENT_FORK:
 		if (pe->event_data.fork.child_pid !=
 		    pe->event_data.fork.child_tgid)
-			return; /* a thread (no filter in this kernel) */
+			return true; /* a thread (no filter in this kernel) */
 		e = get_pid(ev, pe->event_data.fork.child_tgid);
 		if (e)
 			*e = (struct ag_pidinfo){ .pid = e->pid,
 						  .born_seq = seq };
-		else
-			ev->lost = true;
-		return;
+		return e != NULL;
 	case PROC_EVENT_EXEC:
 		e = get_pid(ev, pe->event_data.exec.process_tgid);
 		if (e) {
 			e->exec_seq = seq;
 			e->exit_seq = 0;
-		} else {
-			ev->lost = true;
 		}
-		queue_event(ev, pe->event_data.exec.process_tgid, true, now);
-		return;
+		/* (Queued even without its entry: hpatchd must see it.) */
+		if (!queue_event(ev, pe->event_data.exec.process_tgid, true,
+				 now))
+			return false;
+		return e != NULL;
 	case PROC_EVENT_EXIT:
 		if (pe->event_data.exit.process_pid !=
 		    pe->event_data.exit.process_tgid)
-			return;
+			return true;
 		e = find_pid(ev, pe->event_data.exit.process_tgid);
 		/* A process created and not exec'd since may share a
 		 * target's memory: kept until every thread has gone (its
@@ -233,10 +233,10 @@ static void on_event(struct ag_events *ev, const struct proc_event *pe,
 			e->exit_seq = seq;
 		else if (e)
 			del_pid(ev, e);
-		queue_event(ev, pe->event_data.exit.process_tgid, false, now);
-		return;
+		return queue_event(ev, pe->event_data.exit.process_tgid, false,
+				   now);
 	default:
-		return;
+		return true;
 	}
 }
 
@@ -259,11 +259,12 @@ void ag_events_drain(struct ag_events *ev, uint64_t now)
 			const struct cn_msg *cn = NLMSG_DATA(nh);
 
 			if (nh->nlmsg_type == NLMSG_DONE &&
-			    cn->id.idx == CN_IDX_PROC)
-				on_event(ev, (const void *)cn->data, now);
+			    cn->id.idx == CN_IDX_PROC &&
+			    !on_event(ev, (const void *)cn->data, now))
+				lost = true;
 		}
 	}
-	if (!lost && !ev->lost)
+	if (!lost)
 		return;
 	/*
 	 * Events were lost, at some point among those read: which process

@@ -13,6 +13,7 @@
 #include <elf.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <errno.h>
@@ -531,6 +532,82 @@ static void test_sharers_from_events(void **state)
 	ag_events_close(&ev);
 }
 
+/* A child exec'd into sleep, once its exec is done. */
+static pid_t start_sleep(void)
+{
+	const pid_t pid = fork();
+	char path[64], comm[32] = "";
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	for (int i = 0; i < 2000 && strcmp(comm, "sleep\n"); i++) {
+		FILE *f = fopen(path, "r");
+
+		if (!f || !fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		if (f)
+			fclose(f);
+		usleep(1000);
+	}
+	return pid;
+}
+
+static int since_exec(struct ag_events *ev, pid_t pid)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0;
+	const int rc = ev->births.since_exec(ev, pid, &pids, &nr);
+
+	free(pids);
+	return rc;
+}
+
+/*
+ * Events lost (the socket's queue overflowed): who was created when is
+ * no longer known, and every target's sharers are asked of the host,
+ * until a target exec'd since; the loop is told to rescan.
+ */
+static void test_events_lost(void **state)
+{
+	struct ag_events ev;
+	const int small = 1, big = 4 << 20;
+	pid_t before = 0, after = 0;
+
+	(void)state;
+	assert_hp_ok(ag_events_open(&ev));
+	before = start_sleep();
+	assert_int_equal(since_exec(&ev, before), 0);
+	assert_false(ev.lost);
+	/* The smallest queue, overflowed by 200 processes' events. */
+	assert_int_equal(
+		setsockopt(ev.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)),
+		0);
+	for (int i = 0; i < 200; i++) {
+		const pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		waitpid(pid, NULL, 0);
+	}
+	assert_int_equal(since_exec(&ev, before), 1);
+	assert_true(ev.lost);
+	assert_int_equal(setsockopt(ev.fd, SOL_SOCKET, SO_RCVBUFFORCE, &big,
+				    sizeof(big)),
+			 0);
+	after = start_sleep();
+	assert_int_equal(since_exec(&ev, after), 0);
+	assert_int_equal(since_exec(&ev, before), 1);
+	kill(before, SIGKILL);
+	kill(after, SIGKILL);
+	waitpid(before, NULL, 0);
+	waitpid(after, NULL, 0);
+	ag_events_close(&ev);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -546,6 +623,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_maps_line),
 		cmocka_unit_test(test_match_self),
 		cmocka_unit_test(test_sharers_from_events),
+		cmocka_unit_test(test_events_lost),
 	};
 
 	if (argc == 2 && !strcmp(argv[1], "--sharers-helper"))
