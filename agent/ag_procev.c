@@ -11,6 +11,7 @@
 #include "common/hp_util.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <linux/cn_proc.h>
 #include <linux/filter.h>
@@ -175,6 +176,23 @@ static void forget_all(struct ag_events *ev)
 	ev->nr_tab = ev->cap_tab = 0;
 }
 
+/* Does @pid have a thread besides its leader? Not once reaped. */
+static bool has_other_threads(pid_t pid)
+{
+	char path[48];
+	struct dirent *de = NULL;
+	DIR *dir = NULL;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	while (dir && n < 2 && (de = readdir(dir)))
+		n += de->d_name[0] != '.';
+	if (dir)
+		closedir(dir);
+	return n > 1;
+}
+
 /* Return: false when out of memory (as if the socket had lost it). */
 static bool queue_event(struct ag_events *ev, pid_t pid, bool exec,
 			uint64_t now)
@@ -227,9 +245,11 @@ static bool on_event(struct ag_events *ev, const struct proc_event *pe,
 			return true;
 		e = find_pid(ev, pe->event_data.exit.process_tgid);
 		/* A process created and not exec'd since may share a
-		 * target's memory: kept until every thread has gone (its
-		 * leader may leave first), which a scan of the host tells. */
-		if (e && e->born_seq && !e->exec_seq)
+		 * target's memory: kept while a thread of its own lives on
+		 * (its leader may leave first), until a scan of the host
+		 * finds it gone. */
+		if (e && e->born_seq && !e->exec_seq &&
+		    has_other_threads(e->pid))
 			e->exit_seq = seq;
 		else if (e)
 			del_pid(ev, e);

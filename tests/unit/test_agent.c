@@ -608,6 +608,36 @@ static void test_events_lost(void **state)
 	ag_events_close(&ev);
 }
 
+/*
+ * A process created without an exec, then exited, whole: forgotten at
+ * its exit event (only one whose threads outlive its leader waits for a
+ * scan of the host), so the table stays as large as the host's processes.
+ */
+static void test_events_forget_exits(void **state)
+{
+	struct ag_events ev;
+	pid_t target = 0, kids[20] = { 0 }, *born = NULL;
+	size_t nr = 0;
+
+	(void)state;
+	assert_hp_ok(ag_events_open(&ev));
+	target = start_sleep();
+	for (size_t i = 0; i < HP_ARRAY_SIZE(kids); i++) {
+		kids[i] = fork();
+		if (kids[i] == 0)
+			_exit(0);
+		waitpid(kids[i], NULL, 0);
+	}
+	assert_int_equal(ev.births.since_exec(&ev, target, &born, &nr), 0);
+	for (size_t i = 0; i < nr; i++)
+		for (size_t j = 0; j < HP_ARRAY_SIZE(kids); j++)
+			assert_int_not_equal(born[i], kids[j]);
+	free(born);
+	kill(target, SIGKILL);
+	waitpid(target, NULL, 0);
+	ag_events_close(&ev);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -624,6 +654,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_match_self),
 		cmocka_unit_test(test_sharers_from_events),
 		cmocka_unit_test(test_events_lost),
+		cmocka_unit_test(test_events_forget_exits),
 	};
 
 	if (argc == 2 && !strcmp(argv[1], "--sharers-helper"))
