@@ -277,10 +277,19 @@ void ag_events_drain(struct ag_events *ev, uint64_t now)
 		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf;
 		     NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
 			const struct cn_msg *cn = NLMSG_DATA(nh);
+			/* Copied: the event sits 4 bytes past an 8-byte
+			 * boundary, and holds a 64-bit time. */
+			struct proc_event pe = { 0 };
+			size_t len = nh->nlmsg_len - NLMSG_HDRLEN;
 
-			if (nh->nlmsg_type == NLMSG_DONE &&
-			    cn->id.idx == CN_IDX_PROC &&
-			    !on_event(ev, (const void *)cn->data, now))
+			if (nh->nlmsg_type != NLMSG_DONE || len < sizeof(*cn) ||
+			    cn->id.idx != CN_IDX_PROC)
+				continue;
+			len -= sizeof(*cn);
+			len = len < cn->len ? len : cn->len;
+			memcpy(&pe, cn->data,
+			       len < sizeof(pe) ? len : sizeof(pe));
+			if (!on_event(ev, &pe, now))
 				lost = true;
 		}
 	}
