@@ -167,7 +167,8 @@ static void set_track(struct ag_daemon *d, struct ag_track *t,
 static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
 {
 	return (struct hp_rt_opts){ .timeout_ms = d->pol.attempt_timeout_ms,
-				    .state_dir = d->conf->state_dir };
+				    .state_dir = d->conf->state_dir,
+				    .sharers = d->sharers };
 }
 
 static void schedule(struct ag_proc *pr, uint64_t at)
@@ -189,6 +190,7 @@ static int match(struct ag_daemon *d, pid_t pid, size_t *nr_hit)
 /* Every process, due now (start, store change, SIGHUP, missed events). */
 static void full_scan(struct ag_daemon *d, uint64_t now)
 {
+	const uint64_t seq = d->ev.seq; /* events read before the listing */
 	pid_t *pids = NULL;
 	size_t nr = 0;
 
@@ -205,6 +207,7 @@ static void full_scan(struct ag_daemon *d, uint64_t now)
 			schedule(pr, now);
 		}
 	}
+	ag_events_prune(&d->ev, seq, pids, nr);
 	free(pids);
 	hp_dbg(HP_DBG_TIMING, "full scan: %zu processes", nr);
 	/* Gone without an exit event (lost: ENOBUFS in a storm). */
@@ -957,6 +960,8 @@ static int next_timeout_ms(const struct ag_daemon *d, uint64_t now)
 {
 	uint64_t next = d->next_full_us;
 
+	if (d->ev.nr_queue)
+		return 0;
 	for (size_t i = 0; i < d->nr_procs; i++)
 		if (d->procs[i].due_us && d->procs[i].due_us < next)
 			next = d->procs[i].due_us;
@@ -1018,7 +1023,9 @@ static int setup(struct ag_daemon *d)
 		return hp_error_rc(-errno, "store '%s': inotify",
 				   d->conf->store_dir);
 	watch_lib_dirs(d, NULL);
-	rc = ag_procev_open(&d->nl_fd);
+	rc = ag_events_open(&d->ev);
+	if (!rc)
+		rc = hp_rt_sharers_follow(&d->sharers, &d->ev.births);
 	if (rc)
 		return rc;
 	load_fallbacks(d);
@@ -1032,8 +1039,8 @@ static int setup(struct ag_daemon *d)
 
 static void teardown(struct ag_daemon *d)
 {
-	if (d->nl_fd >= 0)
-		close(d->nl_fd);
+	hp_rt_sharers_free(d->sharers);
+	ag_events_close(&d->ev);
 	if (d->in_fd >= 0)
 		close(d->in_fd);
 	if (d->sig_fd >= 0)
@@ -1052,7 +1059,7 @@ static void teardown(struct ag_daemon *d)
 int hp_agent_run(const struct hp_agent_conf *conf)
 {
 	struct ag_daemon d = { .conf = conf,
-			       .nl_fd = -1,
+			       .ev = { .fd = -1 },
 			       .in_fd = -1,
 			       .sig_fd = -1,
 			       .audit = { .fd = -1 } };
@@ -1075,7 +1082,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		struct pollfd fds[] = {
 			{ d.sig_fd, POLLIN, 0 },
 			{ d.in_fd, POLLIN, 0 },
-			{ d.nl_fd, POLLIN, 0 },
+			{ d.ev.fd, POLLIN, 0 },
 		};
 		uint64_t now = hp_now_us();
 
@@ -1090,7 +1097,9 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 			break;
 		if (fds[1].revents & POLLIN)
 			on_inotify(&d, now);
-		if (fds[2].revents & POLLIN && ag_procev_read(&d, now) < 0)
+		/* Events read during the applies wait in the queue. */
+		if ((fds[2].revents & POLLIN || d.ev.nr_queue) &&
+		    ag_procev_read(&d, now) < 0)
 			full_scan(&d, now); /* events lost: look at all */
 		if (d.store_due_us && now >= d.store_due_us) {
 			d.store_due_us = 0;

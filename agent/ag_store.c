@@ -362,13 +362,17 @@ int hp_store_lock(const char *dir, bool try)
 	char path[PATH_MAX];
 	int fd;
 
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
 	snprintf(path, sizeof(path), "%s/.lock", dir);
 	/* Read-only: the close of a file opened for writing would wake
 	 * hpatchd's own inotify watch of the store (IN_CLOSE_WRITE) at
-	 * every lock it takes. */
+	 * every lock it takes. The store is made only when missing:
+	 * hpatchd locks it at every pass over the processes due. */
 	fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT) {
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	}
 	if (fd < 0)
 		return -errno;
 	while (flock(fd, LOCK_EX | (try ? LOCK_NB : 0)) < 0) {

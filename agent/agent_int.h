@@ -38,6 +38,41 @@ struct ag_done {
 	char patch_id[HP_PATCH_ID_MAX];
 };
 
+/*
+ * What the kernel's process events tell of one process (ag_procev.c), by
+ * the order of the events: when it was created (fork), when it last
+ * exec'd, when its leader exited. A process shares the memory an exec
+ * made only if it was created after that exec, by clone(CLONE_VM), and
+ * has not exec'd since.
+ */
+struct ag_pidinfo {
+	pid_t pid;	   /* 0: a free slot */
+	uint64_t born_seq; /* its fork event; 0: not seen */
+	uint64_t exec_seq; /* its last exec event; 0: none since its fork */
+	uint64_t exit_seq; /* its leader's exit (threads may live on); 0 */
+};
+
+/* An exec or an exit, read while an apply ran: for the loop, in order. */
+struct ag_event {
+	pid_t pid;
+	bool exec;
+	uint64_t at_us;
+};
+
+struct ag_events {
+	int fd;	      /* the netlink socket */
+	uint64_t seq; /* events read so far */
+	bool lost;    /* some were lost (ENOBUFS): the loop rescans */
+	/* Every process created or exec'd since hpatchd listens, and alive
+	 * (open addressing by pid, cap a power of 2): a few MB for a host
+	 * of 100,000 processes. */
+	struct ag_pidinfo *tab;
+	size_t nr_tab, cap_tab;
+	struct ag_event *queue;
+	size_t nr_queue, cap_queue;
+	struct hp_rt_births births; /* over this, for hp_rt_sharers_follow */
+};
+
 struct ag_daemon {
 	const struct hp_agent_conf *conf;
 	struct hp_policy pol;
@@ -49,7 +84,11 @@ struct ag_daemon {
 	uint32_t *mapped;
 	size_t nr_wanted;
 	struct hp_rt_audit audit;
-	int nl_fd, in_fd, sig_fd, store_wd;
+	struct ag_events ev;
+	/* Who shares a target's memory: asked of ev (a few kcmp calls), or
+	 * of the host when ev cannot tell (a target found by a scan). */
+	struct hp_rt_sharers *sharers;
+	int in_fd, sig_fd, store_wd;
 	struct ag_proc *procs;
 	size_t nr_procs, cap_procs;
 	struct ag_track *tracks;
@@ -93,9 +132,20 @@ int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
 void ag_match_reset(void);
 
 /* ag_procev.c: the netlink process-event connector. */
-int ag_procev_open(int *fd) __attribute__((warn_unused_result));
-/* Read every pending event. Return: 0, or -ENOBUFS when some were lost
- * (the caller rescans every process). */
+int ag_events_open(struct ag_events *ev) __attribute__((warn_unused_result));
+void ag_events_close(struct ag_events *ev);
+/* Read every event the socket holds into ev's table; execs and exits are
+ * queued for ag_procev_read. */
+void ag_events_drain(struct ag_events *ev, uint64_t now);
+/* hp_rt_births.since_exec over a struct ag_events. */
+int ag_events_since_exec(void *ev, pid_t pid, pid_t **pids, size_t *nr);
+/* Forget processes whose leader exited before event @seq and that are not
+ * among @pids (the host's, listed after @seq): exited since, all threads. */
+void ag_events_prune(struct ag_events *ev, uint64_t seq, pid_t *pids,
+		     size_t nr);
+/* Read every pending event and hand execs and exits to the daemon.
+ * Return: 0, or -ENOBUFS when some were lost (the caller rescans every
+ * process). */
 int ag_procev_read(struct ag_daemon *d, uint64_t now);
 
 /* ag_daemon.c, for ag_procev.c */

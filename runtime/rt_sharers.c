@@ -54,6 +54,7 @@ struct hp_rt_sharers {
 	struct mm_group *groups; /* in kcmp order */
 	size_t nr;
 	size_t cap;
+	const struct hp_rt_births *births; /* asked first, if any */
 };
 
 /*
@@ -179,6 +180,16 @@ int hp_rt_sharers_new(struct hp_rt_sharers **out)
 	return 0;
 }
 
+int hp_rt_sharers_follow(struct hp_rt_sharers **out,
+			 const struct hp_rt_births *b)
+{
+	*out = calloc(1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	(*out)->births = b;
+	return 0;
+}
+
 void hp_rt_sharers_free(struct hp_rt_sharers *s)
 {
 	if (!s)
@@ -227,22 +238,80 @@ static int find_sharers(struct hp_rt_sharers *s, pid_t pid, pid_t self,
 }
 
 /*
+ * Those of @born (created since @pid's exec) that share @self's memory,
+ * up to @cap. A process whose leader has exited (pthread_exit in main)
+ * is asked through a live thread: the leader has no memory left.
+ */
+static size_t pick_born(const pid_t *born, size_t nr, pid_t pid, pid_t self,
+			pid_t *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nr && n < cap; i++) {
+		pid_t tid = 0;
+
+		if (born[i] == pid)
+			continue;
+		if (same_mm(self, born[i])) {
+			out[n++] = born[i];
+			continue;
+		}
+		tid = hp_proc_live_tid(born[i]);
+		if (tid != born[i] && same_mm(self, tid))
+			out[n++] = born[i];
+	}
+	return n;
+}
+
+/*
+ * Ask @s's births, if any: 0 with *@born (malloc'd) when they know every
+ * process that may share @pid's memory, 1 when the host must be asked.
+ */
+static int ask_births(struct hp_rt_sharers *s, pid_t pid, pid_t **born,
+		      size_t *nr)
+{
+	*born = NULL;
+	*nr = 0;
+	if (!s || !s->births)
+		return 1;
+	return s->births->since_exec(s->births->arg, pid, born, nr);
+}
+
+/*
  * kcmp asks the kernel about each process without reading /proc: one
- * system call each (0.4 ms for 400 processes), or, with @s, a few.
+ * system call each (0.4 ms for 400 processes), or, with @s, a few; with
+ * births that know every process created since the target's exec, none
+ * when there is none.
  */
 int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 {
 	/* A live thread: a leader gone (pthread_exit in main) has no
 	 * memory, and would compare equal to every kernel thread. */
-	const pid_t self = hp_proc_live_tid(pid);
+	pid_t self = pid, *born = NULL;
 	pid_t sharers[HP_SHARERS_LISTED];
 	char list[128] = "";
-	size_t n = 0;
-	int rc;
+	size_t n = 0, nr_born = 0;
+	int rc = ask_births(s, pid, &born, &nr_born);
 
-	if (hp_task_gone(self))
-		return 0; /* no memory left to share: the open says gone */
-	rc = find_sharers(s, pid, self, sharers, HP_ARRAY_SIZE(sharers), &n);
+	if (rc < 0 || (rc == 0 && !nr_born))
+		return rc; /* nothing created since its exec: alone */
+	/* (Its leader read once when it lives, as it mostly does.) */
+	if (hp_task_gone(pid)) {
+		self = hp_proc_live_tid(pid);
+		if (self == pid || hp_task_gone(self)) {
+			free(born);
+			return 0; /* no memory left to share: the open
+				   * says gone */
+		}
+	}
+	if (rc == 0) {
+		n = pick_born(born, nr_born, pid, self, sharers,
+			      HP_ARRAY_SIZE(sharers));
+		free(born);
+	} else {
+		rc = find_sharers(s, pid, self, sharers, HP_ARRAY_SIZE(sharers),
+				  &n);
+	}
 	if (rc || !n)
 		return rc;
 	/* Exiting since (its memory let go): it compared equal to every

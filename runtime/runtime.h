@@ -178,6 +178,34 @@ void hp_rt_set_faults(const char *fault, const char *delay);
  */
 int hp_rt_sharers_new(struct hp_rt_sharers **out)
 	__attribute__((warn_unused_result));
+
+/*
+ * struct hp_rt_births - the processes created since a process's exec, as a
+ * caller that follows every process creation on the host knows them
+ * (hpatchd, from the kernel's process events). A process shares a target's
+ * memory only if it was created by clone(CLONE_VM) after the exec that
+ * made that memory, and has not exec'd since: these few are all to ask,
+ * where alone each apply asks every process of the host.
+ * since_exec(arg, pid, &pids, &nr): every live process created since
+ * @pid's last exec, and not exec'd since, as known when it is asked (it
+ * reads the events still queued first); *pids malloc'd, freed by the
+ * caller. Return: 0 (none missing), 1 (it cannot tell: @pid's exec was
+ * not seen, or events were lost since: the host is asked), or -errno.
+ */
+struct hp_rt_births {
+	int (*since_exec)(void *arg, pid_t pid, pid_t **pids, size_t *nr);
+	void *arg;
+};
+
+/*
+ * hp_rt_sharers_follow() - an index that asks @b (borrowed, it must outlive
+ * the index) for each target, and the host when @b cannot tell. It stays
+ * valid for as long as @b follows the host: build it once. Return: 0 or
+ * -ENOMEM.
+ */
+int hp_rt_sharers_follow(struct hp_rt_sharers **out,
+			 const struct hp_rt_births *b)
+	__attribute__((warn_unused_result));
 void hp_rt_sharers_free(struct hp_rt_sharers *s);
 
 /*

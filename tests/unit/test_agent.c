@@ -8,8 +8,14 @@
 #include "agent/agent_int.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
+#include "runtime/runtime_int.h"
 
 #include <elf.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <link.h>
 #include <stdio.h>
@@ -369,7 +375,270 @@ static void test_view_roundtrip(void **state)
 	hp_view_release(&r);
 }
 
-int main(void)
+/* ---- sharers from the process events ---- */
+
+static int share_and_wait(void *arg)
+{
+	(void)arg;
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); /* not left behind */
+	for (;;)
+		syscall(SYS_pause);
+	return 0;
+}
+
+/* A clone(CLONE_VM) child whose leader thread leaves, a thread of its
+ * own running on in the memory it shares. */
+static int leave_a_thread(void *arg)
+{
+	clone(share_and_wait, (char *)arg + (64 << 10),
+	      CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD,
+	      NULL);
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+/*
+ * The target of test_sharers_from_events, run as this program with
+ * --sharers-helper: told on stdin, it makes a child (f: fork, v:
+ * clone(CLONE_VM), l: clone(CLONE_VM) whose leader leaves) and prints
+ * its pid; r prints its own.
+ */
+static int sharers_helper(void)
+{
+	char *stacks = malloc(3 << 16), c = 0;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGCHLD, SIG_IGN); /* reaped by the kernel */
+	while (stacks && read(0, &c, 1) == 1) {
+		pid_t pid = getpid();
+
+		if (c == 'f' && !(pid = fork())) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			for (;;)
+				pause();
+		}
+		if (c == 'v')
+			pid = clone(share_and_wait, stacks + (1 << 16),
+				    CLONE_VM | SIGCHLD, NULL);
+		if (c == 'l') {
+			pid = clone(leave_a_thread, stacks + (2 << 16),
+				    CLONE_VM | SIGCHLD, stacks + (2 << 16));
+			while (pid > 0 && !hp_task_gone(pid))
+				usleep(1000); /* until its leader has left */
+		}
+		dprintf(1, "%d\n", (int)pid);
+	}
+	return 0;
+}
+
+/* Send @cmd to the helper, return the pid it answers. */
+static pid_t ask_helper(const int *io, char cmd)
+{
+	char line[32] = "";
+	size_t n = 0;
+
+	assert_int_equal(write(io[1], &cmd, 1), 1);
+	while (n < sizeof(line) - 1 && read(io[0], line + n, 1) == 1 &&
+	       line[n] != '\n')
+		n++;
+	return (pid_t)atoi(line);
+}
+
+/* As hpatch's apply checks @pid (every message in hp_test_msgs). */
+static int check_alone(pid_t pid, struct hp_rt_sharers *s)
+{
+	int rc;
+
+	hp_test_msgs_begin();
+	rc = hp_proc_check_alone(pid, s);
+	hp_log_set_sink(NULL, NULL);
+	return rc;
+}
+
+static void until_gone(pid_t pid)
+{
+	for (int i = 0; i < 2000 && !kill(pid, 0); i++)
+		usleep(1000);
+}
+
+/*
+ * hpatchd asks only the processes created since a target's exec, as the
+ * kernel's events told it, whether they share its memory; and reads the
+ * events still queued at the check, so a clone(CLONE_VM) child created
+ * just before it (its event read by no one yet) is found. A forked copy
+ * is no sharer; a sharer whose leader has left is found through a
+ * thread of its own; a process whose exec it did not see is asked of
+ * the host.
+ */
+static void test_sharers_from_events(void **state)
+{
+	struct ag_events ev;
+	struct hp_rt_sharers *s = NULL;
+	int to[2], from[2], io[2];
+	pid_t helper = 0, kids[3] = { 0 };
+	char want[64];
+
+	(void)state;
+	assert_hp_ok(ag_events_open(&ev));
+	assert_hp_ok(hp_rt_sharers_follow(&s, &ev.births));
+	assert_int_equal(pipe(to), 0);
+	assert_int_equal(pipe(from), 0);
+	helper = fork();
+	if (helper == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		execl("/proc/self/exe", "test_agent", "--sharers-helper",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	io[0] = from[0];
+	io[1] = to[1];
+	assert_int_equal(ask_helper(io, 'r'), helper);
+	ag_events_drain(&ev, 0); /* its exec: known from now on */
+	assert_hp_ok(check_alone(helper, s));
+	kids[0] = ask_helper(io, 'f');
+	assert_true(kids[0] > 0);
+	assert_hp_ok(check_alone(helper, s));
+	kids[1] = ask_helper(io, 'v');
+	assert_true(kids[1] > 0);
+	assert_hp_err(check_alone(helper, s), HP_E_BUSY);
+	snprintf(want, sizeof(want), "shares its memory with pid %d ",
+		 (int)kids[1]);
+	assert_non_null(strstr(hp_test_msgs, want));
+	kill(kids[1], SIGKILL);
+	until_gone(kids[1]);
+	assert_hp_ok(check_alone(helper, s));
+	kids[2] = ask_helper(io, 'l');
+	assert_true(kids[2] > 0);
+	assert_hp_err(check_alone(helper, s), HP_E_BUSY);
+	snprintf(want, sizeof(want), "shares its memory with pid %d ",
+		 (int)kids[2]);
+	assert_non_null(strstr(hp_test_msgs, want));
+	/* Our own exec was before the events were followed. */
+	assert_int_equal(ev.births.since_exec(ev.births.arg, getpid(),
+					      &(pid_t *){ NULL },
+					      &(size_t){ 0 }),
+			 1);
+	assert_hp_ok(check_alone(getpid(), s));
+	for (size_t i = 0; i < HP_ARRAY_SIZE(kids); i++)
+		kill(kids[i], SIGKILL);
+	kill(helper, SIGKILL);
+	waitpid(helper, NULL, 0);
+	close(io[0]);
+	close(io[1]);
+	hp_rt_sharers_free(s);
+	ag_events_close(&ev);
+}
+
+/* A child exec'd into sleep, once its exec is done. */
+static pid_t start_sleep(void)
+{
+	const pid_t pid = fork();
+	char path[64], comm[32] = "";
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	for (int i = 0; i < 2000 && strcmp(comm, "sleep\n"); i++) {
+		FILE *f = fopen(path, "r");
+
+		if (!f || !fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		if (f)
+			fclose(f);
+		usleep(1000);
+	}
+	return pid;
+}
+
+static int since_exec(struct ag_events *ev, pid_t pid)
+{
+	pid_t *pids = NULL;
+	size_t nr = 0;
+	const int rc = ev->births.since_exec(ev, pid, &pids, &nr);
+
+	free(pids);
+	return rc;
+}
+
+/*
+ * Events lost (the socket's queue overflowed): who was created when is
+ * no longer known, and every target's sharers are asked of the host,
+ * until a target exec'd since; the loop is told to rescan.
+ */
+static void test_events_lost(void **state)
+{
+	struct ag_events ev;
+	const int small = 1, big = 4 << 20;
+	pid_t before = 0, after = 0;
+
+	(void)state;
+	assert_hp_ok(ag_events_open(&ev));
+	before = start_sleep();
+	assert_int_equal(since_exec(&ev, before), 0);
+	assert_false(ev.lost);
+	/* The smallest queue, overflowed by 200 processes' events. */
+	assert_int_equal(
+		setsockopt(ev.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)),
+		0);
+	for (int i = 0; i < 200; i++) {
+		const pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		waitpid(pid, NULL, 0);
+	}
+	assert_int_equal(since_exec(&ev, before), 1);
+	assert_true(ev.lost);
+	assert_int_equal(setsockopt(ev.fd, SOL_SOCKET, SO_RCVBUFFORCE, &big,
+				    sizeof(big)),
+			 0);
+	after = start_sleep();
+	assert_int_equal(since_exec(&ev, after), 0);
+	assert_int_equal(since_exec(&ev, before), 1);
+	kill(before, SIGKILL);
+	kill(after, SIGKILL);
+	waitpid(before, NULL, 0);
+	waitpid(after, NULL, 0);
+	ag_events_close(&ev);
+}
+
+/*
+ * A process created without an exec, then exited, whole: forgotten at
+ * its exit event (only one whose threads outlive its leader waits for a
+ * scan of the host), so the table stays as large as the host's processes.
+ */
+static void test_events_forget_exits(void **state)
+{
+	struct ag_events ev;
+	pid_t target = 0, kids[20] = { 0 }, *born = NULL;
+	size_t nr = 0;
+
+	(void)state;
+	assert_hp_ok(ag_events_open(&ev));
+	target = start_sleep();
+	for (size_t i = 0; i < HP_ARRAY_SIZE(kids); i++) {
+		kids[i] = fork();
+		if (kids[i] == 0)
+			_exit(0);
+		waitpid(kids[i], NULL, 0);
+	}
+	assert_int_equal(ev.births.since_exec(&ev, target, &born, &nr), 0);
+	for (size_t i = 0; i < nr; i++)
+		for (size_t j = 0; j < HP_ARRAY_SIZE(kids); j++)
+			assert_int_not_equal(born[i], kids[j]);
+	free(born);
+	kill(target, SIGKILL);
+	waitpid(target, NULL, 0);
+	ag_events_close(&ev);
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policy_defaults),
@@ -383,7 +652,12 @@ int main(void)
 		cmocka_unit_test(test_view_roundtrip),
 		cmocka_unit_test(test_maps_line),
 		cmocka_unit_test(test_match_self),
+		cmocka_unit_test(test_sharers_from_events),
+		cmocka_unit_test(test_events_lost),
+		cmocka_unit_test(test_events_forget_exits),
 	};
 
+	if (argc == 2 && !strcmp(argv[1], "--sharers-helper"))
+		return sharers_helper();
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

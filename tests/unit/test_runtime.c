@@ -438,24 +438,13 @@ static int share_and_wait(void *arg)
 	return 0;
 }
 
-/* Every message, error and hint, of one check. */
-static char all_msgs[2048];
-
-static void keep_all(enum hp_log_level l, const char *m, void *c)
-{
-	(void)l;
-	(void)c;
-	snprintf(all_msgs + strlen(all_msgs),
-		 sizeof(all_msgs) - strlen(all_msgs), "%s\n", m);
-}
-
-/* @pid's sharers as reported, with @s or without. */
+/* @pid's sharers as reported (every message in hp_test_msgs), with @s
+ * or without. */
 static int check_alone(pid_t pid, struct hp_rt_sharers *s)
 {
 	int rc;
 
-	all_msgs[0] = 0;
-	hp_log_set_sink(keep_all, NULL);
+	hp_test_msgs_begin();
 	rc = hp_proc_check_alone(pid, s);
 	hp_log_set_sink(keep_last, NULL);
 	return rc;
@@ -492,13 +481,13 @@ static void test_sharers(void **state)
 		assert_hp_err(check_alone(getpid(), ix), HP_E_BUSY);
 		snprintf(want, sizeof(want), "shares its memory with pid %d ",
 			 (int)vm);
-		assert_non_null(strstr(all_msgs, want));
+		assert_non_null(strstr(hp_test_msgs, want));
 		assert_hp_err(check_alone(vm, ix), HP_E_BUSY);
 		snprintf(want, sizeof(want),
 			 "pid %d: shares its memory with "
 			 "pid %d ",
 			 (int)vm, (int)getpid());
-		assert_non_null(strstr(all_msgs, want));
+		assert_non_null(strstr(hp_test_msgs, want));
 		assert_hp_ok(check_alone(forked, ix));
 	}
 	/* Once the child has exited, nothing is shared: the index asks

@@ -14,6 +14,9 @@
  *                sharing its memory with the child); then its pid
  *   waitchild MS -> the same wait for a child with its own copy of the
  *                memory (clone(CLONE_VFORK) without CLONE_VM)
+ *   share MS  -> a child sharing the memory (clone(CLONE_VM)) whose
+ *                leader leaves at once, a thread of its own running on
+ *                for MS; its pid, without waiting
  *   reexec    -> "ok", then the thread execs the program again (one
  *                worker), which prints a new ready line
  *   rtstats   -> "n=N sum=S bad=B": SIGRTMIN+1 signals received, the sum
@@ -146,6 +149,28 @@ static int vfork_wait(int ms, bool share)
 	return (int)child;
 }
 
+/* The same in every version (issue 12): one share at a time. */
+static char share_stacks[2][64 << 10];
+
+static int share_sleep(void *arg)
+{
+	const int ms = (int)(long)arg;
+	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	syscall(SYS_nanosleep, &ts, NULL);
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+static int share_leave(void *arg)
+{
+	clone(share_sleep, share_stacks[1] + sizeof(share_stacks[1]),
+	      CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD,
+	      arg);
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
 static void *sleeper(void *arg)
 {
 	const struct timespec tick = { 0, 50 * 1000 * 1000 };
@@ -197,6 +222,12 @@ static void *serve(void *arg)
 		else if (!strncmp(req, "waitchild ", 10))
 			fprintf(conn, "%d\n",
 				vfork_wait(atoi(req + 10), false));
+		else if (!strncmp(req, "share ", 6))
+			fprintf(conn, "%d\n",
+				clone(share_leave,
+				      share_stacks[0] + sizeof(share_stacks[0]),
+				      CLONE_VM | SIGCHLD,
+				      (void *)(long)atoi(req + 6)));
 		else if (!strncmp(req, "reexec", 6)) {
 			fprintf(conn, "ok\n");
 			fflush(conn);
