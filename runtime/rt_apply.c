@@ -290,6 +290,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	struct hp_prep *prs = calloc(p->nr_modules, sizeof(*prs));
 	const bool scanned = opts->flags & HP_RT_SCANNED;
 	uint32_t nr = 0;
+	pid_t last;
 	int rc;
 	uint64_t t[4] = { hp_now_us() };
 
@@ -300,6 +301,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		goto out;
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	last = hp_last_pid();
 	if (!rc)
 		rc = hp_proc_check_alone(pid, opts->sharers);
 	if (rc)
@@ -310,6 +312,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		       (int)pid);
 	if (rc)
 		goto out;
+	proc.checked_last = last;
 	if (!(opts->flags & HP_RT_DRY_RUN))
 		hp_collect_retired(&proc);
 	rc = find_modules(p, &proc, prs, &nr);

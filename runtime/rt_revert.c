@@ -70,7 +70,8 @@ void hp_collect_retired(struct hp_proc *proc)
 	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid, 0) ||
 	    hp_world_stop(&w))
 		goto out;
-	if (hp_world_fresh_maps(&w, proc)) {
+	if (hp_world_fresh_maps(&w, proc) ||
+	    hp_proc_check_since(proc->pid, proc->checked_last, true)) {
 		hp_world_resume(&w);
 		goto out;
 	}
@@ -158,10 +159,12 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	struct hp_proc proc;
 	struct hp_rt_lock lk = { .fd = -1 };
 	size_t nr = 0;
+	pid_t last;
 	int rc;
 
 	*res = (struct hp_rt_result){ .pid = pid };
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	last = hp_last_pid();
 	if (!rc)
 		rc = hp_proc_check_alone(pid, opts->sharers);
 	if (rc)
@@ -169,6 +172,7 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	rc = hp_proc_open(pid, &proc, false);
 	if (rc)
 		goto out;
+	proc.checked_last = last;
 	hp_collect_retired(&proc);
 	rc = hp_rt_find_regions(&proc, &regions, &nr);
 	if (!rc)

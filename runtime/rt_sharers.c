@@ -277,6 +277,24 @@ static int ask_births(struct hp_rt_sharers *s, pid_t pid, pid_t **born,
 	return s->births->since_exec(s->births->arg, pid, born, nr);
 }
 
+/* Refuse @pid, naming the @n processes that share its memory. */
+static int refuse_sharing(pid_t pid, const pid_t *sharers, size_t n)
+{
+	char list[128] = "";
+
+	for (size_t i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+			 "%s%d", i ? ", " : "", (int)sharers[i]);
+	hp_error(-HP_E_BUSY,
+		 "pid %d: shares its memory with pid %s (a vfork child, or "
+		 "clone(CLONE_VM)), whose threads hpatch would not stop; "
+		 "nothing changed",
+		 (int)pid, list);
+	hp_hint("a vfork child shares only until it execs or exits: retry "
+		"then");
+	return -HP_E_BUSY;
+}
+
 /*
  * kcmp asks the kernel about each process without reading /proc: one
  * system call each (0.4 ms for 400 processes), or, with @s, a few; with
@@ -289,7 +307,6 @@ int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 	 * memory, and would compare equal to every kernel thread. */
 	pid_t self = pid, *born = NULL;
 	pid_t sharers[HP_SHARERS_LISTED];
-	char list[128] = "";
 	size_t n = 0, nr_born = 0;
 	int rc = ask_births(s, pid, &born, &nr_born);
 
@@ -318,17 +335,87 @@ int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 	 * kernel thread. Nothing to share: the open says gone. */
 	if (!hp_task_has_mm(self))
 		return 0;
-	for (size_t i = 0; i < n; i++)
-		snprintf(list + strlen(list), sizeof(list) - strlen(list),
-			 "%s%d", i ? ", " : "", (int)sharers[i]);
-	hp_error(-HP_E_BUSY,
-		 "pid %d: shares its memory with pid %s (a vfork child, or "
-		 "clone(CLONE_VM)), whose threads hpatch would not stop; "
-		 "nothing changed",
-		 (int)pid, list);
-	hp_hint("a vfork child shares only until it execs or exits: retry "
-		"then");
-	return -HP_E_BUSY;
+	return refuse_sharing(pid, sharers, n);
+}
+
+/* A number from a /proc/sys file, or 0 when it cannot be read. */
+static long sys_number(const char *path)
+{
+	char buf[32] = "";
+	FILE *f = fopen(path, "re");
+	long v = 0;
+
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			v = strtol(buf, NULL, 10);
+		fclose(f);
+	}
+	return v > 0 ? v : 0;
+}
+
+pid_t hp_last_pid(void)
+{
+	return (pid_t)sys_number("/proc/sys/kernel/ns_last_pid");
+}
+
+/* At most this many pids handed out since the check are asked one by
+ * one; more (or a count unknown) and every process is asked. */
+#define HP_SINCE_MAX 4096
+
+/*
+ * Those of the tasks handed pids after @last, up to @now, that share
+ * @self's memory without being threads of @pid, up to @cap (named by
+ * their process). Return: how many, or -1 when there were too many.
+ */
+static long pick_since(pid_t pid, pid_t self, pid_t last, pid_t now, pid_t *out,
+		       size_t cap)
+{
+	static long pid_max;
+	long nr, n = 0;
+
+	if (!pid_max)
+		pid_max = sys_number("/proc/sys/kernel/pid_max");
+	if (!pid_max || now > pid_max || last > pid_max)
+		return -1;
+	nr = now >= last ? now - last : pid_max - last + now;
+	if (nr > HP_SINCE_MAX)
+		return -1;
+	for (long i = 1; i <= nr && (size_t)n < cap; i++) {
+		const pid_t tid = (pid_t)((last + i - 1) % pid_max + 1);
+		pid_t tgid;
+		long j = 0;
+
+		if (!same_mm(self, tid))
+			continue;
+		/* A thread: named by its process, unless it is one of
+		 * @pid's own (stopped with them). */
+		tgid = (pid_t)hp_task_status_field(tid, "Tgid:");
+		if (tgid <= 0)
+			tgid = tid;
+		while (j < n && out[j] != tgid)
+			j++;
+		if (tgid != pid && j == n)
+			out[n++] = tgid;
+	}
+	return n;
+}
+
+int hp_proc_check_since(pid_t pid, pid_t last, bool quiet)
+{
+	const pid_t now = hp_last_pid();
+	pid_t self = hp_proc_live_tid(pid), sharers[HP_SHARERS_LISTED];
+	long n;
+
+	if (last && now == last)
+		return 0; /* no task created since: none new to share */
+	n = last && now ? pick_since(pid, self, last, now, sharers,
+				     HP_ARRAY_SIZE(sharers))
+			: -1;
+	if (n && quiet)
+		return -HP_E_BUSY;
+	if (n < 0)
+		return hp_proc_check_alone(pid, NULL);
+	return n ? refuse_sharing(pid, sharers, (size_t)n) : 0;
 }
 
 pid_t hp_proc_vfork_sharer(pid_t pid, pid_t tid)

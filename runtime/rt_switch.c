@@ -162,7 +162,9 @@ static int try_switch(struct attempt *a, struct hp_proc *proc,
 		rc = hp_world_stop(&a->w);
 	if (rc)
 		return rc;
-	rc = switch_stopped(a, proc, sw, active);
+	rc = hp_proc_check_since(proc->pid, proc->checked_last, false);
+	if (!rc)
+		rc = switch_stopped(a, proc, sw, active);
 	res->nr_threads = (uint32_t)a->w.nr_threads;
 	hp_world_release(&a->w);
 	res->pause_us = a->w.resumed_at - a->w.stopped_at;

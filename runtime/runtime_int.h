@@ -53,6 +53,7 @@ struct hp_proc {
 	size_t nr_maps;
 	const struct hp_mem_ops *mem; /* NULL: hp_proc_mem_ops */
 	void *mem_ctx;		      /* the ops' own, for tests */
+	pid_t checked_last; /* hp_last_pid before the sharers were checked */
 };
 
 struct hp_rmodule {
@@ -149,6 +150,19 @@ void hp_task_comm(pid_t pid, char *buf, size_t size);
  * or NULL to ask every process. Return: 0, -HP_E_BUSY (reported, naming
  * them), -errno. */
 int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
+	__attribute__((warn_unused_result));
+/* The pid the kernel handed out last in our pid namespace, or 0 when
+ * unknown: read before hp_proc_check_alone, for hp_proc_check_since. */
+pid_t hp_last_pid(void);
+/* With @pid's threads stopped: does a process created since
+ * hp_proc_check_alone (@last: hp_last_pid before it) share its memory?
+ * Stopped, @pid can create no more; one created before the stop would
+ * run on through the writes. Asks the tasks handed a pid since @last
+ * (none, mostly), or every process when @last is 0 or too many came.
+ * @quiet: report nothing, and ask no more than those (-HP_E_BUSY when
+ * that is not enough). Return: 0, -HP_E_BUSY (reported, naming them,
+ * unless @quiet), -errno. */
+int hp_proc_check_since(pid_t pid, pid_t last, bool quiet)
 	__attribute__((warn_unused_result));
 
 /* The process sharing @pid's memory that thread @tid waits for, in

@@ -15,6 +15,14 @@ start_target "$T/svc" "$T/svc.log" 1
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 open_conn 4 "$TARGET_PORT"
+# until hpatch (pid $1) holds every thread, for the stop
+held_by() {
+	for _ in $(seq 200); do
+		[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$(newest_tid "$pid")/status")" = "$1" ] &&
+			[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status")" = "$1" ] && return
+		sleep 0.01
+	done
+}
 apply() { "$HPATCH" apply --trust "$T/trust" --timeout 300 "$@" "$T/p.hpatch"; }
 
 echo "vfork 3000" >&3 # a vfork child that shares the memory for 3 s
@@ -51,11 +59,7 @@ IFS= read -r -t 6 _ <&3
 HPATCH_DELAY=seize:600 "$HPATCH" apply --trust "$T/trust" --timeout 1000 \
 	-p "$pid" "$T/p.hpatch" >"$T/hp.out" 2>"$T/hp.err" &
 hp=$!
-for _ in $(seq 200); do # until hpatch holds every thread, for the stop
-	[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$(newest_tid "$pid")/status")" = "$hp" ] &&
-		[ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$pid/status")" = "$hp" ] && break
-	sleep 0.01
-done
+held_by "$hp"
 echo "vfork 2500" >&3
 wait "$hp" && rc=0 || rc=$?
 check "a vfork begun meanwhile: busy (exit $rc)" test "$rc" -eq 4
@@ -64,6 +68,23 @@ check "names the vfork child that shares its memory ($child)" test -n "$child"
 check "still v1" test "$(ask 4 version)" = v1
 IFS= read -r -t 6 _ <&3
 expect_exit 0 "once the child has exited: applied" apply -p "$pid"
+check "v2" test "$(ask 4 version)" = v2
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+# A clone(CLONE_VM) child made after the check, while hpatch holds the
+# threads: it stops for nothing and would run on through the writes, so
+# once the threads are stopped, what was created since the check is
+# asked too (here a child whose leader leaves, its thread sharing).
+HPATCH_DELAY=seize:600 "$HPATCH" apply --trust "$T/trust" --timeout 300 \
+	-p "$pid" "$T/p.hpatch" >"$T/hp.out" 2>"$T/hp.err" &
+hp=$!
+held_by "$hp"
+sharer=$(ask 3 "share 2000")
+wait "$hp" && rc=0 || rc=$?
+check "a clone(CLONE_VM) child made meanwhile: busy (exit $rc)" test "$rc" -eq 4
+check "names it ($sharer)" \
+	grep -q "pid $pid: shares its memory with pid $sharer " "$T/hp.err"
+check "still v1" test "$(ask 4 version)" = v1
+check "once it has gone: applied" wait_until 8 apply -p "$pid"
 check "v2" test "$(ask 4 version)" = v2
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 exec 3>&- 4>&-
