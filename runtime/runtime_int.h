@@ -121,6 +121,7 @@ int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 /* The mapping containing @addr, or NULL. */
 const struct hp_map *hp_proc_find_map(const struct hp_proc *proc,
 				      hp_raddr_t addr);
+/* ---- rt_task.c: a task's /proc files, lists of tasks, priority ---- */
 /* List thread ids of @pid, or every process when @pid is 0; *@tids is
  * malloc'd. Return: 0, -HP_E_GONE or -errno. */
 int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
@@ -176,7 +177,20 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 			const char *version, hp_raddr_t *out)
 	__attribute__((warn_unused_result));
 
-/* ---- rt_ptrace.c: seize, stop, inject ---- */
+/* ---- rt_ptrace.c: seize, stop, inject (rt_inject.c) ---- */
+struct hp_thread;
+/* Shared by rt_ptrace.c and rt_inject.c alone. The bound of one injected
+ * step or call (hp_pt_set_call_bound), in us. */
+extern uint64_t hp_pt_call_max_us;
+/* Wait for @t's next report until @deadline, in us (a timer wakes us). */
+pid_t hp_pt_wait_until(const struct hp_thread *t, int *status,
+		       uint64_t deadline);
+/* Disarm the wake-up timer of hp_pt_wait_until. */
+void hp_pt_wake_disarm(void);
+/* One word of @tid's user area at @off (PTRACE_PEEKUSER). */
+int hp_pt_peek_user(pid_t tid, size_t off, unsigned long long *out);
+/* Put back the signal mask @saved of stopped @t. */
+void hp_pt_restore_signals(const struct hp_thread *t, uint64_t *saved);
 struct hp_thread {
 	pid_t tid;
 	bool seized;

@@ -1,0 +1,219 @@
+/*
+ * A task (thread) of the target seen through /proc: gone or not, fields
+ * of its status and stat files, its tracer, name, the list of a
+ * process's threads (or of the host's processes), and its scheduling
+ * priority raised for the stop and put back.
+ */
+#include "runtime/runtime_int.h"
+#include "common/hp_err.h"
+#include "common/hp_log.h"
+#include "common/hp_util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HP_LOG_PREFIX "rt: "
+
+bool hp_task_gone(pid_t tid)
+{
+	char path[48], buf[256], *p = NULL;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = 0;
+	/* The command name may hold ')' itself: the state follows the last. */
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* The value after @key in /proc/TID/status, in @buf; NULL if none. */
+static const char *status_value(pid_t tid, const char *key, char *buf,
+				size_t size)
+{
+	const size_t klen = strlen(key);
+	char path[48], *p = NULL;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	for (p = buf; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, key, klen))
+			return p + klen;
+	return NULL;
+}
+
+long hp_task_status_field(pid_t tid, const char *key)
+{
+	char buf[4096];
+	const char *v = status_value(tid, key, buf, sizeof(buf));
+
+	return v ? strtol(v, NULL, 10) : -1;
+}
+
+uint64_t hp_task_status_mask(pid_t tid, const char *key)
+{
+	char buf[4096];
+	const char *v = status_value(tid, key, buf, sizeof(buf));
+
+	return v ? strtoull(v, NULL, 16) : 0;
+}
+
+/* Read @path into @buf (NUL-terminated, "" on failure). */
+static void read_small(const char *path, char *buf, size_t size)
+{
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+}
+
+/* Whether a /proc/TID/stat line is of a task with memory of its own: not a
+ * kernel thread (PF_KTHREAD), not exiting (PF_EXITING: its memory is being
+ * or has been let go). Either has none, and kcmp(KCMP_VM) finds every
+ * such task "sharing" it. */
+bool hp_stat_has_mm(const char *stat)
+{
+	const unsigned long pf_exiting = 0x4, pf_kthread = 0x200000;
+	const char *p = strrchr(stat, ')');
+	unsigned long flags = 0;
+
+	/* After the name: state ppid pgrp session tty_nr tpgid flags. */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+		return false;
+	return !(flags & (pf_exiting | pf_kthread));
+}
+
+bool hp_task_has_mm(pid_t tid)
+{
+	char path[48], buf[512];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	read_small(path, buf, sizeof(buf));
+	return hp_stat_has_mm(buf);
+}
+
+void hp_task_state(pid_t tid, char *buf, size_t size)
+{
+	char path[64], stat[512], wchan[64], *p = NULL;
+	bool in = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	read_small(path, stat, sizeof(stat));
+	p = strrchr(stat, ')');
+	snprintf(path, sizeof(path), "/proc/%d/wchan", (int)tid);
+	read_small(path, wchan, sizeof(wchan));
+	in = wchan[0] && strcmp(wchan, "0");
+	snprintf(buf, size, "state %c%s%s%s", p && p[1] ? p[2] : '?',
+		 p && p[2] == 'D' ? ", uninterruptible" : "", in ? ", in " : "",
+		 in ? wchan : "");
+}
+
+pid_t hp_task_tracer(pid_t tid)
+{
+	return (pid_t)hp_task_status_field(tid, "TracerPid:");
+}
+
+void hp_task_comm(pid_t pid, char *buf, size_t size)
+{
+	char path[48];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, size - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		n = snprintf(buf, size, "?");
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+}
+
+int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
+{
+	char path[64];
+	struct dirent *de = NULL;
+	pid_t *list = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d = NULL;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc");
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? -HP_E_GONE : -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		if (n == cap) {
+			pid_t *nl = NULL;
+
+			cap = cap ? 2 * cap : 32;
+			nl = realloc(list, cap * sizeof(*nl));
+			if (!nl) {
+				free(list);
+				closedir(d);
+				return -ENOMEM;
+			}
+			list = nl;
+		}
+		list[n++] = (pid_t)atoi(de->d_name);
+	}
+	closedir(d);
+	*tids = list;
+	*nr = n;
+	return 0;
+}
+
+void hp_prio_raise(pid_t tid, struct hp_prio *pr)
+{
+	const struct sched_param fifo = { .sched_priority = 1 };
+	const int policy = sched_getscheduler(tid);
+	/* Reset on fork: what the raised thread starts (the operator's
+	 * --on-refuse fallback, a service restart) runs at normal priority,
+	 * never SCHED_FIFO beside the threads it competes with. */
+	const int raised = SCHED_FIFO | SCHED_RESET_ON_FORK;
+
+	*pr = (struct hp_prio){ .policy = policy };
+	/* A real-time thread already runs at least as soon: leave it. (The
+	 * other policies have priority 0: nothing more to read.) */
+	if (policy < 0 || (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
+	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
+		return;
+	pr->raised = !sched_setscheduler(tid, raised, &fifo);
+}
+
+void hp_prio_restore(pid_t tid, struct hp_prio *pr)
+{
+	if (pr->raised && sched_setscheduler(tid, pr->policy, &pr->param))
+		hp_warn("tid %d: cannot restore its scheduling policy %d: %s",
+			(int)tid, pr->policy, strerror(errno));
+	pr->raised = false;
+}
