@@ -78,8 +78,14 @@ echo load >&5
 check "a library loaded by dlopen is patched" wait_until 10 has_patch "$u1" "$id-tls"
 echo tl >&5
 echo tl >&5
+failed=$FAILED
 check "the dlopen'ed library runs v2 (steps by 2)" wait_until 10 \
 	test "$(awk '$1 == "tl" {print $2}' "$T/u1.log" | tr '\n' ' ')" = "1002 1004 "
+if [ "$FAILED" -ne "$failed" ]; then # what it printed, what hpatchd did
+	sed 's/^/  lib_user: /' "$T/u1.log"
+	grep "pid $u1\b" "$T/hpatchd.log" | sed 's/^/  hpatchd: /'
+	"$HPATCH" status -p "$u1" 2>&1 | sed 's/^/  status: /'
+fi
 expect_exit 0 "list" "$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" --json
 check "list: pid $u1 has the library patch applied" \
 	grep -q "\"patch_id\":\"$id-tls\".*{\"pid\":$u1,\"state\":\"applied\"" "$T/last.out"
