@@ -12,6 +12,7 @@
 #include "runtime/runtime_int.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <signal.h>
@@ -362,6 +363,44 @@ static void test_state_dir(void **state)
 
 /* A read remembered for the next sees every change: a record, a file
  * written over it, one made insecure, one removed. */
+/*
+ * The timer that bounds waits is kept for a run (HP_RT_BATCH) and given
+ * back once: what it gives back must be its own signal's bit alone. A
+ * run holds other signals around each apply; a mask saved inside such a
+ * hold and put back whole after it would leave them blocked for good.
+ */
+static void test_wake_release_mask(void **state)
+{
+	const int wake_sig = SIGRTMAX - 3; /* rt_ptrace.c's HP_PT_WAKE_SIG */
+	sigset_t hold, now, before;
+	struct hp_thread t = { 0 };
+	int status = 0;
+	pid_t child = fork();
+
+	(void)state;
+	assert_true(child >= 0);
+	if (!child) {
+		pause();
+		_exit(0);
+	}
+	pthread_sigmask(SIG_SETMASK, NULL, &before);
+	sigemptyset(&hold);
+	sigaddset(&hold, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &hold, NULL); /* a hold begins */
+	t.tid = child;
+	/* The wait times out: the timer was installed inside the hold. */
+	assert_int_equal(hp_pt_wait_until(&t, &status, hp_now_us() + 2000), 0);
+	pthread_sigmask(SIG_UNBLOCK, &hold, NULL); /* the hold ends */
+	hp_pt_wake_release();
+	pthread_sigmask(SIG_SETMASK, NULL, &now);
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+	pthread_sigmask(SIG_SETMASK, &before, NULL); /* for the next tests */
+	assert_false(sigismember(&now, SIGUSR1));
+	assert_int_equal(sigismember(&now, wake_sig),
+			 sigismember(&before, wake_sig));
+}
+
 static void test_state_cached(void **state)
 {
 	char dir[] = "/tmp/hp-state-XXXXXX", path[64], tmp[80];
@@ -556,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_fault),
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_state_cached),
+		cmocka_unit_test(test_wake_release_mask),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_stop_bound),
