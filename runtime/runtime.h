@@ -112,6 +112,10 @@ void hp_rt_audit_close(struct hp_rt_audit *a);
 int hp_rt_records_ready(const struct hp_rt_audit *a, const char *state_dir)
 	__attribute__((warn_unused_result));
 
+/* hp_rt_batch_end() - after a run of HP_RT_BATCH operations: give back
+ * what they kept (the calling thread's timer, signal handler and mask). */
+void hp_rt_batch_end(void);
+
 /*
  * hp_rt_apply() - apply @p to process @pid: find the module by build-id,
  * check every function's original bytes, map and relocate the new code near
@@ -120,10 +124,6 @@ int hp_rt_records_ready(const struct hp_rt_audit *a, const char *state_dir)
  * Return: 0, -HP_E_NOTARGET, -HP_E_MISMATCH, -HP_E_APPLIED, -HP_E_BUSY,
  * -HP_E_GONE, -HP_E_NOHOLE, -HP_E_RANGE, -errno. Reports its own errors.
  */
-/* hp_rt_batch_end() - after a run of HP_RT_BATCH operations: give back
- * what they kept (the calling thread's timer, signal handler and mask). */
-void hp_rt_batch_end(void);
-
 int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 		const struct hp_rt_opts *opts, struct hp_rt_result *res)
 	__attribute__((warn_unused_result));
