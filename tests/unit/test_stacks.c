@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -38,6 +39,10 @@ static struct {
 	int unreadable; /* thread whose stack cannot be read, or -1 */
 	hp_raddr_t read_at[MAX_THREADS];
 	size_t read_len[MAX_THREADS];
+	/* Reads made at a normal (not real-time) priority, and by a thread
+	 * other than the test's. */
+	int reads_not_fifo, reads_elsewhere;
+	pid_t test_tid;
 } fk;
 
 #define FAKE_BASE 0x7e0000000000ULL
@@ -51,6 +56,10 @@ static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		     size_t len)
 {
 	(void)proc;
+	if ((sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) != SCHED_FIFO)
+		__atomic_fetch_add(&fk.reads_not_fifo, 1, __ATOMIC_RELAXED);
+	if ((pid_t)syscall(SYS_gettid) != fk.test_tid)
+		__atomic_fetch_add(&fk.reads_elsewhere, 1, __ATOMIC_RELAXED);
 	for (size_t i = 0; i < fk.nr; i++) {
 		if (addr < map_start(i) || addr + len > map_start(i) + SPAN)
 			continue;
@@ -306,6 +315,37 @@ static void test_unreadable_is_not_clean(void **state)
 	hp_log_set_sink(NULL, NULL);
 }
 
+/*
+ * The check's second thread runs at the loader's real-time priority, as
+ * the first does: started at normal priority (SCHED_RESET_ON_FORK), it
+ * waited behind every runnable task of a busy host while the first half
+ * waited for it.
+ */
+static void test_helper_priority(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct sched_param fifo = { .sched_priority = 1 };
+	const struct sched_param normal = { .sched_priority = 0 };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+	int rc;
+
+	(void)state;
+	fake_world(MAX_THREADS, 0, 2); /* 2.5 MB: read on two threads */
+	fk.test_tid = (pid_t)syscall(SYS_gettid);
+	fk.reads_not_fifo = fk.reads_elsewhere = 0;
+	/* As hp_prio_raise does for the window (the suite runs as root). */
+	assert_int_equal(
+		sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &fifo),
+		0);
+	rc = check(&r, 1, &tid, &busy);
+	assert_int_equal(sched_setscheduler(0, SCHED_OTHER, &normal), 0);
+	assert_hp_ok(rc);
+	assert_int_equal(fk.nr_reads, MAX_THREADS);
+	assert_true(fk.reads_elsewhere > 0);
+	assert_int_equal(fk.reads_not_fifo, 0);
+}
+
 /* @n made-up threads of this very process: each stack SPAN bytes of
  * @mem, the stack pointer 64 bytes in. */
 static void self_threads(uint8_t *mem, struct hp_thread *t, struct hp_map *maps,
@@ -466,6 +506,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_same_as_plain_rule, teardown),
 		cmocka_unit_test_teardown(test_unreadable_is_not_clean,
 					  teardown),
+		cmocka_unit_test_teardown(test_helper_priority, teardown),
 		cmocka_unit_test(test_stacks_checked),
 		cmocka_unit_test(test_vm_readv_refused),
 	};
