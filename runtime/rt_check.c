@@ -16,7 +16,6 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 #include <sched.h>
 #include <sys/uio.h>
 
@@ -401,43 +400,20 @@ void hp_world_drop_stacks(struct hp_world *w)
 }
 
 /*
- * Start the check's second thread at the loader's own priority. The loader
- * runs SCHED_FIFO in the window (hp_prio_raise), with SCHED_RESET_ON_FORK:
- * a thread it starts inherits only the normal policy, and waited behind
- * every runnable task of a busy host while the first half waited for it
- * (on a host running 256 spinning threads, the check took 789 us, not
- * 573). Return: as pthread_create.
- */
-static int start_helper(pthread_t *helper, struct stack_job *job)
-{
-	const int policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
-	struct sched_param param;
-	pthread_attr_t attr;
-	int rc;
-
-	if ((policy != SCHED_FIFO && policy != SCHED_RR) ||
-	    sched_getparam(0, &param) || pthread_attr_init(&attr))
-		return pthread_create(helper, NULL, run_job, job);
-	rc = pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED) ?:
-		     pthread_attr_setschedpolicy(&attr, policy) ?:
-		     pthread_attr_setschedparam(&attr, &param) ?:
-		     pthread_create(helper, &attr, run_job, job);
-	pthread_attr_destroy(&attr);
-	/* Refused (a limit on real-time threads): at normal priority. */
-	return rc ? pthread_create(helper, NULL, run_job, job) : 0;
-}
-
-/*
  * Read and scan every stack: on a host with several CPUs (and stacks
  * enough to pay for a thread), half of them on a second thread, since the
  * read (page walks and copies, ~0.4 us per page) is most of the check and
  * every thread of the target is stopped, its CPUs idle.
  */
+static void run_half(void *job)
+{
+	run_job(job);
+}
+
 static int check_stacks(struct stack_job *all)
 {
 	struct stack_job half = *all;
 	size_t part = 0, total = all->off;
-	pthread_t helper;
 	bool two = false;
 
 	all->off = 0;
@@ -446,13 +422,15 @@ static int check_stacks(struct stack_job *all)
 			part += all->lens[half.from++];
 		half.off = part;
 		all->to = half.from;
-		two = !start_helper(&helper, &half);
+		two = !hp_helper_start(run_half, &half);
 		if (!two) /* no thread: one after the other */
 			run_job(&half);
+	} else {
+		hp_helper_rest();
 	}
 	run_job(all);
 	if (two)
-		pthread_join(helper, NULL);
+		hp_helper_join();
 	if (half.from != all->from && (all->rc || !all->busy))
 		*all = (struct stack_job){ .rc = all->rc ?: half.rc,
 					   .busy = all->rc ? NULL : half.busy,
@@ -639,10 +617,13 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		return 0; /* jump sites: no stack to read */
 	for (size_t i = 0; i < w->nr_threads && !rc && !cached; i++)
 		rc = hp_thread_need_ip(&w->threads[i]); /* the stack pointers */
+	if (!cached && w->nr_cpus > 1)
+		hp_helper_wake(); /* while we get ready (no-op if awake) */
 	rc = rc ?: index_ranges(ranges, nr_ranges, &x);
 	if (!cached)
 		rc = rc ?: alloc_stacks(proc, w, &stacks, &lens, &total);
 	if (rc) {
+		hp_helper_rest();
 		free(x.e);
 		return rc;
 	}

@@ -42,6 +42,8 @@
  */
 #define HP_STOP_MAX_US 250000
 #define HP_STOP_TURN_US 3000 /* a scheduler slice, at most */
+/* Threads enough for their stacks (~4 KiB each) to be read on two CPUs. */
+#define HP_HELPER_MIN_THREADS 48
 
 /* Tasks runnable on the host now (4th field of /proc/loadavg: "R/T"). */
 static long runnable_tasks(void)
@@ -333,6 +335,8 @@ int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 	}
 	free(tids);
 	hp_world_reserve_stacks(w->nr_threads);
+	if (w->nr_cpus > 1 && w->nr_threads >= HP_HELPER_MIN_THREADS)
+		(void)hp_helper_ready(); /* started here, not in the window */
 	/* The leader last: by its wait it has stopped like the others, and
 	 * the check that it has not exited meanwhile costs nothing. */
 	for (size_t i = 0; i + 1 < w->nr_threads; i++)
@@ -415,6 +419,11 @@ int hp_world_stop(struct hp_world *w)
 		hp_world_resume(w);
 		return -HP_E_GONE;
 	}
+	/* The check will read stacks on two CPUs: wake the second now, so
+	 * that it is up by then (rt_helper.c). */
+	if (!w->ip_only && w->nr_cpus > 1 &&
+	    w->nr_threads >= HP_HELPER_MIN_THREADS)
+		hp_helper_wake();
 	return 0;
 }
 
@@ -425,6 +434,7 @@ void hp_world_release(struct hp_world *w)
 	/* The window ends here, not after we drop to normal priority, when
 	 * the spinning threads we let go may run before we read the clock. */
 	w->resumed_at = hp_now_us();
+	hp_helper_rest();
 	hp_world_drop_stacks(w);
 	hp_pt_reap(w->threads, w->nr_threads);
 	hp_prio_restore(0, &w->prio);

@@ -408,6 +408,19 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 			 const struct hp_busy_range *ranges, size_t nr_ranges,
 			 struct hp_who *who);
 
+/* ---- rt_helper.c: the stop's second CPU ---- */
+/* Start the helper thread if this process has none. Return: 0 or -errno. */
+int hp_helper_ready(void);
+/* Wake it at our policy and priority: a job follows soon (it waits
+ * spinning, a bounded time). */
+void hp_helper_wake(void);
+/* Run @fn(@arg) on it. Return: 0 (hp_helper_join waits for the end), or
+ * -errno: no helper, run it yourself. */
+int hp_helper_start(void (*fn)(void *), void *arg);
+void hp_helper_join(void);
+/* No job after all: let a woken helper sleep again. */
+void hp_helper_rest(void);
+
 /* Before the window: make room, pages touched, for the stacks of about
  * @nr_threads threads, kept for later stops of this process. */
 void hp_world_reserve_stacks(size_t nr_threads);

@@ -65,11 +65,14 @@ static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 			continue;
 		if ((int)i == fk.unreadable)
 			return -EIO;
-		if (fk.nr_reads < MAX_THREADS) {
-			fk.read_at[fk.nr_reads] = addr;
-			fk.read_len[fk.nr_reads] = len;
+		/* (Called on two threads at once.) */
+		const int k =
+			__atomic_fetch_add(&fk.nr_reads, 1, __ATOMIC_RELAXED);
+
+		if (k < MAX_THREADS) {
+			fk.read_at[k] = addr;
+			fk.read_len[k] = len;
 		}
-		fk.nr_reads++;
 		memcpy(buf, fk.mem + i * SPAN + (addr - map_start(i)), len);
 		return 0;
 	}
@@ -346,6 +349,37 @@ static void test_helper_priority(void **state)
 	assert_int_equal(fk.reads_not_fifo, 0);
 }
 
+static pid_t job_tid;
+
+static void note_tid(void *arg)
+{
+	(void)arg;
+	job_tid = (pid_t)syscall(SYS_gettid);
+}
+
+/*
+ * The helper runs each job on a thread of its own, whether woken ahead or
+ * not, and a woken one told there is no job after all takes the next.
+ */
+static void test_helper_jobs(void **state)
+{
+	const pid_t self = (pid_t)syscall(SYS_gettid);
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		job_tid = 0;
+		if (round == 1)
+			hp_helper_wake();
+		if (round == 2) {
+			hp_helper_wake();
+			hp_helper_rest();
+		}
+		assert_int_equal(hp_helper_start(note_tid, NULL), 0);
+		hp_helper_join();
+		assert_true(job_tid > 0 && job_tid != self);
+	}
+}
+
 /* @n made-up threads of this very process: each stack SPAN bytes of
  * @mem, the stack pointer 64 bytes in. */
 static void self_threads(uint8_t *mem, struct hp_thread *t, struct hp_map *maps,
@@ -439,7 +473,8 @@ static int refuse_vm_readv(int err)
 /*
  * In a child under a filter that refuses process_vm_readv with @err: the
  * stacks of made-up threads in the child's own memory, read through
- * /proc/self/mem instead, give the same answers. Return: the child's
+ * /proc/self/mem instead, give the same answers (on two CPUs too: the
+ * child starts a helper of its own, its parent's not being there). Return: the child's
  * failing step, 0 if none.
  */
 static int child_checks(int err)
@@ -507,6 +542,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_unreadable_is_not_clean,
 					  teardown),
 		cmocka_unit_test_teardown(test_helper_priority, teardown),
+		cmocka_unit_test(test_helper_jobs),
 		cmocka_unit_test(test_stacks_checked),
 		cmocka_unit_test(test_vm_readv_refused),
 	};

@@ -1,0 +1,146 @@
+/*
+ * The stop's second CPU: one thread, kept from stop to stop, that runs half
+ * of the stack check while the loader runs the other half (rt_check.c).
+ *
+ * Starting a thread in the window cost the pause 80-150 us on a 2-CPU VM
+ * (the new thread ran its first instruction 80-95 us after
+ * pthread_create); a sleeping one wakes in ~45 us, and is woken when the
+ * check begins (hp_helper_wake), so its wake-up overlaps the work before
+ * the read; it then waits for its job spinning, a bounded time. It runs
+ * at the loader's policy and priority, set at each wake: the loader runs
+ * SCHED_FIFO in the window with SCHED_RESET_ON_FORK, so a thread it starts
+ * would run at normal priority, behind every runnable task of a busy
+ * host. Every signal is blocked in it. A child forked since has no
+ * helper: it starts its own (helper.owner).
+ */
+#include "runtime/runtime_int.h"
+#include "common/hp_util.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* How long a woken helper waits for its job spinning, then sleeps. */
+#define HP_HELPER_SPIN_US 2000
+
+enum { HELPER_SLEEP, HELPER_AWAKE, HELPER_GO, HELPER_DONE };
+
+static struct {
+	pid_t owner; /* the process it runs in; 0: none */
+	pthread_t th;
+	int policy; /* as last set */
+	int prio;
+	void (*fn)(void *);
+	void *arg;
+	uint32_t state;
+} helper;
+
+static uint32_t state_get(void)
+{
+	return __atomic_load_n(&helper.state, __ATOMIC_ACQUIRE);
+}
+
+static void state_set(uint32_t s)
+{
+	__atomic_store_n(&helper.state, s, __ATOMIC_RELEASE);
+	syscall(SYS_futex, &helper.state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Sleep while the state is @s. */
+static void state_wait(uint32_t s)
+{
+	while (state_get() == s)
+		syscall(SYS_futex, &helper.state, FUTEX_WAIT_PRIVATE, s, NULL,
+			NULL, 0);
+}
+
+static void *helper_main(void *unused)
+{
+	(void)unused;
+	for (;;) {
+		const uint64_t until = hp_now_us() + HP_HELPER_SPIN_US;
+		uint32_t s;
+
+		while (state_get() == HELPER_AWAKE && hp_now_us() < until)
+			__builtin_ia32_pause();
+		s = state_get();
+		if (s != HELPER_GO) {
+			/* SLEEP, DONE (not taken back yet), AWAKE too long */
+			syscall(SYS_futex, &helper.state, FUTEX_WAIT_PRIVATE, s,
+				NULL, NULL, 0);
+			continue;
+		}
+		helper.fn(helper.arg);
+		state_set(HELPER_DONE);
+	}
+	return NULL;
+}
+
+int hp_helper_ready(void)
+{
+	struct sched_param param = { 0 };
+	sigset_t all, old;
+	int rc, policy = SCHED_OTHER;
+
+	if (helper.owner == getpid())
+		return 0;
+	/* Forked since (or never started): this process has none. */
+	helper.state = HELPER_SLEEP;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&helper.th, NULL, helper_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -rc;
+	pthread_getschedparam(helper.th, &policy, &param);
+	helper.policy = policy & ~SCHED_RESET_ON_FORK;
+	helper.prio = param.sched_priority;
+	helper.owner = getpid();
+	return 0;
+}
+
+void hp_helper_wake(void)
+{
+	const int policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+	struct sched_param param = { 0 };
+
+	if (hp_helper_ready())
+		return;
+	if (policy >= 0 && !sched_getparam(0, &param) &&
+	    (policy != helper.policy || param.sched_priority != helper.prio) &&
+	    !pthread_setschedparam(helper.th, policy, &param)) {
+		helper.policy = policy;
+		helper.prio = param.sched_priority;
+	}
+	if (state_get() == HELPER_SLEEP)
+		state_set(HELPER_AWAKE);
+}
+
+int hp_helper_start(void (*fn)(void *), void *arg)
+{
+	int rc = hp_helper_ready();
+
+	if (rc)
+		return rc;
+	helper.fn = fn;
+	helper.arg = arg;
+	state_set(HELPER_GO);
+	return 0;
+}
+
+void hp_helper_join(void)
+{
+	state_wait(HELPER_GO);
+	__atomic_store_n(&helper.state, HELPER_SLEEP, __ATOMIC_RELEASE);
+}
+
+void hp_helper_rest(void)
+{
+	if (helper.owner == getpid() && state_get() == HELPER_AWAKE)
+		__atomic_store_n(&helper.state, HELPER_SLEEP, __ATOMIC_RELEASE);
+}
