@@ -95,24 +95,36 @@ static void holder(int fd, char *buf, size_t size)
 	snprintf(buf, size, "%s (pid %d)", comm[0] ? comm : "a process", pid);
 }
 
-/* Open the lock file, and lock it unless another holds it (-EWOULDBLOCK).
+/*
+ * Open the lock file, and lock it unless another holds it (-EWOULDBLOCK).
  * A file unlinked by its last holder meanwhile is no lock: open again.
- * @report_missing: say so if its directory is missing. */
+ * @report_missing: say so if its directory is missing.
+ *
+ * Three calls where a run over many processes makes one lock each: the
+ * directory was found root's (or ours) alone (lock_dir), so no one else
+ * can have planted a link, a FIFO or another's file in it, and the
+ * checks hp_secure_open makes of the file itself are asked only when
+ * the plain open fails (for its message). Unlinked since it was opened
+ * is a link count of 0: nobody links a lock file again, so a live link
+ * is the path's own file.
+ */
 static int try_lock(const char *path, int *fd_out, bool report_missing)
 {
 	for (int tries = 0; tries < 16; tries++) {
-		struct stat a, b;
-		int fd = hp_secure_open(path, O_RDWR | O_CREAT, 0600,
-					"lock file", HP_LOG_ERROR,
-					report_missing);
+		struct stat st;
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			      0600);
 
+		if (fd < 0)
+			fd = hp_secure_open(path, O_RDWR | O_CREAT, 0600,
+					    "lock file", HP_LOG_ERROR,
+					    report_missing);
 		if (fd < 0)
 			return fd;
 		*fd_out = fd;
 		if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 			return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
-		if (!fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
-		    a.st_dev == b.st_dev)
+		if (!fstat(fd, &st) && st.st_nlink > 0)
 			return 0;
 		close(fd);
 	}
