@@ -288,6 +288,8 @@ struct hp_prio {
 
 void hp_prio_raise(pid_t tid, struct hp_prio *pr);
 void hp_prio_restore(pid_t tid, struct hp_prio *pr);
+/* After a fork: this process's own policy is to be read again. */
+void hp_prio_forget(void);
 
 /* ---- rt_transition.c: stop the world ---- */
 struct hp_world {
