@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -239,21 +238,34 @@ static void worker(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
 	_exit(0);
 }
 
-/* The signal the run was asked to end with (0: none), set by its handler. */
-static volatile sig_atomic_t ended_by;
-
-static void note_signal(int sig)
-{
-	if (!ended_by)
-		ended_by = sig;
-}
-
 struct crew {
 	pid_t *pids;
 	int *status;
 	unsigned int nr;  /* started */
 	unsigned int cap; /* to start */
 };
+
+/*
+ * The signal the run was asked to end with (0: none), and the workers it
+ * is passed on to at once, by the handler itself: this process then
+ * waits in a plain read, where a flag checked before it could miss a
+ * signal that came just before. NULL from before the workers are reaped
+ * (their pids may be reused after).
+ */
+static volatile sig_atomic_t ended_by;
+static const struct crew *volatile pass_to;
+
+static void note_signal(int sig)
+{
+	const int saved = errno;
+	const struct crew *c = pass_to;
+
+	if (!ended_by)
+		ended_by = sig;
+	for (unsigned int w = 0; c && w < c->nr; w++)
+		kill(c->pids[w], sig);
+	errno = saved;
+}
 
 /* What became of the worker @pid, for a message. */
 static void worker_fate(const struct crew *c, pid_t pid, char *buf, size_t size)
@@ -310,16 +322,6 @@ static void report_slot(const struct hpatch_jobs *j, const struct crew *c,
 	j->lost(j->ctx, i, &res);
 }
 
-/* Tell the workers, once, that the run is to end. */
-static void pass_on(const struct crew *c, bool *passed)
-{
-	if (!ended_by || *passed)
-		return;
-	*passed = true;
-	for (unsigned int w = 0; w < c->nr; w++)
-		kill(c->pids[w], ended_by);
-}
-
 /* Start the workers, signals held (as @h). Return: how many started. */
 static unsigned int start_crew(const struct hpatch_jobs *j,
 			       struct job_shared *sh, int fds[2],
@@ -350,24 +352,18 @@ static unsigned int start_crew(const struct hpatch_jobs *j,
 /*
  * Report each process as its worker says it is done, in the order of the
  * list (as one process would have), until every worker has left; then
- * what they left undone. Signals held (as @h).
+ * what they left undone.
  */
 static void gather(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
-		   struct crew *c, const struct hpatch_hold *h)
+		   struct crew *c)
 {
 	bool *ready = calloc(j->nr, sizeof(*ready));
-	bool passed = false;
 	size_t next = 0;
 
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		uint32_t done[64];
-		ssize_t n;
+		const ssize_t n = read(fd, done, sizeof(done));
 
-		pass_on(c, &passed);
-		if (ppoll(&pfd, 1, NULL, &h->old) < 0 && errno == EINTR)
-			continue;
-		n = read(fd, done, sizeof(done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -379,6 +375,7 @@ static void gather(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
 		for (; ready && next < j->nr && ready[next]; next++)
 			report_slot(j, c, &sh->slots[next], next);
 	}
+	pass_to = NULL;
 	for (unsigned int w = 0; w < c->nr; w++)
 		while (waitpid(c->pids[w], &c->status[w], 0) < 0 &&
 		       errno == EINTR)
@@ -399,6 +396,7 @@ static bool run_forked(const struct hpatch_jobs *j, unsigned int nr_workers)
 {
 	const size_t size =
 		sizeof(struct job_shared) + j->nr * sizeof(struct job_slot);
+	/* (No SA_RESTART: a signal ends the read it comes in.) */
 	struct sigaction sa = { .sa_handler = note_signal };
 	struct crew c = { 0 };
 	struct job_shared *sh = NULL;
@@ -414,23 +412,25 @@ static bool run_forked(const struct hpatch_jobs *j, unsigned int nr_workers)
 		sh = NULL;
 	if (!c.pids || !c.status || !sh || pipe2(fds, O_CLOEXEC) < 0)
 		goto out;
-	/* Held from before the first fork, so no worker misses one; in
-	 * this process they only end the run, after the workers' current
-	 * processes (job control stops it as ever). */
+	/* Held from before the first fork, so no worker misses one; here
+	 * they end the run after the workers' current processes (job
+	 * control stops this process as ever). */
 	hpatch_hold_begin(&h);
 	for (size_t i = 0; i < HELD_ENDING; i++)
 		sigaction(held_sigs[i], &sa, NULL);
 	c.cap = nr_workers;
 	ran = start_crew(j, sh, fds, &c, &h) > 0;
+	pass_to = &c;
+	hpatch_hold_end(&h); /* (this process holds none) */
 	if (ran)
-		gather(j, sh, fds[0], &c, &h);
+		gather(j, sh, fds[0], &c);
+	pass_to = NULL;
 	for (size_t i = 0; i < HELD_ENDING; i++)
 		signal(held_sigs[i], SIG_DFL);
 	if (ended_by) {
 		fflush(NULL);
-		raise(ended_by); /* acts as the hold ends */
+		raise(ended_by);
 	}
-	hpatch_hold_end(&h);
 out:
 	if (fds[0] >= 0)
 		close(fds[0]);
