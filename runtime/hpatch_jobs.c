@@ -115,6 +115,7 @@ static void let_pending_act(struct hpatch_hold *h, const sigset_t *pending)
 	for (size_t i = 0; i < sizeof(held_sigs) / sizeof(held_sigs[0]); i++)
 		if (sigismember(pending, held_sigs[i]) &&
 		    !sigismember(&h->old, held_sigs[i])) {
+			fflush(NULL); /* what was reported stays said */
 			hpatch_hold_end(h);
 			hpatch_hold_begin(h);
 			return;
