@@ -57,85 +57,6 @@ void hpatch_from_env(struct hp_rt_opts *opts, const char **audit_path)
 	from_env(opts, audit_path);
 }
 
-/*
- * While hpatch holds a process (its threads stopped, a system call
- * injected, jumps half written), dying would leave it worse than it was:
- * a region mapped for nothing, or a thread whose single-step trap is
- * delivered to it as SIGTRAP once no tracer catches it. So the signals
- * that end a session politely (a supervisor's SIGTERM, the SIGHUP of a
- * dropped ssh session, ^C, ^\\, a closed pipe, job control) wait until
- * the process is let go and its attempt recorded; then they act as ever.
- * The OOM killer is told to look elsewhere meanwhile. SIGKILL and SIGSTOP
- * cannot be held back.
- */
-struct hold {
-	sigset_t old;
-	char oom[16]; /* oom_score_adj before, "" if unknown */
-};
-
-static bool set_oom_adj(const char *value)
-{
-	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	bool ok = fd >= 0;
-
-	if (ok && write(fd, value, strlen(value)) < 0) {
-		hp_dbg(HP_DBG_PTRACE, "oom_score_adj %s: %s", value,
-		       strerror(errno));
-		ok = false;
-	}
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* oom_score_adj as hpatch started, read once (a run over many processes
- * holds each in turn); "" if unknown. */
-static const char *oom_before(void)
-{
-	static char before[16];
-	static bool read_once;
-	ssize_t n;
-	int fd;
-
-	if (read_once)
-		return before;
-	read_once = true;
-	fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
-	n = fd < 0 ? -1 : read(fd, before, sizeof(before) - 1);
-	if (fd >= 0)
-		close(fd);
-	before[n > 0 ? n : 0] = 0;
-	return before;
-}
-
-static void hold_begin(struct hold *h)
-{
-	const int sigs[] = { SIGTERM, SIGHUP,  SIGINT,	SIGQUIT,
-			     SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
-	/* (Some containers forbid lowering it even to root: once
-	 * refused, not tried again.) */
-	static bool refused;
-	sigset_t set;
-
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaddset(&set, sigs[i]);
-	sigprocmask(SIG_BLOCK, &set, &h->old);
-	snprintf(h->oom, sizeof(h->oom), "%s", refused ? "" : oom_before());
-	if (h->oom[0] && !set_oom_adj("-1000")) {
-		refused = true;
-		h->oom[0] = 0;
-	}
-}
-
-/* After the attempt is recorded: a signal held back acts now. */
-static void hold_end(struct hold *h)
-{
-	if (h->oom[0])
-		set_oom_adj(h->oom);
-	sigprocmask(SIG_SETMASK, &h->old, NULL);
-}
-
 static int parse_pids(const struct hp_strlist *l, pid_t **out, size_t *nr)
 {
 	pid_t *pids = calloc(l->nr ? l->nr : 1, sizeof(*pids));
@@ -225,6 +146,7 @@ static void run_fallback(const char *cmd, const char *file,
 			 const struct hp_rt_result *res)
 {
 	char pid[16], reason[160];
+	sigset_t held, old;
 	int st;
 
 	snprintf(pid, sizeof(pid), "%d", (int)res->pid);
@@ -236,7 +158,13 @@ static void run_fallback(const char *cmd, const char *file,
 	hp_log(HP_LOG_INFO, "pid %d: not patched (%s); running fallback '%s'",
 	       (int)res->pid, reason, cmd);
 	fflush(stdout);
+	/* Blocked signals stay blocked across exec: the command gets them
+	 * as hpatch did, and one held meanwhile acts now (no process is
+	 * held while a result is reported). */
+	hpatch_held_signals(&held);
+	sigprocmask(SIG_UNBLOCK, &held, &old);
 	st = system(cmd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (st != 0)
 		hp_warn("pid %d: fallback '%s' exited with status %d",
 			(int)res->pid, cmd,
@@ -269,6 +197,10 @@ static void print_result(struct hp_out *o, const char *action,
 	hp_out_end_object(o);
 }
 
+/* --jobs: at most this many worker processes; not given: the default. */
+#define HPATCH_JOBS_MAX 64
+#define HPATCH_JOBS_AUTO (-1L)
+
 /* One apply command's run: where its results go. */
 struct apply_run {
 	struct hp_out o;
@@ -277,6 +209,9 @@ struct apply_run {
 	const char *on_refuse; /* --on-refuse CMD, or NULL */
 	struct hp_rt_opts opts;
 	const struct hp_patch *p;
+	const pid_t *pids; /* the run's processes */
+	long jobs;	   /* --jobs, or HPATCH_JOBS_AUTO */
+	int status;	   /* the exit so far */
 };
 
 /*
@@ -322,23 +257,29 @@ static int find_all(struct apply_run *run, pid_t **pids, size_t *nr)
 	return HP_EXIT_NOTARGET;
 }
 
-/* Apply to @pid: print, record, hint, fall back. Return: its rc. */
-static int apply_one(struct apply_run *run, pid_t pid)
+/* Apply to process @i of the run and record it (signals held). */
+static int attempt_apply(void *ctx, size_t i, struct hp_rt_result *res)
 {
-	struct hp_rt_result res;
-	struct hold h;
-	int arc;
+	struct apply_run *run = ctx;
+	const int arc = hp_rt_apply(run->p, run->pids[i], &run->opts, res);
 
-	hold_begin(&h);
-	arc = hp_rt_apply(run->p, pid, &run->opts, &res);
-	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, &res, arc);
-	hold_end(&h);
-	print_result(&run->o, "apply", &res);
+	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, res, arc);
+	return arc;
+}
+
+/* Print process @i's result, hint, fall back; its rc into the status. */
+static void report_apply(void *ctx, size_t i, const struct hp_rt_result *res,
+			 int arc)
+{
+	struct apply_run *run = ctx;
+	const pid_t pid = run->pids[i];
+
+	print_result(&run->o, "apply", res);
 	/* Found by --all, exited since: nothing was there to patch (a
 	 * service's short-lived children), no failure. */
 	if (arc == -HP_E_GONE && (run->opts.flags & HP_RT_SCANNED))
-		return 0;
-	if (arc == -HP_E_BUSY && res.busy_func[0]) {
+		arc = 0;
+	if (arc == -HP_E_BUSY && res->busy_func[0]) {
 		hp_hint("pid %d: retry later, raise --timeout, or use "
 			"--allow-active",
 			(int)pid);
@@ -347,11 +288,22 @@ static int apply_one(struct apply_run *run, pid_t pid)
 		 * --allow-active leaves it old. */
 		hp_hint("if '%s' never returns (a thread's main loop), only a "
 			"restart applies the fix there (see --on-refuse)",
-			res.busy_func);
+			res->busy_func);
 	}
 	if (arc && arc != -HP_E_APPLIED && run->on_refuse)
-		run_fallback(run->on_refuse, run->file, &res);
-	return arc;
+		run_fallback(run->on_refuse, run->file, res);
+	run->status = combine(run->status, arc);
+}
+
+/* Process @i's worker died: recorded and reported here. */
+static void lost_apply(void *ctx, size_t i, const struct hp_rt_result *res)
+{
+	struct apply_run *run = ctx;
+	struct hp_rt_result r = *res;
+
+	snprintf(r.patch_id, sizeof(r.patch_id), "%s", run->p->id);
+	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, &r, r.rc);
+	report_apply(ctx, i, &r, r.rc);
 }
 
 /*
@@ -371,35 +323,54 @@ static struct hp_rt_sharers *sharers_for(size_t nr_targets)
 	return s;
 }
 
-/* Apply to every one of @pids, output in one array. Return: the exit. */
+/*
+ * Apply to every one of @pids, output in one array, by --jobs worker
+ * processes at once. Return: the exit.
+ */
 static int apply_each(struct apply_run *run, const pid_t *pids, size_t nr)
 {
-	int status = HP_EXIT_OK;
+	const struct hpatch_jobs j = {
+		.nr = nr,
+		.pids = pids,
+		.attempt = attempt_apply,
+		.report = report_apply,
+		.lost = lost_apply,
+		.ctx = run,
+	};
 
+	run->pids = pids;
+	run->status = HP_EXIT_OK;
 	run->opts.sharers = sharers_for(nr);
 	hp_out_str(&run->o, "patch_id", "%s", run->p->id);
 	hp_out_begin_array(&run->o, "processes");
 	/* What each apply would set up the same way stays for the next. */
 	if (nr > 1)
 		run->opts.flags |= HP_RT_BATCH;
-	for (size_t i = 0; i < nr; i++)
-		status = combine(status, apply_one(run, pids[i]));
+	hpatch_jobs_run(&j, run->jobs == HPATCH_JOBS_AUTO
+				    ? hpatch_jobs_default()
+				    : (unsigned int)run->jobs);
 	hp_rt_batch_end();
 	hp_out_finish(&run->o);
 	hp_rt_sharers_free(run->opts.sharers);
 	run->opts.sharers = NULL;
-	return status;
+	return run->status;
 }
 
 /* The rest of apply's usage checks. Return: 0, or HP_EXIT_USAGE. */
 static int apply_usage(int first, int argc, const struct hp_strlist *pid_args,
-		       bool all, long timeout_ms)
+		       bool all, const struct apply_run *run)
 {
 	if (first != argc - 1)
 		return hp_cli_usage_error("apply", "expected one patch FILE");
 	if (!pid_args->nr == !all)
 		return hp_cli_usage_error("apply", "give -p PID or --all");
-	return timeout_ok("apply", timeout_ms) ? 0 : HP_EXIT_USAGE;
+	if (run->jobs != HPATCH_JOBS_AUTO &&
+	    (run->jobs < 1 || run->jobs > HPATCH_JOBS_MAX))
+		return hp_cli_usage_error("apply",
+					  "--jobs must be at least 1 and at "
+					  "most %d",
+					  HPATCH_JOBS_MAX);
+	return timeout_ok("apply", run->opts.timeout_ms) ? 0 : HP_EXIT_USAGE;
 }
 
 static int cmd_apply(int argc, char **argv)
@@ -409,6 +380,7 @@ static int cmd_apply(int argc, char **argv)
 	struct apply_run run = {
 		.audit = { .fd = -1 },
 		.opts = { .timeout_ms = HP_TIMEOUT_DEFAULT_MS },
+		.jobs = HPATCH_JOBS_AUTO,
 	};
 	bool all = false, json = false, allow_active = false;
 	bool allow_downgrade = false, stack = false;
@@ -432,6 +404,9 @@ static int cmd_apply(int argc, char **argv)
 		  "patch replaces them)" },
 		{ "allow-downgrade", 0, HP_OPT_FLAG, &allow_downgrade, NULL,
 		  "apply even if older than a patch applied before" },
+		{ "jobs", 'j', HP_OPT_LONG, &run.jobs, "N",
+		  "patch N processes at once (default: one per CPU, at most "
+		  "4)" },
 		{ "on-refuse", 0, HP_OPT_STR, &run.on_refuse, "CMD",
 		  "run CMD for each process not patched (HPATCH_PID, "
 		  "HPATCH_PATCH, HPATCH_REASON set)" },
@@ -445,7 +420,7 @@ static int cmd_apply(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	hp_rt_boost();
-	rc = apply_usage(first, argc, &pid_args, all, run.opts.timeout_ms);
+	rc = apply_usage(first, argc, &pid_args, all, &run);
 	if (!rc && parse_pids(&pid_args, &pids, &nr))
 		rc = hp_cli_usage_error("apply", "-p: not a process id");
 	if (rc)
@@ -530,13 +505,13 @@ static int cmd_revert(int argc, char **argv)
 	opts.sharers = sharers_for(nr);
 	for (size_t i = 0; i < nr; i++) {
 		struct hp_rt_result res;
-		struct hold h;
+		struct hpatch_hold h;
 		int rrc;
 
-		hold_begin(&h);
+		hpatch_hold_begin(&h);
 		rrc = hp_rt_revert(pids[i], &opts, &res);
 		hp_rt_audit_record(&audit, "revert", NULL, NULL, &res, rrc);
-		hold_end(&h);
+		hpatch_hold_end(&h);
 		print_result(&o, "revert", &res);
 		status = combine(status, rrc);
 	}

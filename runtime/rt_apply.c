@@ -39,6 +39,7 @@ void hp_rt_boost(void)
 {
 	struct hp_prio pr;
 
+	hp_prio_forget();      /* a fork's child: at another since */
 	hp_prio_raise(0, &pr); /* kept until the process exits */
 }
 

@@ -15,11 +15,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <paths.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,11 +104,46 @@ static const char *user_name(uid_t uid)
 	return name;
 }
 
+/*
+ * Whether syslog() may reach a logger now. Where no daemon listens on
+ * /dev/log (a container, a host without journald or rsyslog), glibc's
+ * syslog() opens a socket and fails to connect it at every call: three
+ * calls per record of a run over many processes, for nothing. So its
+ * socket is tried here first, and a failure is believed for
+ * HP_SYSLOG_RETRY_US: a logger that starts meanwhile misses at most
+ * that long of records, which the audit file holds anyway. Once it
+ * connects, glibc keeps its own connection, and is called every time.
+ */
+#define HP_SYSLOG_RETRY_US (10 * 1000000ull)
+
+static bool syslog_up(void)
+{
+	static bool up;
+	static uint64_t retry_at;
+	const uint64_t now = hp_now_us();
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (up)
+		return true;
+	if (now < retry_at)
+		return false;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", _PATH_LOG);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	up = fd >= 0 && !connect(fd, (const struct sockaddr *)&sa, sizeof(sa));
+	if (fd >= 0)
+		close(fd);
+	if (!up)
+		retry_at = now + HP_SYSLOG_RETRY_US;
+	return up;
+}
+
 void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 			const char *file, const struct hp_patch *p,
 			const struct hp_rt_result *res, int rc)
 {
-	const uid_t uid = getuid();
+	/* Ours for the whole run: hpatch and hpatchd never change it. */
+	static uid_t uid = (uid_t)-1;
 	char *line = NULL, exe[PATH_MAX] = "", link[64], when[32];
 	char key[HP_KEY_ID_STR_BYTES] = "";
 	size_t len = 0;
@@ -116,6 +154,8 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 
 	if (!fp)
 		return;
+	if (uid == (uid_t)-1)
+		uid = getuid();
 	if (res) {
 		ssize_t n;
 
@@ -157,7 +197,8 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 		hp_warn("audit log '%s': write failed: %s", a->path,
 			strerror(errno));
 	line[len ? len - 1 : 0] = 0;
-	syslog(LOG_AUTHPRIV | (rc ? LOG_WARNING : LOG_NOTICE), "hpatch: %s",
-	       line);
+	if (syslog_up())
+		syslog(LOG_AUTHPRIV | (rc ? LOG_WARNING : LOG_NOTICE),
+		       "hpatch: %s", line);
 	free(line);
 }

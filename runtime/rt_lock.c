@@ -1,11 +1,20 @@
 /*
- * One patcher per process at a time: a lock file per target under the
- * state directory, "locks/PID-STARTTIME.lock", held with flock() for the
- * whole apply or revert. The start time (field 22 of /proc/PID/stat, in
- * clock ticks since boot) makes a reused pid another lock; flock() dies
- * with its holder, so a killed hpatch never leaves a process locked; the
- * kernel names its holder (/proc/locks), so a second hpatch (or hpatchd)
- * can say who.
+ * One patcher per process at a time: a byte of one file under the state
+ * directory, "locks/targets", locked with fcntl(F_SETLK) for the whole
+ * apply or revert, at the offset PID << 32 | STARTTIME (the start time,
+ * field 22 of /proc/PID/stat in clock ticks since boot, modulo 2^32: 497
+ * days at 100 Hz) so that a reused pid is another lock. A record lock
+ * dies with its holder, so a killed hpatch never leaves a process locked,
+ * and the kernel names its holder (F_GETLK), so a second hpatch (or
+ * hpatchd) can say who.
+ *
+ * Where a file per process was created, flock()ed and unlinked, this is
+ * two fcntl calls per process and no inode made and freed (on ext4 that
+ * made every create search the recently deleted inodes: a tenth of a run
+ * over 200 processes). The file is opened once per process and kept: a
+ * record lock is the process's own, so a fork (hpatch's workers) locks
+ * apart from its parent, and it would be let go by the close of any fd
+ * of the file, which only this file opens. It stays empty.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
@@ -15,13 +24,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -55,84 +61,50 @@ static uint64_t start_time(pid_t pid)
 	return t;
 }
 
-/*
- * Who holds the lock: the process /proc/locks names for the file's inode,
- * as "COMM (pid N)". The file itself stays empty: a page written to it
- * would make its unlink wait for that page's writeback on a disk-backed
- * state directory (hundreds of ms on a busy disk, at every apply).
- */
-static void holder(int fd, char *buf, size_t size)
+/* Who holds @at's byte of @fd: "COMM (pid N)". */
+static void holder(int fd, off_t at, char *buf, size_t size)
 {
-	FILE *fp = fopen("/proc/locks", "re");
-	char line[256], comm[64] = "";
-	struct stat sb;
-	int pid = 0;
+	struct flock fl = { .l_type = F_WRLCK,
+			    .l_whence = SEEK_SET,
+			    .l_start = at,
+			    .l_len = 1 };
+	char comm[64];
 
 	snprintf(buf, size, "another process");
-	if (!fp)
+	if (fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK ||
+	    fl.l_pid <= 0)
 		return;
-	while (!pid && !fstat(fd, &sb) && fgets(line, sizeof(line), fp)) {
-		char kind[16];
-		unsigned int maj, min;
-		unsigned long ino;
-		int who;
-
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%lu", kind, &who,
-			   &maj, &min, &ino) == 5 &&
-		    !strcmp(kind, "FLOCK") && ino == sb.st_ino &&
-		    maj == major(sb.st_dev) && min == minor(sb.st_dev))
-			pid = who;
-	}
-	fclose(fp);
-	if (pid <= 0)
-		return;
-	snprintf(line, sizeof(line), "/proc/%d/comm", pid);
-	fp = fopen(line, "re");
-	if (fp && fgets(comm, sizeof(comm), fp))
-		comm[strcspn(comm, "\n")] = 0;
-	if (fp)
-		fclose(fp);
-	snprintf(buf, size, "%s (pid %d)", comm[0] ? comm : "a process", pid);
-}
-
-/* Open the lock file, and lock it unless another holds it (-EWOULDBLOCK).
- * A file unlinked by its last holder meanwhile is no lock: open again.
- * @report_missing: say so if its directory is missing. */
-static int try_lock(const char *path, int *fd_out, bool report_missing)
-{
-	for (int tries = 0; tries < 16; tries++) {
-		struct stat a, b;
-		int fd = hp_secure_open(path, O_RDWR | O_CREAT, 0600,
-					"lock file", HP_LOG_ERROR,
-					report_missing);
-
-		if (fd < 0)
-			return fd;
-		*fd_out = fd;
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-			return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
-		if (!fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
-		    a.st_dev == b.st_dev)
-			return 0;
-		close(fd);
-	}
-	return -EAGAIN;
+	hp_task_comm(fl.l_pid, comm, sizeof(comm));
+	snprintf(buf, size, "%s (pid %d)",
+		 strcmp(comm, "?") ? comm : "a process", (int)fl.l_pid);
 }
 
 /*
- * Make and check the lock directory @locks in @dir. A run over many
- * processes locks each in turn: the directory made and found root's
- * alone (only root can change that) is looked at again only when the
- * lock file cannot be opened (hp_rt_lock forgets it then).
+ * Make and check the lock directory @locks in @dir, and open its file
+ * once for the run: a run over many processes locks each in turn. The
+ * directory made and found root's (or ours) alone, no one else can have
+ * planted a link, a FIFO or another's file in it; hp_secure_open is
+ * asked only when the plain open fails, for its message. A file unlinked
+ * since (the state directory removed) locks nothing anyone else sees: a
+ * link count of 0, and it is opened again.
  */
-static char checked_dir[256];
+static struct {
+	char dir[256]; /* the lock directory @fd is in */
+	int fd;
+} kept = { .fd = -1 };
 
-static int lock_dir(const char *dir, const char *locks)
+static int lock_file(const char *dir, const char *locks)
 {
-	int rc;
+	char path[320];
+	struct stat st;
+	int fd, rc;
 
-	if (!strcmp(checked_dir, locks))
-		return 0;
+	if (kept.fd >= 0 && !strcmp(kept.dir, locks) && !fstat(kept.fd, &st) &&
+	    st.st_nlink > 0)
+		return kept.fd;
+	if (kept.fd >= 0)
+		close(kept.fd);
+	kept.fd = -1;
 	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) ||
 	    (mkdir(locks, 0700) < 0 && errno != EEXIST))
 		return hp_error_rc(-errno, "state directory '%s'", dir);
@@ -141,8 +113,29 @@ static int lock_dir(const char *dir, const char *locks)
 		return rc == -HP_E_INSECURE
 			       ? rc
 			       : hp_error_rc(rc, "lock directory '%s'", locks);
-	snprintf(checked_dir, sizeof(checked_dir), "%s", locks);
-	return 0;
+	snprintf(path, sizeof(path), "%s/targets", locks);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = hp_secure_open(path, O_RDWR | O_CREAT, 0600, "lock file",
+				    HP_LOG_ERROR, true);
+	if (fd < 0)
+		return fd;
+	snprintf(kept.dir, sizeof(kept.dir), "%s", locks);
+	kept.fd = fd;
+	return fd;
+}
+
+/* Lock @at's byte of @fd, or -EWOULDBLOCK while another holds it. */
+static int try_lock(int fd, off_t at)
+{
+	const struct flock fl = { .l_type = F_WRLCK,
+				  .l_whence = SEEK_SET,
+				  .l_start = at,
+				  .l_len = 1 };
+
+	if (fcntl(fd, F_SETLK, &fl) == 0)
+		return 0;
+	return errno == EACCES || errno == EAGAIN ? -EWOULDBLOCK : -errno;
 }
 
 int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
@@ -152,60 +145,48 @@ int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
 		state_dir && *state_dir ? state_dir : HP_STATE_DIR_DEFAULT;
 	const uint64_t deadline = hp_now_us() + (uint64_t)timeout_ms * 1000;
 	const uint64_t since = start_time(pid);
+	const off_t at = (off_t)((uint64_t)pid << 32 | (since & 0xffffffffu));
 	char locks[256], who[128];
-	bool fresh = false;
-	int fd = -1, rc;
+	int fd, rc;
 
 	*lk = (struct hp_rt_lock){ .fd = -1 };
 	if (!since)
 		return 0; /* gone: the apply itself says so */
 	snprintf(locks, sizeof(locks), "%s/locks", dir);
-	fresh = strcmp(checked_dir, locks) != 0;
-	rc = lock_dir(dir, locks);
-	if (rc)
-		return rc;
-	snprintf(lk->path, sizeof(lk->path), "%s/%d-%" PRIu64 ".lock", locks,
-		 (int)pid, since);
-	for (;;) {
-		rc = try_lock(lk->path, &fd, fresh);
-		/* The directory went since it was checked: made again. */
-		if (rc == -ENOENT && !fresh) {
-			fresh = true;
-			checked_dir[0] = 0;
-			rc = lock_dir(dir, locks);
-			if (rc)
-				return rc;
-			continue;
-		}
-		if (rc != -EWOULDBLOCK || hp_now_us() >= deadline)
-			break;
-		close(fd);
+	fd = lock_file(dir, locks);
+	if (fd < 0)
+		return fd;
+	while ((rc = try_lock(fd, at)) == -EWOULDBLOCK &&
+	       hp_now_us() < deadline)
 		usleep(HP_LOCK_POLL_US);
-	}
 	if (rc == -EWOULDBLOCK) {
-		holder(fd, who, sizeof(who));
-		close(fd);
+		holder(fd, at, who, sizeof(who));
 		hp_error(-HP_E_BUSY, "pid %d: held by %s; gave up after %ld ms",
 			 (int)pid, who, timeout_ms);
 		hp_hint("one patcher at a time: retry when it is done, or "
 			"raise --timeout");
 		return -HP_E_BUSY;
 	}
-	if (rc) {
-		checked_dir[0] = 0;
-		return rc == -EAGAIN ? hp_error_rc(rc, "'%s'", lk->path) : rc;
-	}
+	if (rc)
+		return hp_error_rc(rc, "pid %d: lock in '%s/targets'", (int)pid,
+				   locks);
 	lk->fd = fd;
+	lk->at = at;
 	return 0;
 }
 
 void hp_rt_unlock(struct hp_rt_lock *lk)
 {
+	const struct flock fl = { .l_type = F_UNLCK,
+				  .l_whence = SEEK_SET,
+				  .l_start = lk->at,
+				  .l_len = 1 };
+
 	if (lk->fd < 0)
 		return;
-	/* Unlinked while held: whoever opened it meanwhile sees a stale
-	 * inode after its flock and opens the path again (try_lock). */
-	unlink(lk->path);
-	close(lk->fd);
+	/* (The fd stays open for the next: lock_file.) */
+	if (fcntl(lk->fd, F_SETLK, &fl) < 0)
+		hp_warn("lock of pid %d: cannot let go: %s",
+			(int)(lk->at >> 32), strerror(errno));
 	lk->fd = -1;
 }

@@ -10,6 +10,7 @@
 #include "common/hp_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,24 +339,35 @@ int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 	return refuse_sharing(pid, sharers, n);
 }
 
-/* A number from a /proc/sys file, or 0 when it cannot be read. */
-static long sys_number(const char *path)
+/*
+ * A number from a /proc/sys file, or 0 when it cannot be read. @fd keeps
+ * the file open for the next call (-1: not yet): ns_last_pid is read
+ * twice per apply, and a pread of an open file is one call where stdio
+ * made four. A /proc/sys file reads its value afresh at every read, so
+ * the fd never goes stale; a fork shares it, and pread has no offset to
+ * share.
+ */
+static long sys_number(const char *path, int *fd)
 {
-	char buf[32] = "";
-	FILE *f = fopen(path, "re");
-	long v = 0;
+	char buf[32];
+	ssize_t n;
+	long v;
 
-	if (f) {
-		if (fgets(buf, sizeof(buf), f))
-			v = strtol(buf, NULL, 10);
-		fclose(f);
-	}
+	if (*fd < 0)
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = *fd < 0 ? -1 : pread(*fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	v = strtol(buf, NULL, 10);
 	return v > 0 ? v : 0;
 }
 
 pid_t hp_last_pid(void)
 {
-	return (pid_t)sys_number("/proc/sys/kernel/ns_last_pid");
+	static int fd = -1;
+
+	return (pid_t)sys_number("/proc/sys/kernel/ns_last_pid", &fd);
 }
 
 /* At most this many pids handed out since the check are asked one by
@@ -373,8 +385,13 @@ static long pick_since(pid_t pid, pid_t self, pid_t last, pid_t now, pid_t *out,
 	static long pid_max;
 	long nr, n = 0;
 
-	if (!pid_max)
-		pid_max = sys_number("/proc/sys/kernel/pid_max");
+	if (!pid_max) {
+		int fd = -1;
+
+		pid_max = sys_number("/proc/sys/kernel/pid_max", &fd);
+		if (fd >= 0)
+			close(fd);
+	}
 	if (!pid_max || now > pid_max || last > pid_max)
 		return -1;
 	nr = now >= last ? now - last : pid_max - last + now;

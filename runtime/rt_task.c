@@ -192,28 +192,55 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 	return 0;
 }
 
+/*
+ * This process's own policy as last set or read here, -1 unknown: it is
+ * raised for every apply and every stop, where a run over many processes
+ * is boosted once (hp_rt_boost) and each sched_getscheduler(0) would say
+ * so again. Only this file changes it, but an operator's chrt may
+ * meanwhile: then an apply runs at that priority, no worse. A fork's
+ * child starts at another (SCHED_RESET_ON_FORK): hp_prio_forget().
+ */
+static int self_policy = -1;
+
+void hp_prio_forget(void)
+{
+	self_policy = -1;
+}
+
 void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 {
 	const struct sched_param fifo = { .sched_priority = 1 };
-	const int policy = sched_getscheduler(tid);
+	const int policy =
+		tid || self_policy < 0 ? sched_getscheduler(tid) : self_policy;
 	/* Reset on fork: what the raised thread starts (the operator's
 	 * --on-refuse fallback, a service restart) runs at normal priority,
 	 * never SCHED_FIFO beside the threads it competes with. */
 	const int raised = SCHED_FIFO | SCHED_RESET_ON_FORK;
 
 	*pr = (struct hp_prio){ .policy = policy };
+	if (!tid)
+		self_policy = policy;
 	/* A real-time thread already runs at least as soon: leave it. (The
 	 * other policies have priority 0: nothing more to read.) */
 	if (policy < 0 || (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
 	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
 		return;
 	pr->raised = !sched_setscheduler(tid, raised, &fifo);
+	if (!tid && pr->raised)
+		self_policy = raised;
 }
 
 void hp_prio_restore(pid_t tid, struct hp_prio *pr)
 {
-	if (pr->raised && sched_setscheduler(tid, pr->policy, &pr->param))
+	bool ok;
+
+	if (!pr->raised)
+		return;
+	ok = !sched_setscheduler(tid, pr->policy, &pr->param);
+	if (!ok)
 		hp_warn("tid %d: cannot restore its scheduling policy %d: %s",
 			(int)tid, pr->policy, strerror(errno));
+	if (!tid)
+		self_policy = ok ? pr->policy : -1;
 	pr->raised = false;
 }

@@ -288,6 +288,8 @@ struct hp_prio {
 
 void hp_prio_raise(pid_t tid, struct hp_prio *pr);
 void hp_prio_restore(pid_t tid, struct hp_prio *pr);
+/* After a fork: this process's own policy is to be read again. */
+void hp_prio_forget(void);
 
 /* ---- rt_transition.c: stop the world ---- */
 struct hp_world {
@@ -594,14 +596,14 @@ bool hp_seccomp_strict(pid_t tid);
 
 /* ---- rt_lock.c: one patcher per process ---- */
 struct hp_rt_lock {
-	int fd; /* flock()ed, -1: none held */
-	char path[320];
+	int fd;	  /* the lock file (borrowed), -1: none held */
+	off_t at; /* the byte locked in it */
 };
 
 /*
  * Lock process @pid against any other hpatch (or hpatchd) for an apply or
  * revert, waiting up to @timeout_ms for a holder to finish. Keyed by pid
- * and start time under @state_dir (NULL: HP_STATE_DIR_DEFAULT)/locks.
+ * and start time in @state_dir (NULL: HP_STATE_DIR_DEFAULT)/locks/targets.
  * A process already gone is not locked (0: its apply says so).
  * Return: 0, -HP_E_BUSY (reported, naming the holder), -HP_E_INSECURE,
  * -errno (reported).
