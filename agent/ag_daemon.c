@@ -46,6 +46,8 @@ static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 #define HP_WINDOW_RECHECK_US 60000000
 #define HP_LOADING_MAX_US 10000000 /* a library held open, looked at for */
 #define HP_LOADING_LOOK_MAX 7	   /* ... every 1, 2, 4 ... 128 ms */
+#define HP_BUSY_SLICE_MS 10	   /* a busy target holds the loop at most */
+#define HP_BUSY_GAP_US 1000	   /* between two slices: others go first */
 
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
@@ -524,13 +526,81 @@ static uint32_t retry_delay_ms(const struct hp_policy *pol, uint32_t tries)
 						    : pol->nr_retry - 1];
 }
 
+/* Messages of a slice that may not be its try's last: held until its
+ * result says whether they are the try's verdict. */
+struct ag_held {
+	enum hp_log_level level[8];
+	char msg[8][512];
+	size_t nr;
+};
+
+static void hold_msg(enum hp_log_level level, const char *msg, void *ctx)
+{
+	struct ag_held *h = ctx;
+
+	if (h->nr < HP_ARRAY_SIZE(h->msg)) {
+		h->level[h->nr] = level;
+		snprintf(h->msg[h->nr++], sizeof(h->msg[0]), "%s", msg);
+	}
+}
+
+/*
+ * One slice of a try of @e on @pid: the apply bound to HP_BUSY_SLICE_MS of
+ * the try's attempt_timeout, so that a target kept busy holds the loop
+ * (and every new process waiting behind it) one slice, not the whole
+ * timeout; the try goes on in its next slice, from the schedule, once the
+ * processes due meanwhile had their turn. Only the try's last slice is
+ * its verdict: a busy one before it is neither logged nor audited.
+ * Return: as hp_rt_apply, or 1: busy, the try goes on.
+ */
+static int apply_slice(struct ag_daemon *d, struct ag_track *t,
+		       const struct hp_store_entry *e, pid_t pid,
+		       struct hp_rt_result *res)
+{
+	static struct ag_held held;
+	const uint64_t budget_us = (uint64_t)d->pol.attempt_timeout_ms * 1000;
+	const uint64_t left_us =
+		budget_us > t->busy_us ? budget_us - t->busy_us : 0;
+	const bool last = left_us <= HP_BUSY_SLICE_MS * 1000;
+	const uint64_t t0 = hp_now_us();
+	struct hp_rt_opts opts = attempt_opts(d);
+	int rc;
+
+	opts.timeout_ms = last ? (long)(left_us / 1000) : HP_BUSY_SLICE_MS;
+	if (opts.timeout_ms < 1)
+		opts.timeout_ms = 1;
+	held.nr = 0;
+	if (!last)
+		hp_log_set_sink(hold_msg, &held);
+	rc = hp_rt_apply(e->p, pid, &opts, res);
+	if (last) {
+		t->busy_us = 0;
+		return rc;
+	}
+	hp_log_set_sink(d->conf->log_sink, NULL);
+	if (rc == -HP_E_BUSY) {
+		t->busy_us += hp_now_us() - t0;
+		return 1;
+	}
+	t->busy_us = 0;
+	for (size_t i = 0; i < held.nr; i++)
+		hp_log(held.level[i], "%s", held.msg[i]);
+	return rc;
+}
+
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
-	const struct hp_rt_opts opts = attempt_opts(d);
 	struct hp_rt_result res;
-	int rc = hp_rt_apply(e->p, pr->pid, &opts, &res);
+	const int rc = apply_slice(d, t, e, pr->pid, &res);
 
+	if (rc == 1) {
+		set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
+			  res.busy_func, (int)res.busy_tid);
+		t->due_us = hp_now_us() + HP_BUSY_GAP_US;
+		schedule(pr, t->due_us);
+		return;
+	}
 	if (rc == -HP_E_GONE || (rc && hp_agent_start_time(pr->pid) == 0)) {
 		pr->gone = true;
 		return;

@@ -28,7 +28,8 @@ struct ag_proc {
 
 struct ag_track {
 	struct hp_track t;
-	uint64_t due_us; /* next try after a failure */
+	uint64_t due_us;  /* next try after a failure */
+	uint64_t busy_us; /* the current try's slices found it busy for */
 };
 
 /* A fallback already run: never again for this process and patch. */
