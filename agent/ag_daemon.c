@@ -522,6 +522,7 @@ static int reload_store(struct ag_daemon *d)
 		}
 		i++;
 	}
+	ag_watch_names(d); /* the libraries of patches new to the store */
 	d->view_dirty = true;
 	hp_log(HP_LOG_INFO, "store '%s': %zu patch%s installed, %zu to apply",
 	       s.dir, s.nr, s.nr == 1 ? "" : "es", d->nr_wanted);
@@ -684,6 +685,7 @@ static int setup(struct ag_daemon *d)
 static void teardown(struct ag_daemon *d)
 {
 	hp_rt_batch_end();
+	ag_watch_release(d);
 	hp_rt_sharers_free(d->sharers);
 	ag_events_close(&d->ev);
 	if (d->in_fd >= 0)

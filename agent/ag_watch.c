@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -106,15 +107,78 @@ void ag_follow_loader(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	}
 }
 
+/* Watch @dir/@name for opens, if @name is a library module's. */
+static void watch_name(struct ag_daemon *d, const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	if (!is_module_name(d, name) ||
+	    snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+		    (int)sizeof(path))
+		return;
+	if (inotify_add_watch(d->in_fd, path, IN_OPEN) >= 0)
+		hp_dbg(HP_DBG_TIMING, "watching '%s'", path);
+}
+
+/* Watch the files in @dir named as a library module of a patch. */
+static void watch_names_in(struct ag_daemon *d, const char *dir)
+{
+	for (size_t i = 0; i < d->store.nr; i++)
+		for (uint32_t j = 0;
+		     d->wanted[i] && j < d->wanted[i]->nr_modules; j++) {
+			const char *m = d->wanted[i]->modules[j].name;
+			const char *base = m ? strrchr(m, '/') : NULL;
+
+			if (m)
+				watch_name(d, dir, base ? base + 1 : m);
+		}
+}
+
+void ag_watch_names(struct ag_daemon *d)
+{
+	for (size_t i = 0; i < d->nr_dirs; i++)
+		watch_names_in(d, d->dirs[i].path);
+}
+
+static struct ag_dir *find_dir(struct ag_daemon *d, int wd)
+{
+	for (size_t i = 0; i < d->nr_dirs; i++)
+		if (d->dirs[i].wd == wd)
+			return &d->dirs[i];
+	return NULL;
+}
+
+static void forget_dir(struct ag_daemon *d, int wd)
+{
+	struct ag_dir *dir = find_dir(d, wd);
+
+	if (!dir)
+		return;
+	free(dir->path);
+	*dir = d->dirs[--d->nr_dirs];
+}
+
+void ag_watch_release(struct ag_daemon *d)
+{
+	for (size_t i = 0; i < d->nr_dirs; i++)
+		free(d->dirs[i].path);
+	free(d->dirs);
+	d->dirs = NULL;
+	d->nr_dirs = 0;
+}
+
 /*
- * Watch @dir for opens of files named as a patch's module: a library
- * dlopen()ed for the first time on this host, before any process had it
- * patched (whose file would be watched itself). A directory already
- * watched keeps its one watch.
+ * Watch the files in @dir named as a patch's library module, for a
+ * library dlopen()ed for the first time on this host, before any process
+ * had it patched (whose file is watched then too); and @dir itself for
+ * such files created or moved in (rare), not for every open in it: each
+ * process on the host opens its libraries in the default directories.
  */
 static void watch_dir(struct ag_daemon *d, const char *dir)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
+	struct ag_dir *grown = NULL;
+	int wd;
 
 	for (const char *c = dir; *c; c++)
 		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
@@ -124,9 +188,23 @@ static void watch_dir(struct ag_daemon *d, const char *dir)
 	/* Remembered even when it failed (no such directory, as ../lib
 	 * beside most programs): not tried again at each exec, until the
 	 * next full scan forgets them all. */
-	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0)
-		hp_dbg(HP_DBG_TIMING, "watch '%s': %s", dir, strerror(errno));
 	d->watched[d->next_watched++ % HP_ARRAY_SIZE(d->watched)] = h;
+	wd = inotify_add_watch(d->in_fd, dir,
+			       IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+	if (wd < 0) {
+		hp_dbg(HP_DBG_TIMING, "watch '%s': %s", dir, strerror(errno));
+		return;
+	}
+	if (find_dir(d, wd))
+		return; /* its files are watched already */
+	grown = realloc(d->dirs, (d->nr_dirs + 1) * sizeof(*grown));
+	if (!grown)
+		return;
+	d->dirs = grown;
+	d->dirs[d->nr_dirs] = (struct ag_dir){ .wd = wd, .path = strdup(dir) };
+	if (!d->dirs[d->nr_dirs].path)
+		return;
+	watch_names_in(d, d->dirs[d->nr_dirs++].path);
 }
 
 /* The default library directories, and those a program's $ORIGIN
@@ -195,8 +273,15 @@ void ag_on_inotify(struct ag_daemon *d, uint64_t now)
 
 			/* A watch gone (its directory removed): any may be
 			 * added again. */
-			if (ev->mask & IN_IGNORED)
+			if (ev->mask & IN_IGNORED) {
 				memset(d->watched, 0, sizeof(d->watched));
+				forget_dir(d, ev->wd);
+			}
+			/* A library file new in a directory watched. */
+			if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->len &&
+			    ev->wd != d->store_wd && find_dir(d, ev->wd))
+				watch_name(d, find_dir(d, ev->wd)->path,
+					   ev->name);
 
 			if (ev->wd == d->store_wd) {
 				/* Only patches and marks: not the lock, not
@@ -210,9 +295,9 @@ void ag_on_inotify(struct ag_daemon *d, uint64_t now)
 				   !(ev->mask & IN_ISDIR) &&
 				   (!ev->len || is_module_name(d, ev->name))) {
 				/* A patched library opened (its own watch,
-				 * or by name in a library directory): a
-				 * dlopen, or a program starting (its exec
-				 * rescans cover that). A sweep soon, at most
+				 * patched or named as a module in a library
+				 * directory): a dlopen, or a program starting
+				 * (its exec rescans cover that). A sweep soon, at most
 				 * one per interval: an open meanwhile waits
 				 * for the next, it is never dropped. */
 				if (!d->sweep_due_us)

@@ -106,6 +106,13 @@ struct ag_daemon {
 	 * exec of the same program watches nothing again. */
 	uint64_t watched[64];
 	size_t next_watched;
+	/* Library directories watched for files created or moved in (their
+	 * paths, for the files named as a patch's module in them). */
+	struct ag_dir {
+		int wd;
+		char *path;
+	} * dirs;
+	size_t nr_dirs;
 	bool sweep_marks;  /* this scan may drop the uninstall marks */
 	bool sweep_failed; /* ... unless a revert failed */
 	bool view_dirty;
@@ -178,6 +185,10 @@ void ag_watch_modules(struct ag_daemon *d, const char *modules,
 		      const char *exe);
 /* Read the inotify events: set d->store_due_us, d->sweep_due_us. */
 void ag_on_inotify(struct ag_daemon *d, uint64_t now);
+/* After the store changed: watch the files its patches' libraries are
+ * named in each directory watched. */
+void ag_watch_names(struct ag_daemon *d);
+void ag_watch_release(struct ag_daemon *d);
 
 /* ag_fallback.c: after the last retry, the policy's fallback, once. */
 void ag_load_fallbacks(struct ag_daemon *d);
