@@ -50,11 +50,7 @@ static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 /* How one try runs: the policy's timeout, the daemon's state directory. */
 static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
 {
-	/* A run of operations: the timer and signal handler that bound a
-	 * try's waits stay set up for the next (hp_rt_batch_end() at the
-	 * end), instead of six system calls more for each process. */
-	return (struct hp_rt_opts){ .flags = HP_RT_BATCH,
-				    .timeout_ms = d->pol.attempt_timeout_ms,
+	return (struct hp_rt_opts){ .timeout_ms = d->pol.attempt_timeout_ms,
 				    .state_dir = d->conf->state_dir,
 				    .sharers = d->sharers };
 }
@@ -684,7 +680,6 @@ static int setup(struct ag_daemon *d)
 
 static void teardown(struct ag_daemon *d)
 {
-	hp_rt_batch_end();
 	ag_watch_release(d);
 	hp_rt_sharers_free(d->sharers);
 	ag_events_close(&d->ev);
