@@ -10,6 +10,8 @@
  * or pending / busy / refused with the reason, the tries so far and the
  * time of the next one (the policy's retry schedule), then the fallback,
  * at most once (remembered across restarts by pid and start time).
+ * Its tables are in ag_table.c, its inotify watches in ag_watch.c, the
+ * fallbacks in ag_fallback.c, the process events in ag_procev.c.
  */
 #include "agent/agent.h"
 #include "agent/agent_int.h"
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,130 +41,11 @@
 /* After an exec, look again for libraries ld.so maps (the exec event
  * comes before it runs): these delays after the event, in us. */
 static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
-#define HP_STORE_SETTLE_US 20000 /* debounce of store changes */
-#define HP_OPEN_SWEEP_US 100000	 /* at most one library sweep per */
-#define HP_LOCK_RETRY_US 50000	 /* the CLI holds the store's lock */
-#define HP_VIEW_EVERY_US 100000	 /* view and metrics rewrites */
+#define HP_LOCK_RETRY_US 50000	/* the CLI holds the store's lock */
+#define HP_VIEW_EVERY_US 100000 /* view and metrics rewrites */
 #define HP_WINDOW_RECHECK_US 60000000
-#define HP_LOADING_MAX_US 10000000 /* a library held open, looked at for */
-#define HP_LOADING_LOOK_MAX 7	   /* ... every 1, 2, 4 ... 128 ms */
-
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
-}
-
-static struct ag_proc *find_proc(struct ag_daemon *d, pid_t pid)
-{
-	for (size_t i = 0; i < d->nr_procs; i++)
-		if (d->procs[i].pid == pid)
-			return &d->procs[i];
-	return NULL;
-}
-
-static struct ag_proc *add_proc(struct ag_daemon *d, pid_t pid)
-{
-	struct ag_proc *pr = find_proc(d, pid);
-
-	if (pr)
-		return pr;
-	if (d->nr_procs == d->cap_procs) {
-		size_t cap = d->cap_procs ? 2 * d->cap_procs : 64;
-		struct ag_proc *grown = realloc(d->procs, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		d->procs = grown;
-		d->cap_procs = cap;
-	}
-	pr = &d->procs[d->nr_procs++];
-	*pr = (struct ag_proc){ .pid = pid };
-	return pr;
-}
-
-static void drop_tracks(struct ag_daemon *d, pid_t pid)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < d->nr_tracks; i++)
-		if (d->tracks[i].t.pid != pid)
-			d->tracks[n++] = d->tracks[i];
-	if (n != d->nr_tracks)
-		d->view_dirty = true;
-	d->nr_tracks = n;
-}
-
-/* An exited process is forgotten, so memory stays flat. */
-static void forget_proc(struct ag_daemon *d, pid_t pid)
-{
-	struct ag_proc *pr = find_proc(d, pid);
-
-	drop_tracks(d, pid);
-	if (pr)
-		*pr = d->procs[--d->nr_procs];
-	if (d->nr_procs < d->cap_procs / 4 && d->cap_procs > 64) {
-		struct ag_proc *shrunk =
-			realloc(d->procs, d->cap_procs / 2 * sizeof(*shrunk));
-
-		if (shrunk) {
-			d->procs = shrunk;
-			d->cap_procs /= 2;
-		}
-	}
-}
-
-static struct ag_track *find_track(struct ag_daemon *d, pid_t pid,
-				   const char *id)
-{
-	for (size_t i = 0; i < d->nr_tracks; i++)
-		if (d->tracks[i].t.pid == pid &&
-		    !strcmp(d->tracks[i].t.patch_id, id))
-			return &d->tracks[i];
-	return NULL;
-}
-
-static struct ag_track *add_track(struct ag_daemon *d, pid_t pid,
-				  const char *id)
-{
-	struct ag_track *t = find_track(d, pid, id);
-
-	if (t)
-		return t;
-	if (d->nr_tracks == d->cap_tracks) {
-		size_t cap = d->cap_tracks ? 2 * d->cap_tracks : 64;
-		struct ag_track *grown =
-			realloc(d->tracks, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		d->tracks = grown;
-		d->cap_tracks = cap;
-	}
-	t = &d->tracks[d->nr_tracks++];
-	*t = (struct ag_track){ .t.pid = pid, .t.state = HP_TRACK_PENDING };
-	snprintf(t->t.patch_id, sizeof(t->t.patch_id), "%s", id);
-	d->view_dirty = true;
-	return t;
-}
-
-static void set_track(struct ag_daemon *d, struct ag_track *t,
-		      enum hp_track_state st, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void set_track(struct ag_daemon *d, struct ag_track *t,
-		      enum hp_track_state st, const char *fmt, ...)
-{
-	char reason[sizeof(t->t.reason)];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	if (t->t.state != st || strcmp(t->t.reason, reason))
-		d->view_dirty = true;
-	t->t.state = st;
-	snprintf(t->t.reason, sizeof(t->t.reason), "%s", reason);
-}
+#define HP_BUSY_SLICE_MS 10 /* a busy target holds the loop at most */
+#define HP_BUSY_GAP_US 1000 /* between two slices: others go first */
 
 /* How one try runs: the policy's timeout, the daemon's state directory. */
 static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
@@ -169,12 +53,6 @@ static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
 	return (struct hp_rt_opts){ .timeout_ms = d->pol.attempt_timeout_ms,
 				    .state_dir = d->conf->state_dir,
 				    .sharers = d->sharers };
-}
-
-static void schedule(struct ag_proc *pr, uint64_t at)
-{
-	if (!pr->due_us || at < pr->due_us)
-		pr->due_us = at;
 }
 
 /* Which patches to apply @pid maps the build of: d->mapped, *@nr_hit. */
@@ -195,16 +73,18 @@ static void full_scan(struct ag_daemon *d, uint64_t now)
 	size_t nr = 0;
 
 	d->next_full_us = now + (uint64_t)d->pol.rescan_ms * 1000;
+	/* Directories missing at the last try may exist now. */
+	memset(d->watched, 0, sizeof(d->watched));
 	if (hp_agent_pids(&pids, &nr))
 		return;
 	for (size_t i = 0; i < d->nr_procs; i++)
 		d->procs[i].seen = false;
 	for (size_t i = 0; i < nr; i++) {
-		struct ag_proc *pr = add_proc(d, pids[i]);
+		struct ag_proc *pr = ag_add_proc(d, pids[i]);
 
 		if (pr) {
 			pr->seen = true;
-			schedule(pr, now);
+			ag_schedule(pr, now);
 		}
 	}
 	ag_events_prune(&d->ev, seq, pids, nr);
@@ -216,123 +96,10 @@ static void full_scan(struct ag_daemon *d, uint64_t now)
 			i++;
 			continue;
 		}
-		forget_proc(d, d->procs[i].pid); /* the last moves to i */
+		ag_forget_proc(d, d->procs[i].pid); /* the last moves to i */
 	}
 	d->sweep_marks = d->store.nr_uninstalled > 0;
 	d->sweep_failed = false;
-}
-
-static void load_fallbacks(struct ag_daemon *d)
-{
-	FILE *fp = fopen(d->fallbacks_path, "re");
-	char line[256];
-
-	if (!fp)
-		return;
-	while (fgets(line, sizeof(line), fp)) {
-		struct ag_done f = { 0 }, *grown = NULL;
-		int pid;
-
-		if (sscanf(line, "%d %" SCNu64 " %63s", &pid, &f.start_time,
-			   f.patch_id) != 3)
-			continue;
-		f.pid = pid;
-		/* Only processes still running matter. */
-		if (hp_agent_start_time(f.pid) != f.start_time)
-			continue;
-		grown = realloc(d->done, (d->nr_done + 1) * sizeof(*grown));
-		if (!grown)
-			break;
-		d->done = grown;
-		d->done[d->nr_done++] = f;
-	}
-	fclose(fp);
-}
-
-static bool fallback_done(const struct ag_daemon *d, pid_t pid, uint64_t start,
-			  const char *id)
-{
-	for (size_t i = 0; i < d->nr_done; i++)
-		if (d->done[i].pid == pid && d->done[i].start_time == start &&
-		    !strcmp(d->done[i].patch_id, id))
-			return true;
-	return false;
-}
-
-/* Remember it before running it: a crash must not run it twice. */
-static void note_fallback(struct ag_daemon *d, pid_t pid, uint64_t start,
-			  const char *id)
-{
-	struct ag_done *grown =
-		realloc(d->done, (d->nr_done + 1) * sizeof(*grown));
-	int fd;
-
-	if (grown) {
-		d->done = grown;
-		d->done[d->nr_done] =
-			(struct ag_done){ .pid = pid, .start_time = start };
-		snprintf(d->done[d->nr_done++].patch_id, HP_PATCH_ID_MAX, "%s",
-			 id);
-	}
-	fd = open(d->fallbacks_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-		  0600);
-	if (fd < 0 ||
-	    dprintf(fd, "%d %" PRIu64 " %s\n", (int)pid, start, id) < 0 ||
-	    fsync(fd) < 0)
-		hp_warn("'%s': %s", d->fallbacks_path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-}
-
-/* The process's unit, read once per image, when first needed (a rule
- * that names units, a fallback): most processes never need it. */
-static void read_unit(struct ag_proc *pr)
-{
-	if (pr->unit_read)
-		return;
-	hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
-	pr->unit_read = true;
-}
-
-static void run_fallback(struct ag_daemon *d, struct ag_proc *pr,
-			 struct ag_track *t, const struct hp_store_entry *e,
-			 const struct hp_rt_result *res)
-{
-	const struct hp_rule *r = NULL;
-	char reason[sizeof(t->t.reason)];
-	int rc = 0;
-
-	read_unit(pr);
-	r = hp_policy_fallback(&d->pol, pr->exe, pr->unit);
-	snprintf(reason, sizeof(reason), "%s", t->t.reason);
-	if (!r || r->kind == HP_RULE_FALLBACK_NONE) {
-		set_track(d, t, HP_TRACK_GAVE_UP,
-			  "%s; no fallback in the policy", reason);
-		return;
-	}
-	if (fallback_done(d, pr->pid, pr->start_time, e->id)) {
-		t->t.fallback_done = true;
-		set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback already run",
-			  reason);
-		return;
-	}
-	note_fallback(d, pr->pid, pr->start_time, e->id);
-	t->t.fallback_done = true;
-	d->view.fallbacks++;
-	if (r->kind == HP_RULE_FALLBACK_RESTART)
-		rc = ag_restart_unit(pr->unit);
-	else
-		rc = ag_run_command(r->command, pr->pid, e->path, pr->unit,
-				    reason);
-	hp_rt_audit_record(&d->audit,
-			   r->kind == HP_RULE_FALLBACK_RESTART
-				   ? "fallback-restart"
-				   : "fallback-command",
-			   e->path, e->p, res, rc ? rc : res->rc);
-	set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback %s%s", reason,
-		  r->kind == HP_RULE_FALLBACK_RESTART ? "restart of "
-						      : "command for ",
-		  r->kind == HP_RULE_FALLBACK_RESTART ? pr->unit : "it");
 }
 
 /* Is every module of @p that the process maps patched by @p now? */
@@ -345,158 +112,6 @@ static bool is_applied(const struct hp_patch *p, uint32_t mapped,
 		n += list[i].active && list[i].sequence == p->sequence &&
 		     !strcmp(list[i].patch_id, p->id);
 	return n >= mapped;
-}
-
-/*
- * Is @name the file name of a library module of a patch to apply? Names
- * of programs do not count: each exec opens its program, and the exec
- * event already brings the process to look at.
- */
-static bool is_module_name(const struct ag_daemon *d, const char *name)
-{
-	if (!strstr(name, ".so"))
-		return false;
-	for (size_t i = 0; i < d->store.nr; i++)
-		for (uint32_t j = 0;
-		     d->wanted[i] && j < d->wanted[i]->nr_modules; j++) {
-			const char *m = d->wanted[i]->modules[j].name;
-			const char *base = m ? strrchr(m, '/') : NULL;
-
-			if (m && !strcmp(base ? base + 1 : m, name))
-				return true;
-		}
-	return false;
-}
-
-/*
- * Does @pid hold open a file named as a patch's library module? A loader
- * (ld.so for dlopen) opens the library, maps its segments, then closes
- * it: while it holds it open, the mapping may be partial or not there
- * yet (on a loaded host, long after the open that woke us); once closed,
- * every segment is mapped. So such a process is looked at again until it
- * closes the file (no close event helps: the mapping keeps the file open
- * in the kernel, and inotify says nothing until it is unmapped).
- */
-static bool holds_module(const struct ag_daemon *d, pid_t pid)
-{
-	char path[64], fd_path[64 + sizeof(((struct dirent *)0)->d_name)];
-	char link[PATH_MAX];
-	struct dirent *de = NULL;
-	DIR *dir = NULL;
-	bool found = false;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	dir = opendir(path);
-	while (dir && !found && (de = readdir(dir))) {
-		const char *base = NULL;
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, de->d_name);
-		n = readlink(fd_path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		base = strrchr(link, '/');
-		found = base && is_module_name(d, base + 1);
-	}
-	if (dir)
-		closedir(dir);
-	return found;
-}
-
-/* After a library's open woke a sweep: look at @pr again soon while it
- * holds one open (checked before its mappings are read: a close after
- * the check means the mapping read next is whole). */
-static void follow_loader(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
-{
-	if (!d->sweep_fds && !pr->loading_us)
-		return;
-	if (!holds_module(d, pr->pid)) {
-		pr->loading_us = 0;
-		pr->loading_looks = 0;
-		return;
-	}
-	if (!pr->loading_us)
-		pr->loading_us = now;
-	if (now - pr->loading_us < HP_LOADING_MAX_US) {
-		schedule(pr, now + (1000ULL << pr->loading_looks));
-		if (pr->loading_looks < HP_LOADING_LOOK_MAX)
-			pr->loading_looks++;
-	}
-}
-
-/*
- * Watch @dir for opens of files named as a patch's module: a library
- * dlopen()ed for the first time on this host, before any process had it
- * patched (whose file would be watched itself). A directory already
- * watched keeps its one watch.
- */
-static void watch_dir(struct ag_daemon *d, const char *dir)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (const char *c = dir; *c; c++)
-		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
-	for (size_t i = 0; i < HP_ARRAY_SIZE(d->watched); i++)
-		if (d->watched[i] == h)
-			return;
-	if (inotify_add_watch(d->in_fd, dir, IN_OPEN | IN_ONLYDIR) < 0) {
-		hp_dbg(HP_DBG_TIMING, "watch '%s': %s", dir, strerror(errno));
-		return;
-	}
-	d->watched[d->next_watched++ % HP_ARRAY_SIZE(d->watched)] = h;
-}
-
-/* The default library directories, and those a program's $ORIGIN
- * RUNPATH usually names: beside it, and ../lib. */
-static void watch_lib_dirs(struct ag_daemon *d, const char *exe)
-{
-	static const char *const lib_dirs[] = {
-		"/lib",
-		"/lib64",
-		"/usr/lib",
-		"/usr/lib64",
-		"/usr/local/lib",
-		"/lib/x86_64-linux-gnu",
-		"/usr/lib/x86_64-linux-gnu",
-	};
-	char dir[sizeof(((struct ag_proc *)0)->exe) + 8];
-	char *slash = NULL;
-
-	if (!exe) {
-		for (size_t i = 0; i < HP_ARRAY_SIZE(lib_dirs); i++)
-			watch_dir(d, lib_dirs[i]);
-		return;
-	}
-	snprintf(dir, sizeof(dir), "%s", exe);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return;
-	*slash = 0;
-	watch_dir(d, dir);
-	snprintf(slash, sizeof(dir) - (size_t)(slash - dir), "/../lib");
-	watch_dir(d, dir);
-}
-
-/* Watch a patched library's file: its opens are dlopen()s to look at
- * (not the program @exe: its opens are execs, which have their event). */
-static void watch_modules(struct ag_daemon *d, const char *modules,
-			  const char *exe)
-{
-	char buf[sizeof(((struct hp_rt_result *)0)->module)], *save = NULL;
-
-	snprintf(buf, sizeof(buf), "%s", modules);
-	for (char *m = strtok_r(buf, ",", &save); m;
-	     m = strtok_r(NULL, ",", &save)) {
-		while (*m == ' ')
-			m++;
-		if (*m == '/' && strcmp(m, exe) &&
-		    inotify_add_watch(d->in_fd, m, IN_OPEN) < 0)
-			hp_dbg(HP_DBG_PTRACE, "watch '%s': %s", m,
-			       strerror(errno));
-	}
 }
 
 /* Exec'd so recently that more rescans are still to come? */
@@ -516,13 +131,81 @@ static uint32_t retry_delay_ms(const struct hp_policy *pol, uint32_t tries)
 						    : pol->nr_retry - 1];
 }
 
+/* Messages of a slice that may not be its try's last: held until its
+ * result says whether they are the try's verdict. */
+struct ag_held {
+	enum hp_log_level level[8];
+	char msg[8][512];
+	size_t nr;
+};
+
+static void hold_msg(enum hp_log_level level, const char *msg, void *ctx)
+{
+	struct ag_held *h = ctx;
+
+	if (h->nr < HP_ARRAY_SIZE(h->msg)) {
+		h->level[h->nr] = level;
+		snprintf(h->msg[h->nr++], sizeof(h->msg[0]), "%s", msg);
+	}
+}
+
+/*
+ * One slice of a try of @e on @pid: the apply bound to HP_BUSY_SLICE_MS of
+ * the try's attempt_timeout, so that a target kept busy holds the loop
+ * (and every new process waiting behind it) one slice, not the whole
+ * timeout; the try goes on in its next slice, from the schedule, once the
+ * processes due meanwhile had their turn. Only the try's last slice is
+ * its verdict: a busy one before it is neither logged nor audited.
+ * Return: as hp_rt_apply, or 1: busy, the try goes on.
+ */
+static int apply_slice(struct ag_daemon *d, struct ag_track *t,
+		       const struct hp_store_entry *e, pid_t pid,
+		       struct hp_rt_result *res)
+{
+	static struct ag_held held;
+	const uint64_t budget_us = (uint64_t)d->pol.attempt_timeout_ms * 1000;
+	const uint64_t left_us =
+		budget_us > t->busy_us ? budget_us - t->busy_us : 0;
+	const bool last = left_us <= HP_BUSY_SLICE_MS * 1000;
+	const uint64_t t0 = hp_now_us();
+	struct hp_rt_opts opts = attempt_opts(d);
+	int rc;
+
+	opts.timeout_ms = last ? (long)(left_us / 1000) : HP_BUSY_SLICE_MS;
+	if (opts.timeout_ms < 1)
+		opts.timeout_ms = 1;
+	held.nr = 0;
+	if (!last)
+		hp_log_set_sink(hold_msg, &held);
+	rc = hp_rt_apply(e->p, pid, &opts, res);
+	if (last) {
+		t->busy_us = 0;
+		return rc;
+	}
+	hp_log_set_sink(d->conf->log_sink, NULL);
+	if (rc == -HP_E_BUSY) {
+		t->busy_us += hp_now_us() - t0;
+		return 1;
+	}
+	t->busy_us = 0;
+	for (size_t i = 0; i < held.nr; i++)
+		hp_log(held.level[i], "%s", held.msg[i]);
+	return rc;
+}
+
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
-	const struct hp_rt_opts opts = attempt_opts(d);
 	struct hp_rt_result res;
-	int rc = hp_rt_apply(e->p, pr->pid, &opts, &res);
+	const int rc = apply_slice(d, t, e, pr->pid, &res);
 
+	if (rc == 1) {
+		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
+			     res.busy_func, (int)res.busy_tid);
+		t->due_us = hp_now_us() + HP_BUSY_GAP_US;
+		ag_schedule(pr, t->due_us);
+		return;
+	}
 	if (rc == -HP_E_GONE || (rc && hp_agent_start_time(pr->pid) == 0)) {
 		pr->gone = true;
 		return;
@@ -544,32 +227,32 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 			       " us)",
 			       (int)pr->pid, e->id, res.module, res.pause_us);
 		}
-		watch_modules(d, res.module, pr->exe);
-		set_track(d, t, HP_TRACK_APPLIED, "%s", "");
+		ag_watch_modules(d, res.module, pr->exe);
+		ag_set_track(d, t, HP_TRACK_APPLIED, "%s", "");
 		return;
 	}
 	if (is_starting(pr, now) && rc != -HP_E_BUSY) {
 		/* ld.so may not have mapped what the patch binds to yet
 		 * (a library, a symbol): not a failure, the rescans after
 		 * the exec look again. */
-		set_track(d, t, HP_TRACK_PENDING, "process starting: %s",
-			  hp_strerror(rc));
+		ag_set_track(d, t, HP_TRACK_PENDING, "process starting: %s",
+			     hp_strerror(rc));
 		return;
 	}
 	d->view.failures++;
 	t->t.tries++;
 	if (rc == -HP_E_BUSY)
-		set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
-			  res.busy_func, (int)res.busy_tid);
+		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
+			     res.busy_func, (int)res.busy_tid);
 	else
-		set_track(d, t, HP_TRACK_REFUSED, "%s: %s", hp_err_name(rc),
-			  hp_strerror(rc));
+		ag_set_track(d, t, HP_TRACK_REFUSED, "%s: %s", hp_err_name(rc),
+			     hp_strerror(rc));
 	/* After the schedule, the fallback (once); then still a try every
 	 * last delay: a busy function may return one day. */
 	t->due_us = now + (uint64_t)retry_delay_ms(&d->pol, t->t.tries) * 1000;
-	schedule(pr, t->due_us);
+	ag_schedule(pr, t->due_us);
 	if (t->t.tries > d->pol.nr_retry)
-		run_fallback(d, pr, t, e, &res);
+		ag_run_fallback(d, pr, t, e, &res);
 }
 
 /* What the policy keeps from applying @e to @pr now, or NULL. */
@@ -578,20 +261,20 @@ static bool held_by_policy(struct ag_daemon *d, struct ag_proc *pr,
 			   uint64_t now)
 {
 	if (!d->pol.auto_apply) {
-		set_track(d, t, HP_TRACK_PENDING,
-			  "automatic apply is off in the policy");
+		ag_set_track(d, t, HP_TRACK_PENDING,
+			     "automatic apply is off in the policy");
 		return true;
 	}
 	if (!hp_policy_key_allowed(&d->pol, e->key_id)) {
-		set_track(d, t, HP_TRACK_REFUSED,
-			  "signer %s is not in the policy's trusted_keys",
-			  e->key_id[0] ? e->key_id : "(none)");
+		ag_set_track(d, t, HP_TRACK_REFUSED,
+			     "signer %s is not in the policy's trusted_keys",
+			     e->key_id[0] ? e->key_id : "(none)");
 		return true;
 	}
 	if (!hp_policy_in_window(&d->pol, time(NULL))) {
-		set_track(d, t, HP_TRACK_PENDING,
-			  "outside the maintenance window");
-		schedule(pr, now + HP_WINDOW_RECHECK_US);
+		ag_set_track(d, t, HP_TRACK_PENDING,
+			     "outside the maintenance window");
+		ag_schedule(pr, now + HP_WINDOW_RECHECK_US);
 		return true;
 	}
 	return false;
@@ -616,11 +299,11 @@ static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 
 		if (!d->wanted[i] || !mapped[i])
 			continue;
-		t = add_track(d, pr->pid, e->id);
+		t = ag_add_track(d, pr->pid, e->id);
 		if (!t)
 			break;
 		if (is_applied(e->p, mapped[i], list, nr)) {
-			set_track(d, t, HP_TRACK_APPLIED, "%s", "");
+			ag_set_track(d, t, HP_TRACK_APPLIED, "%s", "");
 			continue;
 		}
 		if (t->t.state == HP_TRACK_APPLIED)
@@ -629,7 +312,7 @@ static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 		if (held_by_policy(d, pr, t, e, now))
 			continue;
 		if (t->due_us > now) {
-			schedule(pr, t->due_us);
+			ag_schedule(pr, t->due_us);
 			continue;
 		}
 		attempt(d, pr, t, e, now);
@@ -649,19 +332,19 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		return;
 	}
 	if (pr->start_time != start) { /* first sight, or a reused pid */
-		drop_tracks(d, pr->pid);
+		ag_drop_tracks(d, pr->pid);
 		pr->start_time = start;
 		hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
 		pr->unit_read = false;
 	}
 	if (hp_policy_uses_units(&d->pol))
-		read_unit(pr);
+		ag_read_unit(pr);
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
 	if (pr->excluded)
 		return;
 	if (pr->start_time != pr->watched_start) {
 		pr->watched_start = pr->start_time;
-		watch_lib_dirs(d, pr->exe);
+		ag_watch_lib_dirs(d, pr->exe);
 	}
 	if (d->store.nr_uninstalled) {
 		rc = hp_agent_revert_removed(&d->store, pr->pid, &opts,
@@ -674,9 +357,9 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		} else if (rc < 0 && hp_agent_start_time(pr->pid)) {
 			d->sweep_failed = true;
 			d->view.failures++;
-			schedule(pr,
-				 now + (uint64_t)retry_delay_ms(&d->pol, 1) *
-						 1000);
+			ag_schedule(pr,
+				    now + (uint64_t)retry_delay_ms(&d->pol, 1) *
+						    1000);
 		}
 	}
 	if (!d->nr_wanted)
@@ -687,7 +370,7 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		return;
 	}
 	if (!nr_hit) {
-		drop_tracks(d, pr->pid);
+		ag_drop_tracks(d, pr->pid);
 		return;
 	}
 	reconcile_patches(d, pr, d->mapped, now);
@@ -705,11 +388,11 @@ static void note_excluded(struct ag_daemon *d, struct ag_proc *pr)
 
 		if (!d->wanted[i] || !d->mapped[i])
 			continue;
-		t = add_track(d, pr->pid, d->store.entries[i].id);
+		t = ag_add_track(d, pr->pid, d->store.entries[i].id);
 		if (t)
-			set_track(d, t, HP_TRACK_EXCLUDED,
-				  "policy: excluded by %s",
-				  pr->excluded->pattern);
+			ag_set_track(d, t, HP_TRACK_EXCLUDED,
+				     "policy: excluded by %s",
+				     pr->excluded->pattern);
 	}
 }
 
@@ -752,20 +435,20 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		}
 		pr->due_us = 0;
 		nr_done++;
-		follow_loader(d, pr, now);
+		ag_follow_loader(d, pr, now);
 		reconcile(d, pr, now);
 		/* Once per process: excluded ones are not looked at again. */
 		if (!pr->gone && pr->excluded &&
 		    (!was_excluded || start != pr->start_time))
 			note_excluded(d, pr);
 		if (pr->gone) {
-			forget_proc(d, pr->pid);
+			ag_forget_proc(d, pr->pid);
 			continue; /* the last one moved here */
 		}
 		if (pr->rescans < HP_ARRAY_SIZE(exec_rescans_us) &&
 		    pr->exec_us) {
-			schedule(pr,
-				 pr->exec_us + exec_rescans_us[pr->rescans]);
+			ag_schedule(pr,
+				    pr->exec_us + exec_rescans_us[pr->rescans]);
 			pr->rescans++;
 		}
 		i++;
@@ -835,6 +518,7 @@ static int reload_store(struct ag_daemon *d)
 		}
 		i++;
 	}
+	ag_watch_names(d); /* the libraries of patches new to the store */
 	d->view_dirty = true;
 	hp_log(HP_LOG_INFO, "store '%s': %zu patch%s installed, %zu to apply",
 	       s.dir, s.nr, s.nr == 1 ? "" : "es", d->nr_wanted);
@@ -860,56 +544,13 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 
 	if (!d->nr_wanted)
 		return;
-	pr = add_proc(d, pid);
+	pr = ag_add_proc(d, pid);
 	if (!pr)
 		return;
 	pr->start_time = 0; /* a new image: look afresh */
 	pr->exec_us = now;
 	pr->rescans = 0;
-	schedule(pr, now);
-}
-
-static void on_inotify(struct ag_daemon *d, uint64_t now)
-{
-	char buf[4096]
-		__attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t n;
-
-	while ((n = read(d->in_fd, buf, sizeof(buf))) > 0) {
-		for (char *p = buf; p < buf + n;) {
-			const struct inotify_event *ev = (void *)p;
-
-			/* A watch gone (its directory removed): any may be
-			 * added again. */
-			if (ev->mask & IN_IGNORED)
-				memset(d->watched, 0, sizeof(d->watched));
-
-			if (ev->wd == d->store_wd) {
-				/* Only patches and marks: not the lock, not
-				 * an install's temporary file. */
-				if (ev->len &&
-				    hp_store_is_entry_name(ev->name) &&
-				    !d->store_due_us)
-					d->store_due_us =
-						now + HP_STORE_SETTLE_US;
-			} else if ((ev->mask & IN_OPEN) &&
-				   !(ev->mask & IN_ISDIR) &&
-				   (!ev->len || is_module_name(d, ev->name))) {
-				/* A patched library opened (its own watch,
-				 * or by name in a library directory): a
-				 * dlopen, or a program starting (its exec
-				 * rescans cover that). A sweep soon, at most
-				 * one per interval: an open meanwhile waits
-				 * for the next, it is never dropped. */
-				if (!d->sweep_due_us)
-					d->sweep_due_us = max_u64(
-						now + 2000,
-						d->last_sweep_us +
-							HP_OPEN_SWEEP_US);
-			}
-			p += sizeof(*ev) + ev->len;
-		}
-	}
+	ag_schedule(pr, now);
 }
 
 static void sweep_libraries(struct ag_daemon *d, uint64_t now)
@@ -1022,13 +663,13 @@ static int setup(struct ag_daemon *d)
 	if (d->store_wd < 0)
 		return hp_error_rc(-errno, "store '%s': inotify",
 				   d->conf->store_dir);
-	watch_lib_dirs(d, NULL);
+	ag_watch_lib_dirs(d, NULL);
 	rc = ag_events_open(&d->ev);
 	if (!rc)
 		rc = hp_rt_sharers_follow(&d->sharers, &d->ev.births);
 	if (rc)
 		return rc;
-	load_fallbacks(d);
+	ag_load_fallbacks(d);
 	/* The lock file exists before the store is stamped: creating it
 	 * later would read as a change of the store. */
 	rc = hp_store_lock(d->conf->store_dir, true);
@@ -1039,6 +680,7 @@ static int setup(struct ag_daemon *d)
 
 static void teardown(struct ag_daemon *d)
 {
+	ag_watch_release(d);
 	hp_rt_sharers_free(d->sharers);
 	ag_events_close(&d->ev);
 	if (d->in_fd >= 0)
@@ -1096,7 +738,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		if ((fds[0].revents & POLLIN) && on_signal(&d, now))
 			break;
 		if (fds[1].revents & POLLIN)
-			on_inotify(&d, now);
+			ag_on_inotify(&d, now);
 		/* Events read during the applies wait in the queue. */
 		if ((fds[2].revents & POLLIN || d.ev.nr_queue) &&
 		    ag_procev_read(&d, now) < 0)
@@ -1129,6 +771,6 @@ void ag_on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 
 void ag_on_exit(struct ag_daemon *d, pid_t pid)
 {
-	if (find_proc(d, pid))
-		forget_proc(d, pid);
+	if (ag_find_proc(d, pid))
+		ag_forget_proc(d, pid);
 }

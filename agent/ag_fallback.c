@@ -2,7 +2,8 @@
  * Fallbacks for a process the patch could not reach, as the policy names
  * them: restart its systemd unit (over D-Bus with libsystemd's sd-bus, the
  * same call `systemctl restart` makes, without a shell or a child
- * process), or run the operator's command with HPATCH_* set.
+ * process), or run the operator's command with HPATCH_* set; at most once
+ * per process and patch, remembered across restarts of hpatchd.
  */
 #include "agent/agent_int.h"
 #include "common/hp_err.h"
@@ -10,6 +11,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,4 +82,117 @@ int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		_exit(127);
 	}
 	return 0; /* reaped on SIGCHLD */
+}
+
+void ag_load_fallbacks(struct ag_daemon *d)
+{
+	FILE *fp = fopen(d->fallbacks_path, "re");
+	char line[256];
+
+	if (!fp)
+		return;
+	while (fgets(line, sizeof(line), fp)) {
+		struct ag_done f = { 0 }, *grown = NULL;
+		int pid;
+
+		if (sscanf(line, "%d %" SCNu64 " %63s", &pid, &f.start_time,
+			   f.patch_id) != 3)
+			continue;
+		f.pid = pid;
+		/* Only processes still running matter. */
+		if (hp_agent_start_time(f.pid) != f.start_time)
+			continue;
+		grown = realloc(d->done, (d->nr_done + 1) * sizeof(*grown));
+		if (!grown)
+			break;
+		d->done = grown;
+		d->done[d->nr_done++] = f;
+	}
+	fclose(fp);
+}
+
+static bool fallback_done(const struct ag_daemon *d, pid_t pid, uint64_t start,
+			  const char *id)
+{
+	for (size_t i = 0; i < d->nr_done; i++)
+		if (d->done[i].pid == pid && d->done[i].start_time == start &&
+		    !strcmp(d->done[i].patch_id, id))
+			return true;
+	return false;
+}
+
+/* Remember it before running it: a crash must not run it twice. */
+static void note_fallback(struct ag_daemon *d, pid_t pid, uint64_t start,
+			  const char *id)
+{
+	struct ag_done *grown =
+		realloc(d->done, (d->nr_done + 1) * sizeof(*grown));
+	int fd;
+
+	if (grown) {
+		d->done = grown;
+		d->done[d->nr_done] =
+			(struct ag_done){ .pid = pid, .start_time = start };
+		snprintf(d->done[d->nr_done++].patch_id, HP_PATCH_ID_MAX, "%s",
+			 id);
+	}
+	fd = open(d->fallbacks_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+		  0600);
+	if (fd < 0 ||
+	    dprintf(fd, "%d %" PRIu64 " %s\n", (int)pid, start, id) < 0 ||
+	    fsync(fd) < 0)
+		hp_warn("'%s': %s", d->fallbacks_path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The process's unit, read once per image, when first needed (a rule
+ * that names units, a fallback): most processes never need it. */
+void ag_read_unit(struct ag_proc *pr)
+{
+	if (pr->unit_read)
+		return;
+	hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+	pr->unit_read = true;
+}
+
+void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
+		     struct ag_track *t, const struct hp_store_entry *e,
+		     const struct hp_rt_result *res)
+{
+	const struct hp_rule *r = NULL;
+	char reason[sizeof(t->t.reason)];
+	int rc = 0;
+
+	ag_read_unit(pr);
+	r = hp_policy_fallback(&d->pol, pr->exe, pr->unit);
+	snprintf(reason, sizeof(reason), "%s", t->t.reason);
+	if (!r || r->kind == HP_RULE_FALLBACK_NONE) {
+		ag_set_track(d, t, HP_TRACK_GAVE_UP,
+			     "%s; no fallback in the policy", reason);
+		return;
+	}
+	if (fallback_done(d, pr->pid, pr->start_time, e->id)) {
+		t->t.fallback_done = true;
+		ag_set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback already run",
+			     reason);
+		return;
+	}
+	note_fallback(d, pr->pid, pr->start_time, e->id);
+	t->t.fallback_done = true;
+	d->view.fallbacks++;
+	if (r->kind == HP_RULE_FALLBACK_RESTART)
+		rc = ag_restart_unit(pr->unit);
+	else
+		rc = ag_run_command(r->command, pr->pid, e->path, pr->unit,
+				    reason);
+	hp_rt_audit_record(&d->audit,
+			   r->kind == HP_RULE_FALLBACK_RESTART
+				   ? "fallback-restart"
+				   : "fallback-command",
+			   e->path, e->p, res, rc ? rc : res->rc);
+	ag_set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback %s%s", reason,
+		     r->kind == HP_RULE_FALLBACK_RESTART ? "restart of "
+							 : "command for ",
+		     r->kind == HP_RULE_FALLBACK_RESTART ? pr->unit : "it");
 }

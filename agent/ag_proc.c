@@ -131,6 +131,10 @@ static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t cap)
 		if (n <= 0)
 			break;
 		done += (size_t)n;
+		/* A short read that ends a line: the whole file (these
+		 * are made whole at the first read), no read for EOF. */
+		if (done < cap - 1 && buf[done - 1] == '\n')
+			break;
 	}
 	close(fd);
 	buf[done] = 0;

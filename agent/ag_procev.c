@@ -29,6 +29,8 @@
 #define EV_AT(field) (EV_OFF + offsetof(struct proc_event, field))
 #define EV_WHAT EV_AT(what)
 #define TAB_MIN 256
+#define EV_BATCH 64    /* datagrams read per system call */
+#define EV_MSG_MAX 256 /* the message of one event: 76 bytes */
 
 /*
  * Only execs, and the creations and exits of whole processes, reach us:
@@ -260,38 +262,63 @@ static bool on_event(struct ag_events *ev, const struct proc_event *pe,
 	}
 }
 
+/* One message of the connector: its event, to @ev's table and queue.
+ * Return: false when it could not be kept. */
+static bool on_message(struct ag_events *ev, const char *buf, size_t n,
+		       uint64_t now)
+{
+	bool kept = true;
+
+	for (const struct nlmsghdr *nh = (const struct nlmsghdr *)buf;
+	     NLMSG_OK(nh, n); nh = NLMSG_NEXT(nh, n)) {
+		const struct cn_msg *cn = NLMSG_DATA(nh);
+		/* Copied: the event sits 4 bytes past an 8-byte boundary,
+		 * and holds a 64-bit time. */
+		struct proc_event pe = { 0 };
+		size_t len = nh->nlmsg_len - NLMSG_HDRLEN;
+
+		if (nh->nlmsg_type != NLMSG_DONE || len < sizeof(*cn) ||
+		    cn->id.idx != CN_IDX_PROC)
+			continue;
+		len -= sizeof(*cn);
+		len = len < cn->len ? len : cn->len;
+		memcpy(&pe, cn->data, len < sizeof(pe) ? len : sizeof(pe));
+		kept &= on_event(ev, &pe, now);
+	}
+	return kept;
+}
+
 void ag_events_drain(struct ag_events *ev, uint64_t now)
 {
-	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
+	/* Each event is one datagram: up to EV_BATCH of them per system
+	 * call (a storm brings hundreds between two polls). */
+	static char bufs[EV_BATCH][EV_MSG_MAX]
+		__attribute__((aligned(NLMSG_ALIGNTO)));
+	struct mmsghdr msgs[EV_BATCH];
+	struct iovec iov[EV_BATCH];
 	bool lost = false;
 
 	for (;;) {
-		ssize_t n = recv(ev->fd, buf, sizeof(buf), 0);
+		int n;
 
+		for (int i = 0; i < EV_BATCH; i++) {
+			iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+			msgs[i] = (struct mmsghdr){ .msg_hdr.msg_iov = &iov[i],
+						    .msg_hdr.msg_iovlen = 1 };
+		}
+		n = recvmmsg(ev->fd, msgs, EV_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0 && errno == ENOBUFS) {
 			lost = true;
 			continue;
 		}
 		if (n <= 0)
 			break;
-		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf;
-		     NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
-			const struct cn_msg *cn = NLMSG_DATA(nh);
-			/* Copied: the event sits 4 bytes past an 8-byte
-			 * boundary, and holds a 64-bit time. */
-			struct proc_event pe = { 0 };
-			size_t len = nh->nlmsg_len - NLMSG_HDRLEN;
-
-			if (nh->nlmsg_type != NLMSG_DONE || len < sizeof(*cn) ||
-			    cn->id.idx != CN_IDX_PROC)
-				continue;
-			len -= sizeof(*cn);
-			len = len < cn->len ? len : cn->len;
-			memcpy(&pe, cn->data,
-			       len < sizeof(pe) ? len : sizeof(pe));
-			if (!on_event(ev, &pe, now))
+		for (int i = 0; i < n; i++)
+			if (!on_message(ev, bufs[i], msgs[i].msg_len, now))
 				lost = true;
-		}
+		/* Fewer than asked: the queue was empty just now. */
+		if (n < EV_BATCH)
+			break;
 	}
 	if (!lost)
 		return;

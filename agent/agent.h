@@ -16,6 +16,7 @@
 
 #include "common/hp_out.h"
 #include "packer/packer.h"
+#include "common/hp_log.h"
 #include "runtime/runtime.h"
 
 #define HP_STORE_DIR_DEFAULT "/var/lib/hpatch/patches"
@@ -254,6 +255,8 @@ struct hp_agent_conf {
 	const char *config_path;
 	bool config_optional; /* the default path: a missing file is ok */
 	bool journal;	      /* log to journald, notify systemd */
+	/* Where hp_log's messages go (NULL: stderr), as set by main. */
+	hp_log_sink_fn *log_sink;
 };
 
 /*

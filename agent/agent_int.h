@@ -1,7 +1,8 @@
 /*
  * hpatchd internals: the daemon's state, shared by its loop (ag_daemon.c),
- * the process-event connector (ag_procev.c), fallbacks (ag_fallback.c) and
- * what it publishes (ag_metrics.c).
+ * its tables (ag_table.c), inotify watches (ag_watch.c), the process-event
+ * connector (ag_procev.c), fallbacks (ag_fallback.c) and what it publishes
+ * (ag_metrics.c).
  */
 #ifndef HP_AGENT_INT_H
 #define HP_AGENT_INT_H
@@ -28,7 +29,8 @@ struct ag_proc {
 
 struct ag_track {
 	struct hp_track t;
-	uint64_t due_us; /* next try after a failure */
+	uint64_t due_us;  /* next try after a failure */
+	uint64_t busy_us; /* the current try's slices found it busy for */
 };
 
 /* A fallback already run: never again for this process and patch. */
@@ -104,6 +106,13 @@ struct ag_daemon {
 	 * exec of the same program watches nothing again. */
 	uint64_t watched[64];
 	size_t next_watched;
+	/* Library directories watched for files created or moved in (their
+	 * paths, for the files named as a patch's module in them). */
+	struct ag_dir {
+		int wd;
+		char *path;
+	} * dirs;
+	size_t nr_dirs;
 	bool sweep_marks;  /* this scan may drop the uninstall marks */
 	bool sweep_failed; /* ... unless a revert failed */
 	bool view_dirty;
@@ -152,7 +161,42 @@ int ag_procev_read(struct ag_daemon *d, uint64_t now);
 void ag_on_exec(struct ag_daemon *d, pid_t pid, uint64_t now);
 void ag_on_exit(struct ag_daemon *d, pid_t pid);
 
-/* ag_fallback.c. Return: 0 or -errno / -HP_E_* (reported). */
+/* ag_table.c: the processes and tracks of struct ag_daemon. */
+struct ag_proc *ag_find_proc(struct ag_daemon *d, pid_t pid);
+/* @pid's entry, added if new. Return: NULL when out of memory. */
+struct ag_proc *ag_add_proc(struct ag_daemon *d, pid_t pid);
+void ag_drop_tracks(struct ag_daemon *d, pid_t pid);
+/* An exited process is forgotten, so memory stays flat. */
+void ag_forget_proc(struct ag_daemon *d, pid_t pid);
+/* The track of (@pid, @id), added if new. Return: NULL when out of
+ * memory. */
+struct ag_track *ag_add_track(struct ag_daemon *d, pid_t pid, const char *id);
+void ag_set_track(struct ag_daemon *d, struct ag_track *t,
+		  enum hp_track_state st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Look at @pr at @at, or earlier if it is due earlier already. */
+void ag_schedule(struct ag_proc *pr, uint64_t at);
+
+/* ag_watch.c: inotify, for dlopen()s and the store. */
+void ag_follow_loader(struct ag_daemon *d, struct ag_proc *pr, uint64_t now);
+/* @exe's directory and ../lib; NULL: the default library directories. */
+void ag_watch_lib_dirs(struct ag_daemon *d, const char *exe);
+void ag_watch_modules(struct ag_daemon *d, const char *modules,
+		      const char *exe);
+/* Read the inotify events: set d->store_due_us, d->sweep_due_us. */
+void ag_on_inotify(struct ag_daemon *d, uint64_t now);
+/* After the store changed: watch the files its patches' libraries are
+ * named in each directory watched. */
+void ag_watch_names(struct ag_daemon *d);
+void ag_watch_release(struct ag_daemon *d);
+
+/* ag_fallback.c: after the last retry, the policy's fallback, once. */
+void ag_load_fallbacks(struct ag_daemon *d);
+void ag_read_unit(struct ag_proc *pr);
+void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
+		     struct ag_track *t, const struct hp_store_entry *e,
+		     const struct hp_rt_result *res);
+/* Return: 0 or -errno / -HP_E_* (reported). */
 int ag_restart_unit(const char *unit);
 int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		   const char *unit, const char *reason);

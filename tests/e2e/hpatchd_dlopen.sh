@@ -7,7 +7,8 @@
 # the sweep for the first. The sweep follows the library's close, which
 # a loader does once every segment is mapped, not its open: on a loaded
 # host the mapping comes long after the open (a loader 1 s slow between
-# the two is patched all the same).
+# the two is patched all the same). A library copied into a directory
+# after it was watched is seen too.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -45,5 +46,20 @@ check "a dlopen is patched without the periodic rescan" wait_until 10 has_patch 
 check "... and one right after the sweep for it" wait_until 10 has_patch "$U3" "$id"
 start_target "$T/bin/hostile" "$T/slow.log" slowload "$T/bin/libtlslib-v1.so" 1000
 check "a library mapped 1 s after its open is patched" wait_until 10 has_patch "$TARGET_PID" "$id"
-exec 11>&- 12>&- 13>&-
+# A library copied in after its directory was first watched (the
+# directory is watched for new files, not for every open in it).
+mkdir "$T/bin/late"
+cp "$HP_TD/lib_user" "$T/bin/late/"
+mkfifo "$T/in4"
+"$T/bin/late/lib_user" <"$T/in4" >"$T/u4.log" 2>&1 &
+PIDS+=($!)
+U4=$!
+exec 14>"$T/in4"
+sleep 0.6 # past the rescans that follow an exec: its directory watched
+cp "$HP_TD/libgreet-v1.so" "$HP_TD/libtlslib-v1.so" "$T/bin/late/"
+sleep 0.1
+echo load >&14
+check "a library new in a watched directory: loaded" wait_until 10 grep -q loaded "$T/u4.log"
+check "... and its dlopen patched without the periodic rescan" wait_until 10 has_patch "$U4" "$id"
+exec 11>&- 12>&- 13>&- 14>&-
 finish
