@@ -132,6 +132,10 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 bool hp_task_gone(pid_t tid);
 /* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
 long hp_task_status_field(pid_t tid, const char *key);
+/* The same for each of @keys (@nr of them) into @vals, from one read of
+ * the file: a thread's "Seccomp:" and its process's "Threads:", say. */
+void hp_task_status_fields(pid_t tid, const char *const *keys, long *vals,
+			   size_t nr);
 /* A hexadecimal mask of /proc/TID/status ("SigPnd:"), 0 if unreadable. */
 uint64_t hp_task_status_mask(pid_t tid, const char *key);
 /* Whether the task (or its /proc/TID/stat line) has memory of its own. */
