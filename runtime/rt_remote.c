@@ -47,6 +47,7 @@ static pid_t call_tid(pid_t pid)
 /* Let go of the thread a session stopped (not one of a borrowed world). */
 static void let_go(struct hp_remote *r)
 {
+	hp_pt_wake_keep(false);
 	hp_prio_restore(r->t.tid, &r->prio);
 	hp_pt_release(&r->t);
 	hp_pt_reap(&r->t, 1);
@@ -68,6 +69,7 @@ static int hold(struct hp_remote *r, pid_t tid)
 	if (!rc) {
 		/* Raised first, it also reaches the stop without waiting. */
 		hp_prio_raise(r->t.tid, &r->prio);
+		hp_pt_wake_keep(true);
 		r->stopped_at = hp_now_us();
 		rc = hp_pt_interrupt(&r->t);
 	}
@@ -123,6 +125,7 @@ int hp_remote_to_world(struct hp_remote *r, struct hp_world *w)
 		return -ENOMEM;
 	/* Its own priority again: from here it runs only to step out of a
 	 * jump site, or for an unwind registration, as in any stop. */
+	hp_pt_wake_keep(false);
 	hp_prio_restore(r->t.tid, &r->prio);
 	*t = r->t;
 	t->regs = t->inj_regs;
