@@ -264,7 +264,9 @@ void hp_perfmap_add(const struct hp_proc *proc, const char *patch_id,
  * waits for the thread to get a CPU, so fewer stops is faster. For the
  * same reason a thread stopped for the session runs SCHED_FIFO while it
  * runs only our calls (each a single step), and gets its own scheduling
- * back before it runs its own code again.
+ * back before it runs its own code again. (Three system calls per session:
+ * apply --all over 200 one-thread services at a load of 80 took 1660 us a
+ * process with it, 1940 without, for the same CPU time.)
  */
 struct hp_remote {
 	pid_t pid;
