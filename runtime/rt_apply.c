@@ -3,7 +3,8 @@
  * the stop (finding the module by build-id, checking the original bytes,
  * choosing the hole, relocating, mapping and writing the image through one
  * briefly stopped thread); the world is stopped only to check that no
- * thread is inside the functions and to write the jumps.
+ * thread is inside the functions and to write the jumps. A process of one
+ * thread is stopped once for both (map_all).
  */
 #include "runtime/rt_lifecycle.h"
 #include "common/hp_arch_x86_64.h"
@@ -67,7 +68,7 @@ static bool jumps_into(const struct hp_proc *proc, const struct hp_prep *pr)
  * and its library takes effect (or fails) as one.
  */
 static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
-		      struct hp_prep *prs, uint32_t nr,
+		      struct hp_prep *prs, uint32_t nr, struct hp_world *held,
 		      struct hp_rt_result *res)
 {
 	struct hp_busy_range *ranges = NULL;
@@ -82,6 +83,7 @@ static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
 					 .nr_ranges = prs[0].nr_ranges,
 					 .recs = prs[0].recs,
 					 .nr_recs = prs[0].nr_recs,
+					 .held = held,
 				 },
 				 res);
 	for (uint32_t i = 0; i < nr; i++) {
@@ -108,17 +110,17 @@ static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		       &(struct hp_switch){ .ranges = ranges,
 					    .nr_ranges = nr_ranges,
 					    .recs = recs,
-					    .nr_recs = (uint32_t)nr_recs },
+					    .nr_recs = (uint32_t)nr_recs,
+					    .held = held },
 		       res);
 	free(ranges);
 	free(recs);
 	return rc;
 }
 
-/* Everything up to the stop for one module: checks, plan, region. */
+/* Everything before any stop for one module: checks, plan, region. */
 static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
-			  const struct hp_rt_opts *opts, struct hp_prep *pr,
-			  struct hp_rt_result *res)
+			  const struct hp_rt_opts *opts, struct hp_prep *pr)
 {
 	int rc;
 
@@ -131,13 +133,69 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 	if (!rc)
 		rc = hp_prep_plan(p, proc, pr->m, pr);
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
-		rc = hp_region_map(p, proc, pr);
-	/* Before the switch: the unwinder knows the code before any thread
-	 * can run it, and the call needs the other threads running. */
-	if (!rc && pr->mapped)
-		rc = hp_unwind_register(proc, pr);
-	if (!rc && !res->region)
-		res->region = pr->region;
+		rc = hp_unwind_find(proc, pr);
+	return rc;
+}
+
+/*
+ * Map every module's region through one stopped thread. When that thread
+ * is its process's only one (most services; a process hpatchd meets at
+ * its exec), it stays stopped: *@held is the world of the switch, which
+ * then stops nothing itself (one stop where there were two). Else it
+ * runs on, and the switch stops every thread, briefly.
+ */
+static int map_all(const struct hp_patch *p, struct hp_proc *proc,
+		   struct hp_prep *prs, uint32_t nr, struct hp_world *held)
+{
+	struct hp_remote rm = { .open = false };
+	int rc = 0;
+
+	for (uint32_t k = 0; k < nr && !rc; k++) {
+		/* Before the stop for the first: a delay there (tests) keeps
+		 * no thread stopped. */
+		rc = hp_rt_fault("mmap");
+		if (!rc && !rm.open)
+			rc = hp_remote_begin(proc, &rm);
+		if (!rc)
+			rc = hp_region_map(p, proc, &prs[k], &rm);
+	}
+	if (!rc && rm.nr_threads == 1 && !hp_remote_to_world(&rm, held))
+		hp_dbg(HP_DBG_PTRACE,
+		       "pid %d: one thread: mapped, and switched in the same "
+		       "stop",
+		       (int)proc->pid);
+	hp_remote_end(&rm);
+	return rc;
+}
+
+/*
+ * Before the switch, so that the unwinder knows the code before any thread
+ * can run it: through the held thread, or (none, or unfit: then it is let
+ * go) a thread stopped for the call while the others run.
+ */
+static int register_all(struct hp_proc *proc, struct hp_prep *prs, uint32_t nr,
+			struct hp_world *held)
+{
+	int rc = 0;
+
+	for (uint32_t k = 0; k < nr && !rc; k++) {
+		struct hp_thread *t =
+			held->nr_threads ? &held->threads[0] : NULL;
+
+		if (!prs[k].mapped)
+			continue; /* a dry run */
+		rc = hp_unwind_register(proc, &prs[k], t);
+		if (rc == 1) {
+			hp_world_resume(held);
+			rc = hp_unwind_register(proc, &prs[k], NULL);
+		} else if (!rc && t && prs[k].unwind_registered &&
+			   hp_task_status_field(t->tid, "Threads:") != 1) {
+			/* The target's own code ran in it: it may have
+			 * started a thread, which the held world would not
+			 * hold. The switch stops every thread. */
+			hp_world_resume(held);
+		}
+	}
 	return rc;
 }
 
@@ -162,15 +220,15 @@ static int find_modules(const struct hp_patch *p, const struct hp_proc *proc,
 					  : "");
 }
 
-/* Prepare and map every module; one applied already is left out. */
+/* Prepare every module; one applied already is left out. */
 static int prepare_all(const struct hp_patch *p, struct hp_proc *proc,
 		       const struct hp_rt_opts *opts, struct hp_prep *prs,
-		       uint32_t *nr, struct hp_rt_result *res)
+		       uint32_t *nr)
 {
 	int rc = 0;
 
 	for (uint32_t k = 0; k < *nr && !rc;) {
-		rc = prepare_module(p, proc, opts, &prs[k], res);
+		rc = prepare_module(p, proc, opts, &prs[k]);
 		if (rc != -HP_E_APPLIED) {
 			k++;
 			continue;
@@ -288,6 +346,8 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 {
 	struct hp_proc proc;
 	struct hp_rt_lock lk = { .fd = -1 };
+	/* The process's only thread, stopped to map the patch (map_all). */
+	struct hp_world held = { .status_fd = -1, .task_fd = -1 };
 	struct hp_prep *prs = calloc(p->nr_modules, sizeof(*prs));
 	const bool scanned = opts->flags & HP_RT_SCANNED;
 	uint32_t nr = 0;
@@ -319,11 +379,21 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	rc = find_modules(p, &proc, prs, &nr);
 	t[1] = hp_now_us();
 	if (!rc)
-		rc = prepare_all(p, &proc, opts, prs, &nr, res);
+		rc = prepare_all(p, &proc, opts, prs, &nr);
+	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
+		rc = map_all(p, &proc, prs, nr, &held);
+	if (!rc)
+		rc = register_all(&proc, prs, nr, &held);
+	/* (Mapping may have moved it, to a hole found free again.) */
+	if (nr && (!rc || prs[0].mapped))
+		res->region = prs[0].region;
 	t[2] = hp_now_us();
 	describe_modules(res, prs, nr);
 	if (!rc)
-		rc = switch_all(&proc, opts, prs, nr, res);
+		rc = switch_all(&proc, opts, prs, nr, &held, res);
+	/* Not taken by a switch (a failure before): let go before the undo. */
+	if (held.nr_threads)
+		hp_world_resume(&held);
 	t[3] = hp_now_us();
 	hp_dbg(HP_DBG_TIMING,
 	       "pid %d: apply: open %llu us, prepare and map %llu us, "

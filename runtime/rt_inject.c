@@ -140,7 +140,7 @@ static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		return rc;
 	if (!rc && ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 		return -errno;
-	r = !rc ? hp_pt_wait_until(t, &status, deadline) : 0;
+	r = !rc ? hp_pt_wait_resumed(t, &status, deadline) : 0;
 	hp_pt_wake_disarm();
 	if (r == 0) {
 		/* Still running our instruction, in the kernel: it stops

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -59,8 +60,15 @@ void hp_rt_set_faults(const char *fault, const char *delay)
 
 int hp_rt_fault(const char *step)
 {
+	struct timespec left = { (time_t)(faults.delay_ms / 1000),
+				 (long)(faults.delay_ms % 1000) * 1000000 };
+
+	/* The whole delay: a signal of hpatch's own (the wake-up timer of
+	 * ptrace waits, kept armed through a remote session) ends a sleep
+	 * early, with EINTR. */
 	if (faults.delay_step[0] && !strcmp(faults.delay_step, step))
-		usleep((useconds_t)faults.delay_ms * 1000);
+		while (nanosleep(&left, &left) && errno == EINTR)
+			;
 	if (!faults.step[0] || strcmp(faults.step, step) ||
 	    ++faults.hits != faults.nth)
 		return 0;

@@ -57,6 +57,18 @@ static struct {
 	uint64_t armed; /* CLOCK_MONOTONIC us it fires at, 0: disarmed */
 } wake;
 
+/*
+ * A run of waits for one thread's steps (hp_pt_wake_keep): the timer, once
+ * armed, stays armed for the next wait, unless that wait must end sooner.
+ * Armed for sooner (an earlier wait's bound, not yet passed), it ends a
+ * wait early at worst, which the wait takes as any wake. A step takes
+ * microseconds: re-arming and disarming around each, two system calls,
+ * cost more than the step's own wait. While kept, a sleep of the loader
+ * may end early (EINTR): nothing between the steps of a session sleeps
+ * but hp_rt_fault's test delays, which sleep on.
+ */
+static bool wake_kept;
+
 static void wake_nop(int sig)
 {
 	(void)sig;
@@ -97,6 +109,7 @@ void hp_pt_wake_release(void)
 	 * the signal's own bit of the mask is put back: the rest may have
 	 * changed since (a run of operations holds signals around each). */
 	timer_delete(wake.timer);
+	wake_kept = false;
 	sigemptyset(&set);
 	sigaddset(&set, HP_PT_WAKE_SIG);
 	if (wake.was_blocked)
@@ -105,14 +118,17 @@ void hp_pt_wake_release(void)
 	wake.installed = false;
 }
 
-/* Interrupt this thread's blocking call at @at_us. Return: 0 or -errno. */
-static int wake_at(uint64_t at_us)
+/* Interrupt this thread's blocking call at @at_us (@now_us: the time).
+ * Return: 0 or -errno. */
+static int wake_at(uint64_t at_us, uint64_t now_us)
 {
 	struct itimerspec its = { 0 };
 	int rc = wake_install();
 
 	if (rc || wake.armed == at_us)
 		return rc;
+	if (wake_kept && wake.armed > now_us && wake.armed < at_us)
+		return 0;
 	its.it_value.tv_sec = (time_t)(at_us / 1000000);
 	its.it_value.tv_nsec = (long)(at_us % 1000000) * 1000;
 	if (timer_settime(wake.timer, TIMER_ABSTIME, &its, NULL) < 0)
@@ -127,8 +143,15 @@ void hp_pt_wake_disarm(void)
 {
 	const struct itimerspec off = { 0 };
 
-	if (wake.armed && !timer_settime(wake.timer, 0, &off, NULL))
+	if (!wake_kept && wake.armed &&
+	    !timer_settime(wake.timer, 0, &off, NULL))
 		wake.armed = 0;
+}
+
+void hp_pt_wake_keep(bool on)
+{
+	wake_kept = on;
+	hp_pt_wake_disarm();
 }
 
 void hp_pt_set_deadline(uint64_t deadline_us)
@@ -155,19 +178,20 @@ void hp_pt_set_call_bound(long bound_ms)
 }
 
 /*
- * waitpid(@tid) until @deadline: one WNOHANG (most waits of a stop find
- * the thread stopped already: every thread was interrupted first), else
- * one blocking waitpid that the timer ends. A leader that exited while
- * others live never reports: it is looked at after 1 ms without a
- * report, then every 10 ms (not before each wait: reading its state costs
- * more than the wait). Without a timer (timer_create refused) the wait
- * polls every 100 us. Return: the pid, 0 at the deadline, -1 with errno.
+ * waitpid(@tid) until @deadline: with @poll one WNOHANG first (most waits
+ * of a stop find the thread stopped already: every thread was interrupted
+ * first), then blocking waitpids that the timer ends. A leader that
+ * exited while others live never reports: it is looked at after 1 ms
+ * without a report, then every 10 ms (not before each wait: reading its
+ * state costs more than the wait). Without a timer (timer_create refused)
+ * the wait polls every 100 us. Return: the pid, 0 at the deadline, -1
+ * with errno.
  */
-pid_t hp_pt_wait_until(const struct hp_thread *t, int *status,
-		       uint64_t deadline)
+static pid_t wait_until(const struct hp_thread *t, int *status,
+			uint64_t deadline, bool poll)
 {
-	pid_t r = waitpid(t->tid, status, __WALL | WNOHANG);
-	uint64_t slice = 1000;
+	pid_t r = poll ? waitpid(t->tid, status, __WALL | WNOHANG) : 0;
+	uint64_t look_at = 0; /* a leader's next look at its state */
 
 	while (r == 0 || (r < 0 && errno == EINTR)) {
 		const uint64_t now = hp_now_us();
@@ -175,15 +199,18 @@ pid_t hp_pt_wait_until(const struct hp_thread *t, int *status,
 
 		if (now >= deadline)
 			return 0;
-		if (t->leader && slice > 1000 && hp_task_gone(t->tid)) {
-			errno = ESRCH;
-			return -1;
+		if (t->leader && !look_at) {
+			look_at = now + 1000;
+		} else if (t->leader && now >= look_at) {
+			if (hp_task_gone(t->tid)) {
+				errno = ESRCH;
+				return -1;
+			}
+			look_at = now + 10000;
 		}
-		if (t->leader && until > now + slice)
-			until = now + slice;
-		if (t->leader)
-			slice = 10000;
-		if (wake_at(until)) {
+		if (t->leader && until > look_at)
+			until = look_at;
+		if (wake_at(until, now)) {
 			usleep(100);
 			r = waitpid(t->tid, status, __WALL | WNOHANG);
 			continue;
@@ -191,6 +218,18 @@ pid_t hp_pt_wait_until(const struct hp_thread *t, int *status,
 		r = waitpid(t->tid, status, __WALL);
 	}
 	return r;
+}
+
+pid_t hp_pt_wait_until(const struct hp_thread *t, int *status,
+		       uint64_t deadline)
+{
+	return wait_until(t, status, deadline, true);
+}
+
+pid_t hp_pt_wait_resumed(const struct hp_thread *t, int *status,
+			 uint64_t deadline)
+{
+	return wait_until(t, status, deadline, false);
 }
 
 /* A wait within a stop's deadline (the timer stays armed for the next

@@ -253,32 +253,27 @@ static int protect(struct hp_remote *rm, hp_raddr_t addr, uint64_t len,
 }
 
 /*
- * Map and fill the region: header read-only, text read+execute, data
- * read+write. The header is read-only before its bytes are written: a
- * region is found by its read-only header (a kill of the loader after the
- * write leaves one found, inactive, as any interrupted apply).
+ * Map and fill the region through session @rm: header read-only, text
+ * read+execute, data read+write. The header is read-only before its
+ * bytes are written: a region is found by its read-only header (a kill
+ * of the loader after the write leaves one found, inactive, as any
+ * interrupted apply).
  */
 int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
-		  struct hp_prep *pr)
+		  struct hp_prep *pr, struct hp_remote *rm)
 {
 	const bool has_data = pr->m->data_size || pr->m->bss_size;
 	const hp_raddr_t text = pr->region + pr->hdr_size;
-	struct hp_remote rm;
-	int rc = hp_rt_fault("mmap");
+	int rc = map_at_hole(p, proc, pr, rm);
 
-	if (!rc)
-		rc = hp_remote_begin(proc, &rm);
 	if (rc)
 		return rc;
-	rc = map_at_hole(p, proc, pr, &rm);
-	if (rc)
-		goto out_end;
 	pr->mapped = true;
 	rc = hp_rt_fault("mprotect");
 	if (!rc)
-		rc = protect(&rm, pr->region, pr->hdr_size, PROT_READ);
+		rc = protect(rm, pr->region, pr->hdr_size, PROT_READ);
 	if (!rc && has_data)
-		rc = protect(&rm, text + pr->text_span,
+		rc = protect(rm, text + pr->text_span,
 			     pr->region_size - pr->hdr_size - pr->text_span,
 			     PROT_READ | PROT_WRITE);
 	if (!rc)
@@ -288,8 +283,6 @@ int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 	if (rc)
 		hp_error_rc(rc, "pid %d: cannot fill the patch region",
 			    (int)proc->pid);
-out_end:
-	hp_remote_end(&rm);
 	return rc;
 }
 

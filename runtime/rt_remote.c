@@ -9,6 +9,7 @@
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
+#include <linux/seccomp.h>
 #include <sys/syscall.h>
 
 #include <errno.h>
@@ -43,28 +44,33 @@ static pid_t call_tid(pid_t pid)
 	return tid;
 }
 
-int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
+/* Let go of the thread a session stopped (not one of a borrowed world). */
+static void let_go(struct hp_remote *r)
 {
-	/* The thread found live when the process was opened, unless it is
-	 * in strict mode, else one fit for calls (call_tid). */
-	pid_t tid = proc->tid && !hp_seccomp_strict(proc->tid)
-			    ? proc->tid
-			    : call_tid(proc->pid);
+	hp_pt_wake_keep(false);
+	hp_prio_restore(r->t.tid, &r->prio);
+	hp_pt_release(&r->t);
+	hp_pt_reap(&r->t, 1);
+}
+
+/*
+ * Stop @tid for a session, and read once, stopped, its seccomp mode (for
+ * every call's check) and its process's count of threads (one alone is
+ * the whole process: hp_remote_to_world). Return: 0, -ESRCH, -errno.
+ */
+static int hold(struct hp_remote *r, pid_t tid)
+{
+	static const char *const keys[] = { "Seccomp:", "Threads:" };
+	long vals[2];
 	int rc;
 
-	*r = (struct hp_remote){ .t = { .tid = tid,
-					.leader = tid == proc->pid } };
-	rc = hp_proc_find_syscall_insn(proc, &r->insn);
-	if (!rc)
-		rc = hp_pt_seize(&r->t);
-	if (rc == -ESRCH && (tid = call_tid(proc->pid)) != r->t.tid) {
-		r->t = (struct hp_thread){ .tid = tid,
-					   .leader = tid == proc->pid };
-		rc = hp_pt_seize(&r->t);
-	}
+	r->t = (struct hp_thread){ .tid = tid, .leader = tid == r->pid };
+	rc = hp_pt_seize(&r->t);
 	if (!rc) {
 		/* Raised first, it also reaches the stop without waiting. */
 		hp_prio_raise(r->t.tid, &r->prio);
+		hp_pt_wake_keep(true);
+		r->stopped_at = hp_now_us();
 		rc = hp_pt_interrupt(&r->t);
 	}
 	if (!rc)
@@ -73,12 +79,66 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	if (!rc)
 		rc = hp_pt_inject_begin(&r->t);
 	if (rc) {
-		hp_prio_restore(r->t.tid, &r->prio);
-		hp_pt_release(&r->t);
-		hp_pt_reap(&r->t, 1);
-		return rc == -ESRCH ? -HP_E_GONE : rc;
+		let_go(r);
+		return rc;
 	}
+	/* Stopped, it creates no thread: a count of one stays one. */
+	hp_task_status_fields(tid, keys, vals, 2);
+	r->t.seccomp_mode = (int)vals[0];
+	r->t.has_seccomp_mode = true;
+	r->nr_threads = vals[1];
+	return 0;
+}
+
+int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
+{
+	/* The thread found live when the process was opened, unless it has
+	 * exited since or is in strict mode: then one fit for calls
+	 * (call_tid). */
+	pid_t tid = proc->tid ? proc->tid : hp_proc_live_tid(proc->pid);
+	int rc;
+
+	*r = (struct hp_remote){ .pid = proc->pid };
+	rc = hp_proc_find_syscall_insn(proc, &r->insn);
+	if (!rc)
+		rc = hold(r, tid);
+	if (!rc && r->t.seccomp_mode == SECCOMP_MODE_STRICT &&
+	    (tid = call_tid(proc->pid)) != r->t.tid) {
+		let_go(r);
+		rc = hold(r, tid);
+	} else if (rc == -ESRCH && (tid = call_tid(proc->pid)) != r->t.tid) {
+		rc = hold(r, tid);
+	}
+	if (rc)
+		return rc == -ESRCH ? -HP_E_GONE : rc;
 	r->open = true;
+	return 0;
+}
+
+int hp_remote_to_world(struct hp_remote *r, struct hp_world *w)
+{
+	struct hp_thread *t = NULL;
+
+	HP_BUG_ON(!r->open || r->w || r->nr_threads != 1);
+	t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	/* Its own priority again: from here it runs only to step out of a
+	 * jump site, or for an unwind registration, as in any stop. */
+	hp_pt_wake_keep(false);
+	hp_prio_restore(r->t.tid, &r->prio);
+	*t = r->t;
+	t->regs = t->inj_regs;
+	t->has_regs = true;
+	*w = (struct hp_world){ .pid = r->pid,
+				.threads = t,
+				.nr_threads = 1,
+				.cap_threads = 1,
+				.stopped_at = r->stopped_at,
+				.status_fd = -1,
+				.task_fd = -1 };
+	hp_world_reserve_stacks(1);
+	r->open = false;
 	return 0;
 }
 
@@ -111,9 +171,7 @@ void hp_remote_end(struct hp_remote *r)
 {
 	if (r->open && !r->w) {
 		hp_pt_inject_end(&r->t);
-		hp_prio_restore(r->t.tid, &r->prio);
-		hp_pt_release(&r->t);
-		hp_pt_reap(&r->t, 1);
+		let_go(r);
 	}
 	r->open = false;
 }

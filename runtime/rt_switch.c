@@ -140,25 +140,38 @@ static void report_attempt(const struct attempt *a, const struct hp_proc *proc,
 	       (unsigned long long)(t0 + res->pause_us - a->t_write));
 }
 
+/* The world the caller stopped (once: later tries stop their own). */
+static void take_held(struct attempt *a, struct hp_world *held)
+{
+	a->w = *held;
+	*held = (struct hp_world){ .pid = held->pid,
+				   .status_fd = -1,
+				   .task_fd = -1 };
+}
+
 /* Stop, switch, resume: one try. */
 static int try_switch(struct attempt *a, struct hp_proc *proc,
 		      const struct hp_rt_opts *opts, const struct hp_switch *sw,
 		      struct hp_rt_result *res)
 {
 	const bool active = opts->flags & HP_RT_ALLOW_ACTIVE;
-	int rc;
+	const bool held = sw->held && sw->held->nr_threads;
+	int rc = 0;
 
 	res->nr_tries++;
 	a->who = (struct hp_who){ 0 };
 	a->busy = NULL;
 	a->busy_tid = 0;
-	rc = hp_world_prepare(&a->w, proc->pid, a->deadline);
+	if (held)
+		take_held(a, sw->held);
+	else
+		rc = hp_world_prepare(&a->w, proc->pid, a->deadline);
 	/* Threads may stay in the functions: then, without old patch
 	 * regions to keep, the stop reads each thread's instruction and
 	 * stack pointers alone, and the stacks are searched for returns
 	 * into the functions after it, outside the pause. */
 	a->w.ip_only = active && !sw->nr_keep;
-	if (!rc)
+	if (!rc && !held)
 		rc = hp_world_stop(&a->w);
 	if (rc)
 		return rc;
@@ -187,8 +200,11 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	int rc;
 
 	a.sites = calloc(sw->nr_recs + 1, sizeof(*a.sites));
-	if (!a.sites)
+	if (!a.sites) {
+		if (sw->held && sw->held->nr_threads)
+			hp_world_resume(sw->held);
 		return -ENOMEM;
+	}
 	while ((rc = try_switch(&a, proc, opts, sw, res)) == -HP_E_BUSY) {
 		res->busy_tid = a.busy ? a.busy_tid : a.w.stuck_tid;
 		snprintf(res->busy_func, sizeof(res->busy_func), "%s",

@@ -40,28 +40,38 @@ bool hp_task_gone(pid_t tid)
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
-/* The value after @key in /proc/TID/status, in @buf; NULL if none. */
-static const char *status_value(pid_t tid, const char *key, char *buf,
-				size_t size)
+/* /proc/@tid/status into @buf (NUL-terminated). Return: false if unread. */
+static bool read_status(pid_t tid, char *buf, size_t size)
 {
-	const size_t klen = strlen(key);
-	char path[48], *p = NULL;
+	char path[48];
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return NULL;
+		return false;
 	n = read(fd, buf, size - 1);
 	close(fd);
-	if (n <= 0)
-		return NULL;
-	buf[n] = 0;
-	for (p = buf; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+	buf[n > 0 ? n : 0] = 0;
+	return n > 0;
+}
+
+/* The value after @key in the status text @buf; NULL if none. */
+static const char *status_find(const char *buf, const char *key)
+{
+	const size_t klen = strlen(key);
+
+	for (const char *p = buf; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
 		if (!strncmp(p, key, klen))
 			return p + klen;
 	return NULL;
+}
+
+static const char *status_value(pid_t tid, const char *key, char *buf,
+				size_t size)
+{
+	return read_status(tid, buf, size) ? status_find(buf, key) : NULL;
 }
 
 long hp_task_status_field(pid_t tid, const char *key)
@@ -70,6 +80,19 @@ long hp_task_status_field(pid_t tid, const char *key)
 	const char *v = status_value(tid, key, buf, sizeof(buf));
 
 	return v ? strtol(v, NULL, 10) : -1;
+}
+
+void hp_task_status_fields(pid_t tid, const char *const *keys, long *vals,
+			   size_t nr)
+{
+	char buf[4096];
+	const bool read = read_status(tid, buf, sizeof(buf));
+
+	for (size_t i = 0; i < nr; i++) {
+		const char *v = read ? status_find(buf, keys[i]) : NULL;
+
+		vals[i] = v ? strtol(v, NULL, 10) : -1;
+	}
 }
 
 uint64_t hp_task_status_mask(pid_t tid, const char *key)

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -23,14 +24,6 @@
 /* Stack words scanned for a return into the unwinder, from the SP. */
 #define HP_UNWIND_SCAN_BYTES (512u << 10)
 #define HP_UNWIND_VERSION "GCC_3.0"
-
-struct unwinder {
-	hp_raddr_t reg;	  /* __register_frame_info */
-	hp_raddr_t dereg; /* __deregister_frame_info */
-	hp_raddr_t lo;	  /* its module's mapped range */
-	hp_raddr_t hi;
-	char path[256];
-};
 
 /* Is libgcc_s mapped? Its basename, as ld.so loads it. */
 static const struct hp_map *find_libgcc(const struct hp_proc *proc)
@@ -45,12 +38,12 @@ static const struct hp_map *find_libgcc(const struct hp_proc *proc)
 }
 
 /* The unwinder the process has loaded. Return: 0, 1 (none), -HP_E_NOSYM. */
-static int find_unwinder(const struct hp_proc *proc, struct unwinder *u)
+static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
 {
 	const struct hp_map *lib = find_libgcc(proc);
 	int rc;
 
-	*u = (struct unwinder){ 0 };
+	*u = (struct hp_unwinder){ 0 };
 	if (!lib)
 		return 1;
 	rc = hp_proc_find_symbol(proc, "__register_frame_info",
@@ -82,15 +75,18 @@ static int find_unwinder(const struct hp_proc *proc, struct unwinder *u)
  * seccomp strict mode: the call's first allocation would kill it.
  */
 static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
-			const struct unwinder *u)
+			const struct hp_unwinder *u)
 {
 	const struct hp_map *stack = NULL;
 	uint64_t *words = NULL;
 	size_t len;
 	bool fit = true;
 
-	if (hp_seccomp_strict(t->tid) || hp_pt_get_regs(t) ||
-	    (long long)t->regs.orig_rax < 0 ||
+	const bool strict = t->has_seccomp_mode
+				    ? t->seccomp_mode == SECCOMP_MODE_STRICT
+				    : hp_seccomp_strict(t->tid);
+
+	if (strict || hp_pt_get_regs(t) || (long long)t->regs.orig_rax < 0 ||
 	    (t->regs.rip >= u->lo && t->regs.rip < u->hi))
 		return false;
 	stack = hp_proc_find_map(proc, t->regs.rsp);
@@ -116,7 +112,7 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
  * every other thread runs. Return: 0, -HP_E_BUSY (none fit, reported),
  * -HP_E_GONE, -errno.
  */
-static int call_in_target(struct hp_proc *proc, const struct unwinder *u,
+static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 			  hp_raddr_t fn, long a0, long a1, long *ret)
 {
 	const long args[2] = { a0, a1 };
@@ -153,18 +149,14 @@ static int call_in_target(struct hp_proc *proc, const struct unwinder *u,
 	return rc == -ESRCH ? -HP_E_GONE : rc;
 }
 
-int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr)
+int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr)
 {
-	struct unwinder u;
-	size_t at;
-	long ret = 0;
 	int rc;
 
+	pr->has_unwinder = false;
 	if (!pr->unwind)
 		return 0;
-	at = (size_t)((uint8_t *)pr->unwind - pr->buf);
-	rc = hp_rt_fault("unwind");
-	rc = rc ?: find_unwinder(proc, &u);
+	rc = find_unwinder(proc, &pr->unwinder);
 	if (rc == 1) {
 		hp_log(HP_LOG_INFO,
 		       "pid %d: no unwinder loaded (libgcc_s): patched frames "
@@ -172,10 +164,38 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr)
 		       (int)proc->pid);
 		return 0;
 	}
-	rc = rc
-		     ?: call_in_target(proc, &u, u.reg,
-				       (long)pr->unwind->eh_addr,
-				       (long)pr->unwind->obj_addr, &ret);
+	pr->has_unwinder = !rc;
+	return rc ? hp_error_rc(rc,
+				"pid %d: cannot register the patch's unwind "
+				"table",
+				(int)proc->pid)
+		  : 0;
+}
+
+int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
+		       struct hp_thread *held)
+{
+	const long args[2] = { pr->unwind ? (long)pr->unwind->eh_addr : 0,
+			       pr->unwind ? (long)pr->unwind->obj_addr : 0 };
+	const struct hp_unwinder u = pr->unwinder;
+	size_t at;
+	long ret = 0;
+	int rc;
+
+	if (!pr->unwind || !pr->has_unwinder)
+		return 0;
+	at = (size_t)((uint8_t *)pr->unwind - pr->buf);
+	rc = hp_rt_fault("unwind");
+	/* The process's one thread, held: fit, or the caller lets it go and
+	 * asks again (the next stop may find it waiting). */
+	if (!rc && held && !fit_to_call(proc, held, &u))
+		return 1;
+	if (!rc && held) {
+		rc = hp_pt_call(held, u.reg, args, HP_UNWIND_CALL_US, &ret);
+		rc = rc == -ESRCH ? -HP_E_GONE : rc;
+	} else if (!rc) {
+		rc = call_in_target(proc, &u, u.reg, args[0], args[1], &ret);
+	}
 	if (rc)
 		return hp_error_rc(rc,
 				   "pid %d: cannot register the patch's "
@@ -205,7 +225,7 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 				 hdr->nr_funcs * sizeof(struct hp_rt_func) +
 				 offsetof(struct hp_rt_unwind, deregister);
 	const uint64_t zero = 0;
-	struct unwinder uw;
+	struct hp_unwinder uw;
 	long ret = 0;
 	int rc;
 

@@ -132,6 +132,10 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 bool hp_task_gone(pid_t tid);
 /* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
 long hp_task_status_field(pid_t tid, const char *key);
+/* The same for each of @keys (@nr of them) into @vals, from one read of
+ * the file: a thread's "Seccomp:" and its process's "Threads:", say. */
+void hp_task_status_fields(pid_t tid, const char *const *keys, long *vals,
+			   size_t nr);
 /* A hexadecimal mask of /proc/TID/status ("SigPnd:"), 0 if unreadable. */
 uint64_t hp_task_status_mask(pid_t tid, const char *key);
 /* Whether the task (or its /proc/TID/stat line) has memory of its own. */
@@ -185,8 +189,15 @@ extern uint64_t hp_pt_call_max_us;
 /* Wait for @t's next report until @deadline, in us (a timer wakes us). */
 pid_t hp_pt_wait_until(const struct hp_thread *t, int *status,
 		       uint64_t deadline);
-/* Disarm the wake-up timer of hp_pt_wait_until. */
+/* The same for @t just resumed (a step, a call), which cannot have
+ * stopped yet: no WNOHANG first. */
+pid_t hp_pt_wait_resumed(const struct hp_thread *t, int *status,
+			 uint64_t deadline);
+/* Disarm the wake-up timer of hp_pt_wait_until (unless kept). */
 void hp_pt_wake_disarm(void);
+/* Keep it armed between the waits of a run of steps of one thread (a
+ * remote session), or no longer (then disarm it). */
+void hp_pt_wake_keep(bool on);
 /* One word of @tid's user area at @off (PTRACE_PEEKUSER). */
 int hp_pt_peek_user(pid_t tid, size_t off, unsigned long long *out);
 /* Put back the signal mask @saved of stopped @t. */

@@ -401,6 +401,56 @@ static void test_wake_release_mask(void **state)
 			 sigismember(&before, wake_sig));
 }
 
+/* A child that exits after @ms, or (0) waits to be killed. */
+static pid_t child_for(int ms)
+{
+	pid_t child = fork();
+
+	if (!child) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* not left behind */
+		if (ms)
+			usleep((useconds_t)ms * 1000);
+		else
+			pause();
+		_exit(0);
+	}
+	return child;
+}
+
+/*
+ * Kept through a remote session, the wake-up timer is not re-armed for a
+ * later bound, but is for a sooner one; and once the session lets it go,
+ * no signal of it ends a sleep of the loader's.
+ */
+static void test_wake_keep(void **state)
+{
+	struct hp_thread t = { 0 };
+	struct timespec nap = { 0, 150 * 1000000L };
+	const pid_t quick = child_for(10), late = child_for(20),
+		    never = child_for(0);
+	uint64_t t0;
+	int status = 0;
+
+	(void)state;
+	assert_true(quick > 0 && late > 0 && never > 0);
+	hp_pt_wake_keep(true);
+	t.tid = quick; /* reports long before the bound: the timer stays */
+	assert_int_equal(hp_pt_wait_resumed(&t, &status, hp_now_us() + 100000),
+			 quick);
+	t.tid = never; /* a bound sooner than the armed one is kept */
+	t0 = hp_now_us();
+	assert_int_equal(hp_pt_wait_until(&t, &status, t0 + 5000), 0);
+	assert_true(hp_now_us() - t0 < 50000);
+	t.tid = late; /* armed again, 100 ms on, and left armed */
+	assert_int_equal(hp_pt_wait_resumed(&t, &status, hp_now_us() + 100000),
+			 late);
+	hp_pt_wake_keep(false); /* the session ends: disarmed */
+	assert_int_equal(nanosleep(&nap, NULL), 0);
+	hp_pt_wake_release();
+	kill(never, SIGKILL);
+	waitpid(never, &status, 0);
+}
+
 static void test_state_cached(void **state)
 {
 	char dir[] = "/tmp/hp-state-XXXXXX", path[64], tmp[80];
@@ -596,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_state_cached),
 		cmocka_unit_test(test_wake_release_mask),
+		cmocka_unit_test(test_wake_keep),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_stop_bound),

@@ -21,13 +21,15 @@
  *                worker), which prints a new ready line
  *   rtstats   -> "n=N sum=S bad=B": SIGRTMIN+1 signals received, the sum
  *                of their si_value, and how many came without SI_QUEUE
- * usage: svc [WORKERS [main-exits|main-strict|all-strict]]   prints "svc:
- * ready pid=N port=P" when listening; with main-exits the main thread
- * leaves (pthread_exit) and a thread of its own accepts, as some daemons
- * do; with main-strict a thread of its own accepts and the main thread
- * enters seccomp strict mode (read, write, exit only), waiting in a read;
- * all-strict is main-strict with no thread accepting (with 0 WORKERS,
- * every thread strict).
+ * usage: svc [WORKERS [main-exits|main-strict|all-strict|main-holds MS]]
+ * prints "svc: ready pid=N port=P" when listening; with main-exits the
+ * main thread leaves (pthread_exit) and a thread of its own accepts, as
+ * some daemons do; with main-strict a thread of its own accepts and the
+ * main thread enters seccomp strict mode (read, write, exit only), waiting
+ * in a read; all-strict is main-strict with no thread accepting (with 0
+ * WORKERS, every thread strict); with main-holds the main thread first
+ * sleeps MS inside hold() (with 0 WORKERS, the process's only thread),
+ * then accepts.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -313,5 +315,7 @@ int main(int argc, char **argv)
 				syscall(SYS_exit,
 					0); /* all strict mode allows */
 	}
+	if (argc > 3 && !strcmp(argv[2], "main-holds"))
+		hold(atoi(argv[3]));
 	acceptor((void *)(long)srv);
 }
