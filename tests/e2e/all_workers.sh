@@ -75,12 +75,12 @@ expect_exit 2 "--jobs 0 is a usage error" \
 for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 PIDS=()
 
-# A worker killed while it holds a process (attached, nothing switched):
+# A worker killed while it holds a process (locked, nothing switched):
 # that process fails, named with the worker; the other worker does the
 # rest.
 start_all 3
 : >"$T/audit.log"
-HPATCH_DELAY=seize:1500 "$HPATCH" apply --all --jobs 2 --trust "$T/trust" \
+HPATCH_DELAY=mmap:1500 "$HPATCH" apply --all --jobs 2 --trust "$T/trust" \
 	--json "$T/svc.hpatch" >"$T/kill.out" 2>"$T/kill.err" &
 h=$!
 workers=""
@@ -117,7 +117,7 @@ PIDS=()
 # SIGTERM while both workers hold a process: both finish theirs (reported,
 # in order), the third is not begun, and hpatch dies of the signal.
 start_all 3
-HPATCH_DELAY=seize:1000 "$HPATCH" apply --all --jobs 2 --trust "$T/trust" \
+HPATCH_DELAY=mmap:1000 "$HPATCH" apply --all --jobs 2 --trust "$T/trust" \
 	--json "$T/svc.hpatch" >"$T/term.out" 2>"$T/term.err" &
 h=$!
 sleep 0.5
