@@ -192,14 +192,24 @@ has_patch() {
 }
 no_patch() { ! "$HPATCH" status -p "$1" --json 2>/dev/null | grep -q '"state":"active"'; }
 
+# build_id_offset ELF: the file offset of ELF's build-id bytes, read from
+# the section headers (the id may hold any byte: no searching for it).
+build_id_offset() {
+	local off namesz
+	off=$(readelf -SW "$1" |
+		sed -n 's/.*\.note\.gnu\.build-id *NOTE *[0-9a-f]* \([0-9a-f]*\) .*/\1/p')
+	[ -n "$off" ] || { echo "build_id_offset: $1 has no .note.gnu.build-id" >&2; return 1; }
+	namesz=$(od -An -tu4 -j "$((16#$off))" -N4 "$1")
+	echo $((16#$off + 12 + (namesz + 3) / 4 * 4))
+}
+
 # unique_build NAME BIN PATCH [HPDIFF ARGS...]: a copy BIN of NAME-v1 with
 # a build-id of its own (4 random bytes), and a signed PATCH for it, so
 # that 'apply --all' finds this test's processes and no other test's.
 unique_build() {
-	local name=$1 bin=$2 out=$3 id at; shift 3
+	local name=$1 bin=$2 out=$3 at; shift 3
 	cp "$HP_TD/$name-v1" "$bin"
-	id=$(readelf -n "$bin" | sed -n 's/.*Build ID: \([0-9a-f]\{16\}\).*/\1/p')
-	at=$(LC_ALL=C grep -obUaP "$(echo "$id" | sed 's/../\\x&/g')" "$bin" | head -1 | cut -d: -f1)
+	at=$(build_id_offset "$bin")
 	head -c 4 /dev/urandom | dd of="$bin" bs=1 seek="$at" conv=notrunc 2>/dev/null
 	"$HPDIFF" --old "$HP_TD/CMakeFiles/$name-v1.objs.dir" \
 		--new "$HP_TD/CMakeFiles/$name-v2.objs.dir" \
