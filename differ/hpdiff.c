@@ -125,18 +125,93 @@ out_release:
 	return rc;
 }
 
+/* Why each refused change was refused, one line each, on stderr. */
+static void print_refusals(const struct hp_diff_report *report,
+			   const char *new_path, int rc)
+{
+	uint32_t foreign = 0;
+
+	for (uint32_t i = 0; i < report->nr_refused; i++)
+		foreign += report->refused[i].code == -HP_E_FOREIGN_BINARY;
+	if (foreign)
+		hp_error(rc,
+			 "%s: a binary was not linked from the old "
+			 "objects; no patch written",
+			 new_path);
+	else
+		hp_error(rc,
+			 "%s: %u change(s) cannot be hot-patched "
+			 "safely; see 'refused' above",
+			 new_path, report->nr_refused);
+	for (uint32_t i = 0; i < report->nr_refused; i++) {
+		const struct hp_diff_refusal *x = &report->refused[i];
+
+		if (x->demangled)
+			hp_error(rc, "%s: '%s' (%s): %s [%s]", x->object,
+				 x->demangled, x->symbol, x->message,
+				 hp_err_name(x->code));
+		else if (*x->symbol)
+			hp_error(rc, "%s: '%s': %s [%s]", x->object, x->symbol,
+				 x->message, hp_err_name(x->code));
+		else
+			hp_error(rc, "%s: %s [%s]", x->module, x->message,
+				 hp_err_name(x->code));
+		if (x->hint)
+			hp_hint("%s", x->hint);
+	}
+}
+
+/*
+ * Compare, print the report (also of a refusal or of no change, which
+ * explain themselves), and write the patch to @out if one was made.
+ * Return: the exit code.
+ */
+static int run(const struct hp_diff_opts *opts, const char *out,
+	       const char *key, bool json)
+{
+	struct hp_diff_report *report = NULL;
+	struct hp_patch *patch = NULL;
+	struct hp_out o;
+	int rc, status;
+
+	hp_diff_set_debug_root(getenv("HP_DEBUG_ROOT"));
+	rc = hp_diff_run(opts, &report, &patch);
+	if (report &&
+	    (rc == 0 || rc == -HP_E_REFUSED || rc == -HP_E_NOCHANGE)) {
+		hp_out_init(&o, stdout, json);
+		hp_diff_report_print(report, &o);
+		hp_out_finish(&o);
+	}
+	if (rc == -HP_E_REFUSED) {
+		print_refusals(report, opts->new_path, rc);
+		status = HP_EXIT_ERROR;
+	} else if (rc == -HP_E_NOCHANGE) {
+		hp_log(HP_LOG_INFO,
+		       "%s: no changed functions; no patch written",
+		       opts->new_path);
+		status = HP_EXIT_NOTHING;
+	} else if (rc) {
+		status = HP_EXIT_ERROR;
+	} else if (out) {
+		status = write_patch(out, key, patch) ? HP_EXIT_ERROR
+						      : HP_EXIT_OK;
+	} else {
+		status = HP_EXIT_OK;
+	}
+	hp_patch_free(patch);
+	hp_diff_report_free(report);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct hp_diff_opts opts = { 0 };
 	static struct hp_diff_module mods[HP_MAX_MODULES];
 	uint32_t nr_mods = 0;
 	const char *out = NULL, *key = NULL;
-	struct hp_diff_report *report = NULL;
-	struct hp_patch *patch = NULL;
 	long sequence = 0, expires = 0;
 	bool json = false;
 	char *id = NULL;
-	struct hp_out o;
 	int rc, status;
 	const struct hp_opt table[] = {
 		/* The module's own (HP_MODULE_OPTS): set by parse_args. */
@@ -195,64 +270,7 @@ int main(int argc, char **argv)
 		opts.patch_id = id;
 	}
 
-	hp_diff_set_debug_root(getenv("HP_DEBUG_ROOT"));
-	rc = hp_diff_run(&opts, &report, &patch);
-	if (report &&
-	    (rc == 0 || rc == -HP_E_REFUSED || rc == -HP_E_NOCHANGE)) {
-		hp_out_init(&o, stdout, json);
-		hp_diff_report_print(report, &o);
-		hp_out_finish(&o);
-	}
-	if (rc == -HP_E_REFUSED) {
-		uint32_t foreign = 0;
-
-		for (uint32_t i = 0; i < report->nr_refused; i++)
-			foreign +=
-				report->refused[i].code == -HP_E_FOREIGN_BINARY;
-		if (foreign)
-			hp_error(rc,
-				 "%s: a binary was not linked from the old "
-				 "objects; no patch written",
-				 opts.new_path);
-		else
-			hp_error(rc,
-				 "%s: %u change(s) cannot be hot-patched "
-				 "safely; see 'refused' above",
-				 opts.new_path, report->nr_refused);
-		for (uint32_t i = 0; i < report->nr_refused; i++) {
-			const struct hp_diff_refusal *x = &report->refused[i];
-
-			if (x->demangled)
-				hp_error(rc, "%s: '%s' (%s): %s [%s]",
-					 x->object, x->demangled, x->symbol,
-					 x->message, hp_err_name(x->code));
-			else if (*x->symbol)
-				hp_error(rc, "%s: '%s': %s [%s]", x->object,
-					 x->symbol, x->message,
-					 hp_err_name(x->code));
-			else
-				hp_error(rc, "%s: %s [%s]", x->module,
-					 x->message, hp_err_name(x->code));
-			if (x->hint)
-				hp_hint("%s", x->hint);
-		}
-		status = HP_EXIT_ERROR;
-	} else if (rc == -HP_E_NOCHANGE) {
-		hp_log(HP_LOG_INFO,
-		       "%s: no changed functions; no patch "
-		       "written",
-		       opts.new_path);
-		status = HP_EXIT_NOTHING;
-	} else if (rc) {
-		status = HP_EXIT_ERROR;
-	} else if (out) {
-		status = write_patch(out, key, patch) ? HP_EXIT_ERROR
-						      : HP_EXIT_OK;
-	} else {
-		status = HP_EXIT_OK;
-	}
-	hp_patch_free(patch);
-	hp_diff_report_free(report);
+	status = run(&opts, out, key, json);
 	free(id);
 	return status;
 }
