@@ -545,74 +545,76 @@ static int choose_object(struct unit *e, const char *elf, const char *tree)
 	return 0;
 }
 
-static int cmd_objects(int argc, char **argv)
+/*
+ * Read @elf's compile units into @u; refuse an ELF without DWARF or built
+ * with link-time optimisation (its objects hold no machine code).
+ */
+static int read_plain_units(const char *elf, struct units *u)
 {
-	struct units u = { 0 };
-	const char *elf, *tree;
-	const char **objs = NULL;
-	size_t nr_objs = 0, unmatched = 0, lto = 0;
-	int first, rc;
-	const struct hp_opt table[] = { { 0 } };
+	size_t lto = 0;
+	int rc = read_units(elf, u);
 
-	rc = hp_cli_parse("objects", "ELF TREE", table, argc, argv, &first);
-	if (rc >= 0)
-		return rc;
-	if (first != argc - 2)
-		return hp_cli_usage_error("objects", "expected ELF TREE");
-	elf = argv[first];
-	tree = argv[first + 1];
-	rc = read_units(elf, &u);
 	if (rc == -HP_E_NODEBUG) {
 		hp_error(rc, "'%s': no DWARF compile units", elf);
 		hp_hint("build with -g (Debian's default); give the unstripped "
 			"ELF or its debug file");
-		goto out;
+		return rc;
 	} else if (rc) {
-		hp_error_rc(rc, "'%s'", elf);
-		goto out;
+		return hp_error_rc(rc, "'%s'", elf);
 	}
-	for (size_t i = 0; i < u.nr; i++) {
-		if (strstr(u.v[i].producer, " -flto") && !lto++)
+	for (size_t i = 0; i < u->nr; i++) {
+		if (strstr(u->v[i].producer, " -flto") && !lto++)
 			hp_error(-HP_E_UNSUPPORTED,
 				 "'%s': '%s' was compiled with link-time "
 				 "optimisation ('%s'): its objects hold no "
 				 "machine code, and code moved across files",
-				 elf, u.v[i].name, u.v[i].producer);
+				 elf, u->v[i].name, u->v[i].producer);
 	}
 	if (lto) {
 		hp_hint("rebuild both versions with "
 			"DEB_BUILD_MAINT_OPTIONS=optimize=-lto; such a "
 			"build is not the one shipped, so no patch can be "
 			"proved for the shipped binary");
-		rc = -HP_E_UNSUPPORTED;
-		goto out;
+		return -HP_E_UNSUPPORTED;
 	}
-	walk.elf_units = &u;
+	return 0;
+}
+
+/* Find each unit of @u its object under @tree (e->object, or none). */
+static int match_objects(struct units *u, const char *elf, const char *tree)
+{
+	int rc = 0;
+
+	walk.elf_units = u;
 	walk.root_len = strlen(tree);
 	while (walk.root_len > 1 && tree[walk.root_len - 1] == '/')
 		walk.root_len--;
 	walk.rc = 0;
-	if (nftw(tree, walk_object, 32, FTW_PHYS) < 0) {
-		rc = hp_error_rc(-errno, "'%s'", tree);
-		goto out;
+	if (nftw(tree, walk_object, 32, FTW_PHYS) < 0)
+		return hp_error_rc(-errno, "'%s'", tree);
+	if (walk.rc)
+		return hp_error_rc(walk.rc, "'%s'", tree);
+	for (size_t i = 0; i < u->nr && !rc; i++) {
+		if (u->v[i].nr_cands == 1)
+			u->v[i].object = u->v[i].cands[0];
+		else if (u->v[i].nr_cands > 1)
+			rc = choose_object(&u->v[i], elf, tree);
 	}
-	if (walk.rc) {
-		rc = hp_error_rc(walk.rc, "'%s'", tree);
-		goto out;
-	}
-	for (size_t i = 0; i < u.nr && !rc; i++) {
-		if (u.v[i].nr_cands == 1)
-			u.v[i].object = u.v[i].cands[0];
-		else if (u.v[i].nr_cands > 1)
-			rc = choose_object(&u.v[i], elf, tree);
-	}
-	objs = rc ? NULL : calloc(u.nr, sizeof(*objs));
-	if (!objs) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < u.nr; i++) {
-		const struct unit *e = &u.v[i];
+	return rc;
+}
+
+/* Print the matched objects of @u, sorted, each once. */
+static int print_objects(const struct units *u, const char *elf,
+			 const char *tree)
+{
+	const char **objs = calloc(u->nr, sizeof(*objs));
+	size_t nr_objs = 0, unmatched = 0;
+	int rc = 0;
+
+	if (!objs)
+		return -ENOMEM;
+	for (size_t i = 0; i < u->nr; i++) {
+		const struct unit *e = &u->v[i];
 
 		if (!e->object) {
 			/* crt files, libgcc, static libraries of others */
@@ -629,7 +631,7 @@ static int cmd_objects(int argc, char **argv)
 		rc = hp_error(-HP_E_NODEBUG,
 			      "'%s': none of its %zu compile units has an "
 			      "object under '%s'",
-			      elf, u.nr, tree);
+			      elf, u->nr, tree);
 		hp_hint("give the build tree the package was built in, kept "
 			"after dpkg-buildpackage");
 		goto out;
@@ -639,14 +641,32 @@ static int cmd_objects(int argc, char **argv)
 		       "'%s': %zu of its %zu compile units have no object "
 		       "under '%s' (crt files, libgcc, other packages' static "
 		       "libraries: not this package's code; -v lists them)",
-		       elf, unmatched, u.nr, tree);
+		       elf, unmatched, u->nr, tree);
 	qsort(objs, nr_objs, sizeof(*objs), cmp_str);
 	for (size_t i = 0; i < nr_objs; i++)
 		if (!i || strcmp(objs[i], objs[i - 1]))
 			printf("%s\n", objs[i]);
-	rc = 0;
 out:
 	free(objs);
+	return rc;
+}
+
+static int cmd_objects(int argc, char **argv)
+{
+	struct units u = { 0 };
+	int first, rc;
+	const struct hp_opt table[] = { { 0 } };
+
+	rc = hp_cli_parse("objects", "ELF TREE", table, argc, argv, &first);
+	if (rc >= 0)
+		return rc;
+	if (first != argc - 2)
+		return hp_cli_usage_error("objects", "expected ELF TREE");
+	rc = read_plain_units(argv[first], &u);
+	if (!rc)
+		rc = match_objects(&u, argv[first], argv[first + 1]);
+	if (!rc)
+		rc = print_objects(&u, argv[first], argv[first + 1]);
 	units_release(&u);
 	return rc ? HP_EXIT_ERROR : HP_EXIT_OK;
 }
