@@ -110,6 +110,24 @@ static bool has_section(Elf *elf, const char *name)
 	return false;
 }
 
+/*
+ * Parse the command line of @cmd, a command without options that takes
+ * exactly @nr operands (@synopsis). Return: -1 parsed, the operands from
+ * argv[*first]; else the exit code.
+ */
+static int parse_operands(const char *cmd, const char *synopsis, int nr,
+			  int argc, char **argv, int *first)
+{
+	static const struct hp_opt none[] = { { 0 } };
+	int rc = hp_cli_parse(cmd, synopsis, none, argc, argv, first);
+
+	if (rc >= 0)
+		return rc;
+	if (*first != argc - nr)
+		return hp_cli_usage_error(cmd, "expected %s", synopsis);
+	return -1;
+}
+
 static int cmd_build_id(int argc, char **argv)
 {
 	struct elf_file f = { .fd = -1 };
@@ -117,13 +135,10 @@ static int cmd_build_id(int argc, char **argv)
 	char hex[2 * BUILD_ID_MAX + 1];
 	size_t len;
 	int first, rc;
-	const struct hp_opt table[] = { { 0 } };
 
-	rc = hp_cli_parse("build-id", "ELF", table, argc, argv, &first);
+	rc = parse_operands("build-id", "ELF", 1, argc, argv, &first);
 	if (rc >= 0)
 		return rc;
-	if (first != argc - 1)
-		return hp_cli_usage_error("build-id", "expected one ELF");
 	rc = elf_file_open(&f, argv[first], false);
 	len = rc ? 0 : find_build_id(f.elf, id, NULL);
 	elf_file_close(&f);
@@ -655,13 +670,10 @@ static int cmd_objects(int argc, char **argv)
 {
 	struct units u = { 0 };
 	int first, rc;
-	const struct hp_opt table[] = { { 0 } };
 
-	rc = hp_cli_parse("objects", "ELF TREE", table, argc, argv, &first);
+	rc = parse_operands("objects", "ELF TREE", 2, argc, argv, &first);
 	if (rc >= 0)
 		return rc;
-	if (first != argc - 2)
-		return hp_cli_usage_error("objects", "expected ELF TREE");
 	rc = read_plain_units(argv[first], &u);
 	if (!rc)
 		rc = match_objects(&u, argv[first], argv[first + 1]);
@@ -762,13 +774,10 @@ static int cmd_pin(int argc, char **argv)
 	size_t len, size = 0;
 	off_t off = 0;
 	int first, rc;
-	const struct hp_opt table[] = { { 0 } };
 
-	rc = hp_cli_parse("pin", "ELF BUILD-ID OUT", table, argc, argv, &first);
+	rc = parse_operands("pin", "ELF BUILD-ID OUT", 3, argc, argv, &first);
 	if (rc >= 0)
 		return rc;
-	if (first != argc - 3)
-		return hp_cli_usage_error("pin", "expected ELF BUILD-ID OUT");
 	in = argv[first];
 	hex = argv[first + 1];
 	out = argv[first + 2];
