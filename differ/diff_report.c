@@ -151,21 +151,9 @@ int hp_report_refuse(struct hp_diff_report *r, const char *symbol,
 	return 0;
 }
 
-void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
+/* The report's "modules" array. */
+static void print_modules(const struct hp_diff_report *r, struct hp_out *o)
 {
-	if (r->build_id)
-		hp_out_str(o, "build_id", "%s", r->build_id);
-	hp_out_u64(o, "objects_compared", r->nr_objects);
-	{
-		uint32_t proved = 0, funcs = 0;
-
-		for (uint32_t i = 0; i < r->nr_modules; i++) {
-			proved += r->modules[i].nr_proved;
-			funcs += r->modules[i].nr_proof_funcs;
-		}
-		hp_out_str(o, "binary_matches", "%u/%u functions", proved,
-			   funcs);
-	}
 	hp_out_begin_array(o, "modules");
 	for (uint32_t i = 0; i < r->nr_modules; i++) {
 		hp_out_begin_object(o, NULL);
@@ -180,6 +168,11 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);
+}
+
+/* The report's "functions" array. */
+static void print_functions(const struct hp_diff_report *r, struct hp_out *o)
+{
 	hp_out_begin_array(o, "functions");
 	for (uint32_t i = 0; i < r->nr_funcs; i++) {
 		const struct hp_diff_func *f = &r->funcs[i];
@@ -201,6 +194,11 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);
+}
+
+/* The report's "line_only" array. */
+static void print_line_only(const struct hp_diff_report *r, struct hp_out *o)
+{
 	hp_out_begin_array(o, "line_only");
 	for (uint32_t i = 0; i < r->nr_line_only; i++) {
 		hp_out_begin_object(o, NULL);
@@ -217,6 +215,11 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);
+}
+
+/* The report's "refused" array. */
+static void print_refused(const struct hp_diff_report *r, struct hp_out *o)
+{
 	hp_out_begin_array(o, "refused");
 	for (uint32_t i = 0; i < r->nr_refused; i++) {
 		const struct hp_diff_refusal *x = &r->refused[i];
@@ -234,6 +237,27 @@ void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);
+}
+
+void hp_diff_report_print(const struct hp_diff_report *r, struct hp_out *o)
+{
+	if (r->build_id)
+		hp_out_str(o, "build_id", "%s", r->build_id);
+	hp_out_u64(o, "objects_compared", r->nr_objects);
+	{
+		uint32_t proved = 0, funcs = 0;
+
+		for (uint32_t i = 0; i < r->nr_modules; i++) {
+			proved += r->modules[i].nr_proved;
+			funcs += r->modules[i].nr_proof_funcs;
+		}
+		hp_out_str(o, "binary_matches", "%u/%u functions", proved,
+			   funcs);
+	}
+	print_modules(r, o);
+	print_functions(r, o);
+	print_line_only(r, o);
+	print_refused(r, o);
 }
 
 void hp_diff_report_free(struct hp_diff_report *r)
