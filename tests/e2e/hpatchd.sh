@@ -46,7 +46,7 @@ PIDS+=($!)
 wait_until 10 test -e "$T/notify.sock.ready"
 start_agent NOTIFY_SOCKET="$T/notify.sock"
 check "systemd told READY=1" wait_until 10 grep -q "^READY=1" "$T/notify.log"
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+agent_install
 check "install sees hpatchd running" grep -q "hpatchd_running: true" "$T/last.out"
 check "running process a patched" wait_until 10 has_patch "$a" "$id"
 check "running process b patched" wait_until 10 has_patch "$b" "$id"

@@ -8,13 +8,9 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-id=busyloop-$$
-build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
-mkdir -p "$T/bin"
-cp "$HP_TD/svc-v1" "$T/bin/"
+agent_svc busyloop
 agent_policy '[apply]' 'retry = 10ms' 'attempt_timeout = 10s'
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+agent_install
 
 start_target "$T/bin/svc-v1" "$T/busy.log" 1
 busy=$TARGET_PID

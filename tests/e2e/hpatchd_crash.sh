@@ -6,13 +6,10 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-id=crash-$$
-build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+agent_svc crash
 agent_policy
-cp "$HP_TD/svc-v1" "$T/bin/"
 traced_by() { test "$(awk '/^TracerPid/ {print $2}' "/proc/$1/status")" = "$2"; }
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+agent_install
 
 for step in stop write; do
 	start_target "$T/bin/svc-v1" "$T/$step.log" 2

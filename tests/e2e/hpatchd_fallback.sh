@@ -7,16 +7,13 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-id=fallback-$$
-build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+agent_svc fallback
 mkdir -p "$T/bin/other"
-cp "$HP_TD/svc-v1" "$T/bin/"
 cp "$HP_TD/svc-v1" "$T/bin/other/"
 agent_policy '[apply]' 'retry = 200ms 200ms' 'attempt_timeout = 100ms' \
 	'[fallback]' "exe $T/bin/other/* = none" \
 	"exe $T/bin/* = command echo \"\$HPATCH_PID \$HPATCH_REASON\" >>$T/fallback.log"
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+agent_install
 
 start_target "$T/bin/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID

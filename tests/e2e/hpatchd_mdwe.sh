@@ -8,11 +8,8 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-id=mdwe-$$
-build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+agent_svc mdwe
 agent_policy '[apply]' 'rescan = 60s'
-cp "$HP_TD/svc-v1" "$T/bin/"
 # mdwe_target NAME: a svc-v1 under the filter, its connection on fd 3+N.
 mdwe_target() {
 	start_target "$HP_TD/hostile" "$T/$1.log" seccomp mdwe "$T/bin/svc-v1" 1
@@ -24,7 +21,7 @@ mdwe_target running
 running=$TARGET_PID
 open_conn 3 "$TARGET_PORT"
 start_agent
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+agent_install
 check "the running service is patched" wait_until 10 has_patch "$running" "$id"
 check "... and answers v2 on its open connection" test "$(ask 3 version)" = v2
 mdwe_target started

@@ -6,14 +6,11 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-id=policy-$$
-build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+agent_svc policy
 key=$("$HPATCH" inspect --trust "$T/trust" --json "$T/svc.hpatch" | sed -n 's/.*"key_id":"\([0-9a-f]*\)".*/\1/p')
 mkdir -p "$T/bin/keep"
-cp "$HP_TD/svc-v1" "$T/bin/"
 cp "$HP_TD/svc-v1" "$T/bin/keep/"
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+agent_install
 start_target "$T/bin/svc-v1" "$T/a.log" 1
 a=$TARGET_PID
 start_target "$T/bin/keep/svc-v1" "$T/k.log" 1

@@ -9,13 +9,10 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-make_key k
-id=sharers-$$
-build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+agent_svc sharers
 agent_policy '[apply]' 'automatic = no' 'retry = 100ms' 'rescan = 60s'
-cp "$HP_TD/svc-v1" "$T/bin/"
 start_agent
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/svc.hpatch"
+agent_install
 start_target "$T/bin/svc-v1" "$T/svc.log" 1 # exec'd while hpatchd listens
 pid=$TARGET_PID
 open_conn 3 "$TARGET_PORT"

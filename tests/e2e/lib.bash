@@ -160,6 +160,20 @@ agent_policy() { # agent_policy [LINES...]: the policy file
 		printf '%s\n' "$@"
 	} >"$T/hpatch.conf"
 }
+# agent_svc NAME: key k, patch $T/svc.hpatch of svc (id NAME-PID, in $id)
+# and svc-v1 under $T/bin; agent_install [PATCH]: PATCH (that patch by
+# default) installed in the test's store.
+agent_svc() {
+	make_key k
+	id=$1-$$
+	build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+	mkdir -p "$T/bin"
+	cp "$HP_TD/svc-v1" "$T/bin/"
+}
+agent_install() {
+	expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" \
+		--trust "$T/trust" "${1:-$T/svc.hpatch}"
+}
 # start_agent [ENV=VALUE...]: start hpatchd (with ${AGENT_ARGS[@]} too),
 # wait for ready.
 AGENT_ARGS=()
