@@ -451,11 +451,20 @@ static void test_wake_keep(void **state)
 	waitpid(never, &status, 0);
 }
 
+/* Write @text to @path: the file in place if it exists (same inode). */
+static void put_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+}
+
 static void test_state_cached(void **state)
 {
 	char dir[] = "/tmp/hp-state-XXXXXX", path[64], tmp[80];
 	uint64_t seq = 0;
-	FILE *fp = NULL;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -468,18 +477,12 @@ static void test_state_cached(void **state)
 	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
 	assert_int_equal(seq, 4);
 	/* Another patcher's record: a new file renamed over it. */
-	fp = fopen(tmp, "w");
-	assert_non_null(fp);
-	fputs("9\n", fp);
-	fclose(fp);
+	put_text(tmp, "9\n");
 	assert_int_equal(rename(tmp, path), 0);
 	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
 	assert_int_equal(seq, 9);
 	/* The same file, rewritten in place. */
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs("12\n", fp);
-	fclose(fp);
+	put_text(path, "12\n");
 	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
 	assert_int_equal(seq, 12);
 	assert_int_equal(chmod(path, 0666), 0);
