@@ -64,6 +64,25 @@ void hp_buf_release(struct hp_buf *b)
 	*b = (struct hp_buf){ 0 };
 }
 
+int hp_grow(void *arrp, size_t *cap, size_t nr, size_t size, size_t first)
+{
+	const size_t n = *cap ? 2 * *cap : first;
+	void *arr = NULL;
+
+	if (nr < *cap)
+		return 0;
+	if (n < *cap || !n || n > SIZE_MAX / size)
+		return -ENOMEM;
+	/* through memcpy: *arrp is a T *, read and written as a void * */
+	memcpy(&arr, arrp, sizeof(arr));
+	arr = realloc(arr, n * size);
+	if (!arr)
+		return -ENOMEM;
+	memcpy(arrp, &arr, sizeof(arr));
+	*cap = n;
+	return 0;
+}
+
 int hp_read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 {
 	uint8_t *data = NULL;

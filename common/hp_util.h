@@ -1,7 +1,7 @@
 /*
- * Small helpers needed by more than one component: a growable byte buffer,
- * whole-file reads and atomic writes, hex and little-endian encoding, the
- * monotonic clock.
+ * Small helpers needed by more than one component: a growable byte buffer
+ * and array, whole-file reads and atomic writes, hex and little-endian
+ * encoding, the monotonic clock.
  */
 #ifndef HP_UTIL_H
 #define HP_UTIL_H
@@ -31,6 +31,16 @@ int hp_buf_append(struct hp_buf *b, const void *p, size_t n)
 int hp_buf_align(struct hp_buf *b, size_t align)
 	__attribute__((warn_unused_result));
 void hp_buf_release(struct hp_buf *b);
+
+/*
+ * hp_grow() - room for one more element in a malloc'd array: when @nr has
+ * reached *@cap, the array *@arrp (a pointer to the array's pointer) is
+ * reallocated to twice *@cap elements of @size bytes, or @first when it
+ * has none, and *@cap updated. On failure the array is left as it was.
+ * Return: 0 or -ENOMEM.
+ */
+int hp_grow(void *arrp, size_t *cap, size_t nr, size_t size, size_t first)
+	__attribute__((warn_unused_result));
 
 /*
  * hp_read_file() - read a whole regular file of at most @max bytes.

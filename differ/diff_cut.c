@@ -8,6 +8,7 @@
 #include "differ/diff_split_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -153,15 +154,8 @@ static int make_pieces(struct splitter *sp)
 
 static int add_reloc(struct hp_osec *s, size_t *cap, const struct hp_orel *r)
 {
-	if (s->nr_relocs == *cap) {
-		const size_t n = *cap ? 2 * *cap : 8;
-		struct hp_orel *rel = realloc(s->relocs, n * sizeof(*rel));
-
-		if (!rel)
-			return -ENOMEM;
-		s->relocs = rel;
-		*cap = n;
-	}
+	if (hp_grow(&s->relocs, cap, s->nr_relocs, sizeof(*s->relocs), 8))
+		return -ENOMEM;
 	s->relocs[s->nr_relocs++] = *r;
 	return 0;
 }

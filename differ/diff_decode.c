@@ -6,6 +6,7 @@
 #include "differ/differ_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <Zydis/Zydis.h>
 #include <errno.h>
@@ -202,15 +203,8 @@ static int collect(void *ctx, const struct hp_insn *in)
 {
 	struct insn_list *l = ctx;
 
-	if (l->nr == l->cap) {
-		const size_t cap = l->cap ? 2 * l->cap : 64;
-		struct hp_insn *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (hp_grow(&l->v, &l->cap, l->nr, sizeof(*l->v), 64))
+		return -ENOMEM;
 	l->v[l->nr++] = *in;
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -142,15 +143,9 @@ static int add_reloc(struct builder *b, uint32_t offset, uint8_t type,
 {
 	struct hp_module *m = b->m;
 
-	if (m->nr_relocs == b->cap_relocs) {
-		size_t cap = b->cap_relocs ? 2 * b->cap_relocs : 64;
-		struct hp_reloc *rel = realloc(m->relocs, cap * sizeof(*rel));
-
-		if (!rel)
-			return -ENOMEM;
-		m->relocs = rel;
-		b->cap_relocs = cap;
-	}
+	if (hp_grow(&m->relocs, &b->cap_relocs, m->nr_relocs,
+		    sizeof(*m->relocs), 64))
+		return -ENOMEM;
 	m->relocs[m->nr_relocs++] = (struct hp_reloc){
 		.offset = offset,
 		.type = type,

@@ -68,16 +68,9 @@ static int copy_record(struct eh_out *e, const struct eh_in *in, uint64_t from,
 	for (size_t i = 0; i < in->nr && !rc; i++) {
 		if (rels[i].offset < from || rels[i].offset >= to)
 			continue;
-		if (e->nr_relocs == e->cap_relocs) {
-			size_t cap = e->cap_relocs ? 2 * e->cap_relocs : 16;
-			struct hp_orel *r =
-				realloc(e->relocs, cap * sizeof(*r));
-
-			if (!r)
-				return -ENOMEM;
-			e->relocs = r;
-			e->cap_relocs = cap;
-		}
+		if (hp_grow(&e->relocs, &e->cap_relocs, e->nr_relocs,
+			    sizeof(*e->relocs), 16))
+			return -ENOMEM;
 		e->relocs[e->nr_relocs] = rels[i];
 		e->relocs[e->nr_relocs++].offset = *at + rels[i].offset - from;
 	}

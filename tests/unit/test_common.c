@@ -96,6 +96,31 @@ static void test_buf(void **state)
 	assert_null(b.data);
 }
 
+static void test_grow(void **state)
+{
+	uint32_t *v = NULL, *before = NULL;
+	size_t cap = 0, nr = 0;
+
+	(void)state;
+	for (uint32_t i = 0; i < 100; i++) {
+		assert_hp_ok(hp_grow(&v, &cap, nr, sizeof(*v), 8));
+		assert_true(nr < cap);
+		v[nr++] = i;
+	}
+	assert_int_equal(cap, 128); /* 8, doubled four times */
+	for (uint32_t i = 0; i < 100; i++)
+		assert_int_equal(v[i], i);
+	before = v; /* room left: nothing moves */
+	assert_hp_ok(hp_grow(&v, &cap, 127, sizeof(*v), 8));
+	assert_ptr_equal(v, before);
+	assert_int_equal(cap, 128);
+	/* a size that would overflow: refused, the array left as it was */
+	assert_int_equal(hp_grow(&v, &cap, 128, SIZE_MAX / 64, 8), -ENOMEM);
+	assert_ptr_equal(v, before);
+	assert_int_equal(cap, 128);
+	free(v);
+}
+
 static void test_hex(void **state)
 {
 	const uint8_t in[] = { 0x00, 0x7f, 0xab, 0xff };
@@ -273,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_out_json),
 		cmocka_unit_test(test_out_text),
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_le),
 		cmocka_unit_test(test_files),
