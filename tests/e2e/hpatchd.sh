@@ -79,8 +79,9 @@ check "a library loaded by dlopen is patched" wait_until 10 has_patch "$u1" "$id
 echo tl >&5
 echo tl >&5
 failed=$FAILED
-check "the dlopen'ed library runs v2 (steps by 2)" wait_until 10 \
-	test "$(awk '$1 == "tl" {print $2}' "$T/u1.log" | tr '\n' ' ')" = "1002 1004 "
+# (a function: the log is read again at each try, not once)
+tl_steps() { test "$(awk '$1 == "tl" {print $2}' "$T/u1.log" | tr '\n' ' ')" = "$1"; }
+check "the dlopen'ed library runs v2 (steps by 2)" wait_until 10 tl_steps "1002 1004 "
 if [ "$FAILED" -ne "$failed" ]; then # what it printed, what hpatchd did
 	sed 's/^/  lib_user: /' "$T/u1.log"
 	grep "pid $u1\b" "$T/hpatchd.log" | sed 's/^/  hpatchd: /'
