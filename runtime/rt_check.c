@@ -495,7 +495,6 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 	struct range_index x;
 	uint8_t *stack = NULL;
 	size_t cap = 0;
-	bool waited = false;
 
 	if (index_ranges(ranges, nr_ranges, &x))
 		return; /* no memory: the warning lists fewer threads */
@@ -517,23 +516,32 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
 			hit = scan_stack(stack, len, &x);
 		if (hit)
-			hp_who_add(who, t->tid, hit->name,
-				   in_syscall(w->pid, t->tid) ? HP_WHO_BLOCKED
-							      : HP_WHO_BELOW);
+			hp_who_add(who, t->tid, hit->name, HP_WHO_BELOW);
 	}
 	free(stack);
 	free(x.e);
-	/* A thread the stop interrupted in a sleep is restarting it just
-	 * now and reads as running: look once more, a moment later. */
-	for (size_t i = first; i < who->n && i < HP_WHO_LISTED; i++) {
-		if (who->e[i].kind != HP_WHO_BELOW)
-			continue;
-		if (!waited) {
-			usleep(2000);
-			waited = true;
+	hp_who_settle(who, first, w->pid, HP_WHO_SETTLE_US);
+}
+
+void hp_who_settle(struct hp_who *who, size_t first, pid_t pid,
+		   uint64_t bound_us)
+{
+	const uint64_t end = hp_now_us() + bound_us;
+
+	for (;;) {
+		size_t running = 0;
+
+		for (size_t i = first; i < who->n && i < HP_WHO_LISTED; i++) {
+			if (who->e[i].kind != HP_WHO_BELOW)
+				continue;
+			if (in_syscall(pid, who->e[i].tid))
+				who->e[i].kind = HP_WHO_BLOCKED;
+			else
+				running++;
 		}
-		if (in_syscall(w->pid, who->e[i].tid))
-			who->e[i].kind = HP_WHO_BLOCKED;
+		if (!running || hp_now_us() >= end)
+			return;
+		usleep(1000);
 	}
 }
 

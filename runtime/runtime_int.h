@@ -399,6 +399,19 @@ struct hp_who {
 /* Count a thread (cheap: no formatting, fit for the stop). */
 void hp_who_add(struct hp_who *who, pid_t tid, const char *func,
 		enum hp_who_kind kind);
+/*
+ * Tell blocked threads from running ones among @who's threads below old
+ * code from entry @first on (threads of process @pid), after the resume.
+ * A thread the stop interrupted in a sleep restarts the system call only
+ * once it is scheduled again, and reads as running until then: so each
+ * is looked at every millisecond until it is blocked or @bound_us has
+ * passed (a loaded host can take tens of milliseconds to run it). A thread
+ * that really runs costs the whole bound: only --allow-active's warning
+ * waits for it, after the pause.
+ */
+#define HP_WHO_SETTLE_US 100000
+void hp_who_settle(struct hp_who *who, size_t first, pid_t pid,
+		   uint64_t bound_us);
 /* "tid 12 in 'f', tid 13 below 'g' (blocked in a system call), ..." */
 void hp_who_format(const struct hp_who *who, char *buf, size_t size);
 /*

@@ -55,8 +55,10 @@ echo "hold 1500" >&4
 wait_thread "$pid" "$htid" sleep
 expect_exit 0 "--allow-active applies while hold() runs" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" --allow-active "$T/svc.hpatch"
+failed=$FAILED
 check "warning names the thread inside hold()" \
 	grep -qE "allow-active.*1 thread still in old code.*tid [0-9]+ below 'hold' \(blocked" "$T/last.err"
+[ "$FAILED" -eq "$failed" ] || sed 's/^/  hpatch: /' "$T/last.err"
 check "new calls run v2" test "$(ask 3 version)" = v2
 IFS= read -r -t 5 held <&4
 check "the running call finished in old code" test "$held" = "held v1"

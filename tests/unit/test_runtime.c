@@ -635,6 +635,58 @@ static void test_sharers_no_memory(void **state)
 	closedir(d);
 }
 
+/* A child that runs @spin_ms by the clock, then sleeps (or spins on). */
+static pid_t spin_then_sleep(unsigned int spin_ms, bool sleep_after)
+{
+	const pid_t child = fork();
+
+	assert_true(child >= 0);
+	if (!child) {
+		const uint64_t until = hp_now_us() + spin_ms * 1000ull;
+
+		/* gone with the test, even one that failed an assertion */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		while (!sleep_after || hp_now_us() < until)
+			;
+		sleep(30);
+		_exit(0);
+	}
+	return child;
+}
+
+/*
+ * hp_who_settle: a thread that enters its sleep some milliseconds late
+ * (as one the stop interrupted restarts its sleep once it runs again, late
+ * on a loaded host) is found blocked; one a single look 2 ms on called
+ * running. A thread that runs on stays "below", after the bound.
+ */
+static void test_who_settle(void **state)
+{
+	struct hp_who who = { 0 };
+	const pid_t late = spin_then_sleep(20, true);
+	const pid_t spins = spin_then_sleep(0, false);
+	uint64_t t0;
+	int status;
+
+	(void)state;
+	hp_who_add(&who, spins, "f", HP_WHO_IN); /* not below: not looked at */
+	hp_who_add(&who, late, "g", HP_WHO_BELOW);
+	hp_who_settle(&who, 0, late, HP_WHO_SETTLE_US);
+	assert_int_equal(who.e[0].kind, HP_WHO_IN);
+	assert_int_equal(who.e[1].kind, HP_WHO_BLOCKED);
+
+	who = (struct hp_who){ 0 };
+	hp_who_add(&who, spins, "g", HP_WHO_BELOW);
+	t0 = hp_now_us();
+	hp_who_settle(&who, 0, spins, 30000);
+	assert_true(hp_now_us() - t0 >= 30000);
+	assert_int_equal(who.e[0].kind, HP_WHO_BELOW);
+	kill(late, SIGKILL);
+	kill(spins, SIGKILL);
+	waitpid(late, &status, 0);
+	waitpid(spins, &status, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_stop_bound),
+		cmocka_unit_test(test_who_settle),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
