@@ -451,6 +451,34 @@ static void test_wake_keep(void **state)
 	waitpid(never, &status, 0);
 }
 
+/* A record makes the state directory when it is missing, and checks it
+ * when the sequence is recorded already. */
+static void test_state_record_dir(void **state)
+{
+	char top[] = "/tmp/hp-state-XXXXXX", dir[64], path[96];
+	struct stat st;
+	uint64_t seq = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(top));
+	snprintf(dir, sizeof(dir), "%s/state", top);
+	snprintf(path, sizeof(path), "%s/ef56.seq", dir);
+	assert_hp_ok(hp_rt_state_record(dir, "ef56", 2));
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_hp_ok(hp_rt_state_sequence(dir, "ef56", &seq));
+	assert_int_equal(seq, 2);
+	assert_hp_ok(hp_rt_state_record(dir, "ef56", 2)); /* recorded */
+	/* Others could write it now: even a record with nothing to write
+	 * says so. */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_hp_err(hp_rt_state_record(dir, "ef56", 2), HP_E_INSECURE);
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(rmdir(top), 0);
+}
+
 static void test_state_cached(void **state)
 {
 	char dir[] = "/tmp/hp-state-XXXXXX", path[64], tmp[80];
@@ -645,6 +673,7 @@ int main(void)
 		cmocka_unit_test(test_fault),
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_state_cached),
+		cmocka_unit_test(test_state_record_dir),
 		cmocka_unit_test(test_wake_release_mask),
 		cmocka_unit_test(test_wake_keep),
 		cmocka_unit_test(test_sharers),
