@@ -420,13 +420,14 @@ static long pick_since(pid_t pid, pid_t self, pid_t last, pid_t now, pid_t *out,
 int hp_proc_check_since(pid_t pid, pid_t last, bool quiet)
 {
 	const pid_t now = hp_last_pid();
-	pid_t self = hp_proc_live_tid(pid), sharers[HP_SHARERS_LISTED];
+	pid_t sharers[HP_SHARERS_LISTED];
 	long n;
 
 	if (last && now == last)
 		return 0; /* no task created since: none new to share */
-	n = last && now ? pick_since(pid, self, last, now, sharers,
-				     HP_ARRAY_SIZE(sharers))
+	/* (A live thread asked only now: /proc/PID/stat read for none.) */
+	n = last && now ? pick_since(pid, hp_proc_live_tid(pid), last, now,
+				     sharers, HP_ARRAY_SIZE(sharers))
 			: -1;
 	if (n && quiet)
 		return -HP_E_BUSY;
