@@ -374,7 +374,29 @@ struct module_id {
 	uint64_t text_off;
 };
 
-/* Read @out from the ELF image whose header is mapped at @m. */
+/*
+ * @len bytes at @addr of @proc into @buf: from @page (the @page_len bytes
+ * read at @page_at) when they lie in it, else read.
+ */
+static int read_in_page(const struct hp_proc *proc, const uint8_t *page,
+			hp_raddr_t page_at, size_t page_len, hp_raddr_t addr,
+			void *buf, size_t len)
+{
+	if (addr >= page_at && len <= page_len &&
+	    addr - page_at <= page_len - len) {
+		memcpy(buf, page + (addr - page_at), len);
+		return 0;
+	}
+	return hp_proc_read(proc, addr, buf, len);
+}
+
+/*
+ * Read @out from the ELF image whose header is mapped at @m. The first
+ * page is read at once: it holds the ELF header, the program headers and
+ * mostly the notes, which were three or four reads (a scan reads every
+ * module of every process of the host). What lies beyond it is read
+ * apart, as ever.
+ */
 static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 			  struct module_id *out)
 {
@@ -382,19 +404,26 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 	uint32_t *id_len = &out->id_len;
 	hp_raddr_t *bias = &out->bias, *text = &out->text;
 	uint64_t *text_off = &out->text_off;
+	uint8_t page[HP_X86_PAGE_SIZE];
+	const size_t page_len = m->end - m->start < sizeof(page)
+					? (size_t)(m->end - m->start)
+					: sizeof(page);
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
 	hp_raddr_t first_load = (hp_raddr_t)-1;
 	int rc;
 
-	rc = hp_proc_read(proc, m->start, &eh, sizeof(eh));
-	if (rc || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	rc = hp_proc_read(proc, m->start, page, page_len);
+	if (rc || page_len < sizeof(eh))
+		return -ENOENT;
+	memcpy(&eh, page, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
 	    eh.e_phnum > HP_ARRAY_SIZE(ph))
 		return -ENOENT;
-	rc = hp_proc_read(proc, m->start + eh.e_phoff, ph,
-			  eh.e_phnum * sizeof(ph[0]));
+	rc = read_in_page(proc, page, m->start, page_len, m->start + eh.e_phoff,
+			  ph, eh.e_phnum * sizeof(ph[0]));
 	if (rc)
 		return -ENOENT;
 	for (int i = 0; i < eh.e_phnum; i++)
@@ -418,7 +447,8 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 			continue;
 		if (len > sizeof(notes))
 			len = sizeof(notes);
-		if (hp_proc_read(proc, *bias + ph[i].p_vaddr, notes, len))
+		if (read_in_page(proc, page, m->start, page_len,
+				 *bias + ph[i].p_vaddr, notes, len))
 			continue;
 		*id_len = hp_note_build_id(notes, len, id, HP_BUILD_ID_MAX);
 		if (*id_len)

@@ -2,7 +2,8 @@
  * Unit tests for the target's /proc readers (runtime/rt_proc.c, its
  * statics reached by including it): a line of /proc/PID/maps parsed by
  * hand says what sscanf, the reference, says of it, and a line that is
- * not one is refused.
+ * not one is refused; a module's build-id comes of as few reads of its
+ * memory as its first page allows.
  */
 #include "hp_test.h"
 
@@ -79,11 +80,108 @@ static void test_maps_refused(void **state)
 		assert_false(parse_map_line(bad[i], &m));
 }
 
+/* A process's memory for read_module_id: an ELF image of two pages at
+ * IMG_AT, each read counted. */
+#define IMG_AT 0x555500000000ull
+static uint8_t img[2 * HP_X86_PAGE_SIZE];
+static int nr_reads;
+
+static int img_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		    size_t len)
+{
+	(void)proc;
+	nr_reads++;
+	if (addr < IMG_AT || addr - IMG_AT > sizeof(img) ||
+	    len > sizeof(img) - (addr - IMG_AT))
+		return -EIO;
+	memcpy(buf, img + (addr - IMG_AT), len);
+	return 0;
+}
+
+static const struct hp_mem_ops img_ops = { .read = img_read };
+
+/*
+ * Lay out the image: the ELF header, its program headers at @phoff (a
+ * load of the whole file, an executable load, a note) and the build-id
+ * note at @note_off. The file is mapped at IMG_AT with bias IMG_AT.
+ */
+static void make_image(size_t phoff, size_t note_off)
+{
+	static const uint8_t id[] = { 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };
+	Elf64_Ehdr eh = { .e_phoff = phoff,
+			  .e_phentsize = sizeof(Elf64_Phdr),
+			  .e_phnum = 3 };
+	const Elf64_Phdr ph[3] = {
+		{ .p_type = PT_LOAD, .p_flags = PF_R, .p_filesz = 0x1000 },
+		{ .p_type = PT_LOAD,
+		  .p_flags = PF_R | PF_X,
+		  .p_offset = 0x1000,
+		  .p_vaddr = 0x1000,
+		  .p_filesz = 0x1000 },
+		{ .p_type = PT_NOTE,
+		  .p_offset = note_off,
+		  .p_vaddr = note_off,
+		  .p_filesz = 16 + sizeof(id) },
+	};
+	const uint32_t nhdr[3] = { 4, sizeof(id), NT_GNU_BUILD_ID };
+
+	memset(img, 0, sizeof(img));
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	memcpy(img, &eh, sizeof(eh));
+	memcpy(img + phoff, ph, sizeof(ph));
+	memcpy(img + note_off, nhdr, sizeof(nhdr));
+	memcpy(img + note_off + 12, "GNU", 4);
+	memcpy(img + note_off + 16, id, sizeof(id));
+}
+
+/* The build-id and the text of an image whose headers and note lie in
+ * its first page come of one read; those beyond it are read apart. */
+static void test_module_id(void **state)
+{
+	static const uint8_t id[] = { 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };
+	const struct hp_map m = { .start = IMG_AT,
+				  .end = IMG_AT + 0x1000,
+				  .prot = PROT_READ };
+	const struct hp_proc proc = { .pid = 1, .mem_fd = -1, .mem = &img_ops };
+	static const struct {
+		size_t phoff, note_off;
+		int nr_reads;
+	} cases[] = {
+		{ 64, 0x200, 1 },     /* all in the first page */
+		{ 64, 0x1800, 2 },    /* the note beyond it */
+		{ 0x1400, 0x200, 2 }, /* the program headers beyond it */
+		{ 0xff0, 0x200, 2 },  /* astride its end */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct module_id mi = { 0 };
+
+		make_image(cases[i].phoff, cases[i].note_off);
+		nr_reads = 0;
+		assert_int_equal(read_module_id(&proc, &m, &mi), 0);
+		assert_int_equal(nr_reads, cases[i].nr_reads);
+		assert_int_equal(mi.id_len, sizeof(id));
+		assert_memory_equal(mi.id, id, sizeof(id));
+		assert_int_equal(mi.bias, IMG_AT);
+		assert_int_equal(mi.text, IMG_AT + 0x1000);
+		assert_int_equal(mi.text_off, 0x1000);
+	}
+	/* Not an ELF image (a locale file): one read, refused. */
+	memset(img, 'x', sizeof(img));
+	nr_reads = 0;
+	assert_int_equal(read_module_id(&proc, &m, &(struct module_id){ 0 }),
+			 -ENOENT);
+	assert_int_equal(nr_reads, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_maps_lines),
 		cmocka_unit_test(test_maps_refused),
+		cmocka_unit_test(test_module_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
