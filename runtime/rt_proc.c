@@ -74,25 +74,13 @@ bool hp_proc_execd(const struct hp_proc *proc)
 	       pread(proc->mem_fd, &b, 1, (off_t)proc->maps[0].start) != 1;
 }
 
-int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
+/* Open @proc->tid's memory and @proc's map. */
+static int open_tid(struct hp_proc *proc, bool quiet)
 {
+	const pid_t pid = proc->pid;
 	char path[64];
 	int rc;
 
-	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
-	/* A zombie (every thread exited, the parent has not reaped it) keeps
-	 * its /proc entry but no memory: gone, like a process reaped. */
-	if (!find_live_tid(pid, &proc->tid)) {
-		if (quiet)
-			return -HP_E_GONE;
-		if (kill(pid, 0) < 0 && errno == ESRCH)
-			return hp_error(-HP_E_GONE, "pid %d: no such process",
-					(int)pid);
-		return hp_error(-HP_E_GONE,
-				"pid %d: the process has exited (a zombie its "
-				"parent has not reaped)",
-				(int)pid);
-	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
 	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (proc->mem_fd < 0) {
@@ -114,6 +102,36 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	if (rc)
 		hp_proc_close(proc);
 	return rc;
+}
+
+int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
+{
+	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
+	/* A zombie (every thread exited, the parent has not reaped it) keeps
+	 * its /proc entry but no memory: gone, like a process reaped. */
+	if (!find_live_tid(pid, &proc->tid)) {
+		if (quiet)
+			return -HP_E_GONE;
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			return hp_error(-HP_E_GONE, "pid %d: no such process",
+					(int)pid);
+		return hp_error(-HP_E_GONE,
+				"pid %d: the process has exited (a zombie its "
+				"parent has not reaped)",
+				(int)pid);
+	}
+	return open_tid(proc, quiet);
+}
+
+int hp_proc_open_live(pid_t pid, struct hp_proc *proc, bool quiet)
+{
+	*proc = (struct hp_proc){ .pid = pid, .tid = pid, .mem_fd = -1 };
+	/* Its map read after the caller's check shows the leader had its
+	 * memory all through it; none (it exited since, or the process
+	 * did): asked the long way, with its messages. */
+	if (!open_tid(proc, true))
+		return 0;
+	return hp_proc_open(pid, proc, quiet);
 }
 
 void hp_proc_close(struct hp_proc *proc)
