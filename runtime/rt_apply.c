@@ -387,6 +387,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	if (rc)
 		goto out;
 	proc.checked_last = last;
+	proc.start = lk.start;
 	if (!(opts->flags & HP_RT_DRY_RUN))
 		hp_collect_retired(&proc);
 	rc = find_modules(p, &proc, prs, &nr);

@@ -157,7 +157,7 @@ int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
 	char locks[256], who[128];
 	int fd, rc;
 
-	*lk = (struct hp_rt_lock){ .fd = -1, .live = live };
+	*lk = (struct hp_rt_lock){ .fd = -1, .live = live, .start = since };
 	if (!since)
 		return 0; /* gone: the apply itself says so */
 	snprintf(locks, sizeof(locks), "%s/locks", dir);

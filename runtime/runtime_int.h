@@ -54,6 +54,8 @@ struct hp_proc {
 	const struct hp_mem_ops *mem; /* NULL: hp_proc_mem_ops */
 	void *mem_ctx;		      /* the ops' own, for tests */
 	pid_t checked_last; /* hp_last_pid before the sharers were checked */
+	uint64_t start;	    /* its start time (clock ticks since boot, as
+			     * /proc/PID/stat says), 0: unknown */
 };
 
 struct hp_rmodule {
@@ -619,10 +621,11 @@ bool hp_seccomp_strict(pid_t tid);
 
 /* ---- rt_lock.c: one patcher per process ---- */
 struct hp_rt_lock {
-	int fd;	   /* the lock file (borrowed), -1: none held */
-	off_t at;  /* the byte locked in it */
-	bool live; /* @pid (its leader) was neither zombie nor dead when
+	int fd;		/* the lock file (borrowed), -1: none held */
+	off_t at;	/* the byte locked in it */
+	bool live;	/* @pid (its leader) was neither zombie nor dead when
 		    * its start time was read: hp_proc_check_alone_live */
+	uint64_t start; /* that start time (ticks since boot), 0: gone */
 };
 
 /*
