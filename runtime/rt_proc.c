@@ -707,18 +707,47 @@ int hp_proc_find_hole(const struct hp_proc *proc, const struct hp_rmodule *mod,
 	return 0;
 }
 
+/*
+ * Where the last search found a 'syscall' in a vDSO of @size bytes, at
+ * @off. The vDSO is the kernel's own image, the same in every process
+ * of a boot (at another address in each): the next process's is asked
+ * for those two bytes alone, where the search read it whole (8 KiB).
+ * Whatever the image, the two bytes read there are what makes the
+ * address fit (any 0f 05 is a 'syscall' to a thread set to run it):
+ * the same test as the search's; other bytes there, and it searches.
+ */
+static struct {
+	size_t size, off; /* size 0: none found yet */
+} vdso_insn;
+
+/* A 'syscall' in @m, the vDSO: where the last was, if it is there. */
+static bool vdso_insn_again(const struct hp_proc *proc, const struct hp_map *m,
+			    hp_raddr_t *out)
+{
+	uint8_t b[2];
+
+	if (!vdso_insn.size || vdso_insn.size != m->end - m->start ||
+	    hp_proc_read(proc, m->start + vdso_insn.off, b, sizeof(b)) ||
+	    b[0] != HP_X86_SYSCALL_0 || b[1] != HP_X86_SYSCALL_1)
+		return false;
+	*out = m->start + vdso_insn.off;
+	return true;
+}
+
 int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 {
 	/* The vDSO first: small, always mapped, never rewritten. */
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < proc->nr_maps; i++) {
 			const struct hp_map *m = &proc->maps[i];
+			const bool vdso = !strcmp(m->path, "[vdso]");
 			uint8_t buf[65536];
 			size_t len = m->end - m->start;
 
-			if (!(m->prot & PROT_EXEC) ||
-			    (pass == 0) != !strcmp(m->path, "[vdso]"))
+			if (!(m->prot & PROT_EXEC) || (pass == 0) != vdso)
 				continue;
+			if (vdso && vdso_insn_again(proc, m, out))
+				return 0;
 			if (len > sizeof(buf))
 				len = sizeof(buf);
 			if (hp_proc_read(proc, m->start, buf, len))
@@ -727,6 +756,11 @@ int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 				if (buf[j] == HP_X86_SYSCALL_0 &&
 				    buf[j + 1] == HP_X86_SYSCALL_1) {
 					*out = m->start + j;
+					if (vdso) {
+						vdso_insn.size =
+							m->end - m->start;
+						vdso_insn.off = j;
+					}
 					return 0;
 				}
 		}

@@ -3,7 +3,8 @@
  * statics reached by including it): a line of /proc/PID/maps parsed by
  * hand says what sscanf, the reference, says of it, and a line that is
  * not one is refused; a module's build-id comes of as few reads of its
- * memory as its first page allows.
+ * memory as its first page allows; the vDSO's 'syscall' is searched
+ * once, then asked for where it was.
  */
 #include "hp_test.h"
 
@@ -80,25 +81,34 @@ static void test_maps_refused(void **state)
 		assert_false(parse_map_line(bad[i], &m));
 }
 
-/* A process's memory for read_module_id: an ELF image of two pages at
- * IMG_AT, each read counted. */
-#define IMG_AT 0x555500000000ull
-static uint8_t img[2 * HP_X86_PAGE_SIZE];
+/* A process's memory: @size bytes at @at, each read (and its length)
+ * counted. */
+static struct {
+	hp_raddr_t at;
+	uint8_t *buf;
+	size_t size;
+} fake;
 static int nr_reads;
+static size_t last_len;
 
-static int img_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
-		    size_t len)
+static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		     size_t len)
 {
 	(void)proc;
 	nr_reads++;
-	if (addr < IMG_AT || addr - IMG_AT > sizeof(img) ||
-	    len > sizeof(img) - (addr - IMG_AT))
+	last_len = len;
+	if (addr < fake.at || addr - fake.at > fake.size ||
+	    len > fake.size - (addr - fake.at))
 		return -EIO;
-	memcpy(buf, img + (addr - IMG_AT), len);
+	memcpy(buf, fake.buf + (addr - fake.at), len);
 	return 0;
 }
 
-static const struct hp_mem_ops img_ops = { .read = img_read };
+static const struct hp_mem_ops fake_ops = { .read = fake_read };
+
+/* For read_module_id: an ELF image of two pages at IMG_AT. */
+#define IMG_AT 0x555500000000ull
+static uint8_t img[2 * HP_X86_PAGE_SIZE];
 
 /*
  * Lay out the image: the ELF header, its program headers at @phoff (a
@@ -143,7 +153,9 @@ static void test_module_id(void **state)
 	const struct hp_map m = { .start = IMG_AT,
 				  .end = IMG_AT + 0x1000,
 				  .prot = PROT_READ };
-	const struct hp_proc proc = { .pid = 1, .mem_fd = -1, .mem = &img_ops };
+	const struct hp_proc proc = { .pid = 1,
+				      .mem_fd = -1,
+				      .mem = &fake_ops };
 	static const struct {
 		size_t phoff, note_off;
 		int nr_reads;
@@ -155,6 +167,9 @@ static void test_module_id(void **state)
 	};
 
 	(void)state;
+	fake.at = IMG_AT;
+	fake.buf = img;
+	fake.size = sizeof(img);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct module_id mi = { 0 };
 
@@ -176,12 +191,71 @@ static void test_module_id(void **state)
 	assert_int_equal(nr_reads, 1);
 }
 
+/* A vDSO of two pages at VDSO_AT. */
+#define VDSO_AT 0x7ffd00000000ull
+static uint8_t vdso[2 * HP_X86_PAGE_SIZE];
+
+/* The 'syscall' found in the vDSO is asked for again by two bytes at the
+ * same offset; anything else there, and the vDSO is searched again. */
+static void test_syscall_insn(void **state)
+{
+	struct hp_map m = { .start = VDSO_AT,
+			    .end = VDSO_AT + sizeof(vdso),
+			    .prot = PROT_READ | PROT_EXEC };
+	const struct hp_proc proc = { .pid = 1,
+				      .mem_fd = -1,
+				      .maps = &m,
+				      .nr_maps = 1,
+				      .mem = &fake_ops };
+	hp_raddr_t at = 0;
+
+	(void)state;
+	fake.at = VDSO_AT;
+	fake.buf = vdso;
+	fake.size = sizeof(vdso);
+	snprintf(m.path, sizeof(m.path), "[vdso]");
+	memset(vdso, 0x90, sizeof(vdso));
+	vdso[0x123] = HP_X86_SYSCALL_0;
+	vdso[0x124] = HP_X86_SYSCALL_1;
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x123);
+	assert_int_equal(last_len, sizeof(vdso)); /* searched */
+	/* The next process: two bytes read, the same offset. */
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x123);
+	assert_int_equal(nr_reads, 1);
+	assert_int_equal(last_len, 2);
+	/* Another image (its 'syscall' elsewhere): searched, found there,
+	 * and asked for there the next time. */
+	vdso[0x123] = 0x90;
+	vdso[0x456] = HP_X86_SYSCALL_0;
+	vdso[0x457] = HP_X86_SYSCALL_1;
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x456);
+	assert_int_equal(nr_reads, 2);
+	assert_int_equal(last_len, sizeof(vdso));
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x456);
+	assert_int_equal(last_len, 2);
+	/* A vDSO of another size: searched. */
+	m.end = VDSO_AT + HP_X86_PAGE_SIZE;
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x456);
+	assert_int_equal(last_len, HP_X86_PAGE_SIZE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_maps_lines),
 		cmocka_unit_test(test_maps_refused),
 		cmocka_unit_test(test_module_id),
+		cmocka_unit_test(test_syscall_insn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
