@@ -81,6 +81,24 @@ static void test_maps_refused(void **state)
 		assert_false(parse_map_line(bad[i], &m));
 }
 
+/* Numbers up to 2^64 - 1 are read, in either base; one more is not. */
+static void test_map_number_limits(void **state)
+{
+	unsigned long long v = 0;
+
+	(void)state;
+	assert_non_null(map_number("ffffffffffffffff-", 16, '-', &v));
+	assert_true(v == ~0ULL);
+	assert_null(map_number("10000000000000000-", 16, '-', &v));
+	assert_non_null(map_number("18446744073709551615", 10, 0, &v));
+	assert_true(v == ~0ULL);
+	assert_null(map_number("18446744073709551616", 10, 0, &v));
+	assert_null(map_number("99999999999999999999", 10, 0, &v));
+	assert_non_null(map_number("7fFe0 ", 16, 0, &v));
+	assert_true(v == 0x7ffe0);
+	assert_null(map_number("-1", 10, 0, &v));
+}
+
 /* A process's memory: @size bytes at @at, each read (and its length)
  * counted. */
 static struct {
@@ -254,6 +272,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_maps_lines),
 		cmocka_unit_test(test_maps_refused),
+		cmocka_unit_test(test_map_number_limits),
 		cmocka_unit_test(test_module_id),
 		cmocka_unit_test(test_syscall_insn),
 	};
