@@ -11,22 +11,32 @@
 
 #define HP_OUT_SCHEMA_VERSION 1
 
+/* (Runs of plain characters go out in one fwrite: a character at a time,
+ * each fputc taking the stream's lock, was 3% of the CPU time of an
+ * apply --all, which writes a JSON result and an audit line per process.) */
 static void json_string(FILE *fp, const char *s)
 {
 	fputc('"', fp);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (;;) {
+		size_t n = 0;
+		unsigned char c;
 
+		while ((c = (unsigned char)s[n]) >= 0x20 && c != '"' &&
+		       c != '\\')
+			n++;
+		fwrite(s, 1, n, fp);
+		s += n;
+		if (!c)
+			break;
 		if (c == '"' || c == '\\')
 			fprintf(fp, "\\%c", c);
 		else if (c == '\n')
 			fputs("\\n", fp);
 		else if (c == '\t')
 			fputs("\\t", fp);
-		else if (c < 0x20)
-			fprintf(fp, "\\u%04x", c);
 		else
-			fputc(c, fp);
+			fprintf(fp, "\\u%04x", c);
+		s++;
 	}
 	fputc('"', fp);
 }

@@ -363,17 +363,31 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
 	last = hp_last_pid();
+	/* The lock's read of /proc/PID/stat saw whether the leader lives:
+	 * the check and the open ask no more (two reads less). */
 	if (!rc)
-		rc = hp_proc_check_alone(pid, opts->sharers);
+		rc = lk.live ? hp_proc_check_alone_live(pid, opts->sharers)
+			     : hp_proc_check_alone(pid, opts->sharers);
 	if (rc)
 		goto out;
-	rc = hp_proc_open(pid, &proc, scanned);
+	rc = lk.live ? hp_proc_open_live(pid, &proc, scanned)
+		     : hp_proc_open(pid, &proc, scanned);
+	if (!rc && lk.live && proc.tid != pid) {
+		/* The leader lost its memory after it was seen live (it
+		 * exited, the others run on): the check may have asked
+		 * through no memory at all. Again, through a live thread. */
+		last = hp_last_pid();
+		rc = hp_proc_check_alone(pid, opts->sharers);
+		if (rc)
+			hp_proc_close(&proc);
+	}
 	if (rc == -HP_E_GONE && scanned)
 		hp_log(HP_LOG_INFO, "pid %d: exited before it was patched",
 		       (int)pid);
 	if (rc)
 		goto out;
 	proc.checked_last = last;
+	proc.start = lk.start;
 	if (!(opts->flags & HP_RT_DRY_RUN))
 		hp_collect_retired(&proc);
 	rc = find_modules(p, &proc, prs, &nr);

@@ -33,14 +33,19 @@
 #define HP_LOG_PREFIX "rt: "
 #define HP_LOCK_POLL_US 2000
 
-/* Start time of @pid in clock ticks since boot, 0 if gone. */
-static uint64_t start_time(pid_t pid)
+/*
+ * Start time of @pid in clock ticks since boot, 0 if gone; *@live: its
+ * state was neither zombie nor dead (what hp_task_gone asks, in the same
+ * read: the apply's next steps take it from here).
+ */
+static uint64_t start_time(pid_t pid, bool *live)
 {
 	char path[48], buf[1024], *p = NULL;
 	unsigned long long t = 0;
 	ssize_t n;
 	int fd;
 
+	*live = false;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -53,11 +58,13 @@ static uint64_t start_time(pid_t pid)
 	/* After the command name (which may hold spaces and ')'): state is
 	 * field 3, start time field 22. */
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2,
-			 "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-			 "%*s %*s %*s %*s %*s %*s %*s %*s %llu",
-			 &t) != 1)
+	if (!p || p[1] != ' ' ||
+	    sscanf(p + 2,
+		   "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+		   "%*s %*s %*s %*s %*s %*s %*s %*s %llu",
+		   &t) != 1)
 		return 0;
+	*live = p[2] != 'Z' && p[2] != 'X';
 	return t;
 }
 
@@ -144,12 +151,13 @@ int hp_rt_lock(const char *state_dir, pid_t pid, long timeout_ms,
 	const char *dir =
 		state_dir && *state_dir ? state_dir : HP_STATE_DIR_DEFAULT;
 	const uint64_t deadline = hp_now_us() + (uint64_t)timeout_ms * 1000;
-	const uint64_t since = start_time(pid);
+	bool live = false;
+	const uint64_t since = start_time(pid, &live);
 	const off_t at = (off_t)((uint64_t)pid << 32 | (since & 0xffffffffu));
 	char locks[256], who[128];
 	int fd, rc;
 
-	*lk = (struct hp_rt_lock){ .fd = -1 };
+	*lk = (struct hp_rt_lock){ .fd = -1, .live = live, .start = since };
 	if (!since)
 		return 0; /* gone: the apply itself says so */
 	snprintf(locks, sizeof(locks), "%s/locks", dir);

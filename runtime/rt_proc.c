@@ -74,25 +74,13 @@ bool hp_proc_execd(const struct hp_proc *proc)
 	       pread(proc->mem_fd, &b, 1, (off_t)proc->maps[0].start) != 1;
 }
 
-int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
+/* Open @proc->tid's memory and @proc's map. */
+static int open_tid(struct hp_proc *proc, bool quiet)
 {
+	const pid_t pid = proc->pid;
 	char path[64];
 	int rc;
 
-	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
-	/* A zombie (every thread exited, the parent has not reaped it) keeps
-	 * its /proc entry but no memory: gone, like a process reaped. */
-	if (!find_live_tid(pid, &proc->tid)) {
-		if (quiet)
-			return -HP_E_GONE;
-		if (kill(pid, 0) < 0 && errno == ESRCH)
-			return hp_error(-HP_E_GONE, "pid %d: no such process",
-					(int)pid);
-		return hp_error(-HP_E_GONE,
-				"pid %d: the process has exited (a zombie its "
-				"parent has not reaped)",
-				(int)pid);
-	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)proc->tid);
 	proc->mem_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (proc->mem_fd < 0) {
@@ -114,6 +102,36 @@ int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
 	if (rc)
 		hp_proc_close(proc);
 	return rc;
+}
+
+int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
+{
+	*proc = (struct hp_proc){ .pid = pid, .mem_fd = -1 };
+	/* A zombie (every thread exited, the parent has not reaped it) keeps
+	 * its /proc entry but no memory: gone, like a process reaped. */
+	if (!find_live_tid(pid, &proc->tid)) {
+		if (quiet)
+			return -HP_E_GONE;
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			return hp_error(-HP_E_GONE, "pid %d: no such process",
+					(int)pid);
+		return hp_error(-HP_E_GONE,
+				"pid %d: the process has exited (a zombie its "
+				"parent has not reaped)",
+				(int)pid);
+	}
+	return open_tid(proc, quiet);
+}
+
+int hp_proc_open_live(pid_t pid, struct hp_proc *proc, bool quiet)
+{
+	*proc = (struct hp_proc){ .pid = pid, .tid = pid, .mem_fd = -1 };
+	/* Its map read after the caller's check shows the leader had its
+	 * memory all through it; none (it exited since, or the process
+	 * did): asked the long way, with its messages. */
+	if (!open_tid(proc, true))
+		return 0;
+	return hp_proc_open(pid, proc, quiet);
 }
 
 void hp_proc_close(struct hp_proc *proc)
@@ -191,10 +209,11 @@ static const char *map_number(const char *p, int base, char sep,
 
 		if (d < 0)
 			break;
-		if (n >
-		    (~0ULL - (unsigned long long)d) / (unsigned long long)base)
+		/* (No division per digit: it made this a few percent of a
+		 * worker's CPU time, on every line of every map read.) */
+		if (__builtin_mul_overflow(n, (unsigned long long)base, &n) ||
+		    __builtin_add_overflow(n, (unsigned long long)d, &n))
 			return NULL;
-		n = n * (unsigned long long)base + (unsigned long long)d;
 	}
 	if (q == p || (sep ? *q != sep : *q && *q != ' '))
 		return NULL;
@@ -374,7 +393,29 @@ struct module_id {
 	uint64_t text_off;
 };
 
-/* Read @out from the ELF image whose header is mapped at @m. */
+/*
+ * @len bytes at @addr of @proc into @buf: from @page (the @page_len bytes
+ * read at @page_at) when they lie in it, else read.
+ */
+static int read_in_page(const struct hp_proc *proc, const uint8_t *page,
+			hp_raddr_t page_at, size_t page_len, hp_raddr_t addr,
+			void *buf, size_t len)
+{
+	if (addr >= page_at && len <= page_len &&
+	    addr - page_at <= page_len - len) {
+		memcpy(buf, page + (addr - page_at), len);
+		return 0;
+	}
+	return hp_proc_read(proc, addr, buf, len);
+}
+
+/*
+ * Read @out from the ELF image whose header is mapped at @m. The first
+ * page is read at once: it holds the ELF header, the program headers and
+ * mostly the notes, which were three or four reads (a scan reads every
+ * module of every process of the host). What lies beyond it is read
+ * apart, as ever.
+ */
 static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 			  struct module_id *out)
 {
@@ -382,19 +423,26 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 	uint32_t *id_len = &out->id_len;
 	hp_raddr_t *bias = &out->bias, *text = &out->text;
 	uint64_t *text_off = &out->text_off;
+	uint8_t page[HP_X86_PAGE_SIZE];
+	const size_t page_len = m->end - m->start < sizeof(page)
+					? (size_t)(m->end - m->start)
+					: sizeof(page);
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
 	hp_raddr_t first_load = (hp_raddr_t)-1;
 	int rc;
 
-	rc = hp_proc_read(proc, m->start, &eh, sizeof(eh));
-	if (rc || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	rc = hp_proc_read(proc, m->start, page, page_len);
+	if (rc || page_len < sizeof(eh))
+		return -ENOENT;
+	memcpy(&eh, page, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
 	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
 	    eh.e_phnum > HP_ARRAY_SIZE(ph))
 		return -ENOENT;
-	rc = hp_proc_read(proc, m->start + eh.e_phoff, ph,
-			  eh.e_phnum * sizeof(ph[0]));
+	rc = read_in_page(proc, page, m->start, page_len, m->start + eh.e_phoff,
+			  ph, eh.e_phnum * sizeof(ph[0]));
 	if (rc)
 		return -ENOENT;
 	for (int i = 0; i < eh.e_phnum; i++)
@@ -418,7 +466,8 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 			continue;
 		if (len > sizeof(notes))
 			len = sizeof(notes);
-		if (hp_proc_read(proc, *bias + ph[i].p_vaddr, notes, len))
+		if (read_in_page(proc, page, m->start, page_len,
+				 *bias + ph[i].p_vaddr, notes, len))
 			continue;
 		*id_len = hp_note_build_id(notes, len, id, HP_BUILD_ID_MAX);
 		if (*id_len)
@@ -659,18 +708,47 @@ int hp_proc_find_hole(const struct hp_proc *proc, const struct hp_rmodule *mod,
 	return 0;
 }
 
+/*
+ * Where the last search found a 'syscall' in a vDSO of @size bytes, at
+ * @off. The vDSO is the kernel's own image, the same in every process
+ * of a boot (at another address in each): the next process's is asked
+ * for those two bytes alone, where the search read it whole (8 KiB).
+ * Whatever the image, the two bytes read there are what makes the
+ * address fit (any 0f 05 is a 'syscall' to a thread set to run it):
+ * the same test as the search's; other bytes there, and it searches.
+ */
+static struct {
+	size_t size, off; /* size 0: none found yet */
+} vdso_insn;
+
+/* A 'syscall' in @m, the vDSO: where the last was, if it is there. */
+static bool vdso_insn_again(const struct hp_proc *proc, const struct hp_map *m,
+			    hp_raddr_t *out)
+{
+	uint8_t b[2];
+
+	if (!vdso_insn.size || vdso_insn.size != m->end - m->start ||
+	    hp_proc_read(proc, m->start + vdso_insn.off, b, sizeof(b)) ||
+	    b[0] != HP_X86_SYSCALL_0 || b[1] != HP_X86_SYSCALL_1)
+		return false;
+	*out = m->start + vdso_insn.off;
+	return true;
+}
+
 int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 {
 	/* The vDSO first: small, always mapped, never rewritten. */
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < proc->nr_maps; i++) {
 			const struct hp_map *m = &proc->maps[i];
+			const bool vdso = !strcmp(m->path, "[vdso]");
 			uint8_t buf[65536];
 			size_t len = m->end - m->start;
 
-			if (!(m->prot & PROT_EXEC) ||
-			    (pass == 0) != !strcmp(m->path, "[vdso]"))
+			if (!(m->prot & PROT_EXEC) || (pass == 0) != vdso)
 				continue;
+			if (vdso && vdso_insn_again(proc, m, out))
+				return 0;
 			if (len > sizeof(buf))
 				len = sizeof(buf);
 			if (hp_proc_read(proc, m->start, buf, len))
@@ -679,6 +757,11 @@ int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 				if (buf[j] == HP_X86_SYSCALL_0 &&
 				    buf[j + 1] == HP_X86_SYSCALL_1) {
 					*out = m->start + j;
+					if (vdso) {
+						vdso_insn.size =
+							m->end - m->start;
+						vdso_insn.off = j;
+					}
 					return 0;
 				}
 		}

@@ -302,7 +302,7 @@ static int refuse_sharing(pid_t pid, const pid_t *sharers, size_t n)
  * births that know every process created since the target's exec, none
  * when there is none.
  */
-int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
+static int check_alone(pid_t pid, struct hp_rt_sharers *s, bool leader_live)
 {
 	/* A live thread: a leader gone (pthread_exit in main) has no
 	 * memory, and would compare equal to every kernel thread. */
@@ -313,8 +313,11 @@ int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 
 	if (rc < 0 || (rc == 0 && !nr_born))
 		return rc; /* nothing created since its exec: alone */
-	/* (Its leader read once when it lives, as it mostly does.) */
-	if (hp_task_gone(pid)) {
+	/* (Its leader read once when it lives, as it mostly does; not
+	 * again when the caller just saw it live and will see that it kept
+	 * its memory through the check: hp_proc_check_alone_live. Births
+	 * ask afresh, their answer has no such check after it.) */
+	if ((rc == 0 || !leader_live) && hp_task_gone(pid)) {
 		self = hp_proc_live_tid(pid);
 		if (self == pid || hp_task_gone(self)) {
 			free(born);
@@ -337,6 +340,16 @@ int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
 	if (!hp_task_has_mm(self))
 		return 0;
 	return refuse_sharing(pid, sharers, n);
+}
+
+int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
+{
+	return check_alone(pid, s, false);
+}
+
+int hp_proc_check_alone_live(pid_t pid, struct hp_rt_sharers *s)
+{
+	return check_alone(pid, s, true);
 }
 
 /*
@@ -420,13 +433,14 @@ static long pick_since(pid_t pid, pid_t self, pid_t last, pid_t now, pid_t *out,
 int hp_proc_check_since(pid_t pid, pid_t last, bool quiet)
 {
 	const pid_t now = hp_last_pid();
-	pid_t self = hp_proc_live_tid(pid), sharers[HP_SHARERS_LISTED];
+	pid_t sharers[HP_SHARERS_LISTED];
 	long n;
 
 	if (last && now == last)
 		return 0; /* no task created since: none new to share */
-	n = last && now ? pick_since(pid, self, last, now, sharers,
-				     HP_ARRAY_SIZE(sharers))
+	/* (A live thread asked only now: /proc/PID/stat read for none.) */
+	n = last && now ? pick_since(pid, hp_proc_live_tid(pid), last, now,
+				     sharers, HP_ARRAY_SIZE(sharers))
 			: -1;
 	if (n && quiet)
 		return -HP_E_BUSY;

@@ -181,6 +181,12 @@ int hp_rt_state_record(const char *dir, const char *build_id_hex,
 	uint64_t seen = 0;
 	int rc;
 
+	/* Recorded already (each process of a run after the first): the
+	 * directory is there, and was checked. */
+	rc = hp_rt_state_sequence(dir, build_id_hex, &seen);
+	if (rc || seen >= sequence)
+		return rc;
+	/* Made if missing, then checked as it is now. */
 	if (mkdir(state_dir(dir), 0700) < 0 && errno != EEXIST)
 		return hp_error_rc(-errno, "state directory '%s'",
 				   state_dir(dir));

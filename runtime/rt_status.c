@@ -140,6 +140,7 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
 {
 	struct hp_id_hits hits = { 0 };
+	const pid_t self = getpid(); /* (a system call: once, not per pid) */
 	pid_t *pids = NULL;
 	size_t nr = 0, n = 0;
 	int rc = hp_proc_list_tasks(0, &pids, &nr);
@@ -151,7 +152,7 @@ int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
 		struct hp_rmodule mod;
 		bool hit = false;
 
-		if (pids[i] == getpid())
+		if (pids[i] == self)
 			continue;
 		/* A process of an executable found before: no more to read
 		 * (the apply checks its memory). */

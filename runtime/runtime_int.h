@@ -54,6 +54,8 @@ struct hp_proc {
 	const struct hp_mem_ops *mem; /* NULL: hp_proc_mem_ops */
 	void *mem_ctx;		      /* the ops' own, for tests */
 	pid_t checked_last; /* hp_last_pid before the sharers were checked */
+	uint64_t start;	    /* its start time (clock ticks since boot, as
+			     * /proc/PID/stat says), 0: unknown */
 };
 
 struct hp_rmodule {
@@ -73,6 +75,12 @@ bool hp_proc_gone(pid_t pid);
 bool hp_proc_execd(const struct hp_proc *proc);
 /* Open @pid's memory and map; @quiet: no messages (scans of every pid). */
 int hp_proc_open(pid_t pid, struct hp_proc *proc, bool quiet)
+	__attribute__((warn_unused_result));
+/* The same, through @pid's leader, seen live just before: no read of its
+ * state. When it has no memory now (it exited, pthread_exit in main, or
+ * the process did), as hp_proc_open: then @proc->tid is another thread,
+ * or the process is gone. */
+int hp_proc_open_live(pid_t pid, struct hp_proc *proc, bool quiet)
 	__attribute__((warn_unused_result));
 void hp_proc_close(struct hp_proc *proc);
 int hp_proc_read_maps(struct hp_proc *proc) __attribute__((warn_unused_result));
@@ -155,6 +163,12 @@ void hp_task_comm(pid_t pid, char *buf, size_t size);
  * or NULL to ask every process. Return: 0, -HP_E_BUSY (reported, naming
  * them), -errno. */
 int hp_proc_check_alone(pid_t pid, struct hp_rt_sharers *s)
+	__attribute__((warn_unused_result));
+/* The same, asking through @pid's leader, seen neither zombie nor dead
+ * just before (hp_rt_lock's read): no read of its state again. The caller
+ * then opens it with hp_proc_open_live, whose map read shows the leader
+ * still had its memory after the check, and checks again if not. */
+int hp_proc_check_alone_live(pid_t pid, struct hp_rt_sharers *s)
 	__attribute__((warn_unused_result));
 /* The pid the kernel handed out last in our pid namespace, or 0 when
  * unknown: read before hp_proc_check_alone, for hp_proc_check_since. */
@@ -620,8 +634,11 @@ bool hp_seccomp_strict(pid_t tid);
 
 /* ---- rt_lock.c: one patcher per process ---- */
 struct hp_rt_lock {
-	int fd;	  /* the lock file (borrowed), -1: none held */
-	off_t at; /* the byte locked in it */
+	int fd;		/* the lock file (borrowed), -1: none held */
+	off_t at;	/* the byte locked in it */
+	bool live;	/* @pid (its leader) was neither zombie nor dead when
+		    * its start time was read: hp_proc_check_alone_live */
+	uint64_t start; /* that start time (ticks since boot), 0: gone */
 };
 
 /*

@@ -68,6 +68,41 @@ static void test_out_json(void **state)
 	free(s);
 }
 
+/* Every character that JSON must escape is, wherever it stands; the
+ * rest (UTF-8, DEL) goes out as it is. */
+static void test_out_json_escapes(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "", "\"\"" },
+		{ "plain", "\"plain\"" },
+		{ "\"", "\"\\\"\"" },
+		{ "\\end\\", "\"\\\\end\\\\\"" },
+		{ "a\tb\nc", "\"a\\tb\\nc\"" },
+		{ "\x01x\x1f", "\"\\u0001x\\u001f\"" },
+		{ "caf\xc3\xa9 \x7f", "\"caf\xc3\xa9 \x7f\"" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *buf = NULL, want[64];
+		size_t len = 0;
+		FILE *fp = open_memstream(&buf, &len);
+		struct hp_out o;
+
+		assert_non_null(fp);
+		hp_out_init(&o, fp, true);
+		hp_out_str(&o, "k", "%s", cases[i].in);
+		hp_out_finish(&o);
+		fclose(fp);
+		snprintf(want, sizeof(want),
+			 "{\"schema_version\":1,\"k\":%s}\n", cases[i].out);
+		assert_string_equal(buf, want);
+		free(buf);
+	}
+}
+
 static void test_out_text(void **state)
 {
 	char *s = render(false);
@@ -296,6 +331,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_out_json),
+		cmocka_unit_test(test_out_json_escapes),
 		cmocka_unit_test(test_out_text),
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_grow),

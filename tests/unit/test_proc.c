@@ -2,7 +2,9 @@
  * Unit tests for the target's /proc readers (runtime/rt_proc.c, its
  * statics reached by including it): a line of /proc/PID/maps parsed by
  * hand says what sscanf, the reference, says of it, and a line that is
- * not one is refused.
+ * not one is refused; a module's build-id comes of as few reads of its
+ * memory as its first page allows; the vDSO's 'syscall' is searched
+ * once, then asked for where it was.
  */
 #include "hp_test.h"
 
@@ -79,11 +81,200 @@ static void test_maps_refused(void **state)
 		assert_false(parse_map_line(bad[i], &m));
 }
 
+/* Numbers up to 2^64 - 1 are read, in either base; one more is not. */
+static void test_map_number_limits(void **state)
+{
+	unsigned long long v = 0;
+
+	(void)state;
+	assert_non_null(map_number("ffffffffffffffff-", 16, '-', &v));
+	assert_true(v == ~0ULL);
+	assert_null(map_number("10000000000000000-", 16, '-', &v));
+	assert_non_null(map_number("18446744073709551615", 10, 0, &v));
+	assert_true(v == ~0ULL);
+	assert_null(map_number("18446744073709551616", 10, 0, &v));
+	assert_null(map_number("99999999999999999999", 10, 0, &v));
+	assert_non_null(map_number("7fFe0 ", 16, 0, &v));
+	assert_true(v == 0x7ffe0);
+	assert_null(map_number("-1", 10, 0, &v));
+}
+
+/* A process's memory: @size bytes at @at, each read (and its length)
+ * counted. */
+static struct {
+	hp_raddr_t at;
+	uint8_t *buf;
+	size_t size;
+} fake;
+static int nr_reads;
+static size_t last_len;
+
+static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+		     size_t len)
+{
+	(void)proc;
+	nr_reads++;
+	last_len = len;
+	if (addr < fake.at || addr - fake.at > fake.size ||
+	    len > fake.size - (addr - fake.at))
+		return -EIO;
+	memcpy(buf, fake.buf + (addr - fake.at), len);
+	return 0;
+}
+
+static const struct hp_mem_ops fake_ops = { .read = fake_read };
+
+/* For read_module_id: an ELF image of two pages at IMG_AT. */
+#define IMG_AT 0x555500000000ull
+static uint8_t img[2 * HP_X86_PAGE_SIZE];
+
+/*
+ * Lay out the image: the ELF header, its program headers at @phoff (a
+ * load of the whole file, an executable load, a note) and the build-id
+ * note at @note_off. The file is mapped at IMG_AT with bias IMG_AT.
+ */
+static void make_image(size_t phoff, size_t note_off)
+{
+	static const uint8_t id[] = { 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };
+	Elf64_Ehdr eh = { .e_phoff = phoff,
+			  .e_phentsize = sizeof(Elf64_Phdr),
+			  .e_phnum = 3 };
+	const Elf64_Phdr ph[3] = {
+		{ .p_type = PT_LOAD, .p_flags = PF_R, .p_filesz = 0x1000 },
+		{ .p_type = PT_LOAD,
+		  .p_flags = PF_R | PF_X,
+		  .p_offset = 0x1000,
+		  .p_vaddr = 0x1000,
+		  .p_filesz = 0x1000 },
+		{ .p_type = PT_NOTE,
+		  .p_offset = note_off,
+		  .p_vaddr = note_off,
+		  .p_filesz = 16 + sizeof(id) },
+	};
+	const uint32_t nhdr[3] = { 4, sizeof(id), NT_GNU_BUILD_ID };
+
+	memset(img, 0, sizeof(img));
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	memcpy(img, &eh, sizeof(eh));
+	memcpy(img + phoff, ph, sizeof(ph));
+	memcpy(img + note_off, nhdr, sizeof(nhdr));
+	memcpy(img + note_off + 12, "GNU", 4);
+	memcpy(img + note_off + 16, id, sizeof(id));
+}
+
+/* The build-id and the text of an image whose headers and note lie in
+ * its first page come of one read; those beyond it are read apart. */
+static void test_module_id(void **state)
+{
+	static const uint8_t id[] = { 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };
+	const struct hp_map m = { .start = IMG_AT,
+				  .end = IMG_AT + 0x1000,
+				  .prot = PROT_READ };
+	const struct hp_proc proc = { .pid = 1,
+				      .mem_fd = -1,
+				      .mem = &fake_ops };
+	static const struct {
+		size_t phoff, note_off;
+		int nr_reads;
+	} cases[] = {
+		{ 64, 0x200, 1 },     /* all in the first page */
+		{ 64, 0x1800, 2 },    /* the note beyond it */
+		{ 0x1400, 0x200, 2 }, /* the program headers beyond it */
+		{ 0xff0, 0x200, 2 },  /* astride its end */
+	};
+
+	(void)state;
+	fake.at = IMG_AT;
+	fake.buf = img;
+	fake.size = sizeof(img);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct module_id mi = { 0 };
+
+		make_image(cases[i].phoff, cases[i].note_off);
+		nr_reads = 0;
+		assert_int_equal(read_module_id(&proc, &m, &mi), 0);
+		assert_int_equal(nr_reads, cases[i].nr_reads);
+		assert_int_equal(mi.id_len, sizeof(id));
+		assert_memory_equal(mi.id, id, sizeof(id));
+		assert_int_equal(mi.bias, IMG_AT);
+		assert_int_equal(mi.text, IMG_AT + 0x1000);
+		assert_int_equal(mi.text_off, 0x1000);
+	}
+	/* Not an ELF image (a locale file): one read, refused. */
+	memset(img, 'x', sizeof(img));
+	nr_reads = 0;
+	assert_int_equal(read_module_id(&proc, &m, &(struct module_id){ 0 }),
+			 -ENOENT);
+	assert_int_equal(nr_reads, 1);
+}
+
+/* A vDSO of two pages at VDSO_AT. */
+#define VDSO_AT 0x7ffd00000000ull
+static uint8_t vdso[2 * HP_X86_PAGE_SIZE];
+
+/* The 'syscall' found in the vDSO is asked for again by two bytes at the
+ * same offset; anything else there, and the vDSO is searched again. */
+static void test_syscall_insn(void **state)
+{
+	struct hp_map m = { .start = VDSO_AT,
+			    .end = VDSO_AT + sizeof(vdso),
+			    .prot = PROT_READ | PROT_EXEC };
+	const struct hp_proc proc = { .pid = 1,
+				      .mem_fd = -1,
+				      .maps = &m,
+				      .nr_maps = 1,
+				      .mem = &fake_ops };
+	hp_raddr_t at = 0;
+
+	(void)state;
+	fake.at = VDSO_AT;
+	fake.buf = vdso;
+	fake.size = sizeof(vdso);
+	snprintf(m.path, sizeof(m.path), "[vdso]");
+	memset(vdso, 0x90, sizeof(vdso));
+	vdso[0x123] = HP_X86_SYSCALL_0;
+	vdso[0x124] = HP_X86_SYSCALL_1;
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x123);
+	assert_int_equal(last_len, sizeof(vdso)); /* searched */
+	/* The next process: two bytes read, the same offset. */
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x123);
+	assert_int_equal(nr_reads, 1);
+	assert_int_equal(last_len, 2);
+	/* Another image (its 'syscall' elsewhere): searched, found there,
+	 * and asked for there the next time. */
+	vdso[0x123] = 0x90;
+	vdso[0x456] = HP_X86_SYSCALL_0;
+	vdso[0x457] = HP_X86_SYSCALL_1;
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x456);
+	assert_int_equal(nr_reads, 2);
+	assert_int_equal(last_len, sizeof(vdso));
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x456);
+	assert_int_equal(last_len, 2);
+	/* A vDSO of another size: searched. */
+	m.end = VDSO_AT + HP_X86_PAGE_SIZE;
+	nr_reads = 0;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x456);
+	assert_int_equal(last_len, HP_X86_PAGE_SIZE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_maps_lines),
 		cmocka_unit_test(test_maps_refused),
+		cmocka_unit_test(test_map_number_limits),
+		cmocka_unit_test(test_module_id),
+		cmocka_unit_test(test_syscall_insn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -461,6 +461,34 @@ static void put_text(const char *path, const char *text)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* A record makes the state directory when it is missing, and checks it
+ * when the sequence is recorded already. */
+static void test_state_record_dir(void **state)
+{
+	char top[] = "/tmp/hp-state-XXXXXX", dir[64], path[96];
+	struct stat st;
+	uint64_t seq = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(top));
+	snprintf(dir, sizeof(dir), "%s/state", top);
+	snprintf(path, sizeof(path), "%s/ef56.seq", dir);
+	assert_hp_ok(hp_rt_state_record(dir, "ef56", 2));
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_hp_ok(hp_rt_state_sequence(dir, "ef56", &seq));
+	assert_int_equal(seq, 2);
+	assert_hp_ok(hp_rt_state_record(dir, "ef56", 2)); /* recorded */
+	/* Others could write it now: even a record with nothing to write
+	 * says so. */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_hp_err(hp_rt_state_record(dir, "ef56", 2), HP_E_INSECURE);
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(rmdir(top), 0);
+}
+
 static void test_state_cached(void **state)
 {
 	char dir[] = "/tmp/hp-state-XXXXXX", path[64], tmp[80];
@@ -531,15 +559,21 @@ static int share_and_wait(void *arg)
 }
 
 /* @pid's sharers as reported (every message in hp_test_msgs), with @s
- * or without. */
-static int check_alone(pid_t pid, struct hp_rt_sharers *s)
+ * or without; @live: through a leader seen live just before. */
+static int check_alone_as(pid_t pid, struct hp_rt_sharers *s, bool live)
 {
 	int rc;
 
 	hp_test_msgs_begin();
-	rc = hp_proc_check_alone(pid, s);
+	rc = live ? hp_proc_check_alone_live(pid, s)
+		  : hp_proc_check_alone(pid, s);
 	hp_log_set_sink(keep_last, NULL);
 	return rc;
+}
+
+static int check_alone(pid_t pid, struct hp_rt_sharers *s)
+{
+	return check_alone_as(pid, s, false);
 }
 
 /*
@@ -581,6 +615,10 @@ static void test_sharers(void **state)
 			 (int)vm, (int)getpid());
 		assert_non_null(strstr(hp_test_msgs, want));
 		assert_hp_ok(check_alone(forked, ix));
+		/* Asked through a leader seen live: the same answers. */
+		assert_hp_err(check_alone_as(getpid(), ix, true), HP_E_BUSY);
+		assert_hp_err(check_alone_as(vm, ix, true), HP_E_BUSY);
+		assert_hp_ok(check_alone_as(forked, ix, true));
 	}
 	/* Once the child has exited, nothing is shared: the index asks
 	 * again rather than trust what it saw. */
@@ -591,6 +629,81 @@ static void test_sharers(void **state)
 	kill(forked, SIGKILL);
 	waitpid(forked, NULL, 0);
 	free(stack);
+}
+
+static void *wait_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* The state letter of /proc/@pid/stat, '?' if unread. */
+static char task_state(pid_t pid)
+{
+	char path[64], buf[512] = "", *p = NULL;
+	FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f && !fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	if (f)
+		fclose(f);
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/*
+ * The lock's read of /proc/PID/stat says whether the leader lives; the
+ * open through it (hp_proc_open_live) finds a live thread when it has
+ * exited since (pthread_exit in main: a zombie with memory-less /proc
+ * files, the others running on), as hp_proc_open does.
+ */
+static void test_open_live(void **state)
+{
+	char dir[] = "/tmp/hp-lock-XXXXXX", cmd[64];
+	struct hp_rt_lock lk;
+	struct hp_proc proc;
+	pid_t child = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	child = fork();
+	if (child == 0) {
+		pthread_t t;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		pthread_create(&t, NULL, wait_forever, NULL);
+		pthread_exit(NULL);
+	}
+	assert_true(child > 0);
+	for (int i = 0; i < 2000 && task_state(child) != 'Z'; i++)
+		usleep(1000);
+	assert_int_equal(task_state(child), 'Z');
+	assert_hp_ok(hp_rt_lock(dir, child, 1000, &lk));
+	assert_false(lk.live);
+	hp_rt_unlock(&lk);
+	/* As if it had been seen live just before. */
+	assert_hp_ok(hp_proc_open_live(child, &proc, true));
+	assert_int_not_equal(proc.tid, child);
+	assert_true(proc.nr_maps > 0);
+	hp_proc_close(&proc);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	/* A leader alive: locked live, opened through it. */
+	assert_hp_ok(hp_rt_lock(dir, getpid(), 1000, &lk));
+	assert_true(lk.live);
+	hp_rt_unlock(&lk);
+	assert_hp_ok(hp_proc_open_live(getpid(), &proc, true));
+	assert_int_equal(proc.tid, getpid());
+	assert_true(proc.nr_maps > 0);
+	hp_proc_close(&proc);
+	/* Gone: as hp_proc_open says. */
+	assert_hp_err(hp_proc_open_live(child, &proc, true), HP_E_GONE);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 /*
@@ -700,10 +813,12 @@ int main(void)
 		cmocka_unit_test(test_fault),
 		cmocka_unit_test(test_state_dir),
 		cmocka_unit_test(test_state_cached),
+		cmocka_unit_test(test_state_record_dir),
 		cmocka_unit_test(test_wake_release_mask),
 		cmocka_unit_test(test_wake_keep),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
+		cmocka_unit_test(test_open_live),
 		cmocka_unit_test(test_stop_bound),
 		cmocka_unit_test(test_who_settle),
 	};
