@@ -457,6 +457,9 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		   pid_t *busy_tid, const struct hp_busy_range **busy)
 	__attribute__((warn_unused_result));
 
+/* Tests: scan stacks with the plain loop even where AVX2 runs. */
+extern bool hp_stack_scan_plain;
+
 /* ---- rt_reloc.c ---- */
 struct hp_reloc_ctx {
 	uint8_t *image; /* local copy of the image */

@@ -247,8 +247,9 @@ static const struct hp_busy_range *reference(const struct hp_busy_range *r,
 
 /*
  * Random functions (overlapping, jump sites among them, in no order) and
- * random stacks, on one CPU and two, across the read's chunks: the check
- * finds exactly what the plain rule finds, and names the same.
+ * random stacks, on one CPU and two, across the read's chunks, with the
+ * vector loop (where the CPU has AVX2) and the plain one: the check finds
+ * exactly what the plain rule finds, and names the same.
  */
 static void test_same_as_plain_rule(void **state)
 {
@@ -257,7 +258,7 @@ static void test_same_as_plain_rule(void **state)
 	uint64_t seed = 0x9e3779b97f4a7c15ULL;
 
 	(void)state;
-	for (int round = 0; round < 40; round++) {
+	for (int round = 0; round < 80; round++) {
 		const struct hp_busy_range *busy = NULL, *want = NULL;
 		const size_t nr = 1 + rnd(&seed) % NR;
 		pid_t tid = 0, want_tid = 0;
@@ -288,7 +289,9 @@ static void test_same_as_plain_rule(void **state)
 				 round % 4 == 3 && j < 4 ? pick[4] : pick[j]);
 		}
 		want = reference(r, nr, &want_tid);
+		hp_stack_scan_plain = round >= 40;
 		rc = check(r, nr, &tid, &busy);
+		hp_stack_scan_plain = false;
 		if (!want) {
 			assert_hp_ok(rc);
 			continue;
@@ -297,6 +300,44 @@ static void test_same_as_plain_rule(void **state)
 		assert_int_equal(tid, want_tid);
 		assert_ptr_equal(busy, want);
 	}
+}
+
+/*
+ * A return into the function in any word of a stack is found, from the
+ * stack pointer to the last word of the mapping (the deepest frame), at
+ * every place in the scan's blocks of words and in the tail after them
+ * (stack pointers 0 to 120 bytes past a block), by either loop; so is an
+ * instruction pointer inside the function, with a clean stack.
+ */
+static void test_every_word(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	for (int plain = 0; plain < 2; plain++) {
+		hp_stack_scan_plain = plain;
+		for (size_t sp = 0; sp < 128; sp += 8) {
+			fake_world(2, SPAN - 512 + sp, 1);
+			assert_hp_ok(check(&r, 1, &tid, &busy));
+			for (size_t off = SPAN - 512 + sp; off < SPAN;
+			     off += 8) {
+				put_word(1, off, 0x5abc);
+				assert_hp_err(check(&r, 1, &tid, &busy),
+					      HP_E_BUSY);
+				assert_int_equal(tid, 1001);
+				assert_ptr_equal(busy, &r);
+				put_word(1, off, 0x4fff);
+				assert_hp_ok(check(&r, 1, &tid, &busy));
+			}
+			fk.t[0].regs.rip = 0x5001;
+			assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+			assert_int_equal(tid, 1000);
+			assert_ptr_equal(busy, &r);
+		}
+	}
+	hp_stack_scan_plain = false;
 }
 
 /* A stack that cannot be read never counts as clean. */
@@ -539,6 +580,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_read_span, teardown),
 		cmocka_unit_test_teardown(test_word_rule, teardown),
 		cmocka_unit_test_teardown(test_same_as_plain_rule, teardown),
+		cmocka_unit_test_teardown(test_every_word, teardown),
 		cmocka_unit_test_teardown(test_unreadable_is_not_clean,
 					  teardown),
 		cmocka_unit_test_teardown(test_helper_priority, teardown),
