@@ -324,6 +324,8 @@ struct hp_world {
 	uint8_t *stacks;
 	size_t *stack_lens;
 	size_t stacks_total;
+	/* The stop's one check of the stacks: none is kept after it. */
+	bool stacks_once;
 };
 
 /* How long a stop of @w, from w->stopped_at, waits for its threads: more

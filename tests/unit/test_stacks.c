@@ -340,6 +340,66 @@ static void test_every_word(void **state)
 	hp_stack_scan_plain = false;
 }
 
+/*
+ * The stop's one check (stacks_once) reads chunk after chunk to the same
+ * room: a return into the function on any stack, in the deepest word or
+ * just above the stack pointer, in a chunk of either CPU, and an IP in
+ * it, are found as when every stack is kept, and the first thread with
+ * one is named; nothing is kept for a later check, and after a return
+ * the rest is not read.
+ */
+static void test_checked_once(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const size_t at[] = {
+		0, 7, 8, 100, 159, 160, 161, 250, MAX_THREADS - 1
+	};
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	for (int cpus = 1; cpus <= 2; cpus++) {
+		fake_world(MAX_THREADS, 24, cpus);
+		fk.w.stacks_once = true;
+		assert_hp_ok(
+			hp_world_check(&fk.w, &fk.proc, &r, 1, &tid, &busy));
+		assert_null(fk.w.stacks);
+		assert_int_equal(fk.nr_reads, MAX_THREADS);
+		for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+			for (int deep = 0; deep < 2; deep++) {
+				const size_t off = deep ? SPAN - 8 : 24;
+
+				put_word(at[k], off, 0x5010);
+				fk.nr_reads = 0;
+				assert_hp_err(hp_world_check(&fk.w, &fk.proc,
+							     &r, 1, &tid,
+							     &busy),
+					      HP_E_BUSY);
+				assert_int_equal(tid, 1000 + (pid_t)at[k]);
+				assert_ptr_equal(busy, &r);
+				assert_null(fk.w.stacks);
+				if (cpus == 1 && at[k] < 100)
+					assert_true(fk.nr_reads < MAX_THREADS);
+				put_word(at[k], off, 0);
+			}
+		}
+		/* Two: the first is named. */
+		put_word(250, SPAN - 8, 0x5010);
+		put_word(3, SPAN - 8, 0x5010);
+		assert_hp_err(
+			hp_world_check(&fk.w, &fk.proc, &r, 1, &tid, &busy),
+			HP_E_BUSY);
+		assert_int_equal(tid, 1003);
+		put_word(250, SPAN - 8, 0);
+		put_word(3, SPAN - 8, 0);
+		fk.t[200].regs.rip = 0x5abc;
+		assert_hp_err(
+			hp_world_check(&fk.w, &fk.proc, &r, 1, &tid, &busy),
+			HP_E_BUSY);
+		assert_int_equal(tid, 1200);
+	}
+}
+
 /* A stack that cannot be read never counts as clean. */
 static void test_unreadable_is_not_clean(void **state)
 {
@@ -581,6 +641,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_word_rule, teardown),
 		cmocka_unit_test_teardown(test_same_as_plain_rule, teardown),
 		cmocka_unit_test_teardown(test_every_word, teardown),
+		cmocka_unit_test_teardown(test_checked_once, teardown),
 		cmocka_unit_test_teardown(test_unreadable_is_not_clean,
 					  teardown),
 		cmocka_unit_test_teardown(test_helper_priority, teardown),
