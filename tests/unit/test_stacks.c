@@ -43,6 +43,8 @@ static struct {
 	 * other than the test's. */
 	int reads_not_fifo, reads_elsewhere;
 	pid_t test_tid;
+	uint64_t read_us; /* each read takes as long, as a real one would */
+	uint64_t other_read_us; /* ... on a thread other than the test's */
 } fk;
 
 #define FAKE_BASE 0x7e0000000000ULL
@@ -55,7 +57,14 @@ static hp_raddr_t map_start(size_t i)
 static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		     size_t len)
 {
+	const uint64_t until =
+		hp_now_us() + ((pid_t)syscall(SYS_gettid) == fk.test_tid
+				       ? fk.read_us
+				       : fk.other_read_us);
+
 	(void)proc;
+	while (hp_now_us() < until)
+		;
 	if ((sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) != SCHED_FIFO)
 		__atomic_fetch_add(&fk.reads_not_fifo, 1, __ATOMIC_RELAXED);
 	if ((pid_t)syscall(SYS_gettid) != fk.test_tid)
@@ -400,6 +409,41 @@ static void test_checked_once(void **state)
 	}
 }
 
+/*
+ * The CPUs share the stacks as they go: with one of them much slower (a
+ * helper woken late, a CPU busy elsewhere), or the loader the slower, the
+ * check answers as one pass in order would: the first thread with a
+ * return, early or late in the list, kept or not, is named.
+ */
+static void test_uneven_cpus(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const size_t at[][2] = { { 5, 300 }, { 300, 310 }, { 150, 160 } };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	fk.test_tid = (pid_t)syscall(SYS_gettid);
+	for (int round = 0; round < 4; round++) {
+		fake_world(MAX_THREADS, 16, 2);
+		fk.w.stacks_once = round % 2;
+		fk.read_us = round < 2 ? 0 : 40;
+		fk.other_read_us = round < 2 ? 40 : 0;
+		for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+			put_word(at[k][1], SPAN - 8, 0x5010);
+			put_word(at[k][0], 16, 0x5abc);
+			assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+			assert_int_equal(tid, 1000 + (pid_t)at[k][0]);
+			put_word(at[k][0], 16, 0);
+			assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+			assert_int_equal(tid, 1000 + (pid_t)at[k][1]);
+			put_word(at[k][1], SPAN - 8, 0);
+			assert_hp_ok(check(&r, 1, &tid, &busy));
+		}
+	}
+	fk.read_us = fk.other_read_us = 0;
+}
+
 /* A stack that cannot be read never counts as clean. */
 static void test_unreadable_is_not_clean(void **state)
 {
@@ -438,6 +482,7 @@ static void test_helper_priority(void **state)
 	fake_world(MAX_THREADS, 0, 2); /* 2.5 MB: read on two threads */
 	fk.test_tid = (pid_t)syscall(SYS_gettid);
 	fk.reads_not_fifo = fk.reads_elsewhere = 0;
+	fk.read_us = 10; /* 3.2 ms in all: the helper takes its share */
 	/* As hp_prio_raise does for the window (the suite runs as root). */
 	assert_int_equal(
 		sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &fifo),
@@ -448,6 +493,7 @@ static void test_helper_priority(void **state)
 	assert_int_equal(fk.nr_reads, MAX_THREADS);
 	assert_true(fk.reads_elsewhere > 0);
 	assert_int_equal(fk.reads_not_fifo, 0);
+	fk.read_us = 0;
 }
 
 static pid_t job_tid;
@@ -642,6 +688,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_same_as_plain_rule, teardown),
 		cmocka_unit_test_teardown(test_every_word, teardown),
 		cmocka_unit_test_teardown(test_checked_once, teardown),
+		cmocka_unit_test_teardown(test_uneven_cpus, teardown),
 		cmocka_unit_test_teardown(test_unreadable_is_not_clean,
 					  teardown),
 		cmocka_unit_test_teardown(test_helper_priority, teardown),
