@@ -57,11 +57,37 @@ static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
 	return NULL;
 }
 
-/* Bytes of each thread's stack to scan: from its stack pointer to the end
- * of the mapping holding it (at most HP_STACK_SCAN_MAX). */
-static size_t stack_span(const struct hp_proc *proc, uint64_t sp)
+/*
+ * The mapping holding stack pointer @sp, looked for first next to *@near
+ * (the one found for the thread before, or any index): threads come in
+ * the order they were created, and each new stack was mapped just below
+ * the last one, so a thread's stack is nearly always two mappings (its
+ * guard's and its own) from the last; else the binary search. 256
+ * searches of the maps of a 256-thread process, ~800 mappings of 304
+ * bytes (a cache miss a step) cost ~18 us in the window, twice.
+ */
+static const struct hp_map *stack_map(const struct hp_proc *proc, uint64_t sp,
+				      size_t *near)
 {
-	const struct hp_map *m = hp_proc_find_map(proc, sp);
+	const struct hp_map *m = NULL;
+	const size_t from = *near > 3 ? *near - 3 : 0;
+
+	for (size_t i = from; i < proc->nr_maps && i <= *near + 3; i++)
+		if (sp >= proc->maps[i].start && sp < proc->maps[i].end) {
+			*near = i;
+			return &proc->maps[i];
+		}
+	m = hp_proc_find_map(proc, sp);
+	if (m)
+		*near = (size_t)(m - proc->maps);
+	return m;
+}
+
+/* Bytes of a thread's stack to scan: from its stack pointer @sp to the
+ * end of the mapping holding it (at most HP_STACK_SCAN_MAX). */
+static size_t stack_span(const struct hp_proc *proc, uint64_t sp, size_t *near)
+{
+	const struct hp_map *m = stack_map(proc, sp, near);
 	size_t len;
 
 	if (!m)
@@ -72,8 +98,10 @@ static size_t stack_span(const struct hp_proc *proc, uint64_t sp)
 
 int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
 {
+	size_t near = 0;
+
 	for (size_t i = 0; i < w->nr_threads; i++)
-		if (!hp_proc_find_map(proc, w->threads[i].regs.rsp))
+		if (!stack_map(proc, w->threads[i].regs.rsp, &near))
 			return hp_proc_read_maps(proc);
 	return 0;
 }
@@ -413,10 +441,11 @@ static void *run_job(void *arg)
 static size_t stack_lens(const struct hp_proc *proc, const struct hp_world *w,
 			 size_t *lens)
 {
-	size_t total = 0;
+	size_t total = 0, near = 0;
 
 	for (size_t i = 0; i < w->nr_threads; i++) {
-		total += lens[i] = stack_span(proc, w->threads[i].regs.rsp);
+		total += lens[i] =
+			stack_span(proc, w->threads[i].regs.rsp, &near);
 		if (!lens[i]) {
 			hp_error(-EFAULT,
 				 "pid %d: tid %d: stack pointer 0x%llx lies in "
@@ -637,7 +666,7 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 	const size_t first = who->n;
 	struct range_index x;
 	uint8_t *stack = NULL;
-	size_t cap = 0;
+	size_t cap = 0, near = 0;
 	bool waited = false;
 
 	if (index_ranges(ranges, nr_ranges, &x))
@@ -645,7 +674,7 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		const struct hp_thread *t = &w->threads[i];
 		const struct hp_busy_range *hit = NULL;
-		const size_t len = stack_span(proc, t->regs.rsp);
+		const size_t len = stack_span(proc, t->regs.rsp, &near);
 
 		/* (Registers not read at the stop are zero: no stack.) */
 		if (!len || in_ranges(ranges, nr_ranges, t->regs.rip))

@@ -444,6 +444,49 @@ static void test_uneven_cpus(void **state)
 	fk.read_us = fk.other_read_us = 0;
 }
 
+/*
+ * A thread's stack mapping is looked for next to the last thread's first:
+ * threads whose stacks lie in the maps in any order (reversed, shuffled,
+ * a few neighbours apart) each get their own mapping, read from their
+ * stack pointer to its end, and a return there is theirs.
+ */
+static void test_stacks_any_order(void **state)
+{
+	enum { N = 64 };
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	uint64_t seed = 0x2545f4914f6cdd1dULL;
+	size_t perm[N];
+	pid_t tid = 0;
+
+	(void)state;
+	for (int round = 0; round < 4; round++) {
+		fake_world(N, 0, 1);
+		for (size_t i = 0; i < N; i++)
+			perm[i] = round == 0   ? N - 1 - i
+				  : round == 1 ? (i * 5) % N
+					       : i;
+		for (size_t i = N - 1; round >= 2 && i > 0; i--) {
+			const size_t j = rnd(&seed) % (i + 1), v = perm[i];
+
+			perm[i] = perm[j];
+			perm[j] = v;
+		}
+		for (size_t i = 0; i < N; i++)
+			fk.t[i].regs.rsp = map_start(perm[i]) + 8 * i;
+		assert_hp_ok(check(&r, 1, &tid, &busy));
+		assert_int_equal(fk.nr_reads, N);
+		for (size_t i = 0; i < N; i++) {
+			assert_int_equal(fk.read_at[i],
+					 map_start(perm[i]) + 8 * i);
+			assert_int_equal(fk.read_len[i], SPAN - 8 * i);
+		}
+		put_word(perm[37], SPAN - 8, 0x5010);
+		assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+		assert_int_equal(tid, 1037);
+	}
+}
+
 /* A stack that cannot be read never counts as clean. */
 static void test_unreadable_is_not_clean(void **state)
 {
@@ -684,6 +727,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_read_span, teardown),
+		cmocka_unit_test_teardown(test_stacks_any_order, teardown),
 		cmocka_unit_test_teardown(test_word_rule, teardown),
 		cmocka_unit_test_teardown(test_same_as_plain_rule, teardown),
 		cmocka_unit_test_teardown(test_every_word, teardown),
