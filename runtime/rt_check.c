@@ -554,18 +554,26 @@ void hp_world_drop_stacks(struct hp_world *w)
 
 /*
  * The threads in runs read with one system call each: at most
- * HP_IOV_BATCH stacks and HP_STACK_CHUNK bytes (or one longer stack).
- * Return: how many runs, in @c.
+ * HP_IOV_BATCH stacks and HP_STACK_CHUNK bytes (or one longer stack), a
+ * quarter of that in the last HP_STACK_TAIL bytes, so that the CPU that
+ * runs out of runs first waits less for the other's last one (a 64 KiB
+ * run: ~25 us). Return: how many runs, in @c.
  */
-static size_t make_chunks(const size_t *lens, size_t nr, struct stack_chunk *c)
+#define HP_STACK_TAIL (4 * HP_STACK_CHUNK)
+
+static size_t make_chunks(const size_t *lens, size_t nr, size_t total,
+			  struct stack_chunk *c)
 {
 	size_t n = 0, off = 0;
 
 	for (size_t i = 0; i < nr;) {
+		const size_t most = total - off > HP_STACK_TAIL
+					    ? HP_STACK_CHUNK
+					    : HP_STACK_CHUNK / 4;
 		size_t end = i, bytes = 0;
 
 		while (end < nr && end - i < HP_IOV_BATCH &&
-		       (end == i || bytes + lens[end] <= HP_STACK_CHUNK))
+		       (end == i || bytes + lens[end] <= most))
 			bytes += lens[end++];
 		c[n++] = (struct stack_chunk){ i, end, off };
 		off += bytes;
@@ -814,7 +822,7 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		.buf = stacks,
 		.lens = lens,
 		.chunks = chunks,
-		.nr_chunks = make_chunks(lens, w->nr_threads, chunks),
+		.nr_chunks = make_chunks(lens, w->nr_threads, total, chunks),
 		.cached = cached,
 		.reuse = room != 0,
 		.hit = SIZE_MAX,
