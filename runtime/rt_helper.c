@@ -1,6 +1,7 @@
 /*
- * The stop's second CPU: one thread, kept from stop to stop, that runs half
- * of the stack check while the loader runs the other half (rt_check.c).
+ * The stop's second CPU: one thread, kept from stop to stop, that reads
+ * and scans stacks alongside the loader, each taking the next chunk of
+ * them until none is left (rt_check.c).
  *
  * Starting a thread in the window cost the pause 80-150 us on a 2-CPU VM
  * (the new thread ran its first instruction 80-95 us after

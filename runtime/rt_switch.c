@@ -101,6 +101,8 @@ static int switch_stopped(struct attempt *a, struct hp_proc *proc,
 	a->t_stop = hp_now_us();
 	if (!rc)
 		rc = hp_rt_fault("stop");
+	/* Without regions to keep, the stacks are checked once. */
+	a->w.stacks_once = !active && !sw->nr_keep;
 	if (!rc && !active)
 		rc = hp_world_check(&a->w, proc, sw->ranges, sw->nr_ranges,
 				    &a->busy_tid, &a->busy);

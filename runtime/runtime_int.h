@@ -338,6 +338,8 @@ struct hp_world {
 	uint8_t *stacks;
 	size_t *stack_lens;
 	size_t stacks_total;
+	/* The stop's one check of the stacks: none is kept after it. */
+	bool stacks_once;
 };
 
 /* How long a stop of @w, from w->stopped_at, waits for its threads: more
@@ -483,6 +485,9 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		   const struct hp_busy_range *ranges, size_t nr_ranges,
 		   pid_t *busy_tid, const struct hp_busy_range **busy)
 	__attribute__((warn_unused_result));
+
+/* Tests: scan stacks with the plain loop even where AVX2 runs. */
+extern bool hp_stack_scan_plain;
 
 /* ---- rt_reloc.c ---- */
 struct hp_reloc_ctx {

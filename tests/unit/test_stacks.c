@@ -43,6 +43,8 @@ static struct {
 	 * other than the test's. */
 	int reads_not_fifo, reads_elsewhere;
 	pid_t test_tid;
+	uint64_t read_us; /* each read takes as long, as a real one would */
+	uint64_t other_read_us; /* ... on a thread other than the test's */
 } fk;
 
 #define FAKE_BASE 0x7e0000000000ULL
@@ -55,7 +57,14 @@ static hp_raddr_t map_start(size_t i)
 static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		     size_t len)
 {
+	const uint64_t until =
+		hp_now_us() + ((pid_t)syscall(SYS_gettid) == fk.test_tid
+				       ? fk.read_us
+				       : fk.other_read_us);
+
 	(void)proc;
+	while (hp_now_us() < until)
+		;
 	if ((sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) != SCHED_FIFO)
 		__atomic_fetch_add(&fk.reads_not_fifo, 1, __ATOMIC_RELAXED);
 	if ((pid_t)syscall(SYS_gettid) != fk.test_tid)
@@ -247,8 +256,9 @@ static const struct hp_busy_range *reference(const struct hp_busy_range *r,
 
 /*
  * Random functions (overlapping, jump sites among them, in no order) and
- * random stacks, on one CPU and two, across the read's chunks: the check
- * finds exactly what the plain rule finds, and names the same.
+ * random stacks, on one CPU and two, across the read's chunks, with the
+ * vector loop (where the CPU has AVX2) and the plain one: the check finds
+ * exactly what the plain rule finds, and names the same.
  */
 static void test_same_as_plain_rule(void **state)
 {
@@ -257,7 +267,7 @@ static void test_same_as_plain_rule(void **state)
 	uint64_t seed = 0x9e3779b97f4a7c15ULL;
 
 	(void)state;
-	for (int round = 0; round < 40; round++) {
+	for (int round = 0; round < 80; round++) {
 		const struct hp_busy_range *busy = NULL, *want = NULL;
 		const size_t nr = 1 + rnd(&seed) % NR;
 		pid_t tid = 0, want_tid = 0;
@@ -288,7 +298,9 @@ static void test_same_as_plain_rule(void **state)
 				 round % 4 == 3 && j < 4 ? pick[4] : pick[j]);
 		}
 		want = reference(r, nr, &want_tid);
+		hp_stack_scan_plain = round >= 40;
 		rc = check(r, nr, &tid, &busy);
+		hp_stack_scan_plain = false;
 		if (!want) {
 			assert_hp_ok(rc);
 			continue;
@@ -296,6 +308,182 @@ static void test_same_as_plain_rule(void **state)
 		assert_hp_err(rc, HP_E_BUSY);
 		assert_int_equal(tid, want_tid);
 		assert_ptr_equal(busy, want);
+	}
+}
+
+/*
+ * A return into the function in any word of a stack is found, from the
+ * stack pointer to the last word of the mapping (the deepest frame), at
+ * every place in the scan's blocks of words and in the tail after them
+ * (stack pointers 0 to 120 bytes past a block), by either loop; so is an
+ * instruction pointer inside the function, with a clean stack.
+ */
+static void test_every_word(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	for (int plain = 0; plain < 2; plain++) {
+		hp_stack_scan_plain = plain;
+		for (size_t sp = 0; sp < 128; sp += 8) {
+			fake_world(2, SPAN - 512 + sp, 1);
+			assert_hp_ok(check(&r, 1, &tid, &busy));
+			for (size_t off = SPAN - 512 + sp; off < SPAN;
+			     off += 8) {
+				put_word(1, off, 0x5abc);
+				assert_hp_err(check(&r, 1, &tid, &busy),
+					      HP_E_BUSY);
+				assert_int_equal(tid, 1001);
+				assert_ptr_equal(busy, &r);
+				put_word(1, off, 0x4fff);
+				assert_hp_ok(check(&r, 1, &tid, &busy));
+			}
+			fk.t[0].regs.rip = 0x5001;
+			assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+			assert_int_equal(tid, 1000);
+			assert_ptr_equal(busy, &r);
+		}
+	}
+	hp_stack_scan_plain = false;
+}
+
+/*
+ * The stop's one check (stacks_once) reads chunk after chunk to the same
+ * room: a return into the function on any stack, in the deepest word or
+ * just above the stack pointer, in a chunk of either CPU, and an IP in
+ * it, are found as when every stack is kept, and the first thread with
+ * one is named; nothing is kept for a later check, and after a return
+ * the rest is not read.
+ */
+static void test_checked_once(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const size_t at[] = {
+		0, 7, 8, 100, 159, 160, 161, 250, MAX_THREADS - 1
+	};
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	for (int cpus = 1; cpus <= 2; cpus++) {
+		fake_world(MAX_THREADS, 24, cpus);
+		fk.w.stacks_once = true;
+		assert_hp_ok(
+			hp_world_check(&fk.w, &fk.proc, &r, 1, &tid, &busy));
+		assert_null(fk.w.stacks);
+		assert_int_equal(fk.nr_reads, MAX_THREADS);
+		for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+			for (int deep = 0; deep < 2; deep++) {
+				const size_t off = deep ? SPAN - 8 : 24;
+
+				put_word(at[k], off, 0x5010);
+				fk.nr_reads = 0;
+				assert_hp_err(hp_world_check(&fk.w, &fk.proc,
+							     &r, 1, &tid,
+							     &busy),
+					      HP_E_BUSY);
+				assert_int_equal(tid, 1000 + (pid_t)at[k]);
+				assert_ptr_equal(busy, &r);
+				assert_null(fk.w.stacks);
+				if (cpus == 1 && at[k] < 100)
+					assert_true(fk.nr_reads < MAX_THREADS);
+				put_word(at[k], off, 0);
+			}
+		}
+		/* Two: the first is named. */
+		put_word(250, SPAN - 8, 0x5010);
+		put_word(3, SPAN - 8, 0x5010);
+		assert_hp_err(
+			hp_world_check(&fk.w, &fk.proc, &r, 1, &tid, &busy),
+			HP_E_BUSY);
+		assert_int_equal(tid, 1003);
+		put_word(250, SPAN - 8, 0);
+		put_word(3, SPAN - 8, 0);
+		fk.t[200].regs.rip = 0x5abc;
+		assert_hp_err(
+			hp_world_check(&fk.w, &fk.proc, &r, 1, &tid, &busy),
+			HP_E_BUSY);
+		assert_int_equal(tid, 1200);
+	}
+}
+
+/*
+ * The CPUs share the stacks as they go: with one of them much slower (a
+ * helper woken late, a CPU busy elsewhere), or the loader the slower, the
+ * check answers as one pass in order would: the first thread with a
+ * return, early or late in the list, kept or not, is named.
+ */
+static void test_uneven_cpus(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const size_t at[][2] = { { 5, 300 }, { 300, 310 }, { 150, 160 } };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	fk.test_tid = (pid_t)syscall(SYS_gettid);
+	for (int round = 0; round < 4; round++) {
+		fake_world(MAX_THREADS, 16, 2);
+		fk.w.stacks_once = round % 2;
+		fk.read_us = round < 2 ? 0 : 40;
+		fk.other_read_us = round < 2 ? 40 : 0;
+		for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+			put_word(at[k][1], SPAN - 8, 0x5010);
+			put_word(at[k][0], 16, 0x5abc);
+			assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+			assert_int_equal(tid, 1000 + (pid_t)at[k][0]);
+			put_word(at[k][0], 16, 0);
+			assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+			assert_int_equal(tid, 1000 + (pid_t)at[k][1]);
+			put_word(at[k][1], SPAN - 8, 0);
+			assert_hp_ok(check(&r, 1, &tid, &busy));
+		}
+	}
+	fk.read_us = fk.other_read_us = 0;
+}
+
+/*
+ * A thread's stack mapping is looked for next to the last thread's first:
+ * threads whose stacks lie in the maps in any order (reversed, shuffled,
+ * a few neighbours apart) each get their own mapping, read from their
+ * stack pointer to its end, and a return there is theirs.
+ */
+static void test_stacks_any_order(void **state)
+{
+	enum { N = 64 };
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	uint64_t seed = 0x2545f4914f6cdd1dULL;
+	size_t perm[N];
+	pid_t tid = 0;
+
+	(void)state;
+	for (int round = 0; round < 4; round++) {
+		fake_world(N, 0, 1);
+		for (size_t i = 0; i < N; i++)
+			perm[i] = round == 0   ? N - 1 - i
+				  : round == 1 ? (i * 5) % N
+					       : i;
+		for (size_t i = N - 1; round >= 2 && i > 0; i--) {
+			const size_t j = rnd(&seed) % (i + 1), v = perm[i];
+
+			perm[i] = perm[j];
+			perm[j] = v;
+		}
+		for (size_t i = 0; i < N; i++)
+			fk.t[i].regs.rsp = map_start(perm[i]) + 8 * i;
+		assert_hp_ok(check(&r, 1, &tid, &busy));
+		assert_int_equal(fk.nr_reads, N);
+		for (size_t i = 0; i < N; i++) {
+			assert_int_equal(fk.read_at[i],
+					 map_start(perm[i]) + 8 * i);
+			assert_int_equal(fk.read_len[i], SPAN - 8 * i);
+		}
+		put_word(perm[37], SPAN - 8, 0x5010);
+		assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+		assert_int_equal(tid, 1037);
 	}
 }
 
@@ -337,6 +525,7 @@ static void test_helper_priority(void **state)
 	fake_world(MAX_THREADS, 0, 2); /* 2.5 MB: read on two threads */
 	fk.test_tid = (pid_t)syscall(SYS_gettid);
 	fk.reads_not_fifo = fk.reads_elsewhere = 0;
+	fk.read_us = 10; /* 3.2 ms in all: the helper takes its share */
 	/* As hp_prio_raise does for the window (the suite runs as root). */
 	assert_int_equal(
 		sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &fifo),
@@ -347,6 +536,7 @@ static void test_helper_priority(void **state)
 	assert_int_equal(fk.nr_reads, MAX_THREADS);
 	assert_true(fk.reads_elsewhere > 0);
 	assert_int_equal(fk.reads_not_fifo, 0);
+	fk.read_us = 0;
 }
 
 static pid_t job_tid;
@@ -537,8 +727,12 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_read_span, teardown),
+		cmocka_unit_test_teardown(test_stacks_any_order, teardown),
 		cmocka_unit_test_teardown(test_word_rule, teardown),
 		cmocka_unit_test_teardown(test_same_as_plain_rule, teardown),
+		cmocka_unit_test_teardown(test_every_word, teardown),
+		cmocka_unit_test_teardown(test_checked_once, teardown),
+		cmocka_unit_test_teardown(test_uneven_cpus, teardown),
 		cmocka_unit_test_teardown(test_unreadable_is_not_clean,
 					  teardown),
 		cmocka_unit_test_teardown(test_helper_priority, teardown),
