@@ -195,17 +195,10 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
-		if (n == cap) {
-			pid_t *nl = NULL;
-
-			cap = cap ? 2 * cap : 32;
-			nl = realloc(list, cap * sizeof(*nl));
-			if (!nl) {
-				free(list);
-				closedir(d);
-				return -ENOMEM;
-			}
-			list = nl;
+		if (hp_grow(&list, &cap, n, sizeof(*list), 32)) {
+			free(list);
+			closedir(d);
+			return -ENOMEM;
 		}
 		list[n++] = (pid_t)atoi(de->d_name);
 	}

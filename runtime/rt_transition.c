@@ -97,15 +97,9 @@ static bool known_thread(const struct hp_world *w, pid_t tid, size_t *hint)
 
 static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
 {
-	if (w->nr_threads == w->cap_threads) {
-		size_t cap = w->cap_threads ? 2 * w->cap_threads : 32;
-		struct hp_thread *t = realloc(w->threads, cap * sizeof(*t));
-
-		if (!t)
-			return -ENOMEM;
-		w->threads = t;
-		w->cap_threads = cap;
-	}
+	if (hp_grow(&w->threads, &w->cap_threads, w->nr_threads,
+		    sizeof(*w->threads), 32))
+		return -ENOMEM;
 	w->threads[w->nr_threads] =
 		(struct hp_thread){ .tid = tid, .leader = tid == w->pid };
 	*out = &w->threads[w->nr_threads++];
