@@ -259,7 +259,8 @@ static bool parse_map_line(const char *line, struct hp_map *m)
 }
 
 /* Read @proc's map; @quiet: no message (a scan of every pid). */
-static int read_maps(struct hp_proc *proc, bool quiet)
+/* (*@vanished, if asked: whether the map was gone, not empty.) */
+static int read_maps(struct hp_proc *proc, bool quiet, bool *vanished)
 {
 	char path[64], *text = NULL, *line = NULL;
 	struct hp_map *maps = NULL;
@@ -268,6 +269,8 @@ static int read_maps(struct hp_proc *proc, bool quiet)
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->tid);
 	rc = read_proc_file(path, &text, &len);
+	if (vanished)
+		*vanished = rc == -ENOENT || rc == -ESRCH;
 	if (rc == -ENOENT || rc == -ESRCH)
 		return -HP_E_GONE;
 	if (rc)
@@ -304,7 +307,7 @@ static int read_maps(struct hp_proc *proc, bool quiet)
 
 int hp_proc_read_maps(struct hp_proc *proc)
 {
-	return read_maps(proc, false);
+	return read_maps(proc, false, NULL);
 }
 
 /* One loop for both directions: short transfers continue, EINTR retries. */
@@ -628,20 +631,37 @@ int hp_proc_find_module_in(struct hp_proc *proc, struct hp_id_hits *hits,
 	return find_module(proc, hits, build_id, build_id_len, mod);
 }
 
+/*
+ * Whether the task @tid has exited: a task lets go of its working
+ * directory as it exits (after its memory), and a kernel thread keeps
+ * init's. One readlink, where its stat costs an open, a read, a close.
+ */
+static bool task_exited(pid_t tid)
+{
+	char path[48], dir[2];
+
+	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)tid);
+	return readlink(path, dir, sizeof(dir)) < 0 && errno != EACCES &&
+	       errno != EPERM;
+}
+
 int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
 {
+	bool vanished = false;
 	int rc;
 
 	*proc = (struct hp_proc){ .pid = pid, .tid = pid, .mem_fd = -1 };
-	rc = read_maps(proc, true);
+	rc = read_maps(proc, true, &vanished);
 	if (!rc)
 		return 0;
 	hp_proc_close(proc);
-	/* A leader that exited has no map: a live thread's, if any. (A
-	 * kernel thread has none either, and is not gone.) */
-	return rc == -HP_E_GONE && hp_task_gone(pid)
-		       ? hp_proc_open(pid, proc, true)
-		       : rc;
+	/* No /proc/PID/maps: the process was reaped, every thread gone.
+	 * An empty one: a kernel thread (it has no memory, and lives on),
+	 * or a leader that exited (pthread_exit in main), whose threads
+	 * may live on: a live thread's map, if any. */
+	if (rc != -HP_E_GONE || vanished || !task_exited(pid))
+		return rc;
+	return hp_proc_open(pid, proc, true);
 }
 
 /*

@@ -72,6 +72,22 @@ expect_exit 3 "again with workers: already applied, exit 3" \
 	"$HPATCH" apply --all --jobs 2 --trust "$T/trust" "$T/svc.hpatch"
 expect_exit 2 "--jobs 0 is a usage error" \
 	"$HPATCH" apply --all --jobs 0 --trust "$T/trust" "$T/svc.hpatch"
+# The workers look at every process of the host, the targets among them:
+# a build that none runs is no target anywhere, said as one process says
+# it (nothing on stdout, exit 9, one audit line).
+unique_build svc "$T/nowhere" "$T/nowhere.hpatch" --key "$T/k.key" --id nowhere
+: >"$T/audit.log"
+for jobs in 1 2; do
+	"$HPATCH" apply --all --jobs "$jobs" --trust "$T/trust" --json \
+		"$T/nowhere.hpatch" >"$T/none$jobs.out" 2>"$T/none$jobs.err" &&
+		rc=0 || rc=$?
+	check "--jobs $jobs, no process runs the build: exit 9 ($rc)" test "$rc" -eq 9
+done
+check "... nothing on stdout" test ! -s "$T/none2.out"
+check "... the same error as one process" diff "$T/none1.err" "$T/none2.err"
+check "... it names the target" grep -q "no running process maps its target" "$T/none2.err"
+check "... one audit line each" \
+	test "$(grep -c '"result":"HP_E_NOTARGET"' "$T/audit.log")" -eq 2
 for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 PIDS=()
 
@@ -129,4 +145,23 @@ check "the two begun are reported ok" \
 check "... in pid order" test "$(reported "$T/term.out" | tr '\n' ' ')" = "${mine[0]} ${mine[1]} "
 check "the third is untouched (v1)" test "$(version_of "${ports[2]}")" = v1
 check "the first two run v2" test "$(version_of "${ports[0]}")$(version_of "${ports[1]}")" = v2v2
+for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+PIDS=()
+
+# A process whose main thread has exited (pthread_exit) has no executable
+# and no map through its leader, as a kernel thread has none: the scan
+# finds it through a live thread, with workers or without.
+unique_build svc "$T/zsvc" "$T/z.hpatch" --key "$T/k.key" --id z
+start_target "$T/zsvc" "$T/zsvc.log" 0 main-exits
+z=$TARGET_PID
+zport=$TARGET_PORT
+for _ in $(seq 50); do grep -q '^State:.*Z' "/proc/$z/status" && break; sleep 0.02; done
+check "its main thread is gone" grep -q '^State:.*Z' "/proc/$z/status"
+for jobs in 1 2; do
+	expect_exit 0 "--all --jobs $jobs: applies to it" \
+		"$HPATCH" apply --all --jobs "$jobs" --trust "$T/trust" --json "$T/z.hpatch"
+	check "... reported ok" grep -q "\"pid\":$z,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
+	check "... runs v2" test "$(version_of "$zport")" = v2
+	expect_exit 0 "revert it" "$HPATCH" revert -p "$z"
+done
 finish

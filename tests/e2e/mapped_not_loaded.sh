@@ -24,6 +24,11 @@ expect_exit 0 "--all: patches the running instance" \
 check "the instance is patched" grep -q "\"pid\":$pid,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
 check "the mapper is not listed" bash -c "! grep -q '\"pid\":$mapper,' '$T/last.out'"
 check "v2 in the instance" test "$(ask 3 version)" = v2
+expect_exit 0 "revert the instance" "$HPATCH" revert -p "$pid"
+expect_exit 0 "--all --jobs 1 (the scan in this process): applies" \
+	"$HPATCH" apply --all --jobs 1 --trust "$T/trust" --json "$T/p.hpatch"
+check "the instance is patched" grep -q "\"pid\":$pid,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
+check "the mapper is not listed" bash -c "! grep -q '\"pid\":$mapper,' '$T/last.out'"
 cat "/proc/$mapper/maps" >"$T/maps.after"
 check "nothing was mapped into the mapper" cmp -s "$T/maps.before" "$T/maps.after"
 expect_exit 0 "status of the mapper lists no patch" "$HPATCH" status -p "$mapper" --json

@@ -3,9 +3,10 @@
 # one process (a vfork child, any clone(CLONE_VM) child). Patching one of
 # them writes the memory of all while only its own threads are stopped:
 # hpatch must refuse, naming the others, and -p CHILD, -p PARENT and
-# --all alike leave the code untouched until they part, whether each
-# target asks every process (a few targets) or a run over many looks in
-# one index of the host built for it (8 targets or more).
+# --all alike leave the code untouched until they part, whether a target
+# asks every process (-p, a few targets) or looks in an index of the host
+# (-p over 8 targets or more, --all always: built by each worker, or by
+# hpatch itself with --jobs 1, before its first target).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -39,6 +40,11 @@ check "names the process it shares memory with" \
 expect_exit 4 "-p PARENT: refused, busy" apply -p "$pid"
 check "names the child" grep -q "pid $pid: shares its memory with pid $child" "$T/last.err"
 expect_exit 4 "--all: refused, busy" apply --all
+check "names the pair" test "$(grep -c 'shares its memory' "$T/last.err")" = 2
+for jobs in 1 4; do
+	expect_exit 4 "--all --jobs $jobs: refused, busy" apply --all --jobs "$jobs"
+	check "names the pair" test "$(grep -c 'shares its memory' "$T/last.err")" = 2
+done
 check "the service's code is untouched" test "$(ask 4 version)" = v1
 others=()
 for i in $(seq 7); do
