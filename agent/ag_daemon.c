@@ -32,7 +32,6 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -586,10 +585,6 @@ static bool on_signal(struct ag_daemon *d, uint64_t now)
 			full_scan(d, now);
 			sd_notify(0, "READY=1");
 			break;
-		case SIGCHLD:
-			while (waitpid(-1, NULL, WNOHANG) > 0)
-				;
-			break;
 		default:
 			break;
 		}
@@ -650,8 +645,11 @@ static int setup(struct ag_daemon *d)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* Not SIGCHLD: the kernel sends one at every stop of a traced
+	 * target, and none is needed (ag_run_command). At its default
+	 * action it is discarded as sent, and never wakes the loop. */
+	signal(SIGCHLD, SIG_DFL);
 	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->in_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->sig_fd < 0 || d->in_fd < 0)

@@ -638,6 +638,35 @@ static void test_events_forget_exits(void **state)
 	ag_events_close(&ev);
 }
 
+/*
+ * A fallback command runs with the facts in its environment, and leaves
+ * hpatchd no child to reap: hpatchd takes no SIGCHLD (one comes at every
+ * stop of a target it traces, and would wake its loop at every apply).
+ */
+static void test_fallback_command_no_child(void **state)
+{
+	char cmd[512], path[128], text[64] = "";
+	FILE *fp = NULL;
+	int n = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/fallback.out", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "echo \"$HPATCH_PID $HPATCH_PATCH $HPATCH_REASON\" >%s.tmp"
+		 " && mv %s.tmp %s",
+		 path, path, path);
+	assert_int_equal(ag_run_command(cmd, 4242, "p.hpatch", "", "busy"), 0);
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	while (!(fp = fopen(path, "r")) && n++ < 500)
+		usleep(10000);
+	assert_non_null(fp);
+	assert_non_null(fgets(text, sizeof(text), fp));
+	fclose(fp);
+	assert_string_equal(text, "4242 p.hpatch busy\n");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -655,6 +684,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sharers_from_events),
 		cmocka_unit_test(test_events_lost),
 		cmocka_unit_test(test_events_forget_exits),
+		cmocka_unit_test(test_fallback_command_no_child),
 	};
 
 	if (argc == 2 && !strcmp(argv[1], "--sharers-helper"))
