@@ -130,6 +130,7 @@ struct ag_daemon {
  * each mapped file's build-id. */
 struct ag_maps_line {
 	uint64_t start, end, offset;
+	dev_t dev; /* as the mapped inode's file system says */
 	unsigned long ino;
 	bool readable, exec, shared;
 	const char *path; /* into the line, not NUL-terminated */
