@@ -29,7 +29,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -440,74 +439,31 @@ static void note_excluded(struct ag_daemon *d, struct ag_proc *pr)
 static bool store_changed(const struct ag_daemon *d);
 static int reload_store(struct ag_daemon *d);
 
-/* Forget the kept lock file: the next pass opens it by its path. */
-static void drop_store_lock(struct ag_daemon *d)
-{
-	if (d->lock_fd >= 0)
-		close(d->lock_fd);
-	d->lock_fd = -1;
-}
-
-/*
- * Take the store's lock, as hp_store_lock(try) would, on the file kept
- * open since the last pass: two system calls a pass (flock, and its
- * release after), not an open of the path as well. A lock file removed
- * or replaced since shows as a change of the store's directory, after
- * which the caller opens it again (store_relock).
- * Return: 0, or -errno (-EWOULDBLOCK: the CLI holds it).
- */
-static int store_lock(struct ag_daemon *d)
-{
-	if (d->lock_fd < 0) {
-		const int fd = hp_store_lock(d->conf->store_dir, true);
-
-		if (fd < 0)
-			return fd;
-		d->lock_fd = fd;
-		return 0;
-	}
-	while (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
-}
-
-/* The store's directory changed: the lock held may be on a file no
- * longer at its path. Lock the one there now. Return: as store_lock. */
-static int store_relock(struct ag_daemon *d)
-{
-	drop_store_lock(d);
-	return store_lock(d);
-}
-
 static void run_due(struct ag_daemon *d, uint64_t now)
 {
+	int lock = -1;
 	bool any = false;
 	size_t nr_done = 0;
-	int rc;
 
 	for (size_t i = 0; i < d->nr_procs && !any; i++)
 		any = d->procs[i].due_us && d->procs[i].due_us <= now;
 	if (!any)
 		return;
-	rc = store_lock(d);
-	/*
-	 * Under the lock, the store is what the CLI left: an uninstall
-	 * not yet read (its inotify event waits in the queue, or is
-	 * debounced) would have us apply the patch it just reverted.
-	 */
-	if (!rc && store_changed(d)) {
-		rc = store_relock(d);
-		if (!rc && !reload_store(d))
-			full_scan(d, now);
-	}
-	if (rc) {
+	lock = hp_store_lock(d->conf->store_dir, true);
+	if (lock < 0) {
 		/* `hpatch uninstall` is reverting: come back shortly. */
 		for (size_t i = 0; i < d->nr_procs; i++)
 			if (d->procs[i].due_us && d->procs[i].due_us <= now)
 				d->procs[i].due_us = now + HP_LOCK_RETRY_US;
 		return;
 	}
+	/*
+	 * Under the lock, the store is what the CLI left: an uninstall
+	 * not yet read (its inotify event waits in the queue, or is
+	 * debounced) would have us apply the patch it just reverted.
+	 */
+	if (store_changed(d) && !reload_store(d))
+		full_scan(d, now);
 	for (size_t i = 0; i < d->nr_procs;) {
 		struct ag_proc *pr = &d->procs[i];
 		const bool was_excluded = pr->excluded;
@@ -537,7 +493,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		}
 		i++;
 	}
-	flock(d->lock_fd, LOCK_UN);
+	close(lock);
 	d->sweep_fds = false;
 	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
 	       nr_done, hp_now_us() - now);
@@ -668,7 +624,6 @@ static bool on_signal(struct ag_daemon *d, uint64_t now)
 			if (reload_policy(d))
 				hp_warn("policy not reloaded: the previous one "
 					"stays in force");
-			drop_store_lock(d); /* opened after the stamp */
 			if (reload_store(d))
 				hp_warn("store not reloaded");
 			full_scan(d, now);
@@ -767,7 +722,6 @@ static int setup(struct ag_daemon *d)
 
 static void teardown(struct ag_daemon *d)
 {
-	drop_store_lock(d);
 	ag_watch_release(d);
 	hp_rt_sharers_free(d->sharers);
 	ag_events_close(&d->ev);
@@ -792,7 +746,6 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 			       .ev = { .fd = -1 },
 			       .in_fd = -1,
 			       .sig_fd = -1,
-			       .lock_fd = -1,
 			       .audit = { .fd = -1 } };
 	int rc;
 
@@ -834,7 +787,6 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 			full_scan(&d, now); /* events lost: look at all */
 		if (d.store_due_us && now >= d.store_due_us) {
 			d.store_due_us = 0;
-			drop_store_lock(&d); /* opened after the stamp */
 			if (!reload_store(&d))
 				full_scan(&d, now);
 		}

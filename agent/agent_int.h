@@ -96,10 +96,6 @@ struct ag_daemon {
 	 * of the host when ev cannot tell (a target found by a scan). */
 	struct hp_rt_sharers *sharers;
 	int in_fd, sig_fd, store_wd;
-	/* The store's lock file, open from one pass over the processes due
-	 * to the next (each takes and drops the lock on it): opened again
-	 * after the store directory changed, which a new lock file does. */
-	int lock_fd;
 	struct ag_proc *procs;
 	size_t nr_procs, cap_procs;
 	struct ag_track *tracks;
