@@ -18,32 +18,43 @@ check "pid $a patched" wait_until 10 has_patch "$a" "$id"
 lock_free() { flock -n "$AGENT_STORE/.lock" true; }
 check "the lock is free between passes" wait_until 5 lock_free
 
+# hold FILE: lock FILE in another process (its fd not inherited by the
+# targets started meanwhile) until let_go: however slow the host, the
+# holder outlives the checks.
+hold() {
+	flock -o "$1" sleep 60 &
+	holder=$!
+	PIDS+=("$holder")
+}
+let_go() {
+	local child
+	child=$(pgrep -P "$holder" || true)
+	kill "$holder" $child 2>/dev/null || true
+	wait "$holder" 2>/dev/null || true
+}
+held() { ! lock_free; }
+
 # A new lock file, held by someone else.
 rm -f "$AGENT_STORE/.lock"
-flock "$AGENT_STORE/.lock" sleep 3 &
-holder=$!
-PIDS+=("$holder")
-held() { ! lock_free; }
+hold "$AGENT_STORE/.lock"
 check "the new lock file is held" wait_until 5 held
 start_target "$T/bin/svc-v1" "$T/b.log" 1
 b=$TARGET_PID
 sleep 1.5
 check "pid $b not patched while the new lock is held" no_patch "$b"
-wait "$holder" || true
+let_go
 check "pid $b patched once it is let go" wait_until 10 has_patch "$b" "$id"
 
 # The same with a lock file renamed over the old one.
 : >"$T/lock.new"
-flock "$T/lock.new" sleep 3 &
-holder=$!
-PIDS+=("$holder")
-sleep 0.2
+hold "$T/lock.new"
+wait_until 5 eval '! flock -n "$T/lock.new" true'
 mv "$T/lock.new" "$AGENT_STORE/.lock"
-check "the renamed lock file is held" wait_until 5 held
+check "the renamed lock file is held" held
 start_target "$T/bin/svc-v1" "$T/c.log" 1
 c=$TARGET_PID
 sleep 1.5
 check "pid $c not patched while it is held" no_patch "$c"
-wait "$holder" || true
+let_go
 check "pid $c patched once it is let go" wait_until 10 has_patch "$c" "$id"
 finish
