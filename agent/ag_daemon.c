@@ -32,7 +32,6 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -77,8 +76,13 @@ static void full_scan(struct ag_daemon *d, uint64_t now)
 	memset(d->watched, 0, sizeof(d->watched));
 	if (hp_agent_pids(&pids, &nr))
 		return;
-	for (size_t i = 0; i < d->nr_procs; i++)
+	/* Events may have been lost (this scan's cause, often): an exit
+	 * unseen, a pid reused. Every process is known by its start time
+	 * again. */
+	for (size_t i = 0; i < d->nr_procs; i++) {
 		d->procs[i].seen = false;
+		d->procs[i].fresh = false;
+	}
 	for (size_t i = 0; i < nr; i++) {
 		struct ag_proc *pr = ag_add_proc(d, pids[i]);
 
@@ -320,30 +324,58 @@ static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 	free(list);
 }
 
-static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
+/*
+ * Who @pr is now: its executable (what the policy matches), read once per
+ * image, and what tells a reused pid, its start time. An image whose exec
+ * was seen needs no start time until it maps a patched build (tracks and
+ * fallbacks are kept by it): its exit comes before its pid is another's,
+ * and most execs on a host are of programs no patch is for (three system
+ * calls less for each look at one). Return: false when it is gone.
+ */
+static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 {
-	const struct hp_rt_opts opts = attempt_opts(d);
-	const uint64_t start = hp_agent_start_time(pr->pid);
-	size_t nr_hit = 0;
-	int rc;
+	uint64_t start = 0;
 
-	if (!start) {
-		pr->gone = true;
-		return;
+	if (pr->fresh) {
+		if (!pr->exe_read) {
+			ag_drop_tracks(d, pr->pid);
+			hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
+			pr->exe_read = true;
+			pr->unit_read = false;
+			pr->dirs_watched = false;
+		}
+		return pr->exe[0] != 0; /* none: exited, a zombie */
 	}
+	start = hp_agent_start_time(pr->pid);
+	if (!start)
+		return false;
 	if (pr->start_time != start) { /* first sight, or a reused pid */
 		ag_drop_tracks(d, pr->pid);
 		pr->start_time = start;
 		hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
 		pr->unit_read = false;
+		pr->dirs_watched = false;
+	}
+	return true;
+}
+
+static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
+{
+	const struct hp_rt_opts opts = attempt_opts(d);
+	size_t nr_hit = 0;
+	int rc;
+
+	if (!identify(d, pr)) {
+		pr->gone = true;
+		return;
 	}
 	if (hp_policy_uses_units(&d->pol))
 		ag_read_unit(pr);
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
 	if (pr->excluded)
 		return;
-	if (pr->start_time != pr->watched_start) {
-		pr->watched_start = pr->start_time;
+	if (!pr->dirs_watched) {
+		pr->dirs_watched = true;
 		ag_watch_lib_dirs(d, pr->exe);
 	}
 	if (d->store.nr_uninstalled) {
@@ -372,6 +404,14 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	if (!nr_hit) {
 		ag_drop_tracks(d, pr->pid);
 		return;
+	}
+	if (pr->fresh) { /* from now on, known by its start time too */
+		pr->start_time = hp_agent_start_time(pr->pid);
+		pr->fresh = false;
+		if (!pr->start_time) {
+			pr->gone = true;
+			return;
+		}
 	}
 	reconcile_patches(d, pr, d->mapped, now);
 }
@@ -548,6 +588,9 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 	if (!pr)
 		return;
 	pr->start_time = 0; /* a new image: look afresh */
+	pr->fresh = true;
+	pr->exe_read = false;
+	pr->excluded = NULL;
 	pr->exec_us = now;
 	pr->rescans = 0;
 	ag_schedule(pr, now);
@@ -585,10 +628,6 @@ static bool on_signal(struct ag_daemon *d, uint64_t now)
 				hp_warn("store not reloaded");
 			full_scan(d, now);
 			sd_notify(0, "READY=1");
-			break;
-		case SIGCHLD:
-			while (waitpid(-1, NULL, WNOHANG) > 0)
-				;
 			break;
 		default:
 			break;
@@ -650,8 +689,11 @@ static int setup(struct ag_daemon *d)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* Not SIGCHLD: the kernel sends one at every stop of a traced
+	 * target, and none is needed (ag_run_command). At its default
+	 * action it is discarded as sent, and never wakes the loop. */
+	signal(SIGCHLD, SIG_DFL);
 	d->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->in_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (d->sig_fd < 0 || d->in_fd < 0)

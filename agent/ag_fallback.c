@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -53,11 +54,18 @@ int ag_restart_unit(const char *unit)
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * The command runs in a grandchild, whose parent exits at once: init reaps
+ * it, and hpatchd needs no SIGCHLD. A tracer is sent one at every stop of
+ * a target it traces: taken through the signalfd, each apply would wake
+ * the loop once more, for four system calls that reap nothing.
+ */
 int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		   const char *unit, const char *reason)
 {
 	char num[16];
 	pid_t child;
+	int status = 0;
 
 	snprintf(num, sizeof(num), "%d", (int)pid);
 	hp_log(HP_LOG_INFO, "pid %d: not patched (%s); running fallback '%s'",
@@ -67,8 +75,12 @@ int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		return hp_error_rc(-errno, "fallback '%s': fork", cmd);
 	if (child == 0) {
 		sigset_t none;
-		int null = open("/dev/null", O_RDONLY);
+		int null = -1;
 
+		child = fork();
+		if (child != 0)
+			_exit(child < 0 ? 126 : 0);
+		null = open("/dev/null", O_RDONLY);
 		/* The daemon's blocked signals must not stay blocked. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -81,7 +93,12 @@ int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
-	return 0; /* reaped on SIGCHLD */
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR)
+			return hp_error_rc(-errno, "fallback '%s': wait", cmd);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return hp_error_rc(-EAGAIN, "fallback '%s': fork", cmd);
+	return 0;
 }
 
 void ag_load_fallbacks(struct ag_daemon *d)

@@ -4,10 +4,21 @@
  * is for. The runtime's hp_rt_match reads each mapped file's ELF header,
  * program headers and build-id note from the process's memory (three
  * reads of /proc/PID/mem per file, every time). Here the process's maps
- * are read once, and each mapped file's identity is cached by (device,
- * inode, size, mtime, ctime) as stat() gives it for the mapping's path:
- * a file rewritten in place changes its ctime, so its build-id is read
- * again; only a new file is read, from the file itself.
+ * are read once, and what each mapped file's headers say is cached, read
+ * once from the file itself.
+ *
+ * A cached file is known by the device and inode its mappings show, and
+ * watched (inotify, an instance of its own): a write, a change of its
+ * attributes (ctime) or its removal drops it. The watch's events are read
+ * after the process's maps and before the cache is asked: whatever was
+ * done to a file before the process mapped it is known by then, and a
+ * process's look costs the maps and one read of the events, no system
+ * call per file. (While a watch holds it, a removed file's inode number
+ * is not given to another before its removal's event is queued.)
+ * A file that cannot be watched (no watch left, a file system whose
+ * inodes stat() shows on another device than the mappings, such as
+ * overlayfs) is known as before by stat() of its path at each look:
+ * (device, inode, size, mtime, ctime).
  *
  * When the path no longer names the mapped inode (a file replaced or
  * deleted since it was mapped) the answer is "unknown" and the caller
@@ -23,16 +34,21 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define AG_FILES_MAX 4096      /* cached files; then the cache restarts */
 #define AG_MAPS_MAX (4u << 20) /* bytes of /proc/PID/maps read at most */
+/* What drops a watched file from the cache. */
+#define AG_FILE_EVENTS (IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF)
 
 /* What a mapped file's ELF headers say, as ld.so would load it. */
 struct ag_file {
 	dev_t dev;
-	ino_t ino;
+	ino_t ino; /* 0: dropped */
+	int wd;	   /* its watch, -1: none (stat() at each look) */
 	off_t size;
 	struct timespec mtime, ctime;
 	bool elf; /* an ELF image with a build-id */
@@ -45,12 +61,64 @@ struct ag_file {
 
 static struct ag_file *files;
 static size_t nr_files;
+static int watch_fd = -1; /* the files' inotify instance; -1: none yet */
 
 void ag_match_reset(void)
 {
 	free(files);
 	files = NULL;
 	nr_files = 0;
+	if (watch_fd >= 0)
+		close(watch_fd); /* and every watch with it */
+	watch_fd = -1;
+}
+
+/* The cache's file changed or went: read again at its next look. */
+static void drop_watched(int wd, bool removed)
+{
+	for (size_t i = 0; i < nr_files; i++) {
+		if (files[i].wd != wd)
+			continue;
+		files[i].ino = 0;
+		files[i].wd = -1;
+		if (!removed)
+			inotify_rm_watch(watch_fd, wd);
+	}
+}
+
+/* Read what the watches say: every change queued so far. */
+static void read_watch(void)
+{
+	char buf[4096]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while (watch_fd >= 0 && (n = read(watch_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const void *)p;
+
+			if (ev->mask & IN_Q_OVERFLOW) {
+				ag_match_reset(); /* which file is not known */
+				return;
+			}
+			drop_watched(ev->wd,
+				     ev->mask & (IN_DELETE_SELF | IN_IGNORED));
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+/* Watch the file open as @fd. Return: its watch, or -1. */
+static int watch(int fd)
+{
+	char self[64];
+
+	if (watch_fd < 0)
+		watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (watch_fd < 0)
+		return -1;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	return inotify_add_watch(watch_fd, self, AG_FILE_EVENTS);
 }
 
 static bool same_file(const struct ag_file *f, const struct stat *st)
@@ -81,16 +149,27 @@ static void read_build_id(int fd, const Elf64_Phdr *ph, int nr,
 	}
 }
 
-/* Read @path's ELF headers into @f (f->elf false: not an image of ours). */
-static void read_file(const char *path, struct ag_file *f)
+/*
+ * Read @path's ELF headers into @f (f->elf false: not an image of ours),
+ * if it is still the file @f names; and with @watched, watch it first: a
+ * change meanwhile drops what was read. Return: false when the path names
+ * another file now.
+ */
+static bool read_file(const char *path, struct ag_file *f, bool watched)
 {
 	Elf64_Phdr ph[64];
 	Elf64_Ehdr eh;
+	struct stat st;
 	bool first = false, text = false;
 	const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
-		return;
+		return true; /* unreadable: no image of ours */
+	if (fstat(fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+		close(fd);
+		return false;
+	}
+	f->wd = watched ? watch(fd) : -1;
 	if (pread(fd, &eh, sizeof(eh), 0) == sizeof(eh) &&
 	    !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
 	    eh.e_ident[EI_CLASS] == ELFCLASS64 &&
@@ -115,40 +194,64 @@ static void read_file(const char *path, struct ag_file *f)
 			read_build_id(fd, ph, eh.e_phnum, f);
 	}
 	close(fd);
+	return true;
 }
 
-/* The cached identity of the file at @path, if it is the mapped inode
- * @ino; NULL when it is not (replaced, deleted, unreadable). */
-static const struct ag_file *lookup(const char *path, unsigned long ino)
+/* A new entry of the cache (emptied when full), or NULL. */
+static struct ag_file *new_file(void)
 {
-	struct stat st;
 	struct ag_file *grown = NULL;
 
-	if (stat(path, &st) < 0 || st.st_ino != ino)
-		return NULL;
-	for (size_t i = 0; i < nr_files; i++)
-		if (same_file(&files[i], &st))
-			return &files[i];
 	if (nr_files == AG_FILES_MAX)
-		nr_files = 0; /* a host with more: start again */
-	grown = nr_files ? files
-			 : realloc(files, AG_FILES_MAX * sizeof(*grown));
+		ag_match_reset(); /* a host with more: start again */
+	grown = files ? files : malloc(AG_FILES_MAX * sizeof(*grown));
 	if (!grown)
 		return NULL;
 	files = grown;
-	files[nr_files] = (struct ag_file){ .dev = st.st_dev,
-					    .ino = st.st_ino,
-					    .size = st.st_size,
-					    .mtime = st.st_mtim,
-					    .ctime = st.st_ctim };
-	read_file(path, &files[nr_files]);
 	return &files[nr_files++];
+}
+
+/* The cached identity of the file mapped as @m (its path @path): NULL
+ * when the path names another file now (replaced, deleted, unreadable). */
+static const struct ag_file *lookup(const char *path,
+				    const struct ag_maps_line *m)
+{
+	struct stat st;
+	struct ag_file *f = NULL;
+
+	for (size_t i = 0; i < nr_files; i++)
+		if (files[i].wd >= 0 && files[i].ino == m->ino &&
+		    files[i].dev == m->dev)
+			return &files[i];
+	if (stat(path, &st) < 0 || st.st_ino != m->ino)
+		return NULL;
+	for (size_t i = 0; i < nr_files; i++)
+		if (files[i].wd < 0 && same_file(&files[i], &st))
+			return &files[i];
+	f = new_file();
+	if (!f)
+		return NULL;
+	*f = (struct ag_file){ .dev = st.st_dev,
+			       .ino = st.st_ino,
+			       .wd = -1,
+			       .size = st.st_size,
+			       .mtime = st.st_mtim,
+			       .ctime = st.st_ctim };
+	/* Watched only where its mappings show the device stat() shows. */
+	if (!read_file(path, f, st.st_dev == m->dev)) {
+		if (f->wd >= 0)
+			inotify_rm_watch(watch_fd, f->wd);
+		nr_files--;
+		return NULL;
+	}
+	return f;
 }
 
 int ag_maps_parse_line(const char *line, struct ag_maps_line *m)
 {
 	const char *p = line;
 	char *end = NULL;
+	unsigned long major = 0, minor = 0;
 
 	*m = (struct ag_maps_line){ 0 };
 	m->start = strtoull(p, &end, 16);
@@ -165,9 +268,16 @@ int ag_maps_parse_line(const char *line, struct ag_maps_line *m)
 	m->offset = strtoull(p, &end, 16);
 	if (end == p || *end != ' ')
 		return -EINVAL;
-	p = strchr(end + 1, ' '); /* past the device */
-	if (!p)
+	p = end + 1; /* the device, MAJOR:MINOR in hex */
+	major = strtoul(p, &end, 16);
+	if (end == p || *end != ':')
 		return -EINVAL;
+	p = end + 1;
+	minor = strtoul(p, &end, 16);
+	if (end == p || *end != ' ')
+		return -EINVAL;
+	m->dev = makedev(major, minor);
+	p = end;
 	m->ino = strtoul(p + 1, &end, 10);
 	if (end == p + 1)
 		return -EINVAL;
@@ -299,6 +409,9 @@ int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
 	const ssize_t nr_maps = text ? parse_maps(text, &maps) : -HP_E_GONE;
 	int rc = nr_maps < 0 ? (int)nr_maps : 0;
 
+	/* After the maps: every change to a file made before the process
+	 * mapped it is queued by now. */
+	read_watch();
 	*nr_hit = 0;
 	memset(mapped, 0, nr * sizeof(*mapped));
 	for (ssize_t i = 0; !rc && i < nr_maps; i++) {
@@ -312,7 +425,7 @@ int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
 			continue;
 		memcpy(path, m->path, m->path_len);
 		path[m->path_len] = 0;
-		f = lookup(path, m->ino);
+		f = lookup(path, m);
 		if (!f)
 			rc = -EAGAIN; /* the process's memory knows */
 		else if (f->elf)

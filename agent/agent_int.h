@@ -21,7 +21,12 @@ struct ag_proc {
 	bool gone;
 	bool unit_read; /* unit read (only when a rule or fallback needs it) */
 	bool seen;	/* listed by the last full scan */
-	uint64_t watched_start;		/* its library directories watched */
+	/* An image whose exec was seen, and no event lost since: its exit
+	 * will be seen too, before its pid is another's. Its start time is
+	 * read only once it maps a patched build (0 until then). */
+	bool fresh;
+	bool exe_read;			/* exe read for this image */
+	bool dirs_watched;		/* its library directories watched */
 	const struct hp_rule *excluded; /* borrowed from the policy */
 	char exe[256];
 	char unit[128];
@@ -126,6 +131,7 @@ struct ag_daemon {
  * each mapped file's build-id. */
 struct ag_maps_line {
 	uint64_t start, end, offset;
+	dev_t dev; /* as the mapped inode's file system says */
 	unsigned long ino;
 	bool readable, exec, shared;
 	const char *path; /* into the line, not NUL-terminated */

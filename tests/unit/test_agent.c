@@ -10,10 +10,13 @@
 #include "common/hp_util.h"
 #include "runtime/runtime_int.h"
 
+#include <dlfcn.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <errno.h>
@@ -272,6 +275,7 @@ static void test_maps_line(void **state)
 		0);
 	assert_true(m.start == 0x55d0a1200000 && m.end == 0x55d0a1201000);
 	assert_true(m.offset == 0x1000 && m.ino == 1311272);
+	assert_true(m.dev == makedev(0xfd, 0x01));
 	assert_true(m.readable && m.exec && !m.shared);
 	assert_int_equal(m.path_len, strlen("/usr/bin/cat"));
 	assert_memory_equal(m.path, "/usr/bin/cat", m.path_len);
@@ -327,6 +331,139 @@ static void test_match_self(void **state)
 	assert_int_equal(mapped[2], 0);
 	assert_int_equal(ag_match(999999999, both, 3, mapped, &hit),
 			 -HP_E_GONE);
+	ag_match_reset();
+}
+
+/* The build-id of ELF file @path, from its program headers' notes. */
+static void file_build_id(const char *path, struct hp_module *m)
+{
+	FILE *fp = fopen(path, "rb");
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+
+	assert_non_null(fp);
+	assert_int_equal(fread(&eh, sizeof(eh), 1, fp), 1);
+	for (int i = 0; i < eh.e_phnum && !m->build_id_len; i++) {
+		uint8_t notes[1024];
+		size_t len = 0;
+
+		assert_int_equal(fseek(fp, (long)(eh.e_phoff + i * sizeof(ph)),
+				       SEEK_SET),
+				 0);
+		assert_int_equal(fread(&ph, sizeof(ph), 1, fp), 1);
+		if (ph.p_type != PT_NOTE)
+			continue;
+		len = ph.p_filesz < sizeof(notes) ? ph.p_filesz : sizeof(notes);
+		assert_int_equal(fseek(fp, (long)ph.p_offset, SEEK_SET), 0);
+		assert_int_equal(fread(notes, 1, len, fp), len);
+		m->build_id_len = hp_note_build_id(notes, len, m->build_id,
+						   sizeof(m->build_id));
+	}
+	fclose(fp);
+	assert_true(m->build_id_len > 0);
+}
+
+static pid_t loader; /* killed by kill_loader after a failed test */
+
+static int kill_loader(void **state)
+{
+	(void)state;
+	if (loader > 0) {
+		kill(loader, SIGKILL);
+		waitpid(loader, NULL, 0);
+	}
+	loader = 0;
+	return 0;
+}
+
+/* A process that has dlopen'ed @path, stopped in pause(). */
+static pid_t start_loader(const char *path)
+{
+	int fds[2];
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		c = dlopen(path, RTLD_NOW) ? 1 : 2;
+		if (write(fds[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	loader = pid;
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	assert_int_equal(c, 1);
+	return pid;
+}
+
+static void copy_file(const char *from, const char *to, int flags)
+{
+	char buf[65536];
+	const int in = open(from, O_RDONLY);
+	const int out = open(to, O_WRONLY | flags, 0755);
+	ssize_t n;
+
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+/*
+ * ag_match's cache of each mapped file's build-id follows the file: one
+ * rewritten in place (same inode) is read again, one replaced by another
+ * at the same path too. Each answer is what hp_rt_match reads from the
+ * process's memory.
+ */
+static void test_match_file_changes(void **state)
+{
+	const char *td = getenv("HP_TD");
+	struct hp_module v1 = { 0 }, v2 = { 0 };
+	struct hp_patch p1 = { .modules = &v1, .nr_modules = 1 };
+	struct hp_patch p2 = { .modules = &v2, .nr_modules = 1 };
+	const struct hp_patch *const both[] = { &p1, &p2 };
+	char lib1[256], lib2[256], lib[128], tmp[128];
+	/* Which of v1, v2 each process maps, in order. */
+	static const uint32_t want[][2] = { { 1, 0 }, { 0, 1 }, { 1, 0 } };
+
+	(void)state;
+	assert_non_null(td);
+	snprintf(lib1, sizeof(lib1), "%s/libgreet-v1.so", td);
+	snprintf(lib2, sizeof(lib2), "%s/libgreet-v2.so", td);
+	snprintf(lib, sizeof(lib), "%s/libg.so", dir);
+	snprintf(tmp, sizeof(tmp), "%s/libg.so.new", dir);
+	file_build_id(lib1, &v1);
+	file_build_id(lib2, &v2);
+	assert_memory_not_equal(v1.build_id, v2.build_id, v1.build_id_len);
+	copy_file(lib1, lib, O_CREAT | O_TRUNC);
+	for (size_t round = 0; round < HP_ARRAY_SIZE(want); round++) {
+		const pid_t pid = start_loader(lib);
+		uint32_t mapped[2], truth[2];
+		size_t hit = 0, truth_hit = 0;
+
+		for (int look = 0; look < 2; look++) { /* the 2nd: cached */
+			assert_int_equal(ag_match(pid, both, 2, mapped, &hit),
+					 0);
+			assert_memory_equal(mapped, want[round],
+					    sizeof(mapped));
+		}
+		assert_int_equal(hp_rt_match(pid, both, 2, truth, &truth_hit),
+				 0);
+		assert_memory_equal(mapped, truth, sizeof(truth));
+		kill_loader(NULL);
+		if (round == 0) /* in place: the same inode */
+			copy_file(lib2, lib, O_TRUNC);
+		if (round == 1) { /* another file at the path */
+			copy_file(lib1, tmp, O_CREAT | O_TRUNC);
+			assert_int_equal(rename(tmp, lib), 0);
+		}
+	}
 	ag_match_reset();
 }
 
@@ -638,6 +775,35 @@ static void test_events_forget_exits(void **state)
 	ag_events_close(&ev);
 }
 
+/*
+ * A fallback command runs with the facts in its environment, and leaves
+ * hpatchd no child to reap: hpatchd takes no SIGCHLD (one comes at every
+ * stop of a target it traces, and would wake its loop at every apply).
+ */
+static void test_fallback_command_no_child(void **state)
+{
+	char cmd[512], path[128], text[64] = "";
+	FILE *fp = NULL;
+	int n = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/fallback.out", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "echo \"$HPATCH_PID $HPATCH_PATCH $HPATCH_REASON\" >%s.tmp"
+		 " && mv %s.tmp %s",
+		 path, path, path);
+	assert_int_equal(ag_run_command(cmd, 4242, "p.hpatch", "", "busy"), 0);
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	while (!(fp = fopen(path, "r")) && n++ < 500)
+		usleep(10000);
+	assert_non_null(fp);
+	assert_non_null(fgets(text, sizeof(text), fp));
+	fclose(fp);
+	assert_string_equal(text, "4242 p.hpatch busy\n");
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -652,9 +818,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_view_roundtrip),
 		cmocka_unit_test(test_maps_line),
 		cmocka_unit_test(test_match_self),
+		cmocka_unit_test_teardown(test_match_file_changes, kill_loader),
 		cmocka_unit_test(test_sharers_from_events),
 		cmocka_unit_test(test_events_lost),
 		cmocka_unit_test(test_events_forget_exits),
+		cmocka_unit_test(test_fallback_command_no_child),
 	};
 
 	if (argc == 2 && !strcmp(argv[1], "--sharers-helper"))
