@@ -7,9 +7,10 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-id=exec-$$
+agent_svc exec
+agent_policy '[apply]' 'retry = 100ms' '[exclude]' "exe = $T/bin/excluded/*"
+agent_install
 mkdir -p "$T/bin/excluded"
-agent_svc "$id" '[apply]' 'retry = 100ms' '[exclude]' "exe = $T/bin/excluded/*"
 cp "$HP_TD/svc-v1" "$T/bin/excluded/"
 cp "$(command -v sh)" "$T/bin/sh"
 start_agent

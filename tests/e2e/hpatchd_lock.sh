@@ -8,8 +8,9 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-id=lock-$$
-agent_svc "$id" '[apply]' 'retry = 100ms'
+agent_svc lock
+agent_policy '[apply]' 'retry = 100ms'
+agent_install
 start_agent
 
 start_target "$T/bin/svc-v1" "$T/a.log" 1

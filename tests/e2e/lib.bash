@@ -241,15 +241,3 @@ svc_and_patch() {
 	open_conn 3 "$TARGET_PORT"
 }
 
-# agent_svc ID [POLICY LINES...]: key k, the policy, svc-v1 in $T/bin (which
-# the policy includes) and its v1 -> v2 patch ID installed in hpatchd's
-# store ($T/svc.hpatch).
-agent_svc() {
-	local id=$1; shift
-	make_key k
-	build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
-	agent_policy "$@"
-	cp "$HP_TD/svc-v1" "$T/bin/"
-	expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" \
-		--trust "$T/trust" "$T/svc.hpatch"
-}
