@@ -31,17 +31,10 @@ int hp_agent_pids(pid_t **out, size_t *nr_out)
 
 		if (*end || pid <= 0 || pid == getpid())
 			continue;
-		if (nr == cap) {
-			pid_t *grown = NULL;
-
-			cap = cap ? 2 * cap : 256;
-			grown = realloc(pids, cap * sizeof(*grown));
-			if (!grown) {
-				free(pids);
-				closedir(dir);
-				return -ENOMEM;
-			}
-			pids = grown;
+		if (hp_grow(&pids, &cap, nr, sizeof(*pids), 256)) {
+			free(pids);
+			closedir(dir);
+			return -ENOMEM;
 		}
 		pids[nr++] = (pid_t)pid;
 	}

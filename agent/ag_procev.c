@@ -199,15 +199,9 @@ static bool has_other_threads(pid_t pid)
 static bool queue_event(struct ag_events *ev, pid_t pid, bool exec,
 			uint64_t now)
 {
-	if (ev->nr_queue == ev->cap_queue) {
-		const size_t cap = ev->cap_queue ? 2 * ev->cap_queue : 64;
-		struct ag_event *q = realloc(ev->queue, cap * sizeof(*q));
-
-		if (!q)
-			return false;
-		ev->queue = q;
-		ev->cap_queue = cap;
-	}
+	if (hp_grow(&ev->queue, &ev->cap_queue, ev->nr_queue,
+		    sizeof(*ev->queue), 64))
+		return false;
 	ev->queue[ev->nr_queue++] =
 		(struct ag_event){ .pid = pid, .exec = exec, .at_us = now };
 	return true;

@@ -26,15 +26,9 @@ struct ag_proc *ag_add_proc(struct ag_daemon *d, pid_t pid)
 
 	if (pr)
 		return pr;
-	if (d->nr_procs == d->cap_procs) {
-		size_t cap = d->cap_procs ? 2 * d->cap_procs : 64;
-		struct ag_proc *grown = realloc(d->procs, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		d->procs = grown;
-		d->cap_procs = cap;
-	}
+	if (hp_grow(&d->procs, &d->cap_procs, d->nr_procs, sizeof(*d->procs),
+		    64))
+		return NULL;
 	pr = &d->procs[d->nr_procs++];
 	*pr = (struct ag_proc){ .pid = pid };
 	return pr;
@@ -87,16 +81,9 @@ struct ag_track *ag_add_track(struct ag_daemon *d, pid_t pid, const char *id)
 
 	if (t)
 		return t;
-	if (d->nr_tracks == d->cap_tracks) {
-		size_t cap = d->cap_tracks ? 2 * d->cap_tracks : 64;
-		struct ag_track *grown =
-			realloc(d->tracks, cap * sizeof(*grown));
-
-		if (!grown)
-			return NULL;
-		d->tracks = grown;
-		d->cap_tracks = cap;
-	}
+	if (hp_grow(&d->tracks, &d->cap_tracks, d->nr_tracks,
+		    sizeof(*d->tracks), 64))
+		return NULL;
 	t = &d->tracks[d->nr_tracks++];
 	*t = (struct ag_track){ .t.pid = pid, .t.state = HP_TRACK_PENDING };
 	snprintf(t->t.patch_id, sizeof(t->t.patch_id), "%s", id);

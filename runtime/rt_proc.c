@@ -282,17 +282,10 @@ static int read_maps(struct hp_proc *proc, bool quiet, bool *vanished)
 		if (eol)
 			*eol = 0;
 		if (parse_map_line(line, &m)) {
-			if (nr == cap) {
-				struct hp_map *nm = NULL;
-
-				cap = cap ? 2 * cap : 64;
-				nm = realloc(maps, cap * sizeof(*nm));
-				if (!nm) {
-					free(maps);
-					free(text);
-					return -ENOMEM;
-				}
-				maps = nm;
+			if (hp_grow(&maps, &cap, nr, sizeof(*maps), 64)) {
+				free(maps);
+				free(text);
+				return -ENOMEM;
 			}
 			maps[nr++] = m;
 		}
@@ -554,15 +547,8 @@ static void add_hit(struct hp_id_hits *h, const struct hp_map *m,
 {
 	if (!h || !m->inode)
 		return;
-	if (h->nr == h->cap) {
-		const size_t cap = h->cap ? 2 * h->cap : 8;
-		struct hp_id_hit *v = realloc(h->v, cap * sizeof(*v));
-
-		if (!v)
-			return; /* (a cache: none is as good) */
-		h->v = v;
-		h->cap = cap;
-	}
+	if (hp_grow(&h->v, &h->cap, h->nr, sizeof(*h->v), 8))
+		return; /* (a cache: none is as good) */
 	h->v[h->nr++] = (struct hp_id_hit){
 		.dev = m->dev, .inode = m->inode, .start = m->start, .mi = *mi
 	};

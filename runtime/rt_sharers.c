@@ -121,15 +121,8 @@ static int find_group(struct hp_rt_sharers *s, pid_t pid, size_t *at)
 
 static int add_pid(struct mm_group *g, pid_t pid)
 {
-	if (g->nr == g->cap) {
-		const size_t cap = g->cap ? 2 * g->cap : 2;
-		pid_t *p = realloc(g->pids, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		g->pids = p;
-		g->cap = cap;
-	}
+	if (hp_grow(&g->pids, &g->cap, g->nr, sizeof(*g->pids), 2))
+		return -ENOMEM;
 	g->pids[g->nr++] = pid;
 	return 0;
 }
@@ -143,15 +136,8 @@ static int insert(struct hp_rt_sharers *s, pid_t pid)
 		return 0; /* exited, or not ours: shares nothing we patch */
 	if (r == 0)
 		return add_pid(&s->groups[at], pid);
-	if (s->nr == s->cap) {
-		const size_t cap = s->cap ? 2 * s->cap : 64;
-		struct mm_group *g = realloc(s->groups, cap * sizeof(*g));
-
-		if (!g)
-			return -ENOMEM;
-		s->groups = g;
-		s->cap = cap;
-	}
+	if (hp_grow(&s->groups, &s->cap, s->nr, sizeof(*s->groups), 64))
+		return -ENOMEM;
 	memmove(&s->groups[at + 1], &s->groups[at],
 		(s->nr - at) * sizeof(*s->groups));
 	s->groups[at] = (struct mm_group){ 0 };
