@@ -210,14 +210,8 @@ struct apply_run {
 	struct hp_rt_opts opts;
 	const struct hp_patch *p;
 	const pid_t *pids; /* the run's processes */
-	/* --all: which of them are targets, asked as the run goes (in each
-	 * worker, with its own index of sharers: built_index) */
-	struct hp_rt_scan *scan;
-	bool built_index;
-	bool json;
-	bool begun; /* the output's head is written */
-	long jobs;  /* --jobs, or HPATCH_JOBS_AUTO */
-	int status; /* the exit so far */
+	long jobs;	   /* --jobs, or HPATCH_JOBS_AUTO */
+	int status;	   /* the exit so far */
 };
 
 /*
@@ -246,24 +240,15 @@ static void refuse_file(struct apply_run *run, const pid_t *pids, size_t nr,
 				   lrc);
 }
 
-/*
- * --all: every process of the host, each looked at as the run reaches it
- * (by the worker that takes it: the scan is spread over the workers and
- * overlaps the applies, where a scan before them ran alone on one CPU).
- * Return: exit.
- */
-static int list_all(struct apply_run *run, pid_t **pids, size_t *nr)
+/* --all: every process that maps a module of the patch. Return: exit. */
+static int find_all(struct apply_run *run, pid_t **pids, size_t *nr)
 {
 	free(*pids);
 	*pids = NULL;
-	if (hp_rt_scan_new(run->p, &run->scan) || hp_rt_list_others(pids, nr))
+	if (hp_rt_find_targets(run->p, pids, nr))
 		return HP_EXIT_ERROR;
-	return HP_EXIT_OK;
-}
-
-/* None of the processes was a target. Return: exit. */
-static int no_target(struct apply_run *run)
-{
+	if (*nr)
+		return HP_EXIT_OK;
 	hp_error(-HP_E_NOTARGET,
 		 "'%s': no running process maps its target ('%s')", run->file,
 		 run->p->modules[0].name);
@@ -272,54 +257,14 @@ static int no_target(struct apply_run *run)
 	return HP_EXIT_NOTARGET;
 }
 
-/* --all: whether process @i maps a module of the patch (quiet). */
-static bool pick_target(void *ctx, size_t i)
-{
-	struct apply_run *run = ctx;
-
-	return hp_rt_scan_is_target(run->scan, run->pids[i]);
-}
-
-/*
- * --all, before this process's first target: one index of which processes
- * share an address space (hp_rt_sharers_new). A run that looks at every
- * process of the host pays about log2(host processes) kcmp calls per
- * process for it, where its scan costs several calls per process and
- * each target checked alone costs one kcmp per process of the host. Each
- * worker builds its own when it needs it; failing, each target asks the
- * host, as ever.
- */
-static void index_sharers(struct apply_run *run)
-{
-	if (run->built_index || !run->scan)
-		return;
-	run->built_index = true;
-	if (hp_rt_sharers_new(&run->opts.sharers))
-		run->opts.sharers = NULL;
-}
-
 /* Apply to process @i of the run and record it (signals held). */
 static int attempt_apply(void *ctx, size_t i, struct hp_rt_result *res)
 {
 	struct apply_run *run = ctx;
-	int arc;
-
-	index_sharers(run);
-	arc = hp_rt_apply(run->p, run->pids[i], &run->opts, res);
+	const int arc = hp_rt_apply(run->p, run->pids[i], &run->opts, res);
 
 	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, res, arc);
 	return arc;
-}
-
-/* The output's head, before the first process's result. */
-static void begin_output(struct apply_run *run)
-{
-	if (run->begun)
-		return;
-	run->begun = true;
-	hp_out_init(&run->o, stdout, run->json);
-	hp_out_str(&run->o, "patch_id", "%s", run->p->id);
-	hp_out_begin_array(&run->o, "processes");
 }
 
 /* Print process @i's result, hint, fall back; its rc into the status. */
@@ -329,7 +274,6 @@ static void report_apply(void *ctx, size_t i, const struct hp_rt_result *res,
 	struct apply_run *run = ctx;
 	const pid_t pid = run->pids[i];
 
-	begin_output(run);
 	print_result(&run->o, "apply", res);
 	/* Found by --all, exited since: nothing was there to patch (a
 	 * service's short-lived children), no failure. */
@@ -388,7 +332,6 @@ static int apply_each(struct apply_run *run, const pid_t *pids, size_t nr)
 	const struct hpatch_jobs j = {
 		.nr = nr,
 		.pids = pids,
-		.pick = run->scan ? pick_target : NULL,
 		.attempt = attempt_apply,
 		.report = report_apply,
 		.lost = lost_apply,
@@ -397,7 +340,9 @@ static int apply_each(struct apply_run *run, const pid_t *pids, size_t nr)
 
 	run->pids = pids;
 	run->status = HP_EXIT_OK;
-	run->opts.sharers = run->scan ? NULL : sharers_for(nr);
+	run->opts.sharers = sharers_for(nr);
+	hp_out_str(&run->o, "patch_id", "%s", run->p->id);
+	hp_out_begin_array(&run->o, "processes");
 	/* What each apply would set up the same way stays for the next. */
 	if (nr > 1)
 		run->opts.flags |= HP_RT_BATCH;
@@ -405,12 +350,9 @@ static int apply_each(struct apply_run *run, const pid_t *pids, size_t nr)
 				    ? hpatch_jobs_default()
 				    : (unsigned int)run->jobs);
 	hp_rt_batch_end();
+	hp_out_finish(&run->o);
 	hp_rt_sharers_free(run->opts.sharers);
 	run->opts.sharers = NULL;
-	if (!run->begun && run->scan)
-		return no_target(run);
-	begin_output(run);
-	hp_out_finish(&run->o);
 	return run->status;
 }
 
@@ -499,14 +441,13 @@ static int cmd_apply(int argc, char **argv)
 		goto out;
 	}
 	run.p = p;
-	rc = all ? list_all(&run, &pids, &nr) : HP_EXIT_OK;
+	rc = all ? find_all(&run, &pids, &nr) : HP_EXIT_OK;
 	if (rc)
 		goto out;
-	run.json = json;
+	hp_out_init(&run.o, stdout, json);
 	rc = apply_each(&run, pids, nr);
 out:
 	hp_rt_audit_close(&run.audit);
-	hp_rt_scan_free(run.scan);
 	hp_patch_free(p);
 	free(pids);
 	hp_strlist_release(&pid_args);

@@ -6,7 +6,6 @@
 #define HP_HPATCH_CMDS_H
 
 #include <signal.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -43,15 +42,11 @@ struct hp_rt_result;
  * held; @report prints it here, in the order of the list, from its
  * result. A process whose worker died before it was done (or that no
  * worker lived to begin) goes to @lost instead, with res.rc
- * -HP_E_WORKER, after a message that says which. With @pick, the list
- * holds candidates: each is first asked to @pick (quiet, in the worker
- * that takes it), and one that is no target is neither attempted nor
- * reported.
+ * -HP_E_WORKER, after a message that says which.
  */
 struct hpatch_jobs {
 	size_t nr;
 	const pid_t *pids; /* the @nr processes, in the order reported */
-	bool (*pick)(void *ctx, size_t i); /* NULL: every one a target */
 	int (*attempt)(void *ctx, size_t i, struct hp_rt_result *res);
 	void (*report)(void *ctx, size_t i, const struct hp_rt_result *res,
 		       int rc);

@@ -130,12 +130,8 @@ static bool ends_run(const sigset_t *pending)
 	return false;
 }
 
-/*
- * The run's results, shared with the workers (MAP_SHARED). A process of
- * the list is looked at (JOB_SCAN) when the run picks its targets as it
- * goes (hpatch_jobs.pick): then it is no target (JOB_SKIP), or patched.
- */
-enum job_state { JOB_FREE, JOB_SCAN, JOB_SKIP, JOB_TAKEN, JOB_DONE };
+/* The run's results, shared with the workers (MAP_SHARED). */
+enum job_state { JOB_FREE, JOB_TAKEN, JOB_DONE };
 
 /* What a worker says meanwhile, per process (the rest is cut). */
 #define HPATCH_JOB_LOG 2048
@@ -150,7 +146,6 @@ struct job_slot {
 
 struct job_shared {
 	atomic_size_t next; /* the next process to take */
-	_Atomic int ended;  /* the run was asked to end (note_signal) */
 	struct job_slot slots[];
 };
 
@@ -178,12 +173,10 @@ static void run_here(const struct hpatch_jobs *j)
 	hpatch_hold_begin(&h);
 	for (size_t i = 0; i < j->nr; i++) {
 		struct hp_rt_result res;
-		sigset_t pending;
-		int rc;
+		const int rc = j->attempt(j->ctx, i, &res);
 
-		if (j->pick && !j->pick(j->ctx, i))
-			continue;
-		rc = j->attempt(j->ctx, i, &res);
+		sigset_t pending;
+
 		j->report(j->ctx, i, &res, rc);
 		if (!sigpending(&pending))
 			let_pending_act(&h, &pending);
@@ -193,8 +186,6 @@ static void run_here(const struct hpatch_jobs *j)
 
 /*
  * A worker: takes the next process of the list until none is left,
- * looks whether it is a target (when the run picks them as it goes: the
- * scan is shared by every worker, and overlaps the others' patching),
  * patches it with its stderr going to the process's slot (unbuffered:
  * what was said before the worker died is there), says which is done on
  * @fd, and leaves when a held signal came: the one that forked it reports
@@ -224,17 +215,6 @@ static void worker(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
 			break;
 		s = &sh->slots[i];
 		s->worker = self;
-		if (j->pick) {
-			atomic_store(&s->state, JOB_SCAN);
-			if (!j->pick(j->ctx, i)) {
-				/* (No word to the reporter, no system call:
-				 * it passes over it at the next target.) */
-				atomic_store(&s->state, JOB_SKIP);
-				if (atomic_load(&sh->ended))
-					break;
-				continue;
-			}
-		}
 		atomic_store(&s->state, JOB_TAKEN);
 		cap = fmemopen(s->log, sizeof(s->log), "w");
 		if (cap) {
@@ -275,20 +255,14 @@ struct crew {
  */
 static volatile sig_atomic_t ended_by;
 static const struct crew *volatile pass_to;
-static struct job_shared *volatile shared_with;
 
 static void note_signal(int sig)
 {
 	const int saved = errno;
 	const struct crew *c = pass_to;
-	struct job_shared *sh = shared_with;
 
 	if (!ended_by)
 		ended_by = sig;
-	/* (A worker passing over processes that are no target asks this
-	 * flag, not its pending signals: no system call each.) */
-	if (sh)
-		atomic_store(&sh->ended, 1);
 	for (unsigned int w = 0; c && w < c->nr; w++)
 		kill(c->pids[w], sig);
 	errno = saved;
@@ -339,13 +313,6 @@ static void report_slot(const struct hpatch_jobs *j, const struct crew *c,
 		hp_hint("see 'hpatch status -p %d', then apply again or "
 			"revert",
 			(int)res.pid);
-	} else if (state == JOB_SCAN) {
-		worker_fate(c, s->worker, fate, sizeof(fate));
-		hp_error(-HP_E_WORKER,
-			 "pid %d: not attempted: the hpatch worker (pid %d) "
-			 "looking at it %s before it began; nothing changed",
-			 (int)res.pid, (int)s->worker, fate);
-		hp_hint("apply again");
 	} else {
 		hp_error(-HP_E_WORKER,
 			 "pid %d: not attempted: every hpatch worker ended "
@@ -384,24 +351,14 @@ static unsigned int start_crew(const struct hpatch_jobs *j,
 }
 
 /*
- * Whether process @i, not begun when every worker had left, is reported
- * as lost: not when the run was asked to end, nor when it is no target
- * (looked at here, as a worker would have).
- */
-static bool lost_unbegun(const struct hpatch_jobs *j, size_t i)
-{
-	return !ended_by && (!j->pick || j->pick(j->ctx, i));
-}
-
-/*
  * Report each process as its worker says it is done, in the order of the
  * list (as one process would have), until every worker has left; then
- * what they left undone. (A worker's word that one is done is written
- * after its state: the states say which are ready, no target included.)
+ * what they left undone.
  */
 static void gather(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
 		   struct crew *c)
 {
+	bool *ready = calloc(j->nr, sizeof(*ready));
 	size_t next = 0;
 
 	for (;;) {
@@ -412,30 +369,24 @@ static void gather(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
 			continue;
 		if (n <= 0)
 			break;
-		for (; next < j->nr; next++) {
-			const int st = atomic_load(&sh->slots[next].state);
-
-			if (st == JOB_DONE)
-				report_slot(j, c, &sh->slots[next], next);
-			else if (st != JOB_SKIP)
-				break;
-		}
+		for (ssize_t k = 0; ready && k < n / (ssize_t)sizeof(*done);
+		     k++)
+			if (done[k] < j->nr)
+				ready[done[k]] = true;
+		for (; ready && next < j->nr && ready[next]; next++)
+			report_slot(j, c, &sh->slots[next], next);
 	}
 	pass_to = NULL;
-	shared_with = NULL;
 	for (unsigned int w = 0; w < c->nr; w++)
 		while (waitpid(c->pids[w], &c->status[w], 0) < 0 &&
 		       errno == EINTR)
 			;
-	for (; next < j->nr; next++) {
-		const int st = atomic_load(&sh->slots[next].state);
-
-		if (st == JOB_SKIP)
-			continue;
-		/* Asked to end: what was not begun is not reported. */
-		if (st == JOB_DONE || st == JOB_TAKEN || lost_unbegun(j, next))
+	/* Asked to end: what was not begun is not reported. */
+	for (; next < j->nr; next++)
+		if (!ended_by ||
+		    atomic_load(&sh->slots[next].state) != JOB_FREE)
 			report_slot(j, c, &sh->slots[next], next);
-	}
+	free(ready);
 }
 
 /*
@@ -470,13 +421,11 @@ static bool run_forked(const struct hpatch_jobs *j, unsigned int nr_workers)
 		sigaction(held_sigs[i], &sa, NULL);
 	c.cap = nr_workers;
 	ran = start_crew(j, sh, fds, &c, &h) > 0;
-	shared_with = sh;
 	pass_to = &c;
 	hpatch_hold_end(&h); /* (this process holds none) */
 	if (ran)
 		gather(j, sh, fds[0], &c);
 	pass_to = NULL;
-	shared_with = NULL;
 	for (size_t i = 0; i < HELD_ENDING; i++)
 		signal(held_sigs[i], SIG_DFL);
 	if (ended_by) {

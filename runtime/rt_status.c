@@ -137,52 +137,9 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 	return rc;
 }
 
-/* A scan for the processes of one patch: what it learnt so far. */
-struct hp_rt_scan {
-	const struct hp_patch *p;
-	struct hp_id_hits hits;
-};
-
-int hp_rt_scan_new(const struct hp_patch *p, struct hp_rt_scan **out)
+int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
 {
-	*out = calloc(1, sizeof(**out));
-	if (!*out)
-		return -ENOMEM;
-	(*out)->p = p;
-	return 0;
-}
-
-void hp_rt_scan_free(struct hp_rt_scan *s)
-{
-	if (!s)
-		return;
-	hp_id_hits_release(&s->hits);
-	free(s);
-}
-
-bool hp_rt_scan_is_target(struct hp_rt_scan *s, pid_t pid)
-{
-	const struct hp_patch *p = s->p;
-	struct hp_proc proc;
-	struct hp_rmodule mod;
-	bool hit = false;
-
-	/* A process of an executable found before: no more to read (the
-	 * apply checks its memory). */
-	if (hp_id_hits_exe(&s->hits, pid))
-		return true;
-	if (hp_proc_open_scan(pid, &proc))
-		return false;
-	for (uint32_t j = 0; j < p->nr_modules && !hit; j++)
-		hit = !hp_proc_find_module_in(&proc, &s->hits,
-					      p->modules[j].build_id,
-					      p->modules[j].build_id_len, &mod);
-	hp_proc_close(&proc);
-	return hit;
-}
-
-int hp_rt_list_others(pid_t **out, size_t *nr_out)
-{
+	struct hp_id_hits hits = { 0 };
 	const pid_t self = getpid(); /* (a system call: once, not per pid) */
 	pid_t *pids = NULL;
 	size_t nr = 0, n = 0;
@@ -190,30 +147,30 @@ int hp_rt_list_others(pid_t **out, size_t *nr_out)
 
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < nr; i++)
-		if (pids[i] != self)
+	for (size_t i = 0; i < nr; i++) {
+		struct hp_proc proc;
+		struct hp_rmodule mod;
+		bool hit = false;
+
+		if (pids[i] == self)
+			continue;
+		/* A process of an executable found before: no more to read
+		 * (the apply checks its memory). */
+		if (hp_id_hits_exe(&hits, pids[i])) {
 			pids[n++] = pids[i];
-	*out = pids;
-	*nr_out = n;
-	return 0;
-}
-
-int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
-{
-	struct hp_rt_scan *s = NULL;
-	pid_t *pids = NULL;
-	size_t nr = 0, n = 0;
-	int rc = hp_rt_scan_new(p, &s);
-
-	rc = rc ?: hp_rt_list_others(&pids, &nr);
-	if (rc) {
-		hp_rt_scan_free(s);
-		return rc;
+			continue;
+		}
+		if (hp_proc_open_scan(pids[i], &proc))
+			continue;
+		for (uint32_t j = 0; j < p->nr_modules && !hit; j++)
+			hit = !hp_proc_find_module_in(
+				&proc, &hits, p->modules[j].build_id,
+				p->modules[j].build_id_len, &mod);
+		hp_proc_close(&proc);
+		if (hit)
+			pids[n++] = pids[i];
 	}
-	for (size_t i = 0; i < nr; i++)
-		if (hp_rt_scan_is_target(s, pids[i]))
-			pids[n++] = pids[i];
-	hp_rt_scan_free(s);
+	hp_id_hits_release(&hits);
 	*out = pids;
 	*nr_out = n;
 	return 0;

@@ -209,27 +209,6 @@ int hp_rt_sharers_follow(struct hp_rt_sharers **out,
 void hp_rt_sharers_free(struct hp_rt_sharers *s);
 
 /*
- * hp_rt_scan_new() - a scan for the processes that map a module of @p
- * (borrowed): hp_rt_scan_is_target() tells of one pid, quietly, learning
- * from each match (a process of an executable matched before costs one
- * stat). Not shared between processes: a forked worker scans with its
- * own copy. Return: 0 or -ENOMEM.
- */
-struct hp_rt_scan;
-int hp_rt_scan_new(const struct hp_patch *p, struct hp_rt_scan **out)
-	__attribute__((warn_unused_result));
-bool hp_rt_scan_is_target(struct hp_rt_scan *s, pid_t pid);
-void hp_rt_scan_free(struct hp_rt_scan *s);
-
-/*
- * hp_rt_list_others() - every process of the host but this one, in pid
- * order, by reading /proc's entries alone. *@pids is malloc'd (caller
- * frees). Return: 0 or -errno.
- */
-int hp_rt_list_others(pid_t **pids, size_t *nr)
-	__attribute__((warn_unused_result));
-
-/*
  * hp_rt_find_targets() - every process (but this one) that maps a module of
  * @p. *@pids is malloc'd (caller frees). Return: 0 or -errno.
  */

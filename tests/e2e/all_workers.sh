@@ -72,9 +72,8 @@ expect_exit 3 "again with workers: already applied, exit 3" \
 	"$HPATCH" apply --all --jobs 2 --trust "$T/trust" "$T/svc.hpatch"
 expect_exit 2 "--jobs 0 is a usage error" \
 	"$HPATCH" apply --all --jobs 0 --trust "$T/trust" "$T/svc.hpatch"
-# The workers look at every process of the host, the targets among them:
-# a build that none runs is no target anywhere, said as one process says
-# it (nothing on stdout, exit 9, one audit line).
+# A build that no process runs: said alike with workers and without
+# (nothing on stdout, exit 9, one audit line).
 unique_build svc "$T/nowhere" "$T/nowhere.hpatch" --key "$T/k.key" --id nowhere
 : >"$T/audit.log"
 for jobs in 1 2; do
