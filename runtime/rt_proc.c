@@ -389,17 +389,23 @@ struct module_id {
 	uint64_t text_off;
 };
 
+/* A copy of @len bytes of a process's memory read at @at. */
+struct mem_copy {
+	const uint8_t *bytes;
+	hp_raddr_t at;
+	size_t len;
+};
+
 /*
- * @len bytes at @addr of @proc into @buf: from @page (the @page_len bytes
- * read at @page_at) when they lie in it, else read.
+ * @len bytes at @addr of @proc into @buf: from @page, a copy read
+ * before, when they lie in it, else read.
  */
-static int read_in_page(const struct hp_proc *proc, const uint8_t *page,
-			hp_raddr_t page_at, size_t page_len, hp_raddr_t addr,
-			void *buf, size_t len)
+static int read_in_page(const struct hp_proc *proc, const struct mem_copy *page,
+			hp_raddr_t addr, void *buf, size_t len)
 {
-	if (addr >= page_at && len <= page_len &&
-	    addr - page_at <= page_len - len) {
-		memcpy(buf, page + (addr - page_at), len);
+	if (addr >= page->at && len <= page->len &&
+	    addr - page->at <= page->len - len) {
+		memcpy(buf, page->bytes + (addr - page->at), len);
 		return 0;
 	}
 	return hp_proc_read(proc, addr, buf, len);
@@ -425,6 +431,7 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 					: sizeof(page);
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
+	const struct mem_copy copy = { page, m->start, page_len };
 	hp_raddr_t first_load = (hp_raddr_t)-1;
 	int rc;
 
@@ -437,8 +444,8 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
 	    eh.e_phnum > HP_ARRAY_SIZE(ph))
 		return -ENOENT;
-	rc = read_in_page(proc, page, m->start, page_len, m->start + eh.e_phoff,
-			  ph, eh.e_phnum * sizeof(ph[0]));
+	rc = read_in_page(proc, &copy, m->start + eh.e_phoff, ph,
+			  eh.e_phnum * sizeof(ph[0]));
 	if (rc)
 		return -ENOENT;
 	for (int i = 0; i < eh.e_phnum; i++)
@@ -462,8 +469,8 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 			continue;
 		if (len > sizeof(notes))
 			len = sizeof(notes);
-		if (read_in_page(proc, page, m->start, page_len,
-				 *bias + ph[i].p_vaddr, notes, len))
+		if (read_in_page(proc, &copy, *bias + ph[i].p_vaddr, notes,
+				 len))
 			continue;
 		*id_len = hp_note_build_id(notes, len, id, HP_BUILD_ID_MAX);
 		if (*id_len)
