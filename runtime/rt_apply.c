@@ -341,6 +341,42 @@ static int undo_all(struct hp_proc *proc, const struct hp_prep *prs,
 	return rc;
 }
 
+/*
+ * Open locked process @pid into @proc once no other process shares its
+ * memory (the first of the two looks: docs/LIFECYCLE.md). Return: 0, or
+ * -errno / -HP_E_* with @proc closed.
+ */
+static int open_alone(pid_t pid, const struct hp_rt_opts *opts,
+		      const struct hp_rt_lock *lk, struct hp_proc *proc)
+{
+	const bool scanned = opts->flags & HP_RT_SCANNED;
+	pid_t last = hp_last_pid();
+	int rc;
+
+	/* The lock's read of /proc/PID/stat saw whether the leader lives:
+	 * the check and the open ask no more (two reads less). */
+	rc = lk->live ? hp_proc_check_alone_live(pid, opts->sharers)
+		      : hp_proc_check_alone(pid, opts->sharers);
+	if (rc)
+		return rc;
+	rc = lk->live ? hp_proc_open_live(pid, proc, scanned)
+		      : hp_proc_open(pid, proc, scanned);
+	if (!rc && lk->live && proc->tid != pid) {
+		/* The leader lost its memory after it was seen live (it
+		 * exited, the others run on): the check may have asked
+		 * through no memory at all. Again, through a live thread. */
+		last = hp_last_pid();
+		rc = hp_proc_check_alone(pid, opts->sharers);
+		if (rc)
+			hp_proc_close(proc);
+	}
+	if (rc)
+		return rc;
+	proc->checked_last = last;
+	proc->start = lk->start;
+	return 0;
+}
+
 static int apply_one(const struct hp_patch *p, pid_t pid,
 		     const struct hp_rt_opts *opts, struct hp_rt_result *res)
 {
@@ -351,7 +387,6 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	struct hp_prep *prs = calloc(p->nr_modules, sizeof(*prs));
 	const bool scanned = opts->flags & HP_RT_SCANNED;
 	uint32_t nr = 0;
-	pid_t last;
 	int rc;
 	uint64_t t[4] = { hp_now_us() };
 
@@ -362,32 +397,13 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		goto out;
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
-	last = hp_last_pid();
-	/* The lock's read of /proc/PID/stat saw whether the leader lives:
-	 * the check and the open ask no more (two reads less). */
 	if (!rc)
-		rc = lk.live ? hp_proc_check_alone_live(pid, opts->sharers)
-			     : hp_proc_check_alone(pid, opts->sharers);
-	if (rc)
-		goto out;
-	rc = lk.live ? hp_proc_open_live(pid, &proc, scanned)
-		     : hp_proc_open(pid, &proc, scanned);
-	if (!rc && lk.live && proc.tid != pid) {
-		/* The leader lost its memory after it was seen live (it
-		 * exited, the others run on): the check may have asked
-		 * through no memory at all. Again, through a live thread. */
-		last = hp_last_pid();
-		rc = hp_proc_check_alone(pid, opts->sharers);
-		if (rc)
-			hp_proc_close(&proc);
-	}
+		rc = open_alone(pid, opts, &lk, &proc);
 	if (rc == -HP_E_GONE && scanned)
 		hp_log(HP_LOG_INFO, "pid %d: exited before it was patched",
 		       (int)pid);
 	if (rc)
 		goto out;
-	proc.checked_last = last;
-	proc.start = lk.start;
 	if (!(opts->flags & HP_RT_DRY_RUN))
 		hp_collect_retired(&proc);
 	rc = find_modules(p, &proc, prs, &nr);
