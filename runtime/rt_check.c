@@ -11,7 +11,6 @@
 #include "common/hp_log.h"
 
 #include <errno.h>
-#include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -104,186 +103,6 @@ int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
 		if (!stack_map(proc, w->threads[i].regs.rsp, &near))
 			return hp_proc_read_maps(proc);
 	return 0;
-}
-
-/*
- * The ranges a stack word can fall in (not ip_only): sorted by start, each
- * with the largest end up to it, so a word is looked up in O(log n), and
- * the span of them all, [lo, lo + span), which rules nearly every word
- * out with one subtraction and one compare.
- */
-struct range_entry {
-	uint64_t start, end, max_end;
-	size_t idx; /* in the caller's array: the first match is reported */
-};
-
-struct range_index {
-	const struct hp_busy_range *r;
-	struct range_entry *e;
-	size_t nr;
-	uint64_t lo, span;
-};
-
-static int cmp_start(const void *a, const void *b)
-{
-	const struct range_entry *x = a, *y = b;
-
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
-static int index_ranges(const struct hp_busy_range *r, size_t nr,
-			struct range_index *x)
-{
-	uint64_t hi = 0;
-
-	*x = (struct range_index){ .r = r, .lo = UINT64_MAX };
-	x->e = calloc(nr + 1, sizeof(*x->e));
-	if (!x->e)
-		return -ENOMEM;
-	for (size_t i = 0; i < nr; i++)
-		if (!r[i].ip_only && r[i].start < r[i].end)
-			x->e[x->nr++] = (struct range_entry){ r[i].start,
-							      r[i].end, 0, i };
-	qsort(x->e, x->nr, sizeof(*x->e), cmp_start);
-	for (size_t i = 0; i < x->nr; i++) {
-		hi = x->e[i].end > hi ? x->e[i].end : hi;
-		x->e[i].max_end = hi;
-	}
-	if (x->nr) {
-		x->lo = x->e[0].start;
-		x->span = hi - x->lo;
-	}
-	return 0;
-}
-
-/*
- * The first range (in the caller's order) holding stack word @v. A word
- * equal to a function's first byte is no return address (a call returns
- * past itself, inside its caller) but a function pointer, a callback say,
- * and must not keep the function busy forever.
- */
-static const struct hp_busy_range *lookup_word(const struct range_index *x,
-					       uint64_t v)
-{
-	size_t lo = 0, hi = x->nr, best = SIZE_MAX;
-
-	while (lo < hi) { /* hi: the number of ranges starting at or below v */
-		const size_t mid = lo + (hi - lo) / 2;
-
-		if (x->e[mid].start <= v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i-- > 0 && x->e[i].max_end > v;)
-		if (v < x->e[i].end && v != x->e[i].start && x->e[i].idx < best)
-			best = x->e[i].idx;
-	return best == SIZE_MAX ? NULL : &x->r[best];
-}
-
-static inline bool in_span(const struct range_index *x, uint64_t v)
-{
-	return v - x->lo < x->span;
-}
-
-static const struct hp_busy_range *scan_words(const uint8_t *p, size_t len,
-					      const struct range_index *x)
-{
-	const struct hp_busy_range *hit = NULL;
-
-	for (size_t j = 0; j + sizeof(uint64_t) <= len && !hit;
-	     j += sizeof(uint64_t)) {
-		uint64_t v;
-
-		memcpy(&v, p + j, sizeof(v));
-		if (in_span(x, v))
-			hit = lookup_word(x, v);
-	}
-	return hit;
-}
-
-/*
- * The first return into a range on the @len bytes of stack at @p. Words
- * are tested eight at a time without a branch each (a stack word almost
- * never lies in the span of the patched functions); only a block with one
- * that does is looked at word by word.
- */
-static const struct hp_busy_range *
-scan_stack_plain(const uint8_t *p, size_t len, const struct range_index *x)
-{
-	size_t j = 0;
-
-	for (; j + 8 * sizeof(uint64_t) <= len; j += 8 * sizeof(uint64_t)) {
-		const struct hp_busy_range *hit = NULL;
-		uint64_t v[8];
-
-		memcpy(v, p + j, sizeof(v));
-		if (!(in_span(x, v[0]) | in_span(x, v[1]) | in_span(x, v[2]) |
-		      in_span(x, v[3]) | in_span(x, v[4]) | in_span(x, v[5]) |
-		      in_span(x, v[6]) | in_span(x, v[7])))
-			continue;
-		hit = scan_words(p + j, sizeof(v), x);
-		if (hit)
-			return hit;
-	}
-	return scan_words(p + j, len - j, x);
-}
-
-#define HP_SCAN_BLOCK 128 /* bytes: four 256-bit compares */
-
-/*
- * The same, sixteen words per step with AVX2: in_span as one signed
- * compare per four words ((v - lo) ^ 2^63 < span ^ 2^63 is the unsigned
- * v - lo < span). The plain loop's chain of compares ran at ~2 cycles a
- * word; this one, at ~0.5, leaves the stacks read in the stop (~4 KiB a
- * thread, hot in cache) scanned 2.5x faster: 256 threads, 1.1 MiB, 63 ->
- * 26 us per CPU.
- */
-__attribute__((target("avx2"))) static const struct hp_busy_range *
-scan_stack_avx2(const uint8_t *p, size_t len, const struct range_index *x)
-{
-	const __m256i lo = _mm256_set1_epi64x((long long)x->lo);
-	const __m256i bias = _mm256_set1_epi64x(INT64_MIN);
-	const __m256i lim =
-		_mm256_set1_epi64x((long long)(x->span ^ (1ULL << 63)));
-	size_t j = 0;
-
-	for (; j + HP_SCAN_BLOCK <= len; j += HP_SCAN_BLOCK) {
-		const struct hp_busy_range *hit = NULL;
-		__m256i any = _mm256_setzero_si256();
-
-		for (size_t k = 0; k < HP_SCAN_BLOCK; k += sizeof(__m256i)) {
-			__m256i v = _mm256_loadu_si256(
-				(const __m256i *)(const void *)(p + j + k));
-
-			v = _mm256_xor_si256(_mm256_sub_epi64(v, lo), bias);
-			any = _mm256_or_si256(any, _mm256_cmpgt_epi64(lim, v));
-		}
-		if (_mm256_testz_si256(any, any))
-			continue;
-		hit = scan_words(p + j, HP_SCAN_BLOCK, x);
-		if (hit)
-			return hit;
-	}
-	return scan_words(p + j, len - j, x);
-}
-
-/* Tests compare the two loops: set, the plain one runs on every CPU. */
-bool hp_stack_scan_plain;
-
-static const struct hp_busy_range *scan_stack(const uint8_t *p, size_t len,
-					      const struct range_index *x)
-{
-	static int avx2 = -1; /* unknown yet; set by both CPUs alike */
-	int has = __atomic_load_n(&avx2, __ATOMIC_RELAXED);
-
-	if (has < 0) {
-		has = __builtin_cpu_supports("avx2") ? 1 : 0;
-		__atomic_store_n(&avx2, has, __ATOMIC_RELAXED);
-	}
-	if (has && !hp_stack_scan_plain)
-		return scan_stack_avx2(p, len, x);
-	return scan_stack_plain(p, len, x);
 }
 
 /*
@@ -421,7 +240,7 @@ static void *run_job(void *arg)
 
 			if (i > __atomic_load_n(&wk->hit, __ATOMIC_RELAXED))
 				break;
-			b = scan_stack(wk->buf + off, wk->lens[i], wk->x);
+			b = hp_scan_stack(wk->buf + off, wk->lens[i], wk->x);
 			if (b) {
 				job->hit = i;
 				job->busy = b;
@@ -676,7 +495,7 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 	uint8_t *stack = NULL;
 	size_t cap = 0, near = 0;
 
-	if (index_ranges(ranges, nr_ranges, &x))
+	if (hp_index_ranges(ranges, nr_ranges, &x))
 		return; /* no memory: the warning lists fewer threads */
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		const struct hp_thread *t = &w->threads[i];
@@ -694,7 +513,7 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 				break;
 		}
 		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
-			hit = scan_stack(stack, len, &x);
+			hit = hp_scan_stack(stack, len, &x);
 		if (hit)
 			hp_who_add(who, t->tid, hit->name, HP_WHO_BELOW);
 	}
@@ -810,7 +629,7 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		rc = hp_thread_need_ip(&w->threads[i]); /* the stack pointers */
 	if (!cached && w->nr_cpus > 1)
 		hp_helper_wake(); /* while we get ready (no-op if awake) */
-	rc = rc ?: index_ranges(ranges, nr_ranges, &x);
+	rc = rc ?: hp_index_ranges(ranges, nr_ranges, &x);
 	if (!rc) {
 		chunks = calloc(w->nr_threads + 1, sizeof(*chunks));
 		rc = chunks ? 0 : -ENOMEM;

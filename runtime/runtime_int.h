@@ -486,6 +486,31 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 		   pid_t *busy_tid, const struct hp_busy_range **busy)
 	__attribute__((warn_unused_result));
 
+/*
+ * The ranges a stack word can fall in (not ip_only): sorted by start, each
+ * with the largest end up to it, so a word is looked up in O(log n), and
+ * the span of them all, [lo, lo + span), which rules nearly every word
+ * out with one subtraction and one compare.
+ */
+struct range_entry {
+	uint64_t start, end, max_end;
+	size_t idx; /* in the caller's array: the first match is reported */
+};
+
+struct range_index {
+	const struct hp_busy_range *r;
+	struct range_entry *e;
+	size_t nr;
+	uint64_t lo, span;
+};
+
+/* Index @nr ranges @r in @x (free x->e after). Return: 0 or -ENOMEM. */
+int hp_index_ranges(const struct hp_busy_range *r, size_t nr,
+		    struct range_index *x) __attribute__((warn_unused_result));
+/* The first return into a range of @x among the @len bytes at @p. */
+const struct hp_busy_range *hp_scan_stack(const uint8_t *p, size_t len,
+					  const struct range_index *x);
+
 /* Tests: scan stacks with the plain loop even where AVX2 runs. */
 extern bool hp_stack_scan_plain;
 
