@@ -461,23 +461,30 @@ static void put_text(const char *path, const char *text)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* Record @seq for key @id in @dir, and read it back. */
+static void assert_recorded(const char *dir, const char *id, uint64_t seq)
+{
+	uint64_t got = 0;
+
+	assert_hp_ok(hp_rt_state_record(dir, id, seq));
+	assert_hp_ok(hp_rt_state_sequence(dir, id, &got));
+	assert_int_equal(got, seq);
+}
+
 /* A record makes the state directory when it is missing, and checks it
  * when the sequence is recorded already. */
 static void test_state_record_dir(void **state)
 {
 	char top[] = "/tmp/hp-state-XXXXXX", dir[64], path[96];
 	struct stat st;
-	uint64_t seq = 0;
 
 	(void)state;
 	assert_non_null(mkdtemp(top));
 	snprintf(dir, sizeof(dir), "%s/state", top);
 	snprintf(path, sizeof(path), "%s/ef56.seq", dir);
-	assert_hp_ok(hp_rt_state_record(dir, "ef56", 2));
+	assert_recorded(dir, "ef56", 2);
 	assert_int_equal(stat(dir, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
-	assert_hp_ok(hp_rt_state_sequence(dir, "ef56", &seq));
-	assert_int_equal(seq, 2);
 	assert_hp_ok(hp_rt_state_record(dir, "ef56", 2)); /* recorded */
 	/* Others could write it now: even a record with nothing to write
 	 * says so. */
@@ -498,12 +505,8 @@ static void test_state_cached(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/cd34.seq", dir);
 	snprintf(tmp, sizeof(tmp), "%s/cd34.tmp", dir);
-	assert_hp_ok(hp_rt_state_record(dir, "cd34", 3));
-	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
-	assert_int_equal(seq, 3);
-	assert_hp_ok(hp_rt_state_record(dir, "cd34", 4));
-	assert_hp_ok(hp_rt_state_sequence(dir, "cd34", &seq));
-	assert_int_equal(seq, 4);
+	assert_recorded(dir, "cd34", 3);
+	assert_recorded(dir, "cd34", 4);
 	/* Another patcher's record: a new file renamed over it. */
 	put_text(tmp, "9\n");
 	assert_int_equal(rename(tmp, path), 0);
