@@ -163,11 +163,14 @@ void hp_perfmap_add(const struct hp_proc *proc, const char *patch_id,
 	/* One write of whole lines: O_APPEND keeps them apart from the
 	 * process's own (a JIT's) lines. An earlier process's map is
 	 * written over from its start, and cut after. */
-	if (old_size < 0
-		    ? write(fd, out.data, out.len) != (ssize_t)out.len
-		    : pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len ||
-			      (old_size > (off_t)out.len &&
-			       ftruncate(fd, (off_t)out.len) < 0))
+	errno = 0;
+	if (old_size < 0)
+		rc = write(fd, out.data, out.len) == (ssize_t)out.len ? 0 : -1;
+	else if (pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len)
+		rc = -1;
+	else if (old_size > (off_t)out.len)
+		rc = ftruncate(fd, (off_t)out.len);
+	if (rc)
 		rc = errno ? -errno : -EIO;
 	close(fd);
 out:
