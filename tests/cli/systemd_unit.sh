@@ -17,6 +17,11 @@ check "ProtectSystem=strict with its own directories" \
 for opt in store:/var/lib/hpatch/patches state-dir:/run/hpatch audit-log:/var/log/hpatch/audit.log; do
 	check "ExecStart passes --${opt%%:*} ${opt#*:}" grep -q -- "--${opt%%:*} ${opt#*:}" "$unit"
 done
+# perf reads /tmp/perf-PID.map in the host's /tmp: a private /tmp would
+# hide every map hpatchd writes.
+check "no private /tmp (perf maps stay visible)" \
+	test "$(grep -c '^PrivateTmp=yes' "$unit")" -eq 0
+check "/tmp writable under ProtectSystem=strict" grep -qx "ReadWritePaths=/tmp" "$unit"
 score=$(systemd-analyze security --offline=true "$T/hpatchd.service" 2>/dev/null |
 	sed -n 's/.*Overall exposure level for hpatchd.service: \([0-9.]*\).*/\1/p')
 check "exposure rated at most 3.0 (got ${score:-none})" \
