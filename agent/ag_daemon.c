@@ -651,6 +651,8 @@ static int next_timeout_ms(const struct ag_daemon *d, uint64_t now)
 		next = d->sweep_due_us;
 	if (d->view_dirty && d->view_due_us < next)
 		next = d->view_due_us;
+	if (ag_perfmap_due(d) && ag_perfmap_due(d) < next)
+		next = ag_perfmap_due(d);
 	if (next <= now)
 		return 0;
 	return (int)((next - now + 999) / 1000);
@@ -738,6 +740,7 @@ static void teardown(struct ag_daemon *d)
 	free(d->mapped);
 	free(d->done);
 	ag_match_reset();
+	ag_perfmap_release(d);
 }
 
 int hp_agent_run(const struct hp_agent_conf *conf)
@@ -795,6 +798,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		if (now >= d.next_full_us)
 			full_scan(&d, now);
 		run_due(&d, now);
+		ag_perfmap_run(&d, now);
 		publish(&d, hp_now_us());
 	}
 	sd_notify(0, "STOPPING=1");

@@ -27,6 +27,8 @@ void hp_policy_init(struct hp_policy *pol)
 		.auto_apply = true,
 		.attempt_timeout_ms = 100,
 		.rescan_ms = 10000,
+		.perf_keep_ms = 10 * 60 * 1000,
+		.perf_max_exited = 10000,
 		.window_start = -1,
 		.window_end = -1,
 	};
@@ -213,6 +215,28 @@ struct parse_ctx {
 	int nr_bad;
 };
 
+/* [perf]: how long the maps of exited processes stay, how many. */
+static int set_perf(struct hp_policy *pol, const char *name, const char *value)
+{
+	char *end = NULL;
+	unsigned long n;
+
+	if (!strcmp(name, "keep_exited") && !strcasecmp(value, "forever")) {
+		pol->perf_keep_ms = -1;
+		return 0;
+	}
+	if (!strcmp(name, "keep_exited"))
+		return hp_policy_parse_duration(value, &pol->perf_keep_ms);
+	if (strcmp(name, "max_exited") || !isdigit((unsigned char)*value))
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(value, &end, 10);
+	if (*end || errno || n > 1000000)
+		return -EINVAL;
+	pol->perf_max_exited = (uint32_t)n;
+	return 0;
+}
+
 static int set_option(struct hp_policy *pol, const char *section,
 		      const char *name, const char *value)
 {
@@ -229,6 +253,8 @@ static int set_option(struct hp_policy *pol, const char *section,
 			 value);
 		return 0;
 	}
+	if (!strcmp(section, "perf"))
+		return set_perf(pol, name, value);
 	if (strcmp(section, "apply"))
 		return -EINVAL;
 	if (!strcmp(name, "automatic"))

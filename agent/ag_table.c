@@ -51,6 +51,13 @@ void ag_forget_proc(struct ag_daemon *d, pid_t pid)
 {
 	struct ag_proc *pr = ag_find_proc(d, pid);
 
+	/* Patched: its perf map is kept for a while, then removed. */
+	for (size_t i = 0; i < d->nr_tracks; i++)
+		if (d->tracks[i].t.pid == pid &&
+		    d->tracks[i].t.state == HP_TRACK_APPLIED) {
+			ag_perfmap_exited(d, pid, hp_now_us());
+			break;
+		}
 	ag_drop_tracks(d, pid);
 	if (pr)
 		*pr = d->procs[--d->nr_procs];

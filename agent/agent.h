@@ -141,7 +141,11 @@ struct hp_policy {
 	long rescan_ms;		      /* full rescan (dlopen, missed events) */
 	int window_start, window_end; /* minutes of the local day, -1: none */
 	char metrics_path[PATH_MAX];  /* "" : no metrics file */
-	struct hp_rule *rules;	      /* in file order: first match wins */
+	/* The perf maps of processes it patched, once they exit: kept this
+	 * long (-1: for ever), and at most this many (the oldest go). */
+	long perf_keep_ms;
+	uint32_t perf_max_exited;
+	struct hp_rule *rules; /* in file order: first match wins */
 	size_t nr_rules;
 	struct hp_rule not_included; /* what hp_policy_excluded returns for
 				      * a process no [include] matches */

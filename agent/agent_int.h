@@ -80,6 +80,20 @@ struct ag_events {
 	struct hp_rt_births births; /* over this, for hp_rt_sharers_follow */
 };
 
+/* The perf map of a patched process that exited (ag_perfmap.c). */
+struct ag_gone_map {
+	pid_t pid;
+	uint32_t tries;	   /* asked while its pid was in use */
+	int64_t exited_ns; /* CLOCK_REALTIME */
+	uint64_t due_us;   /* CLOCK_MONOTONIC */
+};
+
+/* Oldest first, from head. */
+struct ag_gone_maps {
+	struct ag_gone_map *v;
+	size_t head, nr, cap;
+};
+
 struct ag_daemon {
 	const struct hp_agent_conf *conf;
 	struct hp_policy pol;
@@ -125,6 +139,7 @@ struct ag_daemon {
 	struct hp_view view; /* counters; tracks filled when published */
 	char view_path[PATH_MAX];
 	char fallbacks_path[PATH_MAX];
+	struct ag_gone_maps gone_maps;
 };
 
 /* ag_match.c: which patches a process maps, from its maps and a cache of
@@ -174,6 +189,12 @@ struct ag_proc *ag_add_proc(struct ag_daemon *d, pid_t pid);
 void ag_drop_tracks(struct ag_daemon *d, pid_t pid);
 /* An exited process is forgotten, so memory stays flat. */
 void ag_forget_proc(struct ag_daemon *d, pid_t pid);
+/* ag_perfmap.c: the perf map of @pid, patched and gone, is removed in
+ * the policy's while (ag_perfmap_run once ag_perfmap_due, 0: none). */
+void ag_perfmap_exited(struct ag_daemon *d, pid_t pid, uint64_t now);
+uint64_t ag_perfmap_due(const struct ag_daemon *d);
+void ag_perfmap_run(struct ag_daemon *d, uint64_t now);
+void ag_perfmap_release(struct ag_daemon *d);
 /* The track of (@pid, @id), added if new. Return: NULL when out of
  * memory. */
 struct ag_track *ag_add_track(struct ag_daemon *d, pid_t pid, const char *id);

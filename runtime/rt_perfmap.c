@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -178,4 +179,32 @@ out:
 		hp_warn("pid %d: '%s': perf map not written: %s",
 			(int)proc->pid, path, strerror(-rc));
 	hp_buf_release(&out);
+}
+
+int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns)
+{
+	char path[64];
+	struct stat st;
+	int fd, rc = 1;
+
+	snprintf(path, sizeof(path), "%s/perf-%d.map", perfmap_dir, (int)pid);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : (errno == ELOOP ? 1 : -errno);
+	/* Written since the exit, or not hpatch's alone (a JIT's lines, a
+	 * planted file, a second link): someone else's to keep. */
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+	} else if (S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		   ns_of(&st.st_mtim) <= exited_ns &&
+		   only_ours(fd, (size_t)st.st_size)) {
+		/* A process of that number now (a zombie not yet reaped, or
+		 * a new one): its map, or soon written over (open_map). */
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			rc = 2;
+		else
+			rc = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	}
+	close(fd);
+	return rc;
 }

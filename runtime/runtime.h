@@ -137,6 +137,19 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 		 struct hp_rt_result *res) __attribute__((warn_unused_result));
 
 /*
+ * hp_rt_perfmap_forget() - remove the perf map (/tmp/perf-PID.map) hpatch
+ * wrote for @pid, a process that exited at @exited_ns (CLOCK_REALTIME),
+ * when the file is a regular one with one link, holds hpatch's lines alone
+ * (no JIT's) and was not written since, and no process has that pid now:
+ * maps outlive their process, and a host where short-lived processes are
+ * patched would fill /tmp with them.
+ * Return: 0 removed (or none there), 1 kept (not hpatch's alone), 2 kept
+ * while a process has that pid (a zombie not yet reaped: ask again later),
+ * or -errno.
+ */
+int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns);
+
+/*
  * hp_rt_status() - list the patches applied to @pid (0: every process) as
  * an array "processes" in @o. Return: 0 or -errno.
  */

@@ -176,6 +176,35 @@ static void test_policy_window(void **state)
 	hp_policy_release(&pol);
 }
 
+/* [perf]: the maps of exited processes, kept 10 minutes by default, at
+ * most 10000 of them; for ever, or any while and number. */
+static void test_policy_perf(void **state)
+{
+	struct hp_policy pol;
+	int nr = 0;
+
+	(void)state;
+	hp_policy_init(&pol);
+	assert_int_equal(pol.perf_keep_ms, 600000);
+	assert_int_equal(pol.perf_max_exited, 10000);
+	assert_hp_ok(load_text(&pol, "[perf]\nkeep_exited = forever\n"
+				     "max_exited = 0\n"));
+	assert_int_equal(pol.perf_keep_ms, -1);
+	assert_int_equal(pol.perf_max_exited, 0);
+	hp_policy_release(&pol);
+	assert_hp_ok(load_text(&pol, "[perf]\nkeep_exited = 30s\n"));
+	assert_int_equal(pol.perf_keep_ms, 30000);
+	hp_policy_release(&pol);
+	hp_log_set_sink(quiet, &nr);
+	assert_int_equal(load_text(&pol, "[perf]\nkeep_exited = never\n"
+					 "max_exited = -1\n"
+					 "max_exited = 10k\n"
+					 "keep = 1s\n"),
+			 -EINVAL);
+	hp_log_set_sink(NULL, NULL);
+	assert_int_equal(nr, 6); /* 4 lines, a hint, a summary */
+}
+
 static void test_policy_errors(void **state)
 {
 	struct hp_policy pol;
@@ -811,6 +840,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_policy_full),
 		cmocka_unit_test(test_policy_include),
 		cmocka_unit_test(test_policy_window),
+		cmocka_unit_test(test_policy_perf),
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_unit_of),

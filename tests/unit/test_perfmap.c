@@ -9,6 +9,7 @@
 #include "runtime/rt_perfmap.c"
 
 #include <stdlib.h>
+#include <sys/wait.h>
 
 static char dir[64];
 
@@ -143,6 +144,103 @@ static void test_start_unknown(void **state)
 			    "7f0000002000 20 old_fn [hpatch:fix-0]\n" NEW);
 }
 
+/* A pid no process has now: a child's, reaped. */
+static pid_t dead_pid(void)
+{
+	const pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (!pid)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+/* Write @pid's map holding @text, last written at @mtime_ns. */
+static void plant_for(pid_t pid, const char *text, int64_t mtime_ns)
+{
+	struct timespec times[2];
+	char path[128];
+	FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)pid);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	times[0] = times[1] =
+		(struct timespec){ .tv_sec = mtime_ns / 1000000000LL,
+				   .tv_nsec = mtime_ns % 1000000000LL };
+	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+static bool map_exists(pid_t pid)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)pid);
+	return access(path, F_OK) == 0;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return ns_of(&t);
+}
+
+/* hpatchd's clean-up of an exited process's map: only hpatch's lines,
+ * unwritten since the exit, and no process of that pid now. */
+static void test_forget_exited(void **state)
+{
+	const pid_t gone = dead_pid();
+	const int64_t exited = now_ns();
+	char path[128], other[128];
+
+	(void)state;
+	plant_for(gone, ours, exited - 1000000000LL);
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 0);
+	assert_false(map_exists(gone));
+	/* None there: nothing to do. */
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 0);
+	/* A JIT's lines in it: kept. */
+	plant_for(gone, jit, exited - 1000000000LL);
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 1);
+	assert_true(map_exists(gone));
+	/* Written after the exit (a later process of that pid): kept. */
+	plant_for(gone, ours, exited + 1000000000LL);
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 1);
+	assert_true(map_exists(gone));
+	/* A second link: not a file hpatch made. */
+	plant_for(gone, ours, exited - 1000000000LL);
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)gone);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	assert_int_equal(link(path, other), 0);
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 1);
+	assert_true(map_exists(gone));
+	assert_int_equal(unlink(other), 0);
+	/* A symbolic link at its path: neither followed nor removed. */
+	assert_int_equal(unlink(path), 0);
+	plant_for(1, ours, exited - 1000000000LL); /* (pid 1's, as target) */
+	snprintf(other, sizeof(other), "%s/perf-1.map", dir);
+	assert_int_equal(symlink(other, path), 0);
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 1);
+	assert_true(map_exists(gone));
+	assert_true(map_exists(1));
+}
+
+/* A process has the pid now (this one): asked again later. */
+static void test_forget_pid_alive(void **state)
+{
+	const int64_t exited = now_ns();
+
+	(void)state;
+	plant_for(getpid(), ours, exited - 1000000000LL);
+	assert_int_equal(hp_rt_perfmap_forget(getpid(), exited), 2);
+	assert_true(map_exists(getpid()));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +251,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jit_map_kept, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_start_unknown, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_forget_exited, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_forget_pid_alive, setup,
 						teardown),
 	};
 

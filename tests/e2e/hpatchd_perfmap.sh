@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The perf maps of processes hpatchd patched are removed once the process
+# has been gone for the policy's [perf] keep_exited, and at most
+# max_exited are kept (the oldest go first); a map holding any line that
+# is not hpatch's (a JIT's) is never removed. Without this, every
+# short-lived patched process leaves a file in /tmp.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+map() { echo "/tmp/perf-$1.map"; }
+gone() { [ ! -e "$(map "$1")" ]; }
+# patched_svc: start svc-v1 from $T/bin, wait for hpatchd's patch and its
+# map; the pid in $pid.
+patched_svc() {
+	start_target "$T/bin/svc-v1" "$T/svc-$1.log" 1
+	pid=$TARGET_PID
+	check "pid $pid patched ($1)" wait_until 10 has_patch "$pid" "$id"
+	check "pid $pid has its perf map ($1)" grep -q "\[hpatch:$id\]" "$(map "$pid")"
+}
+end() { kill "$1" && wait "$1" 2>/dev/null || true; }
+
+agent_svc perfmap
+agent_policy '[perf]' 'keep_exited = 0'
+agent_install
+start_agent
+
+# Removed once it exited (and was reaped).
+patched_svc removed
+a=$pid
+end "$a"
+check "pid $a's map removed after its exit" wait_until 10 gone "$a"
+
+# A JIT's line in it: kept. Its exit comes first, so once the next one's
+# map is gone, hpatchd has looked at this one.
+patched_svc jit
+b=$pid
+echo "7f0000004000 40 Interpreter" >>"$(map "$b")"
+patched_svc plain
+c=$pid
+end "$b"
+end "$c"
+check "pid $c's map removed" wait_until 10 gone "$c"
+check "pid $b's map with a JIT's line kept" grep -q Interpreter "$(map "$b")"
+
+# Kept an hour, but at most one: the older goes when the second exits.
+kill "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null
+agent_policy '[perf]' 'keep_exited = 1h' 'max_exited = 1'
+start_agent
+patched_svc first
+d=$pid
+patched_svc second
+e=$pid
+end "$d"
+sleep 0.5
+check "pid $d's map kept for now" test -e "$(map "$d")"
+end "$e"
+check "pid $d's map removed when a second exited" wait_until 10 gone "$d"
+check "pid $e's map kept" test -e "$(map "$e")"
+finish
