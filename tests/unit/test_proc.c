@@ -1,13 +1,14 @@
 /*
- * Unit tests for the target's /proc readers (runtime/rt_proc.c, its
- * statics reached by including it): a line of /proc/PID/maps parsed by
- * hand says what sscanf, the reference, says of it, and a line that is
- * not one is refused; a module's build-id comes of as few reads of its
- * memory as its first page allows; the vDSO's 'syscall' is searched
- * once, then asked for where it was.
+ * Unit tests for the target's /proc readers (runtime/rt_proc.c and
+ * rt_module.c, their statics reached by including them): a line of
+ * /proc/PID/maps parsed by hand says what sscanf, the reference, says of
+ * it, and a line that is not one is refused; a module's build-id comes
+ * of as few reads of its memory as its first page allows; the vDSO's
+ * 'syscall' is searched once, then asked for where it was.
  */
 #include "hp_test.h"
 
+#include "runtime/rt_module.c"
 #include "runtime/rt_proc.c"
 
 /* @line parsed by hand says what sscanf, the reference, says of it. */
