@@ -40,7 +40,7 @@ struct mem_copy {
 
 /*
  * @len bytes at @addr of @proc into @buf: from @page, a copy read
- * before, when they lie in it, else read.
+ * before, when they lie in it, else read (no @proc: -EAGAIN).
  */
 static int read_in_page(const struct hp_proc *proc, const struct mem_copy *page,
 			hp_raddr_t addr, void *buf, size_t len)
@@ -50,35 +50,31 @@ static int read_in_page(const struct hp_proc *proc, const struct mem_copy *page,
 		memcpy(buf, page->bytes + (addr - page->at), len);
 		return 0;
 	}
-	return hp_proc_read(proc, addr, buf, len);
+	return proc ? hp_proc_read(proc, addr, buf, len) : -EAGAIN;
 }
 
 /*
- * Read @out from the ELF image whose header is mapped at @m. The first
- * page is read at once: it holds the ELF header, the program headers and
- * mostly the notes, which were three or four reads (a scan reads every
- * module of every process of the host). What lies beyond it is read
- * apart, as ever.
+ * Parse @out from @page, the first page of the ELF image mapped at @m
+ * (@page_len bytes of it): it holds the ELF header, the program headers
+ * and mostly the notes. What lies beyond it is read from @proc's memory
+ * (no @proc: -EAGAIN). Return: 0, or -ENOENT: no ELF image with a
+ * build-id.
  */
-static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
-			  struct module_id *out)
+static int parse_module_id(const struct hp_proc *proc, const struct hp_map *m,
+			   const uint8_t *page, size_t page_len,
+			   struct module_id *out)
 {
 	uint8_t *id = out->id;
 	uint32_t *id_len = &out->id_len;
 	hp_raddr_t *bias = &out->bias, *text = &out->text;
 	uint64_t *text_off = &out->text_off;
-	uint8_t page[HP_X86_PAGE_SIZE];
-	const size_t page_len = m->end - m->start < sizeof(page)
-					? (size_t)(m->end - m->start)
-					: sizeof(page);
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph[64];
 	const struct mem_copy copy = { page, m->start, page_len };
 	hp_raddr_t first_load = (hp_raddr_t)-1;
 	int rc;
 
-	rc = hp_proc_read(proc, m->start, page, page_len);
-	if (rc || page_len < sizeof(eh))
+	if (page_len < sizeof(eh))
 		return -ENOENT;
 	memcpy(&eh, page, sizeof(eh));
 	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
@@ -89,7 +85,7 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 	rc = read_in_page(proc, &copy, m->start + eh.e_phoff, ph,
 			  eh.e_phnum * sizeof(ph[0]));
 	if (rc)
-		return -ENOENT;
+		return rc == -EAGAIN ? rc : -ENOENT;
 	for (int i = 0; i < eh.e_phnum; i++)
 		if (ph[i].p_type == PT_LOAD && ph[i].p_offset == 0)
 			first_load = ph[i].p_vaddr & ~(HP_X86_PAGE_SIZE - 1);
@@ -111,14 +107,78 @@ static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
 			continue;
 		if (len > sizeof(notes))
 			len = sizeof(notes);
-		if (read_in_page(proc, &copy, *bias + ph[i].p_vaddr, notes,
-				 len))
+		rc = read_in_page(proc, &copy, *bias + ph[i].p_vaddr, notes,
+				  len);
+		if (rc == -EAGAIN)
+			return rc;
+		if (rc)
 			continue;
 		*id_len = hp_note_build_id(notes, len, id, HP_BUILD_ID_MAX);
 		if (*id_len)
 			return 0;
 	}
 	return -ENOENT;
+}
+
+/* The first page of @m, read at once (a scan reads every module of every
+ * process of the host: one read, where it was three or four). */
+static int read_module_id(const struct hp_proc *proc, const struct hp_map *m,
+			  struct module_id *out)
+{
+	uint8_t page[HP_X86_PAGE_SIZE];
+	const size_t page_len = m->end - m->start < sizeof(page)
+					? (size_t)(m->end - m->start)
+					: sizeof(page);
+
+	if (hp_proc_read(proc, m->start, page, page_len))
+		return -ENOENT;
+	return parse_module_id(proc, m, page, page_len, out);
+}
+
+static uint64_t dev_of(dev_t dev)
+{
+	return (uint64_t)major(dev) << 32 | minor(dev);
+}
+
+/*
+ * @m's image as its file says: the file's own pages, which every process
+ * that maps it shares (a process's changed copy of its header is its own
+ * business). The path the map names is opened O_PATH, which opens no
+ * device, and read only once it proves to be the mapped file itself, a
+ * regular file (device and inode). Return: 0 (@out->id_len 0: no image
+ * with a build-id), or -errno when the file cannot be read so.
+ */
+static int file_module_id(const struct hp_map *m, struct module_id *out)
+{
+	uint8_t page[HP_X86_PAGE_SIZE];
+	const size_t page_len = m->end - m->start < sizeof(page)
+					? (size_t)(m->end - m->start)
+					: sizeof(page);
+	const int at = open(m->path, O_PATH | O_CLOEXEC);
+	char self[48];
+	struct stat st;
+	ssize_t n = -1;
+	int fd = -1, rc;
+
+	if (at < 0)
+		return -errno;
+	if (!fstat(at, &st) && S_ISREG(st.st_mode) && st.st_ino == m->inode &&
+	    dev_of(st.st_dev) == m->dev) {
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
+		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	}
+	close(at);
+	if (fd < 0)
+		return -ESTALE;
+	n = pread(fd, page, page_len, 0);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	*out = (struct module_id){ 0 };
+	rc = parse_module_id(NULL, m, page, (size_t)n, out);
+	if (rc == -ENOENT)
+		out->id_len = 0;
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /*
@@ -140,10 +200,23 @@ static bool text_loaded(const struct hp_proc *proc, const struct hp_map *m,
 	       !strcmp(x->path, m->path);
 }
 
+/*
+ * What a scan learned of one file (device, inode), in an open-addressed
+ * table. Its identity is read from the file itself, once (file_module_id):
+ * what every process that maps the file shares, so a miss there is a
+ * miss for each of them. When the file cannot be read so (gone from its
+ * path, another file there, another file system's view of it), each
+ * process's memory is read as before, and only a match is remembered: a
+ * process that changed its own copy of a header can make itself no
+ * target, never hide another.
+ */
 struct hp_id_hit {
-	uint64_t dev, inode;
-	hp_raddr_t start; /* where the image was mapped when read */
-	struct module_id mi;
+	uint64_t dev, inode; /* inode 0: a free slot */
+	bool from_file;	     /* @mi is the file's: a miss is a miss */
+	bool tried_file;
+	bool target;	     /* a process runs it as a module looked for */
+	hp_raddr_t start;    /* where the image was mapped when read */
+	struct module_id mi; /* id_len 0: none known */
 };
 
 void hp_id_hits_release(struct hp_id_hits *h)
@@ -152,8 +225,63 @@ void hp_id_hits_release(struct hp_id_hits *h)
 	*h = (struct hp_id_hits){ 0 };
 }
 
+static size_t slot_of(const struct hp_id_hits *h, uint64_t dev, uint64_t inode)
+{
+	uint64_t k =
+		(dev ^ inode * 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
+	size_t i = (size_t)(k >> 32) & (h->cap - 1);
+
+	while (h->v[i].inode && (h->v[i].inode != inode || h->v[i].dev != dev))
+		i = (i + 1) & (h->cap - 1);
+	return i;
+}
+
+static const struct hp_id_hit *find_file(const struct hp_id_hits *h,
+					 uint64_t dev, uint64_t inode)
+{
+	const struct hp_id_hit *e = NULL;
+
+	if (!h || !h->cap || !inode)
+		return NULL;
+	e = &h->v[slot_of(h, dev, inode)];
+	return e->inode ? e : NULL;
+}
+
+/* The entry of @m's file, added if new. NULL: no table, or no memory. */
+static struct hp_id_hit *file_entry(struct hp_id_hits *h,
+				    const struct hp_map *m)
+{
+	struct hp_id_hit *e = NULL;
+
+	if (!h || !m->inode)
+		return NULL;
+	if ((h->nr + 1) * 2 > h->cap) {
+		const struct hp_id_hits old = *h;
+		const size_t cap = old.cap ? old.cap * 2 : 64;
+
+		h->v = calloc(cap, sizeof(*h->v));
+		if (!h->v) {
+			*h = old;
+			return NULL; /* (a cache: none is as good) */
+		}
+		h->cap = cap;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.v[i].inode)
+				h->v[slot_of(h, old.v[i].dev, old.v[i].inode)] =
+					old.v[i];
+		free(old.v);
+	}
+	e = &h->v[slot_of(h, m->dev, m->inode)];
+	if (!e->inode) {
+		*e = (struct hp_id_hit){ .dev = m->dev, .inode = m->inode };
+		h->nr++;
+	}
+	return e;
+}
+
 bool hp_id_hits_exe(const struct hp_id_hits *h, pid_t pid)
 {
+	const struct hp_id_hit *e = NULL;
 	char path[48];
 	struct stat st;
 
@@ -162,45 +290,41 @@ bool hp_id_hits_exe(const struct hp_id_hits *h, pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	if (stat(path, &st))
 		return false;
-	for (size_t i = 0; i < h->nr; i++)
-		if (h->v[i].inode == st.st_ino &&
-		    h->v[i].dev == ((uint64_t)major(st.st_dev) << 32 |
-				    minor(st.st_dev)))
-			return true;
-	return false;
+	e = find_file(h, dev_of(st.st_dev), st.st_ino);
+	return e && e->target;
 }
 
-/* @m's image as read at another address: the same, moved. */
-static bool find_hit(const struct hp_id_hits *h, const struct hp_map *m,
-		     const uint8_t *build_id, uint32_t build_id_len,
-		     struct module_id *mi)
+static bool same_id(const struct module_id *mi, const uint8_t *build_id,
+		    uint32_t build_id_len)
 {
-	for (size_t i = 0; h && m->inode && i < h->nr; i++) {
-		const struct hp_id_hit *e = &h->v[i];
+	return mi->id_len == build_id_len &&
+	       !memcmp(mi->id, build_id, build_id_len);
+}
 
-		if (e->dev != m->dev || e->inode != m->inode ||
-		    e->mi.id_len != build_id_len ||
-		    memcmp(e->mi.id, build_id, build_id_len))
-			continue;
-		*mi = e->mi;
-		mi->bias += m->start - e->start;
-		if (mi->text)
-			mi->text += m->start - e->start;
-		return true;
+/*
+ * @m's image as the scan knows it: 1 it is @build_id (*@mi, moved to
+ * where @m maps it), 0 the file says it is not, -1 unknown.
+ */
+static int known_id(struct hp_id_hit *e, const struct hp_map *m,
+		    const uint8_t *build_id, uint32_t build_id_len,
+		    struct module_id *mi)
+{
+	if (!e)
+		return -1;
+	if (!e->tried_file) {
+		e->tried_file = true;
+		e->from_file = !file_module_id(m, &e->mi);
+		e->start = m->start;
+		if (!e->from_file)
+			e->mi.id_len = 0;
 	}
-	return false;
-}
-
-static void add_hit(struct hp_id_hits *h, const struct hp_map *m,
-		    const struct module_id *mi)
-{
-	if (!h || !m->inode)
-		return;
-	if (hp_grow(&h->v, &h->cap, h->nr, sizeof(*h->v), 8))
-		return; /* (a cache: none is as good) */
-	h->v[h->nr++] = (struct hp_id_hit){
-		.dev = m->dev, .inode = m->inode, .start = m->start, .mi = *mi
-	};
+	if (!same_id(&e->mi, build_id, build_id_len))
+		return e->from_file ? 0 : -1;
+	*mi = e->mi;
+	mi->bias += m->start - e->start;
+	if (mi->text)
+		mi->text += m->start - e->start;
+	return 1;
 }
 
 /* /proc/TID/mem of a process opened for a scan, when first needed. */
@@ -223,20 +347,27 @@ static int find_module(const struct hp_proc *proc, struct hp_id_hits *hits,
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
 		struct module_id mi = { 0 };
-		bool hit = false;
+		struct hp_id_hit *e = NULL;
+		int known;
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ))
 			continue;
-		hit = find_hit(hits, m, build_id, build_id_len, &mi);
-		if (!hit && (need_mem(proc) || read_module_id(proc, m, &mi) ||
-			     mi.id_len != build_id_len ||
-			     memcmp(mi.id, build_id, mi.id_len)))
+		e = file_entry(hits, m);
+		known = known_id(e, m, build_id, build_id_len, &mi);
+		if (!known ||
+		    (known < 0 &&
+		     (need_mem(proc) || read_module_id(proc, m, &mi) ||
+		      !same_id(&mi, build_id, build_id_len))))
 			continue;
 		if (!text_loaded(proc, m, &mi))
 			continue;
-		if (!hit)
-			add_hit(hits, m, &mi);
+		if (e && known < 0) { /* a match in memory: remembered */
+			e->mi = mi;
+			e->start = m->start;
+		}
+		if (e)
+			e->target = true;
 		*mod = (struct hp_rmodule){ .bias = mi.bias,
 					    .start = m->start,
 					    .end = m->end };
