@@ -90,12 +90,11 @@ int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 int hp_proc_write(const struct hp_proc *proc, hp_raddr_t addr, const void *buf,
 		  size_t len) __attribute__((warn_unused_result));
 /*
- * Files (device, inode) whose image one scan of the host found to carry a
- * patch's build-id: the next process that maps the same file is looked at
- * through its map alone (it shares the file's pages), where each cost
- * reads of its memory. Only matches are kept: a process that changed its
- * own copy of a header can make itself no target, never hide another.
- * What the scan finds, the apply checks again in each process's memory.
+ * What one scan of the host learned of each mapped file (device, inode):
+ * its build-id, read once from the file itself, so that the next process
+ * that maps it is looked at through its map alone (it shares the file's
+ * pages), where each cost reads of its memory (rt_module.c). What the
+ * scan finds, the apply checks again in each process's memory.
  */
 struct hp_id_hit;
 struct hp_id_hits {

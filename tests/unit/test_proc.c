@@ -1,13 +1,14 @@
 /*
- * Unit tests for the target's /proc readers (runtime/rt_proc.c, its
- * statics reached by including it): a line of /proc/PID/maps parsed by
- * hand says what sscanf, the reference, says of it, and a line that is
- * not one is refused; a module's build-id comes of as few reads of its
- * memory as its first page allows; the vDSO's 'syscall' is searched
- * once, then asked for where it was.
+ * Unit tests for the target's /proc readers (runtime/rt_proc.c and
+ * rt_module.c, their statics reached by including them): a line of
+ * /proc/PID/maps parsed by hand says what sscanf, the reference, says of
+ * it, and a line that is not one is refused; a module's build-id comes
+ * of as few reads of its memory as its first page allows; the vDSO's
+ * 'syscall' is searched once, then asked for where it was.
  */
 #include "hp_test.h"
 
+#include "runtime/rt_module.c"
 #include "runtime/rt_proc.c"
 
 /* @line parsed by hand says what sscanf, the reference, says of it. */
@@ -209,6 +210,106 @@ static void test_module_id(void **state)
 	assert_int_equal(nr_reads, 1);
 }
 
+/*
+ * A scan of the host learns each file's build-id from the file itself,
+ * once: the next process that maps it costs no read of its memory, one
+ * whose copy of the header says otherwise neither hides the file from the
+ * others nor itself (the apply checks its memory again), and a miss the
+ * file says is a miss for all. A file no longer at its path is read in
+ * each process's memory, as before, and a match there remembered.
+ */
+static void test_scan_learns_files(void **state)
+{
+	static const uint8_t id[] = { 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4 };
+	static const uint8_t other[] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	char path[] = "/tmp/hp-scan-XXXXXX";
+	struct hp_map m[2] = {
+		{ .start = IMG_AT, .end = IMG_AT + 0x1000, .prot = PROT_READ },
+		{ .start = IMG_AT + 0x1000,
+		  .end = IMG_AT + 0x2000,
+		  .offset = 0x1000,
+		  .prot = PROT_READ | PROT_EXEC },
+	};
+	struct hp_proc proc = { .pid = 1,
+				.mem_fd = -1,
+				.maps = m,
+				.nr_maps = 2,
+				.mem = &fake_ops };
+	static uint8_t changed[sizeof(img)];
+	struct hp_id_hits hits = { 0 };
+	struct hp_rmodule mod;
+	struct stat st;
+	const int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	make_image(64, 0x200);
+	assert_int_equal(write(fd, img, sizeof(img)), sizeof(img));
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	for (int i = 0; i < 2; i++) {
+		m[i].dev = (uint64_t)major(st.st_dev) << 32 | minor(st.st_dev);
+		m[i].inode = st.st_ino;
+		snprintf(m[i].path, sizeof(m[i].path), "%s", path);
+	}
+	/* A process whose copy of the header says nothing: the file's
+	 * build-id, and no read of its memory. */
+	memcpy(changed, img, sizeof(img));
+	memset(changed, 'x', 64);
+	fake.at = IMG_AT;
+	fake.buf = changed;
+	fake.size = sizeof(changed);
+	nr_reads = 0;
+	assert_int_equal(
+		hp_proc_find_module_in(&proc, &hits, id, sizeof(id), &mod), 0);
+	assert_int_equal(mod.bias, IMG_AT);
+	/* Another process, mapping the file elsewhere: moved, no read. */
+	for (int i = 0; i < 2; i++) {
+		m[i].start += 0x100000;
+		m[i].end += 0x100000;
+	}
+	fake.at = IMG_AT + 0x100000;
+	fake.buf = img;
+	assert_int_equal(
+		hp_proc_find_module_in(&proc, &hits, id, sizeof(id), &mod), 0);
+	assert_int_equal(mod.bias, IMG_AT + 0x100000);
+	/* A build-id the file does not carry: a miss, still no read. */
+	assert_int_equal(hp_proc_find_module_in(&proc, &hits, other,
+						sizeof(other), &mod),
+			 -HP_E_NOTARGET);
+	assert_int_equal(nr_reads, 0);
+	hp_id_hits_release(&hits);
+	/* Gone from its path: each process's memory is read, and only a
+	 * match is remembered. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(hp_proc_find_module_in(&proc, &hits, other,
+						sizeof(other), &mod),
+			 -HP_E_NOTARGET);
+	assert_int_equal(nr_reads, 1);
+	assert_int_equal(hp_proc_find_module_in(&proc, &hits, other,
+						sizeof(other), &mod),
+			 -HP_E_NOTARGET);
+	assert_int_equal(nr_reads, 2);
+	assert_int_equal(
+		hp_proc_find_module_in(&proc, &hits, id, sizeof(id), &mod), 0);
+	assert_int_equal(nr_reads, 3);
+	assert_int_equal(
+		hp_proc_find_module_in(&proc, &hits, id, sizeof(id), &mod), 0);
+	assert_int_equal(nr_reads, 3);
+	hp_id_hits_release(&hits);
+	/* Whose copy of the header says nothing, first: no target, and it
+	 * hides the file from no other process. */
+	fake.buf = changed;
+	assert_int_equal(
+		hp_proc_find_module_in(&proc, &hits, id, sizeof(id), &mod),
+		-HP_E_NOTARGET);
+	fake.buf = img;
+	assert_int_equal(
+		hp_proc_find_module_in(&proc, &hits, id, sizeof(id), &mod), 0);
+	assert_int_equal(nr_reads, 5);
+	hp_id_hits_release(&hits);
+}
+
 /* A vDSO of two pages at VDSO_AT. */
 #define VDSO_AT 0x7ffd00000000ull
 static uint8_t vdso[2 * HP_X86_PAGE_SIZE];
@@ -274,6 +375,7 @@ int main(void)
 		cmocka_unit_test(test_maps_refused),
 		cmocka_unit_test(test_map_number_limits),
 		cmocka_unit_test(test_module_id),
+		cmocka_unit_test(test_scan_learns_files),
 		cmocka_unit_test(test_syscall_insn),
 	};
 
