@@ -291,8 +291,9 @@ static void reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 	size_t nr = 0;
 
 	/* The first look at a new image: nothing of ours in it yet (should
-	 * another patcher have been faster, apply says so); no query. */
-	if (!(pr->exec_us && !pr->rescans) &&
+	 * another patcher have been faster, apply says so); no query,
+	 * unless we may have been there since the exec (on_exec). */
+	if (!(pr->exec_us && !pr->rescans && !pr->query_first) &&
 	    hp_rt_query(pr->pid, &list, &nr)) {
 		pr->gone = hp_agent_start_time(pr->pid) == 0;
 		return;
@@ -587,6 +588,15 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 	pr = ag_add_proc(d, pid);
 	if (!pr)
 		return;
+	/*
+	 * Tracks of this pid: a look at it made them, and that look may
+	 * have come after this exec, its event read only since (a pass's
+	 * applies read the socket, and queue the exec for after the pass):
+	 * the image may be patched already. Its first look asks, rather
+	 * than apply again to be told "already applied" (an error). The
+	 * answer is read from the process: a new image has nothing of ours.
+	 */
+	pr->query_first = ag_has_tracks(d, pid);
 	pr->start_time = 0; /* a new image: look afresh */
 	pr->fresh = true;
 	pr->exe_read = false;

@@ -357,12 +357,15 @@ void hp_store_drop_mark(const char *dir, const char *id)
 		hp_warn("store: '%s': %s", path, strerror(errno));
 }
 
-int hp_store_lock(const char *dir, bool try)
+/* Tries of hp_store_lock() at a lock file replaced under it: each try
+ * needs the file removed or renamed over again, which hpatch never does. */
+#define HP_STORE_LOCK_TRIES 16
+
+/* Open (and make, with the store, when missing) @path. */
+static int open_lock_file(const char *dir, const char *path)
 {
-	char path[PATH_MAX];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/.lock", dir);
 	/* Read-only: the close of a file opened for writing would wake
 	 * hpatchd's own inotify watch of the store (IN_CLOSE_WRITE) at
 	 * every lock it takes. The store is made only when missing:
@@ -373,15 +376,48 @@ int hp_store_lock(const char *dir, bool try)
 			return -errno;
 		fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	}
-	if (fd < 0)
-		return -errno;
-	while (flock(fd, LOCK_EX | (try ? LOCK_NB : 0)) < 0) {
-		const int err = errno;
+	return fd < 0 ? -errno : fd;
+}
 
-		if (err == EINTR)
-			continue;
+/* Is @fd's file the one at @path? Return: 1, 0 (another file, or none),
+ * or -errno. */
+static int is_file_at(int fd, const char *path)
+{
+	struct stat held, now;
+
+	if (fstat(fd, &held) < 0)
+		return -errno;
+	if (stat(path, &now) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return held.st_dev == now.st_dev && held.st_ino == now.st_ino;
+}
+
+int hp_store_lock(const char *dir, bool try)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/.lock", dir);
+	for (int i = 0; i < HP_STORE_LOCK_TRIES; i++) {
+		const int fd = open_lock_file(dir, path);
+		int rc = 0;
+
+		if (fd < 0)
+			return fd;
+		while (!rc && flock(fd, LOCK_EX | (try ? LOCK_NB : 0)) < 0)
+			rc = errno == EINTR ? 0 : -errno;
+		/*
+		 * The file may have been removed or renamed over between
+		 * the open and the flock (or while we waited): its lock
+		 * then keeps out no one, as the others lock the file now at
+		 * the path. Only a lock of the file at the path counts.
+		 */
+		if (!rc)
+			rc = is_file_at(fd, path);
+		if (rc == 1)
+			return fd;
 		close(fd);
-		return -err;
+		if (rc < 0)
+			return rc;
 	}
-	return fd;
+	return -EAGAIN;
 }

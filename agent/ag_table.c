@@ -46,6 +46,14 @@ void ag_drop_tracks(struct ag_daemon *d, pid_t pid)
 	d->nr_tracks = n;
 }
 
+bool ag_has_tracks(const struct ag_daemon *d, pid_t pid)
+{
+	for (size_t i = 0; i < d->nr_tracks; i++)
+		if (d->tracks[i].t.pid == pid)
+			return true;
+	return false;
+}
+
 /* An exited process is forgotten, so memory stays flat. */
 void ag_forget_proc(struct ag_daemon *d, pid_t pid)
 {

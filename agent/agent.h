@@ -108,8 +108,11 @@ bool hp_store_is_entry_name(const char *name);
 void hp_store_drop_mark(const char *dir, const char *id);
 
 /* hp_store_lock() - take @dir's lock (exclusive, blocking unless @try):
- * one writer of processes at a time. Return: an fd to close, or -errno
- * (-EWOULDBLOCK with @try). */
+ * one writer of processes at a time. The lock is that of the file at
+ * STORE/.lock when it returns: a file removed or renamed over while we
+ * took its lock is dropped and the new one locked. Return: an fd to
+ * close, or -errno (-EWOULDBLOCK with @try; -EAGAIN also when the file
+ * kept being replaced). */
 int hp_store_lock(const char *dir, bool try);
 
 /* ---- ag_policy.c: /etc/hpatch/hpatch.conf ---- */

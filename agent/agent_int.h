@@ -26,6 +26,7 @@ struct ag_proc {
 	 * read only once it maps a patched build (0 until then). */
 	bool fresh;
 	bool exe_read;			/* exe read for this image */
+	bool query_first;		/* its first look asks (on_exec) */
 	bool dirs_watched;		/* its library directories watched */
 	const struct hp_rule *excluded; /* borrowed from the policy */
 	char exe[256];
@@ -187,6 +188,7 @@ struct ag_proc *ag_find_proc(struct ag_daemon *d, pid_t pid);
 /* @pid's entry, added if new. Return: NULL when out of memory. */
 struct ag_proc *ag_add_proc(struct ag_daemon *d, pid_t pid);
 void ag_drop_tracks(struct ag_daemon *d, pid_t pid);
+bool ag_has_tracks(const struct ag_daemon *d, pid_t pid);
 /* An exited process is forgotten, so memory stays flat. */
 void ag_forget_proc(struct ag_daemon *d, pid_t pid);
 /* ag_perfmap.c: the perf map of @pid, patched and gone, is removed in

@@ -468,22 +468,10 @@ void hp_who_format(const struct hp_who *who, char *buf, size_t size)
 		snprintf(buf + used, size - used, ", ...");
 }
 
-/* Is @tid blocked in a system call ("NR ARG1..ARG6 SP PC" in
- * /proc/PID/task/TID/syscall, where "-1 SP PC" or "running" says not)? */
+/* Is @tid blocked in a system call? */
 static bool in_syscall(pid_t pid, pid_t tid)
 {
-	char path[64], line[32] = "";
-	FILE *f = NULL;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
-		 (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	if (!fgets(line, sizeof(line), f))
-		line[0] = 0;
-	fclose(f);
-	return line[0] >= '0' && line[0] <= '9';
+	return hp_task_syscall_nr(pid, tid) >= 0;
 }
 
 void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,

@@ -437,21 +437,10 @@ int hp_proc_check_since(pid_t pid, pid_t last, bool quiet)
 
 pid_t hp_proc_vfork_sharer(pid_t pid, pid_t tid)
 {
-	char path[64], line[32] = "";
+	const long nr = hp_task_syscall_nr(pid, tid);
 	pid_t sharer = 0;
 	size_t n = 0;
-	long nr;
-	FILE *f = NULL;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
-		 (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (!fgets(line, sizeof(line), f))
-		line[0] = 0;
-	fclose(f);
-	nr = line[0] >= '0' && line[0] <= '9' ? strtol(line, NULL, 10) : -1;
 	if (nr != SYS_vfork && nr != SYS_clone && nr != SYS_clone3)
 		return 0;
 	if (find_sharers(NULL, pid, hp_proc_live_tid(pid), &sharer, 1, &n) ||

@@ -1,8 +1,9 @@
 /*
  * A task (thread) of the target seen through /proc: gone or not, fields
- * of its status and stat files, its tracer, name, the list of a
- * process's threads (or of the host's processes), and its scheduling
- * priority raised for the stop and put back.
+ * of its status and stat files, the system call it is blocked in, its
+ * tracer, name, the list of a process's threads (or of the host's
+ * processes), and its scheduling priority raised for the stop and put
+ * back.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"
@@ -137,6 +138,21 @@ bool hp_task_has_mm(pid_t tid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
 	read_small(path, buf, sizeof(buf));
 	return hp_stat_has_mm(buf);
+}
+
+long hp_syscall_line_nr(const char *line)
+{
+	return line[0] >= '0' && line[0] <= '9' ? strtol(line, NULL, 10) : -1;
+}
+
+long hp_task_syscall_nr(pid_t pid, pid_t tid)
+{
+	char path[64], line[32];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
+		 (int)tid);
+	read_small(path, line, sizeof(line));
+	return hp_syscall_line_nr(line);
 }
 
 void hp_task_state(pid_t tid, char *buf, size_t size)

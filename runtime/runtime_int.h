@@ -148,6 +148,12 @@ uint64_t hp_task_status_mask(pid_t tid, const char *key);
 /* Whether the task (or its /proc/TID/stat line) has memory of its own. */
 bool hp_stat_has_mm(const char *stat);
 bool hp_task_has_mm(pid_t tid);
+/* The system call a /proc/PID/task/TID/syscall line says the task is
+ * blocked in ("NR ARG1..ARG6 SP PC"), or -1: not in one ("-1 SP PC"),
+ * "running", or anything else. */
+long hp_syscall_line_nr(const char *line);
+/* The same for thread @tid of @pid, read now; -1 if unreadable. */
+long hp_task_syscall_nr(pid_t pid, pid_t tid);
 /* "state D, uninterruptible, in nfs_wait_bit_killable" of thread @tid. */
 void hp_task_state(pid_t tid, char *buf, size_t size);
 /* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */

@@ -175,13 +175,14 @@ agent_install() {
 		--trust "$T/trust" "${1:-$T/svc.hpatch}"
 }
 # start_agent [ENV=VALUE...]: start hpatchd (with ${AGENT_ARGS[@]} too),
-# wait for ready.
+# wait for ready. Its output goes to $AGENT_OUT ($T/hpatchd.log unless
+# set: a pipe that a test copies there, say).
 AGENT_ARGS=()
 start_agent() {
 	env "$@" "$HPATCHD" --store "$AGENT_STORE" --trust "$T/trust" \
 		--state-dir "$HPATCH_STATE_DIR" --audit-log "$HPATCH_AUDIT_LOG" \
 		--config "$T/hpatch.conf" --foreground "${AGENT_ARGS[@]}" \
-		>>"$T/hpatchd.log" 2>&1 &
+		>>"${AGENT_OUT:-$T/hpatchd.log}" 2>&1 &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
 	for _ in $(seq 100); do

@@ -15,6 +15,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/user.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <signal.h>
@@ -833,6 +837,120 @@ static void test_fallback_command_no_child(void **state)
 	assert_string_equal(text, "4242 p.hpatch busy\n");
 }
 
+/* Resume @pid (traced, stopped) to its next flock() entry: true (*@fd:
+ * the file descriptor it locks), or false when it exits first (*status
+ * then holds its wait status). */
+static bool run_to_flock(pid_t pid, int *status, int *fd)
+{
+	int sig = 0;
+
+	for (;;) {
+		struct user_regs_struct regs;
+
+		assert_int_equal(ptrace(PTRACE_SYSCALL, pid, 0, sig), 0);
+		assert_int_equal(waitpid(pid, status, 0), pid);
+		if (!WIFSTOPPED(*status))
+			return false;
+		sig = WSTOPSIG(*status);
+		if (sig != (SIGTRAP | 0x80))
+			continue;
+		sig = 0;
+		assert_int_equal(ptrace(PTRACE_GETREGS, pid, 0, &regs), 0);
+		/* At a syscall's entry, rax holds -ENOSYS. */
+		if (regs.orig_rax == SYS_flock &&
+		    regs.rax == (unsigned long long)-ENOSYS) {
+			*fd = (int)regs.rdi;
+			return true;
+		}
+	}
+}
+
+enum swap_kind { SWAP_RENAME, SWAP_RECREATE, SWAP_REMOVE };
+
+/*
+ * One caller of hp_store_lock(@try) whose lock file is swapped between its
+ * open and its flock: the child is stopped (ptrace) at its first flock's
+ * entry, the file replaced (@kind) and, unless removed, the new one locked
+ * here. The child must not return holding the old inode beside us: it
+ * looks again, waits for (or, with @try, gives up on) the new one.
+ */
+static void lock_swapped(const char *name, enum swap_kind kind, bool try)
+{
+	char store[128], path[160], other[160], locked[64];
+	int status = 0, fd = -1, child_fd = -1;
+	struct stat live, again;
+	pid_t pid;
+
+	snprintf(store, sizeof(store), "%s/%s", dir, name);
+	snprintf(path, sizeof(path), "%s/.lock", store);
+	snprintf(other, sizeof(other), "%s/lock.new", store);
+	assert_int_equal(mkdir(store, 0755), 0);
+	close(open(path, O_RDONLY | O_CREAT, 0600));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct stat held, now;
+		int lock;
+
+		ptrace(PTRACE_TRACEME, 0, 0, 0);
+		raise(SIGSTOP);
+		lock = hp_store_lock(store, try);
+		if (lock < 0)
+			_exit(lock == -EWOULDBLOCK ? 2 : 3);
+		/* 0: the lock is the one at the path. */
+		_exit(fstat(lock, &held) || stat(path, &now) ||
+		      held.st_dev != now.st_dev || held.st_ino != now.st_ino);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSTOPPED(status));
+	assert_int_equal(ptrace(PTRACE_SETOPTIONS, pid, 0,
+				PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL),
+			 0);
+	assert_true(run_to_flock(pid, &status, &child_fd));
+	/* The child has the old file open: swap it. */
+	if (kind == SWAP_RENAME) {
+		fd = open(other, O_RDONLY | O_CREAT, 0600);
+		assert_int_equal(rename(other, path), 0);
+	} else {
+		assert_int_equal(unlink(path), 0);
+		if (kind == SWAP_RECREATE)
+			fd = open(path, O_RDONLY | O_CREAT, 0600);
+	}
+	if (kind != SWAP_REMOVE)
+		assert_int_equal(flock(fd, LOCK_EX), 0);
+	/* Its flock of the old file succeeds: it must look again, and lock
+	 * the file now at the path. */
+	if (!run_to_flock(pid, &status, &child_fd))
+		fail_msg("%s: the caller returned (exit %d) with the "
+			 "replaced lock file",
+			 name, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	snprintf(locked, sizeof(locked), "/proc/%d/fd/%d", (int)pid, child_fd);
+	assert_int_equal(stat(locked, &again), 0);
+	assert_int_equal(stat(path, &live), 0);
+	assert_true(again.st_dev == live.st_dev && again.st_ino == live.st_ino);
+	if (!try && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	assert_false(run_to_flock(pid, &status, &child_fd));
+	assert_true(WIFEXITED(status));
+	/* With @try and the new file held: busy; else the live lock. */
+	assert_int_equal(WEXITSTATUS(status), try && fd >= 0 ? 2 : 0);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void test_store_lock_swapped(void **state)
+{
+	(void)state;
+	lock_swapped("renamed", SWAP_RENAME, false);
+	lock_swapped("renamed-try", SWAP_RENAME, true);
+	lock_swapped("recreated", SWAP_RECREATE, false);
+	lock_swapped("recreated-try", SWAP_RECREATE, true);
+	lock_swapped("removed", SWAP_REMOVE, false);
+	lock_swapped("removed-try", SWAP_REMOVE, true);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -853,6 +971,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_events_lost),
 		cmocka_unit_test(test_events_forget_exits),
 		cmocka_unit_test(test_fallback_command_no_child),
+		cmocka_unit_test(test_store_lock_swapped),
 	};
 
 	if (argc == 2 && !strcmp(argv[1], "--sharers-helper"))

@@ -4,12 +4,19 @@
  * /proc/PID/maps parsed by hand says what sscanf, the reference, says of
  * it, and a line that is not one is refused; a module's build-id comes
  * of as few reads of its memory as its first page allows; the vDSO's
- * 'syscall' is searched once, then asked for where it was.
+ * 'syscall' is searched once, then asked for where it was; the system
+ * call a task is blocked in, from its /proc/PID/task/TID/syscall
+ * (runtime/rt_task.c).
  */
 #include "hp_test.h"
 
 #include "runtime/rt_module.c"
 #include "runtime/rt_proc.c"
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 
 /* @line parsed by hand says what sscanf, the reference, says of it. */
 static void assert_same_map(const char *line)
@@ -368,6 +375,78 @@ static void test_syscall_insn(void **state)
 	assert_int_equal(last_len, HP_X86_PAGE_SIZE);
 }
 
+/* A line of /proc/PID/task/TID/syscall: the number of the call the task
+ * is blocked in, else -1 (not in one, running, or not a line of it). */
+static void test_syscall_line(void **state)
+{
+	(void)state;
+	assert_int_equal(hp_syscall_line_nr("0 0x3 0x7ffc 0x10 0x0 0x0 0x0 "
+					    "0x7ffc0a8 0x7f1e2b3c\n"),
+			 0);
+	assert_int_equal(hp_syscall_line_nr("230 0x1 0x0 0x7ffd 0x0 0x0 0x0 "
+					    "0x7ffd3f0 0x7f00aa10\n"),
+			 230);
+	assert_int_equal(hp_syscall_line_nr("-1 0x7ffd3f0 0x401136\n"), -1);
+	assert_int_equal(hp_syscall_line_nr("running\n"), -1);
+	/* Cut short, after the number or within it: its digits. */
+	assert_int_equal(hp_syscall_line_nr("61"), 61);
+	assert_int_equal(hp_syscall_line_nr("6"), 6);
+	assert_int_equal(hp_syscall_line_nr("-"), -1);
+	assert_int_equal(hp_syscall_line_nr(""), -1);
+	assert_int_equal(hp_syscall_line_nr(" 7 0x0"), -1);
+	assert_int_equal(hp_syscall_line_nr("garbage 7"), -1);
+}
+
+/* Read from a live task: one spinning in user space ("running" while on
+ * a CPU, else "-1 SP PC"), one blocked in read(2), one not there. */
+static void test_task_syscall(void **state)
+{
+	const struct timespec tick = { .tv_nsec = 1000000 };
+	int fds[2], status = 0;
+	long nr;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid)
+		for (volatile unsigned long n = 0;; n++)
+			;
+	/* Once in its loop (10 s at most): the registers kept from its
+	 * fork say a system call until the first interrupt. */
+	nr = hp_task_syscall_nr(pid, pid);
+	for (int i = 0; i < 10000 && nr != -1; i++) {
+		nanosleep(&tick, NULL);
+		nr = hp_task_syscall_nr(pid, pid);
+	}
+	assert_int_equal(nr, -1);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char c;
+
+		close(fds[1]);
+		_exit(read(fds[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(fds[0]);
+	/* Until the child is in its read (10 s at most). */
+	nr = -1;
+	for (int i = 0; i < 10000 && nr != SYS_read; i++) {
+		nr = hp_task_syscall_nr(pid, pid);
+		nanosleep(&tick, NULL);
+	}
+	assert_int_equal(nr, SYS_read);
+	assert_int_equal(write(fds[1], "x", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && !WEXITSTATUS(status));
+	close(fds[1]);
+	/* Reaped: no such task. */
+	assert_int_equal(hp_task_syscall_nr(pid, pid), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +456,8 @@ int main(void)
 		cmocka_unit_test(test_module_id),
 		cmocka_unit_test(test_scan_learns_files),
 		cmocka_unit_test(test_syscall_insn),
+		cmocka_unit_test(test_syscall_line),
+		cmocka_unit_test(test_task_syscall),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
