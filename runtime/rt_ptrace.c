@@ -81,7 +81,8 @@ static struct {
  * may end early (EINTR), and once the expiry has passed, every
  * HP_PT_WAKE_REFIRE_US until the next wait arms it anew: nothing between
  * the steps of a session sleeps but hp_rt_fault's test delays, which
- * sleep on. The session's end disarms it (hp_pt_wake_keep(false)).
+ * sleep on. The session's end disarms it (hp_pt_wake_keep(false)), and
+ * so does every operation's (hp_rt_apply, hp_rt_revert).
  */
 static bool wake_kept;
 

@@ -554,6 +554,41 @@ static void test_wake_gap(void **state)
 	reap(late);
 }
 
+/*
+ * A batched operation (HP_RT_BATCH: hpatchd's, apply --all's) keeps the
+ * timer installed for the next, but ends with it disarmed whatever its
+ * path left, here on a process gone before it was opened: no signal of
+ * it ends the caller's waits between operations (hpatchd's poll).
+ */
+static void test_wake_op_end(void **state)
+{
+	const struct hp_rt_opts opts = { .flags = HP_RT_BATCH | HP_RT_SCANNED };
+	const struct timespec nap = { 0, 30 * 1000000L };
+	struct hp_module m = { 0 };
+	struct hp_patch p = { .id = (char[]){ "p" },
+			      .modules = &m,
+			      .nr_modules = 1 };
+	struct hp_rt_result res;
+	const pid_t gone = child_for(1);
+	int status = 0;
+	pid_t left = 0;
+
+	(void)state;
+	assert_true(gone > 0);
+	assert_int_equal(waitpid(gone, &status, 0), gone);
+	for (int expired = 0; expired < 2; expired++) {
+		left = arm_kept(expired);
+		assert_hp_err(hp_rt_apply(&p, gone, &opts, &res), HP_E_GONE);
+		assert_int_equal(nanosleep(&nap, NULL), 0);
+		reap(left);
+		left = arm_kept(expired);
+		assert_hp_err(hp_rt_revert(gone, &opts, &res), HP_E_GONE);
+		assert_int_equal(nanosleep(&nap, NULL), 0);
+		reap(left);
+	}
+	hp_rt_batch_end();
+}
+
 /* Write @text to @path: the file in place if it exists (same inode). */
 static void put_text(const char *path, const char *text)
 {
@@ -923,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_wake_release_mask),
 		cmocka_unit_test(test_wake_keep),
 		cmocka_unit_test_teardown(test_wake_gap, wake_teardown),
+		cmocka_unit_test_teardown(test_wake_op_end, wake_teardown),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_open_live),
