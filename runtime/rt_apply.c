@@ -456,10 +456,24 @@ int hp_rt_apply(const struct hp_patch *p, pid_t pid,
 	hp_prio_raise(0, &pr);
 	hp_pt_set_call_bound(opts->timeout_ms);
 	rc = apply_one(p, pid, opts, res);
-	if (!(opts->flags & HP_RT_BATCH))
-		hp_pt_wake_release();
+	hp_rt_op_end(opts);
 	hp_prio_restore(0, &pr);
 	return rc;
+}
+
+/*
+ * An operation ends with no timer of ours armed, whatever its path: kept
+ * for the next operation of a batch, an armed one (refiring, once
+ * expired) would end the caller's next wait with EINTR (hpatchd's poll,
+ * a fallback's waitpid, an sd-bus call), for nothing. One timer_settime,
+ * and only if armed.
+ */
+void hp_rt_op_end(const struct hp_rt_opts *opts)
+{
+	if (opts->flags & HP_RT_BATCH)
+		hp_pt_wake_keep(false);
+	else
+		hp_pt_wake_release();
 }
 
 void hp_rt_batch_end(void)

@@ -55,6 +55,9 @@ struct hp_prep {
 };
 
 void hp_prep_release(struct hp_prep *pr);
+/* An operation (apply, revert) is done: the wake-up timer of its waits
+ * disarmed, kept installed for a batch (HP_RT_BATCH), else given back. */
+void hp_rt_op_end(const struct hp_rt_opts *opts);
 
 /* ---- rt_plan.c: the chain rules ---- */
 /*

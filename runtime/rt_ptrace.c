@@ -41,6 +41,17 @@ static uint64_t pt_deadline; /* CLOCK_MONOTONIC us, 0: the default */
  * timer (CLOCK_MONOTONIC, HP_PT_WAKE_SIG to this thread alone, a handler
  * that does nothing, installed without SA_RESTART) ends the wait with
  * EINTR at the deadline. It is armed once per deadline, not per wait.
+ * Between the decision to block (the timer armed, or found armed for
+ * sooner) and the waitpid, the loader can be held up (preempted, a
+ * loaded VM's steal time) past the expiry: the signal is then taken
+ * there, and a timer that fired once would leave the waitpid without a
+ * bound (a thread that never reports held it for good: issue 12, 14
+ * minutes). So once expired it fires again every HP_PT_WAKE_REFIRE_US,
+ * until re-armed or disarmed: a signal lost so delays a wait by that
+ * much, at the same cost (the interval comes with the one timer_settime).
+ * Blocking the signal and unblocking it atomically with the wait would
+ * close the gap outright, but waitpid takes no mask (ppoll on a pidfd
+ * sees exits, not ptrace stops).
  * (A sigtimedwait on SIGCHLD, the first bounded design, woke the loader
  * at every thread's stop, not only the one it waited for: 256 threads
  * stopped in 1.5x the time; and it took SIGCHLD from a daemon waiting for
@@ -48,13 +59,16 @@ static uint64_t pt_deadline; /* CLOCK_MONOTONIC us, 0: the default */
  * are hpatch's only while a wait needs them (hp_pt_wake_release).
  */
 #define HP_PT_WAKE_SIG (SIGRTMAX - 3)
+#define HP_PT_WAKE_REFIRE_US 1000
 
 static struct {
 	bool installed; /* handler and mask ours; timer created */
 	struct sigaction old_action;
 	bool was_blocked; /* HP_PT_WAKE_SIG, in this thread's mask before */
 	timer_t timer;
-	uint64_t armed; /* CLOCK_MONOTONIC us it fires at, 0: disarmed */
+	/* CLOCK_MONOTONIC us it first fires at (then every
+	 * HP_PT_WAKE_REFIRE_US), 0: disarmed */
+	uint64_t armed;
 } wake;
 
 /*
@@ -64,10 +78,15 @@ static struct {
  * wait early at worst, which the wait takes as any wake. A step takes
  * microseconds: re-arming and disarming around each, two system calls,
  * cost more than the step's own wait. While kept, a sleep of the loader
- * may end early (EINTR): nothing between the steps of a session sleeps
- * but hp_rt_fault's test delays, which sleep on.
+ * may end early (EINTR), and once the expiry has passed, every
+ * HP_PT_WAKE_REFIRE_US until the next wait arms it anew: nothing between
+ * the steps of a session sleeps but hp_rt_fault's test delays, which
+ * sleep on. The session's end disarms it (hp_pt_wake_keep(false)), and
+ * so does every operation's (hp_rt_apply, hp_rt_revert).
  */
 static bool wake_kept;
+
+void (*hp_pt_wait_gap)(void); /* for tests: see runtime_int.h */
 
 static void wake_nop(int sig)
 {
@@ -125,12 +144,17 @@ static int wake_at(uint64_t at_us, uint64_t now_us)
 	struct itimerspec its = { 0 };
 	int rc = wake_install();
 
-	if (rc || wake.armed == at_us)
+	if (rc)
 		return rc;
-	if (wake_kept && wake.armed > now_us && wake.armed < at_us)
+	/* Armed for @at_us, or (kept) for sooner: it fires in time. Once
+	 * passed it refires every HP_PT_WAKE_REFIRE_US: armed anew, lest it
+	 * wake this wait at each until @at_us. */
+	if (wake.armed > now_us &&
+	    (wake.armed == at_us || (wake_kept && wake.armed < at_us)))
 		return 0;
 	its.it_value.tv_sec = (time_t)(at_us / 1000000);
 	its.it_value.tv_nsec = (long)(at_us % 1000000) * 1000;
+	its.it_interval.tv_nsec = HP_PT_WAKE_REFIRE_US * 1000L;
 	if (timer_settime(wake.timer, TIMER_ABSTIME, &its, NULL) < 0)
 		return -errno;
 	wake.armed = at_us;
@@ -215,6 +239,8 @@ static pid_t wait_until(const struct hp_thread *t, int *status,
 			r = waitpid(t->tid, status, __WALL | WNOHANG);
 			continue;
 		}
+		if (hp_pt_wait_gap)
+			hp_pt_wait_gap();
 		r = waitpid(t->tid, status, __WALL);
 	}
 	return r;

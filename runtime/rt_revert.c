@@ -215,7 +215,7 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
 	hp_prio_raise(0, &pr);
 	hp_pt_set_call_bound(opts->timeout_ms);
 	rc = revert_one(pid, opts, res);
-	hp_pt_wake_release();
+	hp_rt_op_end(opts);
 	hp_prio_restore(0, &pr);
 	return rc;
 }

@@ -212,6 +212,10 @@ pid_t hp_pt_wait_until(const struct hp_thread *t, int *status,
  * stopped yet: no WNOHANG first. */
 pid_t hp_pt_wait_resumed(const struct hp_thread *t, int *status,
 			 uint64_t deadline);
+/* For tests: called by each wait between its arming of the wake-up
+ * timer and its blocking waitpid, where a loader can be preempted (NULL:
+ * nothing; hpatch sets none). */
+extern void (*hp_pt_wait_gap)(void);
 /* Disarm the wake-up timer of hp_pt_wait_until (unless kept). */
 void hp_pt_wake_disarm(void);
 /* Keep it armed between the waits of a run of steps of one thread (a

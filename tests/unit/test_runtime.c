@@ -12,6 +12,7 @@
 #include "runtime/runtime_int.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -451,6 +452,143 @@ static void test_wake_keep(void **state)
 	waitpid(never, &status, 0);
 }
 
+/* After a test of the wake-up timer, passed or not: none left armed to
+ * end the next tests' waits with EINTR. */
+static int wake_teardown(void **state)
+{
+	(void)state;
+	hp_pt_wait_gap = NULL;
+	hp_pt_wake_keep(false);
+	hp_pt_wake_release();
+	return 0;
+}
+
+/* Arm the wake-up timer as a remote session leaves it: kept, for 20 ms
+ * on, or (@expired) for 2 ms, passed and refiring. Return: the child it
+ * waited for, to reap (0: reaped). */
+static pid_t arm_kept(bool expired)
+{
+	const pid_t child = expired ? child_for(0) : fork();
+	struct hp_thread t = { .tid = child };
+	const uint64_t bound_us = expired ? 2000 : 20000;
+	siginfo_t si;
+	int status = 0;
+
+	if (child == 0)
+		_exit(0);
+	assert_true(child > 0);
+	/* Unexpired: it has exited, and is reported at once. */
+	if (!expired)
+		assert_int_equal(
+			waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+	hp_pt_wake_keep(true);
+	assert_int_equal(
+		hp_pt_wait_resumed(&t, &status, hp_now_us() + bound_us),
+		expired ? 0 : child);
+	return expired ? child : 0;
+}
+
+/* Reap @child, killed (0: none). */
+static void reap(pid_t child)
+{
+	int status = 0;
+
+	if (!child)
+		return;
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &status, 0), child);
+}
+
+/* The loader preempted between a wait's arming of the timer and its
+ * blocking waitpid (hp_pt_wait_gap) until the timer fires: its signal
+ * ends this nap (nothing else does within the second) instead of the
+ * wait. */
+static bool gap_signaled;
+
+static void gap_preempted(void)
+{
+	const struct timespec nap = { 1, 0 };
+
+	hp_pt_wait_gap = NULL; /* this wait's gap alone */
+	gap_signaled = nanosleep(&nap, NULL) < 0 && errno == EINTR;
+}
+
+/* Wait for @t, bounded @bound_us from now, preempted in the gap. Return:
+ * what the wait returns. */
+static pid_t wait_preempted(const struct hp_thread *t, uint64_t bound_us)
+{
+	int status = 0;
+	pid_t r;
+
+	gap_signaled = false;
+	hp_pt_wait_gap = gap_preempted;
+	r = hp_pt_wait_resumed(t, &status, hp_now_us() + bound_us);
+	hp_pt_wake_disarm(); /* as every wait's caller (unless kept) */
+	hp_pt_wait_gap = NULL;
+	assert_true(gap_signaled); /* the race, reproduced */
+	return r;
+}
+
+/*
+ * The timer's signal, delivered after a wait decided to block and before
+ * its waitpid did (a loader preempted there: a loaded VM's steal time),
+ * must not leave that waitpid without a bound. Each shape: a wait's own
+ * bound; a leader's first look at its state (1 ms); in a remote session,
+ * an earlier bound still armed for the next wait. The child reports
+ * after 2 s: a wait left unbounded returns it then, instead of hanging.
+ */
+static void test_wake_gap(void **state)
+{
+	const pid_t late = child_for(2000);
+	struct hp_thread t = { .tid = late };
+
+	(void)state;
+	assert_true(late > 0);
+	assert_int_equal(wait_preempted(&t, 5000), 0);
+	t.leader = true;
+	assert_int_equal(wait_preempted(&t, 20000), 0);
+	t.leader = false;
+	assert_int_equal(arm_kept(false), 0); /* 20 ms on, for the next */
+	assert_int_equal(wait_preempted(&t, 100000), 0);
+	hp_pt_wake_keep(false);
+	reap(late);
+}
+
+/*
+ * A batched operation (HP_RT_BATCH: hpatchd's, apply --all's) keeps the
+ * timer installed for the next, but ends with it disarmed whatever its
+ * path left, here on a process gone before it was opened: no signal of
+ * it ends the caller's waits between operations (hpatchd's poll).
+ */
+static void test_wake_op_end(void **state)
+{
+	const struct hp_rt_opts opts = { .flags = HP_RT_BATCH | HP_RT_SCANNED };
+	const struct timespec nap = { 0, 30 * 1000000L };
+	struct hp_module m = { 0 };
+	struct hp_patch p = { .id = (char[]){ "p" },
+			      .modules = &m,
+			      .nr_modules = 1 };
+	struct hp_rt_result res;
+	const pid_t gone = child_for(1);
+	int status = 0;
+	pid_t left = 0;
+
+	(void)state;
+	assert_true(gone > 0);
+	assert_int_equal(waitpid(gone, &status, 0), gone);
+	for (int expired = 0; expired < 2; expired++) {
+		left = arm_kept(expired);
+		assert_hp_err(hp_rt_apply(&p, gone, &opts, &res), HP_E_GONE);
+		assert_int_equal(nanosleep(&nap, NULL), 0);
+		reap(left);
+		left = arm_kept(expired);
+		assert_hp_err(hp_rt_revert(gone, &opts, &res), HP_E_GONE);
+		assert_int_equal(nanosleep(&nap, NULL), 0);
+		reap(left);
+	}
+	hp_rt_batch_end();
+}
+
 /* Write @text to @path: the file in place if it exists (same inode). */
 static void put_text(const char *path, const char *text)
 {
@@ -819,6 +957,8 @@ int main(void)
 		cmocka_unit_test(test_state_record_dir),
 		cmocka_unit_test(test_wake_release_mask),
 		cmocka_unit_test(test_wake_keep),
+		cmocka_unit_test_teardown(test_wake_gap, wake_teardown),
+		cmocka_unit_test_teardown(test_wake_op_end, wake_teardown),
 		cmocka_unit_test(test_sharers),
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_open_live),
