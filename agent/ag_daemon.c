@@ -203,6 +203,12 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	struct hp_rt_result res;
 	const int rc = apply_slice(d, t, e, pr->pid, &res);
 
+	/* Its first apply read its start time, after the match: known by
+	 * it from now on (reconcile). */
+	if (pr->fresh && res.start_time) {
+		pr->start_time = res.start_time;
+		pr->fresh = false;
+	}
 	if (rc == 1) {
 		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
 			     res.busy_func, (int)res.busy_tid);
@@ -405,15 +411,19 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		ag_drop_tracks(d, pr->pid);
 		return;
 	}
-	if (pr->fresh) { /* from now on, known by its start time too */
+	/*
+	 * From now on, known by its start time too: read after the match,
+	 * as the apply's lock reads it before it opens the process (the
+	 * same proof of who it is: a reused pid shows another start time).
+	 * So the first apply's read is taken (attempt), and this process
+	 * read only where none ran: two reads of /proc/PID/stat were one.
+	 */
+	reconcile_patches(d, pr, d->mapped, now);
+	if (pr->fresh && !pr->gone) {
 		pr->start_time = hp_agent_start_time(pr->pid);
 		pr->fresh = false;
-		if (!pr->start_time) {
-			pr->gone = true;
-			return;
-		}
+		pr->gone = !pr->start_time;
 	}
-	reconcile_patches(d, pr, d->mapped, now);
 }
 
 /* Policy exclusions, shown in the view for processes that map a patch. */

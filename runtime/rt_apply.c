@@ -397,6 +397,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		goto out;
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	res->start_time = lk.start;
 	if (!rc)
 		rc = open_alone(pid, opts, &lk, &proc);
 	if (rc == -HP_E_GONE && scanned)

@@ -65,6 +65,10 @@ struct hp_rt_result {
 	char busy_func[128]; /* with -HP_E_BUSY: the function in use */
 	pid_t busy_tid;	     /* ... and the thread using it */
 	uint64_t region;     /* address of the patch region */
+	/* The process's start time (clock ticks since boot) as the apply's
+	 * lock read it, before it opened the process: who was patched (a
+	 * reused pid is another start time). 0: gone, or not read. */
+	uint64_t start_time;
 	/* For the audit log: what was (to be) applied or reverted. */
 	char build_id[2 * HP_BUILD_ID_MAX + 1];
 	char patch_id[64];

@@ -170,6 +170,18 @@ agent_svc() {
 	mkdir -p "$T/bin"
 	cp "$HP_TD/svc-v1" "$T/bin/"
 }
+# agent_quick NAME: key k, patch $T/quick.hpatch of quick (id NAME-PID, in
+# $id) and quick-v1 under $T/bin.
+agent_quick() {
+	make_key k
+	id=$1-$$
+	"$HPDIFF" --old "$HP_TD/CMakeFiles/quick-v1.objs.dir" \
+		--new "$HP_TD/CMakeFiles/quick-v2.objs.dir" \
+		--binary "$HP_TD/quick-v1" --key "$T/k.key" --id "$id" \
+		-o "$T/quick.hpatch" -q >/dev/null
+	mkdir -p "$T/bin"
+	cp "$HP_TD/quick-v1" "$T/bin/"
+}
 agent_install() {
 	expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" \
 		--trust "$T/trust" "${1:-$T/svc.hpatch}"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# hpatchd's system calls per process it patches, from an strace of it
+# while new processes of a patched build start: in a storm of them, the
+# calls are most of its CPU time, so each read it can do without (one it
+# made already, or one the runtime makes for it) is counted here.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+command -v strace >/dev/null || { echo "no strace" >&2; exit 1; }
+
+agent_quick calls
+agent_policy '[apply]' 'rescan = 60s' # no periodic scan during the test
+agent_install "$T/quick.hpatch"
+start_agent
+
+storm() { # storm N: N processes in one second, each waiting to be patched
+	"$HP_BUILD/bench/bench_agent_storm" "$1" 1 "$T/storm.out" "$T/bin/quick-v1" >/dev/null
+}
+storm 10 # the first apply makes what the others reuse
+strace -f -o "$T/trace" -p "$AGENT_PID" 2>/dev/null &
+tracer=$!
+for _ in $(seq 100); do
+	grep -q '^TracerPid:[[:space:]]*[1-9]' "/proc/$AGENT_PID/status" && break
+	sleep 0.02
+done
+: >"$T/storm.out"
+storm 20
+sleep 0.3 # the last applies' records
+kill "$tracer"
+wait "$tracer" 2>/dev/null || true
+n=$(grep -c '^exec [0-9]' "$T/storm.out" || true)
+check "every process patched ($n)" test "$n" -eq 20
+# The processes it patched while traced.
+patched=$(grep -o 'PTRACE_SEIZE, [0-9]*' "$T/trace" | awk '{print $2}' | sort -u)
+# locked PID: the line of the trace where the apply locked PID (the byte
+# PID << 32 | start time of its lock file: runtime/rt_lock.c).
+locked() {
+	local line at
+	grep -n 'F_SETLK, {l_type=F_WRLCK' "$T/trace" | sed 's/:.*l_start=/ /; s/,.*//' |
+		while read -r line at; do
+			[ $((at >> 32)) -eq "$1" ] && { echo "$line"; return; }
+		done
+}
+# calls PATTERN PID: how many calls of the trace match PATTERN for PID
+# until the apply locks it: what the daemon and the runtime read to know
+# who the process is. (After it, the sharers' checks may read more for
+# processes the host made meanwhile: not what is counted here.)
+calls() {
+	local n
+	n=$(locked "$2")
+	[ -n "$n" ] || { echo 999; return; } # never locked: fails the count
+	head -n "$n" "$T/trace" | grep -c -- "${1//PID/$2}" || true
+}
+most() { # most N PATTERN: PATTERN seen at most N times for any pid patched
+	local max=0 c p
+	for p in $patched; do
+		c=$(calls "$2" "$p")
+		[ "$c" -gt "$max" ] && max=$c
+	done
+	echo "$max"
+	[ "$max" -le "$1" ]
+}
+nr_patched=$(echo "$patched" | wc -w)
+check "the trace saw applies ($nr_patched)" test "$nr_patched" -ge 10
+check "/proc/PID/stat read once until the apply locks the process" \
+	most 1 'open.*"/proc/PID/stat"'
+finish
