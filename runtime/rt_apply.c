@@ -284,6 +284,13 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 
 		hp_prep_supersede(proc, &prs[k]);
 		hp_perfmap_add(proc, p->id, &prs[k]);
+		/* Recorded already (every process of a build after the
+		 * first): the plan's read of this very operation said so,
+		 * through the same checks of the directory and the file. A
+		 * state replaced since is seen by the next operation's
+		 * read, as one replaced after a record is. */
+		if (prs[k].recorded >= p->sequence)
+			continue;
 		hp_hex(hex, prs[k].m->build_id, prs[k].m->build_id_len);
 		if (hp_rt_state_record(opts->state_dir, hex, p->sequence))
 			hp_warn("pid %d: patched, but the anti-rollback state "

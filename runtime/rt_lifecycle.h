@@ -52,6 +52,9 @@ struct hp_prep {
 	 * (hp_unwind_find); none loaded: nothing to register. */
 	struct hp_unwinder unwinder;
 	bool has_unwinder;
+	/* The host's highest sequence for this build, as the plan read it
+	 * (hp_plan_rollback): at least the patch's, nothing to record. */
+	uint64_t recorded;
 };
 
 void hp_prep_release(struct hp_prep *pr);
@@ -78,8 +81,8 @@ int hp_plan_restores(struct hp_prep *pr) __attribute__((warn_unused_result));
  * highest sequence applied to @pr's build (opts->state_dir). Return: 0, or
  * -HP_E_DOWNGRADE (reported) for an older @p without HP_RT_ALLOW_DOWNGRADE.
  */
-int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
-		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
+int hp_plan_rollback(const struct hp_patch *p, pid_t pid, struct hp_prep *pr,
+		     const struct hp_rt_opts *opts)
 	__attribute__((warn_unused_result));
 /* Was @a applied after @b? */
 bool hp_plan_applied_after(const struct hp_rt_header *a,

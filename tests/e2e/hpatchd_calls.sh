@@ -63,4 +63,9 @@ nr_patched=$(echo "$patched" | wc -w)
 check "the trace saw applies ($nr_patched)" test "$nr_patched" -ge 10
 check "/proc/PID/stat read once until the apply locks the process" \
 	most 1 'open.*"/proc/PID/stat"'
+# The anti-rollback state (runtime/rt_state.c): recorded by the first
+# apply (before the trace), read once by each apply's plan after it.
+seqs=$(grep -c '\.seq"' "$T/trace" || true)
+check "the state file looked at once per apply ($seqs for $nr_patched)" \
+	test "$seqs" -le "$nr_patched"
 finish
