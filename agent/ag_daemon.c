@@ -760,7 +760,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 	int rc;
 
 	hp_policy_init(&d.pol);
-	d.view.daemon_pid = getpid();
+	d.view.daemon_pid = hp_self_pid();
 	d.view.started = (uint64_t)time(NULL);
 	rc = setup(&d);
 	if (rc) {

@@ -68,4 +68,6 @@ check "/proc/PID/stat read once until the apply locks the process" \
 seqs=$(grep -c '\.seq"' "$T/trace" || true)
 check "the state file looked at once per apply ($seqs for $nr_patched)" \
 	test "$seqs" -le "$nr_patched"
+# Its own pid: asked once (common/hp_util.c: hp_self_pid), never again.
+check "getpid() asked no more" test "$(grep -c 'getpid()' "$T/trace" || true)" -eq 0
 finish
