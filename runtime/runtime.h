@@ -75,6 +75,10 @@ struct hp_rt_result {
 	char key_id[HP_KEY_ID_STR_BYTES]; /* the signer's, "" if unsigned */
 	uint64_t sequence;
 	char functions[1024]; /* names, comma-separated */
+	/* The process's executable, set by a caller that knew it before
+	 * the apply (hpatchd, at the exec); "": the audit record reads it
+	 * (a process that exited since has none left to read). */
+	char exe[256];
 };
 
 /* The audit log: one JSON line per attempt, to a file and to syslog. */

@@ -50,10 +50,13 @@ calls() {
 	[ -n "$n" ] || { echo 999; return; } # never locked: fails the count
 	head -n "$n" "$T/trace" | grep -c -- "${1//PID/$2}" || true
 }
-most() { # most N PATTERN: PATTERN seen at most N times for any pid patched
+# most N PATTERN [COUNT]: PATTERN seen at most N times for any pid
+# patched, as COUNT (calls, or all: in the whole trace) counts them.
+all() { grep -c -- "${1//PID/$2}" "$T/trace" || true; }
+most() {
 	local max=0 c p
 	for p in $patched; do
-		c=$(calls "$2" "$p")
+		c=$(${3:-calls} "$2" "$p")
 		[ "$c" -gt "$max" ] && max=$c
 	done
 	echo "$max"
@@ -68,6 +71,17 @@ check "/proc/PID/stat read once until the apply locks the process" \
 seqs=$(grep -c '\.seq"' "$T/trace" || true)
 check "the state file looked at once per apply ($seqs for $nr_patched)" \
 	test "$seqs" -le "$nr_patched"
+# The executable, read once at the exec (for the policy): the audit line
+# has it, though the process (it exits once patched) has none left.
+check "/proc/PID/exe read once per process patched" \
+	most 1 'readlink("/proc/PID/exe"' all
+named() {
+	local p
+	for p in $patched; do
+		grep -q "\"pid\":$p,\"executable\":\"$T/bin/quick-v1\"" "$HPATCH_AUDIT_LOG" || return 1
+	done
+}
+check "the audit names the executable of every process patched" named
 # Its own pid: asked once (common/hp_util.c: hp_self_pid), never again.
 check "getpid() asked no more" test "$(grep -c 'getpid()' "$T/trace" || true)" -eq 0
 finish
