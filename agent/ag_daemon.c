@@ -49,7 +49,8 @@ static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 /* How one try runs: the policy's timeout, the daemon's state directory. */
 static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
 {
-	return (struct hp_rt_opts){ .timeout_ms = d->pol.attempt_timeout_ms,
+	return (struct hp_rt_opts){ .flags = HP_RT_QUIET_NOTES,
+				    .timeout_ms = d->pol.attempt_timeout_ms,
 				    .state_dir = d->conf->state_dir,
 				    .sharers = d->sharers };
 }
@@ -197,6 +198,28 @@ static int apply_slice(struct ag_daemon *d, struct ag_track *t,
 	return rc;
 }
 
+/*
+ * What an apply noted of a process (hp_rt_result: no unwinder loaded),
+ * said once per patch and build: in a storm of new processes of one
+ * build, each would say it again, hundreds of lines a second.
+ */
+static void say_notes(struct ag_daemon *d, const struct hp_rt_result *res)
+{
+	const uint64_t h = ag_hash(ag_hash(0, res->patch_id), res->build_id);
+
+	if (!res->no_unwinder)
+		return;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(d->noted); i++)
+		if (d->noted[i] == h)
+			return;
+	d->noted[d->next_noted++ % HP_ARRAY_SIZE(d->noted)] = h;
+	hp_log(HP_LOG_INFO,
+	       "pid %d: no unwinder loaded (libgcc_s): patched frames stay "
+	       "opaque to one loaded later (said once for patch '%s' on "
+	       "build %s)",
+	       (int)res->pid, res->patch_id, res->build_id);
+}
+
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
@@ -229,6 +252,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		hp_rt_audit_record(&d->audit, "apply", e->path, e->p, &res, rc);
 	if (!rc || rc == -HP_E_APPLIED) {
 		if (!rc) {
+			say_notes(d, &res);
 			d->view.applied++;
 			d->view.last_pause_us = res.pause_us;
 			if (pr->exec_us)

@@ -133,7 +133,8 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 	if (!rc)
 		rc = hp_prep_plan(p, proc, pr->m, pr);
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
-		rc = hp_unwind_find(proc, pr);
+		rc = hp_unwind_find(proc, pr,
+				    !(opts->flags & HP_RT_QUIET_NOTES));
 	return rc;
 }
 
@@ -267,6 +268,7 @@ static void describe_modules(struct hp_rt_result *res,
 		hp_result_build_id(res, prs[0].m->build_id,
 				   prs[0].m->build_id_len);
 	for (uint32_t k = 0; k < nr; k++) {
+		res->no_unwinder |= prs[k].no_unwinder;
 		hp_list_add(res->module, sizeof(res->module), prs[k].mod.path);
 		res->nr_funcs += prs[k].m->nr_funcs;
 		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)

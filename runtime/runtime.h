@@ -37,6 +37,13 @@ enum hp_rt_flags {
 	 * stays for the next, until hp_rt_batch_end().
 	 */
 	HP_RT_BATCH = 1 << 5,
+	/*
+	 * Notes on a process that are no failure (a module patched while
+	 * no unwinder is loaded: hp_rt_result.no_unwinder) go to the
+	 * result, not to the log: a caller that patches every process of
+	 * a build (hpatchd) says them once, not once per process.
+	 */
+	HP_RT_QUIET_NOTES = 1 << 6,
 };
 
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"
@@ -79,6 +86,9 @@ struct hp_rt_result {
 	 * the apply (hpatchd, at the exec); "": the audit record reads it
 	 * (a process that exited since has none left to read). */
 	char exe[256];
+	/* A module was patched while the process had no unwinder loaded
+	 * (libgcc_s): patched frames stay opaque to one loaded later. */
+	bool no_unwinder;
 };
 
 /* The audit log: one JSON line per attempt, to a file and to syslog. */

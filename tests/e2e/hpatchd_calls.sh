@@ -82,6 +82,10 @@ named() {
 	done
 }
 check "the audit names the executable of every process patched" named
+# quick loads no libgcc_s: the note that patched frames stay opaque to
+# one loaded later is said once for the patch and build, not per process.
+notes=$(grep -c 'no unwinder loaded' "$T/hpatchd.log" || true)
+check "the unwinder note said once for 30 processes ($notes)" test "$notes" -eq 1
 # Its own pid: asked once (common/hp_util.c: hp_self_pid), never again.
 check "getpid() asked no more" test "$(grep -c 'getpid()' "$T/trace" || true)" -eq 0
 finish
