@@ -32,6 +32,13 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	# The perf maps hpatch wrote for them (runtime/rt_perfmap.c).
 	for p in "${PIDS[@]}"; do rm -f "/tmp/perf-$p.map"; done
+	# ... and hpatchd for every process it patched (a storm's: hundreds)
+	# that has exited since: a map left is another's for its pid.
+	if [ -f "$T/hpatchd.log" ]; then
+		for p in $(grep -o 'pid [0-9]*: applied' "$T/hpatchd.log" | awk '{print $2}' | tr -d :); do
+			[ -d "/proc/$p" ] || rm -f "/tmp/perf-$p.map"
+		done
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
