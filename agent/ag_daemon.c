@@ -54,8 +54,9 @@ static struct hp_rt_opts attempt_opts(const struct ag_daemon *d)
 	 * end), instead of six system calls more for each process. Each
 	 * operation ends with the timer disarmed: no signal of it wakes
 	 * the loop's poll, a fallback's waitpid or its sd-bus call; a
-	 * fallback's command execs, which resets the handler. */
-	return (struct hp_rt_opts){ .flags = HP_RT_BATCH,
+	 * fallback's command execs, which resets the handler. The note of
+	 * a missing unwinder comes back in the result, said once a build. */
+	return (struct hp_rt_opts){ .flags = HP_RT_BATCH | HP_RT_QUIET_NOTES,
 				    .timeout_ms = d->pol.attempt_timeout_ms,
 				    .state_dir = d->conf->state_dir,
 				    .sharers = d->sharers };
@@ -204,12 +205,40 @@ static int apply_slice(struct ag_daemon *d, struct ag_track *t,
 	return rc;
 }
 
+/*
+ * What an apply noted of a process (hp_rt_result: no unwinder loaded),
+ * said once per patch and build: in a storm of new processes of one
+ * build, each would say it again, hundreds of lines a second.
+ */
+static void say_notes(struct ag_daemon *d, const struct hp_rt_result *res)
+{
+	const uint64_t h = ag_hash(ag_hash(0, res->patch_id), res->build_id);
+
+	if (!res->no_unwinder)
+		return;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(d->noted); i++)
+		if (d->noted[i] == h)
+			return;
+	d->noted[d->next_noted++ % HP_ARRAY_SIZE(d->noted)] = h;
+	hp_log(HP_LOG_INFO,
+	       "pid %d: no unwinder loaded (libgcc_s): patched frames stay "
+	       "opaque to one loaded later (said once for patch '%s' on "
+	       "build %s)",
+	       (int)res->pid, res->patch_id, res->build_id);
+}
+
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
 	struct hp_rt_result res;
 	const int rc = apply_slice(d, t, e, pr->pid, &res);
 
+	/* Its first apply read its start time, after the match: known by
+	 * it from now on (reconcile). */
+	if (pr->fresh && res.start_time) {
+		pr->start_time = res.start_time;
+		pr->fresh = false;
+	}
 	if (rc == 1) {
 		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
 			     res.busy_func, (int)res.busy_tid);
@@ -221,10 +250,16 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		pr->gone = true;
 		return;
 	}
+	/* Read at its exec (identify), for the policy: what the audit
+	 * would read again, after the apply, when the process may have
+	 * exited already. (A path too long for it is read there.) */
+	if (strlen(pr->exe) < sizeof(res.exe) - 1)
+		snprintf(res.exe, sizeof(res.exe), "%s", pr->exe);
 	if (rc != -HP_E_APPLIED)
 		hp_rt_audit_record(&d->audit, "apply", e->path, e->p, &res, rc);
 	if (!rc || rc == -HP_E_APPLIED) {
 		if (!rc) {
+			say_notes(d, &res);
 			d->view.applied++;
 			d->view.last_pause_us = res.pause_us;
 			if (pr->exec_us)
@@ -413,15 +448,19 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		ag_drop_tracks(d, pr->pid);
 		return;
 	}
-	if (pr->fresh) { /* from now on, known by its start time too */
+	/*
+	 * From now on, known by its start time too: read after the match,
+	 * as the apply's lock reads it before it opens the process (the
+	 * same proof of who it is: a reused pid shows another start time).
+	 * So the first apply's read is taken (attempt), and this process
+	 * read only where none ran: two reads of /proc/PID/stat were one.
+	 */
+	reconcile_patches(d, pr, d->mapped, now);
+	if (pr->fresh && !pr->gone) {
 		pr->start_time = hp_agent_start_time(pr->pid);
 		pr->fresh = false;
-		if (!pr->start_time) {
-			pr->gone = true;
-			return;
-		}
+		pr->gone = !pr->start_time;
 	}
-	reconcile_patches(d, pr, d->mapped, now);
 }
 
 /* Policy exclusions, shown in the view for processes that map a patch. */
@@ -771,7 +810,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 	int rc;
 
 	hp_policy_init(&d.pol);
-	d.view.daemon_pid = getpid();
+	d.view.daemon_pid = hp_self_pid();
 	d.view.started = (uint64_t)time(NULL);
 	rc = setup(&d);
 	if (rc) {

@@ -29,7 +29,7 @@ int hp_agent_pids(pid_t **out, size_t *nr_out)
 		char *end = NULL;
 		const long pid = strtol(de->d_name, &end, 10);
 
-		if (*end || pid <= 0 || pid == getpid())
+		if (*end || pid <= 0 || pid == hp_self_pid())
 			continue;
 		if (hp_grow(&pids, &cap, nr, sizeof(*pids), 256)) {
 			free(pids);

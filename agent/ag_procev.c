@@ -422,7 +422,7 @@ int ag_events_open(struct ag_events *ev)
 	filter_events(fd);
 	req.nh.nlmsg_len = sizeof(req);
 	req.nh.nlmsg_type = NLMSG_DONE;
-	req.nh.nlmsg_pid = (__u32)getpid();
+	req.nh.nlmsg_pid = (__u32)hp_self_pid();
 	req.cn.id.idx = CN_IDX_PROC;
 	req.cn.id.val = CN_VAL_PROC;
 	req.cn.len = sizeof(req.op);

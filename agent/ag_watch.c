@@ -176,12 +176,10 @@ void ag_watch_release(struct ag_daemon *d)
  */
 static void watch_dir(struct ag_daemon *d, const char *dir)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	const uint64_t h = ag_hash(0, dir);
 	struct ag_dir *grown = NULL;
 	int wd;
 
-	for (const char *c = dir; *c; c++)
-		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
 	for (size_t i = 0; i < HP_ARRAY_SIZE(d->watched); i++)
 		if (d->watched[i] == h)
 			return;

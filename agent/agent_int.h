@@ -126,6 +126,10 @@ struct ag_daemon {
 	 * exec of the same program watches nothing again. */
 	uint64_t watched[64];
 	size_t next_watched;
+	/* Notes said once per patch and build, not per process (hashes of
+	 * both): "no unwinder loaded". */
+	uint64_t noted[64];
+	size_t next_noted;
 	/* Library directories watched for files created or moved in (their
 	 * paths, for the files named as a patch's module in them). */
 	struct ag_dir {
@@ -142,6 +146,16 @@ struct ag_daemon {
 	char fallbacks_path[PATH_MAX];
 	struct ag_gone_maps gone_maps;
 };
+
+/* FNV-1a of @s, on from @h (0: a new hash). */
+static inline uint64_t ag_hash(uint64_t h, const char *s)
+{
+	if (!h)
+		h = 0xcbf29ce484222325ULL;
+	for (const char *c = s; *c; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+	return h;
+}
 
 /* ag_match.c: which patches a process maps, from its maps and a cache of
  * each mapped file's build-id. */

@@ -15,7 +15,16 @@ rate=${HP_BENCH_RATE:-500}
 secs=${HP_BENCH_SECS:-10}
 t=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$t"' EXIT
+# The perf maps hpatchd wrote for the processes it patched, all exited
+# (runtime/rt_perfmap.c): left, thousands a run, each map an apply finds
+# for its pid (a stale one) costs it reads, and a later run is slower.
+forget_maps() {
+	local p
+	for p in $(grep -o 'pid [0-9]*: applied' "$t/hpatchd.log" 2>/dev/null | awk '{print $2}' | tr -d :); do
+		[ -d "/proc/$p" ] || rm -f "/tmp/perf-$p.map"
+	done
+}
+trap 'kill "${pids[@]}" 2>/dev/null; forget_maps; rm -rf "$t"' EXIT
 O=$B/testdata/CMakeFiles
 lib=$B/testdata/libtlslib-v1.so
 
@@ -34,7 +43,7 @@ printf '[include]\nexe = %s/bin/*\n[apply]\nretry = 20ms 50ms 100ms 500ms\n' "$t
 state=$t/state
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	state=$(mktemp -d /dev/shm/hpatch-bench.XXXXXX)
-	trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$t" "$state"' EXIT
+	trap 'kill "${pids[@]}" 2>/dev/null; forget_maps; rm -rf "$t" "$state"' EXIT
 fi
 echo "state directory: $state ($(stat -f -c %T "$state" 2>/dev/null || echo ?))"
 export HPATCH_STATE_DIR=$state

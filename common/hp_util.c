@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -131,6 +132,32 @@ out_close:
 	return rc;
 }
 
+/* 0: not asked yet in this process (a fork's child starts so). */
+static pid_t self_pid;
+
+static void forget_self_pid(void)
+{
+	__atomic_store_n(&self_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, forget_self_pid);
+}
+
+pid_t hp_self_pid(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pid_t pid = __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+
+	if (pid)
+		return pid;
+	pthread_once(&once, watch_forks);
+	pid = getpid();
+	__atomic_store_n(&self_pid, pid, __ATOMIC_RELAXED);
+	return pid;
+}
+
 int hp_write_file(const char *path, const void *p, size_t len,
 		  unsigned int mode, unsigned int flags)
 {
@@ -138,7 +165,7 @@ int hp_write_file(const char *path, const void *p, size_t len,
 	size_t done = 0;
 	int fd, rc = 0;
 
-	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0)
+	if (asprintf(&tmp, "%s.tmp.%d", path, (int)hp_self_pid()) < 0)
 		return -ENOMEM;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {

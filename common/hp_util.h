@@ -1,7 +1,7 @@
 /*
  * Small helpers needed by more than one component: a growable byte buffer
  * and array, whole-file reads and atomic writes, hex and little-endian
- * encoding, the monotonic clock.
+ * encoding, the monotonic clock, our own pid.
  */
 #ifndef HP_UTIL_H
 #define HP_UTIL_H
@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define HP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -122,6 +123,15 @@ static inline uint64_t hp_get_le64(const uint8_t *p)
 	memcpy(&v, p, sizeof(v));
 	return le64toh(v);
 }
+
+/*
+ * hp_self_pid() - the calling process's pid, asked of the kernel once per
+ * process (glibc caches it no more): hpatchd asked at each apply, two to
+ * three times, and once per /proc entry of each scan. A child of fork()
+ * asks again (pthread_atfork), so `hpatch apply --all`'s workers know
+ * their own; a child of a raw clone() or vfork() must not call it.
+ */
+pid_t hp_self_pid(void);
 
 /* CLOCK_MONOTONIC in microseconds. */
 static inline uint64_t hp_now_us(void)

@@ -5,6 +5,7 @@
  */
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 #include "runtime/hpatch_cmds.h"
 #include "runtime/runtime.h"
 
@@ -194,7 +195,7 @@ static void run_here(const struct hpatch_jobs *j)
 static void worker(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
 		   const sigset_t *orig)
 {
-	const pid_t self = getpid();
+	const pid_t self = hp_self_pid();
 	struct hpatch_hold h;
 	FILE *err = stderr;
 

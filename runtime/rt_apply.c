@@ -133,7 +133,8 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 	if (!rc)
 		rc = hp_prep_plan(p, proc, pr->m, pr);
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
-		rc = hp_unwind_find(proc, pr);
+		rc = hp_unwind_find(proc, pr,
+				    !(opts->flags & HP_RT_QUIET_NOTES));
 	return rc;
 }
 
@@ -267,6 +268,7 @@ static void describe_modules(struct hp_rt_result *res,
 		hp_result_build_id(res, prs[0].m->build_id,
 				   prs[0].m->build_id_len);
 	for (uint32_t k = 0; k < nr; k++) {
+		res->no_unwinder |= prs[k].no_unwinder;
 		hp_list_add(res->module, sizeof(res->module), prs[k].mod.path);
 		res->nr_funcs += prs[k].m->nr_funcs;
 		for (uint32_t i = 0; i < prs[k].m->nr_funcs; i++)
@@ -284,6 +286,13 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 
 		hp_prep_supersede(proc, &prs[k]);
 		hp_perfmap_add(proc, p->id, &prs[k]);
+		/* Recorded already (every process of a build after the
+		 * first): the plan's read of this very operation said so,
+		 * through the same checks of the directory and the file. A
+		 * state replaced since is seen by the next operation's
+		 * read, as one replaced after a record is. */
+		if (prs[k].recorded >= p->sequence)
+			continue;
 		hp_hex(hex, prs[k].m->build_id, prs[k].m->build_id_len);
 		if (hp_rt_state_record(opts->state_dir, hex, p->sequence))
 			hp_warn("pid %d: patched, but the anti-rollback state "
@@ -397,6 +406,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 		goto out;
 	}
 	rc = hp_rt_lock(opts->state_dir, pid, opts->timeout_ms, &lk);
+	res->start_time = lk.start;
 	if (!rc)
 		rc = open_alone(pid, opts, &lk, &proc);
 	if (rc == -HP_E_GONE && scanned)

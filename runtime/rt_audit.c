@@ -156,7 +156,10 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 		return;
 	if (uid == (uid_t)-1)
 		uid = getuid();
-	if (res) {
+	if (res && res->exe[0]) {
+		snprintf(exe, sizeof(exe), "%s", res->exe);
+		rc = res->rc;
+	} else if (res) {
 		ssize_t n;
 
 		snprintf(link, sizeof(link), "/proc/%d/exe", (int)res->pid);

@@ -88,7 +88,7 @@ int hp_helper_ready(void)
 	sigset_t all, old;
 	int rc, policy = SCHED_OTHER;
 
-	if (helper.owner == getpid())
+	if (helper.owner == hp_self_pid())
 		return 0;
 	/* Forked since (or never started): this process has none. */
 	helper.state = HELPER_SLEEP;
@@ -101,7 +101,7 @@ int hp_helper_ready(void)
 	pthread_getschedparam(helper.th, &policy, &param);
 	helper.policy = policy & ~SCHED_RESET_ON_FORK;
 	helper.prio = param.sched_priority;
-	helper.owner = getpid();
+	helper.owner = hp_self_pid();
 	return 0;
 }
 
@@ -142,6 +142,6 @@ void hp_helper_join(void)
 
 void hp_helper_rest(void)
 {
-	if (helper.owner == getpid() && state_get() == HELPER_AWAKE)
+	if (helper.owner == hp_self_pid() && state_get() == HELPER_AWAKE)
 		__atomic_store_n(&helper.state, HELPER_SLEEP, __ATOMIC_RELEASE);
 }

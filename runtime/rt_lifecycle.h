@@ -52,6 +52,10 @@ struct hp_prep {
 	 * (hp_unwind_find); none loaded: nothing to register. */
 	struct hp_unwinder unwinder;
 	bool has_unwinder;
+	bool no_unwinder; /* none is loaded (hp_unwind_find said so) */
+	/* The host's highest sequence for this build, as the plan read it
+	 * (hp_plan_rollback): at least the patch's, nothing to record. */
+	uint64_t recorded;
 };
 
 void hp_prep_release(struct hp_prep *pr);
@@ -81,8 +85,8 @@ int hp_plan_restores(struct hp_prep *pr) __attribute__((warn_unused_result));
  * highest sequence applied to @pr's build (opts->state_dir). Return: 0, or
  * -HP_E_DOWNGRADE (reported) for an older @p without HP_RT_ALLOW_DOWNGRADE.
  */
-int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
-		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
+int hp_plan_rollback(const struct hp_patch *p, pid_t pid, struct hp_prep *pr,
+		     const struct hp_rt_opts *opts)
 	__attribute__((warn_unused_result));
 /* Was @a applied after @b? */
 bool hp_plan_applied_after(const struct hp_rt_header *a,
@@ -231,10 +235,10 @@ void hp_result_add_function(struct hp_rt_result *res, const char *name);
 /*
  * Before any stop: the unwinder @pr's table goes to, if it has one (the
  * symbol lookups read the target's memory: no thread waits for them).
- * Return: 0 (none loaded: logged, nothing to register), -HP_E_NOSYM,
- * -errno; reported.
+ * Return: 0 (none loaded: @pr->no_unwinder, logged if @say, nothing to
+ * register), -HP_E_NOSYM, -errno; reported.
  */
-int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr)
+int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr, bool say)
 	__attribute__((warn_unused_result));
 int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 		       struct hp_thread *held)

@@ -450,8 +450,8 @@ size_t hp_plan_retired(const struct hp_rt_region *regions, size_t nr,
 	return n;
 }
 
-int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
-		     const struct hp_prep *pr, const struct hp_rt_opts *opts)
+int hp_plan_rollback(const struct hp_patch *p, pid_t pid, struct hp_prep *pr,
+		     const struct hp_rt_opts *opts)
 {
 	char hex[2 * HP_BUILD_ID_MAX + 1];
 	uint64_t seen = 0;
@@ -461,6 +461,7 @@ int hp_plan_rollback(const struct hp_patch *p, pid_t pid,
 	rc = hp_rt_state_sequence(opts->state_dir, hex, &seen);
 	if (rc)
 		return rc;
+	pr->recorded = seen;
 	if (seen <= p->sequence || (opts->flags & HP_RT_ALLOW_DOWNGRADE))
 		return 0;
 	hp_error(-HP_E_DOWNGRADE,

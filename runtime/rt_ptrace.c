@@ -291,7 +291,7 @@ int hp_pt_seize(struct hp_thread *t)
 	tracer = rc == -EPERM ? hp_task_tracer(t->tid) : 0;
 	/* Ours still: a thread an earlier try could not stop in time
 	 * (hp_pt_release left it attached). */
-	if (tracer == getpid()) {
+	if (tracer == hp_self_pid()) {
 		t->seized = true;
 		return 0;
 	}

@@ -114,7 +114,7 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 		struct hp_proc proc;
 		size_t nr = 0;
 
-		if (pids[i] == getpid())
+		if (pids[i] == hp_self_pid())
 			continue;
 		rc = hp_proc_open(pids[i], &proc, !pid);
 		if (rc && pid)
@@ -140,7 +140,7 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
 {
 	struct hp_id_hits hits = { 0 };
-	const pid_t self = getpid(); /* (a system call: once, not per pid) */
+	const pid_t self = hp_self_pid();
 	pid_t *pids = NULL;
 	size_t nr = 0, n = 0;
 	int rc = hp_proc_list_tasks(0, &pids, &nr);

@@ -317,7 +317,7 @@ static int self_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)addr, len };
 
 	(void)proc;
-	return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)len
+	return process_vm_readv(hp_self_pid(), &l, 1, &r, 1, 0) == (ssize_t)len
 		       ? 0
 		       : -EIO;
 }
@@ -382,8 +382,8 @@ static int resolve_here(const struct hp_proc *proc, const struct ifunc *f,
 {
 	const struct hp_map *m = f->m;
 	const struct dynmod *d = f->d;
-	struct hp_proc self = { .pid = getpid(),
-				.tid = getpid(),
+	struct hp_proc self = { .pid = hp_self_pid(),
+				.tid = hp_self_pid(),
 				.mem_fd = -1,
 				.mem = &self_mem_ops };
 	char want[80], id[80];

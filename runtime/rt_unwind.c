@@ -149,7 +149,7 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 	return rc == -ESRCH ? -HP_E_GONE : rc;
 }
 
-int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr)
+int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr, bool say)
 {
 	int rc;
 
@@ -158,10 +158,13 @@ int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr)
 		return 0;
 	rc = find_unwinder(proc, &pr->unwinder);
 	if (rc == 1) {
-		hp_log(HP_LOG_INFO,
-		       "pid %d: no unwinder loaded (libgcc_s): patched frames "
-		       "stay opaque to one loaded later",
-		       (int)proc->pid);
+		pr->no_unwinder = true;
+		if (say)
+			hp_log(HP_LOG_INFO,
+			       "pid %d: no unwinder loaded (libgcc_s): patched "
+			       "frames "
+			       "stay opaque to one loaded later",
+			       (int)proc->pid);
 		return 0;
 	}
 	pr->has_unwinder = !rc;

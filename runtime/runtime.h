@@ -37,6 +37,13 @@ enum hp_rt_flags {
 	 * stays for the next, until hp_rt_batch_end().
 	 */
 	HP_RT_BATCH = 1 << 5,
+	/*
+	 * Notes on a process that are no failure (a module patched while
+	 * no unwinder is loaded: hp_rt_result.no_unwinder) go to the
+	 * result, not to the log: a caller that patches every process of
+	 * a build (hpatchd) says them once, not once per process.
+	 */
+	HP_RT_QUIET_NOTES = 1 << 6,
 };
 
 #define HP_STATE_DIR_DEFAULT "/run/hpatch"
@@ -65,12 +72,23 @@ struct hp_rt_result {
 	char busy_func[128]; /* with -HP_E_BUSY: the function in use */
 	pid_t busy_tid;	     /* ... and the thread using it */
 	uint64_t region;     /* address of the patch region */
+	/* The process's start time (clock ticks since boot) as the apply's
+	 * lock read it, before it opened the process: who was patched (a
+	 * reused pid is another start time). 0: gone, or not read. */
+	uint64_t start_time;
 	/* For the audit log: what was (to be) applied or reverted. */
 	char build_id[2 * HP_BUILD_ID_MAX + 1];
 	char patch_id[64];
 	char key_id[HP_KEY_ID_STR_BYTES]; /* the signer's, "" if unsigned */
 	uint64_t sequence;
 	char functions[1024]; /* names, comma-separated */
+	/* The process's executable, set by a caller that knew it before
+	 * the apply (hpatchd, at the exec); "": the audit record reads it
+	 * (a process that exited since has none left to read). */
+	char exe[256];
+	/* A module was patched while the process had no unwinder loaded
+	 * (libgcc_s): patched frames stay opaque to one loaded later. */
+	bool no_unwinder;
 };
 
 /* The audit log: one JSON line per attempt, to a file and to syslog. */

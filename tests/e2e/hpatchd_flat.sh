@@ -6,15 +6,9 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-O=$HP_TD/CMakeFiles
-make_key k
-id=flat-$$
-"$HPDIFF" --old "$O/quick-v1.objs.dir" --new "$O/quick-v2.objs.dir" \
-	--binary "$HP_TD/quick-v1" --key "$T/k.key" --id "$id" \
-	-o "$T/quick.hpatch" -q >/dev/null
+agent_quick flat
 agent_policy '[apply]' 'rescan = 60s' # no periodic scan during the test
-cp "$HP_TD/quick-v1" "$T/bin/"
-expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/quick.hpatch"
+agent_install "$T/quick.hpatch"
 AGENT_ARGS=(--debug=timing) # says when it scans every process
 start_agent
 

@@ -32,6 +32,13 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	# The perf maps hpatch wrote for them (runtime/rt_perfmap.c).
 	for p in "${PIDS[@]}"; do rm -f "/tmp/perf-$p.map"; done
+	# ... and hpatchd for every process it patched (a storm's: hundreds)
+	# that has exited since: a map left is another's for its pid.
+	if [ -f "$T/hpatchd.log" ]; then
+		for p in $(grep -o 'pid [0-9]*: applied' "$T/hpatchd.log" | awk '{print $2}' | tr -d :); do
+			[ -d "/proc/$p" ] || rm -f "/tmp/perf-$p.map"
+		done
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -169,6 +176,18 @@ agent_svc() {
 	build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
 	mkdir -p "$T/bin"
 	cp "$HP_TD/svc-v1" "$T/bin/"
+}
+# agent_quick NAME: key k, patch $T/quick.hpatch of quick (id NAME-PID, in
+# $id) and quick-v1 under $T/bin.
+agent_quick() {
+	make_key k
+	id=$1-$$
+	"$HPDIFF" --old "$HP_TD/CMakeFiles/quick-v1.objs.dir" \
+		--new "$HP_TD/CMakeFiles/quick-v2.objs.dir" \
+		--binary "$HP_TD/quick-v1" --key "$T/k.key" --id "$id" \
+		-o "$T/quick.hpatch" -q >/dev/null
+	mkdir -p "$T/bin"
+	cp "$HP_TD/quick-v1" "$T/bin/"
 }
 agent_install() {
 	expect_exit 0 "install" "$HPATCH" install --store "$AGENT_STORE" \

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_strerror(void **state)
@@ -326,6 +327,28 @@ static void test_secure_dir_seen(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* hp_self_pid: asked once, and asked again in a fork's child (the
+ * workers of `hpatch apply --all` tell their own helper thread by it). */
+static void test_self_pid(void **state)
+{
+	const pid_t parent = getpid();
+	pid_t child;
+	int status = 0;
+
+	(void)state;
+	assert_int_equal(hp_self_pid(), parent);
+	assert_int_equal(hp_self_pid(), parent);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(hp_self_pid() == getpid() && hp_self_pid() != parent ? 0
+									   : 1);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(hp_self_pid(), parent);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_log),
 		cmocka_unit_test(test_secure_dir_seen),
+		cmocka_unit_test(test_self_pid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -488,8 +488,10 @@ static void test_rule_host_rollback(void **s)
 	hp_hex(hex, pr.m->build_id, pr.m->build_id_len);
 	opts.state_dir = dir;
 	assert_hp_ok(hp_plan_rollback(&patches[1], 1, &pr, &opts));
+	assert_int_equal(pr.recorded, 0); /* nothing yet: the apply records */
 	assert_hp_ok(hp_rt_state_record(dir, hex, 7));
 	assert_hp_ok(hp_plan_rollback(&patches[1], 1, &pr, &opts));
+	assert_int_equal(pr.recorded, 7); /* the apply records nothing */
 	patches[1].sequence = 6;
 	assert_hp_err(hp_plan_rollback(&patches[1], 1, &pr, &opts),
 		      HP_E_DOWNGRADE);
