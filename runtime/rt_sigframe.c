@@ -85,21 +85,42 @@ static bool search_map(const struct hp_proc *proc, const struct hp_map *m,
 	return true;
 }
 
+/*
+ * Is what @f found still in mapping @m? An inode is reused once its file
+ * is deleted (a C library upgraded, in a long-lived hpatchd): the first
+ * restorer's bytes are read again, 9 bytes per process and file.
+ */
+static bool still_there(const struct hp_proc *proc, const struct hp_map *m,
+			const struct restorer_file *f)
+{
+	static const uint8_t want[] = HP_X86_RESTORER_BYTES;
+	uint8_t got[sizeof(want)];
+
+	if (f->at[0] == UINT64_MAX)
+		return true;
+	if (hp_proc_read(proc, m->start + f->at[0], got, sizeof(got)))
+		return true; /* unread: as found (the caller sees it fail) */
+	return !memcmp(got, want, sizeof(want));
+}
+
 /* The restorers of mapping @m, from what this run found or searched now. */
 static const struct restorer_file *file_restorers(const struct hp_proc *proc,
 						  const struct hp_map *m)
 {
 	struct restorer_file *f = NULL;
 
-	for (size_t i = 0; i < known.nr; i++) {
-		f = &known.f[i];
-		if (f->dev == m->dev && f->inode == m->inode &&
-		    f->offset == m->offset && f->size == m->end - m->start)
-			return f;
+	for (size_t i = 0; i < known.nr && !f; i++)
+		if (known.f[i].dev == m->dev && known.f[i].inode == m->inode &&
+		    known.f[i].offset == m->offset &&
+		    known.f[i].size == m->end - m->start)
+			f = &known.f[i];
+	if (f && still_there(proc, m, f))
+		return f;
+	if (!f) {
+		f = &known.f[known.next];
+		known.next = (known.next + 1) % HP_RESTORER_FILES;
+		known.nr += known.nr < HP_RESTORER_FILES;
 	}
-	f = &known.f[known.next];
-	known.next = (known.next + 1) % HP_RESTORER_FILES;
-	known.nr += known.nr < HP_RESTORER_FILES;
 	*f = (struct restorer_file){ .dev = m->dev,
 				     .inode = m->inode,
 				     .offset = m->offset,

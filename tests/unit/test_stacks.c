@@ -933,6 +933,89 @@ static void test_sigframe_layout(void **state)
 	free(alt);
 }
 
+/* A made-up C library: 64 KiB of code at LIBC_AT, then 64 KiB of data,
+ * read through a seam that counts the bytes read. */
+#define LIBC_AT 0x7e7f00000000ULL
+#define LIBC_CODE (64u << 10)
+static uint8_t libc_text[2 * LIBC_CODE];
+static size_t libc_read;
+
+static int libc_read_fn(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+			size_t len)
+{
+	(void)proc;
+	if (addr < LIBC_AT || addr + len > LIBC_AT + sizeof(libc_text))
+		return -EIO;
+	memcpy(buf, libc_text + (addr - LIBC_AT), len);
+	libc_read += len;
+	return 0;
+}
+
+static const struct hp_mem_ops libc_ops = { libc_read_fn, NULL };
+
+/*
+ * The restorers are found in the C library's code, once per file: a
+ * second process (or map read) with the same file reads 9 bytes, to see
+ * they are still there; a file whose inode was reused with other content
+ * is searched again. The library's data mapping, and another library,
+ * are not searched.
+ */
+static void test_restorers_found_once(void **state)
+{
+	static const uint8_t code[] = HP_X86_RESTORER_BYTES;
+	struct hp_map maps[] = {
+		{ .start = 0x400000,
+		  .end = 0x401000,
+		  .prot = PROT_READ | PROT_EXEC,
+		  .dev = 8,
+		  .inode = 77,
+		  .path = "/bin/prog" },
+		{ .start = LIBC_AT,
+		  .end = LIBC_AT + LIBC_CODE,
+		  .prot = PROT_READ | PROT_EXEC,
+		  .dev = 8,
+		  .inode = 99,
+		  .path = "/lib/x86_64-linux-gnu/libc.so.6" },
+		{ .start = LIBC_AT + LIBC_CODE,
+		  .end = LIBC_AT + 2 * LIBC_CODE,
+		  .prot = PROT_READ | PROT_WRITE,
+		  .dev = 8,
+		  .inode = 99,
+		  .path = "/lib/x86_64-linux-gnu/libc.so.6" },
+	};
+	struct hp_proc proc = {
+		.pid = 1, .maps = maps, .nr_maps = 3, .mem = &libc_ops
+	};
+
+	(void)state;
+	memset(libc_text, 0xcc, sizeof(libc_text));
+	memcpy(libc_text + LIBC_CODE + 64, code, sizeof(code)); /* data */
+	memcpy(libc_text + 0x1230, code, sizeof(code));
+	libc_read = 0;
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 1);
+	assert_int_equal(proc.restorers[0], LIBC_AT + 0x1230);
+	assert_int_equal(libc_read, LIBC_CODE);
+	libc_read = 0;
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 1);
+	assert_int_equal(proc.restorers[0], LIBC_AT + 0x1230);
+	assert_int_equal(libc_read, sizeof(code));
+	/* Another file on the same inode, after an upgrade. */
+	memset(libc_text + 0x1230, 0x90, sizeof(code));
+	memcpy(libc_text + 0x2468, code, sizeof(code));
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 1);
+	assert_int_equal(proc.restorers[0], LIBC_AT + 0x2468);
+	/* No C library: the executable's code (a static program). */
+	maps[1].path[0] = 0;
+	maps[1].inode = 0;
+	libc_read = 0;
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 0);
+	assert_int_equal(libc_read, 0); /* the executable: not in the seam */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -952,6 +1035,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_sigframe_followed, teardown),
 		cmocka_unit_test_teardown(test_sigframe_bounds, teardown),
 		cmocka_unit_test(test_sigframe_layout),
+		cmocka_unit_test(test_restorers_found_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
