@@ -15,7 +15,10 @@
 #define HP_LOG_PREFIX "rt: "
 /* A C library's code larger than this is not searched. */
 #define HP_RESTORER_SEARCH_MAX (64u << 20)
-#define HP_RESTORER_CHUNK (1u << 20)
+/* Read and searched a chunk at a time, until one is found: glibc 2.36's
+ * is 88 KiB into its code, all 1.3 MiB of which cost ~1.3 ms of CPU to
+ * read (one 256 KiB chunk still ~0.55 ms; 32 KiB chunks, ~0.08). */
+#define HP_RESTORER_CHUNK (32u << 10)
 /* The FPU state the kernel saves lies above the frame, within this. */
 #define HP_SIGFRAME_FPSTATE_MAX (64u << 10)
 #define HP_RESTORER_FILES 16 /* files remembered */
@@ -61,8 +64,7 @@ static bool search_map(const struct hp_proc *proc, const struct hp_map *m,
 		return !!buf;
 	}
 	/* Chunks overlapping by the pattern's length less one byte. */
-	for (uint64_t off = 0; off < size && nr < HP_RESTORERS_MAX;
-	     off += HP_RESTORER_CHUNK) {
+	for (uint64_t off = 0; off < size && !nr; off += HP_RESTORER_CHUNK) {
 		const uint64_t left = size - off;
 		const size_t len =
 			left > HP_RESTORER_CHUNK + sizeof(want) - 1

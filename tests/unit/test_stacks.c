@@ -954,11 +954,11 @@ static int libc_read_fn(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 static const struct hp_mem_ops libc_ops = { libc_read_fn, NULL };
 
 /*
- * The restorers are found in the C library's code, once per file: a
- * second process (or map read) with the same file reads 9 bytes, to see
- * they are still there; a file whose inode was reused with other content
- * is searched again. The library's data mapping, and another library,
- * are not searched.
+ * The restorers are found in the C library's code, read until one is,
+ * once per file: a second process (or map read) with the same file reads
+ * 9 bytes, to see they are still there; a file whose inode was reused
+ * with other content is searched again. The library's data mapping, and
+ * another library, are not searched.
  */
 static void test_restorers_found_once(void **state)
 {
@@ -995,7 +995,7 @@ static void test_restorers_found_once(void **state)
 	hp_proc_find_restorers(&proc);
 	assert_int_equal(proc.nr_restorers, 1);
 	assert_int_equal(proc.restorers[0], LIBC_AT + 0x1230);
-	assert_int_equal(libc_read, LIBC_CODE);
+	assert_true(libc_read < LIBC_CODE); /* no further once found */
 	libc_read = 0;
 	hp_proc_find_restorers(&proc);
 	assert_int_equal(proc.nr_restorers, 1);
