@@ -73,4 +73,24 @@ static inline int hp_x86_is_syscall(const uint8_t *b, uint64_t n)
 	       (b[0] == HP_X86_INT && b[1] == HP_X86_INT_LINUX);
 }
 
+/*
+ * The frame the kernel pushes for a signal handler (struct rt_sigframe):
+ * the return address of the handler, sa_restorer (libc's __restore_rt:
+ * "mov $15,%rax; syscall", rt_sigreturn), then struct ucontext, whose
+ * uc_mcontext saves the interrupted registers (r8..r15, rdi, rsi, rbp,
+ * rbx, rdx, rax, rcx, rsp, rip, ...) and points to the FPU state, which
+ * lies just above the frame. Offsets from the restorer word.
+ */
+#define HP_X86_RESTORER_BYTES                                      \
+	{                                                          \
+		0x48, 0xc7, 0xc0, 0x0f, 0, 0, 0, HP_X86_SYSCALL_0, \
+			HP_X86_SYSCALL_1                           \
+	}
+#define HP_X86_RESTORER_SIZE 9
+#define HP_X86_SIGFRAME_GREGS (8 + 40) /* pretcode, uc_flags..uc_stack */
+#define HP_X86_SIGFRAME_RSP (HP_X86_SIGFRAME_GREGS + 15 * 8)
+#define HP_X86_SIGFRAME_RIP (HP_X86_SIGFRAME_GREGS + 16 * 8)
+#define HP_X86_SIGFRAME_FPSTATE (HP_X86_SIGFRAME_GREGS + 23 * 8)
+#define HP_X86_SIGFRAME_SIZE (HP_X86_SIGFRAME_FPSTATE + 8) /* what we read */
+
 #endif

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -93,6 +94,148 @@ static size_t stack_span(const struct hp_proc *proc, uint64_t sp, size_t *near)
 		return 0;
 	len = m->end - (sp & ~7ULL);
 	return len > HP_STACK_SCAN_MAX ? HP_STACK_SCAN_MAX : len;
+}
+
+/* The restorers of @proc (none in tests that make up a world alone). */
+static void index_restorers(struct range_index *x, const struct hp_proc *proc)
+{
+	x->nr_restorers = proc ? proc->nr_restorers : 0;
+	for (size_t k = 0; k < x->nr_restorers; k++)
+		x->restorers[k] = proc->restorers[k];
+}
+
+/*
+ * Signal frames: a thread in a handler on an alternate stack
+ * (sigaltstack) runs above the frame the kernel pushed there, whose saved
+ * stack pointer names the stack it interrupted. That stack is scanned as
+ * well, from that pointer to the end of its mapping, and the saved
+ * instruction pointer checked as a thread's is. Frames are followed
+ * HP_SIGFRAME_DEPTH deep, and at most HP_SIGFRAME_READS more stacks
+ * (HP_SIGFRAME_BYTES) are read for a thread; past a bound the thread
+ * counts as busy. Read from the target, a frame is untrusted: one whose
+ * FPU state pointer is not the kernel's (hp_sigframe_read), or whose
+ * stack pointer lies in no readable mapping, is no frame (a real one
+ * names a stack, mapped before the signal came).
+ */
+#define HP_SIGFRAME_DEPTH 4
+#define HP_SIGFRAME_READS 4
+#define HP_SIGFRAME_BYTES (2 * HP_STACK_SCAN_MAX)
+
+/* What a thread's frames are checked against: the stacks read so far. */
+struct frame_walk {
+	const struct hp_proc *proc;
+	const struct range_index *x;
+	hp_raddr_t lo[HP_SIGFRAME_READS + 1], hi[HP_SIGFRAME_READS + 1];
+	size_t nr_read, bytes;
+};
+
+/* Busy, as the report names it, with the frames beyond the bound. */
+static const struct hp_busy_range frames_too_deep = {
+	.name = "signal frames beyond the bound",
+};
+
+static const struct hp_busy_range *scan_frames(struct frame_walk *fw,
+					       const uint8_t *p, size_t len,
+					       hp_raddr_t at, int depth);
+
+/* The stack interrupted at @sp, read and scanned unless read already. */
+static const struct hp_busy_range *scan_interrupted(struct frame_walk *fw,
+						    hp_raddr_t sp, int depth)
+{
+	const struct hp_busy_range *b = NULL;
+	size_t near = 0, len = 0;
+	const struct hp_map *m = NULL;
+	uint8_t *buf = NULL;
+
+	for (size_t i = 0; i <= fw->nr_read; i++)
+		if (sp >= fw->lo[i] && sp < fw->hi[i])
+			return NULL; /* a handler on the same stack */
+	m = stack_map(fw->proc, sp, &near);
+	if (!m || !(m->prot & PROT_READ)) {
+		hp_dbg(HP_DBG_PTRACE,
+		       "signal frame: stack pointer 0x%llx in no readable "
+		       "mapping: not a frame",
+		       (unsigned long long)sp);
+		return NULL;
+	}
+	len = stack_span(fw->proc, sp, &near);
+	fw->bytes += len;
+	if (depth >= HP_SIGFRAME_DEPTH || fw->nr_read >= HP_SIGFRAME_READS ||
+	    fw->bytes > HP_SIGFRAME_BYTES)
+		return &frames_too_deep;
+	fw->nr_read++;
+	fw->lo[fw->nr_read] = sp & ~7ULL;
+	fw->hi[fw->nr_read] = (sp & ~7ULL) + len;
+	buf = malloc(len);
+	if (!buf || hp_proc_read(fw->proc, sp & ~7ULL, buf, len))
+		b = &frames_too_deep; /* unread: never found clean */
+	else
+		b = scan_frames(fw, buf, len, sp & ~7ULL, depth + 1);
+	free(buf);
+	return b;
+}
+
+/* The frame whose restorer word is @off bytes into @p (at @at). */
+static const struct hp_busy_range *follow_frame(struct frame_walk *fw,
+						const uint8_t *p, size_t len,
+						size_t off, hp_raddr_t at,
+						int depth)
+{
+	uint8_t buf[HP_X86_SIGFRAME_SIZE];
+	const uint8_t *fp = p + off;
+	struct hp_sigframe f;
+	const struct hp_busy_range *b = NULL;
+
+	if (len - off < sizeof(buf)) { /* past the bytes read: read it */
+		if (hp_proc_read(fw->proc, at + off, buf, sizeof(buf)))
+			return NULL; /* past its mapping: no frame */
+		fp = buf;
+	}
+	if (!hp_sigframe_read(fp, at + off, &f))
+		return NULL;
+	b = in_ranges(fw->x->r, fw->x->nr_r, f.rip);
+	return b ? b : scan_interrupted(fw, f.rsp, depth);
+}
+
+/* The first return into a range of fw->x on the @len bytes at @p (read
+ * from @at), or on a stack a signal frame there names. */
+static const struct hp_busy_range *scan_frames(struct frame_walk *fw,
+					       const uint8_t *p, size_t len,
+					       hp_raddr_t at, int depth)
+{
+	size_t off = 0;
+
+	for (;;) {
+		size_t frame = SIZE_MAX;
+		const struct hp_busy_range *b =
+			hp_scan_stack(p + off, len - off, fw->x, &frame);
+
+		if (b || frame == SIZE_MAX)
+			return b;
+		off += frame;
+		b = follow_frame(fw, p, len, off, at, depth);
+		if (b)
+			return b;
+		off += sizeof(uint64_t);
+	}
+}
+
+/* The first return into a range of @x on a thread's stack (the @len
+ * bytes at @p, read from its stack pointer @sp), or on a stack a signal
+ * frame on it names. */
+static const struct hp_busy_range *scan_thread(const struct hp_proc *proc,
+					       const struct range_index *x,
+					       const uint8_t *p, size_t len,
+					       hp_raddr_t sp)
+{
+	struct frame_walk fw;
+
+	if (!x->nr_restorers)
+		return hp_scan_stack(p, len, x, NULL);
+	fw = (struct frame_walk){ .proc = proc, .x = x };
+	fw.lo[0] = sp & ~7ULL;
+	fw.hi[0] = fw.lo[0] + len;
+	return scan_frames(&fw, p, len, fw.lo[0], 0);
 }
 
 int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
@@ -240,7 +383,9 @@ static void *run_job(void *arg)
 
 			if (i > __atomic_load_n(&wk->hit, __ATOMIC_RELAXED))
 				break;
-			b = hp_scan_stack(wk->buf + off, wk->lens[i], wk->x);
+			b = scan_thread(wk->proc, wk->x, wk->buf + off,
+					wk->lens[i],
+					wk->w->threads[i].regs.rsp);
 			if (b) {
 				job->hit = i;
 				job->busy = b;
@@ -485,6 +630,7 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 
 	if (hp_index_ranges(ranges, nr_ranges, &x))
 		return; /* no memory: the warning lists fewer threads */
+	index_restorers(&x, proc);
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		const struct hp_thread *t = &w->threads[i];
 		const struct hp_busy_range *hit = NULL;
@@ -501,7 +647,7 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 				break;
 		}
 		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
-			hit = hp_scan_stack(stack, len, &x);
+			hit = scan_thread(proc, &x, stack, len, t->regs.rsp);
 		if (hit)
 			hp_who_add(who, t->tid, hit->name, HP_WHO_BELOW);
 	}
@@ -618,6 +764,8 @@ int hp_world_check(struct hp_world *w, const struct hp_proc *proc,
 	if (!cached && w->nr_cpus > 1)
 		hp_helper_wake(); /* while we get ready (no-op if awake) */
 	rc = rc ?: hp_index_ranges(ranges, nr_ranges, &x);
+	if (!rc)
+		index_restorers(&x, proc);
 	if (!rc) {
 		chunks = calloc(w->nr_threads + 1, sizeof(*chunks));
 		rc = chunks ? 0 : -ENOMEM;

@@ -30,6 +30,9 @@ struct hp_map {
 
 struct hp_proc;
 
+/* Signal restorers looked for in a process (a C library or two). */
+#define HP_RESTORERS_MAX 2
+
 /*
  * The seam every read and write of the target's memory goes through:
  * /proc/PID/mem (hp_proc_mem_ops) for a real process, a buffer in unit
@@ -56,6 +59,11 @@ struct hp_proc {
 	pid_t checked_last; /* hp_last_pid before the sharers were checked */
 	uint64_t start;	    /* its start time (clock ticks since boot, as
 			     * /proc/PID/stat says), 0: unknown */
+	/* Its C library's signal restorers (rt_sigframe.c), found with
+	 * each read of its map: a stack word equal to one starts a signal
+	 * frame. */
+	hp_raddr_t restorers[HP_RESTORERS_MAX];
+	size_t nr_restorers;
 };
 
 struct hp_rmodule {
@@ -511,14 +519,46 @@ struct range_index {
 	struct range_entry *e;
 	size_t nr;
 	uint64_t lo, span;
+	size_t nr_r; /* every range of r, jump sites too */
+	/* The process's signal restorers: a word equal to one stops the
+	 * scan, to follow the signal frame it starts (rt_check.c). */
+	uint64_t restorers[HP_RESTORERS_MAX];
+	size_t nr_restorers;
 };
 
 /* Index @nr ranges @r in @x (free x->e after). Return: 0 or -ENOMEM. */
 int hp_index_ranges(const struct hp_busy_range *r, size_t nr,
 		    struct range_index *x) __attribute__((warn_unused_result));
-/* The first return into a range of @x among the @len bytes at @p. */
+/*
+ * The first return into a range of @x among the @len bytes at @p; or,
+ * with @frame_at, NULL once a word equal to a restorer of @x comes first:
+ * *@frame_at is its offset (SIZE_MAX: none, the scan is complete).
+ */
 const struct hp_busy_range *hp_scan_stack(const uint8_t *p, size_t len,
-					  const struct range_index *x);
+					  const struct range_index *x,
+					  size_t *frame_at);
+
+/*
+ * The addresses of the signal restorer ("mov $15,%rax; syscall") in the
+ * executable mappings of @proc's C library (or, with none mapped, of its
+ * executable: a static program), into proc->restorers; the offsets found
+ * are kept per mapped file (device, inode, offset) for this run, so each
+ * file is searched once. Reads the process's memory: call before a stop.
+ */
+void hp_proc_find_restorers(struct hp_proc *proc);
+
+/* A signal frame, read from the stack: the interrupted thread's stack and
+ * instruction pointers. */
+struct hp_sigframe {
+	uint64_t rsp, rip;
+};
+
+/*
+ * Read the frame whose restorer word is at @addr (HP_X86_SIGFRAME_SIZE
+ * bytes at @p). Return: false if it cannot be the kernel's (its FPU state
+ * pointer is neither 0 nor just above it).
+ */
+bool hp_sigframe_read(const uint8_t *p, uint64_t addr, struct hp_sigframe *f);
 
 /* Tests: scan stacks with the plain loop even where AVX2 runs. */
 extern bool hp_stack_scan_plain;

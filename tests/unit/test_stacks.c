@@ -8,6 +8,7 @@
 
 #include "common/hp_log.h"
 #include "runtime/runtime_int.h"
+#include "common/hp_arch_x86_64.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,10 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/ucontext.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 enum { MAX_THREADS = 320, SPAN = 8192 };
@@ -48,6 +52,8 @@ static struct {
 } fk;
 
 #define FAKE_BASE 0x7e0000000000ULL
+/* A made-up C library's signal restorer. */
+#define RESTORER 0x7e7f00001230ULL
 
 static hp_raddr_t map_start(size_t i)
 {
@@ -102,7 +108,8 @@ static void fake_world(size_t nr, size_t sp_off, int nr_cpus)
 	fk.unreadable = -1;
 	for (size_t i = 0; i < nr; i++) {
 		fk.maps[i] = (struct hp_map){ .start = map_start(i),
-					      .end = map_start(i) + SPAN };
+					      .end = map_start(i) + SPAN,
+					      .prot = PROT_READ | PROT_WRITE };
 		fk.t[i] = (struct hp_thread){ .tid = 1000 + (pid_t)i,
 					      .has_ip = true };
 		fk.t[i].regs.rsp = map_start(i) + sp_off;
@@ -298,6 +305,26 @@ static void test_same_as_plain_rule(void **state)
 				 round % 4 == 3 && j < 4 ? pick[4] : pick[j]);
 		}
 		want = reference(r, nr, &want_tid);
+		/* Restorer words, their frames not the kernel's, change
+		 * nothing: every word after them is scanned all the same. */
+		for (int n = 0; round % 2 && n < 64; n++) {
+			const size_t th = rnd(&seed) % MAX_THREADS;
+			const size_t off = (rnd(&seed) % (SPAN / 8)) * 8;
+			uint64_t v;
+
+			memcpy(&v, fk.mem + th * SPAN + off, sizeof(v));
+			if (v || off + HP_X86_SIGFRAME_SIZE > SPAN)
+				continue;
+			put_word(th, off, RESTORER);
+			memcpy(&v,
+			       fk.mem + th * SPAN + off +
+				       HP_X86_SIGFRAME_FPSTATE,
+			       sizeof(v));
+			if (!v)
+				put_word(th, off + HP_X86_SIGFRAME_FPSTATE, 1);
+		}
+		fk.proc.restorers[0] = RESTORER;
+		fk.proc.nr_restorers = round % 2;
 		hp_stack_scan_plain = round >= 40;
 		rc = check(r, nr, &tid, &busy);
 		hp_stack_scan_plain = false;
@@ -723,6 +750,272 @@ static void test_vm_readv_refused(void **state)
 	}
 }
 
+/* A signal frame at @off of @thread's stack, as the kernel writes it: the
+ * interrupted stack pointer @rsp and instruction pointer @rip, its FPU
+ * state just above it. */
+static void put_frame(size_t thread, size_t off, uint64_t rsp, uint64_t rip)
+{
+	put_word(thread, off, RESTORER);
+	put_word(thread, off + HP_X86_SIGFRAME_RSP, rsp);
+	put_word(thread, off + HP_X86_SIGFRAME_RIP, rip);
+	put_word(thread, off + HP_X86_SIGFRAME_FPSTATE,
+		 map_start(thread) + off + 512);
+}
+
+/* One thread, running on the stack of mapping 0 (its sigaltstack), its
+ * usual stack in mapping 1 and more mappings for @nr_maps; the process's
+ * C library has RESTORER. */
+static void altstack_world(size_t nr_maps)
+{
+	fake_world(nr_maps, 4096, 1);
+	fk.w.nr_threads = 1;
+	fk.proc.restorers[0] = RESTORER;
+	fk.proc.nr_restorers = 1;
+}
+
+/*
+ * A thread in a handler on its sigaltstack: the frame the kernel pushed
+ * there names the stack it interrupted, on which a return into the
+ * function keeps it busy (above the interrupted stack pointer only), and
+ * the instruction it interrupted, which counts as a thread's (its first
+ * byte too); by either loop. Not the kernel's frame (its FPU state
+ * elsewhere), or its stack in no mapping: nothing more is read.
+ */
+static void test_sigframe_followed(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	const uint64_t usual = map_start(1) + 1000;
+	pid_t tid = 0;
+
+	(void)state;
+	for (int plain = 0; plain < 2; plain++) {
+		hp_stack_scan_plain = plain;
+		altstack_world(2);
+		put_word(1, 3000, 0x5010); /* work()'s return, below */
+		put_frame(0, 4200, usual, 0x1234);
+		assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+		assert_int_equal(tid, 1000);
+		assert_ptr_equal(busy, &r);
+		assert_int_equal(fk.nr_reads, 2);
+		assert_int_equal(fk.read_at[1], usual);
+		assert_int_equal(fk.read_len[1], SPAN - 1000);
+		/* Its restorer unknown (a program's own): not followed. */
+		fk.proc.nr_restorers = 0;
+		assert_hp_ok(check(&r, 1, &tid, &busy));
+		fk.proc.nr_restorers = 1;
+		/* Below the interrupted stack pointer: no frame of it. */
+		put_word(1, 3000, 0);
+		put_word(1, 992, 0x5010);
+		assert_hp_ok(check(&r, 1, &tid, &busy));
+		/* The interrupted instruction, the first of f. */
+		put_frame(0, 4200, usual, 0x5000);
+		assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+		assert_ptr_equal(busy, &r);
+		/* Not the kernel's frame: not followed. */
+		put_word(1, 3000, 0x5010);
+		put_frame(0, 4200, usual, 0x1234);
+		put_word(0, 4200 + HP_X86_SIGFRAME_FPSTATE, map_start(0));
+		fk.nr_reads = 0;
+		assert_hp_ok(check(&r, 1, &tid, &busy));
+		assert_int_equal(fk.nr_reads, 1);
+		/* Its stack pointer in no mapping, or past the end of it. */
+		put_frame(0, 4200, map_start(1) + SPAN + 8, 0x1234);
+		assert_hp_ok(check(&r, 1, &tid, &busy));
+		put_frame(0, SPAN - 8, usual, 0x1234);
+		assert_hp_ok(check(&r, 1, &tid, &busy));
+	}
+	hp_stack_scan_plain = false;
+}
+
+/*
+ * Frames from the target are untrusted: frames naming each other's
+ * stacks, or their own, read each stack once; a chain longer than the
+ * bound is busy, after a bounded number of reads; a stack made of
+ * restorer words is scanned once.
+ */
+static void test_sigframe_bounds(void **state)
+{
+	const struct hp_busy_range r = { 0x5000, 0x6000, "f", false, NULL };
+	const struct hp_busy_range *busy = NULL;
+	pid_t tid = 0;
+
+	(void)state;
+	altstack_world(2);
+	put_frame(0, 4200, map_start(1) + 100, 0x1234);
+	put_frame(1, 200, map_start(0) + 4300, 0x1234);
+	put_frame(1, 400, map_start(1) + 300, 0x1234);
+	assert_hp_ok(check(&r, 1, &tid, &busy));
+	assert_int_equal(fk.nr_reads, 2);
+	altstack_world(12);
+	for (size_t i = 0; i + 1 < 12; i++)
+		put_frame(i, 4200, map_start(i + 1) + 4100, 0x1234);
+	assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
+	assert_int_equal(tid, 1000);
+	assert_string_equal(busy->name, "signal frames beyond the bound");
+	assert_in_range(fk.nr_reads, 2, 6);
+	altstack_world(1);
+	for (size_t off = 0; off < SPAN; off += 8)
+		put_word(0, off, RESTORER);
+	assert_hp_ok(check(&r, 1, &tid, &busy));
+	assert_int_equal(fk.nr_reads, 1);
+}
+
+static volatile sig_atomic_t frame_seen;
+static uint64_t frame_restorer, frame_rsp, frame_rip, real_rsp, real_rip;
+static bool frame_kernels;
+
+static void on_signal(int sig, siginfo_t *si, void *ctx)
+{
+	const ucontext_t *uc = ctx;
+	const uint8_t *frame = (const uint8_t *)ctx - sizeof(uint64_t);
+	struct hp_sigframe f;
+
+	(void)sig;
+	(void)si;
+	memcpy(&frame_restorer, frame, sizeof(frame_restorer));
+	frame_kernels = hp_sigframe_read(frame, (uintptr_t)frame, &f);
+	frame_rsp = f.rsp;
+	frame_rip = f.rip;
+	real_rsp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+	real_rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+	frame_seen = 1;
+}
+
+/*
+ * The layout read is the kernel's and the C library's: a real signal on
+ * a sigaltstack, in this process. The word below the ucontext is the
+ * restorer hp_proc_find_restorers finds in the C library, its bytes
+ * "mov $15,%rax; syscall"; the frame read gives the interrupted stack
+ * and instruction pointers the handler is given.
+ */
+static void test_sigframe_layout(void **state)
+{
+	static const uint8_t want[] = HP_X86_RESTORER_BYTES;
+	const size_t size = 64 << 10;
+	uint8_t *alt = malloc(size);
+	stack_t ss = { .ss_sp = alt, .ss_size = size }, old_ss;
+	struct sigaction sa = { .sa_sigaction = on_signal,
+				.sa_flags = SA_SIGINFO | SA_ONSTACK },
+			 old_sa;
+	struct hp_proc proc;
+	bool listed = false;
+
+	(void)state;
+	assert_int_equal(HP_X86_SIGFRAME_RSP,
+			 8 + offsetof(ucontext_t, uc_mcontext.gregs) +
+				 REG_RSP * 8);
+	assert_int_equal(HP_X86_SIGFRAME_RIP,
+			 8 + offsetof(ucontext_t, uc_mcontext.gregs) +
+				 REG_RIP * 8);
+	assert_int_equal(HP_X86_SIGFRAME_FPSTATE,
+			 8 + offsetof(ucontext_t, uc_mcontext.fpregs));
+	assert_non_null(alt);
+	assert_int_equal(sigaltstack(&ss, &old_ss), 0);
+	assert_int_equal(sigaction(SIGUSR2, &sa, &old_sa), 0);
+	raise(SIGUSR2);
+	assert_int_equal(sigaction(SIGUSR2, &old_sa, NULL), 0);
+	assert_int_equal(sigaltstack(&old_ss, NULL), 0);
+	assert_true(frame_seen);
+	assert_true(frame_kernels);
+	assert_int_equal(frame_rsp, real_rsp);
+	assert_int_equal(frame_rip, real_rip);
+	/* It interrupted this stack, not the alternate one. */
+	assert_true(frame_rsp < (uintptr_t)alt ||
+		    frame_rsp >= (uintptr_t)alt + size);
+	assert_memory_equal((const void *)(uintptr_t)frame_restorer, want,
+			    sizeof(want));
+	assert_hp_ok(hp_proc_open(getpid(), &proc, true));
+	for (size_t k = 0; k < proc.nr_restorers; k++)
+		listed |= proc.restorers[k] == frame_restorer;
+	hp_proc_close(&proc);
+	assert_true(listed);
+	free(alt);
+}
+
+/* A made-up C library: 64 KiB of code at LIBC_AT, then 64 KiB of data,
+ * read through a seam that counts the bytes read. */
+#define LIBC_AT 0x7e7f00000000ULL
+#define LIBC_CODE (64u << 10)
+static uint8_t libc_text[2 * LIBC_CODE];
+static size_t libc_read;
+
+static int libc_read_fn(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
+			size_t len)
+{
+	(void)proc;
+	if (addr < LIBC_AT || addr + len > LIBC_AT + sizeof(libc_text))
+		return -EIO;
+	memcpy(buf, libc_text + (addr - LIBC_AT), len);
+	libc_read += len;
+	return 0;
+}
+
+static const struct hp_mem_ops libc_ops = { libc_read_fn, NULL };
+
+/*
+ * The restorers are found in the C library's code, read until one is,
+ * once per file: a second process (or map read) with the same file reads
+ * 9 bytes, to see they are still there; a file whose inode was reused
+ * with other content is searched again. The library's data mapping, and
+ * another library, are not searched.
+ */
+static void test_restorers_found_once(void **state)
+{
+	static const uint8_t code[] = HP_X86_RESTORER_BYTES;
+	struct hp_map maps[] = {
+		{ .start = 0x400000,
+		  .end = 0x401000,
+		  .prot = PROT_READ | PROT_EXEC,
+		  .dev = 8,
+		  .inode = 77,
+		  .path = "/bin/prog" },
+		{ .start = LIBC_AT,
+		  .end = LIBC_AT + LIBC_CODE,
+		  .prot = PROT_READ | PROT_EXEC,
+		  .dev = 8,
+		  .inode = 99,
+		  .path = "/lib/x86_64-linux-gnu/libc.so.6" },
+		{ .start = LIBC_AT + LIBC_CODE,
+		  .end = LIBC_AT + 2 * LIBC_CODE,
+		  .prot = PROT_READ | PROT_WRITE,
+		  .dev = 8,
+		  .inode = 99,
+		  .path = "/lib/x86_64-linux-gnu/libc.so.6" },
+	};
+	struct hp_proc proc = {
+		.pid = 1, .maps = maps, .nr_maps = 3, .mem = &libc_ops
+	};
+
+	(void)state;
+	memset(libc_text, 0xcc, sizeof(libc_text));
+	memcpy(libc_text + LIBC_CODE + 64, code, sizeof(code)); /* data */
+	memcpy(libc_text + 0x1230, code, sizeof(code));
+	libc_read = 0;
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 1);
+	assert_int_equal(proc.restorers[0], LIBC_AT + 0x1230);
+	assert_true(libc_read < LIBC_CODE); /* no further once found */
+	libc_read = 0;
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 1);
+	assert_int_equal(proc.restorers[0], LIBC_AT + 0x1230);
+	assert_int_equal(libc_read, sizeof(code));
+	/* Another file on the same inode, after an upgrade. */
+	memset(libc_text + 0x1230, 0x90, sizeof(code));
+	memcpy(libc_text + 0x2468, code, sizeof(code));
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 1);
+	assert_int_equal(proc.restorers[0], LIBC_AT + 0x2468);
+	/* No C library: the executable's code (a static program). */
+	maps[1].path[0] = 0;
+	maps[1].inode = 0;
+	libc_read = 0;
+	hp_proc_find_restorers(&proc);
+	assert_int_equal(proc.nr_restorers, 0);
+	assert_int_equal(libc_read, 0); /* the executable: not in the seam */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -739,6 +1032,10 @@ int main(void)
 		cmocka_unit_test(test_helper_jobs),
 		cmocka_unit_test(test_stacks_checked),
 		cmocka_unit_test(test_vm_readv_refused),
+		cmocka_unit_test_teardown(test_sigframe_followed, teardown),
+		cmocka_unit_test_teardown(test_sigframe_bounds, teardown),
+		cmocka_unit_test(test_sigframe_layout),
+		cmocka_unit_test(test_restorers_found_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,187 @@
+/*
+ * Signal frames (rt_sigframe.c): where a process's C library returns from
+ * a signal handler (the restorer, found once per mapped file), and what a
+ * frame on a stack says of the code the signal interrupted.
+ */
+#include "runtime/runtime_int.h"
+#include "common/hp_arch_x86_64.h"
+#include "common/hp_log.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define HP_LOG_PREFIX "rt: "
+/* A C library's code larger than this is not searched. */
+#define HP_RESTORER_SEARCH_MAX (64u << 20)
+/* Read and searched a chunk at a time, until one is found: glibc 2.36's
+ * is 88 KiB into its code, all 1.3 MiB of which cost ~1.3 ms of CPU to
+ * read (one 256 KiB chunk still ~0.55 ms; 32 KiB chunks, ~0.08). */
+#define HP_RESTORER_CHUNK (32u << 10)
+/* The FPU state the kernel saves lies above the frame, within this. */
+#define HP_SIGFRAME_FPSTATE_MAX (64u << 10)
+#define HP_RESTORER_FILES 16 /* files remembered */
+
+/* One mapped file's search: restorers at these offsets into the mapping
+ * (UINT64_MAX: none). */
+struct restorer_file {
+	uint64_t dev, inode, offset, size;
+	uint64_t at[HP_RESTORERS_MAX];
+};
+
+static struct {
+	struct restorer_file f[HP_RESTORER_FILES];
+	size_t nr, next;
+} known;
+
+/* Is @path a C library: glibc's libc.so.6 (libc-2.x.so before 2.34),
+ * musl's ld-musl-x86_64.so.1 (libc.musl-x86_64.so.1 on Alpine)? */
+static bool is_libc(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return !strncmp(base, "libc.so", 7) || !strncmp(base, "libc-", 5) ||
+	       !strncmp(base, "ld-musl-", 8) ||
+	       !strncmp(base, "libc.musl-", 10);
+}
+
+/* Search mapping @m of @proc for the restorer's bytes, into @f.
+ * Return: false if its memory could not be read. */
+static bool search_map(const struct hp_proc *proc, const struct hp_map *m,
+		       struct restorer_file *f)
+{
+	static const uint8_t want[] = HP_X86_RESTORER_BYTES;
+	const uint64_t size = m->end - m->start;
+	size_t nr = 0;
+	uint8_t *buf = malloc(HP_RESTORER_CHUNK + sizeof(want));
+
+	for (size_t k = 0; k < HP_RESTORERS_MAX; k++)
+		f->at[k] = UINT64_MAX;
+	if (!buf || size > HP_RESTORER_SEARCH_MAX) {
+		free(buf);
+		return !!buf;
+	}
+	/* Chunks overlapping by the pattern's length less one byte. */
+	for (uint64_t off = 0; off < size && !nr; off += HP_RESTORER_CHUNK) {
+		const uint64_t left = size - off;
+		const size_t len =
+			left > HP_RESTORER_CHUNK + sizeof(want) - 1
+				? HP_RESTORER_CHUNK + sizeof(want) - 1
+				: (size_t)left;
+		const uint8_t *p = buf, *end = buf + len;
+
+		if (hp_proc_read(proc, m->start + off, buf, len)) {
+			free(buf);
+			return false;
+		}
+		while (nr < HP_RESTORERS_MAX &&
+		       (p = memmem(p, (size_t)(end - p), want, sizeof(want)))) {
+			if ((size_t)(p - buf) < HP_RESTORER_CHUNK)
+				f->at[nr++] = off + (uint64_t)(p - buf);
+			p++;
+		}
+	}
+	free(buf);
+	return true;
+}
+
+/*
+ * Is what @f found still in mapping @m? An inode is reused once its file
+ * is deleted (a C library upgraded, in a long-lived hpatchd): the first
+ * restorer's bytes are read again, 9 bytes per process and file.
+ */
+static bool still_there(const struct hp_proc *proc, const struct hp_map *m,
+			const struct restorer_file *f)
+{
+	static const uint8_t want[] = HP_X86_RESTORER_BYTES;
+	uint8_t got[sizeof(want)];
+
+	if (f->at[0] == UINT64_MAX)
+		return true;
+	if (hp_proc_read(proc, m->start + f->at[0], got, sizeof(got)))
+		return true; /* unread: as found (the caller sees it fail) */
+	return !memcmp(got, want, sizeof(want));
+}
+
+/* The restorers of mapping @m, from what this run found or searched now. */
+static const struct restorer_file *file_restorers(const struct hp_proc *proc,
+						  const struct hp_map *m)
+{
+	struct restorer_file *f = NULL;
+
+	for (size_t i = 0; i < known.nr && !f; i++)
+		if (known.f[i].dev == m->dev && known.f[i].inode == m->inode &&
+		    known.f[i].offset == m->offset &&
+		    known.f[i].size == m->end - m->start)
+			f = &known.f[i];
+	if (f && still_there(proc, m, f))
+		return f;
+	if (!f) {
+		f = &known.f[known.next];
+		known.next = (known.next + 1) % HP_RESTORER_FILES;
+		known.nr += known.nr < HP_RESTORER_FILES;
+	}
+	*f = (struct restorer_file){ .dev = m->dev,
+				     .inode = m->inode,
+				     .offset = m->offset,
+				     .size = m->end - m->start };
+	if (!search_map(proc, m, f))
+		f->inode = 0; /* unread: searched again next time */
+	hp_dbg(HP_DBG_PTRACE, "pid %d: '%s': restorer at +0x%llx",
+	       (int)proc->pid, m->path, (unsigned long long)f->at[0]);
+	return f;
+}
+
+/* Add the restorers of the executable mappings of @path. */
+static void add_file(struct hp_proc *proc, const char *path)
+{
+	for (size_t i = 0; i < proc->nr_maps; i++) {
+		const struct hp_map *m = &proc->maps[i];
+		const struct restorer_file *f = NULL;
+
+		if (!(m->prot & PROT_EXEC) || !m->inode ||
+		    strcmp(m->path, path))
+			continue;
+		f = file_restorers(proc, m);
+		for (size_t k = 0;
+		     k < HP_RESTORERS_MAX && f->at[k] != UINT64_MAX &&
+		     proc->nr_restorers < HP_RESTORERS_MAX;
+		     k++)
+			proc->restorers[proc->nr_restorers++] =
+				m->start + f->at[k];
+	}
+}
+
+void hp_proc_find_restorers(struct hp_proc *proc)
+{
+	const char *last = NULL;
+	bool libc = false;
+
+	proc->nr_restorers = 0;
+	for (size_t i = 0; i < proc->nr_maps; i++) {
+		const struct hp_map *m = &proc->maps[i];
+
+		if (!(m->prot & PROT_EXEC) || !m->inode || !is_libc(m->path))
+			continue;
+		libc = true;
+		if (!last || strcmp(last, m->path)) /* once per file */
+			add_file(proc, m->path);
+		last = m->path;
+	}
+	/* None: a static program has its own (the first mapping). */
+	if (!libc && proc->nr_maps && proc->maps[0].inode)
+		add_file(proc, proc->maps[0].path);
+}
+
+bool hp_sigframe_read(const uint8_t *p, uint64_t addr, struct hp_sigframe *f)
+{
+	uint64_t fpstate;
+
+	memcpy(&f->rsp, p + HP_X86_SIGFRAME_RSP, sizeof(f->rsp));
+	memcpy(&f->rip, p + HP_X86_SIGFRAME_RIP, sizeof(f->rip));
+	memcpy(&fpstate, p + HP_X86_SIGFRAME_FPSTATE, sizeof(fpstate));
+	return !fpstate ||
+	       (fpstate > addr && fpstate - addr <= HP_SIGFRAME_FPSTATE_MAX);
+}
