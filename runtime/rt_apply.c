@@ -383,6 +383,9 @@ static int open_alone(pid_t pid, const struct hp_rt_opts *opts,
 		return rc;
 	proc->checked_last = last;
 	proc->start = lk->start;
+	/* Its stacks will be read: signal frames to follow (before any
+	 * stop; searched once per C library of a run). */
+	hp_proc_find_restorers(proc);
 	return 0;
 }
 

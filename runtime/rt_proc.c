@@ -295,7 +295,6 @@ static int read_maps(struct hp_proc *proc, bool quiet, bool *vanished)
 	free(proc->maps);
 	proc->maps = maps;
 	proc->nr_maps = nr;
-	hp_proc_find_restorers(proc); /* (searched once per file) */
 	return nr ? 0 : -HP_E_GONE;
 }
 

@@ -926,6 +926,10 @@ static void test_sigframe_layout(void **state)
 	assert_memory_equal((const void *)(uintptr_t)frame_restorer, want,
 			    sizeof(want));
 	assert_hp_ok(hp_proc_open(getpid(), &proc, true));
+	/* Opened (status, a scan, hpatchd's match): nothing searched. Only
+	 * an apply or a revert, whose stacks are read, look for them. */
+	assert_int_equal(proc.nr_restorers, 0);
+	hp_proc_find_restorers(&proc);
 	for (size_t k = 0; k < proc.nr_restorers; k++)
 		listed |= proc.restorers[k] == frame_restorer;
 	hp_proc_close(&proc);
