@@ -86,6 +86,11 @@ check "the audit names the executable of every process patched" named
 # one loaded later is said once for the patch and build, not per process.
 notes=$(grep -c 'no unwinder loaded' "$T/hpatchd.log" || true)
 check "the unwinder note said once for 30 processes ($notes)" test "$notes" -eq 1
+# The wake timer that bounds its waits (runtime/rt_ptrace.c) and its
+# handler stay set up from one apply to the next (HP_RT_BATCH): made by
+# the first apply, before the trace, and never again.
+check "the wake timer made no more ($(grep -c 'timer_create(' "$T/trace" || true))" \
+	test "$(grep -c 'timer_create(\|timer_delete(' "$T/trace" || true)" -eq 0
 # Its own pid: asked once (common/hp_util.c: hp_self_pid), never again.
 check "getpid() asked no more" test "$(grep -c 'getpid()' "$T/trace" || true)" -eq 0
 finish
