@@ -161,11 +161,11 @@ static bool read_file(const char *path, struct ag_file *f, bool watched)
 	Elf64_Ehdr eh;
 	struct stat st;
 	bool first = false, text = false;
-	const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	const int fd = hp_open_regular(path, &st);
 
 	if (fd < 0)
-		return true; /* unreadable: no image of ours */
-	if (fstat(fd, &st) < 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+		return true; /* unreadable, a device: no image of ours */
+	if (st.st_dev != f->dev || st.st_ino != f->ino) {
 		close(fd);
 		return false;
 	}

@@ -132,6 +132,26 @@ out_close:
 	return rc;
 }
 
+int hp_open_regular(const char *path, struct stat *st)
+{
+	const int at = open(path, O_PATH | O_CLOEXEC);
+	char self[48];
+	int fd = -EINVAL;
+
+	if (at < 0)
+		return -errno;
+	if (fstat(at, st) < 0) {
+		fd = -errno;
+	} else if (S_ISREG(st->st_mode)) {
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
+		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			fd = -errno;
+	}
+	close(at);
+	return fd;
+}
+
 /* 0: not asked yet in this process (a fork's child starts so). */
 static pid_t self_pid;
 

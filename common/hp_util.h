@@ -124,6 +124,17 @@ static inline uint64_t hp_get_le64(const uint8_t *p)
 	return le64toh(v);
 }
 
+struct stat;
+/*
+ * hp_open_regular() - open @path for reading, only if it is a regular file
+ * (*@st: its stat). The path a process's map names may be a device node
+ * (a GPU's, a UIO device's), whose very open runs its driver, or be made
+ * one meanwhile by whoever owns its directory: it is opened O_PATH, which
+ * runs nothing, and reopened through /proc/self/fd once it proved regular.
+ * Return: an fd, -EINVAL (not a regular file), or -errno.
+ */
+int hp_open_regular(const char *path, struct stat *st);
+
 /*
  * hp_self_pid() - the calling process's pid, asked of the kernel once per
  * process (glibc caches it no more): hpatchd asked at each apply, two to

@@ -154,22 +154,16 @@ static int file_module_id(const struct hp_map *m, struct module_id *out)
 	const size_t page_len = m->end - m->start < sizeof(page)
 					? (size_t)(m->end - m->start)
 					: sizeof(page);
-	const int at = open(m->path, O_PATH | O_CLOEXEC);
-	char self[48];
 	struct stat st;
 	ssize_t n = -1;
-	int fd = -1, rc;
+	int fd = hp_open_regular(m->path, &st), rc;
 
-	if (at < 0)
-		return -errno;
-	if (!fstat(at, &st) && S_ISREG(st.st_mode) && st.st_ino == m->inode &&
-	    dev_of(st.st_dev) == m->dev) {
-		snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
-		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	}
-	close(at);
 	if (fd < 0)
+		return fd;
+	if (st.st_ino != m->inode || dev_of(st.st_dev) != m->dev) {
+		close(fd);
 		return -ESTALE;
+	}
 	n = pread(fd, page, page_len, 0);
 	close(fd);
 	if (n < 0)

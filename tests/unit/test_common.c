@@ -327,6 +327,35 @@ static void test_secure_dir_seen(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* hp_open_regular: a regular file (through a link too) is opened; a
+ * device node is refused without being opened; a missing path says so. */
+static void test_open_regular(void **state)
+{
+	char path[] = "/tmp/hp-regular-XXXXXX", link[64], c = 0;
+	struct stat st, want;
+	const int tmp = mkstemp(path);
+	int fd;
+
+	(void)state;
+	assert_true(tmp >= 0);
+	assert_int_equal(write(tmp, "x", 1), 1);
+	assert_int_equal(fstat(tmp, &want), 0);
+	close(tmp);
+	snprintf(link, sizeof(link), "%s.link", path);
+	assert_int_equal(symlink(path, link), 0);
+	fd = hp_open_regular(link, &st);
+	assert_true(fd >= 0);
+	assert_int_equal(st.st_ino, want.st_ino);
+	assert_int_equal(read(fd, &c, 1), 1);
+	assert_int_equal(c, 'x');
+	close(fd);
+	assert_int_equal(hp_open_regular("/dev/null", &st), -EINVAL);
+	assert_true(S_ISCHR(st.st_mode));
+	unlink(link);
+	unlink(path);
+	assert_int_equal(hp_open_regular(path, &st), -ENOENT);
+}
+
 /* hp_self_pid: asked once, and asked again in a fork's child (the
  * workers of `hpatch apply --all` tell their own helper thread by it). */
 static void test_self_pid(void **state)
@@ -364,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_log),
 		cmocka_unit_test(test_secure_dir_seen),
+		cmocka_unit_test(test_open_regular),
 		cmocka_unit_test(test_self_pid),
 	};
 
