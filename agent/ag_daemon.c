@@ -488,7 +488,6 @@ static int reload_store(struct ag_daemon *d);
 
 static void run_due(struct ag_daemon *d, uint64_t now)
 {
-	int lock = -1;
 	bool any = false;
 	size_t nr_done = 0;
 
@@ -496,8 +495,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		any = d->procs[i].due_us && d->procs[i].due_us <= now;
 	if (!any)
 		return;
-	lock = hp_store_lock(d->conf->store_dir, true);
-	if (lock < 0) {
+	if (ag_store_lock(&d->store_lock, d->conf->store_dir) < 0) {
 		/* `hpatch uninstall` is reverting: come back shortly. */
 		for (size_t i = 0; i < d->nr_procs; i++)
 			if (d->procs[i].due_us && d->procs[i].due_us <= now)
@@ -540,7 +538,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		}
 		i++;
 	}
-	close(lock);
+	ag_store_unlock(&d->store_lock);
 	d->sweep_fds = false;
 	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
 	       nr_done, hp_now_us() - now);
@@ -772,15 +770,15 @@ static int setup(struct ag_daemon *d)
 	ag_load_fallbacks(d);
 	/* The lock file exists before the store is stamped: creating it
 	 * later would read as a change of the store. */
-	rc = hp_store_lock(d->conf->store_dir, true);
-	if (rc >= 0)
-		close(rc);
+	if (!ag_store_lock(&d->store_lock, d->conf->store_dir))
+		ag_store_unlock(&d->store_lock);
 	return reload_store(d);
 }
 
 static void teardown(struct ag_daemon *d)
 {
 	hp_rt_batch_end();
+	ag_store_lock_release(&d->store_lock);
 	ag_watch_release(d);
 	hp_rt_sharers_free(d->sharers);
 	ag_events_close(&d->ev);
@@ -804,6 +802,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 {
 	struct ag_daemon d = { .conf = conf,
 			       .ev = { .fd = -1 },
+			       .store_lock = { .fd = -1 },
 			       .in_fd = -1,
 			       .sig_fd = -1,
 			       .audit = { .fd = -1 } };

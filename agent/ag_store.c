@@ -4,6 +4,7 @@
  * that hpatchd, watching the directory, never reads half a file.
  */
 #include "agent/agent.h"
+#include "agent/agent_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -420,4 +421,54 @@ int hp_store_lock(const char *dir, bool try)
 			return rc;
 	}
 	return -EAGAIN;
+}
+
+/*
+ * Three system calls where hp_store_lock() takes six (open, flock, fstat,
+ * stat, and close at the end): the file held open has an inode no other
+ * file can be given, so the one at the path is ours while stat() shows
+ * its device and inode; else (renamed over, removed) it is closed, and
+ * the file at the path taken as hp_store_lock() takes it.
+ */
+int ag_store_lock(struct ag_store_lock *l, const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/.lock", dir);
+	if (l->fd >= 0) {
+		while (flock(l->fd, LOCK_EX | LOCK_NB) < 0 && !rc)
+			rc = errno == EINTR ? 0 : -errno;
+		if (!stat(path, &st) && st.st_dev == l->dev &&
+		    st.st_ino == l->ino)
+			return rc; /* held by another (busy), or ours */
+		/* Another file at the path now: its lock is the one. */
+		ag_store_lock_release(l);
+	}
+	rc = hp_store_lock(dir, true);
+	if (rc < 0)
+		return rc;
+	l->fd = rc;
+	if (fstat(l->fd, &st) < 0) {
+		rc = -errno;
+		ag_store_lock_release(l);
+		return rc;
+	}
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	return 0;
+}
+
+void ag_store_unlock(struct ag_store_lock *l)
+{
+	if (l->fd >= 0 && flock(l->fd, LOCK_UN) < 0)
+		ag_store_lock_release(l); /* (a close lets go too) */
+}
+
+void ag_store_lock_release(struct ag_store_lock *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
 }

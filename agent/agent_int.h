@@ -95,10 +95,22 @@ struct ag_gone_maps {
 	size_t head, nr, cap;
 };
 
+/*
+ * The store's lock as hpatchd takes it: at every pass over the processes
+ * due (one pass per new process in a storm of them), so its file is kept
+ * open from one pass to the next (ag_store.c).
+ */
+struct ag_store_lock {
+	int fd;	   /* STORE/.lock, -1: none open */
+	dev_t dev; /* the file @fd is (kept open: no other gets its inode) */
+	ino_t ino;
+};
+
 struct ag_daemon {
 	const struct hp_agent_conf *conf;
 	struct hp_policy pol;
 	struct hp_store store;
+	struct ag_store_lock store_lock;
 	struct timespec store_stamp[2]; /* its directory's mtime, ctime */
 	/* Per store entry: the patch to apply (NULL: superseded or not
 	 * verified), and how many of its modules a process maps. */
@@ -156,6 +168,16 @@ static inline uint64_t ag_hash(uint64_t h, const char *s)
 		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
 	return h;
 }
+
+/* ag_store.c: take @l (never waits), as hp_store_lock(@dir, true) takes
+ * the lock, on the file at STORE/.lock when it returns. Return: 0, or
+ * -errno (-EWOULDBLOCK: another holds it). */
+int ag_store_lock(struct ag_store_lock *l, const char *dir)
+	__attribute__((warn_unused_result));
+/* Let go of @l's lock; its file stays open for the next. */
+void ag_store_unlock(struct ag_store_lock *l);
+/* Close @l's file (none open: nothing). */
+void ag_store_lock_release(struct ag_store_lock *l);
 
 /* ag_match.c: which patches a process maps, from its maps and a cache of
  * each mapped file's build-id. */

@@ -93,6 +93,11 @@ check "the unwinder note said once for 30 processes ($notes)" test "$notes" -eq 
 # the first apply, before the trace, and never again.
 check "the wake timer made no more ($(grep -c 'timer_create(' "$T/trace" || true))" \
 	test "$(grep -c 'timer_create(\|timer_delete(' "$T/trace" || true)" -eq 0
+# The store's lock file, open from one pass over the processes due to
+# the next (agent/ag_store.c: ag_store_lock): locked and let go, never
+# opened again.
+check "the store's lock file opened no more" \
+	test "$(grep -c "open.*\"$AGENT_STORE/.lock\"" "$T/trace" || true)" -eq 0
 # Its own pid: asked once (common/hp_util.c: hp_self_pid), never again.
 check "getpid() asked no more" test "$(grep -c 'getpid()' "$T/trace" || true)" -eq 0
 # Its heap, grown by the first applies, stays (agent/hpatchd.c: mallopt):

@@ -951,6 +951,81 @@ static void test_store_lock_swapped(void **state)
 	lock_swapped("removed-try", SWAP_REMOVE, true);
 }
 
+/* Is the file @l holds open the one at @path? */
+static bool holds_file_at(const struct ag_store_lock *l, const char *path)
+{
+	struct stat held, now;
+
+	return l->fd >= 0 && !fstat(l->fd, &held) && !stat(path, &now) &&
+	       held.st_dev == now.st_dev && held.st_ino == now.st_ino;
+}
+
+/* Can another take the lock of the file at @path now? */
+static bool lock_free(const char *path)
+{
+	const int fd = open(path, O_RDONLY);
+	const bool free_now = fd >= 0 && !flock(fd, LOCK_EX | LOCK_NB);
+
+	if (fd >= 0)
+		close(fd);
+	return free_now;
+}
+
+/*
+ * hpatchd's store lock keeps its file open from one pass to the next: the
+ * lock it takes is still that of the file at the path, whatever happened
+ * to the path in between (renamed over, removed), and another's lock of
+ * that file keeps it out.
+ */
+static void test_store_lock_kept(void **state)
+{
+	struct ag_store_lock l = { .fd = -1 };
+	char store[128], path[160], other[160];
+	int fd = -1, kept = -1;
+
+	(void)state;
+	snprintf(store, sizeof(store), "%s/kept", dir);
+	snprintf(path, sizeof(path), "%s/.lock", store);
+	snprintf(other, sizeof(other), "%s/lock.new", store);
+	/* Made with the store, then held: no one else gets it. */
+	assert_int_equal(ag_store_lock(&l, store), 0);
+	assert_true(holds_file_at(&l, path));
+	assert_false(lock_free(path));
+	ag_store_unlock(&l);
+	assert_true(lock_free(path));
+	/* Held by another between two passes: busy, the file kept. */
+	kept = l.fd;
+	fd = open(path, O_RDONLY);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	assert_int_equal(ag_store_lock(&l, store), -EWOULDBLOCK);
+	assert_int_equal(l.fd, kept);
+	close(fd);
+	assert_int_equal(ag_store_lock(&l, store), 0);
+	assert_int_equal(l.fd, kept);
+	ag_store_unlock(&l);
+	/* Renamed over and the new file held: busy, though its own old
+	 * file is free. */
+	fd = open(other, O_RDONLY | O_CREAT, 0600);
+	assert_int_equal(rename(other, path), 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	assert_int_equal(ag_store_lock(&l, store), -EWOULDBLOCK);
+	close(fd);
+	/* Let go: the new one locked, the one at the path. */
+	assert_int_equal(ag_store_lock(&l, store), 0);
+	assert_true(holds_file_at(&l, path));
+	assert_false(lock_free(path));
+	ag_store_unlock(&l);
+	/* Removed: made again, and that one locked. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(ag_store_lock(&l, store), 0);
+	assert_true(holds_file_at(&l, path));
+	assert_false(lock_free(path));
+	ag_store_unlock(&l);
+	assert_true(lock_free(path));
+	ag_store_lock_release(&l);
+	assert_int_equal(l.fd, -1);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -972,6 +1047,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_events_forget_exits),
 		cmocka_unit_test(test_fallback_command_no_child),
 		cmocka_unit_test(test_store_lock_swapped),
+		cmocka_unit_test(test_store_lock_kept),
 	};
 
 	if (argc == 2 && !strcmp(argv[1], "--sharers-helper"))
