@@ -249,42 +249,35 @@ static const struct ag_file *lookup(const char *path,
 
 int ag_maps_parse_line(const char *line, struct ag_maps_line *m)
 {
-	const char *p = line;
-	char *end = NULL;
-	unsigned long major = 0, minor = 0;
+	unsigned long long start, end, off, major, minor, ino;
+	const char *p = line, *perms = NULL;
 
 	*m = (struct ag_maps_line){ 0 };
-	m->start = strtoull(p, &end, 16);
-	if (end == p || *end != '-')
+	p = hp_parse_num(p, 16, '-', &start);
+	p = p ? hp_parse_num(p, 16, ' ', &end) : NULL;
+	if (!p || strnlen(p, 5) < 5 || p[4] != ' ')
 		return -EINVAL;
-	p = end + 1;
-	m->end = strtoull(p, &end, 16);
-	if (end == p || *end != ' ' || strnlen(end + 1, 5) < 5 || end[5] != ' ')
+	perms = p;
+	p = hp_parse_num(p + 5, 16, ' ', &off);
+	p = p ? hp_parse_num(p, 16, ':', &major) : NULL; /* the device */
+	p = p ? hp_parse_num(p, 16, ' ', &minor) : NULL;
+	p = p ? hp_parse_num(p, 10, 0, &ino) : NULL;
+	if (!p || major > 0xffffffffu || minor > 0xffffffffu)
 		return -EINVAL;
-	m->readable = end[1] == 'r';
-	m->exec = end[3] == 'x';
-	m->shared = end[4] == 's';
-	p = end + 6;
-	m->offset = strtoull(p, &end, 16);
-	if (end == p || *end != ' ')
-		return -EINVAL;
-	p = end + 1; /* the device, MAJOR:MINOR in hex */
-	major = strtoul(p, &end, 16);
-	if (end == p || *end != ':')
-		return -EINVAL;
-	p = end + 1;
-	minor = strtoul(p, &end, 16);
-	if (end == p || *end != ' ')
-		return -EINVAL;
-	m->dev = makedev(major, minor);
-	p = end;
-	m->ino = strtoul(p + 1, &end, 10);
-	if (end == p + 1)
-		return -EINVAL;
-	while (*end == ' ')
-		end++;
-	m->path = end;
-	m->path_len = strcspn(end, "\n");
+	if (p[-1] == '\n')
+		p--; /* no path: the line ends there */
+	*m = (struct ag_maps_line){ .start = start,
+				    .end = end,
+				    .offset = off,
+				    .dev = makedev(major, minor),
+				    .ino = ino,
+				    .readable = perms[0] == 'r',
+				    .exec = perms[2] == 'x',
+				    .shared = perms[3] == 's' };
+	while (*p == ' ')
+		p++;
+	m->path = p;
+	m->path_len = strcspn(p, "\n");
 	return 0;
 }
 

@@ -76,6 +76,16 @@ uint32_t hp_note_build_id(const uint8_t *notes, size_t len, uint8_t *id,
 			  size_t cap);
 /* Parse exactly 2*@len hex digits. Return: 0 or -EINVAL. */
 int hp_unhex(uint8_t *out, size_t len, const char *hex);
+/*
+ * hp_parse_num() - the unsigned number in @base (10 or 16), digits only
+ * (no sign, space or "0x"), at @p, into *@v: a field of a line of /proc
+ * (maps), parsed by hand. Ended by @sep, or with @sep 0 by a space, a
+ * newline or the end of the string. Return: past @sep (with @sep 0: past
+ * the space or newline, at the end), or NULL: no digit, another character
+ * after them, or more than 64 bits.
+ */
+const char *hp_parse_num(const char *p, int base, char sep,
+			 unsigned long long *v);
 
 /*
  * Little-endian fields at any alignment: memcpy of the value in file byte

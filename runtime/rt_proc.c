@@ -191,36 +191,6 @@ static int read_proc_file(const char *path, char **out, size_t *len)
 	return 0;
 }
 
-/* A number in @base at @p followed by @sep (0: a space or the end), in
- * *@v. Return: past @sep, NULL if it is not there. */
-static const char *map_number(const char *p, int base, char sep,
-			      unsigned long long *v)
-{
-	unsigned long long n = 0;
-	const char *q = p;
-
-	for (;; q++) {
-		const int c = (unsigned char)*q;
-		const int d =
-			c >= '0' && c <= '9'		     ? c - '0'
-			: base == 16 && c >= 'a' && c <= 'f' ? c - 'a' + 10
-			: base == 16 && c >= 'A' && c <= 'F' ? c - 'A' + 10
-							     : -1;
-
-		if (d < 0)
-			break;
-		/* (No division per digit: it made this a few percent of a
-		 * worker's CPU time, on every line of every map read.) */
-		if (__builtin_mul_overflow(n, (unsigned long long)base, &n) ||
-		    __builtin_add_overflow(n, (unsigned long long)d, &n))
-			return NULL;
-	}
-	if (q == p || (sep ? *q != sep : *q && *q != ' '))
-		return NULL;
-	*v = n;
-	return *q ? q + 1 : q;
-}
-
 /*
  * One line of /proc/PID/maps, "START-END PERMS OFFSET MAJ:MIN INODE
  * [PATH]". Return: false if it is not one. By hand: sscanf was a tenth of
@@ -231,16 +201,17 @@ static bool parse_map_line(const char *line, struct hp_map *m)
 {
 	unsigned long long start, end, off, major, minor, inode;
 	const char *p = line, *perms = NULL;
+	size_t len;
 
-	p = map_number(p, 16, '-', &start);
-	p = p ? map_number(p, 16, ' ', &end) : NULL;
+	p = hp_parse_num(p, 16, '-', &start);
+	p = p ? hp_parse_num(p, 16, ' ', &end) : NULL;
 	if (!p || strnlen(p, 5) < 5 || p[4] != ' ')
 		return false;
 	perms = p;
-	p = map_number(p + 5, 16, ' ', &off);
-	p = p ? map_number(p, 16, ':', &major) : NULL;
-	p = p ? map_number(p, 16, ' ', &minor) : NULL;
-	p = p ? map_number(p, 10, 0, &inode) : NULL;
+	p = hp_parse_num(p + 5, 16, ' ', &off);
+	p = p ? hp_parse_num(p, 16, ':', &major) : NULL;
+	p = p ? hp_parse_num(p, 16, ' ', &minor) : NULL;
+	p = p ? hp_parse_num(p, 10, 0, &inode) : NULL;
 	if (!p || major > 0xffffffffu || minor > 0xffffffffu)
 		return false;
 	*m = (struct hp_map){ .start = start,
@@ -254,7 +225,9 @@ static bool parse_map_line(const char *line, struct hp_map *m)
 	m->shared = perms[3] == 's';
 	while (*p == ' ')
 		p++;
-	snprintf(m->path, sizeof(m->path), "%s", p);
+	len = strnlen(p, sizeof(m->path) - 1); /* (longer: cut, as ever) */
+	memcpy(m->path, p, len);
+	m->path[len] = 0;
 	return true;
 }
 

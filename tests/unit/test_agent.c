@@ -317,7 +317,33 @@ static void test_maps_line(void **state)
 					    &m),
 			 0);
 	assert_true(m.shared && !m.exec && m.ino == 0 && m.path_len == 0);
+	/* No path, the next line right after: not its path. */
+	assert_int_equal(ag_maps_parse_line("1000-2000 ---p 00000000 00:00 0\n"
+					    "3000-4000 r--p 0 00:00 0 /x\n",
+					    &m),
+			 0);
+	assert_true(m.start == 0x1000 && m.end == 0x2000 && !m.readable);
+	assert_int_equal(m.path_len, 0);
+	/* The last line, no newline; a path with spaces, kept whole. */
+	assert_int_equal(ag_maps_parse_line("a000-b000 r-xp 0000f000 103:7 "
+					    "42   /tmp/a b (deleted)",
+					    &m),
+			 0);
+	assert_true(m.offset == 0xf000 && m.dev == makedev(0x103, 7));
+	assert_true(m.ino == 42 && m.exec);
+	assert_int_equal(m.path_len, strlen("/tmp/a b (deleted)"));
+	assert_memory_equal(m.path, "/tmp/a b (deleted)", m.path_len);
 	assert_int_equal(ag_maps_parse_line("garbage\n", &m), -EINVAL);
+	/* Beyond 64 bits, a sign, a field cut short: not a line. */
+	assert_int_equal(ag_maps_parse_line("10000000000000000-2000 r--p 0 "
+					    "00:00 0\n",
+					    &m),
+			 -EINVAL);
+	assert_int_equal(ag_maps_parse_line("-1000-2000 r--p 0 00:00 0\n", &m),
+			 -EINVAL);
+	assert_int_equal(ag_maps_parse_line("1000-2000 r--p 0 00:00\n", &m),
+			 -EINVAL);
+	assert_int_equal(ag_maps_parse_line("1000-2000 r--\n", &m), -EINVAL);
 }
 
 /* This test program's build-id, from its PT_NOTE in memory. */

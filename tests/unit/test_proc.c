@@ -71,6 +71,23 @@ static void test_maps_lines(void **state)
 	free(text);
 }
 
+/* A path longer than struct hp_map holds: its first 255 bytes. */
+static void test_maps_long_path(void **state)
+{
+	char line[600], path[400];
+	struct hp_map m = { 0 };
+
+	(void)state;
+	memset(path, 'p', sizeof(path) - 1);
+	path[0] = '/';
+	path[sizeof(path) - 1] = 0;
+	snprintf(line, sizeof(line), "1000-2000 r-xp 00000000 fd:01 7 %s",
+		 path);
+	assert_true(parse_map_line(line, &m));
+	assert_int_equal(strlen(m.path), sizeof(m.path) - 1);
+	assert_memory_equal(m.path, path, sizeof(m.path) - 1);
+}
+
 static void test_maps_refused(void **state)
 {
 	static const char *const bad[] = {
@@ -95,16 +112,16 @@ static void test_map_number_limits(void **state)
 	unsigned long long v = 0;
 
 	(void)state;
-	assert_non_null(map_number("ffffffffffffffff-", 16, '-', &v));
+	assert_non_null(hp_parse_num("ffffffffffffffff-", 16, '-', &v));
 	assert_true(v == ~0ULL);
-	assert_null(map_number("10000000000000000-", 16, '-', &v));
-	assert_non_null(map_number("18446744073709551615", 10, 0, &v));
+	assert_null(hp_parse_num("10000000000000000-", 16, '-', &v));
+	assert_non_null(hp_parse_num("18446744073709551615", 10, 0, &v));
 	assert_true(v == ~0ULL);
-	assert_null(map_number("18446744073709551616", 10, 0, &v));
-	assert_null(map_number("99999999999999999999", 10, 0, &v));
-	assert_non_null(map_number("7fFe0 ", 16, 0, &v));
+	assert_null(hp_parse_num("18446744073709551616", 10, 0, &v));
+	assert_null(hp_parse_num("99999999999999999999", 10, 0, &v));
+	assert_non_null(hp_parse_num("7fFe0 ", 16, 0, &v));
 	assert_true(v == 0x7ffe0);
-	assert_null(map_number("-1", 10, 0, &v));
+	assert_null(hp_parse_num("-1", 10, 0, &v));
 }
 
 /* A process's memory: @size bytes at @at, each read (and its length)
@@ -451,6 +468,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_maps_lines),
+		cmocka_unit_test(test_maps_long_path),
 		cmocka_unit_test(test_maps_refused),
 		cmocka_unit_test(test_map_number_limits),
 		cmocka_unit_test(test_module_id),
