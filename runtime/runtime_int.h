@@ -558,7 +558,7 @@ struct hp_sigframe {
 /*
  * Read the frame whose restorer word is at @addr (HP_X86_SIGFRAME_SIZE
  * bytes at @p). Return: false if it cannot be the kernel's (its FPU state
- * pointer is neither 0 nor just above it).
+ * not just above it, aligned; not a 64-bit code segment's).
  */
 bool hp_sigframe_read(const uint8_t *p, uint64_t addr, struct hp_sigframe *f);
 
