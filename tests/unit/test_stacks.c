@@ -834,6 +834,24 @@ static void test_sigframe_followed(void **state)
 			assert_hp_ok(check(&r, 1, &tid, &busy));
 			assert_int_equal(fk.nr_reads, 1);
 		}
+		/* The handler returned, its thread on the restorer (the
+		 * frame's restorer word just popped, below the stack
+		 * pointer): the frame is followed all the same. */
+		put_word(0, 4200, 0);
+		put_frame(0, 4088, usual, 0x1234);
+		for (uint64_t ip = RESTORER; ip < RESTORER + 10; ip++) {
+			fk.t[0].regs.rip = ip;
+			fk.nr_reads = 0;
+			if (ip < RESTORER + HP_X86_RESTORER_SIZE) {
+				assert_hp_err(check(&r, 1, &tid, &busy),
+					      HP_E_BUSY);
+				assert_int_equal(fk.nr_reads, 3);
+			} else {
+				assert_hp_ok(check(&r, 1, &tid, &busy));
+			}
+		}
+		fk.t[0].regs.rip = 0x1000;
+		put_frame(0, 4200, usual, 0x1234);
 		/* Its stack pointer in no mapping, or past the end of it. */
 		put_frame(0, 4200, map_start(1) + SPAN + 8, 0x1234);
 		assert_hp_ok(check(&r, 1, &tid, &busy));
