@@ -90,7 +90,10 @@ static inline int hp_x86_is_syscall(const uint8_t *b, uint64_t n)
 #define HP_X86_SIGFRAME_GREGS (8 + 40) /* pretcode, uc_flags..uc_stack */
 #define HP_X86_SIGFRAME_RSP (HP_X86_SIGFRAME_GREGS + 15 * 8)
 #define HP_X86_SIGFRAME_RIP (HP_X86_SIGFRAME_GREGS + 16 * 8)
+#define HP_X86_SIGFRAME_CSGSFS (HP_X86_SIGFRAME_GREGS + 18 * 8)
 #define HP_X86_SIGFRAME_FPSTATE (HP_X86_SIGFRAME_GREGS + 23 * 8)
+#define HP_X86_USER_CS 0x33	/* a 64-bit process's code segment */
+#define HP_X86_FPSTATE_ALIGN 64 /* XSAVE's */
 #define HP_X86_SIGFRAME_SIZE (HP_X86_SIGFRAME_FPSTATE + 8) /* what we read */
 
 #endif

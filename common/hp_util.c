@@ -144,7 +144,10 @@ int hp_open_regular(const char *path, struct stat *st)
 		fd = -errno;
 	} else if (S_ISREG(st->st_mode)) {
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", at);
-		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		/* O_NONBLOCK: a file someone holds a lease on (any user
+		 * may lease his own) would block the open until the lease
+		 * breaks, 45 s by default, with hpatchd's loop in it. */
+		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (fd < 0)
 			fd = -errno;
 	}

@@ -220,22 +220,37 @@ static const struct hp_busy_range *scan_frames(struct frame_walk *fw,
 	}
 }
 
+/* Is @ip on a restorer's instructions: a handler returned, its frame's
+ * restorer word just popped, rt_sigreturn not made yet? */
+static bool at_restorer(const struct range_index *x, hp_raddr_t ip)
+{
+	for (size_t k = 0; k < x->nr_restorers; k++)
+		if (ip >= x->restorers[k] &&
+		    ip - x->restorers[k] < HP_X86_RESTORER_SIZE)
+			return true;
+	return false;
+}
+
 /* The first return into a range of @x on a thread's stack (the @len
- * bytes at @p, read from its stack pointer @sp), or on a stack a signal
- * frame on it names. */
+ * bytes at @p, read from its stack pointer @sp; its instruction pointer
+ * @ip), or on a stack a signal frame on it names: one at @sp - 8 too,
+ * when the thread is on the restorer. */
 static const struct hp_busy_range *scan_thread(const struct hp_proc *proc,
 					       const struct range_index *x,
 					       const uint8_t *p, size_t len,
-					       hp_raddr_t sp)
+					       hp_raddr_t sp, hp_raddr_t ip)
 {
 	struct frame_walk fw;
+	const struct hp_busy_range *b = NULL;
 
 	if (!x->nr_restorers)
 		return hp_scan_stack(p, len, x, NULL);
 	fw = (struct frame_walk){ .proc = proc, .x = x };
 	fw.lo[0] = sp & ~7ULL;
 	fw.hi[0] = fw.lo[0] + len;
-	return scan_frames(&fw, p, len, fw.lo[0], 0);
+	if (at_restorer(x, ip) && sp >= 8)
+		b = follow_frame(&fw, p, 0, 0, sp - 8, 0);
+	return b ? b : scan_frames(&fw, p, len, fw.lo[0], 0);
 }
 
 int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
@@ -384,8 +399,8 @@ static void *run_job(void *arg)
 			if (i > __atomic_load_n(&wk->hit, __ATOMIC_RELAXED))
 				break;
 			b = scan_thread(wk->proc, wk->x, wk->buf + off,
-					wk->lens[i],
-					wk->w->threads[i].regs.rsp);
+					wk->lens[i], wk->w->threads[i].regs.rsp,
+					wk->w->threads[i].regs.rip);
 			if (b) {
 				job->hit = i;
 				job->busy = b;
@@ -647,7 +662,8 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 				break;
 		}
 		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
-			hit = scan_thread(proc, &x, stack, len, t->regs.rsp);
+			hit = scan_thread(proc, &x, stack, len, t->regs.rsp,
+					  t->regs.rip);
 		if (hit)
 			hp_who_add(who, t->tid, hit->name, HP_WHO_BELOW);
 	}

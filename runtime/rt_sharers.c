@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,6 +39,44 @@ static bool same_mm(pid_t a, pid_t b)
 }
 
 /*
+ * A task with no memory: the kernel's threads, and a leader gone
+ * (pthread_exit in main) while its process's other threads run on, whose
+ * kcmp finds it sharing nothing though they may share a target's memory.
+ * kthreadd (pid 2, where the kernel's threads are seen) has none; and the
+ * kernel's threads alone share its files. Return: 2, or 0 where pid 2 is
+ * not kthreadd (a pid namespace of its own): any process may be one then.
+ */
+static pid_t kthreadd(void)
+{
+	static int pid = -1;
+
+	if (pid < 0)
+		pid = hp_task_is_kthread(2) ? 2 : 0;
+	return pid;
+}
+
+/* Return: a live thread of @pid's when its leader is gone, else 0. */
+static pid_t gone_leader_thread(pid_t pid)
+{
+	const pid_t k = kthreadd();
+	char path[48];
+	struct stat st;
+	pid_t tid;
+
+	/* A kernel thread (most tasks without memory), or memory of its
+	 * own: not one. */
+	if (k && (syscall(SYS_kcmp, k, pid, KCMP_FILES, 0, 0) == 0 ||
+		  mm_order(k, pid) != 0))
+		return 0;
+	/* One thread (2 + 1 links): none left to share through. */
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (stat(path, &st) || st.st_nlink < 4)
+		return 0;
+	tid = hp_proc_live_tid(pid);
+	return tid != pid ? tid : 0;
+}
+
+/*
  * The index: every process of the host grouped by address space, the
  * groups sorted by kcmp's order, so that a process's group is found in
  * log2(groups) calls. Built in n log2(groups) calls, once for a run over
@@ -51,10 +90,19 @@ struct mm_group {
 	size_t cap;
 };
 
+/* A process whose leader is gone, and a live thread that stands for it. */
+struct gone_leader {
+	pid_t pid;
+	pid_t tid;
+};
+
 struct hp_rt_sharers {
 	struct mm_group *groups; /* in kcmp order */
 	size_t nr;
 	size_t cap;
+	struct gone_leader *gone; /* in no group of their memory's */
+	size_t nr_gone;
+	size_t cap_gone;
 	const struct hp_rt_births *births; /* asked first, if any */
 };
 
@@ -145,6 +193,33 @@ static int insert(struct hp_rt_sharers *s, pid_t pid)
 	return add_pid(&s->groups[at], pid);
 }
 
+/*
+ * Note the processes of @pids whose leader is gone: grouped with the
+ * tasks without memory, not with their live threads'. Where kthreadd
+ * stands for those, only its group's members are looked at.
+ */
+static int note_gone(struct hp_rt_sharers *s, const pid_t *pids, size_t nr)
+{
+	const pid_t k = kthreadd();
+	size_t at = 0;
+
+	if (k && !find_group(s, k, &at)) {
+		pids = s->groups[at].pids;
+		nr = s->groups[at].nr;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		const pid_t tid = gone_leader_thread(pids[i]);
+
+		if (!tid)
+			continue;
+		if (hp_grow(&s->gone, &s->cap_gone, s->nr_gone,
+			    sizeof(*s->gone), 4))
+			return -ENOMEM;
+		s->gone[s->nr_gone++] = (struct gone_leader){ pids[i], tid };
+	}
+	return 0;
+}
+
 int hp_rt_sharers_new(struct hp_rt_sharers **out)
 {
 	struct hp_rt_sharers *s = calloc(1, sizeof(*s));
@@ -158,6 +233,7 @@ int hp_rt_sharers_new(struct hp_rt_sharers **out)
 	rc = hp_proc_list_tasks(0, &all, &nr);
 	for (size_t i = 0; i < nr && !rc; i++)
 		rc = insert(s, all[i]);
+	rc = rc ?: note_gone(s, all, nr);
 	free(all);
 	if (rc) {
 		hp_rt_sharers_free(s);
@@ -184,22 +260,53 @@ void hp_rt_sharers_free(struct hp_rt_sharers *s)
 	for (size_t i = 0; i < s->nr; i++)
 		free(s->groups[i].pids);
 	free(s->groups);
+	free(s->gone);
 	free(s);
 }
 
 /*
  * Up to @cap of @pids, but @pid, that share @self's memory, into @out.
- * Each is asked again, even from the index: it may have exec'd since.
+ * Each is asked again, even from the index: it may have exec'd since. One
+ * whose leader is gone is asked through a live thread: tasks without
+ * memory all order alike against @self's, so only those that order as
+ * kthreadd does may be one.
  */
 static size_t pick(const pid_t *pids, size_t nr, pid_t pid, pid_t self,
 		   pid_t *out, size_t cap)
 {
+	const pid_t k = kthreadd();
+	const int no_mm = k ? mm_order(self, k) : -1;
 	size_t n = 0;
 
-	for (size_t i = 0; i < nr && n < cap; i++)
-		if (pids[i] != pid && same_mm(self, pids[i]))
+	for (size_t i = 0; i < nr && n < cap; i++) {
+		const int r = pids[i] == pid ? -1 : mm_order(self, pids[i]);
+		pid_t tid = 0;
+
+		if (r == 0 && pids[i] != self)
 			out[n++] = pids[i];
+		else if (r > 0 && (!k || r == no_mm) &&
+			 (tid = gone_leader_thread(pids[i])) &&
+			 same_mm(self, tid))
+			out[n++] = pids[i];
+	}
 	return n;
+}
+
+/* Those of @s's processes whose leader is gone, but @pid, that share
+ * @self's memory, appended to @out (*@n of @cap used). */
+static void pick_gone(struct hp_rt_sharers *s, pid_t pid, pid_t self,
+		      pid_t *out, size_t cap, size_t *n)
+{
+	for (size_t i = 0; i < s->nr_gone && *n < cap; i++) {
+		struct gone_leader *g = &s->gone[i];
+
+		if (g->pid == pid)
+			continue;
+		if (mm_order(self, g->tid) < 0) /* that thread exited since */
+			g->tid = gone_leader_thread(g->pid);
+		if (g->tid && same_mm(self, g->tid))
+			out[(*n)++] = g->pid;
+	}
 }
 
 /* @self's sharers: from @s, or from every process of the host. */
@@ -214,6 +321,7 @@ static int find_sharers(struct hp_rt_sharers *s, pid_t pid, pid_t self,
 	if (s && !find_group(s, self, &at)) {
 		*n = pick(s->groups[at].pids, s->groups[at].nr, pid, self, out,
 			  cap);
+		pick_gone(s, pid, self, out, cap, n);
 		return 0;
 	}
 	rc = hp_proc_list_tasks(0, &all, &nr);

@@ -175,13 +175,23 @@ void hp_proc_find_restorers(struct hp_proc *proc)
 		add_file(proc, proc->maps[0].path);
 }
 
+/*
+ * The kernel's frame, not a copy of the restorer's address left in a
+ * stack word (sigaction's own locals hold one): the FPU state just above
+ * it, aligned for XSAVE (always saved since Linux 4.14, no FPU state
+ * being lazy any more), and a 64-bit code segment interrupted. A word
+ * taken for a frame would have an arbitrary mapping read as the stack
+ * it names, in the stop window.
+ */
 bool hp_sigframe_read(const uint8_t *p, uint64_t addr, struct hp_sigframe *f)
 {
-	uint64_t fpstate;
+	uint64_t fpstate, csgsfs;
 
 	memcpy(&f->rsp, p + HP_X86_SIGFRAME_RSP, sizeof(f->rsp));
 	memcpy(&f->rip, p + HP_X86_SIGFRAME_RIP, sizeof(f->rip));
+	memcpy(&csgsfs, p + HP_X86_SIGFRAME_CSGSFS, sizeof(csgsfs));
 	memcpy(&fpstate, p + HP_X86_SIGFRAME_FPSTATE, sizeof(fpstate));
-	return !fpstate ||
-	       (fpstate > addr && fpstate - addr <= HP_SIGFRAME_FPSTATE_MAX);
+	return (csgsfs & 0xffff) == HP_X86_USER_CS && fpstate > addr &&
+	       fpstate - addr <= HP_SIGFRAME_FPSTATE_MAX &&
+	       !(fpstate % HP_X86_FPSTATE_ALIGN);
 }

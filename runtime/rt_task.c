@@ -115,20 +115,28 @@ static void read_small(const char *path, char *buf, size_t size)
 	buf[n > 0 ? n : 0] = 0;
 }
 
+#define HP_PF_EXITING 0x4
+#define HP_PF_KTHREAD 0x200000
+
+/* The flags of a /proc/TID/stat line into *@flags. Return: whether read. */
+static bool stat_flags(const char *stat, unsigned long *flags)
+{
+	const char *p = strrchr(stat, ')');
+
+	/* After the name: state ppid pgrp session tty_nr tpgid flags. */
+	return p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", flags) == 1;
+}
+
 /* Whether a /proc/TID/stat line is of a task with memory of its own: not a
  * kernel thread (PF_KTHREAD), not exiting (PF_EXITING: its memory is being
  * or has been let go). Either has none, and kcmp(KCMP_VM) finds every
  * such task "sharing" it. */
 bool hp_stat_has_mm(const char *stat)
 {
-	const unsigned long pf_exiting = 0x4, pf_kthread = 0x200000;
-	const char *p = strrchr(stat, ')');
 	unsigned long flags = 0;
 
-	/* After the name: state ppid pgrp session tty_nr tpgid flags. */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
-		return false;
-	return !(flags & (pf_exiting | pf_kthread));
+	return stat_flags(stat, &flags) &&
+	       !(flags & (HP_PF_EXITING | HP_PF_KTHREAD));
 }
 
 bool hp_task_has_mm(pid_t tid)
@@ -138,6 +146,16 @@ bool hp_task_has_mm(pid_t tid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
 	read_small(path, buf, sizeof(buf));
 	return hp_stat_has_mm(buf);
+}
+
+bool hp_task_is_kthread(pid_t tid)
+{
+	char path[48], buf[512];
+	unsigned long flags = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	read_small(path, buf, sizeof(buf));
+	return stat_flags(buf, &flags) && (flags & HP_PF_KTHREAD);
 }
 
 long hp_syscall_line_nr(const char *line)

@@ -156,6 +156,8 @@ uint64_t hp_task_status_mask(pid_t tid, const char *key);
 /* Whether the task (or its /proc/TID/stat line) has memory of its own. */
 bool hp_stat_has_mm(const char *stat);
 bool hp_task_has_mm(pid_t tid);
+/* Whether the task is one of the kernel's threads (PF_KTHREAD). */
+bool hp_task_is_kthread(pid_t tid);
 /* The system call a /proc/PID/task/TID/syscall line says the task is
  * blocked in ("NR ARG1..ARG6 SP PC"), or -1: not in one ("-1 SP PC"),
  * "running", or anything else. */
@@ -556,7 +558,7 @@ struct hp_sigframe {
 /*
  * Read the frame whose restorer word is at @addr (HP_X86_SIGFRAME_SIZE
  * bytes at @p). Return: false if it cannot be the kernel's (its FPU state
- * pointer is neither 0 nor just above it).
+ * not just above it, aligned; not a 64-bit code segment's).
  */
 bool hp_sigframe_read(const uint8_t *p, uint64_t addr, struct hp_sigframe *f);
 

@@ -93,5 +93,23 @@ check "still v1" test "$(ask 4 version)" = v1
 check "once it has gone: applied" wait_until 8 apply -p "$pid"
 check "v2" test "$(ask 4 version)" = v2
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
+# A clone(CLONE_VM) child whose leader has left (its own thread runs on),
+# there before hpatch looks: the leader has no memory to compare, so the
+# child is asked through its live thread, whether every process is asked
+# (-p) or the index is (--all).
+sharer=$(ask 3 "share 2500")
+check "its leader has left ($sharer)" \
+	wait_until 5 grep -q '^State:.*Z' "/proc/$sharer/status"
+expect_exit 4 "-p, its leader gone: refused, busy" apply -p "$pid"
+check "names it" grep -q "pid $pid: shares its memory with pid $sharer " "$T/last.err"
+for jobs in 1 4; do
+	expect_exit 4 "--all --jobs $jobs, its leader gone: refused, busy" \
+		apply --all --jobs "$jobs"
+	check "names it" grep -q "pid $pid: shares its memory with pid $sharer " "$T/last.err"
+done
+check "still v1" test "$(ask 4 version)" = v1
+check "once it has gone: applied" wait_until 8 apply -p "$pid"
+check "v2" test "$(ask 4 version)" = v2
+expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 exec 3>&- 4>&-
 finish

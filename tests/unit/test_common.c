@@ -12,6 +12,9 @@
 #include "common/hp_util.h"
 
 #include <errno.h>
+#include <time.h>
+#include <signal.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +359,63 @@ static void test_open_regular(void **state)
 	assert_int_equal(hp_open_regular(path, &st), -ENOENT);
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* hp_open_regular on a file another process holds a write lease on (as
+ * any user may on his own file, mapped by a process hpatchd looks at):
+ * refused at once, not blocked until the lease breaks (45 s). */
+static void test_open_regular_leased(void **state)
+{
+	char path[] = "/tmp/hp-leased-XXXXXX", c = 0;
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	const int tmp = mkstemp(path);
+	int ready[2], fd, status = 0;
+	struct timespec t0, t1;
+	struct stat st;
+	long ms;
+	pid_t holder;
+
+	(void)state;
+	assert_true(tmp >= 0);
+	close(tmp);
+	assert_int_equal(pipe(ready), 0);
+	holder = fork();
+	assert_true(holder >= 0);
+	if (holder == 0) {
+		const int lfd = open(path, O_RDWR);
+
+		signal(SIGIO, SIG_IGN); /* told of the break: keeps it */
+		c = lfd >= 0 && !fcntl(lfd, F_SETLEASE, F_WRLCK) ? 'y' : 'n';
+		if (write(ready[1], &c, 1) == 1)
+			pause();
+		_exit(0);
+	}
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	/* No SA_RESTART: an open blocked on the lease ends at the alarm. */
+	sigaction(SIGALRM, &sa, &old);
+	alarm(2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = hp_open_regular(path, &st);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	kill(holder, SIGKILL);
+	waitpid(holder, &status, 0);
+	close(ready[0]);
+	close(ready[1]);
+	unlink(path);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (fd >= 0)
+		close(fd);
+	assert_true(ms < 1000);
+	assert_int_equal(fd, -EWOULDBLOCK);
+}
+
 /* hp_self_pid: asked once, and asked again in a fork's child (the
  * workers of `hpatch apply --all` tell their own helper thread by it). */
 static void test_self_pid(void **state)
@@ -394,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_log),
 		cmocka_unit_test(test_secure_dir_seen),
 		cmocka_unit_test(test_open_regular),
+		cmocka_unit_test(test_open_regular_leased),
 		cmocka_unit_test(test_self_pid),
 	};
 

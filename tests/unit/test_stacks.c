@@ -751,15 +751,16 @@ static void test_vm_readv_refused(void **state)
 }
 
 /* A signal frame at @off of @thread's stack, as the kernel writes it: the
- * interrupted stack pointer @rsp and instruction pointer @rip, its FPU
- * state just above it. */
+ * interrupted stack pointer @rsp and instruction pointer @rip, of 64-bit
+ * code, its FPU state just above it, aligned. */
 static void put_frame(size_t thread, size_t off, uint64_t rsp, uint64_t rip)
 {
 	put_word(thread, off, RESTORER);
 	put_word(thread, off + HP_X86_SIGFRAME_RSP, rsp);
 	put_word(thread, off + HP_X86_SIGFRAME_RIP, rip);
+	put_word(thread, off + HP_X86_SIGFRAME_CSGSFS, HP_X86_USER_CS);
 	put_word(thread, off + HP_X86_SIGFRAME_FPSTATE,
-		 map_start(thread) + off + 512);
+		 (map_start(thread) + off + 512 + 63) & ~63ULL);
 }
 
 /* One thread, running on the stack of mapping 0 (its sigaltstack), its
@@ -812,13 +813,45 @@ static void test_sigframe_followed(void **state)
 		put_frame(0, 4200, usual, 0x5000);
 		assert_hp_err(check(&r, 1, &tid, &busy), HP_E_BUSY);
 		assert_ptr_equal(busy, &r);
-		/* Not the kernel's frame: not followed. */
+		/* Not the kernel's frame (a copy of the restorer's address
+		 * left in a stack word): its FPU state elsewhere, none,
+		 * not aligned, or not 64-bit code's. Not followed. */
 		put_word(1, 3000, 0x5010);
+		for (int bad = 0; bad < 4; bad++) {
+			const size_t fp = 4200 + HP_X86_SIGFRAME_FPSTATE;
+
+			put_frame(0, 4200, usual, 0x1234);
+			if (bad == 0)
+				put_word(0, fp, map_start(0));
+			else if (bad == 1)
+				put_word(0, fp, 0);
+			else if (bad == 2)
+				put_word(0, fp, map_start(0) + 4200 + 520);
+			else
+				put_word(0, 4200 + HP_X86_SIGFRAME_CSGSFS,
+					 0x23);
+			fk.nr_reads = 0;
+			assert_hp_ok(check(&r, 1, &tid, &busy));
+			assert_int_equal(fk.nr_reads, 1);
+		}
+		/* The handler returned, its thread on the restorer (the
+		 * frame's restorer word just popped, below the stack
+		 * pointer): the frame is followed all the same. */
+		put_word(0, 4200, 0);
+		put_frame(0, 4088, usual, 0x1234);
+		for (uint64_t ip = RESTORER; ip < RESTORER + 10; ip++) {
+			fk.t[0].regs.rip = ip;
+			fk.nr_reads = 0;
+			if (ip < RESTORER + HP_X86_RESTORER_SIZE) {
+				assert_hp_err(check(&r, 1, &tid, &busy),
+					      HP_E_BUSY);
+				assert_int_equal(fk.nr_reads, 3);
+			} else {
+				assert_hp_ok(check(&r, 1, &tid, &busy));
+			}
+		}
+		fk.t[0].regs.rip = 0x1000;
 		put_frame(0, 4200, usual, 0x1234);
-		put_word(0, 4200 + HP_X86_SIGFRAME_FPSTATE, map_start(0));
-		fk.nr_reads = 0;
-		assert_hp_ok(check(&r, 1, &tid, &busy));
-		assert_int_equal(fk.nr_reads, 1);
 		/* Its stack pointer in no mapping, or past the end of it. */
 		put_frame(0, 4200, map_start(1) + SPAN + 8, 0x1234);
 		assert_hp_ok(check(&r, 1, &tid, &busy));
