@@ -59,13 +59,15 @@ void ag_forget_proc(struct ag_daemon *d, pid_t pid)
 {
 	struct ag_proc *pr = ag_find_proc(d, pid);
 
-	/* Patched: its perf map is kept for a while, then removed. */
-	for (size_t i = 0; i < d->nr_tracks; i++)
-		if (d->tracks[i].t.pid == pid &&
-		    d->tracks[i].t.state == HP_TRACK_APPLIED) {
-			ag_perfmap_exited(d, pid, hp_now_us());
-			break;
-		}
+	/* Patched, now or before an exec or a revert: its perf map is kept
+	 * for a while, then removed. */
+	bool mapped = pr && pr->perf_map;
+
+	for (size_t i = 0; i < d->nr_tracks && !mapped; i++)
+		mapped = d->tracks[i].t.pid == pid &&
+			 d->tracks[i].t.state == HP_TRACK_APPLIED;
+	if (mapped)
+		ag_perfmap_exited(d, pid, hp_now_us());
 	ag_drop_tracks(d, pid);
 	if (pr)
 		*pr = d->procs[--d->nr_procs];
@@ -117,6 +119,12 @@ void ag_set_track(struct ag_daemon *d, struct ag_track *t,
 	va_end(ap);
 	if (t->t.state != st || strcmp(t->t.reason, reason))
 		d->view_dirty = true;
+	if (st == HP_TRACK_APPLIED) {
+		struct ag_proc *pr = ag_find_proc(d, t->t.pid);
+
+		if (pr)
+			pr->perf_map = true;
+	}
 	t->t.state = st;
 	snprintf(t->t.reason, sizeof(t->t.reason), "%s", reason);
 }

@@ -25,9 +25,12 @@ struct ag_proc {
 	 * will be seen too, before its pid is another's. Its start time is
 	 * read only once it maps a patched build (0 until then). */
 	bool fresh;
-	bool exe_read;			/* exe read for this image */
-	bool query_first;		/* its first look asks (on_exec) */
-	bool dirs_watched;		/* its library directories watched */
+	bool exe_read;	   /* exe read for this image */
+	bool query_first;  /* its first look asks (on_exec) */
+	bool dirs_watched; /* its library directories watched */
+	/* A patch applied to it, in this image or one before an exec: its
+	 * perf map is collected after it exits (ag_perfmap.c). */
+	bool perf_map;
 	const struct hp_rule *excluded; /* borrowed from the policy */
 	char exe[256];
 	char unit[128];

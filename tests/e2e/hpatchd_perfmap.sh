@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The perf maps of processes hpatchd patched are removed once the process
 # has been gone for the policy's [perf] keep_exited, and at most
-# max_exited are kept (the oldest go first); a map holding any line that
-# is not hpatch's (a JIT's) is never removed. Without this, every
+# max_exited are kept (the oldest go first), also of a process that
+# exec'd since; a map holding any line that is not hpatch's (a JIT's) is
+# never removed. Without this, every
 # short-lived patched process leaves a file in /tmp.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
@@ -41,6 +42,23 @@ end "$b"
 end "$c"
 check "pid $c's map removed" wait_until 10 gone "$c"
 check "pid $b's map with a JIT's line kept" grep -q Interpreter "$(map "$b")"
+
+# Patched, then exec'd into an image hpatchd leaves alone (excluded
+# since): its tracks go with the image, its map (the old image's lines)
+# is removed all the same once it exits.
+patched_svc execd
+f=$pid
+agent_policy '[perf]' 'keep_exited = 0' '[exclude]' "exe = $T/bin/*"
+kill -HUP "$AGENT_PID"
+check "policy reloaded" wait_until 10 grep -q "SIGHUP: reloading" "$T/hpatchd.log"
+open_conn 3 "$TARGET_PORT"
+check "reexec asked" test "$(ask 3 reexec)" = ok
+exec 3>&-
+ready_twice() { [ "$(grep -c ready "$T/svc-execd.log")" -ge 2 ]; }
+check "its new image runs" wait_until 10 ready_twice
+sleep 0.3 # hpatchd saw the exec
+end "$f"
+check "pid $f's map removed after its exit, exec'd since" wait_until 10 gone "$f"
 
 # Kept an hour, but at most one: the older goes when the second exits.
 kill "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null
