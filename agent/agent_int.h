@@ -221,6 +221,18 @@ int ag_procev_read(struct ag_daemon *d, uint64_t now);
 /* ag_daemon.c, for ag_procev.c */
 void ag_on_exec(struct ag_daemon *d, pid_t pid, uint64_t now);
 void ag_on_exit(struct ag_daemon *d, pid_t pid);
+/* ... and for ag_attempt.c: exec'd so recently that more rescans (for
+ * libraries ld.so maps) are still to come? */
+bool ag_is_starting(const struct ag_proc *pr, uint64_t now);
+
+/* ag_attempt.c: the tries. How one runs (the policy's timeout, the
+ * daemon's state directory); the delay before try @tries + 1; each
+ * installed patch @pr maps the build of (@mapped, per patch) tried or
+ * held, as its track says. */
+struct hp_rt_opts ag_attempt_opts(const struct ag_daemon *d);
+uint32_t ag_retry_delay_ms(const struct hp_policy *pol, uint32_t tries);
+void ag_reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
+			  const uint32_t *mapped, uint64_t now);
 
 /* ag_table.c: the processes and tracks of struct ag_daemon. */
 struct ag_proc *ag_find_proc(struct ag_daemon *d, pid_t pid);
