@@ -416,7 +416,10 @@ static int take_spare(const struct stat *proc_st, const char *path,
 static int open_map(const struct hp_proc *proc, const struct stat *proc_st,
 		    const char *path, off_t *old_size)
 {
-	const int flags = O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+	/* O_NONBLOCK: a map its owner holds a lease on would block the open
+	 * until the lease breaks, 45 s by default (writes to a regular file
+	 * ignore the flag). */
+	const int flags = O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
 	struct stat st;
 	int fd;
 

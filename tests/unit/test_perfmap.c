@@ -13,6 +13,7 @@
 #include "runtime/rt_perfmap.c"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -85,10 +86,9 @@ static void plant(const char *text, long age_s)
 	assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
 }
 
-/* Add a line for one function to this process's map; the map after. */
-static const char *add_own(uint64_t start)
+/* Add a line for one function to this process's map. */
+static void add_line(uint64_t start)
 {
-	static char buf[4096];
 	struct hp_func func = { .name = (char *)"price" };
 	const struct hp_module m = { .funcs = &func, .nr_funcs = 1 };
 	struct hp_rt_func rec = { .new_addr = 0x7f0000001000, .new_size = 18 };
@@ -96,11 +96,19 @@ static const char *add_own(uint64_t start)
 	const struct hp_proc proc = { .pid = getpid(),
 				      .mem_fd = -1,
 				      .start = start };
+
+	hp_perfmap_add(&proc, "fix-1", &pr);
+}
+
+/* The same; the map after. */
+static const char *add_own(uint64_t start)
+{
+	static char buf[4096];
 	char path[128];
 	ssize_t n;
 	int fd;
 
-	hp_perfmap_add(&proc, "fix-1", &pr);
+	add_line(start);
 	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)getpid());
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
@@ -135,6 +143,57 @@ static void test_own_map_appended(void **state)
 	plant(ours, -1);
 	assert_string_equal(add_own(own_start()), "7f0000002000 20 old_fn "
 						  "[hpatch:fix-0]\n" NEW);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A map its owner holds a write lease on (any user may, on his own
+ * file): not written, at once, rather than after the lease breaks (45 s),
+ * hpatchd's loop waiting meanwhile. */
+static void test_map_leased(void **state)
+{
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	struct timespec t0, t1;
+	char path[128], c = 0;
+	int ready[2], status = 0;
+	pid_t holder;
+	long ms;
+
+	(void)state;
+	plant(ours, -1);
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)getpid());
+	assert_int_equal(pipe(ready), 0);
+	holder = fork();
+	assert_true(holder >= 0);
+	if (holder == 0) {
+		const int fd = open(path, O_RDWR);
+
+		signal(SIGIO, SIG_IGN); /* told of the break: keeps it */
+		c = fd >= 0 && !fcntl(fd, F_SETLEASE, F_WRLCK) ? 'y' : 'n';
+		if (write(ready[1], &c, 1) == 1)
+			pause();
+		_exit(0);
+	}
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	/* No SA_RESTART: an open blocked on the lease ends at the alarm. */
+	sigaction(SIGALRM, &sa, &old);
+	alarm(2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	add_line(own_start());
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	kill(holder, SIGKILL);
+	waitpid(holder, &status, 0);
+	close(ready[0]);
+	close(ready[1]);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms < 1000);
 }
 
 static void test_jit_map_kept(void **state)
@@ -550,6 +609,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_earlier_process_map_emptied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_own_map_appended, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_map_leased, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_jit_map_kept, setup,
 						teardown),
