@@ -6,7 +6,11 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 B=${HP_BUILD_DIR:-$src/build}
 t=$(mktemp -d)
-trap 'rm -rf "$t"' EXIT
+trap 'rm -rf "$t" "/tmp/hp-probe-$$-"*' EXIT
+# What a perf map's creation costs now (bench/tmp_probe.c): --all makes
+# one a process; on an ext4 without a journal, far more for minutes after
+# files were removed there. Compare runs only at like costs.
+"$B/bench/bench_tmp_probe" "/tmp/hp-probe-$$-" 100
 "$B/differ/hpdiff" --old "$B/testdata/CMakeFiles/spin-v1.objs.dir" \
 	--new "$B/testdata/CMakeFiles/spin-v2.objs.dir" \
 	--binary "$B/testdata/spin-v1" -o "$t/spin.hpatch" -q >/dev/null
@@ -21,7 +25,7 @@ mkdir "$t/trust" && cp "$t/k.pub" "$t/trust/"
 	--binary "$B/testdata/svc-v1" --key "$t/k.key" -o "$t/svc.hpatch" \
 	-q >/dev/null
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$t"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$t" "/tmp/hp-probe-$$-"*' EXIT
 for i in $(seq "$n"); do
 	"$B/testdata/svc-v1" 0 >"$t/svc.$i.log" 2>&1 &
 	pids+=($!)
