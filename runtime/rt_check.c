@@ -21,7 +21,6 @@
 #include <sys/uio.h>
 
 #define HP_LOG_PREFIX "rt: "
-#define HP_STACK_SCAN_MAX (8u << 20)
 #define HP_IOV_BATCH 512 /* ranges per process_vm_readv, under IOV_MAX */
 /* Stacks read per system call, then scanned while in the CPU's cache. */
 #define HP_STACK_CHUNK (64u << 10)
@@ -43,8 +42,8 @@ static bool syscall_at(const struct hp_busy_range *r, uint64_t off)
 }
 
 /* Is instruction pointer @ip inside a range? */
-static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
-					     size_t nr, uint64_t ip)
+const struct hp_busy_range *hp_in_ranges(const struct hp_busy_range *r,
+					 size_t nr, uint64_t ip)
 {
 	for (size_t i = 0; i < nr; i++) {
 		if (ip >= r[i].start && ip < r[i].end)
@@ -66,8 +65,8 @@ static const struct hp_busy_range *in_ranges(const struct hp_busy_range *r,
  * searches of the maps of a 256-thread process, ~800 mappings of 304
  * bytes (a cache miss a step) cost ~18 us in the window, twice.
  */
-static const struct hp_map *stack_map(const struct hp_proc *proc, uint64_t sp,
-				      size_t *near)
+const struct hp_map *hp_stack_map(const struct hp_proc *proc, uint64_t sp,
+				  size_t *near)
 {
 	const struct hp_map *m = NULL;
 	const size_t from = *near > 3 ? *near - 3 : 0;
@@ -85,9 +84,9 @@ static const struct hp_map *stack_map(const struct hp_proc *proc, uint64_t sp,
 
 /* Bytes of a thread's stack to scan: from its stack pointer @sp to the
  * end of the mapping holding it (at most HP_STACK_SCAN_MAX). */
-static size_t stack_span(const struct hp_proc *proc, uint64_t sp, size_t *near)
+size_t hp_stack_span(const struct hp_proc *proc, uint64_t sp, size_t *near)
 {
-	const struct hp_map *m = stack_map(proc, sp, near);
+	const struct hp_map *m = hp_stack_map(proc, sp, near);
 	size_t len;
 
 	if (!m)
@@ -104,161 +103,12 @@ static void index_restorers(struct range_index *x, const struct hp_proc *proc)
 		x->restorers[k] = proc->restorers[k];
 }
 
-/*
- * Signal frames: a thread in a handler on an alternate stack
- * (sigaltstack) runs above the frame the kernel pushed there, whose saved
- * stack pointer names the stack it interrupted. That stack is scanned as
- * well, from that pointer to the end of its mapping, and the saved
- * instruction pointer checked as a thread's is. Frames are followed
- * HP_SIGFRAME_DEPTH deep, and at most HP_SIGFRAME_READS more stacks
- * (HP_SIGFRAME_BYTES) are read for a thread; past a bound the thread
- * counts as busy. Read from the target, a frame is untrusted: one whose
- * FPU state pointer is not the kernel's (hp_sigframe_read), or whose
- * stack pointer lies in no readable mapping, is no frame (a real one
- * names a stack, mapped before the signal came).
- */
-#define HP_SIGFRAME_DEPTH 4
-#define HP_SIGFRAME_READS 4
-#define HP_SIGFRAME_BYTES (2 * HP_STACK_SCAN_MAX)
-
-/* What a thread's frames are checked against: the stacks read so far. */
-struct frame_walk {
-	const struct hp_proc *proc;
-	const struct range_index *x;
-	hp_raddr_t lo[HP_SIGFRAME_READS + 1], hi[HP_SIGFRAME_READS + 1];
-	size_t nr_read, bytes;
-};
-
-/* Busy, as the report names it, with the frames beyond the bound. */
-static const struct hp_busy_range frames_too_deep = {
-	.name = "signal frames beyond the bound",
-};
-
-static const struct hp_busy_range *scan_frames(struct frame_walk *fw,
-					       const uint8_t *p, size_t len,
-					       hp_raddr_t at, int depth);
-
-/* The stack interrupted at @sp, read and scanned unless read already. */
-static const struct hp_busy_range *scan_interrupted(struct frame_walk *fw,
-						    hp_raddr_t sp, int depth)
-{
-	const struct hp_busy_range *b = NULL;
-	size_t near = 0, len = 0;
-	const struct hp_map *m = NULL;
-	uint8_t *buf = NULL;
-
-	for (size_t i = 0; i <= fw->nr_read; i++)
-		if (sp >= fw->lo[i] && sp < fw->hi[i])
-			return NULL; /* a handler on the same stack */
-	m = stack_map(fw->proc, sp, &near);
-	if (!m || !(m->prot & PROT_READ)) {
-		hp_dbg(HP_DBG_PTRACE,
-		       "signal frame: stack pointer 0x%llx in no readable "
-		       "mapping: not a frame",
-		       (unsigned long long)sp);
-		return NULL;
-	}
-	len = stack_span(fw->proc, sp, &near);
-	fw->bytes += len;
-	if (depth >= HP_SIGFRAME_DEPTH || fw->nr_read >= HP_SIGFRAME_READS ||
-	    fw->bytes > HP_SIGFRAME_BYTES)
-		return &frames_too_deep;
-	fw->nr_read++;
-	fw->lo[fw->nr_read] = sp & ~7ULL;
-	fw->hi[fw->nr_read] = (sp & ~7ULL) + len;
-	buf = malloc(len);
-	if (!buf || hp_proc_read(fw->proc, sp & ~7ULL, buf, len))
-		b = &frames_too_deep; /* unread: never found clean */
-	else
-		b = scan_frames(fw, buf, len, sp & ~7ULL, depth + 1);
-	free(buf);
-	return b;
-}
-
-/* The frame whose restorer word is @off bytes into @p (at @at). */
-static const struct hp_busy_range *follow_frame(struct frame_walk *fw,
-						const uint8_t *p, size_t len,
-						size_t off, hp_raddr_t at,
-						int depth)
-{
-	uint8_t buf[HP_X86_SIGFRAME_SIZE];
-	const uint8_t *fp = p + off;
-	struct hp_sigframe f;
-	const struct hp_busy_range *b = NULL;
-
-	if (len - off < sizeof(buf)) { /* past the bytes read: read it */
-		if (hp_proc_read(fw->proc, at + off, buf, sizeof(buf)))
-			return NULL; /* past its mapping: no frame */
-		fp = buf;
-	}
-	if (!hp_sigframe_read(fp, at + off, &f))
-		return NULL;
-	b = in_ranges(fw->x->r, fw->x->nr_r, f.rip);
-	return b ? b : scan_interrupted(fw, f.rsp, depth);
-}
-
-/* The first return into a range of fw->x on the @len bytes at @p (read
- * from @at), or on a stack a signal frame there names. */
-static const struct hp_busy_range *scan_frames(struct frame_walk *fw,
-					       const uint8_t *p, size_t len,
-					       hp_raddr_t at, int depth)
-{
-	size_t off = 0;
-
-	for (;;) {
-		size_t frame = SIZE_MAX;
-		const struct hp_busy_range *b =
-			hp_scan_stack(p + off, len - off, fw->x, &frame);
-
-		if (b || frame == SIZE_MAX)
-			return b;
-		off += frame;
-		b = follow_frame(fw, p, len, off, at, depth);
-		if (b)
-			return b;
-		off += sizeof(uint64_t);
-	}
-}
-
-/* Is @ip on a restorer's instructions: a handler returned, its frame's
- * restorer word just popped, rt_sigreturn not made yet? */
-static bool at_restorer(const struct range_index *x, hp_raddr_t ip)
-{
-	for (size_t k = 0; k < x->nr_restorers; k++)
-		if (ip >= x->restorers[k] &&
-		    ip - x->restorers[k] < HP_X86_RESTORER_SIZE)
-			return true;
-	return false;
-}
-
-/* The first return into a range of @x on a thread's stack (the @len
- * bytes at @p, read from its stack pointer @sp; its instruction pointer
- * @ip), or on a stack a signal frame on it names: one at @sp - 8 too,
- * when the thread is on the restorer. */
-static const struct hp_busy_range *scan_thread(const struct hp_proc *proc,
-					       const struct range_index *x,
-					       const uint8_t *p, size_t len,
-					       hp_raddr_t sp, hp_raddr_t ip)
-{
-	struct frame_walk fw;
-	const struct hp_busy_range *b = NULL;
-
-	if (!x->nr_restorers)
-		return hp_scan_stack(p, len, x, NULL);
-	fw = (struct frame_walk){ .proc = proc, .x = x };
-	fw.lo[0] = sp & ~7ULL;
-	fw.hi[0] = fw.lo[0] + len;
-	if (at_restorer(x, ip) && sp >= 8)
-		b = follow_frame(&fw, p, 0, 0, sp - 8, 0);
-	return b ? b : scan_frames(&fw, p, len, fw.lo[0], 0);
-}
-
 int hp_world_fresh_maps(const struct hp_world *w, struct hp_proc *proc)
 {
 	size_t near = 0;
 
 	for (size_t i = 0; i < w->nr_threads; i++)
-		if (!stack_map(proc, w->threads[i].regs.rsp, &near))
+		if (!hp_stack_map(proc, w->threads[i].regs.rsp, &near))
 			return hp_proc_read_maps(proc);
 	return 0;
 }
@@ -398,9 +248,10 @@ static void *run_job(void *arg)
 
 			if (i > __atomic_load_n(&wk->hit, __ATOMIC_RELAXED))
 				break;
-			b = scan_thread(wk->proc, wk->x, wk->buf + off,
-					wk->lens[i], wk->w->threads[i].regs.rsp,
-					wk->w->threads[i].regs.rip);
+			b = hp_scan_thread(wk->proc, wk->x, wk->buf + off,
+					   wk->lens[i],
+					   wk->w->threads[i].regs.rsp,
+					   wk->w->threads[i].regs.rip);
 			if (b) {
 				job->hit = i;
 				job->busy = b;
@@ -424,7 +275,7 @@ static size_t stack_lens(const struct hp_proc *proc, const struct hp_world *w,
 
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		total += lens[i] =
-			stack_span(proc, w->threads[i].regs.rsp, &near);
+			hp_stack_span(proc, w->threads[i].regs.rsp, &near);
 		if (!lens[i]) {
 			hp_error(-EFAULT,
 				 "pid %d: tid %d: stack pointer 0x%llx lies in "
@@ -649,10 +500,10 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		const struct hp_thread *t = &w->threads[i];
 		const struct hp_busy_range *hit = NULL;
-		const size_t len = stack_span(proc, t->regs.rsp, &near);
+		const size_t len = hp_stack_span(proc, t->regs.rsp, &near);
 
 		/* (Registers not read at the stop are zero: no stack.) */
-		if (!len || in_ranges(ranges, nr_ranges, t->regs.rip))
+		if (!len || hp_in_ranges(ranges, nr_ranges, t->regs.rip))
 			continue;
 		if (len > cap) {
 			free(stack);
@@ -662,8 +513,8 @@ void hp_world_find_below(const struct hp_world *w, const struct hp_proc *proc,
 				break;
 		}
 		if (!hp_proc_read(proc, t->regs.rsp & ~7ULL, stack, len))
-			hit = scan_thread(proc, &x, stack, len, t->regs.rsp,
-					  t->regs.rip);
+			hit = hp_scan_thread(proc, &x, stack, len, t->regs.rsp,
+					     t->regs.rip);
 		if (hit)
 			hp_who_add(who, t->tid, hit->name, HP_WHO_BELOW);
 	}
@@ -703,7 +554,7 @@ void hp_world_who_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 
 		if (hp_thread_need_ip(t))
 			continue;
-		hit = in_ranges(ranges, nr_ranges, t->regs.rip);
+		hit = hp_in_ranges(ranges, nr_ranges, t->regs.rip);
 		if (hit)
 			hp_who_add(who, t->tid, hit->name, HP_WHO_IN);
 	}
@@ -720,7 +571,7 @@ static int check_ips(struct hp_world *w, const struct hp_busy_range *ranges,
 
 		if (rc)
 			return rc;
-		*busy = in_ranges(ranges, nr_ranges, t->regs.rip);
+		*busy = hp_in_ranges(ranges, nr_ranges, t->regs.rip);
 		if (*busy) {
 			*busy_tid = t->tid;
 			return -HP_E_BUSY;
@@ -843,7 +694,7 @@ int hp_world_step_out(struct hp_world *w, const struct hp_busy_range *sites,
 		rc = hp_thread_need_ip(t);
 		if (rc)
 			return rc;
-		while ((*busy = in_ranges(sites, nr_sites, t->regs.rip))) {
+		while ((*busy = hp_in_ranges(sites, nr_sites, t->regs.rip))) {
 			*busy_tid = t->tid;
 			rc = hp_thread_need_regs(t);
 			if (rc)

@@ -1,7 +1,8 @@
 /*
  * Signal frames (rt_sigframe.c): where a process's C library returns from
- * a signal handler (the restorer, found once per mapped file), and what a
- * frame on a stack says of the code the signal interrupted.
+ * a signal handler (the restorer, found once per mapped file), what a
+ * frame on a stack says of the code the signal interrupted, and the walk
+ * of a thread's stack through the frames on it, for rt_check.c.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_arch_x86_64.h"
@@ -194,4 +195,153 @@ bool hp_sigframe_read(const uint8_t *p, uint64_t addr, struct hp_sigframe *f)
 	return (csgsfs & 0xffff) == HP_X86_USER_CS && fpstate > addr &&
 	       fpstate - addr <= HP_SIGFRAME_FPSTATE_MAX &&
 	       !(fpstate % HP_X86_FPSTATE_ALIGN);
+}
+
+/*
+ * Signal frames: a thread in a handler on an alternate stack
+ * (sigaltstack) runs above the frame the kernel pushed there, whose saved
+ * stack pointer names the stack it interrupted. That stack is scanned as
+ * well, from that pointer to the end of its mapping, and the saved
+ * instruction pointer checked as a thread's is. Frames are followed
+ * HP_SIGFRAME_DEPTH deep, and at most HP_SIGFRAME_READS more stacks
+ * (HP_SIGFRAME_BYTES) are read for a thread; past a bound the thread
+ * counts as busy. Read from the target, a frame is untrusted: one whose
+ * FPU state pointer is not the kernel's (hp_sigframe_read), or whose
+ * stack pointer lies in no readable mapping, is no frame (a real one
+ * names a stack, mapped before the signal came).
+ */
+#define HP_SIGFRAME_DEPTH 4
+#define HP_SIGFRAME_READS 4
+#define HP_SIGFRAME_BYTES (2 * HP_STACK_SCAN_MAX)
+
+/* What a thread's frames are checked against: the stacks read so far. */
+struct frame_walk {
+	const struct hp_proc *proc;
+	const struct range_index *x;
+	hp_raddr_t lo[HP_SIGFRAME_READS + 1], hi[HP_SIGFRAME_READS + 1];
+	size_t nr_read, bytes;
+};
+
+/* Busy, as the report names it, with the frames beyond the bound. */
+static const struct hp_busy_range frames_too_deep = {
+	.name = "signal frames beyond the bound",
+};
+
+static const struct hp_busy_range *scan_frames(struct frame_walk *fw,
+					       const uint8_t *p, size_t len,
+					       hp_raddr_t at, int depth);
+
+/* The stack interrupted at @sp, read and scanned unless read already. */
+static const struct hp_busy_range *scan_interrupted(struct frame_walk *fw,
+						    hp_raddr_t sp, int depth)
+{
+	const struct hp_busy_range *b = NULL;
+	size_t near = 0, len = 0;
+	const struct hp_map *m = NULL;
+	uint8_t *buf = NULL;
+
+	for (size_t i = 0; i <= fw->nr_read; i++)
+		if (sp >= fw->lo[i] && sp < fw->hi[i])
+			return NULL; /* a handler on the same stack */
+	m = hp_stack_map(fw->proc, sp, &near);
+	if (!m || !(m->prot & PROT_READ)) {
+		hp_dbg(HP_DBG_PTRACE,
+		       "signal frame: stack pointer 0x%llx in no readable "
+		       "mapping: not a frame",
+		       (unsigned long long)sp);
+		return NULL;
+	}
+	len = hp_stack_span(fw->proc, sp, &near);
+	fw->bytes += len;
+	if (depth >= HP_SIGFRAME_DEPTH || fw->nr_read >= HP_SIGFRAME_READS ||
+	    fw->bytes > HP_SIGFRAME_BYTES)
+		return &frames_too_deep;
+	fw->nr_read++;
+	fw->lo[fw->nr_read] = sp & ~7ULL;
+	fw->hi[fw->nr_read] = (sp & ~7ULL) + len;
+	buf = malloc(len);
+	if (!buf || hp_proc_read(fw->proc, sp & ~7ULL, buf, len))
+		b = &frames_too_deep; /* unread: never found clean */
+	else
+		b = scan_frames(fw, buf, len, sp & ~7ULL, depth + 1);
+	free(buf);
+	return b;
+}
+
+/* The frame whose restorer word is @off bytes into @p (at @at). */
+static const struct hp_busy_range *follow_frame(struct frame_walk *fw,
+						const uint8_t *p, size_t len,
+						size_t off, hp_raddr_t at,
+						int depth)
+{
+	uint8_t buf[HP_X86_SIGFRAME_SIZE];
+	const uint8_t *fp = p + off;
+	struct hp_sigframe f;
+	const struct hp_busy_range *b = NULL;
+
+	if (len - off < sizeof(buf)) { /* past the bytes read: read it */
+		if (hp_proc_read(fw->proc, at + off, buf, sizeof(buf)))
+			return NULL; /* past its mapping: no frame */
+		fp = buf;
+	}
+	if (!hp_sigframe_read(fp, at + off, &f))
+		return NULL;
+	b = hp_in_ranges(fw->x->r, fw->x->nr_r, f.rip);
+	return b ? b : scan_interrupted(fw, f.rsp, depth);
+}
+
+/* The first return into a range of fw->x on the @len bytes at @p (read
+ * from @at), or on a stack a signal frame there names. */
+static const struct hp_busy_range *scan_frames(struct frame_walk *fw,
+					       const uint8_t *p, size_t len,
+					       hp_raddr_t at, int depth)
+{
+	size_t off = 0;
+
+	for (;;) {
+		size_t frame = SIZE_MAX;
+		const struct hp_busy_range *b =
+			hp_scan_stack(p + off, len - off, fw->x, &frame);
+
+		if (b || frame == SIZE_MAX)
+			return b;
+		off += frame;
+		b = follow_frame(fw, p, len, off, at, depth);
+		if (b)
+			return b;
+		off += sizeof(uint64_t);
+	}
+}
+
+/* Is @ip on a restorer's instructions: a handler returned, its frame's
+ * restorer word just popped, rt_sigreturn not made yet? */
+static bool at_restorer(const struct range_index *x, hp_raddr_t ip)
+{
+	for (size_t k = 0; k < x->nr_restorers; k++)
+		if (ip >= x->restorers[k] &&
+		    ip - x->restorers[k] < HP_X86_RESTORER_SIZE)
+			return true;
+	return false;
+}
+
+/* The first return into a range of @x on a thread's stack (the @len
+ * bytes at @p, read from its stack pointer @sp; its instruction pointer
+ * @ip), or on a stack a signal frame on it names: one at @sp - 8 too,
+ * when the thread is on the restorer. */
+const struct hp_busy_range *hp_scan_thread(const struct hp_proc *proc,
+					   const struct range_index *x,
+					   const uint8_t *p, size_t len,
+					   hp_raddr_t sp, hp_raddr_t ip)
+{
+	struct frame_walk fw;
+	const struct hp_busy_range *b = NULL;
+
+	if (!x->nr_restorers)
+		return hp_scan_stack(p, len, x, NULL);
+	fw = (struct frame_walk){ .proc = proc, .x = x };
+	fw.lo[0] = sp & ~7ULL;
+	fw.hi[0] = fw.lo[0] + len;
+	if (at_restorer(x, ip) && sp >= 8)
+		b = follow_frame(&fw, p, 0, 0, sp - 8, 0);
+	return b ? b : scan_frames(&fw, p, len, fw.lo[0], 0);
 }

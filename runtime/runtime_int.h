@@ -523,7 +523,7 @@ struct range_index {
 	uint64_t lo, span;
 	size_t nr_r; /* every range of r, jump sites too */
 	/* The process's signal restorers: a word equal to one stops the
-	 * scan, to follow the signal frame it starts (rt_check.c). */
+	 * scan, to follow the signal frame it starts (rt_sigframe.c). */
 	uint64_t restorers[HP_RESTORERS_MAX];
 	size_t nr_restorers;
 };
@@ -561,6 +561,28 @@ struct hp_sigframe {
  * not just above it, aligned; not a 64-bit code segment's).
  */
 bool hp_sigframe_read(const uint8_t *p, uint64_t addr, struct hp_sigframe *f);
+
+/*
+ * The first return into a range of @x on a thread's stack (the @len bytes
+ * at @p, read from its stack pointer @sp; its instruction pointer @ip), or
+ * on a stack a signal frame there names, followed within bounds
+ * (rt_sigframe.c).
+ */
+const struct hp_busy_range *hp_scan_thread(const struct hp_proc *proc,
+					   const struct range_index *x,
+					   const uint8_t *p, size_t len,
+					   hp_raddr_t sp, hp_raddr_t ip);
+
+/* rt_check.c, for it: the range @ip is in (a jump site's end after a
+ * system call too), or NULL; the mapping of stack pointer @sp, looked
+ * for next to *@near first; the bytes of its stack to read, from @sp to
+ * its mapping's end, at most HP_STACK_SCAN_MAX. */
+#define HP_STACK_SCAN_MAX (8u << 20)
+const struct hp_busy_range *hp_in_ranges(const struct hp_busy_range *r,
+					 size_t nr, uint64_t ip);
+const struct hp_map *hp_stack_map(const struct hp_proc *proc, uint64_t sp,
+				  size_t *near);
+size_t hp_stack_span(const struct hp_proc *proc, uint64_t sp, size_t *near);
 
 /* Tests: scan stacks with the plain loop even where AVX2 runs. */
 extern bool hp_stack_scan_plain;
