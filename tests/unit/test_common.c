@@ -3,6 +3,7 @@
  * atomic file writes, option parsing and the checks of trusted paths.
  */
 #include "hp_test.h"
+#include "hp_test_lease.h"
 
 #include "common/exit.h"
 #include "common/hp_cli.h"
@@ -359,9 +360,17 @@ static void test_open_regular(void **state)
 	assert_int_equal(hp_open_regular(path, &st), -ENOENT);
 }
 
-static void on_alarm(int sig)
+struct leased_open {
+	const char *path;
+	struct stat st;
+	int fd;
+};
+
+static void open_leased(void *arg)
 {
-	(void)sig;
+	struct leased_open *o = arg;
+
+	o->fd = hp_open_regular(o->path, &o->st);
 }
 
 /* hp_open_regular on a file another process holds a write lease on (as
@@ -369,51 +378,20 @@ static void on_alarm(int sig)
  * refused at once, not blocked until the lease breaks (45 s). */
 static void test_open_regular_leased(void **state)
 {
-	char path[] = "/tmp/hp-leased-XXXXXX", c = 0;
-	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	char path[] = "/tmp/hp-leased-XXXXXX";
 	const int tmp = mkstemp(path);
-	int ready[2], fd, status = 0;
-	struct timespec t0, t1;
-	struct stat st;
+	struct leased_open o = { .path = path, .fd = -1 };
 	long ms;
-	pid_t holder;
 
 	(void)state;
 	assert_true(tmp >= 0);
 	close(tmp);
-	assert_int_equal(pipe(ready), 0);
-	holder = fork();
-	assert_true(holder >= 0);
-	if (holder == 0) {
-		const int lfd = open(path, O_RDWR);
-
-		signal(SIGIO, SIG_IGN); /* told of the break: keeps it */
-		c = lfd >= 0 && !fcntl(lfd, F_SETLEASE, F_WRLCK) ? 'y' : 'n';
-		if (write(ready[1], &c, 1) == 1)
-			pause();
-		_exit(0);
-	}
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	assert_int_equal(c, 'y');
-	/* No SA_RESTART: an open blocked on the lease ends at the alarm. */
-	sigaction(SIGALRM, &sa, &old);
-	alarm(2);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	fd = hp_open_regular(path, &st);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	alarm(0);
-	sigaction(SIGALRM, &old, NULL);
-	kill(holder, SIGKILL);
-	waitpid(holder, &status, 0);
-	close(ready[0]);
-	close(ready[1]);
+	ms = hp_test_ms_while_leased(path, open_leased, &o);
 	unlink(path);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
-	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
-	if (fd >= 0)
-		close(fd);
+	if (o.fd >= 0)
+		close(o.fd);
 	assert_true(ms < 1000);
-	assert_int_equal(fd, -EWOULDBLOCK);
+	assert_int_equal(o.fd, -EWOULDBLOCK);
 }
 
 /* hp_self_pid: asked once, and asked again in a fork's child (the

@@ -5,6 +5,7 @@
  * alone, is emptied before the new lines go in; any other is appended to.
  */
 #include "hp_test.h"
+#include "hp_test_lease.h"
 
 #include "runtime/rt_perfmap.c"
 
@@ -136,9 +137,9 @@ static void test_own_map_appended(void **state)
 						  "[hpatch:fix-0]\n" NEW);
 }
 
-static void on_alarm(int sig)
+static void add_line_now(void *arg)
 {
-	(void)sig;
+	add_line(*(const uint64_t *)arg);
 }
 
 /* A map its owner holds a write lease on (any user may, on his own
@@ -146,45 +147,13 @@ static void on_alarm(int sig)
  * hpatchd's loop waiting meanwhile. */
 static void test_map_leased(void **state)
 {
-	struct sigaction sa = { .sa_handler = on_alarm }, old;
-	struct timespec t0, t1;
-	char path[128], c = 0;
-	int ready[2], status = 0;
-	pid_t holder;
-	long ms;
+	uint64_t start = own_start();
+	char path[128];
 
 	(void)state;
 	plant(ours, -1);
 	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)getpid());
-	assert_int_equal(pipe(ready), 0);
-	holder = fork();
-	assert_true(holder >= 0);
-	if (holder == 0) {
-		const int fd = open(path, O_RDWR);
-
-		signal(SIGIO, SIG_IGN); /* told of the break: keeps it */
-		c = fd >= 0 && !fcntl(fd, F_SETLEASE, F_WRLCK) ? 'y' : 'n';
-		if (write(ready[1], &c, 1) == 1)
-			pause();
-		_exit(0);
-	}
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	assert_int_equal(c, 'y');
-	/* No SA_RESTART: an open blocked on the lease ends at the alarm. */
-	sigaction(SIGALRM, &sa, &old);
-	alarm(2);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	add_line(own_start());
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	alarm(0);
-	sigaction(SIGALRM, &old, NULL);
-	kill(holder, SIGKILL);
-	waitpid(holder, &status, 0);
-	close(ready[0]);
-	close(ready[1]);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
-	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
-	assert_true(ms < 1000);
+	assert_true(hp_test_ms_while_leased(path, add_line_now, &start) < 1000);
 }
 
 static void test_jit_map_kept(void **state)
