@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,11 +86,25 @@ static uint64_t floor_once(pid_t pid)
 	return t1 - t0;
 }
 
+/* Kill spin @pid, and remove the perf map the applies wrote for it
+ * (runtime/rt_perfmap.c): left, it would be another process's once the
+ * pid is reused. */
+static void stop_spin(pid_t pid)
+{
+	char path[64];
+
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)pid);
+	unlink(path);
+}
+
 static pid_t start_spin(const char *bin, int n, bool outside)
 {
 	char arg[16], line[128];
 	int fds[2];
 	pid_t pid;
+	const pid_t parent = getpid();
 	FILE *fp = NULL;
 
 	if (pipe(fds))
@@ -97,6 +112,10 @@ static pid_t start_spin(const char *bin, int n, bool outside)
 	snprintf(arg, sizeof(arg), "%d", n);
 	pid = fork();
 	if (pid == 0) {
+		/* Killed with us, whatever ends us (a closed pipe, ^C): 256
+		 * spinning threads left behind would skew every later run. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+			_exit(127);
 		dup2(fds[1], 1);
 		close(fds[0]);
 		execl(bin, bin, arg, outside ? "outside" : NULL, (char *)NULL);
@@ -133,7 +152,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 		if (hp_rt_apply(p, pid, opts, &res)) {
 			fprintf(stderr, "apply failed: %s\n",
 				hp_strerror(res.rc));
-			kill(pid, SIGKILL);
+			stop_spin(pid);
 			return 1;
 		}
 		pauses[r] = res.pause_us;
@@ -141,7 +160,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 		if (hp_rt_revert(pid, opts, &res)) {
 			fprintf(stderr, "revert failed: %s\n",
 				hp_strerror(res.rc));
-			kill(pid, SIGKILL);
+			stop_spin(pid);
 			return 1;
 		}
 	}
@@ -153,15 +172,15 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 	       (unsigned long long)fl, fl ? (double)pa / (double)fl : 0.0,
 	       (double)tries / ROUNDS);
 	fflush(stdout);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	stop_spin(pid);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const int defaults[] = { 1, 16, 64, 256 };
-	const char *state = "/tmp/hp-bench-state";
+	/* Its own (a test's), else one kept from run to run. */
+	const char *state = getenv("HPATCH_STATE_DIR") ?: "/tmp/hp-bench-state";
 	const struct hp_rt_opts active = { .flags = HP_RT_ALLOW_ACTIVE,
 					   .timeout_ms = 10000,
 					   .state_dir = state };
