@@ -168,7 +168,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	/* Read at its exec (identify), for the policy: what the audit
 	 * would read again, after the apply, when the process may have
 	 * exited already. (A path too long for it is read there.) */
-	if (strlen(pr->exe) < sizeof(res.exe) - 1)
+	if (pr->exe && strlen(pr->exe) < sizeof(res.exe) - 1)
 		snprintf(res.exe, sizeof(res.exe), "%s", pr->exe);
 	if (rc != -HP_E_APPLIED)
 		hp_rt_audit_record(&d->audit, "apply", e->path, e->p, &res, rc);

@@ -104,6 +104,19 @@ bool ag_is_starting(const struct ag_proc *pr, uint64_t now)
 		       exec_rescans_us[HP_ARRAY_SIZE(exec_rescans_us) - 1];
 }
 
+/* Its executable, whole, for the policy (NULL: pr->exe_errno). */
+static void read_exe(struct ag_proc *pr)
+{
+	free(pr->exe);
+	pr->exe = hp_agent_exe(pr->pid);
+	pr->exe_errno = pr->exe ? 0 : errno;
+	if (pr->exe_errno == ENAMETOOLONG)
+		hp_log(HP_LOG_WARN,
+		       "pid %d: executable path longer than PATH_MAX: not "
+		       "patched where a rule names executables",
+		       (int)pr->pid);
+}
+
 /*
  * Who @pr is now: its executable (what the policy matches), read once per
  * image, and what tells a reused pid, its start time. An image whose exec
@@ -119,12 +132,14 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	if (pr->fresh) {
 		if (!pr->exe_read) {
 			ag_drop_tracks(d, pr->pid);
-			hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
+			read_exe(pr);
 			pr->exe_read = true;
 			pr->unit_read = false;
 			pr->dirs_watched = false;
 		}
-		return pr->exe[0] != 0; /* none: exited, a zombie */
+		/* None: exited, a zombie. */
+		return pr->exe ||
+		       (pr->exe_errno != ENOENT && pr->exe_errno != ESRCH);
 	}
 	start = hp_agent_start_time(pr->pid);
 	if (!start)
@@ -132,7 +147,7 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	if (pr->start_time != start) { /* first sight, or a reused pid */
 		ag_drop_tracks(d, pr->pid);
 		pr->start_time = start;
-		hp_agent_exe(pr->pid, pr->exe, sizeof(pr->exe));
+		read_exe(pr);
 		pr->unit_read = false;
 		pr->dirs_watched = false;
 	}
@@ -154,7 +169,7 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
 	if (pr->excluded)
 		return;
-	if (!pr->dirs_watched) {
+	if (!pr->dirs_watched && pr->exe) {
 		pr->dirs_watched = true;
 		ag_watch_lib_dirs(d, pr->exe);
 	}
@@ -526,6 +541,8 @@ static void teardown(struct ag_daemon *d)
 	hp_rt_audit_close(&d->audit);
 	hp_store_release(&d->store);
 	hp_policy_release(&d->pol);
+	for (size_t i = 0; i < d->nr_procs; i++)
+		free(d->procs[i].exe);
 	free(d->procs);
 	free(d->tracks);
 	free(d->wanted);

@@ -34,6 +34,10 @@ void hp_policy_init(struct hp_policy *pol)
 	};
 	pol->not_included = (struct hp_rule){ .kind = HP_RULE_INCLUDE,
 					      .pattern = (char *)"[include]" };
+	pol->exe_unknown = (struct hp_rule){
+		.kind = HP_RULE_EXCLUDE,
+		.pattern = (char *)"an executable path not readable whole"
+	};
 	memcpy(pol->retry_ms, retry, sizeof(retry));
 	pol->nr_retry = HP_ARRAY_SIZE(retry);
 }
@@ -333,7 +337,7 @@ static bool rule_matches(const struct hp_rule *r, const char *exe,
 {
 	const char *what = r->by_unit ? unit : exe;
 
-	return *what && !fnmatch(r->pattern, what, 0);
+	return what && *what && !fnmatch(r->pattern, what, 0);
 }
 
 const struct hp_rule *hp_policy_fallback(const struct hp_policy *pol,
@@ -366,6 +370,10 @@ const struct hp_rule *hp_policy_excluded(const struct hp_policy *pol,
 	for (size_t i = 0; i < pol->nr_rules; i++) {
 		const struct hp_rule *r = &pol->rules[i];
 
+		/* Unknown, it might match an exclusion: never touched. */
+		if (!exe && !r->by_unit &&
+		    (r->kind == HP_RULE_INCLUDE || r->kind == HP_RULE_EXCLUDE))
+			return &pol->exe_unknown;
 		if (r->kind == HP_RULE_INCLUDE) {
 			has_include = true;
 			included |= rule_matches(r, exe, unit);

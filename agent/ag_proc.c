@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +45,25 @@ int hp_agent_pids(pid_t **out, size_t *nr_out)
 	return 0;
 }
 
-void hp_agent_exe(pid_t pid, char *out, size_t cap)
+char *hp_agent_exe(pid_t pid)
 {
-	char link[64];
+	char link[64], path[PATH_MAX];
 	ssize_t n;
 
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
-	n = readlink(link, out, cap - 1);
-	out[n > 0 ? n : 0] = 0;
+	n = readlink(link, path, sizeof(path));
+	if (n <= 0) {
+		errno = n < 0 ? errno : ENOENT;
+		return NULL;
+	}
+	/* Filled: perhaps cut short, and a cut path may match a rule the
+	 * whole one does not (or miss an exclusion it matches). */
+	if ((size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	path[n] = 0;
+	return strdup(path);
 }
 
 static bool is_unit_name(const char *s, size_t len)
@@ -93,7 +105,13 @@ void hp_agent_unit_of(const char *text, char *out, size_t cap)
 				const size_t n =
 					(next ? next : line + len) - (c + 1);
 
-				if (is_unit_name(c + 1, n) && n < cap) {
+				/* Too long: none, never the unit above
+				 * (a user's whole manager, say). */
+				if (is_unit_name(c + 1, n) && n >= cap) {
+					out[0] = 0;
+					return;
+				}
+				if (is_unit_name(c + 1, n)) {
 					memcpy(out, c + 1, n);
 					out[n] = 0;
 				}

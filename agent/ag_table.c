@@ -69,8 +69,10 @@ void ag_forget_proc(struct ag_daemon *d, pid_t pid)
 	if (mapped)
 		ag_perfmap_exited(d, pid, hp_now_us());
 	ag_drop_tracks(d, pid);
-	if (pr)
+	if (pr) {
+		free(pr->exe);
 		*pr = d->procs[--d->nr_procs];
+	}
 	if (d->nr_procs < d->cap_procs / 4 && d->cap_procs > 64) {
 		struct ag_proc *shrunk =
 			realloc(d->procs, d->cap_procs / 2 * sizeof(*shrunk));

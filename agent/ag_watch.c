@@ -218,7 +218,7 @@ void ag_watch_lib_dirs(struct ag_daemon *d, const char *exe)
 		"/lib/x86_64-linux-gnu",
 		"/usr/lib/x86_64-linux-gnu",
 	};
-	char dir[sizeof(((struct ag_proc *)0)->exe) + 8];
+	char dir[PATH_MAX + 8];
 	char *slash = NULL;
 
 	if (!exe) {
@@ -247,7 +247,7 @@ void ag_watch_modules(struct ag_daemon *d, const char *modules, const char *exe)
 	     m = strtok_r(NULL, ",", &save)) {
 		while (*m == ' ')
 			m++;
-		if (*m == '/' && strcmp(m, exe) &&
+		if (*m == '/' && (!exe || strcmp(m, exe)) &&
 		    inotify_add_watch(d->in_fd, m, IN_OPEN) < 0)
 			hp_dbg(HP_DBG_PTRACE, "watch '%s': %s", m,
 			       strerror(errno));

@@ -152,6 +152,9 @@ struct hp_policy {
 	size_t nr_rules;
 	struct hp_rule not_included; /* what hp_policy_excluded returns for
 				      * a process no [include] matches */
+	struct hp_rule exe_unknown;  /* ... for one whose executable path
+				      * cannot be read whole, when a rule
+				      * names executables */
 };
 
 /* The built-in defaults (what an empty file means). */
@@ -165,7 +168,8 @@ int hp_policy_load(struct hp_policy *pol, const char *path, bool optional)
 	__attribute__((warn_unused_result));
 void hp_policy_release(struct hp_policy *pol);
 /* The rule that puts a process out of hpatchd's reach (an [exclude]
- * match, or no [include] match when there are any), or NULL. */
+ * match, or no [include] match when there are any), or NULL. @exe NULL
+ * (not readable whole) is out of reach of any policy naming executables. */
 const struct hp_rule *hp_policy_excluded(const struct hp_policy *pol,
 					 const char *exe, const char *unit);
 /* Does a rule name units (else a process's unit need not be read)? */
@@ -184,8 +188,14 @@ int hp_policy_parse_duration(const char *text, long *ms)
 
 /* Every process but this one; *@pids is malloc'd. Return: 0 or -errno. */
 int hp_agent_pids(pid_t **pids, size_t *nr) __attribute__((warn_unused_result));
-/* The process's executable path ("" when unreadable). */
-void hp_agent_exe(pid_t pid, char *out, size_t cap);
+/*
+ * The process's executable path, whole (malloc'd); or NULL with errno:
+ * ENOENT (exited, a zombie, a kernel thread), ENAMETOOLONG (a path longer
+ * than PATH_MAX, which the policy's rules cannot be checked against).
+ */
+char *hp_agent_exe(pid_t pid);
+/* Room for any unit name (a cgroup directory: at most NAME_MAX bytes). */
+#define HP_UNIT_MAX 256
 /* The systemd unit owning @pid, from /proc/PID/cgroup ("" if none). */
 void hp_agent_unit(pid_t pid, char *out, size_t cap);
 /* The unit in one cgroup file's text (for tests). */

@@ -32,8 +32,9 @@ struct ag_proc {
 	 * perf map is collected after it exits (ag_perfmap.c). */
 	bool perf_map;
 	const struct hp_rule *excluded; /* borrowed from the policy */
-	char exe[256];
-	char unit[128];
+	char *exe; /* malloc'd; NULL: not read, or not whole (exe_errno) */
+	int exe_errno;
+	char unit[HP_UNIT_MAX];
 };
 
 struct ag_track {

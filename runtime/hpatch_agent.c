@@ -518,17 +518,17 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 	hp_out_begin_array(o, "processes");
 	for (size_t i = 0; i < nr; i++) {
 		struct hp_rt_result res;
-		char exe[256], unit[128];
+		char *exe = hp_agent_exe(pids[i]), unit[HP_UNIT_MAX];
 		const struct hp_rule *excl = NULL;
 		int rc;
 
-		hp_agent_exe(pids[i], exe, sizeof(exe));
 		hp_agent_unit(pids[i], unit, sizeof(unit));
 		excl = hp_policy_excluded(pol, exe, unit);
 		rc = excl ? 0 : hp_rt_apply(p, pids[i], opts, &res);
 		hp_out_begin_object(o, NULL);
 		hp_out_i64(o, "pid", pids[i]);
-		hp_out_str(o, "executable", "%s", exe);
+		hp_out_str(o, "executable", "%s", exe ? exe : "");
+		free(exe);
 		hp_out_str(o, "unit", "%s", unit);
 		if (excl) {
 			hp_out_str(o, "result", "excluded");

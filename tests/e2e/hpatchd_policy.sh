@@ -58,4 +58,25 @@ check "inside the window, key trusted: applied" wait_until 10 has_patch "$a" "$i
 check "an excluded executable is never patched" no_patch "$kept"
 check "... and listed as excluded by its rule" \
 	wait_until 10 reason_is "$kept" excluded "policy: excluded by $T/bin/keep/\\*"
+
+# An executable whose path is longer than hpatchd kept (255 bytes): an
+# exclusion by its name holds (the cut path ended before it). A line of
+# the policy holds at most 200 bytes (libinih): a pattern, not the path.
+long=$T/bin/$(printf 'd%.0s' $(seq 120))/$(printf 'e%.0s' $(seq 120))
+mkdir -p "$long"
+cp "$HP_TD/svc-v1" "$long/"
+agent_policy '[apply]' "trusted_keys = $key" '[exclude]' "exe = $T/bin/d*/svc-v1"
+hups() { grep -c 'SIGHUP: reloading' "$T/hpatchd.log" || true; }
+n=$(hups)
+reload
+wait_until 10 test "$(hups)" -gt "$n" || true
+start_target "$long/svc-v1" "$T/l.log" 1
+lp=$TARGET_PID
+state_is() {
+	"$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" --json 2>/dev/null |
+		grep -q "{\"pid\":$1,\"state\":\"$2\""
+}
+check "a long path's exclusion holds (${#long} bytes)" \
+	wait_until 10 state_is "$lp" excluded
+check "... and it is not patched" no_patch "$lp"
 finish

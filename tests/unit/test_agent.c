@@ -162,6 +162,28 @@ static void test_policy_include(void **state)
 	hp_policy_release(&pol);
 }
 
+/* An executable path not readable whole (longer than PATH_MAX): out of
+ * reach wherever a rule names executables, since it might match one. */
+static void test_policy_exe_unknown(void **state)
+{
+	struct hp_policy pol;
+	const struct hp_rule *r = NULL;
+
+	(void)state;
+	assert_hp_ok(load_text(&pol, "[exclude]\nexe = /srv/legacy/*\n"));
+	r = hp_policy_excluded(&pol, NULL, "");
+	assert_ptr_equal(r, &pol.exe_unknown);
+	assert_string_equal(r->pattern,
+			    "an executable path not readable whole");
+	assert_null(hp_policy_fallback(&pol, NULL, ""));
+	hp_policy_release(&pol);
+	/* Rules by unit alone: the path is not needed. */
+	assert_hp_ok(load_text(&pol, "[exclude]\nunit = sshd.service\n"));
+	assert_null(hp_policy_excluded(&pol, NULL, "cron.service"));
+	assert_non_null(hp_policy_excluded(&pol, NULL, "sshd.service"));
+	hp_policy_release(&pol);
+}
+
 static void test_policy_window(void **state)
 {
 	struct hp_policy pol;
@@ -274,6 +296,29 @@ static void test_unit_of(void **state)
 	hp_agent_unit_of("0::/system.slice/a-very-long-name-that-does-not-fit-"
 			 "in-the-buffer-at-all.service\n",
 			 unit, 16);
+	assert_string_equal(unit, "");
+}
+
+/*
+ * hpatchd's room for a unit holds any (a cgroup directory's name is at
+ * most 255 bytes); a name longer than a caller's room is none, never the
+ * unit above it (restarting a user's whole manager, say).
+ */
+static void test_unit_of_long(void **state)
+{
+	char unit[sizeof(((struct ag_proc *)0)->unit)], name[256];
+	char text[512];
+
+	(void)state;
+	memset(name, 'a', 247);
+	snprintf(name + 247, sizeof(name) - 247, ".service");
+	snprintf(text, sizeof(text),
+		 "0::/user.slice/user-1000.slice/user@1000.service/"
+		 "app.slice/%s\n",
+		 name);
+	hp_agent_unit_of(text, unit, sizeof(unit));
+	assert_string_equal(unit, name);
+	hp_agent_unit_of(text, unit, 128);
 	assert_string_equal(unit, "");
 }
 
@@ -1058,11 +1103,13 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_policy_defaults),
 		cmocka_unit_test(test_policy_full),
 		cmocka_unit_test(test_policy_include),
+		cmocka_unit_test(test_policy_exe_unknown),
 		cmocka_unit_test(test_policy_window),
 		cmocka_unit_test(test_policy_perf),
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_unit_of),
+		cmocka_unit_test(test_unit_of_long),
 		cmocka_unit_test(test_start_time),
 		cmocka_unit_test(test_view_roundtrip),
 		cmocka_unit_test(test_maps_line),
