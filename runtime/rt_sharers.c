@@ -44,14 +44,18 @@ static bool same_mm(pid_t a, pid_t b)
  * kcmp finds it sharing nothing though they may share a target's memory.
  * kthreadd (pid 2, where the kernel's threads are seen) has none; and the
  * kernel's threads alone share its files. Return: 2, or 0 where pid 2 is
- * not kthreadd (a pid namespace of its own): any process may be one then.
+ * not kthreadd (a pid namespace of its own), or where we may not compare
+ * with it (a user who is not root: EPERM): any process may be one then.
  */
 static pid_t kthreadd(void)
 {
 	static int pid = -1;
 
 	if (pid < 0)
-		pid = hp_task_is_kthread(2) ? 2 : 0;
+		pid = hp_task_is_kthread(2) && syscall(SYS_kcmp, hp_self_pid(),
+						       2, KCMP_VM, 0, 0) >= 0
+			      ? 2
+			      : 0;
 	return pid;
 }
 

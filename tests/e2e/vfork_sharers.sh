@@ -115,4 +115,30 @@ check "once it has gone: applied" wait_until 8 apply -p "$pid"
 check "v2" test "$(ask 4 version)" = v2
 expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 exec 3>&- 4>&-
+
+# The same, target and hpatch run as a user who is not root (as hpatch
+# may be, on his own processes): kcmp() against the kernel's kthreadd is
+# refused him, and the sharer must still be found.
+AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+chmod 755 "$T"
+chmod -R a+rX "$T/svc" "$T/p.hpatch" "$T/trust"
+install -d -o nobody "$T/nb-state"
+install -o nobody -m 600 /dev/null "$T/nb-audit.log"
+"${AS[@]}" "$T/svc" 1 >"$T/nb.log" 2>&1 &
+PIDS+=($!)
+nb=$!
+for _ in $(seq 200); do grep -q ready "$T/nb.log" && break; sleep 0.05; done
+port=$(sed -n 's/.*ready pid=[0-9]* port=\([0-9]*\).*/\1/p' "$T/nb.log" | head -1)
+open_conn 3 "$port"
+open_conn 4 "$port"
+sharer=$(ask 3 "share 20000")
+check "its leader has left ($sharer, user nobody)" \
+	wait_until 5 grep -q '^State:.*Z' "/proc/$sharer/status"
+expect_exit 4 "-p as nobody, its leader gone: refused, busy" \
+	"${AS[@]}" env HPATCH_STATE_DIR="$T/nb-state" HPATCH_AUDIT_LOG="$T/nb-audit.log" \
+	"$HPATCH" apply --trust "$T/trust" --timeout 300 -p "$nb" "$T/p.hpatch"
+check "names it" grep -q "pid $nb: shares its memory with pid $sharer " "$T/last.err"
+check "still v1" test "$(ask 4 version)" = v1
+kill -9 "$sharer" 2>/dev/null || true
+exec 3>&- 4>&-
 finish
