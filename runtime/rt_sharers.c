@@ -108,6 +108,7 @@ struct hp_rt_sharers {
 	size_t nr_gone;
 	size_t cap_gone;
 	const struct hp_rt_births *births; /* asked first, if any */
+	pid_t built_last; /* hp_last_pid before the listing; 0: unknown */
 };
 
 /*
@@ -234,6 +235,7 @@ int hp_rt_sharers_new(struct hp_rt_sharers **out)
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
+	s->built_last = hp_last_pid();
 	rc = hp_proc_list_tasks(0, &all, &nr);
 	for (size_t i = 0; i < nr && !rc; i++)
 		rc = insert(s, all[i]);
@@ -313,7 +315,15 @@ static void pick_gone(struct hp_rt_sharers *s, pid_t pid, pid_t self,
 	}
 }
 
-/* @self's sharers: from @s, or from every process of the host. */
+static long pick_since(pid_t pid, pid_t self, pid_t last, pid_t now, pid_t *out,
+		       size_t cap);
+
+/*
+ * @self's sharers: from @s, and among the tasks created since it was
+ * built (in none of its groups: a run over many targets lasts, and a
+ * target may start one before its turn); or from every process of the
+ * host.
+ */
 static int find_sharers(struct hp_rt_sharers *s, pid_t pid, pid_t self,
 			pid_t *out, size_t cap, size_t *n)
 {
@@ -323,10 +333,20 @@ static int find_sharers(struct hp_rt_sharers *s, pid_t pid, pid_t self,
 
 	/* Not in the index: a process newer than it, asked the long way. */
 	if (s && !find_group(s, self, &at)) {
+		const pid_t now = hp_last_pid();
+		long since = 0;
+
 		*n = pick(s->groups[at].pids, s->groups[at].nr, pid, self, out,
 			  cap);
 		pick_gone(s, pid, self, out, cap, n);
-		return 0;
+		if (s->built_last && now && now != s->built_last)
+			since = pick_since(pid, self, s->built_last, now,
+					   out + *n, cap - *n);
+		if (since >= 0 && s->built_last && now) {
+			*n += (size_t)since;
+			return 0;
+		}
+		/* Too many since, or not known: the long way. */
 	}
 	rc = hp_proc_list_tasks(0, &all, &nr);
 	if (rc)
