@@ -30,9 +30,14 @@
  *   process's user may still hold it open (or linked through
  *   /proc/self/fd), so it is only ever that user's again. A spare is
  *   claimed first: renamed to a name of the taking process's own in the
- *   directory, "claim.PID" (hpatch apply takes spares too, from other
- *   processes: one rename wins; a claim left is a dead process's of that
- *   pid, removed), so that the file opened is the one renamed after.
+ *   directory, "claim.PID.NONCE" (hpatch apply takes spares too, from
+ *   other processes: one rename wins), so that the file opened is the
+ *   one renamed after. The pid alone is not the process's own: hpatch
+ *   processes in two pid namespaces may share /tmp, and one that took
+ *   the other's claim for a dead one's would place, under its path, a
+ *   spare the other had checked for another user; hence 64 random bits.
+ *   A claim older than HP_PERFMAP_CLAIM_NS is one its process left
+ *   (killed between two renames): removed when seen.
  *   Opened O_NOFOLLOW|O_NONBLOCK (a lease never blocks hpatchd), used only
  *   if fstat says regular, one link, that user's (another user's: put
  *   back for that user; anything else: removed), its mode narrowed to at
@@ -61,6 +66,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +85,9 @@ static const char *perfmap_dir = HP_PERFMAP_DIR;
  * looked at for one of its user's. */
 #define HP_PERFMAP_PROBES 8
 #define HP_PERFMAP_LOOKS 32
+/* A claim lives for a write of a few lines; one this old was left. (A
+ * process stopped that long finds its claim gone: no map placed.) */
+#define HP_PERFMAP_CLAIM_NS (60 * 1000000000LL)
 
 /* This process's state of the spares (each forked process has its own
  * copy; maps are written from one thread, the loader's; see the header
@@ -94,6 +103,8 @@ static struct hp_spare {
 	uid_t uid;
 } spares_made[HP_PERFMAP_SLOTS];
 static uint32_t nr_spares_made;
+/* How old a claim must be to be removed; a unit test sets it to 0. */
+static int64_t claim_stale_ns = HP_PERFMAP_CLAIM_NS;
 
 /* A map this big is not one that hpatch alone wrote. */
 #define HP_PERFMAP_OURS_MAX 4096
@@ -260,6 +271,38 @@ out:
 	return rc;
 }
 
+/*
+ * This process's name for a spare it claims, in @buf (@cap bytes): its
+ * pid and a nonce drawn once per process (a forked child draws its own).
+ * Return: 0, or -errno (no random bytes: no spare taken).
+ */
+static int claim_name(char *buf, size_t cap)
+{
+	static pid_t drawn_by;
+	static uint64_t nonce;
+	const pid_t self = getpid();
+
+	if (drawn_by != self) {
+		errno = 0;
+		if (getrandom(&nonce, sizeof(nonce), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(nonce))
+			return errno ? -errno : -EIO;
+		drawn_by = self;
+	}
+	snprintf(buf, cap, "claim.%d.%016" PRIx64, (int)self, nonce);
+	return 0;
+}
+
+/* Is the entry @name, @st, a claim its process left (see the header)? */
+static bool is_claim_left(const char *name, const struct stat *st)
+{
+	struct timespec now;
+
+	return !strncmp(name, "claim.", 6) && S_ISREG(st->st_mode) &&
+	       !clock_gettime(CLOCK_REALTIME, &now) &&
+	       ns_of(&st->st_ctim) + claim_stale_ns <= ns_of(&now);
+}
+
 /* Put the spare claimed as @claim back as @slot, else remove it. */
 static void put_back(int dirfd, const char *claim, const char *slot)
 {
@@ -275,14 +318,13 @@ static void put_back(int dirfd, const char *claim, const char *slot)
 static int use_spare(int dirfd, const char *slot, const struct stat *proc_st,
 		     const char *path, const struct hp_buf *out)
 {
-	char claim[32];
+	char claim[48];
 	struct stat st;
-	int fd, rc = 0;
+	int fd, rc = claim_name(claim, sizeof(claim));
 
-	snprintf(claim, sizeof(claim), "claim.%d", (int)getpid());
-	if (renameat2(dirfd, slot, dirfd, claim, RENAME_NOREPLACE) &&
-	    (errno != EEXIST || unlinkat(dirfd, claim, 0) ||
-	     renameat2(dirfd, slot, dirfd, claim, RENAME_NOREPLACE)))
+	if (rc)
+		return rc;
+	if (renameat2(dirfd, slot, dirfd, claim, RENAME_NOREPLACE))
 		return errno == ENOENT ? -EAGAIN : rename_failed(errno);
 	fd = openat(dirfd, claim,
 		    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -355,14 +397,18 @@ static int take_found(int dirfd, const struct stat *proc_st, const char *path,
 			const struct dirent64 *de = (void *)(buf + off);
 
 			off += de->d_reclen;
-			if (de->d_name[0] < '0' || de->d_name[0] > '9')
-				continue; /* (".", "..") */
+			if (de->d_name[0] == '.')
+				continue;
 			/* (Another user's: skipped at the cost of a look;
 			 * use_spare checks the one it opens.) */
 			if (looks++ >= HP_PERFMAP_LOOKS)
 				break;
 			if (fstatat(dirfd, de->d_name, &st,
-				    AT_SYMLINK_NOFOLLOW) ||
+				    AT_SYMLINK_NOFOLLOW))
+				continue;
+			if (is_claim_left(de->d_name, &st))
+				unlinkat(dirfd, de->d_name, 0);
+			if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
 			    st.st_uid != proc_st->st_uid)
 				continue;
 			tries++;

@@ -31,6 +31,7 @@ static int setup(void **state)
 	perfmap_dir = dir;
 	spares_off = spares_none = false;
 	nr_spares_made = 0;
+	claim_stale_ns = HP_PERFMAP_CLAIM_NS;
 	return 0;
 }
 
@@ -554,11 +555,13 @@ static void test_spare_swapped(void **state)
 	assert_int_equal(nr_entries(spares()), 0);
 }
 
-/* A claim left by a dead process of this pid: removed, the spare taken. */
-static void test_spare_claim_left(void **state)
+/* A claim named by this pid alone, as another hpatch process of the same
+ * pid in another pid namespace would name its claim of a spare (here
+ * another user's): never touched, never placed; the spare is taken. */
+static void test_spare_claim_same_pid(void **state)
 {
 	char claim[160];
-	ino_t spare;
+	ino_t spare, other;
 	int fd;
 
 	(void)state;
@@ -566,9 +569,30 @@ static void test_spare_claim_left(void **state)
 	snprintf(claim, sizeof(claim), "%s/claim.%d", spares(), (int)getpid());
 	fd = open(claim, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	assert_true(fd >= 0);
+	assert_int_equal(fchown(fd, OTHER_UID, OTHER_UID), 0);
 	close(fd);
+	other = ino_of(claim);
 	assert_string_equal(add_own(own_start()), NEW);
 	assert_int_equal(ino_of(own_map()), spare);
+	assert_int_equal(ino_of(claim), other);
+	assert_int_equal(nr_entries(spares()), 1);
+}
+
+/* A claim left by a process killed between its renames: kept while it
+ * may be in use, removed when old (HP_PERFMAP_CLAIM_NS; 0 here). */
+static void test_spare_claim_left(void **state)
+{
+	const char *claim = NULL;
+
+	(void)state;
+	claim = make_slot("claim.1.00000000000000ff", ours);
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(nr_entries(spares()), 1);
+	assert_int_equal(unlink(own_map()), 0);
+	spares_none = false;
+	claim_stale_ns = 0;
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(access(claim, F_OK), -1);
 	assert_int_equal(nr_entries(spares()), 0);
 }
 
@@ -605,6 +629,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spare_swapped, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_claim_same_pid,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spare_claim_left, setup,
 						teardown),
 	};
