@@ -85,6 +85,22 @@ static uint64_t floor_once(pid_t pid)
 	return t1 - t0;
 }
 
+/*
+ * End the target @pid, and remove the perf map hpatch wrote for it while
+ * that pid is still its own (a zombie's until reaped): a map left in /tmp
+ * is found by the next process of that pid, and the benches' maps were
+ * most of the stale ones there.
+ */
+static void end_spin(pid_t pid)
+{
+	char path[64];
+
+	kill(pid, SIGKILL);
+	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)pid);
+	unlink(path);
+	waitpid(pid, NULL, 0);
+}
+
 static pid_t start_spin(const char *bin, int n, bool outside)
 {
 	char arg[16], line[128];
@@ -105,7 +121,7 @@ static pid_t start_spin(const char *bin, int n, bool outside)
 	close(fds[1]);
 	fp = fdopen(fds[0], "r");
 	if (!fp || !fgets(line, sizeof(line), fp) || !strstr(line, "ready")) {
-		kill(pid, SIGKILL);
+		end_spin(pid);
 		return -1;
 	}
 	fclose(fp);
@@ -133,7 +149,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 		if (hp_rt_apply(p, pid, opts, &res)) {
 			fprintf(stderr, "apply failed: %s\n",
 				hp_strerror(res.rc));
-			kill(pid, SIGKILL);
+			end_spin(pid);
 			return 1;
 		}
 		pauses[r] = res.pause_us;
@@ -141,7 +157,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 		if (hp_rt_revert(pid, opts, &res)) {
 			fprintf(stderr, "revert failed: %s\n",
 				hp_strerror(res.rc));
-			kill(pid, SIGKILL);
+			end_spin(pid);
 			return 1;
 		}
 	}
@@ -153,8 +169,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 	       (unsigned long long)fl, fl ? (double)pa / (double)fl : 0.0,
 	       (double)tries / ROUNDS);
 	fflush(stdout);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	end_spin(pid);
 	return 0;
 }
 
