@@ -274,13 +274,15 @@ out:
 /*
  * This process's name for a spare it claims, in @buf (@cap bytes): its
  * pid and a nonce drawn once per process (a forked child draws its own).
+ * The pid is hp_self_pid()'s: a getpid() a map is a system call each
+ * (tests/e2e/hpatchd_calls.sh counts them).
  * Return: 0, or -errno (no random bytes: no spare taken).
  */
 static int claim_name(char *buf, size_t cap)
 {
 	static pid_t drawn_by;
 	static uint64_t nonce;
-	const pid_t self = getpid();
+	const pid_t self = hp_self_pid();
 
 	if (drawn_by != self) {
 		errno = 0;

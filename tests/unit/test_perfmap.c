@@ -11,7 +11,20 @@
 #include "hp_test.h"
 #include "hp_test_lease.h"
 
+#include <sys/syscall.h>
+
+/* getpid() of the code under test, counted: a process asks the kernel
+ * for its pid once (hp_self_pid), never per map. */
+static unsigned nr_getpid;
+/* (unused while the code asks none: what the test wants) */
+__attribute__((unused)) static pid_t counted_getpid(void)
+{
+	nr_getpid++;
+	return (pid_t)syscall(SYS_getpid);
+}
+#define getpid counted_getpid
 #include "runtime/rt_perfmap.c"
+#undef getpid
 
 #include <dirent.h>
 #include <signal.h>
@@ -383,6 +396,21 @@ static void test_spare_reused(void **state)
 	assert_int_equal(nr_entries(spares()), 0);
 }
 
+/* A spare taken asks the kernel for no pid: hpatchd makes one system
+ * call fewer a map (tests/e2e/hpatchd_calls.sh counts getpid()). */
+static void test_spare_asks_no_pid(void **state)
+{
+	ino_t ino;
+
+	(void)state;
+	(void)hp_self_pid(); /* (asked once per process: not here) */
+	ino = forget_one(ours);
+	nr_getpid = 0;
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(ino_of(own_map()), ino);
+	assert_int_equal(nr_getpid, 0);
+}
+
 /* A map already there: appended to as before, the spare kept. */
 static void test_spare_target_exists(void **state)
 {
@@ -614,6 +642,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forget_pid_alive, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spare_reused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_asks_no_pid, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spare_target_exists, setup,
 						teardown),
