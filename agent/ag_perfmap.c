@@ -8,6 +8,8 @@
  * keep_exited, and at most [perf] max_exited are kept, the oldest going
  * first. Only hpatch's own lines, unwritten since, of a pid no process has
  * now (hp_rt_perfmap_forget); a zombie not yet reaped is asked again.
+ * Removed is mostly moved: kept as a spare for a later map (a storm's
+ * unlinks would make every create slow on an ext4 without a journal).
  */
 #include "agent/agent.h"
 #include "agent/agent_int.h"

@@ -86,25 +86,28 @@ static uint64_t floor_once(pid_t pid)
 	return t1 - t0;
 }
 
-/* Kill spin @pid, and remove the perf map the applies wrote for it
- * (runtime/rt_perfmap.c): left, it would be another process's once the
- * pid is reused. */
-static void stop_spin(pid_t pid)
+/*
+ * End the target @pid, and remove the perf map hpatch wrote for it while
+ * that pid is still its own (a zombie's until reaped): a map left in /tmp
+ * is found by the next process of that pid, and the benches' maps were
+ * most of the stale ones there.
+ */
+static void end_spin(pid_t pid)
 {
 	char path[64];
 
 	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
 	snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)pid);
 	unlink(path);
+	waitpid(pid, NULL, 0);
 }
 
 static pid_t start_spin(const char *bin, int n, bool outside)
 {
 	char arg[16], line[128];
 	int fds[2];
-	pid_t pid;
 	const pid_t parent = getpid();
+	pid_t pid;
 	FILE *fp = NULL;
 
 	if (pipe(fds))
@@ -112,8 +115,8 @@ static pid_t start_spin(const char *bin, int n, bool outside)
 	snprintf(arg, sizeof(arg), "%d", n);
 	pid = fork();
 	if (pid == 0) {
-		/* Killed with us, whatever ends us (a closed pipe, ^C): 256
-		 * spinning threads left behind would skew every later run. */
+		/* (Ends with the bench, however it ends: a target left
+		 * spinning on every core skews whatever runs next.) */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
 			_exit(127);
 		dup2(fds[1], 1);
@@ -124,7 +127,7 @@ static pid_t start_spin(const char *bin, int n, bool outside)
 	close(fds[1]);
 	fp = fdopen(fds[0], "r");
 	if (!fp || !fgets(line, sizeof(line), fp) || !strstr(line, "ready")) {
-		kill(pid, SIGKILL);
+		end_spin(pid);
 		return -1;
 	}
 	fclose(fp);
@@ -152,7 +155,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 		if (hp_rt_apply(p, pid, opts, &res)) {
 			fprintf(stderr, "apply failed: %s\n",
 				hp_strerror(res.rc));
-			stop_spin(pid);
+			end_spin(pid);
 			return 1;
 		}
 		pauses[r] = res.pause_us;
@@ -160,7 +163,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 		if (hp_rt_revert(pid, opts, &res)) {
 			fprintf(stderr, "revert failed: %s\n",
 				hp_strerror(res.rc));
-			stop_spin(pid);
+			end_spin(pid);
 			return 1;
 		}
 	}
@@ -172,7 +175,7 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 	       (unsigned long long)fl, fl ? (double)pa / (double)fl : 0.0,
 	       (double)tries / ROUNDS);
 	fflush(stdout);
-	stop_spin(pid);
+	end_spin(pid);
 	return 0;
 }
 

@@ -25,7 +25,19 @@ mkdir "$t/trust" && cp "$t/k.pub" "$t/trust/"
 	--binary "$B/testdata/svc-v1" --key "$t/k.key" -o "$t/svc.hpatch" \
 	-q >/dev/null
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$t" "/tmp/hp-probe-$$-"*' EXIT
+# The perf maps hpatch wrote for them (runtime/rt_perfmap.c) go with them,
+# removed while each pid is still this script's child's: a map left is
+# found by the next process of its pid (200 a run, the most of the stale
+# maps in /tmp).
+end_svcs() {
+	local p
+	for p in "${pids[@]}"; do
+		[ "$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)" = $$ ] &&
+			rm -f "/tmp/perf-$p.map"
+	done
+	kill "${pids[@]}" 2>/dev/null
+}
+trap 'end_svcs; rm -rf "$t" "/tmp/hp-probe-$$-"*' EXIT
 for i in $(seq "$n"); do
 	"$B/testdata/svc-v1" 0 >"$t/svc.$i.log" 2>&1 &
 	pids+=($!)

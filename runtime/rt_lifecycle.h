@@ -260,7 +260,8 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
  * [hpatch:@patch_id]", to /tmp/perf-PID.map, created for the process's
  * user if missing, emptied first if an earlier process of the same pid
  * left it (older than @proc->start) with hpatch's lines alone; a link or
- * another user's file there is left alone.
+ * another user's file there is left alone. A new map is a spare of the
+ * user's when there is one (rt_perfmap.c).
  * Failures are warned about: perf's names are no reason to fail a patch.
  */
 void hp_perfmap_add(const struct hp_proc *proc, const char *patch_id,

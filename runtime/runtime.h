@@ -160,7 +160,8 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
  * when the file is a regular one with one link, holds hpatch's lines alone
  * (no JIT's) and was not written since, and no process has that pid now:
  * maps outlive their process, and a host where short-lived processes are
- * patched would fill /tmp with them.
+ * patched would fill /tmp with them. Removed is moved into the spare
+ * directory, when it has room, for a later map to take (rt_perfmap.c).
  * Return: 0 removed (or none there), 1 kept (not hpatch's alone), 2 kept
  * while a process has that pid (a zombie not yet reaped: ask again later),
  * or -errno.

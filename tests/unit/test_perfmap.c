@@ -3,15 +3,35 @@
  * including it), in a directory of the test's own: a map that an earlier
  * process of the same pid left, older than this one, with hpatch's lines
  * alone, is emptied before the new lines go in; any other is appended to.
+ * hpatchd's clean-up makes an exited process's map a spare, in a private
+ * directory, and a new map takes one of its user's; a planted directory or
+ * a spare that is not hpatch's is never used. (Run as root, as the e2e
+ * tests are: files of another user are made with chown.)
  */
 #include "hp_test.h"
 #include "hp_test_lease.h"
 
-#include "runtime/rt_perfmap.c"
+#include <sys/syscall.h>
 
+/* getpid() of the code under test, counted: a process asks the kernel
+ * for its pid once (hp_self_pid), never per map. */
+static unsigned nr_getpid;
+/* (unused while the code asks none: what the test wants) */
+__attribute__((unused)) static pid_t counted_getpid(void)
+{
+	nr_getpid++;
+	return (pid_t)syscall(SYS_getpid);
+}
+#define getpid counted_getpid
+#include "runtime/rt_perfmap.c"
+#undef getpid
+
+#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+
+#define OTHER_UID 65534 /* (nobody) */
 
 static char dir[64];
 
@@ -22,6 +42,9 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		return -1;
 	perfmap_dir = dir;
+	spares_off = spares_none = false;
+	nr_spares_made = 0;
+	claim_stale_ns = HP_PERFMAP_CLAIM_NS;
 	return 0;
 }
 
@@ -269,6 +292,338 @@ static void test_forget_pid_alive(void **state)
 	assert_true(map_exists(getpid()));
 }
 
+/* The spare directory's path. */
+static const char *spares(void)
+{
+	static char path[128];
+
+	snprintf(path, sizeof(path), "%s/" HP_PERFMAP_SPARES ".%u", dir,
+		 (unsigned)geteuid());
+	return path;
+}
+
+/* The number of entries of directory @path but "." and "..". */
+static int nr_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	const struct dirent *de = NULL;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+static ino_t ino_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_ino;
+}
+
+static const char *own_map(void)
+{
+	static char path[128];
+
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)getpid());
+	return path;
+}
+
+static const char *make_slot_path(const char *slot)
+{
+	static char path[160];
+
+	snprintf(path, sizeof(path), "%s/%s", spares(), slot);
+	return path;
+}
+
+/* Make spare @slot (a file holding @text, of the process's user), if
+ * there is no such spare yet; Return: its path. */
+static const char *make_slot(const char *slot, const char *text)
+{
+	const char *path = make_slot_path(slot);
+	int fd;
+
+	if (access(spares(), F_OK))
+		assert_int_equal(mkdir(spares(), 0700), 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+/* A dead process's map, cleaned up by hpatchd: its inode. */
+static ino_t forget_one(const char *text)
+{
+	const pid_t gone = dead_pid();
+	const int64_t exited = now_ns();
+	char path[128];
+	ino_t ino;
+
+	plant_for(gone, text, exited - 1000000000LL);
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)gone);
+	ino = ino_of(path);
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 0);
+	assert_false(map_exists(gone));
+	return ino;
+}
+
+/* A map cleaned up becomes a spare; a new map of its user takes it,
+ * holding the new lines alone (the old ones were longer). */
+static void test_spare_reused(void **state)
+{
+	struct stat st;
+	ino_t ino;
+
+	(void)state;
+	ino = forget_one("7f0000002000 20 old_fn [hpatch:fix-0]\n"
+			 "7f0000003000 20 old_gn [hpatch:fix-0]\n");
+	assert_int_equal(nr_entries(spares()), 1);
+	assert_int_equal(lstat(spares(), &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 077, 0);
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(ino_of(own_map()), ino);
+	assert_int_equal(nr_entries(spares()), 0);
+	/* None left: a new map is created. */
+	assert_int_equal(unlink(own_map()), 0);
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(nr_entries(spares()), 0);
+}
+
+/* A spare taken asks the kernel for no pid: hpatchd makes one system
+ * call fewer a map (tests/e2e/hpatchd_calls.sh counts getpid()). */
+static void test_spare_asks_no_pid(void **state)
+{
+	ino_t ino;
+
+	(void)state;
+	(void)hp_self_pid(); /* (asked once per process: not here) */
+	ino = forget_one(ours);
+	nr_getpid = 0;
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(ino_of(own_map()), ino);
+	assert_int_equal(nr_getpid, 0);
+}
+
+/* A map already there: appended to as before, the spare kept. */
+static void test_spare_target_exists(void **state)
+{
+	ino_t ino, spare;
+
+	(void)state;
+	spare = forget_one(ours);
+	plant(ours, -1);
+	ino = ino_of(own_map());
+	assert_string_equal(add_own(own_start()), "7f0000002000 20 old_fn "
+						  "[hpatch:fix-0]\n" NEW);
+	assert_int_equal(ino_of(own_map()), ino);
+	assert_int_equal(nr_entries(spares()), 1);
+	/* (and still good for the next) */
+	assert_int_equal(unlink(own_map()), 0);
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(ino_of(own_map()), spare);
+}
+
+/* A map made at its path between the look and the rename (a JIT's): the
+ * spare's rename fails, the spare goes back, that file is not touched. */
+static void test_spare_target_made_since(void **state)
+{
+	const struct hp_buf out = { .data = (uint8_t *)NEW,
+				    .len = strlen(NEW) };
+	struct stat proc_st;
+	char buf[64] = { 0 };
+	ino_t spare;
+	int dirfd, fd;
+
+	(void)state;
+	spare = ino_of(make_slot("7", ours));
+	plant(jit, 3600);
+	assert_int_equal(stat("/proc/self", &proc_st), 0);
+	dirfd = open_spares(false);
+	assert_true(dirfd >= 0);
+	assert_int_equal(use_spare(dirfd, "7", &proc_st, own_map(), &out),
+			 -EEXIST);
+	close(dirfd);
+	fd = open(own_map(), O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf) - 1), (ssize_t)strlen(jit));
+	close(fd);
+	assert_string_equal(buf, jit);
+	assert_int_equal(nr_entries(spares()), 1);
+	assert_int_equal(ino_of(make_slot_path("7")), spare);
+}
+
+/* @setup_dir planted at the spare directory's path: no spare is made in
+ * it, none there is taken, maps are written and removed as before. */
+static void planted_dir(void (*setup_dir)(const char *path))
+{
+	const char *spare = NULL;
+	ino_t ino;
+
+	setup_dir(spares());
+	/* A file of this user in it, as a spare would be. */
+	spare = make_slot("0", ours);
+	ino = ino_of(spare);
+	forget_one(ours);
+	assert_int_equal(nr_entries(spares()), 1);
+	assert_true(spares_off);
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_not_equal(ino_of(own_map()), ino);
+	assert_int_equal(ino_of(spare), ino);
+}
+
+static void mkdir_0755(const char *path)
+{
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(chmod(path, 0755), 0);
+}
+
+static void mkdir_other_owner(const char *path)
+{
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(chown(path, OTHER_UID, OTHER_UID), 0);
+}
+
+static void symlink_to_dir(const char *path)
+{
+	char target[160];
+
+	snprintf(target, sizeof(target), "%s/elsewhere", dir);
+	assert_int_equal(mkdir(target, 0700), 0);
+	assert_int_equal(symlink(target, path), 0);
+}
+
+static void test_spare_dir_planted(void **state)
+{
+	(void)state;
+	planted_dir(mkdir_0755);
+}
+
+static void test_spare_dir_other_owner(void **state)
+{
+	(void)state;
+	planted_dir(mkdir_other_owner);
+}
+
+static void test_spare_dir_symlink(void **state)
+{
+	(void)state;
+	planted_dir(symlink_to_dir);
+}
+
+/* The map made for this process (unlinked after): a regular file, with
+ * the new lines, not inode @bad. */
+static void map_not(ino_t bad)
+{
+	struct stat st;
+
+	spares_none = false;
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(lstat(own_map(), &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_not_equal(st.st_ino, bad);
+	assert_int_equal(unlink(own_map()), 0);
+}
+
+/* A spare that is not hpatch's (a second link, another user's, a fifo) is
+ * never used; another user's stays for that user. */
+static void test_spare_not_ours(void **state)
+{
+	const char *spare = NULL;
+	char other[160];
+	struct stat st;
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s/other", dir);
+	spare = make_slot("1", ours);
+	assert_int_equal(link(spare, other), 0);
+	map_not(ino_of(other));
+	assert_int_equal(stat(other, &st), 0); /* (not written) */
+	assert_int_equal(st.st_size, (off_t)strlen(ours));
+	assert_int_equal(unlink(other), 0);
+	unlink(spare);
+
+	spare = make_slot("2", ours);
+	assert_int_equal(chown(spare, OTHER_UID, OTHER_UID), 0);
+	st.st_ino = ino_of(spare);
+	map_not(st.st_ino);
+	assert_int_equal(ino_of(spare), st.st_ino); /* (kept for them) */
+	assert_int_equal(unlink(spare), 0);
+
+	/* (A fifo found is removed: its inode number may be the new map's;
+	 * that the map is a regular file is what tells.) */
+	spare = make_slot_path("3");
+	assert_int_equal(mkfifo(spare, 0644), 0);
+	map_not(0);
+}
+
+/* The map's owner put another file at its path between the checks and
+ * the move (as if: the checked file is another one): that file goes back
+ * to its path, no spare is made of it. */
+static void test_spare_swapped(void **state)
+{
+	struct stat checked;
+	char path[128];
+	ino_t ino;
+
+	(void)state;
+	plant(ours, 3600);
+	ino = ino_of(own_map());
+	plant_for(1, ours, now_ns()); /* (the file checked: pid 1's) */
+	snprintf(path, sizeof(path), "%s/perf-1.map", dir);
+	assert_int_equal(lstat(path, &checked), 0);
+	assert_int_equal(make_spare(own_map(), &checked), 0);
+	assert_int_equal(ino_of(own_map()), ino);
+	assert_int_equal(nr_entries(spares()), 0);
+}
+
+/* A claim named by this pid alone, as another hpatch process of the same
+ * pid in another pid namespace would name its claim of a spare (here
+ * another user's): never touched, never placed; the spare is taken. */
+static void test_spare_claim_same_pid(void **state)
+{
+	char claim[160];
+	ino_t spare, other;
+	int fd;
+
+	(void)state;
+	spare = forget_one(ours);
+	snprintf(claim, sizeof(claim), "%s/claim.%d", spares(), (int)getpid());
+	fd = open(claim, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(fchown(fd, OTHER_UID, OTHER_UID), 0);
+	close(fd);
+	other = ino_of(claim);
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(ino_of(own_map()), spare);
+	assert_int_equal(ino_of(claim), other);
+	assert_int_equal(nr_entries(spares()), 1);
+}
+
+/* A claim left by a process killed between its renames: kept while it
+ * may be in use, removed when old (HP_PERFMAP_CLAIM_NS; 0 here). */
+static void test_spare_claim_left(void **state)
+{
+	const char *claim = NULL;
+
+	(void)state;
+	claim = make_slot("claim.1.00000000000000ff", ours);
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(nr_entries(spares()), 1);
+	assert_int_equal(unlink(own_map()), 0);
+	spares_none = false;
+	claim_stale_ns = 0;
+	assert_string_equal(add_own(own_start()), NEW);
+	assert_int_equal(access(claim, F_OK), -1);
+	assert_int_equal(nr_entries(spares()), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +640,28 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forget_exited, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_forget_pid_alive, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_reused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_asks_no_pid, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_target_exists, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_target_made_since,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spare_dir_planted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_dir_other_owner,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spare_dir_symlink, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_not_ours, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_swapped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spare_claim_same_pid,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spare_claim_left, setup,
 						teardown),
 	};
 
