@@ -571,6 +571,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		return rc;
 	}
 	full_scan(&d, hp_now_us());
+	ag_perfmap_sweep(&d, hp_now_us());
 	ag_publish(&d); /* hpatch install says whether hpatchd runs */
 	sd_notifyf(0, "READY=1\nSTATUS=%zu patches to apply", d.nr_wanted);
 	hp_log(HP_LOG_INFO, "ready: store '%s', state '%s'", conf->store_dir,

@@ -59,6 +59,15 @@ static void forget_oldest(struct ag_daemon *d, uint64_t now)
 	}
 }
 
+/* Over the bound: the oldest go now (one asked again later while its
+ * pid is in use stays over the bound until then). */
+static void bound(struct ag_daemon *d, uint64_t now)
+{
+	for (size_t n = d->gone_maps.nr - d->gone_maps.head;
+	     n > d->pol.perf_max_exited; n--)
+		forget_oldest(d, now);
+}
+
 void ag_perfmap_exited(struct ag_daemon *d, pid_t pid, uint64_t now)
 {
 	const struct hp_policy *pol = &d->pol;
@@ -70,11 +79,53 @@ void ag_perfmap_exited(struct ag_daemon *d, pid_t pid, uint64_t now)
 	g.exited_ns = (int64_t)real.tv_sec * 1000000000LL + real.tv_nsec;
 	g.due_us = now + (uint64_t)pol->perf_keep_ms * 1000;
 	push(d, &g);
-	/* Over the bound: the oldest go now (one asked again later while
-	 * its pid is in use stays over the bound until then). */
-	for (size_t n = d->gone_maps.nr - d->gone_maps.head;
-	     n > pol->perf_max_exited; n--)
-		forget_oldest(d, now);
+	bound(d, now);
+}
+
+/*
+ * A map written this recently may be in another hpatch's hands (an
+ * apply's, another hpatchd's queue, a test's): left to it. Those of
+ * processes gone within it before a restart are left until the next.
+ */
+#define HP_SWEEP_MIN_AGE_NS (60 * 1000000000LL)
+
+void ag_perfmap_sweep(struct ag_daemon *d, uint64_t now)
+{
+	const int64_t keep_ns = d->pol.perf_keep_ms * 1000000LL;
+	struct hp_rt_perfmap_left *v = NULL;
+	struct timespec real;
+	int64_t real_ns;
+	size_t nr = 0, queued = 0;
+
+	if (d->pol.perf_keep_ms < 0 || clock_gettime(CLOCK_REALTIME, &real) ||
+	    hp_rt_perfmap_left(&v, &nr))
+		return;
+	real_ns = (int64_t)real.tv_sec * 1000000000LL + real.tv_nsec;
+	/* Its process's exit is not known: the map's last write stands for
+	 * it (a later one keeps it). Oldest first, as the queue goes. */
+	for (size_t i = 0; i < nr; i++) {
+		const int64_t age_ns = real_ns - v[i].mtime_ns;
+		const struct ag_gone_map g = {
+			.pid = v[i].pid,
+			.exited_ns = v[i].mtime_ns,
+			.due_us = age_ns >= keep_ns
+					  ? now
+					  : now + (uint64_t)(keep_ns - age_ns) /
+							    1000,
+		};
+
+		if (age_ns < HP_SWEEP_MIN_AGE_NS)
+			continue;
+		push(d, &g);
+		queued++;
+	}
+	if (queued)
+		hp_log(HP_LOG_INFO,
+		       "%zu perf map%s of processes gone before this start: "
+		       "removed after [perf] keep_exited",
+		       queued, queued == 1 ? "" : "s");
+	bound(d, now);
+	free(v);
 }
 
 uint64_t ag_perfmap_due(const struct ag_daemon *d)

@@ -246,6 +246,10 @@ void ag_forget_proc(struct ag_daemon *d, pid_t pid);
 /* ag_perfmap.c: the perf map of @pid, patched and gone, is removed in
  * the policy's while (ag_perfmap_run once ag_perfmap_due, 0: none). */
 void ag_perfmap_exited(struct ag_daemon *d, pid_t pid, uint64_t now);
+/* At start: the maps of processes gone before it (hpatchd restarted, or
+ * the hpatch command's), queued as if they had exited at their last
+ * write. */
+void ag_perfmap_sweep(struct ag_daemon *d, uint64_t now);
 uint64_t ag_perfmap_due(const struct ag_daemon *d);
 void ag_perfmap_run(struct ag_daemon *d, uint64_t now);
 void ag_perfmap_release(struct ag_daemon *d);

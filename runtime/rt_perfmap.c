@@ -63,7 +63,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/random.h>
@@ -556,6 +558,59 @@ out:
 		hp_warn("pid %d: '%s': perf map not written: %s",
 			(int)proc->pid, path, strerror(-rc));
 	hp_buf_release(&out);
+}
+
+static int cmp_left(const void *a, const void *b)
+{
+	const struct hp_rt_perfmap_left *x = a, *y = b;
+
+	return x->mtime_ns < y->mtime_ns ? -1 : x->mtime_ns > y->mtime_ns;
+}
+
+int hp_rt_perfmap_left(struct hp_rt_perfmap_left **out, size_t *nr)
+{
+	DIR *dir = opendir(perfmap_dir);
+	struct hp_rt_perfmap_left *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+
+	*out = NULL;
+	*nr = 0;
+	if (!dir)
+		return -errno;
+	while (!rc && (e = readdir(dir))) {
+		struct stat st;
+		unsigned long pid = 0;
+		const char *p = e->d_name + 5;
+		char *end = NULL;
+
+		/* "perf-PID.map", the pid in decimal, no sign, no zeros. */
+		if (strncmp(e->d_name, "perf-", 5) || *p < '1' || *p > '9')
+			continue;
+		pid = strtoul(p, &end, 10);
+		if (strcmp(end, ".map") || pid > INT32_MAX)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* a process has it (a zombie, a new one) */
+		if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		rc = hp_grow(&v, &cap, n, sizeof(*v), 64);
+		if (!rc)
+			v[n++] = (struct hp_rt_perfmap_left){
+				(pid_t)pid, ns_of(&st.st_mtim)
+			};
+	}
+	closedir(dir);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	qsort(v, n, sizeof(*v), cmp_left);
+	*out = v;
+	*nr = n;
+	return 0;
 }
 
 int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns)

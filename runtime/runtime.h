@@ -168,6 +168,21 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
  */
 int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns);
 
+/* A perf map whose pid no process has (hp_rt_perfmap_left). */
+struct hp_rt_perfmap_left {
+	pid_t pid;
+	int64_t mtime_ns; /* CLOCK_REALTIME */
+};
+
+/*
+ * hp_rt_perfmap_left() - the regular files /tmp/perf-PID.map whose pid no
+ * process has, oldest first, into *@out (malloc'd, *@nr of them): maps of
+ * processes patched before hpatchd (re)started, or by the hpatch command,
+ * for hp_rt_perfmap_forget to judge. Return: 0 or -errno.
+ */
+int hp_rt_perfmap_left(struct hp_rt_perfmap_left **out, size_t *nr)
+	__attribute__((warn_unused_result));
+
 /*
  * hp_rt_status() - list the patches applied to @pid (0: every process) as
  * an array "processes" in @o. Return: 0 or -errno.

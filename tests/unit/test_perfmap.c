@@ -241,6 +241,38 @@ static int64_t now_ns(void)
 	return ns_of(&t);
 }
 
+/* What hpatchd finds at its start: the regular files perf-PID.map of
+ * pids no process has, oldest first; nothing else. */
+static void test_left_listed(void **state)
+{
+	const pid_t a = dead_pid(), b = dead_pid(), c = dead_pid();
+	const int64_t now = now_ns();
+	struct hp_rt_perfmap_left *v = NULL;
+	char path[128], name[160];
+	size_t nr = 0;
+
+	(void)state;
+	plant_for(a, ours, now - 5000000000LL);
+	plant_for(b, jit, now - 9000000000LL);	       /* (judged by forget) */
+	plant_for(getpid(), ours, now - 9000000000LL); /* alive */
+	/* Not of the form, a link, a directory. */
+	snprintf(path, sizeof(path), "%s/perf-0%d.map", dir, (int)c);
+	assert_int_equal(close(open(path, O_CREAT | O_WRONLY, 0644)), 0);
+	snprintf(path, sizeof(path), "%s/perf-%d.map.tmp", dir, (int)c);
+	assert_int_equal(close(open(path, O_CREAT | O_WRONLY, 0644)), 0);
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)c);
+	snprintf(name, sizeof(name), "%s/perf-0%d.map", dir, (int)c);
+	assert_int_equal(symlink(name, path), 0);
+	snprintf(path, sizeof(path), "%s/perf-1x.map", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_hp_ok(hp_rt_perfmap_left(&v, &nr));
+	assert_int_equal(nr, 2);
+	assert_int_equal(v[0].pid, b);
+	assert_int_equal(v[1].pid, a);
+	assert_true(v[0].mtime_ns < v[1].mtime_ns);
+	free(v);
+}
+
 /* hpatchd's clean-up of an exited process's map: only hpatch's lines,
  * unwritten since the exit, and no process of that pid now. */
 static void test_forget_exited(void **state)
@@ -636,6 +668,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jit_map_kept, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_start_unknown, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_left_listed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_forget_exited, setup,
 						teardown),
