@@ -195,8 +195,10 @@ struct ag_maps_line {
 };
 /* One line of /proc/PID/maps. Return: 0 or -EINVAL. */
 int ag_maps_parse_line(const char *line, struct ag_maps_line *m);
-/* As hp_rt_match. Return: 0, -HP_E_GONE, or -EAGAIN when a mapped file
- * is no longer at its path (replaced, deleted): ask hp_rt_match. */
+/* As hp_rt_match. Return: 0, -HP_E_GONE, or -EAGAIN when the maps or a
+ * mapped file say nothing now (a file replaced or deleted, not ours to
+ * read, leased; no fd left): ask hp_rt_match. A file not read is never
+ * taken for one of no patch. */
 int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
 	     uint32_t *mapped, size_t *nr_hit);
 /* Forget every cached file. */
