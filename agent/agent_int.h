@@ -17,6 +17,8 @@ struct ag_proc {
 	uint64_t exec_us;      /* when its exec was seen (0: found by a scan) */
 	uint8_t rescans;       /* post-exec rescans scheduled so far */
 	uint8_t loading_looks; /* looks while it holds a library open */
+	uint8_t undecided;     /* looks in a row that could not tell what
+				* it maps (no fd left, ...) */
 	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
 	bool unit_read; /* unit read (only when a rule or fallback needs it) */
