@@ -192,10 +192,26 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	if (!d->nr_wanted)
 		return;
 	rc = match(d, pr->pid, &nr_hit);
-	if (rc) {
+	if (rc == -HP_E_GONE) {
 		pr->gone = true;
 		return;
 	}
+	if (rc) {
+		/* Neither its maps nor its memory could be read now (no fd
+		 * left, ENOMEM): not one of no patch, not gone either. Its
+		 * tracks are kept, and it is looked at again, on the retry
+		 * schedule (the full scan's period bounds it). */
+		if (pr->undecided < UINT8_MAX)
+			pr->undecided++;
+		hp_log(pr->undecided == 1 ? HP_LOG_INFO : HP_LOG_DEBUG,
+		       "pid %d: which builds it maps cannot be told now: %s",
+		       (int)pr->pid, hp_strerror(rc));
+		ag_schedule(pr, now + (uint64_t)ag_retry_delay_ms(
+					      &d->pol, pr->undecided) *
+						1000);
+		return;
+	}
+	pr->undecided = 0;
 	if (!nr_hit) {
 		ag_drop_tracks(d, pr->pid);
 		return;

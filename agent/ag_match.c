@@ -24,6 +24,13 @@
  * deleted since it was mapped) the answer is "unknown" and the caller
  * asks the runtime, which reads the process's memory. Each apply checks
  * the build-id and every function's bytes in memory again anyway.
+ *
+ * Only what the file says is a verdict. A file that cannot be opened or
+ * read now (a lease: EWOULDBLOCK; EMFILE, ENFILE, ENOMEM, EIO) is not
+ * cached: "unknown" for this look, the file tried again at the next. One
+ * hpatchd may not read (EACCES, EPERM: a 0700 program of another user,
+ * and the unit has no CAP_DAC_OVERRIDE) is cached as "unknown" until it
+ * changes: the memory is asked, never an open per look in vain.
  */
 #include "agent/agent_int.h"
 #include "common/hp_err.h"
@@ -51,7 +58,8 @@ struct ag_file {
 	int wd;	   /* its watch, -1: none (stat() at each look) */
 	off_t size;
 	struct timespec mtime, ctime;
-	bool elf; /* an ELF image with a build-id */
+	bool elf;	 /* an ELF image with a build-id */
+	bool unreadable; /* not ours to read (EACCES): ask the memory */
 	uint8_t build_id[HP_BUILD_ID_MAX];
 	uint32_t build_id_len;
 	uint64_t first_load; /* page of the PT_LOAD at file offset 0 */
@@ -129,72 +137,112 @@ static bool same_file(const struct ag_file *f, const struct stat *st)
 	       !memcmp(&f->ctime, &st->st_ctim, sizeof(f->ctime));
 }
 
-/* The build-id note among @ph's PT_NOTEs of open file @fd. */
-static void read_build_id(int fd, const Elf64_Phdr *ph, int nr,
-			  struct ag_file *f)
+/* @len bytes at @off of open file @fd. Return: 1, 0 when the file ends
+ * before (or @off is beyond any file), -errno. */
+static int read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	if (off > INT64_MAX)
+		return 0;
+	do
+		n = pread(fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len;
+}
+
+/* The build-id note among @ph's PT_NOTEs of open file @fd. Return: 0
+ * (f->elf: found), -errno. */
+static int read_build_id(int fd, const Elf64_Phdr *ph, int nr,
+			 struct ag_file *f)
 {
 	for (int i = 0; i < nr && !f->elf; i++) {
 		uint8_t notes[1024];
 		const size_t len = ph[i].p_filesz < sizeof(notes)
 					   ? ph[i].p_filesz
 					   : sizeof(notes);
+		int rc = 0;
 
-		if (ph[i].p_type != PT_NOTE ||
-		    pread(fd, notes, len, (off_t)ph[i].p_offset) !=
-			    (ssize_t)len)
+		if (ph[i].p_type != PT_NOTE)
+			continue;
+		rc = read_at(fd, notes, len, ph[i].p_offset);
+		if (rc < 0)
+			return rc;
+		if (!rc)
 			continue;
 		f->build_id_len = hp_note_build_id(notes, len, f->build_id,
 						   sizeof(f->build_id));
 		f->elf = f->build_id_len > 0;
 	}
+	return 0;
 }
 
-/*
- * Read @path's ELF headers into @f (f->elf false: not an image of ours),
- * if it is still the file @f names; and with @watched, watch it first: a
- * change meanwhile drops what was read. Return: false when the path names
- * another file now.
- */
-static bool read_file(const char *path, struct ag_file *f, bool watched)
+/* What open file @fd's ELF headers say, into @f. Return: 0, -errno. */
+static int read_headers(int fd, struct ag_file *f)
 {
 	Elf64_Phdr ph[64];
 	Elf64_Ehdr eh;
-	struct stat st;
 	bool first = false, text = false;
-	const int fd = hp_open_regular(path, &st);
+	int rc = read_at(fd, &eh, sizeof(eh), 0);
 
+	if (rc <= 0)
+		return rc; /* 0: too short, not an image */
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || !eh.e_phnum ||
+	    eh.e_phnum > HP_ARRAY_SIZE(ph))
+		return 0;
+	rc = read_at(fd, ph, eh.e_phnum * sizeof(ph[0]), eh.e_phoff);
+	if (rc <= 0)
+		return rc;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		if (ph[i].p_offset == 0) {
+			f->first_load = ph[i].p_vaddr & ~4095ULL;
+			first = true;
+		}
+		if ((ph[i].p_flags & PF_X) && !text) {
+			f->text_vaddr = ph[i].p_vaddr & ~4095ULL;
+			f->text_off = ph[i].p_offset & ~4095ULL;
+			text = true;
+		}
+	}
+	return first && text ? read_build_id(fd, ph, eh.e_phnum, f) : 0;
+}
+
+/*
+ * Read @path's ELF headers into @f (f->elf false: not an image of ours;
+ * f->unreadable: not ours to read), if it is still the file @f names;
+ * and with @watched, watch it first: a change meanwhile drops what was
+ * read. Return: 0; -ESTALE when the path names another file now; another
+ * -errno when the file cannot be read now, which says nothing of it.
+ */
+static int read_file(const char *path, struct ag_file *f, bool watched)
+{
+	struct stat st = { 0 };
+	const int fd = hp_open_regular(path, &st);
+	int rc = 0;
+
+	/* Refused by its mode (or an LSM) on an inode stat() showed, as
+	 * long as it does not change: the O_PATH open saw it (st). */
+	if ((fd == -EACCES || fd == -EPERM) && st.st_ino == f->ino &&
+	    st.st_dev == f->dev) {
+		f->unreadable = true;
+		return 0;
+	}
 	if (fd < 0)
-		return true; /* unreadable, a device: no image of ours */
+		return fd;
 	if (st.st_dev != f->dev || st.st_ino != f->ino) {
 		close(fd);
-		return false;
+		return -ESTALE;
 	}
 	f->wd = watched ? watch(fd) : -1;
-	if (pread(fd, &eh, sizeof(eh), 0) == sizeof(eh) &&
-	    !memcmp(eh.e_ident, ELFMAG, SELFMAG) &&
-	    eh.e_ident[EI_CLASS] == ELFCLASS64 &&
-	    eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum > 0 &&
-	    eh.e_phnum <= HP_ARRAY_SIZE(ph) &&
-	    pread(fd, ph, eh.e_phnum * sizeof(ph[0]), (off_t)eh.e_phoff) ==
-		    (ssize_t)(eh.e_phnum * sizeof(ph[0]))) {
-		for (int i = 0; i < eh.e_phnum; i++) {
-			if (ph[i].p_type != PT_LOAD)
-				continue;
-			if (ph[i].p_offset == 0) {
-				f->first_load = ph[i].p_vaddr & ~4095ULL;
-				first = true;
-			}
-			if ((ph[i].p_flags & PF_X) && !text) {
-				f->text_vaddr = ph[i].p_vaddr & ~4095ULL;
-				f->text_off = ph[i].p_offset & ~4095ULL;
-				text = true;
-			}
-		}
-		if (first && text)
-			read_build_id(fd, ph, eh.e_phnum, f);
-	}
+	rc = read_headers(fd, f);
 	close(fd);
-	return true;
+	return rc;
 }
 
 /* A new entry of the cache (emptied when full), or NULL. */
@@ -212,7 +260,8 @@ static struct ag_file *new_file(void)
 }
 
 /* The cached identity of the file mapped as @m (its path @path): NULL
- * when the path names another file now (replaced, deleted, unreadable). */
+ * when the path names another file now (replaced, deleted), or the file
+ * cannot be read now (a lease, no fd left): nothing is cached. */
 static const struct ag_file *lookup(const char *path,
 				    const struct ag_maps_line *m)
 {
@@ -237,8 +286,10 @@ static const struct ag_file *lookup(const char *path,
 			       .size = st.st_size,
 			       .mtime = st.st_mtim,
 			       .ctime = st.st_ctim };
+	if (!S_ISREG(st.st_mode))
+		return f; /* a device: no image of ours */
 	/* Watched only where its mappings show the device stat() shows. */
-	if (!read_file(path, f, st.st_dev == m->dev)) {
+	if (read_file(path, f, st.st_dev == m->dev) < 0) {
 		if (f->wd >= 0)
 			inotify_rm_watch(watch_fd, f->wd);
 		nr_files--;
@@ -281,17 +332,20 @@ int ag_maps_parse_line(const char *line, struct ag_maps_line *m)
 	return 0;
 }
 
-/* /proc/PID/maps, whole and NUL-terminated (malloc'd), or NULL. */
-static char *read_maps(pid_t pid)
+/* /proc/PID/maps, whole and NUL-terminated, in *@out (malloc'd).
+ * Return: 0; -HP_E_GONE: none, or empty (a zombie, a kernel thread);
+ * -errno when it cannot be read now (EMFILE), which says nothing. */
+static int read_maps(pid_t pid, char **out)
 {
 	char path[64], *buf = NULL;
 	size_t len = 0, cap = 0;
-	int fd;
+	int fd, rc = 0;
 
+	*out = NULL;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return NULL;
+		return errno == ENOENT || errno == ESRCH ? -HP_E_GONE : -errno;
 	for (;;) {
 		ssize_t n;
 
@@ -309,20 +363,20 @@ static char *read_maps(pid_t pid)
 		n = read(fd, buf + len, cap - len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			if (n < 0)
-				len = 0;
+		if (n < 0)
+			rc = errno == ESRCH ? -HP_E_GONE : -errno;
+		if (n <= 0)
 			break;
-		}
 		len += (size_t)n;
 	}
 	close(fd);
-	if (!len) {
+	if (rc || !len) {
 		free(buf);
-		return NULL;
+		return rc ? rc : -HP_E_GONE;
 	}
 	buf[len] = 0;
-	return buf;
+	*out = buf;
+	return 0;
 }
 
 /* Is @f's text loaded where its header @hdr says (not merely the file
@@ -397,10 +451,14 @@ static ssize_t parse_maps(const char *text, struct ag_maps_line **out)
 int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
 	     uint32_t *mapped, size_t *nr_hit)
 {
-	char *text = read_maps(pid);
+	char *text = NULL;
 	struct ag_maps_line *maps = NULL;
-	const ssize_t nr_maps = text ? parse_maps(text, &maps) : -HP_E_GONE;
-	int rc = nr_maps < 0 ? (int)nr_maps : 0;
+	const int read_rc = read_maps(pid, &text);
+	const ssize_t nr_maps = text ? parse_maps(text, &maps) : read_rc;
+	/* A map not read now (EMFILE) says nothing: the memory is asked. */
+	int rc = nr_maps >= 0		 ? 0
+		 : nr_maps == -HP_E_GONE ? -HP_E_GONE
+					 : -EAGAIN;
 
 	/* After the maps: every change to a file made before the process
 	 * mapped it is queued by now. */
@@ -419,7 +477,7 @@ int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
 		memcpy(path, m->path, m->path_len);
 		path[m->path_len] = 0;
 		f = lookup(path, m);
-		if (!f)
+		if (!f || f->unreadable)
 			rc = -EAGAIN; /* the process's memory knows */
 		else if (f->elf)
 			count_modules(patches, nr, f, maps, (size_t)nr_maps, m,

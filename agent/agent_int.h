@@ -17,6 +17,8 @@ struct ag_proc {
 	uint64_t exec_us;      /* when its exec was seen (0: found by a scan) */
 	uint8_t rescans;       /* post-exec rescans scheduled so far */
 	uint8_t loading_looks; /* looks while it holds a library open */
+	uint8_t undecided;     /* looks in a row that could not tell what
+				* it maps (no fd left, ...) */
 	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
 	bool unit_read; /* unit read (only when a rule or fallback needs it) */
@@ -195,8 +197,10 @@ struct ag_maps_line {
 };
 /* One line of /proc/PID/maps. Return: 0 or -EINVAL. */
 int ag_maps_parse_line(const char *line, struct ag_maps_line *m);
-/* As hp_rt_match. Return: 0, -HP_E_GONE, or -EAGAIN when a mapped file
- * is no longer at its path (replaced, deleted): ask hp_rt_match. */
+/* As hp_rt_match. Return: 0, -HP_E_GONE, or -EAGAIN when the maps or a
+ * mapped file say nothing now (a file replaced or deleted, not ours to
+ * read, leased; no fd left): ask hp_rt_match. A file not read is never
+ * taken for one of no patch. */
 int ag_match(pid_t pid, const struct hp_patch *const *patches, size_t nr,
 	     uint32_t *mapped, size_t *nr_hit);
 /* Forget every cached file. */

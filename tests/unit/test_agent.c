@@ -19,12 +19,15 @@
 #include <sys/stat.h>
 #include <sys/user.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <errno.h>
 #include <link.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,8 +483,9 @@ static int kill_loader(void **state)
 	return 0;
 }
 
-/* A process that has dlopen'ed @path, stopped in pause(). */
-static pid_t start_loader(const char *path)
+/* A process that has dlopen'ed @path as user @uid (-1: this one's),
+ * stopped in pause(). */
+static pid_t start_loader_as(const char *path, uid_t uid)
 {
 	int fds[2];
 	char c = 0;
@@ -490,6 +494,10 @@ static pid_t start_loader(const char *path)
 	assert_int_equal(pipe(fds), 0);
 	pid = fork();
 	if (pid == 0) {
+		if (uid != (uid_t)-1 &&
+		    (setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
+			_exit(1);
+		/* (after the change of user, which clears it) */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		c = dlopen(path, RTLD_NOW) ? 1 : 2;
 		if (write(fds[1], &c, 1) != 1)
@@ -503,6 +511,11 @@ static pid_t start_loader(const char *path)
 	close(fds[0]);
 	assert_int_equal(c, 1);
 	return pid;
+}
+
+static pid_t start_loader(const char *path)
+{
+	return start_loader_as(path, (uid_t)-1);
 }
 
 static void copy_file(const char *from, const char *to, int flags)
@@ -568,6 +581,284 @@ static void test_match_file_changes(void **state)
 			assert_int_equal(rename(tmp, lib), 0);
 		}
 	}
+	ag_match_reset();
+}
+
+/* Map open ELF file @fd's PT_LOADs as ld.so does, from @fd. */
+static bool map_like_ldso(int fd)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[16];
+	uint8_t *base = NULL;
+
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    eh.e_phnum > HP_ARRAY_SIZE(ph) ||
+	    pread(fd, ph, eh.e_phnum * sizeof(ph[0]), (off_t)eh.e_phoff) <= 0)
+		return false;
+	base = mmap(NULL, 16 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		    0);
+	if (base == MAP_FAILED)
+		return false;
+	for (int i = 0; i < eh.e_phnum; i++) {
+		const uint64_t va = ph[i].p_vaddr & ~4095ULL;
+		const int prot = (ph[i].p_flags & PF_R ? PROT_READ : 0) |
+				 (ph[i].p_flags & PF_X ? PROT_EXEC : 0);
+
+		if (ph[i].p_type == PT_LOAD &&
+		    mmap(base + va, ph[i].p_vaddr + ph[i].p_filesz - va, prot,
+			 MAP_PRIVATE | MAP_FIXED, fd,
+			 (off_t)(ph[i].p_offset & ~4095ULL)) == MAP_FAILED)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A process that maps @path and holds a write lease on it (as any user
+ * may on a file of his): the lease and the mapping share one open, the
+ * only way both can be had. A byte written to @ctl[1] lets go of the
+ * lease; 'y' is read from @ctl[0] once it holds it, and once it let go.
+ */
+static pid_t start_leased_loader(const char *path, int ctl[2])
+{
+	int up[2], down[2];
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid = fork();
+	if (pid == 0) {
+		const int fd = open(path, O_RDWR);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGIO, SIG_IGN); /* told of a break: keeps it */
+		c = fd >= 0 && map_like_ldso(fd) &&
+				    !fcntl(fd, F_SETLEASE, F_WRLCK)
+			    ? 'y'
+			    : 'n';
+		if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(1);
+		c = fcntl(fd, F_SETLEASE, F_UNLCK) ? 'n' : 'y';
+		if (write(up[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	loader = pid;
+	close(up[1]);
+	close(down[0]);
+	ctl[0] = up[0];
+	ctl[1] = down[1];
+	assert_int_equal(read(ctl[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	return pid;
+}
+
+/* A patch whose one module is libgreet-v1.so's build, and a copy of the
+ * library at lib, in the test's directory, for a loader to map. */
+struct greet_copy {
+	struct hp_module v1;
+	struct hp_patch p1;
+	const struct hp_patch *pp[1];
+	char lib[128];
+};
+
+static void greet_copy_init(struct greet_copy *g, const char *name)
+{
+	const char *td = getenv("HP_TD");
+	char lib1[256];
+
+	assert_non_null(td);
+	*g = (struct greet_copy){ .p1 = { .modules = &g->v1,
+					  .nr_modules = 1 } };
+	g->pp[0] = &g->p1;
+	snprintf(lib1, sizeof(lib1), "%s/libgreet-v1.so", td);
+	snprintf(g->lib, sizeof(g->lib), "%s/%s", dir, name);
+	file_build_id(lib1, &g->v1);
+	copy_file(lib1, g->lib, O_CREAT | O_TRUNC);
+	ag_match_reset();
+}
+
+/* @pid's look by ag_match says what its memory says, or -EAGAIN: ask
+ * the memory. Return: ag_match's result. */
+static int match_agrees(pid_t pid, const struct hp_patch *const *pp,
+			uint32_t truth)
+{
+	uint32_t mapped = 0, mem = 0;
+	size_t hit = 0;
+	const int rc = ag_match(pid, pp, 1, &mapped, &hit);
+
+	assert_int_equal(hp_rt_match(pid, pp, 1, &mem, &hit), 0);
+	assert_int_equal(mem, truth);
+	if (rc != -EAGAIN) {
+		assert_int_equal(rc, 0);
+		assert_int_equal(mapped, truth);
+	}
+	return rc;
+}
+
+/*
+ * A mapped file ag_match cannot open while someone holds a write lease
+ * on it (hp_open_regular opens with O_NONBLOCK: EWOULDBLOCK) says nothing
+ * of the file: not taken for one of no patch, nor cached as such: once
+ * the lease is gone the file is read.
+ */
+static void test_match_leased(void **state)
+{
+	struct greet_copy g;
+	int ctl[2];
+	char c = 0;
+	pid_t pid;
+
+	(void)state;
+	greet_copy_init(&g, "libleased.so");
+	pid = start_leased_loader(g.lib, ctl);
+	assert_int_equal(match_agrees(pid, g.pp, 1), -EAGAIN);
+	assert_int_equal(write(ctl[1], "x", 1), 1); /* the lease ends */
+	assert_int_equal(read(ctl[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	assert_int_equal(match_agrees(pid, g.pp, 1), 0); /* read: mapped=1 */
+	close(ctl[0]);
+	close(ctl[1]);
+	kill_loader(NULL);
+	ag_match_reset();
+}
+
+/* The limit of open files that leaves @room fd numbers free below it. */
+static rlim_t fd_limit_for(int room)
+{
+	for (int fd = 0, nr_free = 0; fd < 65536; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    ++nr_free > room)
+			return (rlim_t)fd;
+	return 65536;
+}
+
+/* ag_match(@pid) with @room fd numbers free. */
+static int match_with_fds(pid_t pid, const struct hp_patch *const *pp, int room,
+			  uint32_t *mapped)
+{
+	struct rlimit old, low;
+	size_t hit = 0;
+	int rc;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = fd_limit_for(room);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	rc = ag_match(pid, pp, 1, mapped, &hit);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	return rc;
+}
+
+/*
+ * A look at the limit of open files (a storm of them) tells nothing of
+ * the files or the process: with no fd for its maps the process is not
+ * "gone"; with none for a mapped file the file is not one of no patch,
+ * and not cached as such: the next look with fds to spare reads it.
+ */
+static void test_match_fd_limit(void **state)
+{
+	struct greet_copy g;
+	uint32_t mapped = 0;
+	int rc;
+	pid_t pid;
+
+	(void)state;
+	greet_copy_init(&g, "libfds.so");
+	pid = start_loader(g.lib);
+	/* No fd for /proc/PID/maps: the memory is asked, it is not gone. */
+	assert_int_equal(match_with_fds(pid, g.pp, 0, &mapped), -EAGAIN);
+	/* One: the maps, the O_PATH open of the library, not its reopen
+	 * (every other file it maps is this process's, cached first). */
+	assert_int_equal(ag_match(getpid(), g.pp, 1, &mapped, &(size_t){ 0 }),
+			 0);
+	rc = match_with_fds(pid, g.pp, 1, &mapped);
+	if (rc != -EAGAIN) {
+		assert_int_equal(rc, 0);
+		assert_int_equal(mapped, 1);
+	}
+	assert_int_equal(match_agrees(pid, g.pp, 1), 0); /* read now */
+	kill_loader(NULL);
+	ag_match_reset();
+}
+
+/* Take CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH out of the effective set
+ * (@on: back in), as hpatchd's unit runs: it has neither. */
+static int dac_caps(bool on)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3
+	};
+	struct __user_cap_data_struct d[2];
+	const uint32_t dac = 1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH;
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	d[0].effective = on ? d[0].effective | dac : d[0].effective & ~dac;
+	return syscall(SYS_capset, &h, d) ? -errno : 0;
+}
+
+/* The looks of test_match_unreadable, in a child that may drop its
+ * capabilities. Return: 0, or the line that failed. */
+static int unreadable_looks(pid_t pid, const struct hp_patch *const *pp,
+			    const char *lib)
+{
+	uint32_t mapped = 0, mem = 0;
+	size_t hit = 0;
+
+	if (dac_caps(false))
+		return __LINE__;
+	if (hp_rt_match(pid, pp, 1, &mem, &hit) || mem != 1)
+		return __LINE__; /* its memory says: mapped */
+	if (ag_match(pid, pp, 1, &mapped, &hit) != -EAGAIN)
+		return __LINE__;
+	/* Kept as "ask the memory": not opened again while it is the same
+	 * file, whether it could be now or not. */
+	if (dac_caps(true) || ag_match(pid, pp, 1, &mapped, &hit) != -EAGAIN)
+		return __LINE__;
+	/* Its mode changed (its ctime): read again. */
+	if (dac_caps(false) || chmod(lib, 0755))
+		return __LINE__;
+	if (ag_match(pid, pp, 1, &mapped, &hit) || mapped != 1)
+		return __LINE__;
+	return 0;
+}
+
+/*
+ * A mapped file hpatchd may not read (0700, another user's; its unit has
+ * no CAP_DAC_OVERRIDE) is not one of no patch: the process's memory is
+ * asked (CAP_SYS_PTRACE reaches it), and the file is kept as such until
+ * it changes, not opened in vain at each look.
+ */
+static void test_match_unreadable(void **state)
+{
+	struct greet_copy g;
+	int status = 0;
+	pid_t pid, looker;
+
+	(void)state;
+	assert_int_equal(geteuid(), 0); /* to own a file by another uid */
+	greet_copy_init(&g, "libapp.so");
+	assert_int_equal(chown(g.lib, 65534, 65534), 0);
+	assert_int_equal(chmod(g.lib, 0700), 0);
+	assert_int_equal(chmod(dir, 0711), 0);
+	pid = start_loader_as(g.lib, 65534);
+	looker = fork();
+	assert_true(looker >= 0);
+	if (looker == 0) {
+		const int line = unreadable_looks(pid, g.pp, g.lib);
+
+		if (line)
+			fprintf(stderr, "unreadable_looks: line %d\n", line);
+		_exit(line ? 1 : 0);
+	}
+	assert_int_equal(waitpid(looker, &status, 0), looker);
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	kill_loader(NULL);
 	ag_match_reset();
 }
 
@@ -1115,6 +1406,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_maps_line),
 		cmocka_unit_test(test_match_self),
 		cmocka_unit_test_teardown(test_match_file_changes, kill_loader),
+		cmocka_unit_test_teardown(test_match_leased, kill_loader),
+		cmocka_unit_test_teardown(test_match_fd_limit, kill_loader),
+		cmocka_unit_test_teardown(test_match_unreadable, kill_loader),
 		cmocka_unit_test(test_sharers_from_events),
 		cmocka_unit_test(test_events_lost),
 		cmocka_unit_test(test_events_forget_exits),

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# hpatchd runs with its unit's capabilities (systemd/hpatchd.service:
+# CAP_SYS_PTRACE, CAP_NET_ADMIN, CAP_SYS_NICE; no CAP_DAC_OVERRIDE), so a
+# program another user owns with mode 0700 is a file it cannot read. A
+# process running it (started by root: hpatchd reaches its memory) is
+# patched all the same, from its memory: one running when hpatchd starts,
+# and one started later (the file known by then as not readable).
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+agent_svc unreadable
+agent_policy '[apply]' 'retry = 100ms'
+agent_install
+chown 65534:65534 "$T/bin/svc-v1"
+chmod 0700 "$T/bin/svc-v1"
+UNIT_CAPS=(setpriv --no-new-privs --inh-caps=-all
+	--bounding-set=-all,+sys_ptrace,+net_admin,+sys_nice --)
+check "the unit's capabilities cannot read the program" \
+	bash -c "! ${UNIT_CAPS[*]} head -c 1 '$T/bin/svc-v1' >/dev/null 2>&1"
+# hpatchd as the unit starts it (the capabilities it keeps after exec).
+cat >"$T/hpatchd-unit" <<EOT
+#!/bin/sh
+exec ${UNIT_CAPS[*]} "$HPATCHD" "\$@"
+EOT
+chmod +x "$T/hpatchd-unit"
+
+start_target "$T/bin/svc-v1" "$T/a.log" 1
+a=$TARGET_PID
+HPATCHD=$T/hpatchd-unit start_agent
+no_dac() { # neither CAP_DAC_OVERRIDE (1) nor CAP_DAC_READ_SEARCH (2)
+	local eff
+	eff=$(awk '/^CapEff:/ { print $2 }' "/proc/$AGENT_PID/status")
+	[ -n "$eff" ] && (((16#$eff >> 1 & 3) == 0))
+}
+check "hpatchd runs without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH" no_dac
+check "pid $a (running before hpatchd) patched" \
+	wait_until 10 has_patch "$a" "$id"
+start_target "$T/bin/svc-v1" "$T/b.log" 1
+b=$TARGET_PID
+check "pid $b (started since) patched" wait_until 10 has_patch "$b" "$id"
+open_conn 3 "$TARGET_PORT"
+check "pid $b answers with the patched code" test "$(ask 3 version)" = v2
+finish
