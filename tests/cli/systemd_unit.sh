@@ -8,8 +8,8 @@ unit=$HP_SRC/systemd/hpatchd.service
 sed "s|/usr/sbin/hpatchd|$HP_BUILD/agent/hpatchd|" "$unit" >"$T/hpatchd.service"
 check "systemd-analyze verify" systemd-analyze verify "$T/hpatchd.service"
 check "Type=notify" grep -qx "Type=notify" "$unit"
-check "capabilities: exactly ptrace, netlink connector, SCHED_FIFO" \
-	grep -qx "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_NET_ADMIN CAP_SYS_NICE" "$unit"
+check "capabilities: exactly ptrace, /proc/PID/mem, netlink, SCHED_FIFO" \
+	grep -qx "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_DAC_OVERRIDE CAP_NET_ADMIN CAP_SYS_NICE" "$unit"
 check "ProtectSystem=strict with its own directories" \
 	test "$(grep -cE '^(ProtectSystem=strict|StateDirectory=hpatch|RuntimeDirectory=hpatch|LogsDirectory=hpatch)$' "$unit")" -eq 4
 # Every path ExecStart names lies in a directory the unit makes writable

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# hpatchd runs with its unit's capabilities (systemd/hpatchd.service:
-# CAP_SYS_PTRACE, CAP_NET_ADMIN, CAP_SYS_NICE; no CAP_DAC_OVERRIDE), so a
-# program another user owns with mode 0700 is a file it cannot read. A
+# hpatchd runs with fewer capabilities than its unit gives it (no
+# CAP_DAC_OVERRIDE: a host's override of the unit, say), so a program
+# another user owns with mode 0700 is a file it cannot read. A
 # process running it (started by root: hpatchd reaches its memory) is
 # patched all the same, from its memory: one running when hpatchd starts,
 # and one started later (the file known by then as not readable).
@@ -13,14 +13,14 @@ agent_policy '[apply]' 'retry = 100ms'
 agent_install
 chown 65534:65534 "$T/bin/svc-v1"
 chmod 0700 "$T/bin/svc-v1"
-UNIT_CAPS=(setpriv --no-new-privs --inh-caps=-all
+FEWER_CAPS=(setpriv --no-new-privs --inh-caps=-all
 	--bounding-set=-all,+sys_ptrace,+net_admin,+sys_nice --)
-check "the unit's capabilities cannot read the program" \
-	bash -c "! ${UNIT_CAPS[*]} head -c 1 '$T/bin/svc-v1' >/dev/null 2>&1"
-# hpatchd as the unit starts it (the capabilities it keeps after exec).
+check "those capabilities cannot read the program" \
+	bash -c "! ${FEWER_CAPS[*]} head -c 1 '$T/bin/svc-v1' >/dev/null 2>&1"
+# hpatchd so started (the capabilities it keeps after exec).
 cat >"$T/hpatchd-unit" <<EOT
 #!/bin/sh
-exec ${UNIT_CAPS[*]} "$HPATCHD" "\$@"
+exec ${FEWER_CAPS[*]} "$HPATCHD" "\$@"
 EOT
 chmod +x "$T/hpatchd-unit"
 
