@@ -332,17 +332,16 @@ int ag_maps_parse_line(const char *line, struct ag_maps_line *m)
 	return 0;
 }
 
-/* /proc/PID/maps, whole and NUL-terminated, in *@out (malloc'd).
- * Return: 0; -HP_E_GONE: none, or empty (a zombie, a kernel thread);
- * -errno when it cannot be read now (EMFILE), which says nothing. */
-static int read_maps(pid_t pid, char **out)
+/* A maps file, whole and NUL-terminated, in *@out (malloc'd). Return: 0;
+ * -HP_E_GONE: none, or empty; -errno when it cannot be read now (EMFILE),
+ * or not whole (over AG_MAPS_MAX, no memory), which says nothing. */
+static int read_maps_at(const char *path, char **out)
 {
-	char path[64], *buf = NULL;
+	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd, rc = 0;
 
 	*out = NULL;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT || errno == ESRCH ? -HP_E_GONE : -errno;
@@ -355,8 +354,12 @@ static int read_maps(pid_t pid, char **out)
 					? realloc(buf, cap ? 2 * cap : 16384)
 					: NULL;
 
-			if (!grown)
+			/* Cut short, a module past the cut would be
+			 * missed: the memory is asked instead. */
+			if (!grown) {
+				rc = -EAGAIN;
 				break;
+			}
 			buf = grown;
 			cap = cap ? 2 * cap : 16384;
 		}
@@ -377,6 +380,27 @@ static int read_maps(pid_t pid, char **out)
 	buf[len] = 0;
 	*out = buf;
 	return 0;
+}
+
+/* /proc/PID/maps as read_maps_at; empty (a kernel thread, a zombie, or a
+ * leader gone while its threads run on: pthread_exit in main), a live
+ * thread's. */
+static int read_maps(pid_t pid, char **out)
+{
+	char path[64];
+	int rc;
+	pid_t tid;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	rc = read_maps_at(path, out);
+	if (rc != -HP_E_GONE)
+		return rc;
+	tid = hp_proc_live_tid(pid);
+	if (tid == pid)
+		return rc;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", (int)pid,
+		 (int)tid);
+	return read_maps_at(path, out);
 }
 
 /* Is @f's text loaded where its header @hdr says (not merely the file

@@ -45,6 +45,19 @@ int hp_agent_pids(pid_t **out, size_t *nr_out)
 	return 0;
 }
 
+/* /proc/@pid/@name, or, its leader gone (a zombie while its threads run
+ * on: no memory, no executable, no maps of its own), a live thread's. */
+static void proc_file(pid_t pid, const char *name, char *path, size_t size)
+{
+	const pid_t tid = hp_proc_live_tid(pid);
+
+	if (tid == pid)
+		snprintf(path, size, "/proc/%d/%s", (int)pid, name);
+	else
+		snprintf(path, size, "/proc/%d/task/%d/%s", (int)pid, (int)tid,
+			 name);
+}
+
 char *hp_agent_exe(pid_t pid)
 {
 	char link[64], path[PATH_MAX];
@@ -52,6 +65,10 @@ char *hp_agent_exe(pid_t pid)
 
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
 	n = readlink(link, path, sizeof(path));
+	if (n < 0 && errno == ENOENT) { /* a zombie leader, or gone */
+		proc_file(pid, "exe", link, sizeof(link));
+		n = readlink(link, path, sizeof(path));
+	}
 	if (n <= 0) {
 		errno = n < 0 ? errno : ENOENT;
 		return NULL;
@@ -122,15 +139,20 @@ void hp_agent_unit_of(const char *text, char *out, size_t cap)
 	}
 }
 
-/* A /proc file of @pid, NUL-terminated (they report no size: no
- * hp_read_file). Return: the length, or -1. */
-static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t cap)
+/* A /proc file of @pid (@live: or of a live thread, its leader gone),
+ * NUL-terminated (they report no size: no hp_read_file). Return: the
+ * length, or -1. */
+static ssize_t read_proc(pid_t pid, const char *name, bool live, char *buf,
+			 size_t cap)
 {
 	char path[64];
 	size_t done = 0;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	if (live)
+		proc_file(pid, name, path, sizeof(path));
+	else
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -157,7 +179,7 @@ void hp_agent_unit(pid_t pid, char *out, size_t cap)
 	char text[4096];
 
 	out[0] = 0;
-	if (read_proc(pid, "cgroup", text, sizeof(text)) > 0)
+	if (read_proc(pid, "cgroup", true, text, sizeof(text)) > 0)
 		hp_agent_unit_of(text, out, cap);
 }
 
@@ -166,12 +188,14 @@ uint64_t hp_agent_start_time(pid_t pid)
 	char text[1024];
 	const char *p = NULL;
 
-	if (read_proc(pid, "stat", text, sizeof(text)) < 0)
+	if (read_proc(pid, "stat", false, text, sizeof(text)) < 0)
 		return 0;
 	/* After the command name's ")": field 3 on; starttime is 22. A
-	 * zombie (state Z, X) has nothing left to patch: gone. */
+	 * zombie (state Z, X) has nothing left to patch: gone; unless it
+	 * is a leader whose threads run on (pthread_exit in main). */
 	p = strrchr(text, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+	if (!p || p[1] != ' ' ||
+	    ((p[2] == 'Z' || p[2] == 'X') && hp_proc_live_tid(pid) == pid))
 		return 0;
 	for (int field = 2; p && field < 22; field++)
 		p = strchr(p + 1, ' ');

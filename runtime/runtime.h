@@ -168,6 +168,11 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
  */
 int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns);
 
+/* A live thread of @pid: the leader, unless it has exited (pthread_exit in
+ * main leaves it a zombie, without memory, while the others run on).
+ * @pid when none is. */
+pid_t hp_proc_live_tid(pid_t pid);
+
 /* A perf map whose pid no process has (hp_rt_perfmap_left). */
 struct hp_rt_perfmap_left {
 	pid_t pid;

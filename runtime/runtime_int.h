@@ -73,9 +73,6 @@ struct hp_rmodule {
 	hp_raddr_t end;	  /* highest mapped address */
 };
 
-/* A live thread of @pid: the leader, unless it has exited (pthread_exit in
- * main leaves it a zombie, without memory, while the others run on). */
-pid_t hp_proc_live_tid(pid_t pid);
 /* Has every thread of @pid exited? */
 bool hp_proc_gone(pid_t pid);
 /* Has @proc executed a new program since it was opened (its memory, as
