@@ -40,4 +40,16 @@ b=$TARGET_PID
 check "pid $b (started since) patched" wait_until 10 has_patch "$b" "$id"
 open_conn 3 "$TARGET_PORT"
 check "pid $b answers with the patched code" test "$(ask 3 version)" = v2
+
+# Run by its owner, the process's memory is his too (/proc/PID/mem, mode
+# 0600): these capabilities open neither it nor the program. Nothing is
+# known of what it maps, which is not "none of the patched builds": it
+# is said, and looked at again, never dropped as unpatched.
+chmod 755 "$T" "$T/bin"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$T/bin/svc-v1" 1 \
+	>"$T/c.log" 2>&1 &
+PIDS+=($!)
+c=$!
+check "pid $c (nobody's): what it maps cannot be told, and it says so" \
+	wait_until 10 grep -q "pid $c: which builds it maps cannot be told now: Permission denied" "$T/hpatchd.log"
 finish
