@@ -538,6 +538,10 @@ static long pick_since(pid_t pid, pid_t self, pid_t last, pid_t now, pid_t *out,
 		/* A thread: named by its process, unless it is one of
 		 * @pid's own (stopped with them). */
 		tgid = (pid_t)hp_task_status_field(tid, "Tgid:");
+		/* Gone between the two reads (a short-lived thread of @pid's,
+		 * asked before the stop): it shares nothing now. */
+		if (tgid <= 0 && !same_mm(self, tid))
+			continue;
 		if (tgid <= 0)
 			tgid = tid;
 		while (j < n && out[j] != tgid)
