@@ -108,8 +108,48 @@ struct hp_rt_sharers {
 	size_t nr_gone;
 	size_t cap_gone;
 	const struct hp_rt_births *births; /* asked first, if any */
-	pid_t built_last; /* hp_last_pid before the listing; 0: unknown */
+	pid_t built_last;     /* hp_last_pid before the listing; 0: unknown */
+	uint64_t built_forks; /* hp_forks_total then; 0: unknown */
 };
+
+/*
+ * Tasks created since boot, in every pid namespace (/proc/stat's
+ * "processes"), or 0 when unknown: what the last pid cannot say, that
+ * the pids went all the way round (pid_max forks: 32768 by default, half
+ * a minute of a busy host). The file is kept open, and read whole: its
+ * size grows with the CPUs and interrupts (~1 KiB here, 9 us a read).
+ */
+static uint64_t forks_total(void)
+{
+	static int fd = -1;
+	static char *buf;
+	static size_t cap;
+	const char *p = NULL;
+	ssize_t n;
+
+	if (fd < 0)
+		fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	for (;;) {
+		char *grown = NULL;
+
+		n = buf ? pread(fd, buf, cap - 1, 0) : 0;
+		if (n < 0)
+			return 0;
+		if (buf && (size_t)n < cap - 1)
+			break; /* whole */
+		grown = cap < (1u << 20) ? realloc(buf, cap ? 2 * cap : 16384)
+					 : NULL;
+		if (!grown)
+			return 0;
+		buf = grown;
+		cap = cap ? 2 * cap : 16384;
+	}
+	buf[n] = 0;
+	p = strstr(buf, "\nprocesses ");
+	return p ? strtoull(p + 11, NULL, 10) : 0;
+}
 
 /*
  * Compare @pid's address space with group @g's, in the kernel's order.
@@ -225,22 +265,38 @@ static int note_gone(struct hp_rt_sharers *s, const pid_t *pids, size_t nr)
 	return 0;
 }
 
-int hp_rt_sharers_new(struct hp_rt_sharers **out)
+/* (Re)build @s from a listing of the host. On failure @s is left
+ * unused (built_forks 0): every process is asked. */
+static int fill(struct hp_rt_sharers *s)
 {
-	struct hp_rt_sharers *s = calloc(1, sizeof(*s));
 	pid_t *all = NULL;
 	size_t nr = 0;
 	int rc;
 
-	*out = NULL;
-	if (!s)
-		return -ENOMEM;
+	for (size_t i = 0; i < s->nr; i++)
+		free(s->groups[i].pids);
+	s->nr = s->nr_gone = 0;
+	s->built_forks = forks_total();
 	s->built_last = hp_last_pid();
 	rc = hp_proc_list_tasks(0, &all, &nr);
 	for (size_t i = 0; i < nr && !rc; i++)
 		rc = insert(s, all[i]);
 	rc = rc ?: note_gone(s, all, nr);
 	free(all);
+	if (rc)
+		s->built_forks = 0;
+	return rc;
+}
+
+int hp_rt_sharers_new(struct hp_rt_sharers **out)
+{
+	struct hp_rt_sharers *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	rc = fill(s);
 	if (rc) {
 		hp_rt_sharers_free(s);
 		return rc;
@@ -318,6 +374,10 @@ static void pick_gone(struct hp_rt_sharers *s, pid_t pid, pid_t self,
 static long pick_since(pid_t pid, pid_t self, pid_t last, pid_t now, pid_t *out,
 		       size_t cap);
 
+/* At most this many pids handed out since the check are asked one by
+ * one; more (or a count unknown) and every process is asked. */
+#define HP_SINCE_MAX 4096
+
 /*
  * @self's sharers: from @s, and among the tasks created since it was
  * built (in none of its groups: a run over many targets lasts, and a
@@ -331,8 +391,16 @@ static int find_sharers(struct hp_rt_sharers *s, pid_t pid, pid_t self,
 	size_t nr = 0, at = 0;
 	int rc;
 
+	/* So many created since the index that the pids may have gone
+	 * round (the last pid cannot tell): made again. */
+	if (s && s->built_forks) {
+		const uint64_t forks = forks_total();
+
+		if (!forks || forks - s->built_forks > HP_SINCE_MAX)
+			(void)fill(s); /* (failed: not used) */
+	}
 	/* Not in the index: a process newer than it, asked the long way. */
-	if (s && !find_group(s, self, &at)) {
+	if (s && s->built_forks && !find_group(s, self, &at)) {
 		const pid_t now = hp_last_pid();
 		long since = 0;
 
@@ -500,10 +568,6 @@ pid_t hp_last_pid(void)
 
 	return (pid_t)sys_number("/proc/sys/kernel/ns_last_pid", &fd);
 }
-
-/* At most this many pids handed out since the check are asked one by
- * one; more (or a count unknown) and every process is asked. */
-#define HP_SINCE_MAX 4096
 
 /*
  * Those of the tasks handed pids after @last, up to @now, that share

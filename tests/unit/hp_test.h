@@ -8,8 +8,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/hp_err.h"
 #include "common/hp_log.h"
@@ -47,6 +51,16 @@ static inline void hp_test_msgs_begin(void)
 {
 	hp_test_msgs[0] = 0;
 	hp_log_set_sink(hp_test_keep_msgs, NULL);
+}
+
+/* A clone(CLONE_VM) child's body: waits, killed with its parent. */
+static inline int hp_test_share_and_wait(void *arg)
+{
+	(void)arg;
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); /* not left behind */
+	for (;;)
+		syscall(SYS_pause);
+	return 0;
 }
 
 #endif

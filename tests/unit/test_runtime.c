@@ -690,14 +690,6 @@ static void test_stop_bound(void **state)
 }
 
 /* A clone(CLONE_VM) child: it shares our memory, and only waits. */
-static int share_and_wait(void *arg)
-{
-	(void)arg;
-	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL); /* not left behind */
-	for (;;)
-		syscall(SYS_pause);
-	return 0;
-}
 
 /* @pid's sharers as reported (every message in hp_test_msgs), with @s
  * or without; @live: through a leader seen live just before. */
@@ -739,7 +731,8 @@ static void test_sharers(void **state)
 		_exit(0);
 	}
 	assert_hp_ok(check_alone(getpid(), NULL));
-	vm = clone(share_and_wait, stack + STACK, CLONE_VM | SIGCHLD, NULL);
+	vm = clone(hp_test_share_and_wait, stack + STACK, CLONE_VM | SIGCHLD,
+		   NULL);
 	assert_true(vm > 0 && forked > 0);
 	assert_hp_ok(hp_rt_sharers_new(&s));
 	for (int with = 0; with < 2; with++) {
