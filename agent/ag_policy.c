@@ -332,12 +332,33 @@ void hp_policy_release(struct hp_policy *pol)
 	hp_policy_init(pol);
 }
 
+/*
+ * A program replaced or removed on disk since its exec (an upgrade) is
+ * "PATH (deleted)" in /proc/PID/exe, and the rules name PATH: either
+ * form matches.
+ */
+static bool exe_matches(const char *pattern, const char *exe)
+{
+	static const char deleted[] = " (deleted)";
+	const size_t len = strlen(exe), d = sizeof(deleted) - 1;
+	char path[PATH_MAX];
+
+	if (!fnmatch(pattern, exe, 0))
+		return true;
+	if (len <= d || len - d >= sizeof(path) ||
+	    strcmp(exe + len - d, deleted))
+		return false;
+	memcpy(path, exe, len - d);
+	path[len - d] = 0;
+	return !fnmatch(pattern, path, 0);
+}
+
 static bool rule_matches(const struct hp_rule *r, const char *exe,
 			 const char *unit)
 {
-	const char *what = r->by_unit ? unit : exe;
-
-	return what && *what && !fnmatch(r->pattern, what, 0);
+	if (r->by_unit)
+		return unit && *unit && !fnmatch(r->pattern, unit, 0);
+	return exe && *exe && exe_matches(r->pattern, exe);
 }
 
 const struct hp_rule *hp_policy_fallback(const struct hp_policy *pol,

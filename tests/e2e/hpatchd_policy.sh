@@ -59,6 +59,23 @@ check "an excluded executable is never patched" no_patch "$kept"
 check "... and listed as excluded by its rule" \
 	wait_until 10 reason_is "$kept" excluded "policy: excluded by $T/bin/keep/\\*"
 
+# An exclusion naming the program exactly holds once it is replaced on
+# disk (an upgrade, which restarts hpatchd too): its /proc/PID/exe says
+# "PATH (deleted)" when hpatchd first looks.
+kill "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null || true
+mkdir -p "$T/bin/up"
+cp "$HP_TD/svc-v1" "$T/bin/up/"
+start_target "$T/bin/up/svc-v1" "$T/u.log" 1
+up=$TARGET_PID
+cp "$HP_TD/svc-v1" "$T/bin/up/svc-v1.new"
+mv "$T/bin/up/svc-v1.new" "$T/bin/up/svc-v1"
+agent_policy '[apply]' "trusted_keys = $key" "window = $now-$later" \
+	'[exclude]' "exe = $T/bin/keep/*" "exe = $T/bin/up/svc-v1"
+start_agent
+check "replaced on disk ($(readlink "/proc/$up/exe" | sed 's/.* //')): listed excluded" \
+	wait_until 10 reason_is "$up" excluded "policy: excluded by $T/bin/up/svc-v1"
+check "... and not patched" no_patch "$up"
+
 # An executable whose path is longer than hpatchd kept (255 bytes): an
 # exclusion by its name holds (the cut path ended before it). A line of
 # the policy holds at most 200 bytes (libinih): a pattern, not the path.

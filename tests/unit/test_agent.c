@@ -180,6 +180,17 @@ static void test_policy_exe_unknown(void **state)
 			    "an executable path not readable whole");
 	assert_null(hp_policy_fallback(&pol, NULL, ""));
 	hp_policy_release(&pol);
+	/* Replaced on disk since its exec (an upgrade): still excluded,
+	 * and still included by the rule naming its path. */
+	assert_ptr_equal(
+		hp_policy_excluded(&pol, "/srv/legacy/a (deleted)", ""),
+		&pol.rules[0]);
+	assert_null(hp_policy_excluded(&pol, "/srv/api (deleted)", ""));
+	hp_policy_release(&pol);
+	assert_hp_ok(load_text(&pol, "[include]\nexe = /srv/api\n"));
+	assert_null(hp_policy_excluded(&pol, "/srv/api (deleted)", ""));
+	assert_non_null(hp_policy_excluded(&pol, "/srv/other (deleted)", ""));
+	hp_policy_release(&pol);
 	/* Rules by unit alone: the path is not needed. */
 	assert_hp_ok(load_text(&pol, "[exclude]\nunit = sshd.service\n"));
 	assert_null(hp_policy_excluded(&pol, NULL, "cron.service"));
