@@ -634,7 +634,10 @@ int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns)
 		 * a new one): its map, or soon written over (open_map). */
 		if (kill(pid, 0) == 0 || errno != ESRCH)
 			rc = 2;
-		else if (make_spare(path, &st) == 0)
+		/* One its group or others could write: any of them may
+		 * hold it open for writing still, into a later process's
+		 * map. Removed, never a spare. */
+		else if (!(st.st_mode & 022) && make_spare(path, &st) == 0)
 			rc = 0;
 		else
 			rc = unlink(path) < 0 && errno != ENOENT ? -errno : 0;

@@ -428,6 +428,23 @@ static void test_spare_reused(void **state)
 	assert_int_equal(nr_entries(spares()), 0);
 }
 
+/* A map its group or others could write is removed, never a spare: one
+ * of them may hold it open for writing, into a later process's map. */
+static void test_spare_not_writable_by_others(void **state)
+{
+	const pid_t gone = dead_pid();
+	const int64_t exited = now_ns();
+	char path[128];
+
+	(void)state;
+	plant_for(gone, ours, exited - 1000000000LL);
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)gone);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(hp_rt_perfmap_forget(gone, exited), 0);
+	assert_false(map_exists(gone));
+	assert_true(nr_entries(spares()) <= 0); /* (-1: none made yet) */
+}
+
 /* A spare taken asks the kernel for no pid: hpatchd makes one system
  * call fewer a map (tests/e2e/hpatchd_calls.sh counts getpid()). */
 static void test_spare_asks_no_pid(void **state)
@@ -677,6 +694,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spare_reused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_spare_not_writable_by_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spare_asks_no_pid, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spare_target_exists, setup,
