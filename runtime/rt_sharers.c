@@ -109,7 +109,7 @@ struct hp_rt_sharers {
 	size_t cap_gone;
 	const struct hp_rt_births *births; /* asked first, if any */
 	pid_t built_last;     /* hp_last_pid before the listing; 0: unknown */
-	uint64_t built_forks; /* hp_forks_total then; 0: unknown */
+	uint64_t built_forks; /* forks_total() then; 0: unknown */
 };
 
 /*
