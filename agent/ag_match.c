@@ -28,9 +28,10 @@
  * Only what the file says is a verdict. A file that cannot be opened or
  * read now (a lease: EWOULDBLOCK; EMFILE, ENFILE, ENOMEM, EIO) is not
  * cached: "unknown" for this look, the file tried again at the next. One
- * hpatchd may not read (EACCES, EPERM: a 0700 program of another user,
- * and the unit has no CAP_DAC_OVERRIDE) is cached as "unknown" until it
- * changes: the memory is asked, never an open per look in vain.
+ * hpatchd may not read (EACCES, EPERM: a 0700 program of another user
+ * where hpatchd runs without CAP_DAC_OVERRIDE, or an LSM's refusal) is
+ * cached as "unknown" until it changes: the memory is asked, never an
+ * open per look in vain.
  */
 #include "agent/agent_int.h"
 #include "common/hp_err.h"

@@ -838,8 +838,8 @@ static int unreadable_looks(pid_t pid, const struct hp_patch *const *pp,
 }
 
 /*
- * A mapped file hpatchd may not read (0700, another user's; its unit has
- * no CAP_DAC_OVERRIDE) is not one of no patch: the process's memory is
+ * A mapped file hpatchd may not read (0700, another user's, where it runs
+ * without CAP_DAC_OVERRIDE) is not one of no patch: the process's memory is
  * asked (CAP_SYS_PTRACE reaches it), and the file is kept as such until
  * it changes, not opened in vain at each look.
  */
