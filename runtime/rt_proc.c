@@ -144,12 +144,7 @@ void hp_proc_close(struct hp_proc *proc)
 	proc->mem_fd = -1;
 }
 
-/*
- * The whole of /proc file @path, NUL-terminated, in *@out (malloc'd): in
- * reads of 64 KiB, where stdio's 1 KiB reads made the kernel format the
- * file again for each. Return: 0, -errno.
- */
-static int read_proc_file(const char *path, char **out, size_t *len)
+int hp_read_proc_file(const char *path, char **out, size_t *len)
 {
 	const int fd = open(path, O_RDONLY | O_CLOEXEC);
 	size_t cap = 0, done = 0;
@@ -241,7 +236,7 @@ static int read_maps(struct hp_proc *proc, bool quiet, bool *vanished)
 	int rc;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)proc->tid);
-	rc = read_proc_file(path, &text, &len);
+	rc = hp_read_proc_file(path, &text, &len);
 	if (vanished)
 		*vanished = rc == -ENOENT || rc == -ESRCH;
 	if (rc == -ENOENT || rc == -ESRCH)

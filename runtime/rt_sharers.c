@@ -116,39 +116,21 @@ struct hp_rt_sharers {
  * Tasks created since boot, in every pid namespace (/proc/stat's
  * "processes"), or 0 when unknown: what the last pid cannot say, that
  * the pids went all the way round (pid_max forks: 32768 by default, half
- * a minute of a busy host). The file is kept open, and read whole: its
- * size grows with the CPUs and interrupts (~1 KiB here, 9 us a read).
+ * a minute of a busy host).
  */
 static uint64_t forks_total(void)
 {
-	static int fd = -1;
-	static char *buf;
-	static size_t cap;
+	char *text = NULL;
 	const char *p = NULL;
-	ssize_t n;
+	uint64_t v = 0;
+	size_t len = 0;
 
-	if (fd < 0)
-		fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (hp_read_proc_file("/proc/stat", &text, &len))
 		return 0;
-	for (;;) {
-		char *grown = NULL;
-
-		n = buf ? pread(fd, buf, cap - 1, 0) : 0;
-		if (n < 0)
-			return 0;
-		if (buf && (size_t)n < cap - 1)
-			break; /* whole */
-		grown = cap < (1u << 20) ? realloc(buf, cap ? 2 * cap : 16384)
-					 : NULL;
-		if (!grown)
-			return 0;
-		buf = grown;
-		cap = cap ? 2 * cap : 16384;
-	}
-	buf[n] = 0;
-	p = strstr(buf, "\nprocesses ");
-	return p ? strtoull(p + 11, NULL, 10) : 0;
+	p = strstr(text, "\nprocesses ");
+	v = p ? strtoull(p + 11, NULL, 10) : 0;
+	free(text);
+	return v;
 }
 
 /*

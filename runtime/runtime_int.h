@@ -89,6 +89,13 @@ int hp_proc_open_live(pid_t pid, struct hp_proc *proc, bool quiet)
 	__attribute__((warn_unused_result));
 void hp_proc_close(struct hp_proc *proc);
 int hp_proc_read_maps(struct hp_proc *proc) __attribute__((warn_unused_result));
+/*
+ * The whole of /proc file @path, NUL-terminated, in *@out (malloc'd): in
+ * reads of 64 KiB, where stdio's 1 KiB reads made the kernel format the
+ * file again for each. Return: 0, -errno.
+ */
+int hp_read_proc_file(const char *path, char **out, size_t *len)
+	__attribute__((warn_unused_result));
 /* Return: 0, -HP_E_GONE, or -EIO on a short read. */
 int hp_proc_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		 size_t len) __attribute__((warn_unused_result));

@@ -64,7 +64,7 @@ static void test_maps_lines(void **state)
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		assert_same_map(lines[i]);
 	/* And every line of a real map. */
-	assert_int_equal(read_proc_file("/proc/self/maps", &text, &len), 0);
+	assert_int_equal(hp_read_proc_file("/proc/self/maps", &text, &len), 0);
 	for (line = strtok_r(text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save))
 		assert_same_map(line);
