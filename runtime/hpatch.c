@@ -210,8 +210,11 @@ struct apply_run {
 	struct hp_rt_opts opts;
 	const struct hp_patch *p;
 	const pid_t *pids; /* the run's processes */
-	long jobs;	   /* --jobs, or HPATCH_JOBS_AUTO */
-	int status;	   /* the exit so far */
+	/* --all: processes that could not be told (reported, not tried) */
+	const struct hp_rt_unknown *unknown;
+	size_t nr_unknown;
+	long jobs;  /* --jobs, or HPATCH_JOBS_AUTO */
+	int status; /* the exit so far */
 };
 
 /*
@@ -241,13 +244,13 @@ static void refuse_file(struct apply_run *run, const pid_t *pids, size_t nr,
 }
 
 /* --all: every process that maps a module of the patch. Return: exit. */
-static int find_all(struct apply_run *run, pid_t **pids, size_t *nr)
+static int find_all(struct apply_run *run, struct hp_rt_targets *t)
 {
-	free(*pids);
-	*pids = NULL;
-	if (hp_rt_find_targets(run->p, pids, nr))
+	if (hp_rt_find_targets(run->p, t))
 		return HP_EXIT_ERROR;
-	if (*nr)
+	run->unknown = t->unknown;
+	run->nr_unknown = t->nr_unknown;
+	if (t->nr || t->nr_unknown)
 		return HP_EXIT_OK;
 	hp_error(-HP_E_NOTARGET,
 		 "'%s': no running process maps its target ('%s')", run->file,
@@ -255,6 +258,33 @@ static int find_all(struct apply_run *run, pid_t **pids, size_t *nr)
 	hp_rt_audit_record(&run->audit, "apply", run->file, run->p, NULL,
 			   -HP_E_NOTARGET);
 	return HP_EXIT_NOTARGET;
+}
+
+/*
+ * The processes --all could not tell about: each reported and recorded
+ * as not patched, with why, and in the exit (a run that says nothing of
+ * them would say "done" while one may run the flaw). No fallback: it may
+ * not be a target at all.
+ */
+static void report_unknown(struct apply_run *run)
+{
+	for (size_t i = 0; i < run->nr_unknown; i++) {
+		const struct hp_rt_result res = { .pid = run->unknown[i].pid,
+						  .rc = run->unknown[i].rc };
+
+		hp_error(res.rc,
+			 "pid %d: cannot tell whether it runs the target of "
+			 "'%s': %s; not patched",
+			 (int)res.pid, run->file, hp_strerror(res.rc));
+		print_result(&run->o, "apply", &res);
+		hp_rt_audit_record(&run->audit, "apply", run->file, run->p,
+				   &res, res.rc);
+		run->status = combine(run->status, res.rc);
+	}
+	if (run->nr_unknown)
+		hp_hint("run hpatch as root with CAP_SYS_PTRACE and "
+			"CAP_DAC_OVERRIDE, with file descriptors to spare, "
+			"or 'hpatch apply -p PID' for each");
 }
 
 /* Apply to process @i of the run and record it (signals held). */
@@ -350,6 +380,7 @@ static int apply_each(struct apply_run *run, const pid_t *pids, size_t nr)
 				    ? hpatch_jobs_default()
 				    : (unsigned int)run->jobs);
 	hp_rt_batch_end();
+	report_unknown(run);
 	hp_out_finish(&run->o);
 	hp_rt_sharers_free(run->opts.sharers);
 	run->opts.sharers = NULL;
@@ -385,6 +416,7 @@ static int cmd_apply(int argc, char **argv)
 	bool all = false, json = false, allow_active = false;
 	bool allow_downgrade = false, stack = false;
 	struct hp_patch *p = NULL;
+	struct hp_rt_targets found = { 0 };
 	pid_t *pids = NULL;
 	size_t nr = 0;
 	int first, rc, lrc;
@@ -441,14 +473,16 @@ static int cmd_apply(int argc, char **argv)
 		goto out;
 	}
 	run.p = p;
-	rc = all ? find_all(&run, &pids, &nr) : HP_EXIT_OK;
+	rc = all ? find_all(&run, &found) : HP_EXIT_OK;
 	if (rc)
 		goto out;
 	hp_out_init(&run.o, stdout, json);
-	rc = apply_each(&run, pids, nr);
+	rc = all ? apply_each(&run, found.pids, found.nr)
+		 : apply_each(&run, pids, nr);
 out:
 	hp_rt_audit_close(&run.audit);
 	hp_patch_free(p);
+	hp_rt_targets_free(&found);
 	free(pids);
 	hp_strlist_release(&pid_args);
 	return rc;

@@ -258,16 +258,31 @@ static bool is_applied_in(pid_t pid, const struct hp_patch *p)
 	return yes;
 }
 
+/* The processes a scan could not tell about, with why: "unknown". */
+static void list_unknown(struct hp_out *o, const struct hp_rt_targets *t)
+{
+	for (size_t i = 0; i < t->nr_unknown; i++) {
+		hp_out_begin_object(o, NULL);
+		hp_out_i64(o, "pid", t->unknown[i].pid);
+		hp_out_str(o, "state", "unknown");
+		hp_out_str(o, "reason",
+			   "cannot tell whether it maps the build: %s",
+			   hp_strerror(t->unknown[i].rc));
+		hp_out_end_object(o);
+	}
+}
+
 /* Each process mapping @e's build: applied, or pending and why. */
 static void list_processes(struct hp_out *o, const struct hp_store_entry *e,
 			   const struct hp_view *v, bool running)
 {
-	pid_t *pids = NULL;
-	size_t nr = 0;
+	struct hp_rt_targets found;
 
 	hp_out_begin_array(o, "processes");
-	if (e->p && !hp_rt_find_targets(e->p, &pids, &nr)) {
-		for (size_t i = 0; i < nr; i++) {
+	if (e->p && !hp_rt_find_targets(e->p, &found)) {
+		const pid_t *pids = found.pids;
+
+		for (size_t i = 0; i < found.nr; i++) {
 			const struct hp_track *t =
 				find_track(v, pids[i], e->id);
 			const bool applied = is_applied_in(pids[i], e->p);
@@ -290,9 +305,10 @@ static void list_processes(struct hp_out *o, const struct hp_store_entry *e,
 				hp_out_u64(o, "tries", t->tries);
 			hp_out_end_object(o);
 		}
+		list_unknown(o, &found);
+		hp_rt_targets_free(&found);
 	}
 	hp_out_end_array(o);
-	free(pids);
 }
 
 int hpatch_cmd_list(int argc, char **argv)
@@ -509,14 +525,16 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 			   const struct hp_rt_opts *opts,
 			   const struct hp_policy *pol)
 {
-	pid_t *pids = NULL;
-	size_t nr = 0, nr_checked = 0;
+	struct hp_rt_targets found;
+	const pid_t *pids = NULL;
+	size_t nr_checked = 0;
 	int status = HP_EXIT_OK;
 
-	if (hp_rt_find_targets(p, &pids, &nr))
+	if (hp_rt_find_targets(p, &found))
 		return HP_EXIT_ERROR;
+	pids = found.pids;
 	hp_out_begin_array(o, "processes");
-	for (size_t i = 0; i < nr; i++) {
+	for (size_t i = 0; i < found.nr; i++) {
 		struct hp_rt_result res;
 		char *exe = hp_agent_exe(pids[i]), unit[HP_UNIT_MAX];
 		const struct hp_rule *excl = NULL;
@@ -557,8 +575,23 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 		status = hpatch_combine(status, rc);
 		nr_checked++;
 	}
+	/* Not told: as apply --all reports them, never as none. */
+	for (size_t i = 0; i < found.nr_unknown; i++) {
+		const struct hp_rt_unknown *u = &found.unknown[i];
+
+		hp_out_begin_object(o, NULL);
+		hp_out_i64(o, "pid", u->pid);
+		hp_out_str(o, "result", "unknown");
+		hp_out_str(o, "reason",
+			   "cannot tell whether it maps the build: %s",
+			   hp_strerror(u->rc));
+		hp_out_str(o, "error", "%s", hp_err_name(u->rc));
+		hp_out_end_object(o);
+		status = hpatch_combine(status, u->rc);
+		nr_checked++;
+	}
 	hp_out_end_array(o);
-	free(pids);
+	hp_rt_targets_free(&found);
 	/* As apply --all: none to patch (excluded ones are not). */
 	return nr_checked ? status : HP_EXIT_NOTARGET;
 }

@@ -338,21 +338,30 @@ static int find_module(const struct hp_proc *proc, struct hp_id_hits *hits,
 		       const uint8_t *build_id, uint32_t build_id_len,
 		       struct hp_rmodule *mod)
 {
+	int unread = 0; /* why an image could not be read, if one */
+
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
 		struct module_id mi = { 0 };
 		struct hp_id_hit *e = NULL;
-		int known;
+		int known, rc;
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ))
 			continue;
 		e = file_entry(hits, m);
 		known = known_id(e, m, build_id, build_id_len, &mi);
-		if (!known ||
-		    (known < 0 &&
-		     (need_mem(proc) || read_module_id(proc, m, &mi) ||
-		      !same_id(&mi, build_id, build_id_len))))
+		if (!known)
+			continue;
+		/* Its file told nothing, and its memory cannot be opened:
+		 * the image may be the build (one replaced on disk since). */
+		rc = known < 0 ? need_mem(proc) : 0;
+		if (rc) {
+			unread = unread ?: rc;
+			continue;
+		}
+		if (known < 0 && (read_module_id(proc, m, &mi) ||
+				  !same_id(&mi, build_id, build_id_len)))
 			continue;
 		if (!text_loaded(proc, m, &mi))
 			continue;
@@ -375,7 +384,9 @@ static int find_module(const struct hp_proc *proc, struct hp_id_hits *hits,
 		}
 		return 0;
 	}
-	return -HP_E_NOTARGET;
+	if (unread == -ENOENT || unread == -ESRCH)
+		return -HP_E_GONE;
+	return unread ?: -HP_E_NOTARGET;
 }
 
 int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,

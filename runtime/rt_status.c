@@ -137,41 +137,78 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 	return rc;
 }
 
-int hp_rt_find_targets(const struct hp_patch *p, pid_t **out, size_t *nr_out)
+/* Add @pid (why: @rc) to @t's unknown. Return: 0 or -ENOMEM. */
+static int add_unknown(struct hp_rt_targets *t, size_t *cap, pid_t pid, int rc)
+{
+	if (hp_grow(&t->unknown, cap, t->nr_unknown, sizeof(*t->unknown), 8))
+		return -ENOMEM;
+	t->unknown[t->nr_unknown++] = (struct hp_rt_unknown){ pid, rc };
+	return 0;
+}
+
+/*
+ * @pid's answer to the scan for @p: 0 a target; -HP_E_NOTARGET not one,
+ * or no answer that matters: gone, or its map closed to this hpatch
+ * (another user's process for a user who is not root; one the kernel
+ * keeps from root); else -errno, it cannot be told: its map read, but
+ * not its memory (root without CAP_DAC_OVERRIDE, another user's
+ * process), no file descriptor or memory left.
+ */
+static int scan_one(const struct hp_patch *p, struct hp_id_hits *hits,
+		    pid_t pid)
+{
+	struct hp_rmodule mod;
+	struct hp_proc proc;
+	int rc = hp_proc_open_scan(pid, &proc), mrc = -HP_E_NOTARGET;
+
+	if (rc == -HP_E_GONE || rc == -ENOENT || rc == -ESRCH ||
+	    rc == -EACCES || rc == -EPERM)
+		return -HP_E_NOTARGET;
+	if (rc)
+		return rc;
+	for (uint32_t j = 0; j < p->nr_modules && mrc; j++) {
+		rc = hp_proc_find_module_in(&proc, hits, p->modules[j].build_id,
+					    p->modules[j].build_id_len, &mod);
+		/* One module found makes a target; one unread, unknown. */
+		if (!rc || mrc == -HP_E_NOTARGET)
+			mrc = rc == -HP_E_GONE ? -HP_E_NOTARGET : rc;
+	}
+	hp_proc_close(&proc);
+	return mrc;
+}
+
+int hp_rt_find_targets(const struct hp_patch *p, struct hp_rt_targets *t)
 {
 	struct hp_id_hits hits = { 0 };
 	const pid_t self = hp_self_pid();
-	pid_t *pids = NULL;
-	size_t nr = 0, n = 0;
-	int rc = hp_proc_list_tasks(0, &pids, &nr);
+	size_t nr = 0, cap = 0;
+	int rc;
 
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < nr; i++) {
-		struct hp_proc proc;
-		struct hp_rmodule mod;
-		bool hit = false;
+	*t = (struct hp_rt_targets){ 0 };
+	rc = hp_proc_list_tasks(0, &t->pids, &nr);
+	for (size_t i = 0; !rc && i < nr; i++) {
+		const pid_t pid = t->pids[i];
+		int src;
 
-		if (pids[i] == self)
+		if (pid == self)
 			continue;
 		/* A process of an executable found before: no more to read
 		 * (the apply checks its memory). */
-		if (hp_id_hits_exe(&hits, pids[i])) {
-			pids[n++] = pids[i];
-			continue;
-		}
-		if (hp_proc_open_scan(pids[i], &proc))
-			continue;
-		for (uint32_t j = 0; j < p->nr_modules && !hit; j++)
-			hit = !hp_proc_find_module_in(
-				&proc, &hits, p->modules[j].build_id,
-				p->modules[j].build_id_len, &mod);
-		hp_proc_close(&proc);
-		if (hit)
-			pids[n++] = pids[i];
+		src = hp_id_hits_exe(&hits, pid) ? 0 : scan_one(p, &hits, pid);
+		if (!src)
+			t->pids[t->nr++] = pid;
+		else if (src != -HP_E_NOTARGET)
+			rc = add_unknown(t, &cap, pid, src);
 	}
 	hp_id_hits_release(&hits);
-	*out = pids;
-	*nr_out = n;
-	return 0;
+	if (rc)
+		hp_rt_targets_free(t);
+	return rc;
+}
+
+void hp_rt_targets_free(struct hp_rt_targets *t)
+{
+	free(t->pids);
+	free(t->unknown);
+	*t = (struct hp_rt_targets){ 0 };
 }

@@ -260,12 +260,33 @@ int hp_rt_sharers_follow(struct hp_rt_sharers **out,
 	__attribute__((warn_unused_result));
 void hp_rt_sharers_free(struct hp_rt_sharers *s);
 
+/* A process a scan could not tell about, and why (-errno / -HP_E_*). */
+struct hp_rt_unknown {
+	pid_t pid;
+	int rc;
+};
+
+/* What a scan of the host found: both arrays malloc'd. */
+struct hp_rt_targets {
+	pid_t *pids; /* every process that maps a module of the patch */
+	size_t nr;
+	/* Processes that may map one, whose map was read but not what it
+	 * maps: memory not opened (root without CAP_DAC_OVERRIDE, and the
+	 * program replaced on disk), no fd or memory left. Not counted:
+	 * processes gone, and those whose map is closed to this hpatch
+	 * (other users' for a user who is not root). */
+	struct hp_rt_unknown *unknown;
+	size_t nr_unknown;
+};
+
 /*
  * hp_rt_find_targets() - every process (but this one) that maps a module of
- * @p. *@pids is malloc'd (caller frees). Return: 0 or -errno.
+ * @p, and those that cannot be told. Release @t with hp_rt_targets_free.
+ * Return: 0 or -errno.
  */
-int hp_rt_find_targets(const struct hp_patch *p, pid_t **pids, size_t *nr)
+int hp_rt_find_targets(const struct hp_patch *p, struct hp_rt_targets *t)
 	__attribute__((warn_unused_result));
+void hp_rt_targets_free(struct hp_rt_targets *t);
 
 /*
  * hp_rt_match() - how many modules of each of the @nr @patches (NULL

@@ -125,7 +125,9 @@ int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
 int hp_proc_find_module_in(struct hp_proc *proc, struct hp_id_hits *hits,
 			   const uint8_t *build_id, uint32_t build_id_len,
 			   struct hp_rmodule *mod);
-/* Find the module with @build_id. Return: 0 or -HP_E_NOTARGET. */
+/* Find the module with @build_id. Return: 0, -HP_E_NOTARGET, or, when
+ * an image that may be it cannot be read (its memory not opened for a
+ * scan), -HP_E_GONE or -errno. */
 int hp_proc_find_module(const struct hp_proc *proc, const uint8_t *build_id,
 			uint32_t build_id_len, struct hp_rmodule *mod)
 	__attribute__((warn_unused_result));

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A run over the host says which processes it could not look at, and is
+# never "done" or "no process" for them. hpatch here has CAP_SYS_PTRACE
+# but not CAP_DAC_OVERRIDE (a restricted shell, a unit's override): it
+# cannot open the memory of another user's process (/proc/PID/mem, mode
+# 0600). With the program replaced on disk since the process started (the
+# usual case of a live patch: the package was upgraded), nothing else
+# tells which build the process runs. apply --all, check and list must
+# name it with why; a process of root's beside it is patched all the same.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+agent_policy # $T/bin only
+chmod 755 "$T" "$T/bin"
+unique_build svc "$T/bin/svc-v1" "$T/u.hpatch" --key "$T/k.key" --id "u-$$"
+start_target setpriv "$T/n.log" --reuid=65534 --regid=65534 --clear-groups \
+	-- "$T/bin/svc-v1" 1
+start_target "$T/bin/svc-v1" "$T/r.log" 1
+r=$TARGET_PID
+n=$(sed -n 's/.*ready pid=\([0-9]*\).*/\1/p' "$T/n.log")
+# The package upgraded: another file at the program's path.
+install -m 755 "$HP_TD/svc-v2" "$T/bin/svc-v1.new"
+mv -f "$T/bin/svc-v1.new" "$T/bin/svc-v1"
+FEWER=(setpriv --no-new-privs --inh-caps=-all --bounding-set=-all,+sys_ptrace --)
+check "pid $n runs as nobody" test "$(ps -o user= -p "$n")" = nobody
+check "those capabilities cannot open its memory" \
+	bash -c "! ${FEWER[*]} head -c 1 /proc/$n/mem 2>/dev/null"
+
+expect_exit 1 "apply --all: one process not told, an error" \
+	"${FEWER[@]}" "$HPATCH" apply --all --trust "$T/trust" --json "$T/u.hpatch"
+check "pid $n reported, not patched, with why" \
+	grep -q "{\"pid\":$n,\"action\":\"apply\",\"result\":\"HP_E_SYSTEM\",\"reason\":\"Permission denied\"" "$T/last.out"
+check "pid $n named on stderr" \
+	grep -q "pid $n: cannot tell whether it runs the target of .*Permission denied" "$T/last.err"
+check "pid $r (root's) patched" \
+	grep -q "{\"pid\":$r,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
+check "pid $n still runs v1" no_patch "$n"
+check "the audit log has pid $n's failure" \
+	grep -q "\"pid\":$n,.*\"result\":\"HP_E_SYSTEM\".*Permission denied" "$HPATCH_AUDIT_LOG"
+
+expect_exit 1 "check: one process not told, an error" \
+	"${FEWER[@]}" "$HPATCH" check --trust "$T/trust" --config "$T/hpatch.conf" \
+	--json "$T/u.hpatch"
+check "check lists pid $n as unknown" \
+	grep -q "{\"pid\":$n,\"result\":\"unknown\",\"reason\":\"cannot tell whether it maps the build: Permission denied\"" "$T/last.out"
+
+"$HPATCH" install --store "$T/store" --trust "$T/trust" "$T/u.hpatch" >/dev/null
+"${FEWER[@]}" "$HPATCH" list --store "$T/store" --trust "$T/trust" \
+	--state-dir "$HPATCH_STATE_DIR" --json >"$T/list.out" 2>&1 || true
+check "list shows pid $n as unknown" \
+	grep -q "{\"pid\":$n,\"state\":\"unknown\",\"reason\":\"cannot tell" "$T/list.out"
+check "list shows pid $r applied" \
+	grep -q "{\"pid\":$r,\"state\":\"applied\"" "$T/list.out"
+
+finish
