@@ -265,9 +265,9 @@ void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 	/* Reset on fork: what the raised thread starts (the operator's
 	 * --on-refuse fallback, a service restart) runs at normal priority,
 	 * never SCHED_FIFO beside the threads it competes with. */
-	const int raised = SCHED_FIFO | SCHED_RESET_ON_FORK;
+	const int raised = HP_PRIO_RAISED;
 
-	*pr = (struct hp_prio){ .policy = policy };
+	*pr = (struct hp_prio){ .policy = policy, .guard_slot = -1 };
 	if (!tid)
 		self_policy = policy;
 	/* A real-time thread already runs at least as soon: leave it. (The
@@ -275,7 +275,13 @@ void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 	if (policy < 0 || (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
 	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
 		return;
+	/* A target's thread: given back by the guard if this process dies
+	 * first (rt_guard.c); none, and it is not raised. */
+	if (tid && (pr->guard_slot = hp_guard_list(tid, pr)) < 0)
+		return;
 	pr->raised = !sched_setscheduler(tid, raised, &fifo);
+	if (tid && !pr->raised)
+		hp_guard_unlist(pr->guard_slot);
 	if (!tid && pr->raised)
 		self_policy = raised;
 }
@@ -290,6 +296,8 @@ void hp_prio_restore(pid_t tid, struct hp_prio *pr)
 	if (!ok)
 		hp_warn("tid %d: cannot restore its scheduling policy %d: %s",
 			(int)tid, pr->policy, strerror(errno));
+	if (tid)
+		hp_guard_unlist(pr->guard_slot);
 	if (!tid)
 		self_policy = ok ? pr->policy : -1;
 	pr->raised = false;

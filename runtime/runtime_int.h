@@ -334,12 +334,27 @@ struct hp_prio {
 	int policy;
 	struct sched_param param;
 	bool raised;
+	int guard_slot; /* a target's thread: its entry in rt_guard.c's list */
 };
+
+/* What a thread is raised to (reset on fork: what it starts does not
+ * inherit it). */
+#define HP_PRIO_RAISED (SCHED_FIFO | SCHED_RESET_ON_FORK)
 
 void hp_prio_raise(pid_t tid, struct hp_prio *pr);
 void hp_prio_restore(pid_t tid, struct hp_prio *pr);
 /* After a fork: this process's own policy is to be read again. */
 void hp_prio_forget(void);
+
+/*
+ * rt_guard.c: a target's thread (@tid, its policy to restore in @pr)
+ * listed, before it is raised, for the guard process that restores it if
+ * this process ends first. Return: the entry, or -1: no guard, not to be
+ * raised.
+ */
+int hp_guard_list(pid_t tid, const struct hp_prio *pr);
+/* Its entry cleared, once it is restored (or gone). */
+void hp_guard_unlist(int slot);
 
 /* ---- rt_transition.c: stop the world ---- */
 struct hp_world {

@@ -1,0 +1,175 @@
+/*
+ * What a killed loader would leave behind in a target. The kernel lets a
+ * dead tracer's threads go, and every injected call restores registers
+ * and signal mask before the next, but a thread raised to SCHED_FIFO for
+ * a session (rt_remote.c) would stay real-time for good: a service of
+ * normal priority made able to starve the host's other work.
+ *
+ * So a guard process is forked the first time a target's thread is to be
+ * raised: it holds the read end of a pipe whose write end only the loader
+ * holds (close-on-exec, closed in a fork's child), and blocks reading it.
+ * However the loader ends (kill -9, a crash, the OOM killer), the read
+ * returns 0 and the guard gives each thread still listed its policy back,
+ * then exits. The list is a shared page the loader writes without a
+ * system call: an entry before the raise, cleared after the restore. A
+ * thread whose policy is no longer the raised one (changed since by
+ * another) is left alone. Without a guard (no process or memory left),
+ * no thread is raised: slower, never worse.
+ */
+#include "runtime/runtime_int.h"
+#include "common/hp_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define HP_LOG_PREFIX "rt: "
+#define HP_GUARD_SLOTS 32
+
+struct guard_slot {
+	atomic_int used; /* written last on listing, first on clearing */
+	pid_t tid;
+	int policy;
+	struct sched_param param;
+};
+
+static struct {
+	struct guard_slot *slots; /* the shared page; NULL: no guard */
+	int wfd;		  /* the pipe's write end */
+	bool failed;		  /* could not make one: not tried again */
+	bool atfork;
+} guard = { .wfd = -1 };
+
+/* The guard's work at the loader's end: give back what is listed. */
+static void give_back(const struct guard_slot *slots)
+{
+	for (int i = 0; i < HP_GUARD_SLOTS; i++) {
+		const struct guard_slot *s = &slots[i];
+		const int now = s->tid ? sched_getscheduler(s->tid) : -1;
+		char msg[160];
+		int len;
+
+		if (!atomic_load(&s->used) || now != HP_PRIO_RAISED ||
+		    sched_setscheduler(s->tid, s->policy, &s->param))
+			continue;
+		/* (Not hp_log: in a fork of a process with threads, stdio's
+		 * locks may be held for good.) */
+		len = snprintf(msg, sizeof(msg),
+			       "hpatch: warning: tid %d: its patcher ended "
+			       "while it ran raised; scheduling policy %d "
+			       "given back\n",
+			       (int)s->tid, s->policy);
+		if (len > 0 && write(2, msg, (size_t)len) < 0)
+			break;
+	}
+}
+
+/* The guard process: never returns. */
+static void guard_main(int rfd, const struct guard_slot *slots)
+{
+	char c;
+	ssize_t n;
+
+	/* Out of the loader's session: a terminal's ^C is the loader's. */
+	setsid();
+	prctl(PR_SET_NAME, "hpatch-guard");
+	/* No descriptor of the loader's kept open (a lock, a target's
+	 * memory) but the pipe's end, on 3, and stdout/err for the log. */
+	if (rfd != 3 && dup2(rfd, 3) == 3)
+		rfd = 3;
+	if (syscall(SYS_close_range, rfd + 1, ~0U, 0))
+		for (int fd = rfd + 1; fd < 1024; fd++)
+			close(fd);
+	do
+		n = read(rfd, &c, 1);
+	while (n > 0 || (n < 0 && errno == EINTR));
+	give_back(slots);
+	_exit(0);
+}
+
+/* A fork's child (an --all worker) makes its own guard if it needs one:
+ * the parent's watches the parent. */
+static void forget_guard(void)
+{
+	if (guard.slots)
+		munmap(guard.slots, sizeof(struct guard_slot) * HP_GUARD_SLOTS);
+	if (guard.wfd >= 0)
+		close(guard.wfd);
+	guard.slots = NULL;
+	guard.wfd = -1;
+	guard.failed = false;
+}
+
+static bool have_guard(void)
+{
+	const size_t len = sizeof(struct guard_slot) * HP_GUARD_SLOTS;
+	struct guard_slot *slots = NULL;
+	int fds[2];
+	pid_t pid;
+
+	if (guard.slots || guard.failed)
+		return guard.slots;
+	guard.failed = true;
+	if (!guard.atfork && pthread_atfork(NULL, NULL, forget_guard))
+		return false;
+	guard.atfork = true;
+	slots = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (slots == MAP_FAILED)
+		return false;
+	if (pipe2(fds, O_CLOEXEC)) {
+		munmap(slots, len);
+		return false;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(fds[1]);
+		guard_main(fds[0], slots);
+	}
+	close(fds[0]);
+	if (pid < 0) {
+		hp_log(HP_LOG_DEBUG,
+		       "no guard process (%s): threads not raised",
+		       strerror(errno));
+		close(fds[1]);
+		munmap(slots, len);
+		return false;
+	}
+	guard.slots = slots;
+	guard.wfd = fds[1];
+	guard.failed = false;
+	return true;
+}
+
+int hp_guard_list(pid_t tid, const struct hp_prio *pr)
+{
+	if (!have_guard())
+		return -1;
+	for (int i = 0; i < HP_GUARD_SLOTS; i++) {
+		struct guard_slot *s = &guard.slots[i];
+
+		if (atomic_load(&s->used))
+			continue;
+		s->tid = tid;
+		s->policy = pr->policy;
+		s->param = pr->param;
+		atomic_store(&s->used, 1);
+		return i;
+	}
+	return -1;
+}
+
+void hp_guard_unlist(int slot)
+{
+	if (guard.slots && slot >= 0 && slot < HP_GUARD_SLOTS)
+		atomic_store(&guard.slots[slot].used, 0);
+}

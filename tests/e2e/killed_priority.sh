@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# hpatch raises the thread that runs its calls to SCHED_FIFO while it
+# maps the patch (on a busy host it would wait milliseconds for each turn
+# on a CPU). Killed there (kill -9, the OOM killer, a crash), hpatch
+# cannot restore it: its guard process does, and the target is left with
+# the policy it had (here SCHED_BATCH, and SCHED_OTHER with a nice value),
+# never real-time for good. Both for `apply -p` and for an --all worker.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+make_key k
+unique_build svc "$T/svc-v1" "$T/u.hpatch" --key "$T/k.key" --id "u-$$"
+policy() { chrt -p "$1" | sed -n 's/.*policy: //p'; }
+# raised TID: until hpatch has raised it (its calls run delayed).
+raised() {
+	for _ in $(seq 250); do
+		[ "$(policy "$1")" = "SCHED_FIFO|SCHED_RESET_ON_FORK" ] && return 0
+		sleep 0.02
+	done
+	return 1
+}
+back_to() { # back_to TID POLICY: within 5 s
+	for _ in $(seq 250); do
+		[ "$(policy "$1")" = "$2" ] && return 0
+		sleep 0.02
+	done
+	echo "tid $1: $(policy "$1"), want $2" >&2
+	return 1
+}
+
+# guards PID: the guard processes of hpatch PID and of its workers.
+guards() {
+	local p
+	for p in "$1" $(pgrep -P "$1" -x hpatch || true); do
+		pgrep -P "$p" -x hpatch-guard || true
+	done
+}
+gone() { for g in "$@"; do ! kill -0 "$g" 2>/dev/null || return 1; done; }
+
+# kill_during NAME HPATCH_ARGS...: hpatch (and its workers) killed while
+# it holds the target raised (its mprotect delayed 3 s).
+kill_during() {
+	local name=$1 hp g; shift
+	HPATCH_DELAY=mprotect:3000 "$HPATCH" apply --trust "$T/trust" "$@" \
+		"$T/u.hpatch" >"$T/$name.out" 2>"$T/$name.err" &
+	hp=$!
+	check "$name: the thread is raised for the calls" raised "$pid"
+	g=$(guards "$hp")
+	check "$name: a guard process watches" test -n "$g"
+	pkill -9 -P "$hp" -x hpatch 2>/dev/null || true # --all's worker
+	kill -9 "$hp"
+	wait "$hp" 2>/dev/null || true
+	check "$name: the guard is gone after" wait_until 5 gone $g
+}
+
+start_target chrt "$T/a.log" -b 0 "$T/svc-v1" 1
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+check "the target runs SCHED_BATCH" test "$(policy "$pid")" = SCHED_BATCH
+kill_during apply-p -p "$pid"
+check "apply -p killed: SCHED_BATCH given back" back_to "$pid" SCHED_BATCH
+check "the guard said so" grep -q "tid $pid: its patcher ended while it ran raised" "$T/apply-p.err"
+check "the target still serves, old code" test "$(ask 3 version)" = v1
+
+# The worker of an --all is killed with it.
+renice -n 5 -p "$pid" >/dev/null
+chrt -o -p 0 "$pid"
+kill_during all --all --jobs 1
+check "--all killed: SCHED_OTHER given back" back_to "$pid" SCHED_OTHER
+check "its nice value kept" test "$(ps -o ni= -p "$pid" | tr -d ' ')" = 5
+check "the target still serves, old code" test "$(ask 3 version)" = v1
+
+# Not killed: the policy is the target's again after the apply, and the
+# guard ends with hpatch.
+HPATCH_DELAY=mprotect:500 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
+	"$T/u.hpatch" >"$T/end.out" 2>"$T/end.err" &
+hp=$!
+check "an apply to the end: raised for the calls" raised "$pid"
+g=$(guards "$hp")
+wait "$hp" && rc=0 || rc=$?
+check "it succeeds (exit $rc)" test "$rc" -eq 0
+check "SCHED_OTHER after it" test "$(policy "$pid")" = SCHED_OTHER
+check "the target runs v2" test "$(ask 3 version)" = v2
+check "its guard ended with it" wait_until 5 gone $g
+finish
