@@ -203,6 +203,10 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		 * schedule (the full scan's period bounds it). */
 		if (pr->undecided < UINT8_MAX)
 			pr->undecided++;
+		/* Said in the view: hpatch list, status, the metrics. */
+		if (pr->undecided == 1 || pr->undecided_rc != rc)
+			d->view_dirty = true;
+		pr->undecided_rc = rc;
 		hp_log(pr->undecided == 1 ? HP_LOG_INFO : HP_LOG_DEBUG,
 		       "pid %d: which builds it maps cannot be told now: %s",
 		       (int)pr->pid, hp_strerror(rc));
@@ -211,6 +215,8 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 						1000);
 		return;
 	}
+	if (pr->undecided)
+		d->view_dirty = true;
 	pr->undecided = 0;
 	if (!nr_hit) {
 		ag_drop_tracks(d, pr->pid);

@@ -4,6 +4,7 @@
  * format for node_exporter's textfile collector, written atomically.
  */
 #include "agent/agent_int.h"
+#include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
 
@@ -14,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void write_metrics(const struct ag_daemon *d)
+static void write_metrics(const struct ag_daemon *d, size_t nr_undecided)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -63,15 +64,44 @@ static void write_metrics(const struct ag_daemon *d)
 		"# HELP hpatch_last_pause_microseconds Pause of the last "
 		"apply.\n"
 		"# TYPE hpatch_last_pause_microseconds gauge\n"
-		"hpatch_last_pause_microseconds %" PRIu64 "\n",
+		"hpatch_last_pause_microseconds %" PRIu64 "\n"
+		"# HELP hpatch_processes_undecided Processes whose mapped "
+		"builds hpatchd cannot tell now (whether a patch is for them "
+		"is not known).\n"
+		"# TYPE hpatch_processes_undecided gauge\n"
+		"hpatch_processes_undecided %zu\n",
 		d->view.applied, d->view.reverted, d->view.failures,
-		d->view.fallbacks, d->view.last_pause_us);
+		d->view.fallbacks, d->view.last_pause_us, nr_undecided);
 	fclose(fp);
 	rc = hp_write_file(d->pol.metrics_path, text, len, 0644,
 			   HP_WRITE_NOSYNC);
 	if (rc)
 		hp_warn("metrics '%s': %s", d->pol.metrics_path, strerror(-rc));
 	free(text);
+}
+
+/* The processes whose builds cannot be told now, into @v (malloc'd). */
+static int list_undecided(const struct ag_daemon *d, struct hp_view *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nr_procs; i++)
+		n += d->procs[i].undecided > 0;
+	v->undecided = calloc(n ? n : 1, sizeof(*v->undecided));
+	if (!v->undecided)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nr_procs; i++) {
+		const struct ag_proc *pr = &d->procs[i];
+		struct hp_undecided *u = &v->undecided[v->nr_undecided];
+
+		if (!pr->undecided)
+			continue;
+		u->pid = pr->pid;
+		snprintf(u->reason, sizeof(u->reason), "%s",
+			 hp_strerror(pr->undecided_rc));
+		v->nr_undecided++;
+	}
+	return 0;
 }
 
 void ag_publish(struct ag_daemon *d)
@@ -81,8 +111,10 @@ void ag_publish(struct ag_daemon *d)
 		calloc(d->nr_tracks ? d->nr_tracks : 1, sizeof(*tracks));
 	int rc;
 
-	if (!tracks)
+	if (!tracks || list_undecided(d, &v)) {
+		free(tracks);
 		return;
+	}
 	for (size_t i = 0; i < d->nr_tracks; i++)
 		tracks[i] = d->tracks[i].t;
 	v.tracks = tracks;
@@ -91,9 +123,10 @@ void ag_publish(struct ag_daemon *d)
 	rc = hp_view_write(&v, d->view_path);
 	if (rc)
 		hp_warn("view '%s': %s", d->view_path, strerror(-rc));
-	free(tracks);
 	if (d->pol.metrics_path[0])
-		write_metrics(d);
+		write_metrics(d, v.nr_undecided);
+	free(tracks);
+	free(v.undecided);
 }
 
 void ag_drop_marks(struct ag_daemon *d)

@@ -69,6 +69,8 @@ void ag_forget_proc(struct ag_daemon *d, pid_t pid)
 	if (mapped)
 		ag_perfmap_exited(d, pid, hp_now_us());
 	ag_drop_tracks(d, pid);
+	if (pr && pr->undecided)
+		d->view_dirty = true;
 	if (pr) {
 		free(pr->exe);
 		*pr = d->procs[--d->nr_procs];

@@ -61,6 +61,12 @@ int hp_view_write(const struct hp_view *v, const char *path)
 			hp_track_state_name(t->state), t->tries,
 			t->fallback_done, t->patch_id, reason);
 	}
+	for (size_t i = 0; i < v->nr_undecided; i++) {
+		const struct hp_undecided *u = &v->undecided[i];
+
+		fprintf(fp, "undecided %d %.*s\n", (int)u->pid,
+			(int)strcspn(u->reason, "\n"), u->reason);
+	}
 	fclose(fp);
 	rc = hp_write_file(path, text, len, 0644, HP_WRITE_NOSYNC);
 	free(text);
@@ -88,6 +94,32 @@ static int parse_track(struct hp_view *v, const char *line)
 	v->tracks = grown;
 	v->tracks[v->nr_tracks++] = t;
 	return 0;
+}
+
+static int parse_undecided(struct hp_view *v, const char *line)
+{
+	struct hp_undecided u = { 0 }, *grown = NULL;
+	int pid, used = 0;
+
+	if (sscanf(line, "undecided %d %n", &pid, &used) < 1 || pid <= 0)
+		return -EINVAL;
+	u.pid = pid;
+	if (used)
+		snprintf(u.reason, sizeof(u.reason), "%s", line + used);
+	grown = realloc(v->undecided, (v->nr_undecided + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	v->undecided = grown;
+	v->undecided[v->nr_undecided++] = u;
+	return 0;
+}
+
+const struct hp_undecided *hp_view_undecided(const struct hp_view *v, pid_t pid)
+{
+	for (size_t i = 0; i < v->nr_undecided; i++)
+		if (v->undecided[i].pid == pid)
+			return &v->undecided[i];
+	return NULL;
 }
 
 /* "name value" of one counter of @v. */
@@ -148,6 +180,8 @@ int hp_view_read(struct hp_view *v, const char *path)
 	     l = strtok_r(NULL, "\n", &save)) {
 		if (!strncmp(l, "track ", 6))
 			rc = parse_track(v, l);
+		else if (!strncmp(l, "undecided ", 10))
+			rc = parse_undecided(v, l);
 		else if (sscanf(l, "daemon_pid %d", &pid) == 1)
 			v->daemon_pid = pid;
 		else
@@ -164,6 +198,7 @@ int hp_view_read(struct hp_view *v, const char *path)
 void hp_view_release(struct hp_view *v)
 {
 	free(v->tracks);
+	free(v->undecided);
 	*v = (struct hp_view){ 0 };
 }
 
@@ -200,6 +235,15 @@ void hp_view_out(struct hp_out *o, const char *state_dir)
 		hp_out_u64(o, "tries", t->tries);
 		hp_out_bool(o, "fallback_done", t->fallback_done);
 		hp_out_str(o, "reason", "%s", t->reason);
+		hp_out_end_object(o);
+	}
+	hp_out_end_array(o);
+	/* Its builds cannot be told: whether a patch is for it is not known. */
+	hp_out_begin_array(o, "undecided");
+	for (size_t i = 0; i < v.nr_undecided; i++) {
+		hp_out_begin_object(o, NULL);
+		hp_out_i64(o, "pid", v.undecided[i].pid);
+		hp_out_str(o, "reason", "%s", v.undecided[i].reason);
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);

@@ -249,7 +249,20 @@ struct hp_view {
 	uint64_t last_pause_us;
 	struct hp_track *tracks;
 	size_t nr_tracks;
+	/* Processes whose builds hpatchd cannot tell now (so it does not
+	 * know whether a patch is for them), with why. */
+	struct hp_undecided *undecided;
+	size_t nr_undecided;
 };
+
+struct hp_undecided {
+	pid_t pid;
+	char reason[96];
+};
+
+/* The process @pid of @v's undecided ones, or NULL. */
+const struct hp_undecided *hp_view_undecided(const struct hp_view *v,
+					     pid_t pid);
 
 /* Write @v to @path atomically. Return: 0 or -errno. */
 int hp_view_write(const struct hp_view *v, const char *path)

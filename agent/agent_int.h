@@ -19,6 +19,7 @@ struct ag_proc {
 	uint8_t loading_looks; /* looks while it holds a library open */
 	uint8_t undecided;     /* looks in a row that could not tell what
 				* it maps (no fd left, ...) */
+	int undecided_rc;      /* why, the last of them */
 	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
 	bool unit_read; /* unit read (only when a rule or fallback needs it) */

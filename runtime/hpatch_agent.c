@@ -285,6 +285,8 @@ static void list_processes(struct hp_out *o, const struct hp_store_entry *e,
 		for (size_t i = 0; i < found.nr; i++) {
 			const struct hp_track *t =
 				find_track(v, pids[i], e->id);
+			const struct hp_undecided *u =
+				t ? NULL : hp_view_undecided(v, pids[i]);
 			const bool applied = is_applied_in(pids[i], e->p);
 
 			hp_out_begin_object(o, NULL);
@@ -293,14 +295,20 @@ static void list_processes(struct hp_out *o, const struct hp_store_entry *e,
 				   applied ? "applied"
 				   : t	   ? hp_track_state_name(t->state)
 					   : "pending");
-			hp_out_str(o, "reason", "%s",
-				   applied    ? ""
-				   : t	      ? t->reason
-				   : !running ? "hpatchd is not running"
-				   : e->superseded
-					   ? "superseded by a newer installed "
-					     "patch"
-					   : "not yet seen by hpatchd");
+			if (applied || t || !running || e->superseded || !u)
+				hp_out_str(o, "reason", "%s",
+					   applied    ? ""
+					   : t	      ? t->reason
+					   : !running ? "hpatchd is not running"
+					   : e->superseded
+						   ? "superseded by a newer "
+						     "installed patch"
+						   : "not yet seen by hpatchd");
+			else
+				hp_out_str(o, "reason",
+					   "hpatchd cannot tell which builds "
+					   "it maps: %s",
+					   u->reason);
 			if (t)
 				hp_out_u64(o, "tries", t->tries);
 			hp_out_end_object(o);

@@ -9,7 +9,7 @@
 require_ptrace
 
 agent_svc unreadable
-agent_policy '[apply]' 'retry = 100ms'
+agent_policy '[apply]' 'retry = 100ms' '[metrics]' "textfile = $T/hpatch.prom"
 agent_install
 chown 65534:65534 "$T/bin/svc-v1"
 chmod 0700 "$T/bin/svc-v1"
@@ -52,4 +52,20 @@ PIDS+=($!)
 c=$!
 check "pid $c (nobody's): what it maps cannot be told, and it says so" \
 	wait_until 10 grep -q "pid $c: which builds it maps cannot be told now: Permission denied" "$T/hpatchd.log"
+# And shown where an operator looks: status (hpatchd's view), list (root's
+# hpatch reads the process: pending, with hpatchd's reason), the metrics.
+undecided_in_status() {
+	"$HPATCH" status --state-dir "$HPATCH_STATE_DIR" --json |
+		grep -q "\"undecided\":\[{\"pid\":$c,\"reason\":\"Permission denied\"}"
+}
+check "status: pid $c among hpatchd's undecided" wait_until 10 undecided_in_status
+"$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" \
+	--state-dir "$HPATCH_STATE_DIR" --json >"$T/list.out" 2>&1 || true
+check "list: pid $c pending, hpatchd cannot tell" \
+	grep -q "{\"pid\":$c,\"state\":\"pending\",\"reason\":\"hpatchd cannot tell which builds it maps: Permission denied\"}" "$T/list.out"
+check "metrics: one process undecided" \
+	wait_until 10 grep -qx "hpatch_processes_undecided 1" "$T/hpatch.prom"
+kill "$c"
+check "gone, no longer undecided" \
+	wait_until 15 grep -qx "hpatch_processes_undecided 0" "$T/hpatch.prom"
 finish
