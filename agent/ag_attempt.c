@@ -142,6 +142,21 @@ static void say_notes(struct ag_daemon *d, const struct hp_rt_result *res)
 	       (int)res->pid, res->patch_id, res->build_id);
 }
 
+/* Busy: a function in use by a thread, or a thread that would not stop
+ * (asleep where no interrupt reaches it: a frozen cgroup, say). */
+static void set_busy(struct ag_daemon *d, struct ag_track *t,
+		     const struct hp_rt_result *res)
+{
+	if (res->busy_func[0])
+		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
+			     res->busy_func, (int)res->busy_tid);
+	else
+		ag_set_track(d, t, HP_TRACK_BUSY,
+			     "thread %d would not stop (asleep where no "
+			     "interrupt reaches it)",
+			     (int)res->busy_tid);
+}
+
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
@@ -155,8 +170,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		pr->fresh = false;
 	}
 	if (rc == 1) {
-		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
-			     res.busy_func, (int)res.busy_tid);
+		set_busy(d, t, &res);
 		t->due_us = hp_now_us() + HP_BUSY_GAP_US;
 		ag_schedule(pr, t->due_us);
 		return;
@@ -203,8 +217,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	d->view.failures++;
 	t->t.tries++;
 	if (rc == -HP_E_BUSY)
-		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
-			     res.busy_func, (int)res.busy_tid);
+		set_busy(d, t, &res);
 	else
 		ag_set_track(d, t, HP_TRACK_REFUSED, "%s: %s", hp_err_name(rc),
 			     hp_strerror(rc));

@@ -36,6 +36,9 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+/* How often threads left attached are asked after: the longest a thread
+ * thawed waits stopped for hpatchd. */
+#define HP_LEFT_POLL_US 20000
 #define HP_LOG_PREFIX "hpatchd: "
 
 /* After an exec, look again for libraries ld.so maps (the exec event
@@ -481,6 +484,8 @@ static int next_timeout_ms(const struct ag_daemon *d, uint64_t now)
 		next = d->view_due_us;
 	if (ag_perfmap_due(d) && ag_perfmap_due(d) < next)
 		next = ag_perfmap_due(d);
+	if (d->nr_left && now + HP_LEFT_POLL_US < next)
+		next = now + HP_LEFT_POLL_US;
 	if (next <= now)
 		return 0;
 	return (int)((next - now + 999) / 1000);
@@ -631,6 +636,8 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		if (now >= d.next_full_us)
 			full_scan(&d, now);
 		run_due(&d, now);
+		/* Thawed, one would wait stopped for its next try. */
+		d.nr_left = hp_rt_release_left();
 		ag_perfmap_run(&d, now);
 		publish(&d, hp_now_us());
 	}

@@ -141,6 +141,10 @@ struct ag_daemon {
 	uint64_t sweep_due_us; /* rescan after a patched library opened */
 	uint64_t last_sweep_us;
 	bool sweep_fds; /* this pass looks for libraries held open */
+	/* Threads an apply left attached, not stopped in time (asleep in a
+	 * frozen cgroup, say): asked after every HP_LEFT_POLL_US until each
+	 * stops and is let go (hp_rt_release_left). */
+	size_t nr_left;
 	/* Directories recently watched (FNV-1a hashes of their paths): an
 	 * exec of the same program watches nothing again. */
 	uint64_t watched[64];

@@ -143,10 +143,12 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
  * is its process's only one (most services; a process hpatchd meets at
  * its exec), it stays stopped: *@held is the world of the switch, which
  * then stops nothing itself (one stop where there were two). Else it
- * runs on, and the switch stops every thread, briefly.
+ * runs on, and the switch stops every thread, briefly. A thread that would
+ * not stop: -HP_E_BUSY, with it in *@stuck.
  */
 static int map_all(const struct hp_patch *p, struct hp_proc *proc,
-		   struct hp_prep *prs, uint32_t nr, struct hp_world *held)
+		   struct hp_prep *prs, uint32_t nr, struct hp_world *held,
+		   pid_t *stuck)
 {
 	struct hp_remote rm = { .open = false };
 	int rc = 0;
@@ -160,6 +162,8 @@ static int map_all(const struct hp_patch *p, struct hp_proc *proc,
 		if (!rc)
 			rc = hp_region_map(p, proc, &prs[k], &rm);
 	}
+	if (rc == -HP_E_BUSY)
+		*stuck = rm.stuck_tid;
 	if (!rc && rm.nr_threads == 1 && !hp_remote_to_world(&rm, held))
 		hp_dbg(HP_DBG_PTRACE,
 		       "pid %d: one thread: mapped, and switched in the same "
@@ -424,7 +428,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 	if (!rc)
 		rc = prepare_all(p, &proc, opts, prs, &nr);
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
-		rc = map_all(p, &proc, prs, nr, &held);
+		rc = map_all(p, &proc, prs, nr, &held, &res->busy_tid);
 	if (!rc)
 		rc = register_all(&proc, prs, nr, &held);
 	/* (Mapping may have moved it, to a hole found free again.) */

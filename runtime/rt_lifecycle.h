@@ -286,10 +286,14 @@ struct hp_remote {
 	struct hp_world *w;  /* or a world already stopped (borrowed) */
 	long nr_threads;     /* the process's, counted with t stopped */
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us, as it was interrupted */
+	pid_t stuck_tid; /* with -HP_E_BUSY: the thread that would not stop */
 	bool open;
 };
 
-/* Stop one thread of @proc for a session. Return: 0, -HP_E_GONE, -errno. */
+/* Stop one thread of @proc for a session, within a stop's bound (as a
+ * world of one thread, HP_STOP_MAX_US, or the operation's timeout if
+ * shorter: hp_pt_set_call_bound). Return: 0, -HP_E_GONE, -HP_E_BUSY
+ * (it would not stop: r->stuck_tid, reported), -errno. */
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	__attribute__((warn_unused_result));
 /*

@@ -193,12 +193,14 @@ void hp_pt_set_deadline(uint64_t deadline_us)
  * operation's --timeout would give up on it sooner than the operator said.
  */
 uint64_t hp_pt_call_max_us = HP_PT_WAIT_MAX_US;
+uint64_t hp_pt_stop_max_us = HP_STOP_MAX_US;
 
 void hp_pt_set_call_bound(long bound_ms)
 {
 	const uint64_t us = bound_ms > 0 ? (uint64_t)bound_ms * 1000 : 0;
 
 	hp_pt_call_max_us = us > HP_PT_WAIT_MAX_US ? us : HP_PT_WAIT_MAX_US;
+	hp_pt_stop_max_us = us && us < HP_STOP_MAX_US ? us : HP_STOP_MAX_US;
 }
 
 /*
@@ -271,6 +273,87 @@ static pid_t wait_bounded(const struct hp_thread *t, int *status)
 	return r;
 }
 
+/*
+ * The threads left attached (hp_pt_release), each with what it is owed:
+ * hp_rt_release_left lets each go once it stops, a later try adopts it.
+ */
+static struct {
+	struct hp_thread *v;
+	size_t nr, cap;
+} left_attached;
+
+static bool own_signal(const struct hp_thread *t, int sig);
+
+static void leave(const struct hp_thread *t)
+{
+	if (hp_grow(&left_attached.v, &left_attached.cap, left_attached.nr,
+		    sizeof(*left_attached.v), 4)) {
+		hp_warn("tid %d: left attached, untracked (no memory)",
+			(int)t->tid);
+		return;
+	}
+	left_attached.v[left_attached.nr] = *t;
+	left_attached.v[left_attached.nr].stopped = false;
+	left_attached.nr++;
+}
+
+/* A thread left attached, seized again: what it is owed is the new
+ * session's to give back. */
+static void adopt(struct hp_thread *t)
+{
+	for (size_t i = 0; i < left_attached.nr; i++) {
+		const struct hp_thread *l = &left_attached.v[i];
+
+		if (l->tid != t->tid)
+			continue;
+		t->owes_regs = l->owes_regs;
+		t->owed_regs = l->owed_regs;
+		t->owes_mask = l->owes_mask;
+		t->owed_mask = l->owed_mask;
+		left_attached.v[i] = left_attached.v[--left_attached.nr];
+		return;
+	}
+}
+
+size_t hp_rt_release_left(void)
+{
+	for (size_t i = 0; i < left_attached.nr;) {
+		struct hp_thread *t = &left_attached.v[i];
+		int status = 0, sig = 0;
+		const pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+
+		if (r == 0) {
+			i++;
+			continue;
+		}
+		if (r > 0 && WIFSTOPPED(status)) {
+			/* A signal of the program's goes on with it; the trap
+			 * of our own step is dropped. */
+			if (status >> 16 == 0 &&
+			    !own_signal(t, WSTOPSIG(status)))
+				sig = WSTOPSIG(status);
+			if (t->owes_regs && ptrace(PTRACE_SETREGS, t->tid, 0,
+						   &t->owed_regs) < 0)
+				hp_warn("tid %d: cannot restore registers: %s",
+					(int)t->tid, strerror(errno));
+			if (t->owes_mask)
+				hp_pt_restore_signals(t, &t->owed_mask);
+			if (ptrace(PTRACE_DETACH, t->tid, 0,
+				   (void *)(long)sig) < 0 &&
+			    errno != ESRCH)
+				hp_warn("tid %d: detach: %s", (int)t->tid,
+					strerror(errno));
+			hp_log(HP_LOG_INFO,
+			       "tid %d: stopped at last (left attached when it "
+			       "would not stop); let go",
+			       (int)t->tid);
+		}
+		/* Stopped and let go, exited (reaped), or no longer ours. */
+		left_attached.v[i] = left_attached.v[--left_attached.nr];
+	}
+	return left_attached.nr;
+}
+
 int hp_pt_seize(struct hp_thread *t)
 {
 	pid_t tracer;
@@ -292,6 +375,7 @@ int hp_pt_seize(struct hp_thread *t)
 	/* Ours still: a thread an earlier try could not stop in time
 	 * (hp_pt_release left it attached). */
 	if (tracer == hp_self_pid()) {
+		adopt(t);
 		t->seized = true;
 		return 0;
 	}
@@ -485,6 +569,7 @@ void hp_pt_release(struct hp_thread *t)
 			hp_dbg(HP_DBG_PTRACE,
 			       "tid %d: not stopped; left attached",
 			       (int)t->tid);
+			leave(t);
 			t->seized = false;
 			return;
 		}

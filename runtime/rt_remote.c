@@ -53,6 +53,27 @@ static void let_go(struct hp_remote *r)
 	hp_pt_reap(&r->t, 1);
 }
 
+/* The session's thread did not stop within its bound: said, named. */
+static int would_not_stop(struct hp_remote *r)
+{
+	char state[160];
+
+	r->stuck_tid = r->t.tid;
+	hp_task_state(r->t.tid, state, sizeof(state));
+	hp_error(-HP_E_BUSY,
+		 "pid %d: tid %d would not stop (%s) within %llu ms; "
+		 "nothing changed",
+		 (int)r->pid, (int)r->t.tid, state,
+		 (unsigned long long)(hp_pt_stop_max_us / 1000));
+	if (strstr(state, "refrigerator") || strstr(state, "freezer"))
+		hp_hint("its cgroup is frozen (docker pause, systemctl freeze, "
+			"a cgroup freezer): retry once it is thawed");
+	else
+		hp_hint("it waits in the kernel (for a vfork child, a hung "
+			"file system...): retry when it is back");
+	return -HP_E_BUSY;
+}
+
 /*
  * Stop @tid for a session, and read once, stopped, its seccomp mode (for
  * every call's check) and its process's count of threads (one alone is
@@ -71,10 +92,14 @@ static int hold(struct hp_remote *r, pid_t tid)
 		hp_prio_raise(r->t.tid, &r->prio);
 		hp_pt_wake_keep(true);
 		r->stopped_at = hp_now_us();
+		hp_pt_set_deadline(r->stopped_at + hp_pt_stop_max_us);
 		rc = hp_pt_interrupt(&r->t);
 	}
 	if (!rc)
 		rc = hp_pt_wait_stop(&r->t);
+	hp_pt_set_deadline(0);
+	if (rc == -ETIMEDOUT)
+		rc = would_not_stop(r);
 	/* The thread's registers and mask, read once for every call. */
 	if (!rc)
 		rc = hp_pt_inject_begin(&r->t);

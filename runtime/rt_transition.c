@@ -40,7 +40,6 @@
  * interrupt wakes it: every thread is let go, and the switch retries
  * until --timeout (hp_switch).
  */
-#define HP_STOP_MAX_US 250000
 #define HP_STOP_TURN_US 3000 /* a scheduler slice, at most */
 /* Threads enough for their stacks (~4 KiB each) to be read on two CPUs. */
 #define HP_HELPER_MIN_THREADS 48

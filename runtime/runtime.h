@@ -260,6 +260,18 @@ int hp_rt_sharers_follow(struct hp_rt_sharers **out,
 	__attribute__((warn_unused_result));
 void hp_rt_sharers_free(struct hp_rt_sharers *s);
 
+/*
+ * hp_rt_release_left() - let go of the threads an operation could not stop
+ * in time (asleep where no interrupt reaches them: a frozen cgroup, a hung
+ * file system) and left attached, their interrupt pending: each that has
+ * stopped since gets what it is owed (its registers and signal mask, if
+ * it was left inside an injected call) and is detached; one that exited
+ * is reaped. A short-lived hpatch need not call it (the kernel lets them
+ * go as it exits); hpatchd calls it between operations, lest a thread
+ * thawed wait stopped for its next try. Return: how many are still left.
+ */
+size_t hp_rt_release_left(void);
+
 /* A process a scan could not tell about, and why (-errno / -HP_E_*). */
 struct hp_rt_unknown {
 	pid_t pid;

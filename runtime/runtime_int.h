@@ -277,12 +277,20 @@ int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
  * Return: 0, -ESRCH if it exited, -ETIMEDOUT, -HP_E_EXEC (stopped after
  * an exec: the image we prepared for is gone). */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
+/* The least bound of a stop (a world's grows with its threads and the
+ * host's load: rt_transition.c), within which a thread an interrupt does
+ * not reach (asleep in a frozen cgroup, on a hung file system) is let go,
+ * rather than keep the rest stopped, or the loader waiting. */
+#define HP_STOP_MAX_US 250000
 /* Bound every wait for a stop until @deadline_us (CLOCK_MONOTONIC us; 0:
  * each wait's own default, a few seconds). */
 void hp_pt_set_deadline(uint64_t deadline_us);
 /* Bound each wait for an injected system call or a single step to
- * @bound_ms (at least 2 s). */
+ * @bound_ms (at least 2 s), and the stop of one thread for a session to
+ * @bound_ms (at most HP_STOP_MAX_US: hpatchd's slices of a try are 10 ms;
+ * a stop a slice did not see comes, its interrupt pending, in the next). */
 void hp_pt_set_call_bound(long bound_ms);
+extern uint64_t hp_pt_stop_max_us;
 /* Give back the signal and mask the bounded waits used (every operation
  * on a target calls it when done; a later wait takes them again). */
 void hp_pt_wake_release(void);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A target in a frozen cgroup (docker pause, systemctl freeze) sleeps
+# where no interrupt reaches it: it cannot be stopped until it is thawed.
+# - hpatch apply gives up within a stop's bound (250 ms), exit 4 (busy:
+#   safe to retry), naming the thread, its state and why.
+# - hpatchd is not held up by it (each try waits a stop's bound, not
+#   seconds: a process started meanwhile is patched at once), and says
+#   "would not stop" for it.
+# - Thawed, the target never waits stopped for hpatchd's next try (with
+#   the default schedule, up to 10 minutes away): the thread hpatchd left
+#   attached, its interrupt pending, is let go the moment it stops.
+. "$(dirname "$0")/lib.bash"
+require_ptrace
+
+# A freezer cgroup of this test's own: v1's freezer, else cgroup v2's.
+if [ -w /sys/fs/cgroup/freezer ]; then
+	FZ=/sys/fs/cgroup/freezer/hpatch-test-$$
+	freeze() { echo FROZEN >"$FZ/freezer.state"; }
+	thaw() { echo THAWED >"$FZ/freezer.state"; }
+	frozen() { [ "$(cat "$FZ/freezer.state")" = FROZEN ]; }
+	join() { local t; for t in $(ls "/proc/$1/task"); do echo "$t" >"$FZ/tasks"; done; }
+	leave_fz() { local t; for t in $(cat "$FZ/tasks"); do echo "$t" >/sys/fs/cgroup/freezer/tasks; done; }
+else
+	root=/sys/fs/cgroup
+	[ -f "$root/cgroup.controllers" ] || root=/sys/fs/cgroup/unified
+	FZ=$root/hpatch-test-$$
+	freeze() { echo 1 >"$FZ/cgroup.freeze"; }
+	thaw() { echo 0 >"$FZ/cgroup.freeze"; }
+	frozen() { grep -qx "frozen 1" "$FZ/cgroup.events"; }
+	join() { echo "$1" >"$FZ/cgroup.procs"; }
+	leave_fz() { local p; for p in $(cat "$FZ/cgroup.procs"); do echo "$p" >"$root/cgroup.procs"; done; }
+fi
+mkdir "$FZ"
+trap 'thaw 2>/dev/null; leave_fz 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
+state_of() { sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status"; }
+tracer_of() { awk '/^TracerPid:/ { print $2 }' "/proc/$1/status"; }
+
+# Its next try minutes away (as the default schedule's are, after the
+# first few), and no rescan meanwhile.
+agent_svc frozen
+agent_policy '[apply]' 'retry = 100ms 10min' 'rescan = 60s'
+agent_install
+start_target "$T/bin/svc-v1" "$T/a.log" 1
+a=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+join "$a"
+freeze
+check "pid $a frozen" wait_until 5 frozen
+
+start=$(date +%s%N)
+expect_exit 4 "apply -p: busy, it would not stop" \
+	"$HPATCH" apply -p "$a" --trust "$T/trust" "$T/svc.hpatch"
+ms=$((($(date +%s%N) - start) / 1000000))
+check "given up within a stop's bound ($ms ms)" test "$ms" -lt 1500
+check "the thread named, frozen" \
+	grep -q "pid $a: tid $a would not stop (state D.*) within 250 ms; nothing changed" "$T/last.err"
+check "the hint says why" grep -q "its cgroup is frozen" "$T/last.err"
+
+start_agent
+check "hpatchd: busy, it would not stop" wait_until 10 bash -c \
+	"'$HPATCH' list --store '$AGENT_STORE' --trust '$T/trust' --state-dir '$HPATCH_STATE_DIR' --json |
+	grep -q '{\"pid\":$a,\"state\":\"busy\",\"reason\":\"thread $a would not stop'"
+# Not held up: a new process is patched meanwhile, as ever.
+start_target "$T/bin/svc-v1" "$T/b.log" 1
+b=$TARGET_PID
+open_conn 4 "$TARGET_PORT"
+check "pid $b (started since) patched at once" wait_until 3 has_patch "$b" "$id"
+check "pid $b answers v2" test "$(ask 4 version)" = v2
+
+thaw
+check "thawed: pid $a is not left stopped" \
+	wait_until 3 bash -c "[ \"\$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' /proc/$a/status)\" != t ]"
+check "thawed: nothing traces pid $a" wait_until 3 bash -c "[ \"\$(awk '/^TracerPid:/ { print \$2 }' /proc/$a/status)\" = 0 ]"
+v=$(ask 3 version)
+check "pid $a serves ($v)" test "$v" = v1 -o "$v" = v2
+# Let go by hpatchd's watch of the threads it left attached, or taken
+# by a try that came first.
+check "hpatchd let the thread go, or patched it" grep -qE \
+	"tid $a: stopped at last \(left attached when it would not stop\); let go|pid $a: applied" \
+	"$T/hpatchd.log"
+finish
