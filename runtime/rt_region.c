@@ -193,6 +193,25 @@ int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
  * mmap the region where it was laid out; retried elsewhere if the hole
  * was taken since. Return: 0, -HP_E_NOHOLE, -HP_E_GONE, -errno, reported.
  */
+/* The target's mmap of the region failed with @ret: why, said. */
+static int map_refused(const struct hp_proc *proc, const struct hp_prep *pr,
+		       long ret)
+{
+	hp_error_rc((int)ret,
+		    "pid %d: its mmap of the patch region (%" PRIu64
+		    " bytes at 0x%" PRIx64 ") failed",
+		    (int)proc->pid, pr->region_size, pr->region);
+	if (ret == -ENOMEM)
+		hp_hint("the process is at its address-space limit "
+			"(RLIMIT_AS: prlimit --pid %d), its memory cgroup's, "
+			"or vm.max_map_count: nothing changed",
+			(int)proc->pid);
+	else if (ret == -EPERM || ret == -EACCES)
+		hp_hint("a security module or seccomp filter forbids it "
+			"executable memory: nothing changed");
+	return (int)ret;
+}
+
 static int map_at_hole(const struct hp_patch *p, struct hp_proc *proc,
 		       struct hp_prep *pr, struct hp_remote *rm)
 {
@@ -223,8 +242,7 @@ static int map_at_hole(const struct hp_patch *p, struct hp_proc *proc,
 					(int)proc->pid);
 		}
 		if (ret != -EEXIST)
-			return hp_error_rc((int)ret, "pid %d: remote mmap",
-					   (int)proc->pid);
+			return map_refused(proc, pr, ret);
 		/* Someone mapped there since we looked: look again. */
 		rc = hp_proc_read_maps(proc);
 		if (!rc)

@@ -4,7 +4,8 @@
 # come and go treats an exited process as nothing to do; a full disk
 # refuses before anything is patched; a traced target names its tracer; a
 # directory or FIFO given as the patch says so; a zombie is "gone";
-# --timeout cannot overflow; options may follow FILE.
+# --timeout cannot overflow; options may follow FILE; a target at its
+# address-space limit is told apart.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 [ "$(id -u)" -eq 0 ] || { echo "skip: needs root (mount)" >&2; exit 77; }
@@ -107,5 +108,22 @@ expect_exit 2 "--timeout too large: a usage error" apply -p "$pid" --timeout 922
 check "says the limit" grep -q -- "--timeout.*at most" "$T/last.err"
 expect_exit 2 "--timeout beyond long: a usage error" apply -p "$pid" --timeout 99999999999999999999 "$T/p.hpatch"
 check "still v1" test "$(ask 3 version)" = v1
+exec 3>&-
+
+# At its address-space limit (RLIMIT_AS, soft): the target's mmap of the
+# region fails; said so, with where the limit is, and nothing changed.
+start_target "$T/svc" "$T/svc2.log" 1
+pid=$TARGET_PID
+open_conn 3 "$TARGET_PORT"
+vm=$(awk '/^VmSize:/ { print $2 }' "/proc/$pid/status")
+prlimit --pid "$pid" --as=$((vm * 1024 + 4096)):unlimited
+expect_exit 1 "at its RLIMIT_AS: refused" apply -p "$pid" "$T/p.hpatch"
+check "the region's mmap named" \
+	grep -q "pid $pid: its mmap of the patch region ([0-9]* bytes at 0x[0-9a-f]*) failed: Cannot allocate memory" "$T/last.err"
+check "the limit hinted" grep -q "address-space limit (RLIMIT_AS: prlimit --pid $pid)" "$T/last.err"
+check "nothing mapped" no_patch "$pid"
+check "it serves, v1" test "$(ask 3 version)" = v1
+prlimit --pid "$pid" --as=unlimited:unlimited
+expect_exit 0 "the limit lifted: applied" apply -p "$pid" "$T/p.hpatch"
 exec 3>&-
 finish
