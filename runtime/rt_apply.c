@@ -162,8 +162,8 @@ static int map_all(const struct hp_patch *p, struct hp_proc *proc,
 		if (!rc)
 			rc = hp_region_map(p, proc, &prs[k], &rm);
 	}
-	if (rc == -HP_E_BUSY)
-		*stuck = rm.stuck_tid;
+	if (rc == -HP_E_BUSY) /* would not stop, or frozen once stopped */
+		*stuck = rm.stuck_tid ?: rm.t.tid;
 	if (!rc && rm.nr_threads == 1 && !hp_remote_to_world(&rm, held))
 		hp_dbg(HP_DBG_PTRACE,
 		       "pid %d: one thread: mapped, and switched in the same "

@@ -125,14 +125,70 @@ static int step_fault(struct hp_thread *t)
 }
 
 /*
+ * A step or an injected call ends within microseconds, or sleeps in the
+ * kernel (a lock, a hung file system) for as long as its bound lets it.
+ * One not back after this is looked at first: in a frozen cgroup (cgroup
+ * v2's freezer lets a thread stop for its tracer, but not run), it runs
+ * nothing until thawed.
+ */
+#define HP_STEP_LOOK_US 20000
+
+/* @t reported @status after a step: its registers, and the signal that
+ * stopped it, if one (a trap, or a fault: -HP_E_INJECT). */
+static int step_stopped(struct hp_thread *t, int status,
+			struct user_regs_struct *regs, int *sig)
+{
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->seized = false;
+		return -ESRCH;
+	}
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, regs) < 0)
+		return -errno;
+	*sig = WIFSTOPPED(status) && status >> 16 == 0 ? WSTOPSIG(status) : 0;
+	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
+}
+
+/*
+ * @t, resumed for our instruction, sits in a frozen cgroup instead: back
+ * to a stop before it runs it. Return: -HP_E_BUSY (reported), or as
+ * step_once when it stops otherwise (it ran after all, or not in time).
+ */
+static int frozen_step(struct hp_thread *t, struct user_regs_struct *regs,
+		       int *sig)
+{
+	int status, rc;
+	pid_t r;
+
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
+		return errno == ESRCH ? -ESRCH : -errno;
+	r = hp_pt_wait_resumed(t, &status, hp_now_us() + HP_STOP_MAX_US);
+	hp_pt_wake_disarm();
+	if (r == 0) {
+		t->stopped = false;
+		return -ETIMEDOUT;
+	}
+	if (r < 0)
+		return -errno;
+	rc = step_stopped(t, status, regs, sig);
+	if (rc || *sig) /* its step's trap: it ran, thawed meanwhile */
+		return rc;
+	return hp_error(-HP_E_BUSY,
+			"tid %d: its cgroup is frozen (docker pause, "
+			"systemctl freeze): it runs nothing until thawed; "
+			"nothing changed",
+			(int)t->tid);
+}
+
+/*
  * One single step of @t. Return: 0 (stopped by the step's trap, or by a
- * stop that ran nothing), -ESRCH, -errno, or -HP_E_INJECT with *@sig the
- * signal the step raised.
+ * stop that ran nothing), -ESRCH, -errno, -HP_E_BUSY (frozen, reported),
+ * or -HP_E_INJECT with *@sig the signal the step raised.
  */
 static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		     int *sig)
 {
 	const uint64_t deadline = hp_now_us() + hp_pt_call_max_us;
+	const uint64_t look = hp_now_us() + HP_STEP_LOOK_US;
 	int status, rc = step_fault(t);
 	pid_t r;
 
@@ -140,7 +196,14 @@ static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		return rc;
 	if (!rc && ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
 		return -errno;
-	r = !rc ? hp_pt_wait_resumed(t, &status, deadline) : 0;
+	r = !rc ? hp_pt_wait_resumed(t, &status, look) : 0;
+	if (r == 0 && !rc) {
+		if (hp_task_frozen(t->tid)) {
+			hp_pt_wake_disarm();
+			return frozen_step(t, regs, sig);
+		}
+		r = hp_pt_wait_resumed(t, &status, deadline);
+	}
 	hp_pt_wake_disarm();
 	if (r == 0) {
 		/* Still running our instruction, in the kernel: it stops
@@ -153,14 +216,7 @@ static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
 	}
 	if (r < 0)
 		return -errno;
-	if (WIFEXITED(status) || WIFSIGNALED(status)) {
-		t->seized = false;
-		return -ESRCH;
-	}
-	if (ptrace(PTRACE_GETREGS, t->tid, 0, regs) < 0)
-		return -errno;
-	*sig = WIFSTOPPED(status) && status >> 16 == 0 ? WSTOPSIG(status) : 0;
-	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
+	return step_stopped(t, status, regs, sig);
 }
 
 /*
@@ -292,7 +348,7 @@ static int syscall_once(struct hp_thread *t, hp_raddr_t insn, long nr,
 			 "restored",
 			 (int)t->tid, nr, sig ? "faulted" : "went astray",
 			 regs.rip, sig);
-	else if (rc && rc != -ESRCH)
+	else if (rc && rc != -ESRCH && rc != -HP_E_BUSY)
 		hp_error_rc(rc, "tid %d: injected system call %ld", (int)t->tid,
 			    nr);
 	if (!rc)

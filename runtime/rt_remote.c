@@ -65,7 +65,7 @@ static int would_not_stop(struct hp_remote *r)
 		 "nothing changed",
 		 (int)r->pid, (int)r->t.tid, state,
 		 (unsigned long long)(hp_pt_stop_max_us / 1000));
-	if (strstr(state, "refrigerator") || strstr(state, "freezer"))
+	if (hp_task_frozen(r->t.tid))
 		hp_hint("its cgroup is frozen (docker pause, systemctl freeze, "
 			"a cgroup freezer): retry once it is thawed");
 	else

@@ -189,6 +189,52 @@ void hp_task_state(pid_t tid, char *buf, size_t size)
 		 in ? wchan : "");
 }
 
+/* Whether the cgroup @cg of hierarchy @ctrl ("" for v2's) is frozen. */
+static bool cgroup_frozen(const char *ctrl, const char *cg)
+{
+	/* v2's where systemd mounts it, alone or beside v1 (hybrid). */
+	static const char *const v2[] = { "/sys/fs/cgroup",
+					  "/sys/fs/cgroup/unified" };
+	char path[PATH_MAX], buf[32];
+
+	if (!ctrl[0]) {
+		for (size_t i = 0; i < HP_ARRAY_SIZE(v2); i++) {
+			snprintf(path, sizeof(path), "%s%s/cgroup.freeze",
+				 v2[i], cg);
+			read_small(path, buf, sizeof(buf));
+			if (buf[0])
+				return buf[0] == '1';
+		}
+		return false;
+	}
+	if (!strstr(ctrl, "freezer"))
+		return false;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer%s/freezer.state",
+		 cg);
+	read_small(path, buf, sizeof(buf));
+	return !strncmp(buf, "FROZEN", 6) || !strncmp(buf, "FREEZING", 8);
+}
+
+bool hp_task_frozen(pid_t tid)
+{
+	char path[48], text[4096], *save = NULL;
+	bool frozen = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)tid);
+	read_small(path, text, sizeof(text));
+	/* "ID:CONTROLLERS:PATH" a line, "0::PATH" for v2's. */
+	for (char *l = strtok_r(text, "\n", &save); l && !frozen;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char *ctrl = strchr(l, ':'), *cg = NULL;
+
+		if (!ctrl || !(cg = strchr(ctrl + 1, ':')))
+			continue;
+		*cg++ = 0;
+		frozen = cgroup_frozen(ctrl + 1, cg);
+	}
+	return frozen;
+}
+
 pid_t hp_task_tracer(pid_t tid)
 {
 	return (pid_t)hp_task_status_field(tid, "TracerPid:");

@@ -172,6 +172,9 @@ long hp_syscall_line_nr(const char *line);
 long hp_task_syscall_nr(pid_t pid, pid_t tid);
 /* "state D, uninterruptible, in nfs_wait_bit_killable" of thread @tid. */
 void hp_task_state(pid_t tid, char *buf, size_t size);
+/* Is @tid in a frozen cgroup (cgroup v2's cgroup.freeze, v1's freezer:
+ * docker pause, systemctl freeze)? It runs no instruction until thawed. */
+bool hp_task_frozen(pid_t tid);
 /* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
 pid_t hp_task_tracer(pid_t tid);
 /* The command name of @pid, "?" if unknown. */
