@@ -55,8 +55,16 @@ expect_exit 1 "check: one process not told, an error" \
 	"${FEWER[@]}" "$HPATCH" check --trust "$T/trust" --config "$T/hpatch.conf" \
 	--json "$T/u.hpatch"
 check "check lists pid $n as unknown" \
-	grep -q "{\"pid\":$n,\"result\":\"unknown\",\"reason\":\"cannot tell whether it maps the build: Permission denied\"" "$T/last.out"
+	grep -q "{\"pid\":$n,[^}]*\"result\":\"unknown\",\"reason\":\"cannot tell whether it maps the build: Permission denied\"" "$T/last.out"
 check "check lists pid $g" grep -q "{\"pid\":$g," "$T/last.out"
+# A policy that excludes the program: hpatchd would touch none of them,
+# known or not; none counts (exit 9, as for no process).
+printf '[include]\nexe = %s/bin/*\n[exclude]\nexe = %s/bin/svc-v1\n' "$T" "$T" >"$T/excl.conf"
+expect_exit 9 "check, the program excluded: none to patch" \
+	"${FEWER[@]}" "$HPATCH" check --trust "$T/trust" --config "$T/excl.conf" \
+	--json "$T/u.hpatch"
+check "check lists pid $n as excluded" \
+	grep -q "{\"pid\":$n,[^}]*\"result\":\"excluded\",\"reason\":\"policy: $T/bin/svc-v1\"" "$T/last.out"
 
 "$HPATCH" install --store "$T/store" --trust "$T/trust" "$T/u.hpatch" >/dev/null
 "${FEWER[@]}" "$HPATCH" list --store "$T/store" --trust "$T/trust" \
