@@ -38,7 +38,7 @@ check "those capabilities cannot open its memory" \
 expect_exit 1 "apply --all: one process not told, an error" \
 	"${FEWER[@]}" "$HPATCH" apply --all --trust "$T/trust" --json "$T/u.hpatch"
 check "pid $n reported, not patched, with why" \
-	grep -q "{\"pid\":$n,\"action\":\"apply\",\"result\":\"HP_E_SYSTEM\",\"reason\":\"Permission denied\"" "$T/last.out"
+	grep -q "{\"pid\":$n,\"action\":\"apply\",\"result\":\"HP_E_SYSTEM\",\"reason\":\"Permission denied\",\"patch\":\"u-$$\"" "$T/last.out"
 check "pid $n named on stderr" \
 	grep -q "pid $n: cannot tell whether it runs the target of .*Permission denied" "$T/last.err"
 # (Its image is the one read in root's process, the same file: it is a
