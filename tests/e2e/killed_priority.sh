@@ -83,6 +83,20 @@ check "SCHED_OTHER after it" test "$(policy "$pid")" = SCHED_OTHER
 check "the target runs v2" test "$(ask 3 version)" = v2
 check "its guard ended with it" wait_until 5 gone $g
 
+# A SCHED_DEADLINE thread runs before any SCHED_FIFO one, and its runtime
+# and period cannot be given back by sched_setscheduler: never raised.
+start_target "$T/svc-v1" "$T/dl.log" 1
+dl=$TARGET_PID
+for t in /proc/"$dl"/task/*; do
+	chrt -d --sched-runtime 1000000 --sched-deadline 10000000 \
+		--sched-period 10000000 -p 0 "${t##*/}"
+done
+expect_exit 0 "an apply to a SCHED_DEADLINE target" \
+	"$HPATCH" apply -p "$dl" --trust "$T/trust" "$T/u.hpatch"
+check "it is SCHED_DEADLINE after" test "$(policy "$dl")" = SCHED_DEADLINE
+check "its runtime/deadline/period kept" \
+	bash -c "chrt -p $dl | grep -q 'parameters: 1000000/10000000/10000000'"
+
 # hpatchd's guard lives as long as hpatchd, and may be killed first (the
 # OOM killer counts the memory it shares with hpatchd as its own): the
 # next thread raised gets a guard again, never none.
