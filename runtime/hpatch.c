@@ -269,9 +269,11 @@ static int find_all(struct apply_run *run, struct hp_rt_targets *t)
 static void report_unknown(struct apply_run *run)
 {
 	for (size_t i = 0; i < run->nr_unknown; i++) {
-		const struct hp_rt_result res = { .pid = run->unknown[i].pid,
-						  .rc = run->unknown[i].rc };
+		struct hp_rt_result res = { .pid = run->unknown[i].pid,
+					    .rc = run->unknown[i].rc };
 
+		/* As every other result of the run (lost_apply's too). */
+		snprintf(res.patch_id, sizeof(res.patch_id), "%s", run->p->id);
 		hp_error(res.rc,
 			 "pid %d: cannot tell whether it runs the target of "
 			 "'%s': %s; not patched",

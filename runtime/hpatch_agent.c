@@ -528,6 +528,32 @@ static const char *outcome(int rc)
 	}
 }
 
+/*
+ * @pid's object begun in @o: its pid, executable and unit. Return: the
+ * policy's rule that excludes it (its object then ended, "excluded"), or
+ * NULL.
+ */
+static const struct hp_rule *begin_process(struct hp_out *o, pid_t pid,
+					   const struct hp_policy *pol)
+{
+	char *exe = hp_agent_exe(pid), unit[HP_UNIT_MAX];
+	const struct hp_rule *excl = NULL;
+
+	hp_agent_unit(pid, unit, sizeof(unit));
+	excl = hp_policy_excluded(pol, exe, unit);
+	hp_out_begin_object(o, NULL);
+	hp_out_i64(o, "pid", pid);
+	hp_out_str(o, "executable", "%s", exe ? exe : "");
+	free(exe);
+	hp_out_str(o, "unit", "%s", unit);
+	if (excl) {
+		hp_out_str(o, "result", "excluded");
+		hp_out_str(o, "reason", "policy: %s", excl->pattern);
+		hp_out_end_object(o);
+	}
+	return excl;
+}
+
 /* Every process that maps @p's build: what an apply would do now. */
 static int check_processes(struct hp_out *o, const struct hp_patch *p,
 			   const struct hp_rt_opts *opts,
@@ -544,24 +570,11 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 	hp_out_begin_array(o, "processes");
 	for (size_t i = 0; i < found.nr; i++) {
 		struct hp_rt_result res;
-		char *exe = hp_agent_exe(pids[i]), unit[HP_UNIT_MAX];
-		const struct hp_rule *excl = NULL;
 		int rc;
 
-		hp_agent_unit(pids[i], unit, sizeof(unit));
-		excl = hp_policy_excluded(pol, exe, unit);
-		rc = excl ? 0 : hp_rt_apply(p, pids[i], opts, &res);
-		hp_out_begin_object(o, NULL);
-		hp_out_i64(o, "pid", pids[i]);
-		hp_out_str(o, "executable", "%s", exe ? exe : "");
-		free(exe);
-		hp_out_str(o, "unit", "%s", unit);
-		if (excl) {
-			hp_out_str(o, "result", "excluded");
-			hp_out_str(o, "reason", "policy: %s", excl->pattern);
-			hp_out_end_object(o);
+		if (begin_process(o, pids[i], pol))
 			continue;
-		}
+		rc = hp_rt_apply(p, pids[i], opts, &res);
 		hp_out_str(o, "result", "%s", outcome(rc));
 		hp_out_str(o, "reason", "%s", rc ? hp_strerror(rc) : "");
 		if (rc)
@@ -587,8 +600,9 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 	for (size_t i = 0; i < found.nr_unknown; i++) {
 		const struct hp_rt_unknown *u = &found.unknown[i];
 
-		hp_out_begin_object(o, NULL);
-		hp_out_i64(o, "pid", u->pid);
+		/* One the policy excludes: hpatchd would not touch it. */
+		if (begin_process(o, u->pid, pol))
+			continue;
 		hp_out_str(o, "result", "unknown");
 		hp_out_str(o, "reason",
 			   "cannot tell whether it maps the build: %s",

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -45,6 +47,7 @@ struct guard_slot {
 static struct {
 	struct guard_slot *slots; /* the shared page; NULL: no guard */
 	int wfd;		  /* the pipe's write end */
+	pid_t pid;		  /* the guard's */
 	bool failed;		  /* could not make one: not tried again */
 	bool atfork;
 } guard = { .wfd = -1 };
@@ -109,27 +112,14 @@ static void forget_guard(void)
 	guard.failed = false;
 }
 
-static bool have_guard(void)
+/* A guard forked to watch @slots, on guard.wfd. Return: whether one was. */
+static bool spawn_guard(struct guard_slot *slots)
 {
-	const size_t len = sizeof(struct guard_slot) * HP_GUARD_SLOTS;
-	struct guard_slot *slots = NULL;
 	int fds[2];
 	pid_t pid;
 
-	if (guard.slots || guard.failed)
-		return guard.slots;
-	guard.failed = true;
-	if (!guard.atfork && pthread_atfork(NULL, NULL, forget_guard))
+	if (pipe2(fds, O_CLOEXEC))
 		return false;
-	guard.atfork = true;
-	slots = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (slots == MAP_FAILED)
-		return false;
-	if (pipe2(fds, O_CLOEXEC)) {
-		munmap(slots, len);
-		return false;
-	}
 	pid = fork();
 	if (pid == 0) {
 		close(fds[1]);
@@ -141,11 +131,60 @@ static bool have_guard(void)
 		       "no guard process (%s): threads not raised",
 		       strerror(errno));
 		close(fds[1]);
+		return false;
+	}
+	guard.pid = pid;
+	guard.wfd = fds[1];
+	return true;
+}
+
+/*
+ * Whether the guard has ended: its pipe's write end has no reader left.
+ * hpatchd's lives as long as hpatchd, and may be killed first (the OOM
+ * killer counts the memory it shares with hpatchd as its own; an
+ * operator's pkill): reaped then, for the caller to fork another.
+ */
+static bool guard_lost(void)
+{
+	struct pollfd pfd = { .fd = guard.wfd, .events = POLLOUT };
+
+	if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLERR))
+		return false;
+	hp_log(HP_LOG_DEBUG, "guard process %d has ended", (int)guard.pid);
+	close(guard.wfd);
+	guard.wfd = -1;
+	/* (It has closed its files: it is exiting.) */
+	while (waitpid(guard.pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
+static bool have_guard(void)
+{
+	const size_t len = sizeof(struct guard_slot) * HP_GUARD_SLOTS;
+	struct guard_slot *slots = guard.slots;
+
+	if (slots && !guard_lost())
+		return true;
+	if (guard.failed)
+		return false;
+	guard.failed = true;
+	if (!guard.atfork && pthread_atfork(NULL, NULL, forget_guard))
+		return false;
+	guard.atfork = true;
+	/* A lost guard's page is the next one's: what it lists stays. */
+	if (!slots)
+		slots = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (slots == MAP_FAILED)
+		return false;
+	/* NULL across the fork: the child's handler would unmap the page. */
+	guard.slots = NULL;
+	if (!spawn_guard(slots)) {
 		munmap(slots, len);
 		return false;
 	}
 	guard.slots = slots;
-	guard.wfd = fds[1];
 	guard.failed = false;
 	return true;
 }

@@ -376,7 +376,15 @@ int hp_proc_open_scan(pid_t pid, struct hp_proc *proc)
 	 * may live on: a live thread's map, if any. */
 	if (rc != -HP_E_GONE || vanished || !task_exited(pid))
 		return rc;
-	return hp_proc_open(pid, proc, true);
+	/* Its memory is opened when its files do not tell (need_mem), as
+	 * for a live leader: one closed to this hpatch (root without
+	 * CAP_DAC_OVERRIDE) must make it unknown, never no target. */
+	if (!find_live_tid(pid, &proc->tid))
+		return -HP_E_GONE;
+	rc = read_maps(proc, true, NULL);
+	if (rc)
+		hp_proc_close(proc);
+	return rc;
 }
 
 /*

@@ -303,6 +303,18 @@ void hp_prio_forget(void)
 	self_policy = -1;
 }
 
+static bool is_restorable(int policy)
+{
+	switch (policy < 0 ? -1 : policy & ~SCHED_RESET_ON_FORK) {
+	case SCHED_OTHER:
+	case SCHED_BATCH:
+	case SCHED_IDLE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 {
 	const struct sched_param fifo = { .sched_priority = 1 };
@@ -316,10 +328,12 @@ void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 	*pr = (struct hp_prio){ .policy = policy, .guard_slot = -1 };
 	if (!tid)
 		self_policy = policy;
-	/* A real-time thread already runs at least as soon: leave it. (The
-	 * other policies have priority 0: nothing more to read.) */
-	if (policy < 0 || (policy & ~SCHED_RESET_ON_FORK) == SCHED_FIFO ||
-	    (policy & ~SCHED_RESET_ON_FORK) == SCHED_RR)
+	/* Raised only from a policy of priority 0 that sched_setscheduler
+	 * gives back whole. A real-time or deadline thread already runs at
+	 * least as soon, and SCHED_DEADLINE's runtime and period cannot be
+	 * set again that way (EINVAL: the thread stayed SCHED_FIFO); any
+	 * other (sched_ext's): left as it is, slower, never worse. */
+	if (!is_restorable(policy))
 		return;
 	/* A target's thread: given back by the guard if this process dies
 	 * first (rt_guard.c); none, and it is not raised. */

@@ -19,6 +19,14 @@ start_target setpriv "$T/n.log" --reuid=65534 --regid=65534 --clear-groups \
 start_target "$T/bin/svc-v1" "$T/r.log" 1
 r=$TARGET_PID
 n=$(sed -n 's/.*ready pid=\([0-9]*\).*/\1/p' "$T/n.log")
+# And one whose main thread has exited (pthread_exit in main) while its
+# others serve: its leader a zombie with an empty map, its map read
+# through a live thread, its memory opened only as for the others.
+start_target setpriv "$T/g.log" --reuid=65534 --regid=65534 --clear-groups \
+	-- "$T/bin/svc-v1" 1 main-exits
+g=$TARGET_PID
+leader_gone() { grep -q '^State:.*Z' "/proc/$1/status"; }
+check "pid $g: its main thread is gone" wait_until 5 leader_gone "$g"
 # The package upgraded: another file at the program's path.
 install -m 755 "$HP_TD/svc-v2" "$T/bin/svc-v1.new"
 mv -f "$T/bin/svc-v1.new" "$T/bin/svc-v1"
@@ -30,9 +38,13 @@ check "those capabilities cannot open its memory" \
 expect_exit 1 "apply --all: one process not told, an error" \
 	"${FEWER[@]}" "$HPATCH" apply --all --trust "$T/trust" --json "$T/u.hpatch"
 check "pid $n reported, not patched, with why" \
-	grep -q "{\"pid\":$n,\"action\":\"apply\",\"result\":\"HP_E_SYSTEM\",\"reason\":\"Permission denied\"" "$T/last.out"
+	grep -q "{\"pid\":$n,\"action\":\"apply\",\"result\":\"HP_E_SYSTEM\",\"reason\":\"Permission denied\",\"patch\":\"u-$$\"" "$T/last.out"
 check "pid $n named on stderr" \
 	grep -q "pid $n: cannot tell whether it runs the target of .*Permission denied" "$T/last.err"
+# (Its image is the one read in root's process, the same file: it is a
+# target, which hpatch cannot open either.)
+check "pid $g (its leader gone) reported too, not patched" \
+	grep -q "{\"pid\":$g,\"action\":\"apply\",\"result\":\"HP_E_SYSTEM\",\"reason\":\"Permission denied\"" "$T/last.out"
 check "pid $r (root's) patched" \
 	grep -q "{\"pid\":$r,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
 check "pid $n still runs v1" no_patch "$n"
@@ -43,14 +55,30 @@ expect_exit 1 "check: one process not told, an error" \
 	"${FEWER[@]}" "$HPATCH" check --trust "$T/trust" --config "$T/hpatch.conf" \
 	--json "$T/u.hpatch"
 check "check lists pid $n as unknown" \
-	grep -q "{\"pid\":$n,\"result\":\"unknown\",\"reason\":\"cannot tell whether it maps the build: Permission denied\"" "$T/last.out"
+	grep -q "{\"pid\":$n,[^}]*\"result\":\"unknown\",\"reason\":\"cannot tell whether it maps the build: Permission denied\"" "$T/last.out"
+check "check lists pid $g" grep -q "{\"pid\":$g," "$T/last.out"
+# A policy that excludes the program: hpatchd would touch none of them,
+# known or not; none counts (exit 9, as for no process).
+printf '[include]\nexe = %s/bin/*\n[exclude]\nexe = %s/bin/svc-v1\n' "$T" "$T" >"$T/excl.conf"
+expect_exit 9 "check, the program excluded: none to patch" \
+	"${FEWER[@]}" "$HPATCH" check --trust "$T/trust" --config "$T/excl.conf" \
+	--json "$T/u.hpatch"
+check "check lists pid $n as excluded" \
+	grep -q "{\"pid\":$n,[^}]*\"result\":\"excluded\",\"reason\":\"policy: $T/bin/svc-v1\"" "$T/last.out"
 
 "$HPATCH" install --store "$T/store" --trust "$T/trust" "$T/u.hpatch" >/dev/null
 "${FEWER[@]}" "$HPATCH" list --store "$T/store" --trust "$T/trust" \
 	--state-dir "$HPATCH_STATE_DIR" --json >"$T/list.out" 2>&1 || true
 check "list shows pid $n as unknown" \
 	grep -q "{\"pid\":$n,\"state\":\"unknown\",\"reason\":\"cannot tell" "$T/list.out"
+check "list shows pid $g" grep -q "{\"pid\":$g," "$T/list.out"
 check "list shows pid $r applied" \
 	grep -q "{\"pid\":$r,\"state\":\"applied\"" "$T/list.out"
+
+# With CAP_DAC_OVERRIDE, it is read and patched (the others: exit 3).
+expect_exit 3 "apply --all with every capability" \
+	"$HPATCH" apply --all --trust "$T/trust" --json "$T/u.hpatch"
+check "pid $g patched" \
+	grep -q "{\"pid\":$g,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
 
 finish

@@ -82,4 +82,41 @@ check "it succeeds (exit $rc)" test "$rc" -eq 0
 check "SCHED_OTHER after it" test "$(policy "$pid")" = SCHED_OTHER
 check "the target runs v2" test "$(ask 3 version)" = v2
 check "its guard ended with it" wait_until 5 gone $g
+
+# A SCHED_DEADLINE thread runs before any SCHED_FIFO one, and its runtime
+# and period cannot be given back by sched_setscheduler: never raised.
+start_target "$T/svc-v1" "$T/dl.log" 1
+dl=$TARGET_PID
+for t in /proc/"$dl"/task/*; do
+	chrt -d --sched-runtime 1000000 --sched-deadline 10000000 \
+		--sched-period 10000000 -p 0 "${t##*/}"
+done
+expect_exit 0 "an apply to a SCHED_DEADLINE target" \
+	"$HPATCH" apply -p "$dl" --trust "$T/trust" "$T/u.hpatch"
+check "it is SCHED_DEADLINE after" test "$(policy "$dl")" = SCHED_DEADLINE
+check "its runtime/deadline/period kept" \
+	bash -c "chrt -p $dl | grep -q 'parameters: 1000000/10000000/10000000'"
+
+# hpatchd's guard lives as long as hpatchd, and may be killed first (the
+# OOM killer counts the memory it shares with hpatchd as its own): the
+# next thread raised gets a guard again, never none.
+agent_policy '[apply]' 'retry = 100ms'
+unique_build svc "$T/bin/svc-v1" "$T/d.hpatch" --key "$T/k.key" --id "d-$$"
+"$HPATCH" install --store "$AGENT_STORE" --trust "$T/trust" "$T/d.hpatch" >/dev/null
+start_target "$T/bin/svc-v1" "$T/p1.log" 1
+p1=$TARGET_PID
+start_target "$T/bin/svc-v1" "$T/p2.log" 1
+p2=$TARGET_PID
+start_agent HPATCH_DELAY=mprotect:1500
+either() { [ "$(policy "$p1")" != SCHED_OTHER ] || [ "$(policy "$p2")" != SCHED_OTHER ]; }
+check "hpatchd raises one target" wait_until 5 either
+d1=$p1 d2=$p2 # the first raised, the next
+[ "$(policy "$p1")" != SCHED_OTHER ] || { d1=$p2; d2=$p1; }
+g=$(pgrep -P "$AGENT_PID" -x hpatch-guard || true)
+check "hpatchd's guard watches pid $d1" test -n "$g"
+kill -9 $g
+check "then it raises pid $d2" raised "$d2"
+check "the killed guard reaped" bash -c "! ps -o stat= --ppid $AGENT_PID | grep -q Z"
+kill -9 "$AGENT_PID"
+check "hpatchd killed: pid $d2 given SCHED_OTHER back" back_to "$d2" SCHED_OTHER
 finish
