@@ -268,10 +268,17 @@ static int find_all(struct apply_run *run, struct hp_rt_targets *t)
  */
 static void report_unknown(struct apply_run *run)
 {
+	size_t nr = 0;
+
 	for (size_t i = 0; i < run->nr_unknown; i++) {
 		struct hp_rt_result res = { .pid = run->unknown[i].pid,
 					    .rc = run->unknown[i].rc };
 
+		/* Exited since the scan: nothing left to patch, as for a
+		 * target that exited (report_apply). */
+		if (!hp_agent_start_time(res.pid))
+			continue;
+		nr++;
 		/* As every other result of the run (lost_apply's too). */
 		snprintf(res.patch_id, sizeof(res.patch_id), "%s", run->p->id);
 		hp_error(res.rc,
@@ -283,7 +290,7 @@ static void report_unknown(struct apply_run *run)
 				   &res, res.rc);
 		run->status = combine(run->status, res.rc);
 	}
-	if (run->nr_unknown)
+	if (nr)
 		hp_hint("run hpatch as root with CAP_SYS_PTRACE and "
 			"CAP_DAC_OVERRIDE, with file descriptors to spare, "
 			"or 'hpatch apply -p PID' for each");

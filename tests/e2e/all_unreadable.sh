@@ -81,4 +81,21 @@ expect_exit 3 "apply --all with every capability" \
 check "pid $g patched" \
 	grep -q "{\"pid\":$g,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
 
+# One that exits before the run reports it is nothing left to patch, as
+# a target that exits is: not a failure (pid $r's apply held meanwhile).
+kill -9 "$g" # (its memory closed too: a failure of the run)
+gone() { [ ! -e "/proc/$1" ]; }
+check "pid $g gone" wait_until 5 gone "$g"
+expect_exit 0 "pid $r reverted" "$HPATCH" revert -p "$r"
+HPATCH_DELAY=mmap:1500 "${FEWER[@]}" "$HPATCH" apply --all --trust "$T/trust" \
+	--json "$T/u.hpatch" >"$T/gone.out" 2>"$T/gone.err" &
+hp=$!
+sleep 0.7
+kill -9 "$n"
+wait "$hp" && rc=0 || rc=$?
+check "pid $n exited meanwhile: not a failure (exit $rc)" test "$rc" -eq 0
+check "pid $n not reported" bash -c "! grep -q '\"pid\":$n,' '$T/gone.out'"
+check "pid $r patched" \
+	grep -q "{\"pid\":$r,\"action\":\"apply\",\"result\":\"ok\"" "$T/gone.out"
+
 finish
