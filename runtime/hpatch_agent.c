@@ -443,6 +443,7 @@ static int check_host(struct hp_out *o, const char *state_dir)
 {
 	struct host_check h = { .o = o };
 	const bool ptrace_cap = has_cap(19); /* CAP_SYS_PTRACE */
+	const bool dac_cap = has_cap(1);     /* CAP_DAC_OVERRIDE */
 	char scope[16], lsm[256], selinux[16], deny[16], execmem[16];
 	struct utsname u;
 	int major = 0, minor = 0;
@@ -460,6 +461,7 @@ static int check_host(struct hp_out *o, const char *state_dir)
 	hp_out_str(o, "arch", "%s", u.machine);
 	hp_out_str(o, "ptrace_scope", "%s", scope[0] ? scope : "no yama");
 	hp_out_bool(o, "cap_sys_ptrace", ptrace_cap);
+	hp_out_bool(o, "cap_dac_override", dac_cap);
 	hp_out_bool(o, "cap_sys_nice", has_cap(23));
 	hp_out_bool(o, "cap_net_admin", has_cap(12));
 	hp_out_str(o, "lsm", "%s", lsm);
@@ -484,6 +486,13 @@ static int check_host(struct hp_out *o, const char *state_dir)
 	if (!ptrace_cap)
 		problem(&h, "no CAP_SYS_PTRACE: only this user's processes "
 			    "can be patched");
+	/* The kernel checks /proc/PID/mem's mode (0600, the process's
+	 * user's) before ptrace's rights: CAP_SYS_PTRACE alone opens
+	 * only root's processes' memory. */
+	else if (!dac_cap)
+		problem(&h, "no CAP_DAC_OVERRIDE: other users' processes "
+			    "cannot be read (/proc/PID/mem is theirs, mode "
+			    "0600), so neither patched nor told apart");
 	if (!strcmp(selinux, "1") && deny[0] == '1')
 		problem(&h, "SELinux deny_ptrace is on: ptrace is refused to "
 			    "every process");

@@ -34,6 +34,10 @@ FEWER=(setpriv --no-new-privs --inh-caps=-all --bounding-set=-all,+sys_ptrace --
 check "pid $n runs as nobody" test "$(ps -o user= -p "$n")" = nobody
 check "those capabilities cannot open its memory" \
 	bash -c "! ${FEWER[*]} head -c 1 /proc/$n/mem 2>/dev/null"
+expect_exit 1 "check of the host: not eligible" "${FEWER[@]}" "$HPATCH" check \
+	--trust "$T/trust" --config "$T/hpatch.conf" --json
+check "the missing capability named" grep -q \
+	'"cap_dac_override":false,.*"problems":\["no CAP_DAC_OVERRIDE: other users' "$T/last.out"
 
 expect_exit 1 "apply --all: one process not told, an error" \
 	"${FEWER[@]}" "$HPATCH" apply --all --trust "$T/trust" --json "$T/u.hpatch"
@@ -58,13 +62,15 @@ check "check lists pid $n as unknown" \
 	grep -q "{\"pid\":$n,[^}]*\"result\":\"unknown\",\"reason\":\"cannot tell whether it maps the build: Permission denied\"" "$T/last.out"
 check "check lists pid $g" grep -q "{\"pid\":$g," "$T/last.out"
 # A policy that excludes the program: hpatchd would touch none of them,
-# known or not; none counts (exit 9, as for no process).
+# known or not; none counts (the exit is the host's: 1, no
+# CAP_DAC_OVERRIDE).
 printf '[include]\nexe = %s/bin/*\n[exclude]\nexe = %s/bin/svc-v1\n' "$T" "$T" >"$T/excl.conf"
-expect_exit 9 "check, the program excluded: none to patch" \
+expect_exit 1 "check, the program excluded: the host's exit" \
 	"${FEWER[@]}" "$HPATCH" check --trust "$T/trust" --config "$T/excl.conf" \
 	--json "$T/u.hpatch"
 check "check lists pid $n as excluded" \
 	grep -q "{\"pid\":$n,[^}]*\"result\":\"excluded\",\"reason\":\"policy: $T/bin/svc-v1\"" "$T/last.out"
+check "none of them unknown" bash -c "! grep -q '\"result\":\"unknown\"' '$T/last.out'"
 
 "$HPATCH" install --store "$T/store" --trust "$T/trust" "$T/u.hpatch" >/dev/null
 "${FEWER[@]}" "$HPATCH" list --store "$T/store" --trust "$T/trust" \
