@@ -138,7 +138,14 @@ static int revert_everywhere(const struct hp_store *s,
 		return HP_EXIT_ERROR;
 	hp_out_begin_array(o, "processes");
 	for (size_t i = 0; i < nr; i++) {
-		const int rc = hp_agent_revert_removed(s, pids[i], opts, audit);
+		struct hpatch_hold h;
+		int rc;
+
+		/* As apply and revert: a ^C or SIGTERM acts once the
+		 * process is reverted and recorded, never in its stop. */
+		hpatch_hold_begin(&h);
+		rc = hp_agent_revert_removed(s, pids[i], opts, audit);
+		hpatch_hold_end(&h);
 
 		if (rc == 0 || rc == -HP_E_GONE ||
 		    (rc < 0 && !hp_agent_start_time(pids[i])))

@@ -42,5 +42,24 @@ for sig in TERM HUP INT; do
 	: >"$HPATCH_AUDIT_LOG"
 done
 check "v1 at the end" test "$(ask 3 version)" = v1
+
+# hpatch uninstall reverts the patch in every process: a signal in one's
+# stop acts once that process is reverted and recorded, as for revert.
+# (An id of its own: uninstall reverts a patch of that id everywhere.)
+build_patch svc "$T/un.hpatch" --key "$T/k.key" --id "un-$$"
+expect_exit 0 "applied again" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/un.hpatch"
+"$HPATCH" install --store "$T/store" --trust "$T/trust" "$T/un.hpatch" >/dev/null
+: >"$HPATCH_AUDIT_LOG"
+HPATCH_DELAY=stop:800 "$HPATCH" uninstall --store "$T/store" "un-$$" \
+	>"$T/un.out" 2>"$T/un.err" &
+hp=$!
+sleep 0.4
+kill -TERM "$hp"
+wait "$hp" && rc=0 || rc=$?
+check "uninstall, SIGTERM in the stop: it ends by it after (exit $rc)" \
+	test "$rc" -eq 143
+check "uninstall, SIGTERM in the stop: reverted, v1" test "$(ask 3 version)" = v1
+check "uninstall, SIGTERM in the stop: the revert recorded" \
+	grep -q "\"action\":\"revert\",\"pid\":$pid,.*\"result\":\"ok\"" "$HPATCH_AUDIT_LOG"
 exec 3>&-
 finish
