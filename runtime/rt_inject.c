@@ -282,6 +282,27 @@ static int restore_thread(struct hp_thread *t,
 }
 
 /*
+ * After our steps, @t waits in the stop of a step's trap (or of a call's
+ * return), its trap flag still set: only a resume clears it. A loader
+ * killed (-9) there lets it go so, and its next instruction, or the end
+ * of the system call it restarts (accept() returning, say), traps again:
+ * a SIGTRAP with no tracer, which kills the process (killed_anywhere.sh).
+ * Resumed with an interrupt pending, it runs none of its own code: the
+ * interrupt stops it on its way out of the signal stop (before any signal
+ * is taken), its flag cleared, in the stop a seized thread waits in
+ * before our first call, which a dead tracer's end leaves as it was.
+ * Return: 0, -ESRCH, -errno.
+ */
+static int park(struct hp_thread *t)
+{
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
+	    ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		return errno == ESRCH ? -ESRCH : -errno;
+	t->stopped = false;
+	return hp_pt_wait_stop(t);
+}
+
+/*
  * The registers that run our instructions at @ip: @saved's, with
  * orig_rax = -1, which keeps the kernel from "restarting" our injected
  * call when the thread was stopped inside a system call of its own;
@@ -385,6 +406,9 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	}
 	rrc = restore_thread(t, &t->inj_regs, &t->inj_mask);
 	rc = rc ?: rrc;
+	/* (Exited since: the call's result stands.) */
+	rrc = park(t);
+	rc = rc ?: (rrc == -ESRCH ? 0 : rrc);
 out:
 	if (!run)
 		hp_pt_inject_end(t);
@@ -394,7 +418,7 @@ out:
 int hp_pt_step(struct hp_thread *t)
 {
 	uint64_t mask = 0;
-	int rc = block_signals(t, &mask), sig = 0;
+	int rc = block_signals(t, &mask), rrc, sig = 0;
 
 	if (rc)
 		return rc;
@@ -414,9 +438,11 @@ int hp_pt_step(struct hp_thread *t)
 			 "(signal %d, not delivered)",
 			 (int)t->tid, sig ? "faulted" : "made no progress",
 			 t->regs.rip, sig);
-	if (rc != -ESRCH)
-		hp_pt_restore_signals(t, &mask);
-	return rc;
+	if (rc == -ESRCH)
+		return rc;
+	hp_pt_restore_signals(t, &mask);
+	rrc = park(t);
+	return rc ?: (rrc == -ESRCH ? 0 : rrc);
 }
 
 /*
@@ -545,5 +571,7 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 			 WSTOPSIG(status));
 out_restore:
 	rrc = restore_thread(t, &saved, &mask);
-	return rc ?: rrc;
+	rc = rc ?: rrc;
+	rrc = park(t);
+	return rc ?: (rrc == -ESRCH ? 0 : rrc);
 }

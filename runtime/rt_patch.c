@@ -66,9 +66,13 @@ int hp_rt_fault(const char *step)
 	/* The whole delay: a signal of hpatch's own (the wake-up timer of
 	 * ptrace waits, kept armed through a remote session) ends a sleep
 	 * early, with EINTR. */
-	if (faults.delay_step[0] && !strcmp(faults.delay_step, step))
+	if (faults.delay_step[0] && !strcmp(faults.delay_step, step)) {
+		/* Said first: a test kills hpatch inside the delay. */
+		hp_log(HP_LOG_INFO, "test delay: %lu ms at step '%s'",
+		       faults.delay_ms, step);
 		while (nanosleep(&left, &left) && errno == EINTR)
 			;
+	}
 	if (!faults.step[0] || strcmp(faults.step, step) ||
 	    ++faults.hits != faults.nth)
 		return 0;

@@ -61,6 +61,14 @@ kill_during apply-p -p "$pid"
 check "apply -p killed: SCHED_BATCH given back" back_to "$pid" SCHED_BATCH
 check "the guard said so" grep -q "tid $pid: its patcher ended while it ran raised" "$T/apply-p.err"
 check "the target still serves, old code" test "$(ask 3 version)" = v1
+# Its main thread, which ran the calls, waits in accept(): a connection
+# ends that wait. Let go with the trap flag of hpatch's last step still
+# set, it would trap there (SIGTRAP, no tracer) and kill the process.
+exec 4<>"/dev/tcp/127.0.0.1/$TARGET_PORT"
+check "a new connection is served (the calls' thread takes no trap)" \
+	test "$(ask 4 version)" = v1
+exec 4>&-
+check "the target runs" kill -0 "$pid"
 
 # The worker of an --all is killed with it.
 renice -n 5 -p "$pid" >/dev/null
