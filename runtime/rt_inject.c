@@ -148,6 +148,15 @@ static int step_stopped(struct hp_thread *t, int status,
 	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
 }
 
+static int frozen_busy(const struct hp_thread *t)
+{
+	return hp_error(-HP_E_BUSY,
+			"tid %d: its cgroup is frozen (docker pause, "
+			"systemctl freeze): it runs nothing until thawed; "
+			"nothing changed",
+			(int)t->tid);
+}
+
 /*
  * @t, resumed for our instruction, sits in a frozen cgroup instead: back
  * to a stop before it runs it. Return: -HP_E_BUSY (reported), or as
@@ -172,11 +181,7 @@ static int frozen_step(struct hp_thread *t, struct user_regs_struct *regs,
 	rc = step_stopped(t, status, regs, sig);
 	if (rc || *sig) /* its step's trap: it ran, thawed meanwhile */
 		return rc;
-	return hp_error(-HP_E_BUSY,
-			"tid %d: its cgroup is frozen (docker pause, "
-			"systemctl freeze): it runs nothing until thawed; "
-			"nothing changed",
-			(int)t->tid);
+	return frozen_busy(t);
 }
 
 /*
@@ -373,6 +378,12 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 
 	if (!rc)
 		rc = hp_pt_inject_begin(t);
+	/* Frozen while we held it stopped (v1's freezer freezes a thread in
+	 * its stop for us): resumed, it would run nothing and stop for
+	 * nothing until thawed, and be let go inside our call, with our
+	 * registers and every signal blocked, as hpatch exits. Not resumed. */
+	if (!rc && hp_task_frozen(t->tid))
+		rc = frozen_busy(t);
 	if (!rc &&
 	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
 		rc = -errno;
