@@ -85,8 +85,10 @@ static void until_reported(const struct hp_thread *t, uint64_t deadline)
  * but not yet waited for; "call-queued" (a system call's step): it passes
  * while the call runs in the kernel, so that the step's trap is queued
  * behind the interrupt's stop, reported (not waited for) when the bound
- * has passed. Return: 1 (the bound has passed; the step runs, or ran),
- * 0 (no fault: step as usual), -errno.
+ * has passed; "call-left": so, and the thread is then left attached
+ * (hp_pt_fault_leave), as one that stayed inside the call. Return: 1 (the
+ * bound has passed; the step runs, or ran), 0 (no fault: step as usual),
+ * -errno.
  */
 static int step_fault(struct hp_thread *t)
 {
@@ -102,7 +104,8 @@ static int step_fault(struct hp_thread *t)
 		until_reported(t, deadline);
 		return 1;
 	}
-	if (!hp_rt_fault("call-queued"))
+	hp_pt_fault_leave = hp_rt_fault("call-left") != 0;
+	if (!hp_pt_fault_leave && !hp_rt_fault("call-queued"))
 		return 0;
 	if (!at_syscall(t))
 		return -EINVAL; /* no call to hold at its entry */

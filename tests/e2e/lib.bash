@@ -43,6 +43,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# unharmed PID: it runs, nothing traces it, its signal mask is its own
+# (none blocked, as every test target's).
+unharmed() {
+	check "pid $1 runs" kill -0 "$1"
+	check "nothing traces pid $1" wait_until 3 bash -c \
+		"grep -q '^TracerPid:[[:space:]]*0$' /proc/$1/status"
+	check "pid $1's signal mask is its own" \
+		test "$(awk '/^SigBlk:/ { print $2 }' "/proc/$1/status")" = 0000000000000000
+}
+
 # freezer_cgroup: a freezer cgroup of the test's own, $FZ, removed on exit:
 # v1's freezer, else cgroup v2's (HP_TEST_FREEZER=v2: v2's where both
 # are); freeze, thaw, frozen (wholly), join PID, leave_fz.
