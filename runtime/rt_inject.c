@@ -85,8 +85,10 @@ static void until_reported(const struct hp_thread *t, uint64_t deadline)
  * but not yet waited for; "call-queued" (a system call's step): it passes
  * while the call runs in the kernel, so that the step's trap is queued
  * behind the interrupt's stop, reported (not waited for) when the bound
- * has passed. Return: 1 (the bound has passed; the step runs, or ran),
- * 0 (no fault: step as usual), -errno.
+ * has passed; "call-left": so, and the thread is then left attached
+ * (hp_pt_fault_leave), as one that stayed inside the call. Return: 1 (the
+ * bound has passed; the step runs, or ran), 0 (no fault: step as usual),
+ * -errno.
  */
 static int step_fault(struct hp_thread *t)
 {
@@ -102,7 +104,8 @@ static int step_fault(struct hp_thread *t)
 		until_reported(t, deadline);
 		return 1;
 	}
-	if (!hp_rt_fault("call-queued"))
+	hp_pt_fault_leave = hp_rt_fault("call-left") != 0;
+	if (!hp_pt_fault_leave && !hp_rt_fault("call-queued"))
 		return 0;
 	if (!at_syscall(t))
 		return -EINVAL; /* no call to hold at its entry */
@@ -148,6 +151,15 @@ static int step_stopped(struct hp_thread *t, int status,
 	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
 }
 
+static int frozen_busy(const struct hp_thread *t)
+{
+	return hp_error(-HP_E_BUSY,
+			"tid %d: its cgroup is frozen (docker pause, "
+			"systemctl freeze): it runs nothing until thawed; "
+			"nothing changed",
+			(int)t->tid);
+}
+
 /*
  * @t, resumed for our instruction, sits in a frozen cgroup instead: back
  * to a stop before it runs it. Return: -HP_E_BUSY (reported), or as
@@ -172,11 +184,7 @@ static int frozen_step(struct hp_thread *t, struct user_regs_struct *regs,
 	rc = step_stopped(t, status, regs, sig);
 	if (rc || *sig) /* its step's trap: it ran, thawed meanwhile */
 		return rc;
-	return hp_error(-HP_E_BUSY,
-			"tid %d: its cgroup is frozen (docker pause, "
-			"systemctl freeze): it runs nothing until thawed; "
-			"nothing changed",
-			(int)t->tid);
+	return frozen_busy(t);
 }
 
 /*
@@ -394,6 +402,12 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 
 	if (!rc)
 		rc = hp_pt_inject_begin(t);
+	/* Frozen while we held it stopped (v1's freezer freezes a thread in
+	 * its stop for us): resumed, it would run nothing and stop for
+	 * nothing until thawed, and be let go inside our call, with our
+	 * registers and every signal blocked, as hpatch exits. Not resumed. */
+	if (!rc && hp_task_frozen(t->tid))
+		rc = frozen_busy(t);
 	if (!rc &&
 	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)
 		rc = -errno;

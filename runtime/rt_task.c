@@ -198,12 +198,28 @@ static bool cgroup_frozen(const char *ctrl, const char *cg)
 	char path[PATH_MAX], buf[32];
 
 	if (!ctrl[0]) {
+		/* v2's freezer is hierarchical: a cgroup frozen freezes those
+		 * below it, whose own cgroup.freeze still says 0 (a slice
+		 * frozen, a container's sub-cgroups): its ancestors too. */
 		for (size_t i = 0; i < HP_ARRAY_SIZE(v2); i++) {
-			snprintf(path, sizeof(path), "%s%s/cgroup.freeze",
-				 v2[i], cg);
-			read_small(path, buf, sizeof(buf));
-			if (buf[0])
-				return buf[0] == '1';
+			size_t len = strlen(cg);
+			bool seen = false;
+
+			while (len) {
+				snprintf(path, sizeof(path),
+					 "%s%.*s/cgroup.freeze", v2[i],
+					 (int)len, cg);
+				read_small(path, buf, sizeof(buf));
+				if (buf[0] == '1')
+					return true;
+				seen |= buf[0] != 0;
+				if (!seen) /* not this mount's */
+					break;
+				while (len && cg[--len] != '/')
+					;
+			}
+			if (seen)
+				return false;
 		}
 		return false;
 	}

@@ -294,6 +294,9 @@ void hp_pt_set_deadline(uint64_t deadline_us);
  * a stop a slice did not see comes, its interrupt pending, in the next). */
 void hp_pt_set_call_bound(long bound_ms);
 extern uint64_t hp_pt_stop_max_us;
+/* Tests (HPATCH_FAULT=call-left): the thread owed by the next
+ * release is left attached at once, as one that stayed inside our call. */
+extern bool hp_pt_fault_leave;
 /* Give back the signal and mask the bounded waits used (every operation
  * on a target calls it when done; a later wait takes them again). */
 void hp_pt_wake_release(void);

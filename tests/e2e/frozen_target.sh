@@ -12,27 +12,7 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-# A freezer cgroup of this test's own: v1's freezer, else cgroup v2's
-# (HP_TEST_FREEZER=v2: v2's where both are).
-if [ "${HP_TEST_FREEZER:-}" != v2 ] && [ -w /sys/fs/cgroup/freezer ]; then
-	FZ=/sys/fs/cgroup/freezer/hpatch-test-$$
-	freeze() { echo FROZEN >"$FZ/freezer.state"; }
-	thaw() { echo THAWED >"$FZ/freezer.state"; }
-	frozen() { [ "$(cat "$FZ/freezer.state")" = FROZEN ]; }
-	join() { local t; for t in $(ls "/proc/$1/task"); do echo "$t" >"$FZ/tasks"; done; }
-	leave_fz() { local t; for t in $(cat "$FZ/tasks"); do echo "$t" >/sys/fs/cgroup/freezer/tasks; done; }
-else
-	root=/sys/fs/cgroup
-	[ -f "$root/cgroup.controllers" ] || root=/sys/fs/cgroup/unified
-	FZ=$root/hpatch-test-$$
-	freeze() { echo 1 >"$FZ/cgroup.freeze"; }
-	thaw() { echo 0 >"$FZ/cgroup.freeze"; }
-	frozen() { grep -qx "frozen 1" "$FZ/cgroup.events"; }
-	join() { echo "$1" >"$FZ/cgroup.procs"; }
-	leave_fz() { local p; for p in $(cat "$FZ/cgroup.procs"); do echo "$p" >"$root/cgroup.procs"; done; }
-fi
-mkdir "$FZ"
-trap 'thaw 2>/dev/null; leave_fz 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
+freezer_cgroup
 not_stopped() { ! grep -q '^State:[[:space:]]*t' "/proc/$1/status"; }
 untraced() { grep -q '^TracerPid:[[:space:]]*0$' "/proc/$1/status"; }
 

@@ -43,6 +43,41 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# unharmed PID: it runs, nothing traces it, its signal mask is its own
+# (none blocked, as every test target's).
+unharmed() {
+	check "pid $1 runs" kill -0 "$1"
+	check "nothing traces pid $1" wait_until 3 bash -c \
+		"grep -q '^TracerPid:[[:space:]]*0$' /proc/$1/status"
+	check "pid $1's signal mask is its own" \
+		test "$(awk '/^SigBlk:/ { print $2 }' "/proc/$1/status")" = 0000000000000000
+}
+
+# freezer_cgroup: a freezer cgroup of the test's own, $FZ, removed on exit:
+# v1's freezer, else cgroup v2's (HP_TEST_FREEZER=v2: v2's where both
+# are); freeze, thaw, frozen (wholly), join PID, leave_fz.
+freezer_cgroup() {
+	if [ "${HP_TEST_FREEZER:-}" != v2 ] && [ -w /sys/fs/cgroup/freezer ]; then
+		FZ=/sys/fs/cgroup/freezer/hpatch-test-$$
+		freeze() { echo FROZEN >"$FZ/freezer.state"; }
+		thaw() { echo THAWED >"$FZ/freezer.state"; }
+		frozen() { [ "$(cat "$FZ/freezer.state")" = FROZEN ]; }
+		join() { local t; for t in $(ls "/proc/$1/task"); do echo "$t" >"$FZ/tasks"; done; }
+		leave_fz() { local t; for t in $(cat "$FZ/tasks"); do echo "$t" >/sys/fs/cgroup/freezer/tasks; done; }
+	else
+		FZ_ROOT=/sys/fs/cgroup
+		[ -f "$FZ_ROOT/cgroup.controllers" ] || FZ_ROOT=/sys/fs/cgroup/unified
+		FZ=$FZ_ROOT/hpatch-test-$$
+		freeze() { echo 1 >"$FZ/cgroup.freeze"; }
+		thaw() { echo 0 >"$FZ/cgroup.freeze"; }
+		frozen() { grep -qx "frozen 1" "$FZ/cgroup.events"; }
+		join() { echo "$1" >"$FZ/cgroup.procs"; }
+		leave_fz() { local p; for p in $(cat "$FZ/cgroup.procs"); do echo "$p" >"$FZ_ROOT/cgroup.procs"; done; }
+	fi
+	mkdir "$FZ"
+	trap 'thaw 2>/dev/null; leave_fz 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
+}
+
 # ptrace must work; if it cannot, the test is skipped (77), which CI fails.
 require_ptrace() {
 	if [ -r /proc/sys/kernel/yama/ptrace_scope ] &&
