@@ -65,12 +65,7 @@ static int would_not_stop(struct hp_remote *r)
 		 "nothing changed",
 		 (int)r->pid, (int)r->t.tid, state,
 		 (unsigned long long)(hp_pt_stop_max_us / 1000));
-	if (hp_task_frozen(r->t.tid))
-		hp_hint("its cgroup is frozen (docker pause, systemctl freeze, "
-			"a cgroup freezer): retry once it is thawed");
-	else
-		hp_hint("it waits in the kernel (for a vfork child, a hung "
-			"file system...): retry when it is back");
+	hp_task_stuck_hint(r->t.tid);
 	return -HP_E_BUSY;
 }
 

@@ -230,8 +230,7 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 				      "thread was let go, nothing changed",
 				      (int)proc->pid, (int)a.w.stuck_tid, state,
 				      opts->timeout_ms, res->nr_tries, why);
-			hp_hint("it waits in the kernel (for a vfork child, a "
-				"hung file system...): retry when it is back");
+			hp_task_stuck_hint(a.w.stuck_tid);
 			break;
 		}
 		if (hp_now_us() + backoff > deadline) {

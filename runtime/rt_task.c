@@ -251,6 +251,16 @@ bool hp_task_frozen(pid_t tid)
 	return frozen;
 }
 
+void hp_task_stuck_hint(pid_t tid)
+{
+	if (hp_task_frozen(tid))
+		hp_hint("its cgroup is frozen (docker pause, systemctl freeze, "
+			"a cgroup freezer): retry once it is thawed");
+	else
+		hp_hint("it waits in the kernel (for a vfork child, a hung "
+			"file system...): retry when it is back");
+}
+
 pid_t hp_task_tracer(pid_t tid)
 {
 	return (pid_t)hp_task_status_field(tid, "TracerPid:");

@@ -175,6 +175,9 @@ void hp_task_state(pid_t tid, char *buf, size_t size);
 /* Is @tid in a frozen cgroup (cgroup v2's cgroup.freeze, v1's freezer:
  * docker pause, systemctl freeze)? It runs no instruction until thawed. */
 bool hp_task_frozen(pid_t tid);
+/* The hint for thread @tid, which would not stop: frozen, or asleep in
+ * the kernel; retry later either way. */
+void hp_task_stuck_hint(pid_t tid);
 /* The pid tracing @tid ("TracerPid:"), 0 if none, -1 if unknown. */
 pid_t hp_task_tracer(pid_t tid);
 /* The command name of @pid, "?" if unknown. */
