@@ -406,7 +406,7 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 	 * its stop for us): resumed, it would run nothing and stop for
 	 * nothing until thawed, and be let go inside our call, with our
 	 * registers and every signal blocked, as hpatch exits. Not resumed. */
-	if (!rc && hp_task_frozen(t->tid))
+	if (!rc && hp_task_frozen_in_stop(t->tid))
 		rc = frozen_busy(t);
 	if (!rc &&
 	    ptrace(PTRACE_SETSIGMASK, t->tid, (void *)sizeof(all), &all) < 0)

@@ -190,13 +190,15 @@ void hp_task_state(pid_t tid, char *buf, size_t size)
 }
 
 /* Whether the cgroup @cg of hierarchy @ctrl ("" for v2's) is frozen. */
-static bool cgroup_frozen(const char *ctrl, const char *cg)
+static bool cgroup_frozen(const char *ctrl, const char *cg, bool v2_too)
 {
 	/* v2's where systemd mounts it, alone or beside v1 (hybrid). */
 	static const char *const v2[] = { "/sys/fs/cgroup",
 					  "/sys/fs/cgroup/unified" };
 	char path[PATH_MAX], buf[32];
 
+	if (!ctrl[0] && !v2_too)
+		return false;
 	if (!ctrl[0]) {
 		/* v2's freezer is hierarchical: a cgroup frozen freezes those
 		 * below it, whose own cgroup.freeze still says 0 (a slice
@@ -231,24 +233,41 @@ static bool cgroup_frozen(const char *ctrl, const char *cg)
 	return !strncmp(buf, "FROZEN", 6) || !strncmp(buf, "FREEZING", 8);
 }
 
-bool hp_task_frozen(pid_t tid)
+static bool frozen(pid_t tid, bool v2_too)
 {
 	char path[48], text[4096], *save = NULL;
-	bool frozen = false;
+	bool hit = false;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)tid);
 	read_small(path, text, sizeof(text));
 	/* "ID:CONTROLLERS:PATH" a line, "0::PATH" for v2's. */
-	for (char *l = strtok_r(text, "\n", &save); l && !frozen;
+	for (char *l = strtok_r(text, "\n", &save); l && !hit;
 	     l = strtok_r(NULL, "\n", &save)) {
 		char *ctrl = strchr(l, ':'), *cg = NULL;
 
 		if (!ctrl || !(cg = strchr(ctrl + 1, ':')))
 			continue;
 		*cg++ = 0;
-		frozen = cgroup_frozen(ctrl + 1, cg);
+		hit = cgroup_frozen(ctrl + 1, cg, v2_too);
 	}
-	return frozen;
+	return hit;
+}
+
+bool hp_task_frozen(pid_t tid)
+{
+	return frozen(tid, true);
+}
+
+bool hp_task_frozen_in_stop(pid_t tid)
+{
+	/* Where no v1 freezer is mounted (a host of cgroup v2 alone), no
+	 * file to read: v2's lets a frozen thread stop, and step_once
+	 * finds it when it does not run. Looked up once. */
+	static int v1 = -1;
+
+	if (v1 < 0)
+		v1 = !access("/sys/fs/cgroup/freezer", F_OK);
+	return v1 && frozen(tid, false);
 }
 
 void hp_task_stuck_hint(pid_t tid)

@@ -175,6 +175,9 @@ void hp_task_state(pid_t tid, char *buf, size_t size);
 /* Is @tid in a frozen cgroup (cgroup v2's cgroup.freeze, v1's freezer:
  * docker pause, systemctl freeze)? It runs no instruction until thawed. */
 bool hp_task_frozen(pid_t tid);
+/* Frozen while stopped for us: only v1's freezer freezes a thread inside
+ * a ptrace stop (none mounted: false, nothing read). */
+bool hp_task_frozen_in_stop(pid_t tid);
 /* The hint for thread @tid, which would not stop: frozen, or asleep in
  * the kernel; retry later either way. */
 void hp_task_stuck_hint(pid_t tid);
