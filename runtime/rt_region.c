@@ -189,10 +189,6 @@ int hp_prep_plan(const struct hp_patch *p, const struct hp_proc *proc,
 	return hp_region_build(p, pr, hole);
 }
 
-/*
- * mmap the region where it was laid out; retried elsewhere if the hole
- * was taken since. Return: 0, -HP_E_NOHOLE, -HP_E_GONE, -errno, reported.
- */
 /* The target's mmap of the region failed with @ret: why, said. */
 static int map_refused(const struct hp_proc *proc, const struct hp_prep *pr,
 		       long ret)
@@ -203,8 +199,9 @@ static int map_refused(const struct hp_proc *proc, const struct hp_prep *pr,
 		    (int)proc->pid, pr->region_size, pr->region);
 	if (ret == -ENOMEM)
 		hp_hint("the process is at its address-space limit "
-			"(RLIMIT_AS: prlimit --pid %d), its memory cgroup's, "
-			"or vm.max_map_count: nothing changed",
+			"(RLIMIT_AS: prlimit --pid %d), its count of mappings "
+			"(vm.max_map_count), or the host's commit limit "
+			"(vm.overcommit_memory=2): nothing changed",
 			(int)proc->pid);
 	else if (ret == -EPERM || ret == -EACCES)
 		hp_hint("a security module or seccomp filter forbids it "
@@ -212,6 +209,10 @@ static int map_refused(const struct hp_proc *proc, const struct hp_prep *pr,
 	return (int)ret;
 }
 
+/*
+ * mmap the region where it was laid out; retried elsewhere if the hole
+ * was taken since. Return: 0, -HP_E_NOHOLE, -HP_E_GONE, -errno, reported.
+ */
 static int map_at_hole(const struct hp_patch *p, struct hp_proc *proc,
 		       struct hp_prep *pr, struct hp_remote *rm)
 {
