@@ -299,22 +299,34 @@ static void leave(const struct hp_thread *t)
 	left_attached.nr++;
 }
 
-/* A thread left attached, seized again: what it is owed is the new
- * session's to give back. */
-static void adopt(struct hp_thread *t)
+/*
+ * A thread left attached, met again by a later try: one left with only
+ * our interrupt pending is the new session's. One left inside an injected
+ * call is not: its registers are ours until it stops, and a session would
+ * take them for its own (its pc, its stack) and let it go with them. It
+ * is let go by hp_rt_release_left once it stops; till then the try is
+ * busy. Return: 0 or -HP_E_BUSY (reported).
+ */
+static int adopt(struct hp_thread *t)
 {
 	for (size_t i = 0; i < left_attached.nr; i++) {
 		const struct hp_thread *l = &left_attached.v[i];
 
 		if (l->tid != t->tid)
 			continue;
-		t->owes_regs = l->owes_regs;
-		t->owed_regs = l->owed_regs;
-		t->owes_mask = l->owes_mask;
-		t->owed_mask = l->owed_mask;
+		if (l->owes_regs || l->owes_mask) {
+			hp_error(-HP_E_BUSY,
+				 "tid %d: still inside hpatch's injected "
+				 "call of an earlier try; nothing changed",
+				 (int)t->tid);
+			hp_hint("it gets its own registers back when it "
+				"returns: retry then");
+			return -HP_E_BUSY;
+		}
 		left_attached.v[i] = left_attached.v[--left_attached.nr];
-		return;
+		break;
 	}
+	return 0;
 }
 
 size_t hp_rt_release_left(void)
@@ -384,9 +396,9 @@ int hp_pt_seize(struct hp_thread *t)
 	/* Ours still: a thread an earlier try could not stop in time
 	 * (hp_pt_release left it attached). */
 	if (tracer == hp_self_pid()) {
-		adopt(t);
-		t->seized = true;
-		return 0;
+		rc = adopt(t);
+		t->seized = !rc;
+		return rc;
 	}
 	if (tracer > 0) {
 		char comm[32];

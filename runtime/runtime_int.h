@@ -275,8 +275,9 @@ struct hp_thread {
 	int seccomp_mode;
 };
 
-/* Return: 0, -ESRCH (exiting), or -errno reported naming the tracer
- * that holds the thread, if any. */
+/* Return: 0, -ESRCH (exiting), -HP_E_BUSY (left attached inside an
+ * earlier try's injected call: reported), or -errno reported naming the
+ * tracer that holds the thread, if any. */
 int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Reap the @nr threads (of @threads) that hp_pt_release found killed, so
  * their parent can: a tracee that died stays a zombie for its tracer. */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -668,6 +669,80 @@ static void test_state_cached(void **state)
  * load of 300 on 2 CPUs did not stop in 250 ms tries), never past the
  * caller's deadline, and never less than 250 ms.
  */
+/* Where a thread "left inside our call" runs: it sleeps in the kernel
+ * (as in a call that outlived its bound), then exits with 42, as a
+ * thread let go with hpatch's registers would crash. */
+static void in_our_call(void)
+{
+	usleep(300000);
+	_exit(42);
+}
+
+static volatile unsigned long child_spins;
+
+/*
+ * A thread left attached inside an injected call (it outlived its bound),
+ * met again by a later try before it came back: its registers are
+ * hpatch's until it stops, and a session that took it for its own would
+ * let it go with them. That try is busy, and the thread gets its own
+ * registers back once it stops (hp_rt_release_left).
+ */
+static void test_left_owing_not_adopted(void **state)
+{
+	struct hp_thread t = { 0 }, again = { 0 };
+	struct user_regs_struct ours;
+	uint64_t mask = 0;
+	int status = 0, rc;
+	pid_t child = fork();
+
+	(void)state;
+	assert_true(child >= 0);
+	if (!child) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			child_spins++;
+	}
+	t.tid = again.tid = child;
+	t.leader = again.leader = true;
+	assert_hp_ok(hp_pt_seize(&t));
+	assert_hp_ok(hp_pt_interrupt(&t));
+	assert_hp_ok(hp_pt_wait_stop(&t));
+	assert_int_equal(ptrace(PTRACE_GETREGS, child, 0, &t.owed_regs), 0);
+	assert_int_equal(
+		ptrace(PTRACE_GETSIGMASK, child, (void *)sizeof(mask), &mask),
+		0);
+	/* Inside "our call": our registers, asleep in the kernel. */
+	ours = t.owed_regs;
+	ours.rip = (uint64_t)(uintptr_t)in_our_call;
+	ours.rsp = ((t.owed_regs.rsp - 1024) & ~0xfULL) - 8;
+	assert_int_equal(ptrace(PTRACE_SETREGS, child, 0, &ours), 0);
+	assert_int_equal(ptrace(PTRACE_CONT, child, 0, 0), 0);
+	t.stopped = false;
+	t.owes_regs = t.owes_mask = true;
+	t.owed_mask = mask;
+	hp_pt_fault_leave = true; /* not waited for: left attached */
+	hp_pt_release(&t);
+
+	/* A later try. Were it to take the thread as its own, it would let
+	 * it go with our registers. */
+	rc = hp_pt_seize(&again);
+	if (!rc) {
+		assert_hp_ok(hp_pt_interrupt(&again));
+		assert_hp_ok(hp_pt_wait_stop(&again));
+		hp_pt_release(&again);
+	}
+	for (int i = 0; i < 100 && hp_rt_release_left(); i++)
+		usleep(10000);
+	assert_int_equal(hp_rt_release_left(), 0);
+	hp_pt_wake_release();
+	usleep(400000); /* in_our_call would have exited */
+	assert_int_equal(waitpid(child, &status, WNOHANG), 0);
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_hp_err(rc, HP_E_BUSY);
+}
+
 static void test_stop_bound(void **state)
 {
 	struct hp_world w = { .nr_cpus = 2,
@@ -1001,6 +1076,7 @@ int main(void)
 		cmocka_unit_test(test_sharers_no_memory),
 		cmocka_unit_test(test_open_live),
 		cmocka_unit_test(test_stop_bound),
+		cmocka_unit_test(test_left_owing_not_adopted),
 		cmocka_unit_test(test_who_settle),
 	};
 
