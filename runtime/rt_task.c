@@ -189,58 +189,73 @@ void hp_task_state(pid_t tid, char *buf, size_t size)
 		 in ? wchan : "");
 }
 
-/* Whether the cgroup @cg of hierarchy @ctrl ("" for v2's) is frozen. */
-static bool cgroup_frozen(const char *ctrl, const char *cg, bool v2_too)
+/* Whether v2's cgroup @cg is frozen. */
+static bool v2_frozen(const char *cg)
 {
 	/* v2's where systemd mounts it, alone or beside v1 (hybrid). */
 	static const char *const v2[] = { "/sys/fs/cgroup",
 					  "/sys/fs/cgroup/unified" };
 	char path[PATH_MAX], buf[32];
 
-	if (!ctrl[0] && !v2_too)
-		return false;
-	if (!ctrl[0]) {
-		/* v2's freezer is hierarchical: a cgroup frozen freezes those
-		 * below it, whose own cgroup.freeze still says 0 (a slice
-		 * frozen, a container's sub-cgroups): its ancestors too. */
-		for (size_t i = 0; i < HP_ARRAY_SIZE(v2); i++) {
-			size_t len = strlen(cg);
-			bool seen = false;
+	/* v2's freezer is hierarchical: a cgroup frozen freezes those below
+	 * it, whose own cgroup.freeze still says 0 (a slice frozen, a
+	 * container's sub-cgroups): its ancestors too. */
+	for (size_t i = 0; i < HP_ARRAY_SIZE(v2); i++) {
+		size_t len = strlen(cg);
+		bool seen = false;
 
-			while (len) {
-				snprintf(path, sizeof(path),
-					 "%s%.*s/cgroup.freeze", v2[i],
-					 (int)len, cg);
-				read_small(path, buf, sizeof(buf));
-				if (buf[0] == '1')
-					return true;
-				seen |= buf[0] != 0;
-				if (!seen) /* not this mount's */
-					break;
-				while (len && cg[--len] != '/')
-					;
-			}
-			if (seen)
-				return false;
+		while (len) {
+			snprintf(path, sizeof(path), "%s%.*s/cgroup.freeze",
+				 v2[i], (int)len, cg);
+			read_small(path, buf, sizeof(buf));
+			if (buf[0] == '1')
+				return true;
+			seen |= buf[0] != 0;
+			if (!seen) /* not this mount's */
+				break;
+			while (len && cg[--len] != '/')
+				;
 		}
-		return false;
+		if (seen)
+			return false;
 	}
-	if (!strstr(ctrl, "freezer"))
-		return false;
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer%s/freezer.state",
-		 cg);
-	read_small(path, buf, sizeof(buf));
+	return false;
+}
+
+/* v1's freezer.state of cgroup @cg, into @path (of PATH_MAX bytes). */
+static void v1_state_path(char *path, const char *cg)
+{
+	snprintf(path, PATH_MAX, "/sys/fs/cgroup/freezer%s/freezer.state", cg);
+}
+
+/* Return: 1 frozen (or freezing), 0 not, -ENOENT no such file. */
+static int v1_state_frozen(const char *path)
+{
+	const int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char buf[32];
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
 	return !strncmp(buf, "FROZEN", 6) || !strncmp(buf, "FREEZING", 8);
 }
 
-static bool frozen(pid_t tid, bool v2_too)
+/*
+ * Each "ID:CONTROLLERS:PATH" line of /proc/@tid/cgroup ("0::PATH" for
+ * v2's) to @fn, until it returns true. Return: what @fn last returned.
+ */
+static bool each_cgroup(pid_t tid,
+			bool (*fn)(const char *ctrl, const char *cg, void *arg),
+			void *arg)
 {
 	char path[48], text[4096], *save = NULL;
 	bool hit = false;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)tid);
 	read_small(path, text, sizeof(text));
-	/* "ID:CONTROLLERS:PATH" a line, "0::PATH" for v2's. */
 	for (char *l = strtok_r(text, "\n", &save); l && !hit;
 	     l = strtok_r(NULL, "\n", &save)) {
 		char *ctrl = strchr(l, ':'), *cg = NULL;
@@ -248,14 +263,53 @@ static bool frozen(pid_t tid, bool v2_too)
 		if (!ctrl || !(cg = strchr(ctrl + 1, ':')))
 			continue;
 		*cg++ = 0;
-		hit = cgroup_frozen(ctrl + 1, cg, v2_too);
+		hit = fn(ctrl + 1, cg, arg);
 	}
 	return hit;
 }
 
+static bool cgroup_frozen(const char *ctrl, const char *cg, void *arg)
+{
+	char path[PATH_MAX];
+
+	(void)arg;
+	if (!ctrl[0])
+		return v2_frozen(cg);
+	if (!strstr(ctrl, "freezer"))
+		return false;
+	v1_state_path(path, cg);
+	return v1_state_frozen(path) > 0;
+}
+
 bool hp_task_frozen(pid_t tid)
 {
-	return frozen(tid, true);
+	return each_cgroup(tid, cgroup_frozen, NULL);
+}
+
+/*
+ * The v1 freezer of the thread looked at last: hp_task_frozen_in_stop is
+ * asked before each injected call of a run, and reads the thread's cgroup
+ * once for HP_FREEZER_SEEN_US, its freezer.state each time (a freeze
+ * comes at any moment). A freezer.state that is not there (the root of
+ * the hierarchy, which cannot be frozen; no freezer line) is not looked
+ * for again meanwhile. A thread moved into a frozen cgroup meanwhile is
+ * as one frozen after the look: the step's own look finds it.
+ */
+#define HP_FREEZER_SEEN_US 50000
+
+static struct {
+	pid_t tid;
+	uint64_t until;
+	bool none; /* no freezer.state to read */
+	char path[PATH_MAX];
+} seen_freezer;
+
+static bool v1_path(const char *ctrl, const char *cg, void *arg)
+{
+	if (!ctrl[0] || !strstr(ctrl, "freezer"))
+		return false;
+	v1_state_path(arg, cg);
+	return true;
 }
 
 bool hp_task_frozen_in_stop(pid_t tid)
@@ -264,10 +318,24 @@ bool hp_task_frozen_in_stop(pid_t tid)
 	 * file to read: v2's lets a frozen thread stop, and step_once
 	 * finds it when it does not run. Looked up once. */
 	static int v1 = -1;
+	const uint64_t now = hp_now_us();
+	int rc;
 
 	if (v1 < 0)
 		v1 = !access("/sys/fs/cgroup/freezer", F_OK);
-	return v1 && frozen(tid, false);
+	if (!v1)
+		return false;
+	if (seen_freezer.tid != tid || now >= seen_freezer.until) {
+		seen_freezer.tid = tid;
+		seen_freezer.until = now + HP_FREEZER_SEEN_US;
+		seen_freezer.none =
+			!each_cgroup(tid, v1_path, seen_freezer.path);
+	}
+	if (seen_freezer.none)
+		return false;
+	rc = v1_state_frozen(seen_freezer.path);
+	seen_freezer.none = rc == -ENOENT;
+	return rc > 0;
 }
 
 void hp_task_stuck_hint(pid_t tid)
