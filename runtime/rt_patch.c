@@ -260,7 +260,11 @@ int hp_rt_find_regions(const struct hp_proc *proc, struct hp_rt_region **out,
 		struct hp_rt_region r, *nl = NULL;
 		int rc;
 
-		if (m->path[0] || m->shared || m->prot != PROT_READ)
+		/* The header's mapping: read+execute (rt_region.c), or
+		 * read-only as earlier hpatch versions left it. */
+		if (m->path[0] || m->shared ||
+		    (m->prot != PROT_READ &&
+		     m->prot != (PROT_READ | PROT_EXEC)))
 			continue;
 		rc = n < HP_RT_MAX_REGIONS ? read_region(proc, m, budget, &r)
 					   : -E2BIG;

@@ -9,8 +9,8 @@
  * PR_SET_MDWE refuses any mapping gaining exec. So the region is mapped
  * read+execute from the start and never made writable: its bytes go in
  * through /proc/PID/mem (a forced write to a private mapping, as a
- * debugger plants breakpoints); then the header loses exec and the data
- * gains write, which neither refuses.
+ * debugger plants breakpoints); then the data gains write (losing exec),
+ * which neither refuses.
  */
 #include "runtime/rt_lifecycle.h"
 #include "common/hp_arch_x86_64.h"
@@ -272,11 +272,15 @@ static int protect(struct hp_remote *rm, hp_raddr_t addr, uint64_t len,
 }
 
 /*
- * Map and fill the region through session @rm: header read-only, text
- * read+execute, data read+write. The header is read-only before its
- * bytes are written: a region is found by its read-only header (a kill
- * of the loader after the write leaves one found, inactive, as any
- * interrupted apply).
+ * Map and fill the region through session @rm: header and text
+ * read+execute (as mapped), data read+write. A region is found by its
+ * header, at the start of an anonymous mapping read-only or read+execute
+ * (hp_rt_find_regions): a kill of the loader after the write leaves one
+ * found, inactive, as any interrupted apply. The header's own protection
+ * would cost one more system call run in the target, with a stop of its
+ * thread for it: a third of the calls of an apply, and each process's
+ * pause for the mapping where it has one thread. Its bytes are records of
+ * code (the bytes displaced and written, addresses) and names.
  */
 int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 		  struct hp_prep *pr, struct hp_remote *rm)
@@ -289,8 +293,6 @@ int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 		return rc;
 	pr->mapped = true;
 	rc = hp_rt_fault("mprotect");
-	if (!rc)
-		rc = protect(rm, pr->region, pr->hdr_size, PROT_READ);
 	if (!rc && has_data)
 		rc = protect(rm, text + pr->text_span,
 			     pr->region_size - pr->hdr_size - pr->text_span,

@@ -35,6 +35,7 @@ struct seg {
 	hp_raddr_t start;
 	uint64_t len;
 	uint8_t *bytes;
+	int prot; /* 0: as hpatch maps it (a module's, a region's) */
 };
 
 struct fake {
@@ -120,7 +121,7 @@ static void sync_maps(void)
 		fk.maps[i] = (struct hp_map){
 			.start = fk.segs[i].start,
 			.end = fk.segs[i].start + fk.segs[i].len,
-			.prot = module ? PROT_READ | PROT_EXEC : PROT_READ,
+			.prot = fk.segs[i].prot ?: PROT_READ | PROT_EXEC,
 		};
 		if (module)
 			strcpy(fk.maps[i].path, "/srv/svc");
@@ -131,7 +132,7 @@ static void sync_maps(void)
 static void add_seg(hp_raddr_t start, uint64_t len)
 {
 	assert_true(fk.nr_segs < MAX_SEGS);
-	fk.segs[fk.nr_segs++] = (struct seg){ start, len, calloc(1, len) };
+	fk.segs[fk.nr_segs++] = (struct seg){ start, len, calloc(1, len), 0 };
 	assert_non_null(fk.segs[fk.nr_segs - 1].bytes);
 	sync_maps();
 }
@@ -365,6 +366,31 @@ static void test_rule_replace(void **s)
 	assert_int_equal(target(G), 0); /* restored: the fixed build's */
 	assert_string_equal(state(2, F, NULL), "active");
 	assert_string_equal(state(1, F, NULL), "superseded");
+}
+
+/* Rule: a region is found by its header, at the start of an anonymous
+ * mapping read+execute (as mapped now: header and code together) or
+ * read-only (as earlier hpatch versions left it); never in memory the
+ * process can write (its heap holding a copy of the bytes). */
+static void test_rule_found_by_header(void **s)
+{
+	struct seg *region = NULL;
+
+	(void)s;
+	assert_hp_ok(apply(patch(1, 1, BIT(F)), 0));
+	for (size_t i = 0; i < fk.nr_segs; i++)
+		if (fk.segs[i].start != MOD_START)
+			region = &fk.segs[i];
+	assert_non_null(region);
+	assert_string_equal(state(1, F, NULL), "active");
+	region->prot = PROT_READ | PROT_WRITE;
+	sync_maps();
+	assert_string_equal(state(1, F, NULL), "unmapped");
+	region->prot = PROT_READ;
+	sync_maps();
+	assert_string_equal(state(1, F, NULL), "active");
+	assert_hp_ok(revert(false));
+	assert_int_equal(target(F), 0);
 }
 
 /* Rule: stack (--stack). The newer patch redirects what it carries; every
@@ -712,6 +738,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rule_replace, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_rule_found_by_header,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_stack, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rule_revert_after_replace,
