@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -312,6 +313,27 @@ static bool v1_path(const char *ctrl, const char *cg, void *arg)
 	return true;
 }
 
+/*
+ * Whether v1's freezer hierarchy has a cgroup below its root, which alone
+ * cannot be frozen: its directory's link count is 2 plus its
+ * subdirectories (kernfs), so one stat, once for HP_FREEZER_SEEN_US, spares
+ * every thread's look where no container or unit made one. (In a cgroup
+ * namespace the root is the namespace's: a process in it is frozen with
+ * hpatch, unless hpatch is in a cgroup below, which the count shows.)
+ */
+static bool v1_freezer_cgroups(uint64_t now)
+{
+	static uint64_t until;
+	static bool any;
+	struct stat st;
+
+	if (now < until)
+		return any;
+	until = now + HP_FREEZER_SEEN_US;
+	any = stat("/sys/fs/cgroup/freezer", &st) < 0 || st.st_nlink != 2;
+	return any;
+}
+
 bool hp_task_frozen_in_stop(pid_t tid)
 {
 	/* Where no v1 freezer is mounted (a host of cgroup v2 alone), no
@@ -323,7 +345,7 @@ bool hp_task_frozen_in_stop(pid_t tid)
 
 	if (v1 < 0)
 		v1 = !access("/sys/fs/cgroup/freezer", F_OK);
-	if (!v1)
+	if (!v1 || !v1_freezer_cgroups(now))
 		return false;
 	if (seen_freezer.tid != tid || now >= seen_freezer.until) {
 		seen_freezer.tid = tid;
