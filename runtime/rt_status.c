@@ -92,8 +92,32 @@ static void status_one(const struct hp_proc *proc, struct hp_out *o,
 	hp_out_end_object(o);
 }
 
+/*
+ * Whether process @pid, which hp_proc_open could not open (@rc), is one
+ * whose patches this hpatch cannot tell: its map read, not its memory
+ * (root without CAP_DAC_OVERRIDE, another user's), or no file descriptor
+ * or memory left. Not one that is gone, nor one whose map is closed to
+ * this hpatch (another user's for a user who is not root, one the kernel
+ * keeps from root), as for a scan for targets.
+ */
+static bool unknown_to_us(pid_t pid, int rc)
+{
+	struct hp_proc proc;
+
+	if (rc == -HP_E_GONE || rc == -ENOENT || rc == -ESRCH)
+		return false;
+	if (rc != -EACCES && rc != -EPERM)
+		return true;
+	rc = hp_proc_open_scan(pid, &proc);
+	if (!rc)
+		hp_proc_close(&proc);
+	return !rc;
+}
+
 int hp_rt_status(pid_t pid, struct hp_out *o)
 {
+	struct hp_rt_unknown *unknown = NULL;
+	size_t nr_unknown = 0, cap = 0;
 	pid_t *pids = NULL;
 	size_t nr_pids = 0;
 	int rc = 0;
@@ -117,22 +141,51 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 		if (pids[i] == hp_self_pid())
 			continue;
 		rc = hp_proc_open(pids[i], &proc, !pid);
-		if (rc && pid)
-			break;
-		if (rc) {
-			rc = 0;
-			continue;
+		if (!rc) {
+			rc = hp_rt_find_regions(&proc, &regions, &nr);
+			if (!rc && (nr || pid))
+				status_one(&proc, o, regions, nr);
+			hp_rt_regions_free(regions, nr);
+			hp_proc_close(&proc);
 		}
-		rc = hp_rt_find_regions(&proc, &regions, &nr);
-		if (!rc && (nr || pid))
-			status_one(&proc, o, regions, nr);
-		hp_rt_regions_free(regions, nr);
-		hp_proc_close(&proc);
 		if (rc && pid)
 			break;
+		/* Said, never left out: a list without it is not the
+		 * host's (each its own line; the exit is 1). */
+		if (rc && unknown_to_us(pids[i], rc)) {
+			if (hp_grow(&unknown, &cap, nr_unknown,
+				    sizeof(*unknown), 8)) {
+				rc = -ENOMEM;
+				break;
+			}
+			unknown[nr_unknown++] =
+				(struct hp_rt_unknown){ pids[i], rc };
+			hp_error_rc(rc,
+				    "pid %d: cannot tell which patches it has",
+				    (int)pids[i]);
+		}
 		rc = 0;
 	}
 	hp_out_end_array(o);
+	/* (Always in JSON, a key a script can rely on; in text, if any.) */
+	if (!pid && (o->json || nr_unknown)) {
+		hp_out_begin_array(o, "unknown");
+		for (size_t i = 0; i < nr_unknown; i++) {
+			hp_out_begin_object(o, NULL);
+			hp_out_i64(o, "pid", unknown[i].pid);
+			hp_out_str(o, "reason", "%s",
+				   hp_strerror(unknown[i].rc));
+			hp_out_end_object(o);
+		}
+		hp_out_end_array(o);
+	}
+	if (nr_unknown && !rc) {
+		hp_hint("run hpatch as root with CAP_SYS_PTRACE and "
+			"CAP_DAC_OVERRIDE (other users' processes), or "
+			"with file descriptors to spare");
+		rc = unknown[0].rc;
+	}
+	free(unknown);
 	free(pids);
 	return rc;
 }

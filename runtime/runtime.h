@@ -190,7 +190,10 @@ int hp_rt_perfmap_left(struct hp_rt_perfmap_left **out, size_t *nr)
 
 /*
  * hp_rt_status() - list the patches applied to @pid (0: every process) as
- * an array "processes" in @o. Return: 0 or -errno.
+ * an array "processes" in @o; for every process, also an array "unknown"
+ * of those it cannot tell about ({pid, reason}: its memory closed to this
+ * hpatch, no file descriptor left), each reported. Return: 0, or -errno
+ * (with every process: the first unknown's).
  */
 int hp_rt_status(pid_t pid, struct hp_out *o)
 	__attribute__((warn_unused_result));

@@ -87,6 +87,21 @@ expect_exit 3 "apply --all with every capability" \
 check "pid $g patched" \
 	grep -q "{\"pid\":$g,\"action\":\"apply\",\"result\":\"ok\"" "$T/last.out"
 
+# status over the host: the processes it cannot read are named, and the
+# answer is not "these are all the patches" (exit 1).
+expect_exit 1 "status: processes it cannot read, an error" \
+	"${FEWER[@]}" "$HPATCH" status --json
+check "status names pid $n as unknown, with why" \
+	grep -q "\"unknown\":\[.*{\"pid\":$n,\"reason\":\"Permission denied\"}" "$T/last.out"
+check "status names pid $g" grep -q "{\"pid\":$g,\"reason\":" "$T/last.out"
+check "status lists pid $r's patch" \
+	grep -q "{\"pid\":$r,\"patches\":\[{\"patch_id\":\"u-$$\"" "$T/last.out"
+check "status says so on stderr" \
+	grep -q "pid $n: cannot tell which patches it has: Permission denied" "$T/last.err"
+expect_exit 0 "status with every capability" "$HPATCH" status --json
+check "status lists pid $n's patch" \
+	grep -q "{\"pid\":$n,\"patches\":\[{\"patch_id\":\"u-$$\"" "$T/last.out"
+
 # One that exits before the run reports it is nothing left to patch, as
 # a target that exits is: not a failure (pid $r's apply held meanwhile).
 kill -9 "$g" # (its memory closed too: a failure of the run)
