@@ -186,20 +186,18 @@ void hp_agent_unit(pid_t pid, char *out, size_t cap)
 uint64_t hp_agent_start_time(pid_t pid)
 {
 	char text[1024];
+	unsigned long long t = 0;
 	const char *p = NULL;
 
-	if (read_proc(pid, "stat", false, text, sizeof(text)) < 0)
+	if (read_proc(pid, "stat", false, text, sizeof(text)) < 0 ||
+	    !hp_stat_field(text, 22, &t))
 		return 0;
-	/* After the command name's ")": field 3 on; starttime is 22. A
-	 * zombie (state Z, X) has nothing left to patch: gone; unless it
+	/* A zombie (state Z, X) has nothing left to patch: gone; unless it
 	 * is a leader whose threads run on (pthread_exit in main). */
 	p = strrchr(text, ')');
-	if (!p || p[1] != ' ' ||
-	    ((p[2] == 'Z' || p[2] == 'X') && hp_proc_live_tid(pid) == pid))
+	if ((p[2] == 'Z' || p[2] == 'X') && hp_proc_live_tid(pid) == pid)
 		return 0;
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
+	return t;
 }
 
 /* Is a patch still in place in @pid marked uninstalled? Return: 0 or

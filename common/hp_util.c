@@ -275,6 +275,19 @@ const char *hp_parse_num(const char *p, int base, char sep,
 	return *q ? q + 1 : q;
 }
 
+bool hp_stat_field(const char *stat, int field, unsigned long long *v)
+{
+	const char *p = strrchr(stat, ')');
+
+	if (!p || p[1] != ' ' || field < 3)
+		return false;
+	for (p += 2; field > 3 && p; field--) {
+		p = strchr(p, ' ');
+		p = p ? p + 1 : NULL;
+	}
+	return p && hp_parse_num(p, 10, 0, v);
+}
+
 uint32_t hp_note_build_id(const uint8_t *notes, size_t len, uint8_t *id,
 			  size_t cap)
 {

@@ -7,6 +7,7 @@
 #define HP_UTIL_H
 
 #include <endian.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -86,6 +87,14 @@ int hp_unhex(uint8_t *out, size_t len, const char *hex);
  */
 const char *hp_parse_num(const char *p, int base, char sep,
 			 unsigned long long *v);
+
+/*
+ * hp_stat_field() - field @field (numbered as in proc(5): 3 the state, 9
+ * the flags, 22 the start time) of a /proc/PID/stat line @stat, a number,
+ * into *@v. The command name (field 2) may hold spaces and ')': fields
+ * are counted after its last ')'. Return: whether read.
+ */
+bool hp_stat_field(const char *stat, int field, unsigned long long *v);
 
 /*
  * Little-endian fields at any alignment: memcpy of the value in file byte

@@ -55,15 +55,10 @@ static uint64_t start_time(pid_t pid, bool *live)
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;
-	/* After the command name (which may hold spaces and ')'): state is
-	 * field 3, start time field 22. */
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' ||
-	    sscanf(p + 2,
-		   "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-		   "%*s %*s %*s %*s %*s %*s %*s %*s %llu",
-		   &t) != 1)
+	/* The state is field 3, the start time field 22. */
+	if (!hp_stat_field(buf, 22, &t))
 		return 0;
+	p = strrchr(buf, ')');
 	*live = p[2] != 'Z' && p[2] != 'X';
 	return t;
 }

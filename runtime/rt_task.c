@@ -122,10 +122,11 @@ static void read_small(const char *path, char *buf, size_t size)
 /* The flags of a /proc/TID/stat line into *@flags. Return: whether read. */
 static bool stat_flags(const char *stat, unsigned long *flags)
 {
-	const char *p = strrchr(stat, ')');
+	unsigned long long v = 0;
+	const bool ok = hp_stat_field(stat, 9, &v);
 
-	/* After the name: state ppid pgrp session tty_nr tpgid flags. */
-	return p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", flags) == 1;
+	*flags = (unsigned long)v;
+	return ok;
 }
 
 /* Whether a /proc/TID/stat line is of a task with memory of its own: not a

@@ -106,6 +106,33 @@ static void test_maps_refused(void **state)
 		assert_false(parse_map_line(bad[i], &m));
 }
 
+/* Fields of a /proc/PID/stat line, counted after the command name's last
+ * ')', whatever it holds; a line cut short, or a field not a number,
+ * reads nothing. */
+static void test_stat_field(void **state)
+{
+	static const char line[] =
+		"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 95 0 0 0 1 2 0 0 "
+		"20 0 1 0 123456789 2367488 245 18446744073709551615\n";
+	unsigned long long v = 0;
+
+	(void)state;
+	assert_true(hp_stat_field(line, 4, &v));
+	assert_true(v == 1); /* ppid */
+	assert_true(hp_stat_field(line, 9, &v));
+	assert_true(v == 4194560); /* flags */
+	assert_true(hp_stat_field(line, 22, &v));
+	assert_true(v == 123456789); /* start time */
+	assert_true(hp_stat_field(line, 25, &v));
+	assert_true(v == ~0ULL);		   /* (the line's end) */
+	assert_false(hp_stat_field(line, 3, &v));  /* the state: no number */
+	assert_false(hp_stat_field(line, 8, &v));  /* -1 */
+	assert_false(hp_stat_field(line, 26, &v)); /* none */
+	assert_false(hp_stat_field(line, 2, &v));
+	assert_false(hp_stat_field("4242 (a) S 1", 22, &v));
+	assert_false(hp_stat_field("4242 (a S 1 2", 4, &v));
+}
+
 /* Numbers up to 2^64 - 1 are read, in either base; one more is not. */
 static void test_map_number_limits(void **state)
 {
@@ -471,6 +498,7 @@ int main(void)
 		cmocka_unit_test(test_maps_long_path),
 		cmocka_unit_test(test_maps_refused),
 		cmocka_unit_test(test_map_number_limits),
+		cmocka_unit_test(test_stat_field),
 		cmocka_unit_test(test_module_id),
 		cmocka_unit_test(test_scan_learns_files),
 		cmocka_unit_test(test_syscall_insn),
