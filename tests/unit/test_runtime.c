@@ -784,6 +784,27 @@ static void test_left_owing_not_adopted(void **state)
 }
 
 /*
+ * A stop of its whole process meets it there, still inside: busy, as a
+ * thread that would not stop, and named as that one (hp_switch says it
+ * when its tries run out; hpatchd shows it as the busy thread).
+ */
+static void test_left_owing_named(void **state)
+{
+	struct hp_thread t;
+	const pid_t child = left_inside(&t, in_our_call_asleep);
+	struct hp_world w;
+
+	(void)state;
+	assert_hp_err(hp_world_prepare(&w, child, 0), HP_E_BUSY);
+	assert_int_equal(w.stuck_tid, child);
+	for (int i = 0; i < 100 && hp_rt_release_left(); i++)
+		usleep(10000);
+	assert_int_equal(hp_rt_release_left(), 0);
+	hp_pt_wake_release();
+	runs_on(child);
+}
+
+/*
  * The same thread met again once it came back (stopped by the interrupt
  * it was left with): a retry of the operation, the undo of a failed
  * apply. It gets its own registers and mask back there, and the try
@@ -1161,6 +1182,7 @@ int main(void)
 		cmocka_unit_test(test_stop_bound),
 		cmocka_unit_test(test_left_owing_not_adopted),
 		cmocka_unit_test(test_left_owing_back),
+		cmocka_unit_test(test_left_owing_named),
 		cmocka_unit_test(test_who_settle),
 	};
 
