@@ -346,8 +346,9 @@ static bool settle_left(size_t i)
  * take them for its own (its pc, its stack) and let it go with them.
  * Stopped since, it is given what it is owed and let go first, to be
  * seized anew (a retry of the same operation, the undo of a failed apply,
- * meets it there: nothing else lets it go in a run of hpatch, which never
- * calls hp_rt_release_left). Still inside, the try is busy.
+ * meets it there: hp_rt_release_left runs only between operations, or
+ * as hpatch exits).
+ * Still inside, the try is busy.
  * Return: 0, -EAGAIN (let go: seize it again), -HP_E_BUSY (reported).
  */
 static int adopt(struct hp_thread *t)
