@@ -841,6 +841,92 @@ static void test_left_owing_back(void **state)
 	runs_on(child);
 }
 
+/* Write @text to @dir/@file. Return: 0 or -errno. */
+static int cg_write(const char *dir, const char *file, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f = NULL;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	rc = fputs(text, f) < 0 ? -EIO : 0;
+	return fclose(f) ? -errno : rc;
+}
+
+/* @pid into v1 freezer cgroup @dir. */
+static int cg_join(const char *dir, pid_t pid)
+{
+	char text[24];
+
+	snprintf(text, sizeof(text), "%d\n", (int)pid);
+	return cg_write(dir, "tasks", text);
+}
+
+/*
+ * Whether a thread held stopped sits in a frozen v1 freezer cgroup, asked
+ * before each injected call: its cgroup as it is now, not as it was at the
+ * last call of the run. A thread moved into a frozen cgroup between two
+ * calls (from another, or from the root), resumed for the second, would
+ * run nothing and stop for nothing until thawed: left inside hpatch's
+ * call, with its registers and every signal blocked.
+ * Without v1's freezer: never (v2's lets a frozen thread stop, and the
+ * step looks).
+ */
+static void test_frozen_in_stop_moved(void **state)
+{
+	const char *const root = "/sys/fs/cgroup/freezer";
+	char thawed[PATH_MAX], frozen[PATH_MAX];
+	bool seen[4] = { false };
+	pid_t child;
+	int status;
+
+	(void)state;
+	snprintf(thawed, sizeof(thawed), "%s/hpatch-unit-%d-a", root,
+		 (int)getpid());
+	snprintf(frozen, sizeof(frozen), "%s/hpatch-unit-%d-b", root,
+		 (int)getpid());
+	child = fork();
+	assert_true(child >= 0);
+	if (!child) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	if (access(root, W_OK)) {
+		assert_false(hp_task_frozen_in_stop(child));
+		kill(child, SIGKILL);
+		assert_int_equal(waitpid(child, &status, 0), child);
+		return;
+	}
+	assert_int_equal(mkdir(thawed, 0755), 0);
+	assert_int_equal(mkdir(frozen, 0755), 0);
+	assert_hp_ok(cg_write(frozen, "freezer.state", "FROZEN\n"));
+	/* Asked in one cgroup, then (at once: one run's next call) in a
+	 * frozen one; so from the root, which has no freezer.state. */
+	assert_hp_ok(cg_join(thawed, child));
+	seen[0] = hp_task_frozen_in_stop(child);
+	assert_hp_ok(cg_join(frozen, child));
+	seen[1] = hp_task_frozen_in_stop(child);
+	assert_hp_ok(cg_join(root, child)); /* (a frozen task moves) */
+	seen[2] = hp_task_frozen_in_stop(child);
+	assert_hp_ok(cg_join(frozen, child));
+	seen[3] = hp_task_frozen_in_stop(child);
+	/* Let go before any verdict: a frozen child outlives a SIGKILL. */
+	assert_hp_ok(cg_join(root, child));
+	assert_hp_ok(cg_write(frozen, "freezer.state", "THAWED\n"));
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(rmdir(thawed), 0);
+	assert_int_equal(rmdir(frozen), 0);
+	assert_false(seen[0]);
+	assert_true(seen[1]);
+	assert_false(seen[2]);
+	assert_true(seen[3]);
+}
+
 /*
  * A stop waits 250 ms for its threads on an idle host, a scheduler slice
  * per turn its threads need on a loaded one (issue 14: 512 threads at a
@@ -1183,6 +1269,7 @@ int main(void)
 		cmocka_unit_test(test_left_owing_not_adopted),
 		cmocka_unit_test(test_left_owing_back),
 		cmocka_unit_test(test_left_owing_named),
+		cmocka_unit_test(test_frozen_in_stop_moved),
 		cmocka_unit_test(test_who_settle),
 	};
 
