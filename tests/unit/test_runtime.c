@@ -738,15 +738,15 @@ static pid_t left_inside(struct hp_thread *t, void (*where)(void))
 }
 
 /* @child, let go, runs on with its own registers: alive past the time
- * "our call" would have exited, untraced, its mask its own. */
-static void runs_on(pid_t child)
+ * "our call" would have exited, untraced, its mask its own (@mask). */
+static void runs_on(pid_t child, uint64_t mask)
 {
 	int status = 0;
 
 	usleep(400000); /* "our call" would have exited */
 	assert_int_equal(waitpid(child, &status, WNOHANG), 0);
 	assert_int_equal(hp_task_tracer(child), 0);
-	assert_int_equal(hp_task_status_mask(child, "SigBlk:"), 0);
+	assert_int_equal(hp_task_status_mask(child, "SigBlk:"), mask);
 	kill(child, SIGKILL);
 	assert_int_equal(waitpid(child, &status, 0), child);
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -779,7 +779,7 @@ static void test_left_owing_not_adopted(void **state)
 		usleep(10000);
 	assert_int_equal(hp_rt_release_left(), 0);
 	hp_pt_wake_release();
-	runs_on(child);
+	runs_on(child, t.owed_mask);
 	assert_hp_err(rc, HP_E_BUSY);
 }
 
@@ -801,7 +801,7 @@ static void test_left_owing_named(void **state)
 		usleep(10000);
 	assert_int_equal(hp_rt_release_left(), 0);
 	hp_pt_wake_release();
-	runs_on(child);
+	runs_on(child, t.owed_mask);
 }
 
 /*
@@ -838,7 +838,7 @@ static void test_left_owing_back(void **state)
 	hp_pt_release(&again);
 	assert_int_equal(hp_rt_release_left(), 0);
 	hp_pt_wake_release();
-	runs_on(child);
+	runs_on(child, t.owed_mask);
 }
 
 /* Write @text to @dir/@file. Return: 0 or -errno. */
