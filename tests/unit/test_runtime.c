@@ -675,10 +675,11 @@ static void in_our_call(void)
 
 /* So, where no interrupt reaches it (a vfork parent waits killable,
  * as a call asleep behind a hung file system): it stops only once its
- * child has exited, 300 ms on. */
+ * child has exited, a second on (ample for a later try on a loaded
+ * host to meet it still inside). */
 static void in_our_call_asleep(void)
 {
-	const struct timespec ts = { 0, 300000000 };
+	const struct timespec ts = { 1, 0 };
 
 	if (!vfork()) {
 		syscall(SYS_nanosleep, &ts, NULL);
@@ -775,7 +776,7 @@ static void test_left_owing_not_adopted(void **state)
 		assert_hp_ok(hp_pt_wait_stop(&again));
 		hp_pt_release(&again);
 	}
-	for (int i = 0; i < 100 && hp_rt_release_left(); i++)
+	for (int i = 0; i < 300 && hp_rt_release_left(); i++)
 		usleep(10000);
 	assert_int_equal(hp_rt_release_left(), 0);
 	hp_pt_wake_release();
@@ -797,7 +798,7 @@ static void test_left_owing_named(void **state)
 	(void)state;
 	assert_hp_err(hp_world_prepare(&w, child, 0), HP_E_BUSY);
 	assert_int_equal(w.stuck_tid, child);
-	for (int i = 0; i < 100 && hp_rt_release_left(); i++)
+	for (int i = 0; i < 300 && hp_rt_release_left(); i++)
 		usleep(10000);
 	assert_int_equal(hp_rt_release_left(), 0);
 	hp_pt_wake_release();
