@@ -302,13 +302,13 @@ static void leave(const struct hp_thread *t)
 
 /*
  * The left thread at @i, if it has stopped since (back from our
- * instruction) or exited: let go as at the end of any session
- * (hp_pt_release), with what it is owed, or reaped, and no longer left.
- * Only looked at (WNOWAIT): stopped, it is let go as at the end of any
- * session, where a signal of the program's goes on with it, and the trap
- * of our own step, still queued behind our interrupt's stop, is taken and
- * dropped before its mask is given back (delivered, it kills the target).
- * Return: true if it is no longer left (@i now holds another).
+ * instruction) or exited: no longer left. Only looked at (WNOWAIT):
+ * stopped, it is let go as at the end of any session (hp_pt_release),
+ * with what it is owed, where a signal of the program's goes on with it,
+ * and the trap of our own step, still queued behind our interrupt's stop,
+ * is taken and dropped before its mask is given back (delivered, it kills
+ * the target); exited, it is reaped. Return: true if it is no longer left
+ * (@i now holds another).
  */
 static bool settle_left(size_t i)
 {
@@ -346,9 +346,8 @@ static bool settle_left(size_t i)
  * take them for its own (its pc, its stack) and let it go with them.
  * Stopped since, it is given what it is owed and let go first, to be
  * seized anew (a retry of the same operation, the undo of a failed apply,
- * meets it there: hp_rt_release_left runs only between operations, or
- * as hpatch exits).
- * Still inside, the try is busy.
+ * meets it there: hp_rt_release_left runs only between operations, or as
+ * hpatch exits). Still inside, the try is busy.
  * Return: 0, -EAGAIN (let go: seize it again), -HP_E_BUSY (reported).
  */
 static int adopt(struct hp_thread *t)
