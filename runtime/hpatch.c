@@ -691,11 +691,18 @@ static const struct hp_cmd commands[] = {
 
 int main(int argc, char **argv)
 {
+	int rc;
+
 	hp_log_set_prog("hpatch");
 	hp_rt_set_faults(getenv("HPATCH_FAULT"), getenv("HPATCH_DELAY"));
 	if (hp_sign_init())
 		return HP_EXIT_ERROR;
-	return hp_cli_dispatch("Apply signed live patches to running "
-			       "processes.",
-			       commands, argc, argv);
+	rc = hp_cli_dispatch("Apply signed live patches to running "
+			     "processes.",
+			     commands, argc, argv);
+	/* Exiting lets every thread still attached go as it is: one left
+	 * inside our call and back by now gets its registers and mask
+	 * first, not ours and every signal blocked. */
+	(void)hp_rt_release_left();
+	return rc;
 }

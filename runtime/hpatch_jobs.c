@@ -237,6 +237,7 @@ static void worker(const struct hpatch_jobs *j, struct job_shared *sh, int fd,
 		let_pending_act(&h, &pending);
 	}
 	hp_rt_batch_end();
+	(void)hp_rt_release_left(); /* as hpatch's own exit (main) */
 	_exit(0);
 }
 

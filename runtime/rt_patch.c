@@ -1,9 +1,11 @@
 /*
  * The in-target record: every patch region starts with a struct
  * hp_rt_header and one struct hp_rt_func per redirected function, mapped
- * read-only. Any later hpatch finds applied patches by scanning the
- * process's anonymous read-only mappings for the magic, so status and
- * revert need neither the patch file nor host state.
+ * read+execute with the patch's code (read-only, on its own, in regions of
+ * earlier hpatch versions). Any later hpatch finds applied patches by the
+ * magic at the start of the process's anonymous private mappings that are
+ * read-only or read+execute, so status and revert need neither the patch
+ * file nor host state.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_arch_x86_64.h"

@@ -275,7 +275,8 @@ static pid_t wait_bounded(const struct hp_thread *t, int *status)
 
 /*
  * The threads left attached (hp_pt_release), each with what it is owed:
- * hp_rt_release_left lets each go once it stops, a later try adopts it.
+ * hp_rt_release_left lets each go once it stops, a later try that meets
+ * it adopts it or (owed, and stopped since) lets it go first (adopt).
  */
 static struct {
 	struct hp_thread *v;
@@ -300,12 +301,54 @@ static void leave(const struct hp_thread *t)
 }
 
 /*
+ * The left thread at @i, if it has stopped since (back from our
+ * instruction) or exited: no longer left. Only looked at (WNOWAIT):
+ * stopped, it is let go as at the end of any session (hp_pt_release),
+ * with what it is owed, where a signal of the program's goes on with it,
+ * and the trap of our own step, still queued behind our interrupt's stop,
+ * is taken and dropped before its mask is given back (delivered, it kills
+ * the target); exited, it is reaped. Return: true if it is no longer left
+ * (@i now holds another).
+ */
+static bool settle_left(size_t i)
+{
+	struct hp_thread t = left_attached.v[i];
+	siginfo_t si = { 0 };
+	int status;
+
+	if (!waitid(P_PID, (id_t)t.tid, &si,
+		    WSTOPPED | WEXITED | WNOHANG | WNOWAIT | __WALL) &&
+	    !si.si_pid)
+		return false;
+	left_attached.v[i] = left_attached.v[--left_attached.nr];
+	if (!si.si_pid) /* no longer ours */
+		return true;
+	if (si.si_code != CLD_TRAPPED && si.si_code != CLD_STOPPED) {
+		/* Exited: a traced thread stays a zombie for us. */
+		(void)waitpid(t.tid, &status, __WALL | WNOHANG);
+		return true;
+	}
+	t.seized = true;
+	t.stopped = false;
+	hp_pt_release(&t);
+	hp_pt_reap(&t, 1);
+	hp_log(HP_LOG_INFO,
+	       "tid %d: stopped at last (left attached when it would not "
+	       "stop); let go",
+	       (int)t.tid);
+	return true;
+}
+
+/*
  * A thread left attached, met again by a later try: one left with only
  * our interrupt pending is the new session's. One left inside an injected
  * call is not: its registers are ours until it stops, and a session would
- * take them for its own (its pc, its stack) and let it go with them. It
- * is let go by hp_rt_release_left once it stops; till then the try is
- * busy. Return: 0 or -HP_E_BUSY (reported).
+ * take them for its own (its pc, its stack) and let it go with them.
+ * Stopped since, it is given what it is owed and let go first, to be
+ * seized anew (a retry of the same operation, the undo of a failed apply,
+ * meets it there: hp_rt_release_left runs only between operations, or as
+ * hpatch exits). Still inside, the try is busy.
+ * Return: 0, -EAGAIN (let go: seize it again), -HP_E_BUSY (reported).
  */
 static int adopt(struct hp_thread *t)
 {
@@ -314,63 +357,34 @@ static int adopt(struct hp_thread *t)
 
 		if (l->tid != t->tid)
 			continue;
-		if (l->owes_regs || l->owes_mask) {
-			hp_error(-HP_E_BUSY,
-				 "tid %d: still inside hpatch's injected "
-				 "call of an earlier try; nothing changed",
-				 (int)t->tid);
-			hp_hint("it gets its own registers back when it "
-				"returns: retry then");
-			return -HP_E_BUSY;
+		if (!l->owes_regs && !l->owes_mask) {
+			left_attached.v[i] =
+				left_attached.v[--left_attached.nr];
+			break;
 		}
-		left_attached.v[i] = left_attached.v[--left_attached.nr];
-		break;
+		if (settle_left(i))
+			return -EAGAIN;
+		hp_error(-HP_E_BUSY,
+			 "tid %d: still inside hpatch's injected call of an "
+			 "earlier try; nothing changed",
+			 (int)t->tid);
+		hp_hint("it gets its own registers back when it returns: "
+			"retry then");
+		return -HP_E_BUSY;
 	}
 	return 0;
 }
 
 size_t hp_rt_release_left(void)
 {
-	bool released = false;
+	const size_t before = left_attached.nr;
 
-	for (size_t i = 0; i < left_attached.nr;) {
-		struct hp_thread t = left_attached.v[i];
-		siginfo_t si = { 0 };
-		int status;
-
-		/* Only looked at (WNOWAIT): stopped, it is let go as at the
-		 * end of any session (hp_pt_release), where a signal of the
-		 * program's goes on with it, and the trap of our own step,
-		 * still queued behind our interrupt's stop, is taken and
-		 * dropped before its mask is given back (delivered, it kills
-		 * the target). */
-		if (!waitid(P_PID, (id_t)t.tid, &si,
-			    WSTOPPED | WEXITED | WNOHANG | WNOWAIT | __WALL) &&
-		    !si.si_pid) {
+	for (size_t i = 0; i < left_attached.nr;)
+		if (!settle_left(i))
 			i++;
-			continue;
-		}
-		left_attached.v[i] = left_attached.v[--left_attached.nr];
-		if (!si.si_pid) /* no longer ours */
-			continue;
-		if (si.si_code != CLD_TRAPPED && si.si_code != CLD_STOPPED) {
-			/* Exited: a traced thread stays a zombie for us. */
-			(void)waitpid(t.tid, &status, __WALL | WNOHANG);
-			continue;
-		}
-		t.seized = true;
-		t.stopped = false;
-		hp_pt_release(&t);
-		hp_pt_reap(&t, 1);
-		released = true;
-		hp_log(HP_LOG_INFO,
-		       "tid %d: stopped at last (left attached when it would "
-		       "not stop); let go",
-		       (int)t.tid);
-	}
 	/* As after any operation: no timer of its waits left armed (it
 	 * would end the caller's next wait, hpatchd's poll, with EINTR). */
-	if (released)
+	if (left_attached.nr < before)
 		hp_pt_wake_release();
 	return left_attached.nr;
 }
@@ -397,6 +411,8 @@ int hp_pt_seize(struct hp_thread *t)
 	 * (hp_pt_release left it attached). */
 	if (tracer == hp_self_pid()) {
 		rc = adopt(t);
+		if (rc == -EAGAIN) /* let go: detached, seized anew */
+			return hp_pt_seize(t);
 		t->seized = !rc;
 		return rc;
 	}

@@ -288,24 +288,6 @@ bool hp_task_frozen(pid_t tid)
 	return each_cgroup(tid, cgroup_frozen, NULL);
 }
 
-/*
- * The v1 freezer of the thread looked at last: hp_task_frozen_in_stop is
- * asked before each injected call of a run, and reads the thread's cgroup
- * once for HP_FREEZER_SEEN_US, its freezer.state each time (a freeze
- * comes at any moment). A freezer.state that is not there (the root of
- * the hierarchy, which cannot be frozen; no freezer line) is not looked
- * for again meanwhile. A thread moved into a frozen cgroup meanwhile is
- * as one frozen after the look: the step's own look finds it.
- */
-#define HP_FREEZER_SEEN_US 50000
-
-static struct {
-	pid_t tid;
-	uint64_t until;
-	bool none; /* no freezer.state to read */
-	char path[PATH_MAX];
-} seen_freezer;
-
 static bool v1_path(const char *ctrl, const char *cg, void *arg)
 {
 	if (!ctrl[0] || !strstr(ctrl, "freezer"))
@@ -317,22 +299,17 @@ static bool v1_path(const char *ctrl, const char *cg, void *arg)
 /*
  * Whether v1's freezer hierarchy has a cgroup below its root, which alone
  * cannot be frozen: its directory's link count is 2 plus its
- * subdirectories (kernfs), so one stat, once for HP_FREEZER_SEEN_US, spares
- * every thread's look where no container or unit made one. (In a cgroup
- * namespace the root is the namespace's: a process in it is frozen with
- * hpatch, unless hpatch is in a cgroup below, which the count shows.)
+ * subdirectories (kernfs), so one stat spares the thread's look (its
+ * /proc/TID/cgroup, slow to make, and a freezer.state) where no container
+ * or unit made one. (In a cgroup namespace the root is the namespace's: a
+ * process in it is frozen with hpatch, unless hpatch is in a cgroup
+ * below, which the count shows.)
  */
-static bool v1_freezer_cgroups(uint64_t now)
+static bool v1_freezer_cgroups(void)
 {
-	static uint64_t until;
-	static bool any;
 	struct stat st;
 
-	if (now < until)
-		return any;
-	until = now + HP_FREEZER_SEEN_US;
-	any = stat("/sys/fs/cgroup/freezer", &st) < 0 || st.st_nlink != 2;
-	return any;
+	return stat("/sys/fs/cgroup/freezer", &st) < 0 || st.st_nlink != 2;
 }
 
 bool hp_task_frozen_in_stop(pid_t tid)
@@ -341,24 +318,20 @@ bool hp_task_frozen_in_stop(pid_t tid)
 	 * file to read: v2's lets a frozen thread stop, and step_once
 	 * finds it when it does not run. Looked up once. */
 	static int v1 = -1;
-	const uint64_t now = hp_now_us();
-	int rc;
+	char path[PATH_MAX];
 
 	if (v1 < 0)
 		v1 = !access("/sys/fs/cgroup/freezer", F_OK);
-	if (!v1 || !v1_freezer_cgroups(now))
-		return false;
-	if (seen_freezer.tid != tid || now >= seen_freezer.until) {
-		seen_freezer.tid = tid;
-		seen_freezer.until = now + HP_FREEZER_SEEN_US;
-		seen_freezer.none =
-			!each_cgroup(tid, v1_path, seen_freezer.path);
-	}
-	if (seen_freezer.none)
-		return false;
-	rc = v1_state_frozen(seen_freezer.path);
-	seen_freezer.none = rc == -ENOENT;
-	return rc > 0;
+	/* The thread's cgroup as it is now, each call: one moved into a
+	 * frozen cgroup since the last call of a run (a cgroup manager
+	 * placing a new process, a move into a paused container) and
+	 * resumed would run nothing and stop for nothing: the step's look
+	 * sees it frozen, but no interrupt stops it, and it is left inside
+	 * our call with our registers until thawed. (A cache of it for
+	 * 50 ms saved three system calls a call and opened that window.)
+	 * No cgroup below the root, now: none it could be frozen in. */
+	return v1 && v1_freezer_cgroups() && each_cgroup(tid, v1_path, path) &&
+	       v1_state_frozen(path) > 0;
 }
 
 void hp_task_stuck_hint(pid_t tid)

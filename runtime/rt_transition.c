@@ -229,8 +229,13 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 		rc = hp_pt_seize(t);
 		if (!rc)
 			rc = hp_pt_interrupt(t);
-		else if (rc != -ESRCH)
-			break; /* reported */
+		else if (rc != -ESRCH) {
+			/* Reported. Inside an earlier try's call: it would
+			 * not stop, as one asleep (hp_switch retries). */
+			if (rc == -HP_E_BUSY)
+				w->stuck_tid = t->tid;
+			break;
+		}
 		if (rc == -ESRCH) {
 			/* Exited between listing and stopping: kept known
 			 * (not held), so a later listing does not count it
@@ -318,6 +323,10 @@ int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 		rc = add_thread(w, tids[i], &t);
 		if (!rc)
 			rc = hp_pt_seize(t);
+		/* Reported. Inside an earlier try's call: it would not stop,
+		 * as one asleep (hp_switch retries). */
+		if (rc == -HP_E_BUSY)
+			w->stuck_tid = t->tid;
 		if (rc == -ESRCH) {
 			/* Exited meanwhile: kept known, not held. A leader
 			 * gone before the rest stays counted. */

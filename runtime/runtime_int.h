@@ -276,7 +276,8 @@ struct hp_thread {
 };
 
 /* Return: 0, -ESRCH (exiting), -HP_E_BUSY (left attached inside an
- * earlier try's injected call: reported), or -errno reported naming the
+ * earlier try's injected call, and not back yet: reported; one back is
+ * given what it is owed and seized anew), or -errno reported naming the
  * tracer that holds the thread, if any. */
 int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Reap the @nr threads (of @threads) that hp_pt_release found killed, so
