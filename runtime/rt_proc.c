@@ -478,17 +478,33 @@ static bool vdso_insn_again(const struct hp_proc *proc, const struct hp_map *m,
 	return true;
 }
 
+/* Which pass of hp_proc_find_syscall_insn looks at @m: 0 the vDSO, 1 a
+ * file's code, 2 other executable memory; -1 none. */
+static int syscall_pass(const struct hp_map *m)
+{
+	if (!(m->prot & PROT_EXEC))
+		return -1;
+	if (!strcmp(m->path, "[vdso]"))
+		return 0;
+	return m->path[0] == '/' ? 1 : 2;
+}
+
 int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 {
-	/* The vDSO first: small, always mapped, never rewritten. */
-	for (int pass = 0; pass < 2; pass++) {
+	/* The vDSO first: small, always mapped, never rewritten. Then a
+	 * file's code, which stays as mapped. Anonymous executable memory
+	 * last: a JIT's code, which its threads may rewrite or unmap while
+	 * ours runs there, or a patch region of hpatch's, whose header's
+	 * bytes change and which a later collection of this very run may
+	 * unmap. */
+	for (int pass = 0; pass < 3; pass++) {
 		for (size_t i = 0; i < proc->nr_maps; i++) {
 			const struct hp_map *m = &proc->maps[i];
-			const bool vdso = !strcmp(m->path, "[vdso]");
+			const bool vdso = pass == 0;
 			uint8_t buf[65536];
 			size_t len = m->end - m->start;
 
-			if (!(m->prot & PROT_EXEC) || (pass == 0) != vdso)
+			if (syscall_pass(m) != pass)
 				continue;
 			if (vdso && vdso_insn_again(proc, m, out))
 				return 0;

@@ -365,6 +365,15 @@ static void test_scan_learns_files(void **state)
 #define VDSO_AT 0x7ffd00000000ull
 static uint8_t vdso[2 * HP_X86_PAGE_SIZE];
 
+/* The fake memory: vdso[], at VDSO_AT, no 'syscall' in it yet. */
+static void fake_vdso(void)
+{
+	fake.at = VDSO_AT;
+	fake.buf = vdso;
+	fake.size = sizeof(vdso);
+	memset(vdso, 0x90, sizeof(vdso));
+}
+
 /* The 'syscall' found in the vDSO is asked for again by two bytes at the
  * same offset; anything else there, and the vDSO is searched again. */
 static void test_syscall_insn(void **state)
@@ -380,11 +389,8 @@ static void test_syscall_insn(void **state)
 	hp_raddr_t at = 0;
 
 	(void)state;
-	fake.at = VDSO_AT;
-	fake.buf = vdso;
-	fake.size = sizeof(vdso);
+	fake_vdso();
 	snprintf(m.path, sizeof(m.path), "[vdso]");
-	memset(vdso, 0x90, sizeof(vdso));
 	vdso[0x123] = HP_X86_SYSCALL_0;
 	vdso[0x124] = HP_X86_SYSCALL_1;
 	nr_reads = 0;
@@ -417,6 +423,41 @@ static void test_syscall_insn(void **state)
 	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
 	assert_int_equal(at, VDSO_AT + 0x456);
 	assert_int_equal(last_len, HP_X86_PAGE_SIZE);
+}
+
+/* Without a vDSO, a 'syscall' in a file's code is taken before one in
+ * anonymous executable memory (a JIT's, a patch region's header), even
+ * at a lower address. */
+static void test_syscall_insn_file_first(void **state)
+{
+	struct hp_map m[2] = {
+		{ .start = VDSO_AT,
+		  .end = VDSO_AT + HP_X86_PAGE_SIZE,
+		  .prot = PROT_READ | PROT_EXEC },
+		{ .start = VDSO_AT + HP_X86_PAGE_SIZE,
+		  .end = VDSO_AT + 2 * HP_X86_PAGE_SIZE,
+		  .prot = PROT_READ | PROT_EXEC },
+	};
+	const struct hp_proc proc = { .pid = 1,
+				      .mem_fd = -1,
+				      .maps = m,
+				      .nr_maps = 2,
+				      .mem = &fake_ops };
+	hp_raddr_t at = 0;
+
+	(void)state;
+	fake_vdso();
+	snprintf(m[1].path, sizeof(m[1].path), "/usr/lib/libx.so");
+	vdso[0x10] = HP_X86_SYSCALL_0; /* the anonymous mapping's */
+	vdso[0x11] = HP_X86_SYSCALL_1;
+	vdso[HP_X86_PAGE_SIZE + 0x20] = HP_X86_SYSCALL_0; /* the file's */
+	vdso[HP_X86_PAGE_SIZE + 0x21] = HP_X86_SYSCALL_1;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + HP_X86_PAGE_SIZE + 0x20);
+	/* Anonymous memory alone: taken, as the last resort. */
+	vdso[HP_X86_PAGE_SIZE + 0x20] = 0x90;
+	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+	assert_int_equal(at, VDSO_AT + 0x10);
 }
 
 /* A line of /proc/PID/task/TID/syscall: the number of the call the task
@@ -502,6 +543,7 @@ int main(void)
 		cmocka_unit_test(test_module_id),
 		cmocka_unit_test(test_scan_learns_files),
 		cmocka_unit_test(test_syscall_insn),
+		cmocka_unit_test(test_syscall_insn_file_first),
 		cmocka_unit_test(test_syscall_line),
 		cmocka_unit_test(test_task_syscall),
 	};
