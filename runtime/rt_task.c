@@ -297,19 +297,34 @@ static bool v1_path(const char *ctrl, const char *cg, void *arg)
 }
 
 /*
- * Whether v1's freezer hierarchy has a cgroup below its root, which alone
- * cannot be frozen: its directory's link count is 2 plus its
- * subdirectories (kernfs), so one stat spares the thread's look (its
- * /proc/TID/cgroup, slow to make, and a freezer.state) where no container
- * or unit made one. (In a cgroup namespace the root is the namespace's: a
- * process in it is frozen with hpatch, unless hpatch is in a cgroup
- * below, which the count shows.)
+ * Whether v1's freezer hierarchy may have a cgroup a thread could be
+ * frozen in. Its root cannot be frozen, and its directory's link count is
+ * 2 plus its subdirectories (kernfs), so one stat spares the thread's
+ * look (its /proc/TID/cgroup, slow to make, and a freezer.state) where
+ * no container or unit made one. In the initial cgroup namespace alone:
+ * in another, the mount's root is the namespace's, a cgroup of the host
+ * that docker pause or lxc-freeze freezes, while this hpatch may run
+ * outside it (`nsenter -a` joins the namespaces, not the cgroups).
  */
 static bool v1_freezer_cgroups(void)
 {
+	/* The initial cgroup namespace's inode (PROC_CGROUP_INIT_INO). */
+	static const char init_ns[] = "cgroup:[4026531835]";
+	static int other_ns = -1;
 	struct stat st;
 
-	return stat("/sys/fs/cgroup/freezer", &st) < 0 || st.st_nlink != 2;
+	if (other_ns < 0) {
+		char ns[32];
+		const ssize_t n =
+			readlink("/proc/self/ns/cgroup", ns, sizeof(ns) - 1);
+
+		/* (No such link: a kernel without cgroup namespaces.) */
+		other_ns = n < 0 ? errno != ENOENT
+				 : (size_t)n != sizeof(init_ns) - 1 ||
+					   memcmp(ns, init_ns, (size_t)n);
+	}
+	return other_ns || stat("/sys/fs/cgroup/freezer", &st) < 0 ||
+	       st.st_nlink != 2;
 }
 
 bool hp_task_frozen_in_stop(pid_t tid)

@@ -12,21 +12,7 @@
 require_ptrace
 
 freezer_cgroup
-held() { grep -q '^State:[[:space:]]*t' "/proc/$1/status"; }
-
 svc_and_patch
 join "$pid"
-# Frozen once hpatch holds it (it has mapped; its mprotect waits 1.5 s).
-(wait_until 10 held "$pid" && freeze) &
-freezer=$!
-HPATCH_DELAY=mprotect:1500 expect_exit 4 "apply -p: busy, frozen mid-apply" \
-	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
-wait "$freezer"
-check "the hint says why" grep -q "its cgroup is frozen" "$T/last.err"
-thaw
-sleep 0.3
-unharmed "$pid"
-check "thawed: pid $pid serves v1" test "$(ask 3 version)" = v1
-expect_exit 0 "then applied" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
-check "v2" test "$(ask 3 version)" = v2
+frozen_mid_apply
 finish

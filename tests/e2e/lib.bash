@@ -78,6 +78,28 @@ freezer_cgroup() {
 	trap 'thaw 2>/dev/null; leave_fz 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
 }
 
+# frozen_mid_apply [CMD...]: hpatch, run through CMD, applies $T/p.hpatch
+# to $pid (in $FZ, on connection 3), which is frozen once hpatch holds it
+# (it has mapped; its mprotect waits 1.5 s): busy (exit 4), with why; and
+# thawed, the target runs on unharmed, v1, then is patched.
+frozen_mid_apply() {
+	local freezer
+	fz_held() { grep -q '^State:[[:space:]]*t' "/proc/$1/status"; }
+	(wait_until 10 fz_held "$pid" && freeze) &
+	freezer=$!
+	HPATCH_DELAY=mprotect:1500 expect_exit 4 "apply -p: busy, frozen mid-apply" \
+		"$@" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
+	wait "$freezer"
+	check "the hint says why" grep -q "its cgroup is frozen" "$T/last.err"
+	thaw
+	sleep 0.3
+	unharmed "$pid"
+	check "thawed: pid $pid serves v1" test "$(ask 3 version)" = v1
+	expect_exit 0 "then applied" "$@" "$HPATCH" apply -p "$pid" \
+		--trust "$T/trust" "$T/p.hpatch"
+	check "v2" test "$(ask 3 version)" = v2
+}
+
 # ptrace must work; if it cannot, the test is skipped (77), which CI fails.
 require_ptrace() {
 	if [ -r /proc/sys/kernel/yama/ptrace_scope ] &&
