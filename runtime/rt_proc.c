@@ -478,25 +478,57 @@ static bool vdso_insn_again(const struct hp_proc *proc, const struct hp_map *m,
 	return true;
 }
 
+/*
+ * Whether the code @m maps may be rewritten while it runs: its own
+ * mapping writable, or its file writable through another of @proc's
+ * (a JIT's double mapping; libffi's closures in a temporary file), or a
+ * memfd's or shared memory's, which another view, or another process,
+ * writes (.NET's "/memfd:doublemapper").
+ */
+static bool code_rewritable(const struct hp_proc *proc, const struct hp_map *m)
+{
+	static const char *const shmem[] = { "/memfd:", "/SYSV",
+					     "/dev/zero (deleted)" };
+
+	if (m->prot & PROT_WRITE)
+		return true;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(shmem); i++)
+		if (!strncmp(m->path, shmem[i], strlen(shmem[i])))
+			return true;
+	for (size_t i = 0; i < proc->nr_maps && m->inode; i++) {
+		const struct hp_map *o = &proc->maps[i];
+
+		if (o->shared && (o->prot & PROT_WRITE) &&
+		    o->inode == m->inode && o->dev == m->dev)
+			return true;
+	}
+	return false;
+}
+
 /* Which pass of hp_proc_find_syscall_insn looks at @m: 0 the vDSO, 1 a
- * file's code, 2 other executable memory; -1 none. */
-static int syscall_pass(const struct hp_map *m)
+ * file's code, 2 other executable memory; -1 none. (Whether a file's
+ * code may be rewritten is asked from pass 1 on, not of every map for
+ * the vDSO.) */
+static int syscall_pass(const struct hp_proc *proc, const struct hp_map *m,
+			int pass)
 {
 	if (!(m->prot & PROT_EXEC))
 		return -1;
 	if (!strcmp(m->path, "[vdso]"))
 		return 0;
-	return m->path[0] == '/' ? 1 : 2;
+	if (m->path[0] != '/')
+		return 2;
+	return pass && code_rewritable(proc, m) ? 2 : 1;
 }
 
 int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 {
 	/* The vDSO first: small, always mapped, never rewritten. Then a
 	 * file's code, which stays as mapped. Anonymous executable memory
-	 * last: a JIT's code, which its threads may rewrite or unmap while
-	 * ours runs there, or a patch region of hpatch's, whose header's
-	 * bytes change and which a later collection of this very run may
-	 * unmap. */
+	 * and code that may be rewritten last: a JIT's code, which its
+	 * threads may rewrite or unmap while ours runs there, or a patch
+	 * region of hpatch's, whose header's bytes change and which a later
+	 * collection of this very run may unmap. */
 	for (int pass = 0; pass < 3; pass++) {
 		for (size_t i = 0; i < proc->nr_maps; i++) {
 			const struct hp_map *m = &proc->maps[i];
@@ -504,7 +536,7 @@ int hp_proc_find_syscall_insn(const struct hp_proc *proc, hp_raddr_t *out)
 			uint8_t buf[65536];
 			size_t len = m->end - m->start;
 
-			if (syscall_pass(m) != pass)
+			if (syscall_pass(proc, m, pass) != pass)
 				continue;
 			if (vdso && vdso_insn_again(proc, m, out))
 				return 0;

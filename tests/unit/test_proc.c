@@ -427,34 +427,73 @@ static void test_syscall_insn(void **state)
 
 /* Without a vDSO, a 'syscall' in a file's code is taken before one in
  * anonymous executable memory (a JIT's, a patch region's header), even
- * at a lower address. */
+ * at a lower address; and before one in a file's code that can be
+ * rewritten, searched with anonymous memory: a memfd's (a JIT's double
+ * mapping: .NET's "doublemapper"), shared memory's, one mapped writable
+ * too (libffi's closures in a temporary file, mapped twice), or itself
+ * writable. */
 static void test_syscall_insn_file_first(void **state)
 {
-	struct hp_map m[2] = {
-		{ .start = VDSO_AT,
-		  .end = VDSO_AT + HP_X86_PAGE_SIZE,
-		  .prot = PROT_READ | PROT_EXEC },
+	static const struct {
+		const char *path;
+		unsigned int prot;
+		bool twice; /* also mapped read+write, shared */
+	} views[] = {
+		{ "", PROT_READ | PROT_EXEC, false },
+		{ "/memfd:doublemapper (deleted)", PROT_READ | PROT_EXEC,
+		  false },
+		{ "/SYSV00000000 (deleted)", PROT_READ | PROT_EXEC, false },
+		{ "/dev/zero (deleted)", PROT_READ | PROT_EXEC, false },
+		{ "/tmp/ffiAbc123 (deleted)", PROT_READ | PROT_EXEC, true },
+		{ "/usr/lib/jit.so", PROT_READ | PROT_WRITE | PROT_EXEC,
+		  false },
+	};
+	struct hp_map m[3] = {
+		{ .start = VDSO_AT, .end = VDSO_AT + HP_X86_PAGE_SIZE },
 		{ .start = VDSO_AT + HP_X86_PAGE_SIZE,
 		  .end = VDSO_AT + 2 * HP_X86_PAGE_SIZE,
-		  .prot = PROT_READ | PROT_EXEC },
+		  .prot = PROT_READ | PROT_EXEC,
+		  .dev = 8,
+		  .inode = 43 },
+		{ .start = VDSO_AT + 4 * HP_X86_PAGE_SIZE,
+		  .end = VDSO_AT + 5 * HP_X86_PAGE_SIZE,
+		  .prot = PROT_READ | PROT_WRITE,
+		  .shared = true,
+		  .dev = 8 },
 	};
 	const struct hp_proc proc = { .pid = 1,
 				      .mem_fd = -1,
 				      .maps = m,
-				      .nr_maps = 2,
+				      .nr_maps = 3,
 				      .mem = &fake_ops };
 	hp_raddr_t at = 0;
 
 	(void)state;
 	fake_vdso();
 	snprintf(m[1].path, sizeof(m[1].path), "/usr/lib/libx.so");
-	vdso[0x10] = HP_X86_SYSCALL_0; /* the anonymous mapping's */
+	vdso[0x10] = HP_X86_SYSCALL_0; /* the anonymous or rewritable one's */
 	vdso[0x11] = HP_X86_SYSCALL_1;
 	vdso[HP_X86_PAGE_SIZE + 0x20] = HP_X86_SYSCALL_0; /* the file's */
 	vdso[HP_X86_PAGE_SIZE + 0x21] = HP_X86_SYSCALL_1;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(views); i++) {
+		snprintf(m[0].path, sizeof(m[0].path), "%s", views[i].path);
+		m[0].prot = views[i].prot;
+		m[0].dev = views[i].path[0] ? 8 : 0;
+		m[0].inode = views[i].path[0] ? 42 : 0;
+		m[2].inode = views[i].twice ? 42 : 44;
+		assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
+		assert_int_equal(at, VDSO_AT + HP_X86_PAGE_SIZE + 0x20);
+	}
+	/* Mapped twice, the other view not writable: a file's code, the
+	 * first in address order. */
+	m[2].prot = PROT_READ;
+	m[2].inode = 42;
+	m[0].prot = PROT_READ | PROT_EXEC;
 	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
-	assert_int_equal(at, VDSO_AT + HP_X86_PAGE_SIZE + 0x20);
+	assert_int_equal(at, VDSO_AT + 0x10);
 	/* Anonymous memory alone: taken, as the last resort. */
+	m[0].path[0] = 0;
+	m[0].dev = m[0].inode = 0;
 	vdso[HP_X86_PAGE_SIZE + 0x20] = 0x90;
 	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
 	assert_int_equal(at, VDSO_AT + 0x10);
