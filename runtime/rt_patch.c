@@ -198,6 +198,10 @@ static int read_region(const struct hp_proc *proc, const struct hp_map *m,
 		return -ENOENT;
 	if (r.hdr.nr_funcs > budget)
 		return -E2BIG;
+	/* (For tests: the process exits or execs between two reads.) */
+	rc = hp_rt_fault("region");
+	if (rc)
+		return rc;
 	len = r.hdr.nr_funcs * sizeof(*r.funcs);
 	r.funcs = malloc(len);
 	if (!r.funcs)

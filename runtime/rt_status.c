@@ -143,6 +143,11 @@ int hp_rt_status(pid_t pid, struct hp_out *o)
 		rc = hp_proc_open(pids[i], &proc, !pid);
 		if (!rc) {
 			rc = hp_rt_find_regions(&proc, &regions, &nr);
+			/* Exited or exec'd while read (its memory reads
+			 * nothing): no patch left, as one gone before. */
+			if (rc && !pid &&
+			    (hp_proc_gone(pids[i]) || hp_proc_execd(&proc)))
+				rc = -HP_E_GONE;
 			if (!rc && (nr || pid))
 				status_one(&proc, o, regions, nr);
 			hp_rt_regions_free(regions, nr);
