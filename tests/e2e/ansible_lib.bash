@@ -39,3 +39,14 @@ YAML
 }
 # host_vars H: H's own, as the inside of a YAML flow mapping.
 host_vars() { printf 'hpatch_src: %s/%s.hpatch, hpatch_store: %s/%s/store' "$T" "$1" "$T" "$1"; }
+# hosts_yml H...: $T/hosts.yml, an inventory of hosts H (fleet_hosts'),
+# each with host_vars, under inventory_vars.
+hosts_yml() {
+	local h
+	{
+		printf 'all:\n  vars:\n'
+		inventory_vars
+		printf '  hosts:\n'
+		for h in "$@"; do printf '    %s: {%s}\n' "$h" "$(host_vars "$h")"; done
+	} >"$T/hosts.yml"
+}

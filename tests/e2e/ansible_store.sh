@@ -13,14 +13,7 @@ require_ptrace
 id=store-$$
 . "$(dirname "$0")/ansible_lib.bash"
 fleet_hosts h1 h2
-cat >"$T/hosts.yml" <<YAML
-all:
-  vars:
-$(inventory_vars)
-  hosts:
-    h1: {$(host_vars h1)}
-    h2: {$(host_vars h2)}
-YAML
+hosts_yml h1 h2
 # mod H STATE [ANSIBLE ARGS...]: hpatch.live.patch on host H.
 mod() {
 	ansible -i "$T/hosts.yml" "$1" -m hpatch.live.patch -a "src=$T/$1.hpatch store=$T/$1/store \

@@ -152,6 +152,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 HP_EXIT_OK = 0
+HP_EXIT_ERROR = 1
 HP_EXIT_NOTHING = 3
 HP_EXIT_NOTARGET = 9
 # hpatch check's per-process results that make the apply fail.
@@ -189,6 +190,10 @@ class Hpatch(object):
     def must(self, args, what, **res):
         """Run a read-only command that must succeed; return its document."""
         rc, doc, err = self.run(args, what)
+        return self.succeeded(rc, doc, err, what, **res)
+
+    def succeeded(self, rc, doc, err, what, **res):
+        """DOC if hpatch WHAT succeeded (RC); else the module fails."""
         if rc != HP_EXIT_OK or doc is None:
             res.update(hpatch_rc=rc, msg="hpatch %s failed (exit %d): %s"
                        % (what, rc, err.strip()))
@@ -200,7 +205,16 @@ class Hpatch(object):
         return self.must(self.store + self.trust + self.state_dir, 'list')
 
     def status(self):
-        return self.must([], 'status')
+        """`hpatch status --json`. Processes it cannot read (exit 1, each
+        under 'unknown') are warned of, not a failure: a revert must still
+        reach those it can; apply, uninstall and revert name them in turn."""
+        rc, doc, err = self.run([], 'status')
+        if rc == HP_EXIT_ERROR and doc and doc.get('unknown'):
+            for u in doc['unknown']:
+                self.module.warn("pid %d: hpatch cannot tell which patches it has (%s)"
+                                 % (u['pid'], u.get('reason', '')))
+            return doc
+        return self.succeeded(rc, doc, err, 'status')
 
 
 def store_entry(listing, patch_id, sequence):

@@ -13,7 +13,8 @@ description:
     patch, each process of its build as C(hpatchd) sees it) and
     C(hpatch status --json) (the patches recorded inside each process).
   - Sets C(hpatch_installed), the store's patches; C(hpatch_processes),
-    every process with a patch and each patch's state there; and
+    every process with a patch and each patch's state there;
+    C(hpatch_unknown), the processes whose patches hpatch cannot tell; and
     C(hpatch_patches), per patch id the pids in each state, from both.
 author: hpatch maintainers (!UNKNOWN)
 options:
@@ -61,6 +62,12 @@ ansible_facts:
       description: C(hpatch status --json)'s processes.
       type: list
       elements: dict
+    hpatch_unknown:
+      description: The processes whose patches C(hpatch status) cannot tell
+        (their memory closed to it), each with its pid and the reason;
+        C(hpatch_processes) may lack their patches.
+      type: list
+      elements: dict
     hpatch_patches:
       description:
         - Per patch id, C(installed) (bool), C(store_state), and per state
@@ -80,12 +87,19 @@ from ansible.module_utils.basic import AnsibleModule
 
 def run_json(module, args, what):
     rc, out, err = module.run_command(args)
+    try:
+        doc = json.loads(out) if out.strip() else None
+    except ValueError:
+        doc = None
+    # status's exit 1 with processes it cannot read (each under 'unknown'):
+    # facts all the same, those processes among them.
+    if rc == 1 and what == 'status' and doc and doc.get('unknown'):
+        return doc
     if rc != 0:
         module.fail_json(msg="hpatch %s: %s" % (what, err.strip()), hpatch_rc=rc)
-    try:
-        return json.loads(out)
-    except ValueError:
+    if doc is None:
         module.fail_json(msg="hpatch %s printed no JSON" % what, stdout=out)
+    return doc
 
 
 def key(state):
@@ -109,7 +123,8 @@ def main():
         if p[name]:
             args += [opt, p[name]]
     listing = run_json(module, args, 'list')
-    procs = run_json(module, [hpatch, 'status', '--json'], 'status').get('processes', [])
+    status = run_json(module, [hpatch, 'status', '--json'], 'status')
+    procs = status.get('processes', [])
 
     patches = {}
     for e in listing.get('patches', []):
@@ -128,7 +143,8 @@ def main():
     module.exit_json(changed=False, ansible_facts=dict(
         hpatchd_running=listing.get('hpatchd_running', False),
         hpatch_installed=listing.get('patches', []),
-        hpatch_processes=procs, hpatch_patches=patches))
+        hpatch_processes=procs, hpatch_unknown=status.get('unknown', []),
+        hpatch_patches=patches))
 
 
 if __name__ == '__main__':
