@@ -512,7 +512,10 @@ static bool code_rewritable(const struct hp_proc *proc, const struct hp_map *m)
 static int syscall_pass(const struct hp_proc *proc, const struct hp_map *m,
 			int pass)
 {
-	if (!(m->prot & PROT_EXEC))
+	/* Never the legacy vsyscall page: the kernel emulates calls to its
+	 * entries only (vsyscall=emulate, where it can be read), and any
+	 * other instruction run there faults. */
+	if (!(m->prot & PROT_EXEC) || !strcmp(m->path, "[vsyscall]"))
 		return -1;
 	if (!strcmp(m->path, "[vdso]"))
 		return 0;

@@ -497,6 +497,11 @@ static void test_syscall_insn_file_first(void **state)
 	vdso[HP_X86_PAGE_SIZE + 0x20] = 0x90;
 	assert_hp_ok(hp_proc_find_syscall_insn(&proc, &at));
 	assert_int_equal(at, VDSO_AT + 0x10);
+	/* Never the legacy vsyscall page (readable with vsyscall=emulate):
+	 * the kernel emulates calls to its three entries only, and any
+	 * other instruction run there faults (SIGSEGV). */
+	snprintf(m[0].path, sizeof(m[0].path), "[vsyscall]");
+	assert_int_not_equal(hp_proc_find_syscall_insn(&proc, &at), 0);
 }
 
 /* A line of /proc/PID/task/TID/syscall: the number of the call the task
