@@ -73,9 +73,23 @@ int hp_view_write(const struct hp_view *v, const char *path)
 	return rc;
 }
 
+/* @item (@size bytes) appended to the malloc'd array *@arrp of *@nr.
+ * Return: 0 or -ENOMEM. */
+static int append(void *arrp, size_t *nr, const void *item, size_t size)
+{
+	char *grown = realloc(*(void **)arrp, (*nr + 1) * size);
+
+	if (!grown)
+		return -ENOMEM;
+	memcpy(grown + *nr * size, item, size);
+	*(void **)arrp = grown;
+	(*nr)++;
+	return 0;
+}
+
 static int parse_track(struct hp_view *v, const char *line)
 {
-	struct hp_track t = { 0 }, *grown = NULL;
+	struct hp_track t = { 0 };
 	char state[32];
 	int pid, fallback, used = 0;
 
@@ -88,17 +102,12 @@ static int parse_track(struct hp_view *v, const char *line)
 	t.fallback_done = fallback;
 	if (used)
 		snprintf(t.reason, sizeof(t.reason), "%s", line + used);
-	grown = realloc(v->tracks, (v->nr_tracks + 1) * sizeof(*grown));
-	if (!grown)
-		return -ENOMEM;
-	v->tracks = grown;
-	v->tracks[v->nr_tracks++] = t;
-	return 0;
+	return append(&v->tracks, &v->nr_tracks, &t, sizeof(t));
 }
 
 static int parse_undecided(struct hp_view *v, const char *line)
 {
-	struct hp_undecided u = { 0 }, *grown = NULL;
+	struct hp_undecided u = { 0 };
 	int pid, used = 0;
 
 	if (sscanf(line, "undecided %d %n", &pid, &used) < 1 || pid <= 0)
@@ -106,12 +115,7 @@ static int parse_undecided(struct hp_view *v, const char *line)
 	u.pid = pid;
 	if (used)
 		snprintf(u.reason, sizeof(u.reason), "%s", line + used);
-	grown = realloc(v->undecided, (v->nr_undecided + 1) * sizeof(*grown));
-	if (!grown)
-		return -ENOMEM;
-	v->undecided = grown;
-	v->undecided[v->nr_undecided++] = u;
-	return 0;
+	return append(&v->undecided, &v->nr_undecided, &u, sizeof(u));
 }
 
 const struct hp_undecided *hp_view_undecided(const struct hp_view *v, pid_t pid)
