@@ -160,6 +160,13 @@ void hp_region_retire(const struct hp_proc *proc, const struct hp_rt_region *r);
 void hp_prep_supersede(const struct hp_proc *proc, const struct hp_prep *pr);
 int hp_region_build(const struct hp_patch *p, struct hp_prep *pr,
 		    hp_raddr_t region) __attribute__((warn_unused_result));
+/*
+ * Does anything write @pr's data part, mapped read+write then? Its data,
+ * its bss, and the unwinder's object in the bss only where an unwinder is
+ * loaded to be told of it (hp_unwind_find ran): registration is the one
+ * writer, and without it the object's pages stay read+execute, unused.
+ */
+bool hp_region_writes_data(const struct hp_prep *pr);
 struct hp_remote;
 /* Map @pr's region and write it, through the open session @rm (the step
  * "mmap" of hp_rt_fault is the caller's). Return: 0 or -HP_E_* / -errno,

@@ -271,9 +271,21 @@ static int protect(struct hp_remote *rm, hp_raddr_t addr, uint64_t len,
 	return rc ?: (int)ret;
 }
 
+bool hp_region_writes_data(const struct hp_prep *pr)
+{
+	const struct hp_module *m = pr->m;
+	const uint32_t obj = m->eh_size ? HP_UNWIND_OBJECT_SIZE + 16 : 0;
+
+	return m->data_size || m->bss_size > obj ||
+	       (m->eh_size && pr->has_unwinder);
+}
+
 /*
  * Map and fill the region through session @rm: header and text
- * read+execute (as mapped), data read+write. A region is found by its
+ * read+execute (as mapped), data read+write where anything will write
+ * it (hp_region_writes_data): one more system call run in the target,
+ * which a C program with no unwinder loaded, the common case of a storm
+ * of new processes, is spared. A region is found by its
  * header, at the start of an anonymous mapping read-only or read+execute
  * (hp_rt_find_regions): a kill of the loader after the write leaves one
  * found, inactive, as any interrupted apply. The header's own protection
@@ -285,7 +297,7 @@ static int protect(struct hp_remote *rm, hp_raddr_t addr, uint64_t len,
 int hp_region_map(const struct hp_patch *p, struct hp_proc *proc,
 		  struct hp_prep *pr, struct hp_remote *rm)
 {
-	const bool has_data = pr->m->data_size || pr->m->bss_size;
+	const bool has_data = hp_region_writes_data(pr);
 	const hp_raddr_t text = pr->region + pr->hdr_size;
 	int rc = map_at_hole(p, proc, pr, rm);
 
