@@ -162,8 +162,11 @@ static int frozen_busy(const struct hp_thread *t)
 
 /*
  * @t, resumed for our instruction, sits in a frozen cgroup instead: back
- * to a stop before it runs it. Return: -HP_E_BUSY (reported), or as
- * step_once when it stops otherwise (it ran after all, or not in time).
+ * to a stop before it runs it, within the bound of a thread's stop that
+ * the operation set (hp_pt_stop_max_us: its --timeout, if shorter; the
+ * 10 ms of hpatchd's slices). v1's freezer stops it for nothing until
+ * thawed. Return: -HP_E_BUSY (reported), or as step_once when it stops
+ * otherwise (it ran after all, or not in time).
  */
 static int frozen_step(struct hp_thread *t, struct user_regs_struct *regs,
 		       int *sig)
@@ -173,7 +176,7 @@ static int frozen_step(struct hp_thread *t, struct user_regs_struct *regs,
 
 	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
 		return errno == ESRCH ? -ESRCH : -errno;
-	r = hp_pt_wait_resumed(t, &status, hp_now_us() + HP_STOP_MAX_US);
+	r = hp_pt_wait_resumed(t, &status, hp_now_us() + hp_pt_stop_max_us);
 	hp_pt_wake_disarm();
 	if (r == 0) {
 		t->stopped = false;
