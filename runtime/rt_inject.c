@@ -533,6 +533,23 @@ static int wait_call(struct hp_thread *t, uint64_t timeout_us,
 }
 
 /*
+ * For tests (hp_rt_set_faults): "fn-left", the call of @t outlives its
+ * bound, asleep in the kernel, and so is left attached, owed
+ * (hp_pt_fault_leave); it returns meanwhile, having done its work (its
+ * stop at address 0 reported, not waited for). Return: -EINPROGRESS (as
+ * wait_call's), or 0 (no fault).
+ */
+static int call_fault(struct hp_thread *t, uint64_t timeout_us)
+{
+	if (!hp_rt_fault("fn-left"))
+		return 0;
+	until_reported(t, hp_now_us() + timeout_us);
+	t->stopped = false;
+	hp_pt_fault_leave = true;
+	return -EINPROGRESS;
+}
+
+/*
  * A function call in stopped @t while the process's other threads run:
  * @fn(@args[0], @args[1]) on the thread's stack below its red zone,
  * returning to address 0, whose fault (never delivered) ends the call.
@@ -565,7 +582,8 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 		rc = -errno;
 		goto out_restore;
 	}
-	rc = wait_call(t, timeout_us, &regs, &status);
+	rc = call_fault(t, timeout_us)
+		     ?: wait_call(t, timeout_us, &regs, &status);
 	if (rc == -EINPROGRESS)
 		return owed(t, &saved, mask, "injected call");
 	if (rc && rc != -ETIMEDOUT && rc != -HP_E_INJECT)

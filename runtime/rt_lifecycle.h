@@ -48,6 +48,9 @@ struct hp_prep {
 	 * table is registered in the target (rt_unwind.c). */
 	struct hp_rt_unwind *unwind;
 	bool unwind_registered;
+	/* Its registration's thread was left inside the call (asleep in the
+	 * kernel past its bound): registered or not, nobody knows. */
+	bool unwind_left;
 	/* The unwinder to register with, looked up before any stop
 	 * (hp_unwind_find); none loaded: nothing to register. */
 	struct hp_unwinder unwinder;
