@@ -318,3 +318,13 @@ svc_and_patch() {
 	open_conn 3 "$TARGET_PORT"
 }
 
+# old_then_applied: $pid (connection 3), let go, runs on unharmed in its
+# old code, and then takes $T/p.hpatch.
+old_then_applied() {
+	sleep 0.3
+	unharmed "$pid"
+	check "old code, answering as before" test "$(ask 3 version)" = v1
+	expect_exit 0 "then applied" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
+	check "v2" test "$(ask 3 version)" = v2
+}
+
