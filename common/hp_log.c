@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,8 +91,47 @@ bool hp_debug_on(enum hp_debug_flags cat)
 	return debug_mask & cat;
 }
 
+/* Messages said while repeats are quiet (hp_log_quiet_repeats): their
+ * hashes, and whether the last was dropped (its hint goes with it). */
+#define HP_LOG_MAX_SAID 64
+static struct {
+	bool on, dropped;
+	size_t nr;
+	uint64_t said[HP_LOG_MAX_SAID];
+} quiet;
+
+void hp_log_quiet_repeats(bool on)
+{
+	quiet.on = on;
+	quiet.dropped = false;
+	quiet.nr = 0;
+}
+
+/* Whether @msg was said already since repeats went quiet (else noted). */
+static bool repeated(enum hp_log_level level, const char *prefix,
+		     const char *msg)
+{
+	uint64_t h = 14695981039346656037ULL ^ (uint64_t)level;
+
+	if (prefix && !strcmp(prefix, "hint"))
+		return quiet.dropped;
+	for (const char *p = msg; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (size_t i = 0; i < quiet.nr; i++)
+		if (quiet.said[i] == h)
+			return true;
+	if (quiet.nr < HP_LOG_MAX_SAID)
+		quiet.said[quiet.nr++] = h;
+	return false;
+}
+
 static void say(enum hp_log_level level, const char *prefix, const char *msg)
 {
+	if (quiet.on) {
+		quiet.dropped = repeated(level, prefix, msg);
+		if (quiet.dropped)
+			return;
+	}
 	if (log_sink)
 		log_sink(level, msg, log_sink_ctx);
 	else

@@ -50,6 +50,13 @@ size_t hp_log_hold(void);
  * outer hold, kept for that one to decide), or drop it. */
 void hp_log_release(size_t mark, bool emit);
 
+/*
+ * While @on, a message said already since it went on is not said again
+ * (nor the hints that follow it): a loop of tries that each meet the same
+ * cause says it once. Off forgets what was said.
+ */
+void hp_log_quiet_repeats(bool on);
+
 /* Logs at @level; preserves errno. */
 void hp_log(enum hp_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
