@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,86 @@ bool hp_debug_on(enum hp_debug_flags cat)
 	return debug_mask & cat;
 }
 
+/* Messages said while repeats are quiet (hp_log_quiet_repeats): their
+ * hashes, and whether the last was dropped (its hint goes with it). */
+#define HP_LOG_MAX_SAID 64
+static struct {
+	bool on, dropped;
+	size_t nr;
+	uint64_t said[HP_LOG_MAX_SAID];
+} quiet;
+
+void hp_log_quiet_repeats(bool on)
+{
+	quiet.on = on;
+	quiet.dropped = false;
+	quiet.nr = 0;
+}
+
+/* Whether @msg was said already since repeats went quiet (else noted). */
+static bool repeated(enum hp_log_level level, const char *prefix,
+		     const char *msg)
+{
+	uint64_t h = 14695981039346656037ULL ^ (uint64_t)level;
+
+	if (prefix && !strcmp(prefix, "hint"))
+		return quiet.dropped;
+	for (const char *p = msg; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (size_t i = 0; i < quiet.nr; i++)
+		if (quiet.said[i] == h)
+			return true;
+	if (quiet.nr < HP_LOG_MAX_SAID)
+		quiet.said[quiet.nr++] = h;
+	return false;
+}
+
+static void say(enum hp_log_level level, const char *prefix, const char *msg)
+{
+	if (quiet.on) {
+		quiet.dropped = repeated(level, prefix, msg);
+		if (quiet.dropped)
+			return;
+	}
+	if (log_sink)
+		log_sink(level, msg, log_sink_ctx);
+	else
+		fprintf(stderr, "%s: %s: %s\n", log_prog,
+			prefix ? prefix : level_names[level], msg);
+}
+
+/* Messages held (hp_log_hold), in the order they came. */
+#define HP_LOG_MAX_HELD 64
+static struct {
+	unsigned int depth;
+	size_t nr;
+	struct {
+		enum hp_log_level level;
+		const char *prefix; /* a literal, or NULL */
+		char *msg;
+	} v[HP_LOG_MAX_HELD];
+} held;
+
+size_t hp_log_hold(void)
+{
+	held.depth++;
+	return held.nr;
+}
+
+void hp_log_release(size_t mark, bool emit)
+{
+	HP_BUG_ON(!held.depth || mark > held.nr);
+	/* Nested: kept for the outer hold to decide. */
+	if (--held.depth && emit)
+		return;
+	for (size_t i = mark; i < held.nr; i++) {
+		if (emit)
+			say(held.v[i].level, held.v[i].prefix, held.v[i].msg);
+		free(held.v[i].msg);
+	}
+	held.nr = mark;
+}
+
 __attribute__((format(printf, 3, 0))) static void vlog(enum hp_log_level level,
 						       const char *prefix,
 						       const char *fmt,
@@ -104,11 +185,14 @@ __attribute__((format(printf, 3, 0))) static void vlog(enum hp_log_level level,
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (rc && n >= 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - n, ": %s", hp_strerror(rc));
-	if (log_sink)
-		log_sink(level, msg, log_sink_ctx);
-	else
-		fprintf(stderr, "%s: %s: %s\n", log_prog,
-			prefix ? prefix : level_names[level], msg);
+	/* Held, unless there is no room: then said at once. */
+	if (held.depth && held.nr < HP_LOG_MAX_HELD &&
+	    (held.v[held.nr].msg = strdup(msg))) {
+		held.v[held.nr].level = level;
+		held.v[held.nr++].prefix = prefix;
+		goto out;
+	}
+	say(level, prefix, msg);
 out:
 	errno = saved;
 }

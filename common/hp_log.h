@@ -7,6 +7,7 @@
 #define HP_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum hp_log_level {
 	HP_LOG_ERROR,
@@ -37,6 +38,24 @@ void hp_log_set_sink(hp_log_sink_fn *sink, void *ctx);
 /* Parse "correlate,reloc": Return: 0, or -EINVAL naming the bad word. */
 int hp_log_set_debug(const char *list);
 bool hp_debug_on(enum hp_debug_flags cat);
+
+/*
+ * Hold the messages logged from now on, for a caller that knows only later
+ * whether they are its verdict (a refusal that another way may still
+ * avoid). Return: a mark, for hp_log_release. Holds nest; 64 messages at
+ * most are held (any more are said at once).
+ */
+size_t hp_log_hold(void);
+/* End the hold that returned @mark: say what it held (@emit; within an
+ * outer hold, kept for that one to decide), or drop it. */
+void hp_log_release(size_t mark, bool emit);
+
+/*
+ * While @on, a message said already since it went on is not said again
+ * (nor the hints that follow it): a loop of tries that each meet the same
+ * cause says it once. Off forgets what was said.
+ */
+void hp_log_quiet_repeats(bool on);
 
 /* Logs at @level; preserves errno. */
 void hp_log(enum hp_log_level level, const char *fmt, ...)

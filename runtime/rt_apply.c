@@ -305,6 +305,30 @@ static void commit_all(const struct hp_patch *p, const struct hp_proc *proc,
 	}
 }
 
+/*
+ * The thread that registered @pr's unwind table was left inside the call
+ * (asleep in the kernel past its bound): the table may be the unwinder's
+ * by now, or become so, its object linked in the unwinder's list. Unmapped,
+ * the unwinder's next walk (an exception, a cancellation, a backtrace)
+ * reads unmapped memory; asked to forget a table it does not know, libgcc
+ * aborts. So the region stays, and no later hpatch may take it for an
+ * unused one to unmap: its header's magic is cleared.
+ */
+static void keep_unknown(const struct hp_proc *proc, const struct hp_prep *pr)
+{
+	static const uint8_t zero[sizeof(((struct hp_rt_header *)0)->magic)];
+
+	if (hp_proc_write(proc, pr->region, zero, sizeof(zero)))
+		hp_warn("pid %d: cannot clear the header of region 0x%" PRIx64,
+			(int)proc->pid, pr->region);
+	hp_error(-HP_E_BUSY,
+		 "pid %d: the patch region at 0x%" PRIx64 " stays mapped, "
+		 "unused: a thread left inside the registration of its "
+		 "unwind table may have registered it",
+		 (int)proc->pid, pr->region);
+	hp_hint("its pages go with the process: restart it to free them");
+}
+
 /* After a failure: unmap what was mapped, unless a jump still uses it. */
 static int undo_all(struct hp_proc *proc, const struct hp_prep *prs,
 		    uint32_t nr, bool scanned, int rc)
@@ -339,6 +363,10 @@ static int undo_all(struct hp_proc *proc, const struct hp_prep *prs,
 			    hp_unwind_deregister(proc, prs[k].region, hdr,
 						 prs[k].unwind))
 				continue;
+			if (prs[k].unwind_left) {
+				keep_unknown(proc, &prs[k]);
+				continue;
+			}
 			hp_remote_munmap(proc, prs[k].region,
 					 prs[k].region_size);
 			continue;

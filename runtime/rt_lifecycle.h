@@ -48,6 +48,9 @@ struct hp_prep {
 	 * table is registered in the target (rt_unwind.c). */
 	struct hp_rt_unwind *unwind;
 	bool unwind_registered;
+	/* Its registration's thread was left inside the call (asleep in the
+	 * kernel past its bound): registered or not, nobody knows. */
+	bool unwind_left;
 	/* The unwinder to register with, looked up before any stop
 	 * (hp_unwind_find); none loaded: nothing to register. */
 	struct hp_unwinder unwinder;
@@ -299,8 +302,9 @@ struct hp_remote {
 
 /* Stop one thread of @proc for a session, within a stop's bound (as a
  * world of one thread, HP_STOP_MAX_US, or the operation's timeout if
- * shorter: hp_pt_set_call_bound). Return: 0, -HP_E_GONE, -HP_E_BUSY
- * (it would not stop: r->stuck_tid, reported), -errno. */
+ * shorter: hp_pt_set_call_bound); busy, another (docs/LIFECYCLE.md,
+ * "Stops"). Return: 0, -HP_E_GONE, -HP_E_BUSY (none would stop:
+ * r->stuck_tid, the first, reported), -errno. */
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	__attribute__((warn_unused_result));
 /*

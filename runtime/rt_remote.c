@@ -110,12 +110,53 @@ static int hold(struct hp_remote *r, pid_t tid)
 	return 0;
 }
 
+/* Other threads tried when the session's is busy: each may cost a stop's
+ * bound (hp_pt_stop_max_us), so a few. */
+#define HP_REMOTE_MAX_OTHERS 4
+
+/*
+ * The session's thread @busy would not stop, or is still inside an
+ * earlier try's injected call (hp_pt_seize): the calls of a session act
+ * on the whole process, so another thread serves as well (the unmap of an
+ * apply's undo, which otherwise leaves the region mapped for good). Up to
+ * HP_REMOTE_MAX_OTHERS live threads, fit for calls (not in seccomp strict
+ * mode, see call_tid; not in a frozen cgroup, where none stops), each
+ * within a stop's bound; what each refusal says is dropped. Return: 0
+ * (held), or -HP_E_BUSY.
+ */
+static int hold_another(struct hp_remote *r, pid_t busy)
+{
+	pid_t *tids = NULL;
+	size_t nr = 0, tried = 0;
+	int rc = -HP_E_BUSY;
+
+	if (hp_proc_list_tasks(r->pid, &tids, &nr))
+		return rc;
+	for (size_t i = 0; i < nr && rc && tried < HP_REMOTE_MAX_OTHERS; i++) {
+		size_t mark;
+
+		if (tids[i] == busy || hp_task_gone(tids[i]) ||
+		    hp_seccomp_strict(tids[i]) || hp_task_frozen(tids[i]))
+			continue;
+		tried++;
+		mark = hp_log_hold();
+		rc = hold(r, tids[i]);
+		hp_log_release(mark, false);
+	}
+	free(tids);
+	return rc ? -HP_E_BUSY : 0;
+}
+
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 {
 	/* The thread found live when the process was opened, unless it has
 	 * exited since or is in strict mode: then one fit for calls
-	 * (call_tid). */
+	 * (call_tid); busy, another (hold_another). */
 	pid_t tid = proc->tid ? proc->tid : hp_proc_live_tid(proc->pid);
+	/* Its refusal is the session's only if no other thread serves. */
+	const size_t mark = hp_log_hold();
+	pid_t stuck = 0;
+	bool other = false;
 	int rc;
 
 	*r = (struct hp_remote){ .pid = proc->pid };
@@ -129,6 +170,17 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	} else if (rc == -ESRCH && (tid = call_tid(proc->pid)) != r->t.tid) {
 		rc = hold(r, tid);
 	}
+	if (rc == -HP_E_BUSY) {
+		stuck = r->stuck_tid ?: r->t.tid;
+		rc = hold_another(r, stuck);
+		other = !rc;
+		r->stuck_tid = rc ? stuck : 0;
+	}
+	hp_log_release(mark, !other);
+	if (other)
+		hp_dbg(HP_DBG_PTRACE,
+		       "pid %d: tid %d busy; calls through tid %d", (int)r->pid,
+		       (int)stuck, (int)r->t.tid);
 	if (rc)
 		return rc == -ESRCH ? -HP_E_GONE : rc;
 	r->open = true;

@@ -29,6 +29,7 @@ struct attempt {
 	uint64_t t_stop, t_check, t_write; /* hp_now_us() after each phase */
 	uint64_t deadline;		   /* --timeout, as hp_now_us() */
 	bool dry_run; /* HP_RT_DRY_RUN: check, write nothing */
+	bool sharing; /* busy: a process sharing the memory came since */
 };
 
 /* No instruction pointer on any jump site: one check for all of them. */
@@ -178,6 +179,7 @@ static int try_switch(struct attempt *a, struct hp_proc *proc,
 	if (rc)
 		return rc;
 	rc = hp_proc_check_since(proc->pid, proc->checked_last, false);
+	a->sharing = rc == -HP_E_BUSY;
 	if (!rc)
 		rc = switch_stopped(a, proc, sw, active);
 	res->nr_threads = (uint32_t)a->w.nr_threads;
@@ -207,10 +209,23 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 			hp_world_resume(sw->held);
 		return -ENOMEM;
 	}
+	/* What a try says (a sharer, a thread still inside an earlier
+	 * call) is said once, not at every try; the outcome once, after. */
+	hp_log_quiet_repeats(true);
 	while ((rc = try_switch(&a, proc, opts, sw, res)) == -HP_E_BUSY) {
 		res->busy_tid = a.busy ? a.busy_tid : a.w.stuck_tid;
 		snprintf(res->busy_func, sizeof(res->busy_func), "%s",
 			 a.busy ? a.busy->name : "");
+		if (a.sharing && hp_now_us() + backoff > deadline) {
+			rc = hp_error(-HP_E_BUSY,
+				      "pid %d: still shares its memory with "
+				      "another process after %ld ms (%u "
+				      "tries); every thread was let go, "
+				      "nothing changed",
+				      (int)proc->pid, opts->timeout_ms,
+				      res->nr_tries);
+			break;
+		}
 		if (!a.busy && hp_now_us() + backoff > deadline) {
 			const pid_t sharer =
 				hp_proc_vfork_sharer(proc->pid, a.w.stuck_tid);
@@ -246,6 +261,7 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 		if (backoff < 64000)
 			backoff *= 2;
 	}
+	hp_log_quiet_repeats(false);
 	free(a.sites);
 	return rc;
 }

@@ -109,11 +109,14 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 
 /*
  * @fn(@a0, @a1) in the first thread fit to call it (fit_to_call), while
- * every other thread runs. Return: 0, -HP_E_BUSY (none fit, reported),
- * -HP_E_GONE, -errno.
+ * every other thread runs; *@left (if not NULL) says whether that thread
+ * was left inside the call (it outlived its bound, asleep in the kernel).
+ * Return: 0, -HP_E_BUSY (none fit, or left inside: reported), -HP_E_GONE,
+ * -errno.
  */
 static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
-			  hp_raddr_t fn, long a0, long a1, long *ret)
+			  hp_raddr_t fn, long a0, long a1, long *ret,
+			  bool *left)
 {
 	const long args[2] = { a0, a1 };
 	pid_t *tids = NULL;
@@ -133,6 +136,8 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 		if (!hp_pt_interrupt(&t) && !hp_pt_wait_stop(&t) &&
 		    fit_to_call(proc, &t, u))
 			rc = hp_pt_call(&t, fn, args, HP_UNWIND_CALL_US, ret);
+		if (left && t.owes_regs)
+			*left = true;
 		hp_pt_release(&t);
 		hp_pt_reap(&t, 1);
 	}
@@ -196,8 +201,10 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 	if (!rc && held) {
 		rc = hp_pt_call(held, u.reg, args, HP_UNWIND_CALL_US, &ret);
 		rc = rc == -ESRCH ? -HP_E_GONE : rc;
+		pr->unwind_left = held->owes_regs;
 	} else if (!rc) {
-		rc = call_in_target(proc, &u, u.reg, args[0], args[1], &ret);
+		rc = call_in_target(proc, &u, u.reg, args[0], args[1], &ret,
+				    &pr->unwind_left);
 	}
 	if (rc)
 		return hp_error_rc(rc,
@@ -244,7 +251,7 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 			      (int)proc->pid, hdr->patch_id);
 	rc = rc
 		     ?: call_in_target(proc, &uw, uw.dereg, (long)u->eh_addr, 0,
-				       &ret);
+				       &ret, NULL);
 	if (!rc && (hp_raddr_t)ret != u->obj_addr)
 		hp_warn("pid %d: the unwinder returned 0x%lx for patch '%s', "
 			"not its object 0x%" PRIx64,

@@ -2,9 +2,16 @@
 # A function in use on a thread's stack: apply backs off and retries until
 # --timeout, then refuses with exit 4 naming the thread and the function
 # and runs the --on-refuse fallback; once idle the same apply succeeds.
-# --allow-active applies while the old code is still running.
+# --allow-active applies while the old code is still running. What each
+# try meets is said once, not at every try, and the outcome once.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
+
+# once WHAT: one line of $T/last.err matches WHAT; no_repeats: no line
+# is said twice; tries: how many tries $T/last.out counts.
+once() { test "$(grep -c -- "$1" "$T/last.err")" -eq 1; }
+no_repeats() { test -z "$(sort "$T/last.err" | uniq -d)"; }
+tries() { sed -n 's/^ *tries: //p' "$T/last.out"; }
 
 make_key k
 build_patch svc "$T/svc.hpatch" --key "$T/k.key"
@@ -28,6 +35,8 @@ check "hint names a restart for a function that never returns" \
 check "fallback ran with pid, reason and patch file" \
 	grep -q "^$pid HP_E_BUSY.* $T/svc.hpatch$" "$T/fallback"
 check "tries were repeated" grep -qE 'tries: ([2-9]|[1-9][0-9]+)' "$T/last.out"
+check "the outcome said once" once "'hold' still in use"
+check "no line said twice" no_repeats
 check "still v1" test "$(ask 3 version)" = v1
 IFS= read -r -t 5 held <&4
 check "the held call finished in v1" test "$held" = "held v1"
@@ -50,6 +59,31 @@ check "... naming hold" grep -q "'hold' still in use" "$T/late.err"
 IFS= read -r -t 5 held <&5
 check "that call finished in v1" test "$held" = "held v1"
 exec 5>&-
+
+# A process sharing the memory (clone(CLONE_VM)), born after the first
+# look, living past the timeout: each try's look since meets it. Its
+# refusal and hint were said at every try (21 times in 1 s), and the
+# outcome named "tid 0" as a thread that would not stop.
+HPATCH_DELAY=mmap:1000 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
+	--timeout 1000 "$T/svc.hpatch" >"$T/last.out" 2>"$T/last.err" &
+hp=$!
+wait_until 10 grep -q "test delay" "$T/last.err"
+sharer=$(ask 4 "share 3000")
+rc=0
+wait "$hp" || rc=$?
+check "a sharer came since the first look: busy (exit $rc)" test "$rc" -eq 4
+check "... retried ($(tries) tries)" test "$(tries)" -gt 1
+check "... the sharer named once" once "shares its memory with pid $sharer"
+check "... its hint once" once "hint: a vfork child shares only"
+check "... the outcome once, naming the cause" \
+	once "pid $pid: still shares its memory with another process after 1000 ms"
+check "... no thread named as would not stop" \
+	bash -c "! grep -q 'tid [0-9]* would not stop' '$T/last.err'"
+check "... no line said twice" no_repeats
+check "still v1" test "$(ask 3 version)" = v1
+# (Its leader left at once: its thread alone runs, and shares.)
+alone_left() { ! ls "/proc/$1/task" 2>/dev/null | grep -qvx "$1"; }
+check "the sharer ends" wait_until 10 alone_left "$sharer"
 
 echo "hold 1500" >&4
 wait_thread "$pid" "$htid" sleep

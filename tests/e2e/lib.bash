@@ -307,14 +307,30 @@ unique_build() {
 		--binary "$bin" -o "$out" -q "$@" >/dev/null
 }
 
-# svc_and_patch: key k (trusted in $T/trust), a signed svc v1 -> v2 patch
-# $T/p.hpatch (id p), svc-v1 running with one worker as $pid, and a
-# connection to it on file descriptor 3.
+# svc_and_patch [unwinder]: key k (trusted in $T/trust), a signed svc v1
+# -> v2 patch $T/p.hpatch (id p), svc-v1 running with one worker as $pid,
+# and a connection to it on file descriptor 3. With "unwinder", libgcc_s
+# is loaded in it (preloaded): applying then runs two system calls in it
+# (mmap, and mprotect of the region's data, where the unwinder's object
+# is written: docs/UNWIND.md), and registers the unwind table.
 svc_and_patch() {
+	local preload=
+	[ "${1:-}" != unwinder ] || preload=libgcc_s.so.1
 	make_key k
 	build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
-	start_target "$HP_TD/svc-v1" "$T/svc.log" 1
+	LD_PRELOAD=$preload start_target "$HP_TD/svc-v1" "$T/svc.log" 1
 	pid=$TARGET_PID
 	open_conn 3 "$TARGET_PORT"
+	[ -z "$preload" ] || check "libgcc_s loaded in pid $pid" grep -q libgcc_s "/proc/$pid/maps"
+}
+
+# old_then_applied: $pid (connection 3), let go, runs on unharmed in its
+# old code, and then takes $T/p.hpatch.
+old_then_applied() {
+	sleep 0.3
+	unharmed "$pid"
+	check "old code, answering as before" test "$(ask 3 version)" = v1
+	expect_exit 0 "then applied" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
+	check "v2" test "$(ask 3 version)" = v2
 }
 

@@ -302,6 +302,65 @@ static void test_log(void **state)
 }
 
 /*
+ * Messages held are said in their order when the hold is released to say
+ * them, or not at all; an inner hold's said ones are the outer's to
+ * decide, its dropped ones gone; a hold's end says nothing of before it.
+ */
+static void test_log_hold(void **state)
+{
+	struct captured cap = { 0 };
+	size_t outer, inner;
+
+	(void)state;
+	hp_log_set_sink(capture_sink, &cap);
+	outer = hp_log_hold();
+	hp_warn("first");
+	inner = hp_log_hold();
+	hp_warn("dropped");
+	hp_log_release(inner, false);
+	inner = hp_log_hold();
+	hp_warn("kept");
+	hp_log_release(inner, true);
+	assert_int_equal(cap.n, 0);
+	hp_log_release(outer, true);
+	assert_int_equal(cap.n, 2);
+	assert_string_equal(cap.msg, "kept");
+	outer = hp_log_hold();
+	hp_warn("never");
+	hp_log_release(outer, false);
+	hp_warn("now");
+	assert_int_equal(cap.n, 3);
+	assert_string_equal(cap.msg, "now");
+	hp_log_set_sink(NULL, NULL);
+}
+
+/*
+ * Repeats quiet: a message said already is not said again, nor the hint
+ * that follows it; a hint after a new message is; off, all are said.
+ */
+static void test_log_quiet_repeats(void **state)
+{
+	struct captured cap = { 0 };
+
+	(void)state;
+	hp_log_set_sink(capture_sink, &cap);
+	hp_log_quiet_repeats(true);
+	for (int i = 0; i < 3; i++) {
+		hp_error(-EBUSY, "tid %d: busy", 7);
+		hp_hint("retry");
+	}
+	assert_int_equal(cap.n, 2);
+	hp_error(-EBUSY, "tid %d: busy", 8);
+	hp_hint("retry");
+	assert_int_equal(cap.n, 4);
+	assert_string_equal(cap.msg, "retry");
+	hp_log_quiet_repeats(false);
+	hp_error(-EBUSY, "tid %d: busy", 7);
+	assert_int_equal(cap.n, 5);
+	hp_log_set_sink(NULL, NULL);
+}
+
+/*
  * A directory found secure is not walked again for a moment, but a
  * change to it (its mode, its owner, another directory in its place) is
  * seen at once.
@@ -430,6 +489,8 @@ int main(void)
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_cli),
 		cmocka_unit_test(test_log),
+		cmocka_unit_test(test_log_hold),
+		cmocka_unit_test(test_log_quiet_repeats),
 		cmocka_unit_test(test_secure_dir_seen),
 		cmocka_unit_test(test_open_regular),
 		cmocka_unit_test(test_open_regular_leased),

@@ -690,14 +690,9 @@ static void in_our_call_asleep(void)
 
 static volatile unsigned long child_spins;
 
-/* A child spinning, left attached by @t inside "our call" at @where:
- * running with our registers and every signal blocked, owed its own. */
-static pid_t left_inside(struct hp_thread *t, void (*where)(void))
+/* A child spinning, held stopped by @t. */
+static pid_t spinner_stopped(struct hp_thread *t)
 {
-	const uint64_t all = ~0ULL;
-	struct user_regs_struct ours;
-	uint64_t mask = 0;
-	char state[160] = "";
 	pid_t child = fork();
 
 	assert_true(child >= 0);
@@ -710,6 +705,19 @@ static pid_t left_inside(struct hp_thread *t, void (*where)(void))
 	assert_hp_ok(hp_pt_seize(t));
 	assert_hp_ok(hp_pt_interrupt(t));
 	assert_hp_ok(hp_pt_wait_stop(t));
+	return child;
+}
+
+/* A child spinning, left attached by @t inside "our call" at @where:
+ * running with our registers and every signal blocked, owed its own. */
+static pid_t left_inside(struct hp_thread *t, void (*where)(void))
+{
+	const uint64_t all = ~0ULL;
+	struct user_regs_struct ours;
+	uint64_t mask = 0;
+	char state[160] = "";
+	const pid_t child = spinner_stopped(t);
+
 	assert_int_equal(ptrace(PTRACE_GETREGS, child, 0, &t->owed_regs), 0);
 	assert_int_equal(
 		ptrace(PTRACE_GETSIGMASK, child, (void *)sizeof(mask), &mask),
@@ -926,6 +934,86 @@ static void test_frozen_in_stop_moved(void **state)
 	assert_true(seen[1]);
 	assert_false(seen[2]);
 	assert_true(seen[3]);
+}
+
+/* Until @dir's v1 freezer.state says @want (a second at most). */
+static bool cg_state_is(const char *dir, const char *want)
+{
+	char path[PATH_MAX + 32], text[32] = "";
+
+	snprintf(path, sizeof(path), "%s/freezer.state", dir);
+	for (int i = 0; i < 1000; i++) {
+		FILE *f = fopen(path, "re");
+
+		text[0] = 0;
+		if (f) {
+			if (!fgets(text, sizeof(text), f))
+				text[0] = 0;
+			fclose(f);
+		}
+		if (!strncmp(text, want, strlen(want)))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * A thread held stopped, resumed for one step, that sits in a frozen v1
+ * freezer cgroup (frozen while we held it, between the look before the
+ * run and the step) runs nothing, and stops for nothing, not even our
+ * interrupt: it is busy within the stop's bound as the operation set it
+ * (hp_pt_set_call_bound: --timeout, hpatchd's slices of 10 ms), never the
+ * compile-time one (250 ms: it was, whatever the bound said).
+ * Without v1's freezer: the step runs, as ever.
+ */
+static void test_frozen_step_bound(void **state)
+{
+	const char *const root = "/sys/fs/cgroup/freezer";
+	char frozen[PATH_MAX];
+	struct hp_thread t;
+	uint64_t mask = 0, t0, took;
+	pid_t child;
+	int rc, status;
+
+	(void)state;
+	snprintf(frozen, sizeof(frozen), "%s/hpatch-unit-%d-step", root,
+		 (int)getpid());
+	child = spinner_stopped(&t);
+	assert_int_equal(
+		ptrace(PTRACE_GETSIGMASK, child, (void *)sizeof(mask), &mask),
+		0);
+	if (access(root, W_OK)) {
+		assert_hp_ok(hp_pt_step(&t));
+		hp_pt_release(&t);
+		kill(child, SIGKILL);
+		assert_int_equal(waitpid(child, &status, 0), child);
+		return;
+	}
+	assert_int_equal(mkdir(frozen, 0755), 0);
+	assert_hp_ok(cg_join(frozen, child));
+	assert_hp_ok(cg_write(frozen, "freezer.state", "FROZEN\n"));
+	assert_true(cg_state_is(frozen, "FROZEN"));
+	hp_pt_set_call_bound(10);
+	t0 = hp_now_us();
+	rc = hp_pt_step(&t);
+	took = hp_now_us() - t0;
+	hp_pt_set_call_bound(0);
+	/* Left inside its step: let go once thawed, its mask its own. */
+	hp_pt_fault_leave = true;
+	hp_pt_release(&t);
+	assert_hp_ok(cg_join(root, child));
+	assert_hp_ok(cg_write(frozen, "freezer.state", "THAWED\n"));
+	for (int i = 0; i < 300 && hp_rt_release_left(); i++)
+		usleep(10000);
+	assert_int_equal(hp_rt_release_left(), 0);
+	hp_pt_wake_release();
+	assert_int_equal(rmdir(frozen), 0);
+	runs_on(child, mask);
+	assert_hp_err(rc, HP_E_BUSY);
+	/* The look for a frozen cgroup (20 ms), then the 10 ms bound: far
+	 * from the 250 ms of HP_STOP_MAX_US, which it waited before. */
+	assert_true(took < HP_STOP_MAX_US);
 }
 
 /*
@@ -1271,6 +1359,7 @@ int main(void)
 		cmocka_unit_test(test_left_owing_back),
 		cmocka_unit_test(test_left_owing_named),
 		cmocka_unit_test(test_frozen_in_stop_moved),
+		cmocka_unit_test(test_frozen_step_bound),
 		cmocka_unit_test(test_who_settle),
 	};
 
