@@ -17,7 +17,7 @@ else # (v2's, where the host has no v1 freezer)
 	MNT=$FZ_ROOT FS="-t cgroup2" PROCS=cgroup.procs LINE='0::'
 fi
 
-svc_and_patch
+svc_and_patch unwinder
 join "$pid"
 # A cgroup namespace rooted at $FZ, with the freezer's hierarchy mounted
 # at its root in a mount namespace of its own (the container's view); the

@@ -91,6 +91,8 @@ frozen_mid_apply() {
 		"$@" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
 	wait "$freezer"
 	check "the hint says why" grep -q "its cgroup is frozen" "$T/last.err"
+	check "refused at its mprotect, the region mapped" \
+		grep -q "cannot fill the patch region" "$T/last.err"
 	thaw
 	sleep 0.3
 	unharmed "$pid"
@@ -307,13 +309,23 @@ unique_build() {
 		--binary "$bin" -o "$out" -q "$@" >/dev/null
 }
 
-# svc_and_patch: key k (trusted in $T/trust), a signed svc v1 -> v2 patch
-# $T/p.hpatch (id p), svc-v1 running with one worker as $pid, and a
-# connection to it on file descriptor 3.
+# svc_and_patch [unwinder]: key k (trusted in $T/trust), a signed svc
+# v1 -> v2 patch $T/p.hpatch (id p), svc-v1 running with one worker as
+# $pid, and a connection to it on file descriptor 3. With "unwinder",
+# svc-v1 has libgcc_s loaded (as a C++ program has, or a C one after a
+# pthread_cancel): the apply then runs two calls in it to map the patch,
+# mmap and mprotect of the data the unwind registration writes (one, the
+# mmap, without: rt_region.c hp_region_writes_data).
 svc_and_patch() {
 	make_key k
 	build_patch svc "$T/p.hpatch" --key "$T/k.key" --id p
-	start_target "$HP_TD/svc-v1" "$T/svc.log" 1
+	if [ "${1-}" = unwinder ]; then
+		LD_PRELOAD=libgcc_s.so.1 start_target "$HP_TD/svc-v1" "$T/svc.log" 1
+		check "libgcc_s loaded in the target" \
+			grep -q '/libgcc_s\.so' "/proc/$TARGET_PID/maps"
+	else
+		start_target "$HP_TD/svc-v1" "$T/svc.log" 1
+	fi
 	pid=$TARGET_PID
 	open_conn 3 "$TARGET_PORT"
 }
