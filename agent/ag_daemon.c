@@ -45,6 +45,7 @@
  * comes before it runs): these delays after the event, in us. */
 static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 #define HP_LOCK_RETRY_US 50000	/* the CLI holds the store's lock */
+#define HP_EXIT_LOOK_US 10000	/* a leader's exit: the process's too? */
 #define HP_VIEW_EVERY_US 100000 /* view and metrics rewrites */
 
 /* Which patches to apply @pid maps the build of: d->mapped, *@nr_hit. */
@@ -132,6 +133,12 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 {
 	uint64_t start = 0;
 
+	/* No live thread since its leader's exit: the group's exit. */
+	if (pr->exit_seen) {
+		pr->exit_seen = false;
+		if (hp_proc_live_tid(pr->pid) == pr->pid)
+			return false;
+	}
 	if (pr->fresh) {
 		if (!pr->exe_read) {
 			ag_drop_tracks(d, pr->pid);
@@ -424,6 +431,7 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 	pr->excluded = NULL;
 	pr->exec_us = now;
 	pr->rescans = 0;
+	pr->exit_seen = false;
 	ag_schedule(pr, now);
 }
 
@@ -657,6 +665,18 @@ void ag_on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 
 void ag_on_exit(struct ag_daemon *d, pid_t pid)
 {
-	if (ag_find_proc(d, pid))
-		ag_forget_proc(d, pid);
+	struct ag_proc *pr = ag_find_proc(d, pid);
+
+	if (!pr)
+		return;
+	/* Its leader's exit while threads of its own live on: pthread_exit
+	 * in main, the process lives (one still to patch, at its exec's
+	 * rescans, stays known), or the whole group's exit not done yet.
+	 * A look shortly tells (it forgets a process gone). */
+	if (hp_proc_live_tid(pid) != pid) {
+		pr->exit_seen = true;
+		ag_schedule(pr, hp_now_us() + HP_EXIT_LOOK_US);
+		return;
+	}
+	ag_forget_proc(d, pid);
 }

@@ -28,7 +28,10 @@ struct ag_proc {
 	 * will be seen too, before its pid is another's. Its start time is
 	 * read only once it maps a patched build (0 until then). */
 	bool fresh;
-	bool exe_read;	   /* exe read for this image */
+	bool exe_read; /* exe read for this image */
+	/* Its leader's exit seen while threads of its own lived on: its
+	 * next look tells whether the process did too (ag_on_exit). */
+	bool exit_seen;
 	bool query_first;  /* its first look asks (on_exec) */
 	bool dirs_watched; /* its library directories watched */
 	/* A patch applied to it, in this image or one before an exec: its
