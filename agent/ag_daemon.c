@@ -108,6 +108,12 @@ bool ag_is_starting(const struct ag_proc *pr, uint64_t now)
 		       exec_rescans_us[HP_ARRAY_SIZE(exec_rescans_us) - 1];
 }
 
+bool ag_at_exec(const struct ag_proc *pr, uint64_t now)
+{
+	return pr->exec_us && !pr->rescans &&
+	       now - pr->exec_us < exec_rescans_us[0];
+}
+
 /* Its executable, whole, for the policy (NULL: pr->exe_errno). */
 static void read_exe(struct ag_proc *pr)
 {
@@ -240,7 +246,9 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	 * read only where none ran: two reads of /proc/PID/stat were one.
 	 */
 	ag_reconcile_patches(d, pr, d->mapped, now);
-	if (pr->fresh && !pr->gone) {
+	/* (At its exec an apply may wait for ld.so, attempt: the one of
+	 * its first rescan reads it then, fresh as it is until then.) */
+	if (pr->fresh && !pr->gone && !ag_at_exec(pr, now)) {
 		pr->start_time = hp_agent_start_time(pr->pid);
 		pr->fresh = false;
 		pr->gone = !pr->start_time;
@@ -432,6 +440,7 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 	pr->exec_us = now;
 	pr->rescans = 0;
 	pr->exit_seen = false;
+	pr->deferred = false;
 	ag_schedule(pr, now);
 }
 
