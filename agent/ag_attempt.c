@@ -11,6 +11,7 @@
 #include "common/hp_log.h"
 #include "common/hp_util.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -157,11 +158,31 @@ static void set_busy(struct ag_daemon *d, struct ag_track *t,
 			     (int)res->busy_tid);
 }
 
+/* Does @p carry unwind tables (applied only once ld.so is done)? */
+static bool has_unwind(const struct hp_patch *p)
+{
+	for (uint32_t i = 0; i < p->nr_modules; i++)
+		if (p->modules[i].eh_size)
+			return true;
+	return false;
+}
+
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
 	struct hp_rt_result res;
-	const int rc = apply_slice(d, t, e, pr->pid, &res);
+	int rc;
+
+	/* ld.so has not loaded the program's libraries yet: such an apply
+	 * waits for it (-EAGAIN, hp_unwind_ready), after an open, a lock,
+	 * the maps read: the first rescan, 3 ms on, is when it can. */
+	if (has_unwind(e->p) && ag_at_exec(pr, now)) {
+		pr->deferred = true;
+		ag_set_track(d, t, HP_TRACK_PENDING,
+			     "process starting: its libraries still load");
+		return;
+	}
+	rc = apply_slice(d, t, e, pr->pid, &res);
 
 	/* Its first apply read its start time, after the match: known by
 	 * it from now on (reconcile). */
@@ -177,6 +198,15 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	}
 	if (rc == -HP_E_GONE || (rc && hp_agent_start_time(pr->pid) == 0)) {
 		pr->gone = true;
+		return;
+	}
+	if (rc == -EAGAIN && ag_is_starting(pr, now)) {
+		/* ld.so still loads its objects, as at every exec, and the
+		 * patch's unwinder may be among them: nothing was done (no
+		 * stop), the rescans after the exec look again. Neither
+		 * audited nor logged for each of a storm of new processes. */
+		ag_set_track(d, t, HP_TRACK_PENDING,
+			     "process starting: its libraries still load");
 		return;
 	}
 	/* Read at its exec (identify), for the policy: what the audit
@@ -261,10 +291,13 @@ void ag_reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 	struct hp_rt_applied *list = NULL;
 	size_t nr = 0;
 
-	/* The first look at a new image: nothing of ours in it yet (should
-	 * another patcher have been faster, apply says so); no query,
-	 * unless we may have been there since the exec (on_exec). */
-	if (!(pr->exec_us && !pr->rescans && !pr->query_first) &&
+	/* The first look at a new image (or its first rescan, where the
+	 * apply waited at the exec for ld.so): nothing of ours in it yet
+	 * (should another patcher have been faster, apply says so); no
+	 * query, unless we may have been there since the exec (on_exec). */
+	const bool first = !pr->rescans || (pr->rescans == 1 && pr->deferred);
+
+	if (!(pr->exec_us && first && !pr->query_first) &&
 	    hp_rt_query(pr->pid, &list, &nr)) {
 		pr->gone = hp_agent_start_time(pr->pid) == 0;
 		return;

@@ -45,6 +45,7 @@
  * comes before it runs): these delays after the event, in us. */
 static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 #define HP_LOCK_RETRY_US 50000	/* the CLI holds the store's lock */
+#define HP_EXIT_LOOK_US 10000	/* a leader's exit: the process's too? */
 #define HP_VIEW_EVERY_US 100000 /* view and metrics rewrites */
 
 /* Which patches to apply @pid maps the build of: d->mapped, *@nr_hit. */
@@ -107,6 +108,12 @@ bool ag_is_starting(const struct ag_proc *pr, uint64_t now)
 		       exec_rescans_us[HP_ARRAY_SIZE(exec_rescans_us) - 1];
 }
 
+bool ag_at_exec(const struct ag_proc *pr, uint64_t now)
+{
+	return pr->exec_us && !pr->rescans &&
+	       now - pr->exec_us < exec_rescans_us[0];
+}
+
 /* Its executable, whole, for the policy (NULL: pr->exe_errno). */
 static void read_exe(struct ag_proc *pr)
 {
@@ -132,6 +139,12 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 {
 	uint64_t start = 0;
 
+	/* No live thread since its leader's exit: the group's exit. */
+	if (pr->exit_seen) {
+		pr->exit_seen = false;
+		if (hp_proc_live_tid(pr->pid) == pr->pid)
+			return false;
+	}
 	if (pr->fresh) {
 		if (!pr->exe_read) {
 			ag_drop_tracks(d, pr->pid);
@@ -233,7 +246,9 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	 * read only where none ran: two reads of /proc/PID/stat were one.
 	 */
 	ag_reconcile_patches(d, pr, d->mapped, now);
-	if (pr->fresh && !pr->gone) {
+	/* (At its exec an apply may wait for ld.so, attempt: the one of
+	 * its first rescan reads it then, fresh as it is until then.) */
+	if (pr->fresh && !pr->gone && !ag_at_exec(pr, now)) {
 		pr->start_time = hp_agent_start_time(pr->pid);
 		pr->fresh = false;
 		pr->gone = !pr->start_time;
@@ -424,6 +439,8 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 	pr->excluded = NULL;
 	pr->exec_us = now;
 	pr->rescans = 0;
+	pr->exit_seen = false;
+	pr->deferred = false;
 	ag_schedule(pr, now);
 }
 
@@ -657,6 +674,18 @@ void ag_on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 
 void ag_on_exit(struct ag_daemon *d, pid_t pid)
 {
-	if (ag_find_proc(d, pid))
-		ag_forget_proc(d, pid);
+	struct ag_proc *pr = ag_find_proc(d, pid);
+
+	if (!pr)
+		return;
+	/* Its leader's exit while threads of its own live on: pthread_exit
+	 * in main, the process lives (one still to patch, at its exec's
+	 * rescans, stays known), or the whole group's exit not done yet.
+	 * A look shortly tells (it forgets a process gone). */
+	if (hp_proc_live_tid(pid) != pid) {
+		pr->exit_seen = true;
+		ag_schedule(pr, hp_now_us() + HP_EXIT_LOOK_US);
+		return;
+	}
+	ag_forget_proc(d, pid);
 }

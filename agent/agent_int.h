@@ -28,7 +28,13 @@ struct ag_proc {
 	 * will be seen too, before its pid is another's. Its start time is
 	 * read only once it maps a patched build (0 until then). */
 	bool fresh;
-	bool exe_read;	   /* exe read for this image */
+	bool exe_read; /* exe read for this image */
+	/* Its leader's exit seen while threads of its own lived on: its
+	 * next look tells whether the process did too (ag_on_exit). */
+	bool exit_seen;
+	/* Its apply waited at its exec for ld.so (ag_at_exec): its first
+	 * rescan is its first look, with nothing of ours in it. */
+	bool deferred;
 	bool query_first;  /* its first look asks (on_exec) */
 	bool dirs_watched; /* its library directories watched */
 	/* A patch applied to it, in this image or one before an exec: its
@@ -234,6 +240,9 @@ void ag_on_exit(struct ag_daemon *d, pid_t pid);
 /* ... and for ag_attempt.c: exec'd so recently that more rescans (for
  * libraries ld.so maps) are still to come? */
 bool ag_is_starting(const struct ag_proc *pr, uint64_t now);
+/* Looked at as its exec is seen, before its first rescan is due: ld.so
+ * has not run yet, or has only begun. */
+bool ag_at_exec(const struct ag_proc *pr, uint64_t now);
 
 /* ag_attempt.c: the tries. How one runs (the policy's timeout, the
  * daemon's state directory); the delay before try @tries + 1; each

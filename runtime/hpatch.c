@@ -94,6 +94,7 @@ static int exit_for(int rc)
 	case -HP_E_NOTAPPLIED:
 		return HP_EXIT_NOTHING;
 	case -HP_E_BUSY:
+	case -EAGAIN: /* ld.so loads the unwinder, or may (rt_unwind.c) */
 		return HP_EXIT_BUSY;
 	case -HP_E_UNSIGNED:
 		return HP_EXIT_UNSIGNED;

@@ -122,9 +122,16 @@ static int switch_all(struct hp_proc *proc, const struct hp_rt_opts *opts,
 static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 			  const struct hp_rt_opts *opts, struct hp_prep *pr)
 {
+	const bool say = !(opts->flags & HP_RT_QUIET_NOTES);
 	int rc;
 
 	pr->stack = opts->flags & HP_RT_STACK;
+	/* First: an apply that must wait for ld.so reads nothing more. */
+	if (pr->m->eh_size && !(opts->flags & HP_RT_DRY_RUN)) {
+		rc = hp_unwind_ready(proc, say);
+		if (rc)
+			return rc;
+	}
 	rc = hp_plan_prior(p, proc, opts, pr);
 	if (rc == -HP_E_APPLIED)
 		return rc;
@@ -133,8 +140,7 @@ static int prepare_module(const struct hp_patch *p, struct hp_proc *proc,
 	if (!rc)
 		rc = hp_prep_plan(p, proc, pr->m, pr);
 	if (!rc && !(opts->flags & HP_RT_DRY_RUN))
-		rc = hp_unwind_find(proc, pr,
-				    !(opts->flags & HP_RT_QUIET_NOTES));
+		rc = hp_unwind_find(proc, pr, say);
 	return rc;
 }
 

@@ -250,6 +250,16 @@ void hp_result_add_function(struct hp_rt_result *res, const char *name);
  */
 int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr, bool say)
 	__attribute__((warn_unused_result));
+/*
+ * Before anything else for a module whose patch has unwind tables: is
+ * @proc's dynamic linker done with the unwinder? Not while libgcc_s is
+ * mapped and not yet relocated, nor while none is mapped and ld.so loads
+ * objects (the program starts, a dlopen), one may be coming: a table not
+ * registered now never would be (docs/UNWIND.md). Return: 0, or -EAGAIN
+ * (said at error level if @say, else at debug level).
+ */
+int hp_unwind_ready(const struct hp_proc *proc, bool say)
+	__attribute__((warn_unused_result));
 int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 		       struct hp_thread *held)
 	__attribute__((warn_unused_result));

@@ -6,13 +6,17 @@
  * others run (never in a stopped world), in a thread that cannot hold it.
  */
 #include "runtime/rt_lifecycle.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <link.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/seccomp.h>
@@ -63,6 +67,136 @@ static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
 				u->hi = proc->maps[i].end;
 		}
 	return 0;
+}
+
+#define HP_PHDRS_MAX 64
+#define HP_DYNAMIC_MAX (64u << 10) /* bytes of a PT_DYNAMIC we read */
+
+/*
+ * Has ld.so relocated the object whose @n program headers are @ph, loaded
+ * at @bias? It makes the object's PT_GNU_RELRO pages read-only once done
+ * (glibc's _dl_relocate_object, musl's reloc_all); until then its GOT
+ * holds link-time values, and a call into it jumps nowhere. Return: 1
+ * done, 0 not yet, -1 cannot tell (no RELRO, or one within a page, which
+ * nothing protects).
+ */
+static int relro_done(const struct hp_proc *proc, const Elf64_Phdr *ph,
+		      size_t n, hp_raddr_t bias)
+{
+	for (size_t i = 0; i < n; i++) {
+		const hp_raddr_t page = HP_X86_PAGE_SIZE;
+		hp_raddr_t lo, hi;
+		const struct hp_map *m;
+
+		if (ph[i].p_type != PT_GNU_RELRO)
+			continue;
+		lo = (bias + ph[i].p_vaddr) & ~(page - 1);
+		hi = (bias + ph[i].p_vaddr + ph[i].p_memsz) & ~(page - 1);
+		if (lo >= hi)
+			return -1;
+		m = hp_proc_find_map(proc, lo);
+		return m && !(m->prot & PROT_WRITE);
+	}
+	return -1;
+}
+
+/* Is libgcc_s, mapped from @lo on, relocated? (As relro_done.) */
+static int unwinder_relocated(const struct hp_proc *proc, hp_raddr_t lo)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[HP_PHDRS_MAX];
+
+	if (hp_proc_read(proc, lo, &eh, sizeof(eh)) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || !eh.e_phnum ||
+	    eh.e_phnum > HP_PHDRS_MAX || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+	    hp_proc_read(proc, lo + eh.e_phoff, ph, eh.e_phnum * sizeof(ph[0])))
+		return -1;
+	for (size_t i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_offset == 0)
+			return relro_done(
+				proc, ph, eh.e_phnum,
+				lo - (ph[i].p_vaddr & ~(HP_X86_PAGE_SIZE - 1)));
+	return -1;
+}
+
+/* The value of DT_DEBUG in the dynamic section at @dyn (@size bytes), in
+ * *@out. Return: 0, or -ENOENT (none, unreadable). */
+static int dt_debug(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
+		    uint64_t *out)
+{
+	if (size > HP_DYNAMIC_MAX)
+		size = HP_DYNAMIC_MAX;
+	for (uint64_t off = 0; off + sizeof(Elf64_Dyn) <= size;
+	     off += sizeof(Elf64_Dyn)) {
+		Elf64_Dyn e;
+
+		if (hp_proc_read(proc, dyn + off, &e, sizeof(e)) ||
+		    e.d_tag == DT_NULL)
+			break;
+		if (e.d_tag == DT_DEBUG) {
+			*out = e.d_un.d_ptr;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/*
+ * Is @proc's dynamic linker loading objects: starting the program (it has
+ * not yet pointed the program's DT_DEBUG at its struct r_debug, or says
+ * RT_ADD there), or inside a dlopen (RT_ADD while it maps)? Then an
+ * unwinder may be on its way: a C++ program's libgcc_s, mapped after the
+ * program at its exec, where hpatchd first looks at it. False when done,
+ * or when it cannot be told (a static program, no DT_DEBUG, an auxv not
+ * readable).
+ */
+static bool loader_busy(const struct hp_proc *proc)
+{
+	char path[48], *aux = NULL;
+	size_t len = 0;
+	uint64_t phdr = 0, phnum = 0, dyn_size = 0, debug = 0;
+	hp_raddr_t bias = 0, dyn = 0;
+	Elf64_Phdr ph[HP_PHDRS_MAX];
+	bool interp = false, has_bias = false;
+	int state = RT_CONSISTENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)proc->tid);
+	if (hp_read_proc_file(path, &aux, &len))
+		return false;
+	for (size_t i = 0; i + 2 * sizeof(uint64_t) <= len;
+	     i += 2 * sizeof(uint64_t)) {
+		uint64_t kv[2];
+
+		memcpy(kv, aux + i, sizeof(kv));
+		if (kv[0] == AT_PHDR)
+			phdr = kv[1];
+		else if (kv[0] == AT_PHNUM)
+			phnum = kv[1];
+	}
+	free(aux);
+	if (!phdr || !phnum || phnum > HP_PHDRS_MAX ||
+	    hp_proc_read(proc, phdr, ph, phnum * sizeof(ph[0])))
+		return false;
+	for (size_t i = 0; i < phnum; i++) {
+		if (ph[i].p_type == PT_PHDR) {
+			bias = phdr - ph[i].p_vaddr;
+			has_bias = true;
+		}
+		interp |= ph[i].p_type == PT_INTERP;
+	}
+	for (size_t i = 0; i < phnum && has_bias; i++)
+		if (ph[i].p_type == PT_DYNAMIC) {
+			dyn = bias + ph[i].p_vaddr;
+			dyn_size = ph[i].p_memsz;
+		}
+	if (!interp || !dyn || dt_debug(proc, dyn, dyn_size, &debug))
+		return false;
+	if (!debug)
+		return true; /* ld.so has not come so far */
+	if (hp_proc_read(proc, debug + offsetof(struct r_debug, r_state),
+			 &state, sizeof(state)))
+		return false;
+	return state != RT_CONSISTENT;
 }
 
 /*
@@ -152,6 +286,42 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 			"lock...): try again when the process is less busy");
 	}
 	return rc == -ESRCH ? -HP_E_GONE : rc;
+}
+
+int hp_unwind_ready(const struct hp_proc *proc, bool say)
+{
+	const struct hp_map *lib = find_libgcc(proc);
+	hp_raddr_t lo = UINT64_MAX;
+
+	for (size_t i = 0; lib && i < proc->nr_maps; i++)
+		if (!strcmp(proc->maps[i].path, lib->path) &&
+		    proc->maps[i].start < lo)
+			lo = proc->maps[i].start;
+	/* Mapped and not yet relocated (ld.so loads it: at the start, or a
+	 * dlopen): its functions would run with link-time GOT entries (a
+	 * jump nowhere, a lock taken and never released). Or not mapped
+	 * while ld.so loads objects: it may be coming, and a table not
+	 * registered now never is, so an exception thrown through patched
+	 * code would end the process. Either way: later. (hpatchd meets
+	 * every program so at its exec, and looks again: said in its view
+	 * of the process, not logged each time.) */
+	if (lib && !unwinder_relocated(proc, lo))
+		hp_log(say ? HP_LOG_ERROR : HP_LOG_DEBUG,
+		       "pid %d: its unwinder '%s' is being loaded (not "
+		       "relocated yet): nothing changed",
+		       (int)proc->pid, lib->path);
+	else if (!lib && loader_busy(proc))
+		hp_log(say ? HP_LOG_ERROR : HP_LOG_DEBUG,
+		       "pid %d: its dynamic linker is loading objects (the "
+		       "program starts, or a dlopen): an unwinder may come, "
+		       "which would not know the patch's unwind table; "
+		       "nothing changed",
+		       (int)proc->pid);
+	else
+		return 0;
+	if (say)
+		hp_hint("try again in a moment");
+	return -EAGAIN;
 }
 
 int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr, bool say)

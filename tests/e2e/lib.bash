@@ -91,6 +91,8 @@ frozen_mid_apply() {
 		"$@" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
 	wait "$freezer"
 	check "the hint says why" grep -q "its cgroup is frozen" "$T/last.err"
+	check "refused at its mprotect, the region mapped" \
+		grep -q "cannot fill the patch region" "$T/last.err"
 	thaw
 	sleep 0.3
 	unharmed "$pid"

@@ -54,7 +54,10 @@ exec 3>&-
 # the object is written, so read+write, and the table registered.
 start_target "$HP_TD/svc-v1" "$T/svc2.log" 1 main-exits
 pid=$TARGET_PID
-for _ in $(seq 100); do maps "$pid" | grep -q libgcc_s && break; sleep 0.05; done
+# (Loaded, not only mapped, once the main thread is gone: an apply while
+# ld.so relocates it is refused as busy, unwind_loading.sh.)
+leader_gone() { grep -q '^State:.*Z' "/proc/$pid/status"; }
+check "the main thread is gone" wait_until 5 leader_gone
 check "libgcc_s loaded in the target" bash -c "grep -q libgcc_s /proc/$pid/task/*/maps"
 maps "$pid" >"$T/maps.0"
 expect_exit 0 "apply (an unwinder)" \
