@@ -124,18 +124,24 @@ static int unwinder_relocated(const struct hp_proc *proc, hp_raddr_t lo)
 static int dt_debug(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
 		    uint64_t *out)
 {
+	Elf64_Dyn e[128]; /* a few dozen entries: one read */
+
 	if (size > HP_DYNAMIC_MAX)
 		size = HP_DYNAMIC_MAX;
-	for (uint64_t off = 0; off + sizeof(Elf64_Dyn) <= size;
-	     off += sizeof(Elf64_Dyn)) {
-		Elf64_Dyn e;
+	for (uint64_t off = 0; off + sizeof(e[0]) <= size; off += sizeof(e)) {
+		size_t n = (size - off) / sizeof(e[0]);
 
-		if (hp_proc_read(proc, dyn + off, &e, sizeof(e)) ||
-		    e.d_tag == DT_NULL)
+		if (n > HP_ARRAY_SIZE(e))
+			n = HP_ARRAY_SIZE(e);
+		if (hp_proc_read(proc, dyn + off, e, n * sizeof(e[0])))
 			break;
-		if (e.d_tag == DT_DEBUG) {
-			*out = e.d_un.d_ptr;
-			return 0;
+		for (size_t i = 0; i < n; i++) {
+			if (e[i].d_tag == DT_NULL)
+				return -ENOENT;
+			if (e[i].d_tag == DT_DEBUG) {
+				*out = e[i].d_un.d_ptr;
+				return 0;
+			}
 		}
 	}
 	return -ENOENT;
