@@ -158,8 +158,7 @@ static void set_busy(struct ag_daemon *d, struct ag_track *t,
 			     (int)res->busy_tid);
 }
 
-/* Does @p carry unwind tables (applied only once ld.so is done)? */
-static bool has_unwind(const struct hp_patch *p)
+bool ag_has_unwind(const struct hp_patch *p)
 {
 	for (uint32_t i = 0; i < p->nr_modules; i++)
 		if (p->modules[i].eh_size)
@@ -176,7 +175,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	/* ld.so has not loaded the program's libraries yet: such an apply
 	 * waits for it (-EAGAIN, hp_unwind_ready), after an open, a lock,
 	 * the maps read: the first rescan, 3 ms on, is when it can. */
-	if (has_unwind(e->p) && ag_at_exec(pr, now)) {
+	if (ag_has_unwind(e->p) && ag_at_exec(pr, now)) {
 		pr->deferred = true;
 		ag_set_track(d, t, HP_TRACK_PENDING,
 			     "process starting: its libraries still load");

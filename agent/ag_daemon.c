@@ -379,10 +379,12 @@ static int reload_store(struct ag_daemon *d)
 	if (!d->wanted || !d->mapped)
 		return -ENOMEM;
 	d->nr_wanted = 0;
+	d->nr_at_exec = 0;
 	for (size_t i = 0; i < s.nr; i++)
 		if (s.entries[i].p && !s.entries[i].superseded) {
 			d->wanted[i] = s.entries[i].p;
 			d->nr_wanted++;
+			d->nr_at_exec += !ag_has_unwind(s.entries[i].p);
 		}
 	/* Tracks of patches no longer wanted go; retries start afresh. */
 	for (size_t i = 0; i < d->nr_tracks;) {
@@ -441,6 +443,15 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 	pr->rescans = 0;
 	pr->exit_seen = false;
 	pr->deferred = false;
+	if (!d->nr_at_exec) {
+		/* Every patch waits for ld.so (attempt): the first look is
+		 * the first rescan's, as if the exec's had waited. Its look
+		 * would read the executable and the maps for nothing. */
+		pr->deferred = true;
+		pr->rescans = 1;
+		ag_schedule(pr, now + exec_rescans_us[0]);
+		return;
+	}
 	ag_schedule(pr, now);
 }
 

@@ -130,6 +130,9 @@ struct ag_daemon {
 	const struct hp_patch **wanted;
 	uint32_t *mapped;
 	size_t nr_wanted;
+	/* Of them, those without unwind tables: applied at an exec's own
+	 * look, the others only once ld.so is done (ag_has_unwind). */
+	size_t nr_at_exec;
 	struct hp_rt_audit audit;
 	struct ag_events ev;
 	/* Who shares a target's memory: asked of ev (a few kcmp calls), or
@@ -243,6 +246,8 @@ bool ag_is_starting(const struct ag_proc *pr, uint64_t now);
 /* Looked at as its exec is seen, before its first rescan is due: ld.so
  * has not run yet, or has only begun. */
 bool ag_at_exec(const struct ag_proc *pr, uint64_t now);
+/* Does @p carry unwind tables (applied only once ld.so is done)? */
+bool ag_has_unwind(const struct hp_patch *p);
 
 /* ag_attempt.c: the tries. How one runs (the policy's timeout, the
  * daemon's state directory); the delay before try @tries + 1; each
