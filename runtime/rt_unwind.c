@@ -147,6 +147,63 @@ static int dt_debug(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
 	return -ENOENT;
 }
 
+/* Is ld.so loading objects, by the program's dynamic section at @dyn
+ * (@size bytes): its DT_DEBUG not yet set, or its r_debug not
+ * RT_CONSISTENT? False when done, or when it cannot be told. */
+static bool program_loading(const struct hp_proc *proc, hp_raddr_t dyn,
+			    uint64_t size)
+{
+	uint64_t debug = 0;
+	int state = RT_CONSISTENT;
+
+	if (!dyn || dt_debug(proc, dyn, size, &debug))
+		return false;
+	if (!debug)
+		return true; /* ld.so has not come so far */
+	if (hp_proc_read(proc, debug + offsetof(struct r_debug, r_state),
+			 &state, sizeof(state)))
+		return false;
+	return state != RT_CONSISTENT;
+}
+
+/*
+ * ld.so run as the program (`ld.so ./prog`), or a static one: the auxv
+ * (the kernel's) describes the object the kernel mapped, ld.so itself,
+ * which maps the program and then its libraries. Its _r_debug leads to
+ * the program (r_map, first) and so to its DT_DEBUG, which tells as in
+ * loader_busy: not yet set, or its r_debug not RT_CONSISTENT. False when
+ * done, or when it cannot be told (a static program: no such symbol;
+ * another ld.so; a program without DT_DEBUG).
+ */
+static bool ldso_run_busy(const struct hp_proc *proc, hp_raddr_t phdr)
+{
+	const struct hp_map *m = hp_proc_find_map(proc, phdr);
+	hp_raddr_t at = 0;
+	struct r_debug r;
+	struct link_map lm;
+
+	if (!m || m->path[0] != '/')
+		return false;
+	for (size_t i = 0; i < proc->nr_maps; i++)
+		if (proc->maps[i].offset == 0 &&
+		    !strcmp(proc->maps[i].path, m->path)) {
+			m = &proc->maps[i];
+			break;
+		}
+	if (hp_module_find_object(proc, m, "_r_debug", &at) ||
+	    hp_proc_read(proc, at, &r, sizeof(r)))
+		return false;
+	if (!r.r_version || !r.r_map)
+		return true; /* not set up yet: the program not even mapped */
+	/* (Its size unknown: up to its mapping's end, not past it.) */
+	if (hp_proc_read(proc, (hp_raddr_t)(uintptr_t)r.r_map, &lm,
+			 sizeof(lm)) ||
+	    !(m = hp_proc_find_map(proc, (hp_raddr_t)(uintptr_t)lm.l_ld)))
+		return false;
+	return program_loading(proc, (hp_raddr_t)(uintptr_t)lm.l_ld,
+			       m->end - (hp_raddr_t)(uintptr_t)lm.l_ld);
+}
+
 /*
  * Is @proc's dynamic linker loading objects: starting the program (it has
  * not yet pointed the program's DT_DEBUG at its struct r_debug, or says
@@ -154,17 +211,16 @@ static int dt_debug(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
  * unwinder may be on its way: a C++ program's libgcc_s, mapped after the
  * program at its exec, where hpatchd first looks at it. False when done,
  * or when it cannot be told (a static program, no DT_DEBUG, an auxv not
- * readable).
+ * readable). ld.so run as the program: ldso_run_busy.
  */
 static bool loader_busy(const struct hp_proc *proc)
 {
 	char path[48], *aux = NULL;
 	size_t len = 0;
-	uint64_t phdr = 0, phnum = 0, dyn_size = 0, debug = 0;
+	uint64_t phdr = 0, phnum = 0, dyn_size = 0;
 	hp_raddr_t bias = 0, dyn = 0;
 	Elf64_Phdr ph[HP_PHDRS_MAX];
 	bool interp = false, has_bias = false;
-	int state = RT_CONSISTENT;
 
 	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)proc->tid);
 	if (hp_read_proc_file(path, &aux, &len))
@@ -195,14 +251,9 @@ static bool loader_busy(const struct hp_proc *proc)
 			dyn = bias + ph[i].p_vaddr;
 			dyn_size = ph[i].p_memsz;
 		}
-	if (!interp || !dyn || dt_debug(proc, dyn, dyn_size, &debug))
-		return false;
-	if (!debug)
-		return true; /* ld.so has not come so far */
-	if (hp_proc_read(proc, debug + offsetof(struct r_debug, r_state),
-			 &state, sizeof(state)))
-		return false;
-	return state != RT_CONSISTENT;
+	if (!interp)
+		return ldso_run_busy(proc, phdr);
+	return program_loading(proc, dyn, dyn_size);
 }
 
 /*
