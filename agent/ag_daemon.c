@@ -449,7 +449,10 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 		 * would read the executable and the maps for nothing. */
 		pr->deferred = true;
 		pr->rescans = 1;
-		ag_schedule(pr, now + exec_rescans_us[0]);
+		/* Not ag_schedule's earliest: an earlier due time was the old
+		 * image's (a wrapper's exec just before: env, nice, sh -c
+		 * 'exec ...'), and would look while ld.so still loads. */
+		pr->due_us = now + exec_rescans_us[0];
 		return;
 	}
 	ag_schedule(pr, now);

@@ -1182,6 +1182,37 @@ static void test_events_forget_exits(void **state)
 }
 
 /*
+ * A second exec within the first rescan's delay (a wrapper: env, nice,
+ * sh -c 'exec ...'), every patch waiting for ld.so: the new image's first
+ * look is the rescan's delay after its own exec, not the old image's (it
+ * would come while ld.so still loads, and wait for the 30 ms rescan).
+ */
+static void test_exec_again_first_look(void **state)
+{
+	struct ag_daemon d = { .nr_wanted = 1, .nr_at_exec = 0 };
+	struct ag_proc *pr = NULL;
+	uint64_t first = 0;
+
+	(void)state;
+	ag_on_exec(&d, 4242, 1000000);
+	pr = ag_find_proc(&d, 4242);
+	assert_non_null(pr);
+	assert_true(pr->deferred);
+	first = pr->due_us;
+	assert_true(first > 1000000);
+	ag_on_exec(&d, 4242, 1001000); /* 1 ms on: the wrapper's exec */
+	pr = ag_find_proc(&d, 4242);
+	assert_int_equal(pr->due_us, first + 1000);
+	/* With a patch that goes at the exec: looked at now. */
+	d.nr_at_exec = 1;
+	ag_on_exec(&d, 4242, 1002000);
+	assert_int_equal(ag_find_proc(&d, 4242)->due_us, 1002000);
+	for (size_t i = 0; i < d.nr_procs; i++)
+		free(d.procs[i].exe);
+	free(d.procs);
+}
+
+/*
  * A fallback command runs with the facts in its environment, and leaves
  * hpatchd no child to reap: hpatchd takes no SIGCHLD (one comes at every
  * stop of a target it traces, and would wake its loop at every apply).
@@ -1423,6 +1454,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sharers_from_events),
 		cmocka_unit_test(test_events_lost),
 		cmocka_unit_test(test_events_forget_exits),
+		cmocka_unit_test(test_exec_again_first_look),
 		cmocka_unit_test(test_fallback_command_no_child),
 		cmocka_unit_test(test_store_lock_swapped),
 		cmocka_unit_test(test_store_lock_kept),
