@@ -299,17 +299,16 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 }
 
 /*
- * @fn(@a0, @a1) in the first thread fit to call it (fit_to_call), while
+ * @fn(@args) in the first thread fit to call it (fit_to_call), while
  * every other thread runs; *@left (if not NULL) says whether that thread
  * was left inside the call (it outlived its bound, asleep in the kernel).
  * Return: 0, -HP_E_BUSY (none fit, or left inside: reported), -HP_E_GONE,
  * -errno.
  */
 static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
-			  hp_raddr_t fn, long a0, long a1, long *ret,
+			  hp_raddr_t fn, const long args[2], long *ret,
 			  bool *left)
 {
-	const long args[2] = { a0, a1 };
 	pid_t *tids = NULL;
 	size_t nr = 0;
 	int rc = hp_proc_read_maps(proc);
@@ -430,7 +429,7 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 		rc = rc == -ESRCH ? -HP_E_GONE : rc;
 		pr->unwind_left = held->owes_regs;
 	} else if (!rc) {
-		rc = call_in_target(proc, &u, u.reg, args[0], args[1], &ret,
+		rc = call_in_target(proc, &u, u.reg, args, &ret,
 				    &pr->unwind_left);
 	}
 	if (rc)
@@ -462,6 +461,7 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 				 hdr->nr_funcs * sizeof(struct hp_rt_func) +
 				 offsetof(struct hp_rt_unwind, deregister);
 	const uint64_t zero = 0;
+	const long args[2] = { (long)u->eh_addr };
 	struct hp_unwinder uw;
 	long ret = 0;
 	int rc;
@@ -476,9 +476,7 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 			      "pid %d: the unwinder patch '%s' registered with "
 			      "is gone",
 			      (int)proc->pid, hdr->patch_id);
-	rc = rc
-		     ?: call_in_target(proc, &uw, uw.dereg, (long)u->eh_addr, 0,
-				       &ret, NULL);
+	rc = rc ?: call_in_target(proc, &uw, uw.dereg, args, &ret, NULL);
 	if (!rc && (hp_raddr_t)ret != u->obj_addr)
 		hp_warn("pid %d: the unwinder returned 0x%lx for patch '%s', "
 			"not its object 0x%" PRIx64,
