@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -1181,6 +1182,66 @@ static void test_events_forget_exits(void **state)
 	ag_events_close(&ev);
 }
 
+static void *sleep_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* The leader of forked @pid exited (a zombie while its thread runs)? */
+static bool leader_exited(pid_t pid)
+{
+	char path[64], line[128];
+	bool z = false;
+	FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		z |= !strncmp(line, "State:\tZ", 8);
+	if (f)
+		fclose(f);
+	return z;
+}
+
+/*
+ * The exit event of a leader whose process lives on (pthread_exit in
+ * main, a thread still running) keeps the process known, to be looked at
+ * again shortly; the exit of the whole process forgets it.
+ */
+static void test_leader_exit_keeps_process(void **state)
+{
+	struct ag_daemon d = { .nr_wanted = 1 };
+	struct ag_proc *pr = NULL;
+	pthread_t th;
+	pid_t pid = 0;
+
+	(void)state;
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (pthread_create(&th, NULL, sleep_forever, NULL))
+			_exit(1);
+		pthread_exit(NULL);
+	}
+	for (int i = 0; i < 2000 && !leader_exited(pid); i++)
+		usleep(1000);
+	assert_true(leader_exited(pid));
+	assert_non_null(ag_add_proc(&d, pid));
+	ag_on_exit(&d, pid);
+	pr = ag_find_proc(&d, pid);
+	assert_non_null(pr);
+	assert_true(pr->exit_seen);
+	assert_true(pr->due_us > 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ag_on_exit(&d, pid);
+	assert_null(ag_find_proc(&d, pid));
+	free(d.procs);
+}
+
 /*
  * A second exec within the first rescan's delay (a wrapper: env, nice,
  * sh -c 'exec ...'), every patch waiting for ld.so: the new image's first
@@ -1455,6 +1516,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_events_lost),
 		cmocka_unit_test(test_events_forget_exits),
 		cmocka_unit_test(test_exec_again_first_look),
+		cmocka_unit_test(test_leader_exit_keeps_process),
 		cmocka_unit_test(test_fallback_command_no_child),
 		cmocka_unit_test(test_store_lock_swapped),
 		cmocka_unit_test(test_store_lock_kept),
