@@ -1076,27 +1076,58 @@ static void test_sharers_from_events(void **state)
 	ag_events_close(&ev);
 }
 
-/* A child exec'd into sleep, once its exec is done. */
+/*
+ * Is @pid asleep in sleep(1)'s nanosleep? Then its exec is over, and its
+ * exec event queued: the kernel sets the new comm early in the exec, and
+ * sends the event only once the new image is loaded.
+ */
+static bool in_nanosleep(pid_t pid)
+{
+	char path[64], line[64] = "";
+	FILE *f = NULL;
+	long nr = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	f = fopen(path, "r");
+	if (f && fgets(line, sizeof(line), f))
+		nr = strtol(line, NULL, 10);
+	if (f)
+		fclose(f);
+	return nr == SYS_nanosleep || nr == SYS_clock_nanosleep;
+}
+
+static pid_t sleeps[4]; /* killed by kill_sleeps after a failed test */
+
+static int kill_sleeps(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(sleeps); i++)
+		if (sleeps[i] > 0) {
+			kill(sleeps[i], SIGKILL);
+			waitpid(sleeps[i], NULL, 0);
+			sleeps[i] = 0;
+		}
+	return 0;
+}
+
+/* A child in sleep(1), its exec over. */
 static pid_t start_sleep(void)
 {
 	const pid_t pid = fork();
-	char path[64], comm[32] = "";
+	size_t i = 0;
 
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execl("/bin/sleep", "sleep", "30", (char *)NULL);
 		_exit(127);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	for (int i = 0; i < 2000 && strcmp(comm, "sleep\n"); i++) {
-		FILE *f = fopen(path, "r");
-
-		if (!f || !fgets(comm, sizeof(comm), f))
-			comm[0] = 0;
-		if (f)
-			fclose(f);
+	while (i < HP_ARRAY_SIZE(sleeps) && sleeps[i] > 0)
+		i++;
+	assert_true(i < HP_ARRAY_SIZE(sleeps));
+	sleeps[i] = pid;
+	for (int n = 0; n < 10000 && !in_nanosleep(pid); n++)
 		usleep(1000);
-	}
+	assert_true(in_nanosleep(pid));
 	return pid;
 }
 
@@ -1145,10 +1176,6 @@ static void test_events_lost(void **state)
 	after = start_sleep();
 	assert_int_equal(since_exec(&ev, after), 0);
 	assert_int_equal(since_exec(&ev, before), 1);
-	kill(before, SIGKILL);
-	kill(after, SIGKILL);
-	waitpid(before, NULL, 0);
-	waitpid(after, NULL, 0);
 	ag_events_close(&ev);
 }
 
@@ -1177,8 +1204,6 @@ static void test_events_forget_exits(void **state)
 		for (size_t j = 0; j < HP_ARRAY_SIZE(kids); j++)
 			assert_int_not_equal(born[i], kids[j]);
 	free(born);
-	kill(target, SIGKILL);
-	waitpid(target, NULL, 0);
 	ag_events_close(&ev);
 }
 
@@ -1513,8 +1538,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_match_fd_limit, kill_loader),
 		cmocka_unit_test_teardown(test_match_unreadable, kill_loader),
 		cmocka_unit_test(test_sharers_from_events),
-		cmocka_unit_test(test_events_lost),
-		cmocka_unit_test(test_events_forget_exits),
+		cmocka_unit_test_teardown(test_events_lost, kill_sleeps),
+		cmocka_unit_test_teardown(test_events_forget_exits,
+					  kill_sleeps),
 		cmocka_unit_test(test_exec_again_first_look),
 		cmocka_unit_test(test_leader_exit_keeps_process),
 		cmocka_unit_test(test_fallback_command_no_child),
