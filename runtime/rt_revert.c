@@ -54,6 +54,37 @@ void hp_revive_superseded(const struct hp_proc *proc,
 	hp_rt_regions_free(regions, nr);
 }
 
+/*
+ * Of @regions' collectable ones (@unused), those a thread of stopped @w
+ * still points into (a return address, a pointer on its stack or in a
+ * register) stay, for a later hpatch.
+ */
+static void keep_referenced(struct hp_world *w, const struct hp_proc *proc,
+			    const struct hp_rt_region *regions, size_t nr,
+			    bool *unused)
+{
+	for (size_t i = 0; i < nr; i++) {
+		const struct hp_busy_range keep = hp_busy_region(&regions[i]);
+		const struct hp_busy_range *hit = NULL;
+		pid_t tid = 0;
+		int rc;
+
+		if (!unused[i])
+			continue;
+		rc = hp_world_check(w, proc, &keep, 1, &tid, &hit);
+		if (!rc && hp_world_regs_point(w, &keep))
+			rc = -HP_E_BUSY;
+		if (!rc)
+			continue;
+		unused[i] = false;
+		hp_dbg(HP_DBG_PTRACE, "pid %d: unused region '%s' kept: %s %d",
+		       (int)proc->pid, regions[i].hdr.patch_id,
+		       rc == -HP_E_BUSY ? "points into it: thread"
+					: "stacks not read: error",
+		       rc == -HP_E_BUSY ? (int)tid : rc);
+	}
+}
+
 /* Unmap collectable regions that no thread points into any more. */
 void hp_collect_retired(struct hp_proc *proc)
 {
@@ -67,25 +98,24 @@ void hp_collect_retired(struct hp_proc *proc)
 		return;
 	unused = calloc(nr + 1, sizeof(*unused));
 	nr_retired = unused ? hp_plan_retired(regions, nr, unused) : 0;
-	if (!nr_retired || !unused || hp_world_prepare(&w, proc->pid, 0) ||
-	    hp_world_stop(&w))
+	if (!nr_retired || !unused)
 		goto out;
+	if (hp_world_prepare(&w, proc->pid, 0) || hp_world_stop(&w)) {
+		hp_dbg(HP_DBG_PTRACE,
+		       "pid %d: %zu unused region(s) kept: not stopped",
+		       (int)proc->pid, nr_retired);
+		goto out;
+	}
 	if (hp_world_fresh_maps(&w, proc) ||
 	    hp_proc_check_since(proc->pid, proc->checked_last, true)) {
+		hp_dbg(HP_DBG_PTRACE,
+		       "pid %d: %zu unused region(s) kept: its memory map "
+		       "not read, or a task created since may share it",
+		       (int)proc->pid, nr_retired);
 		hp_world_resume(&w);
 		goto out;
 	}
-	for (size_t i = 0; i < nr; i++) {
-		const struct hp_rt_region *r = &regions[i];
-		const struct hp_busy_range keep = hp_busy_region(r);
-		const struct hp_busy_range *hit = NULL;
-		pid_t tid;
-
-		if (unused[i])
-			unused[i] = !hp_world_check(&w, proc, &keep, 1, &tid,
-						    &hit) &&
-				    !hp_world_regs_point(&w, &keep);
-	}
+	keep_referenced(&w, proc, regions, nr, unused);
 	/*
 	 * Unmap while stopped: this stop is no patch's pause. A registered
 	 * unwind table is deregistered first, which needs the other threads

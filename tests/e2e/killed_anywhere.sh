@@ -125,7 +125,7 @@ threads_back() {
 # "revert") held at STEP on the target launched last, killed -9 there,
 # then the target checked against what it was just before.
 sweep() {
-	local name=$1 op=$2 step=$3 hp err=$T/$1.$2.$3.err v s0 m0 tasks
+	local name=$1 op=$2 step=$3 hp err=$T/$1.$2.$3.err v s0 m0 tasks failed
 	local -a args
 	case $op in
 	apply-p) args=(apply -p "$pid" --trust "$T/trust" "$patch") ;;
@@ -168,9 +168,12 @@ sweep() {
 		"$(others "$pid" | wc -l)" -le 1
 	expect_exit "$([ "$v" = v2 ] && echo 3 || echo 0)" \
 		"$name $op $step: the next apply" "$HPATCH" apply -p "$pid" \
-		--trust "$T/trust" "$patch"
+		--trust "$T/trust" --debug=ptrace "$patch"
+	failed=$FAILED
 	check "$name $op $step: then one patch, active, nothing else ($(others "$pid" | tr '\n' ' '))" \
 		test "$(active "$pid" | wc -l)" -eq 1 -a -z "$(others "$pid")"
+	# (Failed: why, as the next apply said.)
+	[ "$FAILED" = "$failed" ] || grep -E 'kept|error|warning' "$T/last.err" >&2 || true
 	case " $UNFOUND " in
 	*" $step "*) check "$name $op $step: nothing else mapped but the unfound region" \
 		one_run <(echo "$m0") <(maps "$pid") ;;
