@@ -695,8 +695,9 @@ void ag_on_exit(struct ag_daemon *d, pid_t pid)
 	/* Its leader's exit while threads of its own live on: pthread_exit
 	 * in main, the process lives (one still to patch, at its exec's
 	 * rescans, stays known), or the whole group's exit not done yet.
-	 * A look shortly tells (it forgets a process gone). */
-	if (hp_proc_live_tid(pid) != pid) {
+	 * A look shortly tells (it forgets a process gone). Gone whole,
+	 * as most are: one read of its stat says so. */
+	if (!hp_proc_gone_whole(pid) && hp_proc_live_tid(pid) != pid) {
 		pr->exit_seen = true;
 		ag_schedule(pr, hp_now_us() + HP_EXIT_LOOK_US);
 		return;

@@ -22,24 +22,56 @@
 
 #define HP_LOG_PREFIX "rt: "
 
-bool hp_task_gone(pid_t tid)
+/* /proc/@tid/stat into @buf (NUL-terminated). Return: its length, 0 when
+ * there is no such task, -1 when unread for another reason. */
+static ssize_t read_stat(pid_t tid, char *buf, size_t size)
 {
-	char path[48], buf[256], *p = NULL;
+	char path[48];
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return errno == ENOENT || errno == ESRCH ? 0 : -1;
+	n = read(fd, buf, size - 1);
 	close(fd);
 	if (n <= 0)
-		return true;
+		return 0;
 	buf[n] = 0;
-	/* The command name may hold ')' itself: the state follows the last. */
-	p = strrchr(buf, ')');
+	return n;
+}
+
+/* A stat line's task a zombie (or dead)? The command name may hold ')'
+ * itself: the state follows the last. */
+static bool stat_gone(const char *stat)
+{
+	const char *p = strrchr(stat, ')');
+
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+bool hp_task_gone(pid_t tid)
+{
+	char buf[256];
+	const ssize_t n = read_stat(tid, buf, sizeof(buf));
+
+	return !n || (n > 0 && stat_gone(buf));
+}
+
+bool hp_proc_gone_whole(pid_t pid)
+{
+	char buf[512];
+	unsigned long long threads = 0;
+	const ssize_t n = read_stat(pid, buf, sizeof(buf));
+
+	/* Its leader reaped: only ever after every other thread. A zombie
+	 * leader still counts in num_threads (until reaped), as does a
+	 * thread that is exiting (until released): one alone is all. */
+	if (!n)
+		return true;
+	return n > 0 && stat_gone(buf) && hp_stat_field(buf, 20, &threads) &&
+	       threads == 1;
 }
 
 /* /proc/@tid/status into @buf (NUL-terminated). Return: false if unread. */

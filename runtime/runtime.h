@@ -172,6 +172,9 @@ int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns);
  * main leaves it a zombie, without memory, while the others run on).
  * @pid when none is. */
 pid_t hp_proc_live_tid(pid_t pid);
+/* Whether process @pid is gone whole: reaped, or a zombie leader with no
+ * other thread left (one read of its stat; false when unsure). */
+bool hp_proc_gone_whole(pid_t pid);
 
 /* A perf map whose pid no process has (hp_rt_perfmap_left). */
 struct hp_rt_perfmap_left {

@@ -1254,16 +1254,24 @@ static void test_leader_exit_keeps_process(void **state)
 	for (int i = 0; i < 2000 && !leader_exited(pid); i++)
 		usleep(1000);
 	assert_true(leader_exited(pid));
+	assert_false(hp_proc_gone_whole(pid));
 	assert_non_null(ag_add_proc(&d, pid));
 	ag_on_exit(&d, pid);
 	pr = ag_find_proc(&d, pid);
 	assert_non_null(pr);
 	assert_true(pr->exit_seen);
 	assert_true(pr->due_us > 0);
+	/* Killed, not reaped: a zombie leader alone, gone whole. */
 	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	for (int i = 0; i < 2000 && !hp_proc_gone_whole(pid); i++)
+		usleep(1000);
+	assert_true(leader_exited(pid));
+	assert_true(hp_proc_gone_whole(pid));
 	ag_on_exit(&d, pid);
 	assert_null(ag_find_proc(&d, pid));
+	waitpid(pid, NULL, 0);
+	assert_true(hp_proc_gone_whole(pid));
+	assert_false(hp_proc_gone_whole(getpid()));
 	free(d.procs);
 }
 
