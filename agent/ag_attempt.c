@@ -84,7 +84,8 @@ static void hold_msg(enum hp_log_level level, const char *msg, void *ctx)
  * timeout; the try goes on in its next slice, from the schedule, once the
  * processes due meanwhile had their turn. Only the try's last slice is
  * its verdict: a busy one before it is neither logged nor audited.
- * Return: as hp_rt_apply, or 1: busy, the try goes on.
+ * Return: as hp_rt_apply, or 1: busy (a function in use, or the
+ * process's dynamic linker loading objects), the try goes on.
  */
 static int apply_slice(struct ag_daemon *d, struct ag_track *t,
 		       const struct hp_store_entry *e, pid_t pid,
@@ -111,7 +112,7 @@ static int apply_slice(struct ag_daemon *d, struct ag_track *t,
 		return rc;
 	}
 	hp_log_set_sink(d->conf->log_sink, NULL);
-	if (rc == -HP_E_BUSY) {
+	if (rc == -HP_E_BUSY || rc == -HP_E_LOADING) {
 		t->busy_us += hp_now_us() - t0;
 		return 1;
 	}
@@ -143,12 +144,17 @@ static void say_notes(struct ag_daemon *d, const struct hp_rt_result *res)
 	       (int)res->pid, res->patch_id, res->build_id);
 }
 
-/* Busy: a function in use by a thread, or a thread that would not stop
- * (asleep where no interrupt reaches it: a frozen cgroup, say). */
+/* Busy: a function in use by a thread, a thread that would not stop
+ * (asleep where no interrupt reaches it: a frozen cgroup, say), or the
+ * process's dynamic linker loading objects (a dlopen: hp_unwind_ready). */
 static void set_busy(struct ag_daemon *d, struct ag_track *t,
 		     const struct hp_rt_result *res)
 {
-	if (res->busy_func[0])
+	if (res->rc == -HP_E_LOADING)
+		ag_set_track(
+			d, t, HP_TRACK_BUSY,
+			"its dynamic linker is loading objects (a dlopen)");
+	else if (res->busy_func[0])
 		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
 			     res->busy_func, (int)res->busy_tid);
 	else
@@ -173,7 +179,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	int rc;
 
 	/* ld.so has not loaded the program's libraries yet: such an apply
-	 * waits for it (-EAGAIN, hp_unwind_ready), after an open, a lock,
+	 * waits for it (-HP_E_LOADING, hp_unwind_ready), after an open, a lock,
 	 * the maps read: the first rescan, 3 ms on, is when it can. */
 	if (ag_has_unwind(e->p) && ag_at_exec(pr, now)) {
 		pr->deferred = true;
@@ -199,7 +205,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		pr->gone = true;
 		return;
 	}
-	if (rc == -EAGAIN && ag_is_starting(pr, now)) {
+	if (rc == -HP_E_LOADING && ag_is_starting(pr, now)) {
 		/* ld.so still loads its objects, as at every exec, and the
 		 * patch's unwinder may be among them: nothing was done (no
 		 * stop), the rescans after the exec look again. Neither
@@ -245,7 +251,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	}
 	d->view.failures++;
 	t->t.tries++;
-	if (rc == -HP_E_BUSY)
+	if (rc == -HP_E_BUSY || rc == -HP_E_LOADING)
 		set_busy(d, t, &res);
 	else
 		ag_set_track(d, t, HP_TRACK_REFUSED, "%s: %s", hp_err_name(rc),

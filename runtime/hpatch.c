@@ -94,7 +94,8 @@ static int exit_for(int rc)
 	case -HP_E_NOTAPPLIED:
 		return HP_EXIT_NOTHING;
 	case -HP_E_BUSY:
-	case -EAGAIN: /* ld.so loads the unwinder, or may (rt_unwind.c) */
+	case -HP_E_LOADING: /* ld.so loads the unwinder, or may */
+	case -EAGAIN:	    /* threads kept appearing (rt_transition.c) */
 		return HP_EXIT_BUSY;
 	case -HP_E_UNSIGNED:
 		return HP_EXIT_UNSIGNED;

@@ -538,6 +538,7 @@ static const char *outcome(int rc)
 	case -HP_E_APPLIED:
 		return "already applied";
 	case -HP_E_BUSY:
+	case -HP_E_LOADING:
 		return "busy";
 	default:
 		return "refused";

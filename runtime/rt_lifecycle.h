@@ -255,8 +255,9 @@ int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr, bool say)
  * @proc's dynamic linker done with the unwinder? Not while libgcc_s is
  * mapped and not yet relocated, nor while none is mapped and ld.so loads
  * objects (the program starts, a dlopen), one may be coming: a table not
- * registered now never would be (docs/UNWIND.md). Return: 0, or -EAGAIN
- * (said at error level if @say, else at debug level).
+ * registered now never would be (docs/UNWIND.md). Return: 0, or
+ * -HP_E_LOADING, a passing state of the process as a thread in a patched
+ * function is (said at error level if @say, else at debug level).
  */
 int hp_unwind_ready(const struct hp_proc *proc, bool say)
 	__attribute__((warn_unused_result));

@@ -377,7 +377,7 @@ int hp_unwind_ready(const struct hp_proc *proc, bool say)
 		return 0;
 	if (say)
 		hp_hint("try again in a moment");
-	return -EAGAIN;
+	return -HP_E_LOADING;
 }
 
 int hp_unwind_find(const struct hp_proc *proc, struct hp_prep *pr, bool say)

@@ -46,8 +46,9 @@ held_at_start() {
 	check "$label: held at its start" wait_until 10 test -e "$T/$name.held"
 	check "no libgcc_s mapped yet" not grep -q libgcc_s "/proc/$pid/maps"
 	expect_exit 4 "apply while ld.so starts it: busy" \
-		"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/u.hpatch"
+		"$HPATCH" apply -p "$pid" --trust "$T/trust" --json "$T/u.hpatch"
 	check "... saying why" grep -q "dynamic linker is loading objects" "$T/last.err"
+	check "... and so in its result" grep -q '"result":"HP_E_LOADING"' "$T/last.out"
 	check "nothing mapped" no_region "$pid"
 	touch "$T/$name.go"
 	check "started" wait_until 10 grep -q '^round .* caller=1' "$T/u.log"
