@@ -172,6 +172,25 @@ bool ag_has_unwind(const struct hp_patch *p)
 	return false;
 }
 
+/* @e applied to @pr by a try begun at @now, as @res says. */
+static void say_applied(struct ag_daemon *d, const struct ag_proc *pr,
+			const struct hp_store_entry *e,
+			const struct hp_rt_result *res, uint64_t now)
+{
+	say_notes(d, res);
+	d->view.applied++;
+	d->view.last_pause_us = res->pause_us;
+	if (pr->exec_us)
+		hp_dbg(HP_DBG_TIMING,
+		       "pid %d: exec seen %" PRIu64
+		       " us ago, apply took %" PRIu64 " us",
+		       (int)pr->pid, hp_now_us() - pr->exec_us,
+		       hp_now_us() - now);
+	hp_log(HP_LOG_INFO,
+	       "pid %d: applied '%s' to %s (paused %" PRIu64 " us)",
+	       (int)pr->pid, e->id, res->module, res->pause_us);
+}
+
 static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 		    const struct hp_store_entry *e, uint64_t now)
 {
@@ -222,21 +241,8 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	if (rc != -HP_E_APPLIED)
 		hp_rt_audit_record(&d->audit, "apply", e->path, e->p, &res, rc);
 	if (!rc || rc == -HP_E_APPLIED) {
-		if (!rc) {
-			say_notes(d, &res);
-			d->view.applied++;
-			d->view.last_pause_us = res.pause_us;
-			if (pr->exec_us)
-				hp_dbg(HP_DBG_TIMING,
-				       "pid %d: exec seen %" PRIu64
-				       " us ago, apply took %" PRIu64 " us",
-				       (int)pr->pid, hp_now_us() - pr->exec_us,
-				       hp_now_us() - now);
-			hp_log(HP_LOG_INFO,
-			       "pid %d: applied '%s' to %s (paused %" PRIu64
-			       " us)",
-			       (int)pr->pid, e->id, res.module, res.pause_us);
-		}
+		if (!rc)
+			say_applied(d, pr, e, &res, now);
 		ag_watch_modules(d, res.module, pr->exe);
 		ag_set_track(d, t, HP_TRACK_APPLIED, "%s", "");
 		return;
