@@ -241,6 +241,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	if (rc != -HP_E_APPLIED)
 		hp_rt_audit_record(&d->audit, "apply", e->path, e->p, &res, rc);
 	if (!rc || rc == -HP_E_APPLIED) {
+		pr->query_first |= !pr->rescans; /* the exec's look: deferred */
 		if (!rc)
 			say_applied(d, pr, e, &res, now);
 		ag_watch_modules(d, res.module, pr->exe);

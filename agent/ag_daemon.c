@@ -699,6 +699,16 @@ void ag_on_exit(struct ag_daemon *d, pid_t pid)
 	 * as most are: one read of its stat says so. */
 	if (!hp_proc_gone_whole(pid) && hp_proc_live_tid(pid) != pid) {
 		pr->exit_seen = true;
+		/* The exit of its last thread comes with no event (only a
+		 * leader's is heard): its pid may be another's without our
+		 * knowing, so a fresh image is told by its start time from
+		 * now on (0 where its executable is not read yet: the next
+		 * look reads both). */
+		if (pr->fresh) {
+			pr->start_time =
+				pr->exe_read ? hp_agent_start_time(pid) : 0;
+			pr->fresh = false;
+		}
 		ag_schedule(pr, hp_now_us() + HP_EXIT_LOOK_US);
 		return;
 	}

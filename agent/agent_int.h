@@ -33,9 +33,11 @@ struct ag_proc {
 	 * next look tells whether the process did too (ag_on_exit). */
 	bool exit_seen;
 	/* Its apply waited at its exec for ld.so (ag_at_exec): its first
-	 * rescan is its first look, with nothing of ours in it. */
+	 * rescan is its first look, with nothing of ours in it unless the
+	 * exec's look applied another patch (then query_first). */
 	bool deferred;
-	bool query_first;  /* its first look asks (on_exec) */
+	/* Its first look asks (on_exec), or its first rescan (attempt). */
+	bool query_first;
 	bool dirs_watched; /* its library directories watched */
 	/* A patch applied to it, in this image or one before an exec: its
 	 * perf map is collected after it exits (ag_perfmap.c). */

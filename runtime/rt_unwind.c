@@ -76,9 +76,12 @@ static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
  * Has ld.so relocated the object whose @n program headers are @ph, loaded
  * at @bias? It makes the object's PT_GNU_RELRO pages read-only once done
  * (glibc's _dl_relocate_object, musl's reloc_all); until then its GOT
- * holds link-time values, and a call into it jumps nowhere. Return: 1
- * done, 0 not yet, -1 cannot tell (no RELRO, or one within a page, which
- * nothing protects).
+ * holds link-time values, and a call into it jumps nowhere. Read-only is
+ * not enough: ld.so maps the whole span first, from file offset 0 with
+ * the first segment's protection (read-only), then each segment over it,
+ * so until the data segment is mapped the RELRO pages are read-only too,
+ * mapped from the wrong file offset. Return: 1 done, 0 not yet, -1
+ * cannot tell (no RELRO, or one within a page, which nothing protects).
  */
 static int relro_done(const struct hp_proc *proc, const Elf64_Phdr *ph,
 		      size_t n, hp_raddr_t bias)
@@ -95,7 +98,9 @@ static int relro_done(const struct hp_proc *proc, const Elf64_Phdr *ph,
 		if (lo >= hi)
 			return -1;
 		m = hp_proc_find_map(proc, lo);
-		return m && !(m->prot & PROT_WRITE);
+		return m && !(m->prot & PROT_WRITE) &&
+		       m->offset + (lo - m->start) ==
+			       (ph[i].p_offset & ~(page - 1));
 	}
 	return -1;
 }

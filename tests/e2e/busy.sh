@@ -68,7 +68,12 @@ HPATCH_DELAY=mmap:1000 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
 	--timeout 1000 "$T/svc.hpatch" >"$T/last.out" 2>"$T/last.err" &
 hp=$!
 wait_until 10 grep -q "test delay" "$T/last.err"
+# hpatch held there (no thread of the target stopped yet) until the sharer
+# is born: before its switch's look however slow the host is to ask. (It
+# went on past its delay on a loaded host, and patched: exit 0.)
+kill -STOP "$hp"
 sharer=$(ask 4 "share 3000")
+kill -CONT "$hp"
 rc=0
 wait "$hp" || rc=$?
 check "a sharer came since the first look: busy (exit $rc)" test "$rc" -eq 4

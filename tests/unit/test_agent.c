@@ -1231,6 +1231,26 @@ static bool leader_exited(pid_t pid)
 	return z;
 }
 
+/* A child whose main thread has exited (pthread_exit), a thread of it
+ * sleeping on: its pid. */
+static pid_t leader_exited_child(void)
+{
+	pthread_t th;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (pthread_create(&th, NULL, sleep_forever, NULL))
+			_exit(1);
+		pthread_exit(NULL);
+	}
+	assert_true(pid > 0);
+	for (int i = 0; i < 2000 && !leader_exited(pid); i++)
+		usleep(1000);
+	assert_true(leader_exited(pid));
+	return pid;
+}
+
 /*
  * The exit event of a leader whose process lives on (pthread_exit in
  * main, a thread still running) keeps the process known, to be looked at
@@ -1240,20 +1260,10 @@ static void test_leader_exit_keeps_process(void **state)
 {
 	struct ag_daemon d = { .nr_wanted = 1 };
 	struct ag_proc *pr = NULL;
-	pthread_t th;
 	pid_t pid = 0;
 
 	(void)state;
-	pid = fork();
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (pthread_create(&th, NULL, sleep_forever, NULL))
-			_exit(1);
-		pthread_exit(NULL);
-	}
-	for (int i = 0; i < 2000 && !leader_exited(pid); i++)
-		usleep(1000);
-	assert_true(leader_exited(pid));
+	pid = leader_exited_child();
 	assert_false(hp_proc_gone_whole(pid));
 	assert_non_null(ag_add_proc(&d, pid));
 	ag_on_exit(&d, pid);
@@ -1272,6 +1282,40 @@ static void test_leader_exit_keeps_process(void **state)
 	waitpid(pid, NULL, 0);
 	assert_true(hp_proc_gone_whole(pid));
 	assert_false(hp_proc_gone_whole(getpid()));
+	free(d.procs);
+}
+
+/*
+ * An image whose exec was seen (fresh) is known by its exit event to be
+ * gone before its pid is another's. Once its leader has exited while its
+ * threads live on, the exit of the last one comes with no event (only a
+ * leader's exit is heard): the image is told by its start time from then
+ * on, or its pid, reused, would pass for it (its executable, its tracks).
+ */
+static void test_leader_exit_start_time(void **state)
+{
+	struct ag_daemon d = { .nr_wanted = 1 };
+	struct ag_proc *pr = NULL;
+	pid_t pid = leader_exited_child();
+
+	(void)state;
+	pr = ag_add_proc(&d, pid);
+	assert_non_null(pr);
+	pr->fresh = pr->exe_read = true;
+	ag_on_exit(&d, pid);
+	pr = ag_find_proc(&d, pid);
+	assert_non_null(pr);
+	assert_false(pr->fresh);
+	assert_int_equal(pr->start_time, hp_agent_start_time(pid));
+	assert_true(pr->start_time > 0);
+	/* Its executable not read yet: both are, at the next look. */
+	pr->fresh = true;
+	pr->exe_read = false;
+	ag_on_exit(&d, pid);
+	assert_false(pr->fresh);
+	assert_int_equal(pr->start_time, 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 	free(d.procs);
 }
 
@@ -1551,6 +1595,7 @@ int main(int argc, char **argv)
 					  kill_sleeps),
 		cmocka_unit_test(test_exec_again_first_look),
 		cmocka_unit_test(test_leader_exit_keeps_process),
+		cmocka_unit_test(test_leader_exit_start_time),
 		cmocka_unit_test(test_fallback_command_no_child),
 		cmocka_unit_test(test_store_lock_swapped),
 		cmocka_unit_test(test_store_lock_kept),

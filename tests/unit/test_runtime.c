@@ -10,8 +10,10 @@
 #include "common/hp_util.h"
 #include "common/hp_arch_x86_64.h"
 #include "runtime/runtime_int.h"
+#include "runtime/rt_lifecycle.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -1017,6 +1019,50 @@ static void test_frozen_step_bound(void **state)
 }
 
 /*
+ * ld.so maps a library in steps (glibc's _dl_map_segments, musl's
+ * map_library): its whole span first, from file offset 0 with its first
+ * segment's protection (read-only), then each segment over it. Until its
+ * data segment is mapped, the RELRO pages read as read-only, as after
+ * relocation, though nothing is relocated. hp_unwind_ready must not take
+ * libgcc_s for relocated then (its __register_frame_info would run with
+ * link-time GOT entries): this process's own libgcc_s, its maps shown as
+ * in that window, is being loaded (-HP_E_LOADING).
+ */
+static void test_unwind_ready_mid_map(void **state)
+{
+	void *lib = dlopen("libgcc_s.so.1", RTLD_NOW);
+	struct hp_proc proc;
+	size_t first = SIZE_MAX, n = 0;
+	hp_raddr_t end = 0;
+
+	(void)state;
+	assert_non_null(lib);
+	assert_hp_ok(hp_proc_open_live(getpid(), &proc, true));
+	/* Loaded and relocated: ready. */
+	assert_int_equal(hp_unwind_ready(&proc, false), 0);
+	/* Its mappings as one, read-only, from offset 0. */
+	for (size_t i = 0; i < proc.nr_maps; i++) {
+		if (!strstr(proc.maps[i].path, "/libgcc_s.so")) {
+			proc.maps[n++] = proc.maps[i];
+			continue;
+		}
+		end = proc.maps[i].end;
+		if (first == SIZE_MAX) {
+			first = n;
+			proc.maps[n] = proc.maps[i];
+			proc.maps[n].offset = 0;
+			proc.maps[n++].prot = PROT_READ;
+		}
+	}
+	assert_true(first != SIZE_MAX);
+	proc.maps[first].end = end;
+	proc.nr_maps = n;
+	assert_hp_err(hp_unwind_ready(&proc, false), HP_E_LOADING);
+	hp_proc_close(&proc);
+	dlclose(lib);
+}
+
+/*
  * A stop waits 250 ms for its threads on an idle host, a scheduler slice
  * per turn its threads need on a loaded one (issue 14: 512 threads at a
  * load of 300 on 2 CPUs did not stop in 250 ms tries), never past the
@@ -1361,6 +1407,7 @@ int main(void)
 		cmocka_unit_test(test_frozen_in_stop_moved),
 		cmocka_unit_test(test_frozen_step_bound),
 		cmocka_unit_test(test_who_settle),
+		cmocka_unit_test(test_unwind_ready_mid_map),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
