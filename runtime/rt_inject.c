@@ -239,10 +239,11 @@ static int step_once(struct hp_thread *t, struct user_regs_struct *regs,
  * back. Else, once hpatch exits, it
  * runs on from our instruction with our registers (the injected call's
  * result lost) and every signal blocked: said, naming it, as busy (exit 4),
- * never waited for without end.
+ * never waited for without end. @since: when we began to wait for it (the
+ * bound that passed is the call's, or a stop's for a frozen step).
  */
 static int owed(struct hp_thread *t, const struct user_regs_struct *regs,
-		uint64_t mask, const char *what)
+		uint64_t mask, const char *what, uint64_t since)
 {
 	char state[160];
 
@@ -257,7 +258,7 @@ static int owed(struct hp_thread *t, const struct user_regs_struct *regs,
 		 "registers and signal mask are put back only if it returns "
 		 "before hpatch exits",
 		 (int)t->tid, what,
-		 (unsigned long long)(hp_pt_call_max_us / 1000), state);
+		 (unsigned long long)((hp_now_us() - since) / 1000), state);
 	hp_hint("it waits in the kernel (a hung file system, memory "
 		"pressure?): if it returns after hpatch has exited, it runs "
 		"on with hpatch's registers; restart the process then");
@@ -353,6 +354,7 @@ static int syscall_once(struct hp_thread *t, hp_raddr_t insn, long nr,
 			const long args[6], long *ret)
 {
 	const struct user_regs_struct *saved = &t->inj_regs;
+	const uint64_t since = hp_now_us();
 	struct user_regs_struct regs;
 	int rc, sig = 0, tries = 0;
 
@@ -372,7 +374,8 @@ static int syscall_once(struct hp_thread *t, hp_raddr_t insn, long nr,
 			break;
 		}
 	if (rc == -ETIMEDOUT)
-		return owed(t, saved, t->inj_mask, "injected system call");
+		return owed(t, saved, t->inj_mask, "injected system call",
+			    since);
 	if (rc == -HP_E_INJECT)
 		hp_error(rc,
 			 "tid %d: the injected system call %ld %s at 0x%llx "
@@ -434,6 +437,7 @@ out:
 
 int hp_pt_step(struct hp_thread *t)
 {
+	const uint64_t since = hp_now_us();
 	uint64_t mask = 0;
 	int rc = block_signals(t, &mask), rrc, sig = 0;
 
@@ -443,7 +447,7 @@ int hp_pt_step(struct hp_thread *t)
 	for (int tries = 0; tries < 16; tries++) {
 		rc = step_once(t, &t->regs, &sig);
 		if (rc == -ETIMEDOUT)
-			return owed(t, NULL, mask, "single step");
+			return owed(t, NULL, mask, "single step", since);
 		t->has_regs = !rc;
 		if (rc || sig == SIGTRAP)
 			break;
@@ -566,12 +570,13 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 	       uint64_t timeout_us, long *ret)
 {
 	struct user_regs_struct saved, regs;
-	uint64_t mask = 0, zero = 0;
+	uint64_t mask = 0, zero = 0, since = 0;
 	int rc = save_thread(t, &saved, &mask), rrc, status = 0;
 
 	if (rc)
 		return rc;
 	inject_regs(&regs, &saved, fn, 0);
+	since = hp_now_us();
 	regs.rsp = ((saved.rsp - 256) & ~15ULL) - 8; /* as after a call */
 	regs.rdi = (unsigned long long)args[0];
 	regs.rsi = (unsigned long long)args[1];
@@ -585,7 +590,7 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 	rc = call_fault(t, timeout_us)
 		     ?: wait_call(t, timeout_us, &regs, &status);
 	if (rc == -EINPROGRESS)
-		return owed(t, &saved, mask, "injected call");
+		return owed(t, &saved, mask, "injected call", since);
 	if (rc && rc != -ETIMEDOUT && rc != -HP_E_INJECT)
 		return rc;
 	if (rc == -ETIMEDOUT)

@@ -15,6 +15,9 @@ HPATCH_FAULT=call expect_exit 4 "an injected call past its bound: busy" \
 	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
 check "names the thread, inside hpatch's call" \
 	grep -q "tid $pid: still inside hpatch's injected system call" "$T/last.err"
+# The time it was waited for, not the call's bound (1000 ms; the step of
+# a frozen thread is bounded by a stop's): here it passed at once.
+check "says for how long: at once" grep -q "injected system call after 0 ms" "$T/last.err"
 check "says how it was left" grep -q "registers and signal mask are put back" "$T/last.err"
 check "the target runs" kill -0 "$pid"
 check "old code, answering as before" test "$(ask 3 version)" = v1
