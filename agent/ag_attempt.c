@@ -145,8 +145,9 @@ static void say_notes(struct ag_daemon *d, const struct hp_rt_result *res)
 }
 
 /* Busy: a function in use by a thread, a thread that would not stop
- * (asleep where no interrupt reaches it: a frozen cgroup, say), or the
- * process's dynamic linker loading objects (a dlopen: hp_unwind_ready). */
+ * (asleep where no interrupt reaches it: a frozen cgroup, say), the
+ * process's dynamic linker loading objects (a dlopen: hp_unwind_ready), or
+ * what the apply said (busy_why: a process sharing its memory...). */
 static void set_busy(struct ag_daemon *d, struct ag_track *t,
 		     const struct hp_rt_result *res)
 {
@@ -154,6 +155,8 @@ static void set_busy(struct ag_daemon *d, struct ag_track *t,
 		ag_set_track(
 			d, t, HP_TRACK_BUSY,
 			"its dynamic linker is loading objects (a dlopen)");
+	else if (res->busy_why[0])
+		ag_set_track(d, t, HP_TRACK_BUSY, "%s", res->busy_why);
 	else if (res->busy_func[0])
 		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
 			     res->busy_func, (int)res->busy_tid);

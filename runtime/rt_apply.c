@@ -14,6 +14,7 @@
 #include "signing/signing.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -260,6 +261,19 @@ static int prepare_all(const struct hp_patch *p, struct hp_proc *proc,
 	return rc;
 }
 
+/* The apply under way's busy_why (hp_rt_busy_why), "" at its start. */
+static char busy_why[sizeof(((struct hp_rt_result *)0)->busy_why)];
+
+int hp_rt_busy_why(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(busy_why, sizeof(busy_why), fmt, ap);
+	va_end(ap);
+	return -HP_E_BUSY;
+}
+
 static void describe_patch(struct hp_rt_result *res, const struct hp_patch *p)
 {
 	*res = (struct hp_rt_result){ .pid = res->pid,
@@ -442,6 +456,7 @@ static int apply_one(const struct hp_patch *p, pid_t pid,
 
 	res->pid = pid;
 	describe_patch(res, p);
+	busy_why[0] = 0;
 	if (!prs) {
 		rc = -ENOMEM;
 		goto out;
@@ -495,6 +510,8 @@ out:
 	hp_rt_unlock(&lk);
 	free(prs);
 	res->rc = rc;
+	if (rc == -HP_E_BUSY && !res->busy_tid && !res->busy_func[0])
+		snprintf(res->busy_why, sizeof(res->busy_why), "%s", busy_why);
 	return rc;
 }
 

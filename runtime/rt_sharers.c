@@ -461,7 +461,9 @@ static int refuse_sharing(pid_t pid, const pid_t *sharers, size_t n)
 		 (int)pid, list);
 	hp_hint("a vfork child shares only until it execs or exits: retry "
 		"then");
-	return -HP_E_BUSY;
+	return hp_rt_busy_why("its memory shared with pid %s (a vfork child, "
+			      "or clone(CLONE_VM))",
+			      list);
 }
 
 /*

@@ -345,6 +345,8 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 		hp_hint("patch code carries unwind tables, registered through "
 			"a thread that is blocked (in read, poll, sleep, a "
 			"lock...): try again when the process is less busy");
+		rc = hp_rt_busy_why("no thread waits in a system call, to "
+				    "call its unwinder");
 	}
 	return rc == -ESRCH ? -HP_E_GONE : rc;
 }

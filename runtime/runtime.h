@@ -71,7 +71,10 @@ struct hp_rt_result {
 	uint32_t nr_tries;
 	char busy_func[128]; /* with -HP_E_BUSY: the function in use */
 	pid_t busy_tid;	     /* ... and the thread using it */
-	uint64_t region;     /* address of the patch region */
+	/* With -HP_E_BUSY and neither: why ("its memory shared with pid
+	 * N...", "no thread waits in a system call..."), or "". */
+	char busy_why[192];
+	uint64_t region; /* address of the patch region */
 	/* The process's start time (clock ticks since boot) as the apply's
 	 * lock read it, before it opened the process: who was patched (a
 	 * reused pid is another start time). 0: gone, or not read. */

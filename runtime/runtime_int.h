@@ -808,4 +808,12 @@ void hp_rt_unlock(struct hp_rt_lock *lk);
  * Return: 0 or -HP_E_FAULT (reported). */
 int hp_rt_fault(const char *step) __attribute__((warn_unused_result));
 
+/*
+ * Why the operation under way is busy where no thread and function tell
+ * (a process sharing the memory, no thread fit for a call): said to the
+ * apply's result (hp_rt_result.busy_why), for a caller that shows it
+ * elsewhere than in the log (hpatchd's list). Return: -HP_E_BUSY.
+ */
+int hp_rt_busy_why(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -24,6 +24,11 @@ kill -HUP "$AGENT_PID"
 check "hpatchd refuses, naming the sharer" wait_until 5 \
 	grep -q "pid $pid: shares its memory with pid $sharer " "$T/hpatchd.log"
 check "the service is not patched meanwhile" no_patch "$pid"
+busy_sharing() {
+	"$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" --json 2>/dev/null |
+		grep -q "\"pid\":$pid,\"state\":\"busy\",\"reason\":\"its memory shared with pid $sharer "
+}
+check "busy in hpatch list, saying why" wait_until 5 busy_sharing
 check "... and answers v1" test "$(ask 3 version)" = v1
 check "patched once the sharer has gone" wait_until 10 has_patch "$pid" "$id"
 check "... and answers v2" test "$(ask 3 version)" = v2
