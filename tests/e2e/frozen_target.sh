@@ -29,8 +29,9 @@ freeze
 check "pid $a frozen" wait_until 5 frozen
 
 start=$(date +%s%N)
+failed=$FAILED
 expect_exit 4 "apply -p: busy, it would not stop" \
-	"$HPATCH" apply -p "$a" --trust "$T/trust" "$T/svc.hpatch"
+	"$HPATCH" apply -p "$a" --trust "$T/trust" --debug=ptrace "$T/svc.hpatch"
 ms=$((($(date +%s%N) - start) / 1000000))
 check "given up within a stop's bound ($ms ms)" test "$ms" -lt 1500
 # v1's freezer keeps it from its stop; v2's lets it stop, not run.
@@ -38,6 +39,12 @@ check "the thread named, frozen" grep -qE \
 	"pid $a: tid $a would not stop \(state D.*\) within 250 ms; nothing changed|tid $a: its cgroup is frozen .*nothing changed" \
 	"$T/last.err"
 check "the hint says why" grep -q "its cgroup is frozen" "$T/last.err"
+# (Failed: what the apply said, and the threads' states now.)
+[ "$FAILED" = "$failed" ] || {
+	grep -v '^hpatch: debug: tid [0-9]* stopped' "$T/last.err" | tail -n 40
+	grep -H '^State' /proc/"$a"/task/*/status
+	cat "$FZ/freezer.state" "$FZ/cgroup.events" 2>/dev/null
+} >&2
 
 start_agent
 check "hpatchd: busy, it would not stop" wait_until 10 bash -c \

@@ -55,14 +55,16 @@ unharmed() {
 
 # freezer_cgroup: a freezer cgroup of the test's own, $FZ, removed on exit:
 # v1's freezer, else cgroup v2's (HP_TEST_FREEZER=v2: v2's where both
-# are); freeze, thaw, frozen (wholly), join PID, leave_fz.
+# are); freeze, thaw, frozen (wholly), join PID (every thread, at once:
+# one made meanwhile, a connection's, would stay out of it otherwise),
+# leave_fz.
 freezer_cgroup() {
 	if [ "${HP_TEST_FREEZER:-}" != v2 ] && [ -w /sys/fs/cgroup/freezer ]; then
 		FZ=/sys/fs/cgroup/freezer/hpatch-test-$$
 		freeze() { echo FROZEN >"$FZ/freezer.state"; }
 		thaw() { echo THAWED >"$FZ/freezer.state"; }
 		frozen() { [ "$(cat "$FZ/freezer.state")" = FROZEN ]; }
-		join() { local t; for t in $(ls "/proc/$1/task"); do echo "$t" >"$FZ/tasks"; done; }
+		join() { echo "$1" >"$FZ/cgroup.procs"; }
 		leave_fz() { local t; for t in $(cat "$FZ/tasks"); do echo "$t" >/sys/fs/cgroup/freezer/tasks; done; }
 	else
 		FZ_ROOT=/sys/fs/cgroup
