@@ -147,13 +147,13 @@ int hpatch_combine(int status, int rc)
 static void run_fallback(const char *cmd, const char *file,
 			 const struct hp_rt_result *res)
 {
-	char pid[16], reason[160];
+	char pid[16], reason[256];
 	sigset_t held, old;
 	int st;
 
 	snprintf(pid, sizeof(pid), "%d", (int)res->pid);
 	snprintf(reason, sizeof(reason), "%s: %s", hp_err_name(res->rc),
-		 hp_strerror(res->rc));
+		 hp_rt_reason(res, res->rc));
 	setenv("HPATCH_PID", pid, 1);
 	setenv("HPATCH_PATCH", file, 1);
 	setenv("HPATCH_REASON", reason, 1);
@@ -184,7 +184,7 @@ static void print_result(struct hp_out *o, const char *action,
 	hp_out_str(o, "action", "%s", action);
 	hp_out_str(o, "result", "%s", r->rc ? hp_err_name(r->rc) : "ok");
 	if (r->rc)
-		hp_out_str(o, "reason", "%s", hp_strerror(r->rc));
+		hp_out_str(o, "reason", "%s", hp_rt_reason(r, r->rc));
 	if (r->patch_id[0])
 		hp_out_str(o, "patch", "%s", r->patch_id);
 	hp_out_str(o, "module", "%s", r->module);

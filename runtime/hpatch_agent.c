@@ -593,7 +593,7 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 			continue;
 		rc = hp_rt_apply(p, pids[i], opts, &res);
 		hp_out_str(o, "result", "%s", outcome(rc));
-		hp_out_str(o, "reason", "%s", rc ? hp_strerror(rc) : "");
+		hp_out_str(o, "reason", "%s", hp_rt_reason(&res, rc));
 		if (rc)
 			hp_out_str(o, "error", "%s", hp_err_name(rc));
 		if (rc == -HP_E_BUSY) {

@@ -274,6 +274,17 @@ int hp_rt_busy_why(const char *fmt, ...)
 	return -HP_E_BUSY;
 }
 
+const char *hp_rt_reason(const struct hp_rt_result *res, int rc)
+{
+	if (!rc)
+		return "";
+	if (rc != -HP_E_BUSY || res->busy_func[0])
+		return hp_strerror(rc);
+	if (res->busy_why[0])
+		return res->busy_why;
+	return res->busy_tid ? "a thread would not stop" : hp_strerror(rc);
+}
+
 static void describe_patch(struct hp_rt_result *res, const struct hp_patch *p)
 {
 	*res = (struct hp_rt_result){ .pid = res->pid,

@@ -190,7 +190,10 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 	hp_out_str(&o, "key_id", "%s", key);
 	hp_out_u64(&o, "sequence", p ? p->sequence : res ? res->sequence : 0);
 	hp_out_str(&o, "result", "%s", rc ? hp_err_name(rc) : "ok");
-	hp_out_str(&o, "reason", "%s", rc ? hp_strerror(rc) : "");
+	hp_out_str(&o, "reason", "%s",
+		   res	? hp_rt_reason(res, rc)
+		   : rc ? hp_strerror(rc)
+			: "");
 	hp_out_u64(&o, "pause_us", res ? res->pause_us : 0);
 	hp_out_u64(&o, "threads", res ? res->nr_threads : 0);
 	put_functions(&o, res ? res->functions : "");

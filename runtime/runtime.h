@@ -94,6 +94,14 @@ struct hp_rt_result {
 	bool no_unwinder;
 };
 
+/*
+ * Why @res (its apply returned @rc) did not go through, in words: a busy
+ * one's own reason (the process shares its memory, a thread would not
+ * stop...) where HP_E_BUSY's text, "function is in use by a thread",
+ * would be wrong; else hp_strerror(@rc). "" for 0.
+ */
+const char *hp_rt_reason(const struct hp_rt_result *res, int rc);
+
 /* The audit log: one JSON line per attempt, to a file and to syslog. */
 struct hp_rt_audit {
 	int fd;

@@ -34,5 +34,7 @@ check "patched once the sharer has gone" wait_until 10 has_patch "$pid" "$id"
 check "... and answers v2" test "$(ask 3 version)" = v2
 check "the refusals are in the audit log" \
 	grep -q "\"action\":\"apply\",\"pid\":$pid,.*\"result\":\"HP_E_BUSY\"" "$HPATCH_AUDIT_LOG"
+check "... saying why (not a function in use)" \
+	grep -q "\"pid\":$pid,.*\"result\":\"HP_E_BUSY\",\"reason\":\"its memory shared with pid $sharer " "$HPATCH_AUDIT_LOG"
 exec 3>&-
 finish

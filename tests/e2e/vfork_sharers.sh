@@ -56,6 +56,8 @@ done
 expect_exit 4 "--all over 9 (the index): the pair refused" apply --all --json
 check "names both, once each" test "$(grep -c 'shares its memory' "$T/last.err")" = 2
 check "the 7 others applied" test "$(grep -o '"result":"ok"' "$T/last.out" | wc -l)" = 7
+check "the pair's results say why, not 'function is in use'" test \
+	"$(grep -o '"result":"HP_E_BUSY","reason":"its memory shared with pid [0-9]*' "$T/last.out" | wc -l)" = 2
 check "the service's code is still untouched" test "$(ask 4 version)" = v1
 for o in "${others[@]}"; do kill "$o"; done
 cat "/proc/$pid/maps" >"$T/maps.after"
