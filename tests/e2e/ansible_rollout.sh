@@ -3,8 +3,9 @@
 # an inventory of five hosts on this machine (local connection, each host
 # with its own service, build, patch and store: ansible_lib.bash), rings of
 # 1, 2 and 2 hosts. First the playbook in check mode: `hpatch check` on
-# every host says "would apply", and nothing changes (no process, no
-# store); a host where the apply would fail fails the dry run. Then h3's health check fails: h3 is reverted and its patch taken
+# every host says "would apply" (one busy for a while too, as the apply
+# would retry it), and nothing changes (no process, no store); a host
+# where the apply would fail fails the dry run. Then h3's health check fails: h3 is reverted and its patch taken
 # out of its store, its fallback runs, and the rollout stops after h3's
 # ring with max_fail_percentage 0 (h4 and h5 untouched), or goes on with 50
 # (h4 and h5 patched, h1 and h2 unchanged the second time). A last run
@@ -39,8 +40,14 @@ touched() { grep -q "\"pid\":$1," "$T/audit.log" 2>/dev/null; }
 applied_here() { grep -q "\"action\":\"apply\",\"pid\":$1,.*\"result\":\"ok\"" "$T/audit.log"; }
 summary() { cut -d';' -f1 "$1" | cut -d: -f1,2 | tr '\n' ' '; }
 
-# Check mode: hpatch check on each host, nothing changed anywhere.
+# Check mode: hpatch check on each host, nothing changed anywhere. h2's
+# service is in a patched function for its first 4 s (hold): the check
+# retries it as the apply would (its --timeout, 5 s by default), and it
+# would apply; one look alone called a loaded host's dry run a failure.
+exec 5<>"/dev/tcp/127.0.0.1/${PORT[h2]}"
+echo "hold 4000" >&5
 expect_exit 0 "rollout --check --diff: every host would apply" rollout "$T/sum0" 0 --check --diff
+exec 5>&-
 check "summary: every host would apply" \
 	test "$(summary "$T/sum0")" = "h1: would apply h2: would apply h3: would apply h4: would apply h5: would apply "
 check "the diff names each host's store and process" \

@@ -75,7 +75,8 @@ options:
       C(/etc/hpatch/trusted.d).
     type: path
   timeout:
-    description: Milliseconds to retry a function that stays busy (C(--timeout)).
+    description: Milliseconds to retry a function that stays busy (C(--timeout)); in
+      check mode C(hpatch check) retries as long (default, as C(hpatch apply)'s, 5000).
     type: int
   allow_active:
     description: Switch even while the old code runs (C(--allow-active)).
@@ -155,6 +156,10 @@ HP_EXIT_OK = 0
 HP_EXIT_ERROR = 1
 HP_EXIT_NOTHING = 3
 HP_EXIT_NOTARGET = 9
+# hpatch apply's --timeout by default (runtime/hpatch.c): check mode asks
+# `hpatch check` to retry a busy process as long, so that it says what the
+# apply would do (its own default is one look).
+HP_APPLY_TIMEOUT_MS = 5000
 # hpatch check's per-process results that make the apply fail.
 CHECK_FAILS = ('busy', 'refused')
 
@@ -271,7 +276,8 @@ def describe(store, installed, effect, patch_id, pids):
 def check_apply(hp, p, patch_id, res):
     """Check mode of `applied`: what `hpatch check` says an apply would do
     now, restricted to p['pids'] if given. Returns the processes."""
-    rc, doc, err = hp.run(hp.trust + hp.state_dir + hp.switch + [p['src']], 'check')
+    retry = [] if p['timeout'] is not None else ['--timeout', str(HP_APPLY_TIMEOUT_MS)]
+    rc, doc, err = hp.run(hp.trust + hp.state_dir + hp.switch + retry + [p['src']], 'check')
     problems = ((doc or {}).get('host') or {}).get('problems', [])
     if doc is None or problems or rc not in (HP_EXIT_OK, HP_EXIT_NOTHING,
                                              HP_EXIT_NOTARGET) and 'processes' not in doc:
