@@ -53,7 +53,7 @@
 	X(HP_E_SECCOMP, "a seccomp filter forbids what hpatch must inject")    \
 	X(HP_E_EXEC, "the process executed a new program meanwhile")           \
 	X(HP_E_VTABLE, "virtual methods of a class changed")                   \
-	X(HP_E_WORKER, "the hpatch worker patching it died")                  \
+	X(HP_E_WORKER, "the hpatch worker patching it died")                   \
 	X(HP_E_LOADING, "its dynamic linker is loading objects")
 
 enum hp_err {
