@@ -314,7 +314,14 @@ void ag_reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 
 	if (!(pr->exec_us && first && !pr->query_first) &&
 	    hp_rt_query(pr->pid, &list, &nr)) {
+		/* Not gone, not readable now (a thread mid-exit, no fd
+		 * left): looked at again on the retry schedule, not left
+		 * until the next full scan. */
 		pr->gone = hp_agent_start_time(pr->pid) == 0;
+		if (!pr->gone)
+			ag_schedule(pr, now + (uint64_t)ag_retry_delay_ms(
+						      &d->pol, 1) *
+							1000);
 		return;
 	}
 	for (size_t i = 0; i < d->store.nr && !pr->gone; i++) {

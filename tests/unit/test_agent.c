@@ -1320,6 +1320,34 @@ static void test_leader_exit_start_time(void **state)
 }
 
 /*
+ * The query of what a live process has applied fails (its memory cannot
+ * be read now: here kthreadd's, which has none): it is looked at again on
+ * the retry schedule, not left until the next full scan.
+ */
+static void test_query_failed_looks_again(void **state)
+{
+	struct ag_daemon d = { .nr_wanted = 1 };
+	struct ag_proc *pr = NULL;
+	const uint32_t mapped[1] = { 1 };
+	const uint64_t now = hp_now_us();
+	struct hp_rt_applied *list = NULL;
+	size_t nr = 0;
+
+	(void)state;
+	assert_true(hp_task_is_kthread(2));
+	assert_int_not_equal(hp_rt_query(2, &list, &nr), 0);
+	hp_policy_init(&d.pol);
+	pr = ag_add_proc(&d, 2);
+	assert_non_null(pr);
+	pr->due_us = 0;
+	ag_reconcile_patches(&d, pr, mapped, now);
+	assert_false(pr->gone);
+	assert_true(pr->due_us > now);
+	hp_policy_release(&d.pol);
+	free(d.procs);
+}
+
+/*
  * A second exec within the first rescan's delay (a wrapper: env, nice,
  * sh -c 'exec ...'), every patch waiting for ld.so: the new image's first
  * look is the rescan's delay after its own exec, not the old image's (it
@@ -1594,6 +1622,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_events_forget_exits,
 					  kill_sleeps),
 		cmocka_unit_test(test_exec_again_first_look),
+		cmocka_unit_test(test_query_failed_looks_again),
 		cmocka_unit_test(test_leader_exit_keeps_process),
 		cmocka_unit_test(test_leader_exit_start_time),
 		cmocka_unit_test(test_fallback_command_no_child),
