@@ -112,7 +112,7 @@ static int apply_slice(struct ag_daemon *d, struct ag_track *t,
 		return rc;
 	}
 	hp_log_set_sink(d->conf->log_sink, NULL);
-	if (rc == -HP_E_BUSY || rc == -HP_E_LOADING) {
+	if (hp_rt_busy(rc)) {
 		t->busy_us += hp_now_us() - t0;
 		return 1;
 	}
@@ -145,26 +145,23 @@ static void say_notes(struct ag_daemon *d, const struct hp_rt_result *res)
 }
 
 /* Busy: a function in use by a thread, a thread that would not stop
- * (asleep where no interrupt reaches it: a frozen cgroup, say), the
- * process's dynamic linker loading objects (a dlopen: hp_unwind_ready), or
- * what the apply said (busy_why: a process sharing its memory...). */
+ * (asleep where no interrupt reaches it: a frozen cgroup, say), or what
+ * the apply's result says (hp_rt_reason: a loading dynamic linker, a
+ * process sharing its memory...). */
 static void set_busy(struct ag_daemon *d, struct ag_track *t,
 		     const struct hp_rt_result *res)
 {
-	if (res->rc == -HP_E_LOADING)
-		ag_set_track(
-			d, t, HP_TRACK_BUSY,
-			"its dynamic linker is loading objects (a dlopen)");
-	else if (res->busy_why[0])
-		ag_set_track(d, t, HP_TRACK_BUSY, "%s", res->busy_why);
-	else if (res->busy_func[0])
+	if (res->busy_func[0])
 		ag_set_track(d, t, HP_TRACK_BUSY, "%s in use by thread %d",
 			     res->busy_func, (int)res->busy_tid);
-	else
+	else if (res->rc == -HP_E_BUSY && res->busy_tid && !res->busy_why[0])
 		ag_set_track(d, t, HP_TRACK_BUSY,
 			     "thread %d would not stop (asleep where no "
 			     "interrupt reaches it)",
 			     (int)res->busy_tid);
+	else
+		ag_set_track(d, t, HP_TRACK_BUSY, "%s",
+			     hp_rt_reason(res, res->rc));
 }
 
 bool ag_has_unwind(const struct hp_patch *p)
@@ -261,7 +258,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 	}
 	d->view.failures++;
 	t->t.tries++;
-	if (rc == -HP_E_BUSY || rc == -HP_E_LOADING)
+	if (hp_rt_busy(rc))
 		set_busy(d, t, &res);
 	else
 		ag_set_track(d, t, HP_TRACK_REFUSED, "%s: %s", hp_err_name(rc),

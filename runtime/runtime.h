@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/hp_err.h"
 #include "common/hp_out.h"
 #include "packer/packer.h"
 
@@ -101,6 +102,13 @@ struct hp_rt_result {
  * would be wrong; else hp_strerror(@rc). "" for 0.
  */
 const char *hp_rt_reason(const struct hp_rt_result *res, int rc);
+
+/* A passing state of the target, to retry (exit 4): a thread in the way
+ * (-HP_E_BUSY), or its dynamic linker loading objects (-HP_E_LOADING). */
+static inline bool hp_rt_busy(int rc)
+{
+	return rc == -HP_E_BUSY || rc == -HP_E_LOADING;
+}
 
 /* The audit log: one JSON line per attempt, to a file and to syslog. */
 struct hp_rt_audit {
