@@ -51,12 +51,17 @@ static bool is_applied(const struct hp_patch *p, uint32_t mapped,
 }
 
 /* The wait after the @tries-th failed try. */
-uint32_t ag_retry_delay_ms(const struct hp_policy *pol, uint32_t tries)
+static uint32_t ag_retry_delay_ms(const struct hp_policy *pol, uint32_t tries)
 {
 	if (!pol->nr_retry)
 		return (uint32_t)pol->rescan_ms;
 	return pol->retry_ms[tries <= pol->nr_retry ? tries - 1
 						    : pol->nr_retry - 1];
+}
+
+uint64_t ag_retry_at(const struct ag_daemon *d, uint64_t now, uint32_t tries)
+{
+	return now + (uint64_t)ag_retry_delay_ms(&d->pol, tries) * 1000;
 }
 
 /* Messages of a slice that may not be its try's last: held until its
@@ -265,8 +270,7 @@ static void attempt(struct ag_daemon *d, struct ag_proc *pr, struct ag_track *t,
 			     hp_strerror(rc));
 	/* After the schedule, the fallback (once); then still a try every
 	 * last delay: a busy function may return one day. */
-	t->due_us =
-		now + (uint64_t)ag_retry_delay_ms(&d->pol, t->t.tries) * 1000;
+	t->due_us = ag_retry_at(d, now, t->t.tries);
 	ag_schedule(pr, t->due_us);
 	if (t->t.tries > d->pol.nr_retry)
 		ag_run_fallback(d, pr, t, e, &res);
@@ -316,9 +320,7 @@ void ag_reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 		 * until the next full scan. */
 		pr->gone = hp_agent_start_time(pr->pid) == 0;
 		if (!pr->gone)
-			ag_schedule(pr, now + (uint64_t)ag_retry_delay_ms(
-						      &d->pol, 1) *
-							1000);
+			ag_schedule(pr, ag_retry_at(d, now, 1));
 		return;
 	}
 	for (size_t i = 0; i < d->store.nr && !pr->gone; i++) {

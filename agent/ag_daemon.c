@@ -200,9 +200,7 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		} else if (rc < 0 && hp_agent_start_time(pr->pid)) {
 			d->sweep_failed = true;
 			d->view.failures++;
-			ag_schedule(pr, now + (uint64_t)ag_retry_delay_ms(
-						      &d->pol, 1) *
-							1000);
+			ag_schedule(pr, ag_retry_at(d, now, 1));
 		}
 	}
 	if (!d->nr_wanted)
@@ -226,9 +224,7 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 		hp_log(pr->undecided == 1 ? HP_LOG_INFO : HP_LOG_DEBUG,
 		       "pid %d: which builds it maps cannot be told now: %s",
 		       (int)pr->pid, hp_strerror(rc));
-		ag_schedule(pr, now + (uint64_t)ag_retry_delay_ms(
-					      &d->pol, pr->undecided) *
-						1000);
+		ag_schedule(pr, ag_retry_at(d, now, pr->undecided));
 		return;
 	}
 	if (pr->undecided)

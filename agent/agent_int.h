@@ -256,7 +256,8 @@ bool ag_has_unwind(const struct hp_patch *p);
  * installed patch @pr maps the build of (@mapped, per patch) tried or
  * held, as its track says. */
 struct hp_rt_opts ag_attempt_opts(const struct ag_daemon *d);
-uint32_t ag_retry_delay_ms(const struct hp_policy *pol, uint32_t tries);
+/* When to try again after the @tries-th failed try, at @now. */
+uint64_t ag_retry_at(const struct ag_daemon *d, uint64_t now, uint32_t tries);
 void ag_reconcile_patches(struct ag_daemon *d, struct ag_proc *pr,
 			  const uint32_t *mapped, uint64_t now);
 
