@@ -77,11 +77,18 @@ static void keep_referenced(struct hp_world *w, const struct hp_proc *proc,
 		if (!rc)
 			continue;
 		unused[i] = false;
-		hp_dbg(HP_DBG_PTRACE, "pid %d: unused region '%s' kept: %s %d",
-		       (int)proc->pid, regions[i].hdr.patch_id,
-		       rc == -HP_E_BUSY ? "points into it: thread"
-					: "stacks not read: error",
-		       rc == -HP_E_BUSY ? (int)tid : rc);
+		if (rc == -HP_E_BUSY)
+			hp_dbg(HP_DBG_PTRACE,
+			       "pid %d: unused region '%s' kept: thread %d "
+			       "points into it",
+			       (int)proc->pid, regions[i].hdr.patch_id,
+			       (int)tid);
+		else
+			hp_dbg(HP_DBG_PTRACE,
+			       "pid %d: unused region '%s' kept: stacks not "
+			       "read: %s",
+			       (int)proc->pid, regions[i].hdr.patch_id,
+			       hp_strerror(rc));
 	}
 }
 
