@@ -415,6 +415,43 @@ static int apply_usage(int first, int argc, const struct hp_strlist *pid_args,
 	return timeout_ok("apply", run->opts.timeout_ms) ? 0 : HP_EXIT_USAGE;
 }
 
+/*
+ * Apply run->file, checked against @trust_dir, to @pids (or, with
+ * HP_RT_SCANNED, to every process mapping its build), with the audit log
+ * at @audit_path. Return: the exit code.
+ */
+static int apply_file(struct apply_run *run, const char *trust_dir,
+		      const char *audit_path, bool json, const pid_t *pids,
+		      size_t nr)
+{
+	const bool all = run->opts.flags & HP_RT_SCANNED;
+	struct hp_rt_targets found = { 0 };
+	struct hp_patch *p = NULL;
+	int rc = HP_EXIT_ERROR, lrc;
+
+	if (hp_rt_audit_open(&run->audit, audit_path) ||
+	    hp_rt_records_ready(&run->audit, run->opts.state_dir))
+		goto out;
+	lrc = load_patch(run->file, trust_dir, 0, &p);
+	if (lrc) {
+		refuse_file(run, pids, nr, lrc);
+		rc = exit_for(lrc);
+		goto out;
+	}
+	run->p = p;
+	rc = all ? find_all(run, &found) : HP_EXIT_OK;
+	if (rc)
+		goto out;
+	hp_out_init(&run->o, stdout, json);
+	rc = all ? apply_each(run, found.pids, found.nr)
+		 : apply_each(run, pids, nr);
+out:
+	hp_rt_audit_close(&run->audit);
+	hp_patch_free(p);
+	hp_rt_targets_free(&found);
+	return rc;
+}
+
 static int cmd_apply(int argc, char **argv)
 {
 	struct hp_strlist pid_args = { 0 };
@@ -426,11 +463,9 @@ static int cmd_apply(int argc, char **argv)
 	};
 	bool all = false, json = false, allow_active = false;
 	bool allow_downgrade = false, stack = false;
-	struct hp_patch *p = NULL;
-	struct hp_rt_targets found = { 0 };
 	pid_t *pids = NULL;
 	size_t nr = 0;
-	int first, rc, lrc;
+	int first, rc;
 	const struct hp_opt table[] = {
 		{ "pid", 'p', HP_OPT_LIST, &pid_args, "PID",
 		  "process to patch" },
@@ -472,28 +507,9 @@ static int cmd_apply(int argc, char **argv)
 	run.opts.flags = (allow_active ? HP_RT_ALLOW_ACTIVE : 0) |
 			 (allow_downgrade ? HP_RT_ALLOW_DOWNGRADE : 0) |
 			 (stack ? HP_RT_STACK : 0) | (all ? HP_RT_SCANNED : 0);
-	rc = HP_EXIT_ERROR;
 	from_env(&run.opts, &audit_path);
-	if (hp_rt_audit_open(&run.audit, audit_path) ||
-	    hp_rt_records_ready(&run.audit, run.opts.state_dir))
-		goto out;
-	lrc = load_patch(run.file, trust_dir, 0, &p);
-	if (lrc) {
-		refuse_file(&run, pids, nr, lrc);
-		rc = exit_for(lrc);
-		goto out;
-	}
-	run.p = p;
-	rc = all ? find_all(&run, &found) : HP_EXIT_OK;
-	if (rc)
-		goto out;
-	hp_out_init(&run.o, stdout, json);
-	rc = all ? apply_each(&run, found.pids, found.nr)
-		 : apply_each(&run, pids, nr);
+	rc = apply_file(&run, trust_dir, audit_path, json, pids, nr);
 out:
-	hp_rt_audit_close(&run.audit);
-	hp_patch_free(p);
-	hp_rt_targets_free(&found);
 	free(pids);
 	hp_strlist_release(&pid_args);
 	return rc;
