@@ -42,4 +42,7 @@ check "status over every process: exit 0 (exit $rc: $(grep -v 'test delay' "$T/s
 check "pid $a not unknown, nothing is" grep -q '"unknown":\[\]' "$T/status.out"
 gone_in_ns() { ! in_ns kill -0 "$1" 2>/dev/null; }
 check "pid $a gone" gone_in_ns "$a"
+# Its perf map, named by its pid in the namespace (the one perf looks
+# for there), which the cleanup's host pids do not name.
+rm -f "/tmp/perf-$a.map"
 finish
