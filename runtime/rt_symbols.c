@@ -60,6 +60,76 @@ static hp_raddr_t dyn_addr(const struct dynmod *d, uint64_t v)
 	return v < d->start ? d->bias + v : v;
 }
 
+int hp_proc_each_dyn(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
+		     int (*fn)(const Elf64_Dyn *e, void *arg), void *arg)
+{
+	Elf64_Dyn e[128]; /* a few dozen entries: one read */
+
+	if (size > HP_DYNAMIC_MAX)
+		size = HP_DYNAMIC_MAX;
+	for (uint64_t off = 0; off + sizeof(e[0]) <= size; off += sizeof(e)) {
+		size_t n = (size - off) / sizeof(e[0]);
+
+		if (n > HP_ARRAY_SIZE(e))
+			n = HP_ARRAY_SIZE(e);
+		if (hp_proc_read(proc, dyn + off, e, n * sizeof(e[0])))
+			return -EIO;
+		for (size_t i = 0; i < n; i++) {
+			int rc;
+
+			if (e[i].d_tag == DT_NULL)
+				return 0;
+			rc = fn(&e[i], arg);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* One entry of a module's dynamic section, into struct dynmod @arg. */
+static int take_dyn(const Elf64_Dyn *e, void *arg)
+{
+	struct dynmod *d = arg;
+
+	switch (e->d_tag) {
+	case DT_SYMTAB:
+		d->symtab = dyn_addr(d, e->d_un.d_ptr);
+		break;
+	case DT_STRTAB:
+		d->strtab = dyn_addr(d, e->d_un.d_ptr);
+		break;
+	case DT_STRSZ:
+		d->strsz = e->d_un.d_val;
+		break;
+	case DT_GNU_HASH:
+		d->gnu_hash = dyn_addr(d, e->d_un.d_ptr);
+		break;
+	case DT_VERSYM:
+		d->versym = dyn_addr(d, e->d_un.d_ptr);
+		break;
+	case DT_VERDEF:
+		d->verdef = dyn_addr(d, e->d_un.d_ptr);
+		break;
+	case DT_VERDEFNUM:
+		d->verdefnum = e->d_un.d_val;
+		break;
+	case DT_RELA:
+		d->rela = dyn_addr(d, e->d_un.d_ptr);
+		break;
+	case DT_RELASZ:
+		d->relasz = e->d_un.d_val;
+		break;
+	case DT_JMPREL:
+		d->jmprel = dyn_addr(d, e->d_un.d_ptr);
+		break;
+	case DT_PLTRELSZ:
+		d->pltrelsz = e->d_un.d_val;
+		break;
+	}
+	return 0;
+}
+
 static int read_dynamic(const struct hp_proc *proc, const struct hp_map *m,
 			struct dynmod *d)
 {
@@ -85,50 +155,8 @@ static int read_dynamic(const struct hp_proc *proc, const struct hp_map *m,
 	}
 	if (!dyn)
 		return -ENOENT;
-	dyn += d->bias;
-	for (uint64_t off = 0; off + sizeof(Elf64_Dyn) <= dyn_size;
-	     off += sizeof(Elf64_Dyn)) {
-		Elf64_Dyn e;
-
-		if (hp_proc_read(proc, dyn + off, &e, sizeof(e)) ||
-		    e.d_tag == DT_NULL)
-			break;
-		switch (e.d_tag) {
-		case DT_SYMTAB:
-			d->symtab = dyn_addr(d, e.d_un.d_ptr);
-			break;
-		case DT_STRTAB:
-			d->strtab = dyn_addr(d, e.d_un.d_ptr);
-			break;
-		case DT_STRSZ:
-			d->strsz = e.d_un.d_val;
-			break;
-		case DT_GNU_HASH:
-			d->gnu_hash = dyn_addr(d, e.d_un.d_ptr);
-			break;
-		case DT_VERSYM:
-			d->versym = dyn_addr(d, e.d_un.d_ptr);
-			break;
-		case DT_VERDEF:
-			d->verdef = dyn_addr(d, e.d_un.d_ptr);
-			break;
-		case DT_VERDEFNUM:
-			d->verdefnum = e.d_un.d_val;
-			break;
-		case DT_RELA:
-			d->rela = dyn_addr(d, e.d_un.d_ptr);
-			break;
-		case DT_RELASZ:
-			d->relasz = e.d_un.d_val;
-			break;
-		case DT_JMPREL:
-			d->jmprel = dyn_addr(d, e.d_un.d_ptr);
-			break;
-		case DT_PLTRELSZ:
-			d->pltrelsz = e.d_un.d_val;
-			break;
-		}
-	}
+	/* (Unreadable part way: what was read may do.) */
+	(void)hp_proc_each_dyn(proc, dyn + d->bias, dyn_size, take_dyn, d);
 	return d->symtab && d->strtab && d->gnu_hash ? 0 : -ENOENT;
 }
 

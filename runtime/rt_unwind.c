@@ -70,7 +70,6 @@ static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
 }
 
 #define HP_PHDRS_MAX 64
-#define HP_DYNAMIC_MAX (64u << 10) /* bytes of a PT_DYNAMIC we read */
 
 /*
  * Has ld.so relocated the object whose @n program headers are @ph, loaded
@@ -124,32 +123,22 @@ static int unwinder_relocated(const struct hp_proc *proc, hp_raddr_t lo)
 	return -1;
 }
 
+static int take_debug(const Elf64_Dyn *e, void *out)
+{
+	if (e->d_tag != DT_DEBUG)
+		return 0;
+	*(uint64_t *)out = e->d_un.d_ptr;
+	return 1;
+}
+
 /* The value of DT_DEBUG in the dynamic section at @dyn (@size bytes), in
  * *@out. Return: 0, or -ENOENT (none, unreadable). */
 static int dt_debug(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
 		    uint64_t *out)
 {
-	Elf64_Dyn e[128]; /* a few dozen entries: one read */
-
-	if (size > HP_DYNAMIC_MAX)
-		size = HP_DYNAMIC_MAX;
-	for (uint64_t off = 0; off + sizeof(e[0]) <= size; off += sizeof(e)) {
-		size_t n = (size - off) / sizeof(e[0]);
-
-		if (n > HP_ARRAY_SIZE(e))
-			n = HP_ARRAY_SIZE(e);
-		if (hp_proc_read(proc, dyn + off, e, n * sizeof(e[0])))
-			break;
-		for (size_t i = 0; i < n; i++) {
-			if (e[i].d_tag == DT_NULL)
-				return -ENOENT;
-			if (e[i].d_tag == DT_DEBUG) {
-				*out = e[i].d_un.d_ptr;
-				return 0;
-			}
-		}
-	}
-	return -ENOENT;
+	return hp_proc_each_dyn(proc, dyn, size, take_debug, out) == 1
+		       ? 0
+		       : -ENOENT;
 }
 
 /* Is ld.so loading objects, by the program's dynamic section at @dyn

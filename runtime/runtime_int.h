@@ -6,6 +6,7 @@
 #define HP_RUNTIME_INT_H
 
 #include <assert.h>
+#include <elf.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -229,6 +230,13 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 int hp_module_find_object(const struct hp_proc *proc, const struct hp_map *m,
 			  const char *name, hp_raddr_t *out)
 	__attribute__((warn_unused_result));
+/* Call @fn(entry, @arg) for each entry of the dynamic section at @dyn
+ * (@size bytes, at most HP_DYNAMIC_MAX read), in order, until DT_NULL or
+ * until @fn returns nonzero. Return: @fn's nonzero value, 0 at the end,
+ * -EIO where the section could not be read on. */
+#define HP_DYNAMIC_MAX (64u << 10)
+int hp_proc_each_dyn(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
+		     int (*fn)(const Elf64_Dyn *e, void *arg), void *arg);
 
 /* ---- rt_ptrace.c: seize, stop, inject (rt_inject.c) ---- */
 struct hp_thread;
