@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #define HP_PATCH_FILE_MAX (256u << 20)
-#define HP_TIMEOUT_DEFAULT_MS 5000
 /* A day: more is a typo, and microseconds of it must not overflow. */
 #define HP_TIMEOUT_MAX_MS 86400000L
 
@@ -474,7 +473,8 @@ static int cmd_apply(int argc, char **argv)
 		{ "trust", 0, HP_OPT_STR, &trust_dir, "DIR",
 		  "trusted public keys (default " HP_TRUST_DIR_DEFAULT ")" },
 		{ "timeout", 0, HP_OPT_LONG, &run.opts.timeout_ms, "MS",
-		  "give up on busy functions after MS (default 5000)" },
+		  "give up on busy functions after MS "
+		  "(default " HP_TIMEOUT_DEFAULT_TEXT ")" },
 		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
 		  "apply even while old code runs on a stack" },
 		{ "stack", 0, HP_OPT_FLAG, &stack, NULL,
@@ -530,7 +530,8 @@ static int cmd_revert(int argc, char **argv)
 		{ "pid", 'p', HP_OPT_LIST, &pid_args, "PID",
 		  "process to revert" },
 		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
-		  "give up on busy functions after MS (default 5000)" },
+		  "give up on busy functions after MS "
+		  "(default " HP_TIMEOUT_DEFAULT_TEXT ")" },
 		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
 		  "revert even while the patch's code runs (it stays mapped "
 		  "until unused)" },

@@ -19,8 +19,6 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#define HP_TIMEOUT_DEFAULT_MS 5000
-
 /* Options every store subcommand has. */
 #define OPT_STORE(var)                                                 \
 	{                                                              \
@@ -181,7 +179,8 @@ int hpatch_cmd_uninstall(int argc, char **argv)
 		OPT_STORE(store),
 		OPT_TRUST(trust),
 		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
-		  "give up on busy functions after MS (default 5000)" },
+		  "give up on busy functions after MS "
+		  "(default " HP_TIMEOUT_DEFAULT_TEXT ")" },
 		{ "allow-active", 0, HP_OPT_FLAG, &allow_active, NULL,
 		  "revert even while the patch's code runs" },
 		OPT_AUDIT_LOG(audit_path),

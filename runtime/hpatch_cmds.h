@@ -9,6 +9,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* How long apply, revert and uninstall try while functions are busy
+ * (--timeout), in ms, and as the help says it. */
+#define HP_TIMEOUT_DEFAULT_MS 5000
+#define HP_TEXT_OF_(x) #x
+#define HP_TEXT_OF(x) HP_TEXT_OF_(x)
+#define HP_TIMEOUT_DEFAULT_TEXT HP_TEXT_OF(HP_TIMEOUT_DEFAULT_MS)
+
 /* The exit status for a result (common/exit.h), and the worse of two. */
 int hpatch_exit_for(int rc);
 int hpatch_combine(int status, int rc);
