@@ -226,6 +226,25 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 				      res->nr_tries);
 			break;
 		}
+		/* A thread in a frozen cgroup (v1's freezer takes threads
+		 * alone) stops for nothing until thawed, which no backoff
+		 * brings: said at once, as for a process frozen whole (whose
+		 * mapping finds no thread to stop). Retried, every other
+		 * thread stood stopped a stop's bound at each try until
+		 * --timeout. */
+		if (!a.busy && a.w.stuck_tid && hp_task_frozen(a.w.stuck_tid)) {
+			char state[160];
+
+			hp_world_stuck_state(&a.w, state, sizeof(state));
+			rc = hp_error(-HP_E_BUSY,
+				      "pid %d: tid %d would not stop (%s): its "
+				      "cgroup is frozen; every thread was let "
+				      "go, nothing changed",
+				      (int)proc->pid, (int)a.w.stuck_tid,
+				      state);
+			hp_task_stuck_hint(a.w.stuck_tid);
+			break;
+		}
 		if (!a.busy && hp_now_us() + backoff > deadline) {
 			const pid_t sharer =
 				hp_proc_vfork_sharer(proc->pid, a.w.stuck_tid);

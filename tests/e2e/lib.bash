@@ -80,6 +80,24 @@ freezer_cgroup() {
 	trap 'thaw 2>/dev/null; leave_fz 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
 }
 
+# thread_freezer: a cgroup v1 freezer of the test's own, $FZ, removed on
+# exit, for threads alone (v1's freezer takes single threads: write a tid
+# to $FZ/tasks); the test is skipped (77) where v1's is not mounted.
+# thaw_all thaws it and moves every task out.
+thread_freezer() {
+	if [ ! -w /sys/fs/cgroup/freezer ]; then
+		echo "skip: needs cgroup v1's freezer, to freeze one thread alone" >&2
+		exit 77
+	fi
+	FZ=/sys/fs/cgroup/freezer/hpatch-test-$$
+	mkdir "$FZ"
+	thaw_all() {
+		echo THAWED >"$FZ/freezer.state"
+		for t in $(cat "$FZ/tasks"); do echo "$t" >/sys/fs/cgroup/freezer/tasks; done
+	}
+	trap 'thaw_all 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
+}
+
 # frozen_mid_apply [CMD...]: hpatch, run through CMD, applies $T/p.hpatch
 # to $pid (in $FZ, on connection 3), which is frozen once hpatch holds it
 # (it has mapped; its mprotect waits 1.5 s): busy (exit 4), with why; and
