@@ -171,6 +171,20 @@ wait_result() {
 	return 1
 }
 
+# wait_round_in LOG PATTERN: a "round" line of LOG (a target that prints
+# one per round of its work: testdata unwind) printed after now, matching.
+wait_round_in() {
+	local mark
+	mark=$(grep -c '^round ' "$1")
+	for _ in $(seq 100); do
+		if tail -n +"$((mark + 1))" "$1" | grep '^round ' | grep -q -- "$2"; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
 # make_key NAME: a signing key in $T and a trust dir $T/trust holding it.
 make_key() {
 	"$HPSIGN" keygen "$T/$1" >/dev/null
