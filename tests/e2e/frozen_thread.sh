@@ -26,14 +26,8 @@ echo "$tid" >"$FZ/tasks"
 echo FROZEN >"$FZ/freezer.state"
 check "tid $tid alone frozen" wait_until 5 frozen
 
-start=$(date +%s%N)
-expect_exit 4 "apply -p: busy, a thread frozen" \
-	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
-ms=$((($(date +%s%N) - start) / 1000000))
-check "given up at once, not at --timeout ($ms ms)" test "$ms" -lt 2000
-check "the frozen thread named" grep -q \
-	"pid $pid: tid $tid would not stop (.*): its cgroup is frozen; every thread was let go, nothing changed" \
-	"$T/last.err"
+apply_frozen "a thread frozen" \
+	"pid $pid: tid $tid would not stop (.*): its cgroup is frozen; every thread was let go, nothing changed"
 check "the hint says to thaw it" grep -q "retry once it is thawed" "$T/last.err"
 check "nothing left mapped" no_region
 [ "$FAILED" = 0 ] || cat "$T/last.err" >&2

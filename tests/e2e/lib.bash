@@ -98,6 +98,19 @@ thread_freezer() {
 	trap 'thaw_all 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
 }
 
+# apply_frozen WHAT PATTERN [MS]: apply $T/p.hpatch to $pid, frozen
+# (WHAT: a thread of it, or all): busy (exit 4) at once, within MS (2000),
+# not at --timeout, saying PATTERN (grep).
+apply_frozen() {
+	local start ms
+	start=$(date +%s%N)
+	expect_exit 4 "apply -p: busy, $1" \
+		"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	check "given up at once ($ms ms)" test "$ms" -lt "${3:-2000}"
+	check "says why: $2" grep -q "$2" "$T/last.err"
+}
+
 # frozen_mid_apply [CMD...]: hpatch, run through CMD, applies $T/p.hpatch
 # to $pid (in $FZ, on connection 3), which is frozen once hpatch holds it
 # (it has mapped; its mprotect waits 1.5 s): busy (exit 4), with why; and
