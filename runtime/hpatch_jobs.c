@@ -96,11 +96,27 @@ void hpatch_hold_begin(struct hpatch_hold *h)
 	}
 }
 
-/* After the attempt is recorded: a signal held back acts now. */
+/*
+ * After the attempt is recorded: a signal held back acts now. It ends
+ * hpatch (or stops it) before main's own hp_rt_release_left: a thread
+ * left inside an injected call and back since would be let go by the
+ * kernel with hpatch's registers, every signal blocked and the trap of
+ * its step pending (which killed the target). So it is given what it is
+ * owed first, as at hpatch's exit.
+ */
 void hpatch_hold_end(struct hpatch_hold *h)
 {
+	sigset_t pending;
+
 	if (h->oom[0])
 		set_oom_adj(h->oom);
+	if (!sigpending(&pending))
+		for (size_t i = 0; i < HP_ARRAY_SIZE(held_sigs); i++)
+			if (sigismember(&pending, held_sigs[i]) &&
+			    !sigismember(&h->old, held_sigs[i])) {
+				(void)hp_rt_release_left();
+				break;
+			}
 	sigprocmask(SIG_SETMASK, &h->old, NULL);
 }
 

@@ -193,6 +193,39 @@ static int try_switch(struct attempt *a, struct hp_proc *proc,
 	return rc;
 }
 
+/*
+ * After a busy try: is the thread in the way, the one that would not
+ * stop or the one in a function, in a frozen cgroup? v1's freezer (which
+ * takes threads alone) keeps it from any stop, v2's lets it stop but not
+ * run: either way nothing changes until it is thawed, which no backoff
+ * brings. Said at once, as for a process frozen whole (whose mapping
+ * finds no thread to stop): retried, every other thread stood stopped a
+ * stop's bound at each try until --timeout, or one left in a function
+ * was said to be in use, not why. Return: true (said).
+ */
+static bool frozen_in_way(const struct attempt *a, const struct hp_proc *proc)
+{
+	const pid_t tid = a->busy ? a->busy_tid : a->w.stuck_tid;
+	char state[160];
+
+	if (!tid || !hp_task_frozen(tid))
+		return false;
+	if (a->busy) {
+		hp_error(-HP_E_BUSY,
+			 "pid %d: tid %d: '%s' in use, and its cgroup is "
+			 "frozen; nothing changed",
+			 (int)proc->pid, (int)tid, a->busy->name);
+	} else {
+		hp_world_stuck_state(&a->w, state, sizeof(state));
+		hp_error(-HP_E_BUSY,
+			 "pid %d: tid %d would not stop (%s): its cgroup is "
+			 "frozen; every thread was let go, nothing changed",
+			 (int)proc->pid, (int)tid, state);
+	}
+	hp_task_stuck_hint(tid);
+	return true;
+}
+
 int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 	      const struct hp_switch *sw, struct hp_rt_result *res)
 {
@@ -226,6 +259,8 @@ int hp_switch(struct hp_proc *proc, const struct hp_rt_opts *opts,
 				      res->nr_tries);
 			break;
 		}
+		if (frozen_in_way(&a, proc))
+			break;
 		if (!a.busy && hp_now_us() + backoff > deadline) {
 			const pid_t sharer =
 				hp_proc_vfork_sharer(proc->pid, a.w.stuck_tid);

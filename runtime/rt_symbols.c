@@ -482,14 +482,15 @@ static int bind_ifunc(const struct hp_proc *proc, const struct ifunc *f,
 	return -HP_E_NOSYM;
 }
 
-int hp_module_find_object(const struct hp_proc *proc, const struct hp_map *m,
-			  const char *name, hp_raddr_t *out)
+int hp_module_find_symbol(const struct hp_proc *proc, const struct hp_map *m,
+			  const char *name, const char *version,
+			  hp_raddr_t *out)
 {
 	struct dynmod d;
 	bool ifunc = false;
 
 	if (m->offset != 0 || read_dynamic(proc, m, &d) ||
-	    lookup_in(proc, &d, name, NULL, out, &ifunc) || ifunc)
+	    lookup_in(proc, &d, name, version, out, &ifunc) || ifunc)
 		return -ENOENT;
 	return 0;
 }

@@ -29,46 +29,6 @@
 #define HP_UNWIND_SCAN_BYTES (512u << 10)
 #define HP_UNWIND_VERSION "GCC_3.0"
 
-/* Is libgcc_s mapped? Its basename, as ld.so loads it. */
-static const struct hp_map *find_libgcc(const struct hp_proc *proc)
-{
-	for (size_t i = 0; i < proc->nr_maps; i++) {
-		const char *slash = strrchr(proc->maps[i].path, '/');
-
-		if (slash && !strncmp(slash + 1, "libgcc_s.so", 11))
-			return &proc->maps[i];
-	}
-	return NULL;
-}
-
-/* The unwinder the process has loaded. Return: 0, 1 (none), -HP_E_NOSYM. */
-static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
-{
-	const struct hp_map *lib = find_libgcc(proc);
-	int rc;
-
-	*u = (struct hp_unwinder){ 0 };
-	if (!lib)
-		return 1;
-	rc = hp_proc_find_symbol(proc, "__register_frame_info",
-				 HP_UNWIND_VERSION, &u->reg);
-	rc = rc
-		     ?: hp_proc_find_symbol(proc, "__deregister_frame_info",
-					    HP_UNWIND_VERSION, &u->dereg);
-	if (rc)
-		return rc;
-	snprintf(u->path, sizeof(u->path), "%s", lib->path);
-	u->lo = UINT64_MAX;
-	for (size_t i = 0; i < proc->nr_maps; i++)
-		if (!strcmp(proc->maps[i].path, lib->path)) {
-			if (proc->maps[i].start < u->lo)
-				u->lo = proc->maps[i].start;
-			if (proc->maps[i].end > u->hi)
-				u->hi = proc->maps[i].end;
-		}
-	return 0;
-}
-
 #define HP_PHDRS_MAX 64
 
 /*
@@ -184,7 +144,7 @@ static bool ldso_run_busy(const struct hp_proc *proc, hp_raddr_t phdr)
 			m = &proc->maps[i];
 			break;
 		}
-	if (hp_module_find_object(proc, m, "_r_debug", &at) ||
+	if (hp_module_find_symbol(proc, m, "_r_debug", NULL, &at) ||
 	    hp_proc_read(proc, at, &r, sizeof(r)))
 		return false;
 	if (!r.r_version || !r.r_map)
@@ -199,6 +159,57 @@ static bool ldso_run_busy(const struct hp_proc *proc, hp_raddr_t phdr)
 }
 
 /*
+ * The program's headers, as its auxv (the kernel's) gives them: where
+ * they are (*@phdr), its PT_DYNAMIC (*@dyn and *@dyn_size, 0 if none)
+ * and whether it names an interpreter (*@interp). Return: 0, or -ENOENT
+ * (no auxv, the headers unreadable).
+ */
+static int program_headers(const struct hp_proc *proc, hp_raddr_t *phdr,
+			   hp_raddr_t *dyn, uint64_t *dyn_size, bool *interp)
+{
+	char path[48], *aux = NULL;
+	size_t len = 0;
+	uint64_t phnum = 0;
+	hp_raddr_t bias = 0;
+	Elf64_Phdr ph[HP_PHDRS_MAX];
+	bool has_bias = false;
+
+	*phdr = *dyn = 0;
+	*dyn_size = 0;
+	*interp = false;
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)proc->tid);
+	if (hp_read_proc_file(path, &aux, &len))
+		return -ENOENT;
+	for (size_t i = 0; i + 2 * sizeof(uint64_t) <= len;
+	     i += 2 * sizeof(uint64_t)) {
+		uint64_t kv[2];
+
+		memcpy(kv, aux + i, sizeof(kv));
+		if (kv[0] == AT_PHDR)
+			*phdr = kv[1];
+		else if (kv[0] == AT_PHNUM)
+			phnum = kv[1];
+	}
+	free(aux);
+	if (!*phdr || !phnum || phnum > HP_PHDRS_MAX ||
+	    hp_proc_read(proc, *phdr, ph, phnum * sizeof(ph[0])))
+		return -ENOENT;
+	for (size_t i = 0; i < phnum; i++) {
+		if (ph[i].p_type == PT_PHDR) {
+			bias = *phdr - ph[i].p_vaddr;
+			has_bias = true;
+		}
+		*interp |= ph[i].p_type == PT_INTERP;
+	}
+	for (size_t i = 0; i < phnum && has_bias; i++)
+		if (ph[i].p_type == PT_DYNAMIC) {
+			*dyn = bias + ph[i].p_vaddr;
+			*dyn_size = ph[i].p_memsz;
+		}
+	return 0;
+}
+
+/*
  * Is @proc's dynamic linker loading objects: starting the program (it has
  * not yet pointed the program's DT_DEBUG at its struct r_debug, or says
  * RT_ADD there), or inside a dlopen (RT_ADD while it maps)? Then an
@@ -209,45 +220,136 @@ static bool ldso_run_busy(const struct hp_proc *proc, hp_raddr_t phdr)
  */
 static bool loader_busy(const struct hp_proc *proc)
 {
-	char path[48], *aux = NULL;
-	size_t len = 0;
-	uint64_t phdr = 0, phnum = 0, dyn_size = 0;
-	hp_raddr_t bias = 0, dyn = 0;
-	Elf64_Phdr ph[HP_PHDRS_MAX];
-	bool interp = false, has_bias = false;
+	hp_raddr_t phdr = 0, dyn = 0;
+	uint64_t dyn_size = 0;
+	bool interp = false;
 
-	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)proc->tid);
-	if (hp_read_proc_file(path, &aux, &len))
+	if (program_headers(proc, &phdr, &dyn, &dyn_size, &interp))
 		return false;
-	for (size_t i = 0; i + 2 * sizeof(uint64_t) <= len;
-	     i += 2 * sizeof(uint64_t)) {
-		uint64_t kv[2];
-
-		memcpy(kv, aux + i, sizeof(kv));
-		if (kv[0] == AT_PHDR)
-			phdr = kv[1];
-		else if (kv[0] == AT_PHNUM)
-			phnum = kv[1];
-	}
-	free(aux);
-	if (!phdr || !phnum || phnum > HP_PHDRS_MAX ||
-	    hp_proc_read(proc, phdr, ph, phnum * sizeof(ph[0])))
-		return false;
-	for (size_t i = 0; i < phnum; i++) {
-		if (ph[i].p_type == PT_PHDR) {
-			bias = phdr - ph[i].p_vaddr;
-			has_bias = true;
-		}
-		interp |= ph[i].p_type == PT_INTERP;
-	}
-	for (size_t i = 0; i < phnum && has_bias; i++)
-		if (ph[i].p_type == PT_DYNAMIC) {
-			dyn = bias + ph[i].p_vaddr;
-			dyn_size = ph[i].p_memsz;
-		}
 	if (!interp)
 		return ldso_run_busy(proc, phdr);
 	return program_loading(proc, dyn, dyn_size);
+}
+
+/* Is @m a mapping of libgcc_s? Its basename, as ld.so loads it. */
+static bool is_libgcc(const struct hp_map *m)
+{
+	const char *slash = strrchr(m->path, '/');
+
+	return slash && !strncmp(slash + 1, "libgcc_s.so", 11);
+}
+
+/* The first mapping (file offset 0) of the module that @m is part of:
+ * a module's mappings are one span of its file, in order. */
+static const struct hp_map *module_base(const struct hp_proc *proc,
+					const struct hp_map *m)
+{
+	for (size_t i = (size_t)(m - proc->maps) + 1; i-- > 0;) {
+		if (strcmp(proc->maps[i].path, m->path))
+			break;
+		if (!proc->maps[i].offset)
+			return &proc->maps[i];
+	}
+	return NULL;
+}
+
+/* Objects of a link map read at most: a process has a few hundred. */
+#define HP_LINK_MAP_MAX 4096
+
+/*
+ * Of several copies of libgcc_s mapped, the one whose registry the
+ * program's exceptions search: the first in the link map of the
+ * program's namespace (r_debug's r_map, through its DT_DEBUG: the
+ * program, the libraries it loaded at its start, in order, then what
+ * dlopen added). Within that namespace any copy's
+ * __register_frame_info reaches the first one's (it calls
+ * __register_frame_info_bases through its PLT, and the global scope
+ * comes first); a copy dlmopen'd into a namespace of its own keeps a
+ * registry of its own, which the program never searches, at whatever
+ * address it was mapped (often below the program's own). Its first
+ * mapping, or NULL when it cannot be told (a static program, no
+ * DT_DEBUG, a link map being changed, no libgcc_s in that namespace).
+ */
+static const struct hp_map *linked_libgcc(const struct hp_proc *proc)
+{
+	hp_raddr_t phdr = 0, dyn = 0, at = 0;
+	uint64_t dyn_size = 0, debug = 0;
+	bool interp = false;
+	struct r_debug r;
+
+	if (program_headers(proc, &phdr, &dyn, &dyn_size, &interp) || !dyn ||
+	    dt_debug(proc, dyn, dyn_size, &debug) || !debug ||
+	    hp_proc_read(proc, debug, &r, sizeof(r)))
+		return NULL;
+	at = (hp_raddr_t)(uintptr_t)r.r_map;
+	for (int n = 0; at && n < HP_LINK_MAP_MAX; n++) {
+		const struct hp_map *m = NULL;
+		struct link_map lm;
+
+		if (hp_proc_read(proc, at, &lm, sizeof(lm)))
+			return NULL;
+		m = hp_proc_find_map(proc, (hp_raddr_t)(uintptr_t)lm.l_ld);
+		if (m && is_libgcc(m))
+			return module_base(proc, m);
+		at = (hp_raddr_t)(uintptr_t)lm.l_next;
+	}
+	return NULL;
+}
+
+/*
+ * The libgcc_s to register with: the one mapped; of several copies, the
+ * program's (linked_libgcc), else the lowest. Its first mapping, or NULL
+ * (none mapped).
+ */
+static const struct hp_map *find_libgcc(const struct hp_proc *proc)
+{
+	const struct hp_map *first = NULL;
+
+	for (size_t i = 0; i < proc->nr_maps; i++) {
+		const struct hp_map *m = &proc->maps[i];
+
+		if (m->offset || !is_libgcc(m))
+			continue;
+		if (first)
+			return linked_libgcc(proc) ?: first;
+		first = m;
+	}
+	return first;
+}
+
+/*
+ * The unwinder of @proc: the functions of that very copy of libgcc_s
+ * (another copy's registry may be one the program never searches), and
+ * the range of its mappings, for the choice of a thread to call them in
+ * (fit_to_call: the lock they take is that copy's). Return: 0, 1 (none
+ * loaded), -HP_E_NOSYM.
+ */
+static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
+{
+	static const char *const names[] = { "__register_frame_info",
+					     "__deregister_frame_info" };
+	const struct hp_map *lib = find_libgcc(proc);
+	hp_raddr_t *const addrs[] = { &u->reg, &u->dereg };
+
+	*u = (struct hp_unwinder){ 0 };
+	if (!lib)
+		return 1;
+	for (size_t k = 0; k < HP_ARRAY_SIZE(names); k++)
+		if (hp_module_find_symbol(proc, lib, names[k],
+					  HP_UNWIND_VERSION, addrs[k]))
+			return hp_error(-HP_E_NOSYM,
+					"pid %d: '%s' does not define '%s@%s'",
+					(int)proc->pid, lib->path, names[k],
+					HP_UNWIND_VERSION);
+	snprintf(u->path, sizeof(u->path), "%s", lib->path);
+	u->lo = lib->start;
+	u->hi = lib->end;
+	for (size_t i = (size_t)(lib - proc->maps) + 1;
+	     i < proc->nr_maps && proc->maps[i].offset &&
+	     !strcmp(proc->maps[i].path, lib->path);
+	     i++)
+		u->hi = proc->maps[i].end;
+	return 0;
 }
 
 /*
@@ -343,12 +445,6 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 int hp_unwind_ready(const struct hp_proc *proc, bool say)
 {
 	const struct hp_map *lib = find_libgcc(proc);
-	hp_raddr_t lo = UINT64_MAX;
-
-	for (size_t i = 0; lib && i < proc->nr_maps; i++)
-		if (!strcmp(proc->maps[i].path, lib->path) &&
-		    proc->maps[i].start < lo)
-			lo = proc->maps[i].start;
 	/* Mapped and not yet relocated (ld.so loads it: at the start, or a
 	 * dlopen): its functions would run with link-time GOT entries (a
 	 * jump nowhere, a lock taken and never released). Or not mapped
@@ -357,7 +453,7 @@ int hp_unwind_ready(const struct hp_proc *proc, bool say)
 	 * code would end the process. Either way: later. (hpatchd meets
 	 * every program so at its exec, and looks again: said in its view
 	 * of the process, not logged each time.) */
-	if (lib && !unwinder_relocated(proc, lo))
+	if (lib && !unwinder_relocated(proc, lib->start))
 		hp_log(say ? HP_LOG_ERROR : HP_LOG_DEBUG,
 		       "pid %d: its unwinder '%s' is being loaded (not "
 		       "relocated yet): nothing changed",

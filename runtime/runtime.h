@@ -291,8 +291,9 @@ void hp_rt_sharers_free(struct hp_rt_sharers *s);
  * file system) and left attached, their interrupt pending: each that has
  * stopped since gets what it is owed (its registers and signal mask, if
  * it was left inside an injected call) and is detached; one that exited
- * is reaped. hpatch calls it as it exits: the kernel lets a thread go as
- * its tracer exits, one owed with hpatch's registers and every signal
+ * is reaped. hpatch calls it as it exits, and before a signal it held
+ * back ends it (hpatch_hold_end): the kernel lets a thread go as its
+ * tracer exits, one owed with hpatch's registers and every signal
  * blocked. hpatchd calls it between operations, lest a thread thawed wait
  * stopped for its next try. Return: how many are still left.
  */

@@ -225,11 +225,12 @@ pid_t hp_proc_vfork_sharer(pid_t pid, pid_t tid);
 int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 			const char *version, hp_raddr_t *out)
 	__attribute__((warn_unused_result));
-/* ... of data object @name (its default version) in the one module mapped
- * at @m (its first mapping), said nowhere. Return: 0 or -ENOENT. */
-int hp_module_find_object(const struct hp_proc *proc, const struct hp_map *m,
-			  const char *name, hp_raddr_t *out)
-	__attribute__((warn_unused_result));
+/* ... of @name (@version NULL: the default version; not an IFUNC) in the
+ * one module mapped at @m (its first mapping), said nowhere. Return: 0 or
+ * -ENOENT. */
+int hp_module_find_symbol(const struct hp_proc *proc, const struct hp_map *m,
+			  const char *name, const char *version,
+			  hp_raddr_t *out) __attribute__((warn_unused_result));
 /* Call @fn(entry, @arg) for each entry of the dynamic section at @dyn
  * (@size bytes, at most HP_DYNAMIC_MAX read), in order, until DT_NULL or
  * until @fn returns nonzero. Return: @fn's nonzero value, 0 at the end,

@@ -23,12 +23,7 @@ echo 1 >"$FZ/cgroup.freeze"
 check "pid $pid frozen (its parent cgroup frozen)" wait_until 5 frozen
 check "its own cgroup.freeze says 0" test "$(cat "$FZ/inner/cgroup.freeze")" = 0
 
-start=$(date +%s%N)
-expect_exit 4 "apply -p: busy, frozen" \
-	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
-ms=$((($(date +%s%N) - start) / 1000000))
-check "given up within a stop's bound ($ms ms)" test "$ms" -lt 1500
-check "the hint says why" grep -q "its cgroup is frozen" "$T/last.err"
+apply_frozen "frozen" "its cgroup is frozen" 1500
 
 thaw
 check "thawed: nothing traces pid $pid" wait_until 3 bash -c \

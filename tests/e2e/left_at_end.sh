@@ -36,4 +36,28 @@ check "--jobs 2: left" grep -q "still inside hpatch's injected system call" "$T/
 sleep 0.3
 unharmed "$b"
 unharmed "$c"
+
+# So when a signal that ends hpatch (held while it holds the target)
+# acts after the attempt: it came in the delay before the mapping
+# (HPATCH_DELAY=mmap), and the thread is left at the mmap. It acted
+# before hpatch's exit let the thread go, and the kernel let it go with
+# hpatch's registers, its mask and its step's trap (the target died).
+for sig in TERM HUP; do
+	start_target "$HP_TD/svc-v1" "$T/$sig.log" 1
+	d=$TARGET_PID
+	HPATCH_FAULT=call-left HPATCH_DELAY=mmap:800 "$HPATCH" apply -p "$d" \
+		--trust "$T/trust" "$T/p.hpatch" >"$T/$sig.out" 2>"$T/$sig.err" &
+	hp=$!
+	wait_until 10 grep -qs "test delay" "$T/$sig.err"
+	kill -"$sig" "$hp"
+	wait "$hp" && rc=0 || rc=$?
+	check "SIG$sig: ended hpatch (exit $rc)" \
+		test "$rc" = $((128 + $(kill -l "$sig")))
+	check "SIG$sig: ... once the attempt was over" \
+		grep -q "still inside hpatch's injected system call" "$T/$sig.err"
+	check "SIG$sig: the thread let go first, back from the call" \
+		grep -q "tid $d: stopped at last" "$T/$sig.err"
+	sleep 0.3
+	unharmed "$d"
+done
 finish

@@ -80,6 +80,37 @@ freezer_cgroup() {
 	trap 'thaw 2>/dev/null; leave_fz 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
 }
 
+# thread_freezer: a cgroup v1 freezer of the test's own, $FZ, removed on
+# exit, for threads alone (v1's freezer takes single threads: write a tid
+# to $FZ/tasks); the test is skipped (77) where v1's is not mounted.
+# thaw_all thaws it and moves every task out.
+thread_freezer() {
+	if [ ! -w /sys/fs/cgroup/freezer ]; then
+		echo "skip: needs cgroup v1's freezer, to freeze one thread alone" >&2
+		exit 77
+	fi
+	FZ=/sys/fs/cgroup/freezer/hpatch-test-$$
+	mkdir "$FZ"
+	thaw_all() {
+		echo THAWED >"$FZ/freezer.state"
+		for t in $(cat "$FZ/tasks"); do echo "$t" >/sys/fs/cgroup/freezer/tasks; done
+	}
+	trap 'thaw_all 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
+}
+
+# apply_frozen WHAT PATTERN [MS]: apply $T/p.hpatch to $pid, frozen
+# (WHAT: a thread of it, or all): busy (exit 4) at once, within MS (2000),
+# not at --timeout, saying PATTERN (grep).
+apply_frozen() {
+	local start ms
+	start=$(date +%s%N)
+	expect_exit 4 "apply -p: busy, $1" \
+		"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	check "given up at once ($ms ms)" test "$ms" -lt "${3:-2000}"
+	check "says why: $2" grep -q "$2" "$T/last.err"
+}
+
 # frozen_mid_apply [CMD...]: hpatch, run through CMD, applies $T/p.hpatch
 # to $pid (in $FZ, on connection 3), which is frozen once hpatch holds it
 # (it has mapped; its mprotect waits 1.5 s): busy (exit 4), with why; and
@@ -150,6 +181,20 @@ wait_result() {
 		sleep 0.02
 	done
 	echo "$1: $(cat "$1")" >&2
+	return 1
+}
+
+# wait_round_in LOG PATTERN: a "round" line of LOG (a target that prints
+# one per round of its work: testdata unwind) printed after now, matching.
+wait_round_in() {
+	local mark
+	mark=$(grep -c '^round ' "$1")
+	for _ in $(seq 100); do
+		if tail -n +"$((mark + 1))" "$1" | grep '^round ' | grep -q -- "$2"; then
+			return 0
+		fi
+		sleep 0.05
+	done
 	return 1
 }
 

@@ -12,17 +12,7 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-if [ ! -w /sys/fs/cgroup/freezer ]; then
-	echo "skip: needs cgroup v1's freezer, to freeze one thread alone" >&2
-	exit 77
-fi
-FZ=/sys/fs/cgroup/freezer/hpatch-test-$$
-mkdir "$FZ"
-thaw_all() {
-	echo THAWED >"$FZ/freezer.state"
-	for t in $(cat "$FZ/tasks"); do echo "$t" >/sys/fs/cgroup/freezer/tasks; done
-}
-trap 'thaw_all 2>/dev/null; rmdir "$FZ" 2>/dev/null; cleanup' EXIT
+thread_freezer
 
 # The region is mapped read+execute: the target has no other anonymous
 # executable mapping.

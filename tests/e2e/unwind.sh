@@ -20,17 +20,7 @@ pid=$TARGET_PID
 last_round() { grep '^round ' "$T/u.log" | tail -n 1; }
 field() { sed -n "s/.* $1=\([0-9-]*\).*/\1/p" <<<"$2"; }
 # wait_round PATTERN: a round printed after now that matches.
-wait_round() {
-	local mark
-	mark=$(grep -c '^round ' "$T/u.log")
-	for _ in $(seq 100); do
-		if tail -n +"$((mark + 1))" "$T/u.log" | grep '^round ' | grep -q -- "$1"; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	return 1
-}
+wait_round() { wait_round_in "$T/u.log" "$1"; }
 alive() { kill -0 "$pid" 2>/dev/null; }
 not() { ! "$@"; }
 regions() { grep -c . <("$HPATCH" status -p "$pid" 2>/dev/null | grep 'patch:') || true; }
