@@ -127,13 +127,40 @@ static void read_exe(struct ag_proc *pr)
 		       (int)pr->pid);
 }
 
+/* A new image of @pr (first sight, an exec, a reused pid): what was known
+ * of the old one goes (its executable is read by the caller). */
+static void new_image(struct ag_daemon *d, struct ag_proc *pr)
+{
+	ag_drop_tracks(d, pr->pid);
+	pr->unit_read = false;
+	pr->dirs_watched = false;
+}
+
+/* Events were lost: a process may have exec'd unseen, its start time the
+ * same, its executable another. Read again: another is a new image. */
+static void check_exe(struct ag_daemon *d, struct ag_proc *pr)
+{
+	char *was = pr->exe;
+	const int was_errno = pr->exe_errno;
+
+	pr->exe_check = false;
+	pr->exe = NULL;
+	read_exe(pr);
+	if ((was && pr->exe && strcmp(was, pr->exe)) || !was != !pr->exe ||
+	    was_errno != pr->exe_errno)
+		new_image(d, pr);
+	free(was);
+}
+
 /*
  * Who @pr is now: its executable (what the policy matches), read once per
  * image, and what tells a reused pid, its start time. An image whose exec
  * was seen needs no start time until it maps a patched build (tracks and
  * fallbacks are kept by it): its exit comes before its pid is another's,
  * and most execs on a host are of programs no patch is for (three system
- * calls less for each look at one). Return: false when it is gone.
+ * calls less for each look at one). An exec unseen (events lost, or none
+ * followed: no patch to apply then) has its executable read again.
+ * Return: false when it is gone.
  */
 static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 {
@@ -147,11 +174,9 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	}
 	if (pr->fresh) {
 		if (!pr->exe_read) {
-			ag_drop_tracks(d, pr->pid);
+			new_image(d, pr);
 			read_exe(pr);
 			pr->exe_read = true;
-			pr->unit_read = false;
-			pr->dirs_watched = false;
 		}
 		/* None: exited, a zombie. */
 		return pr->exe ||
@@ -161,11 +186,12 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	if (!start)
 		return false;
 	if (pr->start_time != start) { /* first sight, or a reused pid */
-		ag_drop_tracks(d, pr->pid);
 		pr->start_time = start;
+		pr->exe_check = false;
+		new_image(d, pr);
 		read_exe(pr);
-		pr->unit_read = false;
-		pr->dirs_watched = false;
+	} else if (pr->exe_check) {
+		check_exe(d, pr);
 	}
 	return true;
 }
@@ -417,8 +443,16 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 {
 	struct ag_proc *pr = NULL;
 
-	if (!d->nr_wanted)
+	if (!d->nr_wanted) {
+		/* Nothing to apply, nothing looked at; but a known image is
+		 * another now: its next look reads it as at first sight. */
+		pr = ag_find_proc(d, pid);
+		if (pr) {
+			pr->start_time = 0;
+			pr->fresh = false;
+		}
 		return;
+	}
 	pr = ag_add_proc(d, pid);
 	if (!pr)
 		return;
@@ -651,8 +685,12 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 			ag_on_inotify(&d, now);
 		/* Events read during the applies wait in the queue. */
 		if ((fds[2].revents & POLLIN || d.ev.nr_queue) &&
-		    ag_procev_read(&d, now) < 0)
-			full_scan(&d, now); /* events lost: look at all */
+		    ag_procev_read(&d, now) < 0) {
+			/* Events lost: look at all, execs unseen too. */
+			for (size_t i = 0; i < d.nr_procs; i++)
+				d.procs[i].exe_check = true;
+			full_scan(&d, now);
+		}
 		if (d.store_due_us && now >= d.store_due_us) {
 			d.store_due_us = 0;
 			if (!reload_store(&d))

@@ -29,6 +29,8 @@ struct ag_proc {
 	 * read only once it maps a patched build (0 until then). */
 	bool fresh;
 	bool exe_read; /* exe read for this image */
+	/* Events lost since its exe was read: an exec unseen? (identify) */
+	bool exe_check;
 	/* Its leader's exit seen while threads of its own lived on: its
 	 * next look tells whether the process did too (ag_on_exit). */
 	bool exit_seen;
