@@ -25,16 +25,8 @@ int ag_restart_unit(const char *unit)
 	sd_bus_error err = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
 	sd_bus *bus = NULL;
-	const size_t len = strlen(unit);
 	int rc;
 
-	if (len < 9 || strcmp(unit + len - 8, ".service")) {
-		hp_error(-EINVAL,
-			 "fallback: process belongs to no service "
-			 "('%s'): nothing to restart",
-			 unit);
-		return -EINVAL;
-	}
 	rc = sd_bus_open_system(&bus);
 	if (rc < 0)
 		return hp_error_rc(rc, "fallback: restart '%s': system bus",
@@ -169,8 +161,22 @@ void ag_read_unit(struct ag_proc *pr)
 {
 	if (pr->unit_read)
 		return;
-	hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+	pr->unit_host = hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
 	pr->unit_read = true;
+}
+
+/* Why @pr's unit is not to be restarted, or NULL. */
+static const char *restart_refused(const struct ag_proc *pr)
+{
+	const size_t len = strlen(pr->unit);
+
+	if (len < 9 || strcmp(pr->unit + len - 8, ".service"))
+		return "the process belongs to no service";
+	/* A container's or a user's manager runs it: the host's unit of
+	 * that name, if any, is another program's. */
+	if (!pr->unit_host)
+		return "not a unit of the host's systemd";
+	return NULL;
 }
 
 void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
@@ -179,6 +185,7 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 {
 	const struct hp_rule *r = NULL;
 	char reason[sizeof(t->t.reason)];
+	const char *refused = NULL;
 	int rc = 0;
 
 	ag_read_unit(pr);
@@ -199,6 +206,13 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 	t->t.fallback_done = true;
 	d->view.fallbacks++;
 	if (r->kind == HP_RULE_FALLBACK_RESTART)
+		refused = restart_refused(pr);
+	if (refused)
+		rc = hp_error(-EINVAL,
+			      "fallback: pid %d: unit '%s': %s: nothing "
+			      "restarted",
+			      (int)pr->pid, pr->unit, refused);
+	else if (r->kind == HP_RULE_FALLBACK_RESTART)
 		rc = ag_restart_unit(pr->unit);
 	else
 		rc = ag_run_command(r->command, pr->pid, e->path, pr->unit,
@@ -208,8 +222,12 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 				   ? "fallback-restart"
 				   : "fallback-command",
 			   e->path, e->p, res, rc ? rc : res->rc);
-	ag_set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback %s%s", reason,
+	ag_set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback %s%s%s%s", reason,
 		     r->kind == HP_RULE_FALLBACK_RESTART ? "restart of "
 							 : "command for ",
-		     r->kind == HP_RULE_FALLBACK_RESTART ? pr->unit : "it");
+		     r->kind == HP_RULE_FALLBACK_RESTART ? pr->unit : "it",
+		     rc ? " failed: " : "",
+		     refused ? refused
+		     : rc    ? hp_strerror(rc)
+			     : "");
 }

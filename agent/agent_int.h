@@ -23,6 +23,7 @@ struct ag_proc {
 	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
 	bool unit_read; /* unit read (only when a rule or fallback needs it) */
+	bool unit_host; /* ... a unit of the host's systemd (hp_agent_unit) */
 	bool seen;	/* listed by the last full scan */
 	/* An image whose exec was seen, and no event lost since: its exit
 	 * will be seen too, before its pid is another's. Its start time is

@@ -288,6 +288,23 @@ static void test_duration(void **state)
 	assert_int_equal(hp_policy_parse_duration("999h", &ms), -EINVAL);
 }
 
+static const struct {
+	const char *text, *unit;
+	bool host;
+} host_units[] = {
+	{ "0::/system.slice/nginx.service/sub\n", "nginx.service", true },
+	{ "0::/user.slice/user-0.slice/session-3.scope\n", "session-3.scope",
+	  true },
+	{ "0::/machine.slice/libpod-1.scope/system.slice/sshd.service\n",
+	  "sshd.service", false },
+	{ "0::/lxc.payload.c1/system.slice/sshd.service\n", "sshd.service",
+	  false },
+	{ "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+	  "a.service\n",
+	  "a.service", false },
+	{ "0::/\n", "", false },
+};
+
 static void test_unit_of(void **state)
 {
 	char unit[64];
@@ -308,6 +325,14 @@ static void test_unit_of(void **state)
 	assert_string_equal(unit, "cron.service");
 	hp_agent_unit_of("0::/\n", unit, sizeof(unit));
 	assert_string_equal(unit, "");
+	/* A unit of the host's systemd: only slices above it; not one a
+	 * container's manager runs, or a user's. */
+	for (size_t i = 0; i < HP_ARRAY_SIZE(host_units); i++) {
+		assert_int_equal(hp_agent_unit_of(host_units[i].text, unit,
+						  sizeof(unit)),
+				 host_units[i].host);
+		assert_string_equal(unit, host_units[i].unit);
+	}
 	hp_agent_unit_of("0::/system.slice/a-very-long-name-that-does-not-fit-"
 			 "in-the-buffer-at-all.service\n",
 			 unit, 16);
