@@ -561,6 +561,25 @@ static void publish(struct ag_daemon *d, uint64_t now)
 	ag_publish(d);
 }
 
+/* The loop's fds in d->pfds (room for 8 from setup): signals, inotify,
+ * process events, then a pidfd per fallback command running (as many as
+ * there is room for: the others are reaped with them). Return: how many. */
+static size_t poll_fds(struct ag_daemon *d)
+{
+	size_t n = 3;
+
+	while (d->cap_pfds < 3 + d->nr_cmds &&
+	       !hp_grow(&d->pfds, &d->cap_pfds, d->cap_pfds, sizeof(*d->pfds),
+			8))
+		;
+	d->pfds[0] = (struct pollfd){ d->sig_fd, POLLIN, 0 };
+	d->pfds[1] = (struct pollfd){ d->in_fd, POLLIN, 0 };
+	d->pfds[2] = (struct pollfd){ d->ev.fd, POLLIN, 0 };
+	for (size_t i = 0; i < d->nr_cmds && n < d->cap_pfds; i++)
+		d->pfds[n++] = (struct pollfd){ d->cmds[i].pidfd, POLLIN, 0 };
+	return n;
+}
+
 static int setup(struct ag_daemon *d)
 {
 	sigset_t set;
@@ -608,6 +627,8 @@ static int setup(struct ag_daemon *d)
 	if (rc)
 		return rc;
 	ag_load_fallbacks(d);
+	if (hp_grow(&d->pfds, &d->cap_pfds, 0, sizeof(*d->pfds), 8))
+		return -ENOMEM;
 	/* The lock file exists before the store is stamped: creating it
 	 * later would read as a change of the store. */
 	if (!ag_store_lock(&d->store_lock, d->conf->store_dir))
@@ -626,6 +647,7 @@ static void teardown(struct ag_daemon *d)
 		close(d->in_fd);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
+	ag_reap_commands(d, true);
 	hp_rt_audit_close(&d->audit);
 	hp_store_release(&d->store);
 	hp_policy_release(&d->pol);
@@ -636,6 +658,8 @@ static void teardown(struct ag_daemon *d)
 	free(d->wanted);
 	free(d->mapped);
 	free(d->done);
+	free(d->cmds);
+	free(d->pfds);
 	ag_match_reset();
 	ag_perfmap_release(d);
 }
@@ -665,20 +689,21 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 	hp_log(HP_LOG_INFO, "ready: store '%s', state '%s'", conf->store_dir,
 	       conf->state_dir);
 	for (;;) {
-		struct pollfd fds[] = {
-			{ d.sig_fd, POLLIN, 0 },
-			{ d.in_fd, POLLIN, 0 },
-			{ d.ev.fd, POLLIN, 0 },
-		};
+		const size_t nr_fds = poll_fds(&d);
+		struct pollfd *fds = d.pfds;
 		uint64_t now = hp_now_us();
 
-		if (poll(fds, HP_ARRAY_SIZE(fds), next_timeout_ms(&d, now)) <
-			    0 &&
+		if (poll(fds, nr_fds, next_timeout_ms(&d, now)) < 0 &&
 		    errno != EINTR) {
 			rc = hp_error_rc(-errno, "poll");
 			break;
 		}
 		now = hp_now_us();
+		for (size_t i = 3; i < nr_fds; i++)
+			if (fds[i].revents) {
+				ag_reap_commands(&d, false);
+				break;
+			}
 		if ((fds[0].revents & POLLIN) && on_signal(&d, now))
 			break;
 		if (fds[1].revents & POLLIN)

@@ -9,6 +9,8 @@
 
 #include "agent/agent.h"
 
+#include <poll.h>
+
 /* A process hpatchd looks at. */
 struct ag_proc {
 	pid_t pid;
@@ -124,6 +126,15 @@ struct ag_store_lock {
 	ino_t ino;
 };
 
+/* A fallback command still running: audited as it ends, with its exit
+ * status (ag_fallback.c). */
+struct ag_cmd {
+	int pidfd;
+	/* The try that gave up (the target, the patch): the audit's facts. */
+	struct hp_rt_result res;
+	char path[PATH_MAX + NAME_MAX + 2]; /* the patch's store file */
+};
+
 struct ag_daemon {
 	const struct hp_agent_conf *conf;
 	struct hp_policy pol;
@@ -150,6 +161,10 @@ struct ag_daemon {
 	size_t nr_tracks, cap_tracks;
 	struct ag_done *done;
 	size_t nr_done;
+	struct ag_cmd *cmds;
+	size_t nr_cmds, cap_cmds;
+	struct pollfd *pfds; /* the loop's, one per command after its own */
+	size_t cap_pfds;
 	uint64_t next_full_us; /* periodic rescan of every process */
 	uint64_t store_due_us; /* reload after the store changed */
 	uint64_t sweep_due_us; /* rescan after a patched library opened */
@@ -312,8 +327,16 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 		     const struct hp_rt_result *res);
 /* Return: 0 or -errno / -HP_E_* (reported). */
 int ag_restart_unit(const char *unit);
+/* Start @cmd for @pid. Return: a pidfd of the command, to reap
+ * (ag_command_status), or -errno (reported). */
 int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		   const char *unit, const char *reason);
+/* Reap the command of @pidfd (it polled readable). Return: 0 (exit 0),
+ * -HP_E_FALLBACK (another end, said in @how), -EAGAIN (still running). */
+int ag_command_status(int pidfd, char *how, size_t cap);
+/* The commands that ended: audited, forgotten; all of them with @all
+ * (hpatchd stops: those still running are said so). */
+void ag_reap_commands(struct ag_daemon *d, bool all);
 
 /* ag_metrics.c: the view file and the Prometheus textfile. */
 void ag_publish(struct ag_daemon *d);

@@ -48,5 +48,10 @@ check "... the system bus never asked for it" \
 	unsaid "restart 'hp-nested-$$.service'"
 check "audit: a fallback line each" \
 	test "$(grep -c '"action":"fallback-restart"' "$HPATCH_AUDIT_LOG")" -eq 2
+audited() { # audited PID RESULT: its restart's line says RESULT
+	grep -q "\"action\":\"fallback-restart\",\"pid\":$1,.*\"result\":\"$2\"" "$HPATCH_AUDIT_LOG"
+}
+check "... failed, as the bus was not there" audited "$t" HP_E_SYSTEM
+check "... failed, as nothing was restarted" audited "$n" HP_E_FALLBACK
 exec 3>&- 4>&-
 finish

@@ -1403,33 +1403,48 @@ static void test_exec_again_first_look(void **state)
 	free(d.procs);
 }
 
-/*
- * A fallback command runs with the facts in its environment, and leaves
- * hpatchd no child to reap: hpatchd takes no SIGCHLD (one comes at every
- * stop of a target it traces, and would wake its loop at every apply).
- */
-static void test_fallback_command_no_child(void **state)
+/* Wait for the fallback command of @pidfd to end. Return: as
+ * ag_command_status. */
+static int command_end(int pidfd, char *how, size_t cap)
 {
-	char cmd[512], path[128], text[64] = "";
+	struct pollfd pfd = { pidfd, POLLIN, 0 };
+
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	return ag_command_status(pidfd, how, cap);
+}
+
+/*
+ * A fallback command runs with the facts in its environment, as hpatchd's
+ * child that its pidfd reaps (hpatchd takes no SIGCHLD: one comes at every
+ * stop of a target it traces), and says how it ended: a failure is known.
+ */
+static void test_fallback_command_reaped(void **state)
+{
+	char cmd[512], path[128], text[64] = "", how[64] = "";
 	FILE *fp = NULL;
-	int n = 0;
+	int pidfd;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/fallback.out", dir);
 	snprintf(cmd, sizeof(cmd),
-		 "echo \"$HPATCH_PID $HPATCH_PATCH $HPATCH_REASON\" >%s.tmp"
-		 " && mv %s.tmp %s",
-		 path, path, path);
-	assert_int_equal(ag_run_command(cmd, 4242, "p.hpatch", "", "busy"), 0);
-	errno = 0;
-	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
-	assert_int_equal(errno, ECHILD);
-	while (!(fp = fopen(path, "r")) && n++ < 500)
-		usleep(10000);
+		 "echo \"$HPATCH_PID $HPATCH_PATCH $HPATCH_REASON\" >%s", path);
+	pidfd = ag_run_command(cmd, 4242, "p.hpatch", "", "busy");
+	assert_true(pidfd >= 0);
+	assert_int_equal(command_end(pidfd, how, sizeof(how)), 0);
+	close(pidfd);
+	fp = fopen(path, "r");
 	assert_non_null(fp);
 	assert_non_null(fgets(text, sizeof(text), fp));
 	fclose(fp);
 	assert_string_equal(text, "4242 p.hpatch busy\n");
+	pidfd = ag_run_command("exit 3", 4242, "p.hpatch", "", "busy");
+	assert_true(pidfd >= 0);
+	assert_hp_err(command_end(pidfd, how, sizeof(how)), HP_E_FALLBACK);
+	assert_string_equal(how, "exited with status 3");
+	close(pidfd);
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
 }
 
 /* Resume @pid (traced, stopped) to its next flock() entry: true (*@fd:
@@ -1650,7 +1665,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_query_failed_looks_again),
 		cmocka_unit_test(test_leader_exit_keeps_process),
 		cmocka_unit_test(test_leader_exit_start_time),
-		cmocka_unit_test(test_fallback_command_no_child),
+		cmocka_unit_test(test_fallback_command_reaped),
 		cmocka_unit_test(test_store_lock_swapped),
 		cmocka_unit_test(test_store_lock_kept),
 	};
