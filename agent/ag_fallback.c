@@ -8,6 +8,7 @@
 #include "agent/agent_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,10 +174,34 @@ static int follow_command(struct ag_daemon *d, int pidfd,
 	return 0;
 }
 
+/* Rewrite the record of fallbacks run with those of d->done alone (a
+ * crash meanwhile loses nothing: a line of a process gone is skipped at
+ * the next load). */
+static void save_fallbacks(const struct ag_daemon *d)
+{
+	const size_t line_max = 40 + HP_PATCH_ID_MAX; /* pid, start, id */
+	char *text = malloc(d->nr_done * line_max + 1);
+	size_t len = 0;
+	int rc;
+
+	if (!text)
+		return;
+	for (size_t i = 0; i < d->nr_done; i++)
+		len += (size_t)snprintf(
+			text + len, line_max, "%d %" PRIu64 " %s\n",
+			(int)d->done[i].pid, d->done[i].start_time,
+			d->done[i].patch_id);
+	rc = hp_write_file(d->fallbacks_path, text, len, 0600, HP_WRITE_NOSYNC);
+	if (rc)
+		hp_warn("'%s': %s", d->fallbacks_path, strerror(-rc));
+	free(text);
+}
+
 void ag_load_fallbacks(struct ag_daemon *d)
 {
 	FILE *fp = fopen(d->fallbacks_path, "re");
 	char line[256];
+	size_t nr_lines = 0;
 
 	if (!fp)
 		return;
@@ -184,6 +209,7 @@ void ag_load_fallbacks(struct ag_daemon *d)
 		struct ag_done f = { 0 }, *grown = NULL;
 		int pid;
 
+		nr_lines++;
 		if (sscanf(line, "%d %" SCNu64 " %63s", &pid, &f.start_time,
 			   f.patch_id) != 3)
 			continue;
@@ -198,6 +224,22 @@ void ag_load_fallbacks(struct ag_daemon *d)
 		d->done[d->nr_done++] = f;
 	}
 	fclose(fp);
+	/* The lines of processes gone go, or the file grew for ever. */
+	if (nr_lines > d->nr_done)
+		save_fallbacks(d);
+}
+
+void ag_forget_fallbacks(struct ag_daemon *d, pid_t pid)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nr_done; i++)
+		if (d->done[i].pid != pid)
+			d->done[n++] = d->done[i];
+	if (n == d->nr_done)
+		return;
+	d->nr_done = n;
+	save_fallbacks(d);
 }
 
 static bool fallback_done(const struct ag_daemon *d, pid_t pid, uint64_t start,

@@ -321,6 +321,9 @@ void ag_watch_release(struct ag_daemon *d);
 
 /* ag_fallback.c: after the last retry, the policy's fallback, once. */
 void ag_load_fallbacks(struct ag_daemon *d);
+/* @pid exited: its fallbacks run are forgotten (a pid reused is another
+ * start time), in memory and on disk. */
+void ag_forget_fallbacks(struct ag_daemon *d, pid_t pid);
 void ag_read_unit(struct ag_proc *pr);
 void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 		     struct ag_track *t, const struct hp_store_entry *e,
