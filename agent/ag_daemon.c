@@ -34,6 +34,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How often threads left attached are asked after: the longest a thread
@@ -429,9 +430,14 @@ static int reload_store(struct ag_daemon *d)
 static int reload_policy(struct ag_daemon *d)
 {
 	struct hp_policy pol;
-	int rc = hp_policy_load(&pol, d->conf->config_path,
-				d->conf->config_optional);
+	int rc;
 
+	/* The window is in local time, and glibc reads the zone once
+	 * (localtime_r never again): one changed since (timedatectl
+	 * set-timezone) is read now. */
+	tzset();
+	rc = hp_policy_load(&pol, d->conf->config_path,
+			    d->conf->config_optional);
 	if (rc)
 		return rc; /* the old policy stays */
 	hp_policy_release(&d->pol);
