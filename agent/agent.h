@@ -130,6 +130,9 @@ struct hp_rule {
 	enum hp_rule_kind kind;
 	bool by_unit; /* else by executable path */
 	char *pattern;
+	/* An exe rule's path through symbolic links resolved, as
+	 * /proc/PID/exe names it, when it differs: matched too. */
+	char *real_pattern;
 	char *command; /* HP_RULE_FALLBACK_COMMAND */
 };
 

@@ -199,6 +199,41 @@ static void test_policy_exe_unknown(void **state)
 	hp_policy_release(&pol);
 }
 
+/*
+ * A rule naming a program through a symbolic link (/sbin/sshd where /sbin
+ * is /usr/sbin, usr-merged; /usr/bin/python3, a link to python3.11)
+ * matches it as /proc/PID/exe names it, the link resolved: an exclusion
+ * written so holds.
+ */
+static void test_policy_exe_symlink(void **state)
+{
+	char real[PATH_MAX], path[PATH_MAX + 16], prog[PATH_MAX + 16];
+	char text[3 * PATH_MAX];
+	struct hp_policy pol;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/sym-real", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/sym-link", dir);
+	assert_int_equal(symlink("sym-real", path), 0);
+	assert_non_null(realpath(dir, real));
+	snprintf(prog, sizeof(prog), "%s/sym-real/prog", real);
+	close(open(prog, O_CREAT | O_WRONLY | O_CLOEXEC, 0755));
+	snprintf(path, sizeof(path), "%s/sym-real/alias", dir);
+	assert_int_equal(symlink("prog", path), 0);
+	snprintf(text, sizeof(text),
+		 "[exclude]\nexe = %s/sym-link/prog\nexe = %s/sym-real/alias\n"
+		 "[fallback]\nexe %s/sym-link/* = none\n",
+		 dir, dir, dir);
+	assert_hp_ok(load_text(&pol, text));
+	assert_ptr_equal(hp_policy_excluded(&pol, prog, ""), &pol.rules[0]);
+	assert_ptr_equal(hp_policy_fallback(&pol, prog, ""), &pol.rules[2]);
+	pol.rules[0].kind = HP_RULE_INCLUDE; /* the link to the file */
+	assert_ptr_equal(hp_policy_excluded(&pol, prog, ""), &pol.rules[1]);
+	assert_null(hp_policy_fallback(&pol, "/usr/bin/other", ""));
+	hp_policy_release(&pol);
+}
+
 static void test_policy_window(void **state)
 {
 	struct hp_policy pol;
@@ -1647,6 +1682,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_policy_perf),
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_policy_exe_symlink),
 		cmocka_unit_test(test_unit_of),
 		cmocka_unit_test(test_unit_of_long),
 		cmocka_unit_test(test_start_time),
