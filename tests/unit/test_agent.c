@@ -180,7 +180,6 @@ static void test_policy_exe_unknown(void **state)
 	assert_string_equal(r->pattern,
 			    "an executable path not readable whole");
 	assert_null(hp_policy_fallback(&pol, NULL, ""));
-	hp_policy_release(&pol);
 	/* Replaced on disk since its exec (an upgrade): still excluded,
 	 * and still included by the rule naming its path. */
 	assert_ptr_equal(
