@@ -29,8 +29,8 @@ struct hp_rt_opts ag_attempt_opts(const struct ag_daemon *d)
 	 * try's waits stay set up for the next (hp_rt_batch_end() at the
 	 * end), instead of six system calls more for each process. Each
 	 * operation ends with the timer disarmed: no signal of it wakes
-	 * the loop's poll, a fallback's waitpid or its sd-bus call; a
-	 * fallback's command execs, which resets the handler. The note of
+	 * the loop's poll or a fallback's sd-bus call; a fallback's
+	 * command execs, which resets the handler. The note of
 	 * a missing unwinder comes back in the result, said once a build. */
 	return (struct hp_rt_opts){ .flags = HP_RT_BATCH | HP_RT_QUIET_NOTES,
 				    .timeout_ms = d->pol.attempt_timeout_ms,

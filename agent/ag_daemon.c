@@ -34,6 +34,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How often threads left attached are asked after: the longest a thread
@@ -127,13 +128,40 @@ static void read_exe(struct ag_proc *pr)
 		       (int)pr->pid);
 }
 
+/* A new image of @pr (first sight, an exec, a reused pid): what was known
+ * of the old one goes (its executable is read by the caller). */
+static void new_image(struct ag_daemon *d, struct ag_proc *pr)
+{
+	ag_drop_tracks(d, pr->pid);
+	pr->unit_read = false;
+	pr->dirs_watched = false;
+}
+
+/* Events were lost: a process may have exec'd unseen, its start time the
+ * same, its executable another. Read again: another is a new image. */
+static void check_exe(struct ag_daemon *d, struct ag_proc *pr)
+{
+	char *was = pr->exe;
+	const int was_errno = pr->exe_errno;
+
+	pr->exe_check = false;
+	pr->exe = NULL;
+	read_exe(pr);
+	if ((was && pr->exe && strcmp(was, pr->exe)) || !was != !pr->exe ||
+	    was_errno != pr->exe_errno)
+		new_image(d, pr);
+	free(was);
+}
+
 /*
  * Who @pr is now: its executable (what the policy matches), read once per
  * image, and what tells a reused pid, its start time. An image whose exec
  * was seen needs no start time until it maps a patched build (tracks and
  * fallbacks are kept by it): its exit comes before its pid is another's,
  * and most execs on a host are of programs no patch is for (three system
- * calls less for each look at one). Return: false when it is gone.
+ * calls less for each look at one). An exec unseen (events lost, or none
+ * followed: no patch to apply then) has its executable read again.
+ * Return: false when it is gone.
  */
 static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 {
@@ -147,11 +175,9 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	}
 	if (pr->fresh) {
 		if (!pr->exe_read) {
-			ag_drop_tracks(d, pr->pid);
+			new_image(d, pr);
 			read_exe(pr);
 			pr->exe_read = true;
-			pr->unit_read = false;
-			pr->dirs_watched = false;
 		}
 		/* None: exited, a zombie. */
 		return pr->exe ||
@@ -161,11 +187,12 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	if (!start)
 		return false;
 	if (pr->start_time != start) { /* first sight, or a reused pid */
-		ag_drop_tracks(d, pr->pid);
 		pr->start_time = start;
+		pr->exe_check = false;
+		new_image(d, pr);
 		read_exe(pr);
-		pr->unit_read = false;
-		pr->dirs_watched = false;
+	} else if (pr->exe_check) {
+		check_exe(d, pr);
 	}
 	return true;
 }
@@ -403,9 +430,14 @@ static int reload_store(struct ag_daemon *d)
 static int reload_policy(struct ag_daemon *d)
 {
 	struct hp_policy pol;
-	int rc = hp_policy_load(&pol, d->conf->config_path,
-				d->conf->config_optional);
+	int rc;
 
+	/* The window is in local time, and glibc reads the zone once
+	 * (localtime_r never again): one changed since (timedatectl
+	 * set-timezone) is read now. */
+	tzset();
+	rc = hp_policy_load(&pol, d->conf->config_path,
+			    d->conf->config_optional);
 	if (rc)
 		return rc; /* the old policy stays */
 	hp_policy_release(&d->pol);
@@ -417,8 +449,16 @@ static void on_exec(struct ag_daemon *d, pid_t pid, uint64_t now)
 {
 	struct ag_proc *pr = NULL;
 
-	if (!d->nr_wanted)
+	if (!d->nr_wanted) {
+		/* Nothing to apply, nothing looked at; but a known image is
+		 * another now: its next look reads it as at first sight. */
+		pr = ag_find_proc(d, pid);
+		if (pr) {
+			pr->start_time = 0;
+			pr->fresh = false;
+		}
 		return;
+	}
 	pr = ag_add_proc(d, pid);
 	if (!pr)
 		return;
@@ -527,6 +567,25 @@ static void publish(struct ag_daemon *d, uint64_t now)
 	ag_publish(d);
 }
 
+/* The loop's fds in d->pfds (room for 8 from setup): signals, inotify,
+ * process events, then a pidfd per fallback command running (as many as
+ * there is room for: the others are reaped with them). Return: how many. */
+static size_t poll_fds(struct ag_daemon *d)
+{
+	size_t n = 3;
+
+	while (d->cap_pfds < 3 + d->nr_cmds &&
+	       !hp_grow(&d->pfds, &d->cap_pfds, d->cap_pfds, sizeof(*d->pfds),
+			8))
+		;
+	d->pfds[0] = (struct pollfd){ d->sig_fd, POLLIN, 0 };
+	d->pfds[1] = (struct pollfd){ d->in_fd, POLLIN, 0 };
+	d->pfds[2] = (struct pollfd){ d->ev.fd, POLLIN, 0 };
+	for (size_t i = 0; i < d->nr_cmds && n < d->cap_pfds; i++)
+		d->pfds[n++] = (struct pollfd){ d->cmds[i].pidfd, POLLIN, 0 };
+	return n;
+}
+
 static int setup(struct ag_daemon *d)
 {
 	sigset_t set;
@@ -574,6 +633,8 @@ static int setup(struct ag_daemon *d)
 	if (rc)
 		return rc;
 	ag_load_fallbacks(d);
+	if (hp_grow(&d->pfds, &d->cap_pfds, 0, sizeof(*d->pfds), 8))
+		return -ENOMEM;
 	/* The lock file exists before the store is stamped: creating it
 	 * later would read as a change of the store. */
 	if (!ag_store_lock(&d->store_lock, d->conf->store_dir))
@@ -592,6 +653,7 @@ static void teardown(struct ag_daemon *d)
 		close(d->in_fd);
 	if (d->sig_fd >= 0)
 		close(d->sig_fd);
+	ag_reap_commands(d, true);
 	hp_rt_audit_close(&d->audit);
 	hp_store_release(&d->store);
 	hp_policy_release(&d->pol);
@@ -602,6 +664,8 @@ static void teardown(struct ag_daemon *d)
 	free(d->wanted);
 	free(d->mapped);
 	free(d->done);
+	free(d->cmds);
+	free(d->pfds);
 	ag_match_reset();
 	ag_perfmap_release(d);
 }
@@ -631,28 +695,33 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 	hp_log(HP_LOG_INFO, "ready: store '%s', state '%s'", conf->store_dir,
 	       conf->state_dir);
 	for (;;) {
-		struct pollfd fds[] = {
-			{ d.sig_fd, POLLIN, 0 },
-			{ d.in_fd, POLLIN, 0 },
-			{ d.ev.fd, POLLIN, 0 },
-		};
+		const size_t nr_fds = poll_fds(&d);
+		struct pollfd *fds = d.pfds;
 		uint64_t now = hp_now_us();
 
-		if (poll(fds, HP_ARRAY_SIZE(fds), next_timeout_ms(&d, now)) <
-			    0 &&
+		if (poll(fds, nr_fds, next_timeout_ms(&d, now)) < 0 &&
 		    errno != EINTR) {
 			rc = hp_error_rc(-errno, "poll");
 			break;
 		}
 		now = hp_now_us();
+		for (size_t i = 3; i < nr_fds; i++)
+			if (fds[i].revents) {
+				ag_reap_commands(&d, false);
+				break;
+			}
 		if ((fds[0].revents & POLLIN) && on_signal(&d, now))
 			break;
 		if (fds[1].revents & POLLIN)
 			ag_on_inotify(&d, now);
 		/* Events read during the applies wait in the queue. */
 		if ((fds[2].revents & POLLIN || d.ev.nr_queue) &&
-		    ag_procev_read(&d, now) < 0)
-			full_scan(&d, now); /* events lost: look at all */
+		    ag_procev_read(&d, now) < 0) {
+			/* Events lost: look at all, execs unseen too. */
+			for (size_t i = 0; i < d.nr_procs; i++)
+				d.procs[i].exe_check = true;
+			full_scan(&d, now);
+		}
 		if (d.store_due_us && now >= d.store_due_us) {
 			d.store_due_us = 0;
 			if (!reload_store(&d))

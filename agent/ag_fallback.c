@@ -8,6 +8,7 @@
 #include "agent/agent_int.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
+#include "common/hp_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,25 +17,22 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3 /* waitid() of a pidfd: Linux 5.4 */
+#endif
 
 int ag_restart_unit(const char *unit)
 {
 	sd_bus_error err = SD_BUS_ERROR_NULL;
 	sd_bus_message *reply = NULL;
 	sd_bus *bus = NULL;
-	const size_t len = strlen(unit);
 	int rc;
 
-	if (len < 9 || strcmp(unit + len - 8, ".service")) {
-		hp_error(-EINVAL,
-			 "fallback: process belongs to no service "
-			 "('%s'): nothing to restart",
-			 unit);
-		return -EINVAL;
-	}
 	rc = sd_bus_open_system(&bus);
 	if (rc < 0)
 		return hp_error_rc(rc, "fallback: restart '%s': system bus",
@@ -55,37 +53,39 @@ int ag_restart_unit(const char *unit)
 }
 
 /*
- * The command runs in a grandchild, whose parent exits at once: init reaps
- * it, and hpatchd needs no SIGCHLD. A tracer is sent one at every stop of
- * a target it traces: taken through the signalfd, each apply would wake
- * the loop once more, for four system calls that reap nothing.
+ * The command is hpatchd's child, reaped through a pidfd that the loop
+ * polls: its end, and how it ended, is known without a wait that a hung
+ * command would hold, and with no SIGCHLD taken (the kernel sends one at
+ * every stop of a target hpatchd traces: each apply would wake the loop
+ * once more, for system calls that reap nothing).
  */
 int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		   const char *unit, const char *reason)
 {
 	char num[16];
 	pid_t child;
-	int status = 0;
+	int null, pidfd;
 
 	snprintf(num, sizeof(num), "%d", (int)pid);
 	hp_log(HP_LOG_INFO, "pid %d: not patched (%s); running fallback '%s'",
 	       (int)pid, reason, cmd);
+	/* Its stdin; and, closed once it is forked, the pidfd's place (no
+	 * fd left: nothing run, rather than a child never reaped). */
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0)
+		return hp_error_rc(-errno, "fallback '%s': /dev/null", cmd);
 	child = fork();
-	if (child < 0)
+	if (child < 0) {
+		close(null);
 		return hp_error_rc(-errno, "fallback '%s': fork", cmd);
+	}
 	if (child == 0) {
 		sigset_t none;
-		int null = -1;
 
-		child = fork();
-		if (child != 0)
-			_exit(child < 0 ? 126 : 0);
-		null = open("/dev/null", O_RDONLY);
 		/* The daemon's blocked signals must not stay blocked. */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (null >= 0)
-			dup2(null, 0);
+		dup2(null, 0);
 		setenv("HPATCH_PID", num, 1);
 		setenv("HPATCH_PATCH", patch, 1);
 		setenv("HPATCH_UNIT", unit, 1);
@@ -93,18 +93,115 @@ int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
-	while (waitpid(child, &status, 0) < 0)
-		if (errno != EINTR)
-			return hp_error_rc(-errno, "fallback '%s': wait", cmd);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return hp_error_rc(-EAGAIN, "fallback '%s': fork", cmd);
+	close(null);
+	pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+	if (pidfd < 0)
+		return hp_error_rc(-errno, "fallback '%s': pidfd_open", cmd);
+	return pidfd;
+}
+
+int ag_command_status(int pidfd, char *how, size_t cap)
+{
+	siginfo_t si = { 0 };
+
+	if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) < 0)
+		return -errno;
+	if (!si.si_pid)
+		return -EAGAIN;
+	if (si.si_code == CLD_EXITED && !si.si_status)
+		return 0;
+	snprintf(how, cap, "%s %d",
+		 si.si_code == CLD_EXITED ? "exited with status"
+					  : "killed by signal",
+		 si.si_status);
+	return -HP_E_FALLBACK;
+}
+
+/* A fallback's audit line: the try's facts (@res), the fallback's own
+ * result (@rc; 0: the try's, why it ran). */
+static void audit_fallback(struct ag_daemon *d, const char *action,
+			   const char *path, const struct hp_patch *p,
+			   const struct hp_rt_result *res, int rc)
+{
+	struct hp_rt_result r = *res;
+
+	r.rc = rc ? rc : res->rc;
+	hp_rt_audit_record(&d->audit, action, path, p, &r, r.rc);
+}
+
+void ag_reap_commands(struct ag_daemon *d, bool all)
+{
+	for (size_t i = d->nr_cmds; i-- > 0;) {
+		struct ag_cmd *c = &d->cmds[i];
+		char how[64] = "";
+		int rc = ag_command_status(c->pidfd, how, sizeof(how));
+
+		if (rc == -EAGAIN && !all)
+			continue;
+		if (rc == -EAGAIN)
+			hp_log(HP_LOG_INFO,
+			       "pid %d: its fallback command still runs as "
+			       "hpatchd stops",
+			       (int)c->res.pid);
+		else if (rc)
+			hp_warn("pid %d: fallback command %s", (int)c->res.pid,
+				how[0] ? how : hp_strerror(rc));
+		audit_fallback(d, "fallback-command", c->path, NULL, &c->res,
+			       rc == -EAGAIN ? -EINPROGRESS : rc);
+		close(c->pidfd);
+		*c = d->cmds[--d->nr_cmds];
+	}
+}
+
+/* Audited as it ends (ag_reap_commands). Return: 0 or -ENOMEM. */
+static int follow_command(struct ag_daemon *d, int pidfd,
+			  const struct hp_store_entry *e,
+			  const struct hp_rt_result *res)
+{
+	struct ag_cmd *c = NULL;
+
+	if (hp_grow(&d->cmds, &d->cap_cmds, d->nr_cmds, sizeof(*d->cmds), 4))
+		return -ENOMEM;
+	c = &d->cmds[d->nr_cmds++];
+	c->pidfd = pidfd;
+	c->res = *res;
+	/* The patch's facts, kept: a store reload may free it meanwhile. */
+	snprintf(c->res.patch_id, sizeof(c->res.patch_id), "%s", e->p->id);
+	c->res.sequence = e->p->sequence;
+	if (e->key_id[0])
+		snprintf(c->res.key_id, sizeof(c->res.key_id), "%s", e->key_id);
+	snprintf(c->path, sizeof(c->path), "%s", e->path);
 	return 0;
+}
+
+/* Rewrite the record of fallbacks run with those of d->done alone (a
+ * crash meanwhile loses nothing: a line of a process gone is skipped at
+ * the next load). */
+static void save_fallbacks(const struct ag_daemon *d)
+{
+	const size_t line_max = 40 + HP_PATCH_ID_MAX; /* pid, start, id */
+	char *text = malloc(d->nr_done * line_max + 1);
+	size_t len = 0;
+	int rc;
+
+	if (!text)
+		return;
+	for (size_t i = 0; i < d->nr_done; i++)
+		len += (size_t)snprintf(
+			text + len, line_max, "%d %" PRIu64 " %s\n",
+			(int)d->done[i].pid, d->done[i].start_time,
+			d->done[i].patch_id);
+	rc = hp_write_file(d->fallbacks_path, text, len, 0600, HP_WRITE_NOSYNC);
+	if (rc)
+		hp_warn("'%s': %s", d->fallbacks_path, strerror(-rc));
+	free(text);
 }
 
 void ag_load_fallbacks(struct ag_daemon *d)
 {
 	FILE *fp = fopen(d->fallbacks_path, "re");
 	char line[256];
+	size_t nr_lines = 0;
 
 	if (!fp)
 		return;
@@ -112,6 +209,7 @@ void ag_load_fallbacks(struct ag_daemon *d)
 		struct ag_done f = { 0 }, *grown = NULL;
 		int pid;
 
+		nr_lines++;
 		if (sscanf(line, "%d %" SCNu64 " %63s", &pid, &f.start_time,
 			   f.patch_id) != 3)
 			continue;
@@ -126,6 +224,22 @@ void ag_load_fallbacks(struct ag_daemon *d)
 		d->done[d->nr_done++] = f;
 	}
 	fclose(fp);
+	/* The lines of processes gone go, or the file grew for ever. */
+	if (nr_lines > d->nr_done)
+		save_fallbacks(d);
+}
+
+void ag_forget_fallbacks(struct ag_daemon *d, pid_t pid)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nr_done; i++)
+		if (d->done[i].pid != pid)
+			d->done[n++] = d->done[i];
+	if (n == d->nr_done)
+		return;
+	d->nr_done = n;
+	save_fallbacks(d);
 }
 
 static bool fallback_done(const struct ag_daemon *d, pid_t pid, uint64_t start,
@@ -169,8 +283,22 @@ void ag_read_unit(struct ag_proc *pr)
 {
 	if (pr->unit_read)
 		return;
-	hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
+	pr->unit_host = hp_agent_unit(pr->pid, pr->unit, sizeof(pr->unit));
 	pr->unit_read = true;
+}
+
+/* Why @pr's unit is not to be restarted, or NULL. */
+static const char *restart_refused(const struct ag_proc *pr)
+{
+	const size_t len = strlen(pr->unit);
+
+	if (len < 9 || strcmp(pr->unit + len - 8, ".service"))
+		return "the process belongs to no service";
+	/* A container's or a user's manager runs it: the host's unit of
+	 * that name, if any, is another program's. */
+	if (!pr->unit_host)
+		return "not a unit of the host's systemd";
+	return NULL;
 }
 
 void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
@@ -179,6 +307,7 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 {
 	const struct hp_rule *r = NULL;
 	char reason[sizeof(t->t.reason)];
+	const char *refused = NULL;
 	int rc = 0;
 
 	ag_read_unit(pr);
@@ -199,17 +328,37 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 	t->t.fallback_done = true;
 	d->view.fallbacks++;
 	if (r->kind == HP_RULE_FALLBACK_RESTART)
+		refused = restart_refused(pr);
+	if (refused)
+		rc = hp_error(-HP_E_FALLBACK,
+			      "fallback: pid %d: unit '%s': %s: nothing "
+			      "restarted",
+			      (int)pr->pid, pr->unit, refused);
+	else if (r->kind == HP_RULE_FALLBACK_RESTART)
 		rc = ag_restart_unit(pr->unit);
 	else
 		rc = ag_run_command(r->command, pr->pid, e->path, pr->unit,
 				    reason);
-	hp_rt_audit_record(&d->audit,
-			   r->kind == HP_RULE_FALLBACK_RESTART
-				   ? "fallback-restart"
-				   : "fallback-command",
-			   e->path, e->p, res, rc ? rc : res->rc);
-	ag_set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback %s%s", reason,
+	if (rc >= 0 && r->kind == HP_RULE_FALLBACK_COMMAND) {
+		if (follow_command(d, rc, e, res)) {
+			close(rc); /* its end unknown: said run */
+			audit_fallback(d, "fallback-command", e->path, e->p,
+				       res, 0);
+		}
+		rc = 0;
+	} else {
+		audit_fallback(d,
+			       r->kind == HP_RULE_FALLBACK_RESTART
+				       ? "fallback-restart"
+				       : "fallback-command",
+			       e->path, e->p, res, rc);
+	}
+	ag_set_track(d, t, HP_TRACK_GAVE_UP, "%s; fallback %s%s%s%s", reason,
 		     r->kind == HP_RULE_FALLBACK_RESTART ? "restart of "
 							 : "command for ",
-		     r->kind == HP_RULE_FALLBACK_RESTART ? pr->unit : "it");
+		     r->kind == HP_RULE_FALLBACK_RESTART ? pr->unit : "it",
+		     rc ? " failed: " : "",
+		     refused ? refused
+		     : rc    ? hp_strerror(rc)
+			     : "");
 }

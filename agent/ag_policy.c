@@ -146,6 +146,58 @@ static int parse_keys(struct hp_policy *pol, const char *v)
 	return 0;
 }
 
+/* @s, its fnmatch wildcards escaped, into @out (@cap bytes). Return: 0,
+ * or -ENAMETOOLONG. */
+static int escape_glob(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (n + 2 >= cap)
+			return -ENAMETOOLONG;
+		if (strchr("*?[\\", *s))
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n] = 0;
+	return 0;
+}
+
+/*
+ * The path an exe rule names may go through a symbolic link (/sbin/sshd
+ * where /sbin is /usr/sbin, usr-merged; /usr/bin/python3, a link to
+ * python3.11), while /proc/PID/exe names the file itself: the rule also
+ * matches the path resolved, as it is when the policy is read (a link
+ * changed since: at the next SIGHUP). What comes before the component of
+ * the first wildcard is resolved. Return: the pattern resolved (malloc'd),
+ * or NULL: none other.
+ */
+static char *resolve_pattern(const char *pat)
+{
+	const size_t glob = strcspn(pat, "*?[\\");
+	char head[PATH_MAX], real[PATH_MAX], esc[2 * PATH_MAX];
+	size_t cut = glob;
+	char *out = NULL;
+
+	if (pat[0] != '/')
+		return NULL;
+	if (pat[glob]) /* the directory above the wildcard's component */
+		while (cut > 0 && pat[cut - 1] != '/')
+			cut--;
+	else
+		cut++; /* the whole path, its NUL */
+	if (cut < 2 || cut - 1 >= sizeof(head))
+		return NULL;
+	memcpy(head, pat, cut - 1);
+	head[cut - 1] = 0;
+	if (!realpath(head, real) || !strcmp(real, head) ||
+	    escape_glob(strcmp(real, "/") ? real : "", esc, sizeof(esc)))
+		return NULL;
+	if (asprintf(&out, "%s%s", esc, pat + cut - 1) < 0)
+		return NULL;
+	return out;
+}
+
 /* "unit PATTERN" or "exe PATTERN" => the rule's match. */
 static int parse_match(struct hp_rule *r, const char *name)
 {
@@ -162,7 +214,11 @@ static int parse_match(struct hp_rule *r, const char *name)
 	if (!*pat)
 		return -EINVAL;
 	r->pattern = strdup(pat);
-	return r->pattern ? 0 : -ENOMEM;
+	if (!r->pattern)
+		return -ENOMEM;
+	if (!r->by_unit)
+		r->real_pattern = resolve_pattern(r->pattern);
+	return 0;
 }
 
 static int parse_action(struct hp_rule *r, const char *v)
@@ -205,6 +261,7 @@ static int add_rule(struct hp_policy *pol, enum hp_rule_kind kind,
 	}
 	if (rc) {
 		free(r.pattern);
+		free(r.real_pattern);
 		free(r.command);
 		return rc;
 	}
@@ -325,6 +382,7 @@ void hp_policy_release(struct hp_policy *pol)
 {
 	for (size_t i = 0; i < pol->nr_rules; i++) {
 		free(pol->rules[i].pattern);
+		free(pol->rules[i].real_pattern);
 		free(pol->rules[i].command);
 	}
 	free(pol->rules);
@@ -358,7 +416,9 @@ static bool rule_matches(const struct hp_rule *r, const char *exe,
 {
 	if (r->by_unit)
 		return unit && *unit && !fnmatch(r->pattern, unit, 0);
-	return exe && *exe && exe_matches(r->pattern, exe);
+	return exe && *exe &&
+	       (exe_matches(r->pattern, exe) ||
+		(r->real_pattern && exe_matches(r->real_pattern, exe)));
 }
 
 const struct hp_rule *hp_policy_fallback(const struct hp_policy *pol,

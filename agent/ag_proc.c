@@ -96,14 +96,24 @@ static bool is_unit_name(const char *s, size_t len)
 	return false;
 }
 
+static bool is_slice_name(const char *s, size_t len)
+{
+	return len > 6 && !memcmp(s + len - 6, ".slice", 6);
+}
+
 /*
  * The deepest path component that names a service or scope, on the
  * unified (v2) line "0::/system.slice/nginx.service" or, on a v1 host, the
- * name=systemd line. "" when the process belongs to no unit.
+ * name=systemd line. "" when the process belongs to no unit. Whether it is
+ * a unit of the host's systemd: only slices above it, as systemd itself
+ * tells a process's unit (a container's manager, or a user's, runs one
+ * below a unit: "/machine.slice/libpod-1.scope/system.slice/sshd.service"
+ * is no sshd.service of the host's).
  */
-void hp_agent_unit_of(const char *text, char *out, size_t cap)
+bool hp_agent_unit_of(const char *text, char *out, size_t cap)
 {
 	const char *line = text;
+	bool host = false;
 
 	out[0] = 0;
 	while (line && *line) {
@@ -115,6 +125,7 @@ void hp_agent_unit_of(const char *text, char *out, size_t cap)
 		if (v2 || (v1 && !out[0])) {
 			const char *path = memchr(line + (v2 ? 3 : 0), '/',
 						  len - (v2 ? 3 : 0));
+			bool slices = true; /* only slices so far */
 
 			for (const char *c = path; c && c < line + len;) {
 				const char *next =
@@ -126,17 +137,20 @@ void hp_agent_unit_of(const char *text, char *out, size_t cap)
 				 * (a user's whole manager, say). */
 				if (is_unit_name(c + 1, n) && n >= cap) {
 					out[0] = 0;
-					return;
+					return false;
 				}
 				if (is_unit_name(c + 1, n)) {
 					memcpy(out, c + 1, n);
 					out[n] = 0;
+					host = slices;
 				}
+				slices &= is_slice_name(c + 1, n);
 				c = next;
 			}
 		}
 		line = end ? end + 1 : NULL;
 	}
+	return out[0] && host;
 }
 
 /* A /proc file of @pid (@live: or of a live thread, its leader gone),
@@ -174,13 +188,13 @@ static ssize_t read_proc(pid_t pid, const char *name, bool live, char *buf,
 	return done ? (ssize_t)done : -1;
 }
 
-void hp_agent_unit(pid_t pid, char *out, size_t cap)
+bool hp_agent_unit(pid_t pid, char *out, size_t cap)
 {
 	char text[4096];
 
 	out[0] = 0;
-	if (read_proc(pid, "cgroup", true, text, sizeof(text)) > 0)
-		hp_agent_unit_of(text, out, cap);
+	return read_proc(pid, "cgroup", true, text, sizeof(text)) > 0 &&
+	       hp_agent_unit_of(text, out, cap);
 }
 
 uint64_t hp_agent_start_time(pid_t pid)

@@ -69,6 +69,7 @@ void ag_forget_proc(struct ag_daemon *d, pid_t pid)
 	if (mapped)
 		ag_perfmap_exited(d, pid, hp_now_us());
 	ag_drop_tracks(d, pid);
+	ag_forget_fallbacks(d, pid);
 	if (pr && pr->undecided)
 		d->view_dirty = true;
 	if (pr) {

@@ -130,6 +130,9 @@ struct hp_rule {
 	enum hp_rule_kind kind;
 	bool by_unit; /* else by executable path */
 	char *pattern;
+	/* An exe rule's path through symbolic links resolved, as
+	 * /proc/PID/exe names it, when it differs: matched too. */
+	char *real_pattern;
 	char *command; /* HP_RULE_FALLBACK_COMMAND */
 };
 
@@ -196,10 +199,12 @@ int hp_agent_pids(pid_t **pids, size_t *nr) __attribute__((warn_unused_result));
 char *hp_agent_exe(pid_t pid);
 /* Room for any unit name (a cgroup directory: at most NAME_MAX bytes). */
 #define HP_UNIT_MAX 256
-/* The systemd unit owning @pid, from /proc/PID/cgroup ("" if none). */
-void hp_agent_unit(pid_t pid, char *out, size_t cap);
-/* The unit in one cgroup file's text (for tests). */
-void hp_agent_unit_of(const char *cgroup_text, char *out, size_t cap);
+/* The systemd unit owning @pid, from /proc/PID/cgroup ("" if none).
+ * Return: true when it is a unit of the host's systemd (only slices above
+ * it), not one of a container's or a user's manager below a unit. */
+bool hp_agent_unit(pid_t pid, char *out, size_t cap);
+/* The unit in one cgroup file's text (for tests); return as above. */
+bool hp_agent_unit_of(const char *cgroup_text, char *out, size_t cap);
 /* Start time of @pid in clock ticks since boot (0 if gone or a zombie):
  * with the pid, it names one process across pid reuse. */
 uint64_t hp_agent_start_time(pid_t pid);

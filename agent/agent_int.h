@@ -9,6 +9,8 @@
 
 #include "agent/agent.h"
 
+#include <poll.h>
+
 /* A process hpatchd looks at. */
 struct ag_proc {
 	pid_t pid;
@@ -23,12 +25,15 @@ struct ag_proc {
 	uint64_t loading_us;   /* since when (0: it holds none) */
 	bool gone;
 	bool unit_read; /* unit read (only when a rule or fallback needs it) */
+	bool unit_host; /* ... a unit of the host's systemd (hp_agent_unit) */
 	bool seen;	/* listed by the last full scan */
 	/* An image whose exec was seen, and no event lost since: its exit
 	 * will be seen too, before its pid is another's. Its start time is
 	 * read only once it maps a patched build (0 until then). */
 	bool fresh;
 	bool exe_read; /* exe read for this image */
+	/* Events lost since its exe was read: an exec unseen? (identify) */
+	bool exe_check;
 	/* Its leader's exit seen while threads of its own lived on: its
 	 * next look tells whether the process did too (ag_on_exit). */
 	bool exit_seen;
@@ -121,6 +126,15 @@ struct ag_store_lock {
 	ino_t ino;
 };
 
+/* A fallback command still running: audited as it ends, with its exit
+ * status (ag_fallback.c). */
+struct ag_cmd {
+	int pidfd;
+	/* The try that gave up (the target, the patch): the audit's facts. */
+	struct hp_rt_result res;
+	char path[PATH_MAX + NAME_MAX + 2]; /* the patch's store file */
+};
+
 struct ag_daemon {
 	const struct hp_agent_conf *conf;
 	struct hp_policy pol;
@@ -147,6 +161,10 @@ struct ag_daemon {
 	size_t nr_tracks, cap_tracks;
 	struct ag_done *done;
 	size_t nr_done;
+	struct ag_cmd *cmds;
+	size_t nr_cmds, cap_cmds;
+	struct pollfd *pfds; /* the loop's, one per command after its own */
+	size_t cap_pfds;
 	uint64_t next_full_us; /* periodic rescan of every process */
 	uint64_t store_due_us; /* reload after the store changed */
 	uint64_t sweep_due_us; /* rescan after a patched library opened */
@@ -303,14 +321,25 @@ void ag_watch_release(struct ag_daemon *d);
 
 /* ag_fallback.c: after the last retry, the policy's fallback, once. */
 void ag_load_fallbacks(struct ag_daemon *d);
+/* @pid exited: its fallbacks run are forgotten (a pid reused is another
+ * start time), in memory and on disk. */
+void ag_forget_fallbacks(struct ag_daemon *d, pid_t pid);
 void ag_read_unit(struct ag_proc *pr);
 void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 		     struct ag_track *t, const struct hp_store_entry *e,
 		     const struct hp_rt_result *res);
 /* Return: 0 or -errno / -HP_E_* (reported). */
 int ag_restart_unit(const char *unit);
+/* Start @cmd for @pid. Return: a pidfd of the command, to reap
+ * (ag_command_status), or -errno (reported). */
 int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		   const char *unit, const char *reason);
+/* Reap the command of @pidfd (it polled readable). Return: 0 (exit 0),
+ * -HP_E_FALLBACK (another end, said in @how), -EAGAIN (still running). */
+int ag_command_status(int pidfd, char *how, size_t cap);
+/* The commands that ended: audited, forgotten; all of them with @all
+ * (hpatchd stops: those still running are said so). */
+void ag_reap_commands(struct ag_daemon *d, bool all);
 
 /* ag_metrics.c: the view file and the Prometheus textfile. */
 void ag_publish(struct ag_daemon *d);

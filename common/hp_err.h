@@ -54,7 +54,8 @@
 	X(HP_E_EXEC, "the process executed a new program meanwhile")           \
 	X(HP_E_VTABLE, "virtual methods of a class changed")                   \
 	X(HP_E_WORKER, "the hpatch worker patching it died")                   \
-	X(HP_E_LOADING, "its dynamic linker is loading objects")
+	X(HP_E_LOADING, "its dynamic linker is loading objects")               \
+	X(HP_E_FALLBACK, "the policy's fallback failed")
 
 enum hp_err {
 	HP_E_FIRST_ = HP_E_BASE - 1,

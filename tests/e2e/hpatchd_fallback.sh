@@ -3,7 +3,8 @@
 # policy's schedule, then runs the policy's fallback exactly once for that
 # process and patch (not again on later tries, nor after a restart of
 # hpatchd), keeps trying, and patches it once the function is free. A
-# process no fallback rule matches gets none.
+# process no fallback rule matches gets none. The record of fallbacks run
+# forgets the processes that exited.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -49,5 +50,25 @@ check "the fallback never ran again" test "$(lines)" -eq 1
 check "audit: one fallback line" \
 	test "$(grep -c '"action":"fallback-command"' "$HPATCH_AUDIT_LOG")" -eq 1
 check "audit: busy tries recorded" grep -q "\"action\":\"apply\",\"pid\":$pid,.*\"result\":\"HP_E_BUSY\"" "$HPATCH_AUDIT_LOG"
-exec 3>&- 4>&- 5>&-
+
+# The record of fallbacks run keeps the processes alive alone: one that
+# exits leaves it, and a restart drops the lines of those gone meanwhile
+# (else it grew by a line per fallback for ever, and hpatchd's memory).
+record=$HPATCH_STATE_DIR/hpatchd.fallbacks
+unrecorded() { ! grep -q "^$1 " "$record"; }
+check "pid $pid recorded" grep -q "^$pid " "$record"
+exec 3>&-
+kill -9 "$pid"
+check "... not once it exited" wait_until 10 unrecorded "$pid"
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || true
+echo "4194000 12345 $id" >>"$record" # a process gone while hpatchd was
+# ... and one still alive (its start time, field 22 of its stat).
+echo "$other $(sed 's/.*) //' "/proc/$other/stat" | cut -d' ' -f20) $id" >>"$record"
+start_agent
+# (start_agent saw the first one's "ready": this one's load is awaited.)
+check "... nor one gone while hpatchd was not running" \
+	wait_until 10 unrecorded 4194000
+check "a process alive stays recorded" grep -q "^$other " "$record"
+exec 4>&- 5>&-
 finish

@@ -180,7 +180,6 @@ static void test_policy_exe_unknown(void **state)
 	assert_string_equal(r->pattern,
 			    "an executable path not readable whole");
 	assert_null(hp_policy_fallback(&pol, NULL, ""));
-	hp_policy_release(&pol);
 	/* Replaced on disk since its exec (an upgrade): still excluded,
 	 * and still included by the rule naming its path. */
 	assert_ptr_equal(
@@ -196,6 +195,41 @@ static void test_policy_exe_unknown(void **state)
 	assert_hp_ok(load_text(&pol, "[exclude]\nunit = sshd.service\n"));
 	assert_null(hp_policy_excluded(&pol, NULL, "cron.service"));
 	assert_non_null(hp_policy_excluded(&pol, NULL, "sshd.service"));
+	hp_policy_release(&pol);
+}
+
+/*
+ * A rule naming a program through a symbolic link (/sbin/sshd where /sbin
+ * is /usr/sbin, usr-merged; /usr/bin/python3, a link to python3.11)
+ * matches it as /proc/PID/exe names it, the link resolved: an exclusion
+ * written so holds.
+ */
+static void test_policy_exe_symlink(void **state)
+{
+	char real[PATH_MAX], path[PATH_MAX + 16], prog[PATH_MAX + 16];
+	char text[3 * PATH_MAX];
+	struct hp_policy pol;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/sym-real", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/sym-link", dir);
+	assert_int_equal(symlink("sym-real", path), 0);
+	assert_non_null(realpath(dir, real));
+	snprintf(prog, sizeof(prog), "%s/sym-real/prog", real);
+	close(open(prog, O_CREAT | O_WRONLY | O_CLOEXEC, 0755));
+	snprintf(path, sizeof(path), "%s/sym-real/alias", dir);
+	assert_int_equal(symlink("prog", path), 0);
+	snprintf(text, sizeof(text),
+		 "[exclude]\nexe = %s/sym-link/prog\nexe = %s/sym-real/alias\n"
+		 "[fallback]\nexe %s/sym-link/* = none\n",
+		 dir, dir, dir);
+	assert_hp_ok(load_text(&pol, text));
+	assert_ptr_equal(hp_policy_excluded(&pol, prog, ""), &pol.rules[0]);
+	assert_ptr_equal(hp_policy_fallback(&pol, prog, ""), &pol.rules[2]);
+	pol.rules[0].kind = HP_RULE_INCLUDE; /* the link to the file */
+	assert_ptr_equal(hp_policy_excluded(&pol, prog, ""), &pol.rules[1]);
+	assert_null(hp_policy_fallback(&pol, "/usr/bin/other", ""));
 	hp_policy_release(&pol);
 }
 
@@ -288,6 +322,23 @@ static void test_duration(void **state)
 	assert_int_equal(hp_policy_parse_duration("999h", &ms), -EINVAL);
 }
 
+static const struct {
+	const char *text, *unit;
+	bool host;
+} host_units[] = {
+	{ "0::/system.slice/nginx.service/sub\n", "nginx.service", true },
+	{ "0::/user.slice/user-0.slice/session-3.scope\n", "session-3.scope",
+	  true },
+	{ "0::/machine.slice/libpod-1.scope/system.slice/sshd.service\n",
+	  "sshd.service", false },
+	{ "0::/lxc.payload.c1/system.slice/sshd.service\n", "sshd.service",
+	  false },
+	{ "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+	  "a.service\n",
+	  "a.service", false },
+	{ "0::/\n", "", false },
+};
+
 static void test_unit_of(void **state)
 {
 	char unit[64];
@@ -308,6 +359,14 @@ static void test_unit_of(void **state)
 	assert_string_equal(unit, "cron.service");
 	hp_agent_unit_of("0::/\n", unit, sizeof(unit));
 	assert_string_equal(unit, "");
+	/* A unit of the host's systemd: only slices above it; not one a
+	 * container's manager runs, or a user's. */
+	for (size_t i = 0; i < HP_ARRAY_SIZE(host_units); i++) {
+		assert_int_equal(hp_agent_unit_of(host_units[i].text, unit,
+						  sizeof(unit)),
+				 host_units[i].host);
+		assert_string_equal(unit, host_units[i].unit);
+	}
 	hp_agent_unit_of("0::/system.slice/a-very-long-name-that-does-not-fit-"
 			 "in-the-buffer-at-all.service\n",
 			 unit, 16);
@@ -1378,33 +1437,48 @@ static void test_exec_again_first_look(void **state)
 	free(d.procs);
 }
 
-/*
- * A fallback command runs with the facts in its environment, and leaves
- * hpatchd no child to reap: hpatchd takes no SIGCHLD (one comes at every
- * stop of a target it traces, and would wake its loop at every apply).
- */
-static void test_fallback_command_no_child(void **state)
+/* Wait for the fallback command of @pidfd to end. Return: as
+ * ag_command_status. */
+static int command_end(int pidfd, char *how, size_t cap)
 {
-	char cmd[512], path[128], text[64] = "";
+	struct pollfd pfd = { pidfd, POLLIN, 0 };
+
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	return ag_command_status(pidfd, how, cap);
+}
+
+/*
+ * A fallback command runs with the facts in its environment, as hpatchd's
+ * child that its pidfd reaps (hpatchd takes no SIGCHLD: one comes at every
+ * stop of a target it traces), and says how it ended: a failure is known.
+ */
+static void test_fallback_command_reaped(void **state)
+{
+	char cmd[512], path[128], text[64] = "", how[64] = "";
 	FILE *fp = NULL;
-	int n = 0;
+	int pidfd;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/fallback.out", dir);
 	snprintf(cmd, sizeof(cmd),
-		 "echo \"$HPATCH_PID $HPATCH_PATCH $HPATCH_REASON\" >%s.tmp"
-		 " && mv %s.tmp %s",
-		 path, path, path);
-	assert_int_equal(ag_run_command(cmd, 4242, "p.hpatch", "", "busy"), 0);
-	errno = 0;
-	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
-	assert_int_equal(errno, ECHILD);
-	while (!(fp = fopen(path, "r")) && n++ < 500)
-		usleep(10000);
+		 "echo \"$HPATCH_PID $HPATCH_PATCH $HPATCH_REASON\" >%s", path);
+	pidfd = ag_run_command(cmd, 4242, "p.hpatch", "", "busy");
+	assert_true(pidfd >= 0);
+	assert_int_equal(command_end(pidfd, how, sizeof(how)), 0);
+	close(pidfd);
+	fp = fopen(path, "r");
 	assert_non_null(fp);
 	assert_non_null(fgets(text, sizeof(text), fp));
 	fclose(fp);
 	assert_string_equal(text, "4242 p.hpatch busy\n");
+	pidfd = ag_run_command("exit 3", 4242, "p.hpatch", "", "busy");
+	assert_true(pidfd >= 0);
+	assert_hp_err(command_end(pidfd, how, sizeof(how)), HP_E_FALLBACK);
+	assert_string_equal(how, "exited with status 3");
+	close(pidfd);
+	errno = 0;
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
 }
 
 /* Resume @pid (traced, stopped) to its next flock() entry: true (*@fd:
@@ -1607,6 +1681,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_policy_perf),
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_policy_exe_symlink),
 		cmocka_unit_test(test_unit_of),
 		cmocka_unit_test(test_unit_of_long),
 		cmocka_unit_test(test_start_time),
@@ -1625,7 +1700,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_query_failed_looks_again),
 		cmocka_unit_test(test_leader_exit_keeps_process),
 		cmocka_unit_test(test_leader_exit_start_time),
-		cmocka_unit_test(test_fallback_command_no_child),
+		cmocka_unit_test(test_fallback_command_reaped),
 		cmocka_unit_test(test_store_lock_swapped),
 		cmocka_unit_test(test_store_lock_kept),
 	};
