@@ -91,7 +91,7 @@ bash -c "\"$T/svc\" 0 >/dev/null 2>&1 & exec sleep 100" &
 parent=$!
 PIDS+=($parent)
 for _ in $(seq 100); do
-	zombie=$(pgrep -P "$parent" | head -1)
+	zombie=$(pgrep -P "$parent" | head -1 || true)
 	[ -n "$zombie" ] && break
 	sleep 0.05
 done

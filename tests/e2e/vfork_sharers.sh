@@ -30,7 +30,7 @@ apply() { "$HPATCH" apply --trust "$T/trust" --timeout 300 "$@" "$T/p.hpatch"; }
 # the checks meanwhile must not outlast it on a loaded host).
 echo "vfork 20000" >&3
 for _ in $(seq 50); do
-	child=$(pgrep -P "$pid" | head -1)
+	child=$(pgrep -P "$pid" | head -1 || true)
 	[ -n "$child" ] && break
 	sleep 0.02
 done
