@@ -36,6 +36,9 @@ guards() {
 	done
 }
 gone() { for g in "$@"; do ! kill -0 "$g" 2>/dev/null || return 1; done; }
+# guard_of PID: its guards, in $g, once there are some. (A guard names
+# itself once forked: on a loaded host, after the thread is raised.)
+guard_of() { g=$(guards "$1") && [ -n "$g" ]; }
 
 # kill_during NAME HPATCH_ARGS...: hpatch (and its workers) killed while
 # it holds the target raised (its mprotect delayed 3 s).
@@ -45,8 +48,7 @@ kill_during() {
 		"$T/u.hpatch" >"$T/$name.out" 2>"$T/$name.err" &
 	hp=$!
 	check "$name: the thread is raised for the calls" raised "$pid"
-	g=$(guards "$hp")
-	check "$name: a guard process watches" test -n "$g"
+	check "$name: a guard process watches" wait_until 5 guard_of "$hp"
 	pkill -9 -P "$hp" -x hpatch 2>/dev/null || true # --all's worker
 	kill -9 "$hp"
 	wait "$hp" 2>/dev/null || true
@@ -84,7 +86,7 @@ HPATCH_DELAY=mprotect:500 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
 	"$T/u.hpatch" >"$T/end.out" 2>"$T/end.err" &
 hp=$!
 check "an apply to the end: raised for the calls" raised "$pid"
-g=$(guards "$hp")
+check "a guard watches it" wait_until 5 guard_of "$hp"
 wait "$hp" && rc=0 || rc=$?
 check "it succeeds (exit $rc)" test "$rc" -eq 0
 check "SCHED_OTHER after it" test "$(policy "$pid")" = SCHED_OTHER
@@ -120,8 +122,8 @@ either() { [ "$(policy "$p1")" != SCHED_OTHER ] || [ "$(policy "$p2")" != SCHED_
 check "hpatchd raises one target" wait_until 5 either
 d1=$p1 d2=$p2 # the first raised, the next
 [ "$(policy "$p1")" != SCHED_OTHER ] || { d1=$p2; d2=$p1; }
-g=$(pgrep -P "$AGENT_PID" -x hpatch-guard || true)
-check "hpatchd's guard watches pid $d1" test -n "$g"
+agent_guard() { g=$(pgrep -P "$AGENT_PID" -x hpatch-guard) && [ -n "$g" ]; }
+check "hpatchd's guard watches pid $d1" wait_until 5 agent_guard
 kill -9 $g
 check "then it raises pid $d2" raised "$d2"
 check "the killed guard reaped" bash -c "! ps -o stat= --ppid $AGENT_PID | grep -q Z"
