@@ -436,8 +436,11 @@ static int reload_policy(struct ag_daemon *d)
 	 * (localtime_r never again): one changed since (timedatectl
 	 * set-timezone) is read now. */
 	tzset();
+	/* The default file, read before and gone since (a move, a package
+	 * purged): not the defaults, which apply everywhere and exclude
+	 * nothing, but an error, and the policy read stays in force. */
 	rc = hp_policy_load(&pol, d->conf->config_path,
-			    d->conf->config_optional);
+			    d->conf->config_optional && !d->pol.from_file);
 	if (rc)
 		return rc; /* the old policy stays */
 	hp_policy_release(&d->pol);

@@ -375,6 +375,7 @@ int hp_policy_load(struct hp_policy *pol, const char *path, bool optional)
 		return hp_error(-EINVAL, "'%s': %d bad line%s", path, c.nr_bad,
 				c.nr_bad > 1 ? "s" : "");
 	}
+	pol->from_file = true;
 	return 0;
 }
 

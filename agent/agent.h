@@ -158,6 +158,7 @@ struct hp_policy {
 	struct hp_rule exe_unknown;  /* ... for one whose executable path
 				      * cannot be read whole, when a rule
 				      * names executables */
+	bool from_file;		     /* read from a file, not the defaults */
 };
 
 /* The built-in defaults (what an empty file means). */
