@@ -138,10 +138,9 @@ sweep() {
 	HPATCH_DELAY=$step:4000 "$HPATCH" "${args[@]}" >/dev/null 2>"$err" &
 	hp=$!
 	check "$name $op $step: hpatch held at the step" wait_until 10 inside "$step" "$err"
-	# (--all runs with --jobs 1: no worker to kill. A child of hpatch
-	# named hpatch is its guard, forked as it raised the target's
-	# thread and not yet named hpatch-guard on a loaded host: killed
-	# too, it left the thread SCHED_FIFO.)
+	# hpatch alone: --all --jobs 1 forks no worker (hpatch_jobs.c), and
+	# its only child, the guard, must live (a kill of hpatch's children
+	# named hpatch hit one just forked, not yet named hpatch-guard).
 	kill -9 "$hp" 2>/dev/null || true
 	wait "$hp" 2>/dev/null || true
 	check "$name $op $step: no tracer, no thread stopped" wait_until 5 released "$pid"

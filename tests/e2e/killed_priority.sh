@@ -4,7 +4,8 @@
 # on a CPU). Killed there (kill -9, the OOM killer, a crash), hpatch
 # cannot restore it: its guard process does, and the target is left with
 # the policy it had (here SCHED_BATCH, and SCHED_OTHER with a nice value),
-# never real-time for good. Both for `apply -p` and for an --all worker.
+# never real-time for good. Both for `apply -p` and for `apply --all`
+# (--jobs 1: in hpatch itself, no worker forked: hpatch_jobs.c).
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -28,28 +29,22 @@ back_to() { # back_to TID POLICY: within 5 s
 	return 1
 }
 
-# guards PID: the guard processes of hpatch PID and of its workers.
-guards() {
-	local p
-	for p in "$1" $(pgrep -P "$1" -x hpatch || true); do
-		pgrep -P "$p" -x hpatch-guard || true
-	done
-}
+# guards PID: the guard processes of hpatch PID, once named (forked, a
+# guard is a child named hpatch until it runs: late on a busy host).
+guards() { pgrep -P "$1" -x hpatch-guard || true; }
+has_guard() { test -n "$(guards "$1")"; }
 gone() { for g in "$@"; do ! kill -0 "$g" 2>/dev/null || return 1; done; }
-# guard_of PID: its guards, in $g, once there are some. (A guard names
-# itself once forked: on a loaded host, after the thread is raised.)
-guard_of() { g=$(guards "$1") && [ -n "$g" ]; }
 
-# kill_during NAME HPATCH_ARGS...: hpatch (and its workers) killed while
-# it holds the target raised (its mprotect delayed 3 s).
+# kill_during NAME HPATCH_ARGS...: hpatch killed while it holds the
+# target raised (its mprotect delayed 3 s), its guard left to run.
 kill_during() {
 	local name=$1 hp g; shift
 	HPATCH_DELAY=mprotect:3000 "$HPATCH" apply --trust "$T/trust" "$@" \
 		"$T/u.hpatch" >"$T/$name.out" 2>"$T/$name.err" &
 	hp=$!
 	check "$name: the thread is raised for the calls" raised "$pid"
-	check "$name: a guard process watches" wait_until 5 guard_of "$hp"
-	pkill -9 -P "$hp" -x hpatch 2>/dev/null || true # --all's worker
+	check "$name: a guard process watches" wait_until 5 has_guard "$hp"
+	g=$(guards "$hp")
 	kill -9 "$hp"
 	wait "$hp" 2>/dev/null || true
 	check "$name: the guard is gone after" wait_until 5 gone $g
@@ -72,7 +67,7 @@ check "a new connection is served (the calls' thread takes no trap)" \
 exec 4>&-
 check "the target runs" kill -0 "$pid"
 
-# The worker of an --all is killed with it.
+# The same for an --all.
 renice -n 5 -p "$pid" >/dev/null
 chrt -o -p 0 "$pid"
 kill_during all --all --jobs 1
@@ -86,7 +81,8 @@ HPATCH_DELAY=mprotect:500 "$HPATCH" apply -p "$pid" --trust "$T/trust" \
 	"$T/u.hpatch" >"$T/end.out" 2>"$T/end.err" &
 hp=$!
 check "an apply to the end: raised for the calls" raised "$pid"
-check "a guard watches it" wait_until 5 guard_of "$hp"
+check "a guard process watches" wait_until 5 has_guard "$hp"
+g=$(guards "$hp")
 wait "$hp" && rc=0 || rc=$?
 check "it succeeds (exit $rc)" test "$rc" -eq 0
 check "SCHED_OTHER after it" test "$(policy "$pid")" = SCHED_OTHER
@@ -122,8 +118,8 @@ either() { [ "$(policy "$p1")" != SCHED_OTHER ] || [ "$(policy "$p2")" != SCHED_
 check "hpatchd raises one target" wait_until 5 either
 d1=$p1 d2=$p2 # the first raised, the next
 [ "$(policy "$p1")" != SCHED_OTHER ] || { d1=$p2; d2=$p1; }
-agent_guard() { g=$(pgrep -P "$AGENT_PID" -x hpatch-guard) && [ -n "$g" ]; }
-check "hpatchd's guard watches pid $d1" wait_until 5 agent_guard
+check "hpatchd's guard watches pid $d1" wait_until 5 has_guard "$AGENT_PID"
+g=$(guards "$AGENT_PID")
 kill -9 $g
 check "then it raises pid $d2" raised "$d2"
 check "the killed guard reaped" bash -c "! ps -o stat= --ppid $AGENT_PID | grep -q Z"

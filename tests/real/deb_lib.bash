@@ -20,10 +20,13 @@ deb_setup() {
 
 # deb_official PKG VERSION: the archive's .deb of PKG at VERSION, unpacked
 # into $T/PKG_VERSION (printed); the .deb goes to $T/debs (apt's _apt user
-# downloads there; $T itself stays root's, as hpatch's audit log wants).
+# downloads there, which it reaches through $T, mktemp's 0700: searchable
+# by others now, else apt downloads as root with a warning; $T stays
+# root's and unwritable by others, as hpatch's audit log wants).
 deb_official() {
 	local d=$T/${1}_$2
 	mkdir -p "$d" "$T/debs"
+	chmod o+x "$T"
 	chown _apt "$T/debs" 2>/dev/null || true
 	(cd "$T/debs" && apt-get download -qq "$1=$2") >&2 || return 1
 	dpkg-deb -x "$T/debs/${1}_${2#*:}_"*.deb "$d"

@@ -29,14 +29,18 @@ C=${HP_BENCH_CACHE:-/var/cache/hpatch-bench}
 bash "$src/bench/hpdiff.sh" >"$T/bench.out" 2>"$T/bench.err" ||
 	{ cat "$T/bench.out" "$T/bench.err" >&2; exit 1; }
 make_key k
+start=$(date +%s%N)
 expect_exit 0 "hpdiff over redis's src trees ($flavour)" "$HPDIFF" \
 	--old "$C/$old_tree/src" --new "$C/$new_tree/src" \
 	--binary "$C/$old_tree/src/redis-server" --key "$T/k.key" \
 	--id redis-inline-args -o "$T/redis.hpatch" --json
+hpdiff_ms=$((($(date +%s%N) - start) / 1000000))
 funcs=$(grep -o '"functions":\[[^]]*\]' "$T/last.out" |
 	grep -o '"name":"[^"]*"' | tr '\n' ' ')
 check "exactly processInlineBuffer is in the patch ($funcs)" \
 	test "$funcs" = '"name":"processInlineBuffer" '
+echo "redis_live: hpdiff ${hpdiff_ms} ms over $(find "$C/$old_tree/src" -name '*.o' | wc -l)" \
+	"objects; patch $(stat -c %s "$T/redis.hpatch") bytes" >&2
 
 port=$((20000 + $$ % 20000))
 "$C/$old_tree/src/redis-server" --port "$port" --save "" --appendonly no \
@@ -64,7 +68,8 @@ check "v1: too many inline arguments run as a command" \
 	bash -c "[[ \"\$1\" == \"-ERR unknown command 'a'\"* ]]" _ "$(many 3)"
 
 expect_exit 0 "apply to the running redis-server" \
-	"$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/redis.hpatch"
+	"$HPATCH" apply -p "$pid" --trust "$T/trust" --json "$T/redis.hpatch"
+echo "redis_live: pause_us: $(grep -o '"pause_us":[0-9]*' "$T/last.out" | cut -d: -f2)" >&2
 open_conn 4 "$port"
 check "patched: the fix refuses too many inline arguments" \
 	test "$(many 4)" = "-ERR Protocol error: too many inline arguments"
