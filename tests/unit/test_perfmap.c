@@ -195,6 +195,57 @@ static void test_start_unknown(void **state)
 			    "7f0000002000 20 old_fn [hpatch:fix-0]\n" NEW);
 }
 
+/* A new map is the process's user's (its own JIT may append), with no
+ * change where that user is ours. */
+static void new_map_owner(uid_t uid, uid_t *owner, gid_t *group)
+{
+	struct hp_func func = { .name = (char *)"price" };
+	const struct hp_module m = { .funcs = &func, .nr_funcs = 1 };
+	struct hp_rt_func rec = { .new_addr = 0x7f0000001000, .new_size = 18 };
+	const struct hp_prep pr = { .m = &m, .recs = &rec, .nr_recs = 1 };
+	int ready[2];
+	char c, path[128];
+	struct stat st;
+	pid_t child;
+
+	assert_int_equal(pipe(ready), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		if ((uid &&
+		     (setresgid(uid, uid, uid) || setresuid(uid, uid, uid))) ||
+		    write(ready[1], "r", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	hp_perfmap_add(&(struct hp_proc){ .pid = child, .mem_fd = -1 }, "fix-1",
+		       &pr);
+	snprintf(path, sizeof(path), "%s/perf-%d.map", dir, (int)child);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	assert_int_equal(stat(path, &st), 0);
+	*owner = st.st_uid;
+	*group = st.st_gid;
+}
+
+static void test_new_map_owner(void **state)
+{
+	uid_t uid;
+	gid_t gid;
+
+	(void)state;
+	new_map_owner(OTHER_UID, &uid, &gid);
+	assert_int_equal(uid, OTHER_UID);
+	assert_int_equal(gid, OTHER_UID);
+	new_map_owner(0, &uid, &gid);
+	assert_int_equal(uid, geteuid());
+	assert_int_equal(gid, getegid());
+}
+
 /* A pid no process has now: a child's, reaped. */
 static pid_t dead_pid(void)
 {
@@ -685,6 +736,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jit_map_kept, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_start_unknown, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_new_map_owner, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_left_listed, setup,
 						teardown),
