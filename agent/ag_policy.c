@@ -169,14 +169,16 @@ static int escape_glob(const char *s, char *out, size_t cap)
  * python3.11), while /proc/PID/exe names the file itself: the rule also
  * matches the path resolved, as it is when the policy is read (a link
  * changed since: at the next SIGHUP). What comes before the component of
- * the first wildcard is resolved. Return: the pattern resolved (malloc'd),
- * or NULL: none other.
+ * the first wildcard is resolved; of a path not there yet (a program
+ * installed later), the part that is, the rest as written (else
+ * "exe = /sbin/newprog" excluded nothing once it ran). Return: the
+ * pattern resolved (malloc'd), or NULL: none other.
  */
 static char *resolve_pattern(const char *pat)
 {
 	const size_t glob = strcspn(pat, "*?[\\");
 	char head[PATH_MAX], real[PATH_MAX], esc[2 * PATH_MAX];
-	size_t cut = glob;
+	size_t cut = glob, len = 0;
 	char *out = NULL;
 
 	if (pat[0] != '/')
@@ -188,12 +190,21 @@ static char *resolve_pattern(const char *pat)
 		cut++; /* the whole path, its NUL */
 	if (cut < 2 || cut - 1 >= sizeof(head))
 		return NULL;
-	memcpy(head, pat, cut - 1);
-	head[cut - 1] = 0;
-	if (!realpath(head, real) || !strcmp(real, head) ||
+	len = cut - 1;
+	memcpy(head, pat, len);
+	head[len] = 0;
+	while (!realpath(head, real)) {
+		char *up = strrchr(head, '/');
+
+		if (errno != ENOENT || !up || up == head)
+			return NULL;
+		*up = 0; /* its parent, the rest kept as written */
+		len = (size_t)(up - head);
+	}
+	if (!strcmp(real, head) ||
 	    escape_glob(strcmp(real, "/") ? real : "", esc, sizeof(esc)))
 		return NULL;
-	if (asprintf(&out, "%s%s", esc, pat + cut - 1) < 0)
+	if (asprintf(&out, "%s%s", esc, pat + len) < 0)
 		return NULL;
 	return out;
 }

@@ -198,6 +198,19 @@ static void test_policy_exe_unknown(void **state)
 	hp_policy_release(&pol);
 }
 
+/* @link, a symbolic link in dir to its new directory @target; @real: dir
+ * with its links resolved. */
+static void linked_dir(const char *target, const char *link, char *real)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, target);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, link);
+	assert_int_equal(symlink(target, path), 0);
+	assert_non_null(realpath(dir, real));
+}
+
 /*
  * A rule naming a program through a symbolic link (/sbin/sshd where /sbin
  * is /usr/sbin, usr-merged; /usr/bin/python3, a link to python3.11)
@@ -211,11 +224,7 @@ static void test_policy_exe_symlink(void **state)
 	struct hp_policy pol;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/sym-real", dir);
-	assert_int_equal(mkdir(path, 0755), 0);
-	snprintf(path, sizeof(path), "%s/sym-link", dir);
-	assert_int_equal(symlink("sym-real", path), 0);
-	assert_non_null(realpath(dir, real));
+	linked_dir("sym-real", "sym-link", real);
 	snprintf(prog, sizeof(prog), "%s/sym-real/prog", real);
 	close(open(prog, O_CREAT | O_WRONLY | O_CLOEXEC, 0755));
 	snprintf(path, sizeof(path), "%s/sym-real/alias", dir);
@@ -230,6 +239,33 @@ static void test_policy_exe_symlink(void **state)
 	pol.rules[0].kind = HP_RULE_INCLUDE; /* the link to the file */
 	assert_ptr_equal(hp_policy_excluded(&pol, prog, ""), &pol.rules[1]);
 	assert_null(hp_policy_fallback(&pol, "/usr/bin/other", ""));
+	hp_policy_release(&pol);
+}
+
+/*
+ * A rule through a linked directory, naming a program or a directory not
+ * there yet when the policy is read (installed later): the link, there
+ * then, is resolved all the same, and the exclusion holds once the
+ * program runs.
+ */
+static void test_policy_exe_symlink_later(void **state)
+{
+	char real[PATH_MAX], prog[PATH_MAX + 32], text[3 * PATH_MAX];
+	struct hp_policy pol;
+
+	(void)state;
+	linked_dir("later-real", "later-link", real);
+	snprintf(text, sizeof(text),
+		 "[exclude]\nexe = %s/later-link/prog\n"
+		 "exe = %s/later-link/app/bin/*\n",
+		 dir, dir);
+	assert_hp_ok(load_text(&pol, text));
+	snprintf(prog, sizeof(prog), "%s/later-real/prog", real);
+	assert_ptr_equal(hp_policy_excluded(&pol, prog, ""), &pol.rules[0]);
+	snprintf(prog, sizeof(prog), "%s/later-real/app/bin/server", real);
+	assert_ptr_equal(hp_policy_excluded(&pol, prog, ""), &pol.rules[1]);
+	snprintf(prog, sizeof(prog), "%s/later-real/other", real);
+	assert_null(hp_policy_excluded(&pol, prog, ""));
 	hp_policy_release(&pol);
 }
 
@@ -1682,6 +1718,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_policy_exe_symlink),
+		cmocka_unit_test(test_policy_exe_symlink_later),
 		cmocka_unit_test(test_unit_of),
 		cmocka_unit_test(test_unit_of_long),
 		cmocka_unit_test(test_start_time),
