@@ -130,21 +130,28 @@ bool hp_agent_unit_of(const char *text, char *out, size_t cap)
 			for (const char *c = path; c && c < line + len;) {
 				const char *next =
 					memchr(c + 1, '/', line + len - c - 1);
+				/* systemd's escape of a cgroup name
+				 * (cg_escape: "_cpu.service" for
+				 * cpu.service, "__x.service" for
+				 * _x.service) taken off: the unit's name,
+				 * which rules name, RestartUnit takes. */
+				const char *name = c + 1 + (c[1] == '_');
 				const size_t n =
-					(next ? next : line + len) - (c + 1);
+					(size_t)((next ? next : line + len) -
+						 name);
 
 				/* Too long: none, never the unit above
 				 * (a user's whole manager, say). */
-				if (is_unit_name(c + 1, n) && n >= cap) {
+				if (is_unit_name(name, n) && n >= cap) {
 					out[0] = 0;
 					return false;
 				}
-				if (is_unit_name(c + 1, n)) {
-					memcpy(out, c + 1, n);
+				if (is_unit_name(name, n)) {
+					memcpy(out, name, n);
 					out[n] = 0;
 					host = slices;
 				}
-				slices &= is_slice_name(c + 1, n);
+				slices &= is_slice_name(name, n);
 				c = next;
 			}
 		}

@@ -372,6 +372,10 @@ static const struct {
 	{ "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
 	  "a.service\n",
 	  "a.service", false },
+	/* Escaped by systemd (cg_escape): a leading '_', on a name that
+	 * starts with one, or with a controller's name and a dot. */
+	{ "0::/system.slice/_cpu.service\n", "cpu.service", true },
+	{ "0::/_io.slice/__x.service\n", "_x.service", true },
 	{ "0::/\n", "", false },
 };
 
