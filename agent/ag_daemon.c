@@ -537,6 +537,15 @@ static bool on_signal(struct ag_daemon *d, uint64_t now)
 	return stop;
 }
 
+/* A fallback command runs that has no pidfd (ag_run_command)? */
+static bool commands_unpolled(const struct ag_daemon *d)
+{
+	for (size_t i = 0; i < d->nr_cmds; i++)
+		if (d->cmds[i].pidfd < 0)
+			return true;
+	return false;
+}
+
 static int next_timeout_ms(const struct ag_daemon *d, uint64_t now)
 {
 	uint64_t next = d->next_full_us;
@@ -556,6 +565,8 @@ static int next_timeout_ms(const struct ag_daemon *d, uint64_t now)
 		next = ag_perfmap_due(d);
 	if (d->nr_left && now + HP_LEFT_POLL_US < next)
 		next = now + HP_LEFT_POLL_US;
+	if (commands_unpolled(d) && now + HP_CMD_TICK_US < next)
+		next = now + HP_CMD_TICK_US;
 	if (next <= now)
 		return 0;
 	return (int)((next - now + 999) / 1000);
@@ -572,7 +583,8 @@ static void publish(struct ag_daemon *d, uint64_t now)
 
 /* The loop's fds in d->pfds (room for 8 from setup): signals, inotify,
  * process events, then a pidfd per fallback command running (as many as
- * there is room for: the others are reaped with them). Return: how many. */
+ * there is room for: the others are reaped with them; -1, ignored by
+ * poll, for one without). Return: how many. */
 static size_t poll_fds(struct ag_daemon *d)
 {
 	size_t n = 3;
@@ -701,6 +713,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		const size_t nr_fds = poll_fds(&d);
 		struct pollfd *fds = d.pfds;
 		uint64_t now = hp_now_us();
+		bool ended = false;
 
 		if (poll(fds, nr_fds, next_timeout_ms(&d, now)) < 0 &&
 		    errno != EINTR) {
@@ -708,11 +721,11 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 			break;
 		}
 		now = hp_now_us();
-		for (size_t i = 3; i < nr_fds; i++)
-			if (fds[i].revents) {
-				ag_reap_commands(&d, false);
-				break;
-			}
+		ended = commands_unpolled(&d); /* no pidfd: each tick */
+		for (size_t i = 3; i < nr_fds && !ended; i++)
+			ended = fds[i].revents != 0;
+		if (ended)
+			ag_reap_commands(&d, false);
 		if ((fds[0].revents & POLLIN) && on_signal(&d, now))
 			break;
 		if (fds[1].revents & POLLIN)

@@ -22,10 +22,6 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3 /* waitid() of a pidfd: Linux 5.4 */
-#endif
-
 int ag_restart_unit(const char *unit)
 {
 	sd_bus_error err = SD_BUS_ERROR_NULL;
@@ -53,19 +49,22 @@ int ag_restart_unit(const char *unit)
 }
 
 /*
- * The command is hpatchd's child, reaped through a pidfd that the loop
- * polls: its end, and how it ended, is known without a wait that a hung
- * command would hold, and with no SIGCHLD taken (the kernel sends one at
- * every stop of a target hpatchd traces: each apply would wake the loop
- * once more, for system calls that reap nothing).
+ * The command is hpatchd's child, reaped as the loop's poll of its pidfd
+ * says it ended: its end, and how it ended, is known without a wait that
+ * a hung command would hold, and with no SIGCHLD taken (the kernel sends
+ * one at every stop of a target hpatchd traces: each apply would wake the
+ * loop once more, for system calls that reap nothing). Without a pidfd
+ * (pidfd_open: Linux 5.3; hpatch runs from 4.17) the loop looks at it
+ * each tick instead: a child never reaped stayed a zombie for good.
  */
-int ag_run_command(const char *cmd, pid_t pid, const char *patch,
-		   const char *unit, const char *reason)
+pid_t ag_run_command(const char *cmd, pid_t pid, const char *patch,
+		     const char *unit, const char *reason, int *pidfd)
 {
 	char num[16];
 	pid_t child;
-	int null, pidfd;
+	int null;
 
+	*pidfd = -1;
 	snprintf(num, sizeof(num), "%d", (int)pid);
 	hp_log(HP_LOG_INFO, "pid %d: not patched (%s); running fallback '%s'",
 	       (int)pid, reason, cmd);
@@ -94,17 +93,22 @@ int ag_run_command(const char *cmd, pid_t pid, const char *patch,
 		_exit(127);
 	}
 	close(null);
-	pidfd = (int)syscall(SYS_pidfd_open, child, 0);
-	if (pidfd < 0)
-		return hp_error_rc(-errno, "fallback '%s': pidfd_open", cmd);
-	return pidfd;
+	*pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+	if (*pidfd < 0)
+		hp_log(HP_LOG_DEBUG,
+		       "fallback '%s': pid %d: no pidfd (%s): looked at each "
+		       "tick",
+		       cmd, (int)child, strerror(errno));
+	return child;
 }
 
-int ag_command_status(int pidfd, char *how, size_t cap)
+int ag_command_status(pid_t child, char *how, size_t cap)
 {
 	siginfo_t si = { 0 };
 
-	if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) < 0)
+	/* By its pid (our child, not reaped: no other's): waitid of a
+	 * pidfd (P_PIDFD) needs Linux 5.4. */
+	if (waitid(P_PID, (id_t)child, &si, WEXITED | WNOHANG) < 0)
 		return -errno;
 	if (!si.si_pid)
 		return -EAGAIN;
@@ -134,7 +138,7 @@ void ag_reap_commands(struct ag_daemon *d, bool all)
 	for (size_t i = d->nr_cmds; i-- > 0;) {
 		struct ag_cmd *c = &d->cmds[i];
 		char how[64] = "";
-		int rc = ag_command_status(c->pidfd, how, sizeof(how));
+		int rc = ag_command_status(c->pid, how, sizeof(how));
 
 		if (rc == -EAGAIN && !all)
 			continue;
@@ -148,13 +152,14 @@ void ag_reap_commands(struct ag_daemon *d, bool all)
 				how[0] ? how : hp_strerror(rc));
 		audit_fallback(d, "fallback-command", c->path, NULL, &c->res,
 			       rc == -EAGAIN ? -EINPROGRESS : rc);
-		close(c->pidfd);
+		if (c->pidfd >= 0)
+			close(c->pidfd);
 		*c = d->cmds[--d->nr_cmds];
 	}
 }
 
 /* Audited as it ends (ag_reap_commands). Return: 0 or -ENOMEM. */
-static int follow_command(struct ag_daemon *d, int pidfd,
+static int follow_command(struct ag_daemon *d, pid_t child, int pidfd,
 			  const struct hp_store_entry *e,
 			  const struct hp_rt_result *res)
 {
@@ -163,6 +168,7 @@ static int follow_command(struct ag_daemon *d, int pidfd,
 	if (hp_grow(&d->cmds, &d->cap_cmds, d->nr_cmds, sizeof(*d->cmds), 4))
 		return -ENOMEM;
 	c = &d->cmds[d->nr_cmds++];
+	c->pid = child;
 	c->pidfd = pidfd;
 	c->res = *res;
 	/* The patch's facts, kept: a store reload may free it meanwhile. */
@@ -308,7 +314,7 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 	const struct hp_rule *r = NULL;
 	char reason[sizeof(t->t.reason)];
 	const char *refused = NULL;
-	int rc = 0;
+	int rc = 0, pidfd = -1;
 
 	ag_read_unit(pr);
 	r = hp_policy_fallback(&d->pol, pr->exe, pr->unit);
@@ -338,10 +344,11 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 		rc = ag_restart_unit(pr->unit);
 	else
 		rc = ag_run_command(r->command, pr->pid, e->path, pr->unit,
-				    reason);
+				    reason, &pidfd);
 	if (rc >= 0 && r->kind == HP_RULE_FALLBACK_COMMAND) {
-		if (follow_command(d, rc, e, res)) {
-			close(rc); /* its end unknown: said run */
+		if (follow_command(d, rc, pidfd, e, res)) {
+			if (pidfd >= 0) /* its end unknown: said run */
+				close(pidfd);
 			audit_fallback(d, "fallback-command", e->path, e->p,
 				       res, 0);
 		}

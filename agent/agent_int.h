@@ -129,7 +129,8 @@ struct ag_store_lock {
 /* A fallback command still running: audited as it ends, with its exit
  * status (ag_fallback.c). */
 struct ag_cmd {
-	int pidfd;
+	pid_t pid;
+	int pidfd; /* -1: none (before Linux 5.3), looked at each tick */
 	/* The try that gave up (the target, the patch): the audit's facts. */
 	struct hp_rt_result res;
 	char path[PATH_MAX + NAME_MAX + 2]; /* the patch's store file */
@@ -330,13 +331,17 @@ void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 		     const struct hp_rt_result *res);
 /* Return: 0 or -errno / -HP_E_* (reported). */
 int ag_restart_unit(const char *unit);
-/* Start @cmd for @pid. Return: a pidfd of the command, to reap
- * (ag_command_status), or -errno (reported). */
-int ag_run_command(const char *cmd, pid_t pid, const char *patch,
-		   const char *unit, const char *reason);
-/* Reap the command of @pidfd (it polled readable). Return: 0 (exit 0),
- * -HP_E_FALLBACK (another end, said in @how), -EAGAIN (still running). */
-int ag_command_status(int pidfd, char *how, size_t cap);
+/* Start @cmd for @pid. Return: the command's pid, to reap
+ * (ag_command_status), or -errno (reported); *@pidfd: a pidfd of it to
+ * poll, or -1 (none: a kernel before 5.3; look at it each tick). */
+pid_t ag_run_command(const char *cmd, pid_t pid, const char *patch,
+		     const char *unit, const char *reason, int *pidfd);
+/* Reap the command @child (its pidfd polled readable, or a tick).
+ * Return: 0 (exit 0), -HP_E_FALLBACK (another end, said in @how), -EAGAIN
+ * (still running). */
+int ag_command_status(pid_t child, char *how, size_t cap);
+/* How often a command without a pidfd is looked at. */
+#define HP_CMD_TICK_US 250000
 /* The commands that ended: audited, forgotten; all of them with @all
  * (hpatchd stops: those still running are said so). */
 void ag_reap_commands(struct ag_daemon *d, bool all);

@@ -29,6 +29,9 @@
 #include <errno.h>
 #include <link.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1477,14 +1480,14 @@ static void test_exec_again_first_look(void **state)
 	free(d.procs);
 }
 
-/* Wait for the fallback command of @pidfd to end. Return: as
+/* Wait for the fallback command @child, of @pidfd, to end. Return: as
  * ag_command_status. */
-static int command_end(int pidfd, char *how, size_t cap)
+static int command_end(pid_t child, int pidfd, char *how, size_t cap)
 {
 	struct pollfd pfd = { pidfd, POLLIN, 0 };
 
 	assert_int_equal(poll(&pfd, 1, 5000), 1);
-	return ag_command_status(pidfd, how, cap);
+	return ag_command_status(child, how, cap);
 }
 
 /*
@@ -1496,29 +1499,81 @@ static void test_fallback_command_reaped(void **state)
 {
 	char cmd[512], path[128], text[64] = "", how[64] = "";
 	FILE *fp = NULL;
-	int pidfd;
+	int pidfd = -1;
+	pid_t child;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/fallback.out", dir);
 	snprintf(cmd, sizeof(cmd),
 		 "echo \"$HPATCH_PID $HPATCH_PATCH $HPATCH_REASON\" >%s", path);
-	pidfd = ag_run_command(cmd, 4242, "p.hpatch", "", "busy");
-	assert_true(pidfd >= 0);
-	assert_int_equal(command_end(pidfd, how, sizeof(how)), 0);
+	child = ag_run_command(cmd, 4242, "p.hpatch", "", "busy", &pidfd);
+	assert_true(child > 0 && pidfd >= 0);
+	assert_int_equal(command_end(child, pidfd, how, sizeof(how)), 0);
 	close(pidfd);
 	fp = fopen(path, "r");
 	assert_non_null(fp);
 	assert_non_null(fgets(text, sizeof(text), fp));
 	fclose(fp);
 	assert_string_equal(text, "4242 p.hpatch busy\n");
-	pidfd = ag_run_command("exit 3", 4242, "p.hpatch", "", "busy");
-	assert_true(pidfd >= 0);
-	assert_hp_err(command_end(pidfd, how, sizeof(how)), HP_E_FALLBACK);
+	child = ag_run_command("exit 3", 4242, "p.hpatch", "", "busy", &pidfd);
+	assert_true(child > 0 && pidfd >= 0);
+	assert_hp_err(command_end(child, pidfd, how, sizeof(how)),
+		      HP_E_FALLBACK);
 	assert_string_equal(how, "exited with status 3");
 	close(pidfd);
 	errno = 0;
 	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
 	assert_int_equal(errno, ECHILD);
+}
+
+/* In a child, with pidfd_open failing ENOSYS as before Linux 5.3 (hpatch
+ * runs from 4.17): a fallback command still runs, is reaped, and says how
+ * it ended. Its exit: 0, else the step that failed. */
+static int no_pidfd_child(void)
+{
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { HP_ARRAY_SIZE(insns), insns };
+	char how[64] = "";
+	int pidfd = 0, rc = -EAGAIN;
+	pid_t child;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return 1;
+	child = ag_run_command("exit 3", 4242, "p.hpatch", "", "busy", &pidfd);
+	if (child <= 0 || pidfd != -1)
+		return 2;
+	for (int i = 0; i < 500 && rc == -EAGAIN; i++) {
+		usleep(10000);
+		rc = ag_command_status(child, how, sizeof(how));
+	}
+	if (rc != -HP_E_FALLBACK || strcmp(how, "exited with status 3"))
+		return 3;
+	errno = 0;
+	if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+		return 4; /* a zombie left */
+	return 0;
+}
+
+static void test_fallback_command_no_pidfd(void **state)
+{
+	pid_t pid;
+	int status = 0;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(no_pidfd_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* Resume @pid (traced, stopped) to its next flock() entry: true (*@fd:
@@ -1742,6 +1797,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_leader_exit_keeps_process),
 		cmocka_unit_test(test_leader_exit_start_time),
 		cmocka_unit_test(test_fallback_command_reaped),
+		cmocka_unit_test(test_fallback_command_no_pidfd),
 		cmocka_unit_test(test_store_lock_swapped),
 		cmocka_unit_test(test_store_lock_kept),
 	};
