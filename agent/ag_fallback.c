@@ -127,10 +127,7 @@ static void audit_fallback(struct ag_daemon *d, const char *action,
 			   const char *path, const struct hp_patch *p,
 			   const struct hp_rt_result *res, int rc)
 {
-	struct hp_rt_result r = *res;
-
-	r.rc = rc ? rc : res->rc;
-	hp_rt_audit_record(&d->audit, action, path, p, &r, r.rc);
+	hp_rt_audit_record(&d->audit, action, path, p, res, rc ? rc : res->rc);
 }
 
 void ag_reap_commands(struct ag_daemon *d, bool all)

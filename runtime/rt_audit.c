@@ -158,14 +158,12 @@ void hp_rt_audit_record(struct hp_rt_audit *a, const char *action,
 		uid = getuid();
 	if (res && res->exe[0]) {
 		snprintf(exe, sizeof(exe), "%s", res->exe);
-		rc = res->rc;
 	} else if (res) {
 		ssize_t n;
 
 		snprintf(link, sizeof(link), "/proc/%d/exe", (int)res->pid);
 		n = readlink(link, exe, sizeof(exe) - 1);
 		exe[n > 0 ? n : 0] = 0;
-		rc = res->rc;
 	}
 	if (res && res->key_id[0])
 		snprintf(key, sizeof(key), "%s", res->key_id);

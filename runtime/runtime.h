@@ -128,8 +128,9 @@ struct hp_rt_audit {
 int hp_rt_audit_open(struct hp_rt_audit *a, const char *path)
 	__attribute__((warn_unused_result));
 /*
- * hp_rt_audit_record() - record one attempt. @res may be NULL for a refusal
- * before any process was touched (then @rc says why). @p may be NULL when
+ * hp_rt_audit_record() - record one attempt with result @rc: the
+ * attempt's own (@res->rc), or what came of it (a fallback's). @res may
+ * be NULL for a refusal before any process was touched. @p may be NULL when
  * the patch could not be read. Never fails the caller: a write error is
  * reported as a warning.
  */
