@@ -16,6 +16,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,46 +88,40 @@ int hp_proc_each_dyn(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
 	return 0;
 }
 
+/* The entries of a module's dynamic section kept in struct dynmod: where,
+ * and whether an address (made run-time: dyn_addr) or a size. */
+static const struct {
+	int64_t tag;
+	size_t off;
+	bool addr;
+} dyn_fields[] = {
+	{ DT_SYMTAB, offsetof(struct dynmod, symtab), true },
+	{ DT_STRTAB, offsetof(struct dynmod, strtab), true },
+	{ DT_STRSZ, offsetof(struct dynmod, strsz), false },
+	{ DT_GNU_HASH, offsetof(struct dynmod, gnu_hash), true },
+	{ DT_VERSYM, offsetof(struct dynmod, versym), true },
+	{ DT_VERDEF, offsetof(struct dynmod, verdef), true },
+	{ DT_VERDEFNUM, offsetof(struct dynmod, verdefnum), false },
+	{ DT_RELA, offsetof(struct dynmod, rela), true },
+	{ DT_RELASZ, offsetof(struct dynmod, relasz), false },
+	{ DT_JMPREL, offsetof(struct dynmod, jmprel), true },
+	{ DT_PLTRELSZ, offsetof(struct dynmod, pltrelsz), false },
+};
+
 /* One entry of a module's dynamic section, into struct dynmod @arg. */
 static int take_dyn(const Elf64_Dyn *e, void *arg)
 {
 	struct dynmod *d = arg;
 
-	switch (e->d_tag) {
-	case DT_SYMTAB:
-		d->symtab = dyn_addr(d, e->d_un.d_ptr);
-		break;
-	case DT_STRTAB:
-		d->strtab = dyn_addr(d, e->d_un.d_ptr);
-		break;
-	case DT_STRSZ:
-		d->strsz = e->d_un.d_val;
-		break;
-	case DT_GNU_HASH:
-		d->gnu_hash = dyn_addr(d, e->d_un.d_ptr);
-		break;
-	case DT_VERSYM:
-		d->versym = dyn_addr(d, e->d_un.d_ptr);
-		break;
-	case DT_VERDEF:
-		d->verdef = dyn_addr(d, e->d_un.d_ptr);
-		break;
-	case DT_VERDEFNUM:
-		d->verdefnum = e->d_un.d_val;
-		break;
-	case DT_RELA:
-		d->rela = dyn_addr(d, e->d_un.d_ptr);
-		break;
-	case DT_RELASZ:
-		d->relasz = e->d_un.d_val;
-		break;
-	case DT_JMPREL:
-		d->jmprel = dyn_addr(d, e->d_un.d_ptr);
-		break;
-	case DT_PLTRELSZ:
-		d->pltrelsz = e->d_un.d_val;
-		break;
-	}
+	for (size_t i = 0; i < HP_ARRAY_SIZE(dyn_fields); i++)
+		if (e->d_tag == dyn_fields[i].tag) {
+			uint64_t v = dyn_fields[i].addr
+					     ? dyn_addr(d, e->d_un.d_ptr)
+					     : e->d_un.d_val;
+
+			memcpy((char *)d + dyn_fields[i].off, &v, sizeof(v));
+			break;
+		}
 	return 0;
 }
 
