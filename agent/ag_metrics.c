@@ -61,6 +61,11 @@ static void write_metrics(const struct ag_daemon *d, size_t nr_undecided)
 		"# HELP hpatch_fallbacks_total Fallbacks run.\n"
 		"# TYPE hpatch_fallbacks_total counter\n"
 		"hpatch_fallbacks_total %" PRIu64 "\n"
+		"# HELP hpatch_fallbacks_failed_total Fallbacks that failed "
+		"(a command's exit status or signal, a command that could "
+		"not start, a restart refused).\n"
+		"# TYPE hpatch_fallbacks_failed_total counter\n"
+		"hpatch_fallbacks_failed_total %" PRIu64 "\n"
 		"# HELP hpatch_last_pause_microseconds Pause of the last "
 		"apply.\n"
 		"# TYPE hpatch_last_pause_microseconds gauge\n"
@@ -71,7 +76,8 @@ static void write_metrics(const struct ag_daemon *d, size_t nr_undecided)
 		"# TYPE hpatch_processes_undecided gauge\n"
 		"hpatch_processes_undecided %zu\n",
 		d->view.applied, d->view.reverted, d->view.failures,
-		d->view.fallbacks, d->view.last_pause_us, nr_undecided);
+		d->view.fallbacks, d->view.fallbacks_failed,
+		d->view.last_pause_us, nr_undecided);
 	fclose(fp);
 	rc = hp_write_file(d->pol.metrics_path, text, len, 0644,
 			   HP_WRITE_NOSYNC);

@@ -27,6 +27,17 @@ const char *hp_track_state_name(enum hp_track_state st)
 	return st < HP_TRACK_NR ? state_names[st] : "?";
 }
 
+static const char *const fallback_names[HP_FALLBACK_NR] = {
+	[HP_FALLBACK_NONE] = "none",	   [HP_FALLBACK_UNKNOWN] = "unknown",
+	[HP_FALLBACK_RUNNING] = "running", [HP_FALLBACK_OK] = "succeeded",
+	[HP_FALLBACK_FAILED] = "failed",
+};
+
+const char *hp_fallback_result_name(enum hp_fallback_result r)
+{
+	return r < HP_FALLBACK_NR ? fallback_names[r] : "?";
+}
+
 static int state_by_name(const char *name)
 {
 	for (int i = 0; i < HP_TRACK_NR; i++)
@@ -48,9 +59,11 @@ int hp_view_write(const struct hp_view *v, const char *path)
 		HP_VIEW_MAGIC
 		"\ndaemon_pid %d\nstarted %" PRIu64 "\nupdated %" PRIu64
 		"\napplied %" PRIu64 "\nreverted %" PRIu64 "\nfailures %" PRIu64
-		"\nfallbacks %" PRIu64 "\nlast_pause_us %" PRIu64 "\n",
+		"\nfallbacks %" PRIu64 "\nfallbacks_failed %" PRIu64
+		"\nlast_pause_us %" PRIu64 "\n",
 		(int)v->daemon_pid, v->started, v->updated, v->applied,
-		v->reverted, v->failures, v->fallbacks, v->last_pause_us);
+		v->reverted, v->failures, v->fallbacks, v->fallbacks_failed,
+		v->last_pause_us);
 	for (size_t i = 0; i < v->nr_tracks; i++) {
 		const struct hp_track *t = &v->tracks[i];
 		char reason[sizeof(t->reason)];
@@ -59,7 +72,13 @@ int hp_view_write(const struct hp_view *v, const char *path)
 		reason[strcspn(reason, "\n")] = 0;
 		fprintf(fp, "track %d %s %u %d %s %s\n", (int)t->pid,
 			hp_track_state_name(t->state), t->tries,
-			t->fallback_done, t->patch_id, reason);
+			(int)t->fallback_result, t->patch_id, reason);
+		/* What the fallback did, on a line of its own (an older
+		 * hpatch skips it): the track's line ends with its reason. */
+		if (t->fallback_result != HP_FALLBACK_NONE)
+			fprintf(fp, "fallback %d %s %.*s\n", (int)t->pid,
+				t->patch_id, (int)strcspn(t->fallback, "\n"),
+				t->fallback);
 	}
 	for (size_t i = 0; i < v->nr_undecided; i++) {
 		const struct hp_undecided *u = &v->undecided[i];
@@ -95,14 +114,38 @@ static int parse_track(struct hp_view *v, const char *line)
 
 	if (sscanf(line, "track %d %31s %u %d %63s %n", &pid, state, &t.tries,
 		   &fallback, t.patch_id, &used) < 5 ||
-	    state_by_name(state) < 0)
+	    state_by_name(state) < 0 || fallback < 0)
 		return -EINVAL;
 	t.pid = pid;
 	t.state = (enum hp_track_state)state_by_name(state);
-	t.fallback_done = fallback;
+	/* An older hpatchd's 1 ("fallback done"), or a newer's result
+	 * this one does not know: run, how it ended not told. */
+	t.fallback_result = fallback < HP_FALLBACK_NR
+				    ? (enum hp_fallback_result)fallback
+				    : HP_FALLBACK_UNKNOWN;
 	if (used)
 		snprintf(t.reason, sizeof(t.reason), "%s", line + used);
 	return append(&v->tracks, &v->nr_tracks, &t, sizeof(t));
+}
+
+/* "fallback PID ID TEXT": what the fallback of a track read before did. */
+static int parse_fallback(struct hp_view *v, const char *line)
+{
+	char id[HP_PATCH_ID_MAX];
+	int pid, used = 0;
+
+	if (sscanf(line, "fallback %d %63s %n", &pid, id, &used) < 2)
+		return -EINVAL;
+	for (size_t i = v->nr_tracks; i-- > 0;) {
+		struct hp_track *t = &v->tracks[i];
+
+		if (t->pid == pid && !strcmp(t->patch_id, id)) {
+			snprintf(t->fallback, sizeof(t->fallback), "%s",
+				 used ? line + used : "");
+			break;
+		}
+	}
+	return 0;
 }
 
 static int parse_undecided(struct hp_view *v, const char *line)
@@ -139,6 +182,7 @@ static void read_counter(struct hp_view *v, const char *line)
 		{ "reverted", &v->reverted },
 		{ "failures", &v->failures },
 		{ "fallbacks", &v->fallbacks },
+		{ "fallbacks_failed", &v->fallbacks_failed },
 		{ "last_pause_us", &v->last_pause_us },
 	};
 	const size_t len = strcspn(line, " ");
@@ -186,6 +230,8 @@ int hp_view_read(struct hp_view *v, const char *path)
 			rc = parse_track(v, l);
 		else if (!strncmp(l, "undecided ", 10))
 			rc = parse_undecided(v, l);
+		else if (!strncmp(l, "fallback ", 9))
+			rc = parse_fallback(v, l);
 		else if (sscanf(l, "daemon_pid %d", &pid) == 1)
 			v->daemon_pid = pid;
 		else
@@ -204,6 +250,14 @@ void hp_view_release(struct hp_view *v)
 	free(v->tracks);
 	free(v->undecided);
 	*v = (struct hp_view){ 0 };
+}
+
+void hp_track_out_fallback(struct hp_out *o, const struct hp_track *t)
+{
+	hp_out_bool(o, "fallback_done", t->fallback_result != HP_FALLBACK_NONE);
+	hp_out_str(o, "fallback_result", "%s",
+		   hp_fallback_result_name(t->fallback_result));
+	hp_out_str(o, "fallback", "%s", t->fallback);
 }
 
 void hp_view_out(struct hp_out *o, const char *state_dir)
@@ -227,6 +281,7 @@ void hp_view_out(struct hp_out *o, const char *state_dir)
 	hp_out_u64(o, "reverted", v.reverted);
 	hp_out_u64(o, "failures", v.failures);
 	hp_out_u64(o, "fallbacks", v.fallbacks);
+	hp_out_u64(o, "fallbacks_failed", v.fallbacks_failed);
 	hp_out_u64(o, "last_pause_us", v.last_pause_us);
 	hp_out_begin_array(o, "processes");
 	for (size_t i = 0; i < v.nr_tracks; i++) {
@@ -237,8 +292,8 @@ void hp_view_out(struct hp_out *o, const char *state_dir)
 		hp_out_str(o, "patch_id", "%s", t->patch_id);
 		hp_out_str(o, "state", "%s", hp_track_state_name(t->state));
 		hp_out_u64(o, "tries", t->tries);
-		hp_out_bool(o, "fallback_done", t->fallback_done);
 		hp_out_str(o, "reason", "%s", t->reason);
+		hp_track_out_fallback(o, t);
 		hp_out_end_object(o);
 	}
 	hp_out_end_array(o);

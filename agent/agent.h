@@ -234,13 +234,33 @@ enum hp_track_state {
 };
 const char *hp_track_state_name(enum hp_track_state st);
 
+/*
+ * What came of the policy's fallback for one process and patch, run at
+ * most once: the view's number for it is the file's (0 and 1 are what an
+ * older hpatchd wrote as "fallback_done").
+ */
+enum hp_fallback_result {
+	HP_FALLBACK_NONE,    /* none run */
+	HP_FALLBACK_UNKNOWN, /* run, its end not seen (hpatchd stopped
+			      * meanwhile; an older hpatchd's record) */
+	HP_FALLBACK_RUNNING, /* its command still runs */
+	HP_FALLBACK_OK,	     /* the command exited 0; the restart queued */
+	HP_FALLBACK_FAILED,  /* exit status, signal, could not start,
+			      * restart refused */
+	HP_FALLBACK_NR
+};
+const char *hp_fallback_result_name(enum hp_fallback_result r);
+/* Room for what a fallback did ("command exited with status 3"). */
+#define HP_FALLBACK_MAX 128
+
 /* One (process, patch) as the daemon sees it. */
 struct hp_track {
 	pid_t pid;
 	char patch_id[HP_PATCH_ID_MAX];
 	enum hp_track_state state;
 	uint32_t tries;
-	bool fallback_done;
+	enum hp_fallback_result fallback_result;
+	char fallback[HP_FALLBACK_MAX]; /* what it did ("": none run) */
 	char reason[160];
 };
 
@@ -252,6 +272,7 @@ struct hp_view {
 	uint64_t reverted;
 	uint64_t failures;
 	uint64_t fallbacks;
+	uint64_t fallbacks_failed; /* ... of which failed */
 	uint64_t last_pause_us;
 	struct hp_track *tracks;
 	size_t nr_tracks;
@@ -278,6 +299,9 @@ int hp_view_write(const struct hp_view *v, const char *path)
 int hp_view_read(struct hp_view *v, const char *path)
 	__attribute__((warn_unused_result));
 void hp_view_release(struct hp_view *v);
+/* @t's fallback in @o: whether one ran (it never runs again for that
+ * process and patch), how it ended, what it did. */
+void hp_track_out_fallback(struct hp_out *o, const struct hp_track *t);
 /* The daemon's view as the object "daemon" in @o (running or not). */
 void hp_view_out(struct hp_out *o, const char *state_dir);
 

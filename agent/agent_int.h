@@ -57,13 +57,23 @@ struct ag_track {
 	struct hp_track t;
 	uint64_t due_us;  /* next try after a failure */
 	uint64_t busy_us; /* the current try's slices found it busy for */
+	/* Gave up: the length of t.reason before what its fallback did
+	 * (told again as a command ends, ag_reap_commands). */
+	uint8_t why_len;
 };
 
-/* A fallback already run: never again for this process and patch. */
+/*
+ * A fallback already run: never again for this process and patch; and
+ * what it did, said by hpatch list and status until the process exits
+ * (STATE_DIR/hpatchd.fallbacks, a line each: "PID START ID", then, since
+ * the outcome is kept, " RESULT WHAT", RESULT a hp_fallback_result_name).
+ */
 struct ag_done {
 	pid_t pid;
 	uint64_t start_time;
 	char patch_id[HP_PATCH_ID_MAX];
+	enum hp_fallback_result result;
+	char what[HP_FALLBACK_MAX]; /* "command exited with status 3" */
 };
 
 /*
@@ -131,6 +141,7 @@ struct ag_store_lock {
 struct ag_cmd {
 	pid_t pid;
 	int pidfd; /* -1: none (before Linux 5.3), looked at each tick */
+	uint64_t start_time; /* of the target, res.pid: its ag_done */
 	/* The try that gave up (the target, the patch): the audit's facts. */
 	struct hp_rt_result res;
 	char path[PATH_MAX + NAME_MAX + 2]; /* the patch's store file */
@@ -330,8 +341,8 @@ void ag_read_unit(struct ag_proc *pr);
 void ag_run_fallback(struct ag_daemon *d, struct ag_proc *pr,
 		     struct ag_track *t, const struct hp_store_entry *e,
 		     const struct hp_rt_result *res);
-/* Return: 0 or -errno / -HP_E_* (reported). */
-int ag_restart_unit(const char *unit);
+/* Return: 0 or -errno / -HP_E_* (reported; why, in @why). */
+int ag_restart_unit(const char *unit, char *why, size_t cap);
 /* Start @cmd for @pid. Return: the command's pid, to reap
  * (ag_command_status), or -errno (reported); *@pidfd: a pidfd of it to
  * poll, or -1 (none: a kernel before 5.3; look at it each tick). */

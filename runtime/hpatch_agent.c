@@ -317,6 +317,10 @@ static void list_processes(struct hp_out *o, const struct hp_store_entry *e,
 					   u->reason);
 			if (t)
 				hp_out_u64(o, "tries", t->tries);
+			/* Run once at most, however it ended: said until the
+			 * process exits, not only in the audit log. */
+			if (t)
+				hp_track_out_fallback(o, t);
 			hp_out_end_object(o);
 		}
 		list_unknown(o, &found);

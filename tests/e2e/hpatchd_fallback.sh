@@ -40,8 +40,9 @@ check "still v1" test "$(ask 3 version)" = v1
 listed() { # listed PATTERN: hpatch list --json shows it
 	"$HPATCH" list --store "$AGENT_STORE" --trust "$T/trust" --json 2>/dev/null | grep -q "$1"
 }
-check "list: gave up, fallback already run" wait_until 10 listed \
-	"{\"pid\":$pid,\"state\":\"gave-up\",\"reason\":\"hold in use by thread [0-9]*; fallback already run\""
+check "list: gave up, the fallback's outcome kept across the restart" \
+	wait_until 10 listed \
+	"{\"pid\":$pid,\"state\":\"gave-up\",\"reason\":\"hold in use by thread [0-9]*; fallback command ran and exited with status 0; not run again\""
 check "list: no fallback in the policy for the other" wait_until 10 listed \
 	"{\"pid\":$other,\"state\":\"gave-up\",\"reason\":\"[^\"]*; no fallback in the policy\""
 check "patched once hold() returns" wait_until 25 has_patch "$pid" "$id"

@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <link.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -987,7 +988,8 @@ static void test_view_roundtrip(void **state)
 		{ .pid = 7,
 		  .patch_id = "CVE-2",
 		  .state = HP_TRACK_GAVE_UP,
-		  .fallback_done = true,
+		  .fallback_result = HP_FALLBACK_FAILED,
+		  .fallback = "command exited with status 3",
 		  .reason = "x\ny" },
 		{ .pid = 8, .patch_id = "CVE-2", .state = HP_TRACK_APPLIED },
 	};
@@ -995,6 +997,7 @@ static void test_view_roundtrip(void **state)
 				   .started = 100,
 				   .applied = 5,
 				   .fallbacks = 1,
+				   .fallbacks_failed = 1,
 				   .last_pause_us = 77,
 				   .tracks = tracks,
 				   .nr_tracks = 3 };
@@ -1014,11 +1017,105 @@ static void test_view_roundtrip(void **state)
 	assert_int_equal(r.tracks[0].state, HP_TRACK_BUSY);
 	assert_int_equal(r.tracks[0].tries, 3);
 	assert_string_equal(r.tracks[0].reason, "hold in use by thread 43");
-	assert_true(r.tracks[1].fallback_done);
+	assert_int_equal(r.fallbacks_failed, 1);
+	assert_int_equal(r.tracks[1].fallback_result, HP_FALLBACK_FAILED);
+	assert_string_equal(r.tracks[1].fallback,
+			    "command exited with status 3");
 	assert_string_equal(r.tracks[1].reason, "x"); /* one line only */
 	assert_string_equal(r.tracks[2].patch_id, "CVE-2");
 	assert_string_equal(r.tracks[2].reason, "");
+	assert_int_equal(r.tracks[2].fallback_result, HP_FALLBACK_NONE);
+	assert_string_equal(r.tracks[2].fallback, "");
 	hp_view_release(&r);
+}
+
+/* An older hpatchd's view (its "1": a fallback done, no outcome) reads
+ * as a fallback run whose outcome is not known. */
+static void test_view_older(void **state)
+{
+	char path[128];
+	struct hp_view r;
+	FILE *fp = NULL;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/view.old", dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp,
+		"hpatchd-view 1\ndaemon_pid %d\nfallbacks 1\n"
+		"track 7 gave-up 3 1 CVE-2 hold in use; fallback already "
+		"run\ntrack 8 busy 1 0 CVE-2 hold in use\n",
+		(int)getpid());
+	fclose(fp);
+	assert_int_equal(hp_view_read(&r, path), -ESRCH);
+	assert_int_equal(r.nr_tracks, 2);
+	assert_int_equal(r.tracks[0].fallback_result, HP_FALLBACK_UNKNOWN);
+	assert_int_equal(r.tracks[1].fallback_result, HP_FALLBACK_NONE);
+	assert_int_equal(r.fallbacks_failed, 0);
+	hp_view_release(&r);
+}
+
+/*
+ * The record of fallbacks run keeps what each did, and still reads an
+ * older hpatchd's lines (no outcome: run, outcome unknown); a command
+ * that was running when the hpatchd that wrote it stopped is no longer
+ * said running. Lines of processes gone are dropped.
+ */
+static void test_fallbacks_record(void **state)
+{
+	const uint64_t start = hp_agent_start_time(getpid());
+	struct ag_daemon d = { 0 };
+	char text[1024] = "";
+	FILE *fp = NULL;
+
+	(void)state;
+	snprintf(d.fallbacks_path, sizeof(d.fallbacks_path), "%s/fallbacks",
+		 dir);
+	fp = fopen(d.fallbacks_path, "w");
+	assert_non_null(fp);
+	fprintf(fp,
+		"%d %" PRIu64 " old\n"
+		"%d %" PRIu64 " bad failed command exited with status 3\n"
+		"%d %" PRIu64 " ok succeeded restart of 'a.service' queued\n"
+		"%d %" PRIu64 " run running command started, still running\n"
+		"4194000 12345 gone failed command killed by signal 9\n",
+		(int)getpid(), start, (int)getpid(), start, (int)getpid(),
+		start, (int)getpid(), start);
+	fclose(fp);
+	ag_load_fallbacks(&d);
+	assert_int_equal(d.nr_done, 4);
+	assert_string_equal(d.done[0].patch_id, "old");
+	assert_int_equal(d.done[0].result, HP_FALLBACK_UNKNOWN);
+	assert_string_equal(d.done[0].what, "run by an earlier hpatchd: its "
+					    "outcome not recorded");
+	assert_int_equal(d.done[1].result, HP_FALLBACK_FAILED);
+	assert_string_equal(d.done[1].what, "command exited with status 3");
+	assert_int_equal(d.done[2].result, HP_FALLBACK_OK);
+	assert_string_equal(d.done[2].what, "restart of 'a.service' queued");
+	assert_int_equal(d.done[3].result, HP_FALLBACK_UNKNOWN);
+	assert_string_equal(d.done[3].what, "started, its end not seen: "
+					    "hpatchd stopped meanwhile");
+	/* Rewritten: the process gone left, each outcome written. */
+	fp = fopen(d.fallbacks_path, "r");
+	assert_non_null(fp);
+	assert_true(fread(text, 1, sizeof(text) - 1, fp) > 0);
+	fclose(fp);
+	assert_null(strstr(text, "4194000"));
+	assert_non_null(strstr(text, " old unknown run by an earlier"));
+	assert_non_null(strstr(text, " bad failed command exited with "
+				     "status 3\n"));
+	/* ... and read back the same. */
+	free(d.done);
+	d.done = NULL;
+	d.nr_done = 0;
+	ag_load_fallbacks(&d);
+	assert_int_equal(d.nr_done, 4);
+	assert_int_equal(d.done[0].result, HP_FALLBACK_UNKNOWN);
+	assert_int_equal(d.done[1].result, HP_FALLBACK_FAILED);
+	assert_string_equal(d.done[1].what, "command exited with status 3");
+	assert_string_equal(d.done[3].what, "started, its end not seen: "
+					    "hpatchd stopped meanwhile");
+	free(d.done);
 }
 
 /* ---- sharers from the process events ---- */
@@ -1796,6 +1893,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_query_failed_looks_again),
 		cmocka_unit_test(test_leader_exit_keeps_process),
 		cmocka_unit_test(test_leader_exit_start_time),
+		cmocka_unit_test(test_view_older),
+		cmocka_unit_test(test_fallbacks_record),
 		cmocka_unit_test(test_fallback_command_reaped),
 		cmocka_unit_test(test_fallback_command_no_pidfd),
 		cmocka_unit_test(test_store_lock_swapped),
