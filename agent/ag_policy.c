@@ -112,15 +112,25 @@ static int parse_minute(const char *s, int *out)
 	return 0;
 }
 
-/* "02:00-04:30", local time; may wrap past midnight. */
+/*
+ * "02:00-04:30", local time; may wrap past midnight. One whose start is
+ * its end (02:00-02:00, 24:00-00:00) holds no minute: hp_policy_in_window
+ * would never say yes, and nothing would be applied, ever, without a
+ * word. Return: 0, -EINVAL, or -ERANGE for such a window.
+ */
 static int parse_window(struct hp_policy *pol, const char *v)
 {
 	char a[8], b[8];
+	int start, end;
 
 	if (sscanf(v, "%5[0-9:]-%5[0-9:]", a, b) != 2 ||
-	    parse_minute(a, &pol->window_start) ||
-	    parse_minute(b, &pol->window_end))
+	    parse_minute(a, &start) || parse_minute(b, &end))
 		return -EINVAL;
+	/* 00:00-24:00 is the whole day. */
+	if (start % 1440 == end % 1440 && !(start == 0 && end == 1440))
+		return -ERANGE;
+	pol->window_start = start;
+	pol->window_end = end;
 	return 0;
 }
 
@@ -284,8 +294,26 @@ static int add_rule(struct hp_policy *pol, enum hp_rule_kind kind,
 struct parse_ctx {
 	struct hp_policy *pol;
 	const char *path;
+	FILE *fp;
+	/* The line libinih's handler is called for: the one it read last
+	 * (a line longer than its buffer comes in pieces: one line). */
+	int line, next_line;
 	int nr_bad;
 };
+
+/* libinih's reader (fgets, as ini_parse_file's), counting the lines. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse_ctx *c = stream;
+	char *got = fgets(str, num, c->fp);
+
+	if (got) {
+		c->line = c->next_line;
+		if (strchr(got, '\n'))
+			c->next_line++;
+	}
+	return got;
+}
 
 /* [perf]: how long the maps of exited processes stay, how many. */
 static int set_perf(struct hp_policy *pol, const char *name, const char *value)
@@ -353,8 +381,19 @@ static int on_entry(void *user, const char *section, const char *name,
 	int rc = set_option(c->pol, section, name, value);
 
 	if (rc) {
-		hp_error(rc, "'%s': [%s] %s = %s: %s", c->path, section, name,
-			 value, rc == -ENOMEM ? "out of memory" : "not valid");
+		hp_error(rc, "'%s': line %d: [%s] %s = %s: %s", c->path,
+			 c->line, section, name, value,
+			 rc == -ENOMEM ? "out of memory"
+			 : rc == -ERANGE
+				 ? "its start is its end: a window of no "
+				   "time, in which nothing would ever be "
+				   "applied"
+				 : "not valid");
+		if (rc == -ERANGE)
+			hp_hint("to apply at any time, remove the window "
+				"line (no window: always); else end it after "
+				"its start (02:00-04:00), or 00:00-24:00 for "
+				"the whole day");
 		c->nr_bad++;
 	}
 	return 1; /* go on: every bad line is reported */
@@ -362,7 +401,7 @@ static int on_entry(void *user, const char *section, const char *name,
 
 int hp_policy_load(struct hp_policy *pol, const char *path, bool optional)
 {
-	struct parse_ctx c = { .pol = pol, .path = path };
+	struct parse_ctx c = { .pol = pol, .path = path, .next_line = 1 };
 	FILE *fp = fopen(path, "re");
 	int line;
 
@@ -371,7 +410,8 @@ int hp_policy_load(struct hp_policy *pol, const char *path, bool optional)
 		return 0;
 	if (!fp)
 		return hp_error_rc(-errno, "policy '%s'", path);
-	line = ini_parse_file(fp, on_entry, &c);
+	c.fp = fp;
+	line = ini_parse_stream(read_line, &c, on_entry, &c);
 	fclose(fp);
 	if (line > 0 && !c.nr_bad) {
 		hp_error(-EINVAL,

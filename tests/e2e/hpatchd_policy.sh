@@ -2,7 +2,7 @@
 # hpatchd does only what its policy allows, and says why a process waits:
 # automatic apply off, a signer not in trusted_keys, outside the
 # maintenance window, an excluded executable; SIGHUP reloads the policy,
-# and a bad policy file keeps the one in force.
+# and a bad policy file (an empty window too) keeps the one in force.
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
@@ -49,6 +49,22 @@ cp "$T/hpatch.conf.bad" "$T/hpatch.conf"
 reload
 check "a bad policy is refused on reload" wait_until 10 grep -q "policy not reloaded" "$T/hpatchd.log"
 check "... the one in force stays: still pending" \
+	reason_is "$a" pending "outside the maintenance window"
+
+# A window whose start is its end holds no minute: nothing would ever be
+# applied, without a word. Refused, saying where and what to write.
+refusals() { grep -c "policy not reloaded" "$T/hpatchd.log" || true; }
+n=$(refusals)
+agent_policy '[apply]' 'automatic = no' "window = $now-$now"
+reload
+check "a window whose start is its end is refused on reload" \
+	wait_until 10 test "$(refusals)" -gt "$n"
+check "... naming the file and line" grep -q \
+	"'$T/hpatch.conf': line [0-9]*: \[apply\] window = $now-$now: its start is its end" \
+	"$T/hpatchd.log"
+check "... and what to write instead" \
+	grep -q "remove the window line (no window: always)" "$T/hpatchd.log"
+check "... the one in force stays (automatic apply still on)" \
 	reason_is "$a" pending "outside the maintenance window"
 
 agent_policy '[apply]' "trusted_keys = $key" "window = $now-$later" \

@@ -291,6 +291,45 @@ static void test_policy_window(void **state)
 	hp_policy_release(&pol);
 }
 
+/*
+ * A window whose start is its end holds no minute: refused, the file and
+ * line named, with what to write instead; 00:00-24:00, the whole day, is
+ * a window (always).
+ */
+static void test_policy_empty_window(void **state)
+{
+	static const char *const empty[] = { "02:00-02:00", "24:00-00:00",
+					     "00:00-00:00", "24:00-24:00" };
+	struct hp_policy pol;
+	char want[256];
+
+	(void)state;
+	for (size_t i = 0; i < HP_ARRAY_SIZE(empty); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text),
+			 "# the policy\n[apply]\nwindow = %s\n", empty[i]);
+		hp_test_msgs_begin();
+		assert_int_equal(load_text(&pol, text), -EINVAL);
+		hp_log_set_sink(NULL, NULL);
+		snprintf(want, sizeof(want),
+			 "'%s/hpatch.conf': line 3: [apply] window = %s: its "
+			 "start is its end",
+			 dir, empty[i]);
+		if (!strstr(hp_test_msgs, want))
+			fail_msg("%s: got '%s'", empty[i], hp_test_msgs);
+		assert_non_null(strstr(hp_test_msgs, "remove the window line "
+						     "(no window: always)"));
+		assert_int_equal(pol.window_start, -1); /* nothing half-read */
+	}
+	assert_hp_ok(load_text(&pol, "[apply]\nwindow = 00:00-24:00\n"));
+	assert_true(hp_policy_in_window(&pol, time(NULL)));
+	hp_policy_release(&pol);
+	assert_hp_ok(load_text(&pol, "[apply]\nwindow = 24:00-02:00\n"));
+	assert_int_equal(pol.window_start, 24 * 60);
+	hp_policy_release(&pol);
+}
+
 /* [perf]: the maps of exited processes, kept 10 minutes by default, at
  * most 10000 of them; for ever, or any while and number. */
 static void test_policy_perf(void **state)
@@ -1870,6 +1909,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_policy_include),
 		cmocka_unit_test(test_policy_exe_unknown),
 		cmocka_unit_test(test_policy_window),
+		cmocka_unit_test(test_policy_empty_window),
 		cmocka_unit_test(test_policy_perf),
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_duration),
