@@ -300,6 +300,7 @@ static void note_excluded(struct ag_daemon *d, struct ag_proc *pr)
 }
 
 static bool store_changed(const struct ag_daemon *d);
+static bool store_expired(const struct ag_daemon *d);
 static int reload_store(struct ag_daemon *d);
 
 static void run_due(struct ag_daemon *d, uint64_t now)
@@ -321,10 +322,19 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 	/*
 	 * Under the lock, the store is what the CLI left: an uninstall
 	 * not yet read (its inotify event waits in the queue, or is
-	 * debounced) would have us apply the patch it just reverted.
+	 * debounced) would have us apply the patch it just reverted. A
+	 * patch past its expiry is refused as a read refuses it: the
+	 * store is read again; while it cannot be, nothing is applied.
 	 */
-	if (store_changed(d) && !reload_store(d))
+	if ((store_changed(d) || store_expired(d)) && !reload_store(d))
 		full_scan(d, now);
+	if (store_expired(d)) {
+		for (size_t i = 0; i < d->nr_procs; i++)
+			if (d->procs[i].due_us && d->procs[i].due_us <= now)
+				d->procs[i].due_us = now + HP_LOCK_RETRY_US;
+		ag_store_unlock(&d->store_lock);
+		return;
+	}
 	for (size_t i = 0; i < d->nr_procs;) {
 		struct ag_proc *pr = &d->procs[i];
 		const bool was_excluded = pr->excluded;
@@ -374,6 +384,12 @@ static void store_stamp(const struct ag_daemon *d, struct timespec st[2])
 	st[1] = sb.st_ctim;
 }
 
+/* Is a patch read past its expiry (hp_agent_read_patch refuses it)? */
+static bool store_expired(const struct ag_daemon *d)
+{
+	return d->store_expires && (uint64_t)time(NULL) > d->store_expires;
+}
+
 /* Has the store changed since it was read? */
 static bool store_changed(const struct ag_daemon *d)
 {
@@ -404,6 +420,15 @@ static int reload_store(struct ag_daemon *d)
 		return -ENOMEM;
 	d->nr_wanted = 0;
 	d->nr_at_exec = 0;
+	d->store_expires = 0;
+	for (size_t i = 0; i < s.nr; i++) {
+		const uint64_t expires =
+			s.entries[i].p ? s.entries[i].p->expires : 0;
+
+		if (expires &&
+		    (!d->store_expires || expires < d->store_expires))
+			d->store_expires = expires;
+	}
 	for (size_t i = 0; i < s.nr; i++)
 		if (s.entries[i].p && !s.entries[i].superseded) {
 			d->wanted[i] = s.entries[i].p;

@@ -153,6 +153,9 @@ struct ag_daemon {
 	struct hp_store store;
 	struct ag_store_lock store_lock;
 	struct timespec store_stamp[2]; /* its directory's mtime, ctime */
+	/* The first expiry of a patch read (unix seconds; 0: none): past
+	 * it, the store is read again before anything is applied. */
+	uint64_t store_expires;
 	/* Per store entry: the patch to apply (NULL: superseded or not
 	 * verified), and how many of its modules a process maps. */
 	const struct hp_patch **wanted;
