@@ -323,12 +323,14 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 	 * Under the lock, the store is what the CLI left: an uninstall
 	 * not yet read (its inotify event waits in the queue, or is
 	 * debounced) would have us apply the patch it just reverted. A
-	 * patch past its expiry is refused as a read refuses it: the
-	 * store is read again; while it cannot be, nothing is applied.
+	 * patch past its expiry is refused as a read refuses it. While the
+	 * store cannot be read (no fd left), the one read before may hold
+	 * a patch uninstalled since: nothing is applied from it.
 	 */
-	if ((store_changed(d) || store_expired(d)) && !reload_store(d))
+	if ((store_changed(d) || d->store_unread || store_expired(d)) &&
+	    !reload_store(d))
 		full_scan(d, now);
-	if (store_expired(d)) {
+	if (d->store_unread || store_expired(d)) {
 		for (size_t i = 0; i < d->nr_procs; i++)
 			if (d->procs[i].due_us && d->procs[i].due_us <= now)
 				d->procs[i].due_us = now + HP_LOCK_RETRY_US;
@@ -399,25 +401,56 @@ static bool store_changed(const struct ag_daemon *d)
 	return memcmp(now, d->store_stamp, sizeof(now)) != 0;
 }
 
+/* A patch of @s not read for want of a resource of hpatchd's (no fd
+ * left, no memory), not for what its file holds. Return: its rc, or 0. */
+static int unread_entry(const struct hp_store *s)
+{
+	for (size_t i = 0; i < s->nr; i++) {
+		const int rc = s->entries[i].rc;
+
+		if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
+			return rc;
+	}
+	return 0;
+}
+
 static int reload_store(struct ag_daemon *d)
 {
+	const struct hp_patch **wanted = NULL;
+	uint32_t *mapped = NULL;
 	struct hp_store s;
 	int rc;
 
 	/* Stamped before reading: a change meanwhile shows next time. */
 	store_stamp(d, d->store_stamp);
 	rc = hp_store_load(&s, d->conf->store_dir, d->conf->trust_dir);
-
-	if (rc)
+	if (!rc)
+		rc = unread_entry(&s);
+	if (!rc) {
+		wanted = calloc(s.nr ? s.nr : 1, sizeof(*wanted));
+		mapped = calloc(s.nr ? s.nr : 1, sizeof(*mapped));
+		rc = wanted && mapped ? 0 : -ENOMEM;
+	}
+	if (rc) {
+		/* What it read says nothing of the store (a patch file
+		 * not opened is not one that no longer verifies): the one
+		 * read before is kept, used for nothing until it is read. */
+		free(wanted);
+		free(mapped);
+		hp_store_release(&s);
+		d->store_unread = true;
+		hp_warn("store '%s' not read (%s): read again before "
+			"anything is applied",
+			d->conf->store_dir, strerror(-rc));
 		return rc;
+	}
+	d->store_unread = false;
 	hp_store_release(&d->store);
 	d->store = s;
 	free(d->wanted);
 	free(d->mapped);
-	d->wanted = calloc(s.nr ? s.nr : 1, sizeof(*d->wanted));
-	d->mapped = calloc(s.nr ? s.nr : 1, sizeof(*d->mapped));
-	if (!d->wanted || !d->mapped)
-		return -ENOMEM;
+	d->wanted = wanted;
+	d->mapped = mapped;
 	d->nr_wanted = 0;
 	d->nr_at_exec = 0;
 	d->store_expires = 0;

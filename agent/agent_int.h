@@ -156,6 +156,9 @@ struct ag_daemon {
 	/* The first expiry of a patch read (unix seconds; 0: none): past
 	 * it, the store is read again before anything is applied. */
 	uint64_t store_expires;
+	/* The store changed and could not be read (no fd left, no
+	 * memory): read again before anything is applied (run_due). */
+	bool store_unread;
 	/* Per store entry: the patch to apply (NULL: superseded or not
 	 * verified), and how many of its modules a process maps. */
 	const struct hp_patch **wanted;

@@ -11,16 +11,7 @@ agent_policy '[apply]' 'retry = 100ms' 'rescan = 1h'
 agent_install
 start_agent
 sleep 0.5 # its start's full scan done: only its lasting fds are open
-# lowest_free PID: the lowest fd number PID has free; as its soft limit,
-# no open of PID's can succeed.
-lowest_free() {
-	local n=0
-	while [ -e "/proc/$1/fd/$n" ]; do n=$((n + 1)); done
-	echo "$n"
-}
-read -r soft hard < <(prlimit --pid "$AGENT_PID" --nofile --raw \
-	--noheadings -o SOFT,HARD)
-prlimit --pid "$AGENT_PID" --nofile="$(lowest_free "$AGENT_PID"):$hard"
+agent_no_fds
 
 start_target "$T/bin/svc-v1" "$T/svc.log" 1
 pid=$TARGET_PID
@@ -29,7 +20,7 @@ check "pid $pid looked at, undecided" wait_until 10 undecided
 check "pid $pid not patched while hpatchd has no fd to spare" \
 	no_patch "$pid"
 check "hpatchd still runs" kill -0 "$AGENT_PID"
-prlimit --pid "$AGENT_PID" --nofile="$soft:$hard"
+agent_fds_back
 check "pid $pid patched once hpatchd has fds again" \
 	wait_until 5 has_patch "$pid" "$id"
 finish

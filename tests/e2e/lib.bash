@@ -331,6 +331,20 @@ has_patch() {
 		grep -q "\"patch_id\":\"$2\",[^}]*\"state\":\"active\""
 }
 no_patch() { ! "$HPATCH" status -p "$1" --json 2>/dev/null | grep -q '"state":"active"'; }
+# agent_no_fds: hpatchd ($AGENT_PID) at its limit of open files: its soft
+# limit the lowest fd number it has free, so no open of its can succeed;
+# agent_fds_back: its limit as before.
+agent_no_fds() {
+	local n=0
+	read -r AGENT_NOFILE_SOFT AGENT_NOFILE_HARD < <(prlimit \
+		--pid "$AGENT_PID" --nofile --raw --noheadings -o SOFT,HARD)
+	while [ -e "/proc/$AGENT_PID/fd/$n" ]; do n=$((n + 1)); done
+	prlimit --pid "$AGENT_PID" --nofile="$n:$AGENT_NOFILE_HARD"
+}
+agent_fds_back() {
+	prlimit --pid "$AGENT_PID" \
+		--nofile="$AGENT_NOFILE_SOFT:$AGENT_NOFILE_HARD"
+}
 
 # build_id_offset ELF: the file offset of ELF's build-id bytes, read from
 # the section headers (the id may hold any byte: no searching for it).
