@@ -221,6 +221,17 @@ uint64_t hp_agent_start_time(pid_t pid)
 	return t;
 }
 
+uint64_t hp_agent_now_ticks(void)
+{
+	const long hz = sysconf(_SC_CLK_TCK);
+	struct timespec ts;
+
+	if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &ts))
+		return UINT64_MAX;
+	return (uint64_t)ts.tv_sec * (uint64_t)hz +
+	       (uint64_t)ts.tv_nsec / (1000000000u / (uint64_t)hz);
+}
+
 /* Is a patch still in place in @pid marked uninstalled? Return: 0 or
  * the query's failure. */
 static int find_removed(const struct hp_store *s, pid_t pid, bool *found)

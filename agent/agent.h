@@ -209,6 +209,9 @@ bool hp_agent_unit_of(const char *cgroup_text, char *out, size_t cap);
 /* Start time of @pid in clock ticks since boot (0 if gone or a zombie):
  * with the pid, it names one process across pid reuse. */
 uint64_t hp_agent_start_time(pid_t pid);
+/* Now, on the clock of hp_agent_start_time (UINT64_MAX: not known): a
+ * process that started later has a greater start time. */
+uint64_t hp_agent_now_ticks(void);
 
 /*
  * hp_agent_revert_removed() - in @pid, revert every patch still in place

@@ -123,44 +123,102 @@ int hpatch_cmd_install(int argc, char **argv)
 	return rc ? HP_EXIT_NOTHING : HP_EXIT_OK;
 }
 
-/* Revert every patch marked uninstalled in @s, in every process. */
+/* A process met by revert_everywhere: a pid, and its start time (a pid
+ * reused is another process). */
+struct met {
+	pid_t pid;
+	uint64_t start;
+};
+
+static int by_pid_start(const void *a, const void *b)
+{
+	const struct met *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Rounds of revert_everywhere before it leaves the rest to hpatchd. */
+#define HP_REVERT_ROUNDS 16
+
+/*
+ * Revert every patch marked uninstalled in @s, in every process; then in
+ * those the host has that were not listed and started before the list
+ * (a worker a server forked meanwhile, from a parent not reverted yet,
+ * has the patch in its copy of the memory; the fork of a reverted one,
+ * or a new image, has none), until a list shows none. Processes that
+ * keep so appearing beyond HP_REVERT_ROUNDS lists make it busy: the mark
+ * stays, hpatchd looks at them.
+ */
 static int revert_everywhere(const struct hp_store *s,
 			     const struct hp_rt_opts *opts,
 			     struct hp_rt_audit *audit, struct hp_out *o)
 {
-	pid_t *pids = NULL;
-	size_t nr = 0;
+	struct met *met = NULL;
+	size_t nr_met = 0, cap_met = 0, nr_new = 1;
 	int status = HP_EXIT_OK;
 
-	if (hp_agent_pids(&pids, &nr))
-		return HP_EXIT_ERROR;
 	hp_out_begin_array(o, "processes");
-	for (size_t i = 0; i < nr; i++) {
-		struct hpatch_hold h;
-		int rc;
+	for (int round = 0; nr_new && round < HP_REVERT_ROUNDS; round++) {
+		const size_t nr_before = nr_met;
+		/* Every process that could have the patch now, the rest of
+		 * the host reverted before, started before this. */
+		const uint64_t now = round ? hp_agent_now_ticks() : UINT64_MAX;
+		pid_t *pids = NULL;
+		size_t nr = 0;
 
-		/* As apply and revert: a ^C or SIGTERM acts once the
-		 * process is reverted and recorded, never in its stop. */
-		hpatch_hold_begin(&h);
-		rc = hp_agent_revert_removed(s, pids[i], opts, audit);
-		hpatch_hold_end(&h);
+		if (hp_agent_pids(&pids, &nr)) {
+			status = HP_EXIT_ERROR;
+			break;
+		}
+		for (size_t i = 0; i < nr; i++) {
+			const struct met m = { pids[i],
+					       hp_agent_start_time(pids[i]) };
+			struct hpatch_hold h;
+			int rc;
 
-		if (rc == 0 || rc == -HP_E_GONE ||
-		    (rc < 0 && !hp_agent_start_time(pids[i])))
-			continue;
-		hp_out_begin_object(o, NULL);
-		hp_out_i64(o, "pid", pids[i]);
-		hp_out_str(o, "result", "%s", rc > 0 ? "ok" : hp_err_name(rc));
-		if (rc > 0)
-			hp_out_u64(o, "reverted", (uint64_t)rc);
-		else
-			hp_out_str(o, "reason", "%s", hp_strerror(rc));
-		hp_out_end_object(o);
-		if (rc < 0)
-			status = hpatch_combine(status, rc);
+			if (m.start > now ||
+			    bsearch(&m, met, nr_before, sizeof(*met),
+				    by_pid_start))
+				continue;
+			if (!hp_grow(&met, &cap_met, nr_met, sizeof(*met), 256))
+				met[nr_met++] = m;
+			/* As apply and revert: a ^C or SIGTERM acts once the
+			 * process is reverted and recorded, never in its
+			 * stop. */
+			hpatch_hold_begin(&h);
+			rc = hp_agent_revert_removed(s, pids[i], opts, audit);
+			hpatch_hold_end(&h);
+
+			if (rc == 0 || rc == -HP_E_GONE ||
+			    (rc < 0 && !hp_agent_start_time(pids[i])))
+				continue;
+			hp_out_begin_object(o, NULL);
+			hp_out_i64(o, "pid", pids[i]);
+			hp_out_str(o, "result", "%s",
+				   rc > 0 ? "ok" : hp_err_name(rc));
+			if (rc > 0)
+				hp_out_u64(o, "reverted", (uint64_t)rc);
+			else
+				hp_out_str(o, "reason", "%s", hp_strerror(rc));
+			hp_out_end_object(o);
+			if (rc < 0)
+				status = hpatch_combine(status, rc);
+		}
+		free(pids);
+		/* The first list: every process is new. */
+		nr_new = round ? nr_met - nr_before : 1;
+		qsort(met, nr_met, sizeof(*met), by_pid_start);
 	}
 	hp_out_end_array(o);
-	free(pids);
+	free(met);
+	if (nr_new && status == HP_EXIT_OK)
+		status = hpatch_combine(
+			status, hp_error(-HP_E_BUSY,
+					 "processes kept starting: not all "
+					 "looked at after %d lists of them",
+					 HP_REVERT_ROUNDS));
 	return status;
 }
 

@@ -14,6 +14,8 @@
  *                sharing its memory with the child); then its pid
  *   waitchild MS -> the same wait for a child with its own copy of the
  *                memory (clone(CLONE_VFORK) without CLONE_VM)
+ *   fork MS   -> fork(): a child with its own copy of the memory (the
+ *                patches in it) sleeps MS and exits; its pid, at once
  *   share MS  -> a child sharing the memory (clone(CLONE_VM)) whose
  *                leader leaves at once, a thread of its own running on
  *                for MS; its pid, without waiting
@@ -151,6 +153,19 @@ static int vfork_wait(int ms, bool share)
 	return (int)child;
 }
 
+/* The same in every version: a forked worker, as a server makes one. */
+static int fork_sleep(int ms)
+{
+	const struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	const pid_t child = fork();
+
+	if (child == 0) {
+		syscall(SYS_nanosleep, &ts, NULL);
+		syscall(SYS_exit_group, 0);
+	}
+	return (int)child;
+}
+
 /* The same in every version (issue 12): one share at a time. */
 static char share_stacks[2][64 << 10];
 
@@ -224,6 +239,8 @@ static void *serve(void *arg)
 		else if (!strncmp(req, "waitchild ", 10))
 			fprintf(conn, "%d\n",
 				vfork_wait(atoi(req + 10), false));
+		else if (!strncmp(req, "fork ", 5))
+			fprintf(conn, "%d\n", fork_sleep(atoi(req + 5)));
 		else if (!strncmp(req, "share ", 6))
 			fprintf(conn, "%d\n",
 				clone(share_leave,
