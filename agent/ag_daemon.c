@@ -100,6 +100,7 @@ static void full_scan(struct ag_daemon *d, uint64_t now)
 	}
 	d->sweep_marks = d->store.nr_uninstalled > 0;
 	d->sweep_failed = false;
+	d->sweep_lists = 0;
 }
 
 /* Exec'd so recently that more rescans are still to come? */
@@ -303,6 +304,52 @@ static bool store_changed(const struct ag_daemon *d);
 static bool store_expired(const struct ag_daemon *d);
 static int reload_store(struct ag_daemon *d);
 
+/* Lists of processes a sweep of the uninstall marks makes, at most, for
+ * those it did not list before; then the marks wait for the next scan. */
+#define HP_SWEEP_LISTS 16
+
+/*
+ * A sweep's pass reverted the uninstalled patches in every process its
+ * scan listed; but a process forked meanwhile (hpatchd looks at no fork)
+ * from one reverted after has them in its copy of the memory, a server's
+ * worker say. Those the host has now that hpatchd does not know, started
+ * before now (a process started since is the fork of one reverted, or a
+ * new image), are due now, and the marks wait for their look: the next
+ * list, after it, looks only at the few started during it. Return: how
+ * many, or 1 when the host's processes cannot be listed now.
+ */
+static size_t sweep_newcomers(struct ag_daemon *d, uint64_t now)
+{
+	const uint64_t end = hp_agent_now_ticks(); /* the pass's end */
+	pid_t *pids = NULL;
+	size_t nr = 0, n = 0;
+
+	d->sweep_lists++;
+	if (hp_agent_pids(&pids, &nr))
+		return 1;
+	for (size_t i = 0; i < nr; i++) {
+		struct ag_proc *pr = NULL;
+		uint64_t start;
+
+		if (ag_find_proc(d, pids[i]))
+			continue;
+		start = hp_agent_start_time(pids[i]);
+		if (!start || start > end)
+			continue;
+		pr = ag_add_proc(d, pids[i]);
+		if (pr) {
+			pr->seen = true;
+			ag_schedule(pr, now);
+		}
+		n++;
+	}
+	free(pids);
+	if (n)
+		hp_dbg(HP_DBG_TIMING,
+		       "uninstall marks: %zu processes not listed before", n);
+	return n;
+}
+
 static void run_due(struct ag_daemon *d, uint64_t now)
 {
 	bool any = false;
@@ -370,8 +417,12 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 	d->sweep_fds = false;
 	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
 	       nr_done, hp_now_us() - now);
-	if (d->sweep_marks && !d->sweep_failed)
-		ag_drop_marks(d);
+	if (d->sweep_marks && !d->sweep_failed) {
+		if (!sweep_newcomers(d, now))
+			ag_drop_marks(d);
+		else if (d->sweep_lists < HP_SWEEP_LISTS)
+			return; /* the marks wait for their look */
+	}
 	d->sweep_marks = false;
 }
 

@@ -210,6 +210,9 @@ struct ag_daemon {
 	size_t nr_dirs;
 	bool sweep_marks;  /* this scan may drop the uninstall marks */
 	bool sweep_failed; /* ... unless a revert failed */
+	/* ... or processes it did not list (forked since) are still to be
+	 * looked at: the lists of them made so far (sweep_newcomers). */
+	uint8_t sweep_lists;
 	bool view_dirty;
 	uint64_t view_due_us;
 	struct hp_view view; /* counters; tracks filled when published */
