@@ -30,7 +30,7 @@ start_target "$T/bin/svc-v1" "$T/b.log" 1
 b=$TARGET_PID
 # Its exec is looked at at once, then 3, 30 and 300 ms on.
 sleep 1
-check "... a process started since is not patched" no_patch "$b"
+check "... a process started since is not patched" lacks_patch "$b" "$id"
 check "... by hpatchd's word" grep -q "'$AGENT_STORE/$id.hpatch': patch expired" "$T/hpatchd.log"
 check "... nor audited as applied" \
 	test "$(grep -c "\"action\":\"apply\",\"pid\":$b,.*\"result\":\"ok\"" "$HPATCH_AUDIT_LOG")" -eq 0

@@ -18,18 +18,18 @@ sleep 0.5 # its passes done: only its lasting fds are open
 agent_no_fds
 expect_exit 0 "uninstall (reverted by hpatch itself)" "$HPATCH" uninstall \
 	--store "$AGENT_STORE" --trust "$T/trust" "$id"
-check "pid $a reverted" no_patch "$a"
+check "pid $a reverted" lacks_patch "$a" "$id"
 unread() { grep -q "store '$AGENT_STORE': Too many open files" "$T/hpatchd.log"; }
 check "hpatchd could not read the store" wait_until 10 unread
 start_target "$T/bin/svc-v1" "$T/b.log" 1
 b=$TARGET_PID
 sleep 0.5 # its exec seen, its looks due meanwhile
-check "pid $b started meanwhile: not patched" no_patch "$b"
+check "pid $b started meanwhile: not patched" lacks_patch "$b" "$id"
 agent_fds_back
 read_again() { grep -q "store '$AGENT_STORE': 0 patches installed" "$T/hpatchd.log"; }
 check "the store read once hpatchd has fds again" wait_until 10 read_again
 sleep 0.5 # pid $b's next looks: 100 ms apart
-check "pid $b never gets the patch uninstalled" no_patch "$b"
+check "pid $b never gets the patch uninstalled" lacks_patch "$b" "$id"
 check "... nor is it audited so" \
 	test "$(grep -c "\"action\":\"apply\",\"pid\":$b,.*\"result\":\"ok\"" "$HPATCH_AUDIT_LOG")" -eq 0
 finish

@@ -32,9 +32,9 @@ rm "$AGENT_STORE/$id.hpatch"
 sleep 0.5 # hpatchd read it; its pass waits for a
 child=$(ask 4 "fork 20000")
 PIDS+=("$child")
-check "pid $a reverted" wait_until 10 no_patch "$a"
-check "pid $s reverted" wait_until 10 no_patch "$s"
+check "pid $a reverted" wait_until 10 lacks_patch "$a" "$id"
+check "pid $s reverted" wait_until 10 lacks_patch "$s" "$id"
 check "the mark goes" wait_until 10 test ! -e "$mark"
-check "the worker $child, forked meanwhile, reverted too" no_patch "$child"
+check "the worker $child, forked meanwhile, reverted too" lacks_patch "$child" "$id"
 check "... audited" grep -q "\"action\":\"revert\",\"pid\":$child,.*\"result\":\"ok\"" "$HPATCH_AUDIT_LOG"
 finish

@@ -331,6 +331,9 @@ has_patch() {
 		grep -q "\"patch_id\":\"$2\",[^}]*\"state\":\"active\""
 }
 no_patch() { ! "$HPATCH" status -p "$1" --json 2>/dev/null | grep -q '"state":"active"'; }
+# lacks_patch PID ID: patch ID is not active in PID (another test's, say
+# of an apply --all, may be).
+lacks_patch() { ! has_patch "$1" "$2"; }
 # agent_no_fds: hpatchd ($AGENT_PID) at its limit of open files: its soft
 # limit the lowest fd number it has free, so no open of its can succeed;
 # agent_fds_back: its limit as before.

@@ -36,9 +36,9 @@ PIDS+=("$child")
 rc=0
 wait "$un" || rc=$?
 check "uninstall: exit 0 ($rc)" test "$rc" -eq 0
-check "pid $a reverted" no_patch "$a"
-check "pid $s reverted" no_patch "$s"
-check "its worker $child, forked meanwhile, reverted too" no_patch "$child"
+check "pid $a reverted" lacks_patch "$a" "$id"
+check "pid $s reverted" lacks_patch "$s" "$id"
+check "its worker $child, forked meanwhile, reverted too" lacks_patch "$child" "$id"
 check "... said so" grep -q "pid: $child" "$T/un.out"
 check "the mark goes" test ! -e "$S/$id.uninstalled"
 finish
