@@ -226,7 +226,8 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 			hp_log(HP_LOG_INFO,
 			       "pid %d: reverted %d uninstalled patch%s",
 			       (int)pr->pid, rc, rc > 1 ? "es" : "");
-		} else if (rc < 0 && hp_agent_start_time(pr->pid)) {
+		} else if (rc < 0 && (hp_agent_ran_short(rc) ||
+				      hp_agent_start_time(pr->pid))) {
 			d->sweep_failed = true;
 			d->view.failures++;
 			ag_schedule(pr, ag_retry_at(d, now, 1));
@@ -456,12 +457,9 @@ static bool store_changed(const struct ag_daemon *d)
  * left, no memory), not for what its file holds. Return: its rc, or 0. */
 static int unread_entry(const struct hp_store *s)
 {
-	for (size_t i = 0; i < s->nr; i++) {
-		const int rc = s->entries[i].rc;
-
-		if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
-			return rc;
-	}
+	for (size_t i = 0; i < s->nr; i++)
+		if (hp_agent_ran_short(s->entries[i].rc))
+			return s->entries[i].rc;
 	return 0;
 }
 

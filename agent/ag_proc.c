@@ -259,6 +259,9 @@ int hp_agent_revert_removed(const struct hp_store *s, pid_t pid,
 		bool found = false;
 		int rc = find_removed(s, pid, &found);
 
+		/* No fd or memory left to read it: not known, not none. */
+		if (hp_agent_ran_short(rc))
+			return rc;
 		/* Unreadable (a kernel thread, gone): nothing of ours. */
 		if (rc || !found)
 			return nr_reverted;

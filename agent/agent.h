@@ -7,6 +7,7 @@
 #ifndef HP_AGENT_H
 #define HP_AGENT_H
 
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -209,6 +210,13 @@ bool hp_agent_unit_of(const char *cgroup_text, char *out, size_t cap);
 /* Start time of @pid in clock ticks since boot (0 if gone or a zombie):
  * with the pid, it names one process across pid reuse. */
 uint64_t hp_agent_start_time(pid_t pid);
+/* Did @rc come of this process's own resources running short (no fd
+ * left, no memory), not of what it read? Then nothing is known of it. */
+static inline bool hp_agent_ran_short(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM;
+}
+
 /* Now, on the clock of hp_agent_start_time (UINT64_MAX: not known): a
  * process that started later has a greater start time. */
 uint64_t hp_agent_now_ticks(void);
@@ -217,7 +225,9 @@ uint64_t hp_agent_now_ticks(void);
  * hp_agent_revert_removed() - in @pid, revert every patch still in place
  * whose id is marked uninstalled in @s (and not installed): reverting is
  * newest first, so a later patch above it is reverted too (hpatchd
- * applies that one again). Each revert is recorded in @audit.
+ * applies that one again). Each revert is recorded in @audit. A process
+ * whose memory cannot be read (a kernel thread, gone) has none; one not
+ * read for want of an fd or memory (hp_agent_ran_short) is a failure.
  * Return: the number reverted, or -errno / -HP_E_* of the first failure.
  */
 int hp_agent_revert_removed(const struct hp_store *s, pid_t pid,

@@ -192,7 +192,8 @@ static int revert_everywhere(const struct hp_store *s,
 			hpatch_hold_end(&h);
 
 			if (rc == 0 || rc == -HP_E_GONE ||
-			    (rc < 0 && !hp_agent_start_time(pids[i])))
+			    (rc < 0 && !hp_agent_ran_short(rc) &&
+			     !hp_agent_start_time(pids[i])))
 				continue;
 			hp_out_begin_object(o, NULL);
 			hp_out_i64(o, "pid", pids[i]);

@@ -10,11 +10,7 @@ require_ptrace
 agent_svc storefd
 agent_policy '[apply]' 'retry = 100ms' 'rescan = 1h'
 agent_install
-start_target "$T/bin/svc-v1" "$T/a.log" 1
-a=$TARGET_PID
-start_agent
-check "pid $a patched" wait_until 10 has_patch "$a" "$id"
-sleep 0.5 # its passes done: only its lasting fds are open
+agent_patched_target
 agent_no_fds
 expect_exit 0 "uninstall (reverted by hpatch itself)" "$HPATCH" uninstall \
 	--store "$AGENT_STORE" --trust "$T/trust" "$id"

@@ -334,15 +334,34 @@ no_patch() { ! "$HPATCH" status -p "$1" --json 2>/dev/null | grep -q '"state":"a
 # lacks_patch PID ID: patch ID is not active in PID (another test's, say
 # of an apply --all, may be).
 lacks_patch() { ! has_patch "$1" "$2"; }
-# agent_no_fds: hpatchd ($AGENT_PID) at its limit of open files: its soft
-# limit the lowest fd number it has free, so no open of its can succeed;
-# agent_fds_back: its limit as before.
+# store_svc NAME: key k, patch of svc (id NAME-PID, in $id) installed in
+# the store $S ($T/store), for hpatch uninstall without hpatchd.
+store_svc() {
+	S=$T/store
+	make_key k
+	id=$1-$$
+	build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
+	expect_exit 0 "install" "$HPATCH" install --store "$S" \
+		--trust "$T/trust" "$T/svc.hpatch"
+}
+# agent_patched_target: svc-v1 of $T/bin started (its pid in $a), then
+# hpatchd, which patches it with the test's patch ($id), its passes done.
+agent_patched_target() {
+	start_target "$T/bin/svc-v1" "$T/a.log" 1
+	a=$TARGET_PID
+	start_agent
+	check "pid $a patched" wait_until 10 has_patch "$a" "$id"
+	sleep 0.5 # its passes done: only its lasting fds are open
+}
+# agent_no_fds [N]: hpatchd ($AGENT_PID) at its limit of open files: its
+# soft limit the lowest fd number it has free (plus N), so no open of its
+# can succeed (N more); agent_fds_back: its limit as before.
 agent_no_fds() {
 	local n=0
 	read -r AGENT_NOFILE_SOFT AGENT_NOFILE_HARD < <(prlimit \
 		--pid "$AGENT_PID" --nofile --raw --noheadings -o SOFT,HARD)
 	while [ -e "/proc/$AGENT_PID/fd/$n" ]; do n=$((n + 1)); done
-	prlimit --pid "$AGENT_PID" --nofile="$n:$AGENT_NOFILE_HARD"
+	prlimit --pid "$AGENT_PID" --nofile="$((n + ${1:-0})):$AGENT_NOFILE_HARD"
 }
 agent_fds_back() {
 	prlimit --pid "$AGENT_PID" \

@@ -6,11 +6,7 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-S=$T/store
-make_key k
-id=forked-$$
-build_patch svc "$T/svc.hpatch" --key "$T/k.key" --id "$id"
-expect_exit 0 "install" "$HPATCH" install --store "$S" --trust "$T/trust" "$T/svc.hpatch"
+store_svc forked
 # a: busy in the patch (hold() spins) for a while; its revert waits.
 start_target "$HP_TD/svc-v1" "$T/a.log" 1
 a=$TARGET_PID
