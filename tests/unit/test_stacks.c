@@ -49,6 +49,8 @@ static struct {
 	pid_t test_tid;
 	uint64_t read_us; /* each read takes as long, as a real one would */
 	uint64_t other_read_us; /* ... on a thread other than the test's */
+	/* The test's thread waits for the other's first read (up to 5 s). */
+	bool await_other;
 } fk;
 
 #define FAKE_BASE 0x7e0000000000ULL
@@ -63,14 +65,17 @@ static hp_raddr_t map_start(size_t i)
 static int fake_read(const struct hp_proc *proc, hp_raddr_t addr, void *buf,
 		     size_t len)
 {
-	const uint64_t until =
-		hp_now_us() + ((pid_t)syscall(SYS_gettid) == fk.test_tid
-				       ? fk.read_us
-				       : fk.other_read_us);
+	const bool mine = (pid_t)syscall(SYS_gettid) == fk.test_tid;
+	uint64_t until = hp_now_us() + (mine ? fk.read_us : fk.other_read_us);
 
 	(void)proc;
 	while (hp_now_us() < until)
 		;
+	/* (sched_yield: a real-time thread on the other's CPU lets it run.) */
+	until = hp_now_us() + 5000000;
+	while (mine && fk.await_other && hp_now_us() < until &&
+	       !__atomic_load_n(&fk.reads_elsewhere, __ATOMIC_RELAXED))
+		sched_yield();
 	if ((sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) != SCHED_FIFO)
 		__atomic_fetch_add(&fk.reads_not_fifo, 1, __ATOMIC_RELAXED);
 	if ((pid_t)syscall(SYS_gettid) != fk.test_tid)
@@ -553,6 +558,10 @@ static void test_helper_priority(void **state)
 	fk.test_tid = (pid_t)syscall(SYS_gettid);
 	fk.reads_not_fifo = fk.reads_elsewhere = 0;
 	fk.read_us = 10; /* 3.2 ms in all: the helper takes its share */
+	/* On a loaded host (the suite's other tests, some at real-time
+	 * priority too) it may get a CPU only after all of it: waited for,
+	 * so that its reads are there to be looked at. */
+	fk.await_other = true;
 	/* As hp_prio_raise does for the window (the suite runs as root). */
 	assert_int_equal(
 		sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &fifo),
@@ -564,6 +573,7 @@ static void test_helper_priority(void **state)
 	assert_true(fk.reads_elsewhere > 0);
 	assert_int_equal(fk.reads_not_fifo, 0);
 	fk.read_us = 0;
+	fk.await_other = false;
 }
 
 static pid_t job_tid;
