@@ -379,14 +379,21 @@ build_id_offset() {
 	echo $((16#$off + 12 + (namesz + 3) / 4 * 4))
 }
 
-# unique_build NAME BIN PATCH [HPDIFF ARGS...]: a copy BIN of NAME-v1 with
-# a build-id of its own (4 random bytes), and a signed PATCH for it, so
-# that 'apply --all' finds this test's processes and no other test's.
+# unique_copy SRC DST: a copy DST of the ELF file SRC with a build-id of
+# its own (4 random bytes), so that 'apply --all' finds this test's
+# processes and no other test's.
+unique_copy() {
+	local at
+	cp "$1" "$2"
+	at=$(build_id_offset "$2")
+	head -c 4 /dev/urandom | dd of="$2" bs=1 seek="$at" conv=notrunc 2>/dev/null
+}
+
+# unique_build NAME BIN PATCH [HPDIFF ARGS...]: a unique_copy BIN of
+# NAME-v1, and a signed PATCH for it.
 unique_build() {
-	local name=$1 bin=$2 out=$3 at; shift 3
-	cp "$HP_TD/$name-v1" "$bin"
-	at=$(build_id_offset "$bin")
-	head -c 4 /dev/urandom | dd of="$bin" bs=1 seek="$at" conv=notrunc 2>/dev/null
+	local name=$1 bin=$2 out=$3; shift 3
+	unique_copy "$HP_TD/$name-v1" "$bin"
 	"$HPDIFF" --old "$HP_TD/CMakeFiles/$name-v1.objs.dir" \
 		--new "$HP_TD/CMakeFiles/$name-v2.objs.dir" \
 		--binary "$bin" -o "$out" -q "$@" >/dev/null
