@@ -9,12 +9,19 @@
 require_ptrace
 
 agent_svc config-gone
-agent_install
 mkdir -p "$T/bin/keep" "$T/up/hpatch" "$T/work"
-cp "$HP_TD/svc-v1" "$T/bin/keep/"
-printf '[exclude]\nexe = %s/bin/keep/*\n' "$T" >"$T/up/hpatch/hpatch.conf"
+# A build of the test's own: the defaults, were they taken, would patch
+# every process of the patch's build on the host.
+unique_build svc "$T/bin/keep/svc-v1" "$T/svc.hpatch" --key "$T/k.key" \
+	--id "$id"
+agent_install
+printf '[include]\nexe = %s/bin/*\n[exclude]\nexe = %s/bin/keep/*\n' \
+	"$T" "$T" >"$T/up/hpatch/hpatch.conf"
 start_target "$T/bin/keep/svc-v1" "$T/kept.log" 1
 kept=$TARGET_PID
+# Another test's process, of the build the test's copy was made from.
+start_target "$HP_TD/svc-v1" "$T/bystander.log" 1
+bystander=$TARGET_PID
 env -u TZ unshare -m --propagation private sh -c \
 	'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$0/up,workdir=$0/work" /etc &&
 	exec "$@"' "$T" \
@@ -45,4 +52,5 @@ check "a new excluded process is listed as excluded" \
 sleep 1 # a rescan's time (hpatchd's first retries: 1 s)
 check "the excluded process is still not patched" no_patch "$kept"
 check "... nor the new one" no_patch "$kept2"
+check "nor another test's process" no_patch "$bystander"
 finish
