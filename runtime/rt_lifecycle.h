@@ -11,12 +11,21 @@
 #include "common/hp_arch_x86_64.h"
 
 /* The unwinder a process has loaded: libgcc_s (rt_unwind.c). */
+/* The allocator's functions that take its locks (rt_unwind.c). */
+#define HP_ALLOC_FNS 16
+
 struct hp_unwinder {
 	hp_raddr_t reg;	  /* __register_frame_info */
 	hp_raddr_t dereg; /* __deregister_frame_info */
 	hp_raddr_t lo;	  /* its module's mapped range */
 	hp_raddr_t hi;
 	char path[256];
+	/* The code of the allocator's functions that take its locks, each
+	 * [lo, hi): a thread inside one may hold a lock free() takes. */
+	struct {
+		hp_raddr_t lo, hi;
+	} alloc[HP_ALLOC_FNS];
+	size_t nr_alloc;
 };
 
 /* One module's patch, prepared in the loader's memory before any stop. */

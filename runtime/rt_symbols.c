@@ -194,9 +194,11 @@ static int version_name(const struct hp_proc *proc, const struct dynmod *d,
 	return -ENOENT;
 }
 
+/* @name's address in *@out, its size in *@size (if not NULL), whether it
+ * is an IFUNC in *@ifunc. Return: 0 or -ENOENT. */
 static int lookup_in(const struct hp_proc *proc, const struct dynmod *d,
 		     const char *name, const char *version, hp_raddr_t *out,
-		     bool *ifunc)
+		     uint64_t *size, bool *ifunc)
 {
 	uint32_t hdr[4], h = gnu_hash(name), idx;
 	uint64_t bucket_at;
@@ -239,6 +241,8 @@ static int lookup_in(const struct hp_proc *proc, const struct dynmod *d,
 				ok = !(vs & 0x8000); /* hidden: not default */
 			if (ok) {
 				*out = d->bias + st.st_value;
+				if (size)
+					*size = st.st_size;
 				*ifunc = ELF64_ST_TYPE(st.st_info) ==
 					 STT_GNU_IFUNC;
 				return 0;
@@ -429,7 +433,8 @@ static int resolve_here(const struct hp_proc *proc, const struct ifunc *f,
 		if (sm->offset != 0 || strcmp(sm->path, m->path) ||
 		    map_file_id(self.pid, sm->start, id, sizeof(id)) ||
 		    strcmp(id, want) || read_dynamic(&self, sm, &sd) ||
-		    lookup_in(&self, &sd, f->name, f->version, &mine, &ifunc) ||
+		    lookup_in(&self, &sd, f->name, f->version, &mine, NULL,
+			      &ifunc) ||
 		    !ifunc || mine - sd.bias != f->resolver - d->bias ||
 		    !is_code_of(&self, mine, sm->path))
 			continue;
@@ -481,11 +486,20 @@ int hp_module_find_symbol(const struct hp_proc *proc, const struct hp_map *m,
 			  const char *name, const char *version,
 			  hp_raddr_t *out)
 {
+	uint64_t size;
+
+	return hp_module_find_function(proc, m, name, version, out, &size);
+}
+
+int hp_module_find_function(const struct hp_proc *proc, const struct hp_map *m,
+			    const char *name, const char *version,
+			    hp_raddr_t *out, uint64_t *size)
+{
 	struct dynmod d;
 	bool ifunc = false;
 
 	if (m->offset != 0 || read_dynamic(proc, m, &d) ||
-	    lookup_in(proc, &d, name, version, out, &ifunc) || ifunc)
+	    lookup_in(proc, &d, name, version, out, size, &ifunc) || ifunc)
 		return -ENOENT;
 	return 0;
 }
@@ -501,7 +515,7 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ) || read_dynamic(proc, m, &d))
 			continue;
-		if (lookup_in(proc, &d, name, version, out, &ifunc))
+		if (lookup_in(proc, &d, name, version, out, NULL, &ifunc))
 			continue;
 		if (ifunc) {
 			const struct ifunc f = { m, &d, name, version, *out };

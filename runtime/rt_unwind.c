@@ -318,6 +318,62 @@ static const struct hp_map *find_libgcc(const struct hp_proc *proc)
 }
 
 /*
+ * The C library's functions that take the allocator's locks and may wait
+ * in a system call while they hold one: glibc's malloc and free (sysmalloc
+ * and the trims map, unmap, brk and madvise under the arena's lock),
+ * malloc_stats (writes to stderr under it), fork (holds every arena's
+ * lock across the clone), and the rest of the family. Every path from
+ * them into the kernel leaves a return address inside one of them (or
+ * the thread's pc). The allocator is whoever defines free, first in the
+ * maps: the program itself for one linked with its own.
+ */
+static const char *const alloc_fns[HP_ALLOC_FNS] = {
+	"free",		"malloc",    "calloc",	      "realloc",
+	"reallocarray", "memalign",  "aligned_alloc", "posix_memalign",
+	"valloc",	"pvalloc",   "malloc_trim",   "malloc_stats",
+	"malloc_info",	"mallinfo2", "mallopt",	      "fork",
+};
+
+/* The code ranges of alloc_fns in @proc, into @u (none when it cannot be
+ * told: a static program). */
+static void find_allocator(const struct hp_proc *proc, struct hp_unwinder *u)
+{
+	const struct hp_map *lib = NULL;
+	hp_raddr_t at = 0;
+	uint64_t size = 0;
+
+	u->nr_alloc = 0;
+	for (size_t i = 0; i < proc->nr_maps && !lib; i++) {
+		const struct hp_map *m = &proc->maps[i];
+
+		if (!m->offset && m->path[0] == '/' && (m->prot & PROT_READ) &&
+		    !hp_module_find_function(proc, m, alloc_fns[0], NULL, &at,
+					     &size))
+			lib = m;
+	}
+	for (size_t k = 0; lib && k < HP_ARRAY_SIZE(alloc_fns); k++) {
+		if (hp_module_find_function(proc, lib, alloc_fns[k], NULL, &at,
+					    &size))
+			continue;
+		u->alloc[u->nr_alloc].lo = at;
+		u->alloc[u->nr_alloc].hi = at + (size ? size : 1);
+		u->nr_alloc++;
+	}
+}
+
+/* Does @addr point into the unwinder's module or the allocator's locking
+ * functions (find_allocator)? */
+static bool in_locking_code(const struct hp_unwinder *u, uint64_t addr)
+{
+	if (addr >= u->lo && addr < u->hi)
+		return true;
+	for (size_t k = 0; k < u->nr_alloc; k++)
+		if (addr >= u->alloc[k].lo && addr < u->alloc[k].hi)
+			return true;
+	return false;
+}
+
+/*
  * The unwinder of @proc: the functions of that very copy of libgcc_s
  * (another copy's registry may be one the program never searches), and
  * the range of its mappings, for the choice of a thread to call them in
@@ -342,6 +398,7 @@ static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
 					(int)proc->pid, lib->path, names[k],
 					HP_UNWIND_VERSION);
 	snprintf(u->path, sizeof(u->path), "%s", lib->path);
+	find_allocator(proc, u);
 	u->lo = lib->start;
 	u->hi = lib->end;
 	for (size_t i = (size_t)(lib - proc->maps) + 1;
@@ -353,13 +410,16 @@ static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
 }
 
 /*
- * Can stopped @t make the call? It must wait in a system call (so it is in
- * none of the unwinder's or the allocator's critical sections: a thread
+ * Can stopped @t make the call? It must wait in a system call (a thread
  * interrupted while running might hold the object mutex, or the malloc
  * lock free() in deregistration takes) and hold no return address into
- * the unwinder on its stack (conservative: every word that looks like one
- * counts, so a thread blocked under a lookup is never chosen). Not one in
- * seccomp strict mode: the call's first allocation would kill it.
+ * the unwinder nor into the allocator's locking functions on its stack
+ * (conservative: every word that looks like one counts, so a thread
+ * blocked under a lookup is never chosen, nor one that waits in the
+ * kernel holding an arena's lock: malloc_stats writing to a full pipe,
+ * sysmalloc's mmap, fork's clone; free() in the call would wait for its
+ * own thread). Not one in seccomp strict mode: the call's first
+ * allocation would kill it.
  */
 static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 			const struct hp_unwinder *u)
@@ -374,7 +434,7 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 				    : hp_seccomp_strict(t->tid);
 
 	if (strict || hp_pt_get_regs(t) || (long long)t->regs.orig_rax < 0 ||
-	    (t->regs.rip >= u->lo && t->regs.rip < u->hi))
+	    in_locking_code(u, t->regs.rip))
 		return false;
 	stack = hp_proc_find_map(proc, t->regs.rsp);
 	if (!stack)
@@ -389,7 +449,7 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 		return false;
 	}
 	for (size_t i = 0; i < len / 8 && fit; i++)
-		fit = !(words[i] >= u->lo && words[i] < u->hi);
+		fit = !in_locking_code(u, words[i]);
 	free(words);
 	return fit;
 }
@@ -431,11 +491,13 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 	if (rc == 1) {
 		rc = hp_error(-HP_E_BUSY,
 			      "pid %d: no thread waits in a system call clear "
-			      "of '%s', to call its unwinder",
+			      "of '%s' and of the allocator, to call its "
+			      "unwinder",
 			      (int)proc->pid, u->path);
 		hp_hint("patch code carries unwind tables, registered through "
 			"a thread that is blocked (in read, poll, sleep, a "
-			"lock...): try again when the process is less busy");
+			"lock...) outside the unwinder and malloc: try again "
+			"when the process is less busy");
 		rc = hp_rt_busy_why("no thread waits in a system call, to "
 				    "call its unwinder");
 	}

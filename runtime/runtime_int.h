@@ -231,6 +231,11 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 int hp_module_find_symbol(const struct hp_proc *proc, const struct hp_map *m,
 			  const char *name, const char *version,
 			  hp_raddr_t *out) __attribute__((warn_unused_result));
+/* The same, and its size (the symbol's st_size) in *@size. */
+int hp_module_find_function(const struct hp_proc *proc, const struct hp_map *m,
+			    const char *name, const char *version,
+			    hp_raddr_t *out, uint64_t *size)
+	__attribute__((warn_unused_result));
 /* Call @fn(entry, @arg) for each entry of the dynamic section at @dyn
  * (@size bytes, at most HP_DYNAMIC_MAX read), in order, until DT_NULL or
  * until @fn returns nonzero. Return: @fn's nonzero value, 0 at the end,
