@@ -136,9 +136,9 @@ static int step_fault(struct hp_thread *t)
  */
 #define HP_STEP_LOOK_US 20000
 
-/* @t reported @status after a step: its registers, and the signal that
- * stopped it, if one (a trap, or a fault: -HP_E_INJECT). */
-static int step_stopped(struct hp_thread *t, int status,
+/* @t, in a step or call, reported @status: its registers, and the signal that
+ * stopped it (0: a stop for no signal). Return: 0, -ESRCH, -errno. */
+static int call_stopped(struct hp_thread *t, int status,
 			struct user_regs_struct *regs, int *sig)
 {
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
@@ -148,6 +148,18 @@ static int step_stopped(struct hp_thread *t, int status,
 	if (ptrace(PTRACE_GETREGS, t->tid, 0, regs) < 0)
 		return -errno;
 	*sig = WIFSTOPPED(status) && status >> 16 == 0 ? WSTOPSIG(status) : 0;
+	return 0;
+}
+
+/* @t reported @status after a step: its registers, and the signal that
+ * stopped it, if one (a trap, or a fault: -HP_E_INJECT). */
+static int step_stopped(struct hp_thread *t, int status,
+			struct user_regs_struct *regs, int *sig)
+{
+	int rc = call_stopped(t, status, regs, sig);
+
+	if (rc)
+		return rc;
 	return *sig && *sig != SIGTRAP ? -HP_E_INJECT : 0;
 }
 
@@ -466,28 +478,167 @@ int hp_pt_step(struct hp_thread *t)
 	return rc ?: (rrc == -ESRCH ? 0 : rrc);
 }
 
+/* Where the return of a call's first lock faults (hp_pt_call): taken. */
+#define HP_CALL_LOCKED 8
+/* Instructions stepped at most before a call's first lock (libgcc 12's
+ * registration takes it after 26, its deregistration after 19). Each
+ * step leaves the thread stopped with its trap flag set, which a loader
+ * killed (-9) there leaves it with (see park): a few, then. */
+#define HP_CALL_STEPS_MAX 256
+
+/* What an injected call has shown of its locks so far. */
+struct call_locks {
+	const struct hp_call_guard *g;
+	bool armed;	 /* inside its first lock's call, which returns to
+			  * HP_CALL_LOCKED: it holds nothing yet */
+	hp_raddr_t site; /* that call's own return address */
+	hp_raddr_t slot; /* where it is on the stack */
+	bool returned;	 /* the whole call returned during the steps */
+};
+
 /*
- * Until the call hp_pt_call started in @t returns (to address 0), faults,
- * or runs past @timeout_us (and, unless then waiting on a futex, ten times
- * that); *@regs as it stopped. Return: 0, -HP_E_INJECT, -ETIMEDOUT,
- * -EINPROGRESS (interrupted, it would not stop either: still in the
- * kernel), -ESRCH, -errno (a ptrace or wait failure).
+ * Is the instruction at @code an atomic read-modify-write, the way a lock
+ * is taken without a call (a LOCK prefix, or XCHG with memory)?
  */
-static int wait_call(struct hp_thread *t, uint64_t timeout_us,
+static bool atomic_insn(const uint8_t code[16])
+{
+	size_t i = 0;
+
+	for (; i < 15; i++) {
+		const uint8_t b = code[i];
+
+		if (b == 0xf0)
+			return true;
+		if (!(b == 0xf2 || b == 0xf3 || b == 0x2e || b == 0x36 ||
+		      b == 0x3e || b == 0x26 || b == 0x64 || b == 0x65 ||
+		      b == 0x66 || b == 0x67 || (b >= 0x40 && b <= 0x4f)))
+			break;
+	}
+	return (code[i] == 0x86 || code[i] == 0x87) && i < 15 &&
+	       (code[i + 1] >> 6) != 3;
+}
+
+/* Is @t's instruction at @ip an atomic one (atomic_insn)? Unreadable:
+ * taken for one. */
+static bool atomic_at(const struct hp_thread *t, uint64_t ip)
+{
+	union {
+		long w[2];
+		uint8_t b[16];
+	} code;
+
+	for (int k = 0; k < 2; k++) {
+		errno = 0;
+		code.w[k] = ptrace(PTRACE_PEEKTEXT, t->tid,
+				   (void *)(ip + 8 * (unsigned)k), 0);
+		if (errno)
+			return true;
+	}
+	return atomic_insn(code.b);
+}
+
+/*
+ * Step the call just started in @t up to the entry of its first lock
+ * (@cl->g->lock_fn), called from the module [lo, hi) with no atomic
+ * instruction of that module and no call out of it on the way: then
+ * nothing is held, and the lock's call is made to return to
+ * HP_CALL_LOCKED (wait_call puts it back on its way). Anything else ends
+ * the steps with nothing proven. Return: 0 (@t stopped, or running when
+ * @running), -HP_E_INJECT (it faulted: *@regs, *@status), -ESRCH, -errno.
+ */
+static int first_lock(struct hp_thread *t, struct call_locks *cl,
+		      uint64_t deadline, bool *running,
+		      struct user_regs_struct *regs, int *status)
+{
+	const struct hp_call_guard *g = cl->g;
+
+	*running = false;
+	for (int n = 0; g->lock_fn && n < HP_CALL_STEPS_MAX; n++) {
+		uint64_t site = 0;
+		pid_t r;
+		int sig = 0, rc;
+
+		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+			return -errno;
+		r = hp_pt_wait_until(t, status, deadline);
+		hp_pt_wake_disarm();
+		if (r == 0) { /* in the kernel: wait_call takes its trap */
+			*running = true;
+			return 0;
+		}
+		if (r < 0)
+			return -errno;
+		rc = call_stopped(t, *status, regs, &sig);
+		if (rc)
+			return rc;
+		if (sig == SIGSEGV && regs->rip == 0) {
+			cl->returned = true;
+			return 0;
+		}
+		if (sig && sig != SIGTRAP && sig != SIGSTOP)
+			return -HP_E_INJECT;
+		if (regs->rip == g->lock_fn) {
+			errno = 0;
+			site = (uint64_t)ptrace(PTRACE_PEEKDATA, t->tid,
+						(void *)regs->rsp, 0);
+			if (errno || site < g->lo || site >= g->hi ||
+			    ptrace(PTRACE_POKEDATA, t->tid, (void *)regs->rsp,
+				   (void *)HP_CALL_LOCKED) < 0)
+				return 0;
+			cl->armed = true;
+			cl->site = site;
+			cl->slot = regs->rsp;
+			hp_dbg(HP_DBG_PTRACE,
+			       "tid %d: in its first lock after %d steps",
+			       (int)t->tid, n + 1);
+			return 0;
+		}
+		/* A call out before any lock (ld.so binding the lock
+		 * function lazily, too), or an atomic: nothing proven. */
+		if (regs->rip < g->lo || regs->rip >= g->hi ||
+		    atomic_at(t, regs->rip))
+			return 0;
+	}
+	return 0;
+}
+
+/* Stopped at @regs, does the call provably hold no lock: waiting, not
+ * woken, in its first lock's futex (first_lock)? */
+static bool holds_nothing(const struct call_locks *cl,
+			  const struct user_regs_struct *regs)
+{
+	return cl->armed && regs->orig_rax == SYS_futex &&
+	       (long long)regs->rax == -512 /* -ERESTARTSYS */;
+}
+
+/*
+ * Until the call hp_pt_call started in @t (at @since) returns (to address
+ * 0), faults, or outlives its bounds: at the first (g->bound_us) it is
+ * abandoned if it holds nothing (holds_nothing); else it is waited for
+ * until the last (g->last_us). *@regs as it stopped. Return: 0,
+ * -HP_E_INJECT, -ETIMEDOUT (abandon it: nothing held), -EDEADLK (stopped
+ * at the last bound, it may hold a lock), -EINPROGRESS (interrupted, it
+ * would not stop: still in the kernel), -ESRCH, -errno (a ptrace or wait
+ * failure).
+ */
+static int wait_call(struct hp_thread *t, struct call_locks *cl, uint64_t since,
 		     struct user_regs_struct *regs, int *status)
 {
-	uint64_t deadline = hp_now_us() + timeout_us;
-	bool extended = false;
-	int rc = 0;
+	const uint64_t last =
+		since + (cl->g->last_us > cl->g->bound_us ? cl->g->last_us
+							  : cl->g->bound_us);
+	uint64_t deadline = since + cl->g->bound_us;
 
 	for (;;) {
 		/* One blocking wait, ended by the call's stop or the bound. */
 		pid_t r = hp_pt_wait_until(t, status, deadline);
+		bool late = r == 0;
+		int sig = 0, rc;
 
 		hp_pt_wake_disarm();
 		if (r < 0)
 			return -errno;
-		if (r == 0) {
+		if (late) {
 			/* Too long: stop it where it is, within a bound too
 			 * (asleep in the kernel, it stops only on its way
 			 * out). */
@@ -502,43 +653,37 @@ static int wait_call(struct hp_thread *t, uint64_t timeout_us,
 				t->stopped = false;
 				return -EINPROGRESS;
 			}
-			rc = -ETIMEDOUT;
 		}
-		if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
-			t->seized = false;
-			return -ESRCH;
-		}
-		if (ptrace(PTRACE_GETREGS, t->tid, 0, regs) < 0)
-			return -errno;
-		/* Midway through the call, not waiting for a lock: abandoning
-		 * it could leave one held. It gets ten times longer. */
-		if (rc == -ETIMEDOUT && regs->orig_rax != SYS_futex &&
-		    !extended) {
-			extended = true;
-			deadline = hp_now_us() + 10 * timeout_us;
-			rc = 0;
-			if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
-				return -errno;
-			continue;
-		}
-		if (rc == -ETIMEDOUT)
+		rc = call_stopped(t, *status, regs, &sig);
+		if (rc)
 			return rc;
-		if (WIFSTOPPED(*status) && WSTOPSIG(*status) == SIGSEGV &&
-		    regs->rip == 0)
-			return 0; /* returned */
-		if (WIFSTOPPED(*status) && *status >> 16 == 0 &&
-		    WSTOPSIG(*status) != SIGTRAP &&
-		    WSTOPSIG(*status) != SIGSTOP)
+		if (sig == SIGSEGV && regs->rip == 0)
+			return 0; /* returned, even as its bound passed */
+		if (sig == SIGSEGV && regs->rip == HP_CALL_LOCKED &&
+		    cl->armed) {
+			/* Its first lock taken: on its way, holding it. */
+			cl->armed = false;
+			regs->rip = cl->site;
+			if (ptrace(PTRACE_SETREGS, t->tid, 0, regs) < 0)
+				return -errno;
+		} else if (sig && sig != SIGTRAP && sig != SIGSTOP) {
 			return -HP_E_INJECT;
-		/* A group stop or event: let the call go on. */
+		}
+		if (late && holds_nothing(cl, regs))
+			return -ETIMEDOUT;
+		if (late && deadline >= last)
+			return -EDEADLK;
+		if (late)
+			deadline = last;
+		/* A group stop or event, or a lock taken: the call goes on. */
 		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
 			return -errno;
 	}
 }
 
 /*
- * For tests (hp_rt_set_faults): "fn-left", the call of @t outlives its
- * bound, asleep in the kernel, and so is left attached, owed
+ * For tests (hp_rt_set_faults): "fn-left", the call of @t (resumed here)
+ * outlives its bound, asleep in the kernel, and so is left attached, owed
  * (hp_pt_fault_leave); it returns meanwhile, having done its work (its
  * stop at address 0 reported, not waited for). Return: -EINPROGRESS (as
  * wait_call's), or 0 (no fault).
@@ -547,10 +692,132 @@ static int call_fault(struct hp_thread *t, uint64_t timeout_us)
 {
 	if (!hp_rt_fault("fn-left"))
 		return 0;
+	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		return -errno;
 	until_reported(t, hp_now_us() + timeout_us);
 	t->stopped = false;
 	hp_pt_fault_leave = true;
 	return -EINPROGRESS;
+}
+
+/*
+ * The kernel's frame for rt_sigreturn on x86-64 (struct ucontext with its
+ * struct sigcontext), from the word after the return address.
+ */
+struct sigreturn_frame {
+	uint64_t uc_flags, uc_link;
+	uint64_t ss_sp;
+	int32_t ss_flags, ss_pad;
+	uint64_t ss_size;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15, rdi, rsi, rbp, rbx, rdx,
+		rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate;
+	uint64_t reserved[8];
+	uint64_t sigmask;
+};
+_Static_assert(sizeof(struct sigreturn_frame) == 304, "kernel ucontext");
+
+/* Where a call's frame lies on the thread's stack, below its red zone:
+ * its return address at @slot, a sigreturn frame after it, the FPU state
+ * (fxsave's 512 bytes, 64-aligned) above that. */
+struct call_frame {
+	hp_raddr_t slot, uc, fx;
+};
+
+static void call_frame_at(struct call_frame *f, uint64_t rsp)
+{
+	f->fx = (rsp - 128 - 512) & ~63ULL;
+	f->uc = (f->fx - sizeof(struct sigreturn_frame)) & ~15ULL;
+	f->slot = f->uc - 8;
+}
+
+/* Write @len bytes of @buf (a multiple of 8) at @addr of stopped @t. */
+static int poke_words(const struct hp_thread *t, hp_raddr_t addr,
+		      const void *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, (const uint8_t *)buf + i, 8);
+		if (ptrace(PTRACE_POKEDATA, t->tid, (void *)(addr + i),
+			   (void *)w) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * Leave the call of stopped @t to finish on its own (it may hold a lock:
+ * abandoned, the lock would stay held for good): its return goes to the
+ * C library's signal return @restorer, through a frame of the thread's
+ * own registers (@saved: a system call it was interrupted in restarts as
+ * after a signal, a sleep's with EINTR), signal mask @mask and FPU state
+ * @fx, whether hpatch is still there or not. Return: 0 or -errno.
+ */
+static int leave_call(struct hp_thread *t, const struct call_frame *f,
+		      const struct user_regs_struct *saved, uint64_t mask,
+		      const struct user_fpregs_struct *fx, hp_raddr_t restorer)
+{
+	struct user_fpregs_struct fpu = *fx;
+	struct sigreturn_frame sf = {
+		.ss_flags = -1, /* invalid: its alternate stack unchanged */
+		.r8 = saved->r8,
+		.r9 = saved->r9,
+		.r10 = saved->r10,
+		.r11 = saved->r11,
+		.r12 = saved->r12,
+		.r13 = saved->r13,
+		.r14 = saved->r14,
+		.r15 = saved->r15,
+		.rdi = saved->rdi,
+		.rsi = saved->rsi,
+		.rbp = saved->rbp,
+		.rbx = saved->rbx,
+		.rdx = saved->rdx,
+		.rax = saved->rax,
+		.rcx = saved->rcx,
+		.rsp = saved->rsp,
+		.rip = saved->rip,
+		.eflags = saved->eflags,
+		.cs = (uint16_t)saved->cs,
+		.ss = (uint16_t)saved->ss,
+		.fpstate = f->fx,
+		.sigmask = mask,
+	};
+	const long long err = (long long)saved->rax;
+	int rc;
+
+	/* The kernel restarts an interrupted call only on its way out of
+	 * the stop; the frame's return does it. */
+	if ((long long)saved->orig_rax >= 0 && err >= -516 && err <= -512 &&
+	    err != -515) {
+		sf.rax = err == -516 ? SYS_restart_syscall : saved->orig_rax;
+		sf.rip -= 2;
+	}
+	/* No extended-state header: FPU and SSE restored, the rest reset
+	 * (the AVX halves of a thread in a system call are dead). */
+	memset((uint8_t *)&fpu + 464, 0, sizeof(fpu) - 464);
+	rc = poke_words(t, f->fx, &fpu, sizeof(fpu));
+	rc = rc ?: poke_words(t, f->uc, &sf, sizeof(sf));
+	if (!rc && ptrace(PTRACE_POKEDATA, t->tid, (void *)f->slot,
+			  (void *)restorer) < 0)
+		rc = -errno;
+	return rc;
+}
+
+/* Where a call stopped at @regs is, in words. */
+static void call_where(const struct user_regs_struct *regs, char *buf,
+		       size_t size)
+{
+	if (regs->orig_rax == SYS_futex)
+		snprintf(buf, size, "waiting on the futex at 0x%llx",
+			 regs->rdi);
+	else if ((long long)regs->orig_rax >= 0)
+		snprintf(buf, size, "in system call %lld",
+			 (long long)regs->orig_rax);
+	else
+		snprintf(buf, size, "running");
 }
 
 /*
@@ -560,46 +827,105 @@ static int call_fault(struct hp_thread *t, uint64_t timeout_us)
  * Every register is restored after, so an interrupted system call of the
  * thread restarts as after any stop (orig_rax = -1 keeps the kernel from
  * restarting it into our call). Signals wait, blocked, as for a system
- * call. Bounded by @timeout_us: a call still running then is interrupted
- * and, unless it was waiting on a futex (a lock it does not hold yet),
- * left to finish by letting the thread go with its registers.
+ * call. Bounded by @g (wait_call): abandoned, registers restored, only
+ * where it provably holds no lock; one that may is waited for, then left
+ * to finish on its own (leave_call) where the C library's signal return
+ * is found, else abandoned and said.
  * Return: 0 with *@ret the function's rax, -HP_E_INJECT (it faulted),
- * -ETIMEDOUT, -ESRCH, -errno.
+ * -ETIMEDOUT, -HP_E_BUSY (left inside: t->left_in_call), -ESRCH, -errno.
  */
 int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
-	       uint64_t timeout_us, long *ret)
+	       const struct hp_call_guard *g, long *ret)
 {
+	struct call_locks cl = { .g = g };
 	struct user_regs_struct saved, regs;
+	struct user_fpregs_struct fx;
+	struct call_frame f;
 	uint64_t mask = 0, zero = 0, since = 0;
 	int rc = save_thread(t, &saved, &mask), rrc, status = 0;
+	bool running = false;
+	hp_raddr_t restorer = 0;
 
 	if (rc)
 		return rc;
+	if (ptrace(PTRACE_GETFPREGS, t->tid, 0, &fx) < 0) {
+		rc = -errno;
+		goto out_restore;
+	}
 	inject_regs(&regs, &saved, fn, 0);
 	since = hp_now_us();
-	regs.rsp = ((saved.rsp - 256) & ~15ULL) - 8; /* as after a call */
+	call_frame_at(&f, saved.rsp);
+	regs.rsp = f.slot; /* as after a call */
 	regs.rdi = (unsigned long long)args[0];
 	regs.rsi = (unsigned long long)args[1];
 	if (ptrace(PTRACE_POKEDATA, t->tid, (void *)regs.rsp, (void *)zero) <
 		    0 ||
-	    ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0 ||
-	    ptrace(PTRACE_CONT, t->tid, 0, 0) < 0) {
+	    ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0) {
 		rc = -errno;
 		goto out_restore;
 	}
-	rc = call_fault(t, timeout_us)
-		     ?: wait_call(t, timeout_us, &regs, &status);
+	rc = call_fault(t, g->bound_us);
+	if (!rc)
+		rc = first_lock(t, &cl, since + g->bound_us, &running, &regs,
+				&status);
+	if (!rc && !cl.returned && !running &&
+	    ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		rc = -errno;
+	if (!rc && !cl.returned)
+		rc = wait_call(t, &cl, since, &regs, &status);
 	if (rc == -EINPROGRESS)
 		return owed(t, &saved, mask, "injected call", since);
+	if (rc == -EDEADLK) {
+		char state[80];
+
+		call_where(&regs, state, sizeof(state));
+		/* Inside its first lock still (woken, say): its own return
+		 * back, or taking the lock would fault with nobody to catch
+		 * it. */
+		if (cl.armed && ptrace(PTRACE_POKEDATA, t->tid, (void *)cl.slot,
+				       (void *)cl.site) < 0)
+			restorer = 0;
+		else
+			restorer = g->restorer ? g->restorer(g->arg) : 0;
+		if (restorer &&
+		    !leave_call(t, &f, &saved, mask, &fx, restorer)) {
+			t->left_in_call = true;
+			return hp_error(
+				-HP_E_BUSY,
+				"tid %d: hpatch's call of 0x%llx still runs "
+				"after %llu ms (at 0x%llx, %s), maybe holding "
+				"a lock: left to finish on its own; as it "
+				"returns, the thread goes on where it was, its "
+				"registers and signal mask its own",
+				(int)t->tid, (unsigned long long)fn,
+				(unsigned long long)((hp_now_us() - since) /
+						     1000),
+				regs.rip, state);
+		}
+		rc = hp_error(
+			-ETIMEDOUT,
+			"tid %d: hpatch's call of 0x%llx still runs "
+			"after %llu ms (at 0x%llx, %s), maybe holding a "
+			"lock, and no signal return to leave it with: "
+			"abandoned, registers restored; a lock it took "
+			"stays held",
+			(int)t->tid, (unsigned long long)fn,
+			(unsigned long long)((hp_now_us() - since) / 1000),
+			regs.rip, state);
+		hp_hint("the process may wait for ever for that lock: "
+			"restart it");
+		goto out_restore;
+	}
 	if (rc && rc != -ETIMEDOUT && rc != -HP_E_INJECT)
 		return rc;
 	if (rc == -ETIMEDOUT)
 		hp_error(rc,
-			 "tid %d: the injected call of 0x%llx did not return "
-			 "(at 0x%llx%s); abandoned, registers restored",
-			 (int)t->tid, (unsigned long long)fn, regs.rip,
-			 regs.orig_rax == SYS_futex ? ", waiting for a lock"
-						    : ", running");
+			 "tid %d: the injected call of 0x%llx waited %llu ms "
+			 "for its first lock, held elsewhere (at 0x%llx); "
+			 "abandoned before taking it, registers restored",
+			 (int)t->tid, (unsigned long long)fn,
+			 (unsigned long long)((hp_now_us() - since) / 1000),
+			 regs.rip);
 	if (!rc)
 		*ret = (long)regs.rax;
 	else if (rc == -HP_E_INJECT)

@@ -334,23 +334,32 @@ static const char *const alloc_fns[HP_ALLOC_FNS] = {
 	"malloc_info",	"mallinfo2", "mallopt",	      "fork",
 };
 
+/* The first module in @proc's maps (its first mapping) that defines
+ * function @name, its address in *@at and size in *@size; or NULL. */
+static const struct hp_map *first_definer(const struct hp_proc *proc,
+					  const char *name, hp_raddr_t *at,
+					  uint64_t *size)
+{
+	for (size_t i = 0; i < proc->nr_maps; i++) {
+		const struct hp_map *m = &proc->maps[i];
+
+		if (!m->offset && m->path[0] == '/' && (m->prot & PROT_READ) &&
+		    !hp_module_find_function(proc, m, name, NULL, at, size))
+			return m;
+	}
+	return NULL;
+}
+
 /* The code ranges of alloc_fns in @proc, into @u (none when it cannot be
  * told: a static program). */
 static void find_allocator(const struct hp_proc *proc, struct hp_unwinder *u)
 {
-	const struct hp_map *lib = NULL;
 	hp_raddr_t at = 0;
 	uint64_t size = 0;
+	const struct hp_map *lib =
+		first_definer(proc, alloc_fns[0], &at, &size);
 
 	u->nr_alloc = 0;
-	for (size_t i = 0; i < proc->nr_maps && !lib; i++) {
-		const struct hp_map *m = &proc->maps[i];
-
-		if (!m->offset && m->path[0] == '/' && (m->prot & PROT_READ) &&
-		    !hp_module_find_function(proc, m, alloc_fns[0], NULL, &at,
-					     &size))
-			lib = m;
-	}
 	for (size_t k = 0; lib && k < HP_ARRAY_SIZE(alloc_fns); k++) {
 		if (hp_module_find_function(proc, lib, alloc_fns[k], NULL, &at,
 					    &size))
@@ -359,6 +368,68 @@ static void find_allocator(const struct hp_proc *proc, struct hp_unwinder *u)
 		u->alloc[u->nr_alloc].hi = at + (size ? size : 1);
 		u->nr_alloc++;
 	}
+}
+
+/* The end of the mappings of the module whose first mapping is @m. */
+static hp_raddr_t module_end(const struct hp_proc *proc, const struct hp_map *m)
+{
+	hp_raddr_t hi = m->end;
+
+	for (size_t i = (size_t)(m - proc->maps) + 1;
+	     i < proc->nr_maps && proc->maps[i].offset &&
+	     !strcmp(proc->maps[i].path, m->path);
+	     i++)
+		hi = proc->maps[i].end;
+	return hi;
+}
+
+/* The lock libgcc takes first, for hp_pt_call's proof. */
+static void find_lock(const struct hp_proc *proc, struct hp_unwinder *u)
+{
+	uint64_t size = 0;
+
+	if (!first_definer(proc, "pthread_mutex_lock", &u->lock_fn, &size))
+		u->lock_fn = 0;
+}
+
+/* glibc's and musl's __restore_rt: mov $15, %rax; syscall. */
+static const uint8_t restore_rt[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00,
+				      0x00, 0x00, 0x0f, 0x05 };
+
+/*
+ * The C library's signal return in @arg (the process), the code that
+ * returns from every handler installed through it: found by its bytes in
+ * the executable mappings of the module defining pthread_mutex_lock, and
+ * only if they are there once. Return: its address, or 0.
+ */
+static hp_raddr_t find_restorer(const void *arg)
+{
+	const struct hp_proc *proc = arg;
+	hp_raddr_t at = 0, found = 0;
+	uint64_t size = 0;
+	const struct hp_map *lib =
+		first_definer(proc, "pthread_mutex_lock", &at, &size);
+	int seen = 0;
+
+	for (size_t i = lib ? (size_t)(lib - proc->maps) : proc->nr_maps;
+	     i < proc->nr_maps && !strcmp(proc->maps[i].path, lib->path) &&
+	     seen < 2;
+	     i++) {
+		const struct hp_map *m = &proc->maps[i];
+		const size_t len = m->end - m->start;
+		uint8_t *code = NULL, *p;
+
+		if (!(m->prot & PROT_EXEC) || !(code = malloc(len)))
+			continue;
+		for (p = code; !hp_proc_read(proc, m->start, code, len) &&
+			       (p = memmem(p, len - (size_t)(p - code),
+					   restore_rt, sizeof(restore_rt)));
+		     p++)
+			if (++seen == 1)
+				found = m->start + (hp_raddr_t)(p - code);
+		free(code);
+	}
+	return seen == 1 ? found : 0;
 }
 
 /* Does @addr point into the unwinder's module or the allocator's locking
@@ -399,13 +470,9 @@ static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
 					HP_UNWIND_VERSION);
 	snprintf(u->path, sizeof(u->path), "%s", lib->path);
 	find_allocator(proc, u);
+	find_lock(proc, u);
 	u->lo = lib->start;
-	u->hi = lib->end;
-	for (size_t i = (size_t)(lib - proc->maps) + 1;
-	     i < proc->nr_maps && proc->maps[i].offset &&
-	     !strcmp(proc->maps[i].path, lib->path);
-	     i++)
-		u->hi = proc->maps[i].end;
+	u->hi = module_end(proc, lib);
 	return 0;
 }
 
@@ -455,6 +522,24 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 }
 
 /*
+ * The bounds of a call of @u's in @proc (hp_pt_call): abandoned after
+ * HP_UNWIND_CALL_US only if it waits to take its first lock; one that may
+ * hold it is waited for within the operation's bound (its --timeout),
+ * then left to finish on its own.
+ */
+static struct hp_call_guard call_guard(const struct hp_proc *proc,
+				       const struct hp_unwinder *u)
+{
+	return (struct hp_call_guard){ .bound_us = HP_UNWIND_CALL_US,
+				       .last_us = hp_pt_call_max_us,
+				       .lock_fn = u->lock_fn,
+				       .lo = u->lo,
+				       .hi = u->hi,
+				       .restorer = find_restorer,
+				       .arg = proc };
+}
+
+/*
  * @fn(@args) in the first thread fit to call it (fit_to_call), while
  * every other thread runs; *@left (if not NULL) says whether that thread
  * was left inside the call (it outlived its bound, asleep in the kernel).
@@ -465,6 +550,7 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 			  hp_raddr_t fn, const long args[2], long *ret,
 			  bool *left)
 {
+	const struct hp_call_guard g = call_guard(proc, u);
 	pid_t *tids = NULL;
 	size_t nr = 0;
 	int rc = hp_proc_read_maps(proc);
@@ -481,8 +567,8 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 			continue;
 		if (!hp_pt_interrupt(&t) && !hp_pt_wait_stop(&t) &&
 		    fit_to_call(proc, &t, u))
-			rc = hp_pt_call(&t, fn, args, HP_UNWIND_CALL_US, ret);
-		if (left && t.owes_regs)
+			rc = hp_pt_call(&t, fn, args, &g, ret);
+		if (left && (t.owes_regs || t.left_in_call))
 			*left = true;
 		hp_pt_release(&t);
 		hp_pt_reap(&t, 1);
@@ -579,9 +665,11 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 	if (!rc && held && !fit_to_call(proc, held, &u))
 		return 1;
 	if (!rc && held) {
-		rc = hp_pt_call(held, u.reg, args, HP_UNWIND_CALL_US, &ret);
+		const struct hp_call_guard g = call_guard(proc, &u);
+
+		rc = hp_pt_call(held, u.reg, args, &g, &ret);
 		rc = rc == -ESRCH ? -HP_E_GONE : rc;
-		pr->unwind_left = held->owes_regs;
+		pr->unwind_left = held->owes_regs || held->left_in_call;
 	} else if (!rc) {
 		rc = call_in_target(proc, &u, u.reg, args, &ret,
 				    &pr->unwind_left);
@@ -615,8 +703,10 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 				 hdr->nr_funcs * sizeof(struct hp_rt_func) +
 				 offsetof(struct hp_rt_unwind, deregister);
 	const uint64_t zero = 0;
+	static const uint8_t magic[sizeof(hdr->magic)];
 	const long args[2] = { (long)u->eh_addr };
 	struct hp_unwinder uw;
+	bool left = false;
 	long ret = 0;
 	int rc;
 
@@ -630,7 +720,22 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 			      "pid %d: the unwinder patch '%s' registered with "
 			      "is gone",
 			      (int)proc->pid, hdr->patch_id);
-	rc = rc ?: call_in_target(proc, &uw, uw.dereg, args, &ret, NULL);
+	rc = rc ?: call_in_target(proc, &uw, uw.dereg, args, &ret, &left);
+	if (left) {
+		/* Forgotten by now or later, or never: the region stays, and
+		 * no later hpatch asks again (libgcc aborts on a table it
+		 * does not know) nor unmaps it (a table it still knows). */
+		if (hp_proc_write(proc, addr, magic, sizeof(magic)))
+			hp_warn("pid %d: cannot clear the header of region "
+				"0x%" PRIx64,
+				(int)proc->pid, addr);
+		return hp_error(-HP_E_BUSY,
+				"pid %d: the region of patch '%s' at 0x%" PRIx64
+				" stays mapped, unused: a thread left inside "
+				"the deregistration of its unwind table may "
+				"yet deregister it",
+				(int)proc->pid, hdr->patch_id, addr);
+	}
 	if (!rc && (hp_raddr_t)ret != u->obj_addr)
 		hp_warn("pid %d: the unwinder returned 0x%lx for patch '%s', "
 			"not its object 0x%" PRIx64,

@@ -282,6 +282,9 @@ struct hp_thread {
 	 * outlived its bound): what hp_pt_release puts back if it stops. */
 	bool owes_regs;
 	bool owes_mask;
+	/* Left inside an injected call that may hold a lock, to finish on its
+	 * own and return through a signal frame of its own state. */
+	bool left_in_call;
 	struct user_regs_struct owed_regs;
 	uint64_t owed_mask;
 	/* Inside a run of injected system calls (hp_pt_inject_begin): its
@@ -354,15 +357,30 @@ int hp_pt_inject_begin(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Close it. */
 void hp_pt_inject_end(struct hp_thread *t);
 
+/* How an injected call is bounded (hp_pt_call). */
+struct hp_call_guard {
+	uint64_t bound_us; /* then abandoned, if it provably holds no lock */
+	uint64_t last_us;  /* then left to finish (or abandoned, said) */
+	/* Its first lock (pthread_mutex_lock; 0: unknown, nothing proven),
+	 * called from the code at [lo, hi). */
+	hp_raddr_t lock_fn;
+	hp_raddr_t lo, hi;
+	/* The C library's signal return (mov $15, %rax; syscall), asked for
+	 * when a call is to be left inside: 0 if none. */
+	hp_raddr_t (*restorer)(const void *arg);
+	const void *arg;
+};
+
 /*
  * Call function @fn(@args[0], @args[1]) in stopped @t while the other
- * threads of its process run, within @timeout_us (see rt_ptrace.c). The
+ * threads of its process run, bounded by @g (see rt_inject.c). The
  * caller picks a thread that cannot hold a lock @fn takes.
- * Return: 0 with *@ret its result, -HP_E_INJECT, -ETIMEDOUT, -ESRCH,
- * -errno; a fault or a timeout is reported.
+ * Return: 0 with *@ret its result, -HP_E_INJECT, -ETIMEDOUT, -HP_E_BUSY
+ * (left inside, to finish on its own: t->left_in_call), -ESRCH, -errno;
+ * a fault or a timeout is reported.
  */
 int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
-	       uint64_t timeout_us, long *ret)
+	       const struct hp_call_guard *g, long *ret)
 	__attribute__((warn_unused_result));
 
 /*
