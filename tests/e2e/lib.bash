@@ -426,3 +426,48 @@ old_then_applied() {
 	check "v2" test "$(ask 3 version)" = v2
 }
 
+
+# code_maps PID: its anonymous executable mappings (patch regions' code).
+code_maps() { grep -cE '^[0-9a-f]+-[0-9a-f]+ r-xp 00000000 00:00 0 *$' "/proc/$1/maps" || true; }
+
+# arena_held NAME MODE: testdata unwind_lock (MODE: self or idle) patched
+# with $T/p.hpatch (key k), a backtrace since (libgcc sorted the patch's
+# table), then its holder holding the main arena's lock in malloc_stats,
+# blocked writing to the full FIFO $T/NAME.fifo (arena_drain NAME lets it
+# go). Sets pid, log ($T/NAME.log), holder (its tid), rx (code_maps before
+# the patch) and v1 (the sum of its old code; the new one's is 819200
+# more).
+arena_held() {
+	log=$T/$1.log
+	[ -f "$T/p.hpatch" ] || { make_key k; build_patch unwind_lock "$T/p.hpatch" --key "$T/k.key" --id p; }
+	mkfifo "$T/$1.fifo"
+	exec {fd}<>"$T/$1.fifo"
+	start_target "$HP_TD/unwind_lock-v1" "$log" "$T/$1.fifo" "$2"
+	pid=$TARGET_PID
+	check "$1: rounds" wait_round_in "$log" 'sum='
+	rx=$(code_maps "$pid")
+	v1=$(grep '^round ' "$log" | tail -n 1 | sed -n 's/.* sum=\([0-9]*\).*/\1/p')
+	expect_exit 0 "$1: apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
+	check "$1: patched, a backtrace since" wait_round_in "$log" "sum=$((v1 + 200 * 4096))"
+	touch "$T/$1.fifo.go"
+	check "$1: the arena's lock held" wait_until 5 grep -q '^held' "$log"
+	holder=$(sed -n 's/^held tid=//p' "$log")
+	check "$1: ... by tid $holder, waiting in write()" wait_until 5 bash -c \
+		"read -r nr _ </proc/$pid/task/$holder/syscall && [ \"\$nr\" = 1 ]"
+}
+# arena_drain NAME: read its FIFO: the holder writes on and lets go.
+arena_drain() {
+	cat <"$T/$1.fifo" >/dev/null &
+	PIDS+=($!)
+	check "$1: the lock let go" wait_until 5 grep -q '^released' "$T/$1.log"
+}
+# arena_collect: a later hpatch deregisters the retired region's table and
+# unmaps it (revert collects first).
+arena_collect() {
+	for _ in $(seq 50); do
+		"$HPATCH" revert -p "$pid" >/dev/null 2>&1 || true
+		[ "$(code_maps "$pid")" -eq "$rx" ] && break
+		sleep 0.1
+	done
+	check "a later hpatch deregisters and unmaps the region" test "$(code_maps "$pid")" -eq "$rx"
+}

@@ -13,54 +13,23 @@
 . "$(dirname "$0")/lib.bash"
 require_ptrace
 
-code_maps() { grep -cE '^[0-9a-f]+-[0-9a-f]+ r-xp 00000000 00:00 0 *$' "/proc/$1/maps" || true; }
-sum() { grep '^round ' "$1" | tail -n 1 | sed -n 's/.* sum=\([0-9]*\).*/\1/p'; }
 mask() { awk '/^SigBlk:/ { print $2 }' "/proc/$1/task/$2/status" 2>/dev/null || true; }
 tracer() { awk '/^TracerPid:/ { print $2 }' "/proc/$1/task/$2/status" 2>/dev/null || true; }
-not() { ! "$@"; }
 
-make_key k
-build_patch unwind_lock "$T/p.hpatch" --key "$T/k.key" --id p
-
-# patched N: a target (log $T/N.log, FIFO $T/N.fifo) patched, a backtrace
-# since (libgcc sorted the table), its holder holding the main arena's
-# lock; sets pid, rx (code regions before the patch), v1.
-patched() {
-	log=$T/$1.log
-	mkfifo "$T/$1.fifo"
-	exec {fd}<>"$T/$1.fifo"
-	start_target "$HP_TD/unwind_lock-v1" "$log" "$T/$1.fifo" idle
-	pid=$TARGET_PID
-	check "$1: rounds" wait_round_in "$log" 'sum='
-	rx=$(code_maps "$pid")
-	v1=$(sum "$log")
-	expect_exit 0 "$1: apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
-	check "$1: patched, a backtrace since" wait_round_in "$log" "sum=$((v1 + 200 * 4096))"
-	touch "$T/$1.fifo.go"
-	check "$1: the arena's lock held, its holder waiting in write()" wait_until 5 bash -c \
-		"grep -q '^held' '$log' && read -r nr _ </proc/$pid/task/\$(sed -n 's/^held tid=//p' '$log')/syscall && [ \"\$nr\" = 1 ]"
-}
-# drain N: read its FIFO: the holder writes on and lets go of the lock.
-drain() {
-	cat <"$T/$1.fifo" >/dev/null &
-	PIDS+=($!)
-	check "$1: the lock let go" wait_until 5 grep -q '^released' "$T/$1.log"
-}
-
-patched a
+arena_held a idle
 "$HPATCH" revert -p "$pid" >"$T/a.out" 2>"$T/a.err" &
 hp=$!
 sleep 2
 check "a: the deregistration waited on past its 1 s bound" kill -0 "$hp"
-drain a
+arena_drain a
 rc=0
 wait "$hp" || rc=$?
 check "a: revert done (exit $rc: $(head -c 300 "$T/a.err"))" test "$rc" = 0
 check "a: old code, unwinding again" wait_round_in "$log" "sum=$v1"
-check "a: the region unmapped" wait_until 5 bash -c "[ \$(grep -cE '^[0-9a-f]+-[0-9a-f]+ r-xp 00000000 00:00 0 *\$' /proc/$pid/maps) = $rx ]"
+check "a: the region unmapped" test "$(code_maps "$pid")" -eq "$rx"
 unharmed "$pid"
 
-patched b
+arena_held b idle
 "$HPATCH" revert -p "$pid" --timeout 1000 >"$T/b.out" 2>"$T/b.err" || true
 tid=$(sed -n "s/.*tid \([0-9]*\): hpatch's call of .* left to finish on its own.*/\1/p" "$T/b.err" | head -1)
 check "b: the call left to finish on its own, said (tid $tid)" test -n "$tid"
@@ -68,7 +37,7 @@ check "b: the region kept, said" grep -q "stays mapped, unused" "$T/b.err"
 check "b: tid $tid let go, inside the call" test "$(tracer "$pid" "$tid")" = 0
 m=$(mask "$pid" "$tid")
 check "b: ... its signals blocked meanwhile ($m)" test "${m#fffffffffff}" != "$m"
-drain b
+arena_drain b
 check "b: tid $tid back in its own code, its mask its own" \
 	wait_until 5 bash -c "[ \$(awk '/^SigBlk:/ { print \$2 }' /proc/$pid/task/$tid/status) = 0000000000000000 ]"
 check "b: ... sleeping again" wait_thread "$pid" "$tid" sleep
