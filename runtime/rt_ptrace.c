@@ -496,6 +496,10 @@ int hp_pt_wait_stop(struct hp_thread *t)
 			continue;
 		}
 		t->stopped = true;
+		/* A seized thread in a group stop (or on its way into one)
+		 * reports it with the stop signal; our interrupt, SIGTRAP. */
+		t->group_stop = status >> 16 == PTRACE_EVENT_STOP &&
+				WSTOPSIG(status) != SIGTRAP;
 		if (status >> 16 == PTRACE_EVENT_EXEC)
 			return -HP_E_EXEC; /* stopped: let go as any other */
 		hp_dbg(HP_DBG_PTRACE, "tid %d stopped (status 0x%x)",

@@ -521,6 +521,66 @@ static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 	return fit;
 }
 
+static const char stopped_by_signal[] =
+	"stopped by a signal (SIGSTOP, job control)";
+
+/* Thread @tid of @proc cannot run (all_can_run), @why, in @state: said,
+ * with what to do. Return: -HP_E_BUSY. */
+static int cannot_run(const struct hp_proc *proc, pid_t tid, const char *why,
+		      const char *state)
+{
+	hp_error(-HP_E_BUSY,
+		 "pid %d: tid %d is %s (%s): a lock it holds stays held, "
+		 "which hpatch's call of the unwinder could wait for; not "
+		 "called",
+		 (int)proc->pid, (int)tid, why, state);
+	if (why == stopped_by_signal)
+		hp_hint("continue it (kill -CONT, fg) and retry");
+	else if (!strncmp(why, "its cgroup", 10))
+		hp_hint("thaw it (docker unpause, systemctl thaw) and retry");
+	else
+		hp_hint("let the debugger continue it, or detach it, and "
+			"retry");
+	return hp_rt_busy_why("tid %d %s, to call its unwinder", (int)tid, why);
+}
+
+/*
+ * Can every thread of @proc (@tids, @nr of them) run? One stopped by a
+ * signal (SIGSTOP, job control: state T), stopped by a tracer other than
+ * hpatch, or in a frozen cgroup holds whatever lock it held when it
+ * stopped (libgcc's object_mutex in a throw, an arena's in malloc) for as
+ * long as it stays so, and the call would wait for it there, past its
+ * first lock (the frozen one aside, none of them may run either while
+ * the call runs: the process was stopped on purpose). A group stop that
+ * hpatch itself just broke (its threads detached, on their way back into
+ * it) shows no T: the thread seized for the call says so (call_in_target).
+ * Return: 0, or -HP_E_BUSY (said, naming the thread and what to do).
+ */
+static int all_can_run(const struct hp_proc *proc, const pid_t *tids, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		const pid_t tracer = hp_task_tracer(tids[i]);
+		char state[160], comm[32], by[96];
+
+		hp_task_state(tids[i], state, sizeof(state));
+		if (hp_task_frozen(tids[i]))
+			return cannot_run(proc, tids[i], "its cgroup is frozen",
+					  state);
+		if (state[6] == 'T' && tracer <= 0)
+			return cannot_run(proc, tids[i], stopped_by_signal,
+					  state);
+		if ((state[6] == 'T' || state[6] == 't') && tracer > 0 &&
+		    tracer != hp_self_pid()) {
+			hp_task_comm(tracer, comm, sizeof(comm));
+			snprintf(by, sizeof(by),
+				 "stopped by its tracer, pid %d ('%s')",
+				 (int)tracer, comm);
+			return cannot_run(proc, tids[i], by, state);
+		}
+	}
+	return 0;
+}
+
 /*
  * The bounds of a call of @u's in @proc (hp_pt_call): abandoned after
  * HP_UNWIND_CALL_US only if it waits to take its first lock; one that may
@@ -558,16 +618,28 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 	rc = rc ?: hp_proc_list_tasks(proc->pid, &tids, &nr);
 	if (rc)
 		return rc;
+	rc = all_can_run(proc, tids, nr);
+	if (rc) {
+		free(tids);
+		return rc;
+	}
 	rc = 1;
 	for (size_t i = 0; i < nr && rc == 1; i++) {
 		struct hp_thread t = { .tid = tids[i],
 				       .leader = tids[i] == proc->pid };
+		int stop;
 
 		if (hp_pt_seize(&t))
 			continue;
-		if (!hp_pt_interrupt(&t) && !hp_pt_wait_stop(&t) &&
-		    fit_to_call(proc, &t, u))
+		stop = hp_pt_interrupt(&t) ?: hp_pt_wait_stop(&t);
+		if (!stop && t.group_stop) {
+			char state[160];
+
+			hp_task_state(t.tid, state, sizeof(state));
+			rc = cannot_run(proc, t.tid, stopped_by_signal, state);
+		} else if (!stop && fit_to_call(proc, &t, u)) {
 			rc = hp_pt_call(&t, fn, args, &g, ret);
+		}
 		if (left && (t.owes_regs || t.left_in_call))
 			*left = true;
 		hp_pt_release(&t);

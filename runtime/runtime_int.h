@@ -273,10 +273,11 @@ struct hp_thread {
 	pid_t tid;
 	bool seized;
 	bool stopped;
-	bool leader;   /* the thread-group leader (tid == pid) */
-	bool dead;     /* killed while ours: to reap (hp_pt_reap) */
-	bool has_regs; /* regs read during this stop */
-	bool has_ip;   /* regs.rip and .rsp alone read during this stop */
+	bool leader;	 /* the thread-group leader (tid == pid) */
+	bool dead;	 /* killed while ours: to reap (hp_pt_reap) */
+	bool has_regs;	 /* regs read during this stop */
+	bool has_ip;	 /* regs.rip and .rsp alone read during this stop */
+	bool group_stop; /* the stop it reported is a group stop's (SIGSTOP) */
 	struct user_regs_struct regs;
 	/* Left running our instruction (an injected call or a step that
 	 * outlived its bound): what hp_pt_release puts back if it stops. */
