@@ -24,6 +24,7 @@ struct hp_unwinder {
 	 * [lo, hi): a thread inside one may hold a lock free() takes. */
 	struct {
 		hp_raddr_t lo, hi;
+		const char *name;
 	} alloc[HP_ALLOC_FNS];
 	size_t nr_alloc;
 	/* The lock libgcc takes first (pthread_mutex_lock, 0 if not found),

@@ -27,6 +27,8 @@
 #define HP_UNWIND_CALL_US 1000000
 /* Stack words scanned for a return into the unwinder, from the SP. */
 #define HP_UNWIND_SCAN_BYTES (512u << 10)
+/* Threads unfit for the call named in the error, at most. */
+#define HP_UNFIT_LISTED 4
 #define HP_UNWIND_VERSION "GCC_3.0"
 
 #define HP_PHDRS_MAX 64
@@ -366,6 +368,7 @@ static void find_allocator(const struct hp_proc *proc, struct hp_unwinder *u)
 			continue;
 		u->alloc[u->nr_alloc].lo = at;
 		u->alloc[u->nr_alloc].hi = at + (size ? size : 1);
+		u->alloc[u->nr_alloc].name = alloc_fns[k];
 		u->nr_alloc++;
 	}
 }
@@ -432,16 +435,17 @@ static hp_raddr_t find_restorer(const void *arg)
 	return seen == 1 ? found : 0;
 }
 
-/* Does @addr point into the unwinder's module or the allocator's locking
- * functions (find_allocator)? */
-static bool in_locking_code(const struct hp_unwinder *u, uint64_t addr)
+/* What @addr points into: the unwinder's module ("libgcc_s"), one of
+ * the allocator's locking functions (find_allocator: its name), or
+ * NULL. */
+static const char *locking_code(const struct hp_unwinder *u, uint64_t addr)
 {
 	if (addr >= u->lo && addr < u->hi)
-		return true;
+		return "libgcc_s";
 	for (size_t k = 0; k < u->nr_alloc; k++)
 		if (addr >= u->alloc[k].lo && addr < u->alloc[k].hi)
-			return true;
-	return false;
+			return u->alloc[k].name;
+	return NULL;
 }
 
 /*
@@ -486,39 +490,51 @@ static int find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
  * kernel holding an arena's lock: malloc_stats writing to a full pipe,
  * sysmalloc's mmap, fork's clone; free() in the call would wait for its
  * own thread). Not one in seccomp strict mode: the call's first
- * allocation would kill it.
+ * allocation would kill it. Unfit: @why (@size bytes) says why.
  */
 static bool fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
-			const struct hp_unwinder *u)
+			const struct hp_unwinder *u, char *why, size_t size)
 {
 	const struct hp_map *stack = NULL;
+	const char *in = NULL;
 	uint64_t *words = NULL;
-	size_t len;
-	bool fit = true;
+	size_t len, at = 0;
 
 	const bool strict = t->has_seccomp_mode
 				    ? t->seccomp_mode == SECCOMP_MODE_STRICT
 				    : hp_seccomp_strict(t->tid);
 
-	if (strict || hp_pt_get_regs(t) || (long long)t->regs.orig_rax < 0 ||
-	    in_locking_code(u, t->regs.rip))
+	if (strict || hp_pt_get_regs(t) || (long long)t->regs.orig_rax < 0) {
+		snprintf(why, size, "tid %d %s", (int)t->tid,
+			 strict ? "in seccomp's strict mode"
+				: "not waiting in a system call");
 		return false;
+	}
+	in = locking_code(u, t->regs.rip);
+	if (in) {
+		snprintf(why, size, "tid %d stopped in %s", (int)t->tid, in);
+		return false;
+	}
 	stack = hp_proc_find_map(proc, t->regs.rsp);
-	if (!stack)
-		return false;
-	len = stack->end - t->regs.rsp;
+	len = stack ? stack->end - t->regs.rsp : 0;
 	if (len > HP_UNWIND_SCAN_BYTES)
 		len = HP_UNWIND_SCAN_BYTES;
 	len &= ~(size_t)7;
-	words = malloc(len + 8);
+	words = len ? malloc(len + 8) : NULL;
 	if (!words || hp_proc_read(proc, t->regs.rsp, words, len)) {
 		free(words);
+		snprintf(why, size, "tid %d: its stack not read", (int)t->tid);
 		return false;
 	}
-	for (size_t i = 0; i < len / 8 && fit; i++)
-		fit = !in_locking_code(u, words[i]);
+	for (; at < len / 8 && !in; at++)
+		in = locking_code(u, words[at]);
+	if (in)
+		snprintf(why, size,
+			 "tid %d: the word at sp+0x%zx points into %s (a "
+			 "frame, or a leftover of one)",
+			 (int)t->tid, (at - 1) * 8, in);
 	free(words);
-	return fit;
+	return !in;
 }
 
 static const char stopped_by_signal[] =
@@ -611,6 +627,8 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 			  bool *left)
 {
 	const struct hp_call_guard g = call_guard(proc, u);
+	char unfit[HP_UNFIT_LISTED * 160] = "";
+	size_t unfit_len = 0, nr_unfit = 0;
 	pid_t *tids = NULL;
 	size_t nr = 0;
 	int rc = hp_proc_read_maps(proc);
@@ -627,6 +645,7 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 	for (size_t i = 0; i < nr && rc == 1; i++) {
 		struct hp_thread t = { .tid = tids[i],
 				       .leader = tids[i] == proc->pid };
+		char why[160] = "";
 		int stop;
 
 		if (hp_pt_seize(&t))
@@ -637,8 +656,13 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 
 			hp_task_state(t.tid, state, sizeof(state));
 			rc = cannot_run(proc, t.tid, stopped_by_signal, state);
-		} else if (!stop && fit_to_call(proc, &t, u)) {
+		} else if (!stop &&
+			   fit_to_call(proc, &t, u, why, sizeof(why))) {
 			rc = hp_pt_call(&t, fn, args, &g, ret);
+		} else if (!stop && nr_unfit++ < HP_UNFIT_LISTED) {
+			unfit_len += (size_t)snprintf(
+				unfit + unfit_len, sizeof(unfit) - unfit_len,
+				"%s%s", unfit_len ? "; " : "", why);
 		}
 		if (left && (t.owes_regs || t.left_in_call))
 			*left = true;
@@ -650,12 +674,15 @@ static int call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 		rc = hp_error(-HP_E_BUSY,
 			      "pid %d: no thread waits in a system call clear "
 			      "of '%s' and of the allocator, to call its "
-			      "unwinder",
-			      (int)proc->pid, u->path);
+			      "unwinder: %s%s",
+			      (int)proc->pid, u->path, unfit,
+			      nr_unfit > HP_UNFIT_LISTED ? "; ..." : "");
 		hp_hint("patch code carries unwind tables, registered through "
-			"a thread that is blocked (in read, poll, sleep, a "
-			"lock...) outside the unwinder and malloc: try again "
-			"when the process is less busy");
+			"a thread blocked in a system call (read, poll, "
+			"sleep, a lock...) whose stack has no word pointing "
+			"into the unwinder or the allocator (a word left from "
+			"an earlier call counts: it cannot be told from a "
+			"frame): try again when one is");
 		rc = hp_rt_busy_why("no thread waits in a system call, to "
 				    "call its unwinder");
 	}
@@ -724,6 +751,7 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 	const long args[2] = { pr->unwind ? (long)pr->unwind->eh_addr : 0,
 			       pr->unwind ? (long)pr->unwind->obj_addr : 0 };
 	const struct hp_unwinder u = pr->unwinder;
+	char why[160];
 	size_t at;
 	long ret = 0;
 	int rc;
@@ -734,8 +762,10 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 	rc = hp_rt_fault("unwind");
 	/* The process's one thread, held: fit, or the caller lets it go and
 	 * asks again (the next stop may find it waiting). */
-	if (!rc && held && !fit_to_call(proc, held, &u))
+	if (!rc && held && !fit_to_call(proc, held, &u, why, sizeof(why))) {
+		hp_dbg(HP_DBG_PTRACE, "pid %d: %s", (int)proc->pid, why);
 		return 1;
+	}
 	if (!rc && held) {
 		const struct hp_call_guard g = call_guard(proc, &u);
 

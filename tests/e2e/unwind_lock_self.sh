@@ -20,6 +20,12 @@ check "the sleeper has exited: main and tid $holder left" \
 check "no thread fit to deregister, said" \
 	grep -q "no thread waits in a system call clear of" "$T/revert.err"
 check "... naming the allocator" grep -q "allocator" "$T/revert.err"
+check "... and why each thread is not fit: tid $holder's stack" \
+	grep -q "tid $holder: the word at sp+0x[0-9a-f]* points into malloc_stats" \
+	"$T/revert.err"
+check "... and main's" \
+	grep -q "tid $pid: the word at sp+0x[0-9a-f]* points into libgcc_s" \
+	"$T/revert.err"
 check "old code again" wait_round_in "$log" "sum=$v1"
 arena_drain a
 check "the process unwinds after (backtrace: no lock left held)" wait_round_in "$log" "sum=$v1"
