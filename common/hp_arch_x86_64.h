@@ -96,4 +96,21 @@ static inline int hp_x86_is_syscall(const uint8_t *b, uint64_t n)
 #define HP_X86_FPSTATE_ALIGN 64 /* XSAVE's */
 #define HP_X86_SIGFRAME_SIZE (HP_X86_SIGFRAME_FPSTATE + 8) /* what we read */
 
+/*
+ * The FPU state a signal frame points to (the kernel's fpu/signal.c):
+ * fxsave's 512 bytes, whose last 48 (sw_reserved: magic1, extended_size,
+ * xfeatures, xstate_size) say that an XSAVE header and the extended
+ * components follow, up to xstate_size, where magic2 ends them. Without
+ * magic1, rt_sigreturn restores only the x87 and SSE state and resets
+ * every other component (AVX, AVX-512, PKRU). ptrace's XSAVE area
+ * (NT_X86_XSTATE) has XCR0 at sw_reserved's start instead.
+ */
+#define HP_X86_FXSAVE_SIZE 512
+#define HP_X86_FX_SW_OFF 464
+#define HP_X86_XSAVE_HDR_SIZE 64
+#define HP_X86_FP_XSTATE_MAGIC1 0x46505853u
+#define HP_X86_FP_XSTATE_MAGIC2 0x46505845u
+#define HP_X86_XFEATURE_PKRU 9
+#define HP_X86_XSTATE_MAX (16u << 10) /* AMX's: 11 KiB */
+
 #endif

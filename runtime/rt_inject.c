@@ -6,10 +6,13 @@
  * thread is in the kernel). The waits are rt_ptrace.c's.
  */
 #include "runtime/runtime_int.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
 
+#include <cpuid.h>
+#include <elf.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #define HP_LOG_PREFIX "rt: "
@@ -718,16 +722,104 @@ struct sigreturn_frame {
 };
 _Static_assert(sizeof(struct sigreturn_frame) == 304, "kernel ucontext");
 
+/* A thread's FPU and extended state as a signal frame holds it. */
+struct call_fpu {
+	size_t len; /* bytes to write: the area, then magic2 if XSAVE's */
+	union {
+		uint8_t b[HP_X86_XSTATE_MAX + 8];
+		uint64_t align;
+	} u;
+};
+
+/* The kernel's struct _fpx_sw_bytes, in fxsave's sw_reserved. */
+struct fx_sw_bytes {
+	uint32_t magic1, extended_size;
+	uint64_t xfeatures;
+	uint32_t xstate_size, padding[7];
+};
+_Static_assert(sizeof(struct fx_sw_bytes) ==
+		       HP_X86_FXSAVE_SIZE - HP_X86_FX_SW_OFF,
+	       "kernel _fpx_sw_bytes");
+
+/*
+ * The end of the XSAVE area (standard format) that holds the components
+ * of @xcr0 that are in use (@in_use) or always there: a component enabled
+ * on first use (XFD: AMX's tiles) and unused is in no frame the kernel
+ * would take back for the thread (over its fpstate's user_size), and is
+ * left out of *@features, so reset, as it is. At least the header's end.
+ */
+static uint32_t xstate_end(uint64_t xcr0, uint64_t in_use, uint64_t *features)
+{
+	uint32_t end = HP_X86_FXSAVE_SIZE + HP_X86_XSAVE_HDR_SIZE;
+
+	*features = xcr0;
+	for (unsigned i = 2; i < 64; i++) {
+		unsigned size = 0, off = 0, flags = 0, edx = 0;
+
+		if (!(xcr0 >> i & 1))
+			continue;
+		__cpuid_count(0xd, i, size, off, flags, edx);
+		if ((flags & 4) && !(in_use >> i & 1)) {
+			*features &= ~(1ULL << i);
+			continue;
+		}
+		if (off + size > end)
+			end = off + size;
+	}
+	return end;
+}
+
+/*
+ * @t's FPU and extended state into @fp, as rt_sigreturn takes it back:
+ * ptrace's XSAVE area, its sw_reserved made a frame's and magic2 after
+ * it. Without XSAVE (or an area past @fp's room), fxsave's, which
+ * restores the x87 and SSE state only. Return: 0, -errno.
+ */
+static int fpu_state(const struct hp_thread *t, struct call_fpu *fp)
+{
+	struct iovec io = { fp->u.b, HP_X86_XSTATE_MAX };
+	const uint32_t magic2 = HP_X86_FP_XSTATE_MAGIC2;
+	struct fx_sw_bytes sw = { .magic1 = HP_X86_FP_XSTATE_MAGIC1 };
+	uint64_t xcr0 = 0, bv = 0;
+
+	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_XSTATE, &io) < 0 ||
+	    io.iov_len < HP_X86_FXSAVE_SIZE + HP_X86_XSAVE_HDR_SIZE) {
+		if (ptrace(PTRACE_GETFPREGS, t->tid, 0, fp->u.b) < 0)
+			return -errno;
+		memset(fp->u.b + HP_X86_FX_SW_OFF, 0, sizeof(sw));
+		fp->len = HP_X86_FXSAVE_SIZE;
+		return 0;
+	}
+	memcpy(&xcr0, fp->u.b + HP_X86_FX_SW_OFF, sizeof(xcr0));
+	memcpy(&bv, fp->u.b + HP_X86_FXSAVE_SIZE, sizeof(bv));
+	xcr0 |= 3; /* x87, SSE */
+	/* PKRU's value is there even with its bit clear (kept apart from
+	 * the XSAVE buffer since Linux 5.14): loaded, not reset to 0. */
+	bv |= xcr0 & (1ULL << HP_X86_XFEATURE_PKRU);
+	sw.xstate_size = xstate_end(xcr0, bv, &sw.xfeatures);
+	sw.extended_size = sw.xstate_size + sizeof(magic2);
+	if (sw.xstate_size > io.iov_len) {
+		memset(fp->u.b + HP_X86_FX_SW_OFF, 0, sizeof(sw));
+		fp->len = HP_X86_FXSAVE_SIZE;
+		return 0;
+	}
+	memcpy(fp->u.b + HP_X86_FX_SW_OFF, &sw, sizeof(sw));
+	memcpy(fp->u.b + HP_X86_FXSAVE_SIZE, &bv, sizeof(bv));
+	memcpy(fp->u.b + sw.xstate_size, &magic2, sizeof(magic2));
+	fp->len = sw.extended_size;
+	return 0;
+}
+
 /* Where a call's frame lies on the thread's stack, below its red zone:
  * its return address at @slot, a sigreturn frame after it, the FPU state
- * (fxsave's 512 bytes, 64-aligned) above that. */
+ * (@fp_len bytes, 64-aligned for XRSTOR) above that. */
 struct call_frame {
 	hp_raddr_t slot, uc, fx;
 };
 
-static void call_frame_at(struct call_frame *f, uint64_t rsp)
+static void call_frame_at(struct call_frame *f, uint64_t rsp, size_t fp_len)
 {
-	f->fx = (rsp - 128 - 512) & ~63ULL;
+	f->fx = (rsp - 128 - fp_len) & ~(HP_X86_FPSTATE_ALIGN - 1ULL);
 	f->uc = (f->fx - sizeof(struct sigreturn_frame)) & ~15ULL;
 	f->slot = f->uc - 8;
 }
@@ -752,14 +844,14 @@ static int poke_words(const struct hp_thread *t, hp_raddr_t addr,
  * abandoned, the lock would stay held for good): its return goes to the
  * C library's signal return @restorer, through a frame of the thread's
  * own registers (@saved: a system call it was interrupted in restarts as
- * after a signal, a sleep's with EINTR), signal mask @mask and FPU state
- * @fx, whether hpatch is still there or not. Return: 0 or -errno.
+ * after a signal, a sleep's with EINTR), signal mask @mask and FPU and
+ * extended state @fp (fpu_state), whether hpatch is still there or not.
+ * Return: 0 or -errno.
  */
 static int leave_call(struct hp_thread *t, const struct call_frame *f,
 		      const struct user_regs_struct *saved, uint64_t mask,
-		      const struct user_fpregs_struct *fx, hp_raddr_t restorer)
+		      const struct call_fpu *fp, hp_raddr_t restorer)
 {
-	struct user_fpregs_struct fpu = *fx;
 	struct sigreturn_frame sf = {
 		.ss_flags = -1, /* invalid: its alternate stack unchanged */
 		.r8 = saved->r8,
@@ -795,10 +887,7 @@ static int leave_call(struct hp_thread *t, const struct call_frame *f,
 		sf.rax = err == -516 ? SYS_restart_syscall : saved->orig_rax;
 		sf.rip -= 2;
 	}
-	/* No extended-state header: FPU and SSE restored, the rest reset
-	 * (the AVX halves of a thread in a system call are dead). */
-	memset((uint8_t *)&fpu + 464, 0, sizeof(fpu) - 464);
-	rc = poke_words(t, f->fx, &fpu, sizeof(fpu));
+	rc = poke_words(t, f->fx, fp->u.b, (fp->len + 7) & ~(size_t)7);
 	rc = rc ?: poke_words(t, f->uc, &sf, sizeof(sf));
 	if (!rc && ptrace(PTRACE_POKEDATA, t->tid, (void *)f->slot,
 			  (void *)restorer) < 0)
@@ -839,7 +928,7 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 {
 	struct call_locks cl = { .g = g };
 	struct user_regs_struct saved, regs;
-	struct user_fpregs_struct fx;
+	struct call_fpu fp;
 	struct call_frame f;
 	uint64_t mask = 0, zero = 0, since = 0;
 	int rc = save_thread(t, &saved, &mask), rrc, status = 0;
@@ -848,13 +937,12 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 
 	if (rc)
 		return rc;
-	if (ptrace(PTRACE_GETFPREGS, t->tid, 0, &fx) < 0) {
-		rc = -errno;
+	rc = fpu_state(t, &fp);
+	if (rc)
 		goto out_restore;
-	}
 	inject_regs(&regs, &saved, fn, 0);
 	since = hp_now_us();
-	call_frame_at(&f, saved.rsp);
+	call_frame_at(&f, saved.rsp, fp.len);
 	regs.rsp = f.slot; /* as after a call */
 	regs.rdi = (unsigned long long)args[0];
 	regs.rsi = (unsigned long long)args[1];
@@ -888,7 +976,7 @@ int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 		else
 			restorer = g->restorer ? g->restorer(g->arg) : 0;
 		if (restorer &&
-		    !leave_call(t, &f, &saved, mask, &fx, restorer)) {
+		    !leave_call(t, &f, &saved, mask, &fp, restorer)) {
 			t->left_in_call = true;
 			return hp_error(
 				-HP_E_BUSY,

@@ -16,7 +16,11 @@
  * it waits in write() until the FIFO is read, then says "released".
  * sleeper: sleeps in nanosleep, allocating nothing; with argv[2] "self" it
  * exits once FIFO.go exists (the holder is then the only thread waiting
- * in a system call, main aside).
+ * in a system call, main aside). With argv[2] "vec" it sleeps through a
+ * "syscall" of its own with a value in ymm15's upper half (and in k1 and
+ * zmm31 with AVX-512), which the kernel keeps across a system call, as
+ * code with inlined system calls relies on (musl's): says "vec tid=T"
+ * once, "vec lost" if the value changed.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -25,11 +29,13 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <unwind.h>
+#include <sys/syscall.h>
 
 #ifndef V
 #define V 1
@@ -66,7 +72,7 @@ __attribute__((noipa)) static long call_all(long x)
 
 static const char *fifo;
 static char go[4096];
-static bool self;
+static bool self, vec;
 
 /* printf's work in a buffer of our own, one write: no allocation. */
 static void say(const char *fmt, ...)
@@ -105,15 +111,74 @@ static void *holder(void *arg)
 	return NULL;
 }
 
+static const uint64_t vec_in[8] = {
+	1, 2, 0x1111, 0x2222, 5, 6, 0x7777, 0x8888
+};
+
+/* nanosleep(@ts) by a syscall of our own, ymm15 holding a value across
+ * it: is it still there after? */
+__attribute__((target("avx"))) static bool avx_sleep(const struct timespec *ts)
+{
+	uint64_t out[4] = { 0 }, nr = SYS_nanosleep;
+
+	__asm__ volatile("vmovdqu %[in], %%ymm15\n\t"
+			 "syscall\n\t"
+			 "vmovdqu %%ymm15, %[out]"
+			 : "+a"(nr), [out] "=m"(out)
+			 : [in] "m"(*(const uint64_t(*)[4])vec_in), "D"(ts),
+			   "S"(NULL)
+			 : "rcx", "r11", "xmm15", "memory");
+	return !memcmp(vec_in, out, sizeof(out));
+}
+
+/* So, with zmm31 and k1 too. */
+__attribute__((target("avx512f"))) static bool
+avx512_sleep(const struct timespec *ts)
+{
+	uint64_t out[4] = { 0 }, out8[8] = { 0 }, k = 0, nr = SYS_nanosleep;
+
+	__asm__ volatile(
+		"vmovdqu %[in], %%ymm15\n\t"
+		"vmovdqu64 %[in8], %%zmm31\n\t"
+		"movl $0x5a5a, %%ecx\n\t"
+		"kmovw %%ecx, %%k1\n\t"
+		"syscall\n\t"
+		"vmovdqu %%ymm15, %[out]\n\t"
+		"vmovdqu64 %%zmm31, %[out8]\n\t"
+		"kmovw %%k1, %%ecx\n\t"
+		"mov %%rcx, %[k]"
+		: "+a"(nr), [out] "=m"(out), [out8] "=m"(out8), [k] "=m"(k)
+		: [in] "m"(*(const uint64_t(*)[4])vec_in), [in8] "m"(vec_in),
+		  "D"(ts), "S"(NULL)
+		: "rcx", "r11", "xmm15", "xmm31", "k1", "memory");
+	return !memcmp(vec_in, out, sizeof(out)) &&
+	       !memcmp(vec_in, out8, sizeof(out8)) && k == 0x5a5a;
+}
+
+static bool vec_sleep(const struct timespec *ts)
+{
+	if (__builtin_cpu_supports("avx512f"))
+		return avx512_sleep(ts);
+	if (__builtin_cpu_supports("avx"))
+		return avx_sleep(ts);
+	nanosleep(ts, NULL);
+	return true;
+}
+
 static void *sleeper(void *arg)
 {
 	(void)arg;
+	if (vec)
+		say("vec tid=%d\n", (int)gettid());
 	for (;;) {
 		struct timespec ts = { 0, 10000000 };
 
 		if (self && !access(go, F_OK))
 			return NULL;
-		nanosleep(&ts, NULL);
+		if (!vec)
+			nanosleep(&ts, NULL);
+		else if (!vec_sleep(&ts))
+			say("vec lost\n");
 	}
 }
 
@@ -130,6 +195,7 @@ int main(int argc, char **argv)
 	fifo = argv[1];
 	snprintf(go, sizeof(go), "%s.go", fifo);
 	self = argc > 2 && !strcmp(argv[2], "self");
+	vec = argc > 2 && !strcmp(argv[2], "vec");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	pthread_create(&thr, NULL, sleeper, NULL);
 	printf("ready pid=%d keep=%p\n", (int)getpid(), keep);
