@@ -258,21 +258,21 @@ static const struct hp_map *module_base(const struct hp_proc *proc,
 /* Objects of a link map read at most: a process has a few hundred. */
 #define HP_LINK_MAP_MAX 4096
 
+/* What linked_first looks for in a module (its first mapping). */
+typedef bool module_match_fn(const struct hp_proc *proc, const struct hp_map *m,
+			     void *arg);
+
 /*
- * Of several copies of libgcc_s mapped, the one whose registry the
- * program's exceptions search: the first in the link map of the
- * program's namespace (r_debug's r_map, through its DT_DEBUG: the
- * program, the libraries it loaded at its start, in order, then what
- * dlopen added). Within that namespace any copy's
- * __register_frame_info reaches the first one's (it calls
- * __register_frame_info_bases through its PLT, and the global scope
- * comes first); a copy dlmopen'd into a namespace of its own keeps a
- * registry of its own, which the program never searches, at whatever
- * address it was mapped (often below the program's own). Its first
- * mapping, or NULL when it cannot be told (a static program, no
- * DT_DEBUG, a link map being changed, no libgcc_s in that namespace).
+ * The first module of the link map of the program's namespace (r_debug's
+ * r_map, through its DT_DEBUG: the program, the libraries it loaded at
+ * its start in order, LD_PRELOAD's first, then what dlopen added) that
+ * @match takes: the order in which ld.so binds a symbol in the global
+ * scope, which the order of the maps (by address) is not. Its first
+ * mapping, or NULL when none or it cannot be told (a static program, no
+ * DT_DEBUG, a link map being changed).
  */
-static const struct hp_map *linked_libgcc(const struct hp_proc *proc)
+static const struct hp_map *linked_first(const struct hp_proc *proc,
+					 module_match_fn *match, void *arg)
 {
 	hp_raddr_t phdr = 0, dyn = 0, at = 0;
 	uint64_t dyn_size = 0, debug = 0;
@@ -291,11 +291,37 @@ static const struct hp_map *linked_libgcc(const struct hp_proc *proc)
 		if (hp_proc_read(proc, at, &lm, sizeof(lm)))
 			return NULL;
 		m = hp_proc_find_map(proc, (hp_raddr_t)(uintptr_t)lm.l_ld);
-		if (m && is_libgcc(m))
-			return module_base(proc, m);
+		m = m ? module_base(proc, m) : NULL;
+		if (m && match(proc, m, arg))
+			return m;
 		at = (hp_raddr_t)(uintptr_t)lm.l_next;
 	}
 	return NULL;
+}
+
+static bool match_libgcc(const struct hp_proc *proc, const struct hp_map *m,
+			 void *arg)
+{
+	(void)proc;
+	(void)arg;
+	return is_libgcc(m);
+}
+
+/*
+ * Of several copies of libgcc_s mapped, the one whose registry the
+ * program's exceptions search: the first in the link map of the
+ * program's namespace (linked_first). Within that namespace any copy's
+ * __register_frame_info reaches the first one's (it calls
+ * __register_frame_info_bases through its PLT, and the global scope
+ * comes first); a copy dlmopen'd into a namespace of its own keeps a
+ * registry of its own, which the program never searches, at whatever
+ * address it was mapped (often below the program's own). Its first
+ * mapping, or NULL when it cannot be told (a static program, no
+ * DT_DEBUG, a link map being changed, no libgcc_s in that namespace).
+ */
+static const struct hp_map *linked_libgcc(const struct hp_proc *proc)
+{
+	return linked_first(proc, match_libgcc, NULL);
 }
 
 /*
@@ -326,8 +352,9 @@ static const struct hp_map *find_libgcc(const struct hp_proc *proc)
  * malloc_stats (writes to stderr under it), fork (holds every arena's
  * lock across the clone), and the rest of the family. Every path from
  * them into the kernel leaves a return address inside one of them (or
- * the thread's pc). The allocator is whoever defines free, first in the
- * maps: the program itself for one linked with its own.
+ * the thread's pc). The allocator is whoever defines free for the program
+ * (first_definer): the program itself for one linked with its own, a
+ * library preloaded (jemalloc, tcmalloc), else the C library.
  */
 static const char *const alloc_fns[HP_ALLOC_FNS] = {
 	"free",		"malloc",    "calloc",	      "realloc",
@@ -336,12 +363,38 @@ static const char *const alloc_fns[HP_ALLOC_FNS] = {
 	"malloc_info",	"mallinfo2", "mallopt",	      "fork",
 };
 
-/* The first module in @proc's maps (its first mapping) that defines
- * function @name, its address in *@at and size in *@size; or NULL. */
+/* A function looked for (first_definer). */
+struct definer {
+	const char *name;
+	hp_raddr_t *at;
+	uint64_t *size;
+};
+
+static bool match_definer(const struct hp_proc *proc, const struct hp_map *m,
+			  void *arg)
+{
+	const struct definer *d = arg;
+
+	return m->path[0] == '/' && (m->prot & PROT_READ) &&
+	       !hp_module_find_function(proc, m, d->name, NULL, d->at, d->size);
+}
+
+/*
+ * The module (its first mapping) that defines function @name for the
+ * program, its address in *@at and size in *@size; or NULL: the first in
+ * its link map (linked_first), as ld.so binds the name (an allocator
+ * preloaded, mapped above libc.so.6, defines the program's free), else,
+ * with no link map to read (a static program), the first in the maps.
+ */
 static const struct hp_map *first_definer(const struct hp_proc *proc,
 					  const char *name, hp_raddr_t *at,
 					  uint64_t *size)
 {
+	struct definer d = { .name = name, .at = at, .size = size };
+	const struct hp_map *linked = linked_first(proc, match_definer, &d);
+
+	if (linked)
+		return linked;
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
 

@@ -430,7 +430,8 @@ old_then_applied() {
 # code_maps PID: its anonymous executable mappings (patch regions' code).
 code_maps() { grep -cE '^[0-9a-f]+-[0-9a-f]+ r-xp 00000000 00:00 0 *$' "/proc/$1/maps" || true; }
 
-# arena_held NAME MODE: testdata unwind_lock (MODE: self or idle) patched
+# arena_held NAME MODE [PRELOAD]: testdata unwind_lock (MODE: self, idle
+# or vec; PRELOAD: a library for its LD_PRELOAD, such as an allocator) patched
 # with $T/p.hpatch (key k), a backtrace since (libgcc sorted the patch's
 # table), then its holder holding the main arena's lock in malloc_stats,
 # blocked writing to the full FIFO $T/NAME.fifo (arena_drain NAME lets it
@@ -442,7 +443,8 @@ arena_held() {
 	[ -f "$T/p.hpatch" ] || { make_key k; build_patch unwind_lock "$T/p.hpatch" --key "$T/k.key" --id p; }
 	mkfifo "$T/$1.fifo"
 	exec {fd}<>"$T/$1.fifo"
-	start_target "$HP_TD/unwind_lock-v1" "$log" "$T/$1.fifo" "$2"
+	start_target /usr/bin/env "$log" ${3:+LD_PRELOAD=$3} \
+		"$HP_TD/unwind_lock-v1" "$T/$1.fifo" "$2"
 	pid=$TARGET_PID
 	check "$1: rounds" wait_round_in "$log" 'sum='
 	rx=$(code_maps "$pid")
