@@ -488,15 +488,21 @@ static hp_raddr_t find_restorer(const void *arg)
 	return seen == 1 ? found : 0;
 }
 
-/* What @addr points into: the unwinder's module ("libgcc_s"), one of
- * the allocator's locking functions (find_allocator: its name), or
- * NULL. */
+/*
+ * What @addr points into: the unwinder's module ("libgcc_s"), one of the
+ * allocator's locking functions (find_allocator: its name), or NULL. Not
+ * an allocator function's entry: no call returns there (it returns past
+ * a call instruction, inside the caller), so a word holding one is a
+ * function pointer (pthread_cleanup_push(free, p) at -O0, a unique_ptr
+ * with free as its deleter), not a frame inside it; refused for that,
+ * such a thread was.
+ */
 static const char *locking_code(const struct hp_unwinder *u, uint64_t addr)
 {
 	if (addr >= u->lo && addr < u->hi)
 		return "libgcc_s";
 	for (size_t k = 0; k < u->nr_alloc; k++)
-		if (addr >= u->alloc[k].lo && addr < u->alloc[k].hi)
+		if (addr > u->alloc[k].lo && addr < u->alloc[k].hi)
 			return u->alloc[k].name;
 	return NULL;
 }

@@ -20,10 +20,13 @@
  * "syscall" of its own with a value in ymm15's upper half (and in k1 and
  * zmm31 with AVX-512), which the kernel keeps across a system call, as
  * code with inlined system calls relies on (musl's): says "vec tid=T"
- * once, "vec lost" if the value changed.
+ * once, "vec lost" if the value changed. With "fnptr" it keeps a pointer
+ * to free on its stack as it sleeps, as pthread_cleanup_push(free, p) at
+ * -O0 or a C++ unique_ptr with free as its deleter do.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdlib.h>
 #include <execinfo.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -72,7 +75,7 @@ __attribute__((noipa)) static long call_all(long x)
 
 static const char *fifo;
 static char go[4096];
-static bool self, vec;
+static bool self, vec, fnptr;
 
 /* printf's work in a buffer of our own, one write: no allocation. */
 static void say(const char *fmt, ...)
@@ -167,7 +170,11 @@ static bool vec_sleep(const struct timespec *ts)
 
 static void *sleeper(void *arg)
 {
+	void (*volatile keep_free)(void *) = fnptr ? free : NULL;
+
 	(void)arg;
+	if (keep_free)
+		say("fnptr %p\n", (void *)keep_free);
 	if (vec)
 		say("vec tid=%d\n", (int)gettid());
 	for (;;) {
@@ -196,6 +203,7 @@ int main(int argc, char **argv)
 	snprintf(go, sizeof(go), "%s.go", fifo);
 	self = argc > 2 && !strcmp(argv[2], "self");
 	vec = argc > 2 && !strcmp(argv[2], "vec");
+	fnptr = argc > 2 && !strcmp(argv[2], "fnptr");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	pthread_create(&thr, NULL, sleeper, NULL);
 	printf("ready pid=%d keep=%p\n", (int)getpid(), keep);
