@@ -1,7 +1,9 @@
 /*
  * The stop's second CPU: one thread, kept from stop to stop, that reads
  * and scans stacks alongside the loader, each taking the next chunk of
- * them until none is left (rt_check.c).
+ * them until none is left (rt_check.c), and in a large world traces half
+ * of its threads (rt_transition.c, "Two tracers"): a thread that may
+ * still trace one it could not let go ends instead (hp_helper_retire).
  *
  * Starting a thread in the window cost the pause 80-150 us on a 2-CPU VM
  * (the new thread ran its first instruction 80-95 us after
@@ -11,8 +13,9 @@
  * at the loader's policy and priority, set at each wake: the loader runs
  * SCHED_FIFO in the window with SCHED_RESET_ON_FORK, so a thread it starts
  * would run at normal priority, behind every runnable task of a busy
- * host. Every signal is blocked in it. A child forked since has no
- * helper: it starts its own (helper.owner).
+ * host. Every signal is blocked in it (SIGCHLD aside while it traces:
+ * see rt_transition.c). A child forked since has no helper: it starts its
+ * own (helper.owner).
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_util.h"
@@ -23,17 +26,20 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 /* How long a woken helper waits for its job spinning, then sleeps. */
 #define HP_HELPER_SPIN_US 2000
 
-enum { HELPER_SLEEP, HELPER_AWAKE, HELPER_GO, HELPER_DONE };
+enum { HELPER_SLEEP, HELPER_AWAKE, HELPER_GO, HELPER_DONE, HELPER_EXIT };
 
 static struct {
 	pid_t owner; /* the process it runs in; 0: none */
 	pthread_t th;
+	pid_t tid;  /* its thread id (a tracer's: see hp_helper_retire) */
 	int policy; /* as last set */
 	int prio;
 	void (*fn)(void *);
@@ -60,16 +66,26 @@ static void state_wait(uint32_t s)
 			NULL, 0);
 }
 
+/*
+ * Between jobs it spins: woken (AWAKE), or done and not yet taken back
+ * (DONE: the next job of a stop often follows at once, see
+ * hp_helper_join_awake).
+ */
 static void *helper_main(void *unused)
 {
 	(void)unused;
+	__atomic_store_n(&helper.tid, (pid_t)syscall(SYS_gettid),
+			 __ATOMIC_RELEASE);
 	for (;;) {
 		const uint64_t until = hp_now_us() + HP_HELPER_SPIN_US;
 		uint32_t s;
 
-		while (state_get() == HELPER_AWAKE && hp_now_us() < until)
+		while (((s = state_get()) == HELPER_AWAKE ||
+			s == HELPER_DONE) &&
+		       hp_now_us() < until)
 			__builtin_ia32_pause();
-		s = state_get();
+		if (s == HELPER_EXIT)
+			return NULL;
 		if (s != HELPER_GO) {
 			/* SLEEP, DONE (not taken back yet), AWAKE too long */
 			syscall(SYS_futex, &helper.state, FUTEX_WAIT_PRIVATE, s,
@@ -92,6 +108,7 @@ int hp_helper_ready(void)
 		return 0;
 	/* Forked since (or never started): this process has none. */
 	helper.state = HELPER_SLEEP;
+	helper.tid = 0;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&helper.th, NULL, helper_main, NULL);
@@ -138,6 +155,33 @@ void hp_helper_join(void)
 {
 	state_wait(HELPER_GO);
 	__atomic_store_n(&helper.state, HELPER_SLEEP, __ATOMIC_RELEASE);
+}
+
+void hp_helper_join_awake(void)
+{
+	state_wait(HELPER_GO);
+	__atomic_store_n(&helper.state, HELPER_AWAKE, __ATOMIC_RELEASE);
+}
+
+/*
+ * A thread's tracees are let go by the kernel when it exits (exit_ptrace,
+ * as for a detach: a stop pending or in effect is cancelled), after the
+ * futex wake that ends pthread_join and before the thread's /proc entry
+ * goes: waited for that, up to a second.
+ */
+void hp_helper_retire(void)
+{
+	char path[64];
+	struct stat st;
+
+	if (helper.owner != hp_self_pid())
+		return;
+	state_set(HELPER_EXIT);
+	pthread_join(helper.th, NULL);
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)helper.tid);
+	for (int i = 0; i < 10000 && helper.tid && !stat(path, &st); i++)
+		usleep(100);
+	helper.owner = 0;
 }
 
 void hp_helper_rest(void)

@@ -389,19 +389,33 @@ size_t hp_rt_release_left(void)
 	return left_attached.nr;
 }
 
-int hp_pt_seize(struct hp_thread *t)
+/* Whether @tid is a thread of this process. */
+static bool hp_own_thread(pid_t tid)
 {
-	pid_t tracer;
-	int rc;
+	char path[64];
 
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	return !access(path, F_OK);
+}
+
+int hp_pt_seize_quiet(struct hp_thread *t)
+{
 	/* TRACEEXEC: a thread of ours that execs reports an event stop,
 	 * not the SIGTRAP the kernel otherwise sends it (which, delivered,
 	 * would kill the new program). */
-	if (!ptrace(PTRACE_SEIZE, t->tid, 0, (void *)PTRACE_O_TRACEEXEC)) {
-		t->seized = true;
+	if (ptrace(PTRACE_SEIZE, t->tid, 0, (void *)PTRACE_O_TRACEEXEC) < 0)
+		return -errno;
+	t->seized = true;
+	return 0;
+}
+
+int hp_pt_seize(struct hp_thread *t)
+{
+	pid_t tracer;
+	int rc = hp_pt_seize_quiet(t);
+
+	if (!rc)
 		return 0;
-	}
-	rc = -errno;
 	/* The kernel refuses a thread that is exiting with EPERM, as it
 	 * refuses one that another tracer holds: tell them apart. */
 	if (rc == -ESRCH || (rc == -EPERM && hp_task_gone(t->tid)))
@@ -416,6 +430,11 @@ int hp_pt_seize(struct hp_thread *t)
 		t->seized = !rc;
 		return rc;
 	}
+	/* Another thread of ours: the helper (rt_transition.c, "Two
+	 * tracers"), whose thread exec'd, and took the leader's tid. */
+	if (tracer > 0 && tracer != (pid_t)syscall(SYS_gettid) &&
+	    hp_own_thread(tracer))
+		return -HP_E_EXEC;
 	if (tracer > 0) {
 		char comm[32];
 
@@ -489,6 +508,12 @@ int hp_pt_wait_stop(struct hp_thread *t)
 			if (own_signal(t, WSTOPSIG(status))) {
 				t->stopped = true;
 				return 0;
+			}
+			/* Not ours to resume: its tracer's (rt_transition.c,
+			 * "Two tracers"). */
+			if (t->by_helper) {
+				t->stop_sig = WSTOPSIG(status);
+				return -EXDEV;
 			}
 			if (ptrace(PTRACE_CONT, t->tid, 0,
 				   (void *)(long)WSTOPSIG(status)) < 0)
@@ -572,6 +597,8 @@ static bool own_pending(const struct hp_thread *t)
 
 void hp_pt_release(struct hp_thread *t)
 {
+	int rc;
+
 	if (!t->seized)
 		return;
 	hp_pt_inject_end(t);
@@ -581,7 +608,8 @@ void hp_pt_release(struct hp_thread *t)
 	 * path, is stopped first; one that exited meanwhile is done. */
 	if (!t->stopped) {
 		const uint64_t saved = pt_deadline;
-		int rc = hp_pt_interrupt(t);
+
+		rc = hp_pt_interrupt(t);
 
 		/* A thread that did not stop in time is not waited for
 		 * again: if it stops now, it is let go; else it stays
@@ -631,20 +659,32 @@ void hp_pt_release(struct hp_thread *t)
 			return;
 		}
 	}
+	rc = hp_pt_detach(t);
+	if (rc && rc != -ESRCH)
+		hp_warn("tid %d: detach: %s", (int)t->tid, strerror(-rc));
+}
+
+int hp_pt_detach(struct hp_thread *t)
+{
 	/* Detaching resumes the thread and cancels any pending interrupt.
 	 * ESRCH: killed while stopped (SIGKILL needs no tracer), to reap. */
-	if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0) {
-		if (errno == ESRCH)
-			t->dead = true;
-		else
-			hp_warn("tid %d: detach: %s", (int)t->tid,
-				strerror(errno));
-	}
+	const int rc = ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0 ? -errno : 0;
+
+	if (rc == -ESRCH)
+		t->dead = true;
 	t->seized = false;
 	t->stopped = false;
 	t->has_regs = false;
 	t->has_seccomp_mode = false;
 	t->has_ip = false;
+	return rc;
+}
+
+int hp_pt_cont(struct hp_thread *t, int sig)
+{
+	if (ptrace(PTRACE_CONT, t->tid, 0, (void *)(long)sig) < 0)
+		return -errno;
+	return 0;
 }
 
 void hp_pt_reap(struct hp_thread *threads, size_t nr)

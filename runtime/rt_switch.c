@@ -167,8 +167,10 @@ static int try_switch(struct attempt *a, struct hp_proc *proc,
 	a->busy_tid = 0;
 	if (held)
 		take_held(a, sw->held);
-	else
+	else if (active || sw->nr_keep) /* registers read: one tracer */
 		rc = hp_world_prepare(&a->w, proc->pid, a->deadline);
+	else
+		rc = hp_world_prepare_split(&a->w, proc->pid, a->deadline);
 	/* Threads may stay in the functions: then, without old patch
 	 * regions to keep, the stop reads each thread's instruction and
 	 * stack pointers alone, and the stacks are searched for returns

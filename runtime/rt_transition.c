@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <sched.h>
+#include <signal.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,6 +45,11 @@
 #define HP_STOP_TURN_US 3000 /* a scheduler slice, at most */
 /* Threads enough for their stacks (~4 KiB each) to be read on two CPUs. */
 #define HP_HELPER_MIN_THREADS 48
+/* Threads enough for a second tracer to pay (see "Two tracers"): the
+ * pause of a checked stop on a 2-CPU VM, one tracer -> two, was 116-133 ->
+ * 131-149 us at 16 threads, 227-230 -> 220-229 at 32, 302-304 -> 274-276
+ * at 48, 348-382 -> 325-361 at 64, 647 -> 522 at 128. */
+#define HP_SPLIT_MIN_THREADS 48
 
 /* Tasks runnable on the host now (4th field of /proc/loadavg: "R/T"). */
 static long runnable_tasks(void)
@@ -108,7 +115,11 @@ static int add_thread(struct hp_world *w, pid_t tid, struct hp_thread **out)
 /* Every register of stopped @t, read once per stop. */
 int hp_thread_need_regs(struct hp_thread *t)
 {
-	int rc = t->has_regs ? 0 : hp_pt_get_regs(t);
+	int rc;
+
+	/* Never asked of a split world's (hp_world_prepare_split). */
+	HP_BUG_ON(t->by_helper && !t->has_regs);
+	rc = t->has_regs ? 0 : hp_pt_get_regs(t);
 
 	t->has_regs = !rc;
 	return rc;
@@ -117,7 +128,10 @@ int hp_thread_need_regs(struct hp_thread *t)
 /* The instruction pointer of stopped @t, read once per stop. */
 int hp_thread_need_ip(struct hp_thread *t)
 {
-	int rc = t->has_regs || t->has_ip ? 0 : hp_pt_get_ip(t);
+	int rc;
+
+	HP_BUG_ON(t->by_helper && !t->has_regs && !t->has_ip);
+	rc = t->has_regs || t->has_ip ? 0 : hp_pt_get_ip(t);
 
 	t->has_ip = !rc;
 	return rc;
@@ -130,9 +144,12 @@ int hp_thread_need_ip(struct hp_thread *t)
  * pause little beyond the wait itself. Every register is read only where
  * needed (stepping a thread, running a system call through it).
  */
+static int split_wait(struct hp_thread *t);
+
 static int wait_and_read(struct hp_world *w, struct hp_thread *t)
 {
-	int rc = hp_pt_wait_stop(t);
+	/* (The helper reads its own threads' pointers after the waits.) */
+	int rc = t->by_helper ? split_wait(t) : hp_pt_wait_stop(t);
 
 	if (rc == -ETIMEDOUT) {
 		/* It sleeps where no interrupt reaches it: let every thread
@@ -140,7 +157,7 @@ static int wait_and_read(struct hp_world *w, struct hp_thread *t)
 		w->stuck_tid = t->tid;
 		return -HP_E_BUSY;
 	}
-	if (!rc)
+	if (!rc && !t->by_helper)
 		rc = hp_thread_need_ip(t);
 	return rc;
 }
@@ -296,12 +313,288 @@ static void host_load(int *nr_cpus, long *nr_runnable)
 	*nr_runnable = runnable;
 }
 
+/* Seize @t for @w: 0, or an error reported (-ESRCH: exited, not held). */
+static int seize_one(struct hp_world *w, struct hp_thread *t)
+{
+	int rc = hp_pt_seize(t);
+
+	/* Reported. Inside an earlier try's call: it would not stop, as one
+	 * asleep (hp_switch retries). */
+	if (rc == -HP_E_BUSY)
+		w->stuck_tid = t->tid;
+	if (rc == -ESRCH) {
+		/* Exited meanwhile: kept known, not held. A leader gone
+		 * before the rest stays counted. */
+		t->seized = false;
+		w->leader_gone |= t->leader;
+		rc = 0;
+	}
+	return rc;
+}
+
+/*
+ * Two tracers. Each ptrace request for a thread must come from the thread
+ * that seized it, and a stop of many threads is mostly such requests, one
+ * after another: interrupt, read the instruction and stack pointers, and
+ * at the end detach (~2 us each). On two CPUs or more, the helper thread
+ * (rt_helper.c) seizes the first half of a large world's threads before
+ * the window, interrupts them and, once they are stopped, reads their
+ * pointers, then lets them go, while the loader does the same for the
+ * rest (the leader among them, and every thread born during the stop).
+ * The waits are the loader's alone, for every thread: a wait from any
+ * thread of a tracer's process sees its tracees (no __WNOTHREAD). The
+ * threads need a CPU to reach their stop, and a tracer busy at SCHED_FIFO
+ * keeps them off its own: with the helper waiting for its part, each
+ * tracer's wait for a thread queued behind the other held it 100-300 us
+ * (the stop took 1000 us where the loader alone takes 700); the helper
+ * sleeps instead while the loader waits, and reads its part's pointers
+ * once the loader has waited for them (they come first in the list),
+ * while the loader waits on for its own.
+ *
+ * 256 threads spinning on a 2-CPU VM (bench/pause.sh, stacks checked),
+ * per apply: stop 620-800 -> 530-730 us, let go 450-500 -> 340-370 us
+ * (see split_detach for the minutes when it is not so).
+ *
+ * Nothing else is ever asked of the helper's threads: a split world is
+ * made only for a stop that reads no more than the pointers (no
+ * registers, no step, no injected call: hp_world_prepare_split), and the
+ * loader's reads say so (HP_BUG_ON). What is not plain:
+ * - a thread the helper cannot seize is seized by the loader after it,
+ *   which reports as for any thread (traced by another, left attached by
+ *   an earlier try: adopted, exited: not held);
+ * - a signal that stops a thread of its part before our interrupt: the
+ *   helper delivers it from that stop, at the loader's request, as the
+ *   loader would (hp_pt_wait_stop), and the loader waits on;
+ * - a thread that does not stop within the bound ends the stop as one of
+ *   the loader's (-HP_E_BUSY, w->stuck_tid); an exit, an exec, an error
+ *   likewise end it or go on as on the loader's side;
+ * - at the release the helper detaches each of its threads that stopped;
+ *   if any of its part was not plainly stopped and detached (not stopped,
+ *   exited: an exec makes a thread of it the leader, under a tid the
+ *   helper never saw), the helper thread exits and the kernel lets go of
+ *   every thread it still traces, as a detach does (hp_helper_retire).
+ *   No thread of the helper's is left attached for a later try to adopt;
+ *   the next stop starts a new helper.
+ * The helper logs nothing: what it found, the loader says.
+ */
+static struct split {
+	struct hp_world *w; /* the world split now, NULL: none */
+	int rc;
+	struct hp_thread *cont; /* to resume with its signal */
+	bool plain;	  /* every thread of the part stopped and let go */
+	bool loader_done; /* the loader's part let go */
+} split;
+
+/*
+ * The kernel sends the tracer's process a SIGCHLD at each stop of a
+ * tracee, discarded as sent if the tracer thread has it at its default
+ * action (or ignored) and unblocked; blocked there (the helper blocks
+ * every signal), it was kept pending and woke the loader from each wait,
+ * to discard it then (a stop of 256 threads took 1050 us, not 700). So
+ * the helper unblocks it while it holds threads, where no handler is
+ * installed (world_prepare) to run on it.
+ */
+static bool sigchld_unhandled(void)
+{
+	struct sigaction sa;
+
+	return !sigaction(SIGCHLD, NULL, &sa) && !(sa.sa_flags & SA_SIGINFO) &&
+	       (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN);
+}
+
+static void helper_sigchld(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(how, &set, NULL);
+}
+
+/* Seize the helper's part; a thread it cannot is the loader's. */
+static void split_seize(void *unused)
+{
+	struct hp_world *w = split.w;
+
+	(void)unused;
+	helper_sigchld(SIG_UNBLOCK);
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		struct hp_thread *t = &w->threads[i];
+
+		if (t->by_helper && hp_pt_seize_quiet(t))
+			t->by_helper = false;
+	}
+}
+
+static void split_interrupt(void *unused)
+{
+	struct hp_world *w = split.w;
+
+	(void)unused;
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		struct hp_thread *t = &w->threads[i];
+
+		if (t->by_helper && t->seized && hp_pt_interrupt(t)) {
+			t->seized = false; /* exited (or exec'd) */
+			split.plain = false;
+		}
+	}
+}
+
+static void split_cont(void *unused)
+{
+	(void)unused;
+	split.rc = hp_pt_cont(split.cont, split.cont->stop_sig);
+}
+
+/* Read the pointers of the helper's part, every thread stopped. */
+static void split_read(void *unused)
+{
+	struct hp_world *w = split.w;
+	int rc = 0;
+
+	(void)unused;
+	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
+		struct hp_thread *t = &w->threads[i];
+
+		if (!t->by_helper || !t->seized)
+			continue;
+		rc = hp_pt_get_ip(t);
+		t->has_ip = !rc;
+	}
+	if (rc)
+		split.plain = false;
+	split.rc = rc;
+}
+
+/*
+ * Detaches from two threads at once took 2.5 us each on a 2-CPU VM for
+ * minutes at a time, and 4.5-5 us for minutes at others (a bare program
+ * with two tracers showed the same), where one thread's take 1.8-1.9 us:
+ * then the helper, after SPLIT_PROBE detaches, waits for the loader to
+ * finish before it goes on, as one tracer would (the let-go of 256
+ * threads, 600-650 us then, took 420 with the wait forced).
+ */
+#define SPLIT_PROBE 16
+#define SPLIT_DETACH_MAX_NS 3500
+
+/* Let go of the helper's part: each stopped thread is detached. */
+static void split_detach(void *unused)
+{
+	struct hp_world *w = split.w;
+	const uint64_t t0 = hp_now_us();
+	size_t n = 0;
+
+	(void)unused;
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		struct hp_thread *t = &w->threads[i];
+
+		if (!t->by_helper || !t->seized)
+			continue;
+		if (!t->stopped || hp_pt_detach(t))
+			split.plain = false;
+		if (++n == SPLIT_PROBE &&
+		    (hp_now_us() - t0) * 1000 >
+			    SPLIT_PROBE * SPLIT_DETACH_MAX_NS)
+			while (!__atomic_load_n(&split.loader_done,
+						__ATOMIC_ACQUIRE))
+				__builtin_ia32_pause();
+	}
+	helper_sigchld(SIG_BLOCK);
+}
+
+/* Run @fn on the helper and wait for it. Return: 0, -EAGAIN (no helper). */
+static int split_job(void (*fn)(void *))
+{
+	if (hp_helper_start(fn, NULL))
+		return -EAGAIN;
+	hp_helper_join();
+	return 0;
+}
+
+/*
+ * Before the window: give the helper the first half of @w's threads (the
+ * leader is last: never among them) and seize both halves at once; with
+ * no helper, the loader seizes them all. Return: 0 or the first error.
+ */
+static int split_prepare(struct hp_world *w)
+{
+	const size_t half = w->nr_threads / 2;
+	size_t from = 0;
+	int rc = 0;
+
+	split = (struct split){ .w = w, .plain = true };
+	for (size_t i = 0; i < half; i++)
+		w->threads[i].by_helper = true;
+	hp_helper_wake(); /* at our priority */
+	w->split = !hp_helper_start(split_seize, NULL);
+	if (w->split) {
+		from = half;
+	} else {
+		split.w = NULL;
+		for (size_t i = 0; i < half; i++)
+			w->threads[i].by_helper = false;
+	}
+	for (size_t i = from; i < w->nr_threads && !rc; i++)
+		rc = seize_one(w, &w->threads[i]);
+	if (w->split) {
+		hp_helper_join_awake(); /* the interrupts follow */
+		hp_dbg(HP_DBG_PTRACE,
+		       "pid %d: %zu threads, the helper thread traces %zu",
+		       (int)w->pid, w->nr_threads, half);
+	}
+	/* What the helper could not seize: the loader's, as if alone. */
+	for (size_t i = 0; i < from && !rc; i++)
+		if (!w->threads[i].by_helper)
+			rc = seize_one(w, &w->threads[i]);
+	return rc;
+}
+
+/*
+ * The loader's wait for a thread of the helper's: a signal that stopped it
+ * first is delivered by the helper from that stop, and the interrupt
+ * stops it right after (see hp_pt_wait_stop). Return: as that.
+ */
+static int split_wait(struct hp_thread *t)
+{
+	int rc;
+
+	while ((rc = hp_pt_wait_stop(t)) == -EXDEV) {
+		split.cont = t;
+		rc = split_job(split_cont) ?: split.rc;
+		if (rc)
+			break;
+	}
+	if (rc || !t->seized)
+		split.plain = false;
+	return rc;
+}
+
+/* After it: what the helper still traces let go (@retire), the world
+ * whole again. */
+static void split_end(struct hp_world *w, bool retire)
+{
+	if (retire)
+		hp_helper_retire(); /* the kernel lets go of what it holds */
+	for (size_t i = 0; i < w->nr_threads; i++) {
+		struct hp_thread *t = &w->threads[i];
+
+		if (t->by_helper && t->seized)
+			*t = (struct hp_thread){ .tid = t->tid,
+						 .leader = t->leader };
+		t->by_helper = false;
+	}
+	w->split = false;
+	split.w = NULL;
+}
+
 /*
  * Outside the window: raise our priority and seize every listed thread
  * (PTRACE_SEIZE does not stop it), so the window holds only interrupts,
  * waits and the work that needs the threads stopped.
  */
-int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
+static int world_prepare(struct hp_world *w, pid_t pid, uint64_t until,
+			 bool split_ok)
 {
 	pid_t *tids = NULL;
 	size_t nr = 0;
@@ -317,23 +610,14 @@ int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 	host_load(&w->nr_cpus, &w->nr_runnable);
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
+	split_ok &= !rc && w->nr_cpus > 1 && nr >= HP_SPLIT_MIN_THREADS &&
+		    !split.w && sigchld_unhandled();
 	for (size_t i = 0; i < nr && !rc; i++) {
 		struct hp_thread *t = NULL;
 
 		rc = add_thread(w, tids[i], &t);
-		if (!rc)
-			rc = hp_pt_seize(t);
-		/* Reported. Inside an earlier try's call: it would not stop,
-		 * as one asleep (hp_switch retries). */
-		if (rc == -HP_E_BUSY)
-			w->stuck_tid = t->tid;
-		if (rc == -ESRCH) {
-			/* Exited meanwhile: kept known, not held. A leader
-			 * gone before the rest stays counted. */
-			t->seized = false;
-			w->leader_gone |= t->leader;
-			rc = 0;
-		}
+		if (!rc && !split_ok)
+			rc = seize_one(w, t);
 	}
 	free(tids);
 	hp_world_reserve_stacks(w->nr_threads);
@@ -349,6 +633,8 @@ int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 			w->threads[w->nr_threads - 1] = t;
 			break;
 		}
+	if (!rc && split_ok)
+		rc = split_prepare(w);
 	if (!rc)
 		rc = hp_rt_fault("seize");
 	if (rc)
@@ -356,33 +642,74 @@ int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 	return rc;
 }
 
-int hp_world_stop(struct hp_world *w)
+int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 {
-	size_t nr_new = 0, held = 0;
-	bool complete = false;
-	int rc = 0, rounds = 0;
+	return world_prepare(w, pid, until, false);
+}
 
-	w->stopped_at = hp_now_us();
-	hp_pt_set_deadline(w->stopped_at + hp_world_stop_bound(w));
+int hp_world_prepare_split(struct hp_world *w, pid_t pid, uint64_t until)
+{
+	return world_prepare(w, pid, until, true);
+}
+
+/*
+ * Interrupt every listed thread, wait for each and read its pointers. In a
+ * split world the helper interrupts its part meanwhile, and reads their
+ * pointers once they are stopped (they come first in the list), while the
+ * loader waits on for the rest.
+ */
+static int stop_listed(struct hp_world *w)
+{
+	const bool two = w->split && !hp_helper_start(split_interrupt, NULL);
+	size_t last = 0; /* after the helper's last thread */
+	bool reading = false;
+	int rc = w->split && !two ? -EAGAIN : 0;
+
 	for (size_t i = 0; i < w->nr_threads; i++) {
 		struct hp_thread *t = &w->threads[i];
-		int irc = t->seized ? hp_pt_interrupt(t) : 0;
+		int irc = !t->by_helper && t->seized ? hp_pt_interrupt(t) : 0;
 
+		/* Not ours, yet there: a thread of the helper's exec'd, and
+		 * took the leader's tid (see hp_pt_seize). */
+		if (irc == -ESRCH && w->split && t->leader &&
+		    !hp_task_gone(t->tid))
+			irc = -HP_E_EXEC;
 		if (irc == -ESRCH)
 			t->seized = false;
 		else if (irc && !rc)
 			rc = irc;
+		if (t->by_helper)
+			last = i + 1;
 	}
+	if (two)
+		hp_helper_join();
 	for (size_t i = 0; i < w->nr_threads && !rc; i++) {
 		struct hp_thread *t = &w->threads[i];
-		int wrc;
+		int wrc = t->seized ? wait_and_read(w, t) : 0;
 
-		if (!t->seized)
-			continue;
-		wrc = wait_and_read(w, t);
 		if (wrc && wrc != -ESRCH)
 			rc = wrc;
+		if (!rc && two && i + 1 == last) {
+			reading = !hp_helper_start(split_read, NULL);
+			rc = reading ? 0 : -EAGAIN;
+		}
 	}
+	if (reading) {
+		hp_helper_join();
+		rc = rc ?: split.rc;
+	}
+	return rc;
+}
+
+int hp_world_stop(struct hp_world *w)
+{
+	size_t nr_new = 0, held = 0;
+	bool complete = false;
+	int rc, rounds = 0;
+
+	w->stopped_at = hp_now_us();
+	hp_pt_set_deadline(w->stopped_at + hp_world_stop_bound(w));
+	rc = stop_listed(w);
 	/* All counted and stopped: no thread was born since the listing. */
 	for (size_t i = 0; i < w->nr_threads; i++)
 		held += w->threads[i].seized;
@@ -431,11 +758,21 @@ int hp_world_stop(struct hp_world *w)
 
 void hp_world_release(struct hp_world *w)
 {
+	/* A split world's parts are let go at once, each by its tracer. */
+	const bool split_world = w->split;
+	const bool two = split_world && !hp_helper_start(split_detach, NULL);
+
 	for (size_t i = 0; i < w->nr_threads; i++)
-		hp_pt_release(&w->threads[i]);
+		if (!w->threads[i].by_helper)
+			hp_pt_release(&w->threads[i]);
+	__atomic_store_n(&split.loader_done, true, __ATOMIC_RELEASE);
+	if (two)
+		hp_helper_join();
 	/* The window ends here, not after we drop to normal priority, when
 	 * the spinning threads we let go may run before we read the clock. */
 	w->resumed_at = hp_now_us();
+	if (split_world)
+		split_end(w, !two || !split.plain);
 	hp_helper_rest();
 	hp_world_drop_stacks(w);
 	hp_pt_reap(w->threads, w->nr_threads);

@@ -296,6 +296,11 @@ struct hp_thread {
 	/* Its seccomp mode ("Seccomp:" in its status), read once a stop. */
 	bool has_seccomp_mode;
 	int seccomp_mode;
+	/* Seized by the helper thread (a world's second tracer): only it
+	 * may ask ptrace anything of it (rt_transition.c); the signal it
+	 * stopped for first, for it to deliver. */
+	bool by_helper;
+	int stop_sig;
 };
 
 /* Return: 0, -ESRCH (exiting), -HP_E_BUSY (left attached inside an
@@ -303,13 +308,17 @@ struct hp_thread {
  * given what it is owed and seized anew), or -errno reported naming the
  * tracer that holds the thread, if any. */
 int hp_pt_seize(struct hp_thread *t) __attribute__((warn_unused_result));
+/* The same, saying nothing: 0 or -errno as PTRACE_SEIZE gave it. */
+int hp_pt_seize_quiet(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Reap the @nr threads (of @threads) that hp_pt_release found killed, so
  * their parent can: a tracee that died stays a zombie for its tracer. */
 void hp_pt_reap(struct hp_thread *threads, size_t nr);
 int hp_pt_interrupt(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Wait until @t is stopped, or the deadline (hp_pt_set_deadline).
  * Return: 0, -ESRCH if it exited, -ETIMEDOUT, -HP_E_EXEC (stopped after
- * an exec: the image we prepared for is gone). */
+ * an exec: the image we prepared for is gone), -EXDEV (a thread of the
+ * helper's stopped first for a signal, in t->stop_sig, for its tracer
+ * to deliver). */
 int hp_pt_wait_stop(struct hp_thread *t) __attribute__((warn_unused_result));
 /* The least bound of a stop (a world's grows with its threads and the
  * host's load: rt_transition.c), within which a thread an interrupt does
@@ -331,6 +340,11 @@ extern bool hp_pt_fault_leave;
 /* Give back the signal and mask the bounded waits used (every operation
  * on a target calls it when done; a later wait takes them again). */
 void hp_pt_wake_release(void);
+/* Detach stopped @t (it runs on). Return: 0, -ESRCH (killed meanwhile:
+ * t->dead, to reap), -errno. */
+int hp_pt_detach(struct hp_thread *t);
+/* Resume stopped @t delivering @sig (0: none). Return: 0 or -errno. */
+int hp_pt_cont(struct hp_thread *t, int sig);
 int hp_pt_get_regs(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Read only t->regs.rip and .rsp (one call, as cheap as one word and
  * cheaper than every register). */
@@ -440,6 +454,9 @@ struct hp_world {
 	size_t stacks_total;
 	/* The stop's one check of the stacks: none is kept after it. */
 	bool stacks_once;
+	/* Two tracers: the helper thread seized the threads marked
+	 * by_helper, stops them and lets them go (rt_transition.c). */
+	bool split;
 };
 
 /* How long a stop of @w, from w->stopped_at, waits for its threads: more
@@ -459,6 +476,11 @@ int hp_thread_need_ip(struct hp_thread *t) __attribute__((warn_unused_result));
  * limit but its own). Return: 0 or -errno; on failure everything is
  * released. */
 int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
+	__attribute__((warn_unused_result));
+/* The same, letting the helper thread trace part of a large world: only
+ * for a stop that asks no more of a thread than its instruction and stack
+ * pointers (no registers, no step, no call). */
+int hp_world_prepare_split(struct hp_world *w, pid_t pid, uint64_t until)
 	__attribute__((warn_unused_result));
 /* Stop every prepared thread, and any born since; w->stopped_at marks the
  * start of the window, w->resumed_at (set on release) its end.
@@ -560,6 +582,11 @@ void hp_helper_wake(void);
  * -errno: no helper, run it yourself. */
 int hp_helper_start(void (*fn)(void *), void *arg);
 void hp_helper_join(void);
+/* The same, and it stays awake for the next job. */
+void hp_helper_join_awake(void);
+/* End it (a thread it traces is let go by the kernel); the next use
+ * starts another. */
+void hp_helper_retire(void);
 /* No job after all: let a woken helper sleep again. */
 void hp_helper_rest(void);
 

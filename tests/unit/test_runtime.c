@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -1378,6 +1379,277 @@ static void test_who_settle(void **state)
 	waitpid(spins, &status, 0);
 }
 
+/* ---- two tracers (rt_transition.c, "Two tracers") ---- */
+
+#define SPLIT_THREADS 64
+
+static int split_ctl[2];
+
+enum first_thread { FIRST_SPINS, FIRST_EXITS, FIRST_VFORKS, FIRST_EXECS };
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	if (write(split_ctl[1], "y", 1) != 1)
+		_exit(3);
+}
+
+static void *spin_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		child_spins++;
+	return NULL;
+}
+
+/* The first thread made: at a byte on split_ctl, it exits, or waits
+ * asleep where no interrupt reaches it (a vfork parent), 1.5 s. */
+static void *first_thread(void *arg)
+{
+	const struct timespec ts = { 1, 500000000 };
+	char c;
+
+	if ((long)arg == FIRST_SPINS || read(split_ctl[0], &c, 1) != 1)
+		return spin_thread(NULL);
+	if ((long)arg == FIRST_EXITS)
+		syscall(SYS_exit, 0);
+	if ((long)arg == FIRST_EXECS) {
+		static char sleep_arg0[] = "sleep", sleep_arg1[] = "0.5";
+		char *const argv[] = { sleep_arg0, sleep_arg1, NULL };
+
+		execv("/bin/sleep", argv);
+		_exit(2);
+	}
+	if (!vfork()) {
+		syscall(SYS_nanosleep, &ts, NULL);
+		syscall(SYS_exit, 0);
+	}
+	return spin_thread(NULL);
+}
+
+/* A child of SPLIT_THREADS threads spinning, the first made (the lowest
+ * tid after the leader's: the helper's part, see split_prepare) as
+ * @first says; its tid in *@first_tid. */
+static pid_t split_target(enum first_thread first, pid_t *first_tid)
+{
+	pid_t child, *tids = NULL;
+	size_t nr = 0;
+
+	assert_int_equal(pipe(split_ctl), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (!child) {
+		pthread_t t;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		signal(SIGUSR1, on_usr1);
+		pthread_create(&t, NULL, first_thread, (void *)(long)first);
+		for (int i = 2; i < SPLIT_THREADS; i++)
+			pthread_create(&t, NULL, spin_thread, NULL);
+		spin_thread(NULL);
+	}
+	for (int i = 0; i < 500 && nr < SPLIT_THREADS; i++) {
+		free(tids);
+		tids = NULL;
+		usleep(2000);
+		assert_hp_ok(hp_proc_list_tasks(child, &tids, &nr));
+	}
+	assert_int_equal(nr, SPLIT_THREADS);
+	*first_tid = tids[1] > child ? tids[1] : tids[0];
+	for (size_t i = 0; i < nr; i++)
+		if (tids[i] != child && tids[i] < *first_tid)
+			*first_tid = tids[i];
+	free(tids);
+	return child;
+}
+
+/* The state letter of @tid once it is @want, or after a second. */
+static char state_within(pid_t tid, char want)
+{
+	for (int i = 0; i < 1000 && task_state(tid) != want; i++)
+		usleep(1000);
+	return task_state(tid);
+}
+
+/* split_target's child, its world prepared split in *@w. */
+static pid_t split_prepared(enum first_thread first, struct hp_world *w,
+			    pid_t *first_tid)
+{
+	const pid_t child = split_target(first, first_tid);
+
+	assert_hp_ok(hp_world_prepare_split(w, child, 0));
+	return child;
+}
+
+/* Every thread of @child runs on untraced, none left attached. */
+static void split_let_go(pid_t child)
+{
+	pid_t *tids = NULL;
+	size_t nr = 0;
+
+	assert_int_equal(hp_rt_release_left(), 0);
+	assert_hp_ok(hp_proc_list_tasks(child, &tids, &nr));
+	for (size_t i = 0; i < nr; i++) {
+		assert_int_equal(hp_task_tracer(tids[i]), 0);
+		assert_true(task_state(tids[i]) != 't');
+	}
+	free(tids);
+	hp_pt_wake_release();
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(split_ctl[0]);
+	close(split_ctl[1]);
+}
+
+/* How many of @w's threads the helper holds. */
+static size_t helper_part(const struct hp_world *w)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < w->nr_threads; i++)
+		n += w->threads[i].by_helper && w->threads[i].seized;
+	return n;
+}
+
+/* The loader and the helper each hold, stop and let go of half. */
+static void test_split_world(void **state)
+{
+	struct hp_world w;
+	pid_t first;
+	const pid_t child = split_target(FIRST_SPINS, &first);
+
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		assert_hp_ok(hp_world_prepare_split(&w, child, 0));
+		assert_int_equal(w.split, w.nr_cpus > 1);
+		assert_int_equal(helper_part(&w),
+				 w.split ? SPLIT_THREADS / 2 : 0);
+		assert_hp_ok(hp_world_stop(&w));
+		assert_int_equal(w.nr_threads, SPLIT_THREADS);
+		for (size_t i = 0; i < w.nr_threads; i++) {
+			assert_true(w.threads[i].stopped);
+			assert_true(w.threads[i].has_ip);
+			assert_true(w.threads[i].regs.rsp != 0);
+		}
+		hp_world_resume(&w);
+		assert_false(w.split);
+	}
+	split_let_go(child);
+}
+
+/* A thread of the helper's exits between the seize and the stop: the
+ * stop holds the others; the helper, which held an exited thread, ends,
+ * and the next split world starts another. */
+static void test_split_exit(void **state)
+{
+	struct hp_world w;
+	pid_t first;
+	const pid_t child = split_prepared(FIRST_EXITS, &w, &first);
+	char path[64];
+
+	(void)state;
+	assert_int_equal(write(split_ctl[1], "x", 1), 1);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)child,
+		 (int)first);
+	assert_int_equal(state_within(first, 'Z'), 'Z');
+	assert_hp_ok(hp_world_stop(&w));
+	assert_int_equal(w.nr_threads, SPLIT_THREADS - 1);
+	hp_world_resume(&w);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_hp_ok(hp_world_prepare_split(&w, child, 0));
+	assert_int_equal(w.split, w.nr_cpus > 1);
+	assert_hp_ok(hp_world_stop(&w));
+	assert_int_equal(w.nr_threads, SPLIT_THREADS - 1);
+	hp_world_resume(&w);
+	split_let_go(child);
+}
+
+/* A signal stops a thread of the helper's before the interrupt does: the
+ * helper delivers it from that stop (its tracer alone can), once. */
+static void test_split_signal(void **state)
+{
+	struct hp_world w;
+	pid_t first;
+	const pid_t child = split_prepared(FIRST_SPINS, &w, &first);
+	char c = 0;
+
+	(void)state;
+	assert_int_equal(syscall(SYS_tgkill, child, first, SIGUSR1), 0);
+	assert_int_equal(state_within(first, 't'), 't');
+	assert_hp_ok(hp_world_stop(&w));
+	assert_int_equal(w.nr_threads, SPLIT_THREADS);
+	hp_world_resume(&w);
+	assert_int_equal(fcntl(split_ctl[0], F_SETFL, O_NONBLOCK), 0);
+	for (int i = 0; i < 100 && read(split_ctl[0], &c, 1) != 1; i++)
+		usleep(10000);
+	assert_int_equal(c, 'y');
+	usleep(100000);
+	assert_int_equal(read(split_ctl[0], &c, 1), -1); /* once */
+	split_let_go(child);
+}
+
+/* A thread of the helper's execs between the seize and the stop: it
+ * becomes the leader, under the pid, still the helper's, stopped at its
+ * exec. The stop says so (as the loader's wait for the exec's stop would),
+ * and the new program runs on, untraced, to its end (the helper ends: the
+ * kernel lets it go). */
+static void test_split_exec(void **state)
+{
+	struct hp_world w;
+	pid_t first;
+	const pid_t child = split_prepared(FIRST_EXECS, &w, &first);
+	int status = 0;
+
+	(void)state;
+	assert_int_equal(write(split_ctl[1], "x", 1), 1);
+	/* Its exec waits for the threads it killed to be reaped: by us,
+	 * their tracers' process (a stop's waits would). */
+	for (int i = 0;
+	     i < 1000 && hp_task_status_field(child, "Threads:") != 1; i++) {
+		pid_t *tids = NULL;
+		size_t nr = 0;
+
+		usleep(1000);
+		if (hp_proc_list_tasks(child, &tids, &nr))
+			continue;
+		for (size_t k = 0; k < nr; k++)
+			if (tids[k] != child && tids[k] != first)
+				waitpid(tids[k], &status, __WALL | WNOHANG);
+		free(tids);
+	}
+	assert_int_equal(hp_task_status_field(child, "Threads:"), 1);
+	assert_hp_err(hp_world_stop(&w), HP_E_EXEC);
+	assert_int_equal(hp_rt_release_left(), 0);
+	assert_int_equal(hp_task_tracer(child), 0);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	hp_pt_wake_release();
+	close(split_ctl[0]);
+	close(split_ctl[1]);
+}
+
+/* A thread of the helper's does not stop within the bound: busy, named,
+ * and every thread let go (none left attached to the helper). */
+static void test_split_stuck(void **state)
+{
+	struct hp_world w;
+	pid_t first;
+	const pid_t child = split_target(FIRST_VFORKS, &first);
+	const uint64_t t0 = hp_now_us();
+
+	(void)state;
+	assert_int_equal(write(split_ctl[1], "x", 1), 1);
+	assert_int_equal(state_within(first, 'D'), 'D');
+	assert_hp_ok(hp_world_prepare_split(&w, child, 0));
+	assert_int_equal(helper_part(&w),
+			 w.nr_cpus > 1 ? SPLIT_THREADS / 2 : 0);
+	assert_hp_err(hp_world_stop(&w), HP_E_BUSY);
+	assert_int_equal(w.stuck_tid, first);
+	assert_true(hp_now_us() - t0 < 1400000); /* before its child exits */
+	assert_int_equal(task_state(first), 'D');
+	split_let_go(child);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1408,6 +1680,11 @@ int main(void)
 		cmocka_unit_test(test_frozen_step_bound),
 		cmocka_unit_test(test_who_settle),
 		cmocka_unit_test(test_unwind_ready_mid_map),
+		cmocka_unit_test(test_split_world),
+		cmocka_unit_test(test_split_exit),
+		cmocka_unit_test(test_split_signal),
+		cmocka_unit_test(test_split_exec),
+		cmocka_unit_test(test_split_stuck),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
