@@ -48,7 +48,6 @@ static const uint64_t exec_rescans_us[] = { 3000, 30000, 300000 };
 #define HP_LOCK_RETRY_US 50000	/* the CLI holds the store's lock */
 #define HP_EXIT_LOOK_US 10000	/* a leader's exit: the process's too? */
 #define HP_VIEW_EVERY_US 100000 /* view and metrics rewrites */
-#define HP_EVENTS_GAP_US 1000	/* process events read at most this often */
 
 /* Which patches to apply @pid maps the build of: d->mapped, *@nr_hit. */
 static int match(struct ag_daemon *d, pid_t pid, size_t *nr_hit)
@@ -709,32 +708,6 @@ static size_t poll_fds(struct ag_daemon *d)
 	return n;
 }
 
-/*
- * While process events keep coming, they are read at most every
- * HP_EVENTS_GAP_US: within the gap the socket is left out of the poll (a
- * negative fd, which poll ignores), and the poll ends with the gap at the
- * latest. A storm's events are read a few at a wake-up rather than one
- * each (a process brings a creation, an exec and an exit): 500 short-lived
- * processes a second cost hpatchd 16.3-16.5 % of a CPU instead of
- * 17.5-18.3 %, 89 system calls a process instead of 91-92 (bench/agent.sh,
- * /tmp on tmpfs). An exec's rescans count from its own time (the event's),
- * so a later read does not move them; a check at the exec waits up to the
- * gap, and only when events came just before. A 2 ms gap measured worse
- * (storm p99 8-9 ms, 96-103 system calls a process; cause not found).
- */
-static void events_gap(const struct ag_daemon *d, struct pollfd *ev_pfd,
-		       uint64_t now, int *timeout_ms)
-{
-	const uint64_t until = d->events_read_us + HP_EVENTS_GAP_US;
-	const int left = (int)((until - now + 999) / 1000);
-
-	if (now >= until)
-		return;
-	ev_pfd->fd = -1;
-	if (left < *timeout_ms)
-		*timeout_ms = left;
-}
-
 static int setup(struct ag_daemon *d)
 {
 	sigset_t set;
@@ -847,11 +820,10 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		const size_t nr_fds = poll_fds(&d);
 		struct pollfd *fds = d.pfds;
 		uint64_t now = hp_now_us();
-		int timeout_ms = next_timeout_ms(&d, now);
 		bool ended = false;
 
-		events_gap(&d, &fds[2], now, &timeout_ms);
-		if (poll(fds, nr_fds, timeout_ms) < 0 && errno != EINTR) {
+		if (poll(fds, nr_fds, next_timeout_ms(&d, now)) < 0 &&
+		    errno != EINTR) {
 			rc = hp_error_rc(-errno, "poll");
 			break;
 		}
@@ -866,8 +838,6 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 		if (fds[1].revents & POLLIN)
 			ag_on_inotify(&d, now);
 		/* Events read during the applies wait in the queue. */
-		if (fds[2].revents & POLLIN)
-			d.events_read_us = now;
 		if ((fds[2].revents & POLLIN || d.ev.nr_queue) &&
 		    ag_procev_read(&d, now) < 0) {
 			/* Events lost: look at all, execs unseen too. */

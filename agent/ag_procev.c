@@ -207,28 +207,12 @@ static bool queue_event(struct ag_events *ev, pid_t pid, bool exec,
 	return true;
 }
 
-/*
- * When @pe happened, by the kernel's clock (CLOCK_MONOTONIC, as
- * hp_now_us): an exec's rescans count from the exec, however late its
- * event is read (hpatchd reads them in batches). @now when that time
- * cannot be on our clock (hpatchd in a time namespace of its own): not
- * within the last second.
- */
-static uint64_t event_us(const struct proc_event *pe, uint64_t now)
-{
-	const uint64_t at = pe->timestamp_ns / 1000;
-
-	return at <= now && now - at < 1000000 ? at : now;
-}
-
 /* Return: false when it could not be kept (out of memory). */
 static bool on_event(struct ag_events *ev, const struct proc_event *pe,
 		     uint64_t now)
 {
 	struct ag_pidinfo *e = NULL;
 	const uint64_t seq = ++ev->seq;
-
-	now = event_us(pe, now);
 
 	switch (pe->what) {
 	case PROC_EVENT_FORK:

@@ -94,7 +94,7 @@ struct ag_pidinfo {
 struct ag_event {
 	pid_t pid;
 	bool exec;
-	uint64_t at_us; /* when it happened (CLOCK_MONOTONIC) */
+	uint64_t at_us;
 };
 
 struct ag_events {
@@ -187,8 +187,7 @@ struct ag_daemon {
 	uint64_t store_due_us; /* reload after the store changed */
 	uint64_t sweep_due_us; /* rescan after a patched library opened */
 	uint64_t last_sweep_us;
-	uint64_t events_read_us; /* the process events' last read */
-	bool sweep_fds;		 /* this pass looks for libraries held open */
+	bool sweep_fds; /* this pass looks for libraries held open */
 	/* Threads an apply left attached, not stopped in time (asleep in a
 	 * frozen cgroup, say): asked after every HP_LEFT_POLL_US until each
 	 * stops and is let go (hp_rt_release_left). */
