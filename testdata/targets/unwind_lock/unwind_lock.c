@@ -44,7 +44,9 @@
 #define V 1
 #endif
 
-/* M(a, b, c) for every c, then every b, of a. */
+/* M(a, b, c) for every c, then every b, of a (clang-format 14 never
+ * settles on these lines). */
+/* clang-format off */
 #define R10(M, a, b)                                                      \
 	M(a, b, 0)                                                        \
 	M(a, b, 1) M(a, b, 2) M(a, b, 3) M(a, b, 4) M(a, b, 5) M(a, b, 6) \
@@ -53,6 +55,7 @@
 	R10(M, a, 0)                                                     \
 	R10(M, a, 1) R10(M, a, 2) R10(M, a, 3) R10(M, a, 4) R10(M, a, 5) \
 		R10(M, a, 6) R10(M, a, 7) R10(M, a, 8) R10(M, a, 9)
+/* clang-format on */
 
 #define F(a, b, c)                                     \
 	__attribute__((noipa)) long f##a##b##c(long x) \
