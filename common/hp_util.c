@@ -188,9 +188,13 @@ int hp_write_file(const char *path, const void *p, size_t len,
 	size_t done = 0;
 	int fd, rc = 0;
 
-	if (asprintf(&tmp, "%s.tmp.%d", path, (int)hp_self_pid()) < 0)
+	/* A name of its own (mkostemp: O_EXCL, random letters): a writer
+	 * killed mid-write leaves its file, and one named by the pid alone
+	 * stood in the way of every later writer of that pid (EEXIST): a
+	 * daemon started at each boot in the same order gets the same pid. */
+	if (asprintf(&tmp, "%s.tmp.%d.XXXXXX", path, (int)hp_self_pid()) < 0)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
 		goto out_free;

@@ -192,7 +192,7 @@ static void test_le(void **state)
 static void test_files(void **state)
 {
 	char dir[] = "/tmp/hp-test-XXXXXX";
-	char path[64];
+	char path[64], stale[96];
 	uint8_t *data = NULL;
 	size_t len = 0;
 	struct stat st;
@@ -220,6 +220,18 @@ static void test_files(void **state)
 	assert_int_equal(len, 4);
 	assert_memory_equal(data, "snap", 4);
 	free(data);
+	unlink(path);
+	/* A writer of our pid killed mid-write (a pid reused after a boot, by
+	 * a daemon started in the same order) left its temporary file: not in
+	 * our way, and not ours to remove. */
+	snprintf(stale, sizeof(stale), "%s.tmp.%d", path, (int)getpid());
+	assert_hp_ok(hp_write_file(stale, "half", 4, 0600, 0));
+	assert_hp_ok(hp_write_file(path, "after", 5, 0644, 0));
+	assert_hp_ok(hp_read_file(path, 100, &data, &len));
+	assert_memory_equal(data, "after", 5);
+	free(data);
+	assert_int_equal(stat(stale, &st), 0);
+	unlink(stale);
 	unlink(path);
 	rmdir(dir);
 }
