@@ -448,43 +448,28 @@ static void find_lock(const struct hp_proc *proc, struct hp_unwinder *u)
 		u->lock_fn = 0;
 }
 
-/* glibc's and musl's __restore_rt: mov $15, %rax; syscall. */
-static const uint8_t restore_rt[] = { 0x48, 0xc7, 0xc0, 0x0f, 0x00,
-				      0x00, 0x00, 0x0f, 0x05 };
-
 /*
  * The C library's signal return in @arg (the process), the code that
- * returns from every handler installed through it: found by its bytes in
- * the executable mappings of the module defining pthread_mutex_lock, and
- * only if they are there once. Return: its address, or 0.
+ * returns from every handler installed through it: the one restorer
+ * found before the stop (hp_proc_find_restorers, searched once per file
+ * in a run) within the module defining pthread_mutex_lock, and only if
+ * there is one there. Return: its address, or 0.
  */
 static hp_raddr_t find_restorer(const void *arg)
 {
 	const struct hp_proc *proc = arg;
-	hp_raddr_t at = 0, found = 0;
+	hp_raddr_t at = 0, found = 0, hi = 0;
 	uint64_t size = 0;
 	const struct hp_map *lib =
 		first_definer(proc, "pthread_mutex_lock", &at, &size);
 	int seen = 0;
 
-	for (size_t i = lib ? (size_t)(lib - proc->maps) : proc->nr_maps;
-	     i < proc->nr_maps && !strcmp(proc->maps[i].path, lib->path) &&
-	     seen < 2;
-	     i++) {
-		const struct hp_map *m = &proc->maps[i];
-		const size_t len = m->end - m->start;
-		uint8_t *code = NULL, *p;
-
-		if (!(m->prot & PROT_EXEC) || !(code = malloc(len)))
-			continue;
-		for (p = code; !hp_proc_read(proc, m->start, code, len) &&
-			       (p = memmem(p, len - (size_t)(p - code),
-					   restore_rt, sizeof(restore_rt)));
-		     p++)
-			if (++seen == 1)
-				found = m->start + (hp_raddr_t)(p - code);
-		free(code);
-	}
+	if (lib)
+		hi = module_end(proc, lib);
+	for (size_t k = 0; lib && k < proc->nr_restorers; k++)
+		if (proc->restorers[k] >= lib->start &&
+		    proc->restorers[k] < hi && ++seen == 1)
+			found = proc->restorers[k];
 	return seen == 1 ? found : 0;
 }
 
