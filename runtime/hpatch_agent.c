@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Options every store subcommand has. */
@@ -697,6 +698,44 @@ static int check_processes(struct hp_out *o, const struct hp_patch *p,
 	return nr_checked ? status : HP_EXIT_NOTARGET;
 }
 
+/* "HH:MM" of @minutes of the day. */
+static void hhmm(char *buf, size_t size, int minutes)
+{
+	snprintf(buf, size, "%02d:%02d", minutes / 60, minutes % 60);
+}
+
+/*
+ * What of hpatchd's policy keeps it from applying a patch signed by
+ * @key (its id, "" if unsigned) on its own at @now, as a "policy" array
+ * (none: an empty one). apply itself heeds none of it; the processes
+ * the policy excludes are told each.
+ */
+static void policy_notes(struct hp_out *o, const struct hp_policy *pol,
+			 const char *key, time_t now)
+{
+	hp_out_begin_array(o, "policy");
+	if (!pol->auto_apply)
+		hp_out_str(o, NULL,
+			   "automatic apply is off (automatic = no): hpatchd "
+			   "applies nothing on its own; hpatch apply does");
+	if (!hp_policy_key_allowed(pol, key))
+		hp_out_str(o, NULL,
+			   "signer %s not in trusted_keys: hpatchd will not "
+			   "apply it",
+			   key[0] ? key : "(none)");
+	if (!hp_policy_in_window(pol, now)) {
+		char from[16], to[16];
+
+		hhmm(from, sizeof(from), pol->window_start);
+		hhmm(to, sizeof(to), pol->window_end);
+		hp_out_str(o, NULL,
+			   "outside the maintenance window %s-%s (local "
+			   "time): hpatchd applies it from %s",
+			   from, to, from);
+	}
+	hp_out_end_array(o);
+}
+
 int hpatch_cmd_check(int argc, char **argv)
 {
 	const char *trust = HP_TRUST_DIR_DEFAULT,
@@ -712,7 +751,7 @@ int hpatch_cmd_check(int argc, char **argv)
 		OPT_TRUST(trust),
 		OPT_STATE_DIR(state_dir),
 		{ "config", 0, HP_OPT_STR, &config, "FILE",
-		  "hpatchd's policy, for its exclusions "
+		  "hpatchd's policy: its exclusions, signers, window "
 		  "(default " HP_CONFIG_DEFAULT ")" },
 		{ "timeout", 0, HP_OPT_LONG, &opts.timeout_ms, "MS",
 		  "retry a busy process for MS (default 0: one look)" },
@@ -750,10 +789,7 @@ int hpatch_cmd_check(int argc, char **argv)
 		if (p->info.is_signed)
 			hp_sign_key_id_str(key, p->info.key_id);
 		hp_out_str(&o, "patch_id", "%s", p->id);
-		if (!hp_policy_key_allowed(&pol, key))
-			hp_out_str(&o, "policy",
-				   "signer not in trusted_keys: "
-				   "hpatchd will not apply it");
+		policy_notes(&o, &pol, key, time(NULL));
 		rc = check_processes(&o, p, &opts, &pol);
 		if (status == HP_EXIT_OK)
 			status = rc;

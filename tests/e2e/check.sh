@@ -30,6 +30,7 @@ b=$TARGET_PID
 open_conn 4 "$TARGET_PORT"
 maps_a=$(cat /proc/"$a"/maps)
 expect_exit 0 "both would apply" "$HPATCH" check "${C[@]}" "$T/svc.hpatch"
+check "the policy holds nothing back" grep -q '"policy":\[\]' "$T/last.out"
 check "a: would apply" grep -q "{\"pid\":$a,[^}]*\"result\":\"would apply\"" "$T/last.out"
 check "b: would apply" grep -q "{\"pid\":$b,[^}]*\"result\":\"would apply\"" "$T/last.out"
 check "nothing changed: no patch in a" no_patch "$a"
@@ -52,6 +53,26 @@ expect_exit 9 "every process excluded by the policy: none to patch" \
 	"$HPATCH" check --trust "$T/trust" --config "$T/excl.conf" --json "$T/svc.hpatch"
 check "b: excluded, naming the rule" \
 	grep -q "{\"pid\":$b,[^}]*\"result\":\"excluded\",\"reason\":\"policy: $T/bin/svc-v1\"" "$T/last.out"
+
+# What of hpatchd's policy keeps it from applying the patch on its own
+# (apply is not held back by it: the exit status stays apply's).
+key=$("$HPSIGN" keyid "$T/k.pub")
+now=$(date +%H:%M)
+from=$(date -d '+2 hours' +%H:%M)
+to=$(date -d '+3 hours' +%H:%M)
+printf '[include]\nexe = %s/bin/*\n[apply]\nautomatic = no\ntrusted_keys = 0123456789abcdef\nwindow = %s-%s\n' \
+	"$T" "$from" "$to" >"$T/held.conf"
+expect_exit 3 "a policy that holds it back: exit as apply (a: already applied)" \
+	"$HPATCH" check --trust "$T/trust" --config "$T/held.conf" --json "$T/svc.hpatch"
+check "automatic apply off: said" grep -q '"policy":\["automatic apply is off (automatic = no)' "$T/last.out"
+check "a signer not trusted: said, naming it" \
+	grep -q "\"signer $key not in trusted_keys: hpatchd will not apply it\"" "$T/last.out"
+check "outside the window: said, with when it opens" \
+	grep -q "\"outside the maintenance window $from-$to (local time): hpatchd applies it from $from\"\]" "$T/last.out"
+printf '[include]\nexe = %s/bin/*\n[apply]\nwindow = %s-%s\n' "$T" "$now" "$to" >"$T/open.conf"
+expect_exit 3 "inside the window" \
+	"$HPATCH" check --trust "$T/trust" --config "$T/open.conf" --json "$T/svc.hpatch"
+check "inside the window: nothing held back" grep -q '"policy":\[\]' "$T/last.out"
 
 # Under a seccomp filter the calls an apply injects (mmap, mprotect) may
 # be refused: the dry run injects nothing, so check says so.
