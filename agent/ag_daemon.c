@@ -198,6 +198,41 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	return true;
 }
 
+/*
+ * An excluded process is never reverted by hpatchd, an uninstalled patch
+ * no more than any: while one keeps a patch marked uninstalled (an
+ * `hpatch uninstall` that found it busy, or was killed), the marks stay,
+ * for `hpatch uninstall` again (it reverts everywhere) or the process's
+ * exit, and it is said once. Dropped, the patch would stay for good
+ * with nothing to tell of it.
+ */
+static void hold_marks(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
+{
+	char id[HP_PATCH_ID_MAX];
+	const int rc = hp_agent_find_removed(&d->store, pr->pid, id);
+
+	if (hp_agent_ran_short(rc)) {
+		d->sweep_failed = true;
+		ag_schedule(pr, ag_retry_at(d, now, 1));
+		return;
+	}
+	if (rc || !id[0]) {
+		pr->keeps_removed = false;
+		return;
+	}
+	d->sweep_failed = true;
+	if (pr->keeps_removed)
+		return;
+	pr->keeps_removed = true;
+	hp_warn("pid %d (%s): keeps uninstalled patch '%s': excluded by the "
+		"policy (%s), hpatchd does not revert it",
+		(int)pr->pid, pr->exe ? pr->exe : "?", id,
+		pr->excluded->pattern);
+	hp_hint("'hpatch uninstall %s' again reverts it, or 'hpatch revert "
+		"-p %d'",
+		id, (int)pr->pid);
+}
+
 static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 {
 	const struct hp_rt_opts opts = ag_attempt_opts(d);
@@ -211,8 +246,11 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	if (hp_policy_uses_units(&d->pol))
 		ag_read_unit(pr);
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
-	if (pr->excluded)
+	if (pr->excluded) {
+		if (d->store.nr_uninstalled)
+			hold_marks(d, pr, now);
 		return;
+	}
 	if (!pr->dirs_watched && pr->exe) {
 		pr->dirs_watched = true;
 		ag_watch_lib_dirs(d, pr->exe);

@@ -232,18 +232,18 @@ uint64_t hp_agent_now_ticks(void)
 	       (uint64_t)ts.tv_nsec / (1000000000u / (uint64_t)hz);
 }
 
-/* Is a patch still in place in @pid marked uninstalled? Return: 0 or
- * the query's failure. */
-static int find_removed(const struct hp_store *s, pid_t pid, bool *found)
+int hp_agent_find_removed(const struct hp_store *s, pid_t pid,
+			  char id[HP_PATCH_ID_MAX])
 {
 	struct hp_rt_applied *list = NULL;
 	size_t nr = 0;
 	int rc = hp_rt_query(pid, &list, &nr);
 
-	*found = false;
-	for (size_t i = 0; !rc && i < nr && !*found; i++)
-		*found = list[i].in_place &&
-			 hp_store_is_uninstalled(s, list[i].patch_id);
+	id[0] = 0;
+	for (size_t i = 0; !rc && i < nr && !id[0]; i++)
+		if (list[i].in_place &&
+		    hp_store_is_uninstalled(s, list[i].patch_id))
+			snprintf(id, HP_PATCH_ID_MAX, "%s", list[i].patch_id);
 	free(list);
 	return rc;
 }
@@ -256,14 +256,14 @@ int hp_agent_revert_removed(const struct hp_store *s, pid_t pid,
 
 	for (int round = 0; round < HP_REVERT_ROUNDS; round++) {
 		struct hp_rt_result res;
-		bool found = false;
-		int rc = find_removed(s, pid, &found);
+		char id[HP_PATCH_ID_MAX];
+		int rc = hp_agent_find_removed(s, pid, id);
 
 		/* No fd or memory left to read it: not known, not none. */
 		if (hp_agent_ran_short(rc))
 			return rc;
 		/* Unreadable (a kernel thread, gone): nothing of ours. */
-		if (rc || !found)
+		if (rc || !id[0])
 			return nr_reverted;
 		rc = hp_rt_revert(pid, opts, &res);
 		if (audit)

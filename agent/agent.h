@@ -221,6 +221,12 @@ static inline bool hp_agent_ran_short(int rc)
  * process that started later has a greater start time. */
 uint64_t hp_agent_now_ticks(void);
 
+/* A patch marked uninstalled in @s still in place in @pid: its id in @id
+ * ("": none). Return: 0, or the query's failure (hp_agent_ran_short). */
+int hp_agent_find_removed(const struct hp_store *s, pid_t pid,
+			  char id[HP_PATCH_ID_MAX])
+	__attribute__((warn_unused_result));
+
 /*
  * hp_agent_revert_removed() - in @pid, revert every patch still in place
  * whose id is marked uninstalled in @s (and not installed): reverting is

@@ -48,6 +48,8 @@ struct ag_proc {
 	 * perf map is collected after it exits (ag_perfmap.c). */
 	bool perf_map;
 	const struct hp_rule *excluded; /* borrowed from the policy */
+	/* Excluded, with an uninstalled patch in place: said once. */
+	bool keeps_removed;
 	char *exe; /* malloc'd; NULL: not read, or not whole (exe_errno) */
 	int exe_errno;
 	char unit[HP_UNIT_MAX];
