@@ -148,20 +148,23 @@ static int by_pid_start(const void *a, const void *b)
  * those the host has that were not listed and started before the list
  * (a worker a server forked meanwhile, from a parent not reverted yet,
  * has the patch in its copy of the memory; the fork of a reverted one,
- * or a new image, has none), until a list shows none. Processes that
- * keep so appearing beyond HP_REVERT_ROUNDS lists make it busy: the mark
- * stays, hpatchd looks at them.
+ * or a new image, has none), until a list's new processes had none: only
+ * one that had it can have forked one that has it. (Not until a list
+ * shows none new: a busy host starts processes all the time, a build
+ * server hundreds a second.) Processes with it that keep so appearing
+ * beyond HP_REVERT_ROUNDS lists make it busy: the mark stays, hpatchd
+ * looks at them.
  */
 static int revert_everywhere(const struct hp_store *s,
 			     const struct hp_rt_opts *opts,
 			     struct hp_rt_audit *audit, struct hp_out *o)
 {
 	struct met *met = NULL;
-	size_t nr_met = 0, cap_met = 0, nr_new = 1;
+	size_t nr_met = 0, cap_met = 0, nr_had = 1;
 	int status = HP_EXIT_OK;
 
 	hp_out_begin_array(o, "processes");
-	for (int round = 0; nr_new && round < HP_REVERT_ROUNDS; round++) {
+	for (int round = 0; nr_had && round < HP_REVERT_ROUNDS; round++) {
 		const size_t nr_before = nr_met;
 		/* Every process that could have the patch now, the rest of
 		 * the host reverted before, started before this. */
@@ -173,6 +176,7 @@ static int revert_everywhere(const struct hp_store *s,
 			status = HP_EXIT_ERROR;
 			break;
 		}
+		nr_had = 0;
 		for (size_t i = 0; i < nr; i++) {
 			const struct met m = { pids[i],
 					       hp_agent_start_time(pids[i]) };
@@ -196,6 +200,7 @@ static int revert_everywhere(const struct hp_store *s,
 			    (rc < 0 && !hp_agent_ran_short(rc) &&
 			     !hp_agent_start_time(pids[i])))
 				continue;
+			nr_had++;
 			hp_out_begin_object(o, NULL);
 			hp_out_i64(o, "pid", pids[i]);
 			hp_out_str(o, "result", "%s",
@@ -209,17 +214,16 @@ static int revert_everywhere(const struct hp_store *s,
 				status = hpatch_combine(status, rc);
 		}
 		free(pids);
-		/* The first list: every process is new. */
-		nr_new = round ? nr_met - nr_before : 1;
 		qsort(met, nr_met, sizeof(*met), by_pid_start);
 	}
 	hp_out_end_array(o);
 	free(met);
-	if (nr_new && status == HP_EXIT_OK)
+	if (nr_had && status == HP_EXIT_OK)
 		status = hpatch_combine(
 			status, hp_error(-HP_E_BUSY,
-					 "processes kept starting: not all "
-					 "looked at after %d lists of them",
+					 "processes with the patch kept "
+					 "starting: not all looked at after %d "
+					 "lists of them",
 					 HP_REVERT_ROUNDS));
 	return status;
 }
