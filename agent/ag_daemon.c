@@ -260,6 +260,7 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 					     &d->audit);
 		if (rc > 0) {
 			d->view.reverted += (uint64_t)rc;
+			d->sweep_reverted++;
 			hp_log(HP_LOG_INFO,
 			       "pid %d: reverted %d uninstalled patch%s",
 			       (int)pr->pid, rc, rc > 1 ? "es" : "");
@@ -353,8 +354,10 @@ static int reload_store(struct ag_daemon *d);
  * worker say. Those the host has now that hpatchd does not know, started
  * before now (a process started since is the fork of one reverted, or a
  * new image), are due now, and the marks wait for their look: the next
- * list, after it, looks only at the few started during it. Return: how
- * many, or 1 when the host's processes cannot be listed now.
+ * list, after it, looks only at the few started during it, and none is
+ * made once a look at them reverted nothing (only a process that had a
+ * patch can have forked one that has it). Return: how many, or 1 when
+ * the host's processes cannot be listed now.
  */
 static size_t sweep_newcomers(struct ag_daemon *d, uint64_t now)
 {
@@ -422,6 +425,7 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 		ag_store_unlock(&d->store_lock);
 		return;
 	}
+	d->sweep_reverted = 0;
 	for (size_t i = 0; i < d->nr_procs;) {
 		struct ag_proc *pr = &d->procs[i];
 		const bool was_excluded = pr->excluded;
@@ -455,8 +459,11 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 	d->sweep_fds = false;
 	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
 	       nr_done, hp_now_us() - now);
+	/* (Not until a list shows none new: a busy host starts processes
+	 * all the time, a build server hundreds a second.) */
 	if (d->sweep_marks && !d->sweep_failed) {
-		if (!sweep_newcomers(d, now))
+		if ((d->sweep_lists && !d->sweep_reverted) ||
+		    !sweep_newcomers(d, now))
 			ag_drop_marks(d);
 		else if (d->sweep_lists < HP_SWEEP_LISTS)
 			return; /* the marks wait for their look */

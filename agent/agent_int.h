@@ -214,6 +214,9 @@ struct ag_daemon {
 	/* ... or processes it did not list (forked since) are still to be
 	 * looked at: the lists of them made so far (sweep_newcomers). */
 	uint8_t sweep_lists;
+	/* Reverts of uninstalled patches in this pass: only a process that
+	 * had one can have forked one that has it (sweep_newcomers). */
+	uint32_t sweep_reverted;
 	bool view_dirty;
 	uint64_t view_due_us;
 	struct hp_view view; /* counters; tracks filled when published */
