@@ -15,19 +15,11 @@ start_target "$T/bin/svc-v1" "$T/a.log" 1
 a=$TARGET_PID
 start_agent
 check "pid $a patched" wait_until 10 has_patch "$a" "$id"
-# Three loops starting processes as fast as they can (none of the
-# patch's build), each living half a second.
-loops=()
-for _ in 1 2 3; do
-	bash -c 'while :; do (sleep 0.5 &); done' &
-	loops+=($!)
-done
-PIDS+=("${loops[@]}")
-sleep 0.5
+busy_host_start
 mark=$AGENT_STORE/$id.uninstalled
 printf '%s' "$id" >"$mark" # as hpatch uninstall does, then killed
 rm "$AGENT_STORE/$id.hpatch"
 check "pid $a reverted" wait_until 10 lacks_patch "$a" "$id"
 check "the mark goes while processes keep starting" wait_until 4 test ! -e "$mark"
-kill "${loops[@]}"
+busy_host_stop
 finish

@@ -317,6 +317,19 @@ start_agent() {
 	echo "hpatchd did not start: $(cat "$T/hpatchd.log")" >&2
 	return 1
 }
+# busy_host_start: three loops start processes as fast as they can (none
+# of a test's build), each living half a second, as a busy host does (a
+# build server, cron); their pids in BUSY_LOOPS. busy_host_stop ends them.
+busy_host_start() {
+	BUSY_LOOPS=()
+	for _ in 1 2 3; do
+		bash -c 'while :; do (sleep 0.5 &); done' &
+		BUSY_LOOPS+=($!)
+	done
+	PIDS+=("${BUSY_LOOPS[@]}")
+	sleep 0.5
+}
+busy_host_stop() { kill "${BUSY_LOOPS[@]}"; }
 # wait_until SECONDS CMD...: retry CMD every 20 ms until it succeeds.
 wait_until() {
 	local end=$((SECONDS + $1)); shift

@@ -11,19 +11,10 @@ store_svc busyhost
 start_target "$HP_TD/svc-v1" "$T/a.log" 1
 a=$TARGET_PID
 expect_exit 0 "apply to pid $a" "$HPATCH" apply -p "$a" --trust "$T/trust" "$S/$id.hpatch"
-# Three loops starting processes as fast as they can (none of the
-# patch's build), each living half a second: every list of the host's
-# processes shows new ones. Only while the uninstall runs.
-loops=()
-for _ in 1 2 3; do
-	bash -c 'while :; do sleep 0.5 & done' &
-	loops+=($!)
-done
-PIDS+=("${loops[@]}")
-sleep 0.5
+busy_host_start
 rc=0
 "$HPATCH" uninstall --store "$S" --trust "$T/trust" "$id" >"$T/un.out" 2>"$T/un.err" || rc=$?
-kill "${loops[@]}"
+busy_host_stop
 check "uninstall while processes keep starting: exit 0 ($rc: $(tail -n 1 "$T/un.err"))" test "$rc" -eq 0
 check "pid $a reverted" lacks_patch "$a" "$id"
 check "the mark goes" test ! -e "$S/$id.uninstalled"
