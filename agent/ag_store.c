@@ -24,8 +24,9 @@
 #define HP_PATCH_SUFFIX ".hpatch"
 #define HP_REMOVED_SUFFIX ".uninstalled"
 
-int hp_agent_read_patch(const char *path, const char *trust_dir,
-			unsigned int flags, struct hp_patch **out)
+/* @path's patch, verified and parsed in *@out, whatever its expiry. */
+static int read_verified(const char *path, const char *trust_dir,
+			 unsigned int flags, struct hp_patch **out)
 {
 	struct hp_trust trust = { 0 };
 	uint8_t *data = NULL;
@@ -42,19 +43,29 @@ int hp_agent_read_patch(const char *path, const char *trust_dir,
 		rc = hp_pack_read(path, data, len, &trust, flags, out);
 	hp_trust_release(&trust);
 	free(data);
-	if (rc)
-		return rc;
-	if ((*out)->expires && (uint64_t)time(NULL) > (*out)->expires) {
-		const uint64_t expires = (*out)->expires;
+	return rc;
+}
 
+/* Is @p (of @path) past its expiry? Return: -HP_E_EXPIRED, said; or 0. */
+static int check_expiry(const char *path, const struct hp_patch *p)
+{
+	if (!p->expires || (uint64_t)time(NULL) <= p->expires)
+		return 0;
+	return hp_error(-HP_E_EXPIRED,
+			"'%s': patch expired at %" PRIu64 " (unix time)", path,
+			p->expires);
+}
+
+int hp_agent_read_patch(const char *path, const char *trust_dir,
+			unsigned int flags, struct hp_patch **out)
+{
+	int rc = read_verified(path, trust_dir, flags, out);
+
+	if (!rc && (rc = check_expiry(path, *out))) {
 		hp_patch_free(*out);
 		*out = NULL;
-		return hp_error(-HP_E_EXPIRED,
-				"'%s': patch expired at %" PRIu64
-				" (unix time)",
-				path, expires);
 	}
-	return 0;
+	return rc;
 }
 
 /* A patch id names a file in the store: no '/', no leading '.'. */
@@ -94,19 +105,30 @@ static bool shares_build(const struct hp_patch *a, const struct hp_patch *b)
 static bool is_newer(const struct hp_store_entry *a,
 		     const struct hp_store_entry *b)
 {
-	if (a->p->sequence != b->p->sequence)
-		return a->p->sequence > b->p->sequence;
+	const struct hp_patch *pa = a->p ?: a->expired,
+			      *pb = b->p ?: b->expired;
+
+	if (pa->sequence != pb->sequence)
+		return pa->sequence > pb->sequence;
 	return strcmp(a->id, b->id) > 0;
 }
 
+/* A patch past its expiry still supersedes the older ones of its builds:
+ * wanted again, each would be tried where it has its place, and refused
+ * as a rollback (the host's record), then its fallback run, for every
+ * process of the build. */
 static void mark_superseded(struct hp_store *s)
 {
 	for (size_t i = 0; i < s->nr; i++)
-		for (size_t j = 0; s->entries[i].p && j < s->nr; j++)
-			if (j != i && s->entries[j].p &&
-			    shares_build(s->entries[i].p, s->entries[j].p) &&
+		for (size_t j = 0; s->entries[i].p && j < s->nr; j++) {
+			const struct hp_patch *newer =
+				s->entries[j].p ?: s->entries[j].expired;
+
+			if (j != i && newer &&
+			    shares_build(s->entries[i].p, newer) &&
 			    is_newer(&s->entries[j], &s->entries[i]))
 				s->entries[i].superseded = true;
+		}
 }
 
 static int add_entry(struct hp_store *s, const char *name,
@@ -124,13 +146,17 @@ static int add_entry(struct hp_store *s, const char *name,
 	snprintf(e->id, sizeof(e->id), "%.*s",
 		 (int)(strlen(name) - strlen(HP_PATCH_SUFFIX)), name);
 	snprintf(e->path, sizeof(e->path), "%s/%s", s->dir, name);
-	e->rc = hp_agent_read_patch(e->path, trust_dir, 0, &e->p);
+	e->rc = read_verified(e->path, trust_dir, 0, &e->p);
 	if (!e->rc && strcmp(e->p->id, e->id)) {
 		/* Renamed by hand: the file name must say what it holds. */
 		e->rc = hp_error(-HP_E_BADFORMAT,
 				 "'%s': holds patch '%s', not '%s'", e->path,
 				 e->p->id, e->id);
 		hp_patch_free(e->p);
+		e->p = NULL;
+	}
+	if (e->p && (e->rc = check_expiry(e->path, e->p))) {
+		e->expired = e->p; /* applied no more; still the newer */
 		e->p = NULL;
 	}
 	if (e->p && e->p->info.is_signed)
@@ -191,8 +217,10 @@ int hp_store_load(struct hp_store *s, const char *dir, const char *trust_dir)
 
 void hp_store_release(struct hp_store *s)
 {
-	for (size_t i = 0; i < s->nr; i++)
+	for (size_t i = 0; i < s->nr; i++) {
 		hp_patch_free(s->entries[i].p);
+		hp_patch_free(s->entries[i].expired);
+	}
 	free(s->entries);
 	free(s->uninstalled);
 	*s = (struct hp_store){ 0 };

@@ -45,6 +45,9 @@ struct hp_store_entry {
 	char path[PATH_MAX + NAME_MAX + 2];
 	struct hp_patch *p; /* NULL when it no longer verifies (then rc) */
 	int rc;
+	/* Past its expiry (rc -HP_E_EXPIRED, p NULL): applied no more, but
+	 * it supersedes the older patches of its builds still. */
+	struct hp_patch *expired;
 	/* Another installed patch for one of its builds has a higher
 	 * sequence: that one is applied (replacing this one), not this. */
 	bool superseded;
