@@ -907,6 +907,7 @@ int hp_agent_run(const struct hp_agent_conf *conf)
 	}
 	sd_notify(0, "STOPPING=1");
 	hp_log(HP_LOG_INFO, "stopping: no process is stopped or half-patched");
+	d.stopping = true;
 	d.view_dirty = true;
 	d.view_due_us = 0;
 	publish(&d, hp_now_us());

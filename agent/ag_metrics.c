@@ -24,6 +24,14 @@ static void write_metrics(const struct ag_daemon *d, size_t nr_undecided)
 
 	if (!fp)
 		return;
+	/* 0 once stopped cleanly (a hpatchd killed leaves 1: systemd
+	 * restarts it). */
+	fprintf(fp,
+		"# HELP hpatch_daemon_up Whether hpatchd runs (0: stopped "
+		"cleanly).\n"
+		"# TYPE hpatch_daemon_up gauge\n"
+		"hpatch_daemon_up %d\n",
+		!d->stopping);
 	fprintf(fp,
 		"# HELP hpatch_patches_installed Patches in the store.\n"
 		"# TYPE hpatch_patches_installed gauge\n"

@@ -217,6 +217,7 @@ struct ag_daemon {
 	/* Reverts of uninstalled patches in this pass: only a process that
 	 * had one can have forked one that has it (sweep_newcomers). */
 	uint32_t sweep_reverted;
+	bool stopping; /* its last publish: the metrics say it is down */
 	bool view_dirty;
 	uint64_t view_due_us;
 	struct hp_view view; /* counters; tracks filled when published */

@@ -55,6 +55,7 @@ check "a process outside the policy's reach is not" no_patch "$outside"
 metric() { grep -qx "$1" "$T/hpatch.prom" 2>/dev/null; }
 check "metrics: 2 processes applied" wait_until 10 metric "hpatch_processes{patch=\"$id\",state=\"applied\"} 2"
 check "metrics: none pending" metric "hpatch_processes{patch=\"$id\",state=\"pending\"} 0"
+check "metrics: hpatchd up" metric "hpatch_daemon_up 1"
 check "metrics: installed, applies counted" \
 	test "$(grep -E '^hpatch_(patches_installed|applied_total) ' "$T/hpatch.prom" | tr '\n' ' ')" = "hpatch_patches_installed 1 hpatch_applied_total 2 "
 
@@ -126,6 +127,7 @@ rc=0
 wait "$AGENT_PID" || rc=$?
 check "SIGTERM: clean exit ($rc)" test "$rc" -eq 0
 check "systemd told STOPPING=1" grep -q "^STOPPING=1" "$T/notify.log"
+check "metrics: hpatchd no longer up" metric "hpatch_daemon_up 0"
 check "no process left stopped or traced" \
 	test "$(grep -h TracerPid /proc/"$a"/status /proc/"$u1"/status | awk '{s += $2} END {print s}')" -eq 0
 audit=$HPATCH_AUDIT_LOG
