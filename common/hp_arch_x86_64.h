@@ -24,6 +24,10 @@
 /* jmp rel32: what redirects an old function to its new code. */
 #define HP_X86_JMP_REL32 0xe9
 #define HP_X86_JMP_REL32_SIZE (1 + HP_X86_REL32_SIZE)
+/* call rel32, and the fillers: int3 (never run: traps) and nop. */
+#define HP_X86_CALL_REL32 0xe8
+#define HP_X86_INT3 0xcc
+#define HP_X86_NOP 0x90
 
 /*
  * The veneer through which patch code calls another library: jmp
@@ -32,9 +36,9 @@
  */
 #define HP_X86_VENEER_SIZE 8
 #define HP_X86_VENEER_REL32_OFF 2
-#define HP_X86_VENEER_BYTES                        \
-	{                                          \
-		0xff, 0x25, 0, 0, 0, 0, 0xcc, 0xcc \
+#define HP_X86_VENEER_BYTES                                      \
+	{                                                        \
+		0xff, 0x25, 0, 0, 0, 0, HP_X86_INT3, HP_X86_INT3 \
 	}
 
 /* System-call instructions: syscall (0f 05), sysenter (0f 34), int 0x80

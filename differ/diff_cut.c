@@ -6,6 +6,7 @@
  * synthetic relocation (through a stub for a short branch).
  */
 #include "differ/diff_split_int.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -78,10 +79,10 @@ static int make_piece(struct hp_obj *o, struct hp_osec *parent,
 		ps->own_data = malloc(ps->sh.sh_size);
 		if (!ps->own_data)
 			return -ENOMEM;
-		memset(ps->own_data, 0xcc, ps->sh.sh_size);
+		memset(ps->own_data, HP_X86_INT3, ps->sh.sh_size);
 		memcpy(ps->own_data + pc->lead, parent->data + pc->start, body);
 		for (size_t m = 0; m < pc->nr_stubs; m++)
-			ps->own_data[pc->stubs[m].off] = 0xe9;
+			ps->own_data[pc->stubs[m].off] = HP_X86_JMP_REL32;
 		ps->data = ps->own_data;
 	} else if (parent->data) {
 		ps->data = parent->data + pc->start;

@@ -4,6 +4,7 @@
  * function's first bytes, which the redirect's 5-byte jump overwrites.
  */
 #include "differ/differ_int.h"
+#include "common/hp_arch_x86_64.h"
 #include "common/hp_err.h"
 #include "common/hp_log.h"
 #include "common/hp_util.h"
@@ -260,7 +261,7 @@ static size_t branch_kind(const uint8_t *p, const struct hp_insn *in,
 
 	if (in->field_size == 1 && n >= 1 && p[n - 1] == 0xeb) {
 		memcpy(out, p, n - 1);
-		out[n - 1] = 0xe9;
+		out[n - 1] = HP_X86_JMP_REL32;
 		return n;
 	}
 	if (in->field_size == 1 && n >= 1 && (p[n - 1] & 0xf0) == 0x70) {

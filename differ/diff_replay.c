@@ -7,6 +7,7 @@
  * the binary has; what the binary is comes through struct hp_replay_ops.
  */
 #include "differ/differ_int.h"
+#include "common/hp_arch_x86_64.h"
 
 #include <string.h>
 
@@ -161,19 +162,20 @@ static bool relaxed_gotpcrelx(const struct hp_replay_site *s,
 
 	if (op == 0xff && (modrm == 0x15 || modrm == 0x25)) {
 		/* call -> addr32 call, nop call, or call; nop. jmp -> jmp; nop */
-		static const uint8_t prefixes[] = { 0x67, 0x90 };
+		static const uint8_t prefixes[] = { 0x67, HP_X86_NOP };
 
 		for (size_t i = 0; modrm == 0x15 && i < 2; i++) {
 			put8(s, -2, prefixes[i]);
-			put8(s, -1, 0xe8);
+			put8(s, -1, HP_X86_CALL_REL32);
 			put32(s, 0, rel);
 			if (agree(s, -2, 4))
 				return true;
 			restore(s, sv);
 		}
-		put8(s, -2, modrm == 0x15 ? 0xe8 : 0xe9);
+		put8(s, -2,
+		     modrm == 0x15 ? HP_X86_CALL_REL32 : HP_X86_JMP_REL32);
 		put32(s, -1, rel + 1);
-		put8(s, 3, 0x90);
+		put8(s, 3, HP_X86_NOP);
 		if (agree(s, -2, 4))
 			return true;
 		restore(s, sv);
