@@ -2,7 +2,7 @@
  * ptrace primitives: seize and interrupt threads without signals
  * (PTRACE_SEIZE + PTRACE_INTERRUPT leave no trace a program can see), wait
  * for their stop within a bound, and let them go. Running our own
- * instructions in a stopped thread is rt_inject.c.
+ * instructions in a stopped thread is rt_inject.h's files.
  */
 #include "runtime/runtime_int.h"
 #include "common/hp_err.h"

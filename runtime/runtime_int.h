@@ -244,9 +244,9 @@ int hp_module_find_function(const struct hp_proc *proc, const struct hp_map *m,
 int hp_proc_each_dyn(const struct hp_proc *proc, hp_raddr_t dyn, uint64_t size,
 		     int (*fn)(const Elf64_Dyn *e, void *arg), void *arg);
 
-/* ---- rt_ptrace.c: seize, stop, inject (rt_inject.c) ---- */
+/* ---- rt_ptrace.c: seize, stop; inject (rt_inject.h's files) ---- */
 struct hp_thread;
-/* Shared by rt_ptrace.c and rt_inject.c alone. The bound of one injected
+/* Shared by rt_ptrace.c and rt_inject.h's files alone. The bound of one injected
  * step or call (hp_pt_set_call_bound), in us. */
 extern uint64_t hp_pt_call_max_us;
 /* Wait for @t's next report until @deadline, in us (a timer wakes us). */
@@ -388,7 +388,7 @@ struct hp_call_guard {
 
 /*
  * Call function @fn(@args[0], @args[1]) in stopped @t while the other
- * threads of its process run, bounded by @g (see rt_inject.c). The
+ * threads of its process run, bounded by @g (see rt_call.c). The
  * caller picks a thread that cannot hold a lock @fn takes.
  * Return: 0 with *@ret its result, -HP_E_INJECT, -ETIMEDOUT, -HP_E_BUSY
  * (left inside, to finish on its own: t->left_in_call), -ESRCH, -errno;

@@ -1,0 +1,81 @@
+/*
+ * Our instructions in a stopped thread, one file each: the thread's state
+ * set aside and put back, and injected system calls (rt_inject.c), a
+ * single step (rt_step.c), a call of a target's function (rt_call.c), its
+ * wait and first lock (rt_call_wait.c), its being left to finish on its
+ * own (rt_call_left.c). Shared by them alone.
+ */
+#ifndef HP_RT_INJECT_H
+#define HP_RT_INJECT_H
+
+#include "runtime/runtime_int.h"
+#include "common/hp_arch_x86_64.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- rt_step.c: one single step ---- */
+/* Until @t has a stop to report (not waited for), or @deadline. */
+void hp_pt_until_reported(const struct hp_thread *t, uint64_t deadline);
+int hp_pt_call_stopped(struct hp_thread *t, int status,
+		       struct user_regs_struct *regs, int *sig);
+/* -HP_E_BUSY, said: @t's cgroup is frozen. */
+int hp_pt_frozen_busy(const struct hp_thread *t);
+int hp_pt_step_once(struct hp_thread *t, struct user_regs_struct *regs,
+		    int *sig);
+
+/* ---- rt_inject.c: the thread's state around our instructions ---- */
+int hp_pt_owed(struct hp_thread *t, const struct user_regs_struct *regs,
+	       uint64_t mask, const char *what, uint64_t since);
+int hp_pt_save_thread(struct hp_thread *t, struct user_regs_struct *saved,
+		      uint64_t *mask);
+int hp_pt_restore_thread(struct hp_thread *t,
+			 const struct user_regs_struct *saved, uint64_t *mask);
+int hp_pt_park(struct hp_thread *t);
+void hp_pt_inject_regs(struct user_regs_struct *regs,
+		       const struct user_regs_struct *saved, hp_raddr_t ip,
+		       unsigned long long rax);
+
+/* ---- rt_call_wait.c: an injected call's first lock and wait ---- */
+/* What an injected call has shown of its locks so far. */
+struct hp_call_locks {
+	const struct hp_call_guard *g;
+	bool armed;	 /* inside its first lock's call, which returns to
+			  * HP_CALL_LOCKED: it holds nothing yet */
+	hp_raddr_t site; /* that call's own return address */
+	hp_raddr_t slot; /* where it is on the stack */
+	bool returned;	 /* the whole call returned during the steps */
+};
+
+int hp_pt_first_lock(struct hp_thread *t, struct hp_call_locks *cl,
+		     uint64_t deadline, bool *running,
+		     struct user_regs_struct *regs, int *status);
+int hp_pt_wait_call(struct hp_thread *t, struct hp_call_locks *cl,
+		    uint64_t since, struct user_regs_struct *regs, int *status);
+int hp_pt_call_fault(struct hp_thread *t, uint64_t timeout_us);
+
+/* ---- rt_call_left.c: a call left to finish on its own ---- */
+/* A thread's FPU and extended state as a signal frame holds it. */
+struct hp_call_fpu {
+	size_t len; /* bytes to write: the area, then magic2 if XSAVE's */
+	union {
+		uint8_t b[HP_X86_XSTATE_MAX + 8];
+		uint64_t align;
+	} u;
+};
+
+/* Where a call's frame lies on the thread's stack, below its red zone:
+ * its return address at @slot, a sigreturn frame after it, the FPU state
+ * (@fp_len bytes, 64-aligned for XRSTOR) above that. */
+struct hp_call_frame {
+	hp_raddr_t slot, uc, fx;
+};
+
+int hp_pt_fpu_state(const struct hp_thread *t, struct hp_call_fpu *fp);
+void hp_pt_call_frame_at(struct hp_call_frame *f, uint64_t rsp, size_t fp_len);
+int hp_pt_leave_call(struct hp_thread *t, const struct hp_call_frame *f,
+		     const struct user_regs_struct *saved, uint64_t mask,
+		     const struct hp_call_fpu *fp, hp_raddr_t restorer);
+
+#endif
