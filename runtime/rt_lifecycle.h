@@ -10,8 +10,8 @@
 #include "runtime/runtime_int.h"
 #include "common/hp_arch_x86_64.h"
 
-/* The unwinder a process has loaded: libgcc_s (rt_unwind.c). */
-/* The allocator's functions that take its locks (rt_unwind.c). */
+/* The unwinder a process has loaded: libgcc_s (rt_unwind_find.c). */
+/* The allocator's functions that take its locks (rt_unwind_find.c). */
 #define HP_ALLOC_FNS 16
 
 struct hp_unwinder {
@@ -245,7 +245,7 @@ void hp_result_build_id(struct hp_rt_result *res, const uint8_t *id,
 void hp_list_add(char *list, size_t size, const char *text);
 void hp_result_add_function(struct hp_rt_result *res, const char *name);
 
-/* ---- rt_unwind.c: the patch's unwind table in the target's unwinder ---- */
+/* ---- rt_unwind.c (rt_unwind.h's files): the table in the unwinder ---- */
 /*
  * Register @pr's unwind table with the unwinder hp_unwind_find found
  * (libgcc_s's __register_frame_info), through one thread stopped while the
