@@ -32,6 +32,134 @@ static void call_where(const struct user_regs_struct *regs, char *buf,
 		snprintf(buf, size, "running");
 }
 
+/* One injected call (hp_pt_call) and what it has shown so far. */
+struct injected_call {
+	struct hp_thread *t;
+	hp_raddr_t fn;
+	const struct hp_call_guard *g;
+	struct hp_call_locks cl;
+	struct user_regs_struct saved, regs; /* the thread's; the call's */
+	uint64_t mask, since;
+	struct hp_call_fpu fp;
+	struct hp_call_frame f;
+	int status;
+};
+
+/* Set @c's call of @args going in its stopped thread: the call's frame
+ * below the red zone, returning to address 0. Return: 0 or -errno. */
+static int call_start(struct injected_call *c, const long args[2])
+{
+	const uint64_t zero = 0;
+	int rc = hp_pt_fpu_state(c->t, &c->fp);
+
+	if (rc)
+		return rc;
+	hp_pt_inject_regs(&c->regs, &c->saved, c->fn, 0);
+	c->since = hp_now_us();
+	hp_pt_call_frame_at(&c->f, c->saved.rsp, c->fp.len);
+	c->regs.rsp = c->f.slot; /* as after a call */
+	c->regs.rdi = (unsigned long long)args[0];
+	c->regs.rsi = (unsigned long long)args[1];
+	if (ptrace(PTRACE_POKEDATA, c->t->tid, (void *)c->regs.rsp,
+		   (void *)zero) < 0 ||
+	    ptrace(PTRACE_SETREGS, c->t->tid, 0, &c->regs) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Run @c's call up to its return or its bounds: the steps to its first
+ * lock, then the wait. Return: as hp_pt_wait_call. */
+static int call_run(struct injected_call *c)
+{
+	bool running = false;
+	int rc = hp_pt_call_fault(c->t, c->g->bound_us);
+
+	if (!rc)
+		rc = hp_pt_first_lock(c->t, &c->cl, c->since + c->g->bound_us,
+				      &running, &c->regs, &c->status);
+	if (!rc && !c->cl.returned && !running &&
+	    ptrace(PTRACE_CONT, c->t->tid, 0, 0) < 0)
+		rc = -errno;
+	if (!rc && !c->cl.returned)
+		rc = hp_pt_wait_call(c->t, &c->cl, c->since, &c->regs,
+				     &c->status);
+	return rc;
+}
+
+/* Milliseconds since @c's call started. */
+static unsigned long long call_ms(const struct injected_call *c)
+{
+	return (unsigned long long)((hp_now_us() - c->since) / 1000);
+}
+
+/*
+ * @c's call, stopped at its last bound, may hold a lock: left to finish
+ * on its own (hp_pt_leave_call) where the C library's signal return is
+ * found, else abandoned. Return: -HP_E_BUSY (left: t->left_in_call), or
+ * -ETIMEDOUT (to be abandoned, registers restored); said.
+ */
+static int call_leave(struct injected_call *c)
+{
+	struct hp_thread *t = c->t;
+	const struct hp_call_guard *g = c->g;
+	hp_raddr_t restorer = 0;
+	char state[80];
+	int rc;
+
+	call_where(&c->regs, state, sizeof(state));
+	/* Inside its first lock still (woken, say): its own return
+	 * back, or taking the lock would fault with nobody to catch
+	 * it. */
+	if (c->cl.armed && ptrace(PTRACE_POKEDATA, t->tid, (void *)c->cl.slot,
+				  (void *)c->cl.site) < 0)
+		restorer = 0;
+	else
+		restorer = g->restorer ? g->restorer(g->arg) : 0;
+	if (restorer &&
+	    !hp_pt_leave_call(t, &c->f, &c->saved, c->mask, &c->fp, restorer)) {
+		t->left_in_call = true;
+		return hp_error(-HP_E_BUSY,
+				"tid %d: hpatch's call of 0x%llx still runs "
+				"after %llu ms (at 0x%llx, %s), maybe holding "
+				"a lock: left to finish on its own; as it "
+				"returns, the thread goes on where it was, its "
+				"registers and signal mask its own",
+				(int)t->tid, (unsigned long long)c->fn,
+				call_ms(c), c->regs.rip, state);
+	}
+	rc = hp_error(-ETIMEDOUT,
+		      "tid %d: hpatch's call of 0x%llx still runs "
+		      "after %llu ms (at 0x%llx, %s), maybe holding a "
+		      "lock, and no signal return to leave it with: "
+		      "abandoned, registers restored; a lock it took "
+		      "stays held",
+		      (int)t->tid, (unsigned long long)c->fn, call_ms(c),
+		      c->regs.rip, state);
+	hp_hint("the process may wait for ever for that lock: "
+		"restart it");
+	return rc;
+}
+
+/* Say why @c's call, ended with @rc (-ETIMEDOUT: before its first lock,
+ * or -HP_E_INJECT), is abandoned. */
+static void call_abandoned(const struct injected_call *c, int rc)
+{
+	if (rc == -ETIMEDOUT)
+		hp_error(rc,
+			 "tid %d: the injected call of 0x%llx waited %llu ms "
+			 "for its first lock, held elsewhere (at 0x%llx); "
+			 "abandoned before taking it, registers restored",
+			 (int)c->t->tid, (unsigned long long)c->fn, call_ms(c),
+			 c->regs.rip);
+	else if (rc == -HP_E_INJECT)
+		hp_error(rc,
+			 "tid %d: the injected call of 0x%llx faulted at "
+			 "0x%llx (signal %d, not delivered); its registers "
+			 "are restored",
+			 (int)c->t->tid, (unsigned long long)c->fn, c->regs.rip,
+			 WSTOPSIG(c->status));
+}
+
 /*
  * A function call in stopped @t while the process's other threads run:
  * @fn(@args[0], @args[1]) on the thread's stack below its red zone,
@@ -49,105 +177,31 @@ static void call_where(const struct user_regs_struct *regs, char *buf,
 int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
 	       const struct hp_call_guard *g, long *ret)
 {
-	struct hp_call_locks cl = { .g = g };
-	struct user_regs_struct saved, regs;
-	struct hp_call_fpu fp;
-	struct hp_call_frame f;
-	uint64_t mask = 0, zero = 0, since = 0;
-	int rc = hp_pt_save_thread(t, &saved, &mask), rrc, status = 0;
-	bool running = false;
-	hp_raddr_t restorer = 0;
+	struct injected_call c = { .t = t, .fn = fn, .g = g, .cl = { .g = g } };
+	int rc = hp_pt_save_thread(t, &c.saved, &c.mask), rrc;
 
 	if (rc)
 		return rc;
-	rc = hp_pt_fpu_state(t, &fp);
+	rc = call_start(&c, args);
 	if (rc)
 		goto out_restore;
-	hp_pt_inject_regs(&regs, &saved, fn, 0);
-	since = hp_now_us();
-	hp_pt_call_frame_at(&f, saved.rsp, fp.len);
-	regs.rsp = f.slot; /* as after a call */
-	regs.rdi = (unsigned long long)args[0];
-	regs.rsi = (unsigned long long)args[1];
-	if (ptrace(PTRACE_POKEDATA, t->tid, (void *)regs.rsp, (void *)zero) <
-		    0 ||
-	    ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0) {
-		rc = -errno;
-		goto out_restore;
-	}
-	rc = hp_pt_call_fault(t, g->bound_us);
-	if (!rc)
-		rc = hp_pt_first_lock(t, &cl, since + g->bound_us, &running,
-				      &regs, &status);
-	if (!rc && !cl.returned && !running &&
-	    ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
-		rc = -errno;
-	if (!rc && !cl.returned)
-		rc = hp_pt_wait_call(t, &cl, since, &regs, &status);
+	rc = call_run(&c);
 	if (rc == -EINPROGRESS)
-		return hp_pt_owed(t, &saved, mask, "injected call", since);
+		return hp_pt_owed(t, &c.saved, c.mask, "injected call",
+				  c.since);
 	if (rc == -EDEADLK) {
-		char state[80];
-
-		call_where(&regs, state, sizeof(state));
-		/* Inside its first lock still (woken, say): its own return
-		 * back, or taking the lock would fault with nobody to catch
-		 * it. */
-		if (cl.armed && ptrace(PTRACE_POKEDATA, t->tid, (void *)cl.slot,
-				       (void *)cl.site) < 0)
-			restorer = 0;
-		else
-			restorer = g->restorer ? g->restorer(g->arg) : 0;
-		if (restorer &&
-		    !hp_pt_leave_call(t, &f, &saved, mask, &fp, restorer)) {
-			t->left_in_call = true;
-			return hp_error(
-				-HP_E_BUSY,
-				"tid %d: hpatch's call of 0x%llx still runs "
-				"after %llu ms (at 0x%llx, %s), maybe holding "
-				"a lock: left to finish on its own; as it "
-				"returns, the thread goes on where it was, its "
-				"registers and signal mask its own",
-				(int)t->tid, (unsigned long long)fn,
-				(unsigned long long)((hp_now_us() - since) /
-						     1000),
-				regs.rip, state);
-		}
-		rc = hp_error(
-			-ETIMEDOUT,
-			"tid %d: hpatch's call of 0x%llx still runs "
-			"after %llu ms (at 0x%llx, %s), maybe holding a "
-			"lock, and no signal return to leave it with: "
-			"abandoned, registers restored; a lock it took "
-			"stays held",
-			(int)t->tid, (unsigned long long)fn,
-			(unsigned long long)((hp_now_us() - since) / 1000),
-			regs.rip, state);
-		hp_hint("the process may wait for ever for that lock: "
-			"restart it");
+		rc = call_leave(&c);
+		if (rc == -HP_E_BUSY)
+			return rc;
 		goto out_restore;
 	}
 	if (rc && rc != -ETIMEDOUT && rc != -HP_E_INJECT)
 		return rc;
-	if (rc == -ETIMEDOUT)
-		hp_error(rc,
-			 "tid %d: the injected call of 0x%llx waited %llu ms "
-			 "for its first lock, held elsewhere (at 0x%llx); "
-			 "abandoned before taking it, registers restored",
-			 (int)t->tid, (unsigned long long)fn,
-			 (unsigned long long)((hp_now_us() - since) / 1000),
-			 regs.rip);
 	if (!rc)
-		*ret = (long)regs.rax;
-	else if (rc == -HP_E_INJECT)
-		hp_error(rc,
-			 "tid %d: the injected call of 0x%llx faulted at "
-			 "0x%llx (signal %d, not delivered); its registers "
-			 "are restored",
-			 (int)t->tid, (unsigned long long)fn, regs.rip,
-			 WSTOPSIG(status));
+		*ret = (long)c.regs.rax;
+	call_abandoned(&c, rc);
 out_restore:
-	rrc = hp_pt_restore_thread(t, &saved, &mask);
+	rrc = hp_pt_restore_thread(t, &c.saved, &c.mask);
 	rc = rc ?: rrc;
 	rrc = hp_pt_park(t);
 	return rc ?: (rrc == -ESRCH ? 0 : rrc);
