@@ -194,11 +194,17 @@ static int version_name(const struct hp_proc *proc, const struct dynmod *d,
 	return -ENOENT;
 }
 
-/* @name's address in *@out, its size in *@size (if not NULL), whether it
- * is an IFUNC in *@ifunc. Return: 0 or -ENOENT. */
+/* A symbol found (lookup_in). */
+struct sym_found {
+	hp_raddr_t addr;
+	uint64_t size;
+	bool ifunc; /* an IFUNC: @addr is its resolver */
+};
+
+/* @name's address, size and type in *@out. Return: 0 or -ENOENT. */
 static int lookup_in(const struct hp_proc *proc, const struct dynmod *d,
-		     const char *name, const char *version, hp_raddr_t *out,
-		     uint64_t *size, bool *ifunc)
+		     const char *name, const char *version,
+		     struct sym_found *out)
 {
 	uint32_t hdr[4], h = gnu_hash(name), idx;
 	uint64_t bucket_at;
@@ -240,11 +246,10 @@ static int lookup_in(const struct hp_proc *proc, const struct dynmod *d,
 			else if (ok)
 				ok = !(vs & 0x8000); /* hidden: not default */
 			if (ok) {
-				*out = d->bias + st.st_value;
-				if (size)
-					*size = st.st_size;
-				*ifunc = ELF64_ST_TYPE(st.st_info) ==
-					 STT_GNU_IFUNC;
+				out->addr = d->bias + st.st_value;
+				out->size = st.st_size;
+				out->ifunc = ELF64_ST_TYPE(st.st_info) ==
+					     STT_GNU_IFUNC;
 				return 0;
 			}
 		}
@@ -423,8 +428,7 @@ static int resolve_here(const struct hp_proc *proc, const struct ifunc *f,
 		const struct hp_map *sm = &self.maps[i];
 		struct dynmod sd;
 		uint64_t choice = 0;
-		hp_raddr_t mine = 0;
-		bool ifunc = false;
+		struct sym_found mine = { 0 };
 		hp_ifunc_resolver *fn = NULL;
 
 		/* The resolver hpatch calls is found in hpatch's own copy,
@@ -433,12 +437,12 @@ static int resolve_here(const struct hp_proc *proc, const struct ifunc *f,
 		if (sm->offset != 0 || strcmp(sm->path, m->path) ||
 		    map_file_id(self.pid, sm->start, id, sizeof(id)) ||
 		    strcmp(id, want) || read_dynamic(&self, sm, &sd) ||
-		    lookup_in(&self, &sd, f->name, f->version, &mine, NULL,
-			      &ifunc) ||
-		    !ifunc || mine - sd.bias != f->resolver - d->bias ||
-		    !is_code_of(&self, mine, sm->path))
+		    lookup_in(&self, &sd, f->name, f->version, &mine) ||
+		    !mine.ifunc ||
+		    mine.addr - sd.bias != f->resolver - d->bias ||
+		    !is_code_of(&self, mine.addr, sm->path))
 			continue;
-		fn = (hp_ifunc_resolver *)(uintptr_t)mine;
+		fn = (hp_ifunc_resolver *)(uintptr_t)mine.addr;
 		choice = fn(0, NULL);
 		if (!is_code_of(&self, choice, sm->path))
 			continue;
@@ -496,12 +500,15 @@ int hp_module_find_function(const struct hp_proc *proc, const struct hp_map *m,
 			    hp_raddr_t *out, uint64_t *size)
 {
 	struct dynmod d;
-	bool ifunc = false;
+	struct sym_found found;
 
 	if (m->offset != 0 || read_dynamic(proc, m, &d) ||
-	    lookup_in(proc, &d, name, version, out, size, &ifunc) || ifunc)
+	    lookup_in(proc, &d, name, version, &found))
 		return -ENOENT;
-	return 0;
+	*out = found.addr;
+	if (size)
+		*size = found.size;
+	return found.ifunc ? -ENOENT : 0;
 }
 
 int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
@@ -510,14 +517,15 @@ int hp_proc_find_symbol(const struct hp_proc *proc, const char *name,
 	for (size_t i = 0; i < proc->nr_maps; i++) {
 		const struct hp_map *m = &proc->maps[i];
 		struct dynmod d;
-		bool ifunc = false;
+		struct sym_found found;
 
 		if (m->offset != 0 || m->path[0] != '/' ||
 		    !(m->prot & PROT_READ) || read_dynamic(proc, m, &d))
 			continue;
-		if (lookup_in(proc, &d, name, version, out, NULL, &ifunc))
+		if (lookup_in(proc, &d, name, version, &found))
 			continue;
-		if (ifunc) {
+		*out = found.addr;
+		if (found.ifunc) {
 			const struct ifunc f = { m, &d, name, version, *out };
 
 			return bind_ifunc(proc, &f, out);
