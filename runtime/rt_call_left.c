@@ -1,8 +1,8 @@
 /*
- * An injected call left to finish on its own (hp_pt_call): a signal
- * frame of the thread's own registers, mask and FPU state above the
- * call's frame, which the C library's signal return takes back as the
- * call returns.
+ * The signal frame an injected call returns through (hp_pt_call): the
+ * thread's own registers, mask and FPU state above the call's frame,
+ * which the C library's signal return takes back as the call returns,
+ * with hpatch or without it.
  */
 #include "runtime/rt_inject.h"
 #include "common/hp_arch_x86_64.h"
@@ -140,17 +140,33 @@ static int poke_words(const struct hp_thread *t, hp_raddr_t addr,
 }
 
 /*
- * Leave the call of stopped @t to finish on its own (it may hold a lock:
- * abandoned, the lock would stay held for good): its return goes to the
- * C library's signal return @restorer, through a frame of the thread's
- * own registers (@saved: a system call it was interrupted in restarts as
- * after a signal, a sleep's with EINTR), signal mask @mask and FPU and
- * extended state @fp (hp_pt_fpu_state), whether hpatch is still there or not.
- * Return: 0 or -errno.
+ * The system call @saved (a thread stopped inside one) makes again on its
+ * way on, as the kernel restarts it after a stop: its own number, or
+ * restart_syscall for one that left a restart block (a sleep); -1 when
+ * none is due (it returned, or was interrupted for good).
  */
-int hp_pt_leave_call(struct hp_thread *t, const struct hp_call_frame *f,
-		     const struct user_regs_struct *saved, uint64_t mask,
-		     const struct hp_call_fpu *fp, hp_raddr_t restorer)
+long long hp_pt_restart_nr(const struct user_regs_struct *saved)
+{
+	const long long err = (long long)saved->rax;
+
+	if ((long long)saved->orig_rax < 0 || err < -516 || err > -512 ||
+	    err == -515)
+		return -1;
+	return err == -516 ? SYS_restart_syscall : (long long)saved->orig_rax;
+}
+
+/*
+ * Make the return of the call set in stopped @t the C library's signal
+ * return @restorer, through a frame of the thread's own registers
+ * (@saved: a system call it was interrupted in restarts as after a
+ * signal, a sleep's with EINTR), signal mask @mask and FPU and extended
+ * state @fp (hp_pt_fpu_state), at @f: written before the call runs, so
+ * that the call, however it ends (hpatch gone, or gone on without it),
+ * gives the thread back its own state. Return: 0 or -errno.
+ */
+int hp_pt_sigreturn_frame(struct hp_thread *t, const struct hp_call_frame *f,
+			  const struct user_regs_struct *saved, uint64_t mask,
+			  const struct hp_call_fpu *fp, hp_raddr_t restorer)
 {
 	struct sigreturn_frame sf = {
 		.ss_flags = -1, /* invalid: its alternate stack unchanged */
@@ -177,14 +193,13 @@ int hp_pt_leave_call(struct hp_thread *t, const struct hp_call_frame *f,
 		.fpstate = f->fx,
 		.sigmask = mask,
 	};
-	const long long err = (long long)saved->rax;
+	const long long nr = hp_pt_restart_nr(saved);
 	int rc;
 
 	/* The kernel restarts an interrupted call only on its way out of
 	 * the stop; the frame's return does it. */
-	if ((long long)saved->orig_rax >= 0 && err >= -516 && err <= -512 &&
-	    err != -515) {
-		sf.rax = err == -516 ? SYS_restart_syscall : saved->orig_rax;
+	if (nr >= 0) {
+		sf.rax = (uint64_t)nr;
 		sf.rip -= 2;
 	}
 	rc = poke_words(t, f->fx, fp->u.b, (fp->len + 7) & ~(size_t)7);

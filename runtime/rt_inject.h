@@ -1,9 +1,9 @@
 /*
  * Our instructions in a stopped thread, one file each: the thread's state
  * set aside and put back, and injected system calls (rt_inject.c), a
- * single step (rt_step.c), a call of a target's function (rt_call.c), its
- * wait and first lock (rt_call_wait.c), its being left to finish on its
- * own (rt_call_left.c). Shared by them alone.
+ * single step (rt_step.c), a call of a target's function (rt_call.c) and
+ * the signal frame it returns through (rt_call_left.c). Shared by them
+ * alone.
  */
 #ifndef HP_RT_INJECT_H
 #define HP_RT_INJECT_H
@@ -37,25 +37,7 @@ void hp_pt_inject_regs(struct user_regs_struct *regs,
 		       const struct user_regs_struct *saved, hp_raddr_t ip,
 		       unsigned long long rax);
 
-/* ---- rt_call_wait.c: an injected call's first lock and wait ---- */
-/* What an injected call has shown of its locks so far. */
-struct hp_call_locks {
-	const struct hp_call_guard *g;
-	bool armed;	 /* inside its first lock's call, which returns to
-			  * HP_CALL_LOCKED: it holds nothing yet */
-	hp_raddr_t site; /* that call's own return address */
-	hp_raddr_t slot; /* where it is on the stack */
-	bool returned;	 /* the whole call returned during the steps */
-};
-
-int hp_pt_first_lock(struct hp_thread *t, struct hp_call_locks *cl,
-		     uint64_t deadline, bool *running,
-		     struct user_regs_struct *regs, int *status);
-int hp_pt_wait_call(struct hp_thread *t, struct hp_call_locks *cl,
-		    uint64_t since, struct user_regs_struct *regs, int *status);
-int hp_pt_call_fault(struct hp_thread *t, uint64_t timeout_us);
-
-/* ---- rt_call_left.c: a call left to finish on its own ---- */
+/* ---- rt_call_left.c: the signal frame a call returns through ---- */
 /* A thread's FPU and extended state as a signal frame holds it. */
 struct hp_call_fpu {
 	size_t len; /* bytes to write: the area, then magic2 if XSAVE's */
@@ -74,8 +56,9 @@ struct hp_call_frame {
 
 int hp_pt_fpu_state(const struct hp_thread *t, struct hp_call_fpu *fp);
 void hp_pt_call_frame_at(struct hp_call_frame *f, uint64_t rsp, size_t fp_len);
-int hp_pt_leave_call(struct hp_thread *t, const struct hp_call_frame *f,
-		     const struct user_regs_struct *saved, uint64_t mask,
-		     const struct hp_call_fpu *fp, hp_raddr_t restorer);
+long long hp_pt_restart_nr(const struct user_regs_struct *saved);
+int hp_pt_sigreturn_frame(struct hp_thread *t, const struct hp_call_frame *f,
+			  const struct user_regs_struct *saved, uint64_t mask,
+			  const struct hp_call_fpu *fp, hp_raddr_t restorer);
 
 #endif

@@ -27,9 +27,6 @@ struct hp_unwinder {
 		const char *name;
 	} alloc[HP_ALLOC_FNS];
 	size_t nr_alloc;
-	/* The lock libgcc takes first (pthread_mutex_lock, 0 if not found),
-	 * for hp_pt_call's proof that a call holds nothing yet. */
-	hp_raddr_t lock_fn;
 };
 
 /* One module's patch, prepared in the loader's memory before any stop. */

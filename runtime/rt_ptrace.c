@@ -402,8 +402,13 @@ int hp_pt_seize_quiet(struct hp_thread *t)
 {
 	/* TRACEEXEC: a thread of ours that execs reports an event stop,
 	 * not the SIGTRAP the kernel otherwise sends it (which, delivered,
-	 * would kill the new program). */
-	if (ptrace(PTRACE_SEIZE, t->tid, 0, (void *)PTRACE_O_TRACEEXEC) < 0)
+	 * would kill the new program). TRACESYSGOOD: a system-call stop
+	 * (an injected call's, rt_call.c) reports SIGTRAP | 0x80, which is
+	 * no signal: a loader killed (-9) there leaves the thread none, where
+	 * the kernel would send it the plain SIGTRAP it reported (the exit
+	 * code no tracer cleared: ptrace_report_syscall), which kills it. */
+	if (ptrace(PTRACE_SEIZE, t->tid, 0,
+		   (void *)(PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD)) < 0)
 		return -errno;
 	t->seized = true;
 	return 0;
@@ -501,6 +506,11 @@ int hp_pt_wait_stop(struct hp_thread *t)
 		}
 		if (!WIFSTOPPED(status))
 			continue;
+		if (status >> 16 == 0 && WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+			/* A system-call stop: only ever our call's. */
+			t->stopped = true;
+			return 0;
+		}
 		if (status >> 16 == 0) {
 			/* The trap of our own step (or the return of our own
 			 * call to address 0), come in after its bound: the

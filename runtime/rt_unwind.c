@@ -60,7 +60,6 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 	const struct hp_unwinder u = pr->unwinder;
 	char why[160];
 	size_t at;
-	long ret = 0;
 	int rc;
 
 	if (!pr->unwind || !pr->has_unwinder)
@@ -75,21 +74,16 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 		return 1;
 	}
 	if (!rc && held) {
-		/* The process's only thread: no other can hold a lock the
-		 * call would wait for (its own are ruled out above), so there
-		 * is nothing to prove by stepping to its first lock, which
-		 * took ~26 steps inside the held stop. */
-		struct hp_call_guard g = hp_unwind_call_guard(proc, &u);
-
-		g.lock_fn = 0;
-
-		rc = hp_pt_call(held, u.reg, args, &g, &ret);
+		rc = hp_unwind_call(proc, held, u.reg, args, pr->region);
 		rc = rc == -ESRCH ? -HP_E_GONE : rc;
 		pr->unwind_left = held->owes_regs || held->left_in_call;
 	} else if (!rc) {
-		rc = hp_unwind_call_in_target(proc, &u, u.reg, args, &ret,
+		rc = hp_unwind_call_in_target(proc, &u, u.reg, args, pr->region,
 					      &pr->unwind_left);
 	}
+	/* (Left inside: its magic stays cleared, the region unknown.) */
+	if (rc && !pr->unwind_left)
+		hp_unwind_region_magic(proc, pr->region, true);
 	if (rc)
 		return hp_error_rc(rc,
 				   "pid %d: cannot register the patch's "
@@ -101,6 +95,7 @@ int hp_unwind_register(struct hp_proc *proc, struct hp_prep *pr,
 			   pr->region + at +
 				   offsetof(struct hp_rt_unwind, deregister),
 			   &u.dereg, sizeof(u.dereg));
+	rc = rc ?: hp_unwind_region_magic(proc, pr->region, true);
 	if (rc)
 		return hp_error_rc(rc,
 				   "pid %d: cannot record the unwind "
@@ -119,11 +114,9 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 				 hdr->nr_funcs * sizeof(struct hp_rt_func) +
 				 offsetof(struct hp_rt_unwind, deregister);
 	const uint64_t zero = 0;
-	static const uint8_t magic[sizeof(hdr->magic)];
 	const long args[2] = { (long)u->eh_addr };
 	struct hp_unwinder uw;
 	bool left = false;
-	long ret = 0;
 	int rc;
 
 	if (!(hdr->flags & HP_RT_UNWIND) || !u->deregister)
@@ -138,15 +131,12 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 			      (int)proc->pid, hdr->patch_id);
 	rc = rc
 		     ?: hp_unwind_call_in_target(proc, &uw, uw.dereg, args,
-						 &ret, &left);
+						 addr, &left);
 	if (left) {
-		/* Forgotten by now or later, or never: the region stays, and
-		 * no later hpatch asks again (libgcc aborts on a table it
-		 * does not know) nor unmaps it (a table it still knows). */
-		if (hp_proc_write(proc, addr, magic, sizeof(magic)))
-			hp_warn("pid %d: cannot clear the header of region "
-				"0x%" PRIx64,
-				(int)proc->pid, addr);
+		/* Forgotten by now or later, or never: the region stays, its
+		 * magic cleared (hp_unwind_call), and no later hpatch asks
+		 * again (libgcc aborts on a table it does not know) nor
+		 * unmaps it (a table it still knows). */
 		return hp_error(-HP_E_BUSY,
 				"pid %d: the region of patch '%s' at 0x%" PRIx64
 				" stays mapped, unused: a thread left inside "
@@ -154,13 +144,13 @@ int hp_unwind_deregister(struct hp_proc *proc, hp_raddr_t addr,
 				"yet deregister it",
 				(int)proc->pid, hdr->patch_id, addr);
 	}
-	if (!rc && (hp_raddr_t)ret != u->obj_addr)
-		hp_warn("pid %d: the unwinder returned 0x%lx for patch '%s', "
-			"not its object 0x%" PRIx64,
-			(int)proc->pid, (unsigned long)ret, hdr->patch_id,
-			u->obj_addr);
-	if (!rc)
-		rc = hp_proc_write(proc, field, &zero, sizeof(zero));
+	/* Not done (not made, or abandoned): the record stands, the region
+	 * known again. Done: the record cleared first. */
+	if (rc)
+		hp_unwind_region_magic(proc, addr, true);
+	else
+		rc = hp_proc_write(proc, field, &zero, sizeof(zero))
+			     ?: hp_unwind_region_magic(proc, addr, true);
 	if (rc)
 		return hp_error_rc(rc,
 				   "pid %d: cannot deregister the unwind "

@@ -30,10 +30,15 @@ const char *hp_unwind_locking_code(const struct hp_unwinder *u, uint64_t addr);
 /* ---- rt_unwind_call.c: the thread of the call, its bounds ---- */
 bool hp_unwind_fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 			   const struct hp_unwinder *u, char *why, size_t size);
-struct hp_call_guard hp_unwind_call_guard(const struct hp_proc *proc,
-					  const struct hp_unwinder *u);
+struct hp_call_guard hp_unwind_call_guard(const struct hp_proc *proc);
+/* The header's magic of the region at @region written (@on) or cleared:
+ * a region no hpatch knows. Return: 0 or -errno, said. */
+int hp_unwind_region_magic(const struct hp_proc *proc, hp_raddr_t region,
+			   bool on);
+int hp_unwind_call(struct hp_proc *proc, struct hp_thread *t, hp_raddr_t fn,
+		   const long args[2], hp_raddr_t region);
 int hp_unwind_call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
-			     hp_raddr_t fn, const long args[2], long *ret,
-			     bool *left);
+			     hp_raddr_t fn, const long args[2],
+			     hp_raddr_t region, bool *left);
 
 #endif

@@ -22,8 +22,6 @@
 
 #define HP_LOG_PREFIX "rt: "
 
-/* A call takes microseconds; a holder of the mutex releases it as soon. */
-#define HP_UNWIND_CALL_US 1000000
 /* Stack words scanned for a return into the unwinder, from the SP. */
 #define HP_UNWIND_SCAN_BYTES (512u << 10)
 /* Threads unfit for the call named in the error, at most. */
@@ -148,35 +146,63 @@ static int all_can_run(const struct hp_proc *proc, const pid_t *tids, size_t nr)
 }
 
 /*
- * The bounds of a call of @u's in @proc (hp_pt_call): abandoned after
- * HP_UNWIND_CALL_US only if it waits to take its first lock; one that may
- * hold it is waited for within the operation's bound (its --timeout),
- * then left to finish on its own.
+ * The bounds of a call of the unwinder in @proc (hp_pt_call): it may hold
+ * a lock, so it is waited for within the operation's bound (its
+ * --timeout), then left to finish on its own, through the C library's
+ * signal return it returns through from its start.
  */
-struct hp_call_guard hp_unwind_call_guard(const struct hp_proc *proc,
-					  const struct hp_unwinder *u)
+struct hp_call_guard hp_unwind_call_guard(const struct hp_proc *proc)
 {
-	return (struct hp_call_guard){ .bound_us = HP_UNWIND_CALL_US,
-				       .last_us = hp_pt_call_max_us,
-				       .lock_fn = u->lock_fn,
-				       .lo = u->lo,
-				       .hi = u->hi,
+	return (struct hp_call_guard){ .bound_us = hp_pt_call_max_us,
 				       .restorer = hp_unwind_find_restorer,
 				       .arg = proc };
 }
 
+int hp_unwind_region_magic(const struct hp_proc *proc, hp_raddr_t region,
+			   bool on)
+{
+	static const uint8_t zero[sizeof(((struct hp_rt_header *)0)->magic)];
+	const void *magic = on ? (const void *)HP_RT_MAGIC : zero;
+	const int rc = hp_proc_write(proc, region, magic, sizeof(zero));
+
+	if (rc)
+		hp_error_rc(rc,
+			    "pid %d: cannot %s the header of region 0x%" PRIx64,
+			    (int)proc->pid, on ? "restore" : "clear", region);
+	return rc;
+}
+
 /*
- * @fn(@args) in the first thread fit to call it (hp_unwind_fit_to_call), while
- * every other thread runs; *@left (if not NULL) says whether that thread
- * was left inside the call (it outlived its bound, asleep in the kernel).
+ * @fn(@args) in @t, fit to make the call (hp_unwind_fit_to_call), the
+ * header's magic of the region at @region cleared first: a loader killed
+ * (-9) inside the call leaves the table registered or not, which no
+ * later hpatch could tell from the region's record, so it takes the
+ * region for none and leaves it mapped (it neither unmaps a table the
+ * unwinder may know nor asks it to forget one it may not: it aborts).
+ * The caller puts the magic back once the record says what the call did.
+ * Return: as hp_pt_call, or -errno.
+ */
+int hp_unwind_call(struct hp_proc *proc, struct hp_thread *t, hp_raddr_t fn,
+		   const long args[2], hp_raddr_t region)
+{
+	const struct hp_call_guard g = hp_unwind_call_guard(proc);
+	const int rc = hp_unwind_region_magic(proc, region, false);
+
+	return rc ?: hp_pt_call(t, fn, args, &g);
+}
+
+/*
+ * @fn(@args) in the first thread fit to call it (hp_unwind_fit_to_call),
+ * while every other thread runs, for the region at @region
+ * (hp_unwind_call); *@left (if not NULL) says whether that thread was
+ * left inside the call (it outlived its bound).
  * Return: 0, -HP_E_BUSY (none fit, or left inside: reported), -HP_E_GONE,
  * -errno.
  */
 int hp_unwind_call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
-			     hp_raddr_t fn, const long args[2], long *ret,
-			     bool *left)
+			     hp_raddr_t fn, const long args[2],
+			     hp_raddr_t region, bool *left)
 {
-	const struct hp_call_guard g = hp_unwind_call_guard(proc, u);
 	char unfit[HP_UNFIT_LISTED * 160] = "";
 	size_t unfit_len = 0, nr_unfit = 0;
 	pid_t *tids = NULL;
@@ -208,7 +234,7 @@ int hp_unwind_call_in_target(struct hp_proc *proc, const struct hp_unwinder *u,
 			rc = cannot_run(proc, t.tid, stopped_by_signal, state);
 		} else if (!stop && hp_unwind_fit_to_call(proc, &t, u, why,
 							  sizeof(why))) {
-			rc = hp_pt_call(&t, fn, args, &g, ret);
+			rc = hp_unwind_call(proc, &t, fn, args, region);
 		} else if (!stop && nr_unfit++ < HP_UNFIT_LISTED) {
 			unfit_len += (size_t)snprintf(
 				unfit + unfit_len, sizeof(unfit) - unfit_len,

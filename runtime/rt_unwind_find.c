@@ -173,15 +173,6 @@ static hp_raddr_t module_end(const struct hp_proc *proc, const struct hp_map *m)
 	return hi;
 }
 
-/* The lock libgcc takes first, for hp_pt_call's proof. */
-static void find_lock(const struct hp_proc *proc, struct hp_unwinder *u)
-{
-	uint64_t size = 0;
-
-	if (!first_definer(proc, "pthread_mutex_lock", &u->lock_fn, &size))
-		u->lock_fn = 0;
-}
-
 /*
  * The C library's signal return in @arg (the process), the code that
  * returns from every handler installed through it: the one restorer
@@ -252,7 +243,6 @@ int hp_unwind_find_unwinder(const struct hp_proc *proc, struct hp_unwinder *u)
 					HP_UNWIND_VERSION);
 	snprintf(u->path, sizeof(u->path), "%s", lib->path);
 	find_allocator(proc, u);
-	find_lock(proc, u);
 	u->lo = lib->start;
 	u->hi = module_end(proc, lib);
 	return 0;

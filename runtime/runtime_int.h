@@ -374,14 +374,10 @@ void hp_pt_inject_end(struct hp_thread *t);
 
 /* How an injected call is bounded (hp_pt_call). */
 struct hp_call_guard {
-	uint64_t bound_us; /* then abandoned, if it provably holds no lock */
-	uint64_t last_us;  /* then left to finish (or abandoned, said) */
-	/* Its first lock (pthread_mutex_lock; 0: unknown, nothing proven),
-	 * called from the code at [lo, hi). */
-	hp_raddr_t lock_fn;
-	hp_raddr_t lo, hi;
-	/* The C library's signal return (mov $15, %rax; syscall), asked for
-	 * when a call is to be left inside: 0 if none. */
+	uint64_t bound_us; /* then left to finish (or abandoned, said) */
+	/* The C library's signal return (mov $15, %rax; syscall), which the
+	 * call returns through: 0 if none (then it returns to address 0, and
+	 * a loader killed inside it leaves it to fault there). */
 	hp_raddr_t (*restorer)(const void *arg);
 	const void *arg;
 };
@@ -389,13 +385,14 @@ struct hp_call_guard {
 /*
  * Call function @fn(@args[0], @args[1]) in stopped @t while the other
  * threads of its process run, bounded by @g (see rt_call.c). The
- * caller picks a thread that cannot hold a lock @fn takes.
- * Return: 0 with *@ret its result, -HP_E_INJECT, -ETIMEDOUT, -HP_E_BUSY
- * (left inside, to finish on its own: t->left_in_call), -ESRCH, -errno;
- * a fault or a timeout is reported.
+ * caller picks a thread that cannot hold a lock @fn takes. Its result is
+ * not known (the signal return's first instruction overwrites it).
+ * Return: 0, -HP_E_INJECT, -ETIMEDOUT, -HP_E_BUSY (left inside, to finish
+ * on its own: t->left_in_call), -ESRCH, -errno; a fault or a timeout is
+ * reported.
  */
 int hp_pt_call(struct hp_thread *t, hp_raddr_t fn, const long args[2],
-	       const struct hp_call_guard *g, long *ret)
+	       const struct hp_call_guard *g)
 	__attribute__((warn_unused_result));
 
 /*

@@ -162,7 +162,9 @@ sweep() {
 	# hpatch on the process unmaps it (hp_collect_retired). Before its
 	# header is written (mprotect, write) no hpatch knows it for one:
 	# the next apply leaves it, a known leftover of a kill in those
-	# microseconds, which must be that one region alone.
+	# microseconds, which must be that one region alone; so too while
+	# its unwinder call runs (call-start, call-run), its magic cleared:
+	# its table may be registered or not (docs/UNWIND.md).
 	check "$name $op $step: a region left is inactive ($(others "$pid" | tr '\n' ' '))" \
 		test -z "$(others "$pid" | grep -vx '"state":"inactive"')" -a \
 		"$(others "$pid" | wc -l)" -le 1
@@ -194,7 +196,7 @@ one_run() {
 # thread runs hpatch's instruction, with hpatch's registers, a window of
 # microseconds between two ptrace calls) are left out: a kill there lets
 # the thread run on with them (docs/AGENT.md).
-UNFOUND="mprotect write"
+UNFOUND="mprotect write call-start call-run"
 APPLY_STEPS="mmap mprotect write seize stop jump"
 REVERT_STEPS="seize stop unjump"
 done_with() { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
@@ -223,9 +225,11 @@ for step in mmap write stop jump; do
 	sweep threads apply-all "$step"
 	done_with
 done
-# The unwinder's registration (a C++ program: libgcc's unwinder loaded).
+# The unwinder's registration (a C++ program: libgcc's unwinder loaded):
+# before its call, inside it (just set, just resumed: tests/e2e/
+# unwind_killed.sh), after it.
 patch=$T/w.hpatch
-for step in unwind stop; do
+for step in unwind call-start call-run stop; do
 	launch unwind "$HP_TD/unwind-v1"
 	sweep unwind apply-p "$step"
 	done_with
