@@ -1,11 +1,13 @@
 /*
  * hpatch's subcommands for the patch store and the host agent
- * (hpatch_agent.c), and what they share with the others (hpatch.c).
+ * (hpatch_agent.c, hpatch_check.c), and what they share with the others
+ * (hpatch.c).
  */
 #ifndef HP_HPATCH_CMDS_H
 #define HP_HPATCH_CMDS_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,6 +29,32 @@ void hpatch_from_env(struct hp_rt_opts *opts, const char **audit_path);
 
 /* hpatchd's state directory: $HPATCH_STATE_DIR, else the default. */
 const char *hpatch_state_dir(void);
+/* Does the hpatchd of @state_dir run (its view says so)? */
+bool hpatch_daemon_running(const char *state_dir);
+
+/* Options every store subcommand has. */
+#define OPT_STORE(var)                                                 \
+	{                                                              \
+		"store", 0, HP_OPT_STR, &(var), "DIR",                 \
+			"the store (default " HP_STORE_DIR_DEFAULT ")" \
+	}
+#define OPT_TRUST(var)                                                       \
+	{                                                                    \
+		"trust", 0, HP_OPT_STR, &(var), "DIR",                       \
+			"trusted public keys (default " HP_TRUST_DIR_DEFAULT \
+			")"                                                  \
+	}
+#define OPT_STATE_DIR(var)                                         \
+	{                                                          \
+		"state-dir", 0, HP_OPT_STR, &(var), "DIR",         \
+			"hpatchd's state directory "               \
+			"(default " HP_AGENT_STATE_DIR_DEFAULT ")" \
+	}
+#define OPT_AUDIT_LOG(var)                                             \
+	{                                                              \
+		"audit-log", 0, HP_OPT_STR, &(var), "FILE",            \
+			"audit log (default " HP_AUDIT_LOG_DEFAULT ")" \
+	}
 
 /*
  * hpatch_hold_begin() - hold back the signals that end a session, and the
