@@ -198,44 +198,8 @@ static bool identify(struct ag_daemon *d, struct ag_proc *pr)
 	return true;
 }
 
-/*
- * An excluded process is never reverted by hpatchd, an uninstalled patch
- * no more than any: while one keeps a patch marked uninstalled (an
- * `hpatch uninstall` that found it busy, or was killed), the marks stay,
- * for `hpatch uninstall` again (it reverts everywhere) or the process's
- * exit, and it is said once. Dropped, the patch would stay for good
- * with nothing to tell of it.
- */
-static void hold_marks(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
-{
-	char id[HP_PATCH_ID_MAX];
-	const int rc = hp_agent_find_removed(&d->store, pr->pid, id);
-
-	if (hp_agent_ran_short(rc)) {
-		d->sweep_failed = true;
-		ag_schedule(pr, ag_retry_at(d, now, 1));
-		return;
-	}
-	if (rc || !id[0]) {
-		pr->keeps_removed = false;
-		return;
-	}
-	d->sweep_failed = true;
-	if (pr->keeps_removed)
-		return;
-	pr->keeps_removed = true;
-	hp_warn("pid %d (%s): keeps uninstalled patch '%s': excluded by the "
-		"policy (%s), hpatchd does not revert it",
-		(int)pr->pid, pr->exe ? pr->exe : "?", id,
-		pr->excluded->pattern);
-	hp_hint("'hpatch uninstall %s' again reverts it, or 'hpatch revert "
-		"-p %d'",
-		id, (int)pr->pid);
-}
-
 static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 {
-	const struct hp_rt_opts opts = ag_attempt_opts(d);
 	size_t nr_hit = 0;
 	int rc;
 
@@ -248,29 +212,15 @@ static void reconcile(struct ag_daemon *d, struct ag_proc *pr, uint64_t now)
 	pr->excluded = hp_policy_excluded(&d->pol, pr->exe, pr->unit);
 	if (pr->excluded) {
 		if (d->store.nr_uninstalled)
-			hold_marks(d, pr, now);
+			ag_marks_hold(d, pr, now);
 		return;
 	}
 	if (!pr->dirs_watched && pr->exe) {
 		pr->dirs_watched = true;
 		ag_watch_lib_dirs(d, pr->exe);
 	}
-	if (d->store.nr_uninstalled) {
-		rc = hp_agent_revert_removed(&d->store, pr->pid, &opts,
-					     &d->audit);
-		if (rc > 0) {
-			d->view.reverted += (uint64_t)rc;
-			d->sweep_reverted++;
-			hp_log(HP_LOG_INFO,
-			       "pid %d: reverted %d uninstalled patch%s",
-			       (int)pr->pid, rc, rc > 1 ? "es" : "");
-		} else if (rc < 0 && (hp_agent_ran_short(rc) ||
-				      hp_agent_start_time(pr->pid))) {
-			d->sweep_failed = true;
-			d->view.failures++;
-			ag_schedule(pr, ag_retry_at(d, now, 1));
-		}
-	}
+	if (d->store.nr_uninstalled)
+		ag_marks_revert(d, pr, now);
 	if (!d->nr_wanted)
 		return;
 	rc = match(d, pr->pid, &nr_hit);
@@ -343,54 +293,6 @@ static bool store_changed(const struct ag_daemon *d);
 static bool store_expired(const struct ag_daemon *d);
 static int reload_store(struct ag_daemon *d);
 
-/* Lists of processes a sweep of the uninstall marks makes, at most, for
- * those it did not list before; then the marks wait for the next scan. */
-#define HP_SWEEP_LISTS 16
-
-/*
- * A sweep's pass reverted the uninstalled patches in every process its
- * scan listed; but a process forked meanwhile (hpatchd looks at no fork)
- * from one reverted after has them in its copy of the memory, a server's
- * worker say. Those the host has now that hpatchd does not know, started
- * before now (a process started since is the fork of one reverted, or a
- * new image), are due now, and the marks wait for their look: the next
- * list, after it, looks only at the few started during it, and none is
- * made once a look at them reverted nothing (only a process that had a
- * patch can have forked one that has it). Return: how many, or 1 when
- * the host's processes cannot be listed now.
- */
-static size_t sweep_newcomers(struct ag_daemon *d, uint64_t now)
-{
-	const uint64_t end = hp_agent_now_ticks(); /* the pass's end */
-	pid_t *pids = NULL;
-	size_t nr = 0, n = 0;
-
-	d->sweep_lists++;
-	if (hp_agent_pids(&pids, &nr))
-		return 1;
-	for (size_t i = 0; i < nr; i++) {
-		struct ag_proc *pr = NULL;
-		uint64_t start;
-
-		if (ag_find_proc(d, pids[i]))
-			continue;
-		start = hp_agent_start_time(pids[i]);
-		if (!start || start > end)
-			continue;
-		pr = ag_add_proc(d, pids[i]);
-		if (pr) {
-			pr->seen = true;
-			ag_schedule(pr, now);
-		}
-		n++;
-	}
-	free(pids);
-	if (n)
-		hp_dbg(HP_DBG_TIMING,
-		       "uninstall marks: %zu processes not listed before", n);
-	return n;
-}
-
 static void run_due(struct ag_daemon *d, uint64_t now)
 {
 	bool any = false;
@@ -459,16 +361,8 @@ static void run_due(struct ag_daemon *d, uint64_t now)
 	d->sweep_fds = false;
 	hp_dbg(HP_DBG_TIMING, "%zu processes looked at in %" PRIu64 " us",
 	       nr_done, hp_now_us() - now);
-	/* (Not until a list shows none new: a busy host starts processes
-	 * all the time, a build server hundreds a second.) */
-	if (d->sweep_marks && !d->sweep_failed) {
-		if ((d->sweep_lists && !d->sweep_reverted) ||
-		    !sweep_newcomers(d, now))
-			ag_drop_marks(d);
-		else if (d->sweep_lists < HP_SWEEP_LISTS)
-			return; /* the marks wait for their look */
-	}
-	d->sweep_marks = false;
+	if (d->sweep_marks && ag_marks_sweep_end(d, now))
+		d->sweep_marks = false;
 }
 
 /* The store directory's change times: any add, remove or rename. */

@@ -142,11 +142,3 @@ void ag_publish(struct ag_daemon *d)
 	free(tracks);
 	free(v.undecided);
 }
-
-void ag_drop_marks(struct ag_daemon *d)
-{
-	for (size_t i = 0; i < d->store.nr_uninstalled; i++)
-		if (!hp_store_find(&d->store, d->store.uninstalled[i]))
-			hp_store_drop_mark(d->store.dir,
-					   d->store.uninstalled[i]);
-}

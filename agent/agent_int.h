@@ -374,6 +374,16 @@ void ag_reap_commands(struct ag_daemon *d, bool all);
 
 /* ag_metrics.c: the view file and the Prometheus textfile. */
 void ag_publish(struct ag_daemon *d);
+
+/* ag_marks.c: the uninstall marks. In @pr (looked at while there are
+ * marks): revert the patches they name; excluded by the policy, keep the
+ * marks while it has one (said once). */
+void ag_marks_revert(struct ag_daemon *d, struct ag_proc *pr, uint64_t now);
+void ag_marks_hold(struct ag_daemon *d, struct ag_proc *pr, uint64_t now);
+/* After a pass of a sweep of the marks: drop them if no process is left
+ * with one, else list those forked meanwhile for the next pass. Return:
+ * whether the sweep is over (false: the marks wait for that pass). */
+bool ag_marks_sweep_end(struct ag_daemon *d, uint64_t now);
 /* Remove the uninstall marks: every process is reverted. */
 void ag_drop_marks(struct ag_daemon *d);
 
