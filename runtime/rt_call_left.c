@@ -48,6 +48,29 @@ _Static_assert(sizeof(struct fx_sw_bytes) ==
 		       HP_X86_FXSAVE_SIZE - HP_X86_FX_SW_OFF,
 	       "kernel _fpx_sw_bytes");
 
+/* CPUID leaf 0xd's size, offset and flags of XSAVE component @i, each
+ * read once (in a virtual machine each CPUID exits to the hypervisor:
+ * ~2 us, ~20 us for the components of one area, an injected system
+ * call's). */
+static void xcomp(unsigned i, uint32_t *size, uint32_t *off, uint32_t *flags)
+{
+	static uint64_t read;
+	static uint32_t v[64][3];
+
+	if (!(read >> i & 1)) {
+		unsigned a = 0, b = 0, c = 0, d = 0;
+
+		__cpuid_count(0xd, i, a, b, c, d);
+		v[i][0] = a;
+		v[i][1] = b;
+		v[i][2] = c;
+		read |= 1ULL << i;
+	}
+	*size = v[i][0];
+	*off = v[i][1];
+	*flags = v[i][2];
+}
+
 /*
  * The end of the XSAVE area (standard format) that holds the components
  * of @xcr0 that are in use (@in_use) or always there: a component enabled
@@ -61,11 +84,11 @@ static uint32_t xstate_end(uint64_t xcr0, uint64_t in_use, uint64_t *features)
 
 	*features = xcr0;
 	for (unsigned i = 2; i < 64; i++) {
-		unsigned size = 0, off = 0, flags = 0, edx = 0;
+		uint32_t size = 0, off = 0, flags = 0;
 
 		if (!(xcr0 >> i & 1))
 			continue;
-		__cpuid_count(0xd, i, size, off, flags, edx);
+		xcomp(i, &size, &off, &flags);
 		if ((flags & 4) && !(in_use >> i & 1)) {
 			*features &= ~(1ULL << i);
 			continue;
@@ -124,7 +147,8 @@ void hp_pt_call_frame_at(struct hp_call_frame *f, uint64_t rsp, size_t fp_len)
 	f->slot = f->uc - 8;
 }
 
-/* Write @len bytes of @buf (a multiple of 8) at @addr of stopped @t. */
+/* Write @len bytes of @buf (a multiple of 8) at @addr of stopped @t,
+ * word by word. */
 static int poke_words(const struct hp_thread *t, hp_raddr_t addr,
 		      const void *buf, size_t len)
 {
@@ -137,6 +161,29 @@ static int poke_words(const struct hp_thread *t, hp_raddr_t addr,
 			return -errno;
 	}
 	return 0;
+}
+
+/*
+ * Write the @nr pieces @local to @remote of stopped @t: one
+ * process_vm_writev (an XSAVE area is 2.7 KiB here, 340 words to poke:
+ * an injected system call makes one a call), else, refused or short
+ * (a stack page not yet faulted in is written by it too; seccomp or an
+ * LSM may refuse it), word by word. Return: 0 or -errno.
+ */
+static int write_pieces(const struct hp_thread *t, const struct iovec *local,
+			const struct iovec *remote, unsigned long nr)
+{
+	size_t len = 0;
+	int rc = 0;
+
+	for (unsigned long i = 0; i < nr; i++)
+		len += local[i].iov_len;
+	if (process_vm_writev(t->tid, local, nr, remote, nr, 0) == (ssize_t)len)
+		return 0;
+	for (unsigned long i = 0; i < nr && !rc; i++)
+		rc = poke_words(t, (hp_raddr_t)(uintptr_t)remote[i].iov_base,
+				local[i].iov_base, local[i].iov_len);
+	return rc;
 }
 
 /*
@@ -193,8 +240,18 @@ int hp_pt_sigreturn_frame(struct hp_thread *t, const struct hp_call_frame *f,
 		.fpstate = f->fx,
 		.sigmask = mask,
 	};
+	const uint64_t ret = restorer;
+	const struct iovec local[] = {
+		{ (void *)(uintptr_t)fp->u.b, (fp->len + 7) & ~(size_t)7 },
+		{ &sf, sizeof(sf) },
+		{ (void *)&ret, sizeof(ret) },
+	};
+	const struct iovec remote[] = {
+		{ (void *)(uintptr_t)f->fx, local[0].iov_len },
+		{ (void *)(uintptr_t)f->uc, sizeof(sf) },
+		{ (void *)(uintptr_t)f->slot, sizeof(ret) },
+	};
 	const long long nr = hp_pt_restart_nr(saved);
-	int rc;
 
 	/* The kernel restarts an interrupted call only on its way out of
 	 * the stop; the frame's return does it. */
@@ -202,10 +259,5 @@ int hp_pt_sigreturn_frame(struct hp_thread *t, const struct hp_call_frame *f,
 		sf.rax = (uint64_t)nr;
 		sf.rip -= 2;
 	}
-	rc = poke_words(t, f->fx, fp->u.b, (fp->len + 7) & ~(size_t)7);
-	rc = rc ?: poke_words(t, f->uc, &sf, sizeof(sf));
-	if (!rc && ptrace(PTRACE_POKEDATA, t->tid, (void *)f->slot,
-			  (void *)restorer) < 0)
-		rc = -errno;
-	return rc;
+	return write_pieces(t, local, remote, HP_ARRAY_SIZE(local));
 }
