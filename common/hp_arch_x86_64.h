@@ -49,6 +49,7 @@
 #define HP_X86_INT 0xcd
 #define HP_X86_INT_LINUX 0x80
 #define HP_X86_SYSCALL_SIZE 2
+#define HP_X86_RET 0xc3 /* near return */
 
 /* Encode "jmp rel32" at @from to @to. Return: 0, or -1 if out of reach. */
 static inline int hp_x86_encode_jmp(uint8_t out[HP_X86_JMP_REL32_SIZE],

@@ -19,10 +19,6 @@
 
 #define HP_LOG_PREFIX "rt: "
 
-/* A system-call stop (PTRACE_O_TRACESYSGOOD): what PTRACE_SYSCALL stops
- * the call at, its signal return's rt_sigreturn among them. */
-#define HP_SYSCALL_STOP (SIGTRAP | 0x80)
-
 /* One injected call (hp_pt_call) and what it has shown so far. */
 struct injected_call {
 	struct hp_thread *t;

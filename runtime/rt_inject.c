@@ -4,7 +4,9 @@
  * of one of its functions; each bounded, its signals held meanwhile, its
  * registers and mask put back (or owed, when the bound passes while the
  * thread is in the kernel). The waits are rt_ptrace.c's, the single
- * step rt_step.c's, the call rt_call.c's.
+ * step rt_step.c's, the system call at the C library's "syscall; ret"
+ * rt_sysret.c's (a step through a "syscall" only where it has none),
+ * the call rt_call.c's.
  */
 #include "runtime/rt_inject.h"
 #include "common/hp_arch_x86_64.h"
@@ -67,7 +69,7 @@ void hp_pt_restore_signals(const struct hp_thread *t, uint64_t *saved)
  * never waited for without end. @since: when we began to wait for it (the
  * bound that passed is the call's, or a stop's for a frozen step).
  */
-int hp_pt_owed(struct hp_thread *t, const struct user_regs_struct *regs,
+static int owe(struct hp_thread *t, const struct user_regs_struct *regs,
 	       uint64_t mask, const char *what, uint64_t since)
 {
 	char state[160];
@@ -84,10 +86,30 @@ int hp_pt_owed(struct hp_thread *t, const struct user_regs_struct *regs,
 		 "before hpatch exits",
 		 (int)t->tid, what,
 		 (unsigned long long)((hp_now_us() - since) / 1000), state);
+	return -HP_E_BUSY;
+}
+
+int hp_pt_owed(struct hp_thread *t, const struct user_regs_struct *regs,
+	       uint64_t mask, const char *what, uint64_t since)
+{
+	const int rc = owe(t, regs, mask, what, since);
+
 	hp_hint("it waits in the kernel (a hung file system, memory "
 		"pressure?): if it returns after hpatch has exited, it runs "
 		"on with hpatch's registers; restart the process then");
-	return -HP_E_BUSY;
+	return rc;
+}
+
+int hp_pt_owed_framed(struct hp_thread *t, const struct user_regs_struct *regs,
+		      uint64_t mask, uint64_t since)
+{
+	const int rc = owe(t, regs, mask, "injected system call", since);
+
+	hp_hint("it waits in the kernel (a hung file system, memory "
+		"pressure?): if it returns after hpatch has exited, a signal "
+		"frame of its own state written before the call gives it "
+		"back its registers and signal mask");
+	return rc;
 }
 
 /*
@@ -156,6 +178,19 @@ void hp_pt_inject_regs(struct user_regs_struct *regs,
 	regs->orig_rax = (unsigned long long)-1;
 }
 
+void hp_pt_syscall_regs(struct user_regs_struct *regs,
+			const struct user_regs_struct *saved, hp_raddr_t ip,
+			long nr, const long args[6])
+{
+	hp_pt_inject_regs(regs, saved, ip, (unsigned long long)nr);
+	regs->rdi = (unsigned long long)args[0];
+	regs->rsi = (unsigned long long)args[1];
+	regs->rdx = (unsigned long long)args[2];
+	regs->r10 = (unsigned long long)args[3];
+	regs->r8 = (unsigned long long)args[4];
+	regs->r9 = (unsigned long long)args[5];
+}
+
 int hp_pt_inject_begin(struct hp_thread *t)
 {
 	if (t->injecting)
@@ -183,21 +218,21 @@ static int syscall_once(struct hp_thread *t, hp_raddr_t insn, long nr,
 	struct user_regs_struct regs;
 	int rc, sig = 0, tries = 0;
 
-	hp_pt_inject_regs(&regs, saved, insn, (unsigned long long)nr);
-	regs.rdi = (unsigned long long)args[0];
-	regs.rsi = (unsigned long long)args[1];
-	regs.rdx = (unsigned long long)args[2];
-	regs.r10 = (unsigned long long)args[3];
-	regs.r8 = (unsigned long long)args[4];
-	regs.r9 = (unsigned long long)args[5];
+	hp_pt_syscall_regs(&regs, saved, insn, nr, args);
 	if (ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0)
 		return -errno;
+	/* (The test delays of rt_sysret.c's call, where a kill is not
+	 * survived: docs/AGENT.md, "Killed".) */
+	rc = hp_rt_fault("sys-start");
 	/* A stop that ran nothing (a group stop) leaves rip at insn. */
-	while (!(rc = hp_pt_step_once(t, &regs, &sig)) && regs.rip != insn + 2)
+	while (!rc && !(rc = hp_pt_step_once(t, &regs, &sig)) &&
+	       regs.rip != insn + 2)
 		if (regs.rip != insn || ++tries > 16) {
 			rc = -HP_E_INJECT;
 			break;
 		}
+	if (!rc)
+		rc = hp_rt_fault("sys-exit");
 	if (rc == -ETIMEDOUT)
 		return hp_pt_owed(t, saved, t->inj_mask, "injected system call",
 				  since);
@@ -208,7 +243,7 @@ static int syscall_once(struct hp_thread *t, hp_raddr_t insn, long nr,
 			 "restored",
 			 (int)t->tid, nr, sig ? "faulted" : "went astray",
 			 regs.rip, sig);
-	else if (rc && rc != -ESRCH && rc != -HP_E_BUSY)
+	else if (rc && rc != -ESRCH && rc != -HP_E_BUSY && rc != -HP_E_FAULT)
 		hp_error_rc(rc, "tid %d: injected system call %ld", (int)t->tid,
 			    nr);
 	if (!rc)
@@ -224,11 +259,12 @@ static int syscall_once(struct hp_thread *t, hp_raddr_t insn, long nr,
  * was, never running on with ours (hpatchd_crash.sh). A run saves only
  * reading them again.
  */
-int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
+int hp_pt_syscall(struct hp_thread *t, const struct hp_sys_site *s, long nr,
 		  const long args[6], long *ret)
 {
 	const bool run = t->injecting;
 	const uint64_t all = ~0ULL;
+	const hp_raddr_t insn = s->sysret ? s->sysret : s->insn;
 	int rc = hp_seccomp_check(t, insn, nr, args), rrc;
 
 	if (!rc)
@@ -244,7 +280,18 @@ int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
 		rc = -errno;
 	if (rc)
 		goto out;
-	rc = syscall_once(t, insn, nr, args, ret);
+	/* Through the C library's "syscall; ret": it ends itself, the
+	 * thread's state back. Else (none, or no frame could be written),
+	 * stepped through a "syscall". */
+	rc = s->sysret ? hp_pt_sysret(t, s, nr, args, ret) : 1;
+	if (rc != 1) {
+		if (rc == -ESRCH || t->owes_mask) {
+			t->injecting = false;
+			return rc;
+		}
+		goto out;
+	}
+	rc = syscall_once(t, s->insn, nr, args, ret);
 	if (rc == -ESRCH || t->owes_mask) {
 		t->injecting = false;
 		return rc;

@@ -1,9 +1,9 @@
 /*
  * Our instructions in a stopped thread, one file each: the thread's state
- * set aside and put back, and injected system calls (rt_inject.c), a
- * single step (rt_step.c), a call of a target's function (rt_call.c) and
- * the signal frame it returns through (rt_call_left.c). Shared by them
- * alone.
+ * set aside and put back, and injected system calls (rt_inject.c), made
+ * at the C library's "syscall; ret" (rt_sysret.c), else single-stepped
+ * (rt_step.c), a call of a target's function (rt_call.c) and the signal
+ * frame both return through (rt_call_left.c). Shared by them alone.
  */
 #ifndef HP_RT_INJECT_H
 #define HP_RT_INJECT_H
@@ -15,19 +15,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A system-call stop (PTRACE_O_TRACESYSGOOD): what PTRACE_SYSCALL stops
+ * an injected call or system call at, a signal return's rt_sigreturn
+ * among them. */
+#define HP_SYSCALL_STOP (SIGTRAP | 0x80)
+
 /* ---- rt_step.c: one single step ---- */
 /* Until @t has a stop to report (not waited for), or @deadline. */
 void hp_pt_until_reported(const struct hp_thread *t, uint64_t deadline);
 int hp_pt_call_stopped(struct hp_thread *t, int status,
 		       struct user_regs_struct *regs, int *sig);
+/* A step or injected system call not back after this is looked at
+ * first: in a frozen cgroup, it runs nothing until thawed. */
+#define HP_STEP_LOOK_US 20000
 /* -HP_E_BUSY, said: @t's cgroup is frozen. */
 int hp_pt_frozen_busy(const struct hp_thread *t);
 int hp_pt_step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		    int *sig);
+/* For tests: a step or system call past its bound (rt_step.c). */
+int hp_pt_bound_fault(struct hp_thread *t, int first, int then);
 
 /* ---- rt_inject.c: the thread's state around our instructions ---- */
 int hp_pt_owed(struct hp_thread *t, const struct user_regs_struct *regs,
 	       uint64_t mask, const char *what, uint64_t since);
+/* The same for a system call that returns through a signal frame of the
+ * thread's own state (rt_sysret.c): it needs no restart of the process. */
+int hp_pt_owed_framed(struct hp_thread *t, const struct user_regs_struct *regs,
+		      uint64_t mask, uint64_t since);
 int hp_pt_save_thread(struct hp_thread *t, struct user_regs_struct *saved,
 		      uint64_t *mask);
 int hp_pt_restore_thread(struct hp_thread *t,
@@ -36,6 +50,25 @@ int hp_pt_park(struct hp_thread *t);
 void hp_pt_inject_regs(struct user_regs_struct *regs,
 		       const struct user_regs_struct *saved, hp_raddr_t ip,
 		       unsigned long long rax);
+/* The same for system call @nr(@args) at @ip. */
+void hp_pt_syscall_regs(struct user_regs_struct *regs,
+			const struct user_regs_struct *saved, hp_raddr_t ip,
+			long nr, const long args[6]);
+
+/* ---- rt_sysret.c: a system call that returns on its own ---- */
+/*
+ * System call @nr(@args) in stopped @t (its state saved: t->inj_regs,
+ * t->inj_mask; every signal blocked) at @s's "syscall; ret", returning
+ * to @s's restorer over a signal frame of the thread's own state: a
+ * loader killed at any point lets it go on as it was. Run under
+ * PTRACE_SYSCALL to its exit's stop, where its result is read and the
+ * thread's state put back. Return: 0 (*@ret its raw result), 1 (no frame
+ * could be written: nothing done, step it instead), -HP_E_BUSY (owed:
+ * hp_pt_owed_framed; or frozen), -HP_E_INJECT, -ESRCH, -errno; but for
+ * -ESRCH and owed, the thread's state is back and it is parked.
+ */
+int hp_pt_sysret(struct hp_thread *t, const struct hp_sys_site *s, long nr,
+		 const long args[6], long *ret);
 
 /* ---- rt_call_left.c: the signal frame a call returns through ---- */
 /* A thread's FPU and extended state as a signal frame holds it. */

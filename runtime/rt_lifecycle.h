@@ -313,7 +313,7 @@ struct hp_remote {
 	pid_t pid;
 	struct hp_thread t; /* the thread stopped for the session */
 	struct hp_prio prio;
-	hp_raddr_t insn;     /* a "syscall" instruction in the target */
+	struct hp_sys_site site; /* where its system calls run */
 	struct hp_world *w;  /* or a world already stopped (borrowed) */
 	long nr_threads;     /* the process's, counted with t stopped */
 	uint64_t stopped_at; /* CLOCK_MONOTONIC us, as it was interrupted */

@@ -147,6 +147,16 @@ static int hold_another(struct hp_remote *r, pid_t busy)
 	return rc ? -HP_E_BUSY : 0;
 }
 
+/* Where @proc's system calls run: a "syscall" always (the fallback), and
+ * its C library's "syscall; ret" and restorer if it has them. */
+static int find_site(const struct hp_proc *proc, struct hp_sys_site *s)
+{
+	*s = (struct hp_sys_site){ 0 };
+	if (hp_proc_find_sysret(proc, &s->sysret, &s->restorer))
+		s->sysret = s->restorer = 0;
+	return hp_proc_find_syscall_insn(proc, &s->insn);
+}
+
 int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 {
 	/* The thread found live when the process was opened, unless it has
@@ -160,7 +170,7 @@ int hp_remote_begin(const struct hp_proc *proc, struct hp_remote *r)
 	int rc;
 
 	*r = (struct hp_remote){ .pid = proc->pid };
-	rc = hp_proc_find_syscall_insn(proc, &r->insn);
+	rc = find_site(proc, &r->site);
 	if (!rc)
 		rc = hold(r, tid);
 	if (!rc && r->t.seccomp_mode == SECCOMP_MODE_STRICT &&
@@ -218,7 +228,7 @@ int hp_remote_borrow(struct hp_world *w, const struct hp_proc *proc,
 		     struct hp_remote *r)
 {
 	*r = (struct hp_remote){ .w = w };
-	return hp_proc_find_syscall_insn(proc, &r->insn);
+	return find_site(proc, &r->site);
 }
 
 int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
@@ -226,7 +236,7 @@ int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
 	int rc = -ESRCH;
 
 	if (!r->w)
-		rc = hp_pt_syscall(&r->t, r->insn, nr, args, ret);
+		rc = hp_pt_syscall(&r->t, &r->site, nr, args, ret);
 	if (r->w) /* a thread runs: its stack may change */
 		hp_world_drop_stacks(r->w);
 	/* A borrowed world: any thread of it that has not exited, one in
@@ -234,7 +244,7 @@ int hp_remote_call(struct hp_remote *r, long nr, const long args[6], long *ret)
 	for (int strict = 0; r->w && strict < 2 && rc == -ESRCH; strict++)
 		for (size_t i = 0; i < r->w->nr_threads && rc == -ESRCH; i++)
 			if (hp_seccomp_strict(r->w->threads[i].tid) == strict)
-				rc = hp_pt_syscall(&r->w->threads[i], r->insn,
+				rc = hp_pt_syscall(&r->w->threads[i], &r->site,
 						   nr, args, ret);
 	return rc == -ESRCH ? -HP_E_GONE : rc;
 }

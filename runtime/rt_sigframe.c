@@ -8,6 +8,7 @@
 #include "common/hp_arch_x86_64.h"
 #include "common/hp_log.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 struct restorer_file {
 	uint64_t dev, inode, offset, size;
 	uint64_t at[HP_RESTORERS_MAX];
+	/* Its first "syscall; ret" (UINT64_MAX: none), once looked for. */
+	uint64_t sysret;
+	bool sysret_searched;
 };
 
 static struct {
@@ -107,8 +111,8 @@ static bool still_there(const struct hp_proc *proc, const struct hp_map *m,
 }
 
 /* The restorers of mapping @m, from what this run found or searched now. */
-static const struct restorer_file *file_restorers(const struct hp_proc *proc,
-						  const struct hp_map *m)
+static struct restorer_file *file_restorers(const struct hp_proc *proc,
+					    const struct hp_map *m)
 {
 	struct restorer_file *f = NULL;
 
@@ -174,6 +178,81 @@ void hp_proc_find_restorers(struct hp_proc *proc)
 	/* None: a static program has its own (the first mapping). */
 	if (!libc && proc->nr_maps && proc->maps[0].inode)
 		add_file(proc, proc->maps[0].path);
+}
+
+/* "syscall; ret": a system call made there returns to the stack's top
+ * word (glibc's getpid, gettid: the first is 384 KiB into glibc 2.36's
+ * code, ld.so's at 71 KiB). */
+static const uint8_t sysret_bytes[] = { HP_X86_SYSCALL_0, HP_X86_SYSCALL_1,
+					HP_X86_RET };
+
+/* The offset of the first "syscall; ret" in mapping @m, into @f. */
+static void search_sysret(const struct hp_proc *proc, const struct hp_map *m,
+			  struct restorer_file *f)
+{
+	const uint64_t size = m->end - m->start;
+	const size_t over = sizeof(sysret_bytes) - 1;
+	uint8_t *buf = malloc(HP_RESTORER_CHUNK + over);
+
+	f->sysret = UINT64_MAX;
+	f->sysret_searched = buf && size <= HP_RESTORER_SEARCH_MAX;
+	for (uint64_t off = 0; f->sysret_searched && off < size;
+	     off += HP_RESTORER_CHUNK) {
+		const uint64_t left = size - off;
+		const size_t len = left > HP_RESTORER_CHUNK + over
+					   ? HP_RESTORER_CHUNK + over
+					   : (size_t)left;
+		const uint8_t *p = NULL;
+
+		if (hp_proc_read(proc, m->start + off, buf, len)) {
+			f->sysret_searched = false; /* again next time */
+			break;
+		}
+		p = memmem(buf, len, sysret_bytes, sizeof(sysret_bytes));
+		if (p && (size_t)(p - buf) < HP_RESTORER_CHUNK) {
+			f->sysret = off + (uint64_t)(p - buf);
+			break;
+		}
+	}
+	free(buf);
+}
+
+/* Are @len bytes at @addr of @proc still @want? (Unread: as the caller
+ * will find when it runs there.) */
+static bool bytes_at(const struct hp_proc *proc, hp_raddr_t addr,
+		     const uint8_t *want, size_t len)
+{
+	uint8_t got[16];
+
+	return !hp_proc_read(proc, addr, got, len) && !memcmp(got, want, len);
+}
+
+int hp_proc_find_sysret(const struct hp_proc *proc, hp_raddr_t *sysret,
+			hp_raddr_t *restorer)
+{
+	/* The C library's code alone: a static program's own may be a
+	 * runtime's whose threads run on stacks too small for a signal
+	 * frame (Go's goroutines take signals on an alternate stack). */
+	for (size_t i = 0; i < proc->nr_maps; i++) {
+		const struct hp_map *m = &proc->maps[i];
+		struct restorer_file *f = NULL;
+
+		if (!(m->prot & PROT_EXEC) || !m->inode || !is_libc(m->path))
+			continue;
+		f = file_restorers(proc, m);
+		if (f->at[0] == UINT64_MAX)
+			continue;
+		if (!f->sysret_searched)
+			search_sysret(proc, m, f);
+		if (f->sysret == UINT64_MAX ||
+		    !bytes_at(proc, m->start + f->sysret, sysret_bytes,
+			      sizeof(sysret_bytes)))
+			continue;
+		*sysret = m->start + f->sysret;
+		*restorer = m->start + f->at[0];
+		return 0;
+	}
+	return -ENOENT;
 }
 
 /*

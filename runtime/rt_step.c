@@ -46,27 +46,29 @@ void hp_pt_until_reported(const struct hp_thread *t, uint64_t deadline)
 }
 
 /*
- * For tests (hp_rt_set_faults): start the step of @t as one that outlives
- * its bound. "call": the bound passes at once, the step just started;
- * "call-late": it passes just after the step ended, its trap reported
- * but not yet waited for; "call-queued" (a system call's step): it passes
- * while the call runs in the kernel, so that the step's trap is queued
- * behind the interrupt's stop, reported (not waited for) when the bound
- * has passed; "call-left": so, and the thread is then left attached
- * (hp_pt_fault_leave), as one that stayed inside the call. Return: 1 (the
- * bound has passed; the step runs, or ran), 0 (no fault: step as usual),
- * -errno.
+ * For tests (hp_rt_set_faults): start the step (or system call) of @t as
+ * one that outlives its bound, resumed with @first. "call": the bound
+ * passes at once, just resumed; "call-late": it passes just after the
+ * step ended (a call's entry), its stop reported but not yet waited for;
+ * "call-queued" (a system call's): it passes while the call runs in the
+ * kernel: held at its entry, resumed with @then and an interrupt
+ * pending, so that its end (a step's trap) is queued behind the
+ * interrupt's stop, or that stop comes, reported (not waited for) when
+ * the bound has passed; "call-left": so, and the thread is then left
+ * attached (hp_pt_fault_leave), as one that stayed inside the call.
+ * Return: 1 (the bound has passed; it runs, or ran), 0 (no fault: as
+ * usual), -errno.
  */
-static int step_fault(struct hp_thread *t)
+int hp_pt_bound_fault(struct hp_thread *t, int first, int then)
 {
 	const uint64_t deadline = hp_now_us() + hp_pt_call_max_us;
 	int status;
 	pid_t r;
 
 	if (hp_rt_fault("call"))
-		return ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0 ? -errno : 1;
+		return ptrace(first, t->tid, 0, 0) < 0 ? -errno : 1;
 	if (hp_rt_fault("call-late")) {
-		if (ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+		if (ptrace(first, t->tid, 0, 0) < 0)
 			return -errno;
 		hp_pt_until_reported(t, deadline);
 		return 1;
@@ -88,7 +90,7 @@ static int step_fault(struct hp_thread *t)
 	if (!WIFSTOPPED(status) || (WSTOPSIG(status) & 0x7f) != SIGTRAP)
 		return -EPROTO;
 	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
-	    ptrace(PTRACE_SINGLESTEP, t->tid, 0, 0) < 0)
+	    ptrace(then, t->tid, 0, 0) < 0)
 		return -errno;
 	hp_pt_until_reported(t, deadline); /* back from the kernel, stopped */
 	return 1;
@@ -97,11 +99,10 @@ static int step_fault(struct hp_thread *t)
 /*
  * A step or an injected call ends within microseconds, or sleeps in the
  * kernel (a lock, a hung file system) for as long as its bound lets it.
- * One not back after this is looked at first: in a frozen cgroup (cgroup
- * v2's freezer lets a thread stop for its tracer, but not run), it runs
- * nothing until thawed.
+ * One not back after HP_STEP_LOOK_US is looked at first: in a frozen
+ * cgroup (cgroup v2's freezer lets a thread stop for its tracer, but not
+ * run), it runs nothing until thawed.
  */
-#define HP_STEP_LOOK_US 20000
 
 /* @t, in a step or call, reported @status: its registers, and the signal that
  * stopped it (0: a stop for no signal). Return: 0, -ESRCH, -errno. */
@@ -179,7 +180,8 @@ int hp_pt_step_once(struct hp_thread *t, struct user_regs_struct *regs,
 {
 	const uint64_t deadline = hp_now_us() + hp_pt_call_max_us;
 	const uint64_t look = hp_now_us() + HP_STEP_LOOK_US;
-	int status, rc = step_fault(t);
+	int status,
+		rc = hp_pt_bound_fault(t, PTRACE_SINGLESTEP, PTRACE_SINGLESTEP);
 	pid_t r;
 
 	if (rc < 0)

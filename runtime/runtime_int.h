@@ -354,13 +354,21 @@ int hp_pt_get_ip(struct hp_thread *t) __attribute__((warn_unused_result));
 int hp_pt_step(struct hp_thread *t) __attribute__((warn_unused_result));
 /* Resume and forget @t (re-delivering any pending signal). */
 void hp_pt_release(struct hp_thread *t);
+/* Where injected system calls run in a process. */
+struct hp_sys_site {
+	hp_raddr_t insn; /* a "syscall" instruction, stepped through */
+	/* A C library's "syscall; ret" and signal restorer (0: none). */
+	hp_raddr_t sysret, restorer;
+};
 /*
- * Run one system call in stopped thread @t through the "syscall" at @insn,
- * then restore every register and the signal mask (an interrupted system
- * call of the thread restarts as if nothing happened).
- * Return: 0 with *@ret the raw result.
+ * Run one system call in stopped thread @t at @s: through its "syscall;
+ * ret", returning to the restorer over a signal frame of the thread's
+ * own state (a loader killed at any point lets it go on as it was), else
+ * single-stepped through its "syscall"; then restore every register and
+ * the signal mask (an interrupted system call of the thread restarts as
+ * if nothing happened). Return: 0 with *@ret the raw result.
  */
-int hp_pt_syscall(struct hp_thread *t, hp_raddr_t insn, long nr,
+int hp_pt_syscall(struct hp_thread *t, const struct hp_sys_site *s, long nr,
 		  const long args[6], long *ret)
 	__attribute__((warn_unused_result));
 /*
@@ -653,6 +661,14 @@ const struct hp_busy_range *hp_scan_stack(const uint8_t *p, size_t len,
  * file is searched once. Reads the process's memory: call before a stop.
  */
 void hp_proc_find_restorers(struct hp_proc *proc);
+/*
+ * Where an injected system call returns on its own (hp_pt_syscall): the
+ * first "syscall; ret" of @proc's C library into *@sysret, and its
+ * signal restorer into *@restorer; each file searched once a run.
+ * Return: 0, -ENOENT (none).
+ */
+int hp_proc_find_sysret(const struct hp_proc *proc, hp_raddr_t *sysret,
+			hp_raddr_t *restorer) __attribute__((warn_unused_result));
 
 /* A signal frame, read from the stack: the interrupted thread's stack and
  * instruction pointers. */

@@ -192,12 +192,14 @@ one_run() {
 	test -z "$(comm -23 <(sort "$1") <(sort "$2"))" -a "$n" -ge 1
 }
 
-# The steps inside one injected call (call, call-late, call-queued: the
-# thread runs hpatch's instruction, with hpatch's registers, a window of
-# microseconds between two ptrace calls) are left out: a kill there lets
-# the thread run on with them (docs/AGENT.md).
-UNFOUND="mprotect write call-start call-run"
-APPLY_STEPS="mmap mprotect write seize stop jump"
+# Inside the first injected system call (the region's mmap, made at the
+# C library's "syscall; ret"): just set (sys-start), at its entry's stop
+# (sys-run), at its exit's (sys-exit); the thread makes the call as
+# hpatch dies, or has made it: its region stays mapped, unknown, and the
+# thread returns through its signal frame. (The test faults call,
+# call-late and call-queued make a call outlive its bound: no kill.)
+UNFOUND="mprotect write call-start call-run sys-start sys-run sys-exit"
+APPLY_STEPS="mmap sys-start sys-run sys-exit mprotect write seize stop jump"
 REVERT_STEPS="seize stop unjump"
 done_with() { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
 
