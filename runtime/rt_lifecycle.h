@@ -314,9 +314,9 @@ struct hp_remote {
 	struct hp_thread t; /* the thread stopped for the session */
 	struct hp_prio prio;
 	struct hp_sys_site site; /* where its system calls run */
-	struct hp_world *w;  /* or a world already stopped (borrowed) */
-	long nr_threads;     /* the process's, counted with t stopped */
-	uint64_t stopped_at; /* CLOCK_MONOTONIC us, as it was interrupted */
+	struct hp_world *w;	 /* or a world already stopped (borrowed) */
+	long nr_threads;	 /* the process's, counted with t stopped */
+	uint64_t stopped_at;	 /* CLOCK_MONOTONIC us, as it was interrupted */
 	pid_t stuck_tid; /* with -HP_E_BUSY: the thread that would not stop */
 	bool open;
 };
