@@ -82,6 +82,27 @@ const struct hp_map *hp_stack_map(const struct hp_proc *proc, uint64_t sp,
 	return m;
 }
 
+/* A thread stack's guard, as the C libraries make them, at most: glibc
+ * one page (pthread_attr_setguardsize rounds up to pages), musl 8 KiB. */
+#define HP_GUARD_MAX (64u << 10)
+
+bool hp_stack_room(const struct hp_proc *proc, uint64_t sp, uint64_t low)
+{
+	const struct hp_map *m = hp_proc_find_map(proc, sp);
+	const struct hp_map *g = NULL;
+
+	if (!m || low > sp || low < m->start)
+		return false;
+	if (!strcmp(m->path, "[stack]"))
+		return true;
+	if (m->path[0] || m->shared || m->prot != (PROT_READ | PROT_WRITE) ||
+	    m == proc->maps)
+		return false;
+	g = m - 1;
+	return g->end == m->start && g->prot == PROT_NONE && !g->path[0] &&
+	       g->end - g->start <= HP_GUARD_MAX;
+}
+
 /* Bytes of a thread's stack to scan: from its stack pointer @sp to the
  * end of the mapping holding it (at most HP_STACK_SCAN_MAX). */
 size_t hp_stack_span(const struct hp_proc *proc, uint64_t sp, size_t *near)

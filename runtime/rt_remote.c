@@ -151,7 +151,7 @@ static int hold_another(struct hp_remote *r, pid_t busy)
  * its C library's "syscall; ret" and restorer if it has them. */
 static int find_site(const struct hp_proc *proc, struct hp_sys_site *s)
 {
-	*s = (struct hp_sys_site){ 0 };
+	*s = (struct hp_sys_site){ .proc = proc };
 	if (hp_proc_find_sysret(proc, &s->sysret, &s->restorer))
 		s->sysret = s->restorer = 0;
 	return hp_proc_find_syscall_insn(proc, &s->insn);

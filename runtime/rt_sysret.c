@@ -229,6 +229,10 @@ int hp_pt_sysret(struct hp_thread *t, const struct hp_sys_site *s, long nr,
 	if (rc)
 		return rc == -ESRCH ? rc : 1;
 	hp_pt_call_frame_at(&f, saved->rsp, fp.len);
+	/* Not on a stack whose end is known to lie below the frame (a
+	 * goroutine's, a signal stack in .bss): stepped, writing nothing. */
+	if (!s->proc || !hp_stack_room(s->proc, saved->rsp, f.slot))
+		return 1;
 	if (hp_pt_sigreturn_frame(t, &f, saved, t->inj_mask, &fp, s->restorer))
 		return 1; /* (its stack not writable there: stepped) */
 	hp_pt_syscall_regs(&regs, saved, s->sysret, nr, args);

@@ -26,6 +26,11 @@
 #define HP_UNWIND_SCAN_BYTES (512u << 10)
 /* Threads unfit for the call named in the error, at most. */
 #define HP_UNFIT_LISTED 4
+/* Stack the call may take below its thread's stack pointer: the red zone,
+ * the signal frame it returns through (its XSAVE area up to ~11 KiB with
+ * AMX), the unwinder's and free()'s frames, and lazy binding's, which
+ * saves the vector state again. */
+#define HP_UNWIND_STACK_NEED (32u << 10)
 
 /*
  * Can stopped @t make the call? It must wait in a system call (a thread
@@ -37,7 +42,9 @@
  * kernel holding an arena's lock: malloc_stats writing to a full pipe,
  * sysmalloc's mmap, fork's clone; free() in the call would wait for its
  * own thread). Not one in seccomp strict mode: the call's first
- * allocation would kill it. Unfit: @why (@size bytes) says why.
+ * allocation would kill it. Not one whose stack cannot take the call
+ * (hp_stack_room): it would write past that stack's end. Unfit: @why
+ * (@size bytes) says why.
  */
 bool hp_unwind_fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 			   const struct hp_unwinder *u, char *why, size_t size)
@@ -60,6 +67,14 @@ bool hp_unwind_fit_to_call(const struct hp_proc *proc, struct hp_thread *t,
 	in = hp_unwind_locking_code(u, t->regs.rip);
 	if (in) {
 		snprintf(why, size, "tid %d stopped in %s", (int)t->tid, in);
+		return false;
+	}
+	if (!hp_stack_room(proc, t->regs.rsp,
+			   t->regs.rsp - HP_UNWIND_STACK_NEED)) {
+		snprintf(why, size,
+			 "tid %d: its stack pointer 0x%llx is not in a thread "
+			 "stack with %u KiB free below it",
+			 (int)t->tid, t->regs.rsp, HP_UNWIND_STACK_NEED >> 10);
 		return false;
 	}
 	stack = hp_proc_find_map(proc, t->regs.rsp);

@@ -356,6 +356,7 @@ int hp_pt_step(struct hp_thread *t) __attribute__((warn_unused_result));
 void hp_pt_release(struct hp_thread *t);
 /* Where injected system calls run in a process. */
 struct hp_sys_site {
+	const struct hp_proc *proc; /* its maps: where a frame may go */
 	hp_raddr_t insn; /* a "syscall" instruction, stepped through */
 	/* A C library's "syscall; ret" and signal restorer (0: none). */
 	hp_raddr_t sysret, restorer;
@@ -668,7 +669,8 @@ void hp_proc_find_restorers(struct hp_proc *proc);
  * Return: 0, -ENOENT (none).
  */
 int hp_proc_find_sysret(const struct hp_proc *proc, hp_raddr_t *sysret,
-			hp_raddr_t *restorer) __attribute__((warn_unused_result));
+			hp_raddr_t *restorer)
+	__attribute__((warn_unused_result));
 
 /* A signal frame, read from the stack: the interrupted thread's stack and
  * instruction pointers. */
@@ -704,6 +706,16 @@ const struct hp_busy_range *hp_in_ranges(const struct hp_busy_range *r,
 const struct hp_map *hp_stack_map(const struct hp_proc *proc, uint64_t sp,
 				  size_t *near);
 size_t hp_stack_span(const struct hp_proc *proc, uint64_t sp, size_t *near);
+/*
+ * hp_stack_room() - may hpatch write at [@low, @sp) of @proc, below a
+ * thread's stack pointer @sp (a signal frame, a call's stack)? Only on a
+ * stack whose end is known, with that room in it: the main thread's
+ * [stack], or a thread stack as the C libraries make them (anonymous,
+ * read-write, a no-access guard of at most 64 KiB right below it).
+ * Elsewhere (a goroutine's stack in Go's heap, a signal stack in .bss or
+ * the heap, a coroutine's) what lies below @sp is not known to be free.
+ */
+bool hp_stack_room(const struct hp_proc *proc, uint64_t sp, uint64_t low);
 
 /* Tests: scan stacks with the plain loop even where AVX2 runs. */
 extern bool hp_stack_scan_plain;

@@ -286,6 +286,53 @@ static void test_encode_jmp(void **state)
 			 -1);
 }
 
+/*
+ * hpatch writes below a thread's stack pointer (a signal frame, a call)
+ * only on a stack whose end it knows, with the room: the main thread's
+ * [stack]; a thread stack as the C libraries make them, its guard right
+ * below. Not a goroutine's stack in Go's heap (a large reservation below
+ * it), a signal stack in .bss or the heap, a file's mapping.
+ */
+static void test_stack_room(void **state)
+{
+	struct hp_map maps[] = {
+		{ 0x10000, 0x20000, 0, PROT_READ | PROT_WRITE, false, 8, 1,
+		  "/a" },
+		{ 0x20000, 0x40000, 0, PROT_READ | PROT_WRITE, false, 0, 0,
+		  "" }, /* .bss past the file */
+		{ 0x40000, 0x80000, 0, PROT_READ | PROT_WRITE, false, 0, 0,
+		  "[heap]" },
+		{ 0x7f0000000000, 0x7f0000001000, 0, PROT_NONE, false, 0, 0,
+		  "" }, /* a thread's guard */
+		{ 0x7f0000001000, 0x7f0000801000, 0, PROT_READ | PROT_WRITE,
+		  false, 0, 0, "" },
+		{ 0x7f1000000000, 0x7f1004000000, 0, PROT_NONE, false, 0, 0,
+		  "" }, /* Go's arena reservation */
+		{ 0x7f1004000000, 0x7f1008000000, 0, PROT_READ | PROT_WRITE,
+		  false, 0, 0, "" },
+		{ 0x7ffffffde000, 0x7ffffffff000, 0, PROT_READ | PROT_WRITE,
+		  false, 0, 0, "[stack]" },
+	};
+	const struct hp_proc proc = { .pid = 1,
+				      .mem_fd = -1,
+				      .maps = maps,
+				      .nr_maps = HP_ARRAY_SIZE(maps) };
+	const uint64_t t = 0x7f0000800000, m = 0x7fffffffe000;
+
+	(void)state;
+	assert_true(hp_stack_room(&proc, t, t - 0x8000));
+	assert_true(hp_stack_room(&proc, m, m - 0x8000));
+	/* Not that much room left in them. */
+	assert_false(hp_stack_room(&proc, 0x7f0000003000, 0x7f0000000800));
+	assert_false(hp_stack_room(&proc, 0x7ffffffdf000, 0x7ffffffdd000));
+	/* Not stacks whose end is known. */
+	assert_false(hp_stack_room(&proc, 0x3f000, 0x3e000));
+	assert_false(hp_stack_room(&proc, 0x7f000, 0x7e000));
+	assert_false(hp_stack_room(&proc, 0x1f000, 0x1e000));
+	assert_false(hp_stack_room(&proc, 0x7f1005000000, 0x7f1004ff0000));
+	assert_false(hp_stack_room(&proc, 0x90000, 0x8f000)); /* none */
+}
+
 static void test_find_hole(void **state)
 {
 	struct hp_map maps[] = {
@@ -1685,6 +1732,7 @@ int main(void)
 		cmocka_unit_test(test_split_signal),
 		cmocka_unit_test(test_split_exec),
 		cmocka_unit_test(test_split_stuck),
+		cmocka_unit_test(test_stack_room),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
