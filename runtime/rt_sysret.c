@@ -83,26 +83,33 @@ static int sys_frozen(struct hp_thread *t, int *status)
 	return 0;
 }
 
+/* A system call made at the "syscall; ret" at @at: call @nr. */
+struct sys_at {
+	hp_raddr_t at;
+	long nr;
+};
+
 /*
- * @t, resumed (@resume) for its system call, stopped: its registers and
- * the stop's signal into @regs, @sig. Its entry (@entry: its system-call
- * stop at @at + 2, orig_rax @nr) or end (else: an interrupt's stop, or a
+ * @t, resumed for its system call @c, stopped: its registers and the
+ * stop's signal into @regs, @sig. Its entry (@entry: its system-call stop
+ * at c->at + 2, orig_rax c->nr) or end (else: an interrupt's stop, or a
  * group stop's, there): 1; before its entry, another stop (a group stop):
- * resumed again, 0; else (a signal: its code faulted) -HP_E_INJECT.
+ * resumed again (PTRACE_SYSCALL), 0; else (a signal: its code faulted)
+ * -HP_E_INJECT.
  */
-static int sys_stopped(struct hp_thread *t, int status, bool entry, int resume,
-		       hp_raddr_t at, long nr, struct user_regs_struct *regs,
+static int sys_stopped(struct hp_thread *t, int status, bool entry,
+		       const struct sys_at *c, struct user_regs_struct *regs,
 		       int *sig)
 {
 	int rc = hp_pt_call_stopped(t, status, regs, sig);
 
 	if (rc)
 		return rc;
-	if (entry && *sig == HP_SYSCALL_STOP && regs->rip == at + 2 &&
-	    (long)regs->orig_rax == nr)
+	if (entry && *sig == HP_SYSCALL_STOP && regs->rip == c->at + 2 &&
+	    (long)regs->orig_rax == c->nr)
 		return 1;
 	if (!entry) { /* (nothing else can stop it: all is blocked) */
-		if (status >> 16 != PTRACE_EVENT_STOP || regs->rip != at + 2)
+		if (status >> 16 != PTRACE_EVENT_STOP || regs->rip != c->at + 2)
 			return -HP_E_INJECT;
 		t->stopped = true;
 		t->group_stop = WSTOPSIG(status) != SIGTRAP;
@@ -110,7 +117,7 @@ static int sys_stopped(struct hp_thread *t, int status, bool entry, int resume,
 	}
 	if (*sig && *sig != SIGTRAP && *sig != SIGSTOP)
 		return -HP_E_INJECT;
-	if (ptrace(resume, t->tid, 0, 0) < 0)
+	if (ptrace(PTRACE_SYSCALL, t->tid, 0, 0) < 0)
 		return errno == ESRCH ? -ESRCH : -errno;
 	return 0;
 }
@@ -134,6 +141,7 @@ static int sys_wait(struct hp_thread *t, hp_raddr_t at, long nr,
 		    struct user_regs_struct *regs, int *sig)
 {
 	const uint64_t deadline = hp_now_us() + hp_pt_call_max_us;
+	const struct sys_at c = { at, nr };
 	uint64_t look = hp_now_us() + HP_STEP_LOOK_US;
 	bool entry = true;
 	/* (Tests: past its bound; hp_pt_bound_fault.) */
@@ -166,9 +174,7 @@ static int sys_wait(struct hp_thread *t, hp_raddr_t at, long nr,
 			goto late;
 		if (r < 0)
 			return -errno;
-		rc = sys_stopped(t, status, entry,
-				 entry ? PTRACE_SYSCALL : PTRACE_CONT, at, nr,
-				 regs, sig);
+		rc = sys_stopped(t, status, entry, &c, regs, sig);
 		if (rc < 0)
 			return rc;
 		if (rc && !entry)
