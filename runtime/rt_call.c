@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -200,9 +201,19 @@ static int call_end(struct injected_call *c)
 {
 	struct user_regs_struct regs = c->saved;
 	const long long nr = hp_pt_restart_nr(&c->saved);
+	int frc;
 
 	/* Its result kept, no system call made (nor a restart due). */
 	regs.orig_rax = (unsigned long long)nr;
+	/* Its vector state first: the call's code may have changed it
+	 * (free()'s memset: zmm16), which the system call it was stopped in
+	 * keeps for it. (A loader killed after: rt_sigreturn restores it
+	 * from the frame all the same.) */
+	frc = hp_pt_fpu_restore(c->t, &c->fp);
+	if (frc)
+		hp_warn("tid %d: its FPU and vector state not restored after "
+			"hpatch's call (%s)",
+			(int)c->t->tid, strerror(-frc));
 	hp_pt_restore_signals(c->t, &c->mask);
 	if (ptrace(PTRACE_SETREGS, c->t->tid, 0, &regs) < 0)
 		return -errno;

@@ -112,6 +112,7 @@ int hp_pt_fpu_state(const struct hp_thread *t, struct hp_call_fpu *fp)
 	struct fx_sw_bytes sw = { .magic1 = HP_X86_FP_XSTATE_MAGIC1 };
 	uint64_t xcr0 = 0, bv = 0;
 
+	fp->regset_len = 0;
 	if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_XSTATE, &io) < 0 ||
 	    io.iov_len < HP_X86_FXSAVE_SIZE + HP_X86_XSAVE_HDR_SIZE) {
 		if (ptrace(PTRACE_GETFPREGS, t->tid, 0, fp->u.b) < 0)
@@ -120,6 +121,7 @@ int hp_pt_fpu_state(const struct hp_thread *t, struct hp_call_fpu *fp)
 		fp->len = HP_X86_FXSAVE_SIZE;
 		return 0;
 	}
+	fp->regset_len = io.iov_len;
 	memcpy(&xcr0, fp->u.b + HP_X86_FX_SW_OFF, sizeof(xcr0));
 	memcpy(&bv, fp->u.b + HP_X86_FXSAVE_SIZE, sizeof(bv));
 	xcr0 |= 3; /* x87, SSE */
@@ -138,6 +140,21 @@ int hp_pt_fpu_state(const struct hp_thread *t, struct hp_call_fpu *fp)
 	memcpy(fp->u.b + sw.xstate_size, &magic2, sizeof(magic2));
 	fp->len = sw.extended_size;
 	return 0;
+}
+
+int hp_pt_fpu_restore(const struct hp_thread *t, const struct hp_call_fpu *fp)
+{
+	/* (The kernel takes the area's software bytes and magic2 for what
+	 * they are, ignored; a component trimmed from the frame is one in
+	 * its initial state, its bit clear in the header.) */
+	struct iovec io = { (void *)(uintptr_t)fp->u.b, fp->regset_len };
+
+	if (fp->regset_len)
+		return ptrace(PTRACE_SETREGSET, t->tid, (void *)NT_X86_XSTATE,
+			      &io) < 0
+			       ? -errno
+			       : 0;
+	return ptrace(PTRACE_SETFPREGS, t->tid, 0, fp->u.b) < 0 ? -errno : 0;
 }
 
 void hp_pt_call_frame_at(struct hp_call_frame *f, uint64_t rsp, size_t fp_len)

@@ -74,6 +74,9 @@ int hp_pt_sysret(struct hp_thread *t, const struct hp_sys_site *s, long nr,
 /* A thread's FPU and extended state as a signal frame holds it. */
 struct hp_call_fpu {
 	size_t len; /* bytes to write: the area, then magic2 if XSAVE's */
+	/* What PTRACE_GETREGSET NT_X86_XSTATE gave, its whole length (the
+	 * only one SETREGSET takes); 0: fxsave's area (PTRACE_SETFPREGS). */
+	size_t regset_len;
 	union {
 		uint8_t b[HP_X86_XSTATE_MAX + 8];
 		uint64_t align;
@@ -88,6 +91,9 @@ struct hp_call_frame {
 };
 
 int hp_pt_fpu_state(const struct hp_thread *t, struct hp_call_fpu *fp);
+/* Give stopped @t back the FPU and extended state @fp read of it (the
+ * frame's bytes in it are ignored there). Return: 0, -errno. */
+int hp_pt_fpu_restore(const struct hp_thread *t, const struct hp_call_fpu *fp);
 void hp_pt_call_frame_at(struct hp_call_frame *f, uint64_t rsp, size_t fp_len);
 long long hp_pt_restart_nr(const struct user_regs_struct *saved);
 int hp_pt_sigreturn_frame(struct hp_thread *t, const struct hp_call_frame *f,

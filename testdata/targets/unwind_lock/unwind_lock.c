@@ -137,28 +137,34 @@ __attribute__((target("avx"))) static bool avx_sleep(const struct timespec *ts)
 	return !memcmp(vec_in, out, sizeof(out));
 }
 
-/* So, with zmm31 and k1 too. */
+/* So, with zmm31, zmm16 (the first register glibc's EVEX string
+ * functions use) and k1 too. */
 __attribute__((target("avx512f"))) static bool
 avx512_sleep(const struct timespec *ts)
 {
-	uint64_t out[4] = { 0 }, out8[8] = { 0 }, k = 0, nr = SYS_nanosleep;
+	uint64_t out[4] = { 0 }, out8[8] = { 0 }, out16[8] = { 0 }, k = 0,
+		 nr = SYS_nanosleep;
 
 	__asm__ volatile(
 		"vmovdqu %[in], %%ymm15\n\t"
 		"vmovdqu64 %[in8], %%zmm31\n\t"
+		"vmovdqu64 %[in8], %%zmm16\n\t"
 		"movl $0x5a5a, %%ecx\n\t"
 		"kmovw %%ecx, %%k1\n\t"
 		"syscall\n\t"
 		"vmovdqu %%ymm15, %[out]\n\t"
 		"vmovdqu64 %%zmm31, %[out8]\n\t"
+		"vmovdqu64 %%zmm16, %[out16]\n\t"
 		"kmovw %%k1, %%ecx\n\t"
 		"mov %%rcx, %[k]"
-		: "+a"(nr), [out] "=m"(out), [out8] "=m"(out8), [k] "=m"(k)
+		: "+a"(nr), [out] "=m"(out), [out8] "=m"(out8),
+		  [out16] "=m"(out16), [k] "=m"(k)
 		: [in] "m"(*(const uint64_t(*)[4])vec_in), [in8] "m"(vec_in),
 		  "D"(ts), "S"(NULL)
-		: "rcx", "r11", "xmm15", "xmm31", "k1", "memory");
+		: "rcx", "r11", "xmm15", "xmm16", "xmm31", "k1", "memory");
 	return !memcmp(vec_in, out, sizeof(out)) &&
-	       !memcmp(vec_in, out8, sizeof(out8)) && k == 0x5a5a;
+	       !memcmp(vec_in, out8, sizeof(out8)) &&
+	       !memcmp(vec_in, out16, sizeof(out16)) && k == 0x5a5a;
 }
 
 static bool vec_sleep(const struct timespec *ts)
