@@ -199,12 +199,11 @@ static int call_wait(struct injected_call *c)
  */
 static int call_end(struct injected_call *c)
 {
-	struct user_regs_struct regs = c->saved;
-	const long long nr = hp_pt_restart_nr(&c->saved);
+	struct user_regs_struct regs;
 	int frc;
 
 	/* Its result kept, no system call made (nor a restart due). */
-	regs.orig_rax = (unsigned long long)nr;
+	hp_pt_own_regs(&c->saved, &regs);
 	/* Its vector state first: the call's code may have changed it
 	 * (free()'s memset: zmm16), which the system call it was stopped in
 	 * keeps for it. (A loader killed after: rt_sigreturn restores it
@@ -212,7 +211,9 @@ static int call_end(struct injected_call *c)
 	frc = hp_pt_fpu_restore(c->t, &c->fp);
 	if (frc)
 		hp_warn("tid %d: its FPU and vector state not restored after "
-			"hpatch's call (%s)",
+			"hpatch's call (%s): code of its that keeps vector "
+			"values across a system call may see them changed; "
+			"restart the process if it misbehaves",
 			(int)c->t->tid, strerror(-frc));
 	hp_pt_restore_signals(c->t, &c->mask);
 	if (ptrace(PTRACE_SETREGS, c->t->tid, 0, &regs) < 0)

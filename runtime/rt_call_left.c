@@ -219,6 +219,13 @@ long long hp_pt_restart_nr(const struct user_regs_struct *saved)
 	return err == -516 ? SYS_restart_syscall : (long long)saved->orig_rax;
 }
 
+void hp_pt_own_regs(const struct user_regs_struct *saved,
+		    struct user_regs_struct *regs)
+{
+	*regs = *saved;
+	regs->orig_rax = (unsigned long long)hp_pt_restart_nr(saved);
+}
+
 /*
  * Make the return of the call set in stopped @t the C library's signal
  * return @restorer, through a frame of the thread's own registers

@@ -96,6 +96,10 @@ int hp_pt_fpu_state(const struct hp_thread *t, struct hp_call_fpu *fp);
 int hp_pt_fpu_restore(const struct hp_thread *t, const struct hp_call_fpu *fp);
 void hp_pt_call_frame_at(struct hp_call_frame *f, uint64_t rsp, size_t fp_len);
 long long hp_pt_restart_nr(const struct user_regs_struct *saved);
+/* The registers a thread stopped in an injected call or system call goes
+ * on with: its own (@saved), orig_rax its restart (hp_pt_restart_nr). */
+void hp_pt_own_regs(const struct user_regs_struct *saved,
+		    struct user_regs_struct *regs);
 int hp_pt_sigreturn_frame(struct hp_thread *t, const struct hp_call_frame *f,
 			  const struct user_regs_struct *saved, uint64_t mask,
 			  const struct hp_call_fpu *fp, hp_raddr_t restorer);

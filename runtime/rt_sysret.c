@@ -20,24 +20,19 @@
 #define HP_LOG_PREFIX "rt: "
 
 /*
- * The registers @t goes on with from any stop of its system call: its
- * own, with orig_rax the call it was stopped in as a restart makes it
- * again (hp_pt_restart_nr; -1: none due). At the call's entry stop, the
- * kernel makes orig_rax's call (-1: none, rax kept: arch/x86/entry/
- * common.c, do_syscall_64); at an interrupt's stop (or any other, with
- * our interrupt's signal work pending), arch_do_signal_or_restart
+ * From any stop of its system call, @t goes on with its own registers,
+ * orig_rax the call it was stopped in as a restart makes it again
+ * (hp_pt_own_regs; -1: none due). At the call's entry stop, the kernel
+ * makes orig_rax's call (-1: none, rax kept: arch/x86/entry/common.c,
+ * do_syscall_64); at an interrupt's stop (or any other, with our
+ * interrupt's signal work pending), arch_do_signal_or_restart
  * (arch/x86/kernel/signal.c) restarts it as after any stop.
  */
-static void own_regs(const struct hp_thread *t, struct user_regs_struct *regs)
-{
-	*regs = t->inj_regs;
-	regs->orig_rax = (unsigned long long)hp_pt_restart_nr(&t->inj_regs);
-}
 
 /*
  * End @t's system call, stopped at its entry (a fault, a test's) or at a
  * stop that ran nothing: its mask, then, with an interrupt pending, its
- * registers (own_regs), then parked (as hp_pt_park) in the stop it was
+ * registers (hp_pt_own_regs), then parked (as hp_pt_park) in the stop it was
  * seized in. The interrupt comes first: it sets TIF_SIGPENDING
  * (kernel/ptrace.c, ptrace_request: ptrace_signal_wake_up), which a
  * tracer's death does not clear (__ptrace_unlink clears the trap alone)
@@ -49,7 +44,7 @@ static int sys_end(struct hp_thread *t)
 {
 	struct user_regs_struct regs;
 
-	own_regs(t, &regs);
+	hp_pt_own_regs(&t->inj_regs, &regs);
 	hp_pt_restore_signals(t, &t->inj_mask);
 	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0 ||
 	    ptrace(PTRACE_SETREGS, t->tid, 0, &regs) < 0 ||
@@ -249,7 +244,7 @@ int hp_pt_sysret(struct hp_thread *t, const struct hp_sys_site *s, long nr,
 	if (!rc)
 		rc = sys_wait(t, s->sysret, nr, &regs, &sig);
 	if (rc == -ETIMEDOUT) {
-		own_regs(t, &regs);
+		hp_pt_own_regs(&t->inj_regs, &regs);
 		return hp_pt_owed_framed(t, &regs, t->inj_mask, since);
 	}
 	if (rc == -ESRCH)
