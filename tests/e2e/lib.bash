@@ -186,9 +186,11 @@ wait_result() {
 
 # wait_round_in LOG PATTERN: a "round" line of LOG (a target that prints
 # one per round of its work: testdata unwind) printed after now, matching.
+# Every line counted, not the rounds alone: a log with other lines (the
+# lock's "held") would have the last rounds taken for new ones.
 wait_round_in() {
 	local mark
-	mark=$(grep -c '^round ' "$1")
+	mark=$(wc -l <"$1")
 	for _ in $(seq 100); do
 		if tail -n +"$((mark + 1))" "$1" | grep '^round ' | grep -q -- "$2"; then
 			return 0

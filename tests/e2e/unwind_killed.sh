@@ -33,31 +33,19 @@ in_call() {
 	return 1
 }
 
-# new_round LOG PATTERN: a round printed after now, matching (every line
-# now counted: wait_round_in counts rounds alone, and so takes the last
-# round printed for a new one when the log has a line before them).
-new_round() {
-	local mark
-	mark=$(wc -l <"$1")
-	for _ in $(seq 100); do
-		tail -n +"$((mark + 1))" "$1" | grep '^round ' | grep -q -- "$2" && return 0
-		sleep 0.05
-	done
-	return 1
-}
 # lives NAME V: the target, its hpatch killed, running code of sum V.
 lives() {
 	check "$1: nothing traces pid $pid" wait_until 5 untraced "$pid"
 	check "$1: pid $pid runs" kill -0 "$pid"
 	check "$1: no thread's signal left blocked" wait_until 5 unblocked "$pid"
-	check "$1: rounds and backtraces go on" new_round "$log" "sum=$2 frames=[1-9]"
+	check "$1: rounds and backtraces go on" wait_round_in "$log" "sum=$2 frames=[1-9]"
 }
 # later NAME: a later hpatch applies the patch and reverts it.
 later() {
 	expect_exit 0 "$1: a later apply" "$HPATCH" apply -p "$pid" --trust "$T/trust" "$T/p.hpatch"
-	check "$1: new code, unwinding" new_round "$log" "sum=$((v1 + 200 * 4096)) frames=[1-9]"
+	check "$1: new code, unwinding" wait_round_in "$log" "sum=$((v1 + 200 * 4096)) frames=[1-9]"
 	expect_exit 0 "$1: then a revert" "$HPATCH" revert -p "$pid"
-	check "$1: old code again" new_round "$log" "sum=$v1 frames=[1-9]"
+	check "$1: old code again" wait_round_in "$log" "sum=$v1 frames=[1-9]"
 	check "$1: pid $pid runs" kill -0 "$pid"
 }
 # killed_at NAME STEP: the apply killed at STEP of its registration call.
