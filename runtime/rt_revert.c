@@ -100,6 +100,7 @@ void hp_collect_retired(struct hp_proc *proc)
 	struct hp_remote rm = { 0 };
 	bool *unused = NULL;
 	size_t nr = 0, nr_retired = 0;
+	int site = -ENOENT;
 
 	if (hp_rt_find_regions(proc, &regions, &nr))
 		return;
@@ -107,6 +108,9 @@ void hp_collect_retired(struct hp_proc *proc)
 	nr_retired = unused ? hp_plan_retired(regions, nr, unused) : 0;
 	if (!nr_retired || !unused)
 		goto out;
+	/* Where its system calls run, found before the stop: a first search
+	 * of libc for its "syscall; ret" reads ~400 KiB of it. */
+	site = hp_remote_borrow(&w, proc, &rm);
 	if (hp_world_prepare(&w, proc->pid, 0) || hp_world_stop(&w)) {
 		hp_dbg(HP_DBG_PTRACE,
 		       "pid %d: %zu unused region(s) kept: not stopped",
@@ -128,7 +132,7 @@ void hp_collect_retired(struct hp_proc *proc)
 	 * unwind table is deregistered first, which needs the other threads
 	 * running: those regions wait until after the resume.
 	 */
-	if (!hp_remote_borrow(&w, proc, &rm))
+	if (!site)
 		for (size_t i = 0; i < nr; i++) {
 			if (regions[i].unwind.deregister)
 				continue;
@@ -148,6 +152,9 @@ void hp_collect_retired(struct hp_proc *proc)
 		}
 	hp_remote_end(&rm);
 	hp_world_resume(&w);
+	hp_dbg(HP_DBG_TIMING, "pid %d: collection: stopped %llu us",
+	       (int)proc->pid,
+	       (unsigned long long)(w.resumed_at - w.stopped_at));
 	/* No jump leads into a collected region: nothing enters it again. */
 	for (size_t i = 0; i < nr; i++)
 		if (unused[i] && regions[i].unwind.deregister &&
