@@ -518,3 +518,51 @@ void hp_prio_restore(pid_t tid, struct hp_prio *pr)
 		self_policy = ok ? pr->policy : -1;
 	pr->raised = false;
 }
+
+/* Tasks runnable on the host now (4th field of /proc/loadavg: "R/T"). */
+static long runnable_tasks(void)
+{
+	char buf[128] = "", *slash = NULL;
+	const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	const ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	slash = strchr(buf, '/');
+	while (slash && slash > buf && slash[-1] != ' ')
+		slash--;
+	return slash ? strtol(slash, NULL, 10) : 0;
+}
+
+/* CPUs the loader may run on (1 if unknown). */
+static int loader_cpus(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) ? 1 : CPU_COUNT(&set);
+}
+
+/*
+ * The loader's CPUs and the host's runnable tasks, read at most every
+ * HP_LOAD_TTL_US: a run over many processes stops one after another
+ * within milliseconds, and the bound they size moves with the load, not
+ * with each stop.
+ */
+#define HP_LOAD_TTL_US 100000
+
+void hp_host_load(int *nr_cpus, long *nr_runnable)
+{
+	static uint64_t read_at;
+	static int cpus;
+	static long runnable;
+	const uint64_t now = hp_now_us();
+
+	if (!read_at || now - read_at > HP_LOAD_TTL_US) {
+		cpus = loader_cpus();
+		runnable = runnable_tasks();
+		read_at = now;
+	}
+	*nr_cpus = cpus;
+	*nr_runnable = runnable;
+}

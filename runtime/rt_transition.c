@@ -51,22 +51,6 @@
  * at 48, 348-382 -> 325-361 at 64, 647 -> 522 at 128. */
 #define HP_SPLIT_MIN_THREADS 48
 
-/* Tasks runnable on the host now (4th field of /proc/loadavg: "R/T"). */
-static long runnable_tasks(void)
-{
-	char buf[128] = "", *slash = NULL;
-	const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-	const ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	slash = strchr(buf, '/');
-	while (slash && slash > buf && slash[-1] != ' ')
-		slash--;
-	return slash ? strtol(slash, NULL, 10) : 0;
-}
-
 uint64_t hp_world_stop_bound(const struct hp_world *w)
 {
 	const uint64_t cpus = w->nr_cpus > 0 ? (uint64_t)w->nr_cpus : 1;
@@ -279,38 +263,6 @@ static int stop_round(struct hp_world *w, size_t *nr_new)
 			rc = wrc;
 	}
 	return rc;
-}
-
-/* CPUs the loader may run on (1 if unknown). */
-static int loader_cpus(void)
-{
-	cpu_set_t set;
-
-	return sched_getaffinity(0, sizeof(set), &set) ? 1 : CPU_COUNT(&set);
-}
-
-/*
- * The loader's CPUs and the host's runnable tasks, read at most every
- * HP_LOAD_TTL_US: a run over many processes stops one after another
- * within milliseconds, and the bound they size moves with the load, not
- * with each stop.
- */
-#define HP_LOAD_TTL_US 100000
-
-static void host_load(int *nr_cpus, long *nr_runnable)
-{
-	static uint64_t read_at;
-	static int cpus;
-	static long runnable;
-	const uint64_t now = hp_now_us();
-
-	if (!read_at || now - read_at > HP_LOAD_TTL_US) {
-		cpus = loader_cpus();
-		runnable = runnable_tasks();
-		read_at = now;
-	}
-	*nr_cpus = cpus;
-	*nr_runnable = runnable;
 }
 
 /* Seize @t for @w: 0, or an error reported (-ESRCH: exited, not held). */
@@ -607,7 +559,7 @@ static int world_prepare(struct hp_world *w, pid_t pid, uint64_t until,
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	w->task_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	check_task_links(w);
-	host_load(&w->nr_cpus, &w->nr_runnable);
+	hp_host_load(&w->nr_cpus, &w->nr_runnable);
 	hp_prio_raise(0, &w->prio);
 	rc = hp_proc_list_tasks(pid, &tids, &nr);
 	split_ok &= !rc && w->nr_cpus > 1 && nr >= HP_SPLIT_MIN_THREADS &&

@@ -465,6 +465,9 @@ struct hp_world {
 	bool split;
 };
 
+/* The CPUs this process may run on and the tasks runnable on the host,
+ * read at most every 100 ms (rt_task.c). */
+void hp_host_load(int *nr_cpus, long *nr_runnable);
 /* How long a stop of @w, from w->stopped_at, waits for its threads: more
  * on a loaded host, never past w->until (rt_transition.c). In us. */
 uint64_t hp_world_stop_bound(const struct hp_world *w);
