@@ -9,16 +9,12 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 B=${HP_BUILD_DIR:-$src/build}
+. "$src/bench/lib.bash"
 n=${1:-9}
 t=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$t"' EXIT
-"$B/signing/hpsign" keygen "$t/k" >/dev/null
-mkdir "$t/trust" && cp "$t/k.pub" "$t/trust/"
-"$B/differ/hpdiff" --old "$B/testdata/CMakeFiles/callcost-v1.objs.dir" \
-	--new "$B/testdata/CMakeFiles/callcost-v2.objs.dir" \
-	--binary "$B/testdata/callcost-v1" --key "$t/k.key" \
-	-o "$t/callcost.hpatch" -q >/dev/null
+bench_patch "$t" callcost
 "$B/testdata/callcost-v1" >"$t/out" &
 pid=$!
 export HPATCH_STATE_DIR=$t/state HPATCH_AUDIT_LOG=$t/audit.log

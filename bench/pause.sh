@@ -5,6 +5,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 B=${HP_BUILD_DIR:-$src/build}
+. "$src/bench/lib.bash"
 t=$(mktemp -d)
 trap 'rm -rf "$t" "/tmp/hp-probe-$$-"*' EXIT
 # What a perf map's creation costs now (bench/tmp_probe.c): --all makes
@@ -18,12 +19,7 @@ trap 'rm -rf "$t" "/tmp/hp-probe-$$-"*' EXIT
 
 # --all over N idle services (HP_BENCH_NR_PROCS, default 200) of one build.
 n=${HP_BENCH_NR_PROCS:-200}
-"$B/signing/hpsign" keygen "$t/k" >/dev/null
-mkdir "$t/trust" && cp "$t/k.pub" "$t/trust/"
-"$B/differ/hpdiff" --old "$B/testdata/CMakeFiles/svc-v1.objs.dir" \
-	--new "$B/testdata/CMakeFiles/svc-v2.objs.dir" \
-	--binary "$B/testdata/svc-v1" --key "$t/k.key" -o "$t/svc.hpatch" \
-	-q >/dev/null
+bench_patch "$t" svc
 pids=()
 # The perf maps hpatch wrote for them (runtime/rt_perfmap.c) go with them,
 # removed while each pid is still this script's child's: a map left is
