@@ -473,7 +473,9 @@ static bool is_restorable(int policy)
 
 void hp_prio_raise(pid_t tid, struct hp_prio *pr)
 {
-	const struct sched_param fifo = { .sched_priority = 1 };
+	/* The loader a step above the targets' threads it raises: one let
+	 * go raised, spinning, never keeps it off a CPU (rt_guard.c). */
+	const struct sched_param fifo = { .sched_priority = tid ? 1 : 2 };
 	const int policy =
 		tid || self_policy < 0 ? sched_getscheduler(tid) : self_policy;
 	/* Reset on fork: what the raised thread starts (the operator's
@@ -509,7 +511,7 @@ void hp_prio_restore(pid_t tid, struct hp_prio *pr)
 	if (!pr->raised)
 		return;
 	ok = !sched_setscheduler(tid, pr->policy, &pr->param);
-	if (!ok)
+	if (!ok && errno != ESRCH) /* (an exited thread: nothing to do) */
 		hp_warn("tid %d: cannot restore its scheduling policy %d: %s",
 			(int)tid, pr->policy, strerror(errno));
 	if (tid)

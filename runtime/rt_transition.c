@@ -572,6 +572,8 @@ static int world_prepare(struct hp_world *w, pid_t pid, uint64_t until,
 			rc = seize_one(w, t);
 	}
 	free(tids);
+	if (!rc)
+		hp_world_raise(w); /* (a first raise forks: pages shared) */
 	hp_world_reserve_stacks(w->nr_threads);
 	if (w->nr_cpus > 1 && w->nr_threads >= HP_HELPER_MIN_THREADS)
 		(void)hp_helper_ready(); /* started here, not in the window */
@@ -723,6 +725,7 @@ void hp_world_release(struct hp_world *w)
 	/* The window ends here, not after we drop to normal priority, when
 	 * the spinning threads we let go may run before we read the clock. */
 	w->resumed_at = hp_now_us();
+	hp_world_lower(w);
 	if (split_world)
 		split_end(w, !two || !split.plain);
 	hp_helper_rest();

@@ -463,7 +463,19 @@ struct hp_world {
 	/* Two tracers: the helper thread seized the threads marked
 	 * by_helper, stops them and lets them go (rt_transition.c). */
 	bool split;
+	/* Its threads raised for the stop (hp_world_raise), to restore. */
+	struct hp_raised *raised;
+	size_t nr_raised;
 };
+
+/* A small world's threads raised to SCHED_FIFO for the stop, before the
+ * window, and given their policy back after it (rt_guard.c). */
+void hp_world_raise(struct hp_world *w);
+void hp_world_lower(struct hp_world *w);
+/* Its guard made (a fork) well before the window of a small world of
+ * process @pid: the pages a fork shares cost a fault at their next write,
+ * after the fork (a first stop's, in the window: 4 threads, +40 us). */
+void hp_world_raise_early(pid_t pid);
 
 /* The CPUs this process may run on and the tasks runnable on the host,
  * read at most every 100 ms (rt_task.c). */
