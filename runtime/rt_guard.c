@@ -37,7 +37,9 @@
 #include <unistd.h>
 
 #define HP_LOG_PREFIX "rt: "
-#define HP_GUARD_SLOTS 32
+/* Threads listed at once: a world's (HP_WORLD_RAISE_MAX) and a
+ * session's. */
+#define HP_GUARD_SLOTS 128
 
 struct guard_slot {
 	atomic_int used; /* written last on listing, first on clearing */
@@ -223,21 +225,24 @@ void hp_guard_unlist(int slot)
  * kept off a CPU by one let go still raised, before hp_world_lower.
  * bench/loaded.sh (7 threads asleep, 4 loops spinning on 2 CPUs): apply
  * pause p50/p90/max 213-460/1272-5012/5139-7007 -> 125-176/162-187/
- * 167-223 us. Only a world of at most HP_WORLD_RAISE_MAX threads: each
- * costs 4 system calls before the window and one after, and a guard slot.
+ * 167-223 us; 61 threads: 681/5931/8519 -> 626/651/867. Raised as the
+ * stop begins, not when the world is made: threads that spin, raised,
+ * keep every task of normal priority off the CPUs until stopped (the
+ * split unit tests, holding 64 so for seconds, starved the suite's
+ * other tests). Only a world of at most HP_WORLD_RAISE_MAX threads: each
+ * costs 4 system calls as the stop begins (~3 us) and one after, and a
+ * guard slot; 64 spinning threads are raised in ~200 us.
  */
-#define HP_WORLD_RAISE_MAX (HP_GUARD_SLOTS / 2)
+#define HP_WORLD_RAISE_MAX 64
 
 struct hp_raised {
 	pid_t tid;
 	struct hp_prio prio;
 };
 
-void hp_world_raise_early(pid_t pid)
+void hp_world_raise_early(long nr_threads)
 {
-	const long nr = hp_task_status_field(pid, "Threads:");
-
-	if (nr > 0 && nr <= HP_WORLD_RAISE_MAX)
+	if (nr_threads > 0 && nr_threads <= HP_WORLD_RAISE_MAX)
 		(void)have_guard();
 }
 
@@ -249,8 +254,6 @@ void hp_world_raise(struct hp_world *w)
 	for (size_t i = 0; w->raised && i < w->nr_threads; i++) {
 		struct hp_raised *r = &w->raised[w->nr_raised];
 
-		if (!w->threads[i].seized)
-			continue;
 		r->tid = w->threads[i].tid;
 		hp_prio_raise(r->tid, &r->prio);
 		w->nr_raised += r->prio.raised;

@@ -217,7 +217,7 @@ static int revert_one(pid_t pid, const struct hp_rt_opts *opts,
 	if (rc)
 		goto out;
 	proc.checked_last = last;
-	hp_world_raise_early(pid);
+	hp_world_raise_early(hp_task_status_field(pid, "Threads:"));
 	hp_proc_find_restorers(&proc); /* its stacks will be read */
 	hp_collect_retired(&proc);
 	rc = hp_rt_find_regions(&proc, &regions, &nr);

@@ -572,8 +572,7 @@ static int world_prepare(struct hp_world *w, pid_t pid, uint64_t until,
 			rc = seize_one(w, t);
 	}
 	free(tids);
-	if (!rc)
-		hp_world_raise(w); /* (a first raise forks: pages shared) */
+	hp_world_raise_early((long)w->nr_threads); /* (before the touch) */
 	hp_world_reserve_stacks(w->nr_threads);
 	if (w->nr_cpus > 1 && w->nr_threads >= HP_HELPER_MIN_THREADS)
 		(void)hp_helper_ready(); /* started here, not in the window */
@@ -661,6 +660,7 @@ int hp_world_stop(struct hp_world *w)
 	bool complete = false;
 	int rc, rounds = 0;
 
+	hp_world_raise(w);
 	w->stopped_at = hp_now_us();
 	hp_pt_set_deadline(w->stopped_at + hp_world_stop_bound(w));
 	rc = stop_listed(w);

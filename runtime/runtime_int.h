@@ -468,14 +468,15 @@ struct hp_world {
 	size_t nr_raised;
 };
 
-/* A small world's threads raised to SCHED_FIFO for the stop, before the
- * window, and given their policy back after it (rt_guard.c). */
+/* A small world's threads raised to SCHED_FIFO as its stop begins, and
+ * given their policy back as it ends (rt_guard.c). */
 void hp_world_raise(struct hp_world *w);
 void hp_world_lower(struct hp_world *w);
-/* Its guard made (a fork) well before the window of a small world of
- * process @pid: the pages a fork shares cost a fault at their next write,
- * after the fork (a first stop's, in the window: 4 threads, +40 us). */
-void hp_world_raise_early(pid_t pid);
+/* The guard made (a fork) well before the window of a world of
+ * @nr_threads that will be raised: the pages a fork shares cost a fault
+ * at their next write (a first stop's, in the window: 4 threads, +40
+ * us). */
+void hp_world_raise_early(long nr_threads);
 
 /* The CPUs this process may run on and the tasks runnable on the host,
  * read at most every 100 ms (rt_task.c). */

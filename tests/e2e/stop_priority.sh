@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A stop waits for each thread to get a CPU and reach it; on a busy host
-# behind every runnable task there. So the threads of a small process
-# (at most 16) run SCHED_FIFO from before the stop to the end of it, and
+# behind every runnable task there. So the threads of a process of at
+# most 64 run SCHED_FIFO from the start of the stop to its end, and
 # each gets its own policy back after, from hpatch or, if hpatch is
 # killed meanwhile, from its guard process; a larger process's are never
 # raised (each raise costs system calls before the window, and a slot of
@@ -60,8 +60,8 @@ expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 check "every thread SCHED_BATCH after the revert" all_are "$pid" SCHED_BATCH
 check "the target runs v1" test "$(ask 3 version)" = v1
 
-# 22 threads: stopped at their own policy.
-start_target "$T/svc-v1" "$T/b.log" 10
+# 82 threads: stopped at their own policy.
+start_target "$T/svc-v1" "$T/b.log" 40
 big=$TARGET_PID
 open_conn 4 "$TARGET_PORT"
 ask 4 version >/dev/null
