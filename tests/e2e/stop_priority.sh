@@ -60,6 +60,36 @@ expect_exit 0 "revert" "$HPATCH" revert -p "$pid"
 check "every thread SCHED_BATCH after the revert" all_are "$pid" SCHED_BATCH
 check "the target runs v1" test "$(ask 3 version)" = v1
 
+# Threads of other policies in one process: a real-time one (SCHED_RR,
+# priority 5) runs before any raised thread already and is left as it is
+# (a raise would lower it); SCHED_IDLE and a nice value come back whole.
+start_target "$T/svc-v1" "$T/m.log" 3
+mixed=$TARGET_PID
+open_conn 5 "$TARGET_PORT"
+ask 5 version >/dev/null
+set -- $(ls "/proc/$mixed/task" | sort -n)
+rt=$2 idle=$3 niced=$4
+chrt -r -p 5 "$rt"
+chrt -i -p 0 "$idle"
+renice -n 7 -p "$niced" >/dev/null
+prio() { chrt -p "$1" 2>/dev/null | sed -n 's/.*priority: //p'; }
+nice_of() { awk '{ print $19 }' "/proc/$mixed/task/$1/stat"; }
+HPATCH_DELAY=stop:1500 "$HPATCH" apply -p "$mixed" --trust "$T/trust" \
+	"$T/u.hpatch" >"$T/mixed.out" 2>"$T/mixed.err" &
+hp=$!
+check "stopped: the SCHED_IDLE and niced threads raised" wait_until 5 \
+	bash -c "[ \"\$(chrt -p $idle | sed -n 's/.*policy: //p')\" = '$FIFO' ] &&
+		[ \"\$(chrt -p $niced | sed -n 's/.*policy: //p')\" = '$FIFO' ]"
+check "... the SCHED_RR one not: SCHED_RR, priority 5" \
+	test "$(policy "$rt") $(prio "$rt")" = "SCHED_RR 5"
+wait "$hp" && rc=0 || rc=$?
+check "that apply succeeds (exit $rc)" test "$rc" -eq 0
+check "after: SCHED_RR 5 kept" test "$(policy "$rt") $(prio "$rt")" = "SCHED_RR 5"
+check "after: SCHED_IDLE back" test "$(policy "$idle")" = SCHED_IDLE
+check "after: SCHED_OTHER back, nice 7 kept" \
+	test "$(policy "$niced") $(nice_of "$niced")" = "SCHED_OTHER 7"
+check "the mixed target runs v2" test "$(ask 5 version)" = v2
+
 # 82 threads: stopped at their own policy.
 start_target "$T/svc-v1" "$T/b.log" 40
 big=$TARGET_PID
