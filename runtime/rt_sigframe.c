@@ -52,44 +52,56 @@ static bool is_libc(const char *path)
 	       !strncmp(base, "libc.musl-", 10);
 }
 
+/*
+ * The offsets in mapping @m of @proc where @want (@len bytes) starts, at
+ * most @max of them, into @at (the rest UINT64_MAX), read in chunks
+ * overlapping by @len - 1 bytes until one holds any (no more read). A
+ * mapping over HP_RESTORER_SEARCH_MAX holds none. Return: false if its
+ * memory could not be read.
+ */
+static bool find_bytes(const struct hp_proc *proc, const struct hp_map *m,
+		       const uint8_t *want, size_t len, uint64_t *at,
+		       size_t max)
+{
+	const uint64_t size = m->end - m->start;
+	const size_t chunk = HP_RESTORER_CHUNK + len - 1;
+	size_t nr = 0;
+	uint8_t *buf = malloc(chunk);
+
+	for (size_t k = 0; k < max; k++)
+		at[k] = UINT64_MAX;
+	if (!buf || size > HP_RESTORER_SEARCH_MAX) {
+		free(buf);
+		return !!buf;
+	}
+	for (uint64_t off = 0; off < size && !nr; off += HP_RESTORER_CHUNK) {
+		const size_t n =
+			size - off > chunk ? chunk : (size_t)(size - off);
+		const uint8_t *p = buf, *end = buf + n;
+
+		if (hp_proc_read(proc, m->start + off, buf, n)) {
+			free(buf);
+			return false;
+		}
+		while (nr < max &&
+		       (p = memmem(p, (size_t)(end - p), want, len))) {
+			if ((size_t)(p - buf) < HP_RESTORER_CHUNK)
+				at[nr++] = off + (uint64_t)(p - buf);
+			p++;
+		}
+	}
+	free(buf);
+	return true;
+}
+
 /* Search mapping @m of @proc for the restorer's bytes, into @f.
  * Return: false if its memory could not be read. */
 static bool search_map(const struct hp_proc *proc, const struct hp_map *m,
 		       struct restorer_file *f)
 {
 	static const uint8_t want[] = HP_X86_RESTORER_BYTES;
-	const uint64_t size = m->end - m->start;
-	size_t nr = 0;
-	uint8_t *buf = malloc(HP_RESTORER_CHUNK + sizeof(want));
 
-	for (size_t k = 0; k < HP_RESTORERS_MAX; k++)
-		f->at[k] = UINT64_MAX;
-	if (!buf || size > HP_RESTORER_SEARCH_MAX) {
-		free(buf);
-		return !!buf;
-	}
-	/* Chunks overlapping by the pattern's length less one byte. */
-	for (uint64_t off = 0; off < size && !nr; off += HP_RESTORER_CHUNK) {
-		const uint64_t left = size - off;
-		const size_t len =
-			left > HP_RESTORER_CHUNK + sizeof(want) - 1
-				? HP_RESTORER_CHUNK + sizeof(want) - 1
-				: (size_t)left;
-		const uint8_t *p = buf, *end = buf + len;
-
-		if (hp_proc_read(proc, m->start + off, buf, len)) {
-			free(buf);
-			return false;
-		}
-		while (nr < HP_RESTORERS_MAX &&
-		       (p = memmem(p, (size_t)(end - p), want, sizeof(want)))) {
-			if ((size_t)(p - buf) < HP_RESTORER_CHUNK)
-				f->at[nr++] = off + (uint64_t)(p - buf);
-			p++;
-		}
-	}
-	free(buf);
-	return true;
+	return find_bytes(proc, m, want, sizeof(want), f->at, HP_RESTORERS_MAX);
 }
 
 /*
@@ -186,35 +198,13 @@ void hp_proc_find_restorers(struct hp_proc *proc)
 static const uint8_t sysret_bytes[] = { HP_X86_SYSCALL_0, HP_X86_SYSCALL_1,
 					HP_X86_RET };
 
-/* The offset of the first "syscall; ret" in mapping @m, into @f. */
+/* The offset of the first "syscall; ret" in mapping @m, into @f (left
+ * to search again if its memory could not be read). */
 static void search_sysret(const struct hp_proc *proc, const struct hp_map *m,
 			  struct restorer_file *f)
 {
-	const uint64_t size = m->end - m->start;
-	const size_t over = sizeof(sysret_bytes) - 1;
-	uint8_t *buf = malloc(HP_RESTORER_CHUNK + over);
-
-	f->sysret = UINT64_MAX;
-	f->sysret_searched = buf && size <= HP_RESTORER_SEARCH_MAX;
-	for (uint64_t off = 0; f->sysret_searched && off < size;
-	     off += HP_RESTORER_CHUNK) {
-		const uint64_t left = size - off;
-		const size_t len = left > HP_RESTORER_CHUNK + over
-					   ? HP_RESTORER_CHUNK + over
-					   : (size_t)left;
-		const uint8_t *p = NULL;
-
-		if (hp_proc_read(proc, m->start + off, buf, len)) {
-			f->sysret_searched = false; /* again next time */
-			break;
-		}
-		p = memmem(buf, len, sysret_bytes, sizeof(sysret_bytes));
-		if (p && (size_t)(p - buf) < HP_RESTORER_CHUNK) {
-			f->sysret = off + (uint64_t)(p - buf);
-			break;
-		}
-	}
-	free(buf);
+	f->sysret_searched = find_bytes(proc, m, sysret_bytes,
+					sizeof(sysret_bytes), &f->sysret, 1);
 }
 
 /* Are @len bytes at @addr of @proc still @want? (Unread: as the caller
