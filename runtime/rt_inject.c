@@ -266,6 +266,7 @@ int hp_pt_syscall(struct hp_thread *t, const struct hp_sys_site *s, long nr,
 	const uint64_t all = ~0ULL;
 	const hp_raddr_t insn = s->sysret ? s->sysret : s->insn;
 	int rc = hp_seccomp_check(t, insn, nr, args), rrc;
+	bool stepped;
 
 	if (!rc)
 		rc = hp_pt_inject_begin(t);
@@ -284,23 +285,20 @@ int hp_pt_syscall(struct hp_thread *t, const struct hp_sys_site *s, long nr,
 	 * thread's state back. Else (none, or no frame could be written),
 	 * stepped through a "syscall". */
 	rc = s->sysret ? hp_pt_sysret(t, s, nr, args, ret) : 1;
-	if (rc != 1) {
-		if (rc == -ESRCH || t->owes_mask) {
-			t->injecting = false;
-			return rc;
-		}
-		goto out;
-	}
-	rc = syscall_once(t, s->insn, nr, args, ret);
+	stepped = rc == 1;
+	if (stepped)
+		rc = syscall_once(t, s->insn, nr, args, ret);
 	if (rc == -ESRCH || t->owes_mask) {
 		t->injecting = false;
 		return rc;
 	}
-	rrc = hp_pt_restore_thread(t, &t->inj_regs, &t->inj_mask);
-	rc = rc ?: rrc;
-	/* (Exited since: the call's result stands.) */
-	rrc = hp_pt_park(t);
-	rc = rc ?: (rrc == -ESRCH ? 0 : rrc);
+	if (stepped) { /* (the other puts its state back itself) */
+		rrc = hp_pt_restore_thread(t, &t->inj_regs, &t->inj_mask);
+		rc = rc ?: rrc;
+		/* (Exited since: the call's result stands.) */
+		rrc = hp_pt_park(t);
+		rc = rc ?: (rrc == -ESRCH ? 0 : rrc);
+	}
 out:
 	if (!run)
 		hp_pt_inject_end(t);
