@@ -25,11 +25,20 @@
 void hp_pt_until_reported(const struct hp_thread *t, uint64_t deadline);
 int hp_pt_call_stopped(struct hp_thread *t, int status,
 		       struct user_regs_struct *regs, int *sig);
-/* A step or injected system call not back after this is looked at
- * first: in a frozen cgroup, it runs nothing until thawed. */
+/* A step or an injected call ends within microseconds, or sleeps in the
+ * kernel (a lock, a hung file system) for as long as its bound lets it.
+ * One not back after this is looked at first: in a frozen cgroup (cgroup
+ * v2's freezer lets a thread stop for its tracer, but not run), it runs
+ * nothing until thawed. */
 #define HP_STEP_LOOK_US 20000
 /* -HP_E_BUSY, said: @t's cgroup is frozen. */
 int hp_pt_frozen_busy(const struct hp_thread *t);
+/* @t, resumed for a step or system call and found frozen: interrupted
+ * and waited for within the bound of a thread's stop that the operation
+ * set (hp_pt_stop_max_us: its --timeout, if shorter; the 10 ms of
+ * hpatchd's slices). Return: 0 with *@status its stop, -ETIMEDOUT,
+ * -ESRCH, -errno. */
+int hp_pt_frozen_wait(struct hp_thread *t, int *status);
 int hp_pt_step_once(struct hp_thread *t, struct user_regs_struct *regs,
 		    int *sig);
 /* For tests: a step or system call past its bound (rt_step.c). */

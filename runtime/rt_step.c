@@ -96,14 +96,6 @@ int hp_pt_bound_fault(struct hp_thread *t, int first, int then)
 	return 1;
 }
 
-/*
- * A step or an injected call ends within microseconds, or sleeps in the
- * kernel (a lock, a hung file system) for as long as its bound lets it.
- * One not back after HP_STEP_LOOK_US is looked at first: in a frozen
- * cgroup (cgroup v2's freezer lets a thread stop for its tracer, but not
- * run), it runs nothing until thawed.
- */
-
 /* @t, in a step or call, reported @status: its registers, and the signal that
  * stopped it (0: a stop for no signal). Return: 0, -ESRCH, -errno. */
 int hp_pt_call_stopped(struct hp_thread *t, int status,
@@ -140,30 +132,37 @@ int hp_pt_frozen_busy(const struct hp_thread *t)
 			(int)t->tid);
 }
 
+int hp_pt_frozen_wait(struct hp_thread *t, int *status)
+{
+	pid_t r;
+	int err;
+
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
+		return errno == ESRCH ? -ESRCH : -errno;
+	r = hp_pt_wait_resumed(t, status, hp_now_us() + hp_pt_stop_max_us);
+	err = errno;
+	hp_pt_wake_disarm();
+	if (r == 0)
+		return -ETIMEDOUT;
+	return r < 0 ? -err : 0;
+}
+
 /*
  * @t, resumed for our instruction, sits in a frozen cgroup instead: back
- * to a stop before it runs it, within the bound of a thread's stop that
- * the operation set (hp_pt_stop_max_us: its --timeout, if shorter; the
- * 10 ms of hpatchd's slices). v1's freezer stops it for nothing until
- * thawed. Return: -HP_E_BUSY (reported), or as hp_pt_step_once when it stops
- * otherwise (it ran after all, or not in time).
+ * to a stop before it runs it (hp_pt_frozen_wait). v1's freezer stops it
+ * for nothing until thawed. Return: -HP_E_BUSY (reported), or as
+ * hp_pt_step_once when it stops otherwise (it ran after all, or not in
+ * time).
  */
 static int frozen_step(struct hp_thread *t, struct user_regs_struct *regs,
 		       int *sig)
 {
-	int status, rc;
-	pid_t r;
+	int status, rc = hp_pt_frozen_wait(t, &status);
 
-	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
-		return errno == ESRCH ? -ESRCH : -errno;
-	r = hp_pt_wait_resumed(t, &status, hp_now_us() + hp_pt_stop_max_us);
-	hp_pt_wake_disarm();
-	if (r == 0) {
+	if (rc == -ETIMEDOUT)
 		t->stopped = false;
-		return -ETIMEDOUT;
-	}
-	if (r < 0)
-		return -errno;
+	if (rc)
+		return rc;
 	rc = step_stopped(t, status, regs, sig);
 	if (rc || *sig) /* its step's trap: it ran, thawed meanwhile */
 		return rc;

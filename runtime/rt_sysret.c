@@ -56,26 +56,17 @@ static int sys_end(struct hp_thread *t)
 
 /*
  * @t, resumed for its system call, not back within HP_STEP_LOOK_US and in
- * a frozen cgroup: interrupted, within the bound of a thread's stop.
- * Stopped without having entered the call: -HP_E_BUSY (said). Return:
- * that, 0 with *@status its stop (it ran, thawed meanwhile), -ETIMEDOUT,
- * -errno.
+ * a frozen cgroup (hp_pt_frozen_wait). Stopped without having entered the
+ * call: -HP_E_BUSY (said). Return: that, 0 with *@status its stop (it
+ * ran, thawed meanwhile), -ETIMEDOUT, -errno.
  */
 static int sys_frozen(struct hp_thread *t, int *status)
 {
-	pid_t r;
+	const int rc = hp_pt_frozen_wait(t, status);
 
-	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
-		return errno == ESRCH ? -ESRCH : -errno;
-	r = hp_pt_wait_resumed(t, status, hp_now_us() + hp_pt_stop_max_us);
-	hp_pt_wake_disarm();
-	if (r == 0)
-		return -ETIMEDOUT;
-	if (r < 0)
-		return -errno;
-	if (WIFSTOPPED(*status) && *status >> 16 == PTRACE_EVENT_STOP)
+	if (!rc && WIFSTOPPED(*status) && *status >> 16 == PTRACE_EVENT_STOP)
 		return hp_pt_frozen_busy(t);
-	return 0;
+	return rc;
 }
 
 /* A system call made at the "syscall; ret" at @at: call @nr. */
