@@ -511,10 +511,18 @@ void hp_prio_restore(pid_t tid, struct hp_prio *pr)
 	if (!pr->raised)
 		return;
 	ok = !sched_setscheduler(tid, pr->policy, &pr->param);
-	if (!ok && errno != ESRCH) /* (an exited thread: nothing to do) */
-		hp_warn("tid %d: cannot restore its scheduling policy %d: %s",
-			(int)tid, pr->policy, strerror(errno));
-	if (tid)
+	if (!ok && errno == ESRCH && tid) /* exited: nothing to do */
+		ok = true;
+	if (!ok && tid) /* listed still: the guard tries as we end */
+		hp_warn("tid %d: cannot give it back its scheduling policy %d "
+			"(%s): it runs SCHED_FIFO until the guard process "
+			"tries again as this hpatch ends; if it stays so "
+			"(chrt -p %d), set it back by hand",
+			(int)tid, pr->policy, strerror(errno), (int)tid);
+	else if (!ok)
+		hp_warn("cannot give hpatch back its scheduling policy %d: %s",
+			pr->policy, strerror(errno));
+	if (tid && ok)
 		hp_guard_unlist(pr->guard_slot);
 	if (!tid)
 		self_policy = ok ? pr->policy : -1;
