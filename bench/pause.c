@@ -4,10 +4,10 @@
  * median time to interrupt every (already seized) thread, wait for all to
  * stop and resume them; the pause is the median of what hp_rt_apply
  * reports for a ten-function patch (apply and revert alternate).
- * Prints: threads=N pause_us=X floor_us=Y ratio=X/Y tries=T, then the same
- * for the last N with "stacks=checked": threads spinning outside the
- * functions, applied without --allow-active, so every stack is read and
- * checked in the stop.
+ * Prints: threads=N pause_us=X floor_us=Y ratio=X/Y tries=T revert_us=R
+ * (the median pause of the reverts), then the same for the last N with
+ * "stacks=checked": threads spinning outside the functions, applied
+ * without --allow-active, so every stack is read and checked in the stop.
  * usage: bench_pause SPIN_BINARY PATCH_FILE [THREADS...]
  */
 #include "common/hp_err.h"
@@ -141,7 +141,7 @@ static pid_t start_spin(const char *bin, int n, bool outside)
 static int measure(const char *bin, const struct hp_patch *p, int n,
 		   bool outside, const struct hp_rt_opts *opts)
 {
-	uint64_t floors[ROUNDS], pauses[ROUNDS], fl, pa;
+	uint64_t floors[ROUNDS], pauses[ROUNDS], reverts[ROUNDS], fl, pa;
 	unsigned int tries = 0;
 	pid_t pid = start_spin(bin, n, outside);
 
@@ -166,14 +166,16 @@ static int measure(const char *bin, const struct hp_patch *p, int n,
 			end_spin(pid);
 			return 1;
 		}
+		reverts[r] = res.pause_us;
 	}
 	fl = median(floors, ROUNDS);
 	pa = median(pauses, ROUNDS);
 	printf("threads=%d%s pause_us=%llu floor_us=%llu ratio=%.2f "
-	       "tries=%.1f\n",
+	       "tries=%.1f revert_us=%llu\n",
 	       n, outside ? " stacks=checked" : "", (unsigned long long)pa,
 	       (unsigned long long)fl, fl ? (double)pa / (double)fl : 0.0,
-	       (double)tries / ROUNDS);
+	       (double)tries / ROUNDS,
+	       (unsigned long long)median(reverts, ROUNDS));
 	fflush(stdout);
 	end_spin(pid);
 	return 0;
