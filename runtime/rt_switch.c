@@ -167,15 +167,20 @@ static int try_switch(struct attempt *a, struct hp_proc *proc,
 	a->busy_tid = 0;
 	if (held)
 		take_held(a, sw->held);
-	else if (active || sw->nr_keep) /* registers read: one tracer */
+	else if (active) /* threads may be stepped: one tracer */
 		rc = hp_world_prepare(&a->w, proc->pid, a->deadline);
 	else
 		rc = hp_world_prepare_split(&a->w, proc->pid, a->deadline);
 	/* Threads may stay in the functions: then, without old patch
 	 * regions to keep, the stop reads each thread's instruction and
 	 * stack pointers alone, and the stacks are searched for returns
-	 * into the functions after it, outside the pause. */
+	 * into the functions after it, outside the pause. With regions to
+	 * keep, every thread's registers are looked at (note_referenced):
+	 * read in the stop, each by its tracer, unless threads may be in
+	 * the functions, where the first thread often points into a region
+	 * and the rest need not be read. */
 	a->w.ip_only = active && !sw->nr_keep;
+	a->w.want_regs = sw->nr_keep && !active;
 	if (!rc && !held)
 		rc = hp_world_stop(&a->w);
 	if (rc)

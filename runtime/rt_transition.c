@@ -142,7 +142,8 @@ static int wait_and_read(struct hp_world *w, struct hp_thread *t)
 		return -HP_E_BUSY;
 	}
 	if (!rc && !t->by_helper)
-		rc = hp_thread_need_ip(t);
+		rc = w->want_regs ? hp_thread_need_regs(t)
+				  : hp_thread_need_ip(t);
 	return rc;
 }
 
@@ -308,8 +309,9 @@ static int seize_one(struct hp_world *w, struct hp_thread *t)
  * (see split_detach for the minutes when it is not so).
  *
  * Nothing else is ever asked of the helper's threads: a split world is
- * made only for a stop that reads no more than the pointers (no
- * registers, no step, no injected call: hp_world_prepare_split), and the
+ * made only for a stop that reads no more than the pointers, or every
+ * register (w->want_regs: read as the pointers are, each thread by its
+ * tracer), and no step, no injected call (hp_world_prepare_split); the
  * loader's reads say so (HP_BUG_ON). What is not plain:
  * - a thread the helper cannot seize is seized by the loader after it,
  *   which reports as for any thread (traced by another, left attached by
@@ -399,7 +401,8 @@ static void split_cont(void *unused)
 	split.rc = hp_pt_cont(split.cont, split.cont->stop_sig);
 }
 
-/* Read the pointers of the helper's part, every thread stopped. */
+/* Read the pointers (or every register) of the helper's part, every
+ * thread stopped. */
 static void split_read(void *unused)
 {
 	struct hp_world *w = split.w;
@@ -411,8 +414,13 @@ static void split_read(void *unused)
 
 		if (!t->by_helper || !t->seized)
 			continue;
-		rc = hp_pt_get_ip(t);
-		t->has_ip = !rc;
+		if (w->want_regs) {
+			rc = hp_pt_get_regs(t);
+			t->has_regs = !rc;
+		} else {
+			rc = hp_pt_get_ip(t);
+			t->has_ip = !rc;
+		}
 	}
 	if (rc)
 		split.plain = false;

@@ -448,6 +448,9 @@ struct hp_world {
 	int status_fd;	     /* /proc/PID/status, opened before the window */
 	int task_fd;  /* /proc/PID/task, when its link count counts threads */
 	bool ip_only; /* no stack is read in the window (--allow-active) */
+	/* Every register of each thread read as it stops, by its tracer
+	 * (a revert's look for registers into the regions it keeps). */
+	bool want_regs;
 	bool leader_gone; /* exited (a zombie) while its threads run on */
 	pid_t stuck_tid;  /* with -HP_E_BUSY from the stop: would not stop */
 	int nr_cpus;	  /* the loader may run on, read before the window */
@@ -501,7 +504,8 @@ int hp_world_prepare(struct hp_world *w, pid_t pid, uint64_t until)
 	__attribute__((warn_unused_result));
 /* The same, letting the helper thread trace part of a large world: only
  * for a stop that asks no more of a thread than its instruction and stack
- * pointers (no registers, no step, no call). */
+ * pointers, or its registers with w->want_regs set before the stop (no
+ * step, no call). */
 int hp_world_prepare_split(struct hp_world *w, pid_t pid, uint64_t until)
 	__attribute__((warn_unused_result));
 /* Stop every prepared thread, and any born since; w->stopped_at marks the

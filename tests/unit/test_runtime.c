@@ -1436,7 +1436,16 @@ static int split_ctl[2];
  * lowest tid after the leader's is not always the first thread's. */
 static pid_t *split_first;
 
-enum first_thread { FIRST_SPINS, FIRST_EXITS, FIRST_VFORKS, FIRST_EXECS };
+enum first_thread {
+	FIRST_SPINS,
+	FIRST_EXITS,
+	FIRST_VFORKS,
+	FIRST_EXECS,
+	FIRST_HOLDS, /* spins holding SPLIT_MARK in r12 */
+};
+
+/* A value no other register of the child holds. */
+#define SPLIT_MARK 0x5eed5eed5eed5000ULL
 
 static void on_usr1(int sig)
 {
@@ -1464,6 +1473,11 @@ static void *first_thread(void *arg)
 
 	__atomic_store_n(split_first, (pid_t)syscall(SYS_gettid),
 			 __ATOMIC_RELEASE);
+	if ((long)arg == FIRST_HOLDS) {
+		register unsigned long long mark __asm__("r12") = SPLIT_MARK;
+
+		__asm__ volatile("1: pause; jmp 1b" : : "r"(mark));
+	}
 	if ((long)arg == FIRST_SPINS || read(split_ctl[0], &c, 1) != 1)
 		return spin_thread(NULL);
 	if ((long)arg == FIRST_EXITS)
@@ -1603,6 +1617,43 @@ static void test_split_world(void **state)
 		hp_world_resume(&w);
 		assert_false(w.split);
 	}
+	split_let_go(child);
+}
+
+/* A revert's stop (w->want_regs) reads every register of each thread,
+ * the helper's part by the helper: a register of the first thread points
+ * into a region to keep. */
+static void test_split_regs(void **state)
+{
+	const struct hp_busy_range near = { SPLIT_MARK, SPLIT_MARK + 16, "k",
+					    false, NULL };
+	const struct hp_busy_range past = { SPLIT_MARK + 16, SPLIT_MARK + 32,
+					    "k", false, NULL };
+	struct hp_world w;
+	pid_t first;
+	const pid_t child = split_prepared(FIRST_HOLDS, &w, &first);
+	bool found = false;
+
+	(void)state;
+	assert_int_equal(helper_part(&w), w.split ? SPLIT_THREADS / 2 : 0);
+	w.want_regs = true;
+	assert_hp_ok(hp_world_stop(&w));
+	for (size_t i = 0; i < w.nr_threads; i++) {
+		const struct hp_thread *t = &w.threads[i];
+
+		assert_true(t->has_regs);
+		assert_true(t->regs.rsp != 0 && t->regs.rip != 0);
+		/* (Its part most often the helper's: not always, where
+		 * the pids wrapped between the leader's and its.) */
+		if (t->tid == first) {
+			assert_true(t->regs.r12 == SPLIT_MARK);
+			found = true;
+		}
+	}
+	assert_true(found);
+	assert_true(hp_world_regs_point(&w, &near));
+	assert_false(hp_world_regs_point(&w, &past));
+	hp_world_resume(&w);
 	split_let_go(child);
 }
 
@@ -1754,6 +1805,7 @@ int main(void)
 		cmocka_unit_test(test_who_settle),
 		cmocka_unit_test(test_unwind_ready_mid_map),
 		cmocka_unit_test(test_split_world),
+		cmocka_unit_test(test_split_regs),
 		cmocka_unit_test(test_split_exit),
 		cmocka_unit_test(test_split_signal),
 		cmocka_unit_test(test_split_exec),
