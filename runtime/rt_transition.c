@@ -322,13 +322,16 @@ static int seize_one(struct hp_world *w, struct hp_thread *t)
  * - a thread that does not stop within the bound ends the stop as one of
  *   the loader's (-HP_E_BUSY, w->stuck_tid); an exit, an exec, an error
  *   likewise end it or go on as on the loader's side;
- * - at the release the helper detaches each of its threads that stopped;
- *   if any of its part was not plainly stopped and detached (not stopped,
- *   exited: an exec makes a thread of it the leader, under a tid the
- *   helper never saw), the helper thread exits and the kernel lets go of
- *   every thread it still traces, as a detach does (hp_helper_retire).
+ * - at the release the helper thread ends, and the kernel lets go of
+ *   every thread it traces, as a detach does, in one pass (hp_helper_end:
+ *   the let-go of 256 threads 320-390 us, where detaches took 335-545),
+ *   waited for on the helper's pidfd. Where there is no thread pidfd
+ *   (before Linux 6.9), the helper detaches each of its threads that
+ *   stopped; if any of its part was not plainly stopped and detached (not
+ *   stopped, exited: an exec makes a thread of it the leader, under a tid
+ *   the helper never saw), it ends all the same (hp_helper_retire).
  *   No thread of the helper's is left attached for a later try to adopt;
- *   the next stop starts a new helper.
+ *   the next stop starts a new helper (before the window).
  * The helper logs nothing: what it found, the loader says.
  */
 static struct split {
@@ -337,6 +340,7 @@ static struct split {
 	struct hp_thread *cont; /* to resume with its signal */
 	bool plain;	  /* every thread of the part stopped and let go */
 	bool loader_done; /* the loader's part let go */
+	bool by_end;	  /* its part let go by its end (hp_helper_end) */
 } split;
 
 /*
@@ -499,9 +503,11 @@ static int split_prepare(struct hp_world *w)
 		rc = seize_one(w, &w->threads[i]);
 	if (w->split) {
 		hp_helper_join_awake(); /* the interrupts follow */
+		split.by_end = !hp_helper_end_ready();
 		hp_dbg(HP_DBG_PTRACE,
-		       "pid %d: %zu threads, the helper thread traces %zu",
-		       (int)w->pid, w->nr_threads, half);
+		       "pid %d: %zu threads, the helper thread traces %zu%s",
+		       (int)w->pid, w->nr_threads, half,
+		       split.by_end ? ", lets go of them as it ends" : "");
 	}
 	/* What the helper could not seize: the loader's, as if alone. */
 	for (size_t i = 0; i < from && !rc; i++)
@@ -720,22 +726,29 @@ int hp_world_stop(struct hp_world *w)
 
 void hp_world_release(struct hp_world *w)
 {
-	/* A split world's parts are let go at once, each by its tracer. */
+	/* A split world's parts are let go at once, each by its tracer: the
+	 * helper's by its end where that can be waited for. */
 	const bool split_world = w->split;
-	const bool two = split_world && !hp_helper_start(split_detach, NULL);
+	const bool ends = split_world && split.by_end;
+	const bool two =
+		split_world && !ends && !hp_helper_start(split_detach, NULL);
 
+	if (ends)
+		hp_helper_end();
 	for (size_t i = 0; i < w->nr_threads; i++)
 		if (!w->threads[i].by_helper)
 			hp_pt_release(&w->threads[i]);
 	__atomic_store_n(&split.loader_done, true, __ATOMIC_RELEASE);
 	if (two)
 		hp_helper_join();
+	if (ends)
+		hp_helper_end_wait();
 	/* The window ends here, not after we drop to normal priority, when
 	 * the spinning threads we let go may run before we read the clock. */
 	w->resumed_at = hp_now_us();
 	hp_world_lower(w);
 	if (split_world)
-		split_end(w, !two || !split.plain);
+		split_end(w, !ends && (!two || !split.plain));
 	hp_helper_rest();
 	hp_world_drop_stacks(w);
 	hp_pt_reap(w->threads, w->nr_threads);

@@ -615,6 +615,13 @@ void hp_helper_join_awake(void);
 void hp_helper_retire(void);
 /* No job after all: let a woken helper sleep again. */
 void hp_helper_rest(void);
+/* Before the window: whether its end can be waited for to the moment its
+ * tracees are let go (a thread pidfd). Return: 0 or -errno. */
+int hp_helper_end_ready(void);
+/* After that: end it; the kernel lets go of what it traces. */
+void hp_helper_end(void);
+/* Wait until it has: every thread it traced let go. */
+void hp_helper_end_wait(void);
 
 /* Before the window: make room, pages touched, for the stacks of about
  * @nr_threads threads, kept for later stops of this process. */

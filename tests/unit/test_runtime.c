@@ -1657,6 +1657,52 @@ static void test_split_regs(void **state)
 	split_let_go(child);
 }
 
+/* Tasks of this process (the helper among them, while it lives). */
+static size_t own_tasks(void)
+{
+	pid_t *tids = NULL;
+	size_t nr = 0;
+
+	assert_hp_ok(hp_proc_list_tasks(getpid(), &tids, &nr));
+	free(tids);
+	return nr;
+}
+
+/* Where a thread's end can be waited for (a thread pidfd, Linux 6.9),
+ * the helper lets go of its part by its end: by the time the release
+ * returns (the window's end) it is gone, and not one thread of the
+ * target is traced any more. */
+static void test_split_end(void **state)
+{
+	const int probe = (int)syscall(SYS_pidfd_open, gettid(), O_EXCL);
+	struct hp_world w;
+	pid_t first, *tids = NULL;
+	size_t nr = 0, with_helper;
+	bool split;
+	const pid_t child = split_prepared(FIRST_SPINS, &w, &first);
+
+	(void)state;
+	if (probe >= 0)
+		close(probe);
+	with_helper = own_tasks();
+	split = w.split;
+	assert_hp_ok(hp_world_stop(&w));
+	hp_world_resume(&w);
+	assert_hp_ok(hp_proc_list_tasks(child, &tids, &nr));
+	for (size_t i = 0; i < nr; i++)
+		assert_int_equal(hp_task_tracer(tids[i]), 0);
+	free(tids);
+	if (probe >= 0 && split)
+		assert_int_equal(own_tasks(), with_helper - 1);
+	/* The next split world starts another. */
+	assert_hp_ok(hp_world_prepare_split(&w, child, 0));
+	assert_int_equal(w.split, w.nr_cpus > 1);
+	assert_hp_ok(hp_world_stop(&w));
+	assert_int_equal(w.nr_threads, SPLIT_THREADS);
+	hp_world_resume(&w);
+	split_let_go(child);
+}
+
 /* A thread of the helper's exits between the seize and the stop: the
  * stop holds the others; the helper, which held an exited thread, ends,
  * and the next split world starts another. */
@@ -1806,6 +1852,7 @@ int main(void)
 		cmocka_unit_test(test_unwind_ready_mid_map),
 		cmocka_unit_test(test_split_world),
 		cmocka_unit_test(test_split_regs),
+		cmocka_unit_test(test_split_end),
 		cmocka_unit_test(test_split_exit),
 		cmocka_unit_test(test_split_signal),
 		cmocka_unit_test(test_split_exec),
