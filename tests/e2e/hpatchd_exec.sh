@@ -63,10 +63,9 @@ check "pid $c not patched" no_patch "$c"
 start_target "$T/bin/sh" "$T/e.log" -c \
 	"echo ready; while [ ! -e '$T/go2' ]; do sleep 0.02; done; exec '$T/bin/excluded/svc-v1' 1"
 e=$TARGET_PID
-hups() { grep -c 'SIGHUP: reloading' "$T/hpatchd.log" || true; }
-n=$(hups)
+n=$(agent_hups)
 kill -HUP "$AGENT_PID"
-wait_until 10 test "$(hups)" -gt "$n" || true
+wait_until 10 above "$n" agent_hups || true
 sleep 0.5 # its look at every process, pid $e the shell
 kill -STOP "$AGENT_PID"
 for _ in $(seq 6000); do /bin/true; done

@@ -58,7 +58,7 @@ n=$(refusals)
 agent_policy '[apply]' 'automatic = no' "window = $now-$now"
 reload
 check "a window whose start is its end is refused on reload" \
-	wait_until 10 test "$(refusals)" -gt "$n"
+	wait_until 10 above "$n" refusals
 check "... naming the file and line" grep -q \
 	"'$T/hpatch.conf': line [0-9]*: \[apply\] window = $now-$now: its start is its end" \
 	"$T/hpatchd.log"
@@ -99,10 +99,9 @@ long=$T/bin/$(printf 'd%.0s' $(seq 120))/$(printf 'e%.0s' $(seq 120))
 mkdir -p "$long"
 cp "$HP_TD/svc-v1" "$long/"
 agent_policy '[apply]' "trusted_keys = $key" '[exclude]' "exe = $T/bin/d*/svc-v1"
-hups() { grep -c 'SIGHUP: reloading' "$T/hpatchd.log" || true; }
-n=$(hups)
+n=$(agent_hups)
 reload
-wait_until 10 test "$(hups)" -gt "$n" || true
+wait_until 10 above "$n" agent_hups || true
 start_target "$long/svc-v1" "$T/l.log" 1
 lp=$TARGET_PID
 state_is() {

@@ -340,6 +340,15 @@ wait_until() {
 		sleep 0.02
 	done
 }
+# above N CMD...: CMD prints a number above N. CMD runs at each call: as
+# wait_until's command, a test "$(CMD)" -gt N is expanded once, before the
+# first, and never sees the number grow.
+above() {
+	local n=$1; shift
+	[ "$("$@")" -gt "$n" ]
+}
+# agent_hups: the SIGHUPs hpatchd has taken so far.
+agent_hups() { grep -c 'SIGHUP: reloading' "$T/hpatchd.log" || true; }
 # has_patch PID ID: patch ID is active in PID.
 has_patch() {
 	"$HPATCH" status -p "$1" --json 2>/dev/null |
