@@ -207,28 +207,42 @@ void hp_helper_retire(void)
  */
 int hp_helper_end_ready(void)
 {
+	static bool no_thread_pidfd; /* EINVAL once: before Linux 6.9 */
 	const pid_t tid = __atomic_load_n(&helper.tid, __ATOMIC_ACQUIRE);
 
 	if (helper.owner != hp_self_pid() || !tid)
 		return -ESRCH;
+	if (no_thread_pidfd)
+		return -EINVAL;
 	if (helper.pidfd < 0)
 		helper.pidfd =
 			(int)syscall(SYS_pidfd_open, tid, HP_PIDFD_THREAD);
-	return helper.pidfd < 0 ? -errno : 0;
+	if (helper.pidfd >= 0)
+		return 0;
+	no_thread_pidfd = errno == EINVAL;
+	return -errno;
 }
 
 void hp_helper_end(void)
 {
+	state_wait(HELPER_GO); /* a job ends first (none runs now) */
 	state_set(HELPER_EXIT);
 }
 
 void hp_helper_end_wait(void)
 {
+	const uint64_t until = hp_now_us() + 1000000;
 	struct pollfd pf = { .fd = helper.pidfd, .events = POLLIN };
+	int n;
 
 	/* Bounded: past it, the join waits for the thread's end as
 	 * hp_helper_retire does. */
-	if (poll(&pf, 1, 1000) != 1)
+	do {
+		const uint64_t now = hp_now_us();
+
+		n = poll(&pf, 1, now < until ? (int)((until - now) / 1000) : 0);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1)
 		hp_helper_retire();
 	else
 		pthread_join(helper.th, NULL);

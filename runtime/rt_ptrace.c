@@ -407,6 +407,8 @@ int hp_pt_seize_quiet(struct hp_thread *t)
 	 * no signal: a loader killed (-9) there leaves the thread none, where
 	 * the kernel would send it the plain SIGTRAP it reported (the exit
 	 * code no tracer cleared: ptrace_report_syscall), which kills it. */
+	/* Never PTRACE_O_EXITKILL: the helper thread lets go of its part of
+	 * a world by its end (hp_helper_end). */
 	if (ptrace(PTRACE_SEIZE, t->tid, 0,
 		   (void *)(PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD)) < 0)
 		return -errno;

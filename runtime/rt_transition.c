@@ -50,6 +50,14 @@
  * 131-149 us at 16 threads, 227-230 -> 220-229 at 32, 302-304 -> 274-276
  * at 48, 348-382 -> 325-361 at 64, 647 -> 522 at 128. */
 #define HP_SPLIT_MIN_THREADS 48
+/*
+ * The most threads the helper lets go by its end (hp_helper_end): the
+ * kernel lets go of them all under the task list lock, interrupts off on
+ * that CPU, fork, exit and wait held up everywhere; ~1.2 us a thread on a
+ * 2-CPU VM (a bare program: 160 us for 128, 370 for 256, 770 for 512).
+ * A larger part is detached a thread at a time, the lock let go between.
+ */
+#define HP_END_MOST 128
 
 uint64_t hp_world_stop_bound(const struct hp_world *w)
 {
@@ -503,7 +511,7 @@ static int split_prepare(struct hp_world *w)
 		rc = seize_one(w, &w->threads[i]);
 	if (w->split) {
 		hp_helper_join_awake(); /* the interrupts follow */
-		split.by_end = !hp_helper_end_ready();
+		split.by_end = half <= HP_END_MOST && !hp_helper_end_ready();
 		hp_dbg(HP_DBG_PTRACE,
 		       "pid %d: %zu threads, the helper thread traces %zu%s",
 		       (int)w->pid, w->nr_threads, half,
