@@ -345,7 +345,7 @@ wait_until() {
 # first, and never sees the number grow.
 above() {
 	local n=$1; shift
-	[ "$("$@")" -gt "$n" ]
+	[ "$("$@")" -gt "$n" ] 2>/dev/null
 }
 # agent_hups: the SIGHUPs hpatchd has taken so far.
 agent_hups() { grep -c 'SIGHUP: reloading' "$T/hpatchd.log" || true; }

@@ -1471,13 +1471,18 @@ static void *first_thread(void *arg)
 	const pid_t parent = getpid();
 	char c;
 
-	__atomic_store_n(split_first, (pid_t)syscall(SYS_gettid),
-			 __ATOMIC_RELEASE);
 	if ((long)arg == FIRST_HOLDS) {
 		register unsigned long long mark __asm__("r12") = SPLIT_MARK;
+		const pid_t tid = (pid_t)syscall(SYS_gettid);
 
-		__asm__ volatile("1: pause; jmp 1b" : : "r"(mark));
+		/* Its tid told once the mark is in r12, for good. */
+		__asm__ volatile("movl %1, (%0)\n1: pause; jmp 1b"
+				 :
+				 : "r"(split_first), "r"(tid), "r"(mark)
+				 : "memory");
 	}
+	__atomic_store_n(split_first, (pid_t)syscall(SYS_gettid),
+			 __ATOMIC_RELEASE);
 	if ((long)arg == FIRST_SPINS || read(split_ctl[0], &c, 1) != 1)
 		return spin_thread(NULL);
 	if ((long)arg == FIRST_EXITS)
@@ -1635,6 +1640,7 @@ static void test_split_regs(void **state)
 	bool found = false;
 
 	(void)state;
+	assert_int_equal(w.split, w.nr_cpus > 1);
 	assert_int_equal(helper_part(&w), w.split ? SPLIT_THREADS / 2 : 0);
 	w.want_regs = true;
 	assert_hp_ok(hp_world_stop(&w));
@@ -1674,7 +1680,8 @@ static size_t own_tasks(void)
  * target is traced any more. */
 static void test_split_end(void **state)
 {
-	const int probe = (int)syscall(SYS_pidfd_open, gettid(), O_EXCL);
+	const int probe =
+		(int)syscall(SYS_pidfd_open, syscall(SYS_gettid), O_EXCL);
 	struct hp_world w;
 	pid_t first, *tids = NULL;
 	size_t nr = 0, with_helper;
@@ -1692,6 +1699,11 @@ static void test_split_end(void **state)
 	for (size_t i = 0; i < nr; i++)
 		assert_int_equal(hp_task_tracer(tids[i]), 0);
 	free(tids);
+	/* (Its /proc entry goes a moment after its pidfd said so.) */
+	for (int i = 0;
+	     probe >= 0 && split && i < 1000 && own_tasks() != with_helper - 1;
+	     i++)
+		usleep(1000);
 	if (probe >= 0 && split)
 		assert_int_equal(own_tasks(), with_helper - 1);
 	/* The next split world starts another. */
