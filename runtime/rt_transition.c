@@ -596,8 +596,10 @@ static int world_prepare(struct hp_world *w, pid_t pid, uint64_t until,
 	free(tids);
 	hp_world_raise_early((long)w->nr_threads); /* (before the touch) */
 	hp_world_reserve_stacks(w->nr_threads);
-	if (w->nr_cpus > 1 && w->nr_threads >= HP_HELPER_MIN_THREADS)
-		(void)hp_helper_ready(); /* started here, not in the window */
+	/* Started here, not in the window, where the check wakes it (and
+	 * where a split world's ended it, the next world starts another). */
+	if (w->nr_cpus > 1)
+		(void)hp_helper_ready();
 	/* The leader last: by its wait it has stopped like the others, and
 	 * the check that it has not exited meanwhile costs nothing. */
 	for (size_t i = 0; i + 1 < w->nr_threads; i++)

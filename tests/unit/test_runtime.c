@@ -1685,6 +1685,7 @@ static void test_split_end(void **state)
 	struct hp_world w;
 	pid_t first, *tids = NULL;
 	size_t nr = 0, with_helper;
+	pid_t small;
 	bool split;
 	const pid_t child = split_prepared(FIRST_SPINS, &w, &first);
 
@@ -1706,6 +1707,15 @@ static void test_split_end(void **state)
 		usleep(1000);
 	if (probe >= 0 && split)
 		assert_int_equal(own_tasks(), with_helper - 1);
+	/* The next world, one of a single thread too, starts another
+	 * before its window, where its check would wake it. */
+	small = child_for(0);
+	assert_true(small > 0);
+	assert_hp_ok(hp_world_prepare(&w, small, 0));
+	assert_int_equal(own_tasks(), with_helper);
+	hp_world_resume(&w);
+	kill(small, SIGKILL);
+	waitpid(small, NULL, 0);
 	/* The next split world starts another. */
 	assert_hp_ok(hp_world_prepare_split(&w, child, 0));
 	assert_int_equal(w.split, w.nr_cpus > 1);
