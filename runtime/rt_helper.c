@@ -205,6 +205,8 @@ void hp_helper_retire(void)
  * both at once (a bare program); bench_pause's let-go, alternated with
  * the build before, 320-389 us against 335-545.
  */
+bool hp_helper_no_end;
+
 int hp_helper_end_ready(void)
 {
 	static bool no_thread_pidfd; /* EINVAL once: before Linux 6.9 */
@@ -212,7 +214,7 @@ int hp_helper_end_ready(void)
 
 	if (helper.owner != hp_self_pid() || !tid)
 		return -ESRCH;
-	if (no_thread_pidfd)
+	if (no_thread_pidfd || hp_helper_no_end)
 		return -EINVAL;
 	if (helper.pidfd < 0)
 		helper.pidfd =

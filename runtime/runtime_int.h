@@ -618,6 +618,8 @@ void hp_helper_rest(void);
 /* Before the window: whether its end can be waited for to the moment its
  * tracees are let go (a thread pidfd). Return: 0 or -errno. */
 int hp_helper_end_ready(void);
+/* Tests: as on a kernel without thread pidfds (the helper detaches). */
+extern bool hp_helper_no_end;
 /* After that: end it; the kernel lets go of what it traces. */
 void hp_helper_end(void);
 /* Wait until it has: every thread it traced let go. */

@@ -1589,6 +1589,43 @@ static void split_let_go(pid_t child)
 	close(split_ctl[1]);
 }
 
+/* The let-go a split test runs with: the helper's end (NULL state), or
+ * its detaches (the state true), as on a kernel before Linux 6.9. */
+static bool split_detaches = true;
+
+static int split_setup(void **state)
+{
+	hp_helper_no_end = *state && *(bool *)*state;
+	return 0;
+}
+
+static int split_teardown(void **state)
+{
+	(void)state;
+	hp_helper_no_end = false;
+	return 0;
+}
+
+/* Tasks of this process (the helper among them, while it lives). */
+static size_t own_tasks(void)
+{
+	pid_t *tids = NULL;
+	size_t nr = 0;
+
+	assert_hp_ok(hp_proc_list_tasks(getpid(), &tids, &nr));
+	free(tids);
+	return nr;
+}
+
+/* A split test run both ways. */
+#define SPLIT_BOTH(f)                                                       \
+	cmocka_unit_test_setup_teardown(f, split_setup, split_teardown),    \
+	{                                                                   \
+		.name = #f " (detaches)", .test_func = f,                   \
+		.setup_func = split_setup, .teardown_func = split_teardown, \
+		.initial_state = &split_detaches                            \
+	}
+
 /* How many of @w's threads the helper holds. */
 static size_t helper_part(const struct hp_world *w)
 {
@@ -1605,6 +1642,8 @@ static void test_split_world(void **state)
 	struct hp_world w;
 	pid_t first;
 	const pid_t child = split_target(FIRST_SPINS, &first);
+	size_t tasks;
+	bool split;
 
 	(void)state;
 	for (int round = 0; round < 2; round++) {
@@ -1619,8 +1658,13 @@ static void test_split_world(void **state)
 			assert_true(w.threads[i].has_ip);
 			assert_true(w.threads[i].regs.rsp != 0);
 		}
+		split = w.split;
+		tasks = own_tasks();
 		hp_world_resume(&w);
 		assert_false(w.split);
+		/* Its detaches: the helper stays for the next stop. */
+		if (split && hp_helper_no_end)
+			assert_int_equal(own_tasks(), tasks);
 	}
 	split_let_go(child);
 }
@@ -1661,17 +1705,6 @@ static void test_split_regs(void **state)
 	assert_false(hp_world_regs_point(&w, &past));
 	hp_world_resume(&w);
 	split_let_go(child);
-}
-
-/* Tasks of this process (the helper among them, while it lives). */
-static size_t own_tasks(void)
-{
-	pid_t *tids = NULL;
-	size_t nr = 0;
-
-	assert_hp_ok(hp_proc_list_tasks(getpid(), &tids, &nr));
-	free(tids);
-	return nr;
 }
 
 /* Where a thread's end can be waited for (a thread pidfd, Linux 6.9),
@@ -1872,13 +1905,13 @@ int main(void)
 		cmocka_unit_test(test_frozen_step_bound),
 		cmocka_unit_test(test_who_settle),
 		cmocka_unit_test(test_unwind_ready_mid_map),
-		cmocka_unit_test(test_split_world),
+		SPLIT_BOTH(test_split_world),
 		cmocka_unit_test(test_split_regs),
 		cmocka_unit_test(test_split_end),
-		cmocka_unit_test(test_split_exit),
-		cmocka_unit_test(test_split_signal),
-		cmocka_unit_test(test_split_exec),
-		cmocka_unit_test(test_split_stuck),
+		SPLIT_BOTH(test_split_exit),
+		SPLIT_BOTH(test_split_signal),
+		SPLIT_BOTH(test_split_exec),
+		SPLIT_BOTH(test_split_stuck),
 		cmocka_unit_test(test_stack_room),
 	};
 
