@@ -203,7 +203,7 @@ void hp_helper_retire(void)
  * on a 2-CPU VM, in minutes when two tracers' detaches at once contend,
  * where detaches took 470-490 one tracer after the other and 650-840
  * both at once (a bare program); bench_pause's let-go, alternated with
- * the build before, 320-389 us against 335-545.
+ * the build before, 320-389 us against 334-544.
  */
 bool hp_helper_no_end;
 

@@ -332,7 +332,7 @@ static int seize_one(struct hp_world *w, struct hp_thread *t)
  *   likewise end it or go on as on the loader's side;
  * - at the release the helper thread ends, and the kernel lets go of
  *   every thread it traces, as a detach does, in one pass (hp_helper_end:
- *   the let-go of 256 threads 320-390 us, where detaches took 335-545),
+ *   the let-go of 256 threads 320-390 us, where detaches took 334-544),
  *   waited for on the helper's pidfd. Where there is no thread pidfd
  *   (before Linux 6.9), the helper detaches each of its threads that
  *   stopped; if any of its part was not plainly stopped and detached (not
