@@ -1426,6 +1426,37 @@ static void test_who_settle(void **state)
 	waitpid(spins, &status, 0);
 }
 
+/* A target's thread whose policy cannot be given back stays listed with
+ * the guard (which tries again as this process ends), and the warning
+ * says how to check it and set it back. */
+static void test_prio_restore_fails(void **state)
+{
+	const pid_t child = child_for(0);
+	const struct sched_param zero = { 0 };
+	struct hp_prio pr = { 0 }, other = { 0 };
+	int next;
+
+	(void)state;
+	assert_true(child > 0);
+	hp_prio_raise(child, &pr);
+	assert_true(pr.raised); /* (the suite runs as root) */
+	assert_true(pr.guard_slot >= 0);
+	pr.policy = 12345; /* refused: EINVAL */
+	last_msg[0] = '\0';
+	hp_prio_restore(child, &pr);
+	assert_false(pr.raised);
+	/* Its slot is still taken: the next thread listed gets another. */
+	next = hp_guard_list(getpid(), &other);
+	assert_true(next >= 0);
+	assert_int_not_equal(next, pr.guard_slot);
+	assert_non_null(strstr(last_msg, "chrt -p"));
+	hp_guard_unlist(next);
+	hp_guard_unlist(pr.guard_slot);
+	assert_int_equal(sched_setscheduler(child, SCHED_OTHER, &zero), 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 /* ---- two tracers (rt_transition.c, "Two tracers") ---- */
 
 #define SPLIT_THREADS 64
@@ -1883,6 +1914,7 @@ int main(void)
 		cmocka_unit_test(test_reloc_hostile),
 		cmocka_unit_test(test_site_restart),
 		cmocka_unit_test(test_regs_point),
+		cmocka_unit_test(test_prio_restore_fails),
 		cmocka_unit_test(test_encode_jmp),
 		cmocka_unit_test(test_find_hole),
 		cmocka_unit_test(test_fault),
