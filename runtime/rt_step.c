@@ -134,11 +134,11 @@ int hp_pt_frozen_busy(const struct hp_thread *t)
 
 int hp_pt_frozen_wait(struct hp_thread *t, int *status)
 {
+	int err = hp_pt_interrupt(t);
 	pid_t r;
-	int err;
 
-	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
-		return errno == ESRCH ? -ESRCH : -errno;
+	if (err)
+		return err;
 	r = hp_pt_wait_resumed(t, status, hp_now_us() + hp_pt_stop_max_us);
 	err = errno;
 	hp_pt_wake_disarm();
