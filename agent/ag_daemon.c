@@ -379,7 +379,7 @@ static void store_stamp(const struct ag_daemon *d, struct timespec st[2])
 /* Is a patch read past its expiry (hp_agent_read_patch refuses it)? */
 static bool store_expired(const struct ag_daemon *d)
 {
-	return d->store_expires && (uint64_t)time(NULL) > d->store_expires;
+	return hp_expired(d->store_expires);
 }
 
 /* Has the store changed since it was read? */

@@ -49,7 +49,7 @@ static int read_verified(const char *path, const char *trust_dir,
 /* Is @p (of @path) past its expiry? Return: -HP_E_EXPIRED, said; or 0. */
 static int check_expiry(const char *path, const struct hp_patch *p)
 {
-	if (!p->expires || (uint64_t)time(NULL) <= p->expires)
+	if (!hp_expired(p->expires))
 		return 0;
 	return hp_error(-HP_E_EXPIRED,
 			"'%s': patch expired at %" PRIu64 " (unix time)", path,

@@ -172,4 +172,18 @@ static inline uint64_t hp_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/*
+ * Is a unix time @expires (0: never) past? Read with CLOCK_REALTIME, as
+ * date(1) reads it: time(2) answers from the last timer tick and stays a
+ * second behind for up to a tick after the second turns, so a script that
+ * saw `date +%s` pass the expiry could still find the patch taken.
+ */
+static inline bool hp_expired(uint64_t expires)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return expires && (uint64_t)ts.tv_sec > expires;
+}
+
 #endif

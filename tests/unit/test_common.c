@@ -467,6 +467,27 @@ static void test_open_regular_leased(void **state)
 
 /* hp_self_pid: asked once, and asked again in a fork's child (the
  * workers of `hpatch apply --all` tell their own helper thread by it). */
+/* The second an expiry names is past as soon as date(1) says so: checked
+ * right at the turn of the second, where a tick-old clock is behind. */
+static void test_expired_at_turn(void **state)
+{
+	struct timespec ts;
+	time_t was;
+
+	(void)state;
+	assert_false(hp_expired(0));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	assert_false(hp_expired((uint64_t)ts.tv_sec + 1));
+	for (int turn = 0; turn < 2; turn++) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		was = ts.tv_sec;
+		while (ts.tv_sec == was)
+			clock_gettime(CLOCK_REALTIME, &ts);
+		assert_true(hp_expired((uint64_t)was));
+		assert_false(hp_expired((uint64_t)ts.tv_sec));
+	}
+}
+
 static void test_self_pid(void **state)
 {
 	const pid_t parent = getpid();
@@ -506,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_secure_dir_seen),
 		cmocka_unit_test(test_open_regular),
 		cmocka_unit_test(test_open_regular_leased),
+		cmocka_unit_test(test_expired_at_turn),
 		cmocka_unit_test(test_self_pid),
 	};
 
