@@ -39,8 +39,12 @@ check "a still answers v1" test "$(ask 3 version)" = v1
 check "nothing recorded: no anti-rollback state" test -z "$(ls "$HPATCH_STATE_DIR"/*.seq 2>/dev/null)"
 
 echo "hold 3000" >&4 # b: a thread sleeps inside hold()
-sleep 0.3
-expect_exit 4 "b busy: exit 4" "$HPATCH" check "${C[@]}" "$T/svc.hpatch"
+b_busy() { # once the thread is in hold(): exit 4
+	local rc=0
+	"$HPATCH" check "${C[@]}" "$T/svc.hpatch" >"$T/last.out" 2>"$T/last.err" || rc=$?
+	[ "$rc" -eq 4 ]
+}
+check "b busy: exit 4" wait_until 3 b_busy
 check "b: busy, naming hold" grep -q "{\"pid\":$b,[^}]*\"result\":\"busy\",[^}]*\"busy_function\":\"hold\"" "$T/last.out"
 check "a: would apply" grep -q "{\"pid\":$a,[^}]*\"result\":\"would apply\"" "$T/last.out"
 expect_exit 0 "apply to a" "$HPATCH" apply -p "$a" --trust "$T/trust" "$T/svc.hpatch"

@@ -19,9 +19,10 @@ for _ in $(seq 200); do # until hpatch holds the threads
 done
 check "reexec asked" test "$(ask 3 reexec)" = ok
 wait "$hp" && rc=0 || rc=$?
-sleep 0.3
-check "the process lives on ($(grep -c ready "$T/svc.log") ready lines)" kill -0 "$pid"
-check "in its new image" test "$(grep -c ready "$T/svc.log")" -eq 2
+readies() { grep -c ready "$T/svc.log"; }
+check "in its new image" wait_until 5 above 1 readies
+check "the process lives on ($(readies) ready lines)" kill -0 "$pid"
+check "... its image ready once" test "$(readies)" -eq 2
 check "not killed by a signal of hpatch's" bash -c "! grep -qi 'trace\|trap\|core' '$T/svc.log'"
 check "hpatch noticed the exec (exit $rc)" grep -q "pid $pid: .*exec" "$T/hp.err"
 port=$(sed -n 's/.*ready pid=[0-9]* port=\([0-9]*\).*/\1/p' "$T/svc.log" | tail -1)

@@ -109,9 +109,8 @@ done
 expect_exit 0 "uninstall" "$HPATCH" uninstall --store "$AGENT_STORE" --trust "$T/trust" "$id"
 sleep 1.2
 kill -CONT "$AGENT_PID"
-sleep 0.5
 for p in "$a" "$b" "$c"; do
-	check "pid $p reverted" no_patch "$p"
+	check "pid $p reverted" wait_until 10 no_patch "$p"
 done
 check "a answers v1 again" test "$(ask 3 version)" = v1
 sleep 1.5 # a rescan: nothing re-applies the uninstalled patch

@@ -31,7 +31,7 @@ b=$TARGET_PID
 # Its exec is looked at at once, then 3, 30 and 300 ms on.
 sleep 1
 check "... a process started since is not patched" lacks_patch "$b" "$id"
-check "... by hpatchd's word" grep -q "'$AGENT_STORE/$id.hpatch': patch expired" "$T/hpatchd.log"
+check "... by hpatchd's word" wait_until 5 grep -q "'$AGENT_STORE/$id.hpatch': patch expired" "$T/hpatchd.log"
 check "... nor audited as applied" \
 	test "$(grep -c "\"action\":\"apply\",\"pid\":$b,.*\"result\":\"ok\"" "$HPATCH_AUDIT_LOG")" -eq 0
 check "... one that had it keeps it" has_patch "$a" "$id"

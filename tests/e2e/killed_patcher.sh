@@ -11,6 +11,7 @@ svc_and_patch
 regions() { "$HPATCH" status -p "$pid" --json | grep -o '"state":"[a-z ]*"' | grep -v retired | sort | uniq -c | tr -s ' ' | tr '\n' ';'; }
 # (Some containers forbid lowering oom_score_adj even to root.)
 oom_ok=$(bash -c 'echo -1 >/proc/self/oom_score_adj' 2>/dev/null && echo yes || echo no)
+oom_proof() { test "$(cat "/proc/$1/oom_score_adj" 2>/dev/null)" = -1000; }
 
 for sig in TERM HUP INT; do
 	# Every thread stopped for 800 ms (HPATCH_DELAY at the stop): the
@@ -21,7 +22,7 @@ for sig in TERM HUP INT; do
 	sleep 0.4
 	[ "$oom_ok" = no ] ||
 		check "SIG$sig: hpatch is OOM-proof while it holds the target" \
-			test "$(cat "/proc/$hp/oom_score_adj" 2>/dev/null)" = -1000
+			wait_until 5 oom_proof "$hp"
 	kill -"$sig" "$hp"
 	wait "$hp" && rc=0 || rc=$?
 	check "SIG$sig: the target runs" kill -0 "$pid"
