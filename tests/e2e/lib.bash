@@ -28,7 +28,19 @@ PIDS=()
 PASSED=0
 FAILED=0
 
+# show_logs: on a failure, what the test's hpatchd and last command said,
+# for a failure seen only in a CI log (the scratch dir is gone by then).
+show_logs() {
+	local f
+	for f in "$T/hpatchd.log" "$T/last.err"; do
+		[ -s "$f" ] || continue
+		echo "--- the last lines of $(basename "$f"):" >&2
+		tail -n 40 "$f" >&2
+	done
+}
 cleanup() {
+	local rc=$?
+	[ "$rc" -eq 0 ] && [ "$FAILED" -eq 0 ] || show_logs
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	# The perf maps hpatch wrote for them (runtime/rt_perfmap.c).
 	for p in "${PIDS[@]}"; do rm -f "/tmp/perf-$p.map"; done
