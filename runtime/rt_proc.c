@@ -29,8 +29,14 @@
 
 #define HP_LOG_PREFIX "rt: "
 
-/* A thread of @pid's that has not exited, in *@tid (@pid if none is).
- * Return: whether one was found. */
+/*
+ * A thread of @pid's that is not exiting, in *@tid (@pid if none is).
+ * Not exiting, rather than not a zombie: a leader leaving by pthread_exit
+ * lets go of its memory (empty maps, no exe) well before it is a zombie,
+ * for as long as closing its own files takes (milliseconds for thousands,
+ * and any time at all on a loaded host), while its threads run on.
+ * Return: whether one was found.
+ */
 static bool find_live_tid(pid_t pid, pid_t *tid)
 {
 	pid_t *tids = NULL;
@@ -38,12 +44,12 @@ static bool find_live_tid(pid_t pid, pid_t *tid)
 	bool found = false;
 
 	*tid = pid;
-	if (!hp_task_gone(pid))
+	if (hp_task_live(pid))
 		return true;
 	if (hp_proc_list_tasks(pid, &tids, &nr))
 		return false;
 	for (size_t i = 0; i < nr && !found; i++)
-		if (!hp_task_gone(tids[i])) {
+		if (hp_task_live(tids[i])) {
 			*tid = tids[i];
 			found = true;
 		}

@@ -188,9 +188,9 @@ int hp_rt_revert(pid_t pid, const struct hp_rt_opts *opts,
  */
 int hp_rt_perfmap_forget(pid_t pid, int64_t exited_ns);
 
-/* A live thread of @pid: the leader, unless it has exited (pthread_exit in
- * main leaves it a zombie, without memory, while the others run on).
- * @pid when none is. */
+/* A live thread of @pid: the leader, unless it is exiting or has exited
+ * (pthread_exit in main lets go of its memory, then leaves it a zombie,
+ * while the others run on). @pid when none is. */
 pid_t hp_proc_live_tid(pid_t pid);
 /* Whether process @pid is gone whole: reaped, or a zombie leader with no
  * other thread left (one read of its stat; false when unsure). */

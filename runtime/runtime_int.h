@@ -152,6 +152,10 @@ int hp_proc_list_tasks(pid_t pid, pid_t **tids, size_t *nr)
 /* Whether process or thread @tid is gone, or a zombie not yet reaped:
  * nothing left to patch or undo there. */
 bool hp_task_gone(pid_t tid);
+/* Whether thread @tid may run its code again: neither gone, a zombie, nor
+ * exiting (PF_EXITING: its memory let go, or being). A stat not read now
+ * (no fd left) says nothing: live, as hp_task_gone takes it. */
+bool hp_task_live(pid_t tid);
 /* The number after "@key" ("Seccomp:") in /proc/@tid/status, or -1. */
 long hp_task_status_field(pid_t tid, const char *key);
 /* The same for each of @keys (@nr of them) into @vals, from one read of
