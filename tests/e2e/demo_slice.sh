@@ -58,6 +58,6 @@ check "same connection answers v1 again" \
 check "no patch listed after revert" grep -q '"patches":\[\]' "$T/status2.json"
 region=$(sed -n 's/.*"region":"0x\([0-9a-f]*\)".*/\1/p' "$T/status.json")
 check "patch region unmapped after revert" \
-	bash -c "! grep -q '^$region-' /proc/$pid/maps"
+	collected "$pid" bash -c "! grep -q '^$region-' /proc/$pid/maps"
 exec 3>&-
 finish

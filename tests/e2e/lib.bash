@@ -256,6 +256,21 @@ wait_thread() {
 	return 1
 }
 
+# collected PID CMD...: CMD holds (a patch region gone, say), at once or
+# once a later hpatch has collected what a revert kept: a thread stopped
+# inside the patch's code, or a stale stack word (the scan is
+# conservative), keeps the region, retired, until an hpatch finds it
+# unused (revert again: nothing to revert, it collects first).
+collected() {
+	local pid=$1 _; shift
+	for _ in $(seq 30); do
+		"$@" && return 0
+		"$HPATCH" revert -p "$pid" >/dev/null 2>&1 || true
+		sleep 0.1
+	done
+	"$@"
+}
+
 # open_conn FD PORT: a TCP connection to the target on file descriptor FD.
 open_conn() { eval "exec $1<>/dev/tcp/127.0.0.1/$2"; }
 

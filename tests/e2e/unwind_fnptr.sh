@@ -22,6 +22,7 @@ expect_exit 0 "apply through the sleeper" "$HPATCH" apply -p "$pid" --trust "$T/
 check "patched, unwinding" wait_round_in "$log" "sum=$((v1 + 200 * 4096))"
 expect_exit 0 "revert through it" "$HPATCH" revert -p "$pid"
 check "old code, unwinding" wait_round_in "$log" "sum=$v1"
-check "the region unmapped" test "$(code_maps "$pid")" -eq "$rx"
+as_before() { test "$(code_maps "$pid")" -eq "$rx"; }
+check "the region unmapped" collected "$pid" as_before
 unharmed "$pid"
 finish

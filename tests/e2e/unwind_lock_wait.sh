@@ -30,7 +30,8 @@ rc=0
 wait "$hp" || rc=$?
 check "a: revert done (exit $rc: $(head -c 300 "$T/a.err"))" test "$rc" = 0
 check "a: old code, unwinding again" wait_round_in "$log" "sum=$v1"
-check "a: the region unmapped" test "$(code_maps "$pid")" -eq "$rx"
+as_before() { test "$(code_maps "$pid")" -eq "$rx"; }
+check "a: the region unmapped" collected "$pid" as_before
 unharmed "$pid"
 
 arena_held b vec
