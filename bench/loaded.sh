@@ -21,7 +21,7 @@ bench_patch "$t" svc
 pid=$!
 pids+=("$pid")
 for _ in $(seq 100); do
-	grep -q ready "$t/svc.log" && break
+	grep -qs ready "$t/svc.log" && break
 	sleep 0.05
 done
 for _ in $(seq "$busy"); do

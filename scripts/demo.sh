@@ -33,7 +33,7 @@ say "tools: $HPDIFF, $HPSIGN, $HPATCH"
 say "start demo v1 (3 worker threads + TCP server)"
 "$B/testdata/demo-v1" 0 3 >"$W/demo.log" 2>&1 &
 pid=$!
-for _ in $(seq 50); do grep -q ready "$W/demo.log" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -qs ready "$W/demo.log" && break; sleep 0.1; done
 port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' "$W/demo.log" | head -1)
 echo "  pid $pid, port $port, $(ls /proc/$pid/task | wc -l) threads"
 exec 3<>"/dev/tcp/127.0.0.1/$port"

@@ -175,7 +175,7 @@ start_target() {
 	PIDS+=($!)
 	TARGET_PID=$!
 	for _ in $(seq 200); do # 10 s: a loaded host is slow to start
-		if grep -q "ready" "$log"; then
+		if grep -qs "ready" "$log"; then
 			TARGET_PORT=$(sed -n 's/.*ready pid=[0-9]* port=\([0-9]*\).*/\1/p' "$log" | head -1)
 			return 0
 		fi
