@@ -121,6 +121,9 @@ threads_back() {
 	}
 }
 
+# one_patch PID: one patch, active, and no other region.
+one_patch() { test "$(active "$1" | wc -l)" -eq 1 -a -z "$(others "$1")"; }
+
 # sweep NAME OP STEP WANT_V: hpatch OP ("apply -p", "apply --all",
 # "revert") held at STEP on the target launched last, killed -9 there,
 # then the target checked against what it was just before.
@@ -172,8 +175,17 @@ sweep() {
 		"$name $op $step: the next apply" "$HPATCH" apply -p "$pid" \
 		--trust "$T/trust" --debug=ptrace "$patch"
 	failed=$FAILED
+	# The leftover stays while a thread points into it (the scan is
+	# conservative: an unwinder's local on the stack of a thread that
+	# throws, its table registered): a later hpatch collects it (apply
+	# again: already applied, it collects first).
+	for _ in $(seq 10); do
+		! one_patch "$pid" || break
+		"$HPATCH" apply -p "$pid" --trust "$T/trust" "$patch" >/dev/null 2>&1 || true
+		sleep 0.1
+	done
 	check "$name $op $step: then one patch, active, nothing else ($(others "$pid" | tr '\n' ' '))" \
-		test "$(active "$pid" | wc -l)" -eq 1 -a -z "$(others "$pid")"
+		one_patch "$pid"
 	# (Failed: why, as the next apply said.)
 	[ "$FAILED" = "$failed" ] || grep -E 'kept|error|warning' "$T/last.err" >&2 || true
 	case " $UNFOUND " in
