@@ -51,19 +51,6 @@ static bool stat_gone(const char *stat)
 	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
-#define HP_PF_EXITING 0x4
-#define HP_PF_KTHREAD 0x200000
-
-/* The flags of a /proc/TID/stat line into *@flags. Return: whether read. */
-static bool stat_flags(const char *stat, unsigned long *flags)
-{
-	unsigned long long v = 0;
-	const bool ok = hp_stat_field(stat, 9, &v);
-
-	*flags = (unsigned long)v;
-	return ok;
-}
-
 bool hp_task_gone(pid_t tid)
 {
 	char buf[256];
@@ -75,13 +62,10 @@ bool hp_task_gone(pid_t tid)
 bool hp_task_live(pid_t tid)
 {
 	char buf[256];
-	unsigned long flags = 0;
 	const ssize_t n = read_stat(tid, buf, sizeof(buf));
 
-	if (n < 0) /* not read now (no fd left): says nothing */
-		return true;
-	return n && !stat_gone(buf) &&
-	       !(stat_flags(buf, &flags) && (flags & HP_PF_EXITING));
+	/* Not read now (no fd left): says nothing. A zombie is PF_EXITING. */
+	return n < 0 || (n > 0 && hp_stat_has_mm(buf));
 }
 
 bool hp_proc_gone_whole(pid_t pid)
@@ -171,6 +155,19 @@ static void read_small(const char *path, char *buf, size_t size)
 	if (fd >= 0)
 		close(fd);
 	buf[n > 0 ? n : 0] = 0;
+}
+
+#define HP_PF_EXITING 0x4
+#define HP_PF_KTHREAD 0x200000
+
+/* The flags of a /proc/TID/stat line into *@flags. Return: whether read. */
+static bool stat_flags(const char *stat, unsigned long *flags)
+{
+	unsigned long long v = 0;
+	const bool ok = hp_stat_field(stat, 9, &v);
+
+	*flags = (unsigned long)v;
+	return ok;
 }
 
 /* Whether a /proc/TID/stat line is of a task with memory of its own: not a
