@@ -175,17 +175,10 @@ sweep() {
 		"$name $op $step: the next apply" "$HPATCH" apply -p "$pid" \
 		--trust "$T/trust" --debug=ptrace "$patch"
 	failed=$FAILED
-	# The leftover stays while a thread points into it (the scan is
-	# conservative: an unwinder's local on the stack of a thread that
-	# throws, its table registered): a later hpatch collects it (apply
-	# again: already applied, it collects first).
-	for _ in $(seq 10); do
-		! one_patch "$pid" || break
-		"$HPATCH" apply -p "$pid" --trust "$T/trust" "$patch" >/dev/null 2>&1 || true
-		sleep 0.1
-	done
+	# The leftover stays while a thread points into it (an unwinder's
+	# local on the stack of a thread that throws, its table registered).
 	check "$name $op $step: then one patch, active, nothing else ($(others "$pid" | tr '\n' ' '))" \
-		one_patch "$pid"
+		collected --apply "$patch" "$pid" one_patch "$pid"
 	# (Failed: why, as the next apply said.)
 	[ "$FAILED" = "$failed" ] || grep -E 'kept|error|warning' "$T/last.err" >&2 || true
 	case " $UNFOUND " in

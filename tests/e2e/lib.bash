@@ -256,16 +256,20 @@ wait_thread() {
 	return 1
 }
 
-# collected PID CMD...: CMD holds (a patch region gone, say), at once or
-# once a later hpatch has collected what a revert kept: a thread stopped
-# inside the patch's code, or a stale stack word (the scan is
-# conservative), keeps the region, retired, until an hpatch finds it
-# unused (revert again: nothing to revert, it collects first).
+# collected [--apply FILE] PID CMD...: CMD holds (a patch region gone,
+# say), at once or once a later hpatch has collected what an hpatch kept:
+# a thread stopped inside the patch's code, or a stale stack word (the
+# scan is conservative), keeps a region until an hpatch finds it unused.
+# Each hpatch collects first: revert again (nothing to revert), or with
+# --apply, apply FILE again (already applied) where the patch must stay.
 collected() {
-	local pid=$1 _; shift
+	local -a again=(revert)
+	local _
+	[ "$1" != --apply ] || { again=(apply --trust "$T/trust" "$2"); shift 2; }
+	local pid=$1; shift
 	for _ in $(seq 30); do
 		"$@" && return 0
-		"$HPATCH" revert -p "$pid" >/dev/null 2>&1 || true
+		"$HPATCH" "${again[@]}" -p "$pid" >/dev/null 2>&1 || true
 		sleep 0.1
 	done
 	"$@"
